@@ -1,0 +1,92 @@
+# berth: one plain GNU Makefile.  `make` builds ./berth, `make test` runs
+# every test through prove, `make asan` does the same under ASan/UBSan.
+-include config.mak
+
+PKG_CONFIG ?= pkg-config
+CC ?= cc
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
+B ?= build
+
+ifneq ($(MAKECMDGOALS),clean)
+ifneq ($(shell $(PKG_CONFIG) --exists $(DEPS) && echo yes),yes)
+$(error missing libraries ($(DEPS)); run scripts/install-deps)
+endif
+endif
+
+DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+
+WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
+	-Wshadow -Wpointer-arith -Wcast-qual -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(DEP_CFLAGS) -MMD -MP
+ifdef SANITIZE
+ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=$(SANITIZE)
+endif
+
+SRCS := $(wildcard server/*.c)
+OBJS := $(SRCS:server/%.c=$(B)/%.o)
+LIBOBJS := $(filter-out $(B)/main.o,$(OBJS))
+UNIT_SRCS := $(wildcard tests/unit/*.c)
+UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/replay/%)
+
+.PHONY: all test check asan fuzz bench run install clean units
+all: berth
+
+berth: $(B)/berth
+	@if [ "$(B)" = build ]; then ln -sf $(B)/berth berth; fi
+
+$(B)/berth: $(OBJS)
+	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
+
+$(B)/%.o: server/%.c | $(B)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B):
+	mkdir -p $(B)/unit $(B)/replay
+
+$(B)/unit/%: tests/unit/%.c $(LIBOBJS) | $(B)
+	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+
+# Each fuzz target also builds with a standalone driver that replays its
+# committed corpus, so `make test` exercises every parser on those inputs.
+$(B)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBOBJS) | $(B)
+	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< tests/fuzz/replay.c $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+
+units: $(UNIT_BINS) $(REPLAY_BINS)
+
+PROVE ?= prove
+TESTS ?= tests/t*.sh
+test: berth units
+	$(PROVE) --exec tests/run-test.sh $(UNIT_BINS) $(REPLAY_BINS) $(TESTS)
+check: test
+
+asan:
+	$(MAKE) B=build-asan SANITIZE=address,undefined CFLAGS="-O1 -g" units build-asan/berth
+	BERTH=$(CURDIR)/build-asan/berth $(PROVE) --exec tests/run-test.sh \
+		$(UNIT_SRCS:tests/unit/%.c=build-asan/unit/%) \
+		$(FUZZ_SRCS:tests/fuzz/%.c=build-asan/replay/%) $(TESTS)
+
+# libFuzzer targets (clang); run one with e.g. build-fuzz/fuzz-manifest -max_total_time=60
+fuzz:
+	$(MAKE) B=build-fuzz CC=clang SANITIZE=fuzzer-no-link,address,undefined CFLAGS="-O1 -g" $(LIBOBJS:$(B)/%=build-fuzz/%)
+	for f in $(FUZZ_SRCS:tests/fuzz/%.c=%); do \
+		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) -Iserver \
+			-o build-fuzz/$$f tests/fuzz/$$f.c $(LIBOBJS:$(B)/%=build-fuzz/%) $(DEP_LIBS) || exit 1; done
+
+bench: berth
+	scripts/bench
+
+run: berth
+	scripts/run
+
+install: berth
+	install -D -m 755 $(B)/berth $(DESTDIR)/usr/local/bin/berth
+
+clean:
+	rm -rf build build-asan build-fuzz berth
+
+-include $(OBJS:.o=.d)

@@ -1,0 +1,48 @@
+/*
+ * config: the server's settings, from ROOT/berth.yaml (optional) with
+ * defaults, then command-line overrides.  One descriptor table gives
+ * every key its type, default and bounds; `berth config-check` and
+ * `berth serve` both use it.  Errors are reported as
+ * "berth.yaml:LINE:COL: message", all of them, then one failure.
+ */
+#ifndef BERTH_CONFIG_H
+#define BERTH_CONFIG_H
+
+struct config {
+	char *root;		/* state directory (absolute) */
+	char *ssh_listen;	/* ssh_listen: "0.0.0.0:2222" */
+	char *http_listen;	/* http_listen: "127.0.0.1:8080" */
+	char *domain;		/* domain: "localhost" */
+	int port_min;		/* ports: pool for app processes, 20000 */
+	int port_max;		/* 29999 */
+	long drain_ms;		/* drain: 2s */
+	long stop_timeout_ms;	/* stop_timeout: 10s */
+	long health_timeout_ms;	/* health_timeout: 60s */
+	long health_interval_ms;/* health_interval: 50ms */
+	long settle_ms;		/* settle: 1s, worker-only apps */
+	char *deploy_branch;	/* deploy_branch: NULL = main or master */
+	long max_pack_bytes;	/* max_pack_size: 1 GiB */
+	long build_timeout_ms;	/* build_timeout: 15m */
+	int keep_releases;	/* keep_releases: 10 */
+	long log_max_bytes;	/* log_max_size: 10 MiB, then rotate */
+	int max_sessions;	/* max_sessions: 32 concurrent SSH connections */
+	char *nginx;		/* nginx: "own" (default) or "system" */
+	char *nginx_conf_dir;	/* nginx_conf_dir: for "system", e.g. /etc/nginx/conf.d */
+	char *nginx_bin;	/* nginx_bin: "nginx" */
+	char *postgres;		/* postgres: conninfo of an admin role; NULL = embedded */
+	char *webhook;		/* webhook: URL posted after each deploy, or NULL */
+	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
+};
+
+/* Defaults only; root is copied. */
+void config_init(struct config *c, const char *root);
+/*
+ * Read ROOT/berth.yaml over the defaults (a missing file is fine).  On
+ * error returns -1, error_last() holds every problem, one per line.
+ */
+int config_load(struct config *c);
+/* Set one key from a string (also what the YAML loader uses). */
+int config_set(struct config *c, const char *key, const char *value);
+void config_release(struct config *c);
+
+#endif

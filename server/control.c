@@ -1,0 +1,274 @@
+/* control: see control.h. */
+#include "control.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int word_char_plain(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       (c >= '0' && c <= '9') || strchr("._,:/@+=^~-", c);
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int control_parse_request(struct strv *argv, const char *line, size_t len)
+{
+	struct buf word = BUF_INIT;
+	size_t i = 0;
+	int ret = -1;
+
+	if (len > CONTROL_LINE_MAX)
+		return error_set("request too long");
+	if (len && line[len - 1] == '\r')
+		len--;
+	while (i < len) {
+		buf_reset(&word);
+		if (line[i] == ' ') {
+			error_set("empty word in request");
+			goto out;
+		}
+		while (i < len && line[i] != ' ') {
+			unsigned char c = (unsigned char)line[i];
+
+			if (c == '%') {
+				int hi, lo;
+
+				if (i + 2 >= len) {
+					error_set("bad escape in request");
+					goto out;
+				}
+				hi = hexval(line[i + 1]);
+				lo = hexval(line[i + 2]);
+				if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+					error_set("bad escape in request");
+					goto out;
+				}
+				c = (unsigned char)(hi << 4 | lo);
+				i += 3;
+			} else if (c < 0x20 || c == 0x7f) {
+				error_set("control character in request");
+				goto out;
+			} else {
+				i++;
+			}
+			buf_add(&word, &c, 1);
+		}
+		if (argv->n >= CONTROL_MAX_WORDS) {
+			error_set("too many words in request");
+			goto out;
+		}
+		strv_push(argv, word.data ? word.data : "");
+		if (i < len) {
+			i++;	/* the separating space */
+			if (i == len) {
+				error_set("trailing space in request");
+				goto out;
+			}
+		}
+	}
+	if (argv->n == 0) {
+		error_set("empty request");
+		goto out;
+	}
+	ret = 0;
+out:
+	buf_release(&word);
+	return ret;
+}
+
+void control_encode_request(struct buf *out, int argc, char *const *argv)
+{
+	int i;
+	const unsigned char *p;
+
+	for (i = 0; i < argc; i++) {
+		if (i)
+			buf_add(out, " ", 1);
+		for (p = (const unsigned char *)argv[i]; *p; p++) {
+			if (word_char_plain(*p))
+				buf_add(out, p, 1);
+			else
+				buf_addf(out, "%%%02X", *p);
+		}
+	}
+	buf_add(out, "\n", 1);
+}
+
+void control_encode_data(struct buf *out, const char *line, size_t len)
+{
+	if ((len == 2 && !memcmp(line, "ok", 2)) ||
+	    (len >= 6 && !memcmp(line, "error:", 6)) ||
+	    (len >= 1 && line[0] == '\\'))
+		buf_add(out, "\\", 1);
+	buf_add(out, line, len);
+	buf_add(out, "\n", 1);
+}
+
+void control_reader_init(struct control_reader *r)
+{
+	buf_init(&r->in, 0);
+}
+
+void control_reader_release(struct control_reader *r)
+{
+	buf_release(&r->in);
+}
+
+int control_reader_feed(struct control_reader *r, const char *data,
+			size_t len, control_line_fn fn, void *arg)
+{
+	char *nl;
+	int ret = 0;
+
+	buf_add(&r->in, data, len);
+	while (r->in.len && (nl = memchr(r->in.data, '\n', r->in.len))) {
+		size_t n = (size_t)(nl - r->in.data);
+		char *line = r->in.data;
+
+		*nl = '\0';
+		if (!strcmp(line, "ok"))
+			ret = fn(arg, CONTROL_OK, "");
+		else if (!strncmp(line, "error: ", 7))
+			ret = fn(arg, CONTROL_ERROR, line + 7);
+		else if (!strncmp(line, "error:", 6))
+			ret = fn(arg, CONTROL_ERROR, line + 6);
+		else if (line[0] == '\\')
+			ret = fn(arg, CONTROL_DATA, line + 1);
+		else
+			ret = fn(arg, CONTROL_DATA, line);
+		buf_consume(&r->in, n + 1);
+		if (ret)
+			return ret;
+	}
+	if (r->in.len > CONTROL_LINE_MAX * 4)
+		return error_set("response line too long");
+	return 0;
+}
+
+int control_connect(const char *root)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", root,
+		     CONTROL_SOCKET) >= (int)sizeof(sa.sun_path))
+		return error_set("state directory path too long for a socket");
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_setsys("socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		error_setsys("cannot reach the engine at '%s' (is 'berth serve' running?)",
+			     sa.sun_path);
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct call_state {
+	control_line_fn fn;
+	void *arg;
+	int done;	/* 1 ok, 2 error */
+	char *errmsg;
+};
+
+static int call_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct call_state *cs = arg;
+	int ret = 0;
+
+	if (cs->fn)
+		ret = cs->fn(cs->arg, kind, text);
+	if (kind == CONTROL_OK) {
+		cs->done = 1;
+		return 1;
+	}
+	if (kind == CONTROL_ERROR) {
+		cs->done = 2;
+		cs->errmsg = xstrdup(text);
+		return 1;
+	}
+	return ret;
+}
+
+int control_call(const char *root, int argc, char *const *argv,
+		 control_line_fn fn, void *arg, char **errmsg)
+{
+	struct buf req = BUF_INIT;
+	struct control_reader rd;
+	struct call_state cs = { fn, arg, 0, NULL };
+	char chunk[8192];
+	int fd, ret = -1, r;
+	ssize_t n;
+
+	control_reader_init(&rd);
+	fd = control_connect(root);
+	if (fd < 0)
+		goto out;
+	control_encode_request(&req, argc, argv);
+	if (req.len > CONTROL_LINE_MAX + 1) {
+		error_set("request too long");
+		goto out;
+	}
+	if (write_all(fd, req.data, req.len) < 0) {
+		error_setsys("cannot send request");
+		goto out;
+	}
+	for (;;) {
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			error_setsys("cannot read from the engine");
+			goto out;
+		}
+		if (n == 0) {
+			error_set("the engine closed the connection early");
+			goto out;
+		}
+		r = control_reader_feed(&rd, chunk, (size_t)n, call_line, &cs);
+		if (cs.done)
+			break;
+		if (r) {
+			if (r < 0)
+				goto out;
+			/* the caller asked to stop early */
+			error_set("stopped");
+			goto out;
+		}
+	}
+	if (cs.done == 1) {
+		ret = 0;
+	} else {
+		ret = 1;
+		if (errmsg) {
+			*errmsg = cs.errmsg;
+			cs.errmsg = NULL;
+		}
+	}
+out:
+	free(cs.errmsg);
+	if (fd >= 0)
+		close(fd);
+	buf_release(&req);
+	control_reader_release(&rd);
+	return ret;
+}

@@ -1,0 +1,45 @@
+/*
+ * health: readiness checks over HTTP with libcurl's multi interface,
+ * driven by the engine's loop (never blocking it).
+ *
+ * A check polls GET url every interval_ms until a response with status
+ * <= max_status arrives (ok), or timeout_ms passes (fail).  host, if not
+ * NULL, is sent as the Host header (to check an app through nginx).
+ * If want_header/want_value are set, a response counts only if it carries
+ * that header with that value (to confirm which release answered).
+ */
+#ifndef BERTH_HEALTH_H
+#define BERTH_HEALTH_H
+
+struct loop;
+struct health;
+
+struct health_result {
+	int ok;			/* 1 healthy */
+	long status;		/* last HTTP status, 0 if none */
+	long elapsed_ms;	/* from start to the answer (or timeout) */
+	const char *error;	/* last failure in words, borrowed */
+};
+
+typedef void (*health_fn)(void *arg, const struct health_result *r);
+
+int health_init(struct loop *l);
+void health_shutdown(void);
+
+struct health_req {
+	const char *url;		/* http://127.0.0.1:PORT/path */
+	const char *host;		/* or NULL */
+	long max_status;		/* e.g. 499 */
+	long interval_ms;
+	long timeout_ms;
+	const char *want_header;	/* or NULL */
+	const char *want_value;
+};
+
+/* Start a check; fn is called exactly once unless cancelled first. */
+struct health *health_start(const struct health_req *req, health_fn fn,
+			    void *arg);
+/* Cancel a running check; fn is not called. NULL is a no-op. */
+void health_cancel(struct health *h);
+
+#endif

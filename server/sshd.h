@@ -1,0 +1,33 @@
+/*
+ * sshd: berth's own SSH endpoint (libssh).
+ *
+ * Engine side: sshd_start() binds cfg->ssh_listen, makes the ed25519 host
+ * key under ROOT/host on first start, and watches the listening socket in
+ * the engine's loop.  Each accepted connection is handed (as fd 3) to a
+ * fresh session process, "berth session", started through spawn; at most
+ * cfg->max_sessions run at once, extra connections are closed at once.
+ * The engine never parses SSH traffic itself.
+ *
+ * Session side: session_main() does the key exchange, public-key
+ * authentication against ROOT/keys/authorized_keys, and one exec request:
+ * git-receive-pack / git-upload-pack on an app's repository, or an engine
+ * command sent over the control socket.  It exits when the connection ends.
+ */
+#ifndef BERTH_SSHD_H
+#define BERTH_SSHD_H
+
+struct config;
+struct loop;
+struct sshd;
+
+/* self_exe: path of the berth binary, for starting session processes. */
+int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
+	       const char *self_exe);
+/* Close the listening socket; running sessions finish on their own. */
+void sshd_stop(struct sshd *s);
+
+/* Entry point of "berth session": fd is the accepted connection.
+ * Returns the process exit code. */
+int session_main(const struct config *cfg, int fd);
+
+#endif

@@ -1,0 +1,138 @@
+# test-lib.sh: TAP test helpers in the style of git's t/test-lib.sh.
+#
+#   . "$(dirname "$0")/test-lib.sh"
+#   test_expect_success 'what it checks' '
+#       cmd1 &&
+#       cmd2
+#   '
+#   test_done
+#
+# Each script runs in its own trash directory ($TRASH, removed at the end
+# unless BERTH_TEST_KEEP=1).  Steps are &&-chained; a step fails when its
+# body returns non-zero.  test_when_finished registers cleanup for a step.
+
+set -u
+TEST_DIR=$(cd "$(dirname "$0")" && pwd)
+TOP=$(cd "$TEST_DIR/.." && pwd)
+: "${BERTH:=$TOP/berth}"
+export BERTH TOP TEST_DIR
+TEST_NAME=$(basename "$0" .sh)
+TRASH=$(mktemp -d "${TMPDIR:-/tmp}/berth-test.$TEST_NAME.XXXXXX")
+chmod 755 "$TRASH"
+export TRASH
+cd "$TRASH" || exit 1
+test_count=0
+test_failed=0
+test_cleanup_cmds=""
+test_exit_hooks=""
+
+say() { printf '# %s\n' "$*"; }
+
+# Register a command to run at the end of the script (daemons and such).
+test_atexit() { test_exit_hooks="$1
+$test_exit_hooks"; }
+
+test_when_finished() { test_cleanup_cmds="$1
+$test_cleanup_cmds"; }
+
+test_run_exit_hooks() {
+	[ -n "$test_exit_hooks" ] && eval "$test_exit_hooks" >/dev/null 2>&1
+	test_exit_hooks=""
+}
+trap 'test_run_exit_hooks' EXIT
+
+test_expect_success() {
+	local desc="$1" body="$2" out ret
+	test_count=$((test_count + 1))
+	test_cleanup_cmds=""
+	out="$TRASH/.step-$test_count.out"
+	(
+		set +u
+		eval "$body"
+	) >"$out" 2>&1
+	ret=$?
+	if [ -n "$test_cleanup_cmds" ]; then
+		eval "$test_cleanup_cmds" >/dev/null 2>&1
+	fi
+	if [ $ret -eq 0 ]; then
+		echo "ok $test_count - $desc"
+	else
+		echo "not ok $test_count - $desc"
+		test_failed=$((test_failed + 1))
+		sed -e 's/^/#   /' "$out" | tail -n 60
+	fi
+}
+
+# A step that needs something this machine lacks is skipped, never passed.
+test_skip() {
+	test_count=$((test_count + 1))
+	echo "ok $test_count # skip $1"
+}
+
+test_must_fail() {
+	"$@"
+	local ret=$?
+	if [ $ret -eq 0 ]; then
+		echo "test_must_fail: command succeeded: $*" >&2
+		return 1
+	elif [ $ret -gt 128 ] && [ $ret -lt 255 ]; then
+		echo "test_must_fail: killed by signal: $*" >&2
+		return 1
+	fi
+	return 0
+}
+
+test_cmp() { diff -u "$1" "$2"; }
+
+# test_grep PATTERN FILE: like grep -q, but shows the file when it fails.
+test_grep() {
+	if ! grep -q -E -e "$1" "$2"; then
+		echo "test_grep: no '$1' in $2:" >&2
+		sed -e 's/^/| /' "$2" | tail -n 40 >&2
+		return 1
+	fi
+}
+test_grep_not() {
+	if grep -q -E -e "$1" "$2"; then
+		echo "test_grep_not: found '$1' in $2:" >&2
+		grep -E -e "$1" "$2" | head -n 10 >&2
+		return 1
+	fi
+}
+
+# retry_until SECONDS CMD...: run CMD every 0.1 s until it succeeds.
+retry_until() {
+	local limit=$(( $1 * 10 )) i=0
+	shift
+	while [ $i -lt $limit ]; do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.1
+		i=$((i + 1))
+	done
+	echo "retry_until: gave up on: $*" >&2
+	return 1
+}
+
+# A TCP port nobody listens on, from a range unlikely to be used.
+free_port() {
+	local p
+	while :; do
+		p=$(( 30000 + (RANDOM * 32768 + RANDOM) % 20000 ))
+		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+			echo $p
+			return
+		fi
+	done
+}
+
+test_done() {
+	test_run_exit_hooks
+	echo "1..$test_count"
+	if [ $test_failed -eq 0 ] && [ "${BERTH_TEST_KEEP:-0}" != 1 ]; then
+		cd / && rm -rf "$TRASH"
+	else
+		say "trash directory kept: $TRASH"
+	fi
+	[ $test_failed -eq 0 ]
+	exit $?
+}
