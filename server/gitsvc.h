@@ -1,0 +1,50 @@
+/*
+ * gitsvc: git's server side over any byte stream: receive-pack (push) and
+ * upload-pack (clone/fetch), protocol v0, implemented in the project
+ * (pktline.c) on libgit2.  The transport is an SSH channel in a session
+ * process, or stdin/stdout for "berth git-receive-pack ROOT NAME" in tests.
+ * All calls block; they run in a session process, never in the engine.
+ */
+#ifndef BERTH_GITSVC_H
+#define BERTH_GITSVC_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct config;
+
+/* The transport.  read: up to len bytes, 0 at EOF, -1 on error.
+ * write: all of len, 0 or -1. */
+struct git_io {
+	void *ctx;
+	ssize_t (*read)(void *ctx, void *buf, size_t len);
+	int (*write)(void *ctx, const void *buf, size_t len);
+};
+
+enum git_service {
+	GIT_SERVICE_RECEIVE_PACK = 1,
+	GIT_SERVICE_UPLOAD_PACK,
+};
+
+/*
+ * Recognise an exec command from git's ssh transport:
+ * "git-receive-pack 'NAME'" (also "git receive-pack", NAME.git, /NAME,
+ * '/NAME.git'; same for upload-pack).  0 with *app (caller frees) a valid
+ * app name; ERR_NOTFOUND if the command is not a git service at all;
+ * ERR_INVALID (error_last() says why) for a git command with a bad path.
+ */
+int git_parse_command(const char *cmdline, enum git_service *svc, char **app);
+
+/*
+ * Serve one push to ROOT/apps/APP/repo.git (created on first push).
+ * pusher names the key's user (for release metadata).  Returns the exit
+ * status for the client: 0 when every ref was accepted (and deployed).
+ */
+int git_receive_pack(const struct config *cfg, const char *app,
+		     const char *pusher, struct git_io *io);
+
+/* Serve one clone/fetch of an existing app repository. */
+int git_upload_pack(const struct config *cfg, const char *app,
+		    struct git_io *io);
+
+#endif
