@@ -175,7 +175,7 @@ static size_t cut_comment(const char *cmd, size_t len)
 			i++;
 		} else if (c == '\'' || c == '"') {
 			quote = c;
-		} else if (c == '#' && i > 0 && (cmd[i - 1] == ' ' || cmd[i - 1] == '\t')) {
+		} else if (c == '#' && (i == 0 || cmd[i - 1] == ' ' || cmd[i - 1] == '\t')) {
 			return i;
 		}
 	}

@@ -179,10 +179,14 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 			return error_set("%s:%zu:%zu: alias '%s' refers to itself",
 					 b->fname, ev->start_mark.line + 1,
 					 ev->start_mark.column + 1, name);
-	if (copy_tree(b, &copy, src, b->depth) < 0)
+	if (copy_tree(b, &copy, src, b->depth) < 0) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "%s", error_last());
 		return error_set("%s:%zu:%zu: %s", b->fname,
 				 ev->start_mark.line + 1,
-				 ev->start_mark.column + 1, error_last());
+				 ev->start_mark.column + 1, why);
+	}
 	/* a copy points at the alias, not at the anchor */
 	copy->line = (int)ev->start_mark.line + 1;
 	copy->col = (int)ev->start_mark.column + 1;
