@@ -732,9 +732,11 @@ static int keter_argv(struct keter *kt, struct strv *argv,
 
 	if (get_str(&s, exec, kt->fname, "exec") < 0)
 		return -1;
-	if (!*s || clean_rel_path(&rel, "config", s) < 0 || !*rel)
+	if (!*s || clean_rel_path(&rel, "config", s) < 0 || !*rel) {
+		free(rel);
 		return node_error(kt->fname, exec,
 				  "'exec' must be a path inside the bundle, relative to config/");
+	}
 	strv_pushf(argv, "%s/%s", kt->absdir, rel);
 	free(rel);
 	if (!args || ynode_is_null(args))
