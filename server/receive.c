@@ -889,13 +889,13 @@ static int ref_move(git_repository *repo, const char *name,
 {
 	git_reference *ref = NULL, *out = NULL;
 	git_oid f, t;
-	int ret = -1;
+	int ret = -1, err;
 
 	git_oid_fromraw(&f, from);
 	git_oid_fromraw(&t, to);
 	if (push_id_is_zero(to)) {
 		if (git_reference_lookup(&ref, repo, name) < 0) {
-			gitsvc_lg2_error("failed to delete");
+			error_set("no such ref");
 			goto out;
 		}
 		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT ||
@@ -904,13 +904,21 @@ static int ref_move(git_repository *repo, const char *name,
 			goto out;
 		}
 		/* fails with GIT_EMODIFIED if it moved since the lookup */
-		if (git_reference_delete(ref) < 0) {
-			gitsvc_lg2_error("failed to delete");
-			goto out;
-		}
-	} else if (git_reference_create_matching(&out, repo, name, &t, 1, &f,
-						 reflog_msg) < 0) {
-		gitsvc_lg2_error("failed to update ref");
+		err = git_reference_delete(ref);
+	} else {
+		err = git_reference_create_matching(&out, repo, name, &t, 1,
+						    &f, reflog_msg);
+	}
+	if (err < 0) {
+		/* the details (paths) go to our log, a short reason to the user */
+		gitsvc_lg2_error(name);
+		log_warnx("cannot move ref %s", error_last());
+		if (err == GIT_EMODIFIED)
+			error_set("stale info");
+		else if (err == GIT_ELOCKED)
+			error_set("failed to lock");
+		else
+			error_set("failed to update ref");
 		goto out;
 	}
 	ret = 0;
@@ -999,24 +1007,28 @@ set:
 
 /* ---- deploy --------------------------------------------------------- */
 
+/*
+ * The push's command for the deploy branch, if it moved that branch to a
+ * commit: cfg->deploy_branch, else main, else (in a repository without
+ * a main branch) master.
+ */
 static struct push_cmd *deploy_cmd(struct rp *rp)
 {
 	char tmp[256];
 	const char *want = deploy_ref(rp->cfg, tmp, sizeof(tmp));
-	static const char *const defaults[] = { "refs/heads/main",
-						"refs/heads/master" };
-	size_t i, k;
+	git_oid id;
+	size_t i;
 
-	for (k = 0; k < (want ? 1 : ARRAY_SIZE(defaults)); k++) {
-		const char *name = want ? want : defaults[k];
+	if (!want)
+		want = git_reference_name_to_id(&id, rp->repo,
+						"refs/heads/main") == 0
+			? "refs/heads/main" : "refs/heads/master";
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
 
-		for (i = 0; i < rp->req.n; i++) {
-			struct push_cmd *c = &rp->req.cmds[i];
-
-			if (!strcmp(c->ref, name))
-				return c->applied && !push_id_is_zero(c->new_id)
-					? c : NULL;
-		}
+		if (!strcmp(c->ref, want))
+			return c->applied && !push_id_is_zero(c->new_id)
+				? c : NULL;
 	}
 	return NULL;
 }
@@ -1328,7 +1340,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 			log_debug("'%s': %s refused: %s", app, c->ref,
 				 c->error ? c->error : "unknown");
 	}
-	{
+	if (rp.repo) {
 		struct push_cmd *d = deploy_cmd(&rp);
 
 		if (d && has_option(&rp, "skip-deploy")) {
