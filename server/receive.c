@@ -200,11 +200,25 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 		}
 		if (t == PKT_FLUSH)
 			break;
+		len = pkt_chomp(data, len);
+		/*
+		 * A push from a shallow clone first lists its shallow commits.
+		 * We never make our repository shallow: the push is accepted
+		 * only if we hold the history below them already.
+		 */
+		if (req->n == 0 && len == 48 && !memcmp(data, "shallow ", 8)) {
+			unsigned char id[20];
+
+			if (hex_to_id(id, data + 8) < 0)
+				return error_set("malformed shallow line");
+			if (++req->n_shallow > PUSH_MAX_COMMANDS * 100)
+				return error_set("too many shallow lines");
+			continue;
+		}
 		if (req->n >= PUSH_MAX_COMMANDS)
 			return error_set("too many ref updates (over %d)",
 					 PUSH_MAX_COMMANDS);
-		if (push_parse_command(req, &cmd, data, pkt_chomp(data, len),
-				       req->n == 0) < 0)
+		if (push_parse_command(req, &cmd, data, len, req->n == 0) < 0)
 			return -1;
 		if (req->n == req->alloc) {
 			req->alloc = req->alloc ? req->alloc * 2 : 8;
@@ -254,6 +268,7 @@ struct rp {
 	unsigned int pack_objects;
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
+	int created;		/* this push made the repository */
 };
 
 static int rp_write(struct rp *rp, const void *data, size_t len)
@@ -433,6 +448,8 @@ static int repo_create(struct rp *rp)
 		}
 		/* someone else's first push won the race: use theirs */
 		rm_rf(tmp);
+	} else {
+		rp->created = 1;
 	}
 	if (git_repository_open_bare(&rp->repo, rp->repo_path) < 0) {
 		gitsvc_lg2_error("cannot open repository");
@@ -446,6 +463,24 @@ out:
 	free(dir);
 	free(tmp);
 	return ret;
+}
+
+/* A first push that moved no ref leaves no app behind either. */
+static void forget_new_repo(struct rp *rp)
+{
+	char *dir;
+	size_t i;
+
+	for (i = 0; i < rp->req.n; i++)
+		if (rp->req.cmds[i].applied)
+			return;
+	git_repository_free(rp->repo);
+	rp->repo = NULL;
+	if (rm_rf(rp->repo_path) < 0)
+		log_warnx("%s: %s", __func__, error_last());
+	dir = xasprintf("%s/apps/%s", rp->cfg->root, rp->app);
+	rmdir(dir);	/* only if nothing else is there */
+	free(dir);
 }
 
 /* ---- receiving the pack --------------------------------------------- */
@@ -849,6 +884,9 @@ static int check_commands(struct rp *rp)
 		}
 		git_oid_fromraw(&nid, c->new_id);
 		if (check_connected(check, codb, old, &seen, &nid) < 0) {
+			/* git's words when a shallow clone lacks our history */
+			if (rp->req.n_shallow)
+				push_cmd_fail(c, "shallow update not allowed");
 			push_cmd_fail(c, "%s", error_last());
 			/* a failed walk may have marked incomplete objects */
 			oidset_release(&seen);
@@ -1292,7 +1330,6 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	if (rp.unpack_error) {
 		gitsvc_oneline(rp.unpack_error);
 		log_warnx("'%s': push refused: %s", app, rp.unpack_error);
-		rp_say(&rp, "error: %s\n", rp.unpack_error);
 		for (i = 0; i < rp.req.n; i++)
 			push_cmd_fail(&rp.req.cmds[i], "unpacker error");
 	} else if (rp.repo) {
@@ -1325,6 +1362,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		}
 	}
 	drop_quarantine(&rp);
+	if (rp.created)
+		forget_new_repo(&rp);
 	for (i = 0; i < rp.req.n; i++) {
 		struct push_cmd *c = &rp.req.cmds[i];
 		char hex[GIT_OID_HEXSZ + 1];

@@ -5,6 +5,7 @@
  * fuzzed without a repository.
  *
  * The request, after our ref advertisement:
+ *   PKT(shallow SP id)*              only from a shallow clone
  *   PKT(old SP new SP ref NUL caps)  first command, with capabilities
  *   PKT(old SP new SP ref)*          more commands
  *   flush
@@ -49,6 +50,7 @@ struct push_request {
 	size_t n, alloc;
 	unsigned caps;		/* enum push_caps the client asked for */
 	char *agent;		/* client's agent=, or NULL */
+	size_t n_shallow;	/* "shallow" lines: the client is a shallow clone */
 	struct strv options;	/* push options, in order */
 };
 

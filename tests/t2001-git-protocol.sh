@@ -255,6 +255,25 @@ test_expect_success 'a truncated pack fed by hand changes nothing' '
 	test "$(git --git-dir="$REPO" rev-parse work)" = "$new"
 '
 
+test_expect_success 'a shallow clone can push on top of history we hold' '
+	reset_server &&
+	git clone -q --depth 2 "file://$TRASH/src" shallow &&
+	test -f shallow/.git/shallow &&
+	echo more >shallow/more &&
+	git -C shallow add more &&
+	git -C shallow commit -q -m more &&
+	git -C shallow push "$URL" HEAD:from-shallow 2>err &&
+	test "$(git --git-dir="$REPO" rev-parse from-shallow)" = "$(git -C shallow rev-parse HEAD)" &&
+	test ! -e "$REPO/shallow" &&
+	git --git-dir="$REPO" fsck --strict 2>&1
+'
+
+test_expect_success 'a shallow clone cannot push a history we lack' '
+	test_must_fail git -C shallow push deploy@berth:other HEAD:main 2>err &&
+	test_grep "remote rejected.*shallow update not allowed" err &&
+	test ! -e "$ROOT/apps/other"
+'
+
 test_expect_success 'a bad repository path is refused with one clear line' '
 	test_must_fail git -C src push "deploy@berth:../../etc" work 2>err &&
 	test_grep "'\''../../etc'\'' is not a valid app name" err &&

@@ -210,6 +210,23 @@ static void test_request(void)
 	push_request_release(&req);
 
 	buf_reset(&in);
+	pkt_buf_addf(&in, "shallow %s\n", OLD);
+	pkt_buf_addf(&in, "shallow %s\n", NEW);
+	add_pkt(&in, first, sizeof(first) - 1);
+	pkt_buf_flush(&in);
+	pkt_buf_flush(&in);
+	ok(parse_request(&req, in.data, in.len) == 0 && req.n == 1 &&
+	   req.n_shallow == 2 && (req.caps & PUSH_ATOMIC),
+	   "shallow lines before the commands are counted");
+	push_request_release(&req);
+
+	buf_reset(&in);
+	pkt_buf_addf(&in, "shallow %s\n", "xyz");
+	pkt_buf_flush(&in);
+	ok(parse_request(&req, in.data, in.len) == -1, "malformed shallow line refused");
+	push_request_release(&req);
+
+	buf_reset(&in);
 	pkt_buf_addf(&in, "%s %s\n", OLD, NEW);
 	pkt_buf_flush(&in);
 	ok(parse_request(&req, in.data, in.len) == -1, "missing ref refused");
