@@ -1095,9 +1095,9 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	struct buf why = BUF_INIT;
 	char hex[GIT_OID_HEXSZ + 1], buf[8192];
 	struct pollfd pfd[2];
-	int64_t deadline, last = now_ms();
+	int64_t deadline, last = now_ms(), drain_until = 0;
 	pid_t pid = -1;
-	int status, ret = -1;
+	int status = 0, ret = -1, exited = 0;
 	git_oid id;
 
 	buf_init(&why, REASON_MAX);
@@ -1116,9 +1116,15 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 		struct pipeline_opts o;
 		const char *msg;
 
+		int null;
+
 		close(outp[0]);
 		close(errp[0]);
 		signal(SIGPIPE, SIG_DFL);
+		/* stdin/stdout may be the git stream itself: keep builds off it */
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+			_exit(2);
 		memset(&o, 0, sizeof(o));
 		o.cfg = rp->cfg;
 		o.app = rp->app;
@@ -1146,18 +1152,34 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	pfd[0].fd = outp[0];
 	pfd[1].fd = errp[0];
 	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		int64_t now = now_ms();
+		int64_t now = now_ms(), wait_ms;
 		int k, n;
 
 		if (deadline && now > deadline) {
-			kill(pid, SIGKILL);
+			if (!exited)
+				kill(pid, SIGKILL);
 			buf_reset(&why);
 			buf_addstr(&why, "build timed out");
 			break;
 		}
+		/*
+		 * Normally the pipes end when the child does.  If something it
+		 * started keeps them open, stop listening a second after the
+		 * child itself exited.
+		 */
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+			exited = 1;
+			drain_until = now + 1000;
+		}
+		if (exited && now > drain_until)
+			break;
+		wait_ms = KEEPALIVE_MS - (now - last);
+		if (wait_ms > 1000)
+			wait_ms = 1000;
+		if (wait_ms < 0)
+			wait_ms = 0;
 		pfd[0].events = pfd[1].events = POLLIN;
-		n = poll(pfd, 2, (int)(KEEPALIVE_MS - (now - last) > 0
-				       ? KEEPALIVE_MS - (now - last) : 0));
+		n = poll(pfd, 2, (int)wait_ms);
 		if (n < 0 && errno != EINTR) {
 			error_setsys("poll");
 			break;
@@ -1195,7 +1217,7 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 			}
 		}
 	}
-	while (waitpid(pid, &status, 0) < 0) {
+	while (!exited && waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			error_setsys("cannot wait for the build");
 			goto out;
@@ -1216,7 +1238,7 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	gitsvc_oneline(*reason);
 	ret = 1;
 out:
-	if (pid > 0) {
+	if (pid > 0 && !exited) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;

@@ -360,7 +360,7 @@ static int send_chunk(void *data, size_t size, void *arg)
 static int insert_want(git_packbuilder *pb, git_revwalk *walk,
 		       git_repository *repo, const git_oid *want)
 {
-	git_object *obj = NULL, *next = NULL;
+	git_object *obj = NULL;
 	git_oid id;
 	int ret = -1, depth = 0;
 
@@ -394,7 +394,6 @@ static int insert_want(git_packbuilder *pb, git_revwalk *walk,
 	}
 	ret = 0;
 out:
-	git_object_free(next);
 	git_object_free(obj);
 	return ret;
 }
