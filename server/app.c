@@ -713,6 +713,30 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	free(ps);
 }
 
+static size_t list_releases(const struct app *a, int **out);
+
+/* Keep the newest cfg->keep_releases releases; never the live one. */
+static void prune_releases(struct app *a)
+{
+	int *nums;
+	size_t n = list_releases(a, &nums), i;
+	size_t extra = n > (size_t)a->eng->cfg->keep_releases ?
+		n - (size_t)a->eng->cfg->keep_releases : 0;
+
+	for (i = 0; i < n && extra > 0; i++) {
+		char *dir;
+
+		if (nums[i] == a->release)
+			continue;
+		dir = release_dir(a, nums[i]);
+		if (rm_rf(dir) < 0)
+			log_warnx("%s", error_last());
+		free(dir);
+		extra--;
+	}
+	free(nums);
+}
+
 static void retire_done(void *arg)
 {
 	struct deploy *d = arg;
@@ -746,6 +770,7 @@ static void retire_done(void *arg)
 		}
 	}
 	free(static_link);
+	prune_releases(a);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	deploy_finish(d, 1);
