@@ -121,3 +121,8 @@ get() { curl -sSf --max-time 10 "$@"; }
 through_nginx() {
 	curl -sSf --max-time 10 -H "Host: $1.localhost" "http://127.0.0.1:$HTTP_PORT${2:-/}"
 }
+
+# apps_line_matches REGEX: a line of "berth apps" matches (for retry_until)
+apps_line_matches() { berth apps | grep -qE "$1"; }
+# ps_line_matches NAME REGEX: a line of "berth ps NAME" matches
+ps_line_matches() { berth ps "$1" | grep -qE "$2"; }

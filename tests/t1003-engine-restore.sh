@@ -21,8 +21,8 @@ test_expect_success 'setup: two apps, one scaled and configured' '
 test_expect_success 'kill -9 of the engine, then a new engine restores all' '
 	crash_berth &&
 	start_berth &&
-	retry_until 20 sh -c "berth apps | grep -E \"^alpha +running\"" &&
-	retry_until 20 sh -c "berth apps | grep -E \"^beta +running\"" &&
+	retry_until 20 apps_line_matches "^alpha +running" &&
+	retry_until 20 apps_line_matches "^beta +running" &&
 	berth apps >apps &&
 	test_grep "^alpha +running +v3 +web.1 web.2 worker.1" apps &&
 	port=$(app_port alpha) &&
