@@ -126,3 +126,10 @@ through_nginx() {
 apps_line_matches() { berth apps | grep -qE "$1"; }
 # ps_line_matches NAME REGEX: a line of "berth ps NAME" matches
 ps_line_matches() { berth ps "$1" | grep -qE "$2"; }
+
+# proc_alive PID: the process exists and is not a zombie
+proc_alive() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
