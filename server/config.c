@@ -361,26 +361,17 @@ static void load_key(struct config *c, const struct ynode *k,
 		err_add(errs, v->line, v->col, error_last());
 }
 
-int config_load(struct config *c)
+int config_parse(struct config *c, const char *buf, size_t len,
+		 int others_can_read)
 {
 	struct config fresh;
 	struct errlist errs = { BUF_INIT, 0 };
-	struct buf file = BUF_INIT;
 	struct ynode *root = NULL;
-	char *path = xasprintf("%s/%s", c->root, CONFIG_FILE);
-	struct stat st;
 	size_t i;
 	int ret = -1;
 
 	copy_config(&fresh, c);
-	if (!path_exists(path)) {
-		ret = 0;
-		goto out;
-	}
-	if (read_file(&file, path, CONFIG_FILE_MAX) < 0)
-		goto out;
-	if (ytree_parse(&root, file.data ? file.data : "", file.len,
-			CONFIG_FILE) < 0)
+	if (ytree_parse(&root, buf, len, CONFIG_FILE) < 0)
 		goto out;
 	if (root && !ynode_is_null(root)) {
 		if (root->kind != YNODE_MAP) {
@@ -396,7 +387,7 @@ int config_load(struct config *c)
 		err_add(&errs, 0, 0, error_last());
 	/* a password in a file others can read is refused (httpd) */
 	if (!errs.count && fresh.postgres && strstr(fresh.postgres, "password") &&
-	    stat(path, &st) == 0 && (st.st_mode & 0044)) {
+	    others_can_read) {
 		const struct ynode *pg = ynode_map_get(root, "postgres");
 
 		err_add(&errs, pg ? pg->line : 0, pg ? pg->col : 0,
@@ -416,8 +407,31 @@ int config_load(struct config *c)
 out:
 	config_release(&fresh);
 	ynode_free(root);
-	buf_release(&file);
 	buf_release(&errs.text);
+	return ret;
+}
+
+int config_load(struct config *c)
+{
+	struct buf file = BUF_INIT;
+	char *path = xasprintf("%s/%s", c->root, CONFIG_FILE);
+	struct stat st;
+	int ret = -1;
+
+	if (!path_exists(path)) {
+		ret = 0;
+		goto out;
+	}
+	if (read_file(&file, path, CONFIG_FILE_MAX) < 0)
+		goto out;
+	if (stat(path, &st) < 0) {
+		error_setsys("cannot stat '%s'", path);
+		goto out;
+	}
+	ret = config_parse(c, file.data ? file.data : "", file.len,
+			   (st.st_mode & 0044) != 0);
+out:
+	buf_release(&file);
 	free(path);
 	return ret;
 }

@@ -8,6 +8,8 @@
 #ifndef BERTH_CONFIG_H
 #define BERTH_CONFIG_H
 
+#include <stddef.h>
+
 struct config {
 	char *root;		/* state directory (absolute) */
 	char *ssh_listen;	/* ssh_listen: "0.0.0.0:2222" */
@@ -46,6 +48,10 @@ void config_init(struct config *c, const char *root);
  * postgres conninfo with a password in a file others can read is refused.
  */
 int config_load(struct config *c);
+/* The same from a buffer (what config_load() reads); others_can_read:
+ * the file's mode lets group or others read it. */
+int config_parse(struct config *c, const char *buf, size_t len,
+		 int others_can_read);
 /* Set one key from a string (also what the YAML loader uses); the value
  * is checked ("'domain' must be a host name like example.com"). */
 int config_set(struct config *c, const char *key, const char *value);
