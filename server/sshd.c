@@ -776,6 +776,7 @@ static int confirm_rm(struct session *s, struct strv *words)
 			goto refuse;
 	}
 	if (!line.len) {
+		chan_write(s, 1, "\n", 1);
 		say_error(s, "rm: confirm with --force or type the app name");
 		goto out;
 	}
@@ -788,6 +789,7 @@ static int confirm_rm(struct session *s, struct strv *words)
 	ret = 0;
 	goto out;
 refuse:
+	chan_write(s, 1, "\n", 1);
 	say_error(s, "rm: confirm with --force or type the app name");
 out:
 	free(prompt);
@@ -863,9 +865,15 @@ static int run_engine_command(struct session *s)
 				goto out;
 		}
 	}
-	if (!strcmp(cmd, "rm") && words.n >= 2 && app_name_valid(words.v[1]) &&
-	    !has_word(&words, 2, "--force") && confirm_rm(s, &words) < 0)
-		goto out;
+	if (!strcmp(cmd, "rm") && words.n >= 2) {
+		if (!app_name_valid(words.v[1])) {
+			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
+			goto out;
+		}
+		if (!has_word(&words, 2, "--force") &&
+		    confirm_rm(s, &words) < 0)
+			goto out;
+	}
 	ret = control_relay(s, &words);
 out:
 	strv_release(&words);
