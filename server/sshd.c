@@ -830,6 +830,40 @@ out:
 	return ret;
 }
 
+/*
+ * "keys add [--admin] [KEY TEXT...]": the engine wants the key as one
+ * word, and "ssh HOST keys add $(cat id.pub)" arrives split in three.
+ */
+static int keys_add_words(struct session *s, struct strv *words)
+{
+	struct strv req = STRV_INIT;
+	struct buf text = BUF_INIT;
+	size_t i;
+
+	strv_push(&req, "keys");
+	strv_push(&req, "add");
+	for (i = 2; i < words->n; i++) {
+		if (!strcmp(words->v[i], "--admin")) {
+			strv_push(&req, "--admin");
+			continue;
+		}
+		if (text.len)
+			buf_addstr(&text, " ");
+		buf_addstr(&text, words->v[i]);
+	}
+	if (text.len) {
+		strv_push(&req, text.data);
+	} else if (read_key_stdin(s, &req) < 0) {
+		strv_release(&req);
+		buf_release(&text);
+		return -1;
+	}
+	strv_release(words);
+	*words = req;
+	buf_release(&text);
+	return 0;
+}
+
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
@@ -855,15 +889,9 @@ static int run_engine_command(struct session *s)
 			say_error(s, "keys: only admin keys may manage keys");
 			goto out;
 		}
-		if (words.n >= 2 && !strcmp(words.v[1], "add")) {
-			size_t i, nkeys = 0;
-
-			for (i = 2; i < words.n; i++)
-				if (strcmp(words.v[i], "--admin"))
-					nkeys++;
-			if (!nkeys && read_key_stdin(s, &words) < 0)
-				goto out;
-		}
+		if (words.n >= 2 && !strcmp(words.v[1], "add") &&
+		    keys_add_words(s, &words) < 0)
+			goto out;
 	}
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
