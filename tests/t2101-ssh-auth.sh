@@ -69,9 +69,10 @@ test_expect_success 'no shell: plain ssh and ssh -t get one error line, status 1
 	test_grep "^error: no shell here" err
 '
 
-test_expect_success 'a pty is refused, the command still runs' '
-	ssh_berth alice -tt version </dev/null >out 2>err
-	test_grep "PTY allocation request failed" err
+test_expect_success 'a pty is refused (OpenSSH then gives up on ssh -t)' '
+	test_must_fail ssh_berth alice -tt version </dev/null >out 2>err &&
+	test_grep "PTY allocation request failed" err &&
+	test_must_fail test -s out
 '
 
 test_expect_success 'unknown command: one line on stderr, status 1' '
