@@ -690,6 +690,11 @@ static int control_relay(struct session *s, const struct strv *words)
 		goto out;
 	}
 	for (;;) {
+		/* a flush may have taken in the client's close already */
+		if (client_gone(s)) {
+			ret = -1;
+			goto out;
+		}
 		pfd[0].fd = fd;
 		pfd[0].events = POLLIN;
 		pfd[1].fd = ssh_get_fd(s->ssh);
@@ -972,6 +977,19 @@ static void peer_name(int fd, char *out, size_t len)
 	snprintf(out, len, "%s:%s", host, port);
 }
 
+/* One audit line; the command is the client's, so no control bytes. */
+static void log_command(const struct session *s)
+{
+	char shown[201];
+	size_t i;
+
+	for (i = 0; s->command[i] && i < sizeof(shown) - 1; i++)
+		shown[i] = is_ctl(s->command[i]) ? '?' : s->command[i];
+	shown[i] = '\0';
+	log_info("%s: %s runs '%s'%s", s->peer, s->user, shown,
+		 s->command[i] ? "..." : "");
+}
+
 int session_main(const struct config *cfg, int fd)
 {
 	struct session s;
@@ -1043,7 +1061,7 @@ int session_main(const struct config *cfg, int fd)
 		ret = 0;
 		goto out;
 	}
-	log_info("%s: %s runs '%.200s'", s.peer, s.user, s.command);
+	log_command(&s);
 	status = run_command(&s);
 	if (status >= 0)
 		finish(&s, status);
