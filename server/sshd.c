@@ -897,6 +897,7 @@ static int run_engine_command(struct session *s)
 		if (words.n >= 2 && !strcmp(words.v[1], "add") &&
 		    keys_add_words(s, &words) < 0)
 			goto out;
+		cmd = words.v[0];	/* the vector was replaced */
 	}
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
