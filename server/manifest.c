@@ -727,7 +727,7 @@ static int keter_argv(struct keter *kt, struct strv *argv,
 		      const struct ynode *exec, const struct ynode *args)
 {
 	const char *s;
-	char *rel;
+	char *rel = NULL;
 	size_t i;
 
 	if (get_str(&s, exec, kt->fname, "exec") < 0)
