@@ -671,11 +671,16 @@ int pipeline_buildpack(struct pipeline_build *b)
 		}
 		b->pack = xstrdup(b->force);
 	} else {
+		size_t found = 0;
+
 		for (i = 0; pipeline_builtin_buildpacks[i]; i++) {
 			const char *name = pipeline_builtin_buildpacks[i];
 
+			/* An install may leave out a language it has no
+			 * runtime for. */
 			if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
-				goto out;
+				continue;
+			found++;
 			d = pack_detect(b, packdir, &detected);
 			if (d < 0)
 				goto out;
@@ -684,6 +689,11 @@ int pipeline_buildpack(struct pipeline_build *b)
 				break;
 			}
 			FREE_AND_NULL(packdir);
+		}
+		if (!found) {
+			error_set("cannot find the built-in buildpacks (see "
+				  "docs/buildpacks.md)");
+			goto out;
 		}
 		if (!b->pack) {
 			error_set("no buildpack applies to this app (add a "
@@ -790,9 +800,16 @@ static int load_config(struct pl *p)
 	if (r < 0)
 		return -1;
 	if (r == 1) {
-		error_set("cannot read config vars: %s", err ? err : "");
+		/* A first push: the engine learns of the app at its first
+		 * deploy, and it has no config vars before that. */
+		char *first = xasprintf("app '%s' does not exist", p->o->app);
+		int none = err && !strcmp(err, first);
+
+		free(first);
+		if (!none)
+			error_set("cannot read config vars: %s", err ? err : "");
 		free(err);
-		return -1;
+		return none ? 0 : -1;
 	}
 	if (cs.bad)
 		return error_set("too many config vars");

@@ -349,6 +349,27 @@ static void test_make_pack(void)
 	fixture_release(&f);
 }
 
+/* Builds hello-1.0-py3-none-any.whl in the current folder. */
+#define WHEEL_SCRIPT \
+	"python3 - <<'PY'\n" \
+	"import base64, hashlib, zipfile\n" \
+	"files = {\n" \
+	"  'hello.py': 'def main():\\n    print(\"hello from a wheel\")\\n',\n" \
+	"  'hello-1.0.dist-info/METADATA': 'Metadata-Version: 2.1\\nName: hello\\nVersion: 1.0\\n',\n" \
+	"  'hello-1.0.dist-info/WHEEL': 'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n',\n" \
+	"  'hello-1.0.dist-info/entry_points.txt': '[console_scripts]\\nhello = hello:main\\n',\n" \
+	"}\n" \
+	"rec = []\n" \
+	"with zipfile.ZipFile('hello-1.0-py3-none-any.whl', 'w') as z:\n" \
+	"    for name, text in files.items():\n" \
+	"        data = text.encode()\n" \
+	"        z.writestr(name, data)\n" \
+	"        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()\n" \
+	"        rec.append('%s,sha256=%s,%d' % (name, h, len(data)))\n" \
+	"    rec.append('hello-1.0.dist-info/RECORD,,')\n" \
+	"    z.writestr('hello-1.0.dist-info/RECORD', '\\n'.join(rec) + '\\n')\n" \
+	"PY\n"
+
 static void test_python_pack(void)
 {
 	struct fixture f;
@@ -370,10 +391,6 @@ static void test_python_pack(void)
 	p = xasprintf("%s/.profile.d/python.sh", f.app);
 	ok(contains(p, "$HOME/.venv/bin"), ".profile.d puts .venv/bin on PATH");
 	free(p);
-	p = xasprintf("%s/.venv/bin/pip", f.app);
-	ok(contains(p, "#!/usr/bin/env python3\n"),
-	   "scripts no longer name the build folder");
-	free(p);
 	p = xasprintf("%s/Procfile", f.app);
 	{
 		char *s = slurp(p);
@@ -383,6 +400,37 @@ static void test_python_pack(void)
 		free(s);
 	}
 	free(p);
+	pipeline_build_release(&b);
+	fixture_release(&f);
+
+	/* pip from a local wheel (no index in tests), then the app run
+	 * from another folder, as a release is. */
+	fixture_init(&f);
+	put(f.app, "requirements.txt", "--no-index\n./hello-1.0-py3-none-any.whl\n", 0644);
+	put(f.app, "Procfile", "web: hello\n", 0644);
+	ok(sh(f.app, WHEEL_SCRIPT) == 0, "a local wheel with a console script");
+	ok(build(&f, NULL, &b, 120000) == 0 && b.pack && !strcmp(b.pack, "python"),
+	   "requirements installed with pip: %s", b.pack ? b.pack : error_last());
+	ok(contains(f.outpath, "-----> Installing with pip install -r requirements.txt"),
+	   "the user sees the pip step");
+	p = xasprintf("%s/.venv/bin/hello", f.app);
+	ok(contains(p, "#!/usr/bin/env python3\n"),
+	   "console scripts no longer name the build folder");
+	free(p);
+	{
+		char *moved = xasprintf("%s-moved", f.app);
+		char *cmd = xasprintf("cd '%s' && HOME='%s' && . ./.profile.d/python.sh && "
+				      "hello >ran.txt", moved, moved);
+		char *ran = xasprintf("%s/ran.txt", moved);
+
+		ok(rename(f.app, moved) == 0 && sh(moved, cmd) == 0 &&
+		   contains(ran, "hello from a wheel"),
+		   "the app's console script runs from another folder");
+		rename(moved, f.app);
+		free(ran);
+		free(cmd);
+		free(moved);
+	}
 	pipeline_build_release(&b);
 	fixture_release(&f);
 
