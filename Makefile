@@ -7,14 +7,10 @@ CC ?= cc
 DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
 B ?= build
 
-ifneq ($(MAKECMDGOALS),clean)
-ifneq ($(shell $(PKG_CONFIG) --exists $(DEPS) && echo yes),yes)
-$(error missing libraries ($(DEPS)); run scripts/install-deps)
-endif
-endif
-
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+# Recursive (=) on purpose: expanded when a recipe runs, after the deps
+# target has installed what a fresh machine lacks.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 
 WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wshadow -Wpointer-arith -Wcast-qual -Wno-unused-parameter
@@ -33,8 +29,13 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/replay/%)
 
-.PHONY: all test check asan fuzz bench run install clean units
+.PHONY: all test check asan fuzz bench run install clean units deps
 all: berth
+
+# Installs the Debian packages berth needs (quick when all are present).
+deps:
+	@scripts/install-deps
+	@$(PKG_CONFIG) --exists $(DEPS) || { echo "berth: missing libraries: $(DEPS)" >&2; exit 1; }
 
 berth: $(B)/berth
 	@if [ "$(B)" = build ]; then ln -sf $(B)/berth berth; fi
@@ -45,7 +46,7 @@ $(B)/berth: $(OBJS)
 $(B)/%.o: server/%.c | $(B)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B):
+$(B): | deps
 	mkdir -p $(B)/unit $(B)/replay
 
 $(B)/unit/%: tests/unit/%.c $(LIBOBJS) | $(B)
