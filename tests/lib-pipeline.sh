@@ -14,8 +14,8 @@ export GIT_CONFIG_NOSYSTEM=1
 # A key for this script, made an admin key of the engine.
 setup_push_key() {
 	ssh-keygen -q -t ed25519 -N "" -C "tester" -f "$TRASH/push-key" &&
-	berth keys add --admin "$(cat "$TRASH/push-key.pub")" >/dev/null &&
-	GIT_SSH_COMMAND="ssh -i $TRASH/push-key -o IdentitiesOnly=yes -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR" &&
+	berth keys add --admin "$TRASH/push-key.pub" >/dev/null &&
+	GIT_SSH_COMMAND="ssh -F /dev/null -i $TRASH/push-key -o IdentitiesOnly=yes -o IdentityAgent=none -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR" &&
 	export GIT_SSH_COMMAND
 }
 
