@@ -33,11 +33,16 @@ commit_all() {
 	git -C "$1" commit -q -m "$2"
 }
 
-# push DIR [GIT-PUSH-ARGS...]: git push deploy HEAD:main, output on stdout
+# push DIR [GIT-PUSH-ARGS...]: git push deploy HEAD:main, output on
+# stdout (and on stderr too when the push fails, for the test's log)
 push() {
-	local dir="$1"
+	local dir="$1" o r
 	shift
-	git -C "$dir" push "$@" deploy HEAD:main 2>&1
+	o=$(git -C "$dir" push "$@" deploy HEAD:main 2>&1)
+	r=$?
+	printf '%s\n' "$o"
+	[ $r -eq 0 ] || printf 'push failed:\n%s\n' "$o" >&2
+	return $r
 }
 
 # a web app (tests/apps/web.py) with VERSION in the repository
