@@ -106,3 +106,8 @@ start_webhook_listener() {
 	test_atexit "kill $WEBHOOK_PID"
 	retry_until 10 bash -c "exec 3<>/dev/tcp/127.0.0.1/$WEBHOOK_PORT"
 }
+
+# live_release OUT APP: the release number a push's output says went live
+live_release() {
+	sed -n "s/.*-----> Release \([0-9][0-9]*\) of $2 is live.*/\1/p" "$1" | tail -n 1
+}

@@ -54,11 +54,12 @@ test_expect_success 'hooks get the app config vars' '
 	berth config hookapp set GREETING=hi &&
 	git -C hookapp commit -q --allow-empty -m two &&
 	push hookapp >out &&
-	test_grep "Release 2 of hookapp is live" out &&
-	test_grep "^hookapp 2 [0-9a-f]{40} post-deploy hi$" "$TRASH/post-deploy.log"
+	rel=$(live_release out hookapp) &&
+	test -n "$rel" &&
+	test_grep "^hookapp $rel [0-9a-f]{40} post-deploy hi$" "$TRASH/post-deploy.log"
 '
 
-test_expect_success 'a failing app hook stops the push; release 2 keeps serving' '
+test_expect_success 'a failing app hook stops the push; the live release keeps serving' '
 	printf "#!/bin/sh\necho checking style\necho \"lint: 3 problems\"\nexit 1\n" \
 		>hookapp/.berth/hooks/pre-build &&
 	commit_all hookapp three &&
@@ -66,11 +67,11 @@ test_expect_success 'a failing app hook stops the push; release 2 keeps serving'
 	test_grep "remote:        lint: 3 problems" out &&
 	test_grep "pre-build hook .\.berth/hooks/pre-build. exited with status 1" out &&
 	test_grep "\[remote rejected\]" out &&
-	test_grep_not "Release 3" out &&
-	web_says hookapp "release 2" &&
-	berth releases hookapp >rel &&
-	test_grep_not "^3 " rel &&
-	test_grep_not "^hookapp 3" "$TRASH/post-deploy.log"
+	test_grep_not "is live" out &&
+	web_says hookapp "release $rel pid" &&
+	berth releases hookapp >releases &&
+	test_grep_not "^$((rel + 1)) " releases &&
+	test_grep_not "^hookapp $((rel + 1))" "$TRASH/post-deploy.log"
 '
 
 test_expect_success 'a failing build stops the push, showing its last lines' '
@@ -82,7 +83,7 @@ test_expect_success 'a failing build stops the push, showing its last lines' '
 	test_grep "remote: -----> Make app detected" out &&
 	test_grep "remote:        main.c:1: error: boom" out &&
 	test_grep "step .buildpack. failed: bin/compile exited with status" out &&
-	web_says hookapp "release 2" &&
+	web_says hookapp "release $rel pid" &&
 	ls -A "$BERTH_ROOT/tmp" >left &&
 	test_grep_not "hookapp" left
 '
@@ -95,9 +96,10 @@ test_expect_success 'a failing post-deploy hook is a warning: the release is liv
 	chmod +x "$BERTH_ROOT/hooks/post-deploy.d/20-fail" &&
 	push hookapp >out &&
 	rm "$BERTH_ROOT/hooks/post-deploy.d/20-fail" &&
-	test_grep "Release 3 of hookapp is live" out &&
+	rel=$(live_release out hookapp) &&
+	test -n "$rel" &&
 	test_grep "warning: step .post-deploy. failed: post-deploy hook .20-fail. exited with status 4" out &&
-	web_says hookapp "release 3"
+	web_says hookapp "release $rel pid"
 '
 
 test_expect_success 'app.yaml pipeline: with a custom hook; unlisted hook steps are skipped' '
@@ -109,9 +111,10 @@ test_expect_success 'app.yaml pipeline: with a custom hook; unlisted hook steps 
 	push hookapp >out &&
 	test_grep "remote: -----> Running custom hook .\.berth/hooks/stamp." out &&
 	test_grep_not "10-stamp" out &&
-	test_grep "Release 4 of hookapp is live" out &&
-	web_says hookapp "^hello custom release 4" &&
-	test_grep_not "^hookapp 4" "$TRASH/post-deploy.log"
+	rel=$(live_release out hookapp) &&
+	test -n "$rel" &&
+	web_says hookapp "^hello custom release $rel pid" &&
+	test_grep_not "^hookapp $rel " "$TRASH/post-deploy.log"
 '
 
 test_expect_success 'a bad pipeline: is refused before anything runs' '
@@ -128,7 +131,7 @@ test_expect_success 'a bad pipeline: is refused before anything runs' '
 	commit_all hookapp nine &&
 	test_must_fail push hookapp >out &&
 	test_grep "no hook .\.berth/hooks/missing. in the app" out &&
-	web_says hookapp "release 4"
+	web_says hookapp "release $rel pid"
 '
 
 test_done
