@@ -816,6 +816,12 @@ static int ensure_running(struct postgres *pg)
 
 /* --- connections and SQL ---------------------------------------------- */
 
+/* "role does not exist, skipping" and friends are expected: debug only */
+static void quiet_notice(void *arg, const char *msg)
+{
+	log_debug("postgres: %s", first_line(msg));
+}
+
 static int admin_connect(struct postgres *pg, PGconn **out)
 {
 	const char *keys[8], *vals[8];
@@ -866,6 +872,7 @@ static int admin_connect(struct postgres *pg, PGconn **out)
 		return -1;
 	}
 	PQclear(res);
+	PQsetNoticeProcessor(conn, quiet_notice, NULL);
 	*out = conn;
 	return 0;
 }
@@ -1016,6 +1023,11 @@ int postgres_provision(struct postgres *pg, const char *app, char **url)
 		     "FROM PUBLIC", role_q, NULL) < 0 ||
 	    exec_fmt(conn, "GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s",
 		     role_q, role_q) < 0)
+		goto out;
+	/* our own cluster: apps see their database and nothing else */
+	if (!pg->external &&
+	    exec_sql(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, "
+		     "template1 FROM PUBLIC") < 0)
 		goto out;
 	*url = u;
 	u = NULL;
