@@ -399,6 +399,32 @@ int main(void)
 		   "bad conninfo refused: %s", error_last());
 	}
 
+	/* as root the cluster's user must reach it: a private parent is
+	 * refused up front, before initdb fails in an obscure way */
+	if (geteuid() == 0) {
+		char priv[] = "/tmp/berth-unit-pg3.XXXXXX";
+		struct config cfg3;
+		struct postgres *pg3 = NULL;
+		char *root3;
+
+		if (mkdtemp(priv)) {
+			root3 = xasprintf("%s/root", priv);
+			mkdir(root3, 0755);
+			config_init(&cfg3, root3);
+			free(url3);
+			url3 = NULL;
+			r = postgres_init(&pg3, &cfg3, l) == 0 ?
+				postgres_provision(pg3, "x", &url3) : 0;
+			ok(r < 0 && strstr(error_last(), "is not searchable by"),
+			   "private state directory refused: %s",
+			   error_last());
+			postgres_free(pg3);
+			config_release(&cfg3);
+			free(root3);
+			rm_rf(priv);
+		}
+	}
+
 	pid = (pid_t)postgres_running(pg);
 	postgres_shutdown(pg);
 	ok(postgres_running(pg) == 0 && !pid_alive(pid), "shutdown stops it");
