@@ -47,4 +47,12 @@ int git_receive_pack(const struct config *cfg, const char *app,
 int git_upload_pack(const struct config *cfg, const char *app,
 		    struct git_io *io);
 
+/*
+ * "berth git-serve-stdio ROOT 'COMMAND'": run the git service that
+ * COMMAND names (as git's ssh transport would send it) over stdin/stdout,
+ * for tests and for use as an OpenSSH forced command.  pusher: "local".
+ * Returns the exit status.
+ */
+int gitsvc_stdio_main(const struct config *cfg, const char *cmdline);
+
 #endif
