@@ -385,6 +385,15 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
+	/* Keter's Postgres plugin gives PG* variables as well. */
+	if (strv_env_get(env, "DATABASE_URL")) {
+		char *url = xstrdup(strv_env_get(env, "DATABASE_URL"));
+
+		if (postgres_url_env(url, env) < 0)
+			log_warnx("%s: bad DATABASE_URL: %s", a->name,
+				  error_last());
+		free(url);
+	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
 	if (p) {
