@@ -224,6 +224,29 @@ test_expect_success 'a pack over receive.maxInputSize is refused, nothing stored
 	reset_server
 '
 
+test_expect_success 'a pack over max_pack_size (berth.yaml) is refused' '
+	reset_server &&
+	echo "max_pack_size: 2048" >"$ROOT/berth.yaml" &&
+	server_state before &&
+	test_must_fail git -C src push "$URL" work 2>err &&
+	rm "$ROOT/berth.yaml" &&
+	test_grep "pack exceeds maximum allowed size \(2048 bytes\)" err &&
+	server_state after &&
+	test_cmp before after
+'
+
+test_expect_success 'deploy_branch (berth.yaml) picks the branch that deploys' '
+	reset_server &&
+	echo "deploy_branch: production" >"$ROOT/berth.yaml" &&
+	held=$(git --git-dir="$REPO" rev-parse work) &&
+	git -C src push --force "$URL" $held:refs/heads/main 2>err &&
+	test_grep_not "deploy failed" err &&
+	test_must_fail git -C src push "$URL" $held:refs/heads/production 2>err &&
+	rm "$ROOT/berth.yaml" &&
+	test_grep "-> production \(deploy failed: " err &&
+	test "$(git --git-dir="$REPO" rev-parse production)" = "$held"
+'
+
 test_expect_success 'a client that dies mid-pack changes nothing' '
 	reset_server &&
 	server_state before &&
