@@ -468,12 +468,23 @@ out:
 /* A first push that moved no ref leaves no app behind either. */
 static void forget_new_repo(struct rp *rp)
 {
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
 	char *dir;
 	size_t i;
+	int any;
 
 	for (i = 0; i < rp->req.n; i++)
 		if (rp->req.cmds[i].applied)
 			return;
+	/* a concurrent first push may have used our repository: keep it then */
+	if (git_reference_iterator_new(&it, rp->repo) < 0)
+		return;
+	any = git_reference_next(&ref, it) != GIT_ITEROVER;
+	git_reference_free(ref);
+	git_reference_iterator_free(it);
+	if (any)
+		return;
 	git_repository_free(rp->repo);
 	rp->repo = NULL;
 	if (rm_rf(rp->repo_path) < 0)
