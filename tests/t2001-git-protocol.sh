@@ -297,6 +297,43 @@ test_expect_success 'a shallow clone cannot push a history we lack' '
 	test ! -e "$ROOT/apps/other"
 '
 
+test_expect_success 'concurrent first pushes to a new app all land' '
+	for i in 1 2 3 4; do
+		git -C src push "deploy@berth:racy" work:b$i >race$i.out 2>&1 &
+	done &&
+	wait &&
+	git ls-remote deploy@berth:racy >refs &&
+	for i in 1 2 3 4; do
+		test_grep "refs/heads/b$i$" refs || return 1
+	done &&
+	git --git-dir="$ROOT/apps/racy/repo.git" fsck 2>&1
+'
+
+test_expect_success 'concurrent pushes to one branch: one wins, the rest are refused' '
+	for i in 1 2 3; do
+		git clone -q --bare "$ROOT/apps/racy/repo.git" c$i.git &&
+		git --git-dir=c$i.git branch -f side b1 &&
+		tree=$(git --git-dir=c$i.git rev-parse b1^{tree}) &&
+		c=$(echo "racer $i" | git --git-dir=c$i.git commit-tree $tree -p b1) &&
+		echo $c >c$i.id || return 1
+	done &&
+	for i in 1 2 3; do
+		(git --git-dir=c$i.git push deploy@berth:racy $(cat c$i.id):refs/heads/b1 >push$i.out 2>&1
+		 echo $? >push$i.rc) &
+	done &&
+	wait &&
+	won=0 &&
+	for i in 1 2 3; do
+		if test "$(cat push$i.rc)" = 0; then
+			won=$((won + 1)) &&
+			test "$(git --git-dir="$ROOT/apps/racy/repo.git" rev-parse b1)" = "$(cat c$i.id)" || return 1
+		else
+			test_grep "stale info|failed to lock|non-fast-forward|fetch first" push$i.out || return 1
+		fi
+	done &&
+	test $won = 1
+'
+
 test_expect_success 'a bad repository path is refused with one clear line' '
 	test_must_fail git -C src push "deploy@berth:../../etc" work 2>err &&
 	test_grep "'\''../../etc'\'' is not a valid app name" err &&
