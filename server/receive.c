@@ -725,6 +725,17 @@ static void oidstack_push(struct oidstack *st, const git_oid *id)
 }
 
 /*
+ * Most lookups here are for objects that are new, so they miss, and by
+ * default every miss makes libgit2 rescan objects/pack: skip that, the
+ * packs cannot change under us in a way that matters (a concurrent push
+ * adds objects we would only use as a shortcut).
+ */
+static int have_object(git_odb *odb, const git_oid *id)
+{
+	return git_odb_exists_ext(odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
+/*
  * Everything reachable from tip must exist.  Objects the repository
  * already had are trusted (they came in through an earlier checked push)
  * and end the walk, so the cost is proportional to what was pushed.
@@ -746,7 +757,7 @@ static int check_connected(git_repository *check, git_odb *codb,
 		size_t i, n;
 
 		git_oid_cpy(&id, &st.v[--st.n]);
-		if (!oidset_add(seen, &id) || git_odb_exists(old, &id))
+		if (!oidset_add(seen, &id) || have_object(old, &id))
 			continue;
 		if (git_object_lookup(&obj, check, &id, GIT_OBJECT_ANY) < 0)
 			goto missing;
@@ -777,8 +788,8 @@ static int check_connected(git_repository *check, git_odb *codb,
 				case GIT_OBJECT_BLOB:
 					/* blobs have no links: existence is enough */
 					if (oidset_add(seen, eid) &&
-					    !git_odb_exists(old, eid) &&
-					    !git_odb_exists(codb, eid))
+					    !have_object(old, eid) &&
+					    !have_object(codb, eid))
 						goto missing_eid;
 					break;
 				default:
