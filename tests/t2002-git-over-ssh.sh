@@ -72,6 +72,32 @@ test_expect_success 'a failed deploy fails the push over ssh, the ref has moved'
 		"$(git -C src rev-parse HEAD)"
 '
 
+test_expect_success 'a push to main builds and deploys, and succeeds once live' '
+	new_app_repo web webapp &&
+	add_web_app web v1 &&
+	echo "web: python3 web.py" >web/Procfile &&
+	commit_all web one &&
+	git -C web push deploy HEAD:main 2>err &&
+	test_grep "remote: -----> Release 1 of webapp is live" err &&
+	test_grep "\[new branch\] +HEAD -> main" err &&
+	get "http://127.0.0.1:$(app_port webapp)/" >body &&
+	test_grep "v1" body
+'
+
+test_expect_success 'keepalives flow while a build is quiet for a long time' '
+	mkdir -p slowpack/bin &&
+	printf "#!/bin/sh\necho Slow\n" >slowpack/bin/detect &&
+	printf "#!/bin/sh\necho \"-----> sleeping\"\nsleep 7\necho \"-----> awake\"\n" >slowpack/bin/compile &&
+	printf "#!/bin/sh\necho \"---\"\n" >slowpack/bin/release &&
+	chmod +x slowpack/bin/* &&
+	berth config webapp set "BUILDPACK=$TRASH/slowpack" >/dev/null &&
+	git -C web commit -q --allow-empty -m two &&
+	GIT_TRACE_PACKET="$TRASH/trace" git -C web push deploy HEAD:main 2>err &&
+	test_grep "remote: -----> awake" err &&
+	test_grep "Release [0-9]+ of webapp is live" err &&
+	test_grep "sideband< \\\\1$" "$TRASH/trace"
+'
+
 test_expect_success 'a bad repository path is refused over ssh' '
 	test_must_fail git clone -q "ssh://git@127.0.0.1:$SSH_PORT/../../etc" bad 2>err &&
 	test_grep "not a valid app name" err &&
