@@ -34,7 +34,7 @@
 #include "spawn.h"
 
 #define KEEPALIVE_MS 5000	/* empty band-1 packet while a build runs */
-#define REASON_MAX 1024		/* the deploy's one-line failure reason */
+#define REASON_MAX 1024		/* the deploy's reason for failing */
 
 static const char receive_caps[] =
 	"report-status report-status-v2 delete-refs side-band-64k quiet "
@@ -174,7 +174,8 @@ int push_parse_command(struct push_request *req, struct push_cmd *cmd,
 			return error_set("malformed ref name in update line");
 	if (nul) {
 		if (!first)
-			return error_set("capabilities after the first update line");
+			return error_set("capabilities after the first "
+					 "update line");
 		parse_caps(req, nul + 1, len - (size_t)(nul + 1 - line));
 	}
 	cmd->ref = xstrndup(ref, reflen);
@@ -196,7 +197,8 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 		if (t == PKT_EOF) {
 			if (req->n == 0)
 				return 0;
-			return error_set("the remote end hung up in the command list");
+			return error_set("the remote end hung up in the "
+					 "command list");
 		}
 		if (t == PKT_FLUSH)
 			break;
@@ -234,7 +236,8 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 		if (t < 0)
 			return -1;
 		if (t == PKT_EOF)
-			return error_set("the remote end hung up in the push options");
+			return error_set("the remote end hung up in the "
+					 "push options");
 		if (t == PKT_FLUSH)
 			break;
 		len = pkt_chomp(data, len);
@@ -353,10 +356,12 @@ static int advertise(struct rp *rp)
 			    git_reference_resolve(&res, ref) == 0) {
 				if (n == alloc) {
 					alloc = alloc ? alloc * 2 : 16;
-					refs = xrealloc(refs, alloc * sizeof(*refs));
+					refs = xrealloc(refs,
+							alloc * sizeof(*refs));
 				}
 				refs[n].name = xstrdup(name);
-				git_oid_cpy(&refs[n].id, git_reference_target(res));
+				git_oid_cpy(&refs[n].id,
+					    git_reference_target(res));
 				n++;
 			}
 			git_reference_free(res);
@@ -505,11 +510,13 @@ static int index_progress(const git_indexer_progress *st, void *arg)
 	    st->received_objects < st->total_objects)
 		return 0;
 	now = now_ms();
-	if (st->indexed_deltas < st->total_deltas && now - rp->progress_at < 250)
+	if (st->indexed_deltas < st->total_deltas &&
+	    now - rp->progress_at < 250)
 		return 0;
 	rp->progress_at = now;
 	rp_say(rp, "Resolving deltas: %3u%% (%u/%u)%s",
-	       (unsigned)((uint64_t)st->indexed_deltas * 100 / st->total_deltas),
+	       (unsigned)((uint64_t)st->indexed_deltas * 100 /
+			  st->total_deltas),
 	       st->indexed_deltas, st->total_deltas,
 	       st->indexed_deltas == st->total_deltas ? ", done.\n" : "\r");
 	return 0;
@@ -546,7 +553,8 @@ static int receive_pack_data(struct rp *rp)
 
 	/* git's own receive.maxInputSize in the repository may lower it */
 	if (git_repository_config_snapshot(&gcfg, rp->repo) == 0 &&
-	    git_config_get_int64(&repo_max, gcfg, "receive.maxInputSize") == 0 &&
+	    git_config_get_int64(&repo_max, gcfg,
+				 "receive.maxInputSize") == 0 &&
 	    repo_max > 0 && (!max || (uint64_t)repo_max < max))
 		max = (uint64_t)repo_max;
 	git_config_free(gcfg);
@@ -583,7 +591,8 @@ static int receive_pack_data(struct rp *rp)
 			break;
 		total += (uint64_t)n;
 		if (max && total > max) {
-			error_set("pack exceeds maximum allowed size (%llu bytes)",
+			error_set("pack exceeds maximum allowed size "
+				  "(%llu bytes)",
 				  (unsigned long long)max);
 			goto out;
 		}
@@ -601,7 +610,8 @@ static int receive_pack_data(struct rp *rp)
 	if (!rp->quiet && st.total_objects)
 		rp_say(rp, "Received %u objects (%llu KiB)%s\n",
 		       st.received_objects, (unsigned long long)(total / 1024),
-		       st.local_objects ? ", completed from the repository" : "");
+		       st.local_objects ? ", completed from the repository"
+					: "");
 	log_debug("'%s': pack of %u objects, %llu bytes", rp->app,
 		  st.total_objects, (unsigned long long)total);
 	ret = 0;
@@ -644,7 +654,8 @@ static int install_pack(struct rp *rp)
 			log_warn("%s: fsync '%s'", __func__, dir);
 		close(fd);
 	}
-	if (git_repository_odb(&odb, rp->repo) < 0 || git_odb_refresh(odb) < 0) {
+	if (git_repository_odb(&odb, rp->repo) < 0 ||
+	    git_odb_refresh(odb) < 0) {
 		gitsvc_lg2_error("cannot refresh object database");
 		goto out;
 	}
@@ -786,26 +797,28 @@ static int check_connected(git_repository *check, git_odb *codb,
 					oidstack_push(&st, eid);
 					break;
 				case GIT_OBJECT_BLOB:
-					/* blobs have no links: existence is enough */
+					/* no links: existence is enough */
 					if (oidset_add(seen, eid) &&
 					    !have_object(old, eid) &&
 					    !have_object(codb, eid))
 						goto missing_eid;
 					break;
 				default:
-					/* gitlinks (submodules) point elsewhere */
+					/* gitlinks: other repositories */
 					break;
 				}
 				continue;
 missing_eid:
 				git_oid_tostr(hex, sizeof(hex), eid);
-				error_set("missing necessary objects (%s)", hex);
+				error_set("missing necessary objects (%s)",
+					  hex);
 				goto out;
 			}
 			break;
 		}
 		case GIT_OBJECT_TAG:
-			oidstack_push(&st, git_tag_target_id((const git_tag *)obj));
+			oidstack_push(&st,
+				      git_tag_target_id((const git_tag *)obj));
 			break;
 		default:
 			break;
@@ -900,7 +913,8 @@ static int check_commands(struct rp *rp)
 		if (push_id_is_zero(c->new_id)) {
 			if (!exists)
 				push_cmd_fail(c, "no such ref");
-			else if (deny_deletes && !strncmp(c->ref, "refs/heads/", 11))
+			else if (deny_deletes &&
+				 !strncmp(c->ref, "refs/heads/", 11))
 				push_cmd_fail(c, "deletion prohibited");
 			continue;
 		}
@@ -917,7 +931,8 @@ static int check_commands(struct rp *rp)
 		if (!strncmp(c->ref, "refs/heads/", 11)) {
 			git_object *o = NULL;
 
-			if (git_object_lookup(&o, check, &nid, GIT_OBJECT_COMMIT) < 0) {
+			if (git_object_lookup(&o, check, &nid,
+					      GIT_OBJECT_COMMIT) < 0) {
 				push_cmd_fail(c, "not a commit");
 				continue;
 			}
@@ -970,7 +985,7 @@ static int ref_move(git_repository *repo, const char *name,
 						    &f, reflog_msg);
 	}
 	if (err < 0) {
-		/* the details (paths) go to our log, a short reason to the user */
+		/* details (paths) go to our log, a short reason to the user */
 		gitsvc_lg2_error(name);
 		log_warnx("cannot move ref %s", error_last());
 		if (err == GIT_EMODIFIED)
@@ -1015,7 +1030,8 @@ static void apply_updates(struct rp *rp)
 
 			if (!a->applied)
 				continue;
-			if (ref_move(rp->repo, a->ref, a->new_id, a->old_id) < 0)
+			if (ref_move(rp->repo, a->ref, a->new_id,
+				     a->old_id) < 0)
 				log_warnx("'%s': cannot roll back '%s': %s",
 					  rp->app, a->ref, error_last());
 			a->applied = 0;
@@ -1039,11 +1055,13 @@ static void fix_head(struct rp *rp)
 	if (git_repository_head_unborn(rp->repo) != 1)
 		return;
 	if (git_reference_lookup(&head, rp->repo, "HEAD") == 0 &&
-	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
-	    git_reference_name_to_id(&id, rp->repo,
-				     git_reference_symbolic_target(head)) == 0) {
-		git_reference_free(head);
-		return;
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
+		const char *target = git_reference_symbolic_target(head);
+
+		if (git_reference_name_to_id(&id, rp->repo, target) == 0) {
+			git_reference_free(head);
+			return;
+		}
 	}
 	git_reference_free(head);
 	for (i = 0; i < ARRAY_SIZE(pref); i++)
@@ -1143,7 +1161,7 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 		close(outp[0]);
 		close(errp[0]);
 		signal(SIGPIPE, SIG_DFL);
-		/* stdin/stdout may be the git stream itself: keep builds off it */
+		/* stdin/stdout may be the git stream: keep builds off it */
 		null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
 			_exit(2);
@@ -1235,7 +1253,8 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 			} else if (why.len < REASON_MAX) {
 				size_t room = REASON_MAX - why.len;
 
-				buf_add(&why, buf, (size_t)r < room ? (size_t)r : room);
+				buf_add(&why, buf,
+					(size_t)r < room ? (size_t)r : room);
 			}
 		}
 	}
@@ -1293,14 +1312,16 @@ static void send_report(struct rp *rp)
 		struct push_cmd *c = &rp->req.cmds[i];
 
 		if (c->error)
-			err |= pkt_buf_addf(&out, "ng %s %s\n", c->ref, c->error);
+			err |= pkt_buf_addf(&out, "ng %s %s\n", c->ref,
+					    c->error);
 		else
 			err |= pkt_buf_addf(&out, "ok %s\n", c->ref);
 	}
 	err |= pkt_buf_flush(&out);
 	if (err == 0) {
 		if (rp->sideband) {
-			if (!rp->io_dead && pkt_band(rp->io, 1, out.data, out.len) < 0)
+			if (!rp->io_dead &&
+			    pkt_band(rp->io, 1, out.data, out.len) < 0)
 				rp->io_dead = 1;
 		} else {
 			rp_write(rp, out.data, out.len);
@@ -1379,7 +1400,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	} else if (rp.repo) {
 		if (check_commands(&rp) < 0) {
 			for (i = 0; i < rp.req.n; i++)
-				push_cmd_fail(&rp.req.cmds[i], "%s", error_last());
+				push_cmd_fail(&rp.req.cmds[i], "%s",
+					      error_last());
 		}
 		if (rp.req.caps & PUSH_ATOMIC) {
 			for (i = 0; i < rp.req.n; i++)
@@ -1397,7 +1419,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 			rp.unpack_error = xstrdup(error_last());
 			gitsvc_oneline(rp.unpack_error);
 			for (i = 0; i < rp.req.n; i++)
-				push_cmd_fail(&rp.req.cmds[i], "unpacker error");
+				push_cmd_fail(&rp.req.cmds[i],
+					      "unpacker error");
 			any_ok = 0;
 		}
 		if (any_ok) {
@@ -1427,13 +1450,15 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		struct push_cmd *d = deploy_cmd(&rp);
 
 		if (d && has_option(&rp, "skip-deploy")) {
-			rp_say(&rp, "-----> Skipping deploy (push option skip-deploy)\n");
+			rp_say(&rp, "-----> Skipping deploy "
+			       "(push option skip-deploy)\n");
 		} else if (d) {
 			char *reason = NULL;
 			int r = run_deploy(&rp, d, &reason);
 
 			if (r < 0)
-				push_cmd_fail(d, "deploy failed: %s", error_last());
+				push_cmd_fail(d, "deploy failed: %s",
+					      error_last());
 			else if (r > 0)
 				push_cmd_fail(d, "deploy failed: %s", reason);
 			free(reason);
