@@ -13,13 +13,15 @@ berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
 	local base=$(( 50000 + (RANDOM % 150) * 100 ))  # free_port uses 30000-49999
+	local key line
 	mkdir -p "$BERTH_ROOT"
 	{
-		echo "port_min: $base"
-		echo "port_max: $((base + 99))"
-		echo "drain: 200ms"
-		echo "stop_timeout: 3s"
-		echo "health_timeout: 15s"
+		# test defaults, unless BERTH_YAML sets the key itself
+		for line in "port_min: $base" "port_max: $((base + 99))" \
+			    "drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			key=${line%%:*}
+			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^$key:" || echo "$line"
+		done
 		[ -n "${BERTH_YAML:-}" ] && printf '%s\n' "$BERTH_YAML"
 	} >"$BERTH_ROOT/berth.yaml"
 }
