@@ -388,6 +388,8 @@ static int step_name_valid(const char *s)
 {
 	size_t n;
 
+	if (s && !strncmp(s, "hook:", 5))
+		s += 5;		/* a custom hook, .berth/hooks/NAME (pipeline.c) */
 	if (!s || s[0] == '.' || s[0] == '-')
 		return 0;
 	for (n = 0; s[n]; n++)
