@@ -70,6 +70,7 @@ make_test_buildpack() {
 	echo $n >"$cache/builds"
 	echo "-----> Test Pack build $n"
 	echo "compiling for ${BERTH_APP:-?}"
+	echo "compile as $(id -un)"
 	greeting=$(cat "$env/GREETING" 2>/dev/null || echo none)
 	echo "$greeting-build$n" >"$build/VERSION"
 	EOF_COMPILE
