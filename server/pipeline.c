@@ -957,6 +957,30 @@ out:
 	return ret;
 }
 
+/* ---- privilege drop for builds ---- */
+
+static long chown_uid, chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int chown_tree(const char *path, long uid, long gid)
+{
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
+		return -1;
+	return 0;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -970,7 +994,7 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	char *dir = NULL, *path = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
-	size_t i;
+	size_t i, ran = 0;
 	int ret = -1;
 
 	if (!custom) {
@@ -999,7 +1023,12 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 				continue;
 			if (run_hook(p, path, names.v[i], step, 1) < 0)
 				goto out;
+			ran++;
 		}
+		/* What the server's hooks made must stay the build user's. */
+		if (ran && p->uid >= 0 &&
+		    chown_tree(p->build_dir, p->uid, p->gid) < 0)
+			goto out;
 	}
 	FREE_AND_NULL(path);
 	path = xasprintf("%s/.berth/hooks/%s", p->build_dir, step);
@@ -1240,30 +1269,6 @@ static void webhooks(struct pl *p, const char *status)
 		webhook_post(p, server, status);
 	if (app && *app && !(server && !strcmp(server, app)))
 		webhook_post(p, app, status);
-}
-
-/* ---- privilege drop for builds ---- */
-
-static long chown_uid, chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int flag,
-		     struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
-		return error_setsys("cannot chown '%s'", path);
-	return 0;
-}
-
-static int chown_tree(const char *path, long uid, long gid)
-{
-	chown_uid = uid;
-	chown_gid = gid;
-	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
-		return -1;
-	return 0;
 }
 
 static int resolve_run_user(struct pl *p)

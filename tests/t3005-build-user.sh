@@ -15,18 +15,18 @@ test_expect_success 'engine with user: nobody, a server hook, push key' '
 	start_berth &&
 	setup_push_key &&
 	mkdir -p "$BERTH_ROOT/hooks/pre-build.d" &&
-	printf "#!/bin/sh\necho server hook as \$(id -un)\n" \
+	printf "#!/bin/sh\necho server hook as \$(id -un)\necho server >stamp\n" \
 		>"$BERTH_ROOT/hooks/pre-build.d/10-whoami" &&
 	chmod +x "$BERTH_ROOT/hooks/pre-build.d/10-whoami"
 '
 
-test_expect_success 'app hooks and the buildpack run as the build user' '
+test_expect_success 'app hooks and the buildpack run as the build user, on files the server hooks made' '
 	make_test_buildpack "$TRASH/testpack" &&
 	new_app_repo userapp &&
 	add_web_app userapp v1 &&
 	echo "buildpack: $TRASH/testpack" >userapp/app.yaml &&
 	mkdir -p userapp/.berth/hooks &&
-	printf "#!/bin/sh\necho app hook as \$(id -un)\ntouch made-by-hook\n" \
+	printf "#!/bin/sh\necho app hook as \$(id -un)\necho app >>stamp\n" \
 		>userapp/.berth/hooks/pre-build &&
 	chmod +x userapp/.berth/hooks/pre-build &&
 	commit_all userapp one &&
