@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -750,6 +751,7 @@ struct pl {
 	long release;		/* from the engine's "is live" line; -1 */
 	int deployed;
 	long uid, gid;		/* run_user when we are root, else -1 */
+	int lock_fd;		/* ROOT/cache/NAME.lock, or -1 */
 };
 
 static const char *config_get(const struct pl *p, const char *key)
@@ -1311,6 +1313,45 @@ out:
 	return ret;
 }
 
+/*
+ * One build of an app at a time: two would share (and spoil) its cache.
+ * The lock is ROOT/cache/NAME.lock (app names have no '.', so no app's
+ * cache is ever called that), held until the process exits.
+ */
+static int lock_builds(struct pl *p)
+{
+	char *path = xasprintf("%s/cache/%s.lock", p->root, p->o->app);
+	char *dir = xasprintf("%s/cache", p->root);
+	int said = 0, ret = -1;
+
+	if (mkdir_p(dir, 0755) < 0)
+		goto out;
+	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->lock_fd < 0) {
+		error_setsys("cannot open '%s'", path);
+		goto out;
+	}
+	while (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			error_setsys("cannot lock '%s'", path);
+			goto out;
+		}
+		if (!said++)
+			say(p->o->out, "-----> Waiting for another build of %s",
+			    p->o->app);
+		if (p->deadline && now_ms() >= p->deadline) {
+			error_set("build timed out waiting for another build");
+			goto out;
+		}
+		usleep(200 * 1000);
+	}
+	ret = 0;
+out:
+	free(path);
+	free(dir);
+	return ret;
+}
+
 static int make_dirs(struct pl *p)
 {
 	char *tmp = xasprintf("%s/tmp", p->root);
@@ -1331,6 +1372,8 @@ static int make_dirs(struct pl *p)
 		goto out;
 	}
 	p->cache_dir = xasprintf("%s/cache/%s", p->root, p->o->app);
+	if (lock_builds(p) < 0)
+		goto out;
 	if (p->o->clean_cache) {
 		say(p->o->out, "-----> Clearing the build cache");
 		if (rm_rf(p->cache_dir) < 0)
@@ -1400,6 +1443,7 @@ int pipeline_run(const struct pipeline_opts *o)
 	memset(&p, 0, sizeof(p));
 	p.o = o;
 	p.release = -1;
+	p.lock_fd = -1;
 	p.start = now_ms();
 	manifest_init(&p.m);
 	/* A pusher who hangs up must not kill the build half-way. */
@@ -1455,6 +1499,8 @@ out:
 		log_warnx("%s: %s", __func__, error_last());
 	if (p.bundle)
 		unlink(p.bundle);	/* gone already when the engine moved it */
+	if (p.lock_fd >= 0)
+		close(p.lock_fd);
 	free(p.build_dir);
 	free(p.env_dir);
 	free(p.cache_dir);
