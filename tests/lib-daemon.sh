@@ -12,7 +12,7 @@
 berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
-	local base=$(( 20000 + (RANDOM % 400) * 100 ))
+	local base=$(( 50000 + (RANDOM % 150) * 100 ))  # free_port uses 30000-49999
 	mkdir -p "$BERTH_ROOT"
 	{
 		echo "port_min: $base"
