@@ -12,7 +12,7 @@
 berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
-	local base=$(( 50000 + (RANDOM % 150) * 100 ))  # free_port uses 30000-49999
+	local base=$(( 20000 + (RANDOM % 120) * 100 ))  # free_port uses 12000-19999
 	local key line
 	mkdir -p "$BERTH_ROOT"
 	{
