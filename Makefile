@@ -66,7 +66,7 @@ $(B)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBOBJS) | $(B)
 units: $(UNIT_BINS) $(REPLAY_BINS)
 
 PROVE ?= prove
-TESTS ?= tests/t*.sh
+TESTS ?= tests/t[0-9]*.sh
 test: berth units
 	$(PROVE) --exec tests/run-test.sh $(UNIT_BINS) $(REPLAY_BINS) $(TESTS)
 check: test

@@ -69,20 +69,23 @@ crash_berth() {
 	BERTH_PID=
 }
 
-# Processes whose working directory is under the state directory.
-berth_procs() {
+# App processes: those whose working directory is a release under run/.
+berth_procs() { procs_under "$BERTH_ROOT/run/"; }
+
+# procs_under DIR: processes whose working directory is in DIR
+procs_under() {
 	local p cwd
 	for p in /proc/[0-9]*; do
 		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case "$cwd" in
-		"$BERTH_ROOT"/*) echo "${p#/proc/}" ;;
+		case "$cwd/" in
+		"$1"*) echo "${p#/proc/}" ;;
 		esac
 	done
 }
 
 kill_leftovers() {
 	local p
-	for p in $(berth_procs); do
+	for p in $(procs_under "$BERTH_ROOT/"); do
 		kill -KILL "$p" 2>/dev/null
 	done
 	if [ -f "$BERTH_ROOT/nginx/logs/nginx.pid" ]; then
