@@ -576,30 +576,65 @@ out:
 	return ret;
 }
 
-/* 1 if pid is a live (not zombie) process named postgres owned by uid. */
-static int is_postmaster(const struct postgres *pg, pid_t pid)
+/*
+ * Read /proc/PID/stat: the command name (comm), the state letter and the
+ * parent's pid.  0, or -1 if there is no such process.
+ */
+static int proc_stat(pid_t pid, char *comm, size_t len, char *state,
+		     pid_t *ppid, uid_t *uid)
 {
-	char path[64], stat_line[512];
+	char path[64], line[512];
 	struct stat st;
 	FILE *f;
 	char *open_paren, *close_paren;
-	int ret = 0;
+	int parent, ret = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
-	if (fstat(fileno(f), &st) == 0 && st.st_uid == pg->uid &&
-	    fgets(stat_line, sizeof(stat_line), f)) {
-		open_paren = strchr(stat_line, '(');
-		close_paren = strrchr(stat_line, ')');
-		if (open_paren && close_paren && close_paren[1] == ' ' &&
-		    close_paren[2] != 'Z' &&
-		    !strncmp(open_paren, "(postgres)", 10))
-			ret = 1;
-	}
+		return -1;
+	if (fstat(fileno(f), &st) < 0 || !fgets(line, sizeof(line), f))
+		goto out;
+	open_paren = strchr(line, '(');
+	close_paren = strrchr(line, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren ||
+	    sscanf(close_paren + 1, " %c %d", state, &parent) != 2)
+		goto out;
+	snprintf(comm, len, "%.*s", (int)(close_paren - open_paren - 1),
+		 open_paren + 1);
+	*ppid = (pid_t)parent;
+	*uid = st.st_uid;
+	ret = 0;
+out:
 	fclose(f);
 	return ret;
+}
+
+/* 1 if pid is a live (not zombie) process named postgres owned by uid. */
+static int is_postmaster(const struct postgres *pg, pid_t pid)
+{
+	char comm[32], state;
+	pid_t ppid;
+	uid_t uid;
+
+	return proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) == 0 &&
+	       uid == pg->uid && state != 'Z' && !strcmp(comm, "postgres");
+}
+
+/* 1 if pid's parent is another live berth: an engine that still runs
+ * this cluster (two engines on one state directory). */
+static int owned_by_other_engine(pid_t pid, pid_t *parent)
+{
+	char comm[32], state;
+	pid_t ppid, pp;
+	uid_t uid;
+
+	if (proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) < 0 ||
+	    ppid <= 1 || ppid == getpid())
+		return 0;
+	*parent = ppid;
+	return proc_stat(ppid, comm, sizeof(comm), &state, &pp, &uid) == 0 &&
+	       state != 'Z' && !strcmp(comm, "berth");
 }
 
 static int wait_gone(const struct postgres *pg, pid_t pid, long ms)
@@ -619,11 +654,13 @@ static int wait_gone(const struct postgres *pg, pid_t pid, long ms)
  * Stop it the way postgres_shutdown would (fast, then immediate), so the
  * one we start is ours to supervise.
  */
-static void stop_stale(struct postgres *pg)
+static int stop_stale(struct postgres *pg)
 {
 	char *pidfile = xasprintf("%s/postmaster.pid", pg->data);
 	struct buf b = BUF_INIT;
 	long pid;
+	pid_t engine;
+	int ret = 0;
 
 	if (read_file(&b, pidfile, 65536) < 0)
 		goto out;
@@ -631,6 +668,13 @@ static void stop_stale(struct postgres *pg)
 	pid = parse_long(b.data, INT_MAX);
 	if (pid <= 1 || pid == pg->pid || !is_postmaster(pg, (pid_t)pid))
 		goto out;
+	/* an orphan has init (or a subreaper) as parent; a postmaster whose
+	 * parent is a live engine is that engine's: leave it alone */
+	if (owned_by_other_engine((pid_t)pid, &engine)) {
+		ret = error_set("PostgreSQL in '%s' is run by another engine "
+				"(pid %d)", pg->data, (int)engine);
+		goto out;
+	}
 	log_warnx("stopping PostgreSQL left running as pid %ld", pid);
 	kill((pid_t)pid, SIGINT);
 	if (wait_gone(pg, (pid_t)pid, PG_STOP_MS) == 0)
@@ -643,6 +687,7 @@ static void stop_stale(struct postgres *pg)
 out:
 	buf_release(&b);
 	free(pidfile);
+	return ret;
 }
 
 static void restart_timer(struct loop *l, void *arg)
@@ -652,8 +697,14 @@ static void restart_timer(struct loop *l, void *arg)
 	pg->timer = 0;
 	if (pg->pid)
 		return;
-	if (start_postmaster(pg) < 0)
-		log_warnx("cannot start PostgreSQL: %s", error_last());
+	if (start_postmaster(pg) == 0)
+		return;
+	log_warnx("cannot start PostgreSQL: %s; trying again in %ld ms",
+		  error_last(), pg->backoff_ms);
+	pg->timer = loop_add_timer(l, pg->backoff_ms, restart_timer, pg);
+	pg->backoff_ms *= 2;
+	if (pg->backoff_ms > PG_BACKOFF_MAX)
+		pg->backoff_ms = PG_BACKOFF_MAX;
 }
 
 /* Our postmaster has gone: note it, and start again after a back-off. */
@@ -721,7 +772,8 @@ static int start_postmaster(struct postgres *pg)
 		loop_del_timer(pg->loop, pg->timer);
 		pg->timer = 0;
 	}
-	stop_stale(pg);
+	if (stop_stale(pg) < 0)
+		goto out;
 	/* the socket directory is shared with apps; the lock file in it
 	 * must be the database user's to write */
 	if (make_dir(pg, pg->run, 0755, 1) < 0)
