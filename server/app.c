@@ -44,6 +44,11 @@ enum deploy_step {
 	STEP_FAILING,
 };
 
+struct check_ctx {
+	struct deploy *d;
+	size_t i;
+};
+
 struct deploy {
 	struct engine *e;
 	struct app *a;
@@ -62,6 +67,7 @@ struct deploy {
 	int helper_fd;
 	struct buf helper_out;
 	struct health **checks;
+	struct check_ctx *check_ctx;
 	size_t nchecks, pending;
 	uint64_t timer;
 	size_t waiting_exits;
@@ -574,6 +580,7 @@ static void deploy_free(struct deploy *d)
 	for (i = 0; i < d->nchecks; i++)
 		health_cancel(d->checks[i]);
 	free(d->checks);
+	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
@@ -635,13 +642,21 @@ static void fail_cleanup(void *arg)
 					     ps[i]->name, error_last());
 		free(ps);
 	}
-	if (d->kind == DEPLOY_NEW && d->number)
+	if (d->kind == DEPLOY_NEW && d->number) {
+		char *rdir = release_dir(a, d->number);
+		char *bundle = xasprintf("%s/bundle.tar.gz", rdir);
+
+		/* Keep the record (releases lists it), not the bundle. */
+		unlink(bundle);
 		meta_write(a, d->number, "failed", NULL, NULL);
+		free(bundle);
+		free(rdir);
+	}
 	free(a->last_result);
 	a->last_result = xstrdup("failed");
 	app_save(a);
 	logger_linef(a->log, "berth", "deploy failed: %s", d->error);
-	if (d->created_app && !a->live && a->release == 0) {
+	if (d->created_app && !a->live && a->release == 0 && !a->waiting) {
 		char *repo = xasprintf("%s/repo.git", a->dir);
 
 		/* A first deploy that failed leaves no app behind, unless a
@@ -679,6 +694,8 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	for (i = 0; i < d->nchecks; i++)
 		health_cancel(d->checks[i]);
 	d->nchecks = 0;
+	FREE_AND_NULL(d->checks);
+	FREE_AND_NULL(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
 	d->timer = 0;
 	if (d->helper > 0) {
@@ -694,6 +711,30 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	n = run_procs(d->run, &ps, NULL, NULL);
 	stop_procs(ps, n, FAIL_STOP_MS, fail_cleanup, d);
 	free(ps);
+}
+
+static size_t list_releases(const struct app *a, int **out);
+
+/* Keep the newest cfg->keep_releases releases; never the live one. */
+static void prune_releases(struct app *a)
+{
+	int *nums;
+	size_t n = list_releases(a, &nums), i;
+	size_t extra = n > (size_t)a->eng->cfg->keep_releases ?
+		n - (size_t)a->eng->cfg->keep_releases : 0;
+
+	for (i = 0; i < n && extra > 0; i++) {
+		char *dir;
+
+		if (nums[i] == a->release)
+			continue;
+		dir = release_dir(a, nums[i]);
+		if (rm_rf(dir) < 0)
+			log_warnx("%s", error_last());
+		free(dir);
+		extra--;
+	}
+	free(nums);
 }
 
 static void retire_done(void *arg)
@@ -729,6 +770,7 @@ static void retire_done(void *arg)
 		}
 	}
 	free(static_link);
+	prune_releases(a);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	deploy_finish(d, 1);
@@ -799,11 +841,13 @@ static void go_live(struct deploy *d)
 
 static void on_confirm(void *arg, const struct health_result *r)
 {
-	struct deploy *d = arg;
+	struct check_ctx *cx = arg;
+	struct deploy *d = cx->d;
 
+	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
 	d->nchecks = 0;
-	free(d->checks);
-	d->checks = NULL;
+	FREE_AND_NULL(d->checks);
+	FREE_AND_NULL(d->check_ctx);
 	if (!r->ok) {
 		deploy_fail(d, "nginx does not route '%s' to the new release: %s",
 			    d->a->name, r->error ? r->error : "no answer");
@@ -838,24 +882,28 @@ static void confirm(struct deploy *d)
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
 	req.want_header = "X-Berth-Upstream";
 	req.want_value = want;
-	h = health_start(&req, on_confirm, d);
-	if (!h) {
-		deploy_fail(d, "cannot check through nginx: %s", error_last());
-	} else {
-		d->checks = xcalloc(1, sizeof(*d->checks));
-		d->checks[0] = h;
-		d->nchecks = 1;
-	}
+	d->checks = xcalloc(1, sizeof(*d->checks));
+	d->check_ctx = xcalloc(1, sizeof(*d->check_ctx));
+	d->check_ctx[0].d = d;
+	d->check_ctx[0].i = 0;
+	h = health_start(&req, on_confirm, &d->check_ctx[0]);
 	free(url);
 	free(host);
 	free(want);
+	if (!h) {
+		deploy_fail(d, "cannot check through nginx: %s", error_last());
+		return;
+	}
+	d->checks[0] = h;
+	d->nchecks = 1;
 }
 
 static void on_ready(void *arg, const struct health_result *r)
 {
-	struct deploy *d = arg;
-	size_t i;
+	struct check_ctx *cx = arg;
+	struct deploy *d = cx->d;
 
+	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
 	if (!r->ok) {
 		struct buf tail = BUF_INIT;
 		struct proc *p;
@@ -863,9 +911,6 @@ static void on_ready(void *arg, const struct health_result *r)
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
 				proc_tail(p, &tail);
-		/* this check is finished: do not cancel it again */
-		for (i = 0; i < d->nchecks; i++)
-			d->checks[i] = NULL;
 		deploy_fail(d, "not ready after %ld ms: %s%s%s", r->elapsed_ms,
 			    r->error ? r->error : "no healthy answer",
 			    tail.len ? ", last output:\n" : "",
@@ -875,8 +920,8 @@ static void on_ready(void *arg, const struct health_result *r)
 	}
 	if (--d->pending > 0)
 		return;
-	free(d->checks);
-	d->checks = NULL;
+	FREE_AND_NULL(d->checks);
+	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
 	say(d, "-----> Healthy after %lld ms", (long long)(now_ms() - d->t_spawn));
 	confirm(d);
@@ -966,6 +1011,7 @@ static void spawn_new(void *arg)
 		return;
 	}
 	d->checks = xcalloc(d->pending, sizeof(*d->checks));
+	d->check_ctx = xcalloc(d->pending, sizeof(*d->check_ctx));
 	for (p = r->procs; p; p = p->next) {
 		struct health_req req;
 		char *url;
@@ -979,7 +1025,10 @@ static void spawn_new(void *arg)
 		req.max_status = r->m.health_max_status;
 		req.interval_ms = d->e->cfg->health_interval_ms;
 		req.timeout_ms = timeout;
-		d->checks[d->nchecks] = health_start(&req, on_ready, d);
+		d->check_ctx[d->nchecks].d = d;
+		d->check_ctx[d->nchecks].i = d->nchecks;
+		d->checks[d->nchecks] = health_start(&req, on_ready,
+						     &d->check_ctx[d->nchecks]);
 		free(url);
 		if (!d->checks[d->nchecks]) {
 			deploy_fail(d, "cannot check %s: %s", p->name, error_last());
@@ -1139,7 +1188,7 @@ static void prepare(struct deploy *d)
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
 	struct nginx_app na;
 	size_t old_nslots = a->nslots, i;
-	char *static_link = NULL;
+	char *static_link = NULL, *why = NULL;
 
 	d->web_count = web ? (size_t)scale_of(a, web) : 0;
 	if (d->kind == DEPLOY_NEW)
@@ -1166,7 +1215,7 @@ static void prepare(struct deploy *d)
 		}
 	}
 	if (ensure_slots(d, d->web_count) < 0) {
-		deploy_fail(d, "%s", error_last());
+		why = xstrdup(error_last());
 		goto undo_slots;
 	}
 	if (d->e->nginx && (d->web_count || r->m.static_root ||
@@ -1185,8 +1234,8 @@ static void prepare(struct deploy *d)
 		}
 		if (nginx_app_set(d->e->nginx, &na) < 0) {
 			free(static_link);
-			deploy_fail(d, "nginx refused the configuration: %s",
-				    error_last());
+			why = xasprintf("nginx refused the configuration: %s",
+					error_last());
 			goto undo_slots;
 		}
 		free(static_link);
@@ -1196,9 +1245,12 @@ static void prepare(struct deploy *d)
 	release_phase(d);
 	return;
 undo_slots:
+	/* d may be gone after deploy_fail(): undo first, then fail. */
 	for (i = old_nslots; i < a->nslots; i++)
 		ports_put(&d->e->ports, a->slots[i]);
 	a->nslots = old_nslots;
+	deploy_fail(d, "%s", why);
+	free(why);
 }
 
 static void on_unpack_exit(pid_t pid, int status, void *arg)

@@ -41,16 +41,19 @@ test_run_exit_hooks() {
 }
 trap 'test_run_exit_hooks' EXIT
 
+test_eval_() { eval "$1"; }
+
 test_expect_success() {
 	local desc="$1" body="$2" out ret
 	test_count=$((test_count + 1))
 	test_cleanup_cmds=""
 	out="$TRASH/.step-$test_count.out"
-	(
-		set +u
-		eval "$body"
-	) >"$out" 2>&1
+	# In this shell, as git's test-lib does, so steps can set variables
+	# for later ones (start_berth exports the engine's ports).
+	set +u
+	test_eval_ "$body" >"$out" 2>&1 </dev/null
 	ret=$?
+	set -u
 	if [ -n "$test_cleanup_cmds" ]; then
 		eval "$test_cleanup_cmds" >/dev/null 2>&1
 	fi
