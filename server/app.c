@@ -356,6 +356,30 @@ static void app_unlink(struct app *a)
 
 /* ---------- process environment ---------- */
 
+/* libpq's PG* variables (and Keter's PGPASS) from DATABASE_URL, unless
+ * the app's config sets them itself (docs/postgres.md). */
+static void add_pg_env(struct strv *env)
+{
+	const char *url = strv_env_get(env, "DATABASE_URL");
+	struct strv pgenv = STRV_INIT;
+	size_t i;
+
+	if (!url || (strncmp(url, "postgresql://", 13) &&
+		     strncmp(url, "postgres://", 11)))
+		return;
+	if (postgres_url_env(url, &pgenv) == 0) {
+		for (i = 0; i < pgenv.n; i++) {
+			size_t klen = strcspn(pgenv.v[i], "=");
+			char *k = xstrndup(pgenv.v[i], klen);
+
+			if (strv_env_find(env, k) < 0)
+				strv_push(env, pgenv.v[i]);
+			free(k);
+		}
+	}
+	strv_release(&pgenv);
+}
+
 static void build_env(struct strv *env, const struct app *a,
 		      const struct run *r, const struct proc *p)
 {
@@ -385,6 +409,7 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
+	add_pg_env(env);
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
 	if (p) {
