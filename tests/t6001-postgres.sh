@@ -200,7 +200,7 @@ test_expect_success 'berth pg of an app without a database fails cleanly' '
 
 test_expect_success 'rm --drop-database drops database and role' '
 	url=$(sed -n "s/^DATABASE_URL=//p" config) &&
-	berth rm pgapp --drop-database >rm 2>&1 &&
+	berth rm pgapp --force --drop-database >rm 2>&1 &&
 	test_grep "Dropped the database" rm &&
 	test_must_fail berth pg pgapp &&
 	test_must_fail psql "$url" -qtAc "SELECT 1" 2>err &&
