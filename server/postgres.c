@@ -49,7 +49,7 @@
 #define PG_PORT "5432"
 #define PG_CONNECT_TIMEOUT "5"
 #define PG_STATEMENT_TIMEOUT "SET statement_timeout = '60s'"
-#define PG_READY_MS 60000	/* start-up, crash recovery included */
+#define PG_READY_MS 30000	/* start-up, crash recovery included */
 #define PG_STOP_MS 30000	/* fast shutdown, then immediate */
 #define PG_BACKOFF_MIN 1000
 #define PG_BACKOFF_MAX 30000
@@ -287,18 +287,46 @@ static int find_bindir(struct postgres *pg)
 	size_t i;
 	long best = -1;
 	char *found = NULL;
+	struct buf v = BUF_INIT;
+	char *vfile;
 
 	if (pg->bindir)
 		return 0;
+	/* a cluster runs only under its own major version: prefer it when
+	 * several are installed */
+	vfile = xasprintf("%s/PG_VERSION", pg->data);
+	if (read_file(&v, vfile, 64) == 0) {
+		long major;
+
+		v.data[strcspn(v.data, "\n")] = '\0';
+		major = parse_long(v.data, 1000);
+		if (major > 0) {
+			char *dir = xasprintf("/usr/lib/postgresql/%ld/bin",
+					      major);
+			char *bin = xasprintf("%s/postgres", dir);
+
+			if (access(bin, X_OK) == 0)
+				found = dir;
+			else
+				free(dir);
+			free(bin);
+		}
+	}
+	buf_release(&v);
+	free(vfile);
+	if (found) {
+		pg->bindir = found;
+		return 0;
+	}
 	if (glob("/usr/lib/postgresql/*/bin", GLOB_ONLYDIR, NULL, &g) == 0) {
 		for (i = 0; i < g.gl_pathc; i++) {
 			char *postgres = xasprintf("%s/postgres", g.gl_pathv[i]);
 			char *initdb = xasprintf("%s/initdb", g.gl_pathv[i]);
-			long v = version_of(g.gl_pathv[i]);
+			long ver = version_of(g.gl_pathv[i]);
 
 			if (access(postgres, X_OK) == 0 &&
-			    access(initdb, X_OK) == 0 && v > best) {
-				best = v;
+			    access(initdb, X_OK) == 0 && ver > best) {
+				best = ver;
 				free(found);
 				found = xstrdup(g.gl_pathv[i]);
 			}
@@ -805,6 +833,24 @@ out:
 	return ret;
 }
 
+/*
+ * Our postmaster may have died with the loop not running to tell us
+ * (we are inside a request): reap it here.  1 if it had exited.
+ */
+static int reap_own(struct postgres *pg, int *status)
+{
+	pid_t r;
+
+	if (!pg->pid)
+		return 0;
+	r = waitpid(pg->pid, status, WNOHANG);
+	if (r != pg->pid)
+		return 0;
+	reaper_forget(r);
+	exited(pg, *status);
+	return 1;
+}
+
 /* Wait until our postmaster accepts connections. */
 static int wait_ready(struct postgres *pg)
 {
@@ -817,23 +863,17 @@ static int wait_ready(struct postgres *pg)
 
 	for (;;) {
 		int status;
-		pid_t r;
 
 		if (PQpingParams(keys, vals, 0) == PQPING_OK)
 			return 0;
 		if (!pg->pid)
 			return error_set("cannot reach PostgreSQL: not running");
-		/* died while starting: reap it here, the loop is not running */
-		r = waitpid(pg->pid, &status, WNOHANG);
-		if (r == pg->pid) {
-			reaper_forget(r);
-			exited(pg, status);
+		if (reap_own(pg, &status))
 			return error_set("cannot reach PostgreSQL: it %s "
-					 "while starting (see '%s')",
+					 "(see '%s')",
 					 spawn_describe_status(status, why,
 							       sizeof(why)),
 					 pg->log_path);
-		}
 		if (now_ms() > deadline)
 			return error_set("cannot reach PostgreSQL: not ready "
 					 "after %d s (see '%s')",
@@ -845,6 +885,8 @@ static int wait_ready(struct postgres *pg)
 /* Create the cluster if need be, start it if it is down, wait for it. */
 static int ensure_running(struct postgres *pg)
 {
+	int status;
+
 	if (find_bindir(pg) < 0 || find_user(pg) < 0)
 		return -1;
 	if (make_dir(pg, pg->dir, 0755, 0) < 0 ||
@@ -861,6 +903,7 @@ static int ensure_running(struct postgres *pg)
 	} else if (load_password(pg) < 0) {
 		return -1;
 	}
+	reap_own(pg, &status);
 	if (!pg->pid && start_postmaster(pg) < 0)
 		return -1;
 	return wait_ready(pg);
