@@ -638,15 +638,27 @@ out:
 	return ret;
 }
 
-/* 1 if pid is a live (not zombie) process named postgres owned by uid. */
+/*
+ * 1 if pid is a live (not zombie) process named postgres, owned by the
+ * cluster's user and working in our data directory (a postmaster chdir()s
+ * there): a pid reused by another cluster of the same user is not ours.
+ */
 static int is_postmaster(const struct postgres *pg, pid_t pid)
 {
-	char comm[32], state;
+	char comm[32], state, link[64], cwd[PATH_MAX], data[PATH_MAX];
 	pid_t ppid;
 	uid_t uid;
+	ssize_t n;
 
-	return proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) == 0 &&
-	       uid == pg->uid && state != 'Z' && !strcmp(comm, "postgres");
+	if (proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) < 0 ||
+	    uid != pg->uid || state == 'Z' || strcmp(comm, "postgres"))
+		return 0;
+	snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
+	n = readlink(link, cwd, sizeof(cwd) - 1);
+	if (n < 0 || !realpath(pg->data, data))
+		return 0;
+	cwd[n] = '\0';
+	return !strcmp(cwd, data);
 }
 
 /* 1 if pid's parent is another live berth: an engine that still runs
