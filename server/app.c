@@ -356,30 +356,6 @@ static void app_unlink(struct app *a)
 
 /* ---------- process environment ---------- */
 
-/* libpq's PG* variables (and Keter's PGPASS) from DATABASE_URL, unless
- * the app's config sets them itself (docs/postgres.md). */
-static void add_pg_env(struct strv *env)
-{
-	const char *url = strv_env_get(env, "DATABASE_URL");
-	struct strv pgenv = STRV_INIT;
-	size_t i;
-
-	if (!url || (strncmp(url, "postgresql://", 13) &&
-		     strncmp(url, "postgres://", 11)))
-		return;
-	if (postgres_url_env(url, &pgenv) == 0) {
-		for (i = 0; i < pgenv.n; i++) {
-			size_t klen = strcspn(pgenv.v[i], "=");
-			char *k = xstrndup(pgenv.v[i], klen);
-
-			if (strv_env_find(env, k) < 0)
-				strv_push(env, pgenv.v[i]);
-			free(k);
-		}
-	}
-	strv_release(&pgenv);
-}
-
 static void build_env(struct strv *env, const struct app *a,
 		      const struct run *r, const struct proc *p)
 {
@@ -409,7 +385,15 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
-	add_pg_env(env);
+	/* Keter's Postgres plugin gives PG* variables as well. */
+	if (strv_env_get(env, "DATABASE_URL")) {
+		char *url = xstrdup(strv_env_get(env, "DATABASE_URL"));
+
+		if (postgres_url_env(url, env) < 0)
+			log_warnx("%s: bad DATABASE_URL: %s", a->name,
+				  error_last());
+		free(url);
+	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
 	if (p) {
@@ -838,7 +822,7 @@ static void go_live(struct deploy *d)
 	struct app *a = d->a;
 	long drain;
 
-	if (d->run->m.static_root && swap_static(d) < 0) {
+	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
@@ -891,22 +875,32 @@ static void confirm(struct deploy *d)
 	d->step = STEP_CONFIRM;
 	for (p = d->run->procs; p && !p->port; p = p->next)
 		;
-	if (!p || !d->e->nginx) {
+	if (!d->e->nginx || (!p && !d->run->m.static_root)) {
 		go_live(d);
+		return;
+	}
+	if (!p && d->run->m.static_root && swap_static(d) < 0) {
+		deploy_fail(d, "%s", error_last());
 		return;
 	}
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
 	host = xasprintf("%s.%s", d->a->name, d->e->cfg->domain);
-	want = xasprintf("127.0.0.1:%d", p->port);
+	want = xasprintf("127.0.0.1:%d", p ? p->port : 0);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.host = host;
 	req.max_status = d->run->m.health_max_status;
 	req.interval_ms = 10;
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
-	req.want_header = "X-Berth-Upstream";
-	req.want_value = want;
+	if (p) {
+		req.want_header = "X-Berth-Upstream";
+		req.want_value = want;
+	} else {
+		/* A static site: its page, not the default server's 404,
+		 * once nginx has loaded the new file. */
+		req.max_status = 399;
+	}
 	d->checks = xcalloc(1, sizeof(*d->checks));
 	d->check_ctx = xcalloc(1, sizeof(*d->check_ctx));
 	d->check_ctx[0].d = d;
