@@ -90,20 +90,6 @@ http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])),
 EOF
 (cd app && tar czf ../app.tar.gz app.yaml app.py) || exit 1
 
-# Ports below the kernel's ephemeral range (32768 and up here), which
-# outgoing connections of a busy machine fill; nobody bound to them yet.
-low_free_port() {
-	local p
-	while :; do
-		p=$(( 10000 + RANDOM % 10000 ))
-		if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-			echo $p
-			return
-		fi
-	done
-}
-SSH_PORT=$(low_free_port)
-HTTP_PORT=$(low_free_port)
 start_berth || exit 1
 
 test_expect_success 'deploy of an app that asks for postgres' '
