@@ -9,7 +9,7 @@ test_expect_success 'start the engine and register a key locally' '
 	test -S "$BERTH_ROOT/run/berth.sock" &&
 	make_key alice &&
 	make_key mallory &&
-	berth_local keys add "$TRASH/alice.pub" >out &&
+	berth keys add "$TRASH/alice.pub" >out &&
 	test_grep "^added alice \(SHA256:" out &&
 	test -f "$BERTH_ROOT/host/ssh_host_ed25519_key" &&
 	test "$(stat -c %a "$BERTH_ROOT/host/ssh_host_ed25519_key")" = 600
@@ -165,7 +165,7 @@ test_expect_success 'port forwarding is refused' '
 '
 
 test_expect_success 'a removed key no longer gets in' '
-	berth_local keys rm alice >out &&
+	berth keys rm alice >out &&
 	test_grep "^removed alice" out &&
 	test_must_fail ssh_berth alice version 2>err &&
 	test_grep "Permission denied" err
