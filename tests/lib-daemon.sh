@@ -121,3 +121,15 @@ get() { curl -sSf --max-time 10 "$@"; }
 through_nginx() {
 	curl -sSf --max-time 10 -H "Host: $1.localhost" "http://127.0.0.1:$HTTP_PORT${2:-/}"
 }
+
+# apps_line_matches REGEX: a line of "berth apps" matches (for retry_until)
+apps_line_matches() { berth apps | grep -qE "$1"; }
+# ps_line_matches NAME REGEX: a line of "berth ps NAME" matches
+ps_line_matches() { berth ps "$1" | grep -qE "$2"; }
+
+# proc_alive PID: the process exists and is not a zombie
+proc_alive() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}

@@ -21,8 +21,8 @@ test_expect_success 'setup: two apps, one scaled and configured' '
 test_expect_success 'kill -9 of the engine, then a new engine restores all' '
 	crash_berth &&
 	start_berth &&
-	retry_until 20 sh -c "berth apps | grep -E \"^alpha +running\"" &&
-	retry_until 20 sh -c "berth apps | grep -E \"^beta +running\"" &&
+	retry_until 20 apps_line_matches "^alpha +running" &&
+	retry_until 20 apps_line_matches "^beta +running" &&
 	berth apps >apps &&
 	test_grep "^alpha +running +v3 +web.1 web.2 worker.1" apps &&
 	port=$(app_port alpha) &&
@@ -35,7 +35,7 @@ test_expect_success 'kill -9 of the engine, then a new engine restores all' '
 
 test_expect_success 'no process of the old engine is left running' '
 	for p in $(cat procs-before); do
-		! kill -0 $p 2>/dev/null || { echo "old process $p still runs"; return 1; }
+		! proc_alive $p || { echo "old process $p still runs"; return 1; }
 	done
 '
 

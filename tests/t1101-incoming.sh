@@ -14,7 +14,7 @@ test_expect_success 'setup' '
 
 test_expect_success 'a dropped NAME.tar.gz deploys app NAME' '
 	cp v1.tar.gz "$BERTH_ROOT/incoming/dropped.tar.gz" &&
-	retry_until 20 sh -c "berth apps | grep -E \"^dropped +running +v1\"" &&
+	retry_until 20 apps_line_matches "^dropped +running +v1" &&
 	app_version dropped | grep -q "hello v1"
 '
 
@@ -25,19 +25,19 @@ test_expect_success 'a half-written file is not deployed until it is closed' '
 	! berth apps | grep -q "^partial " &&
 	tail -c +101 v1.tar.gz >&7 &&
 	exec 7>&- &&
-	retry_until 20 sh -c "berth apps | grep -E \"^partial +running\""
+	retry_until 20 apps_line_matches "^partial +running"
 '
 
 test_expect_success 'a replaced bundle redeploys (also when renamed into place)' '
 	cp v2.tar.gz "$BERTH_ROOT/incoming/.tmp-upload" &&
 	mv "$BERTH_ROOT/incoming/.tmp-upload" "$BERTH_ROOT/incoming/dropped.tar.gz" &&
-	retry_until 20 sh -c "berth apps | grep -E \"^dropped +running +v2\"" &&
+	retry_until 20 apps_line_matches "^dropped +running +v2" &&
 	app_version dropped | grep -q "hello v2"
 '
 
 test_expect_success 'a deleted bundle removes the app' '
 	rm "$BERTH_ROOT/incoming/dropped.tar.gz" &&
-	retry_until 20 sh -c "! berth apps | grep -q \"^dropped \"" &&
+	retry_until 20 eval "! apps_line_matches \"^dropped \"" &&
 	test ! -e "$BERTH_ROOT/apps/dropped"
 '
 
@@ -50,7 +50,7 @@ test_expect_success 'a Keter bundle with config/keter.yaml runs as it is' '
 	printf "exec: ../bin/run\nargs: []\nhost: keter.example.com\n" >keter/config/keter.yaml &&
 	tar -C keter -czf kapp.keter . &&
 	cp kapp.keter "$BERTH_ROOT/incoming/kapp.keter" &&
-	retry_until 20 sh -c "berth apps | grep -E \"^kapp +running\"" &&
+	retry_until 20 apps_line_matches "^kapp +running" &&
 	app_version kapp | grep -q "hello vk" &&
 	retry_until 10 curl -sf -H "Host: keter.example.com" "http://127.0.0.1:$HTTP_PORT/" &&
 	curl -sf -H "Host: keter.example.com" "http://127.0.0.1:$HTTP_PORT/" | grep -q "hello vk"
