@@ -975,7 +975,39 @@ static void peer_name(int fd, char *out, size_t len)
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
 			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
 		return;
-	snprintf(out, len, "%s:%s", host, port);
+	snprintf(out, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/*
+ * The client's KEX_ECDH_INIT waits (Nagle) for our ACK of its KEXINIT,
+ * which Linux delays 40 ms because we spoke first: run the exchange in
+ * steps and ACK at once after each read (TCP_QUICKACK does not stick).
+ */
+static int key_exchange(struct session *s, int fd)
+{
+	struct pollfd pfd;
+	int one = 1, r;
+
+	ssh_set_blocking(s->ssh, 0);
+	for (;;) {
+		r = ssh_handle_key_exchange(s->ssh);
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+		if (r == SSH_OK)
+			break;
+		if (r != SSH_AGAIN) {
+			log_debug("%s: key exchange: %s", s->peer,
+				  ssh_get_error(s->ssh));
+			return -1;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING)
+			pfd.events |= POLLOUT;
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
+	ssh_set_blocking(s->ssh, 1);
+	return 0;
 }
 
 /* One audit line; the command is the client's, so no control bytes. */
@@ -1038,10 +1070,8 @@ int session_main(const struct config *cfg, int fd)
 	ssh_callbacks_init(&s.scb);
 	ssh_set_server_callbacks(s.ssh, &s.scb);
 	ssh_set_auth_methods(s.ssh, SSH_AUTH_METHOD_PUBLICKEY);
-	if (ssh_handle_key_exchange(s.ssh) != SSH_OK) {
-		log_debug("%s: key exchange: %s", s.peer, ssh_get_error(s.ssh));
+	if (key_exchange(&s, fd) < 0)
 		goto out;
-	}
 	s.event = ssh_event_new();
 	if (!s.event || ssh_event_add_session(s.event, s.ssh) != SSH_OK) {
 		log_warnx("cannot poll the session");
