@@ -551,7 +551,7 @@ static int chan_write(struct session *s, int to_stderr, const void *data,
 
 		n = to_stderr ? ssh_channel_write_stderr(s->chan, p, chunk) :
 			ssh_channel_write(s->chan, p, chunk);
-		if (n == SSH_ERROR || n < 0)
+		if (n < 0 || (n == 0 && client_gone(s)))
 			return error_set("cannot write to the client: %s",
 					 ssh_get_error(s->ssh));
 		p += n;
