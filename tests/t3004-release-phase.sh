@@ -13,7 +13,7 @@ test_expect_success 'engine and push key' '
 test_expect_success 'release: runs in the new release, before it goes live' '
 	new_app_repo relapp &&
 	add_web_app relapp v1 &&
-	printf "web: python3 web.py\nrelease: echo \"migrated \$(cat VERSION) for \$BERTH_APP\" >>\"\$MARKER\"\n" \
+	printf "web: python3 web.py\nrelease: echo \"migrated \$(cat VERSION) for \$BERTH_APP\" >>\"\${MARKER:-/dev/null}\"\n" \
 		>relapp/Procfile &&
 	commit_all relapp one &&
 	push relapp >out &&
