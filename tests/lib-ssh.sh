@@ -7,6 +7,26 @@
 
 . "$TEST_DIR/lib-daemon.sh"
 
+# Linux gives outgoing connections ports 32768-60999, and a port that one
+# of them left in TIME_WAIT cannot be bound for a minute: on a busy host a
+# random port up there is often taken.  Listen below that range.
+low_free_port() {
+	local p
+	while :; do
+		p=$(( 10000 + RANDOM % 10000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+: "${SSH_PORT:=$(low_free_port)}"
+while :; do
+	: "${HTTP_PORT:=$(low_free_port)}"
+	[ "$HTTP_PORT" != "$SSH_PORT" ] && break
+	HTTP_PORT=
+done
+
 make_key() {
 	rm -f "$TRASH/$1" "$TRASH/$1.pub" &&
 	ssh-keygen -q -t ed25519 -N '' -C "$1" -f "$TRASH/$1" >/dev/null
