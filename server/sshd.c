@@ -32,16 +32,17 @@
 
 extern char **environ;
 
-#define HOST_KEY "host/ssh_host_ed25519_key"	/* under the state directory */
+/* under the state directory */
+#define HOST_KEY "host/ssh_host_ed25519_key"
 #define DEFAULT_LISTEN "0.0.0.0:2222"
-#define AUTH_TIMEOUT_S 30	/* from accept to an authenticated exec request */
+#define AUTH_TIMEOUT_S 30	/* accept to an authenticated exec request */
 #define MAX_AUTH_TRIES 10
 #define CMD_MAX 8192		/* longest exec command we look at */
-#define STDIN_MAX (64 * 1024)	/* "keys add" reads at most this from stdin */
+#define STDIN_MAX (64 * 1024)	/* most "keys add" reads from stdin */
 #define STDIN_TIMEOUT_MS (5 * 60 * 1000)
 #define CONFIRM_MAX 256
-#define BYE_TIMEOUT_MS 5000	/* wait this long for the client to hang up */
-#define SSH_WAIT_FOREVER (-1)	/* libssh's SSH_TIMEOUT_INFINITE, not public */
+#define BYE_TIMEOUT_MS 5000	/* wait for the client to hang up */
+#define SSH_WAIT_FOREVER (-1)	/* libssh's SSH_TIMEOUT_INFINITE (private) */
 
 /* ---------------------------------------------------------------- engine */
 
@@ -55,7 +56,7 @@ struct sshd {
 	size_t npids;
 };
 
-/* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (NULL: any) and port. */
+/* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT": host (NULL: any), port. */
 static int split_listen(const char *spec, char **host, char **port)
 {
 	const char *colon;
@@ -282,7 +283,7 @@ void sshd_stop(struct sshd *s)
 		return;
 	loop_del_fd(s->loop, s->fd);
 	close(s->fd);
-	/* sessions outlive us; their exits must not call back into freed memory */
+	/* sessions outlive us: their exits must not call into freed memory */
 	for (i = 0; i < s->npids; i++)
 		reaper_forget(s->pids[i]);
 	free(s->pids);
@@ -363,8 +364,7 @@ int sshd_split_command(struct strv *out, const char *cmd)
 					unsupported(*p);
 					goto out;
 				}
-				if (*p == '\\' && (p[1] == '"' || p[1] == '\\' ||
-						   p[1] == '$' || p[1] == '`'))
+				if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
 					p++;
 				buf_add(&w, p, 1);
 			}
@@ -424,7 +424,8 @@ struct session {
 
 static void on_alarm(int sig)
 {
-	static const char msg[] = "berth: session: no authenticated command in time, closing\n";
+	static const char msg[] =
+		"berth: session: no authenticated command in time, closing\n";
 
 	(void)sig;
 	if (write(2, msg, sizeof(msg) - 1) < 0)
@@ -1051,7 +1052,8 @@ int session_main(const struct config *cfg, int fd)
 		close(fd);
 		goto out;
 	}
-	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG,
+				 &no) < 0 ||
 	    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, hostkey) < 0) {
 		log_warnx("cannot load host key '%s': %s", hostkey,
 			  ssh_get_error(bind));
