@@ -33,6 +33,14 @@ test_expect_success 'the host key stays the same across connections' '
 	test_cmp host.pub scan1
 '
 
+test_expect_success 'the host key survives a restart of the engine' '
+	stop_berth &&
+	start_berth &&
+	ssh-keyscan -t ed25519 -p "$SSH_PORT" 127.0.0.1 2>/dev/null |
+		cut -d" " -f2- >scan3 &&
+	test_cmp scan1 scan3
+'
+
 test_expect_success 'any user name is accepted' '
 	ssh -F /dev/null -o StrictHostKeyChecking=no \
 		-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \

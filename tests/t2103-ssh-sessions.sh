@@ -102,4 +102,16 @@ test_expect_success 'at most max_sessions connections; others are closed' '
 	test_grep "^berth " out
 '
 
+test_expect_success 'a connection that does not authenticate is dropped after 30 s' '
+	exec {idle}<>"/dev/tcp/127.0.0.1/$SSH_PORT" &&
+	test_when_finished "exec {idle}>&-" &&
+	retry_until 10 sessions_are 1 &&
+	ssh_berth alice version >out &&
+	retry_until 45 no_sessions &&
+	test_grep "no authenticated command in time" "$TRASH/berth.log" &&
+	IFS= read -r -t 5 banner <&$idle &&
+	case "$banner" in SSH-2.0-*) ;; *) false ;; esac &&
+	timeout 5 cat <&$idle >/dev/null	# EOF: the server closed it
+'
+
 test_done
