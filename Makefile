@@ -90,8 +90,12 @@ bench: berth
 run: berth
 	scripts/run
 
+PREFIX ?= /usr/local
 install: berth
-	install -D -m 755 $(B)/berth $(DESTDIR)/usr/local/bin/berth
+	install -D -m 755 $(B)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	mkdir -p $(DESTDIR)$(PREFIX)/share/berth
+	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/berth/
+	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/
 
 clean:
 	rm -rf build build-asan build-fuzz berth

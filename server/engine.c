@@ -587,6 +587,8 @@ out:
 		postgres_free(e.pg);
 	}
 	health_shutdown();
+	ports_release(&e.ports);
+	free(e.self_exe);
 	if (e.ctl_fd >= 0) {
 		char *p = engine_path(&e, "%s", CONTROL_SOCKET);
 
@@ -594,6 +596,7 @@ out:
 		free(p);
 		close(e.ctl_fd);
 	}
+	loop_free(e.loop);
 	log_info("stopped");
 	return ret;
 }
