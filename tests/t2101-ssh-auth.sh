@@ -136,6 +136,16 @@ test_expect_success 'rm of a path-like name is refused and removes nothing' '
 	test -d "$BERTH_ROOT/apps"
 '
 
+test_expect_success 'deploy of a server path is refused over ssh' '
+	cp /etc/hostname hostname.before &&
+	ssh_berth alice deploy myapp /etc/hostname --move >out 2>err
+	test $? = 1 &&
+	test_grep "^error: deploy is not available over ssh" err &&
+	test_cmp hostname.before /etc/hostname &&
+	berth apps >out &&
+	test_grep_not "^myapp " out
+'
+
 test_expect_success 'quotes and backslashes group words, nothing is expanded' '
 	ssh_berth alice "logs '\''my app'\''" 2>err
 	test $? = 1 &&
