@@ -965,6 +965,22 @@ static void finish(struct session *s, int status)
 			break;
 }
 
+/*
+ * A client whose network vanished never sends FIN: without probes a
+ * "logs -f" session would wait for it forever.  About two minutes.
+ */
+static void keepalive(int fd)
+{
+	int one = 1, idle = 60, intvl = 15, cnt = 4;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		       sizeof(intvl)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+		log_warn("TCP keepalive");
+}
+
 static void peer_name(int fd, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -1044,6 +1060,7 @@ int session_main(const struct config *cfg, int fd)
 	/* three 40 ms delayed-ACK stalls per session without it */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn("TCP_NODELAY");
+	keepalive(fd);
 
 	bind = ssh_bind_new();
 	s.ssh = ssh_new();
