@@ -4,6 +4,8 @@
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-ssh.sh"
 
+BERTH_YAML="max_sessions: 3"
+
 session_count() {
 	pgrep -f -- "session --root $BERTH_ROOT\$" | wc -l
 }
@@ -70,7 +72,7 @@ test_expect_success 'rm with the name typed back removes the app' '
 '
 
 # Connections that never speak SSH each hold a session process until its
-# authentication timeout; max_sessions is 32 by default.
+# authentication timeout.
 open_conns() {
 	local i
 	for i in $(seq "$1"); do
@@ -90,12 +92,12 @@ test_expect_success 'at most max_sessions connections; others are closed' '
 	conns= &&
 	test_when_finished close_conns &&
 	retry_until 10 no_sessions &&
-	open_conns 32 &&
-	retry_until 20 sessions_are 32 &&
+	open_conns 3 &&
+	retry_until 20 sessions_are 3 &&
 	test_must_fail ssh_berth alice version >out 2>err &&
 	test_must_fail test -s out &&
-	test_grep "warning: 32 sessions running, connection refused" "$TRASH/berth.log" &&
-	sessions_are 32 &&
+	test_grep "warning: 3 sessions running, connection refused" "$TRASH/berth.log" &&
+	sessions_are 3 &&
 	close_conns &&
 	retry_until 10 no_sessions &&
 	ssh_berth alice version >out &&
