@@ -186,8 +186,10 @@ int main(int argc, char **argv)
 	config_set(&cfg, "http_listen", listen);
 	memset(&r, 0, sizeof(r));
 
-	/* a bad listen address is refused up front */
-	config_set(&cfg, "http_listen", "127.0.0.1:80;x");
+	/* a bad listen address is refused up front (config_set refuses it
+	 * too, so put it in place by hand) */
+	free(cfg.http_listen);
+	cfg.http_listen = xstrdup("127.0.0.1:80;x");
 	ok(nginx_init(&ng, &cfg, l) < 0 &&
 	   strstr(error_last(), "invalid http_listen"),
 	   "bad http_listen is refused: %s", error_last());
