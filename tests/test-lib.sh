@@ -63,7 +63,8 @@ test_expect_success() {
 	else
 		echo "not ok $test_count - $desc"
 		test_failed=$((test_failed + 1))
-		sed -e 's/^/#   /' "$out" | tail -n 60
+		# on stderr too, so prove shows why
+		sed -e 's/^/#   /' "$out" | tail -n 60 | tee /dev/stderr
 	fi
 }
 
