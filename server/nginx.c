@@ -59,6 +59,7 @@ struct nginx {
 	long backoff_ms;
 	uint64_t restart_timer;
 	uint64_t ready_timer;
+	uint64_t reload_timer;
 	int64_t ready_deadline;
 };
 
@@ -774,6 +775,7 @@ static int spawn_nginx(struct nginx *ng)
 		return -1;
 	ng->pid = s.pid;
 	ng->ready = 0;
+	ng->reload_pending = 0;	/* it reads the current files */
 	ng->started_ms = now_ms();
 	reaper_watch(ng->pid, on_exit_nginx, ng);
 	return 0;
@@ -788,20 +790,40 @@ static void schedule_ready_poll(struct nginx *ng)
 					 ready_poll, ng);
 }
 
-static void send_reload(struct nginx *ng)
+static void reload_now(struct loop *l, void *arg)
 {
-	if (ng->pid <= 0)
-		return;	/* the next start reads the files anyway */
-	if (!ng->ready) {
-		/* HUP before nginx set up its handlers would kill it */
-		ng->reload_pending = 1;
-		schedule_ready_poll(ng);
+	struct nginx *ng = arg;
+
+	ng->reload_timer = 0;
+	if (ng->pid <= 0 || !ng->ready || !ng->reload_pending)
 		return;
-	}
 	ng->reload_pending = 0;
 	if (kill(ng->pid, SIGHUP) < 0)
 		log_warn("%s: cannot signal nginx (pid %d)", __func__,
 			 (int)ng->pid);
+}
+
+/*
+ * Reloads wait for the loop's next turn, so that the changes of one turn
+ * (all apps at start-up) cost one reload: each reload cuts idle
+ * keep-alive connections.
+ */
+static void send_reload(struct nginx *ng)
+{
+	if (ng->pid <= 0)
+		return;	/* the next start reads the files anyway */
+	ng->reload_pending = 1;
+	if (!ng->ready) {
+		/* HUP before nginx set up its handlers would kill it */
+		schedule_ready_poll(ng);
+		return;
+	}
+	if (!ng->loop) {
+		reload_now(NULL, ng);
+		return;
+	}
+	if (!ng->reload_timer)
+		ng->reload_timer = loop_add_timer(ng->loop, 0, reload_now, ng);
 }
 
 static void ready_poll(struct loop *l, void *arg)
@@ -815,7 +837,7 @@ static void ready_poll(struct loop *l, void *arg)
 		ng->ready = 1;
 		log_info("nginx is up (pid %d)", (int)ng->pid);
 		if (ng->reload_pending)
-			send_reload(ng);
+			reload_now(l, ng);
 		return;
 	}
 	if (now_ms() > ng->ready_deadline)
@@ -1173,6 +1195,11 @@ void nginx_stop(struct nginx *ng)
 		loop_del_timer(ng->loop, ng->ready_timer);
 		ng->ready_timer = 0;
 	}
+	if (ng->reload_timer) {
+		loop_del_timer(ng->loop, ng->reload_timer);
+		ng->reload_timer = 0;
+	}
+	ng->reload_pending = 0;
 	pid = ng->pid;
 	if (pid <= 0)
 		return;

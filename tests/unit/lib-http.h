@@ -210,6 +210,11 @@ static inline int test_get(const char *addr, const char *path,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
+static inline void test_run_loop(struct loop *l, long ms);
+
+/* If set, waiting runs this loop (timers such as nginx's reload fire). */
+static struct loop *test_loop;
+
 /* Poll until GET answers with want_status (and body containing want). */
 static inline int test_wait_get(const char *addr, const char *host,
 				long want_status, const char *want,
@@ -226,7 +231,10 @@ static inline int test_wait_get(const char *addr, const char *host,
 			return 0;
 		if (now_ms() > deadline)
 			return -1;
-		test_sleep_ms(20);
+		if (test_loop)
+			test_run_loop(test_loop, 20);
+		else
+			test_sleep_ms(20);
 	}
 }
 

@@ -94,10 +94,22 @@ static ino_t inode_of(const char *path)
 	return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
+static void on_signal(struct loop *lp, int fd, unsigned ev, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			reaper_reap();
+		else
+			loop_stop(lp);
+	}
+}
+
 static int serve(int argc, char **argv)
 {
 	struct config cfg;
-	struct loop *l = loop_new();
+	struct loop *lp = loop_new();
 	struct nginx *ng = NULL;
 	struct nginx_app app;
 	int ports[64];
@@ -119,10 +131,11 @@ static int serve(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (!l || sfd < 0)
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (!lp || sfd < 0 || loop_add_fd(lp, sfd, LOOP_READ, on_signal,
+					  NULL) < 0)
 		fatal("setup");
-	if (nginx_init(&ng, &cfg, l) < 0 || nginx_start(ng) < 0)
+	if (nginx_init(&ng, &cfg, lp) < 0 || nginx_start(ng) < 0)
 		fatalx("%s", error_last());
 	memset(&app, 0, sizeof(app));
 	app.name = argv[2];
@@ -130,21 +143,13 @@ static int serve(int argc, char **argv)
 	app.nports = n;
 	if (nginx_app_set(ng, &app) < 0)
 		fatalx("%s", error_last());
+	/* one turn of the loop sends the reload */
+	test_run_loop(lp, 0);
 	printf("ready\n");
 	fflush(stdout);
-	for (;;) {
-		struct signalfd_siginfo si;
-
-		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-			continue;
-		if (si.ssi_signo == SIGCHLD) {
-			reaper_reap();
-			continue;
-		}
-		break;
-	}
+	loop_run(lp);
 	nginx_free(ng);
-	loop_free(l);
+	loop_free(lp);
 	config_release(&cfg);
 	return 0;
 }
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
 	l = loop_new();
 	if (!l || test_watch_children(l) < 0)
 		fatal("setup");
+	test_loop = l;
 	http_port = test_free_port();
 	port_a = test_free_port();
 	port_b = test_free_port();
