@@ -6,15 +6,13 @@ PKG_CONFIG ?= pkg-config
 CC ?= cc
 DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
 B ?= build
+# V=1 shows the full compiler commands.
+Q = $(if $(V),,@)
 
-ifneq ($(MAKECMDGOALS),clean)
-ifneq ($(shell $(PKG_CONFIG) --exists $(DEPS) && echo yes),yes)
-$(error missing libraries ($(DEPS)); run scripts/install-deps)
-endif
-endif
-
-DEP_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
-DEP_LIBS := $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+# Recursive (=) on purpose: expanded when a recipe runs, after the deps
+# target has installed what a fresh machine lacks.
+DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
 
 WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wshadow -Wpointer-arith -Wcast-qual -Wno-unused-parameter
@@ -33,28 +31,37 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/replay/%)
 
-.PHONY: all test check asan fuzz bench run install clean units
+.PHONY: all test check asan fuzz bench run install clean units deps
 all: berth
+
+# Installs the Debian packages berth needs (quick when all are present).
+deps:
+	@scripts/install-deps
+	@$(PKG_CONFIG) --exists $(DEPS) || { echo "berth: missing libraries: $(DEPS)" >&2; exit 1; }
 
 berth: $(B)/berth
 	@if [ "$(B)" = build ]; then ln -sf $(B)/berth berth; fi
 
 $(B)/berth: $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
 
 $(B)/%.o: server/%.c | $(B)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
-$(B):
+$(B): | deps
 	mkdir -p $(B)/unit $(B)/replay
 
 $(B)/unit/%: tests/unit/%.c $(LIBOBJS) | $(B)
-	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
 
 # Each fuzz target also builds with a standalone driver that replays its
 # committed corpus, so `make test` exercises every parser on those inputs.
 $(B)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBOBJS) | $(B)
-	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< tests/fuzz/replay.c $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< tests/fuzz/replay.c $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
 
 units: $(UNIT_BINS) $(REPLAY_BINS)
 
@@ -83,8 +90,12 @@ bench: berth
 run: berth
 	scripts/run
 
+PREFIX ?= /usr/local
 install: berth
-	install -D -m 755 $(B)/berth $(DESTDIR)/usr/local/bin/berth
+	install -D -m 755 $(B)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	mkdir -p $(DESTDIR)$(PREFIX)/share/berth
+	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/berth/
+	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/
 
 clean:
 	rm -rf build build-asan build-fuzz berth

@@ -2,47 +2,69 @@
  * config_set(); YAML loading walks the same table. */
 #include "config.h"
 
+#include <ctype.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "manifest.h"
 #include "util.h"
+#include "ytree.h"
 
-enum ctype { C_STR, C_INT, C_MS, C_BYTES };
+#define CONFIG_FILE "berth.yaml"
+#define CONFIG_FILE_MAX (256 * 1024)
+#define CONFIG_MAX_SHOWN 8	/* errors listed before "and N more" */
+
+enum ctype { C_STR, C_INT, C_MS, C_BYTES, C_PORTS };
 
 struct cdesc {
 	const char *key;
 	enum ctype type;
 	size_t off;
-	const char *def;
+	const char *def;	/* NULL: unset by default (and may be null) */
 	long min, max;
+	/* a string setting's check: 0 if fine, else -1 with error_set() */
+	int (*check)(const char *key, const char *value);
 };
+
+static int check_listen(const char *key, const char *value);
+static int check_host(const char *key, const char *value);
+static int check_branch(const char *key, const char *value);
+static int check_nginx(const char *key, const char *value);
+static int check_abspath(const char *key, const char *value);
+static int check_word(const char *key, const char *value);
+static int check_line(const char *key, const char *value);
+static int check_url(const char *key, const char *value);
+static int check_user(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
-	{ "ssh_listen", C_STR, F(ssh_listen), "0.0.0.0:2222", 0, 0 },
-	{ "http_listen", C_STR, F(http_listen), "127.0.0.1:8080", 0, 0 },
-	{ "domain", C_STR, F(domain), "localhost", 0, 0 },
-	{ "port_min", C_INT, F(port_min), "20000", 1024, 65535 },
-	{ "port_max", C_INT, F(port_max), "29999", 1024, 65535 },
-	{ "drain", C_MS, F(drain_ms), "2s", 0, 3600000 },
-	{ "stop_timeout", C_MS, F(stop_timeout_ms), "10s", 0, 3600000 },
-	{ "health_timeout", C_MS, F(health_timeout_ms), "60s", 100, 3600000 },
-	{ "health_interval", C_MS, F(health_interval_ms), "50ms", 5, 60000 },
-	{ "settle", C_MS, F(settle_ms), "1s", 0, 600000 },
-	{ "deploy_branch", C_STR, F(deploy_branch), NULL, 0, 0 },
-	{ "max_pack_size", C_BYTES, F(max_pack_bytes), "1073741824", 1024, 1L << 40 },
-	{ "build_timeout", C_MS, F(build_timeout_ms), "15m", 1000, 86400000 },
-	{ "keep_releases", C_INT, F(keep_releases), "10", 1, 10000 },
-	{ "log_max_size", C_BYTES, F(log_max_bytes), "10485760", 4096, 1L << 40 },
-	{ "max_sessions", C_INT, F(max_sessions), "32", 1, 10000 },
-	{ "nginx", C_STR, F(nginx), "own", 0, 0 },
-	{ "nginx_conf_dir", C_STR, F(nginx_conf_dir), NULL, 0, 0 },
-	{ "nginx_bin", C_STR, F(nginx_bin), "nginx", 0, 0 },
-	{ "postgres", C_STR, F(postgres), NULL, 0, 0 },
-	{ "webhook", C_STR, F(webhook), NULL, 0, 0 },
-	{ "user", C_STR, F(run_user), NULL, 0, 0 },
+	{ "ssh_listen", C_STR, F(ssh_listen), "0.0.0.0:2222", 0, 0, check_listen },
+	{ "http_listen", C_STR, F(http_listen), "127.0.0.1:8080", 0, 0, check_listen },
+	{ "domain", C_STR, F(domain), "localhost", 0, 0, check_host },
+	/* "ports: 20000-29999" sets both ends at once */
+	{ "ports", C_PORTS, F(port_min), NULL, 1024, 65535, NULL },
+	{ "port_min", C_INT, F(port_min), "20000", 1024, 65535, NULL },
+	{ "port_max", C_INT, F(port_max), "29999", 1024, 65535, NULL },
+	{ "drain", C_MS, F(drain_ms), "2s", 0, 3600000, NULL },
+	{ "stop_timeout", C_MS, F(stop_timeout_ms), "10s", 0, 3600000, NULL },
+	{ "health_timeout", C_MS, F(health_timeout_ms), "60s", 100, 3600000, NULL },
+	{ "health_interval", C_MS, F(health_interval_ms), "50ms", 5, 60000, NULL },
+	{ "settle", C_MS, F(settle_ms), "1s", 0, 600000, NULL },
+	{ "deploy_branch", C_STR, F(deploy_branch), NULL, 0, 0, check_branch },
+	{ "max_pack_size", C_BYTES, F(max_pack_bytes), "1073741824", 1024, 1L << 40, NULL },
+	{ "build_timeout", C_MS, F(build_timeout_ms), "15m", 1000, 86400000, NULL },
+	{ "keep_releases", C_INT, F(keep_releases), "10", 1, 10000, NULL },
+	{ "log_max_size", C_BYTES, F(log_max_bytes), "10485760", 4096, 1L << 40, NULL },
+	{ "max_sessions", C_INT, F(max_sessions), "32", 1, 10000, NULL },
+	{ "nginx", C_STR, F(nginx), "own", 0, 0, check_nginx },
+	{ "nginx_conf_dir", C_STR, F(nginx_conf_dir), NULL, 0, 0, check_abspath },
+	{ "nginx_bin", C_STR, F(nginx_bin), "nginx", 0, 0, check_word },
+	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
+	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
+	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
 };
 #undef F
 
@@ -71,19 +93,149 @@ static long parse_bytes(const char *s)
 	return (long)v;
 }
 
+static int check_chars(const char *key, const char *value, const char *extra)
+{
+	const char *p;
+
+	for (p = value; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(extra, *p))
+			return error_set("'%s' has a character that is not allowed ('%c')",
+					 key, isprint((unsigned char)*p) ? *p : '?');
+	return 0;
+}
+
+static int check_listen(const char *key, const char *value)
+{
+	const char *colon = strrchr(value, ':');
+
+	if (!colon || colon == value || parse_long(colon + 1, 65535) < 1)
+		return error_set("'%s' must be ADDRESS:PORT like 127.0.0.1:8080", key);
+	if (value[0] == '[') {
+		if (colon[-1] != ']' || colon - value < 3)
+			return error_set("'%s' must be ADDRESS:PORT like [::1]:8080", key);
+	} else if (memchr(value, ':', (size_t)(colon - value))) {
+		return error_set("'%s': write an IPv6 address in brackets, like [::1]:8080",
+				 key);
+	}
+	return check_chars(key, value, ".-:[]*");
+}
+
+static int check_host(const char *key, const char *value)
+{
+	if (!host_name_valid(value))
+		return error_set("'%s' must be a host name like example.com", key);
+	return 0;
+}
+
+static int check_branch(const char *key, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (!n || value[0] == '-' || value[0] == '/' || value[n - 1] == '/' ||
+	    value[n - 1] == '.' || strstr(value, "..") || strstr(value, "//") ||
+	    strstr(value, "/.") || value[0] == '.' ||
+	    (n >= 5 && !strcmp(value + n - 5, ".lock")) ||
+	    check_chars(key, value, "._/-") < 0)
+		return error_set("'%s' must be a branch name like main", key);
+	return 0;
+}
+
+static int check_nginx(const char *key, const char *value)
+{
+	if (strcmp(value, "own") && strcmp(value, "system"))
+		return error_set("'%s' must be own or system", key);
+	return 0;
+}
+
+static int check_abspath(const char *key, const char *value)
+{
+	if (value[0] != '/')
+		return error_set("'%s' must be an absolute path", key);
+	return check_chars(key, value, "._/-+");
+}
+
+static int check_word(const char *key, const char *value)
+{
+	if (!*value)
+		return error_set("'%s' must not be empty", key);
+	return check_chars(key, value, "._/-+");
+}
+
+static int check_line(const char *key, const char *value)
+{
+	const char *p;
+
+	if (!*value)
+		return error_set("'%s' must not be empty", key);
+	for (p = value; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return error_set("'%s' must not contain control characters", key);
+	return 0;
+}
+
+static int check_url(const char *key, const char *value)
+{
+	const char *p;
+
+	if (strncmp(value, "http://", 7) && strncmp(value, "https://", 8))
+		return error_set("'%s' must be an http:// or https:// URL", key);
+	for (p = value; *p; p++)
+		if ((unsigned char)*p <= 0x20 || *p == 0x7f)
+			return error_set("'%s' must not contain spaces or control characters",
+					 key);
+	return 0;
+}
+
+static int check_user(const char *key, const char *value)
+{
+	size_t n = strlen(value);
+
+	if (!n || n > 32 || !(islower((unsigned char)value[0]) || value[0] == '_') ||
+	    check_chars(key, value, "_-") < 0)
+		return error_set("'%s' must be a user name like berth", key);
+	return 0;
+}
+
+/* "20000-29999" */
+static int set_ports(struct config *c, const struct cdesc *d, const char *value)
+{
+	const char *dash = value ? strchr(value, '-') : NULL;
+	char lo[16];
+	long a, b;
+
+	if (!dash || (size_t)(dash - value) >= sizeof(lo))
+		return error_set("'%s' must be a range like 20000-29999", d->key);
+	memcpy(lo, value, (size_t)(dash - value));
+	lo[dash - value] = '\0';
+	a = parse_long(lo, 65535);
+	b = parse_long(dash + 1, 65535);
+	if (a < d->min || b < d->min || a > d->max || b > d->max || a > b)
+		return error_set("'%s' must be a range like 20000-29999 within %ld-%ld",
+				 d->key, d->min, d->max);
+	c->port_min = (int)a;
+	c->port_max = (int)b;
+	return 0;
+}
+
 static int set_desc(struct config *c, const struct cdesc *d, const char *value)
 {
 	char *base = (char *)c;
 	long v;
 
+	if (!value && (d->type != C_STR || d->def))
+		return error_set("'%s' needs a value", d->key);
 	switch (d->type) {
 	case C_STR: {
 		char **p = (char **)(base + d->off);
 
+		if (value && d->check && d->check(d->key, value) < 0)
+			return -1;
 		free(*p);
 		*p = value ? xstrdup(value) : NULL;
 		return 0;
 	}
+	case C_PORTS:
+		return set_ports(c, d, value);
 	case C_INT:
 		v = parse_long(value, 1L << 40);
 		if (v < d->min || v > d->max)
@@ -115,7 +267,8 @@ void config_init(struct config *c, const char *root)
 	memset(c, 0, sizeof(*c));
 	c->root = xstrdup(root);
 	for (i = 0; i < ARRAY_SIZE(descs); i++)
-		if (set_desc(c, &descs[i], descs[i].def) < 0)
+		if ((descs[i].def || descs[i].type == C_STR) &&
+		    set_desc(c, &descs[i], descs[i].def) < 0)
 			abort();	/* a bad default is a bug */
 }
 
@@ -129,11 +282,194 @@ int config_set(struct config *c, const char *key, const char *value)
 	return error_set("unknown setting '%s'", key);
 }
 
+/* Settings that only make sense together. */
+static int check_whole(const struct config *c)
+{
+	if (c->port_min > c->port_max)
+		return error_set("'port_min' (%d) is above 'port_max' (%d)",
+				 c->port_min, c->port_max);
+	if (!strcmp(c->nginx, "system") && !c->nginx_conf_dir)
+		return error_set("'nginx: system' needs 'nginx_conf_dir'");
+	return 0;
+}
+
+static void copy_config(struct config *to, const struct config *from)
+{
+	size_t i;
+
+	*to = *from;
+	to->root = xstrdup(from->root);
+	for (i = 0; i < ARRAY_SIZE(descs); i++) {
+		if (descs[i].type == C_STR) {
+			char **p = (char **)((char *)to + descs[i].off);
+
+			if (*p)
+				*p = xstrdup(*p);
+		}
+	}
+}
+
+struct errlist {
+	struct buf text;
+	int count;
+};
+
+static void err_add(struct errlist *e, int line, int col, const char *msg)
+{
+	if (++e->count > CONFIG_MAX_SHOWN)
+		return;
+	if (e->text.len)
+		buf_addstr(&e->text, "\n");
+	if (line > 0)
+		buf_addf(&e->text, "%s:%d:%d: %s", CONFIG_FILE, line, col, msg);
+	else
+		buf_addf(&e->text, "%s: %s", CONFIG_FILE, msg);
+}
+
+static void load_key(struct config *c, const struct ynode *k,
+		     const struct ynode *v, struct errlist *errs)
+{
+	const struct cdesc *d = NULL;
+	char msg[600];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(descs); i++)
+		if (!strcmp(descs[i].key, k->value))
+			d = &descs[i];
+	if (!d) {
+		char shown[64];
+
+		for (i = 0; k->value[i] && i + 1 < sizeof(shown); i++)
+			shown[i] = isprint((unsigned char)k->value[i]) ? k->value[i] : '?';
+		shown[i] = '\0';
+		snprintf(msg, sizeof(msg), "unknown key '%s'", shown);
+		err_add(errs, k->line, k->col, msg);
+		return;
+	}
+	if (v->kind != YNODE_SCALAR) {
+		snprintf(msg, sizeof(msg), "'%s' must be a single value, not %s",
+			 d->key, ynode_kind_name(v));
+		err_add(errs, v->line, v->col, msg);
+		return;
+	}
+	if (!ynode_is_str(v)) {
+		snprintf(msg, sizeof(msg), "'%s' must not contain NUL bytes", d->key);
+		err_add(errs, v->line, v->col, msg);
+		return;
+	}
+	if (set_desc(c, d, ynode_is_null(v) ? NULL : v->value) < 0)
+		err_add(errs, v->line, v->col, error_last());
+}
+
+int config_parse(struct config *c, const char *buf, size_t len,
+		 int others_can_read)
+{
+	struct config fresh;
+	struct errlist errs = { BUF_INIT, 0 };
+	struct ynode *root = NULL;
+	size_t i;
+	int ret = -1;
+
+	copy_config(&fresh, c);
+	if (ytree_parse(&root, buf, len, CONFIG_FILE) < 0)
+		goto out;
+	if (root && !ynode_is_null(root)) {
+		if (root->kind != YNODE_MAP) {
+			err_add(&errs, root->line, root->col,
+				"expected a mapping of settings");
+		} else {
+			for (i = 0; i < ynode_map_len(root); i++)
+				load_key(&fresh, ynode_map_key(root, i),
+					 ynode_map_val(root, i), &errs);
+		}
+	}
+	if (!errs.count && check_whole(&fresh) < 0)
+		err_add(&errs, 0, 0, error_last());
+	/* a password in a file others can read is refused (httpd) */
+	if (!errs.count && fresh.postgres && strstr(fresh.postgres, "password") &&
+	    others_can_read) {
+		const struct ynode *pg = ynode_map_get(root, "postgres");
+
+		err_add(&errs, pg ? pg->line : 0, pg ? pg->col : 0,
+			"'postgres' holds a password but berth.yaml is readable by others (chmod 600 it)");
+	}
+	if (errs.count) {
+		if (errs.count > CONFIG_MAX_SHOWN)
+			buf_addf(&errs.text, "\n%s: and %d more errors", CONFIG_FILE,
+				 errs.count - CONFIG_MAX_SHOWN);
+		error_set("%s", errs.text.data);
+		goto out;
+	}
+	config_release(c);
+	*c = fresh;
+	memset(&fresh, 0, sizeof(fresh));
+	ret = 0;
+out:
+	config_release(&fresh);
+	ynode_free(root);
+	buf_release(&errs.text);
+	return ret;
+}
+
 int config_load(struct config *c)
 {
-	/* berth.yaml support arrives with the YAML helpers */
-	(void)c;
-	return 0;
+	struct buf file = BUF_INIT;
+	char *path = xasprintf("%s/%s", c->root, CONFIG_FILE);
+	struct stat st;
+	int ret = -1;
+
+	if (!path_exists(path)) {
+		ret = 0;
+		goto out;
+	}
+	if (read_file(&file, path, CONFIG_FILE_MAX) < 0)
+		goto out;
+	if (stat(path, &st) < 0) {
+		error_setsys("cannot stat '%s'", path);
+		goto out;
+	}
+	ret = config_parse(c, file.data ? file.data : "", file.len,
+			   (st.st_mode & 0044) != 0);
+out:
+	buf_release(&file);
+	free(path);
+	return ret;
+}
+
+void config_show(const struct config *c, struct buf *out)
+{
+	const char *base = (const char *)c;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(descs); i++) {
+		const struct cdesc *d = &descs[i];
+
+		switch (d->type) {
+		case C_STR: {
+			const char *v = *(char *const *)(base + d->off);
+
+			if (!v)
+				buf_addf(out, "%s: ~\n", d->key);
+			else if (!strcmp(d->key, "postgres") && strstr(v, "password"))
+				buf_addf(out, "%s: (hidden: holds a password)\n", d->key);
+			else
+				buf_addf(out, "%s: \"%s\"\n", d->key, v);
+			break;
+		}
+		case C_PORTS:
+			buf_addf(out, "%s: %d-%d\n", d->key, c->port_min, c->port_max);
+			break;
+		case C_INT:
+			buf_addf(out, "%s: %d\n", d->key, *(const int *)(base + d->off));
+			break;
+		case C_MS:
+			buf_addf(out, "%s: %ldms\n", d->key, *(const long *)(base + d->off));
+			break;
+		case C_BYTES:
+			buf_addf(out, "%s: %ld\n", d->key, *(const long *)(base + d->off));
+			break;
+		}
+	}
 }
 
 void config_release(struct config *c)

@@ -8,6 +8,8 @@
 #ifndef BERTH_CONFIG_H
 #define BERTH_CONFIG_H
 
+#include <stddef.h>
+
 struct config {
 	char *root;		/* state directory (absolute) */
 	char *ssh_listen;	/* ssh_listen: "0.0.0.0:2222" */
@@ -38,11 +40,25 @@ struct config {
 void config_init(struct config *c, const char *root);
 /*
  * Read ROOT/berth.yaml over the defaults (a missing file is fine).  On
- * error returns -1, error_last() holds every problem, one per line.
+ * error returns -1, error_last() holds every problem, one per line
+ * (the first 8, then "and N more"), and c is unchanged.  Unknown keys are
+ * errors.  "ports: 20000-29999" sets port_min and port_max together.
+ * A null value ("user: ~") resets a setting whose default is unset; the
+ * others need a value.  "nginx: system" requires nginx_conf_dir.  A
+ * postgres conninfo with a password in a file others can read is refused.
  */
 int config_load(struct config *c);
-/* Set one key from a string (also what the YAML loader uses). */
+/* The same from a buffer (what config_load() reads); others_can_read:
+ * the file's mode lets group or others read it. */
+int config_parse(struct config *c, const char *buf, size_t len,
+		 int others_can_read);
+/* Set one key from a string (also what the YAML loader uses); the value
+ * is checked ("'domain' must be a host name like example.com"). */
 int config_set(struct config *c, const char *key, const char *value);
 void config_release(struct config *c);
+/* Append every setting as "key: value" lines (YAML), for config-check;
+ * a postgres conninfo holding a password is not shown. */
+struct buf;
+void config_show(const struct config *c, struct buf *out);
 
 #endif

@@ -47,4 +47,25 @@ int git_receive_pack(const struct config *cfg, const char *app,
 int git_upload_pack(const struct config *cfg, const char *app,
 		    struct git_io *io);
 
+/*
+ * "berth git-serve-stdio ROOT 'COMMAND'": run the git service that
+ * COMMAND names (as git's ssh transport would send it) over stdin/stdout,
+ * for tests and for use as an OpenSSH forced command.  pusher: "local".
+ * Returns the exit status.
+ */
+int gitsvc_stdio_main(const struct config *cfg, const char *cmdline);
+
+/*
+ * Helpers shared by receive.c and upload.c (not for other subsystems).
+ */
+/* ROOT/apps/APP/repo.git; caller frees. */
+char *gitsvc_repo_path(const struct config *cfg, const char *app);
+/* Record libgit2's last error as "WHAT: MESSAGE" and return -1. */
+int gitsvc_lg2_error(const char *what);
+/* Make s one printable line in place (control bytes become spaces). */
+void gitsvc_oneline(char *s);
+/* git_libgit2_init() plus the options a server wants; pair with
+ * git_libgit2_shutdown(). */
+int gitsvc_lg2_init(void);
+
 #endif

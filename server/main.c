@@ -1,2 +1,332 @@
+/*
+ * main: the one berth binary.  "berth serve" runs the engine; "berth
+ * session" is the per-connection SSH process the engine starts; every
+ * other command is a request to the engine over its control socket.
+ * Exit codes: 0 ok, 1 failed, 100 usage, 111 engine unreachable.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
-int main(void) { puts("berth"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "control.h"
+#include "engine.h"
+#include "gitsvc.h"
+#include "log.h"
+#include "sshd.h"
+#include "util.h"
+#include "version.h"
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: berth [--root DIR] serve [--ssh-listen ADDR:PORT] [--http-listen ADDR:PORT]\n"
+		"                                [--domain NAME] [-v]\n"
+		"       berth [--root DIR] COMMAND [ARGS...]\n"
+		"\n"
+		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
+		"root and ~/.berth for other users.  'berth help' lists the commands.\n");
+}
+
+static char *default_root(void)
+{
+	const char *env = getenv("BERTH_ROOT");
+	const char *home;
+
+	if (env && *env)
+		return xstrdup(env);
+	if (getuid() == 0)
+		return xstrdup("/var/lib/berth");
+	home = getenv("HOME");
+	if (!home || !*home) {
+		struct passwd *pw = getpwuid(getuid());
+
+		home = pw ? pw->pw_dir : "/tmp";
+	}
+	return xasprintf("%s/.berth", home);
+}
+
+/* The state directory as an absolute path (it may not exist yet). */
+static char *absolute_root(const char *root)
+{
+	char cwd[PATH_MAX];
+
+	if (root[0] == '/')
+		return xstrdup(root);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return xstrdup(root);
+	return xasprintf("%s/%s", cwd, root);
+}
+
+static int load_config(struct config *cfg, const char *root)
+{
+	config_init(cfg, root);
+	if (config_load(cfg) < 0) {
+		fprintf(stderr, "berth: %s\n", error_last());
+		return -1;
+	}
+	return 0;
+}
+
+static int cmd_serve(const char *root, int argc, char **argv)
+{
+	struct config cfg;
+	int i, verbose = 0, ret;
+
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	for (i = 0; i < argc; i++) {
+		const char *key = NULL;
+
+		if (!strcmp(argv[i], "--ssh-listen"))
+			key = "ssh_listen";
+		else if (!strcmp(argv[i], "--http-listen"))
+			key = "http_listen";
+		else if (!strcmp(argv[i], "--domain"))
+			key = "domain";
+		else if (!strcmp(argv[i], "-v") || !strcmp(argv[i], "--verbose")) {
+			verbose = 1;
+			continue;
+		} else {
+			fprintf(stderr, "berth serve: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			config_release(&cfg);
+			return 100;
+		}
+		if (i + 1 >= argc) {
+			fprintf(stderr, "berth serve: %s needs a value\n", argv[i]);
+			config_release(&cfg);
+			return 100;
+		}
+		if (config_set(&cfg, key, argv[++i]) < 0) {
+			fprintf(stderr, "berth serve: %s\n", error_last());
+			config_release(&cfg);
+			return 100;
+		}
+	}
+	log_init(verbose, "berth");
+	ret = engine_serve(&cfg);
+	config_release(&cfg);
+	return ret;
+}
+
+static int cmd_session(const char *root)
+{
+	struct config cfg;
+	int ret;
+
+	log_init(0, "session");
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	ret = session_main(&cfg, 3);
+	config_release(&cfg);
+	return ret;
+}
+
+static int cmd_git_stdio(const char *root, int argc, char **argv)
+{
+	struct config cfg;
+	int ret;
+
+	if (argc != 1) {
+		fprintf(stderr, "usage: berth git-serve-stdio [--root DIR] 'COMMAND'\n");
+		return 100;
+	}
+	log_init(0, "git");
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	ret = gitsvc_stdio_main(&cfg, argv[0]);
+	config_release(&cfg);
+	return ret;
+}
+
+static int print_line(void *arg, enum control_kind kind, const char *text)
+{
+	if (kind == CONTROL_DATA) {
+		fputs(text, stdout);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	return 0;
+}
+
+static int read_all(FILE *f, struct buf *out)
+{
+	char chunk[4096];
+	size_t n;
+
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (buf_add(out, chunk, n) < 0)
+			return -1;
+	return ferror(f) ? error_setsys("read") : 0;
+}
+
+/* Client-side shaping of a few commands before they are sent. */
+static int prepare_request(struct strv *req, int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if (!argv[i][0]) {
+			fprintf(stderr, "berth: empty argument\n");
+			return 100;
+		}
+	}
+	if (!strcmp(argv[0], "deploy") && argc >= 3) {
+		char *abs = realpath(argv[2], NULL);
+
+		if (!abs) {
+			fprintf(stderr, "berth: cannot read bundle '%s': %s\n",
+				argv[2], strerror(errno));
+			return 1;
+		}
+		strv_push(req, argv[0]);
+		strv_push(req, argv[1]);
+		strv_push(req, abs);
+		free(abs);
+		for (i = 3; i < argc; i++)
+			strv_push(req, argv[i]);
+		return 0;
+	}
+	if (!strcmp(argv[0], "keys") && argc >= 3 && !strcmp(argv[1], "add")) {
+		struct buf text = BUF_INIT;
+		int admin = 0, k = 2;
+		FILE *f;
+
+		buf_init(&text, 64 * 1024);
+		if (!strcmp(argv[k], "--admin")) {
+			admin = 1;
+			k++;
+		}
+		if (k + 1 != argc) {
+			fprintf(stderr, "usage: berth keys add [--admin] FILE|-\n");
+			return 100;
+		}
+		f = strcmp(argv[k], "-") ? fopen(argv[k], "r") : stdin;
+		if (!f || read_all(f, &text) < 0) {
+			fprintf(stderr, "berth: cannot read '%s': %s\n", argv[k],
+				f ? error_last() : strerror(errno));
+			if (f && f != stdin)
+				fclose(f);
+			buf_release(&text);
+			return 1;
+		}
+		if (f != stdin)
+			fclose(f);
+		strv_push(req, "keys");
+		strv_push(req, "add");
+		if (admin)
+			strv_push(req, "--admin");
+		strv_push(req, text.data ? text.data : "");
+		buf_release(&text);
+		return 0;
+	}
+	for (i = 0; i < argc; i++)
+		strv_push(req, argv[i]);
+	if (!strcmp(argv[0], "rm") && argc == 2) {
+		char answer[256];
+
+		/* As Dokku does: without --force, the app's name confirms. */
+		if (!isatty(0)) {
+			fprintf(stderr, "berth: refusing to remove '%s' without confirmation: add --force\n",
+				argv[1]);
+			return 1;
+		}
+		fprintf(stderr, " !     This removes '%s': its processes, releases, repository and logs.\n"
+			" !     To proceed, type the app's name: ", argv[1]);
+		if (!fgets(answer, sizeof(answer), stdin)) {
+			fprintf(stderr, "\nberth: not confirmed\n");
+			return 1;
+		}
+		answer[strcspn(answer, "\r\n")] = '\0';
+		if (strcmp(answer, argv[1])) {
+			fprintf(stderr, "berth: '%s' does not match; nothing removed\n",
+				answer);
+			return 1;
+		}
+		strv_push(req, "--force");
+	}
+	return 0;
+}
+
+static int cmd_client(const char *root, int argc, char **argv)
+{
+	struct strv req = STRV_INIT;
+	char *err = NULL;
+	int ret;
+
+	ret = prepare_request(&req, argc, argv);
+	if (ret)
+		goto out;
+	ret = control_call(root, (int)req.n, req.v, print_line, NULL, &err);
+	if (ret < 0) {
+		fprintf(stderr, "berth: %s\n", error_last());
+		ret = 111;
+	} else if (ret > 0) {
+		fprintf(stderr, "error: %s\n", err ? err : "failed");
+		ret = 1;
+	}
+out:
+	free(err);
+	strv_release(&req);
+	return ret;
+}
+
+int main(int argc, char **argv)
+{
+	char *root = NULL, *abs;
+	int i = 1, ret;
+
+	while (i < argc && argv[i][0] == '-') {
+		if (!strcmp(argv[i], "--root") && i + 1 < argc) {
+			free(root);
+			root = xstrdup(argv[i + 1]);
+			i += 2;
+		} else if (!strncmp(argv[i], "--root=", 7)) {
+			free(root);
+			root = xstrdup(argv[i] + 7);
+			i++;
+		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+			usage(stdout);
+			return 0;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("berth %s\n", BERTH_VERSION);
+			return 0;
+		} else {
+			fprintf(stderr, "berth: unknown option '%s'\n", argv[i]);
+			usage(stderr);
+			return 100;
+		}
+	}
+	if (i >= argc) {
+		usage(stderr);
+		return 100;
+	}
+	/* "berth COMMAND --root DIR" works too, for the internal commands. */
+	if ((!strcmp(argv[i], "session") || !strcmp(argv[i], "git-serve-stdio")) &&
+	    i + 2 < argc && !strcmp(argv[i + 1], "--root")) {
+		free(root);
+		root = xstrdup(argv[i + 2]);
+		memmove(&argv[i + 1], &argv[i + 3], (size_t)(argc - i - 3 + 1) *
+			sizeof(char *));
+		argc -= 2;
+	}
+	if (!root)
+		root = default_root();
+	abs = absolute_root(root);
+	free(root);
+	if (!strcmp(argv[i], "serve"))
+		ret = cmd_serve(abs, argc - i - 1, argv + i + 1);
+	else if (!strcmp(argv[i], "session"))
+		ret = cmd_session(abs);
+	else if (!strcmp(argv[i], "git-serve-stdio"))
+		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
+	else
+		ret = cmd_client(abs, argc - i, argv + i);
+	free(abs);
+	return ret;
+}

@@ -1,18 +1,1185 @@
-/* manifest: placeholder until the real subsystem lands; fails cleanly. */
-#include <stdlib.h>
-
+/* manifest: see manifest.h and docs/manifest.md.  Each parser fills the
+ * manifest it is given; on failure the caller releases it. */
 #include "manifest.h"
-#include "util.h"
 
-#define NOT_YET(what) error_set("%s is not available yet", what)
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
-void manifest_init(struct manifest *m) { (void)m; }
-void manifest_release(struct manifest *m) { (void)m; }
-int manifest_load(struct manifest *m, const char *dir) { return NOT_YET("manifest_load"); }
-int manifest_parse_procfile(struct manifest *m, const char *buf, size_t len, const char *fname) { return NOT_YET("procfile"); }
-int manifest_parse_app_yaml(struct manifest *m, const char *buf, size_t len, const char *fname) { return NOT_YET("app.yaml"); }
-int manifest_parse_keter(struct manifest *m, const char *buf, size_t len, const char *fname, const char *dir) { return NOT_YET("keter"); }
-int manifest_parse_release_yaml(struct manifest *m, const char *buf, size_t len) { return NOT_YET("release yaml"); }
-const struct proc_spec *manifest_proc(const struct manifest *m, const char *type) { return NULL; }
-int proc_type_valid(const char *type) { return 0; }
-int host_name_valid(const char *host) { return 0; }
+#include "ytree.h"
+
+#define MANIFEST_FILE_MAX (1024 * 1024)
+#define MAX_PROCS 64
+#define MAX_HOSTS 256
+#define MAX_SCALE 100
+#define VALUE_MAX 4096		/* paths, URLs, names from a manifest */
+
+/* A value made safe to quote in a one-line message. */
+static const char *shown(const char *s, char *out, size_t len)
+{
+	size_t i;
+
+	for (i = 0; s[i] && i + 4 < len; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	if (s[i]) {
+		memcpy(out + i, "...", 3);
+		i += 3;
+	}
+	out[i] = '\0';
+	return out;
+}
+
+static int at_error(const char *fname, int line, int col, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int at_error(const char *fname, int line, int col, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	return error_set("%s:%d:%d: %s", fname, line, col, msg);
+}
+
+#define node_error(fname, n, ...) at_error(fname, (n)->line, (n)->col, __VA_ARGS__)
+
+void manifest_init(struct manifest *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->health_path = xstrdup("/");
+	m->health_timeout_ms = -1;
+	m->health_max_status = 499;
+	m->drain_ms = -1;
+	m->stop_timeout_ms = -1;
+	m->settle_ms = -1;
+}
+
+void manifest_release(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->nprocs; i++) {
+		free(m->procs[i].type);
+		free(m->procs[i].cmd);
+		strv_release(&m->procs[i].argv);
+	}
+	free(m->procs);
+	free(m->source);
+	free(m->release_cmd);
+	free(m->health_path);
+	strv_release(&m->hosts);
+	free(m->buildpack);
+	strv_release(&m->pipeline);
+	free(m->static_root);
+	strv_release(&m->env);
+	free(m->webhook);
+	memset(m, 0, sizeof(*m));
+}
+
+int proc_type_valid(const char *type)
+{
+	size_t n;
+
+	if (!type)
+		return 0;
+	for (n = 0; type[n]; n++)
+		if (!(islower((unsigned char)type[n]) ||
+		      isdigit((unsigned char)type[n]) ||
+		      type[n] == '_' || type[n] == '-'))
+			return 0;
+	return n >= 1 && n <= 32;
+}
+
+int host_name_valid(const char *host)
+{
+	const char *p = host;
+	size_t label = 0, total;
+
+	if (!host)
+		return 0;
+	total = strlen(host);
+	if (!total || total > 253)
+		return 0;
+	if (!strncmp(p, "*.", 2))
+		p += 2;
+	if (!*p)
+		return 0;
+	for (; *p; p++) {
+		if (*p == '.') {
+			/* no empty label, none ending in '-' */
+			if (!label || p[-1] == '-')
+				return 0;
+			label = 0;
+			continue;
+		}
+		if (!isalnum((unsigned char)*p) && *p != '-')
+			return 0;
+		if (*p == '-' && !label)
+			return 0;
+		if (++label > 63)
+			return 0;
+	}
+	return label && p[-1] != '-';
+}
+
+const struct proc_spec *manifest_proc(const struct manifest *m,
+				      const char *type)
+{
+	size_t i;
+
+	for (i = 0; i < m->nprocs; i++)
+		if (!strcmp(m->procs[i].type, type))
+			return &m->procs[i];
+	return NULL;
+}
+
+/* Add a process type (checked by the caller); borrowed pointer back. */
+static struct proc_spec *proc_add(struct manifest *m, const char *type)
+{
+	struct proc_spec *p;
+
+	m->procs = xrealloc(m->procs, (m->nprocs + 1) * sizeof(*m->procs));
+	p = &m->procs[m->nprocs++];
+	memset(p, 0, sizeof(*p));
+	p->type = xstrdup(type);
+	p->scale = 1;
+	p->order = ORDER_START_FIRST;
+	return p;
+}
+
+/* ---- Procfile ---- */
+
+/* Length of cmd[0..len) before an inline " #comment" (outside quotes). */
+static size_t cut_comment(const char *cmd, size_t len)
+{
+	char quote = 0;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		char c = cmd[i];
+
+		if (quote == '\'') {
+			if (c == '\'')
+				quote = 0;
+		} else if (quote == '"') {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				quote = 0;
+		} else if (c == '\\') {
+			i++;
+		} else if (c == '\'' || c == '"') {
+			quote = c;
+		} else if (c == '#' && (i == 0 || cmd[i - 1] == ' ' || cmd[i - 1] == '\t')) {
+			return i;
+		}
+	}
+	return len;
+}
+
+int manifest_parse_procfile(struct manifest *m, const char *buf, size_t len,
+			    const char *fname)
+{
+	size_t pos = 0;
+	int lineno = 0;
+	char tmp[80];
+
+	while (pos < len) {
+		const char *line = buf + pos, *nl, *nul;
+		size_t l, i, colon, tend, cstart, cend;
+		char *type, *cmd;
+
+		lineno++;
+		nl = memchr(line, '\n', len - pos);
+		l = nl ? (size_t)(nl - line) : len - pos;
+		pos += l + (nl ? 1 : 0);
+		nul = memchr(line, '\0', l);
+		if (nul)
+			return at_error(fname, lineno, (int)(nul - line) + 1,
+					"NUL byte in line");
+		if (l && line[l - 1] == '\r')
+			l--;
+		for (i = 0; i < l && (line[i] == ' ' || line[i] == '\t'); i++)
+			;
+		if (i == l || line[i] == '#')
+			continue;
+		for (colon = i; colon < l && line[colon] != ':'; colon++)
+			;
+		if (colon == l)
+			return at_error(fname, lineno, (int)i + 1,
+					"expected 'type: command'");
+		for (tend = colon; tend > i && (line[tend - 1] == ' ' ||
+						line[tend - 1] == '\t'); tend--)
+			;
+		type = xstrndup(line + i, tend - i);
+		if (!proc_type_valid(type)) {
+			at_error(fname, lineno, (int)i + 1,
+				 "invalid process type '%s' (use a-z, 0-9, _ and -, at most 32)",
+				 shown(type, tmp, sizeof(tmp)));
+			free(type);
+			return -1;
+		}
+		for (cstart = colon + 1; cstart < l && (line[cstart] == ' ' ||
+							line[cstart] == '\t'); cstart++)
+			;
+		cend = cstart + cut_comment(line + cstart, l - cstart);
+		while (cend > cstart && (line[cend - 1] == ' ' || line[cend - 1] == '\t'))
+			cend--;
+		if (cend == cstart) {
+			at_error(fname, lineno, (int)colon + 1,
+				 "process type '%s' has no command", type);
+			free(type);
+			return -1;
+		}
+		cmd = xstrndup(line + cstart, cend - cstart);
+		if (!strcmp(type, "release")) {
+			if (m->release_cmd) {
+				at_error(fname, lineno, (int)i + 1,
+					 "duplicate process type 'release'");
+				goto fail;
+			}
+			m->release_cmd = cmd;
+		} else {
+			if (manifest_proc(m, type)) {
+				at_error(fname, lineno, (int)i + 1,
+					 "duplicate process type '%s'", type);
+				goto fail;
+			}
+			if (m->nprocs >= MAX_PROCS) {
+				at_error(fname, lineno, (int)i + 1,
+					 "too many process types (at most %d)", MAX_PROCS);
+				goto fail;
+			}
+			proc_add(m, type)->cmd = cmd;
+		}
+		free(type);
+		continue;
+fail:
+		free(type);
+		free(cmd);
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- shared YAML value readers ---- */
+
+/* A scalar that is a usable string; else an error naming the field. */
+static int get_str(const char **out, const struct ynode *n, const char *fname,
+		   const char *field)
+{
+	if (n->kind != YNODE_SCALAR)
+		return node_error(fname, n, "'%s' must be a string, not %s",
+				  field, ynode_kind_name(n));
+	if (!ynode_is_str(n))
+		return node_error(fname, n, "'%s' must not contain NUL bytes", field);
+	*out = n->value;
+	return 0;
+}
+
+/* A string of printable characters without spaces (URLs, names). */
+static int get_word(const char **out, const struct ynode *n, const char *fname,
+		    const char *field)
+{
+	const char *s;
+	size_t i;
+
+	if (get_str(&s, n, fname, field) < 0)
+		return -1;
+	if (!*s)
+		return node_error(fname, n, "'%s' must not be empty", field);
+	if (strlen(s) > VALUE_MAX)
+		return node_error(fname, n, "'%s' is too long", field);
+	for (i = 0; s[i]; i++)
+		if ((unsigned char)s[i] <= 0x20 || s[i] == 0x7f)
+			return node_error(fname, n,
+					  "'%s' must not contain spaces or control characters",
+					  field);
+	*out = s;
+	return 0;
+}
+
+static int get_bool(int *out, const struct ynode *n, const char *fname,
+		    const char *field)
+{
+	int b = ynode_bool(n);
+
+	if (b < 0)
+		return node_error(fname, n, "'%s' must be true or false", field);
+	*out = b;
+	return 0;
+}
+
+static int get_ms(long *out, const struct ynode *n, const char *fname,
+		  const char *field, long min, long max)
+{
+	long v = ynode_is_str(n) ? parse_duration_ms(n->value) : -1;
+
+	if (v < 0)
+		return node_error(fname, n, "'%s' must be a duration like 2s", field);
+	if (v < min || v > max)
+		return node_error(fname, n, "'%s' must be from %ldms to %lds",
+				  field, min, max / 1000);
+	*out = v;
+	return 0;
+}
+
+static int get_int(int *out, const struct ynode *n, const char *fname,
+		   const char *field, long min, long max)
+{
+	long v = ynode_is_str(n) ? parse_long(n->value, 1L << 30) : -1;
+
+	if (v < min || v > max)
+		return node_error(fname, n, "'%s' must be a number from %ld to %ld",
+				  field, min, max);
+	*out = (int)v;
+	return 0;
+}
+
+/* A string, or a list of strings: each goes to fn. */
+static int each_str(const struct ynode *n, const char *fname, const char *field,
+		    int (*fn)(struct manifest *, const struct ynode *,
+			      const char *, const char *, const char *),
+		    struct manifest *m)
+{
+	const char *s;
+	size_t i;
+
+	if (n->kind == YNODE_MAP)
+		return node_error(fname, n, "'%s' must be a list, not a mapping", field);
+	if (n->kind == YNODE_SCALAR) {
+		if (get_str(&s, n, fname, field) < 0)
+			return -1;
+		return fn(m, n, s, fname, field);
+	}
+	for (i = 0; i < n->nkids; i++) {
+		if (get_str(&s, n->kids[i], fname, field) < 0)
+			return -1;
+		if (fn(m, n->kids[i], s, fname, field) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int add_host(struct manifest *m, const struct ynode *n, const char *host,
+		    const char *fname, const char *field)
+{
+	char tmp[80];
+	size_t i;
+
+	if (!host_name_valid(host))
+		return node_error(fname, n, "'%s' has an invalid host name '%s'",
+				  field, shown(host, tmp, sizeof(tmp)));
+	for (i = 0; i < m->hosts.n; i++)
+		if (!strcasecmp(m->hosts.v[i], host))
+			return 0;
+	if (m->hosts.n >= MAX_HOSTS)
+		return node_error(fname, n, "too many hosts (at most %d)", MAX_HOSTS);
+	strv_push(&m->hosts, host);
+	return 0;
+}
+
+/* A built-in step name, or "hook:NAME" for the app's .berth/hooks/NAME. */
+static int step_name_valid(const char *s)
+{
+	size_t n;
+
+	if (s && !strncmp(s, "hook:", 5))
+		s += 5;
+	if (!s || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (n = 0; s[n]; n++)
+		if (!(isalnum((unsigned char)s[n]) || s[n] == '_' || s[n] == '-' ||
+		      s[n] == '.'))
+			return 0;
+	return n >= 1 && n <= 64;
+}
+
+static int add_step(struct manifest *m, const struct ynode *n, const char *step,
+		    const char *fname, const char *field)
+{
+	char tmp[80];
+
+	if (!step_name_valid(step))
+		return node_error(fname, n, "'%s' has an invalid step name '%s'",
+				  field, shown(step, tmp, sizeof(tmp)));
+	strv_push(&m->pipeline, step);
+	return 0;
+}
+
+/* env: a mapping NAME: value (scalars; null is ""). */
+static int read_env(struct manifest *m, const struct ynode *n, const char *fname,
+		    const char *field)
+{
+	size_t i;
+	char tmp[80];
+
+	if (n->kind != YNODE_MAP)
+		return node_error(fname, n, "'%s' must be a mapping of NAME: value, not %s",
+				  field, ynode_kind_name(n));
+	for (i = 0; i < ynode_map_len(n); i++) {
+		const struct ynode *k = ynode_map_key(n, i), *v = ynode_map_val(n, i);
+		const char *val = "";
+
+		if (!ynode_is_str(k) || !env_key_valid(k->value))
+			return node_error(fname, k, "'%s' has an invalid variable name '%s'",
+					  field, shown(k->value, tmp, sizeof(tmp)));
+		if (!ynode_is_null(v) && get_str(&val, v, fname, field) < 0)
+			return -1;
+		strv_env_set(&m->env, k->value, val);
+	}
+	return 0;
+}
+
+/*
+ * Clean a relative path lexically, against 'base' (a cleaned relative
+ * folder or ""): the result may not climb above the bundle root.  For
+ * nginx's sake only [A-Za-z0-9._/-] and '+' are allowed.  "" is the root.
+ */
+static int clean_rel_path(char **out, const char *base, const char *path)
+{
+	char *joined = *base ? xasprintf("%s/%s", base, path) : xstrdup(path);
+	char *res = xmalloc(strlen(joined) + 1), *p, *e;
+	size_t n = 0;
+	int ret = -1;
+
+	*out = NULL;
+	if (*path == '/')
+		goto out;
+	for (p = joined; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr("._/-+", *p))
+			goto out;
+	for (p = joined; *p; p = *e ? e + 1 : e) {
+		size_t clen;
+
+		e = strchrnul(p, '/');
+		clen = (size_t)(e - p);
+		if (!clen || (clen == 1 && p[0] == '.'))
+			continue;
+		if (clen == 2 && p[0] == '.' && p[1] == '.') {
+			if (!n)
+				goto out;	/* above the root */
+			while (n > 0 && res[n - 1] != '/')
+				n--;
+			if (n > 0)
+				n--;
+			continue;
+		}
+		if (n)
+			res[n++] = '/';
+		memcpy(res + n, p, clen);
+		n += clen;
+	}
+	res[n] = '\0';
+	*out = res;
+	res = NULL;
+	ret = 0;
+out:
+	free(joined);
+	free(res);
+	return ret;
+}
+
+static int read_static(struct manifest *m, const struct ynode *n,
+		       const char *fname, const char *field, const char *base)
+{
+	const char *s;
+	char *clean;
+
+	if (get_str(&s, n, fname, field) < 0)
+		return -1;
+	if (!*s || clean_rel_path(&clean, base, s) < 0)
+		return node_error(fname, n,
+				  "'%s' must be a folder inside the bundle (letters, digits, . _ - + /)",
+				  field);
+	free(m->static_root);
+	m->static_root = *clean ? clean : (free(clean), xstrdup("."));
+	return 0;
+}
+
+/* ---- app.yaml ---- */
+
+static int read_process(struct manifest *m, const struct ynode *k,
+			const struct ynode *v, const char *fname)
+{
+	struct proc_spec *p;
+	const char *type = k->value, *cmd = NULL;
+	char field[64], tmp[80];
+	size_t i;
+	int scale = 1;
+	enum proc_order order = ORDER_START_FIRST;
+
+	if (!ynode_is_str(k) || !proc_type_valid(type))
+		return node_error(fname, k,
+				  "invalid process type '%s' (use a-z, 0-9, _ and -, at most 32)",
+				  shown(k->value, tmp, sizeof(tmp)));
+	snprintf(field, sizeof(field), "processes.%s", type);
+	if (v->kind == YNODE_MAP) {
+		for (i = 0; i < ynode_map_len(v); i++) {
+			const struct ynode *pk = ynode_map_key(v, i);
+			const struct ynode *pv = ynode_map_val(v, i);
+			char sub[96];
+
+			snprintf(sub, sizeof(sub), "%s.%s", field, pk->value);
+			if (!strcmp(pk->value, "command")) {
+				if (get_str(&cmd, pv, fname, sub) < 0)
+					return -1;
+			} else if (!strcmp(pk->value, "scale")) {
+				if (get_int(&scale, pv, fname, sub, 0, MAX_SCALE) < 0)
+					return -1;
+			} else if (!strcmp(pk->value, "order")) {
+				if (ynode_is_str(pv) && !strcmp(pv->value, "start-first"))
+					order = ORDER_START_FIRST;
+				else if (ynode_is_str(pv) && !strcmp(pv->value, "stop-first"))
+					order = ORDER_STOP_FIRST;
+				else
+					return node_error(fname, pv,
+							  "'%s' must be start-first or stop-first",
+							  sub);
+			} else {
+				return node_error(fname, pk, "unknown key '%s' in '%s'",
+						  shown(pk->value, tmp, sizeof(tmp)), field);
+			}
+		}
+		if (!cmd)
+			return node_error(fname, v, "'%s' needs a 'command'", field);
+	} else if (get_str(&cmd, v, fname, field) < 0) {
+		return -1;
+	}
+	while (*cmd == ' ' || *cmd == '\t')
+		cmd++;
+	if (!*cmd)
+		return node_error(fname, v, "'%s' has an empty command", field);
+	if (!strcmp(type, "release")) {
+		if (m->release_cmd)
+			return node_error(fname, k, "'release' is set twice");
+		m->release_cmd = xstrdup(cmd);
+		return 0;
+	}
+	if (manifest_proc(m, type))
+		return node_error(fname, k, "duplicate process type '%s'", type);
+	if (m->nprocs >= MAX_PROCS)
+		return node_error(fname, k, "too many process types (at most %d)",
+				  MAX_PROCS);
+	p = proc_add(m, type);
+	p->cmd = xstrdup(cmd);
+	p->scale = scale;
+	p->order = order;
+	return 0;
+}
+
+static int read_healthcheck(struct manifest *m, const struct ynode *n,
+			    const char *fname)
+{
+	const struct ynode *path = NULL;
+	char tmp[80];
+	size_t i;
+
+	if (n->kind == YNODE_SCALAR) {
+		path = n;
+	} else if (n->kind == YNODE_MAP) {
+		for (i = 0; i < ynode_map_len(n); i++) {
+			const struct ynode *k = ynode_map_key(n, i);
+			const struct ynode *v = ynode_map_val(n, i);
+
+			if (!strcmp(k->value, "path")) {
+				path = v;
+			} else if (!strcmp(k->value, "timeout")) {
+				if (get_ms(&m->health_timeout_ms, v, fname,
+					   "healthcheck.timeout", 100, 3600000) < 0)
+					return -1;
+			} else if (!strcmp(k->value, "max_status")) {
+				if (get_int(&m->health_max_status, v, fname,
+					    "healthcheck.max_status", 200, 599) < 0)
+					return -1;
+			} else {
+				return node_error(fname, k, "unknown key '%s' in 'healthcheck'",
+						  shown(k->value, tmp, sizeof(tmp)));
+			}
+		}
+	} else {
+		return node_error(fname, n, "'healthcheck' must be a mapping, not %s",
+				  ynode_kind_name(n));
+	}
+	if (path) {
+		const char *s;
+
+		if (get_word(&s, path, fname, "healthcheck.path") < 0)
+			return -1;
+		if (*s != '/')
+			return node_error(fname, path,
+					  "'healthcheck.path' must start with '/'");
+		free(m->health_path);
+		m->health_path = xstrdup(s);
+	}
+	return 0;
+}
+
+static int read_app_key(struct manifest *m, const struct ynode *k,
+			const struct ynode *v, const char *fname)
+{
+	const char *key = k->value, *s;
+	char tmp[80];
+	size_t i;
+
+	if (ynode_is_null(v))
+		return 0;	/* "key:" with no value: as if absent */
+	if (!strcmp(key, "processes")) {
+		if (v->kind != YNODE_MAP)
+			return node_error(fname, v,
+					  "'processes' must be a mapping of type: command, not %s",
+					  ynode_kind_name(v));
+		for (i = 0; i < ynode_map_len(v); i++)
+			if (read_process(m, ynode_map_key(v, i), ynode_map_val(v, i),
+					 fname) < 0)
+				return -1;
+		return 0;
+	}
+	if (!strcmp(key, "release")) {
+		if (get_str(&s, v, fname, "release") < 0)
+			return -1;
+		if (!*s)
+			return node_error(fname, v, "'release' has an empty command");
+		if (m->release_cmd)
+			return node_error(fname, k, "'release' is set twice");
+		m->release_cmd = xstrdup(s);
+		return 0;
+	}
+	if (!strcmp(key, "healthcheck"))
+		return read_healthcheck(m, v, fname);
+	if (!strcmp(key, "drain"))
+		return get_ms(&m->drain_ms, v, fname, "drain", 0, 3600000);
+	if (!strcmp(key, "stop_timeout"))
+		return get_ms(&m->stop_timeout_ms, v, fname, "stop_timeout", 0, 3600000);
+	if (!strcmp(key, "settle"))
+		return get_ms(&m->settle_ms, v, fname, "settle", 0, 600000);
+	if (!strcmp(key, "hosts"))
+		return each_str(v, fname, "hosts", add_host, m);
+	if (!strcmp(key, "postgres"))
+		return get_bool(&m->postgres, v, fname, "postgres");
+	if (!strcmp(key, "buildpack")) {
+		if (get_word(&s, v, fname, "buildpack") < 0)
+			return -1;
+		free(m->buildpack);
+		m->buildpack = xstrdup(s);
+		return 0;
+	}
+	if (!strcmp(key, "pipeline"))
+		return each_str(v, fname, "pipeline", add_step, m);
+	if (!strcmp(key, "static"))
+		return read_static(m, v, fname, "static", "");
+	if (!strcmp(key, "env"))
+		return read_env(m, v, fname, "env");
+	if (!strcmp(key, "webhook")) {
+		if (get_word(&s, v, fname, "webhook") < 0)
+			return -1;
+		if (strncmp(s, "http://", 7) && strncmp(s, "https://", 8))
+			return node_error(fname, v,
+					  "'webhook' must be an http:// or https:// URL");
+		free(m->webhook);
+		m->webhook = xstrdup(s);
+		return 0;
+	}
+	return node_error(fname, k, "unknown key '%s'", shown(key, tmp, sizeof(tmp)));
+}
+
+int manifest_parse_app_yaml(struct manifest *m, const char *buf, size_t len,
+			    const char *fname)
+{
+	struct ynode *root = NULL;
+	size_t i;
+	int ret = -1;
+
+	if (ytree_parse(&root, buf, len, fname) < 0)
+		return -1;
+	if (!root || ynode_is_null(root)) {
+		ret = 0;	/* an empty app.yaml: all defaults */
+		goto out;
+	}
+	if (root->kind != YNODE_MAP) {
+		node_error(fname, root, "expected a mapping of settings, not %s",
+			   ynode_kind_name(root));
+		goto out;
+	}
+	for (i = 0; i < ynode_map_len(root); i++)
+		if (read_app_key(m, ynode_map_key(root, i), ynode_map_val(root, i),
+				 fname) < 0)
+			goto out;
+	ret = 0;
+out:
+	ynode_free(root);
+	return ret;
+}
+
+/* ---- Keter ---- */
+
+struct keter {
+	struct manifest *m;
+	const char *fname;
+	char *absdir;		/* the release root, absolute */
+	int webapps, statics, backgrounds;
+};
+
+/* exec is relative to config/ and must stay in the bundle. */
+static int keter_argv(struct keter *kt, struct strv *argv,
+		      const struct ynode *exec, const struct ynode *args)
+{
+	const char *s;
+	char *rel = NULL;
+	size_t i;
+
+	if (get_str(&s, exec, kt->fname, "exec") < 0)
+		return -1;
+	if (!*s || clean_rel_path(&rel, "config", s) < 0 || !*rel) {
+		free(rel);
+		return node_error(kt->fname, exec,
+				  "'exec' must be a path inside the bundle, relative to config/");
+	}
+	strv_pushf(argv, "%s/%s", kt->absdir, rel);
+	free(rel);
+	if (!args || ynode_is_null(args))
+		return 0;
+	if (args->kind != YNODE_SEQ)
+		return node_error(kt->fname, args, "'args' must be a list, not %s",
+				  ynode_kind_name(args));
+	for (i = 0; i < args->nkids; i++) {
+		if (get_str(&s, args->kids[i], kt->fname, "args") < 0)
+			return -1;
+		strv_push(argv, s);
+	}
+	return 0;
+}
+
+/* Keter keys berth accepts and ignores (TLS, middleware, timeouts,
+ * restart policy: the engine has its own). */
+static int keter_ignored(const char *key)
+{
+	static const char *const keys[] = {
+		"ssl", "forward-env", "connection-time-bound",
+		"ensure-alive-time-bound", "middleware", "port-env-vars",
+		"requires-secure", "restart-count", "restart-delay-seconds",
+		"directory-listing",
+	};
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(keys); i++)
+		if (!strcmp(key, keys[i]))
+			return 1;
+	return 0;
+}
+
+static int keter_plugins(struct keter *kt, const struct ynode *n)
+{
+	char tmp[80];
+	size_t i;
+
+	if (ynode_is_null(n))
+		return 0;
+	if (n->kind != YNODE_MAP)
+		return node_error(kt->fname, n, "'plugins' must be a mapping, not %s",
+				  ynode_kind_name(n));
+	for (i = 0; i < ynode_map_len(n); i++) {
+		const struct ynode *k = ynode_map_key(n, i);
+
+		if (strcmp(k->value, "postgres"))
+			return node_error(kt->fname, k, "unknown plugin '%s'",
+					  shown(k->value, tmp, sizeof(tmp)));
+		if (get_bool(&kt->m->postgres, ynode_map_val(n, i), kt->fname,
+			     "plugins.postgres") < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* One process (webapp or background) from a mapping with exec/args/env. */
+static int keter_process(struct keter *kt, const struct ynode *map,
+			 const char *type, int webapp, int flat)
+{
+	const struct ynode *exec = NULL, *args = NULL;
+	struct proc_spec *p;
+	struct strv argv = STRV_INIT;
+	char tmp[80];
+	size_t i;
+
+	for (i = 0; i < ynode_map_len(map); i++) {
+		const struct ynode *k = ynode_map_key(map, i);
+		const struct ynode *v = ynode_map_val(map, i);
+		const char *key = k->value;
+
+		if (!strcmp(key, "type") || keter_ignored(key))
+			continue;
+		/* the flat form's other keys, read by keter_flat() */
+		if (flat && (!strcmp(key, "plugins") || !strcmp(key, "static-hosts")))
+			continue;
+		if (!strcmp(key, "exec"))
+			exec = v;
+		else if (!strcmp(key, "args"))
+			args = v;
+		else if (!strcmp(key, "env")) {
+			if (!ynode_is_null(v) && read_env(kt->m, v, kt->fname, "env") < 0)
+				return -1;
+		} else if (webapp && (!strcmp(key, "host") || !strcmp(key, "hosts") ||
+				      !strcmp(key, "extra-hosts"))) {
+			if (!ynode_is_null(v) && each_str(v, kt->fname, key, add_host, kt->m) < 0)
+				return -1;
+		} else if (webapp && !strcmp(key, "postgres")) {
+			if (get_bool(&kt->m->postgres, v, kt->fname, "postgres") < 0)
+				return -1;
+		} else {
+			return node_error(kt->fname, k, "unknown key '%s'",
+					  shown(key, tmp, sizeof(tmp)));
+		}
+	}
+	if (!exec)
+		return node_error(kt->fname, map, "'%s' needs 'exec'",
+				  webapp ? "webapp" : "background");
+	if (keter_argv(kt, &argv, exec, args) < 0) {
+		strv_release(&argv);
+		return -1;
+	}
+	p = proc_add(kt->m, type);
+	p->argv = argv;
+	return 0;
+}
+
+static int keter_static(struct keter *kt, const struct ynode *map)
+{
+	const struct ynode *root = NULL;
+	char tmp[80];
+	size_t i;
+
+	if (kt->statics++)
+		return node_error(kt->fname, map, "only one static-files stanza is supported");
+	for (i = 0; i < ynode_map_len(map); i++) {
+		const struct ynode *k = ynode_map_key(map, i);
+		const struct ynode *v = ynode_map_val(map, i);
+
+		if (!strcmp(k->value, "type") || keter_ignored(k->value))
+			continue;
+		if (!strcmp(k->value, "root"))
+			root = v;
+		else if (!strcmp(k->value, "host") || !strcmp(k->value, "hosts")) {
+			if (!ynode_is_null(v) &&
+			    each_str(v, kt->fname, k->value, add_host, kt->m) < 0)
+				return -1;
+		} else
+			return node_error(kt->fname, k, "unknown key '%s'",
+					  shown(k->value, tmp, sizeof(tmp)));
+	}
+	if (!root)
+		return node_error(kt->fname, map, "'static-files' needs 'root'");
+	return read_static(kt->m, root, kt->fname, "root", "config");
+}
+
+static int keter_stanza(struct keter *kt, const struct ynode *st)
+{
+	const struct ynode *type;
+	char name[32], tmp[80];
+
+	if (st->kind != YNODE_MAP)
+		return node_error(kt->fname, st, "a stanza must be a mapping, not %s",
+				  ynode_kind_name(st));
+	type = ynode_map_get(st, "type");
+	if (!type)
+		return node_error(kt->fname, st, "stanza needs a 'type'");
+	if (!ynode_is_str(type))
+		return node_error(kt->fname, type, "'type' must be a string");
+	if (!strcmp(type->value, "webapp")) {
+		if (kt->webapps++)
+			return node_error(kt->fname, st, "only one webapp stanza is supported");
+		return keter_process(kt, st, "web", 1, 0);
+	}
+	if (!strcmp(type->value, "background")) {
+		if (kt->backgrounds >= MAX_PROCS - 1)
+			return node_error(kt->fname, st, "too many background stanzas");
+		snprintf(name, sizeof(name), "background%d", ++kt->backgrounds);
+		return keter_process(kt, st, name, 0, 0);
+	}
+	if (!strcmp(type->value, "static-files"))
+		return keter_static(kt, st);
+	if (!strcmp(type->value, "redirect") || !strcmp(type->value, "reverse-proxy"))
+		return node_error(kt->fname, type, "stanza type '%s' is not supported",
+				  type->value);
+	return node_error(kt->fname, type, "unknown stanza type '%s'",
+			  shown(type->value, tmp, sizeof(tmp)));
+}
+
+/* Keter's older flat form: the webapp's keys at the top. */
+static int keter_flat(struct keter *kt, const struct ynode *root)
+{
+	const struct ynode *exec = ynode_map_get(root, "exec");
+	char tmp[80];
+	size_t i;
+
+	for (i = 0; i < ynode_map_len(root); i++) {
+		const struct ynode *k = ynode_map_key(root, i);
+		const struct ynode *v = ynode_map_val(root, i);
+		const char *key = k->value;
+
+		if (!strcmp(key, "exec") || !strcmp(key, "args") ||
+		    !strcmp(key, "env") || !strcmp(key, "host") ||
+		    !strcmp(key, "extra-hosts") || !strcmp(key, "postgres") ||
+		    keter_ignored(key))
+			continue;
+		if (!strcmp(key, "plugins")) {
+			if (keter_plugins(kt, v) < 0)
+				return -1;
+		} else if (!strcmp(key, "static-hosts")) {
+			size_t j;
+
+			if (ynode_is_null(v))
+				continue;
+			if (v->kind != YNODE_SEQ)
+				return node_error(kt->fname, v, "'static-hosts' must be a list");
+			for (j = 0; j < v->nkids; j++) {
+				if (v->kids[j]->kind != YNODE_MAP)
+					return node_error(kt->fname, v->kids[j],
+							  "'static-hosts' entries must be mappings with host and root");
+				if (keter_static(kt, v->kids[j]) < 0)
+					return -1;
+			}
+		} else if (!strcmp(key, "redirects")) {
+			return node_error(kt->fname, k, "'redirects' is not supported");
+		} else {
+			return node_error(kt->fname, k, "unknown key '%s'",
+					  shown(key, tmp, sizeof(tmp)));
+		}
+	}
+	if (!exec) {
+		if (!kt->statics)
+			return node_error(kt->fname, root, "keter.yaml needs 'exec' or 'stanzas'");
+		return 0;
+	}
+	kt->webapps++;
+	return keter_process(kt, root, "web", 1, 1);
+}
+
+int manifest_parse_keter(struct manifest *m, const char *buf, size_t len,
+			 const char *fname, const char *dir)
+{
+	struct ynode *root = NULL;
+	const struct ynode *stanzas;
+	struct keter kt;
+	char cwd[4096];
+	size_t i;
+	int ret = -1;
+
+	memset(&kt, 0, sizeof(kt));
+	kt.m = m;
+	kt.fname = fname;
+	if (!dir || !*dir)
+		return error_set("no release folder for '%s'", fname);
+	if (*dir == '/') {
+		kt.absdir = xstrdup(dir);
+	} else {
+		if (!getcwd(cwd, sizeof(cwd)))
+			return error_setsys("cannot get the current folder");
+		kt.absdir = xasprintf("%s/%s", cwd, dir);
+	}
+	if (ytree_parse(&root, buf, len, fname) < 0)
+		goto out;
+	if (!root || root->kind != YNODE_MAP) {
+		if (root)
+			node_error(fname, root, "expected a mapping of settings, not %s",
+				   ynode_kind_name(root));
+		else
+			error_set("%s: empty file", fname);
+		goto out;
+	}
+	stanzas = ynode_map_get(root, "stanzas");
+	if (!stanzas) {
+		if (keter_flat(&kt, root) < 0)
+			goto out;
+	} else {
+		for (i = 0; i < ynode_map_len(root); i++) {
+			const struct ynode *k = ynode_map_key(root, i);
+			char tmp[80];
+
+			if (!strcmp(k->value, "stanzas"))
+				continue;
+			if (!strcmp(k->value, "plugins")) {
+				if (keter_plugins(&kt, ynode_map_val(root, i)) < 0)
+					goto out;
+				continue;
+			}
+			node_error(fname, k, "unknown key '%s'",
+				   shown(k->value, tmp, sizeof(tmp)));
+			goto out;
+		}
+		if (stanzas->kind != YNODE_SEQ) {
+			node_error(fname, stanzas, "'stanzas' must be a list, not %s",
+				   ynode_kind_name(stanzas));
+			goto out;
+		}
+		for (i = 0; i < stanzas->nkids; i++)
+			if (keter_stanza(&kt, stanzas->kids[i]) < 0)
+				goto out;
+		if (!kt.webapps && !kt.backgrounds && !kt.statics) {
+			node_error(fname, stanzas, "'stanzas' has nothing to run or serve");
+			goto out;
+		}
+	}
+	ret = 0;
+out:
+	ynode_free(root);
+	free(kt.absdir);
+	return ret;
+}
+
+/* ---- buildpack bin/release ---- */
+
+int manifest_parse_release_yaml(struct manifest *m, const char *buf,
+				size_t len)
+{
+	const char *fname = "bin/release";
+	struct ynode *root = NULL;
+	const struct ynode *types, *vars;
+	char tmp[80];
+	size_t i;
+	int ret = -1;
+
+	if (ytree_parse(&root, buf, len, fname) < 0)
+		return -1;
+	if (!root || ynode_is_null(root)) {
+		ret = 0;
+		goto out;
+	}
+	if (root->kind != YNODE_MAP) {
+		node_error(fname, root, "expected a mapping, not %s",
+			   ynode_kind_name(root));
+		goto out;
+	}
+	/* other keys (addons, ...) belong to other platforms: ignored */
+	types = ynode_map_get(root, "default_process_types");
+	if (types && !ynode_is_null(types)) {
+		if (types->kind != YNODE_MAP) {
+			node_error(fname, types,
+				   "'default_process_types' must be a mapping, not %s",
+				   ynode_kind_name(types));
+			goto out;
+		}
+		for (i = 0; i < ynode_map_len(types); i++) {
+			const struct ynode *k = ynode_map_key(types, i);
+			const struct ynode *v = ynode_map_val(types, i);
+			const char *cmd;
+
+			if (!ynode_is_str(k) || !proc_type_valid(k->value)) {
+				node_error(fname, k, "invalid process type '%s'",
+					   shown(k->value, tmp, sizeof(tmp)));
+				goto out;
+			}
+			if (ynode_is_null(v))
+				continue;
+			if (get_str(&cmd, v, fname, "default_process_types") < 0)
+				goto out;
+			if (!*cmd)
+				continue;
+			/* the app's own Procfile or app.yaml wins */
+			if (!strcmp(k->value, "release")) {
+				if (!m->release_cmd)
+					m->release_cmd = xstrdup(cmd);
+				continue;
+			}
+			if (manifest_proc(m, k->value))
+				continue;
+			if (m->nprocs >= MAX_PROCS) {
+				node_error(fname, k, "too many process types (at most %d)",
+					   MAX_PROCS);
+				goto out;
+			}
+			proc_add(m, k->value)->cmd = xstrdup(cmd);
+		}
+	}
+	vars = ynode_map_get(root, "config_vars");
+	if (vars && !ynode_is_null(vars)) {
+		struct manifest tmpm;
+
+		/* parse into a scratch env, then add what the app lacks */
+		memset(&tmpm, 0, sizeof(tmpm));
+		if (read_env(&tmpm, vars, fname, "config_vars") < 0) {
+			strv_release(&tmpm.env);
+			goto out;
+		}
+		for (i = 0; i < tmpm.env.n; i++) {
+			char *eq = strchr(tmpm.env.v[i], '=');
+
+			*eq = '\0';
+			if (strv_env_find(&m->env, tmpm.env.v[i]) < 0)
+				strv_env_set(&m->env, tmpm.env.v[i], eq + 1);
+		}
+		strv_release(&tmpm.env);
+	}
+	ret = 0;
+out:
+	ynode_free(root);
+	return ret;
+}
+
+/* ---- the loader ---- */
+
+static int load_file(struct buf *b, const char *dir, const char *name,
+		     int *found)
+{
+	char *path = xasprintf("%s/%s", dir, name);
+	int ret = 0;
+
+	*found = path_exists(path);
+	if (*found) {
+		buf_reset(b);
+		ret = read_file(b, path, MANIFEST_FILE_MAX);
+		if (ret < 0 && strstr(error_last(), "too large"))
+			ret = error_set("'%s' is too large (over %d bytes)", name,
+					MANIFEST_FILE_MAX);
+	}
+	free(path);
+	return ret;
+}
+
+int manifest_load(struct manifest *m, const char *dir)
+{
+	struct buf b = BUF_INIT;
+	int found, ret = -1;
+
+	if (load_file(&b, dir, "app.yaml", &found) < 0)
+		goto out;
+	if (found) {
+		m->source = xstrdup("app.yaml");
+		if (manifest_parse_app_yaml(m, b.data ? b.data : "", b.len,
+					    "app.yaml") < 0)
+			goto out;
+		if (!m->nprocs) {
+			if (load_file(&b, dir, "Procfile", &found) < 0)
+				goto out;
+			if (found && manifest_parse_procfile(m, b.data ? b.data : "",
+							     b.len, "Procfile") < 0)
+				goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	if (load_file(&b, dir, "Procfile", &found) < 0)
+		goto out;
+	if (found) {
+		m->source = xstrdup("Procfile");
+		ret = manifest_parse_procfile(m, b.data ? b.data : "", b.len,
+					      "Procfile");
+		goto out;
+	}
+	if (load_file(&b, dir, "config/keter.yaml", &found) < 0)
+		goto out;
+	if (found) {
+		m->source = xstrdup("config/keter.yaml");
+		ret = manifest_parse_keter(m, b.data ? b.data : "", b.len,
+					   "config/keter.yaml", dir);
+		goto out;
+	}
+	error_set("no app.yaml, Procfile or config/keter.yaml in bundle");
+out:
+	buf_release(&b);
+	return ret;
+}

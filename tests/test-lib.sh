@@ -41,16 +41,20 @@ test_run_exit_hooks() {
 }
 trap 'test_run_exit_hooks' EXIT
 
+test_eval_() { eval "$1"; }
+
 test_expect_success() {
 	local desc="$1" body="$2" out ret
 	test_count=$((test_count + 1))
 	test_cleanup_cmds=""
 	out="$TRASH/.step-$test_count.out"
-	(
-		set +u
-		eval "$body"
-	) >"$out" 2>&1
+	# In this shell, as git's test-lib does, so steps can set variables
+	# for later ones (start_berth exports the engine's ports).
+	set +u
+	test_eval_ "$body" >"$out" 2>&1 </dev/null
 	ret=$?
+	set -u
+	cd "$TRASH" 2>/dev/null || true
 	if [ -n "$test_cleanup_cmds" ]; then
 		eval "$test_cleanup_cmds" >/dev/null 2>&1
 	fi
@@ -113,11 +117,12 @@ retry_until() {
 	return 1
 }
 
-# A TCP port nobody listens on, from a range unlikely to be used.
+# A TCP port nobody listens on, below the kernel's ephemeral range
+# (32768+), where outgoing connections take theirs.
 free_port() {
 	local p
 	while :; do
-		p=$(( 30000 + (RANDOM * 32768 + RANDOM) % 20000 ))
+		p=$(( 12000 + (RANDOM * 32768 + RANDOM) % 8000 ))
 		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
 			echo $p
 			return

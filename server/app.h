@@ -1,0 +1,150 @@
+/*
+ * app: one deployed application, its releases, its running processes and
+ * the deploy state machine (docs/deploy.md):
+ *
+ *   unpack (child) -> manifest -> database -> nginx slots -> release phase
+ *   -> stop stop-first types -> spawn -> readiness -> confirm through nginx
+ *   -> drain -> retire the old release -> live
+ *
+ * Any failure before "confirm" kills the new processes, deletes their
+ * folder and leaves the running release untouched.  One deploy per app
+ * runs at a time; while it runs, the newest request waits and older
+ * waiting ones are superseded.
+ */
+#ifndef BERTH_APP_H
+#define BERTH_APP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "manifest.h"
+#include "util.h"
+
+struct engine;
+struct client;
+struct logger;
+struct deploy;
+struct health;
+
+enum proc_state {
+	PROC_UP,	/* running */
+	PROC_BACKOFF,	/* crashed, waiting to be restarted */
+	PROC_STOPPING,	/* TERM sent, waiting for exit */
+	PROC_DEAD,	/* exited and not coming back */
+};
+
+#define PROC_TAIL 12
+
+struct proc {
+	struct app *app;
+	struct run *run;
+	struct proc *next;
+	const struct proc_spec *spec;	/* borrowed from run->m */
+	char name[48];			/* "web.1" */
+	int index;
+	int port;			/* 0 unless web */
+	pid_t pid;			/* 0 when not running */
+	enum proc_state state;
+	int64_t started_ms;
+	int restarts;
+	long backoff_ms;
+	uint64_t timer;			/* restart or kill timer */
+	int out_fd;
+	struct buf partial;		/* an unfinished output line */
+	char *tail[PROC_TAIL];		/* last output lines, for errors */
+	int tail_pos;
+	int last_status;
+	void (*on_exit)(struct proc *p, void *arg);
+	void *on_exit_arg;
+};
+
+/* A release unpacked into a folder, with its processes. */
+struct run {
+	struct app *app;
+	int number;
+	char *dir;
+	struct manifest m;
+	struct proc *procs;
+	int supervised;		/* restart crashed processes */
+	struct deploy *deploy;	/* the deploy starting it, if any */
+};
+
+struct app {
+	struct engine *eng;
+	struct app *next;
+	char *name;
+	char *dir;		/* ROOT/apps/NAME */
+	int release;		/* live release number, 0 if none */
+	int next_release;	/* last number handed out */
+	int stopped;		/* stopped by the user */
+	struct strv scale;	/* "type=N" overrides */
+	struct strv env;	/* config vars KEY=VALUE */
+	int *slots;		/* 2 ports per web process */
+	size_t nslots;
+	char *last_result;
+	struct run *live;
+	struct deploy *deploy;	/* running */
+	struct deploy *waiting;	/* newest waiting */
+	struct logger *log;
+	struct client *rm_client;	/* rm waiting for processes */
+	int removing;
+};
+
+/* Load every app from ROOT/apps and bring each back on its release. */
+int apps_load(struct engine *e);
+struct app *app_find(struct engine *e, const char *name);
+
+/* Stop every process of every app (engine shutdown): TERM, then KILL. */
+void apps_shutdown(struct engine *e);
+/* 1 while any app process is still running. */
+int apps_any_running(struct engine *e);
+/* Kill processes left over by an earlier engine (cwd under ROOT/run). */
+void apps_kill_leftovers(struct engine *e);
+
+enum deploy_kind {
+	DEPLOY_NEW,		/* a new release from a bundle */
+	DEPLOY_RESTART,		/* same release, fresh processes */
+	DEPLOY_RESTORE,		/* engine start: bring the release back */
+};
+
+struct deploy_opts {
+	const char *bundle;	/* DEPLOY_NEW: path of the bundle */
+	int move;		/* rename the bundle instead of copying */
+	const char *commit;
+	const char *pusher;
+	const char *buildpack;
+	const char *source;	/* "cli", "push", "incoming", "rollback", "config" */
+	int from_release;	/* rollback/config: reuse this release's bundle */
+};
+
+/* Start (or queue) a deploy; answers the client when done. c may be NULL. */
+void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
+		const struct deploy_opts *o, struct client *c);
+
+/* Commands (commands.c parses, these act; each answers c). */
+void app_cmd_apps(struct engine *e, struct client *c);
+void app_cmd_ps(struct app *a, struct client *c);
+void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
+		  struct client *c);
+void app_cmd_stop(struct app *a, struct client *c);
+void app_cmd_start(struct app *a, struct client *c);
+void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
+void app_cmd_rm(struct app *a, int drop_db, struct client *c);
+void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
+void app_cmd_releases(struct app *a, struct client *c);
+void app_cmd_rollback(struct app *a, int number, struct client *c);
+void app_cmd_pg(struct app *a, struct client *c);
+
+/* Process supervision (process.c). */
+int proc_start(struct proc *p, char *const *envp);
+/* TERM the process group, KILL after timeout_ms; then on_exit. */
+void proc_stop(struct proc *p, long timeout_ms);
+void proc_free(struct proc *p);
+/* The last output lines (oldest first) into out, indented. */
+void proc_tail(const struct proc *p, struct buf *out);
+/* Output of a process: called by process.c for each line. */
+void app_proc_output(struct proc *p, const char *line, size_t len);
+/* A process exited on its own (not stopped): restart or fail a deploy. */
+void app_proc_crashed(struct proc *p, int status);
+
+#endif

@@ -1,0 +1,602 @@
+/* engine: see engine.h. */
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "config.h"
+#include "control.h"
+#include "health.h"
+#include "log.h"
+#include "loop.h"
+#include "nginx.h"
+#include "postgres.h"
+#include "reaper.h"
+#include "sshd.h"
+
+#define CLIENT_MAX_OUT (64 * 1024 * 1024)
+#define SHUTDOWN_GRACE_MS 10000
+
+struct client {
+	struct engine *e;
+	int fd;
+	int refs;
+	int gone;		/* peer hung up or connection closed */
+	int finished;		/* final line queued */
+	int dispatched;
+	struct buf in;
+	struct buf out;
+	void (*on_close)(struct client *, void *);
+	void *on_close_arg;
+};
+
+char *engine_path(const struct engine *e, const char *fmt, ...)
+{
+	va_list ap;
+	char *rel, *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&rel, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	p = xasprintf("%s/%s", e->cfg->root, rel);
+	free(rel);
+	return p;
+}
+
+/* ---------- control clients ---------- */
+
+static void client_close(struct client *c);
+
+void client_ref(struct client *c)
+{
+	if (c)
+		c->refs++;
+}
+
+void client_unref(struct client *c)
+{
+	if (!c || --c->refs > 0)
+		return;
+	if (c->fd >= 0) {
+		loop_del_fd(c->e->loop, c->fd);
+		close(c->fd);
+	}
+	buf_release(&c->in);
+	buf_release(&c->out);
+	free(c);
+}
+
+int client_gone(const struct client *c)
+{
+	return !c || c->gone;
+}
+
+size_t client_pending(const struct client *c)
+{
+	return c ? c->out.len : 0;
+}
+
+void client_on_close(struct client *c, void (*fn)(struct client *, void *),
+		     void *arg)
+{
+	if (!c)
+		return;
+	c->on_close = fn;
+	c->on_close_arg = arg;
+}
+
+static void client_flush(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out.len) {
+		n = write(c->fd, c->out.data, c->out.len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_close(c);
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	if (c->out.len) {
+		loop_mod_fd(c->e->loop, c->fd, LOOP_READ | LOOP_WRITE);
+		return;
+	}
+	if (c->finished) {
+		client_close(c);
+		return;
+	}
+	loop_mod_fd(c->e->loop, c->fd, LOOP_READ);
+}
+
+static void client_queue(struct client *c, const char *data, size_t len)
+{
+	if (!c || c->gone || c->finished)
+		return;
+	buf_add(&c->out, data, len);
+	if (c->out.len > CLIENT_MAX_OUT) {
+		client_close(c);
+		return;
+	}
+	client_flush(c);
+}
+
+void client_data(struct client *c, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	char *p, *line, *nl;
+
+	if (!c || c->gone || c->finished)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	/* One data line per text line. */
+	for (line = p; ; line = nl + 1) {
+		nl = strchr(line, '\n');
+		if (!nl) {
+			if (*line || line == p)
+				control_encode_data(&b, line, strlen(line));
+			break;
+		}
+		control_encode_data(&b, line, (size_t)(nl - line));
+	}
+	client_queue(c, b.data, b.len);
+	buf_release(&b);
+	free(p);
+}
+
+void client_ok(struct client *c)
+{
+	if (!c || c->gone || c->finished)
+		return;
+	client_queue(c, "ok\n", 3);
+	if (!c->gone) {
+		c->finished = 1;
+		client_flush(c);
+	}
+}
+
+void client_error(struct client *c, const char *fmt, ...)
+{
+	struct buf b = BUF_INIT;
+	va_list ap;
+	char *p, *q;
+
+	if (!c || c->gone || c->finished)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	/* The message is one line; extra lines (last output) go first. */
+	q = strchr(p, '\n');
+	if (q) {
+		*q = '\0';
+		if (q[1])
+			client_data(c, "%s", q + 1);
+	}
+	buf_addf(&b, "error: %s\n", p);
+	client_queue(c, b.data, b.len);
+	if (!c->gone) {
+		c->finished = 1;
+		client_flush(c);
+	}
+	buf_release(&b);
+	free(p);
+}
+
+static void client_close(struct client *c)
+{
+	void (*fn)(struct client *, void *);
+
+	if (c->gone)
+		return;
+	c->gone = 1;
+	if (c->fd >= 0) {
+		loop_del_fd(c->e->loop, c->fd);
+		close(c->fd);
+		c->fd = -1;
+	}
+	fn = c->on_close;
+	c->on_close = NULL;
+	if (fn)
+		fn(c, c->on_close_arg);
+	client_unref(c);	/* the connection's own reference */
+}
+
+static void client_dispatch(struct client *c, size_t linelen)
+{
+	struct strv argv = STRV_INIT;
+
+	c->dispatched = 1;
+	if (control_parse_request(&argv, c->in.data, linelen) < 0) {
+		client_error(c, "bad request: %s", error_last());
+	} else {
+		client_ref(c);
+		commands_dispatch(c->e, c, (int)argv.n, argv.v);
+		client_unref(c);
+	}
+	strv_release(&argv);
+}
+
+static void on_client(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct client *c = arg;
+	char chunk[4096];
+	ssize_t n;
+	char *nl;
+
+	if (events & LOOP_WRITE) {
+		client_ref(c);
+		client_flush(c);
+		if (c->gone) {
+			client_unref(c);
+			return;
+		}
+		client_unref(c);
+	}
+	if (!(events & LOOP_READ))
+		return;
+	n = read(fd, chunk, sizeof(chunk));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		client_close(c);
+		return;
+	}
+	if (c->dispatched)
+		return;		/* one request per connection; ignore the rest */
+	if (buf_add(&c->in, chunk, (size_t)n) < 0) {
+		client_error(c, "request too long");
+		return;
+	}
+	nl = memchr(c->in.data, '\n', c->in.len);
+	if (nl)
+		client_dispatch(c, (size_t)(nl - c->in.data));
+	else if (c->in.len > CONTROL_LINE_MAX)
+		client_error(c, "request too long");
+}
+
+static void on_control(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct engine *e = arg;
+	struct client *c;
+	int cfd;
+
+	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (cfd < 0)
+		return;
+	c = xcalloc(1, sizeof(*c));
+	c->e = e;
+	c->fd = cfd;
+	c->refs = 1;
+	buf_init(&c->in, CONTROL_LINE_MAX + 4096);
+	if (loop_add_fd(l, cfd, LOOP_READ, on_client, c) < 0) {
+		close(cfd);
+		free(c);
+	}
+}
+
+static int control_listen(struct engine *e)
+{
+	struct sockaddr_un sa;
+	char *path = engine_path(e, "%s", CONTROL_SOCKET);
+	mode_t old;
+	int fd = -1, ret = -1;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		error_set("state directory path too long for a socket: '%s'", path);
+		goto out;
+	}
+	strcpy(sa.sun_path, path);
+	unlink(path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		error_setsys("socket");
+		goto out;
+	}
+	/* Only root (the owner) may talk to the engine. */
+	old = umask(077);
+	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (ret < 0 || listen(fd, 64) < 0) {
+		ret = error_setsys("cannot listen on '%s'", path);
+		goto out;
+	}
+	chmod(path, 0600);
+	e->ctl_fd = fd;
+	fd = -1;
+	ret = loop_add_fd(e->loop, e->ctl_fd, LOOP_READ, on_control, e);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return ret;
+}
+
+/* ---------- incoming folder ---------- */
+
+static int incoming_name(const char *file, char *name, size_t len)
+{
+	size_t n = strlen(file), k = 0;
+
+	if (n > 7 && !strcmp(file + n - 7, ".tar.gz"))
+		k = n - 7;
+	else if (n > 6 && !strcmp(file + n - 6, ".keter"))
+		k = n - 6;
+	if (!k || k >= len)
+		return -1;
+	memcpy(name, file, k);
+	name[k] = '\0';
+	return app_name_valid(name) ? 0 : -1;
+}
+
+static void incoming_deploy(struct engine *e, const char *file)
+{
+	char name[APP_NAME_MAX + 1];
+	char *path;
+	struct deploy_opts o;
+
+	if (incoming_name(file, name, sizeof(name)) < 0) {
+		if (file[0] != '.')
+			log_warnx("incoming: ignoring '%s' (want NAME.tar.gz or NAME.keter)",
+				  file);
+		return;
+	}
+	path = engine_path(e, "incoming/%s", file);
+	memset(&o, 0, sizeof(o));
+	o.bundle = path;
+	o.source = "incoming";
+	log_info("incoming: deploying '%s' from '%s'", name, file);
+	app_deploy(e, name, DEPLOY_NEW, &o, NULL);
+	free(path);
+}
+
+static void on_incoming(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct engine *e = arg;
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+	char *p;
+
+	n = read(fd, buf, sizeof(buf));
+	if (n <= 0)
+		return;
+	for (p = buf; p < buf + n;) {
+		struct inotify_event *ev = (struct inotify_event *)p;
+		char name[APP_NAME_MAX + 1];
+
+		p += sizeof(*ev) + ev->len;
+		if (!ev->len)
+			continue;
+		if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+			incoming_deploy(e, ev->name);
+		} else if ((ev->mask & (IN_DELETE | IN_MOVED_FROM)) &&
+			   incoming_name(ev->name, name, sizeof(name)) == 0) {
+			struct app *a = app_find(e, name);
+
+			if (a && !a->deploy) {
+				log_info("incoming: '%s' deleted, removing app '%s'",
+					 ev->name, name);
+				app_cmd_rm(a, 0, NULL);
+			}
+		}
+	}
+}
+
+static void incoming_start(struct engine *e)
+{
+	char *dir = engine_path(e, "incoming");
+	DIR *dh;
+	struct dirent *de;
+
+	e->incoming_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (e->incoming_fd < 0 ||
+	    inotify_add_watch(e->incoming_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO |
+			      IN_DELETE | IN_MOVED_FROM) < 0 ||
+	    loop_add_fd(e->loop, e->incoming_fd, LOOP_READ, on_incoming, e) < 0) {
+		log_warn("cannot watch '%s'", dir);
+		free(dir);
+		return;
+	}
+	/* Bundles dropped while the engine was down, for apps not yet here. */
+	dh = opendir(dir);
+	while (dh && (de = readdir(dh))) {
+		char name[APP_NAME_MAX + 1];
+
+		if (incoming_name(de->d_name, name, sizeof(name)) == 0 &&
+		    !app_find(e, name))
+			incoming_deploy(e, de->d_name);
+	}
+	if (dh)
+		closedir(dh);
+	free(dir);
+}
+
+/* ---------- signals and shutdown ---------- */
+
+static void on_shutdown_tick(struct loop *l, void *arg);
+
+static void on_signal(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct engine *e = arg;
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == sizeof(si)) {
+		switch (si.ssi_signo) {
+		case SIGCHLD:
+			reaper_reap();
+			break;
+		case SIGTERM:
+		case SIGINT:
+			if (e->stopping)
+				break;
+			log_info("stopping (signal %u)", si.ssi_signo);
+			e->stopping = 1;
+			apps_shutdown(e);
+			loop_add_timer(l, 50, on_shutdown_tick, e);
+			break;
+		case SIGHUP:
+			log_info("SIGHUP: nothing to reload yet");
+			break;
+		}
+	}
+	reaper_reap();
+}
+
+static void on_shutdown_tick(struct loop *l, void *arg)
+{
+	struct engine *e = arg;
+	static int64_t started;
+
+	if (!started)
+		started = now_ms();
+	if (apps_any_running(e) && now_ms() - started < SHUTDOWN_GRACE_MS) {
+		loop_add_timer(l, 50, on_shutdown_tick, e);
+		return;
+	}
+	loop_stop(l);
+}
+
+static int signals_setup(struct engine *e)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return error_setsys("sigprocmask");
+	e->sig_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (e->sig_fd < 0)
+		return error_setsys("signalfd");
+	return loop_add_fd(e->loop, e->sig_fd, LOOP_READ, on_signal, e);
+}
+
+static int make_dirs(struct engine *e)
+{
+	static const char *const dirs[] = {
+		"apps", "cache", "logs", "run", "incoming", "keys", "host",
+		"tmp", "nginx",
+	};
+	size_t i;
+	char *p;
+
+	if (mkdir_p(e->cfg->root, 0755) < 0)
+		return -1;
+	/* run/ and tmp/ hold only what this engine made: start empty. */
+	p = engine_path(e, "run");
+	rm_rf(p);
+	free(p);
+	p = engine_path(e, "tmp");
+	rm_rf(p);
+	free(p);
+	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
+		p = engine_path(e, "%s", dirs[i]);
+		if (mkdir_p(p, !strcmp(dirs[i], "keys") ||
+			    !strcmp(dirs[i], "host") ? 0700 : 0755) < 0) {
+			free(p);
+			return -1;
+		}
+		free(p);
+	}
+	return 0;
+}
+
+int engine_serve(struct config *cfg)
+{
+	struct engine e;
+	char exe[PATH_MAX];
+	ssize_t n;
+	int ret = 1;
+
+	memset(&e, 0, sizeof(e));
+	e.cfg = cfg;
+	e.ctl_fd = e.sig_fd = e.incoming_fd = -1;
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	exe[n > 0 ? n : 0] = '\0';
+	e.self_exe = xstrdup(exe);
+	ports_init(&e.ports, cfg->port_min, cfg->port_max);
+	e.loop = loop_new();
+	if (!e.loop)
+		goto out;
+	apps_kill_leftovers(&e);
+	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
+		goto out;
+	if (health_init(e.loop) < 0)
+		goto out;
+	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
+	    (e.nginx && nginx_start(e.nginx) < 0))
+		goto out;
+	if (postgres_init(&e.pg, cfg, e.loop) < 0) {
+		/* Apps without a database still run; those with one fail
+		 * their deploy with this reason. */
+		log_warnx("postgres: %s", error_last());
+		e.pg = NULL;
+	}
+	if (control_listen(&e) < 0)
+		goto out;
+	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
+		goto out;
+	apps_load(&e);
+	incoming_start(&e);
+	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
+		 cfg->ssh_listen, cfg->http_listen, cfg->domain);
+	printf("berth: ready\n");
+	fflush(stdout);
+	if (loop_run(e.loop) < 0)
+		log_warnx("%s", error_last());
+	ret = 0;
+out:
+	if (ret)
+		log_warnx("%s", error_last());
+	if (e.sshd)
+		sshd_stop(e.sshd);
+	apps_shutdown(&e);
+	if (e.nginx) {
+		nginx_stop(e.nginx);
+		nginx_free(e.nginx);
+	}
+	if (e.pg) {
+		postgres_shutdown(e.pg);
+		postgres_free(e.pg);
+	}
+	health_shutdown();
+	ports_release(&e.ports);
+	free(e.self_exe);
+	if (e.ctl_fd >= 0) {
+		char *p = engine_path(&e, "%s", CONTROL_SOCKET);
+
+		unlink(p);
+		free(p);
+		close(e.ctl_fd);
+	}
+	loop_free(e.loop);
+	log_info("stopped");
+	return ret;
+}

@@ -1,0 +1,70 @@
+/*
+ * engine: the one long-lived process per host ("berth serve").  It owns
+ * the event loop, the control socket, the apps and everything they run.
+ * Nothing here blocks for long: unpacking and builds run in children.
+ *
+ * Control connections are "clients".  A command handler answers with
+ * client_data() lines and ends with client_ok() or client_error().  A
+ * handler that needs time (deploy, logs -f) keeps a reference with
+ * client_ref() and drops it with client_unref(); if the peer hangs up in
+ * between, writes are dropped silently and client_gone() says so.
+ */
+#ifndef BERTH_ENGINE_H
+#define BERTH_ENGINE_H
+
+#include <stdarg.h>
+
+#include "ports.h"
+#include "util.h"
+
+struct config;
+struct loop;
+struct nginx;
+struct postgres;
+struct sshd;
+struct app;
+struct client;
+
+struct engine {
+	struct config *cfg;
+	struct loop *loop;
+	struct nginx *nginx;
+	struct postgres *pg;
+	struct sshd *sshd;
+	struct app *apps;		/* list, sorted by name */
+	char *self_exe;
+	int ctl_fd;
+	int sig_fd;
+	int incoming_fd;		/* inotify, or -1 */
+	int stopping;
+	struct ports ports;
+};
+
+/* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */
+int engine_serve(struct config *cfg);
+
+/* A path under the state directory (fresh string). */
+char *engine_path(const struct engine *e, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+void client_data(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void client_ok(struct client *c);
+void client_error(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void client_ref(struct client *c);
+void client_unref(struct client *c);
+int client_gone(const struct client *c);
+/* Called once when the peer hangs up (for followers). */
+void client_on_close(struct client *c, void (*fn)(struct client *, void *),
+		     void *arg);
+/* Bytes queued and not yet written (to bound followers). */
+size_t client_pending(const struct client *c);
+
+/* The command table (commands.c): run argv for client c. */
+void commands_dispatch(struct engine *e, struct client *c, int argc,
+		       char **argv);
+/* One line per command, for "help". */
+void commands_help(struct client *c);
+
+#endif

@@ -1,0 +1,261 @@
+/* logger: see logger.h. */
+#include "logger.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "log.h"
+
+#define LOG_KEEP 3
+/* A follower that cannot keep up is dropped rather than growing memory. */
+#define FOLLOWER_MAX_PENDING (4 * 1024 * 1024)
+
+struct follower {
+	struct client *c;
+	struct follower *next;
+};
+
+struct logger {
+	char *dir;
+	char *path;
+	int fd;
+	long max_bytes;
+	long size;
+	struct follower *followers;
+};
+
+static int logger_reopen(struct logger *lg)
+{
+	struct stat st;
+
+	if (lg->fd >= 0)
+		close(lg->fd);
+	lg->fd = open(lg->path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
+	if (lg->fd < 0)
+		return error_setsys("cannot open '%s'", lg->path);
+	lg->size = fstat(lg->fd, &st) == 0 ? (long)st.st_size : 0;
+	return 0;
+}
+
+struct logger *logger_open(const char *dir, long max_bytes)
+{
+	struct logger *lg;
+
+	if (mkdir_p(dir, 0750) < 0)
+		return NULL;
+	lg = xcalloc(1, sizeof(*lg));
+	lg->dir = xstrdup(dir);
+	lg->path = xasprintf("%s/app.log", dir);
+	lg->fd = -1;
+	lg->max_bytes = max_bytes;
+	if (logger_reopen(lg) < 0) {
+		free(lg->dir);
+		free(lg->path);
+		free(lg);
+		return NULL;
+	}
+	return lg;
+}
+
+static void follower_closed(struct client *c, void *arg)
+{
+	logger_unfollow(arg, c);
+}
+
+void logger_free(struct logger *lg)
+{
+	struct follower *f, *next;
+
+	if (!lg)
+		return;
+	for (f = lg->followers; f; f = next) {
+		next = f->next;
+		client_on_close(f->c, NULL, NULL);
+		client_ok(f->c);
+		client_unref(f->c);
+		free(f);
+	}
+	if (lg->fd >= 0)
+		close(lg->fd);
+	free(lg->dir);
+	free(lg->path);
+	free(lg);
+}
+
+static void rotate(struct logger *lg)
+{
+	char from[4096], to[4096];
+	int i;
+
+	for (i = LOG_KEEP - 1; i >= 1; i--) {
+		snprintf(from, sizeof(from), "%s.%d", lg->path, i);
+		snprintf(to, sizeof(to), "%s.%d", lg->path, i + 1);
+		rename(from, to);
+	}
+	snprintf(to, sizeof(to), "%s.1", lg->path);
+	if (rename(lg->path, to) < 0)
+		log_warn("cannot rotate '%s'", lg->path);
+	if (logger_reopen(lg) < 0)
+		log_warnx("%s", error_last());
+}
+
+void logger_line(struct logger *lg, const char *source, const char *text,
+		 size_t len)
+{
+	struct buf line = BUF_INIT;
+	char stamp[32];
+	struct follower *f, **pf;
+	size_t i;
+
+	time_iso(stamp, sizeof(stamp), time(NULL));
+	buf_addf(&line, "%s %s ", stamp, source);
+	for (i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)text[i];
+
+		if (ch == '\r' && i + 1 == len)
+			break;
+		if (ch < 0x20 && ch != '\t')
+			buf_addf(&line, "\\x%02x", ch);
+		else
+			buf_add(&line, &text[i], 1);
+	}
+	if (lg->fd >= 0) {
+		buf_add(&line, "\n", 1);
+		if (write_all(lg->fd, line.data, line.len) < 0)
+			log_warn("cannot write '%s'", lg->path);
+		lg->size += (long)line.len;
+		line.len--;
+		line.data[line.len] = '\0';
+		if (lg->size > lg->max_bytes)
+			rotate(lg);
+	}
+	for (pf = &lg->followers; (f = *pf);) {
+		if (client_gone(f->c) ||
+		    client_pending(f->c) > FOLLOWER_MAX_PENDING) {
+			*pf = f->next;
+			client_on_close(f->c, NULL, NULL);
+			client_error(f->c, "log follower fell behind");
+			client_unref(f->c);
+			free(f);
+			continue;
+		}
+		client_data(f->c, "%s", line.data);
+		pf = &f->next;
+	}
+	buf_release(&line);
+}
+
+void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		abort();
+	va_end(ap);
+	logger_line(lg, source, p, strlen(p));
+	free(p);
+}
+
+void logger_follow(struct logger *lg, struct client *c)
+{
+	struct follower *f = xcalloc(1, sizeof(*f));
+
+	client_ref(c);
+	f->c = c;
+	f->next = lg->followers;
+	lg->followers = f;
+	client_on_close(c, follower_closed, lg);
+}
+
+void logger_unfollow(struct logger *lg, struct client *c)
+{
+	struct follower *f, **pf;
+
+	for (pf = &lg->followers; (f = *pf); pf = &f->next) {
+		if (f->c == c) {
+			*pf = f->next;
+			client_unref(c);
+			free(f);
+			return;
+		}
+	}
+}
+
+int logger_tail(const char *dir, long n, struct buf *out)
+{
+	char *path = xasprintf("%s/app.log", dir);
+	int fd = -1, ret = -1;
+	off_t size, pos;
+	long lines = 0;
+	char chunk[8192];
+	struct stat st;
+	off_t start = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ENOENT) {
+			ret = 0;
+			goto out;
+		}
+		error_setsys("cannot open '%s'", path);
+		goto out;
+	}
+	if (fstat(fd, &st) < 0) {
+		error_setsys("cannot stat '%s'", path);
+		goto out;
+	}
+	size = st.st_size;
+	pos = size;
+	/* Scan backwards for n+1 newlines (the last byte is a newline). */
+	while (pos > 0 && n > 0) {
+		size_t want = pos > (off_t)sizeof(chunk) ? sizeof(chunk) : (size_t)pos;
+		ssize_t got;
+		ssize_t i;
+
+		pos -= (off_t)want;
+		got = pread(fd, chunk, want, pos);
+		if (got != (ssize_t)want) {
+			error_setsys("cannot read '%s'", path);
+			goto out;
+		}
+		for (i = got - 1; i >= 0; i--) {
+			if (chunk[i] != '\n' || pos + i == size - 1)
+				continue;
+			if (++lines == n) {
+				start = pos + i + 1;
+				goto found;
+			}
+		}
+	}
+	start = 0;
+found:
+	if (n > 0) {
+		off_t at = start;
+
+		while (at < size) {
+			size_t want = size - at > (off_t)sizeof(chunk) ?
+				sizeof(chunk) : (size_t)(size - at);
+			ssize_t got = pread(fd, chunk, want, at);
+
+			if (got <= 0)
+				break;
+			buf_add(out, chunk, (size_t)got);
+			at += got;
+		}
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return ret;
+}

@@ -1,0 +1,31 @@
+/*
+ * logger: one log per app, ROOT/logs/NAME/app.log, surviving deploys and
+ * engine restarts.  Each line: "2026-11-21T23:00:00Z web.1 text".
+ * Rotated by size to app.log.1 .. app.log.3.  Followers ("logs -f")
+ * get every new line as it is written.
+ */
+#ifndef BERTH_LOGGER_H
+#define BERTH_LOGGER_H
+
+#include <stddef.h>
+
+#include "util.h"
+
+struct client;
+struct logger;
+
+/* dir is created if needed. */
+struct logger *logger_open(const char *dir, long max_bytes);
+/* Ends every follower with "ok". */
+void logger_free(struct logger *lg);
+/* Append one line (text without newline; control chars are escaped). */
+void logger_line(struct logger *lg, const char *source, const char *text,
+		 size_t len);
+void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+void logger_follow(struct logger *lg, struct client *c);
+void logger_unfollow(struct logger *lg, struct client *c);
+/* The last n lines of the log in dir (n <= 100000). */
+int logger_tail(const char *dir, long n, struct buf *out);
+
+#endif

@@ -1,0 +1,251 @@
+/*
+ * process: start, watch and stop one app process.  Output goes through a
+ * pipe into the engine's loop, line by line, to the app's logger.  What
+ * happens when a process exits is app.c's decision (restart with
+ * back-off, fail a deploy, or finish a stop).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "app.h"
+#include "engine.h"
+#include "log.h"
+#include "loop.h"
+#include "reaper.h"
+#include "spawn.h"
+
+#define LINE_MAX_BYTES 16384
+
+static void proc_remember(struct proc *p, const char *line, size_t len)
+{
+	free(p->tail[p->tail_pos]);
+	p->tail[p->tail_pos] = xstrndup(line, len);
+	p->tail_pos = (p->tail_pos + 1) % PROC_TAIL;
+}
+
+void proc_tail(const struct proc *p, struct buf *out)
+{
+	int i;
+
+	for (i = 0; i < PROC_TAIL; i++) {
+		const char *l = p->tail[(p->tail_pos + i) % PROC_TAIL];
+
+		if (l)
+			buf_addf(out, "       %s\n", l);
+	}
+}
+
+static void emit(struct proc *p, const char *line, size_t len)
+{
+	proc_remember(p, line, len);
+	app_proc_output(p, line, len);
+}
+
+static void close_output(struct proc *p)
+{
+	if (p->out_fd < 0)
+		return;
+	loop_del_fd(p->app->eng->loop, p->out_fd);
+	close(p->out_fd);
+	p->out_fd = -1;
+	if (p->partial.len) {
+		emit(p, p->partial.data, p->partial.len);
+		buf_reset(&p->partial);
+	}
+}
+
+static void on_output(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct proc *p = arg;
+	char chunk[8192];
+	ssize_t n;
+	char *start, *nl;
+
+	n = read(fd, chunk, sizeof(chunk));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		close_output(p);
+		return;
+	}
+	buf_add(&p->partial, chunk, (size_t)n);
+	start = p->partial.data;
+	while ((nl = memchr(start, '\n', p->partial.len -
+				(size_t)(start - p->partial.data)))) {
+		emit(p, start, (size_t)(nl - start));
+		start = nl + 1;
+	}
+	buf_consume(&p->partial, (size_t)(start - p->partial.data));
+	if (p->partial.len > LINE_MAX_BYTES) {
+		emit(p, p->partial.data, p->partial.len);
+		buf_reset(&p->partial);
+	}
+}
+
+static void on_kill_timer(struct loop *l, void *arg)
+{
+	struct proc *p = arg;
+
+	p->timer = 0;
+	if (p->pid > 0) {
+		log_info("%s %s did not stop in time, killing", p->app->name,
+			 p->name);
+		kill(-p->pid, SIGKILL);
+	}
+}
+
+static void on_exit_status(pid_t pid, int status, void *arg)
+{
+	struct proc *p = arg;
+	struct loop *l = p->app->eng->loop;
+
+	p->pid = 0;
+	p->last_status = status;
+	/* The group may hold children that outlive their parent. */
+	kill(-pid, SIGKILL);
+	loop_del_timer(l, p->timer);
+	p->timer = 0;
+	/* Drain what is left in the pipe so the last lines are logged. */
+	if (p->out_fd >= 0) {
+		char chunk[8192];
+		ssize_t n;
+		int rounds = 64;
+
+		while (rounds-- > 0 &&
+		       (n = read(p->out_fd, chunk, sizeof(chunk))) > 0) {
+			char *s, *nl;
+
+			buf_add(&p->partial, chunk, (size_t)n);
+			s = p->partial.data;
+			while ((nl = memchr(s, '\n', p->partial.len -
+						(size_t)(s - p->partial.data)))) {
+				emit(p, s, (size_t)(nl - s));
+				s = nl + 1;
+			}
+			buf_consume(&p->partial, (size_t)(s - p->partial.data));
+		}
+	}
+	close_output(p);
+	if (p->state == PROC_STOPPING) {
+		p->state = PROC_DEAD;
+		if (p->on_exit)
+			p->on_exit(p, p->on_exit_arg);
+		return;
+	}
+	p->state = PROC_DEAD;
+	app_proc_crashed(p, status);
+}
+
+int proc_start(struct proc *p, char *const *envp)
+{
+	/* Source the buildpacks' .profile.d, then run the Procfile command
+	 * as the app's author wrote it, passed as $1, never pasted in.  A
+	 * plain "prog args" command replaces the shell; anything with shell
+	 * syntax (";", "&&", "VAR=x prog", ...) runs under its own sh -c. */
+	char profile_exec[] =
+		"if [ -d .profile.d ]; then for f in .profile.d/*.sh; do "
+		"[ -r \"$f\" ] && . \"./$f\"; done; fi; "
+		"if [ \"$2\" = plain ]; then eval \"exec $1\"; "
+		"else exec /bin/sh -c \"$1\"; fi";
+	struct spawn s;
+	int pfd[2] = { -1, -1 };
+	char *argv_sh[] = { "/bin/sh", "-c", profile_exec, "berth",
+			    NULL, NULL, NULL };
+	int ret = -1;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return error_setsys("pipe");
+	spawn_init(&s);
+	if (p->spec->cmd) {
+		argv_sh[4] = p->spec->cmd;
+		argv_sh[5] = strpbrk(p->spec->cmd, ";&|<>()$`\\\"'*?[#~=%{}\n") ?
+			"shell" : "plain";
+		s.argv = argv_sh;
+	} else {
+		s.argv = p->spec->argv.v;
+	}
+	s.envp = envp;
+	s.dir = p->run->dir;
+	s.out = pfd[1];
+	s.err = pfd[1];
+	/* Own group, so a stop reaches the app's children too; and killed
+	 * with the engine, so no app outlives a crashed engine unsupervised. */
+	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	if (spawn_start(&s) < 0)
+		goto out;
+	close(pfd[1]);
+	pfd[1] = -1;
+	set_nonblock(pfd[0]);
+	p->out_fd = pfd[0];
+	pfd[0] = -1;
+	if (loop_add_fd(p->app->eng->loop, p->out_fd, LOOP_READ, on_output,
+			p) < 0) {
+		close(p->out_fd);
+		p->out_fd = -1;
+		kill(-s.pid, SIGKILL);
+		reaper_watch(s.pid, on_exit_status, p);
+		goto out;
+	}
+	p->pid = s.pid;
+	p->state = PROC_UP;
+	p->started_ms = now_ms();
+	reaper_watch(s.pid, on_exit_status, p);
+	ret = 0;
+out:
+	if (pfd[0] >= 0)
+		close(pfd[0]);
+	if (pfd[1] >= 0)
+		close(pfd[1]);
+	return ret;
+}
+
+void proc_stop(struct proc *p, long timeout_ms)
+{
+	struct loop *l = p->app->eng->loop;
+
+	loop_del_timer(l, p->timer);
+	p->timer = 0;
+	if (p->pid <= 0) {
+		/* Not running (backing off or already dead): done now. */
+		p->state = PROC_DEAD;
+		if (p->on_exit)
+			p->on_exit(p, p->on_exit_arg);
+		return;
+	}
+	if (p->state == PROC_STOPPING)
+		return;
+	p->state = PROC_STOPPING;
+	if (timeout_ms <= 0) {
+		kill(-p->pid, SIGKILL);
+		return;
+	}
+	kill(-p->pid, SIGTERM);
+	p->timer = loop_add_timer(l, timeout_ms, on_kill_timer, p);
+}
+
+void proc_free(struct proc *p)
+{
+	int i;
+
+	if (!p)
+		return;
+	if (p->pid > 0) {
+		kill(-p->pid, SIGKILL);
+		reaper_forget(p->pid);
+	}
+	if (p->out_fd >= 0) {
+		loop_del_fd(p->app->eng->loop, p->out_fd);
+		close(p->out_fd);
+	}
+	loop_del_timer(p->app->eng->loop, p->timer);
+	buf_release(&p->partial);
+	for (i = 0; i < PROC_TAIL; i++)
+		free(p->tail[i]);
+	free(p);
+}

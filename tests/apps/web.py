@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""A small web app for berth's tests: standard library only.
+
+GET /        "hello VERSION release N pid P"
+GET /env     the environment, KEY=VALUE lines
+GET /health  200 (or 500 while HEALTH_FAIL is set)
+GET /crash   exits with status 3
+Prints one line per request to stdout, so it shows in berth's log.
+"""
+import http.server
+import os
+import sys
+
+VERSION = os.environ.get("APP_VERSION", "v0")
+if os.path.exists("VERSION"):
+    VERSION = open("VERSION").read().strip()
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def reply(self, code, body):
+        data = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        if self.path == "/env":
+            self.reply(200, "".join("%s=%s\n" % kv for kv in sorted(os.environ.items())))
+        elif self.path == "/health":
+            self.reply(500 if os.environ.get("HEALTH_FAIL") else 200, "ok\n")
+        elif self.path == "/crash":
+            self.reply(200, "bye\n")
+            sys.stdout.flush()
+            os._exit(3)
+        else:
+            self.reply(200, "hello %s release %s pid %d\n" % (
+                VERSION, os.environ.get("BERTH_RELEASE", "?"), os.getpid()))
+        print("request %s %s" % (self.command, self.path), flush=True)
+
+    def log_message(self, fmt, *args):
+        pass
+
+
+def main():
+    port = int(os.environ["PORT"])
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    print("listening on %d version %s" % (port, VERSION), flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+# lib-daemon.sh: start a berth engine for one test script.
+#
+#   . "$TEST_DIR/lib-daemon.sh"
+#   start_berth            # exports BERTH_ROOT SSH_PORT HTTP_PORT BERTH_PID
+#   berth apps             # the CLI against that engine
+#   stop_berth             # also runs at exit
+#
+# Each engine gets its own state directory, free ports and its own block of
+# app ports.  Settings for berth.yaml can be given in BERTH_YAML before
+# start_berth (appended to the file).
+
+berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
+
+write_berth_yaml() {
+	local base=$(( 20000 + (RANDOM % 120) * 100 ))  # free_port uses 12000-19999
+	local key line
+	mkdir -p "$BERTH_ROOT"
+	{
+		# test defaults, unless BERTH_YAML sets the key itself
+		for line in "port_min: $base" "port_max: $((base + 99))" \
+			    "drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			key=${line%%:*}
+			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^$key:" || echo "$line"
+		done
+		[ -n "${BERTH_YAML:-}" ] && printf '%s\n' "$BERTH_YAML"
+	} >"$BERTH_ROOT/berth.yaml"
+}
+
+start_berth() {
+	: "${BERTH_ROOT:=$TRASH/root}"
+	export BERTH_ROOT
+	[ -n "${SSH_PORT:-}" ] || SSH_PORT=$(free_port)
+	[ -n "${HTTP_PORT:-}" ] || HTTP_PORT=$(free_port)
+	export SSH_PORT HTTP_PORT
+	[ -f "$BERTH_ROOT/berth.yaml" ] || write_berth_yaml
+	: >"$TRASH/berth.out"
+	"$BERTH" --root "$BERTH_ROOT" serve --ssh-listen "127.0.0.1:$SSH_PORT" \
+		--http-listen "127.0.0.1:$HTTP_PORT" "$@" \
+		>>"$TRASH/berth.out" 2>>"$TRASH/berth.log" &
+	BERTH_PID=$!
+	export BERTH_PID
+	test_atexit "stop_berth"
+	if ! retry_until 30 grep -q "^berth: ready" "$TRASH/berth.out"; then
+		echo "berth did not become ready; its log:" >&2
+		tail -n 30 "$TRASH/berth.log" >&2
+		return 1
+	fi
+}
+
+# Stop the engine (TERM, then KILL) and anything it left behind.
+stop_berth() {
+	[ -n "${BERTH_PID:-}" ] || return 0
+	kill -TERM "$BERTH_PID" 2>/dev/null
+	local i=0
+	while kill -0 "$BERTH_PID" 2>/dev/null && [ $i -lt 150 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+	kill -KILL "$BERTH_PID" 2>/dev/null
+	wait "$BERTH_PID" 2>/dev/null
+	BERTH_PID=
+	kill_leftovers
+}
+
+# kill -9 the engine, as a crash would.
+crash_berth() {
+	kill -KILL "$BERTH_PID" 2>/dev/null
+	wait "$BERTH_PID" 2>/dev/null
+	BERTH_PID=
+}
+
+# Processes whose working directory is under the state directory.
+berth_procs() {
+	local p cwd
+	for p in /proc/[0-9]*; do
+		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
+		case "$cwd" in
+		"$BERTH_ROOT"/*) echo "${p#/proc/}" ;;
+		esac
+	done
+}
+
+kill_leftovers() {
+	local p
+	for p in $(berth_procs); do
+		kill -KILL "$p" 2>/dev/null
+	done
+	if [ -f "$BERTH_ROOT/nginx/logs/nginx.pid" ]; then
+		kill -KILL "$(cat "$BERTH_ROOT/nginx/logs/nginx.pid")" 2>/dev/null
+	fi
+	return 0
+}
+
+# make_web_bundle OUT VERSION [PROCFILE-LINES...]: a bundle of tests/apps/web.py
+make_web_bundle() {
+	local out="$1" version="$2" dir
+	shift 2
+	dir=$(mktemp -d "$TRASH/bundle.XXXXXX")
+	cp "$TOP/tests/apps/web.py" "$TOP/tests/apps/worker.py" "$dir/"
+	echo "$version" >"$dir/VERSION"
+	if [ $# -gt 0 ]; then
+		printf '%s\n' "$@" >"$dir/Procfile"
+	else
+		echo "web: python3 web.py" >"$dir/Procfile"
+	fi
+	tar -C "$dir" -czf "$out" . && rm -rf "$dir"
+}
+
+# app_port NAME [PROCESS]: the port berth gave a process (default web.1)
+app_port() {
+	berth ps "$1" | awk -v p="${2:-web.1}" '$1 == p { print $3 }'
+}
+
+# app_pid NAME [PROCESS]
+app_pid() {
+	berth ps "$1" | awk -v p="${2:-web.1}" '$1 == p { print $2 }'
+}
+
+# get URL: body on stdout, fails on non-2xx
+get() { curl -sSf --max-time 10 "$@"; }
+
+# through_nginx NAME [PATH]: a request routed by host through berth's nginx
+through_nginx() {
+	curl -sSf --max-time 10 -H "Host: $1.localhost" "http://127.0.0.1:$HTTP_PORT${2:-/}"
+}
+
+# apps_line_matches REGEX: a line of "berth apps" matches (for retry_until)
+apps_line_matches() { berth apps | grep -qE "$1"; }
+# ps_line_matches NAME REGEX: a line of "berth ps NAME" matches
+ps_line_matches() { berth ps "$1" | grep -qE "$2"; }
+
+# proc_alive PID: the process exists and is not a zombie
+proc_alive() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}

@@ -1,0 +1,481 @@
+/* manifest: Procfile, app.yaml, keter.yaml and bin/release parsing, good
+ * and bad, with exact values and error positions. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "manifest.h"
+#include "util.h"
+#include "tap.h"
+
+static struct manifest m;
+
+static int procfile(const char *s)
+{
+	manifest_release(&m);
+	manifest_init(&m);
+	return manifest_parse_procfile(&m, s, strlen(s), "Procfile");
+}
+
+static int app(const char *s)
+{
+	manifest_release(&m);
+	manifest_init(&m);
+	return manifest_parse_app_yaml(&m, s, strlen(s), "app.yaml");
+}
+
+static int keter(const char *s)
+{
+	manifest_release(&m);
+	manifest_init(&m);
+	return manifest_parse_keter(&m, s, strlen(s), "config/keter.yaml", "/rel");
+}
+
+static const char *cmd(const char *type)
+{
+	const struct proc_spec *p = manifest_proc(&m, type);
+
+	return p ? (p->cmd ? p->cmd : "(argv)") : "(none)";
+}
+
+/* The parser fails with exactly this message. */
+#define BAD(call, msg, what) do {					\
+		int r_ = (call);					\
+		ok(r_ < 0 && !strcmp(error_last(), msg),		\
+		   "%s: got '%s'", what, r_ < 0 ? error_last() : "success"); \
+	} while (0)
+
+static void write_file(const char *dir, const char *name, const char *data)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	if (write_file_atomic(path, data, strlen(data), 0644) < 0)
+		abort();
+}
+
+static void test_procfile(void)
+{
+	ok(procfile("web: ./server --port $PORT\nworker: ./work\n") == 0,
+	   "simple Procfile");
+	ok(m.nprocs == 2 && !strcmp(cmd("web"), "./server --port $PORT") &&
+	   !strcmp(cmd("worker"), "./work"), "two types parsed");
+	ok(m.procs[0].scale == 1 && m.procs[0].order == ORDER_START_FIRST,
+	   "default scale 1, start-first");
+	ok(procfile("# comment\n\n   \t\n  # indented comment\r\n"
+		    "web:   bundle exec puma -C config/puma.rb   # the app\r\n"
+		    "release: rake db:migrate # before going live\n"
+		    "cron-1:echo 'a # not a comment' \"b # neither\"\n"
+		    "tail: x#y\n") == 0, "comments, CRLF, release: %s",
+	   error_last());
+	ok(!strcmp(cmd("web"), "bundle exec puma -C config/puma.rb"),
+	   "inline comment and spaces stripped: '%s'", cmd("web"));
+	ok(m.release_cmd && !strcmp(m.release_cmd, "rake db:migrate"),
+	   "release is the release phase");
+	ok(!manifest_proc(&m, "release"), "release is not a process");
+	ok(!strcmp(cmd("cron-1"), "echo 'a # not a comment' \"b # neither\""),
+	   "# inside quotes kept: '%s'", cmd("cron-1"));
+	ok(!strcmp(cmd("tail"), "x#y"), "# without a space before is kept");
+	ok(procfile("web: a\n") == 0 && procfile("") == 0 && m.nprocs == 0,
+	   "empty Procfile parses to nothing");
+	ok(procfile("web: a") == 0 && !strcmp(cmd("web"), "a"), "no final newline");
+
+	BAD(procfile("web: a\nweb: b\n"), "Procfile:2:1: duplicate process type 'web'",
+	    "duplicate type");
+	BAD(procfile("release: a\n  release: b\n"),
+	    "Procfile:2:3: duplicate process type 'release'", "duplicate release");
+	BAD(procfile("\n\nWeb: a\n"),
+	    "Procfile:3:1: invalid process type 'Web' (use a-z, 0-9, _ and -, at most 32)",
+	    "upper case type");
+	BAD(procfile("we b: a\n"),
+	    "Procfile:1:1: invalid process type 'we b' (use a-z, 0-9, _ and -, at most 32)",
+	    "space in type");
+	BAD(procfile(": a\n"),
+	    "Procfile:1:1: invalid process type '' (use a-z, 0-9, _ and -, at most 32)",
+	    "empty type");
+	BAD(procfile("abcdefghijabcdefghijabcdefghijabc: a\n"),
+	    "Procfile:1:1: invalid process type 'abcdefghijabcdefghijabcdefghijabc' (use a-z, 0-9, _ and -, at most 32)",
+	    "33-char type");
+	BAD(procfile("web: a\n  just words\n"), "Procfile:2:3: expected 'type: command'",
+	    "line without colon");
+	BAD(procfile("web:   # only a comment\n"),
+	    "Procfile:1:4: process type 'web' has no command", "empty command");
+	BAD(procfile("web:\r\n"), "Procfile:1:4: process type 'web' has no command",
+	    "empty command with CRLF");
+	BAD(manifest_parse_procfile(&m, "web: a\0b\n", 9, "Procfile"),
+	    "Procfile:1:7: NUL byte in line", "NUL byte");
+}
+
+static void test_app_yaml(void)
+{
+	ok(app("") == 0 && m.nprocs == 0, "empty app.yaml is all defaults");
+	ok(!strcmp(m.health_path, "/") && m.health_timeout_ms == -1 &&
+	   m.health_max_status == 499 && m.drain_ms == -1 &&
+	   m.stop_timeout_ms == -1 && m.settle_ms == -1 && !m.postgres &&
+	   !m.buildpack && !m.static_root && !m.webhook && !m.release_cmd &&
+	   !m.hosts.n && !m.env.n && !m.pipeline.n, "defaults");
+	ok(app("processes:\n"
+	       "  web: ./server\n"
+	       "  worker:\n"
+	       "    command: ./work --queue=x\n"
+	       "    scale: 3\n"
+	       "    order: stop-first\n"
+	       "  idle: {command: sleep 1, scale: 0}\n"
+	       "release: ./migrate\n"
+	       "healthcheck:\n"
+	       "  path: /healthz?full=1\n"
+	       "  timeout: 30s\n"
+	       "  max_status: 399\n"
+	       "drain: 500ms\n"
+	       "stop_timeout: 1m\n"
+	       "settle: 2\n"
+	       "hosts: [example.com, \"*.example.org\", Example.com]\n"
+	       "postgres: yes\n"
+	       "buildpack: https://github.com/heroku/heroku-buildpack-go\n"
+	       "pipeline:\n  - test\n  - build.assets\n"
+	       "static: ./public/\n"
+	       "env:\n  RAILS_ENV: production\n  WORKERS: 4\n  EMPTY:\n"
+	       "webhook: https://hooks.example.com/deploy\n") == 0,
+	   "full app.yaml: %s", error_last());
+	ok(m.nprocs == 3 && !strcmp(cmd("web"), "./server") &&
+	   !strcmp(cmd("worker"), "./work --queue=x"), "processes");
+	ok(manifest_proc(&m, "worker")->scale == 3 &&
+	   manifest_proc(&m, "worker")->order == ORDER_STOP_FIRST &&
+	   manifest_proc(&m, "web")->scale == 1 &&
+	   manifest_proc(&m, "idle")->scale == 0, "scale and order");
+	ok(!strcmp(m.release_cmd, "./migrate"), "release");
+	ok(!strcmp(m.health_path, "/healthz?full=1") && m.health_timeout_ms == 30000 &&
+	   m.health_max_status == 399, "healthcheck");
+	ok(m.drain_ms == 500 && m.stop_timeout_ms == 60000 && m.settle_ms == 2000,
+	   "durations");
+	ok(m.hosts.n == 2 && !strcmp(m.hosts.v[0], "example.com") &&
+	   !strcmp(m.hosts.v[1], "*.example.org"), "hosts (duplicates folded)");
+	ok(m.postgres == 1, "postgres");
+	ok(!strcmp(m.buildpack, "https://github.com/heroku/heroku-buildpack-go"),
+	   "buildpack");
+	ok(m.pipeline.n == 2 && !strcmp(m.pipeline.v[1], "build.assets"), "pipeline");
+	ok(!strcmp(m.static_root, "public"), "static cleaned: %s", m.static_root);
+	ok(m.env.n == 3 && !strcmp(m.env.v[0], "RAILS_ENV=production") &&
+	   !strcmp(m.env.v[1], "WORKERS=4") && !strcmp(m.env.v[2], "EMPTY="), "env");
+	ok(!strcmp(m.webhook, "https://hooks.example.com/deploy"), "webhook");
+	ok(app("healthcheck: /up\nhosts: one.example.com\n") == 0 &&
+	   !strcmp(m.health_path, "/up") && m.hosts.n == 1,
+	   "healthcheck and hosts as plain strings");
+	ok(app("processes:\n  release: ./migrate\n  web: x\n") == 0 &&
+	   !strcmp(m.release_cmd, "./migrate") && m.nprocs == 1,
+	   "release under processes");
+	ok(app("hosts:\nenv:\n") == 0, "keys without values are as if absent");
+	ok(app("static: .\n") == 0 && !strcmp(m.static_root, "."), "static: .");
+	ok(app("a: &cmd ./server\nprocesses: {web: *cmd}\n") < 0,
+	   "anchors work but unknown keys still fail");
+	ok(app("x-common: &c {command: ./server, scale: 2}\n") < 0, "x- keys are unknown");
+	ok(app("processes:\n  web: &w {command: ./server, scale: 2}\n  web2: *w\n") == 0 &&
+	   manifest_proc(&m, "web2") && manifest_proc(&m, "web2")->scale == 2,
+	   "aliases copy their anchor");
+
+	BAD(app("processes:\n  web: x\nfoo: 1\n"), "app.yaml:3:1: unknown key 'foo'",
+	    "unknown key");
+	BAD(app("drain: soon\n"), "app.yaml:1:8: 'drain' must be a duration like 2s",
+	    "bad duration");
+	BAD(app("stop_timeout: 2h\n"),
+	    "app.yaml:1:15: 'stop_timeout' must be a duration like 2s", "2h is not a duration");
+	BAD(app("settle: [1]\n"), "app.yaml:1:9: 'settle' must be a duration like 2s",
+	    "list as duration");
+	BAD(app("drain: 2000m\n"), "app.yaml:1:8: 'drain' must be from 0ms to 3600s",
+	    "duration out of range");
+	BAD(app("healthcheck:\n  timeout: 10ms\n"),
+	    "app.yaml:2:12: 'healthcheck.timeout' must be from 100ms to 3600s",
+	    "health timeout too short");
+	BAD(app("healthcheck:\n  path: healthz\n"),
+	    "app.yaml:2:9: 'healthcheck.path' must start with '/'", "relative health path");
+	BAD(app("healthcheck:\n  path: /a b\n"),
+	    "app.yaml:2:9: 'healthcheck.path' must not contain spaces or control characters",
+	    "space in health path");
+	BAD(app("healthcheck:\n  max_status: 600\n"),
+	    "app.yaml:2:15: 'healthcheck.max_status' must be a number from 200 to 599",
+	    "max_status range");
+	BAD(app("healthcheck:\n  paht: /\n"),
+	    "app.yaml:2:3: unknown key 'paht' in 'healthcheck'", "typo in healthcheck");
+	BAD(app("hosts:\n  - good.example.com\n  - bad host!\n"),
+	    "app.yaml:3:5: 'hosts' has an invalid host name 'bad host!'", "bad host");
+	BAD(app("hosts: [a..b]\n"), "app.yaml:1:9: 'hosts' has an invalid host name 'a..b'",
+	    "empty label");
+	BAD(app("hosts: {a: b}\n"), "app.yaml:1:8: 'hosts' must be a list, not a mapping",
+	    "hosts mapping");
+	BAD(app("postgres: maybe\n"), "app.yaml:1:11: 'postgres' must be true or false",
+	    "bad bool");
+	BAD(app("processes:\n  Web: x\n"),
+	    "app.yaml:2:3: invalid process type 'Web' (use a-z, 0-9, _ and -, at most 32)",
+	    "bad type");
+	BAD(app("processes:\n  web: x\n  web: y\n"), "app.yaml:3:3: duplicate key 'web'",
+	    "duplicate YAML key");
+	BAD(app("processes:\n  web:\n    scale: 2\n"),
+	    "app.yaml:3:5: 'processes.web' needs a 'command'", "map without command");
+	BAD(app("processes:\n  web:\n    command: x\n    scale: many\n"),
+	    "app.yaml:4:12: 'processes.web.scale' must be a number from 0 to 100",
+	    "bad scale");
+	BAD(app("processes:\n  web:\n    command: x\n    order: random\n"),
+	    "app.yaml:4:12: 'processes.web.order' must be start-first or stop-first",
+	    "bad order");
+	BAD(app("processes:\n  web:\n    command: x\n    cmd: y\n"),
+	    "app.yaml:4:5: unknown key 'cmd' in 'processes.web'", "unknown process key");
+	BAD(app("processes:\n  web: [a, b]\n"),
+	    "app.yaml:2:8: 'processes.web' must be a string, not a list", "list command");
+	BAD(app("processes:\n  web: \"  \"\n"),
+	    "app.yaml:2:8: 'processes.web' has an empty command", "blank command");
+	BAD(app("processes: [web]\n"),
+	    "app.yaml:1:12: 'processes' must be a mapping of type: command, not a list",
+	    "processes list");
+	BAD(app("release: a\nprocesses:\n  release: b\n"),
+	    "app.yaml:3:3: 'release' is set twice", "release twice");
+	BAD(app("static: ../etc\n"),
+	    "app.yaml:1:9: 'static' must be a folder inside the bundle (letters, digits, . _ - + /)",
+	    "static escaping");
+	BAD(app("static: /srv\n"),
+	    "app.yaml:1:9: 'static' must be a folder inside the bundle (letters, digits, . _ - + /)",
+	    "static absolute");
+	BAD(app("static: \"pub;lic\"\n"),
+	    "app.yaml:1:9: 'static' must be a folder inside the bundle (letters, digits, . _ - + /)",
+	    "static with nginx syntax");
+	BAD(app("env:\n  1BAD: x\n"), "app.yaml:2:3: 'env' has an invalid variable name '1BAD'",
+	    "bad env name");
+	BAD(app("env: [A=1]\n"),
+	    "app.yaml:1:6: 'env' must be a mapping of NAME: value, not a list", "env list");
+	BAD(app("env:\n  A: {b: c}\n"), "app.yaml:2:6: 'env' must be a string, not a mapping",
+	    "env value mapping");
+	BAD(app("webhook: ftp://x\n"),
+	    "app.yaml:1:10: 'webhook' must be an http:// or https:// URL", "webhook scheme");
+	BAD(app("pipeline: [test, \"../x\"]\n"),
+	    "app.yaml:1:18: 'pipeline' has an invalid step name '../x'", "bad step");
+	BAD(app("buildpack: \"a b\"\n"),
+	    "app.yaml:1:12: 'buildpack' must not contain spaces or control characters",
+	    "bad buildpack");
+	BAD(app("- web\n"), "app.yaml:1:1: expected a mapping of settings, not a list",
+	    "top-level list");
+	BAD(app("processes:\n  web: x\n bad\n"),
+	    "app.yaml:3:2: did not find expected key while parsing a block mapping",
+	    "YAML syntax error");
+	BAD(app("processes: {web: x\n"),
+	    "app.yaml:2:1: did not find expected ',' or '}' while parsing a flow mapping",
+	    "unclosed flow mapping");
+	BAD(app("a: *nope\n"), "app.yaml:1:4: unknown alias 'nope'", "unknown alias");
+	BAD(app("a: 1\n---\nb: 2\n"), "app.yaml:2:1: only one YAML document is allowed",
+	    "two documents");
+	BAD(app("? [a]\n: b\n"), "app.yaml:1:3: mapping keys must be strings",
+	    "complex key");
+	BAD(app("env:\n  A: \"x\\0y\"\n"), "app.yaml:2:6: 'env' must not contain NUL bytes",
+	    "NUL in value");
+	{
+		/* billion laughs: the node budget stops it */
+		const char *lol =
+			"a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+			"b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+			"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+			"d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+			"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+			"f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n";
+		ok(app(lol) < 0 && strstr(error_last(), "document too large"),
+		   "alias bomb refused: %s", error_last());
+	}
+	{
+		struct buf deep = BUF_INIT;
+		int i;
+
+		for (i = 0; i < 100; i++)
+			buf_addstr(&deep, "[");
+		ok(app(deep.data) < 0 && strstr(error_last(), "too deeply nested"),
+		   "deep nesting refused: %s", error_last());
+		buf_release(&deep);
+	}
+}
+
+static void test_keter(void)
+{
+	ok(keter("exec: ../dist/bin/app\n"
+		 "args: [--port, 3000, -v]\n"
+		 "host: www.example.com\n"
+		 "extra-hosts: [example.com]\n"
+		 "env: {APPROOT: \"http://www.example.com\"}\n"
+		 "ssl: true\n"
+		 "postgres: true\n") == 0, "flat keter: %s", error_last());
+	ok(m.nprocs == 1 && !m.procs[0].cmd && m.procs[0].argv.n == 4 &&
+	   !strcmp(m.procs[0].argv.v[0], "/rel/dist/bin/app") &&
+	   !strcmp(m.procs[0].argv.v[2], "3000") && !strcmp(m.procs[0].type, "web"),
+	   "flat: web with argv, exec resolved against config/: %s",
+	   m.nprocs ? m.procs[0].argv.v[0] : "-");
+	ok(m.hosts.n == 2 && !strcmp(m.hosts.v[0], "www.example.com"), "flat hosts");
+	ok(m.postgres && m.env.n == 1, "flat postgres and env");
+
+	ok(keter("stanzas:\n"
+		 "  - type: webapp\n"
+		 "    exec: ../app\n"
+		 "    args: [serve]\n"
+		 "    hosts: [a.example.com, b.example.com]\n"
+		 "    env: {MODE: web}\n"
+		 "    forward-env: [HOME]\n"
+		 "    ensure-alive-time-bound: 90000000\n"
+		 "  - type: background\n"
+		 "    exec: ./worker.sh\n"
+		 "    restart-count: unlimited\n"
+		 "  - type: background\n"
+		 "    exec: ../bin/cron\n"
+		 "    args: [--every, 5m]\n"
+		 "  - type: static-files\n"
+		 "    root: ../static\n"
+		 "    hosts: [static.example.com]\n"
+		 "plugins:\n"
+		 "  postgres: true\n") == 0, "stanzas keter: %s", error_last());
+	ok(m.nprocs == 3 && !strcmp(m.procs[0].type, "web") &&
+	   !strcmp(m.procs[1].type, "background1") &&
+	   !strcmp(m.procs[2].type, "background2"), "webapp -> web, backgrounds numbered");
+	ok(!strcmp(m.procs[1].argv.v[0], "/rel/config/worker.sh") &&
+	   !strcmp(m.procs[2].argv.v[0], "/rel/bin/cron") && m.procs[2].argv.n == 3,
+	   "background argv");
+	ok(!strcmp(m.static_root, "static"), "static-files root relative to config/");
+	ok(m.hosts.n == 3 && !strcmp(m.hosts.v[2], "static.example.com"), "all hosts");
+	ok(m.postgres == 1, "plugins.postgres");
+	ok(keter("static-hosts:\n  - host: s.example.com\n    root: ../public\n") == 0 &&
+	   !strcmp(m.static_root, "public") && m.nprocs == 0,
+	   "flat static-hosts only: %s", error_last());
+
+	BAD(keter("exec: ../../etc/evil\n"),
+	    "config/keter.yaml:1:7: 'exec' must be a path inside the bundle, relative to config/",
+	    "exec escaping");
+	BAD(keter("exec: /bin/sh\n"),
+	    "config/keter.yaml:1:7: 'exec' must be a path inside the bundle, relative to config/",
+	    "absolute exec");
+	BAD(keter("exec: ..\n"),
+	    "config/keter.yaml:1:7: 'exec' must be a path inside the bundle, relative to config/",
+	    "exec is the root");
+	BAD(keter("exec: ../app\nhost: bad host!\n"),
+	    "config/keter.yaml:2:7: 'host' has an invalid host name 'bad host!'", "bad host");
+	BAD(keter("exec: ../app\nargs: --port\n"),
+	    "config/keter.yaml:2:7: 'args' must be a list, not a string", "args not a list");
+	BAD(keter("exec: ../app\nhots: x\n"), "config/keter.yaml:2:1: unknown key 'hots'",
+	    "unknown flat key");
+	BAD(keter("host: x.example.com\n"),
+	    "config/keter.yaml:1:1: keter.yaml needs 'exec' or 'stanzas'", "nothing to run");
+	BAD(keter("stanzas:\n  - type: webapp\n    hosts: [a.example.com]\n"),
+	    "config/keter.yaml:2:5: 'webapp' needs 'exec'", "webapp without exec");
+	BAD(keter("stanzas:\n  - type: redirect\n    hosts: [a]\n"),
+	    "config/keter.yaml:2:11: stanza type 'redirect' is not supported",
+	    "redirect stanza");
+	BAD(keter("stanzas:\n  - type: mystery\n"),
+	    "config/keter.yaml:2:11: unknown stanza type 'mystery'", "unknown stanza");
+	BAD(keter("stanzas:\n  - exec: ../app\n"),
+	    "config/keter.yaml:2:5: stanza needs a 'type'", "stanza without type");
+	BAD(keter("stanzas:\n  - {type: webapp, exec: ../a}\n  - {type: webapp, exec: ../b}\n"),
+	    "config/keter.yaml:3:5: only one webapp stanza is supported", "two webapps");
+	BAD(keter("stanzas:\n  - type: static-files\n    root: ../../x\n"),
+	    "config/keter.yaml:3:11: 'root' must be a folder inside the bundle (letters, digits, . _ - + /)",
+	    "static root escaping");
+	BAD(keter("stanzas:\n  - type: static-files\n    hosts: [a.b]\n"),
+	    "config/keter.yaml:2:5: 'static-files' needs 'root'", "static without root");
+	BAD(keter("stanzas: []\n"),
+	    "config/keter.yaml:1:10: 'stanzas' has nothing to run or serve", "empty stanzas");
+	BAD(keter("stanzas: []\nplugins: {mysql: true}\n"),
+	    "config/keter.yaml:2:11: unknown plugin 'mysql'", "unknown plugin");
+	BAD(keter("exec: ../a\nredirects: [{from: a, to: b}]\n"),
+	    "config/keter.yaml:2:1: 'redirects' is not supported", "redirects");
+}
+
+static void test_release_yaml(void)
+{
+	const char *rel = "---\naddons: []\nconfig_vars:\n  LANG: en_US.UTF-8\n  PATH: /app/bin\n"
+			  "default_process_types:\n  web: bin/start\n  worker: bin/work\n";
+
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_parse_procfile(&m, "web: mine\n", 10, "Procfile") == 0, "Procfile first");
+	strv_env_set(&m.env, "PATH", "/mine");
+	ok(manifest_parse_release_yaml(&m, rel, strlen(rel)) == 0, "bin/release: %s",
+	   error_last());
+	ok(!strcmp(cmd("web"), "mine") && !strcmp(cmd("worker"), "bin/work"),
+	   "Procfile wins, buildpack types fill in");
+	ok(m.env.n == 2 && strv_env_find(&m.env, "LANG") >= 0 &&
+	   !strcmp(m.env.v[strv_env_find(&m.env, "PATH")], "PATH=/mine"),
+	   "config_vars fill in, app's own env wins");
+	ok(manifest_parse_release_yaml(&m, "", 0) == 0, "empty output is fine");
+	BAD(manifest_parse_release_yaml(&m, "default_process_types:\n  Web: x\n", 32),
+	    "bin/release:2:3: invalid process type 'Web'", "bad type in bin/release");
+	BAD(manifest_parse_release_yaml(&m, "default_process_types: [a]\n", 27),
+	    "bin/release:1:24: 'default_process_types' must be a mapping, not a list",
+	    "list of types");
+}
+
+static void test_load(void)
+{
+	char dir[] = "/tmp/berth-unit-manifest-XXXXXX", sub[300];
+
+	if (!mkdtemp(dir))
+		abort();
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 &&
+	   !strcmp(error_last(), "no app.yaml, Procfile or config/keter.yaml in bundle"),
+	   "empty folder: %s", error_last());
+
+	snprintf(sub, sizeof(sub), "%s/config", dir);
+	mkdir(sub, 0755);
+	write_file(dir, "config/keter.yaml", "exec: ../app\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && !strcmp(m.source, "config/keter.yaml"),
+	   "keter bundle: %s", error_last());
+	snprintf(sub, sizeof(sub), "%s/app", dir);
+	ok(m.nprocs == 1 && !strcmp(m.procs[0].argv.v[0], sub), "exec resolved in dir");
+
+	write_file(dir, "Procfile", "web: ./procfile-web\nrelease: ./migrate\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && !strcmp(m.source, "Procfile") &&
+	   !strcmp(cmd("web"), "./procfile-web"), "Procfile before keter.yaml");
+
+	write_file(dir, "app.yaml", "drain: 1s\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && !strcmp(m.source, "app.yaml") &&
+	   m.drain_ms == 1000 && !strcmp(cmd("web"), "./procfile-web") &&
+	   !strcmp(m.release_cmd, "./migrate"),
+	   "app.yaml without processes reads the Procfile: %s", error_last());
+
+	write_file(dir, "app.yaml", "processes: {web: ./yaml-web}\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && m.nprocs == 1 &&
+	   !strcmp(cmd("web"), "./yaml-web") && !m.release_cmd,
+	   "app.yaml processes win over the Procfile");
+
+	write_file(dir, "app.yaml", "processes: {web: ./yaml-web}\nhosts: [a..b]\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 &&
+	   !strcmp(error_last(), "app.yaml:2:9: 'hosts' has an invalid host name 'a..b'"),
+	   "load reports the file's error: %s", error_last());
+	rm_rf(dir);
+}
+
+int main(void)
+{
+	manifest_init(&m);
+	ok(proc_type_valid("web") && proc_type_valid("a_b-9") &&
+	   !proc_type_valid("") && !proc_type_valid("Web") && !proc_type_valid("a.b") &&
+	   !proc_type_valid(NULL), "proc_type_valid");
+	ok(host_name_valid("example.com") && host_name_valid("*.example.com") &&
+	   host_name_valid("localhost") && host_name_valid("a-b.c9") &&
+	   host_name_valid("EXAMPLE.com"), "good hosts");
+	ok(!host_name_valid("bad host!") && !host_name_valid("a..b") &&
+	   !host_name_valid("") && !host_name_valid("*.") && !host_name_valid("a.*.b") &&
+	   !host_name_valid("-a.b") && !host_name_valid("a-.b") && !host_name_valid("a.") &&
+	   !host_name_valid(".a") && !host_name_valid("a;b") && !host_name_valid("a_b") &&
+	   !host_name_valid("*") && !host_name_valid(NULL), "bad hosts");
+	test_procfile();
+	test_app_yaml();
+	test_keter();
+	test_release_yaml();
+	test_load();
+	manifest_release(&m);
+	return tap_done();
+}
