@@ -129,7 +129,7 @@ test_expect_success 'the app is on slot A again, nginx untouched' '
 '
 
 test_expect_success 'stopping the engine stops nginx, workers included' '
-	master=$(cat "$ROOT/nginx/nginx.pid") &&
+	master=$(cat "$ROOT/nginx/logs/nginx.pid") &&
 	kill -TERM $(cat helper.pid) &&
 	retry_until 15 test_must_fail kill -0 $master &&
 	retry_until 5 sh -c "! pgrep -g $master nginx" &&

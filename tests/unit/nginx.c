@@ -33,7 +33,7 @@ static pid_t pid_file(void)
 	struct buf b = BUF_INIT;
 	long v = -1;
 
-	snprintf(path, sizeof(path), "%s/nginx/nginx.pid", root);
+	snprintf(path, sizeof(path), "%s/nginx/logs/nginx.pid", root);
 	if (read_file(&b, path, 64) == 0) {
 		while (b.len && (b.data[b.len - 1] == '\n'))
 			b.data[--b.len] = '\0';
@@ -193,7 +193,8 @@ int main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 
 	/* a bad listen address is refused up front */
-	config_set(&cfg, "http_listen", "127.0.0.1:80;x");
+	free(cfg.http_listen);
+	cfg.http_listen = xstrdup("127.0.0.1:80;x");
 	ok(nginx_init(&ng, &cfg, l) < 0 &&
 	   strstr(error_last(), "invalid http_listen"),
 	   "bad http_listen is refused: %s", error_last());
