@@ -41,6 +41,7 @@ static char slot_server_py[] =
 	"        self.send_header('Content-Length', str(len(body)))\n"
 	"        self.send_header('X-Slot', str(port))\n"
 	"        self.send_header('X-Seen-Host', self.headers.get('Host', ''))\n"
+	"        self.send_header('X-Chain', '127.0.0.1:1, 127.0.0.1:%d' % port)\n"
 	"        self.end_headers()\n"
 	"        self.wfile.write(body)\n"
 	"    def log_message(self, *a):\n"
