@@ -224,8 +224,14 @@ int main(int argc, char **argv)
 	app.nhosts = 1;
 	app.ports = ports;
 	app.nports = 2;
-	ok(nginx_app_set(ng, &app) == 0, "app file written and loaded: %s",
-	   error_last());
+	{
+		int64_t t0 = now_ms();
+		int r0 = nginx_app_set(ng, &app);
+
+		ok(r0 == 0, "app file written and loaded: %s", error_last());
+		printf("# check, rename and reload took %lld ms\n",
+		       (long long)(now_ms() - t0));
+	}
 	snprintf(conf, sizeof(conf), "%s/nginx/conf.d/demo.conf", root);
 	snprintf(expect, sizeof(expect), "server 127.0.0.1:%d max_fails=0;",
 		 port_b);
@@ -402,10 +408,10 @@ int main(int argc, char **argv)
 	test_stop_child(b);
 	loop_free(l);
 	config_release(&cfg);
-	if (!tap_failed)
-		rm_rf(root);
-	else
+	if (tap_failed)
 		printf("# kept %s\n", root);
+	else if (rm_rf(root) < 0)
+		printf("# cannot clean up: %s\n", error_last());
 	curl_global_cleanup();
 	return tap_done();
 }
