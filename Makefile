@@ -66,7 +66,7 @@ $(B)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBOBJS) | $(B)
 units: $(UNIT_BINS) $(REPLAY_BINS)
 
 PROVE ?= prove
-TESTS ?= tests/t*.sh
+TESTS ?= tests/t[0-9]*.sh
 test: berth units
 	$(PROVE) --exec tests/run-test.sh $(UNIT_BINS) $(REPLAY_BINS) $(TESTS)
 check: test
@@ -90,8 +90,12 @@ bench: berth
 run: berth
 	scripts/run
 
+PREFIX ?= /usr/local
 install: berth
-	install -D -m 755 $(B)/berth $(DESTDIR)/usr/local/bin/berth
+	install -D -m 755 $(B)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	mkdir -p $(DESTDIR)$(PREFIX)/share/berth
+	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/berth/
+	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/
 
 clean:
 	rm -rf build build-asan build-fuzz berth

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -498,6 +499,34 @@ static int signals_setup(struct engine *e)
 	return loop_add_fd(e->loop, e->sig_fd, LOOP_READ, on_signal, e);
 }
 
+/* One engine per state directory: a second one would kill the first
+ * one's apps as leftovers.  The lock lives as long as the process. */
+static int lock_root(struct engine *e)
+{
+	char *path = engine_path(e, "engine.lock");
+	int fd;
+
+	if (mkdir_p(e->cfg->root, 0755) < 0) {
+		free(path);
+		return -1;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		error_setsys("cannot open '%s'", path);
+		free(path);
+		return -1;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		error_set("another engine is already running on '%s'",
+			  e->cfg->root);
+		close(fd);
+		free(path);
+		return -1;
+	}
+	free(path);
+	return fd;
+}
+
 static int make_dirs(struct engine *e)
 {
 	static const char *const dirs[] = {
@@ -545,6 +574,8 @@ int engine_serve(struct config *cfg)
 	e.loop = loop_new();
 	if (!e.loop)
 		goto out;
+	if (lock_root(&e) < 0)
+		goto out;
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
@@ -587,6 +618,8 @@ out:
 		postgres_free(e.pg);
 	}
 	health_shutdown();
+	ports_release(&e.ports);
+	free(e.self_exe);
 	if (e.ctl_fd >= 0) {
 		char *p = engine_path(&e, "%s", CONTROL_SOCKET);
 
@@ -594,6 +627,7 @@ out:
 		free(p);
 		close(e.ctl_fd);
 	}
+	loop_free(e.loop);
 	log_info("stopped");
 	return ret;
 }

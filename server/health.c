@@ -151,6 +151,16 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	while (end > v && (end[-1] == '\r' || end[-1] == '\n' ||
 			   end[-1] == ' ' || end[-1] == '\t'))
 		end--;
+	/*
+	 * nginx's $upstream_addr lists every server it tried ("A, B", and
+	 * "A : B" across groups): the last one answered.
+	 */
+	for (k = (size_t)(end - v); k >= 2; k--) {
+		if ((v[k - 2] == ',' || v[k - 2] == ':') && v[k - 1] == ' ') {
+			v += k;
+			break;
+		}
+	}
 	if (!h->want_value ||
 	    ((size_t)(end - v) == strlen(h->want_value) &&
 	     !memcmp(v, h->want_value, (size_t)(end - v))))

@@ -8,7 +8,9 @@
  * If want_header/want_value are set, a response counts only if it carries
  * that header with that value (to confirm which release answered); such
  * checks also send "X-Berth-Probe: 1", which makes berth's nginx add
- * X-Berth-Upstream (nginx.h).  want_value NULL: any value will do.
+ * X-Berth-Upstream (nginx.h).  want_value NULL: any value will do.  A
+ * list ("A, B" or "A : B", as nginx's $upstream_addr after a retry)
+ * matches by its last element: the server that answered.
  *
  * Each attempt gets ~1 s to connect and at most the time left; a refused
  * connection or a bad answer is retried interval_ms later.  The body is

@@ -450,7 +450,7 @@ static int write_main_conf(const struct nginx *ng)
 	struct buf b = BUF_INIT;
 	char *conf = path_join(ng->prefix, "nginx.conf");
 	char *log = path_join(ng->prefix, "logs/error.log");
-	char *pid = path_join(ng->prefix, "nginx.pid");
+	char *pid = path_join(ng->prefix, "logs/nginx.pid");
 	struct buf cur = BUF_INIT;
 	int ret = 0;
 
@@ -657,7 +657,7 @@ static void wait_group_gone(pid_t pgrp, long timeout_ms)
 
 static pid_t read_pid_file(const struct nginx *ng)
 {
-	char *path = path_join(ng->prefix, "nginx.pid");
+	char *path = path_join(ng->prefix, "logs/nginx.pid");
 	struct buf b = BUF_INIT;
 	long v = -1;
 
@@ -718,7 +718,7 @@ static void stop_stale(const struct nginx *ng)
 				  (int)pid);
 		wait_group_gone(pid, 0);
 	}
-	pidfile = path_join(ng->prefix, "nginx.pid");
+	pidfile = path_join(ng->prefix, "logs/nginx.pid");
 	unlink(pidfile);
 	free(pidfile);
 }
@@ -760,20 +760,21 @@ static int spawn_nginx(struct nginx *ng)
 			 NULL };
 	char *argv[] = { ng->bin, "-p", ng->prefix, "-c", "nginx.conf", NULL };
 	struct spawn s;
-	char *pidfile = path_join(ng->prefix, "nginx.pid");
+	char *pidfile = path_join(ng->prefix, "logs/nginx.pid");
 
 	unlink(pidfile);
 	free(pidfile);
 	spawn_init(&s);
 	s.argv = argv;
 	s.envp = envp;
-	s.dir = ng->prefix;
+	s.dir = "/";	/* every path is absolute; pin no folder */
 	s.err = 2;	/* early complaints (before error_log) reach our log */
 	s.flags = SPAWN_NEW_PGRP;
 	if (spawn_start(&s) < 0)
 		return -1;
 	ng->pid = s.pid;
 	ng->ready = 0;
+	ng->reload_pending = 0;	/* it reads the current files */
 	ng->started_ms = now_ms();
 	reaper_watch(ng->pid, on_exit_nginx, ng);
 	return 0;
@@ -788,6 +789,96 @@ static void schedule_ready_poll(struct nginx *ng)
 					 ready_poll, ng);
 }
 
+/* The workers of our master that still accept: not shutting down. */
+static size_t accepting_workers(const struct nginx *ng, pid_t *out,
+				size_t max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t n = 0;
+
+	if (!d)
+		return 0;
+	while ((de = readdir(d)) && n < max) {
+		pid_t pid, pg;
+		char state, comm[64], path[64];
+		struct buf b = BUF_INIT;
+		long v = parse_long(de->d_name, INT_MAX);
+
+		if (v <= 0 || (pid_t)v == ng->pid)
+			continue;
+		pid = (pid_t)v;
+		if (proc_stat(pid, &pg, &state, comm, sizeof(comm)) < 0 ||
+		    pg != ng->pid || state == 'Z' || strcmp(comm, "nginx"))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+		if (read_file(&b, path, 4096) == 0 &&
+		    !strncmp(b.data, "nginx: worker process", 21) &&
+		    !strstr(b.data, "shutting down"))
+			out[n++] = pid;
+		buf_release(&b);
+	}
+	closedir(d);
+	error_clear();
+	return n;
+}
+
+/*
+ * HUP, then wait until the workers of the old configuration stop
+ * accepting.  nginx starts the new workers, sleeps 100 ms, and only then
+ * tells the old ones to quit: until then a request may meet either
+ * configuration, and a caller that confirms a change through nginx would
+ * be fooled.  So a reload returns once the change is all there is.
+ */
+static void reload_and_wait(struct nginx *ng)
+{
+	pid_t old[256], now[256];
+	size_t nold, nnow, i, j;
+	int64_t deadline;
+
+	ng->reload_pending = 0;
+	nold = accepting_workers(ng, old, ARRAY_SIZE(old));
+	if (kill(ng->pid, SIGHUP) < 0) {
+		log_warn("%s: cannot signal nginx (pid %d)", __func__,
+			 (int)ng->pid);
+		return;
+	}
+	deadline = now_ms() + 5000;
+	for (;;) {
+		int left = 0, fresh = 0;
+
+		sleep_ms(5);
+		nnow = accepting_workers(ng, now, ARRAY_SIZE(now));
+		for (i = 0; i < nnow; i++) {
+			for (j = 0; j < nold && old[j] != now[i]; j++)
+				;
+			if (j < nold)
+				left++;
+			else
+				fresh++;
+		}
+		if (!left && fresh)
+			return;
+		if (now_ms() > deadline) {
+			log_warnx("nginx (pid %d) is slow to reload", (int)ng->pid);
+			return;
+		}
+	}
+}
+
+/*
+ * Up: the master wrote its pid file (its sockets are bound, its signal
+ * handlers set) and has started workers (so a reload can tell the old
+ * ones from the new).
+ */
+static int is_up(const struct nginx *ng)
+{
+	pid_t w;
+
+	return read_pid_file(ng) == ng->pid && accepting_workers(ng, &w, 1);
+}
+
+/* Reload if nginx can take it now, else as soon as it is up. */
 static void send_reload(struct nginx *ng)
 {
 	if (ng->pid <= 0)
@@ -798,10 +889,7 @@ static void send_reload(struct nginx *ng)
 		schedule_ready_poll(ng);
 		return;
 	}
-	ng->reload_pending = 0;
-	if (kill(ng->pid, SIGHUP) < 0)
-		log_warn("%s: cannot signal nginx (pid %d)", __func__,
-			 (int)ng->pid);
+	reload_and_wait(ng);
 }
 
 static void ready_poll(struct loop *l, void *arg)
@@ -811,11 +899,11 @@ static void ready_poll(struct loop *l, void *arg)
 	ng->ready_timer = 0;
 	if (ng->pid <= 0)
 		return;
-	if (read_pid_file(ng) == ng->pid) {
+	if (is_up(ng)) {
 		ng->ready = 1;
 		log_info("nginx is up (pid %d)", (int)ng->pid);
 		if (ng->reload_pending)
-			send_reload(ng);
+			reload_and_wait(ng);
 		return;
 	}
 	if (now_ms() > ng->ready_deadline)
@@ -1038,7 +1126,7 @@ int nginx_start(struct nginx *ng)
 			free(msg);
 			return -1;
 		}
-		if (read_pid_file(ng) == ng->pid)
+		if (is_up(ng))
 			break;
 		if (now_ms() > deadline) {
 			/* keep it: it may be slow; the loop will notice */
@@ -1173,6 +1261,7 @@ void nginx_stop(struct nginx *ng)
 		loop_del_timer(ng->loop, ng->ready_timer);
 		ng->ready_timer = 0;
 	}
+	ng->reload_pending = 0;
 	pid = ng->pid;
 	if (pid <= 0)
 		return;

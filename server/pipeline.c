@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -750,6 +751,7 @@ struct pl {
 	long release;		/* from the engine's "is live" line; -1 */
 	int deployed;
 	long uid, gid;		/* run_user when we are root, else -1 */
+	int lock_fd;		/* ROOT/cache/NAME.lock, or -1 */
 };
 
 static const char *config_get(const struct pl *p, const char *key)
@@ -957,6 +959,30 @@ out:
 	return ret;
 }
 
+/* ---- privilege drop for builds ---- */
+
+static long chown_uid, chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int chown_tree(const char *path, long uid, long gid)
+{
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
+		return -1;
+	return 0;
+}
+
 static int name_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -970,7 +996,7 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	char *dir = NULL, *path = NULL;
 	DIR *d = NULL;
 	struct dirent *de;
-	size_t i;
+	size_t i, ran = 0;
 	int ret = -1;
 
 	if (!custom) {
@@ -999,7 +1025,12 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 				continue;
 			if (run_hook(p, path, names.v[i], step, 1) < 0)
 				goto out;
+			ran++;
 		}
+		/* What the server's hooks made must stay the build user's. */
+		if (ran && p->uid >= 0 &&
+		    chown_tree(p->build_dir, p->uid, p->gid) < 0)
+			goto out;
 	}
 	FREE_AND_NULL(path);
 	path = xasprintf("%s/.berth/hooks/%s", p->build_dir, step);
@@ -1242,30 +1273,6 @@ static void webhooks(struct pl *p, const char *status)
 		webhook_post(p, app, status);
 }
 
-/* ---- privilege drop for builds ---- */
-
-static long chown_uid, chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int flag,
-		     struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
-		return error_setsys("cannot chown '%s'", path);
-	return 0;
-}
-
-static int chown_tree(const char *path, long uid, long gid)
-{
-	chown_uid = uid;
-	chown_gid = gid;
-	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
-		return -1;
-	return 0;
-}
-
 static int resolve_run_user(struct pl *p)
 {
 	const char *user = p->o->cfg ? p->o->cfg->run_user : NULL;
@@ -1306,6 +1313,45 @@ out:
 	return ret;
 }
 
+/*
+ * One build of an app at a time: two would share (and spoil) its cache.
+ * The lock is ROOT/cache/NAME.lock (app names have no '.', so no app's
+ * cache is ever called that), held until the process exits.
+ */
+static int lock_builds(struct pl *p)
+{
+	char *path = xasprintf("%s/cache/%s.lock", p->root, p->o->app);
+	char *dir = xasprintf("%s/cache", p->root);
+	int said = 0, ret = -1;
+
+	if (mkdir_p(dir, 0755) < 0)
+		goto out;
+	p->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (p->lock_fd < 0) {
+		error_setsys("cannot open '%s'", path);
+		goto out;
+	}
+	while (flock(p->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		if (errno != EWOULDBLOCK && errno != EINTR) {
+			error_setsys("cannot lock '%s'", path);
+			goto out;
+		}
+		if (!said++)
+			say(p->o->out, "-----> Waiting for another build of %s",
+			    p->o->app);
+		if (p->deadline && now_ms() >= p->deadline) {
+			error_set("build timed out waiting for another build");
+			goto out;
+		}
+		usleep(200 * 1000);
+	}
+	ret = 0;
+out:
+	free(path);
+	free(dir);
+	return ret;
+}
+
 static int make_dirs(struct pl *p)
 {
 	char *tmp = xasprintf("%s/tmp", p->root);
@@ -1326,6 +1372,8 @@ static int make_dirs(struct pl *p)
 		goto out;
 	}
 	p->cache_dir = xasprintf("%s/cache/%s", p->root, p->o->app);
+	if (lock_builds(p) < 0)
+		goto out;
 	if (p->o->clean_cache) {
 		say(p->o->out, "-----> Clearing the build cache");
 		if (rm_rf(p->cache_dir) < 0)
@@ -1395,6 +1443,7 @@ int pipeline_run(const struct pipeline_opts *o)
 	memset(&p, 0, sizeof(p));
 	p.o = o;
 	p.release = -1;
+	p.lock_fd = -1;
 	p.start = now_ms();
 	manifest_init(&p.m);
 	/* A pusher who hangs up must not kill the build half-way. */
@@ -1450,6 +1499,8 @@ out:
 		log_warnx("%s: %s", __func__, error_last());
 	if (p.bundle)
 		unlink(p.bundle);	/* gone already when the engine moved it */
+	if (p.lock_fd >= 0)
+		close(p.lock_fd);
 	free(p.build_dir);
 	free(p.env_dir);
 	free(p.cache_dir);

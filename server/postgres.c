@@ -49,7 +49,7 @@
 #define PG_PORT "5432"
 #define PG_CONNECT_TIMEOUT "5"
 #define PG_STATEMENT_TIMEOUT "SET statement_timeout = '60s'"
-#define PG_READY_MS 60000	/* start-up, crash recovery included */
+#define PG_READY_MS 30000	/* start-up, crash recovery included */
 #define PG_STOP_MS 30000	/* fast shutdown, then immediate */
 #define PG_BACKOFF_MIN 1000
 #define PG_BACKOFF_MAX 30000
@@ -287,18 +287,46 @@ static int find_bindir(struct postgres *pg)
 	size_t i;
 	long best = -1;
 	char *found = NULL;
+	struct buf v = BUF_INIT;
+	char *vfile;
 
 	if (pg->bindir)
 		return 0;
+	/* a cluster runs only under its own major version: prefer it when
+	 * several are installed */
+	vfile = xasprintf("%s/PG_VERSION", pg->data);
+	if (read_file(&v, vfile, 64) == 0) {
+		long major;
+
+		v.data[strcspn(v.data, "\n")] = '\0';
+		major = parse_long(v.data, 1000);
+		if (major > 0) {
+			char *dir = xasprintf("/usr/lib/postgresql/%ld/bin",
+					      major);
+			char *bin = xasprintf("%s/postgres", dir);
+
+			if (access(bin, X_OK) == 0)
+				found = dir;
+			else
+				free(dir);
+			free(bin);
+		}
+	}
+	buf_release(&v);
+	free(vfile);
+	if (found) {
+		pg->bindir = found;
+		return 0;
+	}
 	if (glob("/usr/lib/postgresql/*/bin", GLOB_ONLYDIR, NULL, &g) == 0) {
 		for (i = 0; i < g.gl_pathc; i++) {
 			char *postgres = xasprintf("%s/postgres", g.gl_pathv[i]);
 			char *initdb = xasprintf("%s/initdb", g.gl_pathv[i]);
-			long v = version_of(g.gl_pathv[i]);
+			long ver = version_of(g.gl_pathv[i]);
 
 			if (access(postgres, X_OK) == 0 &&
-			    access(initdb, X_OK) == 0 && v > best) {
-				best = v;
+			    access(initdb, X_OK) == 0 && ver > best) {
+				best = ver;
 				free(found);
 				found = xstrdup(g.gl_pathv[i]);
 			}
@@ -576,30 +604,77 @@ out:
 	return ret;
 }
 
-/* 1 if pid is a live (not zombie) process named postgres owned by uid. */
-static int is_postmaster(const struct postgres *pg, pid_t pid)
+/*
+ * Read /proc/PID/stat: the command name (comm), the state letter and the
+ * parent's pid.  0, or -1 if there is no such process.
+ */
+static int proc_stat(pid_t pid, char *comm, size_t len, char *state,
+		     pid_t *ppid, uid_t *uid)
 {
-	char path[64], stat_line[512];
+	char path[64], line[512];
 	struct stat st;
 	FILE *f;
 	char *open_paren, *close_paren;
-	int ret = 0;
+	int parent, ret = -1;
 
 	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
 	f = fopen(path, "re");
 	if (!f)
-		return 0;
-	if (fstat(fileno(f), &st) == 0 && st.st_uid == pg->uid &&
-	    fgets(stat_line, sizeof(stat_line), f)) {
-		open_paren = strchr(stat_line, '(');
-		close_paren = strrchr(stat_line, ')');
-		if (open_paren && close_paren && close_paren[1] == ' ' &&
-		    close_paren[2] != 'Z' &&
-		    !strncmp(open_paren, "(postgres)", 10))
-			ret = 1;
-	}
+		return -1;
+	if (fstat(fileno(f), &st) < 0 || !fgets(line, sizeof(line), f))
+		goto out;
+	open_paren = strchr(line, '(');
+	close_paren = strrchr(line, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren ||
+	    sscanf(close_paren + 1, " %c %d", state, &parent) != 2)
+		goto out;
+	snprintf(comm, len, "%.*s", (int)(close_paren - open_paren - 1),
+		 open_paren + 1);
+	*ppid = (pid_t)parent;
+	*uid = st.st_uid;
+	ret = 0;
+out:
 	fclose(f);
 	return ret;
+}
+
+/*
+ * 1 if pid is a live (not zombie) process named postgres, owned by the
+ * cluster's user and working in our data directory (a postmaster chdir()s
+ * there): a pid reused by another cluster of the same user is not ours.
+ */
+static int is_postmaster(const struct postgres *pg, pid_t pid)
+{
+	char comm[32], state, link[64], cwd[PATH_MAX], data[PATH_MAX];
+	pid_t ppid;
+	uid_t uid;
+	ssize_t n;
+
+	if (proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) < 0 ||
+	    uid != pg->uid || state == 'Z' || strcmp(comm, "postgres"))
+		return 0;
+	snprintf(link, sizeof(link), "/proc/%d/cwd", (int)pid);
+	n = readlink(link, cwd, sizeof(cwd) - 1);
+	if (n < 0 || !realpath(pg->data, data))
+		return 0;
+	cwd[n] = '\0';
+	return !strcmp(cwd, data);
+}
+
+/* 1 if pid's parent is another live berth: an engine that still runs
+ * this cluster (two engines on one state directory). */
+static int owned_by_other_engine(pid_t pid, pid_t *parent)
+{
+	char comm[32], state;
+	pid_t ppid, pp;
+	uid_t uid;
+
+	if (proc_stat(pid, comm, sizeof(comm), &state, &ppid, &uid) < 0 ||
+	    ppid <= 1 || ppid == getpid())
+		return 0;
+	*parent = ppid;
+	return proc_stat(ppid, comm, sizeof(comm), &state, &pp, &uid) == 0 &&
+	       state != 'Z' && !strcmp(comm, "berth");
 }
 
 static int wait_gone(const struct postgres *pg, pid_t pid, long ms)
@@ -619,11 +694,13 @@ static int wait_gone(const struct postgres *pg, pid_t pid, long ms)
  * Stop it the way postgres_shutdown would (fast, then immediate), so the
  * one we start is ours to supervise.
  */
-static void stop_stale(struct postgres *pg)
+static int stop_stale(struct postgres *pg)
 {
 	char *pidfile = xasprintf("%s/postmaster.pid", pg->data);
 	struct buf b = BUF_INIT;
 	long pid;
+	pid_t engine;
+	int ret = 0;
 
 	if (read_file(&b, pidfile, 65536) < 0)
 		goto out;
@@ -631,6 +708,13 @@ static void stop_stale(struct postgres *pg)
 	pid = parse_long(b.data, INT_MAX);
 	if (pid <= 1 || pid == pg->pid || !is_postmaster(pg, (pid_t)pid))
 		goto out;
+	/* an orphan has init (or a subreaper) as parent; a postmaster whose
+	 * parent is a live engine is that engine's: leave it alone */
+	if (owned_by_other_engine((pid_t)pid, &engine)) {
+		ret = error_set("PostgreSQL in '%s' is run by another engine "
+				"(pid %d)", pg->data, (int)engine);
+		goto out;
+	}
 	log_warnx("stopping PostgreSQL left running as pid %ld", pid);
 	kill((pid_t)pid, SIGINT);
 	if (wait_gone(pg, (pid_t)pid, PG_STOP_MS) == 0)
@@ -643,6 +727,7 @@ static void stop_stale(struct postgres *pg)
 out:
 	buf_release(&b);
 	free(pidfile);
+	return ret;
 }
 
 static void restart_timer(struct loop *l, void *arg)
@@ -652,8 +737,14 @@ static void restart_timer(struct loop *l, void *arg)
 	pg->timer = 0;
 	if (pg->pid)
 		return;
-	if (start_postmaster(pg) < 0)
-		log_warnx("cannot start PostgreSQL: %s", error_last());
+	if (start_postmaster(pg) == 0)
+		return;
+	log_warnx("cannot start PostgreSQL: %s; trying again in %ld ms",
+		  error_last(), pg->backoff_ms);
+	pg->timer = loop_add_timer(l, pg->backoff_ms, restart_timer, pg);
+	pg->backoff_ms *= 2;
+	if (pg->backoff_ms > PG_BACKOFF_MAX)
+		pg->backoff_ms = PG_BACKOFF_MAX;
 }
 
 /* Our postmaster has gone: note it, and start again after a back-off. */
@@ -721,7 +812,8 @@ static int start_postmaster(struct postgres *pg)
 		loop_del_timer(pg->loop, pg->timer);
 		pg->timer = 0;
 	}
-	stop_stale(pg);
+	if (stop_stale(pg) < 0)
+		goto out;
 	/* the socket directory is shared with apps; the lock file in it
 	 * must be the database user's to write */
 	if (make_dir(pg, pg->run, 0755, 1) < 0)
@@ -753,6 +845,24 @@ out:
 	return ret;
 }
 
+/*
+ * Our postmaster may have died with the loop not running to tell us
+ * (we are inside a request): reap it here.  1 if it had exited.
+ */
+static int reap_own(struct postgres *pg, int *status)
+{
+	pid_t r;
+
+	if (!pg->pid)
+		return 0;
+	r = waitpid(pg->pid, status, WNOHANG);
+	if (r != pg->pid)
+		return 0;
+	reaper_forget(r);
+	exited(pg, *status);
+	return 1;
+}
+
 /* Wait until our postmaster accepts connections. */
 static int wait_ready(struct postgres *pg)
 {
@@ -765,23 +875,17 @@ static int wait_ready(struct postgres *pg)
 
 	for (;;) {
 		int status;
-		pid_t r;
 
 		if (PQpingParams(keys, vals, 0) == PQPING_OK)
 			return 0;
 		if (!pg->pid)
 			return error_set("cannot reach PostgreSQL: not running");
-		/* died while starting: reap it here, the loop is not running */
-		r = waitpid(pg->pid, &status, WNOHANG);
-		if (r == pg->pid) {
-			reaper_forget(r);
-			exited(pg, status);
+		if (reap_own(pg, &status))
 			return error_set("cannot reach PostgreSQL: it %s "
-					 "while starting (see '%s')",
+					 "(see '%s')",
 					 spawn_describe_status(status, why,
 							       sizeof(why)),
 					 pg->log_path);
-		}
 		if (now_ms() > deadline)
 			return error_set("cannot reach PostgreSQL: not ready "
 					 "after %d s (see '%s')",
@@ -793,6 +897,8 @@ static int wait_ready(struct postgres *pg)
 /* Create the cluster if need be, start it if it is down, wait for it. */
 static int ensure_running(struct postgres *pg)
 {
+	int status;
+
 	if (find_bindir(pg) < 0 || find_user(pg) < 0)
 		return -1;
 	if (make_dir(pg, pg->dir, 0755, 0) < 0 ||
@@ -809,6 +915,7 @@ static int ensure_running(struct postgres *pg)
 	} else if (load_password(pg) < 0) {
 		return -1;
 	}
+	reap_own(pg, &status);
 	if (!pg->pid && start_postmaster(pg) < 0)
 		return -1;
 	return wait_ready(pg);

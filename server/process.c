@@ -144,13 +144,19 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 
 int proc_start(struct proc *p, char *const *envp)
 {
+	/* Source the buildpacks' .profile.d, then run the Procfile command
+	 * as the app's author wrote it, passed as $1, never pasted in.  A
+	 * plain "prog args" command replaces the shell; anything with shell
+	 * syntax (";", "&&", "VAR=x prog", ...) runs under its own sh -c. */
 	char profile_exec[] =
 		"if [ -d .profile.d ]; then for f in .profile.d/*.sh; do "
-		"[ -r \"$f\" ] && . \"./$f\"; done; fi; eval \"exec $1\"";
+		"[ -r \"$f\" ] && . \"./$f\"; done; fi; "
+		"if [ \"$2\" = plain ]; then eval \"exec $1\"; "
+		"else exec /bin/sh -c \"$1\"; fi";
 	struct spawn s;
 	int pfd[2] = { -1, -1 };
 	char *argv_sh[] = { "/bin/sh", "-c", profile_exec, "berth",
-			    NULL, NULL };
+			    NULL, NULL, NULL };
 	int ret = -1;
 
 	if (pipe2(pfd, O_CLOEXEC) < 0)
@@ -158,6 +164,8 @@ int proc_start(struct proc *p, char *const *envp)
 	spawn_init(&s);
 	if (p->spec->cmd) {
 		argv_sh[4] = p->spec->cmd;
+		argv_sh[5] = strpbrk(p->spec->cmd, ";&|<>()$`\\\"'*?[#~=%{}\n") ?
+			"shell" : "plain";
 		s.argv = argv_sh;
 	} else {
 		s.argv = p->spec->argv.v;

@@ -32,16 +32,17 @@
 
 extern char **environ;
 
-#define HOST_KEY "host/ssh_host_ed25519_key"	/* under the state directory */
+/* under the state directory */
+#define HOST_KEY "host/ssh_host_ed25519_key"
 #define DEFAULT_LISTEN "0.0.0.0:2222"
-#define AUTH_TIMEOUT_S 30	/* from accept to an authenticated exec request */
+#define AUTH_TIMEOUT_S 30	/* accept to an authenticated exec request */
 #define MAX_AUTH_TRIES 10
 #define CMD_MAX 8192		/* longest exec command we look at */
-#define STDIN_MAX (64 * 1024)	/* "keys add" reads at most this from stdin */
+#define STDIN_MAX (64 * 1024)	/* most "keys add" reads from stdin */
 #define STDIN_TIMEOUT_MS (5 * 60 * 1000)
 #define CONFIRM_MAX 256
-#define BYE_TIMEOUT_MS 5000	/* wait this long for the client to hang up */
-#define SSH_WAIT_FOREVER (-1)	/* libssh's SSH_TIMEOUT_INFINITE, not public */
+#define BYE_TIMEOUT_MS 5000	/* wait for the client to hang up */
+#define SSH_WAIT_FOREVER (-1)	/* libssh's SSH_TIMEOUT_INFINITE (private) */
 
 /* ---------------------------------------------------------------- engine */
 
@@ -55,7 +56,7 @@ struct sshd {
 	size_t npids;
 };
 
-/* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (NULL: any) and port. */
+/* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT": host (NULL: any), port. */
 static int split_listen(const char *spec, char **host, char **port)
 {
 	const char *colon;
@@ -282,7 +283,7 @@ void sshd_stop(struct sshd *s)
 		return;
 	loop_del_fd(s->loop, s->fd);
 	close(s->fd);
-	/* sessions outlive us; their exits must not call back into freed memory */
+	/* sessions outlive us: their exits must not call into freed memory */
 	for (i = 0; i < s->npids; i++)
 		reaper_forget(s->pids[i]);
 	free(s->pids);
@@ -363,8 +364,7 @@ int sshd_split_command(struct strv *out, const char *cmd)
 					unsupported(*p);
 					goto out;
 				}
-				if (*p == '\\' && (p[1] == '"' || p[1] == '\\' ||
-						   p[1] == '$' || p[1] == '`'))
+				if (*p == '\\' && p[1] && strchr("\"\\$`", p[1]))
 					p++;
 				buf_add(&w, p, 1);
 			}
@@ -424,7 +424,8 @@ struct session {
 
 static void on_alarm(int sig)
 {
-	static const char msg[] = "berth: session: no authenticated command in time, closing\n";
+	static const char msg[] =
+		"berth: session: no authenticated command in time, closing\n";
 
 	(void)sig;
 	if (write(2, msg, sizeof(msg) - 1) < 0)
@@ -551,7 +552,7 @@ static int chan_write(struct session *s, int to_stderr, const void *data,
 
 		n = to_stderr ? ssh_channel_write_stderr(s->chan, p, chunk) :
 			ssh_channel_write(s->chan, p, chunk);
-		if (n == SSH_ERROR || n < 0)
+		if (n < 0 || (n == 0 && client_gone(s)))
 			return error_set("cannot write to the client: %s",
 					 ssh_get_error(s->ssh));
 		p += n;
@@ -964,6 +965,22 @@ static void finish(struct session *s, int status)
 			break;
 }
 
+/*
+ * A client whose network vanished never sends FIN: without probes a
+ * "logs -f" session would wait for it forever.  About two minutes.
+ */
+static void keepalive(int fd)
+{
+	int one = 1, idle = 60, intvl = 15, cnt = 4;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl,
+		       sizeof(intvl)) < 0 ||
+	    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) < 0)
+		log_warn("TCP keepalive");
+}
+
 static void peer_name(int fd, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
@@ -975,7 +992,39 @@ static void peer_name(int fd, char *out, size_t len)
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
 			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
 		return;
-	snprintf(out, len, "%s:%s", host, port);
+	snprintf(out, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+}
+
+/*
+ * The client's KEX_ECDH_INIT waits (Nagle) for our ACK of its KEXINIT,
+ * which Linux delays 40 ms because we spoke first: run the exchange in
+ * steps and ACK at once after each read (TCP_QUICKACK does not stick).
+ */
+static int key_exchange(struct session *s, int fd)
+{
+	struct pollfd pfd;
+	int one = 1, r;
+
+	ssh_set_blocking(s->ssh, 0);
+	for (;;) {
+		r = ssh_handle_key_exchange(s->ssh);
+		setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+		if (r == SSH_OK)
+			break;
+		if (r != SSH_AGAIN) {
+			log_debug("%s: key exchange: %s", s->peer,
+				  ssh_get_error(s->ssh));
+			return -1;
+		}
+		pfd.fd = fd;
+		pfd.events = POLLIN;
+		if (ssh_get_poll_flags(s->ssh) & SSH_WRITE_PENDING)
+			pfd.events |= POLLOUT;
+		if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+			return -1;
+	}
+	ssh_set_blocking(s->ssh, 1);
+	return 0;
 }
 
 /* One audit line; the command is the client's, so no control bytes. */
@@ -1011,6 +1060,7 @@ int session_main(const struct config *cfg, int fd)
 	/* three 40 ms delayed-ACK stalls per session without it */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn("TCP_NODELAY");
+	keepalive(fd);
 
 	bind = ssh_bind_new();
 	s.ssh = ssh_new();
@@ -1019,7 +1069,8 @@ int session_main(const struct config *cfg, int fd)
 		close(fd);
 		goto out;
 	}
-	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG,
+				 &no) < 0 ||
 	    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, hostkey) < 0) {
 		log_warnx("cannot load host key '%s': %s", hostkey,
 			  ssh_get_error(bind));
@@ -1038,10 +1089,8 @@ int session_main(const struct config *cfg, int fd)
 	ssh_callbacks_init(&s.scb);
 	ssh_set_server_callbacks(s.ssh, &s.scb);
 	ssh_set_auth_methods(s.ssh, SSH_AUTH_METHOD_PUBLICKEY);
-	if (ssh_handle_key_exchange(s.ssh) != SSH_OK) {
-		log_debug("%s: key exchange: %s", s.peer, ssh_get_error(s.ssh));
+	if (key_exchange(&s, fd) < 0)
 		goto out;
-	}
 	s.event = ssh_event_new();
 	if (!s.event || ssh_event_add_session(s.event, s.ssh) != SSH_OK) {
 		log_warnx("cannot poll the session");

@@ -12,6 +12,15 @@
  * authentication against ROOT/keys/authorized_keys, and one exec request:
  * git-receive-pack / git-upload-pack on an app's repository, or an engine
  * command sent over the control socket.  It exits when the connection ends.
+ * A connection must authenticate and ask for its command within 30 s.
+ * Engine commands: the exec string is split by sshd_split_command() and
+ * sent as one request; data lines go to the client's stdout, "error: MSG"
+ * to its stderr with exit status 1 ("ok": 0; engine unreachable: 111).
+ * Over SSH, "deploy" (it names a server path) is refused, "keys" is for
+ * admin keys only ("keys add" without key text reads it from stdin), and
+ * "rm NAME" without --force asks for the name on the channel.  When the
+ * client hangs up (ctrl-c on "logs -f") the control connection is closed.
+ * No shell, pty, subsystem, env or port forwarding; one channel, one exec.
  */
 #ifndef BERTH_SSHD_H
 #define BERTH_SSHD_H

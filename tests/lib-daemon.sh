@@ -12,14 +12,16 @@
 berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
-	local base=$(( 20000 + (RANDOM % 400) * 100 ))
+	local base=$(( 20000 + (RANDOM % 120) * 100 ))  # free_port uses 12000-19999
+	local key line
 	mkdir -p "$BERTH_ROOT"
 	{
-		echo "port_min: $base"
-		echo "port_max: $((base + 99))"
-		echo "drain: 200ms"
-		echo "stop_timeout: 3s"
-		echo "health_timeout: 15s"
+		# test defaults, unless BERTH_YAML sets the key itself
+		for line in "port_min: $base" "port_max: $((base + 99))" \
+			    "drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			key=${line%%:*}
+			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^$key:" || echo "$line"
+		done
 		[ -n "${BERTH_YAML:-}" ] && printf '%s\n' "$BERTH_YAML"
 	} >"$BERTH_ROOT/berth.yaml"
 }
@@ -67,20 +69,23 @@ crash_berth() {
 	BERTH_PID=
 }
 
-# Processes whose working directory is under the state directory.
-berth_procs() {
+# App processes: those whose working directory is a release under run/.
+berth_procs() { procs_under "$BERTH_ROOT/run/"; }
+
+# procs_under DIR: processes whose working directory is in DIR
+procs_under() {
 	local p cwd
 	for p in /proc/[0-9]*; do
 		cwd=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case "$cwd" in
-		"$BERTH_ROOT"/*) echo "${p#/proc/}" ;;
+		case "$cwd/" in
+		"$1"*) echo "${p#/proc/}" ;;
 		esac
 	done
 }
 
 kill_leftovers() {
 	local p
-	for p in $(berth_procs); do
+	for p in $(procs_under "$BERTH_ROOT/"); do
 		kill -KILL "$p" 2>/dev/null
 	done
 	if [ -f "$BERTH_ROOT/nginx/logs/nginx.pid" ]; then

@@ -70,6 +70,7 @@ make_test_buildpack() {
 	echo $n >"$cache/builds"
 	echo "-----> Test Pack build $n"
 	echo "compiling for ${BERTH_APP:-?}"
+	echo "compile as $(id -un)"
 	greeting=$(cat "$env/GREETING" 2>/dev/null || echo none)
 	echo "$greeting-build$n" >"$build/VERSION"
 	EOF_COMPILE
@@ -110,4 +111,27 @@ start_webhook_listener() {
 # live_release OUT APP: the release number a push's output says went live
 live_release() {
 	sed -n "s/.*-----> Release \([0-9][0-9]*\) of $2 is live.*/\1/p" "$1" | tail -n 1
+}
+
+# make_test_wheel DIR: DIR/hello-1.0-py3-none-any.whl, a package with a
+# console script "hello", so pip can install offline (--no-index).
+make_test_wheel() {
+	python3 - "$1" <<-\EOF_PY
+	import base64, hashlib, os, sys, zipfile
+	files = {
+	    "hello.py": 'def main():\n    print("hello from a wheel")\n',
+	    "hello-1.0.dist-info/METADATA": "Metadata-Version: 2.1\nName: hello\nVersion: 1.0\n",
+	    "hello-1.0.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+	    "hello-1.0.dist-info/entry_points.txt": "[console_scripts]\nhello = hello:main\n",
+	}
+	rec = []
+	with zipfile.ZipFile(os.path.join(sys.argv[1], "hello-1.0-py3-none-any.whl"), "w") as z:
+	    for name, text in files.items():
+	        data = text.encode()
+	        z.writestr(name, data)
+	        h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+	        rec.append("%s,sha256=%s,%d" % (name, h, len(data)))
+	    rec.append("hello-1.0.dist-info/RECORD,,")
+	    z.writestr("hello-1.0.dist-info/RECORD", "\n".join(rec) + "\n")
+	EOF_PY
 }

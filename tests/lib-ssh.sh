@@ -1,46 +1,50 @@
 # lib-ssh.sh: helpers for tests that talk to berth's SSH endpoint with the
-# stock OpenSSH client.  Source after test-lib.sh.
+# stock OpenSSH client.  Source after test-lib.sh; brings lib-daemon.sh.
 #
-#   start_berth                 engine on free ports (from lib-daemon.sh)
 #   make_key NAME               ssh-keygen an ed25519 key "NAME" (+ NAME.pub)
 #   ssh_berth KEY ARGS...       ssh -i KEY git@127.0.0.1 -p $SSH_PORT ARGS
-#   berth_local ARGS...         the local CLI on $BERTH_ROOT
+#   ssh_args KEY                the same options in the array SSH_ARGS
 
-if [ -f "$TEST_DIR/lib-daemon.sh" ]; then
-	. "$TEST_DIR/lib-daemon.sh"
-else
-	# Until the shared daemon helper exists: the same contract, smaller.
-	start_berth() {
-		BERTH_ROOT=$TRASH/root
-		SSH_PORT=$(free_port)
-		HTTP_PORT=$(free_port)
-		export BERTH_ROOT SSH_PORT HTTP_PORT
-		mkdir -p "$BERTH_ROOT" &&
-		"$BERTH" --root "$BERTH_ROOT" serve \
-			--ssh-listen "127.0.0.1:$SSH_PORT" \
-			--http-listen "127.0.0.1:$HTTP_PORT" \
-			>"$TRASH/berth.out" 2>"$TRASH/berth.log" &
-		BERTH_PID=$!
-		test_atexit "kill $BERTH_PID; wait $BERTH_PID"
-		retry_until 20 grep -q "berth: ready" "$TRASH/berth.out"
-	}
-fi
+. "$TEST_DIR/lib-daemon.sh"
+
+# Linux gives outgoing connections ports 32768-60999, and a port that one
+# of them left in TIME_WAIT cannot be bound for a minute: on a busy host a
+# random port up there is often taken.  Listen below that range.
+low_free_port() {
+	local p
+	while :; do
+		p=$(( 10000 + RANDOM % 10000 ))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return
+		fi
+	done
+}
+: "${SSH_PORT:=$(low_free_port)}"
+while :; do
+	: "${HTTP_PORT:=$(low_free_port)}"
+	[ "$HTTP_PORT" != "$SSH_PORT" ] && break
+	HTTP_PORT=
+done
 
 make_key() {
 	rm -f "$TRASH/$1" "$TRASH/$1.pub" &&
 	ssh-keygen -q -t ed25519 -N '' -C "$1" -f "$TRASH/$1" >/dev/null
 }
 
+# ssh_args KEY: the client's options in the array SSH_ARGS, for "ssh ... &"
+# where the test needs the ssh process's own pid.
+ssh_args() {
+	SSH_ARGS=(-F /dev/null -o StrictHostKeyChecking=no
+		-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes
+		-o IdentityAgent=none -o LogLevel=ERROR -o BatchMode=yes
+		-o ConnectTimeout=10
+		-i "$TRASH/$1" -p "$SSH_PORT" git@127.0.0.1)
+}
+
 ssh_berth() {
 	local key=$1
 	shift
-	ssh -F /dev/null -o StrictHostKeyChecking=no \
-		-o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes \
-		-o IdentityAgent=none -o LogLevel=ERROR -o BatchMode=yes \
-		-o ConnectTimeout=10 \
-		-i "$TRASH/$key" -p "$SSH_PORT" git@127.0.0.1 "$@"
-}
-
-berth_local() {
-	"$BERTH" --root "$BERTH_ROOT" "$@"
+	ssh_args "$key"
+	ssh "${SSH_ARGS[@]}" "$@"
 }

@@ -94,8 +94,10 @@ test_expect_success 'a process type removed from the Procfile stops on the next 
 	berth deploy myapp "$TRASH/v2.tar.gz" &&
 	berth ps myapp >ps &&
 	test_grep_not "^worker" ps &&
-	! pgrep -f "python3 worker.py" | grep -q . ||
-	{ ps -ef | grep worker.py; false; }
+	for p in $(berth_procs); do
+		! grep -q worker.py "/proc/$p/cmdline" 2>/dev/null ||
+		{ echo "worker $p still runs"; return 1; }
+	done
 '
 
 test_expect_success 'stop and start' '
@@ -124,8 +126,8 @@ test_expect_success 'rm --force leaves no process, folder or port behind' '
 	test_grep_not "^myapp " apps &&
 	test ! -e "$BERTH_ROOT/apps/myapp" &&
 	test ! -e "$BERTH_ROOT/logs/myapp" &&
-	test -z "$(ls "$BERTH_ROOT/run" | grep myapp)" &&
-	test -z "$(berth_procs)" &&
+	{ test -z "$(ls "$BERTH_ROOT/run" | grep myapp)" || { ls -la "$BERTH_ROOT/run"; false; }; } &&
+	{ test -z "$(berth_procs)" || { ps -f $(berth_procs); false; }; } &&
 	test_must_fail curl -s "http://127.0.0.1:$port/"
 '
 

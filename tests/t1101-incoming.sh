@@ -37,8 +37,8 @@ test_expect_success 'a replaced bundle redeploys (also when renamed into place)'
 
 test_expect_success 'a deleted bundle removes the app' '
 	rm "$BERTH_ROOT/incoming/dropped.tar.gz" &&
-	retry_until 20 eval "! apps_line_matches \"^dropped \"" &&
-	test ! -e "$BERTH_ROOT/apps/dropped"
+	retry_until 20 test ! -e "$BERTH_ROOT/apps/dropped" &&
+	! apps_line_matches "^dropped "
 '
 
 test_expect_success 'a Keter bundle with config/keter.yaml runs as it is' '

@@ -9,7 +9,7 @@ test_expect_success 'start the engine and register a key locally' '
 	test -S "$BERTH_ROOT/run/berth.sock" &&
 	make_key alice &&
 	make_key mallory &&
-	berth_local keys add "$TRASH/alice.pub" >out &&
+	berth keys add "$TRASH/alice.pub" >out &&
 	test_grep "^added alice \(SHA256:" out &&
 	test -f "$BERTH_ROOT/host/ssh_host_ed25519_key" &&
 	test "$(stat -c %a "$BERTH_ROOT/host/ssh_host_ed25519_key")" = 600
@@ -31,6 +31,14 @@ test_expect_success 'the host key stays the same across connections' '
 	ssh-keygen -y -f "$BERTH_ROOT/host/ssh_host_ed25519_key" |
 		cut -d" " -f1-2 >host.pub &&
 	test_cmp host.pub scan1
+'
+
+test_expect_success 'the host key survives a restart of the engine' '
+	stop_berth &&
+	start_berth &&
+	ssh-keyscan -t ed25519 -p "$SSH_PORT" 127.0.0.1 2>/dev/null |
+		cut -d" " -f2- >scan3 &&
+	test_cmp scan1 scan3
 '
 
 test_expect_success 'any user name is accepted' '
@@ -128,6 +136,16 @@ test_expect_success 'rm of a path-like name is refused and removes nothing' '
 	test -d "$BERTH_ROOT/apps"
 '
 
+test_expect_success 'deploy of a server path is refused over ssh' '
+	cp /etc/hostname hostname.before &&
+	ssh_berth alice deploy myapp /etc/hostname --move >out 2>err
+	test $? = 1 &&
+	test_grep "^error: deploy is not available over ssh" err &&
+	test_cmp hostname.before /etc/hostname &&
+	berth apps >out &&
+	test_grep_not "^myapp " out
+'
+
 test_expect_success 'quotes and backslashes group words, nothing is expanded' '
 	ssh_berth alice "logs '\''my app'\''" 2>err
 	test $? = 1 &&
@@ -165,7 +183,7 @@ test_expect_success 'port forwarding is refused' '
 '
 
 test_expect_success 'a removed key no longer gets in' '
-	berth_local keys rm alice >out &&
+	berth keys rm alice >out &&
 	test_grep "^removed alice" out &&
 	test_must_fail ssh_berth alice version 2>err &&
 	test_grep "Permission denied" err

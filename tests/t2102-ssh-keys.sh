@@ -17,10 +17,10 @@ test_expect_success 'setup: keys for an admin and two users' '
 '
 
 test_expect_success 'local add: reports the name and ssh-keygen fingerprint' '
-	berth_local keys add --admin "$TRASH/root-admin.pub" >out &&
+	berth keys add --admin "$TRASH/root-admin.pub" >out &&
 	echo "added root-admin ($(fingerprint root-admin))" >expect &&
 	test_cmp expect out &&
-	berth_local keys add "$TRASH/alice.pub" >out &&
+	berth keys add "$TRASH/alice.pub" >out &&
 	echo "added alice ($(fingerprint alice))" >expect &&
 	test_cmp expect out
 '
@@ -34,7 +34,7 @@ test_expect_success 'the file is private and holds OpenSSH lines' '
 '
 
 test_expect_success 'local list: name, type, fingerprint, admin' '
-	berth_local keys >out &&
+	berth keys >out &&
 	cat >expect <<-EOT &&
 	root-admin ssh-ed25519 $(fingerprint root-admin) admin
 	alice ssh-ed25519 $(fingerprint alice)
@@ -44,16 +44,16 @@ test_expect_success 'local list: name, type, fingerprint, admin' '
 
 test_expect_success 'a duplicate or malformed key is refused and changes nothing' '
 	cp "$AK" before &&
-	test_must_fail berth_local keys add "$TRASH/alice.pub" 2>err &&
+	test_must_fail berth keys add "$TRASH/alice.pub" 2>err &&
 	test_grep "already present as .alice." err &&
 	echo "ssh-ed25519 AAAAnotakey x" >bad.pub &&
-	test_must_fail berth_local keys add bad.pub 2>err &&
+	test_must_fail berth keys add bad.pub 2>err &&
 	test_grep "bad key data for .ssh-ed25519." err &&
 	echo "ssh-foo AAAA x" >bad.pub &&
-	test_must_fail berth_local keys add bad.pub 2>err &&
+	test_must_fail berth keys add bad.pub 2>err &&
 	test_grep "unknown key type .ssh-foo." err &&
 	{ cat "$TRASH/bob.pub"; echo "garbage"; } >mixed.pub &&
-	test_must_fail berth_local keys add mixed.pub 2>err &&
+	test_must_fail berth keys add mixed.pub 2>err &&
 	test_grep "line 2: " err &&
 	test_cmp before "$AK"
 '
@@ -72,7 +72,7 @@ test_expect_success 'over ssh, a non-admin key may not manage keys' '
 
 test_expect_success 'over ssh, an admin lists keys' '
 	ssh_berth root-admin keys >out &&
-	berth_local keys >expect &&
+	berth keys >expect &&
 	test_cmp expect out
 '
 
@@ -125,10 +125,10 @@ test_expect_success 'over ssh, an admin removes a key; it no longer works' '
 '
 
 test_expect_success 'local remove' '
-	berth_local keys rm carol >out &&
+	berth keys rm carol >out &&
 	test_grep "^removed carol " out &&
 	test_must_fail ssh_berth carol version 2>err &&
-	berth_local keys >out &&
+	berth keys >out &&
 	test_grep_not "^carol " out
 '
 

@@ -10,7 +10,7 @@ test_expect_success 'engine and push key' '
 	setup_push_key
 '
 
-test_expect_success 'python app: venv, default web process, first release' '
+test_expect_success 'python app without requirements: default web process, release 1' '
 	new_app_repo pyapp &&
 	cp "$TOP/tests/apps/web.py" pyapp/app.py &&
 	echo v1 >pyapp/VERSION &&
@@ -20,14 +20,28 @@ test_expect_success 'python app: venv, default web process, first release' '
 	test_grep "remote: -----> Building pyapp \(commit [0-9a-f]{7}\)" out &&
 	test_grep "remote: -----> Python app detected" out &&
 	test_grep "remote:        No requirements to install" out &&
-	test_grep "remote: -----> Packing bundle \([0-9.]+ [KM]B\)" out &&
+	test_grep "remote: -----> Packing bundle \([0-9.]+ KB\)" out &&
 	test_grep "remote: -----> Release 1 of pyapp is live" out &&
 	port=$(app_port pyapp) &&
 	get "http://127.0.0.1:$port/" >body &&
 	test_grep "^hello v1 release 1" body
 '
 
-test_expect_success 'python app runs with its .profile.d: .venv first on PATH' '
+test_expect_success 'python app with requirements: pip (offline, a local wheel) into .venv' '
+	make_test_wheel pyapp &&
+	printf "%s\n" --no-index ./hello-1.0-py3-none-any.whl >pyapp/requirements.txt &&
+	echo v2 >pyapp/VERSION &&
+	commit_all pyapp two &&
+	push pyapp >out &&
+	test_grep "remote: -----> Installing with pip install -r requirements.txt" out &&
+	test_grep "Successfully installed hello-1.0" out &&
+	test_grep "Release 2 of pyapp is live" out &&
+	port=$(app_port pyapp) &&
+	get "http://127.0.0.1:$port/" >body &&
+	test_grep "^hello v2 release 2" body
+'
+
+test_expect_success 'the app runs with its .profile.d: .venv first on PATH' '
 	port=$(app_port pyapp) &&
 	get "http://127.0.0.1:$port/env" >env &&
 	test_grep "^PATH=[^:]*/\.venv/bin:" env &&

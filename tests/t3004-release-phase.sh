@@ -13,12 +13,13 @@ test_expect_success 'engine and push key' '
 test_expect_success 'release: runs in the new release, before it goes live' '
 	new_app_repo relapp &&
 	add_web_app relapp v1 &&
-	printf "web: python3 web.py\nrelease: echo \"migrated \$(cat VERSION) for \$BERTH_APP\" >>\"\${MARKER:-/dev/null}\"\n" \
-		>relapp/Procfile &&
+	echo "web: python3 web.py" >relapp/Procfile &&
 	commit_all relapp one &&
 	push relapp >out &&
 	test_grep "Release 1 of relapp is live" out &&
 	berth config relapp set "MARKER=$TRASH/marker" &&
+	printf "web: python3 web.py\nrelease: echo \"migrated \$(cat VERSION) for \$BERTH_APP\" >>\"\$MARKER\"\n" \
+		>relapp/Procfile &&
 	echo v2 >relapp/VERSION &&
 	commit_all relapp two &&
 	push relapp >out &&

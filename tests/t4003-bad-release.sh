@@ -38,7 +38,7 @@ test_expect_success 'a release that never becomes ready fails; v1 keeps serving'
 	read ok bad <poller.count && test $ok -gt 0 && test $bad -eq 0 &&
 	through_nginx good / | grep -q "hello v1" &&
 	nothing_left_of 2 &&
-	! pgrep -f "sleep 600" >/dev/null
+	test -z "$(berth_procs | xargs -r -n1 -I{} grep -l "sleep" /proc/{}/cmdline 2>/dev/null)"
 '
 
 test_expect_success 'a release whose process crashes at start fails at once' '

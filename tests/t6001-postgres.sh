@@ -18,18 +18,24 @@ if [ ! -f "$TEST_DIR/lib-daemon.sh" ]; then
 fi
 . "$TEST_DIR/lib-daemon.sh"
 
-berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
-# GET a path of the app through nginx.
+# GET a path of the app's web process.
 app_get() {
-	curl -sf --max-time 10 -H "Host: pgapp.${BERTH_DOMAIN:-localhost}" \
-		"http://127.0.0.1:$HTTP_PORT$1"
+	local port
+	port=$(app_port pgapp) && [ -n "$port" ] &&
+	curl -sf --max-time 10 "http://127.0.0.1:$port$1"
 }
+# A live process (a zombie nobody reaped yet counts as gone).
+pid_running() {
+	[ -r "/proc/$1/stat" ] && ! grep -q "^[0-9]* (.*) Z" "/proc/$1/stat"
+}
+# The engine refuses rm while it brings the app back after a restart.
+rm_app() { berth rm pgapp --force --drop-database >rm 2>&1; }
 count_is() { [ "$(app_get /count)" = "$1" ]; }
 pg_pid() { head -n 1 "$BERTH_ROOT/postgres/data/postmaster.pid" 2>/dev/null; }
 pg_pid_is_new() {
 	local p
-	p=$(pg_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && kill -0 "$p"
+	p=$(pg_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && pid_running "$p"
 }
 
 mkdir app &&
@@ -87,8 +93,8 @@ EOF
 start_berth || exit 1
 
 test_expect_success 'deploy of an app that asks for postgres' '
-	berth deploy pgapp "$TRASH/app.tar.gz" >out 2>&1 &&
-	test_grep "Release 1 of pgapp is live" out
+	berth deploy pgapp "$TRASH/app.tar.gz" >deploy1 2>&1 &&
+	test_grep "Release 1 of pgapp is live" deploy1
 '
 
 test_expect_success 'it got a DATABASE_URL of its own' '
@@ -134,18 +140,26 @@ test_expect_success 'another role cannot reach the app database' '
 '
 
 test_expect_success 'a redeploy keeps the data and the URL' '
-	berth deploy pgapp "$TRASH/app.tar.gz" >out 2>&1 &&
-	test_grep "Release 2 of pgapp is live" out &&
+	berth deploy pgapp "$TRASH/app.tar.gz" >deploy2 2>&1 &&
+	test_grep "Release 2 of pgapp is live" deploy2 &&
 	berth config pgapp >config2 &&
 	test_cmp config config2 &&
 	retry_until 10 count_is 2
 '
 
+# Engines are started and stopped outside the steps: a step runs in a
+# subshell, and BERTH_PID must stay this script's.
+pg_pid >pid-before-restart
+stop_berth
+test_expect_success 'stopping the engine stopped PostgreSQL' '
+	old=$(cat pid-before-restart) &&
+	test -n "$old" &&
+	! pid_running "$old" &&
+	test ! -e "$BERTH_ROOT/postgres/data/postmaster.pid"
+'
+start_berth || exit 1
+
 test_expect_success 'an engine restart keeps the data' '
-	old=$(pg_pid) &&
-	stop_berth &&
-	! kill -0 "$old" 2>/dev/null &&
-	start_berth &&
 	retry_until 60 count_is 2 &&
 	test "$(app_get /hit)" = 3
 '
@@ -158,13 +172,27 @@ test_expect_success 'a crashed postmaster comes back by itself' '
 	test "$(app_get /hit)" = 4
 '
 
-test_expect_success 'after a kill -9 of the engine there is still one postmaster' '
-	old=$(pg_pid) &&
-	kill -9 "$BERTH_PID" &&
-	kill -0 "$old" &&
-	start_berth &&
+pg_pid >pid-before-crash
+crash_berth
+test_expect_success 'the postmaster outlives a kill -9 of the engine' '
+	pid_running "$(cat pid-before-crash)"
+'
+start_berth || exit 1
+
+test_expect_success 'the next engine stops it and runs its own, once' '
+	old=$(cat pid-before-crash) &&
 	retry_until 60 pg_pid_is_new "$old" &&
-	! kill -0 "$old" 2>/dev/null &&
+	! pid_running "$old" &&
+	new=$(pg_pid) &&
+	ppid=$(ps -o ppid= -p "$new" | tr -d " ") &&
+	echo "postmaster $new, parent $ppid, engine $BERTH_PID" &&
+	test "$ppid" = "$BERTH_PID" &&
+	ps -eo pid=,ppid=,args= | grep -F -- "-D $BERTH_ROOT/postgres/data" |
+		grep -v grep >procs &&
+	# a backend just forked still wears its postmaster'"'"'s command line
+	awk "NR == FNR { p[\$1] = 1; next } !(\$2 in p)" procs procs >postmasters &&
+	cat postmasters &&
+	test $(wc -l <postmasters) = 1 &&
 	retry_until 60 count_is 4
 '
 
@@ -176,16 +204,19 @@ test_expect_success 'berth pg of an app without a database fails cleanly' '
 
 test_expect_success 'rm --drop-database drops database and role' '
 	url=$(sed -n "s/^DATABASE_URL=//p" config) &&
-	berth rm pgapp --drop-database >out 2>&1 &&
+	retry_until 60 rm_app &&
+	test_grep "Dropped the database" rm &&
 	test_must_fail berth pg pgapp &&
 	test_must_fail psql "$url" -qtAc "SELECT 1" 2>err &&
 	test_grep "password authentication failed|does not exist" err
 '
 
+pg_pid >pid-before-stop
+stop_berth
 test_expect_success 'stopping the engine stops PostgreSQL' '
-	old=$(pg_pid) &&
-	stop_berth &&
-	! kill -0 "$old" 2>/dev/null &&
+	old=$(cat pid-before-stop) &&
+	test -n "$old" &&
+	! pid_running "$old" &&
 	test ! -e "$BERTH_ROOT/postgres/data/postmaster.pid"
 '
 

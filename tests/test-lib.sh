@@ -63,7 +63,8 @@ test_expect_success() {
 	else
 		echo "not ok $test_count - $desc"
 		test_failed=$((test_failed + 1))
-		sed -e 's/^/#   /' "$out" | tail -n 60
+		# on stderr too, so prove shows why
+		sed -e 's/^/#   /' "$out" | tail -n 60 | tee /dev/stderr
 	fi
 }
 
@@ -117,11 +118,12 @@ retry_until() {
 	return 1
 }
 
-# A TCP port nobody listens on, from a range unlikely to be used.
+# A TCP port nobody listens on, below the kernel's ephemeral range
+# (32768+), where outgoing connections take theirs.
 free_port() {
 	local p
 	while :; do
-		p=$(( 30000 + (RANDOM * 32768 + RANDOM) % 20000 ))
+		p=$(( 12000 + (RANDOM * 32768 + RANDOM) % 8000 ))
 		if ! (exec 3<>/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
 			echo $p
 			return

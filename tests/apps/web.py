@@ -6,14 +6,23 @@ GET /env     the environment, KEY=VALUE lines
 GET /health  200 (or 500 while HEALTH_FAIL is set)
 GET /crash   exits with status 3
 Prints one line per request to stdout, so it shows in berth's log.
+On SIGTERM it stops accepting, finishes the requests it has, and exits,
+as a well-behaved app does when berth retires its release.
 """
 import http.server
 import os
+import signal
 import sys
+import threading
 
 VERSION = os.environ.get("APP_VERSION", "v0")
 if os.path.exists("VERSION"):
     VERSION = open("VERSION").read().strip()
+
+
+class Server(http.server.ThreadingHTTPServer):
+    # socketserver's default backlog of 5 resets connections under load
+    request_queue_size = 128
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -47,10 +56,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 def main():
     port = int(os.environ["PORT"])
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", port), Handler)
+    server.daemon_threads = False
+    server.block_on_close = True
+
+    def on_term(signum, frame):
+        threading.Thread(target=server.shutdown).start()
+
+    signal.signal(signal.SIGTERM, on_term)
     print("listening on %d version %s" % (port, VERSION), flush=True)
     server.serve_forever()
+    server.server_close()
+    print("stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,18 @@ int main(void)
 	ok(g.calls == 1 && g.r.ok == 0 && g.r.status == 200 &&
 	   strstr(g.error, "X-Slot") == NULL && strstr(g.error, "x-slot: 1"),
 	   "a wrong value is not ready (%s)", g.error);
+	req.want_header = "X-Chain";
+	snprintf(slot, sizeof(slot), "127.0.0.1:%d", ok_port);
+	req.want_value = slot;
+	req.timeout_ms = 3000;
+	run_one(&req, &g, 5000);
+	ok(g.calls == 1 && g.r.ok == 1,
+	   "a list matches by its last element (%s)", g.error);
+	req.want_value = "127.0.0.1:1";
+	req.timeout_ms = 400;
+	run_one(&req, &g, 5000);
+	ok(g.calls == 1 && g.r.ok == 0,
+	   "but not by an earlier one (%s)", g.error);
 	req.want_header = NULL;
 	req.want_value = NULL;
 

@@ -41,35 +41,52 @@ static char slot_server_py[] =
 	"        self.send_header('Content-Length', str(len(body)))\n"
 	"        self.send_header('X-Slot', str(port))\n"
 	"        self.send_header('X-Seen-Host', self.headers.get('Host', ''))\n"
+	"        self.send_header('X-Chain', '127.0.0.1:1, 127.0.0.1:%d' % port)\n"
 	"        self.end_headers()\n"
 	"        self.wfile.write(body)\n"
 	"    def log_message(self, *a):\n"
 	"        pass\n"
 	"class S(http.server.ThreadingHTTPServer):\n"
 	"    daemon_threads = False\n"
+	"    request_queue_size = 128\n"
 	"time.sleep(delay)\n"
 	"srv = S(('127.0.0.1', port), H)\n"
 	"signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())\n"
 	"srv.serve_forever()\n"
 	"srv.server_close()\n";
 
+/*
+ * A free port below the kernel's ephemeral range (32768 and up): a slot
+ * port there could be taken, between two servers, by the local end of one
+ * of nginx's own upstream connections.
+ */
 static inline int test_free_port(void)
 {
-	struct sockaddr_in sa;
-	socklen_t len = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	int port = -1;
+	static unsigned seed;
+	int tries;
 
-	if (fd < 0)
-		return -1;
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-		port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
+	if (!seed)
+		seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
+	for (tries = 0; tries < 1000; tries++) {
+		struct sockaddr_in sa;
+		int fd, port, one = 1, r;
+
+		seed = seed * 1103515245u + 12345u;
+		port = 10000 + (int)((seed >> 8) % 10000);
+		fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		memset(&sa, 0, sizeof(sa));
+		sa.sin_family = AF_INET;
+		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		sa.sin_port = htons((uint16_t)port);
+		r = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+		close(fd);
+		if (r == 0)
+			return port;
+	}
+	return -1;
 }
 
 static inline pid_t test_slot_server(int port, int status, double delay)
@@ -194,6 +211,11 @@ static inline int test_get(const char *addr, const char *path,
 	return rc == CURLE_OK ? 0 : -1;
 }
 
+static inline void test_run_loop(struct loop *l, long ms);
+
+/* If set, waiting runs this loop (timers such as nginx's reload fire). */
+static struct loop *test_loop;
+
 /* Poll until GET answers with want_status (and body containing want). */
 static inline int test_wait_get(const char *addr, const char *host,
 				long want_status, const char *want,
@@ -210,7 +232,10 @@ static inline int test_wait_get(const char *addr, const char *host,
 			return 0;
 		if (now_ms() > deadline)
 			return -1;
-		test_sleep_ms(20);
+		if (test_loop)
+			test_run_loop(test_loop, 20);
+		else
+			test_sleep_ms(20);
 	}
 }
 

@@ -33,7 +33,7 @@ static pid_t pid_file(void)
 	struct buf b = BUF_INIT;
 	long v = -1;
 
-	snprintf(path, sizeof(path), "%s/nginx/nginx.pid", root);
+	snprintf(path, sizeof(path), "%s/nginx/logs/nginx.pid", root);
 	if (read_file(&b, path, 64) == 0) {
 		while (b.len && (b.data[b.len - 1] == '\n'))
 			b.data[--b.len] = '\0';
@@ -94,10 +94,22 @@ static ino_t inode_of(const char *path)
 	return stat(path, &st) == 0 ? st.st_ino : 0;
 }
 
+static void on_signal(struct loop *lp, int fd, unsigned ev, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			reaper_reap();
+		else
+			loop_stop(lp);
+	}
+}
+
 static int serve(int argc, char **argv)
 {
 	struct config cfg;
-	struct loop *l = loop_new();
+	struct loop *lp = loop_new();
 	struct nginx *ng = NULL;
 	struct nginx_app app;
 	int ports[64];
@@ -119,10 +131,11 @@ static int serve(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigprocmask(SIG_BLOCK, &set, NULL);
-	sfd = signalfd(-1, &set, SFD_CLOEXEC);
-	if (!l || sfd < 0)
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (!lp || sfd < 0 || loop_add_fd(lp, sfd, LOOP_READ, on_signal,
+					  NULL) < 0)
 		fatal("setup");
-	if (nginx_init(&ng, &cfg, l) < 0 || nginx_start(ng) < 0)
+	if (nginx_init(&ng, &cfg, lp) < 0 || nginx_start(ng) < 0)
 		fatalx("%s", error_last());
 	memset(&app, 0, sizeof(app));
 	app.name = argv[2];
@@ -130,21 +143,13 @@ static int serve(int argc, char **argv)
 	app.nports = n;
 	if (nginx_app_set(ng, &app) < 0)
 		fatalx("%s", error_last());
+	/* one turn of the loop sends the reload */
+	test_run_loop(lp, 0);
 	printf("ready\n");
 	fflush(stdout);
-	for (;;) {
-		struct signalfd_siginfo si;
-
-		if (read(sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
-			continue;
-		if (si.ssi_signo == SIGCHLD) {
-			reaper_reap();
-			continue;
-		}
-		break;
-	}
+	loop_run(lp);
 	nginx_free(ng);
-	loop_free(l);
+	loop_free(lp);
 	config_release(&cfg);
 	return 0;
 }
@@ -177,6 +182,7 @@ int main(int argc, char **argv)
 	l = loop_new();
 	if (!l || test_watch_children(l) < 0)
 		fatal("setup");
+	test_loop = l;
 	http_port = test_free_port();
 	port_a = test_free_port();
 	port_b = test_free_port();
@@ -187,7 +193,8 @@ int main(int argc, char **argv)
 	memset(&r, 0, sizeof(r));
 
 	/* a bad listen address is refused up front */
-	config_set(&cfg, "http_listen", "127.0.0.1:80;x");
+	free(cfg.http_listen);
+	cfg.http_listen = xstrdup("127.0.0.1:80;x");
 	ok(nginx_init(&ng, &cfg, l) < 0 &&
 	   strstr(error_last(), "invalid http_listen"),
 	   "bad http_listen is refused: %s", error_last());
@@ -217,8 +224,14 @@ int main(int argc, char **argv)
 	app.nhosts = 1;
 	app.ports = ports;
 	app.nports = 2;
-	ok(nginx_app_set(ng, &app) == 0, "app file written and loaded: %s",
-	   error_last());
+	{
+		int64_t t0 = now_ms();
+		int r0 = nginx_app_set(ng, &app);
+
+		ok(r0 == 0, "app file written and loaded: %s", error_last());
+		printf("# check, rename and reload took %lld ms\n",
+		       (long long)(now_ms() - t0));
+	}
 	snprintf(conf, sizeof(conf), "%s/nginx/conf.d/demo.conf", root);
 	snprintf(expect, sizeof(expect), "server 127.0.0.1:%d max_fails=0;",
 		 port_b);
@@ -395,10 +408,10 @@ int main(int argc, char **argv)
 	test_stop_child(b);
 	loop_free(l);
 	config_release(&cfg);
-	if (!tap_failed)
-		rm_rf(root);
-	else
+	if (tap_failed)
 		printf("# kept %s\n", root);
+	else if (rm_rf(root) < 0)
+		printf("# cannot clean up: %s\n", error_last());
 	curl_global_cleanup();
 	return tap_done();
 }

@@ -305,6 +305,32 @@ int main(void)
 	   "rows survived the crash");
 	PQfinish(c);
 
+	/* stopped behind our back, and the loop has not run since: the
+	 * next call notices, starts it again and waits for it */
+	pid = (pid_t)postgres_running(pg);
+	kill(pid, SIGINT);
+	for (r = 0; r < 200; r++) {
+		char p[64], line[256] = "";
+		FILE *f;
+
+		snprintf(p, sizeof(p), "/proc/%d/stat", (int)pid);
+		f = fopen(p, "r");
+		if (f) {
+			if (!fgets(line, sizeof(line), f))
+				line[0] = '\0';
+			fclose(f);
+		}
+		if (!f || strstr(line, ") Z "))
+			break;
+		nanosleep(&(struct timespec){ 0, 50000000 }, NULL);
+	}
+	free(url1b);
+	url1b = NULL;
+	r = postgres_provision(pg, "my-app", &url1b);
+	ok(r == 0 && postgres_running(pg) != pid,
+	   "provision right after the postmaster stopped: %s",
+	   r ? error_last() : "ok");
+
 	/* a postmaster left over from a killed engine is stopped, not
 	 * doubled: drop the struct without shutdown and start again */
 	pid = (pid_t)postgres_running(pg);

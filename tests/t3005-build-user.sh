@@ -1,0 +1,41 @@
+#!/bin/bash
+# With berth.yaml's user: set and berth running as root, buildpacks and the
+# app's own hooks run as that user; the server's hooks run as the server.
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIR/lib-daemon.sh"
+. "$TEST_DIR/lib-pipeline.sh"
+
+if [ "$(id -u)" != 0 ] || ! id nobody >/dev/null 2>&1; then
+	test_skip "needs root and a user 'nobody'"
+	test_done
+fi
+
+test_expect_success 'engine with user: nobody, a server hook, push key' '
+	BERTH_YAML="user: nobody" &&
+	start_berth &&
+	setup_push_key &&
+	mkdir -p "$BERTH_ROOT/hooks/pre-build.d" &&
+	printf "#!/bin/sh\necho server hook as \$(id -un)\necho server >stamp\n" \
+		>"$BERTH_ROOT/hooks/pre-build.d/10-whoami" &&
+	chmod +x "$BERTH_ROOT/hooks/pre-build.d/10-whoami"
+'
+
+test_expect_success 'app hooks and the buildpack run as the build user, on files the server hooks made' '
+	make_test_buildpack "$TRASH/testpack" &&
+	new_app_repo userapp &&
+	add_web_app userapp v1 &&
+	echo "buildpack: $TRASH/testpack" >userapp/app.yaml &&
+	mkdir -p userapp/.berth/hooks &&
+	printf "#!/bin/sh\necho app hook as \$(id -un)\necho app >>stamp\n" \
+		>userapp/.berth/hooks/pre-build &&
+	chmod +x userapp/.berth/hooks/pre-build &&
+	commit_all userapp one &&
+	push userapp >out &&
+	test_grep "remote:        server hook as root" out &&
+	test_grep "remote:        app hook as nobody" out &&
+	test_grep "remote:        compile as nobody" out &&
+	test_grep "remote: -----> Test Pack build 1( |$)" out &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/userapp/builds")" = nobody
+'
+
+test_done
