@@ -371,7 +371,8 @@ static int advertise(struct rp *rp)
 			gitsvc_lg2_error("cannot list refs");
 			goto out;
 		}
-		qsort(refs, n, sizeof(*refs), adv_cmp);
+		if (n > 1)
+			qsort(refs, n, sizeof(*refs), adv_cmp);
 	}
 	if (n == 0) {
 		memset(hex, '0', GIT_OID_HEXSZ);

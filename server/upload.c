@@ -153,7 +153,8 @@ static int advertise(struct up *u)
 		gitsvc_lg2_error("cannot list refs");
 		goto out;
 	}
-	qsort(refs, n, sizeof(*refs), name_cmp);
+	if (n > 1)
+		qsort(refs, n, sizeof(*refs), name_cmp);
 	if (has_head) {
 		git_oid_tostr(hex, sizeof(hex), &head_id);
 		if (pkt_buf_addf(&out, "%s HEAD%c%s\n", hex, '\0', caps) < 0)
