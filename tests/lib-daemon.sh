@@ -12,14 +12,16 @@
 berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
-	local base=$(( 20000 + (RANDOM % 400) * 100 ))
+	local base=$(( 20000 + (RANDOM % 400) * 100 )) line
 	mkdir -p "$BERTH_ROOT"
 	{
-		echo "port_min: $base"
-		echo "port_max: $((base + 99))"
-		echo "drain: 200ms"
-		echo "stop_timeout: 3s"
-		echo "health_timeout: 15s"
+		# a key set in BERTH_YAML replaces the default here: berth.yaml
+		# refuses a key given twice
+		for line in "port_min: $base" "port_max: $((base + 99))" \
+			"drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^${line%%:*}:" ||
+				echo "$line"
+		done
 		[ -n "${BERTH_YAML:-}" ] && printf '%s\n' "$BERTH_YAML"
 	} >"$BERTH_ROOT/berth.yaml"
 }
