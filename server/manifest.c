@@ -1177,6 +1177,11 @@ int manifest_load(struct manifest *m, const char *dir)
 	}
 	error_set("no app.yaml, Procfile or config/keter.yaml in bundle");
 out:
+	/* a release that runs and serves nothing is a mistake, not a deploy */
+	if (ret == 0 && !m->nprocs && !m->static_root)
+		ret = error_set("%s: no processes to run%s", m->source,
+				strcmp(m->source, "app.yaml") ? "" :
+				" (no 'processes', no Procfile, no 'static')");
 	buf_release(&b);
 	return ret;
 }

@@ -448,6 +448,24 @@ static void test_load(void)
 	   !strcmp(cmd("web"), "./yaml-web") && !m.release_cmd,
 	   "app.yaml processes win over the Procfile");
 
+	write_file(dir, "app.yaml", "drain: 1s\n");
+	write_file(dir, "Procfile", "# nothing\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 &&
+	   !strcmp(error_last(), "app.yaml: no processes to run (no 'processes', no Procfile, no 'static')"),
+	   "nothing to run: %s", error_last());
+	write_file(dir, "app.yaml", "static: public\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && !m.nprocs && !strcmp(m.static_root, "public"),
+	   "a static-only app is fine: %s", error_last());
+	unlink(strcat(strcpy(sub, dir), "/app.yaml"));
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 && !strcmp(error_last(), "Procfile: no processes to run"),
+	   "empty Procfile: %s", error_last());
+
 	write_file(dir, "app.yaml", "processes: {web: ./yaml-web}\nhosts: [a..b]\n");
 	manifest_release(&m);
 	manifest_init(&m);
