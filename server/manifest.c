@@ -950,6 +950,22 @@ static int keter_flat(struct keter *kt, const struct ynode *root)
 	if (!exec) {
 		if (!kt->statics)
 			return node_error(kt->fname, root, "keter.yaml needs 'exec' or 'stanzas'");
+		/* static files only: the hosts and postgres still count */
+		for (i = 0; i < ynode_map_len(root); i++) {
+			const struct ynode *k = ynode_map_key(root, i);
+			const struct ynode *v = ynode_map_val(root, i);
+
+			if (ynode_is_null(v))
+				continue;
+			if (!strcmp(k->value, "args") || !strcmp(k->value, "env"))
+				return node_error(kt->fname, k, "'%s' needs 'exec'", k->value);
+			if ((!strcmp(k->value, "host") || !strcmp(k->value, "extra-hosts")) &&
+			    each_str(v, kt->fname, k->value, add_host, kt->m) < 0)
+				return -1;
+			if (!strcmp(k->value, "postgres") &&
+			    get_bool(&kt->m->postgres, v, kt->fname, "postgres") < 0)
+				return -1;
+		}
 		return 0;
 	}
 	kt->webapps++;
