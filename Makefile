@@ -6,6 +6,8 @@ PKG_CONFIG ?= pkg-config
 CC ?= cc
 DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
 B ?= build
+# V=1 shows the full compiler commands.
+Q = $(if $(V),,@)
 
 # Recursive (=) on purpose: expanded when a recipe runs, after the deps
 # target has installed what a fresh machine lacks.
@@ -41,21 +43,25 @@ berth: $(B)/berth
 	@if [ "$(B)" = build ]; then ln -sf $(B)/berth berth; fi
 
 $(B)/berth: $(OBJS)
-	$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
+	@echo "  LINK $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
 
 $(B)/%.o: server/%.c | $(B)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
 $(B): | deps
 	mkdir -p $(B)/unit $(B)/replay
 
 $(B)/unit/%: tests/unit/%.c $(LIBOBJS) | $(B)
-	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
 
 # Each fuzz target also builds with a standalone driver that replays its
 # committed corpus, so `make test` exercises every parser on those inputs.
 $(B)/replay/%: tests/fuzz/%.c tests/fuzz/replay.c $(LIBOBJS) | $(B)
-	$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< tests/fuzz/replay.c $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -Iserver -o $@ $< tests/fuzz/replay.c $(LIBOBJS) $(LDFLAGS) $(DEP_LIBS)
 
 units: $(UNIT_BINS) $(REPLAY_BINS)
 

@@ -385,6 +385,15 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
+	/* Keter's Postgres plugin gives PG* variables as well. */
+	if (strv_env_get(env, "DATABASE_URL")) {
+		char *url = xstrdup(strv_env_get(env, "DATABASE_URL"));
+
+		if (postgres_url_env(url, env) < 0)
+			log_warnx("%s: bad DATABASE_URL: %s", a->name,
+				  error_last());
+		free(url);
+	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
 	if (p) {
@@ -813,7 +822,7 @@ static void go_live(struct deploy *d)
 	struct app *a = d->a;
 	long drain;
 
-	if (d->run->m.static_root && swap_static(d) < 0) {
+	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
@@ -866,22 +875,32 @@ static void confirm(struct deploy *d)
 	d->step = STEP_CONFIRM;
 	for (p = d->run->procs; p && !p->port; p = p->next)
 		;
-	if (!p || !d->e->nginx) {
+	if (!d->e->nginx || (!p && !d->run->m.static_root)) {
 		go_live(d);
+		return;
+	}
+	if (!p && d->run->m.static_root && swap_static(d) < 0) {
+		deploy_fail(d, "%s", error_last());
 		return;
 	}
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
 	host = xasprintf("%s.%s", d->a->name, d->e->cfg->domain);
-	want = xasprintf("127.0.0.1:%d", p->port);
+	want = xasprintf("127.0.0.1:%d", p ? p->port : 0);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.host = host;
 	req.max_status = d->run->m.health_max_status;
 	req.interval_ms = 10;
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
-	req.want_header = "X-Berth-Upstream";
-	req.want_value = want;
+	if (p) {
+		req.want_header = "X-Berth-Upstream";
+		req.want_value = want;
+	} else {
+		/* A static site: its page, not the default server's 404,
+		 * once nginx has loaded the new file. */
+		req.max_status = 399;
+	}
 	d->checks = xcalloc(1, sizeof(*d->checks));
 	d->check_ctx = xcalloc(1, sizeof(*d->check_ctx));
 	d->check_ctx[0].d = d;

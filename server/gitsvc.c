@@ -1,10 +1,241 @@
-/* gitsvc: placeholder until the real subsystem lands; fails cleanly. */
-#include <stdlib.h>
-
+/*
+ * gitsvc: the exec command parser, the stdin/stdout transport, and
+ * helpers shared by receive.c (push) and upload.c (clone/fetch).
+ */
 #include "gitsvc.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <git2.h>
+
+#include "config.h"
 #include "util.h"
 
-int git_parse_command(const char *cmdline, enum git_service *svc, char **app) { return ERR_NOTFOUND; }
-int git_receive_pack(const struct config *cfg, const char *app, const char *pusher, struct git_io *io) { error_set("receive-pack is not available yet"); return 1; }
-int git_upload_pack(const struct config *cfg, const char *app, struct git_io *io) { error_set("upload-pack is not available yet"); return 1; }
-int gitsvc_stdio_main(const struct config *cfg, const char *cmdline) { error_set("git service is not available yet"); return 1; }
+#define SVC_PATH_MAX 1024	/* longest repository path we look at */
+
+char *gitsvc_repo_path(const struct config *cfg, const char *app)
+{
+	return xasprintf("%s/apps/%s/repo.git", cfg->root, app);
+}
+
+int gitsvc_lg2_error(const char *what)
+{
+	const git_error *e = git_error_last();
+	char *msg = xstrdup(e && e->message ? e->message : "unknown error");
+	int ret;
+
+	gitsvc_oneline(msg);
+	ret = error_set("%s: %s", what, msg);
+	free(msg);
+	return ret;
+}
+
+void gitsvc_oneline(char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = ' ';
+}
+
+int gitsvc_lg2_init(void)
+{
+	if (git_libgit2_init() < 0)
+		return gitsvc_lg2_error("cannot initialise libgit2");
+	/*
+	 * The repositories are ours, under the state directory, and a session
+	 * may run as another user than the one who made them: git's
+	 * safe.directory check would only get in the way.  Packs and refs are
+	 * fsynced so a push we reported as done survives a crash.
+	 */
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	return 0;
+}
+
+/*
+ * Undo git's sq_quote: 'a'\''b' -> a'b.  Outside quotes only the escapes
+ * git itself produces (\' and \!) are accepted, and nothing may follow
+ * the quoted word.  Returns a fresh string or NULL.
+ */
+static char *sq_dequote(const char *s)
+{
+	struct buf out = BUF_INIT;
+
+	buf_init(&out, SVC_PATH_MAX);
+	if (*s != '\'')
+		goto bad;
+	s++;
+	for (;;) {
+		while (*s && *s != '\'')
+			if (buf_add(&out, s++, 1) < 0)
+				goto bad;
+		if (*s != '\'')
+			goto bad;	/* unterminated */
+		s++;
+		if (!*s)
+			break;
+		if (s[0] != '\\' || (s[1] != '\'' && s[1] != '!') || s[2] != '\'')
+			goto bad;
+		if (buf_add(&out, s + 1, 1) < 0)
+			goto bad;
+		s += 3;
+	}
+	if (out.len == 0)
+		goto bad;
+	return buf_detach(&out);
+bad:
+	buf_release(&out);
+	return NULL;
+}
+
+/* An unquoted path word: only characters no shell would treat specially. */
+static char *plain_word(const char *s)
+{
+	size_t n = strlen(s), i;
+
+	if (n == 0 || n > SVC_PATH_MAX)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+		      c == '.' || c == '/'))
+			return NULL;
+	}
+	return xstrdup(s);
+}
+
+int git_parse_command(const char *cmdline, enum git_service *svc, char **app)
+{
+	static const struct {
+		const char *word;
+		enum git_service svc;
+	} cmds[] = {
+		{ "git-receive-pack", GIT_SERVICE_RECEIVE_PACK },
+		{ "git receive-pack", GIT_SERVICE_RECEIVE_PACK },
+		{ "git-upload-pack", GIT_SERVICE_UPLOAD_PACK },
+		{ "git upload-pack", GIT_SERVICE_UPLOAD_PACK },
+	};
+	const char *arg = NULL, *name;
+	char *path = NULL, *shown;
+	size_t i, n;
+	int ret = ERR_INVALID;
+
+	*app = NULL;
+	if (!cmdline)
+		return ERR_NOTFOUND;
+	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
+		n = strlen(cmds[i].word);
+		if (!strncmp(cmdline, cmds[i].word, n) &&
+		    (cmdline[n] == ' ' || cmdline[n] == '\0')) {
+			arg = cmdline + n;
+			*svc = cmds[i].svc;
+			break;
+		}
+	}
+	if (!arg)
+		return ERR_NOTFOUND;
+	while (*arg == ' ')
+		arg++;
+	if (!*arg) {
+		error_set("'%s' needs a repository path", cmds[i].word);
+		return ERR_INVALID;
+	}
+	path = *arg == '\'' ? sq_dequote(arg) : plain_word(arg);
+	if (!path) {
+		shown = xstrndup(arg, 64);
+		gitsvc_oneline(shown);
+		error_set("bad repository path '%s'", shown);
+		free(shown);
+		goto out;
+	}
+	/* "/app.git", "app.git/", "~/app", "app": all name the app "app" */
+	name = path;
+	if (!strncmp(name, "~/", 2))
+		name += 2;
+	while (*name == '/')
+		name++;
+	n = strlen(name);
+	while (n > 0 && name[n - 1] == '/')
+		n--;
+	if (n > 4 && !memcmp(name + n - 4, ".git", 4))
+		n -= 4;
+	shown = xstrndup(name, n);
+	if (!app_name_valid(shown)) {
+		char *s = xstrndup(path, 64);
+
+		gitsvc_oneline(s);
+		error_set("'%s' is not a valid app name", s);
+		free(s);
+		free(shown);
+		goto out;
+	}
+	*app = shown;
+	ret = 0;
+out:
+	free(path);
+	return ret;
+}
+
+struct fd_io {
+	int in, out;
+};
+
+static ssize_t fd_read(void *ctx, void *buf, size_t len)
+{
+	struct fd_io *f = ctx;
+	ssize_t n;
+
+	do
+		n = read(f->in, buf, len);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		error_setsys("cannot read from the client");
+	return n;
+}
+
+static int fd_write(void *ctx, const void *buf, size_t len)
+{
+	struct fd_io *f = ctx;
+
+	if (write_all(f->out, buf, len) < 0)
+		return error_setsys("cannot write to the client");
+	return 0;
+}
+
+int gitsvc_stdio_main(const struct config *cfg, const char *cmdline)
+{
+	struct fd_io f = { 0, 1 };
+	struct git_io io = { &f, fd_read, fd_write };
+	enum git_service svc;
+	char *app = NULL;
+	int ret;
+
+	/* a client that hangs up must turn into EPIPE, not kill us mid-push */
+	signal(SIGPIPE, SIG_IGN);
+	ret = git_parse_command(cmdline, &svc, &app);
+	if (ret == ERR_NOTFOUND) {
+		char *s = xstrndup(cmdline ? cmdline : "", 64);
+
+		gitsvc_oneline(s);
+		fprintf(stderr, "berth: not a git command '%s'\n", s);
+		free(s);
+		return 100;
+	}
+	if (ret < 0) {
+		fprintf(stderr, "berth: %s\n", error_last());
+		return 1;
+	}
+	if (svc == GIT_SERVICE_RECEIVE_PACK)
+		ret = git_receive_pack(cfg, app, "local", &io);
+	else
+		ret = git_upload_pack(cfg, app, &io);
+	free(app);
+	return ret;
+}

@@ -55,4 +55,17 @@ int git_upload_pack(const struct config *cfg, const char *app,
  */
 int gitsvc_stdio_main(const struct config *cfg, const char *cmdline);
 
+/*
+ * Helpers shared by receive.c and upload.c (not for other subsystems).
+ */
+/* ROOT/apps/APP/repo.git; caller frees. */
+char *gitsvc_repo_path(const struct config *cfg, const char *app);
+/* Record libgit2's last error as "WHAT: MESSAGE" and return -1. */
+int gitsvc_lg2_error(const char *what);
+/* Make s one printable line in place (control bytes become spaces). */
+void gitsvc_oneline(char *s);
+/* git_libgit2_init() plus the options a server wants; pair with
+ * git_libgit2_shutdown(). */
+int gitsvc_lg2_init(void);
+
 #endif

@@ -1,10 +1,17 @@
 /*
- * health: interim implementation (timer-driven curl multi); the full one
- * drives curl from the loop's fds.  See health.h.
+ * health: see health.h.  One curl multi handle for the whole process,
+ * driven by the loop through curl's socket and timer callbacks; each
+ * check owns one easy handle, used for one attempt at a time.
+ *
+ * curl forbids calling back into the multi handle from its own
+ * callbacks, so user callbacks run only after curl_multi_socket_action()
+ * has returned (in drain_done()), and curl's timer callback only
+ * schedules a loop timer.
  */
 #include "health.h"
 
 #include <curl/curl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -12,97 +19,168 @@
 #include "loop.h"
 #include "util.h"
 
-#define TICK_MS 5
+#define HEALTH_CONNECT_MS 1000L
 
 struct health {
-	struct health *next;
-	char *url, *host, *want_header, *want_value;
+	struct health *next, *prev;
+	char *url, *host_hdr, *want_header, *want_value;
 	long max_status, interval_ms, timeout_ms;
-	int64_t start, next_try;
-	CURL *easy;
-	struct curl_slist *headers;
-	int header_ok;
-	char last_error[256];
-	long last_status;
 	health_fn fn;
 	void *arg;
+
+	CURL *easy;
+	struct curl_slist *hdrs;
+	int in_multi;		/* an attempt is running */
+	int in_list;
+	int finishing;		/* fn is running: cancel does nothing */
+	uint64_t retry_timer;
+	int64_t start_ms, deadline_ms;
+
+	/* the current attempt */
+	long status;
+	int header_ok;
+	int got_body;		/* we stopped reading once a body came */
+	char errbuf[CURL_ERROR_SIZE];
+	char error[256];	/* last failure in words */
 };
 
 static struct loop *hloop;
 static CURLM *multi;
+static uint64_t curl_timer;
 static struct health *checks;
-static uint64_t tick_timer;
+static int global_done;
 
-static void schedule(void);
+static void drain_done(void);
 
-int health_init(struct loop *l)
+static void list_remove(struct health *h)
 {
-	hloop = l;
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0)
-		return error_set("curl_global_init failed");
-	multi = curl_multi_init();
-	if (!multi)
-		return error_set("curl_multi_init failed");
+	if (!h->in_list)
+		return;
+	h->in_list = 0;
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		checks = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	h->next = h->prev = NULL;
+}
+
+static void on_curl_timer(struct loop *l, void *arg)
+{
+	int running;
+
+	curl_timer = 0;
+	curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	drain_done();
+}
+
+static int timer_cb(CURLM *m, long timeout_ms, void *userp)
+{
+	if (curl_timer) {
+		loop_del_timer(hloop, curl_timer);
+		curl_timer = 0;
+	}
+	if (timeout_ms >= 0)
+		curl_timer = loop_add_timer(hloop, timeout_ms, on_curl_timer,
+					    NULL);
 	return 0;
 }
 
-void health_shutdown(void)
+static void on_socket(struct loop *l, int fd, unsigned events, void *arg)
 {
-	while (checks)
-		health_cancel(checks);
-	if (multi)
-		curl_multi_cleanup(multi);
-	multi = NULL;
+	int flags = 0, running;
+
+	if (events & LOOP_READ)
+		flags |= CURL_CSELECT_IN;
+	if (events & LOOP_WRITE)
+		flags |= CURL_CSELECT_OUT;
+	if (events & LOOP_ERROR)
+		flags |= CURL_CSELECT_ERR;
+	curl_multi_socket_action(multi, fd, flags, &running);
+	drain_done();
 }
 
-static size_t discard(char *p, size_t size, size_t n, void *arg)
+/* socketp marks a socket the loop already watches. */
+static int socket_cb(CURL *e, curl_socket_t s, int what, void *userp,
+		     void *socketp)
 {
-	return size * n;
+	static char watched;
+	unsigned ev = 0;
+
+	if (what == CURL_POLL_REMOVE) {
+		loop_del_fd(hloop, s);
+		curl_multi_assign(multi, s, NULL);
+		return 0;
+	}
+	if (what == CURL_POLL_IN || what == CURL_POLL_INOUT)
+		ev |= LOOP_READ;
+	if (what == CURL_POLL_OUT || what == CURL_POLL_INOUT)
+		ev |= LOOP_WRITE;
+	if (socketp) {
+		if (loop_mod_fd(hloop, s, ev) < 0)
+			return -1;
+		return 0;
+	}
+	if (loop_add_fd(hloop, s, ev, on_socket, NULL) < 0)
+		return -1;
+	curl_multi_assign(multi, s, &watched);
+	return 0;
 }
 
-static size_t on_header(char *p, size_t size, size_t n, void *arg)
+static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct health *h = arg;
 	size_t len = size * n, k;
+	const char *v, *end;
 
+	/* a new response (after a 1xx) starts over */
+	if (len >= 5 && !strncmp(p, "HTTP/", 5)) {
+		h->header_ok = 0;
+		return len;
+	}
 	if (!h->want_header)
 		return len;
 	k = strlen(h->want_header);
-	if (len > k + 1 && !strncasecmp(p, h->want_header, k) && p[k] == ':') {
-		const char *v = p + k + 1;
-		size_t vl = len - k - 1;
-
-		while (vl && (*v == ' ' || *v == '\t'))
-			v++, vl--;
-		while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' ||
-			      v[vl - 1] == ' '))
-			vl--;
-		if (vl == strlen(h->want_value) && !memcmp(v, h->want_value, vl))
-			h->header_ok = 1;
-	}
+	if (len <= k || strncasecmp(p, h->want_header, k) || p[k] != ':')
+		return len;
+	v = p + k + 1;
+	end = p + len;
+	while (v < end && (*v == ' ' || *v == '\t'))
+		v++;
+	while (end > v && (end[-1] == '\r' || end[-1] == '\n' ||
+			   end[-1] == ' ' || end[-1] == '\t'))
+		end--;
+	if (!h->want_value ||
+	    ((size_t)(end - v) == strlen(h->want_value) &&
+	     !memcmp(v, h->want_value, (size_t)(end - v))))
+		h->header_ok = 1;
 	return len;
 }
 
-static void unlink_check(struct health *h)
+/* The body does not matter: stop at its first bytes. */
+static size_t body_cb(char *p, size_t size, size_t n, void *arg)
 {
-	struct health **pp;
+	struct health *h = arg;
 
-	for (pp = &checks; *pp; pp = &(*pp)->next)
-		if (*pp == h) {
-			*pp = h->next;
-			return;
-		}
+	h->got_body = 1;
+	return 0;
 }
 
-static void check_free(struct health *h)
+static void health_free(struct health *h)
 {
+	if (!h)
+		return;
+	if (h->retry_timer)
+		loop_del_timer(hloop, h->retry_timer);
 	if (h->easy) {
-		curl_multi_remove_handle(multi, h->easy);
+		if (h->in_multi)
+			curl_multi_remove_handle(multi, h->easy);
 		curl_easy_cleanup(h->easy);
 	}
-	curl_slist_free_all(h->headers);
+	curl_slist_free_all(h->hdrs);
 	free(h->url);
-	free(h->host);
+	free(h->host_hdr);
 	free(h->want_header);
 	free(h->want_value);
 	free(h);
@@ -111,144 +189,240 @@ static void check_free(struct health *h)
 static void finish(struct health *h, int ok)
 {
 	struct health_result r;
-	health_fn fn = h->fn;
-	void *arg = h->arg;
-	char err[256];
 
-	memcpy(err, h->last_error, sizeof(err));
+	list_remove(h);
+	if (h->retry_timer) {
+		loop_del_timer(hloop, h->retry_timer);
+		h->retry_timer = 0;
+	}
+	if (h->in_multi) {
+		curl_multi_remove_handle(multi, h->easy);
+		h->in_multi = 0;
+	}
+	memset(&r, 0, sizeof(r));
 	r.ok = ok;
-	r.status = h->last_status;
-	r.elapsed_ms = (long)(now_ms() - h->start);
-	r.error = err[0] ? err : NULL;
-	unlink_check(h);
-	check_free(h);
-	fn(arg, &r);
+	r.status = h->status;
+	r.elapsed_ms = (long)(now_ms() - h->start_ms);
+	r.error = ok ? "" : h->error;
+	h->finishing = 1;
+	h->fn(h->arg, &r);
+	health_free(h);
 }
 
-static int start_try(struct health *h)
-{
-	long left = h->timeout_ms - (long)(now_ms() - h->start);
+static void start_attempt(struct health *h);
 
-	h->easy = curl_easy_init();
-	if (!h->easy)
-		return error_set("curl_easy_init failed");
+static void on_retry(struct loop *l, void *arg)
+{
+	struct health *h = arg;
+
+	h->retry_timer = 0;
+	if (now_ms() >= h->deadline_ms) {
+		finish(h, 0);
+		return;
+	}
+	start_attempt(h);
+}
+
+static void start_attempt(struct health *h)
+{
+	long left = (long)(h->deadline_ms - now_ms());
+	CURLMcode mc;
+
+	if (left < 1)
+		left = 1;
+	h->status = 0;
 	h->header_ok = 0;
-	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
-	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, left > 100 ? left : 100L);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, discard);
-	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
-	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
-	curl_easy_setopt(h->easy, CURLOPT_FORBID_REUSE, 1L);
-	if (h->headers)
-		curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->headers);
-	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
-	curl_multi_add_handle(multi, h->easy);
+	h->got_body = 0;
+	h->errbuf[0] = '\0';
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, left);
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 left < HEALTH_CONNECT_MS ? left : HEALTH_CONNECT_MS);
+	mc = curl_multi_add_handle(multi, h->easy);
+	if (mc != CURLM_OK) {
+		snprintf(h->error, sizeof(h->error), "%s",
+			 curl_multi_strerror(mc));
+		h->retry_timer = loop_add_timer(hloop, h->interval_ms,
+						on_retry, h);
+		return;
+	}
+	h->in_multi = 1;
+}
+
+/* One attempt ended: judge it, then finish or schedule the next. */
+static void attempt_done(struct health *h, CURLcode rc)
+{
+	long left, wait;
+
+	curl_multi_remove_handle(multi, h->easy);
+	h->in_multi = 0;
+	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && h->got_body)) {
+		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
+		if (h->status > 0 && h->status <= h->max_status &&
+		    (!h->want_header || h->header_ok)) {
+			finish(h, 1);
+			return;
+		}
+		if (h->status <= 0 || h->status > h->max_status)
+			snprintf(h->error, sizeof(h->error), "HTTP status %ld",
+				 h->status);
+		else if (h->want_value)
+			snprintf(h->error, sizeof(h->error),
+				 "no header '%s: %s' in the answer",
+				 h->want_header, h->want_value);
+		else
+			snprintf(h->error, sizeof(h->error),
+				 "no header '%s' in the answer",
+				 h->want_header);
+	} else {
+		snprintf(h->error, sizeof(h->error), "%s",
+			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+	}
+	left = (long)(h->deadline_ms - now_ms());
+	if (left <= 0) {
+		finish(h, 0);
+		return;
+	}
+	wait = h->interval_ms < left ? h->interval_ms : left;
+	h->retry_timer = loop_add_timer(hloop, wait, on_retry, h);
+}
+
+/*
+ * Collect finished attempts.  A user callback may start or cancel other
+ * checks; curl drops the messages of removed handles, so the queue stays
+ * valid across those calls.
+ */
+static void drain_done(void)
+{
+	CURLMsg *msg;
+	int left;
+
+	while ((msg = curl_multi_info_read(multi, &left))) {
+		char *p = NULL;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &p);
+		if (p)
+			attempt_done((struct health *)p, msg->data.result);
+	}
+}
+
+int health_init(struct loop *l)
+{
+	if (multi)
+		return 0;
+	if (!global_done) {
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+			return error_set("cannot initialise libcurl");
+		global_done = 1;
+	}
+	multi = curl_multi_init();
+	if (!multi)
+		return error_set("cannot initialise libcurl");
+	hloop = l;
+	curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, socket_cb);
+	curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, timer_cb);
 	return 0;
 }
 
-static void on_tick(struct loop *l, void *arg)
+void health_shutdown(void)
 {
-	int running, left;
-	CURLMsg *m;
-	struct health *h, *next;
-	int64_t now;
+	while (checks) {
+		struct health *h = checks;
 
-	tick_timer = 0;
-	curl_multi_perform(multi, &running);
-	while ((m = curl_multi_info_read(multi, &left))) {
-		if (m->msg != CURLMSG_DONE)
-			continue;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-		h->last_status = 0;
-		if (m->data.result == CURLE_OK) {
-			curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE,
-					  &h->last_status);
-			snprintf(h->last_error, sizeof(h->last_error),
-				 "HTTP status %ld", h->last_status);
-			if (h->want_header && !h->header_ok)
-				snprintf(h->last_error, sizeof(h->last_error),
-					 "answer without %s: %s", h->want_header,
-					 h->want_value);
-		} else {
-			snprintf(h->last_error, sizeof(h->last_error), "%s",
-				 curl_easy_strerror(m->data.result));
-		}
-		curl_multi_remove_handle(multi, h->easy);
-		curl_easy_cleanup(h->easy);
-		h->easy = NULL;
-		if (h->last_status > 0 && h->last_status <= h->max_status &&
-		    (!h->want_header || h->header_ok)) {
-			finish(h, 1);
-			continue;
-		}
-		h->next_try = now_ms() + h->interval_ms;
+		list_remove(h);
+		health_free(h);
 	}
-	now = now_ms();
-	for (h = checks; h; h = next) {
-		next = h->next;
-		if (now - h->start >= h->timeout_ms) {
-			if (!h->last_error[0])
-				snprintf(h->last_error, sizeof(h->last_error),
-					 "no answer");
-			finish(h, 0);
-			continue;
-		}
-		if (!h->easy && now >= h->next_try && start_try(h) < 0)
-			finish(h, 0);
+	if (curl_timer) {
+		loop_del_timer(hloop, curl_timer);
+		curl_timer = 0;
 	}
-	schedule();
-}
-
-static void schedule(void)
-{
-	if (checks && !tick_timer)
-		tick_timer = loop_add_timer(hloop, TICK_MS, on_tick, NULL);
-	if (!checks && tick_timer) {
-		loop_del_timer(hloop, tick_timer);
-		tick_timer = 0;
+	if (multi) {
+		curl_multi_cleanup(multi);
+		multi = NULL;
 	}
+	if (global_done) {
+		curl_global_cleanup();
+		global_done = 0;
+	}
+	hloop = NULL;
 }
 
 struct health *health_start(const struct health_req *req, health_fn fn,
 			    void *arg)
 {
-	struct health *h = xcalloc(1, sizeof(*h));
+	struct health *h;
 
+	if (!multi) {
+		error_set("health checks are not initialised");
+		return NULL;
+	}
+	if (!req->url || strncmp(req->url, "http", 4)) {
+		error_set("invalid health check url '%s'",
+			  req->url ? req->url : "");
+		return NULL;
+	}
+	if (req->host && (strchr(req->host, '\r') || strchr(req->host, '\n'))) {
+		error_set("invalid host '%s'", req->host);
+		return NULL;
+	}
+	h = xcalloc(1, sizeof(*h));
 	h->url = xstrdup(req->url);
 	h->max_status = req->max_status > 0 ? req->max_status : 499;
 	h->interval_ms = req->interval_ms > 0 ? req->interval_ms : 50;
 	h->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 60000;
+	h->want_header = req->want_header ? xstrdup(req->want_header) : NULL;
+	h->want_value = req->want_header && req->want_value ?
+		xstrdup(req->want_value) : NULL;
 	h->fn = fn;
 	h->arg = arg;
-	h->start = now_ms();
-	if (req->host) {
-		char *hdr = xasprintf("Host: %s", req->host);
-
-		h->headers = curl_slist_append(h->headers, hdr);
-		free(hdr);
-	}
-	if (req->want_header) {
-		h->want_header = xstrdup(req->want_header);
-		h->want_value = xstrdup(req->want_value ? req->want_value : "");
-		h->headers = curl_slist_append(h->headers, "X-Berth-Probe: 1");
-	}
-	if (start_try(h) < 0) {
-		check_free(h);
+	h->easy = curl_easy_init();
+	if (!h->easy) {
+		error_set("cannot initialise libcurl");
+		health_free(h);
 		return NULL;
 	}
+	if (req->host) {
+		h->host_hdr = xasprintf("Host: %s", req->host);
+		h->hdrs = curl_slist_append(h->hdrs, h->host_hdr);
+	}
+	/* ask nginx which upstream answered (nginx.h) */
+	if (req->want_header)
+		h->hdrs = curl_slist_append(h->hdrs, "X-Berth-Probe: 1");
+	h->hdrs = curl_slist_append(h->hdrs, "User-Agent: berth-health");
+	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, (char *)h);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	/* never through a proxy from the environment */
+	curl_easy_setopt(h->easy, CURLOPT_PROXY, "");
+#if LIBCURL_VERSION_NUM >= 0x075500
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+#endif
+	curl_easy_setopt(h->easy, CURLOPT_FOLLOWLOCATION, 0L);
+	/* a kept connection could hold an old process in its drain */
+	curl_easy_setopt(h->easy, CURLOPT_FORBID_REUSE, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, header_cb);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, body_cb);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	snprintf(h->error, sizeof(h->error), "no answer yet");
+	h->start_ms = now_ms();
+	h->deadline_ms = h->start_ms + h->timeout_ms;
 	h->next = checks;
+	if (checks)
+		checks->prev = h;
 	checks = h;
-	schedule();
+	h->in_list = 1;
+	start_attempt(h);
 	return h;
 }
 
 void health_cancel(struct health *h)
 {
-	if (!h)
+	if (!h || h->finishing)
 		return;
-	unlink_check(h);
-	check_free(h);
-	schedule();
+	list_remove(h);
+	health_free(h);
 }

@@ -6,7 +6,19 @@
  * <= max_status arrives (ok), or timeout_ms passes (fail).  host, if not
  * NULL, is sent as the Host header (to check an app through nginx).
  * If want_header/want_value are set, a response counts only if it carries
- * that header with that value (to confirm which release answered).
+ * that header with that value (to confirm which release answered); such
+ * checks also send "X-Berth-Probe: 1", which makes berth's nginx add
+ * X-Berth-Upstream (nginx.h).  want_value NULL: any value will do.
+ *
+ * Each attempt gets ~1 s to connect and at most the time left; a refused
+ * connection or a bad answer is retried interval_ms later.  The body is
+ * not read.  Proxies from the environment are ignored.
+ *
+ * Lifetime: the check belongs to this module.  fn runs from the loop
+ * (never inside health_start), exactly once unless the check was
+ * cancelled first; the check is freed when fn returns, so drop the
+ * pointer in fn.  fn may start and cancel other checks; cancelling the
+ * check whose fn is running does nothing.
  */
 #ifndef BERTH_HEALTH_H
 #define BERTH_HEALTH_H

@@ -384,10 +384,13 @@ static int add_host(struct manifest *m, const struct ynode *n, const char *host,
 	return 0;
 }
 
+/* A built-in step name, or "hook:NAME" for the app's .berth/hooks/NAME. */
 static int step_name_valid(const char *s)
 {
 	size_t n;
 
+	if (s && !strncmp(s, "hook:", 5))
+		s += 5;
 	if (!s || s[0] == '.' || s[0] == '-')
 		return 0;
 	for (n = 0; s[n]; n++)

@@ -1,9 +1,1467 @@
-/* pipeline: placeholder until the real subsystem lands; fails cleanly. */
-#include <stdlib.h>
-
+/* pipeline: see pipeline.h and docs/pipeline.md. */
 #include "pipeline.h"
-#include "util.h"
 
-#define NOT_YET(what) error_set("%s is not available yet", what)
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
-int pipeline_run(const struct pipeline_opts *o) { return NOT_YET("pipeline"); }
+#include <curl/curl.h>
+#include <git2.h>
+
+#include "bundle.h"
+#include "config.h"
+#include "control.h"
+#include "log.h"
+#include "manifest.h"
+#include "spawn.h"
+
+#ifndef BERTH_DATADIR
+#define BERTH_DATADIR "/usr/local/share/berth"
+#endif
+
+#define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define OUT_LINE_MAX 4096	/* longer output lines are split */
+#define DETECT_MAX 4096		/* bin/detect stdout kept */
+#define RELEASE_MAX (256 * 1024)	/* bin/release stdout kept */
+#define APP_YAML_MAX (1024 * 1024)
+#define CONFIG_MAX_VARS 4096
+#define WEBHOOK_TIMEOUT_MS 5000L
+
+const char *const pipeline_builtin_buildpacks[] = {
+	"node", "python", "make", "static", "procfile", NULL,
+};
+
+/* Built-in step names; anything else must be "hook:NAME". */
+enum step_kind {
+	STEP_HOOKS,		/* pre-build, post-build, post-deploy */
+	STEP_BUILDPACK,
+	STEP_PACK,
+	STEP_DEPLOY,
+	STEP_CUSTOM,		/* hook:NAME from .berth/hooks/NAME */
+};
+
+struct step {
+	enum step_kind kind;
+	char *name;		/* as written: "pre-build", "hook:lint" */
+	const char *hook;	/* hook file name for STEP_HOOKS/STEP_CUSTOM */
+};
+
+static const char *const default_steps[] = {
+	"pre-build", "buildpack", "post-build", "pack", "deploy", "post-deploy",
+};
+
+/* ---- output for the user ---- */
+
+static void out_write(int fd, const char *data, size_t len)
+{
+	/* The pusher may have hung up; the build goes on regardless. */
+	if (fd >= 0 && len)
+		(void)write_all(fd, data, len);
+}
+
+static void say(int fd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void say(int fd, const char *fmt, ...)
+{
+	char line[OUT_LINE_MAX + 2];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	out_write(fd, line, (size_t)n);
+}
+
+void pipeline_format_line(struct buf *out, const char *line, size_t len)
+{
+	if (len && line[len - 1] == '\r')
+		len--;
+	if (!(len >= 6 && !memcmp(line, "----->", 6)) &&
+	    !(len >= 2 && !memcmp(line, " !", 2)) &&
+	    !(len >= 7 && !memcmp(line, "       ", 7)))
+		buf_addstr(out, "       ");
+	buf_add(out, line, len);
+	buf_addstr(out, "\n");
+}
+
+/* Splits a byte stream into formatted lines for the user. */
+struct liner {
+	struct buf pending;
+	int fd;
+};
+
+static void liner_init(struct liner *l, int fd)
+{
+	buf_init(&l->pending, 0);
+	l->fd = fd;
+}
+
+static void liner_emit(struct liner *l, const char *line, size_t len)
+{
+	struct buf o = BUF_INIT;
+
+	pipeline_format_line(&o, line, len);
+	out_write(l->fd, o.data, o.len);
+	buf_release(&o);
+}
+
+static void liner_feed(struct liner *l, const char *data, size_t len)
+{
+	size_t i, start = 0;
+
+	buf_add(&l->pending, data, len);
+	for (i = 0; i < l->pending.len; i++) {
+		char c = l->pending.data[i];
+
+		/* A bare \r (progress bars) ends a line too. */
+		if (c == '\n' || (c == '\r' && i + 1 < l->pending.len &&
+				  l->pending.data[i + 1] != '\n')) {
+			liner_emit(l, l->pending.data + start, i - start);
+			start = i + 1;
+		} else if (i - start >= OUT_LINE_MAX) {
+			liner_emit(l, l->pending.data + start, i - start);
+			start = i;
+		}
+	}
+	buf_consume(&l->pending, start);
+}
+
+static void liner_finish(struct liner *l)
+{
+	if (l->pending.len)
+		liner_emit(l, l->pending.data, l->pending.len);
+	buf_release(&l->pending);
+}
+
+/* ---- running one program ---- */
+
+struct run {
+	char *const *argv;
+	char *const *envp;
+	const char *dir;
+	int out;		/* user's fd for formatted output */
+	struct buf *capture;	/* stdout kept here (bounded) instead of shown */
+	size_t capture_max;
+	int64_t deadline;	/* now_ms() clock, 0: none */
+	long uid, gid;		/* >= 0: drop to this user */
+};
+
+static void run_init(struct run *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->out = -1;
+	r->uid = r->gid = -1;
+}
+
+/*
+ * Run to completion; *status as from waitpid.  -1 if it could not start
+ * or ran out of time (then its whole process group is killed).  Processes
+ * it leaves behind are killed when it exits, so a stray daemon cannot
+ * hold the build open.
+ */
+static int run_prog(struct run *r, int *status)
+{
+	struct spawn s;
+	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
+	struct liner lo, le;
+	int ret = -1, reaped = 0, st = 0;
+	char chunk[8192];
+
+	liner_init(&lo, r->out);
+	liner_init(&le, r->out);
+	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
+		error_setsys("pipe");
+		goto out;
+	}
+	spawn_init(&s);
+	s.argv = r->argv;
+	s.envp = r->envp;
+	s.dir = r->dir;
+	s.out = opipe[1];
+	s.err = epipe[1];
+	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	if (r->uid >= 0) {
+		s.flags |= SPAWN_DROP_PRIV;
+		s.uid = (uid_t)r->uid;
+		s.gid = (gid_t)r->gid;
+	}
+	if (spawn_start(&s) < 0)
+		goto out;
+	close(opipe[1]);
+	close(epipe[1]);
+	opipe[1] = epipe[1] = -1;
+	while (opipe[0] >= 0 || epipe[0] >= 0) {
+		struct pollfd p[2];
+		int np = 0, wait = 200, i, rc;
+
+		if (r->deadline) {
+			int64_t left = r->deadline - now_ms();
+
+			if (left <= 0) {
+				kill(-s.pid, SIGKILL);
+				if (!reaped)
+					spawn_wait(&s, &st);
+				reaped = 1;
+				error_set("build timed out");
+				goto out;
+			}
+			if (left < wait)
+				wait = (int)left;
+		}
+		if (opipe[0] >= 0)
+			p[np++] = (struct pollfd){ opipe[0], POLLIN, 0 };
+		if (epipe[0] >= 0)
+			p[np++] = (struct pollfd){ epipe[0], POLLIN, 0 };
+		rc = poll(p, (nfds_t)np, wait);
+		if (rc < 0 && errno != EINTR) {
+			error_setsys("poll");
+			kill(-s.pid, SIGKILL);
+			goto out;
+		}
+		for (i = 0; rc > 0 && i < np; i++) {
+			int *fdp;
+			ssize_t n;
+
+			if (!p[i].revents)
+				continue;
+			fdp = p[i].fd == opipe[0] ? &opipe[0] : &epipe[0];
+			n = read(*fdp, chunk, sizeof(chunk));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				close(*fdp);
+				*fdp = -1;
+				continue;
+			}
+			if (fdp == &opipe[0] && r->capture) {
+				size_t keep = (size_t)n;
+
+				if (r->capture->len + keep > r->capture_max)
+					keep = r->capture_max - r->capture->len;
+				buf_add(r->capture, chunk, keep);
+			} else {
+				liner_feed(fdp == &opipe[0] ? &lo : &le,
+					   chunk, (size_t)n);
+			}
+		}
+		if (!reaped) {
+			pid_t w = waitpid(s.pid, &st, WNOHANG);
+
+			if (w == s.pid) {
+				reaped = 1;
+				/* What is left of the group goes too; what
+				 * it wrote is still in the pipes. */
+				kill(-s.pid, SIGKILL);
+			}
+		}
+	}
+	if (!reaped && spawn_wait(&s, &st) < 0)
+		goto out;
+	*status = st;
+	ret = 0;
+out:
+	liner_finish(&lo);
+	liner_finish(&le);
+	if (r->capture && !r->capture->data)
+		buf_add(r->capture, "", 0);
+	if (opipe[0] >= 0)
+		close(opipe[0]);
+	if (opipe[1] >= 0)
+		close(opipe[1]);
+	if (epipe[0] >= 0)
+		close(epipe[0]);
+	if (epipe[1] >= 0)
+		close(epipe[1]);
+	return ret;
+}
+
+/* ---- checkout ---- */
+
+static int git_fail(const char *what)
+{
+	const git_error *e = git_error_last();
+
+	return error_set("%s: %s", what, e && e->message ? e->message :
+			 "unknown error");
+}
+
+static int commit_valid(const char *commit)
+{
+	size_t i;
+
+	if (!commit || strlen(commit) != 40)
+		return 0;
+	for (i = 0; i < 40; i++)
+		if (!isxdigit((unsigned char)commit[i]) ||
+		    isupper((unsigned char)commit[i]))
+			return 0;
+	return 1;
+}
+
+int pipeline_checkout(const char *repo, const char *commit, const char *dir)
+{
+	git_repository *r = NULL;
+	git_commit *c = NULL;
+	git_tree *t = NULL;
+	git_oid oid;
+	git_checkout_options co;
+	int ret = -1;
+
+	if (!commit_valid(commit))
+		return error_set("invalid commit id '%s'", commit ? commit : "");
+	git_libgit2_init();
+	if (git_checkout_options_init(&co, GIT_CHECKOUT_OPTIONS_VERSION) < 0) {
+		git_fail("checkout options");
+		goto out;
+	}
+	if (git_repository_open_bare(&r, repo) < 0) {
+		git_fail("cannot open repository");
+		goto out;
+	}
+	if (git_oid_fromstr(&oid, commit) < 0 ||
+	    git_commit_lookup(&c, r, &oid) < 0) {
+		error_set("no commit '%s' in the repository", commit);
+		goto out;
+	}
+	if (git_commit_tree(&t, c) < 0) {
+		git_fail("cannot read the commit's tree");
+		goto out;
+	}
+	co.checkout_strategy = GIT_CHECKOUT_FORCE |
+			       GIT_CHECKOUT_DONT_UPDATE_INDEX;
+	co.target_directory = dir;
+	if (git_checkout_tree(r, (git_object *)t, &co) < 0) {
+		git_fail("cannot check out the commit");
+		goto out;
+	}
+	ret = 0;
+out:
+	git_tree_free(t);
+	git_commit_free(c);
+	git_repository_free(r);
+	git_libgit2_shutdown();
+	return ret;
+}
+
+/* ---- buildpacks ---- */
+
+static int is_exec_file(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+	       (st.st_mode & 0111);
+}
+
+static char *try_pack(const char *base, const char *name)
+{
+	char *d = xasprintf("%s/%s", base, name);
+	char *compile = xasprintf("%s/bin/compile", d);
+	int found = is_exec_file(compile);
+
+	free(compile);
+	if (found)
+		return d;
+	free(d);
+	return NULL;
+}
+
+int pipeline_buildpack_find(char **dir, const char *root, const char *name)
+{
+	char exe[PATH_MAX];
+	char *base = NULL, *found = NULL;
+
+	*dir = NULL;
+	if (name[0] == '/') {
+		char *compile = xasprintf("%s/bin/compile", name);
+		int ok = is_exec_file(compile);
+
+		free(compile);
+		if (!ok)
+			return error_set("no buildpack at '%s' (it needs an "
+					 "executable bin/compile)", name), ERR_NOTFOUND;
+		*dir = xstrdup(name);
+		return 0;
+	}
+	/* A bare name must not reach a path as anything but one component. */
+	if (!app_name_valid(name))
+		return error_set("invalid buildpack name '%s'", name), ERR_INVALID;
+	if (root) {
+		base = xasprintf("%s/buildpacks", root);
+		found = try_pack(base, name);
+		FREE_AND_NULL(base);
+	}
+	if (!found)
+		found = try_pack(BERTH_DATADIR "/buildpacks", name);
+	if (!found && realpath("/proc/self/exe", exe)) {
+		char *slash = strrchr(exe, '/');
+
+		if (slash) {
+			*slash = '\0';
+			base = xasprintf("%s/buildpacks", exe);
+			found = try_pack(base, name);
+			FREE_AND_NULL(base);
+			if (!found) {
+				base = xasprintf("%s/../buildpacks", exe);
+				found = try_pack(base, name);
+				FREE_AND_NULL(base);
+			}
+		}
+	}
+	if (!found)
+		return error_set("no buildpack named '%s'", name), ERR_NOTFOUND;
+	*dir = found;
+	return 0;
+}
+
+int pipeline_write_env_dir(const char *dir, char *const *env)
+{
+	size_t i;
+
+	for (i = 0; env && env[i]; i++) {
+		const char *eq = strchr(env[i], '=');
+		char *key, *path;
+		int fd;
+
+		if (!eq)
+			continue;
+		key = xstrndup(env[i], (size_t)(eq - env[i]));
+		if (!env_key_valid(key)) {
+			error_set("invalid config var name '%s'", key);
+			free(key);
+			return -1;
+		}
+		path = xasprintf("%s/%s", dir, key);
+		free(key);
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+			  O_NOFOLLOW, 0600);
+		if (fd < 0) {
+			error_setsys("cannot create '%s'", path);
+			free(path);
+			return -1;
+		}
+		if (write_all(fd, eq + 1, strlen(eq + 1)) < 0 || close(fd) < 0) {
+			error_setsys("cannot write '%s'", path);
+			free(path);
+			return -1;
+		}
+		free(path);
+	}
+	return 0;
+}
+
+void pipeline_build_init(struct pipeline_build *b)
+{
+	memset(b, 0, sizeof(*b));
+	b->out = -1;
+	b->drop_uid = b->drop_gid = -1;
+}
+
+void pipeline_build_release(struct pipeline_build *b)
+{
+	FREE_AND_NULL(b->detected);
+	FREE_AND_NULL(b->pack);
+}
+
+static void run_from_build(struct run *r, const struct pipeline_build *b)
+{
+	run_init(r);
+	r->envp = b->env;
+	r->dir = b->build_dir;
+	r->out = b->out;
+	r->deadline = b->deadline;
+	r->uid = b->drop_uid;
+	r->gid = b->drop_gid;
+}
+
+/* bin/detect: 1 if it applies (name in *detected), 0 if not, -1 error. */
+static int pack_detect(const struct pipeline_build *b, const char *packdir,
+		       char **detected)
+{
+	struct run r;
+	struct buf so = BUF_INIT;
+	char *prog = xasprintf("%s/bin/detect", packdir);
+	struct strv argv = STRV_INIT;
+	int status, ret = -1;
+	size_t n;
+
+	*detected = NULL;
+	strv_push(&argv, prog);
+	strv_push(&argv, b->build_dir);
+	run_from_build(&r, b);
+	r.argv = argv.v;
+	r.capture = &so;
+	r.capture_max = DETECT_MAX;
+	if (!is_exec_file(prog)) {
+		error_set("buildpack '%s' has no executable bin/detect", packdir);
+		goto out;
+	}
+	if (run_prog(&r, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		ret = 0;
+		goto out;
+	}
+	/* The first line, trimmed, is the name shown to the user. */
+	n = strcspn(so.data, "\r\n");
+	while (n && isspace((unsigned char)so.data[n - 1]))
+		n--;
+	{
+		size_t start = 0;
+
+		while (start < n && isspace((unsigned char)so.data[start]))
+			start++;
+		*detected = xstrndup(so.data + start, n - start);
+	}
+	if (!**detected) {
+		free(*detected);
+		*detected = xstrdup("Custom");
+	}
+	ret = 1;
+out:
+	buf_release(&so);
+	strv_release(&argv);
+	free(prog);
+	return ret;
+}
+
+static int exit_fail(const char *what, int status)
+{
+	char why[64];
+
+	return error_set("%s %s", what,
+			 spawn_describe_status(status, why, sizeof(why)));
+}
+
+/* Types of the Procfile at path, into m (a missing file: none). */
+static int procfile_types(struct manifest *m, const char *path)
+{
+	struct buf pf = BUF_INIT;
+	int ret;
+
+	if (!path_exists(path))
+		return 0;
+	if (read_file(&pf, path, APP_YAML_MAX) < 0)
+		return -1;
+	ret = manifest_parse_procfile(m, pf.data, pf.len, "Procfile");
+	buf_release(&pf);
+	return ret;
+}
+
+/* bin/release, then the app's Procfile plus the buildpack's defaults. */
+static int pack_release(const struct pipeline_build *b, const char *packdir)
+{
+	struct run r;
+	struct buf so = BUF_INIT, pf = BUF_INIT;
+	struct manifest rel, app;
+	char *prog = xasprintf("%s/bin/release", packdir);
+	struct strv argv = STRV_INIT;
+	char *procfile = xasprintf("%s/Procfile", b->build_dir);
+	int status, ret = -1, has_procfile;
+	size_t i, added = 0;
+
+	manifest_init(&rel);
+	manifest_init(&app);
+	/* bin/release is optional here (static and make print nothing). */
+	if (!is_exec_file(prog)) {
+		ret = 0;
+		goto out;
+	}
+	strv_push(&argv, prog);
+	strv_push(&argv, b->build_dir);
+	run_from_build(&r, b);
+	r.argv = argv.v;
+	r.capture = &so;
+	r.capture_max = RELEASE_MAX;
+	if (run_prog(&r, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		exit_fail("bin/release", status);
+		goto out;
+	}
+	if (b->app_has_processes) {
+		ret = 0;
+		goto out;
+	}
+	for (i = 0; i < so.len; i++)
+		if (!isspace((unsigned char)so.data[i]))
+			break;
+	if (i == so.len) {
+		ret = 0;
+		goto out;
+	}
+	if (manifest_parse_release_yaml(&rel, so.data, so.len) < 0)
+		goto out;
+	has_procfile = path_exists(procfile);
+	if (procfile_types(&app, procfile) < 0)
+		goto out;
+	if (has_procfile && read_file(&pf, procfile, APP_YAML_MAX) < 0)
+		goto out;
+	if (pf.len && pf.data[pf.len - 1] != '\n')
+		buf_addstr(&pf, "\n");
+	for (i = 0; i < rel.nprocs; i++) {
+		const struct proc_spec *ps = &rel.procs[i];
+
+		if (manifest_proc(&app, ps->type))
+			continue;	/* the app's Procfile wins */
+		if (!ps->cmd || strchr(ps->cmd, '\n') || strchr(ps->cmd, '\r') ||
+		    !proc_type_valid(ps->type)) {
+			error_set("bin/release gave a bad process type '%s'",
+				  ps->type ? ps->type : "");
+			goto out;
+		}
+		if (!added && has_procfile)
+			buf_addstr(&pf, "# from the buildpack's defaults\n");
+		buf_addf(&pf, "%s: %s\n", ps->type, ps->cmd);
+		added++;
+	}
+	if (added && write_file_atomic(procfile, pf.data, pf.len, 0644) < 0)
+		goto out;
+	ret = 0;
+out:
+	manifest_release(&rel);
+	manifest_release(&app);
+	buf_release(&so);
+	buf_release(&pf);
+	strv_release(&argv);
+	free(procfile);
+	free(prog);
+	return ret;
+}
+
+int pipeline_buildpack(struct pipeline_build *b)
+{
+	char *packdir = NULL, *detected = NULL, *compile = NULL;
+	struct strv argv = STRV_INIT;
+	struct run r;
+	int status, ret = -1, d;
+	size_t i;
+
+	FREE_AND_NULL(b->detected);
+	FREE_AND_NULL(b->pack);
+	if (b->force) {
+		if (pipeline_buildpack_find(&packdir, b->root, b->force) < 0)
+			goto out;
+		d = pack_detect(b, packdir, &detected);
+		if (d < 0)
+			goto out;
+		if (d == 0) {
+			error_set("buildpack '%s' does not apply to this app "
+				  "(its bin/detect said no)", b->force);
+			goto out;
+		}
+		b->pack = xstrdup(b->force);
+	} else {
+		size_t found = 0;
+
+		for (i = 0; pipeline_builtin_buildpacks[i]; i++) {
+			const char *name = pipeline_builtin_buildpacks[i];
+
+			/* An install may leave out a language it has no
+			 * runtime for. */
+			if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
+				continue;
+			found++;
+			d = pack_detect(b, packdir, &detected);
+			if (d < 0)
+				goto out;
+			if (d > 0) {
+				b->pack = xstrdup(name);
+				break;
+			}
+			FREE_AND_NULL(packdir);
+		}
+		if (!found) {
+			error_set("cannot find the built-in buildpacks (see "
+				  "docs/buildpacks.md)");
+			goto out;
+		}
+		if (!b->pack) {
+			error_set("no buildpack applies to this app (add a "
+				  "Procfile or app.yaml, or set BUILDPACK)");
+			goto out;
+		}
+	}
+	say(b->out, "-----> %s app detected", detected);
+	compile = xasprintf("%s/bin/compile", packdir);
+	strv_push(&argv, compile);
+	strv_push(&argv, b->build_dir);
+	strv_push(&argv, b->cache_dir);
+	strv_push(&argv, b->env_dir);
+	run_from_build(&r, b);
+	r.argv = argv.v;
+	if (run_prog(&r, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		exit_fail("bin/compile", status);
+		goto out;
+	}
+	if (pack_release(b, packdir) < 0)
+		goto out;
+	b->detected = detected;
+	detected = NULL;
+	ret = 0;
+out:
+	if (ret < 0)
+		FREE_AND_NULL(b->pack);
+	strv_release(&argv);
+	free(compile);
+	free(detected);
+	free(packdir);
+	return ret;
+}
+
+/* ---- one run of the pipeline ---- */
+
+struct pl {
+	const struct pipeline_opts *o;
+	const char *root;
+	char *build_dir;
+	char *cache_dir;
+	char *env_dir;
+	char *bundle;
+	struct strv config;	/* KEY=VALUE from the engine */
+	struct manifest m;	/* the checkout's app.yaml */
+	int have_manifest;
+	struct step *steps;
+	size_t nsteps;
+	char *detected;
+	char *pack;
+	int64_t start, deadline;
+	long release;		/* from the engine's "is live" line; -1 */
+	int deployed;
+	long uid, gid;		/* run_user when we are root, else -1 */
+};
+
+static const char *config_get(const struct pl *p, const char *key)
+{
+	long i = strv_env_find(&p->config, key);
+
+	return i < 0 ? NULL : strchr(p->config.v[i], '=') + 1;
+}
+
+struct config_state {
+	struct strv *vars;
+	int bad;
+};
+
+static int config_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct config_state *cs = arg;
+	const char *eq;
+	char *key;
+
+	if (kind != CONTROL_DATA)
+		return 0;
+	eq = strchr(text, '=');
+	if (!eq)
+		return 0;
+	if (cs->vars->n >= CONFIG_MAX_VARS) {
+		cs->bad = 1;
+		return 0;
+	}
+	key = xstrndup(text, (size_t)(eq - text));
+	if (env_key_valid(key))
+		strv_push(cs->vars, text);
+	free(key);
+	return 0;
+}
+
+static int load_config(struct pl *p)
+{
+	struct strv argv = STRV_INIT;
+	struct config_state cs = { &p->config, 0 };
+	char *err = NULL;
+	int r;
+
+	strv_push(&argv, "config");
+	strv_push(&argv, p->o->app);
+	r = control_call(p->root, 2, argv.v, config_line, &cs, &err);
+	strv_release(&argv);
+	if (r < 0)
+		return -1;
+	if (r == 1) {
+		/* A first push: the engine learns of the app at its first
+		 * deploy, and it has no config vars before that. */
+		char *first = xasprintf("app '%s' does not exist", p->o->app);
+		int none = err && !strcmp(err, first);
+
+		free(first);
+		if (!none)
+			error_set("cannot read config vars: %s", err ? err : "");
+		free(err);
+		return none ? 0 : -1;
+	}
+	if (cs.bad)
+		return error_set("too many config vars");
+	return 0;
+}
+
+/* The environment of hooks and buildpacks, never our own. */
+static void build_env(struct pl *p, struct strv *env, const char *step,
+		      int with_config)
+{
+	size_t i;
+
+	if (with_config)
+		for (i = 0; i < p->config.n; i++)
+			strv_push(env, p->config.v[i]);
+	/* Ours come last so a config var cannot replace them. */
+	strv_env_set(env, "PATH", BUILD_PATH);
+	strv_env_set(env, "HOME", p->build_dir);
+	strv_env_set(env, "LANG", "C.UTF-8");
+	strv_env_set(env, "STACK", "berth");
+	strv_env_set(env, "SOURCE_VERSION", p->o->commit);
+	strv_env_set(env, "BERTH_APP", p->o->app);
+	strv_env_set(env, "BERTH_COMMIT", p->o->commit);
+	strv_env_set(env, "BERTH_PUSHER", p->o->pusher ? p->o->pusher : "");
+	strv_env_set(env, "BERTH_STEP", step);
+	strv_env_set(env, "BERTH_BUILD_DIR", p->build_dir);
+	strv_env_set(env, "BERTH_CACHE_DIR", p->cache_dir);
+	if (p->release > 0) {
+		char n[32];
+
+		snprintf(n, sizeof(n), "%ld", p->release);
+		strv_env_set(env, "BERTH_RELEASE", n);
+	}
+}
+
+static int hook_name_valid(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (!n || n > 64 || s[0] == '.' || s[0] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && !strchr("._-", s[i]))
+			return 0;
+	return 1;
+}
+
+static void steps_free(struct pl *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsteps; i++)
+		free(p->steps[i].name);
+	FREE_AND_NULL(p->steps);
+	p->nsteps = 0;
+}
+
+static int steps_resolve(struct pl *p)
+{
+	const char *const *names = default_steps;
+	size_t n = ARRAY_SIZE(default_steps), i, j;
+	int pack_at = -1, deploy_at = -1;
+
+	if (p->have_manifest && p->m.pipeline.n) {
+		names = (const char *const *)p->m.pipeline.v;
+		n = p->m.pipeline.n;
+	}
+	p->steps = xcalloc(n, sizeof(*p->steps));
+	for (i = 0; i < n; i++) {
+		struct step *s = &p->steps[i];
+		const char *nm = names[i];
+
+		s->name = xstrdup(nm);
+		p->nsteps = i + 1;
+		if (!strcmp(nm, "pre-build") || !strcmp(nm, "post-build") ||
+		    !strcmp(nm, "post-deploy")) {
+			s->kind = STEP_HOOKS;
+			s->hook = s->name;
+		} else if (!strcmp(nm, "buildpack")) {
+			s->kind = STEP_BUILDPACK;
+		} else if (!strcmp(nm, "pack")) {
+			s->kind = STEP_PACK;
+			pack_at = (int)i;
+		} else if (!strcmp(nm, "deploy")) {
+			s->kind = STEP_DEPLOY;
+			deploy_at = (int)i;
+		} else if (!strncmp(nm, "hook:", 5) && hook_name_valid(nm + 5)) {
+			s->kind = STEP_CUSTOM;
+			s->hook = s->name + 5;
+			continue;
+		} else {
+			return error_set("app.yaml: unknown pipeline step '%s'",
+					 nm), ERR_INVALID;
+		}
+		for (j = 0; j < i; j++)
+			if (!strcmp(p->steps[j].name, nm))
+				return error_set("app.yaml: pipeline step '%s' "
+						 "appears twice", nm), ERR_INVALID;
+	}
+	if (deploy_at < 0)
+		return error_set("app.yaml: the pipeline has no 'deploy' step"),
+		       ERR_INVALID;
+	if (pack_at < 0 || pack_at > deploy_at)
+		return error_set("app.yaml: the pipeline needs 'pack' before "
+				 "'deploy'"), ERR_INVALID;
+	return 0;
+}
+
+/* Run one hook program; -1 with a one-line reason if it fails. */
+static int run_hook(struct pl *p, const char *path, const char *label,
+		    const char *step, int trusted)
+{
+	struct strv env = STRV_INIT;
+	struct run r;
+	struct strv argv = STRV_INIT;
+	int status, ret = -1;
+
+	strv_push(&argv, path);
+	say(p->o->out, "-----> Running %s hook '%s'", step, label);
+	build_env(p, &env, step, 1);
+	run_init(&r);
+	r.argv = argv.v;
+	r.envp = env.v;
+	r.dir = p->build_dir;
+	r.out = p->o->out;
+	r.deadline = p->deadline;
+	/* The server's own hooks run as the server; pushed code does not. */
+	if (!trusted) {
+		r.uid = p->uid;
+		r.gid = p->gid;
+	}
+	if (run_prog(&r, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char why[64];
+
+		error_set("%s hook '%s' %s", step, label,
+			  spawn_describe_status(status, why, sizeof(why)));
+		goto out;
+	}
+	ret = 0;
+out:
+	strv_release(&env);
+	strv_release(&argv);
+	return ret;
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* ROOT/hooks/STEP.d/ (server-wide, in name order), then the app's
+ * .berth/hooks/STEP. */
+static int run_hooks(struct pl *p, const char *step, int custom)
+{
+	struct strv names = STRV_INIT;
+	char *dir = NULL, *path = NULL;
+	DIR *d = NULL;
+	struct dirent *de;
+	size_t i;
+	int ret = -1;
+
+	if (!custom) {
+		dir = xasprintf("%s/hooks/%s.d", p->root, step);
+		d = opendir(dir);
+		if (!d && errno != ENOENT) {
+			error_setsys("cannot read '%s'", dir);
+			goto out;
+		}
+		while (d && (de = readdir(d))) {
+			const char *n = de->d_name;
+			size_t len = strlen(n);
+
+			/* Like run-parts: no dot files, no backups. */
+			if (n[0] == '.' || n[len - 1] == '~' ||
+			    (len > 7 && !strcmp(n + len - 7, ".sample")))
+				continue;
+			strv_push(&names, n);
+		}
+		if (names.n)
+			qsort(names.v, names.n, sizeof(char *), name_cmp);
+		for (i = 0; i < names.n; i++) {
+			FREE_AND_NULL(path);
+			path = xasprintf("%s/%s", dir, names.v[i]);
+			if (!is_exec_file(path))
+				continue;
+			if (run_hook(p, path, names.v[i], step, 1) < 0)
+				goto out;
+		}
+	}
+	FREE_AND_NULL(path);
+	path = xasprintf("%s/.berth/hooks/%s", p->build_dir, step);
+	if (is_exec_file(path)) {
+		char *label = xasprintf(".berth/hooks/%s", step);
+		int r = run_hook(p, path, label, custom ? "custom" : step, 0);
+
+		free(label);
+		if (r < 0)
+			goto out;
+	} else if (custom) {
+		if (path_exists(path))
+			error_set("hook '.berth/hooks/%s' is not executable",
+				  step);
+		else
+			error_set("no hook '.berth/hooks/%s' in the app", step);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (d)
+		closedir(d);
+	free(dir);
+	free(path);
+	strv_release(&names);
+	return ret;
+}
+
+static int step_buildpack(struct pl *p)
+{
+	struct pipeline_build b;
+	struct strv env = STRV_INIT;
+	const char *force;
+	int ret;
+
+	/* The config var wins over app.yaml: the operator can always
+	 * override what the pushed code asks for. */
+	force = config_get(p, "BUILDPACK");
+	if ((!force || !*force) && p->have_manifest)
+		force = p->m.buildpack;
+	if (force && !*force)
+		force = NULL;
+	/* Buildpacks see config vars only in ENV_DIR (Heroku's API). */
+	build_env(p, &env, "buildpack", 0);
+	pipeline_build_init(&b);
+	b.root = p->root;
+	b.build_dir = p->build_dir;
+	b.cache_dir = p->cache_dir;
+	b.env_dir = p->env_dir;
+	b.env = env.v;
+	b.force = force;
+	b.app_has_processes = p->have_manifest && p->m.nprocs > 0;
+	b.out = p->o->out;
+	b.deadline = p->deadline;
+	b.drop_uid = p->uid;
+	b.drop_gid = p->gid;
+	ret = pipeline_buildpack(&b);
+	if (ret == 0) {
+		free(p->detected);
+		free(p->pack);
+		p->detected = b.detected;
+		p->pack = b.pack;
+		b.detected = b.pack = NULL;
+	}
+	pipeline_build_release(&b);
+	strv_release(&env);
+	return ret;
+}
+
+static int step_pack(struct pl *p)
+{
+	char *tmpl = NULL;
+	struct stat st;
+	int fd;
+
+	tmpl = xasprintf("%s/tmp/bundle-%s-XXXXXX.tar.gz", p->root, p->o->app);
+	fd = mkstemps(tmpl, 7);
+	if (fd < 0) {
+		error_setsys("cannot create '%s'", tmpl);
+		free(tmpl);
+		return -1;
+	}
+	close(fd);
+	free(p->bundle);
+	p->bundle = tmpl;
+	if (bundle_pack(p->build_dir, p->bundle) < 0)
+		return -1;
+	if (stat(p->bundle, &st) < 0)
+		return error_setsys("cannot stat '%s'", p->bundle);
+	if (st.st_size >= 1024 * 1024)
+		say(p->o->out, "-----> Packing bundle (%.1f MB)",
+		    (double)st.st_size / (1024.0 * 1024.0));
+	else
+		say(p->o->out, "-----> Packing bundle (%.1f KB)",
+		    (double)st.st_size / 1024.0);
+	return 0;
+}
+
+struct deploy_state {
+	struct pl *p;
+};
+
+static int deploy_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct deploy_state *ds = arg;
+	long n;
+	int used = 0;
+
+	if (kind != CONTROL_DATA)
+		return 0;
+	say(ds->p->o->out, "%s", text);
+	if (sscanf(text, "-----> Release %ld of %*s is live%n", &n, &used) >= 1 &&
+	    used > 0 && n > 0)
+		ds->p->release = n;
+	return 0;
+}
+
+static int step_deploy(struct pl *p)
+{
+	struct strv argv = STRV_INIT;
+	struct deploy_state ds = { p };
+	char *err = NULL;
+	int r, ret = -1;
+
+	strv_push(&argv, "deploy");
+	strv_push(&argv, p->o->app);
+	strv_push(&argv, p->bundle);
+	strv_push(&argv, "--move");
+	strv_push(&argv, "--commit");
+	strv_push(&argv, p->o->commit);
+	if (p->o->pusher && *p->o->pusher) {
+		strv_push(&argv, "--pusher");
+		strv_push(&argv, p->o->pusher);
+	}
+	if (p->pack) {
+		strv_push(&argv, "--buildpack");
+		strv_push(&argv, p->pack);
+	}
+	r = control_call(p->root, (int)argv.n, argv.v, deploy_line, &ds, &err);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		error_set("%s", err ? err : "deploy failed");
+		goto out;
+	}
+	p->deployed = 1;
+	ret = 0;
+out:
+	free(err);
+	strv_release(&argv);
+	return ret;
+}
+
+/* ---- webhook ---- */
+
+static void json_str(struct buf *b, const char *s)
+{
+	buf_addstr(b, "\"");
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			buf_addf(b, "\\%c", c);
+		else if (c < 0x20)
+			buf_addf(b, "\\u%04x", c);
+		else
+			buf_add(b, s, 1);
+	}
+	buf_addstr(b, "\"");
+}
+
+static size_t discard_body(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	(void)ptr;
+	(void)ud;
+	return size * nmemb;
+}
+
+static void webhook_post(struct pl *p, const char *url, const char *status)
+{
+	struct buf body = BUF_INIT;
+	struct curl_slist *hdr = NULL;
+	CURL *c = NULL;
+	CURLcode rc;
+	long code = 0;
+
+	buf_addstr(&body, "{\"app\":");
+	json_str(&body, p->o->app);
+	if (p->release > 0)
+		buf_addf(&body, ",\"release\":%ld", p->release);
+	else
+		buf_addstr(&body, ",\"release\":null");
+	buf_addstr(&body, ",\"commit\":");
+	json_str(&body, p->o->commit);
+	buf_addstr(&body, ",\"status\":");
+	json_str(&body, status);
+	buf_addf(&body, ",\"duration_ms\":%lld}",
+		 (long long)(now_ms() - p->start));
+	c = curl_easy_init();
+	if (!c) {
+		say(p->o->out, " !     warning: webhook: cannot start libcurl");
+		goto out;
+	}
+	hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.data);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body.len);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, WEBHOOK_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, 2000L);
+	curl_easy_setopt(c, CURLOPT_USERAGENT, "berth-webhook");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard_body);
+	rc = curl_easy_perform(c);
+	if (rc != CURLE_OK) {
+		say(p->o->out, " !     warning: webhook '%s' failed: %s", url,
+		    curl_easy_strerror(rc));
+		goto out;
+	}
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+	if (code < 200 || code > 299)
+		say(p->o->out, " !     warning: webhook '%s' answered %ld", url,
+		    code);
+out:
+	curl_slist_free_all(hdr);
+	if (c)
+		curl_easy_cleanup(c);
+	buf_release(&body);
+}
+
+static void webhooks(struct pl *p, const char *status)
+{
+	const char *server = p->o->cfg ? p->o->cfg->webhook : NULL;
+	const char *app = p->have_manifest ? p->m.webhook : NULL;
+
+	if (server && *server)
+		webhook_post(p, server, status);
+	if (app && *app && !(server && !strcmp(server, app)))
+		webhook_post(p, app, status);
+}
+
+/* ---- privilege drop for builds ---- */
+
+static long chown_uid, chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int chown_tree(const char *path, long uid, long gid)
+{
+	chown_uid = uid;
+	chown_gid = gid;
+	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
+		return -1;
+	return 0;
+}
+
+static int resolve_run_user(struct pl *p)
+{
+	const char *user = p->o->cfg ? p->o->cfg->run_user : NULL;
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+
+	p->uid = p->gid = -1;
+	if (!user || !*user || geteuid() != 0)
+		return 0;
+	if (getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
+		return error_set("no user '%s' (config 'user')", user);
+	p->uid = (long)pw.pw_uid;
+	p->gid = (long)pw.pw_gid;
+	return 0;
+}
+
+/* ---- the whole run ---- */
+
+static int read_app_yaml(struct pl *p)
+{
+	struct buf y = BUF_INIT;
+	char *path = xasprintf("%s/app.yaml", p->build_dir);
+	int ret = -1;
+
+	if (!path_exists(path)) {
+		ret = 0;
+		goto out;
+	}
+	if (read_file(&y, path, APP_YAML_MAX) < 0)
+		goto out;
+	if (manifest_parse_app_yaml(&p->m, y.data, y.len, "app.yaml") < 0)
+		goto out;
+	p->have_manifest = 1;
+	ret = 0;
+out:
+	buf_release(&y);
+	free(path);
+	return ret;
+}
+
+static int make_dirs(struct pl *p)
+{
+	char *tmp = xasprintf("%s/tmp", p->root);
+	int ret = -1;
+
+	if (mkdir_p(tmp, 0755) < 0)
+		goto out;
+	p->build_dir = xasprintf("%s/build-%s-XXXXXX", tmp, p->o->app);
+	if (!mkdtemp(p->build_dir)) {
+		error_setsys("cannot create '%s'", p->build_dir);
+		FREE_AND_NULL(p->build_dir);
+		goto out;
+	}
+	p->env_dir = xasprintf("%s/env-%s-XXXXXX", tmp, p->o->app);
+	if (!mkdtemp(p->env_dir)) {
+		error_setsys("cannot create '%s'", p->env_dir);
+		FREE_AND_NULL(p->env_dir);
+		goto out;
+	}
+	p->cache_dir = xasprintf("%s/cache/%s", p->root, p->o->app);
+	if (p->o->clean_cache) {
+		say(p->o->out, "-----> Clearing the build cache");
+		if (rm_rf(p->cache_dir) < 0)
+			goto out;
+	}
+	if (mkdir_p(p->cache_dir, 0755) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(tmp);
+	return ret;
+}
+
+static int run_steps(struct pl *p)
+{
+	size_t i;
+
+	for (i = 0; i < p->nsteps; i++) {
+		struct step *s = &p->steps[i];
+		int r = 0;
+
+		switch (s->kind) {
+		case STEP_HOOKS:
+			r = run_hooks(p, s->hook, 0);
+			break;
+		case STEP_CUSTOM:
+			r = run_hooks(p, s->hook, 1);
+			break;
+		case STEP_BUILDPACK:
+			r = step_buildpack(p);
+			break;
+		case STEP_PACK:
+			r = step_pack(p);
+			break;
+		case STEP_DEPLOY:
+			r = step_deploy(p);
+			break;
+		}
+		if (r == 0)
+			continue;
+		if (p->deployed) {
+			/* Live already: a late step cannot take it back. */
+			say(p->o->out, " !     warning: step '%s' failed: %s",
+			    s->name, error_last());
+			continue;
+		}
+		if (s->kind == STEP_DEPLOY)
+			return -1;
+		{
+			char *why = xstrdup(error_last());
+
+			error_set("step '%s' failed: %s", s->name, why);
+			free(why);
+		}
+		return -1;
+	}
+	return 0;
+}
+
+int pipeline_run(const struct pipeline_opts *o)
+{
+	struct pl p;
+	char short_id[8];
+	char *why = NULL;
+	int ret = -1;
+
+	memset(&p, 0, sizeof(p));
+	p.o = o;
+	p.release = -1;
+	p.start = now_ms();
+	manifest_init(&p.m);
+	/* A pusher who hangs up must not kill the build half-way. */
+	signal(SIGPIPE, SIG_IGN);
+	if (!o->cfg || !o->cfg->root)
+		return error_set("pipeline: no state directory");
+	p.root = o->cfg->root;
+	if (!app_name_valid(o->app))
+		return error_set("invalid app name '%s'", o->app ? o->app : "");
+	if (!commit_valid(o->commit))
+		return error_set("invalid commit id '%s'",
+				 o->commit ? o->commit : "");
+	if (o->skip_deploy) {
+		say(o->out, "-----> Skipping build and deploy (push option "
+		    "skip-deploy)");
+		return 0;
+	}
+	if (o->cfg->build_timeout_ms > 0)
+		p.deadline = p.start + o->cfg->build_timeout_ms;
+	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
+	say(o->out, "-----> Building %s (commit %s)", o->app, short_id);
+	if (resolve_run_user(&p) < 0 || make_dirs(&p) < 0)
+		goto out;
+	if (pipeline_checkout(o->repo, o->commit, p.build_dir) < 0)
+		goto out;
+	if (load_config(&p) < 0)
+		goto out;
+	if (pipeline_write_env_dir(p.env_dir, p.config.v) < 0)
+		goto out;
+	if (p.uid >= 0 && (chown_tree(p.build_dir, p.uid, p.gid) < 0 ||
+			   chown_tree(p.cache_dir, p.uid, p.gid) < 0 ||
+			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
+		goto out;
+	if (read_app_yaml(&p) < 0 || steps_resolve(&p) < 0)
+		goto out;
+	if (run_steps(&p) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret < 0) {
+		why = xstrdup(error_last());
+		say(o->out, " !     %s", why);
+		if (!p.deployed)
+			say(o->out, " !     push rejected: the running release "
+			    "is unchanged");
+		webhooks(&p, "failed");
+	} else {
+		webhooks(&p, "deployed");
+	}
+	if (p.build_dir && rm_rf(p.build_dir) < 0)
+		log_warnx("%s: %s", __func__, error_last());
+	if (p.env_dir && rm_rf(p.env_dir) < 0)
+		log_warnx("%s: %s", __func__, error_last());
+	if (p.bundle)
+		unlink(p.bundle);	/* gone already when the engine moved it */
+	free(p.build_dir);
+	free(p.env_dir);
+	free(p.cache_dir);
+	free(p.bundle);
+	free(p.detected);
+	free(p.pack);
+	steps_free(&p);
+	strv_release(&p.config);
+	manifest_release(&p.m);
+	if (why) {
+		error_set("%s", why);
+		free(why);
+	}
+	return ret;
+}

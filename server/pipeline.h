@@ -13,6 +13,10 @@
 #ifndef BERTH_PIPELINE_H
 #define BERTH_PIPELINE_H
 
+#include <stdint.h>
+
+#include "util.h"
+
 struct config;
 
 struct pipeline_opts {
@@ -29,5 +33,62 @@ struct pipeline_opts {
 /* 0 if the new release is live; -1 with error_last() a one-line reason
  * (used for the ref's "ng" line). */
 int pipeline_run(const struct pipeline_opts *o);
+
+/*
+ * The pieces pipeline_run() is made of, public for tests and for the
+ * local "build this folder" use.
+ */
+
+/* Check out 'commit' (40 hex digits) of the bare repository 'repo' into
+ * 'dir', which must exist and be empty. */
+int pipeline_checkout(const char *repo, const char *commit, const char *dir);
+
+/*
+ * Where the buildpack 'name' lives: an absolute path is taken as it is
+ * (it must hold bin/compile); a bare name ([a-z0-9-]) is looked up in
+ * ROOT/buildpacks/NAME, then BERTH_DATADIR/buildpacks/NAME, then next to
+ * the running binary (EXE_DIR/buildpacks/NAME, EXE_DIR/../buildpacks/NAME).
+ * *dir is fresh (caller frees).  ERR_NOTFOUND if it is nowhere.
+ */
+int pipeline_buildpack_find(char **dir, const char *root, const char *name);
+
+/* The built-in buildpacks in detection order, NULL-terminated. */
+extern const char *const pipeline_builtin_buildpacks[];
+
+/* Write each KEY=VALUE of env (NULL-terminated) as file KEY holding VALUE
+ * into the existing folder dir (Heroku's ENV_DIR). */
+int pipeline_write_env_dir(const char *dir, char *const *env);
+
+/* One line of build or hook output as the user sees it, appended to out
+ * with its newline: lines starting with "----->", " !" or 7 spaces go as
+ * they are, others get 7 spaces in front (Heroku's indent). */
+void pipeline_format_line(struct buf *out, const char *line, size_t len);
+
+/*
+ * The buildpack step on a checked-out folder: pick the buildpack (forced
+ * by 'force', else the first built-in whose bin/detect says yes), run
+ * bin/compile BUILD CACHE ENV_DIR, then bin/release, and write the
+ * resulting process types into BUILD/Procfile (types already in the app's
+ * Procfile win).  Output goes to 'out' a line at a time.  'deadline' is
+ * on the now_ms() clock (0: none).  'drop_uid'/'drop_gid' >= 0: run the
+ * buildpack's programs as that user.
+ */
+struct pipeline_build {
+	const char *root;	/* state directory, for ROOT/buildpacks */
+	const char *build_dir;
+	const char *cache_dir;
+	const char *env_dir;
+	char *const *env;	/* environment of bin/ programs */
+	const char *force;	/* name or absolute path, or NULL */
+	int app_has_processes;	/* app.yaml lists processes: leave Procfile */
+	int out;
+	int64_t deadline;
+	long drop_uid, drop_gid;
+	char *detected;		/* out: what bin/detect printed (caller frees) */
+	char *pack;		/* out: buildpack name or path (caller frees) */
+};
+void pipeline_build_init(struct pipeline_build *b);
+int pipeline_buildpack(struct pipeline_build *b);
+void pipeline_build_release(struct pipeline_build *b);
 
 #endif

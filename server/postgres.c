@@ -1,14 +1,1254 @@
-/* postgres: placeholder until the real subsystem lands; fails cleanly. */
-#include <stdlib.h>
-
+/*
+ * postgres: see postgres.h and docs/postgres.md.
+ *
+ * Layout of the embedded cluster (ROOT/postgres, owned by the engine's
+ * user, 0755):
+ *   data/            the cluster, owned by the database user, 0700
+ *   run/             unix socket and its lock file, owned by the database
+ *                    user, 0755 so that apps running as anyone can connect
+ *   admin.conninfo   superuser conninfo with its password (0600)
+ *   apps/NAME.url    each app's DATABASE_URL (0600), so that provision
+ *                    hands out the same password every time
+ *   postgres.log     the postmaster's stdout and stderr
+ *
+ * PostgreSQL refuses to run as root, so as root the cluster belongs to a
+ * system user "berth" (made with useradd when missing).  The engine starts
+ * the postmaster itself, watches it with the reaper and restarts it with a
+ * back-off.  A postmaster left over from an engine that was killed (found
+ * through data/postmaster.pid) is stopped with a fast shutdown before ours
+ * starts: we never adopt a process we cannot reap or supervise.
+ */
 #include "postgres.h"
-#include "util.h"
 
-#define NOT_YET(what) error_set("%s is not available yet", what)
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
-int postgres_init(struct postgres **out, const struct config *cfg, struct loop *l) { *out = NULL; return 0; }
-int postgres_provision(struct postgres *pg, const char *app, char **url) { return NOT_YET("postgres"); }
-int postgres_drop(struct postgres *pg, const char *app) { return NOT_YET("postgres"); }
-int postgres_info(struct postgres *pg, const char *app, struct buf *out) { return NOT_YET("postgres"); }
-void postgres_shutdown(struct postgres *pg) { }
-void postgres_free(struct postgres *pg) { }
+#include <libpq-fe.h>
+
+#include "config.h"
+#include "log.h"
+#include "loop.h"
+#include "reaper.h"
+#include "spawn.h"
+
+#define PG_USER "berth"
+#define PG_SUPERUSER "postgres"
+#define PG_PORT "5432"
+#define PG_CONNECT_TIMEOUT "5"
+#define PG_STATEMENT_TIMEOUT "SET statement_timeout = '60s'"
+#define PG_READY_MS 60000	/* start-up, crash recovery included */
+#define PG_STOP_MS 30000	/* fast shutdown, then immediate */
+#define PG_BACKOFF_MIN 1000
+#define PG_BACKOFF_MAX 30000
+#define PG_STABLE_MS 30000	/* up this long: the back-off starts over */
+#define PG_LOG_MAX (10L * 1024 * 1024)
+#define PG_INITDB_MS 300000
+#define IDENT_MAX 63		/* NAMEDATALEN - 1 */
+#define SUN_PATH_MAX 107
+#define CHILD_PATH "PATH=/usr/local/bin:/usr/bin:/bin"
+
+struct postgres {
+	struct loop *loop;
+	char *external;		/* admin conninfo of an outside server */
+	/* embedded only */
+	char *dir;		/* ROOT/postgres */
+	char *data;
+	char *run;
+	char *apps;
+	char *conninfo_path;
+	char *log_path;
+	char *bindir;		/* found on first use */
+	char *password;		/* superuser's, read on first use */
+	int drop_priv;
+	uid_t uid;
+	gid_t gid;
+	pid_t pid;		/* our postmaster, 0 if none */
+	int64_t started_ms;
+	long backoff_ms;
+	uint64_t timer;
+};
+
+static int start_postmaster(struct postgres *pg);
+
+/* The first line of a libpq message, which ends in "\n" and may go on
+ * with DETAIL/HINT lines.  Into a static buffer: used at once. */
+static const char *first_line(const char *msg)
+{
+	static char line[512];
+	size_t n;
+
+	if (!msg)
+		msg = "";
+	n = strcspn(msg, "\n");
+	if (n >= sizeof(line))
+		n = sizeof(line) - 1;
+	memcpy(line, msg, n);
+	line[n] = '\0';
+	return line;
+}
+
+static int pq_error(PGconn *conn, PGresult *res)
+{
+	const char *msg = res ? PQresultErrorMessage(res) : NULL;
+
+	if (!msg || !*msg)
+		msg = PQerrorMessage(conn);
+	return error_set("postgres: %s", first_line(msg));
+}
+
+static int random_hex(char *out, size_t bytes)
+{
+	unsigned char raw[64];
+	size_t got = 0, i;
+
+	if (bytes > sizeof(raw))
+		return error_set("too many random bytes");
+	while (got < bytes) {
+		ssize_t n = getrandom(raw + got, bytes - got, 0);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return error_setsys("getrandom");
+		got += (size_t)n;
+	}
+	for (i = 0; i < bytes; i++)
+		snprintf(out + 2 * i, 3, "%02x", raw[i]);
+	return 0;
+}
+
+char *postgres_ident(const char *app)
+{
+	char *id;
+	size_t i, n = strlen(app);
+
+	if (6 + n <= IDENT_MAX) {
+		id = xasprintf("berth_%s", app);
+		for (i = 6; id[i]; i++)
+			if (id[i] == '-')
+				id[i] = '_';
+		return id;
+	}
+	/*
+	 * PostgreSQL cuts names at 63 bytes, which would fold long app names
+	 * that share a prefix into one role.  These get "berth__", a hash
+	 * of the whole name and a prefix of it: a short name never has '_'
+	 * after "berth_", so the two forms cannot meet.
+	 */
+	{
+		uint64_t h = 0xcbf29ce484222325ULL;	/* FNV-1a 64 */
+		char prefix[IDENT_MAX + 1];
+
+		for (i = 0; i < n; i++) {
+			h ^= (unsigned char)app[i];
+			h *= 0x100000001b3ULL;
+		}
+		snprintf(prefix, sizeof(prefix), "%.*s",
+			 IDENT_MAX - 7 - 16 - 1, app);
+		id = xasprintf("berth__%016llx_%s", (unsigned long long)h,
+			       prefix);
+		for (i = 7; id[i]; i++)
+			if (id[i] == '-')
+				id[i] = '_';
+		return id;
+	}
+}
+
+/* Percent-encode a socket directory for a URL query value. */
+static void url_add_encoded(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		    (c >= '0' && c <= '9') || strchr("/-._~", c))
+			buf_add(b, s, 1);
+		else
+			buf_addf(b, "%%%02X", c);
+	}
+}
+
+/* DATABASE_URL for one app; host is a socket directory or a host name. */
+static char *build_url(const char *host, const char *port, const char *user,
+		       const char *password, const char *db, int ssl)
+{
+	struct buf b = BUF_INIT;
+
+	buf_addf(&b, "postgresql://%s:%s@", user, password);
+	if (host && host[0] == '/') {
+		buf_addf(&b, "/%s?host=", db);
+		url_add_encoded(&b, host);
+		buf_addf(&b, "&port=%s", port ? port : PG_PORT);
+	} else {
+		if (!host || !*host)
+			host = "localhost";
+		if (strchr(host, ':'))
+			buf_addf(&b, "[%s]", host);
+		else
+			buf_addstr(&b, host);
+		buf_addf(&b, ":%s/%s", port && *port ? port : PG_PORT, db);
+		if (ssl)
+			buf_addstr(&b, "?sslmode=require");
+	}
+	return buf_detach(&b);
+}
+
+int postgres_url_env(const char *url, struct strv *env)
+{
+	static const struct {
+		const char *keyword;
+		const char *var;
+	} map[] = {
+		{ "host", "PGHOST" },
+		{ "port", "PGPORT" },
+		{ "user", "PGUSER" },
+		{ "password", "PGPASSWORD" },
+		{ "password", "PGPASS" },	/* Keter's name for it */
+		{ "dbname", "PGDATABASE" },
+	};
+	PQconninfoOption *opts, *o;
+	char *err = NULL;
+	size_t i;
+
+	opts = PQconninfoParse(url, &err);
+	if (!opts) {
+		error_set("bad DATABASE_URL: %s",
+			  err ? first_line(err) : "out of memory");
+		PQfreemem(err);
+		return ERR_INVALID;
+	}
+	for (i = 0; i < ARRAY_SIZE(map); i++)
+		for (o = opts; o->keyword; o++)
+			if (!strcmp(o->keyword, map[i].keyword) && o->val &&
+			    *o->val)
+				strv_env_set(env, map[i].var, o->val);
+	PQconninfoFree(opts);
+	return 0;
+}
+
+/* The value of one keyword of a conninfo string or URL, or NULL. */
+static char *conninfo_get(const char *conninfo, const char *keyword)
+{
+	PQconninfoOption *opts, *o;
+	char *err = NULL, *val = NULL;
+
+	opts = PQconninfoParse(conninfo, &err);
+	PQfreemem(err);
+	if (!opts)
+		return NULL;
+	for (o = opts; o->keyword; o++)
+		if (!strcmp(o->keyword, keyword) && o->val && *o->val)
+			val = xstrdup(o->val);
+	PQconninfoFree(opts);
+	return val;
+}
+
+/* A conninfo value in single quotes, for admin.conninfo. */
+static void conninfo_add(struct buf *b, const char *key, const char *val)
+{
+	buf_addf(b, "%s%s='", b->len ? " " : "", key);
+	for (; *val; val++) {
+		if (*val == '\'' || *val == '\\')
+			buf_add(b, "\\", 1);
+		buf_add(b, val, 1);
+	}
+	buf_add(b, "'", 1);
+}
+
+/* --- the embedded cluster ------------------------------------------- */
+
+static long version_of(const char *bindir)
+{
+	/* /usr/lib/postgresql/15/bin -> 15 */
+	const char *end = bindir + strlen(bindir) - strlen("/bin");
+	const char *p = end;
+
+	while (p > bindir && p[-1] != '/')
+		p--;
+	return strtol(p, NULL, 10);
+}
+
+static int find_bindir(struct postgres *pg)
+{
+	glob_t g;
+	size_t i;
+	long best = -1;
+	char *found = NULL;
+
+	if (pg->bindir)
+		return 0;
+	if (glob("/usr/lib/postgresql/*/bin", GLOB_ONLYDIR, NULL, &g) == 0) {
+		for (i = 0; i < g.gl_pathc; i++) {
+			char *postgres = xasprintf("%s/postgres", g.gl_pathv[i]);
+			char *initdb = xasprintf("%s/initdb", g.gl_pathv[i]);
+			long v = version_of(g.gl_pathv[i]);
+
+			if (access(postgres, X_OK) == 0 &&
+			    access(initdb, X_OK) == 0 && v > best) {
+				best = v;
+				free(found);
+				found = xstrdup(g.gl_pathv[i]);
+			}
+			free(postgres);
+			free(initdb);
+		}
+		globfree(&g);
+	}
+	if (!found) {
+		char *initdb = spawn_which("initdb");
+		char *postgres = spawn_which("postgres");
+
+		if (initdb && postgres)
+			found = xstrdup(dirname(postgres));
+		free(initdb);
+		free(postgres);
+	}
+	if (!found)
+		return error_set("cannot find PostgreSQL's 'initdb' and "
+				 "'postgres' (install postgresql)");
+	pg->bindir = found;
+	return 0;
+}
+
+/* Who runs the cluster: the current user, or "berth" when we are root. */
+static int find_user(struct postgres *pg)
+{
+	struct passwd *pw;
+	struct buf out = BUF_INIT;
+	int ret;
+
+	if (geteuid() != 0) {
+		pg->uid = geteuid();
+		pg->gid = getegid();
+		pg->drop_priv = 0;
+		return 0;
+	}
+	pw = getpwnam(PG_USER);
+	if (!pw) {
+		char *argv[] = { "useradd", "--system", "--no-create-home",
+				 "--shell", "/usr/sbin/nologin", PG_USER, NULL };
+		char *envp[] = { CHILD_PATH ":/usr/sbin:/sbin", NULL };
+
+		ret = spawn_run(argv, envp, NULL, &out, 4096, 30000);
+		if (ret != 0) {
+			if (ret > 0)
+				error_set("cannot create user '%s': %s",
+					  PG_USER, first_line(out.data));
+			buf_release(&out);
+			return -1;
+		}
+		buf_release(&out);
+		log_info("created system user '%s' for PostgreSQL", PG_USER);
+		pw = getpwnam(PG_USER);
+		if (!pw)
+			return error_set("cannot find user '%s'", PG_USER);
+	}
+	if (pw->pw_uid == 0)
+		return error_set("user '%s' must not be root", PG_USER);
+	pg->uid = pw->pw_uid;
+	pg->gid = pw->pw_gid;
+	pg->drop_priv = 1;
+	return 0;
+}
+
+/* Can uid/gid walk down to path?  PostgreSQL chdir()s into its data. */
+static int check_searchable(const struct postgres *pg, const char *path)
+{
+	char *copy = xstrdup(path);
+	char *p = copy;
+	int ret = 0;
+
+	if (!pg->drop_priv)
+		goto out;
+	for (;;) {
+		struct stat st;
+		char *slash = strchr(p + 1, '/');
+
+		if (slash)
+			*slash = '\0';
+		if (stat(copy[0] ? copy : "/", &st) < 0) {
+			ret = error_setsys("cannot stat '%s'", copy);
+			goto out;
+		}
+		if (!(st.st_uid == pg->uid ? st.st_mode & S_IXUSR :
+		      st.st_gid == pg->gid ? st.st_mode & S_IXGRP :
+		      st.st_mode & S_IXOTH)) {
+			ret = error_set("'%s' is not searchable by user '%s': "
+					"put the state directory elsewhere "
+					"(e.g. /var/lib/berth)", copy, PG_USER);
+			goto out;
+		}
+		if (!slash)
+			break;
+		*slash = '/';
+		p = slash;
+	}
+out:
+	free(copy);
+	return ret;
+}
+
+static int make_dir(const struct postgres *pg, const char *path, mode_t mode,
+		    int give)
+{
+	if (mkdir(path, mode) < 0 && errno != EEXIST)
+		return error_setsys("cannot create '%s'", path);
+	if (chmod(path, mode) < 0)
+		return error_setsys("cannot chmod '%s'", path);
+	if (give && pg->drop_priv && chown(path, pg->uid, pg->gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int cluster_exists(const struct postgres *pg)
+{
+	char *v = xasprintf("%s/PG_VERSION", pg->data);
+	int ret = path_exists(v);
+
+	free(v);
+	return ret;
+}
+
+/* Run a PostgreSQL tool as the cluster's user; output goes to the log. */
+static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
+{
+	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
+	struct spawn s;
+	int logfd, status = 0, ret = -1;
+	int64_t deadline = now_ms() + timeout_ms;
+	char why[64];
+
+	logfd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		     0600);
+	if (logfd < 0)
+		return error_setsys("cannot open '%s'", pg->log_path);
+	spawn_init(&s);
+	s.argv = argv;
+	s.envp = envp;
+	s.dir = pg->dir;
+	s.out = logfd;
+	s.err = logfd;
+	s.flags = SPAWN_NEW_PGRP | (pg->drop_priv ? SPAWN_DROP_PRIV : 0);
+	s.uid = pg->uid;
+	s.gid = pg->gid;
+	if (spawn_start(&s) < 0)
+		goto out;
+	for (;;) {
+		pid_t r = waitpid(s.pid, &status, WNOHANG);
+
+		if (r == s.pid)
+			break;
+		if (r < 0 && errno != EINTR) {
+			error_setsys("waitpid");
+			goto out;
+		}
+		if (now_ms() > deadline) {
+			kill(-s.pid, SIGKILL);
+			while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR)
+				;
+			error_set("'%s' timed out", argv[0]);
+			goto out;
+		}
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		error_set("'%s' %s (see '%s')", argv[0],
+			  spawn_describe_status(status, why, sizeof(why)),
+			  pg->log_path);
+		goto out;
+	}
+	ret = 0;
+out:
+	close(logfd);
+	return ret;
+}
+
+static int write_admin_conninfo(struct postgres *pg)
+{
+	struct buf b = BUF_INIT;
+	int ret;
+
+	conninfo_add(&b, "host", pg->run);
+	conninfo_add(&b, "port", PG_PORT);
+	conninfo_add(&b, "user", PG_SUPERUSER);
+	conninfo_add(&b, "password", pg->password);
+	conninfo_add(&b, "dbname", "postgres");
+	buf_add(&b, "\n", 1);
+	ret = write_file_atomic(pg->conninfo_path, b.data, b.len, 0600);
+	buf_release(&b);
+	return ret;
+}
+
+/*
+ * initdb into data.new, then rename: a cluster that exists is a whole
+ * one.  The superuser's password reaches initdb through a file that only
+ * the database user can read and that is gone when initdb is.
+ */
+static int create_cluster(struct postgres *pg)
+{
+	char password[65];
+	char *tmpdata = xasprintf("%s.new", pg->data);
+	char *pwfile = xasprintf("%s/initdb.pw", pg->dir);
+	char *pwopt = xasprintf("--pwfile=%s", pwfile);
+	char *initdb = xasprintf("%s/initdb", pg->bindir);
+	char *argv[] = { initdb, "-D", tmpdata, "-U", PG_SUPERUSER, pwopt,
+			 "-A", "scram-sha-256", "-E", "UTF8", "--locale=C",
+			 "--no-instructions", NULL };
+	int fd = -1, ret = -1;
+
+	if (random_hex(password, 32) < 0)
+		goto out;
+	free(pg->password);
+	pg->password = xstrdup(password);
+	if (write_admin_conninfo(pg) < 0)
+		goto out;
+	if (rm_rf(tmpdata) < 0 || make_dir(pg, tmpdata, 0700, 1) < 0)
+		goto out;
+	unlink(pwfile);
+	fd = open(pwfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		error_setsys("cannot create '%s'", pwfile);
+		goto out;
+	}
+	if ((pg->drop_priv && fchown(fd, pg->uid, pg->gid) < 0) ||
+	    write_all(fd, password, strlen(password)) < 0 ||
+	    write_all(fd, "\n", 1) < 0) {
+		error_setsys("cannot write '%s'", pwfile);
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	log_info("creating PostgreSQL cluster in '%s'", pg->data);
+	if (run_as(pg, argv, PG_INITDB_MS) < 0)
+		goto out;
+	if (rename(tmpdata, pg->data) < 0) {
+		error_setsys("cannot rename '%s'", tmpdata);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	unlink(pwfile);
+	if (ret < 0)
+		rm_rf(tmpdata);
+	explicit_bzero(password, sizeof(password));
+	free(tmpdata);
+	free(pwfile);
+	free(pwopt);
+	free(initdb);
+	return ret;
+}
+
+static int load_password(struct postgres *pg)
+{
+	struct buf b = BUF_INIT;
+	char *host = NULL;
+	int ret;
+
+	if (pg->password)
+		return 0;
+	ret = read_file(&b, pg->conninfo_path, 65536);
+	if (ret < 0)
+		goto out;
+	pg->password = conninfo_get(b.data, "password");
+	host = conninfo_get(b.data, "host");
+	if (!pg->password)
+		ret = error_set("no password in '%s'", pg->conninfo_path);
+	else if (!host || strcmp(host, pg->run))
+		ret = write_admin_conninfo(pg);	/* the root moved */
+out:
+	free(host);
+	buf_release(&b);
+	return ret;
+}
+
+/* 1 if pid is a live (not zombie) process named postgres owned by uid. */
+static int is_postmaster(const struct postgres *pg, pid_t pid)
+{
+	char path[64], stat_line[512];
+	struct stat st;
+	FILE *f;
+	char *open_paren, *close_paren;
+	int ret = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	if (fstat(fileno(f), &st) == 0 && st.st_uid == pg->uid &&
+	    fgets(stat_line, sizeof(stat_line), f)) {
+		open_paren = strchr(stat_line, '(');
+		close_paren = strrchr(stat_line, ')');
+		if (open_paren && close_paren && close_paren[1] == ' ' &&
+		    close_paren[2] != 'Z' &&
+		    !strncmp(open_paren, "(postgres)", 10))
+			ret = 1;
+	}
+	fclose(f);
+	return ret;
+}
+
+static int wait_gone(const struct postgres *pg, pid_t pid, long ms)
+{
+	int64_t deadline = now_ms() + ms;
+
+	while (is_postmaster(pg, pid)) {
+		if (now_ms() > deadline)
+			return -1;
+		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+	}
+	return 0;
+}
+
+/*
+ * A postmaster that outlived a killed engine still holds the cluster.
+ * Stop it the way postgres_shutdown would (fast, then immediate), so the
+ * one we start is ours to supervise.
+ */
+static void stop_stale(struct postgres *pg)
+{
+	char *pidfile = xasprintf("%s/postmaster.pid", pg->data);
+	struct buf b = BUF_INIT;
+	long pid;
+
+	if (read_file(&b, pidfile, 65536) < 0)
+		goto out;
+	b.data[strcspn(b.data, "\n")] = '\0';
+	pid = parse_long(b.data, INT_MAX);
+	if (pid <= 1 || pid == pg->pid || !is_postmaster(pg, (pid_t)pid))
+		goto out;
+	log_warnx("stopping PostgreSQL left running as pid %ld", pid);
+	kill((pid_t)pid, SIGINT);
+	if (wait_gone(pg, (pid_t)pid, PG_STOP_MS) == 0)
+		goto out;
+	kill((pid_t)pid, SIGQUIT);
+	if (wait_gone(pg, (pid_t)pid, 5000) == 0)
+		goto out;
+	kill((pid_t)pid, SIGKILL);
+	wait_gone(pg, (pid_t)pid, 5000);
+out:
+	buf_release(&b);
+	free(pidfile);
+}
+
+static void restart_timer(struct loop *l, void *arg)
+{
+	struct postgres *pg = arg;
+
+	pg->timer = 0;
+	if (pg->pid)
+		return;
+	if (start_postmaster(pg) < 0)
+		log_warnx("cannot start PostgreSQL: %s", error_last());
+}
+
+/* Our postmaster has gone: note it, and start again after a back-off. */
+static void exited(struct postgres *pg, int status)
+{
+	char why[64];
+	int64_t ran = now_ms() - pg->started_ms;
+
+	pg->pid = 0;
+	if (ran >= PG_STABLE_MS)
+		pg->backoff_ms = PG_BACKOFF_MIN;
+	log_warnx("PostgreSQL %s; starting it again in %ld ms",
+		  spawn_describe_status(status, why, sizeof(why)),
+		  pg->backoff_ms);
+	if (pg->loop && !pg->timer)
+		pg->timer = loop_add_timer(pg->loop, pg->backoff_ms,
+					   restart_timer, pg);
+	pg->backoff_ms *= 2;
+	if (pg->backoff_ms > PG_BACKOFF_MAX)
+		pg->backoff_ms = PG_BACKOFF_MAX;
+}
+
+static void on_exit_cb(pid_t pid, int status, void *arg)
+{
+	struct postgres *pg = arg;
+
+	if (pid == pg->pid)
+		exited(pg, status);
+}
+
+static int open_log(struct postgres *pg)
+{
+	struct stat st;
+	int fd;
+
+	if (stat(pg->log_path, &st) == 0 && st.st_size > PG_LOG_MAX) {
+		char *old = xasprintf("%s.1", pg->log_path);
+
+		if (rename(pg->log_path, old) < 0)
+			log_warn("cannot rotate '%s'", pg->log_path);
+		free(old);
+	}
+	fd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		  0600);
+	if (fd < 0)
+		return error_setsys("cannot open '%s'", pg->log_path);
+	return fd;
+}
+
+static int start_postmaster(struct postgres *pg)
+{
+	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
+	char *postgres = xasprintf("%s/postgres", pg->bindir);
+	char *argv[] = { postgres, "-D", pg->data, "-k", pg->run,
+			 "-p", PG_PORT, "-c", "listen_addresses=",
+			 "-c", "unix_socket_permissions=0777", NULL };
+	struct spawn s;
+	int logfd = -1, ret = -1;
+
+	if (pg->pid) {
+		free(postgres);
+		return 0;
+	}
+	if (pg->timer) {
+		loop_del_timer(pg->loop, pg->timer);
+		pg->timer = 0;
+	}
+	stop_stale(pg);
+	/* the socket directory is shared with apps; the lock file in it
+	 * must be the database user's to write */
+	if (make_dir(pg, pg->run, 0755, 1) < 0)
+		goto out;
+	logfd = open_log(pg);
+	if (logfd < 0)
+		goto out;
+	spawn_init(&s);
+	s.argv = argv;
+	s.envp = envp;
+	s.dir = pg->dir;
+	s.out = logfd;
+	s.err = logfd;
+	/* own group: a ^C meant for the engine must not reach it first */
+	s.flags = SPAWN_NEW_PGRP | (pg->drop_priv ? SPAWN_DROP_PRIV : 0);
+	s.uid = pg->uid;
+	s.gid = pg->gid;
+	if (spawn_start(&s) < 0)
+		goto out;
+	pg->pid = s.pid;
+	pg->started_ms = now_ms();
+	reaper_watch(s.pid, on_exit_cb, pg);
+	log_info("PostgreSQL started as pid %d", (int)s.pid);
+	ret = 0;
+out:
+	if (logfd >= 0)
+		close(logfd);
+	free(postgres);
+	return ret;
+}
+
+/* Wait until our postmaster accepts connections. */
+static int wait_ready(struct postgres *pg)
+{
+	const char *keys[] = { "host", "port", "dbname", "connect_timeout",
+			       NULL };
+	const char *vals[] = { pg->run, PG_PORT, "postgres",
+			       PG_CONNECT_TIMEOUT, NULL };
+	int64_t deadline = now_ms() + PG_READY_MS;
+	char why[64];
+
+	for (;;) {
+		int status;
+		pid_t r;
+
+		if (PQpingParams(keys, vals, 0) == PQPING_OK)
+			return 0;
+		if (!pg->pid)
+			return error_set("cannot reach PostgreSQL: not running");
+		/* died while starting: reap it here, the loop is not running */
+		r = waitpid(pg->pid, &status, WNOHANG);
+		if (r == pg->pid) {
+			reaper_forget(r);
+			exited(pg, status);
+			return error_set("cannot reach PostgreSQL: it %s "
+					 "while starting (see '%s')",
+					 spawn_describe_status(status, why,
+							       sizeof(why)),
+					 pg->log_path);
+		}
+		if (now_ms() > deadline)
+			return error_set("cannot reach PostgreSQL: not ready "
+					 "after %d s (see '%s')",
+					 PG_READY_MS / 1000, pg->log_path);
+		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+	}
+}
+
+/* Create the cluster if need be, start it if it is down, wait for it. */
+static int ensure_running(struct postgres *pg)
+{
+	if (find_bindir(pg) < 0 || find_user(pg) < 0)
+		return -1;
+	if (make_dir(pg, pg->dir, 0755, 0) < 0 ||
+	    make_dir(pg, pg->apps, 0700, 0) < 0)
+		return -1;
+	if (check_searchable(pg, pg->dir) < 0)
+		return -1;
+	if (strlen(pg->run) + strlen("/.s.PGSQL." PG_PORT) > SUN_PATH_MAX)
+		return error_set("socket directory '%s' is too long for a "
+				 "unix socket", pg->run);
+	if (!cluster_exists(pg)) {
+		if (create_cluster(pg) < 0)
+			return -1;
+	} else if (load_password(pg) < 0) {
+		return -1;
+	}
+	if (!pg->pid && start_postmaster(pg) < 0)
+		return -1;
+	return wait_ready(pg);
+}
+
+/* --- connections and SQL ---------------------------------------------- */
+
+/* "role does not exist, skipping" and friends are expected: debug only */
+static void quiet_notice(void *arg, const char *msg)
+{
+	log_debug("postgres: %s", first_line(msg));
+}
+
+static int admin_connect(struct postgres *pg, PGconn **out)
+{
+	const char *keys[8], *vals[8];
+	PGconn *conn;
+	PGresult *res;
+	int n = 0;
+
+	*out = NULL;
+	if (pg->external) {
+		/* later keywords win over those in the expanded conninfo */
+		keys[n] = "dbname";
+		vals[n++] = pg->external;
+	} else {
+		if (ensure_running(pg) < 0)
+			return -1;
+		keys[n] = "host";
+		vals[n++] = pg->run;
+		keys[n] = "port";
+		vals[n++] = PG_PORT;
+		keys[n] = "user";
+		vals[n++] = PG_SUPERUSER;
+		keys[n] = "password";
+		vals[n++] = pg->password;
+		keys[n] = "dbname";
+		vals[n++] = "postgres";
+	}
+	keys[n] = "connect_timeout";
+	vals[n++] = PG_CONNECT_TIMEOUT;
+	keys[n] = "application_name";
+	vals[n++] = "berth";
+	keys[n] = NULL;
+	vals[n] = NULL;
+	conn = PQconnectdbParams(keys, vals, 1);
+	if (!conn)
+		return error_set("cannot reach PostgreSQL: out of memory");
+	if (PQstatus(conn) != CONNECTION_OK) {
+		error_set("cannot reach PostgreSQL: %s",
+			  first_line(PQerrorMessage(conn)));
+		PQfinish(conn);
+		return -1;
+	}
+	/* a lock held elsewhere must not hold the engine forever */
+	res = PQexec(conn, PG_STATEMENT_TIMEOUT);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+		pq_error(conn, res);
+		PQclear(res);
+		PQfinish(conn);
+		return -1;
+	}
+	PQclear(res);
+	PQsetNoticeProcessor(conn, quiet_notice, NULL);
+	*out = conn;
+	return 0;
+}
+
+static int exec_sql(PGconn *conn, const char *sql)
+{
+	PGresult *res = PQexec(conn, sql);
+	int ret = 0;
+
+	if (PQresultStatus(res) != PGRES_COMMAND_OK &&
+	    PQresultStatus(res) != PGRES_TUPLES_OK)
+		ret = pq_error(conn, res);
+	PQclear(res);
+	return ret;
+}
+
+/* "CREATE ROLE %s" with one or two quoted identifiers and a literal. */
+static int exec_fmt(PGconn *conn, const char *fmt, const char *a,
+		    const char *b)
+{
+	char *sql = xasprintf(fmt, a, b ? b : "");
+	int ret = exec_sql(conn, sql);
+
+	free(sql);
+	return ret;
+}
+
+/* 1 if "SELECT 1 FROM catalog WHERE column = name" finds a row, 0 if
+ * not, -1 on error. */
+static int row_exists(PGconn *conn, const char *sql, const char *name)
+{
+	const char *params[1] = { name };
+	PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+	int ret;
+
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		ret = pq_error(conn, res);
+	else
+		ret = PQntuples(res) > 0;
+	PQclear(res);
+	return ret;
+}
+
+#define ROLE_EXISTS "SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1"
+#define DB_EXISTS "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1"
+
+static char *url_path(const struct postgres *pg, const char *app)
+{
+	return xasprintf("%s/%s.url", pg->apps, app);
+}
+
+/* The password berth handed out before, or a fresh one. */
+static int app_password(const struct postgres *pg, const char *app,
+			char **out)
+{
+	char *path = url_path(pg, app);
+	struct buf b = BUF_INIT;
+	char fresh[65];
+	int ret;
+
+	*out = NULL;
+	ret = read_file(&b, path, 65536);
+	if (ret == 0) {
+		b.data[strcspn(b.data, "\n")] = '\0';
+		*out = conninfo_get(b.data, "password");
+	} else if (ret != ERR_NOTFOUND) {
+		goto out;
+	}
+	ret = 0;
+	if (!*out) {
+		ret = random_hex(fresh, 32);
+		if (ret == 0)
+			*out = xstrdup(fresh);
+		explicit_bzero(fresh, sizeof(fresh));
+	}
+out:
+	buf_release(&b);
+	free(path);
+	return ret;
+}
+
+static int app_check(const char *app)
+{
+	if (!app_name_valid(app))
+		return error_set("invalid app name '%s'", app ? app : "");
+	return 0;
+}
+
+int postgres_provision(struct postgres *pg, const char *app, char **url)
+{
+	PGconn *conn = NULL;
+	char *ident = NULL, *password = NULL, *verifier = NULL;
+	char *role_q = NULL, *pw_q = NULL, *u = NULL, *path = NULL;
+	char *host = NULL;
+	int r, ret = -1;
+
+	*url = NULL;
+	if (app_check(app) < 0)
+		return ERR_INVALID;
+	if (admin_connect(pg, &conn) < 0)
+		goto out;
+	ident = postgres_ident(app);
+	if (app_password(pg, app, &password) < 0)
+		goto out;
+	host = xstrdup(pg->external ? (PQhost(conn) ? PQhost(conn) : "")
+			: pg->run);
+	u = build_url(host, pg->external ? PQport(conn) : PG_PORT, ident,
+		      password, ident, pg->external && PQsslInUse(conn));
+	/* saved before the role is made: a retry reuses this password */
+	path = url_path(pg, app);
+	if (write_file_atomic(path, u, strlen(u), 0600) < 0)
+		goto out;
+	role_q = PQescapeIdentifier(conn, ident, strlen(ident));
+	/* the server sees a SCRAM verifier, never the password itself */
+	verifier = PQencryptPasswordConn(conn, password, ident, NULL);
+	if (!role_q || !verifier) {
+		pq_error(conn, NULL);
+		goto out;
+	}
+	pw_q = PQescapeLiteral(conn, verifier, strlen(verifier));
+	if (!pw_q) {
+		pq_error(conn, NULL);
+		goto out;
+	}
+	r = row_exists(conn, ROLE_EXISTS, ident);
+	if (r < 0)
+		goto out;
+	if (exec_fmt(conn, r ? "ALTER ROLE %s WITH LOGIN PASSWORD %s" :
+		     "CREATE ROLE %s WITH LOGIN PASSWORD %s", role_q,
+		     pw_q) < 0)
+		goto out;
+	/* A CREATEROLE admin that is no superuser must be a member of the
+	 * role to make it a database's owner (and to drop it later). */
+	if (strcmp(PQparameterStatus(conn, "is_superuser") ?
+		   PQparameterStatus(conn, "is_superuser") : "off", "on") &&
+	    exec_fmt(conn, "GRANT %s TO CURRENT_USER", role_q, NULL) < 0)
+		goto out;
+	r = row_exists(conn, DB_EXISTS, ident);
+	if (r < 0)
+		goto out;
+	if (!r) {
+		if (exec_fmt(conn, "CREATE DATABASE %s OWNER %s", role_q,
+			     role_q) < 0)
+			goto out;
+		log_info("created database '%s' for app '%s'", ident, app);
+	}
+	if (exec_fmt(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE %s "
+		     "FROM PUBLIC", role_q, NULL) < 0 ||
+	    exec_fmt(conn, "GRANT CONNECT, TEMPORARY ON DATABASE %s TO %s",
+		     role_q, role_q) < 0)
+		goto out;
+	/* our own cluster: apps see their database and nothing else */
+	if (!pg->external &&
+	    exec_sql(conn, "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, "
+		     "template1 FROM PUBLIC") < 0)
+		goto out;
+	*url = u;
+	u = NULL;
+	ret = 0;
+out:
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
+	PQfreemem(verifier);
+	PQfreemem(role_q);
+	PQfreemem(pw_q);
+	PQfinish(conn);
+	free(ident);
+	free(host);
+	free(u);
+	free(path);
+	return ret;
+}
+
+/* Embedded and never created: nothing to drop or show, and no reason to
+ * initdb a cluster just to find that out. */
+static int nothing_there(struct postgres *pg)
+{
+	return !pg->external && !cluster_exists(pg);
+}
+
+int postgres_drop(struct postgres *pg, const char *app)
+{
+	PGconn *conn = NULL;
+	char *ident = NULL, *q = NULL, *path = NULL;
+	int ret = -1;
+
+	if (app_check(app) < 0)
+		return ERR_INVALID;
+	path = url_path(pg, app);
+	if (nothing_there(pg)) {
+		ret = 0;
+		goto out;
+	}
+	if (admin_connect(pg, &conn) < 0)
+		goto out;
+	ident = postgres_ident(app);
+	q = PQescapeIdentifier(conn, ident, strlen(ident));
+	if (!q) {
+		pq_error(conn, NULL);
+		goto out;
+	}
+	if (exec_fmt(conn, PQserverVersion(conn) >= 130000 ?
+		     "DROP DATABASE IF EXISTS %s WITH (FORCE)" :
+		     "DROP DATABASE IF EXISTS %s", q, NULL) < 0 ||
+	    exec_fmt(conn, "DROP ROLE IF EXISTS %s", q, NULL) < 0)
+		goto out;
+	log_info("dropped database '%s' of app '%s'", ident, app);
+	ret = 0;
+out:
+	if (ret == 0 && unlink(path) < 0 && errno != ENOENT)
+		ret = error_setsys("cannot remove '%s'", path);
+	PQfreemem(q);
+	PQfinish(conn);
+	free(ident);
+	free(path);
+	return ret;
+}
+
+int postgres_info(struct postgres *pg, const char *app, struct buf *out)
+{
+	PGconn *conn = NULL;
+	PGresult *res = NULL;
+	char *ident = NULL;
+	const char *params[1];
+	int ret = -1;
+
+	if (app_check(app) < 0)
+		return ERR_INVALID;
+	ident = postgres_ident(app);
+	if (nothing_there(pg)) {
+		error_set("app '%s' has no database", app);
+		ret = ERR_NOTFOUND;
+		goto out;
+	}
+	if (admin_connect(pg, &conn) < 0)
+		goto out;
+	params[0] = ident;
+	res = PQexecParams(conn, "SELECT datname, "
+			   "pg_catalog.pg_size_pretty("
+			   "pg_catalog.pg_database_size(datname)) "
+			   "FROM pg_catalog.pg_database WHERE datname = $1",
+			   1, NULL, params, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pq_error(conn, res);
+		goto out;
+	}
+	if (PQntuples(res) == 0) {
+		error_set("app '%s' has no database", app);
+		ret = ERR_NOTFOUND;
+		goto out;
+	}
+	if (buf_addf(out, "database %s, %s\n", PQgetvalue(res, 0, 0),
+		     PQgetvalue(res, 0, 1)) < 0) {
+		error_set("output too long");
+		goto out;
+	}
+	ret = 0;
+out:
+	PQclear(res);
+	PQfinish(conn);
+	free(ident);
+	return ret;
+}
+
+/* --- life cycle --------------------------------------------------------- */
+
+int postgres_init(struct postgres **out, const struct config *cfg,
+		  struct loop *l)
+{
+	struct postgres *pg = xcalloc(1, sizeof(*pg));
+
+	*out = NULL;
+	pg->loop = l;
+	pg->backoff_ms = PG_BACKOFF_MIN;
+	pg->dir = xasprintf("%s/postgres", cfg->root);
+	pg->data = xasprintf("%s/data", pg->dir);
+	pg->run = xasprintf("%s/run", pg->dir);
+	pg->apps = xasprintf("%s/apps", pg->dir);
+	pg->conninfo_path = xasprintf("%s/admin.conninfo", pg->dir);
+	pg->log_path = xasprintf("%s/postgres.log", pg->dir);
+	if (cfg->postgres && *cfg->postgres) {
+		char *err = NULL;
+		PQconninfoOption *opts = PQconninfoParse(cfg->postgres, &err);
+
+		if (!opts) {
+			error_set("bad 'postgres' conninfo: %s",
+				  err ? first_line(err) : "out of memory");
+			PQfreemem(err);
+			postgres_free(pg);
+			return ERR_INVALID;
+		}
+		PQconninfoFree(opts);
+		pg->external = xstrdup(cfg->postgres);
+		if (mkdir_p(pg->apps, 0700) < 0) {
+			postgres_free(pg);
+			return -1;
+		}
+	} else if (cluster_exists(pg)) {
+		/* apps that use it come back with the engine: start it now,
+		 * without waiting; the first caller waits for it */
+		if (find_bindir(pg) < 0 || find_user(pg) < 0 ||
+		    load_password(pg) < 0 || start_postmaster(pg) < 0) {
+			postgres_free(pg);
+			return -1;
+		}
+	}
+	*out = pg;
+	return 0;
+}
+
+int postgres_running(const struct postgres *pg)
+{
+	return pg && pg->pid ? (int)pg->pid : 0;
+}
+
+void postgres_shutdown(struct postgres *pg)
+{
+	int64_t deadline;
+	int status;
+	pid_t pid;
+
+	if (!pg)
+		return;
+	if (pg->timer) {
+		loop_del_timer(pg->loop, pg->timer);
+		pg->timer = 0;
+	}
+	if (!pg->pid)
+		return;
+	pid = pg->pid;
+	pg->pid = 0;
+	reaper_forget(pid);
+	kill(pid, SIGINT);	/* fast shutdown: roll back, checkpoint, exit */
+	deadline = now_ms() + PG_STOP_MS;
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid || (r < 0 && errno == ECHILD))
+			break;
+		if (now_ms() > deadline) {
+			log_warnx("PostgreSQL did not stop in time; "
+				  "sending SIGQUIT");
+			kill(pid, SIGQUIT);
+			deadline = now_ms() + 5000;
+			while (waitpid(pid, &status, WNOHANG) == 0 &&
+			       now_ms() < deadline)
+				nanosleep(&(struct timespec){ 0, 50000000 },
+					  NULL);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
+	}
+	log_info("PostgreSQL stopped");
+}
+
+void postgres_free(struct postgres *pg)
+{
+	if (!pg)
+		return;
+	if (pg->timer)
+		loop_del_timer(pg->loop, pg->timer);
+	if (pg->pid)
+		reaper_forget(pg->pid);
+	free(pg->external);
+	free(pg->dir);
+	free(pg->data);
+	free(pg->run);
+	free(pg->apps);
+	free(pg->conninfo_path);
+	free(pg->log_path);
+	free(pg->bindir);
+	if (pg->password)
+		explicit_bzero(pg->password, strlen(pg->password));
+	free(pg->password);
+	free(pg);
+}

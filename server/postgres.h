@@ -32,6 +32,25 @@ int postgres_drop(struct postgres *pg, const char *app);
 int postgres_info(struct postgres *pg, const char *app, struct buf *out);
 /* Stop the embedded cluster (fast shutdown), if running. */
 void postgres_shutdown(struct postgres *pg);
+/* Frees memory only: call postgres_shutdown() first to stop the cluster. */
 void postgres_free(struct postgres *pg);
+
+/*
+ * Added for the engine and the tests:
+ *
+ * postgres_url_env() adds the libpq variables of a DATABASE_URL to env:
+ * PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE, and PGPASS (the name
+ * Keter's plugin uses).  The engine calls it with the app's DATABASE_URL
+ * when it builds a process's environment.  ERR_INVALID for a bad URL.
+ *
+ * postgres_ident() is the role and database name of an app (caller
+ * frees): "berth_" + name with '-' as '_', at most 63 bytes; longer names
+ * become "berth__" + a hash + a prefix of the name.
+ *
+ * postgres_running() is the pid of the embedded postmaster, or 0.
+ */
+int postgres_url_env(const char *url, struct strv *env);
+char *postgres_ident(const char *app);
+int postgres_running(const struct postgres *pg);
 
 #endif

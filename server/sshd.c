@@ -1,11 +1,1089 @@
-/* sshd: placeholder until the real subsystem lands; fails cleanly. */
-#include <stdlib.h>
-
+/* sshd: see sshd.h. */
 #include "sshd.h"
+
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <libssh/callbacks.h>
+#include <libssh/libssh.h>
+#include <libssh/server.h>
+
+#include "config.h"
+#include "control.h"
+#include "gitsvc.h"
+#include "keys.h"
+#include "log.h"
+#include "loop.h"
+#include "reaper.h"
+#include "spawn.h"
 #include "util.h"
 
-#define NOT_YET(what) error_set("%s is not available yet", what)
+extern char **environ;
 
-int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l, const char *self_exe) { *out = NULL; return 0; }
-void sshd_stop(struct sshd *s) { }
-int session_main(const struct config *cfg, int fd) { return 1; }
+#define HOST_KEY "host/ssh_host_ed25519_key"	/* under the state directory */
+#define DEFAULT_LISTEN "0.0.0.0:2222"
+#define AUTH_TIMEOUT_S 30	/* from accept to an authenticated exec request */
+#define MAX_AUTH_TRIES 10
+#define CMD_MAX 8192		/* longest exec command we look at */
+#define STDIN_MAX (64 * 1024)	/* "keys add" reads at most this from stdin */
+#define STDIN_TIMEOUT_MS (5 * 60 * 1000)
+#define CONFIRM_MAX 256
+#define BYE_TIMEOUT_MS 5000	/* wait this long for the client to hang up */
+#define SSH_WAIT_FOREVER (-1)	/* libssh's SSH_TIMEOUT_INFINITE, not public */
+
+/* ---------------------------------------------------------------- engine */
+
+struct sshd {
+	struct loop *loop;
+	char *root;
+	char *self_exe;
+	int fd;
+	int max_sessions;
+	pid_t *pids;		/* live session processes */
+	size_t npids;
+};
+
+/* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT" into host (NULL: any) and port. */
+static int split_listen(const char *spec, char **host, char **port)
+{
+	const char *colon;
+	long p;
+
+	*host = NULL;
+	*port = NULL;
+	if (spec[0] == '[') {
+		const char *close = strchr(spec, ']');
+
+		if (!close || close[1] != ':')
+			goto bad;
+		*host = xstrndup(spec + 1, (size_t)(close - spec - 1));
+		colon = close + 1;
+	} else {
+		colon = strrchr(spec, ':');
+		if (colon && colon != spec)
+			*host = xstrndup(spec, (size_t)(colon - spec));
+	}
+	*port = xstrdup(colon ? colon + 1 : spec);
+	p = parse_long(*port, 65535);
+	if (p < 0)
+		goto bad;
+	return 0;
+bad:
+	FREE_AND_NULL(*host);
+	FREE_AND_NULL(*port);
+	return error_set("bad listen address '%s' (want ADDR:PORT)", spec);
+}
+
+static int listen_on(const char *spec)
+{
+	struct addrinfo hints, *res = NULL;
+	char *host = NULL, *port = NULL;
+	int fd = -1, one = 1, r;
+
+	if (split_listen(spec, &host, &port) < 0)
+		return -1;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV;
+	r = getaddrinfo(host, port, &hints, &res);
+	if (r) {
+		error_set("bad listen address '%s': %s", spec, gai_strerror(r));
+		goto out;
+	}
+	fd = socket(res->ai_family,
+		    res->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		error_setsys("cannot listen on '%s'", spec);
+		goto out;
+	}
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) < 0 ||
+	    listen(fd, 128) < 0) {
+		error_setsys("cannot listen on '%s'", spec);
+		close(fd);
+		fd = -1;
+		goto out;
+	}
+out:
+	if (res)
+		freeaddrinfo(res);
+	free(host);
+	free(port);
+	return fd;
+}
+
+/*
+ * Made once, before we listen, so that no session races to create it.
+ * Written to a temporary name under umask 077 and renamed: a crash never
+ * leaves a half-written key that every later session would choke on.
+ */
+static int host_key_ensure(const char *root)
+{
+	char *dir = xasprintf("%s/host", root);
+	char *path = xasprintf("%s/%s", root, HOST_KEY);
+	char *tmp = xasprintf("%s.new", path);
+	ssh_key key = NULL;
+	mode_t old;
+	int ret = -1, r;
+
+	if (mkdir_p(dir, 0700) < 0)
+		goto out;
+	if (path_exists(path)) {
+		if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL,
+						&key) != SSH_OK) {
+			error_set("cannot read host key '%s'", path);
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
+		error_set("cannot generate a host key");
+		goto out;
+	}
+	unlink(tmp);
+	old = umask(077);
+	r = ssh_pki_export_privkey_file(key, NULL, NULL, NULL, tmp);
+	umask(old);
+	if (r != SSH_OK) {
+		error_set("cannot write host key '%s'", tmp);
+		goto out;
+	}
+	if (chmod(tmp, 0600) < 0 || rename(tmp, path) < 0) {
+		error_setsys("cannot install host key '%s'", path);
+		unlink(tmp);
+		goto out;
+	}
+	log_info("made host key %s", path);
+	ret = 0;
+out:
+	if (key)
+		ssh_key_free(key);
+	free(dir);
+	free(path);
+	free(tmp);
+	return ret;
+}
+
+static void session_exited(pid_t pid, int status, void *arg)
+{
+	struct sshd *s = arg;
+	size_t i;
+
+	for (i = 0; i < s->npids; i++) {
+		if (s->pids[i] == pid) {
+			s->pids[i] = s->pids[--s->npids];
+			break;
+		}
+	}
+	if (!WIFEXITED(status)) {
+		char how[64];
+
+		log_warnx("session %d %s", (int)pid,
+			  spawn_describe_status(status, how, sizeof(how)));
+	}
+}
+
+static void start_session(struct sshd *s, int conn)
+{
+	char *argv[] = { s->self_exe, "session", "--root", s->root, NULL };
+	struct spawn sp;
+
+	spawn_init(&sp);
+	sp.argv = argv;
+	sp.envp = environ;
+	sp.in = -1;
+	sp.out = -1;
+	sp.err = 2;
+	sp.extra_fds = &conn;
+	sp.n_extra_fds = 1;
+	if (spawn_start(&sp) < 0) {
+		log_warnx("cannot start a session: %s", error_last());
+		return;
+	}
+	s->pids[s->npids++] = sp.pid;
+	reaper_watch(sp.pid, session_exited, s);
+}
+
+static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct sshd *s = arg;
+	int conn;
+
+	for (;;) {
+		/* blocking: the session process does blocking I/O on it */
+		conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+		if (conn < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("accept");
+			return;
+		}
+		if (s->npids >= (size_t)s->max_sessions) {
+			log_warnx("%d sessions running, connection refused",
+				  s->max_sessions);
+			close(conn);
+			continue;
+		}
+		start_session(s, conn);
+		close(conn);
+	}
+}
+
+int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
+	       const char *self_exe)
+{
+	struct sshd *s = NULL;
+	const char *spec = cfg->ssh_listen && cfg->ssh_listen[0] ?
+		cfg->ssh_listen : DEFAULT_LISTEN;
+	int fd = -1;
+
+	*out = NULL;
+	if (host_key_ensure(cfg->root) < 0)
+		return -1;
+	fd = listen_on(spec);
+	if (fd < 0)
+		return -1;
+	s = xcalloc(1, sizeof(*s));
+	s->loop = l;
+	s->root = xstrdup(cfg->root);
+	s->self_exe = xstrdup(self_exe);
+	s->fd = fd;
+	s->max_sessions = cfg->max_sessions > 0 ? cfg->max_sessions : 1;
+	s->pids = xcalloc((size_t)s->max_sessions, sizeof(*s->pids));
+	if (loop_add_fd(l, fd, LOOP_READ, sshd_accept, s) < 0) {
+		sshd_stop(s);
+		return -1;
+	}
+	log_info("ssh listening on %s", spec);
+	*out = s;
+	return 0;
+}
+
+void sshd_stop(struct sshd *s)
+{
+	size_t i;
+
+	if (!s)
+		return;
+	loop_del_fd(s->loop, s->fd);
+	close(s->fd);
+	/* sessions outlive us; their exits must not call back into freed memory */
+	for (i = 0; i < s->npids; i++)
+		reaper_forget(s->pids[i]);
+	free(s->pids);
+	free(s->root);
+	free(s->self_exe);
+	free(s);
+}
+
+/* ---------------------------------------------------------- word splitter */
+
+static int unsupported(char c)
+{
+	if (c == '\n')
+		return error_set("unsupported character '\\n' in command");
+	if ((unsigned char)c < 0x20 || c == 0x7f)
+		return error_set("unsupported character '\\x%02x' in command",
+				 (unsigned char)c);
+	return error_set("unsupported character '%c' in command", c);
+}
+
+static int is_ctl(char c)
+{
+	return ((unsigned char)c < 0x20 && c != '\t') || c == 0x7f;
+}
+
+int sshd_split_command(struct strv *out, const char *cmd)
+{
+	struct buf w = BUF_INIT;
+	const char *p = cmd;
+	int in_word = 0, ret = ERR_INVALID;
+
+	if (strlen(cmd) > CMD_MAX) {
+		error_set("command too long");
+		goto out;
+	}
+	for (;;) {
+		char c = *p;
+
+		if (!c || c == ' ' || c == '\t') {
+			if (in_word) {
+				if (!w.len) {
+					error_set("empty argument in command");
+					goto out;
+				}
+				if (out->n >= CONTROL_MAX_WORDS) {
+					error_set("too many words in command");
+					goto out;
+				}
+				strv_push(out, w.data);
+				buf_reset(&w);
+				in_word = 0;
+			}
+			if (!c)
+				break;
+			p++;
+			continue;
+		}
+		in_word = 1;
+		if (c == '\'') {
+			for (p++; *p && *p != '\''; p++) {
+				if (is_ctl(*p)) {
+					unsupported(*p);
+					goto out;
+				}
+				buf_add(&w, p, 1);
+			}
+			if (!*p) {
+				error_set("unterminated quote in command");
+				goto out;
+			}
+			p++;
+			continue;
+		}
+		if (c == '"') {
+			for (p++; *p && *p != '"'; p++) {
+				/* a shell would expand these even inside "" */
+				if (*p == '$' || *p == '`' || is_ctl(*p)) {
+					unsupported(*p);
+					goto out;
+				}
+				if (*p == '\\' && (p[1] == '"' || p[1] == '\\' ||
+						   p[1] == '$' || p[1] == '`'))
+					p++;
+				buf_add(&w, p, 1);
+			}
+			if (!*p) {
+				error_set("unterminated quote in command");
+				goto out;
+			}
+			p++;
+			continue;
+		}
+		if (c == '\\') {
+			p++;
+			if (!*p) {
+				error_set("trailing backslash in command");
+				goto out;
+			}
+			if (is_ctl(*p)) {
+				unsupported(*p);
+				goto out;
+			}
+			buf_add(&w, p, 1);
+			p++;
+			continue;
+		}
+		if (strchr(";|&$`<>", c) || is_ctl(c)) {
+			unsupported(c);
+			goto out;
+		}
+		buf_add(&w, p, 1);
+		p++;
+	}
+	ret = 0;
+out:
+	buf_release(&w);
+	return ret;
+}
+
+/* --------------------------------------------------------------- session */
+
+struct session {
+	const struct config *cfg;
+	ssh_session ssh;
+	ssh_event event;
+	ssh_channel chan;
+	struct ssh_server_callbacks_struct scb;
+	struct ssh_channel_callbacks_struct ccb;
+	char *user;		/* the key's name, once authenticated */
+	int admin;
+	int auth_failures;
+	char *command;		/* the exec request */
+	int shell;		/* a shell was asked for instead */
+	char peer[INET6_ADDRSTRLEN + 8];
+	/* control response being relayed */
+	struct buf out, err;
+	int status;		/* -1 until the engine's last line */
+};
+
+static void on_alarm(int sig)
+{
+	static const char msg[] = "berth: session: no authenticated command in time, closing\n";
+
+	(void)sig;
+	if (write(2, msg, sizeof(msg) - 1) < 0)
+		_exit(1);
+	_exit(1);
+}
+
+static int auth_pubkey(ssh_session ssh, const char *user,
+		       struct ssh_key_struct *pubkey, char state, void *arg)
+{
+	struct session *s = arg;
+	char *name = NULL;
+	int admin = 0, r;
+
+	if (state != SSH_PUBLICKEY_STATE_NONE &&
+	    state != SSH_PUBLICKEY_STATE_VALID)
+		goto denied;
+	r = keys_match(s->cfg->root, pubkey, &name, &admin);
+	if (r < 0) {
+		if (r != ERR_NOTFOUND)
+			log_warnx("%s", error_last());
+		goto denied;
+	}
+	/* NONE is the client asking whether this key would do: it has not
+	 * proved it holds the private half yet. */
+	if (state == SSH_PUBLICKEY_STATE_VALID) {
+		free(s->user);
+		s->user = name;
+		s->admin = admin;
+	} else {
+		free(name);
+	}
+	return SSH_AUTH_SUCCESS;
+denied:
+	if (++s->auth_failures >= MAX_AUTH_TRIES) {
+		log_info("%s: too many authentication failures", s->peer);
+		ssh_disconnect(ssh);
+	}
+	return SSH_AUTH_DENIED;
+}
+
+static int chan_pty(ssh_session ssh, ssh_channel chan, const char *term,
+		    int w, int h, int pw, int ph, void *arg)
+{
+	return -1;
+}
+
+static int chan_shell(ssh_session ssh, ssh_channel chan, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->command || s->shell)
+		return 1;
+	/* accepted only to say so on the channel, as git hosts do */
+	s->shell = 1;
+	return 0;
+}
+
+static int chan_exec(ssh_session ssh, ssh_channel chan, const char *command,
+		     void *arg)
+{
+	struct session *s = arg;
+
+	if (s->command || s->shell)
+		return 1;
+	s->command = xstrdup(command);
+	return 0;
+}
+
+static int chan_env(ssh_session ssh, ssh_channel chan, const char *name,
+		    const char *value, void *arg)
+{
+	/* GIT_PROTOCOL too: refusing it means protocol v0 */
+	return -1;
+}
+
+static int chan_subsystem(ssh_session ssh, ssh_channel chan,
+			  const char *subsystem, void *arg)
+{
+	return 1;
+}
+
+static ssh_channel open_session_channel(ssh_session ssh, void *arg)
+{
+	struct session *s = arg;
+
+	if (s->chan || !s->user)
+		return NULL;
+	s->chan = ssh_channel_new(ssh);
+	if (!s->chan)
+		return NULL;
+	memset(&s->ccb, 0, sizeof(s->ccb));
+	s->ccb.userdata = s;
+	s->ccb.channel_pty_request_function = chan_pty;
+	s->ccb.channel_shell_request_function = chan_shell;
+	s->ccb.channel_exec_request_function = chan_exec;
+	s->ccb.channel_env_request_function = chan_env;
+	s->ccb.channel_subsystem_request_function = chan_subsystem;
+	ssh_callbacks_init(&s->ccb);
+	ssh_set_channel_callbacks(s->chan, &s->ccb);
+	return s->chan;
+}
+
+static int session_gone(struct session *s)
+{
+	return (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)) ||
+	       !ssh_is_connected(s->ssh);
+}
+
+static int client_gone(struct session *s)
+{
+	return session_gone(s) || ssh_channel_is_closed(s->chan);
+}
+
+/* Blocking writes; a client that went away makes them fail. */
+static int chan_write(struct session *s, int to_stderr, const void *data,
+		      size_t len)
+{
+	const char *p = data;
+	int n;
+
+	while (len) {
+		uint32_t chunk = len > 65536 ? 65536 : (uint32_t)len;
+
+		n = to_stderr ? ssh_channel_write_stderr(s->chan, p, chunk) :
+			ssh_channel_write(s->chan, p, chunk);
+		if (n == SSH_ERROR || n < 0)
+			return error_set("cannot write to the client: %s",
+					 ssh_get_error(s->ssh));
+		p += n;
+		len -= (size_t)n;
+	}
+	/* output waiting in libssh would stall behind a long build */
+	if (ssh_blocking_flush(s->ssh, SSH_WAIT_FOREVER) == SSH_ERROR)
+		return error_set("cannot write to the client: %s",
+				 ssh_get_error(s->ssh));
+	return 0;
+}
+
+static void say_error(struct session *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* "error: MESSAGE" on the client's stderr, for people and scripts alike. */
+static void say_error(struct session *s, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	va_start(ap, fmt);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
+	va_end(ap);
+	if (!msg)
+		return;
+	chan_write(s, 1, "error: ", 7);
+	chan_write(s, 1, msg, strlen(msg));
+	chan_write(s, 1, "\n", 1);
+	free(msg);
+}
+
+/* Up to len bytes of the client's stdin; 0 at EOF, -1 on error/timeout. */
+static ssize_t chan_read(struct session *s, void *buf, size_t len,
+			 int timeout_ms)
+{
+	uint32_t want = len > 65536 ? 65536 : (uint32_t)len;
+	int n;
+
+	for (;;) {
+		if (timeout_ms >= 0)
+			n = ssh_channel_read_timeout(s->chan, buf, want, 0,
+						     timeout_ms);
+		else
+			n = ssh_channel_read(s->chan, buf, want, 0);
+		if (n == SSH_ERROR || n < 0)
+			return error_set("cannot read from the client: %s",
+					 ssh_get_error(s->ssh));
+		if (n > 0)
+			return n;
+		if (ssh_channel_is_eof(s->chan) || client_gone(s))
+			return 0;
+		if (timeout_ms >= 0)
+			return error_set("timed out waiting for input");
+	}
+}
+
+static ssize_t io_read(void *ctx, void *buf, size_t len)
+{
+	return chan_read(ctx, buf, len, -1);
+}
+
+static int io_write(void *ctx, const void *buf, size_t len)
+{
+	return chan_write(ctx, 0, buf, len);
+}
+
+/* ---- engine commands over the control socket ---- */
+
+static int relay_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct session *s = arg;
+
+	switch (kind) {
+	case CONTROL_DATA:
+		buf_addstr(&s->out, text);
+		buf_addstr(&s->out, "\n");
+		return 0;
+	case CONTROL_OK:
+		s->status = 0;
+		return 1;
+	case CONTROL_ERROR:
+		buf_addf(&s->err, "error: %s\n", text);
+		s->status = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static int flush_relay(struct session *s)
+{
+	int ret = 0;
+
+	if (s->out.len && chan_write(s, 0, s->out.data, s->out.len) < 0)
+		ret = -1;
+	if (s->err.len && chan_write(s, 1, s->err.data, s->err.len) < 0)
+		ret = -1;
+	buf_reset(&s->out);
+	buf_reset(&s->err);
+	return ret;
+}
+
+/*
+ * Send one request and relay the answer as it comes, watching the client
+ * too: when it hangs up (ctrl-c on "logs -f") we close the control socket,
+ * which tells the engine to stop.  Returns the exit status, or -1 when
+ * the client is gone and no status can be delivered.
+ */
+static int control_relay(struct session *s, const struct strv *words)
+{
+	struct buf req = BUF_INIT;
+	struct control_reader rd;
+	struct pollfd pfd[2];
+	char chunk[16384];
+	ssize_t n;
+	int fd = -1, ret = 1, r;
+
+	control_reader_init(&rd);
+	s->status = -1;
+	fd = control_connect(s->cfg->root);
+	if (fd < 0) {
+		log_warnx("%s", error_last());
+		say_error(s, "the server is not running (cannot reach the engine)");
+		ret = 111;
+		goto out;
+	}
+	control_encode_request(&req, (int)words->n, words->v);
+	if (req.len > CONTROL_LINE_MAX + 1) {
+		say_error(s, "command too long");
+		goto out;
+	}
+	if (write_all(fd, req.data, req.len) < 0) {
+		log_warn("cannot send request");
+		say_error(s, "the engine closed the connection early");
+		goto out;
+	}
+	for (;;) {
+		/* a flush may have taken in the client's close already */
+		if (client_gone(s)) {
+			ret = -1;
+			goto out;
+		}
+		pfd[0].fd = fd;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = ssh_get_fd(s->ssh);
+		pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (poll(pfd, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			log_warn("poll");
+			goto out;
+		}
+		if (pfd[1].revents) {
+			/* window adjusts, stdin (kept in the channel), close */
+			ssh_event_dopoll(s->event, 0);
+			if (client_gone(s)) {
+				ret = -1;
+				goto out;
+			}
+		}
+		if (!pfd[0].revents)
+			continue;
+		n = read(fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			say_error(s, "the engine closed the connection early");
+			goto out;
+		}
+		r = control_reader_feed(&rd, chunk, (size_t)n, relay_line, s);
+		if (flush_relay(s) < 0) {
+			ret = -1;
+			goto out;
+		}
+		if (r < 0) {
+			say_error(s, "bad answer from the engine: %s",
+				  error_last());
+			goto out;
+		}
+		if (s->status >= 0) {
+			ret = s->status;
+			goto out;
+		}
+	}
+out:
+	if (fd >= 0)
+		close(fd);
+	buf_release(&req);
+	control_reader_release(&rd);
+	return ret;
+}
+
+static int has_word(const struct strv *w, size_t from, const char *word)
+{
+	size_t i;
+
+	for (i = from; i < w->n; i++)
+		if (!strcmp(w->v[i], word))
+			return 1;
+	return 0;
+}
+
+/* "rm NAME" without --force: the client must type the name back. */
+static int confirm_rm(struct session *s, struct strv *words)
+{
+	const char *name = words->v[1];
+	char *prompt = NULL;
+	struct buf line = BUF_INIT;
+	char c;
+	ssize_t n;
+	int ret = -1;
+
+	prompt = xasprintf("To remove %s, type its name: ", name);
+	if (chan_write(s, 1, prompt, strlen(prompt)) < 0)
+		goto out;
+	for (;;) {
+		n = chan_read(s, &c, 1, STDIN_TIMEOUT_MS);
+		if (n < 0)
+			goto refuse;
+		if (n == 0 || c == '\n')
+			break;
+		if (c != '\r' && buf_add(&line, &c, 1) < 0)
+			goto refuse;
+		if (line.len > CONFIRM_MAX)
+			goto refuse;
+	}
+	if (!line.len) {
+		chan_write(s, 1, "\n", 1);
+		say_error(s, "rm: confirm with --force or type the app name");
+		goto out;
+	}
+	if (strcmp(line.data, name)) {
+		say_error(s, "rm: the name typed does not match '%s', nothing removed",
+			  name);
+		goto out;
+	}
+	strv_push(words, "--force");
+	ret = 0;
+	goto out;
+refuse:
+	chan_write(s, 1, "\n", 1);
+	say_error(s, "rm: confirm with --force or type the app name");
+out:
+	free(prompt);
+	buf_release(&line);
+	return ret;
+}
+
+/* "keys add" with no key in the command reads it from stdin. */
+static int read_key_stdin(struct session *s, struct strv *words)
+{
+	struct buf text;
+	char chunk[4096];
+	ssize_t n;
+	int ret = -1;
+
+	buf_init(&text, STDIN_MAX);
+	for (;;) {
+		n = chan_read(s, chunk, sizeof(chunk), STDIN_TIMEOUT_MS);
+		if (n < 0) {
+			say_error(s, "keys add: %s", error_last());
+			goto out;
+		}
+		if (n == 0)
+			break;
+		if (buf_add(&text, chunk, (size_t)n) < 0) {
+			say_error(s, "keys add: key text too long");
+			goto out;
+		}
+	}
+	if (!text.len || strspn(text.data, " \t\r\n") == text.len) {
+		say_error(s, "keys add: no key given (ssh HOST keys add < KEY.pub)");
+		goto out;
+	}
+	strv_push(words, text.data);
+	ret = 0;
+out:
+	buf_release(&text);
+	return ret;
+}
+
+/*
+ * "keys add [--admin] [KEY TEXT...]": the engine wants the key as one
+ * word, and "ssh HOST keys add $(cat id.pub)" arrives split in three.
+ */
+static int keys_add_words(struct session *s, struct strv *words)
+{
+	struct strv req = STRV_INIT;
+	struct buf text = BUF_INIT;
+	size_t i;
+
+	strv_push(&req, "keys");
+	strv_push(&req, "add");
+	for (i = 2; i < words->n; i++) {
+		if (!strcmp(words->v[i], "--admin")) {
+			strv_push(&req, "--admin");
+			continue;
+		}
+		if (text.len)
+			buf_addstr(&text, " ");
+		buf_addstr(&text, words->v[i]);
+	}
+	if (text.len) {
+		strv_push(&req, text.data);
+	} else if (read_key_stdin(s, &req) < 0) {
+		strv_release(&req);
+		buf_release(&text);
+		return -1;
+	}
+	strv_release(words);
+	*words = req;
+	buf_release(&text);
+	return 0;
+}
+
+static int run_engine_command(struct session *s)
+{
+	struct strv words = STRV_INIT;
+	const char *cmd;
+	int ret = 1;
+
+	if (sshd_split_command(&words, s->command) < 0) {
+		say_error(s, "%s", error_last());
+		goto out;
+	}
+	if (!words.n) {
+		say_error(s, "no command given (try 'help')");
+		goto out;
+	}
+	cmd = words.v[0];
+	/* a path on this host is not the remote user's to name: git push */
+	if (!strcmp(cmd, "deploy")) {
+		say_error(s, "deploy is not available over ssh (push with git instead)");
+		goto out;
+	}
+	if (!strcmp(cmd, "keys")) {
+		if (!s->admin) {
+			say_error(s, "keys: only admin keys may manage keys");
+			goto out;
+		}
+		if (words.n >= 2 && !strcmp(words.v[1], "add") &&
+		    keys_add_words(s, &words) < 0)
+			goto out;
+		cmd = words.v[0];	/* the vector was replaced */
+	}
+	if (!strcmp(cmd, "rm") && words.n >= 2) {
+		if (!app_name_valid(words.v[1])) {
+			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
+			goto out;
+		}
+		if (!has_word(&words, 2, "--force") &&
+		    confirm_rm(s, &words) < 0)
+			goto out;
+	}
+	ret = control_relay(s, &words);
+out:
+	strv_release(&words);
+	return ret;
+}
+
+static int run_command(struct session *s)
+{
+	enum git_service svc;
+	struct git_io io;
+	char *app = NULL;
+	int r, ret;
+
+	r = git_parse_command(s->command, &svc, &app);
+	if (r == ERR_NOTFOUND)
+		return run_engine_command(s);
+	if (r < 0) {
+		say_error(s, "%s", error_last());
+		return 1;
+	}
+	io.ctx = s;
+	io.read = io_read;
+	io.write = io_write;
+	error_clear();
+	if (svc == GIT_SERVICE_RECEIVE_PACK)
+		ret = git_receive_pack(s->cfg, app, s->user, &io);
+	else
+		ret = git_upload_pack(s->cfg, app, &io);
+	if (ret != 0 && error_last()[0])
+		log_warnx("%s %s: %s", svc == GIT_SERVICE_RECEIVE_PACK ?
+			  "receive-pack" : "upload-pack", app, error_last());
+	if (ret < 0) {
+		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
+		ret = 1;
+	}
+	free(app);
+	return ret;
+}
+
+/* Exit status, EOF, close; then wait for the client to take them. */
+static void finish(struct session *s, int status)
+{
+	int64_t deadline;
+
+	if (!client_gone(s)) {
+		ssh_channel_request_send_exit_status(s->chan, status);
+		ssh_channel_send_eof(s->chan);
+		ssh_channel_close(s->chan);
+		ssh_blocking_flush(s->ssh, BYE_TIMEOUT_MS);
+	}
+	deadline = now_ms() + BYE_TIMEOUT_MS;
+	while (!session_gone(s) && now_ms() < deadline)
+		if (ssh_event_dopoll(s->event, 100) == SSH_ERROR)
+			break;
+}
+
+static void peer_name(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	char host[INET6_ADDRSTRLEN], port[8];
+
+	snprintf(out, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
+	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
+			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
+		return;
+	snprintf(out, len, "%s:%s", host, port);
+}
+
+/* One audit line; the command is the client's, so no control bytes. */
+static void log_command(const struct session *s)
+{
+	char shown[201];
+	size_t i;
+
+	for (i = 0; s->command[i] && i < sizeof(shown) - 1; i++)
+		shown[i] = is_ctl(s->command[i]) ? '?' : s->command[i];
+	shown[i] = '\0';
+	log_info("%s: %s runs '%s'%s", s->peer, s->user, shown,
+		 s->command[i] ? "..." : "");
+}
+
+int session_main(const struct config *cfg, int fd)
+{
+	struct session s;
+	ssh_bind bind = NULL;
+	char *hostkey = xasprintf("%s/%s", cfg->root, HOST_KEY);
+	bool no = false;
+	int one = 1, ret = 1, status;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	buf_init(&s.out, 0);
+	buf_init(&s.err, 0);
+	log_settitle("session");
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, on_alarm);
+	alarm(AUTH_TIMEOUT_S);
+	peer_name(fd, s.peer, sizeof(s.peer));
+	/* three 40 ms delayed-ACK stalls per session without it */
+	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
+		log_warn("TCP_NODELAY");
+
+	bind = ssh_bind_new();
+	s.ssh = ssh_new();
+	if (!bind || !s.ssh) {
+		log_warnx("out of memory");
+		close(fd);
+		goto out;
+	}
+	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no) < 0 ||
+	    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, hostkey) < 0) {
+		log_warnx("cannot load host key '%s': %s", hostkey,
+			  ssh_get_error(bind));
+		close(fd);
+		goto out;
+	}
+	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
+		log_warnx("%s: %s", s.peer, ssh_get_error(bind));
+		close(fd);
+		goto out;
+	}
+	memset(&s.scb, 0, sizeof(s.scb));
+	s.scb.userdata = &s;
+	s.scb.auth_pubkey_function = auth_pubkey;
+	s.scb.channel_open_request_session_function = open_session_channel;
+	ssh_callbacks_init(&s.scb);
+	ssh_set_server_callbacks(s.ssh, &s.scb);
+	ssh_set_auth_methods(s.ssh, SSH_AUTH_METHOD_PUBLICKEY);
+	if (ssh_handle_key_exchange(s.ssh) != SSH_OK) {
+		log_debug("%s: key exchange: %s", s.peer, ssh_get_error(s.ssh));
+		goto out;
+	}
+	s.event = ssh_event_new();
+	if (!s.event || ssh_event_add_session(s.event, s.ssh) != SSH_OK) {
+		log_warnx("cannot poll the session");
+		goto out;
+	}
+	while (!(s.user && s.chan && (s.command || s.shell))) {
+		if (ssh_event_dopoll(s.event, -1) == SSH_ERROR ||
+		    session_gone(&s)) {
+			log_debug("%s: gone before a command", s.peer);
+			goto out;
+		}
+	}
+	alarm(0);
+	if (s.shell) {
+		log_info("%s: %s asked for a shell", s.peer, s.user);
+		say_error(&s, "no shell here: run a command, e.g. 'ssh HOST help'");
+		finish(&s, 1);
+		ret = 0;
+		goto out;
+	}
+	log_command(&s);
+	status = run_command(&s);
+	if (status >= 0)
+		finish(&s, status);
+	ret = 0;
+out:
+	if (s.event) {
+		ssh_event_remove_session(s.event, s.ssh);
+		ssh_event_free(s.event);
+	}
+	if (s.chan)
+		ssh_channel_free(s.chan);
+	if (s.ssh) {
+		ssh_disconnect(s.ssh);
+		ssh_free(s.ssh);
+	}
+	if (bind)
+		ssh_bind_free(bind);
+	free(hostkey);
+	free(s.user);
+	free(s.command);
+	buf_release(&s.out);
+	buf_release(&s.err);
+	return ret;
+}

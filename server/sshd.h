@@ -30,4 +30,16 @@ void sshd_stop(struct sshd *s);
  * Returns the process exit code. */
 int session_main(const struct config *cfg, int fd);
 
+struct strv;
+/*
+ * Split an exec command into words the way a user expects from a shell,
+ * but with nothing a shell would run or expand: blanks separate words,
+ * '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside
+ * quotes takes the next character as it is.  Any of ; | & $ ` < > outside
+ * single quotes, control characters, empty words and unterminated quotes
+ * are refused: ERR_INVALID, error_last() says which ("unsupported
+ * character ';' in command").  Words are appended to out.
+ */
+int sshd_split_command(struct strv *out, const char *cmd);
+
 #endif

@@ -12,7 +12,7 @@
 berth() { "$BERTH" --root "$BERTH_ROOT" "$@"; }
 
 write_berth_yaml() {
-	local base=$(( 20000 + (RANDOM % 400) * 100 )) line
+	local base=$(( 50000 + (RANDOM % 150) * 100 )) line  # free_port uses 30000-49999
 	mkdir -p "$BERTH_ROOT"
 	{
 		# a key set in BERTH_YAML replaces the default here: berth.yaml
@@ -128,3 +128,10 @@ through_nginx() {
 apps_line_matches() { berth apps | grep -qE "$1"; }
 # ps_line_matches NAME REGEX: a line of "berth ps NAME" matches
 ps_line_matches() { berth ps "$1" | grep -qE "$2"; }
+
+# proc_alive PID: the process exists and is not a zombie
+proc_alive() {
+	local st
+	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}

@@ -35,7 +35,7 @@ test_expect_success 'kill -9 of the engine, then a new engine restores all' '
 
 test_expect_success 'no process of the old engine is left running' '
 	for p in $(cat procs-before); do
-		! kill -0 $p 2>/dev/null || { echo "old process $p still runs"; return 1; }
+		! proc_alive $p || { echo "old process $p still runs"; return 1; }
 	done
 '
 

@@ -54,6 +54,7 @@ test_expect_success() {
 	test_eval_ "$body" >"$out" 2>&1 </dev/null
 	ret=$?
 	set -u
+	cd "$TRASH" 2>/dev/null || true
 	if [ -n "$test_cleanup_cmds" ]; then
 		eval "$test_cleanup_cmds" >/dev/null 2>&1
 	fi

@@ -1,0 +1,1376 @@
+/*
+ * receive: git receive-pack on libgit2.  See receive.h and docs/git.md.
+ *
+ * Order of a push, each step only if the one before succeeded:
+ *   advertise refs -> read commands and options -> index the pack into a
+ *   quarantine directory -> check every new tip is complete -> move the
+ *   pack into objects/pack -> move refs (all-or-nothing under atomic) ->
+ *   deploy the deploy branch -> report-status -> final flush.
+ * A refused or broken push leaves no pack behind and moves no ref.
+ */
+#include "receive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <git2.h>
+#include <git2/sys/odb_backend.h>
+
+#include "config.h"
+#include "gitsvc.h"
+#include "log.h"
+#include "pipeline.h"
+#include "pktline.h"
+#include "version.h"
+#include "spawn.h"
+
+#define KEEPALIVE_MS 5000	/* empty band-1 packet while a build runs */
+#define REASON_MAX 1024		/* the deploy's one-line failure reason */
+
+static const char receive_caps[] =
+	"report-status report-status-v2 delete-refs side-band-64k quiet "
+	"atomic ofs-delta push-options object-format=sha1 "
+	"agent=berth/" BERTH_VERSION;
+
+static const unsigned char zero_id[20];
+
+/* ---- request parsing ------------------------------------------------ */
+
+void push_request_init(struct push_request *req)
+{
+	memset(req, 0, sizeof(*req));
+	req->options.v = NULL;
+}
+
+void push_request_release(struct push_request *req)
+{
+	size_t i;
+
+	for (i = 0; i < req->n; i++) {
+		free(req->cmds[i].ref);
+		free(req->cmds[i].error_owned);
+	}
+	free(req->cmds);
+	free(req->agent);
+	strv_release(&req->options);
+	memset(req, 0, sizeof(*req));
+}
+
+int push_id_is_zero(const unsigned char *id)
+{
+	return !memcmp(id, zero_id, sizeof(zero_id));
+}
+
+void push_cmd_fail(struct push_cmd *cmd, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	if (cmd->error)
+		return;
+	va_start(ap, fmt);
+	if (vasprintf(&p, fmt, ap) < 0)
+		p = NULL;
+	va_end(ap);
+	if (!p)
+		p = xstrdup("failed");
+	gitsvc_oneline(p);
+	free(cmd->error_owned);
+	cmd->error_owned = p;
+	cmd->error = p;
+}
+
+static int hex_to_id(unsigned char *out, const char *hex)
+{
+	int i;
+
+	for (i = 0; i < 40; i++) {
+		char c = hex[i];
+		int v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			return -1;
+		if (i % 2)
+			out[i / 2] |= (unsigned char)v;
+		else
+			out[i / 2] = (unsigned char)(v << 4);
+	}
+	return 0;
+}
+
+static void parse_caps(struct push_request *req, const char *caps, size_t len)
+{
+	static const struct {
+		const char *name;
+		unsigned flag;
+	} known[] = {
+		{ "report-status", PUSH_REPORT_STATUS },
+		{ "report-status-v2", PUSH_REPORT_STATUS_V2 },
+		{ "side-band-64k", PUSH_SIDE_BAND_64K },
+		{ "quiet", PUSH_QUIET },
+		{ "atomic", PUSH_ATOMIC },
+		{ "push-options", PUSH_OPTIONS },
+		{ "delete-refs", PUSH_DELETE_REFS },
+		{ "ofs-delta", PUSH_OFS_DELTA },
+	};
+	const char *p = caps, *end = caps + len;
+
+	while (p < end) {
+		const char *w = p;
+		size_t n, i;
+
+		while (p < end && *p != ' ')
+			p++;
+		n = (size_t)(p - w);
+		if (p < end)
+			p++;
+		if (n == 0)
+			continue;
+		for (i = 0; i < ARRAY_SIZE(known); i++)
+			if (strlen(known[i].name) == n &&
+			    !memcmp(known[i].name, w, n))
+				req->caps |= known[i].flag;
+		if (n > 6 && !memcmp(w, "agent=", 6) && !req->agent) {
+			req->agent = xstrndup(w + 6, n - 6 > 256 ? 256 : n - 6);
+			gitsvc_oneline(req->agent);
+		}
+		/* unknown capabilities are ignored, as git does */
+	}
+}
+
+int push_parse_command(struct push_request *req, struct push_cmd *cmd,
+		       const char *line, size_t len, int first)
+{
+	const char *nul, *ref;
+	size_t reflen, i;
+
+	memset(cmd, 0, sizeof(*cmd));
+	nul = memchr(line, '\0', len);
+	reflen = (nul ? (size_t)(nul - line) : len);
+	if (reflen < 83 || line[40] != ' ' || line[81] != ' ' ||
+	    hex_to_id(cmd->old_id, line) < 0 ||
+	    hex_to_id(cmd->new_id, line + 41) < 0)
+		return error_set("malformed ref update line");
+	ref = line + 82;
+	reflen -= 82;
+	if (reflen > PUSH_REF_MAX)
+		return error_set("ref name too long (%zu bytes)", reflen);
+	for (i = 0; i < reflen; i++)
+		if ((unsigned char)ref[i] < 0x20 || ref[i] == 0x7f ||
+		    ref[i] == ' ')
+			return error_set("malformed ref name in update line");
+	if (nul) {
+		if (!first)
+			return error_set("capabilities after the first update line");
+		parse_caps(req, nul + 1, len - (size_t)(nul + 1 - line));
+	}
+	cmd->ref = xstrndup(ref, reflen);
+	return 0;
+}
+
+int push_request_read(struct push_request *req, struct pkt_reader *r)
+{
+	const char *data;
+	size_t len;
+	int t;
+
+	for (;;) {
+		struct push_cmd cmd;
+
+		t = pkt_read(r, &data, &len);
+		if (t < 0)
+			return -1;
+		if (t == PKT_EOF) {
+			if (req->n == 0)
+				return 0;
+			return error_set("the remote end hung up in the command list");
+		}
+		if (t == PKT_FLUSH)
+			break;
+		if (req->n >= PUSH_MAX_COMMANDS)
+			return error_set("too many ref updates (over %d)",
+					 PUSH_MAX_COMMANDS);
+		if (push_parse_command(req, &cmd, data, pkt_chomp(data, len),
+				       req->n == 0) < 0)
+			return -1;
+		if (req->n == req->alloc) {
+			req->alloc = req->alloc ? req->alloc * 2 : 8;
+			req->cmds = xrealloc(req->cmds,
+					     req->alloc * sizeof(*req->cmds));
+		}
+		req->cmds[req->n++] = cmd;
+	}
+	if (req->n == 0 || !(req->caps & PUSH_OPTIONS))
+		return 0;
+	for (;;) {
+		t = pkt_read(r, &data, &len);
+		if (t < 0)
+			return -1;
+		if (t == PKT_EOF)
+			return error_set("the remote end hung up in the push options");
+		if (t == PKT_FLUSH)
+			break;
+		len = pkt_chomp(data, len);
+		if (req->options.n >= PUSH_MAX_OPTIONS)
+			return error_set("too many push options (over %d)",
+					 PUSH_MAX_OPTIONS);
+		if (len > PUSH_OPTION_MAX || memchr(data, '\0', len))
+			return error_set("malformed push option");
+		strv_push(&req->options, data);
+		req->options.v[req->options.n - 1][len] = '\0';
+	}
+	return 0;
+}
+
+/* ---- the session ---------------------------------------------------- */
+
+struct rp {
+	const struct config *cfg;
+	const char *app;
+	const char *pusher;
+	struct git_io *io;
+	struct pkt_reader *rd;
+	struct push_request req;
+	char *repo_path;
+	git_repository *repo;
+	int sideband;
+	int quiet;
+	int io_dead;		/* the client is gone: write nothing more */
+	char *quarantine;	/* objects/incoming-XXXXXX, or NULL */
+	char *pack_name;	/* "pack-HEX" in quarantine/pack, or NULL */
+	unsigned int pack_objects;
+	int64_t progress_at;
+	char *unpack_error;	/* NULL: "unpack ok" */
+};
+
+static int rp_write(struct rp *rp, const void *data, size_t len)
+{
+	if (rp->io_dead)
+		return -1;
+	if (rp->io->write(rp->io->ctx, data, len) < 0) {
+		rp->io_dead = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* Bytes for the person pushing: band 2 ("remote: ..."), if we have one. */
+static void rp_band2(struct rp *rp, const void *data, size_t len)
+{
+	if (!rp->sideband || rp->io_dead)
+		return;
+	if (pkt_band(rp->io, 2, data, len) < 0)
+		rp->io_dead = 1;
+}
+
+static void rp_say(struct rp *rp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void rp_say(struct rp *rp, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+	int n;
+
+	va_start(ap, fmt);
+	n = vasprintf(&p, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	rp_band2(rp, p, (size_t)n);
+	free(p);
+}
+
+static void rp_keepalive(struct rp *rp)
+{
+	if (!rp->sideband || rp->io_dead)
+		return;
+	if (pkt_band(rp->io, 1, "", 0) < 0)
+		rp->io_dead = 1;
+}
+
+/* ---- advertisement -------------------------------------------------- */
+
+struct adv_ref {
+	char *name;
+	git_oid id;
+};
+
+static int adv_cmp(const void *a, const void *b)
+{
+	const struct adv_ref *x = a, *y = b;
+
+	return strcmp(x->name, y->name);
+}
+
+static int advertise(struct rp *rp)
+{
+	struct buf out = BUF_INIT;
+	git_reference_iterator *it = NULL;
+	git_reference *ref;
+	struct adv_ref *refs = NULL;
+	size_t n = 0, alloc = 0, i;
+	char hex[GIT_OID_HEXSZ + 1];
+	int ret = -1, err;
+
+	if (rp->repo) {
+		if (git_reference_iterator_new(&it, rp->repo) < 0) {
+			gitsvc_lg2_error("cannot list refs");
+			goto out;
+		}
+		while ((err = git_reference_next(&ref, it)) == 0) {
+			git_reference *res = NULL;
+			const char *name = git_reference_name(ref);
+
+			if (!strncmp(name, "refs/", 5) &&
+			    git_reference_resolve(&res, ref) == 0) {
+				if (n == alloc) {
+					alloc = alloc ? alloc * 2 : 16;
+					refs = xrealloc(refs, alloc * sizeof(*refs));
+				}
+				refs[n].name = xstrdup(name);
+				git_oid_cpy(&refs[n].id, git_reference_target(res));
+				n++;
+			}
+			git_reference_free(res);
+			git_reference_free(ref);
+		}
+		if (err != GIT_ITEROVER) {
+			gitsvc_lg2_error("cannot list refs");
+			goto out;
+		}
+		qsort(refs, n, sizeof(*refs), adv_cmp);
+	}
+	if (n == 0) {
+		memset(hex, '0', GIT_OID_HEXSZ);
+		hex[GIT_OID_HEXSZ] = '\0';
+		if (pkt_buf_addf(&out, "%s capabilities^{}%c%s\n", hex, '\0',
+				 receive_caps) < 0)
+			goto out;
+	}
+	for (i = 0; i < n; i++) {
+		git_oid_tostr(hex, sizeof(hex), &refs[i].id);
+		if (i == 0)
+			err = pkt_buf_addf(&out, "%s %s%c%s\n", hex,
+					   refs[i].name, '\0', receive_caps);
+		else
+			err = pkt_buf_addf(&out, "%s %s\n", hex, refs[i].name);
+		if (err < 0)
+			goto out;
+	}
+	if (pkt_buf_flush(&out) < 0 || rp_write(rp, out.data, out.len) < 0)
+		goto out;
+	ret = 0;
+out:
+	for (i = 0; i < n; i++)
+		free(refs[i].name);
+	free(refs);
+	git_reference_iterator_free(it);
+	buf_release(&out);
+	return ret;
+}
+
+/* ---- repository ----------------------------------------------------- */
+
+static const char *deploy_ref(const struct config *cfg, char *tmp, size_t len)
+{
+	const char *b = cfg->deploy_branch;
+
+	if (!b || !*b)
+		return NULL;
+	if (!strncmp(b, "refs/", 5))
+		return b;
+	snprintf(tmp, len, "refs/heads/%s", b);
+	return tmp;
+}
+
+/*
+ * First push: make the bare repository under a temporary name and rename
+ * it into place, so a concurrent first push or a crash never leaves a
+ * half-made repository where the engine looks.
+ */
+static int repo_create(struct rp *rp)
+{
+	git_repository_init_options opts;
+	git_repository *r = NULL;
+	char *dir = NULL, *tmp = NULL;
+	char head[256];
+	const char *dref;
+	int ret = -1;
+
+	dir = xasprintf("%s/apps/%s", rp->cfg->root, rp->app);
+	tmp = xasprintf("%s/repo.git.new-%ld", dir, (long)getpid());
+	if (mkdir_p(dir, 0755) < 0 || rm_rf(tmp) < 0)
+		goto out;
+	dref = deploy_ref(rp->cfg, head, sizeof(head));
+	git_repository_init_options_init(&opts,
+					 GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+		     GIT_REPOSITORY_INIT_NO_REINIT;
+	opts.initial_head = dref ? dref : "main";
+	if (git_repository_init_ext(&r, tmp, &opts) < 0) {
+		gitsvc_lg2_error("cannot create repository");
+		goto out;
+	}
+	git_repository_free(r);
+	r = NULL;
+	if (rename(tmp, rp->repo_path) < 0) {
+		if (errno != EEXIST && errno != ENOTEMPTY) {
+			error_setsys("cannot create '%s'", rp->repo_path);
+			goto out;
+		}
+		/* someone else's first push won the race: use theirs */
+		rm_rf(tmp);
+	}
+	if (git_repository_open_bare(&rp->repo, rp->repo_path) < 0) {
+		gitsvc_lg2_error("cannot open repository");
+		goto out;
+	}
+	log_debug("created repository for '%s'", rp->app);
+	ret = 0;
+out:
+	if (ret < 0 && tmp)
+		rm_rf(tmp);
+	free(dir);
+	free(tmp);
+	return ret;
+}
+
+/* ---- receiving the pack --------------------------------------------- */
+
+static int index_progress(const git_indexer_progress *st, void *arg)
+{
+	struct rp *rp = arg;
+	int64_t now;
+
+	if (rp->quiet || !st->total_deltas ||
+	    st->received_objects < st->total_objects)
+		return 0;
+	now = now_ms();
+	if (st->indexed_deltas < st->total_deltas && now - rp->progress_at < 250)
+		return 0;
+	rp->progress_at = now;
+	rp_say(rp, "Resolving deltas: %3u%% (%u/%u)%s",
+	       (unsigned)((uint64_t)st->indexed_deltas * 100 / st->total_deltas),
+	       st->indexed_deltas, st->total_deltas,
+	       st->indexed_deltas == st->total_deltas ? ", done.\n" : "\r");
+	return 0;
+}
+
+static void drop_quarantine(struct rp *rp)
+{
+	if (rp->quarantine) {
+		if (rm_rf(rp->quarantine) < 0)
+			log_warnx("%s: %s", __func__, error_last());
+		FREE_AND_NULL(rp->quarantine);
+	}
+	FREE_AND_NULL(rp->pack_name);
+}
+
+/*
+ * Read the raw pack to EOF through libgit2's indexer.  The indexer gets
+ * the repository's odb so it can complete thin packs, and writes into a
+ * quarantine directory inside objects/ (same filesystem for the final
+ * rename, invisible to readers until then).
+ */
+static int receive_pack_data(struct rp *rp)
+{
+	git_indexer_options opts;
+	git_indexer_progress st;
+	git_indexer *idx = NULL;
+	git_odb *odb = NULL;
+	char *packdir = NULL;
+	static char chunk[65536];
+	uint64_t total = 0, max = (uint64_t)rp->cfg->max_pack_bytes;
+	git_config *gcfg = NULL;
+	int64_t repo_max = 0;
+	int ret = -1;
+
+	/* git's own receive.maxInputSize in the repository may lower it */
+	if (git_repository_config_snapshot(&gcfg, rp->repo) == 0 &&
+	    git_config_get_int64(&repo_max, gcfg, "receive.maxInputSize") == 0 &&
+	    repo_max > 0 && (!max || (uint64_t)repo_max < max))
+		max = (uint64_t)repo_max;
+	git_config_free(gcfg);
+
+	memset(&st, 0, sizeof(st));
+	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
+	rp->quarantine = xasprintf("%s/objects/incoming-XXXXXX", rp->repo_path);
+	if (!mkdtemp(rp->quarantine)) {
+		error_setsys("cannot create '%s'", rp->quarantine);
+		FREE_AND_NULL(rp->quarantine);
+		goto out;
+	}
+	packdir = xasprintf("%s/pack", rp->quarantine);
+	if (mkdir(packdir, 0755) < 0) {
+		error_setsys("cannot create '%s'", packdir);
+		goto out;
+	}
+	if (git_repository_odb(&odb, rp->repo) < 0) {
+		gitsvc_lg2_error("cannot open object database");
+		goto out;
+	}
+	opts.progress_cb = index_progress;
+	opts.progress_cb_payload = rp;
+	if (git_indexer_new(&idx, packdir, 0, odb, &opts) < 0) {
+		gitsvc_lg2_error("cannot index pack");
+		goto out;
+	}
+	for (;;) {
+		ssize_t n = pkt_read_raw(rp->rd, chunk, sizeof(chunk));
+
+		if (n < 0)
+			goto out;
+		if (n == 0)
+			break;
+		total += (uint64_t)n;
+		if (max && total > max) {
+			error_set("pack exceeds maximum allowed size (%llu bytes)",
+				  (unsigned long long)max);
+			goto out;
+		}
+		if (git_indexer_append(idx, chunk, (size_t)n, &st) < 0) {
+			gitsvc_lg2_error("bad pack");
+			goto out;
+		}
+	}
+	if (git_indexer_commit(idx, &st) < 0) {
+		gitsvc_lg2_error("bad pack");
+		goto out;
+	}
+	rp->pack_objects = st.total_objects;
+	rp->pack_name = xasprintf("pack-%s", git_indexer_name(idx));
+	if (!rp->quiet && st.total_objects)
+		rp_say(rp, "Received %u objects (%llu KiB)%s\n",
+		       st.received_objects, (unsigned long long)(total / 1024),
+		       st.local_objects ? ", completed from the repository" : "");
+	log_debug("'%s': pack of %u objects, %llu bytes", rp->app,
+		  st.total_objects, (unsigned long long)total);
+	ret = 0;
+out:
+	git_indexer_free(idx);
+	git_odb_free(odb);
+	free(packdir);
+	return ret;
+}
+
+/* Move the checked pack from quarantine into objects/pack: .pack, then
+ * .idx (a pack is only used once its index is there). */
+static int install_pack(struct rp *rp)
+{
+	static const char *const exts[] = { ".pack", ".idx" };
+	char *from = NULL, *to = NULL, *dir = NULL;
+	git_odb *odb = NULL;
+	size_t i;
+	int fd, ret = -1;
+
+	if (!rp->pack_name || rp->pack_objects == 0)
+		return 0;
+	dir = xasprintf("%s/objects/pack", rp->repo_path);
+	if (mkdir_p(dir, 0755) < 0)
+		goto out;
+	for (i = 0; i < ARRAY_SIZE(exts); i++) {
+		free(from);
+		free(to);
+		from = xasprintf("%s/pack/%s%s", rp->quarantine, rp->pack_name,
+				 exts[i]);
+		to = xasprintf("%s/%s%s", dir, rp->pack_name, exts[i]);
+		if (rename(from, to) < 0) {
+			error_setsys("cannot move pack into '%s'", dir);
+			goto out;
+		}
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (fsync(fd) < 0)
+			log_warn("%s: fsync '%s'", __func__, dir);
+		close(fd);
+	}
+	if (git_repository_odb(&odb, rp->repo) < 0 || git_odb_refresh(odb) < 0) {
+		gitsvc_lg2_error("cannot refresh object database");
+		goto out;
+	}
+	ret = 0;
+out:
+	git_odb_free(odb);
+	free(from);
+	free(to);
+	free(dir);
+	return ret;
+}
+
+/* ---- connectivity --------------------------------------------------- */
+
+/* A set of object ids: open addressing, grown at half full. */
+struct oidset {
+	git_oid *slots;
+	unsigned char *used;
+	size_t n, cap;
+};
+
+static void oidset_release(struct oidset *s)
+{
+	free(s->slots);
+	free(s->used);
+	memset(s, 0, sizeof(*s));
+}
+
+static size_t oid_hash(const git_oid *id)
+{
+	size_t h;
+
+	memcpy(&h, id->id, sizeof(h));
+	return h;
+}
+
+/* 1 if newly added, 0 if it was there. */
+static int oidset_add(struct oidset *s, const git_oid *id)
+{
+	size_t i;
+
+	if (2 * (s->n + 1) > s->cap) {
+		struct oidset big;
+		size_t j;
+
+		big.cap = s->cap ? s->cap * 2 : 1024;
+		big.n = 0;
+		big.slots = xcalloc(big.cap, sizeof(*big.slots));
+		big.used = xcalloc(big.cap, 1);
+		for (j = 0; j < s->cap; j++)
+			if (s->used[j])
+				oidset_add(&big, &s->slots[j]);
+		oidset_release(s);
+		*s = big;
+	}
+	for (i = oid_hash(id) & (s->cap - 1); s->used[i];
+	     i = (i + 1) & (s->cap - 1))
+		if (!git_oid_cmp(&s->slots[i], id))
+			return 0;
+	s->used[i] = 1;
+	git_oid_cpy(&s->slots[i], id);
+	s->n++;
+	return 1;
+}
+
+struct oidstack {
+	git_oid *v;
+	size_t n, alloc;
+};
+
+static void oidstack_push(struct oidstack *st, const git_oid *id)
+{
+	if (st->n == st->alloc) {
+		st->alloc = st->alloc ? st->alloc * 2 : 256;
+		st->v = xrealloc(st->v, st->alloc * sizeof(*st->v));
+	}
+	git_oid_cpy(&st->v[st->n++], id);
+}
+
+/*
+ * Everything reachable from tip must exist.  Objects the repository
+ * already had are trusted (they came in through an earlier checked push)
+ * and end the walk, so the cost is proportional to what was pushed.
+ * 'check' is a second handle on the repository whose odb 'codb' also
+ * sees the quarantined pack; 'old' is the odb without it.
+ */
+static int check_connected(git_repository *check, git_odb *codb,
+			   git_odb *old, struct oidset *seen,
+			   const git_oid *tip)
+{
+	struct oidstack st = { NULL, 0, 0 };
+	git_object *obj = NULL;
+	char hex[GIT_OID_HEXSZ + 1];
+	int ret = -1;
+
+	oidstack_push(&st, tip);
+	while (st.n) {
+		git_oid id;
+		size_t i, n;
+
+		git_oid_cpy(&id, &st.v[--st.n]);
+		if (!oidset_add(seen, &id) || git_odb_exists(old, &id))
+			continue;
+		if (git_object_lookup(&obj, check, &id, GIT_OBJECT_ANY) < 0)
+			goto missing;
+		switch (git_object_type(obj)) {
+		case GIT_OBJECT_COMMIT: {
+			const git_commit *c = (const git_commit *)obj;
+
+			oidstack_push(&st, git_commit_tree_id(c));
+			n = git_commit_parentcount(c);
+			for (i = 0; i < n; i++)
+				oidstack_push(&st, git_commit_parent_id(c,
+						(unsigned)i));
+			break;
+		}
+		case GIT_OBJECT_TREE: {
+			const git_tree *t = (const git_tree *)obj;
+
+			n = git_tree_entrycount(t);
+			for (i = 0; i < n; i++) {
+				const git_tree_entry *e =
+					git_tree_entry_byindex(t, i);
+				const git_oid *eid = git_tree_entry_id(e);
+
+				switch (git_tree_entry_type(e)) {
+				case GIT_OBJECT_TREE:
+					oidstack_push(&st, eid);
+					break;
+				case GIT_OBJECT_BLOB:
+					/* blobs have no links: existence is enough */
+					if (oidset_add(seen, eid) &&
+					    !git_odb_exists(old, eid) &&
+					    !git_odb_exists(codb, eid))
+						goto missing_eid;
+					break;
+				default:
+					/* gitlinks (submodules) point elsewhere */
+					break;
+				}
+				continue;
+missing_eid:
+				git_oid_tostr(hex, sizeof(hex), eid);
+				error_set("missing necessary objects (%s)", hex);
+				goto out;
+			}
+			break;
+		}
+		case GIT_OBJECT_TAG:
+			oidstack_push(&st, git_tag_target_id((const git_tag *)obj));
+			break;
+		default:
+			break;
+		}
+		git_object_free(obj);
+		obj = NULL;
+		continue;
+missing:
+		git_oid_tostr(hex, sizeof(hex), &id);
+		error_set("missing necessary objects (%s)", hex);
+		goto out;
+	}
+	ret = 0;
+out:
+	git_object_free(obj);
+	free(st.v);
+	return ret;
+}
+
+static int repo_config_bool(git_repository *repo, const char *key, int def)
+{
+	git_config *cfg = NULL;
+	int v = def;
+
+	if (git_repository_config_snapshot(&cfg, repo) == 0 &&
+	    git_config_get_bool(&v, cfg, key) < 0)
+		v = def;
+	git_config_free(cfg);
+	return v;
+}
+
+/*
+ * Per-command checks before anything moves: ref name, expected old value,
+ * the new tip is complete, branch tips are commits, and (if the repository
+ * sets receive.denyNonFastForwards / receive.denyDeletes) history rules.
+ */
+static int check_commands(struct rp *rp)
+{
+	git_repository *check = NULL;
+	git_odb *old = NULL, *codb = NULL;
+	git_odb_backend *be = NULL;
+	struct oidset seen = { NULL, NULL, 0, 0 };
+	char *idxpath = NULL;
+	int deny_nonff, deny_deletes, ret = -1;
+	size_t i;
+
+	deny_nonff = repo_config_bool(rp->repo,
+				      "receive.denyNonFastForwards", 0);
+	deny_deletes = repo_config_bool(rp->repo, "receive.denyDeletes", 0);
+	if (git_repository_odb(&old, rp->repo) < 0 ||
+	    git_repository_open_bare(&check, rp->repo_path) < 0 ||
+	    git_repository_odb(&codb, check) < 0) {
+		gitsvc_lg2_error("cannot open repository");
+		goto out;
+	}
+	if (rp->pack_name && rp->pack_objects) {
+		idxpath = xasprintf("%s/pack/%s.idx", rp->quarantine,
+				    rp->pack_name);
+		if (git_odb_backend_one_pack(&be, idxpath) < 0 ||
+		    git_odb_add_backend(codb, be, 1) < 0) {
+			gitsvc_lg2_error("cannot open received pack");
+			if (be)
+				be->free(be);
+			goto out;
+		}
+	}
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
+		git_oid cur, nid, oid;
+		int exists, err, valid = 0;
+
+		if (c->error)
+			continue;
+		if (strncmp(c->ref, "refs/", 5) ||
+		    git_reference_name_is_valid(&valid, c->ref) < 0 || !valid) {
+			push_cmd_fail(c, "funny refname");
+			continue;
+		}
+		err = git_reference_name_to_id(&cur, rp->repo, c->ref);
+		if (err < 0 && err != GIT_ENOTFOUND) {
+			gitsvc_lg2_error("cannot read ref");
+			push_cmd_fail(c, "%s", error_last());
+			continue;
+		}
+		exists = err == 0;
+		git_oid_fromraw(&oid, c->old_id);
+		if (exists ? git_oid_cmp(&cur, &oid) != 0
+			   : !push_id_is_zero(c->old_id)) {
+			push_cmd_fail(c, "stale info");
+			continue;
+		}
+		if (push_id_is_zero(c->new_id)) {
+			if (!exists)
+				push_cmd_fail(c, "no such ref");
+			else if (deny_deletes && !strncmp(c->ref, "refs/heads/", 11))
+				push_cmd_fail(c, "deletion prohibited");
+			continue;
+		}
+		git_oid_fromraw(&nid, c->new_id);
+		if (check_connected(check, codb, old, &seen, &nid) < 0) {
+			push_cmd_fail(c, "%s", error_last());
+			/* a failed walk may have marked incomplete objects */
+			oidset_release(&seen);
+			continue;
+		}
+		if (!strncmp(c->ref, "refs/heads/", 11)) {
+			git_object *o = NULL;
+
+			if (git_object_lookup(&o, check, &nid, GIT_OBJECT_COMMIT) < 0) {
+				push_cmd_fail(c, "not a commit");
+				continue;
+			}
+			git_object_free(o);
+			if (deny_nonff && exists &&
+			    git_graph_descendant_of(check, &nid, &cur) != 1) {
+				push_cmd_fail(c, "non-fast-forward");
+				continue;
+			}
+		}
+	}
+	ret = 0;
+out:
+	oidset_release(&seen);
+	git_odb_free(codb);
+	git_odb_free(old);
+	git_repository_free(check);
+	free(idxpath);
+	return ret;
+}
+
+/* ---- moving refs ---------------------------------------------------- */
+
+static const char reflog_msg[] = "push";
+
+/* Set ref to 'to' if it holds 'from' (zero id: absent / delete). */
+static int ref_move(git_repository *repo, const char *name,
+		    const unsigned char *from, const unsigned char *to)
+{
+	git_reference *ref = NULL, *out = NULL;
+	git_oid f, t;
+	int ret = -1, err;
+
+	git_oid_fromraw(&f, from);
+	git_oid_fromraw(&t, to);
+	if (push_id_is_zero(to)) {
+		if (git_reference_lookup(&ref, repo, name) < 0) {
+			error_set("no such ref");
+			goto out;
+		}
+		if (git_reference_type(ref) != GIT_REFERENCE_DIRECT ||
+		    git_oid_cmp(git_reference_target(ref), &f)) {
+			error_set("stale info");
+			goto out;
+		}
+		/* fails with GIT_EMODIFIED if it moved since the lookup */
+		err = git_reference_delete(ref);
+	} else {
+		err = git_reference_create_matching(&out, repo, name, &t, 1,
+						    &f, reflog_msg);
+	}
+	if (err < 0) {
+		/* the details (paths) go to our log, a short reason to the user */
+		gitsvc_lg2_error(name);
+		log_warnx("cannot move ref %s", error_last());
+		if (err == GIT_EMODIFIED)
+			error_set("stale info");
+		else if (err == GIT_ELOCKED)
+			error_set("failed to lock");
+		else
+			error_set("failed to update ref");
+		goto out;
+	}
+	ret = 0;
+out:
+	git_reference_free(ref);
+	git_reference_free(out);
+	return ret;
+}
+
+/*
+ * Move every accepted ref.  libgit2's transactions lock several refs but
+ * still apply them one by one, so atomic pushes roll back by hand: each
+ * applied ref is moved back, guarded by the value we just gave it.
+ */
+static void apply_updates(struct rp *rp)
+{
+	int atomic = rp->req.caps & PUSH_ATOMIC;
+	size_t i, j;
+
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
+
+		if (c->error)
+			continue;
+		if (ref_move(rp->repo, c->ref, c->old_id, c->new_id) == 0) {
+			c->applied = 1;
+			continue;
+		}
+		push_cmd_fail(c, "%s", error_last());
+		if (!atomic)
+			continue;
+		for (j = i; j-- > 0;) {
+			struct push_cmd *a = &rp->req.cmds[j];
+
+			if (!a->applied)
+				continue;
+			if (ref_move(rp->repo, a->ref, a->new_id, a->old_id) < 0)
+				log_warnx("'%s': cannot roll back '%s': %s",
+					  rp->app, a->ref, error_last());
+			a->applied = 0;
+		}
+		for (j = 0; j < rp->req.n; j++)
+			push_cmd_fail(&rp->req.cmds[j], "atomic push failure");
+		return;
+	}
+}
+
+/* A new repository's HEAD names main (or the deploy branch); if the first
+ * push brought only some other branch, point HEAD at it so clones work. */
+static void fix_head(struct rp *rp)
+{
+	static const char *const pref[] = { "refs/heads/main",
+					    "refs/heads/master" };
+	git_reference *head = NULL;
+	git_oid id;
+	size_t i;
+
+	if (git_repository_head_unborn(rp->repo) != 1)
+		return;
+	if (git_reference_lookup(&head, rp->repo, "HEAD") == 0 &&
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
+	    git_reference_name_to_id(&id, rp->repo,
+				     git_reference_symbolic_target(head)) == 0) {
+		git_reference_free(head);
+		return;
+	}
+	git_reference_free(head);
+	for (i = 0; i < ARRAY_SIZE(pref); i++)
+		if (git_reference_name_to_id(&id, rp->repo, pref[i]) == 0)
+			goto set;
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
+
+		if (c->applied && !push_id_is_zero(c->new_id) &&
+		    !strncmp(c->ref, "refs/heads/", 11)) {
+			if (git_repository_set_head(rp->repo, c->ref) < 0)
+				log_warnx("'%s': cannot set HEAD", rp->app);
+			return;
+		}
+	}
+	return;
+set:
+	if (git_repository_set_head(rp->repo, pref[i]) < 0)
+		log_warnx("'%s': cannot set HEAD", rp->app);
+}
+
+/* ---- deploy --------------------------------------------------------- */
+
+/*
+ * The push's command for the deploy branch, if it moved that branch to a
+ * commit: cfg->deploy_branch, else main, else (in a repository without
+ * a main branch) master.
+ */
+static struct push_cmd *deploy_cmd(struct rp *rp)
+{
+	char tmp[256];
+	const char *want = deploy_ref(rp->cfg, tmp, sizeof(tmp));
+	git_oid id;
+	size_t i;
+
+	if (!want)
+		want = git_reference_name_to_id(&id, rp->repo,
+						"refs/heads/main") == 0
+			? "refs/heads/main" : "refs/heads/master";
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
+
+		if (!strcmp(c->ref, want))
+			return c->applied && !push_id_is_zero(c->new_id)
+				? c : NULL;
+	}
+	return NULL;
+}
+
+static int has_option(struct rp *rp, const char *opt)
+{
+	size_t i;
+
+	for (i = 0; i < rp->req.options.n; i++)
+		if (!strcmp(rp->req.options.v[i], opt))
+			return 1;
+	return 0;
+}
+
+/*
+ * Build and deploy in a child (pipeline_run() may take minutes and must
+ * not share our stack with libgit2 state or the transport): its output
+ * arrives on one pipe and goes out as band 2, its one-line reason for a
+ * failure on another.  Keepalives go out while it is quiet, so neither
+ * the client nor a proxy gives up on a long build.  If the client hangs
+ * up, the deploy still runs to its end: the ref has already moved.
+ */
+static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
+{
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
+	struct buf why = BUF_INIT;
+	char hex[GIT_OID_HEXSZ + 1], buf[8192];
+	struct pollfd pfd[2];
+	int64_t deadline, last = now_ms();
+	pid_t pid = -1;
+	int status, ret = -1;
+	git_oid id;
+
+	buf_init(&why, REASON_MAX);
+	git_oid_fromraw(&id, c->new_id);
+	git_oid_tostr(hex, sizeof(hex), &id);
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+		error_setsys("cannot make pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		error_setsys("cannot fork");
+		goto out;
+	}
+	if (pid == 0) {
+		struct pipeline_opts o;
+		const char *msg;
+
+		close(outp[0]);
+		close(errp[0]);
+		signal(SIGPIPE, SIG_DFL);
+		memset(&o, 0, sizeof(o));
+		o.cfg = rp->cfg;
+		o.app = rp->app;
+		o.repo = rp->repo_path;
+		o.commit = hex;
+		o.pusher = rp->pusher;
+		o.skip_deploy = 0;
+		o.clean_cache = has_option(rp, "clean-cache");
+		o.out = outp[1];
+		error_clear();
+		if (pipeline_run(&o) == 0)
+			_exit(0);
+		msg = error_last();
+		if (!*msg)
+			msg = "build failed";
+		if (write_all(errp[1], msg, strlen(msg)) < 0)
+			_exit(2);
+		_exit(1);
+	}
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
+	deadline = rp->cfg->build_timeout_ms > 0
+		? now_ms() + rp->cfg->build_timeout_ms + 60000 : 0;
+	pfd[0].fd = outp[0];
+	pfd[1].fd = errp[0];
+	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
+		int64_t now = now_ms();
+		int k, n;
+
+		if (deadline && now > deadline) {
+			kill(pid, SIGKILL);
+			buf_reset(&why);
+			buf_addstr(&why, "build timed out");
+			break;
+		}
+		pfd[0].events = pfd[1].events = POLLIN;
+		n = poll(pfd, 2, (int)(KEEPALIVE_MS - (now - last) > 0
+				       ? KEEPALIVE_MS - (now - last) : 0));
+		if (n < 0 && errno != EINTR) {
+			error_setsys("poll");
+			break;
+		}
+		if (now_ms() - last >= KEEPALIVE_MS) {
+			rp_keepalive(rp);
+			last = now_ms();
+		}
+		if (n <= 0)
+			continue;
+		for (k = 0; k < 2; k++) {
+			ssize_t r;
+
+			if (pfd[k].fd < 0 || !pfd[k].revents)
+				continue;
+			r = read(pfd[k].fd, buf, sizeof(buf));
+			if (r < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (r <= 0) {
+				close(pfd[k].fd);
+				if (k == 0)
+					outp[0] = -1;
+				else
+					errp[0] = -1;
+				pfd[k].fd = -1;
+				continue;
+			}
+			if (k == 0) {
+				rp_band2(rp, buf, (size_t)r);
+				last = now_ms();
+			} else if (why.len < REASON_MAX) {
+				size_t room = REASON_MAX - why.len;
+
+				buf_add(&why, buf, (size_t)r < room ? (size_t)r : room);
+			}
+		}
+	}
+	while (waitpid(pid, &status, 0) < 0) {
+		if (errno != EINTR) {
+			error_setsys("cannot wait for the build");
+			goto out;
+		}
+	}
+	pid = -1;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ret = 0;
+		goto out;
+	}
+	if (why.len == 0) {
+		char desc[64];
+
+		buf_addf(&why, "build %s",
+			 spawn_describe_status(status, desc, sizeof(desc)));
+	}
+	*reason = buf_detach(&why);
+	gitsvc_oneline(*reason);
+	ret = 1;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+			;
+	}
+	if (outp[0] >= 0)
+		close(outp[0]);
+	if (outp[1] >= 0)
+		close(outp[1]);
+	if (errp[0] >= 0)
+		close(errp[0]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	buf_release(&why);
+	return ret;
+}
+
+/* ---- report ------------------------------------------------------- */
+
+static void send_report(struct rp *rp)
+{
+	struct buf out = BUF_INIT;
+	size_t i;
+	int err = 0;
+
+	if (!(rp->req.caps & (PUSH_REPORT_STATUS | PUSH_REPORT_STATUS_V2)))
+		return;
+	err |= pkt_buf_addf(&out, "unpack %s\n",
+			    rp->unpack_error ? rp->unpack_error : "ok");
+	for (i = 0; i < rp->req.n; i++) {
+		struct push_cmd *c = &rp->req.cmds[i];
+
+		if (c->error)
+			err |= pkt_buf_addf(&out, "ng %s %s\n", c->ref, c->error);
+		else
+			err |= pkt_buf_addf(&out, "ok %s\n", c->ref);
+	}
+	err |= pkt_buf_flush(&out);
+	if (err == 0) {
+		if (rp->sideband) {
+			if (!rp->io_dead && pkt_band(rp->io, 1, out.data, out.len) < 0)
+				rp->io_dead = 1;
+		} else {
+			rp_write(rp, out.data, out.len);
+		}
+	}
+	buf_release(&out);
+}
+
+/* ---- entry point ---------------------------------------------------- */
+
+int git_receive_pack(const struct config *cfg, const char *app,
+		     const char *pusher, struct git_io *io)
+{
+	struct rp rp;
+	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0;
+	size_t i;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.cfg = cfg;
+	rp.app = app;
+	rp.pusher = pusher ? pusher : "unknown";
+	rp.io = io;
+	push_request_init(&rp.req);
+	if (!app_name_valid(app)) {
+		error_set("invalid app name '%s'", app ? app : "");
+		pkt_writef(io, "ERR %s\n", error_last());
+		goto out;
+	}
+	if (gitsvc_lg2_init() < 0)
+		goto out;
+	lg2 = 1;
+	rp.rd = xmalloc(sizeof(*rp.rd));
+	pkt_reader_init(rp.rd, io);
+	rp.repo_path = gitsvc_repo_path(cfg, app);
+	if (path_exists(rp.repo_path) &&
+	    git_repository_open_bare(&rp.repo, rp.repo_path) < 0) {
+		gitsvc_lg2_error("cannot open repository");
+		pkt_writef(io, "ERR %s\n", error_last());
+		goto out;
+	}
+	if (advertise(&rp) < 0)
+		goto out;
+	if (push_request_read(&rp.req, rp.rd) < 0) {
+		log_warnx("'%s': push: %s", app, error_last());
+		if (rp.req.caps & PUSH_SIDE_BAND_64K) {
+			char *m = xasprintf("error: %s\n", error_last());
+
+			pkt_band(io, 3, m, strlen(m));
+			free(m);
+		}
+		goto out;
+	}
+	if (rp.req.n == 0) {
+		/* nothing to push (the client said "Everything up-to-date") */
+		status = 0;
+		goto out;
+	}
+	rp.sideband = !!(rp.req.caps & PUSH_SIDE_BAND_64K);
+	rp.quiet = !!(rp.req.caps & PUSH_QUIET);
+	for (i = 0; i < rp.req.n; i++)
+		if (!push_id_is_zero(rp.req.cmds[i].new_id))
+			need_pack = 1;
+	if (!rp.repo && need_pack && repo_create(&rp) < 0) {
+		rp.unpack_error = xstrdup(error_last());
+	} else if (!rp.repo) {
+		for (i = 0; i < rp.req.n; i++)
+			push_cmd_fail(&rp.req.cmds[i], "no such ref");
+	} else if (need_pack && receive_pack_data(&rp) < 0) {
+		rp.unpack_error = xstrdup(error_last());
+	}
+	if (rp.unpack_error) {
+		gitsvc_oneline(rp.unpack_error);
+		log_warnx("'%s': push refused: %s", app, rp.unpack_error);
+		rp_say(&rp, "error: %s\n", rp.unpack_error);
+		for (i = 0; i < rp.req.n; i++)
+			push_cmd_fail(&rp.req.cmds[i], "unpacker error");
+	} else if (rp.repo) {
+		if (check_commands(&rp) < 0) {
+			for (i = 0; i < rp.req.n; i++)
+				push_cmd_fail(&rp.req.cmds[i], "%s", error_last());
+		}
+		if (rp.req.caps & PUSH_ATOMIC) {
+			for (i = 0; i < rp.req.n; i++)
+				if (rp.req.cmds[i].error)
+					break;
+			if (i < rp.req.n)
+				for (i = 0; i < rp.req.n; i++)
+					push_cmd_fail(&rp.req.cmds[i],
+						      "atomic push failure");
+		}
+		for (i = 0; i < rp.req.n; i++)
+			if (!rp.req.cmds[i].error)
+				any_ok = 1;
+		if (any_ok && install_pack(&rp) < 0) {
+			rp.unpack_error = xstrdup(error_last());
+			gitsvc_oneline(rp.unpack_error);
+			for (i = 0; i < rp.req.n; i++)
+				push_cmd_fail(&rp.req.cmds[i], "unpacker error");
+			any_ok = 0;
+		}
+		if (any_ok) {
+			apply_updates(&rp);
+			fix_head(&rp);
+		}
+	}
+	drop_quarantine(&rp);
+	for (i = 0; i < rp.req.n; i++) {
+		struct push_cmd *c = &rp.req.cmds[i];
+		char hex[GIT_OID_HEXSZ + 1];
+		git_oid id;
+
+		git_oid_fromraw(&id, c->new_id);
+		git_oid_tostr(hex, sizeof(hex), &id);
+		if (c->applied)
+			log_debug("'%s': %s %s by %s", app, c->ref,
+				 push_id_is_zero(c->new_id) ? "deleted" : hex,
+				 rp.pusher);
+		else
+			log_debug("'%s': %s refused: %s", app, c->ref,
+				 c->error ? c->error : "unknown");
+	}
+	if (rp.repo) {
+		struct push_cmd *d = deploy_cmd(&rp);
+
+		if (d && has_option(&rp, "skip-deploy")) {
+			rp_say(&rp, "-----> Skipping deploy (push option skip-deploy)\n");
+		} else if (d) {
+			char *reason = NULL;
+			int r = run_deploy(&rp, d, &reason);
+
+			if (r < 0)
+				push_cmd_fail(d, "deploy failed: %s", error_last());
+			else if (r > 0)
+				push_cmd_fail(d, "deploy failed: %s", reason);
+			free(reason);
+		}
+	}
+	send_report(&rp);
+	if (rp.sideband && !rp.io_dead && pkt_flush(io) < 0)
+		rp.io_dead = 1;
+	status = rp.unpack_error ? 1 : 0;
+	for (i = 0; i < rp.req.n; i++)
+		if (rp.req.cmds[i].error)
+			status = 1;
+out:
+	drop_quarantine(&rp);
+	free(rp.unpack_error);
+	push_request_release(&rp.req);
+	git_repository_free(rp.repo);
+	free(rp.repo_path);
+	free(rp.rd);
+	if (lg2)
+		git_libgit2_shutdown();
+	return status;
+}

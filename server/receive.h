@@ -1,0 +1,79 @@
+/*
+ * receive: the server side of `git push` (receive-pack, protocol v0) on
+ * libgit2.  git_receive_pack() (gitsvc.h) is the entry point; this header
+ * exposes the request parser on its own so it can be unit-tested and
+ * fuzzed without a repository.
+ *
+ * The request, after our ref advertisement:
+ *   PKT(old SP new SP ref NUL caps)  first command, with capabilities
+ *   PKT(old SP new SP ref)*          more commands
+ *   flush
+ *   [PKT(option)* flush]             only if push-options was agreed
+ *   raw pack to EOF                  unless every command is a delete
+ */
+#ifndef BERTH_RECEIVE_H
+#define BERTH_RECEIVE_H
+
+#include <stddef.h>
+
+#include "pktline.h"
+#include "util.h"
+
+#define PUSH_MAX_COMMANDS 1000	/* refs in one push */
+#define PUSH_MAX_OPTIONS 100	/* push options in one push */
+#define PUSH_OPTION_MAX 1024	/* bytes in one push option */
+#define PUSH_REF_MAX 1024	/* bytes in one ref name */
+
+enum push_caps {
+	PUSH_REPORT_STATUS = 1 << 0,
+	PUSH_REPORT_STATUS_V2 = 1 << 1,
+	PUSH_SIDE_BAND_64K = 1 << 2,
+	PUSH_QUIET = 1 << 3,
+	PUSH_ATOMIC = 1 << 4,
+	PUSH_OPTIONS = 1 << 5,
+	PUSH_DELETE_REFS = 1 << 6,
+	PUSH_OFS_DELTA = 1 << 7,
+};
+
+struct push_cmd {
+	unsigned char old_id[20];	/* all zero: create */
+	unsigned char new_id[20];	/* all zero: delete */
+	char *ref;
+	const char *error;	/* NULL while fine; else the "ng" reason */
+	char *error_owned;	/* when error was formatted (freed with cmd) */
+	int applied;		/* the ref was moved (for atomic rollback) */
+};
+
+struct push_request {
+	struct push_cmd *cmds;
+	size_t n, alloc;
+	unsigned caps;		/* enum push_caps the client asked for */
+	char *agent;		/* client's agent=, or NULL */
+	struct strv options;	/* push options, in order */
+};
+
+void push_request_init(struct push_request *req);
+void push_request_release(struct push_request *req);
+
+/*
+ * Read the command list and (if agreed) the push options from r.
+ * Returns 0 with req filled (req->n may be 0: the client had nothing to
+ * push and the stream ended), or -1 on a malformed request (error_last()).
+ */
+int push_request_read(struct push_request *req, struct pkt_reader *r);
+
+/*
+ * Parse one command payload (without its LF) into cmd; on the first line
+ * (first != 0) also the capabilities after the NUL into req.  0 or -1.
+ */
+int push_parse_command(struct push_request *req, struct push_cmd *cmd,
+		       const char *line, size_t len, int first);
+
+/* 1 if all 20 bytes are zero. */
+int push_id_is_zero(const unsigned char *id);
+
+/* Set a formatted "ng" reason on cmd (keeps the first one set). */
+void push_cmd_fail(struct push_cmd *cmd, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+#endif

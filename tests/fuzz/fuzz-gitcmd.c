@@ -1,0 +1,28 @@
+/* Fuzz target: git_parse_command(), the exec line of git's ssh transport. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gitsvc.h"
+#include "util.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char *line = xmalloc(size + 1);
+	enum git_service svc;
+	char *app = NULL;
+
+	memcpy(line, data, size);
+	line[size] = '\0';
+	if (git_parse_command(line, &svc, &app) == 0) {
+		if (!app || !app_name_valid(app))
+			abort();
+	} else if (app) {
+		abort();
+	}
+	free(app);
+	free(line);
+	return 0;
+}
