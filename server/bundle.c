@@ -439,7 +439,9 @@ int bundle_pack(const char *srcdir, const char *tarball)
 		error_set("cannot allocate archive state");
 		goto out;
 	}
+	/* level 1: builds sit on the push-to-live path; size matters less */
 	if (archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(a, "gzip", "compression-level", "1") != ARCHIVE_OK ||
 	    archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
 	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		archive_fail(a, "cannot write bundle");
