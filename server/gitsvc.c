@@ -79,7 +79,8 @@ static char *sq_dequote(const char *s)
 		s++;
 		if (!*s)
 			break;
-		if (s[0] != '\\' || (s[1] != '\'' && s[1] != '!') || s[2] != '\'')
+		if (s[0] != '\\' || (s[1] != '\'' && s[1] != '!') ||
+		    s[2] != '\'')
 			goto bad;
 		if (buf_add(&out, s + 1, 1) < 0)
 			goto bad;

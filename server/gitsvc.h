@@ -39,6 +39,11 @@ int git_parse_command(const char *cmdline, enum git_service *svc, char **app);
  * Serve one push to ROOT/apps/APP/repo.git (created on first push).
  * pusher names the key's user (for release metadata).  Returns the exit
  * status for the client: 0 when every ref was accepted (and deployed).
+ * For the deploy it forks a child (pipeline_run()) and waitpid()s for it:
+ * the caller must not ignore SIGCHLD nor reap that child itself, and every
+ * fd it holds should be CLOEXEC so builds do not inherit the connection.
+ * The read side is read to EOF only when a pack is expected; the caller
+ * writes nothing on the transport while this runs.
  */
 int git_receive_pack(const struct config *cfg, const char *app,
 		     const char *pusher, struct git_io *io);

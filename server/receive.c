@@ -34,7 +34,7 @@
 #include "spawn.h"
 
 #define KEEPALIVE_MS 5000	/* empty band-1 packet while a build runs */
-#define REASON_MAX 1024		/* the deploy's one-line failure reason */
+#define REASON_MAX 1024		/* the deploy's reason for failing */
 
 static const char receive_caps[] =
 	"report-status report-status-v2 delete-refs side-band-64k quiet "
@@ -174,7 +174,8 @@ int push_parse_command(struct push_request *req, struct push_cmd *cmd,
 			return error_set("malformed ref name in update line");
 	if (nul) {
 		if (!first)
-			return error_set("capabilities after the first update line");
+			return error_set("capabilities after the first "
+					 "update line");
 		parse_caps(req, nul + 1, len - (size_t)(nul + 1 - line));
 	}
 	cmd->ref = xstrndup(ref, reflen);
@@ -196,15 +197,30 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 		if (t == PKT_EOF) {
 			if (req->n == 0)
 				return 0;
-			return error_set("the remote end hung up in the command list");
+			return error_set("the remote end hung up in the "
+					 "command list");
 		}
 		if (t == PKT_FLUSH)
 			break;
+		len = pkt_chomp(data, len);
+		/*
+		 * A push from a shallow clone first lists its shallow commits.
+		 * We never make our repository shallow: the push is accepted
+		 * only if we hold the history below them already.
+		 */
+		if (req->n == 0 && len == 48 && !memcmp(data, "shallow ", 8)) {
+			unsigned char id[20];
+
+			if (hex_to_id(id, data + 8) < 0)
+				return error_set("malformed shallow line");
+			if (++req->n_shallow > PUSH_MAX_COMMANDS * 100)
+				return error_set("too many shallow lines");
+			continue;
+		}
 		if (req->n >= PUSH_MAX_COMMANDS)
 			return error_set("too many ref updates (over %d)",
 					 PUSH_MAX_COMMANDS);
-		if (push_parse_command(req, &cmd, data, pkt_chomp(data, len),
-				       req->n == 0) < 0)
+		if (push_parse_command(req, &cmd, data, len, req->n == 0) < 0)
 			return -1;
 		if (req->n == req->alloc) {
 			req->alloc = req->alloc ? req->alloc * 2 : 8;
@@ -220,7 +236,8 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 		if (t < 0)
 			return -1;
 		if (t == PKT_EOF)
-			return error_set("the remote end hung up in the push options");
+			return error_set("the remote end hung up in the "
+					 "push options");
 		if (t == PKT_FLUSH)
 			break;
 		len = pkt_chomp(data, len);
@@ -254,6 +271,7 @@ struct rp {
 	unsigned int pack_objects;
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
+	int created;		/* this push made the repository */
 };
 
 static int rp_write(struct rp *rp, const void *data, size_t len)
@@ -338,10 +356,12 @@ static int advertise(struct rp *rp)
 			    git_reference_resolve(&res, ref) == 0) {
 				if (n == alloc) {
 					alloc = alloc ? alloc * 2 : 16;
-					refs = xrealloc(refs, alloc * sizeof(*refs));
+					refs = xrealloc(refs,
+							alloc * sizeof(*refs));
 				}
 				refs[n].name = xstrdup(name);
-				git_oid_cpy(&refs[n].id, git_reference_target(res));
+				git_oid_cpy(&refs[n].id,
+					    git_reference_target(res));
 				n++;
 			}
 			git_reference_free(res);
@@ -433,6 +453,8 @@ static int repo_create(struct rp *rp)
 		}
 		/* someone else's first push won the race: use theirs */
 		rm_rf(tmp);
+	} else {
+		rp->created = 1;
 	}
 	if (git_repository_open_bare(&rp->repo, rp->repo_path) < 0) {
 		gitsvc_lg2_error("cannot open repository");
@@ -448,6 +470,35 @@ out:
 	return ret;
 }
 
+/* A first push that moved no ref leaves no app behind either. */
+static void forget_new_repo(struct rp *rp)
+{
+	git_reference_iterator *it = NULL;
+	git_reference *ref = NULL;
+	char *dir;
+	size_t i;
+	int any;
+
+	for (i = 0; i < rp->req.n; i++)
+		if (rp->req.cmds[i].applied)
+			return;
+	/* a concurrent first push may have used our repository: keep it then */
+	if (git_reference_iterator_new(&it, rp->repo) < 0)
+		return;
+	any = git_reference_next(&ref, it) != GIT_ITEROVER;
+	git_reference_free(ref);
+	git_reference_iterator_free(it);
+	if (any)
+		return;
+	git_repository_free(rp->repo);
+	rp->repo = NULL;
+	if (rm_rf(rp->repo_path) < 0)
+		log_warnx("%s: %s", __func__, error_last());
+	dir = xasprintf("%s/apps/%s", rp->cfg->root, rp->app);
+	rmdir(dir);	/* only if nothing else is there */
+	free(dir);
+}
+
 /* ---- receiving the pack --------------------------------------------- */
 
 static int index_progress(const git_indexer_progress *st, void *arg)
@@ -459,11 +510,13 @@ static int index_progress(const git_indexer_progress *st, void *arg)
 	    st->received_objects < st->total_objects)
 		return 0;
 	now = now_ms();
-	if (st->indexed_deltas < st->total_deltas && now - rp->progress_at < 250)
+	if (st->indexed_deltas < st->total_deltas &&
+	    now - rp->progress_at < 250)
 		return 0;
 	rp->progress_at = now;
 	rp_say(rp, "Resolving deltas: %3u%% (%u/%u)%s",
-	       (unsigned)((uint64_t)st->indexed_deltas * 100 / st->total_deltas),
+	       (unsigned)((uint64_t)st->indexed_deltas * 100 /
+			  st->total_deltas),
 	       st->indexed_deltas, st->total_deltas,
 	       st->indexed_deltas == st->total_deltas ? ", done.\n" : "\r");
 	return 0;
@@ -500,7 +553,8 @@ static int receive_pack_data(struct rp *rp)
 
 	/* git's own receive.maxInputSize in the repository may lower it */
 	if (git_repository_config_snapshot(&gcfg, rp->repo) == 0 &&
-	    git_config_get_int64(&repo_max, gcfg, "receive.maxInputSize") == 0 &&
+	    git_config_get_int64(&repo_max, gcfg,
+				 "receive.maxInputSize") == 0 &&
 	    repo_max > 0 && (!max || (uint64_t)repo_max < max))
 		max = (uint64_t)repo_max;
 	git_config_free(gcfg);
@@ -537,7 +591,8 @@ static int receive_pack_data(struct rp *rp)
 			break;
 		total += (uint64_t)n;
 		if (max && total > max) {
-			error_set("pack exceeds maximum allowed size (%llu bytes)",
+			error_set("pack exceeds maximum allowed size "
+				  "(%llu bytes)",
 				  (unsigned long long)max);
 			goto out;
 		}
@@ -555,7 +610,8 @@ static int receive_pack_data(struct rp *rp)
 	if (!rp->quiet && st.total_objects)
 		rp_say(rp, "Received %u objects (%llu KiB)%s\n",
 		       st.received_objects, (unsigned long long)(total / 1024),
-		       st.local_objects ? ", completed from the repository" : "");
+		       st.local_objects ? ", completed from the repository"
+					: "");
 	log_debug("'%s': pack of %u objects, %llu bytes", rp->app,
 		  st.total_objects, (unsigned long long)total);
 	ret = 0;
@@ -598,7 +654,8 @@ static int install_pack(struct rp *rp)
 			log_warn("%s: fsync '%s'", __func__, dir);
 		close(fd);
 	}
-	if (git_repository_odb(&odb, rp->repo) < 0 || git_odb_refresh(odb) < 0) {
+	if (git_repository_odb(&odb, rp->repo) < 0 ||
+	    git_odb_refresh(odb) < 0) {
 		gitsvc_lg2_error("cannot refresh object database");
 		goto out;
 	}
@@ -679,6 +736,17 @@ static void oidstack_push(struct oidstack *st, const git_oid *id)
 }
 
 /*
+ * Most lookups here are for objects that are new, so they miss, and by
+ * default every miss makes libgit2 rescan objects/pack: skip that, the
+ * packs cannot change under us in a way that matters (a concurrent push
+ * adds objects we would only use as a shortcut).
+ */
+static int have_object(git_odb *odb, const git_oid *id)
+{
+	return git_odb_exists_ext(odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
+/*
  * Everything reachable from tip must exist.  Objects the repository
  * already had are trusted (they came in through an earlier checked push)
  * and end the walk, so the cost is proportional to what was pushed.
@@ -700,7 +768,7 @@ static int check_connected(git_repository *check, git_odb *codb,
 		size_t i, n;
 
 		git_oid_cpy(&id, &st.v[--st.n]);
-		if (!oidset_add(seen, &id) || git_odb_exists(old, &id))
+		if (!oidset_add(seen, &id) || have_object(old, &id))
 			continue;
 		if (git_object_lookup(&obj, check, &id, GIT_OBJECT_ANY) < 0)
 			goto missing;
@@ -729,26 +797,28 @@ static int check_connected(git_repository *check, git_odb *codb,
 					oidstack_push(&st, eid);
 					break;
 				case GIT_OBJECT_BLOB:
-					/* blobs have no links: existence is enough */
+					/* no links: existence is enough */
 					if (oidset_add(seen, eid) &&
-					    !git_odb_exists(old, eid) &&
-					    !git_odb_exists(codb, eid))
+					    !have_object(old, eid) &&
+					    !have_object(codb, eid))
 						goto missing_eid;
 					break;
 				default:
-					/* gitlinks (submodules) point elsewhere */
+					/* gitlinks: other repositories */
 					break;
 				}
 				continue;
 missing_eid:
 				git_oid_tostr(hex, sizeof(hex), eid);
-				error_set("missing necessary objects (%s)", hex);
+				error_set("missing necessary objects (%s)",
+					  hex);
 				goto out;
 			}
 			break;
 		}
 		case GIT_OBJECT_TAG:
-			oidstack_push(&st, git_tag_target_id((const git_tag *)obj));
+			oidstack_push(&st,
+				      git_tag_target_id((const git_tag *)obj));
 			break;
 		default:
 			break;
@@ -843,12 +913,16 @@ static int check_commands(struct rp *rp)
 		if (push_id_is_zero(c->new_id)) {
 			if (!exists)
 				push_cmd_fail(c, "no such ref");
-			else if (deny_deletes && !strncmp(c->ref, "refs/heads/", 11))
+			else if (deny_deletes &&
+				 !strncmp(c->ref, "refs/heads/", 11))
 				push_cmd_fail(c, "deletion prohibited");
 			continue;
 		}
 		git_oid_fromraw(&nid, c->new_id);
 		if (check_connected(check, codb, old, &seen, &nid) < 0) {
+			/* git's words when a shallow clone lacks our history */
+			if (rp->req.n_shallow)
+				push_cmd_fail(c, "shallow update not allowed");
 			push_cmd_fail(c, "%s", error_last());
 			/* a failed walk may have marked incomplete objects */
 			oidset_release(&seen);
@@ -857,7 +931,8 @@ static int check_commands(struct rp *rp)
 		if (!strncmp(c->ref, "refs/heads/", 11)) {
 			git_object *o = NULL;
 
-			if (git_object_lookup(&o, check, &nid, GIT_OBJECT_COMMIT) < 0) {
+			if (git_object_lookup(&o, check, &nid,
+					      GIT_OBJECT_COMMIT) < 0) {
 				push_cmd_fail(c, "not a commit");
 				continue;
 			}
@@ -910,7 +985,7 @@ static int ref_move(git_repository *repo, const char *name,
 						    &f, reflog_msg);
 	}
 	if (err < 0) {
-		/* the details (paths) go to our log, a short reason to the user */
+		/* details (paths) go to our log, a short reason to the user */
 		gitsvc_lg2_error(name);
 		log_warnx("cannot move ref %s", error_last());
 		if (err == GIT_EMODIFIED)
@@ -955,7 +1030,8 @@ static void apply_updates(struct rp *rp)
 
 			if (!a->applied)
 				continue;
-			if (ref_move(rp->repo, a->ref, a->new_id, a->old_id) < 0)
+			if (ref_move(rp->repo, a->ref, a->new_id,
+				     a->old_id) < 0)
 				log_warnx("'%s': cannot roll back '%s': %s",
 					  rp->app, a->ref, error_last());
 			a->applied = 0;
@@ -979,11 +1055,13 @@ static void fix_head(struct rp *rp)
 	if (git_repository_head_unborn(rp->repo) != 1)
 		return;
 	if (git_reference_lookup(&head, rp->repo, "HEAD") == 0 &&
-	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC &&
-	    git_reference_name_to_id(&id, rp->repo,
-				     git_reference_symbolic_target(head)) == 0) {
-		git_reference_free(head);
-		return;
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC) {
+		const char *target = git_reference_symbolic_target(head);
+
+		if (git_reference_name_to_id(&id, rp->repo, target) == 0) {
+			git_reference_free(head);
+			return;
+		}
 	}
 	git_reference_free(head);
 	for (i = 0; i < ARRAY_SIZE(pref); i++)
@@ -1057,9 +1135,9 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	struct buf why = BUF_INIT;
 	char hex[GIT_OID_HEXSZ + 1], buf[8192];
 	struct pollfd pfd[2];
-	int64_t deadline, last = now_ms();
+	int64_t deadline, last = now_ms(), drain_until = 0;
 	pid_t pid = -1;
-	int status, ret = -1;
+	int status = 0, ret = -1, exited = 0;
 	git_oid id;
 
 	buf_init(&why, REASON_MAX);
@@ -1078,9 +1156,15 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 		struct pipeline_opts o;
 		const char *msg;
 
+		int null;
+
 		close(outp[0]);
 		close(errp[0]);
 		signal(SIGPIPE, SIG_DFL);
+		/* stdin/stdout may be the git stream: keep builds off it */
+		null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+			_exit(2);
 		memset(&o, 0, sizeof(o));
 		o.cfg = rp->cfg;
 		o.app = rp->app;
@@ -1108,18 +1192,34 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	pfd[0].fd = outp[0];
 	pfd[1].fd = errp[0];
 	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		int64_t now = now_ms();
+		int64_t now = now_ms(), wait_ms;
 		int k, n;
 
 		if (deadline && now > deadline) {
-			kill(pid, SIGKILL);
+			if (!exited)
+				kill(pid, SIGKILL);
 			buf_reset(&why);
 			buf_addstr(&why, "build timed out");
 			break;
 		}
+		/*
+		 * Normally the pipes end when the child does.  If something it
+		 * started keeps them open, stop listening a second after the
+		 * child itself exited.
+		 */
+		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
+			exited = 1;
+			drain_until = now + 1000;
+		}
+		if (exited && now > drain_until)
+			break;
+		wait_ms = KEEPALIVE_MS - (now - last);
+		if (wait_ms > 1000)
+			wait_ms = 1000;
+		if (wait_ms < 0)
+			wait_ms = 0;
 		pfd[0].events = pfd[1].events = POLLIN;
-		n = poll(pfd, 2, (int)(KEEPALIVE_MS - (now - last) > 0
-				       ? KEEPALIVE_MS - (now - last) : 0));
+		n = poll(pfd, 2, (int)wait_ms);
 		if (n < 0 && errno != EINTR) {
 			error_setsys("poll");
 			break;
@@ -1153,11 +1253,12 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 			} else if (why.len < REASON_MAX) {
 				size_t room = REASON_MAX - why.len;
 
-				buf_add(&why, buf, (size_t)r < room ? (size_t)r : room);
+				buf_add(&why, buf,
+					(size_t)r < room ? (size_t)r : room);
 			}
 		}
 	}
-	while (waitpid(pid, &status, 0) < 0) {
+	while (!exited && waitpid(pid, &status, 0) < 0) {
 		if (errno != EINTR) {
 			error_setsys("cannot wait for the build");
 			goto out;
@@ -1178,7 +1279,7 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	gitsvc_oneline(*reason);
 	ret = 1;
 out:
-	if (pid > 0) {
+	if (pid > 0 && !exited) {
 		kill(pid, SIGKILL);
 		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 			;
@@ -1211,14 +1312,16 @@ static void send_report(struct rp *rp)
 		struct push_cmd *c = &rp->req.cmds[i];
 
 		if (c->error)
-			err |= pkt_buf_addf(&out, "ng %s %s\n", c->ref, c->error);
+			err |= pkt_buf_addf(&out, "ng %s %s\n", c->ref,
+					    c->error);
 		else
 			err |= pkt_buf_addf(&out, "ok %s\n", c->ref);
 	}
 	err |= pkt_buf_flush(&out);
 	if (err == 0) {
 		if (rp->sideband) {
-			if (!rp->io_dead && pkt_band(rp->io, 1, out.data, out.len) < 0)
+			if (!rp->io_dead &&
+			    pkt_band(rp->io, 1, out.data, out.len) < 0)
 				rp->io_dead = 1;
 		} else {
 			rp_write(rp, out.data, out.len);
@@ -1292,13 +1395,13 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	if (rp.unpack_error) {
 		gitsvc_oneline(rp.unpack_error);
 		log_warnx("'%s': push refused: %s", app, rp.unpack_error);
-		rp_say(&rp, "error: %s\n", rp.unpack_error);
 		for (i = 0; i < rp.req.n; i++)
 			push_cmd_fail(&rp.req.cmds[i], "unpacker error");
 	} else if (rp.repo) {
 		if (check_commands(&rp) < 0) {
 			for (i = 0; i < rp.req.n; i++)
-				push_cmd_fail(&rp.req.cmds[i], "%s", error_last());
+				push_cmd_fail(&rp.req.cmds[i], "%s",
+					      error_last());
 		}
 		if (rp.req.caps & PUSH_ATOMIC) {
 			for (i = 0; i < rp.req.n; i++)
@@ -1316,7 +1419,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 			rp.unpack_error = xstrdup(error_last());
 			gitsvc_oneline(rp.unpack_error);
 			for (i = 0; i < rp.req.n; i++)
-				push_cmd_fail(&rp.req.cmds[i], "unpacker error");
+				push_cmd_fail(&rp.req.cmds[i],
+					      "unpacker error");
 			any_ok = 0;
 		}
 		if (any_ok) {
@@ -1325,6 +1429,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		}
 	}
 	drop_quarantine(&rp);
+	if (rp.created)
+		forget_new_repo(&rp);
 	for (i = 0; i < rp.req.n; i++) {
 		struct push_cmd *c = &rp.req.cmds[i];
 		char hex[GIT_OID_HEXSZ + 1];
@@ -1344,13 +1450,15 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		struct push_cmd *d = deploy_cmd(&rp);
 
 		if (d && has_option(&rp, "skip-deploy")) {
-			rp_say(&rp, "-----> Skipping deploy (push option skip-deploy)\n");
+			rp_say(&rp, "-----> Skipping deploy "
+			       "(push option skip-deploy)\n");
 		} else if (d) {
 			char *reason = NULL;
 			int r = run_deploy(&rp, d, &reason);
 
 			if (r < 0)
-				push_cmd_fail(d, "deploy failed: %s", error_last());
+				push_cmd_fail(d, "deploy failed: %s",
+					      error_last());
 			else if (r > 0)
 				push_cmd_fail(d, "deploy failed: %s", reason);
 			free(reason);

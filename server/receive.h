@@ -5,6 +5,7 @@
  * fuzzed without a repository.
  *
  * The request, after our ref advertisement:
+ *   PKT(shallow SP id)*              only from a shallow clone
  *   PKT(old SP new SP ref NUL caps)  first command, with capabilities
  *   PKT(old SP new SP ref)*          more commands
  *   flush
@@ -40,8 +41,8 @@ struct push_cmd {
 	unsigned char new_id[20];	/* all zero: delete */
 	char *ref;
 	const char *error;	/* NULL while fine; else the "ng" reason */
-	char *error_owned;	/* when error was formatted (freed with cmd) */
-	int applied;		/* the ref was moved (for atomic rollback) */
+	char *error_owned;	/* error, when it was formatted */
+	int applied;		/* the ref was moved (atomic rollback) */
 };
 
 struct push_request {
@@ -49,6 +50,7 @@ struct push_request {
 	size_t n, alloc;
 	unsigned caps;		/* enum push_caps the client asked for */
 	char *agent;		/* client's agent=, or NULL */
+	size_t n_shallow;	/* "shallow" lines (a shallow clone) */
 	struct strv options;	/* push options, in order */
 };
 

@@ -101,8 +101,10 @@ static int name_cmp(const void *a, const void *b)
 	return strcmp(x->name, y->name);
 }
 
-/* HEAD first, then the refs under refs/ in order, each annotated tag followed by its
- * peeled "^{}" line, as git's upload-pack does. */
+/*
+ * HEAD first, then the refs under refs/ in order, each annotated tag
+ * followed by its peeled "^{}" line, as git's upload-pack does.
+ */
 static int advertise(struct up *u)
 {
 	static const char caps_fmt[] =
@@ -164,8 +166,8 @@ static int advertise(struct up *u)
 
 		git_oid_tostr(hex, sizeof(hex), &refs[i].id);
 		if (first)
-			err = pkt_buf_addf(&out, "%s %s%c%s\n", hex, refs[i].name,
-					   '\0', caps);
+			err = pkt_buf_addf(&out, "%s %s%c%s\n", hex,
+					   refs[i].name, '\0', caps);
 		else
 			err = pkt_buf_addf(&out, "%s %s\n", hex, refs[i].name);
 		if (err < 0)
@@ -177,7 +179,8 @@ static int advertise(struct up *u)
 		    git_object_type(obj) == GIT_OBJECT_TAG &&
 		    git_object_peel(&peeled, obj, GIT_OBJECT_ANY) == 0) {
 			git_oid_tostr(hex, sizeof(hex), git_object_id(peeled));
-			err = pkt_buf_addf(&out, "%s %s^{}\n", hex, refs[i].name);
+			err = pkt_buf_addf(&out, "%s %s^{}\n", hex,
+					   refs[i].name);
 			oid_push(&u->adv, &u->n_adv, &u->alloc_adv,
 				 git_object_id(peeled));
 		}
@@ -259,7 +262,8 @@ static int read_wants(struct up *u)
 		if (t == PKT_EOF) {
 			if (u->n_wants == 0)
 				return 0;
-			return error_set("the remote end hung up in the want list");
+			return error_set("the remote end hung up in the "
+					 "want list");
 		}
 		if (t == PKT_FLUSH)
 			return 0;
@@ -360,7 +364,7 @@ static int send_chunk(void *data, size_t size, void *arg)
 static int insert_want(git_packbuilder *pb, git_revwalk *walk,
 		       git_repository *repo, const git_oid *want)
 {
-	git_object *obj = NULL, *next = NULL;
+	git_object *obj = NULL;
 	git_oid id;
 	int ret = -1, depth = 0;
 
@@ -394,7 +398,6 @@ static int insert_want(git_packbuilder *pb, git_revwalk *walk,
 	}
 	ret = 0;
 out:
-	git_object_free(next);
 	git_object_free(obj);
 	return ret;
 }

@@ -224,6 +224,29 @@ test_expect_success 'a pack over receive.maxInputSize is refused, nothing stored
 	reset_server
 '
 
+test_expect_success 'a pack over max_pack_size (berth.yaml) is refused' '
+	reset_server &&
+	echo "max_pack_size: 2048" >"$ROOT/berth.yaml" &&
+	server_state before &&
+	test_must_fail git -C src push "$URL" work 2>err &&
+	rm "$ROOT/berth.yaml" &&
+	test_grep "pack exceeds maximum allowed size \(2048 bytes\)" err &&
+	server_state after &&
+	test_cmp before after
+'
+
+test_expect_success 'deploy_branch (berth.yaml) picks the branch that deploys' '
+	reset_server &&
+	echo "deploy_branch: production" >"$ROOT/berth.yaml" &&
+	held=$(git --git-dir="$REPO" rev-parse work) &&
+	git -C src push --force "$URL" $held:refs/heads/main 2>err &&
+	test_grep_not "deploy failed" err &&
+	test_must_fail git -C src push "$URL" $held:refs/heads/production 2>err &&
+	rm "$ROOT/berth.yaml" &&
+	test_grep "-> production \(deploy failed: " err &&
+	test "$(git --git-dir="$REPO" rev-parse production)" = "$held"
+'
+
 test_expect_success 'a client that dies mid-pack changes nothing' '
 	reset_server &&
 	server_state before &&
@@ -253,6 +276,62 @@ test_expect_success 'a truncated pack fed by hand changes nothing' '
 	"$BERTH" git-serve-stdio --root "$ROOT" "git-receive-pack '\''myapp'\''" \
 		<request >reply &&
 	test "$(git --git-dir="$REPO" rev-parse work)" = "$new"
+'
+
+test_expect_success 'a shallow clone can push on top of history we hold' '
+	reset_server &&
+	git clone -q --depth 2 "file://$TRASH/src" shallow &&
+	test -f shallow/.git/shallow &&
+	echo more >shallow/more &&
+	git -C shallow add more &&
+	git -C shallow commit -q -m more &&
+	git -C shallow push "$URL" HEAD:from-shallow 2>err &&
+	test "$(git --git-dir="$REPO" rev-parse from-shallow)" = "$(git -C shallow rev-parse HEAD)" &&
+	test ! -e "$REPO/shallow" &&
+	git --git-dir="$REPO" fsck --strict 2>&1
+'
+
+test_expect_success 'a shallow clone cannot push a history we lack' '
+	test_must_fail git -C shallow push deploy@berth:other HEAD:main 2>err &&
+	test_grep "remote rejected.*shallow update not allowed" err &&
+	test ! -e "$ROOT/apps/other"
+'
+
+test_expect_success 'concurrent first pushes to a new app all land' '
+	for i in 1 2 3 4; do
+		git -C src push "deploy@berth:racy" work:b$i >race$i.out 2>&1 &
+	done &&
+	wait &&
+	git ls-remote deploy@berth:racy >refs &&
+	for i in 1 2 3 4; do
+		test_grep "refs/heads/b$i$" refs || return 1
+	done &&
+	git --git-dir="$ROOT/apps/racy/repo.git" fsck 2>&1
+'
+
+test_expect_success 'concurrent pushes to one branch: one wins, the rest are refused' '
+	for i in 1 2 3; do
+		git clone -q --bare "$ROOT/apps/racy/repo.git" c$i.git &&
+		git --git-dir=c$i.git branch -f side b1 &&
+		tree=$(git --git-dir=c$i.git rev-parse b1^{tree}) &&
+		c=$(echo "racer $i" | git --git-dir=c$i.git commit-tree $tree -p b1) &&
+		echo $c >c$i.id || return 1
+	done &&
+	for i in 1 2 3; do
+		(git --git-dir=c$i.git push deploy@berth:racy $(cat c$i.id):refs/heads/b1 >push$i.out 2>&1
+		 echo $? >push$i.rc) &
+	done &&
+	wait &&
+	won=0 &&
+	for i in 1 2 3; do
+		if test "$(cat push$i.rc)" = 0; then
+			won=$((won + 1)) &&
+			test "$(git --git-dir="$ROOT/apps/racy/repo.git" rev-parse b1)" = "$(cat c$i.id)" || return 1
+		else
+			test_grep "stale info|failed to lock|non-fast-forward|fetch first" push$i.out || return 1
+		fi
+	done &&
+	test $won = 1
 '
 
 test_expect_success 'a bad repository path is refused with one clear line' '

@@ -61,7 +61,8 @@ static void test_bad_lengths(void)
 	ok(read_one("zzzz", 4) == -1, "non-hex length refused");
 	ok(read_one("fff1", 4) == -1, "length over 65520 refused");
 	ok(read_one("000ahel", 7) == -1, "EOF inside a packet is an error");
-	ok(strstr(error_last(), "hung up") != NULL, "... saying the remote hung up");
+	ok(strstr(error_last(), "hung up") != NULL,
+	   "... saying the remote hung up");
 	ok(read_one("00", 2) == -1, "EOF inside a header is an error");
 }
 
@@ -96,7 +97,8 @@ static void test_big_packets(void)
 		char raw[16];
 		ssize_t k, got = 0;
 
-		while ((k = pkt_read_raw(r, raw + got, sizeof(raw) - (size_t)got)) > 0)
+		while ((k = pkt_read_raw(r, raw + got,
+					 sizeof(raw) - (size_t)got)) > 0)
 			got += k;
 		ok(got == 8 && !memcmp(raw, "PACKrest", 8) && r->raw_bytes == 8,
 		   "raw bytes after the packets come through unchanged");
@@ -174,7 +176,8 @@ static void test_request(void)
 	struct push_request req;
 	struct buf in = BUF_INIT;
 	static const char first[] = OLD " " NEW " refs/heads/main\0"
-		"report-status side-band-64k atomic push-options agent=git/2.39\n";
+		"report-status side-band-64k atomic push-options "
+		"agent=git/2.39\n";
 
 	add_pkt(&in, first, sizeof(first) - 1);
 	pkt_buf_addf(&in, "%s %s refs/heads/old\n", OLD, ZERO);
@@ -210,13 +213,32 @@ static void test_request(void)
 	push_request_release(&req);
 
 	buf_reset(&in);
+	pkt_buf_addf(&in, "shallow %s\n", OLD);
+	pkt_buf_addf(&in, "shallow %s\n", NEW);
+	add_pkt(&in, first, sizeof(first) - 1);
+	pkt_buf_flush(&in);
+	pkt_buf_flush(&in);
+	ok(parse_request(&req, in.data, in.len) == 0 && req.n == 1 &&
+	   req.n_shallow == 2 && (req.caps & PUSH_ATOMIC),
+	   "shallow lines before the commands are counted");
+	push_request_release(&req);
+
+	buf_reset(&in);
+	pkt_buf_addf(&in, "shallow %s\n", "xyz");
+	pkt_buf_flush(&in);
+	ok(parse_request(&req, in.data, in.len) == -1,
+	   "malformed shallow line refused");
+	push_request_release(&req);
+
+	buf_reset(&in);
 	pkt_buf_addf(&in, "%s %s\n", OLD, NEW);
 	pkt_buf_flush(&in);
 	ok(parse_request(&req, in.data, in.len) == -1, "missing ref refused");
 	push_request_release(&req);
 
 	buf_reset(&in);
-	pkt_buf_addf(&in, "%s %s refs/heads/x\n", OLD, "22222222222222222222222222222222222222ZZ");
+	pkt_buf_addf(&in, "%s %s refs/heads/x\n", OLD,
+		     "22222222222222222222222222222222222222ZZ");
 	pkt_buf_flush(&in);
 	ok(parse_request(&req, in.data, in.len) == -1, "bad hex refused");
 	push_request_release(&req);
@@ -224,7 +246,8 @@ static void test_request(void)
 	buf_reset(&in);
 	pkt_buf_addf(&in, "%s %s refs/heads/a\tb\n", OLD, NEW);
 	pkt_buf_flush(&in);
-	ok(parse_request(&req, in.data, in.len) == -1, "control byte in ref refused");
+	ok(parse_request(&req, in.data, in.len) == -1,
+	   "control byte in ref refused");
 	push_request_release(&req);
 
 	buf_reset(&in);
@@ -243,6 +266,9 @@ static void test_request(void)
 	buf_release(&in);
 }
 
+#define RP GIT_SERVICE_RECEIVE_PACK
+#define UP GIT_SERVICE_UPLOAD_PACK
+
 static void test_parse_command(void)
 {
 	static const struct {
@@ -251,12 +277,12 @@ static void test_parse_command(void)
 		enum git_service svc;
 		const char *app;
 	} cases[] = {
-		{ "git-receive-pack 'myapp'", 0, GIT_SERVICE_RECEIVE_PACK, "myapp" },
-		{ "git receive-pack 'myapp'", 0, GIT_SERVICE_RECEIVE_PACK, "myapp" },
-		{ "git-upload-pack '/myapp.git'", 0, GIT_SERVICE_UPLOAD_PACK, "myapp" },
-		{ "git upload-pack 'my-app.git/'", 0, GIT_SERVICE_UPLOAD_PACK, "my-app" },
-		{ "git-receive-pack '~/app1'", 0, GIT_SERVICE_RECEIVE_PACK, "app1" },
-		{ "git-receive-pack myapp", 0, GIT_SERVICE_RECEIVE_PACK, "myapp" },
+		{ "git-receive-pack 'myapp'", 0, RP, "myapp" },
+		{ "git receive-pack 'myapp'", 0, RP, "myapp" },
+		{ "git-upload-pack '/myapp.git'", 0, UP, "myapp" },
+		{ "git upload-pack 'my-app.git/'", 0, UP, "my-app" },
+		{ "git-receive-pack '~/app1'", 0, RP, "app1" },
+		{ "git-receive-pack myapp", 0, RP, "myapp" },
 		{ "git-receive-pack '../../etc'", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack 'a'\\''b'", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack 'my'\\''app", ERR_INVALID, 0, NULL },
@@ -289,7 +315,8 @@ static void test_parse_command(void)
 		char *app = NULL;
 
 		git_parse_command("git-receive-pack '../../etc'", &svc, &app);
-		ok(strstr(error_last(), "'../../etc' is not a valid app name") != NULL,
+		ok(strstr(error_last(),
+			  "'../../etc' is not a valid app name") != NULL,
 		   "bad path message names the path: %s", error_last());
 	}
 }
