@@ -78,13 +78,14 @@ int bundle_symlink_ok(const char *path, const char *target)
 	const char *p, *e;
 	long depth = 0, ups = 0;
 	int seen_name = 0;
-	char tmp[256];
+	char tmp[256], tmp2[256];
 
 	if (!target || !*target)
 		return entry_error(path, "is a symlink with an empty target");
 	if (*target == '/')
 		return error_set("bundle entry '%s' links outside the bundle ('%s')",
-				 shown(path, tmp, sizeof(tmp)), target);
+				 shown(path, tmp, sizeof(tmp)),
+				 shown(target, tmp2, sizeof(tmp2)));
 	/* the link's directory is as deep as its path has slashes */
 	for (p = path; *p; p++)
 		if (*p == '/')
@@ -100,7 +101,8 @@ int bundle_symlink_ok(const char *path, const char *target)
 			/* "x/.." goes through x, which may be a link itself */
 			if (seen_name || ++ups > depth)
 				return error_set("bundle entry '%s' links outside the bundle ('%s')",
-						 shown(path, tmp, sizeof(tmp)), target);
+						 shown(path, tmp, sizeof(tmp)),
+						 shown(target, tmp2, sizeof(tmp2)));
 			continue;
 		}
 		seen_name = 1;
@@ -163,17 +165,24 @@ static int prepare_entry(struct archive_entry *e, const char *realdest,
 		return 1;	/* "./" itself: dest already exists */
 	}
 	if (hl) {
-		if (bundle_entry_path_ok(hl, cleanhl, sizeof(cleanhl)) < 0)
+		if (bundle_entry_path_ok(hl, cleanhl, sizeof(cleanhl)) < 0) {
+			char tmp2[256];
+
 			return error_set("bundle entry '%s' links outside the bundle ('%s')",
-					 shown(name, tmp, sizeof(tmp)), hl);
+					 shown(name, tmp, sizeof(tmp)),
+					 shown(hl, tmp2, sizeof(tmp2)));
+		}
 		if (!*cleanhl)
 			return entry_error(name, "is a hard link to the bundle's root");
 		full = xasprintf("%s/%s", realdest, cleanhl);
 		/* a hard link to a symlink would copy the link's target to a
 		 * place where it may point elsewhere: files only */
 		if (lstat(full, &st) < 0 || !S_ISREG(st.st_mode)) {
+			char tmp2[256];
+
 			error_set("bundle entry '%s' is a hard link to '%s', which is not a file in the bundle",
-				  shown(name, tmp, sizeof(tmp)), hl);
+				  shown(name, tmp, sizeof(tmp)),
+				  shown(hl, tmp2, sizeof(tmp2)));
 			goto out;
 		}
 		archive_entry_copy_hardlink(e, full);
@@ -192,9 +201,10 @@ static int prepare_entry(struct archive_entry *e, const char *realdest,
 			return error_set("bundle unpacks to more than %lld bytes",
 					 (long long)BUNDLE_MAX_BYTES);
 	}
-	/* exec bits stay; setuid, setgid and sticky go; we can always
-	 * read, write (and enter) what we unpacked, so rm_rf works */
-	perm = archive_entry_perm(e) & 0777;
+	/* exec bits stay; setuid, setgid, sticky and write access for
+	 * others go; we can always read, write (and enter) what we
+	 * unpacked, so rm_rf works */
+	perm = archive_entry_perm(e) & 0755;
 	perm |= type == AE_IFDIR ? 0700 : 0600;
 	archive_entry_set_perm(e, perm);
 	archive_entry_set_uid(e, getuid());
@@ -429,7 +439,9 @@ int bundle_pack(const char *srcdir, const char *tarball)
 		error_set("cannot allocate archive state");
 		goto out;
 	}
+	/* level 1: builds sit on the push-to-live path; size matters less */
 	if (archive_write_add_filter_gzip(a) != ARCHIVE_OK ||
+	    archive_write_set_filter_option(a, "gzip", "compression-level", "1") != ARCHIVE_OK ||
 	    archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
 	    archive_write_open_fd(a, fd) != ARCHIVE_OK) {
 		archive_fail(a, "cannot write bundle");

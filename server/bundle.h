@@ -7,7 +7,8 @@
  * 'dest', or a type other than file, directory or symlink, and every
  * write through a symlink (libarchive's secure-symlinks check).  A leading
  * "./" is stripped.  File modes are kept (exec bits; no setuid/setgid/
- * sticky; the owner can always read and write), ownership is not: files
+ * sticky, no write access for group or others; the owner can always read
+ * and write), ownership is not: files
  * belong to the caller.  On failure 'dest' is removed and error_last()
  * names the entry.
  */

@@ -30,6 +30,7 @@ struct cdesc {
 };
 
 static int check_listen(const char *key, const char *value);
+static int check_http_listen(const char *key, const char *value);
 static int check_host(const char *key, const char *value);
 static int check_branch(const char *key, const char *value);
 static int check_nginx(const char *key, const char *value);
@@ -42,7 +43,7 @@ static int check_user(const char *key, const char *value);
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
 	{ "ssh_listen", C_STR, F(ssh_listen), "0.0.0.0:2222", 0, 0, check_listen },
-	{ "http_listen", C_STR, F(http_listen), "127.0.0.1:8080", 0, 0, check_listen },
+	{ "http_listen", C_STR, F(http_listen), "127.0.0.1:8080", 0, 0, check_http_listen },
 	{ "domain", C_STR, F(domain), "localhost", 0, 0, check_host },
 	/* "ports: 20000-29999" sets both ends at once */
 	{ "ports", C_PORTS, F(port_min), NULL, 1024, 65535, NULL },
@@ -117,7 +118,19 @@ static int check_listen(const char *key, const char *value)
 		return error_set("'%s': write an IPv6 address in brackets, like [::1]:8080",
 				 key);
 	}
-	return check_chars(key, value, ".-:[]*");
+	return check_chars(key, value, ".-:[]");
+}
+
+/* nginx also takes a bare port (all addresses) */
+static int check_http_listen(const char *key, const char *value)
+{
+	if (!strchr(value, ':')) {
+		if (parse_long(value, 65535) < 1)
+			return error_set("'%s' must be ADDRESS:PORT like 127.0.0.1:8080, or a port",
+					 key);
+		return 0;
+	}
+	return check_listen(key, value);
 }
 
 static int check_host(const char *key, const char *value)

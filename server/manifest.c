@@ -953,6 +953,22 @@ static int keter_flat(struct keter *kt, const struct ynode *root)
 	if (!exec) {
 		if (!kt->statics)
 			return node_error(kt->fname, root, "keter.yaml needs 'exec' or 'stanzas'");
+		/* static files only: the hosts and postgres still count */
+		for (i = 0; i < ynode_map_len(root); i++) {
+			const struct ynode *k = ynode_map_key(root, i);
+			const struct ynode *v = ynode_map_val(root, i);
+
+			if (ynode_is_null(v))
+				continue;
+			if (!strcmp(k->value, "args") || !strcmp(k->value, "env"))
+				return node_error(kt->fname, k, "'%s' needs 'exec'", k->value);
+			if ((!strcmp(k->value, "host") || !strcmp(k->value, "extra-hosts")) &&
+			    each_str(v, kt->fname, k->value, add_host, kt->m) < 0)
+				return -1;
+			if (!strcmp(k->value, "postgres") &&
+			    get_bool(&kt->m->postgres, v, kt->fname, "postgres") < 0)
+				return -1;
+		}
 		return 0;
 	}
 	kt->webapps++;
@@ -1180,6 +1196,11 @@ int manifest_load(struct manifest *m, const char *dir)
 	}
 	error_set("no app.yaml, Procfile or config/keter.yaml in bundle");
 out:
+	/* a release that runs and serves nothing is a mistake, not a deploy */
+	if (ret == 0 && !m->nprocs && !m->static_root)
+		ret = error_set("%s: no processes to run%s", m->source,
+				strcmp(m->source, "app.yaml") ? "" :
+				" (no 'processes', no Procfile, no 'static')");
 	buf_release(&b);
 	return ret;
 }

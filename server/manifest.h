@@ -64,8 +64,10 @@ void manifest_release(struct manifest *m);
 /*
  * Read the manifest of an unpacked release in 'dir'.  A folder with none
  * of the three files is an error ("no app.yaml, Procfile or
- * config/keter.yaml in bundle").  Relative exec paths are resolved against
- * dir; they must stay inside it.
+ * config/keter.yaml in bundle"), and so is one whose manifest has no
+ * process and no static folder ("Procfile: no processes to run").
+ * Relative exec paths are resolved against dir; they must stay inside it.
+ * On failure m is partly filled: release it.
  */
 int manifest_load(struct manifest *m, const char *dir);
 

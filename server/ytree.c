@@ -28,6 +28,8 @@ struct builder {
 	size_t nnodes;
 	struct anchor *anchors;
 	size_t nanchors;
+	struct ynode **dead;	/* merge sources: anchors may point into them */
+	size_t ndead;
 	int done;		/* the first document has ended */
 };
 
@@ -193,6 +195,96 @@ static int on_alias(struct builder *b, const yaml_event_t *ev)
 	return attach(b, copy);
 }
 
+static int has_key(const struct ynode *map, const struct ynode *key)
+{
+	size_t i;
+
+	for (i = 0; i < map->nkids; i += 2)
+		if (map->kids[i]->len == key->len &&
+		    !memcmp(map->kids[i]->value, key->value, key->len))
+			return 1;
+	return 0;
+}
+
+static int is_merge_key(const struct ynode *k)
+{
+	return k->plain && k->len == 2 && !memcmp(k->value, "<<", 2);
+}
+
+/*
+ * YAML's merge key: "<<: *base" (or a list of them) adds the pairs of
+ * those mappings whose keys the mapping does not have itself; earlier
+ * sources win over later ones.  Merged nodes keep their own positions.
+ */
+static int merge_keys(struct builder *b, struct ynode *map)
+{
+	struct ynode **old = map->kids, *src;
+	size_t n = map->nkids, i, j, k, nsrc;
+	int ret = 0;
+
+	for (i = 0; i < n; i += 2)
+		if (is_merge_key(old[i]))
+			break;
+	if (i == n)
+		return 0;
+	/* keep the explicit pairs, then add from each source */
+	map->kids = NULL;
+	map->nkids = 0;
+	for (i = 0; i < n; i += 2) {
+		if (is_merge_key(old[i]))
+			continue;
+		kid_add(map, old[i]);
+		kid_add(map, old[i + 1]);
+		old[i] = old[i + 1] = NULL;
+	}
+	for (i = 0; i < n && !ret; i += 2) {
+		const struct ynode *v;
+
+		if (!old[i])
+			continue;
+		v = old[i + 1];
+		nsrc = v->kind == YNODE_SEQ ? v->nkids : 1;
+		for (j = 0; j < nsrc && !ret; j++) {
+			src = v->kind == YNODE_SEQ ? v->kids[j] : old[i + 1];
+			if (src->kind != YNODE_MAP) {
+				ret = at_error(b, src, "'<<' needs a mapping or a list of mappings");
+				break;
+			}
+			for (k = 0; k + 1 < src->nkids; k += 2) {
+				struct ynode *ck = NULL, *cv = NULL;
+
+				if (has_key(map, src->kids[k]))
+					continue;
+				if (map->nkids / 2 >= YTREE_MAX_PAIRS) {
+					ret = at_error(b, src, "too many keys in one mapping");
+					break;
+				}
+				if (copy_tree(b, &ck, src->kids[k], b->depth + 1) < 0 ||
+				    copy_tree(b, &cv, src->kids[k + 1], b->depth + 1) < 0) {
+					char why[128];
+
+					if (ck)
+						ynode_free(ck);
+					snprintf(why, sizeof(why), "%s", error_last());
+					ret = at_error(b, src, why);
+					break;
+				}
+				kid_add(map, ck);
+				kid_add(map, cv);
+			}
+		}
+	}
+	/* freed with the builder: an anchor may live inside them */
+	for (i = 0; i < n; i++) {
+		if (!old[i])
+			continue;
+		b->dead = xrealloc(b->dead, (b->ndead + 1) * sizeof(*b->dead));
+		b->dead[b->ndead++] = old[i];
+	}
+	free(old);
+	return ret;
+}
+
 static int on_event(struct builder *b, const yaml_event_t *ev)
 {
 	struct ynode *n;
@@ -239,9 +331,14 @@ static int on_event(struct builder *b, const yaml_event_t *ev)
 		b->stack[b->depth++] = n;
 		return 0;
 	case YAML_SEQUENCE_END_EVENT:
-	case YAML_MAPPING_END_EVENT:
 		if (b->depth > 0)
 			b->depth--;
+		return 0;
+	case YAML_MAPPING_END_EVENT:
+		if (b->depth > 0) {
+			b->depth--;
+			return merge_keys(b, b->stack[b->depth]);
+		}
 		return 0;
 	}
 	return 0;
@@ -298,6 +395,9 @@ out:
 	for (i = 0; i < b.nanchors; i++)
 		free(b.anchors[i].name);
 	free(b.anchors);
+	for (i = 0; i < b.ndead; i++)
+		ynode_free(b.dead[i]);
+	free(b.dead);
 	yaml_parser_delete(&parser);
 	return ret;
 }

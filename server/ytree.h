@@ -8,7 +8,8 @@
  * of its anchor's tree, and the whole document is capped in nodes and
  * depth so that "billion laughs" input fails instead of exploding.
  * Mappings keep their order; a key that appears twice is an error.
- * Keys must be scalars.
+ * Keys must be scalars.  YAML merge keys ("<<: *base", or a list of
+ * aliases) are resolved: the mapping gets the pairs it lacks, copied.
  *
  * ytree_parse() returns the document's root (NULL for an empty document)
  * in *out, which the caller frees with ynode_free().  On error it returns

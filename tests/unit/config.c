@@ -132,6 +132,11 @@ int main(void)
 	BAD("http_listen: 127.0.0.1:99999\n",
 	    "berth.yaml:1:14: 'http_listen' must be ADDRESS:PORT like 127.0.0.1:8080",
 	    "port too big");
+	BAD("http_listen: 0\n",
+	    "berth.yaml:1:14: 'http_listen' must be ADDRESS:PORT like 127.0.0.1:8080, or a port",
+	    "port 0");
+	ok(load(&c, "http_listen: 8081\n") == 0 && !strcmp(c.http_listen, "8081"),
+	   "http_listen may be a bare port (nginx listens on all addresses)");
 	BAD("http_listen: \"::1:80\"\n",
 	    "berth.yaml:1:14: 'http_listen': write an IPv6 address in brackets, like [::1]:8080",
 	    "bare IPv6");

@@ -175,6 +175,23 @@ static void test_app_yaml(void)
 	   manifest_proc(&m, "web2") && manifest_proc(&m, "web2")->scale == 2,
 	   "aliases copy their anchor");
 
+	ok(app("processes:\n"
+	       "  web: &base {command: ./server, scale: 2, order: stop-first}\n"
+	       "  worker:\n    <<: *base\n    command: ./worker\n"
+	       "  other: {<<: [*base, {scale: 9}], scale: 3}\n") == 0 &&
+	   !strcmp(cmd("worker"), "./worker") && manifest_proc(&m, "worker")->scale == 2 &&
+	   manifest_proc(&m, "worker")->order == ORDER_STOP_FIRST &&
+	   !strcmp(cmd("other"), "./server") && manifest_proc(&m, "other")->scale == 3,
+	   "merge keys: own keys win, then earlier sources: %s", error_last());
+	BAD(app("processes:\n  web: &b {command: x, scal: 2}\n  w2: {<<: *b}\n"),
+	    "app.yaml:2:24: unknown key 'scal' in 'processes.web'", "merged typo is found");
+	BAD(app("processes:\n  web: {<<: [a]}\n"),
+	    "app.yaml:2:14: '<<' needs a mapping or a list of mappings", "merge of a scalar");
+	BAD(app("env:\n  <<: &b {A: '1'}\n  B: '2'\npipeline: [*b]\n"),
+	    "app.yaml:4:12: 'pipeline' must be a string, not a mapping",
+	    "an anchor inside a merge source stays usable");
+	ok(app("env:\n  <<: {A: '1', B: x}\n  B: '2'\n") == 0 && m.env.n == 2 &&
+	   !strcmp(m.env.v[0], "B=2") && !strcmp(m.env.v[1], "A=1"), "merged env");
 	BAD(app("processes:\n  web: x\nfoo: 1\n"), "app.yaml:3:1: unknown key 'foo'",
 	    "unknown key");
 	BAD(app("drain: soon\n"), "app.yaml:1:8: 'drain' must be a duration like 2s",
@@ -340,6 +357,11 @@ static void test_keter(void)
 	   !strcmp(m.static_root, "public") && m.nprocs == 0,
 	   "flat static-hosts only: %s", error_last());
 
+	ok(keter("host: www.example.com\nstatic-hosts:\n  - {host: s.example.com, root: ../public}\n") == 0 &&
+	   m.hosts.n == 2 && !strcmp(m.hosts.v[1], "www.example.com"),
+	   "flat static-only keeps its host: %s", error_last());
+	BAD(keter("args: [x]\nstatic-hosts:\n  - {host: s.example.com, root: ../public}\n"),
+	    "config/keter.yaml:1:1: 'args' needs 'exec'", "args without exec");
 	BAD(keter("exec: ../../etc/evil\n"),
 	    "config/keter.yaml:1:7: 'exec' must be a path inside the bundle, relative to config/",
 	    "exec escaping");
@@ -447,6 +469,24 @@ static void test_load(void)
 	ok(manifest_load(&m, dir) == 0 && m.nprocs == 1 &&
 	   !strcmp(cmd("web"), "./yaml-web") && !m.release_cmd,
 	   "app.yaml processes win over the Procfile");
+
+	write_file(dir, "app.yaml", "drain: 1s\n");
+	write_file(dir, "Procfile", "# nothing\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 &&
+	   !strcmp(error_last(), "app.yaml: no processes to run (no 'processes', no Procfile, no 'static')"),
+	   "nothing to run: %s", error_last());
+	write_file(dir, "app.yaml", "static: public\n");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) == 0 && !m.nprocs && !strcmp(m.static_root, "public"),
+	   "a static-only app is fine: %s", error_last());
+	unlink(strcat(strcpy(sub, dir), "/app.yaml"));
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_load(&m, dir) < 0 && !strcmp(error_last(), "Procfile: no processes to run"),
+	   "empty Procfile: %s", error_last());
 
 	write_file(dir, "app.yaml", "processes: {web: ./yaml-web}\nhosts: [a..b]\n");
 	manifest_release(&m);

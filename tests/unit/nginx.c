@@ -154,6 +154,111 @@ static int serve(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * System mode against a stand-in "system" nginx: its own nginx.conf that
+ * includes a conf dir, reached through a wrapper that adds -p and -c (so
+ * "nginx -t" and "nginx -s reload" mean that instance, not the host's).
+ */
+static void system_mode(struct loop *l, int slot_port)
+{
+	char sys[PATH_MAX + 8], confd[PATH_MAX + 16], wrap[PATH_MAX + 32];
+	char path[PATH_MAX + 64], sysaddr[64], expect[80];
+	char *bin = spawn_which("nginx");
+	struct buf b = BUF_INIT;
+	struct config cfg;
+	struct nginx *ng = NULL;
+	struct nginx_app app;
+	char *hosts[] = { "www.sys.test" };
+	int ports[1] = { slot_port };
+	int port = test_free_port();
+	pid_t master = -1;
+	ino_t ino;
+
+	if (!bin)
+		bin = xstrdup("/usr/sbin/nginx");
+	snprintf(sys, sizeof(sys), "%s/sys", root);
+	snprintf(confd, sizeof(confd), "%s/conf.d", sys);
+	snprintf(wrap, sizeof(wrap), "%s/nginx.sh", sys);
+	snprintf(sysaddr, sizeof(sysaddr), "127.0.0.1:%d", port);
+	snprintf(path, sizeof(path), "%s/logs", sys);
+	mkdir_p(path, 0755);
+	mkdir_p(confd, 0755);
+	buf_addf(&b, "daemon off;\nworker_processes 1;\n"
+		 "pid %s/logs/nginx.pid;\nerror_log %s/logs/error.log;\n"
+		 "%s"
+		 "events {}\nhttp {\n\taccess_log off;\n"
+		 "\tclient_body_temp_path %s/tmp1;\n\tproxy_temp_path %s/tmp2;\n"
+		 "\tfastcgi_temp_path %s/tmp3;\n\tuwsgi_temp_path %s/tmp4;\n"
+		 "\tscgi_temp_path %s/tmp5;\n"
+		 "\tserver { listen %s default_server; return 404; }\n"
+		 "\tinclude %s/*.conf;\n}\n",
+		 sys, sys, geteuid() == 0 ? "user root root;\n" : "",
+		 sys, sys, sys, sys, sys, sysaddr, confd);
+	snprintf(path, sizeof(path), "%s/nginx.conf", sys);
+	write_file_atomic(path, b.data, b.len, 0644);
+	buf_reset(&b);
+	buf_addf(&b, "#!/bin/sh\nexec %s -p %s -c %s/nginx.conf \"$@\"\n",
+		 bin, sys, sys);
+	write_file_atomic(wrap, b.data, b.len, 0755);
+	buf_release(&b);
+	{
+		char *argv[] = { wrap, NULL };
+		struct spawn sp;
+
+		spawn_init(&sp);
+		sp.argv = argv;
+		sp.err = 2;
+		sp.flags = SPAWN_NEW_PGRP;
+		if (spawn_start(&sp) == 0)
+			master = sp.pid;
+	}
+	ok(master > 0 && test_wait_get(sysaddr, "x", 404, NULL, 5000) == 0,
+	   "a stand-in system nginx runs");
+
+	config_init(&cfg, root);
+	config_set(&cfg, "nginx", "system");
+	config_set(&cfg, "nginx_conf_dir", confd);
+	config_set(&cfg, "nginx_bin", wrap);
+	config_set(&cfg, "http_listen", sysaddr);
+	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
+	   "system mode starts: %s", error_last());
+	snprintf(path, sizeof(path), "%s/berth-maps.conf", confd);
+	ok(file_has(path, "$berth_upstream"), "it writes its maps");
+
+	memset(&app, 0, sizeof(app));
+	app.name = "sys";
+	app.hosts = hosts;
+	app.nhosts = 1;
+	app.ports = ports;
+	app.nports = 1;
+	snprintf(expect, sizeof(expect), "slot %d", slot_port);
+	snprintf(path, sizeof(path), "%s/berth-sys.conf", confd);
+	ok(nginx_app_set(ng, &app) == 0 && path_exists(path) &&
+	   test_wait_get(sysaddr, "www.sys.test", 200, expect, 5000) == 0,
+	   "an app is written, checked and reloaded into it: %s",
+	   error_last());
+	ino = inode_of(path);
+	hosts[0] = "a.*.b";
+	ok(nginx_app_set(ng, &app) < 0 &&
+	   strstr(error_last(), "invalid server name or wildcard"),
+	   "a bad change is refused: %s", error_last());
+	ok(file_has(path, "www.sys.test") && !file_has(path, "a.*.b") &&
+	   inode_of(path) != 0, "the old file is back (inode %lu -> %lu)",
+	   (unsigned long)ino, (unsigned long)inode_of(path));
+	hosts[0] = "www.sys.test";
+	ok(test_wait_get(sysaddr, "www.sys.test", 200, expect, 5000) == 0,
+	   "and still serves");
+	ok(nginx_app_remove(ng, "sys") == 0 && !path_exists(path) &&
+	   test_wait_get(sysaddr, "www.sys.test", 404, NULL, 5000) == 0,
+	   "removal reloads it");
+	nginx_free(ng);
+	ok(kill(master, 0) == 0, "berth leaves a system nginx running");
+	kill(master, SIGQUIT);
+	waitpid(master, NULL, 0);
+	config_release(&cfg);
+	free(bin);
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -365,6 +470,8 @@ int main(int argc, char **argv)
 	   "stop leaves no nginx process and no listener");
 	nginx_free(ng);
 	ng = NULL;
+
+	system_mode(l, port_b);
 
 	/* an engine killed with -9 leaves its nginx behind */
 	{

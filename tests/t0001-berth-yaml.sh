@@ -1,0 +1,82 @@
+#!/bin/bash
+# berth.yaml: every mistake reported at its line and column, nothing
+# started; good settings reach the engine; command-line options win.
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIR/lib-daemon.sh"
+
+BERTH_ROOT=$TRASH/root
+export BERTH_ROOT
+
+# serve_bad: berth serve must refuse to start (a hang counts as a failure:
+# timeout's 124 has no expected stderr)
+serve_bad() {
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" serve \
+		--ssh-listen "127.0.0.1:$(free_port)" \
+		--http-listen "127.0.0.1:$(free_port)" 2>err
+}
+
+test_expect_success 'every error in berth.yaml is listed, then serve stops' '
+	mkdir -p "$BERTH_ROOT" &&
+	printf "drain: soon\nports: 5-4\nfoo: 1\nmax_sessions: 0\ndomain: \"bad host!\"\n" \
+		>"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail serve_bad &&
+	cat >expect <<-\EOF &&
+	berth: berth.yaml:1:8: '"'"'drain'"'"' must be a duration like 2s or 500ms
+	berth.yaml:2:8: '"'"'ports'"'"' must be a range like 20000-29999 within 1024-65535
+	berth.yaml:3:1: unknown key '"'"'foo'"'"'
+	berth.yaml:4:15: '"'"'max_sessions'"'"' must be a number from 1 to 10000
+	berth.yaml:5:9: '"'"'domain'"'"' must be a host name like example.com
+	EOF
+	test_cmp expect err &&
+	test ! -e "$BERTH_ROOT/run/berth.sock"
+'
+
+test_expect_success 'a YAML syntax error names its line and column' '
+	printf "drain: 1s\nports: [20000\n" >"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail serve_bad &&
+	test_grep "^berth: berth.yaml:3:1: did not find expected .,. or .]." err &&
+	test ! -e "$BERTH_ROOT/run/berth.sock"
+'
+
+test_expect_success 'a password in a berth.yaml others can read is refused' '
+	printf "postgres: host=/nonexistent password=hunter2\n" >"$BERTH_ROOT/berth.yaml" &&
+	chmod 644 "$BERTH_ROOT/berth.yaml" &&
+	test_must_fail serve_bad &&
+	test_grep "^berth: berth.yaml:1:11: .postgres. holds a password but berth.yaml is readable by others" err &&
+	test_grep_not hunter2 err
+'
+
+test_expect_success 'good settings reach the engine' '
+	base=$(( 50000 + (RANDOM % 150) * 100 )) &&  # free_port uses 30000-49999
+	cat >"$BERTH_ROOT/berth.yaml" <<-EOF &&
+	# server settings
+	ports: $base-$((base + 9))
+	domain: apps.example.test
+	drain: 100ms
+	stop_timeout: 2s
+	health_timeout: 15s
+	keep_releases: 2
+	EOF
+	start_berth &&
+	test_grep "domain apps.example.test" "$TRASH/berth.log" &&
+	make_web_bundle "$TRASH/v1.tar.gz" v1 &&
+	berth deploy cfg "$TRASH/v1.tar.gz" &&
+	port=$(app_port cfg) &&
+	test "$port" -ge "$base" && test "$port" -le "$((base + 9))" &&
+	get "http://127.0.0.1:$port/" >body &&
+	test_grep "hello v1" body
+'
+
+test_expect_success 'command-line options win over berth.yaml' '
+	stop_berth &&
+	start_berth --domain cli.example.test &&
+	test_grep "domain cli.example.test" "$TRASH/berth.log"
+'
+
+test_expect_success 'a bad command-line value is refused like a bad key' '
+	stop_berth &&
+	test_must_fail timeout 20 "$BERTH" --root "$BERTH_ROOT" serve --domain "a..b" 2>err &&
+	test_grep "^berth serve: .domain. must be a host name like example.com" err
+'
+
+test_done
