@@ -1,9 +1,10 @@
 /*
  * gitsvc: git's server side over any byte stream: receive-pack (push) and
  * upload-pack (clone/fetch), protocol v0, implemented in the project
- * (pktline.c) on libgit2.  The transport is an SSH channel in a session
- * process, or stdin/stdout for "berth git-receive-pack ROOT NAME" in tests.
- * All calls block; they run in a session process, never in the engine.
+ * (pktline.c, receive.c, upload.c) on libgit2; docs/git.md.  The
+ * transport is an SSH channel in a session process, or stdin/stdout for
+ * "berth git-serve-stdio" in tests.  All calls block; they run in a
+ * session process, never in the engine.
  */
 #ifndef BERTH_GITSVC_H
 #define BERTH_GITSVC_H
