@@ -44,6 +44,8 @@ struct proc {
 	int index;
 	int port;			/* 0 unless web */
 	pid_t pid;			/* 0 when not running */
+	pid_t pgid;			/* its process group, while any member lives */
+	uint64_t group_timer;		/* polls a stopping group after its leader left */
 	enum proc_state state;
 	int64_t started_ms;
 	int restarts;

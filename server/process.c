@@ -88,16 +88,69 @@ static void on_output(struct loop *l, int fd, unsigned events, void *arg)
 	}
 }
 
+/* Log what is left in the pipe so a process's last lines are kept. */
+static void drain_output(struct proc *p)
+{
+	char chunk[8192];
+	ssize_t n;
+	int rounds = 64;
+
+	if (p->out_fd < 0)
+		return;
+	while (rounds-- > 0 && (n = read(p->out_fd, chunk, sizeof(chunk))) > 0) {
+		char *s, *nl;
+
+		buf_add(&p->partial, chunk, (size_t)n);
+		s = p->partial.data;
+		while ((nl = memchr(s, '\n', p->partial.len -
+					(size_t)(s - p->partial.data)))) {
+			emit(p, s, (size_t)(nl - s));
+			s = nl + 1;
+		}
+		buf_consume(&p->partial, (size_t)(s - p->partial.data));
+	}
+}
+
 static void on_kill_timer(struct loop *l, void *arg)
 {
 	struct proc *p = arg;
 
 	p->timer = 0;
-	if (p->pid > 0) {
+	if (p->pgid > 0) {
 		log_info("%s %s did not stop in time, killing", p->app->name,
 			 p->name);
-		kill(-p->pid, SIGKILL);
+		kill(-p->pgid, SIGKILL);
 	}
+}
+
+static void stop_finished(struct proc *p)
+{
+	struct loop *l = p->app->eng->loop;
+
+	loop_del_timer(l, p->timer);
+	p->timer = 0;
+	loop_del_timer(l, p->group_timer);
+	p->group_timer = 0;
+	p->pgid = 0;
+	drain_output(p);
+	close_output(p);
+	p->state = PROC_DEAD;
+	if (p->on_exit)
+		p->on_exit(p, p->on_exit_arg);
+}
+
+/* The leader is gone but its group is finishing up (a shell's child
+ * running its TERM trap): wait for it, within the stop timeout. */
+static void on_group_timer(struct loop *l, void *arg)
+{
+	struct proc *p = arg;
+
+	p->group_timer = 0;
+	if (p->pgid > 0 && kill(-p->pgid, 0) == 0) {
+		p->group_timer = loop_add_timer(l, 20, on_group_timer, p);
+		return;
+	}
+	stop_finished(p);
 }
 
 static void on_exit_status(pid_t pid, int status, void *arg)
@@ -107,37 +160,20 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 
 	p->pid = 0;
 	p->last_status = status;
-	/* The group may hold children that outlive their parent. */
+	if (p->state == PROC_STOPPING) {
+		/* Keep reading its output: the rest of the group may still
+		 * write (a closed pipe would kill it with SIGPIPE before its
+		 * TERM trap has run). */
+		on_group_timer(l, p);
+		return;
+	}
+	/* A crash: what the process left in its group goes with it. */
 	kill(-pid, SIGKILL);
 	loop_del_timer(l, p->timer);
 	p->timer = 0;
-	/* Drain what is left in the pipe so the last lines are logged. */
-	if (p->out_fd >= 0) {
-		char chunk[8192];
-		ssize_t n;
-		int rounds = 64;
-
-		while (rounds-- > 0 &&
-		       (n = read(p->out_fd, chunk, sizeof(chunk))) > 0) {
-			char *s, *nl;
-
-			buf_add(&p->partial, chunk, (size_t)n);
-			s = p->partial.data;
-			while ((nl = memchr(s, '\n', p->partial.len -
-						(size_t)(s - p->partial.data)))) {
-				emit(p, s, (size_t)(nl - s));
-				s = nl + 1;
-			}
-			buf_consume(&p->partial, (size_t)(s - p->partial.data));
-		}
-	}
+	p->pgid = 0;
+	drain_output(p);
 	close_output(p);
-	if (p->state == PROC_STOPPING) {
-		p->state = PROC_DEAD;
-		if (p->on_exit)
-			p->on_exit(p, p->on_exit_arg);
-		return;
-	}
 	p->state = PROC_DEAD;
 	app_proc_crashed(p, status);
 }
@@ -193,6 +229,7 @@ int proc_start(struct proc *p, char *const *envp)
 		goto out;
 	}
 	p->pid = s.pid;
+	p->pgid = s.pid;
 	p->state = PROC_UP;
 	p->started_ms = now_ms();
 	reaper_watch(s.pid, on_exit_status, p);
@@ -209,17 +246,15 @@ void proc_stop(struct proc *p, long timeout_ms)
 {
 	struct loop *l = p->app->eng->loop;
 
+	if (p->state == PROC_STOPPING)
+		return;
 	loop_del_timer(l, p->timer);
 	p->timer = 0;
 	if (p->pid <= 0) {
 		/* Not running (backing off or already dead): done now. */
-		p->state = PROC_DEAD;
-		if (p->on_exit)
-			p->on_exit(p, p->on_exit_arg);
+		stop_finished(p);
 		return;
 	}
-	if (p->state == PROC_STOPPING)
-		return;
 	p->state = PROC_STOPPING;
 	if (timeout_ms <= 0) {
 		kill(-p->pid, SIGKILL);
@@ -235,10 +270,11 @@ void proc_free(struct proc *p)
 
 	if (!p)
 		return;
-	if (p->pid > 0) {
-		kill(-p->pid, SIGKILL);
+	if (p->pid > 0)
 		reaper_forget(p->pid);
-	}
+	if (p->pgid > 0)
+		kill(-p->pgid, SIGKILL);
+	loop_del_timer(p->app->eng->loop, p->group_timer);
 	if (p->out_fd >= 0) {
 		loop_del_fd(p->app->eng->loop, p->out_fd);
 		close(p->out_fd);
