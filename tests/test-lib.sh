@@ -64,7 +64,9 @@ test_expect_success() {
 		echo "not ok $test_count - $desc"
 		test_failed=$((test_failed + 1))
 		# on stderr too, so prove shows why
-		sed -e 's/^/#   /' "$out" | tail -n 60 | tee /dev/stderr
+		why=$(sed -e 's/^/#   /' "$out" | tail -n 60)
+		printf '%s\n' "$why"
+		printf '%s\n' "$why" >&2
 	fi
 }
 
