@@ -230,22 +230,19 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	if (!strcmp(argv[0], "rm") && argc == 2) {
 		char answer[256];
 
-		/* As Dokku does: without --force, the app's name confirms. */
-		if (!isatty(0)) {
-			fprintf(stderr, "berth: refusing to remove '%s' without confirmation: add --force\n",
-				argv[1]);
-			return 1;
-		}
+		/* As Dokku does: without --force, the app's name typed back
+		 * (or piped in: echo NAME | berth rm NAME) confirms. */
 		fprintf(stderr, " !     This removes '%s': its processes, releases, repository and logs.\n"
 			" !     To proceed, type the app's name: ", argv[1]);
 		if (!fgets(answer, sizeof(answer), stdin)) {
-			fprintf(stderr, "\nberth: not confirmed\n");
+			fprintf(stderr, "\nerror: refusing to remove '%s' without confirmation: type its name or add --force\n",
+				argv[1]);
 			return 1;
 		}
 		answer[strcspn(answer, "\r\n")] = '\0';
 		if (strcmp(answer, argv[1])) {
-			fprintf(stderr, "berth: '%s' does not match; nothing removed\n",
-				answer);
+			fprintf(stderr, "error: '%s' does not match '%s'; nothing removed\n",
+				answer, argv[1]);
 			return 1;
 		}
 		strv_push(req, "--force");
