@@ -67,6 +67,7 @@ static int load_config(struct config *cfg, const char *root)
 	config_init(cfg, root);
 	if (config_load(cfg) < 0) {
 		fprintf(stderr, "berth: %s\n", error_last());
+		config_release(cfg);
 		return -1;
 	}
 	return 0;
