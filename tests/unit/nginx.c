@@ -348,11 +348,11 @@ int main(int argc, char **argv)
 	   "NAME.DOMAIN reaches slot A through nginx");
 	ok(test_wait_get(addr, "www.demo.test", 200, expect, 5000) == 0,
 	   "an extra host reaches it too");
-	strcpy(r.hdr_name, "X-Seen-Host");
+	snprintf(r.hdr_name, sizeof(r.hdr_name), "X-Seen-Host");
 	ok(test_get(addr, "/", "demo.localhost", NULL, &r) == 0 &&
 	   !strcmp(r.hdr_value, "demo.localhost"),
 	   "Host is passed on (%s)", r.hdr_value);
-	strcpy(r.hdr_name, "X-Berth-Upstream");
+	snprintf(r.hdr_name, sizeof(r.hdr_name), "X-Berth-Upstream");
 	ok(test_get(addr, "/", "demo.localhost", NULL, &r) == 0 && !r.has_hdr,
 	   "no X-Berth-Upstream without a probe");
 	snprintf(expect, sizeof(expect), "127.0.0.1:%d", port_a);
