@@ -1291,7 +1291,15 @@ int nginx_reload(struct nginx *ng)
 		send_reload(ng);
 		return 0;
 	}
-	return run_nginx(ng, args, "cannot reload nginx");
+	if (run_nginx(ng, args, "cannot reload nginx") < 0)
+		return -1;
+	/*
+	 * The workers of a system nginx are not ours to watch: give its
+	 * master the 100 ms it sleeps before the old workers stop
+	 * accepting (see reload_and_wait()), and a margin.
+	 */
+	sleep_ms(200);
+	return 0;
 }
 
 void nginx_stop(struct nginx *ng)
