@@ -108,7 +108,7 @@ test_expect_success 'ten swaps under wrk -t2 -c8: no failed request' '
 		  retry_until 10 test_must_fail kill -0 $old; } &&
 		rm -f slot-$live.pid &&
 		swaps=$((swaps + 1)) &&
-		t=$live && live=$idle && idle=$t || exit 1
+		t=$live && live=$idle && idle=$t || return 1
 	done &&
 	test $swaps = 10 &&
 	kill -INT $wrk_pid &&
