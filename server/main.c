@@ -26,6 +26,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: berth [--root DIR] serve [--ssh-listen ADDR:PORT] [--http-listen ADDR:PORT]\n"
 		"                                [--domain NAME] [-v]\n"
+		"       berth [--root DIR] config-check\n"
 		"       berth [--root DIR] COMMAND [ARGS...]\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
@@ -113,6 +114,23 @@ static int cmd_serve(const char *root, int argc, char **argv)
 	ret = engine_serve(&cfg);
 	config_release(&cfg);
 	return ret;
+}
+
+/* "berth config-check": read berth.yaml as "serve" would, say if it is
+ * fine and show every setting (defaults included). */
+static int cmd_config_check(const char *root)
+{
+	struct config cfg;
+	struct buf out = BUF_INIT;
+
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	config_show(&cfg, &out);
+	fputs(out.data ? out.data : "", stdout);
+	printf("configuration OK\n");
+	buf_release(&out);
+	config_release(&cfg);
+	return 0;
 }
 
 static int cmd_session(const char *root)
@@ -321,6 +339,8 @@ int main(int argc, char **argv)
 		ret = cmd_serve(abs, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "session"))
 		ret = cmd_session(abs);
+	else if (!strcmp(argv[i], "config-check") && i + 1 == argc)
+		ret = cmd_config_check(abs);
 	else if (!strcmp(argv[i], "git-serve-stdio"))
 		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
 	else
