@@ -60,7 +60,7 @@ struct deploy {
 	char *commit, *pusher, *buildpack, *source;
 	int from_release;
 	int number;
-	int64_t t0, t_spawn;
+	int64_t t0, t_spawn, t_ready;
 	struct run *run;	/* the new release's run */
 	struct run *old;	/* the live run when we started */
 	pid_t helper;		/* unpack or release phase child */
@@ -826,7 +826,10 @@ static void go_live(struct deploy *d)
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
-	if (d->web_count || d->run->m.static_root)
+	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
+		say(d, "-----> Switched nginx (the new release answered through it %lld ms after it was ready)",
+		    (long long)(now_ms() - d->t_ready));
+	else if (d->web_count || d->run->m.static_root)
 		say(d, "-----> Switched nginx");
 	d->run->supervised = 1;
 	d->run->deploy = NULL;
@@ -942,7 +945,8 @@ static void on_ready(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
-	say(d, "-----> Healthy after %lld ms", (long long)(now_ms() - d->t_spawn));
+	d->t_ready = now_ms();
+	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
 	confirm(d);
 }
 
