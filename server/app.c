@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1173,6 +1174,11 @@ static void release_phase(struct deploy *d)
 	s.out = pfd[1];
 	s.err = pfd[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	if (d->e->drop_priv) {
+		s.flags |= SPAWN_DROP_PRIV;
+		s.uid = d->e->run_uid;
+		s.gid = d->e->run_gid;
+	}
 	if (spawn_start(&s) < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
@@ -1299,6 +1305,26 @@ static void on_unpack_exit(pid_t pid, int status, void *arg)
 	prepare(d);
 }
 
+/* The release folder belongs to the user its processes run as. */
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	if (lchown(path, chown_uid, chown_gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+	/* Runs in the unpack child only: the statics are that process's. */
+	chown_uid = uid;
+	chown_gid = gid;
+	return nftw(dir, chown_one, 32, FTW_PHYS) == 0 ? 0 : -1;
+}
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -1371,7 +1397,9 @@ static void deploy_start(struct deploy *d)
 		const char *msg;
 
 		close(pfd[0]);
-		if (bundle_unpack(bundle, d->run->dir) == 0)
+		if (bundle_unpack(bundle, d->run->dir) == 0 &&
+		    (!d->e->drop_priv ||
+		     chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid) == 0))
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)
