@@ -139,7 +139,7 @@ static int scale_of(const struct app *a, const struct proc_spec *spec)
 	for (i = 0; i < a->scale.n; i++)
 		if (!strncmp(a->scale.v[i], spec->type, k) &&
 		    a->scale.v[i][k] == '=')
-			return atoi(a->scale.v[i] + k + 1);
+			return (int)parse_long(a->scale.v[i] + k + 1, 100);
 	return spec->scale;
 }
 
@@ -193,23 +193,28 @@ static void app_load_state(struct app *a)
 		for (line = strtok_r(b.data, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save)) {
 			char *val = strchr(line, ' ');
+			long v;
 
 			if (!val)
 				continue;
 			*val++ = '\0';
-			if (!strcmp(line, "release"))
-				a->release = atoi(val);
-			else if (!strcmp(line, "next"))
-				a->next_release = atoi(val);
-			else if (!strcmp(line, "stopped"))
-				a->stopped = atoi(val);
+			v = parse_long(val, 1L << 30);
+
+			if (!strcmp(line, "release") && v >= 0)
+				a->release = (int)v;
+			else if (!strcmp(line, "next") && v >= 0)
+				a->next_release = (int)v;
+			else if (!strcmp(line, "stopped") && v >= 0)
+				a->stopped = v != 0;
 			else if (!strcmp(line, "scale"))
 				strv_push(&a->scale, val);
 			else if (!strcmp(line, "slot")) {
+				if (v <= 0 || v > 65535)
+					continue;
 				a->slots = xrealloc(a->slots, (a->nslots + 1) *
 						    sizeof(int));
-				a->slots[a->nslots++] = atoi(val);
-				ports_mark(&a->eng->ports, atoi(val));
+				a->slots[a->nslots++] = (int)v;
+				ports_mark(&a->eng->ports, (int)v);
 			} else if (!strcmp(line, "result")) {
 				free(a->last_result);
 				a->last_result = xstrdup(val);

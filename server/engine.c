@@ -312,7 +312,7 @@ static int control_listen(struct engine *e)
 		error_set("state directory path too long for a socket: '%s'", path);
 		goto out;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {

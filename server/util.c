@@ -335,7 +335,7 @@ static int fsync_dir_of(const char *path)
 	int fd;
 
 	if (!slash) {
-		strcpy(dir, ".");
+		memcpy(dir, ".", 2);
 	} else {
 		n = (size_t)(slash - path);
 		if (n == 0)
