@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -596,6 +597,10 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
 		goto out;
+	/* Orphans of app processes come to us, not to init: reaped at
+	 * once, so a stopping process group empties as soon as it exits. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("cannot become a subreaper");
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
