@@ -15,6 +15,7 @@
 #ifndef BERTH_PKTLINE_H
 #define BERTH_PKTLINE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -81,6 +82,21 @@ int pkt_flush(struct git_io *io);
  * one empty packet (on band 1: the keepalive "0005\1").
  */
 int pkt_band(struct git_io *io, int band, const void *data, size_t len);
+
+/*
+ * Writes for a session that stops writing once the client is gone: the
+ * first failed write sets *dead, and while *dead is set nothing more is
+ * written and these return -1.  pkt_send() writes raw bytes (a prepared
+ * advertisement, a bare pack, a flush); pkt_send_band() is pkt_band();
+ * pkt_send_vbandf() formats first and returns -1 without touching *dead
+ * if it cannot (out of memory: the message is dropped).
+ */
+int pkt_send(struct git_io *io, int *dead, const void *data, size_t len);
+int pkt_send_band(struct git_io *io, int *dead, int band,
+		  const void *data, size_t len);
+int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+		    const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 /*
  * A git_io over a memory buffer (reads) and a struct buf (writes), for
