@@ -132,6 +132,18 @@ size_t pkt_chomp(const char *data, size_t len)
 	return len;
 }
 
+int pkt_read_line(struct pkt_reader *r, const char **data, size_t *len,
+		  int eof_ok, const char *where)
+{
+	int t = pkt_read(r, data, len);
+
+	if (t == PKT_EOF && !eof_ok)
+		return error_set("the remote end hung up %s", where);
+	if (t == PKT_DATA)
+		*len = pkt_chomp(*data, *len);
+	return t;
+}
+
 int pkt_buf_add(struct buf *b, const void *data, size_t len)
 {
 	char hdr[5];

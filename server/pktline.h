@@ -62,6 +62,16 @@ ssize_t pkt_read_raw(struct pkt_reader *r, void *out, size_t len);
 size_t pkt_chomp(const char *data, size_t len);
 
 /*
+ * Read one line of a flush-terminated packet list: pkt_read() with the
+ * payload chomped (pkt_chomp(); still NUL-terminated at the old length).
+ * Returns PKT_DATA, PKT_FLUSH, PKT_EOF only if eof_ok (the client may end
+ * the stream here), or -1: pkt_read()'s errors, and an EOF that is not ok
+ * as "the remote end hung up WHERE" (where: "in the want list").
+ */
+int pkt_read_line(struct pkt_reader *r, const char **data, size_t *len,
+		  int eof_ok, const char *where);
+
+/*
  * Append one packet (len <= PKT_DATA_MAX), a formatted one, or a flush to
  * a buffer, so a whole advertisement or report goes out in one write.
  */

@@ -192,18 +192,14 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 	for (;;) {
 		struct push_cmd cmd;
 
-		t = pkt_read(r, &data, &len);
+		t = pkt_read_line(r, &data, &len, req->n == 0,
+				  "in the command list");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF) {
-			if (req->n == 0)
-				return 0;
-			return error_set("the remote end hung up in the "
-					 "command list");
-		}
+		if (t == PKT_EOF)
+			return 0;
 		if (t == PKT_FLUSH)
 			break;
-		len = pkt_chomp(data, len);
 		/*
 		 * A push from a shallow clone first lists its shallow commits.
 		 * We never make our repository shallow: the push is accepted
@@ -233,15 +229,11 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 	if (req->n == 0 || !(req->caps & PUSH_OPTIONS))
 		return 0;
 	for (;;) {
-		t = pkt_read(r, &data, &len);
+		t = pkt_read_line(r, &data, &len, 0, "in the push options");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF)
-			return error_set("the remote end hung up in the "
-					 "push options");
 		if (t == PKT_FLUSH)
 			break;
-		len = pkt_chomp(data, len);
 		if (req->options.n >= PUSH_MAX_OPTIONS)
 			return error_set("too many push options (over %d)",
 					 PUSH_MAX_OPTIONS);
@@ -1262,7 +1254,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		     const char *pusher, struct git_io *io)
 {
 	struct rp rp;
-	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0;
+	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
 	size_t i;
 
 	memset(&rp, 0, sizeof(rp));
@@ -1271,23 +1263,12 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	rp.pusher = pusher ? pusher : "unknown";
 	rp.io = io;
 	push_request_init(&rp.req);
-	if (!app_name_valid(app)) {
-		error_set("invalid app name '%s'", app ? app : "");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (gitsvc_lg2_init() < 0)
+	opened = gitsvc_repo_open(&rp.repo, &rp.repo_path, cfg, app, io);
+	if (opened < 0 && opened != ERR_NOTFOUND)
 		goto out;
 	lg2 = 1;
 	rp.rd = xmalloc(sizeof(*rp.rd));
 	pkt_reader_init(rp.rd, io);
-	rp.repo_path = gitsvc_repo_path(cfg, app);
-	if (path_exists(rp.repo_path) &&
-	    git_repository_open_bare(&rp.repo, rp.repo_path) < 0) {
-		gitsvc_lg2_error("cannot open repository");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
 	if (advertise(&rp) < 0)
 		goto out;
 	if (push_request_read(&rp.req, rp.rd) < 0) {

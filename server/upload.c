@@ -192,18 +192,12 @@ static int read_wants(struct up *u)
 	int t;
 
 	for (;;) {
-		t = pkt_read(u->rd, &data, &len);
+		t = pkt_read_line(u->rd, &data, &len, u->n_wants == 0,
+				  "in the want list");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF) {
-			if (u->n_wants == 0)
-				return 0;
-			return error_set("the remote end hung up in the "
-					 "want list");
-		}
-		if (t == PKT_FLUSH)
+		if (t == PKT_EOF || t == PKT_FLUSH)
 			return 0;
-		len = pkt_chomp(data, len);
 		if (len < 5 || memcmp(data, "want ", 5) ||
 		    parse_id(&id, data + 5, len - 5) < 0)
 			return error_set("expected a want line");
@@ -238,19 +232,14 @@ static int negotiate(struct up *u)
 		size_t sz;
 		git_object_t type;
 
-		t = pkt_read(u->rd, &data, &len);
+		t = pkt_read_line(u->rd, &data, &len, 0, "during negotiation");
 		if (t < 0)
 			goto out;
-		if (t == PKT_EOF) {
-			error_set("the remote end hung up during negotiation");
-			goto out;
-		}
 		if (t == PKT_FLUSH) {
 			if (u->n_haves == 0 && pkt_writef(u->io, "NAK\n") < 0)
 				goto out;
 			continue;
 		}
-		len = pkt_chomp(data, len);
 		if (len == 4 && !memcmp(data, "done", 4)) {
 			if (u->n_haves == 0 && pkt_writef(u->io, "NAK\n") < 0)
 				goto out;
@@ -383,26 +372,16 @@ int git_upload_pack(const struct config *cfg, const char *app,
 {
 	struct up u;
 	char *path = NULL;
-	int lg2 = 0, status = 1;
+	int lg2 = 0, status = 1, opened;
 
 	memset(&u, 0, sizeof(u));
 	u.io = io;
-	if (!app_name_valid(app)) {
-		error_set("invalid app name '%s'", app ? app : "");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (gitsvc_lg2_init() < 0)
+	opened = gitsvc_repo_open(&u.repo, &path, cfg, app, io);
+	if (opened < 0 && opened != ERR_NOTFOUND)
 		goto out;
 	lg2 = 1;
-	path = gitsvc_repo_path(cfg, app);
-	if (!path_exists(path)) {
+	if (opened == ERR_NOTFOUND) {
 		error_set("no app '%s' (push to it first)", app);
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (git_repository_open_bare(&u.repo, path) < 0) {
-		gitsvc_lg2_error("cannot open repository");
 		pkt_writef(io, "ERR %s\n", error_last());
 		goto out;
 	}
