@@ -14,6 +14,7 @@
 #include <git2.h>
 
 #include "config.h"
+#include "pktline.h"
 #include "util.h"
 
 #define SVC_PATH_MAX 1024	/* longest repository path we look at */
@@ -54,6 +55,31 @@ int gitsvc_lg2_init(void)
 	 */
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
+	return 0;
+}
+
+int gitsvc_repo_open(struct git_repository **repo, char **path,
+		     const struct config *cfg, const char *app,
+		     struct git_io *io)
+{
+	*repo = NULL;
+	*path = NULL;
+	if (!app_name_valid(app)) {
+		error_set("invalid app name '%s'", app ? app : "");
+		pkt_writef(io, "ERR %s\n", error_last());
+		return -1;
+	}
+	if (gitsvc_lg2_init() < 0)
+		return -1;
+	*path = gitsvc_repo_path(cfg, app);
+	if (!path_exists(*path))
+		return ERR_NOTFOUND;
+	if (git_repository_open_bare(repo, *path) < 0) {
+		gitsvc_lg2_error("cannot open repository");
+		pkt_writef(io, "ERR %s\n", error_last());
+		git_libgit2_shutdown();
+		return -1;
+	}
 	return 0;
 }
 

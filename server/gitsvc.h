@@ -13,6 +13,7 @@
 #include <sys/types.h>
 
 struct config;
+struct git_repository;
 
 /* The transport.  read: up to len bytes, 0 at EOF, -1 on error.
  * write: all of len, 0 or -1. */
@@ -73,5 +74,19 @@ void gitsvc_oneline(char *s);
 /* git_libgit2_init() plus the options a server wants; pair with
  * git_libgit2_shutdown(). */
 int gitsvc_lg2_init(void);
+/*
+ * The start both services share: check the app name, gitsvc_lg2_init(),
+ * and open the app's repository if it exists.  *path (caller frees) is
+ * gitsvc_repo_path(), NULL if the name was refused.  Returns 0 with *repo
+ * open; ERR_NOTFOUND with *repo NULL when there is no repository yet
+ * (nothing sent, error not set); -1 on a bad name or a repository that
+ * does not open, after sending the client "ERR MESSAGE" (error_last()),
+ * or if libgit2 fails to start (nothing sent).  After 0 and ERR_NOTFOUND
+ * libgit2 is initialised (pair with git_libgit2_shutdown()); after -1 it
+ * is not.
+ */
+int gitsvc_repo_open(struct git_repository **repo, char **path,
+		     const struct config *cfg, const char *app,
+		     struct git_io *io);
 
 #endif

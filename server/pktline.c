@@ -132,6 +132,18 @@ size_t pkt_chomp(const char *data, size_t len)
 	return len;
 }
 
+int pkt_read_line(struct pkt_reader *r, const char **data, size_t *len,
+		  int eof_ok, const char *where)
+{
+	int t = pkt_read(r, data, len);
+
+	if (t == PKT_EOF && !eof_ok)
+		return error_set("the remote end hung up %s", where);
+	if (t == PKT_DATA)
+		*len = pkt_chomp(*data, *len);
+	return t;
+}
+
 int pkt_buf_add(struct buf *b, const void *data, size_t len)
 {
 	char hdr[5];
@@ -144,19 +156,28 @@ int pkt_buf_add(struct buf *b, const void *data, size_t len)
 	return 0;
 }
 
-int pkt_buf_addf(struct buf *b, const char *fmt, ...)
+/* Append one formatted packet to b; pkt_buf_addf() and pkt_writef(). */
+static int pkt_buf_vaddf(struct buf *b, const char *fmt, va_list ap)
 {
-	va_list ap;
 	char *p;
 	int n, ret;
 
-	va_start(ap, fmt);
 	n = vasprintf(&p, fmt, ap);
-	va_end(ap);
 	if (n < 0)
 		return error_set("out of memory");
 	ret = pkt_buf_add(b, p, (size_t)n);
 	free(p);
+	return ret;
+}
+
+int pkt_buf_addf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = pkt_buf_vaddf(b, fmt, ap);
+	va_end(ap);
 	return ret;
 }
 
@@ -165,32 +186,32 @@ int pkt_buf_flush(struct buf *b)
 	return buf_add(b, "0000", 4);
 }
 
+/* Write what a packet builder made (ret its result) in one write. */
+static int write_built(struct git_io *io, struct buf *b, int ret)
+{
+	if (ret == 0)
+		ret = io->write(io->ctx, b->data, b->len);
+	buf_release(b);
+	return ret;
+}
+
 int pkt_write(struct git_io *io, const void *data, size_t len)
 {
 	struct buf b = BUF_INIT;
-	int ret;
 
-	ret = pkt_buf_add(&b, data, len);
-	if (ret == 0)
-		ret = io->write(io->ctx, b.data, b.len);
-	buf_release(&b);
-	return ret;
+	return write_built(io, &b, pkt_buf_add(&b, data, len));
 }
 
 int pkt_writef(struct git_io *io, const char *fmt, ...)
 {
+	struct buf b = BUF_INIT;
 	va_list ap;
-	char *p;
-	int n, ret;
+	int ret;
 
 	va_start(ap, fmt);
-	n = vasprintf(&p, fmt, ap);
+	ret = pkt_buf_vaddf(&b, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return error_set("out of memory");
-	ret = pkt_write(io, p, (size_t)n);
-	free(p);
-	return ret;
+	return write_built(io, &b, ret);
 }
 
 int pkt_flush(struct git_io *io)
@@ -219,6 +240,45 @@ int pkt_band(struct git_io *io, int band, const void *data, size_t len)
 		len -= n;
 	} while (len > 0);
 	return 0;
+}
+
+int pkt_send(struct git_io *io, int *dead, const void *data, size_t len)
+{
+	if (*dead)
+		return -1;
+	if (io->write(io->ctx, data, len) < 0) {
+		*dead = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int pkt_send_band(struct git_io *io, int *dead, int band,
+		  const void *data, size_t len)
+{
+	if (*dead)
+		return -1;
+	if (pkt_band(io, band, data, len) < 0) {
+		*dead = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+		    const char *fmt, va_list ap)
+{
+	char *p;
+	int n, ret;
+
+	if (*dead)
+		return -1;
+	n = vasprintf(&p, fmt, ap);
+	if (n < 0)
+		return -1;
+	ret = pkt_send_band(io, dead, band, p, (size_t)n);
+	free(p);
+	return ret;
 }
 
 static ssize_t memio_read(void *ctx, void *buf, size_t len)

@@ -15,6 +15,7 @@
 #ifndef BERTH_PKTLINE_H
 #define BERTH_PKTLINE_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -61,6 +62,16 @@ ssize_t pkt_read_raw(struct pkt_reader *r, void *out, size_t len);
 size_t pkt_chomp(const char *data, size_t len);
 
 /*
+ * Read one line of a flush-terminated packet list: pkt_read() with the
+ * payload chomped (pkt_chomp(); still NUL-terminated at the old length).
+ * Returns PKT_DATA, PKT_FLUSH, PKT_EOF only if eof_ok (the client may end
+ * the stream here), or -1: pkt_read()'s errors, and an EOF that is not ok
+ * as "the remote end hung up WHERE" (where: "in the want list").
+ */
+int pkt_read_line(struct pkt_reader *r, const char **data, size_t *len,
+		  int eof_ok, const char *where);
+
+/*
  * Append one packet (len <= PKT_DATA_MAX), a formatted one, or a flush to
  * a buffer, so a whole advertisement or report goes out in one write.
  */
@@ -81,6 +92,21 @@ int pkt_flush(struct git_io *io);
  * one empty packet (on band 1: the keepalive "0005\1").
  */
 int pkt_band(struct git_io *io, int band, const void *data, size_t len);
+
+/*
+ * Writes for a session that stops writing once the client is gone: the
+ * first failed write sets *dead, and while *dead is set nothing more is
+ * written and these return -1.  pkt_send() writes raw bytes (a prepared
+ * advertisement, a bare pack, a flush); pkt_send_band() is pkt_band();
+ * pkt_send_vbandf() formats first and returns -1 without touching *dead
+ * if it cannot (out of memory: the message is dropped).
+ */
+int pkt_send(struct git_io *io, int *dead, const void *data, size_t len);
+int pkt_send_band(struct git_io *io, int *dead, int band,
+		  const void *data, size_t len);
+int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+		    const char *fmt, va_list ap)
+	__attribute__((format(printf, 4, 0)));
 
 /*
  * A git_io over a memory buffer (reads) and a struct buf (writes), for

@@ -26,6 +26,7 @@
 #include <git2/sys/odb_backend.h>
 
 #include "config.h"
+#include "gitrefs.h"
 #include "gitsvc.h"
 #include "log.h"
 #include "pipeline.h"
@@ -191,18 +192,14 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 	for (;;) {
 		struct push_cmd cmd;
 
-		t = pkt_read(r, &data, &len);
+		t = pkt_read_line(r, &data, &len, req->n == 0,
+				  "in the command list");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF) {
-			if (req->n == 0)
-				return 0;
-			return error_set("the remote end hung up in the "
-					 "command list");
-		}
+		if (t == PKT_EOF)
+			return 0;
 		if (t == PKT_FLUSH)
 			break;
-		len = pkt_chomp(data, len);
 		/*
 		 * A push from a shallow clone first lists its shallow commits.
 		 * We never make our repository shallow: the push is accepted
@@ -232,15 +229,11 @@ int push_request_read(struct push_request *req, struct pkt_reader *r)
 	if (req->n == 0 || !(req->caps & PUSH_OPTIONS))
 		return 0;
 	for (;;) {
-		t = pkt_read(r, &data, &len);
+		t = pkt_read_line(r, &data, &len, 0, "in the push options");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF)
-			return error_set("the remote end hung up in the "
-					 "push options");
 		if (t == PKT_FLUSH)
 			break;
-		len = pkt_chomp(data, len);
 		if (req->options.n >= PUSH_MAX_OPTIONS)
 			return error_set("too many push options (over %d)",
 					 PUSH_MAX_OPTIONS);
@@ -274,24 +267,11 @@ struct rp {
 	int created;		/* this push made the repository */
 };
 
-static int rp_write(struct rp *rp, const void *data, size_t len)
-{
-	if (rp->io_dead)
-		return -1;
-	if (rp->io->write(rp->io->ctx, data, len) < 0) {
-		rp->io_dead = 1;
-		return -1;
-	}
-	return 0;
-}
-
 /* Bytes for the person pushing: band 2 ("remote: ..."), if we have one. */
 static void rp_band2(struct rp *rp, const void *data, size_t len)
 {
-	if (!rp->sideband || rp->io_dead)
-		return;
-	if (pkt_band(rp->io, 2, data, len) < 0)
-		rp->io_dead = 1;
+	if (rp->sideband)
+		pkt_send_band(rp->io, &rp->io_dead, 2, data, len);
 }
 
 static void rp_say(struct rp *rp, const char *fmt, ...)
@@ -299,106 +279,45 @@ static void rp_say(struct rp *rp, const char *fmt, ...)
 static void rp_say(struct rp *rp, const char *fmt, ...)
 {
 	va_list ap;
-	char *p;
-	int n;
 
-	va_start(ap, fmt);
-	n = vasprintf(&p, fmt, ap);
-	va_end(ap);
-	if (n < 0)
+	if (!rp->sideband)
 		return;
-	rp_band2(rp, p, (size_t)n);
-	free(p);
+	va_start(ap, fmt);
+	pkt_send_vbandf(rp->io, &rp->io_dead, 2, fmt, ap);
+	va_end(ap);
 }
 
 static void rp_keepalive(struct rp *rp)
 {
-	if (!rp->sideband || rp->io_dead)
-		return;
-	if (pkt_band(rp->io, 1, "", 0) < 0)
-		rp->io_dead = 1;
+	if (rp->sideband)
+		pkt_send_band(rp->io, &rp->io_dead, 1, "", 0);
 }
 
 /* ---- advertisement -------------------------------------------------- */
 
-struct adv_ref {
-	char *name;
-	git_oid id;
-};
-
-static int adv_cmp(const void *a, const void *b)
-{
-	const struct adv_ref *x = a, *y = b;
-
-	return strcmp(x->name, y->name);
-}
-
 static int advertise(struct rp *rp)
 {
 	struct buf out = BUF_INIT;
-	git_reference_iterator *it = NULL;
-	git_reference *ref;
-	struct adv_ref *refs = NULL;
-	size_t n = 0, alloc = 0, i;
-	char hex[GIT_OID_HEXSZ + 1];
-	int ret = -1, err;
+	struct gitrefs refs;
+	size_t i;
+	int ret = -1;
 
-	if (rp->repo) {
-		if (git_reference_iterator_new(&it, rp->repo) < 0) {
-			gitsvc_lg2_error("cannot list refs");
+	gitrefs_init(&refs);
+	if (rp->repo && gitrefs_list(&refs, rp->repo) < 0)
+		goto out;
+	if (refs.n == 0 &&
+	    gitrefs_adv_line(&out, NULL, "capabilities^{}", receive_caps) < 0)
+		goto out;
+	for (i = 0; i < refs.n; i++)
+		if (gitrefs_adv_line(&out, &refs.v[i].id, refs.v[i].name,
+				     i == 0 ? receive_caps : NULL) < 0)
 			goto out;
-		}
-		while ((err = git_reference_next(&ref, it)) == 0) {
-			git_reference *res = NULL;
-			const char *name = git_reference_name(ref);
-
-			if (!strncmp(name, "refs/", 5) &&
-			    git_reference_resolve(&res, ref) == 0) {
-				if (n == alloc) {
-					alloc = alloc ? alloc * 2 : 16;
-					refs = xrealloc(refs,
-							alloc * sizeof(*refs));
-				}
-				refs[n].name = xstrdup(name);
-				git_oid_cpy(&refs[n].id,
-					    git_reference_target(res));
-				n++;
-			}
-			git_reference_free(res);
-			git_reference_free(ref);
-		}
-		if (err != GIT_ITEROVER) {
-			gitsvc_lg2_error("cannot list refs");
-			goto out;
-		}
-		if (n > 1)
-			qsort(refs, n, sizeof(*refs), adv_cmp);
-	}
-	if (n == 0) {
-		memset(hex, '0', GIT_OID_HEXSZ);
-		hex[GIT_OID_HEXSZ] = '\0';
-		if (pkt_buf_addf(&out, "%s capabilities^{}%c%s\n", hex, '\0',
-				 receive_caps) < 0)
-			goto out;
-	}
-	for (i = 0; i < n; i++) {
-		git_oid_tostr(hex, sizeof(hex), &refs[i].id);
-		if (i == 0)
-			err = pkt_buf_addf(&out, "%s %s%c%s\n", hex,
-					   refs[i].name, '\0', receive_caps);
-		else
-			err = pkt_buf_addf(&out, "%s %s\n", hex, refs[i].name);
-		if (err < 0)
-			goto out;
-	}
-	if (pkt_buf_flush(&out) < 0 || rp_write(rp, out.data, out.len) < 0)
+	if (pkt_buf_flush(&out) < 0 ||
+	    pkt_send(rp->io, &rp->io_dead, out.data, out.len) < 0)
 		goto out;
 	ret = 0;
 out:
-	for (i = 0; i < n; i++)
-		free(refs[i].name);
-	free(refs);
-	git_reference_iterator_free(it);
+	gitrefs_release(&refs);
 	buf_release(&out);
 	return ret;
 }
@@ -1320,13 +1239,11 @@ static void send_report(struct rp *rp)
 	}
 	err |= pkt_buf_flush(&out);
 	if (err == 0) {
-		if (rp->sideband) {
-			if (!rp->io_dead &&
-			    pkt_band(rp->io, 1, out.data, out.len) < 0)
-				rp->io_dead = 1;
-		} else {
-			rp_write(rp, out.data, out.len);
-		}
+		if (rp->sideband)
+			pkt_send_band(rp->io, &rp->io_dead, 1, out.data,
+				      out.len);
+		else
+			pkt_send(rp->io, &rp->io_dead, out.data, out.len);
 	}
 	buf_release(&out);
 }
@@ -1337,7 +1254,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		     const char *pusher, struct git_io *io)
 {
 	struct rp rp;
-	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0;
+	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
 	size_t i;
 
 	memset(&rp, 0, sizeof(rp));
@@ -1346,23 +1263,12 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	rp.pusher = pusher ? pusher : "unknown";
 	rp.io = io;
 	push_request_init(&rp.req);
-	if (!app_name_valid(app)) {
-		error_set("invalid app name '%s'", app ? app : "");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (gitsvc_lg2_init() < 0)
+	opened = gitsvc_repo_open(&rp.repo, &rp.repo_path, cfg, app, io);
+	if (opened < 0 && opened != ERR_NOTFOUND)
 		goto out;
 	lg2 = 1;
 	rp.rd = xmalloc(sizeof(*rp.rd));
 	pkt_reader_init(rp.rd, io);
-	rp.repo_path = gitsvc_repo_path(cfg, app);
-	if (path_exists(rp.repo_path) &&
-	    git_repository_open_bare(&rp.repo, rp.repo_path) < 0) {
-		gitsvc_lg2_error("cannot open repository");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
 	if (advertise(&rp) < 0)
 		goto out;
 	if (push_request_read(&rp.req, rp.rd) < 0) {
@@ -1370,7 +1276,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		if (rp.req.caps & PUSH_SIDE_BAND_64K) {
 			char *m = xasprintf("error: %s\n", error_last());
 
-			pkt_band(io, 3, m, strlen(m));
+			pkt_send_band(io, &rp.io_dead, 3, m, strlen(m));
 			free(m);
 		}
 		goto out;
@@ -1466,8 +1372,8 @@ int git_receive_pack(const struct config *cfg, const char *app,
 		}
 	}
 	send_report(&rp);
-	if (rp.sideband && !rp.io_dead && pkt_flush(io) < 0)
-		rp.io_dead = 1;
+	if (rp.sideband)
+		pkt_send(io, &rp.io_dead, "0000", 4);
 	status = rp.unpack_error ? 1 : 0;
 	for (i = 0; i < rp.req.n; i++)
 		if (rp.req.cmds[i].error)

@@ -17,6 +17,7 @@
 #include <git2.h>
 
 #include "config.h"
+#include "gitrefs.h"
 #include "gitsvc.h"
 #include "log.h"
 #include "pktline.h"
@@ -58,47 +59,17 @@ static int oid_in(const git_oid *v, size_t n, const git_oid *id)
 	return 0;
 }
 
-static int up_write(struct up *u, const void *data, size_t len)
-{
-	if (u->io_dead)
-		return -1;
-	if (u->io->write(u->io->ctx, data, len) < 0) {
-		u->io_dead = 1;
-		return -1;
-	}
-	return 0;
-}
-
 static void up_progress(struct up *u, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void up_progress(struct up *u, const char *fmt, ...)
 {
 	va_list ap;
-	char *p;
-	int n;
 
-	if (!u->sideband || u->no_progress || u->io_dead)
+	if (!u->sideband || u->no_progress)
 		return;
 	va_start(ap, fmt);
-	n = vasprintf(&p, fmt, ap);
+	pkt_send_vbandf(u->io, &u->io_dead, 2, fmt, ap);
 	va_end(ap);
-	if (n < 0)
-		return;
-	if (pkt_band(u->io, 2, p, (size_t)n) < 0)
-		u->io_dead = 1;
-	free(p);
-}
-
-struct name_id {
-	char *name;
-	git_oid id;
-};
-
-static int name_cmp(const void *a, const void *b)
-{
-	const struct name_id *x = a, *y = b;
-
-	return strcmp(x->name, y->name);
 }
 
 /*
@@ -111,15 +82,15 @@ static int advertise(struct up *u)
 		"side-band-64k no-progress%s%s object-format=sha1 "
 		"agent=berth/" BERTH_VERSION;
 	struct buf out = BUF_INIT;
-	git_reference_iterator *it = NULL;
-	git_reference *ref = NULL, *head = NULL;
-	struct name_id *refs = NULL;
-	size_t n = 0, alloc = 0, i;
+	git_reference *head = NULL;
+	struct gitrefs refs;
+	size_t i;
 	char hex[GIT_OID_HEXSZ + 1], *caps = NULL;
 	const char *symref = NULL;
 	git_oid head_id;
 	int has_head = 0, ret = -1, err, first = 1;
 
+	gitrefs_init(&refs);
 	if (git_reference_lookup(&head, u->repo, "HEAD") == 0 &&
 	    git_reference_name_to_id(&head_id, u->repo, "HEAD") == 0) {
 		has_head = 1;
@@ -128,60 +99,30 @@ static int advertise(struct up *u)
 	}
 	caps = xasprintf(caps_fmt, symref ? " symref=HEAD:" : "",
 			 symref ? symref : "");
-	if (git_reference_iterator_new(&it, u->repo) < 0) {
-		gitsvc_lg2_error("cannot list refs");
+	if (gitrefs_list(&refs, u->repo) < 0)
 		goto out;
-	}
-	while ((err = git_reference_next(&ref, it)) == 0) {
-		git_reference *res = NULL;
-		const char *name = git_reference_name(ref);
-
-		if (!strncmp(name, "refs/", 5) &&
-		    git_reference_resolve(&res, ref) == 0) {
-			if (n == alloc) {
-				alloc = alloc ? alloc * 2 : 16;
-				refs = xrealloc(refs, alloc * sizeof(*refs));
-			}
-			refs[n].name = xstrdup(name);
-			git_oid_cpy(&refs[n].id, git_reference_target(res));
-			n++;
-		}
-		git_reference_free(res);
-		git_reference_free(ref);
-	}
-	if (err != GIT_ITEROVER) {
-		gitsvc_lg2_error("cannot list refs");
-		goto out;
-	}
-	if (n > 1)
-		qsort(refs, n, sizeof(*refs), name_cmp);
 	if (has_head) {
-		git_oid_tostr(hex, sizeof(hex), &head_id);
-		if (pkt_buf_addf(&out, "%s HEAD%c%s\n", hex, '\0', caps) < 0)
+		if (gitrefs_adv_line(&out, &head_id, "HEAD", caps) < 0)
 			goto out;
 		oid_push(&u->adv, &u->n_adv, &u->alloc_adv, &head_id);
 		first = 0;
 	}
-	for (i = 0; i < n; i++) {
+	for (i = 0; i < refs.n; i++) {
+		struct gitrefs_ref *r = &refs.v[i];
 		git_object *obj = NULL, *peeled = NULL;
 
-		git_oid_tostr(hex, sizeof(hex), &refs[i].id);
-		if (first)
-			err = pkt_buf_addf(&out, "%s %s%c%s\n", hex,
-					   refs[i].name, '\0', caps);
-		else
-			err = pkt_buf_addf(&out, "%s %s\n", hex, refs[i].name);
-		if (err < 0)
+		if (gitrefs_adv_line(&out, &r->id, r->name,
+				     first ? caps : NULL) < 0)
 			goto out;
 		first = 0;
-		oid_push(&u->adv, &u->n_adv, &u->alloc_adv, &refs[i].id);
-		if (git_object_lookup(&obj, u->repo, &refs[i].id,
+		oid_push(&u->adv, &u->n_adv, &u->alloc_adv, &r->id);
+		err = 0;
+		if (git_object_lookup(&obj, u->repo, &r->id,
 				      GIT_OBJECT_ANY) == 0 &&
 		    git_object_type(obj) == GIT_OBJECT_TAG &&
 		    git_object_peel(&peeled, obj, GIT_OBJECT_ANY) == 0) {
 			git_oid_tostr(hex, sizeof(hex), git_object_id(peeled));
-			err = pkt_buf_addf(&out, "%s %s^{}\n", hex,
-					   refs[i].name);
+			err = pkt_buf_addf(&out, "%s %s^{}\n", hex, r->name);
 			oid_push(&u->adv, &u->n_adv, &u->alloc_adv,
 				 git_object_id(peeled));
 		}
@@ -190,23 +131,17 @@ static int advertise(struct up *u)
 		if (err < 0)
 			goto out;
 	}
-	if (first) {
-		/* an empty repository: clones of it are empty too */
-		memset(hex, '0', GIT_OID_HEXSZ);
-		hex[GIT_OID_HEXSZ] = '\0';
-		if (pkt_buf_addf(&out, "%s capabilities^{}%c%s\n", hex, '\0',
-				 caps) < 0)
-			goto out;
-	}
-	if (pkt_buf_flush(&out) < 0 || up_write(u, out.data, out.len) < 0)
+	/* an empty repository: clones of it are empty too */
+	if (first &&
+	    gitrefs_adv_line(&out, NULL, "capabilities^{}", caps) < 0)
+		goto out;
+	if (pkt_buf_flush(&out) < 0 ||
+	    pkt_send(u->io, &u->io_dead, out.data, out.len) < 0)
 		goto out;
 	ret = 0;
 out:
-	for (i = 0; i < n; i++)
-		free(refs[i].name);
-	free(refs);
+	gitrefs_release(&refs);
 	free(caps);
-	git_reference_iterator_free(it);
 	git_reference_free(head);
 	buf_release(&out);
 	return ret;
@@ -257,18 +192,12 @@ static int read_wants(struct up *u)
 	int t;
 
 	for (;;) {
-		t = pkt_read(u->rd, &data, &len);
+		t = pkt_read_line(u->rd, &data, &len, u->n_wants == 0,
+				  "in the want list");
 		if (t < 0)
 			return -1;
-		if (t == PKT_EOF) {
-			if (u->n_wants == 0)
-				return 0;
-			return error_set("the remote end hung up in the "
-					 "want list");
-		}
-		if (t == PKT_FLUSH)
+		if (t == PKT_EOF || t == PKT_FLUSH)
 			return 0;
-		len = pkt_chomp(data, len);
 		if (len < 5 || memcmp(data, "want ", 5) ||
 		    parse_id(&id, data + 5, len - 5) < 0)
 			return error_set("expected a want line");
@@ -303,19 +232,14 @@ static int negotiate(struct up *u)
 		size_t sz;
 		git_object_t type;
 
-		t = pkt_read(u->rd, &data, &len);
+		t = pkt_read_line(u->rd, &data, &len, 0, "during negotiation");
 		if (t < 0)
 			goto out;
-		if (t == PKT_EOF) {
-			error_set("the remote end hung up during negotiation");
-			goto out;
-		}
 		if (t == PKT_FLUSH) {
 			if (u->n_haves == 0 && pkt_writef(u->io, "NAK\n") < 0)
 				goto out;
 			continue;
 		}
-		len = pkt_chomp(data, len);
 		if (len == 4 && !memcmp(data, "done", 4)) {
 			if (u->n_haves == 0 && pkt_writef(u->io, "NAK\n") < 0)
 				goto out;
@@ -351,14 +275,9 @@ static int send_chunk(void *data, size_t size, void *arg)
 {
 	struct up *u = arg;
 
-	if (u->sideband) {
-		if (u->io_dead || pkt_band(u->io, 1, data, size) < 0) {
-			u->io_dead = 1;
-			return -1;
-		}
-		return 0;
-	}
-	return up_write(u, data, size);
+	if (u->sideband)
+		return pkt_send_band(u->io, &u->io_dead, 1, data, size);
+	return pkt_send(u->io, &u->io_dead, data, size);
 }
 
 /* Put a want into the pack: tags as themselves plus what they point to. */
@@ -439,7 +358,7 @@ static int send_pack(struct up *u)
 			error_set("the client hung up during the pack");
 		goto out;
 	}
-	if (u->sideband && up_write(u, "0000", 4) < 0)
+	if (u->sideband && pkt_send(u->io, &u->io_dead, "0000", 4) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -453,26 +372,16 @@ int git_upload_pack(const struct config *cfg, const char *app,
 {
 	struct up u;
 	char *path = NULL;
-	int lg2 = 0, status = 1;
+	int lg2 = 0, status = 1, opened;
 
 	memset(&u, 0, sizeof(u));
 	u.io = io;
-	if (!app_name_valid(app)) {
-		error_set("invalid app name '%s'", app ? app : "");
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (gitsvc_lg2_init() < 0)
+	opened = gitsvc_repo_open(&u.repo, &path, cfg, app, io);
+	if (opened < 0 && opened != ERR_NOTFOUND)
 		goto out;
 	lg2 = 1;
-	path = gitsvc_repo_path(cfg, app);
-	if (!path_exists(path)) {
+	if (opened == ERR_NOTFOUND) {
 		error_set("no app '%s' (push to it first)", app);
-		pkt_writef(io, "ERR %s\n", error_last());
-		goto out;
-	}
-	if (git_repository_open_bare(&u.repo, path) < 0) {
-		gitsvc_lg2_error("cannot open repository");
 		pkt_writef(io, "ERR %s\n", error_last());
 		goto out;
 	}
@@ -492,10 +401,10 @@ int git_upload_pack(const struct config *cfg, const char *app,
 	goto out;
 fail:
 	log_warnx("'%s': upload-pack: %s", app, error_last());
-	if (u.sideband && !u.io_dead) {
+	if (u.sideband) {
 		char *m = xasprintf("error: %s\n", error_last());
 
-		pkt_band(io, 3, m, strlen(m));
+		pkt_send_band(io, &u.io_dead, 3, m, strlen(m));
 		free(m);
 	}
 out:

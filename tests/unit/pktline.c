@@ -1,5 +1,6 @@
 /* Unit tests: pkt-line reader/writer, side-band, push request parser,
  * and the exec command parser. */
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,6 +322,83 @@ static void test_parse_command(void)
 	}
 }
 
+/* pkt_read_line(): chomped lines, and where an early end is allowed. */
+static void test_read_line(void)
+{
+	static const char in[] = "000bhave 1\n" "0000" "0008done";
+	struct git_io io;
+	struct pkt_memio m;
+	struct pkt_reader *r = xmalloc(sizeof(*r));
+	const char *d;
+	size_t len;
+
+	pkt_memio_init(&io, &m, in, sizeof(in) - 1, 3, NULL);
+	pkt_reader_init(r, &io);
+	ok(pkt_read_line(r, &d, &len, 0, "x") == PKT_DATA && len == 6 &&
+	   !memcmp(d, "have 1", 6), "pkt_read_line chomps the LF");
+	ok(pkt_read_line(r, &d, &len, 0, "x") == PKT_FLUSH, "... a flush");
+	ok(pkt_read_line(r, &d, &len, 0, "x") == PKT_DATA && len == 4 &&
+	   !memcmp(d, "done", 4), "... a line without LF stays whole");
+	ok(pkt_read_line(r, &d, &len, 1, "x") == PKT_EOF,
+	   "... end of stream where it is allowed");
+	pkt_reader_init(r, &io);
+	ok(pkt_read_line(r, &d, &len, 0, "in the want list") == -1 &&
+	   !strcmp(error_last(), "the remote end hung up in the want list"),
+	   "... where it is not: %s", error_last());
+	free(r);
+}
+
+struct failing_io {
+	int writes;		/* write calls seen */
+	int fail_from;		/* the call that fails first (1-based) */
+	struct buf out;
+};
+
+static int failing_write(void *ctx, const void *buf, size_t len)
+{
+	struct failing_io *f = ctx;
+
+	if (++f->writes >= f->fail_from)
+		return -1;
+	return buf_add(&f->out, buf, len);
+}
+
+static int send_bandf(struct git_io *io, int *dead, int band,
+		      const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int send_bandf(struct git_io *io, int *dead, int band,
+		      const char *fmt, ...)
+{
+	va_list ap;
+	int ret;
+
+	va_start(ap, fmt);
+	ret = pkt_send_vbandf(io, dead, band, fmt, ap);
+	va_end(ap);
+	return ret;
+}
+
+/* pkt_send*(): once a write fails, nothing more is written. */
+static void test_send(void)
+{
+	struct failing_io f = { 0, 3, BUF_INIT };
+	struct git_io io = { &f, NULL, failing_write };
+	int dead = 0;
+
+	ok(pkt_send(&io, &dead, "0000", 4) == 0 && !dead &&
+	   !strcmp(f.out.data, "0000"), "pkt_send writes raw bytes");
+	ok(send_bandf(&io, &dead, 2, "n=%d\n", 7) == 0 && !dead &&
+	   f.out.len == 4 + 9 && !memcmp(f.out.data + 4, "0009\2n=7\n", 9),
+	   "pkt_send_vbandf formats one band-2 packet");
+	ok(pkt_send_band(&io, &dead, 1, "x", 1) == -1 && dead == 1,
+	   "a failed write marks the client gone");
+	ok(pkt_send(&io, &dead, "0000", 4) == -1 &&
+	   pkt_send_band(&io, &dead, 1, "", 0) == -1 &&
+	   send_bandf(&io, &dead, 2, "%s", "y") == -1 && f.writes == 3 &&
+	   f.out.len == 13, "... and nothing is written after that");
+	buf_release(&f.out);
+}
+
 int main(void)
 {
 	test_reader(0);
@@ -328,6 +406,8 @@ int main(void)
 	test_bad_lengths();
 	test_big_packets();
 	test_writer();
+	test_read_line();
+	test_send();
 	test_request();
 	test_parse_command();
 	return tap_done();
