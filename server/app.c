@@ -1559,6 +1559,30 @@ void apps_shutdown(struct engine *e)
 	}
 }
 
+void apps_free(struct engine *e)
+{
+	struct app *a;
+
+	while ((a = e->apps)) {
+		struct deploy *d = a->deploy;
+
+		e->apps = a->next;
+		if (d) {
+			if (d->run && d->run != a->live)
+				run_free(d->run);
+			if (d->old && d->old != a->live)
+				run_free(d->old);
+			deploy_free(d);
+		}
+		if (a->waiting)
+			deploy_free(a->waiting);
+		if (a->rm_client)
+			client_unref(a->rm_client);
+		run_free(a->live);
+		app_free(a);
+	}
+}
+
 int apps_any_running(struct engine *e)
 {
 	struct app *a;

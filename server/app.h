@@ -98,6 +98,9 @@ struct app *app_find(struct engine *e, const char *name);
 
 /* Stop every process of every app (engine shutdown): TERM, then KILL. */
 void apps_shutdown(struct engine *e);
+/* Free every app and what it holds (engine exit, after apps_shutdown()):
+ * processes still running are killed. */
+void apps_free(struct engine *e);
 /* 1 while any app process is still running. */
 int apps_any_running(struct engine *e);
 /* Kill processes left over by an earlier engine (cwd under ROOT/run). */

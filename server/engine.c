@@ -642,6 +642,7 @@ out:
 		postgres_shutdown(e.pg);
 		postgres_free(e.pg);
 	}
+	apps_free(&e);
 	health_shutdown();
 	ports_release(&e.ports);
 	free(e.self_exe);
