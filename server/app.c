@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -60,7 +61,7 @@ struct deploy {
 	char *commit, *pusher, *buildpack, *source;
 	int from_release;
 	int number;
-	int64_t t0, t_spawn;
+	int64_t t0, t_spawn, t_ready;
 	struct run *run;	/* the new release's run */
 	struct run *old;	/* the live run when we started */
 	pid_t helper;		/* unpack or release phase child */
@@ -138,7 +139,7 @@ static int scale_of(const struct app *a, const struct proc_spec *spec)
 	for (i = 0; i < a->scale.n; i++)
 		if (!strncmp(a->scale.v[i], spec->type, k) &&
 		    a->scale.v[i][k] == '=')
-			return atoi(a->scale.v[i] + k + 1);
+			return (int)parse_long(a->scale.v[i] + k + 1, 100);
 	return spec->scale;
 }
 
@@ -192,23 +193,28 @@ static void app_load_state(struct app *a)
 		for (line = strtok_r(b.data, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save)) {
 			char *val = strchr(line, ' ');
+			long v;
 
 			if (!val)
 				continue;
 			*val++ = '\0';
-			if (!strcmp(line, "release"))
-				a->release = atoi(val);
-			else if (!strcmp(line, "next"))
-				a->next_release = atoi(val);
-			else if (!strcmp(line, "stopped"))
-				a->stopped = atoi(val);
+			v = parse_long(val, 1L << 30);
+
+			if (!strcmp(line, "release") && v >= 0)
+				a->release = (int)v;
+			else if (!strcmp(line, "next") && v >= 0)
+				a->next_release = (int)v;
+			else if (!strcmp(line, "stopped") && v >= 0)
+				a->stopped = v != 0;
 			else if (!strcmp(line, "scale"))
 				strv_push(&a->scale, val);
 			else if (!strcmp(line, "slot")) {
+				if (v <= 0 || v > 65535)
+					continue;
 				a->slots = xrealloc(a->slots, (a->nslots + 1) *
 						    sizeof(int));
-				a->slots[a->nslots++] = atoi(val);
-				ports_mark(&a->eng->ports, atoi(val));
+				a->slots[a->nslots++] = (int)v;
+				ports_mark(&a->eng->ports, (int)v);
 			} else if (!strcmp(line, "result")) {
 				free(a->last_result);
 				a->last_result = xstrdup(val);
@@ -826,7 +832,10 @@ static void go_live(struct deploy *d)
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
-	if (d->web_count || d->run->m.static_root)
+	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
+		say(d, "-----> Switched nginx (the new release answered through it %lld ms after it was ready)",
+		    (long long)(now_ms() - d->t_ready));
+	else if (d->web_count || d->run->m.static_root)
 		say(d, "-----> Switched nginx");
 	d->run->supervised = 1;
 	d->run->deploy = NULL;
@@ -942,7 +951,8 @@ static void on_ready(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
-	say(d, "-----> Healthy after %lld ms", (long long)(now_ms() - d->t_spawn));
+	d->t_ready = now_ms();
+	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
 	confirm(d);
 }
 
@@ -1169,6 +1179,11 @@ static void release_phase(struct deploy *d)
 	s.out = pfd[1];
 	s.err = pfd[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	if (d->e->drop_priv) {
+		s.flags |= SPAWN_DROP_PRIV;
+		s.uid = d->e->run_uid;
+		s.gid = d->e->run_gid;
+	}
 	if (spawn_start(&s) < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
@@ -1295,6 +1310,26 @@ static void on_unpack_exit(pid_t pid, int status, void *arg)
 	prepare(d);
 }
 
+/* The release folder belongs to the user its processes run as. */
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int chown_one(const char *path, const struct stat *st, int flag,
+		     struct FTW *ftw)
+{
+	if (lchown(path, chown_uid, chown_gid) < 0)
+		return error_setsys("cannot chown '%s'", path);
+	return 0;
+}
+
+static int chown_tree(const char *dir, uid_t uid, gid_t gid)
+{
+	/* Runs in the unpack child only: the statics are that process's. */
+	chown_uid = uid;
+	chown_gid = gid;
+	return nftw(dir, chown_one, 32, FTW_PHYS) == 0 ? 0 : -1;
+}
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -1367,7 +1402,9 @@ static void deploy_start(struct deploy *d)
 		const char *msg;
 
 		close(pfd[0]);
-		if (bundle_unpack(bundle, d->run->dir) == 0)
+		if (bundle_unpack(bundle, d->run->dir) == 0 &&
+		    (!d->e->drop_priv ||
+		     chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid) == 0))
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)

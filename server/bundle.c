@@ -455,21 +455,8 @@ int bundle_pack(const char *srcdir, const char *tarball)
 		archive_fail(a, "cannot write bundle");
 		goto out;
 	}
-	if (fsync(fd) < 0) {
-		error_setsys("cannot write '%s'", tmp);
-		goto out;
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		error_setsys("cannot write '%s'", tmp);
-		goto out;
-	}
+	ret = file_commit(fd, tmp, tarball);
 	fd = -1;
-	if (rename(tmp, tarball) < 0) {
-		error_setsys("cannot rename '%s'", tmp);
-		goto out;
-	}
-	ret = 0;
 out:
 	if (a) {
 		if (opened)

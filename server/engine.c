@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -311,7 +312,7 @@ static int control_listen(struct engine *e)
 		error_set("state directory path too long for a socket: '%s'", path);
 		goto out;
 	}
-	strcpy(sa.sun_path, path);
+	memcpy(sa.sun_path, path, strlen(path) + 1);
 	unlink(path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0) {
@@ -527,6 +528,25 @@ static int lock_root(struct engine *e)
 	return fd;
 }
 
+/* With "user:" in berth.yaml and the engine running as root, apps (and
+ * their release commands) run as that user. */
+static int resolve_run_user(struct engine *e)
+{
+	struct passwd pw, *res = NULL;
+	char pwbuf[4096];
+
+	if (!e->cfg->run_user || geteuid() != 0)
+		return 0;
+	if (getpwnam_r(e->cfg->run_user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 ||
+	    !res)
+		return error_set("user '%s' (berth.yaml 'user') does not exist",
+				 e->cfg->run_user);
+	e->drop_priv = 1;
+	e->run_uid = pw.pw_uid;
+	e->run_gid = pw.pw_gid;
+	return 0;
+}
+
 static int make_dirs(struct engine *e)
 {
 	static const char *const dirs[] = {
@@ -574,7 +594,7 @@ int engine_serve(struct config *cfg)
 	e.loop = loop_new();
 	if (!e.loop)
 		goto out;
-	if (lock_root(&e) < 0)
+	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
 		goto out;
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)

@@ -13,6 +13,7 @@
 #define BERTH_ENGINE_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 #include "ports.h"
 #include "util.h"
@@ -38,6 +39,9 @@ struct engine {
 	int incoming_fd;		/* inotify, or -1 */
 	int stopping;
 	struct ports ports;
+	int drop_priv;			/* run apps as cfg->run_user */
+	uid_t run_uid;
+	gid_t run_gid;
 };
 
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */

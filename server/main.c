@@ -26,6 +26,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: berth [--root DIR] serve [--ssh-listen ADDR:PORT] [--http-listen ADDR:PORT]\n"
 		"                                [--domain NAME] [-v]\n"
+		"       berth [--root DIR] config-check\n"
 		"       berth [--root DIR] COMMAND [ARGS...]\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
@@ -67,6 +68,7 @@ static int load_config(struct config *cfg, const char *root)
 	config_init(cfg, root);
 	if (config_load(cfg) < 0) {
 		fprintf(stderr, "berth: %s\n", error_last());
+		config_release(cfg);
 		return -1;
 	}
 	return 0;
@@ -112,6 +114,23 @@ static int cmd_serve(const char *root, int argc, char **argv)
 	ret = engine_serve(&cfg);
 	config_release(&cfg);
 	return ret;
+}
+
+/* "berth config-check": read berth.yaml as "serve" would, say if it is
+ * fine and show every setting (defaults included). */
+static int cmd_config_check(const char *root)
+{
+	struct config cfg;
+	struct buf out = BUF_INIT;
+
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	config_show(&cfg, &out);
+	fputs(out.data ? out.data : "", stdout);
+	printf("configuration OK\n");
+	buf_release(&out);
+	config_release(&cfg);
+	return 0;
 }
 
 static int cmd_session(const char *root)
@@ -230,22 +249,19 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	if (!strcmp(argv[0], "rm") && argc == 2) {
 		char answer[256];
 
-		/* As Dokku does: without --force, the app's name confirms. */
-		if (!isatty(0)) {
-			fprintf(stderr, "berth: refusing to remove '%s' without confirmation: add --force\n",
-				argv[1]);
-			return 1;
-		}
+		/* As Dokku does: without --force, the app's name typed back
+		 * (or piped in: echo NAME | berth rm NAME) confirms. */
 		fprintf(stderr, " !     This removes '%s': its processes, releases, repository and logs.\n"
 			" !     To proceed, type the app's name: ", argv[1]);
 		if (!fgets(answer, sizeof(answer), stdin)) {
-			fprintf(stderr, "\nberth: not confirmed\n");
+			fprintf(stderr, "\nerror: refusing to remove '%s' without confirmation: type its name or add --force\n",
+				argv[1]);
 			return 1;
 		}
 		answer[strcspn(answer, "\r\n")] = '\0';
 		if (strcmp(answer, argv[1])) {
-			fprintf(stderr, "berth: '%s' does not match; nothing removed\n",
-				answer);
+			fprintf(stderr, "error: '%s' does not match '%s'; nothing removed\n",
+				answer, argv[1]);
 			return 1;
 		}
 		strv_push(req, "--force");
@@ -323,6 +339,8 @@ int main(int argc, char **argv)
 		ret = cmd_serve(abs, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "session"))
 		ret = cmd_session(abs);
+	else if (!strcmp(argv[i], "config-check") && i + 1 == argc)
+		ret = cmd_config_check(abs);
 	else if (!strcmp(argv[i], "git-serve-stdio"))
 		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
 	else

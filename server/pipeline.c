@@ -1159,6 +1159,8 @@ static int step_deploy(struct pl *p)
 	strv_push(&argv, p->o->app);
 	strv_push(&argv, p->bundle);
 	strv_push(&argv, "--move");
+	strv_push(&argv, "--source");
+	strv_push(&argv, "push");
 	strv_push(&argv, "--commit");
 	strv_push(&argv, p->o->commit);
 	if (p->o->pusher && *p->o->pusher) {

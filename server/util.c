@@ -335,7 +335,7 @@ static int fsync_dir_of(const char *path)
 	int fd;
 
 	if (!slash) {
-		strcpy(dir, ".");
+		memcpy(dir, ".", 2);
 	} else {
 		n = (size_t)(slash - path);
 		if (n == 0)
@@ -353,6 +353,20 @@ static int fsync_dir_of(const char *path)
 	return 0;
 }
 
+int file_commit(int fd, const char *tmp, const char *path)
+{
+	if (fsync(fd) < 0) {
+		error_setsys("cannot write '%s'", tmp);
+		close(fd);
+		return -1;
+	}
+	if (close(fd) < 0)
+		return error_setsys("cannot write '%s'", tmp);
+	if (rename(tmp, path) < 0)
+		return error_setsys("cannot rename '%s'", tmp);
+	return fsync_dir_of(path);
+}
+
 int write_file_atomic(const char *path, const void *data, size_t len,
 		      mode_t mode)
 {
@@ -366,21 +380,12 @@ int write_file_atomic(const char *path, const void *data, size_t len,
 		error_setsys("cannot create '%s'", tmp);
 		goto out;
 	}
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
+	if (write_all(fd, data, len) < 0) {
 		error_setsys("cannot write '%s'", tmp);
 		goto out;
 	}
-	if (close(fd) < 0) {
-		fd = -1;
-		error_setsys("cannot write '%s'", tmp);
-		goto out;
-	}
+	ret = file_commit(fd, tmp, path);
 	fd = -1;
-	if (rename(tmp, path) < 0) {
-		error_setsys("cannot rename '%s'", tmp);
-		goto out;
-	}
-	ret = fsync_dir_of(path);
 out:
 	if (fd >= 0)
 		close(fd);

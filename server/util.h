@@ -85,6 +85,12 @@ int rm_rf(const char *path);
  * directory.  mode is the file's mode.
  */
 int write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
+/*
+ * Finish a file written under a temporary name: fsync and close fd (always
+ * closed), rename tmp to path, fsync the folder.  On failure tmp is left
+ * for the caller to unlink.
+ */
+int file_commit(int fd, const char *tmp, const char *path);
 /* Read a whole file (at most max bytes, else error). NUL-terminated. */
 int read_file(struct buf *out, const char *path, size_t max);
 /* Copy a file (for bundles from outside the state directory). */

@@ -79,4 +79,16 @@ test_expect_success 'a bad command-line value is refused like a bad key' '
 	test_grep "^berth serve: .domain. must be a host name like example.com" err
 '
 
+test_expect_success 'config-check shows the settings or the errors' '
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^configuration OK$" out &&
+	test_grep "^drain: " out &&
+	cp "$BERTH_ROOT/berth.yaml" saved.yaml &&
+	printf "drain: soon\n" >>"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check >out 2>err &&
+	test_grep "berth.yaml:[0-9]+:[0-9]+: " err &&
+	test_grep_not "configuration OK" out &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml"
+'
+
 test_done

@@ -64,7 +64,9 @@ test_expect_success() {
 		echo "not ok $test_count - $desc"
 		test_failed=$((test_failed + 1))
 		# on stderr too, so prove shows why
-		sed -e 's/^/#   /' "$out" | tail -n 60 | tee /dev/stderr
+		why=$(sed -e 's/^/#   /' "$out" | tail -n 60)
+		printf '%s\n' "$why"
+		printf '%s\n' "$why" >&2
 	fi
 }
 
@@ -133,6 +135,17 @@ free_port() {
 
 test_done() {
 	test_run_exit_hooks
+	# Under "make asan" the engine's own reports land in its log.
+	if [ -f "$TRASH/berth.log" ]; then
+		test_count=$((test_count + 1))
+		if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$TRASH/berth.log"; then
+			echo "not ok $test_count - no sanitizer report in the engine's log"
+			grep -E -A20 "Sanitizer|runtime error:" "$TRASH/berth.log" | head -60 | sed 's/^/#   /' | tee /dev/stderr >/dev/null
+			test_failed=$((test_failed + 1))
+		else
+			echo "ok $test_count - no sanitizer report in the engine's log"
+		fi
+	fi
 	echo "1..$test_count"
 	if [ $test_failed -eq 0 ] && [ "${BERTH_TEST_KEEP:-0}" != 1 ]; then
 		cd / && rm -rf "$TRASH"

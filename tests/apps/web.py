@@ -14,10 +14,15 @@ import os
 import signal
 import sys
 import threading
+import time
 
 VERSION = os.environ.get("APP_VERSION", "v0")
 if os.path.exists("VERSION"):
     VERSION = open("VERSION").read().strip()
+
+
+LOCK = threading.Lock()
+INFLIGHT = [0]
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -37,6 +42,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def do_GET(self):
+        with LOCK:
+            INFLIGHT[0] += 1
+        try:
+            self.answer()
+        finally:
+            with LOCK:
+                INFLIGHT[0] -= 1
+
+    def answer(self):
         if self.path == "/env":
             self.reply(200, "".join("%s=%s\n" % kv for kv in sorted(os.environ.items())))
         elif self.path == "/health":
@@ -57,17 +71,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
 def main():
     port = int(os.environ["PORT"])
     server = Server(("127.0.0.1", port), Handler)
-    server.daemon_threads = False
-    server.block_on_close = True
+    server.daemon_threads = True
 
-    def on_term(signum, frame):
-        threading.Thread(target=server.shutdown).start()
+    def drain():
+        # Stop accepting, close the listening socket (what waits in its
+        # backlog is refused and retried elsewhere by nginx), finish the
+        # requests in flight, then exit.
+        server.shutdown()
+        server.socket.close()
+        deadline = time.time() + 5
+        while INFLIGHT[0] > 0 and time.time() < deadline:
+            time.sleep(0.01)
+        print("stopped", flush=True)
+        os._exit(0)
 
-    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGTERM,
+                  lambda signum, frame: threading.Thread(target=drain).start())
     print("listening on %d version %s" % (port, VERSION), flush=True)
-    server.serve_forever()
-    server.server_close()
-    print("stopped", flush=True)
+    server.serve_forever(poll_interval=0.05)
+    while True:
+        time.sleep(1)
 
 
 if __name__ == "__main__":

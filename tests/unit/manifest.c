@@ -482,7 +482,8 @@ static void test_load(void)
 	manifest_init(&m);
 	ok(manifest_load(&m, dir) == 0 && !m.nprocs && !strcmp(m.static_root, "public"),
 	   "a static-only app is fine: %s", error_last());
-	unlink(strcat(strcpy(sub, dir), "/app.yaml"));
+	snprintf(sub, sizeof(sub), "%s/app.yaml", dir);
+	unlink(sub);
 	manifest_release(&m);
 	manifest_init(&m);
 	ok(manifest_load(&m, dir) < 0 && !strcmp(error_last(), "Procfile: no processes to run"),
