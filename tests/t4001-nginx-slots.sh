@@ -132,7 +132,8 @@ test_expect_success 'ten swaps under wrk -t2 -c8: no failed request' '
 	test_grep_not "Socket errors" wrk.out &&
 	test_grep_not "Non-2xx" wrk.out &&
 	n=$(sed -n "s/^ *\([0-9]*\) requests in.*/\1/p" wrk.out) &&
-	test "$n" -gt 1000
+	say "$n requests through $swaps swaps" &&
+	test "$n" -gt 200
 '
 test_atexit 'kill -INT $(cat "$TRASH/wrk.pid")'
 
