@@ -51,7 +51,13 @@ static char slot_server_py[] =
 	"    request_queue_size = 128\n"
 	"time.sleep(delay)\n"
 	"srv = S(('127.0.0.1', port), H)\n"
-	"signal.signal(signal.SIGTERM, lambda *a: threading.Thread(target=srv.shutdown).start())\n"
+	/* a thread started in a signal handler can deadlock in Thread.start */
+	"stop = threading.Event()\n"
+	"def stopper():\n"
+	"    stop.wait()\n"
+	"    srv.shutdown()\n"
+	"threading.Thread(target=stopper, daemon=True).start()\n"
+	"signal.signal(signal.SIGTERM, lambda *a: stop.set())\n"
 	"srv.serve_forever()\n"
 	"srv.server_close()\n";
 
