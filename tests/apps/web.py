@@ -85,8 +85,16 @@ def main():
         print("stopped", flush=True)
         os._exit(0)
 
-    signal.signal(signal.SIGTERM,
-                  lambda signum, frame: threading.Thread(target=drain).start())
+    # The handler only sets an event: starting a thread inside a signal
+    # handler can deadlock if the signal lands inside Thread.start().
+    term = threading.Event()
+
+    def wait_for_term():
+        term.wait()
+        drain()
+
+    threading.Thread(target=wait_for_term, daemon=True).start()
+    signal.signal(signal.SIGTERM, lambda signum, frame: term.set())
     print("listening on %d version %s" % (port, VERSION), flush=True)
     server.serve_forever(poll_interval=0.05)
     while True:
