@@ -442,6 +442,54 @@ static void incoming_start(struct engine *e)
 
 static void on_shutdown_tick(struct loop *l, void *arg);
 
+static int str_differs(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b));
+}
+
+/*
+ * SIGHUP: read berth.yaml again.  A broken file changes nothing.  Timings
+ * and limits apply from the next deploy on; what the engine bound or
+ * started at launch (listen addresses, domain, ports, nginx, PostgreSQL,
+ * user) needs a restart, and the log says so.  SSH sessions read the file
+ * themselves, so their settings (deploy_branch, max_pack_size,
+ * build_timeout, webhook) apply to the next connection anyway.
+ */
+static void reload_config(struct engine *e)
+{
+	struct config next, *c = e->cfg, *was = &e->file_cfg;
+
+	config_init(&next, c->root);
+	if (config_load(&next) < 0) {
+		log_warnx("SIGHUP: berth.yaml not reloaded: %s", error_last());
+		config_release(&next);
+		return;
+	}
+	c->drain_ms = next.drain_ms;
+	c->stop_timeout_ms = next.stop_timeout_ms;
+	c->health_timeout_ms = next.health_timeout_ms;
+	c->health_interval_ms = next.health_interval_ms;
+	c->settle_ms = next.settle_ms;
+	c->keep_releases = next.keep_releases;
+	c->log_max_bytes = next.log_max_bytes;
+	c->max_sessions = next.max_sessions;
+	/* Compared with the file as read before, so command-line options
+	 * given to "serve" are not mistaken for changes. */
+	if (str_differs(was->ssh_listen, next.ssh_listen) ||
+	    str_differs(was->http_listen, next.http_listen) ||
+	    str_differs(was->domain, next.domain) ||
+	    was->port_min != next.port_min || was->port_max != next.port_max ||
+	    str_differs(was->nginx, next.nginx) ||
+	    str_differs(was->nginx_conf_dir, next.nginx_conf_dir) ||
+	    str_differs(was->nginx_bin, next.nginx_bin) ||
+	    str_differs(was->postgres, next.postgres) ||
+	    str_differs(was->run_user, next.run_user))
+		log_warnx("SIGHUP: listen addresses, domain, ports, nginx, postgres and user change only with a restart");
+	log_info("SIGHUP: reloaded berth.yaml");
+	config_release(was);
+	*was = next;
+}
+
 static void on_signal(struct loop *l, int fd, unsigned events, void *arg)
 {
 	struct engine *e = arg;
@@ -462,7 +510,7 @@ static void on_signal(struct loop *l, int fd, unsigned events, void *arg)
 			loop_add_timer(l, 50, on_shutdown_tick, e);
 			break;
 		case SIGHUP:
-			log_info("SIGHUP: nothing to reload yet");
+			reload_config(e);
 			break;
 		}
 	}
@@ -597,6 +645,9 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
 		goto out;
+	config_init(&e.file_cfg, cfg->root);
+	if (config_load(&e.file_cfg) < 0)
+		goto out;
 	/* Orphans of app processes come to us, not to init: reaped at
 	 * once, so a stopping process group empties as soon as it exits. */
 	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
@@ -644,6 +695,8 @@ out:
 	}
 	apps_free(&e);
 	health_shutdown();
+	if (e.file_cfg.root)
+		config_release(&e.file_cfg);
 	ports_release(&e.ports);
 	free(e.self_exe);
 	if (e.ctl_fd >= 0) {

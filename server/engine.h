@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <sys/types.h>
 
+#include "config.h"
 #include "ports.h"
 #include "util.h"
 
@@ -39,6 +40,7 @@ struct engine {
 	int incoming_fd;		/* inotify, or -1 */
 	int stopping;
 	struct ports ports;
+	struct config file_cfg;		/* berth.yaml as last read (SIGHUP) */
 	int drop_priv;			/* run apps as cfg->run_user */
 	uid_t run_uid;
 	gid_t run_gid;
