@@ -451,6 +451,22 @@ static int cluster_exists(const struct postgres *pg)
 }
 
 /* Run a PostgreSQL tool as the cluster's user; output goes to the log. */
+/* A PostgreSQL program, as the database user, in its own process group
+ * (a ^C meant for the engine must not reach it first), output to logfd. */
+static void pg_spawn_prepare(struct postgres *pg, struct spawn *s,
+			     char *const *argv, char *const *envp, int logfd)
+{
+	spawn_init(s);
+	s->argv = argv;
+	s->envp = envp;
+	s->dir = pg->dir;
+	s->out = logfd;
+	s->err = logfd;
+	s->flags = SPAWN_NEW_PGRP | (pg->drop_priv ? SPAWN_DROP_PRIV : 0);
+	s->uid = pg->uid;
+	s->gid = pg->gid;
+}
+
 static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
 {
 	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
@@ -463,15 +479,7 @@ static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
 		     0600);
 	if (logfd < 0)
 		return error_setsys("cannot open '%s'", pg->log_path);
-	spawn_init(&s);
-	s.argv = argv;
-	s.envp = envp;
-	s.dir = pg->dir;
-	s.out = logfd;
-	s.err = logfd;
-	s.flags = SPAWN_NEW_PGRP | (pg->drop_priv ? SPAWN_DROP_PRIV : 0);
-	s.uid = pg->uid;
-	s.gid = pg->gid;
+	pg_spawn_prepare(pg, &s, argv, envp, logfd);
 	if (spawn_start(&s) < 0)
 		goto out;
 	for (;;) {
@@ -821,16 +829,7 @@ static int start_postmaster(struct postgres *pg)
 	logfd = open_log(pg);
 	if (logfd < 0)
 		goto out;
-	spawn_init(&s);
-	s.argv = argv;
-	s.envp = envp;
-	s.dir = pg->dir;
-	s.out = logfd;
-	s.err = logfd;
-	/* own group: a ^C meant for the engine must not reach it first */
-	s.flags = SPAWN_NEW_PGRP | (pg->drop_priv ? SPAWN_DROP_PRIV : 0);
-	s.uid = pg->uid;
-	s.gid = pg->gid;
+	pg_spawn_prepare(pg, &s, argv, envp, logfd);
 	if (spawn_start(&s) < 0)
 		goto out;
 	pg->pid = s.pid;
