@@ -1179,11 +1179,7 @@ static void release_phase(struct deploy *d)
 	s.out = pfd[1];
 	s.err = pfd[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
-	if (d->e->drop_priv) {
-		s.flags |= SPAWN_DROP_PRIV;
-		s.uid = d->e->run_uid;
-		s.gid = d->e->run_gid;
-	}
+	engine_spawn_as_app_user(d->e, &s);
 	if (spawn_start(&s) < 0) {
 		close(pfd[0]);
 		close(pfd[1]);

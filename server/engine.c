@@ -28,6 +28,7 @@
 #include "nginx.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "spawn.h"
 #include "sshd.h"
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
@@ -58,6 +59,15 @@ char *engine_path(const struct engine *e, const char *fmt, ...)
 	p = xasprintf("%s/%s", e->cfg->root, rel);
 	free(rel);
 	return p;
+}
+
+void engine_spawn_as_app_user(const struct engine *e, struct spawn *s)
+{
+	if (!e->drop_priv)
+		return;
+	s->flags |= SPAWN_DROP_PRIV;
+	s->uid = e->run_uid;
+	s->gid = e->run_gid;
 }
 
 /* ---------- control clients ---------- */

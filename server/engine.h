@@ -49,6 +49,10 @@ struct engine {
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */
 int engine_serve(struct config *cfg);
 
+struct spawn;
+/* With "user:" set, make s run as that user (apps, release commands). */
+void engine_spawn_as_app_user(const struct engine *e, struct spawn *s);
+
 /* A path under the state directory (fresh string). */
 char *engine_path(const struct engine *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -213,11 +213,7 @@ int proc_start(struct proc *p, char *const *envp)
 	/* Own group, so a stop reaches the app's children too; and killed
 	 * with the engine, so no app outlives a crashed engine unsupervised. */
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
-	if (p->app->eng->drop_priv) {
-		s.flags |= SPAWN_DROP_PRIV;
-		s.uid = p->app->eng->run_uid;
-		s.gid = p->app->eng->run_gid;
-	}
+	engine_spawn_as_app_user(p->app->eng, &s);
 	if (spawn_start(&s) < 0)
 		goto out;
 	close(pfd[1]);
