@@ -94,8 +94,7 @@ static void say(struct deploy *d, const char *fmt, ...)
 	char *p;
 
 	va_start(ap, fmt);
-	if (vasprintf(&p, fmt, ap) < 0)
-		abort();
+	p = xvasprintf(fmt, ap);
 	va_end(ap);
 	if (d->c)
 		client_data(d->c, "%s", p);
@@ -703,8 +702,7 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	d->step = STEP_FAILING;
 	va_start(ap, fmt);
 	free(d->error);
-	if (vasprintf(&d->error, fmt, ap) < 0)
-		abort();
+	d->error = xvasprintf(fmt, ap);
 	va_end(ap);
 	for (i = 0; i < d->nchecks; i++)
 		health_cancel(d->checks[i]);

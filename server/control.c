@@ -16,17 +16,6 @@ static int word_char_plain(unsigned char c)
 	       (c >= '0' && c <= '9') || strchr("._,:/@+=^~-", c);
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int control_parse_request(struct strv *argv, const char *line, size_t len)
 {
 	struct buf word = BUF_INIT;
@@ -53,8 +42,8 @@ int control_parse_request(struct strv *argv, const char *line, size_t len)
 					error_set("bad escape in request");
 					goto out;
 				}
-				hi = hexval(line[i + 1]);
-				lo = hexval(line[i + 2]);
+				hi = hex_value(line[i + 1]);
+				lo = hex_value(line[i + 2]);
 				if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 					error_set("bad escape in request");
 					goto out;

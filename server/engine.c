@@ -53,8 +53,7 @@ char *engine_path(const struct engine *e, const char *fmt, ...)
 	char *rel, *p;
 
 	va_start(ap, fmt);
-	if (vasprintf(&rel, fmt, ap) < 0)
-		abort();
+	rel = xvasprintf(fmt, ap);
 	va_end(ap);
 	p = xasprintf("%s/%s", e->cfg->root, rel);
 	free(rel);
@@ -160,8 +159,7 @@ void client_data(struct client *c, const char *fmt, ...)
 	if (!c || c->gone || c->finished)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&p, fmt, ap) < 0)
-		abort();
+	p = xvasprintf(fmt, ap);
 	va_end(ap);
 	/* One data line per text line. */
 	for (line = p; ; line = nl + 1) {
@@ -178,15 +176,21 @@ void client_data(struct client *c, const char *fmt, ...)
 	free(p);
 }
 
-void client_ok(struct client *c)
+/* Queue the final line; the connection closes once it is written. */
+static void client_finish(struct client *c, const char *line, size_t len)
 {
-	if (!c || c->gone || c->finished)
-		return;
-	client_queue(c, "ok\n", 3);
+	client_queue(c, line, len);
 	if (!c->gone) {
 		c->finished = 1;
 		client_flush(c);
 	}
+}
+
+void client_ok(struct client *c)
+{
+	if (!c || c->gone || c->finished)
+		return;
+	client_finish(c, "ok\n", 3);
 }
 
 void client_error(struct client *c, const char *fmt, ...)
@@ -198,8 +202,7 @@ void client_error(struct client *c, const char *fmt, ...)
 	if (!c || c->gone || c->finished)
 		return;
 	va_start(ap, fmt);
-	if (vasprintf(&p, fmt, ap) < 0)
-		abort();
+	p = xvasprintf(fmt, ap);
 	va_end(ap);
 	/* The message is one line; extra lines (last output) go first. */
 	q = strchr(p, '\n');
@@ -209,11 +212,7 @@ void client_error(struct client *c, const char *fmt, ...)
 			client_data(c, "%s", q + 1);
 	}
 	buf_addf(&b, "error: %s\n", p);
-	client_queue(c, b.data, b.len);
-	if (!c->gone) {
-		c->finished = 1;
-		client_flush(c);
-	}
+	client_finish(c, b.data, b.len);
 	buf_release(&b);
 	free(p);
 }

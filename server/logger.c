@@ -158,8 +158,7 @@ void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	char *p;
 
 	va_start(ap, fmt);
-	if (vasprintf(&p, fmt, ap) < 0)
-		abort();
+	p = xvasprintf(fmt, ap);
 	va_end(ap);
 	logger_line(lg, source, p, strlen(p));
 	free(p);

@@ -41,17 +41,6 @@ static int fill(struct pkt_reader *r, size_t want)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int pkt_read(struct pkt_reader *r, const char **data, size_t *len)
 {
 	size_t n = 0;
@@ -68,7 +57,7 @@ int pkt_read(struct pkt_reader *r, const char **data, size_t *len)
 	}
 	p = r->buf + r->start;
 	for (i = 0; i < 4; i++) {
-		int v = hexval(p[i]);
+		int v = hex_value(p[i]);
 
 		if (v < 0)
 			return error_set("bad packet length '%.4s'", p);

@@ -44,6 +44,9 @@ char *xstrdup(const char *s);
 char *xstrndup(const char *s, size_t n);
 /* printf into a fresh string the caller frees. */
 char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0)));
+/* The value of a hex digit, or -1. */
+int hex_value(char c);
 
 /*
  * Growable byte buffer, always NUL-terminated.  'max' 0 means unbounded;
