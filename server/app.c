@@ -76,6 +76,9 @@ struct deploy {
 	size_t web_count;
 	char *error;
 	int created_app;
+	struct strv scale_changes;	/* "type=N" asked for by scale */
+	struct strv scale;	/* what this deploy runs: a->scale + changes;
+				 * a->scale takes it once the release is live */
 };
 
 static void deploy_next(struct app *a);
@@ -131,15 +134,36 @@ struct app *app_find(struct engine *e, const char *name)
 	return NULL;
 }
 
-static int scale_of(const struct app *a, const struct proc_spec *spec)
+/* The count of a process type: its "type=N" in scale, else the manifest's. */
+static int scale_of(const struct strv *scale, const struct proc_spec *spec)
 {
 	size_t i, k = strlen(spec->type);
 
-	for (i = 0; i < a->scale.n; i++)
-		if (!strncmp(a->scale.v[i], spec->type, k) &&
-		    a->scale.v[i][k] == '=')
-			return (int)parse_long(a->scale.v[i] + k + 1, 100);
+	for (i = 0; i < scale->n; i++)
+		if (!strncmp(scale->v[i], spec->type, k) &&
+		    scale->v[i][k] == '=')
+			return (int)parse_long(scale->v[i] + k + 1, 100);
 	return spec->scale;
+}
+
+/* "type=N" entries of changes replace those of the same type in scale. */
+static void scale_merge(struct strv *scale, const struct strv *changes)
+{
+	size_t i, tl;
+	long k;
+
+	for (i = 0; i < changes->n; i++) {
+		tl = strcspn(changes->v[i], "=");
+		for (k = (long)scale->n - 1; k >= 0; k--)
+			if (!strncmp(scale->v[k], changes->v[i], tl) &&
+			    scale->v[k][tl] == '=') {
+				free(scale->v[k]);
+				memmove(&scale->v[k], &scale->v[k + 1],
+					(scale->n - (size_t)k) * sizeof(char *));
+				scale->n--;
+			}
+		strv_push(scale, changes->v[i]);
+	}
 }
 
 /* ---------- state files ---------- */
@@ -613,6 +637,8 @@ static void deploy_free(struct deploy *d)
 	free(d->buildpack);
 	free(d->source);
 	free(d->error);
+	strv_release(&d->scale_changes);
+	strv_release(&d->scale);
 	free(d);
 }
 
@@ -754,8 +780,6 @@ static void retire_done(void *arg)
 {
 	struct deploy *d = arg;
 	struct app *a = d->a;
-	struct nginx_app na;
-	char *static_link = NULL;
 
 	if (d->old) {
 		if (rm_rf(d->old->dir) < 0)
@@ -765,24 +789,6 @@ static void retire_done(void *arg)
 		run_free(d->old);
 		d->old = NULL;
 	}
-	/* Fewer web processes than slots: shrink the upstream. */
-	if (a->nslots > 2 * d->web_count && d->web_count > 0) {
-		size_t keep = 2 * d->web_count, i;
-
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = d->run->m.hosts.v;
-		na.nhosts = d->run->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = keep;
-		if (nginx_app_set(d->e->nginx, &na) == 0) {
-			for (i = keep; i < a->nslots; i++)
-				ports_put(&d->e->ports, a->slots[i]);
-			a->nslots = keep;
-			app_save(a);
-		}
-	}
-	free(static_link);
 	prune_releases(a);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
@@ -821,6 +827,34 @@ static int swap_static(struct deploy *d)
 	return ret;
 }
 
+/*
+ * The one point where a deploy becomes the app's truth: the state file
+ * names the new release and its scale.  If it cannot be written, memory
+ * stays as it was too, and the deploy fails with the old release serving.
+ */
+static int commit_live(struct deploy *d)
+{
+	struct app *a = d->a;
+	struct strv old_scale = a->scale;
+	char *old_result = a->last_result;
+	int old_release = a->release;
+
+	a->release = d->number;
+	a->scale = d->scale;
+	a->last_result = xstrdup("ok");
+	if (app_save(a) < 0) {
+		free(a->last_result);
+		a->last_result = old_result;
+		a->scale = old_scale;
+		a->release = old_release;
+		return -1;
+	}
+	free(old_result);
+	strv_release(&old_scale);
+	memset(&d->scale, 0, sizeof(d->scale));
+	return 0;
+}
+
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -835,15 +869,16 @@ static void go_live(struct deploy *d)
 		    (long long)(now_ms() - d->t_ready));
 	else if (d->web_count || d->run->m.static_root)
 		say(d, "-----> Switched nginx");
+	if (commit_live(d) < 0) {
+		deploy_fail(d, "cannot record release %d as live: %s",
+			    d->number, error_last());
+		return;
+	}
 	d->run->supervised = 1;
 	d->run->deploy = NULL;
 	if (d->old)
 		d->old->supervised = 0;
 	a->live = d->run;
-	a->release = d->number;
-	free(a->last_result);
-	a->last_result = xstrdup("ok");
-	app_save(a);
 	if (d->kind == DEPLOY_NEW)
 		meta_write(a, d->number, "deployed", NULL, NULL);
 	d->run = NULL;
@@ -999,7 +1034,7 @@ static void spawn_new(void *arg)
 	for (i = 0; i < r->m.nprocs; i++) {
 		const struct proc_spec *spec = &r->m.procs[i];
 
-		n = scale_of(d->a, spec);
+		n = scale_of(&d->scale, spec);
 		for (k = 1; k <= n; k++) {
 			int port = 0;
 
@@ -1218,7 +1253,7 @@ static void prepare(struct deploy *d)
 	size_t old_nslots = a->nslots, i;
 	char *static_link = NULL, *why = NULL;
 
-	d->web_count = web ? (size_t)scale_of(a, web) : 0;
+	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
 	if (d->kind == DEPLOY_NEW)
 		meta_write(a, d->number, "deploying", d, &r->m);
 	/* A database for apps that ask, kept in the config vars. */
@@ -1330,10 +1365,14 @@ static void deploy_start(struct deploy *d)
 	char *bundle = NULL, *rdir = NULL;
 	int pfd[2] = { -1, -1 };
 	pid_t pid;
+	size_t i;
 	static unsigned seq;
 
 	d->t0 = now_ms();
 	d->old = a->live;
+	for (i = 0; i < a->scale.n; i++)
+		strv_push(&d->scale, a->scale.v[i]);
+	scale_merge(&d->scale, &d->scale_changes);
 	if (d->kind == DEPLOY_NEW) {
 		int n = a->next_release + 1;
 
@@ -1487,6 +1526,8 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		d->buildpack = o->buildpack ? xstrdup(o->buildpack) : NULL;
 		d->source = o->source ? xstrdup(o->source) : NULL;
 		d->from_release = o->from_release;
+		if (o->scale)
+			scale_merge(&d->scale_changes, o->scale);
 	}
 	if (a->waiting) {
 		struct deploy *old = a->waiting;
@@ -1796,16 +1837,14 @@ void app_cmd_start(struct app *a, struct client *c)
 
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 {
-	struct strv next = STRV_INIT;
+	struct strv changes = STRV_INIT;
+	struct deploy_opts o;
 	int i;
-	size_t j;
 
 	if (!a->live) {
 		client_error(c, "'%s' is not running a release", a->name);
 		goto out;
 	}
-	for (j = 0; j < a->scale.n; j++)
-		strv_push(&next, a->scale.v[j]);
 	for (i = 0; i < argc; i++) {
 		char *eq = strchr(argv[i], '='), *type;
 		long n;
@@ -1827,29 +1866,16 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 			free(type);
 			goto out;
 		}
-		{
-			long k;
-			size_t tl = strlen(type);
-
-			for (k = (long)next.n - 1; k >= 0; k--)
-				if (!strncmp(next.v[k], type, tl) &&
-				    next.v[k][tl] == '=') {
-					free(next.v[k]);
-					memmove(&next.v[k], &next.v[k + 1],
-						(next.n - (size_t)k) * sizeof(char *));
-					next.n--;
-				}
-		}
-		strv_pushf(&next, "%s=%ld", type, n);
+		strv_pushf(&changes, "%s=%ld", type, n);
 		free(type);
 	}
-	strv_release(&a->scale);
-	a->scale = next;
-	memset(&next, 0, sizeof(next));
-	app_save(a);
-	app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	/* a->scale changes only when the new processes are live; the
+	 * changes apply to the scale of that moment (see deploy_start()). */
+	memset(&o, 0, sizeof(o));
+	o.scale = &changes;
+	app_deploy(a->eng, a->name, DEPLOY_RESTART, &o, c);
 out:
-	strv_release(&next);
+	strv_release(&changes);
 }
 
 static void rm_finish(void *arg)

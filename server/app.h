@@ -120,6 +120,9 @@ struct deploy_opts {
 	const char *buildpack;
 	const char *source;	/* "cli", "push", "incoming", "rollback", "config" */
 	int from_release;	/* rollback/config: reuse this release's bundle */
+	const struct strv *scale;	/* "type=N" changes, applied (onto the
+					 * scale of that moment) when the deploy
+					 * starts and kept once it is live */
 };
 
 /* Start (or queue) a deploy; answers the client when done. c may be NULL. */
