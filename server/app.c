@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "appstate.h"
 #include "bundle.h"
 #include "config.h"
 #include "engine.h"
@@ -171,18 +172,25 @@ static void scale_merge(struct strv *scale, const struct strv *changes)
 static int app_save(struct app *a)
 {
 	struct buf b = BUF_INIT;
-	char *path = xasprintf("%s/state", a->dir);
-	size_t i;
+	struct appstate st;
+	char *path;
 	int ret;
 
-	buf_addf(&b, "release %d\nnext %d\nstopped %d\n", a->release,
-		 a->next_release, a->stopped);
-	for (i = 0; i < a->scale.n; i++)
-		buf_addf(&b, "scale %s\n", a->scale.v[i]);
-	for (i = 0; i < a->nslots; i++)
-		buf_addf(&b, "slot %d\n", a->slots[i]);
-	if (a->last_result)
-		buf_addf(&b, "result %s\n", a->last_result);
+	/* A state file we could not read stays as it is, for whoever
+	 * looks into it, until a deploy of the app goes live. */
+	if (a->unusable)
+		return 0;
+	appstate_init(&st);
+	st.release = a->release;
+	st.next = a->next_release;
+	st.stopped = a->stopped;
+	st.scale = a->scale;		/* borrowed: not released below */
+	st.slots = a->slots;
+	st.nslots = a->nslots;
+	st.result = a->last_result;
+	st.reason = a->note;
+	appstate_render(&st, &b);
+	path = xasprintf("%s/state", a->dir);
 	ret = write_file_atomic(path, b.data, b.len, 0640);
 	if (ret < 0)
 		log_warnx("%s", error_last());
@@ -206,45 +214,73 @@ static int env_save(struct app *a)
 	return ret;
 }
 
+static size_t list_releases(const struct app *a, int **out);
+
+static void app_set_note(struct app *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void app_set_note(struct app *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	free(a->note);
+	a->note = NULL;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	a->note = xvasprintf(fmt, ap);
+	va_end(ap);
+	/* one line, as the state file keeps it */
+	a->note[strcspn(a->note, "\n")] = '\0';
+	for (p = a->note; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+}
+
+/* The app's state and config from disk.  A state file it cannot use
+ * leaves the app empty and marked unusable, with the reason. */
 static void app_load_state(struct app *a)
 {
 	struct buf b = BUF_INIT;
-	char *path = xasprintf("%s/state", a->dir);
-	char *line, *save = NULL;
+	struct appstate st;
+	char *path = xasprintf("%s/state", a->dir), *line, *save = NULL;
+	int *nums = NULL;
+	size_t i, n;
 
-	if (read_file(&b, path, 1 << 20) == 0) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
-			char *val = strchr(line, ' ');
-			long v;
-
-			if (!val)
-				continue;
-			*val++ = '\0';
-			v = parse_long(val, 1L << 30);
-
-			if (!strcmp(line, "release") && v >= 0)
-				a->release = (int)v;
-			else if (!strcmp(line, "next") && v >= 0)
-				a->next_release = (int)v;
-			else if (!strcmp(line, "stopped") && v >= 0)
-				a->stopped = v != 0;
-			else if (!strcmp(line, "scale"))
-				strv_push(&a->scale, val);
-			else if (!strcmp(line, "slot")) {
-				if (v <= 0 || v > 65535)
-					continue;
-				a->slots = xrealloc(a->slots, (a->nslots + 1) *
-						    sizeof(int));
-				a->slots[a->nslots++] = (int)v;
-				ports_mark(&a->eng->ports, (int)v);
-			} else if (!strcmp(line, "result")) {
-				free(a->last_result);
-				a->last_result = xstrdup(val);
-			}
-		}
+	appstate_init(&st);
+	if (!path_exists(path)) {
+		/* made by a push or "create": no release yet */
+	} else if (read_file(&b, path, APPSTATE_MAX) < 0) {
+		a->unusable = 1;
+		app_set_note(a, "cannot use its state: %s", error_last());
+	} else if (appstate_parse(&st, b.data, b.len) < 0) {
+		a->unusable = 1;
+		app_set_note(a, "cannot use apps/%s/state: %s", a->name,
+			     error_last());
+	} else {
+		a->release = st.release;
+		a->next_release = st.next;
+		a->stopped = st.stopped;
+		a->scale = st.scale;
+		memset(&st.scale, 0, sizeof(st.scale));
+		a->slots = st.slots;
+		a->nslots = st.nslots;
+		st.slots = NULL;
+		for (i = 0; i < a->nslots; i++)
+			ports_mark(&a->eng->ports, a->slots[i]);
+		a->last_result = st.result;
+		a->note = st.reason;
+		st.result = st.reason = NULL;
 	}
+	appstate_release(&st);
 	buf_release(&b);
+	if (a->unusable)
+		log_warnx("app '%s': %s", a->name, a->note);
+	/* Numbers are never handed out twice, whatever the file said. */
+	n = list_releases(a, &nums);
+	if (n && nums[n - 1] > a->next_release)
+		a->next_release = nums[n - 1];
+	free(nums);
 	free(path);
 	path = xasprintf("%s/env", a->dir);
 	if (read_file(&b, path, 1 << 20) == 0) {
@@ -366,6 +402,7 @@ static void app_free(struct app *a)
 	strv_release(&a->env);
 	free(a->slots);
 	free(a->last_result);
+	free(a->note);
 	free(a->name);
 	free(a->dir);
 	free(a);
@@ -694,6 +731,8 @@ static void fail_cleanup(void *arg)
 	}
 	free(a->last_result);
 	a->last_result = xstrdup("failed");
+	app_set_note(a, "%s failed: %s", d->kind == DEPLOY_RESTORE ? "restore" :
+		     "deploy", d->error);
 	app_save(a);
 	logger_linef(a->log, "berth", "deploy failed: %s", d->error);
 	if (d->created_app && !a->live && a->release == 0 && !a->waiting) {
@@ -836,20 +875,25 @@ static int commit_live(struct deploy *d)
 {
 	struct app *a = d->a;
 	struct strv old_scale = a->scale;
-	char *old_result = a->last_result;
-	int old_release = a->release;
+	char *old_result = a->last_result, *old_note = a->note;
+	int old_release = a->release, old_unusable = a->unusable;
 
 	a->release = d->number;
 	a->scale = d->scale;
 	a->last_result = xstrdup("ok");
+	a->note = NULL;
+	a->unusable = 0;
 	if (app_save(a) < 0) {
 		free(a->last_result);
 		a->last_result = old_result;
+		a->note = old_note;
+		a->unusable = old_unusable;
 		a->scale = old_scale;
 		a->release = old_release;
 		return -1;
 	}
 	free(old_result);
+	free(old_note);
 	strv_release(&old_scale);
 	memset(&d->scale, 0, sizeof(d->scale));
 	return 0;
@@ -1568,7 +1612,7 @@ int apps_load(struct engine *e)
 	closedir(dh);
 	free(dir);
 	for (a = e->apps; a; a = a->next)
-		if (a->release && !a->stopped)
+		if (a->release && !a->stopped && !a->unusable)
 			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);
 	return 0;
 }
@@ -1680,6 +1724,21 @@ void apps_kill_leftovers(struct engine *e)
 
 /* ---------- commands ---------- */
 
+/* No release yet, and the one deploy that made it (a bundle, not a
+ * push: a pushed app is "new" until a push goes live) failed. */
+static int app_first_deploy_failed(const struct app *a)
+{
+	char *repo;
+	int pushed;
+
+	if (!a->last_result || strcmp(a->last_result, "failed"))
+		return 0;
+	repo = xasprintf("%s/repo.git", a->dir);
+	pushed = path_exists(repo);
+	free(repo);
+	return !pushed;
+}
+
 static const char *proc_state_name(const struct proc *p)
 {
 	switch (p->state) {
@@ -1699,10 +1758,12 @@ static const char *app_status(const struct app *a)
 {
 	if (a->deploy)
 		return "deploying";
+	if (a->unusable)
+		return "failed";
 	if (a->stopped)
 		return "stopped";
 	if (!a->release)
-		return "new";
+		return app_first_deploy_failed(a) ? "failed" : "new";
 	if (a->live) {
 		struct proc *p;
 
@@ -1732,6 +1793,9 @@ void app_cmd_apps(struct engine *e, struct client *c)
 				buf_addf(&procs, "%s%s", procs.len ? " " : "",
 					 p->name);
 		snprintf(rel, sizeof(rel), a->release ? "v%d" : "-", a->release);
+		if (a->note && !a->deploy)
+			buf_addf(&procs, "%s(%s)", procs.len ? "  " : "-  ",
+				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
 			    procs.len ? procs.data : "-");
 		buf_release(&procs);

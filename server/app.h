@@ -83,7 +83,10 @@ struct app {
 	struct strv env;	/* config vars KEY=VALUE */
 	int *slots;		/* 2 ports per web process */
 	size_t nslots;
-	char *last_result;
+	char *last_result;	/* "ok" or "failed" */
+	char *note;		/* why the app is not as it should be, for
+				 * "apps" (a failed deploy, restore, state) */
+	int unusable;		/* its state file could not be read */
 	struct run *live;
 	struct deploy *deploy;	/* running */
 	struct deploy *waiting;	/* newest waiting */

@@ -39,4 +39,46 @@ test_expect_success 'no process of the old engine is left running' '
 	done
 '
 
+test_expect_success 'a state file the engine cannot use fails only that app' '
+	stop_berth &&
+	cp "$BERTH_ROOT/apps/alpha/state" alpha-state &&
+	sed -i "s/^slot .*/slot 70000/" "$BERTH_ROOT/apps/alpha/state" &&
+	cp "$BERTH_ROOT/apps/alpha/state" alpha-broken &&
+	start_berth &&
+	retry_until 20 apps_line_matches "^beta +running" &&
+	berth apps >apps &&
+	test_grep "^alpha +failed .*cannot use apps/alpha/state: line [0-9]+: bad slot .70000." apps &&
+	test_grep "app .alpha.: cannot use apps/alpha/state" "$TRASH/berth.log" &&
+	test_must_fail berth restart alpha &&
+	test_cmp alpha-broken "$BERTH_ROOT/apps/alpha/state" &&
+	kill -0 $BERTH_PID
+'
+
+test_expect_success 'garbage of any kind, and the app comes back with a deploy' '
+	stop_berth &&
+	i=0 &&
+	for junk in "scale web=lots" "release -1" "stopped 7" "slot 1" \
+		    "$(printf "\001\002\377")"; do
+		i=$((i + 1)) &&
+		mkdir -p "$BERTH_ROOT/apps/junk$i" &&
+		printf "%s\n" "$junk" >"$BERTH_ROOT/apps/junk$i/state" || return 1
+	done &&
+	start_berth &&
+	retry_until 20 apps_line_matches "^beta +running" &&
+	berth apps >apps &&
+	for i in 1 2 3 4 5; do
+		test_grep "^junk$i +failed .*cannot use apps/junk$i/state: " apps || return 1
+	done &&
+	test_grep "^alpha +failed .*cannot use" apps &&
+	berth deploy alpha "$TRASH/a1.tar.gz" >out &&
+	test_grep "Release [0-9]+ of alpha is live" out &&
+	berth apps >apps &&
+	test_grep "^alpha +running" apps &&
+	test_grep_not "^alpha .*cannot use" apps &&
+	test_grep "^junk5 .*no value in .\?\?\?." apps &&
+	stop_berth &&
+	start_berth &&
+	retry_until 20 apps_line_matches "^alpha +running"
+'
+
 test_done

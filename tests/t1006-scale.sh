@@ -22,7 +22,8 @@ time.sleep(600)" &
 }
 
 # procs_are LIST: "berth apps" shows exactly these processes for app sc
-procs_are() { berth apps | grep -qE "^sc +running +v1 +$1\$"; }
+# (a failed deploy's reason may follow, in parentheses)
+procs_are() { berth apps | grep -qE "^sc +running +v1 +$1(  \(.*\))?\$"; }
 
 test_expect_success 'setup: web and worker behind nginx' '
 	start_berth &&
