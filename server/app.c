@@ -472,6 +472,13 @@ static void build_env(struct strv *env, const struct app *a,
 
 /* ---------- runs and processes ---------- */
 
+/* Processes being stopped together (stop_procs()). */
+struct stop_group {
+	size_t left;
+	void (*done)(void *arg);
+	void *arg;
+};
+
 static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 			     int index, int port)
 {
@@ -503,6 +510,8 @@ static int proc_spawn(struct proc *p)
 	return ret;
 }
 
+static void stop_group_exit(struct proc *p, void *arg);
+
 static void run_free(struct run *r)
 {
 	struct proc *p, *next;
@@ -511,6 +520,14 @@ static void run_free(struct run *r)
 		return;
 	for (p = r->procs; p; p = next) {
 		next = p->next;
+		/* A stop still waiting for this process never ends now: its
+		 * group goes with the last member (engine exit only). */
+		if (p->on_exit == stop_group_exit) {
+			struct stop_group *g = p->on_exit_arg;
+
+			if (--g->left == 0)
+				free(g);
+		}
 		proc_free(p);
 	}
 	manifest_release(&r->m);
@@ -561,7 +578,7 @@ void app_proc_crashed(struct proc *p, int status)
 		buf_release(&tail);
 		return;
 	}
-	if (!r->supervised) {
+	if (!r->supervised || a->eng->stopping) {
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
 	}
@@ -578,11 +595,6 @@ void app_proc_crashed(struct proc *p, int status)
 }
 
 /* Stop a set of processes; call done(arg) once all have exited. */
-struct stop_group {
-	size_t left;
-	void (*done)(void *arg);
-	void *arg;
-};
 
 static void stop_group_exit(struct proc *p, void *arg)
 {
@@ -702,6 +714,7 @@ static void fail_cleanup(void *arg)
 	struct app *a = d->a;
 	struct proc **ps = NULL;
 	size_t n, i;
+	int stopping = d->e->stopping;
 
 	if (d->run) {
 		if (rm_rf(d->run->dir) < 0)
@@ -710,8 +723,8 @@ static void fail_cleanup(void *arg)
 		run_free(d->run);
 		d->run = NULL;
 	}
-	/* Bring back what we stopped first. */
-	if (d->stopped_first && d->old && a->live == d->old) {
+	/* Bring back what we stopped first (unless all is stopping). */
+	if (d->stopped_first && d->old && a->live == d->old && !stopping) {
 		n = run_procs(d->old, &ps, NULL, NULL);
 		for (i = 0; i < n; i++)
 			if (ps[i]->state == PROC_DEAD && proc_spawn(ps[i]) < 0)
@@ -725,9 +738,16 @@ static void fail_cleanup(void *arg)
 
 		/* Keep the record (releases lists it), not the bundle. */
 		unlink(bundle);
-		meta_write(a, d->number, "failed", NULL, NULL);
+		meta_write(a, d->number, stopping ? "interrupted" : "failed",
+			   NULL, NULL);
 		free(bundle);
 		free(rdir);
+	}
+	if (stopping) {
+		/* Cut short, not failed: the app is as it was. */
+		logger_linef(a->log, "berth", "deploy interrupted: %s", d->error);
+		deploy_finish(d, 0);
+		return;
 	}
 	free(a->last_result);
 	a->last_result = xstrdup("failed");
@@ -1617,24 +1637,61 @@ int apps_load(struct engine *e)
 	return 0;
 }
 
+/* Stop every process of r that is not stopping already. */
+static void stop_run(struct run *r, long timeout_ms)
+{
+	struct proc *p;
+
+	if (!r)
+		return;
+	r->supervised = 0;
+	for (p = r->procs; p; p = p->next)
+		if (p->state != PROC_STOPPING && p->state != PROC_DEAD)
+			proc_stop(p, timeout_ms);
+}
+
+/*
+ * The engine is stopping (e->stopping is set): no process is restarted
+ * any more, a waiting deploy is answered, a running one is cut short (its
+ * release recorded as interrupted), one already live finishes its
+ * retirement at once.  Every process gets TERM, then KILL after the stop
+ * timeout.  Called again at exit, where it changes nothing new.
+ */
 void apps_shutdown(struct engine *e)
 {
 	struct app *a;
-	struct proc *p;
+	long timeout = e->cfg->stop_timeout_ms;
 
 	for (a = e->apps; a; a = a->next) {
-		if (a->deploy && a->deploy->run)
-			for (p = a->deploy->run->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
-		if (a->live)
-			for (p = a->live->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
-		if (a->deploy && a->deploy->old && a->deploy->old != a->live)
-			for (p = a->deploy->old->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
+		struct deploy *d = a->deploy;
+
+		if (a->waiting) {
+			struct deploy *w = a->waiting;
+
+			a->waiting = NULL;
+			if (w->c)
+				client_error(w->c, "the engine is stopping: the deploy of '%s' did not start",
+					     a->name);
+			deploy_free(w);
+		}
+		if (!a->shutdown_said && (a->live || d)) {
+			a->shutdown_said = 1;
+			logger_linef(a->log, "berth", "stopping with the engine");
+		}
+		loop_del_timer(e->loop, a->retry_timer);
+		a->retry_timer = 0;
+		if (d && d->step == STEP_DRAIN) {
+			loop_del_timer(e->loop, d->timer);
+			d->timer = 0;
+			on_drain_timer(e->loop, d);
+		} else if (d && d->step != STEP_RETIRE) {
+			deploy_fail(d, "the engine is stopping");
+		}
+		stop_run(a->live, timeout);
+		if (a->deploy) {
+			stop_run(a->deploy->run, timeout);
+			stop_run(a->deploy->old, timeout);
+		}
 	}
 }
 
@@ -1647,6 +1704,9 @@ void apps_free(struct engine *e)
 
 		e->apps = a->next;
 		if (d) {
+			if (d->c)
+				client_error(d->c, "the engine stopped before the deploy of '%s' ended",
+					     a->name);
 			if (d->run && d->run != a->live)
 				run_free(d->run);
 			if (d->old && d->old != a->live)
@@ -1658,26 +1718,22 @@ void apps_free(struct engine *e)
 		if (a->rm_client)
 			client_unref(a->rm_client);
 		run_free(a->live);
+		loop_del_timer(e->loop, a->retry_timer);
 		app_free(a);
 	}
 }
 
+/* 1 while any app process runs or a deploy is still ending. */
 int apps_any_running(struct engine *e)
 {
 	struct app *a;
 	struct proc *p;
 
 	for (a = e->apps; a; a = a->next) {
+		if (a->deploy)
+			return 1;
 		if (a->live)
 			for (p = a->live->procs; p; p = p->next)
-				if (p->pid > 0)
-					return 1;
-		if (a->deploy && a->deploy->run)
-			for (p = a->deploy->run->procs; p; p = p->next)
-				if (p->pid > 0)
-					return 1;
-		if (a->deploy && a->deploy->old && a->deploy->old != a->live)
-			for (p = a->deploy->old->procs; p; p = p->next)
 				if (p->pid > 0)
 					return 1;
 	}

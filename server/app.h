@@ -93,18 +93,23 @@ struct app {
 	struct logger *log;
 	struct client *rm_client;	/* rm waiting for processes */
 	int removing;
+	uint64_t retry_timer;	/* next try of a failed restore */
+	long retry_ms;		/* its back-off */
+	int shutdown_said;	/* "stopping with the engine" logged */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
 int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
 
-/* Stop every process of every app (engine shutdown): TERM, then KILL. */
+/* The engine is stopping: deploys end (interrupted, or live ones retire
+ * the old release at once), waiting ones are answered, every process gets
+ * TERM, then KILL after the stop timeout; nothing restarts any more. */
 void apps_shutdown(struct engine *e);
 /* Free every app and what it holds (engine exit, after apps_shutdown()):
  * processes still running are killed. */
 void apps_free(struct engine *e);
-/* 1 while any app process is still running. */
+/* 1 while any app process is still running or a deploy is ending. */
 int apps_any_running(struct engine *e);
 /* Kill processes left over by an earlier engine (cwd under ROOT/run). */
 void apps_kill_leftovers(struct engine *e);

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -33,9 +34,11 @@
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
 #define SHUTDOWN_GRACE_MS 10000
+#define CLIENT_FINISH_MS 2000	/* at exit, for queued answers to go out */
 
 struct client {
 	struct engine *e;
+	struct client *prev, *next;	/* e->clients */
 	int fd;
 	int refs;
 	int gone;		/* peer hung up or connection closed */
@@ -87,6 +90,12 @@ void client_unref(struct client *c)
 		loop_del_fd(c->e->loop, c->fd);
 		close(c->fd);
 	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->e->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	buf_release(&c->in);
 	buf_release(&c->out);
 	free(c);
@@ -236,6 +245,49 @@ static void client_close(struct client *c)
 	client_unref(c);	/* the connection's own reference */
 }
 
+/*
+ * Engine exit: what is queued for clients (the last lines and "ok" of
+ * followers, answers to deploys cut short) still goes out, for at most
+ * timeout_ms in all; then every connection is closed.
+ */
+static void clients_finish(struct engine *e, long timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	struct client *c, *next;
+	struct pollfd pfd;
+
+	for (c = e->clients; c; c = c->next) {
+		while (c->fd >= 0 && c->out.len && now_ms() < deadline) {
+			ssize_t n;
+
+			pfd.fd = c->fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+				break;
+			n = write(c->fd, c->out.data, c->out.len);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				break;
+			buf_consume(&c->out, (size_t)n);
+		}
+	}
+	for (c = e->clients; c; c = next) {
+		next = c->next;
+		c->refs = 1;	/* whoever held it is gone by now */
+		c->on_close = NULL;
+		if (!c->gone) {
+			c->gone = 1;
+			if (c->fd >= 0) {
+				loop_del_fd(e->loop, c->fd);
+				close(c->fd);
+				c->fd = -1;
+			}
+		}
+		client_unref(c);
+	}
+}
+
 static void client_dispatch(struct client *c, size_t linelen)
 {
 	struct strv argv = STRV_INIT;
@@ -306,7 +358,12 @@ static void on_control(struct loop *l, int fd, unsigned events, void *arg)
 	if (loop_add_fd(l, cfd, LOOP_READ, on_client, c) < 0) {
 		close(cfd);
 		free(c);
+		return;
 	}
+	c->next = e->clients;
+	if (c->next)
+		c->next->prev = c;
+	e->clients = c;
 }
 
 static int control_listen(struct engine *e)
@@ -703,6 +760,7 @@ out:
 		postgres_free(e.pg);
 	}
 	apps_free(&e);
+	clients_finish(&e, CLIENT_FINISH_MS);
 	health_shutdown();
 	if (e.file_cfg.root)
 		config_release(&e.file_cfg);

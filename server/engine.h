@@ -34,6 +34,7 @@ struct engine {
 	struct postgres *pg;
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */
+	struct client *clients;		/* open control connections */
 	char *self_exe;
 	int ctl_fd;
 	int sig_fd;
