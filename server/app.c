@@ -26,6 +26,7 @@
 #include "nginx.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "release.h"
 #include "spawn.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -80,6 +81,11 @@ struct deploy {
 	struct strv scale_changes;	/* "type=N" asked for by scale */
 	struct strv scale;	/* what this deploy runs: a->scale + changes;
 				 * a->scale takes it once the release is live */
+	struct strv env_changes;	/* config set/unset asked for */
+	int from_live;		/* DEPLOY_NEW of the bundle live at start */
+	int env_changed;	/* run->env differs from a->env: a->env takes
+				 * it once the release is live */
+	char *config_change;	/* "+KEY -KEY" against the release before */
 };
 
 static void deploy_next(struct app *a);
@@ -123,6 +129,14 @@ static void strv_env_unset(struct strv *sv, const char *key)
 	free(sv->v[i]);
 	memmove(&sv->v[i], &sv->v[i + 1], (sv->n - (size_t)i) * sizeof(char *));
 	sv->n--;
+}
+
+static void strv_copy(struct strv *to, const struct strv *from)
+{
+	size_t i;
+
+	for (i = 0; i < from->n; i++)
+		strv_push(to, from->v[i]);
 }
 
 struct app *app_find(struct engine *e, const char *name)
@@ -201,20 +215,12 @@ static int app_save(struct app *a)
 
 static int env_save(struct app *a)
 {
-	struct buf b = BUF_INIT;
 	char *path = xasprintf("%s/env", a->dir);
-	size_t i;
-	int ret;
+	int ret = env_file_write(path, &a->env);
 
-	for (i = 0; i < a->env.n; i++)
-		buf_addf(&b, "%s\n", a->env.v[i]);
-	ret = write_file_atomic(path, b.data ? b.data : "", b.len, 0600);
-	buf_release(&b);
 	free(path);
 	return ret;
 }
-
-static size_t list_releases(const struct app *a, int **out);
 
 static void app_set_note(struct app *a, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -243,7 +249,7 @@ static void app_load_state(struct app *a)
 {
 	struct buf b = BUF_INIT;
 	struct appstate st;
-	char *path = xasprintf("%s/state", a->dir), *line, *save = NULL;
+	char *path = xasprintf("%s/state", a->dir);
 	int *nums = NULL;
 	size_t i, n;
 
@@ -277,95 +283,15 @@ static void app_load_state(struct app *a)
 	if (a->unusable)
 		log_warnx("app '%s': %s", a->name, a->note);
 	/* Numbers are never handed out twice, whatever the file said. */
-	n = list_releases(a, &nums);
+	n = release_list(a->dir, &nums);
 	if (n && nums[n - 1] > a->next_release)
 		a->next_release = nums[n - 1];
 	free(nums);
 	free(path);
 	path = xasprintf("%s/env", a->dir);
-	if (read_file(&b, path, 1 << 20) == 0) {
-		save = NULL;
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			if (strchr(line, '='))
-				strv_push(&a->env, line);
-	}
-	buf_release(&b);
+	if (env_file_read(path, &a->env) < 0)
+		log_warnx("app '%s': %s", a->name, error_last());
 	free(path);
-}
-
-static char *release_dir(const struct app *a, int n)
-{
-	return xasprintf("%s/releases/%d", a->dir, n);
-}
-
-/* Release metadata: "key value" lines in releases/N/meta. */
-static void meta_write(struct app *a, int n, const char *status,
-		       const struct deploy *d, const struct manifest *m)
-{
-	char *dir = release_dir(a, n), *path = xasprintf("%s/meta", dir);
-	struct buf old = BUF_INIT, b = BUF_INIT;
-	char stamp[32];
-	size_t i;
-
-	if (!d) {
-		/* status change only: rewrite the status line */
-		if (read_file(&old, path, 1 << 16) == 0) {
-			char *line, *save = NULL;
-
-			for (line = strtok_r(old.data, "\n", &save); line;
-			     line = strtok_r(NULL, "\n", &save))
-				if (strncmp(line, "status ", 7))
-					buf_addf(&b, "%s\n", line);
-		}
-		buf_addf(&b, "status %s\n", status);
-	} else {
-		time_iso(stamp, sizeof(stamp), time(NULL));
-		buf_addf(&b, "number %d\ntime %s\nsource %s\n", n, stamp,
-			 d->source ? d->source : "cli");
-		if (d->commit)
-			buf_addf(&b, "commit %s\n", d->commit);
-		if (d->pusher)
-			buf_addf(&b, "pusher %s\n", d->pusher);
-		if (d->buildpack)
-			buf_addf(&b, "buildpack %s\n", d->buildpack);
-		if (d->from_release)
-			buf_addf(&b, "from %d\n", d->from_release);
-		if (m) {
-			buf_addstr(&b, "processes");
-			for (i = 0; i < m->nprocs; i++)
-				buf_addf(&b, " %s", m->procs[i].type);
-			buf_addstr(&b, "\n");
-		}
-		buf_addf(&b, "status %s\n", status);
-	}
-	if (write_file_atomic(path, b.data, b.len, 0640) < 0)
-		log_warnx("%s", error_last());
-	buf_release(&old);
-	buf_release(&b);
-	free(path);
-	free(dir);
-}
-
-static char *meta_get(const struct app *a, int n, const char *key)
-{
-	char *dir = release_dir(a, n), *path = xasprintf("%s/meta", dir);
-	struct buf b = BUF_INIT;
-	char *line, *save = NULL, *val = NULL;
-	size_t k = strlen(key);
-
-	if (read_file(&b, path, 1 << 16) == 0) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			if (!strncmp(line, key, k) && line[k] == ' ') {
-				free(val);
-				val = xstrdup(line + k + 1);
-			}
-	}
-	buf_release(&b);
-	free(path);
-	free(dir);
-	return val;
 }
 
 /* ---------- app objects ---------- */
@@ -441,11 +367,11 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
-	for (i = 0; i < a->env.n; i++) {
-		eq = strchr(a->env.v[i], '=');
+	for (i = 0; i < r->env.n; i++) {
+		eq = strchr(r->env.v[i], '=');
 		if (eq) {
-			char *k = xstrndup(a->env.v[i],
-					   (size_t)(eq - a->env.v[i]));
+			char *k = xstrndup(r->env.v[i],
+					   (size_t)(eq - r->env.v[i]));
 
 			strv_env_set(env, k, eq + 1);
 			free(k);
@@ -531,6 +457,7 @@ static void run_free(struct run *r)
 		proc_free(p);
 	}
 	manifest_release(&r->m);
+	strv_release(&r->env);
 	free(r->dir);
 	free(r);
 }
@@ -688,6 +615,8 @@ static void deploy_free(struct deploy *d)
 	free(d->error);
 	strv_release(&d->scale_changes);
 	strv_release(&d->scale);
+	strv_release(&d->env_changes);
+	free(d->config_change);
 	free(d);
 }
 
@@ -733,15 +662,12 @@ static void fail_cleanup(void *arg)
 		free(ps);
 	}
 	if (d->kind == DEPLOY_NEW && d->number) {
-		char *rdir = release_dir(a, d->number);
-		char *bundle = xasprintf("%s/bundle.tar.gz", rdir);
-
 		/* Keep the record (releases lists it), not the bundle. */
-		unlink(bundle);
-		meta_write(a, d->number, stopping ? "interrupted" : "failed",
-			   NULL, NULL);
-		free(bundle);
-		free(rdir);
+		release_drop_bundle(a->dir, d->number);
+		if (release_set_status(a->dir, d->number,
+				       stopping ? "interrupted" : "failed") < 0)
+			log_warnx("%s", error_last());
+		release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	}
 	if (stopping) {
 		/* Cut short, not failed: the app is as it was. */
@@ -811,30 +737,6 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	free(ps);
 }
 
-static size_t list_releases(const struct app *a, int **out);
-
-/* Keep the newest cfg->keep_releases releases; never the live one. */
-static void prune_releases(struct app *a)
-{
-	int *nums;
-	size_t n = list_releases(a, &nums), i;
-	size_t extra = n > (size_t)a->eng->cfg->keep_releases ?
-		n - (size_t)a->eng->cfg->keep_releases : 0;
-
-	for (i = 0; i < n && extra > 0; i++) {
-		char *dir;
-
-		if (nums[i] == a->release)
-			continue;
-		dir = release_dir(a, nums[i]);
-		if (rm_rf(dir) < 0)
-			log_warnx("%s", error_last());
-		free(dir);
-		extra--;
-	}
-	free(nums);
-}
-
 static void retire_done(void *arg)
 {
 	struct deploy *d = arg;
@@ -848,7 +750,7 @@ static void retire_done(void *arg)
 		run_free(d->old);
 		d->old = NULL;
 	}
-	prune_releases(a);
+	release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	deploy_finish(d, 1);
@@ -891,13 +793,61 @@ static int swap_static(struct deploy *d)
  * names the new release and its scale.  If it cannot be written, memory
  * stays as it was too, and the deploy fails with the old release serving.
  */
+/*
+ * A deploy that changes the config (config set/unset, rollback) replaces
+ * ROOT/apps/NAME/env; the old file stays linked as env.prev until the
+ * state is written too, so either both change or neither: a rename back
+ * needs no disk space.
+ */
+static int env_commit(struct app *a, const struct strv *env, char **prev)
+{
+	char *path = xasprintf("%s/env", a->dir);
+	int ret = -1;
+
+	*prev = xasprintf("%s/env.prev", a->dir);
+	unlink(*prev);
+	if (path_exists(path) && link(path, *prev) < 0) {
+		error_setsys("cannot keep '%s'", path);
+		goto out;
+	}
+	if (env_file_write(path, env) < 0) {
+		unlink(*prev);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		FREE_AND_NULL(*prev);
+	free(path);
+	return ret;
+}
+
+static void env_commit_undo(struct app *a, char *prev)
+{
+	char *path = xasprintf("%s/env", a->dir);
+
+	if (path_exists(prev) ? rename(prev, path) < 0 : unlink(path) < 0)
+		log_warn("app '%s': cannot put back '%s'", a->name, path);
+	free(path);
+}
+
+/*
+ * The one point where a deploy becomes the app's truth: the state file
+ * names the new release and its scale (and the app's env file its config,
+ * if that changed).  If they cannot be written, memory and disk stay as
+ * they were, and the deploy fails with the old release serving.
+ */
 static int commit_live(struct deploy *d)
 {
 	struct app *a = d->a;
 	struct strv old_scale = a->scale;
-	char *old_result = a->last_result, *old_note = a->note;
+	char *old_result = a->last_result, *old_note = a->note, *prev = NULL;
 	int old_release = a->release, old_unusable = a->unusable;
+	int env_changed = d->kind == DEPLOY_NEW &&
+		!env_equal(&d->run->env, &a->env);
 
+	if (env_changed && env_commit(a, &d->run->env, &prev) < 0)
+		return -1;
 	a->release = d->number;
 	a->scale = d->scale;
 	a->last_result = xstrdup("ok");
@@ -910,7 +860,18 @@ static int commit_live(struct deploy *d)
 		a->unusable = old_unusable;
 		a->scale = old_scale;
 		a->release = old_release;
+		if (prev)
+			env_commit_undo(a, prev);
+		free(prev);
 		return -1;
+	}
+	if (prev) {
+		unlink(prev);
+		free(prev);
+	}
+	if (env_changed) {
+		strv_release(&a->env);
+		strv_copy(&a->env, &d->run->env);
 	}
 	free(old_result);
 	free(old_note);
@@ -943,8 +904,9 @@ static void go_live(struct deploy *d)
 	if (d->old)
 		d->old->supervised = 0;
 	a->live = d->run;
-	if (d->kind == DEPLOY_NEW)
-		meta_write(a, d->number, "deployed", NULL, NULL);
+	if (d->kind == DEPLOY_NEW &&
+	    release_set_status(a->dir, d->number, "deployed") < 0)
+		log_warnx("%s", error_last());
 	d->run = NULL;
 	d->step = STEP_DRAIN;
 	drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
@@ -1308,6 +1270,29 @@ static int ensure_slots(struct deploy *d, size_t web)
 	return 0;
 }
 
+/* The release's meta file, "deploying" until it is live or failed. */
+static int record_release(struct deploy *d)
+{
+	struct release_info ri;
+	struct strv types = STRV_INIT;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < d->run->m.nprocs; i++)
+		strv_push(&types, d->run->m.procs[i].type);
+	memset(&ri, 0, sizeof(ri));
+	ri.source = d->source;
+	ri.commit = d->commit;
+	ri.pusher = d->pusher;
+	ri.buildpack = d->buildpack;
+	ri.from = d->from_release;
+	ri.config = d->config_change;
+	ri.types = types.n ? types.v : (char *const[]){ NULL };
+	ret = release_meta_write(d->a->dir, d->number, &ri, "deploying");
+	strv_release(&types);
+	return ret;
+}
+
 static void prepare(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -1318,10 +1303,17 @@ static void prepare(struct deploy *d)
 	char *static_link = NULL, *why = NULL;
 
 	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
-	if (d->kind == DEPLOY_NEW)
-		meta_write(a, d->number, "deploying", d, &r->m);
+	if (d->kind == DEPLOY_NEW && record_release(d) < 0) {
+		deploy_fail(d, "cannot record release %d: %s", d->number,
+			    error_last());
+		return;
+	}
 	/* A database for apps that ask, kept in the config vars. */
-	if (r->m.postgres && !strv_env_get(&a->env, "DATABASE_URL")) {
+	if (r->m.postgres && !strv_env_get(&r->env, "DATABASE_URL") &&
+	    strv_env_get(&a->env, "DATABASE_URL")) {
+		strv_env_set(&r->env, "DATABASE_URL",
+			     strv_env_get(&a->env, "DATABASE_URL"));
+	} else if (r->m.postgres && !strv_env_get(&r->env, "DATABASE_URL")) {
 		char *url = NULL;
 
 		if (!d->e->pg) {
@@ -1334,12 +1326,21 @@ static void prepare(struct deploy *d)
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
+		/* The database exists now, whatever becomes of the deploy:
+		 * the app's config keeps its URL at once. */
 		strv_env_set(&a->env, "DATABASE_URL", url);
+		strv_env_set(&r->env, "DATABASE_URL", url);
 		free(url);
 		if (env_save(a) < 0) {
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
+	}
+	if (d->kind == DEPLOY_NEW &&
+	    release_env_write(a->dir, d->number, &r->env) < 0) {
+		deploy_fail(d, "cannot record the config of release %d: %s",
+			    d->number, error_last());
+		return;
 	}
 	if (ensure_slots(d, d->web_count) < 0) {
 		why = xstrdup(error_last());
@@ -1423,10 +1424,59 @@ static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 	return nftw(dir, chown_one, 32, FTW_PHYS) == 0 ? 0 : -1;
 }
 
+/* The config a deploy's release runs with: its own for a restart or a
+ * restore, release N's for a rollback to N, else the app's with the
+ * changes asked for. */
+static int deploy_env(struct deploy *d, struct strv *env)
+{
+	struct app *a = d->a;
+	int from = d->kind != DEPLOY_NEW ? a->release :
+		d->from_live ? 0 : d->from_release;
+	size_t i;
+	int r = from ? release_env_read(a->dir, from, env) : ERR_NOTFOUND;
+
+	if (r == ERR_NOTFOUND)	/* none, or kept before berth kept them */
+		strv_copy(env, &a->env);
+	else if (r < 0)
+		return -1;
+	for (i = 0; i < d->env_changes.n; i++) {
+		const char *c = d->env_changes.v[i], *eq = strchr(c, '=');
+
+		if (eq) {
+			char *k = xstrndup(c, (size_t)(eq - c));
+
+			strv_env_set(env, k, eq + 1);
+			free(k);
+		} else {
+			strv_env_unset(env, c);
+		}
+	}
+	return 0;
+}
+
+/* What the deploy changes in the config, against what runs now. */
+static void deploy_config_change(struct deploy *d, const struct strv *env)
+{
+	struct app *a = d->a;
+	struct strv before = STRV_INIT;
+	struct buf b = BUF_INIT;
+
+	if (a->live)
+		strv_copy(&before, &a->live->env);
+	else if (a->release &&
+		 release_env_read(a->dir, a->release, &before) == ERR_NOTFOUND)
+		strv_copy(&before, &a->env);
+	release_config_change(&b, &before, env);
+	d->config_change = b.len ? buf_detach(&b) : NULL;
+	buf_release(&b);
+	strv_release(&before);
+}
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
 	char *bundle = NULL, *rdir = NULL;
+	struct strv env = STRV_INIT;
 	int pfd[2] = { -1, -1 };
 	pid_t pid;
 	size_t i;
@@ -1437,18 +1487,35 @@ static void deploy_start(struct deploy *d)
 	for (i = 0; i < a->scale.n; i++)
 		strv_push(&d->scale, a->scale.v[i]);
 	scale_merge(&d->scale, &d->scale_changes);
+	if (d->from_live) {
+		d->from_release = a->release;
+		if (!a->release) {
+			deploy_fail(d, "'%s' has no release to change", a->name);
+			goto out;
+		}
+		free(d->buildpack);
+		free(d->commit);
+		d->buildpack = release_meta_get(a->dir, a->release, "buildpack");
+		d->commit = release_meta_get(a->dir, a->release, "commit");
+	}
+	if (deploy_env(d, &env) < 0) {
+		deploy_fail(d, "%s", error_last());
+		goto out;
+	}
 	if (d->kind == DEPLOY_NEW) {
 		int n = a->next_release + 1;
 
-		rdir = release_dir(a, n);
-		bundle = xasprintf("%s/bundle.tar.gz", rdir);
+		d->env_changed = !env_equal(&env, &a->env);
+		deploy_config_change(d, &env);
+		rdir = release_path(a->dir, n, NULL);
+		bundle = release_path(a->dir, n, "bundle.tar.gz");
 		if (mkdir_p(rdir, 0750) < 0) {
 			deploy_fail(d, "%s", error_last());
 			goto out;
 		}
 		if (d->from_release) {
-			char *from = xasprintf("%s/releases/%d/bundle.tar.gz",
-					       a->dir, d->from_release);
+			char *from = release_path(a->dir, d->from_release,
+						  "bundle.tar.gz");
 
 			if (link(from, bundle) < 0 && copy_file(from, bundle, 0640) < 0) {
 				free(from);
@@ -1463,14 +1530,15 @@ static void deploy_start(struct deploy *d)
 			deploy_fail(d, "%s", error_last());
 			goto out;
 		}
+		/* Written to state with the next deploy that goes live; after
+		 * a crash, apps_load() counts the folders. */
 		a->next_release = n;
 		d->number = n;
-		app_save(a);
 		say(d, "-----> Deploying release %d of %s", n, a->name);
 	} else {
 		d->number = a->release;
-		rdir = release_dir(a, a->release);
-		bundle = xasprintf("%s/bundle.tar.gz", rdir);
+		rdir = release_path(a->dir, a->release, NULL);
+		bundle = release_path(a->dir, a->release, "bundle.tar.gz");
 		say(d, "-----> %s release %d of %s",
 		    d->kind == DEPLOY_RESTORE ? "Restoring" : "Restarting",
 		    d->number, a->name);
@@ -1479,6 +1547,8 @@ static void deploy_start(struct deploy *d)
 	d->run->app = a;
 	d->run->number = d->number;
 	d->run->deploy = d;
+	d->run->env = env;
+	memset(&env, 0, sizeof(env));
 	manifest_init(&d->run->m);
 	d->run->dir = engine_path(d->e, "run/%s-%d-%lld-%u", a->name, d->number,
 				  (long long)time(NULL), ++seq);
@@ -1514,6 +1584,7 @@ static void deploy_start(struct deploy *d)
 	loop_add_fd(d->e->loop, pfd[0], LOOP_READ, on_helper_output, d);
 	reaper_watch(pid, on_unpack_exit, d);
 out:
+	strv_release(&env);
 	free(bundle);
 	free(rdir);
 }
@@ -1535,6 +1606,7 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 	struct app *a;
 	struct deploy *d;
 	int created = 0;
+	size_t i;
 
 	if (!app_name_valid(name)) {
 		if (c)
@@ -1590,8 +1662,12 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		d->buildpack = o->buildpack ? xstrdup(o->buildpack) : NULL;
 		d->source = o->source ? xstrdup(o->source) : NULL;
 		d->from_release = o->from_release;
+		d->from_live = o->from_live;
 		if (o->scale)
 			scale_merge(&d->scale_changes, o->scale);
+		if (o->env_changes)
+			for (i = 0; i < o->env_changes->n; i++)
+				strv_push(&d->env_changes, o->env_changes->v[i]);
 	}
 	if (a->waiting) {
 		struct deploy *old = a->waiting;
@@ -1946,13 +2022,26 @@ void app_cmd_stop(struct app *a, struct client *c)
 
 void app_cmd_start(struct app *a, struct client *c)
 {
+	struct strv renv = STRV_INIT;
+	struct deploy_opts o;
+
 	if (!a->release) {
 		client_error(c, "'%s' has no release yet", a->name);
 		return;
 	}
 	a->stopped = 0;
 	app_save(a);
-	app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	/* Config set while it was stopped makes a new release. */
+	if (release_env_read(a->dir, a->release, &renv) == 0 &&
+	    !env_equal(&renv, &a->env)) {
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	} else {
+		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	}
+	strv_release(&renv);
 }
 
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
@@ -2082,12 +2171,67 @@ void app_cmd_rm(struct app *a, int drop_db, struct client *c)
 	free(ps);
 }
 
+/* Apply "KEY=VALUE" sets and "KEY" unsets to env. */
+static void env_apply(struct strv *env, const struct strv *changes)
+{
+	size_t i;
+
+	for (i = 0; i < changes->n; i++) {
+		const char *ch = changes->v[i], *eq = strchr(ch, '=');
+
+		if (eq) {
+			char *k = xstrndup(ch, (size_t)(eq - ch));
+
+			strv_env_set(env, k, eq + 1);
+			free(k);
+		} else {
+			strv_env_unset(env, ch);
+		}
+	}
+}
+
+/* Check "set K=V..." or "unset K..." words into changes; -1 after
+ * answering c. */
+static int config_changes(struct strv *changes, int set, int argc,
+			  char **argv, struct client *c)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		char *eq = set ? strchr(argv[i], '=') : NULL, *k;
+		const char *v;
+
+		if (set && !eq) {
+			client_error(c, "config set: expected KEY=VALUE, got '%s'",
+				     argv[i]);
+			return -1;
+		}
+		k = set ? xstrndup(argv[i], (size_t)(eq - argv[i])) :
+			xstrdup(argv[i]);
+		if (!env_key_valid(k)) {
+			client_error(c, "invalid config var name '%s'", k);
+			free(k);
+			return -1;
+		}
+		for (v = set ? eq + 1 : ""; *v; v++)
+			if ((unsigned char)*v < 0x20 && *v != '\t') {
+				client_error(c, "the value of '%s' holds a control character",
+					     k);
+				free(k);
+				return -1;
+			}
+		free(k);
+		strv_push(changes, argv[i]);
+	}
+	return 0;
+}
+
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 {
-	struct strv env = STRV_INIT;
-	int i;
+	struct strv changes = STRV_INIT, env = STRV_INIT;
 	size_t j;
 	struct deploy_opts o;
+	char *path = NULL;
 
 	if (argc == 0) {
 		for (j = 0; j < a->env.n; j++)
@@ -2115,128 +2259,78 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		client_error(c, "usage: config NAME [set K=V... | unset K... | get K]");
 		return;
 	}
-	for (j = 0; j < a->env.n; j++)
-		strv_push(&env, a->env.v[j]);
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[0], "set")) {
-			char *eq = strchr(argv[i], '='), *k;
-			const char *v;
-
-			if (!eq) {
-				client_error(c, "config set: expected KEY=VALUE, got '%s'",
-					     argv[i]);
-				goto out;
-			}
-			k = xstrndup(argv[i], (size_t)(eq - argv[i]));
-			if (!env_key_valid(k)) {
-				client_error(c, "invalid config var name '%s'", k);
-				free(k);
-				goto out;
-			}
-			for (v = eq + 1; *v; v++)
-				if ((unsigned char)*v < 0x20 && *v != '\t') {
-					client_error(c, "the value of '%s' holds a control character",
-						     k);
-					free(k);
-					goto out;
-				}
-			strv_env_set(&env, k, eq + 1);
-			free(k);
-		} else {
-			if (!env_key_valid(argv[i])) {
-				client_error(c, "invalid config var name '%s'", argv[i]);
-				goto out;
-			}
-			strv_env_unset(&env, argv[i]);
-		}
+	if (config_changes(&changes, !strcmp(argv[0], "set"), argc - 1,
+			   argv + 1, c) < 0)
+		goto out;
+	if (a->live && !a->stopped) {
+		/*
+		 * A config change is a new release of the same bundle.  The
+		 * app's config changes only if it goes live: until then (and
+		 * if it fails) a->env and ROOT/apps/NAME/env are as they were.
+		 */
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		o.env_changes = &changes;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+		goto out;
+	}
+	/* Nothing runs: the config is what the next release will get. */
+	strv_copy(&env, &a->env);
+	env_apply(&env, &changes);
+	path = xasprintf("%s/env", a->dir);
+	if (env_file_write(path, &env) < 0) {
+		client_error(c, "cannot save the config of '%s': %s", a->name,
+			     error_last());
+		goto out;
 	}
 	strv_release(&a->env);
 	a->env = env;
 	memset(&env, 0, sizeof(env));
-	if (env_save(a) < 0) {
-		client_error(c, "%s", error_last());
-		goto out;
-	}
-	if (!a->live || a->stopped) {
-		client_data(c, "-----> Config of %s saved; it applies at the next start",
-			    a->name);
-		client_ok(c);
-		goto out;
-	}
-	/* A config change is a new release of the same bundle. */
-	memset(&o, 0, sizeof(o));
-	o.source = "config";
-	o.from_release = a->release;
-	{
-		char *bp = meta_get(a, a->release, "buildpack");
-		char *commit = meta_get(a, a->release, "commit");
-
-		o.buildpack = bp;
-		o.commit = commit;
-		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
-		free(bp);
-		free(commit);
-	}
+	client_data(c, "-----> Config of %s saved; it applies at the next %s",
+		    a->name, a->release ? "start" : "deploy");
+	client_ok(c);
 out:
+	free(path);
+	strv_release(&changes);
 	strv_release(&env);
-}
-
-static int cmp_int(const void *x, const void *y)
-{
-	return *(const int *)x - *(const int *)y;
-}
-
-static size_t list_releases(const struct app *a, int **out)
-{
-	char *dir = xasprintf("%s/releases", a->dir);
-	DIR *dh = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-
-	*out = NULL;
-	if (dh) {
-		while ((de = readdir(dh))) {
-			long v = parse_long(de->d_name, 1L << 30);
-
-			if (v <= 0)
-				continue;
-			*out = xrealloc(*out, (n + 1) * sizeof(int));
-			(*out)[n++] = (int)v;
-		}
-		closedir(dh);
-	}
-	free(dir);
-	if (n)
-		qsort(*out, n, sizeof(int), cmp_int);
-	return n;
 }
 
 void app_cmd_releases(struct app *a, struct client *c)
 {
 	int *nums;
-	size_t n = list_releases(a, &nums), i;
+	size_t n = release_list(a->dir, &nums), i;
 
-	client_data(c, "%-8s %-9s %-12s %-21s %-10s %s", "RELEASE", "STATUS",
+	client_data(c, "%-8s %-11s %-12s %-21s %-10s %s", "RELEASE", "STATUS",
 		    "COMMIT", "TIME", "BUILDPACK", "SOURCE");
 	for (i = n; i-- > 0;) {
-		char *st = meta_get(a, nums[i], "status");
-		char *commit = meta_get(a, nums[i], "commit");
-		char *t = meta_get(a, nums[i], "time");
-		char *bp = meta_get(a, nums[i], "buildpack");
-		char *src = meta_get(a, nums[i], "source");
+		char *st = release_meta_get(a->dir, nums[i], "status");
+		char *commit = release_meta_get(a->dir, nums[i], "commit");
+		char *t = release_meta_get(a->dir, nums[i], "time");
+		char *bp = release_meta_get(a->dir, nums[i], "buildpack");
+		char *src = release_meta_get(a->dir, nums[i], "source");
+		char *conf = release_meta_get(a->dir, nums[i], "config");
 		char rel[16];
 
 		snprintf(rel, sizeof(rel), "v%d%s", nums[i],
 			 nums[i] == a->release ? "*" : "");
-		client_data(c, "%-8s %-9s %-12.10s %-21s %-10s %s", rel,
-			    nums[i] == a->release ? "live" : (st ? st : "?"),
-			    commit ? commit : "-", t ? t : "-", bp ? bp : "-",
-			    src ? src : "-");
+		if (conf)
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %-9s config: %s",
+				    rel, nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-",
+				    conf);
+		else
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %s", rel,
+				    nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-");
 		free(st);
 		free(commit);
 		free(t);
 		free(bp);
 		free(src);
+		free(conf);
 	}
 	free(nums);
 	client_ok(c);
@@ -2245,24 +2339,19 @@ void app_cmd_releases(struct app *a, struct client *c)
 void app_cmd_rollback(struct app *a, int number, struct client *c)
 {
 	int *nums;
-	size_t n = list_releases(a, &nums), i;
+	size_t n = release_list(a->dir, &nums), i;
 	struct deploy_opts o;
 	char *bundle = NULL, *bp, *commit;
 
 	if (number == 0) {
-		/* The newest deployed release before the live one. */
+		/* The newest release before the live one that went live. */
 		for (i = n; i-- > 0;) {
-			char *st;
-
 			if (nums[i] >= a->release)
 				continue;
-			st = meta_get(a, nums[i], "status");
-			if (st && (!strcmp(st, "deployed") || !strcmp(st, "retired"))) {
+			if (release_went_live(a->dir, nums[i])) {
 				number = nums[i];
-				free(st);
 				break;
 			}
-			free(st);
 		}
 		if (!number) {
 			client_error(c, "'%s' has no earlier release to roll back to",
@@ -2270,16 +2359,25 @@ void app_cmd_rollback(struct app *a, int number, struct client *c)
 			goto out;
 		}
 	}
-	bundle = xasprintf("%s/releases/%d/bundle.tar.gz", a->dir, number);
+	bundle = release_path(a->dir, number, "bundle.tar.gz");
 	if (!path_exists(bundle)) {
-		client_error(c, "release %d of '%s' does not exist", number, a->name);
+		char *dir = release_path(a->dir, number, NULL);
+
+		if (path_exists(dir))
+			client_error(c, "release %d of '%s' never went live: nothing to roll back to",
+				     number, a->name);
+		else
+			client_error(c, "release %d of '%s' does not exist",
+				     number, a->name);
+		free(dir);
 		goto out;
 	}
+	/* Its code and its config: a release is both. */
 	memset(&o, 0, sizeof(o));
 	o.source = "rollback";
 	o.from_release = number;
-	bp = meta_get(a, number, "buildpack");
-	commit = meta_get(a, number, "commit");
+	bp = release_meta_get(a->dir, number, "buildpack");
+	commit = release_meta_get(a->dir, number, "commit");
 	o.buildpack = bp;
 	o.commit = commit;
 	client_data(c, "-----> Rolling back %s to release %d", a->name, number);

@@ -66,6 +66,7 @@ struct run {
 	int number;
 	char *dir;
 	struct manifest m;
+	struct strv env;	/* the config vars it runs with (the release's) */
 	struct proc *procs;
 	int supervised;		/* restart crashed processes */
 	struct deploy *deploy;	/* the deploy starting it, if any */
@@ -80,7 +81,9 @@ struct app {
 	int next_release;	/* last number handed out */
 	int stopped;		/* stopped by the user */
 	struct strv scale;	/* "type=N" overrides */
-	struct strv env;	/* config vars KEY=VALUE */
+	struct strv env;	/* config vars KEY=VALUE: the live release's,
+				 * or, set on a stopped app, the config of
+				 * the next one; ROOT/apps/NAME/env */
 	int *slots;		/* 2 ports per web process */
 	size_t nslots;
 	char *last_result;	/* "ok" or "failed" */
@@ -127,7 +130,13 @@ struct deploy_opts {
 	const char *pusher;
 	const char *buildpack;
 	const char *source;	/* "cli", "push", "incoming", "rollback", "config" */
-	int from_release;	/* rollback/config: reuse this release's bundle */
+	int from_release;	/* rollback: reuse this release's bundle and
+				 * its config */
+	int from_live;		/* config: reuse the bundle live when the
+				 * deploy starts */
+	const struct strv *env_changes;	/* config: "KEY=VALUE" to set, "KEY"
+					 * to unset, onto the config of that
+					 * moment; kept once live */
 	const struct strv *scale;	/* "type=N" changes, applied (onto the
 					 * scale of that moment) when the deploy
 					 * starts and kept once it is live */
