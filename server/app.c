@@ -636,6 +636,44 @@ static void deploy_finish(struct deploy *d, int ok)
 	deploy_next(a);
 }
 
+static void on_restore_retry(struct loop *l, void *arg)
+{
+	struct app *a = arg;
+
+	a->retry_timer = 0;
+	if (a->live || a->stopped || a->removing || !a->release)
+		return;		/* someone acted meanwhile */
+	if (a->deploy || a->waiting) {
+		/* never supersede a deploy someone asked for */
+		a->retry_timer = loop_add_timer(l, 1000, on_restore_retry, a);
+		return;
+	}
+	app_deploy(a->eng, a->name, DEPLOY_RESTORE, NULL, NULL);
+}
+
+/* A restore at engine start failed: try again, as a crashed process
+ * would be, 1 s later, then 2, 4, ... up to a minute. */
+static void restore_retry_later(struct app *a)
+{
+	struct engine *e = a->eng;
+
+	a->retry_ms = a->retry_ms ? a->retry_ms * 2 : BACKOFF_MIN_MS;
+	if (a->retry_ms > BACKOFF_MAX_MS)
+		a->retry_ms = BACKOFF_MAX_MS;
+	loop_del_timer(e->loop, a->retry_timer);
+	a->retry_at = now_ms() + a->retry_ms;
+	a->retry_timer = loop_add_timer(e->loop, a->retry_ms, on_restore_retry, a);
+	logger_linef(a->log, "berth", "restoring release %d again in %ld ms",
+		     a->release, a->retry_ms);
+}
+
+static void restore_retry_cancel(struct app *a)
+{
+	loop_del_timer(a->eng->loop, a->retry_timer);
+	a->retry_timer = 0;
+	a->retry_ms = 0;
+}
+
 /* After a failure: new processes are gone; clean up and answer. */
 static void fail_cleanup(void *arg)
 {
@@ -681,6 +719,8 @@ static void fail_cleanup(void *arg)
 		     "deploy", d->error);
 	app_save(a);
 	logger_linef(a->log, "berth", "deploy failed: %s", d->error);
+	if (d->kind == DEPLOY_RESTORE && !a->live)
+		restore_retry_later(a);
 	if (d->created_app && !a->live && a->release == 0 && !a->waiting) {
 		char *repo = xasprintf("%s/repo.git", a->dir);
 
@@ -869,6 +909,7 @@ static int commit_live(struct deploy *d)
 		unlink(prev);
 		free(prev);
 	}
+	restore_retry_cancel(a);
 	if (env_changed) {
 		strv_release(&a->env);
 		strv_copy(&a->env, &d->run->env);
@@ -1700,10 +1741,20 @@ int apps_load(struct engine *e)
 		return 0;
 	}
 	while ((de = readdir(dh))) {
+		int n;
+
 		if (!app_name_valid(de->d_name))
 			continue;
 		a = app_new(e, de->d_name);
 		app_load_state(a);
+		/* Deploys an engine that died (kill -9) left half-way. */
+		n = release_mark_interrupted(a->dir, a->release);
+		if (n > 0) {
+			log_info("app '%s': %d deploy%s interrupted by the last engine's end",
+				 a->name, n, n == 1 ? "" : "s");
+			logger_linef(a->log, "berth", "%d deploy%s interrupted by the engine's end",
+				     n, n == 1 ? "" : "s");
+		}
 	}
 	closedir(dh);
 	free(dir);
@@ -1925,7 +1976,11 @@ void app_cmd_apps(struct engine *e, struct client *c)
 				buf_addf(&procs, "%s%s", procs.len ? " " : "",
 					 p->name);
 		snprintf(rel, sizeof(rel), a->release ? "v%d" : "-", a->release);
-		if (a->note && !a->deploy)
+		if (a->note && !a->deploy && a->retry_timer)
+			buf_addf(&procs, "%s(%s; next try in %lld s)",
+				 procs.len ? "  " : "-  ", a->note,
+				 (long long)((a->retry_at - now_ms() + 999) / 1000));
+		else if (a->note && !a->deploy)
 			buf_addf(&procs, "%s(%s)", procs.len ? "  " : "-  ",
 				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
@@ -2009,6 +2064,7 @@ void app_cmd_stop(struct app *a, struct client *c)
 	}
 	a->stopped = 1;
 	app_save(a);
+	restore_retry_cancel(a);
 	logger_linef(a->log, "berth", "stopping %s", a->name);
 	if (a->live)
 		a->live->supervised = 0;
@@ -2107,6 +2163,7 @@ static void app_remove_now(struct app *a)
 	struct engine *e = a->eng;
 	char *p;
 
+	restore_retry_cancel(a);
 	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
 		log_warnx("%s", error_last());
 	p = engine_path(e, "run/%s.static", a->name);

@@ -98,6 +98,7 @@ struct app {
 	int removing;
 	uint64_t retry_timer;	/* next try of a failed restore */
 	long retry_ms;		/* its back-off */
+	int64_t retry_at;	/* when (now_ms() clock) */
 	int shutdown_said;	/* "stopping with the engine" logged */
 };
 
