@@ -633,6 +633,15 @@ static void deploy_finish(struct deploy *d, int ok)
 	}
 	a->deploy = NULL;
 	deploy_free(d);
+	/* Its bundle left incoming/ meanwhile (not while the engine stops:
+	 * apps_shutdown() walks the list this would change). */
+	if (a->remove_after_deploy && !a->eng->stopping) {
+		a->remove_after_deploy = 0;
+		logger_linef(a->log, "berth", "its bundle left incoming/: removing %s",
+			     a->name);
+		app_cmd_rm(a, 0, NULL);
+		return;
+	}
 	deploy_next(a);
 }
 
@@ -713,6 +722,9 @@ static void fail_cleanup(void *arg)
 		deploy_finish(d, 0);
 		return;
 	}
+	if (d->source && !strcmp(d->source, "incoming"))
+		log_warnx("incoming: deploy of '%s' failed: %s", a->name,
+			  d->error);
 	free(a->last_result);
 	a->last_result = xstrdup("failed");
 	app_set_note(a, "%s failed: %s", d->kind == DEPLOY_RESTORE ? "restore" :
@@ -721,11 +733,13 @@ static void fail_cleanup(void *arg)
 	logger_linef(a->log, "berth", "deploy failed: %s", d->error);
 	if (d->kind == DEPLOY_RESTORE && !a->live)
 		restore_retry_later(a);
-	if (d->created_app && !a->live && a->release == 0 && !a->waiting) {
+	if (d->created_app && !a->live && a->release == 0 && !a->waiting &&
+	    !(d->source && !strcmp(d->source, "incoming"))) {
 		char *repo = xasprintf("%s/repo.git", a->dir);
 
 		/* A first deploy that failed leaves no app behind, unless a
-		 * push already stored its repository. */
+		 * push already stored its repository, or it came from
+		 * incoming/, where nobody else would see why. */
 		if (!path_exists(repo)) {
 			free(repo);
 			if (d->c)

@@ -100,6 +100,7 @@ struct app {
 	long retry_ms;		/* its back-off */
 	int64_t retry_at;	/* when (now_ms() clock) */
 	int shutdown_said;	/* "stopping with the engine" logged */
+	int remove_after_deploy;	/* its incoming/ bundle was deleted */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */

@@ -407,6 +407,8 @@ out:
 
 /* ---------- incoming folder ---------- */
 
+/* The app a file of incoming/ deploys: 0, ERR_INVALID for a bundle
+ * whose name is no app name (name holds it, cut to len), -1 otherwise. */
 static int incoming_name(const char *file, char *name, size_t len)
 {
 	size_t n = strlen(file), k = 0;
@@ -415,11 +417,10 @@ static int incoming_name(const char *file, char *name, size_t len)
 		k = n - 7;
 	else if (n > 6 && !strcmp(file + n - 6, ".keter"))
 		k = n - 6;
-	if (!k || k >= len)
+	if (!k)
 		return -1;
-	memcpy(name, file, k);
-	name[k] = '\0';
-	return app_name_valid(name) ? 0 : -1;
+	snprintf(name, len, "%.*s", (int)k, file);
+	return k < len && app_name_valid(name) ? 0 : ERR_INVALID;
 }
 
 static void incoming_deploy(struct engine *e, const char *file)
@@ -427,12 +428,24 @@ static void incoming_deploy(struct engine *e, const char *file)
 	char name[APP_NAME_MAX + 1];
 	char *path;
 	struct deploy_opts o;
+	struct app *a;
+	int r = incoming_name(file, name, sizeof(name));
 
-	if (incoming_name(file, name, sizeof(name)) < 0) {
+	if (r == ERR_INVALID) {
+		log_warnx("incoming: ignoring '%s': invalid app name '%s' (use a-z, 0-9 and '-', at most %d characters)",
+			  file, name, APP_NAME_MAX);
+		return;
+	}
+	if (r < 0) {
 		if (file[0] != '.')
 			log_warnx("incoming: ignoring '%s' (want NAME.tar.gz or NAME.keter)",
 				  file);
 		return;
+	}
+	a = app_find(e, name);
+	if (a && a->remove_after_deploy) {
+		log_info("incoming: '%s' is back: app '%s' stays", file, name);
+		a->remove_after_deploy = 0;
 	}
 	path = engine_path(e, "incoming/%s", file);
 	memset(&o, 0, sizeof(o));
@@ -466,7 +479,11 @@ static void on_incoming(struct loop *l, int fd, unsigned events, void *arg)
 			   incoming_name(ev->name, name, sizeof(name)) == 0) {
 			struct app *a = app_find(e, name);
 
-			if (a && !a->deploy) {
+			if (a && (a->deploy || a->waiting)) {
+				log_info("incoming: '%s' deleted: app '%s' goes once its deploy ends",
+					 ev->name, name);
+				a->remove_after_deploy = 1;
+			} else if (a) {
 				log_info("incoming: '%s' deleted, removing app '%s'",
 					 ev->name, name);
 				app_cmd_rm(a, 0, NULL);
