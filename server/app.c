@@ -34,6 +34,7 @@
 #define BACKOFF_RESET_AFTER_MS 30000
 #define CONFIRM_TIMEOUT_MS 10000
 #define FAIL_STOP_MS 3000
+#define PORT_HINT_MS 5000	/* a web process should listen by then */
 
 enum deploy_step {
 	STEP_WAITING,
@@ -86,11 +87,18 @@ struct deploy {
 	int env_changed;	/* run->env differs from a->env: a->env takes
 				 * it once the release is live */
 	char *config_change;	/* "+KEY -KEY" against the release before */
+	char *detail;		/* with error: the last output lines of the
+				 * process at fault, indented, one per line */
+	uint64_t hint_timer;	/* "is not listening on PORT yet" */
 };
 
 static void deploy_next(struct app *a);
 static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
 static void app_remove_now(struct app *a);
 
@@ -499,9 +507,8 @@ void app_proc_crashed(struct proc *p, int status)
 		struct buf tail = BUF_INIT;
 
 		proc_tail(p, &tail);
-		deploy_fail(r->deploy, "%s %s while starting%s%s", p->name, why,
-			    tail.len ? ", last output:\n" : "",
-			    tail.len ? tail.data : "");
+		deploy_fail_tail(r->deploy, &tail, "%s %s while starting",
+				 p->name, why);
 		buf_release(&tail);
 		return;
 	}
@@ -617,6 +624,8 @@ static void deploy_free(struct deploy *d)
 	strv_release(&d->scale);
 	strv_release(&d->env_changes);
 	free(d->config_change);
+	free(d->detail);
+	loop_del_timer(d->e->loop, d->hint_timer);
 	free(d);
 }
 
@@ -625,11 +634,17 @@ static void deploy_finish(struct deploy *d, int ok)
 	struct app *a = d->a;
 
 	if (d->c) {
-		if (ok)
+		if (ok) {
 			client_ok(d->c);
-		else
+		} else {
+			/* The header, then the lines, in order; the last line
+			 * of the answer is the one-line reason. */
+			if (d->detail)
+				client_data(d->c, " !     %s, last output:\n%s",
+					    d->error, d->detail);
 			client_error(d->c, "%s", d->error ? d->error :
 				     "deploy failed");
+		}
 	}
 	a->deploy = NULL;
 	deploy_free(d);
@@ -756,19 +771,45 @@ static void fail_cleanup(void *arg)
 	deploy_finish(d, 0);
 }
 
+static void deploy_failv(struct deploy *d, const struct buf *detail,
+			 const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void deploy_fail(struct deploy *d, const char *fmt, ...)
 {
 	va_list ap;
+
+	va_start(ap, fmt);
+	deploy_failv(d, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* deploy_fail() with the last output lines of the process at fault. */
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	deploy_failv(d, tail, fmt, ap);
+	va_end(ap);
+}
+
+static void deploy_failv(struct deploy *d, const struct buf *detail,
+			 const char *fmt, va_list ap)
+{
 	struct proc **ps = NULL;
 	size_t i, n;
 
 	if (d->step == STEP_FAILING)
 		return;
 	d->step = STEP_FAILING;
-	va_start(ap, fmt);
 	free(d->error);
 	d->error = xvasprintf(fmt, ap);
-	va_end(ap);
+	if (detail && detail->len)
+		d->detail = xstrndup(detail->data, detail->len);
+	loop_del_timer(d->e->loop, d->hint_timer);
+	d->hint_timer = 0;
 	for (i = 0; i < d->nchecks; i++)
 		health_cancel(d->checks[i]);
 	d->nchecks = 0;
@@ -1053,15 +1094,16 @@ static void on_ready(void *arg, const struct health_result *r)
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
 				proc_tail(p, &tail);
-		deploy_fail(d, "not ready after %ld ms: %s%s%s", r->elapsed_ms,
-			    r->error ? r->error : "no healthy answer",
-			    tail.len ? ", last output:\n" : "",
-			    tail.len ? tail.data : "");
+		deploy_fail_tail(d, &tail, "not ready after %ld ms: %s",
+				 r->elapsed_ms,
+				 r->error ? r->error : "no healthy answer");
 		buf_release(&tail);
 		return;
 	}
 	if (--d->pending > 0)
 		return;
+	loop_del_timer(d->e->loop, d->hint_timer);
+	d->hint_timer = 0;
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
@@ -1153,6 +1195,8 @@ static void spawn_new(void *arg)
 		d->timer = loop_add_timer(d->e->loop, settle, on_settle_timer, d);
 		return;
 	}
+	d->hint_timer = loop_add_timer(d->e->loop, timeout > 2 * PORT_HINT_MS ?
+				       PORT_HINT_MS : timeout / 2, on_port_hint, d);
 	d->checks = xcalloc(d->pending, sizeof(*d->checks));
 	d->check_ctx = xcalloc(d->pending, sizeof(*d->check_ctx));
 	for (p = r->procs; p; p = p->next) {
@@ -1179,6 +1223,23 @@ static void spawn_new(void *arg)
 		}
 		d->nchecks++;
 	}
+}
+
+/*
+ * A web process that does not listen on its PORT a few seconds after it
+ * started most often listens on a port of its own choosing: say so while
+ * the health check goes on waiting.
+ */
+static void on_port_hint(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+	struct proc *p;
+
+	d->hint_timer = 0;
+	for (p = d->run->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP && port_bindable(p->port))
+			say(d, " !     %s is not listening on PORT=%d yet: does it read $PORT?",
+			    p->name, p->port);
 }
 
 static int pick_stop_first(const struct proc *p, const void *arg)

@@ -213,12 +213,12 @@ void client_error(struct client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	p = xvasprintf(fmt, ap);
 	va_end(ap);
-	/* The message is one line; extra lines (last output) go first. */
+	/* The final line is one line: a message of several goes out whole
+	 * first, in order, then its first line as the error. */
 	q = strchr(p, '\n');
 	if (q) {
+		client_data(c, " !     %s", p);
 		*q = '\0';
-		if (q[1])
-			client_data(c, "%s", q + 1);
 	}
 	buf_addf(&b, "error: %s\n", p);
 	client_finish(c, b.data, b.len);

@@ -30,7 +30,7 @@ struct logger {
 	long max_bytes;
 	long size;
 	struct follower *followers;
-	int sending;		/* in logger_line()'s walk of followers */
+	int sending;		/* in log_one()'s walk of followers */
 };
 
 static int logger_reopen(struct logger *lg)
@@ -108,8 +108,31 @@ static void rotate(struct logger *lg)
 		log_warnx("%s", error_last());
 }
 
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len);
+
 void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len)
+{
+	const char *nl = memchr(text, '\n', len);
+
+	if (!nl) {
+		log_one(lg, source, text, len);
+		return;
+	}
+	/* A message of several lines is several lines, never "\x0a". */
+	for (; nl; nl = memchr(text, '\n', len)) {
+		if (nl > text)
+			log_one(lg, source, text, (size_t)(nl - text));
+		len -= (size_t)(nl + 1 - text);
+		text = nl + 1;
+	}
+	if (len)
+		log_one(lg, source, text, len);
+}
+
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len)
 {
 	struct buf line = BUF_INIT;
 	char stamp[32];
@@ -193,7 +216,7 @@ void logger_unfollow(struct logger *lg, struct client *c)
 	struct follower *f, **pf;
 
 	if (lg->sending)
-		return;		/* logger_line() drops it (c is gone) */
+		return;		/* log_one() drops it (c is gone) */
 	for (pf = &lg->followers; (f = *pf); pf = &f->next) {
 		if (f->c == c) {
 			*pf = f->next;
