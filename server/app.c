@@ -1716,6 +1716,51 @@ static void deploy_next(struct app *a)
 	deploy_start(d);
 }
 
+/* A new app: its folders, its state, its log.  Not while an app of that
+ * name is still being removed (its folders are going). */
+static int app_make(struct engine *e, const char *name, struct app **out)
+{
+	struct app *a;
+	char *rel;
+
+	for (a = e->apps; a; a = a->next)
+		if (!strcmp(a->name, name))
+			return error_set("app '%s' is being removed; try again when it is gone",
+					 name);
+	rel = engine_path(e, "apps/%s/releases", name);
+	if (mkdir_p(rel, 0750) < 0) {
+		free(rel);
+		return -1;
+	}
+	free(rel);
+	a = app_new(e, name);
+	app_save(a);
+	*out = a;
+	return 0;
+}
+
+void app_cmd_create(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s' (use a-z, 0-9 and '-', at most %d characters)",
+			     name, APP_NAME_MAX);
+		return;
+	}
+	if (app_find(e, name)) {
+		client_error(c, "app '%s' already exists", name);
+		return;
+	}
+	if (app_make(e, name, &a) < 0) {
+		client_error(c, "%s", error_last());
+		return;
+	}
+	logger_linef(a->log, "berth", "created %s", name);
+	client_data(c, "-----> Created %s: push to it, or set its config first", name);
+	client_ok(c);
+}
+
 void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		const struct deploy_opts *o, struct client *c)
 {
@@ -1747,17 +1792,11 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		}
 	}
 	if (!a) {
-		char *rel = engine_path(e, "apps/%s/releases", name);
-
-		if (mkdir_p(rel, 0750) < 0) {
-			free(rel);
+		if (app_make(e, name, &a) < 0) {
 			if (c)
 				client_error(c, "%s", error_last());
 			return;
 		}
-		free(rel);
-		a = app_new(e, name);
-		app_save(a);
 		created = 1;
 	}
 	d = xcalloc(1, sizeof(*d));

@@ -150,6 +150,8 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 
 /* Commands (commands.c parses, these act; each answers c). */
 void app_cmd_apps(struct engine *e, struct client *c);
+/* A new app with no release ("apps" lists it as new). */
+void app_cmd_create(struct engine *e, const char *name, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		  struct client *c);

@@ -77,5 +77,6 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv);
 /* One line per command, for "help". */
 void commands_help(struct client *c);
+/* The table itself, without an engine: commands.h. */
 
 #endif
