@@ -1761,6 +1761,78 @@ void app_cmd_create(struct engine *e, const char *name, struct client *c)
 	client_ok(c);
 }
 
+/* A push's build output, line by line into the app's log. */
+struct build_log {
+	struct engine *e;
+	char *name;
+	struct buf partial;
+};
+
+#define BUILD_LINE_MAX 16384
+
+static void build_log_line(struct build_log *bl, const char *line, size_t len)
+{
+	/* Looked up each time: the app may be removed during its build. */
+	struct app *a = app_find(bl->e, bl->name);
+
+	if (a && a->log)
+		logger_line(a->log, "build", line, len);
+}
+
+static void on_build_input(struct client *c, const char *data, size_t len,
+			   void *arg)
+{
+	struct build_log *bl = arg;
+	char *nl;
+
+	buf_add(&bl->partial, data, len);
+	while ((nl = memchr(bl->partial.data, '\n', bl->partial.len))) {
+		build_log_line(bl, bl->partial.data,
+			       (size_t)(nl - bl->partial.data));
+		buf_consume(&bl->partial, (size_t)(nl - bl->partial.data) + 1);
+	}
+	if (bl->partial.len > BUILD_LINE_MAX) {
+		build_log_line(bl, bl->partial.data, bl->partial.len);
+		buf_reset(&bl->partial);
+	}
+}
+
+static void on_build_close(struct client *c, void *arg)
+{
+	struct build_log *bl = arg;
+
+	if (bl->partial.len)
+		build_log_line(bl, bl->partial.data, bl->partial.len);
+	buf_release(&bl->partial);
+	free(bl->name);
+	free(bl);
+}
+
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
+{
+	struct build_log *bl;
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s'", name);
+		return;
+	}
+	a = app_find(e, name);
+	if (!a) {
+		/* A first push: the app exists from now on, deploy or not. */
+		if (app_make(e, name, &a) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		logger_linef(a->log, "berth", "created %s by a push", name);
+	}
+	bl = xcalloc(1, sizeof(*bl));
+	bl->e = e;
+	bl->name = xstrdup(name);
+	client_on_input(c, on_build_input, bl);
+	client_on_close(c, on_build_close, bl);
+}
+
 void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		const struct deploy_opts *o, struct client *c)
 {

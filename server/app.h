@@ -152,6 +152,9 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 void app_cmd_apps(struct engine *e, struct client *c);
 /* A new app with no release ("apps" lists it as new). */
 void app_cmd_create(struct engine *e, const char *name, struct client *c);
+/* A push's build: what c sends after its request goes into the app's log
+ * line by line (source "build"); the app is made if it does not exist. */
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		  struct client *c);

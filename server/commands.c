@@ -262,6 +262,12 @@ static void cmd_create(struct engine *e, struct client *c, struct app *a,
 	app_cmd_create(e, argv[1], c);
 }
 
+static void cmd_build_log(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	app_cmd_build_log(e, argv[1], c);
+}
+
 static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
@@ -280,6 +286,10 @@ static const struct command commands[] = {
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
+	/* A push's build: its output lines follow the request (engine.h
+	 * client_on_input()); makes the app on a first push. */
+	{ "build-log", "build-log NAME", "", 0, 2, 2, cmd_build_log,
+	  CMD_LOCAL | CMD_HIDDEN },
 };
 
 /* Dokku's and Piku's spellings, for people moving over. */

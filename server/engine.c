@@ -27,6 +27,7 @@
 #include "log.h"
 #include "loop.h"
 #include "nginx.h"
+#include "pipeline.h"
 #include "postgres.h"
 #include "reaper.h"
 #include "spawn.h"
@@ -48,6 +49,8 @@ struct client {
 	struct buf out;
 	void (*on_close)(struct client *, void *);
 	void *on_close_arg;
+	void (*on_input)(struct client *, const char *, size_t, void *);
+	void *on_input_arg;
 };
 
 char *engine_path(const struct engine *e, const char *fmt, ...)
@@ -109,6 +112,16 @@ int client_gone(const struct client *c)
 size_t client_pending(const struct client *c)
 {
 	return c ? c->out.len : 0;
+}
+
+void client_on_input(struct client *c,
+		     void (*fn)(struct client *, const char *, size_t, void *),
+		     void *arg)
+{
+	if (!c)
+		return;
+	c->on_input = fn;
+	c->on_input_arg = arg;
 }
 
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
@@ -275,16 +288,10 @@ static void clients_finish(struct engine *e, long timeout_ms)
 	for (c = e->clients; c; c = next) {
 		next = c->next;
 		c->refs = 1;	/* whoever held it is gone by now */
-		c->on_close = NULL;
-		if (!c->gone) {
-			c->gone = 1;
-			if (c->fd >= 0) {
-				loop_del_fd(e->loop, c->fd);
-				close(c->fd);
-				c->fd = -1;
-			}
-		}
-		client_unref(c);
+		if (!c->gone)
+			client_close(c);	/* its on_close runs, then it goes */
+		else
+			client_unref(c);
 	}
 }
 
@@ -293,14 +300,19 @@ static void client_dispatch(struct client *c, size_t linelen)
 	struct strv argv = STRV_INIT;
 
 	c->dispatched = 1;
+	client_ref(c);
 	if (control_parse_request(&argv, c->in.data, linelen) < 0) {
 		client_error(c, "bad request: %s", error_last());
 	} else {
-		client_ref(c);
 		commands_dispatch(c->e, c, (int)argv.n, argv.v);
-		client_unref(c);
+		/* What came after the request line is the command's input. */
+		if (!c->gone && c->on_input && c->in.len > linelen + 1)
+			c->on_input(c, c->in.data + linelen + 1,
+				    c->in.len - linelen - 1, c->on_input_arg);
 	}
+	buf_release(&c->in);
 	strv_release(&argv);
+	client_unref(c);	/* c may be gone after this */
 }
 
 static void on_client(struct loop *l, int fd, unsigned events, void *arg)
@@ -328,8 +340,13 @@ static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 		client_close(c);
 		return;
 	}
-	if (c->dispatched)
-		return;		/* one request per connection; ignore the rest */
+	if (c->dispatched) {
+		/* one request per connection; the rest is its input, or
+		 * ignored */
+		if (c->on_input)
+			c->on_input(c, chunk, (size_t)n, c->on_input_arg);
+		return;
+	}
 	if (buf_add(&c->in, chunk, (size_t)n) < 0) {
 		client_error(c, "request too long");
 		return;
@@ -679,6 +696,44 @@ static int resolve_run_user(struct engine *e)
 	return 0;
 }
 
+/*
+ * Wipe ROOT/tmp, except the files of builds still running: the session
+ * of a push outlives an engine that died, and its build goes on (its
+ * deploy reaches the new engine).
+ */
+static void clean_tmp(struct engine *e)
+{
+	char *dir = engine_path(e, "tmp");
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char app[APP_NAME_MAX + 1];
+
+	while (dh && (de = readdir(dh))) {
+		char *p;
+		int lock = -1;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (pipeline_tmp_app(de->d_name, app, sizeof(app)) == 0) {
+			lock = pipeline_lock_try(e->cfg->root, app);
+			if (lock == ERR_BUSY) {
+				log_info("keeping 'tmp/%s': a build of '%s' is running",
+					 de->d_name, app);
+				continue;
+			}
+		}
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (rm_rf(p) < 0)
+			log_warnx("%s", error_last());
+		free(p);
+		if (lock >= 0)
+			close(lock);
+	}
+	if (dh)
+		closedir(dh);
+	free(dir);
+}
+
 static int make_dirs(struct engine *e)
 {
 	static const char *const dirs[] = {
@@ -690,13 +745,12 @@ static int make_dirs(struct engine *e)
 
 	if (mkdir_p(e->cfg->root, 0755) < 0)
 		return -1;
-	/* run/ and tmp/ hold only what this engine made: start empty. */
+	/* run/ holds only what this engine made: start empty.  So does
+	 * tmp/, but for the builds still running (see below). */
 	p = engine_path(e, "run");
 	rm_rf(p);
 	free(p);
-	p = engine_path(e, "tmp");
-	rm_rf(p);
-	free(p);
+	clean_tmp(e);
 	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
 		p = engine_path(e, "%s", dirs[i]);
 		if (mkdir_p(p, !strcmp(dirs[i], "keys") ||
