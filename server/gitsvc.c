@@ -60,7 +60,7 @@ int gitsvc_lg2_init(void)
 
 int gitsvc_repo_open(struct git_repository **repo, char **path,
 		     const struct config *cfg, const char *app,
-		     struct git_io *io)
+		     struct gitsvc_io *io)
 {
 	*repo = NULL;
 	*path = NULL;
@@ -138,16 +138,17 @@ static char *plain_word(const char *s)
 	return xstrdup(s);
 }
 
-int git_parse_command(const char *cmdline, enum git_service *svc, char **app)
+int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
+			 char **app)
 {
 	static const struct {
 		const char *word;
-		enum git_service svc;
+		enum gitsvc_service svc;
 	} cmds[] = {
-		{ "git-receive-pack", GIT_SERVICE_RECEIVE_PACK },
-		{ "git receive-pack", GIT_SERVICE_RECEIVE_PACK },
-		{ "git-upload-pack", GIT_SERVICE_UPLOAD_PACK },
-		{ "git upload-pack", GIT_SERVICE_UPLOAD_PACK },
+		{ "git-receive-pack", GITSVC_RECEIVE_PACK },
+		{ "git receive-pack", GITSVC_RECEIVE_PACK },
+		{ "git-upload-pack", GITSVC_UPLOAD_PACK },
+		{ "git upload-pack", GITSVC_UPLOAD_PACK },
 	};
 	const char *arg = NULL, *name;
 	char *path = NULL, *shown;
@@ -239,14 +240,14 @@ static int fd_write(void *ctx, const void *buf, size_t len)
 int gitsvc_stdio_main(const struct config *cfg, const char *cmdline)
 {
 	struct fd_io f = { 0, 1 };
-	struct git_io io = { &f, fd_read, fd_write };
-	enum git_service svc;
+	struct gitsvc_io io = { &f, fd_read, fd_write };
+	enum gitsvc_service svc;
 	char *app = NULL;
 	int ret;
 
 	/* a client that hangs up must turn into EPIPE, not kill us mid-push */
 	signal(SIGPIPE, SIG_IGN);
-	ret = git_parse_command(cmdline, &svc, &app);
+	ret = gitsvc_parse_command(cmdline, &svc, &app);
 	if (ret == ERR_NOTFOUND) {
 		char *s = xstrndup(cmdline ? cmdline : "", 64);
 
@@ -259,10 +260,10 @@ int gitsvc_stdio_main(const struct config *cfg, const char *cmdline)
 		fprintf(stderr, "berth: %s\n", error_last());
 		return 1;
 	}
-	if (svc == GIT_SERVICE_RECEIVE_PACK)
-		ret = git_receive_pack(cfg, app, "local", &io);
+	if (svc == GITSVC_RECEIVE_PACK)
+		ret = receive_pack(cfg, app, "local", &io);
 	else
-		ret = git_upload_pack(cfg, app, &io);
+		ret = upload_pack(cfg, app, &io);
 	free(app);
 	return ret;
 }

@@ -17,15 +17,15 @@ struct git_repository;
 
 /* The transport.  read: up to len bytes, 0 at EOF, -1 on error.
  * write: all of len, 0 or -1. */
-struct git_io {
+struct gitsvc_io {
 	void *ctx;
 	ssize_t (*read)(void *ctx, void *buf, size_t len);
 	int (*write)(void *ctx, const void *buf, size_t len);
 };
 
-enum git_service {
-	GIT_SERVICE_RECEIVE_PACK = 1,
-	GIT_SERVICE_UPLOAD_PACK,
+enum gitsvc_service {
+	GITSVC_RECEIVE_PACK = 1,
+	GITSVC_UPLOAD_PACK,
 };
 
 /*
@@ -35,7 +35,8 @@ enum git_service {
  * app name; ERR_NOTFOUND if the command is not a git service at all;
  * ERR_INVALID (error_last() says why) for a git command with a bad path.
  */
-int git_parse_command(const char *cmdline, enum git_service *svc, char **app);
+int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
+			 char **app);
 
 /*
  * Serve one push to ROOT/apps/APP/repo.git (created on first push).
@@ -47,12 +48,12 @@ int git_parse_command(const char *cmdline, enum git_service *svc, char **app);
  * The read side is read to EOF only when a pack is expected; the caller
  * writes nothing on the transport while this runs.
  */
-int git_receive_pack(const struct config *cfg, const char *app,
-		     const char *pusher, struct git_io *io);
+int receive_pack(const struct config *cfg, const char *app,
+		 const char *pusher, struct gitsvc_io *io);
 
 /* Serve one clone/fetch of an existing app repository. */
-int git_upload_pack(const struct config *cfg, const char *app,
-		    struct git_io *io);
+int upload_pack(const struct config *cfg, const char *app,
+		struct gitsvc_io *io);
 
 /*
  * "berth git-serve-stdio ROOT 'COMMAND'": run the git service that
@@ -87,6 +88,6 @@ int gitsvc_lg2_init(void);
  */
 int gitsvc_repo_open(struct git_repository **repo, char **path,
 		     const struct config *cfg, const char *app,
-		     struct git_io *io);
+		     struct gitsvc_io *io);
 
 #endif

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pkt_reader_init(struct pkt_reader *r, struct git_io *io)
+void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io)
 {
 	r->io = io;
 	r->start = 0;
@@ -176,7 +176,7 @@ int pkt_buf_flush(struct buf *b)
 }
 
 /* Write what a packet builder made (ret its result) in one write. */
-static int write_built(struct git_io *io, struct buf *b, int ret)
+static int write_built(struct gitsvc_io *io, struct buf *b, int ret)
 {
 	if (ret == 0)
 		ret = io->write(io->ctx, b->data, b->len);
@@ -184,14 +184,14 @@ static int write_built(struct git_io *io, struct buf *b, int ret)
 	return ret;
 }
 
-int pkt_write(struct git_io *io, const void *data, size_t len)
+int pkt_write(struct gitsvc_io *io, const void *data, size_t len)
 {
 	struct buf b = BUF_INIT;
 
 	return write_built(io, &b, pkt_buf_add(&b, data, len));
 }
 
-int pkt_writef(struct git_io *io, const char *fmt, ...)
+int pkt_writef(struct gitsvc_io *io, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -203,12 +203,12 @@ int pkt_writef(struct git_io *io, const char *fmt, ...)
 	return write_built(io, &b, ret);
 }
 
-int pkt_flush(struct git_io *io)
+int pkt_flush(struct gitsvc_io *io)
 {
 	return io->write(io->ctx, "0000", 4);
 }
 
-int pkt_band(struct git_io *io, int band, const void *data, size_t len)
+int pkt_band(struct gitsvc_io *io, int band, const void *data, size_t len)
 {
 	/* header, band byte, payload: one write per packet (single-threaded) */
 	static char pkt[PKT_MAX];
@@ -231,7 +231,7 @@ int pkt_band(struct git_io *io, int band, const void *data, size_t len)
 	return 0;
 }
 
-int pkt_send(struct git_io *io, int *dead, const void *data, size_t len)
+int pkt_send(struct gitsvc_io *io, int *dead, const void *data, size_t len)
 {
 	if (*dead)
 		return -1;
@@ -242,7 +242,7 @@ int pkt_send(struct git_io *io, int *dead, const void *data, size_t len)
 	return 0;
 }
 
-int pkt_send_band(struct git_io *io, int *dead, int band,
+int pkt_send_band(struct gitsvc_io *io, int *dead, int band,
 		  const void *data, size_t len)
 {
 	if (*dead)
@@ -254,7 +254,7 @@ int pkt_send_band(struct git_io *io, int *dead, int band,
 	return 0;
 }
 
-int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+int pkt_send_vbandf(struct gitsvc_io *io, int *dead, int band,
 		    const char *fmt, va_list ap)
 {
 	char *p;
@@ -293,7 +293,7 @@ static int memio_write(void *ctx, const void *buf, size_t len)
 	return buf_add(m->out, buf, len);
 }
 
-void pkt_memio_init(struct git_io *io, struct pkt_memio *m,
+void pkt_memio_init(struct gitsvc_io *io, struct pkt_memio *m,
 		    const void *data, size_t len, size_t chunk,
 		    struct buf *out)
 {

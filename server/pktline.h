@@ -8,7 +8,7 @@
  * protocol v0 (no delim/response-end packets), and no packet is longer
  * than PKT_MAX.
  *
- * The reader owns no fd: it reads through the caller's struct git_io and
+ * The reader owns no fd: it reads through the caller's struct gitsvc_io and
  * keeps at most 2 * PKT_MAX bytes of look-ahead.  Data pointers it hands
  * out are borrowed and valid until the next call on the reader.
  */
@@ -34,14 +34,14 @@ enum pkt_type {
 };
 
 struct pkt_reader {
-	struct git_io *io;
+	struct gitsvc_io *io;
 	char buf[2 * PKT_MAX];
 	size_t start, end;	/* unread bytes are buf[start..end) */
 	int eof;
 	uint64_t raw_bytes;	/* bytes handed out by pkt_read_raw() */
 };
 
-void pkt_reader_init(struct pkt_reader *r, struct git_io *io);
+void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io);
 
 /*
  * Read one packet.  Returns PKT_DATA (data and len set; the payload is
@@ -81,17 +81,17 @@ int pkt_buf_addf(struct buf *b, const char *fmt, ...)
 int pkt_buf_flush(struct buf *b);
 
 /* Write one packet / a formatted packet / a flush to the transport. */
-int pkt_write(struct git_io *io, const void *data, size_t len);
-int pkt_writef(struct git_io *io, const char *fmt, ...)
+int pkt_write(struct gitsvc_io *io, const void *data, size_t len);
+int pkt_writef(struct gitsvc_io *io, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int pkt_flush(struct git_io *io);
+int pkt_flush(struct gitsvc_io *io);
 
 /*
  * Send data on side-band channel band (1 data, 2 progress, 3 fatal
  * error), split into packets of at most PKT_BAND_MAX bytes.  len 0 sends
  * one empty packet (on band 1: the keepalive "0005\1").
  */
-int pkt_band(struct git_io *io, int band, const void *data, size_t len);
+int pkt_band(struct gitsvc_io *io, int band, const void *data, size_t len);
 
 /*
  * Writes for a session that stops writing once the client is gone: the
@@ -101,15 +101,15 @@ int pkt_band(struct git_io *io, int band, const void *data, size_t len);
  * pkt_send_vbandf() formats first and returns -1 without touching *dead
  * if it cannot (out of memory: the message is dropped).
  */
-int pkt_send(struct git_io *io, int *dead, const void *data, size_t len);
-int pkt_send_band(struct git_io *io, int *dead, int band,
+int pkt_send(struct gitsvc_io *io, int *dead, const void *data, size_t len);
+int pkt_send_band(struct gitsvc_io *io, int *dead, int band,
 		  const void *data, size_t len);
-int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+int pkt_send_vbandf(struct gitsvc_io *io, int *dead, int band,
 		    const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
 
 /*
- * A git_io over a memory buffer (reads) and a struct buf (writes), for
+ * A gitsvc_io over a memory buffer (reads) and a struct buf (writes), for
  * tests and fuzzing.  'chunk' limits each read to exercise refills
  * (0: no limit).
  */
@@ -118,7 +118,7 @@ struct pkt_memio {
 	size_t len, off, chunk;
 	struct buf *out;
 };
-void pkt_memio_init(struct git_io *io, struct pkt_memio *m,
+void pkt_memio_init(struct gitsvc_io *io, struct pkt_memio *m,
 		    const void *data, size_t len, size_t chunk,
 		    struct buf *out);
 

@@ -251,7 +251,7 @@ struct rp {
 	const struct config *cfg;
 	const char *app;
 	const char *pusher;
-	struct git_io *io;
+	struct gitsvc_io *io;
 	struct pkt_reader *rd;
 	struct push_request req;
 	char *repo_path;
@@ -1250,8 +1250,8 @@ static void send_report(struct rp *rp)
 
 /* ---- entry point ---------------------------------------------------- */
 
-int git_receive_pack(const struct config *cfg, const char *app,
-		     const char *pusher, struct git_io *io)
+int receive_pack(const struct config *cfg, const char *app,
+		 const char *pusher, struct gitsvc_io *io)
 {
 	struct rp rp;
 	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;

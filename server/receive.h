@@ -1,6 +1,6 @@
 /*
  * receive: the server side of `git push` (receive-pack, protocol v0) on
- * libgit2.  git_receive_pack() (gitsvc.h) is the entry point; this header
+ * libgit2.  receive_pack() (gitsvc.h) is the entry point; this header
  * exposes the request parser on its own so it can be unit-tested and
  * fuzzed without a repository.
  *

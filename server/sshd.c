@@ -917,12 +917,12 @@ out:
 
 static int run_command(struct session *s)
 {
-	enum git_service svc;
-	struct git_io io;
+	enum gitsvc_service svc;
+	struct gitsvc_io io;
 	char *app = NULL;
 	int r, ret;
 
-	r = git_parse_command(s->command, &svc, &app);
+	r = gitsvc_parse_command(s->command, &svc, &app);
 	if (r == ERR_NOTFOUND)
 		return run_engine_command(s);
 	if (r < 0) {
@@ -933,12 +933,12 @@ static int run_command(struct session *s)
 	io.read = io_read;
 	io.write = io_write;
 	error_clear();
-	if (svc == GIT_SERVICE_RECEIVE_PACK)
-		ret = git_receive_pack(s->cfg, app, s->user, &io);
+	if (svc == GITSVC_RECEIVE_PACK)
+		ret = receive_pack(s->cfg, app, s->user, &io);
 	else
-		ret = git_upload_pack(s->cfg, app, &io);
+		ret = upload_pack(s->cfg, app, &io);
 	if (ret != 0 && error_last()[0])
-		log_warnx("%s %s: %s", svc == GIT_SERVICE_RECEIVE_PACK ?
+		log_warnx("%s %s: %s", svc == GITSVC_RECEIVE_PACK ?
 			  "receive-pack" : "upload-pack", app, error_last());
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");

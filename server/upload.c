@@ -28,7 +28,7 @@
 #define UPLOAD_MAX_HAVES 1000000
 
 struct up {
-	struct git_io *io;
+	struct gitsvc_io *io;
 	struct pkt_reader *rd;
 	git_repository *repo;
 	git_oid *adv;		/* advertised ids (tips and peeled tags) */
@@ -367,8 +367,8 @@ out:
 	return ret;
 }
 
-int git_upload_pack(const struct config *cfg, const char *app,
-		    struct git_io *io)
+int upload_pack(const struct config *cfg, const char *app,
+		struct gitsvc_io *io)
 {
 	struct up u;
 	char *path = NULL;
