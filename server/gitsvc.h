@@ -1,10 +1,9 @@
 /*
- * gitsvc: git's server side over any byte stream: receive-pack (push) and
- * upload-pack (clone/fetch), protocol v0, implemented in the project
- * (pktline.c, receive.c, upload.c) on libgit2; docs/git.md.  The
- * transport is an SSH channel in a session process, or stdin/stdout for
- * "berth git-serve-stdio" in tests.  All calls block; they run in a
- * session process, never in the engine.
+ * gitsvc: what the git services share, below them: the transport they
+ * read and write, the exec command that names a service and an app, and
+ * helpers for receive.c (push), upload.c (clone/fetch) and gitrefs.c.
+ * gitserve.c is the front end that runs a service (docs/git.md).  All
+ * calls block; they run in a session process, never in the engine.
  */
 #ifndef BERTH_GITSVC_H
 #define BERTH_GITSVC_H
@@ -37,31 +36,6 @@ enum gitsvc_service {
  */
 int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 			 char **app);
-
-/*
- * Serve one push to ROOT/apps/APP/repo.git (created on first push).
- * pusher names the key's user (for release metadata).  Returns the exit
- * status for the client: 0 when every ref was accepted (and deployed).
- * For the deploy it forks a child (pipeline_run()) and waitpid()s for it:
- * the caller must not ignore SIGCHLD nor reap that child itself, and every
- * fd it holds should be CLOEXEC so builds do not inherit the connection.
- * The read side is read to EOF only when a pack is expected; the caller
- * writes nothing on the transport while this runs.
- */
-int receive_pack(const struct config *cfg, const char *app,
-		 const char *pusher, struct gitsvc_io *io);
-
-/* Serve one clone/fetch of an existing app repository. */
-int upload_pack(const struct config *cfg, const char *app,
-		struct gitsvc_io *io);
-
-/*
- * "berth git-serve-stdio ROOT 'COMMAND'": run the git service that
- * COMMAND names (as git's ssh transport would send it) over stdin/stdout,
- * for tests and for use as an OpenSSH forced command.  pusher: "local".
- * Returns the exit status.
- */
-int gitsvc_stdio_main(const struct config *cfg, const char *cmdline);
 
 /*
  * Helpers shared by receive.c and upload.c (not for other subsystems).

@@ -1,8 +1,8 @@
 /*
  * receive: the server side of `git push` (receive-pack, protocol v0) on
- * libgit2.  receive_pack() (gitsvc.h) is the entry point; this header
- * exposes the request parser on its own so it can be unit-tested and
- * fuzzed without a repository.
+ * libgit2.  receive_pack() is the entry point; this header also exposes
+ * the request parser on its own so it can be unit-tested and fuzzed
+ * without a repository.
  *
  * The request, after our ref advertisement:
  *   PKT(shallow SP id)*              only from a shallow clone
@@ -17,8 +17,24 @@
 
 #include <stddef.h>
 
+#include "gitsvc.h"
 #include "pktline.h"
 #include "util.h"
+
+struct config;
+
+/*
+ * Serve one push to ROOT/apps/APP/repo.git (created on first push).
+ * pusher names the key's user (for release metadata).  Returns the exit
+ * status for the client: 0 when every ref was accepted (and deployed).
+ * For the deploy it forks a child (pipeline_run()) and waitpid()s for it:
+ * the caller must not ignore SIGCHLD nor reap that child itself, and every
+ * fd it holds should be CLOEXEC so builds do not inherit the connection.
+ * The read side is read to EOF only when a pack is expected; the caller
+ * writes nothing on the transport while this runs.
+ */
+int receive_pack(const struct config *cfg, const char *app,
+		 const char *pusher, struct gitsvc_io *io);
 
 #define PUSH_MAX_COMMANDS 1000	/* refs in one push */
 #define PUSH_MAX_OPTIONS 100	/* push options in one push */

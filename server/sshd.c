@@ -22,7 +22,7 @@
 
 #include "config.h"
 #include "control.h"
-#include "gitsvc.h"
+#include "gitserve.h"
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
@@ -932,14 +932,7 @@ static int run_command(struct session *s)
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
-	error_clear();
-	if (svc == GITSVC_RECEIVE_PACK)
-		ret = receive_pack(s->cfg, app, s->user, &io);
-	else
-		ret = upload_pack(s->cfg, app, &io);
-	if (ret != 0 && error_last()[0])
-		log_warnx("%s %s: %s", svc == GITSVC_RECEIVE_PACK ?
-			  "receive-pack" : "upload-pack", app, error_last());
+	ret = gitserve_run(s->cfg, svc, app, s->user, &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;

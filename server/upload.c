@@ -9,6 +9,8 @@
  * minus the haves, is never thin (we do not advertise thin-pack), and
  * streams on side-band 1 with progress on band 2.
  */
+#include "upload.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
