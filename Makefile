@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
-DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib
 B ?= build
 # V=1 shows the full compiler commands.
 Q = $(if $(V),,@)
