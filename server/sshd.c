@@ -32,8 +32,16 @@
 
 extern char **environ;
 
-/* under the state directory */
-#define HOST_KEY "host/ssh_host_ed25519_key"
+/* under the state directory: ed25519, and ECDSA P-256 for clients
+ * without ed25519 (JSch in JGit and Eclipse) */
+static const struct {
+	const char *path;
+	enum ssh_keytypes_e type;
+	int bits;
+} host_keys[] = {
+	{ "host/ssh_host_ed25519_key", SSH_KEYTYPE_ED25519, 0 },
+	{ "host/ssh_host_ecdsa_key", SSH_KEYTYPE_ECDSA_P256, 256 },
+};
 #define DEFAULT_LISTEN "0.0.0.0:2222"
 #define AUTH_TIMEOUT_S 30	/* accept to an authenticated exec request */
 #define MAX_AUTH_TRIES 10
@@ -131,10 +139,11 @@ out:
  * Written to a temporary name under umask 077 and renamed: a crash never
  * leaves a half-written key that every later session would choke on.
  */
-static int host_key_ensure(const char *root)
+static int host_key_ensure(const char *root, const char *file,
+			   enum ssh_keytypes_e type, int bits)
 {
 	char *dir = xasprintf("%s/host", root);
-	char *path = xasprintf("%s/%s", root, HOST_KEY);
+	char *path = xasprintf("%s/%s", root, file);
 	char *tmp = xasprintf("%s.new", path);
 	ssh_key key = NULL;
 	mode_t old;
@@ -151,7 +160,7 @@ static int host_key_ensure(const char *root)
 		ret = 0;
 		goto out;
 	}
-	if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
+	if (ssh_pki_generate(type, bits, &key) != SSH_OK) {
 		error_set("cannot generate a host key");
 		goto out;
 	}
@@ -253,9 +262,13 @@ int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
 		cfg->ssh_listen : DEFAULT_LISTEN;
 	int fd = -1;
 
+	size_t i;
+
 	*out = NULL;
-	if (host_key_ensure(cfg->root) < 0)
-		return -1;
+	for (i = 0; i < ARRAY_SIZE(host_keys); i++)
+		if (host_key_ensure(cfg->root, host_keys[i].path,
+				    host_keys[i].type, host_keys[i].bits) < 0)
+			return -1;
 	fd = listen_on(spec);
 	if (fd < 0)
 		return -1;
@@ -1037,9 +1050,10 @@ int session_main(const struct config *cfg, int fd)
 {
 	struct session s;
 	ssh_bind bind = NULL;
-	char *hostkey = xasprintf("%s/%s", cfg->root, HOST_KEY);
+	char *hostkey = NULL;
 	bool no = false;
 	int one = 1, ret = 1, status;
+	size_t i;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -1063,12 +1077,24 @@ int session_main(const struct config *cfg, int fd)
 		goto out;
 	}
 	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG,
-				 &no) < 0 ||
-	    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, hostkey) < 0) {
-		log_warnx("cannot load host key '%s': %s", hostkey,
-			  ssh_get_error(bind));
+				 &no) < 0) {
+		log_warnx("cannot set up the session: %s", ssh_get_error(bind));
 		close(fd);
 		goto out;
+	}
+	for (i = 0; i < ARRAY_SIZE(host_keys); i++) {
+		free(hostkey);
+		hostkey = xasprintf("%s/%s", cfg->root, host_keys[i].path);
+		/* a key made by an older berth may be all there is */
+		if (i > 0 && !path_exists(hostkey))
+			continue;
+		if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY,
+					 hostkey) < 0) {
+			log_warnx("cannot load host key '%s': %s", hostkey,
+				  ssh_get_error(bind));
+			close(fd);
+			goto out;
+		}
 	}
 	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
 		log_warnx("%s: %s", s.peer, ssh_get_error(bind));
