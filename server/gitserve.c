@@ -2,6 +2,7 @@
 #include "gitserve.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,18 +14,28 @@
 #include "util.h"
 
 int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
-		 const char *app, const char *pusher, struct gitsvc_io *io)
+		 const char *app, const char *pusher, int version,
+		 struct gitsvc_io *io)
 {
+	static const char *const names[] = {
+		[GITSVC_RECEIVE_PACK] = "receive-pack",
+		[GITSVC_UPLOAD_PACK] = "upload-pack",
+	};
 	int ret;
 
 	error_clear();
-	if (svc == GITSVC_RECEIVE_PACK)
-		ret = receive_pack(cfg, app, pusher, io);
-	else
-		ret = upload_pack(cfg, app, io);
+	switch (svc) {
+	case GITSVC_RECEIVE_PACK:
+		ret = receive_pack(cfg, app, pusher, version, io);
+		break;
+	case GITSVC_UPLOAD_PACK:
+		ret = upload_pack(cfg, app, version, io);
+		break;
+	default:
+		return error_set("unknown git service");
+	}
 	if (ret != 0 && error_last()[0])
-		log_warnx("%s %s: %s", svc == GITSVC_RECEIVE_PACK ?
-			  "receive-pack" : "upload-pack", app, error_last());
+		log_warnx("%s %s: %s", names[svc], app, error_last());
 	return ret;
 }
 
@@ -32,11 +43,27 @@ struct fd_io {
 	int in, out;
 };
 
-static ssize_t fd_read(void *ctx, void *buf, size_t len)
+static ssize_t fd_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
 	struct fd_io *f = ctx;
+	struct pollfd pfd = { f->in, POLLIN, 0 };
+	int64_t deadline = timeout_ms >= 0 ? now_ms() + timeout_ms : 0;
 	ssize_t n;
 
+	while (timeout_ms >= 0) {
+		int64_t left = deadline - now_ms();
+		int r;
+
+		if (left < 0)
+			left = 0;
+		r = poll(&pfd, 1, (int)left);
+		if (r > 0)
+			break;
+		if (r == 0)
+			return error_set("timed out waiting for the client");
+		if (errno != EINTR)
+			return error_setsys("cannot read from the client");
+	}
 	do
 		n = read(f->in, buf, len);
 	while (n < 0 && errno == EINTR);
@@ -77,7 +104,8 @@ int gitserve_stdio_main(const struct config *cfg, const char *cmdline)
 		fprintf(stderr, "berth: %s\n", error_last());
 		return 1;
 	}
-	ret = gitserve_run(cfg, svc, app, "local", &io);
+	ret = gitserve_run(cfg, svc, app, "local",
+			   gitsvc_protocol_version(getenv("GIT_PROTOCOL")), &io);
 	free(app);
 	return ret;
 }

@@ -146,7 +146,7 @@ int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 		{ "git-upload-pack", GITSVC_UPLOAD_PACK },
 		{ "git upload-pack", GITSVC_UPLOAD_PACK },
 	};
-	const char *arg = NULL, *name;
+	const char *arg = NULL, *name, *space;
 	char *path = NULL, *shown;
 	size_t i, n;
 	int ret = ERR_INVALID;
@@ -154,6 +154,19 @@ int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 	*app = NULL;
 	if (!cmdline)
 		return ERR_NOTFOUND;
+	/*
+	 * A client told where git lives on its servers sends the program's
+	 * path ("/usr/bin/git-upload-pack 'app'", git's --upload-pack,
+	 * libgit2's ssh paths): only its last component counts here.
+	 */
+	space = strchr(cmdline, ' ');
+	if (cmdline[0] == '/' && space) {
+		const char *p;
+
+		for (p = cmdline; p < space; p++)
+			if (*p == '/')
+				cmdline = p + 1;
+	}
 	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
 		n = strlen(cmds[i].word);
 		if (!strncmp(cmdline, cmds[i].word, n) &&
@@ -205,4 +218,22 @@ int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 out:
 	free(path);
 	return ret;
+}
+
+int gitsvc_protocol_version(const char *gp)
+{
+	int best = 0;
+
+	while (gp && *gp) {
+		const char *end = strchr(gp, ':');
+		size_t n = end ? (size_t)(end - gp) : strlen(gp);
+
+		if (n == 9 && !strncmp(gp, "version=", 8) &&
+		    (gp[8] == '1' || gp[8] == '2') && gp[8] - '0' > best)
+			best = gp[8] - '0';
+		gp += n;
+		if (*gp == ':')
+			gp++;
+	}
+	return best;
 }

@@ -14,11 +14,15 @@
 struct config;
 struct git_repository;
 
-/* The transport.  read: up to len bytes, 0 at EOF, -1 on error.
- * write: all of len, 0 or -1. */
+/*
+ * The transport.  read: up to len bytes, 0 at EOF, -1 on error; with
+ * timeout_ms >= 0 it fails ("timed out waiting for the client") when no
+ * byte arrives for that long, < 0 waits forever.  write: all of len,
+ * 0 or -1.
+ */
 struct gitsvc_io {
 	void *ctx;
-	ssize_t (*read)(void *ctx, void *buf, size_t len);
+	ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
 	int (*write)(void *ctx, const void *buf, size_t len);
 };
 
@@ -30,12 +34,21 @@ enum gitsvc_service {
 /*
  * Recognise an exec command from git's ssh transport:
  * "git-receive-pack 'NAME'" (also "git receive-pack", NAME.git, /NAME,
- * '/NAME.git'; same for upload-pack).  0 with *app (caller frees) a valid
+ * '/NAME.git', the program named by an absolute path; the same for
+ * upload-pack).  0 with *app (caller frees) a valid
  * app name; ERR_NOTFOUND if the command is not a git service at all;
  * ERR_INVALID (error_last() says why) for a git command with a bad path.
  */
 int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 			 char **app);
+
+/*
+ * The protocol version a client asks for in GIT_PROTOCOL (the ssh env
+ * request, or the environment of "berth git-serve-stdio"): a list of
+ * "key=value" joined by ':', of which "version=N" counts, the highest
+ * one we speak winning.  0 (NULL, nothing we know), 1 or 2.
+ */
+int gitsvc_protocol_version(const char *git_protocol);
 
 /*
  * Helpers shared by receive.c and upload.c (not for other subsystems).

@@ -31,6 +31,8 @@ enum pkt_type {
 	PKT_FLUSH = 0,	/* "0000" */
 	PKT_DATA = 1,	/* a payload (possibly empty: "0004") */
 	PKT_EOF = 2,	/* the stream ended cleanly between packets */
+	PKT_DELIM = 3,	/* "0001", protocol v2 only */
+	PKT_RESPONSE_END = 4,	/* "0002", protocol v2 only */
 };
 
 struct pkt_reader {
@@ -38,6 +40,8 @@ struct pkt_reader {
 	char buf[2 * PKT_MAX];
 	size_t start, end;	/* unread bytes are buf[start..end) */
 	int eof;
+	int v2;			/* accept delim and response-end packets */
+	int timeout_ms;		/* idle limit per read, < 0 none (the default) */
 	uint64_t raw_bytes;	/* bytes handed out by pkt_read_raw() */
 };
 
@@ -45,9 +49,9 @@ void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io);
 
 /*
  * Read one packet.  Returns PKT_DATA (data and len set; the payload is
- * NUL-terminated in place for convenience), PKT_FLUSH, PKT_EOF, or -1 on
- * a malformed length, EOF inside a packet, or a transport error
- * (error_last()).
+ * NUL-terminated in place for convenience), PKT_FLUSH, PKT_EOF, with
+ * r->v2 also PKT_DELIM and PKT_RESPONSE_END, or -1 on a malformed length,
+ * EOF inside a packet, a transport error or an idle timeout (error_last()).
  */
 int pkt_read(struct pkt_reader *r, const char **data, size_t *len);
 
@@ -63,7 +67,7 @@ size_t pkt_chomp(const char *data, size_t len);
 
 /*
  * Read one line of a flush-terminated packet list: pkt_read() with the
- * payload chomped (pkt_chomp(); still NUL-terminated at the old length).
+ * payload chomped (one trailing LF dropped, the NUL moved with it).
  * Returns PKT_DATA, PKT_FLUSH, PKT_EOF only if eof_ok (the client may end
  * the stream here), or -1: pkt_read()'s errors, and an EOF that is not ok
  * as "the remote end hung up WHERE" (where: "in the want list").
@@ -79,6 +83,7 @@ int pkt_buf_add(struct buf *b, const void *data, size_t len);
 int pkt_buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int pkt_buf_flush(struct buf *b);
+int pkt_buf_delim(struct buf *b);	/* "0001", protocol v2 */
 
 /* Write one packet / a formatted packet / a flush to the transport. */
 int pkt_write(struct gitsvc_io *io, const void *data, size_t len);

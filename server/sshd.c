@@ -428,6 +428,7 @@ struct session {
 	int admin;
 	int auth_failures;
 	char *command;		/* the exec request */
+	char *git_protocol;	/* the GIT_PROTOCOL env request, or NULL */
 	int shell;		/* a shell was asked for instead */
 	char peer[INET6_ADDRSTRLEN + 8];
 	/* control response being relayed */
@@ -511,8 +512,14 @@ static int chan_exec(ssh_session ssh, ssh_channel chan, const char *command,
 static int chan_env(ssh_session ssh, ssh_channel chan, const char *name,
 		    const char *value, void *arg)
 {
-	/* GIT_PROTOCOL too: refusing it means protocol v0 */
-	return -1;
+	struct session *s = arg;
+
+	/* git asks for protocol v2 this way; no other variable is taken */
+	if (strcmp(name, "GIT_PROTOCOL") || strlen(value) > 256 ||
+	    s->git_protocol)
+		return -1;
+	s->git_protocol = xstrdup(value);
+	return 0;
 }
 
 static int chan_subsystem(ssh_session ssh, ssh_channel chan,
@@ -624,9 +631,9 @@ static ssize_t chan_read(struct session *s, void *buf, size_t len,
 	}
 }
 
-static ssize_t io_read(void *ctx, void *buf, size_t len)
+static ssize_t io_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
-	return chan_read(ctx, buf, len, -1);
+	return chan_read(ctx, buf, len, timeout_ms);
 }
 
 static int io_write(void *ctx, const void *buf, size_t len)
@@ -945,7 +952,8 @@ static int run_command(struct session *s)
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
-	ret = gitserve_run(s->cfg, svc, app, s->user, &io);
+	ret = gitserve_run(s->cfg, svc, app, s->user,
+			   gitsvc_protocol_version(s->git_protocol), &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;
@@ -1151,6 +1159,7 @@ out:
 	free(hostkey);
 	free(s.user);
 	free(s.command);
+	free(s.git_protocol);
 	buf_release(&s.out);
 	buf_release(&s.err);
 	return ret;
