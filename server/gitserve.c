@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "gitarchive.h"
 #include "log.h"
 #include "receive.h"
 #include "upload.h"
@@ -20,6 +21,7 @@ int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
 	static const char *const names[] = {
 		[GITSVC_RECEIVE_PACK] = "receive-pack",
 		[GITSVC_UPLOAD_PACK] = "upload-pack",
+		[GITSVC_UPLOAD_ARCHIVE] = "upload-archive",
 	};
 	int ret;
 
@@ -30,6 +32,9 @@ int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
 		break;
 	case GITSVC_UPLOAD_PACK:
 		ret = upload_pack(cfg, app, version, io);
+		break;
+	case GITSVC_UPLOAD_ARCHIVE:
+		ret = upload_archive(cfg, app, io);
 		break;
 	default:
 		return error_set("unknown git service");

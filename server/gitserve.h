@@ -1,7 +1,8 @@
 /*
  * gitserve: the front end of berth's git services.  It takes the exec
  * command git's ssh transport sent, runs the service it names (receive.c
- * for a push, upload.c for a clone or fetch) over a transport, and turns
+ * for a push, upload.c for a clone or fetch, gitarchive.c for git archive
+ * --remote) over a transport, and turns
  * the result into an exit status.  The SSH session calls gitserve_run()
  * with its channel; "berth git-serve-stdio" runs the same over stdin and
  * stdout (tests, OpenSSH forced commands).  Everything blocks: it runs in

@@ -145,6 +145,8 @@ int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
 		{ "git receive-pack", GITSVC_RECEIVE_PACK },
 		{ "git-upload-pack", GITSVC_UPLOAD_PACK },
 		{ "git upload-pack", GITSVC_UPLOAD_PACK },
+		{ "git-upload-archive", GITSVC_UPLOAD_ARCHIVE },
+		{ "git upload-archive", GITSVC_UPLOAD_ARCHIVE },
 	};
 	const char *arg = NULL, *name, *space;
 	char *path = NULL, *shown;

@@ -29,13 +29,14 @@ struct gitsvc_io {
 enum gitsvc_service {
 	GITSVC_RECEIVE_PACK = 1,
 	GITSVC_UPLOAD_PACK,
+	GITSVC_UPLOAD_ARCHIVE,
 };
 
 /*
  * Recognise an exec command from git's ssh transport:
  * "git-receive-pack 'NAME'" (also "git receive-pack", NAME.git, /NAME,
  * '/NAME.git', the program named by an absolute path; the same for
- * upload-pack).  0 with *app (caller frees) a valid
+ * upload-pack and upload-archive).  0 with *app (caller frees) a valid
  * app name; ERR_NOTFOUND if the command is not a git service at all;
  * ERR_INVALID (error_last() says why) for a git command with a bad path.
  */

@@ -292,7 +292,7 @@ static void test_parse_command(void)
 		{ "git-receive-pack ''", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack $(id)", ERR_INVALID, 0, NULL },
-		{ "git-upload-archive 'myapp'", ERR_NOTFOUND, 0, NULL },
+		{ "git-upload-archive 'myapp'", 0, GITSVC_UPLOAD_ARCHIVE, "myapp" },
 		{ "/usr/bin/git-upload-pack 'myapp'", 0, UP, "myapp" },
 		{ "/usr/lib/git-core/git receive-pack myapp", 0, RP, "myapp" },
 		{ "/bin/yes 'myapp'", ERR_NOTFOUND, 0, NULL },

@@ -1,11 +1,12 @@
 /*
  * Unit tests: the requests of the fetching side (upload-pack's want list
- * and v2 fetch arguments), the GIT_PROTOCOL version, and which submodule
- * urls the server may fetch.
+ * and v2 fetch arguments, upload-archive's arguments), the GIT_PROTOCOL
+ * version, and which submodule urls the server may fetch.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "gitarchive.h"
 #include "gitsvc.h"
 #include "pktline.h"
 #include "submodule.h"
@@ -144,6 +145,45 @@ static void test_protocol_version(void)
 	   "versions we do not speak: v0");
 }
 
+static void test_archive_args(void)
+{
+	struct archive_request req;
+	char *args[] = { "--format=zip", "--prefix=app/", "-9", "-v", "main",
+			 "src", "lib/" };
+	char *bad[][2] = {
+		{ "--format=7z", "main" },
+		{ "--remote=x", "main" },
+		{ "--exec=/bin/sh", "main" },
+		{ "--output=/etc/passwd", "main" },
+		{ "main", "../etc" },
+		{ "--prefix=../", "main" },
+	};
+	size_t i;
+
+	archive_request_init(&req);
+	ok(archive_request_parse(&req, args, ARRAY_SIZE(args)) == 0 &&
+	   !strcmp(req.format, "zip") && !strcmp(req.prefix, "app/") &&
+	   !strcmp(req.treeish, "main") && req.paths.n == 2,
+	   "archive arguments");
+	archive_request_release(&req);
+	archive_request_init(&req);
+	ok(archive_request_parse(&req, args + 4, 1) == 0 &&
+	   !strcmp(req.format, "tar") && !strcmp(req.prefix, ""),
+	   "tar and no prefix by default");
+	archive_request_release(&req);
+	archive_request_init(&req);
+	ok(archive_request_parse(&req, args, 2) < 0 &&
+	   strstr(error_last(), "tree-ish"), "a tree-ish is needed");
+	archive_request_release(&req);
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		archive_request_init(&req);
+		ok(archive_request_parse(&req, bad[i], 2) < 0,
+		   "archive refuses %s %s (%s)", bad[i][0], bad[i][1],
+		   error_last());
+		archive_request_release(&req);
+	}
+}
+
 static void test_submodule_urls(void)
 {
 	static const struct {
@@ -179,6 +219,7 @@ int main(void)
 	test_want_lines();
 	test_fetch_args();
 	test_protocol_version();
+	test_archive_args();
 	test_submodule_urls();
 	return tap_done();
 }
