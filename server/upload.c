@@ -267,6 +267,7 @@ struct up {
 	struct oidvec extra_wants; /* parents of unshallowed commits */
 	struct oidvec extra_nots;  /* unshallowed commits: the client has them */
 	int sideband;
+	int pack_started;	/* errors go on band 3 from here on */
 	int io_dead;
 };
 
@@ -1208,6 +1209,7 @@ static int send_pack(struct up *u)
 		goto out;
 	if (u->version == 2 && up_line(u, "packfile\n") < 0)
 		goto out;
+	u->pack_started = 1;
 	up_progress(u, "Counting objects: %zu, done.\n",
 		    git_packbuilder_object_count(pb));
 	if (git_packbuilder_foreach(pb, send_chunk, u) < 0) {
@@ -1567,7 +1569,7 @@ int upload_pack(const struct config *cfg, const char *app, int version,
 	goto out;
 fail:
 	log_warnx("'%s': upload-pack: %s", app, error_last());
-	if (u.sideband) {
+	if (u.sideband && u.pack_started) {
 		char *m = xasprintf("error: %s\n", error_last());
 
 		pkt_send_band(io, &u.io_dead, 3, m, strlen(m));
