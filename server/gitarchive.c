@@ -79,8 +79,8 @@ int archive_request_parse(struct archive_request *req, char *const *args,
 			options = 0;
 		} else if (options && !strncmp(a, "--format=", 9)) {
 			if (!known_format(a + 9))
-				return error_set("Unknown archive format '%.64s'",
-						 a + 9);
+				return error_set("Unknown archive format "
+						 "'%.64s'", a + 9);
 			free(req->format);
 			req->format = xstrdup(a + 9);
 		} else if (options && !strncmp(a, "--prefix=", 9)) {

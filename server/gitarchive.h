@@ -23,8 +23,8 @@ struct config;
 #define ARCHIVE_MAX_ARGS 64	/* git's own limit */
 
 struct archive_request {
-	char *format;		/* "tar" (default), "tgz", "tar.gz", "zip" */
-	char *prefix;		/* put in front of every path, "" by default */
+	char *format;		/* tar (default), tgz, tar.gz, zip */
+	char *prefix;		/* in front of every path, "" by default */
 	char *treeish;		/* REF or REF:PATH */
 	struct strv paths;	/* only these (files or folders), if any */
 	int list;		/* --list: name the formats instead */

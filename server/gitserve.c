@@ -92,7 +92,7 @@ int gitserve_stdio_main(const struct config *cfg, const char *cmdline)
 	struct gitsvc_io io = { &f, fd_read, fd_write };
 	enum gitsvc_service svc;
 	char *app = NULL;
-	int ret;
+	int ret, version;
 
 	/* a client that hangs up must turn into EPIPE, not kill us mid-push */
 	signal(SIGPIPE, SIG_IGN);
@@ -109,8 +109,8 @@ int gitserve_stdio_main(const struct config *cfg, const char *cmdline)
 		fprintf(stderr, "berth: %s\n", error_last());
 		return 1;
 	}
-	ret = gitserve_run(cfg, svc, app, "local",
-			   gitsvc_protocol_version(getenv("GIT_PROTOCOL")), &io);
+	version = gitsvc_protocol_version(getenv("GIT_PROTOCOL"));
+	ret = gitserve_run(cfg, svc, app, "local", version, &io);
 	free(app);
 	return ret;
 }

@@ -41,7 +41,7 @@ struct pkt_reader {
 	size_t start, end;	/* unread bytes are buf[start..end) */
 	int eof;
 	int v2;			/* accept delim and response-end packets */
-	int timeout_ms;		/* idle limit per read, < 0 none (the default) */
+	int timeout_ms;		/* idle limit per read, < 0: none (default) */
 	uint64_t raw_bytes;	/* bytes handed out by pkt_read_raw() */
 };
 

@@ -267,7 +267,7 @@ struct rp {
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
 	int created;		/* this push made the repository */
-	int version;		/* 1: say so first (gitsvc_protocol_version) */
+	int version;		/* 1: say so first */
 };
 
 /* Bytes for the person pushing: band 2 ("remote: ..."), if we have one. */
@@ -458,8 +458,8 @@ static void drop_quarantine(struct rp *rp)
 }
 
 /*
- * Read the raw pack through libgit2's indexer, up to its trailer.  The indexer gets
- * the repository's odb so it can complete thin packs, and writes into a
+ * Read the raw pack through libgit2's indexer, up to its trailer.  The
+ * indexer gets the repository's odb so it can complete thin packs, and writes into a
  * quarantine directory inside objects/ (same filesystem for the final
  * rename, invisible to readers until then).
  */

@@ -133,7 +133,8 @@ static char *resolve_relative(const char *base, const char *rel)
 		if (!strncmp(rel, "./", 2)) {
 			rel += 2;
 		} else if (!strncmp(rel, "../", 3)) {
-			while (n > 0 && base[n - 1] != '/' && base[n - 1] != ':')
+			while (n > 0 && base[n - 1] != '/' &&
+			       base[n - 1] != ':')
 				n--;
 			if (n == 0)
 				return NULL;

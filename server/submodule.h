@@ -28,7 +28,7 @@ struct submodule_opts {
 	const char *repo;	/* the app's bare repository */
 	const char *commit;	/* 40 hex digits: the commit checked out */
 	const char *dir;	/* its work tree (pipeline_checkout()) */
-	const char *state_root;	/* berth's state directory: never fetched */
+	const char *state_root;	/* berth's state directory: not fetched */
 	const char *tmp;	/* an existing folder for temporary files */
 	long uid, gid;		/* >= 0: do the work as this user */
 	int out;		/* fd for progress lines ("-----> ...") */

@@ -30,7 +30,7 @@
 #include "pktline.h"
 #include "version.h"
 
-#define MAX_PREFIXES 65		/* ls-refs: more means "all refs", as git */
+#define MAX_PREFIXES 65		/* ls-refs: more means all refs, as git */
 #define MAX_EDGES 256		/* commits whose trees the client has */
 
 /* ---- request parsing ------------------------------------------------ */
@@ -265,7 +265,7 @@ struct up {
 	/* a shallow answer */
 	struct oidset boundary;	/* commits sent without their parents */
 	struct oidvec extra_wants; /* parents of unshallowed commits */
-	struct oidvec extra_nots;  /* unshallowed commits: the client has them */
+	struct oidvec extra_nots;  /* unshallowed commits: the client has */
 	int sideband;
 	int pack_started;	/* errors go on band 3 from here on */
 	int io_dead;
@@ -542,7 +542,8 @@ static int ok_to_give_up(struct up *u)
 			int *done;
 			git_oid w;
 
-			oidset_insert(&u->want_ready, &u->req.wants.v[j], &done);
+			oidset_insert(&u->want_ready, &u->req.wants.v[j],
+				      &done);
 			if (*done)
 				continue;
 			if (peel_commit(u, &u->req.wants.v[j], &w) != 1 ||

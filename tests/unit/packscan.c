@@ -185,7 +185,7 @@ static void test_bad(void)
 	memcpy(buf, pack, sizeof(pack));
 	buf[273] = (unsigned char)((buf[273] & 0xf0) | ((buf[273] + 1) & 0x0f));
 	ok(scan(buf, sizeof(pack), &done) < 0,
-	   "an object that inflates to another size than its header's: refused");
+	   "an object inflating to another size than its header's: refused");
 	free(buf);
 }
 
