@@ -142,6 +142,32 @@ test_expect_success 'protocol v0: haves in rounds, ready once the wants are cove
 	git -C berth0 fsck --strict 2>&1
 '
 
+# pkt LINE: one pkt-line (with LF), to build a request by hand
+pkt() { printf "%04x%s\n" $((${#1} + 5)) "$1"; }
+
+test_expect_success 'plain multi_ack: ACK continue for commons, NAK each round, ACK at done' '
+	tip=$(git -C src rev-parse main) &&
+	old=$(git -C src rev-parse main~3) &&
+	{
+		pkt "want $tip multi_ack side-band-64k" && printf 0000 &&
+		pkt "have 1111111111111111111111111111111111111111" &&
+		pkt "have $old" && printf 0000 &&
+		pkt "done"
+	} >request &&
+	"$BERTH" git-serve-stdio --root "$ROOT" "git-upload-pack '\''hist'\''" \
+		<request >reply &&
+	grep -a -o "ACK $old continue" reply &&
+	grep -a -o "NAK" reply &&
+	grep -a -q "ACK $old$" reply &&
+	grep -a -q PACK reply
+'
+
+test_expect_success 'protocol v1: the advertisement says version 1 first' '
+	GIT_TRACE_PACKET="$TRASH/v1.trace" git -c protocol.version=1 ls-remote "$URL" >refs &&
+	test_grep "ls-remote< version 1" v1.trace &&
+	test_grep "refs/heads/main$" refs
+'
+
 test_expect_success 'the branch HEAD names cannot be deleted (receive.denyDeleteCurrent)' '
 	test_must_fail git -C src push "$URL" :main 2>err &&
 	test_grep "\[remote rejected\] main \(deletion of the current branch prohibited\)" err &&
