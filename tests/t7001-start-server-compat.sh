@@ -114,7 +114,7 @@ test_expect_success 'A: same messages, and --stop says the same' '
 	test_cmp stop.perl stop.berth
 '
 
-# Scenario B: a new generation that fails to start twice (the old one
+# Scenario B: a new generation that fails to start 3 times (the old one
 # keeps serving, the start is retried), --envdir read at each restart,
 # and a worker that dies.
 scenario_b() {
@@ -127,18 +127,18 @@ scenario_b() {
 		-- "$SS_WORKER" &&
 	ss_wait_gens "$d" 1 &&
 	ss_ask TCP:127.0.0.1:$PB >"$d/answer-1" &&
-	echo 2 >"$d/out/fail" &&
+	echo 3 >"$d/out/fail" &&
 	echo two >"$TRASH/envdir/FOO" && echo bar >"$TRASH/envdir/BAR" &&
 	kill -HUP "$(cat "$d/pid")" &&
 	retry_until 20 grep -q "seems to have failed" "$d/log" &&
 	ss_ask TCP:127.0.0.1:$PB >"$d/answer-while-failing" &&
-	ss_wait_gens "$d" 4 &&
+	ss_wait_gens "$d" 5 &&
 	rm "$TRASH/envdir/FOO" "$TRASH/envdir/BAR" &&
 	kill -HUP "$(cat "$d/pid")" &&
-	ss_wait_gens "$d" 5 &&
-	kill -KILL "$(sed -n "s/^5://p" "$d/status")" &&
 	ss_wait_gens "$d" 6 &&
-	retry_until 20 test -s "$d/out/gen-6.env" &&
+	kill -KILL "$(sed -n "s/^6://p" "$d/status")" &&
+	ss_wait_gens "$d" 7 &&
+	retry_until 20 test -s "$d/out/gen-7.env" &&
 	ss_cmd $impl --stop --pid-file="$d/pid" 2>/dev/null
 }
 
@@ -146,23 +146,23 @@ test_expect_success 'scenario B under Perl start_server' 'scenario_b perl'
 test_expect_success 'scenario B under berth start-server' 'scenario_b berth'
 
 test_expect_success 'B: old generation served while the new one failed; envdir as the original' '
-	for f in answer-1 answer-while-failing out/gen-1.env out/gen-4.env \
-		out/gen-5.env out/gen-6.env; do
+	for f in answer-1 answer-while-failing out/gen-1.env out/gen-5.env \
+		out/gen-6.env out/gen-7.env; do
 		test_cmp "b-perl/$f" "b-berth/$f" || return 1
 	done &&
 	test_grep "^gen=1 " b-berth/answer-while-failing &&
-	test_grep "^FOO=two" b-berth/out/gen-4.env &&
-	test_grep "^BAR=bar" b-berth/out/gen-4.env &&
-	test_grep "^FOO=one" b-berth/out/gen-5.env &&
-	test_grep "^BAR=<unset>" b-berth/out/gen-5.env &&
+	test_grep "^FOO=two" b-berth/out/gen-5.env &&
+	test_grep "^BAR=bar" b-berth/out/gen-5.env &&
+	test_grep "^FOO=one" b-berth/out/gen-6.env &&
+	test_grep "^BAR=<unset>" b-berth/out/gen-6.env &&
 	test_grep "^ENVDIR=$TRASH/envdir\$" b-berth/out/gen-1.env &&
-	! test -e b-berth/out/gen-2.env && ! test -e b-berth/out/gen-3.env
+	! test -e b-berth/out/gen-2.env && ! test -e b-berth/out/gen-4.env
 '
 
 test_expect_success 'B: same messages' '
 	ss_norm b-perl/log >log.perl && ss_norm b-berth/log >log.berth &&
 	test_cmp log.perl log.berth &&
-	test "$(grep -c "seems to have failed to start, exit status:256" log.berth)" = 2 &&
+	test "$(grep -c "seems to have failed to start, exit status:256" log.berth)" = 3 &&
 	test_grep "died unexpectedly with status:9, restarting" log.berth
 '
 

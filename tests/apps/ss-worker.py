@@ -7,7 +7,6 @@ with "gen=G name=NAME" and a newline.  Everything it has to say goes to
 files in $SS_OUT, never to stdout, so that the superdaemon's own output
 can be compared line by line:
   gen-G.env     the variables named in $SS_SHOW ("cwd": the folder)
-  gen-G.started the time it started
   signals       "gen=G SIGNAL TIME" for each signal it gets
 On a signal it exits, after waiting while $SS_OUT/hold exists.
 """
@@ -69,6 +68,5 @@ for name, fd in sockets():
     if sock.type == socket.SOCK_STREAM:
         threading.Thread(target=serve, args=(name, sock), daemon=True).start()
 write_atomic(os.path.join(OUT, "gen-%s.env" % GEN), "\n".join(lines) + "\n")
-write_atomic(os.path.join(OUT, "gen-%s.started" % GEN), "%.3f\n" % time.time())
 while True:
     signal.pause()
