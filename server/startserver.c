@@ -950,7 +950,13 @@ static void child_exec(char **argv, char **envp, const char *path,
 	errno = eacces ? EACCES : ENOENT;
 }
 
-/* Fork and exec one worker with the environment as it is now. */
+/*
+ * Fork and exec one worker with the environment as it is now.  Not
+ * through spawn.c: the sockets must keep the numbers SERVER_STARTER_PORT
+ * names (or sit at 3 and up with the child's own LISTEN_PID), PATH is the
+ * worker's, and an exec that fails is a worker that failed to start (exit
+ * 255, retried), as under the original, not an error of the caller.
+ */
 static pid_t worker_spawn(struct server *s)
 {
 	char pid_var[LISTENER_PID_VAR_LEN];
