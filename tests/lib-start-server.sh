@@ -10,6 +10,7 @@
 #   ss_cmd IMPL ARGS...      the command itself (for --restart, --stop)
 #   ss_gens DIR              the generations in DIR/status, space-separated
 #   ss_wait_gens DIR "2 3"   wait until the status file shows exactly those
+#   ss_none FILE...          true when none of the files exists
 #   ss_norm FILE             the file with pids written P1, P2, ... in order
 #                            of appearance (so two runs compare equal)
 
@@ -58,6 +59,14 @@ ss_kill_pidfile() {
 	retry_until 20 eval "! kill -0 $pid 2>/dev/null"
 	kill -KILL "$pid" 2>/dev/null
 	return 0
+}
+
+# ss_none FILE...: none of them exists.
+ss_none() {
+	local f
+	for f in "$@"; do
+		! test -e "$f" || return 1
+	done
 }
 
 ss_gens() {
