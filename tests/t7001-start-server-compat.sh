@@ -199,16 +199,17 @@ test_expect_success 'C: same auto-restart, and the old worker is signalled after
 '
 
 # Scenario D: --log-file through a pipe, --port=PORT=FD, a UDP port,
-# --dir, then --daemonize with a log file.
+# --dir, --backlog, then --daemonize with a log file.
 scenario_d() {
 	local impl=$1
 	local d=$TRASH/d-$impl
 	export SS_SHOW="SERVER_STARTER_PORT cwd"
-	ss_start $impl "$d" --port=$PD=9 --port=u$PU --dir="$TRASH/wd" \
+	ss_start $impl "$d" --port=$PD=9 --port=u$PU --dir="$TRASH/wd" --backlog=7 \
 		--log-file="| cat >>'"$d"'/piped.log" -- "$SS_WORKER" &&
 	ss_wait_gens "$d" 1 &&
 	retry_until 20 test -s "$d/out/gen-1.env" &&
 	ss_ask TCP:127.0.0.1:$PD >"$d/answer" &&
+	ss -ltnH "sport = :$PD" | awk "{ print \$3 }" >"$d/backlog" &&
 	ss_cmd $impl --stop --pid-file="$d/pid" 2>/dev/null &&
 	retry_until 20 grep -q "^exiting" "$d/piped.log" &&
 	test_atexit "ss_kill_pidfile '$d/dpid'" &&
@@ -227,10 +228,11 @@ scenario_d() {
 test_expect_success 'scenario D under Perl start_server' 'scenario_d perl'
 test_expect_success 'scenario D under berth start-server' 'scenario_d berth'
 
-test_expect_success 'D: same fds, folder, answers and logs' '
-	for f in out/gen-1.env answer answer-daemon; do
+test_expect_success 'D: same fds, folder, backlog, answers and logs' '
+	for f in out/gen-1.env answer answer-daemon backlog; do
 		test_cmp "d-perl/$f" "d-berth/$f" || return 1
 	done &&
+	test "$(cat d-berth/backlog)" = 7 &&
 	test_grep "^SERVER_STARTER_PORT=$PD=9;$PU=[0-9]+\$" d-berth/out/gen-1.env &&
 	ss_norm d-perl/daemonize.out >out.perl &&
 	ss_norm d-berth/daemonize.out >out.berth &&
