@@ -41,9 +41,9 @@ extern char **environ;
 enum opt_id {
 	OPT_AUTO_RESTART_INTERVAL, OPT_BACKLOG, OPT_DAEMONIZE, OPT_DIR,
 	OPT_ENABLE_AUTO_RESTART, OPT_ENVDIR, OPT_HELP, OPT_INTERVAL,
-	OPT_KILL_OLD_DELAY, OPT_LOG_FILE, OPT_PATH, OPT_PID_FILE, OPT_PORT, OPT_RESTART,
-	OPT_SIGNAL_ON_HUP, OPT_SIGNAL_ON_TERM, OPT_STATUS_FILE, OPT_STOP, OPT_SYSTEMD,
-	OPT_VERSION, OPT__COUNT
+	OPT_KILL_OLD_DELAY, OPT_LOG_FILE, OPT_PATH, OPT_PID_FILE, OPT_PORT,
+	OPT_RESTART, OPT_SIGNAL_ON_HUP, OPT_SIGNAL_ON_TERM, OPT_STATUS_FILE,
+	OPT_STOP, OPT_SYSTEMD, OPT_VERSION, OPT__COUNT
 };
 
 enum opt_type { T_FLAG, T_STRING, T_INT, T_LIST };
@@ -392,8 +392,9 @@ static void usage(void)
 	       "and on SIGHUP starts a new generation, then signals the old one.\n"
 	       "\n"
 	       "Options:\n"
-	       "  --port=(port|host:port|[v6addr]:port)[=fd]   TCP port to listen to (repeatable;\n"
-	       "        no host: 0.0.0.0; a \"u\" before the port number: UDP; =fd: at that fd)\n"
+	       "  --port=(port|host:port|[v6addr]:port)[=fd]\n"
+	       "                           TCP port to listen to (repeatable; no host: 0.0.0.0;\n"
+	       "                           \"u\" before the port number: UDP; =fd: at that fd)\n"
 	       "  --path=path              unix socket to listen to (repeatable)\n"
 	       "  --dir=path               working directory of the server program\n"
 	       "  --interval=seconds       a new worker must stay up this long (default: 1)\n"
@@ -410,11 +411,12 @@ static void usage(void)
 	       "  --kill-old-delay=seconds wait before signalling the old workers\n"
 	       "                           (default: 5 with auto-restart, else 0)\n"
 	       "  --backlog=size           listen backlog (default: SOMAXCONN)\n"
-	       "  --systemd                also pass the sockets as systemd does: at fd 3 and up,\n"
-	       "                           with LISTEN_FDS, LISTEN_PID and LISTEN_FDNAMES\n"
-	       "  --restart                HUP the superdaemon in --pid-file and wait until only\n"
-	       "                           the new generation is in --status-file\n"
-	       "  --stop                   TERM the superdaemon in --pid-file and wait for its exit\n"
+	       "  --systemd                also pass the sockets as systemd does: at fd 3\n"
+	       "                           and up, with LISTEN_FDS, LISTEN_PID, LISTEN_FDNAMES\n"
+	       "  --restart                HUP the superdaemon in --pid-file and wait until\n"
+	       "                           only the new generation is in --status-file\n"
+	       "  --stop                   TERM the superdaemon in --pid-file and wait until\n"
+	       "                           it has exited\n"
 	       "  --help                   this text\n"
 	       "  --version                the version\n"
 	       "\n"
@@ -486,7 +488,8 @@ static int read_generations(const char *path, long *gens, size_t max,
 
 static int cmd_restart(const struct opts *o)
 {
-	const char *pidf = o->str[OPT_PID_FILE], *statf = o->str[OPT_STATUS_FILE];
+	const char *pidf = o->str[OPT_PID_FILE];
+	const char *statf = o->str[OPT_STATUS_FILE];
 	long gens[1024], wait_for;
 	char line[256];
 	size_t n;
@@ -693,7 +696,8 @@ static pid_t reap_one(struct server *s, int block, long timeout_ms,
 			return 0;
 		if (deadline >= 0 && now_ms() >= deadline)
 			return 0;
-		if (wait_pipe(s, deadline >= 0 ? (long)(deadline - now_ms()) : -1) > 0)
+		if (wait_pipe(s, deadline >= 0 ?
+				 (long)(deadline - now_ms()) : -1) > 0)
 			return 0;
 	}
 }
@@ -991,7 +995,8 @@ static pid_t worker_spawn(struct server *s)
 		signals_default();
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		/* SIGPIPE stays ignored in the worker, as under the original. */
+		/* SIGPIPE stays ignored in the worker, as under the
+		 * original. */
 		if (s->systemd) {
 			if (listener_child_place(fds, s->nls, 3) < 0) {
 				child_say("failed to pass the sockets:",
@@ -1042,7 +1047,8 @@ static void worker_start(struct server *s)
 		deadline = now_ms() + s->interval * 1000;
 		while (!stop_pending(s) && now_ms() < deadline)
 			wait_pipe(s, (long)(deadline - now_ms()));
-		if (pid > 0 && (stop_pending(s) || waitpid(pid, &status, WNOHANG) <= 0))
+		if (pid > 0 && (stop_pending(s) ||
+				waitpid(pid, &status, WNOHANG) <= 0))
 			break;
 		if (pid > 0)
 			say("new worker %d seems to have failed to start, exit status:%d",
@@ -1191,7 +1197,8 @@ static int log_open(const char *spec, int *out)
 	       *p == '\f' || *p == '\v')
 		p++;
 	if (*p != '|') {
-		fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+		fd = open(spec, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+			  0666);
 		if (fd < 0) {
 			int e = errno;
 
