@@ -98,6 +98,7 @@ run: berth
 PREFIX ?= /usr/local
 install: berth
 	install -D -m 755 $(B)/berth $(DESTDIR)$(PREFIX)/bin/berth
+	ln -sf berth $(DESTDIR)$(PREFIX)/bin/start_server
 	mkdir -p $(DESTDIR)$(PREFIX)/share/berth
 	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/berth/
 	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/

@@ -18,6 +18,7 @@
 #include "gitserve.h"
 #include "log.h"
 #include "sshd.h"
+#include "startserver.h"
 #include "util.h"
 #include "version.h"
 
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 		"                                [--domain NAME] [-v]\n"
 		"       berth [--root DIR] config-check\n"
 		"       berth [--root DIR] COMMAND [ARGS...]\n"
+		"       berth start-server [OPTIONS] -- COMMAND [ARGS...]  (also as start_server)\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
 		"root and ~/.berth for other users.  'berth help' lists the commands.\n");
@@ -295,7 +297,14 @@ out:
 int main(int argc, char **argv)
 {
 	char *root = NULL, *abs;
+	const char *name = strrchr(argv[0], '/');
 	int i = 1, ret;
+
+	/* Installed as "start_server" too: the drop-in for Server::Starter's. */
+	if (!strcmp(name ? name + 1 : argv[0], "start_server"))
+		return startserver_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "start-server"))
+		return startserver_main(argc - 1, argv + 1);
 
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--root") && i + 1 < argc) {

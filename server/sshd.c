@@ -431,6 +431,7 @@ struct session {
 	char *git_protocol;	/* the GIT_PROTOCOL env request, or NULL */
 	int shell;		/* a shell was asked for instead */
 	char peer[INET6_ADDRSTRLEN + 8];
+	char peer_ip[INET6_ADDRSTRLEN];	/* for from= in authorized_keys */
 	/* control response being relayed */
 	struct buf out, err;
 	int status;		/* -1 until the engine's last line */
@@ -457,10 +458,11 @@ static int auth_pubkey(ssh_session ssh, const char *user,
 	if (state != SSH_PUBLICKEY_STATE_NONE &&
 	    state != SSH_PUBLICKEY_STATE_VALID)
 		goto denied;
-	r = keys_match(s->cfg->root, pubkey, &name, &admin);
+	r = keys_match_from(s->cfg->root, pubkey,
+			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin);
 	if (r < 0) {
 		if (r != ERR_NOTFOUND)
-			log_warnx("%s", error_last());
+			log_warnx("%s: %s", s->peer, error_last());
 		goto denied;
 	}
 	/* NONE is the client asking whether this key would do: it has not
@@ -995,18 +997,20 @@ static void keepalive(int fd)
 		log_warn("TCP keepalive");
 }
 
-static void peer_name(int fd, char *out, size_t len)
+static void peer_name(int fd, char *out, size_t len, char *ip, size_t iplen)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
 	char host[INET6_ADDRSTRLEN], port[8];
 
 	snprintf(out, len, "?");
+	ip[0] = '\0';
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0 ||
 	    getnameinfo((struct sockaddr *)&ss, sl, host, sizeof(host), port,
 			sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV))
 		return;
 	snprintf(out, len, strchr(host, ':') ? "[%s]:%s" : "%s:%s", host, port);
+	snprintf(ip, iplen, "%s", host);
 }
 
 /*
@@ -1071,7 +1075,7 @@ int session_main(const struct config *cfg, int fd)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, on_alarm);
 	alarm(AUTH_TIMEOUT_S);
-	peer_name(fd, s.peer, sizeof(s.peer));
+	peer_name(fd, s.peer, sizeof(s.peer), s.peer_ip, sizeof(s.peer_ip));
 	/* three 40 ms delayed-ACK stalls per session without it */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
 		log_warn("TCP_NODELAY");
