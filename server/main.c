@@ -16,9 +16,10 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
-#include "gitsvc.h"
+#include "gitserve.h"
 #include "log.h"
 #include "sshd.h"
+#include "startserver.h"
 #include "util.h"
 #include "version.h"
 
@@ -29,6 +30,7 @@ static void usage(FILE *f)
 		"                                [--domain NAME] [-v]\n"
 		"       berth [--root DIR] config-check\n"
 		"       berth [--root DIR] COMMAND [ARGS...]\n"
+		"       berth start-server [OPTIONS] -- COMMAND [ARGS...]  (also as start_server)\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
 		"root and ~/.berth for other users.  --root DIR may follow the command too.\n"
@@ -231,7 +233,7 @@ static int cmd_git_stdio(const char *root, int argc, char **argv)
 	log_init(0, "git");
 	if (load_config(&cfg, root) < 0)
 		return 1;
-	ret = gitsvc_stdio_main(&cfg, argv[0]);
+	ret = gitserve_stdio_main(&cfg, argv[0]);
 	config_release(&cfg);
 	return ret;
 }
@@ -368,10 +370,17 @@ out:
 int main(int argc, char **argv)
 {
 	char *root = NULL, *abs;
+	const char *name = strrchr(argv[0], '/');
 	const char *cmd;
 	struct buf why = BUF_INIT;
 	int i = 1, ret, nargs;
 	char **args;
+
+	/* Installed as "start_server" too: the drop-in for Server::Starter's. */
+	if (!strcmp(name ? name + 1 : argv[0], "start_server"))
+		return startserver_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "start-server"))
+		return startserver_main(argc - 1, argv + 1);
 
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--root") && i + 1 < argc) {

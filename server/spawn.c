@@ -181,6 +181,12 @@ int spawn_start(struct spawn *s)
 		for (j = 0; j < 3; j++)
 			if (dup2(fds[j], j) < 0)
 				child_fail(pfd[1], "dup2");
+		if (s->child_setup) {
+			const char *failed = s->child_setup(s->child_arg);
+
+			if (failed)
+				child_fail(pfd[1], failed);
+		}
 		if (s->dir && chdir(s->dir) < 0)
 			child_fail(pfd[1], s->dir);
 		if (s->flags & SPAWN_DROP_PRIV) {

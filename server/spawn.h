@@ -38,6 +38,14 @@ struct spawn {
 	unsigned flags;
 	uid_t uid;		/* for SPAWN_DROP_PRIV */
 	gid_t gid;
+	/*
+	 * Run in the child once its fds are in place, before 'dir' and
+	 * SPAWN_DROP_PRIV (e.g. cgroup_enter, sandbox_enter): NULL when
+	 * done, else what failed, with errno set, and the start fails as a
+	 * failed exec does.  Async-signal-safe code only.
+	 */
+	const char *(*child_setup)(void *arg);
+	void *child_arg;
 	pid_t pid;		/* out: the child */
 };
 

@@ -1,0 +1,125 @@
+/* sandbox: see sandbox.h. */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <grp.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "util.h"
+
+static const char *app_path(const struct sandbox *sb)
+{
+	return sb->app_path ? sb->app_path : SANDBOX_APP_PATH;
+}
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+int sandbox_prepare(const struct sandbox *sb)
+{
+	const char *app = app_path(sb);
+	size_t i;
+
+	if (sb->uid == 0 || sb->gid == 0)
+		return error_set("refusing to run an app as root");
+	if (!sb->release || sb->release[0] != '/' || !is_dir(sb->release))
+		return error_set("release folder '%s' is not there",
+				 sb->release ? sb->release : "");
+	if (app[0] != '/')
+		return error_set("'%s' is not an absolute path", app);
+	if (sb->n_hide > SANDBOX_HIDE_MAX)
+		return error_set("too many folders to hide");
+	for (i = 0; i < sb->n_hide; i++)
+		if (!sb->hide[i] || sb->hide[i][0] != '/' ||
+		    !is_dir(sb->hide[i]))
+			return error_set("folder to hide '%s' is not there",
+					 sb->hide[i] ? sb->hide[i] : "");
+	if (!is_dir(app)) {
+		if (mkdir(app, 0755) < 0 && errno != EEXIST)
+			return error_setsys("cannot make '%s'", app);
+		if (!is_dir(app))
+			return error_set("'%s' is not a folder", app);
+	}
+	return 0;
+}
+
+/* An empty tmpfs over path; mode as "mode=000". */
+static int cover(const char *path, unsigned long flags, const char *opts)
+{
+	return mount("tmpfs", path, "tmpfs", flags, opts);
+}
+
+const char *sandbox_enter(const struct sandbox *sb)
+{
+	const char *app = app_path(sb);
+	unsigned long bind_flags = MS_NOSUID | MS_NODEV;
+	size_t i;
+
+	if (sb->uid == 0 || sb->gid == 0) {
+		errno = EPERM;
+		return "refusing uid or gid 0";
+	}
+	if (unshare(CLONE_NEWNS) < 0)
+		return "unshare";
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
+		return "making mounts private";
+	if (mount(sb->release, app, NULL, MS_BIND | MS_REC, NULL) < 0)
+		return "binding the release";
+	if (sb->flags & SANDBOX_APP_READONLY)
+		bind_flags |= MS_RDONLY;
+	if (mount(NULL, app, NULL, MS_REMOUNT | MS_BIND | bind_flags,
+		  NULL) < 0)
+		return "remounting the release";
+	for (i = 0; i < sb->n_hide && i < SANDBOX_HIDE_MAX; i++)
+		if (cover(sb->hide[i], MS_NOSUID | MS_NODEV | MS_NOEXEC |
+			  MS_RDONLY, "size=4k,mode=000") < 0)
+			return "hiding a folder";
+	if (sb->flags & SANDBOX_PRIVATE_TMP) {
+		static const char *const tmps[] = { "/tmp", "/var/tmp",
+						    "/dev/shm" };
+
+		for (i = 0; i < ARRAY_SIZE(tmps); i++) {
+			struct stat st;
+
+			if (stat(tmps[i], &st) < 0 || !S_ISDIR(st.st_mode))
+				continue;
+			if (cover(tmps[i], MS_NOSUID | MS_NODEV,
+				  "mode=1777") < 0)
+				return "private /tmp";
+		}
+	}
+	if ((sb->flags & SANDBOX_HIDE_PIDS) &&
+	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+		  "hidepid=2") < 0)
+		return "private /proc";
+	if (chdir(sb->workdir ? sb->workdir : app) < 0)
+		return "chdir";
+	if (setgroups(0, NULL) < 0)
+		return "setgroups";
+	if (setresgid(sb->gid, sb->gid, sb->gid) < 0)
+		return "setresgid";
+	if (setresuid(sb->uid, sb->uid, sb->uid) < 0)
+		return "setresuid";
+	/* a kernel that ignored us must not leave root behind */
+	if (geteuid() == 0 || getuid() == 0 || getegid() == 0) {
+		errno = EPERM;
+		return "dropping root";
+	}
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return "no_new_privs";
+	return NULL;
+}
+
+const char *sandbox_child_setup(void *sb)
+{
+	return sandbox_enter(sb);
+}
