@@ -198,14 +198,20 @@ void client_data(struct client *c, const char *fmt, ...)
 	free(p);
 }
 
-/* Queue the final line; the connection closes once it is written. */
+/*
+ * Queue the final line; the connection closes once it is written.  A
+ * write that finds the peer gone closes c at once, which may drop its
+ * last reference: hold one while c is still read here.
+ */
 static void client_finish(struct client *c, const char *line, size_t len)
 {
+	client_ref(c);
 	client_queue(c, line, len);
 	if (!c->gone) {
 		c->finished = 1;
 		client_flush(c);
 	}
+	client_unref(c);
 }
 
 void client_ok(struct client *c)
@@ -229,12 +235,14 @@ void client_error(struct client *c, const char *fmt, ...)
 	/* The final line is one line: a message of several goes out whole
 	 * first, in order, then its first line as the error. */
 	q = strchr(p, '\n');
+	client_ref(c);		/* client_data() may close it */
 	if (q) {
 		client_data(c, " !     %s", p);
 		*q = '\0';
 	}
 	buf_addf(&b, "error: %s\n", p);
 	client_finish(c, b.data, b.len);
+	client_unref(c);
 	buf_release(&b);
 	free(p);
 }
@@ -315,6 +323,11 @@ static void client_dispatch(struct client *c, size_t linelen)
 	client_unref(c);	/* c may be gone after this */
 }
 
+/*
+ * Whatever this calls (a write, an error answer, the command, its input
+ * callback) may close c and drop the connection's reference: a reference
+ * of our own keeps c until we are done with it.
+ */
 static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 {
 	struct client *c = arg;
@@ -322,40 +335,39 @@ static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 	ssize_t n;
 	char *nl;
 
+	client_ref(c);
 	if (events & LOOP_WRITE) {
-		client_ref(c);
 		client_flush(c);
-		if (c->gone) {
-			client_unref(c);
-			return;
-		}
-		client_unref(c);
+		if (c->gone)
+			goto out;
 	}
 	if (!(events & LOOP_READ))
-		return;
+		goto out;
 	n = read(fd, chunk, sizeof(chunk));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		goto out;
 	if (n <= 0) {
 		client_close(c);
-		return;
+		goto out;
 	}
 	if (c->dispatched) {
 		/* one request per connection; the rest is its input, or
 		 * ignored */
 		if (c->on_input)
 			c->on_input(c, chunk, (size_t)n, c->on_input_arg);
-		return;
+		goto out;
 	}
 	if (buf_add(&c->in, chunk, (size_t)n) < 0) {
 		client_error(c, "request too long");
-		return;
+		goto out;
 	}
 	nl = memchr(c->in.data, '\n', c->in.len);
 	if (nl)
 		client_dispatch(c, (size_t)(nl - c->in.data));
 	else if (c->in.len > CONTROL_LINE_MAX)
 		client_error(c, "request too long");
+out:
+	client_unref(c);	/* c may be gone after this */
 }
 
 static void on_control(struct loop *l, int fd, unsigned events, void *arg)
