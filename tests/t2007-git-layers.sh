@@ -23,7 +23,7 @@ rank() {
 	*) echo 9 ;;
 	esac
 }
-FILES="pktline oidset packfile indexpack gitsvc gitrefs receive upload gitarchive gitserve"
+FILES="pktline oidset packfile indexpack packwrite gitsvc gitrefs receive upload gitarchive gitserve"
 
 test_expect_success 'which file defines each symbol' '
 	for f in $FILES; do
