@@ -710,8 +710,11 @@ static int resolve_family(struct worker *w, uint32_t root)
 		if (inflate_obj(w, ci, &delta) < 0 ||
 		    pack_apply_delta(&res, &len, f->data, f->len, delta,
 				     c->size, ip->o.max_object) < 0) {
+			char why[256];
+
 			free(delta);
-			error_set("bad pack: object %u: %s", ci, error_last());
+			snprintf(why, sizeof(why), "%s", error_last());
+			error_set("bad pack: object %u: %s", ci, why);
 			goto out;
 		}
 		free(delta);
