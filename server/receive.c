@@ -29,6 +29,7 @@
 #include "gitrefs.h"
 #include "gitsvc.h"
 #include "log.h"
+#include "gitrepack.h"
 #include "indexpack.h"
 #include "pipeline.h"
 #include "pktline.h"
@@ -265,6 +266,7 @@ struct rp {
 	struct indexpack *ip;	/* the pushed pack, indexed */
 	git_odb *odb;		/* the repository's, for the indexer */
 	int progress_done;
+	int pack_installed;	/* a new pack went into objects/pack */
 	unsigned int pack_objects;
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
@@ -624,6 +626,7 @@ static int install_pack(struct rp *rp)
 			log_warn("%s: fsync '%s'", __func__, dir);
 		close(fd);
 	}
+	rp->pack_installed = 1;
 	if (git_repository_odb(&odb, rp->repo) < 0 ||
 	    git_odb_refresh(odb) < 0) {
 		gitsvc_lg2_error("cannot refresh object database");
@@ -1376,6 +1379,9 @@ int receive_pack(const struct config *cfg, const char *app,
 	send_report(&rp);
 	if (rp.sideband)
 		pkt_send(io, &rp.io_dead, "0000", 4);
+	/* the client has its answer: fold the packs if there are many */
+	if (rp.repo && rp.pack_installed)
+		gitrepack_maybe_start(rp.repo_path);
 	status = rp.unpack_error ? 1 : 0;
 	for (i = 0; i < rp.req.n; i++)
 		if (rp.req.cmds[i].error)

@@ -16,6 +16,7 @@ rank() {
 	case $1 in
 	pktline|oidset|packfile) echo 1 ;;
 	indexpack|packwrite) echo 2 ;;
+	gitrepack) echo 3 ;;
 	gitsvc) echo 3 ;;
 	gitrefs) echo 4 ;;
 	receive|upload|gitarchive) echo 5 ;;
@@ -23,7 +24,7 @@ rank() {
 	*) echo 9 ;;
 	esac
 }
-FILES="pktline oidset packfile indexpack packwrite gitsvc gitrefs receive upload gitarchive gitserve"
+FILES="pktline oidset packfile indexpack packwrite gitrepack gitsvc gitrefs receive upload gitarchive gitserve"
 
 test_expect_success 'which file defines each symbol' '
 	for f in $FILES; do
