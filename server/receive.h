@@ -11,7 +11,7 @@
  *   flush
  *   [PKT(option)* flush]             only if push-options was agreed
  *   raw pack                         unless every command is a delete;
- *                                    it ends at its trailer (packscan.h)
+ *                                    it ends at its trailer (indexpack.h)
  */
 #ifndef BERTH_RECEIVE_H
 #define BERTH_RECEIVE_H
