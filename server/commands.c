@@ -4,11 +4,13 @@
  * calls on app.c, checking names and arity first so that a bad request
  * never touches state.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "app.h"
+#include "commands.h"
 #include "config.h"
 #include "control.h"
 #include "engine.h"
@@ -23,6 +25,13 @@ struct command {
 	int min_args, max_args;	/* counting argv[0]; -1: no limit */
 	void (*run)(struct engine *e, struct client *c, struct app *a,
 		    int argc, char **argv);
+	int flags;
+};
+
+enum command_flags {
+	CMD_LOCAL = 1 << 0,	/* not over SSH: names paths of this host, or
+				 * speaks for the engine's own sessions */
+	CMD_HIDDEN = 1 << 1,	/* not in "help" */
 };
 
 static void cmd_help(struct engine *e, struct client *c, struct app *a,
@@ -106,7 +115,8 @@ static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
 		else if (!strcmp(argv[i], "--source"))
 			slot = &o.source;
 		if (!slot || i + 1 >= argc) {
-			client_error(c, "deploy: unknown option '%s'", argv[i]);
+			client_error(c, "usage: deploy NAME BUNDLE [--move] [--commit ID] [--pusher NAME] [--buildpack NAME] [--source WORD] ('%s' is not one)",
+				     argv[i]);
 			return;
 		}
 		*slot = argv[++i];
@@ -246,23 +256,40 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 	buf_release(&out);
 }
 
+static void cmd_create(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	app_cmd_create(e, argv[1], c);
+}
+
+static void cmd_build_log(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	app_cmd_build_log(e, argv[1], c);
+}
+
 static const struct command commands[] = {
-	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps },
-	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps },
-	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs },
-	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy },
-	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart },
-	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop },
-	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start },
-	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale },
-	{ "rm", "rm NAME --force", "remove an app and everything it has", 1, 2, 5, cmd_rm },
-	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config },
-	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases },
-	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
-	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
-	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
-	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },
-	{ "help", "help", "this list", 0, 1, 2, cmd_help },
+	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
+	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
+	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
+	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs, 0 },
+	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
+	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
+	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
+	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start, 0 },
+	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale, 0 },
+	{ "rm", "rm NAME --force", "remove an app and everything it has", 1, 2, 5, cmd_rm, 0 },
+	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config, 0 },
+	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
+	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
+	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
+	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
+	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
+	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
+	/* A push's build: its output lines follow the request (engine.h
+	 * client_on_input()); makes the app on a first push. */
+	{ "build-log", "build-log NAME", "", 0, 2, 2, cmd_build_log,
+	  CMD_LOCAL | CMD_HIDDEN },
 };
 
 /* Dokku's and Piku's spellings, for people moving over. */
@@ -272,6 +299,7 @@ static const struct alias {
 	const char *sub;	/* inserted after the app name */
 } aliases[] = {
 	{ "apps:list", "apps", NULL },
+	{ "apps:create", "create", NULL },
 	{ "apps:destroy", "rm", NULL },
 	{ "destroy", "rm", NULL },
 	{ "config:show", "config", NULL },
@@ -285,41 +313,106 @@ static const struct alias {
 	{ "ps:report", "ps", NULL },
 };
 
-void commands_help(struct client *c)
+void commands_describe(struct buf *out)
 {
 	size_t i;
 
-	client_data(c, "usage: COMMAND [ARGS...]");
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		client_data(c, "  %-44s %s", commands[i].usage, commands[i].help);
+		if (!(commands[i].flags & CMD_HIDDEN))
+			buf_addf(out, "  %-44s %s\n", commands[i].usage,
+				 commands[i].help);
+}
+
+void commands_help(struct client *c)
+{
+	struct buf b = BUF_INIT;
+
+	commands_describe(&b);
+	client_data(c, "usage: COMMAND [ARGS...]");
+	client_data(c, "%s", b.data);
+	buf_release(&b);
+}
+
+/* The command argv[0] names, Dokku's and Piku's spellings included; with
+ * expanded (when not NULL) the argv it stands for. */
+static const struct command *command_find(int *argc, char ***argv,
+					  struct strv *expanded)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
+		if (strcmp((*argv)[0], aliases[i].from))
+			continue;
+		strv_push(expanded, aliases[i].to);
+		for (k = 1; k < *argc; k++) {
+			strv_push(expanded, (*argv)[k]);
+			if (k == 1 && aliases[i].sub)
+				strv_push(expanded, aliases[i].sub);
+		}
+		*argv = expanded->v;
+		*argc = (int)expanded->n;
+		break;
+	}
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, (*argv)[0]))
+			return &commands[i];
+	return NULL;
+}
+
+int commands_check(int argc, char **argv, struct buf *why)
+{
+	struct strv expanded = STRV_INIT;
+	const struct command *cmd = command_find(&argc, &argv, &expanded);
+	int ret = 0;
+
+	if (!cmd) {
+		buf_addf(why, "unknown command '%s' (try 'help')", argv[0]);
+		ret = ERR_INVALID;
+	} else if (argc < cmd->min_args ||
+		   (cmd->max_args >= 0 && argc > cmd->max_args)) {
+		buf_addf(why, "usage: %s", cmd->usage);
+		ret = ERR_INVALID;
+	}
+	strv_release(&expanded);
+	return ret;
+}
+
+const char *commands_usage(const char *name, const char **help)
+{
+	struct strv expanded = STRV_INIT;
+	char *argv[] = { (char *)(uintptr_t)name, NULL }, **args = argv;
+	int argc = 1;
+	const struct command *cmd = command_find(&argc, &args, &expanded);
+
+	strv_release(&expanded);
+	if (!cmd || (cmd->flags & CMD_HIDDEN))
+		return NULL;
+	if (help)
+		*help = cmd->help;
+	return cmd->usage;
+}
+
+int commands_local_only(const char *name)
+{
+	struct strv expanded = STRV_INIT;
+	char *argv[] = { (char *)(uintptr_t)name, NULL }, **args = argv;
+	int argc = 1;
+	const struct command *cmd = command_find(&argc, &args, &expanded);
+
+	strv_release(&expanded);
+	return cmd && (cmd->flags & CMD_LOCAL);
 }
 
 void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv)
 {
-	const struct command *cmd = NULL;
+	const struct command *cmd;
 	struct app *a = NULL;
 	struct strv expanded = STRV_INIT;
 	char **args = argv;
-	size_t i;
-	int k;
 
-	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
-		if (strcmp(argv[0], aliases[i].from))
-			continue;
-		strv_push(&expanded, aliases[i].to);
-		for (k = 1; k < argc; k++) {
-			strv_push(&expanded, argv[k]);
-			if (k == 1 && aliases[i].sub)
-				strv_push(&expanded, aliases[i].sub);
-		}
-		args = expanded.v;
-		argc = (int)expanded.n;
-		break;
-	}
-	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		if (!strcmp(commands[i].name, args[0]))
-			cmd = &commands[i];
+	cmd = command_find(&argc, &args, &expanded);
 	if (!cmd) {
 		client_error(c, "unknown command '%s' (try 'help')", args[0]);
 		goto out;

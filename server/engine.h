@@ -34,6 +34,7 @@ struct engine {
 	struct postgres *pg;
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */
+	struct client *clients;		/* open control connections */
 	char *self_exe;
 	int ctl_fd;
 	int sig_fd;
@@ -65,6 +66,11 @@ void client_error(struct client *c, const char *fmt, ...)
 void client_ref(struct client *c);
 void client_unref(struct client *c);
 int client_gone(const struct client *c);
+/* Bytes the peer sends after its request line (a command that reads
+ * input, e.g. a build's log), as they come; until it hangs up. */
+void client_on_input(struct client *c,
+		     void (*fn)(struct client *, const char *, size_t, void *),
+		     void *arg);
 /* Called once when the peer hangs up (for followers). */
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
 		     void *arg);
@@ -76,5 +82,6 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv);
 /* One line per command, for "help". */
 void commands_help(struct client *c);
+/* The table itself, without an engine: commands.h. */
 
 #endif

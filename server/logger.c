@@ -20,6 +20,7 @@
 struct follower {
 	struct client *c;
 	struct follower *next;
+	int ended;		/* answered (fell behind): drop it */
 };
 
 struct logger {
@@ -29,6 +30,7 @@ struct logger {
 	long max_bytes;
 	long size;
 	struct follower *followers;
+	int sending;		/* in log_one()'s walk of followers */
 };
 
 static int logger_reopen(struct logger *lg)
@@ -106,8 +108,31 @@ static void rotate(struct logger *lg)
 		log_warnx("%s", error_last());
 }
 
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len);
+
 void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len)
+{
+	const char *nl = memchr(text, '\n', len);
+
+	if (!nl) {
+		log_one(lg, source, text, len);
+		return;
+	}
+	/* A message of several lines is several lines, never "\x0a". */
+	for (; nl; nl = memchr(text, '\n', len)) {
+		if (nl > text)
+			log_one(lg, source, text, (size_t)(nl - text));
+		len -= (size_t)(nl + 1 - text);
+		text = nl + 1;
+	}
+	if (len)
+		log_one(lg, source, text, len);
+}
+
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len)
 {
 	struct buf line = BUF_INIT;
 	char stamp[32];
@@ -136,19 +161,30 @@ void logger_line(struct logger *lg, const char *source, const char *text,
 		if (lg->size > lg->max_bytes)
 			rotate(lg);
 	}
+	/*
+	 * A write can find the follower gone and close it, whose close
+	 * callback would unlink the follower under our feet: while we walk,
+	 * logger_unfollow() leaves the list to us, and we drop whoever is
+	 * gone after the write.
+	 */
+	lg->sending++;
 	for (pf = &lg->followers; (f = *pf);) {
-		if (client_gone(f->c) ||
+		if (!client_gone(f->c) &&
 		    client_pending(f->c) > FOLLOWER_MAX_PENDING) {
-			*pf = f->next;
-			client_on_close(f->c, NULL, NULL);
 			client_error(f->c, "log follower fell behind");
-			client_unref(f->c);
-			free(f);
+			f->ended = 1;
+		} else
+			client_data(f->c, "%s", line.data);
+		if (!client_gone(f->c) && !f->ended) {
+			pf = &f->next;
 			continue;
 		}
-		client_data(f->c, "%s", line.data);
-		pf = &f->next;
+		*pf = f->next;
+		client_on_close(f->c, NULL, NULL);
+		client_unref(f->c);
+		free(f);
 	}
+	lg->sending--;
 	buf_release(&line);
 }
 
@@ -179,6 +215,8 @@ void logger_unfollow(struct logger *lg, struct client *c)
 {
 	struct follower *f, **pf;
 
+	if (lg->sending)
+		return;		/* log_one() drops it (c is gone) */
 	for (pf = &lg->followers; (f = *pf); pf = &f->next) {
 		if (f->c == c) {
 			*pf = f->next;

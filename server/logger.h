@@ -18,7 +18,8 @@ struct logger;
 struct logger *logger_open(const char *dir, long max_bytes);
 /* Ends every follower with "ok". */
 void logger_free(struct logger *lg);
-/* Append one line (text without newline; control chars are escaped). */
+/* Append text: one line per '\n'-separated part (other control chars
+ * are escaped, a trailing '\r' dropped). */
 void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len);
 void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)

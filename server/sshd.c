@@ -21,6 +21,7 @@
 #include <libssh/server.h>
 
 #include "config.h"
+#include "commands.h"
 #include "control.h"
 #include "gitserve.h"
 #include "keys.h"
@@ -659,7 +660,7 @@ static int relay_line(void *arg, enum control_kind kind, const char *text)
 		return 1;
 	case CONTROL_ERROR:
 		buf_addf(&s->err, "error: %s\n", text);
-		s->status = 1;
+		s->status = control_error_is_usage(text) ? 100 : 1;
 		return 1;
 	}
 	return 0;
@@ -907,9 +908,15 @@ static int run_engine_command(struct session *s)
 		goto out;
 	}
 	cmd = words.v[0];
-	/* a path on this host is not the remote user's to name: git push */
+	/* a path on this host is not the remote user's to name (git push),
+	 * nor are the engine's own requests */
 	if (!strcmp(cmd, "deploy")) {
 		say_error(s, "deploy is not available over ssh (push with git instead)");
+		goto out;
+	}
+	if (commands_local_only(cmd)) {
+		say_error(s, "unknown command '%.80s' (try 'help')", cmd);
+		ret = 100;
 		goto out;
 	}
 	if (!strcmp(cmd, "keys")) {

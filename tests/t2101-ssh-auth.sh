@@ -83,9 +83,9 @@ test_expect_success 'a pty is refused (OpenSSH then gives up on ssh -t)' '
 	test_must_fail test -s out
 '
 
-test_expect_success 'unknown command: one line on stderr, status 1' '
+test_expect_success 'unknown command: one line on stderr, status 100 (usage)' '
 	ssh_berth alice frobnicate now >out 2>err
-	test $? = 1 &&
+	test $? = 100 &&
 	test_grep "^error: unknown command .frobnicate." err &&
 	test "$(wc -l <err)" = 1 &&
 	test_must_fail test -s out
