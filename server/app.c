@@ -900,6 +900,7 @@ static void confirm(struct deploy *d)
 	req.max_status = d->run->m.health_max_status;
 	req.interval_ms = 10;
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
+	req.unix_socket = nginx_probe_socket(d->e->nginx);
 	if (p) {
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
