@@ -152,12 +152,33 @@ static int name_check(const char *app)
 	return 0;
 }
 
+static int render_peers(struct buf *b, const struct route_peer *peers,
+			size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct route_peer *p = &peers[i];
+
+		if (!proc_valid(p->proc)) {
+			error_set("invalid process name '%s'",
+				  p->proc ? p->proc : "");
+			return ERR_INVALID;
+		}
+		if (p->port <= 0 || p->port > 65535) {
+			error_set("invalid port %d", p->port);
+			return ERR_INVALID;
+		}
+		buf_addf(b, " %s:%d", p->proc, p->port);
+	}
+	return 0;
+}
+
 /* The route's text ("NAME KIND ..."), or ERR_INVALID. */
 static int route_render(const char *app, const struct route *rt,
 			char **out, int *live_release)
 {
 	struct buf b = BUF_INIT;
-	size_t i;
 	int retry = rt->retry_after ? rt->retry_after : ROUTER_RETRY_DEFAULT;
 
 	*out = NULL;
@@ -174,19 +195,18 @@ static int route_render(const char *app, const struct route *rt,
 			break;
 		}
 		buf_addf(&b, "live %d", rt->release);
-		for (i = 0; i < rt->npeers; i++) {
-			const struct route_peer *p = &rt->peers[i];
-
-			if (!proc_valid(p->proc)) {
-				error_set("invalid process name '%s'",
-					  p->proc ? p->proc : "");
+		if (render_peers(&b, rt->peers, rt->npeers) < 0)
+			goto bad;
+		if (rt->nfallback) {
+			if (rt->fallback_release < 0 ||
+			    rt->fallback_release == rt->release ||
+			    rt->nfallback > ROUTER_MAX_PEERS) {
+				error_set("invalid fallback for '%s'", app);
 				goto bad;
 			}
-			if (p->port <= 0 || p->port > 65535) {
-				error_set("invalid port %d", p->port);
+			buf_addf(&b, " fallback %d", rt->fallback_release);
+			if (render_peers(&b, rt->fallback, rt->nfallback) < 0)
 				goto bad;
-			}
-			buf_addf(&b, " %s:%d", p->proc, p->port);
 		}
 		*live_release = rt->release;
 		break;
@@ -1012,7 +1032,6 @@ static void drain_poll(struct loop *l, void *arg)
 		drain_finish(d, 1, 0, 0);
 		return;
 	}
-	/* no count at the switch (nginx was away): from the first one */
 	if (known && d->base_done < 0)
 		d->base_done = c.done;
 	if (known && c.inflight <= 0) {
@@ -1028,7 +1047,7 @@ static void drain_poll(struct loop *l, void *arg)
 }
 
 struct router_drain *router_drain_start(struct router *r, struct loop *l,
-					const char *app,
+					const char *app, int release,
 					const struct router_switch *sw,
 					long max_ms, router_drain_fn fn,
 					void *arg)
@@ -1041,8 +1060,9 @@ struct router_drain *router_drain_start(struct router *r, struct loop *l,
 	d->r = r;
 	d->loop = l;
 	d->app = xstrdup(app);
-	d->release = sw && sw->had_live ? sw->release : -1;
-	d->base_done = sw ? sw->done : -1;
+	d->release = release;
+	d->base_done = sw && sw->had_live && sw->release == release ?
+		sw->done : -1;
 	d->t0 = now_ms();
 	d->deadline = d->t0 + (max_ms > 0 ? max_ms : 0);
 	d->fn = fn;

@@ -21,7 +21,8 @@
  *   routes  APP -> what its requests get (struct route).
  * Its text form, used for the file and for every change sent:
  *   version N
- *   route APP live REL PROC:PORT...    route APP static REL ROOT
+ *   route APP live REL PROC:PORT... [fallback REL PROC:PORT...]
+ *   route APP static REL ROOT
  *   route APP stopped|noweb|maintenance    route APP crashing|starting SECS
  *   host HOST APP    unhost HOST    unroute APP
  *   forget APP REL   purge APP      (drop request counts)
@@ -85,6 +86,15 @@ struct route {
 					 * one proc: the one that last
 					 * answered, then the others */
 	size_t npeers;		/* LIVE with 0 peers reads as NO_WEB */
+	/*
+	 * LIVE, during the watch after a switch: the previous release's
+	 * processes, tried only when no port of this release takes the
+	 * connection (one crashed).  Such a request counts for the
+	 * previous release, so its drain waits for it.
+	 */
+	const struct route_peer *fallback;
+	size_t nfallback;
+	int fallback_release;
 	const char *root;	/* STATIC: absolute folder, no spaces */
 	int retry_after;	/* CRASHING, STARTING: seconds, 1-3600 */
 };
@@ -129,8 +139,8 @@ struct router_switch {
  * The switch: router_app_set(), and the hosts and route app had are kept
  * for router_revert().  Every new request sees the new route (one entry
  * in nginx changes).  out (may be NULL) tells about the release it
- * replaced, as nginx counted it at the switch; router_drain_start()
- * takes it.  ERR_NOTFOUND for an app never set.
+ * replaced, as nginx counted it at the switch.  ERR_NOTFOUND for an app
+ * never set.
  */
 int router_switch(struct router *r, const char *app, char *const *hosts,
 		  size_t nhosts, const struct route *rt,
@@ -162,13 +172,16 @@ int router_counts(struct router *r, const char *app, int release,
 int router_forget(struct router *r, const char *app, int release);
 
 /*
- * Drain watch: after a switch, poll nginx (every 20 ms, from the loop)
- * until the old release has nothing in flight, or max_ms passed.  fn is
- * called once from the loop (never from inside router_drain_start())
- * unless cancelled; finished counts the requests the release finished
- * since the switch ("Drained release 4 (12 requests finished in 80 ms)").
- * While nginx does not answer, the drain waits for max_ms.  The handle
- * belongs to this module and is freed after fn returns.
+ * Drain watch: once no route leads to a release any more, poll nginx
+ * (every 20 ms, from the loop) until the release has nothing in flight,
+ * or max_ms passed.  fn is called once from the loop (never from inside
+ * router_drain_start()) unless cancelled; finished counts the requests
+ * the release finished meanwhile ("Drained release 4 (12 requests
+ * finished in 80 ms)"): since the switch if sw (router_switch()'s out,
+ * or NULL) is about this release, else since the first count.  While
+ * nginx does not answer, the drain waits for max_ms.  The handle belongs
+ * to this module and is freed after fn returns; cancel every drain
+ * before router_free().
  */
 struct router_drain;
 struct router_drain_result {
@@ -180,7 +193,7 @@ struct router_drain_result {
 typedef void (*router_drain_fn)(void *arg,
 				const struct router_drain_result *res);
 struct router_drain *router_drain_start(struct router *r, struct loop *l,
-					const char *app,
+					const char *app, int release,
 					const struct router_switch *sw,
 					long max_ms, router_drain_fn fn,
 					void *arg);

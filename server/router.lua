@@ -46,6 +46,24 @@ local messages = {
 	starting = "app is starting",
 }
 
+-- "PROC:PORT ..." into groups (the ports of one process) and a flat list
+-- of { group, index } in order.
+local function peer_groups(peers, rel)
+	local groups, byname, all = {}, {}, {}
+	for proc, port in peers:gmatch("([%w._-]+):(%d+)") do
+		port = tonumber(port)
+		local g = byname[proc]
+		if not g then
+			g = { proc = proc, ports = {}, good = 1, rel = rel }
+			byname[proc] = g
+			groups[#groups + 1] = g
+		end
+		g.ports[#g.ports + 1] = port
+		all[#all + 1] = { g, #g.ports }
+	end
+	return groups, all
+end
+
 local function parse(text)
 	local p = parsed[text]
 	if p then
@@ -58,25 +76,29 @@ local function parse(text)
 	p = { app = app, kind = kind }
 	if kind == "live" then
 		local rel, peers = rest:match("^(%d+) ?(.*)$")
+		local frel, fpeers
+		if peers then
+			local a, b = peers:find(" ?fallback ")
+			if a then
+				frel, fpeers = peers:sub(b + 1):match("^(%d+) (.*)$")
+				peers = peers:sub(1, a - 1)
+			end
+		end
 		p.rel = rel or "0"
 		p.ikey = "i:" .. app .. ":" .. p.rel
 		p.dkey = "d:" .. app .. ":" .. p.rel
-		-- peers "PROC:PORT ..."; ports of one process form a group
-		local groups, byname, all = {}, {}, {}
-		for proc, port in (peers or ""):gmatch("([%w._-]+):(%d+)") do
-			port = tonumber(port)
-			local g = byname[proc]
-			if not g then
-				g = { proc = proc, ports = {}, good = 1 }
-				byname[proc] = g
-				groups[#groups + 1] = g
-			end
-			g.ports[#g.ports + 1] = port
-			all[#all + 1] = { g, #g.ports }
-		end
-		p.groups, p.all, p.rr, p.prr = groups, all, 0, 0
-		if #all == 0 then
+		p.groups, p.all = peer_groups(peers or "", p.rel)
+		p.rr, p.prr = 0, 0
+		if #p.all == 0 then
 			p.kind = "noweb"
+		end
+		-- the release before, during the watch after a switch: tried
+		-- only when no port of this one takes the connection
+		if fpeers then
+			local _, fall = peer_groups(fpeers, frel)
+			p.fallback = fall
+			p.fikey = "i:" .. app .. ":" .. frel
+			p.fdkey = "d:" .. app .. ":" .. frel
 		end
 	elseif kind == "static" then
 		p.rel, p.root = rest:match("^(%d+) (/.*)$")
@@ -175,7 +197,7 @@ function M.access(probe)
 			text = now
 		end
 		ctx.route = p
-		ctx.counted = true
+		ctx.ikey, ctx.dkey = p.ikey, p.dkey
 		return
 	end
 	if kind == "static" then
@@ -197,6 +219,21 @@ local DOWN_FOR = 1
 -- Round robin over the processes; within a process (two ports while
 -- old-style slot pairs are in use), the port that answered last.
 -- On a retry, every port not tried yet, in order.
+-- A port of the release before (the watch): the request counts for it
+-- from now on, so its drain waits for this request too.
+local function to_fallback(ctx, p, k)
+	local f = p.fallback[k]
+	local g, i = f[1], f[2]
+	if ctx.ikey == p.ikey then
+		counts:incr(p.ikey, -1, 0)
+		counts:incr(p.fikey, 1, 0)
+		ctx.ikey, ctx.dkey = p.fikey, p.fdkey
+	end
+	ctx.tried[g.ports[i]] = true
+	ctx.group, ctx.index = g, i
+	return balancer.set_current_peer("127.0.0.1", g.ports[i])
+end
+
 function M.balance()
 	local ctx = ngx.ctx
 	local port = ctx.peer
@@ -211,31 +248,38 @@ function M.balance()
 	if not p then
 		return ngx.exit(ngx.ERROR)
 	end
-	local all = p.all
+	local all, fallback = p.all, p.fallback
+	local tries = #all + (fallback and #fallback or 0)
 	local tried = ctx.tried
 	if not tried then
 		local g, i
+		ctx.tried = {}
+		if tries > 1 then
+			balancer.set_more_tries(tries - 1)
+		end
 		if ctx.probe then
 			-- the probe visits every port in turn
 			p.prr = p.prr % #all + 1
 			g, i = all[p.prr][1], all[p.prr][2]
 		else
 			local groups, n, now = p.groups, #p.groups, ngx.now()
+			local up = false
 			for _ = 1, n do
 				p.rr = p.rr % n + 1
 				g = groups[p.rr]
 				local du = down[g.ports[g.good]]
 				if not du or du < now then
+					up = true
 					break
 				end
 			end
+			if not up and fallback then
+				return to_fallback(ctx, p, 1)
+			end
 			i = g.good
 		end
-		ctx.tried = { [g.ports[i]] = true }
+		ctx.tried[g.ports[i]] = true
 		ctx.group, ctx.index = g, i
-		if #all > 1 then
-			balancer.set_more_tries(#all - 1)
-		end
 		balancer.set_current_peer("127.0.0.1", g.ports[i])
 		return
 	end
@@ -262,6 +306,12 @@ function M.balance()
 			ctx.group, ctx.index = gg, i
 			balancer.set_current_peer("127.0.0.1", gg.ports[i])
 			return
+		end
+	end
+	for k = 1, fallback and #fallback or 0 do
+		local f = fallback[k]
+		if not tried[f[1].ports[f[2]]] then
+			return to_fallback(ctx, p, k)
 		end
 	end
 	return ngx.exit(ngx.ERROR)
@@ -364,14 +414,17 @@ end
 function M.log()
 	local ctx = ngx.ctx
 	local p = ctx.route
-	if ctx.counted then
-		counts:incr(p.ikey, -1, 0)
-		counts:incr(p.dkey, 1, 0)
+	if ctx.ikey then
+		counts:incr(ctx.ikey, -1, 0)
+		counts:incr(ctx.dkey, 1, 0)
 	end
 	if ctx.probe or not log_path then
 		return
 	end
 	local app, rel, dyno, port = ctx.app, p and p.rel or "0", nil, nil
+	if ctx.group then
+		rel = ctx.group.rel
+	end
 	local var = ngx.var
 	if not app then
 		app = var.berth_app
