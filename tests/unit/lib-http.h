@@ -118,11 +118,23 @@ static inline pid_t test_slot_server(int port, int status, double delay)
 	return s.pid;
 }
 
+/*
+ * kill() for tests: only ever one process.  A pid read from a file that
+ * is missing comes out as -1, and kill(-1, sig) signals every process
+ * the caller may signal (all of them, as root).
+ */
+static inline int test_kill(pid_t pid, int sig)
+{
+	if (pid <= 1)
+		return -1;
+	return kill(pid, sig);
+}
+
 static inline void test_stop_child(pid_t pid)
 {
 	int st;
 
-	if (pid <= 0)
+	if (pid <= 1)
 		return;
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);

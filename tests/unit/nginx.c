@@ -246,9 +246,8 @@ static pid_t start_system_nginx(const char *sys, const char *sysaddr,
 
 static void stop_system_nginx(pid_t master)
 {
-	if (master <= 0)
+	if (test_kill(master, SIGQUIT) < 0)
 		return;
-	kill(master, SIGQUIT);
 	waitpid(master, NULL, 0);
 }
 
@@ -339,7 +338,7 @@ static void system_mode(struct loop *l, int slot_port)
 	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_reloads(ng) == 0,
 	   "a berth that finds its berth.conf unchanged does not reload");
 	nginx_free(ng);
-	ok(kill(master, 0) == 0, "berth leaves a system nginx running");
+	ok(test_kill(master, 0) == 0, "berth leaves a system nginx running");
 	stop_system_nginx(master);
 	config_release(&cfg);
 }
@@ -408,7 +407,8 @@ int main(int argc, char **argv)
 	   "the router's code is written out");
 	ok(nginx_start(ng) == 0, "nginx starts: %s", error_last());
 	master = pid_file();
-	ok(master > 0 && kill(master, 0) == 0, "master %d runs", (int)master);
+	ok(master > 1 && test_kill(master, 0) == 0, "master %d runs",
+	   (int)master);
 	ok(test_get(addr, "/", "nothing.localhost", NULL, &r) == 0 &&
 	   r.status == 404 && !strcmp(r.body, "no app for this host\n"),
 	   "unknown host gets 404 (%ld)", r.status);
@@ -557,7 +557,7 @@ int main(int argc, char **argv)
 	}
 
 	/* supervision: a killed master comes back, with the table */
-	kill(master, SIGKILL);
+	test_kill(master, SIGKILL);
 	memset(&app, 0, sizeof(app));
 	app.name = "late";
 	app.ports = ports + 1;
@@ -580,7 +580,7 @@ int main(int argc, char **argv)
 	ok(group_alive(master) == 0, "the dead master's workers are gone");
 	master = pid_file();
 	nginx_stop(ng);
-	ok(group_alive(master) == 0 && kill(master, 0) < 0 &&
+	ok(group_alive(master) == 0 && test_kill(master, 0) < 0 &&
 	   test_get(addr, "/", "demo.localhost", NULL, &r) < 0,
 	   "stop leaves no nginx process and no listener");
 	nginx_free(ng);
@@ -613,9 +613,9 @@ int main(int argc, char **argv)
 		   "a second engine started nginx");
 		close(pfd[0]);
 		stale = pid_file();
-		kill(engine, SIGKILL);
+		test_kill(engine, SIGKILL);
 		waitpid(engine, NULL, 0);
-		ok(stale > 0 && kill(stale, 0) == 0,
+		ok(stale > 0 && test_kill(stale, 0) == 0,
 		   "its nginx (%d) outlives it", (int)stale);
 	}
 	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
