@@ -94,7 +94,7 @@ fuzz:
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) -Iserver \
 			-o build-fuzz/$$f tests/fuzz/$$f.c $(LIBOBJS:$(B)/%=build-fuzz/%) $(DEP_LIBS) || exit 1; done
 
-bench: berth
+bench: berth $(B)/unit/router
 	scripts/bench
 
 run: berth

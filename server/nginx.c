@@ -305,9 +305,8 @@ static void render_proxy_server(struct buf *b, int probe)
 {
 	buf_addstr(b,
 		"\t\tclient_max_body_size 100m;\n"
-		"\t\tset $berth_app \"\";\n"
-		"\t\tset $berth_release \"\";\n"
-		"\t\tset $berth_root \"\";\n"
+		/* the router reads its variables where they may be unset */
+		"\t\tuninitialized_variable_warn off;\n"
 		"\t\tlocation / {\n");
 	buf_addf(b, "\t\t\taccess_by_lua_block { "
 		 "require(\"berth.router\").access(%s) }\n",
@@ -340,6 +339,18 @@ static void render_proxy_server(struct buf *b, int probe)
 	 * one entry.  Symlinks inside the site could point anywhere:
 	 * refused (the root itself may be one).
 	 */
+	/*
+	 * The variables the router sets for a static release, declared
+	 * here, where no request ever runs these "set"s (a "set" at server
+	 * level would cost every request).
+	 */
+	buf_addstr(b,
+		"\t\tlocation @berth_variables {\n"
+		"\t\t\tset $berth_app \"\";\n"
+		"\t\t\tset $berth_release \"\";\n"
+		"\t\t\tset $berth_root \"\";\n"
+		"\t\t\treturn 404;\n"
+		"\t\t}\n");
 	buf_addstr(b,
 		"\t\tlocation @berth_static {\n"
 		"\t\t\troot $berth_root;\n"

@@ -25,6 +25,7 @@ struct rl_conn {
 	struct routerlog *rl;
 	int fd;
 	struct buf in;
+	struct buf out;		/* formatted lines of the batch */
 };
 
 struct routerlog {
@@ -39,58 +40,184 @@ struct routerlog {
 	int64_t refused_logged_ms;
 };
 
-static int line_ok(const char *app, const char *text, size_t len)
+#define ROUTERLOG_FIELDS 13
+
+enum { F_APP, F_METHOD, F_URI, F_HOST, F_ID, F_ADDR, F_STATUS, F_BYTES,
+       F_MS, F_PROC, F_PORT, F_REL, F_DENY };
+
+static const struct {
+	const char *code;
+	const char *desc;
+} denials[] = {
+	{ "stopped", "app is stopped" },
+	{ "noweb", "no web process" },
+	{ "crashing", "app is crashing" },
+	{ "maintenance", "app is under maintenance" },
+	{ "starting", "app is starting" },
+};
+
+static int all_digits(const char *s, size_t n, size_t max)
 {
 	size_t i;
 
-	if (!app_name_valid(app))
+	if (n == 0 || n > max)
 		return 0;
-	for (i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)text[i];
+	for (i = 0; i < n; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return 0;
+	return 1;
+}
 
-		if (c < 0x20 || c > 0x7e)
+/* A word that needs no quoting: [A-Za-z0-9._:-], 1-64 bytes. */
+static int plain_word(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n == 0 || n > 64)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == ':' || c == '-'))
 			return 0;
 	}
 	return 1;
 }
 
-size_t routerlog_parse(char *data, size_t len, struct routerlog_line *lines,
-		       size_t max, size_t *n, unsigned long *bad)
+static void add_escaped(struct buf *b, const char *s, size_t n)
 {
-	size_t used = 0;
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		char e[4];
+
+		if (c == '"' || c == '\\') {
+			e[0] = '\\';
+			e[1] = (char)c;
+			buf_add(b, e, 2);
+		} else if (c < 0x20 || c > 0x7e) {
+			e[0] = '\\';
+			e[1] = 'x';
+			e[2] = hex[c >> 4];
+			e[3] = hex[c & 15];
+			buf_add(b, e, 4);
+		} else {
+			buf_add(b, s + i, 1);
+		}
+	}
+}
+
+/*
+ * One record (without its newline) into out as Heroku's line; the app
+ * name is written first, NUL-terminated.  0, or -1 if it does not parse.
+ */
+static int format_record(const char *rec, size_t len, struct buf *out)
+{
+	const char *f[ROUTERLOG_FIELDS];
+	size_t fl[ROUTERLOG_FIELDS], i, k = 0, start = 0;
+	char app[APP_NAME_MAX + 1];
+	const char *deny_desc = NULL;
+	long status;
+
+	for (i = 0; i <= len; i++) {
+		if (i < len && rec[i] != '\0')
+			continue;
+		if (k == ROUTERLOG_FIELDS)
+			return -1;
+		f[k] = rec + start;
+		fl[k] = i - start;
+		k++;
+		start = i + 1;
+	}
+	if (k != ROUTERLOG_FIELDS || fl[F_APP] > APP_NAME_MAX)
+		return -1;
+	memcpy(app, f[F_APP], fl[F_APP]);
+	app[fl[F_APP]] = '\0';
+	if (!app_name_valid(app) || !plain_word(f[F_METHOD], fl[F_METHOD]) ||
+	    !all_digits(f[F_STATUS], fl[F_STATUS], 3) ||
+	    !all_digits(f[F_BYTES], fl[F_BYTES], 19) ||
+	    !all_digits(f[F_MS], fl[F_MS], 12) ||
+	    !plain_word(f[F_PROC], fl[F_PROC]) ||
+	    !all_digits(f[F_PORT], fl[F_PORT], 5) ||
+	    !all_digits(f[F_REL], fl[F_REL], 10) ||
+	    (fl[F_ID] && !plain_word(f[F_ID], fl[F_ID])) ||
+	    (fl[F_ADDR] && !plain_word(f[F_ADDR], fl[F_ADDR])) ||
+	    fl[F_URI] == 0)
+		return -1;
+	if (fl[F_DENY]) {
+		for (i = 0; i < ARRAY_SIZE(denials); i++)
+			if (strlen(denials[i].code) == fl[F_DENY] &&
+			    !memcmp(denials[i].code, f[F_DENY], fl[F_DENY]))
+				deny_desc = denials[i].desc;
+		if (!deny_desc)
+			return -1;
+	}
+	status = strtol(f[F_STATUS], NULL, 10);
+	buf_add(out, app, fl[F_APP] + 1);
+	if (deny_desc)
+		buf_addf(out, "at=error code=%.*s desc=\"%s\" ",
+			 (int)fl[F_DENY], f[F_DENY], deny_desc);
+	else if (status == 502 || status == 504)
+		buf_addstr(out, "at=error desc=\"the app did not answer\" ");
+	else
+		buf_addstr(out, "at=info ");
+	buf_addf(out, "method=%.*s path=\"", (int)fl[F_METHOD], f[F_METHOD]);
+	add_escaped(out, f[F_URI], fl[F_URI]);
+	buf_addstr(out, "\" host=");
+	add_escaped(out, f[F_HOST], fl[F_HOST]);
+	buf_addf(out, " request_id=%.*s fwd=\"%.*s\" dyno=%.*s port=%.*s "
+		 "release=%.*s service=%.*sms status=%ld bytes=%.*s "
+		 "protocol=http",
+		 (int)fl[F_ID], f[F_ID], (int)fl[F_ADDR], f[F_ADDR],
+		 (int)fl[F_PROC], f[F_PROC], (int)fl[F_PORT], f[F_PORT],
+		 (int)fl[F_REL], f[F_REL], (int)fl[F_MS], f[F_MS], status,
+		 (int)fl[F_BYTES], f[F_BYTES]);
+	buf_add(out, "", 1);
+	return 0;
+}
+
+size_t routerlog_parse(const char *data, size_t len,
+		       struct routerlog_line *lines, size_t max, size_t *n,
+		       unsigned long *bad, struct buf *out)
+{
+	size_t used = 0, i, *offs;
 
 	*n = 0;
+	buf_reset(out);
+	offs = xcalloc(max ? max : 1, sizeof(*offs));
 	while (used < len && *n < max) {
-		char *line = data + used;
-		char *nl = memchr(line, '\n', len - used);
-		char *tab;
-		size_t llen;
+		const char *rec = data + used;
+		const char *nl = memchr(rec, '\n', len - used);
+		size_t rlen, mark = out->len;
 
 		if (!nl) {
 			if (len - used > ROUTERLOG_LINE_MAX) {
 				(*bad)++;
-				return len;
+				used = len;
 			}
 			break;
 		}
-		llen = (size_t)(nl - line);
-		used += llen + 1;
-		*nl = '\0';
-		tab = memchr(line, '\t', llen);
-		if (!tab || llen > ROUTERLOG_LINE_MAX) {
+		rlen = (size_t)(nl - rec);
+		used += rlen + 1;
+		if (rlen > ROUTERLOG_LINE_MAX ||
+		    format_record(rec, rlen, out) < 0) {
+			out->len = mark;
 			(*bad)++;
 			continue;
 		}
-		*tab = '\0';
-		if (!line_ok(line, tab + 1, (size_t)(nl - tab - 1))) {
-			(*bad)++;
-			continue;
-		}
-		lines[*n].app = line;
-		lines[*n].text = tab + 1;
-		lines[*n].len = (size_t)(nl - tab - 1);
-		(*n)++;
+		offs[(*n)++] = mark;
 	}
+	/* out may have moved while it grew: point into it now */
+	for (i = 0; i < *n; i++) {
+		lines[i].app = out->data + offs[i];
+		lines[i].text = lines[i].app + strlen(lines[i].app) + 1;
+		lines[i].len = strlen(lines[i].text);
+	}
+	free(offs);
 	return used;
 }
 
@@ -105,6 +232,7 @@ static void conn_close(struct rl_conn *c)
 	loop_del_fd(rl->loop, c->fd);
 	close(c->fd);
 	buf_release(&c->in);
+	buf_release(&c->out);
 	free(c);
 }
 
@@ -118,7 +246,7 @@ static int deliver(struct rl_conn *c)
 		size_t n = 0;
 		size_t used = routerlog_parse(c->in.data, c->in.len, lines,
 					      ARRAY_SIZE(lines), &n,
-					      &rl->st.bad);
+					      &rl->st.bad, &c->out);
 
 		if (n) {
 			rl->st.lines += n;

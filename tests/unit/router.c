@@ -941,13 +941,15 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 		test_get(addr, "/hello?x=1", "pr.localhost", NULL, &resp);
 	test_get(addr, "/a\"b", "pr.localhost", NULL, &resp);
 	test_get(addr, "/", "st.localhost", NULL, &resp);
+	test_get(addr, "/", "site.localhost", NULL, &resp);
 	test_get(addr, "/", "nobody.localhost", NULL, &resp);
 	RUN_UNTIL(l, seen.lines.data &&
 		  strstr(seen.lines.data, "st at=error"), 5000);
 	ok(seen.lines.data &&
 	   strstr(seen.lines.data, "pr at=info method=GET "
-		  "path=\"/hello?x=1\" host=pr.localhost "),
-	   "a line per request, in the app's name: %.200s",
+		  "path=\"/hello?x=1\" host=pr.localhost request_id="),
+	   "a line per request, in the app's name: %.*s",
+	   (int)strcspn(seen.lines.data ? seen.lines.data : "", "\n"),
 	   seen.lines.data ? seen.lines.data : "");
 	ok(seen.lines.data && strstr(seen.lines.data, " dyno=web.1 port=") &&
 	   strstr(seen.lines.data, " status=200 bytes=") &&
@@ -957,12 +959,16 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	ok(seen.most > 1 && seen.calls < 30,
 	   "they come in batches (%d calls, up to %zu lines)", seen.calls,
 	   seen.most);
-	ok(seen.lines.data && (strstr(seen.lines.data, "path=\"/a\\x22b\"") ||
+	ok(seen.lines.data && (strstr(seen.lines.data, "path=\"/a\\\"b\"") ||
 			       strstr(seen.lines.data, "path=\"/a%22b\"")),
 	   "a quote in the path cannot end the field");
 	ok(seen.lines.data && strstr(seen.lines.data,
 		"st at=error code=crashing desc=\"app is crashing\""),
 	   "answers without an app process are logged as errors");
+	ok(seen.lines.data && strstr(seen.lines.data, "site at=info method=GET "
+		  "path=\"/\" host=site.localhost ") &&
+	   strstr(seen.lines.data, " dyno=static port=0 release=2 "),
+	   "a static release's requests are logged too");
 	ok(seen.lines.data && !strstr(seen.lines.data, "nobody"),
 	   "an unknown host goes to no app's log");
 	if (geteuid() == 0) {
@@ -1002,22 +1008,45 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	buf_release(&seen.lines);
 }
 
-/* Lines that must not pass: the parser on its own. */
+/* The record parser on its own. */
 static void test_log_parser(void)
 {
-	char data[] = "ok\tat=info a\nBAD\tx\nnotab\nok\tctl\x01x\n"
-		      "ok\tat=info b\npartial\tno newline";
+	static const char good[] = "demo\0GET\0/a\"b\\\xff?x=1\0demo.test\0"
+		"f00d\0" "127.0.0.1\0" "200\0" "12\0" "3\0web.1\0" "20001\0"
+		"4\0\n";
+	static const char deny[] = "st\0GET\0/\0st.test\0id\0::1\0" "503\0"
+		"15\0" "0\0-\0" "0\0" "0\0stopped\n";
+	static const char bad[] = "BAD\0GET\0/\0h\0i\0a\0" "200\0" "1\0"
+		"1\0w\0" "1\0" "1\0\nx\0GET\0/\n"
+		"ok\0GET\0/\0h\0i\0a\0" "200\0" "1\0" "1\0w\0" "1\0" "1\0nope\n"
+		"ok\0GET\0/\0h\0i\0a\0" "2x0\0" "1\0" "1\0w\0" "1\0" "1\0\n";
 	struct routerlog_line lines[8];
-	unsigned long bad = 0;
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	unsigned long nbad = 0;
 	size_t n = 0, used;
 
-	used = routerlog_parse(data, strlen(data), lines, 8, &n, &bad);
-	ok(n == 2 && bad == 3 && !strcmp(lines[0].text, "at=info a") &&
-	   !strcmp(lines[1].text, "at=info b") &&
-	   used == strlen("ok\tat=info a\nBAD\tx\nnotab\nok\tctl\x01x\n"
-			  "ok\tat=info b\n"),
-	   "the parser keeps good lines, drops bad ones, leaves a partial one"
-	   " (%zu good, %lu bad)", n, bad);
+	buf_add(&in, good, sizeof(good) - 1);
+	buf_add(&in, bad, sizeof(bad) - 1);
+	buf_add(&in, deny, sizeof(deny) - 1);
+	buf_add(&in, "partial\0GET", 11);
+	used = routerlog_parse(in.data, in.len, lines, 8, &n, &nbad, &out);
+	ok(n == 2 && nbad == 4 && used == in.len - 11,
+	   "the parser keeps good records, drops bad ones, leaves a partial "
+	   "one (%zu good, %lu bad)", n, nbad);
+	ok(n >= 1 && !strcmp(lines[0].app, "demo") &&
+	   !strcmp(lines[0].text, "at=info method=GET "
+		   "path=\"/a\\\"b\\\\\\xFF?x=1\" host=demo.test request_id=f00d "
+		   "fwd=\"127.0.0.1\" dyno=web.1 port=20001 release=4 "
+		   "service=3ms status=200 bytes=12 protocol=http"),
+	   "into Heroku's line, quotes and bytes escaped: %s",
+	   n >= 1 ? lines[0].text : "");
+	ok(n == 2 && !strcmp(lines[1].app, "st") &&
+	   !strncmp(lines[1].text, "at=error code=stopped desc=\"app is "
+		    "stopped\" method=GET", 50),
+	   "the router's own answers are errors: %s",
+	   n == 2 ? lines[1].text : "");
+	buf_release(&in);
+	buf_release(&out);
 }
 
 /* A killed master: the next one routes from its first request. */
