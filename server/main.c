@@ -15,9 +15,10 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
-#include "gitsvc.h"
+#include "gitserve.h"
 #include "log.h"
 #include "sshd.h"
+#include "startserver.h"
 #include "util.h"
 #include "version.h"
 
@@ -28,6 +29,7 @@ static void usage(FILE *f)
 		"                                [--domain NAME] [-v]\n"
 		"       berth [--root DIR] config-check\n"
 		"       berth [--root DIR] COMMAND [ARGS...]\n"
+		"       berth start-server [OPTIONS] -- COMMAND [ARGS...]  (also as start_server)\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
 		"root and ~/.berth for other users.  'berth help' lists the commands.\n");
@@ -158,7 +160,7 @@ static int cmd_git_stdio(const char *root, int argc, char **argv)
 	log_init(0, "git");
 	if (load_config(&cfg, root) < 0)
 		return 1;
-	ret = gitsvc_stdio_main(&cfg, argv[0]);
+	ret = gitserve_stdio_main(&cfg, argv[0]);
 	config_release(&cfg);
 	return ret;
 }
@@ -295,7 +297,14 @@ out:
 int main(int argc, char **argv)
 {
 	char *root = NULL, *abs;
+	const char *name = strrchr(argv[0], '/');
 	int i = 1, ret;
+
+	/* Installed as "start_server" too: the drop-in for Server::Starter's. */
+	if (!strcmp(name ? name + 1 : argv[0], "start_server"))
+		return startserver_main(argc, argv);
+	if (argc > 1 && !strcmp(argv[1], "start-server"))
+		return startserver_main(argc - 1, argv + 1);
 
 	while (i < argc && argv[i][0] == '-') {
 		if (!strcmp(argv[i], "--root") && i + 1 < argc) {
