@@ -19,6 +19,7 @@
 #include "config.h"
 #include "engine.h"
 #include "health.h"
+#include "liveroute.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
@@ -40,6 +41,7 @@ enum deploy_step {
 	STEP_STOP_FIRST,
 	STEP_READY,
 	STEP_CONFIRM,
+	STEP_WATCH,
 	STEP_DRAIN,
 	STEP_RETIRE,
 	STEP_FAILING,
@@ -76,6 +78,10 @@ struct deploy {
 	size_t web_count;
 	char *error;
 	int created_app;
+	int switched;		/* the router sends users to run */
+	struct router_switch sw;
+	struct router_drain *drain;
+	int64_t t_live;
 };
 
 static void deploy_next(struct app *a);
@@ -83,6 +89,7 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void run_free(struct run *r);
 static void app_remove_now(struct app *a);
+static void watch_failed(struct deploy *d, struct proc *p, const char *why);
 
 /* ---------- small helpers ---------- */
 
@@ -490,6 +497,11 @@ void app_proc_crashed(struct proc *p, int status)
 	long delay;
 
 	spawn_describe_status(status, why, sizeof(why));
+	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
+	    p->port) {
+		watch_failed(a->deploy, p, why);
+		return;
+	}
 	if (r->deploy && r->deploy->run == r) {
 		struct buf tail = BUF_INIT;
 
@@ -596,6 +608,8 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	if (d->drain)
+		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
 		reaper_forget(d->helper);
@@ -754,52 +768,132 @@ static void retire_done(void *arg)
 {
 	struct deploy *d = arg;
 	struct app *a = d->a;
-	struct nginx_app na;
-	char *static_link = NULL;
 
 	if (d->old) {
 		if (rm_rf(d->old->dir) < 0)
 			log_warnx("%s", error_last());
 		if (d->old->number != d->number || d->kind != DEPLOY_NEW)
 			say(d, "-----> Stopped release %d", d->old->number);
+		if (d->old->number != a->release && d->e->nginx)
+			router_forget(nginx_router(d->e->nginx), a->name,
+				      d->old->number);
 		run_free(d->old);
 		d->old = NULL;
 	}
-	/* Fewer web processes than slots: shrink the upstream. */
+	/* Fewer web processes than slots: give the spare ports back (the
+	 * route names only the live processes' ports). */
 	if (a->nslots > 2 * d->web_count && d->web_count > 0) {
 		size_t keep = 2 * d->web_count, i;
 
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = d->run->m.hosts.v;
-		na.nhosts = d->run->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = keep;
-		if (nginx_app_set(d->e->nginx, &na) == 0) {
-			for (i = keep; i < a->nslots; i++)
-				ports_put(&d->e->ports, a->slots[i]);
-			a->nslots = keep;
-			app_save(a);
-		}
+		for (i = keep; i < a->nslots; i++)
+			ports_put(&d->e->ports, a->slots[i]);
+		a->nslots = keep;
+		app_save(a);
 	}
-	free(static_link);
 	prune_releases(a);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	deploy_finish(d, 1);
 }
 
-static void on_drain_timer(struct loop *l, void *arg)
+static void stop_old(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct proc **ps = NULL;
 	size_t n;
 
-	d->timer = 0;
 	d->step = STEP_RETIRE;
 	n = run_procs(d->old, &ps, NULL, NULL);
 	stop_procs(ps, n, stop_timeout(d, d->old), retire_done, d);
 	free(ps);
+}
+
+static void on_drain_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	stop_old(d);
+}
+
+/* The router counted the old release's requests down (or time ran out). */
+static void on_drained(void *arg, const struct router_drain_result *res)
+{
+	struct deploy *d = arg;
+
+	d->drain = NULL;
+	if (res->drained)
+		say(d, "-----> Drained release %d (%ld request%s finished in %ld ms)",
+		    d->old->number, res->finished, res->finished == 1 ? "" : "s",
+		    res->elapsed_ms);
+	else
+		say(d, "-----> Drain time of release %d ran out after %ld ms (%ld request%s finished, %ld still running)",
+		    d->old->number, res->elapsed_ms, res->finished,
+		    res->finished == 1 ? "" : "s", res->left);
+	stop_old(d);
+}
+
+/*
+ * The watch is over (or there was none): the old release gets no request
+ * any more, even as a fallback; stop it once the router says its requests
+ * are done, or after the drain time.
+ */
+static void watch_over(struct deploy *d)
+{
+	struct app *a = d->a;
+	long drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
+		d->e->cfg->drain_ms;
+
+	if (liveroute_settle(d->e, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+	d->step = STEP_DRAIN;
+	if (!d->old || !d->old->procs) {
+		d->timer = loop_add_timer(d->e->loop, 0, on_drain_timer, d);
+		return;
+	}
+	/* A restart keeps the release number: its counts mix with the new
+	 * processes', so only the drain time tells. */
+	if (d->e->nginx && d->old->number != a->release)
+		d->drain = router_drain_start(nginx_router(d->e->nginx),
+					      d->e->loop, a->name,
+					      d->old->number, &d->sw, drain,
+					      on_drained, d);
+	if (!d->drain)
+		d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+}
+
+static void on_watch_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	watch_over(d);
+}
+
+/*
+ * A web process of the release just switched to died during the watch:
+ * traffic goes back to the old release at once, the new one is stopped
+ * and the deploy fails with the reason.
+ */
+static void watch_failed(struct deploy *d, struct proc *p, const char *why)
+{
+	struct app *a = d->a;
+	double after = (double)(now_ms() - d->t_live) / 1000.0;
+
+	if (liveroute_revert(d->e, a) < 0)
+		log_warnx("%s: cannot switch back: %s", a->name, error_last());
+	loop_del_timer(d->e->loop, d->timer);
+	d->timer = 0;
+	d->run = a->live;
+	d->run->supervised = 0;
+	d->run->deploy = d;
+	a->live = d->old;
+	a->live->supervised = 1;
+	a->release = d->old->number;
+	d->switched = 0;
+	say(d, "-----> Switched traffic back to release %d", d->old->number);
+	app_save(a);
+	deploy_fail(d, "rolled back: %s %s, %.1f s after going live", p->name,
+		    why, after);
 }
 
 static int swap_static(struct deploy *d)
@@ -824,17 +918,26 @@ static int swap_static(struct deploy *d)
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
-	long drain;
+	long watch;
 
 	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
+	if (!d->switched) {
+		if (liveroute_switch(d->e, a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
+	}
+	d->t_live = now_ms();
 	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
-		say(d, "-----> Switched nginx (the new release answered through it %lld ms after it was ready)",
-		    (long long)(now_ms() - d->t_ready));
+		say(d, "-----> Switched traffic to release %d (%lld ms after it was ready)",
+		    d->number, (long long)(now_ms() - d->t_ready));
 	else if (d->web_count || d->run->m.static_root)
-		say(d, "-----> Switched nginx");
+		say(d, "-----> Switched traffic to release %d", d->number);
 	d->run->supervised = 1;
 	d->run->deploy = NULL;
 	if (d->old)
@@ -847,12 +950,18 @@ static void go_live(struct deploy *d)
 	if (d->kind == DEPLOY_NEW)
 		meta_write(a, d->number, "deployed", NULL, NULL);
 	d->run = NULL;
-	d->step = STEP_DRAIN;
-	drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
-		d->e->cfg->drain_ms;
-	if (!d->old || !d->old->procs)
-		drain = 0;
-	d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+	watch = a->live->m.watch_ms >= 0 ? a->live->m.watch_ms :
+		d->e->cfg->watch_ms;
+	if (!d->old || !d->old->procs || !d->web_count)
+		watch = 0;
+	if (watch > 0) {
+		d->step = STEP_WATCH;
+		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
+		    d->number, watch, d->old->number);
+		d->timer = loop_add_timer(d->e->loop, watch, on_watch_timer, d);
+		return;
+	}
+	watch_over(d);
 }
 
 static void on_confirm(void *arg, const struct health_result *r)
@@ -865,6 +974,9 @@ static void on_confirm(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	if (!r->ok) {
+		if (d->switched && liveroute_revert(d->e, d->a) < 0)
+			log_warnx("%s", error_last());
+		d->switched = 0;
 		deploy_fail(d, "nginx does not route '%s' to the new release: %s",
 			    d->a->name, r->error ? r->error : "no answer");
 		return;
@@ -876,7 +988,7 @@ static void confirm(struct deploy *d)
 {
 	struct health_req req;
 	struct proc *p;
-	char *url = NULL, *host = NULL, *want = NULL;
+	char *url = NULL, *host = NULL, *want = NULL, peer[40];
 	struct health *h;
 
 	d->step = STEP_CONFIRM;
@@ -886,9 +998,18 @@ static void confirm(struct deploy *d)
 		go_live(d);
 		return;
 	}
-	if (!p && d->run->m.static_root && swap_static(d) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return;
+	if (!p && d->run->m.static_root) {
+		if (swap_static(d) < 0) {
+			deploy_fail(d, "%s", error_last());
+			return;
+		}
+		/* a static site is switched, then checked through nginx */
+		if (liveroute_switch(d->e, d->a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
 	}
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
@@ -902,6 +1023,10 @@ static void confirm(struct deploy *d)
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
 	req.unix_socket = nginx_probe_socket(d->e->nginx);
 	if (p) {
+		/* through nginx to this process only: users do not see it
+		 * until the switch */
+		req.header = liveroute_probe_header(p->port, peer,
+						    sizeof(peer));
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
 	} else {
@@ -1215,9 +1340,8 @@ static void prepare(struct deploy *d)
 	struct app *a = d->a;
 	struct run *r = d->run;
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
-	struct nginx_app na;
 	size_t old_nslots = a->nslots, i;
-	char *static_link = NULL, *why = NULL;
+	char *why = NULL;
 
 	d->web_count = web ? (size_t)scale_of(a, web) : 0;
 	if (d->kind == DEPLOY_NEW)
@@ -1247,27 +1371,9 @@ static void prepare(struct deploy *d)
 		why = xstrdup(error_last());
 		goto undo_slots;
 	}
-	if (d->e->nginx && (d->web_count || r->m.static_root ||
-			    r->m.hosts.n || !a->live)) {
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = r->m.hosts.v;
-		na.nhosts = r->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = a->nslots;
-		if (r->m.static_root) {
-			static_link = engine_path(d->e, "run/%s.static", a->name);
-			na.static_root = static_link;
-			if (d->web_count == 0)
-				na.nports = 0;
-		}
-		if (nginx_app_set(d->e->nginx, &na) < 0) {
-			free(static_link);
-			why = xasprintf("nginx refused the configuration: %s",
-					error_last());
-			goto undo_slots;
-		}
-		free(static_link);
+	if (liveroute_claim(d->e, a, &r->m) < 0) {
+		why = xstrdup(error_last());
+		goto undo_slots;
 	}
 	if (a->nslots != old_nslots)
 		app_save(a);
@@ -1527,9 +1633,13 @@ int apps_load(struct engine *e)
 	}
 	closedir(dh);
 	free(dir);
-	for (a = e->apps; a; a = a->next)
+	for (a = e->apps; a; a = a->next) {
 		if (a->release && !a->stopped)
 			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);
+		else if (a->release &&
+			 liveroute_state(e, a, ROUTE_STOPPED, 0) < 0)
+			log_warnx("%s: %s", a->name, error_last());
+	}
 	return 0;
 }
 
@@ -1725,7 +1835,7 @@ void app_cmd_ps(struct app *a, struct client *c)
 }
 
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c)
+		  const char *source, struct client *c)
 {
 	struct app *a = app_find(e, name);
 	char *dir = engine_path(e, "logs/%s", name);
@@ -1736,7 +1846,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		client_error(c, "app '%s' does not exist", name);
 		goto out;
 	}
-	if (logger_tail(dir, n, &out) < 0) {
+	if (logger_tail_source(dir, n, source, &out) < 0) {
 		client_error(c, "%s", error_last());
 		goto out;
 	}
@@ -1745,7 +1855,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		     line = strtok_r(NULL, "\n", &save))
 			client_data(c, "%s", line);
 	if (follow && a->log)
-		logger_follow(a->log, c);
+		logger_follow_source(a->log, c, source);
 	else
 		client_ok(c);
 out:
@@ -1774,6 +1884,8 @@ void app_cmd_stop(struct app *a, struct client *c)
 	a->stopped = 1;
 	app_save(a);
 	logger_linef(a->log, "berth", "stopping %s", a->name);
+	if (liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
+		log_warnx("%s: %s", a->name, error_last());
 	if (a->live)
 		a->live->supervised = 0;
 	n = run_procs(a->live, &ps, NULL, NULL);

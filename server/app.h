@@ -129,8 +129,9 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 /* Commands (commands.c parses, these act; each answers c). */
 void app_cmd_apps(struct engine *e, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
+/* source: NULL, or only its lines (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c);
+		  const char *source, struct client *c);
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);

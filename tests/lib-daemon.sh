@@ -18,7 +18,7 @@ write_berth_yaml() {
 	{
 		# test defaults, unless BERTH_YAML sets the key itself
 		for line in "port_min: $base" "port_max: $((base + 99))" \
-			    "drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			    "drain: 200ms" "watch: 300ms" "stop_timeout: 3s" "health_timeout: 15s"; do
 			key=${line%%:*}
 			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^$key:" || echo "$line"
 		done
