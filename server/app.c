@@ -474,6 +474,19 @@ void app_proc_output(struct proc *p, const char *line, size_t len)
 	}
 }
 
+/* A live web process went down or came back: the route follows, except
+ * during the watch, which has its own answer (watch_failed()). */
+static void live_route_changed(struct proc *p)
+{
+	struct app *a = p->app;
+
+	if (!p->port || p->run != a->live ||
+	    (a->deploy && a->deploy->step == STEP_WATCH))
+		return;
+	if (liveroute_settle(a->eng, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+}
+
 static void on_restart_timer(struct loop *l, void *arg)
 {
 	struct proc *p = arg;
@@ -487,6 +500,7 @@ static void on_restart_timer(struct loop *l, void *arg)
 		if (p->backoff_ms < BACKOFF_MAX_MS)
 			p->backoff_ms *= 2;
 	}
+	live_route_changed(p);
 }
 
 void app_proc_crashed(struct proc *p, int status)
@@ -526,6 +540,7 @@ void app_proc_crashed(struct proc *p, int status)
 	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
 	if (p->backoff_ms < BACKOFF_MAX_MS)
 		p->backoff_ms *= 2;
+	live_route_changed(p);
 }
 
 /* Stop a set of processes; call done(arg) once all have exited. */

@@ -38,6 +38,20 @@ static size_t web_peers(const struct run *run, struct route_peer **out)
 	return n;
 }
 
+/* Seconds until a crashed web process is restarted; 0 if none waits. */
+static int crash_wait_s(const struct run *run)
+{
+	const struct proc *p;
+	long ms = 0;
+
+	for (p = run->procs; p; p = p->next)
+		if (p->port && p->state == PROC_BACKOFF && p->backoff_ms > ms)
+			ms = p->backoff_ms;
+	if (ms <= 0)
+		return 0;
+	return ms / 1000 < 1 ? 1 : ms / 1000 > 3600 ? 3600 : (int)(ms / 1000);
+}
+
 static void build(struct engine *e, const struct app *a,
 		  const struct run *run, const struct run *old,
 		  struct built *b)
@@ -62,6 +76,10 @@ static void build(struct engine *e, const struct app *a,
 			b->rt.nfallback = 0;
 			b->rt.fallback = NULL;
 		}
+	} else if (crash_wait_s(run) > 0) {
+		/* every web process crashed and waits to be restarted */
+		b->rt.kind = ROUTE_CRASHING;
+		b->rt.retry_after = crash_wait_s(run);
 	} else if (run->m.static_root) {
 		b->rt.kind = ROUTE_STATIC;
 		b->root = engine_path(e, "run/%s.static", a->name);

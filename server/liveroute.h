@@ -50,7 +50,12 @@ int liveroute_claim(struct engine *e, struct app *a,
 int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
 		     const struct run *old, struct router_switch *sw);
 
-/* After the watch: a->live's route without the fallback. */
+/*
+ * After the watch, or when a live web process crashed or came back:
+ * a->live's route from its processes that are up, without fallback
+ * ("app is crashing" with Retry-After while every one waits for its
+ * restart).
+ */
 int liveroute_settle(struct engine *e, struct app *a);
 
 /* Back to the route before the last liveroute_switch(). */

@@ -221,6 +221,19 @@ test_expect_success 'unknown host 404, stopped app 503 "app is stopped"' '
 	test "$(status_of hosta.localhost)" = 200
 '
 
+crashing_503() {
+	curl -s -D h503 -o b503 -H "Host: looper.localhost" "http://127.0.0.1:$HTTP_PORT/" &&
+	grep -q "^HTTP/1.1 503" h503 && grep -qi "^Retry-After: [0-9]" h503 &&
+	grep -q "app is crashing" b503
+}
+
+test_expect_success 'a crash-looping app answers 503 with Retry-After' '
+	bundle looper.tar.gz looper "web: MODE=crash python3 app.py" &&
+	berth deploy looper "$TRASH/looper.tar.gz" >out &&
+	retry_until 20 crashing_503 &&
+	berth rm looper --force >out
+'
+
 test_expect_success 'X-Berth-Probe tells the public nothing' '
 	curl -s -D headers -o /dev/null -H "Host: demo.localhost" \
 		-H "X-Berth-Probe: 1" "http://127.0.0.1:$HTTP_PORT/" &&
