@@ -47,11 +47,12 @@ int nginx_start(struct nginx *ng);
 struct router *nginx_router(struct nginx *ng);
 
 /*
- * Before the deploy path speaks to the router itself (issue #10), app.c
- * describes an app as its old per-app file did: every slot port (two per
- * web process, "web.N" for ports 2N-2 and 2N-1), or a static root, or
- * neither (no web process).  This sets the app's route and hosts in the
- * router: no file, no reload.  Errors are the router's.
+ * An app described at once, as its old per-app file did: every slot port
+ * (two per web process, "web.N" for ports 2N-2 and 2N-1), or a static
+ * root, or neither (no web process).  This sets the app's route and hosts
+ * in the router: no file, no reload.  Errors are the router's.  The
+ * deploy path does not use it: it routes to the processes that passed
+ * their check, through liveroute.h.
  */
 struct nginx_app {
 	const char *name;
