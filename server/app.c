@@ -930,6 +930,16 @@ static int swap_static(struct deploy *d)
 	return ret;
 }
 
+static int has_up_web(const struct run *r)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP)
+			return 1;
+	return 0;
+}
+
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -967,8 +977,8 @@ static void go_live(struct deploy *d)
 	d->run = NULL;
 	watch = a->live->m.watch_ms >= 0 ? a->live->m.watch_ms :
 		d->e->cfg->watch_ms;
-	if (!d->old || !d->old->procs || !d->web_count)
-		watch = 0;
+	if (!d->old || !has_up_web(d->old) || !d->web_count)
+		watch = 0;	/* nothing to go back to */
 	if (watch > 0) {
 		d->step = STEP_WATCH;
 		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
@@ -1648,6 +1658,9 @@ int apps_load(struct engine *e)
 	}
 	closedir(dh);
 	free(dir);
+	for (a = e->apps; a; a = a->next)
+		liveroute_keep(e, a);
+	liveroute_forget_others(e);
 	for (a = e->apps; a; a = a->next) {
 		if (a->release && !a->stopped)
 			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);

@@ -154,6 +154,22 @@ int liveroute_settle(struct engine *e, struct app *a)
 	return ret < 0 ? -1 : 0;
 }
 
+void liveroute_keep(struct engine *e, struct app *a)
+{
+	struct router *r = router_of(e);
+
+	if (r)
+		router_keep(r, a->name);
+}
+
+void liveroute_forget_others(struct engine *e)
+{
+	struct router *r = router_of(e);
+
+	if (r && router_drop_stale(r) < 0)
+		log_warnx("router: %s", error_last());
+}
+
 int liveroute_revert(struct engine *e, struct app *a)
 {
 	struct router *r = router_of(e);

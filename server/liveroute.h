@@ -58,6 +58,14 @@ int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
  */
 int liveroute_settle(struct engine *e, struct app *a);
 
+/*
+ * Engine start, once every app is loaded: apps (given one by one to
+ * liveroute_keep()) keep what the old table file said about them until
+ * their deploy sets them; the table forgets apps that are gone.
+ */
+void liveroute_keep(struct engine *e, struct app *a);
+void liveroute_forget_others(struct engine *e);
+
 /* Back to the route before the last liveroute_switch(). */
 int liveroute_revert(struct engine *e, struct app *a);
 

@@ -946,6 +946,14 @@ int router_app_remove(struct router *r, const char *app)
 	return change(r, app, NULL);
 }
 
+void router_keep(struct router *r, const char *app)
+{
+	struct rapp *a = app_get(r, app);
+
+	if (a)
+		a->stale = 0;
+}
+
 int router_drop_stale(struct router *r)
 {
 	size_t i = 0;

@@ -158,6 +158,8 @@ int router_app_remove(struct router *r, const char *app);
 
 /* Remove the apps loaded from the old file that nobody set since. */
 int router_drop_stale(struct router *r);
+/* Keep app (hosts and route as loaded) through router_drop_stale(). */
+void router_keep(struct router *r, const char *app);
 
 struct router_counts {
 	long inflight;		/* routed to it, not finished */

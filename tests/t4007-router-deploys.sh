@@ -247,6 +247,9 @@ test_expect_success 'router lines in the app log, by --source router' '
 	retry_until 10 logs_have "router-line" &&
 	test_grep " router at=info method=GET path=\"/router-line\?x=1\" host=demo.localhost request_id=[0-9a-f]+ fwd=\"127.0.0.1\" dyno=web.1 port=[0-9]+ release=[0-9]+ service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http$" rlog &&
 	test_grep_not " (web\.1|berth) " rlog &&
+	berth logs demo -n 3 --source router >r3 &&
+	test "$(wc -l <r3)" = 3 &&
+	test "$(grep -c "^[^ ]* router at=" r3)" = 3 &&
 	berth logs demo -n 50 --source app >alog &&
 	test_grep_not " (router|berth) " alog &&
 	test_must_fail berth logs demo --source "a b" 2>err &&
@@ -255,6 +258,14 @@ test_expect_success 'router lines in the app log, by --source router' '
 
 test_expect_success 'nginx did not reload during any of it' '
 	test "$(workers)" = "$WORKERS"
+'
+
+test_expect_success 'nginx error log: real errors only, not a line per request' '
+	log=$BERTH_ROOT/nginx/logs/error.log &&
+	n=$(wc -l <"$log") &&
+	say "$n lines in nginx error log after $gets GETs and $answered POSTs" &&
+	test "$n" -lt 20 &&
+	test_grep_not "\[(emerg|alert|crit)\]|lua|router.sock" "$log"
 '
 
 test_done
