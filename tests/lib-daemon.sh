@@ -31,6 +31,8 @@ start_berth() {
 	export BERTH_ROOT
 	[ -n "${SSH_PORT:-}" ] || SSH_PORT=$(free_port)
 	[ -n "${HTTP_PORT:-}" ] || HTTP_PORT=$(free_port)
+	# free_port only knows that nobody listens yet: it can name one port twice
+	while [ "$HTTP_PORT" = "$SSH_PORT" ]; do HTTP_PORT=$(free_port); done
 	export SSH_PORT HTTP_PORT
 	[ -f "$BERTH_ROOT/berth.yaml" ] || write_berth_yaml
 	: >"$TRASH/berth.out"
