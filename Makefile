@@ -24,7 +24,9 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard server/*.c)
-OBJS := $(SRCS:server/%.c=$(B)/%.o)
+# Text built into the binary (scripts/embed): the Lua router nginx loads.
+EMBED_OBJS := $(B)/router_lua.o
+OBJS := $(SRCS:server/%.c=$(B)/%.o) $(EMBED_OBJS)
 LIBOBJS := $(filter-out $(B)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
@@ -47,6 +49,14 @@ $(B)/berth: $(OBJS)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
 
 $(B)/%.o: server/%.c | $(B)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/router_lua.c: server/router.lua scripts/embed | $(B)
+	@echo "  GEN  $@"
+	$(Q)scripts/embed router_lua <$< >$@.new && mv $@.new $@
+
+$(B)/router_lua.o: $(B)/router_lua.c
 	@echo "  CC   $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -84,7 +94,7 @@ fuzz:
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) -Iserver \
 			-o build-fuzz/$$f tests/fuzz/$$f.c $(LIBOBJS:$(B)/%=build-fuzz/%) $(DEP_LIBS) || exit 1; done
 
-bench: berth
+bench: berth $(B)/unit/router
 	scripts/bench
 
 # libgit2's own online test suite (push, ssh clone) against berth: builds

@@ -20,6 +20,7 @@
 #include "config.h"
 #include "engine.h"
 #include "health.h"
+#include "liveroute.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
@@ -43,6 +44,7 @@ enum deploy_step {
 	STEP_STOP_FIRST,
 	STEP_READY,
 	STEP_CONFIRM,
+	STEP_WATCH,
 	STEP_DRAIN,
 	STEP_RETIRE,
 	STEP_FAILING,
@@ -90,6 +92,13 @@ struct deploy {
 	char *detail;		/* with error: the last output lines of the
 				 * process at fault, indented, one per line */
 	uint64_t hint_timer;	/* "is not listening on PORT yet" */
+	int switched;		/* the router sends users to run */
+	struct router_switch sw;
+	struct router_drain *drain;
+	int64_t t_live;
+	struct strv undo_scale;	/* a->scale and a->env before commit_live(), */
+	struct strv undo_env;	/* put back if the watch fails */
+	int committed, undo_env_set;
 };
 
 static void deploy_next(struct app *a);
@@ -101,6 +110,8 @@ static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
 static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
 static void app_remove_now(struct app *a);
+static void watch_failed(struct deploy *d, struct proc *p, const char *why);
+static void commit_undo(struct deploy *d);
 
 /* ---------- small helpers ---------- */
 
@@ -480,6 +491,19 @@ void app_proc_output(struct proc *p, const char *line, size_t len)
 	}
 }
 
+/* A live web process went down or came back: the route follows, except
+ * during the watch, which has its own answer (watch_failed()). */
+static void live_route_changed(struct proc *p)
+{
+	struct app *a = p->app;
+
+	if (!p->port || p->run != a->live ||
+	    (a->deploy && a->deploy->step == STEP_WATCH))
+		return;
+	if (liveroute_settle(a->eng, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+}
+
 static void on_restart_timer(struct loop *l, void *arg)
 {
 	struct proc *p = arg;
@@ -493,6 +517,7 @@ static void on_restart_timer(struct loop *l, void *arg)
 		if (p->backoff_ms < BACKOFF_MAX_MS)
 			p->backoff_ms *= 2;
 	}
+	live_route_changed(p);
 }
 
 void app_proc_crashed(struct proc *p, int status)
@@ -503,6 +528,11 @@ void app_proc_crashed(struct proc *p, int status)
 	long delay;
 
 	spawn_describe_status(status, why, sizeof(why));
+	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
+	    p->port) {
+		watch_failed(a->deploy, p, why);
+		return;
+	}
 	if (r->deploy && r->deploy->run == r) {
 		struct buf tail = BUF_INIT;
 
@@ -526,6 +556,7 @@ void app_proc_crashed(struct proc *p, int status)
 	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
 	if (p->backoff_ms < BACKOFF_MAX_MS)
 		p->backoff_ms *= 2;
+	live_route_changed(p);
 }
 
 /* Stop a set of processes; call done(arg) once all have exited. */
@@ -603,6 +634,8 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	if (d->drain)
+		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
 		reaper_forget(d->helper);
@@ -622,6 +655,8 @@ static void deploy_free(struct deploy *d)
 	free(d->error);
 	strv_release(&d->scale_changes);
 	strv_release(&d->scale);
+	strv_release(&d->undo_scale);
+	strv_release(&d->undo_env);
 	strv_release(&d->env_changes);
 	free(d->config_change);
 	free(d->detail);
@@ -842,8 +877,21 @@ static void retire_done(void *arg)
 			log_warnx("%s", error_last());
 		if (d->old->number != d->number || d->kind != DEPLOY_NEW)
 			say(d, "-----> Stopped release %d", d->old->number);
+		if (d->old->number != a->release && d->e->nginx)
+			router_forget(nginx_router(d->e->nginx), a->name,
+				      d->old->number);
 		run_free(d->old);
 		d->old = NULL;
+	}
+	/* Fewer web processes than slots: give the spare ports back (the
+	 * route names only the live processes' ports). */
+	if (a->nslots > 2 * d->web_count && d->web_count > 0) {
+		size_t keep = 2 * d->web_count, i;
+
+		for (i = keep; i < a->nslots; i++)
+			ports_put(&d->e->ports, a->slots[i]);
+		a->nslots = keep;
+		app_save(a);
 	}
 	release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
@@ -851,17 +899,105 @@ static void retire_done(void *arg)
 	deploy_finish(d, 1);
 }
 
-static void on_drain_timer(struct loop *l, void *arg)
+static void stop_old(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct proc **ps = NULL;
 	size_t n;
 
-	d->timer = 0;
 	d->step = STEP_RETIRE;
 	n = run_procs(d->old, &ps, NULL, NULL);
 	stop_procs(ps, n, stop_timeout(d, d->old), retire_done, d);
 	free(ps);
+}
+
+static void on_drain_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	stop_old(d);
+}
+
+/* The router counted the old release's requests down (or time ran out). */
+static void on_drained(void *arg, const struct router_drain_result *res)
+{
+	struct deploy *d = arg;
+
+	d->drain = NULL;
+	if (res->drained)
+		say(d, "-----> Drained release %d (%ld request%s finished in %ld ms)",
+		    d->old->number, res->finished, res->finished == 1 ? "" : "s",
+		    res->elapsed_ms);
+	else
+		say(d, "-----> Drain time of release %d ran out after %ld ms (%ld request%s finished, %ld still running)",
+		    d->old->number, res->elapsed_ms, res->finished,
+		    res->finished == 1 ? "" : "s", res->left);
+	stop_old(d);
+}
+
+/*
+ * The watch is over (or there was none): the old release gets no request
+ * any more, even as a fallback; stop it once the router says its requests
+ * are done, or after the drain time.
+ */
+static void watch_over(struct deploy *d)
+{
+	struct app *a = d->a;
+	long drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
+		d->e->cfg->drain_ms;
+
+	if (liveroute_settle(d->e, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+	d->step = STEP_DRAIN;
+	if (!d->old || !d->old->procs) {
+		d->timer = loop_add_timer(d->e->loop, 0, on_drain_timer, d);
+		return;
+	}
+	/* A restart keeps the release number: its counts mix with the new
+	 * processes', so only the drain time tells. */
+	if (d->e->nginx && d->old->number != a->release)
+		d->drain = router_drain_start(nginx_router(d->e->nginx),
+					      d->e->loop, a->name,
+					      d->old->number, &d->sw, drain,
+					      on_drained, d);
+	if (!d->drain)
+		d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+}
+
+static void on_watch_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	watch_over(d);
+}
+
+/*
+ * A web process of the release just switched to died during the watch:
+ * traffic goes back to the old release at once, the new one is stopped
+ * and the deploy fails with the reason.
+ */
+static void watch_failed(struct deploy *d, struct proc *p, const char *why)
+{
+	struct app *a = d->a;
+	double after = (double)(now_ms() - d->t_live) / 1000.0;
+
+	if (liveroute_revert(d->e, a) < 0)
+		log_warnx("%s: cannot switch back: %s", a->name, error_last());
+	loop_del_timer(d->e->loop, d->timer);
+	d->timer = 0;
+	d->run = a->live;
+	d->run->supervised = 0;
+	d->run->deploy = d;
+	a->live = d->old;
+	a->live->supervised = 1;
+	a->release = d->old->number;
+	commit_undo(d);
+	d->switched = 0;
+	say(d, "-----> Switched traffic back to release %d", d->old->number);
+	app_save(a);
+	deploy_fail(d, "rolled back: %s %s, %.1f s after going live", p->name,
+		    why, after);
 }
 
 static int swap_static(struct deploy *d)
@@ -966,31 +1102,82 @@ static int commit_live(struct deploy *d)
 	}
 	restore_retry_cancel(a);
 	if (env_changed) {
-		strv_release(&a->env);
+		/* kept until the watch is over: a rollback puts it back */
+		d->undo_env = a->env;
+		d->undo_env_set = 1;
+		memset(&a->env, 0, sizeof(a->env));
 		strv_copy(&a->env, &d->run->env);
 	}
 	free(old_result);
 	free(old_note);
-	strv_release(&old_scale);
+	d->undo_scale = old_scale;
+	d->committed = 1;
 	memset(&d->scale, 0, sizeof(d->scale));
+	return 0;
+}
+
+/* The watch failed after commit_live(): the config and scale go back. */
+static void commit_undo(struct deploy *d)
+{
+	struct app *a = d->a;
+	char *path;
+
+	if (!d->committed)
+		return;
+	strv_release(&a->scale);
+	a->scale = d->undo_scale;
+	memset(&d->undo_scale, 0, sizeof(d->undo_scale));
+	if (d->undo_env_set) {
+		path = xasprintf("%s/env", a->dir);
+		if (env_file_write(path, &d->undo_env) < 0)
+			log_warnx("%s", error_last());
+		free(path);
+		strv_release(&a->env);
+		a->env = d->undo_env;
+		memset(&d->undo_env, 0, sizeof(d->undo_env));
+		d->undo_env_set = 0;
+	}
+	d->committed = 0;
+}
+
+static int has_up_web(const struct run *r)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP)
+			return 1;
 	return 0;
 }
 
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
-	long drain;
+	long watch;
 
 	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
+	if (!d->switched) {
+		if (liveroute_switch(d->e, a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
+	}
+	d->t_live = now_ms();
 	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
-		say(d, "-----> Switched nginx (the new release answered through it %lld ms after it was ready)",
-		    (long long)(now_ms() - d->t_ready));
+		say(d, "-----> Switched traffic to release %d (%lld ms after it was ready)",
+		    d->number, (long long)(now_ms() - d->t_ready));
 	else if (d->web_count || d->run->m.static_root)
-		say(d, "-----> Switched nginx");
+		say(d, "-----> Switched traffic to release %d", d->number);
 	if (commit_live(d) < 0) {
+		if (liveroute_revert(d->e, a) < 0)
+			log_warnx("%s: cannot switch back: %s", a->name,
+				  error_last());
+		d->switched = 0;
 		deploy_fail(d, "cannot record release %d as live: %s",
 			    d->number, error_last());
 		return;
@@ -1004,12 +1191,18 @@ static void go_live(struct deploy *d)
 	    release_set_status(a->dir, d->number, "deployed") < 0)
 		log_warnx("%s", error_last());
 	d->run = NULL;
-	d->step = STEP_DRAIN;
-	drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
-		d->e->cfg->drain_ms;
-	if (!d->old || !d->old->procs)
-		drain = 0;
-	d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+	watch = a->live->m.watch_ms >= 0 ? a->live->m.watch_ms :
+		d->e->cfg->watch_ms;
+	if (!d->old || !has_up_web(d->old) || !d->web_count)
+		watch = 0;	/* nothing to go back to */
+	if (watch > 0) {
+		d->step = STEP_WATCH;
+		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
+		    d->number, watch, d->old->number);
+		d->timer = loop_add_timer(d->e->loop, watch, on_watch_timer, d);
+		return;
+	}
+	watch_over(d);
 }
 
 static void on_confirm(void *arg, const struct health_result *r)
@@ -1022,6 +1215,9 @@ static void on_confirm(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	if (!r->ok) {
+		if (d->switched && liveroute_revert(d->e, d->a) < 0)
+			log_warnx("%s", error_last());
+		d->switched = 0;
 		deploy_fail(d, "nginx does not route '%s' to the new release: %s",
 			    d->a->name, r->error ? r->error : "no answer");
 		return;
@@ -1033,7 +1229,7 @@ static void confirm(struct deploy *d)
 {
 	struct health_req req;
 	struct proc *p;
-	char *url = NULL, *host = NULL, *want = NULL;
+	char *url = NULL, *host = NULL, *want = NULL, peer[40];
 	struct health *h;
 
 	d->step = STEP_CONFIRM;
@@ -1043,9 +1239,18 @@ static void confirm(struct deploy *d)
 		go_live(d);
 		return;
 	}
-	if (!p && d->run->m.static_root && swap_static(d) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return;
+	if (!p && d->run->m.static_root) {
+		if (swap_static(d) < 0) {
+			deploy_fail(d, "%s", error_last());
+			return;
+		}
+		/* a static site is switched, then checked through nginx */
+		if (liveroute_switch(d->e, d->a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
 	}
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
@@ -1057,7 +1262,12 @@ static void confirm(struct deploy *d)
 	req.max_status = d->run->m.health_max_status;
 	req.interval_ms = 10;
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
+	req.unix_socket = nginx_probe_socket(d->e->nginx);
 	if (p) {
+		/* through nginx to this process only: users do not see it
+		 * until the switch */
+		req.header = liveroute_probe_header(p->port, peer,
+						    sizeof(peer));
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
 	} else {
@@ -1414,9 +1624,8 @@ static void prepare(struct deploy *d)
 	struct app *a = d->a;
 	struct run *r = d->run;
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
-	struct nginx_app na;
 	size_t old_nslots = a->nslots, i;
-	char *static_link = NULL, *why = NULL;
+	char *why = NULL;
 
 	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
 	if (d->kind == DEPLOY_NEW && record_release(d) < 0) {
@@ -1462,27 +1671,9 @@ static void prepare(struct deploy *d)
 		why = xstrdup(error_last());
 		goto undo_slots;
 	}
-	if (d->e->nginx && (d->web_count || r->m.static_root ||
-			    r->m.hosts.n || !a->live)) {
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = r->m.hosts.v;
-		na.nhosts = r->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = a->nslots;
-		if (r->m.static_root) {
-			static_link = engine_path(d->e, "run/%s.static", a->name);
-			na.static_root = static_link;
-			if (d->web_count == 0)
-				na.nports = 0;
-		}
-		if (nginx_app_set(d->e->nginx, &na) < 0) {
-			free(static_link);
-			why = xasprintf("nginx refused the configuration: %s",
-					error_last());
-			goto undo_slots;
-		}
-		free(static_link);
+	if (liveroute_claim(d->e, a, &r->m) < 0) {
+		why = xstrdup(error_last());
+		goto undo_slots;
 	}
 	if (a->nslots != old_nslots)
 		app_save(a);
@@ -1945,8 +2136,15 @@ int apps_load(struct engine *e)
 	closedir(dh);
 	free(dir);
 	for (a = e->apps; a; a = a->next)
+		liveroute_keep(e, a);
+	liveroute_forget_others(e);
+	for (a = e->apps; a; a = a->next) {
 		if (a->release && !a->stopped && !a->unusable)
 			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);
+		else if (a->release &&
+			 liveroute_state(e, a, ROUTE_STOPPED, 0) < 0)
+			log_warnx("%s: %s", a->name, error_last());
+	}
 	return 0;
 }
 
@@ -2202,7 +2400,7 @@ void app_cmd_ps(struct app *a, struct client *c)
 }
 
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c)
+		  const char *source, struct client *c)
 {
 	struct app *a = app_find(e, name);
 	char *dir = engine_path(e, "logs/%s", name);
@@ -2213,7 +2411,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		client_error(c, "app '%s' does not exist", name);
 		goto out;
 	}
-	if (logger_tail(dir, n, &out) < 0) {
+	if (logger_tail_source(dir, n, source, &out) < 0) {
 		client_error(c, "%s", error_last());
 		goto out;
 	}
@@ -2222,7 +2420,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		     line = strtok_r(NULL, "\n", &save))
 			client_data(c, "%s", line);
 	if (follow && a->log)
-		logger_follow(a->log, c);
+		logger_follow_source(a->log, c, source);
 	else
 		client_ok(c);
 out:
@@ -2252,6 +2450,8 @@ void app_cmd_stop(struct app *a, struct client *c)
 	app_save(a);
 	restore_retry_cancel(a);
 	logger_linef(a->log, "berth", "stopping %s", a->name);
+	if (liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
+		log_warnx("%s: %s", a->name, error_last());
 	if (a->live)
 		a->live->supervised = 0;
 	n = run_procs(a->live, &ps, NULL, NULL);

@@ -156,8 +156,9 @@ void app_cmd_create(struct engine *e, const char *name, struct client *c);
  * line by line (source "build"); the app is made if it does not exist. */
 void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
+/* source: NULL, or only its lines (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c);
+		  const char *source, struct client *c);
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);

@@ -65,6 +65,7 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 {
 	long n = 100;
 	int follow = 0, i;
+	const char *source = NULL;
 
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
@@ -78,12 +79,23 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 					     argv[i]);
 				return;
 			}
+		} else if ((!strcmp(argv[i], "--source") ||
+			    !strcmp(argv[i], "-s")) && i + 1 < argc) {
+			source = argv[++i];
+			if (strlen(source) == 0 || strlen(source) > 47 ||
+			    strspn(source, "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+			    != strlen(source)) {
+				client_error(c, "bad source '%s' (app, router, berth or a process like web.1)",
+					     source);
+				return;
+			}
 		} else {
-			client_error(c, "usage: logs NAME [-n N] [-f]");
+			client_error(c, "usage: logs NAME [-n N] [-f] [--source app|router|berth|PROCESS]");
 			return;
 		}
 	}
-	app_cmd_logs(e, argv[1], n, follow, c);
+	app_cmd_logs(e, argv[1], n, follow, source, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -272,7 +284,7 @@ static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
-	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs, 0 },
+	{ "logs", "logs NAME [-n N] [-f] [--source S]", "the app's log; -f follows it, --source router shows the router's lines", 1, 2, 7, cmd_logs, 0 },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
 	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },

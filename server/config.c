@@ -50,6 +50,7 @@ static const struct cdesc descs[] = {
 	{ "port_min", C_INT, F(port_min), "20000", 1024, 65535, NULL },
 	{ "port_max", C_INT, F(port_max), "29999", 1024, 65535, NULL },
 	{ "drain", C_MS, F(drain_ms), "2s", 0, 3600000, NULL },
+	{ "watch", C_MS, F(watch_ms), "10s", 0, 3600000, NULL },
 	{ "stop_timeout", C_MS, F(stop_timeout_ms), "10s", 0, 3600000, NULL },
 	{ "health_timeout", C_MS, F(health_timeout_ms), "60s", 100, 3600000, NULL },
 	{ "health_interval", C_MS, F(health_interval_ms), "50ms", 5, 60000, NULL },

@@ -24,6 +24,7 @@
 #include "config.h"
 #include "control.h"
 #include "health.h"
+#include "liveroute.h"
 #include "log.h"
 #include "loop.h"
 #include "nginx.h"
@@ -578,6 +579,7 @@ static void reload_config(struct engine *e)
 		return;
 	}
 	c->drain_ms = next.drain_ms;
+	c->watch_ms = next.watch_ms;
 	c->stop_timeout_ms = next.stop_timeout_ms;
 	c->health_timeout_ms = next.health_timeout_ms;
 	c->health_interval_ms = next.health_interval_ms;
@@ -819,6 +821,7 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
+	liveroute_log_open(&e);
 	apps_load(&e);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
@@ -834,6 +837,7 @@ out:
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	apps_shutdown(&e);
+	liveroute_log_close(&e);
 	if (e.nginx) {
 		nginx_stop(e.nginx);
 		nginx_free(e.nginx);

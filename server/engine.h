@@ -22,6 +22,7 @@
 struct config;
 struct loop;
 struct nginx;
+struct routerlog;
 struct postgres;
 struct sshd;
 struct app;
@@ -31,6 +32,7 @@ struct engine {
 	struct config *cfg;
 	struct loop *loop;
 	struct nginx *nginx;
+	struct routerlog *routerlog;	/* router lines into app logs */
 	struct postgres *pg;
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */

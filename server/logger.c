@@ -21,6 +21,7 @@ struct follower {
 	struct client *c;
 	struct follower *next;
 	int ended;		/* answered (fell behind): drop it */
+	char *source;		/* or NULL: every line */
 };
 
 struct logger {
@@ -82,6 +83,7 @@ void logger_free(struct logger *lg)
 		client_on_close(f->c, NULL, NULL);
 		client_ok(f->c);
 		client_unref(f->c);
+		free(f->source);
 		free(f);
 	}
 	if (lg->fd >= 0)
@@ -173,7 +175,7 @@ static void log_one(struct logger *lg, const char *source, const char *text,
 		    client_pending(f->c) > FOLLOWER_MAX_PENDING) {
 			client_error(f->c, "log follower fell behind");
 			f->ended = 1;
-		} else
+		} else if (logger_source_matches(line.data, f->source))
 			client_data(f->c, "%s", line.data);
 		if (!client_gone(f->c) && !f->ended) {
 			pf = &f->next;
@@ -182,6 +184,7 @@ static void log_one(struct logger *lg, const char *source, const char *text,
 		*pf = f->next;
 		client_on_close(f->c, NULL, NULL);
 		client_unref(f->c);
+		free(f->source);
 		free(f);
 	}
 	lg->sending--;
@@ -200,12 +203,37 @@ void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	free(p);
 }
 
+int logger_source_matches(const char *line, const char *source)
+{
+	const char *s = strchr(line, ' '), *end;
+	size_t n;
+
+	if (!source)
+		return 1;
+	if (!s)
+		return 0;
+	s++;
+	end = strchr(s, ' ');
+	n = end ? (size_t)(end - s) : strlen(s);
+	if (!strcmp(source, "app"))
+		return !(n == 6 && !strncmp(s, "router", 6)) &&
+		       !(n == 5 && !strncmp(s, "berth", 5));
+	return strlen(source) == n && !strncmp(s, source, n);
+}
+
 void logger_follow(struct logger *lg, struct client *c)
+{
+	logger_follow_source(lg, c, NULL);
+}
+
+void logger_follow_source(struct logger *lg, struct client *c,
+			  const char *source)
 {
 	struct follower *f = xcalloc(1, sizeof(*f));
 
 	client_ref(c);
 	f->c = c;
+	f->source = source ? xstrdup(source) : NULL;
 	f->next = lg->followers;
 	lg->followers = f;
 	client_on_close(c, follower_closed, lg);
@@ -221,6 +249,7 @@ void logger_unfollow(struct logger *lg, struct client *c)
 		if (f->c == c) {
 			*pf = f->next;
 			client_unref(c);
+			free(f->source);
 			free(f);
 			return;
 		}
@@ -329,4 +358,39 @@ out:
 	free(old_path);
 	free(path);
 	return ret;
+}
+
+int logger_tail_source(const char *dir, long n, const char *source,
+		       struct buf *out)
+{
+	struct buf all = BUF_INIT, line = BUF_INIT;
+	size_t start, end, i;
+	long kept = 0;
+
+	if (!source)
+		return logger_tail(dir, n, out);
+	/* Read back as far as a tail goes, then keep source's newest n,
+	 * moved (newest last) to the end of the buffer. */
+	if (logger_tail(dir, 100000, &all) < 0) {
+		buf_release(&all);
+		return -1;
+	}
+	start = end = all.len;
+	while (end > 0 && kept < n) {
+		i = end - 1;	/* end - 1: the line's newline, or its end */
+		while (i > 0 && all.data[i - 1] != '\n')
+			i--;
+		buf_reset(&line);
+		buf_add(&line, all.data + i, end - i);
+		if (logger_source_matches(line.data, source)) {
+			start -= end - i;
+			memmove(all.data + start, line.data, end - i);
+			kept++;
+		}
+		end = i;
+	}
+	buf_add(out, all.data + start, all.len - start);
+	buf_release(&line);
+	buf_release(&all);
+	return 0;
 }

@@ -89,7 +89,7 @@ test_expect_success 'an invalid app name is what the message says' '
 
 # switched_twice APP: a second release of APP took the traffic
 switched_twice() {
-	test "$(grep -c "Switched nginx" "$BERTH_ROOT/logs/$1/app.log")" -ge 2
+	test "$(grep -c "Switched traffic" "$BERTH_ROOT/logs/$1/app.log")" -ge 2
 }
 
 # make_gated_bundle OUT GATE: web.py that waits for file GATE before it listens

@@ -119,7 +119,7 @@ test_expect_success 'the engine dies after the swap: the push asks what became o
 	rm slow/.berth/hooks/pre-build &&
 	commit_all slow two &&
 	push_in_background slow swap &&
-	retry_until 60 grep -q "Switched nginx" swap.out &&
+	retry_until 60 grep -q "Switched traffic" swap.out &&
 	crash_berth &&
 	start_berth &&
 	retry_until 90 test -s swap.rc &&
