@@ -22,6 +22,7 @@
 #include "app.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
@@ -637,6 +638,7 @@ static int make_dirs(struct engine *e)
 
 int engine_serve(struct config *cfg)
 {
+	struct dashboard *dash = NULL;
 	struct engine e;
 	char exe[PATH_MAX];
 	ssize_t n;
@@ -667,6 +669,7 @@ int engine_serve(struct config *cfg)
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
+	    (e.nginx && dashboard_route(e.nginx, cfg) < 0) ||
 	    (e.nginx && nginx_start(e.nginx) < 0))
 		goto out;
 	if (postgres_init(&e.pg, cfg, e.loop) < 0) {
@@ -678,6 +681,8 @@ int engine_serve(struct config *cfg)
 	if (control_listen(&e) < 0)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
+		goto out;
+	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
 		goto out;
 	apps_load(&e);
 	incoming_start(&e);
@@ -691,6 +696,7 @@ int engine_serve(struct config *cfg)
 out:
 	if (ret)
 		log_warnx("%s", error_last());
+	dashboard_stop(dash);
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	apps_shutdown(&e);

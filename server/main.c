@@ -14,8 +14,10 @@
 
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "engine.h"
 #include "gitserve.h"
+#include "keys.h"
 #include "log.h"
 #include "sshd.h"
 #include "startserver.h"
@@ -144,6 +146,81 @@ static int cmd_session(const char *root)
 	if (load_config(&cfg, root) < 0)
 		return 1;
 	ret = session_main(&cfg, 3);
+	config_release(&cfg);
+	return ret;
+}
+
+/* The dashboard's provider: the control socket, as the CLI uses it. */
+static int dash_call(void *ctx, int argc, char *const *argv,
+		     control_line_fn fn, void *arg, char **errmsg)
+{
+	return control_call(ctx, argc, argv, fn, arg, errmsg);
+}
+
+static int dash_open(void *ctx, int argc, char *const *argv)
+{
+	struct buf req = BUF_INIT;
+	int fd = control_connect(ctx);
+
+	if (fd < 0)
+		return -1;
+	control_encode_request(&req, argc, argv);
+	if (write_all(fd, req.data, req.len) < 0) {
+		error_setsys("cannot send request");
+		close(fd);
+		fd = -1;
+	}
+	buf_release(&req);
+	return fd;
+}
+
+static int dash_key_exists(void *ctx, const char *key)
+{
+	struct buf out = BUF_INIT;
+	char *line, *save = NULL;
+	int found = 0;
+
+	if (keys_list(ctx, &out) == 0 && out.len)
+		for (line = strtok_r(out.data, "\n", &save); line && !found;
+		     line = strtok_r(NULL, "\n", &save))
+			found = strlen(line) > strlen(key) &&
+				!strncmp(line, key, strlen(key)) &&
+				line[strlen(key)] == ' ';
+	buf_release(&out);
+	return found;
+}
+
+/* "berth dashboard-serve": the dashboard's HTTP server, started by the
+ * engine with its listening socket as fd 3. */
+static int cmd_dashboard_serve(const char *root, int argc, char **argv)
+{
+	struct dashboard_provider p;
+	struct dashboard_opts o;
+	struct config cfg;
+	int ret, i;
+
+	log_init(0, "dashboard");
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	for (i = 0; i + 1 < argc; i += 2) {
+		if ((strcmp(argv[i], "--http-listen") &&
+		     strcmp(argv[i], "--domain")) ||
+		    config_set(&cfg, strcmp(argv[i], "--domain") ?
+			       "http_listen" : "domain", argv[i + 1]) < 0) {
+			fprintf(stderr, "berth: dashboard-serve: bad option '%s'\n",
+				argv[i]);
+			config_release(&cfg);
+			return 100;
+		}
+	}
+	p.ctx = cfg.root;
+	p.call = dash_call;
+	p.open = dash_open;
+	p.key_exists = dash_key_exists;
+	o.cfg = &cfg;
+	o.listen_fd = 3;
+	o.provider = &p;
+	ret = dashboard_serve(&o);
 	config_release(&cfg);
 	return ret;
 }
@@ -332,7 +409,8 @@ int main(int argc, char **argv)
 		return 100;
 	}
 	/* "berth COMMAND --root DIR" works too, for the internal commands. */
-	if ((!strcmp(argv[i], "session") || !strcmp(argv[i], "git-serve-stdio")) &&
+	if ((!strcmp(argv[i], "session") || !strcmp(argv[i], "git-serve-stdio") ||
+	     !strcmp(argv[i], "dashboard-serve")) &&
 	    i + 2 < argc && !strcmp(argv[i + 1], "--root")) {
 		free(root);
 		root = xstrdup(argv[i + 2]);
@@ -348,6 +426,8 @@ int main(int argc, char **argv)
 		ret = cmd_serve(abs, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "session"))
 		ret = cmd_session(abs);
+	else if (!strcmp(argv[i], "dashboard-serve"))
+		ret = cmd_dashboard_serve(abs, argc - i - 1, argv + i + 1);
 	else if (!strcmp(argv[i], "config-check") && i + 1 == argc)
 		ret = cmd_config_check(abs);
 	else if (!strcmp(argv[i], "git-serve-stdio"))
