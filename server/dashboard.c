@@ -473,9 +473,15 @@ int dashboard_form_get(const char *body, size_t len, const char *key,
 		eq = i;
 		while (eq < end && body[eq] != '=')
 			eq++;
-		if (eq - i == klen && !memcmp(body + i, key, klen))
-			return url_decode(out, outlen, eq < end ? body + eq + 1 :
-					  body + end, eq < end ? end - eq - 1 : 0);
+		if (eq - i == klen && !memcmp(body + i, key, klen)) {
+			int r = url_decode(out, outlen, eq < end ?
+					   body + eq + 1 : body + end,
+					   eq < end ? end - eq - 1 : 0);
+
+			if (r < 0)
+				out[0] = '\0';	/* nothing half-decoded */
+			return r;
+		}
 		i = end + 1;
 	}
 	return ERR_NOTFOUND;
