@@ -902,7 +902,7 @@ static void ago(char *out, size_t len, const char *iso)
 		snprintf(out, len, "-");
 		return;
 	}
-	s = (now_ms() - t) / 1000;
+	s = (int64_t)time(NULL) - t / 1000;
 	if (s < 0)
 		s = 0;
 	if (s < 120)
@@ -1980,9 +1980,10 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
 
 		buf_addstr(&b, "{\"key\":");
 		json_str(&b, s.key);
-		buf_addf(&b, ",\"admin\":%s,\"local\":%s,\"expires\":%lld,"
+		buf_addf(&b, ",\"admin\":%s,\"local\":%s,\"expires_in\":%lld,"
 			 "\"csrf\":", s.admin ? "true" : "false",
-			 s.local ? "true" : "false", (long long)s.expires_ms);
+			 s.local ? "true" : "false",
+			 (long long)(s.expires_ms - now_ms()) / 1000);
 		json_str(&b, s.csrf);
 		buf_addstr(&b, "}\n");
 		return send_buf(c, 200, "application/json", &b, NULL, NULL);

@@ -67,7 +67,8 @@ struct dashboard_session {
 	char key[80];
 	int admin;
 	int local;
-	int64_t expires_ms;
+	int64_t expires_ms;	/* CLOCK_MONOTONIC (now_ms()): the stores
+				 * live in run/, which no boot outlives */
 	char csrf[DASHBOARD_TOKEN_HEX + 1];
 };
 /*
