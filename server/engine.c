@@ -682,8 +682,9 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
+	/* apps serve without it: a dashboard that cannot start is a warning */
 	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
-		goto out;
+		log_warnx("dashboard: %s", error_last());
 	apps_load(&e);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
