@@ -11,7 +11,8 @@ ART="$TOP/build/test-artifacts/t5002"
 chromium_run() {
 	timeout 120 chromium --headless --no-sandbox --disable-gpu \
 		--disable-dev-shm-usage --no-first-run \
-		--user-data-dir="$TRASH/profile-$1" --window-size=1100,700 "${@:2}" 2>/dev/null
+		--user-data-dir="$TRASH/profile-$1" --window-size="${SIZE:-1100,700}" \
+		"${@:2}" 2>/dev/null
 }
 link() { berth dashboard | grep "/login?token="; }
 
@@ -54,7 +55,8 @@ test_expect_success 'the app page: status, live release, processes, releases' '
 test_expect_success 'screenshots of the apps page and the app page' '
 	chromium_run shot1 --screenshot="$ART/apps.png" "$(link)" &&
 	chromium_run shot2 --screenshot="$ART/app-static.png" "$(link)&next=/apps/shop" &&
-	for f in "$ART/apps.png" "$ART/app-static.png"; do
+	SIZE=390,844 chromium_run shot3 --screenshot="$ART/app-phone.png" "$(link)&next=/apps/shop" &&
+	for f in "$ART/apps.png" "$ART/app-static.png" "$ART/app-phone.png"; do
 		test "$(head -c 8 "$f" | od -An -tx1 | tr -d " ")" = 89504e470d0a1a0a || return 1
 	done
 '
