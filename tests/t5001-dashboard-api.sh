@@ -172,6 +172,20 @@ test_expect_success 'a session runs only the dashboard actions' '
 	berth apps | grep -qE "^shop "
 '
 
+test_expect_success 'a session is tied to the key that asked: a non-admin key' '
+	ssh-keygen -q -t ed25519 -N "" -C "dev-bob" -f bob-key &&
+	berth keys add bob-key.pub >/dev/null &&
+	ssh -F /dev/null -i bob-key -o IdentitiesOnly=yes -o IdentityAgent=none \
+		-o BatchMode=yes -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+		-p "$SSH_PORT" git@127.0.0.1 dashboard >out &&
+	login jarb "$(grep login out)" >code &&
+	dash -b jarb /api/session >s.json &&
+	test_grep "\"key\":\"dev-bob\",\"admin\":false,\"local\":false" s.json &&
+	dash -b jar /api/session >s.json &&
+	test_grep "\"key\":\"tester\",\"admin\":true" s.json
+'
+
 test_expect_success 'ssh dashboard takes no key name from the user' '
 	test_must_fail ssh_deploy dashboard --key someone-else 2>err &&
 	test_grep "usage: dashboard \[--revoke\]" err
