@@ -69,7 +69,7 @@ static const struct cdesc descs[] = {
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
 	{ "dashboard_host", C_STR, F(dashboard_host), NULL, 0, 0, check_host_or_off },
-	{ "dashboard_session", C_MS, F(dashboard_session_ms), "12h", 60000, 30L * 86400000, NULL },
+	{ "dashboard_session", C_MS, F(dashboard_session_ms), "720m", 60000, 30L * 86400000, NULL },
 };
 #undef F
 

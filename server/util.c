@@ -567,8 +567,6 @@ long parse_duration_ms(const char *s)
 		return (long)(v + 0.5);
 	if (!strcmp(end, "m"))
 		return (long)(v * 60000 + 0.5);
-	if (!strcmp(end, "h") && v <= 24.0 * 365)
-		return (long)(v * 3600000 + 0.5);
 	return -1;
 }
 

@@ -107,7 +107,7 @@ int write_all(int fd, const void *data, size_t len);
 
 /* Parse a non-negative decimal integer (whole string), -1 if not one. */
 long parse_long(const char *s, long max);
-/* Parse a duration "2", "2s", "500ms", "1.5s", "1m", "12h" into ms; -1 if bad. */
+/* Parse a duration "2", "2s", "500ms", "1.5s", "1m" into ms; -1 if bad. */
 long parse_duration_ms(const char *s);
 
 /* A NULL-terminated string vector that owns its strings. */
