@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
-DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib libcrypto
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib libcrypto libmicrohttpd
 B ?= build
 # V=1 shows the full compiler commands.
 Q = $(if $(V),,@)
@@ -47,6 +47,10 @@ berth: $(B)/berth
 $(B)/berth: $(OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
+
+# The dashboard's pages are shipped inside the binary (.incbin).
+DASHBOARD_WWW := $(wildcard server/www/*)
+$(B)/dashboard.o build-fuzz/dashboard.o: $(DASHBOARD_WWW)
 
 $(B)/%.o: server/%.c | $(B)
 	@echo "  CC   $<"

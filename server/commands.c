@@ -13,6 +13,7 @@
 #include "commands.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "engine.h"
 #include "keys.h"
 #include "version.h"
@@ -280,6 +281,61 @@ static void cmd_build_log(struct engine *e, struct client *c, struct app *a,
 	app_cmd_build_log(e, argv[1], c);
 }
 
+/*
+ * "dashboard [--revoke]".  An SSH session adds "--key NAME [--admin]"
+ * for the key it authenticated (and refuses those words from the user);
+ * without --key the request comes from root at the host.
+ */
+static void cmd_dashboard(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	const char *key = DASHBOARD_LOCAL_KEY;
+	int admin = 0, local = 1, revoke = 0, n = 0, i;
+	char *host = NULL, *token = NULL, *url = NULL;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--revoke")) {
+			revoke = 1;
+		} else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
+			key = argv[++i];
+			local = 0;
+		} else if (!strcmp(argv[i], "--admin")) {
+			admin = 1;
+		} else {
+			client_error(c, "usage: dashboard [--revoke]");
+			return;
+		}
+	}
+	if (revoke) {
+		if (dashboard_revoke(e->cfg->root, local ? NULL : key, &n) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		client_data(c, "-----> Ended %d dashboard session%s%s", n,
+			    n == 1 ? "" : "s", local ? "" : " of this key");
+		client_ok(c);
+		return;
+	}
+	host = dashboard_host(e->cfg);
+	if (!host) {
+		client_error(c, "the dashboard is off (berth.yaml: dashboard_host: off)");
+		return;
+	}
+	if (dashboard_login_new(e->cfg->root, key, admin || local, local,
+				&token) < 0) {
+		client_error(c, "%s", error_last());
+		goto out;
+	}
+	url = dashboard_login_url(e->cfg, token);
+	client_data(c, "%s", url);
+	client_data(c, "-----> Open this link within 5 minutes; it works once.");
+	client_ok(c);
+out:
+	free(host);
+	free(token);
+	free(url);
+}
+
 static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
@@ -296,6 +352,7 @@ static const struct command commands[] = {
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
+	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
 	/* A push's build: its output lines follow the request (engine.h

@@ -39,6 +39,7 @@ static int check_word(const char *key, const char *value);
 static int check_line(const char *key, const char *value);
 static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
+static int check_host_or_off(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -68,6 +69,8 @@ static const struct cdesc descs[] = {
 	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
+	{ "dashboard_host", C_STR, F(dashboard_host), NULL, 0, 0, check_host_or_off },
+	{ "dashboard_session", C_MS, F(dashboard_session_ms), "720m", 60000, 30L * 86400000, NULL },
 };
 #undef F
 
@@ -139,6 +142,14 @@ static int check_host(const char *key, const char *value)
 {
 	if (!host_name_valid(value))
 		return error_set("'%s' must be a host name like example.com", key);
+	return 0;
+}
+
+static int check_host_or_off(const char *key, const char *value)
+{
+	if (strcmp(value, "off") && !host_name_valid(value))
+		return error_set("'%s' must be a host name like berth.example.com, or off",
+				 key);
 	return 0;
 }
 

@@ -36,6 +36,8 @@ struct config {
 	char *postgres;		/* postgres: conninfo of an admin role; NULL = embedded */
 	char *webhook;		/* webhook: URL posted after each deploy, or NULL */
 	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
+	char *dashboard_host;	/* dashboard_host: NULL = berth.DOMAIN, "off" = none */
+	long dashboard_session_ms;/* dashboard_session: 720m (12 hours) */
 };
 
 /* Defaults only; root is copied. */

@@ -23,6 +23,7 @@
 #include "app.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "health.h"
 #include "liveroute.h"
 #include "log.h"
@@ -779,6 +780,7 @@ static int make_dirs(struct engine *e)
 
 int engine_serve(struct config *cfg)
 {
+	struct dashboard *dash = NULL;
 	struct engine e;
 	char exe[PATH_MAX];
 	ssize_t n;
@@ -809,6 +811,7 @@ int engine_serve(struct config *cfg)
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
+	    (e.nginx && dashboard_route(e.nginx, cfg) < 0) ||
 	    (e.nginx && nginx_start(e.nginx) < 0))
 		goto out;
 	if (postgres_init(&e.pg, cfg, e.loop) < 0) {
@@ -822,6 +825,9 @@ int engine_serve(struct config *cfg)
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
 	liveroute_log_open(&e);
+	/* apps serve without it: a dashboard that cannot start is a warning */
+	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
+		log_warnx("dashboard: %s", error_last());
 	apps_load(&e);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
@@ -834,6 +840,7 @@ int engine_serve(struct config *cfg)
 out:
 	if (ret)
 		log_warnx("%s", error_last());
+	dashboard_stop(dash);
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	apps_shutdown(&e);

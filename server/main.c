@@ -15,8 +15,10 @@
 #include "commands.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "engine.h"
 #include "gitserve.h"
+#include "keys.h"
 #include "log.h"
 #include "sshd.h"
 #include "startserver.h"
@@ -221,6 +223,81 @@ static int cmd_session(const char *root)
 	return ret;
 }
 
+/* The dashboard's provider: the control socket, as the CLI uses it. */
+static int dash_call(void *ctx, int argc, char *const *argv,
+		     control_line_fn fn, void *arg, char **errmsg)
+{
+	return control_call(ctx, argc, argv, fn, arg, errmsg);
+}
+
+static int dash_open(void *ctx, int argc, char *const *argv)
+{
+	struct buf req = BUF_INIT;
+	int fd = control_connect(ctx);
+
+	if (fd < 0)
+		return -1;
+	control_encode_request(&req, argc, argv);
+	if (write_all(fd, req.data, req.len) < 0) {
+		error_setsys("cannot send request");
+		close(fd);
+		fd = -1;
+	}
+	buf_release(&req);
+	return fd;
+}
+
+static int dash_key_exists(void *ctx, const char *key)
+{
+	struct buf out = BUF_INIT;
+	char *line, *save = NULL;
+	int found = 0;
+
+	if (keys_list(ctx, &out) == 0 && out.len)
+		for (line = strtok_r(out.data, "\n", &save); line && !found;
+		     line = strtok_r(NULL, "\n", &save))
+			found = strlen(line) > strlen(key) &&
+				!strncmp(line, key, strlen(key)) &&
+				line[strlen(key)] == ' ';
+	buf_release(&out);
+	return found;
+}
+
+/* "berth dashboard-serve": the dashboard's HTTP server, started by the
+ * engine with its listening socket as fd 3. */
+static int cmd_dashboard_serve(const char *root, int argc, char **argv)
+{
+	struct dashboard_provider p;
+	struct dashboard_opts o;
+	struct config cfg;
+	int ret, i;
+
+	log_init(0, "dashboard");
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	for (i = 0; i + 1 < argc; i += 2) {
+		if ((strcmp(argv[i], "--http-listen") &&
+		     strcmp(argv[i], "--domain")) ||
+		    config_set(&cfg, strcmp(argv[i], "--domain") ?
+			       "http_listen" : "domain", argv[i + 1]) < 0) {
+			fprintf(stderr, "berth: dashboard-serve: bad option '%s'\n",
+				argv[i]);
+			config_release(&cfg);
+			return 100;
+		}
+	}
+	p.ctx = cfg.root;
+	p.call = dash_call;
+	p.open = dash_open;
+	p.key_exists = dash_key_exists;
+	o.cfg = &cfg;
+	o.listen_fd = 3;
+	o.provider = &p;
+	ret = dashboard_serve(&o);
+	config_release(&cfg);
+	return ret;
+}
+
 static int cmd_git_stdio(const char *root, int argc, char **argv)
 {
 	struct config cfg;
@@ -420,7 +497,7 @@ int main(int argc, char **argv)
 	}
 	/* What needs no engine, and no state directory. */
 	if (strcmp(cmd, "session") && strcmp(cmd, "git-serve-stdio") &&
-	    wants_help(nargs, args)) {
+	    strcmp(cmd, "dashboard-serve") && wants_help(nargs, args)) {
 		free(root);
 		return help_one(cmd);
 	}
@@ -451,6 +528,8 @@ int main(int argc, char **argv)
 		} else {
 			ret = cmd_config_check(abs);
 		}
+	} else if (!strcmp(cmd, "dashboard-serve")) {
+		ret = cmd_dashboard_serve(abs, nargs, args);
 	} else if (!strcmp(cmd, "git-serve-stdio")) {
 		ret = cmd_git_stdio(abs, nargs, args);
 	} else if (commands_check(nargs + 1, args - 1, &why) < 0) {

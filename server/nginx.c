@@ -20,6 +20,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "manifest.h"
 #include "loop.h"
 #include "reaper.h"
 #include "router.h"
@@ -71,6 +72,8 @@ struct nginx {
 	char *ctl_sock;		/* DIR/sock/control */
 	char *probe_sock;	/* DIR/sock/probe */
 	char *log_sock;		/* DIR/router.sock */
+	char *proxy_host;	/* a server of berth's own, or NULL */
+	char *proxy_sock;	/* ... and the unix socket it goes to */
 	char *mod_ndk;		/* own: the modules to load */
 	char *mod_lua;
 	long stop_timeout_ms;
@@ -396,6 +399,24 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	buf_addstr(b, "\t\tlog_by_lua_block { "
 		      "require(\"berth.router\").log() }\n");
 	buf_addstr(b, "\t}\n");
+	if (ng->proxy_host) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten %s;\n", ng->listen);
+		buf_addf(b, "\t\tserver_name %s;\n", ng->proxy_host);
+		buf_addstr(b, "\t\tclient_max_body_size 64k;\n");
+		buf_addstr(b, "\t\tlocation / {\n");
+		buf_addf(b, "\t\t\tproxy_pass http://unix:%s:;\n",
+			 ng->proxy_sock);
+		buf_addstr(b, "\t\t\tproxy_http_version 1.1;\n"
+			   "\t\t\tproxy_set_header Host $host;\n"
+			   "\t\t\tproxy_set_header Connection \"\";\n"
+			   "\t\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
+			   "\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
+			   /* live logs (Server-Sent Events) go out as they come */
+			   "\t\t\tproxy_buffering off;\n"
+			   "\t\t\tproxy_read_timeout 1h;\n"
+			   "\t\t}\n\t}\n");
+	}
 	/* the engine's probe: a unix socket in a folder only it enters */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
@@ -1400,6 +1421,8 @@ void nginx_free(struct nginx *ng)
 	free(ng->ctl_sock);
 	free(ng->probe_sock);
 	free(ng->log_sock);
+	free(ng->proxy_host);
+	free(ng->proxy_sock);
 	free(ng->mod_ndk);
 	free(ng->mod_lua);
 	free(ng);
@@ -1423,4 +1446,24 @@ const char *nginx_log_socket(const struct nginx *ng)
 unsigned long nginx_reloads(const struct nginx *ng)
 {
 	return ng->reloads;
+}
+
+/*
+ * A server of berth's own (the dashboard): 'host' proxied to a unix
+ * socket, rendered into the configuration beside the router's server
+ * (an exact server_name wins over the router's catch-all).  Called before
+ * nginx_start(); host NULL: none.
+ */
+int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
+		    const char *sock)
+{
+	if (host && (!host_name_valid(host) || !conf_path_valid(sock)))
+		return error_set("invalid proxy '%s' for '%s'", name, host);
+	FREE_AND_NULL(ng->proxy_host);
+	FREE_AND_NULL(ng->proxy_sock);
+	if (host) {
+		ng->proxy_host = xstrdup(host);
+		ng->proxy_sock = xstrdup(sock);
+	}
+	return 0;
 }

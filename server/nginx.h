@@ -77,6 +77,10 @@ int nginx_reopen_logs(struct nginx *ng);
 /* Own mode: stop nginx (QUIT, then KILL after a timeout). */
 void nginx_stop(struct nginx *ng);
 void nginx_free(struct nginx *ng);
+/* A server of berth's own: requests for 'host' go to the unix socket
+ * 'sock'; file NAME.conf, NAME holding a '_'; host NULL removes it. */
+int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
+		    const char *sock);
 /* "127.0.0.1:8080": where to send requests to reach apps through nginx. */
 const char *nginx_http_addr(const struct nginx *ng);
 /* The unix socket of the probe listener (router_probe_socket()). */

@@ -929,6 +929,18 @@ static int run_engine_command(struct session *s)
 			goto out;
 		cmd = words.v[0];	/* the vector was replaced */
 	}
+	/* the dashboard's login is for this key: the user names no key */
+	if (!strcmp(cmd, "dashboard")) {
+		if (words.n > 2 || (words.n == 2 &&
+				    strcmp(words.v[1], "--revoke"))) {
+			say_error(s, "usage: dashboard [--revoke]");
+			goto out;
+		}
+		strv_push(&words, "--key");
+		strv_push(&words, s->user);
+		if (s->admin)
+			strv_push(&words, "--admin");
+	}
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
 			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
