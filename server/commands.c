@@ -13,6 +13,8 @@
 #include "control.h"
 #include "engine.h"
 #include "keys.h"
+#include "serverlog.h"
+#include "status.h"
 #include "version.h"
 
 struct command {
@@ -39,6 +41,12 @@ static void cmd_version(struct engine *e, struct client *c, struct app *a,
 	client_ok(c);
 }
 
+static void cmd_status(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	status_cmd(e, c);
+}
+
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
@@ -55,9 +63,24 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	long n = 100;
-	int follow = 0, i;
+	int follow = 0, server = 0, i;
 
-	for (i = 2; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
+		if (i == 1 && !strcmp(argv[i], "--server")) {
+			server = 1;
+			continue;
+		}
+		if (i == 1) {
+			if (!app_name_valid(argv[1])) {
+				client_error(c, "invalid app name '%s'", argv[1]);
+				return;
+			}
+			if (!app_find(e, argv[1])) {
+				client_error(c, "app '%s' does not exist", argv[1]);
+				return;
+			}
+			continue;
+		}
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
 		    !strcmp(argv[i], "-t") || !strcmp(argv[i], "--tail")) {
 			follow = 1;
@@ -70,11 +93,14 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 		} else {
-			client_error(c, "usage: logs NAME [-n N] [-f]");
+			client_error(c, "usage: logs NAME|--server [-n N] [-f]");
 			return;
 		}
 	}
-	app_cmd_logs(e, argv[1], n, follow, c);
+	if (server)
+		serverlog_cmd_logs(e, c, n, follow);
+	else
+		app_cmd_logs(e, argv[1], n, follow, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -249,7 +275,7 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps },
-	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs },
+	{ "logs", "logs NAME|--server [-n N] [-f]", "the app's log (or the engine's); -f follows it", 0, 2, 5, cmd_logs },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy },
 	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop },
@@ -261,6 +287,7 @@ static const struct command commands[] = {
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
+	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help },
 };

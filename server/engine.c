@@ -28,7 +28,9 @@
 #include "nginx.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "serverlog.h"
 #include "spawn.h"
+#include "stateformat.h"
 #include "sshd.h"
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
@@ -652,7 +654,8 @@ int engine_serve(struct config *cfg)
 	e.loop = loop_new();
 	if (!e.loop)
 		goto out;
-	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
+	if (lock_root(&e) < 0 || stateformat_check(cfg->root, NULL) < 0 ||
+	    resolve_run_user(&e) < 0)
 		goto out;
 	config_init(&e.file_cfg, cfg->root);
 	if (config_load(&e.file_cfg) < 0)
@@ -664,6 +667,8 @@ int engine_serve(struct config *cfg)
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
+	if (serverlog_open(&e) < 0)
+		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
@@ -717,5 +722,6 @@ out:
 	}
 	loop_free(e.loop);
 	log_info("stopped");
+	serverlog_close();
 	return ret;
 }

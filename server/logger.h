@@ -16,6 +16,9 @@ struct logger;
 
 /* dir is created if needed. */
 struct logger *logger_open(const char *dir, long max_bytes);
+/* The same for a log at path (its folder must exist), rotated to
+ * path.1 .. path.3: the engine's own log. */
+struct logger *logger_open_file(const char *path, long max_bytes);
 /* Ends every follower with "ok". */
 void logger_free(struct logger *lg);
 /* Append one line (text without newline; control chars are escaped). */
@@ -27,5 +30,6 @@ void logger_follow(struct logger *lg, struct client *c);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);
+int logger_tail_file(const char *path, long n, struct buf *out);
 
 #endif

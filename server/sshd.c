@@ -922,6 +922,12 @@ static int run_engine_command(struct session *s)
 			goto out;
 		cmd = words.v[0];	/* the vector was replaced */
 	}
+	/* the engine's log speaks of every app and every pusher */
+	if (!strcmp(cmd, "logs") && has_word(&words, 1, "--server") &&
+	    !s->admin) {
+		say_error(s, "logs --server: only admin keys may read the engine's log");
+		goto out;
+	}
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
 			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
