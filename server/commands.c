@@ -47,6 +47,15 @@ static void cmd_status(struct engine *e, struct client *c, struct app *a,
 	status_cmd(e, c);
 }
 
+/* Listed for "help"; the CLI and SSH sessions run these themselves
+ * (backup.c), so that no dump passes through the engine's loop. */
+static void cmd_client_side(struct engine *e, struct client *c,
+			    struct app *a, int argc, char **argv)
+{
+	client_error(c, "%s runs in the berth command or over ssh, not in the engine",
+		     argv[0]);
+}
+
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
@@ -286,6 +295,9 @@ static const struct command commands[] = {
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
+	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side },
+	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side },
+	{ "pg:psql", "pg:psql NAME", "psql as the app's role (ssh -t for a terminal)", 0, 1, -1, cmd_client_side },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backup.h"
 #include "config.h"
 #include "control.h"
 #include "engine.h"
@@ -271,6 +272,38 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	return 0;
 }
 
+static ssize_t stdin_read(void *ctx, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(0, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? error_setsys("cannot read stdin") : n;
+}
+
+static int stdout_write(void *ctx, const void *buf, size_t len)
+{
+	return write_all(1, buf, len) < 0 ? error_setsys("stdout") : 0;
+}
+
+static void stderr_error(void *ctx, const char *msg)
+{
+	fprintf(stderr, "error: %s\n", msg);
+}
+
+/* pg:backup, pg:restore, pg:psql: run here, not in the engine. */
+static int cmd_backup(const char *root, int argc, char **argv)
+{
+	struct backup_io io = {
+		.read = stdin_read, .write = stdout_write,
+		.error = stderr_error, .local = 1,
+		.in_fd = 0, .out_fd = 1, .err_fd = 2,
+	};
+
+	return backup_command(root, argc, argv, &io);
+}
+
 static int cmd_client(const char *root, int argc, char **argv)
 {
 	struct strv req = STRV_INIT;
@@ -352,6 +385,8 @@ int main(int argc, char **argv)
 		ret = cmd_config_check(abs);
 	else if (!strcmp(argv[i], "git-serve-stdio"))
 		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
+	else if (backup_is_command(argv[i]))
+		ret = cmd_backup(abs, argc - i, argv + i);
 	else
 		ret = cmd_client(abs, argc - i, argv + i);
 	free(abs);

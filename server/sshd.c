@@ -20,6 +20,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "backup.h"
 #include "config.h"
 #include "control.h"
 #include "gitserve.h"
@@ -892,6 +893,28 @@ static int keys_add_words(struct session *s, struct strv *words)
 	return 0;
 }
 
+static ssize_t backup_read(void *ctx, void *buf, size_t len)
+{
+	return chan_read(ctx, buf, len, STDIN_TIMEOUT_MS);
+}
+
+static void backup_error(void *ctx, const char *msg)
+{
+	say_error(ctx, "%s", msg);
+}
+
+/* pg:backup, pg:restore, pg:psql run here, streaming over the channel. */
+static int run_backup_command(struct session *s, struct strv *words)
+{
+	struct backup_io io = {
+		.ctx = s, .read = backup_read, .write = io_write,
+		.error = backup_error, .local = 0,
+		.in_fd = -1, .out_fd = -1, .err_fd = -1,
+	};
+
+	return backup_command(s->cfg->root, (int)words->n, words->v, &io);
+}
+
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
@@ -937,7 +960,10 @@ static int run_engine_command(struct session *s)
 		    confirm_rm(s, &words) < 0)
 			goto out;
 	}
-	ret = control_relay(s, &words);
+	if (backup_is_command(cmd))
+		ret = run_backup_command(s, &words);
+	else
+		ret = control_relay(s, &words);
 out:
 	strv_release(&words);
 	return ret;
