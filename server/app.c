@@ -1532,6 +1532,21 @@ int apps_load(struct engine *e)
 	return 0;
 }
 
+int app_adopt(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (app_find(e, name))
+		return error_set("app '%s' already exists", name);
+	a = app_new(e, name);
+	app_load_state(a);
+	if (a->release && !a->stopped)
+		app_deploy(e, a->name, DEPLOY_RESTORE, NULL, c);
+	else if (c)
+		client_ok(c);
+	return 0;
+}
+
 void apps_shutdown(struct engine *e)
 {
 	struct app *a;

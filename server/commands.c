@@ -12,6 +12,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "export.h"
 #include "keys.h"
 #include "serverlog.h"
 #include "status.h"
@@ -54,6 +55,12 @@ static void cmd_client_side(struct engine *e, struct client *c,
 {
 	client_error(c, "%s runs in the berth command or over ssh, not in the engine",
 		     argv[0]);
+}
+
+static void cmd_import_staged(struct engine *e, struct client *c,
+			      struct app *a, int argc, char **argv)
+{
+	export_cmd_import_staged(e, c, argc, argv);
 }
 
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
@@ -298,6 +305,9 @@ static const struct command commands[] = {
 	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side },
 	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side },
 	{ "pg:psql", "pg:psql NAME", "psql as the app's role (ssh -t for a terminal)", 0, 1, -1, cmd_client_side },
+	{ "export", "export NAME [FILE|-]", "the app as one tar.gz: repository, live release, config, releases", 0, 1, -1, cmd_client_side },
+	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side },
+	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
+#include "export.h"
 #include "gitserve.h"
 #include "log.h"
 #include "sshd.h"
@@ -292,7 +293,8 @@ static void stderr_error(void *ctx, const char *msg)
 	fprintf(stderr, "error: %s\n", msg);
 }
 
-/* pg:backup, pg:restore, pg:psql: run here, not in the engine. */
+/* pg:backup, pg:restore, pg:psql, export, import: run here, not in the
+ * engine. */
 static int cmd_backup(const char *root, int argc, char **argv)
 {
 	struct backup_io io = {
@@ -301,6 +303,8 @@ static int cmd_backup(const char *root, int argc, char **argv)
 		.in_fd = 0, .out_fd = 1, .err_fd = 2,
 	};
 
+	if (export_is_command(argv[0]))
+		return export_command(root, argc, argv, &io);
 	return backup_command(root, argc, argv, &io);
 }
 
@@ -385,7 +389,7 @@ int main(int argc, char **argv)
 		ret = cmd_config_check(abs);
 	else if (!strcmp(argv[i], "git-serve-stdio"))
 		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
-	else if (backup_is_command(argv[i]))
+	else if (backup_is_command(argv[i]) || export_is_command(argv[i]))
 		ret = cmd_backup(abs, argc - i, argv + i);
 	else
 		ret = cmd_client(abs, argc - i, argv + i);

@@ -23,6 +23,7 @@
 #include "backup.h"
 #include "config.h"
 #include "control.h"
+#include "export.h"
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
@@ -903,7 +904,8 @@ static void backup_error(void *ctx, const char *msg)
 	say_error(ctx, "%s", msg);
 }
 
-/* pg:backup, pg:restore, pg:psql run here, streaming over the channel. */
+/* pg:backup, pg:restore, pg:psql, export and import run here,
+ * streaming over the channel. */
 static int run_backup_command(struct session *s, struct strv *words)
 {
 	struct backup_io io = {
@@ -912,6 +914,9 @@ static int run_backup_command(struct session *s, struct strv *words)
 		.in_fd = -1, .out_fd = -1, .err_fd = -1,
 	};
 
+	if (export_is_command(words->v[0]))
+		return export_command(s->cfg->root, (int)words->n, words->v,
+				      &io);
 	return backup_command(s->cfg->root, (int)words->n, words->v, &io);
 }
 
@@ -960,7 +965,11 @@ static int run_engine_command(struct session *s)
 		    confirm_rm(s, &words) < 0)
 			goto out;
 	}
-	if (backup_is_command(cmd))
+	if (!strcmp(cmd, "import-staged")) {
+		say_error(s, "import-staged is not available over ssh (use import)");
+		goto out;
+	}
+	if (backup_is_command(cmd) || export_is_command(cmd))
 		ret = run_backup_command(s, &words);
 	else
 		ret = control_relay(s, &words);
