@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -543,7 +544,13 @@ static int cmd_restore(const char *url, const char *file, int force,
 
 /* ---- pg:psql ---- */
 
-/* With fds (a local terminal): psql on them, and ^C is psql's. */
+static const char *take_terminal(void *arg)
+{
+	return ioctl(0, TIOCSCTTY, 0) < 0 ? "TIOCSCTTY" : NULL;
+}
+
+/* With fds (a local terminal, or an SSH session's): psql on them, and ^C
+ * is psql's. */
 static int psql_fds(struct pgrun *r, struct backup_io *io)
 {
 	void (*old_int)(int), (*old_quit)(int);
@@ -554,11 +561,19 @@ static int psql_fds(struct pgrun *r, struct backup_io *io)
 	close(r->err_fd);
 	r->err_fd = -1;
 	r->sp.err = io->err_fd;
+	if (io->tty_relay) {
+		r->sp.flags |= SPAWN_NEW_SESSION;
+		r->sp.child_setup = take_terminal;
+		if (io->term)
+			strv_pushf(&r->env, "TERM=%s", io->term);
+	}
 	old_int = signal(SIGINT, SIG_IGN);
 	old_quit = signal(SIGQUIT, SIG_IGN);
 	if (pgrun_start(r, io) < 0) {
 		status = -1;
 	} else {
+		if (io->tty_relay && io->tty_relay(io->ctx) < 0)
+			kill(r->sp.pid, SIGHUP);
 		status = pgrun_wait(r);
 	}
 	signal(SIGINT, old_int);

@@ -37,6 +37,13 @@ struct backup_io {
 	/* pg:psql: the terminal's (or channel's) fds, or -1 when psql must
 	 * talk through read/write instead. */
 	int in_fd, out_fd, err_fd;
+	/* With a terminal that is not the caller's own (an SSH session's
+	 * pseudo-terminal, whose slave is in_fd): psql gets it as its
+	 * controlling terminal in a session of its own, and tty_relay runs
+	 * while psql does (it returns -1 when the user went away, and psql
+	 * is stopped).  term: the client's TERM, or NULL. */
+	int (*tty_relay)(void *ctx);
+	const char *term;
 };
 
 /* 1 if argv[0] is one of the commands above. */

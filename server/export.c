@@ -485,33 +485,66 @@ out:
 	return ret;
 }
 
+int export_parse_header(const char *text, size_t len, long *release,
+			struct buf *scale)
+{
+	char *copy = xstrndup(text, len);
+	char *line, *save = NULL;
+	int first = 1, ret = ERR_INVALID;
+
+	*release = 0;
+	if (strlen(copy) != len) {
+		error_set("berth-export holds a NUL byte");
+		goto out;
+	}
+	for (line = strtok_r(copy, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		if (first) {
+			if (strcmp(line, EXPORT_FORMAT)) {
+				error_set("not a berth export (no '%s' line)",
+					  EXPORT_FORMAT);
+				goto out;
+			}
+			first = 0;
+		} else if (!strncmp(line, "release ", 8)) {
+			*release = release_number(line + 8);
+		} else if (!strncmp(line, "scale ", 6) && line[6] &&
+			   strspn(line + 6, "abcdefghijklmnopqrstuvwxyz"
+				  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=") ==
+			   strlen(line + 6)) {
+			buf_addf(scale, "%s\n", line);
+		}
+	}
+	if (first) {
+		error_set("not a berth export (no '%s' line)", EXPORT_FORMAT);
+		goto out;
+	}
+	if (*release <= 0) {
+		error_set("the export names no live release");
+		goto out;
+	}
+	ret = 0;
+out:
+	free(copy);
+	return ret;
+}
+
 /* ROOT/apps/NAME/state for the imported app: the live release, the
  * highest number handed out, the scale. */
-static int write_state(const char *dir, char *head)
+static int write_state(const char *dir, const struct buf *head)
 {
 	char *rel = xasprintf("%s/releases", dir);
 	char *path = xasprintf("%s/state", dir);
-	char *line, *save = NULL, *bundle = NULL;
+	char *bundle = NULL;
 	struct buf st = BUF_INIT, scale = BUF_INIT;
 	struct dirent *de;
+	struct stat sb;
 	long live = 0, next = 0;
 	DIR *dh = NULL;
 	int ret = -1;
 
-	for (line = strtok_r(head, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		if (!strncmp(line, "release ", 8))
-			live = release_number(line + 8);
-		else if (!strncmp(line, "scale ", 6) &&
-			 strspn(line + 6, "abcdefghijklmnopqrstuvwxyz"
-				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-=") ==
-			 strlen(line + 6))
-			buf_addf(&scale, "%s\n", line);
-	}
-	if (live <= 0) {
-		error_set("the export names no live release");
+	if (export_parse_header(head->data, head->len, &live, &scale) < 0)
 		goto out;
-	}
 	bundle = xasprintf("%s/%ld/bundle.tar.gz", rel, live);
 	if (!(dh = opendir(rel))) {
 		error_set("the export holds no releases");
@@ -523,14 +556,9 @@ static int write_state(const char *dir, char *head)
 		if (n > next)
 			next = n;
 	}
-	{
-		struct stat sb;
-
-		if (lstat(bundle, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-			error_set("the export holds no bundle for release %ld",
-				  live);
-			goto out;
-		}
+	if (lstat(bundle, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		error_set("the export holds no bundle for release %ld", live);
+		goto out;
 	}
 	buf_addf(&st, "release %ld\nnext %ld\nstopped 0\n", live,
 		 next > live ? next : live);
@@ -570,7 +598,7 @@ void export_cmd_import_staged(struct engine *e, struct client *c, int argc,
 	}
 	head = xasprintf("%s/berth-export", dir);
 	if (read_file(&b, head, STATE_MAX) < 0 ||
-	    write_state(dir, b.data) < 0 || clean_env(dir) < 0) {
+	    write_state(dir, &b) < 0 || clean_env(dir) < 0) {
 		client_error(c, "%s", error_last());
 		goto out;
 	}

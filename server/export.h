@@ -23,6 +23,10 @@
 #ifndef BERTH_EXPORT_H
 #define BERTH_EXPORT_H
 
+#include <stddef.h>
+
+#include "util.h"
+
 struct backup_io;
 struct engine;
 struct client;
@@ -32,6 +36,15 @@ int export_is_command(const char *cmd);
 /* Exit status as backup_command(). */
 int export_command(const char *root, int argc, char **argv,
 		   struct backup_io *io);
+
+/*
+ * The berth-export file of an archive (outside input): the format line
+ * first, then "release N" (the live release, required) and "scale
+ * TYPE=N" lines (kept in scale when well formed); other lines are
+ * ignored.  ERR_INVALID with error_last() saying why.
+ */
+int export_parse_header(const char *text, size_t len, long *release,
+			struct buf *scale);
 
 /* Engine side of import: argv is "import-staged NAME DIR". */
 void export_cmd_import_staged(struct engine *e, struct client *c, int argc,

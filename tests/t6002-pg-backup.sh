@@ -133,6 +133,16 @@ test_expect_success 'pg:psql runs psql as the app role, locally and over ssh' '
 	test_grep "berth_copy +\| +3" out
 '
 
+test_expect_success 'ssh -t pg:psql: psql on a terminal, as the app role' '
+	printf "SELECT current_user || chr(58) || count(*) FROM items;\\n\\\\q\\n" |
+		ssh_berth admin -tt pg:psql copy >tty.out 2>tty.err &&
+	tr -d "\\r" <tty.out >out.txt &&
+	test_grep "^ *berth_copy:3$" out.txt &&
+	test_grep "berth_copy=>" out.txt &&
+	test_must_fail ssh_berth admin -tt apps </dev/null >out 2>err &&
+	test_grep "only for pg:psql" err
+'
+
 test_expect_success 'a failed backup leaves an older file whole' '
 	cp "$TRASH/shop.dump" keep.dump &&
 	url=$(berth config shop get DATABASE_URL) &&
