@@ -720,8 +720,9 @@ out:
 		free(p);
 		close(e.ctl_fd);
 	}
-	loop_free(e.loop);
 	log_info("stopped");
+	/* before the loop goes: followers of the log get their "ok" */
 	serverlog_close();
+	loop_free(e.loop);
 	return ret;
 }

@@ -13,7 +13,8 @@ B=$(dirname "$real")
 B=${B#"$TOP"/}
 
 test_expect_success 'make install DESTDIR=... PREFIX=/usr' '
-	make -s -C "$TOP" B="$B" DESTDIR="$DEST" PREFIX=/usr install >out 2>&1 &&
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -s -C "$TOP" B="$B" DESTDIR="$DEST" PREFIX=/usr install >out 2>&1 &&
 	test -x "$DEST/usr/bin/berth" &&
 	test "$(readlink "$DEST/usr/bin/start_server")" = berth &&
 	test -x "$DEST/usr/share/berth/buildpacks/procfile/bin/compile" &&
@@ -66,7 +67,8 @@ test_expect_success 'a push through the installed binary builds with its buildpa
 
 test_expect_success 'make uninstall removes what install put there, keeps the state' '
 	stop_berth &&
-	make -s -C "$TOP" B="$B" DESTDIR="$DEST" PREFIX=/usr uninstall >out 2>&1 &&
+	env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL \
+		make -s -C "$TOP" B="$B" DESTDIR="$DEST" PREFIX=/usr uninstall >out 2>&1 &&
 	find "$DEST" ! -type d >left &&
 	test_cmp /dev/null left &&
 	test -d "$BERTH_ROOT/apps/myapp" &&
