@@ -2168,6 +2168,21 @@ static void stop_run(struct run *r, long timeout_ms)
  * retirement at once.  Every process gets TERM, then KILL after the stop
  * timeout.  Called again at exit, where it changes nothing new.
  */
+int app_adopt(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (app_find(e, name))
+		return error_set("app '%s' already exists", name);
+	a = app_new(e, name);
+	app_load_state(a);
+	if (a->release && !a->stopped)
+		app_deploy(e, a->name, DEPLOY_RESTORE, NULL, c);
+	else if (c)
+		client_ok(c);
+	return 0;
+}
+
 void apps_shutdown(struct engine *e)
 {
 	struct app *a;

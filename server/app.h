@@ -106,6 +106,10 @@ struct app {
 /* Load every app from ROOT/apps and bring each back on its release. */
 int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
+/* Load an app whose folder ROOT/apps/NAME was just put in place (import)
+ * and bring it up on its release as an engine start would; c (may be
+ * NULL) is answered when it serves or fails. */
+int app_adopt(struct engine *e, const char *name, struct client *c);
 
 /* The engine is stopping: deploys end (interrupted, or live ones retire
  * the old release at once), waiting ones are answered, every process gets

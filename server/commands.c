@@ -15,7 +15,10 @@
 #include "control.h"
 #include "dashboard.h"
 #include "engine.h"
+#include "export.h"
 #include "keys.h"
+#include "serverlog.h"
+#include "status.h"
 #include "version.h"
 
 struct command {
@@ -49,6 +52,27 @@ static void cmd_version(struct engine *e, struct client *c, struct app *a,
 	client_ok(c);
 }
 
+static void cmd_status(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	status_cmd(e, c);
+}
+
+/* Listed for "help"; the CLI and SSH sessions run these themselves
+ * (backup.c), so that no dump passes through the engine's loop. */
+static void cmd_client_side(struct engine *e, struct client *c,
+			    struct app *a, int argc, char **argv)
+{
+	client_error(c, "%s runs in the berth command or over ssh, not in the engine",
+		     argv[0]);
+}
+
+static void cmd_import_staged(struct engine *e, struct client *c,
+			      struct app *a, int argc, char **argv)
+{
+	export_cmd_import_staged(e, c, argc, argv);
+}
+
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
@@ -65,10 +89,25 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	long n = 100;
-	int follow = 0, i;
+	int follow = 0, server = 0, i;
 	const char *source = NULL;
 
-	for (i = 2; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
+		if (i == 1 && !strcmp(argv[i], "--server")) {
+			server = 1;
+			continue;
+		}
+		if (i == 1) {
+			if (!app_name_valid(argv[1])) {
+				client_error(c, "invalid app name '%s'", argv[1]);
+				return;
+			}
+			if (!app_find(e, argv[1])) {
+				client_error(c, "app '%s' does not exist", argv[1]);
+				return;
+			}
+			continue;
+		}
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
 		    !strcmp(argv[i], "-t") || !strcmp(argv[i], "--tail")) {
 			follow = 1;
@@ -92,11 +131,14 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 		} else {
-			client_error(c, "usage: logs NAME [-n N] [-f] [--source app|router|berth|PROCESS]");
+			client_error(c, "usage: logs NAME|--server [-n N] [-f] [--source app|router|berth|PROCESS]");
 			return;
 		}
 	}
-	app_cmd_logs(e, argv[1], n, follow, source, c);
+	if (server)
+		serverlog_cmd_logs(e, c, n, follow);
+	else
+		app_cmd_logs(e, argv[1], n, follow, source, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -340,7 +382,7 @@ static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
-	{ "logs", "logs NAME [-n N] [-f] [--source S]", "the app's log; -f follows it, --source router shows the router's lines", 1, 2, 7, cmd_logs, 0 },
+	{ "logs", "logs NAME|--server [-n N] [-f] [--source S]", "the app's log (or the engine's); -f follows it, --source router shows the router's lines", 0, 2, 7, cmd_logs, 0 },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
 	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
@@ -351,6 +393,13 @@ static const struct command commands[] = {
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
+	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
+	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side, 0 },
+	{ "pg:psql", "pg:psql NAME", "psql as the app's role (ssh -t for a terminal)", 0, 1, -1, cmd_client_side, 0 },
+	{ "export", "export NAME [FILE|-]", "the app as one tar.gz: repository, live release, config, releases", 0, 1, -1, cmd_client_side, 0 },
+	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
+	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, CMD_LOCAL | CMD_HIDDEN },
+	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },

@@ -32,7 +32,9 @@
 #include "pipeline.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "serverlog.h"
 #include "spawn.h"
+#include "stateformat.h"
 #include "sshd.h"
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
@@ -796,7 +798,8 @@ int engine_serve(struct config *cfg)
 	e.loop = loop_new();
 	if (!e.loop)
 		goto out;
-	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
+	if (lock_root(&e) < 0 || stateformat_check(cfg->root, NULL) < 0 ||
+	    resolve_run_user(&e) < 0)
 		goto out;
 	config_init(&e.file_cfg, cfg->root);
 	if (config_load(&e.file_cfg) < 0)
@@ -808,6 +811,8 @@ int engine_serve(struct config *cfg)
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
+	if (serverlog_open(&e) < 0)
+		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
@@ -867,7 +872,9 @@ out:
 		free(p);
 		close(e.ctl_fd);
 	}
-	loop_free(e.loop);
 	log_info("stopped");
+	/* before the loop goes: followers of the log get their "ok" */
+	serverlog_close();
+	loop_free(e.loop);
 	return ret;
 }

@@ -49,13 +49,26 @@ static int logger_reopen(struct logger *lg)
 
 struct logger *logger_open(const char *dir, long max_bytes)
 {
+	char *path = xasprintf("%s/app.log", dir);
 	struct logger *lg;
 
-	if (mkdir_p(dir, 0750) < 0)
+	if (mkdir_p(dir, 0750) < 0) {
+		free(path);
 		return NULL;
+	}
+	lg = logger_open_file(path, max_bytes);
+	free(path);
+	return lg;
+}
+
+struct logger *logger_open_file(const char *path, long max_bytes)
+{
+	struct logger *lg;
+	const char *slash = strrchr(path, '/');
+
 	lg = xcalloc(1, sizeof(*lg));
-	lg->dir = xstrdup(dir);
-	lg->path = xasprintf("%s/app.log", dir);
+	lg->dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	lg->path = xstrdup(path);
 	lg->fd = -1;
 	lg->max_bytes = max_bytes;
 	if (logger_reopen(lg) < 0) {
@@ -341,7 +354,15 @@ out:
 int logger_tail(const char *dir, long n, struct buf *out)
 {
 	char *path = xasprintf("%s/app.log", dir);
-	char *old_path = xasprintf("%s/app.log.1", dir);
+	int ret = logger_tail_file(path, n, out);
+
+	free(path);
+	return ret;
+}
+
+int logger_tail_file(const char *path, long n, struct buf *out)
+{
+	char *old_path = xasprintf("%s.1", path);
 	struct buf cur = BUF_INIT;
 	long taken = 0, old_taken = 0;
 	int ret = -1;
@@ -356,7 +377,6 @@ int logger_tail(const char *dir, long n, struct buf *out)
 out:
 	buf_release(&cur);
 	free(old_path);
-	free(path);
 	return ret;
 }
 

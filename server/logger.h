@@ -16,6 +16,9 @@ struct logger;
 
 /* dir is created if needed. */
 struct logger *logger_open(const char *dir, long max_bytes);
+/* The same for a log at path (its folder must exist), rotated to
+ * path.1 .. path.3: the engine's own log. */
+struct logger *logger_open_file(const char *path, long max_bytes);
 /* Ends every follower with "ok". */
 void logger_free(struct logger *lg);
 /* Append text: one line per '\n'-separated part (other control chars
@@ -42,5 +45,6 @@ int logger_tail(const char *dir, long n, struct buf *out);
 /* The last n lines of source (logger_source_matches()). */
 int logger_tail_source(const char *dir, long n, const char *source,
 		       struct buf *out);
+int logger_tail_file(const char *path, long n, struct buf *out);
 
 #endif

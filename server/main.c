@@ -13,10 +13,12 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "backup.h"
 #include "config.h"
 #include "control.h"
 #include "dashboard.h"
 #include "engine.h"
+#include "export.h"
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
@@ -421,6 +423,41 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	return 0;
 }
 
+static ssize_t stdin_read(void *ctx, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(0, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? error_setsys("cannot read stdin") : n;
+}
+
+static int stdout_write(void *ctx, const void *buf, size_t len)
+{
+	return write_all(1, buf, len) < 0 ? error_setsys("stdout") : 0;
+}
+
+static void stderr_error(void *ctx, const char *msg)
+{
+	fprintf(stderr, "error: %s\n", msg);
+}
+
+/* pg:backup, pg:restore, pg:psql, export, import: run here, not in the
+ * engine. */
+static int cmd_backup(const char *root, int argc, char **argv)
+{
+	struct backup_io io = {
+		.read = stdin_read, .write = stdout_write,
+		.error = stderr_error, .local = 1,
+		.in_fd = 0, .out_fd = 1, .err_fd = 2,
+	};
+
+	if (export_is_command(argv[0]))
+		return export_command(root, argc, argv, &io);
+	return backup_command(root, argc, argv, &io);
+}
+
 static int cmd_client(const char *root, int argc, char **argv)
 {
 	struct strv req = STRV_INIT;
@@ -532,6 +569,8 @@ int main(int argc, char **argv)
 		ret = cmd_dashboard_serve(abs, nargs, args);
 	} else if (!strcmp(cmd, "git-serve-stdio")) {
 		ret = cmd_git_stdio(abs, nargs, args);
+	} else if (backup_is_command(cmd) || export_is_command(cmd)) {
+		ret = cmd_backup(abs, nargs + 1, args - 1);
 	} else if (commands_check(nargs + 1, args - 1, &why) < 0) {
 		/* Caught here, the engine need not be running to say it. */
 		if (!strncmp(why.data, "usage: ", 7))

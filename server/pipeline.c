@@ -27,12 +27,9 @@
 #include "control.h"
 #include "log.h"
 #include "manifest.h"
+#include "paths.h"
 #include "spawn.h"
 #include "submodule.h"
-
-#ifndef BERTH_DATADIR
-#define BERTH_DATADIR "/usr/local/share/berth"
-#endif
 
 #define LOST_ENGINE_WAIT_MS 60000	/* for a restarted engine to answer */
 #define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -409,7 +406,6 @@ static char *try_pack(const char *base, const char *name)
 
 int pipeline_buildpack_find(char **dir, const char *root, const char *name)
 {
-	char exe[PATH_MAX];
 	char *base = NULL, *found = NULL;
 
 	*dir = NULL;
@@ -432,22 +428,17 @@ int pipeline_buildpack_find(char **dir, const char *root, const char *name)
 		found = try_pack(base, name);
 		FREE_AND_NULL(base);
 	}
-	if (!found)
-		found = try_pack(BERTH_DATADIR "/buildpacks", name);
-	if (!found && realpath("/proc/self/exe", exe)) {
-		char *slash = strrchr(exe, '/');
+	if (!found) {
+		struct strv dirs = STRV_INIT;
+		size_t i;
 
-		if (slash) {
-			*slash = '\0';
-			base = xasprintf("%s/buildpacks", exe);
+		paths_share_dirs(&dirs);
+		for (i = 0; !found && i < dirs.n; i++) {
+			base = xasprintf("%s/buildpacks", dirs.v[i]);
 			found = try_pack(base, name);
 			FREE_AND_NULL(base);
-			if (!found) {
-				base = xasprintf("%s/../buildpacks", exe);
-				found = try_pack(base, name);
-				FREE_AND_NULL(base);
-			}
 		}
+		strv_release(&dirs);
 	}
 	if (!found)
 		return error_set("no buildpack named '%s'", name), ERR_NOTFOUND;

@@ -61,8 +61,8 @@ int pipeline_checkout(const char *repo, const char *commit, const char *dir);
 /*
  * Where the buildpack 'name' lives: an absolute path is taken as it is
  * (it must hold bin/compile); a bare name ([a-z0-9-]) is looked up in
- * ROOT/buildpacks/NAME, then BERTH_DATADIR/buildpacks/NAME, then next to
- * the running binary (EXE_DIR/buildpacks/NAME, EXE_DIR/../buildpacks/NAME).
+ * ROOT/buildpacks/NAME, then DIR/buildpacks/NAME for each folder of
+ * paths_share_dirs() (the install's share/berth, then the build tree).
  * *dir is fresh (caller frees).  ERR_NOTFOUND if it is nowhere.
  */
 int pipeline_buildpack_find(char **dir, const char *root, const char *name);
