@@ -1457,6 +1457,8 @@ unsigned long nginx_reloads(const struct nginx *ng)
 int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
 		    const char *sock)
 {
+	int changed;
+
 	if (host && (!host_name_valid(host) || !conf_path_valid(sock)))
 		return error_set("invalid proxy '%s' for '%s'", name, host);
 	FREE_AND_NULL(ng->proxy_host);
@@ -1465,5 +1467,10 @@ int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
 		ng->proxy_host = xstrdup(host);
 		ng->proxy_sock = xstrdup(sock);
 	}
-	return 0;
+	if (!ng->system)
+		return write_own_conf(ng);
+	changed = write_system_conf(ng);
+	if (changed < 0)
+		return -1;
+	return changed ? nginx_reload(ng) : 0;
 }
