@@ -445,6 +445,13 @@ static int fetch_all(const struct buildpack_fetch *f, int fd)
 		return lg2_fail("cannot start libgit2");
 	/* a file:// source owned by someone else is fine to read */
 	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	/* no one's git config (url rewrites, credential helpers, root's
+	 * HOME the build user cannot read): only the repository's own */
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_SYSTEM, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
+	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA,
+			 "");
 	/* (a source that is gone fails to fetch below; the cache may do) */
 	if (local && path_exists(local) &&
 	    outside_state(local, f->state_root) < 0)
