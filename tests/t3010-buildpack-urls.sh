@@ -208,6 +208,24 @@ test_expect_success 'push -o clean-cache drops the clones too' '
 	test "$(wc -l <cached)" = 1
 '
 
+test_expect_success 'root writes the Procfile and the config_vars file without following the app'\''s links' '
+	new_app_repo links &&
+	add_web_app links v1 &&
+	echo "buildpack: $TOOL_FILE" >links/app.yaml &&
+	echo untouched >"$TRASH/victim" &&
+	mkdir "$TRASH/victimdir" &&
+	ln -s "$TRASH/victim" links/Procfile.new &&
+	commit_all links one &&
+	push links >out &&
+	test_grep "Release 1 of links is live" out &&
+	test "$(cat "$TRASH/victim")" = untouched &&
+	ln -s "$TRASH/victimdir" links/.berth &&
+	commit_all links two &&
+	test_must_fail push links >out &&
+	test_grep "remote:  !     step .buildpack. failed: .\.berth. is a symbolic link" out &&
+	test -z "$(ls -A "$TRASH/victimdir")"
+'
+
 test_expect_success 'nothing of the builds is left in tmp/' '
 	ls -A "$BERTH_ROOT/tmp" >left &&
 	test_grep_not "buildpacks-" left
