@@ -20,6 +20,7 @@
 #include <git2.h>
 
 #include "log.h"
+#include "safefs.h"
 #include "spawn.h"
 
 #define REASON_MAX 1024
@@ -512,21 +513,41 @@ void buildpack_fetch_release(struct buildpack_fetch *f)
 	FREE_AND_NULL(f->stale);
 }
 
-/* Make dir (mode 0700) if missing and hand it to uid:gid, never through a
- * link: its parent is berth's own. */
+/* Make dir (mode 0700) if missing and give it, with what is in it, to
+ * uid:gid (the build user may have changed since the last build), never
+ * through a link: its parent is berth's own. */
 static int own_dir(const char *dir, long uid, long gid)
 {
+	char *parent = xstrdup(dir), *slash = strrchr(parent, '/');
 	struct stat st;
+	int fd = -1, ret = -1;
 
-	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return error_setsys("cannot create '%s'", dir);
-	if (lstat(dir, &st) < 0)
-		return error_setsys("cannot stat '%s'", dir);
-	if (!S_ISDIR(st.st_mode))
-		return error_set("'%s' is not a folder", dir);
-	if (uid >= 0 && lchown(dir, (uid_t)uid, (gid_t)gid) < 0)
-		return error_setsys("cannot hand '%s' over", dir);
-	return 0;
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		error_setsys("cannot create '%s'", dir);
+		goto out;
+	}
+	if (lstat(dir, &st) < 0) {
+		error_setsys("cannot stat '%s'", dir);
+		goto out;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		error_set("'%s' is not a folder", dir);
+		goto out;
+	}
+	if (uid < 0 || !slash || slash == parent) {
+		ret = 0;
+		goto out;
+	}
+	*slash = '\0';
+	fd = safefs_open_top(parent);
+	if (fd < 0)
+		goto out;
+	ret = safefs_chown_tree(fd, slash + 1, (uid_t)uid, (gid_t)gid);
+out:
+	if (fd >= 0)
+		close(fd);
+	free(parent);
+	return ret;
 }
 
 /* Run fn in a child as uid:gid (when >= 0) under the deadline; its

@@ -924,6 +924,7 @@ static int keter_process(struct keter *kt, const struct ynode *map,
 	}
 	p = proc_add(kt->m, type);
 	p->argv = argv;
+	p->scale_set = 1;	/* Keter runs every stanza it is given */
 	return 0;
 }
 

@@ -44,8 +44,9 @@ struct proc_spec {
 	char *cmd;		/* run as /bin/sh -c cmd; NULL when argv is used */
 	struct strv argv;	/* exec form (Keter's exec + args); argv.v[0] absolute */
 	int scale;		/* default count (1) */
-	int scale_set;		/* 1: app.yaml's scale: or app.json's formation
-				 * gave it; 0: the default above */
+	int scale_set;		/* 1: app.yaml's scale:, app.json's formation
+				 * or a Keter stanza gave it; 0: the default
+				 * above */
 	enum proc_order order;
 };
 

@@ -436,6 +436,9 @@ static void test_load(void)
 
 static void test_app_yaml_keys(void)
 {
+	const char *scaled = "processes:\n  web: ./s\n  w: {command: ./w, scale: 2}\n";
+	const char *keter = "stanzas:\n  - {type: background, exec: ../w}\n";
+
 	manifest_release(&m);
 	manifest_init(&m);
 	ok(manifest_parse_app_yaml(&m, "buildpacks: [node, 'https://x/y.git#main']\n"
@@ -452,6 +455,19 @@ static void test_app_yaml_keys(void)
 	BAD(manifest_parse_app_yaml(&m, "buildpacks: [Node]\n", 19, "app.yaml"),
 	    "app.yaml:1:14: buildpack 'Node' is not a name ([a-z0-9-]), an "
 	    "absolute path or a git URL", "bad name");
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_parse_app_yaml(&m, scaled, strlen(scaled), "app.yaml") == 0 &&
+	   !manifest_proc(&m, "web")->scale_set &&
+	   manifest_proc(&m, "w")->scale_set && manifest_proc(&m, "w")->scale == 2,
+	   "scale_set only where app.yaml gives a scale: %s", error_last());
+	manifest_release(&m);
+	manifest_init(&m);
+	ok(manifest_parse_keter(&m, keter, strlen(keter), "config/keter.yaml",
+				"/rel") == 0 &&
+	   manifest_proc(&m, "background1") &&
+	   manifest_proc(&m, "background1")->scale_set,
+	   "Keter's stanzas always run: %s", error_last());
 	manifest_release(&m);
 	manifest_init(&m);
 	BAD(manifest_parse_app_yaml(&m, "env:\n  PORT: 80\n", 16, "app.yaml"),
