@@ -103,7 +103,8 @@ static void say_json(const struct af_out *o, const struct appfiles *af,
 	if (j->buildpacks.n)
 		buf_addf(&b, ", %zu buildpack%s", j->buildpacks.n,
 			 j->buildpacks.n == 1 ? "" : "s");
-	tell(o, "-----> app.json: %s", b.len ? b.data + 2 : "nothing berth uses");
+	tell(o, "-----> app.json: %s",
+	     b.len ? b.data + 2 : "nothing berth uses");
 	buf_reset(&b);
 	for (i = 0; i < j->ignored.n; i++) {
 		if (b.len > IGNORED_LINE_MAX) {
@@ -117,15 +118,15 @@ static void say_json(const struct af_out *o, const struct appfiles *af,
 	buf_release(&b);
 	for (i = 0; i < j->env_required.n; i++)
 		if (!set_somewhere(j->env_required.v[i], app, j, config))
-			tell(o, " !     app.json: config var %s is required and "
-			     "not set (berth config APP set %s=...)",
+			tell(o, " !     app.json: config var %s is required "
+			     "and not set (berth config APP set %s=...)",
 			     j->env_required.v[i], j->env_required.v[i]);
 	for (i = 0; i < j->env_generate.n; i++)
 		if (!set_somewhere(j->env_generate.v[i], app, j, config))
-			tell(o, " !     app.json: config var %s wants a generated "
-			     "secret: berth does not make one, set it (berth "
-			     "config APP set %s=...)", j->env_generate.v[i],
-			     j->env_generate.v[i]);
+			tell(o, " !     app.json: config var %s wants a "
+			     "generated secret: berth does not make one, set "
+			     "it (berth config APP set %s=...)",
+			     j->env_generate.v[i], j->env_generate.v[i]);
 }
 
 /* ENV or .env: checked, counted, berth's own names said. */
@@ -200,9 +201,10 @@ static int crons(const struct af_out *o, int top, const struct appfiles *af,
 		tell(o, "-----> Cron '%s': %s (%s)", pf.crons[i].schedule,
 		     pf.crons[i].cmd, pf.crons[i].origin);
 	for (i = 0; r == 0 && i < af->json.ncrons; i++)
-		tell(o, "-----> Cron '%s': %s (%s)%s", af->json.crons[i].schedule,
-		     af->json.crons[i].cmd, af->json.crons[i].origin,
-		     af->json.crons[i].paused ? ", paused (maintenance)" : "");
+		tell(o, "-----> Cron '%s': %s (%s)%s",
+		     af->json.crons[i].schedule, af->json.crons[i].cmd,
+		     af->json.crons[i].origin, af->json.crons[i].paused ?
+		     ", paused (maintenance)" : "");
 	manifest_release(&pf);
 	buf_release(&b);
 	return r < 0 ? -1 : 0;

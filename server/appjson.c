@@ -44,7 +44,8 @@ static const char *shown(const char *s, char *out, size_t len)
 	size_t i;
 
 	for (i = 0; s[i] && i + 4 < len; i++)
-		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' :
+			 s[i];
 	if (s[i]) {
 		memcpy(out + i, "...", 3);
 		i += 3;
@@ -169,7 +170,8 @@ static int read_dokku_scripts(struct aj *a, const struct jnode *n)
 					&a->m->postdeploy_cmd) < 0)
 				return -1;
 		} else {
-			ignore(a, "scripts.dokku.%s", key_text(key, k, sizeof(k)));
+			ignore(a, "scripts.dokku.%s",
+			       key_text(key, k, sizeof(k)));
 		}
 	}
 	return 0;
@@ -476,12 +478,12 @@ static int read_check(struct aj *a, const struct jnode *c, size_t idx)
 	m->health_wait_ms = wait_ms;
 	m->health_initial_delay_ms = delay_ms;
 	if (timing) {
+		long n = attempts < 0 ? APPJSON_ATTEMPTS : attempts;
+		long one = attempt_ms < 0 ? APPJSON_TIMEOUT_S * 1000L :
+			   attempt_ms;
+		long between = wait_ms < 0 ? APPJSON_WAIT_S * 1000L : wait_ms;
 		double total = (delay_ms < 0 ? 0 : delay_ms) +
-			       (double)(attempts < 0 ? APPJSON_ATTEMPTS :
-					attempts) *
-			       ((attempt_ms < 0 ? APPJSON_TIMEOUT_S * 1000L :
-				 attempt_ms) +
-				(wait_ms < 0 ? APPJSON_WAIT_S * 1000L : wait_ms));
+			       (double)n * (double)(one + between);
 
 		m->health_timeout_ms = total < 100 ? 100 :
 				       total > 3600000 ? 3600000 : (long)total;
@@ -504,7 +506,8 @@ static int read_healthchecks(struct aj *a, const struct jnode *n)
 		if (is_null(v))
 			continue;
 		if (strcmp(key->str, "web")) {
-			ignore(a, "healthchecks.%s", key_text(key, k, sizeof(k)));
+			ignore(a, "healthchecks.%s",
+			       key_text(key, k, sizeof(k)));
 			continue;
 		}
 		if (v->kind != JNODE_ARRAY)
@@ -596,8 +599,8 @@ static int read_cron(struct aj *a, const struct jnode *n)
 					       "going is never started again)",
 					       sub);
 				} else if (strcmp(s, "forbid")) {
-					at(a, cv, "'%s' must be forbid, replace "
-					   "or allow", sub);
+					at(a, cv, "'%s' must be forbid, "
+					   "replace or allow", sub);
 					goto fail;
 				}
 			} else {
@@ -605,7 +608,8 @@ static int read_cron(struct aj *a, const struct jnode *n)
 			}
 		}
 		c.origin = xasprintf("%s %s", a->fname, field);
-		m->crons = xrealloc(m->crons, (m->ncrons + 1) * sizeof(*m->crons));
+		m->crons = xrealloc(m->crons,
+				    (m->ncrons + 1) * sizeof(*m->crons));
 		m->crons[m->ncrons++] = c;
 		continue;
 fail:

@@ -47,8 +47,8 @@ static int name_valid(const char *s, size_t n)
 	if (!n || n > APP_NAME_MAX || s[0] == '-' || s[n - 1] == '-')
 		return 0;
 	for (i = 0; i < n; i++)
-		if (!islower((unsigned char)s[i]) && !isdigit((unsigned char)s[i]) &&
-		    s[i] != '-')
+		if (!islower((unsigned char)s[i]) &&
+		    !isdigit((unsigned char)s[i]) && s[i] != '-')
 			return 0;
 	return 1;
 }
@@ -119,7 +119,8 @@ int buildpack_spec_parse(struct buildpack_spec *s, const char *text)
 	if (!strncmp(text, "heroku/", 7) && name_valid(text + 7, n - 7)) {
 		buildpack_spec_init(s);
 		s->text = xstrdup(text);
-		if (!strcmp(text + 7, "nodejs") || !strcmp(text + 7, "python")) {
+		if (!strcmp(text + 7, "nodejs") ||
+		    !strcmp(text + 7, "python")) {
 			s->kind = BUILDPACK_NAME;
 			s->name = xstrdup(!strcmp(text + 7, "nodejs") ? "node" :
 					  "python");
@@ -170,7 +171,8 @@ int buildpack_list_parse(struct strv *out, const char *buf, size_t len,
 	int lineno = 0;
 
 	while (pos < len) {
-		const char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		const char *line = buf + pos;
+		const char *nl = memchr(line, '\n', len - pos);
 		size_t l = nl ? (size_t)(nl - line) : len - pos, a = 0;
 		struct buildpack_spec s;
 		char *text;
@@ -309,7 +311,8 @@ static int resolve(git_repository *repo, const char *ref, git_oid *out)
 		goto out;
 	}
 	n = strlen(ref);
-	if (n >= 4 && n <= GIT_OID_HEXSZ && strspn(ref, "0123456789abcdef") == n) {
+	if (n >= 4 && n <= GIT_OID_HEXSZ &&
+	    strspn(ref, "0123456789abcdef") == n) {
 		git_oid prefix;
 
 		if (git_oid_fromstrn(&prefix, ref, n) == 0 &&
@@ -620,8 +623,8 @@ static int in_child(int (*fn)(const void *arg, int fd), const void *arg,
 		if (e) {
 			size_t l = strcspn(e, "\n");
 
-			error_set("%.*s", (int)(l > REASON_MAX ? REASON_MAX : l),
-				  e);
+			error_set("%.*s",
+				  (int)(l > REASON_MAX ? REASON_MAX : l), e);
 		} else {
 			char desc[64];
 

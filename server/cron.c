@@ -219,11 +219,14 @@ int cron_parse(struct cron_expr *e, const char *schedule)
 
 			if (c == '?' || c == '#' ||
 			    ((c == 'L' || c == 'W') && i != 3 && i != 4))
+			{
+				int shown = len[i] > 40 ? 40 : (int)len[i];
+
 				return error_set("%s '%.*s': '%c' is not "
 						 "crontab syntax",
-						 fields[i].name,
-						 (int)(len[i] > 40 ? 40 : len[i]),
+						 fields[i].name, shown,
 						 start[i], c), ERR_INVALID;
+			}
 		}
 		r = parse_field(&fields[i], start[i], len[i], &mask);
 		if (r < 0)
@@ -310,7 +313,8 @@ int cron_split(struct cron_expr *e, char **schedule, char **command,
 
 static int day_matches(const struct cron_expr *e, int mday, int wday)
 {
-	int dom = (int)(e->mdays >> mday & 1), dow = (int)(e->wdays >> wday & 1);
+	int dom = (int)(e->mdays >> mday & 1);
+	int dow = (int)(e->wdays >> wday & 1);
 
 	if (e->flags & (CRON_DOM_STAR | CRON_DOW_STAR))
 		return dom && dow;

@@ -3,9 +3,9 @@
  *
  * A schedule is five fields, "minute hour day-of-month month day-of-week"
  * (crontab(5)): '*', numbers, ranges "1-5", lists "1,3,5", steps over
- * '*' or a range ("0-30/10"), names for months (jan..dec) and days (sun..sat, any
- * case), 0 or 7 for Sunday; or one of @yearly @annually @monthly @weekly
- * @daily @midnight @hourly.  When both day fields are restricted (neither
+ * '*' or a range ("0-30/10"), names for months (jan..dec) and days
+ * (sun..sat, any case), 0 or 7 for Sunday; or one of @yearly @annually
+ * @monthly @weekly @daily @midnight @hourly.  When both day fields are restricted (neither
  * starts with '*'), a day matches if either does, as Vixie cron does.
  * Refused, each with a one-line reason: @reboot (use a process), Quartz
  * extensions ('?', 'L', 'W', '#', a sixth field), "5/15" without a range,

@@ -922,8 +922,8 @@ static int pack_materialize(const struct pipeline_build *b,
 	f.deadline = b->deadline;
 	if (buildpack_fetch(&f) == 0) {
 		if (f.stale)
-			say(b->out, " !     cannot fetch it (%s): using the copy "
-			    "fetched before, at %.7s", f.stale, f.commit);
+			say(b->out, " !     cannot fetch it (%s): using the "
+			    "copy fetched before, at %.7s", f.stale, f.commit);
 		else
 			say(b->out, "       at %s%s%.7s%s", s->ref ? s->ref : "",
 			    s->ref ? " (" : "", f.commit, s->ref ? ")" : "");
