@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
-DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib
 B ?= build
 # V=1 shows the full compiler commands.
 Q = $(if $(V),,@)
@@ -31,7 +31,7 @@ UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/replay/%)
 
-.PHONY: all test check asan fuzz bench run install clean units deps
+.PHONY: all test check asan fuzz bench conformance run install clean units deps
 all: berth
 
 # Installs the Debian packages berth needs (quick when all are present).
@@ -87,6 +87,11 @@ fuzz:
 bench: berth
 	scripts/bench
 
+# libgit2's own online test suite (push, ssh clone) against berth: builds
+# it from Debian's source package once, into build-conformance/.
+conformance: berth
+	scripts/conformance
+
 run: berth
 	scripts/run
 
@@ -99,6 +104,6 @@ install: berth
 	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/
 
 clean:
-	rm -rf build build-asan build-fuzz berth
+	rm -rf build build-asan build-fuzz build-conformance berth
 
 -include $(OBJS:.o=.d)

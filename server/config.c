@@ -57,6 +57,7 @@ static const struct cdesc descs[] = {
 	{ "deploy_branch", C_STR, F(deploy_branch), NULL, 0, 0, check_branch },
 	{ "max_pack_size", C_BYTES, F(max_pack_bytes), "1073741824", 1024, 1L << 40, NULL },
 	{ "build_timeout", C_MS, F(build_timeout_ms), "15m", 1000, 86400000, NULL },
+	{ "git_timeout", C_MS, F(git_timeout_ms), "10m", 1000, 86400000, NULL },
 	{ "keep_releases", C_INT, F(keep_releases), "10", 1, 10000, NULL },
 	{ "log_max_size", C_BYTES, F(log_max_bytes), "10485760", 4096, 1L << 40, NULL },
 	{ "max_sessions", C_INT, F(max_sessions), "32", 1, 10000, NULL },

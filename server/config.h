@@ -25,6 +25,7 @@ struct config {
 	char *deploy_branch;	/* deploy_branch: NULL = main or master */
 	long max_pack_bytes;	/* max_pack_size: 1 GiB */
 	long build_timeout_ms;	/* build_timeout: 15m */
+	long git_timeout_ms;	/* git_timeout: 10m, a git client idle this long is dropped */
 	int keep_releases;	/* keep_releases: 10 */
 	long log_max_bytes;	/* log_max_size: 10 MiB, then rotate */
 	int max_sessions;	/* max_sessions: 32 concurrent SSH connections */

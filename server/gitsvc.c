@@ -1,15 +1,11 @@
 /*
- * gitsvc: the exec command parser, the stdin/stdout transport, and
- * helpers shared by receive.c (push) and upload.c (clone/fetch).
+ * gitsvc: the exec command parser and the helpers shared by receive.c
+ * (push) and upload.c (clone/fetch).
  */
 #include "gitsvc.h"
 
-#include <errno.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <git2.h>
 
@@ -60,7 +56,7 @@ int gitsvc_lg2_init(void)
 
 int gitsvc_repo_open(struct git_repository **repo, char **path,
 		     const struct config *cfg, const char *app,
-		     struct git_io *io)
+		     struct gitsvc_io *io)
 {
 	*repo = NULL;
 	*path = NULL;
@@ -138,18 +134,21 @@ static char *plain_word(const char *s)
 	return xstrdup(s);
 }
 
-int git_parse_command(const char *cmdline, enum git_service *svc, char **app)
+int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
+			 char **app)
 {
 	static const struct {
 		const char *word;
-		enum git_service svc;
+		enum gitsvc_service svc;
 	} cmds[] = {
-		{ "git-receive-pack", GIT_SERVICE_RECEIVE_PACK },
-		{ "git receive-pack", GIT_SERVICE_RECEIVE_PACK },
-		{ "git-upload-pack", GIT_SERVICE_UPLOAD_PACK },
-		{ "git upload-pack", GIT_SERVICE_UPLOAD_PACK },
+		{ "git-receive-pack", GITSVC_RECEIVE_PACK },
+		{ "git receive-pack", GITSVC_RECEIVE_PACK },
+		{ "git-upload-pack", GITSVC_UPLOAD_PACK },
+		{ "git upload-pack", GITSVC_UPLOAD_PACK },
+		{ "git-upload-archive", GITSVC_UPLOAD_ARCHIVE },
+		{ "git upload-archive", GITSVC_UPLOAD_ARCHIVE },
 	};
-	const char *arg = NULL, *name;
+	const char *arg = NULL, *name, *space;
 	char *path = NULL, *shown;
 	size_t i, n;
 	int ret = ERR_INVALID;
@@ -157,6 +156,19 @@ int git_parse_command(const char *cmdline, enum git_service *svc, char **app)
 	*app = NULL;
 	if (!cmdline)
 		return ERR_NOTFOUND;
+	/*
+	 * A client told where git lives on its servers sends the program's
+	 * path ("/usr/bin/git-upload-pack 'app'", git's --upload-pack,
+	 * libgit2's ssh paths): only its last component counts here.
+	 */
+	space = strchr(cmdline, ' ');
+	if (cmdline[0] == '/' && space) {
+		const char *p;
+
+		for (p = cmdline; p < space; p++)
+			if (*p == '/')
+				cmdline = p + 1;
+	}
 	for (i = 0; i < ARRAY_SIZE(cmds); i++) {
 		n = strlen(cmds[i].word);
 		if (!strncmp(cmdline, cmds[i].word, n) &&
@@ -210,59 +222,20 @@ out:
 	return ret;
 }
 
-struct fd_io {
-	int in, out;
-};
-
-static ssize_t fd_read(void *ctx, void *buf, size_t len)
+int gitsvc_protocol_version(const char *gp)
 {
-	struct fd_io *f = ctx;
-	ssize_t n;
+	int best = 0;
 
-	do
-		n = read(f->in, buf, len);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		error_setsys("cannot read from the client");
-	return n;
-}
+	while (gp && *gp) {
+		const char *end = strchr(gp, ':');
+		size_t n = end ? (size_t)(end - gp) : strlen(gp);
 
-static int fd_write(void *ctx, const void *buf, size_t len)
-{
-	struct fd_io *f = ctx;
-
-	if (write_all(f->out, buf, len) < 0)
-		return error_setsys("cannot write to the client");
-	return 0;
-}
-
-int gitsvc_stdio_main(const struct config *cfg, const char *cmdline)
-{
-	struct fd_io f = { 0, 1 };
-	struct git_io io = { &f, fd_read, fd_write };
-	enum git_service svc;
-	char *app = NULL;
-	int ret;
-
-	/* a client that hangs up must turn into EPIPE, not kill us mid-push */
-	signal(SIGPIPE, SIG_IGN);
-	ret = git_parse_command(cmdline, &svc, &app);
-	if (ret == ERR_NOTFOUND) {
-		char *s = xstrndup(cmdline ? cmdline : "", 64);
-
-		gitsvc_oneline(s);
-		fprintf(stderr, "berth: not a git command '%s'\n", s);
-		free(s);
-		return 100;
+		if (n == 9 && !strncmp(gp, "version=", 8) &&
+		    (gp[8] == '1' || gp[8] == '2') && gp[8] - '0' > best)
+			best = gp[8] - '0';
+		gp += n;
+		if (*gp == ':')
+			gp++;
 	}
-	if (ret < 0) {
-		fprintf(stderr, "berth: %s\n", error_last());
-		return 1;
-	}
-	if (svc == GIT_SERVICE_RECEIVE_PACK)
-		ret = git_receive_pack(cfg, app, "local", &io);
-	else
-		ret = git_upload_pack(cfg, app, &io);
-	free(app);
-	return ret;
+	return best;
 }

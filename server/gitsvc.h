@@ -1,10 +1,9 @@
 /*
- * gitsvc: git's server side over any byte stream: receive-pack (push) and
- * upload-pack (clone/fetch), protocol v0, implemented in the project
- * (pktline.c, receive.c, upload.c) on libgit2; docs/git.md.  The
- * transport is an SSH channel in a session process, or stdin/stdout for
- * "berth git-serve-stdio" in tests.  All calls block; they run in a
- * session process, never in the engine.
+ * gitsvc: what the git services share, below them: the transport they
+ * read and write, the exec command that names a service and an app, and
+ * helpers for receive.c (push), upload.c (clone/fetch) and gitrefs.c.
+ * gitserve.c is the front end that runs a service (docs/git.md).  All
+ * calls block; they run in a session process, never in the engine.
  */
 #ifndef BERTH_GITSVC_H
 #define BERTH_GITSVC_H
@@ -15,52 +14,42 @@
 struct config;
 struct git_repository;
 
-/* The transport.  read: up to len bytes, 0 at EOF, -1 on error.
- * write: all of len, 0 or -1. */
-struct git_io {
+/*
+ * The transport.  read: up to len bytes, 0 at EOF, -1 on error; with
+ * timeout_ms >= 0 it fails ("timed out waiting for the client") when no
+ * byte arrives for that long, < 0 waits forever.  write: all of len,
+ * 0 or -1.
+ */
+struct gitsvc_io {
 	void *ctx;
-	ssize_t (*read)(void *ctx, void *buf, size_t len);
+	ssize_t (*read)(void *ctx, void *buf, size_t len, int timeout_ms);
 	int (*write)(void *ctx, const void *buf, size_t len);
 };
 
-enum git_service {
-	GIT_SERVICE_RECEIVE_PACK = 1,
-	GIT_SERVICE_UPLOAD_PACK,
+enum gitsvc_service {
+	GITSVC_RECEIVE_PACK = 1,
+	GITSVC_UPLOAD_PACK,
+	GITSVC_UPLOAD_ARCHIVE,
 };
 
 /*
  * Recognise an exec command from git's ssh transport:
  * "git-receive-pack 'NAME'" (also "git receive-pack", NAME.git, /NAME,
- * '/NAME.git'; same for upload-pack).  0 with *app (caller frees) a valid
+ * '/NAME.git', the program named by an absolute path; the same for
+ * upload-pack and upload-archive).  0 with *app (caller frees) a valid
  * app name; ERR_NOTFOUND if the command is not a git service at all;
  * ERR_INVALID (error_last() says why) for a git command with a bad path.
  */
-int git_parse_command(const char *cmdline, enum git_service *svc, char **app);
+int gitsvc_parse_command(const char *cmdline, enum gitsvc_service *svc,
+			 char **app);
 
 /*
- * Serve one push to ROOT/apps/APP/repo.git (created on first push).
- * pusher names the key's user (for release metadata).  Returns the exit
- * status for the client: 0 when every ref was accepted (and deployed).
- * For the deploy it forks a child (pipeline_run()) and waitpid()s for it:
- * the caller must not ignore SIGCHLD nor reap that child itself, and every
- * fd it holds should be CLOEXEC so builds do not inherit the connection.
- * The read side is read to EOF only when a pack is expected; the caller
- * writes nothing on the transport while this runs.
+ * The protocol version a client asks for in GIT_PROTOCOL (the ssh env
+ * request, or the environment of "berth git-serve-stdio"): a list of
+ * "key=value" joined by ':', of which "version=N" counts, the highest
+ * one we speak winning.  0 (NULL, nothing we know), 1 or 2.
  */
-int git_receive_pack(const struct config *cfg, const char *app,
-		     const char *pusher, struct git_io *io);
-
-/* Serve one clone/fetch of an existing app repository. */
-int git_upload_pack(const struct config *cfg, const char *app,
-		    struct git_io *io);
-
-/*
- * "berth git-serve-stdio ROOT 'COMMAND'": run the git service that
- * COMMAND names (as git's ssh transport would send it) over stdin/stdout,
- * for tests and for use as an OpenSSH forced command.  pusher: "local".
- * Returns the exit status.
- */
-int gitsvc_stdio_main(const struct config *cfg, const char *cmdline);
+int gitsvc_protocol_version(const char *git_protocol);
 
 /*
  * Helpers shared by receive.c and upload.c (not for other subsystems).
@@ -87,6 +76,6 @@ int gitsvc_lg2_init(void);
  */
 int gitsvc_repo_open(struct git_repository **repo, char **path,
 		     const struct config *cfg, const char *app,
-		     struct git_io *io);
+		     struct gitsvc_io *io);
 
 #endif

@@ -189,9 +189,13 @@ void logger_unfollow(struct logger *lg, struct client *c)
 	}
 }
 
-int logger_tail(const char *dir, long n, struct buf *out)
+/*
+ * The last n lines of the file at path into out; *taken says how many
+ * lines that was (fewer when the file is shorter).  A missing file is
+ * empty.
+ */
+static int tail_file(const char *path, long n, struct buf *out, long *taken)
 {
-	char *path = xasprintf("%s/app.log", dir);
 	int fd = -1, ret = -1;
 	off_t size, pos;
 	long lines = 0;
@@ -199,6 +203,7 @@ int logger_tail(const char *dir, long n, struct buf *out)
 	struct stat st;
 	off_t start = 0;
 
+	*taken = 0;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT) {
@@ -235,7 +240,10 @@ int logger_tail(const char *dir, long n, struct buf *out)
 			}
 		}
 	}
+	/* The whole file: one more line than the newlines before its end. */
 	start = 0;
+	if (size > 0)
+		lines++;
 found:
 	if (n > 0) {
 		off_t at = start;
@@ -250,11 +258,37 @@ found:
 			buf_add(out, chunk, (size_t)got);
 			at += got;
 		}
+		*taken = lines;
 	}
 	ret = 0;
 out:
 	if (fd >= 0)
 		close(fd);
+	return ret;
+}
+
+/*
+ * The current file first; when it holds fewer than n lines (it was just
+ * rotated), the rest comes from the rotated one, older lines first.
+ */
+int logger_tail(const char *dir, long n, struct buf *out)
+{
+	char *path = xasprintf("%s/app.log", dir);
+	char *old_path = xasprintf("%s/app.log.1", dir);
+	struct buf cur = BUF_INIT;
+	long taken = 0, old_taken = 0;
+	int ret = -1;
+
+	if (tail_file(path, n, &cur, &taken) < 0)
+		goto out;
+	if (taken < n && tail_file(old_path, n - taken, out, &old_taken) < 0)
+		goto out;
+	if (cur.len)
+		buf_add(out, cur.data, cur.len);
+	ret = 0;
+out:
+	buf_release(&cur);
+	free(old_path);
 	free(path);
 	return ret;
 }

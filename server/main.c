@@ -15,7 +15,7 @@
 #include "config.h"
 #include "control.h"
 #include "engine.h"
-#include "gitsvc.h"
+#include "gitserve.h"
 #include "log.h"
 #include "sshd.h"
 #include "startserver.h"
@@ -160,7 +160,7 @@ static int cmd_git_stdio(const char *root, int argc, char **argv)
 	log_init(0, "git");
 	if (load_config(&cfg, root) < 0)
 		return 1;
-	ret = gitsvc_stdio_main(&cfg, argv[0]);
+	ret = gitserve_stdio_main(&cfg, argv[0]);
 	config_release(&cfg);
 	return ret;
 }

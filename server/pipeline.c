@@ -31,6 +31,7 @@
 #include "manifest.h"
 #include "safefs.h"
 #include "spawn.h"
+#include "submodule.h"
 
 #ifndef BERTH_DATADIR
 #define BERTH_DATADIR "/usr/local/share/berth"
@@ -353,6 +354,12 @@ int pipeline_checkout(const char *repo, const char *commit, const char *dir)
 	co.checkout_strategy = GIT_CHECKOUT_FORCE |
 			       GIT_CHECKOUT_DONT_UPDATE_INDEX;
 	co.target_directory = dir;
+	/* with a work tree (in memory only), gitlinks become empty folders
+	 * that submodule_update() fills */
+	if (git_repository_set_workdir(r, dir, 0) < 0) {
+		git_fail("cannot check out the commit");
+		goto out;
+	}
 	if (git_checkout_tree(r, (git_object *)t, &co) < 0) {
 		git_fail("cannot check out the commit");
 		goto out;
@@ -1676,6 +1683,28 @@ static int resolve_run_user(struct pl *p)
 
 /* ---- the whole run ---- */
 
+/* The commit's submodules, as the build user (submodule.h). */
+static int checkout_submodules(struct pl *p)
+{
+	struct submodule_opts so;
+	char *tmp = xasprintf("%s/tmp", p->root);
+	int ret;
+
+	memset(&so, 0, sizeof(so));
+	so.repo = p->o->repo;
+	so.commit = p->o->commit;
+	so.dir = p->build_dir;
+	so.state_root = p->root;
+	so.tmp = tmp;
+	so.uid = p->uid;
+	so.gid = p->gid;
+	so.out = p->o->out;
+	so.deadline = p->deadline;
+	ret = submodule_update(&so);
+	free(tmp);
+	return ret;
+}
+
 static int read_app_yaml(struct pl *p)
 {
 	struct buf y = BUF_INIT;
@@ -1887,6 +1916,8 @@ int pipeline_run(const struct pipeline_opts *o)
 	if (p.uid >= 0 && (chown_tree(p.build_dir, p.uid, p.gid) < 0 ||
 			   chown_tree(p.cache_dir, p.uid, p.gid) < 0 ||
 			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
+		goto out;
+	if (checkout_submodules(&p) < 0)
 		goto out;
 	if (read_app_yaml(&p) < 0 || read_app_files(&p) < 0 ||
 	    steps_resolve(&p) < 0)

@@ -6,12 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void pkt_reader_init(struct pkt_reader *r, struct git_io *io)
+void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io)
 {
 	r->io = io;
 	r->start = 0;
 	r->end = 0;
 	r->eof = 0;
+	r->v2 = 0;
+	r->timeout_ms = -1;
 	r->raw_bytes = 0;
 }
 
@@ -29,7 +31,7 @@ static int fill(struct pkt_reader *r, size_t want)
 			r->start = 0;
 		}
 		n = r->io->read(r->io->ctx, r->buf + r->end,
-				sizeof(r->buf) - r->end);
+				sizeof(r->buf) - r->end, r->timeout_ms);
 		if (n < 0)
 			return -1;
 		if (n == 0) {
@@ -66,6 +68,10 @@ int pkt_read(struct pkt_reader *r, const char **data, size_t *len)
 	if (n == 0) {
 		r->start += 4;
 		return PKT_FLUSH;
+	}
+	if (r->v2 && (n == 1 || n == 2)) {
+		r->start += 4;
+		return n == 1 ? PKT_DELIM : PKT_RESPONSE_END;
 	}
 	if (n < 4 || n > PKT_MAX)
 		return error_set("bad packet length '%.4s'", p);
@@ -105,7 +111,7 @@ ssize_t pkt_read_raw(struct pkt_reader *r, void *out, size_t len)
 	}
 	if (r->eof)
 		return 0;
-	n = r->io->read(r->io->ctx, out, len);
+	n = r->io->read(r->io->ctx, out, len, r->timeout_ms);
 	if (n < 0)
 		return -1;
 	if (n == 0)
@@ -128,8 +134,11 @@ int pkt_read_line(struct pkt_reader *r, const char **data, size_t *len,
 
 	if (t == PKT_EOF && !eof_ok)
 		return error_set("the remote end hung up %s", where);
-	if (t == PKT_DATA)
-		*len = pkt_chomp(*data, *len);
+	if (t == PKT_DATA && *len && (*data)[*len - 1] == '\n') {
+		/* the payload lives in our buffer: end the string there too */
+		(*len)--;
+		r->buf[(size_t)(*data - r->buf) + *len] = '\0';
+	}
 	return t;
 }
 
@@ -175,8 +184,13 @@ int pkt_buf_flush(struct buf *b)
 	return buf_add(b, "0000", 4);
 }
 
+int pkt_buf_delim(struct buf *b)
+{
+	return buf_add(b, "0001", 4);
+}
+
 /* Write what a packet builder made (ret its result) in one write. */
-static int write_built(struct git_io *io, struct buf *b, int ret)
+static int write_built(struct gitsvc_io *io, struct buf *b, int ret)
 {
 	if (ret == 0)
 		ret = io->write(io->ctx, b->data, b->len);
@@ -184,14 +198,14 @@ static int write_built(struct git_io *io, struct buf *b, int ret)
 	return ret;
 }
 
-int pkt_write(struct git_io *io, const void *data, size_t len)
+int pkt_write(struct gitsvc_io *io, const void *data, size_t len)
 {
 	struct buf b = BUF_INIT;
 
 	return write_built(io, &b, pkt_buf_add(&b, data, len));
 }
 
-int pkt_writef(struct git_io *io, const char *fmt, ...)
+int pkt_writef(struct gitsvc_io *io, const char *fmt, ...)
 {
 	struct buf b = BUF_INIT;
 	va_list ap;
@@ -203,12 +217,12 @@ int pkt_writef(struct git_io *io, const char *fmt, ...)
 	return write_built(io, &b, ret);
 }
 
-int pkt_flush(struct git_io *io)
+int pkt_flush(struct gitsvc_io *io)
 {
 	return io->write(io->ctx, "0000", 4);
 }
 
-int pkt_band(struct git_io *io, int band, const void *data, size_t len)
+int pkt_band(struct gitsvc_io *io, int band, const void *data, size_t len)
 {
 	/* header, band byte, payload: one write per packet (single-threaded) */
 	static char pkt[PKT_MAX];
@@ -231,7 +245,7 @@ int pkt_band(struct git_io *io, int band, const void *data, size_t len)
 	return 0;
 }
 
-int pkt_send(struct git_io *io, int *dead, const void *data, size_t len)
+int pkt_send(struct gitsvc_io *io, int *dead, const void *data, size_t len)
 {
 	if (*dead)
 		return -1;
@@ -242,7 +256,7 @@ int pkt_send(struct git_io *io, int *dead, const void *data, size_t len)
 	return 0;
 }
 
-int pkt_send_band(struct git_io *io, int *dead, int band,
+int pkt_send_band(struct gitsvc_io *io, int *dead, int band,
 		  const void *data, size_t len)
 {
 	if (*dead)
@@ -254,7 +268,7 @@ int pkt_send_band(struct git_io *io, int *dead, int band,
 	return 0;
 }
 
-int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+int pkt_send_vbandf(struct gitsvc_io *io, int *dead, int band,
 		    const char *fmt, va_list ap)
 {
 	char *p;
@@ -270,7 +284,7 @@ int pkt_send_vbandf(struct git_io *io, int *dead, int band,
 	return ret;
 }
 
-static ssize_t memio_read(void *ctx, void *buf, size_t len)
+static ssize_t memio_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
 	struct pkt_memio *m = ctx;
 	size_t n = m->len - m->off;
@@ -293,7 +307,7 @@ static int memio_write(void *ctx, const void *buf, size_t len)
 	return buf_add(m->out, buf, len);
 }
 
-void pkt_memio_init(struct git_io *io, struct pkt_memio *m,
+void pkt_memio_init(struct gitsvc_io *io, struct pkt_memio *m,
 		    const void *data, size_t len, size_t chunk,
 		    struct buf *out)
 {

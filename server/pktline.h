@@ -8,7 +8,7 @@
  * protocol v0 (no delim/response-end packets), and no packet is longer
  * than PKT_MAX.
  *
- * The reader owns no fd: it reads through the caller's struct git_io and
+ * The reader owns no fd: it reads through the caller's struct gitsvc_io and
  * keeps at most 2 * PKT_MAX bytes of look-ahead.  Data pointers it hands
  * out are borrowed and valid until the next call on the reader.
  */
@@ -31,23 +31,27 @@ enum pkt_type {
 	PKT_FLUSH = 0,	/* "0000" */
 	PKT_DATA = 1,	/* a payload (possibly empty: "0004") */
 	PKT_EOF = 2,	/* the stream ended cleanly between packets */
+	PKT_DELIM = 3,	/* "0001", protocol v2 only */
+	PKT_RESPONSE_END = 4,	/* "0002", protocol v2 only */
 };
 
 struct pkt_reader {
-	struct git_io *io;
+	struct gitsvc_io *io;
 	char buf[2 * PKT_MAX];
 	size_t start, end;	/* unread bytes are buf[start..end) */
 	int eof;
+	int v2;			/* accept delim and response-end packets */
+	int timeout_ms;		/* idle limit per read, < 0: none (default) */
 	uint64_t raw_bytes;	/* bytes handed out by pkt_read_raw() */
 };
 
-void pkt_reader_init(struct pkt_reader *r, struct git_io *io);
+void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io);
 
 /*
  * Read one packet.  Returns PKT_DATA (data and len set; the payload is
- * NUL-terminated in place for convenience), PKT_FLUSH, PKT_EOF, or -1 on
- * a malformed length, EOF inside a packet, or a transport error
- * (error_last()).
+ * NUL-terminated in place for convenience), PKT_FLUSH, PKT_EOF, with
+ * r->v2 also PKT_DELIM and PKT_RESPONSE_END, or -1 on a malformed length,
+ * EOF inside a packet, a transport error or an idle timeout (error_last()).
  */
 int pkt_read(struct pkt_reader *r, const char **data, size_t *len);
 
@@ -63,7 +67,7 @@ size_t pkt_chomp(const char *data, size_t len);
 
 /*
  * Read one line of a flush-terminated packet list: pkt_read() with the
- * payload chomped (pkt_chomp(); still NUL-terminated at the old length).
+ * payload chomped (one trailing LF dropped, the NUL moved with it).
  * Returns PKT_DATA, PKT_FLUSH, PKT_EOF only if eof_ok (the client may end
  * the stream here), or -1: pkt_read()'s errors, and an EOF that is not ok
  * as "the remote end hung up WHERE" (where: "in the want list").
@@ -79,19 +83,20 @@ int pkt_buf_add(struct buf *b, const void *data, size_t len);
 int pkt_buf_addf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 int pkt_buf_flush(struct buf *b);
+int pkt_buf_delim(struct buf *b);	/* "0001", protocol v2 */
 
 /* Write one packet / a formatted packet / a flush to the transport. */
-int pkt_write(struct git_io *io, const void *data, size_t len);
-int pkt_writef(struct git_io *io, const char *fmt, ...)
+int pkt_write(struct gitsvc_io *io, const void *data, size_t len);
+int pkt_writef(struct gitsvc_io *io, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-int pkt_flush(struct git_io *io);
+int pkt_flush(struct gitsvc_io *io);
 
 /*
  * Send data on side-band channel band (1 data, 2 progress, 3 fatal
  * error), split into packets of at most PKT_BAND_MAX bytes.  len 0 sends
  * one empty packet (on band 1: the keepalive "0005\1").
  */
-int pkt_band(struct git_io *io, int band, const void *data, size_t len);
+int pkt_band(struct gitsvc_io *io, int band, const void *data, size_t len);
 
 /*
  * Writes for a session that stops writing once the client is gone: the
@@ -101,15 +106,15 @@ int pkt_band(struct git_io *io, int band, const void *data, size_t len);
  * pkt_send_vbandf() formats first and returns -1 without touching *dead
  * if it cannot (out of memory: the message is dropped).
  */
-int pkt_send(struct git_io *io, int *dead, const void *data, size_t len);
-int pkt_send_band(struct git_io *io, int *dead, int band,
+int pkt_send(struct gitsvc_io *io, int *dead, const void *data, size_t len);
+int pkt_send_band(struct gitsvc_io *io, int *dead, int band,
 		  const void *data, size_t len);
-int pkt_send_vbandf(struct git_io *io, int *dead, int band,
+int pkt_send_vbandf(struct gitsvc_io *io, int *dead, int band,
 		    const char *fmt, va_list ap)
 	__attribute__((format(printf, 4, 0)));
 
 /*
- * A git_io over a memory buffer (reads) and a struct buf (writes), for
+ * A gitsvc_io over a memory buffer (reads) and a struct buf (writes), for
  * tests and fuzzing.  'chunk' limits each read to exercise refills
  * (0: no limit).
  */
@@ -118,7 +123,7 @@ struct pkt_memio {
 	size_t len, off, chunk;
 	struct buf *out;
 };
-void pkt_memio_init(struct git_io *io, struct pkt_memio *m,
+void pkt_memio_init(struct gitsvc_io *io, struct pkt_memio *m,
 		    const void *data, size_t len, size_t chunk,
 		    struct buf *out);
 

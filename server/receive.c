@@ -29,6 +29,8 @@
 #include "gitrefs.h"
 #include "gitsvc.h"
 #include "log.h"
+#include "oidset.h"
+#include "packscan.h"
 #include "pipeline.h"
 #include "pktline.h"
 #include "version.h"
@@ -251,7 +253,7 @@ struct rp {
 	const struct config *cfg;
 	const char *app;
 	const char *pusher;
-	struct git_io *io;
+	struct gitsvc_io *io;
 	struct pkt_reader *rd;
 	struct push_request req;
 	char *repo_path;
@@ -265,6 +267,7 @@ struct rp {
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
 	int created;		/* this push made the repository */
+	int version;		/* 1: say so first */
 };
 
 /* Bytes for the person pushing: band 2 ("remote: ..."), if we have one. */
@@ -304,6 +307,8 @@ static int advertise(struct rp *rp)
 
 	gitrefs_init(&refs);
 	if (rp->repo && gitrefs_list(&refs, rp->repo) < 0)
+		goto out;
+	if (rp->version == 1 && pkt_buf_addf(&out, "version 1\n") < 0)
 		goto out;
 	if (refs.n == 0 &&
 	    gitrefs_adv_line(&out, NULL, "capabilities^{}", receive_caps) < 0)
@@ -453,8 +458,8 @@ static void drop_quarantine(struct rp *rp)
 }
 
 /*
- * Read the raw pack to EOF through libgit2's indexer.  The indexer gets
- * the repository's odb so it can complete thin packs, and writes into a
+ * Read the raw pack through libgit2's indexer, up to its trailer.  The
+ * indexer gets the repository's odb so it can complete thin packs, and writes into a
  * quarantine directory inside objects/ (same filesystem for the final
  * rename, invisible to readers until then).
  */
@@ -463,6 +468,7 @@ static int receive_pack_data(struct rp *rp)
 	git_indexer_options opts;
 	git_indexer_progress st;
 	git_indexer *idx = NULL;
+	struct packscan scan;
 	git_odb *odb = NULL;
 	char *packdir = NULL;
 	static char chunk[65536];
@@ -480,6 +486,7 @@ static int receive_pack_data(struct rp *rp)
 	git_config_free(gcfg);
 
 	memset(&st, 0, sizeof(st));
+	packscan_init(&scan);
 	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
 	rp->quarantine = xasprintf("%s/objects/incoming-XXXXXX", rp->repo_path);
 	if (!mkdtemp(rp->quarantine)) {
@@ -502,21 +509,31 @@ static int receive_pack_data(struct rp *rp)
 		gitsvc_lg2_error("cannot index pack");
 		goto out;
 	}
-	for (;;) {
-		ssize_t n = pkt_read_raw(rp->rd, chunk, sizeof(chunk));
+	/*
+	 * The client keeps its side open for our report: the pack's own
+	 * framing says where it ends (packscan.h), never EOF.
+	 */
+	packscan_init(&scan);
+	while (!scan.done) {
+		ssize_t n = pkt_read_raw(rp->rd, chunk, sizeof(chunk)), used;
 
 		if (n < 0)
 			goto out;
-		if (n == 0)
-			break;
-		total += (uint64_t)n;
+		if (n == 0) {
+			error_set("bad pack: the stream ended inside the pack");
+			goto out;
+		}
+		used = packscan_feed(&scan, chunk, (size_t)n);
+		if (used < 0)
+			goto out;
+		total += (uint64_t)used;
 		if (max && total > max) {
 			error_set("pack exceeds maximum allowed size "
 				  "(%llu bytes)",
 				  (unsigned long long)max);
 			goto out;
 		}
-		if (git_indexer_append(idx, chunk, (size_t)n, &st) < 0) {
+		if (git_indexer_append(idx, chunk, (size_t)used, &st) < 0) {
 			gitsvc_lg2_error("bad pack");
 			goto out;
 		}
@@ -536,6 +553,7 @@ static int receive_pack_data(struct rp *rp)
 		  st.total_objects, (unsigned long long)total);
 	ret = 0;
 out:
+	packscan_release(&scan);
 	git_indexer_free(idx);
 	git_odb_free(odb);
 	free(packdir);
@@ -590,71 +608,6 @@ out:
 
 /* ---- connectivity --------------------------------------------------- */
 
-/* A set of object ids: open addressing, grown at half full. */
-struct oidset {
-	git_oid *slots;
-	unsigned char *used;
-	size_t n, cap;
-};
-
-static void oidset_release(struct oidset *s)
-{
-	free(s->slots);
-	free(s->used);
-	memset(s, 0, sizeof(*s));
-}
-
-static size_t oid_hash(const git_oid *id)
-{
-	size_t h;
-
-	memcpy(&h, id->id, sizeof(h));
-	return h;
-}
-
-/* 1 if newly added, 0 if it was there. */
-static int oidset_add(struct oidset *s, const git_oid *id)
-{
-	size_t i;
-
-	if (2 * (s->n + 1) > s->cap) {
-		struct oidset big;
-		size_t j;
-
-		big.cap = s->cap ? s->cap * 2 : 1024;
-		big.n = 0;
-		big.slots = xcalloc(big.cap, sizeof(*big.slots));
-		big.used = xcalloc(big.cap, 1);
-		for (j = 0; j < s->cap; j++)
-			if (s->used[j])
-				oidset_add(&big, &s->slots[j]);
-		oidset_release(s);
-		*s = big;
-	}
-	for (i = oid_hash(id) & (s->cap - 1); s->used[i];
-	     i = (i + 1) & (s->cap - 1))
-		if (!git_oid_cmp(&s->slots[i], id))
-			return 0;
-	s->used[i] = 1;
-	git_oid_cpy(&s->slots[i], id);
-	s->n++;
-	return 1;
-}
-
-struct oidstack {
-	git_oid *v;
-	size_t n, alloc;
-};
-
-static void oidstack_push(struct oidstack *st, const git_oid *id)
-{
-	if (st->n == st->alloc) {
-		st->alloc = st->alloc ? st->alloc * 2 : 256;
-		st->v = xrealloc(st->v, st->alloc * sizeof(*st->v));
-	}
-	git_oid_cpy(&st->v[st->n++], id);
-}
-
 /*
  * Most lookups here are for objects that are new, so they miss, and by
  * default every miss makes libgit2 rescan objects/pack: skip that, the
@@ -677,18 +630,18 @@ static int check_connected(git_repository *check, git_odb *codb,
 			   git_odb *old, struct oidset *seen,
 			   const git_oid *tip)
 {
-	struct oidstack st = { NULL, 0, 0 };
+	struct oidvec st = OIDVEC_INIT;
 	git_object *obj = NULL;
 	char hex[GIT_OID_HEXSZ + 1];
 	int ret = -1;
 
-	oidstack_push(&st, tip);
+	oidvec_push(&st, tip);
 	while (st.n) {
 		git_oid id;
 		size_t i, n;
 
 		git_oid_cpy(&id, &st.v[--st.n]);
-		if (!oidset_add(seen, &id) || have_object(old, &id))
+		if (!oidset_insert(seen, &id, NULL) || have_object(old, &id))
 			continue;
 		if (git_object_lookup(&obj, check, &id, GIT_OBJECT_ANY) < 0)
 			goto missing;
@@ -696,10 +649,10 @@ static int check_connected(git_repository *check, git_odb *codb,
 		case GIT_OBJECT_COMMIT: {
 			const git_commit *c = (const git_commit *)obj;
 
-			oidstack_push(&st, git_commit_tree_id(c));
+			oidvec_push(&st, git_commit_tree_id(c));
 			n = git_commit_parentcount(c);
 			for (i = 0; i < n; i++)
-				oidstack_push(&st, git_commit_parent_id(c,
+				oidvec_push(&st, git_commit_parent_id(c,
 						(unsigned)i));
 			break;
 		}
@@ -714,11 +667,11 @@ static int check_connected(git_repository *check, git_odb *codb,
 
 				switch (git_tree_entry_type(e)) {
 				case GIT_OBJECT_TREE:
-					oidstack_push(&st, eid);
+					oidvec_push(&st, eid);
 					break;
 				case GIT_OBJECT_BLOB:
 					/* no links: existence is enough */
-					if (oidset_add(seen, eid) &&
+					if (oidset_insert(seen, eid, NULL) &&
 					    !have_object(old, eid) &&
 					    !have_object(codb, eid))
 						goto missing_eid;
@@ -737,7 +690,7 @@ missing_eid:
 			break;
 		}
 		case GIT_OBJECT_TAG:
-			oidstack_push(&st,
+			oidvec_push(&st,
 				      git_tag_target_id((const git_tag *)obj));
 			break;
 		default:
@@ -754,7 +707,7 @@ missing:
 	ret = 0;
 out:
 	git_object_free(obj);
-	free(st.v);
+	oidvec_release(&st);
 	return ret;
 }
 
@@ -771,6 +724,96 @@ static int repo_config_bool(git_repository *repo, const char *key, int def)
 }
 
 /*
+ * receive.denyDeleteCurrent, as git reads it: "ignore" or false allow
+ * deleting the branch HEAD names, "warn" allows it with a warning, and
+ * "refuse", true or unset refuse it.
+ */
+enum deny_action { DENY_IGNORE, DENY_WARN, DENY_REFUSE };
+
+static enum deny_action deny_delete_current(git_repository *repo)
+{
+	git_config *cfg = NULL;
+	git_buf v = GIT_BUF_INIT;
+	enum deny_action a = DENY_REFUSE;
+	int b;
+
+	if (git_repository_config_snapshot(&cfg, repo) < 0)
+		return a;
+	if (git_config_get_string_buf(&v, cfg,
+				      "receive.denyDeleteCurrent") == 0) {
+		if (!strcmp(v.ptr, "ignore"))
+			a = DENY_IGNORE;
+		else if (!strcmp(v.ptr, "warn"))
+			a = DENY_WARN;
+		else if (git_config_parse_bool(&b, v.ptr) == 0 && !b)
+			a = DENY_IGNORE;
+	}
+	git_buf_dispose(&v);
+	git_config_free(cfg);
+	return a;
+}
+
+/* 1 if ref is the branch HEAD points to. */
+static int is_head_branch(git_repository *repo, const char *ref)
+{
+	git_reference *head = NULL;
+	int ret = 0;
+
+	if (git_reference_lookup(&head, repo, "HEAD") == 0 &&
+	    git_reference_type(head) == GIT_REFERENCE_SYMBOLIC)
+		ret = !strcmp(git_reference_symbolic_target(head), ref);
+	git_reference_free(head);
+	return ret;
+}
+
+/*
+ * A delete, as git's receive-pack judges it: a ref that is not there is
+ * "deleted" already (ok, with a warning), unless the client named an old
+ * value we know, which means it saw another state than ours; an existing
+ * one must hold the old value the client saw (a zero old id means the
+ * client does not care), and may be protected by receive.denyDeletes or
+ * be the branch HEAD names (receive.denyDeleteCurrent).  cur: the ref's
+ * value, NULL if it does not exist.  'old' is the odb without this push.
+ */
+static void check_delete(struct rp *rp, struct push_cmd *c,
+			 const git_oid *cur, git_odb *old, int deny_deletes)
+{
+	git_oid oid;
+
+	git_oid_fromraw(&oid, c->old_id);
+	if (!cur) {
+		if (!push_id_is_zero(c->old_id) && have_object(old, &oid))
+			push_cmd_fail(c, "stale info");
+		else
+			c->missing = 1;
+		return;
+	}
+	if (!push_id_is_zero(c->old_id) && git_oid_cmp(cur, &oid)) {
+		push_cmd_fail(c, "stale info");
+		return;
+	}
+	if (deny_deletes && !strncmp(c->ref, "refs/heads/", 11)) {
+		push_cmd_fail(c, "deletion prohibited");
+		return;
+	}
+	if (is_head_branch(rp->repo, c->ref)) {
+		switch (deny_delete_current(rp->repo)) {
+		case DENY_IGNORE:
+			break;
+		case DENY_WARN:
+			c->warning = "deleting the current branch";
+			break;
+		case DENY_REFUSE:
+			push_cmd_fail(c, "deletion of the current branch "
+				      "prohibited");
+			break;
+		}
+	}
+	/* a zero old id: delete whatever is there, guarded by what we saw */
+	memcpy(c->old_id, cur->id, sizeof(c->old_id));
+}
+
+/*
  * Per-command checks before anything moves: ref name, expected old value,
  * the new tip is complete, branch tips are commits, and (if the repository
  * sets receive.denyNonFastForwards / receive.denyDeletes) history rules.
@@ -780,7 +823,7 @@ static int check_commands(struct rp *rp)
 	git_repository *check = NULL;
 	git_odb *old = NULL, *codb = NULL;
 	git_odb_backend *be = NULL;
-	struct oidset seen = { NULL, NULL, 0, 0 };
+	struct oidset seen = OIDSET_INIT;
 	char *idxpath = NULL;
 	int deny_nonff, deny_deletes, ret = -1;
 	size_t i;
@@ -824,18 +867,15 @@ static int check_commands(struct rp *rp)
 			continue;
 		}
 		exists = err == 0;
+		if (push_id_is_zero(c->new_id)) {
+			check_delete(rp, c, exists ? &cur : NULL, old,
+				     deny_deletes);
+			continue;
+		}
 		git_oid_fromraw(&oid, c->old_id);
 		if (exists ? git_oid_cmp(&cur, &oid) != 0
 			   : !push_id_is_zero(c->old_id)) {
 			push_cmd_fail(c, "stale info");
-			continue;
-		}
-		if (push_id_is_zero(c->new_id)) {
-			if (!exists)
-				push_cmd_fail(c, "no such ref");
-			else if (deny_deletes &&
-				 !strncmp(c->ref, "refs/heads/", 11))
-				push_cmd_fail(c, "deletion prohibited");
 			continue;
 		}
 		git_oid_fromraw(&nid, c->new_id);
@@ -938,6 +978,13 @@ static void apply_updates(struct rp *rp)
 
 		if (c->error)
 			continue;
+		if (c->missing) {
+			rp_say(rp, "warning: deleting a non-existent ref "
+			       "(%s)\n", c->ref);
+			continue;
+		}
+		if (c->warning)
+			rp_say(rp, "warning: %s (%s)\n", c->warning, c->ref);
 		if (ref_move(rp->repo, c->ref, c->old_id, c->new_id) == 0) {
 			c->applied = 1;
 			continue;
@@ -1250,8 +1297,8 @@ static void send_report(struct rp *rp)
 
 /* ---- entry point ---------------------------------------------------- */
 
-int git_receive_pack(const struct config *cfg, const char *app,
-		     const char *pusher, struct git_io *io)
+int receive_pack(const struct config *cfg, const char *app,
+		 const char *pusher, int version, struct gitsvc_io *io)
 {
 	struct rp rp;
 	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
@@ -1262,6 +1309,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	rp.app = app;
 	rp.pusher = pusher ? pusher : "unknown";
 	rp.io = io;
+	rp.version = version == 1 ? 1 : 0;
 	push_request_init(&rp.req);
 	opened = gitsvc_repo_open(&rp.repo, &rp.repo_path, cfg, app, io);
 	if (opened < 0 && opened != ERR_NOTFOUND)
@@ -1269,6 +1317,7 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	lg2 = 1;
 	rp.rd = xmalloc(sizeof(*rp.rd));
 	pkt_reader_init(rp.rd, io);
+	rp.rd->timeout_ms = (int)cfg->git_timeout_ms;
 	if (advertise(&rp) < 0)
 		goto out;
 	if (push_request_read(&rp.req, rp.rd) < 0) {
@@ -1294,8 +1343,12 @@ int git_receive_pack(const struct config *cfg, const char *app,
 	if (!rp.repo && need_pack && repo_create(&rp) < 0) {
 		rp.unpack_error = xstrdup(error_last());
 	} else if (!rp.repo) {
-		for (i = 0; i < rp.req.n; i++)
-			push_cmd_fail(&rp.req.cmds[i], "no such ref");
+		/* only deletes, of refs that cannot be there (git: ok) */
+		for (i = 0; i < rp.req.n; i++) {
+			rp.req.cmds[i].missing = 1;
+			rp_say(&rp, "warning: deleting a non-existent ref "
+			       "(%s)\n", rp.req.cmds[i].ref);
+		}
 	} else if (need_pack && receive_pack_data(&rp) < 0) {
 		rp.unpack_error = xstrdup(error_last());
 	}

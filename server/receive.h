@@ -1,8 +1,8 @@
 /*
  * receive: the server side of `git push` (receive-pack, protocol v0) on
- * libgit2.  git_receive_pack() (gitsvc.h) is the entry point; this header
- * exposes the request parser on its own so it can be unit-tested and
- * fuzzed without a repository.
+ * libgit2.  receive_pack() is the entry point; this header also exposes
+ * the request parser on its own so it can be unit-tested and fuzzed
+ * without a repository.
  *
  * The request, after our ref advertisement:
  *   PKT(shallow SP id)*              only from a shallow clone
@@ -10,15 +10,34 @@
  *   PKT(old SP new SP ref)*          more commands
  *   flush
  *   [PKT(option)* flush]             only if push-options was agreed
- *   raw pack to EOF                  unless every command is a delete
+ *   raw pack                         unless every command is a delete;
+ *                                    it ends at its trailer (packscan.h)
  */
 #ifndef BERTH_RECEIVE_H
 #define BERTH_RECEIVE_H
 
 #include <stddef.h>
 
+#include "gitsvc.h"
 #include "pktline.h"
 #include "util.h"
+
+struct config;
+
+/*
+ * Serve one push to ROOT/apps/APP/repo.git (created on first push).
+ * pusher names the key's user (for release metadata).  Returns the exit
+ * status for the client: 0 when every ref was accepted (and deployed).
+ * For the deploy it forks a child (pipeline_run()) and waitpid()s for it:
+ * the caller must not ignore SIGCHLD nor reap that child itself, and every
+ * fd it holds should be CLOEXEC so builds do not inherit the connection.
+ * version: 1 starts the advertisement with "version 1"; push has no
+ * protocol v2, so 2 is served as 0 (as git does).  The read side is read
+ * only as far as the request goes (the pack ends at its trailer); the
+ * caller writes nothing on the transport while this runs.
+ */
+int receive_pack(const struct config *cfg, const char *app,
+		 const char *pusher, int version, struct gitsvc_io *io);
 
 #define PUSH_MAX_COMMANDS 1000	/* refs in one push */
 #define PUSH_MAX_OPTIONS 100	/* push options in one push */
@@ -43,6 +62,8 @@ struct push_cmd {
 	const char *error;	/* NULL while fine; else the "ng" reason */
 	char *error_owned;	/* error, when it was formatted */
 	int applied;		/* the ref was moved (atomic rollback) */
+	int missing;		/* a delete of a ref that is not there: ok */
+	const char *warning;	/* said to the pusher when it moves */
 };
 
 struct push_request {

@@ -22,7 +22,7 @@
 
 #include "config.h"
 #include "control.h"
-#include "gitsvc.h"
+#include "gitserve.h"
 #include "keys.h"
 #include "log.h"
 #include "loop.h"
@@ -32,8 +32,16 @@
 
 extern char **environ;
 
-/* under the state directory */
-#define HOST_KEY "host/ssh_host_ed25519_key"
+/* under the state directory: ed25519, and ECDSA P-256 for clients
+ * without ed25519 (JSch in JGit and Eclipse) */
+static const struct {
+	const char *path;
+	enum ssh_keytypes_e type;
+	int bits;
+} host_keys[] = {
+	{ "host/ssh_host_ed25519_key", SSH_KEYTYPE_ED25519, 0 },
+	{ "host/ssh_host_ecdsa_key", SSH_KEYTYPE_ECDSA_P256, 256 },
+};
 #define DEFAULT_LISTEN "0.0.0.0:2222"
 #define AUTH_TIMEOUT_S 30	/* accept to an authenticated exec request */
 #define MAX_AUTH_TRIES 10
@@ -131,10 +139,11 @@ out:
  * Written to a temporary name under umask 077 and renamed: a crash never
  * leaves a half-written key that every later session would choke on.
  */
-static int host_key_ensure(const char *root)
+static int host_key_ensure(const char *root, const char *file,
+			   enum ssh_keytypes_e type, int bits)
 {
 	char *dir = xasprintf("%s/host", root);
-	char *path = xasprintf("%s/%s", root, HOST_KEY);
+	char *path = xasprintf("%s/%s", root, file);
 	char *tmp = xasprintf("%s.new", path);
 	ssh_key key = NULL;
 	mode_t old;
@@ -151,7 +160,7 @@ static int host_key_ensure(const char *root)
 		ret = 0;
 		goto out;
 	}
-	if (ssh_pki_generate(SSH_KEYTYPE_ED25519, 0, &key) != SSH_OK) {
+	if (ssh_pki_generate(type, bits, &key) != SSH_OK) {
 		error_set("cannot generate a host key");
 		goto out;
 	}
@@ -253,9 +262,13 @@ int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
 		cfg->ssh_listen : DEFAULT_LISTEN;
 	int fd = -1;
 
+	size_t i;
+
 	*out = NULL;
-	if (host_key_ensure(cfg->root) < 0)
-		return -1;
+	for (i = 0; i < ARRAY_SIZE(host_keys); i++)
+		if (host_key_ensure(cfg->root, host_keys[i].path,
+				    host_keys[i].type, host_keys[i].bits) < 0)
+			return -1;
 	fd = listen_on(spec);
 	if (fd < 0)
 		return -1;
@@ -415,6 +428,7 @@ struct session {
 	int admin;
 	int auth_failures;
 	char *command;		/* the exec request */
+	char *git_protocol;	/* the GIT_PROTOCOL env request, or NULL */
 	int shell;		/* a shell was asked for instead */
 	char peer[INET6_ADDRSTRLEN + 8];
 	char peer_ip[INET6_ADDRSTRLEN];	/* for from= in authorized_keys */
@@ -500,8 +514,14 @@ static int chan_exec(ssh_session ssh, ssh_channel chan, const char *command,
 static int chan_env(ssh_session ssh, ssh_channel chan, const char *name,
 		    const char *value, void *arg)
 {
-	/* GIT_PROTOCOL too: refusing it means protocol v0 */
-	return -1;
+	struct session *s = arg;
+
+	/* git asks for protocol v2 this way; no other variable is taken */
+	if (strcmp(name, "GIT_PROTOCOL") || strlen(value) > 256 ||
+	    s->git_protocol)
+		return -1;
+	s->git_protocol = xstrdup(value);
+	return 0;
 }
 
 static int chan_subsystem(ssh_session ssh, ssh_channel chan,
@@ -613,9 +633,9 @@ static ssize_t chan_read(struct session *s, void *buf, size_t len,
 	}
 }
 
-static ssize_t io_read(void *ctx, void *buf, size_t len)
+static ssize_t io_read(void *ctx, void *buf, size_t len, int timeout_ms)
 {
-	return chan_read(ctx, buf, len, -1);
+	return chan_read(ctx, buf, len, timeout_ms);
 }
 
 static int io_write(void *ctx, const void *buf, size_t len)
@@ -919,12 +939,12 @@ out:
 
 static int run_command(struct session *s)
 {
-	enum git_service svc;
-	struct git_io io;
+	enum gitsvc_service svc;
+	struct gitsvc_io io;
 	char *app = NULL;
 	int r, ret;
 
-	r = git_parse_command(s->command, &svc, &app);
+	r = gitsvc_parse_command(s->command, &svc, &app);
 	if (r == ERR_NOTFOUND)
 		return run_engine_command(s);
 	if (r < 0) {
@@ -934,14 +954,8 @@ static int run_command(struct session *s)
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
-	error_clear();
-	if (svc == GIT_SERVICE_RECEIVE_PACK)
-		ret = git_receive_pack(s->cfg, app, s->user, &io);
-	else
-		ret = git_upload_pack(s->cfg, app, &io);
-	if (ret != 0 && error_last()[0])
-		log_warnx("%s %s: %s", svc == GIT_SERVICE_RECEIVE_PACK ?
-			  "receive-pack" : "upload-pack", app, error_last());
+	ret = gitserve_run(s->cfg, svc, app, s->user,
+			   gitsvc_protocol_version(s->git_protocol), &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;
@@ -1048,9 +1062,10 @@ int session_main(const struct config *cfg, int fd)
 {
 	struct session s;
 	ssh_bind bind = NULL;
-	char *hostkey = xasprintf("%s/%s", cfg->root, HOST_KEY);
+	char *hostkey = NULL;
 	bool no = false;
 	int one = 1, ret = 1, status;
+	size_t i;
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
@@ -1074,12 +1089,24 @@ int session_main(const struct config *cfg, int fd)
 		goto out;
 	}
 	if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_PROCESS_CONFIG,
-				 &no) < 0 ||
-	    ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY, hostkey) < 0) {
-		log_warnx("cannot load host key '%s': %s", hostkey,
-			  ssh_get_error(bind));
+				 &no) < 0) {
+		log_warnx("cannot set up the session: %s", ssh_get_error(bind));
 		close(fd);
 		goto out;
+	}
+	for (i = 0; i < ARRAY_SIZE(host_keys); i++) {
+		free(hostkey);
+		hostkey = xasprintf("%s/%s", cfg->root, host_keys[i].path);
+		/* a key made by an older berth may be all there is */
+		if (i > 0 && !path_exists(hostkey))
+			continue;
+		if (ssh_bind_options_set(bind, SSH_BIND_OPTIONS_HOSTKEY,
+					 hostkey) < 0) {
+			log_warnx("cannot load host key '%s': %s", hostkey,
+				  ssh_get_error(bind));
+			close(fd);
+			goto out;
+		}
 	}
 	if (ssh_bind_accept_fd(bind, s.ssh, fd) != SSH_OK) {
 		log_warnx("%s: %s", s.peer, ssh_get_error(bind));
@@ -1136,6 +1163,7 @@ out:
 	free(hostkey);
 	free(s.user);
 	free(s.command);
+	free(s.git_protocol);
 	buf_release(&s.out);
 	buf_release(&s.err);
 	return ret;

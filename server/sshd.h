@@ -1,9 +1,10 @@
 /*
  * sshd: berth's own SSH endpoint (libssh).
  *
- * Engine side: sshd_start() binds cfg->ssh_listen, makes the ed25519 host
- * key under ROOT/host on first start, and watches the listening socket in
- * the engine's loop.  Each accepted connection is handed (as fd 3) to a
+ * Engine side: sshd_start() binds cfg->ssh_listen, makes the host keys
+ * (ed25519, and ECDSA P-256 for clients without ed25519) under ROOT/host
+ * on first start, and watches the listening socket in the engine's loop.
+ * Each accepted connection is handed (as fd 3) to a
  * fresh session process, "berth session", started through spawn; at most
  * cfg->max_sessions run at once, extra connections are closed at once.
  * The engine never parses SSH traffic itself.

@@ -59,8 +59,11 @@ test_expect_success 'the log rotates by size' '
 	test $(wc -l <out) -eq 5
 '
 
+# The newest line before the stop: with a 4 KiB log_max_size the oldest
+# ones may rightly be rotated out by what the restart itself logs.
 test_expect_success 'the log survives an engine restart' '
-	berth logs rel -n 1000 | head -n 1 >first &&
+	berth logs rel -n 1000 | tail -n 1 >first &&
+	test -s first &&
 	stop_berth &&
 	start_berth &&
 	retry_until 20 apps_line_matches "^rel +running" &&

@@ -104,6 +104,28 @@ test_expect_success 'a bad repository path is refused over ssh' '
 	test ! -e bad
 '
 
+test_expect_success 'a client that stalls mid-push is dropped after git_timeout, over ssh too' '
+	repo="$BERTH_ROOT/apps/gitapp/repo.git" &&
+	echo "git_timeout: 1s" >>"$BERTH_ROOT/berth.yaml" &&
+	test_when_finished "sed -i /^git_timeout/d \"$BERTH_ROOT/berth.yaml\"" &&
+	old=$(git --git-dir="$repo" rev-parse main) &&
+	echo five >src/f &&
+	commit_all src five &&
+	new=$(git -C src rev-parse HEAD) &&
+	printf "%s\n^%s\n" "$new" "$old" | git -C src pack-objects --revs --stdout -q >p.pack &&
+	line="$old $new refs/heads/main" &&
+	mkfifo feed || return 1
+	{ $GIT_SSH_COMMAND -p "$SSH_PORT" git@127.0.0.1 "git-receive-pack '\''gitapp'\''" \
+		<feed >reply 2>stderr; echo $? >rc; } &
+	exec 3>feed &&
+	{ printf "%04x%s0000" $((${#line} + 4)) "$line" && head -c 30 p.pack; } >&3 &&
+	retry_until 30 test -s rc &&
+	exec 3>&- &&
+	test "$(cat rc)" = 1 &&
+	test "$(git --git-dir="$repo" rev-parse main)" = "$old" &&
+	grep "timed out waiting" "$TRASH/berth.log"
+'
+
 test_expect_success 'the server repository is sound' '
 	git --git-dir="$BERTH_ROOT/apps/gitapp/repo.git" fsck --strict 2>&1 &&
 	ls "$BERTH_ROOT/apps/gitapp/repo.git/objects" >dirs &&

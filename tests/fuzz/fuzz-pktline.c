@@ -14,7 +14,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r;
 	struct push_request req;

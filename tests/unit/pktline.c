@@ -17,7 +17,7 @@
 static void test_reader(size_t chunk)
 {
 	static const char in[] = "0009hello0000" "0004" "000aworld\n";
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r = xmalloc(sizeof(*r));
 	const char *d;
@@ -41,7 +41,7 @@ static void test_reader(size_t chunk)
 
 static int read_one(const char *in, size_t n)
 {
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r = xmalloc(sizeof(*r));
 	const char *d;
@@ -71,7 +71,7 @@ static void test_big_packets(void)
 {
 	size_t n = 3 * PKT_MAX, i, off = 0;
 	char *in = xmalloc(n);
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r = xmalloc(sizeof(*r));
 	const char *d;
@@ -111,7 +111,7 @@ static void test_big_packets(void)
 static void test_writer(void)
 {
 	struct buf out = BUF_INIT;
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	char *big;
 	size_t i, pkts = 0;
@@ -154,7 +154,7 @@ static void test_writer(void)
 /* Feed a request through the parser the way receive-pack reads it. */
 static int parse_request(struct push_request *req, const char *in, size_t n)
 {
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r = xmalloc(sizeof(*r));
 	int ret;
@@ -267,15 +267,15 @@ static void test_request(void)
 	buf_release(&in);
 }
 
-#define RP GIT_SERVICE_RECEIVE_PACK
-#define UP GIT_SERVICE_UPLOAD_PACK
+#define RP GITSVC_RECEIVE_PACK
+#define UP GITSVC_UPLOAD_PACK
 
 static void test_parse_command(void)
 {
 	static const struct {
 		const char *cmd;
 		int ret;
-		enum git_service svc;
+		enum gitsvc_service svc;
 		const char *app;
 	} cases[] = {
 		{ "git-receive-pack 'myapp'", 0, RP, "myapp" },
@@ -292,7 +292,10 @@ static void test_parse_command(void)
 		{ "git-receive-pack ''", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack", ERR_INVALID, 0, NULL },
 		{ "git-receive-pack $(id)", ERR_INVALID, 0, NULL },
-		{ "git-upload-archive 'myapp'", ERR_NOTFOUND, 0, NULL },
+		{ "git-upload-archive 'myapp'", 0, GITSVC_UPLOAD_ARCHIVE, "myapp" },
+		{ "/usr/bin/git-upload-pack 'myapp'", 0, UP, "myapp" },
+		{ "/usr/lib/git-core/git receive-pack myapp", 0, RP, "myapp" },
+		{ "/bin/yes 'myapp'", ERR_NOTFOUND, 0, NULL },
 		{ "git-receive-packx 'myapp'", ERR_NOTFOUND, 0, NULL },
 		{ "logs myapp", ERR_NOTFOUND, 0, NULL },
 		{ "", ERR_NOTFOUND, 0, NULL },
@@ -300,9 +303,9 @@ static void test_parse_command(void)
 	size_t i;
 
 	for (i = 0; i < ARRAY_SIZE(cases); i++) {
-		enum git_service svc = 0;
+		enum gitsvc_service svc = 0;
 		char *app = NULL;
-		int ret = git_parse_command(cases[i].cmd, &svc, &app);
+		int ret = gitsvc_parse_command(cases[i].cmd, &svc, &app);
 
 		ok(ret == cases[i].ret &&
 		   (ret != 0 || (svc == cases[i].svc && app &&
@@ -312,10 +315,10 @@ static void test_parse_command(void)
 		free(app);
 	}
 	{
-		enum git_service svc;
+		enum gitsvc_service svc;
 		char *app = NULL;
 
-		git_parse_command("git-receive-pack '../../etc'", &svc, &app);
+		gitsvc_parse_command("git-receive-pack '../../etc'", &svc, &app);
 		ok(strstr(error_last(),
 			  "'../../etc' is not a valid app name") != NULL,
 		   "bad path message names the path: %s", error_last());
@@ -326,7 +329,7 @@ static void test_parse_command(void)
 static void test_read_line(void)
 {
 	static const char in[] = "000bhave 1\n" "0000" "0008done";
-	struct git_io io;
+	struct gitsvc_io io;
 	struct pkt_memio m;
 	struct pkt_reader *r = xmalloc(sizeof(*r));
 	const char *d;
@@ -363,10 +366,10 @@ static int failing_write(void *ctx, const void *buf, size_t len)
 	return buf_add(&f->out, buf, len);
 }
 
-static int send_bandf(struct git_io *io, int *dead, int band,
+static int send_bandf(struct gitsvc_io *io, int *dead, int band,
 		      const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
-static int send_bandf(struct git_io *io, int *dead, int band,
+static int send_bandf(struct gitsvc_io *io, int *dead, int band,
 		      const char *fmt, ...)
 {
 	va_list ap;
@@ -382,7 +385,7 @@ static int send_bandf(struct git_io *io, int *dead, int band,
 static void test_send(void)
 {
 	struct failing_io f = { 0, 3, BUF_INIT };
-	struct git_io io = { &f, NULL, failing_write };
+	struct gitsvc_io io = { &f, NULL, failing_write };
 	int dead = 0;
 
 	ok(pkt_send(&io, &dead, "0000", 4) == 0 && !dead &&
