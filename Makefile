@@ -4,7 +4,7 @@
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
-DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib libcrypto
 B ?= build
 # V=1 shows the full compiler commands.
 Q = $(if $(V),,@)
@@ -12,12 +12,12 @@ Q = $(if $(V),,@)
 # Recursive (=) on purpose: expanded when a recipe runs, after the deps
 # target has installed what a fresh machine lacks.
 DEP_CFLAGS = $(shell $(PKG_CONFIG) --cflags $(DEPS) 2>/dev/null)
-DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null)
+DEP_LIBS = $(shell $(PKG_CONFIG) --libs $(DEPS) 2>/dev/null) -pthread
 
 WARN = -Wall -Wextra -Werror -Wstrict-prototypes -Wmissing-prototypes \
 	-Wshadow -Wpointer-arith -Wcast-qual -Wno-unused-parameter
 CFLAGS ?= -O2 -g
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) $(DEP_CFLAGS) -MMD -MP
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) $(DEP_CFLAGS) -MMD -MP
 ifdef SANITIZE
 ALL_CFLAGS += -fsanitize=$(SANITIZE) -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=$(SANITIZE)

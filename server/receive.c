@@ -29,8 +29,8 @@
 #include "gitrefs.h"
 #include "gitsvc.h"
 #include "log.h"
-#include "oidset.h"
-#include "packscan.h"
+#include "gitrepack.h"
+#include "indexpack.h"
 #include "pipeline.h"
 #include "pktline.h"
 #include "version.h"
@@ -263,6 +263,10 @@ struct rp {
 	int io_dead;		/* the client is gone: write nothing more */
 	char *quarantine;	/* objects/incoming-XXXXXX, or NULL */
 	char *pack_name;	/* "pack-HEX" in quarantine/pack, or NULL */
+	struct indexpack *ip;	/* the pushed pack, indexed */
+	git_odb *odb;		/* the repository's, for the indexer */
+	int progress_done;
+	int pack_installed;	/* a new pack went into objects/pack */
 	unsigned int pack_objects;
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
@@ -426,29 +430,72 @@ static void forget_new_repo(struct rp *rp)
 
 /* ---- receiving the pack --------------------------------------------- */
 
-static int index_progress(const git_indexer_progress *st, void *arg)
+/* What the indexer tells the person pushing, at most every 250 ms. */
+static void index_progress(void *arg, const struct indexpack_progress *st)
 {
 	struct rp *rp = arg;
 	int64_t now;
+	int end;
 
-	if (rp->quiet || !st->total_deltas ||
-	    st->received_objects < st->total_objects)
-		return 0;
+	if (rp->quiet || !rp->sideband || st->deltas == 0 ||
+	    st->received < st->objects)
+		return;
+	end = st->resolved == st->deltas;
 	now = now_ms();
-	if (st->indexed_deltas < st->total_deltas &&
-	    now - rp->progress_at < 250)
-		return 0;
+	if (!end && now - rp->progress_at < 250)
+		return;
+	if (end && rp->progress_done)
+		return;
+	rp->progress_done = end;
 	rp->progress_at = now;
 	rp_say(rp, "Resolving deltas: %3u%% (%u/%u)%s",
-	       (unsigned)((uint64_t)st->indexed_deltas * 100 /
-			  st->total_deltas),
-	       st->indexed_deltas, st->total_deltas,
-	       st->indexed_deltas == st->total_deltas ? ", done.\n" : "\r");
+	       (unsigned)((uint64_t)st->resolved * 100 / st->deltas),
+	       st->resolved, st->deltas, end ? ", done.\n" : "\r");
+}
+
+/* A thin pack's base, from the repository (indexpack.h). */
+static int index_read_base(void *arg, const unsigned char *id, int *type,
+			   unsigned char **data, size_t *len)
+{
+	struct rp *rp = arg;
+	git_odb_object *obj = NULL;
+	git_oid oid;
+
+	git_oid_fromraw(&oid, id);
+	if (git_odb_read(&obj, rp->odb, &oid) < 0)
+		return -1;
+	*type = (int)git_odb_object_type(obj);
+	*len = git_odb_object_size(obj);
+	*data = xmalloc(*len ? *len : 1);
+	memcpy(*data, git_odb_object_data(obj), *len);
+	git_odb_object_free(obj);
 	return 0;
+}
+
+/*
+ * Objects the repository holds end the closure check: they came in
+ * through an earlier checked push.  Most ids asked about are new, so they
+ * miss, and by default every miss makes libgit2 rescan objects/pack: skip
+ * that (a concurrent push only adds objects we would take as a shortcut).
+ */
+static int have_object(git_odb *odb, const git_oid *id)
+{
+	return git_odb_exists_ext(odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
+}
+
+static int index_have(void *arg, const unsigned char *id)
+{
+	struct rp *rp = arg;
+	git_oid oid;
+
+	git_oid_fromraw(&oid, id);
+	return have_object(rp->odb, &oid);
 }
 
 static void drop_quarantine(struct rp *rp)
 {
+	indexpack_free(rp->ip);
+	rp->ip = NULL;
 	if (rp->quarantine) {
 		if (rm_rf(rp->quarantine) < 0)
 			log_warnx("%s: %s", __func__, error_last());
@@ -458,19 +505,15 @@ static void drop_quarantine(struct rp *rp)
 }
 
 /*
- * Read the raw pack through libgit2's indexer, up to its trailer.  The
- * indexer gets the repository's odb so it can complete thin packs, and writes into a
- * quarantine directory inside objects/ (same filesystem for the final
- * rename, invisible to readers until then).
+ * Read the raw pack up to its trailer into berth's own indexer
+ * (indexpack.h), which completes thin packs from the repository's odb and
+ * writes into a quarantine directory inside objects/ (same filesystem for
+ * the final rename, invisible to readers until then).
  */
 static int receive_pack_data(struct rp *rp)
 {
-	git_indexer_options opts;
-	git_indexer_progress st;
-	git_indexer *idx = NULL;
-	struct packscan scan;
-	git_odb *odb = NULL;
-	char *packdir = NULL;
+	struct indexpack_opts opts;
+	char *packdir = NULL, hex[41];
 	static char chunk[65536];
 	uint64_t total = 0, max = (uint64_t)rp->cfg->max_pack_bytes;
 	git_config *gcfg = NULL;
@@ -485,9 +528,6 @@ static int receive_pack_data(struct rp *rp)
 		max = (uint64_t)repo_max;
 	git_config_free(gcfg);
 
-	memset(&st, 0, sizeof(st));
-	packscan_init(&scan);
-	git_indexer_options_init(&opts, GIT_INDEXER_OPTIONS_VERSION);
 	rp->quarantine = xasprintf("%s/objects/incoming-XXXXXX", rp->repo_path);
 	if (!mkdtemp(rp->quarantine)) {
 		error_setsys("cannot create '%s'", rp->quarantine);
@@ -499,22 +539,25 @@ static int receive_pack_data(struct rp *rp)
 		error_setsys("cannot create '%s'", packdir);
 		goto out;
 	}
-	if (git_repository_odb(&odb, rp->repo) < 0) {
+	if (!rp->odb && git_repository_odb(&rp->odb, rp->repo) < 0) {
 		gitsvc_lg2_error("cannot open object database");
 		goto out;
 	}
-	opts.progress_cb = index_progress;
-	opts.progress_cb_payload = rp;
-	if (git_indexer_new(&idx, packdir, 0, odb, &opts) < 0) {
-		gitsvc_lg2_error("cannot index pack");
+	memset(&opts, 0, sizeof(opts));
+	opts.dir = packdir;
+	/* a compressible object may inflate to far more than its pack */
+	opts.max_object = PUSH_MAX_OBJECT;
+	opts.read_base = index_read_base;
+	opts.have = index_have;
+	opts.progress = index_progress;
+	opts.arg = rp;
+	if (indexpack_new(&rp->ip, &opts) < 0)
 		goto out;
-	}
 	/*
 	 * The client keeps its side open for our report: the pack's own
-	 * framing says where it ends (packscan.h), never EOF.
+	 * framing says where it ends, never EOF.
 	 */
-	packscan_init(&scan);
-	while (!scan.done) {
+	while (!indexpack_done(rp->ip)) {
 		ssize_t n = pkt_read_raw(rp->rd, chunk, sizeof(chunk)), used;
 
 		if (n < 0)
@@ -523,7 +566,7 @@ static int receive_pack_data(struct rp *rp)
 			error_set("bad pack: the stream ended inside the pack");
 			goto out;
 		}
-		used = packscan_feed(&scan, chunk, (size_t)n);
+		used = indexpack_feed(rp->ip, chunk, (size_t)n);
 		if (used < 0)
 			goto out;
 		total += (uint64_t)used;
@@ -533,29 +576,20 @@ static int receive_pack_data(struct rp *rp)
 				  (unsigned long long)max);
 			goto out;
 		}
-		if (git_indexer_append(idx, chunk, (size_t)used, &st) < 0) {
-			gitsvc_lg2_error("bad pack");
-			goto out;
-		}
 	}
-	if (git_indexer_commit(idx, &st) < 0) {
-		gitsvc_lg2_error("bad pack");
+	if (indexpack_finish(rp->ip, hex) < 0)
 		goto out;
-	}
-	rp->pack_objects = st.total_objects;
-	rp->pack_name = xasprintf("pack-%s", git_indexer_name(idx));
-	if (!rp->quiet && st.total_objects)
+	rp->pack_objects = indexpack_count(rp->ip);
+	rp->pack_name = xasprintf("pack-%s", hex);
+	if (!rp->quiet && rp->pack_objects)
 		rp_say(rp, "Received %u objects (%llu KiB)%s\n",
-		       st.received_objects, (unsigned long long)(total / 1024),
-		       st.local_objects ? ", completed from the repository"
-					: "");
+		       rp->pack_objects, (unsigned long long)(total / 1024),
+		       indexpack_stats(rp->ip)->local
+			       ? ", completed from the repository" : "");
 	log_debug("'%s': pack of %u objects, %llu bytes", rp->app,
-		  st.total_objects, (unsigned long long)total);
+		  rp->pack_objects, (unsigned long long)total);
 	ret = 0;
 out:
-	packscan_release(&scan);
-	git_indexer_free(idx);
-	git_odb_free(odb);
 	free(packdir);
 	return ret;
 }
@@ -592,6 +626,7 @@ static int install_pack(struct rp *rp)
 			log_warn("%s: fsync '%s'", __func__, dir);
 		close(fd);
 	}
+	rp->pack_installed = 1;
 	if (git_repository_odb(&odb, rp->repo) < 0 ||
 	    git_odb_refresh(odb) < 0) {
 		gitsvc_lg2_error("cannot refresh object database");
@@ -606,110 +641,7 @@ out:
 	return ret;
 }
 
-/* ---- connectivity --------------------------------------------------- */
-
-/*
- * Most lookups here are for objects that are new, so they miss, and by
- * default every miss makes libgit2 rescan objects/pack: skip that, the
- * packs cannot change under us in a way that matters (a concurrent push
- * adds objects we would only use as a shortcut).
- */
-static int have_object(git_odb *odb, const git_oid *id)
-{
-	return git_odb_exists_ext(odb, id, GIT_ODB_LOOKUP_NO_REFRESH);
-}
-
-/*
- * Everything reachable from tip must exist.  Objects the repository
- * already had are trusted (they came in through an earlier checked push)
- * and end the walk, so the cost is proportional to what was pushed.
- * 'check' is a second handle on the repository whose odb 'codb' also
- * sees the quarantined pack; 'old' is the odb without it.
- */
-static int check_connected(git_repository *check, git_odb *codb,
-			   git_odb *old, struct oidset *seen,
-			   const git_oid *tip)
-{
-	struct oidvec st = OIDVEC_INIT;
-	git_object *obj = NULL;
-	char hex[GIT_OID_HEXSZ + 1];
-	int ret = -1;
-
-	oidvec_push(&st, tip);
-	while (st.n) {
-		git_oid id;
-		size_t i, n;
-
-		git_oid_cpy(&id, &st.v[--st.n]);
-		if (!oidset_insert(seen, &id, NULL) || have_object(old, &id))
-			continue;
-		if (git_object_lookup(&obj, check, &id, GIT_OBJECT_ANY) < 0)
-			goto missing;
-		switch (git_object_type(obj)) {
-		case GIT_OBJECT_COMMIT: {
-			const git_commit *c = (const git_commit *)obj;
-
-			oidvec_push(&st, git_commit_tree_id(c));
-			n = git_commit_parentcount(c);
-			for (i = 0; i < n; i++)
-				oidvec_push(&st, git_commit_parent_id(c,
-						(unsigned)i));
-			break;
-		}
-		case GIT_OBJECT_TREE: {
-			const git_tree *t = (const git_tree *)obj;
-
-			n = git_tree_entrycount(t);
-			for (i = 0; i < n; i++) {
-				const git_tree_entry *e =
-					git_tree_entry_byindex(t, i);
-				const git_oid *eid = git_tree_entry_id(e);
-
-				switch (git_tree_entry_type(e)) {
-				case GIT_OBJECT_TREE:
-					oidvec_push(&st, eid);
-					break;
-				case GIT_OBJECT_BLOB:
-					/* no links: existence is enough */
-					if (oidset_insert(seen, eid, NULL) &&
-					    !have_object(old, eid) &&
-					    !have_object(codb, eid))
-						goto missing_eid;
-					break;
-				default:
-					/* gitlinks: other repositories */
-					break;
-				}
-				continue;
-missing_eid:
-				git_oid_tostr(hex, sizeof(hex), eid);
-				error_set("missing necessary objects (%s)",
-					  hex);
-				goto out;
-			}
-			break;
-		}
-		case GIT_OBJECT_TAG:
-			oidvec_push(&st,
-				      git_tag_target_id((const git_tag *)obj));
-			break;
-		default:
-			break;
-		}
-		git_object_free(obj);
-		obj = NULL;
-		continue;
-missing:
-		git_oid_tostr(hex, sizeof(hex), &id);
-		error_set("missing necessary objects (%s)", hex);
-		goto out;
-	}
-	ret = 0;
-out:
-	git_object_free(obj);
-	oidvec_release(&st);
-	return ret;
-}
+/* ---- checks --------------------------------------------------------- */
 
 static int repo_config_bool(git_repository *repo, const char *key, int def)
 {
@@ -814,6 +746,30 @@ static void check_delete(struct rp *rp, struct push_cmd *c,
 }
 
 /*
+ * The new tip and everything it reaches exist: the tip is in the pack,
+ * whose closure the indexer checked (each link is in the pack or in the
+ * repository), or in the repository, which is closed already.
+ */
+static int tip_complete(struct rp *rp, git_odb *old, const git_oid *tip)
+{
+	const unsigned char *m;
+	char hex[GIT_OID_HEXSZ + 1];
+
+	if (!rp->ip || !indexpack_lookup(rp->ip, tip->id)) {
+		if (have_object(old, tip))
+			return 0;
+		git_oid_tostr(hex, sizeof(hex), tip);
+		return error_set("missing necessary objects (%s)", hex);
+	}
+	m = indexpack_missing(rp->ip);
+	if (m) {
+		pack_id_hex(hex, m);
+		return error_set("missing necessary objects (%s)", hex);
+	}
+	return 0;
+}
+
+/*
  * Per-command checks before anything moves: ref name, expected old value,
  * the new tip is complete, branch tips are commits, and (if the repository
  * sets receive.denyNonFastForwards / receive.denyDeletes) history rules.
@@ -823,7 +779,6 @@ static int check_commands(struct rp *rp)
 	git_repository *check = NULL;
 	git_odb *old = NULL, *codb = NULL;
 	git_odb_backend *be = NULL;
-	struct oidset seen = OIDSET_INIT;
 	char *idxpath = NULL;
 	int deny_nonff, deny_deletes, ret = -1;
 	size_t i;
@@ -879,13 +834,11 @@ static int check_commands(struct rp *rp)
 			continue;
 		}
 		git_oid_fromraw(&nid, c->new_id);
-		if (check_connected(check, codb, old, &seen, &nid) < 0) {
+		if (tip_complete(rp, old, &nid) < 0) {
 			/* git's words when a shallow clone lacks our history */
 			if (rp->req.n_shallow)
 				push_cmd_fail(c, "shallow update not allowed");
 			push_cmd_fail(c, "%s", error_last());
-			/* a failed walk may have marked incomplete objects */
-			oidset_release(&seen);
 			continue;
 		}
 		if (!strncmp(c->ref, "refs/heads/", 11)) {
@@ -906,7 +859,6 @@ static int check_commands(struct rp *rp)
 	}
 	ret = 0;
 out:
-	oidset_release(&seen);
 	git_odb_free(codb);
 	git_odb_free(old);
 	git_repository_free(check);
@@ -1427,6 +1379,9 @@ int receive_pack(const struct config *cfg, const char *app,
 	send_report(&rp);
 	if (rp.sideband)
 		pkt_send(io, &rp.io_dead, "0000", 4);
+	/* the client has its answer: fold the packs if there are many */
+	if (rp.repo && rp.pack_installed)
+		gitrepack_maybe_start(rp.repo_path);
 	status = rp.unpack_error ? 1 : 0;
 	for (i = 0; i < rp.req.n; i++)
 		if (rp.req.cmds[i].error)
@@ -1435,6 +1390,7 @@ out:
 	drop_quarantine(&rp);
 	free(rp.unpack_error);
 	push_request_release(&rp.req);
+	git_odb_free(rp.odb);
 	git_repository_free(rp.repo);
 	free(rp.repo_path);
 	free(rp.rd);

@@ -11,7 +11,7 @@
  *   flush
  *   [PKT(option)* flush]             only if push-options was agreed
  *   raw pack                         unless every command is a delete;
- *                                    it ends at its trailer (packscan.h)
+ *                                    it ends at its trailer (indexpack.h)
  */
 #ifndef BERTH_RECEIVE_H
 #define BERTH_RECEIVE_H
@@ -43,6 +43,7 @@ int receive_pack(const struct config *cfg, const char *app,
 #define PUSH_MAX_OPTIONS 100	/* push options in one push */
 #define PUSH_OPTION_MAX 1024	/* bytes in one push option */
 #define PUSH_REF_MAX 1024	/* bytes in one ref name */
+#define PUSH_MAX_OBJECT ((uint64_t)2 << 30) /* one object, inflated */
 
 enum push_caps {
 	PUSH_REPORT_STATUS = 1 << 0,

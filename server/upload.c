@@ -10,8 +10,8 @@
  *          multi_ack_detailed or neither) -> done -> pack;
  *   v2:    advertise capabilities -> commands: ls-refs, fetch (each
  *          request complete in itself: wants, haves, done, deepen...).
- * The pack comes from git_packbuilder over a walk of the wants minus what
- * the client has, is never thin (thin-pack is not advertised), and
+ * The pack is written by packwrite.c from a walk of the wants minus what
+ * the client has (its bytes copied from the stored packs, deltas reused), is never thin (thin-pack is not advertised), and
  * streams on side-band 1 with progress on band 2.  For a shallow answer
  * the walk is ours (libgit2's revwalk knows no shallow boundaries).
  */
@@ -27,6 +27,7 @@
 #include "config.h"
 #include "gitrefs.h"
 #include "log.h"
+#include "packwrite.h"
 #include "pktline.h"
 #include "version.h"
 
@@ -383,8 +384,9 @@ static int load_refs(struct up *u)
 static int advertise_v0(struct up *u)
 {
 	static const char caps_fmt[] =
-		"multi_ack side-band-64k shallow deepen-since deepen-not "
-		"deepen-relative no-progress include-tag multi_ack_detailed"
+		"multi_ack side-band-64k ofs-delta shallow deepen-since "
+		"deepen-not deepen-relative no-progress include-tag "
+		"multi_ack_detailed"
 		"%s%s object-format=sha1 agent=berth/" BERTH_VERSION;
 	struct buf out = BUF_INIT;
 	char hex[GIT_OID_HEXSZ + 1], *caps = NULL, *target = NULL;
@@ -894,7 +896,7 @@ out:
 
 /* ---- the pack ------------------------------------------------------- */
 
-static int send_chunk(void *data, size_t size, void *arg)
+static int send_chunk(const void *data, size_t size, void *arg)
 {
 	struct up *u = arg;
 
@@ -903,12 +905,71 @@ static int send_chunk(void *data, size_t size, void *arg)
 	return pkt_send(u->io, &u->io_dead, data, size);
 }
 
+/* Bytes of the pack, inside band 1 when side-band was agreed. */
+static int send_pack_bytes(void *arg, const void *data, size_t size)
+{
+	return send_chunk(data, size, arg);
+}
+
+/* An object no stored pack holds (a loose one), for packwrite. */
+static int read_loose(void *arg, const unsigned char *id, int *type,
+		      unsigned char **data, size_t *len)
+{
+	struct up *u = arg;
+	git_odb_object *obj = NULL;
+	git_oid oid;
+
+	git_oid_fromraw(&oid, id);
+	if (git_odb_read(&obj, u->odb, &oid) < 0)
+		return -1;
+	*type = (int)git_odb_object_type(obj);
+	*len = git_odb_object_size(obj);
+	*data = xmalloc(*len ? *len : 1);
+	memcpy(*data, git_odb_object_data(obj), *len);
+	git_odb_object_free(obj);
+	return 0;
+}
+
+/*
+ * A tree and what it holds, minus what the client has (held, may be NULL)
+ * and what is in the pack already.
+ */
+static int insert_tree(struct up *u, struct packwrite *pw, const git_oid *id,
+		       const struct oidset *held)
+{
+	git_tree *t = NULL;
+	size_t i, n;
+	int ret = -1;
+
+	if ((held && oidset_contains(held, id)) || !packwrite_add(pw, id->id))
+		return 0;
+	if (git_tree_lookup(&t, u->repo, id) < 0)
+		return gitsvc_lg2_error("cannot build pack");
+	n = git_tree_entrycount(t);
+	for (i = 0; i < n; i++) {
+		const git_tree_entry *e = git_tree_entry_byindex(t, i);
+		const git_oid *eid = git_tree_entry_id(e);
+
+		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
+			if (insert_tree(u, pw, eid, held) < 0)
+				goto out;
+		} else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
+			   !(held && oidset_contains(held, eid))) {
+			packwrite_add(pw, eid->id);
+		}
+	}
+	ret = 0;
+out:
+	git_tree_free(t);
+	return ret;
+}
+
 /*
  * A want's own objects: annotated tags (down their chain) and a tree or
  * blob at the end of one go in directly; *commit (1) is where a commit
  * walk starts.
  */
-static int insert_want(struct up *u, git_packbuilder *pb, const git_oid *want,
+static int insert_want(struct up *u, struct packwrite *pw, const git_oid *want,
 		       git_oid *commit)
 {
 	git_object *obj = NULL;
@@ -921,8 +982,8 @@ static int insert_want(struct up *u, git_packbuilder *pb, const git_oid *want,
 			goto out;
 		switch (git_object_type(obj)) {
 		case GIT_OBJECT_TAG:
-			if (git_packbuilder_insert(pb, &id, NULL) < 0 ||
-			    ++depth > 32)
+			packwrite_add(pw, id.id);
+			if (++depth > 32)
 				goto out;
 			git_oid_cpy(&id, git_tag_target_id((git_tag *)obj));
 			git_object_free(obj);
@@ -933,12 +994,11 @@ static int insert_want(struct up *u, git_packbuilder *pb, const git_oid *want,
 			ret = 1;
 			goto out;
 		case GIT_OBJECT_TREE:
-			if (git_packbuilder_insert_tree(pb, &id) < 0)
+			if (insert_tree(u, pw, &id, NULL) < 0)
 				goto out;
 			break;
 		default:
-			if (git_packbuilder_insert(pb, &id, NULL) < 0)
-				goto out;
+			packwrite_add(pw, id.id);
 			break;
 		}
 		break;
@@ -947,64 +1007,6 @@ static int insert_want(struct up *u, git_packbuilder *pb, const git_oid *want,
 out:
 	git_object_free(obj);
 	return ret;
-}
-
-/* A walk over the wanted commits, hiding what the client has. */
-static int new_walk(struct up *u, git_packbuilder *pb, git_revwalk **out,
-		    int *any)
-{
-	git_revwalk *walk = NULL;
-	git_oid c;
-	size_t i;
-	int r;
-
-	*any = 0;
-	if (git_revwalk_new(&walk, u->repo) < 0)
-		goto fail;
-	for (i = 0; i < u->req.wants.n; i++) {
-		r = insert_want(u, pb, &u->req.wants.v[i], &c);
-		if (r < 0)
-			goto fail;
-		if (r && git_revwalk_push(walk, &c) < 0)
-			goto fail;
-		*any |= r;
-	}
-	for (i = 0; i < u->common.n; i++)
-		if (git_revwalk_hide(walk, &u->common.v[i]) < 0)
-			goto fail;
-	*out = walk;
-	return 0;
-fail:
-	git_revwalk_free(walk);
-	return gitsvc_lg2_error("cannot build pack");
-}
-
-/* The usual case: libgit2 walks and picks the objects.  Commits sent go
- * into sent (only when include-tag needs them). */
-static int add_objects(struct up *u, git_packbuilder *pb,
-		       struct oidset *sent)
-{
-	git_revwalk *walk = NULL;
-	git_oid id;
-	int any, r;
-
-	if ((u->req.caps & UPLOAD_INCLUDE_TAG)) {
-		if (new_walk(u, pb, &walk, &any) < 0)
-			return -1;
-		while ((r = git_revwalk_next(&id, walk)) == 0)
-			oidset_insert(sent, &id, NULL);
-		git_revwalk_free(walk);
-		walk = NULL;
-		if (r != GIT_ITEROVER)
-			return gitsvc_lg2_error("cannot build pack");
-	}
-	if (new_walk(u, pb, &walk, &any) < 0)
-		return -1;
-	r = any ? git_packbuilder_insert_walk(pb, walk) : 0;
-	git_revwalk_free(walk);
-	if (r < 0)
-		return gitsvc_lg2_error("cannot build pack");
-	return 0;
 }
 
 /* Mark a tree and all below it as held by the client. */
@@ -1035,38 +1037,95 @@ out:
 	return ret;
 }
 
-/* A tree and what it holds, minus what the client has or we added. */
-static int insert_tree(struct up *u, git_packbuilder *pb, const git_oid *id,
-		       const char *name, struct oidset *done)
+/* The trees of the edge commits (the client has them) into held. */
+static int mark_edges(struct up *u, const struct oidvec *edges,
+		      struct oidset *held)
 {
-	git_tree *t = NULL;
-	size_t i, n;
-	int ret = -1;
+	git_commit *c = NULL;
+	size_t i;
+	int r;
 
-	if (!oidset_insert(done, id, NULL))
-		return 0;
-	if (git_packbuilder_insert(pb, id, name) < 0 ||
-	    git_tree_lookup(&t, u->repo, id) < 0)
-		return gitsvc_lg2_error("cannot build pack");
-	n = git_tree_entrycount(t);
-	for (i = 0; i < n; i++) {
-		const git_tree_entry *e = git_tree_entry_byindex(t, i);
-		const git_oid *eid = git_tree_entry_id(e);
-		const char *ename = git_tree_entry_name(e);
-
-		if (git_tree_entry_type(e) == GIT_OBJECT_TREE) {
-			if (insert_tree(u, pb, eid, ename, done) < 0)
-				goto out;
-		} else if (git_tree_entry_type(e) == GIT_OBJECT_BLOB &&
-			   oidset_insert(done, eid, NULL) &&
-			   git_packbuilder_insert(pb, eid, ename) < 0) {
-			gitsvc_lg2_error("cannot build pack");
-			goto out;
-		}
+	for (i = 0; i < edges->n; i++) {
+		if (git_commit_lookup(&c, u->repo, &edges->v[i]) < 0)
+			return gitsvc_lg2_error("cannot read commit");
+		r = mark_tree(u, git_commit_tree_id(c), held);
+		git_commit_free(c);
+		c = NULL;
+		if (r < 0)
+			return -1;
 	}
+	return 0;
+}
+
+/* Each commit in order, then its tree, minus what the client has. */
+static int insert_commits(struct up *u, struct packwrite *pw,
+			  const struct oidvec *order,
+			  const struct oidset *held)
+{
+	git_commit *c = NULL;
+	size_t i;
+	int r;
+
+	for (i = 0; i < order->n; i++) {
+		packwrite_add(pw, order->v[i].id);
+		if (git_commit_lookup(&c, u->repo, &order->v[i]) < 0)
+			return gitsvc_lg2_error("cannot build pack");
+		r = insert_tree(u, pw, git_commit_tree_id(c), held);
+		git_commit_free(c);
+		c = NULL;
+		if (r < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The usual case: the wants' history minus the commons' (a revwalk),
+ * then the trees, minus what the trees of the commons hold.  Commits
+ * sent go into sent.
+ */
+static int add_objects(struct up *u, struct packwrite *pw,
+		       struct oidset *sent)
+{
+	struct oidset held = OIDSET_INIT;
+	struct oidvec order = OIDVEC_INIT, edges = OIDVEC_INIT;
+	git_revwalk *walk = NULL;
+	git_oid id;
+	size_t i;
+	int r, ret = -1, any = 0;
+
+	if (git_revwalk_new(&walk, u->repo) < 0)
+		goto lg2;
+	for (i = 0; i < u->req.wants.n; i++) {
+		r = insert_want(u, pw, &u->req.wants.v[i], &id);
+		if (r < 0 || (r && git_revwalk_push(walk, &id) < 0))
+			goto lg2;
+		any |= r;
+	}
+	for (i = 0; i < u->common.n; i++) {
+		if (git_revwalk_hide(walk, &u->common.v[i]) < 0)
+			goto lg2;
+		if (edges.n < MAX_EDGES)
+			oidvec_push(&edges, &u->common.v[i]);
+	}
+	while (any && (r = git_revwalk_next(&id, walk)) == 0) {
+		oidset_insert(sent, &id, NULL);
+		oidvec_push(&order, &id);
+	}
+	if (any && r != GIT_ITEROVER)
+		goto lg2;
+	if (mark_edges(u, &edges, &held) < 0 ||
+	    insert_commits(u, pw, &order, &held) < 0)
+		goto out;
 	ret = 0;
+	goto out;
+lg2:
+	gitsvc_lg2_error("cannot build pack");
 out:
-	git_tree_free(t);
+	git_revwalk_free(walk);
+	oidset_release(&held);
+	oidvec_release(&order);
+	oidvec_release(&edges);
 	return ret;
 }
 
@@ -1076,13 +1135,12 @@ out:
  * and unshallowed commits, and their history down to the client's own
  * boundary) is left out, trees of the edge commits included.
  */
-static int add_shallow_objects(struct up *u, git_packbuilder *pb,
+static int add_shallow_objects(struct up *u, struct packwrite *pw,
 			       struct oidset *sent)
 {
-	struct oidset has = OIDSET_INIT, done = OIDSET_INIT;
+	struct oidset has = OIDSET_INIT, held = OIDSET_INIT;
 	struct oidvec todo = OIDVEC_INIT, order = OIDVEC_INIT;
 	struct oidvec parents = OIDVEC_INIT, edges = OIDVEC_INIT;
-	git_commit *c = NULL;
 	git_oid id;
 	size_t i, j;
 	int ret = -1, r;
@@ -1107,7 +1165,7 @@ static int add_shallow_objects(struct up *u, git_packbuilder *pb,
 		const git_oid *w = i < u->req.wants.n ? &u->req.wants.v[i] :
 				   &u->extra_wants.v[i - u->req.wants.n];
 
-		r = insert_want(u, pb, w, &id);
+		r = insert_want(u, pw, w, &id);
 		if (r < 0) {
 			gitsvc_lg2_error("cannot build pack");
 			goto out;
@@ -1134,33 +1192,13 @@ static int add_shallow_objects(struct up *u, git_packbuilder *pb,
 		}
 	}
 	/* the client has every object in its edge commits' trees */
-	for (i = 0; i < edges.n; i++) {
-		if (git_commit_lookup(&c, u->repo, &edges.v[i]) < 0) {
-			gitsvc_lg2_error("cannot read commit");
-			goto out;
-		}
-		r = mark_tree(u, git_commit_tree_id(c), &done);
-		git_commit_free(c);
-		c = NULL;
-		if (r < 0)
-			goto out;
-	}
-	for (i = 0; i < order.n; i++) {
-		if (git_packbuilder_insert(pb, &order.v[i], NULL) < 0 ||
-		    git_commit_lookup(&c, u->repo, &order.v[i]) < 0) {
-			gitsvc_lg2_error("cannot build pack");
-			goto out;
-		}
-		r = insert_tree(u, pb, git_commit_tree_id(c), "", &done);
-		git_commit_free(c);
-		c = NULL;
-		if (r < 0)
-			goto out;
-	}
+	if (mark_edges(u, &edges, &held) < 0 ||
+	    insert_commits(u, pw, &order, &held) < 0)
+		goto out;
 	ret = 0;
 out:
 	oidset_release(&has);
-	oidset_release(&done);
+	oidset_release(&held);
 	oidvec_release(&todo);
 	oidvec_release(&order);
 	oidvec_release(&parents);
@@ -1169,7 +1207,7 @@ out:
 }
 
 /* include-tag: annotated tags whose object goes out go out too. */
-static int add_tags(struct up *u, git_packbuilder *pb,
+static int add_tags(struct up *u, struct packwrite *pw,
 		    const struct oidset *sent)
 {
 	git_oid peeled, c;
@@ -1183,7 +1221,7 @@ static int add_tags(struct up *u, git_packbuilder *pb,
 		    peel_commit(u, &peeled, &c) != 1 ||
 		    !oidset_contains(sent, &c))
 			continue;
-		if (insert_want(u, pb, id, &c) < 0)
+		if (insert_want(u, pw, id, &c) < 0)
 			return gitsvc_lg2_error("cannot build pack");
 	}
 	return 0;
@@ -1193,39 +1231,47 @@ static int add_tags(struct up *u, git_packbuilder *pb,
  * header first. */
 static int send_pack(struct up *u)
 {
-	git_packbuilder *pb = NULL;
+	struct packwrite_opts po;
+	struct packwrite *pw = NULL;
 	struct oidset sent = OIDSET_INIT;
+	char *dir = NULL;
+	uint32_t whole, deltas, remade;
 	int ret = -1;
 
-	if (git_packbuilder_new(&pb, u->repo) < 0) {
-		gitsvc_lg2_error("cannot build pack");
+	dir = xasprintf("%sobjects/pack", git_repository_path(u->repo));
+	memset(&po, 0, sizeof(po));
+	po.pack_dir = dir;
+	po.ofs_delta = !!(u->req.caps & UPLOAD_OFS_DELTA);
+	po.read = read_loose;
+	po.write = send_pack_bytes;
+	po.arg = u;
+	if (packwrite_new(&pw, &po) < 0)
 		goto out;
-	}
-	git_packbuilder_set_threads(pb, 0);
 	if (upload_request_is_shallow(&u->req) ?
-	    add_shallow_objects(u, pb, &sent) < 0 :
-	    add_objects(u, pb, &sent) < 0)
+	    add_shallow_objects(u, pw, &sent) < 0 :
+	    add_objects(u, pw, &sent) < 0)
 		goto out;
-	if ((u->req.caps & UPLOAD_INCLUDE_TAG) && add_tags(u, pb, &sent) < 0)
+	if ((u->req.caps & UPLOAD_INCLUDE_TAG) && add_tags(u, pw, &sent) < 0)
 		goto out;
 	if (u->version == 2 && up_line(u, "packfile\n") < 0)
 		goto out;
 	u->pack_started = 1;
-	up_progress(u, "Counting objects: %zu, done.\n",
-		    git_packbuilder_object_count(pb));
-	if (git_packbuilder_foreach(pb, send_chunk, u) < 0) {
-		if (!u->io_dead)
-			gitsvc_lg2_error("cannot send pack");
-		else
+	up_progress(u, "Counting objects: %u, done.\n", packwrite_count(pw));
+	if (packwrite_send(pw) < 0) {
+		if (u->io_dead)
 			error_set("the client hung up during the pack");
 		goto out;
 	}
+	packwrite_stats(pw, &whole, &deltas, &remade);
+	log_debug("pack of %u objects: %u copied, %u deltas reused, %u made "
+		  "whole", packwrite_count(pw), whole, deltas, remade);
 	if (u->sideband && pkt_send(u->io, &u->io_dead, "0000", 4) < 0)
 		goto out;
 	ret = 0;
 out:
+	free(dir);
 	oidset_release(&sent);
-	git_packbuilder_free(pb);
+	packwrite_free(pw);
 	return ret;
 }
 

@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* The process's last error: single-threaded, like libgit2's per-thread one. */
-static char last_error[1024];
+/* The last error, per thread like libgit2's (indexpack.c has workers). */
+static _Thread_local char last_error[1024];
 
 int error_set(const char *fmt, ...)
 {

@@ -14,15 +14,17 @@ fi
 # rank of each file: a file may only use symbols of lower ranks
 rank() {
 	case $1 in
-	pktline|oidset|packscan) echo 1 ;;
-	gitsvc) echo 2 ;;
-	gitrefs) echo 3 ;;
-	receive|upload|gitarchive) echo 4 ;;
-	gitserve) echo 5 ;;
+	pktline|oidset|packfile) echo 1 ;;
+	indexpack|packwrite) echo 2 ;;
+	gitrepack) echo 3 ;;
+	gitsvc) echo 3 ;;
+	gitrefs) echo 4 ;;
+	receive|upload|gitarchive) echo 5 ;;
+	gitserve) echo 6 ;;
 	*) echo 9 ;;
 	esac
 }
-FILES="pktline oidset packscan gitsvc gitrefs receive upload gitarchive gitserve"
+FILES="pktline oidset packfile indexpack packwrite gitrepack gitsvc gitrefs receive upload gitarchive gitserve"
 
 test_expect_success 'which file defines each symbol' '
 	for f in $FILES; do

@@ -117,19 +117,21 @@ struct racer {
 	pid_t pid;
 	int stop[2];
 	int count[2];
+	int ready[2];
 };
 
 static void racer_start(struct racer *r, const char *a, const char *b)
 {
 	char *pa = at(a), *pb = at(b);
 
-	if (pipe(r->stop) < 0 || pipe(r->count) < 0)
+	if (pipe(r->stop) < 0 || pipe(r->count) < 0 || pipe(r->ready) < 0)
 		abort();
 	r->pid = fork();
 	if (r->pid == 0) {
 		long n = 0, i;
 
 		close(r->stop[1]);
+		close(r->ready[0]);
 		alarm(120);
 		if (setgroups(0, NULL) < 0 ||
 		    setresgid(NOBODY, NOBODY, NOBODY) < 0 ||
@@ -139,6 +141,15 @@ static void racer_start(struct racer *r, const char *a, const char *b)
 			if (renameat2(AT_FDCWD, pa, AT_FDCWD, pb,
 				      RENAME_EXCHANGE) == 0)
 				n++;
+			/* the walk under test starts only once the racer
+			 * has really swapped: on a busy machine it could
+			 * otherwise finish before the racer ran at all */
+			if (n == 1 && r->ready[1] >= 0) {
+				if (write(r->ready[1], "r", 1) < 0)
+					_exit(1);
+				close(r->ready[1]);
+				r->ready[1] = -1;
+			}
 			if (!(i & 63)) {
 				struct pollfd p = { r->stop[0], POLLIN, 0 };
 
@@ -152,6 +163,14 @@ static void racer_start(struct racer *r, const char *a, const char *b)
 	}
 	close(r->stop[0]);
 	close(r->count[1]);
+	close(r->ready[1]);
+	{
+		char c;
+
+		if (read(r->ready[0], &c, 1) != 1)
+			abort();
+	}
+	close(r->ready[0]);
 }
 
 static long racer_stop(struct racer *r)
