@@ -51,16 +51,58 @@ static void cmd_ps(struct engine *e, struct client *c, struct app *a,
 	app_cmd_ps(a, c);
 }
 
+/* A process name (web.1) or a type (web) for logs -p. */
+static int log_source_valid(const char *s)
+{
+	const char *dot = strchr(s, '.');
+	char type[33];
+	size_t k = dot ? (size_t)(dot - s) : strlen(s);
+
+	if (k == 0 || k >= sizeof(type))
+		return 0;
+	memcpy(type, s, k);
+	type[k] = '\0';
+	if (!proc_type_valid(type))
+		return 0;
+	return !dot || parse_long(dot + 1, 1000) > 0;
+}
+
 static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	long n = 100;
 	int follow = 0, i;
+	const char *want = NULL;
 
 	for (i = 2; i < argc; i++) {
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
 		    !strcmp(argv[i], "-t") || !strcmp(argv[i], "--tail")) {
 			follow = 1;
+		} else if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--ps")) &&
+			   i + 1 < argc) {
+			/* Dokku's -p PROC: a process (web.1) or a type (web) */
+			want = argv[++i];
+			if (!log_source_valid(want)) {
+				client_error(c, "invalid process '%s' (a type like web or a process like web.1)",
+					     want);
+				return;
+			}
+		} else if (!strcmp(argv[i], "--source") && i + 1 < argc) {
+			want = argv[++i];
+			if (!strcmp(want, "router")) {
+				client_error(c, "no router log: berth's nginx keeps no access log");
+				return;
+			}
+			if (strcmp(want, "cron") && strcmp(want, "run") &&
+			    strcmp(want, "release") && strcmp(want, "berth")) {
+				client_error(c, "unknown log source '%s' (cron, run, release, berth or a process type)",
+					     want);
+				return;
+			}
+		} else if (!want && i == 2 && argv[i][0] != '-' &&
+			   log_source_valid(argv[i])) {
+			/* Piku's "logs APP PROC" */
+			want = argv[i];
 		} else if ((!strcmp(argv[i], "-n") || !strcmp(argv[i], "--num")) &&
 			   i + 1 < argc) {
 			n = parse_long(argv[++i], 100000);
@@ -70,11 +112,11 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 		} else {
-			client_error(c, "usage: logs NAME [-n N] [-f]");
+			client_error(c, "usage: logs NAME [-n N] [-f] [-p PROC] [--source cron|run|release|berth]");
 			return;
 		}
 	}
-	app_cmd_logs(e, argv[1], n, follow, c);
+	app_cmd_logs(e, argv[1], n, follow, want, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -203,6 +245,12 @@ static void cmd_pg(struct engine *e, struct client *c, struct app *a,
 	app_cmd_pg(a, c);
 }
 
+static void cmd_url(struct engine *e, struct client *c, struct app *a,
+		    int argc, char **argv)
+{
+	app_cmd_url(a, c);
+}
+
 static void reply_buf(struct client *c, struct buf *out)
 {
 	char *line, *save = NULL;
@@ -249,7 +297,7 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps },
-	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs },
+	{ "logs", "logs NAME [-n N] [-f] [-p PROC] [--source S]", "the app's log; -f follows it; -p one process or type", 1, 2, 9, cmd_logs },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy },
 	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop },
@@ -260,6 +308,7 @@ static const struct command commands[] = {
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
+	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help },

@@ -20,6 +20,7 @@
 struct follower {
 	struct client *c;
 	struct follower *next;
+	char *want;		/* or NULL: every line */
 };
 
 struct logger {
@@ -80,6 +81,7 @@ void logger_free(struct logger *lg)
 		client_on_close(f->c, NULL, NULL);
 		client_ok(f->c);
 		client_unref(f->c);
+		free(f->want);
 		free(f);
 	}
 	if (lg->fd >= 0)
@@ -143,10 +145,13 @@ void logger_line(struct logger *lg, const char *source, const char *text,
 			client_on_close(f->c, NULL, NULL);
 			client_error(f->c, "log follower fell behind");
 			client_unref(f->c);
+			free(f->want);
 			free(f);
 			continue;
 		}
-		client_data(f->c, "%s", line.data);
+		if (!f->want || logger_source_matches(f->want, source,
+							  strlen(source)))
+			client_data(f->c, "%s", line.data);
 		pf = &f->next;
 	}
 	buf_release(&line);
@@ -164,12 +169,46 @@ void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	free(p);
 }
 
-void logger_follow(struct logger *lg, struct client *c)
+int logger_source_matches(const char *want, const char *source,
+			  size_t len)
+{
+	static const char *const scripts[] = { "release", "predeploy",
+					       "postdeploy" };
+	size_t k = strlen(want), i;
+
+	if (!strcmp(want, "release")) {
+		for (i = 0; i < ARRAY_SIZE(scripts); i++)
+			if (len == strlen(scripts[i]) &&
+			    !memcmp(source, scripts[i], len))
+				return 1;
+		return 0;
+	}
+	if (len == k && !memcmp(source, want, k))
+		return 1;
+	/* a type: "web" takes web.1, web.2 ... */
+	return len > k + 1 && !memcmp(source, want, k) && source[k] == '.' &&
+		!memchr(want, '.', k);
+}
+
+const char *logger_line_source(const char *line, size_t *len)
+{
+	const char *s = strchr(line, ' '), *e;
+
+	if (!s)
+		return NULL;
+	s++;
+	e = strchr(s, ' ');
+	*len = e ? (size_t)(e - s) : strlen(s);
+	return s;
+}
+
+void logger_follow(struct logger *lg, struct client *c, const char *want)
 {
 	struct follower *f = xcalloc(1, sizeof(*f));
 
 	client_ref(c);
 	f->c = c;
+	f->want = want ? xstrdup(want) : NULL;
 	f->next = lg->followers;
 	lg->followers = f;
 	client_on_close(c, follower_closed, lg);
@@ -183,6 +222,7 @@ void logger_unfollow(struct logger *lg, struct client *c)
 		if (f->c == c) {
 			*pf = f->next;
 			client_unref(c);
+			free(f->want);
 			free(f);
 			return;
 		}

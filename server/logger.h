@@ -23,7 +23,18 @@ void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len);
 void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void logger_follow(struct logger *lg, struct client *c);
+/* Follow the log: each new line to c.  want (copied; NULL: every line)
+ * keeps only the lines logger_source_matches() takes. */
+void logger_follow(struct logger *lg, struct client *c, const char *want);
+/* 1 if a line from 'source' is what 'want' asks for: the process itself
+ * ("web.1"), its type ("web" for web.N, "cron" for cron.N, "run" for
+ * run.N), or "release" for the deploy scripts (release, predeploy,
+ * postdeploy). */
+int logger_source_matches(const char *want, const char *source,
+			  size_t len);
+/* The source field of a log line ("STAMP SOURCE text"): *len bytes at
+ * the return value; NULL if the line has none. */
+const char *logger_line_source(const char *line, size_t *len);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);

@@ -1598,6 +1598,22 @@ static int load_file(struct buf *b, const char *dir, const char *name,
 	return ret;
 }
 
+/* Heroku's and Dokku's rule for Procfile types: with a web type, only
+ * web runs (1 process) unless app.json's formation gives a count; other
+ * types (a one-off "migrate", a "console", a buildpack's "rake") start at
+ * 0 until scaled.  An app without web (a worker-only app) runs each of
+ * its types once, or nothing would run at all. */
+static void procfile_default_scale(struct manifest *m)
+{
+	size_t i;
+
+	if (!manifest_proc(m, "web"))
+		return;
+	for (i = 0; i < m->nprocs; i++)
+		if (!m->procs[i].scale_set && strcmp(m->procs[i].type, "web"))
+			m->procs[i].scale = 0;
+}
+
 /* What sits beside the manifest: app.json, ENV, .env (when asked), the
  * buildpacks' config_vars; then crons out of the process types and
  * app.json's formation onto them.  procs_from names the file the
@@ -1644,6 +1660,8 @@ static int load_extras(struct manifest *m, const char *dir, struct buf *b,
 						     MANIFEST_BUILDPACK_CONFIG) < 0)
 		return -1;
 	manifest_apply_formation(m);
+	if (procs_from && !strcmp(procs_from, "Procfile"))
+		procfile_default_scale(m);
 	return 0;
 }
 

@@ -46,6 +46,8 @@ test_expect_success 'a Dokku app.json: what berth takes and what it ignores, eac
 	test_grep "remote:  !     app.json: berth ignores addons, healthchecks.web\[0\].port( |$)" out &&
 	test "$(grep -c "berth ignores" out)" = 1 &&
 	test_grep "remote: -----> Cron .0 1 \* \* \*.: echo hello \(app.json cron\[0\]\)" out &&
+	test_grep "remote:        predeploy-ran" out &&
+	test_grep "remote:        postdeploy-ran" out &&
 	test_grep "Release 1 of dokku is live" out
 '
 
@@ -106,6 +108,9 @@ test_expect_success 'a Heroku app.json: required and generated variables are sai
 	 "stack": "heroku-22"}
 	EOF
 	: >heroku/requirements.txt &&
+	mkdir heroku/bin &&
+	printf "#!/bin/sh\necho seeded\n" >heroku/bin/seed &&
+	chmod +x heroku/bin/seed &&
 	commit_all heroku one &&
 	push heroku >out &&
 	test_grep "remote: -----> app.json: postdeploy on the first deploy, 1 config default, 1 buildpack" out &&
@@ -114,6 +119,8 @@ test_expect_success 'a Heroku app.json: required and generated variables are sai
 	test_grep "remote:  !     app.json: config var SECRET_KEY_BASE wants a generated secret" out &&
 	test_grep_not "OPTIONAL" out &&
 	test_grep "remote: -----> Python app detected" out &&
+	test_grep "remote: -----> Running postdeploy command: bin/seed" out &&
+	test_grep "remote:        seeded" out &&
 	test_grep "Release 1 of heroku is live" out &&
 	retry_until 10 env_has heroku WEB_CONCURRENCY=2
 '
