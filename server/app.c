@@ -2225,7 +2225,8 @@ void app_cmd_rm(struct app *a, int drop_db, struct client *c)
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 {
 	struct strv env = STRV_INIT;
-	int i;
+	struct buf dec = BUF_INIT;
+	int i, first = 1, no_restart = 0, encoded = 0;
 	size_t j;
 	struct deploy_opts o;
 
@@ -2251,16 +2252,28 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		client_ok(c);
 		return;
 	}
-	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) || argc < 2) {
-		client_error(c, "usage: config NAME [set K=V... | unset K... | get K]");
+	/* Dokku's flags: --no-restart (saved, applied at the next deploy or
+	 * restart), --encoded (set: values in base64) */
+	for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
+		if (!strcmp(argv[first], "--no-restart"))
+			no_restart = 1;
+		else if (!strcmp(argv[first], "--encoded") &&
+			 !strcmp(argv[0], "set"))
+			encoded = 1;
+		else
+			break;
+	}
+	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) ||
+	    argc <= first) {
+		client_error(c, "usage: config NAME [set [--no-restart] [--encoded] K=V... | unset [--no-restart] K... | get K]");
 		return;
 	}
 	for (j = 0; j < a->env.n; j++)
 		strv_push(&env, a->env.v[j]);
-	for (i = 1; i < argc; i++) {
+	for (i = first; i < argc; i++) {
 		if (!strcmp(argv[0], "set")) {
 			char *eq = strchr(argv[i], '='), *k;
-			const char *v;
+			const char *v, *ch;
 
 			if (!eq) {
 				client_error(c, "config set: expected KEY=VALUE, got '%s'",
@@ -2273,14 +2286,27 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 				free(k);
 				goto out;
 			}
-			for (v = eq + 1; *v; v++)
-				if ((unsigned char)*v < 0x20 && *v != '\t') {
-					client_error(c, "the value of '%s' holds a control character",
+			v = eq + 1;
+			if (encoded) {
+				buf_reset(&dec);
+				if (base64_decode(&dec, eq + 1) < 0 ||
+				    memchr(dec.data, '\0', dec.len)) {
+					client_error(c, "the value of '%s' is not base64 of a text",
 						     k);
 					free(k);
 					goto out;
 				}
-			strv_env_set(&env, k, eq + 1);
+				v = dec.data;
+			}
+			for (ch = v; *ch; ch++)
+				if ((unsigned char)*ch < 0x20 && *ch != '\t') {
+					client_error(c, "the value of '%s' holds a control character%s",
+						     k, *ch == '\n' ?
+						     " (a new line: multi-line values are not supported yet)" : "");
+					free(k);
+					goto out;
+				}
+			strv_env_set(&env, k, v);
 			free(k);
 		} else {
 			if (!env_key_valid(argv[i])) {
@@ -2297,9 +2323,10 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		client_error(c, "%s", error_last());
 		goto out;
 	}
-	if (!a->live || a->stopped) {
-		client_data(c, "-----> Config of %s saved; it applies at the next start",
-			    a->name);
+	if (!a->live || a->stopped || no_restart) {
+		client_data(c, "-----> Config of %s saved; it applies at the next %s",
+			    a->name, no_restart && a->live && !a->stopped ?
+			    "deploy or restart" : "start");
 		client_ok(c);
 		goto out;
 	}
@@ -2319,6 +2346,7 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 	}
 out:
 	strv_release(&env);
+	buf_release(&dec);
 }
 
 static int cmp_int(const void *x, const void *y)

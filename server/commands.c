@@ -356,11 +356,24 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
 		if (strcmp(argv[0], aliases[i].from))
 			continue;
+		/* Dokku puts flags before the app name
+		 * (config:set --no-restart APP K=V): they move after it
+		 * and the subcommand. */
+		int flags = 1;
+
+		while (flags < argc && !strncmp(argv[flags], "--", 2))
+			flags++;
 		strv_push(&expanded, aliases[i].to);
-		for (k = 1; k < argc; k++) {
+		for (k = flags; k < argc; k++) {
 			strv_push(&expanded, argv[k]);
-			if (k == 1 && aliases[i].sub)
-				strv_push(&expanded, aliases[i].sub);
+			if (k == flags) {
+				int f;
+
+				if (aliases[i].sub)
+					strv_push(&expanded, aliases[i].sub);
+				for (f = 1; f < flags; f++)
+					strv_push(&expanded, argv[f]);
+			}
 		}
 		args = expanded.v;
 		argc = (int)expanded.n;

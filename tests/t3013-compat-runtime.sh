@@ -64,6 +64,39 @@ test_expect_success 'scale starts a type that was at 0, and it stays scaled on t
 	test_grep_not "^migrate" ps
 '
 
+# env_has APP KEY=VALUE: the app's web.1 has it in its environment
+env_has() {
+	local port
+	port=$(app_port "$1") && [ -n "$port" ] &&
+	curl -sf --max-time 5 "http://127.0.0.1:$port/env" | grep -qxF "$2"
+}
+
+test_expect_success 'config:set --no-restart (Dokku'\''s order) saves, the next restart applies' '
+	berth releases heroku >before &&
+	berth config:set --no-restart heroku QUIET=1 >out &&
+	test_grep "Config of heroku saved; it applies at the next deploy or restart" out &&
+	berth config heroku get QUIET >v &&
+	test "$(cat v)" = 1 &&
+	berth releases heroku >after &&
+	test_cmp before after &&
+	! env_has heroku QUIET=1 &&
+	berth restart heroku >/dev/null &&
+	retry_until 20 env_has heroku QUIET=1
+'
+
+test_expect_success 'config set --encoded takes base64 values; a bad one changes nothing' '
+	val=$(printf "a b=c;\$HOME" | base64) &&
+	berth config heroku set --encoded "ODD=$val" >out &&
+	retry_until 30 env_has heroku "ODD=a b=c;\$HOME" &&
+	test_must_fail berth config heroku set --encoded "BAD=@@@" 2>err &&
+	test_grep "the value of .BAD. is not base64 of a text" err &&
+	nl=$(printf "one\ntwo" | base64) &&
+	test_must_fail berth config:set --encoded heroku "NL=$nl" 2>err &&
+	test_grep "multi-line values are not supported yet" err &&
+	test_must_fail berth config heroku get BAD &&
+	test_must_fail berth config heroku get NL
+'
+
 test_expect_success 'a worker-only app runs its worker' '
 	new_app_repo onlyworker &&
 	cp "$TOP/tests/apps/worker.py" onlyworker/ &&
