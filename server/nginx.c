@@ -445,6 +445,12 @@ static int render_app(struct buf *b, const struct nginx *ng,
 		buf_addstr(b, "\tlocation / {\n"
 			      "\t\ttry_files $uri $uri/ =404;\n"
 			      "\t}\n");
+		/* never a dotfile (.env, .git*, .berth/, .profile.d/): a
+		 * pusher's secrets and berth's own files; .well-known/ (RFC
+		 * 8615) is public by definition */
+		buf_addstr(b, "\tlocation ~ /\\.(?!well-known/) {\n"
+			      "\t\treturn 404;\n"
+			      "\t}\n");
 	} else {
 		buf_addstr(b, "\tdefault_type text/plain;\n");
 		buf_addstr(b, "\tlocation / {\n"
