@@ -394,7 +394,10 @@ static void test_load(void)
 	p = manifest_proc(&m, "worker");
 	ok(p && p->scale == 3 && p->scale_set, "formation sets worker's scale");
 	p = manifest_proc(&m, "clock");
-	ok(p && p->scale == 1 && !p->scale_set, "clock keeps the default");
+	ok(p && p->scale == 0 && !p->scale_set,
+	   "clock starts at 0: beside web, Procfile types wait to be scaled");
+	p = manifest_proc(&m, "web");
+	ok(p && p->scale == 1 && !p->scale_set, "web starts once");
 	ok(m.ncrons == 2 && !strcmp(m.crons[0].cmd, "./hourly") &&
 	   !strcmp(m.crons[1].cmd, "./nightly"), "crons from both");
 	ok(!strcmp(m.health_path, "/json") && m.health_attempts == 2 &&
