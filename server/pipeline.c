@@ -701,6 +701,7 @@ static int pack_release(const struct pipeline_build *b, const char *packdir,
 		*eq = '=';
 	}
 	strv_release(&rel.env);
+	manifest_release(&po->last);	/* the empty one made above */
 	po->last = rel;
 	manifest_init(&rel);
 	ret = 0;
@@ -722,9 +723,9 @@ static int write_process_types(const struct pipeline_build *b,
 	int r, ret = -1, has_procfile;
 	size_t i, added = 0;
 
-	manifest_init(&app);
 	if (b->app_has_processes || !defaults->nprocs)
 		return 0;
+	manifest_init(&app);
 	r = build_read(&pf, b->build_dir, "Procfile", APP_YAML_MAX);
 	if (r < 0 && r != ERR_NOTFOUND)
 		goto out;
