@@ -863,7 +863,8 @@ static void sort_by_id(struct indexpack *ip)
 	ip->by_id = xmalloc(((size_t)ip->n + 1) * sizeof(*ip->by_id));
 	for (i = 0; i < ip->n; i++)
 		ip->by_id[i] = i;
-	qsort_r(ip->by_id, ip->n, sizeof(*ip->by_id), cmp_by_id, ip);
+	if (ip->n)
+		qsort_r(ip->by_id, ip->n, sizeof(*ip->by_id), cmp_by_id, ip);
 }
 
 /* The index of the resolved object id, or -1 (needs by_id). */
@@ -1032,7 +1033,8 @@ int indexpack_finish(struct indexpack *ip, char hex[41])
 	}
 	ip->pack_end = ip->offset - PACK_ID_LEN;
 	ip->prog.deltas = ip->n_deltas;
-	qsort(ip->refs, ip->n_refs, sizeof(*ip->refs), cmp_ref);
+	if (ip->n_refs)	/* refs is NULL without deltas */
+		qsort(ip->refs, ip->n_refs, sizeof(*ip->refs), cmp_ref);
 	index_children(ip);
 	if (map_pack(ip, ip->offset) < 0)
 		goto out;
