@@ -2763,6 +2763,27 @@ void app_cmd_stop(struct app *a, struct client *c)
 	free(ps);
 }
 
+/* An explicit restart applies config saved with set --no-restart (as
+ * Dokku's ps:restart does): a new release of the live bundle; crash
+ * restarts and restores never do. */
+void app_cmd_restart(struct app *a, struct client *c)
+{
+	struct strv renv = STRV_INIT;
+	struct deploy_opts o;
+
+	if (a->release &&
+	    release_env_read(a->dir, a->release, &renv) == 0 &&
+	    !env_equal(&renv, &a->env)) {
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	} else {
+		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	}
+	strv_release(&renv);
+}
+
 void app_cmd_start(struct app *a, struct client *c)
 {
 	struct strv renv = STRV_INIT;
@@ -2959,8 +2980,9 @@ static int config_changes(struct strv *changes, int set, int argc,
 		}
 		for (v = set ? eq + 1 : ""; *v; v++)
 			if ((unsigned char)*v < 0x20 && *v != '\t') {
-				client_error(c, "the value of '%s' holds a control character",
-					     k);
+				client_error(c, "the value of '%s' holds a control character%s",
+					     k, *v == '\n' ?
+					     " (a new line: multi-line values are not supported yet)" : "");
 				free(k);
 				return -1;
 			}
@@ -3063,8 +3085,8 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 	a->env = env;
 	memset(&env, 0, sizeof(env));
 	client_data(c, "-----> Config of %s saved; it applies at the next %s",
-		    a->name, no_restart && a->live && !a->stopped ? "deploy" :
-		    a->release ? "start" : "deploy");
+		    a->name, no_restart && a->live && !a->stopped ?
+		    "deploy or restart" : a->release ? "start" : "deploy");
 	client_ok(c);
 out:
 	free(path);

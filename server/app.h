@@ -170,6 +170,7 @@ void app_cmd_ps(struct app *a, struct client *c);
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		  const char *want, struct client *c);
 void app_cmd_stop(struct app *a, struct client *c);
+void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_rm(struct app *a, int drop_db, struct client *c);

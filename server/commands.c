@@ -215,7 +215,7 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 		client_error(c, "'%s' is stopped; use start", a->name);
 		return;
 	}
-	app_deploy(e, a->name, DEPLOY_RESTART, NULL, c);
+	app_cmd_restart(a, c);
 }
 
 static void cmd_stop(struct engine *e, struct client *c, struct app *a,
