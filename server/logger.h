@@ -39,6 +39,8 @@ int logger_source_matches(const char *line, const char *source);
  * outlive the follower, as a command's argument does). */
 void logger_follow_source(struct logger *lg, struct client *c,
 			  const char *source);
+/* Each follower gets its "ok" and is let go; the log stays open. */
+void logger_end_followers(struct logger *lg);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);
