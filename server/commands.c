@@ -433,7 +433,7 @@ static const struct command commands[] = {
 	{ "pg:psql", "pg:psql NAME", "psql as the app's role (ssh -t for a terminal)", 0, 1, -1, cmd_client_side, 0 },
 	{ "export", "export NAME [FILE|-]", "the app as one tar.gz: repository, live release, config, releases", 0, 1, -1, cmd_client_side, 0 },
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
-	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, CMD_LOCAL | CMD_HIDDEN },
+	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },

@@ -859,6 +859,7 @@ out:
 		postgres_free(e.pg);
 	}
 	apps_free(&e);
+	serverlog_end_followers();
 	clients_finish(&e, CLIENT_FINISH_MS);
 	health_shutdown();
 	if (e.file_cfg.root)

@@ -85,7 +85,7 @@ static void follower_closed(struct client *c, void *arg)
 	logger_unfollow(arg, c);
 }
 
-void logger_free(struct logger *lg)
+void logger_end_followers(struct logger *lg)
 {
 	struct follower *f, *next;
 
@@ -99,6 +99,14 @@ void logger_free(struct logger *lg)
 		free(f->want);
 		free(f);
 	}
+	lg->followers = NULL;
+}
+
+void logger_free(struct logger *lg)
+{
+	if (!lg)
+		return;
+	logger_end_followers(lg);
 	if (lg->fd >= 0)
 		close(lg->fd);
 	free(lg->dir);

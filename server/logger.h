@@ -40,6 +40,8 @@ int logger_source_matches(const char *want, const char *source,
 /* The source field of a log line ("STAMP SOURCE text"): *len bytes at
  * the return value; NULL if the line has none. */
 const char *logger_line_source(const char *line, size_t *len);
+/* Each follower gets its "ok" and is let go; the log stays open. */
+void logger_end_followers(struct logger *lg);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);

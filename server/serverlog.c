@@ -28,6 +28,11 @@ int serverlog_open(struct engine *e)
 	return 0;
 }
 
+void serverlog_end_followers(void)
+{
+	logger_end_followers(server_log);
+}
+
 void serverlog_close(void)
 {
 	log_set_sink(NULL, NULL);

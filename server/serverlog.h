@@ -16,6 +16,8 @@ struct client;
 
 int serverlog_open(struct engine *e);
 /* Ends every follower; later lines go to stderr only. */
+/* Engine exit, before its clients go: followers get their "ok". */
+void serverlog_end_followers(void);
 void serverlog_close(void);
 /* The last n lines, then (follow) every new one until the client goes. */
 void serverlog_cmd_logs(struct engine *e, struct client *c, long n,

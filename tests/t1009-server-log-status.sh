@@ -49,7 +49,7 @@ test_expect_success 'bad usage: one-line errors' '
 	test_must_fail berth logs ../x 2>err &&
 	test_grep "^error: invalid app name" err &&
 	test_must_fail berth status extra 2>err &&
-	test_grep "^error: usage: status" err
+	test_grep "^usage: berth status" err
 '
 
 test_expect_success 'status with no apps' '
