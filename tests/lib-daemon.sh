@@ -71,6 +71,14 @@ crash_berth() {
 	BERTH_PID=
 }
 
+# nginx_workers: the pids of our nginx's workers, sorted; the same list
+# before and after means nginx was not reloaded.
+nginx_workers() {
+	local m
+	m=$(cat "$BERTH_ROOT/nginx/logs/nginx.pid") && is_pid "$m" &&
+	tr ' ' '\n' <"/proc/$m/task/$m/children" | sort | tr '\n' ' '
+}
+
 # App processes: those whose working directory is a release under run/.
 berth_procs() { procs_under "$BERTH_ROOT/run/"; }
 

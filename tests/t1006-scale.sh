@@ -43,20 +43,13 @@ test_expect_success 'scale web=2 then web=1: the engine stays up' '
 	through_nginx sc | grep -q "hello s1"
 '
 
-is_pid() { case $1 in ''|*[!0-9]*|0|1) return 1 ;; esac; }
-workers() {
-	local m
-	m=$(cat "$BERTH_ROOT/nginx/logs/nginx.pid") && is_pid "$m" &&
-	tr ' ' '\n' <"/proc/$m/task/$m/children" | sort | tr '\n' ' '
-}
-
 test_expect_success 'scaling up and down never reloads nginx' '
-	before=$(workers) && test -n "$before" &&
+	before=$(nginx_workers) && test -n "$before" &&
 	berth scale sc web=3 >/dev/null &&
 	procs_are "web.1 web.2 web.3 worker.1" &&
 	berth scale sc web=1 >/dev/null &&
 	procs_are "web.1 worker.1" &&
-	test "$(workers)" = "$before"
+	test "$(nginx_workers)" = "$before"
 '
 
 test_expect_success 'web and worker up and down in any order under wrk: no error' '

@@ -114,9 +114,6 @@ cmd_ok() {
 	case $a in ok*) echo "$a" ;; *) echo "$* -> $a" >&2; return 1 ;; esac
 }
 
-# is_pid N: a plain number above 1, so that kill N can only mean one
-# process (kill -1 means every process there is)
-is_pid() { case $1 in ''|*[!0-9]*|0|1) return 1 ;; esac; }
 through() { curl -s --max-time 5 -H "Host: ${2:-demo}.localhost" "http://127.0.0.1:$HTTP${1:-/}"; }
 
 test_expect_success 'the router helper starts nginx' '

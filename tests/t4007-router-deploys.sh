@@ -71,15 +71,9 @@ bundle() {
 	tar -C "$dir" -czf "$1" . && rm -rf "$dir"
 }
 
-is_pid() { case $1 in ''|*[!0-9]*|0|1) return 1 ;; esac; }
 status_of() {
 	curl -s -o /dev/null -w "%{http_code}" --max-time 10 \
 		-H "Host: $1" "http://127.0.0.1:$HTTP_PORT/"
-}
-workers() {
-	local m
-	m=$(cat "$BERTH_ROOT/nginx/logs/nginx.pid") && is_pid "$m" &&
-	tr ' ' '\n' <"/proc/$m/task/$m/children" | sort | tr '\n' ' '
 }
 
 mkdir -m 777 posts.d
@@ -91,7 +85,7 @@ test_expect_success 'setup: release 1 serves' '
 	bundle v1.tar.gz v1 &&
 	berth deploy demo "$TRASH/v1.tar.gz" >out &&
 	test "$(through_nginx demo)" = "hello v1" &&
-	WORKERS=$(workers) &&
+	WORKERS=$(nginx_workers) &&
 	test -n "$WORKERS"
 '
 
@@ -199,7 +193,7 @@ test_expect_success 'a new app, scale and removal do not reload nginx' '
 	retry_until 10 ps_line_matches other "^web\.2 " &&
 	berth rm other --force >out &&
 	test "$(status_of other.localhost)" = 404 &&
-	test "$(workers)" = "$WORKERS"
+	test "$(nginx_workers)" = "$WORKERS"
 '
 
 test_expect_success 'a host another app owns is refused, naming the owner' '
@@ -257,7 +251,7 @@ test_expect_success 'router lines in the app log, by --source router' '
 '
 
 test_expect_success 'nginx did not reload during any of it' '
-	test "$(workers)" = "$WORKERS"
+	test "$(nginx_workers)" = "$WORKERS"
 '
 
 test_expect_success 'nginx error log: real errors only, not a line per request' '
