@@ -1183,7 +1183,7 @@ static void svg_plot(struct buf *b, const char *id, const char *title,
 		     const double *v, size_t n, const char *unit)
 {
 	const double w = 300, h = 64, pad = 4;
-	double max = 0, last = -1;
+	double max = 0, last = -1, top;
 	size_t i, points = 0;
 	int open = 0;
 
@@ -1210,6 +1210,7 @@ static void svg_plot(struct buf *b, const char *id, const char *title,
 	buf_addf(b, ", last hour, max %.4g %s</title>", max, unit);
 	buf_addf(b, "<line class=\"axis\" x1=\"0\" y1=\"%.1f\" x2=\"%.0f\" "
 		 "y2=\"%.1f\"/>", h - pad, w, h - pad);
+	top = max;
 	if (max <= 0)
 		max = 1;
 	/* one polyline per run of minutes that have a value */
@@ -1239,7 +1240,7 @@ static void svg_plot(struct buf *b, const char *id, const char *title,
 					 h - pad - v[i] / max * (h - 2 * pad));
 	}
 	buf_addf(b, "<text x=\"2\" y=\"11\">%.4g</text></svg></figure>",
-		 last < 0 && max == 1 ? 0 : max);
+		 top);
 }
 
 /* --- HTTP plumbing --- */
