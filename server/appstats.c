@@ -47,6 +47,9 @@ struct app_stats {
 	char name[APP_NAME_MAX + 1];
 	struct bucket *ring;	/* APPSTATS_MINUTES, on the first request */
 	struct proc_mem *procs;
+	long long db_bytes;	/* its database's size, -1: not known */
+	int64_t db_asked_ms;	/* when it was last asked (now_ms()) */
+	int db_asking;		/* a question is in flight */
 };
 
 struct appstats {
@@ -102,6 +105,7 @@ static struct app_stats *get(struct appstats *st, const char *app)
 	if (as || strlen(app) > APP_NAME_MAX)
 		return as;
 	as = xcalloc(1, sizeof(*as));
+	as->db_bytes = -1;
 	snprintf(as->name, sizeof(as->name), "%s", app);
 	as->next = st->apps;
 	st->apps = as;
@@ -341,6 +345,37 @@ void appstats_stop(struct engine *e)
 	e->stats = NULL;
 }
 
+#define DB_SIZE_EVERY_MS 30000L
+
+static void on_db_size(void *arg, const char *app, long long bytes)
+{
+	struct app_stats *as = find(arg, app);
+
+	if (!as)
+		return;
+	as->db_asking = 0;
+	as->db_bytes = bytes;
+}
+
+/* The size last known (-1: none yet), and a fresh question when it is
+ * old: the answer comes for a later "stats". */
+static long long db_size(struct engine *e, struct app *a)
+{
+	struct app_stats *as = get(e->stats, a->name);
+
+	if (!as)
+		return -1;
+	if (e->pg && !as->db_asking && (!as->db_asked_ms ||
+	    now_ms() - as->db_asked_ms >= DB_SIZE_EVERY_MS)) {
+		as->db_asked_ms = now_ms();
+		if (postgres_size_async(e->pg, a->name, on_db_size,
+					e->stats) == 0)
+			as->db_asking = 1;
+		error_clear();
+	}
+	return as->db_bytes;
+}
+
 /* A process keeps crashing: waiting to restart after at least three
  * crashes in a row, each soon after its start (the back-off doubled). */
 static int crash_looping(const struct proc *p)
@@ -428,8 +463,12 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 		client_data(c, "step %s", step);
 	if (app_has_database(a)) {
 		char *db = postgres_ident(a->name);
+		long long bytes = db_size(e, a);
 
-		client_data(c, "database %s", db);
+		if (bytes >= 0)
+			client_data(c, "database %s %lld", db, bytes);
+		else
+			client_data(c, "database %s -", db);
 		free(db);
 	}
 	client_data(c, "host %s.%s", a->name, e->cfg->domain);

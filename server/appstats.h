@@ -76,7 +76,10 @@ void appstats_stop(struct engine *e);
  *   mem NAME KIB|- ...             60 values per process
  *   status crash-looping           when a process keeps crashing
  *   step STEP                      what a running deploy is doing
- *   database NAME                  when the app has one
+ *   database NAME BYTES|-          when the app has one; the size is
+ *                                  asked without blocking (postgres_size_
+ *                                  async()) at most every 30 s and shown
+ *                                  from the next "stats" on
  *   host NAME                      one per host name it answers
  *   release N pusher P config C    per release: who pushed, what changed
  */

@@ -990,6 +990,7 @@ struct stats_view {
 	int crash_looping;
 	char step[64];
 	char database[80];
+	long long db_bytes;	/* -1: not known (yet) */
 	struct strv hosts;
 	struct strv rels;	/* "N PUSHER CONFIG..." */
 	struct proc_stat *procs;
@@ -1087,7 +1088,13 @@ static void stats_get(const char *name, struct stats_view *sv)
 		} else if (!strcmp(line, "step")) {
 			snprintf(sv->step, sizeof(sv->step), "%s", rest);
 		} else if (!strcmp(line, "database")) {
-			snprintf(sv->database, sizeof(sv->database), "%s", rest);
+			char *f[2] = { NULL };
+
+			if (split_ws(rest, f, 2) < 1)
+				continue;
+			snprintf(sv->database, sizeof(sv->database), "%s", f[0]);
+			sv->db_bytes = f[1] && strcmp(f[1], "-") ?
+				strtoll(f[1], NULL, 10) : -1;
 		} else if (!strcmp(line, "host")) {
 			strv_push(&sv->hosts, rest);
 		} else if (!strcmp(line, "release")) {
@@ -1692,6 +1699,10 @@ static void app_json(struct buf *b, const struct app_row *a,
 		json_str(b, sv->database);
 	else
 		buf_addstr(b, "null");
+	if (sv->database[0] && sv->db_bytes >= 0)
+		buf_addf(b, ",\"database_bytes\":%lld", sv->db_bytes);
+	else
+		buf_addstr(b, ",\"database_bytes\":null");
 	buf_addf(b, ",\"rps\":%.3f,\"error_rate\":%.2f,"
 		 "\"memory_bytes\":%lld,\"cpu\":", rps, errp, stats_rss(sv));
 	if (cpu < 0)
@@ -1924,10 +1935,17 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 	}
 	buf_addstr(b, "<tr><td>Database</td><td id=\"database\" "
 		   "colspan=\"2\">");
-	if (sv->database[0])
+	if (sv->database[0]) {
+		char size[32];
+
 		html(b, sv->database);
-	else
+		human_bytes(size, sizeof(size), sv->db_bytes);
+		buf_addstr(b, " · <span id=\"database-size\">");
+		html(b, sv->db_bytes >= 0 ? size : "size not known yet");
+		buf_addstr(b, "</span>");
+	} else {
 		buf_addstr(b, "none");
+	}
 	buf_addstr(b, "</td></tr></tbody></table></section>");
 
 	buf_addstr(b, "<section><h2>Config</h2><table id=\"config\"><tbody>");
