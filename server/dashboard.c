@@ -1861,10 +1861,14 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		html(b, p[i].state);
 		buf_addstr(b, "</td><td>");
 		html(b, p[i].uptime);
-		buf_addf(b, "</td><td>%d</td><td class=\"mem\">",
+		buf_addf(b, "</td><td>%d</td><td class=\"mem\" data-proc=\"",
 			 p[i].restarts);
+		html(b, p[i].name);
+		buf_addstr(b, "\">");
 		html(b, mem);
-		buf_addstr(b, "</td><td class=\"cpu\">");
+		buf_addstr(b, "</td><td class=\"cpu\" data-proc=\"");
+		html(b, p[i].name);
+		buf_addstr(b, "\">");
 		if (ps && strcmp(ps->cpu, "-")) {
 			html(b, ps->cpu);
 			buf_addstr(b, "%");

@@ -67,7 +67,7 @@ test_expect_success 'the plots and the numbers: inline SVG drawn in the page' '
 	grep -qE "<svg id=\"plot-errors\" " plots.html &&
 	grep -qE "<svg id=\"plot-p95\" [^>]*data-points=\"[1-9]" plots.html &&
 	grep -qE "<svg id=\"plot-mem-web\.1\" [^>]*data-points=\"[1-9]" plots.html &&
-	grep -qE "<td class=\"mem\">[0-9.]+ [KM]iB</td>" plots.html &&
+	grep -qE "<td class=\"mem\" data-proc=\"web.1\">[0-9.]+ [KM]iB</td>" plots.html &&
 	grep -qE "<td class=\"host\">shop\.localhost</td>" plots.html &&
 	chromium_run plots2 --dump-dom "$(link)" >apps2.html &&
 	grep -qE "<td class=\"rps\">[0-9.]+</td><td class=\"errors\">[0-9.]+%</td><td class=\"mem\">[0-9.]+ [KM]iB</td>" apps2.html

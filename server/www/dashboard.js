@@ -94,6 +94,13 @@
 		get("/api/apps/" + app, function (j) {
 			badge(document.getElementById("status"), j.status);
 			text(document.getElementById("step"), j.step);
+			j.processes.forEach(function (p) {
+				var sel = '[data-proc="' + p.name + '"]';
+				text(document.querySelector("td.mem" + sel),
+				     bytes(p.rss_bytes));
+				text(document.querySelector("td.cpu" + sel),
+				     p.cpu === null ? "-" : p.cpu.toFixed(1) + "%");
+			});
 			var rel = j.release ? "v" + j.release : "none";
 			text(document.getElementById("release"), rel);
 		});
