@@ -1818,6 +1818,10 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 	for (i = 0; i < MINUTES; i++)
 		series[i] = sv->requests[i] > 0 ? (double)sv->requests[i] / 60 :
 			    (sv->have ? 0 : -1);
+	/* the current minute has only run part of its 60 s */
+	if (series[MINUTES - 1] > 0)
+		series[MINUTES - 1] = (double)sv->requests[MINUTES - 1] /
+				      (double)(time(NULL) % 60 + 1);
 	svg_plot(b, "plot-requests", "Requests", series, MINUTES, "req/s");
 	for (i = 0; i < MINUTES; i++)
 		series[i] = sv->requests[i] > 0 ?
