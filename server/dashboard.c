@@ -1607,7 +1607,7 @@ static void rel_extra(const struct stats_view *sv, int n, char *pusher,
 
 		snprintf(tmp, sizeof(tmp), "%s", sv->rels.v[i]);
 		/* "N pusher P config C..." */
-		if (split_ws(tmp, f, 5) < 5 || atoi(f[0]) != n)
+		if (split_ws(tmp, f, 5) < 5 || parse_long(f[0], 1L << 30) != n)
 			continue;
 		snprintf(pusher, plen, "%s", f[2]);
 		snprintf(conf, clen, "%s", f[4]);
