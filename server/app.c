@@ -3212,3 +3212,31 @@ void app_cmd_pg(struct app *a, struct client *c)
 	buf_release(&out);
 	client_ok(c);
 }
+
+/* ---------- read by the stats (appstats.c) ---------- */
+
+const char *app_deploy_step(const struct app *a)
+{
+	static const char *const names[] = {
+		[STEP_WAITING] = "waiting",
+		[STEP_UNPACK] = "unpacking",
+		[STEP_RELEASE_PHASE] = "release phase",
+		[STEP_STOP_FIRST] = "stopping the old processes",
+		[STEP_READY] = "starting processes",
+		[STEP_CONFIRM] = "checking through the router",
+		[STEP_WATCH] = "watching the new processes",
+		[STEP_DRAIN] = "draining the old release",
+		[STEP_RETIRE] = "retiring the old release",
+		[STEP_FAILING] = "failing",
+	};
+
+	if (!a->deploy || (size_t)a->deploy->step >= ARRAY_SIZE(names) ||
+	    !names[a->deploy->step])
+		return NULL;
+	return names[a->deploy->step];
+}
+
+int app_has_database(const struct app *a)
+{
+	return strv_env_get(&a->env, "DATABASE_URL") != NULL;
+}

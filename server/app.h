@@ -183,6 +183,12 @@ void app_cmd_url(struct app *a, struct client *c);
 /* That URL, fresh. */
 char *app_url(const struct app *a);
 
+/* What a running deploy of a is doing ("starting processes"), or NULL
+ * when none runs.  Static string. */
+const char *app_deploy_step(const struct app *a);
+/* 1 if the app has a database (its config has DATABASE_URL). */
+int app_has_database(const struct app *a);
+
 /* Process supervision (process.c). */
 int proc_start(struct proc *p, char *const *envp);
 /* TERM the process group, KILL after timeout_ms; then on_exit. */

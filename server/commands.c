@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "app.h"
+#include "appstats.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -71,6 +72,12 @@ static void cmd_import_staged(struct engine *e, struct client *c,
 			      struct app *a, int argc, char **argv)
 {
 	export_cmd_import_staged(e, c, argc, argv);
+}
+
+static void cmd_stats(struct engine *e, struct client *c, struct app *a,
+		      int argc, char **argv)
+{
+	appstats_cmd(e, a, c);
 }
 
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
@@ -427,6 +434,7 @@ static const struct command commands[] = {
 	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config, 0 },
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
+	{ "stats", "stats NAME", "requests, 5xx and p95 per minute over the last hour; memory and CPU per process", 1, 2, 2, cmd_stats, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
 	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
 	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side, 0 },

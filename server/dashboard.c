@@ -830,6 +830,8 @@ static int list_releases(const char *name, struct release_row **out,
 		snprintf(r->commit, sizeof(r->commit), "%s", f[2]);
 		snprintf(r->time, sizeof(r->time), "%s", f[3]);
 		snprintf(r->buildpack, sizeof(r->buildpack), "%s", f[4]);
+		/* the source word only: "config: +KEY" may follow */
+		f[5][strcspn(f[5], " ")] = '\0';
 		snprintf(r->source, sizeof(r->source), "%s", f[5]);
 		(*n)++;
 	}
@@ -968,6 +970,284 @@ static void fill_last_deploy(struct app_row *a)
 					 "%s", rel[i].time);
 	free(err);
 	free(rel);
+}
+
+/* --- numbers from "stats NAME" (appstats.h) --- */
+
+#define MINUTES 60
+
+struct proc_stat {
+	char name[64];
+	long long rss;		/* bytes, 0 when unknown */
+	char cpu[16];		/* percent, or "-" */
+	long long mem[MINUTES];	/* KiB, -1: no sample */
+};
+
+struct stats_view {
+	int have;
+	long long minute;
+	long long requests[MINUTES], errors[MINUTES], p95[MINUTES];
+	int crash_looping;
+	char step[64];
+	char database[80];
+	long long db_bytes;	/* -1: not known (yet) */
+	struct strv hosts;
+	struct strv rels;	/* "N PUSHER CONFIG..." */
+	struct proc_stat *procs;
+	size_t nprocs;
+};
+
+static void stats_release(struct stats_view *sv)
+{
+	strv_release(&sv->hosts);
+	strv_release(&sv->rels);
+	free(sv->procs);
+	memset(sv, 0, sizeof(*sv));
+}
+
+/* 60 numbers ("-" is -1) after the label. */
+static void parse_series(char *rest, long long *out)
+{
+	char *tok, *save = NULL;
+	size_t i = 0;
+
+	for (i = 0; i < MINUTES; i++)
+		out[i] = -1;
+	i = 0;
+	for (tok = strtok_r(rest, " ", &save); tok && i < MINUTES;
+	     tok = strtok_r(NULL, " ", &save), i++)
+		out[i] = strcmp(tok, "-") ? strtoll(tok, NULL, 10) : -1;
+}
+
+static const struct proc_stat *proc_stat_find(const struct stats_view *sv,
+					      const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < sv->nprocs; i++)
+		if (!strcmp(sv->procs[i].name, name))
+			return &sv->procs[i];
+	return NULL;
+}
+
+/* Errors leave sv empty (have 0): the page shows what it has. */
+static void stats_get(const char *name, struct stats_view *sv)
+{
+	char nm[APP_NAME_MAX + 1];
+	char *argv[] = { "stats", nm, NULL }, *err = NULL;
+	struct lines l;
+	size_t i, k;
+
+	memset(sv, 0, sizeof(*sv));
+	snprintf(nm, sizeof(nm), "%s", name);
+	if (run(&l, &err, 2, argv) < 0) {
+		free(err);
+		return;
+	}
+	sv->have = 1;
+	sv->procs = xcalloc(l.v.n ? l.v.n : 1, sizeof(*sv->procs));
+	for (i = 0; i < l.v.n; i++) {
+		char *line = l.v.v[i], *sp = strchr(line, ' '), *rest;
+
+		if (!sp)
+			continue;
+		*sp = '\0';
+		rest = sp + 1;
+		if (!strcmp(line, "minute")) {
+			sv->minute = strtoll(rest, NULL, 10);
+		} else if (!strcmp(line, "requests")) {
+			parse_series(rest, sv->requests);
+		} else if (!strcmp(line, "errors")) {
+			parse_series(rest, sv->errors);
+		} else if (!strcmp(line, "p95")) {
+			parse_series(rest, sv->p95);
+		} else if (!strcmp(line, "proc")) {
+			struct proc_stat *p = &sv->procs[sv->nprocs];
+			char *f[6] = { NULL };
+
+			if (split_ws(rest, f, 6) < 6)
+				continue;
+			snprintf(p->name, sizeof(p->name), "%s", f[0]);
+			p->rss = strtoll(f[4], NULL, 10);
+			snprintf(p->cpu, sizeof(p->cpu), "%s", f[5]);
+			for (k = 0; k < MINUTES; k++)
+				p->mem[k] = -1;
+			sv->nprocs++;
+		} else if (!strcmp(line, "mem")) {
+			char *f[2] = { NULL };
+			struct proc_stat *p;
+
+			/* right after its "proc" line */
+			if (split_ws(rest, f, 2) < 2 || !sv->nprocs)
+				continue;
+			p = &sv->procs[sv->nprocs - 1];
+			if (!strcmp(p->name, f[0]))
+				parse_series(f[1], p->mem);
+		} else if (!strcmp(line, "status")) {
+			sv->crash_looping = !strcmp(rest, "crash-looping");
+		} else if (!strcmp(line, "step")) {
+			snprintf(sv->step, sizeof(sv->step), "%s", rest);
+		} else if (!strcmp(line, "database")) {
+			char *f[2] = { NULL };
+
+			if (split_ws(rest, f, 2) < 1)
+				continue;
+			snprintf(sv->database, sizeof(sv->database), "%s", f[0]);
+			sv->db_bytes = f[1] && strcmp(f[1], "-") ?
+				strtoll(f[1], NULL, 10) : -1;
+		} else if (!strcmp(line, "host")) {
+			strv_push(&sv->hosts, rest);
+		} else if (!strcmp(line, "release")) {
+			strv_push(&sv->rels, rest);
+		}
+	}
+	strv_release(&l.v);
+}
+
+/* Requests per second and the percentage of 5xx answers over the last
+ * five minutes (the current one counted for the part gone by). */
+static void stats_recent(const struct stats_view *sv, double *rps,
+			 double *err_pct)
+{
+	long long req = 0, bad = 0;
+	double span = 4 * 60 + (double)(time(NULL) % 60) + 1;
+	size_t i;
+
+	for (i = MINUTES - 5; i < MINUTES; i++) {
+		req += sv->requests[i] > 0 ? sv->requests[i] : 0;
+		bad += sv->errors[i] > 0 ? sv->errors[i] : 0;
+	}
+	*rps = (double)req / span;
+	*err_pct = req ? 100.0 * (double)bad / (double)req : 0;
+}
+
+static long long stats_rss(const struct stats_view *sv)
+{
+	long long sum = 0;
+	size_t i;
+
+	for (i = 0; i < sv->nprocs; i++)
+		sum += sv->procs[i].rss;
+	return sum;
+}
+
+/* CPU of all processes, percent of one core; -1 when none is known. */
+static double stats_cpu(const struct stats_view *sv)
+{
+	double sum = -1;
+	size_t i;
+
+	for (i = 0; i < sv->nprocs; i++) {
+		if (!strcmp(sv->procs[i].cpu, "-"))
+			continue;
+		sum = (sum < 0 ? 0 : sum) + strtod(sv->procs[i].cpu, NULL);
+	}
+	return sum;
+}
+
+static void human_bytes(char *out, size_t len, long long b)
+{
+	if (b <= 0)
+		snprintf(out, len, "-");
+	else if (b < 1024 * 1024)
+		snprintf(out, len, "%lld KiB", b / 1024);
+	else if (b < 1024LL * 1024 * 1024)
+		snprintf(out, len, "%.1f MiB", (double)b / 1048576.0);
+	else
+		snprintf(out, len, "%.2f GiB", (double)b / 1073741824.0);
+}
+
+/* The status to show: crash-looping is worse than what "apps" says. */
+static const char *shown_status(const char *status,
+				const struct stats_view *sv)
+{
+	if (sv->crash_looping && strcmp(status, "stopped") &&
+	    strcmp(status, "deploying"))
+		return "crash-looping";
+	return status;
+}
+
+static void json_series(struct buf *b, const long long *v, size_t n)
+{
+	size_t i;
+
+	buf_addstr(b, "[");
+	for (i = 0; i < n; i++) {
+		if (v[i] < 0)
+			buf_addf(b, "%snull", i ? "," : "");
+		else
+			buf_addf(b, "%s%lld", i ? "," : "", v[i]);
+	}
+	buf_addstr(b, "]");
+}
+
+/*
+ * A small plot of one series (oldest first, < 0: no value) as inline
+ * SVG: a line with its area, the newest value and the largest named in
+ * its title.  No script and no outside resource: the CSP allows it.
+ */
+static void svg_plot(struct buf *b, const char *id, const char *title,
+		     const double *v, size_t n, const char *unit)
+{
+	const double w = 300, h = 64, pad = 4;
+	double max = 0, last = -1, top;
+	size_t i, points = 0;
+	int open = 0;
+
+	for (i = 0; i < n; i++) {
+		if (v[i] > max)
+			max = v[i];
+		if (v[i] >= 0) {
+			last = v[i];
+			points++;
+		}
+	}
+	buf_addf(b, "<figure class=\"plot\"><figcaption>");
+	html(b, title);
+	buf_addstr(b, " <span class=\"now\">");
+	if (last >= 0)
+		buf_addf(b, "%.4g %s", last, unit);
+	else
+		buf_addstr(b, "no data");
+	buf_addf(b, "</span></figcaption><svg id=\"%s\" class=\"plot\" "
+		 "viewBox=\"0 0 %.0f %.0f\" preserveAspectRatio=\"none\" "
+		 "role=\"img\" data-points=\"%zu\" data-max=\"%.4g\">"
+		 "<title>", id, w, h, points, max);
+	html(b, title);
+	buf_addf(b, ", last hour, max %.4g %s</title>", max, unit);
+	buf_addf(b, "<line class=\"axis\" x1=\"0\" y1=\"%.1f\" x2=\"%.0f\" "
+		 "y2=\"%.1f\"/>", h - pad, w, h - pad);
+	top = max;
+	if (max <= 0)
+		max = 1;
+	/* one polyline per run of minutes that have a value */
+	for (i = 0; i <= n; i++) {
+		int has = i < n && v[i] >= 0;
+		double x = n > 1 ? (double)i * w / (double)(n - 1) : 0;
+		double y = h - pad - (has ? v[i] / max * (h - 2 * pad) : 0);
+
+		if (has && !open) {
+			buf_addstr(b, "<polyline points=\"");
+			open = 1;
+		}
+		if (has) {
+			buf_addf(b, "%.1f,%.1f ", x, y);
+		} else if (open) {
+			buf_addstr(b, "\"/>");
+			open = 0;
+		}
+	}
+	if (points == 1) {
+		/* a single minute: a dot, or it would not show */
+		for (i = 0; i < n; i++)
+			if (v[i] >= 0)
+				buf_addf(b, "<circle cx=\"%.1f\" cy=\"%.1f\" "
+					 "r=\"2.5\"/>", n > 1 ?
+					 (double)i * w / (double)(n - 1) : 0,
+					 h - pad - v[i] / max * (h - 2 * pad));
+	}
+	buf_addf(b, "<text x=\"2\" y=\"11\">%.4g</text></svg></figure>",
+		 top);
 }
 
 /* --- HTTP plumbing --- */
@@ -1183,23 +1463,32 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 		buf_addstr(&b, "<h1>Apps</h1><table class=\"apps\" id=\"apps\">"
 			   "<thead><tr><th>App</th><th>Status</th>"
 			   "<th>Release</th><th>Processes</th><th>URL</th>"
-			   "<th>Last deploy</th></tr></thead><tbody>");
+			   "<th>Last deploy</th><th>Req/s</th><th>5xx</th>"
+			   "<th>Memory</th><th>CPU</th></tr></thead><tbody>");
 	}
 	for (i = 0; i < n; i++) {
 		struct app_row *a = &apps[i];
-		char *url;
+		struct stats_view sv;
+		char *url, mem[32];
 		char when[32];
+		const char *status;
+		double rps, errp, cpu;
 
 		if (!dashboard_may_reach(s, a->name))
 			continue;
 		fill_last_deploy(a);
+		stats_get(a->name, &sv);
+		stats_recent(&sv, &rps, &errp);
+		cpu = stats_cpu(&sv);
+		human_bytes(mem, sizeof(mem), stats_rss(&sv));
+		status = shown_status(a->status, &sv);
 		url = app_url(a->name);
 		ago(when, sizeof(when), a->last_deploy);
 		if (json) {
 			buf_addstr(&b, shown ? ",{\"name\":" : "{\"name\":");
 			json_str(&b, a->name);
 			buf_addstr(&b, ",\"status\":");
-			json_str(&b, a->status);
+			json_str(&b, status);
 			buf_addf(&b, ",\"release\":%d,\"processes\":", a->release);
 			procs_summary(&b, a->procs, 1);
 			buf_addstr(&b, ",\"url\":");
@@ -1208,6 +1497,15 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 			json_str(&b, a->last_deploy);
 			buf_addstr(&b, ",\"last_deploy_ago\":");
 			json_str(&b, when);
+			buf_addstr(&b, ",\"step\":");
+			json_str(&b, sv.step);
+			buf_addf(&b, ",\"rps\":%.3f,\"error_rate\":%.2f,"
+				 "\"memory_bytes\":%lld,\"cpu\":", rps, errp,
+				 stats_rss(&sv));
+			if (cpu < 0)
+				buf_addstr(&b, "null");
+			else
+				buf_addf(&b, "%.1f", cpu);
 			buf_addstr(&b, "}");
 		} else {
 			buf_addstr(&b, "<tr data-app=\"");
@@ -1218,9 +1516,13 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 			html(&b, a->name);
 			buf_addstr(&b, "</a></td><td class=\"status\">"
 				   "<span class=\"badge s-");
-			html(&b, a->status);
+			html(&b, status);
 			buf_addstr(&b, "\">");
-			html(&b, a->status);
+			html(&b, status);
+			if (sv.step[0]) {
+				buf_addstr(&b, ": ");
+				html(&b, sv.step);
+			}
 			buf_addstr(&b, "</span></td><td class=\"release\">");
 			if (a->release)
 				buf_addf(&b, "v%d", a->release);
@@ -1234,10 +1536,20 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 			html(&b, url);
 			buf_addstr(&b, "</a></td><td class=\"deployed\">");
 			html(&b, when);
+			buf_addf(&b, "</td><td class=\"rps\">%.2f</td>"
+				 "<td class=\"errors\">%.1f%%</td>"
+				 "<td class=\"mem\">", rps, errp);
+			html(&b, mem);
+			buf_addstr(&b, "</td><td class=\"cpu\">");
+			if (cpu < 0)
+				buf_addstr(&b, "-");
+			else
+				buf_addf(&b, "%.1f%%", cpu);
 			buf_addstr(&b, "</td></tr>");
 		}
 		shown++;
 		free(url);
+		stats_release(&sv);
 	}
 	if (json) {
 		buf_addstr(&b, "],\"note\":");
@@ -1282,18 +1594,42 @@ static int config_keys(const char *name, struct strv *keys, char **err)
 	return 0;
 }
 
+/* Who pushed release n and what config it changed, from the stats. */
+static void rel_extra(const struct stats_view *sv, int n, char *pusher,
+		      size_t plen, char *conf, size_t clen)
+{
+	size_t i;
+
+	snprintf(pusher, plen, "-");
+	snprintf(conf, clen, "-");
+	for (i = 0; i < sv->rels.n; i++) {
+		char tmp[1024], *f[5] = { NULL };
+
+		snprintf(tmp, sizeof(tmp), "%s", sv->rels.v[i]);
+		/* "N pusher P config C..." */
+		if (split_ws(tmp, f, 5) < 5 || parse_long(f[0], 1L << 30) != n)
+			continue;
+		snprintf(pusher, plen, "%s", f[2]);
+		snprintf(conf, clen, "%s", f[4]);
+		return;
+	}
+}
+
 static void app_json(struct buf *b, const struct app_row *a,
 		     const struct proc_row *p, size_t np,
 		     const struct release_row *r, size_t nr,
-		     const struct strv *keys)
+		     const struct strv *keys, const struct stats_view *sv)
 {
 	char *url = app_url(a->name);
+	char pusher[80], conf[512];
+	double rps, errp, cpu = stats_cpu(sv);
 	size_t i;
 
+	stats_recent(sv, &rps, &errp);
 	buf_addstr(b, "{\"name\":");
 	json_str(b, a->name);
 	buf_addstr(b, ",\"status\":");
-	json_str(b, a->status);
+	json_str(b, shown_status(a->status, sv));
 	buf_addf(b, ",\"release\":%d,\"url\":", a->release);
 	json_str(b, url);
 	buf_addstr(b, ",\"processes\":[");
@@ -1305,7 +1641,24 @@ static void app_json(struct buf *b, const struct app_row *a,
 		json_str(b, p[i].state);
 		buf_addstr(b, ",\"uptime\":");
 		json_str(b, p[i].uptime);
-		buf_addf(b, ",\"restarts\":%d}", p[i].restarts);
+		buf_addf(b, ",\"restarts\":%d", p[i].restarts);
+		{
+			const struct proc_stat *ps = proc_stat_find(
+				sv, p[i].name);
+
+			buf_addf(b, ",\"rss_bytes\":%lld,\"cpu\":",
+				 ps ? ps->rss : 0);
+			if (ps && strcmp(ps->cpu, "-"))
+				buf_addstr(b, ps->cpu);
+			else
+				buf_addstr(b, "null");
+			buf_addstr(b, ",\"memory_kib\":");
+			if (ps)
+				json_series(b, ps->mem, MINUTES);
+			else
+				buf_addstr(b, "[]");
+		}
+		buf_addstr(b, "}");
 	}
 	buf_addstr(b, "],\"releases\":[");
 	for (i = 0; i < nr; i++) {
@@ -1320,6 +1673,12 @@ static void app_json(struct buf *b, const struct app_row *a,
 		json_str(b, r[i].buildpack);
 		buf_addstr(b, ",\"source\":");
 		json_str(b, r[i].source);
+		rel_extra(sv, r[i].number, pusher, sizeof(pusher), conf,
+			  sizeof(conf));
+		buf_addstr(b, ",\"pusher\":");
+		json_str(b, pusher);
+		buf_addstr(b, ",\"config_changes\":");
+		json_str(b, strcmp(conf, "-") ? conf : "");
 		buf_addstr(b, "}");
 	}
 	buf_addstr(b, "],\"config\":[");
@@ -1327,7 +1686,38 @@ static void app_json(struct buf *b, const struct app_row *a,
 		buf_addstr(b, i ? "," : "");
 		json_str(b, keys->v[i]);
 	}
-	buf_addstr(b, "]}\n");
+	buf_addstr(b, "]");
+	buf_addstr(b, ",\"step\":");
+	json_str(b, sv->step);
+	buf_addstr(b, ",\"hosts\":[");
+	for (i = 0; i < sv->hosts.n; i++) {
+		buf_addstr(b, i ? "," : "");
+		json_str(b, sv->hosts.v[i]);
+	}
+	buf_addstr(b, "],\"certificates\":[],\"database\":");
+	if (sv->database[0])
+		json_str(b, sv->database);
+	else
+		buf_addstr(b, "null");
+	if (sv->database[0] && sv->db_bytes >= 0)
+		buf_addf(b, ",\"database_bytes\":%lld", sv->db_bytes);
+	else
+		buf_addstr(b, ",\"database_bytes\":null");
+	buf_addf(b, ",\"rps\":%.3f,\"error_rate\":%.2f,"
+		 "\"memory_bytes\":%lld,\"cpu\":", rps, errp, stats_rss(sv));
+	if (cpu < 0)
+		buf_addstr(b, "null");
+	else
+		buf_addf(b, "%.1f", cpu);
+	buf_addf(b, ",\"stats\":{\"minute\":%lld,\"requests\":",
+		 sv->minute);
+	json_series(b, sv->requests, MINUTES);
+	buf_addstr(b, ",\"errors\":");
+	json_series(b, sv->errors, MINUTES);
+	buf_addstr(b, ",\"p95_ms\":");
+	json_series(b, sv->p95, MINUTES);
+	buf_addstr(b, "}");
+	buf_addstr(b, "}\n");
 	free(url);
 }
 
@@ -1353,20 +1743,25 @@ static void action_button(struct buf *b, const struct dashboard_session *s,
 static void app_html(struct buf *b, const struct dashboard_session *s,
 		     const struct app_row *a, const struct proc_row *p,
 		     size_t np, const struct release_row *r, size_t nr,
-		     const struct strv *keys)
+		     const struct strv *keys, const struct stats_view *sv)
 {
 	char *url = app_url(a->name), *flash;
+	const char *status = shown_status(a->status, sv);
 	struct buf procs = BUF_INIT;
+	char pusher[80], conf[512];
+	double series[MINUTES];
 	int failed = 0;
-	size_t i;
+	size_t i, pk;
 
 	page_head(b, a->name, s, a->name);
 	buf_addstr(b, "<h1>");
 	html(b, a->name);
 	buf_addstr(b, " <span id=\"status\" class=\"badge s-");
-	html(b, a->status);
+	html(b, status);
 	buf_addstr(b, "\">");
-	html(b, a->status);
+	html(b, status);
+	buf_addstr(b, "</span> <span id=\"step\" class=\"step\">");
+	html(b, sv->step);
 	buf_addstr(b, "</span></h1><p class=\"summary\">Live release "
 		   "<b id=\"release\">");
 	if (a->release)
@@ -1418,11 +1813,47 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		   "</form></div></section>");
 	buf_release(&procs);
 
+	/* the plots: per minute over the last hour */
+	buf_addstr(b, "<section><h2>Last hour</h2><div class=\"plots\">");
+	for (i = 0; i < MINUTES; i++)
+		series[i] = sv->requests[i] > 0 ? (double)sv->requests[i] / 60 :
+			    (sv->have ? 0 : -1);
+	/* the current minute has only run part of its 60 s */
+	if (series[MINUTES - 1] > 0)
+		series[MINUTES - 1] = (double)sv->requests[MINUTES - 1] /
+				      (double)(time(NULL) % 60 + 1);
+	svg_plot(b, "plot-requests", "Requests", series, MINUTES, "req/s");
+	for (i = 0; i < MINUTES; i++)
+		series[i] = sv->requests[i] > 0 ?
+			100.0 * (double)(sv->errors[i] > 0 ? sv->errors[i] : 0) /
+			(double)sv->requests[i] : (sv->have ? 0 : -1);
+	svg_plot(b, "plot-errors", "5xx answers", series, MINUTES, "%");
+	for (i = 0; i < MINUTES; i++)
+		series[i] = sv->p95[i] >= 0 ? (double)sv->p95[i] : -1;
+	svg_plot(b, "plot-p95", "p95 service time", series, MINUTES, "ms");
+	for (pk = 0; pk < sv->nprocs; pk++) {
+		char id[96], title[96];
+
+		for (i = 0; i < MINUTES; i++)
+			series[i] = sv->procs[pk].mem[i] >= 0 ?
+				(double)sv->procs[pk].mem[i] / 1024 : -1;
+		snprintf(id, sizeof(id), "plot-mem-%s", sv->procs[pk].name);
+		snprintf(title, sizeof(title), "Memory of %s",
+			 sv->procs[pk].name);
+		svg_plot(b, id, title, series, MINUTES, "MiB");
+	}
+	buf_addstr(b, "</div></section>");
+
 	buf_addstr(b, "<section><h2>Processes</h2><table id=\"procs\"><thead>"
 		   "<tr><th>Process</th><th>PID</th><th>Port</th>"
-		   "<th>State</th><th>Uptime</th><th>Restarts</th></tr>"
-		   "</thead><tbody>");
+		   "<th>State</th><th>Uptime</th><th>Restarts</th>"
+		   "<th>Memory</th><th>CPU</th></tr></thead><tbody>");
 	for (i = 0; i < np; i++) {
+		const struct proc_stat *ps = proc_stat_find(sv,
+						      p[i].name);
+		char mem[32];
+
+		human_bytes(mem, sizeof(mem), ps ? ps->rss : 0);
 		buf_addstr(b, "<tr><td>");
 		html(b, p[i].name);
 		buf_addf(b, "</td><td>%d</td><td>", p[i].pid);
@@ -1434,15 +1865,30 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		html(b, p[i].state);
 		buf_addstr(b, "</td><td>");
 		html(b, p[i].uptime);
-		buf_addf(b, "</td><td>%d</td></tr>", p[i].restarts);
+		buf_addf(b, "</td><td>%d</td><td class=\"mem\" data-proc=\"",
+			 p[i].restarts);
+		html(b, p[i].name);
+		buf_addstr(b, "\">");
+		html(b, mem);
+		buf_addstr(b, "</td><td class=\"cpu\" data-proc=\"");
+		html(b, p[i].name);
+		buf_addstr(b, "\">");
+		if (ps && strcmp(ps->cpu, "-")) {
+			html(b, ps->cpu);
+			buf_addstr(b, "%");
+		} else {
+			buf_addstr(b, "-");
+		}
+		buf_addstr(b, "</td></tr>");
 	}
 	if (!np)
-		buf_addstr(b, "<tr><td colspan=\"6\">no processes</td></tr>");
+		buf_addstr(b, "<tr><td colspan=\"8\">no processes</td></tr>");
 	buf_addstr(b, "</tbody></table></section>");
 
 	buf_addstr(b, "<section><h2>Releases</h2><table id=\"releases\">"
 		   "<thead><tr><th>Release</th><th>Status</th><th>Commit</th>"
-		   "<th>Time</th><th>Buildpack</th><th>Source</th><th></th>"
+		   "<th>Time</th><th>Pushed by</th><th>Buildpack</th>"
+		   "<th>Source</th><th>Config changes</th><th></th>"
 		   "</tr></thead><tbody>");
 	for (i = 0; i < nr; i++) {
 		char when[32];
@@ -1458,11 +1904,17 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		html(b, r[i].time);
 		buf_addstr(b, "\">");
 		html(b, when);
+		rel_extra(sv, r[i].number, pusher, sizeof(pusher), conf,
+			  sizeof(conf));
+		buf_addstr(b, "</td><td class=\"pusher\">");
+		html(b, pusher);
 		buf_addstr(b, "</td><td>");
 		html(b, r[i].buildpack);
 		buf_addstr(b, "</td><td>");
 		html(b, r[i].source);
-		buf_addstr(b, "</td><td>");
+		buf_addstr(b, "</td><td class=\"config-changes\"><code>");
+		html(b, conf);
+		buf_addstr(b, "</code></td><td>");
 		if (!r[i].live) {
 			buf_addstr(b, "<form method=\"post\" class=\"action\" "
 				   "action=\"/apps/");
@@ -1479,6 +1931,30 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		buf_addstr(b, "</td></tr>");
 	}
 	buf_addstr(b, "</tbody></table></section>");
+
+	buf_addstr(b, "<section><h2>Hosts and database</h2>"
+		   "<table id=\"hosts\"><tbody>");
+	for (i = 0; i < sv->hosts.n; i++) {
+		buf_addstr(b, "<tr><td>Host</td><td class=\"host\">");
+		html(b, sv->hosts.v[i]);
+		/* certificates: berth serves plain HTTP on main so far */
+		buf_addstr(b, "</td><td class=\"cert\">no certificate "
+			   "(http)</td></tr>");
+	}
+	buf_addstr(b, "<tr><td>Database</td><td id=\"database\" "
+		   "colspan=\"2\">");
+	if (sv->database[0]) {
+		char size[32];
+
+		html(b, sv->database);
+		human_bytes(size, sizeof(size), sv->db_bytes);
+		buf_addstr(b, " · <span id=\"database-size\">");
+		html(b, sv->db_bytes >= 0 ? size : "size not known yet");
+		buf_addstr(b, "</span>");
+	} else {
+		buf_addstr(b, "none");
+	}
+	buf_addstr(b, "</td></tr></tbody></table></section>");
 
 	buf_addstr(b, "<section><h2>Config</h2><table id=\"config\"><tbody>");
 	for (i = 0; i < keys->n; i++) {
@@ -1508,6 +1984,12 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		   "<button id=\"log-pause\" type=\"button\">Pause</button>"
 		   "<span id=\"log-state\"></span></div>"
 		   "<pre id=\"log\" class=\"log\"></pre></section>");
+	buf_addstr(b, "<section><h2>Deploys</h2><p class=\"note\">The "
+		   "output of the recent builds and deploys; a push in "
+		   "progress shows here as it runs. "
+		   "<span id=\"deploy-state\"></span></p>"
+		   "<pre id=\"deploy-log\" class=\"log deploy\"></pre>"
+		   "</section>");
 	page_foot(b);
 	free(url);
 }
@@ -1520,12 +2002,14 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 	struct proc_row *p = NULL;
 	struct release_row *r = NULL;
 	struct strv keys = STRV_INIT;
+	struct stats_view sv;
 	struct buf b = BUF_INIT;
 	char *err = NULL;
 	size_t np = 0, nr = 0;
 	enum MHD_Result ret;
 
 	memset(&a, 0, sizeof(a));
+	memset(&sv, 0, sizeof(sv));
 	if (list_procs(name, &a, &p, &np, &err) < 0 ||
 	    list_releases(name, &r, &nr, &err) < 0 ||
 	    config_keys(name, &keys, &err) < 0) {
@@ -1535,10 +2019,11 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 			     send_message_page(c, st, "Cannot show app", err);
 		goto out;
 	}
+	stats_get(name, &sv);
 	if (json)
-		app_json(&b, &a, p, np, r, nr, &keys);
+		app_json(&b, &a, p, np, r, nr, &keys, &sv);
 	else
-		app_html(&b, s, &a, p, np, r, nr, &keys);
+		app_html(&b, s, &a, p, np, r, nr, &keys, &sv);
 	ret = send_buf(c, 200, json ? "application/json" :
 		       "text/html; charset=utf-8", &b, NULL, NULL);
 out:
@@ -1546,6 +2031,7 @@ out:
 	free(p);
 	free(r);
 	strv_release(&keys);
+	stats_release(&sv);
 	return ret;
 }
 
@@ -1577,6 +2063,35 @@ static enum MHD_Result config_value(struct MHD_Connection *c,
 	return send_buf(c, 200, "application/json", &b, NULL, NULL);
 }
 
+/* A line of a build or deploy: its source ("STAMP SOURCE text") is the
+ * build, berth itself or a release script. */
+static int deploy_line(const char *line)
+{
+	static const char *const sources[] = { "build", "berth", "release",
+					       "predeploy", "postdeploy" };
+	const char *src = strchr(line, ' '), *end;
+	size_t i, len;
+
+	if (!src)
+		return 0;
+	src++;
+	end = strchr(src, ' ');
+	len = end ? (size_t)(end - src) : strlen(src);
+	for (i = 0; i < ARRAY_SIZE(sources); i++)
+		if (len == strlen(sources[i]) && !memcmp(src, sources[i], len))
+			return 1;
+	return 0;
+}
+
+/* "?only=deploy": the lines of builds and deploys only. */
+static int only_deploy(struct MHD_Connection *c)
+{
+	const char *o = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						    "only");
+
+	return o && !strcmp(o, "deploy");
+}
+
 static enum MHD_Result logs_json(struct MHD_Connection *c, const char *name)
 {
 	const char *nv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
@@ -1587,7 +2102,8 @@ static enum MHD_Result logs_json(struct MHD_Connection *c, const char *name)
 	struct lines l;
 	char *err = NULL;
 	long n = nv ? parse_long(nv, 10000) : 200;
-	size_t i;
+	int deploys = only_deploy(c);
+	size_t i, shown = 0;
 	enum MHD_Result ret;
 
 	if (n < 0)
@@ -1601,7 +2117,9 @@ static enum MHD_Result logs_json(struct MHD_Connection *c, const char *name)
 	}
 	buf_addstr(&b, "{\"lines\":[");
 	for (i = 0; i < l.v.n; i++) {
-		buf_addstr(&b, i ? "," : "");
+		if (deploys && !deploy_line(l.v.v[i]))
+			continue;
+		buf_addstr(&b, shown++ ? "," : "");
 		json_str(&b, l.v.v[i]);
 	}
 	buf_addstr(&b, "]}\n");
@@ -1617,12 +2135,15 @@ struct sse {
 	struct buf out;
 	size_t sent;
 	int ended;
+	int deploys;	/* only the lines of builds and deploys */
 };
 
 static int sse_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct sse *e = arg;
 
+	if (kind == CONTROL_DATA && e->deploys && !deploy_line(text))
+		return 0;
 	if (kind == CONTROL_DATA) {
 		buf_addstr(&e->out, "data: ");
 		buf_addstr(&e->out, text);
@@ -1711,6 +2232,7 @@ static enum MHD_Result logs_stream(struct MHD_Connection *c,
 		return send_json_error(c, 502, error_last());
 	e = xcalloc(1, sizeof(*e));
 	e->fd = fd;
+	e->deploys = only_deploy(c);
 	control_reader_init(&e->rd);
 	buf_init(&e->out, 0);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,

@@ -23,6 +23,7 @@
 #include "app.h"
 #include "config.h"
 #include "control.h"
+#include "appstats.h"
 #include "dashboard.h"
 #include "health.h"
 #include "liveroute.h"
@@ -829,6 +830,7 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
+	appstats_start(&e);
 	liveroute_log_open(&e);
 	/* apps serve without it: a dashboard that cannot start is a warning */
 	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
@@ -859,6 +861,7 @@ out:
 		postgres_free(e.pg);
 	}
 	apps_free(&e);
+	appstats_stop(&e);
 	serverlog_end_followers();
 	clients_finish(&e, CLIENT_FINISH_MS);
 	health_shutdown();

@@ -23,6 +23,7 @@ struct config;
 struct loop;
 struct nginx;
 struct routerlog;
+struct appstats;
 struct postgres;
 struct sshd;
 struct app;
@@ -33,6 +34,7 @@ struct engine {
 	struct loop *loop;
 	struct nginx *nginx;
 	struct routerlog *routerlog;	/* router lines into app logs */
+	struct appstats *stats;		/* requests and memory per app */
 	struct postgres *pg;
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */

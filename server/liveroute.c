@@ -2,8 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "app.h"
+#include "appstats.h"
 #include "engine.h"
 #include "liveroute.h"
 #include "logger.h"
@@ -205,6 +207,7 @@ static void on_router_lines(void *arg, const struct routerlog_line *lines,
 			    size_t n)
 {
 	struct engine *e = arg;
+	int64_t now_s = (int64_t)time(NULL);
 	size_t i;
 
 	for (i = 0; i < n; i++) {
@@ -213,6 +216,9 @@ static void on_router_lines(void *arg, const struct routerlog_line *lines,
 		if (a && a->log)
 			logger_line(a->log, "router", lines[i].text,
 				    lines[i].len);
+		if (a && e->stats)
+			appstats_request(e->stats, a->name, lines[i].status,
+					 lines[i].service_ms, now_s);
 	}
 }
 

@@ -79,6 +79,7 @@ struct postgres {
 	int64_t started_ms;
 	long backoff_ms;
 	uint64_t timer;
+	struct size_req *sizes;	/* postgres_size_async() in flight */
 };
 
 static int start_postmaster(struct postgres *pg);
@@ -1244,6 +1245,199 @@ out:
 	return ret;
 }
 
+/* --- a database's size, without blocking --------------------------------- */
+
+#define SIZE_TIMEOUT_MS 10000
+
+struct size_req {
+	struct size_req *next;
+	struct postgres *pg;
+	PGconn *conn;
+	int fd;			/* registered with the loop, or -1 */
+	int querying;		/* connected, query sent */
+	uint64_t timer;
+	char *app;
+	char *ident;
+	postgres_size_fn fn;
+	void *arg;
+};
+
+static void size_free(struct size_req *r)
+{
+	struct size_req **pp;
+
+	for (pp = &r->pg->sizes; *pp; pp = &(*pp)->next) {
+		if (*pp == r) {
+			*pp = r->next;
+			break;
+		}
+	}
+	if (r->fd >= 0)
+		loop_del_fd(r->pg->loop, r->fd);
+	if (r->timer)
+		loop_del_timer(r->pg->loop, r->timer);
+	PQfinish(r->conn);
+	free(r->app);
+	free(r->ident);
+	free(r);
+}
+
+static void size_done(struct size_req *r, long long bytes)
+{
+	postgres_size_fn fn = r->fn;
+	void *arg = r->arg;
+	char *app = xstrdup(r->app);
+
+	size_free(r);
+	fn(arg, app, bytes);
+	free(app);
+}
+
+static void size_on_fd(struct loop *l, int fd, unsigned events, void *arg);
+
+/* Watch the connection's socket for 'events' (it may change while
+ * connecting). */
+static int size_watch(struct size_req *r, unsigned events)
+{
+	int fd = PQsocket(r->conn);
+
+	if (fd < 0)
+		return -1;
+	if (fd != r->fd) {
+		if (r->fd >= 0)
+			loop_del_fd(r->pg->loop, r->fd);
+		r->fd = -1;
+		if (loop_add_fd(r->pg->loop, fd, events, size_on_fd, r) < 0)
+			return -1;
+		r->fd = fd;
+		return 0;
+	}
+	return loop_mod_fd(r->pg->loop, fd, events);
+}
+
+static void size_on_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct size_req *r = arg;
+	const char *params[1];
+	PGresult *res;
+	long long bytes = -1;
+
+	if (!r->querying) {
+		switch (PQconnectPoll(r->conn)) {
+		case PGRES_POLLING_READING:
+			if (size_watch(r, LOOP_READ) < 0)
+				size_done(r, -1);
+			return;
+		case PGRES_POLLING_WRITING:
+			if (size_watch(r, LOOP_WRITE) < 0)
+				size_done(r, -1);
+			return;
+		case PGRES_POLLING_OK:
+			break;
+		default:
+			size_done(r, -1);
+			return;
+		}
+		params[0] = r->ident;
+		if (!PQsendQueryParams(r->conn, "SELECT pg_catalog."
+				       "pg_database_size(datname) FROM "
+				       "pg_catalog.pg_database WHERE "
+				       "datname = $1", 1, NULL, params, NULL,
+				       NULL, 0) ||
+		    size_watch(r, LOOP_READ) < 0) {
+			size_done(r, -1);
+			return;
+		}
+		r->querying = 1;
+		/* a short query: it leaves in one write, or the next
+		 * read's PQconsumeInput() flushes the rest */
+		if (PQflush(r->conn) < 0)
+			size_done(r, -1);
+		return;
+	}
+	if (!PQconsumeInput(r->conn)) {
+		size_done(r, -1);
+		return;
+	}
+	if (PQflush(r->conn) < 0) {
+		size_done(r, -1);
+		return;
+	}
+	if (PQisBusy(r->conn))
+		return;
+	while ((res = PQgetResult(r->conn))) {
+		if (PQresultStatus(res) == PGRES_TUPLES_OK &&
+		    PQntuples(res) == 1)
+			bytes = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+		PQclear(res);
+	}
+	size_done(r, bytes);
+}
+
+static void size_on_timeout(struct loop *l, void *arg)
+{
+	struct size_req *r = arg;
+
+	r->timer = 0;
+	size_done(r, -1);
+}
+
+int postgres_size_async(struct postgres *pg, const char *app,
+			postgres_size_fn fn, void *arg)
+{
+	const char *keys[8], *vals[8];
+	struct size_req *r;
+	int n = 0;
+
+	if (app_check(app) < 0)
+		return ERR_INVALID;
+	if (!pg->external) {
+		/* never starts the cluster: only asks one that runs */
+		if (!pg->pid)
+			return error_set("PostgreSQL is not running");
+		if (!pg->password && load_password(pg) < 0)
+			return -1;
+		keys[n] = "host";
+		vals[n++] = pg->run;
+		keys[n] = "port";
+		vals[n++] = PG_PORT;
+		keys[n] = "user";
+		vals[n++] = PG_SUPERUSER;
+		keys[n] = "password";
+		vals[n++] = pg->password;
+		keys[n] = "dbname";
+		vals[n++] = "postgres";
+	} else {
+		keys[n] = "dbname";
+		vals[n++] = pg->external;
+	}
+	keys[n] = "application_name";
+	vals[n++] = "berth";
+	keys[n] = NULL;
+	vals[n] = NULL;
+	r = xcalloc(1, sizeof(*r));
+	r->pg = pg;
+	r->fd = -1;
+	r->fn = fn;
+	r->arg = arg;
+	r->app = xstrdup(app);
+	r->ident = postgres_ident(app);
+	r->next = pg->sizes;
+	pg->sizes = r;
+	r->conn = PQconnectStartParams(keys, vals, 1);
+	if (!r->conn || PQstatus(r->conn) == CONNECTION_BAD ||
+	    PQsetnonblocking(r->conn, 1) < 0 ||
+	    size_watch(r, LOOP_WRITE) < 0) {
+		error_set("cannot reach PostgreSQL: %s", r->conn ?
+			  first_line(PQerrorMessage(r->conn)) : "out of memory");
+		size_free(r);
+		return -1;
+	}
+	r->timer = loop_add_timer(pg->loop, SIZE_TIMEOUT_MS, size_on_timeout,
+				  r);
+	return 0;
+}
+
 /* --- life cycle --------------------------------------------------------- */
 
 int postgres_init(struct postgres **out, const struct config *cfg,
@@ -1341,6 +1535,8 @@ void postgres_free(struct postgres *pg)
 {
 	if (!pg)
 		return;
+	while (pg->sizes)
+		size_free(pg->sizes);	/* no answer: the engine is going */
 	if (pg->timer)
 		loop_del_timer(pg->loop, pg->timer);
 	if (pg->pid)

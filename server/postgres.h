@@ -30,6 +30,18 @@ int postgres_provision(struct postgres *pg, const char *app, char **url);
 int postgres_drop(struct postgres *pg, const char *app);
 /* "database berth_myapp, 7.9 MB" lines into out. */
 int postgres_info(struct postgres *pg, const char *app, struct buf *out);
+/*
+ * The size of app's database in bytes, asked without blocking: a
+ * non-blocking libpq connection watched by the loop.  fn(arg, app, bytes)
+ * is called once from the loop, bytes -1 when it could not tell (no such
+ * database, an error, no answer within 10 s); never when postgres_free()
+ * comes first.  Never starts the embedded cluster: -1 at once when it is
+ * not running.  app is copied.
+ */
+typedef void (*postgres_size_fn)(void *arg, const char *app,
+				 long long bytes);
+int postgres_size_async(struct postgres *pg, const char *app,
+			postgres_size_fn fn, void *arg);
 /* Stop the embedded cluster (fast shutdown), if running. */
 void postgres_shutdown(struct postgres *pg);
 /* Frees memory only: call postgres_shutdown() first to stop the cluster. */

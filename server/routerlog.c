@@ -115,7 +115,8 @@ static void add_escaped(struct buf *b, const char *s, size_t n)
  * One record (without its newline) into out as Heroku's line; the app
  * name is written first, NUL-terminated.  0, or -1 if it does not parse.
  */
-static int format_record(const char *rec, size_t len, struct buf *out)
+static int format_record(const char *rec, size_t len, struct buf *out,
+			 int *status_out, long *ms_out)
 {
 	const char *f[ROUTERLOG_FIELDS];
 	size_t fl[ROUTERLOG_FIELDS], i, k = 0, start = 0;
@@ -157,6 +158,8 @@ static int format_record(const char *rec, size_t len, struct buf *out)
 			return -1;
 	}
 	status = strtol(f[F_STATUS], NULL, 10);
+	*status_out = (int)status;
+	*ms_out = strtol(f[F_MS], NULL, 10);
 	buf_add(out, app, fl[F_APP] + 1);
 	if (deny_desc)
 		buf_addf(out, "at=error code=%.*s desc=\"%s\" ",
@@ -189,6 +192,8 @@ size_t routerlog_parse(const char *data, size_t len,
 	*n = 0;
 	buf_reset(out);
 	offs = xcalloc(max ? max : 1, sizeof(*offs));
+	/* status and service time go in lines[] at once: lines[i] is
+	 * filled in order, and only its pointers wait for out to settle */
 	while (used < len && *n < max) {
 		const char *rec = data + used;
 		const char *nl = memchr(rec, '\n', len - used);
@@ -204,7 +209,8 @@ size_t routerlog_parse(const char *data, size_t len,
 		rlen = (size_t)(nl - rec);
 		used += rlen + 1;
 		if (rlen > ROUTERLOG_LINE_MAX ||
-		    format_record(rec, rlen, out) < 0) {
+		    format_record(rec, rlen, out, &lines[*n].status,
+				  &lines[*n].service_ms) < 0) {
 			out->len = mark;
 			(*bad)++;
 			continue;

@@ -43,6 +43,8 @@ struct routerlog_line {
 	const char *app;	/* a valid app name */
 	const char *text;	/* the line, without app and newline */
 	size_t len;
+	int status;		/* its HTTP status, for the stats */
+	long service_ms;	/* its service time */
 };
 
 typedef void (*routerlog_fn)(void *arg, const struct routerlog_line *lines,

@@ -199,6 +199,87 @@ test_expect_success 'the live log streams over Server-Sent Events' '
 	test_grep "^data: [0-9T:Z-]+ web\.[0-9] .*marker-sse-1" sse
 '
 
+# sum_of LABEL: the sum of the numbers of "berth stats shop"'s LABEL line
+sum_of() {
+	berth stats shop | awk -v l="$1" '$1 == l { for (i = 2; i <= NF; i++) if ($i != "-") s += $i } END { print s + 0 }'
+}
+at_least() { test "$(sum_of "$1")" -ge "$2"; }
+stats_line_matches() { berth stats shop | grep -qE "$1"; }
+crash_then_check() {
+	through_nginx shop /crash >/dev/null 2>&1
+	stats_line_matches "^status crash-looping$"
+}
+
+test_expect_success 'stats: requests, 5xx and p95 per minute from the router lines' '
+	for i in 1 2 3 4 5; do
+		through_nginx shop /stats-$i >/dev/null || return 1
+	done &&
+	# a stopped app: the router answers 503 itself
+	berth stop shop >out &&
+	test_must_fail through_nginx shop /while-stopped >/dev/null &&
+	berth start shop >out &&
+	retry_until 20 at_least requests 6 &&
+	test "$(sum_of errors)" -ge 1 &&
+	berth stats shop >stats &&
+	test "$(grep -c "^requests " stats)" = 1 &&
+	test "$(awk "/^requests / { print NF }" stats)" = 61 &&
+	test "$(awk "/^p95 / { print NF }" stats)" = 61 &&
+	grep -qE "^p95 .* [0-9]+( -)*$" stats &&
+	test_grep "^host shop\.localhost$" stats &&
+	test_grep "^release [0-9]+ pusher - config \+GREETING$" stats
+'
+
+test_expect_success 'stats: memory and CPU per process, from /proc' '
+	retry_until 20 ps_line_matches shop "^web\.1 +[0-9]+ .* up " &&
+	berth stats shop >stats &&
+	test_grep "^proc web\.1 [0-9]+ up [0-9]+ [1-9][0-9]+ " stats &&
+	grep -qE "^mem web\.1 .* [1-9][0-9]*$" stats &&
+	test_must_fail berth stats nope 2>err &&
+	test_grep "app .nope. does not exist" err &&
+	ssh_deploy stats shop >out &&
+	test_grep "^proc web\.1 " out
+'
+
+test_expect_success 'the app JSON carries the plots, memory, CPU, hosts and release authors' '
+	dash -b jar /api/apps/shop >app.json &&
+	test_grep "\"stats\":\{\"minute\":[0-9]+,\"requests\":\[(null,|[0-9]+,)*" app.json &&
+	test_grep "\"p95_ms\":\[[^]]*[0-9]" app.json &&
+	test_grep "\"errors\":\[[^]]*[1-9]" app.json &&
+	test_grep "\"name\":\"web\.1\",\"pid\":[0-9]+,.*\"rss_bytes\":[1-9][0-9]*,\"cpu\":[^,]*,\"memory_kib\":\[[^]]*[1-9]" app.json &&
+	test_grep "\"hosts\":\[\"shop\.localhost\"\]" app.json &&
+	test_grep "\"pusher\":\"-\",\"config_changes\":\"\+GREETING\"" app.json &&
+	test_grep "\"database\":null" app.json &&
+	dash -b jar /api/apps >apps.json &&
+	test_grep "\"name\":\"shop\",\"status\":\"running\",\"release\":[0-9]+,.*\"last_deploy_ago\":\"[^\"]*\",\"step\":\"\",\"rps\":[0-9.]+,\"error_rate\":[0-9.]+,\"memory_bytes\":[1-9][0-9]*" apps.json
+'
+
+test_expect_success 'the app page draws the plots as inline SVG' '
+	dash -b jar /apps/shop >app.html &&
+	test_grep "<svg id=\"plot-requests\" class=\"plot\" [^>]*data-points=\"[1-9]" app.html &&
+	test_grep "<svg id=\"plot-errors\" " app.html &&
+	test_grep "<svg id=\"plot-p95\" [^>]*data-points=\"[1-9]" app.html &&
+	test_grep "<svg id=\"plot-mem-web\.1\" [^>]*data-points=\"[1-9]" app.html &&
+	test_grep "<polyline points=\"|<circle " app.html &&
+	test_grep_not "https?://[^\"]*\.(js|css)" app.html &&
+	dash -b jar / >apps.html &&
+	test_grep "<td class=\"rps\">[0-9.]+</td><td class=\"errors\">[0-9.]+%</td><td class=\"mem\">[0-9.]+ [KMG]iB</td>" apps.html
+'
+
+test_expect_success 'the output of deploys: kept in the log, and live over SSE while one runs' '
+	dash -b jar "/api/apps/shop/logs?n=2000&only=deploy" >d.json &&
+	test_grep "\"lines\":\[\"[0-9T:Z-]+ berth " d.json &&
+	test_grep_not "\"[0-9T:Z-]+ (web\.[0-9]|router) " d.json &&
+	dash -b jar -N "/api/apps/shop/logs/stream?n=0&only=deploy" >dsse &
+	spid=$! &&
+	test_when_finished "kill $spid 2>/dev/null; true" &&
+	retry_until 20 ps_line_matches shop "^web\.1 .* up " &&
+	through_nginx shop /marker-not-a-deploy-line >/dev/null &&
+	berth deploy shop "$PWD/v2.tar.gz" >out &&
+	retry_until 20 grep -qE "^data: [0-9T:Z-]+ berth " dsse &&
+	test_grep_not "marker-not-a-deploy-line" dsse &&
+	test_grep_not "^data: [0-9T:Z-]+ (web\.[0-9]|router) " dsse
+'
+
 test_expect_success 'dashboard --revoke ends the sessions of that key' '
 	ssh_deploy dashboard >out &&
 	login jar3 "$(grep login out)" >code &&
@@ -238,6 +319,17 @@ test_expect_success 'a session expires' '
 	done &&
 	dash -b jar6 -o /dev/null -w "%{http_code}" /api/apps >code &&
 	test "$(cat code)" = 401
+'
+
+test_expect_success 'a process that keeps crashing shows as crash-looping' '
+	berth dashboard >out &&
+	login jar7 "$(grep login out)" >code &&
+	berth scale shop web=1 >out &&
+	retry_until 20 test_must_fail ps_line_matches shop "^web\.2 " &&
+	# crash it whenever it is back, until it shows as crash-looping
+	retry_until 60 crash_then_check &&
+	dash -b jar7 /api/apps >apps.json &&
+	test_grep "\"name\":\"shop\",\"status\":\"crash-looping\"" apps.json
 '
 
 test_done

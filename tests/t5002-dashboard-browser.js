@@ -36,6 +36,14 @@ function appRequest(path) {
 		await b.eval("document.getElementById('log-pause').click(), true");
 		await b.waitFor(`document.getElementById('log').textContent.includes(${JSON.stringify(marker2)})`);
 		console.log(`ok: pause held the line back (${!shownWhilePaused}), resume showed it`);
+		// a deploy started while the page is open: its lines come live
+		await b.waitFor("document.getElementById('deploy-state').textContent === 'live'");
+		await b.eval("fetch('/api/apps/' + document.body.dataset.app + '/restart', " +
+			     "{ method: 'POST', credentials: 'same-origin', " +
+			     "headers: { 'X-CSRF-Token': document.body.dataset.csrf } }), true");
+		await b.waitFor("document.getElementById('deploy-log').textContent.includes('Restarting release')");
+		const dl = await b.eval("document.getElementById('deploy-log').textContent.split('\\n').filter((l) => l.includes('Restarting release')).pop()");
+		console.log(`ok: a deploy in progress showed its lines live: ${dl.replace(/^\S+ berth /, "")}`);
 		await b.screenshot(`${outdir}/app.png`);
 		const before = await b.eval("document.getElementById('release').textContent");
 		const target = await b.eval("(document.querySelector('button.rollback') || {}).id || ''");

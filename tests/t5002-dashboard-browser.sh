@@ -15,6 +15,10 @@ chromium_run() {
 		"${@:2}" 2>/dev/null
 }
 link() { berth dashboard | grep "/login?token="; }
+# requests_at_least N: the router counted N requests of shop this hour
+requests_at_least() {
+	test "$(berth stats shop | awk '$1 == "requests" { for (i = 2; i <= NF; i++) s += $i } END { print s + 0 }')" -ge "$1"
+}
 
 test_expect_success 'setup: an app with two releases' '
 	command -v chromium >/dev/null &&
@@ -52,6 +56,23 @@ test_expect_success 'the app page: status, live release, processes, releases' '
 	! grep -q "id=\"rollback-v2\"" app.html
 '
 
+test_expect_success 'the plots and the numbers: inline SVG drawn in the page' '
+	for i in 1 2 3 4 5 6; do
+		through_nginx shop /plot-$i >/dev/null || return 1
+	done &&
+	retry_until 20 requests_at_least 6 &&
+	chromium_run plots --dump-dom "$(link)&next=/apps/shop" >plots.html &&
+	cp plots.html "$ART/plots.html" &&
+	grep -qE "<svg id=\"plot-requests\" class=\"plot\" [^>]*data-points=\"[1-9]" plots.html &&
+	grep -qE "<svg id=\"plot-errors\" " plots.html &&
+	grep -qE "<svg id=\"plot-p95\" [^>]*data-points=\"[1-9]" plots.html &&
+	grep -qE "<svg id=\"plot-mem-web\.1\" [^>]*data-points=\"[1-9]" plots.html &&
+	grep -qE "<td class=\"mem\" data-proc=\"web.1\">[0-9.]+ [KM]iB</td>" plots.html &&
+	grep -qE "<td class=\"host\">shop\.localhost</td>" plots.html &&
+	chromium_run plots2 --dump-dom "$(link)" >apps2.html &&
+	grep -qE "<td class=\"rps\">[0-9.]+</td><td class=\"errors\">[0-9.]+%</td><td class=\"mem\">[0-9.]+ [KM]iB</td>" apps2.html
+'
+
 test_expect_success 'screenshots of the apps page and the app page' '
 	chromium_run shot1 --screenshot="$ART/apps.png" "$(link)" &&
 	chromium_run shot2 --screenshot="$ART/app-static.png" "$(link)&next=/apps/shop" &&
@@ -68,6 +89,7 @@ test_expect_success 'in one browser session: a live log line, pause, and rollbac
 	cat browser.out &&
 	grep -q "^ok: followed a live log line /marker-browser-" browser.out &&
 	grep -q "^ok: pause held the line back (true), resume showed it" browser.out &&
+	grep -q "^ok: a deploy in progress showed its lines live: -----> Restarting release" browser.out &&
 	grep -q "^ok: rollback pressed (rollback-v1): release v2 -> v3" browser.out &&
 	grep -q "^flash: -----> Rolling back shop to release 1" browser.out &&
 	cp b/app.png "$ART/app.png" && cp b/rollback.png "$ART/rollback.png" &&

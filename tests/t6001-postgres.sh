@@ -124,6 +124,22 @@ test_expect_success 'berth pg shows the database' '
 	test_grep "^database berth_pgapp, [0-9.]+ (bytes|kB|MB)" pg
 '
 
+# db_size_shown: "stats pgapp" has the database's size in bytes
+db_size_shown() { berth stats pgapp | grep -qE "^database berth_pgapp [1-9][0-9]*$"; }
+
+test_expect_success 'stats asks the size without blocking and shows it next time' '
+	berth stats pgapp >stats &&
+	test_grep "^database berth_pgapp ([0-9]+|-)$" stats &&
+	retry_until 20 db_size_shown
+'
+
+test_expect_success 'after an engine restart the size comes back too' '
+	stop_berth &&
+	start_berth &&
+	retry_until 60 count_is 2 &&
+	retry_until 20 db_size_shown
+'
+
 test_expect_success 'no TCP port: the cluster listens on its socket only' '
 	test -S "$BERTH_ROOT/postgres/run/.s.PGSQL.5432" &&
 	psql "$(cat "$BERTH_ROOT/postgres/admin.conninfo")" -qtA \

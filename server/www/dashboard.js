@@ -11,11 +11,21 @@
 			el.textContent = s;
 	}
 
-	function badge(el, status) {
+	function badge(el, status, step) {
 		if (!el)
 			return;
 		el.className = "badge s-" + status;
-		text(el, status);
+		text(el, step ? status + ": " + step : status);
+	}
+
+	function bytes(b) {
+		if (!b)
+			return "-";
+		if (b < 1048576)
+			return Math.floor(b / 1024) + " KiB";
+		if (b < 1073741824)
+			return (b / 1048576).toFixed(1) + " MiB";
+		return (b / 1073741824).toFixed(2) + " GiB";
 	}
 
 	function get(url, fn) {
@@ -55,7 +65,16 @@
 						return;
 					}
 					badge(row.querySelector(".status .badge"),
-					      a.status);
+					      a.status, a.step);
+					text(row.querySelector(".rps"),
+					     a.rps.toFixed(2));
+					text(row.querySelector(".errors"),
+					     a.error_rate.toFixed(1) + "%");
+					text(row.querySelector(".mem"),
+					     bytes(a.memory_bytes));
+					text(row.querySelector(".cpu"),
+					     a.cpu === null ? "-" :
+					     a.cpu.toFixed(1) + "%");
 					text(row.querySelector(".release"),
 					     a.release ? "v" + a.release : "-");
 					text(row.querySelector(".procs"),
@@ -74,6 +93,14 @@
 	setInterval(function () {
 		get("/api/apps/" + app, function (j) {
 			badge(document.getElementById("status"), j.status);
+			text(document.getElementById("step"), j.step);
+			j.processes.forEach(function (p) {
+				var sel = '[data-proc="' + p.name + '"]';
+				text(document.querySelector("td.mem" + sel),
+				     bytes(p.rss_bytes));
+				text(document.querySelector("td.cpu" + sel),
+				     p.cpu === null ? "-" : p.cpu.toFixed(1) + "%");
+			});
 			var rel = j.release ? "v" + j.release : "none";
 			text(document.getElementById("release"), rel);
 		});
@@ -152,4 +179,27 @@
 		es.close();
 	});
 	es.onerror = function () { text(state, "reconnecting"); };
+
+	/* Builds and deploys: their lines as they come, a push in progress
+	 * included.  The engine sends the recent ones first. */
+	var dlog = document.getElementById("deploy-log");
+	var dstate = document.getElementById("deploy-state");
+	var ds = new EventSource("/api/apps/" + app +
+				 "/logs/stream?n=2000&only=deploy");
+	ds.onopen = function () {
+		dlog.textContent = "";
+		text(dstate, "live");
+	};
+	ds.onmessage = function (ev) {
+		dlog.appendChild(document.createTextNode(
+			(dlog.firstChild ? "\n" : "") + ev.data));
+		while (dlog.childNodes.length > MAX)
+			dlog.removeChild(dlog.firstChild);
+		dlog.scrollTop = dlog.scrollHeight;
+	};
+	ds.addEventListener("end", function () {
+		text(dstate, "ended");
+		ds.close();
+	});
+	ds.onerror = function () { text(dstate, "reconnecting"); };
 })();
