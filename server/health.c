@@ -26,6 +26,7 @@ struct health {
 	char *url, *host_hdr, *extra_hdr, *want_header, *want_value;
 	char *unix_socket;
 	long max_status, interval_ms, timeout_ms;
+	int once;
 	health_fn fn;
 	void *arg;
 
@@ -291,7 +292,7 @@ static void attempt_done(struct health *h, CURLcode rc)
 			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
 	}
 	left = (long)(h->deadline_ms - now_ms());
-	if (left <= 0) {
+	if (left <= 0 || h->once) {
 		finish(h, 0);
 		return;
 	}
@@ -390,6 +391,7 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 	h->max_status = req->max_status > 0 ? req->max_status : 499;
 	h->interval_ms = req->interval_ms > 0 ? req->interval_ms : 50;
 	h->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 60000;
+	h->once = req->once;
 	h->want_header = req->want_header ? xstrdup(req->want_header) : NULL;
 	h->want_value = req->want_header && req->want_value ?
 		xstrdup(req->want_value) : NULL;

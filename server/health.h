@@ -15,7 +15,8 @@
  * ("X-Berth-Peer: 20004").
  *
  * Each attempt gets ~1 s to connect and at most the time left; a refused
- * connection or a bad answer is retried interval_ms later.  The body is
+ * connection or a bad answer is retried interval_ms later (with once,
+ * it is the result: a check that makes a single attempt).  The body is
  * not read.  Proxies from the environment are ignored.
  *
  * Lifetime: the check belongs to this module.  fn runs from the loop
@@ -52,6 +53,8 @@ struct health_req {
 	const char *want_value;
 	const char *unix_socket;	/* or NULL */
 	const char *header;		/* "Name: value", or NULL */
+	int once;			/* one attempt of at most timeout_ms:
+					 * its outcome is the result */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */
