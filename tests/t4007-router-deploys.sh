@@ -159,6 +159,12 @@ test_expect_success 'a release that crashes 1 s after going live is switched bac
 	test_grep "^demo +running +v1 " apps
 '
 
+# whole_lines FILE: FILE without a last line cut short (curl's output is
+# buffered, and the loop was killed)
+whole_lines() {
+	if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi
+}
+
 test_expect_success 'a release that fails its health check during the watch is switched back' '
 	bundle sick.tar.gz sick "web: MODE=sick python3 app.py" "watch: 10s" &&
 	start_loop 20000 &&
@@ -178,12 +184,6 @@ test_expect_success 'a release that fails its health check during the watch is s
 	berth apps >apps &&
 	test_grep "^demo +running +v1 " apps
 '
-
-# whole_lines FILE: FILE without a last line cut short (curl's output is
-# buffered, and the loop was killed)
-whole_lines() {
-	if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi
-}
 
 # in_order FILE A B: FILE is answers of A, then answers of B, all 200
 in_order() {
