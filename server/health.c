@@ -42,6 +42,7 @@ struct health {
 	long status;
 	int header_ok;
 	int got_body;		/* we stopped reading once a body came */
+	long answered;		/* the status of the last answer, 0 if none */
 	char errbuf[CURL_ERROR_SIZE];
 	char error[256];	/* last failure in words */
 };
@@ -271,6 +272,7 @@ static void attempt_done(struct health *h, CURLcode rc)
 	h->in_multi = 0;
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && h->got_body)) {
 		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
+		h->answered = h->status;
 		if (h->status > 0 && h->status <= h->max_status &&
 		    (!h->want_header || h->header_ok)) {
 			finish(h, 1);
@@ -287,9 +289,15 @@ static void attempt_done(struct health *h, CURLcode rc)
 			snprintf(h->error, sizeof(h->error),
 				 "no header '%s' in the answer",
 				 h->want_header);
-	} else {
+	} else if (rc != CURLE_OPERATION_TIMEDOUT || !h->answered ||
+		   now_ms() < h->deadline_ms) {
 		snprintf(h->error, sizeof(h->error), "%s",
 			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+		h->answered = 0;
+	} else {
+		/* the last attempt only ran out of the time left: the
+		 * answer before it says more ("HTTP status 500") */
+		h->status = h->answered;
 	}
 	left = (long)(h->deadline_ms - now_ms());
 	if (left <= 0 || h->once) {
