@@ -95,6 +95,7 @@ struct deploy {
 	int switched;		/* the router sends users to run */
 	struct router_switch sw;
 	struct router_drain *drain;
+	struct livewatch *livewatch;	/* health checks during the watch */
 	int64_t t_live;
 	struct strv undo_scale;	/* a->scale and a->env before commit_live(), */
 	struct strv undo_env;	/* put back if the watch fails */
@@ -801,6 +802,7 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	liveroute_watch_stop(d->livewatch);
 	if (d->drain)
 		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
@@ -1019,6 +1021,8 @@ static void deploy_failv(struct deploy *d, const struct buf *detail,
 	FREE_AND_NULL(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
 	d->timer = 0;
+	liveroute_watch_stop(d->livewatch);
+	d->livewatch = NULL;
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
 		reaper_forget(d->helper);
@@ -1119,6 +1123,8 @@ static void watch_over(struct deploy *d)
 	long drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
 		d->e->cfg->drain_ms;
 
+	liveroute_watch_stop(d->livewatch);
+	d->livewatch = NULL;
 	if (liveroute_settle(d->e, a) < 0)
 		log_warnx("%s: %s", a->name, error_last());
 	d->step = STEP_DRAIN;
@@ -1146,8 +1152,8 @@ static void on_watch_timer(struct loop *l, void *arg)
 }
 
 /*
- * A web process of the release just switched to died during the watch:
- * traffic goes back to the old release at once, the new one is stopped
+ * A web process of the release just switched to died or failed its
+ * health check during the watch: traffic goes back to the old release at once, the new one is stopped
  * and the deploy fails with the reason.
  */
 static void watch_failed(struct deploy *d, struct proc *p, const char *why)
@@ -1155,6 +1161,8 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 	struct app *a = d->a;
 	double after = (double)(now_ms() - d->t_live) / 1000.0;
 
+	liveroute_watch_stop(d->livewatch);
+	d->livewatch = NULL;
 	if (liveroute_revert(d->e, a) < 0)
 		log_warnx("%s: cannot switch back: %s", a->name, error_last());
 	loop_del_timer(d->e->loop, d->timer);
@@ -1171,6 +1179,11 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 	app_save(a);
 	deploy_fail(d, "rolled back: %s %s, %.1f s after going live", p->name,
 		    why, after);
+}
+
+static void on_watch_check_failed(void *arg, struct proc *p, const char *why)
+{
+	watch_failed(arg, p, why);
 }
 
 static int swap_static(struct deploy *d)
@@ -1374,6 +1387,11 @@ static void go_live(struct deploy *d)
 		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
 		    d->number, watch, d->old->number);
 		d->timer = loop_add_timer(d->e->loop, watch, on_watch_timer, d);
+		d->livewatch = liveroute_watch_start(d->e, a->live,
+						     on_watch_check_failed, d);
+		if (!d->livewatch)
+			log_warnx("%s: no health checks during the watch: %s",
+				  a->name, error_last());
 		return;
 	}
 	watch_over(d);

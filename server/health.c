@@ -27,6 +27,7 @@ struct health {
 	char *url, *host_hdr, *extra_hdr, *want_header, *want_value, *want_body;
 	char *unix_socket;
 	long max_status, interval_ms, timeout_ms, attempt_ms;
+	int once;
 	health_fn fn;
 	void *arg;
 
@@ -44,6 +45,7 @@ struct health {
 	int got_body;		/* we stopped reading once a body came */
 	int body_ok;		/* want_body was found */
 	struct buf body;	/* what came of it, while looking */
+	long answered;		/* the status of the last answer, 0 if none */
 	char errbuf[CURL_ERROR_SIZE];
 	char error[256];	/* last failure in words */
 };
@@ -290,6 +292,7 @@ static void attempt_done(struct health *h, CURLcode rc)
 	h->in_multi = 0;
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && h->got_body)) {
 		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
+		h->answered = h->status;
 		if (h->status > 0 && h->status <= h->max_status &&
 		    (!h->want_header || h->header_ok) &&
 		    (!h->want_body || h->body_ok)) {
@@ -311,12 +314,18 @@ static void attempt_done(struct health *h, CURLcode rc)
 			snprintf(h->error, sizeof(h->error),
 				 "no header '%s' in the answer",
 				 h->want_header);
-	} else {
+	} else if (rc != CURLE_OPERATION_TIMEDOUT || !h->answered ||
+		   now_ms() < h->deadline_ms) {
 		snprintf(h->error, sizeof(h->error), "%s",
 			 h->errbuf[0] ? h->errbuf : curl_easy_strerror(rc));
+		h->answered = 0;
+	} else {
+		/* the last attempt only ran out of the time left: the
+		 * answer before it says more ("HTTP status 500") */
+		h->status = h->answered;
 	}
 	left = (long)(h->deadline_ms - now_ms());
-	if (left <= 0) {
+	if (left <= 0 || h->once) {
 		finish(h, 0);
 		return;
 	}
@@ -415,6 +424,7 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 	h->max_status = req->max_status > 0 ? req->max_status : 499;
 	h->interval_ms = req->interval_ms > 0 ? req->interval_ms : 50;
 	h->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 60000;
+	h->once = req->once;
 	h->want_header = req->want_header ? xstrdup(req->want_header) : NULL;
 	h->want_value = req->want_header && req->want_value ?
 		xstrdup(req->want_value) : NULL;

@@ -15,7 +15,8 @@
  * ("X-Berth-Peer: 20004").
  *
  * Each attempt gets ~1 s to connect and at most the time left; a refused
- * connection or a bad answer is retried interval_ms later.  The body is
+ * connection or a bad answer is retried interval_ms later (with once,
+ * it is the result: a check that makes a single attempt).  The body is
  * read only when want_body asks for a string in it (app.json's
  * healthchecks "content").  Proxies from the environment are ignored.
  *
@@ -58,6 +59,8 @@ struct health_req {
 	long attempt_timeout_ms;	/* 0: each attempt may take what is
 					 * left of timeout_ms */
 	long initial_delay_ms;		/* 0: the first attempt at once */
+	int once;			/* one attempt of at most timeout_ms:
+					 * its outcome is the result */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */

@@ -6,10 +6,13 @@
 
 #include "app.h"
 #include "appstats.h"
+#include "config.h"
 #include "engine.h"
+#include "health.h"
 #include "liveroute.h"
 #include "logger.h"
 #include "log.h"
+#include "loop.h"
 #include "nginx.h"
 #include "routerlog.h"
 #include "util.h"
@@ -242,4 +245,138 @@ void liveroute_log_close(struct engine *e)
 	if (e->routerlog)
 		routerlog_free(e->routerlog);
 	e->routerlog = NULL;
+}
+
+/* ---------- the watch's health checks ---------- */
+
+struct watched {
+	struct livewatch *w;
+	struct proc *p;
+	struct health *h;	/* the check running, or NULL */
+	uint64_t timer;		/* the next check, or 0 */
+	int fails;		/* in a row */
+};
+
+struct livewatch {
+	struct engine *e;
+	livewatch_fn fn;
+	void *arg;
+	struct watched *ps;
+	size_t n;
+	long max_status;
+	char *path;
+	char *content;		/* app.json's healthchecks content, or NULL */
+	int done;		/* fn was called: no more checks */
+};
+
+static void watched_next(struct watched *x, long after);
+
+static void on_watch_check(void *arg, const struct health_result *r)
+{
+	struct watched *x = arg;
+	struct livewatch *w = x->w;
+	char *why;
+
+	x->h = NULL;		/* finished: health.c frees it */
+	if (r->ok) {
+		x->fails = 0;
+		watched_next(x, LIVEWATCH_INTERVAL_MS);
+		return;
+	}
+	if (++x->fails < LIVEWATCH_FAILS) {
+		watched_next(x, LIVEWATCH_INTERVAL_MS);
+		return;
+	}
+	if (w->done)
+		return;
+	w->done = 1;
+	why = xasprintf("failed its health check (%s)",
+			r->error && r->error[0] ? r->error :
+			"no healthy answer");
+	/* fn may stop (free) the watch: this check is already let go */
+	w->fn(w->arg, x->p, why);
+	free(why);
+}
+
+static void on_watch_timer(struct loop *l, void *arg)
+{
+	struct watched *x = arg;
+	struct livewatch *w = x->w;
+	struct health_req req;
+	char *url;
+
+	x->timer = 0;
+	if (w->done)
+		return;
+	url = xasprintf("http://127.0.0.1:%d%s", x->p->port, w->path);
+	memset(&req, 0, sizeof(req));
+	req.url = url;
+	req.max_status = w->max_status;
+	req.timeout_ms = LIVEWATCH_TIMEOUT_MS;
+	req.interval_ms = LIVEWATCH_TIMEOUT_MS;
+	req.once = 1;
+	req.want_body = w->content;
+	x->h = health_start(&req, on_watch_check, x);
+	free(url);
+	if (!x->h) {
+		log_warnx("%s: cannot check %s during the watch: %s",
+			  x->p->app->name, x->p->name, error_last());
+		watched_next(x, LIVEWATCH_INTERVAL_MS);
+	}
+}
+
+static void watched_next(struct watched *x, long after)
+{
+	x->timer = loop_add_timer(x->w->e->loop, after, on_watch_timer, x);
+}
+
+struct livewatch *liveroute_watch_start(struct engine *e, struct run *run,
+					livewatch_fn fn, void *arg)
+{
+	struct livewatch *w;
+	struct proc *p;
+	size_t n = 0;
+
+	for (p = run->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP)
+			n++;
+	if (!n) {
+		error_set("no web process is up");
+		return NULL;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->e = e;
+	w->fn = fn;
+	w->arg = arg;
+	w->max_status = run->m.health_max_status;
+	w->path = xstrdup(run->m.health_path ? run->m.health_path : "/");
+	w->content = run->m.health_content ? xstrdup(run->m.health_content) : NULL;
+	w->ps = xcalloc(n, sizeof(*w->ps));
+	for (p = run->procs; p; p = p->next) {
+		if (!p->port || p->state != PROC_UP)
+			continue;
+		w->ps[w->n].w = w;
+		w->ps[w->n].p = p;
+		/* the first at once: the switch came from a passed check,
+		 * but the next could fail already */
+		watched_next(&w->ps[w->n], 0);
+		w->n++;
+	}
+	return w;
+}
+
+void liveroute_watch_stop(struct livewatch *w)
+{
+	size_t i;
+
+	if (!w)
+		return;
+	for (i = 0; i < w->n; i++) {
+		health_cancel(w->ps[i].h);
+		loop_del_timer(w->e->loop, w->ps[i].timer);
+	}
+	free(w->ps);
+	free(w->path);
+	free(w->content);
+	free(w);
 }

@@ -13,8 +13,11 @@
  *   confirm   liveroute_probe_header()  the probe reaches one new port
  *   switch    liveroute_switch()   the new release's web processes, with
  *                                  the old ones as fallback for the watch
+ *   watch     liveroute_watch_start()  the new web processes stay
+ *                                  health-checked until the watch ends
  *   watch ok  liveroute_settle()   the fallback goes; then the drain
- *   crash     liveroute_revert()   back to the old release, at once
+ *   crash or  liveroute_revert()   back to the old release, at once
+ *   failed check
  *   stop      liveroute_state()    stopped, no web process, crashing
  *
  * Every call is a no-op returning 0 when the engine runs without nginx.
@@ -65,6 +68,28 @@ int liveroute_settle(struct engine *e, struct app *a);
  */
 void liveroute_keep(struct engine *e, struct app *a);
 void liveroute_forget_others(struct engine *e);
+
+/*
+ * The watch's health checks: every web process of run that is up gets
+ * GET its health path (healthcheck: in app.yaml) straight on its port,
+ * once every LIVEWATCH_INTERVAL_MS, each answer within
+ * LIVEWATCH_TIMEOUT_MS and with a status <= healthcheck.max_status.  A
+ * process that fails LIVEWATCH_FAILS checks in a row (a bad status, a
+ * refused connection, no answer in time) ends every check and fn is
+ * called once, from the loop, with it and the reason ("failed its health
+ * check (HTTP status 500)").  The processes must outlive the watch: stop
+ * it before they go.  NULL if no check could be started (error_last());
+ * the watch then relies on crashes alone.
+ */
+#define LIVEWATCH_INTERVAL_MS 250
+#define LIVEWATCH_TIMEOUT_MS 2000
+#define LIVEWATCH_FAILS 2
+struct livewatch;
+typedef void (*livewatch_fn)(void *arg, struct proc *p, const char *why);
+struct livewatch *liveroute_watch_start(struct engine *e, struct run *run,
+					livewatch_fn fn, void *arg);
+/* Stop the checks; fn is not called any more.  NULL is a no-op. */
+void liveroute_watch_stop(struct livewatch *w);
 
 /* Back to the route before the last liveroute_switch(). */
 int liveroute_revert(struct engine *e, struct app *a);

@@ -92,6 +92,15 @@ struct nginx {
 	uint64_t ready_timer;
 	uint64_t log_timer;
 	int64_t ready_deadline;
+
+	/*
+	 * System mode: berth.conf as the system nginx last loaded it (as
+	 * found at init; NULL if there was none).  The file may be written
+	 * more than once before nginx_start() (the dashboard's server comes
+	 * after init); nginx_start() reloads once, if it differs.
+	 */
+	char *sys_loaded;
+	int sys_started;
 };
 
 /* --- small helpers ------------------------------------------------ */
@@ -1095,7 +1104,7 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	const char *domain = cfg->domain ? cfg->domain : "localhost";
 	struct router_opts ro;
 	char *p;
-	int ret = -1, changed = 0, r;
+	int ret = -1, r;
 
 	*out = NULL;
 	ng->loop = l;
@@ -1193,11 +1202,15 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		if (write_own_conf(ng) < 0)
 			goto out;
 	} else {
-		changed = write_system_conf(ng);
-		if (changed < 0)
-			goto out;
-		/* a new berth.conf: the one reload that is berth's own */
-		if (changed && nginx_reload(ng) < 0)
+		struct buf cur = BUF_INIT;
+
+		if (read_file(&cur, ng->conf, NGINX_CONF_MAX) == 0)
+			ng->sys_loaded = xstrndup(cur.data ? cur.data : "",
+						  cur.len);
+		buf_release(&cur);
+		error_clear();
+		/* checked now; the system nginx loads it at nginx_start() */
+		if (write_system_conf(ng) < 0)
 			goto out;
 	}
 	ret = 0;
@@ -1217,6 +1230,34 @@ int nginx_start(struct nginx *ng)
 	long log_off;
 
 	if (ng->system) {
+		if (!ng->sys_started) {
+			struct buf cur = BUF_INIT;
+			int same;
+
+			ng->sys_started = 1;
+			same = ng->sys_loaded &&
+				read_file(&cur, ng->conf, NGINX_CONF_MAX) == 0 &&
+				cur.len == strlen(ng->sys_loaded) &&
+				!memcmp(cur.data ? cur.data : "",
+					ng->sys_loaded, cur.len);
+			buf_release(&cur);
+			error_clear();
+			/* a new berth.conf: the one reload that is berth's own */
+			if (!same && nginx_reload(ng) < 0)
+				return -1;
+			if (!same) {
+				/* its new workers take a moment on a busy
+				 * host: wait for the router (at start only) */
+				int64_t until = now_ms() + NGINX_START_WAIT_MS;
+
+				router_nginx_up(ng->router);
+				while (!router_in_sync(ng->router) &&
+				       now_ms() < until) {
+					sleep_ms(50);
+					router_nginx_up(ng->router);
+				}
+			}
+		}
 		router_nginx_up(ng->router);
 		if (!router_in_sync(ng->router))
 			log_warnx("the system nginx does not answer on '%s': "
@@ -1412,6 +1453,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->prefix);
 	free(ng->dir);
 	free(ng->conf);
+	free(ng->sys_loaded);
 	free(ng->conf_dir);
 	free(ng->listen);
 	free(ng->addr);
@@ -1472,5 +1514,6 @@ int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
 	changed = write_system_conf(ng);
 	if (changed < 0)
 		return -1;
-	return changed ? nginx_reload(ng) : 0;
+	/* before nginx_start(), which reloads once for everything */
+	return changed && ng->sys_started ? nginx_reload(ng) : 0;
 }

@@ -33,14 +33,16 @@ struct router;
 /*
  * Prepare ROOT/nginx (own) or berth.conf (system): write the
  * configuration, check it with "nginx -t", load the routing table.  A
- * system nginx is reloaded if berth.conf changed (a new berth).
+ * system nginx is reloaded by nginx_start() if berth.conf changed (a new
+ * berth), once, whatever was set in between (nginx_proxy_set()).
  */
 int nginx_init(struct nginx **out, const struct config *cfg,
 	       struct loop *l);
 /*
  * Own mode: start the supervised nginx (restarted if it dies, with the
  * table loaded before its first request).  Blocks until it serves (at
- * most 5 s).  System mode: ask the system nginx for its table version.
+ * most 5 s).  System mode: reload it if berth.conf is not what it had
+ * at nginx_init(), then ask it for its table version.
  */
 int nginx_start(struct nginx *ng);
 /* The routing table; owned by ng, valid until nginx_free(). */

@@ -5,6 +5,10 @@
 #   request (a request loop sees only the old release);
 # - a release that crashes 1 s after passing its check is switched back
 #   within the watch, and the deploy fails with the reason;
+# - so is one that starts failing its health check after going live: no
+#   user request reaches it once the deploy has failed;
+# - a release that listens 5 s late gets no request until it is live, and
+#   the switch is atomic (the loop sees the old release, then the new);
 # - an app that exits at once on TERM, redeployed 20 times under wrk
 #   (GET, keep-alive) and a POST loop that appends a line per POST:
 #   0 failed GETs, 0 failed POSTs, lines = answered POSTs;
@@ -24,21 +28,33 @@ done
 
 # An app that dies at once on TERM (Python's default) and does not
 # drain.  MODE=fail answers 500 to everything; MODE=crash exits 1 one
-# second after its first request (the health check); POSTs append their
-# path to $POSTS.
+# second after its first request (the health check); MODE=sick answers
+# 500 "sick" to everything from 2 s after its first request on;
+# MODE=late listens 5 s after it started; POSTs append their path to
+# $POSTS.
 mkdir -p app && chmod 755 app
 cat >app/app.py <<'PY'
-import http.server, os, threading
+import http.server, os, threading, time
 port = int(os.environ['PORT'])
 mode = os.environ.get('MODE', '')
 version = open('VERSION').read().strip()
 first = threading.Event()
+sick_at = [0]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def reply(self):
         if mode == 'crash' and not first.is_set():
             first.set()
             threading.Timer(1.0, lambda: os._exit(1)).start()
+        if mode == 'sick' and not sick_at[0]:
+            sick_at[0] = time.time() + 2
+        if mode == 'sick' and time.time() >= sick_at[0]:
+            body = b'sick\n'
+            self.send_response(500)
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return
         body = ('hello %s\n' % version).encode()
         self.send_response(500 if mode == 'fail' else 200)
         self.send_header('Content-Length', str(len(body)))
@@ -56,6 +72,8 @@ class H(http.server.BaseHTTPRequestHandler):
 class S(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+if mode == 'late':
+    time.sleep(5)
 S(('127.0.0.1', port), H).serve_forever()
 PY
 
@@ -139,6 +157,56 @@ test_expect_success 'a release that crashes 1 s after going live is switched bac
 	test "$(through_nginx demo)" = "hello v1" &&
 	berth apps >apps &&
 	test_grep "^demo +running +v1 " apps
+'
+
+# whole_lines FILE: FILE without a last line cut short (curl's output is
+# buffered, and the loop was killed)
+whole_lines() {
+	if [ -n "$(tail -c1 "$1")" ]; then sed '$d' "$1"; else cat "$1"; fi
+}
+
+test_expect_success 'a release that fails its health check during the watch is switched back' '
+	bundle sick.tar.gz sick "web: MODE=sick python3 app.py" "watch: 10s" &&
+	start_loop 20000 &&
+	test_must_fail berth deploy demo "$TRASH/sick.tar.gz" >out 2>err &&
+	curl -s --max-time 10 -w "%{http_code}\n" -H "Host: demo.localhost" \
+		"http://127.0.0.1:$HTTP_PORT/?[1-200]" >after &&
+	{ kill $loop; wait $loop; true; } &&
+	cat out err &&
+	test_grep "^error: rolled back: web.1 failed its health check \(HTTP status 500\), [0-9.]+ s after going live" err &&
+	test_grep "Switched traffic back to release 1" out &&
+	say "$(grep -c "^sick$" seen) answers from the sick release before the rollback, $(grep -c "^hello sick$" seen) healthy ones" &&
+	whole_lines seen >seen.whole &&
+	! grep -vqE "^(hello v1|hello sick|sick|200|500)$" seen.whole &&
+	test "$(grep -c "^hello v1$" after)" = 200 &&
+	only_ok after v1 &&
+	test "$(through_nginx demo)" = "hello v1" &&
+	berth apps >apps &&
+	test_grep "^demo +running +v1 " apps
+'
+
+# in_order FILE A B: FILE is answers of A, then answers of B, all 200
+in_order() {
+	whole_lines "$1" >"$1.whole" &&
+	grep -v "^200$" "$1.whole" | uniq >runs &&
+	printf "hello %s\nhello %s\n" "$2" "$3" >want &&
+	test_cmp want runs &&
+	only_ok "$1.whole" "($2|$3)"
+}
+
+test_expect_success 'a release that listens 5 s late gets no request until it is live' '
+	bundle late.tar.gz late "web: MODE=late python3 app.py" \
+		"healthcheck: { timeout: 30s }" &&
+	start_loop 20000 &&
+	berth deploy demo "$TRASH/late.tar.gz" >out 2>err &&
+	retry_until 30 grep -q "^hello late$" seen &&
+	{ kill $loop; wait $loop; true; } &&
+	test_grep "Healthy after [0-9]+ ms" out &&
+	ms=$(sed -n "s/.*Healthy after \([0-9]*\) ms.*/\1/p" out) &&
+	test "$ms" -ge 5000 &&
+	say "healthy after $ms ms; $(grep -c "^hello v1$" seen) answers from release 1, then $(grep -c "^hello late$" seen) from the late one" &&
+	test "$(grep -c "^hello v1$" seen)" -gt 10 &&
+	in_order seen v1 late
 '
 
 test_expect_success '20 redeploys of an app that exits at once on TERM: no GET nor POST fails' '

@@ -127,6 +127,27 @@ int main(void)
 	ok(g.r.elapsed_ms >= 550 && g.r.elapsed_ms < 1500,
 	   "after the timeout (%ld ms)", g.r.elapsed_ms);
 
+	/* once: one attempt, its outcome at once (the watch's checks) */
+	req.once = 1;
+	req.timeout_ms = 5000;
+	req.interval_ms = 5000;
+	run_one(&req, &g, 8000);
+	ok(g.calls == 1 && g.r.ok == 0 && g.r.elapsed_ms < 2500,
+	   "once: a refused connection fails the check at once (%ld ms, %s)",
+	   g.r.elapsed_ms, g.error);
+	req.url = url_bad;
+	run_one(&req, &g, 8000);
+	ok(g.calls == 1 && g.r.ok == 0 && g.r.status == 500 &&
+	   g.r.elapsed_ms < 2500,
+	   "once: so does a 500 (%ld ms)", g.r.elapsed_ms);
+	req.url = url;
+	run_one(&req, &g, 8000);
+	ok(g.calls == 1 && g.r.ok == 1, "once: a 200 passes (%s)", g.error);
+	req.once = 0;
+	req.interval_ms = 50;
+	req.timeout_ms = 600;
+	req.url = url_none;
+
 	/* headers */
 	req.url = url_ok;
 	req.timeout_ms = 3000;
