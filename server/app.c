@@ -114,6 +114,7 @@ static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
 static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
 static void cron_run_exited(struct proc *p, const char *why);
+static void oneoff_answer(struct proc *p);
 static void app_remove_now(struct app *a);
 static void watch_failed(struct deploy *d, struct proc *p, const char *why);
 static void commit_undo(struct deploy *d);
@@ -414,6 +415,8 @@ static void build_env(struct strv *env, const struct app *a,
 	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
+	if (p && p->tty && !strv_env_get(env, "TERM"))
+		strv_push(env, "TERM=xterm");
 	if (p) {
 		strv_pushf(env, "BERTH_PROCESS=%s", p->name);
 		strv_pushf(env, "DYNO=%s", p->name);
@@ -481,6 +484,7 @@ static void run_free(struct run *r)
 			if (--g->left == 0)
 				free(g);
 		}
+		oneoff_answer(p);
 		proc_free(p);
 	}
 	loop_del_timer(r->app->eng->loop, r->cron_timer);
@@ -749,7 +753,8 @@ static void on_cron_timer(struct loop *l, void *arg)
 	cron_arm(r);
 }
 
-/* A run ended (or never started, why NULL): say so, and it is gone. */
+/* A one-off (cron.N, run.N) ended (or never started, why NULL): say
+ * so, answer its client, and it is gone. */
 static void cron_run_exited(struct proc *p, const char *why)
 {
 	struct run *r = p->run;
@@ -757,11 +762,113 @@ static void cron_run_exited(struct proc *p, const char *why)
 
 	if (why)
 		logger_linef(p->app->log, "berth", "%s %s", p->name, why);
+	oneoff_answer(p);
 	for (pp = &r->procs; *pp && *pp != p; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = p->next;
 	proc_free(p);
+}
+
+/* An attached run's client: its exit status as a shell gives it (128 +
+ * the signal when killed), or an error when it did not run to its end. */
+static void oneoff_answer(struct proc *p)
+{
+	struct client *c = p->client;
+	int st = p->last_status;
+
+	if (!c)
+		return;
+	p->client = NULL;
+	client_on_close(c, NULL, NULL);
+	if (p->pid > 0 || !p->started_ms)
+		client_error(c, "%s was stopped before it ended", p->name);
+	else if (WIFSIGNALED(st))
+		client_data(c, "exit-status %d", 128 + WTERMSIG(st));
+	else
+		client_data(c, "exit-status %d", WEXITSTATUS(st));
+	client_ok(c);
+	client_unref(c);
+}
+
+static void run_stopped_exit(struct proc *p, void *arg)
+{
+	cron_run_exited(p, "stopped: its client hung up");
+}
+
+/* The client of an attached run went away: so does the run. */
+static void run_client_gone(struct client *c, void *arg)
+{
+	struct proc *p = arg;
+
+	p->client = NULL;
+	client_unref(c);
+	if (p->pid <= 0)
+		return;
+	p->on_exit = run_stopped_exit;
+	p->on_exit_arg = NULL;
+	proc_stop(p, p->app->eng->cfg->stop_timeout_ms);
+}
+
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 struct client *c)
+{
+	struct run *r = a->live;
+	struct proc_spec *spec;
+	struct proc *p;
+	int fds[CLIENT_MAX_FDS];
+	size_t nfds = 0, i;
+
+	if (!detached)
+		nfds = client_take_fds(c, fds, CLIENT_MAX_FDS);
+	if (!detached && nfds != 3) {
+		client_error(c, "run needs the caller's stdin, stdout and stderr: use 'berth run' or ssh (or run:detached)");
+		goto out;
+	}
+	if (a->removing) {
+		client_error(c, "'%s' is being removed", a->name);
+		goto out;
+	}
+	if (!r || !a->release) {
+		client_error(c, "'%s' has no live release yet: push it first",
+			     a->name);
+		goto out;
+	}
+	spec = xcalloc(1, sizeof(*spec));
+	spec->type = xstrdup("run");
+	spec->cmd = xstrdup(cmd);
+	p = proc_new(r, spec, ++a->run_seq, 0);
+	p->own_spec = spec;
+	p->oneoff = 1;
+	if (!detached) {
+		p->attached = 1;
+		for (i = 0; i < 3; i++) {
+			p->stdio[i] = fds[i];
+			fds[i] = -1;
+		}
+		nfds = 0;
+		p->tty = isatty(p->stdio[0]);
+	}
+	logger_linef(a->log, "berth", "%s: running %s%s", p->name, cmd,
+		     detached ? " (detached)" : "");
+	if (proc_spawn(p) < 0) {
+		client_error(c, "cannot start %s: %s", p->name, error_last());
+		cron_run_exited(p, NULL);
+		goto out;
+	}
+	if (detached) {
+		client_data(c, "-----> Started %s (pid %d): ssh HOST logs %s -p %s",
+			    p->name, (int)p->pid, a->name, p->name);
+		client_ok(c);
+		goto out;
+	}
+	p->client = c;
+	client_ref(c);
+	client_on_close(c, run_client_gone, p);
+out:
+	for (i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /* The release goes live: its cron entries start to count. */

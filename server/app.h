@@ -56,7 +56,15 @@ struct proc {
 	char *tail[PROC_TAIL];		/* last output lines, for errors */
 	int tail_pos;
 	int last_status;
-	int oneoff;			/* a cron run: gone once it exits */
+	int oneoff;			/* a cron or run process: gone once
+					 * it exits */
+	struct proc_spec *own_spec;	/* a run's command (spec points to
+					 * it), freed with the process */
+	int attached;			/* a run with the client's stdio: */
+	int stdio[3];			/* its stdin, stdout, stderr until
+					 * started (then closed here) */
+	int tty;			/* stdio[0] is a terminal */
+	struct client *client;		/* answered with the exit status */
 	void (*on_exit)(struct proc *p, void *arg);
 	void *on_exit_arg;
 };
@@ -106,6 +114,7 @@ struct app {
 	int64_t retry_at;	/* when (now_ms() clock) */
 	int shutdown_said;	/* "stopping with the engine" logged */
 	int remove_after_deploy;	/* its incoming/ bundle was deleted */
+	int run_seq;		/* last run.N handed out (this engine's life) */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
@@ -182,6 +191,18 @@ void app_cmd_pg(struct app *a, struct client *c);
 void app_cmd_url(struct app *a, struct client *c);
 /* That URL, fresh. */
 char *app_url(const struct app *a);
+
+/*
+ * "run APP CMD..." (oneoff.c parses): a one-off process "run.N" of the
+ * live release, with its environment, folder and user, started the way
+ * the app's processes are.  Attached: stdin, stdout and stderr are the
+ * three descriptors c passed with its request (a terminal becomes the
+ * controlling terminal); c gets "exit-status N" and ok when it ends,
+ * and a client that hangs up stops it.  Detached (c answered at once):
+ * its output goes to the app's log as run.N.  cmd is a shell command.
+ */
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 struct client *c);
 
 /* Process supervision (process.c). */
 int proc_start(struct proc *p, char *const *envp);

@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "export.h"
 #include "keys.h"
+#include "oneoff.h"
 #include "serverlog.h"
 #include "status.h"
 #include "version.h"
@@ -303,6 +304,20 @@ static void cmd_url(struct engine *e, struct client *c, struct app *a,
 	app_cmd_url(a, c);
 }
 
+/* "run APP CMD..." and "run:detached APP CMD...": a one-off process. */
+static void cmd_run(struct engine *e, struct client *c, struct app *a,
+		    int argc, char **argv)
+{
+	char *cmd = oneoff_command(argc - 2, argv + 2);
+
+	if (!cmd) {
+		client_error(c, "%s: %s", argv[0], error_last());
+		return;
+	}
+	app_cmd_run(a, cmd, !strcmp(argv[0], "run:detached"), c);
+	free(cmd);
+}
+
 static void reply_buf(struct client *c, struct buf *out)
 {
 	char *line, *save = NULL;
@@ -427,6 +442,8 @@ static const struct command commands[] = {
 	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config, 0 },
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
+	{ "run", "run NAME COMMAND...", "a one-off process in the live release's environment, on this terminal (ssh -t for an interactive one)", 1, 3, -1, cmd_run, 0 },
+	{ "run:detached", "run:detached NAME COMMAND...", "a one-off process in the background; its output in logs as run.N", 1, 3, -1, cmd_run, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
 	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
 	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side, 0 },
