@@ -18,6 +18,7 @@
 #include "appstate.h"
 #include "bundle.h"
 #include "config.h"
+#include "domains.h"
 #include "engine.h"
 #include "health.h"
 #include "liveroute.h"
@@ -336,6 +337,7 @@ static struct app *app_new(struct engine *e, const char *name)
 	if (!a->log)
 		log_warnx("%s", error_last());
 	free(logdir);
+	domains_load(a);
 	for (pp = &e->apps; *pp && strcmp((*pp)->name, name) < 0;
 	     pp = &(*pp)->next)
 		;
@@ -353,6 +355,7 @@ static void app_free(struct app *a)
 	logger_free(a->log);
 	strv_release(&a->scale);
 	strv_release(&a->env);
+	strv_release(&a->domains);
 	free(a->slots);
 	free(a->last_result);
 	free(a->note);
@@ -2680,10 +2683,46 @@ char *app_url(const struct app *a)
 void app_cmd_url(struct app *a, struct client *c)
 {
 	char *url = app_url(a);
+	struct strv hosts = STRV_INIT;
+	size_t i;
 
 	client_data(c, "%s", url);
 	free(url);
+	/* then its other hosts: app.yaml's, and domains:add's */
+	app_hosts_list(a, &hosts);
+	for (i = 0; i < hosts.n; i++) {
+		url = app_host_url(a, hosts.v[i]);
+		client_data(c, "%s", url);
+		free(url);
+	}
+	strv_release(&hosts);
 	client_ok(c);
+}
+
+void app_hosts_list(const struct app *a, struct strv *out)
+{
+	size_t i, k;
+
+	for (i = 0; a->live && i < a->live->m.hosts.n; i++)
+		strv_push(out, a->live->m.hosts.v[i]);
+	for (i = 0; i < a->domains.n; i++) {
+		for (k = 0; k < out->n && strcmp(out->v[k], a->domains.v[i]);
+		     k++)
+			;
+		if (k == out->n)
+			strv_push(out, a->domains.v[i]);
+	}
+}
+
+char *app_host_url(const struct app *a, const char *host)
+{
+	const char *listen = a->eng->cfg->http_listen;
+	const char *colon = listen ? strrchr(listen, ':') : NULL;
+	const char *port = colon ? colon + 1 : listen;
+
+	if (!port || !*port || !strcmp(port, "80"))
+		return xasprintf("http://%s/", host);
+	return xasprintf("http://%s:%s/", host, port);
 }
 
 static const char *proc_state_name(const struct proc *p)

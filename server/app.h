@@ -115,6 +115,8 @@ struct app {
 	int shutdown_said;	/* "stopping with the engine" logged */
 	int remove_after_deploy;	/* its incoming/ bundle was deleted */
 	int run_seq;		/* last run.N handed out (this engine's life) */
+	struct strv domains;	/* hosts added by domains:add (domains.h) */
+	int maintenance;	/* maintenance:on: a 503 page for every host */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
@@ -191,6 +193,11 @@ void app_cmd_pg(struct app *a, struct client *c);
 void app_cmd_url(struct app *a, struct client *c);
 /* That URL, fresh. */
 char *app_url(const struct app *a);
+/* The URL of another host of a (same port), fresh. */
+char *app_host_url(const struct app *a, const char *host);
+/* a's hosts beyond NAME.DOMAIN: its live release's, then domains:add's
+ * (pushed onto out, no duplicates). */
+void app_hosts_list(const struct app *a, struct strv *out);
 
 /*
  * "run APP CMD..." (oneoff.c parses): a one-off process "run.N" of the

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "control.h"
 #include "dashboard.h"
+#include "domains.h"
 #include "engine.h"
 #include "export.h"
 #include "keys.h"
@@ -318,6 +319,34 @@ static void cmd_run(struct engine *e, struct client *c, struct app *a,
 	free(cmd);
 }
 
+static void cmd_domains(struct engine *e, struct client *c, struct app *a,
+			int argc, char **argv)
+{
+	const char *sub = strchr(argv[0], ':');
+
+	if (!sub || !strcmp(sub, ":report")) {
+		if (argc != 2) {
+			client_error(c, "usage: domains NAME");
+			return;
+		}
+		domains_cmd_list(a, c);
+	} else if (!strcmp(sub, ":add")) {
+		domains_cmd_add(a, argc - 2, argv + 2, c);
+	} else if (!strcmp(sub, ":remove")) {
+		domains_cmd_remove(a, argc - 2, argv + 2, c);
+	} else if (argc == 2) {
+		domains_cmd_clear(a, c);
+	} else {
+		client_error(c, "usage: domains:clear NAME");
+	}
+}
+
+static void cmd_maintenance(struct engine *e, struct client *c,
+			    struct app *a, int argc, char **argv)
+{
+	domains_cmd_maintenance(a, !strcmp(argv[0], "maintenance:on"), c);
+}
+
 static void reply_buf(struct client *c, struct buf *out)
 {
 	char *line, *save = NULL;
@@ -453,6 +482,12 @@ static const struct command commands[] = {
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
+	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },
+	{ "domains:add", "domains:add NAME HOST...", "answer on more hosts, at once (no redeploy)", 1, 3, 66, cmd_domains, 0 },
+	{ "domains:remove", "domains:remove NAME HOST...", "stop answering on hosts added with domains:add", 1, 3, 66, cmd_domains, 0 },
+	{ "domains:clear", "domains:clear NAME", "remove every host added with domains:add", 1, 2, 2, cmd_domains, 0 },
+	{ "maintenance:on", "maintenance:on NAME", "every request gets a 503 maintenance page, at once; the processes keep running", 1, 2, 2, cmd_maintenance, 0 },
+	{ "maintenance:off", "maintenance:off NAME", "end maintenance: requests go to the app again", 1, 2, 2, cmd_maintenance, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
@@ -482,6 +517,8 @@ static const struct alias {
 	{ "ps:stop", "stop", NULL },
 	{ "ps:start", "start", NULL },
 	{ "ps:report", "ps", NULL },
+	{ "domains:report", "domains", NULL },
+	{ "domains:list", "domains", NULL },
 };
 
 void commands_describe(struct buf *out)
