@@ -18,6 +18,7 @@
 #include "engine.h"
 #include "export.h"
 #include "keys.h"
+#include "packset.h"
 #include "oneoff.h"
 #include "serverlog.h"
 #include "status.h"
@@ -341,6 +342,12 @@ static void cmd_domains(struct engine *e, struct client *c, struct app *a,
 	}
 }
 
+static void cmd_buildpacks(struct engine *e, struct client *c,
+			   struct app *a, int argc, char **argv)
+{
+	packset_cmd(a, argc, argv, c);
+}
+
 static void cmd_maintenance(struct engine *e, struct client *c,
 			    struct app *a, int argc, char **argv)
 {
@@ -486,6 +493,11 @@ static const struct command commands[] = {
 	{ "domains:add", "domains:add NAME HOST...", "answer on more hosts, at once (no redeploy)", 1, 3, 66, cmd_domains, 0 },
 	{ "domains:remove", "domains:remove NAME HOST...", "stop answering on hosts added with domains:add", 1, 3, 66, cmd_domains, 0 },
 	{ "domains:clear", "domains:clear NAME", "remove every host added with domains:add", 1, 2, 2, cmd_domains, 0 },
+	{ "buildpacks", "buildpacks NAME", "the buildpacks set for the app, and the one its release was built with", 1, 2, 2, cmd_buildpacks, 0 },
+	{ "buildpacks:set", "buildpacks:set NAME BUILDPACK...", "build the next pushes with these (a name like python, or a git URL with an optional #ref), in order", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:add", "buildpacks:add NAME BUILDPACK...", "add buildpacks after those set", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:remove", "buildpacks:remove NAME BUILDPACK...", "remove set buildpacks", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:clear", "buildpacks:clear NAME", "back to detection (or the app's own .buildpacks, app.yaml, app.json)", 1, 2, 2, cmd_buildpacks, 0 },
 	{ "maintenance:on", "maintenance:on NAME", "every request gets a 503 maintenance page, at once; the processes keep running", 1, 2, 2, cmd_maintenance, 0 },
 	{ "maintenance:off", "maintenance:off NAME", "end maintenance: requests go to the app again", 1, 2, 2, cmd_maintenance, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
@@ -519,6 +531,8 @@ static const struct alias {
 	{ "ps:report", "ps", NULL },
 	{ "domains:report", "domains", NULL },
 	{ "domains:list", "domains", NULL },
+	{ "buildpacks:report", "buildpacks", NULL },
+	{ "buildpacks:list", "buildpacks", NULL },
 };
 
 void commands_describe(struct buf *out)
