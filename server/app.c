@@ -2761,6 +2761,11 @@ static const char *app_status(const struct app *a)
 	return "down";
 }
 
+const char *app_status_word(const struct app *a)
+{
+	return app_status(a);
+}
+
 void app_cmd_apps(struct engine *e, struct client *c)
 {
 	struct app *a;
@@ -2930,6 +2935,121 @@ void app_cmd_restart(struct app *a, struct client *c)
 	strv_release(&renv);
 }
 
+/* ps:restart APP PROC: the processes restarted together. */
+struct proc_restart {
+	struct client *c;
+	size_t left;
+	struct buf failed;
+	char *what;
+};
+
+static void proc_restart_exit(struct proc *p, void *arg)
+{
+	struct proc_restart *pr = arg;
+
+	p->on_exit = NULL;
+	p->on_exit_arg = NULL;
+	if (!p->app->eng->stopping && p->run == p->app->live &&
+	    proc_spawn(p) < 0) {
+		buf_addf(&pr->failed, "%s%s: %s", pr->failed.len ? "; " : "",
+			 p->name, error_last());
+		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
+			     p->name, error_last());
+	}
+	live_route_changed(p);
+	if (--pr->left)
+		return;
+	if (pr->failed.len)
+		client_error(pr->c, "%s", pr->failed.data);
+	else {
+		client_data(pr->c, "-----> Restarted %s", pr->what);
+		client_ok(pr->c);
+	}
+	client_unref(pr->c);
+	buf_release(&pr->failed);
+	free(pr->what);
+	free(pr);
+}
+
+/* "web" takes web.1, web.2...; "web.2" only itself. */
+static int proc_picked(const struct proc *p, const void *arg)
+{
+	const char *want = arg;
+	size_t k = strlen(p->spec->type);
+
+	if (p->oneoff)
+		return 0;
+	if (!strcmp(p->name, want))
+		return 1;
+	return !strchr(want, '.') && !strncmp(want, p->name, k) &&
+	       !want[k];
+}
+
+static int web_left_up(const struct run *r, const char *want)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP && !proc_picked(p, want))
+			return 1;
+	return 0;
+}
+
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c)
+{
+	struct proc **ps = NULL;
+	struct proc_restart *pr;
+	size_t n, i;
+	int web = 0;
+
+	if (a->deploy) {
+		client_error(c, "'%s' is deploying; try again when it is done",
+			     a->name);
+		return;
+	}
+	if (!a->live) {
+		client_error(c, "'%s' has no running release", a->name);
+		return;
+	}
+	n = run_procs(a->live, &ps, proc_picked, want);
+	if (!n) {
+		client_error(c, "'%s' has no process '%s' (see ps %s)", a->name,
+			     want, a->name);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		web |= ps[i]->port != 0;
+	if (web && !web_left_up(a->live, want)) {
+		/* every web process: the zero-downtime restart of the app */
+		client_data(c, "-----> %s is every web process of %s: restarting the app with no downtime",
+			    want, a->name);
+		app_cmd_restart(a, c);
+		goto out;
+	}
+	pr = xcalloc(1, sizeof(*pr));
+	pr->c = c;
+	pr->left = n;
+	pr->what = xstrdup(want);
+	client_ref(c);
+	logger_linef(a->log, "berth", "restarting %s", want);
+	for (i = 0; i < n; i++) {
+		ps[i]->on_exit = proc_restart_exit;
+		ps[i]->on_exit_arg = pr;
+	}
+	for (i = 0; i < n; i++) {
+		/* out of the route first: the other web processes answer */
+		ps[i]->state = ps[i]->pid > 0 ? PROC_STOPPING : ps[i]->state;
+		if (ps[i]->port)
+			live_route_changed(ps[i]);
+		if (ps[i]->state == PROC_STOPPING)
+			ps[i]->state = PROC_UP;
+		proc_stop(ps[i], a->eng->cfg->stop_timeout_ms);
+	}
+out:
+	free(ps);
+}
+
 void app_cmd_start(struct app *a, struct client *c)
 {
 	struct strv renv = STRV_INIT;
@@ -2960,7 +3080,7 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 	struct deploy_opts o;
 	int i;
 
-	if (!a->live) {
+	if (!a->live && (a->release || a->deploy)) {
 		client_error(c, "'%s' is not running a release", a->name);
 		goto out;
 	}
@@ -2979,14 +3099,31 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 			free(type);
 			goto out;
 		}
-		if (!manifest_proc(&a->live->m, type)) {
-			client_error(c, "no process type '%s' in release %d of '%s'",
+		if (a->live ? !manifest_proc(&a->live->m, type) :
+		    !proc_type_valid(type)) {
+			client_error(c, a->live ?
+				     "no process type '%s' in release %d of '%s'" :
+				     "invalid process type '%s'",
 				     type, a->release, a->name);
 			free(type);
 			goto out;
 		}
 		strv_pushf(&changes, "%s=%ld", type, n);
 		free(type);
+	}
+	if (!a->live) {
+		/* before the first deploy: kept, and the first deploy
+		 * starts with it (over app.json's formation) */
+		scale_merge(&a->scale, &changes);
+		if (app_save(a) < 0) {
+			client_error(c, "%s", error_last());
+			goto out;
+		}
+		for (i = 0; i < (int)changes.n; i++)
+			client_data(c, "-----> %s: kept for the first deploy of %s",
+				    changes.v[i], a->name);
+		client_ok(c);
+		goto out;
 	}
 	/* a->scale changes only when the new processes are live; the
 	 * changes apply to the scale of that moment (see deploy_start()). */

@@ -183,6 +183,11 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
+/* "restart APP PROC": only a type (web, worker) or a process (worker.2):
+ * stopped and started again, web ones out of the route meanwhile; when
+ * that is every web process, the app's zero-downtime restart instead. */
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_rm(struct app *a, int drop_db, struct client *c);
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
@@ -191,6 +196,10 @@ void app_cmd_rollback(struct app *a, int number, struct client *c);
 void app_cmd_pg(struct app *a, struct client *c);
 /* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */
 void app_cmd_url(struct app *a, struct client *c);
+/* "running", "stopped", "deploying", "new", ... as apps shows it. */
+const char *app_status_word(const struct app *a);
+/* "apps:info NAME" (appinfo.c). */
+void app_cmd_info(struct app *a, struct client *c);
 /* That URL, fresh. */
 char *app_url(const struct app *a);
 /* The URL of another host of a (same port), fresh. */

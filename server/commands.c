@@ -218,6 +218,15 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 		client_error(c, "'%s' is stopped; use start", a->name);
 		return;
 	}
+	if (argc == 3) {
+		if (!log_source_valid(argv[2])) {
+			client_error(c, "invalid process '%s' (a type like web or a process like web.1)",
+				     argv[2]);
+			return;
+		}
+		app_cmd_restart_proc(a, argv[2], c);
+		return;
+	}
 	app_cmd_restart(a, c);
 }
 
@@ -348,6 +357,12 @@ static void cmd_buildpacks(struct engine *e, struct client *c,
 	packset_cmd(a, argc, argv, c);
 }
 
+static void cmd_info(struct engine *e, struct client *c, struct app *a,
+		     int argc, char **argv)
+{
+	app_cmd_info(a, c);
+}
+
 static void cmd_maintenance(struct engine *e, struct client *c,
 			    struct app *a, int argc, char **argv)
 {
@@ -470,7 +485,7 @@ static const struct command commands[] = {
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
 	{ "logs", "logs NAME|--server [-n N] [-f] [-p PROC] [--source S]", "the app's log (or the engine's); -f follows it; -p one process or type; --source router shows the router's lines", 0, 2, 9, cmd_logs, 0 },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
-	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
+	{ "restart", "restart NAME [PROCESS]", "restart every process, with no downtime; or one type (worker) or process (worker.1)", 1, 2, 3, cmd_restart, 0 },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
 	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start, 0 },
 	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale, 0 },
@@ -488,6 +503,7 @@ static const struct command commands[] = {
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },
 	{ "domains:add", "domains:add NAME HOST...", "answer on more hosts, at once (no redeploy)", 1, 3, 66, cmd_domains, 0 },
@@ -530,6 +546,8 @@ static const struct alias {
 	{ "ps:start", "start", NULL },
 	{ "ps:report", "ps", NULL },
 	{ "domains:report", "domains", NULL },
+	{ "apps:report", "apps:info", NULL },
+	{ "info", "apps:info", NULL },
 	{ "domains:list", "domains", NULL },
 	{ "buildpacks:report", "buildpacks", NULL },
 	{ "buildpacks:list", "buildpacks", NULL },
