@@ -198,6 +198,9 @@ void app_cmd_pg(struct app *a, struct client *c);
 void app_cmd_url(struct app *a, struct client *c);
 /* "running", "stopped", "deploying", "new", ... as apps shows it. */
 const char *app_status_word(const struct app *a);
+/* "apps:rename OLD NEW" (apprename.c). */
+void app_cmd_rename(struct engine *e, struct app *a, const char *to,
+		    struct client *c);
 /* "apps:info NAME" (appinfo.c). */
 void app_cmd_info(struct app *a, struct client *c);
 /* That URL, fresh. */

@@ -363,6 +363,12 @@ static void cmd_info(struct engine *e, struct client *c, struct app *a,
 	app_cmd_info(a, c);
 }
 
+static void cmd_rename(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	app_cmd_rename(e, a, argv[2], c);
+}
+
 static void cmd_maintenance(struct engine *e, struct client *c,
 			    struct app *a, int argc, char **argv)
 {
@@ -503,6 +509,7 @@ static const struct command commands[] = {
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs and hosts follow; it keeps running", 1, 3, 3, cmd_rename, 0 },
 	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },
@@ -547,6 +554,7 @@ static const struct alias {
 	{ "ps:report", "ps", NULL },
 	{ "domains:report", "domains", NULL },
 	{ "apps:report", "apps:info", NULL },
+	{ "rename", "apps:rename", NULL },
 	{ "info", "apps:info", NULL },
 	{ "domains:list", "domains", NULL },
 	{ "buildpacks:report", "buildpacks", NULL },

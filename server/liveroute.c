@@ -253,6 +253,17 @@ int liveroute_hosts_changed(struct engine *e, struct app *a)
 	return ret;
 }
 
+int liveroute_rename(struct engine *e, struct app *a, const char *old)
+{
+	struct router *r = router_of(e);
+
+	if (!r)
+		return 0;
+	if (router_app_remove(r, old) < 0)
+		return -1;
+	return liveroute_refresh(e, a);
+}
+
 int liveroute_refresh(struct engine *e, struct app *a)
 {
 	struct router *r = router_of(e);

@@ -87,6 +87,10 @@ int liveroute_hosts_changed(struct engine *e, struct app *a);
  */
 int liveroute_refresh(struct engine *e, struct app *a);
 
+/* a was renamed from old (a->name is the new name): old's entry goes,
+ * and a's hosts and route are set under the new name. */
+int liveroute_rename(struct engine *e, struct app *a, const char *old);
+
 /*
  * Router log lines (routerlog.h) into each app's log, with source
  * "router": listen on nginx's log socket and hear nginx's workers.
