@@ -5,7 +5,8 @@
  * router's table (liveroute.h), with no redeploy and no nginx reload,
  * and are kept in the app's folder: ROOT/apps/NAME/domains (one host a
  * line) and ROOT/apps/NAME/maintenance (there while it is on), so they
- * follow the app through engine restarts, rename, export and import.
+ * follow the app through engine restarts and apps:rename (export leaves
+ * them out: the host importing it may route those hosts elsewhere).
  *
  * A host follows the host name rules (RFC 1123 labels of letters,
  * digits and '-', not starting or ending with '-', 1-63 characters each,
