@@ -69,13 +69,13 @@ static void test_hosts(void)
 	host_is("a.*.example.com", NULL);
 	host_is("b\xc3\xbc" "cher.example", NULL);
 	memset(long_label, 'a', 64);
-	strcpy(long_label + 64, ".example");
+	memcpy(long_label + 64, ".example", 9);
 	host_is(long_label, NULL);
 	for (i = 0; i < 260; i += 2) {
 		long_host[i] = 'a';
 		long_host[i + 1] = '.';
 	}
-	strcpy(long_host + 260, "io");
+	memcpy(long_host + 260, "io", 3);
 	host_is(long_host, NULL);
 }
 
