@@ -18,6 +18,7 @@
 #include "appstate.h"
 #include "bundle.h"
 #include "config.h"
+#include "domains.h"
 #include "engine.h"
 #include "health.h"
 #include "liveroute.h"
@@ -115,6 +116,7 @@ static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
 static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
 static void cron_run_exited(struct proc *p, const char *why);
+static void oneoff_answer(struct proc *p);
 static void app_remove_now(struct app *a);
 static void watch_failed(struct deploy *d, struct proc *p, const char *why);
 static void commit_undo(struct deploy *d);
@@ -336,6 +338,7 @@ static struct app *app_new(struct engine *e, const char *name)
 	if (!a->log)
 		log_warnx("%s", error_last());
 	free(logdir);
+	domains_load(a);
 	for (pp = &e->apps; *pp && strcmp((*pp)->name, name) < 0;
 	     pp = &(*pp)->next)
 		;
@@ -353,6 +356,7 @@ static void app_free(struct app *a)
 	logger_free(a->log);
 	strv_release(&a->scale);
 	strv_release(&a->env);
+	strv_release(&a->domains);
 	free(a->slots);
 	free(a->last_result);
 	free(a->note);
@@ -415,6 +419,8 @@ static void build_env(struct strv *env, const struct app *a,
 	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
+	if (p && p->tty && !strv_env_get(env, "TERM"))
+		strv_push(env, "TERM=xterm");
 	if (p) {
 		strv_pushf(env, "BERTH_PROCESS=%s", p->name);
 		strv_pushf(env, "DYNO=%s", p->name);
@@ -482,6 +488,7 @@ static void run_free(struct run *r)
 			if (--g->left == 0)
 				free(g);
 		}
+		oneoff_answer(p);
 		proc_free(p);
 	}
 	loop_del_timer(r->app->eng->loop, r->cron_timer);
@@ -750,7 +757,8 @@ static void on_cron_timer(struct loop *l, void *arg)
 	cron_arm(r);
 }
 
-/* A run ended (or never started, why NULL): say so, and it is gone. */
+/* A one-off (cron.N, run.N) ended (or never started, why NULL): say
+ * so, answer its client, and it is gone. */
 static void cron_run_exited(struct proc *p, const char *why)
 {
 	struct run *r = p->run;
@@ -758,11 +766,113 @@ static void cron_run_exited(struct proc *p, const char *why)
 
 	if (why)
 		logger_linef(p->app->log, "berth", "%s %s", p->name, why);
+	oneoff_answer(p);
 	for (pp = &r->procs; *pp && *pp != p; pp = &(*pp)->next)
 		;
 	if (*pp)
 		*pp = p->next;
 	proc_free(p);
+}
+
+/* An attached run's client: its exit status as a shell gives it (128 +
+ * the signal when killed), or an error when it did not run to its end. */
+static void oneoff_answer(struct proc *p)
+{
+	struct client *c = p->client;
+	int st = p->last_status;
+
+	if (!c)
+		return;
+	p->client = NULL;
+	client_on_close(c, NULL, NULL);
+	if (p->pid > 0 || !p->started_ms)
+		client_error(c, "%s was stopped before it ended", p->name);
+	else if (WIFSIGNALED(st))
+		client_data(c, "exit-status %d", 128 + WTERMSIG(st));
+	else
+		client_data(c, "exit-status %d", WEXITSTATUS(st));
+	client_ok(c);
+	client_unref(c);
+}
+
+static void run_stopped_exit(struct proc *p, void *arg)
+{
+	cron_run_exited(p, "stopped: its client hung up");
+}
+
+/* The client of an attached run went away: so does the run. */
+static void run_client_gone(struct client *c, void *arg)
+{
+	struct proc *p = arg;
+
+	p->client = NULL;
+	client_unref(c);
+	if (p->pid <= 0)
+		return;
+	p->on_exit = run_stopped_exit;
+	p->on_exit_arg = NULL;
+	proc_stop(p, p->app->eng->cfg->stop_timeout_ms);
+}
+
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 struct client *c)
+{
+	struct run *r = a->live;
+	struct proc_spec *spec;
+	struct proc *p;
+	int fds[CLIENT_MAX_FDS];
+	size_t nfds = 0, i;
+
+	if (!detached)
+		nfds = client_take_fds(c, fds, CLIENT_MAX_FDS);
+	if (!detached && nfds != 3) {
+		client_error(c, "run needs the caller's stdin, stdout and stderr: use 'berth run' or ssh (or run:detached)");
+		goto out;
+	}
+	if (a->removing) {
+		client_error(c, "'%s' is being removed", a->name);
+		goto out;
+	}
+	if (!r || !a->release) {
+		client_error(c, "'%s' has no live release yet: push it first",
+			     a->name);
+		goto out;
+	}
+	spec = xcalloc(1, sizeof(*spec));
+	spec->type = xstrdup("run");
+	spec->cmd = xstrdup(cmd);
+	p = proc_new(r, spec, ++a->run_seq, 0);
+	p->own_spec = spec;
+	p->oneoff = 1;
+	if (!detached) {
+		p->attached = 1;
+		for (i = 0; i < 3; i++) {
+			p->stdio[i] = fds[i];
+			fds[i] = -1;
+		}
+		nfds = 0;
+		p->tty = isatty(p->stdio[0]);
+	}
+	logger_linef(a->log, "berth", "%s: running %s%s", p->name, cmd,
+		     detached ? " (detached)" : "");
+	if (proc_spawn(p) < 0) {
+		client_error(c, "cannot start %s: %s", p->name, error_last());
+		cron_run_exited(p, NULL);
+		goto out;
+	}
+	if (detached) {
+		client_data(c, "-----> Started %s (pid %d): ssh HOST logs %s -p %s",
+			    p->name, (int)p->pid, a->name, p->name);
+		client_ok(c);
+		goto out;
+	}
+	p->client = c;
+	client_ref(c);
+	client_on_close(c, run_client_gone, p);
+out:
+	for (i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
 }
 
 /* The release goes live: its cron entries start to count. */
@@ -2591,10 +2701,46 @@ char *app_url(const struct app *a)
 void app_cmd_url(struct app *a, struct client *c)
 {
 	char *url = app_url(a);
+	struct strv hosts = STRV_INIT;
+	size_t i;
 
 	client_data(c, "%s", url);
 	free(url);
+	/* then its other hosts: app.yaml's, and domains:add's */
+	app_hosts_list(a, &hosts);
+	for (i = 0; i < hosts.n; i++) {
+		url = app_host_url(a, hosts.v[i]);
+		client_data(c, "%s", url);
+		free(url);
+	}
+	strv_release(&hosts);
 	client_ok(c);
+}
+
+void app_hosts_list(const struct app *a, struct strv *out)
+{
+	size_t i, k;
+
+	for (i = 0; a->live && i < a->live->m.hosts.n; i++)
+		strv_push(out, a->live->m.hosts.v[i]);
+	for (i = 0; i < a->domains.n; i++) {
+		for (k = 0; k < out->n && strcmp(out->v[k], a->domains.v[i]);
+		     k++)
+			;
+		if (k == out->n)
+			strv_push(out, a->domains.v[i]);
+	}
+}
+
+char *app_host_url(const struct app *a, const char *host)
+{
+	const char *listen = a->eng->cfg->http_listen;
+	const char *colon = listen ? strrchr(listen, ':') : NULL;
+	const char *port = colon ? colon + 1 : listen;
+
+	if (!port || !*port || !strcmp(port, "80"))
+		return xasprintf("http://%s/", host);
+	return xasprintf("http://%s:%s/", host, port);
 }
 
 static const char *proc_state_name(const struct proc *p)
@@ -2631,6 +2777,11 @@ static const char *app_status(const struct app *a)
 		return "running";
 	}
 	return "down";
+}
+
+const char *app_status_word(const struct app *a)
+{
+	return app_status(a);
 }
 
 void app_cmd_apps(struct engine *e, struct client *c)
@@ -2802,6 +2953,121 @@ void app_cmd_restart(struct app *a, struct client *c)
 	strv_release(&renv);
 }
 
+/* ps:restart APP PROC: the processes restarted together. */
+struct proc_restart {
+	struct client *c;
+	size_t left;
+	struct buf failed;
+	char *what;
+};
+
+static void proc_restart_exit(struct proc *p, void *arg)
+{
+	struct proc_restart *pr = arg;
+
+	p->on_exit = NULL;
+	p->on_exit_arg = NULL;
+	if (!p->app->eng->stopping && p->run == p->app->live &&
+	    proc_spawn(p) < 0) {
+		buf_addf(&pr->failed, "%s%s: %s", pr->failed.len ? "; " : "",
+			 p->name, error_last());
+		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
+			     p->name, error_last());
+	}
+	live_route_changed(p);
+	if (--pr->left)
+		return;
+	if (pr->failed.len)
+		client_error(pr->c, "%s", pr->failed.data);
+	else {
+		client_data(pr->c, "-----> Restarted %s", pr->what);
+		client_ok(pr->c);
+	}
+	client_unref(pr->c);
+	buf_release(&pr->failed);
+	free(pr->what);
+	free(pr);
+}
+
+/* "web" takes web.1, web.2...; "web.2" only itself. */
+static int proc_picked(const struct proc *p, const void *arg)
+{
+	const char *want = arg;
+	size_t k = strlen(p->spec->type);
+
+	if (p->oneoff)
+		return 0;
+	if (!strcmp(p->name, want))
+		return 1;
+	return !strchr(want, '.') && !strncmp(want, p->name, k) &&
+	       !want[k];
+}
+
+static int web_left_up(const struct run *r, const char *want)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP && !proc_picked(p, want))
+			return 1;
+	return 0;
+}
+
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c)
+{
+	struct proc **ps = NULL;
+	struct proc_restart *pr;
+	size_t n, i;
+	int web = 0;
+
+	if (a->deploy) {
+		client_error(c, "'%s' is deploying; try again when it is done",
+			     a->name);
+		return;
+	}
+	if (!a->live) {
+		client_error(c, "'%s' has no running release", a->name);
+		return;
+	}
+	n = run_procs(a->live, &ps, proc_picked, want);
+	if (!n) {
+		client_error(c, "'%s' has no process '%s' (see ps %s)", a->name,
+			     want, a->name);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		web |= ps[i]->port != 0;
+	if (web && !web_left_up(a->live, want)) {
+		/* every web process: the zero-downtime restart of the app */
+		client_data(c, "-----> %s is every web process of %s: restarting the app with no downtime",
+			    want, a->name);
+		app_cmd_restart(a, c);
+		goto out;
+	}
+	pr = xcalloc(1, sizeof(*pr));
+	pr->c = c;
+	pr->left = n;
+	pr->what = xstrdup(want);
+	client_ref(c);
+	logger_linef(a->log, "berth", "restarting %s", want);
+	for (i = 0; i < n; i++) {
+		ps[i]->on_exit = proc_restart_exit;
+		ps[i]->on_exit_arg = pr;
+	}
+	for (i = 0; i < n; i++) {
+		/* out of the route first: the other web processes answer */
+		ps[i]->state = ps[i]->pid > 0 ? PROC_STOPPING : ps[i]->state;
+		if (ps[i]->port)
+			live_route_changed(ps[i]);
+		if (ps[i]->state == PROC_STOPPING)
+			ps[i]->state = PROC_UP;
+		proc_stop(ps[i], a->eng->cfg->stop_timeout_ms);
+	}
+out:
+	free(ps);
+}
+
 void app_cmd_start(struct app *a, struct client *c)
 {
 	struct strv renv = STRV_INIT;
@@ -2832,7 +3098,7 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 	struct deploy_opts o;
 	int i;
 
-	if (!a->live) {
+	if (!a->live && (a->release || a->deploy)) {
 		client_error(c, "'%s' is not running a release", a->name);
 		goto out;
 	}
@@ -2851,14 +3117,31 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 			free(type);
 			goto out;
 		}
-		if (!manifest_proc(&a->live->m, type)) {
-			client_error(c, "no process type '%s' in release %d of '%s'",
+		if (a->live ? !manifest_proc(&a->live->m, type) :
+		    !proc_type_valid(type)) {
+			client_error(c, a->live ?
+				     "no process type '%s' in release %d of '%s'" :
+				     "invalid process type '%s'",
 				     type, a->release, a->name);
 			free(type);
 			goto out;
 		}
 		strv_pushf(&changes, "%s=%ld", type, n);
 		free(type);
+	}
+	if (!a->live) {
+		/* before the first deploy: kept, and the first deploy
+		 * starts with it (over app.json's formation) */
+		scale_merge(&a->scale, &changes);
+		if (app_save(a) < 0) {
+			client_error(c, "%s", error_last());
+			goto out;
+		}
+		for (i = 0; i < (int)changes.n; i++)
+			client_data(c, "-----> %s: kept for the first deploy of %s",
+				    changes.v[i], a->name);
+		client_ok(c);
+		goto out;
 	}
 	/* a->scale changes only when the new processes are live; the
 	 * changes apply to the scale of that moment (see deploy_start()). */

@@ -56,7 +56,15 @@ struct proc {
 	char *tail[PROC_TAIL];		/* last output lines, for errors */
 	int tail_pos;
 	int last_status;
-	int oneoff;			/* a cron run: gone once it exits */
+	int oneoff;			/* a cron or run process: gone once
+					 * it exits */
+	struct proc_spec *own_spec;	/* a run's command (spec points to
+					 * it), freed with the process */
+	int attached;			/* a run with the client's stdio: */
+	int stdio[3];			/* its stdin, stdout, stderr until
+					 * started (then closed here) */
+	int tty;			/* stdio[0] is a terminal */
+	struct client *client;		/* answered with the exit status */
 	void (*on_exit)(struct proc *p, void *arg);
 	void *on_exit_arg;
 };
@@ -106,6 +114,9 @@ struct app {
 	int64_t retry_at;	/* when (now_ms() clock) */
 	int shutdown_said;	/* "stopping with the engine" logged */
 	int remove_after_deploy;	/* its incoming/ bundle was deleted */
+	int run_seq;		/* last run.N handed out (this engine's life) */
+	struct strv domains;	/* hosts added by domains:add (domains.h) */
+	int maintenance;	/* maintenance:on: a 503 page for every host */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
@@ -172,6 +183,11 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
+/* "restart APP PROC": only a type (web, worker) or a process (worker.2):
+ * stopped and started again, web ones out of the route meanwhile; when
+ * that is every web process, the app's zero-downtime restart instead. */
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_rm(struct app *a, int drop_db, struct client *c);
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
@@ -180,8 +196,32 @@ void app_cmd_rollback(struct app *a, int number, struct client *c);
 void app_cmd_pg(struct app *a, struct client *c);
 /* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */
 void app_cmd_url(struct app *a, struct client *c);
+/* "running", "stopped", "deploying", "new", ... as apps shows it. */
+const char *app_status_word(const struct app *a);
+/* "apps:rename OLD NEW" (apprename.c). */
+void app_cmd_rename(struct engine *e, struct app *a, const char *to,
+		    struct client *c);
+/* "apps:info NAME" (appinfo.c). */
+void app_cmd_info(struct app *a, struct client *c);
 /* That URL, fresh. */
 char *app_url(const struct app *a);
+/* The URL of another host of a (same port), fresh. */
+char *app_host_url(const struct app *a, const char *host);
+/* a's hosts beyond NAME.DOMAIN: its live release's, then domains:add's
+ * (pushed onto out, no duplicates). */
+void app_hosts_list(const struct app *a, struct strv *out);
+
+/*
+ * "run APP CMD..." (oneoff.c parses): a one-off process "run.N" of the
+ * live release, with its environment, folder and user, started the way
+ * the app's processes are.  Attached: stdin, stdout and stderr are the
+ * three descriptors c passed with its request (a terminal becomes the
+ * controlling terminal); c gets "exit-status N" and ok when it ends,
+ * and a client that hangs up stops it.  Detached (c answered at once):
+ * its output goes to the app's log as run.N.  cmd is a shell command.
+ */
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 struct client *c);
 
 /* What a running deploy of a is doing ("starting processes"), or NULL
  * when none runs.  Static string. */

@@ -15,9 +15,12 @@
 #include "config.h"
 #include "control.h"
 #include "dashboard.h"
+#include "domains.h"
 #include "engine.h"
 #include "export.h"
 #include "keys.h"
+#include "packset.h"
+#include "oneoff.h"
 #include "serverlog.h"
 #include "status.h"
 #include "version.h"
@@ -222,6 +225,15 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 		client_error(c, "'%s' is stopped; use start", a->name);
 		return;
 	}
+	if (argc == 3) {
+		if (!log_source_valid(argv[2])) {
+			client_error(c, "invalid process '%s' (a type like web or a process like web.1)",
+				     argv[2]);
+			return;
+		}
+		app_cmd_restart_proc(a, argv[2], c);
+		return;
+	}
 	app_cmd_restart(a, c);
 }
 
@@ -308,6 +320,66 @@ static void cmd_url(struct engine *e, struct client *c, struct app *a,
 		    int argc, char **argv)
 {
 	app_cmd_url(a, c);
+}
+
+/* "run APP CMD..." and "run:detached APP CMD...": a one-off process. */
+static void cmd_run(struct engine *e, struct client *c, struct app *a,
+		    int argc, char **argv)
+{
+	char *cmd = oneoff_command(argc - 2, argv + 2);
+
+	if (!cmd) {
+		client_error(c, "%s: %s", argv[0], error_last());
+		return;
+	}
+	app_cmd_run(a, cmd, !strcmp(argv[0], "run:detached"), c);
+	free(cmd);
+}
+
+static void cmd_domains(struct engine *e, struct client *c, struct app *a,
+			int argc, char **argv)
+{
+	const char *sub = strchr(argv[0], ':');
+
+	if (!sub || !strcmp(sub, ":report")) {
+		if (argc != 2) {
+			client_error(c, "usage: domains NAME");
+			return;
+		}
+		domains_cmd_list(a, c);
+	} else if (!strcmp(sub, ":add")) {
+		domains_cmd_add(a, argc - 2, argv + 2, c);
+	} else if (!strcmp(sub, ":remove")) {
+		domains_cmd_remove(a, argc - 2, argv + 2, c);
+	} else if (argc == 2) {
+		domains_cmd_clear(a, c);
+	} else {
+		client_error(c, "usage: domains:clear NAME");
+	}
+}
+
+static void cmd_buildpacks(struct engine *e, struct client *c,
+			   struct app *a, int argc, char **argv)
+{
+	packset_cmd(a, argc, argv, c);
+}
+
+static void cmd_info(struct engine *e, struct client *c, struct app *a,
+		     int argc, char **argv)
+{
+	app_cmd_info(a, c);
+}
+
+static void cmd_rename(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	app_cmd_rename(e, a, argv[2], c);
+}
+
+static void cmd_maintenance(struct engine *e, struct client *c,
+			    struct app *a, int argc, char **argv)
+{
+	domains_cmd_maintenance(a, !strcmp(argv[0], "maintenance:on"), c);
 }
 
 static void reply_buf(struct client *c, struct buf *out)
@@ -426,7 +498,7 @@ static const struct command commands[] = {
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
 	{ "logs", "logs NAME|--server [-n N] [-f] [-p PROC] [--source S]", "the app's log (or the engine's); -f follows it; -p one process or type; --source router shows the router's lines", 0, 2, 9, cmd_logs, 0 },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
-	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
+	{ "restart", "restart NAME [PROCESS]", "restart every process, with no downtime; or one type (worker) or process (worker.1)", 1, 2, 3, cmd_restart, 0 },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
 	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start, 0 },
 	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale, 0 },
@@ -435,6 +507,8 @@ static const struct command commands[] = {
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
 	{ "stats", "stats NAME", "requests, 5xx and p95 per minute over the last hour; memory and CPU per process", 1, 2, 2, cmd_stats, 0 },
+	{ "run", "run NAME COMMAND...", "a one-off process in the live release's environment, on this terminal (ssh -t for an interactive one)", 1, 3, -1, cmd_run, 0 },
+	{ "run:detached", "run:detached NAME COMMAND...", "a one-off process in the background; its output in logs as run.N", 1, 3, -1, cmd_run, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
 	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
 	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side, 0 },
@@ -443,7 +517,20 @@ static const struct command commands[] = {
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs and hosts follow; it keeps running", 1, 3, 3, cmd_rename, 0 },
+	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
+	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },
+	{ "domains:add", "domains:add NAME HOST...", "answer on more hosts, at once (no redeploy)", 1, 3, 66, cmd_domains, 0 },
+	{ "domains:remove", "domains:remove NAME HOST...", "stop answering on hosts added with domains:add", 1, 3, 66, cmd_domains, 0 },
+	{ "domains:clear", "domains:clear NAME", "remove every host added with domains:add", 1, 2, 2, cmd_domains, 0 },
+	{ "buildpacks", "buildpacks NAME", "the buildpacks set for the app, and the one its release was built with", 1, 2, 2, cmd_buildpacks, 0 },
+	{ "buildpacks:set", "buildpacks:set NAME BUILDPACK...", "build the next pushes with these (a name like python, or a git URL with an optional #ref), in order", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:add", "buildpacks:add NAME BUILDPACK...", "add buildpacks after those set", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:remove", "buildpacks:remove NAME BUILDPACK...", "remove set buildpacks", 1, 3, 18, cmd_buildpacks, 0 },
+	{ "buildpacks:clear", "buildpacks:clear NAME", "back to detection (or the app's own .buildpacks, app.yaml, app.json)", 1, 2, 2, cmd_buildpacks, 0 },
+	{ "maintenance:on", "maintenance:on NAME", "every request gets a 503 maintenance page, at once; the processes keep running", 1, 2, 2, cmd_maintenance, 0 },
+	{ "maintenance:off", "maintenance:off NAME", "end maintenance: requests go to the app again", 1, 2, 2, cmd_maintenance, 0 },
 	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
@@ -473,6 +560,13 @@ static const struct alias {
 	{ "ps:stop", "stop", NULL },
 	{ "ps:start", "start", NULL },
 	{ "ps:report", "ps", NULL },
+	{ "domains:report", "domains", NULL },
+	{ "apps:report", "apps:info", NULL },
+	{ "rename", "apps:rename", NULL },
+	{ "info", "apps:info", NULL },
+	{ "domains:list", "domains", NULL },
+	{ "buildpacks:report", "buildpacks", NULL },
+	{ "buildpacks:list", "buildpacks", NULL },
 };
 
 void commands_describe(struct buf *out)

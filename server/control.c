@@ -204,10 +204,74 @@ static int call_line(void *arg, enum control_kind kind, const char *text)
 	return ret;
 }
 
+int control_send_request(int fd, int argc, char *const *argv,
+			 const int *fds, size_t nfds)
+{
+	struct buf req = BUF_INIT;
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * 3)];
+	} ctl;
+	struct iovec iov;
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t n;
+	int ret = -1;
+
+	control_encode_request(&req, argc, argv);
+	if (req.len > CONTROL_LINE_MAX + 1) {
+		error_set("request too long");
+		goto out;
+	}
+	if (nfds > 3) {
+		error_set("too many descriptors for one request");
+		goto out;
+	}
+	if (!nfds) {
+		if (write_all(fd, req.data, req.len) < 0) {
+			error_setsys("cannot send request");
+			goto out;
+		}
+		ret = 0;
+		goto out;
+	}
+	/* the descriptors ride on the request's first byte */
+	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
+	iov.iov_base = req.data;
+	iov.iov_len = 1;
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+	cm = CMSG_FIRSTHDR(&msg);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+	memcpy(CMSG_DATA(cm), fds, sizeof(int) * nfds);
+	do {
+		n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+	} while (n < 0 && errno == EINTR);
+	if (n != 1 || write_all(fd, req.data + 1, req.len - 1) < 0) {
+		error_setsys("cannot send request");
+		goto out;
+	}
+	ret = 0;
+out:
+	buf_release(&req);
+	return ret;
+}
+
 int control_call(const char *root, int argc, char *const *argv,
 		 control_line_fn fn, void *arg, char **errmsg)
 {
-	struct buf req = BUF_INIT;
+	return control_call_fds(root, argc, argv, NULL, 0, fn, arg, errmsg);
+}
+
+int control_call_fds(const char *root, int argc, char *const *argv,
+		     const int *fds, size_t nfds, control_line_fn fn,
+		     void *arg, char **errmsg)
+{
 	struct control_reader rd;
 	struct call_state cs = { fn, arg, 0, NULL };
 	char chunk[8192];
@@ -218,15 +282,8 @@ int control_call(const char *root, int argc, char *const *argv,
 	fd = control_connect(root);
 	if (fd < 0)
 		goto out;
-	control_encode_request(&req, argc, argv);
-	if (req.len > CONTROL_LINE_MAX + 1) {
-		error_set("request too long");
+	if (control_send_request(fd, argc, argv, fds, nfds) < 0)
 		goto out;
-	}
-	if (write_all(fd, req.data, req.len) < 0) {
-		error_setsys("cannot send request");
-		goto out;
-	}
 	for (;;) {
 		n = read(fd, chunk, sizeof(chunk));
 		if (n < 0 && errno == EINTR)
@@ -263,7 +320,6 @@ out:
 	free(cs.errmsg);
 	if (fd >= 0)
 		close(fd);
-	buf_release(&req);
 	control_reader_release(&rd);
 	return ret;
 }

@@ -66,4 +66,17 @@ int control_connect(const char *root);
 int control_call(const char *root, int argc, char *const *argv,
 		 control_line_fn fn, void *arg, char **errmsg);
 
+/*
+ * Send one request on fd (from control_connect()), with up to 3
+ * descriptors passed along (SCM_RIGHTS; the caller keeps its own
+ * copies).  0, or -1 with error_last().
+ */
+int control_send_request(int fd, int argc, char *const *argv,
+			 const int *fds, size_t nfds);
+/* control_call(), passing fds with the request ("run": the command's
+ * stdin, stdout and stderr). */
+int control_call_fds(const char *root, int argc, char *const *argv,
+		     const int *fds, size_t nfds, control_line_fn fn,
+		     void *arg, char **errmsg);
+
 #endif

@@ -56,6 +56,8 @@ struct client {
 	void *on_close_arg;
 	void (*on_input)(struct client *, const char *, size_t, void *);
 	void *on_input_arg;
+	int fds[CLIENT_MAX_FDS];	/* passed with the request, until taken */
+	size_t nfds;
 };
 
 char *engine_path(const struct engine *e, const char *fmt, ...)
@@ -84,6 +86,31 @@ void engine_spawn_as_app_user(const struct engine *e, struct spawn *s)
 
 static void client_close(struct client *c);
 
+static void client_close_fds(struct client *c)
+{
+	size_t i;
+
+	for (i = 0; i < c->nfds; i++)
+		if (c->fds[i] >= 0)
+			close(c->fds[i]);
+	c->nfds = 0;
+}
+
+size_t client_take_fds(struct client *c, int *fds, size_t max)
+{
+	size_t i, n;
+
+	if (!c)
+		return 0;
+	n = c->nfds < max ? c->nfds : max;
+	for (i = 0; i < n; i++) {
+		fds[i] = c->fds[i];
+		c->fds[i] = -1;
+	}
+	client_close_fds(c);
+	return n;
+}
+
 void client_ref(struct client *c)
 {
 	if (c)
@@ -106,6 +133,7 @@ void client_unref(struct client *c)
 		c->next->prev = c->prev;
 	buf_release(&c->in);
 	buf_release(&c->out);
+	client_close_fds(c);
 	free(c);
 }
 
@@ -329,6 +357,48 @@ static void client_dispatch(struct client *c, size_t linelen)
 }
 
 /*
+ * Read from a client; descriptors passed along with its request (run's
+ * stdin, stdout, stderr) are kept for the command to take.  Any that
+ * come later, or beyond the few a request may carry, are closed.
+ */
+static ssize_t client_recv(struct client *c, int fd, char *buf, size_t len)
+{
+	union {
+		struct cmsghdr h;
+		char space[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
+	} ctl;
+	struct iovec iov = { buf, len };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	msg.msg_control = ctl.space;
+	msg.msg_controllen = sizeof(ctl.space);
+	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return n;
+	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
+		size_t k, got;
+		int *in;
+
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		got = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		in = (int *)(void *)CMSG_DATA(cm);
+		for (k = 0; k < got; k++) {
+			if (!c->dispatched && c->nfds < CLIENT_MAX_FDS)
+				c->fds[c->nfds++] = in[k];
+			else
+				close(in[k]);
+		}
+	}
+	return n;
+}
+
+/*
  * Whatever this calls (a write, an error answer, the command, its input
  * callback) may close c and drop the connection's reference: a reference
  * of our own keeps c until we are done with it.
@@ -348,7 +418,7 @@ static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 	}
 	if (!(events & LOOP_READ))
 		goto out;
-	n = read(fd, chunk, sizeof(chunk));
+	n = client_recv(c, fd, chunk, sizeof(chunk));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		goto out;
 	if (n <= 0) {

@@ -78,6 +78,12 @@ void client_on_input(struct client *c,
 /* Called once when the peer hangs up (for followers). */
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
 		     void *arg);
+/* Descriptors the peer passed with its request (SCM_RIGHTS; run's
+ * stdin, stdout and stderr), at most CLIENT_MAX_FDS: up to max of them
+ * into fds, in order, now owned by the caller.  The rest are closed;
+ * a request nobody takes them from has them closed with it. */
+#define CLIENT_MAX_FDS 3
+size_t client_take_fds(struct client *c, int *fds, size_t max);
 /* Bytes queued and not yet written (to bound followers). */
 size_t client_pending(const struct client *c);
 

@@ -62,6 +62,12 @@ static void build(struct engine *e, const struct app *a,
 		  struct built *b)
 {
 	memset(b, 0, sizeof(*b));
+	if (a->maintenance) {
+		/* maintenance:on: every request gets the 503 page */
+		b->rt.kind = ROUTE_MAINTENANCE;
+		b->rt.release = run ? run->number : 0;
+		return;
+	}
 	if (!run) {
 		b->rt.kind = a->stopped ? ROUTE_STOPPED : ROUTE_STARTING;
 		b->rt.retry_after = 5;
@@ -101,6 +107,30 @@ static void built_free(struct built *b)
 	free(b->root);
 }
 
+static int hosts_has(const struct strv *sv, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		if (!strcmp(sv->v[i], s))
+			return 1;
+	return 0;
+}
+
+/* The hosts an app answers beyond APP.DOMAIN: its release's (m, may be
+ * NULL) and those domains:add gave it. */
+static void app_hosts(const struct app *a, const struct manifest *m,
+		      struct strv *out)
+{
+	size_t i;
+
+	for (i = 0; m && i < m->hosts.n; i++)
+		strv_push(out, m->hosts.v[i]);
+	for (i = 0; i < a->domains.n; i++)
+		if (!hosts_has(out, a->domains.v[i]))
+			strv_push(out, a->domains.v[i]);
+}
+
 static struct router *router_of(struct engine *e)
 {
 	return e->nginx ? nginx_router(e->nginx) : NULL;
@@ -109,20 +139,27 @@ static struct router *router_of(struct engine *e)
 int liveroute_claim(struct engine *e, struct app *a, const struct manifest *m)
 {
 	struct router *r = router_of(e);
+	struct strv hosts = STRV_INIT;
 	struct built b;
 	int ret;
 
 	if (!r)
 		return 0;
-	if (router_hosts_check(r, a->name, m->hosts.v, m->hosts.n) < 0)
-		return -1;
+	app_hosts(a, m, &hosts);
+	if (router_hosts_check(r, a->name, hosts.v, hosts.n) < 0) {
+		ret = -1;
+		goto out;
+	}
+	ret = 0;
 	if (a->live)
-		return 0;
+		goto out;
 	build(e, a, NULL, NULL, &b);
-	if (!a->stopped)
+	if (!a->stopped && !a->maintenance)
 		b.rt.kind = ROUTE_STARTING;
-	ret = router_app_set(r, a->name, m->hosts.v, m->hosts.n, &b.rt);
+	ret = router_app_set(r, a->name, hosts.v, hosts.n, &b.rt);
 	built_free(&b);
+out:
+	strv_release(&hosts);
 	return ret < 0 ? -1 : 0;
 }
 
@@ -130,6 +167,7 @@ int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
 		     const struct run *old, struct router_switch *sw)
 {
 	struct router *r = router_of(e);
+	struct strv hosts = STRV_INIT;
 	struct built b;
 	int ret;
 
@@ -138,24 +176,27 @@ int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
 	if (!r)
 		return 0;
 	build(e, a, run, old, &b);
-	ret = router_switch(r, a->name, run->m.hosts.v, run->m.hosts.n,
-			    &b.rt, sw);
+	app_hosts(a, &run->m, &hosts);
+	ret = router_switch(r, a->name, hosts.v, hosts.n, &b.rt, sw);
 	built_free(&b);
+	strv_release(&hosts);
 	return ret < 0 ? -1 : 0;
 }
 
 int liveroute_settle(struct engine *e, struct app *a)
 {
 	struct router *r = router_of(e);
+	struct strv hosts = STRV_INIT;
 	struct built b;
 	int ret;
 
 	if (!r || !a->live)
 		return 0;
 	build(e, a, a->live, NULL, &b);
-	ret = router_app_set(r, a->name, a->live->m.hosts.v,
-			     a->live->m.hosts.n, &b.rt);
+	app_hosts(a, &a->live->m, &hosts);
+	ret = router_app_set(r, a->name, hosts.v, hosts.n, &b.rt);
 	built_free(&b);
+	strv_release(&hosts);
 	return ret < 0 ? -1 : 0;
 }
 
@@ -189,15 +230,57 @@ int liveroute_state(struct engine *e, struct app *a, enum route_kind kind,
 {
 	struct router *r = router_of(e);
 	struct route rt;
-	const struct manifest *m = a->live ? &a->live->m : NULL;
+	struct strv hosts = STRV_INIT;
+	int ret;
 
 	if (!r)
 		return 0;
 	memset(&rt, 0, sizeof(rt));
-	rt.kind = kind;
+	rt.kind = a->maintenance ? ROUTE_MAINTENANCE : kind;
 	rt.retry_after = retry_after > 0 ? retry_after : 5;
-	return router_app_set(r, a->name, m ? m->hosts.v : NULL,
-			      m ? m->hosts.n : 0, &rt) < 0 ? -1 : 0;
+	app_hosts(a, a->live ? &a->live->m : NULL, &hosts);
+	ret = router_app_set(r, a->name, hosts.v, hosts.n, &rt);
+	strv_release(&hosts);
+	return ret < 0 ? -1 : 0;
+}
+
+int liveroute_hosts_changed(struct engine *e, struct app *a)
+{
+	struct router *r = router_of(e);
+	struct strv hosts = STRV_INIT;
+	int ret;
+
+	if (!r)
+		return 0;
+	app_hosts(a, a->live ? &a->live->m : NULL, &hosts);
+	ret = router_app_hosts(r, a->name, hosts.v, hosts.n);
+	strv_release(&hosts);
+	return ret;
+}
+
+int liveroute_rename(struct engine *e, struct app *a, const char *old)
+{
+	struct router *r = router_of(e);
+
+	if (!r)
+		return 0;
+	if (router_app_remove(r, old) < 0)
+		return -1;
+	return liveroute_refresh(e, a);
+}
+
+int liveroute_refresh(struct engine *e, struct app *a)
+{
+	struct router *r = router_of(e);
+
+	if (!r)
+		return 0;
+	if (a->maintenance || !a->live)
+		return liveroute_state(e, a, a->stopped ? ROUTE_STOPPED :
+				       ROUTE_STARTING, 5);
+	if (a->stopped)
+		return liveroute_state(e, a, ROUTE_STOPPED, 0);
+	return liveroute_settle(e, a);
 }
 
 const char *liveroute_probe_header(int port, char *buf, size_t size)

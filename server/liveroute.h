@@ -100,6 +100,23 @@ int liveroute_state(struct engine *e, struct app *a, enum route_kind kind,
 		    int retry_after);
 
 /*
+ * a's hosts changed (domains:add, domains:remove): the table takes them
+ * at once, its route unchanged.  ERR_EXISTS ("host 'x' belongs to app
+ * 'y'") or ERR_INVALID, and nothing changes.
+ */
+int liveroute_hosts_changed(struct engine *e, struct app *a);
+
+/*
+ * a's route from what it is now: maintenance on (the 503 page), stopped,
+ * no release yet, or its live processes.  For maintenance:on/off.
+ */
+int liveroute_refresh(struct engine *e, struct app *a);
+
+/* a was renamed from old (a->name is the new name): old's entry goes,
+ * and a's hosts and route are set under the new name. */
+int liveroute_rename(struct engine *e, struct app *a, const char *old);
+
+/*
  * Router log lines (routerlog.h) into each app's log, with source
  * "router": listen on nginx's log socket and hear nginx's workers.
  * Errors are logged; apps run without router lines then.

@@ -458,6 +458,46 @@ static int cmd_backup(const char *root, int argc, char **argv)
 	return backup_command(root, argc, argv, &io);
 }
 
+/* run's answer: "exit-status N" is the command's own status; any other
+ * line is berth's, on stderr so the command's output stays its own. */
+static int run_line(void *arg, enum control_kind kind, const char *text)
+{
+	int *status = arg;
+
+	if (kind != CONTROL_DATA)
+		return 0;
+	if (!strncmp(text, "exit-status ", 12)) {
+		*status = (int)parse_long(text + 12, 255);
+		return 0;
+	}
+	fprintf(stderr, "%s\n", text);
+	return 0;
+}
+
+/* "run APP CMD...": the engine starts it on our own stdin, stdout and
+ * stderr (passed over the control socket) and says how it ended. */
+static int cmd_run_attached(const char *root, int argc, char **argv)
+{
+	static const int fds[3] = { 0, 1, 2 };
+	char *err = NULL;
+	int status = -1, ret;
+
+	fflush(stdout);
+	ret = control_call_fds(root, argc, argv, fds, 3, run_line, &status,
+			       &err);
+	if (ret < 0) {
+		fprintf(stderr, "berth: %s\n", error_last());
+		ret = 111;
+	} else if (ret > 0) {
+		fprintf(stderr, "error: %s\n", err ? err : "failed");
+		ret = err && control_error_is_usage(err) ? 100 : 1;
+	} else {
+		ret = status < 0 ? 1 : status;
+	}
+	free(err);
+	return ret;
+}
+
 static int cmd_client(const char *root, int argc, char **argv)
 {
 	struct strv req = STRV_INIT;
@@ -467,6 +507,10 @@ static int cmd_client(const char *root, int argc, char **argv)
 	ret = prepare_request(&req, argc, argv);
 	if (ret)
 		goto out;
+	if (!strcmp(req.v[0], "run")) {
+		ret = cmd_run_attached(root, (int)req.n, req.v);
+		goto out;
+	}
 	ret = control_call(root, (int)req.n, req.v, print_line, NULL, &err);
 	if (ret < 0) {
 		fprintf(stderr, "berth: %s\n", error_last());
@@ -528,13 +572,21 @@ int main(int argc, char **argv)
 	cmd = argv[i];
 	args = argv + i + 1;
 	nargs = argc - i - 1;
-	if (take_root(&nargs, args, &root)) {
+	/* run's words after the app name are the command's own, --root
+	 * and --help included */
+	if (!strcmp(cmd, "run") || !strcmp(cmd, "run:detached")) {
+		if (nargs >= 1 && wants_help(1, args)) {
+			free(root);
+			return help_one(cmd);
+		}
+	} else if (take_root(&nargs, args, &root)) {
 		free(root);
 		return 100;
 	}
 	/* What needs no engine, and no state directory. */
 	if (strcmp(cmd, "session") && strcmp(cmd, "git-serve-stdio") &&
-	    strcmp(cmd, "dashboard-serve") && wants_help(nargs, args)) {
+	    strcmp(cmd, "dashboard-serve") && strcmp(cmd, "run") &&
+	    strcmp(cmd, "run:detached") && wants_help(nargs, args)) {
 		free(root);
 		return help_one(cmd);
 	}

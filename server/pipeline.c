@@ -1,5 +1,6 @@
 /* pipeline: see pipeline.h and docs/pipeline.md. */
 #include "pipeline.h"
+#include "packset.h"
 
 #include <ctype.h>
 #include <dirent.h>
@@ -1442,9 +1443,9 @@ out:
 static int step_buildpack(struct pl *p)
 {
 	struct pipeline_build b;
-	struct strv env = STRV_INIT;
+	struct strv env = STRV_INIT, set = STRV_INIT;
 	const char *force, *url;
-	char *cache = NULL;
+	char *cache = NULL, *appdir;
 	int ret;
 
 	pipeline_build_init(&b);
@@ -1453,11 +1454,22 @@ static int step_buildpack(struct pl *p)
 	 * .buildpacks (Dokku, Heroku's multi-buildpack), then app.json. */
 	force = config_get(p, "BUILDPACK");
 	url = config_get(p, "BUILDPACK_URL");
+	/* buildpacks:set's list comes between the two (packset.h) */
+	appdir = xasprintf("%s/apps/%s", p->root, p->o->app);
+	if (packset_read(appdir, &set) < 0) {
+		say(p->o->out, " !     %s", error_last());
+		free(appdir);
+		return -1;
+	}
+	free(appdir);
 	if (force && *force) {
 		b.force = force;
 	} else if (url && *url) {
 		b.force = url;
 		b.packs_from = "config BUILDPACK_URL";
+	} else if (set.n) {
+		b.packs = set.v;
+		b.packs_from = "buildpacks:set";
 	} else if (p->have_manifest && p->m.buildpacks.n) {
 		b.packs = p->m.buildpacks.v;
 		b.packs_from = "app.yaml";
@@ -1494,6 +1506,7 @@ static int step_buildpack(struct pl *p)
 	}
 	pipeline_build_release(&b);
 	strv_release(&env);
+	strv_release(&set);
 	free(cache);
 	return ret;
 }

@@ -178,6 +178,17 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 	app_proc_crashed(p, status);
 }
 
+static void proc_close_stdio(struct proc *p)
+{
+	int i;
+
+	for (i = 0; p->attached && i < 3; i++) {
+		if (p->stdio[i] >= 0)
+			close(p->stdio[i]);
+		p->stdio[i] = -1;
+	}
+}
+
 int proc_start(struct proc *p, char *const *envp)
 {
 	/* Source the buildpacks' .profile.d, then run the Procfile command
@@ -195,7 +206,7 @@ int proc_start(struct proc *p, char *const *envp)
 			    NULL, NULL, NULL };
 	int ret = -1;
 
-	if (pipe2(pfd, O_CLOEXEC) < 0)
+	if (!p->attached && pipe2(pfd, O_CLOEXEC) < 0)
 		return error_setsys("pipe");
 	spawn_init(&s);
 	if (p->spec->cmd) {
@@ -213,9 +224,22 @@ int proc_start(struct proc *p, char *const *envp)
 	/* Own group, so a stop reaches the app's children too; and killed
 	 * with the engine, so no app outlives a crashed engine unsupervised. */
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	if (p->attached) {
+		/* a one-off on the client's own stdio (run) */
+		s.in = p->stdio[0];
+		s.out = p->stdio[1];
+		s.err = p->stdio[2];
+		s.flags = SPAWN_NEW_SESSION | SPAWN_DIE_WITH_PARENT;
+		if (p->tty)
+			s.flags |= SPAWN_CTTY;
+	}
 	engine_spawn_as_app_user(p->app->eng, &s);
 	if (spawn_start(&s) < 0)
 		goto out;
+	if (p->attached) {
+		proc_close_stdio(p);
+		goto started;
+	}
 	close(pfd[1]);
 	pfd[1] = -1;
 	set_nonblock(pfd[0]);
@@ -229,6 +253,7 @@ int proc_start(struct proc *p, char *const *envp)
 		reaper_watch(s.pid, on_exit_status, p);
 		goto out;
 	}
+started:
 	p->pid = s.pid;
 	p->pgid = s.pid;
 	p->state = PROC_UP;
@@ -284,5 +309,12 @@ void proc_free(struct proc *p)
 	buf_release(&p->partial);
 	for (i = 0; i < PROC_TAIL; i++)
 		free(p->tail[i]);
+	proc_close_stdio(p);
+	if (p->own_spec) {
+		free(p->own_spec->type);
+		free(p->own_spec->cmd);
+		strv_release(&p->own_spec->argv);
+		free(p->own_spec);
+	}
 	free(p);
 }

@@ -858,6 +858,27 @@ int router_app_set(struct router *r, const char *app, char *const *hosts,
 	return change(r, app, a);
 }
 
+int router_app_hosts(struct router *r, const char *app, char *const *hosts,
+		     size_t nhosts)
+{
+	struct rapp *a, *cur = app_get(r, app);
+	int ret;
+
+	if (!cur)
+		return router_hosts_check(r, app, hosts, nhosts);
+	a = rapp_dup(cur);
+	strv_release(&a->hosts);
+	if ((ret = hosts_build(r, app, hosts, nhosts, &a->hosts)) < 0) {
+		rapp_free(a);
+		return ret;
+	}
+	if (same_state(cur, a)) {
+		rapp_free(a);
+		return 0;
+	}
+	return change(r, app, a);
+}
+
 /* "was APP REL INFLIGHT DONE" in the last answer, for app. */
 static void parse_was(const struct router *r, const char *app,
 		      struct router_switch *sw)

@@ -127,6 +127,14 @@ int router_hosts_check(const struct router *r, const char *app,
 int router_app_set(struct router *r, const char *app, char *const *hosts,
 		   size_t nhosts, const struct route *rt);
 
+/*
+ * Change app's hosts beyond APP.DOMAIN, keeping its route (domains:add,
+ * domains:remove).  For an app the router does not know yet, only
+ * checks them.
+ */
+int router_app_hosts(struct router *r, const char *app, char *const *hosts,
+		     size_t nhosts);
+
 /* What the router knows about the release a switch took traffic from. */
 struct router_switch {
 	int had_live;		/* the app had a live route before */

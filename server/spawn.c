@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -181,6 +182,8 @@ int spawn_start(struct spawn *s)
 		for (j = 0; j < 3; j++)
 			if (dup2(fds[j], j) < 0)
 				child_fail(pfd[1], "dup2");
+		if ((s->flags & SPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+			child_fail(pfd[1], "TIOCSCTTY");
 		if (s->child_setup) {
 			const char *failed = s->child_setup(s->child_arg);
 

@@ -26,6 +26,9 @@ enum spawn_flags {
 	SPAWN_NEW_SESSION = 1 << 1,	/* setsid() */
 	SPAWN_DROP_PRIV = 1 << 2,	/* setgroups/setresgid/setresuid to uid/gid */
 	SPAWN_DIE_WITH_PARENT = 1 << 3,	/* PR_SET_PDEATHSIG SIGKILL */
+	SPAWN_CTTY = 1 << 4,		/* with SPAWN_NEW_SESSION: fd 0 (a
+					 * terminal) becomes the controlling
+					 * terminal */
 };
 
 struct spawn {

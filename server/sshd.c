@@ -2,6 +2,7 @@
 #include "sshd.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -1035,6 +1036,252 @@ static int run_backup_command(struct session *s, struct strv *words)
 	return ret;
 }
 
+/* ---- run: a one-off process on this channel ---- */
+
+struct run_relay {
+	struct session *s;
+	int status;		/* from "exit-status N"; -1 until then */
+	int done;		/* the engine's last line came */
+};
+
+static int run_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct run_relay *rr = arg;
+
+	switch (kind) {
+	case CONTROL_DATA:
+		if (!strncmp(text, "exit-status ", 12))
+			rr->status = (int)parse_long(text + 12, 255);
+		else
+			buf_addf(&rr->s->err, "%s\n", text);
+		return 0;
+	case CONTROL_OK:
+		rr->done = 1;
+		if (rr->status < 0)
+			rr->status = 1;
+		return 1;
+	case CONTROL_ERROR:
+		rr->done = 1;
+		buf_addf(&rr->s->err, "error: %s\n", text);
+		rr->status = control_error_is_usage(text) ? 100 : 1;
+		return 1;
+	}
+	return 0;
+}
+
+static void close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+/*
+ * "run APP CMD...": the engine starts the process on descriptors made
+ * here (three pipes, or with ssh -t one terminal), passed with the
+ * request; this relays them to and from the channel until the process
+ * is gone and the engine has said how it ended.  The client hanging up
+ * closes the control socket, which stops the process.
+ */
+static int run_oneoff(struct session *s, struct strv *words)
+{
+	struct run_relay rr = { s, -1, 0 };
+	struct control_reader rd;
+	struct buf pending = BUF_INIT;	/* client input not yet taken */
+	int in_w = -1, out_r = -1, err_r = -1, ctl = -1;
+	int child[3] = { -1, -1, -1 }, p[2];
+	int input_done = 0, ret = 1, i, n;
+	struct pollfd pfd[5];
+	char chunk[16384];
+	ssize_t got;
+
+	control_reader_init(&rd);
+	if (s->pty) {
+		if (openpty(&s->pty_master, &s->pty_slave, NULL, NULL,
+			    &s->winsize) < 0) {
+			say_error(s, "cannot make a terminal: %s",
+				  strerror(errno));
+			goto out;
+		}
+		set_cloexec(s->pty_master);
+		set_cloexec(s->pty_slave);
+		in_w = out_r = s->pty_master;
+		for (i = 0; i < 3; i++)
+			child[i] = s->pty_slave;
+	} else {
+		if (pipe2(p, O_CLOEXEC) < 0)
+			goto pipe_failed;
+		child[0] = p[0], in_w = p[1];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			goto pipe_failed;
+		out_r = p[0], child[1] = p[1];
+		if (pipe2(p, O_CLOEXEC) < 0)
+			goto pipe_failed;
+		err_r = p[0], child[2] = p[1];
+	}
+	set_nonblock(in_w);
+	ctl = control_connect(s->cfg->root);
+	if (ctl < 0) {
+		log_warnx("%s", error_last());
+		say_error(s, "the server is not running (cannot reach the engine)");
+		ret = 111;
+		goto out;
+	}
+	if (control_send_request(ctl, (int)words->n, words->v, child, 3) < 0) {
+		say_error(s, "%s", error_last());
+		goto out;
+	}
+	/* only the process holds them now: their ends show when it ends */
+	if (s->pty) {
+		close_fd(&s->pty_slave);
+	} else {
+		for (i = 0; i < 3; i++)
+			close_fd(&child[i]);
+	}
+	for (;;) {
+		int nfd = 0, ix_ctl = -1, ix_out = -1, ix_err = -1, ix_in = -1;
+
+		if (rr.done && out_r < 0 && err_r < 0)
+			break;
+		if (session_gone(s) || ssh_channel_is_closed(s->chan)) {
+			ret = -1;
+			goto out;
+		}
+		/* the client's input, as far as the process takes it */
+		while (!input_done && in_w >= 0 && !pending.len &&
+		       (n = ssh_channel_read_nonblocking(s->chan, chunk,
+							 sizeof(chunk), 0)) > 0)
+			buf_add(&pending, chunk, (size_t)n);
+		if (!input_done && !pending.len && in_w >= 0 &&
+		    ssh_channel_is_eof(s->chan)) {
+			input_done = 1;
+			if (s->pty) {
+				/* ^D, as a terminal would */
+				if (write(in_w, "\x04", 1) < 0)
+					log_debug("pty: %s", strerror(errno));
+			} else {
+				close_fd(&in_w);
+			}
+		}
+		if (pending.len && in_w >= 0) {
+			got = write(in_w, pending.data, pending.len);
+			if (got > 0)
+				buf_consume(&pending, (size_t)got);
+			else if (got < 0 && errno != EAGAIN && errno != EINTR) {
+				/* the process closed its stdin */
+				buf_reset(&pending);
+				if (!s->pty)
+					close_fd(&in_w);
+				input_done = 1;
+			}
+		}
+		pfd[nfd].fd = ssh_get_fd(s->ssh);
+		pfd[nfd++].events = POLLIN;
+		if (ctl >= 0) {
+			ix_ctl = nfd;
+			pfd[nfd].fd = ctl;
+			pfd[nfd++].events = POLLIN;
+		}
+		if (out_r >= 0) {
+			ix_out = nfd;
+			pfd[nfd].fd = out_r;
+			pfd[nfd++].events = POLLIN;
+		}
+		if (err_r >= 0) {
+			ix_err = nfd;
+			pfd[nfd].fd = err_r;
+			pfd[nfd++].events = POLLIN;
+		}
+		if (pending.len && in_w >= 0 && in_w != out_r) {
+			ix_in = nfd;
+			pfd[nfd].fd = in_w;
+			pfd[nfd++].events = POLLOUT;
+		} else if (pending.len && in_w >= 0) {
+			pfd[ix_out].events |= POLLOUT;
+		}
+		for (i = 0; i < nfd; i++)
+			pfd[i].revents = 0;
+		/* libssh may hold decrypted data the socket no longer shows */
+		if (poll(pfd, (nfds_t)nfd, 200) < 0 && errno != EINTR) {
+			log_warn("poll");
+			goto out;
+		}
+		(void)ix_in;
+		if (pfd[0].revents)
+			ssh_event_dopoll(s->event, 0);
+		if (ix_out >= 0 && (pfd[ix_out].revents & ~POLLOUT)) {
+			got = read(out_r, chunk, sizeof(chunk));
+			if (got > 0) {
+				if (chan_write(s, 0, chunk, (size_t)got) < 0) {
+					ret = -1;
+					goto out;
+				}
+			} else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+				/* a terminal reads EIO once the process is gone */
+				if (s->pty)
+					in_w = -1;
+				if (out_r == s->pty_master)
+					close_fd(&s->pty_master);
+				else
+					close_fd(&out_r);
+				out_r = -1;
+			}
+		}
+		if (ix_err >= 0 && pfd[ix_err].revents) {
+			got = read(err_r, chunk, sizeof(chunk));
+			if (got > 0) {
+				if (chan_write(s, 1, chunk, (size_t)got) < 0) {
+					ret = -1;
+					goto out;
+				}
+			} else if (got == 0 || (errno != EINTR && errno != EAGAIN)) {
+				close_fd(&err_r);
+			}
+		}
+		if (ix_ctl >= 0 && pfd[ix_ctl].revents) {
+			got = read(ctl, chunk, sizeof(chunk));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0) {
+				say_error(s, "the engine closed the connection early");
+				goto out;
+			}
+			if (control_reader_feed(&rd, chunk, (size_t)got, run_line,
+						&rr) < 0) {
+				say_error(s, "bad answer from the engine: %s",
+					  error_last());
+				goto out;
+			}
+			if (flush_relay(s) < 0) {
+				ret = -1;
+				goto out;
+			}
+			if (rr.done)
+				close_fd(&ctl);
+		}
+	}
+	ret = rr.status < 0 ? 1 : rr.status;
+	goto out;
+pipe_failed:
+	say_error(s, "cannot make pipes: %s", strerror(errno));
+out:
+	flush_relay(s);
+	if (s->pty) {
+		close_fd(&s->pty_slave);
+		close_fd(&s->pty_master);
+	} else {
+		for (i = 0; i < 3; i++)
+			close_fd(&child[i]);
+		close_fd(&in_w);
+		close_fd(&out_r);
+		close_fd(&err_r);
+	}
+	close_fd(&ctl);
+	buf_release(&pending);
+	control_reader_release(&rd);
+	return ret;
+}
+
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
@@ -1104,11 +1351,22 @@ static int run_engine_command(struct session *s)
 	}
 	if (backup_is_command(cmd) || export_is_command(cmd))
 		ret = run_backup_command(s, &words);
+	else if (!strcmp(cmd, "run"))
+		ret = run_oneoff(s, &words);
 	else
 		ret = control_relay(s, &words);
 out:
 	strv_release(&words);
 	return ret;
+}
+
+/* 1 if the exec request starts with the word name. */
+static int command_is(const char *command, const char *name)
+{
+	size_t k = strlen(name);
+
+	return !strncmp(command, name, k) &&
+	       (!command[k] || command[k] == ' ' || command[k] == '\t');
 }
 
 static int run_command(struct session *s)
@@ -1118,11 +1376,11 @@ static int run_command(struct session *s)
 	char *app = NULL;
 	int r, ret;
 
-	/* A terminal only makes sense for psql; anything else would run
-	 * with its output mangled by the client's raw mode. */
-	if (s->pty && (strncmp(s->command, "pg:psql", 7) ||
-		       (s->command[7] && s->command[7] != ' '))) {
-		say_error(s, "a terminal (ssh -t) is only for pg:psql: run this command without -t");
+	/* A terminal only makes sense for psql and run; anything else
+	 * would run with its output mangled by the client's raw mode. */
+	if (s->pty && !command_is(s->command, "pg:psql") &&
+	    !command_is(s->command, "run")) {
+		say_error(s, "a terminal (ssh -t) is only for pg:psql and run: run this command without -t");
 		return 1;
 	}
 	r = gitsvc_parse_command(s->command, &svc, &app);

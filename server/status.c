@@ -65,7 +65,7 @@ static void format_duration(char *out, size_t len, long s)
 		snprintf(out, len, "%lds", s);
 }
 
-static void format_bytes(char *out, size_t len, unsigned long long n)
+void status_format_bytes(char *out, size_t len, unsigned long long n)
 {
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
 	double v = (double)n;
@@ -92,7 +92,7 @@ static int add_size(const struct safefs_entry *ent, void *arg)
  * build cache and releases are trees a pusher controls, and root never
  * follows a link in them.
  */
-static unsigned long long disk_used(const char *path)
+unsigned long long status_disk_used(const char *path)
 {
 	unsigned long long total = 0;
 	struct stat st;
@@ -172,14 +172,14 @@ static void status_disk(struct engine *e, struct client *c, struct app *a)
 	for (i = 0; i < ARRAY_SIZE(parts); i++) {
 		char *p = engine_path(e, parts[i][1], a->name);
 
-		n[i] = disk_used(p);
+		n[i] = status_disk_used(p);
 		total += n[i];
 		free(p);
 	}
-	format_bytes(human, sizeof(human), total);
+	status_format_bytes(human, sizeof(human), total);
 	buf_addf(&line, "  %s %s (", a->name, human);
 	for (i = 0; i < ARRAY_SIZE(parts); i++) {
-		format_bytes(human, sizeof(human), n[i]);
+		status_format_bytes(human, sizeof(human), n[i]);
 		buf_addf(&line, "%s%s %s", i ? ", " : "", parts[i][0], human);
 	}
 	buf_addstr(&line, ")");

@@ -10,9 +10,15 @@
 #ifndef BERTH_STATUS_H
 #define BERTH_STATUS_H
 
+#include <stddef.h>
+
 struct engine;
 struct client;
 
 void status_cmd(struct engine *e, struct client *c);
+/* Bytes on disk under path, links not followed (0 if missing). */
+unsigned long long status_disk_used(const char *path);
+/* "12.3 MiB" */
+void status_format_bytes(char *out, size_t len, unsigned long long n);
 
 #endif

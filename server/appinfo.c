@@ -1,0 +1,162 @@
+/*
+ * appinfo: "apps:info NAME" (Dokku's apps:report, Heroku's apps:info):
+ * one app at a glance, "Key: value" lines a person reads and a script
+ * can grep.  The disk figures walk the app's folders (as status does).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "domains.h"
+#include "engine.h"
+#include "packset.h"
+#include "postgres.h"
+#include "release.h"
+#include "status.h"
+
+#define INFO_FMT "%-14s %s"
+
+static void field(struct client *c, const char *key, const char *value)
+{
+	client_data(c, INFO_FMT, key, value && *value ? value : "-");
+}
+
+static void info_release(struct app *a, struct client *c)
+{
+	struct buf b = BUF_INIT;
+	char *commit, *pusher, *when, *bp;
+
+	if (!a->release) {
+		field(c, "Release:", "none yet (push to deploy)");
+		return;
+	}
+	commit = release_meta_get(a->dir, a->release, "commit");
+	pusher = release_meta_get(a->dir, a->release, "pusher");
+	when = release_meta_get(a->dir, a->release, "time");
+	bp = release_meta_get(a->dir, a->release, "buildpack");
+	buf_addf(&b, "v%d", a->release);
+	if (commit && *commit)
+		buf_addf(&b, ", commit %.12s", commit);
+	if (pusher && *pusher)
+		buf_addf(&b, ", by %s", pusher);
+	if (when && *when)
+		buf_addf(&b, ", %s", when);
+	field(c, "Release:", b.data);
+	field(c, "Buildpack:", bp && *bp ? bp : "none");
+	buf_release(&b);
+	free(commit);
+	free(pusher);
+	free(when);
+	free(bp);
+}
+
+static void info_processes(struct app *a, struct client *c)
+{
+	struct buf b = BUF_INIT;
+	struct proc *p;
+	size_t i;
+
+	for (p = a->live ? a->live->procs : NULL; p; p = p->next) {
+		buf_addf(&b, "%s%s", b.len ? ", " : "", p->name);
+		if (p->pid > 0)
+			buf_addf(&b, " (pid %d%s)", (int)p->pid,
+				 p->state == PROC_UP ? "" : ", not up");
+		else
+			buf_addstr(&b, " (down)");
+	}
+	field(c, "Processes:", b.len ? b.data : "none running");
+	buf_reset(&b);
+	for (i = 0; a->live && i < a->live->m.nprocs; i++)
+		buf_addf(&b, "%s%s", b.len ? " " : "",
+			 a->live->m.procs[i].type);
+	for (i = 0; i < a->scale.n; i++)
+		buf_addf(&b, "%s%s", i ? " " : " (scale set: ",
+			 a->scale.v[i]);
+	if (a->scale.n)
+		buf_addstr(&b, ")");
+	field(c, "Types:", b.data);
+	buf_release(&b);
+}
+
+static void info_database(struct app *a, struct client *c)
+{
+	struct buf out = BUF_INIT;
+
+	if (strv_env_find(&a->env, "DATABASE_URL") < 0) {
+		field(c, "Database:", "none");
+		return;
+	}
+	if (a->eng->pg && postgres_info(a->eng->pg, a->name, &out) == 0 &&
+	    out.len) {
+		out.data[strcspn(out.data, "\n")] = '\0';
+		field(c, "Database:", out.data);
+	} else {
+		field(c, "Database:", "DATABASE_URL set (not managed by berth)");
+	}
+	buf_release(&out);
+}
+
+static void info_disk(struct app *a, struct client *c)
+{
+	static const char *const parts[][2] = {
+		{ "repository", "apps/%s/repo.git" },
+		{ "releases", "apps/%s/releases" },
+		{ "logs", "logs/%s" },
+		{ "build cache", "cache/%s" },
+	};
+	unsigned long long n, total = 0;
+	struct buf b = BUF_INIT;
+	char human[32];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(parts); i++) {
+		char *p = engine_path(a->eng, parts[i][1], a->name);
+
+		n = status_disk_used(p);
+		total += n;
+		free(p);
+		status_format_bytes(human, sizeof(human), n);
+		buf_addf(&b, "%s%s %s", i ? ", " : "", parts[i][0], human);
+	}
+	status_format_bytes(human, sizeof(human), total);
+	buf_addf(&b, " (%s in all)", human);
+	field(c, "Disk:", b.data);
+	buf_release(&b);
+}
+
+void app_cmd_info(struct app *a, struct client *c)
+{
+	struct strv hosts = STRV_INIT, packs = STRV_INIT;
+	struct buf b = BUF_INIT;
+	char *url = app_url(a);
+	size_t i;
+
+	client_data(c, "=====> %s", a->name);
+	field(c, "URL:", url);
+	buf_addf(&b, "%s.%s", a->name, a->eng->cfg->domain);
+	app_hosts_list(a, &hosts);
+	for (i = 0; i < hosts.n; i++)
+		buf_addf(&b, " %s", hosts.v[i]);
+	field(c, "Hosts:", b.data);
+	field(c, "Status:", app_status_word(a));
+	field(c, "Maintenance:", a->maintenance ? "on" : "off");
+	info_release(a, c);
+	if (packset_read(a->dir, &packs) == 0 && packs.n) {
+		buf_reset(&b);
+		for (i = 0; i < packs.n; i++)
+			buf_addf(&b, "%s%s", i ? " " : "", packs.v[i]);
+		field(c, "Buildpacks:", b.data);
+	}
+	info_processes(a, c);
+	info_database(a, c);
+	buf_reset(&b);
+	buf_addf(&b, "%zu", a->env.n);
+	field(c, "Config vars:", b.data);
+	info_disk(a, c);
+	client_ok(c);
+	free(url);
+	buf_release(&b);
+	strv_release(&hosts);
+	strv_release(&packs);
+}
