@@ -30,6 +30,14 @@ enum proc_order {
 	ORDER_STOP_FIRST,	/* old stops, then new starts (queue consumers) */
 };
 
+/* app.yaml "socket:": how a web process gets its listening socket. */
+enum socket_mode {
+	SOCKET_AUTO = 0,	/* a socket handed on a port of its own, and
+				 * PORT: it answers on either (default) */
+	SOCKET_INHERIT,		/* a socket handed on PORT itself */
+	SOCKET_NONE,		/* PORT only: the process binds it */
+};
+
 struct proc_spec {
 	char *type;		/* "web", "worker", ... */
 	char *cmd;		/* run as /bin/sh -c cmd; NULL when argv is used */
@@ -57,6 +65,7 @@ struct manifest {
 	char *static_root;	/* folder (relative, validated) nginx serves, or NULL */
 	struct strv env;	/* KEY=VALUE from the manifest */
 	char *webhook;		/* or NULL */
+	enum socket_mode socket;
 };
 
 void manifest_init(struct manifest *m);

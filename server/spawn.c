@@ -15,6 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "listener.h"
+
 void spawn_init(struct spawn *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -181,6 +183,8 @@ int spawn_start(struct spawn *s)
 		for (j = 0; j < 3; j++)
 			if (dup2(fds[j], j) < 0)
 				child_fail(pfd[1], "dup2");
+		if (s->listen_pid_var)
+			listener_pid_var(s->listen_pid_var, getpid());
 		if (s->child_setup) {
 			const char *failed = s->child_setup(s->child_arg);
 
