@@ -146,12 +146,12 @@ test_expect_success 'gunicorn deploys and takes its socket from LISTEN_FDS' '
 	took_socket gunicorn
 '
 
-test_expect_success 'Starlet: 10 redeploys under wrk -t2 -c8, no failed request' '
-	redeploy_under_wrk starlet 10 psgi_bundle
+test_expect_success 'Starlet: 8 redeploys under wrk -t2 -c8, no failed request' '
+	redeploy_under_wrk starlet 8 psgi_bundle
 '
 
-test_expect_success 'gunicorn: 6 redeploys under wrk -t2 -c8, no failed request' '
-	redeploy_under_wrk gunicorn 6 wsgi_bundle
+test_expect_success 'gunicorn: 5 redeploys under wrk -t2 -c8, no failed request' '
+	redeploy_under_wrk gunicorn 5 wsgi_bundle
 '
 
 test_expect_success 'a crashed Starlet comes back on the same socket' '
