@@ -21,6 +21,7 @@
 #include "domains.h"
 #include "engine.h"
 #include "health.h"
+#include "handoff.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
@@ -54,6 +55,9 @@ enum deploy_step {
 struct check_ctx {
 	struct deploy *d;
 	size_t i;
+	struct proc *p;		/* readiness: the process checked */
+	int port;		/* on this port */
+	long other;		/* the check of its other port, or -1 */
 };
 
 struct deploy {
@@ -427,6 +431,12 @@ static void build_env(struct strv *env, const struct app *a,
 		if (p->port)
 			strv_pushf(env, "PORT=%d", p->port);
 	}
+	/* Only the socket berth hands over may be named: a stale value
+	 * from the config would point a server at the wrong fd. */
+	if (p && p->sock_fd >= 0)
+		handoff_env(env, p->sock_port, p->spec->type);
+	else
+		handoff_env_clear(env);
 }
 
 /* ---------- runs and processes ---------- */
@@ -448,6 +458,7 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->spec = spec;
 	p->index = index;
 	p->port = port;
+	p->sock_fd = -1;
 	p->out_fd = -1;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->state = PROC_DEAD;
@@ -1557,7 +1568,7 @@ static void confirm(struct deploy *d)
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
 	host = xasprintf("%s.%s", d->a->name, d->e->cfg->domain);
-	want = xasprintf("127.0.0.1:%d", p ? p->port : 0);
+	want = xasprintf("127.0.0.1:%d", p ? proc_http_port(p) : 0);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.host = host;
@@ -1568,7 +1579,7 @@ static void confirm(struct deploy *d)
 	if (p) {
 		/* through nginx to this process only: users do not see it
 		 * until the switch */
-		req.header = liveroute_probe_header(p->port, peer,
+		req.header = liveroute_probe_header(proc_http_port(p), peer,
 						    sizeof(peer));
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
@@ -1591,6 +1602,15 @@ static void confirm(struct deploy *d)
 	}
 	d->checks[0] = h;
 	d->nchecks = 1;
+}
+
+/* The readiness check found where p answers: an app that bound PORT
+ * itself gets no socket on a restart. */
+static void proc_found_port(struct proc *p, int port)
+{
+	p->serves_on = port;
+	if (port != p->sock_port)
+		proc_close_socket(p);
 }
 
 /* Once the new processes are up and healthy, on a new release: app.json's
@@ -1624,6 +1644,8 @@ static void on_ready(void *arg, const struct health_result *r)
 	struct deploy *d = cx->d;
 
 	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
+	if (!r->ok && cx->other >= 0 && d->checks[cx->other])
+		return;		/* it may still answer on its other port */
 	if (!r->ok) {
 		struct buf tail = BUF_INIT;
 		struct proc *p;
@@ -1637,6 +1659,12 @@ static void on_ready(void *arg, const struct health_result *r)
 		buf_release(&tail);
 		return;
 	}
+	if (cx->other >= 0 && d->checks[cx->other]) {
+		health_cancel(d->checks[cx->other]);
+		d->checks[cx->other] = NULL;
+	}
+	if (cx->p)
+		proc_found_port(cx->p, cx->port);
 	if (--d->pending > 0)
 		return;
 	loop_del_timer(d->e->loop, d->hint_timer);
@@ -1664,6 +1692,61 @@ static void on_settle_timer(struct loop *l, void *arg)
 	if (d->run->procs)
 		say(d, "-----> Up for %lld ms", (long long)(now_ms() - d->t_spawn));
 	after_ready(d);
+}
+
+/*
+ * A web process's listening socket, bound before it starts and handed
+ * over at fd 3 (handoff.h; why this way: docs/start-server.md).  "auto"
+ * binds a port the kernel picks, beside PORT, so that an app which binds
+ * $PORT itself still finds it free; the readiness check then learns
+ * which of the two the process answers on.  "inherit" binds PORT itself.
+ */
+static int proc_prepare_socket(struct proc *p, enum socket_mode mode)
+{
+	if (mode == SOCKET_NONE)
+		return 0;
+	if (handoff_open(mode == SOCKET_INHERIT ? p->port : 0, &p->sock_fd,
+			 &p->sock_port) < 0)
+		return -1;
+	if (mode == SOCKET_INHERIT)
+		p->serves_on = p->port;
+	return 0;
+}
+
+static int start_check(struct deploy *d, struct proc *p, int port,
+		       long timeout, long other)
+{
+	struct run *r = d->run;
+	struct health_req req;
+	struct check_ctx *cx = &d->check_ctx[d->nchecks];
+	char *url;
+
+	url = xasprintf("http://127.0.0.1:%d%s", port,
+			r->m.health_path ? r->m.health_path : "/");
+	memset(&req, 0, sizeof(req));
+	req.url = url;
+	req.max_status = r->m.health_max_status;
+	req.interval_ms = r->m.health_wait_ms > 0 ?
+		r->m.health_wait_ms : d->e->cfg->health_interval_ms;
+	req.timeout_ms = timeout;
+	/* app.json's healthchecks.web: content, timeout per attempt,
+	 * initialDelay */
+	req.want_body = r->m.health_content;
+	req.attempt_timeout_ms = r->m.health_attempt_timeout_ms > 0 ?
+		r->m.health_attempt_timeout_ms : 0;
+	req.initial_delay_ms = r->m.health_initial_delay_ms > 0 ?
+		r->m.health_initial_delay_ms : 0;
+	cx->d = d;
+	cx->i = d->nchecks;
+	cx->p = p;
+	cx->port = port;
+	cx->other = other;
+	d->checks[d->nchecks] = health_start(&req, on_ready, cx);
+	free(url);
+	if (!d->checks[d->nchecks])
+		return -1;
+	d->nchecks++;
+	return 0;
 }
 
 /* Which slot of web.i's pair the new process takes: not the old one's. */
@@ -1709,7 +1792,15 @@ static void spawn_new(void *arg)
 				}
 			}
 			p = proc_new(r, spec, k, port);
-			if (port)
+			if (port && proc_prepare_socket(p, r->m.socket) < 0) {
+				deploy_fail(d, "cannot bind a socket for %s: %s",
+					    p->name, error_last());
+				return;
+			}
+			if (port && p->sock_fd >= 0 && !p->serves_on)
+				say(d, "-----> Starting %s on port %d (or its socket on port %d)",
+				    p->name, port, p->sock_port);
+			else if (port)
 				say(d, "-----> Starting %s on port %d", p->name, port);
 			else
 				say(d, "-----> Starting %s", p->name);
@@ -1737,39 +1828,22 @@ static void spawn_new(void *arg)
 	}
 	d->hint_timer = loop_add_timer(d->e->loop, timeout > 2 * PORT_HINT_MS ?
 				       PORT_HINT_MS : timeout / 2, on_port_hint, d);
-	d->checks = xcalloc(d->pending, sizeof(*d->checks));
-	d->check_ctx = xcalloc(d->pending, sizeof(*d->check_ctx));
+	/* up to two checks a process: PORT and the socket handed over */
+	d->checks = xcalloc(2 * d->pending, sizeof(*d->checks));
+	d->check_ctx = xcalloc(2 * d->pending, sizeof(*d->check_ctx));
 	for (p = r->procs; p; p = p->next) {
-		struct health_req req;
-		char *url;
+		int both;
 
 		if (!p->port)
 			continue;
-		url = xasprintf("http://127.0.0.1:%d%s", p->port,
-				r->m.health_path ? r->m.health_path : "/");
-		memset(&req, 0, sizeof(req));
-		req.url = url;
-		req.max_status = r->m.health_max_status;
-		req.interval_ms = r->m.health_wait_ms > 0 ?
-			r->m.health_wait_ms : d->e->cfg->health_interval_ms;
-		req.timeout_ms = timeout;
-		/* app.json's healthchecks.web: content, timeout per attempt,
-		 * initialDelay */
-		req.want_body = r->m.health_content;
-		req.attempt_timeout_ms = r->m.health_attempt_timeout_ms > 0 ?
-			r->m.health_attempt_timeout_ms : 0;
-		req.initial_delay_ms = r->m.health_initial_delay_ms > 0 ?
-			r->m.health_initial_delay_ms : 0;
-		d->check_ctx[d->nchecks].d = d;
-		d->check_ctx[d->nchecks].i = d->nchecks;
-		d->checks[d->nchecks] = health_start(&req, on_ready,
-						     &d->check_ctx[d->nchecks]);
-		free(url);
-		if (!d->checks[d->nchecks]) {
+		both = p->sock_fd >= 0 && !p->serves_on;
+		if (start_check(d, p, proc_http_port(p), timeout,
+				both ? (long)d->nchecks + 1 : -1) < 0 ||
+		    (both && start_check(d, p, p->sock_port, timeout,
+					 (long)d->nchecks - 1) < 0)) {
 			deploy_fail(d, "cannot check %s: %s", p->name, error_last());
 			return;
 		}
-		d->nchecks++;
 	}
 }
 
@@ -1785,7 +1859,8 @@ static void on_port_hint(struct loop *l, void *arg)
 
 	d->hint_timer = 0;
 	for (p = d->run->procs; p; p = p->next)
-		if (p->port && p->state == PROC_UP && port_bindable(p->port))
+		if (p->port && !p->serves_on && p->state == PROC_UP &&
+		    port_bindable(p->port))
 			say(d, " !     %s is not listening on PORT=%d yet: does it read $PORT?",
 			    p->name, p->port);
 }
@@ -2829,7 +2904,8 @@ void app_cmd_ps(struct app *a, struct client *c)
 			char port[12] = "-", up[24] = "-";
 
 			if (p->port)
-				snprintf(port, sizeof(port), "%d", p->port);
+				snprintf(port, sizeof(port), "%d",
+					 proc_http_port(p));
 			if (p->state == PROC_UP)
 				snprintf(up, sizeof(up), "%llds",
 					 (long long)((now - p->started_ms) / 1000));

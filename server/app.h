@@ -42,7 +42,16 @@ struct proc {
 	const struct proc_spec *spec;	/* borrowed from run->m */
 	char name[48];			/* "web.1" */
 	int index;
-	int port;			/* 0 unless web */
+	int port;			/* PORT: 0 unless web */
+	/*
+	 * The listening socket berth bound for a web process and hands it
+	 * at fd 3 (handoff.h), kept while the process may be restarted;
+	 * -1 when it has none (or binds PORT itself, as it turned out).
+	 */
+	int sock_fd;
+	int sock_port;			/* that socket's port, 0 if none */
+	int serves_on;			/* where it answers, once known: port
+					 * or sock_port; 0 until then */
 	pid_t pid;			/* 0 when not running */
 	pid_t pgid;			/* its process group, while any member lives */
 	uint64_t group_timer;		/* polls a stopping group after its leader left */
@@ -229,8 +238,15 @@ const char *app_deploy_step(const struct app *a);
 /* 1 if the app has a database (its config has DATABASE_URL). */
 int app_has_database(const struct app *a);
 
+/* The port a web process answers on (routing, probes, ps): where its
+ * health check found it, else PORT. */
+int proc_http_port(const struct proc *p);
+
 /* Process supervision (process.c). */
 int proc_start(struct proc *p, char *const *envp);
+/* Close berth's copy of p's hand-off socket (the process keeps its own);
+ * it gets none on a restart. */
+void proc_close_socket(struct proc *p);
 /* TERM the process group, KILL after timeout_ms; then on_exit. */
 void proc_stop(struct proc *p, long timeout_ms);
 void proc_free(struct proc *p);

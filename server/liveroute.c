@@ -37,7 +37,7 @@ static size_t web_peers(const struct run *run, struct route_peer **out)
 			continue;
 		*out = xrealloc(*out, (n + 1) * sizeof(**out));
 		(*out)[n].proc = p->name;
-		(*out)[n].port = p->port;
+		(*out)[n].port = proc_http_port(p);
 		n++;
 	}
 	return n;

@@ -758,6 +758,20 @@ static int read_app_key(struct manifest *m, const struct ynode *k,
 		return read_static(m, v, fname, "static", "");
 	if (!strcmp(key, "env"))
 		return read_env(m, v, fname, "env");
+	if (!strcmp(key, "socket")) {
+		if (get_word(&s, v, fname, "socket") < 0)
+			return -1;
+		if (!strcmp(s, "auto"))
+			m->socket = SOCKET_AUTO;
+		else if (!strcmp(s, "inherit"))
+			m->socket = SOCKET_INHERIT;
+		else if (!strcmp(s, "none"))
+			m->socket = SOCKET_NONE;
+		else
+			return node_error(fname, v,
+					  "'socket' must be auto, inherit or none");
+		return 0;
+	}
 	if (!strcmp(key, "webhook")) {
 		if (get_word(&s, v, fname, "webhook") < 0)
 			return -1;

@@ -39,6 +39,14 @@ enum proc_order {
 	ORDER_STOP_FIRST,	/* old stops, then new starts (queue consumers) */
 };
 
+/* app.yaml "socket:": how a web process gets its listening socket. */
+enum socket_mode {
+	SOCKET_AUTO = 0,	/* a socket handed on a port of its own, and
+				 * PORT: it answers on either (default) */
+	SOCKET_INHERIT,		/* a socket handed on PORT itself */
+	SOCKET_NONE,		/* PORT only: the process binds it */
+};
+
 struct proc_spec {
 	char *type;		/* "web", "worker", ... */
 	char *cmd;		/* run as /bin/sh -c cmd; NULL when argv is used */
@@ -115,6 +123,7 @@ struct manifest {
 					 * "generator": "secret" */
 	struct strv ignored;	/* what app.json asks that berth does not do:
 				 * "addons", "formation.web.size", ... */
+	enum socket_mode socket;
 };
 
 void manifest_init(struct manifest *m);

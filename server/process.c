@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "engine.h"
+#include "listener.h"
 #include "log.h"
 #include "loop.h"
 #include "reaper.h"
@@ -201,6 +202,8 @@ int proc_start(struct proc *p, char *const *envp)
 		"if [ \"$2\" = plain ]; then eval \"exec $1\"; "
 		"else exec /bin/sh -c \"$1\"; fi";
 	struct spawn s;
+	char pid_var[LISTENER_PID_VAR_LEN] = "LISTEN_PID=";
+	char **env_sock = NULL;
 	int pfd[2] = { -1, -1 };
 	char *argv_sh[] = { "/bin/sh", "-c", profile_exec, "berth",
 			    NULL, NULL, NULL };
@@ -218,6 +221,20 @@ int proc_start(struct proc *p, char *const *envp)
 		s.argv = p->spec->argv.v;
 	}
 	s.envp = envp;
+	if (p->sock_fd >= 0) {
+		/* the socket at fd 3, and a LISTEN_PID the child fills in */
+		size_t n = 0;
+
+		while (envp && envp[n])
+			n++;
+		env_sock = xcalloc(n + 2, sizeof(*env_sock));
+		memcpy(env_sock, envp, n * sizeof(*env_sock));
+		env_sock[n] = pid_var;
+		s.envp = env_sock;
+		s.listen_pid_var = pid_var;
+		s.extra_fds = &p->sock_fd;
+		s.n_extra_fds = 1;
+	}
 	s.dir = p->run->dir;
 	s.out = pfd[1];
 	s.err = pfd[1];
@@ -261,11 +278,25 @@ started:
 	reaper_watch(s.pid, on_exit_status, p);
 	ret = 0;
 out:
+	free(env_sock);
 	if (pfd[0] >= 0)
 		close(pfd[0]);
 	if (pfd[1] >= 0)
 		close(pfd[1]);
 	return ret;
+}
+
+void proc_close_socket(struct proc *p)
+{
+	if (p->sock_fd < 0)
+		return;
+	close(p->sock_fd);
+	p->sock_fd = -1;
+}
+
+int proc_http_port(const struct proc *p)
+{
+	return p->serves_on ? p->serves_on : p->port;
 }
 
 void proc_stop(struct proc *p, long timeout_ms)
@@ -274,6 +305,9 @@ void proc_stop(struct proc *p, long timeout_ms)
 
 	if (p->state == PROC_STOPPING)
 		return;
+	/* Not restarted again: the socket lives on in the process only,
+	 * and goes with it. */
+	proc_close_socket(p);
 	loop_del_timer(l, p->timer);
 	p->timer = 0;
 	if (p->pid <= 0) {
@@ -300,6 +334,7 @@ void proc_free(struct proc *p)
 		reaper_forget(p->pid);
 	if (p->pgid > 0)
 		kill(-p->pgid, SIGKILL);
+	proc_close_socket(p);
 	loop_del_timer(p->app->eng->loop, p->group_timer);
 	if (p->out_fd >= 0) {
 		loop_del_fd(p->app->eng->loop, p->out_fd);

@@ -16,6 +16,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "listener.h"
+
 void spawn_init(struct spawn *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -184,6 +186,8 @@ int spawn_start(struct spawn *s)
 				child_fail(pfd[1], "dup2");
 		if ((s->flags & SPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
 			child_fail(pfd[1], "TIOCSCTTY");
+		if (s->listen_pid_var)
+			listener_pid_var(s->listen_pid_var, getpid());
 		if (s->child_setup) {
 			const char *failed = s->child_setup(s->child_arg);
 

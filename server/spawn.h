@@ -49,6 +49,13 @@ struct spawn {
 	 */
 	const char *(*child_setup)(void *arg);
 	void *child_arg;
+	/*
+	 * NULL, or one of envp's strings with room for
+	 * LISTENER_PID_VAR_LEN bytes: the child writes "LISTEN_PID=<its
+	 * pid>" into it before exec (systemd's socket protocol names the
+	 * process that reads it, and that pid is known only after fork).
+	 */
+	char *listen_pid_var;
 	pid_t pid;		/* out: the child */
 };
 

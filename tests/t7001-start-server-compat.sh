@@ -138,6 +138,9 @@ scenario_b() {
 	rm "$TRASH/envdir/FOO" "$TRASH/envdir/BAR" &&
 	kill -HUP "$(cat "$d/pid")" &&
 	ss_wait_gens "$d" 6 &&
+	# the status file can name gen 6 before it wrote down its
+	# environment: a loaded host showed it killed that early
+	retry_until 20 test -s "$d/out/gen-6.env" &&
 	kill -KILL "$(sed -n "s/^6://p" "$d/status")" &&
 	ss_wait_gens "$d" 7 &&
 	retry_until 20 test -s "$d/out/gen-7.env" &&

@@ -160,6 +160,11 @@ static void test_app_yaml(void)
 	ok(m.env.n == 3 && !strcmp(m.env.v[0], "RAILS_ENV=production") &&
 	   !strcmp(m.env.v[1], "WORKERS=4") && !strcmp(m.env.v[2], "EMPTY="), "env");
 	ok(!strcmp(m.webhook, "https://hooks.example.com/deploy"), "webhook");
+	ok(m.socket == SOCKET_AUTO, "socket: auto by default");
+	ok(app("socket: inherit\n") == 0 && m.socket == SOCKET_INHERIT,
+	   "socket: inherit");
+	ok(app("socket: none\n") == 0 && m.socket == SOCKET_NONE, "socket: none");
+	ok(app("socket: auto\n") == 0 && m.socket == SOCKET_AUTO, "socket: auto");
 	ok(app("healthcheck: /up\nhosts: one.example.com\n") == 0 &&
 	   !strcmp(m.health_path, "/up") && m.hosts.n == 1,
 	   "healthcheck and hosts as plain strings");
@@ -262,6 +267,8 @@ static void test_app_yaml(void)
 	    "app.yaml:1:6: 'env' must be a mapping of NAME: value, not a list", "env list");
 	BAD(app("env:\n  A: {b: c}\n"), "app.yaml:2:6: 'env' must be a string, not a mapping",
 	    "env value mapping");
+	BAD(app("socket: systemd\n"),
+	    "app.yaml:1:9: 'socket' must be auto, inherit or none", "bad socket");
 	BAD(app("webhook: ftp://x\n"),
 	    "app.yaml:1:10: 'webhook' must be an http:// or https:// URL", "webhook scheme");
 	BAD(app("pipeline: [test, \"../x\"]\n"),
