@@ -27,6 +27,7 @@ struct postgres;
 struct sshd;
 struct app;
 struct client;
+struct certs;
 
 struct engine {
 	struct config *cfg;
@@ -34,6 +35,7 @@ struct engine {
 	struct nginx *nginx;
 	struct routerlog *routerlog;	/* router lines into app logs */
 	struct postgres *pg;
+	struct certs *certs;		/* HTTPS certificates (certs.h) */
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */
 	struct client *clients;		/* open control connections */
