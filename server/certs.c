@@ -457,28 +457,31 @@ static void job_free(struct job *j)
 
 /*
  * lego's complaint as one line: the last "acme: error" line (the CA's
- * answer for a host), else the last line that says "error", without the
- * time stamp lego puts in front.
+ * answer for a host), else its last line, without the time stamp lego
+ * puts in front.
  */
 static void lego_error(const char *log, int status, char *out, size_t len)
 {
-	const char *best = NULL, *line = log;
-	size_t blen = 0;
+	const char *best = NULL, *last = NULL, *line = log;
+	size_t blen = 0, llen = 0;
 
 	while (line && *line) {
 		const char *end = strchr(line, '\n');
 		size_t n = end ? (size_t)(end - line) : strlen(line);
 
-		if (memmem(line, n, "acme: error", 11) ||
-		    (!best && (memmem(line, n, "error", 5) ||
-			       memmem(line, n, "Error", 5))) ||
-		    (best && !memmem(best, blen, "acme: error", 11) &&
-		     (memmem(line, n, "error", 5) ||
-		      memmem(line, n, "Error", 5)))) {
+		if (memmem(line, n, "acme: error", 11)) {
 			best = line;
 			blen = n;
 		}
+		if (n && strspn(line, " \t\r") < n) {
+			last = line;
+			llen = n;
+		}
 		line = end ? end + 1 : NULL;
+	}
+	if (!best) {
+		best = last;
+		blen = llen;
 	}
 	if (!best) {
 		char why[64];
