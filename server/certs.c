@@ -231,13 +231,37 @@ static int acme_hosts(const struct certs *cs, const char *app,
 
 /* --- the table nginx loads ------------------------------------------ */
 
+/* PEM text as lines of the table (tlscert_check() parsed it: base64 and
+ * BEGIN/END lines, none of them "key", "end" or "cert ..."). */
+static void pem_lines(struct buf *out, const struct buf *pem)
+{
+	const char *line = pem->data, *end = pem->data + pem->len;
+
+	while (line && line < end) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t n = nl ? (size_t)(nl - line) : (size_t)(end - line);
+
+		if (n && line[n - 1] == '\r')
+			n--;
+		/* base64 (lines of 4k characters) and the BEGIN/END lines */
+		if (n && ((n >= 5 && !strncmp(line, "-----", 5)) ||
+			  strspn(line, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijkl"
+				 "mnopqrstuvwxyz0123456789+/=") == n)) {
+			buf_add(out, line, n);
+			buf_addstr(out, "\n");
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+}
+
 static void table_line(const struct certs *cs, const char *app,
 		       struct buf *out)
 {
 	struct tlscert_info info;
+	struct buf c = BUF_INIT, k = BUF_INIT;
 	struct opts o;
 	struct stat st;
-	char *cp;
+	char *cp, *kp = NULL;
 	size_t i;
 
 	if (load_cert(cs, app, &info) < 0) {
@@ -258,7 +282,15 @@ static void table_line(const struct certs *cs, const char *app,
 		return;
 	}
 	free(cp);
+	cp = NULL;
 	read_opts(cs, app, &o);
+	cp = app_file(cs, app, "cert.pem");
+	kp = app_file(cs, app, "key.pem");
+	if (read_file(&c, cp, TLSCERT_PEM_MAX) < 0 ||
+	    read_file(&k, kp, TLSCERT_PEM_MAX) < 0) {
+		error_clear();
+		goto out;
+	}
 	/* a new file is a new inode and mtime: the worker parses it again */
 	buf_addf(out, "cert %s %llu%09ld %d %ld", app,
 		 (unsigned long long)st.st_ino, (long)st.st_mtim.tv_nsec,
@@ -266,6 +298,15 @@ static void table_line(const struct certs *cs, const char *app,
 	for (i = 0; i < info.names.n; i++)
 		buf_addf(out, " %s", info.names.v[i]);
 	buf_addstr(out, "\n");
+	pem_lines(out, &c);
+	buf_addstr(out, "key\n");
+	pem_lines(out, &k);
+	buf_addstr(out, "end\n");
+out:
+	buf_release(&c);
+	buf_release(&k);
+	free(cp);
+	free(kp);
 	tlscert_info_release(&info);
 }
 
@@ -296,7 +337,8 @@ static int push(struct certs *cs)
 			table_line(cs, de->d_name, &t);
 	if (d)
 		closedir(d);
-	if (write_file_atomic(cs->table, t.data, t.len, 0644) < 0)
+	/* it holds the keys: root's (nginx's master reads it at start) */
+	if (write_file_atomic(cs->table, t.data, t.len, 0600) < 0)
 		goto out;
 	if (!cs->e->nginx) {
 		ret = 0;

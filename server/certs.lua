@@ -5,15 +5,18 @@
 -- here needs a reload: a new certificate is one entry in shared memory.
 -- docs/https.md tells the design.
 --
--- The table (ROOT/nginx/certs, also what the engine POSTs to /certs on
--- the control listener; always the whole of it):
+-- The table (ROOT/nginx/certs, mode 0600, also what the engine POSTs to
+-- /certs on the control listener; always the whole of it), per app:
 --   cert APP GEN REDIRECT HSTS NAME...
+--   PEM lines of the chain
+--   key
+--   PEM lines of the key
+--   end
 -- GEN changes with every new certificate of APP; REDIRECT is 0 or 1;
 -- HSTS is a max-age in seconds, 0 for none; NAMEs are the DNS names the
--- certificate covers ("*.example.com" included).  The PEM files are
--- CERTS_DIR/APP/cert.pem (chain) and CERTS_DIR/APP/key.pem, read when
--- the table is applied (master at start, a worker on /certs), never
--- during a handshake.
+-- certificate covers ("*.example.com" included).  Workers never read the
+-- key files: the master reads this table at start (as root), later
+-- changes come in the POST.
 --
 -- Shared dictionary berth_certs:
 --   "g:APP" -> GEN    "p:APP" -> chain PEM .. "\0" .. key PEM
@@ -27,7 +30,6 @@ local routes = ngx.shared.berth_routes
 local find, sub, lower = string.find, string.sub, string.lower
 
 local M = {}
-local certs_dir
 local https_port = 443
 -- per worker: APP -> { gen, chain, key } parsed from the dictionary
 local parsed = {}
@@ -75,31 +77,52 @@ local function covers(app, host)
 		true or false
 end
 
-local function apply(body)
-	local seen = {}
-	for line in body:gmatch("[^\n]+") do
-		local app, gen, redir, hsts, names =
-			line:match("^cert (%S+) (%d+) ([01]) (%d+) (.+)$")
-		if app then
-			local chain = read(certs_dir .. "/" .. app .. "/cert.pem")
-			local key = read(certs_dir .. "/" .. app .. "/key.pem")
-			if chain and key then
-				if certs:get("g:" .. app) ~= gen then
-					local ok, err = certs:safe_set("p:" .. app,
-						chain .. "\0" .. key)
-					if not ok then
-						return nil, "cannot store " .. app ..
-							": " .. err
-					end
-					certs:set("g:" .. app, gen)
-				end
-				certs:set("o:" .. app, redir .. " " .. hsts)
-				certs:set("n:" .. app, " " .. names .. " ")
-				seen[app] = true
-			end
-		elseif sub(line, 1, 1) ~= "#" then
-			return nil, "bad line: " .. line
+local function store(e)
+	if certs:get("g:" .. e.app) ~= e.gen then
+		local ok, err = certs:safe_set("p:" .. e.app,
+			table.concat(e.chain, "\n") .. "\n\0" ..
+			table.concat(e.key, "\n") .. "\n")
+		if not ok then
+			return nil, "cannot store " .. e.app .. ": " .. err
 		end
+		certs:set("g:" .. e.app, e.gen)
+	end
+	certs:set("o:" .. e.app, e.redir .. " " .. e.hsts)
+	certs:set("n:" .. e.app, " " .. e.names .. " ")
+	return true
+end
+
+local function apply(body)
+	local seen, e = {}, nil
+	for line in body:gmatch("[^\n]+") do
+		if e then
+			if line == "end" then
+				local ok, err = store(e)
+				if not ok then
+					return nil, err
+				end
+				seen[e.app] = true
+				e = nil
+			elseif line == "key" then
+				e.part = e.key
+			else
+				e.part[#e.part + 1] = line
+			end
+		else
+			local app, gen, redir, hsts, names =
+				line:match("^cert (%S+) (%d+) ([01]) (%d+) (.+)$")
+			if app then
+				e = { app = app, gen = gen, redir = redir,
+					hsts = hsts, names = names, chain = {},
+					key = {} }
+				e.part = e.chain
+			elseif sub(line, 1, 1) ~= "#" then
+				return nil, "bad line: " .. sub(line, 1, 80)
+			end
+		end
+	end
+	if e then
+		return nil, "no end line for " .. e.app
 	end
 	for _, k in ipairs(certs:get_keys(0)) do
 		if not seen[sub(k, 3)] then
@@ -110,8 +133,7 @@ local function apply(body)
 end
 
 -- init_by_lua, in the master: the table as the engine last wrote it.
-function M.init(table_path, dir, port)
-	certs_dir = dir
+function M.init(table_path, port)
 	https_port = port or 443
 	local body = read(table_path)
 	if body then

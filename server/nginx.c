@@ -80,7 +80,6 @@ struct nginx {
 	int https_port;
 	char *certs_lua;	/* DIR/lua/certs.lua */
 	char *certs_table;	/* DIR/certs: the certificates nginx loads */
-	char *certs_dir;	/* ROOT/certs: APP/cert.pem, APP/key.pem */
 	char *acme_root;	/* ROOT/acme: .well-known/acme-challenge/ */
 	char *placeholder_crt;	/* DIR/placeholder.crt: before SNI picks */
 	char *placeholder_key;
@@ -395,8 +394,8 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		 ng->ctl_sock, ng->probe_sock);
 	buf_addf(b, "\t\tpackage.loaded[\"berth.certs\"] = dofile(\"%s\")\n",
 		 ng->certs_lua);
-	buf_addf(b, "\t\trequire(\"berth.certs\").init(\"%s\", \"%s\", %d)\n",
-		 ng->certs_table, ng->certs_dir, ng->https_port);
+	buf_addf(b, "\t\trequire(\"berth.certs\").init(\"%s\", %d)\n",
+		 ng->certs_table, ng->https_port);
 	buf_addstr(b, "\t}\n");
 	buf_addstr(b,
 		"\tmap $http_upgrade $berth_connection {\n"
@@ -1145,7 +1144,6 @@ static int set_paths(struct nginx *ng, const char *root)
 	ng->log_sock = path_join(ng->dir, "router.sock");
 	ng->certs_lua = path_join(ng->dir, "lua/certs.lua");
 	ng->certs_table = path_join(ng->dir, "certs");
-	ng->certs_dir = xasprintf("%s/certs", root);
 	ng->acme_root = xasprintf("%s/acme", root);
 	ng->placeholder_crt = path_join(ng->dir, "placeholder.crt");
 	ng->placeholder_key = path_join(ng->dir, "placeholder.key");
@@ -1520,7 +1518,6 @@ void nginx_free(struct nginx *ng)
 	free(ng->https_listen);
 	free(ng->certs_lua);
 	free(ng->certs_table);
-	free(ng->certs_dir);
 	free(ng->acme_root);
 	free(ng->placeholder_crt);
 	free(ng->placeholder_key);
