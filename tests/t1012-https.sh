@@ -10,13 +10,13 @@
 # - renewal on the engine's timer, served at once; status lists expiry;
 # - a failed challenge (the host resolves where nothing answers): one
 #   clear error line, the app keeps serving plain HTTP;
-# - certs:add (files, PEM and tar on stdin), certs, certs:remove; bad
+# - acme: true: every app gets one on the timer;
+# - certs:add (files, PEM and tar on stdin, ssh), certs, certs:remove; bad
 #   input changes nothing; attacks: a staged folder not made by certs:add,
 #   paths over ssh;
 # - not one nginx reload through all of it (the same worker pids).
 
 . "$(dirname "$0")/test-lib.sh"
-. "$TEST_DIR/lib-daemon.sh"
 
 for need in nginx pebble pebble-challtestsrv lego openssl curl python3; do
 	if ! command -v $need >/dev/null && ! [ -x /usr/sbin/$need ]; then
@@ -34,6 +34,7 @@ MGMT_PORT=$(free_port)
 DNS_PORT=$(free_port)
 CHALL_PORT=$(free_port)
 export HTTP_PORT
+. "$TEST_DIR/lib-ssh.sh"
 
 # s_client_serial HOST: the serial of the certificate served for HOST
 served_serial() {
@@ -124,7 +125,8 @@ test_expect_success 'certs:auto: pebble checks http-01 through berth, the certif
 
 test_expect_success 'the key stays with root: 0600 in a 0700 folder' '
 	test "$(stat -c %a "$BERTH_ROOT/certs")" = 700 &&
-	test "$(stat -c %a "$BERTH_ROOT/certs/web/key.pem")" = 600
+	test "$(stat -c %a "$BERTH_ROOT/certs/web/key.pem")" = 600 &&
+	test "$(stat -c %a "$BERTH_ROOT/nginx/certs")" = 600
 '
 
 test_expect_success 'HTTP redirects to HTTPS once the app has a certificate' '
@@ -218,6 +220,21 @@ test_expect_success 'certs:add from stdin: PEM text, or a tar as Dokku takes it'
 		"https://manual.example.test:$HTTPS_PORT/"
 '
 
+test_expect_success 'over ssh: certs:add reads stdin; paths on the host are refused' '
+	make_key pusher && berth keys add "$TRASH/pusher.pub" >/dev/null &&
+	ssh_berth pusher certs:add manual <cert-key.tar >out &&
+	test_grep "Installed the certificate of .manual." out &&
+	ssh_berth pusher certs manual >out &&
+	test_grep "certificate added by hand" out &&
+	test_must_fail ssh_berth pusher certs:add manual "$BERTH_ROOT/certs/web/cert.pem" \
+		"$BERTH_ROOT/certs/web/key.pem" 2>err &&
+	test_grep "certs:add over ssh reads stdin" err &&
+	test_must_fail ssh_berth pusher certs:add-staged web "$BERTH_ROOT/tmp/certs.AAAAAA" 2>err &&
+	test_grep "unknown command" err &&
+	curl -sSf --cacert server.crt --resolve "manual.example.test:$HTTPS_PORT:127.0.0.1" \
+		"https://manual.example.test:$HTTPS_PORT/"
+'
+
 test_expect_success 'bad certs:add input: one error line, the old certificate stays' '
 	test_must_fail berth certs:add manual server.crt k2.pem 2>err &&
 	test_grep "^error: certs:add: the key does not match the certificate$" err &&
@@ -258,6 +275,7 @@ test_expect_success 'a restarted engine (and nginx) serves the certificates from
 	nginx_workers >"$TRASH/workers.mid" &&
 	test_cmp "$TRASH/workers.before" "$TRASH/workers.mid" &&
 	stop_berth &&
+	echo "acme: true" >>"$BERTH_ROOT/berth.yaml" &&
 	start_berth &&
 	curl -s --cacert "$PEB/roots.pem" -o /dev/null \
 		--resolve "web.example.test:$HTTPS_PORT:127.0.0.1" \
@@ -268,10 +286,19 @@ test_expect_success 'a restarted engine (and nginx) serves the certificates from
 	nginx_workers >"$TRASH/workers.before"
 '
 
+test_expect_success 'acme: true gives every app a certificate, on the timer' '
+	retry_until 60 sh -c "\"$BERTH\" --root \"$BERTH_ROOT\" certs manual | grep -q \"certificate from ACME\"" &&
+	berth certs manual >out &&
+	test_grep "auto: +yes \(acme: true\)" out &&
+	https manual.example.test >body &&
+	test_grep "hello v1" body
+'
+
 test_expect_success 'no nginx reload through any of it' '
 	berth certs:set web hsts 600 &&
 	berth certs:add manual server.crt server.key &&
-	berth certs:remove manual &&
+	berth certs:remove manual >out &&
+	test_grep "acme: true in berth.yaml asks for a new one" out &&
 	nginx_workers >"$TRASH/workers.after" &&
 	test_cmp "$TRASH/workers.before" "$TRASH/workers.after"
 '
