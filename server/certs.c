@@ -950,6 +950,36 @@ void certs_free(struct certs *cs)
 	free(cs);
 }
 
+void certs_app_removed(struct certs *cs, const char *app)
+{
+	struct job **pp, *j;
+	char *p;
+
+	if (!cs || !app_name_valid(app))
+		return;
+	pp = &cs->queue;
+	while ((j = *pp)) {
+		if (strcmp(j->app, app)) {
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		if (j->c)
+			client_error(j->c, "app '%s' was removed", app);
+		job_free(j);
+	}
+	fail_clear(cs, app);
+	p = xasprintf("%s/%s", cs->dir, app);
+	if (!path_exists(p)) {
+		free(p);
+		return;
+	}
+	rm_rf(p);
+	free(p);
+	if (push(cs) < 0)
+		log_warnx("certs: %s", error_last());
+}
+
 /* --- commands --------------------------------------------------------- */
 
 static void show(struct certs *cs, struct client *c, const char *app)

@@ -48,6 +48,10 @@ void certs_start(struct certs *cs);
 /* Stop lego if it runs (its clients get an error); free. */
 void certs_free(struct certs *cs);
 
+/* app is gone: its certificate goes with it (a new app of that name
+ * must not inherit it).  cs may be NULL. */
+void certs_app_removed(struct certs *cs, const char *app);
+
 /* "certs APP", "certs:auto APP", "certs:remove APP",
  * "certs:set APP https_redirect|hsts VALUE",
  * "certs:add-staged APP DIR" (certs:add's engine side). */

@@ -294,6 +294,16 @@ test_expect_success 'acme: true gives every app a certificate, on the timer' '
 	test_grep "hello v1" body
 '
 
+test_expect_success 'rm takes the certificate with the app (no later app of that name inherits it)' '
+	make_web_bundle "$TRASH/v2.tar.gz" v2 &&
+	berth deploy gone "$TRASH/v2.tar.gz" &&
+	retry_until 60 sh -c "\"$BERTH\" --root \"$BERTH_ROOT\" certs gone | grep -q \"certificate from ACME\"" &&
+	grep -q "^cert gone " "$BERTH_ROOT/nginx/certs" &&
+	berth rm gone --force &&
+	test ! -e "$BERTH_ROOT/certs/gone" &&
+	! grep -q "^cert gone " "$BERTH_ROOT/nginx/certs"
+'
+
 test_expect_success 'no nginx reload through any of it' '
 	berth certs:set web hsts 600 &&
 	berth certs:add manual server.crt server.key &&
