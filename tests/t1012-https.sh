@@ -47,6 +47,22 @@ https() {
 		--resolve "$1:$HTTPS_PORT:127.0.0.1" "https://$1:$HTTPS_PORT${2:-/}"
 }
 
+test_expect_success 'berth.yaml: bad HTTPS settings are refused at their line' '
+	mkdir -p cfg &&
+	printf "acme_email: not-an-address\nacme: maybe\nhttps_listen: nowhere\nacme_directory: ftp://x\nacme_ca: relative.pem\n" \
+		>cfg/berth.yaml &&
+	test_must_fail "$BERTH" --root "$TRASH/cfg" config-check 2>err &&
+	test_grep "berth.yaml:1:13: .acme_email. must be an email address" err &&
+	test_grep "berth.yaml:2:7: .acme. must be true or false" err &&
+	test_grep "berth.yaml:3:15: .https_listen. must be ADDRESS:PORT" err &&
+	test_grep "berth.yaml:4:17: .acme_directory. must be an http:// or https:// URL" err &&
+	test_grep "berth.yaml:5:10: .acme_ca. must be an absolute path" err &&
+	printf "acme_email: ops@example.test\nhttps_listen: \"off\"\n" >cfg/berth.yaml &&
+	"$BERTH" --root "$TRASH/cfg" config-check >out &&
+	test_grep "^acme_directory: \"https://acme-v02.api.letsencrypt.org/directory\"" out &&
+	test_grep "^https_listen: \"off\"" out
+'
+
 # the expiry line of "certs web" is no longer the one in exp.1
 renewed() { ! berth certs web | grep -qF "$(cat exp.1)"; }
 serial_changed() { ! served_serial web.example.test | cmp -s - serial.1; }
