@@ -435,13 +435,14 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	 * needs no reload.  The placeholder answers names without one.
 	 */
 	if (ng->https_listen) {
-		buf_addstr(b, "\tssl_session_cache shared:berth_ssl:10m;\n");
-		buf_addstr(b, "\tssl_session_timeout 1h;\n");
 		buf_addstr(b, "\tserver {\n");
 		buf_addf(b, "\t\tlisten %s ssl default_server;\n",
 			 ng->https_listen);
 		buf_addstr(b, "\t\tserver_name _;\n");
+		/* in the server: a system nginx.conf may set its own at http */
 		buf_addstr(b, "\t\tssl_protocols TLSv1.2 TLSv1.3;\n");
+		buf_addstr(b, "\t\tssl_session_cache shared:berth_ssl:10m;\n");
+		buf_addstr(b, "\t\tssl_session_timeout 1h;\n");
 		buf_addf(b, "\t\tssl_certificate \"%s\";\n",
 			 ng->placeholder_crt);
 		buf_addf(b, "\t\tssl_certificate_key \"%s\";\n",
