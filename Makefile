@@ -26,7 +26,7 @@ endif
 
 SRCS := $(wildcard server/*.c)
 # Text built into the binary (scripts/embed): the Lua router nginx loads.
-EMBED_OBJS := $(B)/router_lua.o
+EMBED_OBJS := $(B)/router_lua.o $(B)/certs_lua.o
 OBJS := $(SRCS:server/%.c=$(B)/%.o) $(EMBED_OBJS)
 LIBOBJS := $(filter-out $(B)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
@@ -64,6 +64,14 @@ $(B)/router_lua.c: server/router.lua scripts/embed | $(B)
 	$(Q)scripts/embed router_lua <$< >$@.new && mv $@.new $@
 
 $(B)/router_lua.o: $(B)/router_lua.c
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/certs_lua.c: server/certs.lua scripts/embed | $(B)
+	@echo "  GEN  $@"
+	$(Q)scripts/embed certs_lua <$< >$@.new && mv $@.new $@
+
+$(B)/certs_lua.o: $(B)/certs_lua.c
 	@echo "  CC   $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 

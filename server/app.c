@@ -17,6 +17,7 @@
 
 #include "appstate.h"
 #include "bundle.h"
+#include "certs.h"
 #include "config.h"
 #include "domains.h"
 #include "engine.h"
@@ -3251,6 +3252,7 @@ static void app_remove_now(struct app *a)
 	restore_retry_cancel(a);
 	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
 		log_warnx("%s", error_last());
+	certs_app_removed(e->certs, a->name);
 	p = engine_path(e, "run/%s.static", a->name);
 	unlink(p);
 	free(p);

@@ -11,6 +11,7 @@
 
 #include "app.h"
 #include "appstats.h"
+#include "certs.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -492,6 +493,12 @@ out:
 	free(url);
 }
 
+static void cmd_certs(struct engine *e, struct client *c, struct app *a,
+		      int argc, char **argv)
+{
+	certs_cmd(e, c, a, argc, argv);
+}
+
 static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
@@ -516,6 +523,12 @@ static const struct command commands[] = {
 	{ "export", "export NAME [FILE|-]", "the app as one tar.gz: repository, live release, config, releases", 0, 1, -1, cmd_client_side, 0 },
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
+	{ "certs", "certs NAME", "the app's HTTPS certificate: issuer, hosts, expiry", 1, 2, 2, cmd_certs, 0 },
+	{ "certs:auto", "certs:auto NAME", "get a certificate through ACME (http-01) and renew it 30 days before expiry", 1, 2, 2, cmd_certs, 0 },
+	{ "certs:add", "certs:add NAME [CRT KEY]", "install a certificate and key (files on this host, or PEM or a tar on stdin)", 0, 1, -1, cmd_client_side, 0 },
+	{ "certs:remove", "certs:remove NAME", "remove the app's certificate (plain HTTP only)", 1, 2, 2, cmd_certs, 0 },
+	{ "certs:set", "certs:set NAME https_redirect|hsts VALUE", "redirect HTTP to HTTPS (true by default) or send HSTS (false by default, true or seconds)", 1, 4, 4, cmd_certs, 0 },
+	{ "certs:add-staged", "certs:add-staged NAME DIR", "", 1, 3, 3, cmd_certs, CMD_LOCAL | CMD_HIDDEN },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
 	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs and hosts follow; it keeps running", 1, 3, 3, cmd_rename, 0 },
 	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },

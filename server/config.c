@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "manifest.h"
 #include "util.h"
@@ -40,6 +41,9 @@ static int check_line(const char *key, const char *value);
 static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
 static int check_host_or_off(const char *key, const char *value);
+static int check_listen_or_off(const char *key, const char *value);
+static int check_email(const char *key, const char *value);
+static int check_bool(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -71,6 +75,11 @@ static const struct cdesc descs[] = {
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
 	{ "dashboard_host", C_STR, F(dashboard_host), NULL, 0, 0, check_host_or_off },
 	{ "dashboard_session", C_MS, F(dashboard_session_ms), "720m", 60000, 30L * 86400000, NULL },
+	{ "https_listen", C_STR, F(https_listen), NULL, 0, 0, check_listen_or_off },
+	{ "acme_email", C_STR, F(acme_email), NULL, 0, 0, check_email },
+	{ "acme_directory", C_STR, F(acme_directory), "https://acme-v02.api.letsencrypt.org/directory", 0, 0, check_url },
+	{ "acme_ca", C_STR, F(acme_ca), NULL, 0, 0, check_abspath },
+	{ "acme", C_STR, F(acme), "false", 0, 0, check_bool },
 };
 #undef F
 
@@ -220,6 +229,47 @@ static int check_user(const char *key, const char *value)
 	    check_chars(key, value, "_-") < 0)
 		return error_set("'%s' must be a user name like berth", key);
 	return 0;
+}
+
+static int check_listen_or_off(const char *key, const char *value)
+{
+	if (!strcmp(value, "off"))
+		return 0;
+	return check_http_listen(key, value);
+}
+
+/* An address for the ACME account: it reaches lego's argv as one word. */
+static int check_email(const char *key, const char *value)
+{
+	const char *at = strchr(value, '@');
+
+	if (!at || at == value || !at[1] || strchr(at + 1, '@') ||
+	    value[0] == '-' || strlen(value) > 254 ||
+	    check_chars(key, value, "@._+-") < 0)
+		return error_set("'%s' must be an email address like admin@example.com",
+				 key);
+	return 0;
+}
+
+static int check_bool(const char *key, const char *value)
+{
+	if (strcmp(value, "true") && strcmp(value, "false"))
+		return error_set("'%s' must be true or false", key);
+	return 0;
+}
+
+const char *config_https_listen(const struct config *c)
+{
+	if (c->https_listen)
+		return strcmp(c->https_listen, "off") ? c->https_listen : NULL;
+	if (c->acme_email && geteuid() == 0)
+		return "0.0.0.0:443";
+	return NULL;
+}
+
+int config_acme_all(const struct config *c)
+{
+	return c->acme && !strcmp(c->acme, "true");
 }
 
 /* "20000-29999" */

@@ -38,7 +38,18 @@ struct config {
 	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
 	char *dashboard_host;	/* dashboard_host: NULL = berth.DOMAIN, "off" = none */
 	long dashboard_session_ms;/* dashboard_session: 720m (12 hours) */
+	char *https_listen;	/* https_listen: NULL = 0.0.0.0:443 as root
+				 * with acme_email set, else off; "off" */
+	char *acme_email;	/* acme_email: the ACME account's contact */
+	char *acme_directory;	/* acme_directory: Let's Encrypt production */
+	char *acme_ca;		/* acme_ca: CA bundle to trust for it, or NULL */
+	char *acme;		/* acme: "true" = certs:auto for every app */
 };
+
+/* The HTTPS listener in effect ("0.0.0.0:443"), or NULL for none. */
+const char *config_https_listen(const struct config *c);
+/* 1 when "acme: true". */
+int config_acme_all(const struct config *c);
 
 /* Defaults only; root is copied. */
 void config_init(struct config *c, const char *root);

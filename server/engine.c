@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "certs.h"
 #include "config.h"
 #include "control.h"
 #include "appstats.h"
@@ -888,6 +889,7 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
 	    (e.nginx && dashboard_route(e.nginx, cfg) < 0) ||
+	    certs_init(&e.certs, &e) < 0 ||
 	    (e.nginx && nginx_start(e.nginx) < 0))
 		goto out;
 	if (postgres_init(&e.pg, cfg, e.loop) < 0) {
@@ -906,6 +908,7 @@ int engine_serve(struct config *cfg)
 	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
 		log_warnx("dashboard: %s", error_last());
 	apps_load(&e);
+	certs_start(e.certs);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
 		 cfg->ssh_listen, cfg->http_listen, cfg->domain);
@@ -920,6 +923,8 @@ out:
 	dashboard_stop(dash);
 	if (e.sshd)
 		sshd_stop(e.sshd);
+	certs_free(e.certs);
+	e.certs = NULL;
 	apps_shutdown(&e);
 	liveroute_log_close(&e);
 	if (e.nginx) {

@@ -28,6 +28,7 @@ struct postgres;
 struct sshd;
 struct app;
 struct client;
+struct certs;
 
 struct engine {
 	struct config *cfg;
@@ -36,6 +37,7 @@ struct engine {
 	struct routerlog *routerlog;	/* router lines into app logs */
 	struct appstats *stats;		/* requests and memory per app */
 	struct postgres *pg;
+	struct certs *certs;		/* HTTPS certificates (certs.h) */
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */
 	struct client *clients;		/* open control connections */

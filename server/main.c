@@ -14,6 +14,7 @@
 
 #include "commands.h"
 #include "backup.h"
+#include "certs.h"
 #include "config.h"
 #include "control.h"
 #include "dashboard.h"
@@ -455,6 +456,8 @@ static int cmd_backup(const char *root, int argc, char **argv)
 
 	if (export_is_command(argv[0]))
 		return export_command(root, argc, argv, &io);
+	if (!strcmp(argv[0], "certs:add"))
+		return certs_add_command(root, argc, argv, &io);
 	return backup_command(root, argc, argv, &io);
 }
 
@@ -621,7 +624,8 @@ int main(int argc, char **argv)
 		ret = cmd_dashboard_serve(abs, nargs, args);
 	} else if (!strcmp(cmd, "git-serve-stdio")) {
 		ret = cmd_git_stdio(abs, nargs, args);
-	} else if (backup_is_command(cmd) || export_is_command(cmd)) {
+	} else if (backup_is_command(cmd) || export_is_command(cmd) ||
+		   !strcmp(cmd, "certs:add")) {
 		ret = cmd_backup(abs, nargs + 1, args - 1);
 	} else if (commands_check(nargs + 1, args - 1, &why) < 0) {
 		/* Caught here, the engine need not be running to say it. */

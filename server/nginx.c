@@ -25,11 +25,15 @@
 #include "reaper.h"
 #include "router.h"
 #include "spawn.h"
+#include "tlscert.h"
 #include "util.h"
 
 /* server/router.lua, built in by scripts/embed */
 extern const char router_lua[];
 extern const size_t router_lua_len;
+/* server/certs.lua, the same way */
+extern const char certs_lua[];
+extern const size_t certs_lua_len;
 
 #define NGINX_CHECK_TIMEOUT_MS 20000
 #define NGINX_OUT_MAX 65536
@@ -72,6 +76,13 @@ struct nginx {
 	char *ctl_sock;		/* DIR/sock/control */
 	char *probe_sock;	/* DIR/sock/probe */
 	char *log_sock;		/* DIR/router.sock */
+	char *https_listen;	/* the HTTPS listener, or NULL for none */
+	int https_port;
+	char *certs_lua;	/* DIR/lua/certs.lua */
+	char *certs_table;	/* DIR/certs: the certificates nginx loads */
+	char *acme_root;	/* ROOT/acme: .well-known/acme-challenge/ */
+	char *placeholder_crt;	/* DIR/placeholder.crt: before SNI picks */
+	char *placeholder_key;
 	char *proxy_host;	/* a server of berth's own, or NULL */
 	char *proxy_sock;	/* ... and the unix socket it goes to */
 	char *mod_ndk;		/* own: the modules to load */
@@ -313,13 +324,17 @@ static const char mime_types[] =
  * inside nginx.conf, in system mode the whole of berth.conf.  Every name
  * is berth_* so it cannot clash with a system's own.
  */
-static void render_proxy_server(struct buf *b, int probe)
+static void render_proxy_server(struct buf *b, int probe, int redirect)
 {
 	buf_addstr(b,
 		"\t\tclient_max_body_size 100m;\n"
 		/* the router reads its variables where they may be unset */
 		"\t\tuninitialized_variable_warn off;\n"
 		"\t\tlocation / {\n");
+	/* plain HTTP to HTTPS for apps with a certificate (certs.lua) */
+	if (redirect)
+		buf_addstr(b, "\t\t\trewrite_by_lua_block { "
+			   "require(\"berth.certs\").redirect() }\n");
 	buf_addf(b, "\t\t\taccess_by_lua_block { "
 		 "require(\"berth.router\").access(%s) }\n",
 		 probe ? "true" : "false");
@@ -377,6 +392,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 {
 	buf_addstr(b, "\tlua_shared_dict berth_routes 16m;\n");
 	buf_addstr(b, "\tlua_shared_dict berth_counts 4m;\n");
+	buf_addstr(b, "\tlua_shared_dict berth_certs 16m;\n");
 	/* the engine being away is not nginx's error */
 	buf_addstr(b, "\tlua_socket_log_errors off;\n");
 	buf_addstr(b, "\tinit_by_lua_block {\n");
@@ -385,6 +401,10 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	buf_addf(b, "\t\trequire(\"berth.router\").init(\"%s\", \"%s\",\n"
 		 "\t\t\t{ \"%s\", \"%s\" })\n", ng->table, ng->log_sock,
 		 ng->ctl_sock, ng->probe_sock);
+	buf_addf(b, "\t\tpackage.loaded[\"berth.certs\"] = dofile(\"%s\")\n",
+		 ng->certs_lua);
+	buf_addf(b, "\t\trequire(\"berth.certs\").init(\"%s\", %d)\n",
+		 ng->certs_table, ng->https_port);
 	buf_addstr(b, "\t}\n");
 	buf_addstr(b,
 		"\tmap $http_upgrade $berth_connection {\n"
@@ -404,10 +424,47 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten %s default_server;\n", ng->listen);
 	buf_addstr(b, "\t\tserver_name _;\n");
-	render_proxy_server(b, 0);
+	/*
+	 * ACME's http-01 challenge, before any routing: files under a
+	 * folder only the engine writes (certs.h), for every host.
+	 */
+	buf_addstr(b, "\t\tlocation ^~ /.well-known/acme-challenge/ {\n");
+	buf_addf(b, "\t\t\troot \"%s\";\n", ng->acme_root);
+	buf_addstr(b, "\t\t\tdefault_type text/plain;\n"
+		   "\t\t\tdisable_symlinks on;\n"
+		   "\t\t\ttry_files $uri =404;\n"
+		   "\t\t}\n");
+	render_proxy_server(b, 0, ng->https_listen != NULL);
 	buf_addstr(b, "\t\tlog_by_lua_block { "
 		      "require(\"berth.router\").log() }\n");
 	buf_addstr(b, "\t}\n");
+	/*
+	 * The HTTPS listener: the same router; the certificate is picked
+	 * per handshake from the server name (certs.lua), so a new one
+	 * needs no reload.  The placeholder answers names without one.
+	 */
+	if (ng->https_listen) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten %s ssl default_server;\n",
+			 ng->https_listen);
+		buf_addstr(b, "\t\tserver_name _;\n");
+		/* in the server: a system nginx.conf may set its own at http */
+		buf_addstr(b, "\t\tssl_protocols TLSv1.2 TLSv1.3;\n");
+		buf_addstr(b, "\t\tssl_session_cache shared:berth_ssl:10m;\n");
+		buf_addstr(b, "\t\tssl_session_timeout 1h;\n");
+		buf_addf(b, "\t\tssl_certificate \"%s\";\n",
+			 ng->placeholder_crt);
+		buf_addf(b, "\t\tssl_certificate_key \"%s\";\n",
+			 ng->placeholder_key);
+		buf_addstr(b, "\t\tssl_certificate_by_lua_block { "
+			   "require(\"berth.certs\").cert() }\n");
+		buf_addstr(b, "\t\theader_filter_by_lua_block { "
+			   "require(\"berth.certs\").hsts() }\n");
+		render_proxy_server(b, 0, 0);
+		buf_addstr(b, "\t\tlog_by_lua_block { "
+			      "require(\"berth.router\").log() }\n");
+		buf_addstr(b, "\t}\n");
+	}
 	if (ng->proxy_host) {
 		buf_addstr(b, "\tserver {\n");
 		buf_addf(b, "\t\tlisten %s;\n", ng->listen);
@@ -429,7 +486,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	/* the engine's probe: a unix socket in a folder only it enters */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
-	render_proxy_server(b, 1);
+	render_proxy_server(b, 1, 0);
 	buf_addstr(b, "\t}\n");
 	/* the engine's control listener */
 	buf_addstr(b, "\tserver {\n");
@@ -440,6 +497,10 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		"\t\tlocation / {\n"
 		"\t\t\tcontent_by_lua_block { "
 		"require(\"berth.router\").control() }\n"
+		"\t\t}\n"
+		"\t\tlocation = /certs {\n"
+		"\t\t\tcontent_by_lua_block { "
+		"require(\"berth.certs\").control() }\n"
 		"\t\t}\n"
 		"\t}\n");
 }
@@ -632,6 +693,9 @@ static int write_lua(const struct nginx *ng)
 
 	free(dir);
 	if (ret < 0)
+		return -1;
+	if (write_if_changed(ng->certs_lua, certs_lua, certs_lua_len,
+			     0644) < 0)
 		return -1;
 	return write_if_changed(ng->lua, router_lua, router_lua_len, 0644) < 0 ?
 		-1 : 0;
@@ -1088,6 +1152,11 @@ static int set_paths(struct nginx *ng, const char *root)
 	ng->ctl_sock = path_join(ng->dir, "sock/control");
 	ng->probe_sock = path_join(ng->dir, "sock/probe");
 	ng->log_sock = path_join(ng->dir, "router.sock");
+	ng->certs_lua = path_join(ng->dir, "lua/certs.lua");
+	ng->certs_table = path_join(ng->dir, "certs");
+	ng->acme_root = xasprintf("%s/acme", root);
+	ng->placeholder_crt = path_join(ng->dir, "placeholder.crt");
+	ng->placeholder_key = path_join(ng->dir, "placeholder.key");
 	if (strlen(ng->ctl_sock) > NGINX_SOCK_MAX ||
 	    strlen(ng->log_sock) > NGINX_SOCK_MAX)
 		return error_set("state directory '%s' is too long for a "
@@ -1140,6 +1209,30 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 			 "127.0.0.1:8080", &ng->listen, &ng->addr) < 0)
 		goto out;
 	if (set_paths(ng, cfg->root) < 0)
+		goto out;
+	if (config_https_listen(cfg)) {
+		char *a = NULL;
+
+		if (parse_listen(config_https_listen(cfg), &ng->https_listen,
+				 &a) < 0) {
+			error_set("invalid https_listen '%s'",
+				  config_https_listen(cfg));
+			goto out;
+		}
+		ng->https_port = (int)parse_long(strrchr(a, ':') + 1, 65535);
+		free(a);
+		if (mkdir_p(ng->dir, 0755) < 0)
+			goto out;
+		if (access(ng->placeholder_crt, R_OK) < 0 &&
+		    tlscert_selfsigned("berth", 3650, ng->placeholder_crt,
+				       ng->placeholder_key) < 0)
+			goto out;
+	}
+	/* the challenge folder: the engine writes, nginx reads */
+	p = xasprintf("%s/.well-known/acme-challenge", ng->acme_root);
+	r = mkdir_p(p, 0755);
+	free(p);
+	if (r < 0)
 		goto out;
 	if (ng->system) {
 		struct stat st;
@@ -1465,6 +1558,12 @@ void nginx_free(struct nginx *ng)
 	free(ng->log_sock);
 	free(ng->proxy_host);
 	free(ng->proxy_sock);
+	free(ng->https_listen);
+	free(ng->certs_lua);
+	free(ng->certs_table);
+	free(ng->acme_root);
+	free(ng->placeholder_crt);
+	free(ng->placeholder_key);
 	free(ng->mod_ndk);
 	free(ng->mod_lua);
 	free(ng);
@@ -1516,4 +1615,19 @@ int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
 		return -1;
 	/* before nginx_start(), which reloads once for everything */
 	return changed && ng->sys_started ? nginx_reload(ng) : 0;
+}
+
+const char *nginx_control_socket(const struct nginx *ng)
+{
+	return ng->ctl_sock;
+}
+
+const char *nginx_https_addr(const struct nginx *ng)
+{
+	return ng->https_listen;
+}
+
+int nginx_https_port(const struct nginx *ng)
+{
+	return ng->https_listen ? ng->https_port : 0;
 }

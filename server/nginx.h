@@ -18,7 +18,11 @@
  * Both: ROOT/nginx/routes is the table nginx loads at start,
  * ROOT/nginx/lua/router.lua the code, ROOT/nginx/sock/ (mode 0700) the
  * control and probe listeners, ROOT/nginx/router.sock where nginx sends
- * router log lines (routerlog.h).
+ * router log lines (routerlog.h).  HTTPS (docs/https.md): with
+ * https_listen, a TLS listener whose certificate is picked per handshake
+ * by ROOT/nginx/lua/certs.lua from the table ROOT/nginx/certs (certs.h);
+ * ROOT/acme/.well-known/acme-challenge/ is served on plain HTTP for every
+ * host, before routing.
  */
 #ifndef BERTH_NGINX_H
 #define BERTH_NGINX_H
@@ -89,6 +93,11 @@ const char *nginx_http_addr(const struct nginx *ng);
 const char *nginx_probe_socket(const struct nginx *ng);
 /* Where nginx's workers send router log lines (routerlog_open()). */
 const char *nginx_log_socket(const struct nginx *ng);
+/* The control listener's unix socket (router.h, certs.h). */
+const char *nginx_control_socket(const struct nginx *ng);
+/* https_listen as nginx listens, or NULL when HTTPS is off; its port. */
+const char *nginx_https_addr(const struct nginx *ng);
+int nginx_https_port(const struct nginx *ng);
 /* How many times nginx was reloaded (HUP or -s reload) since init. */
 unsigned long nginx_reloads(const struct nginx *ng);
 

@@ -1155,3 +1155,14 @@ const char *router_probe_socket(const struct router *r)
 {
 	return r->probe;
 }
+
+int router_app_host_list(const struct router *r, const char *app,
+			 struct strv *out)
+{
+	const struct rapp *a = app ? app_get(r, app) : NULL;
+
+	if (!a)
+		return ERR_NOTFOUND;
+	strv_copy(out, &a->hosts);
+	return 0;
+}

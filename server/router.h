@@ -231,6 +231,13 @@ long router_worker_uid(const struct router *r);
  * this.  Borrowed.
  */
 const char *router_probe_socket(const struct router *r);
+/*
+ * The hosts app answers for (APP.DOMAIN first), appended to out; 0, or
+ * ERR_NOTFOUND for an app the table does not have.
+ */
+struct strv;
+int router_app_host_list(const struct router *r, const char *app,
+			 struct strv *out);
 /* Render the table as the file holds it (for tests and bench). */
 void router_render(const struct router *r, struct buf *out);
 

@@ -24,6 +24,7 @@
 #include <libssh/server.h>
 
 #include "backup.h"
+#include "certs.h"
 #include "config.h"
 #include "commands.h"
 #include "control.h"
@@ -1014,6 +1015,9 @@ static int run_backup_command(struct session *s, struct strv *words)
 	if (export_is_command(words->v[0]))
 		return export_command(s->cfg->root, (int)words->n, words->v,
 				      &io);
+	if (!strcmp(words->v[0], "certs:add"))
+		return certs_add_command(s->cfg->root, (int)words->n,
+					 words->v, &io);
 	if (s->pty) {
 		if (openpty(&s->pty_master, &s->pty_slave, NULL, NULL,
 			    &s->winsize) < 0) {
@@ -1349,7 +1353,8 @@ static int run_engine_command(struct session *s)
 		say_error(s, "import-staged is not available over ssh (use import)");
 		goto out;
 	}
-	if (backup_is_command(cmd) || export_is_command(cmd))
+	if (backup_is_command(cmd) || export_is_command(cmd) ||
+	    !strcmp(cmd, "certs:add"))
 		ret = run_backup_command(s, &words);
 	else if (!strcmp(cmd, "run"))
 		ret = run_oneoff(s, &words);

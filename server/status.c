@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "certs.h"
 #include "config.h"
 #include "engine.h"
 #include "nginx.h"
@@ -223,6 +224,6 @@ void status_cmd(struct engine *e, struct client *c)
 	client_data(c, "disk:%s", e->apps ? "" : " no apps");
 	for (a = e->apps; a; a = a->next)
 		status_disk(e, c, a);
-	client_data(c, "certificates: none (HTTPS is not set up)");
+	certs_status(e, c);
 	client_ok(c);
 }
