@@ -396,6 +396,7 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 	uint64_t kib[APPSTATS_MINUTES];
 	double cpu[64];
 	struct buf line = BUF_INIT;
+	struct strv hosts = STRV_INIT;
 	int64_t now_s = (int64_t)time(NULL);
 	const char *step;
 	struct proc *p;
@@ -472,9 +473,12 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 		free(db);
 	}
 	client_data(c, "host %s.%s", a->name, e->cfg->domain);
-	if (a->live)
-		for (i = 0; i < a->live->m.hosts.n; i++)
-			client_data(c, "host %s", a->live->m.hosts.v[i]);
+	app_hosts_list(a, &hosts);
+	for (i = 0; i < hosts.n; i++)
+		client_data(c, "host %s", hosts.v[i]);
+	strv_release(&hosts);
+	if (a->maintenance)
+		client_data(c, "maintenance on");
 	n = release_list(a->dir, &nums);
 	for (i = n; i-- > 0;) {
 		char *pusher = release_meta_get(a->dir, nums[i], "pusher");

@@ -988,6 +988,9 @@ struct stats_view {
 	long long minute;
 	long long requests[MINUTES], errors[MINUTES], p95[MINUTES];
 	int crash_looping;
+	int maintenance;	/* maintenance:on */
+	/* the app page only: its certificate, from "certs NAME" */
+	char cert_hosts[512], cert_issuer[128], cert_expires[64];
 	char step[64];
 	char database[80];
 	long long db_bytes;	/* -1: not known (yet) */
@@ -1097,11 +1100,63 @@ static void stats_get(const char *name, struct stats_view *sv)
 				strtoll(f[1], NULL, 10) : -1;
 		} else if (!strcmp(line, "host")) {
 			strv_push(&sv->hosts, rest);
+		} else if (!strcmp(line, "maintenance")) {
+			sv->maintenance = !strcmp(rest, "on");
 		} else if (!strcmp(line, "release")) {
 			strv_push(&sv->rels, rest);
 		}
 	}
 	strv_release(&l.v);
+}
+
+/* The app's certificate ("certs NAME"); none or an error leaves the
+ * fields empty: the page says plain HTTP. */
+static void certs_get(const char *name, struct stats_view *sv)
+{
+	char nm[APP_NAME_MAX + 1];
+	char *argv[] = { "certs", nm, NULL }, *err = NULL;
+	struct lines l;
+	size_t i;
+
+	snprintf(nm, sizeof(nm), "%s", name);
+	if (run(&l, &err, 2, argv) < 0) {
+		free(err);
+		return;
+	}
+	for (i = 0; i < l.v.n; i++) {
+		const char *line = l.v.v[i];
+
+		if (!strncmp(line, "  hosts:", 8))
+			snprintf(sv->cert_hosts, sizeof(sv->cert_hosts), "%s",
+				 line + 8 + strspn(line + 8, " "));
+		else if (!strncmp(line, "  issuer:", 9))
+			snprintf(sv->cert_issuer, sizeof(sv->cert_issuer),
+				 "%s", line + 9 + strspn(line + 9, " "));
+		else if (!strncmp(line, "  expires:", 10))
+			snprintf(sv->cert_expires, sizeof(sv->cert_expires),
+				 "%s", line + 10 + strspn(line + 10, " "));
+	}
+	strv_release(&l.v);
+}
+
+/* Does the certificate's host list ("a, b, *.c") name host? */
+static int cert_names(const struct stats_view *sv, const char *host)
+{
+	const char *p = sv->cert_hosts;
+	size_t n = strlen(host);
+
+	while (*p) {
+		size_t len = strcspn(p, ",");
+		const char *dot = strchr(host, '.');
+
+		if ((len == n && !strncmp(p, host, n)) ||
+		    (p[0] == '*' && dot && len == strlen(dot) + 1 &&
+		     !strncmp(p + 1, dot, len - 1)))
+			return 1;
+		p += len;
+		p += strspn(p, ", ");
+	}
+	return 0;
 }
 
 /* Requests per second and the percentage of 5xx answers over the last
@@ -1689,12 +1744,23 @@ static void app_json(struct buf *b, const struct app_row *a,
 	buf_addstr(b, "]");
 	buf_addstr(b, ",\"step\":");
 	json_str(b, sv->step);
+	buf_addf(b, ",\"maintenance\":%s", sv->maintenance ? "true" : "false");
 	buf_addstr(b, ",\"hosts\":[");
 	for (i = 0; i < sv->hosts.n; i++) {
 		buf_addstr(b, i ? "," : "");
 		json_str(b, sv->hosts.v[i]);
 	}
-	buf_addstr(b, "],\"certificates\":[],\"database\":");
+	buf_addstr(b, "],\"certificates\":[");
+	if (sv->cert_hosts[0]) {
+		buf_addstr(b, "{\"hosts\":");
+		json_str(b, sv->cert_hosts);
+		buf_addstr(b, ",\"issuer\":");
+		json_str(b, sv->cert_issuer);
+		buf_addstr(b, ",\"expires\":");
+		json_str(b, sv->cert_expires);
+		buf_addstr(b, "}");
+	}
+	buf_addstr(b, "],\"database\":");
 	if (sv->database[0])
 		json_str(b, sv->database);
 	else
@@ -1789,6 +1855,12 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 	else
 		action_button(b, s, a->name, "stop", "Stop",
 			      "Stop every process of this app?");
+	if (sv->maintenance)
+		action_button(b, s, a->name, "maintenance:off",
+			      "End maintenance", NULL);
+	else
+		action_button(b, s, a->name, "maintenance:on", "Maintenance",
+			      "Answer every request with a 503 maintenance page?");
 	for (i = 0; i < np; i++)
 		buf_addf(&procs, "%s%s", procs.len ? " " : "", p[i].name);
 	buf_addstr(b, "<form method=\"post\" class=\"action scale\" "
@@ -1937,9 +2009,17 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 	for (i = 0; i < sv->hosts.n; i++) {
 		buf_addstr(b, "<tr><td>Host</td><td class=\"host\">");
 		html(b, sv->hosts.v[i]);
-		/* certificates: berth serves plain HTTP on main so far */
-		buf_addstr(b, "</td><td class=\"cert\">no certificate "
-			   "(http)</td></tr>");
+		buf_addstr(b, "</td><td class=\"cert\">");
+		if (cert_names(sv, sv->hosts.v[i])) {
+			buf_addstr(b, "HTTPS, expires ");
+			html(b, sv->cert_expires);
+			buf_addstr(b, " (");
+			html(b, sv->cert_issuer);
+			buf_addstr(b, ")");
+		} else {
+			buf_addstr(b, "no certificate (http)");
+		}
+		buf_addstr(b, "</td></tr>");
 	}
 	buf_addstr(b, "<tr><td>Database</td><td id=\"database\" "
 		   "colspan=\"2\">");
@@ -2020,6 +2100,7 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 		goto out;
 	}
 	stats_get(name, &sv);
+	certs_get(name, &sv);
 	if (json)
 		app_json(&b, &a, p, np, r, nr, &keys, &sv);
 	else
@@ -2330,7 +2411,8 @@ static enum MHD_Result action(struct MHD_Connection *c,
 			goto out;
 		}
 	} else if (strcmp(what, "restart") && strcmp(what, "stop") &&
-		   strcmp(what, "start")) {
+		   strcmp(what, "start") && strcmp(what, "maintenance:on") &&
+		   strcmp(what, "maintenance:off")) {
 		ret = json ? send_json_error(c, 404, "no such action") :
 			     send_message_page(c, 404, "Not found",
 					       "no such action");

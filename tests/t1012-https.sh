@@ -221,6 +221,20 @@ test_expect_success 'certs:add from files: served, shown as added by hand' '
 	test_grep "expires: .*\(in (59|60) days\)" out
 '
 
+test_expect_success 'the dashboard shows the certificate beside its host' '
+	berth dashboard >link &&
+	path="/login?$(sed -n "s/.*login?//p" link)" &&
+	dhost=$(sed -n "s|^http://\([^:/]*\).*|\1|p" link) &&
+	curl -sS -c jar -o /dev/null -H "Host: $dhost" \
+		"http://127.0.0.1:$HTTP_PORT$path" &&
+	curl -sS -b jar -H "Host: $dhost" \
+		"http://127.0.0.1:$HTTP_PORT/api/apps/manual" >app.json &&
+	test_grep "\"certificates\":\[\{\"hosts\":\"manual.example.test\",\"issuer\":\"manual.example.test\",\"expires\":\"[^\"]+\"\}\]" app.json &&
+	curl -sS -b jar -H "Host: $dhost" \
+		"http://127.0.0.1:$HTTP_PORT/apps/manual" >app.html &&
+	test_grep "<td class=\"cert\">HTTPS, expires " app.html
+'
+
 test_expect_success 'certs:add from stdin: PEM text, or a tar as Dokku takes it' '
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-days 90 -subj /CN=manual.example.test -keyout k2.pem \

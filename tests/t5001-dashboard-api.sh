@@ -253,6 +253,28 @@ test_expect_success 'the app JSON carries the plots, memory, CPU, hosts and rele
 	test_grep "\"name\":\"shop\",\"status\":\"running\",\"release\":[0-9]+,.*\"last_deploy_ago\":\"[^\"]*\",\"step\":\"\",\"rps\":[0-9.]+,\"error_rate\":[0-9.]+,\"memory_bytes\":[1-9][0-9]*" apps.json
 '
 
+test_expect_success 'maintenance on and off from the dashboard, with the CSRF token' '
+	t=$(csrf_of jar) &&
+	dash -b jar /apps/shop >page.html &&
+	test_grep "action=\"/apps/shop/maintenance:on\"" page.html &&
+	dash -b jar -o /dev/null -w "%{http_code}" -X POST \
+		/api/apps/shop/maintenance:on >code &&
+	test_grep "^403$" code &&
+	dash -b jar -X POST -H "X-CSRF-Token: $t" /api/apps/shop/maintenance:on >r.json &&
+	test_grep "\"ok\":true" r.json &&
+	curl -sS -o body -w "%{http_code}" -H "Host: shop.localhost" "http://127.0.0.1:$HTTP_PORT/" >code &&
+	test_grep "^503$" code &&
+	dash -b jar /api/apps/shop >app.json &&
+	test_grep "\"maintenance\":true" app.json &&
+	dash -b jar /apps/shop >page.html &&
+	test_grep "action=\"/apps/shop/maintenance:off\"" page.html &&
+	dash -b jar -o /dev/null --data "csrf=$t" /apps/shop/maintenance:off &&
+	curl -sS -o body -w "%{http_code}" -H "Host: shop.localhost" "http://127.0.0.1:$HTTP_PORT/" >code &&
+	test_grep "^200$" code &&
+	dash -b jar /api/apps/shop >app.json &&
+	test_grep "\"maintenance\":false" app.json
+'
+
 test_expect_success 'the app page draws the plots as inline SVG' '
 	dash -b jar /apps/shop >app.html &&
 	test_grep "<svg id=\"plot-requests\" class=\"plot\" [^>]*data-points=\"[1-9]" app.html &&
