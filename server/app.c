@@ -19,6 +19,7 @@
 #include "config.h"
 #include "engine.h"
 #include "health.h"
+#include "isolate.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
@@ -598,6 +599,7 @@ static void deploy_free(struct deploy *d)
 	loop_del_timer(d->e->loop, d->timer);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
+		isolate_end(d->e->iso, d->helper);
 		reaper_forget(d->helper);
 	}
 	if (d->helper_fd >= 0) {
@@ -713,6 +715,7 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	d->timer = 0;
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
+		isolate_end(d->e->iso, d->helper);
 		reaper_forget(d->helper);
 		d->helper = 0;
 	}
@@ -1130,6 +1133,8 @@ static void on_release_phase_exit(pid_t pid, int status, void *arg)
 	struct deploy *d = arg;
 	char why[64];
 
+	/* Nothing it started outlives it (setsid included). */
+	isolate_end(d->e->iso, pid);
 	d->helper = 0;
 	if (d->helper_fd >= 0) {
 		set_nonblock(d->helper_fd);
@@ -1154,6 +1159,8 @@ static void release_phase(struct deploy *d)
 {
 	struct strv env = STRV_INIT;
 	struct spawn s;
+	struct isolate_spawn is;
+	struct cgroup_limits lim;
 	int pfd[2];
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 
@@ -1178,13 +1185,17 @@ static void release_phase(struct deploy *d)
 	s.err = pfd[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
 	engine_spawn_as_app_user(d->e, &s);
-	if (spawn_start(&s) < 0) {
+	isolate_limits(&lim, d->e->cfg, &d->run->m);
+	if (isolate_spawn_prepare(d->e->iso, &is, d->a->name, d->run->dir,
+				  &lim, &s) < 0 || spawn_start(&s) < 0) {
+		isolate_abort(&is);
 		close(pfd[0]);
 		close(pfd[1]);
 		strv_release(&env);
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
+	isolate_started(&is, s.pid);
 	close(pfd[1]);
 	strv_release(&env);
 	set_nonblock(pfd[0]);
@@ -1324,6 +1335,22 @@ static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 	return nftw(dir, chown_one, 32, FTW_PHYS) == 0 ? 0 : -1;
 }
 
+/* In the unpack child: the release to the user its processes run as. */
+static int give_release(struct deploy *d)
+{
+	uid_t uid;
+	gid_t gid;
+	int r = isolate_app_user(d->e->iso, d->a->name, &uid, &gid);
+
+	if (r == 0)
+		return isolate_give_tree(d->run->dir, uid, gid);
+	if (r != ERR_NOTFOUND)
+		return -1;
+	if (!d->e->drop_priv)
+		return 0;
+	return chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid);
+}
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
@@ -1397,8 +1424,7 @@ static void deploy_start(struct deploy *d)
 
 		close(pfd[0]);
 		if (bundle_unpack(bundle, d->run->dir) == 0 &&
-		    (!d->e->drop_priv ||
-		     chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid) == 0))
+		    give_release(d) == 0)
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)
@@ -1704,20 +1730,30 @@ void app_cmd_ps(struct app *a, struct client *c)
 	int64_t now = now_ms();
 
 	client_data(c, "%s: %s, release %d", a->name, app_status(a), a->release);
-	client_data(c, "%-12s %-8s %-6s %-11s %-9s %s", "PROCESS", "PID",
-		    "PORT", "STATE", "UPTIME", "RESTARTS");
+	client_data(c, "%-12s %-8s %-6s %-11s %-9s %-8s %-8s %s", "PROCESS",
+		    "PID", "PORT", "STATE", "UPTIME", "RESTARTS", "MEMORY",
+		    "CPU");
 	if (a->live) {
 		for (p = a->live->procs; p; p = p->next) {
-			char port[12] = "-", up[24] = "-";
+			char port[12] = "-", up[24] = "-", mem[24] = "-",
+			     cpu[24] = "-";
+			uint64_t bytes, usec;
 
 			if (p->port)
 				snprintf(port, sizeof(port), "%d", p->port);
 			if (p->state == PROC_UP)
 				snprintf(up, sizeof(up), "%llds",
 					 (long long)((now - p->started_ms) / 1000));
-			client_data(c, "%-12s %-8d %-6s %-11s %-9s %d", p->name,
-				    (int)p->pid, port, proc_state_name(p), up,
-				    p->restarts);
+			if (p->pid > 0 &&
+			    isolate_usage(a->eng->iso, p->pid, &bytes, &usec) == 0) {
+				snprintf(mem, sizeof(mem), "%.1fM",
+					 (double)bytes / (1024.0 * 1024.0));
+				snprintf(cpu, sizeof(cpu), "%.2fs",
+					 (double)usec / 1e6);
+			}
+			client_data(c, "%-12s %-8d %-6s %-11s %-9s %-8d %-8s %s",
+				    p->name, (int)p->pid, port,
+				    proc_state_name(p), up, p->restarts, mem, cpu);
 		}
 	}
 	client_ok(c);
@@ -1891,6 +1927,8 @@ static void app_remove_now(struct app *a)
 	rm_rf(p);
 	free(p);
 	if (rm_rf(a->dir) < 0)
+		log_warnx("%s", error_last());
+	if (isolate_remove_app(e->iso, a->name) < 0)
 		log_warnx("%s", error_last());
 	app_unlink(a);
 	app_free(a);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cgroup.h"
 #include "manifest.h"
 #include "util.h"
 #include "ytree.h"
@@ -39,6 +40,7 @@ static int check_word(const char *key, const char *value);
 static int check_line(const char *key, const char *value);
 static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
+static int check_cpu(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -67,6 +69,12 @@ static const struct cdesc descs[] = {
 	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
+	{ "resources.memory", C_BYTES, F(res_memory), "1073741824", 0, 1L << 50, NULL },
+	{ "resources.cpu", C_STR, F(res_cpu), NULL, 0, 0, check_cpu },
+	{ "resources.processes", C_INT, F(res_processes), "512", 0, 1000000, NULL },
+	{ "checkout.max_files", C_INT, F(checkout_max_files), "200000", 1, 100000000, NULL },
+	{ "checkout.max_bytes", C_BYTES, F(checkout_max_bytes), "536870912", 1024, 1L << 50, NULL },
+	{ "checkout.max_depth", C_INT, F(checkout_max_depth), "128", 1, 4096, NULL },
 };
 #undef F
 
@@ -210,6 +218,17 @@ static int check_user(const char *key, const char *value)
 	return 0;
 }
 
+static int check_cpu(const char *key, const char *value)
+{
+	long millis;
+
+	if (cgroup_parse_cpu(value, &millis) < 0 || millis < 10 ||
+	    millis > 1024000)
+		return error_set("'%s' must be a number of cores like 0.5 or 2",
+				 key);
+	return 0;
+}
+
 /* "20000-29999" */
 static int set_ports(struct config *c, const struct cdesc *d, const char *value)
 {
@@ -341,12 +360,44 @@ static void err_add(struct errlist *e, int line, int col, const char *msg)
 }
 
 static void load_key(struct config *c, const struct ynode *k,
+		     const struct ynode *v, struct errlist *errs);
+
+/* "resources:" and "checkout:" hold settings "resources.memory", ... */
+static int load_group(struct config *c, const struct ynode *k,
+		      const struct ynode *v, struct errlist *errs)
+{
+	size_t i;
+
+	if (strcmp(k->value, "resources") && strcmp(k->value, "checkout"))
+		return 0;
+	if (v->kind != YNODE_MAP) {
+		char msg[120];
+
+		snprintf(msg, sizeof(msg), "'%s' must be a mapping, not %s",
+			 k->value, ynode_kind_name(v));
+		err_add(errs, v->line, v->col, msg);
+		return 1;
+	}
+	for (i = 0; i < ynode_map_len(v); i++) {
+		struct ynode sub = *ynode_map_key(v, i);
+		char key[64];
+
+		snprintf(key, sizeof(key), "%s.%.40s", k->value, sub.value);
+		sub.value = key;
+		load_key(c, &sub, ynode_map_val(v, i), errs);
+	}
+	return 1;
+}
+
+static void load_key(struct config *c, const struct ynode *k,
 		     const struct ynode *v, struct errlist *errs)
 {
 	const struct cdesc *d = NULL;
 	char msg[600];
 	size_t i;
 
+	if (load_group(c, k, v, errs))
+		return;
 	for (i = 0; i < ARRAY_SIZE(descs); i++)
 		if (!strcmp(descs[i].key, k->value))
 			d = &descs[i];

@@ -23,6 +23,7 @@
 #include "config.h"
 #include "control.h"
 #include "health.h"
+#include "isolate.h"
 #include "log.h"
 #include "loop.h"
 #include "nginx.h"
@@ -664,6 +665,9 @@ int engine_serve(struct config *cfg)
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
+	e.iso = xcalloc(1, sizeof(*e.iso));
+	if (isolate_init(e.iso, cfg->root) < 0)
+		goto out;
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
@@ -703,6 +707,10 @@ out:
 		postgres_free(e.pg);
 	}
 	apps_free(&e);
+	if (e.iso) {
+		isolate_release(e.iso);
+		free(e.iso);
+	}
 	health_shutdown();
 	if (e.file_cfg.root)
 		config_release(&e.file_cfg);

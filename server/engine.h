@@ -26,6 +26,7 @@ struct postgres;
 struct sshd;
 struct app;
 struct client;
+struct isolate;
 
 struct engine {
 	struct config *cfg;
@@ -44,6 +45,7 @@ struct engine {
 	int drop_priv;			/* run apps as cfg->run_user */
 	uid_t run_uid;
 	gid_t run_gid;
+	struct isolate *iso;		/* users, cgroups, sandbox (isolate.h) */
 };
 
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */

@@ -5,7 +5,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -26,9 +25,12 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "isolate.h"
 #include "manifest.h"
+#include "safefs.h"
 #include "spawn.h"
 #include "submodule.h"
+#include "treelimits.h"
 
 #ifndef BERTH_DATADIR
 #define BERTH_DATADIR "/usr/local/share/berth"
@@ -560,15 +562,16 @@ static int exit_fail(const char *what, int status)
 			 spawn_describe_status(status, why, sizeof(why)));
 }
 
-/* Types of the Procfile at path, into m (a missing file: none). */
+/* Types of the Procfile in the build folder 'path', into m (a missing
+ * file: none); by descriptors, never following a link. */
 static int procfile_types(struct manifest *m, const char *path)
 {
 	struct buf pf = BUF_INIT;
-	int ret;
+	int ret = safefs_read_in(&pf, path, "Procfile", APP_YAML_MAX);
 
-	if (!path_exists(path))
+	if (ret == ERR_NOTFOUND)
 		return 0;
-	if (read_file(&pf, path, APP_YAML_MAX) < 0)
+	if (ret < 0)
 		return -1;
 	ret = manifest_parse_procfile(m, pf.data, pf.len, "Procfile");
 	buf_release(&pf);
@@ -619,11 +622,13 @@ static int pack_release(const struct pipeline_build *b, const char *packdir)
 	}
 	if (manifest_parse_release_yaml(&rel, so.data, so.len) < 0)
 		goto out;
-	has_procfile = path_exists(procfile);
-	if (procfile_types(&app, procfile) < 0)
+	if (procfile_types(&app, b->build_dir) < 0)
 		goto out;
-	if (has_procfile && read_file(&pf, procfile, APP_YAML_MAX) < 0)
+	has_procfile = safefs_read_in(&pf, b->build_dir, "Procfile",
+				      APP_YAML_MAX);
+	if (has_procfile < 0 && has_procfile != ERR_NOTFOUND)
 		goto out;
+	has_procfile = has_procfile == 0;
 	if (pf.len && pf.data[pf.len - 1] != '\n')
 		buf_addstr(&pf, "\n");
 	for (i = 0; i < rel.nprocs; i++) {
@@ -757,7 +762,8 @@ struct pl {
 	int64_t start, deadline;
 	long release;		/* from the engine's "is live" line; -1 */
 	int deployed;
-	long uid, gid;		/* run_user when we are root, else -1 */
+	long uid, gid;		/* the app's user when we are root, else -1 */
+	int per_app_user;	/* uid is the app's own (not 'user:') */
 	int lock_fd;		/* ROOT/cache/NAME.lock, or -1 */
 };
 
@@ -945,8 +951,10 @@ static int run_hook(struct pl *p, const char *path, const char *label,
 	r.dir = p->build_dir;
 	r.out = p->o->out;
 	r.deadline = p->deadline;
-	/* The server's own hooks run as the server; pushed code does not. */
-	if (!trusted) {
+	/* The server's own hooks get the app's config, so they run as the
+	 * app's user too (with a per-app user; the shared 'user:' keeps
+	 * them as the server). */
+	if (!trusted || p->per_app_user) {
 		r.uid = p->uid;
 		r.gid = p->gid;
 	}
@@ -968,26 +976,16 @@ out:
 
 /* ---- privilege drop for builds ---- */
 
-static long chown_uid, chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int flag,
-		     struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
-		return error_setsys("cannot chown '%s'", path);
-	return 0;
-}
-
+/* By descriptors, never following a link: the tree is the pusher's. */
 static int chown_tree(const char *path, long uid, long gid)
 {
-	chown_uid = uid;
-	chown_gid = gid;
-	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
+	int top = safefs_open_top(path), r;
+
+	if (top < 0)
 		return -1;
-	return 0;
+	r = safefs_chown_tree(top, ".", (uid_t)uid, (gid_t)gid);
+	close(top);
+	return r < 0 ? -1 : 0;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -1287,9 +1285,19 @@ static int resolve_run_user(struct pl *p)
 	const char *user = p->o->cfg ? p->o->cfg->run_user : NULL;
 	struct passwd pw, *res = NULL;
 	char pwbuf[4096];
+	struct appuser au;
 
 	p->uid = p->gid = -1;
-	if (!user || !*user || geteuid() != 0)
+	if (geteuid() == 0) {
+		/* As root every app builds as its own user (appuser.h). */
+		if (isolate_build_user(p->root, p->o->app, &au) < 0)
+			return -1;
+		p->uid = (long)au.uid;
+		p->gid = (long)au.gid;
+		p->per_app_user = 1;
+		return 0;
+	}
+	if (!user || !*user)
 		return 0;
 	if (getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
 		return error_set("no user '%s' (config 'user')", user);
@@ -1325,15 +1333,18 @@ static int checkout_submodules(struct pl *p)
 static int read_app_yaml(struct pl *p)
 {
 	struct buf y = BUF_INIT;
-	char *path = xasprintf("%s/app.yaml", p->build_dir);
-	int ret = -1;
+	char *path = NULL;
+	int ret = safefs_read_in(&y, p->build_dir, "app.yaml", APP_YAML_MAX);
 
-	if (!path_exists(path)) {
+	if (ret == ERR_NOTFOUND) {
 		ret = 0;
 		goto out;
 	}
-	if (read_file(&y, path, APP_YAML_MAX) < 0)
+	if (ret < 0) {
+		ret = -1;
 		goto out;
+	}
+	ret = -1;
 	if (manifest_parse_app_yaml(&p->m, y.data, y.len, "app.yaml") < 0)
 		goto out;
 	p->have_manifest = 1;
@@ -1496,6 +1507,9 @@ int pipeline_run(const struct pipeline_opts *o)
 		p.deadline = p.start + o->cfg->build_timeout_ms;
 	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
 	say(o->out, "-----> Building %s (commit %s)", o->app, short_id);
+	/* A tree bomb or a huge blob is refused before anything is made. */
+	if (treelimits_check_commit(o->repo, o->commit, o->cfg) < 0)
+		goto out;
 	if (resolve_run_user(&p) < 0 || make_dirs(&p) < 0)
 		goto out;
 	if (pipeline_checkout(o->repo, o->commit, p.build_dir) < 0)
@@ -1506,6 +1520,7 @@ int pipeline_run(const struct pipeline_opts *o)
 		goto out;
 	if (p.uid >= 0 && (chown_tree(p.build_dir, p.uid, p.gid) < 0 ||
 			   chown_tree(p.cache_dir, p.uid, p.gid) < 0 ||
+			   chmod(p.cache_dir, 0700) < 0 ||
 			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
 		goto out;
 	if (checkout_submodules(&p) < 0)
