@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "bundle.h"
 #include "config.h"
 #include "engine.h"
@@ -1930,6 +1931,7 @@ static void app_remove_now(struct app *a)
 		log_warnx("%s", error_last());
 	if (isolate_remove_app(e->iso, a->name) < 0)
 		log_warnx("%s", error_last());
+	access_forget(e->cfg->root, a->name);
 	app_unlink(a);
 	app_free(a);
 }

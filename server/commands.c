@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "app.h"
 #include "config.h"
 #include "control.h"
@@ -218,26 +219,49 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 {
 	struct buf out = BUF_INIT;
 	int ret, admin = 0, i = 2;
+	const char *name = NULL;
 
 	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "list"))) {
 		ret = keys_list(e->cfg->root, &out);
 	} else if (!strcmp(argv[1], "add")) {
-		if (i < argc && !strcmp(argv[i], "--admin")) {
-			admin = 1;
-			i++;
+		for (;;) {
+			if (i < argc && !strcmp(argv[i], "--admin")) {
+				admin = 1;
+				i++;
+			} else if (i + 1 < argc && !strcmp(argv[i], "--name")) {
+				name = argv[i + 1];
+				i += 2;
+			} else {
+				break;
+			}
 		}
 		if (i + 1 != argc) {
-			client_error(c, "usage: keys add [--admin] KEY-TEXT");
+			client_error(c, "usage: keys add [--admin] [--name NAME] KEY-TEXT");
 			return;
 		}
-		ret = keys_add(e->cfg->root, argv[i], admin, &out);
+		ret = keys_add_named(e->cfg->root, argv[i], name, admin, &out);
 	} else if (!strcmp(argv[1], "rm") && argc == 3) {
 		ret = keys_remove(e->cfg->root, argv[2], &out);
 	} else {
-		client_error(c, "usage: keys [add [--admin] KEY-TEXT | rm NAME]");
+		client_error(c, "usage: keys [add [--admin] [--name NAME] KEY-TEXT | rm NAME]");
 		return;
 	}
 	if (ret < 0) {
+		client_error(c, "%s", error_last());
+	} else {
+		reply_buf(c, &out);
+		client_ok(c);
+	}
+	buf_release(&out);
+}
+
+static void cmd_sharing(struct engine *e, struct client *c, struct app *a,
+			int argc, char **argv)
+{
+	struct buf out = BUF_INIT;
+
+	(void)a;
+	if (access_sharing(e->cfg->root, argv[1], argc, argv, &out) < 0) {
 		client_error(c, "%s", error_last());
 	} else {
 		reply_buf(c, &out);
@@ -260,7 +284,8 @@ static const struct command commands[] = {
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
-	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys },
+	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys },
+	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help },
 };

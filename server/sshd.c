@@ -20,6 +20,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "access.h"
 #include "config.h"
 #include "control.h"
 #include "gitserve.h"
@@ -875,6 +876,12 @@ static int keys_add_words(struct session *s, struct strv *words)
 			strv_push(&req, "--admin");
 			continue;
 		}
+		if (!strcmp(words->v[i], "--name") && i + 1 < words->n &&
+		    !text.len) {
+			strv_push(&req, "--name");
+			strv_push(&req, words->v[++i]);
+			continue;
+		}
 		if (text.len)
 			buf_addstr(&text, " ");
 		buf_addstr(&text, words->v[i]);
@@ -890,6 +897,38 @@ static int keys_add_words(struct session *s, struct strv *words)
 	*words = req;
 	buf_release(&text);
 	return 0;
+}
+
+/*
+ * Every command but these names an app as its first word: only the app's
+ * owner, its collaborators and admins may run it (access.h); "sharing
+ * APP add|rm" is the owner's (or an admin's).
+ */
+static int gate_app_command(struct session *s, struct strv *words)
+{
+	static const char *const appless[] = {
+		"apps", "apps:list", "keys", "version", "help",
+	};
+	const char *cmd = words->v[0];
+	size_t i;
+	int r;
+
+	if (words->n < 2)
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(appless); i++)
+		if (!strcmp(cmd, appless[i]))
+			return 0;
+	if (!app_name_valid(words->v[1]))
+		return 0;	/* the engine says what is wrong */
+	if (!strcmp(cmd, "sharing") && words->n > 2)
+		r = access_check_owner(s->cfg->root, words->v[1], s->user,
+				       s->admin);
+	else
+		r = access_check(s->cfg->root, words->v[1], s->user, s->admin);
+	if (r == 0 || r == ERR_NOTFOUND)
+		return 0;
+	say_error(s, "%s", error_last());
+	return -1;
 }
 
 static int run_engine_command(struct session *s)
@@ -922,6 +961,8 @@ static int run_engine_command(struct session *s)
 			goto out;
 		cmd = words.v[0];	/* the vector was replaced */
 	}
+	if (gate_app_command(s, &words) < 0)
+		goto out;
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
 			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
@@ -949,6 +990,16 @@ static int run_command(struct session *s)
 		return run_engine_command(s);
 	if (r < 0) {
 		say_error(s, "%s", error_last());
+		return 1;
+	}
+	/* A push to a new app makes this key its owner; anything else
+	 * needs access to an app that exists. */
+	r = svc == GITSVC_RECEIVE_PACK ?
+		access_claim(s->cfg->root, app, s->user, s->admin) :
+		access_check(s->cfg->root, app, s->user, s->admin);
+	if (r < 0 && r != ERR_NOTFOUND) {
+		say_error(s, "%s", error_last());
+		free(app);
 		return 1;
 	}
 	io.ctx = s;
