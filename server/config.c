@@ -41,6 +41,7 @@ static int check_line(const char *key, const char *value);
 static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
 static int check_cpu(const char *key, const char *value);
+static int check_hook_list(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -69,6 +70,7 @@ static const struct cdesc descs[] = {
 	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
+	{ "privileged_hooks", C_STR, F(privileged_hooks), NULL, 0, 0, check_hook_list },
 	{ "resources.memory", C_BYTES, F(res_memory), "1073741824", 0, 1L << 50, NULL },
 	{ "resources.cpu", C_STR, F(res_cpu), NULL, 0, 0, check_cpu },
 	{ "resources.processes", C_INT, F(res_processes), "512", 0, 1000000, NULL },
@@ -226,6 +228,32 @@ static int check_cpu(const char *key, const char *value)
 	    millis > 1024000)
 		return error_set("'%s' must be a number of cores like 0.5 or 2",
 				 key);
+	return 0;
+}
+
+/* "pre-build.d/10-x post-deploy.d/20-y": STEP.d/NAME words */
+static int check_hook_list(const char *key, const char *value)
+{
+	const char *w = value;
+
+	if (check_chars(key, value, " ,._-/+@") < 0)
+		return -1;
+	while (*w) {
+		size_t len;
+		const char *slash;
+
+		w += strspn(w, " ,");
+		len = strcspn(w, " ,");
+		if (!len)
+			break;
+		slash = memchr(w, '/', len);
+		if (!slash || slash - w < 3 || strncmp(slash - 2, ".d", 2) ||
+		    slash + 1 == w + len || memchr(slash + 1, '/', (size_t)(w + len - slash - 1)) ||
+		    slash[1] == '.')
+			return error_set("'%s' must list hooks as STEP.d/NAME, like post-deploy.d/10-notify",
+					 key);
+		w += len;
+	}
 	return 0;
 }
 

@@ -35,6 +35,7 @@ struct config {
 	char *postgres;		/* postgres: conninfo of an admin role; NULL = embedded */
 	char *webhook;		/* webhook: URL posted after each deploy, or NULL */
 	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
+	char *privileged_hooks;	/* privileged_hooks: "post-deploy.d/10-x ..." run as root */
 	/* resources: each app process's limits unless app.yaml says (0: none) */
 	long res_memory;	/* resources.memory: 1 GiB */
 	char *res_cpu;		/* resources.cpu: NULL = no limit, "0.5" = half a core */

@@ -27,6 +27,7 @@
 #include "log.h"
 #include "isolate.h"
 #include "manifest.h"
+#include "privenv.h"
 #include "safefs.h"
 #include "spawn.h"
 #include "submodule.h"
@@ -945,6 +946,14 @@ static int run_hook(struct pl *p, const char *path, const char *label,
 	strv_push(&argv, path);
 	say(p->o->out, "-----> Running %s hook '%s'", step, label);
 	build_env(p, &env, step, 1);
+	if (trusted == 2) {
+		/* berth.yaml's privileged_hooks: root, a fixed environment */
+		struct strv fixed = STRV_INIT;
+
+		privenv_build(&fixed, env.v);
+		strv_release(&env);
+		env = fixed;
+	}
 	run_init(&r);
 	r.argv = argv.v;
 	r.envp = env.v;
@@ -954,7 +963,7 @@ static int run_hook(struct pl *p, const char *path, const char *label,
 	/* The server's own hooks get the app's config, so they run as the
 	 * app's user too (with a per-app user; the shared 'user:' keeps
 	 * them as the server). */
-	if (!trusted || p->per_app_user) {
+	if (!trusted || (trusted == 1 && p->per_app_user)) {
 		r.uid = p->uid;
 		r.gid = p->gid;
 	}
@@ -1028,7 +1037,11 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 			path = xasprintf("%s/%s", dir, names.v[i]);
 			if (!is_exec_file(path))
 				continue;
-			if (run_hook(p, path, names.v[i], step, 1) < 0)
+			if (run_hook(p, path, names.v[i], step,
+				     privenv_hook_listed(p->o->cfg ?
+							 p->o->cfg->privileged_hooks :
+							 NULL, step, names.v[i]) ?
+				     2 : 1) < 0)
 				goto out;
 			ran++;
 		}

@@ -21,6 +21,7 @@ gone() { ! proc_alive "$1"; }
 answer() { get "http://127.0.0.1:$(app_port "$1")${2:-/}"; }
 
 test_expect_success 'engine and push key' '
+	BERTH_YAML="privileged_hooks: pre-build.d/20-priv" &&
 	start_berth &&
 	setup_push_key
 '
@@ -192,22 +193,61 @@ test_expect_success 'a Procfile linked to /etc/shadow is refused, never read' '
 	ln -s /etc/shadow linky/Procfile &&
 	commit_all linky one &&
 	test_must_fail push linky >out 2>&1 &&
-	test_grep -E "Procfile. (is a symbolic link|links outside the bundle)" out &&
+	test_grep "Procfile. (is a symbolic link|links outside the bundle)" out &&
 	test_grep_not "root:" out &&
 	test_grep_not "$BERTH_ROOT" out
 '
 
-test_expect_success 'server hooks run as the app user: LD_PRELOAD gains nothing' '
+test_expect_success 'server hooks run as the app user, privileged ones with a fixed env' '
 	mkdir -p "$BERTH_ROOT/hooks/pre-build.d" &&
 	printf "#!/bin/sh\necho hook-uid=\$(id -u)\ncat /etc/shadow >/dev/null 2>&1 && echo SHADOW-READ\nexit 0\n" \
 		>"$BERTH_ROOT/hooks/pre-build.d/10-who" &&
 	chmod +x "$BERTH_ROOT/hooks/pre-build.d/10-who" &&
+	printf "#!/bin/sh\necho priv-uid=\$(id -u) preload=\${LD_PRELOAD:-none} secret=\${SECRET:-none} app=\$BERTH_APP\n" \
+		>"$BERTH_ROOT/hooks/pre-build.d/20-priv" &&
+	chmod +x "$BERTH_ROOT/hooks/pre-build.d/20-priv" &&
 	berth config victim set LD_PRELOAD=/nonexistent/evil.so >/dev/null &&
 	echo v2 >victim/VERSION &&
 	commit_all victim two &&
 	push victim >out &&
 	test_grep "hook-uid=$(id -u berth-victim)" out &&
 	test_grep_not "SHADOW-READ" out &&
+	test_grep "priv-uid=0 preload=none secret=none app=victim" out &&
+	rm -rf "$BERTH_ROOT/hooks"
+'
+
+test_expect_success 'the root chown walk gives away no file through a swapped link' '
+	mkdir -m 700 "$TRASH/secret" &&
+	echo root-only >"$TRASH/secret/file" &&
+	chmod 711 "$TRASH" &&
+	mkdir -p "$BERTH_ROOT/hooks/post-build.d" &&
+	printf "#!/bin/sh\nexit 0\n" >"$BERTH_ROOT/hooks/post-build.d/10-noop" &&
+	chmod +x "$BERTH_ROOT/hooks/post-build.d/10-noop" &&
+	new_app_repo racy &&
+	add_web_app racy v1 &&
+	echo "web: python3 web.py" >racy/Procfile &&
+	mkdir -p racy/.berth/hooks racy/d/sub &&
+	echo x >racy/d/sub/f &&
+	ln -s "$TRASH/secret" racy/l &&
+	cat >racy/racer.py <<-\EOF &&
+	import ctypes, os, sys
+	libc = ctypes.CDLL(None, use_errno=True)
+	open(sys.argv[1], "w").write("%d\n" % os.getpid())
+	while True:
+	    libc.renameat2(-100, b"d", -100, b"l", 2)
+	EOF
+	printf "#!/bin/sh\nsetsid python3 racer.py %s/racer.pid </dev/null >/dev/null 2>&1 &\nwhile [ ! -s %s/racer.pid ]; do sleep 0.1; done\n" \
+		"$TRASH/racerdir" "$TRASH/racerdir" >racy/.berth/hooks/pre-build &&
+	chmod +x racy/.berth/hooks/pre-build &&
+	mkdir -m 777 "$TRASH/racerdir" &&
+	commit_all racy one &&
+	push racy >out 2>&1;
+	racer=$(cat "$TRASH/racerdir/racer.pid" 2>/dev/null) &&
+	test -n "$racer" && kill -KILL "$racer" &&
+	cat out &&
+	test "$(stat -c %u "$TRASH/secret")" = 0 &&
+	test "$(stat -c %u "$TRASH/secret/file")" = 0 &&
+	test "$(cat "$TRASH/secret/file")" = root-only &&
 	rm -rf "$BERTH_ROOT/hooks"
 '
 
