@@ -158,6 +158,24 @@ void isolate_release(struct isolate *iso)
 	memset(iso, 0, sizeof(*iso));
 }
 
+/*
+ * The app's user, made if missing.  Another process (a build, the
+ * unpacker) may be making it at the same moment: when making fails, a
+ * user that is there now and is berth's for this app is the answer.
+ */
+static int ensure_user(const struct appuser_sys *sys, const char *app,
+		       struct appuser *u)
+{
+	char why[256];
+
+	if (appuser_ensure(sys, app, u) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s", error_last());
+	if (appuser_lookup(sys, app, u) == 0)
+		return 0;
+	return error_set("no user for app '%s': %s", app, why);
+}
+
 /* Between fork and exec: the group, then the sandbox (which drops root). */
 static const char *child_setup(void *arg)
 {
@@ -191,8 +209,8 @@ int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
 	if (!iso || !iso->on)
 		return 0;
 	snprintf(is->app, sizeof(is->app), "%s", app);
-	if (appuser_ensure(&iso->users, app, &u) < 0)
-		return error_set("no user for app '%s': %s", app, error_last());
+	if (ensure_user(&iso->users, app, &u) < 0)
+		return -1;
 	is->sb.release = release;
 	is->sb.hide[is->sb.n_hide++] = iso->root;
 	is->sb.uid = u.uid;
@@ -216,6 +234,21 @@ int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
 			}
 			log_warnx("%s: %s", app, error_last());
 		}
+	}
+	if (s->argv) {
+		size_t i, rl = strlen(release);
+
+		for (i = 0; s->argv[i]; i++) {
+			const char *v = s->argv[i];
+
+			if (!strncmp(v, release, rl) &&
+			    (v[rl] == '\0' || v[rl] == '/'))
+				strv_pushf(&is->argv, "%s%s", SANDBOX_APP_PATH,
+					   v + rl);
+			else
+				strv_push(&is->argv, v);
+		}
+		s->argv = is->argv.v;
 	}
 	if (s->envp) {
 		size_t i, rl = strlen(release);
@@ -246,6 +279,7 @@ void isolate_started(struct isolate_spawn *is, pid_t pid)
 	struct isolate_group *g;
 
 	strv_release(&is->env);
+	strv_release(&is->argv);
 	if (!is->have_cg)
 		return;
 	g = xcalloc(1, sizeof(*g));
@@ -259,6 +293,7 @@ void isolate_started(struct isolate_spawn *is, pid_t pid)
 void isolate_abort(struct isolate_spawn *is)
 {
 	strv_release(&is->env);
+	strv_release(&is->argv);
 	if (!is->have_cg)
 		return;
 	cgroup_kill(&is->cg, KILL_TIMEOUT_MS);
@@ -334,8 +369,8 @@ int isolate_app_user(struct isolate *iso, const char *app, uid_t *uid,
 
 	if (!iso || !iso->on)
 		return ERR_NOTFOUND;
-	if (appuser_ensure(&iso->users, app, &u) < 0)
-		return error_set("no user for app '%s': %s", app, error_last());
+	if (ensure_user(&iso->users, app, &u) < 0)
+		return -1;
 	*uid = u.uid;
 	*gid = u.gid;
 	return 0;
@@ -350,9 +385,7 @@ int isolate_build_user(const char *root, const char *app, struct appuser *u)
 	free(dir);
 	if (r < 0)
 		return -1;
-	r = appuser_ensure(&sys, app, u);
-	if (r < 0)
-		r = error_set("no user for app '%s': %s", app, error_last());
+	r = ensure_user(&sys, app, u);
 	appuser_release(&sys);
 	if (r == 0 && u->isolated) {
 		/* ROOT/apps/APP: only root and this app's user get in (the

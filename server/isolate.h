@@ -61,6 +61,7 @@ struct isolate_spawn {
 	int die_with_parent;
 	char app[64];
 	struct strv env;	/* the spawn's environment, paths made /app */
+	struct strv argv;	/* and its arguments (keter's exec) */
 };
 
 /*
