@@ -11,7 +11,6 @@
 
 #include "cgroup.h"
 #include "manifest.h"
-#include "sshd.h"
 #include "util.h"
 #include "ytree.h"
 
@@ -43,7 +42,6 @@ static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
 static int check_cpu(const char *key, const char *value);
 static int check_hook_list(const char *key, const char *value);
-static int check_startups(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -66,10 +64,6 @@ static const struct cdesc descs[] = {
 	{ "keep_releases", C_INT, F(keep_releases), "10", 1, 10000, NULL },
 	{ "log_max_size", C_BYTES, F(log_max_bytes), "10485760", 4096, 1L << 40, NULL },
 	{ "max_sessions", C_INT, F(max_sessions), "32", 1, 10000, NULL },
-	{ "max_startups", C_STR, F(max_startups), "10:30:100", 0, 0, check_startups },
-	{ "per_source_max_startups", C_INT, F(per_source_max_startups), "10", 0, 100000, NULL },
-	{ "login_grace_time", C_MS, F(login_grace_ms), "30s", 1000, 3600000, NULL },
-	{ "max_followers", C_INT, F(max_followers), "64", 0, 100000, NULL },
 	{ "nginx", C_STR, F(nginx), "own", 0, 0, check_nginx },
 	{ "nginx_conf_dir", C_STR, F(nginx_conf_dir), NULL, 0, 0, check_abspath },
 	{ "nginx_bin", C_STR, F(nginx_bin), "nginx", 0, 0, check_word },
@@ -233,16 +227,6 @@ static int check_cpu(const char *key, const char *value)
 	if (cgroup_parse_cpu(value, &millis) < 0 || millis < 10 ||
 	    millis > 1024000)
 		return error_set("'%s' must be a number of cores like 0.5 or 2",
-				 key);
-	return 0;
-}
-
-static int check_startups(const char *key, const char *value)
-{
-	int a, b, c;
-
-	if (sshd_parse_startups(value, &a, &b, &c) < 0)
-		return error_set("'%s' must be START:RATE:FULL like 10:30:100, or a number",
 				 key);
 	return 0;
 }

@@ -28,11 +28,7 @@ struct config {
 	long git_timeout_ms;	/* git_timeout: 10m, a git client idle this long is dropped */
 	int keep_releases;	/* keep_releases: 10 */
 	long log_max_bytes;	/* log_max_size: 10 MiB, then rotate */
-	int max_sessions;	/* max_sessions: 32 authenticated SSH sessions (followers apart) */
-	char *max_startups;	/* max_startups: "10:30:100" unauthenticated, as OpenSSH */
-	int per_source_max_startups; /* per_source_max_startups: 10 from one address */
-	long login_grace_ms;	/* login_grace_time: 30s to authenticate and ask */
-	int max_followers;	/* max_followers: 64 "logs -f" sessions */
+	int max_sessions;	/* max_sessions: 32 concurrent SSH connections */
 	char *nginx;		/* nginx: "own" (default) or "system" */
 	char *nginx_conf_dir;	/* nginx_conf_dir: for "system", e.g. /etc/nginx/conf.d */
 	char *nginx_bin;	/* nginx_bin: "nginx" */

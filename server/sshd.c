@@ -5,8 +5,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <arpa/inet.h>
-#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -57,64 +55,15 @@ static const struct {
 
 /* ---------------------------------------------------------------- engine */
 
-/*
- * The door (OpenSSH's MaxStartups and PerSourceMaxStartups): a session
- * tells the engine over a pipe when it has authenticated ('a') and when it
- * becomes a follower ('f', "logs -f").  Connections not yet authenticated
- * are capped: from 'start' on, a new one is dropped with a chance that
- * grows from 'rate' % to 100 % at 'full', and at most 'per_source' come
- * from one address.  Authenticated sessions are capped by max_sessions,
- * followers apart by max_followers.
- */
-enum sess_state { SESS_UNAUTH, SESS_AUTH, SESS_FOLLOWER };
-
-struct sess {
-	pid_t pid;
-	enum sess_state state;
-	int status_fd;		/* read end of its status pipe, or -1 */
-	char ip[64];
-};
-
 struct sshd {
 	struct loop *loop;
 	char *root;
 	char *self_exe;
 	int fd;
 	int max_sessions;
-	int max_followers;
-	int startups_start, startups_rate, startups_full;
-	int per_source;
-	struct sess *sess;	/* live session processes */
-	size_t nsess, alloc;
-	int64_t last_drop_log;
+	pid_t *pids;		/* live session processes */
+	size_t npids;
 };
-
-#define STATUS_FD_ENV "BERTH_SESSION_STATUS_FD"
-
-/* "10:30:100" or "10" (as MaxStartups); 0, or -1 if malformed. */
-int sshd_parse_startups(const char *spec, int *start, int *rate, int *full)
-{
-	int a, b, c, n = 0;
-
-	if (!spec)
-		return -1;
-	if (sscanf(spec, "%d:%d:%d%n", &a, &b, &c, &n) == 3 && !spec[n]) {
-		if (a < 1 || b < 0 || b > 100 || c < a || c > 100000)
-			return -1;
-		*start = a;
-		*rate = b;
-		*full = c;
-		return 0;
-	}
-	n = 0;
-	if (sscanf(spec, "%d%n", &a, &n) == 1 && !spec[n] && a >= 1 &&
-	    a <= 100000) {
-		*start = *full = a;
-		*rate = 100;
-		return 0;
-	}
-	return -1;
-}
 
 /* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT": host (NULL: any), port. */
 static int split_listen(const char *spec, char **host, char **port)
@@ -240,71 +189,14 @@ out:
 	return ret;
 }
 
-static void sess_close_status(struct sshd *s, struct sess *x)
-{
-	if (x->status_fd < 0)
-		return;
-	loop_del_fd(s->loop, x->status_fd);
-	close(x->status_fd);
-	x->status_fd = -1;
-}
-
-static void become_follower(struct sshd *s, struct sess *x)
-{
-	size_t i, n = 0;
-
-	for (i = 0; i < s->nsess; i++)
-		n += s->sess[i].state == SESS_FOLLOWER;
-	if (s->max_followers > 0 && n >= (size_t)s->max_followers) {
-		log_warnx("%s: %d followers (logs -f) running, session closed",
-			  x->ip, s->max_followers);
-		kill(x->pid, SIGTERM);
-		return;
-	}
-	x->state = SESS_FOLLOWER;
-}
-
-static void on_session_status(struct loop *l, int fd, unsigned events,
-			      void *arg)
-{
-	struct sshd *s = arg;
-	char buf[16];
-	ssize_t n = read(fd, buf, sizeof(buf));
-	size_t i;
-	ssize_t k;
-
-	(void)l;
-	(void)events;
-	for (i = 0; i < s->nsess; i++) {
-		struct sess *x = &s->sess[i];
-
-		if (x->status_fd != fd)
-			continue;
-		if (n <= 0) {
-			if (n < 0 && (errno == EAGAIN || errno == EINTR))
-				return;
-			sess_close_status(s, x);
-			return;
-		}
-		for (k = 0; k < n; k++) {
-			if (buf[k] == 'a' && x->state == SESS_UNAUTH)
-				x->state = SESS_AUTH;
-			else if (buf[k] == 'f' && x->state != SESS_FOLLOWER)
-				become_follower(s, x);
-		}
-		return;
-	}
-}
-
 static void session_exited(pid_t pid, int status, void *arg)
 {
 	struct sshd *s = arg;
 	size_t i;
 
-	for (i = 0; i < s->nsess; i++) {
-		if (s->sess[i].pid == pid) {
-			sess_close_status(s, &s->sess[i]);
-			s->sess[i] = s->sess[--s->nsess];
+	for (i = 0; i < s->npids; i++) {
+		if (s->pids[i] == pid) {
+			s->pids[i] = s->pids[--s->npids];
 			break;
 		}
 	}
@@ -316,110 +208,25 @@ static void session_exited(pid_t pid, int status, void *arg)
 	}
 }
 
-static void start_session(struct sshd *s, int conn, const char *ip)
+static void start_session(struct sshd *s, int conn)
 {
 	char *argv[] = { s->self_exe, "session", "--root", s->root, NULL };
 	struct spawn sp;
-	struct strv env = STRV_INIT;
-	int pfd[2], fds[2];
-	struct sess *x;
-	size_t i;
 
-	if (pipe2(pfd, O_CLOEXEC | O_NONBLOCK) < 0) {
-		log_warn("cannot start a session: pipe");
-		return;
-	}
-	for (i = 0; environ[i]; i++)
-		if (strncmp(environ[i], STATUS_FD_ENV "=",
-			    sizeof(STATUS_FD_ENV)))
-			strv_push(&env, environ[i]);
-	strv_push(&env, STATUS_FD_ENV "=4");
-	fds[0] = conn;
-	fds[1] = pfd[1];
 	spawn_init(&sp);
 	sp.argv = argv;
-	sp.envp = env.v;
+	sp.envp = environ;
 	sp.in = -1;
 	sp.out = -1;
 	sp.err = 2;
-	sp.extra_fds = fds;
-	sp.n_extra_fds = 2;
+	sp.extra_fds = &conn;
+	sp.n_extra_fds = 1;
 	if (spawn_start(&sp) < 0) {
 		log_warnx("cannot start a session: %s", error_last());
-		close(pfd[0]);
-		close(pfd[1]);
-		strv_release(&env);
 		return;
 	}
-	close(pfd[1]);
-	strv_release(&env);
-	if (s->nsess == s->alloc) {
-		s->alloc = s->alloc ? 2 * s->alloc : 64;
-		s->sess = xrealloc(s->sess, s->alloc * sizeof(*s->sess));
-	}
-	x = &s->sess[s->nsess++];
-	memset(x, 0, sizeof(*x));
-	x->pid = sp.pid;
-	x->state = SESS_UNAUTH;
-	x->status_fd = pfd[0];
-	snprintf(x->ip, sizeof(x->ip), "%s", ip);
-	if (loop_add_fd(s->loop, pfd[0], LOOP_READ, on_session_status, s) < 0) {
-		close(pfd[0]);
-		x->status_fd = -1;
-	}
+	s->pids[s->npids++] = sp.pid;
 	reaper_watch(sp.pid, session_exited, s);
-}
-
-/* Should a new connection from ip be dropped?  The reason, or NULL. */
-static const char *door_refuses(struct sshd *s, const char *ip)
-{
-	size_t i, unauth = 0, same = 0, active = 0;
-
-	for (i = 0; i < s->nsess; i++) {
-		const struct sess *x = &s->sess[i];
-
-		if (x->state == SESS_UNAUTH) {
-			unauth++;
-			if (!strcmp(x->ip, ip))
-				same++;
-		} else if (x->state == SESS_AUTH) {
-			active++;
-		}
-	}
-	if (s->per_source > 0 && same >= (size_t)s->per_source)
-		return "too many unauthenticated connections from one address";
-	if (unauth >= (size_t)s->startups_full)
-		return "too many unauthenticated connections";
-	if (unauth >= (size_t)s->startups_start) {
-		int span = s->startups_full - s->startups_start;
-		int p = s->startups_rate + (span > 0 ?
-			(100 - s->startups_rate) *
-			(int)(unauth - (size_t)s->startups_start) / span : 100);
-
-		if (random() % 100 < p)
-			return "too many unauthenticated connections (random early drop)";
-	}
-	if (active >= (size_t)s->max_sessions)
-		return "too many sessions";
-	return NULL;
-}
-
-static void peer_ip_of(const struct sockaddr_storage *ss, char *out,
-		       size_t len)
-{
-	const struct sockaddr_in6 *s6 = (const void *)ss;
-	const struct sockaddr_in *s4 = (const void *)ss;
-
-	snprintf(out, len, "?");
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &s4->sin_addr, out, (socklen_t)len);
-	} else if (ss->ss_family == AF_INET6) {
-		if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-			inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out,
-				  (socklen_t)len);
-		else
-			inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)len);
-	}
 }
 
 static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
@@ -428,14 +235,8 @@ static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
 	int conn;
 
 	for (;;) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		char ip[64];
-		const char *why;
-
 		/* blocking: the session process does blocking I/O on it */
-		memset(&ss, 0, sizeof(ss));
-		conn = accept4(fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+		conn = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
 		if (conn < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -443,21 +244,13 @@ static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
 				log_warn("accept");
 			return;
 		}
-		peer_ip_of(&ss, ip, sizeof(ip));
-		why = door_refuses(s, ip);
-		if (why) {
-			int64_t now = now_ms();
-
-			/* one line a second at most: a flood must not fill
-			 * the log */
-			if (now - s->last_drop_log >= 1000) {
-				log_warnx("%s: %s, connection dropped", ip, why);
-				s->last_drop_log = now;
-			}
+		if (s->npids >= (size_t)s->max_sessions) {
+			log_warnx("%d sessions running, connection refused",
+				  s->max_sessions);
 			close(conn);
 			continue;
 		}
-		start_session(s, conn, ip);
+		start_session(s, conn);
 		close(conn);
 	}
 }
@@ -486,15 +279,7 @@ int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
 	s->self_exe = xstrdup(self_exe);
 	s->fd = fd;
 	s->max_sessions = cfg->max_sessions > 0 ? cfg->max_sessions : 1;
-	s->max_followers = cfg->max_followers;
-	s->per_source = cfg->per_source_max_startups;
-	if (sshd_parse_startups(cfg->max_startups, &s->startups_start,
-				&s->startups_rate, &s->startups_full) < 0) {
-		s->startups_start = 10;
-		s->startups_rate = 30;
-		s->startups_full = 100;
-	}
-	srandom((unsigned)(now_ms() ^ getpid()));
+	s->pids = xcalloc((size_t)s->max_sessions, sizeof(*s->pids));
 	if (loop_add_fd(l, fd, LOOP_READ, sshd_accept, s) < 0) {
 		sshd_stop(s);
 		return -1;
@@ -513,11 +298,9 @@ void sshd_stop(struct sshd *s)
 	loop_del_fd(s->loop, s->fd);
 	close(s->fd);
 	/* sessions outlive us: their exits must not call into freed memory */
-	for (i = 0; i < s->nsess; i++) {
-		reaper_forget(s->sess[i].pid);
-		sess_close_status(s, &s->sess[i]);
-	}
-	free(s->sess);
+	for (i = 0; i < s->npids; i++)
+		reaper_forget(s->pids[i]);
+	free(s->pids);
 	free(s->root);
 	free(s->self_exe);
 	free(s);
@@ -654,27 +437,6 @@ struct session {
 	struct buf out, err;
 	int status;		/* -1 until the engine's last line */
 };
-
-/* The engine's status pipe (the door's counts), from the environment. */
-static int status_fd = -1;
-
-static void status_fd_init(void)
-{
-	const char *v = getenv(STATUS_FD_ENV);
-	long fd = v ? parse_long(v, 1024) : -1;
-
-	if (fd >= 3 && fcntl((int)fd, F_GETFD) >= 0) {
-		status_fd = (int)fd;
-		fcntl(status_fd, F_SETFD, FD_CLOEXEC);
-	}
-	unsetenv(STATUS_FD_ENV);
-}
-
-static void tell_engine(char what)
-{
-	if (status_fd >= 0 && write(status_fd, &what, 1) < 0)
-		log_debug("status pipe: %s", strerror(errno));
-}
 
 static void on_alarm(int sig)
 {
@@ -1210,10 +972,6 @@ static int run_engine_command(struct session *s)
 		    confirm_rm(s, &words) < 0)
 			goto out;
 	}
-	/* "logs APP -f" stays open: counted apart from other sessions */
-	if (!strcmp(cmd, "logs") && (has_word(&words, 2, "-f") ||
-				     has_word(&words, 2, "--follow")))
-		tell_engine('f');
 	ret = control_relay(s, &words);
 out:
 	strv_release(&words);
@@ -1367,9 +1125,7 @@ int session_main(const struct config *cfg, int fd)
 	log_settitle("session");
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGALRM, on_alarm);
-	alarm(cfg->login_grace_ms > 0 ?
-	      (unsigned)((cfg->login_grace_ms + 999) / 1000) : AUTH_TIMEOUT_S);
-	status_fd_init();
+	alarm(AUTH_TIMEOUT_S);
 	peer_name(fd, s.peer, sizeof(s.peer), s.peer_ip, sizeof(s.peer_ip));
 	/* three 40 ms delayed-ACK stalls per session without it */
 	if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0)
@@ -1430,7 +1186,6 @@ int session_main(const struct config *cfg, int fd)
 		}
 	}
 	alarm(0);
-	tell_engine('a');
 	if (s.shell) {
 		log_info("%s: %s asked for a shell", s.peer, s.user);
 		say_error(&s, "no shell here: run a command, e.g. 'ssh HOST help'");

@@ -52,8 +52,4 @@ struct strv;
  */
 int sshd_split_command(struct strv *out, const char *cmd);
 
-/* "10:30:100" (MaxStartups' START:RATE:FULL) or "N" into its parts;
- * 0, or -1 if malformed. */
-int sshd_parse_startups(const char *spec, int *start, int *rate, int *full);
-
 #endif
