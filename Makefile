@@ -4,8 +4,9 @@
 
 PKG_CONFIG ?= pkg-config
 CC ?= cc
-DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib libcrypto
+DEPS = libssh libgit2 libarchive yaml-0.1 libcurl libpq zlib libcrypto libmicrohttpd
 B ?= build
+PREFIX ?= /usr/local
 # V=1 shows the full compiler commands.
 Q = $(if $(V),,@)
 
@@ -24,14 +25,16 @@ LDFLAGS += -fsanitize=$(SANITIZE)
 endif
 
 SRCS := $(wildcard server/*.c)
-OBJS := $(SRCS:server/%.c=$(B)/%.o)
+# Text built into the binary (scripts/embed): the Lua router nginx loads.
+EMBED_OBJS := $(B)/router_lua.o
+OBJS := $(SRCS:server/%.c=$(B)/%.o) $(EMBED_OBJS)
 LIBOBJS := $(filter-out $(B)/main.o,$(OBJS))
 UNIT_SRCS := $(wildcard tests/unit/*.c)
 UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(B)/unit/%)
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
 REPLAY_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(B)/replay/%)
 
-.PHONY: all test check asan fuzz bench conformance run install clean units deps
+.PHONY: all test check asan fuzz bench conformance run install uninstall clean units deps
 all: berth
 
 # Installs the Debian packages berth needs (quick when all are present).
@@ -46,7 +49,21 @@ $(B)/berth: $(OBJS)
 	@echo "  LINK $@"
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(OBJS) $(DEP_LIBS)
 
+# The dashboard's pages are shipped inside the binary (.incbin).
+DASHBOARD_WWW := $(wildcard server/www/*)
+$(B)/dashboard.o build-fuzz/dashboard.o: $(DASHBOARD_WWW)
+# The compiled-in data folder follows PREFIX (at build time).
+$(B)/paths.o: ALL_CFLAGS += -DBERTH_DATADIR='"$(PREFIX)/share/berth"'
+
 $(B)/%.o: server/%.c | $(B)
+	@echo "  CC   $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(B)/router_lua.c: server/router.lua scripts/embed | $(B)
+	@echo "  GEN  $@"
+	$(Q)scripts/embed router_lua <$< >$@.new && mv $@.new $@
+
+$(B)/router_lua.o: $(B)/router_lua.c
 	@echo "  CC   $<"
 	$(Q)$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -84,7 +101,7 @@ fuzz:
 		clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined $(DEP_CFLAGS) -Iserver \
 			-o build-fuzz/$$f tests/fuzz/$$f.c $(LIBOBJS:$(B)/%=build-fuzz/%) $(DEP_LIBS) || exit 1; done
 
-bench: berth
+bench: berth $(B)/unit/router
 	scripts/bench
 
 # libgit2's own online test suite (push, ssh clone) against berth: builds
@@ -95,13 +112,32 @@ conformance: berth
 run: berth
 	scripts/run
 
-PREFIX ?= /usr/local
+# make install [PREFIX=/usr/local] [DESTDIR=]: the binary, start_server,
+# the built-in buildpacks and example hooks in PREFIX/share/berth (found
+# relative to the binary, so a DESTDIR or relocated copy works too), the
+# docs, and the systemd unit.  make uninstall removes exactly those and
+# never the state folder (/var/lib/berth).
+BINDIR = $(PREFIX)/bin
+DATADIR = $(PREFIX)/share/berth
+DOCDIR = $(PREFIX)/share/doc/berth
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 install: berth
-	install -D -m 755 $(B)/berth $(DESTDIR)$(PREFIX)/bin/berth
-	ln -sf berth $(DESTDIR)$(PREFIX)/bin/start_server
-	mkdir -p $(DESTDIR)$(PREFIX)/share/berth
-	cp -R buildpacks $(DESTDIR)$(PREFIX)/share/berth/
-	cp -R hooks $(DESTDIR)$(PREFIX)/share/berth/
+	install -D -m 755 $(B)/berth $(DESTDIR)$(BINDIR)/berth
+	ln -sf berth $(DESTDIR)$(BINDIR)/start_server
+	rm -rf $(DESTDIR)$(DATADIR)
+	mkdir -p $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
+	cp -R buildpacks hooks $(DESTDIR)$(DATADIR)/
+	install -m 644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	cp -R docs $(DESTDIR)$(DOCDIR)/
+	mkdir -p $(DESTDIR)$(SYSTEMD_UNIT_DIR)
+	sed -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@DOCDIR@|$(DOCDIR)|g' \
+		dist/berth.service.in >$(DESTDIR)$(SYSTEMD_UNIT_DIR)/berth.service
+	chmod 644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/berth.service
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/berth $(DESTDIR)$(BINDIR)/start_server
+	rm -f $(DESTDIR)$(SYSTEMD_UNIT_DIR)/berth.service
+	rm -rf $(DESTDIR)$(DATADIR) $(DESTDIR)$(DOCDIR)
 
 clean:
 	rm -rf build build-asan build-fuzz build-conformance berth

@@ -16,17 +16,20 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "appstate.h"
 #include "bundle.h"
 #include "config.h"
 #include "engine.h"
 #include "health.h"
 #include "isolate.h"
+#include "liveroute.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
 #include "nginx.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "release.h"
 #include "spawn.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -34,6 +37,7 @@
 #define BACKOFF_RESET_AFTER_MS 30000
 #define CONFIRM_TIMEOUT_MS 10000
 #define FAIL_STOP_MS 3000
+#define PORT_HINT_MS 5000	/* a web process should listen by then */
 
 enum deploy_step {
 	STEP_WAITING,
@@ -42,6 +46,7 @@ enum deploy_step {
 	STEP_STOP_FIRST,
 	STEP_READY,
 	STEP_CONFIRM,
+	STEP_WATCH,
 	STEP_DRAIN,
 	STEP_RETIRE,
 	STEP_FAILING,
@@ -78,13 +83,37 @@ struct deploy {
 	size_t web_count;
 	char *error;
 	int created_app;
+	struct strv scale_changes;	/* "type=N" asked for by scale */
+	struct strv scale;	/* what this deploy runs: a->scale + changes;
+				 * a->scale takes it once the release is live */
+	struct strv env_changes;	/* config set/unset asked for */
+	int from_live;		/* DEPLOY_NEW of the bundle live at start */
+	int env_changed;	/* run->env differs from a->env: a->env takes
+				 * it once the release is live */
+	char *config_change;	/* "+KEY -KEY" against the release before */
+	char *detail;		/* with error: the last output lines of the
+				 * process at fault, indented, one per line */
+	uint64_t hint_timer;	/* "is not listening on PORT yet" */
+	int switched;		/* the router sends users to run */
+	struct router_switch sw;
+	struct router_drain *drain;
+	int64_t t_live;
+	struct strv undo_scale;	/* a->scale and a->env before commit_live(), */
+	struct strv undo_env;	/* put back if the watch fails */
+	int committed, undo_env_set;
 };
 
 static void deploy_next(struct app *a);
 static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
 static void app_remove_now(struct app *a);
+static void watch_failed(struct deploy *d, struct proc *p, const char *why);
+static void commit_undo(struct deploy *d);
 
 /* ---------- small helpers ---------- */
 
@@ -123,6 +152,14 @@ static void strv_env_unset(struct strv *sv, const char *key)
 	sv->n--;
 }
 
+static void strv_copy(struct strv *to, const struct strv *from)
+{
+	size_t i;
+
+	for (i = 0; i < from->n; i++)
+		strv_push(to, from->v[i]);
+}
+
 struct app *app_find(struct engine *e, const char *name)
 {
 	struct app *a;
@@ -133,15 +170,36 @@ struct app *app_find(struct engine *e, const char *name)
 	return NULL;
 }
 
-static int scale_of(const struct app *a, const struct proc_spec *spec)
+/* The count of a process type: its "type=N" in scale, else the manifest's. */
+static int scale_of(const struct strv *scale, const struct proc_spec *spec)
 {
 	size_t i, k = strlen(spec->type);
 
-	for (i = 0; i < a->scale.n; i++)
-		if (!strncmp(a->scale.v[i], spec->type, k) &&
-		    a->scale.v[i][k] == '=')
-			return (int)parse_long(a->scale.v[i] + k + 1, 100);
+	for (i = 0; i < scale->n; i++)
+		if (!strncmp(scale->v[i], spec->type, k) &&
+		    scale->v[i][k] == '=')
+			return (int)parse_long(scale->v[i] + k + 1, 100);
 	return spec->scale;
+}
+
+/* "type=N" entries of changes replace those of the same type in scale. */
+static void scale_merge(struct strv *scale, const struct strv *changes)
+{
+	size_t i, tl;
+	long k;
+
+	for (i = 0; i < changes->n; i++) {
+		tl = strcspn(changes->v[i], "=");
+		for (k = (long)scale->n - 1; k >= 0; k--)
+			if (!strncmp(scale->v[k], changes->v[i], tl) &&
+			    scale->v[k][tl] == '=') {
+				free(scale->v[k]);
+				memmove(&scale->v[k], &scale->v[k + 1],
+					(scale->n - (size_t)k) * sizeof(char *));
+				scale->n--;
+			}
+		strv_push(scale, changes->v[i]);
+	}
 }
 
 /* ---------- state files ---------- */
@@ -149,18 +207,25 @@ static int scale_of(const struct app *a, const struct proc_spec *spec)
 static int app_save(struct app *a)
 {
 	struct buf b = BUF_INIT;
-	char *path = xasprintf("%s/state", a->dir);
-	size_t i;
+	struct appstate st;
+	char *path;
 	int ret;
 
-	buf_addf(&b, "release %d\nnext %d\nstopped %d\n", a->release,
-		 a->next_release, a->stopped);
-	for (i = 0; i < a->scale.n; i++)
-		buf_addf(&b, "scale %s\n", a->scale.v[i]);
-	for (i = 0; i < a->nslots; i++)
-		buf_addf(&b, "slot %d\n", a->slots[i]);
-	if (a->last_result)
-		buf_addf(&b, "result %s\n", a->last_result);
+	/* A state file we could not read stays as it is, for whoever
+	 * looks into it, until a deploy of the app goes live. */
+	if (a->unusable)
+		return 0;
+	appstate_init(&st);
+	st.release = a->release;
+	st.next = a->next_release;
+	st.stopped = a->stopped;
+	st.scale = a->scale;		/* borrowed: not released below */
+	st.slots = a->slots;
+	st.nslots = a->nslots;
+	st.result = a->last_result;
+	st.reason = a->note;
+	appstate_render(&st, &b);
+	path = xasprintf("%s/state", a->dir);
 	ret = write_file_atomic(path, b.data, b.len, 0640);
 	if (ret < 0)
 		log_warnx("%s", error_last());
@@ -171,143 +236,83 @@ static int app_save(struct app *a)
 
 static int env_save(struct app *a)
 {
-	struct buf b = BUF_INIT;
 	char *path = xasprintf("%s/env", a->dir);
-	size_t i;
-	int ret;
+	int ret = env_file_write(path, &a->env);
 
-	for (i = 0; i < a->env.n; i++)
-		buf_addf(&b, "%s\n", a->env.v[i]);
-	ret = write_file_atomic(path, b.data ? b.data : "", b.len, 0600);
-	buf_release(&b);
 	free(path);
 	return ret;
 }
 
+static void app_set_note(struct app *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void app_set_note(struct app *a, const char *fmt, ...)
+{
+	va_list ap;
+	char *p;
+
+	free(a->note);
+	a->note = NULL;
+	if (!fmt)
+		return;
+	va_start(ap, fmt);
+	a->note = xvasprintf(fmt, ap);
+	va_end(ap);
+	/* one line, as the state file keeps it */
+	a->note[strcspn(a->note, "\n")] = '\0';
+	for (p = a->note; *p; p++)
+		if ((unsigned char)*p < 0x20)
+			*p = ' ';
+}
+
+/* The app's state and config from disk.  A state file it cannot use
+ * leaves the app empty and marked unusable, with the reason. */
 static void app_load_state(struct app *a)
 {
 	struct buf b = BUF_INIT;
+	struct appstate st;
 	char *path = xasprintf("%s/state", a->dir);
-	char *line, *save = NULL;
+	int *nums = NULL;
+	size_t i, n;
 
-	if (read_file(&b, path, 1 << 20) == 0) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
-			char *val = strchr(line, ' ');
-			long v;
-
-			if (!val)
-				continue;
-			*val++ = '\0';
-			v = parse_long(val, 1L << 30);
-
-			if (!strcmp(line, "release") && v >= 0)
-				a->release = (int)v;
-			else if (!strcmp(line, "next") && v >= 0)
-				a->next_release = (int)v;
-			else if (!strcmp(line, "stopped") && v >= 0)
-				a->stopped = v != 0;
-			else if (!strcmp(line, "scale"))
-				strv_push(&a->scale, val);
-			else if (!strcmp(line, "slot")) {
-				if (v <= 0 || v > 65535)
-					continue;
-				a->slots = xrealloc(a->slots, (a->nslots + 1) *
-						    sizeof(int));
-				a->slots[a->nslots++] = (int)v;
-				ports_mark(&a->eng->ports, (int)v);
-			} else if (!strcmp(line, "result")) {
-				free(a->last_result);
-				a->last_result = xstrdup(val);
-			}
-		}
+	appstate_init(&st);
+	if (!path_exists(path)) {
+		/* made by a push or "create": no release yet */
+	} else if (read_file(&b, path, APPSTATE_MAX) < 0) {
+		a->unusable = 1;
+		app_set_note(a, "cannot use its state: %s", error_last());
+	} else if (appstate_parse(&st, b.data, b.len) < 0) {
+		a->unusable = 1;
+		app_set_note(a, "cannot use apps/%s/state: %s", a->name,
+			     error_last());
+	} else {
+		a->release = st.release;
+		a->next_release = st.next;
+		a->stopped = st.stopped;
+		a->scale = st.scale;
+		memset(&st.scale, 0, sizeof(st.scale));
+		a->slots = st.slots;
+		a->nslots = st.nslots;
+		st.slots = NULL;
+		for (i = 0; i < a->nslots; i++)
+			ports_mark(&a->eng->ports, a->slots[i]);
+		a->last_result = st.result;
+		a->note = st.reason;
+		st.result = st.reason = NULL;
 	}
+	appstate_release(&st);
 	buf_release(&b);
+	if (a->unusable)
+		log_warnx("app '%s': %s", a->name, a->note);
+	/* Numbers are never handed out twice, whatever the file said. */
+	n = release_list(a->dir, &nums);
+	if (n && nums[n - 1] > a->next_release)
+		a->next_release = nums[n - 1];
+	free(nums);
 	free(path);
 	path = xasprintf("%s/env", a->dir);
-	if (read_file(&b, path, 1 << 20) == 0) {
-		save = NULL;
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			if (strchr(line, '='))
-				strv_push(&a->env, line);
-	}
-	buf_release(&b);
+	if (env_file_read(path, &a->env) < 0)
+		log_warnx("app '%s': %s", a->name, error_last());
 	free(path);
-}
-
-static char *release_dir(const struct app *a, int n)
-{
-	return xasprintf("%s/releases/%d", a->dir, n);
-}
-
-/* Release metadata: "key value" lines in releases/N/meta. */
-static void meta_write(struct app *a, int n, const char *status,
-		       const struct deploy *d, const struct manifest *m)
-{
-	char *dir = release_dir(a, n), *path = xasprintf("%s/meta", dir);
-	struct buf old = BUF_INIT, b = BUF_INIT;
-	char stamp[32];
-	size_t i;
-
-	if (!d) {
-		/* status change only: rewrite the status line */
-		if (read_file(&old, path, 1 << 16) == 0) {
-			char *line, *save = NULL;
-
-			for (line = strtok_r(old.data, "\n", &save); line;
-			     line = strtok_r(NULL, "\n", &save))
-				if (strncmp(line, "status ", 7))
-					buf_addf(&b, "%s\n", line);
-		}
-		buf_addf(&b, "status %s\n", status);
-	} else {
-		time_iso(stamp, sizeof(stamp), time(NULL));
-		buf_addf(&b, "number %d\ntime %s\nsource %s\n", n, stamp,
-			 d->source ? d->source : "cli");
-		if (d->commit)
-			buf_addf(&b, "commit %s\n", d->commit);
-		if (d->pusher)
-			buf_addf(&b, "pusher %s\n", d->pusher);
-		if (d->buildpack)
-			buf_addf(&b, "buildpack %s\n", d->buildpack);
-		if (d->from_release)
-			buf_addf(&b, "from %d\n", d->from_release);
-		if (m) {
-			buf_addstr(&b, "processes");
-			for (i = 0; i < m->nprocs; i++)
-				buf_addf(&b, " %s", m->procs[i].type);
-			buf_addstr(&b, "\n");
-		}
-		buf_addf(&b, "status %s\n", status);
-	}
-	if (write_file_atomic(path, b.data, b.len, 0640) < 0)
-		log_warnx("%s", error_last());
-	buf_release(&old);
-	buf_release(&b);
-	free(path);
-	free(dir);
-}
-
-static char *meta_get(const struct app *a, int n, const char *key)
-{
-	char *dir = release_dir(a, n), *path = xasprintf("%s/meta", dir);
-	struct buf b = BUF_INIT;
-	char *line, *save = NULL, *val = NULL;
-	size_t k = strlen(key);
-
-	if (read_file(&b, path, 1 << 16) == 0) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
-			if (!strncmp(line, key, k) && line[k] == ' ') {
-				free(val);
-				val = xstrdup(line + k + 1);
-			}
-	}
-	buf_release(&b);
-	free(path);
-	free(dir);
-	return val;
 }
 
 /* ---------- app objects ---------- */
@@ -344,6 +349,7 @@ static void app_free(struct app *a)
 	strv_release(&a->env);
 	free(a->slots);
 	free(a->last_result);
+	free(a->note);
 	free(a->name);
 	free(a->dir);
 	free(a);
@@ -382,11 +388,11 @@ static void build_env(struct strv *env, const struct app *a,
 			free(k);
 		}
 	}
-	for (i = 0; i < a->env.n; i++) {
-		eq = strchr(a->env.v[i], '=');
+	for (i = 0; i < r->env.n; i++) {
+		eq = strchr(r->env.v[i], '=');
 		if (eq) {
-			char *k = xstrndup(a->env.v[i],
-					   (size_t)(eq - a->env.v[i]));
+			char *k = xstrndup(r->env.v[i],
+					   (size_t)(eq - r->env.v[i]));
 
 			strv_env_set(env, k, eq + 1);
 			free(k);
@@ -412,6 +418,13 @@ static void build_env(struct strv *env, const struct app *a,
 }
 
 /* ---------- runs and processes ---------- */
+
+/* Processes being stopped together (stop_procs()). */
+struct stop_group {
+	size_t left;
+	void (*done)(void *arg);
+	void *arg;
+};
 
 static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 			     int index, int port)
@@ -444,6 +457,8 @@ static int proc_spawn(struct proc *p)
 	return ret;
 }
 
+static void stop_group_exit(struct proc *p, void *arg);
+
 static void run_free(struct run *r)
 {
 	struct proc *p, *next;
@@ -452,9 +467,18 @@ static void run_free(struct run *r)
 		return;
 	for (p = r->procs; p; p = next) {
 		next = p->next;
+		/* A stop still waiting for this process never ends now: its
+		 * group goes with the last member (engine exit only). */
+		if (p->on_exit == stop_group_exit) {
+			struct stop_group *g = p->on_exit_arg;
+
+			if (--g->left == 0)
+				free(g);
+		}
 		proc_free(p);
 	}
 	manifest_release(&r->m);
+	strv_release(&r->env);
 	free(r->dir);
 	free(r);
 }
@@ -467,6 +491,19 @@ void app_proc_output(struct proc *p, const char *line, size_t len)
 	    p->run->deploy->step < STEP_CONFIRM) {
 		/* Show a starting process's first words to the deployer. */
 	}
+}
+
+/* A live web process went down or came back: the route follows, except
+ * during the watch, which has its own answer (watch_failed()). */
+static void live_route_changed(struct proc *p)
+{
+	struct app *a = p->app;
+
+	if (!p->port || p->run != a->live ||
+	    (a->deploy && a->deploy->step == STEP_WATCH))
+		return;
+	if (liveroute_settle(a->eng, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
 }
 
 static void on_restart_timer(struct loop *l, void *arg)
@@ -482,6 +519,7 @@ static void on_restart_timer(struct loop *l, void *arg)
 		if (p->backoff_ms < BACKOFF_MAX_MS)
 			p->backoff_ms *= 2;
 	}
+	live_route_changed(p);
 }
 
 void app_proc_crashed(struct proc *p, int status)
@@ -492,17 +530,21 @@ void app_proc_crashed(struct proc *p, int status)
 	long delay;
 
 	spawn_describe_status(status, why, sizeof(why));
+	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
+	    p->port) {
+		watch_failed(a->deploy, p, why);
+		return;
+	}
 	if (r->deploy && r->deploy->run == r) {
 		struct buf tail = BUF_INIT;
 
 		proc_tail(p, &tail);
-		deploy_fail(r->deploy, "%s %s while starting%s%s", p->name, why,
-			    tail.len ? ", last output:\n" : "",
-			    tail.len ? tail.data : "");
+		deploy_fail_tail(r->deploy, &tail, "%s %s while starting",
+				 p->name, why);
 		buf_release(&tail);
 		return;
 	}
-	if (!r->supervised) {
+	if (!r->supervised || a->eng->stopping) {
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
 	}
@@ -516,14 +558,10 @@ void app_proc_crashed(struct proc *p, int status)
 	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
 	if (p->backoff_ms < BACKOFF_MAX_MS)
 		p->backoff_ms *= 2;
+	live_route_changed(p);
 }
 
 /* Stop a set of processes; call done(arg) once all have exited. */
-struct stop_group {
-	size_t left;
-	void (*done)(void *arg);
-	void *arg;
-};
 
 static void stop_group_exit(struct proc *p, void *arg)
 {
@@ -598,6 +636,8 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	if (d->drain)
+		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
 		isolate_end(d->e->iso, d->helper);
@@ -616,6 +656,14 @@ static void deploy_free(struct deploy *d)
 	free(d->buildpack);
 	free(d->source);
 	free(d->error);
+	strv_release(&d->scale_changes);
+	strv_release(&d->scale);
+	strv_release(&d->undo_scale);
+	strv_release(&d->undo_env);
+	strv_release(&d->env_changes);
+	free(d->config_change);
+	free(d->detail);
+	loop_del_timer(d->e->loop, d->hint_timer);
 	free(d);
 }
 
@@ -624,15 +672,68 @@ static void deploy_finish(struct deploy *d, int ok)
 	struct app *a = d->a;
 
 	if (d->c) {
-		if (ok)
+		if (ok) {
 			client_ok(d->c);
-		else
+		} else {
+			/* The header, then the lines, in order; the last line
+			 * of the answer is the one-line reason. */
+			if (d->detail)
+				client_data(d->c, " !     %s, last output:\n%s",
+					    d->error, d->detail);
 			client_error(d->c, "%s", d->error ? d->error :
 				     "deploy failed");
+		}
 	}
 	a->deploy = NULL;
 	deploy_free(d);
+	/* Its bundle left incoming/ meanwhile (not while the engine stops:
+	 * apps_shutdown() walks the list this would change). */
+	if (a->remove_after_deploy && !a->eng->stopping) {
+		a->remove_after_deploy = 0;
+		logger_linef(a->log, "berth", "its bundle left incoming/: removing %s",
+			     a->name);
+		app_cmd_rm(a, 0, NULL);
+		return;
+	}
 	deploy_next(a);
+}
+
+static void on_restore_retry(struct loop *l, void *arg)
+{
+	struct app *a = arg;
+
+	a->retry_timer = 0;
+	if (a->live || a->stopped || a->removing || !a->release)
+		return;		/* someone acted meanwhile */
+	if (a->deploy || a->waiting) {
+		/* never supersede a deploy someone asked for */
+		a->retry_timer = loop_add_timer(l, 1000, on_restore_retry, a);
+		return;
+	}
+	app_deploy(a->eng, a->name, DEPLOY_RESTORE, NULL, NULL);
+}
+
+/* A restore at engine start failed: try again, as a crashed process
+ * would be, 1 s later, then 2, 4, ... up to a minute. */
+static void restore_retry_later(struct app *a)
+{
+	struct engine *e = a->eng;
+
+	a->retry_ms = a->retry_ms ? a->retry_ms * 2 : BACKOFF_MIN_MS;
+	if (a->retry_ms > BACKOFF_MAX_MS)
+		a->retry_ms = BACKOFF_MAX_MS;
+	loop_del_timer(e->loop, a->retry_timer);
+	a->retry_at = now_ms() + a->retry_ms;
+	a->retry_timer = loop_add_timer(e->loop, a->retry_ms, on_restore_retry, a);
+	logger_linef(a->log, "berth", "restoring release %d again in %ld ms",
+		     a->release, a->retry_ms);
+}
+
+static void restore_retry_cancel(struct app *a)
+{
+	loop_del_timer(a->eng->loop, a->retry_timer);
+	a->retry_timer = 0;
+	a->retry_ms = 0;
 }
 
 /* After a failure: new processes are gone; clean up and answer. */
@@ -642,6 +743,7 @@ static void fail_cleanup(void *arg)
 	struct app *a = d->a;
 	struct proc **ps = NULL;
 	size_t n, i;
+	int stopping = d->e->stopping;
 
 	if (d->run) {
 		if (rm_rf(d->run->dir) < 0)
@@ -650,8 +752,8 @@ static void fail_cleanup(void *arg)
 		run_free(d->run);
 		d->run = NULL;
 	}
-	/* Bring back what we stopped first. */
-	if (d->stopped_first && d->old && a->live == d->old) {
+	/* Bring back what we stopped first (unless all is stopping). */
+	if (d->stopped_first && d->old && a->live == d->old && !stopping) {
 		n = run_procs(d->old, &ps, NULL, NULL);
 		for (i = 0; i < n; i++)
 			if (ps[i]->state == PROC_DEAD && proc_spawn(ps[i]) < 0)
@@ -660,24 +762,37 @@ static void fail_cleanup(void *arg)
 		free(ps);
 	}
 	if (d->kind == DEPLOY_NEW && d->number) {
-		char *rdir = release_dir(a, d->number);
-		char *bundle = xasprintf("%s/bundle.tar.gz", rdir);
-
 		/* Keep the record (releases lists it), not the bundle. */
-		unlink(bundle);
-		meta_write(a, d->number, "failed", NULL, NULL);
-		free(bundle);
-		free(rdir);
+		release_drop_bundle(a->dir, d->number);
+		if (release_set_status(a->dir, d->number,
+				       stopping ? "interrupted" : "failed") < 0)
+			log_warnx("%s", error_last());
+		release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	}
+	if (stopping) {
+		/* Cut short, not failed: the app is as it was. */
+		logger_linef(a->log, "berth", "deploy interrupted: %s", d->error);
+		deploy_finish(d, 0);
+		return;
+	}
+	if (d->source && !strcmp(d->source, "incoming"))
+		log_warnx("incoming: deploy of '%s' failed: %s", a->name,
+			  d->error);
 	free(a->last_result);
 	a->last_result = xstrdup("failed");
+	app_set_note(a, "%s failed: %s", d->kind == DEPLOY_RESTORE ? "restore" :
+		     "deploy", d->error);
 	app_save(a);
 	logger_linef(a->log, "berth", "deploy failed: %s", d->error);
-	if (d->created_app && !a->live && a->release == 0 && !a->waiting) {
+	if (d->kind == DEPLOY_RESTORE && !a->live)
+		restore_retry_later(a);
+	if (d->created_app && !a->live && a->release == 0 && !a->waiting &&
+	    !(d->source && !strcmp(d->source, "incoming"))) {
 		char *repo = xasprintf("%s/repo.git", a->dir);
 
 		/* A first deploy that failed leaves no app behind, unless a
-		 * push already stored its repository. */
+		 * push already stored its repository, or it came from
+		 * incoming/, where nobody else would see why. */
 		if (!path_exists(repo)) {
 			free(repo);
 			if (d->c)
@@ -694,19 +809,45 @@ static void fail_cleanup(void *arg)
 	deploy_finish(d, 0);
 }
 
+static void deploy_failv(struct deploy *d, const struct buf *detail,
+			 const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
 static void deploy_fail(struct deploy *d, const char *fmt, ...)
 {
 	va_list ap;
+
+	va_start(ap, fmt);
+	deploy_failv(d, NULL, fmt, ap);
+	va_end(ap);
+}
+
+/* deploy_fail() with the last output lines of the process at fault. */
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	deploy_failv(d, tail, fmt, ap);
+	va_end(ap);
+}
+
+static void deploy_failv(struct deploy *d, const struct buf *detail,
+			 const char *fmt, va_list ap)
+{
 	struct proc **ps = NULL;
 	size_t i, n;
 
 	if (d->step == STEP_FAILING)
 		return;
 	d->step = STEP_FAILING;
-	va_start(ap, fmt);
 	free(d->error);
 	d->error = xvasprintf(fmt, ap);
-	va_end(ap);
+	if (detail && detail->len)
+		d->detail = xstrndup(detail->data, detail->len);
+	loop_del_timer(d->e->loop, d->hint_timer);
+	d->hint_timer = 0;
 	for (i = 0; i < d->nchecks; i++)
 		health_cancel(d->checks[i]);
 	d->nchecks = 0;
@@ -730,80 +871,137 @@ static void deploy_fail(struct deploy *d, const char *fmt, ...)
 	free(ps);
 }
 
-static size_t list_releases(const struct app *a, int **out);
-
-/* Keep the newest cfg->keep_releases releases; never the live one. */
-static void prune_releases(struct app *a)
-{
-	int *nums;
-	size_t n = list_releases(a, &nums), i;
-	size_t extra = n > (size_t)a->eng->cfg->keep_releases ?
-		n - (size_t)a->eng->cfg->keep_releases : 0;
-
-	for (i = 0; i < n && extra > 0; i++) {
-		char *dir;
-
-		if (nums[i] == a->release)
-			continue;
-		dir = release_dir(a, nums[i]);
-		if (rm_rf(dir) < 0)
-			log_warnx("%s", error_last());
-		free(dir);
-		extra--;
-	}
-	free(nums);
-}
-
 static void retire_done(void *arg)
 {
 	struct deploy *d = arg;
 	struct app *a = d->a;
-	struct nginx_app na;
-	char *static_link = NULL;
 
 	if (d->old) {
 		if (rm_rf(d->old->dir) < 0)
 			log_warnx("%s", error_last());
 		if (d->old->number != d->number || d->kind != DEPLOY_NEW)
 			say(d, "-----> Stopped release %d", d->old->number);
+		if (d->old->number != a->release && d->e->nginx)
+			router_forget(nginx_router(d->e->nginx), a->name,
+				      d->old->number);
 		run_free(d->old);
 		d->old = NULL;
 	}
-	/* Fewer web processes than slots: shrink the upstream. */
+	/* Fewer web processes than slots: give the spare ports back (the
+	 * route names only the live processes' ports). */
 	if (a->nslots > 2 * d->web_count && d->web_count > 0) {
 		size_t keep = 2 * d->web_count, i;
 
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = d->run->m.hosts.v;
-		na.nhosts = d->run->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = keep;
-		if (nginx_app_set(d->e->nginx, &na) == 0) {
-			for (i = keep; i < a->nslots; i++)
-				ports_put(&d->e->ports, a->slots[i]);
-			a->nslots = keep;
-			app_save(a);
-		}
+		for (i = keep; i < a->nslots; i++)
+			ports_put(&d->e->ports, a->slots[i]);
+		a->nslots = keep;
+		app_save(a);
 	}
-	free(static_link);
-	prune_releases(a);
+	release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	deploy_finish(d, 1);
 }
 
-static void on_drain_timer(struct loop *l, void *arg)
+static void stop_old(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct proc **ps = NULL;
 	size_t n;
 
-	d->timer = 0;
 	d->step = STEP_RETIRE;
 	n = run_procs(d->old, &ps, NULL, NULL);
 	stop_procs(ps, n, stop_timeout(d, d->old), retire_done, d);
 	free(ps);
+}
+
+static void on_drain_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	stop_old(d);
+}
+
+/* The router counted the old release's requests down (or time ran out). */
+static void on_drained(void *arg, const struct router_drain_result *res)
+{
+	struct deploy *d = arg;
+
+	d->drain = NULL;
+	if (res->drained)
+		say(d, "-----> Drained release %d (%ld request%s finished in %ld ms)",
+		    d->old->number, res->finished, res->finished == 1 ? "" : "s",
+		    res->elapsed_ms);
+	else
+		say(d, "-----> Drain time of release %d ran out after %ld ms (%ld request%s finished, %ld still running)",
+		    d->old->number, res->elapsed_ms, res->finished,
+		    res->finished == 1 ? "" : "s", res->left);
+	stop_old(d);
+}
+
+/*
+ * The watch is over (or there was none): the old release gets no request
+ * any more, even as a fallback; stop it once the router says its requests
+ * are done, or after the drain time.
+ */
+static void watch_over(struct deploy *d)
+{
+	struct app *a = d->a;
+	long drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
+		d->e->cfg->drain_ms;
+
+	if (liveroute_settle(d->e, a) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+	d->step = STEP_DRAIN;
+	if (!d->old || !d->old->procs) {
+		d->timer = loop_add_timer(d->e->loop, 0, on_drain_timer, d);
+		return;
+	}
+	/* A restart keeps the release number: its counts mix with the new
+	 * processes', so only the drain time tells. */
+	if (d->e->nginx && d->old->number != a->release)
+		d->drain = router_drain_start(nginx_router(d->e->nginx),
+					      d->e->loop, a->name,
+					      d->old->number, &d->sw, drain,
+					      on_drained, d);
+	if (!d->drain)
+		d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+}
+
+static void on_watch_timer(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+
+	d->timer = 0;
+	watch_over(d);
+}
+
+/*
+ * A web process of the release just switched to died during the watch:
+ * traffic goes back to the old release at once, the new one is stopped
+ * and the deploy fails with the reason.
+ */
+static void watch_failed(struct deploy *d, struct proc *p, const char *why)
+{
+	struct app *a = d->a;
+	double after = (double)(now_ms() - d->t_live) / 1000.0;
+
+	if (liveroute_revert(d->e, a) < 0)
+		log_warnx("%s: cannot switch back: %s", a->name, error_last());
+	loop_del_timer(d->e->loop, d->timer);
+	d->timer = 0;
+	d->run = a->live;
+	d->run->supervised = 0;
+	d->run->deploy = d;
+	a->live = d->old;
+	a->live->supervised = 1;
+	a->release = d->old->number;
+	commit_undo(d);
+	d->switched = 0;
+	say(d, "-----> Switched traffic back to release %d", d->old->number);
+	app_save(a);
+	deploy_fail(d, "rolled back: %s %s, %.1f s after going live", p->name,
+		    why, after);
 }
 
 static int swap_static(struct deploy *d)
@@ -825,38 +1023,190 @@ static int swap_static(struct deploy *d)
 	return ret;
 }
 
+/*
+ * The one point where a deploy becomes the app's truth: the state file
+ * names the new release and its scale.  If it cannot be written, memory
+ * stays as it was too, and the deploy fails with the old release serving.
+ */
+/*
+ * A deploy that changes the config (config set/unset, rollback) replaces
+ * ROOT/apps/NAME/env; the old file stays linked as env.prev until the
+ * state is written too, so either both change or neither: a rename back
+ * needs no disk space.
+ */
+static int env_commit(struct app *a, const struct strv *env, char **prev)
+{
+	char *path = xasprintf("%s/env", a->dir);
+	int ret = -1;
+
+	*prev = xasprintf("%s/env.prev", a->dir);
+	unlink(*prev);
+	if (path_exists(path) && link(path, *prev) < 0) {
+		error_setsys("cannot keep '%s'", path);
+		goto out;
+	}
+	if (env_file_write(path, env) < 0) {
+		unlink(*prev);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (ret < 0)
+		FREE_AND_NULL(*prev);
+	free(path);
+	return ret;
+}
+
+static void env_commit_undo(struct app *a, char *prev)
+{
+	char *path = xasprintf("%s/env", a->dir);
+
+	if (path_exists(prev) ? rename(prev, path) < 0 : unlink(path) < 0)
+		log_warn("app '%s': cannot put back '%s'", a->name, path);
+	free(path);
+}
+
+/*
+ * The one point where a deploy becomes the app's truth: the state file
+ * names the new release and its scale (and the app's env file its config,
+ * if that changed).  If they cannot be written, memory and disk stay as
+ * they were, and the deploy fails with the old release serving.
+ */
+static int commit_live(struct deploy *d)
+{
+	struct app *a = d->a;
+	struct strv old_scale = a->scale;
+	char *old_result = a->last_result, *old_note = a->note, *prev = NULL;
+	int old_release = a->release, old_unusable = a->unusable;
+	int env_changed = d->kind == DEPLOY_NEW &&
+		!env_equal(&d->run->env, &a->env);
+
+	if (env_changed && env_commit(a, &d->run->env, &prev) < 0)
+		return -1;
+	a->release = d->number;
+	a->scale = d->scale;
+	a->last_result = xstrdup("ok");
+	a->note = NULL;
+	a->unusable = 0;
+	if (app_save(a) < 0) {
+		free(a->last_result);
+		a->last_result = old_result;
+		a->note = old_note;
+		a->unusable = old_unusable;
+		a->scale = old_scale;
+		a->release = old_release;
+		if (prev)
+			env_commit_undo(a, prev);
+		free(prev);
+		return -1;
+	}
+	if (prev) {
+		unlink(prev);
+		free(prev);
+	}
+	restore_retry_cancel(a);
+	if (env_changed) {
+		/* kept until the watch is over: a rollback puts it back */
+		d->undo_env = a->env;
+		d->undo_env_set = 1;
+		memset(&a->env, 0, sizeof(a->env));
+		strv_copy(&a->env, &d->run->env);
+	}
+	free(old_result);
+	free(old_note);
+	d->undo_scale = old_scale;
+	d->committed = 1;
+	memset(&d->scale, 0, sizeof(d->scale));
+	return 0;
+}
+
+/* The watch failed after commit_live(): the config and scale go back. */
+static void commit_undo(struct deploy *d)
+{
+	struct app *a = d->a;
+	char *path;
+
+	if (!d->committed)
+		return;
+	strv_release(&a->scale);
+	a->scale = d->undo_scale;
+	memset(&d->undo_scale, 0, sizeof(d->undo_scale));
+	if (d->undo_env_set) {
+		path = xasprintf("%s/env", a->dir);
+		if (env_file_write(path, &d->undo_env) < 0)
+			log_warnx("%s", error_last());
+		free(path);
+		strv_release(&a->env);
+		a->env = d->undo_env;
+		memset(&d->undo_env, 0, sizeof(d->undo_env));
+		d->undo_env_set = 0;
+	}
+	d->committed = 0;
+}
+
+static int has_up_web(const struct run *r)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP)
+			return 1;
+	return 0;
+}
+
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
-	long drain;
+	long watch;
 
 	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
+	if (!d->switched) {
+		if (liveroute_switch(d->e, a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
+	}
+	d->t_live = now_ms();
 	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
-		say(d, "-----> Switched nginx (the new release answered through it %lld ms after it was ready)",
-		    (long long)(now_ms() - d->t_ready));
+		say(d, "-----> Switched traffic to release %d (%lld ms after it was ready)",
+		    d->number, (long long)(now_ms() - d->t_ready));
 	else if (d->web_count || d->run->m.static_root)
-		say(d, "-----> Switched nginx");
+		say(d, "-----> Switched traffic to release %d", d->number);
+	if (commit_live(d) < 0) {
+		if (liveroute_revert(d->e, a) < 0)
+			log_warnx("%s: cannot switch back: %s", a->name,
+				  error_last());
+		d->switched = 0;
+		deploy_fail(d, "cannot record release %d as live: %s",
+			    d->number, error_last());
+		return;
+	}
 	d->run->supervised = 1;
 	d->run->deploy = NULL;
 	if (d->old)
 		d->old->supervised = 0;
 	a->live = d->run;
-	a->release = d->number;
-	free(a->last_result);
-	a->last_result = xstrdup("ok");
-	app_save(a);
-	if (d->kind == DEPLOY_NEW)
-		meta_write(a, d->number, "deployed", NULL, NULL);
+	if (d->kind == DEPLOY_NEW &&
+	    release_set_status(a->dir, d->number, "deployed") < 0)
+		log_warnx("%s", error_last());
 	d->run = NULL;
-	d->step = STEP_DRAIN;
-	drain = a->live->m.drain_ms >= 0 ? a->live->m.drain_ms :
-		d->e->cfg->drain_ms;
-	if (!d->old || !d->old->procs)
-		drain = 0;
-	d->timer = loop_add_timer(d->e->loop, drain, on_drain_timer, d);
+	watch = a->live->m.watch_ms >= 0 ? a->live->m.watch_ms :
+		d->e->cfg->watch_ms;
+	if (!d->old || !has_up_web(d->old) || !d->web_count)
+		watch = 0;	/* nothing to go back to */
+	if (watch > 0) {
+		d->step = STEP_WATCH;
+		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
+		    d->number, watch, d->old->number);
+		d->timer = loop_add_timer(d->e->loop, watch, on_watch_timer, d);
+		return;
+	}
+	watch_over(d);
 }
 
 static void on_confirm(void *arg, const struct health_result *r)
@@ -869,6 +1219,9 @@ static void on_confirm(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	if (!r->ok) {
+		if (d->switched && liveroute_revert(d->e, d->a) < 0)
+			log_warnx("%s", error_last());
+		d->switched = 0;
 		deploy_fail(d, "nginx does not route '%s' to the new release: %s",
 			    d->a->name, r->error ? r->error : "no answer");
 		return;
@@ -880,7 +1233,7 @@ static void confirm(struct deploy *d)
 {
 	struct health_req req;
 	struct proc *p;
-	char *url = NULL, *host = NULL, *want = NULL;
+	char *url = NULL, *host = NULL, *want = NULL, peer[40];
 	struct health *h;
 
 	d->step = STEP_CONFIRM;
@@ -890,9 +1243,18 @@ static void confirm(struct deploy *d)
 		go_live(d);
 		return;
 	}
-	if (!p && d->run->m.static_root && swap_static(d) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return;
+	if (!p && d->run->m.static_root) {
+		if (swap_static(d) < 0) {
+			deploy_fail(d, "%s", error_last());
+			return;
+		}
+		/* a static site is switched, then checked through nginx */
+		if (liveroute_switch(d->e, d->a, d->run, d->old, &d->sw) < 0) {
+			deploy_fail(d, "the router refused the switch: %s",
+				    error_last());
+			return;
+		}
+		d->switched = 1;
 	}
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
@@ -904,7 +1266,12 @@ static void confirm(struct deploy *d)
 	req.max_status = d->run->m.health_max_status;
 	req.interval_ms = 10;
 	req.timeout_ms = CONFIRM_TIMEOUT_MS;
+	req.unix_socket = nginx_probe_socket(d->e->nginx);
 	if (p) {
+		/* through nginx to this process only: users do not see it
+		 * until the switch */
+		req.header = liveroute_probe_header(p->port, peer,
+						    sizeof(peer));
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
 	} else {
@@ -941,15 +1308,16 @@ static void on_ready(void *arg, const struct health_result *r)
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
 				proc_tail(p, &tail);
-		deploy_fail(d, "not ready after %ld ms: %s%s%s", r->elapsed_ms,
-			    r->error ? r->error : "no healthy answer",
-			    tail.len ? ", last output:\n" : "",
-			    tail.len ? tail.data : "");
+		deploy_fail_tail(d, &tail, "not ready after %ld ms: %s",
+				 r->elapsed_ms,
+				 r->error ? r->error : "no healthy answer");
 		buf_release(&tail);
 		return;
 	}
 	if (--d->pending > 0)
 		return;
+	loop_del_timer(d->e->loop, d->hint_timer);
+	d->hint_timer = 0;
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
@@ -1003,7 +1371,7 @@ static void spawn_new(void *arg)
 	for (i = 0; i < r->m.nprocs; i++) {
 		const struct proc_spec *spec = &r->m.procs[i];
 
-		n = scale_of(d->a, spec);
+		n = scale_of(&d->scale, spec);
 		for (k = 1; k <= n; k++) {
 			int port = 0;
 
@@ -1041,6 +1409,8 @@ static void spawn_new(void *arg)
 		d->timer = loop_add_timer(d->e->loop, settle, on_settle_timer, d);
 		return;
 	}
+	d->hint_timer = loop_add_timer(d->e->loop, timeout > 2 * PORT_HINT_MS ?
+				       PORT_HINT_MS : timeout / 2, on_port_hint, d);
 	d->checks = xcalloc(d->pending, sizeof(*d->checks));
 	d->check_ctx = xcalloc(d->pending, sizeof(*d->check_ctx));
 	for (p = r->procs; p; p = p->next) {
@@ -1067,6 +1437,23 @@ static void spawn_new(void *arg)
 		}
 		d->nchecks++;
 	}
+}
+
+/*
+ * A web process that does not listen on its PORT a few seconds after it
+ * started most often listens on a port of its own choosing: say so while
+ * the health check goes on waiting.
+ */
+static void on_port_hint(struct loop *l, void *arg)
+{
+	struct deploy *d = arg;
+	struct proc *p;
+
+	d->hint_timer = 0;
+	for (p = d->run->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP && port_bindable(p->port))
+			say(d, " !     %s is not listening on PORT=%d yet: does it read $PORT?",
+			    p->name, p->port);
 }
 
 static int pick_stop_first(const struct proc *p, const void *arg)
@@ -1221,20 +1608,49 @@ static int ensure_slots(struct deploy *d, size_t web)
 	return 0;
 }
 
+/* The release's meta file, "deploying" until it is live or failed. */
+static int record_release(struct deploy *d)
+{
+	struct release_info ri;
+	struct strv types = STRV_INIT;
+	size_t i;
+	int ret;
+
+	for (i = 0; i < d->run->m.nprocs; i++)
+		strv_push(&types, d->run->m.procs[i].type);
+	memset(&ri, 0, sizeof(ri));
+	ri.source = d->source;
+	ri.commit = d->commit;
+	ri.pusher = d->pusher;
+	ri.buildpack = d->buildpack;
+	ri.from = d->from_release;
+	ri.config = d->config_change;
+	ri.types = types.n ? types.v : (char *const[]){ NULL };
+	ret = release_meta_write(d->a->dir, d->number, &ri, "deploying");
+	strv_release(&types);
+	return ret;
+}
+
 static void prepare(struct deploy *d)
 {
 	struct app *a = d->a;
 	struct run *r = d->run;
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
-	struct nginx_app na;
 	size_t old_nslots = a->nslots, i;
-	char *static_link = NULL, *why = NULL;
+	char *why = NULL;
 
-	d->web_count = web ? (size_t)scale_of(a, web) : 0;
-	if (d->kind == DEPLOY_NEW)
-		meta_write(a, d->number, "deploying", d, &r->m);
+	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
+	if (d->kind == DEPLOY_NEW && record_release(d) < 0) {
+		deploy_fail(d, "cannot record release %d: %s", d->number,
+			    error_last());
+		return;
+	}
 	/* A database for apps that ask, kept in the config vars. */
-	if (r->m.postgres && !strv_env_get(&a->env, "DATABASE_URL")) {
+	if (r->m.postgres && !strv_env_get(&r->env, "DATABASE_URL") &&
+	    strv_env_get(&a->env, "DATABASE_URL")) {
+		strv_env_set(&r->env, "DATABASE_URL",
+			     strv_env_get(&a->env, "DATABASE_URL"));
+	} else if (r->m.postgres && !strv_env_get(&r->env, "DATABASE_URL")) {
 		char *url = NULL;
 
 		if (!d->e->pg) {
@@ -1247,38 +1663,29 @@ static void prepare(struct deploy *d)
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
+		/* The database exists now, whatever becomes of the deploy:
+		 * the app's config keeps its URL at once. */
 		strv_env_set(&a->env, "DATABASE_URL", url);
+		strv_env_set(&r->env, "DATABASE_URL", url);
 		free(url);
 		if (env_save(a) < 0) {
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
 	}
+	if (d->kind == DEPLOY_NEW &&
+	    release_env_write(a->dir, d->number, &r->env) < 0) {
+		deploy_fail(d, "cannot record the config of release %d: %s",
+			    d->number, error_last());
+		return;
+	}
 	if (ensure_slots(d, d->web_count) < 0) {
 		why = xstrdup(error_last());
 		goto undo_slots;
 	}
-	if (d->e->nginx && (d->web_count || r->m.static_root ||
-			    r->m.hosts.n || !a->live)) {
-		memset(&na, 0, sizeof(na));
-		na.name = a->name;
-		na.hosts = r->m.hosts.v;
-		na.nhosts = r->m.hosts.n;
-		na.ports = a->slots;
-		na.nports = a->nslots;
-		if (r->m.static_root) {
-			static_link = engine_path(d->e, "run/%s.static", a->name);
-			na.static_root = static_link;
-			if (d->web_count == 0)
-				na.nports = 0;
-		}
-		if (nginx_app_set(d->e->nginx, &na) < 0) {
-			free(static_link);
-			why = xasprintf("nginx refused the configuration: %s",
-					error_last());
-			goto undo_slots;
-		}
-		free(static_link);
+	if (liveroute_claim(d->e, a, &r->m) < 0) {
+		why = xstrdup(error_last());
+		goto undo_slots;
 	}
 	if (a->nslots != old_nslots)
 		app_save(a);
@@ -1352,28 +1759,98 @@ static int give_release(struct deploy *d)
 	return chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid);
 }
 
+/* The config a deploy's release runs with: its own for a restart or a
+ * restore, release N's for a rollback to N, else the app's with the
+ * changes asked for. */
+static int deploy_env(struct deploy *d, struct strv *env)
+{
+	struct app *a = d->a;
+	int from = d->kind != DEPLOY_NEW ? a->release :
+		d->from_live ? 0 : d->from_release;
+	size_t i;
+	int r = from ? release_env_read(a->dir, from, env) : ERR_NOTFOUND;
+
+	if (r == ERR_NOTFOUND)	/* none, or kept before berth kept them */
+		strv_copy(env, &a->env);
+	else if (r < 0)
+		return -1;
+	for (i = 0; i < d->env_changes.n; i++) {
+		const char *c = d->env_changes.v[i], *eq = strchr(c, '=');
+
+		if (eq) {
+			char *k = xstrndup(c, (size_t)(eq - c));
+
+			strv_env_set(env, k, eq + 1);
+			free(k);
+		} else {
+			strv_env_unset(env, c);
+		}
+	}
+	return 0;
+}
+
+/* What the deploy changes in the config, against what runs now. */
+static void deploy_config_change(struct deploy *d, const struct strv *env)
+{
+	struct app *a = d->a;
+	struct strv before = STRV_INIT;
+	struct buf b = BUF_INIT;
+
+	if (a->live)
+		strv_copy(&before, &a->live->env);
+	else if (a->release &&
+		 release_env_read(a->dir, a->release, &before) == ERR_NOTFOUND)
+		strv_copy(&before, &a->env);
+	release_config_change(&b, &before, env);
+	d->config_change = b.len ? buf_detach(&b) : NULL;
+	buf_release(&b);
+	strv_release(&before);
+}
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
 	char *bundle = NULL, *rdir = NULL;
+	struct strv env = STRV_INIT;
 	int pfd[2] = { -1, -1 };
 	pid_t pid;
+	size_t i;
 	static unsigned seq;
 
 	d->t0 = now_ms();
 	d->old = a->live;
+	for (i = 0; i < a->scale.n; i++)
+		strv_push(&d->scale, a->scale.v[i]);
+	scale_merge(&d->scale, &d->scale_changes);
+	if (d->from_live) {
+		d->from_release = a->release;
+		if (!a->release) {
+			deploy_fail(d, "'%s' has no release to change", a->name);
+			goto out;
+		}
+		free(d->buildpack);
+		free(d->commit);
+		d->buildpack = release_meta_get(a->dir, a->release, "buildpack");
+		d->commit = release_meta_get(a->dir, a->release, "commit");
+	}
+	if (deploy_env(d, &env) < 0) {
+		deploy_fail(d, "%s", error_last());
+		goto out;
+	}
 	if (d->kind == DEPLOY_NEW) {
 		int n = a->next_release + 1;
 
-		rdir = release_dir(a, n);
-		bundle = xasprintf("%s/bundle.tar.gz", rdir);
+		d->env_changed = !env_equal(&env, &a->env);
+		deploy_config_change(d, &env);
+		rdir = release_path(a->dir, n, NULL);
+		bundle = release_path(a->dir, n, "bundle.tar.gz");
 		if (mkdir_p(rdir, 0750) < 0) {
 			deploy_fail(d, "%s", error_last());
 			goto out;
 		}
 		if (d->from_release) {
-			char *from = xasprintf("%s/releases/%d/bundle.tar.gz",
-					       a->dir, d->from_release);
+			char *from = release_path(a->dir, d->from_release,
+						  "bundle.tar.gz");
 
 			if (link(from, bundle) < 0 && copy_file(from, bundle, 0640) < 0) {
 				free(from);
@@ -1388,14 +1865,15 @@ static void deploy_start(struct deploy *d)
 			deploy_fail(d, "%s", error_last());
 			goto out;
 		}
+		/* Written to state with the next deploy that goes live; after
+		 * a crash, apps_load() counts the folders. */
 		a->next_release = n;
 		d->number = n;
-		app_save(a);
 		say(d, "-----> Deploying release %d of %s", n, a->name);
 	} else {
 		d->number = a->release;
-		rdir = release_dir(a, a->release);
-		bundle = xasprintf("%s/bundle.tar.gz", rdir);
+		rdir = release_path(a->dir, a->release, NULL);
+		bundle = release_path(a->dir, a->release, "bundle.tar.gz");
 		say(d, "-----> %s release %d of %s",
 		    d->kind == DEPLOY_RESTORE ? "Restoring" : "Restarting",
 		    d->number, a->name);
@@ -1404,6 +1882,8 @@ static void deploy_start(struct deploy *d)
 	d->run->app = a;
 	d->run->number = d->number;
 	d->run->deploy = d;
+	d->run->env = env;
+	memset(&env, 0, sizeof(env));
 	manifest_init(&d->run->m);
 	d->run->dir = engine_path(d->e, "run/%s-%d-%lld-%u", a->name, d->number,
 				  (long long)time(NULL), ++seq);
@@ -1438,6 +1918,7 @@ static void deploy_start(struct deploy *d)
 	loop_add_fd(d->e->loop, pfd[0], LOOP_READ, on_helper_output, d);
 	reaper_watch(pid, on_unpack_exit, d);
 out:
+	strv_release(&env);
 	free(bundle);
 	free(rdir);
 }
@@ -1453,12 +1934,130 @@ static void deploy_next(struct app *a)
 	deploy_start(d);
 }
 
+/* A new app: its folders, its state, its log.  Not while an app of that
+ * name is still being removed (its folders are going). */
+static int app_make(struct engine *e, const char *name, struct app **out)
+{
+	struct app *a;
+	char *rel;
+
+	for (a = e->apps; a; a = a->next)
+		if (!strcmp(a->name, name))
+			return error_set("app '%s' is being removed; try again when it is gone",
+					 name);
+	rel = engine_path(e, "apps/%s/releases", name);
+	if (mkdir_p(rel, 0750) < 0) {
+		free(rel);
+		return -1;
+	}
+	free(rel);
+	a = app_new(e, name);
+	app_save(a);
+	*out = a;
+	return 0;
+}
+
+void app_cmd_create(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s' (use a-z, 0-9 and '-', at most %d characters)",
+			     name, APP_NAME_MAX);
+		return;
+	}
+	if (app_find(e, name)) {
+		client_error(c, "app '%s' already exists", name);
+		return;
+	}
+	if (app_make(e, name, &a) < 0) {
+		client_error(c, "%s", error_last());
+		return;
+	}
+	logger_linef(a->log, "berth", "created %s", name);
+	client_data(c, "-----> Created %s: push to it, or set its config first", name);
+	client_ok(c);
+}
+
+/* A push's build output, line by line into the app's log. */
+struct build_log {
+	struct engine *e;
+	char *name;
+	struct buf partial;
+};
+
+#define BUILD_LINE_MAX 16384
+
+static void build_log_line(struct build_log *bl, const char *line, size_t len)
+{
+	/* Looked up each time: the app may be removed during its build. */
+	struct app *a = app_find(bl->e, bl->name);
+
+	if (a && a->log)
+		logger_line(a->log, "build", line, len);
+}
+
+static void on_build_input(struct client *c, const char *data, size_t len,
+			   void *arg)
+{
+	struct build_log *bl = arg;
+	char *nl;
+
+	buf_add(&bl->partial, data, len);
+	while ((nl = memchr(bl->partial.data, '\n', bl->partial.len))) {
+		build_log_line(bl, bl->partial.data,
+			       (size_t)(nl - bl->partial.data));
+		buf_consume(&bl->partial, (size_t)(nl - bl->partial.data) + 1);
+	}
+	if (bl->partial.len > BUILD_LINE_MAX) {
+		build_log_line(bl, bl->partial.data, bl->partial.len);
+		buf_reset(&bl->partial);
+	}
+}
+
+static void on_build_close(struct client *c, void *arg)
+{
+	struct build_log *bl = arg;
+
+	if (bl->partial.len)
+		build_log_line(bl, bl->partial.data, bl->partial.len);
+	buf_release(&bl->partial);
+	free(bl->name);
+	free(bl);
+}
+
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
+{
+	struct build_log *bl;
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s'", name);
+		return;
+	}
+	a = app_find(e, name);
+	if (!a) {
+		/* A first push: the app exists from now on, deploy or not. */
+		if (app_make(e, name, &a) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		logger_linef(a->log, "berth", "created %s by a push", name);
+	}
+	bl = xcalloc(1, sizeof(*bl));
+	bl->e = e;
+	bl->name = xstrdup(name);
+	client_on_input(c, on_build_input, bl);
+	client_on_close(c, on_build_close, bl);
+}
+
 void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		const struct deploy_opts *o, struct client *c)
 {
 	struct app *a;
 	struct deploy *d;
 	int created = 0;
+	size_t i;
 
 	if (!app_name_valid(name)) {
 		if (c)
@@ -1483,17 +2082,11 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		}
 	}
 	if (!a) {
-		char *rel = engine_path(e, "apps/%s/releases", name);
-
-		if (mkdir_p(rel, 0750) < 0) {
-			free(rel);
+		if (app_make(e, name, &a) < 0) {
 			if (c)
 				client_error(c, "%s", error_last());
 			return;
 		}
-		free(rel);
-		a = app_new(e, name);
-		app_save(a);
 		created = 1;
 	}
 	d = xcalloc(1, sizeof(*d));
@@ -1514,6 +2107,12 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		d->buildpack = o->buildpack ? xstrdup(o->buildpack) : NULL;
 		d->source = o->source ? xstrdup(o->source) : NULL;
 		d->from_release = o->from_release;
+		d->from_live = o->from_live;
+		if (o->scale)
+			scale_merge(&d->scale_changes, o->scale);
+		if (o->env_changes)
+			for (i = 0; i < o->env_changes->n; i++)
+				strv_push(&d->env_changes, o->env_changes->v[i]);
 	}
 	if (a->waiting) {
 		struct deploy *old = a->waiting;
@@ -1546,37 +2145,106 @@ int apps_load(struct engine *e)
 		return 0;
 	}
 	while ((de = readdir(dh))) {
+		int n;
+
 		if (!app_name_valid(de->d_name))
 			continue;
 		a = app_new(e, de->d_name);
 		app_load_state(a);
+		/* Deploys an engine that died (kill -9) left half-way. */
+		n = release_mark_interrupted(a->dir, a->release);
+		if (n > 0) {
+			log_info("app '%s': %d deploy%s interrupted by the last engine's end",
+				 a->name, n, n == 1 ? "" : "s");
+			logger_linef(a->log, "berth", "%d deploy%s interrupted by the engine's end",
+				     n, n == 1 ? "" : "s");
+		}
 	}
 	closedir(dh);
 	free(dir);
 	for (a = e->apps; a; a = a->next)
-		if (a->release && !a->stopped)
+		liveroute_keep(e, a);
+	liveroute_forget_others(e);
+	for (a = e->apps; a; a = a->next) {
+		if (a->release && !a->stopped && !a->unusable)
 			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);
+		else if (a->release &&
+			 liveroute_state(e, a, ROUTE_STOPPED, 0) < 0)
+			log_warnx("%s: %s", a->name, error_last());
+	}
+	return 0;
+}
+
+/* Stop every process of r that is not stopping already. */
+static void stop_run(struct run *r, long timeout_ms)
+{
+	struct proc *p;
+
+	if (!r)
+		return;
+	r->supervised = 0;
+	for (p = r->procs; p; p = p->next)
+		if (p->state != PROC_STOPPING && p->state != PROC_DEAD)
+			proc_stop(p, timeout_ms);
+}
+
+/*
+ * The engine is stopping (e->stopping is set): no process is restarted
+ * any more, a waiting deploy is answered, a running one is cut short (its
+ * release recorded as interrupted), one already live finishes its
+ * retirement at once.  Every process gets TERM, then KILL after the stop
+ * timeout.  Called again at exit, where it changes nothing new.
+ */
+int app_adopt(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (app_find(e, name))
+		return error_set("app '%s' already exists", name);
+	a = app_new(e, name);
+	app_load_state(a);
+	if (a->release && !a->stopped)
+		app_deploy(e, a->name, DEPLOY_RESTORE, NULL, c);
+	else if (c)
+		client_ok(c);
 	return 0;
 }
 
 void apps_shutdown(struct engine *e)
 {
 	struct app *a;
-	struct proc *p;
+	long timeout = e->cfg->stop_timeout_ms;
 
 	for (a = e->apps; a; a = a->next) {
-		if (a->deploy && a->deploy->run)
-			for (p = a->deploy->run->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
-		if (a->live)
-			for (p = a->live->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
-		if (a->deploy && a->deploy->old && a->deploy->old != a->live)
-			for (p = a->deploy->old->procs; p; p = p->next)
-				if (p->pid > 0)
-					kill(-p->pid, SIGTERM);
+		struct deploy *d = a->deploy;
+
+		if (a->waiting) {
+			struct deploy *w = a->waiting;
+
+			a->waiting = NULL;
+			if (w->c)
+				client_error(w->c, "the engine is stopping: the deploy of '%s' did not start",
+					     a->name);
+			deploy_free(w);
+		}
+		if (!a->shutdown_said && (a->live || d)) {
+			a->shutdown_said = 1;
+			logger_linef(a->log, "berth", "stopping with the engine");
+		}
+		loop_del_timer(e->loop, a->retry_timer);
+		a->retry_timer = 0;
+		if (d && d->step == STEP_DRAIN) {
+			loop_del_timer(e->loop, d->timer);
+			d->timer = 0;
+			on_drain_timer(e->loop, d);
+		} else if (d && d->step != STEP_RETIRE) {
+			deploy_fail(d, "the engine is stopping");
+		}
+		stop_run(a->live, timeout);
+		if (a->deploy) {
+			stop_run(a->deploy->run, timeout);
+			stop_run(a->deploy->old, timeout);
+		}
 	}
 }
 
@@ -1589,6 +2257,9 @@ void apps_free(struct engine *e)
 
 		e->apps = a->next;
 		if (d) {
+			if (d->c)
+				client_error(d->c, "the engine stopped before the deploy of '%s' ended",
+					     a->name);
 			if (d->run && d->run != a->live)
 				run_free(d->run);
 			if (d->old && d->old != a->live)
@@ -1600,26 +2271,22 @@ void apps_free(struct engine *e)
 		if (a->rm_client)
 			client_unref(a->rm_client);
 		run_free(a->live);
+		loop_del_timer(e->loop, a->retry_timer);
 		app_free(a);
 	}
 }
 
+/* 1 while any app process runs or a deploy is still ending. */
 int apps_any_running(struct engine *e)
 {
 	struct app *a;
 	struct proc *p;
 
 	for (a = e->apps; a; a = a->next) {
+		if (a->deploy)
+			return 1;
 		if (a->live)
 			for (p = a->live->procs; p; p = p->next)
-				if (p->pid > 0)
-					return 1;
-		if (a->deploy && a->deploy->run)
-			for (p = a->deploy->run->procs; p; p = p->next)
-				if (p->pid > 0)
-					return 1;
-		if (a->deploy && a->deploy->old && a->deploy->old != a->live)
-			for (p = a->deploy->old->procs; p; p = p->next)
 				if (p->pid > 0)
 					return 1;
 	}
@@ -1666,6 +2333,21 @@ void apps_kill_leftovers(struct engine *e)
 
 /* ---------- commands ---------- */
 
+/* No release yet, and the one deploy that made it (a bundle, not a
+ * push: a pushed app is "new" until a push goes live) failed. */
+static int app_first_deploy_failed(const struct app *a)
+{
+	char *repo;
+	int pushed;
+
+	if (!a->last_result || strcmp(a->last_result, "failed"))
+		return 0;
+	repo = xasprintf("%s/repo.git", a->dir);
+	pushed = path_exists(repo);
+	free(repo);
+	return !pushed;
+}
+
 static const char *proc_state_name(const struct proc *p)
 {
 	switch (p->state) {
@@ -1685,10 +2367,12 @@ static const char *app_status(const struct app *a)
 {
 	if (a->deploy)
 		return "deploying";
+	if (a->unusable)
+		return "failed";
 	if (a->stopped)
 		return "stopped";
 	if (!a->release)
-		return "new";
+		return app_first_deploy_failed(a) ? "failed" : "new";
 	if (a->live) {
 		struct proc *p;
 
@@ -1718,6 +2402,13 @@ void app_cmd_apps(struct engine *e, struct client *c)
 				buf_addf(&procs, "%s%s", procs.len ? " " : "",
 					 p->name);
 		snprintf(rel, sizeof(rel), a->release ? "v%d" : "-", a->release);
+		if (a->note && !a->deploy && a->retry_timer)
+			buf_addf(&procs, "%s(%s; next try in %lld s)",
+				 procs.len ? "  " : "-  ", a->note,
+				 (long long)((a->retry_at - now_ms() + 999) / 1000));
+		else if (a->note && !a->deploy)
+			buf_addf(&procs, "%s(%s)", procs.len ? "  " : "-  ",
+				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
 			    procs.len ? procs.data : "-");
 		buf_release(&procs);
@@ -1761,7 +2452,7 @@ void app_cmd_ps(struct app *a, struct client *c)
 }
 
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c)
+		  const char *source, struct client *c)
 {
 	struct app *a = app_find(e, name);
 	char *dir = engine_path(e, "logs/%s", name);
@@ -1772,7 +2463,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		client_error(c, "app '%s' does not exist", name);
 		goto out;
 	}
-	if (logger_tail(dir, n, &out) < 0) {
+	if (logger_tail_source(dir, n, source, &out) < 0) {
 		client_error(c, "%s", error_last());
 		goto out;
 	}
@@ -1781,7 +2472,7 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		     line = strtok_r(NULL, "\n", &save))
 			client_data(c, "%s", line);
 	if (follow && a->log)
-		logger_follow(a->log, c);
+		logger_follow_source(a->log, c, source);
 	else
 		client_ok(c);
 out:
@@ -1809,7 +2500,10 @@ void app_cmd_stop(struct app *a, struct client *c)
 	}
 	a->stopped = 1;
 	app_save(a);
+	restore_retry_cancel(a);
 	logger_linef(a->log, "berth", "stopping %s", a->name);
+	if (liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
+		log_warnx("%s: %s", a->name, error_last());
 	if (a->live)
 		a->live->supervised = 0;
 	n = run_procs(a->live, &ps, NULL, NULL);
@@ -1822,27 +2516,38 @@ void app_cmd_stop(struct app *a, struct client *c)
 
 void app_cmd_start(struct app *a, struct client *c)
 {
+	struct strv renv = STRV_INIT;
+	struct deploy_opts o;
+
 	if (!a->release) {
 		client_error(c, "'%s' has no release yet", a->name);
 		return;
 	}
 	a->stopped = 0;
 	app_save(a);
-	app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	/* Config set while it was stopped makes a new release. */
+	if (release_env_read(a->dir, a->release, &renv) == 0 &&
+	    !env_equal(&renv, &a->env)) {
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	} else {
+		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	}
+	strv_release(&renv);
 }
 
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 {
-	struct strv next = STRV_INIT;
+	struct strv changes = STRV_INIT;
+	struct deploy_opts o;
 	int i;
-	size_t j;
 
 	if (!a->live) {
 		client_error(c, "'%s' is not running a release", a->name);
 		goto out;
 	}
-	for (j = 0; j < a->scale.n; j++)
-		strv_push(&next, a->scale.v[j]);
 	for (i = 0; i < argc; i++) {
 		char *eq = strchr(argv[i], '='), *type;
 		long n;
@@ -1864,29 +2569,16 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 			free(type);
 			goto out;
 		}
-		{
-			long k;
-			size_t tl = strlen(type);
-
-			for (k = (long)next.n - 1; k >= 0; k--)
-				if (!strncmp(next.v[k], type, tl) &&
-				    next.v[k][tl] == '=') {
-					free(next.v[k]);
-					memmove(&next.v[k], &next.v[k + 1],
-						(next.n - (size_t)k) * sizeof(char *));
-					next.n--;
-				}
-		}
-		strv_pushf(&next, "%s=%ld", type, n);
+		strv_pushf(&changes, "%s=%ld", type, n);
 		free(type);
 	}
-	strv_release(&a->scale);
-	a->scale = next;
-	memset(&next, 0, sizeof(next));
-	app_save(a);
-	app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	/* a->scale changes only when the new processes are live; the
+	 * changes apply to the scale of that moment (see deploy_start()). */
+	memset(&o, 0, sizeof(o));
+	o.scale = &changes;
+	app_deploy(a->eng, a->name, DEPLOY_RESTART, &o, c);
 out:
-	strv_release(&next);
+	strv_release(&changes);
 }
 
 static void rm_finish(void *arg)
@@ -1909,6 +2601,7 @@ static void app_remove_now(struct app *a)
 	struct engine *e = a->eng;
 	char *p;
 
+	restore_retry_cancel(a);
 	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
 		log_warnx("%s", error_last());
 	p = engine_path(e, "run/%s.static", a->name);
@@ -1976,12 +2669,67 @@ void app_cmd_rm(struct app *a, int drop_db, struct client *c)
 	free(ps);
 }
 
+/* Apply "KEY=VALUE" sets and "KEY" unsets to env. */
+static void env_apply(struct strv *env, const struct strv *changes)
+{
+	size_t i;
+
+	for (i = 0; i < changes->n; i++) {
+		const char *ch = changes->v[i], *eq = strchr(ch, '=');
+
+		if (eq) {
+			char *k = xstrndup(ch, (size_t)(eq - ch));
+
+			strv_env_set(env, k, eq + 1);
+			free(k);
+		} else {
+			strv_env_unset(env, ch);
+		}
+	}
+}
+
+/* Check "set K=V..." or "unset K..." words into changes; -1 after
+ * answering c. */
+static int config_changes(struct strv *changes, int set, int argc,
+			  char **argv, struct client *c)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		char *eq = set ? strchr(argv[i], '=') : NULL, *k;
+		const char *v;
+
+		if (set && !eq) {
+			client_error(c, "config set: expected KEY=VALUE, got '%s'",
+				     argv[i]);
+			return -1;
+		}
+		k = set ? xstrndup(argv[i], (size_t)(eq - argv[i])) :
+			xstrdup(argv[i]);
+		if (!env_key_valid(k)) {
+			client_error(c, "invalid config var name '%s'", k);
+			free(k);
+			return -1;
+		}
+		for (v = set ? eq + 1 : ""; *v; v++)
+			if ((unsigned char)*v < 0x20 && *v != '\t') {
+				client_error(c, "the value of '%s' holds a control character",
+					     k);
+				free(k);
+				return -1;
+			}
+		free(k);
+		strv_push(changes, argv[i]);
+	}
+	return 0;
+}
+
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 {
-	struct strv env = STRV_INIT;
-	int i;
+	struct strv changes = STRV_INIT, env = STRV_INIT;
 	size_t j;
 	struct deploy_opts o;
+	char *path = NULL;
 
 	if (argc == 0) {
 		for (j = 0; j < a->env.n; j++)
@@ -2009,128 +2757,78 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		client_error(c, "usage: config NAME [set K=V... | unset K... | get K]");
 		return;
 	}
-	for (j = 0; j < a->env.n; j++)
-		strv_push(&env, a->env.v[j]);
-	for (i = 1; i < argc; i++) {
-		if (!strcmp(argv[0], "set")) {
-			char *eq = strchr(argv[i], '='), *k;
-			const char *v;
-
-			if (!eq) {
-				client_error(c, "config set: expected KEY=VALUE, got '%s'",
-					     argv[i]);
-				goto out;
-			}
-			k = xstrndup(argv[i], (size_t)(eq - argv[i]));
-			if (!env_key_valid(k)) {
-				client_error(c, "invalid config var name '%s'", k);
-				free(k);
-				goto out;
-			}
-			for (v = eq + 1; *v; v++)
-				if ((unsigned char)*v < 0x20 && *v != '\t') {
-					client_error(c, "the value of '%s' holds a control character",
-						     k);
-					free(k);
-					goto out;
-				}
-			strv_env_set(&env, k, eq + 1);
-			free(k);
-		} else {
-			if (!env_key_valid(argv[i])) {
-				client_error(c, "invalid config var name '%s'", argv[i]);
-				goto out;
-			}
-			strv_env_unset(&env, argv[i]);
-		}
+	if (config_changes(&changes, !strcmp(argv[0], "set"), argc - 1,
+			   argv + 1, c) < 0)
+		goto out;
+	if (a->live && !a->stopped) {
+		/*
+		 * A config change is a new release of the same bundle.  The
+		 * app's config changes only if it goes live: until then (and
+		 * if it fails) a->env and ROOT/apps/NAME/env are as they were.
+		 */
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		o.env_changes = &changes;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+		goto out;
+	}
+	/* Nothing runs: the config is what the next release will get. */
+	strv_copy(&env, &a->env);
+	env_apply(&env, &changes);
+	path = xasprintf("%s/env", a->dir);
+	if (env_file_write(path, &env) < 0) {
+		client_error(c, "cannot save the config of '%s': %s", a->name,
+			     error_last());
+		goto out;
 	}
 	strv_release(&a->env);
 	a->env = env;
 	memset(&env, 0, sizeof(env));
-	if (env_save(a) < 0) {
-		client_error(c, "%s", error_last());
-		goto out;
-	}
-	if (!a->live || a->stopped) {
-		client_data(c, "-----> Config of %s saved; it applies at the next start",
-			    a->name);
-		client_ok(c);
-		goto out;
-	}
-	/* A config change is a new release of the same bundle. */
-	memset(&o, 0, sizeof(o));
-	o.source = "config";
-	o.from_release = a->release;
-	{
-		char *bp = meta_get(a, a->release, "buildpack");
-		char *commit = meta_get(a, a->release, "commit");
-
-		o.buildpack = bp;
-		o.commit = commit;
-		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
-		free(bp);
-		free(commit);
-	}
+	client_data(c, "-----> Config of %s saved; it applies at the next %s",
+		    a->name, a->release ? "start" : "deploy");
+	client_ok(c);
 out:
+	free(path);
+	strv_release(&changes);
 	strv_release(&env);
-}
-
-static int cmp_int(const void *x, const void *y)
-{
-	return *(const int *)x - *(const int *)y;
-}
-
-static size_t list_releases(const struct app *a, int **out)
-{
-	char *dir = xasprintf("%s/releases", a->dir);
-	DIR *dh = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
-
-	*out = NULL;
-	if (dh) {
-		while ((de = readdir(dh))) {
-			long v = parse_long(de->d_name, 1L << 30);
-
-			if (v <= 0)
-				continue;
-			*out = xrealloc(*out, (n + 1) * sizeof(int));
-			(*out)[n++] = (int)v;
-		}
-		closedir(dh);
-	}
-	free(dir);
-	if (n)
-		qsort(*out, n, sizeof(int), cmp_int);
-	return n;
 }
 
 void app_cmd_releases(struct app *a, struct client *c)
 {
 	int *nums;
-	size_t n = list_releases(a, &nums), i;
+	size_t n = release_list(a->dir, &nums), i;
 
-	client_data(c, "%-8s %-9s %-12s %-21s %-10s %s", "RELEASE", "STATUS",
+	client_data(c, "%-8s %-11s %-12s %-21s %-10s %s", "RELEASE", "STATUS",
 		    "COMMIT", "TIME", "BUILDPACK", "SOURCE");
 	for (i = n; i-- > 0;) {
-		char *st = meta_get(a, nums[i], "status");
-		char *commit = meta_get(a, nums[i], "commit");
-		char *t = meta_get(a, nums[i], "time");
-		char *bp = meta_get(a, nums[i], "buildpack");
-		char *src = meta_get(a, nums[i], "source");
+		char *st = release_meta_get(a->dir, nums[i], "status");
+		char *commit = release_meta_get(a->dir, nums[i], "commit");
+		char *t = release_meta_get(a->dir, nums[i], "time");
+		char *bp = release_meta_get(a->dir, nums[i], "buildpack");
+		char *src = release_meta_get(a->dir, nums[i], "source");
+		char *conf = release_meta_get(a->dir, nums[i], "config");
 		char rel[16];
 
 		snprintf(rel, sizeof(rel), "v%d%s", nums[i],
 			 nums[i] == a->release ? "*" : "");
-		client_data(c, "%-8s %-9s %-12.10s %-21s %-10s %s", rel,
-			    nums[i] == a->release ? "live" : (st ? st : "?"),
-			    commit ? commit : "-", t ? t : "-", bp ? bp : "-",
-			    src ? src : "-");
+		if (conf)
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %-9s config: %s",
+				    rel, nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-",
+				    conf);
+		else
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %s", rel,
+				    nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-");
 		free(st);
 		free(commit);
 		free(t);
 		free(bp);
 		free(src);
+		free(conf);
 	}
 	free(nums);
 	client_ok(c);
@@ -2139,24 +2837,19 @@ void app_cmd_releases(struct app *a, struct client *c)
 void app_cmd_rollback(struct app *a, int number, struct client *c)
 {
 	int *nums;
-	size_t n = list_releases(a, &nums), i;
+	size_t n = release_list(a->dir, &nums), i;
 	struct deploy_opts o;
 	char *bundle = NULL, *bp, *commit;
 
 	if (number == 0) {
-		/* The newest deployed release before the live one. */
+		/* The newest release before the live one that went live. */
 		for (i = n; i-- > 0;) {
-			char *st;
-
 			if (nums[i] >= a->release)
 				continue;
-			st = meta_get(a, nums[i], "status");
-			if (st && (!strcmp(st, "deployed") || !strcmp(st, "retired"))) {
+			if (release_went_live(a->dir, nums[i])) {
 				number = nums[i];
-				free(st);
 				break;
 			}
-			free(st);
 		}
 		if (!number) {
 			client_error(c, "'%s' has no earlier release to roll back to",
@@ -2164,16 +2857,25 @@ void app_cmd_rollback(struct app *a, int number, struct client *c)
 			goto out;
 		}
 	}
-	bundle = xasprintf("%s/releases/%d/bundle.tar.gz", a->dir, number);
+	bundle = release_path(a->dir, number, "bundle.tar.gz");
 	if (!path_exists(bundle)) {
-		client_error(c, "release %d of '%s' does not exist", number, a->name);
+		char *dir = release_path(a->dir, number, NULL);
+
+		if (path_exists(dir))
+			client_error(c, "release %d of '%s' never went live: nothing to roll back to",
+				     number, a->name);
+		else
+			client_error(c, "release %d of '%s' does not exist",
+				     number, a->name);
+		free(dir);
 		goto out;
 	}
+	/* Its code and its config: a release is both. */
 	memset(&o, 0, sizeof(o));
 	o.source = "rollback";
 	o.from_release = number;
-	bp = meta_get(a, number, "buildpack");
-	commit = meta_get(a, number, "commit");
+	bp = release_meta_get(a->dir, number, "buildpack");
+	commit = release_meta_get(a->dir, number, "commit");
 	o.buildpack = bp;
 	o.commit = commit;
 	client_data(c, "-----> Rolling back %s to release %d", a->name, number);

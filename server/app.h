@@ -66,6 +66,7 @@ struct run {
 	int number;
 	char *dir;
 	struct manifest m;
+	struct strv env;	/* the config vars it runs with (the release's) */
 	struct proc *procs;
 	int supervised;		/* restart crashed processes */
 	struct deploy *deploy;	/* the deploy starting it, if any */
@@ -80,28 +81,44 @@ struct app {
 	int next_release;	/* last number handed out */
 	int stopped;		/* stopped by the user */
 	struct strv scale;	/* "type=N" overrides */
-	struct strv env;	/* config vars KEY=VALUE */
+	struct strv env;	/* config vars KEY=VALUE: the live release's,
+				 * or, set on a stopped app, the config of
+				 * the next one; ROOT/apps/NAME/env */
 	int *slots;		/* 2 ports per web process */
 	size_t nslots;
-	char *last_result;
+	char *last_result;	/* "ok" or "failed" */
+	char *note;		/* why the app is not as it should be, for
+				 * "apps" (a failed deploy, restore, state) */
+	int unusable;		/* its state file could not be read */
 	struct run *live;
 	struct deploy *deploy;	/* running */
 	struct deploy *waiting;	/* newest waiting */
 	struct logger *log;
 	struct client *rm_client;	/* rm waiting for processes */
 	int removing;
+	uint64_t retry_timer;	/* next try of a failed restore */
+	long retry_ms;		/* its back-off */
+	int64_t retry_at;	/* when (now_ms() clock) */
+	int shutdown_said;	/* "stopping with the engine" logged */
+	int remove_after_deploy;	/* its incoming/ bundle was deleted */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
 int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
+/* Load an app whose folder ROOT/apps/NAME was just put in place (import)
+ * and bring it up on its release as an engine start would; c (may be
+ * NULL) is answered when it serves or fails. */
+int app_adopt(struct engine *e, const char *name, struct client *c);
 
-/* Stop every process of every app (engine shutdown): TERM, then KILL. */
+/* The engine is stopping: deploys end (interrupted, or live ones retire
+ * the old release at once), waiting ones are answered, every process gets
+ * TERM, then KILL after the stop timeout; nothing restarts any more. */
 void apps_shutdown(struct engine *e);
 /* Free every app and what it holds (engine exit, after apps_shutdown()):
  * processes still running are killed. */
 void apps_free(struct engine *e);
-/* 1 while any app process is still running. */
+/* 1 while any app process is still running or a deploy is ending. */
 int apps_any_running(struct engine *e);
 /* Kill processes left over by an earlier engine (cwd under ROOT/run). */
 void apps_kill_leftovers(struct engine *e);
@@ -119,7 +136,16 @@ struct deploy_opts {
 	const char *pusher;
 	const char *buildpack;
 	const char *source;	/* "cli", "push", "incoming", "rollback", "config" */
-	int from_release;	/* rollback/config: reuse this release's bundle */
+	int from_release;	/* rollback: reuse this release's bundle and
+				 * its config */
+	int from_live;		/* config: reuse the bundle live when the
+				 * deploy starts */
+	const struct strv *env_changes;	/* config: "KEY=VALUE" to set, "KEY"
+					 * to unset, onto the config of that
+					 * moment; kept once live */
+	const struct strv *scale;	/* "type=N" changes, applied (onto the
+					 * scale of that moment) when the deploy
+					 * starts and kept once it is live */
 };
 
 /* Start (or queue) a deploy; answers the client when done. c may be NULL. */
@@ -128,9 +154,15 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 
 /* Commands (commands.c parses, these act; each answers c). */
 void app_cmd_apps(struct engine *e, struct client *c);
+/* A new app with no release ("apps" lists it as new). */
+void app_cmd_create(struct engine *e, const char *name, struct client *c);
+/* A push's build: what c sends after its request goes into the app's log
+ * line by line (source "build"); the app is made if it does not exist. */
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
+/* source: NULL, or only its lines (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  struct client *c);
+		  const char *source, struct client *c);
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);

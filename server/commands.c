@@ -4,16 +4,22 @@
  * calls on app.c, checking names and arity first so that a bad request
  * never touches state.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "access.h"
 #include "app.h"
+#include "commands.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "engine.h"
+#include "export.h"
 #include "keys.h"
+#include "serverlog.h"
+#include "status.h"
 #include "version.h"
 
 struct command {
@@ -24,6 +30,13 @@ struct command {
 	int min_args, max_args;	/* counting argv[0]; -1: no limit */
 	void (*run)(struct engine *e, struct client *c, struct app *a,
 		    int argc, char **argv);
+	int flags;
+};
+
+enum command_flags {
+	CMD_LOCAL = 1 << 0,	/* not over SSH: names paths of this host, or
+				 * speaks for the engine's own sessions */
+	CMD_HIDDEN = 1 << 1,	/* not in "help" */
 };
 
 static void cmd_help(struct engine *e, struct client *c, struct app *a,
@@ -38,6 +51,27 @@ static void cmd_version(struct engine *e, struct client *c, struct app *a,
 {
 	client_data(c, "berth %s", BERTH_VERSION);
 	client_ok(c);
+}
+
+static void cmd_status(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	status_cmd(e, c);
+}
+
+/* Listed for "help"; the CLI and SSH sessions run these themselves
+ * (backup.c), so that no dump passes through the engine's loop. */
+static void cmd_client_side(struct engine *e, struct client *c,
+			    struct app *a, int argc, char **argv)
+{
+	client_error(c, "%s runs in the berth command or over ssh, not in the engine",
+		     argv[0]);
+}
+
+static void cmd_import_staged(struct engine *e, struct client *c,
+			      struct app *a, int argc, char **argv)
+{
+	export_cmd_import_staged(e, c, argc, argv);
 }
 
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
@@ -56,9 +90,25 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	long n = 100;
-	int follow = 0, i;
+	int follow = 0, server = 0, i;
+	const char *source = NULL;
 
-	for (i = 2; i < argc; i++) {
+	for (i = 1; i < argc; i++) {
+		if (i == 1 && !strcmp(argv[i], "--server")) {
+			server = 1;
+			continue;
+		}
+		if (i == 1) {
+			if (!app_name_valid(argv[1])) {
+				client_error(c, "invalid app name '%s'", argv[1]);
+				return;
+			}
+			if (!app_find(e, argv[1])) {
+				client_error(c, "app '%s' does not exist", argv[1]);
+				return;
+			}
+			continue;
+		}
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
 		    !strcmp(argv[i], "-t") || !strcmp(argv[i], "--tail")) {
 			follow = 1;
@@ -70,12 +120,26 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 					     argv[i]);
 				return;
 			}
+		} else if ((!strcmp(argv[i], "--source") ||
+			    !strcmp(argv[i], "-s")) && i + 1 < argc) {
+			source = argv[++i];
+			if (strlen(source) == 0 || strlen(source) > 47 ||
+			    strspn(source, "abcdefghijklmnopqrstuvwxyz"
+				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
+			    != strlen(source)) {
+				client_error(c, "bad source '%s' (app, router, berth or a process like web.1)",
+					     source);
+				return;
+			}
 		} else {
-			client_error(c, "usage: logs NAME [-n N] [-f]");
+			client_error(c, "usage: logs NAME|--server [-n N] [-f] [--source app|router|berth|PROCESS]");
 			return;
 		}
 	}
-	app_cmd_logs(e, argv[1], n, follow, c);
+	if (server)
+		serverlog_cmd_logs(e, c, n, follow);
+	else
+		app_cmd_logs(e, argv[1], n, follow, source, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -107,7 +171,8 @@ static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
 		else if (!strcmp(argv[i], "--source"))
 			slot = &o.source;
 		if (!slot || i + 1 >= argc) {
-			client_error(c, "deploy: unknown option '%s'", argv[i]);
+			client_error(c, "usage: deploy NAME BUNDLE [--move] [--commit ID] [--pusher NAME] [--buildpack NAME] [--source WORD] ('%s' is not one)",
+				     argv[i]);
 			return;
 		}
 		*slot = argv[++i];
@@ -270,24 +335,104 @@ static void cmd_sharing(struct engine *e, struct client *c, struct app *a,
 	buf_release(&out);
 }
 
+static void cmd_create(struct engine *e, struct client *c, struct app *a,
+		       int argc, char **argv)
+{
+	app_cmd_create(e, argv[1], c);
+}
+
+static void cmd_build_log(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	app_cmd_build_log(e, argv[1], c);
+}
+
+/*
+ * "dashboard [--revoke]".  An SSH session adds "--key NAME [--admin]"
+ * for the key it authenticated (and refuses those words from the user);
+ * without --key the request comes from root at the host.
+ */
+static void cmd_dashboard(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	const char *key = DASHBOARD_LOCAL_KEY;
+	int admin = 0, local = 1, revoke = 0, n = 0, i;
+	char *host = NULL, *token = NULL, *url = NULL;
+
+	for (i = 1; i < argc; i++) {
+		if (!strcmp(argv[i], "--revoke")) {
+			revoke = 1;
+		} else if (!strcmp(argv[i], "--key") && i + 1 < argc) {
+			key = argv[++i];
+			local = 0;
+		} else if (!strcmp(argv[i], "--admin")) {
+			admin = 1;
+		} else {
+			client_error(c, "usage: dashboard [--revoke]");
+			return;
+		}
+	}
+	if (revoke) {
+		if (dashboard_revoke(e->cfg->root, local ? NULL : key, &n) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		client_data(c, "-----> Ended %d dashboard session%s%s", n,
+			    n == 1 ? "" : "s", local ? "" : " of this key");
+		client_ok(c);
+		return;
+	}
+	host = dashboard_host(e->cfg);
+	if (!host) {
+		client_error(c, "the dashboard is off (berth.yaml: dashboard_host: off)");
+		return;
+	}
+	if (dashboard_login_new(e->cfg->root, key, admin || local, local,
+				&token) < 0) {
+		client_error(c, "%s", error_last());
+		goto out;
+	}
+	url = dashboard_login_url(e->cfg, token);
+	client_data(c, "%s", url);
+	client_data(c, "-----> Open this link within 5 minutes; it works once.");
+	client_ok(c);
+out:
+	free(host);
+	free(token);
+	free(url);
+}
+
 static const struct command commands[] = {
-	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps },
-	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps },
-	{ "logs", "logs NAME [-n N] [-f]", "the app's log; -f follows it", 1, 2, 5, cmd_logs },
-	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy },
-	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart },
-	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop },
-	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start },
-	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale },
-	{ "rm", "rm NAME --force", "remove an app and everything it has", 1, 2, 5, cmd_rm },
-	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config },
-	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases },
-	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback },
-	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg },
-	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys },
-	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing },
-	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version },
-	{ "help", "help", "this list", 0, 1, 2, cmd_help },
+	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
+	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
+	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
+	{ "logs", "logs NAME|--server [-n N] [-f] [--source S]", "the app's log (or the engine's); -f follows it, --source router shows the router's lines", 0, 2, 7, cmd_logs, 0 },
+	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
+	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
+	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
+	{ "start", "start NAME", "start a stopped app", 1, 2, 2, cmd_start, 0 },
+	{ "scale", "scale NAME TYPE=N...", "set process counts, e.g. web=2 worker=1", 1, 3, -1, cmd_scale, 0 },
+	{ "rm", "rm NAME --force", "remove an app and everything it has", 1, 2, 5, cmd_rm, 0 },
+	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config, 0 },
+	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
+	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
+	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
+	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
+	{ "pg:restore", "pg:restore NAME FILE|- [--force]", "restore a dump into the app's database", 0, 1, -1, cmd_client_side, 0 },
+	{ "pg:psql", "pg:psql NAME", "psql as the app's role (ssh -t for a terminal)", 0, 1, -1, cmd_client_side, 0 },
+	{ "export", "export NAME [FILE|-]", "the app as one tar.gz: repository, live release, config, releases", 0, 1, -1, cmd_client_side, 0 },
+	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
+	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
+	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
+	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
+	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
+	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
+	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
+	/* A push's build: its output lines follow the request (engine.h
+	 * client_on_input()); makes the app on a first push. */
+	{ "build-log", "build-log NAME", "", 0, 2, 2, cmd_build_log,
+	  CMD_LOCAL | CMD_HIDDEN },
 };
 
 /* Dokku's and Piku's spellings, for people moving over. */
@@ -297,6 +442,7 @@ static const struct alias {
 	const char *sub;	/* inserted after the app name */
 } aliases[] = {
 	{ "apps:list", "apps", NULL },
+	{ "apps:create", "create", NULL },
 	{ "apps:destroy", "rm", NULL },
 	{ "destroy", "rm", NULL },
 	{ "config:show", "config", NULL },
@@ -310,41 +456,106 @@ static const struct alias {
 	{ "ps:report", "ps", NULL },
 };
 
-void commands_help(struct client *c)
+void commands_describe(struct buf *out)
 {
 	size_t i;
 
-	client_data(c, "usage: COMMAND [ARGS...]");
 	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		client_data(c, "  %-44s %s", commands[i].usage, commands[i].help);
+		if (!(commands[i].flags & CMD_HIDDEN))
+			buf_addf(out, "  %-44s %s\n", commands[i].usage,
+				 commands[i].help);
+}
+
+void commands_help(struct client *c)
+{
+	struct buf b = BUF_INIT;
+
+	commands_describe(&b);
+	client_data(c, "usage: COMMAND [ARGS...]");
+	client_data(c, "%s", b.data);
+	buf_release(&b);
+}
+
+/* The command argv[0] names, Dokku's and Piku's spellings included; with
+ * expanded (when not NULL) the argv it stands for. */
+static const struct command *command_find(int *argc, char ***argv,
+					  struct strv *expanded)
+{
+	size_t i;
+	int k;
+
+	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
+		if (strcmp((*argv)[0], aliases[i].from))
+			continue;
+		strv_push(expanded, aliases[i].to);
+		for (k = 1; k < *argc; k++) {
+			strv_push(expanded, (*argv)[k]);
+			if (k == 1 && aliases[i].sub)
+				strv_push(expanded, aliases[i].sub);
+		}
+		*argv = expanded->v;
+		*argc = (int)expanded->n;
+		break;
+	}
+	for (i = 0; i < ARRAY_SIZE(commands); i++)
+		if (!strcmp(commands[i].name, (*argv)[0]))
+			return &commands[i];
+	return NULL;
+}
+
+int commands_check(int argc, char **argv, struct buf *why)
+{
+	struct strv expanded = STRV_INIT;
+	const struct command *cmd = command_find(&argc, &argv, &expanded);
+	int ret = 0;
+
+	if (!cmd) {
+		buf_addf(why, "unknown command '%s' (try 'help')", argv[0]);
+		ret = ERR_INVALID;
+	} else if (argc < cmd->min_args ||
+		   (cmd->max_args >= 0 && argc > cmd->max_args)) {
+		buf_addf(why, "usage: %s", cmd->usage);
+		ret = ERR_INVALID;
+	}
+	strv_release(&expanded);
+	return ret;
+}
+
+const char *commands_usage(const char *name, const char **help)
+{
+	struct strv expanded = STRV_INIT;
+	char *argv[] = { (char *)(uintptr_t)name, NULL }, **args = argv;
+	int argc = 1;
+	const struct command *cmd = command_find(&argc, &args, &expanded);
+
+	strv_release(&expanded);
+	if (!cmd || (cmd->flags & CMD_HIDDEN))
+		return NULL;
+	if (help)
+		*help = cmd->help;
+	return cmd->usage;
+}
+
+int commands_local_only(const char *name)
+{
+	struct strv expanded = STRV_INIT;
+	char *argv[] = { (char *)(uintptr_t)name, NULL }, **args = argv;
+	int argc = 1;
+	const struct command *cmd = command_find(&argc, &args, &expanded);
+
+	strv_release(&expanded);
+	return cmd && (cmd->flags & CMD_LOCAL);
 }
 
 void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv)
 {
-	const struct command *cmd = NULL;
+	const struct command *cmd;
 	struct app *a = NULL;
 	struct strv expanded = STRV_INIT;
 	char **args = argv;
-	size_t i;
-	int k;
 
-	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
-		if (strcmp(argv[0], aliases[i].from))
-			continue;
-		strv_push(&expanded, aliases[i].to);
-		for (k = 1; k < argc; k++) {
-			strv_push(&expanded, argv[k]);
-			if (k == 1 && aliases[i].sub)
-				strv_push(&expanded, aliases[i].sub);
-		}
-		args = expanded.v;
-		argc = (int)expanded.n;
-		break;
-	}
-	for (i = 0; i < ARRAY_SIZE(commands); i++)
-		if (!strcmp(commands[i].name, args[0]))
-			cmd = &commands[i];
+	cmd = command_find(&argc, &args, &expanded);
 	if (!cmd) {
 		client_error(c, "unknown command '%s' (try 'help')", args[0]);
 		goto out;

@@ -42,6 +42,7 @@ static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
 static int check_cpu(const char *key, const char *value);
 static int check_hook_list(const char *key, const char *value);
+static int check_host_or_off(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -53,6 +54,7 @@ static const struct cdesc descs[] = {
 	{ "port_min", C_INT, F(port_min), "20000", 1024, 65535, NULL },
 	{ "port_max", C_INT, F(port_max), "29999", 1024, 65535, NULL },
 	{ "drain", C_MS, F(drain_ms), "2s", 0, 3600000, NULL },
+	{ "watch", C_MS, F(watch_ms), "10s", 0, 3600000, NULL },
 	{ "stop_timeout", C_MS, F(stop_timeout_ms), "10s", 0, 3600000, NULL },
 	{ "health_timeout", C_MS, F(health_timeout_ms), "60s", 100, 3600000, NULL },
 	{ "health_interval", C_MS, F(health_interval_ms), "50ms", 5, 60000, NULL },
@@ -77,6 +79,8 @@ static const struct cdesc descs[] = {
 	{ "checkout.max_files", C_INT, F(checkout_max_files), "200000", 1, 100000000, NULL },
 	{ "checkout.max_bytes", C_BYTES, F(checkout_max_bytes), "536870912", 1024, 1L << 50, NULL },
 	{ "checkout.max_depth", C_INT, F(checkout_max_depth), "128", 1, 4096, NULL },
+	{ "dashboard_host", C_STR, F(dashboard_host), NULL, 0, 0, check_host_or_off },
+	{ "dashboard_session", C_MS, F(dashboard_session_ms), "720m", 60000, 30L * 86400000, NULL },
 };
 #undef F
 
@@ -148,6 +152,14 @@ static int check_host(const char *key, const char *value)
 {
 	if (!host_name_valid(value))
 		return error_set("'%s' must be a host name like example.com", key);
+	return 0;
+}
+
+static int check_host_or_off(const char *key, const char *value)
+{
+	if (strcmp(value, "off") && !host_name_valid(value))
+		return error_set("'%s' must be a host name like berth.example.com, or off",
+				 key);
 	return 0;
 }
 

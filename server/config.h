@@ -18,6 +18,7 @@ struct config {
 	int port_min;		/* ports: pool for app processes, 20000 */
 	int port_max;		/* 29999 */
 	long drain_ms;		/* drain: 2s */
+	long watch_ms;		/* watch: 10s, the old release stays ready after a switch */
 	long stop_timeout_ms;	/* stop_timeout: 10s */
 	long health_timeout_ms;	/* health_timeout: 60s */
 	long health_interval_ms;/* health_interval: 50ms */
@@ -44,6 +45,8 @@ struct config {
 	int checkout_max_files;	/* checkout.max_files: 200000 */
 	long checkout_max_bytes;/* checkout.max_bytes: 512 MiB */
 	int checkout_max_depth;	/* checkout.max_depth: 128 */
+	char *dashboard_host;	/* dashboard_host: NULL = berth.DOMAIN, "off" = none */
+	long dashboard_session_ms;/* dashboard_session: 720m (12 hours) */
 };
 
 /* Defaults only; root is copied. */

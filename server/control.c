@@ -150,6 +150,12 @@ int control_reader_feed(struct control_reader *r, const char *data,
 	return 0;
 }
 
+int control_error_is_usage(const char *msg)
+{
+	return !strncmp(msg, "usage: ", 7) ||
+		!strncmp(msg, "unknown command ", 16);
+}
+
 int control_connect(const char *root)
 {
 	struct sockaddr_un sa;

@@ -50,6 +50,10 @@ int control_reader_feed(struct control_reader *r, const char *data,
 			size_t len, control_line_fn fn, void *arg);
 void control_reader_release(struct control_reader *r);
 
+/* 1 if an error message is about usage (exit status 100 for the CLI and
+ * over SSH): it starts with "usage: " or "unknown command ". */
+int control_error_is_usage(const char *msg);
+
 /* Connect to ROOT/run/berth.sock; a CLOEXEC blocking fd, or -1. */
 int control_connect(const char *root);
 

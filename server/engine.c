@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,21 +23,28 @@
 #include "app.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "health.h"
 #include "isolate.h"
+#include "liveroute.h"
 #include "log.h"
 #include "loop.h"
 #include "nginx.h"
+#include "pipeline.h"
 #include "postgres.h"
 #include "reaper.h"
+#include "serverlog.h"
 #include "spawn.h"
+#include "stateformat.h"
 #include "sshd.h"
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
 #define SHUTDOWN_GRACE_MS 10000
+#define CLIENT_FINISH_MS 2000	/* at exit, for queued answers to go out */
 
 struct client {
 	struct engine *e;
+	struct client *prev, *next;	/* e->clients */
 	int fd;
 	int refs;
 	int gone;		/* peer hung up or connection closed */
@@ -46,6 +54,8 @@ struct client {
 	struct buf out;
 	void (*on_close)(struct client *, void *);
 	void *on_close_arg;
+	void (*on_input)(struct client *, const char *, size_t, void *);
+	void *on_input_arg;
 };
 
 char *engine_path(const struct engine *e, const char *fmt, ...)
@@ -88,6 +98,12 @@ void client_unref(struct client *c)
 		loop_del_fd(c->e->loop, c->fd);
 		close(c->fd);
 	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->e->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	buf_release(&c->in);
 	buf_release(&c->out);
 	free(c);
@@ -101,6 +117,16 @@ int client_gone(const struct client *c)
 size_t client_pending(const struct client *c)
 {
 	return c ? c->out.len : 0;
+}
+
+void client_on_input(struct client *c,
+		     void (*fn)(struct client *, const char *, size_t, void *),
+		     void *arg)
+{
+	if (!c)
+		return;
+	c->on_input = fn;
+	c->on_input_arg = arg;
 }
 
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
@@ -177,14 +203,20 @@ void client_data(struct client *c, const char *fmt, ...)
 	free(p);
 }
 
-/* Queue the final line; the connection closes once it is written. */
+/*
+ * Queue the final line; the connection closes once it is written.  A
+ * write that finds the peer gone closes c at once, which may drop its
+ * last reference: hold one while c is still read here.
+ */
 static void client_finish(struct client *c, const char *line, size_t len)
 {
+	client_ref(c);
 	client_queue(c, line, len);
 	if (!c->gone) {
 		c->finished = 1;
 		client_flush(c);
 	}
+	client_unref(c);
 }
 
 void client_ok(struct client *c)
@@ -205,15 +237,17 @@ void client_error(struct client *c, const char *fmt, ...)
 	va_start(ap, fmt);
 	p = xvasprintf(fmt, ap);
 	va_end(ap);
-	/* The message is one line; extra lines (last output) go first. */
+	/* The final line is one line: a message of several goes out whole
+	 * first, in order, then its first line as the error. */
 	q = strchr(p, '\n');
+	client_ref(c);		/* client_data() may close it */
 	if (q) {
+		client_data(c, " !     %s", p);
 		*q = '\0';
-		if (q[1])
-			client_data(c, "%s", q + 1);
 	}
 	buf_addf(&b, "error: %s\n", p);
 	client_finish(c, b.data, b.len);
+	client_unref(c);
 	buf_release(&b);
 	free(p);
 }
@@ -237,21 +271,68 @@ static void client_close(struct client *c)
 	client_unref(c);	/* the connection's own reference */
 }
 
+/*
+ * Engine exit: what is queued for clients (the last lines and "ok" of
+ * followers, answers to deploys cut short) still goes out, for at most
+ * timeout_ms in all; then every connection is closed.
+ */
+static void clients_finish(struct engine *e, long timeout_ms)
+{
+	int64_t deadline = now_ms() + timeout_ms;
+	struct client *c, *next;
+	struct pollfd pfd;
+
+	for (c = e->clients; c; c = c->next) {
+		while (c->fd >= 0 && c->out.len && now_ms() < deadline) {
+			ssize_t n;
+
+			pfd.fd = c->fd;
+			pfd.events = POLLOUT;
+			if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
+				break;
+			n = write(c->fd, c->out.data, c->out.len);
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0)
+				break;
+			buf_consume(&c->out, (size_t)n);
+		}
+	}
+	for (c = e->clients; c; c = next) {
+		next = c->next;
+		c->refs = 1;	/* whoever held it is gone by now */
+		if (!c->gone)
+			client_close(c);	/* its on_close runs, then it goes */
+		else
+			client_unref(c);
+	}
+}
+
 static void client_dispatch(struct client *c, size_t linelen)
 {
 	struct strv argv = STRV_INIT;
 
 	c->dispatched = 1;
+	client_ref(c);
 	if (control_parse_request(&argv, c->in.data, linelen) < 0) {
 		client_error(c, "bad request: %s", error_last());
 	} else {
-		client_ref(c);
 		commands_dispatch(c->e, c, (int)argv.n, argv.v);
-		client_unref(c);
+		/* What came after the request line is the command's input. */
+		if (!c->gone && c->on_input && c->in.len > linelen + 1)
+			c->on_input(c, c->in.data + linelen + 1,
+				    c->in.len - linelen - 1, c->on_input_arg);
 	}
+	buf_release(&c->in);
 	strv_release(&argv);
+	client_unref(c);	/* c may be gone after this */
 }
 
+/*
+ * Whatever this calls (a write, an error answer, the command, its input
+ * callback) may close c and drop the connection's reference: a reference
+ * of our own keeps c until we are done with it.
+ */
 static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 {
 	struct client *c = arg;
@@ -259,35 +340,39 @@ static void on_client(struct loop *l, int fd, unsigned events, void *arg)
 	ssize_t n;
 	char *nl;
 
+	client_ref(c);
 	if (events & LOOP_WRITE) {
-		client_ref(c);
 		client_flush(c);
-		if (c->gone) {
-			client_unref(c);
-			return;
-		}
-		client_unref(c);
+		if (c->gone)
+			goto out;
 	}
 	if (!(events & LOOP_READ))
-		return;
+		goto out;
 	n = read(fd, chunk, sizeof(chunk));
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
+		goto out;
 	if (n <= 0) {
 		client_close(c);
-		return;
+		goto out;
 	}
-	if (c->dispatched)
-		return;		/* one request per connection; ignore the rest */
+	if (c->dispatched) {
+		/* one request per connection; the rest is its input, or
+		 * ignored */
+		if (c->on_input)
+			c->on_input(c, chunk, (size_t)n, c->on_input_arg);
+		goto out;
+	}
 	if (buf_add(&c->in, chunk, (size_t)n) < 0) {
 		client_error(c, "request too long");
-		return;
+		goto out;
 	}
 	nl = memchr(c->in.data, '\n', c->in.len);
 	if (nl)
 		client_dispatch(c, (size_t)(nl - c->in.data));
 	else if (c->in.len > CONTROL_LINE_MAX)
 		client_error(c, "request too long");
+out:
+	client_unref(c);	/* c may be gone after this */
 }
 
 static void on_control(struct loop *l, int fd, unsigned events, void *arg)
@@ -307,7 +392,12 @@ static void on_control(struct loop *l, int fd, unsigned events, void *arg)
 	if (loop_add_fd(l, cfd, LOOP_READ, on_client, c) < 0) {
 		close(cfd);
 		free(c);
+		return;
 	}
+	c->next = e->clients;
+	if (c->next)
+		c->next->prev = c;
+	e->clients = c;
 }
 
 static int control_listen(struct engine *e)
@@ -351,6 +441,8 @@ out:
 
 /* ---------- incoming folder ---------- */
 
+/* The app a file of incoming/ deploys: 0, ERR_INVALID for a bundle
+ * whose name is no app name (name holds it, cut to len), -1 otherwise. */
 static int incoming_name(const char *file, char *name, size_t len)
 {
 	size_t n = strlen(file), k = 0;
@@ -359,11 +451,10 @@ static int incoming_name(const char *file, char *name, size_t len)
 		k = n - 7;
 	else if (n > 6 && !strcmp(file + n - 6, ".keter"))
 		k = n - 6;
-	if (!k || k >= len)
+	if (!k)
 		return -1;
-	memcpy(name, file, k);
-	name[k] = '\0';
-	return app_name_valid(name) ? 0 : -1;
+	snprintf(name, len, "%.*s", (int)k, file);
+	return k < len && app_name_valid(name) ? 0 : ERR_INVALID;
 }
 
 static void incoming_deploy(struct engine *e, const char *file)
@@ -371,12 +462,24 @@ static void incoming_deploy(struct engine *e, const char *file)
 	char name[APP_NAME_MAX + 1];
 	char *path;
 	struct deploy_opts o;
+	struct app *a;
+	int r = incoming_name(file, name, sizeof(name));
 
-	if (incoming_name(file, name, sizeof(name)) < 0) {
+	if (r == ERR_INVALID) {
+		log_warnx("incoming: ignoring '%s': invalid app name '%s' (use a-z, 0-9 and '-', at most %d characters)",
+			  file, name, APP_NAME_MAX);
+		return;
+	}
+	if (r < 0) {
 		if (file[0] != '.')
 			log_warnx("incoming: ignoring '%s' (want NAME.tar.gz or NAME.keter)",
 				  file);
 		return;
+	}
+	a = app_find(e, name);
+	if (a && a->remove_after_deploy) {
+		log_info("incoming: '%s' is back: app '%s' stays", file, name);
+		a->remove_after_deploy = 0;
 	}
 	path = engine_path(e, "incoming/%s", file);
 	memset(&o, 0, sizeof(o));
@@ -410,7 +513,11 @@ static void on_incoming(struct loop *l, int fd, unsigned events, void *arg)
 			   incoming_name(ev->name, name, sizeof(name)) == 0) {
 			struct app *a = app_find(e, name);
 
-			if (a && !a->deploy) {
+			if (a && (a->deploy || a->waiting)) {
+				log_info("incoming: '%s' deleted: app '%s' goes once its deploy ends",
+					 ev->name, name);
+				a->remove_after_deploy = 1;
+			} else if (a) {
 				log_info("incoming: '%s' deleted, removing app '%s'",
 					 ev->name, name);
 				app_cmd_rm(a, 0, NULL);
@@ -476,6 +583,7 @@ static void reload_config(struct engine *e)
 		return;
 	}
 	c->drain_ms = next.drain_ms;
+	c->watch_ms = next.watch_ms;
 	c->stop_timeout_ms = next.stop_timeout_ms;
 	c->health_timeout_ms = next.health_timeout_ms;
 	c->health_interval_ms = next.health_interval_ms;
@@ -606,6 +714,44 @@ static int resolve_run_user(struct engine *e)
 	return 0;
 }
 
+/*
+ * Wipe ROOT/tmp, except the files of builds still running: the session
+ * of a push outlives an engine that died, and its build goes on (its
+ * deploy reaches the new engine).
+ */
+static void clean_tmp(struct engine *e)
+{
+	char *dir = engine_path(e, "tmp");
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	char app[APP_NAME_MAX + 1];
+
+	while (dh && (de = readdir(dh))) {
+		char *p;
+		int lock = -1;
+
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		if (pipeline_tmp_app(de->d_name, app, sizeof(app)) == 0) {
+			lock = pipeline_lock_try(e->cfg->root, app);
+			if (lock == ERR_BUSY) {
+				log_info("keeping 'tmp/%s': a build of '%s' is running",
+					 de->d_name, app);
+				continue;
+			}
+		}
+		p = xasprintf("%s/%s", dir, de->d_name);
+		if (rm_rf(p) < 0)
+			log_warnx("%s", error_last());
+		free(p);
+		if (lock >= 0)
+			close(lock);
+	}
+	if (dh)
+		closedir(dh);
+	free(dir);
+}
+
 static int make_dirs(struct engine *e)
 {
 	static const char *const dirs[] = {
@@ -617,13 +763,12 @@ static int make_dirs(struct engine *e)
 
 	if (mkdir_p(e->cfg->root, 0755) < 0)
 		return -1;
-	/* run/ and tmp/ hold only what this engine made: start empty. */
+	/* run/ holds only what this engine made: start empty.  So does
+	 * tmp/, but for the builds still running (see below). */
 	p = engine_path(e, "run");
 	rm_rf(p);
 	free(p);
-	p = engine_path(e, "tmp");
-	rm_rf(p);
-	free(p);
+	clean_tmp(e);
 	for (i = 0; i < ARRAY_SIZE(dirs); i++) {
 		p = engine_path(e, "%s", dirs[i]);
 		if (mkdir_p(p, !strcmp(dirs[i], "keys") ||
@@ -638,6 +783,7 @@ static int make_dirs(struct engine *e)
 
 int engine_serve(struct config *cfg)
 {
+	struct dashboard *dash = NULL;
 	struct engine e;
 	char exe[PATH_MAX];
 	ssize_t n;
@@ -653,7 +799,8 @@ int engine_serve(struct config *cfg)
 	e.loop = loop_new();
 	if (!e.loop)
 		goto out;
-	if (lock_root(&e) < 0 || resolve_run_user(&e) < 0)
+	if (lock_root(&e) < 0 || stateformat_check(cfg->root, NULL) < 0 ||
+	    resolve_run_user(&e) < 0)
 		goto out;
 	config_init(&e.file_cfg, cfg->root);
 	if (config_load(&e.file_cfg) < 0)
@@ -668,9 +815,12 @@ int engine_serve(struct config *cfg)
 	e.iso = xcalloc(1, sizeof(*e.iso));
 	if (isolate_init(e.iso, cfg->root) < 0)
 		goto out;
+	if (serverlog_open(&e) < 0)
+		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)
 		goto out;
 	if (nginx_init(&e.nginx, cfg, e.loop) < 0 ||
+	    (e.nginx && dashboard_route(e.nginx, cfg) < 0) ||
 	    (e.nginx && nginx_start(e.nginx) < 0))
 		goto out;
 	if (postgres_init(&e.pg, cfg, e.loop) < 0) {
@@ -683,6 +833,10 @@ int engine_serve(struct config *cfg)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
+	liveroute_log_open(&e);
+	/* apps serve without it: a dashboard that cannot start is a warning */
+	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
+		log_warnx("dashboard: %s", error_last());
 	apps_load(&e);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
@@ -695,9 +849,11 @@ int engine_serve(struct config *cfg)
 out:
 	if (ret)
 		log_warnx("%s", error_last());
+	dashboard_stop(dash);
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	apps_shutdown(&e);
+	liveroute_log_close(&e);
 	if (e.nginx) {
 		nginx_stop(e.nginx);
 		nginx_free(e.nginx);
@@ -707,6 +863,8 @@ out:
 		postgres_free(e.pg);
 	}
 	apps_free(&e);
+	serverlog_end_followers();
+	clients_finish(&e, CLIENT_FINISH_MS);
 	if (e.iso) {
 		isolate_release(e.iso);
 		free(e.iso);
@@ -723,7 +881,9 @@ out:
 		free(p);
 		close(e.ctl_fd);
 	}
-	loop_free(e.loop);
 	log_info("stopped");
+	/* before the loop goes: followers of the log get their "ok" */
+	serverlog_close();
+	loop_free(e.loop);
 	return ret;
 }

@@ -22,6 +22,7 @@
 struct config;
 struct loop;
 struct nginx;
+struct routerlog;
 struct postgres;
 struct sshd;
 struct app;
@@ -32,9 +33,11 @@ struct engine {
 	struct config *cfg;
 	struct loop *loop;
 	struct nginx *nginx;
+	struct routerlog *routerlog;	/* router lines into app logs */
 	struct postgres *pg;
 	struct sshd *sshd;
 	struct app *apps;		/* list, sorted by name */
+	struct client *clients;		/* open control connections */
 	char *self_exe;
 	int ctl_fd;
 	int sig_fd;
@@ -67,6 +70,11 @@ void client_error(struct client *c, const char *fmt, ...)
 void client_ref(struct client *c);
 void client_unref(struct client *c);
 int client_gone(const struct client *c);
+/* Bytes the peer sends after its request line (a command that reads
+ * input, e.g. a build's log), as they come; until it hangs up. */
+void client_on_input(struct client *c,
+		     void (*fn)(struct client *, const char *, size_t, void *),
+		     void *arg);
 /* Called once when the peer hangs up (for followers). */
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
 		     void *arg);
@@ -78,5 +86,6 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv);
 /* One line per command, for "help". */
 void commands_help(struct client *c);
+/* The table itself, without an engine: commands.h. */
 
 #endif

@@ -23,7 +23,8 @@
 
 struct health {
 	struct health *next, *prev;
-	char *url, *host_hdr, *want_header, *want_value;
+	char *url, *host_hdr, *extra_hdr, *want_header, *want_value;
+	char *unix_socket;
 	long max_status, interval_ms, timeout_ms;
 	health_fn fn;
 	void *arg;
@@ -191,6 +192,8 @@ static void health_free(struct health *h)
 	curl_slist_free_all(h->hdrs);
 	free(h->url);
 	free(h->host_hdr);
+	free(h->extra_hdr);
+	free(h->unix_socket);
 	free(h->want_header);
 	free(h->want_value);
 	free(h);
@@ -376,6 +379,12 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 		error_set("invalid host '%s'", req->host);
 		return NULL;
 	}
+	if (req->header && (strchr(req->header, '\r') ||
+			    strchr(req->header, '\n') ||
+			    !strchr(req->header, ':'))) {
+		error_set("invalid header '%s'", req->header);
+		return NULL;
+	}
 	h = xcalloc(1, sizeof(*h));
 	h->url = xstrdup(req->url);
 	h->max_status = req->max_status > 0 ? req->max_status : 499;
@@ -396,9 +405,15 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 		h->host_hdr = xasprintf("Host: %s", req->host);
 		h->hdrs = curl_slist_append(h->hdrs, h->host_hdr);
 	}
-	/* ask nginx which upstream answered (nginx.h) */
-	if (req->want_header)
-		h->hdrs = curl_slist_append(h->hdrs, "X-Berth-Probe: 1");
+	if (req->header) {
+		h->extra_hdr = xstrdup(req->header);
+		h->hdrs = curl_slist_append(h->hdrs, h->extra_hdr);
+	}
+	if (req->unix_socket) {
+		h->unix_socket = xstrdup(req->unix_socket);
+		curl_easy_setopt(h->easy, CURLOPT_UNIX_SOCKET_PATH,
+				 h->unix_socket);
+	}
 	h->hdrs = curl_slist_append(h->hdrs, "User-Agent: berth-health");
 	curl_easy_setopt(h->easy, CURLOPT_URL, h->url);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);

@@ -6,11 +6,13 @@
  * <= max_status arrives (ok), or timeout_ms passes (fail).  host, if not
  * NULL, is sent as the Host header (to check an app through nginx).
  * If want_header/want_value are set, a response counts only if it carries
- * that header with that value (to confirm which release answered); such
- * checks also send "X-Berth-Probe: 1", which makes berth's nginx add
- * X-Berth-Upstream (nginx.h).  want_value NULL: any value will do.  A
- * list ("A, B" or "A : B", as nginx's $upstream_addr after a retry)
- * matches by its last element: the server that answered.
+ * that header with that value (to confirm which release answered: nginx's
+ * probe listener adds X-Berth-Upstream, router.h).  want_value NULL: any
+ * value will do.  A list ("A, B" or "A : B", as nginx's $upstream_addr
+ * after a retry) matches by its last element: the server that answered.
+ * unix_socket, if set, is where to connect instead of the url's host and
+ * port (the url's path still counts); header is one more request header
+ * ("X-Berth-Peer: 20004").
  *
  * Each attempt gets ~1 s to connect and at most the time left; a refused
  * connection or a bad answer is retried interval_ms later.  The body is
@@ -48,6 +50,8 @@ struct health_req {
 	long timeout_ms;
 	const char *want_header;	/* or NULL */
 	const char *want_value;
+	const char *unix_socket;	/* or NULL */
+	const char *header;		/* "Name: value", or NULL */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */

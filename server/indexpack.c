@@ -113,6 +113,7 @@ struct indexpack {
 	struct worker w[MAX_THREADS];
 	int threads;
 	uint32_t *by_id;	/* indexes sorted by id, after finish */
+	uint32_t n_by_id;	/* how many: objects appended since are not */
 	unsigned char missing[PACK_ID_LEN];
 	int has_missing;
 	struct indexpack_progress prog;
@@ -864,12 +865,14 @@ static void sort_by_id(struct indexpack *ip)
 	for (i = 0; i < ip->n; i++)
 		ip->by_id[i] = i;
 	qsort_r(ip->by_id, ip->n, sizeof(*ip->by_id), cmp_by_id, ip);
+	ip->n_by_id = ip->n;
 }
 
 /* The index of the resolved object id, or -1 (needs by_id). */
 static int64_t find_id(const struct indexpack *ip, const unsigned char *id)
 {
-	uint32_t lo = 0, hi = ip->n;
+	/* not ip->n: bases appended since are past the end of by_id */
+	uint32_t lo = 0, hi = ip->n_by_id;
 
 	while (lo < hi) {
 		uint32_t mid = lo + (hi - lo) / 2;
@@ -1032,7 +1035,8 @@ int indexpack_finish(struct indexpack *ip, char hex[41])
 	}
 	ip->pack_end = ip->offset - PACK_ID_LEN;
 	ip->prog.deltas = ip->n_deltas;
-	qsort(ip->refs, ip->n_refs, sizeof(*ip->refs), cmp_ref);
+	if (ip->n_refs)	/* qsort() of NULL is undefined, even for 0 */
+		qsort(ip->refs, ip->n_refs, sizeof(*ip->refs), cmp_ref);
 	index_children(ip);
 	if (map_pack(ip, ip->offset) < 0)
 		goto out;

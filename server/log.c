@@ -13,11 +13,22 @@
 
 static int log_verbose;
 static char log_title[32] = "berth";
+static log_sink_fn log_sink;
+static void *log_sink_arg;
+static pid_t log_sink_pid;
+static int log_in_sink;
 
 void log_init(int verbose, const char *title)
 {
 	log_verbose = verbose;
 	log_settitle(title);
+}
+
+void log_set_sink(log_sink_fn fn, void *arg)
+{
+	log_sink = fn;
+	log_sink_arg = arg;
+	log_sink_pid = getpid();
 }
 
 void log_settitle(const char *title)
@@ -41,6 +52,17 @@ static void vlog(const char *level, int with_errno, const char *fmt,
 	fprintf(stderr, "%s %s[%d]: %s%s\n", stamp, log_title, (int)getpid(),
 		level, msg);
 	fflush(stderr);
+	if (log_sink && !log_in_sink && getpid() == log_sink_pid) {
+		char source[64], *line;
+
+		snprintf(source, sizeof(source), "%s[%d]:", log_title,
+			 (int)getpid());
+		line = xasprintf("%s%s", level, msg);
+		log_in_sink = 1;
+		log_sink(log_sink_arg, source, line);
+		log_in_sink = 0;
+		free(line);
+	}
 	errno = saved;
 }
 

@@ -20,6 +20,8 @@
 struct follower {
 	struct client *c;
 	struct follower *next;
+	int ended;		/* answered (fell behind): drop it */
+	char *source;		/* or NULL: every line */
 };
 
 struct logger {
@@ -29,6 +31,7 @@ struct logger {
 	long max_bytes;
 	long size;
 	struct follower *followers;
+	int sending;		/* in log_one()'s walk of followers */
 };
 
 static int logger_reopen(struct logger *lg)
@@ -46,13 +49,26 @@ static int logger_reopen(struct logger *lg)
 
 struct logger *logger_open(const char *dir, long max_bytes)
 {
+	char *path = xasprintf("%s/app.log", dir);
 	struct logger *lg;
 
-	if (mkdir_p(dir, 0750) < 0)
+	if (mkdir_p(dir, 0750) < 0) {
+		free(path);
 		return NULL;
+	}
+	lg = logger_open_file(path, max_bytes);
+	free(path);
+	return lg;
+}
+
+struct logger *logger_open_file(const char *path, long max_bytes)
+{
+	struct logger *lg;
+	const char *slash = strrchr(path, '/');
+
 	lg = xcalloc(1, sizeof(*lg));
-	lg->dir = xstrdup(dir);
-	lg->path = xasprintf("%s/app.log", dir);
+	lg->dir = slash ? xstrndup(path, (size_t)(slash - path)) : xstrdup(".");
+	lg->path = xstrdup(path);
 	lg->fd = -1;
 	lg->max_bytes = max_bytes;
 	if (logger_reopen(lg) < 0) {
@@ -69,7 +85,7 @@ static void follower_closed(struct client *c, void *arg)
 	logger_unfollow(arg, c);
 }
 
-void logger_free(struct logger *lg)
+void logger_end_followers(struct logger *lg)
 {
 	struct follower *f, *next;
 
@@ -80,8 +96,17 @@ void logger_free(struct logger *lg)
 		client_on_close(f->c, NULL, NULL);
 		client_ok(f->c);
 		client_unref(f->c);
+		free(f->source);
 		free(f);
 	}
+	lg->followers = NULL;
+}
+
+void logger_free(struct logger *lg)
+{
+	if (!lg)
+		return;
+	logger_end_followers(lg);
 	if (lg->fd >= 0)
 		close(lg->fd);
 	free(lg->dir);
@@ -106,8 +131,31 @@ static void rotate(struct logger *lg)
 		log_warnx("%s", error_last());
 }
 
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len);
+
 void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len)
+{
+	const char *nl = memchr(text, '\n', len);
+
+	if (!nl) {
+		log_one(lg, source, text, len);
+		return;
+	}
+	/* A message of several lines is several lines, never "\x0a". */
+	for (; nl; nl = memchr(text, '\n', len)) {
+		if (nl > text)
+			log_one(lg, source, text, (size_t)(nl - text));
+		len -= (size_t)(nl + 1 - text);
+		text = nl + 1;
+	}
+	if (len)
+		log_one(lg, source, text, len);
+}
+
+static void log_one(struct logger *lg, const char *source, const char *text,
+		    size_t len)
 {
 	struct buf line = BUF_INIT;
 	char stamp[32];
@@ -136,19 +184,31 @@ void logger_line(struct logger *lg, const char *source, const char *text,
 		if (lg->size > lg->max_bytes)
 			rotate(lg);
 	}
+	/*
+	 * A write can find the follower gone and close it, whose close
+	 * callback would unlink the follower under our feet: while we walk,
+	 * logger_unfollow() leaves the list to us, and we drop whoever is
+	 * gone after the write.
+	 */
+	lg->sending++;
 	for (pf = &lg->followers; (f = *pf);) {
-		if (client_gone(f->c) ||
+		if (!client_gone(f->c) &&
 		    client_pending(f->c) > FOLLOWER_MAX_PENDING) {
-			*pf = f->next;
-			client_on_close(f->c, NULL, NULL);
 			client_error(f->c, "log follower fell behind");
-			client_unref(f->c);
-			free(f);
+			f->ended = 1;
+		} else if (logger_source_matches(line.data, f->source))
+			client_data(f->c, "%s", line.data);
+		if (!client_gone(f->c) && !f->ended) {
+			pf = &f->next;
 			continue;
 		}
-		client_data(f->c, "%s", line.data);
-		pf = &f->next;
+		*pf = f->next;
+		client_on_close(f->c, NULL, NULL);
+		client_unref(f->c);
+		free(f->source);
+		free(f);
 	}
+	lg->sending--;
 	buf_release(&line);
 }
 
@@ -164,12 +224,37 @@ void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	free(p);
 }
 
+int logger_source_matches(const char *line, const char *source)
+{
+	const char *s = strchr(line, ' '), *end;
+	size_t n;
+
+	if (!source)
+		return 1;
+	if (!s)
+		return 0;
+	s++;
+	end = strchr(s, ' ');
+	n = end ? (size_t)(end - s) : strlen(s);
+	if (!strcmp(source, "app"))
+		return !(n == 6 && !strncmp(s, "router", 6)) &&
+		       !(n == 5 && !strncmp(s, "berth", 5));
+	return strlen(source) == n && !strncmp(s, source, n);
+}
+
 void logger_follow(struct logger *lg, struct client *c)
+{
+	logger_follow_source(lg, c, NULL);
+}
+
+void logger_follow_source(struct logger *lg, struct client *c,
+			  const char *source)
 {
 	struct follower *f = xcalloc(1, sizeof(*f));
 
 	client_ref(c);
 	f->c = c;
+	f->source = source ? xstrdup(source) : NULL;
 	f->next = lg->followers;
 	lg->followers = f;
 	client_on_close(c, follower_closed, lg);
@@ -179,10 +264,13 @@ void logger_unfollow(struct logger *lg, struct client *c)
 {
 	struct follower *f, **pf;
 
+	if (lg->sending)
+		return;		/* log_one() drops it (c is gone) */
 	for (pf = &lg->followers; (f = *pf); pf = &f->next) {
 		if (f->c == c) {
 			*pf = f->next;
 			client_unref(c);
+			free(f->source);
 			free(f);
 			return;
 		}
@@ -274,7 +362,15 @@ out:
 int logger_tail(const char *dir, long n, struct buf *out)
 {
 	char *path = xasprintf("%s/app.log", dir);
-	char *old_path = xasprintf("%s/app.log.1", dir);
+	int ret = logger_tail_file(path, n, out);
+
+	free(path);
+	return ret;
+}
+
+int logger_tail_file(const char *path, long n, struct buf *out)
+{
+	char *old_path = xasprintf("%s.1", path);
 	struct buf cur = BUF_INIT;
 	long taken = 0, old_taken = 0;
 	int ret = -1;
@@ -289,6 +385,40 @@ int logger_tail(const char *dir, long n, struct buf *out)
 out:
 	buf_release(&cur);
 	free(old_path);
-	free(path);
 	return ret;
+}
+
+int logger_tail_source(const char *dir, long n, const char *source,
+		       struct buf *out)
+{
+	struct buf all = BUF_INIT, line = BUF_INIT;
+	size_t start, end, i;
+	long kept = 0;
+
+	if (!source)
+		return logger_tail(dir, n, out);
+	/* Read back as far as a tail goes, then keep source's newest n,
+	 * moved (newest last) to the end of the buffer. */
+	if (logger_tail(dir, 100000, &all) < 0) {
+		buf_release(&all);
+		return -1;
+	}
+	start = end = all.len;
+	while (end > 0 && kept < n) {
+		i = end - 1;	/* end - 1: the line's newline, or its end */
+		while (i > 0 && all.data[i - 1] != '\n')
+			i--;
+		buf_reset(&line);
+		buf_add(&line, all.data + i, end - i);
+		if (logger_source_matches(line.data, source)) {
+			start -= end - i;
+			memmove(all.data + start, line.data, end - i);
+			kept++;
+		}
+		end = i;
+	}
+	buf_add(out, all.data + start, all.len - start);
+	buf_release(&line);
+	buf_release(&all);
+	return 0;
 }

@@ -16,16 +16,37 @@ struct logger;
 
 /* dir is created if needed. */
 struct logger *logger_open(const char *dir, long max_bytes);
+/* The same for a log at path (its folder must exist), rotated to
+ * path.1 .. path.3: the engine's own log. */
+struct logger *logger_open_file(const char *path, long max_bytes);
 /* Ends every follower with "ok". */
 void logger_free(struct logger *lg);
-/* Append one line (text without newline; control chars are escaped). */
+/* Append text: one line per '\n'-separated part (other control chars
+ * are escaped, a trailing '\r' dropped). */
 void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len);
 void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void logger_follow(struct logger *lg, struct client *c);
+/*
+ * Source filters, as Heroku's "logs --source": a line's source is the
+ * word after its time stamp ("web.1", "router", "berth"); "app" stands
+ * for every process of the app (neither "router" nor "berth").  NULL
+ * matches every line.
+ */
+int logger_source_matches(const char *line, const char *source);
+/* Follow only the lines of source (may be NULL: all; borrowed: it must
+ * outlive the follower, as a command's argument does). */
+void logger_follow_source(struct logger *lg, struct client *c,
+			  const char *source);
+/* Each follower gets its "ok" and is let go; the log stays open. */
+void logger_end_followers(struct logger *lg);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);
+/* The last n lines of source (logger_source_matches()). */
+int logger_tail_source(const char *dir, long n, const char *source,
+		       struct buf *out);
+int logger_tail_file(const char *path, long n, struct buf *out);
 
 #endif

@@ -12,10 +12,15 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "commands.h"
+#include "backup.h"
 #include "config.h"
 #include "control.h"
+#include "dashboard.h"
 #include "engine.h"
+#include "export.h"
 #include "gitserve.h"
+#include "keys.h"
 #include "log.h"
 #include "sshd.h"
 #include "startserver.h"
@@ -32,7 +37,79 @@ static void usage(FILE *f)
 		"       berth start-server [OPTIONS] -- COMMAND [ARGS...]  (also as start_server)\n"
 		"\n"
 		"The state directory is --root, else $BERTH_ROOT, else /var/lib/berth for\n"
-		"root and ~/.berth for other users.  'berth help' lists the commands.\n");
+		"root and ~/.berth for other users.  --root DIR may follow the command too.\n"
+		"'berth help' lists the commands, 'berth COMMAND --help' shows one.\n");
+}
+
+/* "berth help": everything, without asking the engine. */
+static void help_all(void)
+{
+	struct buf b = BUF_INIT;
+
+	usage(stdout);
+	commands_describe(&b);
+	printf("\nCommands (the engine must be running; the same over ssh):\n%s",
+	       b.data ? b.data : "");
+	buf_release(&b);
+}
+
+/* "berth COMMAND --help" */
+static int help_one(const char *cmd)
+{
+	const char *help = NULL, *use;
+
+	if (!strcmp(cmd, "serve") || !strcmp(cmd, "config-check")) {
+		help_all();
+		return 0;
+	}
+	use = commands_usage(cmd, &help);
+	if (!use) {
+		fprintf(stderr, "berth: unknown command '%s' (try 'berth help')\n",
+			cmd);
+		return 100;
+	}
+	printf("usage: berth %s\n  %s\n", use, help);
+	return 0;
+}
+
+/*
+ * "--root DIR" (or --root=DIR) anywhere after the command: taken out of
+ * argv, the last one wins.  100 if --root has no value.
+ */
+static int take_root(int *argc, char **argv, char **root)
+{
+	int i = 0, k = 0;
+
+	while (i < *argc) {
+		if (!strcmp(argv[i], "--root")) {
+			if (i + 1 >= *argc) {
+				fprintf(stderr, "berth: --root needs a value\n");
+				return 100;
+			}
+			free(*root);
+			*root = xstrdup(argv[i + 1]);
+			i += 2;
+		} else if (!strncmp(argv[i], "--root=", 7)) {
+			free(*root);
+			*root = xstrdup(argv[i] + 7);
+			i++;
+		} else {
+			argv[k++] = argv[i++];
+		}
+	}
+	argv[k] = NULL;
+	*argc = k;
+	return 0;
+}
+
+static int wants_help(int argc, char **argv)
+{
+	int i;
+
+	for (i = 0; i < argc; i++)
+		if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h"))
+			return 1;
+	return 0;
 }
 
 static char *default_root(void)
@@ -144,6 +221,81 @@ static int cmd_session(const char *root)
 	if (load_config(&cfg, root) < 0)
 		return 1;
 	ret = session_main(&cfg, 3);
+	config_release(&cfg);
+	return ret;
+}
+
+/* The dashboard's provider: the control socket, as the CLI uses it. */
+static int dash_call(void *ctx, int argc, char *const *argv,
+		     control_line_fn fn, void *arg, char **errmsg)
+{
+	return control_call(ctx, argc, argv, fn, arg, errmsg);
+}
+
+static int dash_open(void *ctx, int argc, char *const *argv)
+{
+	struct buf req = BUF_INIT;
+	int fd = control_connect(ctx);
+
+	if (fd < 0)
+		return -1;
+	control_encode_request(&req, argc, argv);
+	if (write_all(fd, req.data, req.len) < 0) {
+		error_setsys("cannot send request");
+		close(fd);
+		fd = -1;
+	}
+	buf_release(&req);
+	return fd;
+}
+
+static int dash_key_exists(void *ctx, const char *key)
+{
+	struct buf out = BUF_INIT;
+	char *line, *save = NULL;
+	int found = 0;
+
+	if (keys_list(ctx, &out) == 0 && out.len)
+		for (line = strtok_r(out.data, "\n", &save); line && !found;
+		     line = strtok_r(NULL, "\n", &save))
+			found = strlen(line) > strlen(key) &&
+				!strncmp(line, key, strlen(key)) &&
+				line[strlen(key)] == ' ';
+	buf_release(&out);
+	return found;
+}
+
+/* "berth dashboard-serve": the dashboard's HTTP server, started by the
+ * engine with its listening socket as fd 3. */
+static int cmd_dashboard_serve(const char *root, int argc, char **argv)
+{
+	struct dashboard_provider p;
+	struct dashboard_opts o;
+	struct config cfg;
+	int ret, i;
+
+	log_init(0, "dashboard");
+	if (load_config(&cfg, root) < 0)
+		return 1;
+	for (i = 0; i + 1 < argc; i += 2) {
+		if ((strcmp(argv[i], "--http-listen") &&
+		     strcmp(argv[i], "--domain")) ||
+		    config_set(&cfg, strcmp(argv[i], "--domain") ?
+			       "http_listen" : "domain", argv[i + 1]) < 0) {
+			fprintf(stderr, "berth: dashboard-serve: bad option '%s'\n",
+				argv[i]);
+			config_release(&cfg);
+			return 100;
+		}
+	}
+	p.ctx = cfg.root;
+	p.call = dash_call;
+	p.open = dash_open;
+	p.key_exists = dash_key_exists;
+	o.cfg = &cfg;
+	o.listen_fd = 3;
+	o.provider = &p;
+	ret = dashboard_serve(&o);
 	config_release(&cfg);
 	return ret;
 }
@@ -283,6 +435,41 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	return 0;
 }
 
+static ssize_t stdin_read(void *ctx, void *buf, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = read(0, buf, len);
+	while (n < 0 && errno == EINTR);
+	return n < 0 ? error_setsys("cannot read stdin") : n;
+}
+
+static int stdout_write(void *ctx, const void *buf, size_t len)
+{
+	return write_all(1, buf, len) < 0 ? error_setsys("stdout") : 0;
+}
+
+static void stderr_error(void *ctx, const char *msg)
+{
+	fprintf(stderr, "error: %s\n", msg);
+}
+
+/* pg:backup, pg:restore, pg:psql, export, import: run here, not in the
+ * engine. */
+static int cmd_backup(const char *root, int argc, char **argv)
+{
+	struct backup_io io = {
+		.read = stdin_read, .write = stdout_write,
+		.error = stderr_error, .local = 1,
+		.in_fd = 0, .out_fd = 1, .err_fd = 2,
+	};
+
+	if (export_is_command(argv[0]))
+		return export_command(root, argc, argv, &io);
+	return backup_command(root, argc, argv, &io);
+}
+
 static int cmd_client(const char *root, int argc, char **argv)
 {
 	struct strv req = STRV_INIT;
@@ -298,7 +485,7 @@ static int cmd_client(const char *root, int argc, char **argv)
 		ret = 111;
 	} else if (ret > 0) {
 		fprintf(stderr, "error: %s\n", err ? err : "failed");
-		ret = 1;
+		ret = err && control_error_is_usage(err) ? 100 : 1;
 	}
 out:
 	free(err);
@@ -310,7 +497,10 @@ int main(int argc, char **argv)
 {
 	char *root = NULL, *abs;
 	const char *name = strrchr(argv[0], '/');
-	int i = 1, ret;
+	const char *cmd;
+	struct buf why = BUF_INIT;
+	int i = 1, ret, nargs;
+	char **args;
 
 	/* Installed as "start_server" too: the drop-in for Server::Starter's. */
 	if (!strcmp(name ? name + 1 : argv[0], "start_server"))
@@ -328,44 +518,82 @@ int main(int argc, char **argv)
 			root = xstrdup(argv[i] + 7);
 			i++;
 		} else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-			usage(stdout);
+			help_all();
+			free(root);
 			return 0;
 		} else if (!strcmp(argv[i], "--version")) {
 			printf("berth %s\n", BERTH_VERSION);
+			free(root);
 			return 0;
 		} else {
 			fprintf(stderr, "berth: unknown option '%s'\n", argv[i]);
 			usage(stderr);
+			free(root);
 			return 100;
 		}
 	}
 	if (i >= argc) {
 		usage(stderr);
+		free(root);
 		return 100;
 	}
-	/* "berth COMMAND --root DIR" works too, for the internal commands. */
-	if ((!strcmp(argv[i], "session") || !strcmp(argv[i], "git-serve-stdio")) &&
-	    i + 2 < argc && !strcmp(argv[i + 1], "--root")) {
+	cmd = argv[i];
+	args = argv + i + 1;
+	nargs = argc - i - 1;
+	if (take_root(&nargs, args, &root)) {
 		free(root);
-		root = xstrdup(argv[i + 2]);
-		memmove(&argv[i + 1], &argv[i + 3], (size_t)(argc - i - 3 + 1) *
-			sizeof(char *));
-		argc -= 2;
+		return 100;
+	}
+	/* What needs no engine, and no state directory. */
+	if (strcmp(cmd, "session") && strcmp(cmd, "git-serve-stdio") &&
+	    strcmp(cmd, "dashboard-serve") && wants_help(nargs, args)) {
+		free(root);
+		return help_one(cmd);
+	}
+	if (!strcmp(cmd, "help") && nargs <= 1) {
+		free(root);
+		if (nargs == 1)
+			return help_one(args[0]);
+		help_all();
+		return 0;
+	}
+	if (!strcmp(cmd, "version") && nargs == 0) {
+		free(root);
+		printf("berth %s\n", BERTH_VERSION);
+		return 0;
 	}
 	if (!root)
 		root = default_root();
 	abs = absolute_root(root);
 	free(root);
-	if (!strcmp(argv[i], "serve"))
-		ret = cmd_serve(abs, argc - i - 1, argv + i + 1);
-	else if (!strcmp(argv[i], "session"))
+	if (!strcmp(cmd, "serve")) {
+		ret = cmd_serve(abs, nargs, args);
+	} else if (!strcmp(cmd, "session")) {
 		ret = cmd_session(abs);
-	else if (!strcmp(argv[i], "config-check") && i + 1 == argc)
-		ret = cmd_config_check(abs);
-	else if (!strcmp(argv[i], "git-serve-stdio"))
-		ret = cmd_git_stdio(abs, argc - i - 1, argv + i + 1);
-	else
-		ret = cmd_client(abs, argc - i, argv + i);
+	} else if (!strcmp(cmd, "config-check")) {
+		if (nargs) {
+			fprintf(stderr, "usage: berth [--root DIR] config-check\n");
+			ret = 100;
+		} else {
+			ret = cmd_config_check(abs);
+		}
+	} else if (!strcmp(cmd, "dashboard-serve")) {
+		ret = cmd_dashboard_serve(abs, nargs, args);
+	} else if (!strcmp(cmd, "git-serve-stdio")) {
+		ret = cmd_git_stdio(abs, nargs, args);
+	} else if (backup_is_command(cmd) || export_is_command(cmd)) {
+		ret = cmd_backup(abs, nargs + 1, args - 1);
+	} else if (commands_check(nargs + 1, args - 1, &why) < 0) {
+		/* Caught here, the engine need not be running to say it. */
+		if (!strncmp(why.data, "usage: ", 7))
+			fprintf(stderr, "usage: berth %s\n", why.data + 7);
+		else
+			fprintf(stderr, "error: %s\n", why.data);
+		ret = 100;
+	} else {
+		ret = cmd_client(abs, nargs + 1, args - 1);
+	}
+	buf_release(&why);
 	free(abs);
 	return ret;
 }

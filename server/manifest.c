@@ -57,6 +57,7 @@ void manifest_init(struct manifest *m)
 	m->health_timeout_ms = -1;
 	m->health_max_status = 499;
 	m->drain_ms = -1;
+	m->watch_ms = -1;
 	m->stop_timeout_ms = -1;
 	m->settle_ms = -1;
 	m->res_memory = -1;
@@ -713,6 +714,8 @@ static int read_app_key(struct manifest *m, const struct ynode *k,
 		return read_resources(m, v, fname);
 	if (!strcmp(key, "drain"))
 		return get_ms(&m->drain_ms, v, fname, "drain", 0, 3600000);
+	if (!strcmp(key, "watch"))
+		return get_ms(&m->watch_ms, v, fname, "watch", 0, 3600000);
 	if (!strcmp(key, "stop_timeout"))
 		return get_ms(&m->stop_timeout_ms, v, fname, "stop_timeout", 0, 3600000);
 	if (!strcmp(key, "settle"))

@@ -47,6 +47,7 @@ struct manifest {
 	long health_timeout_ms;	/* -1: server default */
 	int health_max_status;	/* 499: anything below 500 is healthy */
 	long drain_ms;		/* -1: server default */
+	long watch_ms;		/* -1: server default */
 	long stop_timeout_ms;	/* -1: server default */
 	long settle_ms;		/* -1: server default */
 	struct strv hosts;	/* extra host names, validated */

@@ -20,10 +20,16 @@
 
 #include "config.h"
 #include "log.h"
+#include "manifest.h"
 #include "loop.h"
 #include "reaper.h"
+#include "router.h"
 #include "spawn.h"
 #include "util.h"
+
+/* server/router.lua, built in by scripts/embed */
+extern const char router_lua[];
+extern const size_t router_lua_len;
 
 #define NGINX_CHECK_TIMEOUT_MS 20000
 #define NGINX_OUT_MAX 65536
@@ -34,23 +40,46 @@
 /* An nginx that stayed up this long earns a fresh, short back-off. */
 #define NGINX_STABLE_MS 10000
 #define NGINX_READY_POLL_MS 50
-#define NGINX_MAX_HOSTS 256
-#define NGINX_MAX_PORTS 1024
+#define NGINX_LOG_CHECK_MS 60000
 #define NGINX_CONF_MAX (1024 * 1024)
+/* sun_path holds 108 bytes with its NUL */
+#define NGINX_SOCK_MAX 107
 #define NGINX_PATH_ENV \
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
+/* Where packaged nginx modules live (Debian first). */
+static const char *const module_dirs[] = {
+	"/usr/lib/nginx/modules",
+	"/usr/lib64/nginx/modules",
+	"/usr/share/nginx/modules",
+	"/usr/local/nginx/modules",
+};
+
 struct nginx {
 	struct loop *loop;
+	struct router *router;
 	int system;		/* 1: a system nginx we only configure */
 	char *bin;		/* absolute path of the nginx binary */
 	char *prefix;		/* own: ROOT/nginx */
-	char *conf_dir;		/* where app files live */
+	char *dir;		/* ROOT/nginx, both modes: table, code, sockets */
+	char *conf;		/* own: PREFIX/nginx.conf; system: CONF_DIR/berth.conf */
+	char *conf_dir;		/* system: where berth.conf lives */
 	char *listen;		/* http_listen, for nginx's "listen" */
 	char *addr;		/* http_listen as "host:port" for clients */
 	char *domain;
+	char *lua;		/* DIR/lua/router.lua */
+	char *table;		/* DIR/routes */
+	char *ctl_sock;		/* DIR/sock/control */
+	char *probe_sock;	/* DIR/sock/probe */
+	char *log_sock;		/* DIR/router.sock */
+	char *proxy_host;	/* a server of berth's own, or NULL */
+	char *proxy_sock;	/* ... and the unix socket it goes to */
+	char *mod_ndk;		/* own: the modules to load */
+	char *mod_lua;
 	long stop_timeout_ms;
+	long log_max_bytes;
 	int run_as_root;
+	unsigned long reloads;
 
 	/* Own mode: the supervised master. */
 	pid_t pid;		/* -1 when not running */
@@ -61,6 +90,7 @@ struct nginx {
 	long backoff_ms;
 	uint64_t restart_timer;
 	uint64_t ready_timer;
+	uint64_t log_timer;
 	int64_t ready_deadline;
 };
 
@@ -71,64 +101,29 @@ static char *path_join(const char *dir, const char *name)
 	return xasprintf("%s/%s", dir, name);
 }
 
-static char *app_file(const struct nginx *ng, const char *name)
+static void sleep_ms(long ms)
 {
-	if (ng->system)
-		return xasprintf("%s/berth-%s.conf", ng->conf_dir, name);
-	return xasprintf("%s/%s.conf", ng->conf_dir, name);
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
 }
 
-static int fsync_dir(const char *dir)
+/* Write path if its content differs; 1 if it was written. */
+static int write_if_changed(const char *path, const char *data, size_t len,
+			    mode_t mode)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct buf cur = BUF_INIT;
+	int same;
 
-	if (fd < 0)
-		return error_setsys("cannot open '%s'", dir);
-	if (fsync(fd) < 0 && errno != EINVAL) {
-		close(fd);
-		return error_setsys("cannot sync '%s'", dir);
-	}
-	close(fd);
-	return 0;
-}
-
-/* Write path (not atomically: callers write NAME.new files with it). */
-static int write_new_file(const char *path, const char *data, size_t len)
-{
-	int fd, ret = -1;
-
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return error_setsys("cannot create '%s'", path);
-	if (write_all(fd, data, len) < 0 || fsync(fd) < 0) {
-		error_setsys("cannot write '%s'", path);
-		goto out;
-	}
-	ret = 0;
-out:
-	if (close(fd) < 0 && ret == 0)
-		ret = error_setsys("cannot write '%s'", path);
-	return ret;
-}
-
-/*
- * Host names reach nginx's config: only what a server_name can hold
- * without quoting.  Wildcard placement ("a.*.b") is left to nginx -t,
- * which knows its own rules and says so clearly.
- */
-static int host_valid(const char *h)
-{
-	size_t i, n = strlen(h);
-
-	if (n == 0 || n > 253)
+	same = read_file(&cur, path, NGINX_CONF_MAX) == 0 &&
+	       cur.len == len && !memcmp(cur.data, data, len);
+	buf_release(&cur);
+	error_clear();
+	if (same)
 		return 0;
-	for (i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)h[i];
-
-		if (!isalnum(c) && c != '.' && c != '-' && c != '*' &&
-		    c != '_')
-			return 0;
-	}
+	if (write_file_atomic(path, data, len, mode) < 0)
+		return -1;
 	return 1;
 }
 
@@ -190,6 +185,7 @@ static int parse_listen(const char *s, char **listen, char **addr)
  * "nginx: [emerg] MSG" or "2026/11/21 23:54:35 [emerg] 12#12: MSG".
  * Keep the first such line as "nginx: MSG".
  */
+
 static int set_nginx_error(const char *out, const char *fallback)
 {
 	static const char *const levels[] = { "[emerg] ", "[alert] ",
@@ -302,31 +298,153 @@ static const char mime_types[] =
  * nginx.conf, in system mode as a file of their own in the conf dir.
  * Named berth_* so they cannot clash with a system's own maps.
  */
-static const char berth_maps[] =
-	"\tmap $http_upgrade $berth_connection {\n"
-	"\t\tdefault upgrade;\n"
-	"\t\t'' close;\n"
-	"\t}\n"
-	"\tmap $http_host $berth_host {\n"
-	"\t\t'' $host;\n"
-	"\t\tdefault $http_host;\n"
-	"\t}\n"
-	/* which upstream answered, only for requests that ask */
-	"\tmap $http_x_berth_probe $berth_upstream {\n"
-	"\t\t'1' $upstream_addr;\n"
-	"\t\tdefault '';\n"
-	"\t}\n";
 
 /*
- * The main nginx.conf of own mode.  conf_d is the folder of app files it
- * includes; error_log is a path or "stderr" (for nginx -t, whose
- * complaints we read from its output).
+ * The router's part of the configuration, at http level: in own mode
+ * inside nginx.conf, in system mode the whole of berth.conf.  Every name
+ * is berth_* so it cannot clash with a system's own.
+ */
+static void render_proxy_server(struct buf *b, int probe)
+{
+	buf_addstr(b,
+		"\t\tclient_max_body_size 100m;\n"
+		/* the router reads its variables where they may be unset */
+		"\t\tuninitialized_variable_warn off;\n"
+		"\t\tlocation / {\n");
+	buf_addf(b, "\t\t\taccess_by_lua_block { "
+		 "require(\"berth.router\").access(%s) }\n",
+		 probe ? "true" : "false");
+	buf_addstr(b,
+		"\t\t\tproxy_pass http://berth_router;\n"
+		"\t\t\tproxy_http_version 1.1;\n"
+		"\t\t\tproxy_set_header Host $berth_host;\n"
+		"\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
+		"\t\t\tproxy_set_header X-Forwarded-For "
+		"$proxy_add_x_forwarded_for;\n"
+		"\t\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
+		"\t\t\tproxy_set_header X-Request-Start \"t=${msec}\";\n"
+		"\t\t\tproxy_set_header X-Request-Id $request_id;\n"
+		"\t\t\tproxy_set_header Upgrade $http_upgrade;\n"
+		"\t\t\tproxy_set_header Connection $berth_connection;\n"
+		"\t\t\tproxy_connect_timeout 2s;\n"
+		"\t\t\tproxy_read_timeout 300s;\n"
+		"\t\t\tproxy_send_timeout 300s;\n"
+		/* a refused port is tried on the next; a POST once sent never */
+		"\t\t\tproxy_next_upstream error timeout;\n"
+		"\t\t\tproxy_next_upstream_tries 0;\n");
+	if (probe)
+		buf_addstr(b, "\t\t\tproxy_hide_header X-Berth-Upstream;\n"
+			      "\t\t\tadd_header X-Berth-Upstream "
+			      "$upstream_addr always;\n");
+	buf_addstr(b, "\t\t}\n");
+	/*
+	 * A static release: the root comes from the table, so a swap is
+	 * one entry.  Symlinks inside the site could point anywhere:
+	 * refused (the root itself may be one).
+	 */
+	/*
+	 * The variables the router sets for a static release, declared
+	 * here, where no request ever runs these "set"s (a "set" at server
+	 * level would cost every request).
+	 */
+	buf_addstr(b,
+		"\t\tlocation @berth_variables {\n"
+		"\t\t\tset $berth_app \"\";\n"
+		"\t\t\tset $berth_release \"\";\n"
+		"\t\t\tset $berth_root \"\";\n"
+		"\t\t\treturn 404;\n"
+		"\t\t}\n");
+	buf_addstr(b,
+		"\t\tlocation @berth_static {\n"
+		"\t\t\troot $berth_root;\n"
+		"\t\t\tdisable_symlinks on from=$document_root;\n"
+		"\t\t\topen_file_cache off;\n"
+		"\t\t\tindex index.html index.htm;\n"
+		"\t\t\ttry_files $uri $uri/ =404;\n"
+		"\t\t}\n");
+}
+
+static void render_router(struct buf *b, const struct nginx *ng)
+{
+	buf_addstr(b, "\tlua_shared_dict berth_routes 16m;\n");
+	buf_addstr(b, "\tlua_shared_dict berth_counts 4m;\n");
+	/* the engine being away is not nginx's error */
+	buf_addstr(b, "\tlua_socket_log_errors off;\n");
+	buf_addstr(b, "\tinit_by_lua_block {\n");
+	buf_addf(b, "\t\tpackage.loaded[\"berth.router\"] = dofile(\"%s\")\n",
+		 ng->lua);
+	buf_addf(b, "\t\trequire(\"berth.router\").init(\"%s\", \"%s\",\n"
+		 "\t\t\t{ \"%s\", \"%s\" })\n", ng->table, ng->log_sock,
+		 ng->ctl_sock, ng->probe_sock);
+	buf_addstr(b, "\t}\n");
+	buf_addstr(b,
+		"\tmap $http_upgrade $berth_connection {\n"
+		"\t\tdefault upgrade;\n"
+		"\t\t'' close;\n"
+		"\t}\n"
+		"\tmap $http_host $berth_host {\n"
+		"\t\t'' $host;\n"
+		"\t\tdefault $http_host;\n"
+		"\t}\n"
+		"\tupstream berth_router {\n"
+		"\t\tserver 0.0.0.1;\t# never used: the balancer picks\n"
+		"\t\tbalancer_by_lua_block { "
+		"require(\"berth.router\").balance() }\n"
+		"\t}\n");
+	/* the public listener */
+	buf_addstr(b, "\tserver {\n");
+	buf_addf(b, "\t\tlisten %s default_server;\n", ng->listen);
+	buf_addstr(b, "\t\tserver_name _;\n");
+	render_proxy_server(b, 0);
+	buf_addstr(b, "\t\tlog_by_lua_block { "
+		      "require(\"berth.router\").log() }\n");
+	buf_addstr(b, "\t}\n");
+	if (ng->proxy_host) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten %s;\n", ng->listen);
+		buf_addf(b, "\t\tserver_name %s;\n", ng->proxy_host);
+		buf_addstr(b, "\t\tclient_max_body_size 64k;\n");
+		buf_addstr(b, "\t\tlocation / {\n");
+		buf_addf(b, "\t\t\tproxy_pass http://unix:%s:;\n",
+			 ng->proxy_sock);
+		buf_addstr(b, "\t\t\tproxy_http_version 1.1;\n"
+			   "\t\t\tproxy_set_header Host $host;\n"
+			   "\t\t\tproxy_set_header Connection \"\";\n"
+			   "\t\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
+			   "\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
+			   /* live logs (Server-Sent Events) go out as they come */
+			   "\t\t\tproxy_buffering off;\n"
+			   "\t\t\tproxy_read_timeout 1h;\n"
+			   "\t\t}\n\t}\n");
+	}
+	/* the engine's probe: a unix socket in a folder only it enters */
+	buf_addstr(b, "\tserver {\n");
+	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
+	render_proxy_server(b, 1);
+	buf_addstr(b, "\t}\n");
+	/* the engine's control listener */
+	buf_addstr(b, "\tserver {\n");
+	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->ctl_sock);
+	buf_addstr(b,
+		"\t\tclient_max_body_size 64m;\n"
+		"\t\tclient_body_buffer_size 64m;\n"
+		"\t\tlocation / {\n"
+		"\t\t\tcontent_by_lua_block { "
+		"require(\"berth.router\").control() }\n"
+		"\t\t}\n"
+		"\t}\n");
+}
+
+/*
+ * The main nginx.conf of own mode.  error_log is a path or "stderr" (for
+ * nginx -t, whose complaints we read from its output).
  */
 static void render_main(struct buf *b, const struct nginx *ng,
-			const char *conf_d, const char *error_log,
-			const char *pid_file)
+			const char *error_log, const char *pid_file)
 {
 	buf_addstr(b, "# generated by berth: edits are overwritten\n");
+	buf_addf(b, "load_module \"%s\";\n", ng->mod_ndk);
+	buf_addf(b, "load_module \"%s\";\n", ng->mod_lua);
 	buf_addstr(b, "daemon off;\n");
 	buf_addstr(b, "master_process on;\n");
 	buf_addstr(b, "worker_processes auto;\n");
@@ -335,7 +453,7 @@ static void render_main(struct buf *b, const struct nginx *ng,
 	/*
 	 * As root, workers stay root: the state directory (and the static
 	 * sites in it) is often readable by root only.  Static sites stop
-	 * symlinks that leave the site (see the app files).
+	 * symlinks that leave the site.
 	 */
 	if (ng->run_as_root)
 		buf_addstr(b, "user root root;\n");
@@ -353,208 +471,19 @@ static void render_main(struct buf *b, const struct nginx *ng,
 	buf_addf(b, "\tfastcgi_temp_path \"%s/tmp/fastcgi\";\n", ng->prefix);
 	buf_addf(b, "\tuwsgi_temp_path \"%s/tmp/uwsgi\";\n", ng->prefix);
 	buf_addf(b, "\tscgi_temp_path \"%s/tmp/scgi\";\n", ng->prefix);
-	/*
-	 * Keep-alive: a reload closes idle client connections, and a client
-	 * that sends on one at that moment sees an error.  The settings
-	 * that make this rarer are measured in docs/nginx.md.
-	 */
+	/* Keep-alive stays on: nothing an app does reloads nginx. */
 	buf_addstr(b, "\tkeepalive_timeout 65s;\n");
-	buf_addstr(b, berth_maps);
-	buf_addstr(b, "\tserver {\n");
-	buf_addf(b, "\t\tlisten %s default_server;\n", ng->listen);
-	buf_addstr(b, "\t\tserver_name _;\n");
-	buf_addstr(b, "\t\tdefault_type text/plain;\n");
-	buf_addstr(b, "\t\tlocation / {\n"
-		      "\t\t\treturn 404 \"no app for this host\\n\";\n"
-		      "\t\t}\n");
-	buf_addstr(b, "\t}\n");
-	buf_addf(b, "\tinclude \"%s/*.conf\";\n", conf_d);
+	render_router(b, ng);
 	buf_addstr(b, "}\n");
 }
 
-static int render_app(struct buf *b, const struct nginx *ng,
-		      const struct nginx_app *app)
+static void render_system(struct buf *b, const struct nginx *ng)
 {
-	size_t i;
-
-	if (!app->name || !app_name_valid(app->name))
-		return error_set("invalid app name '%s'",
-				 app->name ? app->name : "");
-	if (app->nhosts > NGINX_MAX_HOSTS)
-		return error_set("too many hosts for '%s'", app->name);
-	for (i = 0; i < app->nhosts; i++)
-		if (!host_valid(app->hosts[i]))
-			return error_set("invalid host '%s'", app->hosts[i]);
-	if (app->nports > NGINX_MAX_PORTS)
-		return error_set("too many ports for '%s'", app->name);
-	for (i = 0; i < app->nports; i++)
-		if (app->ports[i] <= 0 || app->ports[i] > 65535)
-			return error_set("invalid port %d", app->ports[i]);
-	if (app->static_root && !conf_path_valid(app->static_root))
-		return error_set("invalid static root '%s'", app->static_root);
-
-	buf_addf(b, "# generated by berth for app '%s': "
-		 "edits are overwritten\n", app->name);
-	if (app->nports) {
-		buf_addf(b, "upstream berth_%s {\n", app->name);
-		for (i = 0; i < app->nports; i++)
-			buf_addf(b, "\tserver 127.0.0.1:%d max_fails=0;\n",
-				 app->ports[i]);
-		buf_addstr(b, "}\n");
-	}
-	buf_addstr(b, "server {\n");
-	buf_addf(b, "\tlisten %s;\n", ng->listen);
-	buf_addf(b, "\tserver_name %s.%s", app->name, ng->domain);
-	for (i = 0; i < app->nhosts; i++)
-		buf_addf(b, " %s", app->hosts[i]);
-	buf_addstr(b, ";\n");
-	buf_addstr(b, "\tclient_max_body_size 100m;\n");
-	buf_addstr(b, "\tadd_header X-Berth-Upstream $berth_upstream "
-		      "always;\n");
-	if (app->nports) {
-		buf_addstr(b, "\tlocation / {\n");
-		buf_addf(b, "\t\tproxy_pass http://berth_%s;\n", app->name);
-		buf_addstr(b,
-			"\t\tproxy_http_version 1.1;\n"
-			"\t\tproxy_set_header Host $berth_host;\n"
-			"\t\tproxy_set_header X-Real-IP $remote_addr;\n"
-			"\t\tproxy_set_header X-Forwarded-For "
-			"$proxy_add_x_forwarded_for;\n"
-			"\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
-			"\t\tproxy_set_header X-Request-Start \"t=${msec}\";\n"
-			"\t\tproxy_set_header Upgrade $http_upgrade;\n"
-			"\t\tproxy_set_header Connection $berth_connection;\n"
-			"\t\tproxy_connect_timeout 2s;\n"
-			"\t\tproxy_read_timeout 300s;\n"
-			"\t\tproxy_send_timeout 300s;\n"
-			/* a refused idle slot is retried on the live one */
-			"\t\tproxy_next_upstream error timeout "
-			"http_502 http_503 http_504;\n"
-			"\t\tproxy_next_upstream_tries 0;\n"
-			"\t}\n");
-	} else if (app->static_root) {
-		/*
-		 * The root is a symlink the engine swaps by rename(): resolve
-		 * it on every request (no open_file_cache), but refuse
-		 * symlinks inside the site, which could point anywhere.
-		 */
-		buf_addf(b, "\troot \"%s\";\n", app->static_root);
-		buf_addstr(b, "\tdisable_symlinks on from=$document_root;\n");
-		buf_addstr(b, "\topen_file_cache off;\n");
-		buf_addstr(b, "\tindex index.html index.htm;\n");
-		buf_addstr(b, "\tlocation / {\n"
-			      "\t\ttry_files $uri $uri/ =404;\n"
-			      "\t}\n");
-	} else {
-		buf_addstr(b, "\tdefault_type text/plain;\n");
-		buf_addstr(b, "\tlocation / {\n"
-			      "\t\treturn 503 \"no web process\\n\";\n"
-			      "\t}\n");
-	}
-	buf_addstr(b, "}\n");
-	return 0;
-}
-
-/* --- own mode: files and checks ----------------------------------- */
-
-static int write_main_conf(const struct nginx *ng)
-{
-	struct buf b = BUF_INIT;
-	char *conf = path_join(ng->prefix, "nginx.conf");
-	char *log = path_join(ng->prefix, "logs/error.log");
-	char *pid = path_join(ng->prefix, "logs/nginx.pid");
-	struct buf cur = BUF_INIT;
-	int ret = 0;
-
-	render_main(&b, ng, ng->conf_dir, log, pid);
-	if (read_file(&cur, conf, NGINX_CONF_MAX) == 0 && cur.len == b.len &&
-	    !memcmp(cur.data, b.data, b.len))
-		goto out;
-	ret = write_file_atomic(conf, b.data, b.len, 0644);
-out:
-	buf_release(&b);
-	buf_release(&cur);
-	free(conf);
-	free(log);
-	free(pid);
-	return ret;
-}
-
-/*
- * Check the whole configuration as it would be with app file 'name'
- * replaced by 'newfile' (NULL: without that app).  A scratch folder
- * ROOT/nginx/check holds a copy of nginx.conf that includes links to
- * every current app file but that one, plus the new one.
- */
-static int check_own(const struct nginx *ng, const char *name,
-		     const char *newfile)
-{
-	char *check = path_join(ng->prefix, "check");
-	char *check_d = path_join(check, "conf.d");
-	char *conf = path_join(check, "nginx.conf");
-	char *pid = path_join(check, "nginx.pid");
-	char *skip = name ? xasprintf("%s.conf", name) : NULL;
-	struct buf b = BUF_INIT;
-	DIR *d = NULL;
-	struct dirent *de;
-	int ret = -1;
-
-	if (rm_rf(check) < 0 || mkdir_p(check_d, 0755) < 0)
-		goto out;
-	d = opendir(ng->conf_dir);
-	if (!d) {
-		error_setsys("cannot open '%s'", ng->conf_dir);
-		goto out;
-	}
-	while ((de = readdir(d))) {
-		size_t n = strlen(de->d_name);
-		char *from, *to;
-		int r;
-
-		if (n < 6 || strcmp(de->d_name + n - 5, ".conf") ||
-		    de->d_name[0] == '.')
-			continue;
-		if (skip && !strcmp(de->d_name, skip))
-			continue;
-		from = path_join(ng->conf_dir, de->d_name);
-		to = path_join(check_d, de->d_name);
-		r = symlink(from, to);
-		if (r < 0)
-			error_setsys("cannot link '%s'", to);
-		free(from);
-		free(to);
-		if (r < 0)
-			goto out;
-	}
-	if (newfile) {
-		char *to = path_join(check_d, skip);
-		int r = symlink(newfile, to);
-
-		if (r < 0)
-			error_setsys("cannot link '%s'", to);
-		free(to);
-		if (r < 0)
-			goto out;
-	}
-	render_main(&b, ng, check_d, "stderr", pid);
-	if (write_new_file(conf, b.data, b.len) < 0)
-		goto out;
-	{
-		const char *args[] = { "-t", "-q", "-p", ng->prefix, "-c", conf,
-				       NULL };
-
-		ret = run_nginx(ng, args, "nginx rejected the configuration");
-	}
-out:
-	if (d)
-		closedir(d);
-	buf_release(&b);
-	free(check);
-	free(check_d);
-	free(conf);
-	free(pid);
-	free(skip);
-	return ret;
+	buf_addstr(b, "# generated by berth: edits are overwritten.  "
+		      "Include at http level;\n"
+		      "# nginx must load ndk_http_module and "
+		      "ngx_http_lua_module (docs/nginx.md).\n");
+	render_router(b, ng);
 }
 
 static int check_system(const struct nginx *ng)
@@ -562,6 +491,141 @@ static int check_system(const struct nginx *ng)
 	const char *args[] = { "-t", "-q", NULL };
 
 	return run_nginx(ng, args, "nginx rejected the configuration");
+}
+
+/*
+ * Own mode: write nginx.conf, checked first as a copy that logs to
+ * stderr (so nginx -t's complaint comes back to us).
+ */
+static int write_own_conf(const struct nginx *ng)
+{
+	char *check = path_join(ng->prefix, "check.conf");
+	char *pid = path_join(ng->prefix, "check.pid");
+	char *log = path_join(ng->prefix, "logs/error.log");
+	char *pidf = path_join(ng->prefix, "logs/nginx.pid");
+	struct buf b = BUF_INIT;
+	int ret = -1;
+
+	render_main(&b, ng, "stderr", pid);
+	if (write_file_atomic(check, b.data, b.len, 0644) < 0)
+		goto out;
+	{
+		const char *args[] = { "-t", "-q", "-p", ng->prefix, "-c",
+				       check, NULL };
+
+		ret = run_nginx(ng, args, "nginx rejected the configuration");
+	}
+	unlink(check);
+	if (ret < 0)
+		goto out;
+	buf_reset(&b);
+	render_main(&b, ng, log, pidf);
+	ret = write_if_changed(ng->conf, b.data, b.len, 0644) < 0 ? -1 : 0;
+out:
+	buf_release(&b);
+	free(check);
+	free(pid);
+	free(log);
+	free(pidf);
+	return ret;
+}
+
+/*
+ * System mode: berth.conf, checked in place with the system's nginx -t
+ * (its own nginx.conf decides what is included); the old file is put
+ * back if the check fails.  1 if it changed.
+ */
+static int write_system_conf(const struct nginx *ng)
+{
+	struct buf b = BUF_INIT, cur = BUF_INIT;
+	int had, ret;
+
+	render_system(&b, ng);
+	had = read_file(&cur, ng->conf, NGINX_CONF_MAX) == 0;
+	error_clear();
+	ret = write_if_changed(ng->conf, b.data, b.len, 0644);
+	if (ret == 1 && check_system(ng) < 0) {
+		char *msg = xstrdup(error_last());
+
+		if (had)
+			write_file_atomic(ng->conf, cur.data, cur.len, 0644);
+		else
+			unlink(ng->conf);
+		error_set("%s", msg);
+		free(msg);
+		ret = -1;
+	}
+	buf_release(&b);
+	buf_release(&cur);
+	return ret;
+}
+
+/* Files of the per-app design before the router; they would shadow it. */
+static void remove_old_files(const struct nginx *ng)
+{
+	DIR *d;
+	struct dirent *de;
+
+	if (!ng->system) {
+		char *p = path_join(ng->prefix, "conf.d");
+
+		rm_rf(p);
+		free(p);
+		p = path_join(ng->prefix, "check");
+		rm_rf(p);
+		free(p);
+		return;
+	}
+	d = opendir(ng->conf_dir);
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		const char *n = de->d_name;
+		size_t len = strlen(n);
+		char *name;
+
+		if (len < 12 || strncmp(n, "berth-", 6) ||
+		    strcmp(n + len - 5, ".conf"))
+			continue;
+		name = xstrndup(n + 6, len - 11);
+		if (!strcmp(name, "maps") || app_name_valid(name)) {
+			char *p = path_join(ng->conf_dir, n);
+
+			log_info("removing '%s' (berth.conf replaces it)", p);
+			unlink(p);
+			free(p);
+		}
+		free(name);
+	}
+	closedir(d);
+}
+
+/* The packaged module, or NULL. */
+static char *find_module(const char *file)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(module_dirs); i++) {
+		char *p = path_join(module_dirs[i], file);
+
+		if (access(p, R_OK) == 0)
+			return p;
+		free(p);
+	}
+	return NULL;
+}
+
+/* ROOT/nginx/lua/router.lua: the code init_by_lua loads. */
+static int write_lua(const struct nginx *ng)
+{
+	char *dir = path_join(ng->dir, "lua");
+	int ret = mkdir_p(dir, 0755);
+
+	free(dir);
+	if (ret < 0)
+		return -1;
+	return write_if_changed(ng->lua, router_lua, router_lua_len, 0644) < 0 ?
+		-1 : 0;
 }
 
 /* --- own mode: the supervised process ----------------------------- */
@@ -636,14 +700,6 @@ static int signal_group(pid_t pgrp, int sig)
 	}
 	closedir(d);
 	return count;
-}
-
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* Wait until no nginx of group pgrp is left, KILLing after timeout_ms. */
@@ -738,6 +794,8 @@ static void stop_stale(const struct nginx *ng)
 static void on_exit_nginx(pid_t pid, int status, void *arg);
 static void ready_poll(struct loop *l, void *arg);
 
+
+static void log_check(struct loop *l, void *arg);
 static long error_log_size(const struct nginx *ng)
 {
 	char *path = path_join(ng->prefix, "logs/error.log");
@@ -775,6 +833,9 @@ static int spawn_nginx(struct nginx *ng)
 
 	unlink(pidfile);
 	free(pidfile);
+	/* a killed master leaves its unix sockets, which block the bind */
+	unlink(ng->ctl_sock);
+	unlink(ng->probe_sock);
 	spawn_init(&s);
 	s.argv = argv;
 	s.envp = envp;
@@ -854,6 +915,7 @@ static void reload_and_wait(struct nginx *ng)
 			 (int)ng->pid);
 		return;
 	}
+	ng->reloads++;
 	deadline = now_ms() + 5000;
 	for (;;) {
 		int left = 0, fresh = 0;
@@ -914,8 +976,13 @@ static void ready_poll(struct loop *l, void *arg)
 	if (is_up(ng)) {
 		ng->ready = 1;
 		log_info("nginx is up (pid %d)", (int)ng->pid);
+		/* it loaded the table file; if that was older, send it */
+		router_nginx_up(ng->router);
 		if (ng->reload_pending)
 			reload_and_wait(ng);
+		if (!ng->log_timer)
+			ng->log_timer = loop_add_timer(l, NGINX_LOG_CHECK_MS,
+						       log_check, ng);
 		return;
 	}
 	if (now_ms() > ng->ready_deadline)
@@ -976,42 +1043,48 @@ static void on_exit_nginx(pid_t pid, int status, void *arg)
 						   restart_nginx, ng);
 }
 
-/*
- * System mode: the maps every app file needs, in berth-maps.conf.  A
- * system nginx that does not include the folder at http level fails the
- * check here, at start, with nginx's own words.
- */
-static int write_system_maps(const struct nginx *ng)
+
+/* Own mode: error.log grows past log_max_size: keep one old copy. */
+static void log_check(struct loop *l, void *arg)
 {
-	char *path = path_join(ng->conf_dir, "berth-maps.conf");
-	struct buf b = BUF_INIT, cur = BUF_INIT;
-	int ret = 0, had;
+	struct nginx *ng = arg;
+	char *log = path_join(ng->prefix, "logs/error.log");
+	char *old = path_join(ng->prefix, "logs/error.log.1");
+	struct stat st;
 
-	buf_addstr(&b, "# generated by berth: edits are overwritten\n");
-	buf_addstr(&b, berth_maps);
-	had = read_file(&cur, path, NGINX_CONF_MAX) == 0;
-	error_clear();
-	if (had && cur.len == b.len && !memcmp(cur.data, b.data, b.len))
-		goto out;
-	ret = write_file_atomic(path, b.data, b.len, 0644);
-	if (ret == 0 && check_system(ng) < 0) {
-		char *msg = xstrdup(error_last());
-
-		if (had)
-			write_file_atomic(path, cur.data, cur.len, 0644);
+	ng->log_timer = loop_add_timer(l, NGINX_LOG_CHECK_MS, log_check, ng);
+	if (ng->pid > 0 && ng->ready && ng->log_max_bytes > 0 &&
+	    stat(log, &st) == 0 && st.st_size > ng->log_max_bytes) {
+		if (rename(log, old) < 0)
+			log_warn("cannot rotate '%s'", log);
 		else
-			unlink(path);
-		ret = error_set("%s", msg);
-		free(msg);
+			nginx_reopen_logs(ng);
 	}
-out:
-	buf_release(&b);
-	buf_release(&cur);
-	free(path);
-	return ret;
+	free(log);
+	free(old);
 }
 
 /* --- the interface ------------------------------------------------ */
+
+static int set_paths(struct nginx *ng, const char *root)
+{
+	if (!root || root[0] != '/')
+		return error_set("state directory must be an absolute path");
+	ng->dir = xasprintf("%s/nginx", root);
+	if (!conf_path_valid(ng->dir))
+		return error_set("unusable state directory '%s' for nginx",
+				 root);
+	ng->lua = path_join(ng->dir, "lua/router.lua");
+	ng->table = path_join(ng->dir, "routes");
+	ng->ctl_sock = path_join(ng->dir, "sock/control");
+	ng->probe_sock = path_join(ng->dir, "sock/probe");
+	ng->log_sock = path_join(ng->dir, "router.sock");
+	if (strlen(ng->ctl_sock) > NGINX_SOCK_MAX ||
+	    strlen(ng->log_sock) > NGINX_SOCK_MAX)
+		return error_set("state directory '%s' is too long for a "
+				 "unix socket path", root);
+	return 0;
+}
 
 int nginx_init(struct nginx **out, const struct config *cfg,
 	       struct loop *l)
@@ -1020,12 +1093,15 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	const char *bin = cfg->nginx_bin ? cfg->nginx_bin : "nginx";
 	const char *mode = cfg->nginx ? cfg->nginx : "own";
 	const char *domain = cfg->domain ? cfg->domain : "localhost";
-	int ret = -1;
+	struct router_opts ro;
+	char *p;
+	int ret = -1, changed = 0, r;
 
 	*out = NULL;
 	ng->loop = l;
 	ng->pid = -1;
 	ng->run_as_root = geteuid() == 0;
+	ng->log_max_bytes = cfg->log_max_bytes;
 	ng->stop_timeout_ms = cfg->stop_timeout_ms > 0 &&
 		cfg->stop_timeout_ms < NGINX_STOP_WAIT_MS ?
 		cfg->stop_timeout_ms : NGINX_STOP_WAIT_MS;
@@ -1050,15 +1126,12 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		error_set("cannot find nginx '%s'", bin);
 		goto out;
 	}
-	if (!host_valid(domain) || strchr(domain, '*')) {
-		error_set("invalid domain '%s'", domain);
-		goto out;
-	}
 	ng->domain = xstrdup(domain);
 	if (parse_listen(cfg->http_listen ? cfg->http_listen :
 			 "127.0.0.1:8080", &ng->listen, &ng->addr) < 0)
 		goto out;
-
+	if (set_paths(ng, cfg->root) < 0)
+		goto out;
 	if (ng->system) {
 		struct stat st;
 
@@ -1067,66 +1140,66 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 			goto out;
 		}
 		if (stat(cfg->nginx_conf_dir, &st) < 0 ||
-		    !S_ISDIR(st.st_mode)) {
+		    !S_ISDIR(st.st_mode) ||
+		    !conf_path_valid(cfg->nginx_conf_dir)) {
 			error_set("cannot use nginx_conf_dir '%s'",
 				  cfg->nginx_conf_dir);
 			goto out;
 		}
 		ng->conf_dir = xstrdup(cfg->nginx_conf_dir);
-		if (write_system_maps(ng) < 0)
-			goto out;
-		ret = 0;
-		goto out;
-	}
-
-	if (!cfg->root || cfg->root[0] != '/') {
-		error_set("state directory must be an absolute path");
-		goto out;
-	}
-	ng->prefix = path_join(cfg->root, "nginx");
-	if (!conf_path_valid(ng->prefix)) {
-		error_set("unusable state directory '%s' for nginx", cfg->root);
-		goto out;
-	}
-	ng->conf_dir = path_join(ng->prefix, "conf.d");
-	{
-		static const char *const dirs[] = { "conf.d", "logs", "tmp" };
+		ng->conf = path_join(ng->conf_dir, "berth.conf");
+	} else {
+		static const char *const dirs[] = { "logs", "tmp" };
 		size_t i;
 
+		ng->prefix = xstrdup(ng->dir);
+		ng->conf = path_join(ng->prefix, "nginx.conf");
+		ng->mod_ndk = find_module("ndk_http_module.so");
+		ng->mod_lua = find_module("ngx_http_lua_module.so");
+		if (!ng->mod_ndk || !ng->mod_lua) {
+			error_set("nginx's Lua module is not installed "
+				  "(Debian: libnginx-mod-http-lua)");
+			goto out;
+		}
 		for (i = 0; i < ARRAY_SIZE(dirs); i++) {
-			char *p = path_join(ng->prefix, dirs[i]);
-			int r = mkdir_p(p, 0755);
-
+			p = path_join(ng->prefix, dirs[i]);
+			r = mkdir_p(p, 0755);
 			free(p);
 			if (r < 0)
 				goto out;
 		}
 	}
-	/* leftovers of a change that was cut short */
-	{
-		DIR *d = opendir(ng->conf_dir);
-		struct dirent *de;
-
-		if (!d) {
-			error_setsys("cannot open '%s'", ng->conf_dir);
+	if (mkdir_p(ng->dir, 0755) < 0)
+		goto out;
+	/* the control and probe listeners: the engine's user only */
+	p = path_join(ng->dir, "sock");
+	r = mkdir_p(p, 0700);
+	if (r == 0 && chmod(p, 0700) < 0)
+		r = error_setsys("cannot chmod '%s'", p);
+	free(p);
+	if (r < 0)
+		goto out;
+	if (write_lua(ng) < 0)
+		goto out;
+	memset(&ro, 0, sizeof(ro));
+	ro.table_path = ng->table;
+	ro.control_socket = ng->ctl_sock;
+	ro.probe_socket = ng->probe_sock;
+	ro.domain = ng->domain;
+	if (router_init(&ng->router, &ro) < 0)
+		goto out;
+	remove_old_files(ng);
+	if (!ng->system) {
+		if (write_own_conf(ng) < 0)
 			goto out;
-		}
-		while ((de = readdir(d))) {
-			size_t n = strlen(de->d_name);
-
-			if (n > 4 && !strcmp(de->d_name + n - 4, ".new")) {
-				char *p = path_join(ng->conf_dir, de->d_name);
-
-				unlink(p);
-				free(p);
-			}
-		}
-		closedir(d);
+	} else {
+		changed = write_system_conf(ng);
+		if (changed < 0)
+			goto out;
+		/* a new berth.conf: the one reload that is berth's own */
+		if (changed && nginx_reload(ng) < 0)
+			goto out;
 	}
-	if (write_main_conf(ng) < 0)
-		goto out;
-	if (check_own(ng, NULL, NULL) < 0)
-		goto out;
 	ret = 0;
 	error_clear();
 out:
@@ -1143,8 +1216,14 @@ int nginx_start(struct nginx *ng)
 	int64_t deadline;
 	long log_off;
 
-	if (ng->system)
+	if (ng->system) {
+		router_nginx_up(ng->router);
+		if (!router_in_sync(ng->router))
+			log_warnx("the system nginx does not answer on '%s': "
+				  "is '%s' included, with the Lua module "
+				  "loaded?", ng->ctl_sock, ng->conf);
 		return 0;
+	}
 	if (ng->pid > 0)
 		return 0;
 	stop_stale(ng);
@@ -1189,98 +1268,57 @@ int nginx_start(struct nginx *ng)
 	}
 	ng->ready = 1;
 	log_info("nginx is up (pid %d) on %s", (int)ng->pid, ng->addr);
+	router_nginx_up(ng->router);
+	if (ng->loop && !ng->log_timer)
+		ng->log_timer = loop_add_timer(ng->loop, NGINX_LOG_CHECK_MS,
+					       log_check, ng);
 	return 0;
+}
+
+struct router *nginx_router(struct nginx *ng)
+{
+	return ng->router;
 }
 
 int nginx_app_set(struct nginx *ng, const struct nginx_app *app)
 {
-	struct buf b = BUF_INIT, cur = BUF_INIT;
-	char *path = NULL, *newpath = NULL;
-	int have_cur = 0, ret = -1, r;
+	struct route_peer *peers = NULL;
+	struct route rt;
+	char (*names)[32] = NULL;
+	size_t i;
+	int ret;
 
-	if (render_app(&b, ng, app) < 0)
-		goto out;
-	path = app_file(ng, app->name);
-	newpath = xasprintf("%s.new", path);
-	r = read_file(&cur, path, NGINX_CONF_MAX);
-	if (r == 0) {
-		have_cur = 1;
-		if (cur.len == b.len && !memcmp(cur.data, b.data, b.len)) {
-			ret = 0;
-			goto out;
+	memset(&rt, 0, sizeof(rt));
+	if (app->nports > ROUTER_MAX_PEERS)
+		return error_set("too many ports for '%s'", app->name);
+	if (app->nports) {
+		peers = xcalloc(app->nports, sizeof(*peers));
+		names = xcalloc(app->nports, sizeof(*names));
+		for (i = 0; i < app->nports; i++) {
+			snprintf(names[i], sizeof(names[i]), "web.%zu",
+				 i / 2 + 1);
+			peers[i].proc = names[i];
+			peers[i].port = app->ports[i];
 		}
-	} else if (r != ERR_NOTFOUND) {
-		goto out;
+		rt.kind = ROUTE_LIVE;
+		rt.peers = peers;
+		rt.npeers = app->nports;
+	} else if (app->static_root) {
+		rt.kind = ROUTE_STATIC;
+		rt.root = app->static_root;
+	} else {
+		rt.kind = ROUTE_NO_WEB;
 	}
-	error_clear();
-	if (write_new_file(newpath, b.data, b.len) < 0)
-		goto out;
-	if (!ng->system) {
-		if (check_own(ng, app->name, newpath) < 0) {
-			unlink(newpath);
-			goto out;
-		}
-		if (rename(newpath, path) < 0) {
-			error_setsys("cannot rename '%s'", newpath);
-			unlink(newpath);
-			goto out;
-		}
-		if (fsync_dir(ng->conf_dir) < 0)
-			goto out;
-		send_reload(ng);
-		ret = 0;
-		goto out;
-	}
-	/*
-	 * A system nginx's config includes files by its own pattern, so the
-	 * new file is checked in place and the old one put back on failure.
-	 */
-	if (rename(newpath, path) < 0) {
-		error_setsys("cannot rename '%s'", newpath);
-		unlink(newpath);
-		goto out;
-	}
-	if (check_system(ng) < 0) {
-		char *msg = xstrdup(error_last());
-
-		if (have_cur)
-			write_file_atomic(path, cur.data, cur.len, 0644);
-		else
-			unlink(path);
-		error_set("%s", msg);
-		free(msg);
-		goto out;
-	}
-	if (fsync_dir(ng->conf_dir) < 0 || nginx_reload(ng) < 0)
-		goto out;
-	ret = 0;
-out:
-	buf_release(&b);
-	buf_release(&cur);
-	free(path);
-	free(newpath);
-	return ret;
+	ret = router_app_set(ng->router, app->name, app->hosts, app->nhosts,
+			     &rt);
+	free(peers);
+	free(names);
+	return ret < 0 ? -1 : 0;
 }
 
 int nginx_app_remove(struct nginx *ng, const char *name)
 {
-	char *path;
-	int ret = 0;
-
-	if (!name || !app_name_valid(name))
-		return error_set("invalid app name '%s'", name ? name : "");
-	path = app_file(ng, name);
-	if (unlink(path) < 0) {
-		if (errno != ENOENT)
-			ret = error_setsys("cannot remove '%s'", path);
-		free(path);
-		return ret;
-	}
-	ret = fsync_dir(ng->conf_dir);
-	free(path);
-	if (ret == 0)
-		ret = nginx_reload(ng);
-	return ret;
+	return router_app_remove(ng->router, name) < 0 ? -1 : 0;
 }
 
 int nginx_reload(struct nginx *ng)
@@ -1293,12 +1331,25 @@ int nginx_reload(struct nginx *ng)
 	}
 	if (run_nginx(ng, args, "cannot reload nginx") < 0)
 		return -1;
+	ng->reloads++;
 	/*
 	 * The workers of a system nginx are not ours to watch: give its
 	 * master the 100 ms it sleeps before the old workers stop
 	 * accepting (see reload_and_wait()), and a margin.
 	 */
 	sleep_ms(200);
+	return 0;
+}
+
+int nginx_reopen_logs(struct nginx *ng)
+{
+	const char *args[] = { "-s", "reopen", NULL };
+
+	if (ng->system)
+		return run_nginx(ng, args, "cannot reopen nginx's logs");
+	if (ng->pid > 0 && kill(ng->pid, SIGUSR1) < 0)
+		return error_setsys("cannot signal nginx (pid %d)",
+				    (int)ng->pid);
 	return 0;
 }
 
@@ -1318,6 +1369,10 @@ void nginx_stop(struct nginx *ng)
 	if (ng->ready_timer) {
 		loop_del_timer(ng->loop, ng->ready_timer);
 		ng->ready_timer = 0;
+	}
+	if (ng->log_timer) {
+		loop_del_timer(ng->loop, ng->log_timer);
+		ng->log_timer = 0;
 	}
 	ng->reload_pending = 0;
 	pid = ng->pid;
@@ -1352,16 +1407,70 @@ void nginx_free(struct nginx *ng)
 	if (!ng)
 		return;
 	nginx_stop(ng);
+	router_free(ng->router);
 	free(ng->bin);
 	free(ng->prefix);
+	free(ng->dir);
+	free(ng->conf);
 	free(ng->conf_dir);
 	free(ng->listen);
 	free(ng->addr);
 	free(ng->domain);
+	free(ng->lua);
+	free(ng->table);
+	free(ng->ctl_sock);
+	free(ng->probe_sock);
+	free(ng->log_sock);
+	free(ng->proxy_host);
+	free(ng->proxy_sock);
+	free(ng->mod_ndk);
+	free(ng->mod_lua);
 	free(ng);
 }
 
 const char *nginx_http_addr(const struct nginx *ng)
 {
 	return ng ? ng->addr : "127.0.0.1:8080";
+}
+
+const char *nginx_probe_socket(const struct nginx *ng)
+{
+	return ng->probe_sock;
+}
+
+const char *nginx_log_socket(const struct nginx *ng)
+{
+	return ng->log_sock;
+}
+
+unsigned long nginx_reloads(const struct nginx *ng)
+{
+	return ng->reloads;
+}
+
+/*
+ * A server of berth's own (the dashboard): 'host' proxied to a unix
+ * socket, rendered into the configuration beside the router's server
+ * (an exact server_name wins over the router's catch-all).  Called before
+ * nginx_start(); host NULL: none.
+ */
+int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
+		    const char *sock)
+{
+	int changed;
+
+	if (host && (!host_name_valid(host) || !conf_path_valid(sock)))
+		return error_set("invalid proxy '%s' for '%s'", name, host);
+	FREE_AND_NULL(ng->proxy_host);
+	FREE_AND_NULL(ng->proxy_sock);
+	if (host) {
+		ng->proxy_host = xstrdup(host);
+		ng->proxy_sock = xstrdup(sock);
+	}
+	if (!ng->system)
+		return write_own_conf(ng);
+	changed = write_system_conf(ng);
+	if (changed < 0)
+		return -1;
+	return changed ? nginx_reload(ng) : 0;
 }

@@ -1,25 +1,24 @@
 /*
- * nginx: the proxy in front of every app.
+ * nginx: the proxy in front of every app, and the home of berth's router.
+ *
+ * berth's nginx configuration never names an app.  It carries the router
+ * (router.h, server/router.lua on lua-nginx-module): a table in nginx's
+ * shared memory, read on every request, that the engine changes at run
+ * time through a unix socket.  So nothing an app does (a new app, its
+ * removal, hosts, scale, a deploy, a static site) reloads nginx; the
+ * configuration is written once, at start, and changes only with berth's
+ * own settings (http_listen).  docs/nginx.md tells why and how.
  *
  * Own mode (default): nginx runs as a supervised child of the engine from
- * ROOT/nginx (nginx.conf, conf.d/NAME.conf, logs/, temp folders),
- * listening on cfg->http_listen.  System mode: files go to
- * cfg->nginx_conf_dir and the system nginx is reloaded ("nginx -s reload").
+ * ROOT/nginx (nginx.conf, logs/, tmp/), listening on cfg->http_listen,
+ * with lua-nginx-module loaded by its nginx.conf.  System mode: berth
+ * writes cfg->nginx_conf_dir/berth.conf, which the system's nginx.conf
+ * includes at http level; the system nginx must load the module.
  *
- * A routine deploy never reloads nginx.  Each web process has a fixed pair
- * of ports (slots) in its app's upstream, both "max_fails=0"; a release
- * runs on one slot of each pair and the next release starts on the other.
- * nginx's proxy_next_upstream retries a connection refused by the idle
- * slot on the live one, so the swap is the moment the old process stops
- * listening: no reload, no lost request.  The upstream changes (and nginx
- * reloads) only when the set of slots or the hosts change: a new app, a new
- * web scale, new hosts.  Static sites are served from a symlink the engine
- * swaps with rename(), also without a reload.
- *
- * Every change is written to NAME.conf.new, checked with "nginx -t" on the
- * whole configuration including the new file, and only then renamed into
- * place and loaded; a failed check leaves the old file and returns -1 with
- * nginx's own message in error_last().
+ * Both: ROOT/nginx/routes is the table nginx loads at start,
+ * ROOT/nginx/lua/router.lua the code, ROOT/nginx/sock/ (mode 0700) the
+ * control and probe listeners, ROOT/nginx/router.sock where nginx sends
+ * router log lines (routerlog.h).
  */
 #ifndef BERTH_NGINX_H
 #define BERTH_NGINX_H
@@ -29,7 +28,32 @@
 struct config;
 struct loop;
 struct nginx;
+struct router;
 
+/*
+ * Prepare ROOT/nginx (own) or berth.conf (system): write the
+ * configuration, check it with "nginx -t", load the routing table.  A
+ * system nginx is reloaded if berth.conf changed (a new berth).
+ */
+int nginx_init(struct nginx **out, const struct config *cfg,
+	       struct loop *l);
+/*
+ * Own mode: start the supervised nginx (restarted if it dies, with the
+ * table loaded before its first request).  Blocks until it serves (at
+ * most 5 s).  System mode: ask the system nginx for its table version.
+ */
+int nginx_start(struct nginx *ng);
+/* The routing table; owned by ng, valid until nginx_free(). */
+struct router *nginx_router(struct nginx *ng);
+
+/*
+ * An app described at once, as its old per-app file did: every slot port
+ * (two per web process, "web.N" for ports 2N-2 and 2N-1), or a static
+ * root, or neither (no web process).  This sets the app's route and hosts
+ * in the router: no file, no reload.  Errors are the router's.  The
+ * deploy path does not use it: it routes to the processes that passed
+ * their check, through liveroute.h.
+ */
 struct nginx_app {
 	const char *name;
 	char *const *hosts;	/* hosts beyond NAME.DOMAIN */
@@ -38,22 +62,32 @@ struct nginx_app {
 	size_t nports;
 	const char *static_root;/* absolute path of the swapped symlink, or NULL */
 };
-
-/* Prepare ROOT/nginx (or check the system conf dir). */
-int nginx_init(struct nginx **out, const struct config *cfg,
-	       struct loop *l);
-/* Own mode: start the supervised nginx (restarted if it dies). */
-int nginx_start(struct nginx *ng);
-/* Write (or rewrite) an app's file, check, load. No-op if unchanged. */
 int nginx_app_set(struct nginx *ng, const struct nginx_app *app);
-/* Remove an app's file and reload. */
+/* Remove an app's route and hosts. */
 int nginx_app_remove(struct nginx *ng, const char *name);
-/* Graceful reload of the running nginx. */
+
+/*
+ * Graceful reload of the running nginx (own: HUP, returning once the old
+ * workers stopped accepting; system: "nginx -s reload").  Only berth's
+ * own settings need it; nothing here calls it for an app.
+ */
 int nginx_reload(struct nginx *ng);
+/* nginx reopens its log files (own: USR1; system: "nginx -s reopen"). */
+int nginx_reopen_logs(struct nginx *ng);
 /* Own mode: stop nginx (QUIT, then KILL after a timeout). */
 void nginx_stop(struct nginx *ng);
 void nginx_free(struct nginx *ng);
+/* A server of berth's own: requests for 'host' go to the unix socket
+ * 'sock'; file NAME.conf, NAME holding a '_'; host NULL removes it. */
+int nginx_proxy_set(struct nginx *ng, const char *name, const char *host,
+		    const char *sock);
 /* "127.0.0.1:8080": where to send requests to reach apps through nginx. */
 const char *nginx_http_addr(const struct nginx *ng);
+/* The unix socket of the probe listener (router_probe_socket()). */
+const char *nginx_probe_socket(const struct nginx *ng);
+/* Where nginx's workers send router log lines (routerlog_open()). */
+const char *nginx_log_socket(const struct nginx *ng);
+/* How many times nginx was reloaded (HUP or -s reload) since init. */
+unsigned long nginx_reloads(const struct nginx *ng);
 
 #endif

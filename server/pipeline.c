@@ -29,14 +29,12 @@
 #include "manifest.h"
 #include "privenv.h"
 #include "safefs.h"
+#include "paths.h"
 #include "spawn.h"
 #include "submodule.h"
 #include "treelimits.h"
 
-#ifndef BERTH_DATADIR
-#define BERTH_DATADIR "/usr/local/share/berth"
-#endif
-
+#define LOST_ENGINE_WAIT_MS 60000	/* for a restarted engine to answer */
 #define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define OUT_LINE_MAX 4096	/* longer output lines are split */
 #define DETECT_MAX 4096		/* bin/detect stdout kept */
@@ -70,11 +68,24 @@ static const char *const default_steps[] = {
 
 /* ---- output for the user ---- */
 
+/*
+ * What the user sees of a build also goes to the app's log: the engine's
+ * "build-log APP" connection gets a copy of every line written to the
+ * user's fd (build_log_open()).  One build per process, so one copy.
+ */
+static int log_copy_fd = -1;	/* the engine connection */
+static int log_copy_of = -1;	/* the user's fd whose lines it copies */
+
 static void out_write(int fd, const char *data, size_t len)
 {
 	/* The pusher may have hung up; the build goes on regardless. */
 	if (fd >= 0 && len)
 		(void)write_all(fd, data, len);
+	if (fd >= 0 && len && fd == log_copy_of && log_copy_fd >= 0 &&
+	    write_all(log_copy_fd, data, len) < 0) {
+		close(log_copy_fd);	/* the engine went away */
+		log_copy_fd = -1;
+	}
 }
 
 static void say(int fd, const char *fmt, ...)
@@ -398,7 +409,6 @@ static char *try_pack(const char *base, const char *name)
 
 int pipeline_buildpack_find(char **dir, const char *root, const char *name)
 {
-	char exe[PATH_MAX];
 	char *base = NULL, *found = NULL;
 
 	*dir = NULL;
@@ -421,22 +431,17 @@ int pipeline_buildpack_find(char **dir, const char *root, const char *name)
 		found = try_pack(base, name);
 		FREE_AND_NULL(base);
 	}
-	if (!found)
-		found = try_pack(BERTH_DATADIR "/buildpacks", name);
-	if (!found && realpath("/proc/self/exe", exe)) {
-		char *slash = strrchr(exe, '/');
+	if (!found) {
+		struct strv dirs = STRV_INIT;
+		size_t i;
 
-		if (slash) {
-			*slash = '\0';
-			base = xasprintf("%s/buildpacks", exe);
+		paths_share_dirs(&dirs);
+		for (i = 0; !found && i < dirs.n; i++) {
+			base = xasprintf("%s/buildpacks", dirs.v[i]);
 			found = try_pack(base, name);
 			FREE_AND_NULL(base);
-			if (!found) {
-				base = xasprintf("%s/../buildpacks", exe);
-				found = try_pack(base, name);
-				FREE_AND_NULL(base);
-			}
 		}
+		strv_release(&dirs);
 	}
 	if (!found)
 		return error_set("no buildpack named '%s'", name), ERR_NOTFOUND;
@@ -762,7 +767,9 @@ struct pl {
 	char *pack;
 	int64_t start, deadline;
 	long release;		/* from the engine's "is live" line; -1 */
+	long deploying;		/* from "Deploying release N"; 0 */
 	int deployed;
+	int outcome_said;	/* the failure message says what runs now */
 	long uid, gid;		/* the app's user when we are root, else -1 */
 	int per_app_user;	/* uid is the app's own (not 'user:') */
 	int lock_fd;		/* ROOT/cache/NAME.lock, or -1 */
@@ -1163,7 +1170,91 @@ static int deploy_line(void *arg, enum control_kind kind, const char *text)
 	if (sscanf(text, "-----> Release %ld of %*s is live%n", &n, &used) >= 1 &&
 	    used > 0 && n > 0)
 		ds->p->release = n;
+	used = 0;
+	if (sscanf(text, "-----> Deploying release %ld of %*s%n", &n, &used) >= 1 &&
+	    used > 0 && n > 0)
+		ds->p->deploying = n;
 	return 0;
+}
+
+/* ---- when the engine goes away during the deploy ---- */
+
+struct releases_state {
+	long want;
+	char status[32];	/* of release want: "live", "failed", ... */
+	long live;		/* the release marked live */
+};
+
+static int releases_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct releases_state *rs = arg;
+	char st[32];
+	long n;
+	int live = 0;
+
+	if (kind != CONTROL_DATA || sscanf(text, "v%ld", &n) != 1 || n <= 0)
+		return 0;
+	live = strchr(text, '*') && strchr(text, '*') < strchr(text, ' ');
+	if (live)
+		rs->live = n;
+	if (n == rs->want && sscanf(text, "%*s %31s", st) == 1)
+		snprintf(rs->status, sizeof(rs->status), "%s", st);
+	return 0;
+}
+
+/*
+ * The engine hung up in the middle of the deploy (it crashed, or was
+ * stopped): whether the release went live is the engine's to say, not
+ * ours to guess.  Ask it (a supervisor restarts it; a new engine restores
+ * what was live) and tell the user; 0 if release p->deploying is live.
+ */
+static int ask_after_lost_engine(struct pl *p, const char *why)
+{
+	struct strv argv = STRV_INIT;
+	struct releases_state rs;
+	int64_t until = now_ms() + LOST_ENGINE_WAIT_MS;
+	int r = -1, said = 0;
+
+	strv_push(&argv, "releases");
+	strv_push(&argv, p->o->app);
+	say(p->o->out, " !     lost the engine during the deploy (%s)", why);
+	while (now_ms() < until) {
+		memset(&rs, 0, sizeof(rs));
+		rs.want = p->deploying;
+		r = control_call(p->root, 2, argv.v, releases_line, &rs, NULL);
+		if (r == 0)
+			break;
+		if (!said++)
+			say(p->o->out, "-----> Waiting for the engine to say what became of release %ld",
+			    p->deploying);
+		usleep(500 * 1000);
+	}
+	strv_release(&argv);
+	p->outcome_said = 1;
+	if (r != 0) {
+		if (p->deploying)
+			return error_set("no engine answers: whether release %ld of %s went live is unknown (see 'releases %s')",
+					 p->deploying, p->o->app, p->o->app);
+		return error_set("no engine answers: see 'releases %s'",
+				 p->o->app);
+	}
+	if (p->deploying && rs.live == p->deploying) {
+		say(p->o->out, "-----> The engine came back with release %ld of %s live",
+		    p->deploying, p->o->app);
+		p->release = p->deploying;
+		return 0;
+	}
+	if (!p->deploying)
+		return error_set("the engine stopped before the deploy began; %s",
+				 rs.live ? "the release that ran still runs" :
+				 "nothing runs");
+	if (rs.live)
+		return error_set("the engine stopped during the deploy: release %ld is %s, release %ld of %s is live",
+				 p->deploying, rs.status[0] ? rs.status : "gone",
+				 rs.live, p->o->app);
+	return error_set("the engine stopped during the deploy: release %ld is %s, and no release of %s is live",
+			 p->deploying, rs.status[0] ? rs.status : "gone",
+			 p->o->app);
 }
 
 static int step_deploy(struct pl *p)
@@ -1171,7 +1262,7 @@ static int step_deploy(struct pl *p)
 	struct strv argv = STRV_INIT;
 	struct deploy_state ds = { p };
 	char *err = NULL;
-	int r, ret = -1;
+	int r, ret = -1, copy_of;
 
 	strv_push(&argv, "deploy");
 	strv_push(&argv, p->o->app);
@@ -1189,10 +1280,22 @@ static int step_deploy(struct pl *p)
 		strv_push(&argv, "--buildpack");
 		strv_push(&argv, p->pack);
 	}
+	/* The engine logs the deploy itself: no copy of these lines. */
+	copy_of = log_copy_of;
+	log_copy_of = -1;
 	r = control_call(p->root, (int)argv.n, argv.v, deploy_line, &ds, &err);
-	if (r < 0)
+	log_copy_of = copy_of;
+	if (r < 0 && p->deploying) {
+		/* Hung up mid-deploy: what runs now is the engine's answer. */
+		char *why = xstrdup(error_last());
+
+		r = ask_after_lost_engine(p, why);
+		free(why);
+		if (r < 0)
+			goto out;
+	} else if (r < 0) {
 		goto out;
-	if (r == 1) {
+	} else if (r == 1) {
 		error_set("%s", err ? err : "deploy failed");
 		goto out;
 	}
@@ -1321,6 +1424,28 @@ static int resolve_run_user(struct pl *p)
 
 /* ---- the whole run ---- */
 
+/* The app's log gets a copy of what the user sees (out_write()); the
+ * engine makes the app on a first push, so "apps" lists it and "logs"
+ * shows its build whatever the build's fate.  No engine: no copy (the
+ * deploy step will say why). */
+static void build_log_open(struct pl *p)
+{
+	char *argv[] = { "build-log", (char *)(uintptr_t)p->o->app, NULL };
+	struct buf req = BUF_INIT;
+	int fd = control_connect(p->root);
+
+	if (fd < 0)
+		return;
+	control_encode_request(&req, 2, argv);
+	if (write_all(fd, req.data, req.len) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	buf_release(&req);
+	log_copy_fd = fd;
+	log_copy_of = fd >= 0 ? p->o->out : -1;
+}
+
 /* The commit's submodules, as the build user (submodule.h). */
 static int checkout_submodules(struct pl *p)
 {
@@ -1407,12 +1532,53 @@ out:
 	return ret;
 }
 
+int pipeline_tmp_app(const char *entry, char *app, size_t len)
+{
+	static const char *const prefix[] = { "build-", "env-", "bundle-" };
+	size_t n = strlen(entry), i, k;
+
+	if (n > 7 && !strcmp(entry + n - 7, ".tar.gz"))
+		n -= 7;
+	for (i = 0; i < ARRAY_SIZE(prefix); i++) {
+		k = strlen(prefix[i]);
+		if (strncmp(entry, prefix[i], k) || n < k + 8 ||
+		    entry[n - 7] != '-')
+			continue;
+		if (n - 7 - k >= len)
+			return -1;
+		memcpy(app, entry + k, n - 7 - k);
+		app[n - 7 - k] = '\0';
+		return app_name_valid(app) ? 0 : -1;
+	}
+	return -1;
+}
+
+int pipeline_lock_try(const char *root, const char *app)
+{
+	char *path = xasprintf("%s/cache/%s.lock", root, app);
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	int ret = fd;
+
+	if (fd < 0) {
+		ret = errno == ENOENT ? ERR_NOTFOUND :
+			error_setsys("cannot open '%s'", path);
+	} else if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		ret = errno == EWOULDBLOCK ? ERR_BUSY :
+			error_setsys("cannot lock '%s'", path);
+		close(fd);
+	}
+	free(path);
+	return ret;
+}
+
 static int make_dirs(struct pl *p)
 {
 	char *tmp = xasprintf("%s/tmp", p->root);
 	int ret = -1;
 
-	if (mkdir_p(tmp, 0755) < 0)
+	/* Locked first: while the lock is held, a new engine leaves this
+	 * build's files in tmp/ alone (pipeline_tmp_app()). */
+	if (lock_builds(p) < 0 || mkdir_p(tmp, 0755) < 0)
 		goto out;
 	p->build_dir = xasprintf("%s/build-%s-XXXXXX", tmp, p->o->app);
 	if (!mkdtemp(p->build_dir)) {
@@ -1427,8 +1593,6 @@ static int make_dirs(struct pl *p)
 		goto out;
 	}
 	p->cache_dir = xasprintf("%s/cache/%s", p->root, p->o->app);
-	if (lock_builds(p) < 0)
-		goto out;
 	if (p->o->clean_cache) {
 		say(p->o->out, "-----> Clearing the build cache");
 		if (rm_rf(p->cache_dir) < 0)
@@ -1519,6 +1683,7 @@ int pipeline_run(const struct pipeline_opts *o)
 	if (o->cfg->build_timeout_ms > 0)
 		p.deadline = p.start + o->cfg->build_timeout_ms;
 	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
+	build_log_open(&p);
 	say(o->out, "-----> Building %s (commit %s)", o->app, short_id);
 	/* A tree bomb or a huge blob is refused before anything is made. */
 	if (treelimits_check_commit(o->repo, o->commit, o->cfg) < 0)
@@ -1547,7 +1712,7 @@ out:
 	if (ret < 0) {
 		why = xstrdup(error_last());
 		say(o->out, " !     %s", why);
-		if (!p.deployed)
+		if (!p.deployed && !p.outcome_said)
 			say(o->out, " !     push rejected: the running release "
 			    "is unchanged");
 		webhooks(&p, "failed");
@@ -1562,6 +1727,9 @@ out:
 		unlink(p.bundle);	/* gone already when the engine moved it */
 	if (p.lock_fd >= 0)
 		close(p.lock_fd);
+	if (log_copy_fd >= 0)
+		close(log_copy_fd);
+	log_copy_fd = log_copy_of = -1;
 	free(p.build_dir);
 	free(p.env_dir);
 	free(p.cache_dir);

@@ -35,6 +35,21 @@ struct pipeline_opts {
 int pipeline_run(const struct pipeline_opts *o);
 
 /*
+ * A build holds ROOT/cache/APP.lock for as long as it runs, taken before
+ * it makes its files in ROOT/tmp: build-APP-XXXXXX, env-APP-XXXXXX and
+ * bundle-APP-XXXXXX.tar.gz.  So an engine that starts while the session
+ * of a push is still building (its engine died) can tell them apart:
+ *
+ * pipeline_tmp_app(): the app an entry of ROOT/tmp belongs to, into app
+ * (len bytes, APP_NAME_MAX + 1 is enough); -1 if it is no build's file.
+ * pipeline_lock_try(): take APP's build lock without waiting: an fd to
+ * close when done; ERR_BUSY while a build runs, ERR_NOTFOUND if no build
+ * ever ran, -1 on other errors.
+ */
+int pipeline_tmp_app(const char *entry, char *app, size_t len);
+int pipeline_lock_try(const char *root, const char *app);
+
+/*
  * The pieces pipeline_run() is made of, public for tests and for the
  * local "build this folder" use.
  */
@@ -46,8 +61,8 @@ int pipeline_checkout(const char *repo, const char *commit, const char *dir);
 /*
  * Where the buildpack 'name' lives: an absolute path is taken as it is
  * (it must hold bin/compile); a bare name ([a-z0-9-]) is looked up in
- * ROOT/buildpacks/NAME, then BERTH_DATADIR/buildpacks/NAME, then next to
- * the running binary (EXE_DIR/buildpacks/NAME, EXE_DIR/../buildpacks/NAME).
+ * ROOT/buildpacks/NAME, then DIR/buildpacks/NAME for each folder of
+ * paths_share_dirs() (the install's share/berth, then the build tree).
  * *dir is fresh (caller frees).  ERR_NOTFOUND if it is nowhere.
  */
 int pipeline_buildpack_find(char **dir, const char *root, const char *name);

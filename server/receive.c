@@ -1005,9 +1005,9 @@ set:
 /* ---- deploy --------------------------------------------------------- */
 
 /*
- * The push's command for the deploy branch, if it moved that branch to a
- * commit: cfg->deploy_branch, else main, else (in a repository without
- * a main branch) master.
+ * The push's command for the deploy branch, if it is to move that branch
+ * to a commit (refs have not moved yet): cfg->deploy_branch, else main,
+ * else (in a repository where main neither is nor comes) master.
  */
 static struct push_cmd *deploy_cmd(struct rp *rp)
 {
@@ -1016,15 +1016,20 @@ static struct push_cmd *deploy_cmd(struct rp *rp)
 	git_oid id;
 	size_t i;
 
-	if (!want)
+	if (!want) {
 		want = git_reference_name_to_id(&id, rp->repo,
 						"refs/heads/main") == 0
 			? "refs/heads/main" : "refs/heads/master";
+		for (i = 0; i < rp->req.n; i++)
+			if (!strcmp(rp->req.cmds[i].ref, "refs/heads/main") &&
+			    !push_id_is_zero(rp->req.cmds[i].new_id))
+				want = "refs/heads/main";
+	}
 	for (i = 0; i < rp->req.n; i++) {
 		struct push_cmd *c = &rp->req.cmds[i];
 
 		if (!strcmp(c->ref, want))
-			return c->applied && !push_id_is_zero(c->new_id)
+			return !c->error && !push_id_is_zero(c->new_id)
 				? c : NULL;
 	}
 	return NULL;
@@ -1046,7 +1051,7 @@ static int has_option(struct rp *rp, const char *opt)
  * arrives on one pipe and goes out as band 2, its one-line reason for a
  * failure on another.  Keepalives go out while it is quiet, so neither
  * the client nor a proxy gives up on a long build.  If the client hangs
- * up, the deploy still runs to its end: the ref has already moved.
+ * up, the deploy still runs to its end, and the ref moves if it went live.
  */
 static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 {
@@ -1215,6 +1220,60 @@ out:
 	return ret;
 }
 
+/*
+ * Our release is live, so the branch is to name it, even if a push that
+ * overlapped ours moved it meanwhile (builds run one at a time: ours went
+ * live last), as long as ours descends from what it names now.
+ */
+static void follow_live(struct rp *rp, struct push_cmd *d)
+{
+	git_oid now, next;
+
+	if (git_reference_name_to_id(&now, rp->repo, d->ref) < 0 ||
+	    !memcmp(now.id, d->old_id, sizeof(d->old_id)))
+		return;
+	git_oid_fromraw(&next, d->new_id);
+	if (git_graph_descendant_of(rp->repo, &next, &now) == 1)
+		memcpy(d->old_id, now.id, sizeof(d->old_id));
+}
+
+/*
+ * Build and deploy the deploy branch's new commit before any ref moves
+ * (its objects are in the repository already, with nothing pointing at
+ * them): a push whose build or deploy fails leaves the branch where it
+ * was, "deploy failed: ..." tells the client why, and pushing the same
+ * commit again builds again, as Dokku's pre-receive hook does.  1 if a
+ * build was tried.
+ */
+static int deploy_before_update(struct rp *rp)
+{
+	struct push_cmd *d = deploy_cmd(rp);
+	char *reason = NULL;
+	size_t i;
+	int r;
+
+	if (!d)
+		return 0;
+	if (has_option(rp, "skip-deploy")) {
+		rp_say(rp, "-----> Skipping deploy (push option skip-deploy)\n");
+		return 0;
+	}
+	r = run_deploy(rp, d, &reason);
+	if (r < 0)
+		push_cmd_fail(d, "deploy failed: %s", error_last());
+	else if (r > 0)
+		push_cmd_fail(d, "deploy failed: %s", reason);
+	else
+		follow_live(rp, d);
+	free(reason);
+	if (r != 0 && (rp->req.caps & PUSH_ATOMIC))
+		for (i = 0; i < rp->req.n; i++)
+			if (!rp->req.cmds[i].error)
+				push_cmd_fail(&rp->req.cmds[i],
+					      "atomic push failure");
+	return 1;
+}
+
 /* ---- report ------------------------------------------------------- */
 
 static void send_report(struct rp *rp)
@@ -1254,6 +1313,7 @@ int receive_pack(const struct config *cfg, const char *app,
 {
 	struct rp rp;
 	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
+	int deploy_tried = 0;
 	size_t i;
 
 	memset(&rp, 0, sizeof(rp));
@@ -1336,12 +1396,15 @@ int receive_pack(const struct config *cfg, const char *app,
 			any_ok = 0;
 		}
 		if (any_ok) {
+			deploy_tried = deploy_before_update(&rp);
 			apply_updates(&rp);
 			fix_head(&rp);
 		}
 	}
 	drop_quarantine(&rp);
-	if (rp.created)
+	/* A first push whose build failed keeps its repository: the app
+	 * exists from its first build on ("apps" lists it as new). */
+	if (rp.created && !deploy_tried)
 		forget_new_repo(&rp);
 	for (i = 0; i < rp.req.n; i++) {
 		struct push_cmd *c = &rp.req.cmds[i];
@@ -1357,24 +1420,6 @@ int receive_pack(const struct config *cfg, const char *app,
 		else
 			log_debug("'%s': %s refused: %s", app, c->ref,
 				 c->error ? c->error : "unknown");
-	}
-	if (rp.repo) {
-		struct push_cmd *d = deploy_cmd(&rp);
-
-		if (d && has_option(&rp, "skip-deploy")) {
-			rp_say(&rp, "-----> Skipping deploy "
-			       "(push option skip-deploy)\n");
-		} else if (d) {
-			char *reason = NULL;
-			int r = run_deploy(&rp, d, &reason);
-
-			if (r < 0)
-				push_cmd_fail(d, "deploy failed: %s",
-					      error_last());
-			else if (r > 0)
-				push_cmd_fail(d, "deploy failed: %s", reason);
-			free(reason);
-		}
 	}
 	send_report(&rp);
 	if (rp.sideband)

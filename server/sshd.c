@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pty.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -21,8 +23,11 @@
 #include <libssh/server.h>
 
 #include "access.h"
+#include "backup.h"
 #include "config.h"
+#include "commands.h"
 #include "control.h"
+#include "export.h"
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
@@ -436,6 +441,11 @@ struct session {
 	/* control response being relayed */
 	struct buf out, err;
 	int status;		/* -1 until the engine's last line */
+	/* a terminal, accepted for pg:psql alone (checked at exec time) */
+	int pty;
+	char term[64];
+	struct winsize winsize;
+	int pty_master, pty_slave;	/* while psql runs, else -1 */
 };
 
 static void on_alarm(int sig)
@@ -487,7 +497,29 @@ denied:
 static int chan_pty(ssh_session ssh, ssh_channel chan, const char *term,
 		    int w, int h, int pw, int ph, void *arg)
 {
-	return -1;
+	struct session *s = arg;
+
+	s->pty = 1;
+	snprintf(s->term, sizeof(s->term), "%s",
+		 term && strspn(term, "abcdefghijklmnopqrstuvwxyz0123456789-+.") ==
+		 strlen(term) ? term : "");
+	s->winsize.ws_col = (unsigned short)(w > 0 && w < 10000 ? w : 80);
+	s->winsize.ws_row = (unsigned short)(h > 0 && h < 10000 ? h : 24);
+	return 0;
+}
+
+static int chan_pty_resize(ssh_session ssh, ssh_channel chan, int w, int h,
+			   int pw, int ph, void *arg)
+{
+	struct session *s = arg;
+
+	if (w <= 0 || w >= 10000 || h <= 0 || h >= 10000)
+		return -1;
+	s->winsize.ws_col = (unsigned short)w;
+	s->winsize.ws_row = (unsigned short)h;
+	if (s->pty_master >= 0)
+		ioctl(s->pty_master, TIOCSWINSZ, &s->winsize);
+	return 0;
 }
 
 static int chan_shell(ssh_session ssh, ssh_channel chan, void *arg)
@@ -543,6 +575,7 @@ static ssh_channel open_session_channel(ssh_session ssh, void *arg)
 	memset(&s->ccb, 0, sizeof(s->ccb));
 	s->ccb.userdata = s;
 	s->ccb.channel_pty_request_function = chan_pty;
+	s->ccb.channel_pty_window_change_function = chan_pty_resize;
 	s->ccb.channel_shell_request_function = chan_shell;
 	s->ccb.channel_exec_request_function = chan_exec;
 	s->ccb.channel_env_request_function = chan_env;
@@ -660,7 +693,7 @@ static int relay_line(void *arg, enum control_kind kind, const char *text)
 		return 1;
 	case CONTROL_ERROR:
 		buf_addf(&s->err, "error: %s\n", text);
-		s->status = 1;
+		s->status = control_error_is_usage(text) ? 100 : 1;
 		return 1;
 	}
 	return 0;
@@ -931,6 +964,107 @@ static int gate_app_command(struct session *s, struct strv *words)
 	return -1;
 }
 
+static ssize_t backup_read(void *ctx, void *buf, size_t len)
+{
+	return chan_read(ctx, buf, len, STDIN_TIMEOUT_MS);
+}
+
+static void backup_error(void *ctx, const char *msg)
+{
+	say_error(ctx, "%s", msg);
+}
+
+/*
+ * "ssh -t HOST pg:psql APP": psql on a pseudo-terminal, relayed both ways
+ * until it exits (the master reads EIO once every slave is closed).
+ * Returns -1 when the client went away first (psql is then stopped).
+ */
+static int pty_relay(void *ctx)
+{
+	struct session *s = ctx;
+	struct pollfd pfd[2];
+	char chunk[16384];
+	int n;
+	ssize_t got;
+
+	int input_done = 0;
+
+	close(s->pty_slave);
+	s->pty_slave = -1;
+	for (;;) {
+		while (!input_done &&
+		       (n = ssh_channel_read_nonblocking(s->chan, chunk,
+							 sizeof(chunk), 0)) > 0)
+			if (write_all(s->pty_master, chunk, (size_t)n) < 0)
+				return 0;
+		if (!input_done && ssh_channel_is_eof(s->chan)) {
+			/* the client's input ended: ^D, as a terminal would */
+			input_done = 1;
+			if (write_all(s->pty_master, "\x04", 1) < 0)
+				return 0;
+		} else if (!input_done && n < 0 && n != SSH_AGAIN) {
+			return -1;
+		}
+		if (session_gone(s))
+			return -1;
+		pfd[0].fd = s->pty_master;
+		pfd[0].events = POLLIN;
+		pfd[1].fd = ssh_get_fd(s->ssh);
+		pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		/* libssh may hold decrypted data the socket no longer shows */
+		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
+			return -1;
+		if (pfd[1].revents)
+			ssh_event_dopoll(s->event, 0);
+		if (pfd[0].revents) {
+			got = read(s->pty_master, chunk, sizeof(chunk));
+			if (got < 0 && errno == EINTR)
+				continue;
+			if (got <= 0)
+				return 0;	/* psql is gone */
+			if (chan_write(s, 0, chunk, (size_t)got) < 0)
+				return -1;
+		}
+	}
+}
+
+/* pg:backup, pg:restore, pg:psql, export and import run here,
+ * streaming over the channel. */
+static int run_backup_command(struct session *s, struct strv *words)
+{
+	struct backup_io io = {
+		.ctx = s, .read = backup_read, .write = io_write,
+		.error = backup_error, .local = 0,
+		.in_fd = -1, .out_fd = -1, .err_fd = -1,
+	};
+	int ret;
+
+	if (export_is_command(words->v[0]))
+		return export_command(s->cfg->root, (int)words->n, words->v,
+				      &io);
+	if (s->pty) {
+		if (openpty(&s->pty_master, &s->pty_slave, NULL, NULL,
+			    &s->winsize) < 0) {
+			say_error(s, "cannot make a terminal: %s",
+				  strerror(errno));
+			return 1;
+		}
+		set_cloexec(s->pty_master);
+		set_cloexec(s->pty_slave);
+		io.in_fd = io.out_fd = io.err_fd = s->pty_slave;
+		io.tty_relay = pty_relay;
+		io.term = s->term[0] ? s->term : NULL;
+	}
+	ret = backup_command(s->cfg->root, (int)words->n, words->v, &io);
+	if (s->pty_slave >= 0)
+		close(s->pty_slave);
+	if (s->pty_master >= 0)
+		close(s->pty_master);
+	s->pty_master = s->pty_slave = -1;
+	return ret;
+}
+
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
@@ -946,9 +1080,15 @@ static int run_engine_command(struct session *s)
 		goto out;
 	}
 	cmd = words.v[0];
-	/* a path on this host is not the remote user's to name: git push */
+	/* a path on this host is not the remote user's to name (git push),
+	 * nor are the engine's own requests */
 	if (!strcmp(cmd, "deploy")) {
 		say_error(s, "deploy is not available over ssh (push with git instead)");
+		goto out;
+	}
+	if (commands_local_only(cmd)) {
+		say_error(s, "unknown command '%.80s' (try 'help')", cmd);
+		ret = 100;
 		goto out;
 	}
 	if (!strcmp(cmd, "keys")) {
@@ -963,6 +1103,24 @@ static int run_engine_command(struct session *s)
 	}
 	if (gate_app_command(s, &words) < 0)
 		goto out;
+	/* the dashboard's login is for this key: the user names no key */
+	if (!strcmp(cmd, "dashboard")) {
+		if (words.n > 2 || (words.n == 2 &&
+				    strcmp(words.v[1], "--revoke"))) {
+			say_error(s, "usage: dashboard [--revoke]");
+			goto out;
+		}
+		strv_push(&words, "--key");
+		strv_push(&words, s->user);
+		if (s->admin)
+			strv_push(&words, "--admin");
+	}
+	/* the engine's log speaks of every app and every pusher */
+	if (!strcmp(cmd, "logs") && has_word(&words, 1, "--server") &&
+	    !s->admin) {
+		say_error(s, "logs --server: only admin keys may read the engine's log");
+		goto out;
+	}
 	if (!strcmp(cmd, "rm") && words.n >= 2) {
 		if (!app_name_valid(words.v[1])) {
 			say_error(s, "rm: invalid app name '%.80s'", words.v[1]);
@@ -972,7 +1130,14 @@ static int run_engine_command(struct session *s)
 		    confirm_rm(s, &words) < 0)
 			goto out;
 	}
-	ret = control_relay(s, &words);
+	if (!strcmp(cmd, "import-staged")) {
+		say_error(s, "import-staged is not available over ssh (use import)");
+		goto out;
+	}
+	if (backup_is_command(cmd) || export_is_command(cmd))
+		ret = run_backup_command(s, &words);
+	else
+		ret = control_relay(s, &words);
 out:
 	strv_release(&words);
 	return ret;
@@ -985,6 +1150,13 @@ static int run_command(struct session *s)
 	char *app = NULL;
 	int r, ret;
 
+	/* A terminal only makes sense for psql; anything else would run
+	 * with its output mangled by the client's raw mode. */
+	if (s->pty && (strncmp(s->command, "pg:psql", 7) ||
+		       (s->command[7] && s->command[7] != ' '))) {
+		say_error(s, "a terminal (ssh -t) is only for pg:psql: run this command without -t");
+		return 1;
+	}
 	r = gitsvc_parse_command(s->command, &svc, &app);
 	if (r == ERR_NOTFOUND)
 		return run_engine_command(s);
@@ -1120,6 +1292,7 @@ int session_main(const struct config *cfg, int fd)
 
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
+	s.pty_master = s.pty_slave = -1;
 	buf_init(&s.out, 0);
 	buf_init(&s.err, 0);
 	log_settitle("session");

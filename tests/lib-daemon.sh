@@ -18,7 +18,7 @@ write_berth_yaml() {
 	{
 		# test defaults, unless BERTH_YAML sets the key itself
 		for line in "port_min: $base" "port_max: $((base + 99))" \
-			    "drain: 200ms" "stop_timeout: 3s" "health_timeout: 15s"; do
+			    "drain: 200ms" "watch: 300ms" "stop_timeout: 3s" "health_timeout: 15s"; do
 			key=${line%%:*}
 			printf '%s\n' "${BERTH_YAML:-}" | grep -q "^$key:" || echo "$line"
 		done
@@ -31,6 +31,8 @@ start_berth() {
 	export BERTH_ROOT
 	[ -n "${SSH_PORT:-}" ] || SSH_PORT=$(free_port)
 	[ -n "${HTTP_PORT:-}" ] || HTTP_PORT=$(free_port)
+	# free_port only knows that nobody listens yet: it can name one port twice
+	while [ "$HTTP_PORT" = "$SSH_PORT" ]; do HTTP_PORT=$(free_port); done
 	export SSH_PORT HTTP_PORT
 	[ -f "$BERTH_ROOT/berth.yaml" ] || write_berth_yaml
 	: >"$TRASH/berth.out"
@@ -67,6 +69,14 @@ crash_berth() {
 	kill -KILL "$BERTH_PID" 2>/dev/null
 	wait "$BERTH_PID" 2>/dev/null
 	BERTH_PID=
+}
+
+# nginx_workers: the pids of our nginx's workers, sorted; the same list
+# before and after means nginx was not reloaded.
+nginx_workers() {
+	local m
+	m=$(cat "$BERTH_ROOT/nginx/logs/nginx.pid") && is_pid "$m" &&
+	tr ' ' '\n' <"/proc/$m/task/$m/children" | sort | tr '\n' ' '
 }
 
 # App processes: those whose working directory is a release under run/,

@@ -105,6 +105,26 @@ test_expect_success 'a malformed control request gets an error line' '
 	test_grep "^error: " resp
 '
 
+# hang_up_after BYTES: a control client that sends BYTES bytes with no
+# newline and closes at once, before the engine answers.
+hang_up_after() {
+	python3 - "$BERTH_ROOT/run/berth.sock" "$1" <<-PY
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.connect(sys.argv[1])
+	s.sendall(b"a" * int(sys.argv[2]))
+	s.close()
+	PY
+}
+
+test_expect_success 'a request too long from a client already gone: the engine stays up' '
+	for i in 1 2 3 4 5 6 7 8; do
+		hang_up_after 40000 || return 1
+	done &&
+	berth apps >apps &&
+	test_grep "^good " apps
+'
+
 test_expect_success 'the good app kept serving through all of it' '
 	port=$(app_port good) &&
 	get "http://127.0.0.1:$port/" >body &&

@@ -59,7 +59,87 @@ test_expect_success 'a Keter bundle with config/keter.yaml runs as it is' '
 test_expect_success 'a broken bundle dropped in incoming changes nothing' '
 	echo "not a tarball" >"$BERTH_ROOT/incoming/kapp.keter" &&
 	retry_until 10 grep -q "deploy failed" "$BERTH_ROOT/logs/kapp/app.log" &&
-	app_version kapp | grep -q "hello vk"
+	app_version kapp | grep -q "hello vk" &&
+	berth apps >apps &&
+	test_grep "^kapp +running .*\(deploy failed: .*\)" apps &&
+	test_grep "incoming: deploy of .kapp. failed: " "$TRASH/berth.log"
+'
+
+test_expect_success 'a new app whose bundle fails shows as failed, with the reason' '
+	echo "not a tarball" >"$BERTH_ROOT/incoming/broken.tar.gz" &&
+	retry_until 10 apps_line_matches "^broken +failed " &&
+	berth apps >apps &&
+	test_grep "^broken +failed +- +-  \(deploy failed: .+\)$" apps &&
+	test_grep "incoming: deploy of .broken. failed: " "$TRASH/berth.log" &&
+	berth logs broken >log &&
+	test_grep "deploy failed" log &&
+	cp v1.tar.gz "$BERTH_ROOT/incoming/broken.tar.gz" &&
+	retry_until 20 apps_line_matches "^broken +running +v2 +web.1$"
+'
+
+test_expect_success 'an invalid app name is what the message says' '
+	cp v1.tar.gz "$BERTH_ROOT/incoming/foo_1.keter" &&
+	cp v1.tar.gz "$BERTH_ROOT/incoming/notes.txt" &&
+	retry_until 10 grep -q "foo_1.keter" "$TRASH/berth.log" &&
+	test_grep "incoming: ignoring .foo_1.keter.: invalid app name .foo_1." "$TRASH/berth.log" &&
+	test_grep_not "ignoring .foo_1.keter. \(want" "$TRASH/berth.log" &&
+	retry_until 10 grep -q "ignoring .notes.txt. (want NAME.tar.gz or NAME.keter)" "$TRASH/berth.log" &&
+	! apps_line_matches "^foo"
+'
+
+# switched_twice APP: a second release of APP took the traffic
+switched_twice() {
+	test "$(grep -c "Switched traffic" "$BERTH_ROOT/logs/$1/app.log")" -ge 2
+}
+
+# make_gated_bundle OUT GATE: web.py that waits for file GATE before it listens
+make_gated_bundle() {
+	local dir
+	dir=$(mktemp -d "$TRASH/gated.XXXXXX")
+	cp "$TOP/tests/apps/web.py" "$dir/"
+	echo gated >"$dir/VERSION"
+	echo "web: while [ ! -e $2 ]; do sleep 0.1; done; exec python3 web.py" >"$dir/Procfile"
+	printf "drain: 3s\n" >"$dir/app.yaml"
+	tar -C "$dir" -czf "$1" . && rm -rf "$dir"
+}
+
+test_expect_success 'a bundle deleted while its app deploys removes the app after' '
+	make_gated_bundle gated.tar.gz "$TRASH/gate1" &&
+	cp gated.tar.gz "$BERTH_ROOT/incoming/slow.tar.gz" &&
+	retry_until 20 grep -q "Starting web.1" "$BERTH_ROOT/logs/slow/app.log" &&
+	rm "$BERTH_ROOT/incoming/slow.tar.gz" &&
+	retry_until 10 grep -q "slow.tar.gz. deleted: app .slow. goes once its deploy ends" "$TRASH/berth.log" &&
+	apps_line_matches "^slow +deploying" &&
+	touch "$TRASH/gate1" &&
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/slow" &&
+	! apps_line_matches "^slow "
+'
+
+test_expect_success 'and while it drains the old release' '
+	touch "$TRASH/gate2" &&
+	make_gated_bundle gated2.tar.gz "$TRASH/gate2" &&
+	cp gated2.tar.gz "$BERTH_ROOT/incoming/drainy.tar.gz" &&
+	retry_until 20 apps_line_matches "^drainy +running +v1" &&
+	cp gated2.tar.gz "$BERTH_ROOT/incoming/.drainy" &&
+	mv "$BERTH_ROOT/incoming/.drainy" "$BERTH_ROOT/incoming/drainy.tar.gz" &&
+	retry_until 20 switched_twice drainy &&
+	apps_line_matches "^drainy +deploying" &&
+	rm "$BERTH_ROOT/incoming/drainy.tar.gz" &&
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/drainy" &&
+	! apps_line_matches "^drainy "
+'
+
+test_expect_success 'a bundle put back before the deploy ends keeps the app' '
+	make_gated_bundle gated3.tar.gz "$TRASH/gate3" &&
+	cp gated3.tar.gz "$BERTH_ROOT/incoming/back.tar.gz" &&
+	retry_until 20 grep -q "Starting web.1" "$BERTH_ROOT/logs/back/app.log" &&
+	rm "$BERTH_ROOT/incoming/back.tar.gz" &&
+	retry_until 10 grep -q "back.tar.gz. deleted" "$TRASH/berth.log" &&
+	cp v1.tar.gz "$BERTH_ROOT/incoming/back.tar.gz" &&
+	retry_until 10 grep -q "back.tar.gz. is back" "$TRASH/berth.log" &&
+	touch "$TRASH/gate3" &&
+	retry_until 30 apps_line_matches "^back +running +v2" &&
+	test -e "$BERTH_ROOT/apps/back"
 '
 
 test_done

@@ -187,11 +187,12 @@ test_expect_success 'push option skip-deploy: the deploy branch moves, no build 
 	test "$(git --git-dir="$REPO" rev-parse main)" = "$(git -C src rev-parse work)"
 '
 
-test_expect_success 'a failed deploy reports the deploy branch as rejected' '
+test_expect_success 'a failed deploy reports the deploy branch as rejected; it stays' '
+	before=$(git --git-dir="$REPO" rev-parse main) &&
 	commit_file f deploy-me &&
 	test_must_fail git -C src push "$URL" work:main 2>err &&
 	test_grep "! \[remote rejected\] +work -> main \(deploy failed: " err &&
-	test "$(git --git-dir="$REPO" rev-parse main)" = "$(git -C src rev-parse work)"
+	test "$(git --git-dir="$REPO" rev-parse main)" = "$before"
 '
 
 test_expect_success 'thin pack: a changed large file is sent as a delta and completed' '
@@ -244,7 +245,7 @@ test_expect_success 'deploy_branch (berth.yaml) picks the branch that deploys' '
 	test_must_fail git -C src push "$URL" $held:refs/heads/production 2>err &&
 	rm "$ROOT/berth.yaml" &&
 	test_grep "-> production \(deploy failed: " err &&
-	test "$(git --git-dir="$REPO" rev-parse production)" = "$held"
+	test -z "$(git --git-dir="$REPO" rev-parse --verify -q production)"
 '
 
 test_expect_success 'a client that dies mid-pack changes nothing' '

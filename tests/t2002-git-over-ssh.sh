@@ -63,13 +63,13 @@ test_expect_success 'a ref the server rejects fails the push over ssh' '
 	test "$(git --git-dir="$repo" rev-parse main)" = "$before"
 '
 
-test_expect_success 'a failed deploy fails the push over ssh, the ref has moved' '
+test_expect_success 'a failed deploy fails the push over ssh, the ref stays' '
+	before=$(git --git-dir="$BERTH_ROOT/apps/gitapp/repo.git" rev-parse main) &&
 	echo four >src/e &&
 	commit_all src "no app here" &&
 	test_must_fail git -C src push deploy HEAD:main 2>err &&
 	test_grep "\[remote rejected\].*-> main \(deploy failed: " err &&
-	test "$(git --git-dir="$BERTH_ROOT/apps/gitapp/repo.git" rev-parse main)" = \
-		"$(git -C src rev-parse HEAD)"
+	test "$(git --git-dir="$BERTH_ROOT/apps/gitapp/repo.git" rev-parse main)" = "$before"
 '
 
 test_expect_success 'a push to main builds and deploys, and succeeds once live' '

@@ -77,15 +77,15 @@ test_expect_success 'no shell: plain ssh and ssh -t get one error line, status 1
 	test_grep "^error: no shell here" err
 '
 
-test_expect_success 'a pty is refused (OpenSSH then gives up on ssh -t)' '
+test_expect_success 'a terminal is for pg:psql alone: ssh -t COMMAND is refused' '
 	test_must_fail ssh_berth alice -tt version </dev/null >out 2>err &&
-	test_grep "PTY allocation request failed" err &&
-	test_must_fail test -s out
+	test_grep "a terminal \(ssh -t\) is only for pg:psql" err &&
+	test_must_fail grep -q "^berth [0-9]" out
 '
 
-test_expect_success 'unknown command: one line on stderr, status 1' '
+test_expect_success 'unknown command: one line on stderr, status 100 (usage)' '
 	ssh_berth alice frobnicate now >out 2>err
-	test $? = 1 &&
+	test $? = 100 &&
 	test_grep "^error: unknown command .frobnicate." err &&
 	test "$(wc -l <err)" = 1 &&
 	test_must_fail test -s out

@@ -164,7 +164,7 @@ test_expect_success 'an app no buildpack accepts is refused and not deployed' '
 	test_grep "remote:  !     step .buildpack. failed: no buildpack applies to this app" out &&
 	test_grep "\[remote rejected\]" out &&
 	berth apps >apps &&
-	test_grep_not "^nothing " apps
+	test_grep "^nothing +new +- +-$" apps
 '
 
 test_expect_success 'an unknown forced buildpack is refused' '

@@ -67,9 +67,55 @@ test_expect_success 'a health check that answers 500 is not ready' '
 	nothing_left_of 4
 '
 
+# make_crash_bundle OUT: web.1 writes four lines (one of them a message of
+# two lines from Python) on stdout and stderr, then exits 1
+make_crash_bundle() {
+	local dir
+	dir=$(mktemp -d "$TRASH/crash.XXXXXX")
+	cat >"$dir/crash.sh" <<-'EOF'
+	echo one
+	echo two >&2
+	echo three
+	exec python3 -c 'import sys; sys.exit("multi\nline")'
+	EOF
+	echo "web: sh crash.sh" >"$dir/Procfile"
+	tar -C "$dir" -czf "$1" . && rm -rf "$dir"
+}
+
+test_expect_success 'a crash at start: the header, then the last lines in order' '
+	make_crash_bundle "$TRASH/crash2.tar.gz" &&
+	test_must_fail berth deploy good "$TRASH/crash2.tar.gz" >out 2>err &&
+	cat out err &&
+	grep -n "" out >numbered &&
+	header=$(sed -n "s/^\([0-9]*\): !     web.1 exited with status 1 while starting, last output:$/\1/p" numbered) &&
+	test -n "$header" &&
+	sed -n "$((header + 1)),\$p" out >tail &&
+	printf "       %s\n" one two three multi line >expect &&
+	test_cmp expect tail &&
+	test_grep "^error: web.1 exited with status 1 while starting$" err &&
+	test_grep_not "x0a" out &&
+	berth logs good -n 30 >log &&
+	test_grep_not "x0a" log &&
+	test_grep "berth deploy failed: web.1 exited with status 1 while starting$" log &&
+	nothing_left_of 5
+'
+
+test_expect_success 'a web process that ignores PORT gets a hint, then the timeout' '
+	make_web_bundle "$TRASH/deaf.tar.gz" v6 "web: sleep 600" &&
+	test_must_fail berth deploy good "$TRASH/deaf.tar.gz" >out 2>err &&
+	test_grep "^ !     web.1 is not listening on PORT=[0-9]+ yet: does it read [$]PORT[?]$" out &&
+	test_grep "^error: not ready after" err &&
+	nothing_left_of 6
+'
+
+test_expect_success 'one that listens in time gets no hint' '
+	berth deploy good "$TRASH/good.tar.gz" >out &&
+	test_grep_not "is not listening" out
+'
+
 test_expect_success 'the good release is still the live one' '
 	berth apps >apps &&
-	test_grep "^good +running +v1 " apps
+	test_grep "^good +running +v7 " apps
 '
 
 test_done

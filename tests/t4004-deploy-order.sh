@@ -1,7 +1,7 @@
 #!/bin/bash
 # Deploys of one app queue (the newest waiting one wins), deploys of
 # different apps run side by side, workers start in their documented
-# order, and a configuration nginx refuses changes nothing.
+# order, and a host another app owns is refused without a change.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -93,18 +93,21 @@ test_expect_success 'an invalid host in the manifest is refused; the app keeps s
 	test "$(version_of queue)" = q3
 '
 
-test_expect_success 'a host nginx refuses (nginx -t) changes nothing; nginx keeps serving' '
-	long=$(printf "a%.0s" $(seq 1 60)) &&
-	host="$long.$long.$long.example.com" &&
-	printf "hosts:\n  - %s\n" "$host" >hosty/app.yaml &&
+test_expect_success 'a host another app owns is refused, naming it; nothing changes' '
+	printf "hosts:\n  - www.queue.test\n" >hosty/app.yaml &&
 	tar -C hosty -czf hosty2.tar.gz . &&
-	cp "$BERTH_ROOT/nginx/conf.d/queue.conf" before.conf &&
-	test_must_fail berth deploy queue "$TRASH/hosty2.tar.gz" 2>err &&
-	test_grep "^error: nginx refused the configuration: .*server_names_hash" err &&
-	test_cmp before.conf "$BERTH_ROOT/nginx/conf.d/queue.conf" &&
-	test "$(version_of queue)" = q3 &&
+	berth deploy queue "$TRASH/hosty2.tar.gz" &&
+	retry_until 10 through_nginx queue &&
+	test "$(curl -s -H "Host: www.queue.test" "http://127.0.0.1:$HTTP_PORT/" |
+		sed -n "s/^hello \([^ ]*\) .*/\1/p")" = q1 &&
+	cp "$BERTH_ROOT/nginx/routes" before &&
+	test_must_fail berth deploy right "$TRASH/hosty2.tar.gz" 2>err &&
+	test_grep "^error: .*host .www.queue.test. belongs to app .queue." err &&
+	test $(wc -l <err) = 1 &&
+	test_cmp before "$BERTH_ROOT/nginx/routes" &&
 	berth apps >apps &&
-	test_grep "^queue +running" apps
+	test_grep "^queue +running" apps &&
+	test_grep "^right +running" apps
 '
 
 test_done

@@ -16,7 +16,7 @@ test_expect_success 'setup: an app behind the engine'"'"'s nginx' '
 	berth deploy sup "$TRASH/b1.tar.gz" &&
 	retry_until 10 through_nginx sup &&
 	test_grep "daemon off;" "$BERTH_ROOT/nginx/nginx.conf" &&
-	test_grep "server_name sup.localhost" "$BERTH_ROOT/nginx/conf.d/sup.conf"
+	test_grep "^host sup.localhost sup\$" "$BERTH_ROOT/nginx/routes"
 '
 
 test_expect_success 'an unknown host gets the default 404' '

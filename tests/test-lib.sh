@@ -108,6 +108,9 @@ test_grep_not() {
 }
 
 # retry_until SECONDS CMD...: run CMD every 0.1 s until it succeeds.
+# is_pid N: a plain number above 1 (kill -1 would reach every process)
+is_pid() { case $1 in ''|*[!0-9]*|0|1) return 1 ;; esac; }
+
 retry_until() {
 	local limit=$(( $1 * 10 )) i=0
 	shift

@@ -25,7 +25,8 @@
 
 /*
  * A slot server: answers GET with STATUS (default 200) and "slot PORT",
- * headers X-Slot and X-Seen-Host, after listening DELAY seconds late.
+ * headers X-Slot and X-Seen-Host, after listening DELAY seconds late;
+ * GET /sleep/MS answers MS milliseconds late.
  * TERM stops it gracefully: no new connections, in-flight ones finish.
  */
 static char slot_server_py[] =
@@ -36,6 +37,8 @@ static char slot_server_py[] =
 	"class H(http.server.BaseHTTPRequestHandler):\n"
 	"    protocol_version = 'HTTP/1.1'\n"
 	"    def do_GET(self):\n"
+	"        if self.path.startswith('/sleep/'):\n"
+	"            time.sleep(int(self.path[7:]) / 1000.0)\n"
 	"        body = ('slot %d\\n' % port).encode()\n"
 	"        self.send_response(status)\n"
 	"        self.send_header('Content-Length', str(len(body)))\n"
@@ -115,11 +118,23 @@ static inline pid_t test_slot_server(int port, int status, double delay)
 	return s.pid;
 }
 
+/*
+ * kill() for tests: only ever one process.  A pid read from a file that
+ * is missing comes out as -1, and kill(-1, sig) signals every process
+ * the caller may signal (all of them, as root).
+ */
+static inline int test_kill(pid_t pid, int sig)
+{
+	if (pid <= 1)
+		return -1;
+	return kill(pid, sig);
+}
+
 static inline void test_stop_child(pid_t pid)
 {
 	int st;
 
-	if (pid <= 0)
+	if (pid <= 1)
 		return;
 	kill(pid, SIGTERM);
 	waitpid(pid, &st, 0);

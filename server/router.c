@@ -1,0 +1,1136 @@
+/*
+ * router: see router.h.  The Lua side is server/router.lua; the design,
+ * and what was measured, is in docs/nginx.md.
+ */
+#include "router.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "log.h"
+#include "loop.h"
+#include "util.h"
+
+#define ROUTER_FILE_MAX (64 * 1024 * 1024)
+#define ROUTER_RESP_MAX (64 * 1024)
+#define ROUTER_HOST_MAX 253
+#define ROUTER_PROC_MAX 47
+#define ROUTER_DRAIN_POLL_MS 20
+#define ROUTER_RETRY_DEFAULT 5
+
+struct rapp {
+	char *name;
+	struct strv hosts;	/* lower case; [0] is NAME.DOMAIN */
+	char *route;		/* "NAME KIND ...", as nginx stores it */
+	int live_release;	/* release of a live route, else -1 */
+	int has_prev;		/* a router_switch() left something to revert to */
+	struct strv prev_hosts;
+	char *prev_route;
+	int prev_release;
+	int stale;		/* loaded from the old file, not set since */
+};
+
+struct router {
+	char *table_path;
+	char *ctl;
+	char *probe;
+	char *domain;
+	struct rapp **apps;	/* sorted by name */
+	size_t napps;
+	size_t alloc;
+	uint64_t version;
+	int synced;
+	long worker_uid;
+	CURL *curl;
+	struct curl_slist *hdrs;
+	struct buf resp;
+	char errbuf[CURL_ERROR_SIZE];
+};
+
+struct router_drain {
+	struct router *r;
+	struct loop *loop;
+	char *app;
+	int release;
+	long base_done;
+	int64_t t0;
+	int64_t deadline;
+	uint64_t timer;
+	router_drain_fn fn;
+	void *arg;
+};
+
+/* --- names ------------------------------------------------------- */
+
+/*
+ * A host as the table keeps it: lower case labels of [a-z0-9_-], 1-63
+ * characters each, at most 253 in all, optionally after "*." (a
+ * wildcard).  No trailing dot, no port.
+ */
+static int host_norm(const char *h, char *out)
+{
+	size_t i = 0, n = strlen(h), label = 0;
+
+	if (n == 0 || n > ROUTER_HOST_MAX)
+		goto bad;
+	if (n > 2 && h[0] == '*' && h[1] == '.') {
+		out[0] = '*';
+		out[1] = '.';
+		i = 2;
+	}
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)h[i];
+
+		if (c == '.') {
+			if (label == 0)
+				goto bad;
+			label = 0;
+			out[i] = '.';
+			continue;
+		}
+		if (!isalnum(c) && c != '-' && c != '_')
+			goto bad;
+		if (++label > 63)
+			goto bad;
+		out[i] = (char)tolower(c);
+	}
+	if (label == 0)
+		goto bad;
+	out[n] = '\0';
+	return 0;
+bad:
+	error_set("invalid host '%s'", h);
+	return ERR_INVALID;
+}
+
+static int proc_valid(const char *p)
+{
+	size_t i, n = p ? strlen(p) : 0;
+
+	if (n == 0 || n > ROUTER_PROC_MAX)
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+			return 0;
+	}
+	return 1;
+}
+
+/* A folder nginx serves: absolute, no "..", nothing that ends a word. */
+static int root_valid(const char *p)
+{
+	size_t i, n = p ? strlen(p) : 0;
+
+	if (n < 1 || n >= PATH_MAX || p[0] != '/')
+		return 0;
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (c <= 0x20 || c == 0x7f)
+			return 0;
+	}
+	return strstr(p, "/../") == NULL && !(n >= 3 &&
+	       !strcmp(p + n - 3, "/.."));
+}
+
+static int name_check(const char *app)
+{
+	if (!app || !app_name_valid(app)) {
+		error_set("invalid app name '%s'", app ? app : "");
+		return ERR_INVALID;
+	}
+	return 0;
+}
+
+static int render_peers(struct buf *b, const struct route_peer *peers,
+			size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		const struct route_peer *p = &peers[i];
+
+		if (!proc_valid(p->proc)) {
+			error_set("invalid process name '%s'",
+				  p->proc ? p->proc : "");
+			return ERR_INVALID;
+		}
+		if (p->port <= 0 || p->port > 65535) {
+			error_set("invalid port %d", p->port);
+			return ERR_INVALID;
+		}
+		buf_addf(b, " %s:%d", p->proc, p->port);
+	}
+	return 0;
+}
+
+/* The route's text ("NAME KIND ..."), or ERR_INVALID. */
+static int route_render(const char *app, const struct route *rt,
+			char **out, int *live_release)
+{
+	struct buf b = BUF_INIT;
+	int retry = rt->retry_after ? rt->retry_after : ROUTER_RETRY_DEFAULT;
+
+	*out = NULL;
+	*live_release = -1;
+	buf_addf(&b, "%s ", app);
+	switch (rt->kind) {
+	case ROUTE_LIVE:
+		if (rt->release < 0 || rt->npeers > ROUTER_MAX_PEERS) {
+			error_set("invalid route for '%s'", app);
+			goto bad;
+		}
+		if (rt->npeers == 0) {
+			buf_addstr(&b, "noweb");
+			break;
+		}
+		buf_addf(&b, "live %d", rt->release);
+		if (render_peers(&b, rt->peers, rt->npeers) < 0)
+			goto bad;
+		if (rt->nfallback) {
+			if (rt->fallback_release < 0 ||
+			    rt->fallback_release == rt->release ||
+			    rt->nfallback > ROUTER_MAX_PEERS) {
+				error_set("invalid fallback for '%s'", app);
+				goto bad;
+			}
+			buf_addf(&b, " fallback %d", rt->fallback_release);
+			if (render_peers(&b, rt->fallback, rt->nfallback) < 0)
+				goto bad;
+		}
+		*live_release = rt->release;
+		break;
+	case ROUTE_STATIC:
+		if (rt->release < 0 || !root_valid(rt->root)) {
+			error_set("invalid static root '%s'",
+				  rt->root ? rt->root : "");
+			goto bad;
+		}
+		buf_addf(&b, "static %d %s", rt->release, rt->root);
+		break;
+	case ROUTE_STOPPED:
+		buf_addstr(&b, "stopped");
+		break;
+	case ROUTE_NO_WEB:
+		buf_addstr(&b, "noweb");
+		break;
+	case ROUTE_MAINTENANCE:
+		buf_addstr(&b, "maintenance");
+		break;
+	case ROUTE_CRASHING:
+	case ROUTE_STARTING:
+		if (retry < 1 || retry > 3600) {
+			error_set("invalid Retry-After %d", retry);
+			goto bad;
+		}
+		buf_addf(&b, "%s %d", rt->kind == ROUTE_CRASHING ?
+			 "crashing" : "starting", retry);
+		break;
+	default:
+		error_set("invalid route for '%s'", app);
+		goto bad;
+	}
+	*out = buf_detach(&b);
+	return 0;
+bad:
+	buf_release(&b);
+	return ERR_INVALID;
+}
+
+/* --- the table in memory ------------------------------------------ */
+
+static size_t app_pos(const struct router *r, const char *name, int *found)
+{
+	size_t lo = 0, hi = r->napps;
+
+	*found = 0;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(r->apps[mid]->name, name);
+
+		if (c == 0) {
+			*found = 1;
+			return mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static struct rapp *app_get(const struct router *r, const char *name)
+{
+	int found;
+	size_t i = app_pos(r, name, &found);
+
+	return found ? r->apps[i] : NULL;
+}
+
+static void strv_copy(struct strv *to, const struct strv *from)
+{
+	size_t i;
+
+	for (i = 0; i < from->n; i++)
+		strv_push(to, from->v[i]);
+}
+
+static int strv_has(const struct strv *sv, const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < sv->n; i++)
+		if (!strcmp(sv->v[i], s))
+			return 1;
+	return 0;
+}
+
+static void rapp_free(struct rapp *a)
+{
+	if (!a)
+		return;
+	free(a->name);
+	strv_release(&a->hosts);
+	free(a->route);
+	strv_release(&a->prev_hosts);
+	free(a->prev_route);
+	free(a);
+}
+
+static struct rapp *rapp_dup(const struct rapp *a)
+{
+	struct rapp *c = xcalloc(1, sizeof(*c));
+
+	c->name = xstrdup(a->name);
+	strv_copy(&c->hosts, &a->hosts);
+	c->route = a->route ? xstrdup(a->route) : NULL;
+	c->live_release = a->live_release;
+	c->has_prev = a->has_prev;
+	strv_copy(&c->prev_hosts, &a->prev_hosts);
+	c->prev_route = a->prev_route ? xstrdup(a->prev_route) : NULL;
+	c->prev_release = a->prev_release;
+	c->stale = a->stale;
+	return c;
+}
+
+static void app_insert(struct router *r, struct rapp *a)
+{
+	int found;
+	size_t i = app_pos(r, a->name, &found);
+
+	if (found) {
+		rapp_free(r->apps[i]);
+		r->apps[i] = a;
+		return;
+	}
+	if (r->napps == r->alloc) {
+		r->alloc = r->alloc ? 2 * r->alloc : 16;
+		r->apps = xrealloc(r->apps, r->alloc * sizeof(*r->apps));
+	}
+	memmove(r->apps + i + 1, r->apps + i,
+		(r->napps - i) * sizeof(*r->apps));
+	r->apps[i] = a;
+	r->napps++;
+}
+
+static void app_delete(struct router *r, const char *name)
+{
+	int found;
+	size_t i = app_pos(r, name, &found);
+
+	if (!found)
+		return;
+	rapp_free(r->apps[i]);
+	memmove(r->apps + i, r->apps + i + 1,
+		(r->napps - i - 1) * sizeof(*r->apps));
+	r->napps--;
+}
+
+/* The app owning host, other than 'except', or NULL. */
+static const struct rapp *host_owner(const struct router *r,
+				     const char *host, const char *except)
+{
+	size_t i;
+
+	for (i = 0; i < r->napps; i++) {
+		const struct rapp *a = r->apps[i];
+
+		if (except && !strcmp(a->name, except))
+			continue;
+		if (strv_has(&a->hosts, host))
+			return a;
+	}
+	return NULL;
+}
+
+/*
+ * The full host list of app: APP.DOMAIN first, then hosts, normalised,
+ * without duplicates; each free or app's own.
+ */
+static int hosts_build(const struct router *r, const char *app,
+		       char *const *hosts, size_t nhosts, struct strv *out)
+{
+	char h[ROUTER_HOST_MAX + 1];
+	size_t i;
+	int ret;
+
+	if ((ret = name_check(app)) < 0)
+		return ret;
+	if (nhosts > ROUTER_MAX_HOSTS) {
+		error_set("too many hosts for '%s'", app);
+		return ERR_INVALID;
+	}
+	for (i = 0; i <= nhosts; i++) {
+		const struct rapp *owner;
+
+		if (i == 0) {
+			char *def = xasprintf("%s.%s", app, r->domain);
+
+			ret = host_norm(def, h);
+			free(def);
+		} else {
+			ret = host_norm(hosts[i - 1] ? hosts[i - 1] : "", h);
+		}
+		if (ret < 0)
+			goto fail;
+		owner = host_owner(r, h, app);
+		if (owner) {
+			error_set("host '%s' belongs to app '%s'", h,
+				  owner->name);
+			ret = ERR_EXISTS;
+			goto fail;
+		}
+		if (!strv_has(out, h))
+			strv_push(out, h);
+	}
+	return 0;
+fail:
+	strv_release(out);
+	return ret;
+}
+
+/* --- text: the file and the changes ------------------------------- */
+
+static void render_app(struct buf *b, const struct rapp *a)
+{
+	size_t i;
+
+	buf_addf(b, "route %s\n", a->route);
+	for (i = 0; i < a->hosts.n; i++)
+		buf_addf(b, "host %s %s\n", a->hosts.v[i], a->name);
+}
+
+void router_render(const struct router *r, struct buf *out)
+{
+	size_t i;
+
+	buf_addstr(out, "# berth routing table: written by the engine, "
+		   "loaded by nginx at start\n");
+	buf_addf(out, "version %llu\n", (unsigned long long)r->version);
+	for (i = 0; i < r->napps; i++)
+		render_app(out, r->apps[i]);
+}
+
+/* What changes from app 'was' (NULL: new) to 'now' (NULL: removed). */
+static void render_delta(struct buf *b, const struct rapp *was,
+			 const struct rapp *now)
+{
+	size_t i;
+
+	if (now) {
+		if (!was || strcmp(was->route, now->route))
+			buf_addf(b, "route %s\n", now->route);
+		for (i = 0; i < now->hosts.n; i++)
+			if (!was || !strv_has(&was->hosts, now->hosts.v[i]))
+				buf_addf(b, "host %s %s\n", now->hosts.v[i],
+					 now->name);
+	}
+	if (was) {
+		for (i = 0; i < was->hosts.n; i++)
+			if (!now || !strv_has(&now->hosts, was->hosts.v[i]))
+				buf_addf(b, "unhost %s\n", was->hosts.v[i]);
+	}
+	if (was && !now)
+		buf_addf(b, "unroute %s\npurge %s\n", was->name, was->name);
+}
+
+/*
+ * The file nginx loads at start.  No fsync: after a crash of the host
+ * the engine writes it again before nginx starts.
+ */
+static int write_table(struct router *r)
+{
+	struct buf b = BUF_INIT;
+	char *tmp = xasprintf("%s.new", r->table_path);
+	int fd = -1, ret = -1;
+
+	router_render(r, &b);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_setsys("cannot create '%s'", tmp);
+		goto out;
+	}
+	if (write_all(fd, b.data, b.len) < 0) {
+		error_setsys("cannot write '%s'", tmp);
+		goto out;
+	}
+	if (close(fd) < 0) {
+		fd = -1;
+		error_setsys("cannot write '%s'", tmp);
+		goto out;
+	}
+	fd = -1;
+	if (rename(tmp, r->table_path) < 0) {
+		error_setsys("cannot rename '%s'", tmp);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0)
+		unlink(tmp);
+	free(tmp);
+	buf_release(&b);
+	return ret;
+}
+
+/* --- talking to nginx ---------------------------------------------- */
+
+static size_t resp_cb(char *p, size_t sz, size_t n, void *arg)
+{
+	struct router *r = arg;
+
+	if (buf_add(&r->resp, p, sz * n) < 0)
+		return 0;
+	return sz * n;
+}
+
+enum { NGINX_DOWN = 1 };
+
+/*
+ * One request to the control listener.  0: answered 200 (body in
+ * r->resp); NGINX_DOWN: nothing listens (nginx is not running); -1: any
+ * other failure, with the error set.
+ */
+static int control(struct router *r, const char *path, const char *body,
+		   size_t len)
+{
+	char url[256];
+	CURLcode rc;
+	long status = 0;
+
+	if (!r->curl) {
+		r->curl = curl_easy_init();
+		if (!r->curl)
+			return error_set("cannot make a curl handle");
+		r->hdrs = curl_slist_append(NULL, "Expect:");
+		curl_easy_setopt(r->curl, CURLOPT_UNIX_SOCKET_PATH, r->ctl);
+		curl_easy_setopt(r->curl, CURLOPT_PROXY, "");
+		curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS,
+				 (long)ROUTER_TIMEOUT_MS);
+		curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
+		curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->hdrs);
+		curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, resp_cb);
+		curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, r);
+		curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->errbuf);
+	}
+	snprintf(url, sizeof(url), "http://berth%s", path);
+	curl_easy_setopt(r->curl, CURLOPT_URL, url);
+	if (body) {
+		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE,
+				 (curl_off_t)len);
+	} else {
+		curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
+	}
+	buf_reset(&r->resp);
+	r->errbuf[0] = '\0';
+	rc = curl_easy_perform(r->curl);
+	if (rc == CURLE_COULDNT_CONNECT)
+		return NGINX_DOWN;
+	if (rc != CURLE_OK)
+		return error_set("nginx's router does not answer: %s",
+				 r->errbuf[0] ? r->errbuf :
+				 curl_easy_strerror(rc));
+	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (status != 200) {
+		size_t n = strcspn(r->resp.data ? r->resp.data : "", "\n");
+
+		return error_set("nginx's router refused it (%ld): %.*s",
+				 status, (int)n,
+				 r->resp.data ? r->resp.data : "");
+	}
+	return 0;
+}
+
+/* Send the whole table (POST /replace). */
+int router_sync(struct router *r)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	router_render(r, &b);
+	rc = control(r, "/replace", b.data, b.len);
+	buf_release(&b);
+	r->synced = rc == 0;
+	if (rc == NGINX_DOWN)
+		return 0;
+	return rc;
+}
+
+/*
+ * Make a change: a new version in the file, then the delta to nginx.
+ * NGINX_DOWN is success (nginx loads the file when it starts).
+ */
+static int commit(struct router *r, const struct buf *delta)
+{
+	struct buf b = BUF_INIT;
+	int rc;
+
+	r->version++;
+	if (write_table(r) < 0)
+		return -1;
+	if (!r->synced) {
+		/* a change was lost on the way: send everything */
+		rc = router_sync(r);
+		return rc;
+	}
+	buf_addf(&b, "version %llu\n", (unsigned long long)r->version);
+	buf_add(&b, delta->data, delta->len);
+	rc = control(r, "/update", b.data, b.len);
+	buf_release(&b);
+	if (rc == NGINX_DOWN) {
+		r->synced = 0;
+		return 0;
+	}
+	return rc;
+}
+
+/*
+ * Put 'old' (NULL: no such app) back after a failed commit, and tell
+ * nginx the whole table, since it may hold part of the change.
+ */
+static void undo(struct router *r, const char *name, struct rapp *old)
+{
+	char *msg = xstrdup(error_last());
+
+	if (old)
+		app_insert(r, old);
+	else
+		app_delete(r, name);
+	r->version++;
+	if (write_table(r) < 0 || router_sync(r) < 0)
+		log_warnx("routing table: %s", error_last());
+	error_set("%s", msg);
+	free(msg);
+}
+
+/* Replace app 'name' by 'now' (NULL: remove it), committed. */
+static int change(struct router *r, const char *name, struct rapp *now)
+{
+	struct rapp *cur = app_get(r, name);
+	struct rapp *old = cur ? rapp_dup(cur) : NULL;
+	struct buf delta = BUF_INIT;
+	int ret;
+
+	render_delta(&delta, old, now);
+	if (now)
+		app_insert(r, now);
+	else
+		app_delete(r, name);
+	ret = commit(r, &delta);
+	buf_release(&delta);
+	if (ret < 0) {
+		undo(r, name, old);
+		return -1;
+	}
+	rapp_free(old);
+	return 0;
+}
+
+/* --- the interface ------------------------------------------------- */
+
+/* An app from a line of an old table file: "route NAME KIND ...". */
+static void load_route(struct router *r, const char *rest)
+{
+	char name[APP_NAME_MAX + 1], kind[16];
+	struct rapp *a;
+	char *def;
+	char h[ROUTER_HOST_MAX + 1];
+
+	if (sscanf(rest, "%63s %15s", name, kind) != 2 ||
+	    !app_name_valid(name) || app_get(r, name))
+		return;
+	a = xcalloc(1, sizeof(*a));
+	a->name = xstrdup(name);
+	a->live_release = -1;
+	a->stale = 1;
+	/* its processes are gone with the engine that ran them */
+	if (!strcmp(kind, "stopped") || !strcmp(kind, "maintenance"))
+		a->route = xasprintf("%s %s", name, kind);
+	else
+		a->route = xasprintf("%s starting %d", name,
+				     ROUTER_RETRY_DEFAULT);
+	def = xasprintf("%s.%s", name, r->domain);
+	if (host_norm(def, h) == 0 && !host_owner(r, h, NULL))
+		strv_push(&a->hosts, h);
+	free(def);
+	app_insert(r, a);
+}
+
+static void load_host(struct router *r, const char *rest)
+{
+	char host[ROUTER_HOST_MAX + 2], name[APP_NAME_MAX + 1];
+	char h[ROUTER_HOST_MAX + 1];
+	struct rapp *a;
+
+	if (sscanf(rest, "%254s %63s", host, name) != 2)
+		return;
+	a = app_get(r, name);
+	if (!a || host_norm(host, h) < 0 || host_owner(r, h, NULL))
+		return;
+	strv_push(&a->hosts, h);
+}
+
+/* The old file, if any; lines that do not parse are skipped. */
+static int load_table(struct router *r)
+{
+	struct buf b = BUF_INIT;
+	char *line, *next;
+	int rc = read_file(&b, r->table_path, ROUTER_FILE_MAX);
+
+	if (rc == ERR_NOTFOUND) {
+		error_clear();
+		return 0;
+	}
+	if (rc < 0)
+		return -1;
+	for (line = b.data; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		if (!strncmp(line, "version ", 8)) {
+			long long v = strtoll(line + 8, NULL, 10);
+
+			if (v > 0)
+				r->version = (uint64_t)v;
+		} else if (!strncmp(line, "route ", 6)) {
+			load_route(r, line + 6);
+		} else if (!strncmp(line, "host ", 5)) {
+			load_host(r, line + 5);
+		}
+	}
+	buf_release(&b);
+	error_clear();
+	return 0;
+}
+
+int router_init(struct router **out, const struct router_opts *o)
+{
+	struct router *r = xcalloc(1, sizeof(*r));
+	char h[ROUTER_HOST_MAX + 1];
+
+	*out = NULL;
+	if (!o->domain || host_norm(o->domain, h) < 0 || h[0] == '*') {
+		error_set("invalid domain '%s'", o->domain ? o->domain : "");
+		goto fail;
+	}
+	r->domain = xstrdup(h);
+	r->table_path = xstrdup(o->table_path);
+	r->ctl = xstrdup(o->control_socket);
+	r->probe = xstrdup(o->probe_socket ? o->probe_socket : "");
+	r->worker_uid = -1;
+	buf_init(&r->resp, ROUTER_RESP_MAX);
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
+		error_set("cannot initialise libcurl");
+		goto fail;
+	}
+	if (load_table(r) < 0)
+		goto fail;
+	r->version++;
+	if (write_table(r) < 0)
+		goto fail;
+	*out = r;
+	return 0;
+fail:
+	router_free(r);
+	return -1;
+}
+
+void router_free(struct router *r)
+{
+	size_t i;
+
+	if (!r)
+		return;
+	for (i = 0; i < r->napps; i++)
+		rapp_free(r->apps[i]);
+	free(r->apps);
+	if (r->curl) {
+		curl_easy_cleanup(r->curl);
+		curl_slist_free_all(r->hdrs);
+	}
+	if (r->ctl)
+		curl_global_cleanup();
+	buf_release(&r->resp);
+	free(r->table_path);
+	free(r->ctl);
+	free(r->probe);
+	free(r->domain);
+	free(r);
+}
+
+int router_hosts_check(const struct router *r, const char *app,
+		       char *const *hosts, size_t nhosts)
+{
+	struct strv sv = STRV_INIT;
+	int ret = hosts_build(r, app, hosts, nhosts, &sv);
+
+	strv_release(&sv);
+	return ret;
+}
+
+/* A new state for app: hosts and route, the revert state kept. */
+static int build(const struct router *r, const char *app,
+		 char *const *hosts, size_t nhosts, const struct route *rt,
+		 struct rapp **out)
+{
+	struct rapp *a = xcalloc(1, sizeof(*a));
+	const struct rapp *cur = app_get(r, app);
+	int ret;
+
+	*out = NULL;
+	if ((ret = hosts_build(r, app, hosts, nhosts, &a->hosts)) < 0 ||
+	    (ret = route_render(app, rt, &a->route, &a->live_release)) < 0) {
+		rapp_free(a);
+		return ret;
+	}
+	a->name = xstrdup(app);
+	if (cur && cur->has_prev) {
+		a->has_prev = 1;
+		strv_copy(&a->prev_hosts, &cur->prev_hosts);
+		a->prev_route = xstrdup(cur->prev_route);
+		a->prev_release = cur->prev_release;
+	}
+	*out = a;
+	return 0;
+}
+
+static int same_state(const struct rapp *a, const struct rapp *b)
+{
+	size_t i;
+
+	if (strcmp(a->route, b->route) || a->hosts.n != b->hosts.n)
+		return 0;
+	for (i = 0; i < a->hosts.n; i++)
+		if (strcmp(a->hosts.v[i], b->hosts.v[i]))
+			return 0;
+	return 1;
+}
+
+int router_app_set(struct router *r, const char *app, char *const *hosts,
+		   size_t nhosts, const struct route *rt)
+{
+	struct rapp *a, *cur;
+	int ret = build(r, app, hosts, nhosts, rt, &a);
+
+	if (ret < 0)
+		return ret;
+	cur = app_get(r, app);
+	if (cur && same_state(cur, a)) {
+		cur->stale = 0;
+		rapp_free(a);
+		return 0;
+	}
+	return change(r, app, a);
+}
+
+/* "was APP REL INFLIGHT DONE" in the last answer, for app. */
+static void parse_was(const struct router *r, const char *app,
+		      struct router_switch *sw)
+{
+	const char *p = r->resp.data;
+
+	while (p && *p) {
+		char name[APP_NAME_MAX + 1];
+		int rel;
+		long in, done;
+
+		if (sscanf(p, "was %63s %d %ld %ld", name, &rel, &in,
+			   &done) == 4 && !strcmp(name, app) &&
+		    rel == sw->release) {
+			sw->inflight = in;
+			sw->done = done;
+			return;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+}
+
+int router_switch(struct router *r, const char *app, char *const *hosts,
+		  size_t nhosts, const struct route *rt,
+		  struct router_switch *out)
+{
+	struct rapp *a, *cur = app_get(r, app);
+	struct router_switch sw = { 0, -1, 0, -1 };
+	int ret;
+
+	if (out)
+		*out = sw;
+	if (!cur) {
+		error_set("no route for app '%s'", app ? app : "");
+		return ERR_NOTFOUND;
+	}
+	if ((ret = build(r, app, hosts, nhosts, rt, &a)) < 0)
+		return ret;
+	a->has_prev = 1;
+	strv_release(&a->prev_hosts);
+	strv_copy(&a->prev_hosts, &cur->hosts);
+	free(a->prev_route);
+	a->prev_route = xstrdup(cur->route);
+	a->prev_release = cur->live_release;
+	sw.had_live = cur->live_release >= 0;
+	sw.release = cur->live_release;
+	if (change(r, app, a) < 0)
+		return -1;
+	if (sw.had_live && r->synced)
+		parse_was(r, app, &sw);
+	if (out)
+		*out = sw;
+	return 0;
+}
+
+int router_revert(struct router *r, const char *app)
+{
+	struct rapp *cur = app_get(r, app), *a;
+	size_t i;
+
+	if (!cur || !cur->has_prev) {
+		error_set("nothing to go back to for app '%s'",
+			  app ? app : "");
+		return ERR_NOTFOUND;
+	}
+	a = xcalloc(1, sizeof(*a));
+	a->name = xstrdup(app);
+	for (i = 0; i < cur->prev_hosts.n; i++)
+		if (!host_owner(r, cur->prev_hosts.v[i], app))
+			strv_push(&a->hosts, cur->prev_hosts.v[i]);
+	a->route = xstrdup(cur->prev_route);
+	a->live_release = cur->prev_release;
+	return change(r, app, a);
+}
+
+int router_app_remove(struct router *r, const char *app)
+{
+	int ret = name_check(app);
+
+	if (ret < 0)
+		return ret;
+	if (!app_get(r, app))
+		return 0;
+	return change(r, app, NULL);
+}
+
+void router_keep(struct router *r, const char *app)
+{
+	struct rapp *a = app_get(r, app);
+
+	if (a)
+		a->stale = 0;
+}
+
+int router_drop_stale(struct router *r)
+{
+	size_t i = 0;
+
+	while (i < r->napps) {
+		if (r->apps[i]->stale) {
+			char *name = xstrdup(r->apps[i]->name);
+			int ret = change(r, name, NULL);
+
+			free(name);
+			if (ret < 0)
+				return -1;
+			continue;
+		}
+		i++;
+	}
+	return 0;
+}
+
+int router_counts(struct router *r, const char *app, int release,
+		  struct router_counts *out)
+{
+	char path[128];
+	int ret;
+
+	out->inflight = out->done = 0;
+	if ((ret = name_check(app)) < 0)
+		return ret;
+	snprintf(path, sizeof(path), "/counts?app=%s&release=%d", app,
+		 release);
+	ret = control(r, path, NULL, 0);
+	if (ret == NGINX_DOWN) {
+		error_set("nginx is not running");
+		return ERR_BUSY;
+	}
+	if (ret < 0)
+		return ERR_BUSY;
+	if (!r->resp.data || sscanf(r->resp.data, "counts %ld %ld",
+				    &out->inflight, &out->done) != 2) {
+		error_set("nginx's router answered '%s'",
+			  r->resp.data ? r->resp.data : "");
+		return ERR_BUSY;
+	}
+	return 0;
+}
+
+int router_forget(struct router *r, const char *app, int release)
+{
+	char *body;
+	int ret = name_check(app);
+
+	if (ret < 0)
+		return ret;
+	body = xasprintf("forget %s %d\n", app, release);
+	ret = control(r, "/update", body, strlen(body));
+	free(body);
+	return ret < 0 ? -1 : 0;
+}
+
+static void drain_finish(struct router_drain *d, int drained, long left,
+			 long finished)
+{
+	struct router_drain_result res;
+
+	res.drained = drained;
+	res.left = left;
+	res.finished = finished < 0 ? 0 : finished;
+	res.elapsed_ms = (long)(now_ms() - d->t0);
+	d->fn(d->arg, &res);
+	free(d->app);
+	free(d);
+}
+
+static void drain_poll(struct loop *l, void *arg)
+{
+	struct router_drain *d = arg;
+	struct router_counts c = { 0, 0 };
+	int known;
+
+	d->timer = 0;
+	known = d->release >= 0 &&
+		router_counts(d->r, d->app, d->release, &c) == 0;
+	if (d->release < 0) {
+		drain_finish(d, 1, 0, 0);
+		return;
+	}
+	if (known && d->base_done < 0)
+		d->base_done = c.done;
+	if (known && c.inflight <= 0) {
+		drain_finish(d, 1, 0, c.done - d->base_done);
+		return;
+	}
+	if (now_ms() >= d->deadline) {
+		drain_finish(d, 0, known ? c.inflight : -1,
+			     known ? c.done - d->base_done : 0);
+		return;
+	}
+	d->timer = loop_add_timer(l, ROUTER_DRAIN_POLL_MS, drain_poll, d);
+}
+
+struct router_drain *router_drain_start(struct router *r, struct loop *l,
+					const char *app, int release,
+					const struct router_switch *sw,
+					long max_ms, router_drain_fn fn,
+					void *arg)
+{
+	struct router_drain *d;
+
+	if (name_check(app) < 0)
+		return NULL;
+	d = xcalloc(1, sizeof(*d));
+	d->r = r;
+	d->loop = l;
+	d->app = xstrdup(app);
+	d->release = release;
+	d->base_done = sw && sw->had_live && sw->release == release ?
+		sw->done : -1;
+	d->t0 = now_ms();
+	d->deadline = d->t0 + (max_ms > 0 ? max_ms : 0);
+	d->fn = fn;
+	d->arg = arg;
+	d->timer = loop_add_timer(l, 0, drain_poll, d);
+	return d;
+}
+
+void router_drain_cancel(struct router_drain *d)
+{
+	if (!d)
+		return;
+	loop_del_timer(d->loop, d->timer);
+	free(d->app);
+	free(d);
+}
+
+int router_nginx_up(struct router *r)
+{
+	unsigned long long v = 0;
+	long uid = -1, dropped = 0;
+	int rc = control(r, "/status", NULL, 0);
+
+	if (rc != 0) {
+		if (rc < 0)
+			log_warnx("routing table: %s", error_last());
+		r->synced = 0;
+		error_clear();
+		return 0;
+	}
+	if (r->resp.data && sscanf(r->resp.data, "version %llu uid %ld "
+				   "dropped %ld", &v, &uid, &dropped) >= 2)
+		r->worker_uid = uid;
+	if (v == r->version) {
+		r->synced = 1;
+		return 0;
+	}
+	if (router_sync(r) < 0) {
+		log_warnx("routing table: %s", error_last());
+		error_clear();
+	}
+	return 0;
+}
+
+int router_in_sync(const struct router *r)
+{
+	return r->synced;
+}
+
+uint64_t router_version(const struct router *r)
+{
+	return r->version;
+}
+
+long router_worker_uid(const struct router *r)
+{
+	return r->worker_uid;
+}
+
+const char *router_probe_socket(const struct router *r)
+{
+	return r->probe;
+}

@@ -1,0 +1,229 @@
+/*
+ * router: the routing table inside nginx, owned by the engine.
+ *
+ * nginx carries berth's router (server/router.lua on lua-nginx-module,
+ * docs/nginx.md): for every request it looks up the host, then the app's
+ * route, in a shared dictionary, and proxies to the live release's web
+ * processes, serves a static release, or answers a short 404/503 page.
+ * This module is the engine's side of it.  It keeps the whole table in
+ * memory, writes it to a file that nginx loads in its master before any
+ * worker starts (so a restarted nginx routes from its first request), and
+ * sends every change to nginx's control listener, a unix socket in a
+ * folder only the engine's user can enter.  Nothing an app does reloads
+ * nginx.
+ *
+ * The table:
+ *   hosts   HOST -> APP.  Every app owns APP.DOMAIN and the hosts it
+ *           claims.  An exact host belongs to one app, and so does a
+ *           wildcard "*.SUFFIX".  A request's host matches its exact
+ *           entry, else the longest wildcard: a.b.example.com tries
+ *           *.b.example.com, then *.example.com, then *.com.
+ *   routes  APP -> what its requests get (struct route).
+ * Its text form, used for the file and for every change sent:
+ *   version N
+ *   route APP live REL PROC:PORT... [fallback REL PROC:PORT...]
+ *   route APP static REL ROOT
+ *   route APP stopped|noweb|maintenance    route APP crashing|starting SECS
+ *   host HOST APP    unhost HOST    unroute APP
+ *   forget APP REL   purge APP      (drop request counts)
+ *
+ * Requests of a live release are counted in nginx (in flight, finished),
+ * per app and release number, so the engine can stop an old release as
+ * soon as its requests are done (router_drain_start()).  A switch is one
+ * entry: a new request sees the old route or the new one, and one counted
+ * on the old release is seen by the engine's next count.
+ *
+ * Blocking: a call that changes the table writes the file (rename, no
+ * fsync: the engine writes it anew at every start) and makes one HTTP
+ * request to nginx over the unix socket, about 0.1 ms, at most
+ * ROUTER_TIMEOUT_MS.  If nginx is not running (restarting), the change
+ * still succeeds: nginx loads the file when it starts, and
+ * router_nginx_up() sends the table again if nginx started from an older
+ * file.  If nginx runs but refuses or times out, the change is undone
+ * (memory and file) and the call fails.
+ *
+ * Errors: -1 with error_last(); ERR_INVALID for a bad name, host, port or
+ * root; ERR_EXISTS for a host another app owns ("host 'x' belongs to app
+ * 'y'"); ERR_NOTFOUND for an unknown app; ERR_BUSY when nginx cannot be
+ * asked (router_counts()).  A failed call changes nothing.
+ */
+#ifndef BERTH_ROUTER_H
+#define BERTH_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct buf;
+struct loop;
+struct router;
+
+#define ROUTER_TIMEOUT_MS 2000
+#define ROUTER_MAX_HOSTS 256
+#define ROUTER_MAX_PEERS 1024
+
+enum route_kind {
+	ROUTE_STARTING,		/* 503 "app is starting", Retry-After */
+	ROUTE_LIVE,		/* proxy to the release's web processes */
+	ROUTE_STATIC,		/* files under root */
+	ROUTE_STOPPED,		/* 503 "app is stopped" */
+	ROUTE_NO_WEB,		/* 503 "no web process" */
+	ROUTE_CRASHING,		/* 503 "app is crashing", Retry-After */
+	ROUTE_MAINTENANCE,	/* 503 "app is under maintenance" */
+};
+
+/* One listening web process: proc "web.1" ([A-Za-z0-9._-], < 48). */
+struct route_peer {
+	const char *proc;
+	int port;		/* on 127.0.0.1 */
+};
+
+/* What an app's requests get; the caller keeps ownership. */
+struct route {
+	enum route_kind kind;
+	int release;		/* LIVE, STATIC: the release answering */
+	const struct route_peer *peers;	/* LIVE: round robin; ports of
+					 * one proc: the one that last
+					 * answered, then the others */
+	size_t npeers;		/* LIVE with 0 peers reads as NO_WEB */
+	/*
+	 * LIVE, during the watch after a switch: the previous release's
+	 * processes, tried only when no port of this release takes the
+	 * connection (one crashed).  Such a request counts for the
+	 * previous release, so its drain waits for it.
+	 */
+	const struct route_peer *fallback;
+	size_t nfallback;
+	int fallback_release;
+	const char *root;	/* STATIC: absolute folder, no spaces */
+	int retry_after;	/* CRASHING, STARTING: seconds, 1-3600 */
+};
+
+struct router_opts {
+	const char *table_path;		/* the file nginx loads at start */
+	const char *control_socket;	/* nginx's control listener */
+	const char *probe_socket;	/* nginx's probe listener */
+	const char *domain;		/* APP.DOMAIN is every app's host */
+};
+
+/*
+ * Load the previous table file, if any: its apps come back with their
+ * hosts and the route "starting" (their processes are gone), until the
+ * engine sets them again; router_drop_stale() removes those it did not.
+ * Writes the file; does not talk to nginx (it may not run yet).
+ */
+int router_init(struct router **out, const struct router_opts *o);
+void router_free(struct router *r);
+
+/* Check hosts (APP.DOMAIN implied) for app without changing anything. */
+int router_hosts_check(const struct router *r, const char *app,
+		       char *const *hosts, size_t nhosts);
+
+/*
+ * Create or change app: its hosts beyond APP.DOMAIN (replacing the ones
+ * it had) and its route.  No-op (no file write, no request) if both are
+ * unchanged.  Does not touch the route kept for router_revert().
+ */
+int router_app_set(struct router *r, const char *app, char *const *hosts,
+		   size_t nhosts, const struct route *rt);
+
+/* What the router knows about the release a switch took traffic from. */
+struct router_switch {
+	int had_live;		/* the app had a live route before */
+	int release;		/* its release */
+	long inflight;		/* its requests in flight right after */
+	long done;		/* its requests finished until then */
+};
+
+/*
+ * The switch: router_app_set(), and the hosts and route app had are kept
+ * for router_revert().  Every new request sees the new route (one entry
+ * in nginx changes).  out (may be NULL) tells about the release it
+ * replaced, as nginx counted it at the switch.  ERR_NOTFOUND for an app
+ * never set.
+ */
+int router_switch(struct router *r, const char *app, char *const *hosts,
+		  size_t nhosts, const struct route *rt,
+		  struct router_switch *out);
+
+/*
+ * Back to the hosts and route before the last router_switch() (a
+ * rollback during the watch), at once.  A host another app claimed since
+ * stays with it.  ERR_NOTFOUND if there is nothing to go back to.
+ */
+int router_revert(struct router *r, const char *app);
+
+/* Remove app: its hosts, route and counts.  Unknown apps are fine. */
+int router_app_remove(struct router *r, const char *app);
+
+/* Remove the apps loaded from the old file that nobody set since. */
+int router_drop_stale(struct router *r);
+/* Keep app (hosts and route as loaded) through router_drop_stale(). */
+void router_keep(struct router *r, const char *app);
+
+struct router_counts {
+	long inflight;		/* routed to it, not finished */
+	long done;		/* finished since counting began */
+};
+
+/* Ask nginx for a release's counts.  ERR_BUSY if nginx does not answer. */
+int router_counts(struct router *r, const char *app, int release,
+		  struct router_counts *out);
+
+/* Drop a stopped release's counts in nginx (best effort). */
+int router_forget(struct router *r, const char *app, int release);
+
+/*
+ * Drain watch: once no route leads to a release any more, poll nginx
+ * (every 20 ms, from the loop) until the release has nothing in flight,
+ * or max_ms passed.  fn is called once from the loop (never from inside
+ * router_drain_start()) unless cancelled; finished counts the requests
+ * the release finished meanwhile ("Drained release 4 (12 requests
+ * finished in 80 ms)"): since the switch if sw (router_switch()'s out,
+ * or NULL) is about this release, else since the first count.  While
+ * nginx does not answer, the drain waits for max_ms.  The handle belongs
+ * to this module and is freed after fn returns; cancel every drain
+ * before router_free().
+ */
+struct router_drain;
+struct router_drain_result {
+	int drained;		/* 1: nothing left in flight; 0: time ran out */
+	long finished;		/* requests it finished since the switch */
+	long left;		/* in flight when time ran out */
+	long elapsed_ms;
+};
+typedef void (*router_drain_fn)(void *arg,
+				const struct router_drain_result *res);
+struct router_drain *router_drain_start(struct router *r, struct loop *l,
+					const char *app, int release,
+					const struct router_switch *sw,
+					long max_ms, router_drain_fn fn,
+					void *arg);
+void router_drain_cancel(struct router_drain *d);
+
+/*
+ * nginx (re)started and is up: learn the uid its workers run as, and send
+ * the whole table unless nginx already has this version.  nginx.c calls
+ * it; 0 even if nginx cannot be reached (the next change retries).
+ */
+int router_nginx_up(struct router *r);
+/* Send the whole table to nginx now. */
+int router_sync(struct router *r);
+
+/* 1 when nginx has acknowledged the current version. */
+int router_in_sync(const struct router *r);
+uint64_t router_version(const struct router *r);
+/* uid of nginx's workers (from nginx itself), or -1 if not known yet. */
+long router_worker_uid(const struct router *r);
+/*
+ * The probe listener: requests there are routed like public ones (by
+ * Host), or to one port with "X-Berth-Peer: PORT" (a release that is not
+ * live yet), are not counted nor logged, and every answer says which
+ * peer answered in X-Berth-Upstream.  The public listener does none of
+ * this.  Borrowed.
+ */
+const char *router_probe_socket(const struct router *r);
+/* Render the table as the file holds it (for tests and bench). */
+void router_render(const struct router *r, struct buf *out);
+
+#endif

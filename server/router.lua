@@ -1,0 +1,666 @@
+-- berth's router, inside nginx (lua-nginx-module).  The engine owns the
+-- table; this code only reads it per request and applies what the engine
+-- sends over the control socket.  docs/nginx.md tells the design; the
+-- table's format is in server/router.h.
+--
+-- Shared dictionaries (one copy for all workers, kept across reloads):
+--   berth_routes  "v" -> table version
+--                 "h:HOST" -> APP            exact host
+--                 "w:.SUFFIX" -> APP         wildcard "*.SUFFIX"
+--                 "a:APP" -> "APP KIND ..."  the app's route
+--   berth_counts  "i:APP:REL" requests of a release in flight
+--                 "d:APP:REL" requests of a release finished
+--                 "log:dropped" router log lines nobody took
+
+local ngx = ngx
+local balancer = require "ngx.balancer"
+local ffi = require "ffi"
+
+local routes = ngx.shared.berth_routes
+local counts = ngx.shared.berth_counts
+local find, format, sub = string.find, string.format, string.sub
+local concat, tonumber, tostring = table.concat, tonumber, tostring
+local floor = math.floor
+
+ffi.cdef [[
+unsigned int geteuid(void);
+int socket(int domain, int type, int protocol);
+int connect(int fd, const void *addr, unsigned int len);
+int close(int fd);
+int access(const char *path, int mode);
+struct berth_sockaddr_un { unsigned short family; char path[108]; };
+]]
+
+local M = {}
+
+-- Parsed routes, per worker, by their text ("APP KIND ...").  A route's
+-- text changes whenever anything in it does, so an entry never goes stale;
+-- the cache is dropped when it grows past a bound.
+local parsed, nparsed = {}, 0
+
+local messages = {
+	stopped = "app is stopped",
+	noweb = "no web process",
+	crashing = "app is crashing",
+	maintenance = "app is under maintenance",
+	starting = "app is starting",
+}
+
+-- "PROC:PORT ..." into groups (the ports of one process) and a flat list
+-- of { group, index } in order.
+local function peer_groups(peers, rel)
+	local groups, byname, all = {}, {}, {}
+	for proc, port in peers:gmatch("([%w._-]+):(%d+)") do
+		port = tonumber(port)
+		local g = byname[proc]
+		if not g then
+			g = { proc = proc, ports = {}, good = 1, rel = rel }
+			byname[proc] = g
+			groups[#groups + 1] = g
+		end
+		g.ports[#g.ports + 1] = port
+		all[#all + 1] = { g, #g.ports }
+	end
+	return groups, all
+end
+
+local function parse(text)
+	local p = parsed[text]
+	if p then
+		return p
+	end
+	local app, kind, rest = text:match("^(%S+) (%a+) ?(.*)$")
+	if not app then
+		return nil
+	end
+	p = { app = app, kind = kind }
+	if kind == "live" then
+		local rel, peers = rest:match("^(%d+) ?(.*)$")
+		local frel, fpeers
+		if peers then
+			local a, b = peers:find(" ?fallback ")
+			if a then
+				frel, fpeers = peers:sub(b + 1):match("^(%d+) (.*)$")
+				peers = peers:sub(1, a - 1)
+			end
+		end
+		p.rel = rel or "0"
+		p.ikey = "i:" .. app .. ":" .. p.rel
+		p.dkey = "d:" .. app .. ":" .. p.rel
+		p.groups, p.all = peer_groups(peers or "", p.rel)
+		p.rr, p.prr = 0, 0
+		if #p.all == 0 then
+			p.kind = "noweb"
+		end
+		-- the release before, during the watch after a switch: tried
+		-- only when no port of this one takes the connection
+		if fpeers then
+			local _, fall = peer_groups(fpeers, frel)
+			p.fallback = fall
+			p.fikey = "i:" .. app .. ":" .. frel
+			p.fdkey = "d:" .. app .. ":" .. frel
+		end
+	elseif kind == "static" then
+		p.rel, p.root = rest:match("^(%d+) (/.*)$")
+		if not p.root then
+			return nil
+		end
+	elseif kind == "crashing" or kind == "starting" then
+		p.retry = tonumber(rest) or 5
+	elseif not messages[kind] then
+		return nil
+	end
+	if nparsed >= 1000 then
+		parsed, nparsed = {}, 0
+	end
+	parsed[text] = p
+	nparsed = nparsed + 1
+	return p
+end
+
+-- Exact host first, then the longest wildcard: for a.b.example.com,
+-- "*.b.example.com", then "*.example.com", then "*.com".
+local function app_of(host)
+	local app = routes:get("h:" .. host)
+	if app then
+		return app
+	end
+	local i = find(host, ".", 1, true)
+	while i do
+		app = routes:get("w:" .. sub(host, i))
+		if app then
+			return app
+		end
+		i = find(host, ".", i + 1, true)
+	end
+	return nil
+end
+
+local function answer(status, msg, retry)
+	ngx.status = status
+	ngx.header["Content-Type"] = "text/plain"
+	ngx.header["Cache-Control"] = "no-store"
+	if retry then
+		ngx.header["Retry-After"] = tostring(retry)
+	end
+	ngx.print(msg, "\n")
+	return ngx.exit(status)
+end
+
+-- access phase of the public (probe false) and the probe server.
+function M.access(probe)
+	local ctx = ngx.ctx
+	local host = ngx.var.host
+	local app = app_of(host)
+	if not app then
+		return answer(404, "no app for this host")
+	end
+	ctx.app, ctx.host = app, host
+	local key = "a:" .. app
+	local text = routes:get(key)
+	local p = text and parse(text)
+	if not p then
+		return answer(404, "no app for this host")
+	end
+	if probe then
+		local peer = ngx.var.http_x_berth_peer
+		if peer then
+			local port = tonumber(peer)
+			if not port or port < 1 or port > 65535 then
+				return answer(400, "bad X-Berth-Peer")
+			end
+			ctx.peer = port
+			ctx.probe = true
+			return
+		end
+		ctx.probe = true
+	end
+	local kind = p.kind
+	if kind == "live" and probe then
+		ctx.route = p
+		return
+	end
+	if kind == "live" then
+		-- Counted before it is routed, then checked again: if the
+		-- engine switched in between, it saw this request or this
+		-- request sees the switch (the dictionary is one lock).
+		for _ = 1, 3 do
+			counts:incr(p.ikey, 1, 0)
+			local now = routes:get(key)
+			if now == text then
+				break
+			end
+			counts:incr(p.ikey, -1, 0)
+			p = now and parse(now)
+			if not p or p.kind ~= "live" then
+				return M.access(probe)
+			end
+			text = now
+		end
+		ctx.route = p
+		ctx.ikey, ctx.dkey = p.ikey, p.dkey
+		return
+	end
+	if kind == "static" then
+		ngx.var.berth_app = app
+		ngx.var.berth_release = p.rel
+		ngx.var.berth_root = p.root
+		return ngx.exec("@berth_static")
+	end
+	ctx.deny = kind
+	return answer(503, messages[kind], p.retry)
+end
+
+-- Ports that refused a connection, per worker: skipped for a second
+-- unless every port is (a process died; the engine will route around
+-- it), so a dead process costs one error line per worker per second.
+local down = {}
+local DOWN_FOR = 1
+
+-- Round robin over the processes; within a process (two ports while
+-- old-style slot pairs are in use), the port that answered last.
+-- On a retry, every port not tried yet, in order.
+-- A port of the release before (the watch): the request counts for it
+-- from now on, so its drain waits for this request too.
+local function to_fallback(ctx, p, k)
+	local f = p.fallback[k]
+	local g, i = f[1], f[2]
+	if ctx.ikey == p.ikey then
+		counts:incr(p.ikey, -1, 0)
+		counts:incr(p.fikey, 1, 0)
+		ctx.ikey, ctx.dkey = p.fikey, p.fdkey
+	end
+	ctx.tried[g.ports[i]] = true
+	ctx.group, ctx.index = g, i
+	return balancer.set_current_peer("127.0.0.1", g.ports[i])
+end
+
+function M.balance()
+	local ctx = ngx.ctx
+	local port = ctx.peer
+	if port then
+		local ok, err = balancer.set_current_peer("127.0.0.1", port)
+		if not ok then
+			ngx.log(ngx.ERR, "berth: ", err)
+		end
+		return
+	end
+	local p = ctx.route
+	if not p then
+		return ngx.exit(ngx.ERROR)
+	end
+	local all, fallback = p.all, p.fallback
+	local tries = #all + (fallback and #fallback or 0)
+	local tried = ctx.tried
+	if not tried then
+		local g, i
+		ctx.tried = {}
+		if tries > 1 then
+			balancer.set_more_tries(tries - 1)
+		end
+		if ctx.probe then
+			-- the probe visits every port in turn
+			p.prr = p.prr % #all + 1
+			g, i = all[p.prr][1], all[p.prr][2]
+		else
+			local groups, n, now = p.groups, #p.groups, ngx.now()
+			local up = false
+			for _ = 1, n do
+				p.rr = p.rr % n + 1
+				g = groups[p.rr]
+				local du = down[g.ports[g.good]]
+				if not du or du < now then
+					up = true
+					break
+				end
+			end
+			if not up and fallback then
+				return to_fallback(ctx, p, 1)
+			end
+			i = g.good
+		end
+		ctx.tried[g.ports[i]] = true
+		ctx.group, ctx.index = g, i
+		balancer.set_current_peer("127.0.0.1", g.ports[i])
+		return
+	end
+	-- a retry: the last port failed
+	local g = ctx.group
+	down[g.ports[ctx.index]] = ngx.now() + DOWN_FOR
+	local n = #g.ports
+	for k = 1, n do
+		local i = (ctx.index + k - 1) % n + 1
+		if not tried[g.ports[i]] then
+			tried[g.ports[i]] = true
+			if not ctx.probe then
+				g.good = i
+			end
+			ctx.index = i
+			balancer.set_current_peer("127.0.0.1", g.ports[i])
+			return
+		end
+	end
+	for k = 1, #all do
+		local gg, i = all[k][1], all[k][2]
+		if not tried[gg.ports[i]] then
+			tried[gg.ports[i]] = true
+			ctx.group, ctx.index = gg, i
+			balancer.set_current_peer("127.0.0.1", gg.ports[i])
+			return
+		end
+	end
+	for k = 1, fallback and #fallback or 0 do
+		local f = fallback[k]
+		if not tried[f[1].ports[f[2]]] then
+			return to_fallback(ctx, p, k)
+		end
+	end
+	return ngx.exit(ngx.ERROR)
+end
+
+-- Router log lines: one per request, buffered per worker and sent to the
+-- engine in batches over a unix stream socket.  Nothing here may log to
+-- nginx's error log: an engine that is away is not nginx's error.
+local log_path
+local log_buf, log_n, log_bytes = {}, 0, 0
+local log_timer = false
+local log_backoff_until, log_backoff = 0, 0.5
+local LOG_FLUSH = 0.1
+local LOG_MAX_BYTES = 4 * 1024 * 1024
+local LOG_BATCH = 60000
+
+local function flush(premature)
+	log_timer = false
+	if log_n == 0 then
+		return
+	end
+	local lines = log_buf
+	log_buf, log_n, log_bytes = {}, 0, 0
+	if ngx.now() < log_backoff_until then
+		counts:incr("log:dropped", #lines, 0)
+		return
+	end
+	-- No socket, no engine reading: nginx would log the failed
+	-- connect() itself, so look first.  A socket nobody listens on
+	-- (an engine that died) does get logged: back off, up to 5 s.
+	if ffi.C.access(log_path, 2) ~= 0 then
+		counts:incr("log:dropped", #lines, 0)
+		return
+	end
+	local sock = ngx.socket.tcp()
+	sock:settimeout(1000)
+	if not sock:connect("unix:" .. log_path) then
+		log_backoff_until = ngx.now() + log_backoff
+		log_backoff = log_backoff < 5 and log_backoff * 2 or 5
+		counts:incr("log:dropped", #lines, 0)
+		return
+	end
+	log_backoff = 0.5
+	-- batches of whole lines, each at most LOG_BATCH bytes
+	local first, size = 1, 0
+	for i = 1, #lines + 1 do
+		local l = lines[i]
+		if not l or (size + #l > LOG_BATCH and i > first) then
+			local sent = sock:send(concat(lines, "", first, i - 1))
+			if not sent then
+				counts:incr("log:dropped", #lines - first + 1, 0)
+				sock:close()
+				log_backoff_until = ngx.now() + log_backoff
+				log_backoff = log_backoff < 5 and
+					log_backoff * 2 or 5
+				return
+			end
+			first, size = i, 0
+		end
+		if l then
+			size = size + #l
+		end
+	end
+	if premature then
+		sock:close()
+	else
+		sock:setkeepalive(0, 1)
+	end
+end
+
+-- One record per request, NUL-separated fields, formatted into Heroku's
+-- router line by the engine (routerlog.h):
+--   APP METHOD URI HOST REQUEST_ID ADDR STATUS BYTES MS PROC PORT REL DENY
+-- nginx refuses NUL, CR and LF in a request line and a Host, so no field
+-- holds a separator.  Cheap on purpose: this runs for every request.
+function M.log()
+	local ctx = ngx.ctx
+	if ctx.ikey then
+		counts:incr(ctx.ikey, -1, 0)
+		counts:incr(ctx.dkey, 1, 0)
+	end
+	if ctx.probe or not log_path then
+		return
+	end
+	local var = ngx.var
+	local app, host, rel, proc, port = ctx.app, ctx.host, "0", "-", "0"
+	local g = ctx.group
+	if g then
+		rel, proc, port = g.rel, g.proc, g.ports[ctx.index]
+	elseif not app then
+		-- a static release (ngx.exec() left no ctx), or no app
+		app = var.berth_app
+		if not app or app == "" then
+			return
+		end
+		host = var.host
+		rel, proc = var.berth_release, "static"
+	elseif ctx.route then
+		rel = ctx.route.rel
+	end
+	local uri = var.request_uri or "/"
+	if #uri > 2048 then
+		uri = sub(uri, 1, 2048)
+	end
+	local line = app .. "\0" .. ngx.req.get_method() .. "\0" .. uri ..
+		"\0" .. (host or "") .. "\0" .. var.request_id .. "\0" ..
+		var.remote_addr .. "\0" .. ngx.status .. "\0" ..
+		var.body_bytes_sent .. "\0" ..
+		floor((ngx.now() - ngx.req.start_time()) * 1000) .. "\0" ..
+		proc .. "\0" .. port .. "\0" .. rel .. "\0" ..
+		(ctx.deny or "") .. "\n"
+	if log_bytes + #line > LOG_MAX_BYTES then
+		counts:incr("log:dropped", 1, 0)
+		return
+	end
+	log_n = log_n + 1
+	log_buf[log_n] = line
+	log_bytes = log_bytes + #line
+	if not log_timer then
+		local ok = ngx.timer.at(LOG_FLUSH, flush)
+		log_timer = ok and true or false
+	end
+end
+
+-- The table: applied from the engine's text (see router.h), in order,
+-- after the whole text parsed.  full: the text is the whole table, and
+-- every route or host it does not name is removed.
+local function apply(body, full)
+	local ops, version = {}, nil
+	for line in body:gmatch("[^\n]+") do
+		local w1, rest = line:match("^(%S+) ?(.*)$")
+		if w1 == "version" then
+			version = tonumber(rest)
+			if not version then
+				return nil, "bad version line"
+			end
+		elseif w1 == "route" then
+			local app = rest:match("^(%S+) ")
+			if not app or not parse(rest) then
+				return nil, "bad route line: " .. line
+			end
+			ops[#ops + 1] = { "a:" .. app, rest }
+		elseif w1 == "unroute" then
+			ops[#ops + 1] = { "a:" .. rest, false }
+		elseif w1 == "host" or w1 == "unhost" then
+			local host, app = rest:match("^(%S+) ?(%S*)$")
+			if not host or (w1 == "host" and app == "") then
+				return nil, "bad host line: " .. line
+			end
+			local key
+			if sub(host, 1, 2) == "*." then
+				key = "w:" .. sub(host, 2)
+			else
+				key = "h:" .. host
+			end
+			ops[#ops + 1] = { key, w1 == "host" and app }
+		elseif w1 == "forget" then
+			local app, rel = rest:match("^(%S+) (%d+)$")
+			if not app then
+				return nil, "bad forget line: " .. line
+			end
+			ops[#ops + 1] = { "forget", app, rel }
+		elseif w1 == "purge" then
+			if rest == "" then
+				return nil, "bad purge line"
+			end
+			ops[#ops + 1] = { "purge", rest }
+		elseif w1 and sub(w1, 1, 1) ~= "#" then
+			return nil, "unknown line: " .. line
+		end
+	end
+	if full and not version then
+		return nil, "no version line"
+	end
+	local keep = full and {}
+	for _, op in ipairs(ops) do
+		if op[1] == "forget" then
+			counts:delete("i:" .. op[2] .. ":" .. op[3])
+			counts:delete("d:" .. op[2] .. ":" .. op[3])
+		elseif op[1] == "purge" then
+			local i, d = "i:" .. op[2] .. ":", "d:" .. op[2] .. ":"
+			for _, k in ipairs(counts:get_keys(0)) do
+				local pre = sub(k, 1, #i)
+				if pre == i or pre == d then
+					counts:delete(k)
+				end
+			end
+		elseif op[2] then
+			local ok, err = routes:safe_set(op[1], op[2])
+			if not ok then
+				return nil, "cannot store " .. op[1] .. ": " .. err
+			end
+			if keep then
+				keep[op[1]] = true
+			end
+		else
+			routes:delete(op[1])
+		end
+	end
+	if keep then
+		-- routes first were set, so a host never points nowhere
+		for _, k in ipairs(routes:get_keys(0)) do
+			if k ~= "v" and not keep[k] and
+			    sub(k, 1, 2) ~= "a:" then
+				routes:delete(k)
+			end
+		end
+		for _, k in ipairs(routes:get_keys(0)) do
+			if k ~= "v" and not keep[k] then
+				routes:delete(k)
+			end
+		end
+	end
+	if version then
+		routes:set("v", version)
+	end
+	return version or routes:get("v") or 0
+end
+
+local function read_body()
+	ngx.req.read_body()
+	local body = ngx.req.get_body_data()
+	if body then
+		return body
+	end
+	local file = ngx.req.get_body_file()
+	if not file then
+		return ""
+	end
+	local f = io.open(file, "rb")
+	if not f then
+		return nil
+	end
+	body = f:read("*a")
+	f:close()
+	return body
+end
+
+local function count_of(app, rel)
+	return counts:get("i:" .. app .. ":" .. rel) or 0,
+		counts:get("d:" .. app .. ":" .. rel) or 0
+end
+
+-- The control server (unix socket, reachable by the engine only).
+--   POST /update, /replace   the table (see apply); answers "ok VERSION"
+--                            and, for every route it replaced that was
+--                            live, "was APP REL INFLIGHT DONE"
+--   GET /counts?app=A&release=N   "counts INFLIGHT DONE"
+--   GET /status              "version V uid U dropped N"
+function M.control()
+	local uri = ngx.var.uri
+	if uri == "/update" or uri == "/replace" then
+		if ngx.req.get_method() ~= "POST" then
+			return answer(405, "POST only")
+		end
+		local body = read_body()
+		if not body then
+			return answer(500, "cannot read the body")
+		end
+		-- the live release each route had before, for drain counts
+		local was = {}
+		for app in body:gmatch("\nroute (%S+) ") do
+			local old = routes:get("a:" .. app)
+			local p = old and parse(old)
+			if p and p.kind == "live" then
+				was[#was + 1] = { app, p.rel }
+			end
+		end
+		local v, err = apply(body, uri == "/replace")
+		if not v then
+			return answer(400, "error: " .. err)
+		end
+		local out = { "ok " .. format("%d", v) }
+		for _, w in ipairs(was) do
+			local i, d = count_of(w[1], w[2])
+			out[#out + 1] = format("was %s %s %d %d", w[1], w[2], i, d)
+		end
+		ngx.header["Content-Type"] = "text/plain"
+		ngx.print(concat(out, "\n"), "\n")
+		return
+	end
+	if uri == "/counts" then
+		local args = ngx.req.get_uri_args(4)
+		local app, rel = args.app, tonumber(args.release)
+		if type(app) ~= "string" or not rel then
+			return answer(400, "error: want app and release")
+		end
+		local i, d = count_of(app, format("%d", rel))
+		ngx.header["Content-Type"] = "text/plain"
+		ngx.print(format("counts %d %d\n", i, d))
+		return
+	end
+	if uri == "/status" then
+		ngx.header["Content-Type"] = "text/plain"
+		ngx.print(format("version %d uid %d dropped %d\n",
+			routes:get("v") or 0, ffi.C.geteuid(),
+			counts:get("log:dropped") or 0))
+		return
+	end
+	return answer(404, "error: no such call")
+end
+
+-- A unix socket file left by a master that was killed keeps the next one
+-- from binding it.  Remove it only if nothing listens there: on a reload
+-- the listening socket is live and must keep its name.
+local function clear_stale(path)
+	if not path or #path >= 108 then
+		return
+	end
+	-- AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC
+	local fd = ffi.C.socket(1, 1 + 2048 + 524288, 0)
+	if fd < 0 then
+		return
+	end
+	local sa = ffi.new("struct berth_sockaddr_un")
+	sa.family = 1
+	ffi.copy(sa.path, path)
+	local rc = ffi.C.connect(fd, sa, ffi.sizeof(sa))
+	local err = ffi.errno()
+	ffi.C.close(fd)
+	if rc ~= 0 and err == 111 then	-- ECONNREFUSED
+		os.remove(path)
+	end
+end
+
+-- init_by_lua, in the master before it forks workers: load the table the
+-- engine wrote, unless the dictionary (kept across a reload) already has
+-- this version or a newer one.
+function M.init(table_path, logsock, sockets)
+	log_path = logsock
+	for _, path in ipairs(sockets or {}) do
+		clear_stale(path)
+	end
+	local f = io.open(table_path, "rb")
+	if not f then
+		return
+	end
+	local body = f:read("*a")
+	f:close()
+	local v = tonumber(body:match("\nversion (%d+)"))
+	local have = routes:get("v")
+	if v and have and have >= v then
+		return
+	end
+	local ok, err = apply(body, true)
+	if not ok then
+		ngx.log(ngx.ERR, "berth: cannot load ", table_path, ": ", err)
+	end
+end
+
+return M

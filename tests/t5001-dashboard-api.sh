@@ -1,0 +1,243 @@
+#!/bin/bash
+# The dashboard's JSON API, with curl through berth's nginx: a one-time
+# login link, the session cookie, token expiry, CSRF refusal, what a
+# session may do, --revoke, and a key removed since login.
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIR/lib-daemon.sh"
+. "$TEST_DIR/lib-pipeline.sh"
+
+ssh_deploy() { $GIT_SSH_COMMAND -p "$SSH_PORT" git@127.0.0.1 "$@"; }
+# dash [CURL-ARGS...] PATH: a request to the dashboard host through nginx
+dash() {
+	local path="${!#}"
+	curl -sS --max-time 20 -H "Host: berth.localhost" \
+		"${@:1:$#-1}" "http://127.0.0.1:$HTTP_PORT$path"
+}
+# login JAR LINK: open a login link, keep the cookie in JAR
+login() {
+	local path="/login?${2#*/login?}"
+	dash -c "$1" -o /dev/null -w '%{http_code}' "$path"
+}
+csrf_of() { dash -b "$1" /api/session | sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p'; }
+
+test_expect_success 'setup: an app with two releases' '
+	start_berth &&
+	setup_push_key &&
+	make_web_bundle v1.tar.gz v1 &&
+	make_web_bundle v2.tar.gz v2 &&
+	berth deploy shop "$PWD/v1.tar.gz" >out &&
+	berth deploy shop "$PWD/v2.tar.gz" >out &&
+	berth config shop set GREETING=secret-hello >out &&
+	retry_until 20 apps_line_matches "^shop +running +v[23] "
+'
+
+test_expect_success 'nginx routes the dashboard host to the dashboard' '
+	dash -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_expect_success 'every API path wants a session' '
+	for p in /api/apps /api/apps/shop /api/session \
+		 "/api/apps/shop/config?key=GREETING" /api/apps/shop/logs \
+		 /api/apps/shop/logs/stream / /apps/shop; do
+		dash -o body -w "%{http_code}" "$p" >code &&
+		test "$(cat code)" = 401 || return 1
+	done &&
+	dash -o /dev/null -w "%{http_code}" -X POST /api/apps/shop/restart >code &&
+	test "$(cat code)" = 401 &&
+	dash -b "berth_session=$(printf %064d 0)" -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_expect_success 'ssh deploy dashboard prints a one-time link' '
+	ssh_deploy dashboard >out &&
+	test_grep "^http://berth.localhost:$HTTP_PORT/login\?token=[0-9a-f]{64}$" out &&
+	link=$(grep login out) &&
+	login jar "$link" >code &&
+	test "$(cat code)" = 303 &&
+	grep -q "berth_session" jar &&
+	login jar2 "$link" >code &&
+	test "$(cat code)" = 403
+'
+
+test_expect_success 'the session cookie is HttpOnly, SameSite=Strict, Secure over https' '
+	berth dashboard >out &&
+	link=$(grep login out) &&
+	dash -D hdr -o /dev/null "/login?${link#*/login?}" &&
+	grep -iE "^set-cookie: berth_session=[0-9a-f]{64}; Path=/; Max-Age=[0-9]+; HttpOnly; SameSite=Strict" hdr &&
+	! grep -i "secure" hdr &&
+	grep -iE "^location: /" hdr &&
+	berth dashboard >out &&
+	link=$(grep login out) &&
+	# as nginx passes it on when it serves the host over https
+	curl -sS --unix-socket "$BERTH_ROOT/run/dashboard.sock" \
+		-H "X-Forwarded-Proto: https" -D hdr -o /dev/null \
+		"http://berth.localhost/login?${link#*/login?}" &&
+	grep -iE "^set-cookie: .*; Secure" hdr
+'
+
+test_expect_success 'an unknown or malformed token gets no session' '
+	dash -D hdr -o /dev/null "/login?token=$(printf %064d 1)" &&
+	test_grep "^HTTP/1.1 403" hdr &&
+	! grep -i "set-cookie" hdr &&
+	dash -D hdr -o /dev/null "/login?token=../../etc/passwd" &&
+	test_grep "^HTTP/1.1 403" hdr
+'
+
+test_expect_success 'an expired login link is refused' '
+	berth dashboard >out &&
+	link=$(grep login out) &&
+	f=$(ls "$BERTH_ROOT/run/dashboard/login/" | head -1) &&
+	for f in "$BERTH_ROOT"/run/dashboard/login/*; do
+		sed -i "s/^expires=.*/expires=1000/" "$f" || return 1
+	done &&
+	login jarx "$link" >code &&
+	test "$(cat code)" = 403 &&
+	test_grep_not berth_session jarx
+'
+
+test_expect_success 'apps and one app as JSON' '
+	dash -b jar /api/apps >apps.json &&
+	rel=$(berth apps | sed -n "s/^shop *running *v\([0-9]*\).*/\1/p") &&
+	test_grep "\"name\":\"shop\",\"status\":\"running\",\"release\":$rel" apps.json &&
+	test_grep "\"processes\":\{\"web\":1\}" apps.json &&
+	test_grep "\"url\":\"http://shop.localhost:$HTTP_PORT/\"" apps.json &&
+	dash -b jar /api/apps/shop >app.json &&
+	test_grep "\"release\":$rel,\"live\":true" app.json &&
+	test_grep "\"release\":1,\"live\":false" app.json &&
+	test_grep "\"name\":\"web.1\",\"pid\":[0-9]+" app.json &&
+	test_grep "\"config\":\[[^]]*\"GREETING\"" app.json &&
+	test_grep_not "secret-hello" app.json &&
+	dash -b jar -o /dev/null -w "%{http_code}" /api/apps/nope >code &&
+	test "$(cat code)" = 404
+'
+
+test_expect_success 'a config value only when asked for' '
+	dash -b jar "/api/apps/shop/config?key=GREETING" >v.json &&
+	test_grep "\"value\":\"secret-hello\"" v.json &&
+	dash -b jar -o /dev/null -w "%{http_code}" "/api/apps/shop/config?key=../x" >code &&
+	test "$(cat code)" = 400
+'
+
+test_expect_success 'a POST without the CSRF token is refused and changes nothing' '
+	pid=$(app_pid shop) &&
+	dash -b jar -o body -w "%{http_code}" -X POST /api/apps/shop/restart >code &&
+	test "$(cat code)" = 403 &&
+	test_grep CSRF body &&
+	dash -b jar -o body -w "%{http_code}" -X POST \
+		-H "X-CSRF-Token: $(printf %064d 0)" /api/apps/shop/restart >code &&
+	test "$(cat code)" = 403 &&
+	dash -b jar -o body -w "%{http_code}" -X POST \
+		--data "csrf=wrong" /apps/shop/stop >code &&
+	test "$(cat code)" = 403 &&
+	test "$(app_pid shop)" = "$pid" &&
+	berth apps | grep -qE "^shop +running"
+'
+
+test_expect_success 'restart and rollback with the CSRF token' '
+	t=$(csrf_of jar) &&
+	test -n "$t" &&
+	pid=$(app_pid shop) &&
+	dash -b jar -X POST -H "X-CSRF-Token: $t" /api/apps/shop/restart >r.json &&
+	test_grep "\"ok\":true" r.json &&
+	test "$(app_pid shop)" != "$pid" &&
+	dash -b jar -X POST -H "X-CSRF-Token: $t" --data "release=1" \
+		/api/apps/shop/rollback >r.json &&
+	test_grep "\"ok\":true" r.json &&
+	test_grep "Rolling back shop to release 1" r.json &&
+	through_nginx shop / | grep -q "^hello v1 "
+'
+
+test_expect_success 'scale, stop and start from a form (CSRF as a field)' '
+	t=$(csrf_of jar) &&
+	dash -b jar -o /dev/null -w "%{http_code}" --data "csrf=$t&scale=web%3D2" /apps/shop/scale >code &&
+	test "$(cat code)" = 303 &&
+	retry_until 20 ps_line_matches shop "^web.2 " &&
+	dash -b jar -o /dev/null --data "csrf=$t" /apps/shop/stop &&
+	retry_until 20 apps_line_matches "^shop +stopped" &&
+	dash -b jar -o /dev/null --data "csrf=$t" /apps/shop/start &&
+	retry_until 20 apps_line_matches "^shop +running"
+'
+
+test_expect_success 'a session runs only the dashboard actions' '
+	t=$(csrf_of jar) &&
+	for a in rm keys deploy config run "../rm" ; do
+		dash -b jar -o /dev/null -w "%{http_code}" -X POST \
+			-H "X-CSRF-Token: $t" "/api/apps/shop/$a" >code &&
+		test "$(cat code)" = 404 || return 1
+	done &&
+	dash -b jar -o /dev/null -w "%{http_code}" -X POST -H "X-CSRF-Token: $t" \
+		--data "scale=web%3D1%3Brm" /api/apps/shop/scale >code &&
+	test "$(cat code)" = 400 &&
+	berth apps | grep -qE "^shop "
+'
+
+test_expect_success 'a session is tied to the key that asked: a non-admin key' '
+	ssh-keygen -q -t ed25519 -N "" -C "dev-bob" -f bob-key &&
+	berth keys add bob-key.pub >/dev/null &&
+	ssh -F /dev/null -i bob-key -o IdentitiesOnly=yes -o IdentityAgent=none \
+		-o BatchMode=yes -o StrictHostKeyChecking=no \
+		-o UserKnownHostsFile=/dev/null -o LogLevel=ERROR \
+		-p "$SSH_PORT" git@127.0.0.1 dashboard >out &&
+	login jarb "$(grep login out)" >code &&
+	dash -b jarb /api/session >s.json &&
+	test_grep "\"key\":\"dev-bob\",\"admin\":false,\"local\":false" s.json &&
+	dash -b jar /api/session >s.json &&
+	test_grep "\"key\":\"tester\",\"admin\":true" s.json
+'
+
+test_expect_success 'ssh dashboard takes no key name from the user' '
+	test_must_fail ssh_deploy dashboard --key someone-else 2>err &&
+	test_grep "usage: dashboard \[--revoke\]" err
+'
+
+test_expect_success 'the live log streams over Server-Sent Events' '
+	dash -b jar -N "/api/apps/shop/logs/stream?n=0" >sse &
+	spid=$! &&
+	test_when_finished "kill $spid 2>/dev/null; true" &&
+	retry_until 20 sh -c "through_nginx() { curl -sS -H Host:\ shop.localhost http://127.0.0.1:$HTTP_PORT/marker-sse-1 >/dev/null; }; through_nginx; grep -q marker-sse-1 sse" &&
+	test_grep "^data: [0-9T:Z-]+ web\.[0-9] .*marker-sse-1" sse
+'
+
+test_expect_success 'dashboard --revoke ends the sessions of that key' '
+	ssh_deploy dashboard >out &&
+	login jar3 "$(grep login out)" >code &&
+	dash -b jar3 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 200 &&
+	ssh_deploy dashboard --revoke >out &&
+	test_grep "Ended [1-9][0-9]* dashboard session" out &&
+	dash -b jar3 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401 &&
+	dash -b jar -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_expect_success 'a key removed since login loses its session' '
+	ssh_deploy dashboard >out &&
+	login jar4 "$(grep login out)" >code &&
+	dash -b jar4 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 200 &&
+	berth keys rm tester >out &&
+	dash -b jar4 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_expect_success 'berth dashboard --revoke (root) ends every session' '
+	berth dashboard >out &&
+	login jar5 "$(grep login out)" >code &&
+	berth dashboard --revoke >out &&
+	dash -b jar5 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_expect_success 'a session expires' '
+	berth dashboard >out &&
+	login jar6 "$(grep login out)" >code &&
+	for f in "$BERTH_ROOT"/run/dashboard/sessions/*; do
+		sed -i "s/^expires=.*/expires=1000/" "$f" || return 1
+	done &&
+	dash -b jar6 -o /dev/null -w "%{http_code}" /api/apps >code &&
+	test "$(cat code)" = 401
+'
+
+test_done

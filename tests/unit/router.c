@@ -1,0 +1,1189 @@
+/*
+ * router.c, router.lua and routerlog.c against a real nginx (own mode,
+ * started here in a temporary prefix) and real python3 upstreams: hosts
+ * and their order, the answers for apps with nothing to route to, the
+ * switch, the drain count, the revert, static releases, the probe
+ * listener and what the public cannot do with it, router logs and who
+ * may send them, and a killed master routing from its first request.
+ *
+ * "router serve ROOT HTTP_PORT" is a helper for the shell tests and the
+ * bench: it starts nginx and reads commands on stdin, one per line,
+ * answering each with one line on stdout (see serve()).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include "tap.h"
+#include "lib-http.h"
+
+#include "config.h"
+#include "log.h"
+#include "nginx.h"
+#include "router.h"
+#include "routerlog.h"
+
+static char root[PATH_MAX];
+static char addr[64];
+static char probe_sock[PATH_MAX + 32];
+
+/* --- helpers ------------------------------------------------------ */
+
+static int count_lines(const char *text, const char *needle)
+{
+	int n = 0;
+	const char *p = text;
+
+	while ((p = strstr(p, needle))) {
+		n++;
+		p += strlen(needle);
+	}
+	return n;
+}
+
+static pid_t master_pid(void)
+{
+	char path[PATH_MAX + 32];
+	struct buf b = BUF_INIT;
+	long v = -1;
+
+	snprintf(path, sizeof(path), "%s/nginx/logs/nginx.pid", root);
+	if (read_file(&b, path, 64) == 0) {
+		while (b.len && b.data[b.len - 1] == '\n')
+			b.data[--b.len] = '\0';
+		v = parse_long(b.data, INT_MAX);
+	}
+	buf_release(&b);
+	error_clear();
+	return (pid_t)v;
+}
+
+/* GET through a unix socket (the probe listener) */
+static int probe_get(const char *path, const char *host, const char *extra,
+		     struct test_resp *r)
+{
+	CURL *c = curl_easy_init();
+	struct curl_slist *h = NULL;
+	char url[512], hb[300];
+	CURLcode rc;
+
+	r->status = 0;
+	r->body_len = 0;
+	r->body[0] = '\0';
+	r->has_hdr = 0;
+	r->hdr_value[0] = '\0';
+	if (!c)
+		return -1;
+	snprintf(url, sizeof(url), "http://probe%s", path);
+	snprintf(hb, sizeof(hb), "Host: %s", host);
+	h = curl_slist_append(h, hb);
+	if (extra)
+		h = curl_slist_append(h, extra);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, probe_sock);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 5000L);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, test_body_cb);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, test_hdr_cb);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
+	rc = curl_easy_perform(c);
+	if (rc == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+/* n GETs; how many answered status with body containing want */
+static int count_get(int n, const char *host, long status, const char *want)
+{
+	struct test_resp r;
+	int i, good = 0;
+
+	memset(&r, 0, sizeof(r));
+	for (i = 0; i < n; i++)
+		if (test_get(addr, "/", host, NULL, &r) == 0 &&
+		    r.status == status && (!want || strstr(r.body, want)))
+			good++;
+	return good;
+}
+
+static struct route live_route(int release, struct route_peer *p,
+			       size_t n)
+{
+	struct route rt;
+
+	memset(&rt, 0, sizeof(rt));
+	rt.kind = ROUTE_LIVE;
+	rt.release = release;
+	rt.peers = p;
+	rt.npeers = n;
+	return rt;
+}
+
+static struct route kind_route(enum route_kind k, int retry)
+{
+	struct route rt;
+
+	memset(&rt, 0, sizeof(rt));
+	rt.kind = k;
+	rt.retry_after = retry;
+	return rt;
+}
+
+static void on_child_exit(pid_t pid, int status, void *arg)
+{
+	*(int *)arg = status;
+}
+
+/* A GET in a child process: *status becomes its exit status (0: it got
+ * 200) once the loop's reaper sees it end. */
+static pid_t get_in_child(const char *path, const char *host, int *status)
+{
+	pid_t pid = fork();
+
+	*status = -1;
+	if (pid > 0)
+		reaper_watch(pid, on_child_exit, status);
+
+	if (pid == 0) {
+		struct test_resp r;
+
+		memset(&r, 0, sizeof(r));
+		_exit(test_get(addr, path, host, NULL, &r) == 0 &&
+		      r.status == 200 ? 0 : 1);
+	}
+	return pid;
+}
+
+struct drain_seen {
+	int called;
+	struct router_drain_result res;
+};
+
+static void on_drained(void *arg, const struct router_drain_result *res)
+{
+	struct drain_seen *s = arg;
+
+	s->called++;
+	s->res = *res;
+}
+
+struct log_seen {
+	struct buf lines;	/* "APP TEXT\n" */
+	int calls;
+	size_t most;		/* largest batch */
+	FILE *out;		/* serve mode: lines go here */
+};
+
+static void on_log(void *arg, const struct routerlog_line *lines, size_t n)
+{
+	struct log_seen *s = arg;
+	size_t i;
+
+	s->calls++;
+	if (n > s->most)
+		s->most = n;
+	for (i = 0; i < n; i++) {
+		if (s->out) {
+			fprintf(s->out, "%s %.*s\n", lines[i].app,
+				(int)lines[i].len, lines[i].text);
+			continue;
+		}
+		buf_addf(&s->lines, "%s %.*s\n", lines[i].app,
+			 (int)lines[i].len, lines[i].text);
+	}
+	if (s->out)
+		fflush(s->out);
+}
+
+/* Run the loop until cond or ms pass. */
+#define RUN_UNTIL(l, cond, ms) do {					\
+		int64_t dl_ = now_ms() + (ms);				\
+		while (!(cond) && now_ms() < dl_)			\
+			test_run_loop((l), 20);				\
+	} while (0)
+
+/* --- the helper for shell tests and the bench --------------------- */
+
+/*
+ * Route words: "live REL PROC:PORT...", "static REL ROOT", "stopped",
+ * "noweb", "maintenance", "crashing SECS", "starting SECS".  peers and
+ * names hold what rt points to.
+ */
+static int parse_route(char **w, size_t n, struct route *rt,
+		       struct route_peer *peers, char (*names)[48],
+		       size_t max)
+{
+	size_t i;
+
+	memset(rt, 0, sizeof(*rt));
+	if (n < 1)
+		return -1;
+	if (!strcmp(w[0], "live") && n >= 2) {
+		size_t k = 0;
+
+		rt->kind = ROUTE_LIVE;
+		rt->release = (int)parse_long(w[1], INT_MAX);
+		rt->peers = peers;
+		for (i = 2; i < n && k < max; i++) {
+			char *colon = strrchr(w[i], ':');
+
+			if (!strcmp(w[i], "fallback") && i + 1 < n) {
+				rt->npeers = k;
+				rt->fallback = peers + k;
+				rt->fallback_release =
+					(int)parse_long(w[++i], INT_MAX);
+				continue;
+			}
+			if (!colon || (size_t)(colon - w[i]) >= 48)
+				return -1;
+			memcpy(names[k], w[i], (size_t)(colon - w[i]));
+			names[k][colon - w[i]] = '\0';
+			peers[k].proc = names[k];
+			peers[k].port = (int)parse_long(colon + 1, 65535);
+			k++;
+		}
+		if (rt->fallback)
+			rt->nfallback = k - rt->npeers;
+		else
+			rt->npeers = k;
+		return 0;
+	}
+	if (!strcmp(w[0], "static") && n == 3) {
+		rt->kind = ROUTE_STATIC;
+		rt->release = (int)parse_long(w[1], INT_MAX);
+		rt->root = w[2];
+		return 0;
+	}
+	if (!strcmp(w[0], "stopped"))
+		rt->kind = ROUTE_STOPPED;
+	else if (!strcmp(w[0], "noweb"))
+		rt->kind = ROUTE_NO_WEB;
+	else if (!strcmp(w[0], "maintenance"))
+		rt->kind = ROUTE_MAINTENANCE;
+	else if (!strcmp(w[0], "crashing") || !strcmp(w[0], "starting")) {
+		rt->kind = w[0][0] == 'c' ? ROUTE_CRASHING : ROUTE_STARTING;
+		rt->retry_after = n > 1 ? (int)parse_long(w[1], 3600) : 0;
+	} else
+		return -1;
+	return 0;
+}
+
+struct serve_state {
+	struct loop *loop;
+	struct nginx *ng;
+	struct router *r;
+	struct routerlog *rl;
+	struct log_seen logs;
+	struct buf in;
+	struct router_switch last[1];
+	int pending_drains;
+};
+
+static void served_drain(void *arg, const struct router_drain_result *res)
+{
+	struct serve_state *s = arg;
+
+	s->pending_drains--;
+	printf("drained %d finished %ld left %ld ms %ld\n", res->drained,
+	       res->finished, res->left, res->elapsed_ms);
+	fflush(stdout);
+}
+
+static void serve_command(struct serve_state *s, char *line)
+{
+	char *w[ROUTER_MAX_PEERS + 8];
+	struct route_peer peers[64];
+	char names[64][48];
+	char *hosts[16];
+	const char *first = NULL;
+	size_t n = 0, nh = 0, i;
+	struct route rt;
+	char *tok, *save = NULL;
+	int rc = 0;
+	int64_t t0 = now_ms();
+
+	for (tok = strtok_r(line, " \t", &save); tok && n < ARRAY_SIZE(w);
+	     tok = strtok_r(NULL, " \t", &save)) {
+		if (!strncmp(tok, "first=", 6)) {
+			first = tok + 6;
+			continue;
+		}
+		if (!strncmp(tok, "hosts=", 6)) {
+			char *h, *hs = NULL;
+
+			for (h = strtok_r(tok + 6, ",", &hs); h && nh < 16;
+			     h = strtok_r(NULL, ",", &hs))
+				hosts[nh++] = h;
+			continue;
+		}
+		w[n++] = tok;
+	}
+	if (n == 0)
+		return;
+	if ((!strcmp(w[0], "set") || !strcmp(w[0], "switch")) && n >= 3) {
+		if (parse_route(w + 2, n - 2, &rt, peers, names, 64) < 0) {
+			printf("error: bad route\n");
+			goto out;
+		}
+		if (w[0][1] == 'e') {
+			rc = router_app_set(s->r, w[1], hosts, nh, &rt);
+		} else {
+			rc = router_switch(s->r, w[1], hosts, nh, &rt, s->last);
+		}
+		if (rc < 0) {
+			printf("error: %s\n", error_last());
+		} else if (w[0][1] == 'w') {
+			long first_us = -1;
+
+			/* first=TEXT: how long until a request gets TEXT */
+			if (first) {
+				struct timespec a, b;
+				struct test_resp resp;
+				char host[128];
+				int64_t dl = now_ms() + 5000;
+
+				memset(&resp, 0, sizeof(resp));
+				snprintf(host, sizeof(host), "%s.localhost",
+					 w[1]);
+				clock_gettime(CLOCK_MONOTONIC, &a);
+				while (now_ms() < dl &&
+				       (test_get(addr, "/", host, NULL, &resp) <
+					0 || !strstr(resp.body, first)))
+					;
+				clock_gettime(CLOCK_MONOTONIC, &b);
+				if (strstr(resp.body, first))
+					first_us = (b.tv_sec - a.tv_sec) *
+						1000000L + (b.tv_nsec -
+							    a.tv_nsec) / 1000;
+			}
+			printf("ok was %d inflight %ld done %ld ms %lld "
+			       "first_us %ld\n", s->last->release,
+			       s->last->inflight, s->last->done,
+			       (long long)(now_ms() - t0), first_us);
+		} else {
+			printf("ok\n");
+		}
+	} else if (!strcmp(w[0], "drain") && n == 4) {
+		s->pending_drains++;
+		router_drain_start(s->r, s->loop, w[1],
+				   (int)parse_long(w[2], INT_MAX), s->last,
+				   parse_long(w[3], INT_MAX), served_drain, s);
+		return;	/* answered when it is done */
+	} else if (!strcmp(w[0], "revert") && n == 2) {
+		rc = router_revert(s->r, w[1]);
+		printf(rc < 0 ? "error: %s\n" : "ok\n", error_last());
+	} else if (!strcmp(w[0], "remove") && n == 2) {
+		rc = router_app_remove(s->r, w[1]);
+		printf(rc < 0 ? "error: %s\n" : "ok\n", error_last());
+	} else if (!strcmp(w[0], "counts") && n == 3) {
+		struct router_counts c;
+
+		rc = router_counts(s->r, w[1], (int)parse_long(w[2], INT_MAX),
+				   &c);
+		if (rc < 0)
+			printf("error: %s\n", error_last());
+		else
+			printf("counts %ld %ld\n", c.inflight, c.done);
+	} else if (!strcmp(w[0], "reloads") && n == 1) {
+		printf("reloads %lu\n", nginx_reloads(s->ng));
+	} else if (!strcmp(w[0], "master") && n == 1) {
+		pid_t m = master_pid();
+
+		/* a caller may signal it: never a pid that is not one */
+		if (m > 1)
+			printf("master %d\n", (int)m);
+		else
+			printf("error: no nginx master\n");
+	} else if (!strcmp(w[0], "logs") && n == 2) {
+		s->logs.out = fopen(w[1], "a");
+		if (!s->logs.out ||
+		    routerlog_open(&s->rl, s->loop, nginx_log_socket(s->ng),
+				   on_log, &s->logs) < 0)
+			printf("error: %s\n", error_last());
+		else
+			printf("ok\n");
+	} else if (!strcmp(w[0], "bench-apps") && n == 2) {
+		/* N new apps: microseconds for the first and the last */
+		long k, count = parse_long(w[1], 100000), first_us = 0;
+		long last_us = 0;
+		struct route_peer p = { "web.1", 20000 };
+		char name[64];
+
+		for (k = 1; k <= count; k++) {
+			struct timespec a, b;
+
+			snprintf(name, sizeof(name), "bench-a%ld", k);
+			rt = live_route(1, &p, 1);
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			if (router_app_set(s->r, name, NULL, 0, &rt) < 0)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			last_us = (b.tv_sec - a.tv_sec) * 1000000L +
+				(b.tv_nsec - a.tv_nsec) / 1000;
+			if (k == 1)
+				first_us = last_us;
+		}
+		if (k > count)
+			printf("us %ld %ld\n", first_us, last_us);
+		else
+			printf("error: %s\n", error_last());
+	} else if (!strcmp(w[0], "bench-set") && n == 2) {
+		/* N switches of app bench: microseconds each, p50 p99 max */
+		long k, count = parse_long(w[1], 1000000);
+		long *us = xcalloc((size_t)count + 1, sizeof(long));
+		struct route_peer p = { "web.1", 20000 };
+
+		for (k = 0; k < count; k++) {
+			struct timespec a, b;
+
+			p.port = 20000 + (int)(k % 2);
+			rt = live_route((int)k + 1, &p, 1);
+			clock_gettime(CLOCK_MONOTONIC, &a);
+			if (router_switch(s->r, "bench", NULL, 0, &rt,
+					  NULL) < 0)
+				break;
+			clock_gettime(CLOCK_MONOTONIC, &b);
+			us[k] = (b.tv_sec - a.tv_sec) * 1000000L +
+				(b.tv_nsec - a.tv_nsec) / 1000;
+		}
+		for (i = 1; i < (size_t)k; i++) {
+			long v = us[i];
+			size_t j = i;
+
+			while (j > 0 && us[j - 1] > v) {
+				us[j] = us[j - 1];
+				j--;
+			}
+			us[j] = v;
+		}
+		if (k == count && count > 0)
+			printf("us %ld %ld %ld\n", us[count / 2],
+			       us[count * 99 / 100], us[count - 1]);
+		else
+			printf("error: %s\n", error_last());
+		free(us);
+	} else {
+		printf("error: unknown command\n");
+	}
+out:
+	fflush(stdout);
+}
+
+static void on_stdin(struct loop *l, int fd, unsigned ev, void *arg)
+{
+	struct serve_state *s = arg;
+	char chunk[4096];
+	ssize_t k = read(fd, chunk, sizeof(chunk));
+	char *nl;
+
+	if (k <= 0) {
+		if (k < 0 && errno == EAGAIN)
+			return;
+		loop_del_fd(l, fd);
+		loop_stop(l);
+		return;
+	}
+	buf_add(&s->in, chunk, (size_t)k);
+	while (s->in.len && (nl = memchr(s->in.data, '\n', s->in.len))) {
+		size_t len = (size_t)(nl - s->in.data);
+		char *line = xstrndup(s->in.data, len);
+
+		buf_consume(&s->in, len + 1);
+		serve_command(s, line);
+		free(line);
+	}
+}
+
+static void on_signal(struct loop *lp, int fd, unsigned ev, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD)
+			reaper_reap();
+		else
+			loop_stop(lp);
+	}
+}
+
+static int serve(int argc, char **argv)
+{
+	struct config cfg;
+	struct serve_state s;
+	sigset_t set;
+	int sfd;
+	char listen[64];
+
+	if (argc < 2)
+		fatalx("usage: router serve ROOT HTTP_PORT");
+	log_init(0, "router-test");
+	if (snprintf(root, sizeof(root), "%s", argv[0]) >= (int)sizeof(root))
+		fatalx("root too long");
+	snprintf(addr, sizeof(addr), "127.0.0.1:%s", argv[1]);
+	memset(&s, 0, sizeof(s));
+	s.loop = loop_new();
+	config_init(&cfg, argv[0]);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%s", argv[1]);
+	config_set(&cfg, "http_listen", listen);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (!s.loop || sfd < 0 ||
+	    loop_add_fd(s.loop, sfd, LOOP_READ, on_signal, NULL) < 0)
+		fatal("setup");
+	if (nginx_init(&s.ng, &cfg, s.loop) < 0 || nginx_start(s.ng) < 0)
+		fatalx("%s", error_last());
+	s.r = nginx_router(s.ng);
+	set_nonblock(0);
+	if (loop_add_fd(s.loop, 0, LOOP_READ, on_stdin, &s) < 0)
+		fatal("stdin");
+	printf("ready\n");
+	fflush(stdout);
+	loop_run(s.loop);
+	routerlog_free(s.rl);
+	if (s.logs.out)
+		fclose(s.logs.out);
+	nginx_free(s.ng);
+	loop_free(s.loop);
+	config_release(&cfg);
+	buf_release(&s.in);
+	return 0;
+}
+
+/* --- the unit test ------------------------------------------------ */
+
+static void test_hosts(struct router *r)
+{
+	struct route rt = kind_route(ROUTE_STOPPED, 0);
+	char *bad[] = { "a.*.b" }, *bad2[] = { "x y" }, *bad3[] = { "a..b" };
+	char *bad4[] = { "a.b." }, *mine[] = { "www.one.test", "*.one.test" };
+	char *steal[] = { "WWW.One.Test" }, *steal2[] = { "*.one.test" };
+	char *deeper[] = { "*.deep.one.test" };
+	int rc;
+
+	ok(router_hosts_check(r, "one", bad, 1) == ERR_INVALID &&
+	   !strcmp(error_last(), "invalid host 'a.*.b'"),
+	   "a wildcard that is not a leading '*.' is refused: %s",
+	   error_last());
+	ok(router_hosts_check(r, "one", bad2, 1) == ERR_INVALID &&
+	   router_hosts_check(r, "one", bad3, 1) == ERR_INVALID &&
+	   router_hosts_check(r, "one", bad4, 1) == ERR_INVALID,
+	   "spaces, empty labels and a trailing dot are refused");
+	ok(router_app_set(r, "../x", NULL, 0, &rt) == ERR_INVALID,
+	   "a bad app name is refused: %s", error_last());
+	ok(router_app_set(r, "one", mine, 2, &rt) == 0,
+	   "app one claims www.one.test and *.one.test: %s", error_last());
+	rc = router_app_set(r, "two", steal, 1, &rt);
+	ok(rc == ERR_EXISTS &&
+	   !strcmp(error_last(), "host 'www.one.test' belongs to app 'one'"),
+	   "claiming another app's host is refused, naming the owner: %s",
+	   error_last());
+	ok(router_app_set(r, "two", steal2, 1, &rt) == ERR_EXISTS,
+	   "and so is its wildcard");
+	ok(count_get(1, "two.localhost", 404, "no app for this host") == 1,
+	   "the refused app was not created");
+	ok(router_app_set(r, "two", deeper, 1, &rt) == 0,
+	   "a deeper wildcard is another app's to claim");
+}
+
+static void test_states(struct router *r)
+{
+	struct route rt;
+	struct test_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	ok(count_get(1, "nobody.localhost", 404, "no app for this host") == 1,
+	   "unknown host: 404 no app for this host");
+	rt = kind_route(ROUTE_STOPPED, 0);
+	ok(router_app_set(r, "st", NULL, 0, &rt) == 0 &&
+	   count_get(20, "st.localhost", 503, "app is stopped") == 20,
+	   "stopped app: 503 app is stopped, from every worker at once");
+	snprintf(resp.hdr_name, sizeof(resp.hdr_name), "Content-Type");
+	ok(test_get(addr, "/", "st.localhost", NULL, &resp) == 0 &&
+	   !strcmp(resp.hdr_value, "text/plain") &&
+	   !strcmp(resp.body, "app is stopped\n"),
+	   "a short plain page (%s)", resp.hdr_value);
+	rt = kind_route(ROUTE_NO_WEB, 0);
+	ok(router_app_set(r, "st", NULL, 0, &rt) == 0 &&
+	   count_get(5, "st.localhost", 503, "no web process") == 5,
+	   "no web process: 503");
+	rt = kind_route(ROUTE_MAINTENANCE, 0);
+	ok(router_app_set(r, "st", NULL, 0, &rt) == 0 &&
+	   count_get(5, "st.localhost", 503, "maintenance") == 5,
+	   "maintenance: 503");
+	rt = kind_route(ROUTE_CRASHING, 30);
+	snprintf(resp.hdr_name, sizeof(resp.hdr_name), "Retry-After");
+	ok(router_app_set(r, "st", NULL, 0, &rt) == 0 &&
+	   test_get(addr, "/", "st.localhost", NULL, &resp) == 0 &&
+	   resp.status == 503 && strstr(resp.body, "app is crashing") &&
+	   !strcmp(resp.hdr_value, "30"),
+	   "crash-looping: 503 with Retry-After: %s", resp.hdr_value);
+	rt = kind_route(ROUTE_CRASHING, 4000);
+	ok(router_app_set(r, "st", NULL, 0, &rt) == ERR_INVALID,
+	   "a Retry-After beyond an hour is refused");
+}
+
+/* Wildcards and the order of matching, with three apps on real ports. */
+static void test_matching(struct router *r, int port_a, int port_b)
+{
+	struct route_peer pa = { "web.1", port_a }, pb = { "web.1", port_b };
+	struct route rt;
+	char *one[] = { "*.one.test" }, *two[] = { "*.deep.one.test" };
+	char *three[] = { "exact.deep.one.test" };
+	char wa[32], wb[32];
+
+	snprintf(wa, sizeof(wa), "slot %d", port_a);
+	snprintf(wb, sizeof(wb), "slot %d", port_b);
+	rt = live_route(1, &pa, 1);
+	ok(router_app_set(r, "one", one, 1, &rt) == 0, "one: *.one.test");
+	rt = live_route(1, &pb, 1);
+	ok(router_app_set(r, "two", two, 1, &rt) == 0,
+	   "two: *.deep.one.test");
+	rt = kind_route(ROUTE_STOPPED, 0);
+	ok(router_app_set(r, "three", three, 1, &rt) == 0,
+	   "three: exact.deep.one.test");
+	ok(count_get(1, "a.one.test", 200, wa) == 1 &&
+	   count_get(1, "a.b.one.test", 200, wa) == 1,
+	   "*.one.test matches any depth");
+	ok(count_get(1, "x.deep.one.test", 200, wb) == 1,
+	   "the longest wildcard wins");
+	ok(count_get(1, "exact.deep.one.test", 503, "stopped") == 1,
+	   "an exact host beats every wildcard");
+	ok(count_get(1, "one.test", 404, NULL) == 1,
+	   "*.one.test does not match one.test itself");
+	ok(count_get(1, "A.ONE.TEST", 200, wa) == 1,
+	   "hosts match without regard to case");
+	ok(count_get(1, "a.one.test:8080", 200, wa) == 1,
+	   "a port in Host is ignored");
+	rt = live_route(1, &pa, 1);
+	ok(router_app_set(r, "one", NULL, 0, &rt) == 0 &&
+	   count_get(1, "a.one.test", 404, NULL) == 1 &&
+	   count_get(1, "one.localhost", 200, wa) == 1,
+	   "hosts dropped from an app stop routing to it");
+	ok(router_app_remove(r, "two") == 0 &&
+	   router_app_remove(r, "three") == 0 &&
+	   count_get(1, "x.deep.one.test", 404, NULL) == 1,
+	   "removed apps take their hosts along");
+}
+
+static void test_switch(struct loop *l, struct router *r, int p1, int p2)
+{
+	struct route_peer a = { "web.1", p1 }, b = { "web.1", p2 };
+	struct route rt;
+	struct router_switch sw;
+	struct router_counts c;
+	struct drain_seen seen;
+	struct router_drain *d;
+	char w1[32], w2[32];
+	pid_t slow;
+	int st = -1;
+
+	snprintf(w1, sizeof(w1), "slot %d", p1);
+	snprintf(w2, sizeof(w2), "slot %d", p2);
+	rt = live_route(1, &a, 1);
+	ok(router_switch(r, "sw", NULL, 0, &rt, NULL) == ERR_NOTFOUND,
+	   "a switch needs an app: %s", error_last());
+	ok(router_app_set(r, "sw", NULL, 0, &rt) == 0 &&
+	   count_get(20, "sw.localhost", 200, w1) == 20,
+	   "release 1 serves");
+	ok(router_counts(r, "sw", 1, &c) == 0 && c.inflight == 0 &&
+	   c.done >= 20, "nginx counted its requests (%ld done)", c.done);
+	slow = get_in_child("/sleep/700", "sw.localhost", &st);
+	RUN_UNTIL(l, router_counts(r, "sw", 1, &c) == 0 && c.inflight == 1,
+		  5000);
+	ok(c.inflight == 1, "a slow request is in flight on release 1");
+	{
+		struct timespec t0, t1;
+
+		rt = live_route(2, &b, 1);
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0,
+		   "switch to release 2: %s", error_last());
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		printf("# a switch took %ld us\n",
+		       (long)((t1.tv_sec - t0.tv_sec) * 1000000L +
+			      (t1.tv_nsec - t0.tv_nsec) / 1000));
+	}
+	ok(sw.had_live && sw.release == 1 && sw.inflight == 1,
+	   "it reports release 1 with one request in flight");
+	ok(count_get(30, "sw.localhost", 200, w2) == 30,
+	   "every new request goes to release 2 at once");
+	memset(&seen, 0, sizeof(seen));
+	d = router_drain_start(r, l, "sw", sw.release, &sw, 5000, on_drained,
+			       &seen);
+	ok(d && seen.called == 0, "a drain starts, without calling back yet");
+	RUN_UNTIL(l, seen.called && st != -1, 8000);
+	ok(seen.called == 1 && seen.res.drained && seen.res.finished == 1 &&
+	   seen.res.elapsed_ms < 5000,
+	   "release 1 drained: %ld request finished in %ld ms",
+	   seen.res.finished, seen.res.elapsed_ms);
+	ok(WIFEXITED(st) && WEXITSTATUS(st) == 0,
+	   "and the slow request got its answer");
+
+	/* a drain that runs out of time */
+	slow = get_in_child("/sleep/1500", "sw.localhost", &st);
+	RUN_UNTIL(l, router_counts(r, "sw", 2, &c) == 0 && c.inflight == 1,
+		  5000);
+	rt = live_route(3, &a, 1);
+	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	   sw.release == 2 && sw.inflight == 1, "release 3 on the first port");
+	memset(&seen, 0, sizeof(seen));
+	router_drain_start(r, l, "sw", sw.release, &sw, 200, on_drained,
+			   &seen);
+	RUN_UNTIL(l, seen.called, 5000);
+	ok(seen.called == 1 && !seen.res.drained && seen.res.left == 1,
+	   "a drain past its time says what is left (%ld)", seen.res.left);
+	RUN_UNTIL(l, st != -1, 5000);
+	ok(slow > 0 && st == 0, "and that request is answered too");
+
+	ok(router_revert(r, "sw") == 0 &&
+	   count_get(20, "sw.localhost", 200, w2) == 20,
+	   "revert: release 2 serves again at once");
+	ok(router_revert(r, "sw") == ERR_NOTFOUND,
+	   "only one step back: %s", error_last());
+	/* cancelling a drain calls nothing */
+	memset(&seen, 0, sizeof(seen));
+	d = router_drain_start(r, l, "sw", 2, NULL, 1000, on_drained, &seen);
+	router_drain_cancel(d);
+	test_run_loop(l, 100);
+	ok(seen.called == 0, "a cancelled drain does not call back");
+	ok(router_forget(r, "sw", 1) == 0 &&
+	   router_counts(r, "sw", 1, &c) == 0 && c.done == 0,
+	   "a stopped release's counts can be dropped");
+}
+
+/* Two web processes, and one of them dies. */
+static void test_peers(struct router *r, int p1, int p2, pid_t *b)
+{
+	struct route_peer two[] = { { "web.1", p1 }, { "web.2", p2 } };
+	struct route rt = live_route(7, two, 2);
+	char w1[32], w2[32];
+	struct test_resp resp;
+	int n1 = 0, n2 = 0, i;
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(w1, sizeof(w1), "slot %d", p1);
+	snprintf(w2, sizeof(w2), "slot %d", p2);
+	ok(router_app_set(r, "pair", NULL, 0, &rt) == 0, "two web processes");
+	for (i = 0; i < 20; i++) {
+		if (test_get(addr, "/", "pair.localhost", NULL, &resp) < 0)
+			continue;
+		n1 += resp.status == 200 && strstr(resp.body, w1) != NULL;
+		n2 += resp.status == 200 && strstr(resp.body, w2) != NULL;
+	}
+	ok(n1 > 0 && n2 > 0 && n1 + n2 == 20,
+	   "requests go to both (%d and %d of 20)", n1, n2);
+	test_stop_child(*b);
+	*b = -1;
+	ok(count_get(20, "pair.localhost", 200, w1) == 20,
+	   "one dies: every GET is answered by the other");
+}
+
+/* The watch: the new release's port is dead; the old one takes over. */
+static void test_watch(struct router *r, int live, int dead)
+{
+	struct route_peer a = { "web.1", live }, d = { "web.1", dead };
+	struct route rt = live_route(1, &a, 1);
+	struct router_counts c1, c2, f1, f2;
+	char want[32];
+
+	snprintf(want, sizeof(want), "slot %d", live);
+	ok(router_app_set(r, "wa", NULL, 0, &rt) == 0 &&
+	   count_get(5, "wa.localhost", 200, want) == 5, "release 1 serves");
+	rt = live_route(2, &d, 1);
+	rt.fallback = &a;
+	rt.nfallback = 1;
+	rt.fallback_release = 1;
+	test_sleep_ms(200);
+	ok(router_counts(r, "wa", 1, &c1) == 0 &&
+	   router_counts(r, "wa", 2, &c2) == 0 &&
+	   router_switch(r, "wa", NULL, 0, &rt, NULL) == 0,
+	   "switch to release 2 with release 1 as the fallback: %s",
+	   error_last());
+	ok(count_get(30, "wa.localhost", 200, want) == 30,
+	   "release 2 is dead: every request is answered by release 1");
+	test_sleep_ms(200);
+	ok(router_counts(r, "wa", 1, &f1) == 0 &&
+	   router_counts(r, "wa", 2, &f2) == 0 &&
+	   f1.done - c1.done == 30 && f2.done == c2.done &&
+	   f1.inflight == 0 && f2.inflight == 0,
+	   "and they count for release 1 (%ld), not 2 (%ld)",
+	   f1.done - c1.done, f2.done - c2.done);
+	ok(router_revert(r, "wa") == 0 &&
+	   count_get(10, "wa.localhost", 200, want) == 10,
+	   "the rollback: release 1 alone again");
+	rt.fallback_release = 2;
+	ok(router_app_set(r, "wa", NULL, 0, &rt) == ERR_INVALID,
+	   "a release cannot be its own fallback");
+}
+
+static void test_static(struct router *r)
+{
+	char d1[PATH_MAX + 16], d2[PATH_MAX + 16], f[PATH_MAX + 32];
+	struct route rt;
+	struct test_resp resp;
+	int okay = 1;
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(d1, sizeof(d1), "%s/site1", root);
+	snprintf(d2, sizeof(d2), "%s/site2", root);
+	okay &= mkdir(d1, 0755) == 0 && mkdir(d2, 0755) == 0;
+	snprintf(f, sizeof(f), "%s/index.html", d1);
+	okay &= write_file_atomic(f, "one\n", 4, 0644) == 0;
+	snprintf(f, sizeof(f), "%s/index.html", d2);
+	okay &= write_file_atomic(f, "two\n", 4, 0644) == 0;
+	snprintf(f, sizeof(f), "%s/leak", d2);
+	okay &= symlink("/etc/passwd", f) == 0;
+	memset(&rt, 0, sizeof(rt));
+	rt.kind = ROUTE_STATIC;
+	rt.release = 1;
+	rt.root = d1;
+	ok(okay && router_app_set(r, "site", NULL, 0, &rt) == 0 &&
+	   count_get(10, "site.localhost", 200, "one") == 10,
+	   "a static release is served from the table");
+	rt.release = 2;
+	rt.root = d2;
+	ok(router_switch(r, "site", NULL, 0, &rt, NULL) == 0 &&
+	   count_get(10, "site.localhost", 200, "two") == 10,
+	   "the next one is served at once");
+	ok(test_get(addr, "/leak", "site.localhost", NULL, &resp) == 0 &&
+	   resp.status != 200 && !strstr(resp.body, "root:"),
+	   "a symlink out of the site is refused (%ld)", resp.status);
+	rt.root = "/srv/with space";
+	ok(router_app_set(r, "site", NULL, 0, &rt) == ERR_INVALID,
+	   "a root that could break the table is refused");
+	rt.root = "/srv/../etc";
+	ok(router_app_set(r, "site", NULL, 0, &rt) == ERR_INVALID,
+	   "and so is one with '..'");
+}
+
+static void test_probe(struct router *r, int live, int next)
+{
+	struct route_peer p = { "web.1", live };
+	struct route rt = live_route(1, &p, 1);
+	struct test_resp resp;
+	struct router_counts c0, c1;
+	char want[64], hdr[64], wl[32], wn[32];
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(wl, sizeof(wl), "slot %d", live);
+	snprintf(wn, sizeof(wn), "slot %d", next);
+	ok(router_app_set(r, "pr", NULL, 0, &rt) == 0, "app pr on one port");
+	snprintf(resp.hdr_name, sizeof(resp.hdr_name), "X-Berth-Upstream");
+	snprintf(want, sizeof(want), "127.0.0.1:%d", live);
+	ok(probe_get("/", "pr.localhost", NULL, &resp) == 0 &&
+	   resp.status == 200 && !strcmp(resp.hdr_value, want),
+	   "the probe listener says which peer answered (%s)",
+	   resp.hdr_value);
+	snprintf(hdr, sizeof(hdr), "X-Berth-Peer: %d", next);
+	snprintf(want, sizeof(want), "127.0.0.1:%d", next);
+	ok(probe_get("/", "pr.localhost", hdr, &resp) == 0 &&
+	   resp.status == 200 && strstr(resp.body, wn) &&
+	   !strcmp(resp.hdr_value, want),
+	   "and reaches a release that is not live yet (%s)", resp.hdr_value);
+	ok(test_get(addr, "/", "pr.localhost", "X-Berth-Probe: 1", &resp) ==
+	   0 && resp.status == 200 && !resp.has_hdr,
+	   "the public listener reveals no upstream to X-Berth-Probe");
+	ok(test_get(addr, "/", "pr.localhost", hdr, &resp) == 0 &&
+	   strstr(resp.body, wl) && !resp.has_hdr,
+	   "and ignores X-Berth-Peer");
+	/* a request is counted once it is logged, just after its answer */
+	test_sleep_ms(200);
+	ok(router_counts(r, "pr", 1, &c0) == 0 &&
+	   probe_get("/", "pr.localhost", NULL, &resp) == 0 &&
+	   probe_get("/", "pr.localhost", NULL, &resp) == 0 &&
+	   (test_sleep_ms(200), router_counts(r, "pr", 1, &c1)) == 0 &&
+	   c1.done == c0.done && c1.inflight == 0,
+	   "probes are not counted as user requests (%ld, %ld)", c0.done,
+	   c1.done);
+	{
+		struct stat st;
+		char dir[PATH_MAX + 16];
+
+		snprintf(dir, sizeof(dir), "%s/nginx/sock", root);
+		ok(stat(dir, &st) == 0 && (st.st_mode & 077) == 0 &&
+		   st.st_uid == geteuid(),
+		   "the control and probe listeners live in a folder only "
+		   "the engine's user enters (%o)", st.st_mode & 0777);
+	}
+}
+
+static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
+{
+	struct routerlog *rl = NULL;
+	struct log_seen seen;
+	struct routerlog_stats st;
+	struct test_resp resp;
+	int i;
+
+	memset(&seen, 0, sizeof(seen));
+	memset(&resp, 0, sizeof(resp));
+	ok(routerlog_open(&rl, l, nginx_log_socket(ng), on_log, &seen) == 0,
+	   "the engine listens for router logs: %s", error_last());
+	if (!rl)
+		return;
+	routerlog_allow_uid(rl, router_worker_uid(r));
+	for (i = 0; i < 30; i++)
+		test_get(addr, "/hello?x=1", "pr.localhost", NULL, &resp);
+	test_get(addr, "/a\"b", "pr.localhost", NULL, &resp);
+	test_get(addr, "/", "st.localhost", NULL, &resp);
+	test_get(addr, "/", "site.localhost", NULL, &resp);
+	test_get(addr, "/", "nobody.localhost", NULL, &resp);
+	RUN_UNTIL(l, seen.lines.data &&
+		  strstr(seen.lines.data, "st at=error"), 5000);
+	ok(seen.lines.data &&
+	   strstr(seen.lines.data, "pr at=info method=GET "
+		  "path=\"/hello?x=1\" host=pr.localhost request_id="),
+	   "a line per request, in the app's name: %.*s",
+	   (int)strcspn(seen.lines.data ? seen.lines.data : "", "\n"),
+	   seen.lines.data ? seen.lines.data : "");
+	ok(seen.lines.data && strstr(seen.lines.data, " dyno=web.1 port=") &&
+	   strstr(seen.lines.data, " status=200 bytes=") &&
+	   strstr(seen.lines.data, " service=") &&
+	   strstr(seen.lines.data, " release=1 "),
+	   "with process, port, release, status, bytes and time");
+	ok(seen.most > 1 && seen.calls < 30,
+	   "they come in batches (%d calls, up to %zu lines)", seen.calls,
+	   seen.most);
+	ok(seen.lines.data && (strstr(seen.lines.data, "path=\"/a\\\"b\"") ||
+			       strstr(seen.lines.data, "path=\"/a%22b\"")),
+	   "a quote in the path cannot end the field");
+	ok(seen.lines.data && strstr(seen.lines.data,
+		"st at=error code=crashing desc=\"app is crashing\""),
+	   "answers without an app process are logged as errors");
+	ok(seen.lines.data && strstr(seen.lines.data, "site at=info method=GET "
+		  "path=\"/\" host=site.localhost ") &&
+	   strstr(seen.lines.data, " dyno=static port=0 release=2 "),
+	   "a static release's requests are logged too");
+	ok(seen.lines.data && !strstr(seen.lines.data, "nobody"),
+	   "an unknown host goes to no app's log");
+	if (geteuid() == 0) {
+		pid_t pid = fork();
+		int status = -1;
+
+		if (pid == 0) {
+			struct sockaddr_un sa;
+			int fd;
+			const char *forged = "pr\tat=info forged\n";
+
+			if (setgid(65534) < 0 || setuid(65534) < 0)
+				_exit(2);
+			fd = socket(AF_UNIX, SOCK_STREAM, 0);
+			memset(&sa, 0, sizeof(sa));
+			sa.sun_family = AF_UNIX;
+			snprintf(sa.sun_path, sizeof(sa.sun_path), "%s",
+				 nginx_log_socket(ng));
+			if (connect(fd, (struct sockaddr *)&sa,
+				    sizeof(sa)) < 0)
+				_exit(3);
+			if (write(fd, forged, strlen(forged)) < 0)
+				_exit(4);
+			_exit(0);
+		}
+		waitpid(pid, &status, 0);
+		RUN_UNTIL(l, (routerlog_get_stats(rl, &st), st.refused), 3000);
+		test_run_loop(l, 100);
+		ok(WIFEXITED(status) && st.refused >= 1 &&
+		   !strstr(seen.lines.data ? seen.lines.data : "", "forged"),
+		   "another user cannot write into app logs (%lu refused)",
+		   st.refused);
+	} else {
+		skip("not root: no other uid to try");
+	}
+	routerlog_free(rl);
+	buf_release(&seen.lines);
+}
+
+/* The record parser on its own. */
+static void test_log_parser(void)
+{
+	static const char good[] = "demo\0GET\0/a\"b\\\xff?x=1\0demo.test\0"
+		"f00d\0" "127.0.0.1\0" "200\0" "12\0" "3\0web.1\0" "20001\0"
+		"4\0\n";
+	static const char deny[] = "st\0GET\0/\0st.test\0id\0::1\0" "503\0"
+		"15\0" "0\0-\0" "0\0" "0\0stopped\n";
+	static const char bad[] = "BAD\0GET\0/\0h\0i\0a\0" "200\0" "1\0"
+		"1\0w\0" "1\0" "1\0\nx\0GET\0/\n"
+		"ok\0GET\0/\0h\0i\0a\0" "200\0" "1\0" "1\0w\0" "1\0" "1\0nope\n"
+		"ok\0GET\0/\0h\0i\0a\0" "2x0\0" "1\0" "1\0w\0" "1\0" "1\0\n";
+	struct routerlog_line lines[8];
+	struct buf in = BUF_INIT, out = BUF_INIT;
+	unsigned long nbad = 0;
+	size_t n = 0, used;
+
+	buf_add(&in, good, sizeof(good) - 1);
+	buf_add(&in, bad, sizeof(bad) - 1);
+	buf_add(&in, deny, sizeof(deny) - 1);
+	buf_add(&in, "partial\0GET", 11);
+	used = routerlog_parse(in.data, in.len, lines, 8, &n, &nbad, &out);
+	ok(n == 2 && nbad == 4 && used == in.len - 11,
+	   "the parser keeps good records, drops bad ones, leaves a partial "
+	   "one (%zu good, %lu bad)", n, nbad);
+	ok(n >= 1 && !strcmp(lines[0].app, "demo") &&
+	   !strcmp(lines[0].text, "at=info method=GET "
+		   "path=\"/a\\\"b\\\\\\xFF?x=1\" host=demo.test request_id=f00d "
+		   "fwd=\"127.0.0.1\" dyno=web.1 port=20001 release=4 "
+		   "service=3ms status=200 bytes=12 protocol=http"),
+	   "into Heroku's line, quotes and bytes escaped: %s",
+	   n >= 1 ? lines[0].text : "");
+	ok(n == 2 && !strcmp(lines[1].app, "st") &&
+	   !strncmp(lines[1].text, "at=error code=stopped desc=\"app is "
+		    "stopped\" method=GET", 50),
+	   "the router's own answers are errors: %s",
+	   n == 2 ? lines[1].text : "");
+	buf_release(&in);
+	buf_release(&out);
+}
+
+/* A killed master: the next one routes from its first request. */
+static void test_restart(struct loop *l, struct router *r, int port)
+{
+	struct route_peer p = { "web.1", port };
+	struct route rt = live_route(9, &p, 1);
+	struct test_resp resp;
+	pid_t master = master_pid();
+	int answered = 0, wrong = 0;
+
+	if (master <= 1) {
+		ok(0, "no nginx master to kill (%d)", (int)master);
+		return;
+	}
+	int64_t deadline;
+	char want[32];
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(want, sizeof(want), "slot %d", port);
+	test_kill(master, SIGKILL);
+	/* changed while nginx is down: only the file has it */
+	ok(router_app_set(r, "late", NULL, 0, &rt) == 0,
+	   "a change while nginx is down succeeds: %s", error_last());
+	deadline = now_ms() + 10000;
+	while (now_ms() < deadline && answered < 20) {
+		if (test_get(addr, "/", "late.localhost", NULL, &resp) == 0) {
+			answered++;
+			if (resp.status != 200 || !strstr(resp.body, want))
+				wrong++;
+		}
+		test_run_loop(l, 5);
+	}
+	ok(master_pid() != master && answered == 20 && wrong == 0,
+	   "the restarted nginx routes it from its first request "
+	   "(%d answered, %d wrong)", answered, wrong);
+	ok(router_in_sync(r), "and has the engine's version");
+}
+
+int main(int argc, char **argv)
+{
+	struct config cfg;
+	struct loop *l;
+	struct nginx *ng = NULL;
+	struct router *r;
+	int http_port, p1, p2, p3;
+	int64_t t_noisy;
+	pid_t a = -1, b = -1, c = -1;
+	char listen[64], expect[64];
+	char *tmp;
+
+	if (argc > 1 && !strcmp(argv[1], "serve"))
+		return serve(argc - 2, argv + 2);
+	log_init(0, "router-test");
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	tmp = getenv("TMPDIR");
+	snprintf(root, sizeof(root), "%s/berth-unit-router.XXXXXX",
+		 tmp && *tmp ? tmp : "/tmp");
+	if (!mkdtemp(root))
+		fatal("mkdtemp");
+	chmod(root, 0755);
+	snprintf(probe_sock, sizeof(probe_sock), "%s/nginx/sock/probe", root);
+	l = loop_new();
+	if (!l || test_watch_children(l) < 0)
+		fatal("setup");
+	test_loop = l;
+	http_port = test_free_port();
+	p1 = test_free_port();
+	p2 = test_free_port();
+	p3 = test_free_port();
+	snprintf(addr, sizeof(addr), "127.0.0.1:%d", http_port);
+	snprintf(listen, sizeof(listen), "127.0.0.1:%d", http_port);
+	config_init(&cfg, root);
+	config_set(&cfg, "http_listen", listen);
+
+	test_log_parser();
+	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
+	   "nginx starts with the router: %s", error_last());
+	if (!ng)
+		goto out;
+	r = nginx_router(ng);
+	a = test_slot_server(p1, 200, 0);
+	b = test_slot_server(p2, 200, 0);
+	c = test_slot_server(p3, 200, 0);
+	snprintf(expect, sizeof(expect), "127.0.0.1:%d", p3);
+	ok(a > 0 && b > 0 && c > 0 &&
+	   test_wait_get(expect, NULL, 200, "slot", 10000) == 0 &&
+	   (snprintf(expect, sizeof(expect), "127.0.0.1:%d", p1),
+	    test_wait_get(expect, NULL, 200, "slot", 10000) == 0) &&
+	   (snprintf(expect, sizeof(expect), "127.0.0.1:%d", p2),
+	    test_wait_get(expect, NULL, 200, "slot", 10000) == 0),
+	   "three upstream servers run");
+
+	test_hosts(r);
+	test_states(r);
+	test_matching(r, p1, p2);
+	test_switch(l, r, p1, p2);
+	test_static(r);
+	test_probe(r, p1, p2);
+	test_logs(l, ng, r);
+	t_noisy = now_ms();
+	test_peers(r, p3, p2, &b);
+	test_watch(r, p3, p2);
+	t_noisy = now_ms() - t_noisy;
+	test_restart(l, r, p1);
+	ok(nginx_reloads(ng) == 0, "nginx was never reloaded");
+	{
+		char log[PATH_MAX + 64];
+		struct buf e = BUF_INIT;
+
+		snprintf(log, sizeof(log), "%s/nginx/logs/error.log", root);
+		read_file(&e, log, 1 << 24);
+		ok(e.data && !strstr(e.data, "router.sock") &&
+		   !strstr(e.data, "unix:") && !strstr(e.data, "lua") &&
+		   !strstr(e.data, "[emerg]"),
+		   "nginx's error log holds no noise from the router");
+		/* dead ports: p2 from test_peers() on */
+		long most = 2 * sysconf(_SC_NPROCESSORS_ONLN) *
+			(t_noisy / 1000 + 2);
+		int n = e.data ? count_lines(e.data, "connect() failed") : 0;
+
+		ok(n > 0 && n <= most,
+		   "a dead process costs an error line per worker per second"
+		   " (%d in %lld ms)", n, (long long)t_noisy);
+		buf_release(&e);
+	}
+	nginx_free(ng);
+out:
+	test_stop_child(a);
+	test_stop_child(b);
+	test_stop_child(c);
+	loop_free(l);
+	config_release(&cfg);
+	if (tap_failed)
+		printf("# kept %s\n", root);
+	else if (rm_rf(root) < 0)
+		printf("# cannot clean up: %s\n", error_last());
+	curl_global_cleanup();
+	return tap_done();
+}
