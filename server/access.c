@@ -158,6 +158,13 @@ int access_claim(const char *root, const char *app, const char *user,
 		ret = error_set("invalid app name '%.80s'", app);
 		goto out;
 	}
+	/* An app made without a key (berth deploy, incoming/, import at
+	 * the host) has no owner file: it stays the admins' until one of
+	 * them shares it, never the first key to push to it. */
+	if (app_exists(root, app) && !path_exists(path)) {
+		ret = access_check(root, app, user, admin);
+		goto out;
+	}
 	if (mkdir_p(dir, 0700) < 0)
 		goto out;
 	/* O_EXCL: of two keys creating one app at once, one owns it. */
@@ -195,6 +202,12 @@ void access_forget(const char *root, const char *app)
 	path = acl_path(root, app);
 	unlink(path);
 	free(path);
+}
+
+void access_unclaim(const char *root, const char *app)
+{
+	if (app_name_valid(app) && !app_exists(root, app))
+		access_forget(root, app);
 }
 
 /* Is there a key named 'name' in authorized_keys? */

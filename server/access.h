@@ -35,15 +35,19 @@ int access_check_owner(const char *root, const char *app, const char *user,
 		       int admin);
 
 /*
- * A push is about to create 'app': make 'user' its owner unless someone
- * already is (ERR_INVALID "no access to app 'APP'" then, unless it is
- * 'user' or 'admin').  0 when user may go on.
+ * A push (or "create", "import") is about to create 'app': make 'user'
+ * its owner unless someone already is (ERR_INVALID "no access to app
+ * 'APP'" then, unless it is 'user' or 'admin').  An app that exists
+ * without an owner stays the admins'.  0 when user may go on.
  */
 int access_claim(const char *root, const char *app, const char *user,
 		 int admin);
 
 /* The app is gone: forget who had it. */
 void access_forget(const char *root, const char *app);
+/* A claim made before "create" or "import" that did not make the app:
+ * forget it (an app that exists keeps its owner). */
+void access_unclaim(const char *root, const char *app);
 
 /*
  * "sharing APP" (argc 2), "sharing APP add KEYNAME", "sharing APP rm

@@ -2384,7 +2384,7 @@ static const char *app_status(const struct app *a)
 	return "down";
 }
 
-void app_cmd_apps(struct engine *e, struct client *c)
+void app_cmd_apps(struct engine *e, struct client *c, const char *key)
 {
 	struct app *a;
 
@@ -2395,7 +2395,8 @@ void app_cmd_apps(struct engine *e, struct client *c)
 		struct proc *p;
 		char rel[16];
 
-		if (a->removing)
+		if (a->removing ||
+		    (key && access_check(e->cfg->root, a->name, key, 0) != 0))
 			continue;
 		if (a->live)
 			for (p = a->live->procs; p; p = p->next)

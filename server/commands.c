@@ -74,10 +74,17 @@ static void cmd_import_staged(struct engine *e, struct client *c,
 	export_cmd_import_staged(e, c, argc, argv);
 }
 
+/* "apps", or "apps --key NAME" from an SSH session: that key's apps */
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
-	app_cmd_apps(e, c);
+	if (argc == 3 && !strcmp(argv[1], "--key")) {
+		app_cmd_apps(e, c, argv[2]);
+	} else if (argc == 1) {
+		app_cmd_apps(e, c, NULL);
+	} else {
+		client_error(c, "usage: apps");
+	}
 }
 
 static void cmd_ps(struct engine *e, struct client *c, struct app *a,
@@ -403,7 +410,7 @@ out:
 }
 
 static const struct command commands[] = {
-	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
+	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 3, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
 	{ "logs", "logs NAME|--server [-n N] [-f] [--source S]", "the app's log (or the engine's); -f follows it, --source router shows the router's lines", 0, 2, 7, cmd_logs, 0 },

@@ -1068,7 +1068,7 @@ static int run_backup_command(struct session *s, struct strv *words)
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
-	const char *cmd;
+	const char *cmd, *claimed = NULL;
 	int ret = 1;
 
 	if (sshd_split_command(&words, s->command) < 0) {
@@ -1103,6 +1103,34 @@ static int run_engine_command(struct session *s)
 	}
 	if (gate_app_command(s, &words) < 0)
 		goto out;
+	/* a key lists only the apps it reaches (the engine asks access.h) */
+	if (!strcmp(cmd, "apps") || !strcmp(cmd, "apps:list")) {
+		if (words.n > 1) {
+			say_error(s, "usage: apps");
+			ret = 100;
+			goto out;
+		}
+		if (!s->admin) {
+			strv_push(&words, "--key");
+			strv_push(&words, s->user);
+		}
+	}
+	/* the engine's status names the state folder and every app */
+	if (!strcmp(cmd, "status") && !s->admin) {
+		say_error(s, "status: only admin keys may see the engine's status");
+		goto out;
+	}
+	/* an app made by this key is this key's, as a first push's is */
+	if ((!strcmp(cmd, "create") || !strcmp(cmd, "apps:create") ||
+	     !strcmp(cmd, "import")) && words.n >= 2 &&
+	    app_name_valid(words.v[1])) {
+		if (access_claim(s->cfg->root, words.v[1], s->user,
+				 s->admin) < 0) {
+			say_error(s, "%s", error_last());
+			goto out;
+		}
+		claimed = words.v[1];
+	}
 	/* the dashboard's login is for this key: the user names no key */
 	if (!strcmp(cmd, "dashboard")) {
 		if (words.n > 2 || (words.n == 2 &&
@@ -1138,6 +1166,8 @@ static int run_engine_command(struct session *s)
 		ret = run_backup_command(s, &words);
 	else
 		ret = control_relay(s, &words);
+	if (claimed && ret)
+		access_unclaim(s->cfg->root, claimed);
 out:
 	strv_release(&words);
 	return ret;

@@ -69,6 +69,103 @@ test_expect_success 'another key is refused on every command, push and clone' '
 	test_grep "^web.1 .* up " out
 '
 
+test_expect_success 'every other spelling and door is refused too' '
+	for cmd in "logs alpha -f" "ps:report alpha" "config:show alpha" \
+		"config:get alpha X" "config:unset alpha X" "ps:restart alpha" \
+		"ps:stop alpha" "ps:start alpha" "apps:destroy alpha --force" \
+		"sharing alpha rm alice" "rollback alpha" "pg:backup alpha -" \
+		"pg:restore alpha - --force" "pg:psql alpha" "export alpha -" \
+		"export alpha" "import alpha -" "create alpha" "apps:create alpha"; do
+		test_must_fail ssh_berth bob $cmd >out 2>err </dev/null &&
+		test_grep "^error: no access to app .alpha.$" err &&
+		test $(wc -l <err) -eq 1 &&
+		test ! -s out || { echo "for: $cmd"; return 1; }
+	done &&
+	test_must_fail as bob git archive --remote="ssh://git@127.0.0.1:$SSH_PORT/alpha" HEAD >tar 2>err &&
+	test_grep "no access to app .alpha." err &&
+	test ! -s tar &&
+	test_must_fail as bob git ls-remote "ssh://git@127.0.0.1:$SSH_PORT/alpha" >out 2>err &&
+	test_grep "no access to app .alpha." err &&
+	test_grep_not "refs/heads" out &&
+	ssh_berth admin sharing alpha >out &&
+	test_grep "^owner alice$" out &&
+	test_grep_not "collaborator" out &&
+	berth ps alpha >out &&
+	test_grep "^web.1 .* up " out
+'
+
+test_expect_success 'apps lists only the apps a key reaches; status is for admins' '
+	ssh_berth bob apps >out &&
+	test_grep "^NAME " out &&
+	test_grep_not "^alpha " out &&
+	ssh_berth alice apps >out &&
+	test_grep "^alpha " out &&
+	ssh_berth admin apps >out &&
+	test_grep "^alpha " out &&
+	test_must_fail ssh_berth bob apps --key alice 2>err &&
+	test_grep "^error: usage: apps$" err &&
+	test_must_fail ssh_berth bob status >out 2>err &&
+	test_grep "only admin keys" err &&
+	ssh_berth admin status >out &&
+	test_grep "^apps: " out
+'
+
+test_expect_success 'create makes the key the owner; an app made at the host is the admins' '
+	ssh_berth bob create gamma >out &&
+	ssh_berth bob sharing gamma >out &&
+	test_grep "^owner bob$" out &&
+	test_must_fail ssh_berth alice ps gamma 2>err &&
+	test_grep "^error: no access to app .gamma.$" err &&
+	test_must_fail ssh_berth alice create gamma 2>err &&
+	test_grep "^error: no access to app .gamma.$" err &&
+	test_must_fail ssh_berth bob create Bad_Name 2>err &&
+	test ! -e "$BERTH_ROOT/access/Bad_Name" &&
+	berth create hostapp >/dev/null &&
+	test_must_fail ssh_berth bob ps hostapp 2>err &&
+	test_grep "^error: no access to app .hostapp.$" err &&
+	new_app_repo hostrepo hostapp &&
+	add_web_app hostrepo v1 &&
+	echo "web: python3 web.py" >hostrepo/Procfile &&
+	commit_all hostrepo one &&
+	test_must_fail as bob git -C hostrepo push deploy HEAD:main 2>err &&
+	test_grep "no access to app .hostapp." err &&
+	test ! -e "$BERTH_ROOT/access/hostapp" &&
+	ssh_berth admin sharing hostapp >out &&
+	test_grep "^owner \(admins only\)$" out
+'
+
+test_expect_success 'the dashboard shows a key only the apps it reaches' '
+	dash() {
+		local path="${!#}"
+		curl -sS --max-time 20 -H "Host: berth.localhost" \
+			"${@:1:$#-1}" "http://127.0.0.1:$HTTP_PORT$path"
+	} &&
+	ssh_berth bob dashboard >out &&
+	link=$(grep login out) &&
+	dash -c jar -o /dev/null "/login?${link#*/login?}" &&
+	dash -b jar /api/apps >apps.json &&
+	grep -q "\"name\":\"gamma\"" apps.json &&
+	! grep -q "alpha" apps.json &&
+	dash -b jar -o /dev/null -w "%{http_code}" /api/apps/alpha >code &&
+	test "$(cat code)" = 403 &&
+	dash -b jar -o /dev/null -w "%{http_code}" "/api/apps/alpha/config?key=X" >code &&
+	test "$(cat code)" = 403 &&
+	dash -b jar -o /dev/null -w "%{http_code}" /api/apps/alpha/logs >code &&
+	test "$(cat code)" = 403 &&
+	csrf=$(dash -b jar /api/session | sed -n "s/.*\"csrf\":\"\([0-9a-f]*\)\".*/\1/p") &&
+	test -n "$csrf" &&
+	pid=$(app_pid alpha) &&
+	dash -b jar -X POST -H "X-CSRF-Token: $csrf" -o /dev/null -w "%{http_code}" \
+		/api/apps/alpha/restart >code &&
+	test "$(cat code)" = 403 &&
+	test "$(app_pid alpha)" = "$pid" &&
+	ssh_berth alice dashboard >out &&
+	link=$(grep login out) &&
+	dash -c jara -o /dev/null "/login?${link#*/login?}" &&
+	dash -b jara /api/apps >apps.json &&
+	grep -q "\"name\":\"alpha\"" apps.json
+'
+
 test_expect_success 'sharing add lets a collaborator in; only the owner shares' '
 	ssh_berth alice sharing alpha add bob >out &&
 	test_grep "bob may now reach alpha" out &&
