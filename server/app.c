@@ -30,6 +30,7 @@
 #include "postgres.h"
 #include "reaper.h"
 #include "release.h"
+#include "safefs.h"
 #include "spawn.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -737,6 +738,34 @@ static void restore_retry_cancel(struct app *a)
 }
 
 /* After a failure: new processes are gone; clean up and answer. */
+/*
+ * nginx serves a static site from a copy root makes beside the release
+ * (run/APP-N-....www: root's, folders 0755, files 0644), never from the
+ * release folder, which is the app's user's: that user could swap the
+ * site's folder for a link to /etc at any moment.  The copy is made by
+ * descriptors and refuses a link anywhere in the site (safefs.h).
+ */
+static char *static_copy_path(const struct run *r)
+{
+	return xasprintf("%s.www", r->dir);
+}
+
+/* The run's folder and its static copy, if any: 0 or -1 (logged). */
+static int run_remove_dirs(const struct run *r)
+{
+	char *www = static_copy_path(r);
+	int ret = rm_rf(r->dir);
+
+	if (ret < 0)
+		log_warnx("%s", error_last());
+	if (rm_rf(www) < 0) {
+		log_warnx("%s", error_last());
+		ret = -1;
+	}
+	free(www);
+	return ret;
+}
+
 static void fail_cleanup(void *arg)
 {
 	struct deploy *d = arg;
@@ -746,8 +775,7 @@ static void fail_cleanup(void *arg)
 	int stopping = d->e->stopping;
 
 	if (d->run) {
-		if (rm_rf(d->run->dir) < 0)
-			log_warnx("%s", error_last());
+		run_remove_dirs(d->run);
 		d->run->deploy = NULL;
 		run_free(d->run);
 		d->run = NULL;
@@ -877,8 +905,7 @@ static void retire_done(void *arg)
 	struct app *a = d->a;
 
 	if (d->old) {
-		if (rm_rf(d->old->dir) < 0)
-			log_warnx("%s", error_last());
+		run_remove_dirs(d->old);
 		if (d->old->number != d->number || d->kind != DEPLOY_NEW)
 			say(d, "-----> Stopped release %d", d->old->number);
 		if (d->old->number != a->release && d->e->nginx)
@@ -1004,19 +1031,47 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 		    why, after);
 }
 
+static int copy_static(struct deploy *d, const char *www)
+{
+	char *parent = engine_path(d->e, "run");
+	int src = -1, dst = -1, ret;
+
+	src = safefs_open_top(d->run->dir);
+	dst = src < 0 ? -1 : safefs_open_top(parent);
+	if (src < 0 || dst < 0)
+		ret = -1;
+	else
+		ret = safefs_copy_tree(src, d->run->m.static_root, dst,
+				       strrchr(www, '/') + 1, NULL);
+	if (ret < 0)
+		error_set("static site '%s': %s", d->run->m.static_root,
+			  error_last());
+	if (src >= 0)
+		close(src);
+	if (dst >= 0)
+		close(dst);
+	free(parent);
+	return ret < 0 ? -1 : 0;
+}
+
 static int swap_static(struct deploy *d)
 {
 	struct app *a = d->a;
 	char *link = engine_path(d->e, "run/%s.static", a->name);
 	char *tmp = xasprintf("%s.new", link);
-	char *target = xasprintf("%s/%s", d->run->dir, d->run->m.static_root);
+	char *target = static_copy_path(d->run);
 	int ret = 0;
 
+	if (!path_exists(target) && copy_static(d, target) < 0) {
+		ret = -1;
+		goto out;
+	}
 	unlink(tmp);
 	if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
 		ret = error_setsys("cannot switch '%s'", link);
 		unlink(tmp);
 	}
+out:
 	free(link);
 	free(tmp);
 	free(target);
@@ -1299,11 +1354,11 @@ static void on_ready(void *arg, const struct health_result *r)
 {
 	struct check_ctx *cx = arg;
 	struct deploy *d = cx->d;
+	struct proc *p;
 
 	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
 	if (!r->ok) {
 		struct buf tail = BUF_INIT;
-		struct proc *p;
 
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
@@ -1321,6 +1376,15 @@ static void on_ready(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
+	/* The answer came from the port: it must be this app's, not from
+	 * a program that bound the port before the app did (isolate.h). */
+	for (p = d->run->procs; p; p = p->next) {
+		if (p->port && isolate_port_check(d->e->iso, d->a->name,
+						  p->port) < 0) {
+			deploy_fail(d, "%s: %s", p->name, error_last());
+			return;
+		}
+	}
 	d->t_ready = now_ms();
 	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
 	confirm(d);
@@ -2609,7 +2673,7 @@ static void app_remove_now(struct app *a)
 	unlink(p);
 	free(p);
 	if (a->live) {
-		rm_rf(a->live->dir);
+		run_remove_dirs(a->live);
 		run_free(a->live);
 		a->live = NULL;
 	}

@@ -435,3 +435,66 @@ void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,
 	lim->processes = m && m->res_processes >= 0 ? m->res_processes :
 		cfg->res_processes;
 }
+
+int isolate_port_foreign(const char *text, int port, uid_t uid,
+			 uid_t *other)
+{
+	const char *line = text;
+	int n = 0;
+
+	while (line && *line) {
+		const char *nl = strchr(line, '\n');
+		unsigned lport, st;
+		unsigned long luid;
+		char local[80];
+
+		/* "sl local rem st tx:rx tr:when retr uid ..."; the header
+		 * line does not scan */
+		if (sscanf(line, " %*s %79s %*s %x %*s %*s %*s %lu", local,
+			   &st, &luid) == 3 && st == 0x0A) {
+			const char *colon = strrchr(local, ':');
+
+			if (colon && sscanf(colon + 1, "%x", &lport) == 1 &&
+			    (int)lport == port && (uid_t)luid != uid) {
+				*other = (uid_t)luid;
+				n++;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+int isolate_port_check(struct isolate *iso, const char *app, int port)
+{
+	static const char *const tables[] = { "/proc/net/tcp",
+					      "/proc/net/tcp6" };
+	struct appuser u;
+	struct buf b = BUF_INIT;
+	uid_t other = 0;
+	size_t i;
+	int ret = 0;
+
+	if (!iso || !iso->on || port <= 0)
+		return 0;
+	if (appuser_lookup(&iso->users, app, &u) < 0)
+		return -1;
+	for (i = 0; i < ARRAY_SIZE(tables) && !ret; i++) {
+		buf_reset(&b);
+		ret = read_file(&b, tables[i], 64L << 20);
+		if (ret == ERR_NOTFOUND) {
+			ret = 0;	/* no IPv6 */
+			continue;
+		}
+		if (ret < 0)
+			break;
+		if (b.data && isolate_port_foreign(b.data, port, u.uid,
+						   &other) > 0) {
+			error_set("port %d is held by a program of another user (uid %ld), not by %s",
+				  port, (long)other, app);
+			ret = ERR_INVALID;
+		}
+	}
+	buf_release(&b);
+	return ret;
+}
