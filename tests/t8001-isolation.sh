@@ -120,6 +120,21 @@ test_expect_success 'ps shows memory and CPU of each process' '
 	test_grep "^web.1 .* up .* [0-9.]+M +[0-9.]+s$" ps
 '
 
+test_expect_success 'a redeploy kills what the old release started with setsid' '
+	old_survivor=$(sed -n "s/^survivor: //p" report) &&
+	test -n "$old_survivor" && proc_alive "$old_survivor" &&
+	test "$(uid_of $old_survivor)" = "$(id -u berth-probe)" &&
+	echo "# two" >>probe/probe.py &&
+	commit_all probe two &&
+	push probe >out &&
+	test_grep "Release 2 of probe is live" out &&
+	retry_until 20 gone "$old_survivor" &&
+	answer probe >report &&
+	survivor=$(sed -n "s/^survivor: //p" report) &&
+	test "$survivor" != "$old_survivor" &&
+	proc_alive "$survivor"
+'
+
 test_expect_success 'rm kills what the app started with setsid, and its user' '
 	survivor=$(sed -n "s/^survivor: //p" report) &&
 	test -n "$survivor" && proc_alive "$survivor" &&
@@ -278,6 +293,108 @@ test_expect_success 'a 1 GiB blob of zeros is refused before checkout' '
 	test_must_fail push zeros >out 2>&1 &&
 	test_grep "checkout refused: .zeros. brings the files to 1.0 GiB" out &&
 	test -z "$(ls "$BERTH_ROOT/tmp" | grep "^build-zeros")"
+'
+
+test_expect_success 'a program of another user that takes the slot port gets no request' '
+	new_app_repo slot &&
+	add_web_app slot v1 &&
+	echo "web: python3 web.py" >slot/Procfile &&
+	commit_all slot one &&
+	push slot >out &&
+	test_grep "Release 1 of slot is live" out &&
+	through_nginx slot >body &&
+	test_grep "^hello v1 " body &&
+	# v2 binds its PORT only once someone else listens there, and keeps
+	# trying: the order is fixed, not a race against the thief
+	cat >slot/web.py <<-\EOF &&
+	import http.server, os, socket, time
+	port = int(os.environ["PORT"])
+	while True:
+	    try:
+	        socket.create_connection(("127.0.0.1", port), 1).close()
+	        break
+	    except OSError:
+	        time.sleep(0.1)
+	class H(http.server.BaseHTTPRequestHandler):
+	    def do_GET(self):
+	        self.send_response(200)
+	        self.end_headers()
+	        self.wfile.write(b"hello v2\n")
+	while True:
+	    try:
+	        s = http.server.HTTPServer(("127.0.0.1", port), H)
+	        break
+	    except OSError:
+	        time.sleep(0.2)
+	s.serve_forever()
+	EOF
+	cat >thief.py <<-\EOF &&
+	import http.server, sys
+	class H(http.server.BaseHTTPRequestHandler):
+	    def do_GET(self):
+	        self.send_response(200)
+	        self.end_headers()
+	        self.wfile.write(b"stolen\n")
+	    def log_message(self, *a):
+	        pass
+	http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+	EOF
+	chmod 644 thief.py &&
+	commit_all slot two &&
+	git -C slot push deploy HEAD:main >push.out 2>&1 &
+	push_pid=$! &&
+	retry_until 60 grep -q "Starting web.1 on port" push.out &&
+	port=$(sed -n "s/.*Starting web.1 on port \([0-9]*\).*/\1/p" push.out) &&
+	setpriv --reuid=65534 --regid=65534 --clear-groups python3 "$TRASH/thief.py" "$port" &
+	thief=$! &&
+	test_when_finished "kill $thief 2>/dev/null; true" &&
+	test_must_fail wait $push_pid &&
+	cat push.out &&
+	test_grep "web.1: port $port is held by a program of another user \(uid 65534\), not by slot" push.out &&
+	test_grep_not "Release 2 of slot is live" push.out &&
+	through_nginx slot >body &&
+	test_grep "^hello v1 " body &&
+	berth releases slot >out &&
+	test_grep_not "stolen" body
+'
+
+test_expect_success 'a static site is served from a copy the app cannot swap for /etc' '
+	new_app_repo site &&
+	mkdir site/public &&
+	echo "<p>site v1</p>" >site/public/index.html &&
+	echo "static: public" >site/app.yaml &&
+	# a worker of the same release replaces public/ with a link to /etc
+	cat >site/swap.py <<-\EOF &&
+	import os, time
+	os.rename("public", "public.old")
+	os.symlink("/etc", "public")
+	open("swapped", "w").write("yes")
+	time.sleep(1000)
+	EOF
+	echo "worker: python3 swap.py" >site/Procfile &&
+	commit_all site one &&
+	push site >out &&
+	test_grep "Release 1 of site is live" out &&
+	retry_until 20 sh -c "test -L $BERTH_ROOT/run/site-1-*/public" &&
+	through_nginx site / >body &&
+	test_grep "site v1" body &&
+	code=$(curl -s -o body -w "%{http_code}" -H "Host: site.localhost" \
+		"http://127.0.0.1:$HTTP_PORT/shadow") &&
+	test "$code" = 404 &&
+	test_grep_not "root:" body &&
+	www=$(readlink "$BERTH_ROOT/run/site.static") &&
+	case "$www" in *.www) ;; *) false ;; esac &&
+	test "$(stat -c %u "$www")" = 0 &&
+	test "$(stat -c %u "$www/index.html")" = 0
+'
+
+test_expect_success 'a static site holding a link is refused, the old one serves' '
+	ln -s /etc/shadow site/public/secret &&
+	commit_all site two &&
+	test_must_fail push site >out 2>&1 &&
+	test_grep "static site .public.: .[a-z/]*secret. is a symbolic link" out &&
+	through_nginx site / >body &&
+	test_grep "site v1" body
 '
 
 test_expect_success 'stopping the engine leaves no app process or cgroup' '
