@@ -102,6 +102,10 @@ struct deploy {
 	struct strv undo_scale;	/* a->scale and a->env before commit_live(), */
 	struct strv undo_env;	/* put back if the watch fails */
 	int committed, undo_env_set;
+	/* app.json's scripts and the release phase (run_script()) */
+	int pre_stage, post_stage;
+	const char *script_label;	/* "release", "predeploy", ... */
+	void (*script_next)(struct deploy *d);
 };
 
 static void deploy_next(struct app *a);
@@ -112,9 +116,12 @@ static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
 	__attribute__((format(printf, 3, 4)));
 static void on_port_hint(struct loop *l, void *arg);
 static void run_free(struct run *r);
+static void cron_run_exited(struct proc *p, const char *why);
 static void app_remove_now(struct app *a);
 static void watch_failed(struct deploy *d, struct proc *p, const char *why);
 static void commit_undo(struct deploy *d);
+static void run_script(struct deploy *d, const char *label, char *cmd,
+		       void (*next)(struct deploy *d));
 
 /* ---------- small helpers ---------- */
 
@@ -463,6 +470,7 @@ static void stop_group_exit(struct proc *p, void *arg);
 static void run_free(struct run *r)
 {
 	struct proc *p, *next;
+	size_t i;
 
 	if (!r)
 		return;
@@ -478,6 +486,11 @@ static void run_free(struct run *r)
 		}
 		proc_free(p);
 	}
+	loop_del_timer(r->app->eng->loop, r->cron_timer);
+	for (i = 0; r->cron_specs && i < r->m.ncrons; i++)
+		free(r->cron_specs[i].type);
+	free(r->cron_specs);
+	free(r->cron_next);
 	manifest_release(&r->m);
 	strv_release(&r->env);
 	free(r->dir);
@@ -531,6 +544,10 @@ void app_proc_crashed(struct proc *p, int status)
 	long delay;
 
 	spawn_describe_status(status, why, sizeof(why));
+	if (p->oneoff) {
+		cron_run_exited(p, why);
+		return;
+	}
 	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
 	    p->port) {
 		watch_failed(a->deploy, p, why);
@@ -617,6 +634,156 @@ static size_t run_procs(struct run *r, struct proc ***out,
 		(*out)[n++] = p;
 	}
 	return n;
+}
+
+/* ---------- cron ---------- */
+
+/* Wall-clock milliseconds (cron schedules follow the calendar). */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* When entry i runs next, strictly after the second 'after_ms' is in;
+ * 0 if its schedule never comes (e.g. "0 0 30 2 *"). */
+static int64_t cron_when(const struct run *r, size_t i, int64_t after_ms)
+{
+	time_t next;
+
+	if (cron_next(&next, &r->m.crons[i].expr, (time_t)(after_ms / 1000),
+		      CRON_LOCAL) < 0)
+		return 0;
+	return (int64_t)next * 1000;
+}
+
+static void on_cron_timer(struct loop *l, void *arg);
+
+/* The timer for the soonest entry; re-read at least hourly, so a clock
+ * that was set meanwhile is followed. */
+static void cron_arm(struct run *r)
+{
+	int64_t now = wall_ms(), soonest = 0, wait;
+	size_t i;
+
+	loop_del_timer(r->app->eng->loop, r->cron_timer);
+	r->cron_timer = 0;
+	for (i = 0; i < r->m.ncrons; i++)
+		if (r->cron_next[i] && (!soonest || r->cron_next[i] < soonest))
+			soonest = r->cron_next[i];
+	if (!soonest)
+		return;
+	wait = soonest - now;
+	if (wait < 0)
+		wait = 0;
+	if (wait > 3600 * 1000)
+		wait = 3600 * 1000;
+	r->cron_timer = loop_add_timer(r->app->eng->loop, (long)wait + 5,
+				       on_cron_timer, r);
+}
+
+static struct proc *cron_running(struct run *r, int index)
+{
+	struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->oneoff && p->index == index && p->state != PROC_DEAD)
+			return p;
+	return NULL;
+}
+
+static void cron_replaced_exit(struct proc *p, void *arg)
+{
+	cron_run_exited(p, "stopped");
+}
+
+/* Entry i is due: a one-off process "cron.N" of the live release, with
+ * the app's environment; a run still going is not started twice. */
+static void cron_start(struct run *r, size_t i)
+{
+	struct app *a = r->app;
+	const struct cron_spec *cs = &r->m.crons[i];
+	struct proc *p = cron_running(r, (int)i + 1);
+
+	if (p && !cs->replace) {
+		logger_linef(a->log, "berth",
+			     "%s is still running: this run of '%s' is skipped",
+			     p->name, cs->schedule);
+		return;
+	}
+	if (p) {
+		logger_linef(a->log, "berth",
+			     "%s is still running: stopped for the next run",
+			     p->name);
+		p->on_exit = cron_replaced_exit;
+		p->on_exit_arg = NULL;
+		proc_stop(p, a->eng->cfg->stop_timeout_ms);
+	}
+	p = proc_new(r, &r->cron_specs[i], (int)i + 1, 0);
+	p->oneoff = 1;
+	logger_linef(a->log, "berth", "%s: running '%s' (%s)", p->name,
+		     cs->cmd, cs->schedule);
+	if (proc_spawn(p) < 0) {
+		logger_linef(a->log, "berth", "%s: cannot start: %s", p->name,
+			     error_last());
+		cron_run_exited(p, NULL);
+	}
+}
+
+static void on_cron_timer(struct loop *l, void *arg)
+{
+	struct run *r = arg;
+	struct app *a = r->app;
+	int64_t now = wall_ms();
+	size_t i;
+
+	r->cron_timer = 0;
+	for (i = 0; i < r->m.ncrons; i++) {
+		if (!r->cron_next[i] || r->cron_next[i] > now)
+			continue;
+		r->cron_next[i] = cron_when(r, i, now);
+		if (r->m.crons[i].paused || a->stopped || a->removing ||
+		    a->eng->stopping || a->live != r || !r->supervised)
+			continue;
+		cron_start(r, i);
+	}
+	cron_arm(r);
+}
+
+/* A run ended (or never started, why NULL): say so, and it is gone. */
+static void cron_run_exited(struct proc *p, const char *why)
+{
+	struct run *r = p->run;
+	struct proc **pp;
+
+	if (why)
+		logger_linef(p->app->log, "berth", "%s %s", p->name, why);
+	for (pp = &r->procs; *pp && *pp != p; pp = &(*pp)->next)
+		;
+	if (*pp)
+		*pp = p->next;
+	proc_free(p);
+}
+
+/* The release goes live: its cron entries start to count. */
+static void cron_begin(struct run *r)
+{
+	int64_t now = wall_ms();
+	size_t i;
+
+	if (!r->m.ncrons || r->cron_specs)
+		return;
+	r->cron_specs = xcalloc(r->m.ncrons, sizeof(*r->cron_specs));
+	r->cron_next = xcalloc(r->m.ncrons, sizeof(*r->cron_next));
+	for (i = 0; i < r->m.ncrons; i++) {
+		r->cron_specs[i].type = xstrdup("cron");
+		r->cron_specs[i].cmd = r->m.crons[i].cmd;
+		r->cron_specs[i].scale = 0;
+		r->cron_next[i] = cron_when(r, i, now);
+	}
+	cron_arm(r);
 }
 
 /* ---------- deploy ---------- */
@@ -927,6 +1094,12 @@ static void retire_done(void *arg)
 	release_prune(a->dir, d->e->cfg->keep_releases, a->release);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
+	if (a->live && (d->web_count || a->live->m.static_root)) {
+		char *url = app_url(a);
+
+		say(d, "       %s", url);
+		free(url);
+	}
 	deploy_finish(d, 1);
 }
 
@@ -1246,6 +1419,7 @@ static void go_live(struct deploy *d)
 	if (d->old)
 		d->old->supervised = 0;
 	a->live = d->run;
+	cron_begin(a->live);
 	if (d->kind == DEPLOY_NEW &&
 	    release_set_status(a->dir, d->number, "deployed") < 0)
 		log_warnx("%s", error_last());
@@ -1350,6 +1524,31 @@ static void confirm(struct deploy *d)
 	d->nchecks = 1;
 }
 
+/* Once the new processes are up and healthy, on a new release: app.json's
+ * postdeploy (Dokku's, every deploy; Heroku's, the app's first deploy
+ * only), before the release is confirmed through nginx, so a failing
+ * script fails the deploy while the old release still serves. */
+static void after_ready(struct deploy *d)
+{
+	const struct manifest *m = &d->run->m;
+	int stage = d->post_stage++;
+
+	if (d->kind == DEPLOY_NEW) {
+		if (stage == 0 && m->postdeploy_cmd) {
+			run_script(d, "postdeploy", m->postdeploy_cmd,
+				   after_ready);
+			return;
+		}
+		if (stage <= 1 && m->first_deploy_cmd && !d->a->release) {
+			d->post_stage = 2;
+			run_script(d, "postdeploy", m->first_deploy_cmd,
+				   after_ready);
+			return;
+		}
+	}
+	confirm(d);
+}
+
 static void on_ready(void *arg, const struct health_result *r)
 {
 	struct check_ctx *cx = arg;
@@ -1387,7 +1586,7 @@ static void on_ready(void *arg, const struct health_result *r)
 	}
 	d->t_ready = now_ms();
 	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
-	confirm(d);
+	after_ready(d);
 }
 
 static void on_settle_timer(struct loop *l, void *arg)
@@ -1404,7 +1603,7 @@ static void on_settle_timer(struct loop *l, void *arg)
 	}
 	if (d->run->procs)
 		say(d, "-----> Up for %lld ms", (long long)(now_ms() - d->t_spawn));
-	confirm(d);
+	after_ready(d);
 }
 
 /* Which slot of web.i's pair the new process takes: not the old one's. */
@@ -1436,6 +1635,9 @@ static void spawn_new(void *arg)
 		const struct proc_spec *spec = &r->m.procs[i];
 
 		n = scale_of(&d->scale, spec);
+		if (n == 0 && d->kind == DEPLOY_NEW)
+			say(d, "-----> %s: scale 0, not started (berth scale %s %s=1 starts it)",
+			    spec->type, d->a->name, spec->type);
 		for (k = 1; k <= n; k++) {
 			int port = 0;
 
@@ -1488,8 +1690,16 @@ static void spawn_new(void *arg)
 		memset(&req, 0, sizeof(req));
 		req.url = url;
 		req.max_status = r->m.health_max_status;
-		req.interval_ms = d->e->cfg->health_interval_ms;
+		req.interval_ms = r->m.health_wait_ms > 0 ?
+			r->m.health_wait_ms : d->e->cfg->health_interval_ms;
 		req.timeout_ms = timeout;
+		/* app.json's healthchecks.web: content, timeout per attempt,
+		 * initialDelay */
+		req.want_body = r->m.health_content;
+		req.attempt_timeout_ms = r->m.health_attempt_timeout_ms > 0 ?
+			r->m.health_attempt_timeout_ms : 0;
+		req.initial_delay_ms = r->m.health_initial_delay_ms > 0 ?
+			r->m.health_initial_delay_ms : 0;
 		d->check_ctx[d->nchecks].d = d;
 		d->check_ctx[d->nchecks].i = d->nchecks;
 		d->checks[d->nchecks] = health_start(&req, on_ready,
@@ -1569,7 +1779,8 @@ static void on_helper_output(struct loop *l, int fd, unsigned events, void *arg)
 		if (d->c)
 			client_data(d->c, "       %.*s", (int)len,
 				    d->helper_out.data);
-		logger_line(d->a->log, "release", d->helper_out.data, len);
+		logger_line(d->a->log, d->script_label, d->helper_out.data,
+			    len);
 		buf_consume(&d->helper_out, len + 1);
 	}
 }
@@ -1580,7 +1791,7 @@ static void drain_helper(struct deploy *d)
 		on_helper_output(d->e->loop, d->helper_fd, LOOP_READ, d);
 }
 
-static void on_release_phase_exit(pid_t pid, int status, void *arg)
+static void on_script_exit(pid_t pid, int status, void *arg)
 {
 	struct deploy *d = arg;
 	char why[64];
@@ -1595,19 +1806,24 @@ static void on_release_phase_exit(pid_t pid, int status, void *arg)
 	if (d->helper_out.len) {
 		if (d->c)
 			client_data(d->c, "       %s", d->helper_out.data);
-		logger_line(d->a->log, "release", d->helper_out.data,
+		logger_line(d->a->log, d->script_label, d->helper_out.data,
 			    d->helper_out.len);
 		buf_reset(&d->helper_out);
 	}
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		deploy_fail(d, "release command %s",
+		deploy_fail(d, "%s command %s", d->script_label,
 			    spawn_describe_status(status, why, sizeof(why)));
 		return;
 	}
-	stop_first(d);
+	d->script_next(d);
 }
 
-static void release_phase(struct deploy *d)
+/* A deploy script (the release phase, app.json's predeploy and
+ * postdeploy): /bin/sh -c cmd in the new release, as the app's user,
+ * with its environment; its output streamed to the pusher and logged
+ * under 'label'.  Then next(d), or the deploy fails. */
+static void run_script(struct deploy *d, const char *label, char *cmd,
+		       void (*next)(struct deploy *d))
 {
 	struct strv env = STRV_INIT;
 	struct spawn s;
@@ -1616,19 +1832,17 @@ static void release_phase(struct deploy *d)
 	int pfd[2];
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 
-	if (d->kind != DEPLOY_NEW || !d->run->m.release_cmd) {
-		stop_first(d);
-		return;
-	}
 	d->step = STEP_RELEASE_PHASE;
-	say(d, "-----> Running release command: %s", d->run->m.release_cmd);
+	d->script_label = label;
+	d->script_next = next;
+	say(d, "-----> Running %s command: %s", label, cmd);
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		deploy_fail(d, "pipe: %s", strerror(errno));
 		return;
 	}
 	build_env(&env, d->a, d->run, NULL);
-	strv_push(&env, "BERTH_PROCESS=release");
-	argv[2] = d->run->m.release_cmd;
+	strv_pushf(&env, "BERTH_PROCESS=%s", label);
+	argv[2] = cmd;
 	spawn_init(&s);
 	s.argv = argv;
 	s.envp = env.v;
@@ -1654,7 +1868,30 @@ static void release_phase(struct deploy *d)
 	d->helper = s.pid;
 	d->helper_fd = pfd[0];
 	loop_add_fd(d->e->loop, pfd[0], LOOP_READ, on_helper_output, d);
-	reaper_watch(s.pid, on_release_phase_exit, d);
+	reaper_watch(s.pid, on_script_exit, d);
+}
+
+/* Before the new processes start, on a new release: app.json's predeploy
+ * (Dokku), then the Procfile's release phase; each in turn. */
+static void release_phase(struct deploy *d)
+{
+	const struct manifest *m = &d->run->m;
+	int stage = d->pre_stage++;
+
+	if (d->kind != DEPLOY_NEW) {
+		stop_first(d);
+		return;
+	}
+	if (stage == 0 && m->predeploy_cmd) {
+		run_script(d, "predeploy", m->predeploy_cmd, release_phase);
+		return;
+	}
+	if (stage <= 1 && m->release_cmd) {
+		d->pre_stage = 2;
+		run_script(d, "release", m->release_cmd, release_phase);
+		return;
+	}
+	stop_first(d);
 }
 
 static int ensure_slots(struct deploy *d, size_t web)
@@ -2412,6 +2649,27 @@ static int app_first_deploy_failed(const struct app *a)
 	return !pushed;
 }
 
+char *app_url(const struct app *a)
+{
+	const char *listen = a->eng->cfg->http_listen;
+	const char *colon = listen ? strrchr(listen, ':') : NULL;
+	const char *port = colon ? colon + 1 : listen;
+
+	if (!port || !*port || !strcmp(port, "80"))
+		return xasprintf("http://%s.%s/", a->name, a->eng->cfg->domain);
+	return xasprintf("http://%s.%s:%s/", a->name, a->eng->cfg->domain,
+			 port);
+}
+
+void app_cmd_url(struct app *a, struct client *c)
+{
+	char *url = app_url(a);
+
+	client_data(c, "%s", url);
+	free(url);
+	client_ok(c);
+}
+
 static const char *proc_state_name(const struct proc *p)
 {
 	switch (p->state) {
@@ -2516,8 +2774,34 @@ void app_cmd_ps(struct app *a, struct client *c)
 	client_ok(c);
 }
 
+/* Keep the last n lines of out whose source want takes. */
+static void logs_filter(struct buf *out, const char *want, long n)
+{
+	struct buf keep = BUF_INIT;
+	char *line, *save = NULL;
+	struct strv lines = STRV_INIT;
+	size_t i, from;
+
+	if (!out->len)
+		return;
+	for (line = strtok_r(out->data, "\n", &save); line;
+	     line = strtok_r(NULL, "\n", &save)) {
+		size_t len;
+		const char *src = logger_line_source(line, &len);
+
+		if (src && logger_source_matches(want, src, len))
+			strv_push(&lines, line);
+	}
+	from = lines.n > (size_t)n ? lines.n - (size_t)n : 0;
+	for (i = from; i < lines.n; i++)
+		buf_addf(&keep, "%s\n", lines.v[i]);
+	strv_release(&lines);
+	buf_release(out);
+	*out = keep;
+}
+
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  const char *source, struct client *c)
+		  const char *want, struct client *c)
 {
 	struct app *a = app_find(e, name);
 	char *dir = engine_path(e, "logs/%s", name);
@@ -2528,16 +2812,18 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		client_error(c, "app '%s' does not exist", name);
 		goto out;
 	}
-	if (logger_tail_source(dir, n, source, &out) < 0) {
+	if (logger_tail(dir, want ? 100000 : n, &out) < 0) {
 		client_error(c, "%s", error_last());
 		goto out;
 	}
+	if (want)
+		logs_filter(&out, want, n);
 	if (out.len)
 		for (line = strtok_r(out.data, "\n", &save); line;
 		     line = strtok_r(NULL, "\n", &save))
 			client_data(c, "%s", line);
 	if (follow && a->log)
-		logger_follow_source(a->log, c, source);
+		logger_follow(a->log, c, want);
 	else
 		client_ok(c);
 out:
@@ -2577,6 +2863,27 @@ void app_cmd_stop(struct app *a, struct client *c)
 		    n == 1 ? "" : "es", a->name);
 	stop_procs(ps, n, a->eng->cfg->stop_timeout_ms, stop_done, c);
 	free(ps);
+}
+
+/* An explicit restart applies config saved with set --no-restart (as
+ * Dokku's ps:restart does): a new release of the live bundle; crash
+ * restarts and restores never do. */
+void app_cmd_restart(struct app *a, struct client *c)
+{
+	struct strv renv = STRV_INIT;
+	struct deploy_opts o;
+
+	if (a->release &&
+	    release_env_read(a->dir, a->release, &renv) == 0 &&
+	    !env_equal(&renv, &a->env)) {
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	} else {
+		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	}
+	strv_release(&renv);
 }
 
 void app_cmd_start(struct app *a, struct client *c)
@@ -2778,8 +3085,9 @@ static int config_changes(struct strv *changes, int set, int argc,
 		}
 		for (v = set ? eq + 1 : ""; *v; v++)
 			if ((unsigned char)*v < 0x20 && *v != '\t') {
-				client_error(c, "the value of '%s' holds a control character",
-					     k);
+				client_error(c, "the value of '%s' holds a control character%s",
+					     k, *v == '\n' ?
+					     " (a new line: multi-line values are not supported yet)" : "");
 				free(k);
 				return -1;
 			}
@@ -2791,7 +3099,9 @@ static int config_changes(struct strv *changes, int set, int argc,
 
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 {
-	struct strv changes = STRV_INIT, env = STRV_INIT;
+	struct strv changes = STRV_INIT, env = STRV_INIT, words = STRV_INIT;
+	struct buf dec = BUF_INIT;
+	int i, first = 1, no_restart = 0, encoded = 0;
 	size_t j;
 	struct deploy_opts o;
 	char *path = NULL;
@@ -2818,14 +3128,43 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		client_ok(c);
 		return;
 	}
-	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) || argc < 2) {
-		client_error(c, "usage: config NAME [set K=V... | unset K... | get K]");
+	/* Dokku's flags: --no-restart (saved, applied at the next deploy or
+	 * restart), --encoded (set: values in base64) */
+	for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
+		if (!strcmp(argv[first], "--no-restart"))
+			no_restart = 1;
+		else if (!strcmp(argv[first], "--encoded") &&
+			 !strcmp(argv[0], "set"))
+			encoded = 1;
+		else
+			break;
+	}
+	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) ||
+	    argc <= first) {
+		client_error(c, "usage: config NAME [set [--no-restart] [--encoded] K=V... | unset [--no-restart] K... | get K]");
 		return;
 	}
-	if (config_changes(&changes, !strcmp(argv[0], "set"), argc - 1,
-			   argv + 1, c) < 0)
+	for (i = first; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (!encoded || !eq) {
+			strv_push(&words, argv[i]);
+			continue;
+		}
+		buf_reset(&dec);
+		if (base64_decode(&dec, eq + 1) < 0 ||
+		    (dec.len && memchr(dec.data, '\0', dec.len))) {
+			client_error(c, "the value of '%.*s' is not base64 of a text",
+				     (int)(eq - argv[i]), argv[i]);
+			goto out;
+		}
+		strv_pushf(&words, "%.*s=%s", (int)(eq - argv[i]), argv[i],
+			   dec.data ? dec.data : "");
+	}
+	if (config_changes(&changes, !strcmp(argv[0], "set"), (int)words.n,
+			   words.v, c) < 0)
 		goto out;
-	if (a->live && !a->stopped) {
+	if (a->live && !a->stopped && !no_restart) {
 		/*
 		 * A config change is a new release of the same bundle.  The
 		 * app's config changes only if it goes live: until then (and
@@ -2851,12 +3190,15 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 	a->env = env;
 	memset(&env, 0, sizeof(env));
 	client_data(c, "-----> Config of %s saved; it applies at the next %s",
-		    a->name, a->release ? "start" : "deploy");
+		    a->name, no_restart && a->live && !a->stopped ?
+		    "deploy or restart" : a->release ? "start" : "deploy");
 	client_ok(c);
 out:
 	free(path);
 	strv_release(&changes);
+	strv_release(&words);
 	strv_release(&env);
+	buf_release(&dec);
 }
 
 void app_cmd_releases(struct app *a, struct client *c)

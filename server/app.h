@@ -56,6 +56,7 @@ struct proc {
 	char *tail[PROC_TAIL];		/* last output lines, for errors */
 	int tail_pos;
 	int last_status;
+	int oneoff;			/* a cron run: gone once it exits */
 	void (*on_exit)(struct proc *p, void *arg);
 	void *on_exit_arg;
 };
@@ -70,6 +71,10 @@ struct run {
 	struct proc *procs;
 	int supervised;		/* restart crashed processes */
 	struct deploy *deploy;	/* the deploy starting it, if any */
+	/* cron entries (m.crons), run while this is the live release */
+	struct proc_spec *cron_specs;	/* one per entry: type "cron" */
+	int64_t *cron_next;	/* when each runs next (unix ms), 0: never */
+	uint64_t cron_timer;
 };
 
 struct app {
@@ -162,10 +167,12 @@ void app_cmd_create(struct engine *e, const char *name, struct client *c);
  * line by line (source "build"); the app is made if it does not exist. */
 void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
 void app_cmd_ps(struct app *a, struct client *c);
-/* source: NULL, or only its lines (logger_source_matches()). */
+/* want: NULL, or only the lines of a process, a type or a source
+ * (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  const char *source, struct client *c);
+		  const char *want, struct client *c);
 void app_cmd_stop(struct app *a, struct client *c);
+void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_rm(struct app *a, int drop_db, struct client *c);
@@ -173,6 +180,10 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_releases(struct app *a, struct client *c);
 void app_cmd_rollback(struct app *a, int number, struct client *c);
 void app_cmd_pg(struct app *a, struct client *c);
+/* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */
+void app_cmd_url(struct app *a, struct client *c);
+/* That URL, fresh. */
+char *app_url(const struct app *a);
 
 /* Process supervision (process.c). */
 int proc_start(struct proc *p, char *const *envp);

@@ -93,12 +93,28 @@ static void cmd_ps(struct engine *e, struct client *c, struct app *a,
 	app_cmd_ps(a, c);
 }
 
+/* A process name (web.1) or a type (web) for logs -p. */
+static int log_source_valid(const char *s)
+{
+	const char *dot = strchr(s, '.');
+	char type[33];
+	size_t k = dot ? (size_t)(dot - s) : strlen(s);
+
+	if (k == 0 || k >= sizeof(type))
+		return 0;
+	memcpy(type, s, k);
+	type[k] = '\0';
+	if (!proc_type_valid(type))
+		return 0;
+	return !dot || parse_long(dot + 1, 1000) > 0;
+}
+
 static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	long n = 100;
 	int follow = 0, server = 0, i;
-	const char *source = NULL;
+	const char *want = NULL;
 
 	for (i = 1; i < argc; i++) {
 		if (i == 1 && !strcmp(argv[i], "--server")) {
@@ -119,6 +135,19 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 		if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow") ||
 		    !strcmp(argv[i], "-t") || !strcmp(argv[i], "--tail")) {
 			follow = 1;
+		} else if ((!strcmp(argv[i], "-p") || !strcmp(argv[i], "--ps")) &&
+			   i + 1 < argc) {
+			/* Dokku's -p PROC: a process (web.1) or a type (web) */
+			want = argv[++i];
+			if (!log_source_valid(want)) {
+				client_error(c, "invalid process '%s' (a type like web or a process like web.1)",
+					     want);
+				return;
+			}
+		} else if (!want && i == 2 && argv[i][0] != '-' &&
+			   log_source_valid(argv[i])) {
+			/* Piku's "logs APP PROC" */
+			want = argv[i];
 		} else if ((!strcmp(argv[i], "-n") || !strcmp(argv[i], "--num")) &&
 			   i + 1 < argc) {
 			n = parse_long(argv[++i], 100000);
@@ -129,24 +158,24 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 			}
 		} else if ((!strcmp(argv[i], "--source") ||
 			    !strcmp(argv[i], "-s")) && i + 1 < argc) {
-			source = argv[++i];
-			if (strlen(source) == 0 || strlen(source) > 47 ||
-			    strspn(source, "abcdefghijklmnopqrstuvwxyz"
+			want = argv[++i];
+			if (strlen(want) == 0 || strlen(want) > 47 ||
+			    strspn(want, "abcdefghijklmnopqrstuvwxyz"
 				   "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-			    != strlen(source)) {
-				client_error(c, "bad source '%s' (app, router, berth or a process like web.1)",
-					     source);
+			    != strlen(want)) {
+				client_error(c, "bad source '%s' (app, router, berth, cron, run, release or a process like web.1)",
+					     want);
 				return;
 			}
 		} else {
-			client_error(c, "usage: logs NAME|--server [-n N] [-f] [--source app|router|berth|PROCESS]");
+			client_error(c, "usage: logs NAME|--server [-n N] [-f] [-p PROC] [--source app|router|berth|cron|run|release|PROCESS]");
 			return;
 		}
 	}
 	if (server)
 		serverlog_cmd_logs(e, c, n, follow);
 	else
-		app_cmd_logs(e, argv[1], n, follow, source, c);
+		app_cmd_logs(e, argv[1], n, follow, want, c);
 }
 
 static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
@@ -194,7 +223,7 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 		client_error(c, "'%s' is stopped; use start", a->name);
 		return;
 	}
-	app_deploy(e, a->name, DEPLOY_RESTART, NULL, c);
+	app_cmd_restart(a, c);
 }
 
 static void cmd_stop(struct engine *e, struct client *c, struct app *a,
@@ -274,6 +303,12 @@ static void cmd_pg(struct engine *e, struct client *c, struct app *a,
 		   int argc, char **argv)
 {
 	app_cmd_pg(a, c);
+}
+
+static void cmd_url(struct engine *e, struct client *c, struct app *a,
+		    int argc, char **argv)
+{
+	app_cmd_url(a, c);
 }
 
 static void reply_buf(struct client *c, struct buf *out)
@@ -413,7 +448,7 @@ static const struct command commands[] = {
 	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 3, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
-	{ "logs", "logs NAME|--server [-n N] [-f] [--source S]", "the app's log (or the engine's); -f follows it, --source router shows the router's lines", 0, 2, 7, cmd_logs, 0 },
+	{ "logs", "logs NAME|--server [-n N] [-f] [-p PROC] [--source S]", "the app's log (or the engine's); -f follows it; -p one process or type; --source router shows the router's lines", 0, 2, 9, cmd_logs, 0 },
 	{ "deploy", "deploy NAME BUNDLE", "deploy a bundle (.tar.gz) as a new release", 0, 3, 13, cmd_deploy, CMD_LOCAL },
 	{ "restart", "restart NAME", "restart every process, with no downtime", 1, 2, 2, cmd_restart, 0 },
 	{ "stop", "stop NAME", "stop every process", 1, 2, 2, cmd_stop, 0 },
@@ -431,6 +466,7 @@ static const struct command commands[] = {
 	{ "import", "import NAME FILE|-", "make app NAME from an export and start it", 0, 1, -1, cmd_client_side, 0 },
 	{ "import-staged", "import-staged NAME DIR", "(import's own step, local only)", 0, 3, 3, cmd_import_staged, 0 },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
 	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
@@ -489,16 +525,26 @@ static const struct command *command_find(int *argc, char ***argv,
 					  struct strv *expanded)
 {
 	size_t i;
-	int k;
+	int k, f, flags;
 
 	for (i = 0; i < ARRAY_SIZE(aliases); i++) {
 		if (strcmp((*argv)[0], aliases[i].from))
 			continue;
+		/* Dokku puts flags before the app name
+		 * (config:set --no-restart APP K=V): they move after it
+		 * and the subcommand. */
+		flags = 1;
+		while (flags < *argc && !strncmp((*argv)[flags], "--", 2))
+			flags++;
 		strv_push(expanded, aliases[i].to);
-		for (k = 1; k < *argc; k++) {
+		for (k = flags; k < *argc; k++) {
 			strv_push(expanded, (*argv)[k]);
-			if (k == 1 && aliases[i].sub)
-				strv_push(expanded, aliases[i].sub);
+			if (k == flags) {
+				if (aliases[i].sub)
+					strv_push(expanded, aliases[i].sub);
+				for (f = 1; f < flags; f++)
+					strv_push(expanded, (*argv)[f]);
+			}
 		}
 		*argv = expanded->v;
 		*argc = (int)expanded->n;

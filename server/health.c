@@ -20,12 +20,13 @@
 #include "util.h"
 
 #define HEALTH_CONNECT_MS 1000L
+#define HEALTH_BODY_MAX (64 * 1024)
 
 struct health {
 	struct health *next, *prev;
-	char *url, *host_hdr, *extra_hdr, *want_header, *want_value;
+	char *url, *host_hdr, *extra_hdr, *want_header, *want_value, *want_body;
 	char *unix_socket;
-	long max_status, interval_ms, timeout_ms;
+	long max_status, interval_ms, timeout_ms, attempt_ms;
 	health_fn fn;
 	void *arg;
 
@@ -41,6 +42,8 @@ struct health {
 	long status;
 	int header_ok;
 	int got_body;		/* we stopped reading once a body came */
+	int body_ok;		/* want_body was found */
+	struct buf body;	/* what came of it, while looking */
 	char errbuf[CURL_ERROR_SIZE];
 	char error[256];	/* last failure in words */
 };
@@ -169,13 +172,24 @@ static size_t header_cb(char *p, size_t size, size_t n, void *arg)
 	return len;
 }
 
-/* The body does not matter: stop at its first bytes. */
+/* The body matters only when want_body is set: stop at its first bytes,
+ * or once the string is found (or 64 KiB came without it). */
 static size_t body_cb(char *p, size_t size, size_t n, void *arg)
 {
 	struct health *h = arg;
+	size_t len = size * n, room;
 
 	h->got_body = 1;
-	return 0;
+	if (!h->want_body)
+		return 0;
+	room = HEALTH_BODY_MAX - h->body.len;
+	buf_add(&h->body, p, len < room ? len : room);
+	if (h->body.len && memmem(h->body.data, h->body.len, h->want_body,
+				  strlen(h->want_body))) {
+		h->body_ok = 1;
+		return 0;
+	}
+	return h->body.len >= HEALTH_BODY_MAX ? 0 : len;
 }
 
 static void health_free(struct health *h)
@@ -196,6 +210,8 @@ static void health_free(struct health *h)
 	free(h->unix_socket);
 	free(h->want_header);
 	free(h->want_value);
+	free(h->want_body);
+	buf_release(&h->body);
 	free(h);
 }
 
@@ -246,7 +262,11 @@ static void start_attempt(struct health *h)
 	h->status = 0;
 	h->header_ok = 0;
 	h->got_body = 0;
+	h->body_ok = 0;
+	buf_reset(&h->body);
 	h->errbuf[0] = '\0';
+	if (h->attempt_ms > 0 && h->attempt_ms < left)
+		left = h->attempt_ms;
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, left);
 	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
 			 left < HEALTH_CONNECT_MS ? left : HEALTH_CONNECT_MS);
@@ -271,13 +291,18 @@ static void attempt_done(struct health *h, CURLcode rc)
 	if (rc == CURLE_OK || (rc == CURLE_WRITE_ERROR && h->got_body)) {
 		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &h->status);
 		if (h->status > 0 && h->status <= h->max_status &&
-		    (!h->want_header || h->header_ok)) {
+		    (!h->want_header || h->header_ok) &&
+		    (!h->want_body || h->body_ok)) {
 			finish(h, 1);
 			return;
 		}
 		if (h->status <= 0 || h->status > h->max_status)
 			snprintf(h->error, sizeof(h->error), "HTTP status %ld",
 				 h->status);
+		else if (h->want_body && !h->body_ok)
+			snprintf(h->error, sizeof(h->error),
+				 "the answer does not contain '%.100s'",
+				 h->want_body);
 		else if (h->want_value)
 			snprintf(h->error, sizeof(h->error),
 				 "no header '%s: %s' in the answer",
@@ -393,6 +418,10 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 	h->want_header = req->want_header ? xstrdup(req->want_header) : NULL;
 	h->want_value = req->want_header && req->want_value ?
 		xstrdup(req->want_value) : NULL;
+	h->want_body = req->want_body && *req->want_body ?
+		xstrdup(req->want_body) : NULL;
+	h->attempt_ms = req->attempt_timeout_ms > 0 ?
+		req->attempt_timeout_ms : 0;
 	h->fn = fn;
 	h->arg = arg;
 	h->easy = curl_easy_init();
@@ -440,7 +469,11 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 		checks->prev = h;
 	checks = h;
 	h->in_list = 1;
-	start_attempt(h);
+	if (req->initial_delay_ms > 0)
+		h->retry_timer = loop_add_timer(hloop, req->initial_delay_ms,
+						on_retry, h);
+	else
+		start_attempt(h);
 	return h;
 }
 

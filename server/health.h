@@ -16,7 +16,8 @@
  *
  * Each attempt gets ~1 s to connect and at most the time left; a refused
  * connection or a bad answer is retried interval_ms later.  The body is
- * not read.  Proxies from the environment are ignored.
+ * read only when want_body asks for a string in it (app.json's
+ * healthchecks "content").  Proxies from the environment are ignored.
  *
  * Lifetime: the check belongs to this module.  fn runs from the loop
  * (never inside health_start), exactly once unless the check was
@@ -52,6 +53,11 @@ struct health_req {
 	const char *want_value;
 	const char *unix_socket;	/* or NULL */
 	const char *header;		/* "Name: value", or NULL */
+	const char *want_body;		/* or NULL: the body (its first
+					 * 64 KiB) must contain it */
+	long attempt_timeout_ms;	/* 0: each attempt may take what is
+					 * left of timeout_ms */
+	long initial_delay_ms;		/* 0: the first attempt at once */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */

@@ -864,7 +864,8 @@ static void sort_by_id(struct indexpack *ip)
 	ip->by_id = xmalloc(((size_t)ip->n + 1) * sizeof(*ip->by_id));
 	for (i = 0; i < ip->n; i++)
 		ip->by_id[i] = i;
-	qsort_r(ip->by_id, ip->n, sizeof(*ip->by_id), cmp_by_id, ip);
+	if (ip->n)
+		qsort_r(ip->by_id, ip->n, sizeof(*ip->by_id), cmp_by_id, ip);
 	ip->n_by_id = ip->n;
 }
 

@@ -21,7 +21,7 @@ struct follower {
 	struct client *c;
 	struct follower *next;
 	int ended;		/* answered (fell behind): drop it */
-	char *source;		/* or NULL: every line */
+	char *want;		/* or NULL: every line */
 };
 
 struct logger {
@@ -96,7 +96,7 @@ void logger_end_followers(struct logger *lg)
 		client_on_close(f->c, NULL, NULL);
 		client_ok(f->c);
 		client_unref(f->c);
-		free(f->source);
+		free(f->want);
 		free(f);
 	}
 	lg->followers = NULL;
@@ -196,7 +196,9 @@ static void log_one(struct logger *lg, const char *source, const char *text,
 		    client_pending(f->c) > FOLLOWER_MAX_PENDING) {
 			client_error(f->c, "log follower fell behind");
 			f->ended = 1;
-		} else if (logger_source_matches(line.data, f->source))
+		} else if (!f->want ||
+			   logger_source_matches(f->want, source,
+						 strlen(source)))
 			client_data(f->c, "%s", line.data);
 		if (!client_gone(f->c) && !f->ended) {
 			pf = &f->next;
@@ -205,7 +207,7 @@ static void log_one(struct logger *lg, const char *source, const char *text,
 		*pf = f->next;
 		client_on_close(f->c, NULL, NULL);
 		client_unref(f->c);
-		free(f->source);
+		free(f->want);
 		free(f);
 	}
 	lg->sending--;
@@ -224,37 +226,50 @@ void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	free(p);
 }
 
-int logger_source_matches(const char *line, const char *source)
+int logger_source_matches(const char *want, const char *source,
+			  size_t len)
 {
-	const char *s = strchr(line, ' '), *end;
-	size_t n;
+	static const char *const scripts[] = { "release", "predeploy",
+					       "postdeploy" };
+	size_t k = strlen(want), i;
 
-	if (!source)
-		return 1;
-	if (!s)
+	/* every process of the app: neither the router nor berth */
+	if (!strcmp(want, "app"))
+		return !(len == 6 && !memcmp(source, "router", 6)) &&
+		       !(len == 5 && !memcmp(source, "berth", 5));
+	if (!strcmp(want, "release")) {
+		for (i = 0; i < ARRAY_SIZE(scripts); i++)
+			if (len == strlen(scripts[i]) &&
+			    !memcmp(source, scripts[i], len))
+				return 1;
 		return 0;
-	s++;
-	end = strchr(s, ' ');
-	n = end ? (size_t)(end - s) : strlen(s);
-	if (!strcmp(source, "app"))
-		return !(n == 6 && !strncmp(s, "router", 6)) &&
-		       !(n == 5 && !strncmp(s, "berth", 5));
-	return strlen(source) == n && !strncmp(s, source, n);
+	}
+	if (len == k && !memcmp(source, want, k))
+		return 1;
+	/* a type: "web" takes web.1, web.2 ... */
+	return len > k + 1 && !memcmp(source, want, k) && source[k] == '.' &&
+		!memchr(want, '.', k);
 }
 
-void logger_follow(struct logger *lg, struct client *c)
+const char *logger_line_source(const char *line, size_t *len)
 {
-	logger_follow_source(lg, c, NULL);
+	const char *s = strchr(line, ' '), *e;
+
+	if (!s)
+		return NULL;
+	s++;
+	e = strchr(s, ' ');
+	*len = e ? (size_t)(e - s) : strlen(s);
+	return s;
 }
 
-void logger_follow_source(struct logger *lg, struct client *c,
-			  const char *source)
+void logger_follow(struct logger *lg, struct client *c, const char *want)
 {
 	struct follower *f = xcalloc(1, sizeof(*f));
 
 	client_ref(c);
 	f->c = c;
-	f->source = source ? xstrdup(source) : NULL;
+	f->want = want ? xstrdup(want) : NULL;
 	f->next = lg->followers;
 	lg->followers = f;
 	client_on_close(c, follower_closed, lg);
@@ -270,7 +285,7 @@ void logger_unfollow(struct logger *lg, struct client *c)
 		if (f->c == c) {
 			*pf = f->next;
 			client_unref(c);
-			free(f->source);
+			free(f->want);
 			free(f);
 			return;
 		}
@@ -392,7 +407,8 @@ int logger_tail_source(const char *dir, long n, const char *source,
 		       struct buf *out)
 {
 	struct buf all = BUF_INIT, line = BUF_INIT;
-	size_t start, end, i;
+	size_t start, end, i, len;
+	const char *src;
 	long kept = 0;
 
 	if (!source)
@@ -410,7 +426,8 @@ int logger_tail_source(const char *dir, long n, const char *source,
 			i--;
 		buf_reset(&line);
 		buf_add(&line, all.data + i, end - i);
-		if (logger_source_matches(line.data, source)) {
+		src = logger_line_source(line.data, &len);
+		if (src && logger_source_matches(source, src, len)) {
 			start -= end - i;
 			memmove(all.data + start, line.data, end - i);
 			kept++;

@@ -27,24 +27,25 @@ void logger_line(struct logger *lg, const char *source, const char *text,
 		 size_t len);
 void logger_linef(struct logger *lg, const char *source, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-void logger_follow(struct logger *lg, struct client *c);
-/*
- * Source filters, as Heroku's "logs --source": a line's source is the
- * word after its time stamp ("web.1", "router", "berth"); "app" stands
- * for every process of the app (neither "router" nor "berth").  NULL
- * matches every line.
- */
-int logger_source_matches(const char *line, const char *source);
-/* Follow only the lines of source (may be NULL: all; borrowed: it must
- * outlive the follower, as a command's argument does). */
-void logger_follow_source(struct logger *lg, struct client *c,
-			  const char *source);
+/* Follow the log: each new line to c.  want (copied; NULL: every line)
+ * keeps only the lines logger_source_matches() takes. */
+void logger_follow(struct logger *lg, struct client *c, const char *want);
+/* 1 if a line from 'source' is what 'want' asks for: the process itself
+ * ("web.1", "router", "berth"), "app" for every process (neither
+ * router nor berth), its type ("web" for web.N, "cron" for cron.N, "run" for
+ * run.N), or "release" for the deploy scripts (release, predeploy,
+ * postdeploy). */
+int logger_source_matches(const char *want, const char *source,
+			  size_t len);
+/* The source field of a log line ("STAMP SOURCE text"): *len bytes at
+ * the return value; NULL if the line has none. */
+const char *logger_line_source(const char *line, size_t *len);
 /* Each follower gets its "ok" and is let go; the log stays open. */
 void logger_end_followers(struct logger *lg);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);
-/* The last n lines of source (logger_source_matches()). */
+/* The last n lines that 'source' wants (logger_source_matches()). */
 int logger_tail_source(const char *dir, long n, const char *source,
 		       struct buf *out);
 int logger_tail_file(const char *path, long n, struct buf *out);

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "appjson.h"
+#include "buildpack.h"
 #include "cgroup.h"
 #include "safefs.h"
 #include "ytree.h"
@@ -19,6 +21,8 @@
 #define MAX_HOSTS 256
 #define MAX_SCALE 100
 #define VALUE_MAX 4096		/* paths, URLs, names from a manifest */
+#define MAX_CRONS 64
+#define ENV_FILE_MAX_VARS 4096
 
 /* A value made safe to quote in a one-line message. */
 static const char *shown(const char *s, char *out, size_t len)
@@ -63,6 +67,17 @@ void manifest_init(struct manifest *m)
 	m->res_memory = -1;
 	m->res_cpu_millis = -1;
 	m->res_processes = -1;
+	m->health_attempts = -1;
+	m->health_attempt_timeout_ms = -1;
+	m->health_wait_ms = -1;
+	m->health_initial_delay_ms = -1;
+}
+
+static void cron_spec_release(struct cron_spec *c)
+{
+	free(c->schedule);
+	free(c->cmd);
+	free(c->origin);
 }
 
 void manifest_release(struct manifest *m)
@@ -84,7 +99,27 @@ void manifest_release(struct manifest *m)
 	free(m->static_root);
 	strv_release(&m->env);
 	free(m->webhook);
+	strv_release(&m->buildpacks);
+	free(m->predeploy_cmd);
+	free(m->postdeploy_cmd);
+	free(m->first_deploy_cmd);
+	free(m->health_content);
+	for (i = 0; i < m->ncrons; i++)
+		cron_spec_release(&m->crons[i]);
+	free(m->crons);
+	for (i = 0; i < m->nformation; i++)
+		free(m->formation[i].type);
+	free(m->formation);
+	strv_release(&m->env_required);
+	strv_release(&m->env_generate);
+	strv_release(&m->ignored);
 	memset(m, 0, sizeof(*m));
+}
+
+int manifest_env_reserved(const char *key)
+{
+	return !strcmp(key, "PORT") || !strcmp(key, "DYNO") ||
+	       !strncmp(key, "BERTH_", 6);
 }
 
 int proc_type_valid(const char *type)
@@ -418,6 +453,36 @@ static int add_step(struct manifest *m, const struct ynode *n, const char *step,
 	return 0;
 }
 
+/* A buildpack spec (buildpack.h), its error at the node. */
+static int check_buildpack(const struct ynode *n, const char *spec,
+			   const char *fname)
+{
+	struct buildpack_spec bs;
+
+	if (buildpack_spec_parse(&bs, spec) < 0) {
+		char *why = xstrdup(error_last());
+
+		node_error(fname, n, "%s", why);
+		free(why);
+		return -1;
+	}
+	buildpack_spec_release(&bs);
+	return 0;
+}
+
+static int add_buildpack(struct manifest *m, const struct ynode *n,
+			 const char *spec, const char *fname, const char *field)
+{
+	(void)field;
+	if (check_buildpack(n, spec, fname) < 0)
+		return -1;
+	if (m->buildpacks.n >= BUILDPACK_LIST_MAX)
+		return node_error(fname, n, "more than %d buildpacks",
+				  BUILDPACK_LIST_MAX);
+	strv_push(&m->buildpacks, spec);
+	return 0;
+}
+
 /* env: a mapping NAME: value (scalars; null is ""). */
 static int read_env(struct manifest *m, const struct ynode *n, const char *fname,
 		    const char *field)
@@ -435,6 +500,9 @@ static int read_env(struct manifest *m, const struct ynode *n, const char *fname
 		if (!ynode_is_str(k) || !env_key_valid(k->value))
 			return node_error(fname, k, "'%s' has an invalid variable name '%s'",
 					  field, shown(k->value, tmp, sizeof(tmp)));
+		if (manifest_env_reserved(k->value))
+			return node_error(fname, k, "'%s' cannot set %s (berth sets it for each process)",
+					  field, k->value);
 		if (!ynode_is_null(v) && get_str(&val, v, fname, field) < 0)
 			return -1;
 		strv_env_set(&m->env, k->value, val);
@@ -517,7 +585,7 @@ static int read_process(struct manifest *m, const struct ynode *k,
 	const char *type = k->value, *cmd = NULL;
 	char field[64], tmp[80];
 	size_t i;
-	int scale = 1;
+	int scale = 1, scale_set = 0;
 	enum proc_order order = ORDER_START_FIRST;
 
 	if (!ynode_is_str(k) || !proc_type_valid(type))
@@ -538,6 +606,7 @@ static int read_process(struct manifest *m, const struct ynode *k,
 			} else if (!strcmp(pk->value, "scale")) {
 				if (get_int(&scale, pv, fname, sub, 0, MAX_SCALE) < 0)
 					return -1;
+				scale_set = 1;
 			} else if (!strcmp(pk->value, "order")) {
 				if (ynode_is_str(pv) && !strcmp(pv->value, "start-first"))
 					order = ORDER_START_FIRST;
@@ -575,6 +644,7 @@ static int read_process(struct manifest *m, const struct ynode *k,
 	p = proc_add(m, type);
 	p->cmd = xstrdup(cmd);
 	p->scale = scale;
+	p->scale_set = scale_set;
 	p->order = order;
 	return 0;
 }
@@ -725,12 +795,22 @@ static int read_app_key(struct manifest *m, const struct ynode *k,
 	if (!strcmp(key, "postgres"))
 		return get_bool(&m->postgres, v, fname, "postgres");
 	if (!strcmp(key, "buildpack")) {
-		if (get_word(&s, v, fname, "buildpack") < 0)
+		if (get_word(&s, v, fname, "buildpack") < 0 ||
+		    check_buildpack(v, s, fname) < 0)
 			return -1;
+		if (m->buildpacks.n)
+			return node_error(fname, k, "use 'buildpack' or 'buildpacks', not both");
 		free(m->buildpack);
 		m->buildpack = xstrdup(s);
 		return 0;
 	}
+	if (!strcmp(key, "buildpacks")) {
+		if (m->buildpack)
+			return node_error(fname, k, "use 'buildpack' or 'buildpacks', not both");
+		return each_str(v, fname, "buildpacks", add_buildpack, m);
+	}
+	if (!strcmp(key, "dotenv"))
+		return get_bool(&m->dotenv, v, fname, "dotenv");
 	if (!strcmp(key, "pipeline"))
 		return each_str(v, fname, "pipeline", add_step, m);
 	if (!strcmp(key, "static"))
@@ -906,6 +986,7 @@ static int keter_process(struct keter *kt, const struct ynode *map,
 	}
 	p = proc_add(kt->m, type);
 	p->argv = argv;
+	p->scale_set = 1;	/* Keter runs every stanza it is given */
 	return 0;
 }
 
@@ -1111,6 +1192,34 @@ out:
 
 /* ---- buildpack bin/release ---- */
 
+/* config_vars: NAME: value into m->env where m lacks NAME; the names
+ * berth sets itself are skipped. */
+static int add_config_vars(struct manifest *m, const struct ynode *vars,
+			   const char *fname)
+{
+	size_t i;
+	char tmp[80];
+
+	if (vars->kind != YNODE_MAP)
+		return node_error(fname, vars, "'config_vars' must be a mapping of NAME: value, not %s",
+				  ynode_kind_name(vars));
+	for (i = 0; i < ynode_map_len(vars); i++) {
+		const struct ynode *k = ynode_map_key(vars, i);
+		const struct ynode *v = ynode_map_val(vars, i);
+		const char *val = "";
+
+		if (!ynode_is_str(k) || !env_key_valid(k->value))
+			return node_error(fname, k, "'config_vars' has an invalid variable name '%s'",
+					  shown(k->value, tmp, sizeof(tmp)));
+		if (!ynode_is_null(v) && get_str(&val, v, fname, "config_vars") < 0)
+			return -1;
+		if (!manifest_env_reserved(k->value) &&
+		    strv_env_find(&m->env, k->value) < 0)
+			strv_env_set(&m->env, k->value, val);
+	}
+	return 0;
+}
+
 int manifest_parse_release_yaml(struct manifest *m, const char *buf,
 				size_t len)
 {
@@ -1174,28 +1283,361 @@ int manifest_parse_release_yaml(struct manifest *m, const char *buf,
 		}
 	}
 	vars = ynode_map_get(root, "config_vars");
-	if (vars && !ynode_is_null(vars)) {
-		struct manifest tmpm;
+	if (vars && !ynode_is_null(vars) &&
+	    add_config_vars(m, vars, fname) < 0)
+		goto out;
+	ret = 0;
+out:
+	ynode_free(root);
+	return ret;
+}
 
-		/* parse into a scratch env, then add what the app lacks */
-		memset(&tmpm, 0, sizeof(tmpm));
-		if (read_env(&tmpm, vars, fname, "config_vars") < 0) {
-			strv_release(&tmpm.env);
+int manifest_parse_buildpack_config(struct manifest *m, const char *buf,
+				    size_t len, const char *fname)
+{
+	struct ynode *root = NULL;
+	char tmp[80];
+	size_t i;
+	int ret = -1;
+
+	if (ytree_parse(&root, buf, len, fname) < 0)
+		return -1;
+	if (!root || ynode_is_null(root)) {
+		ret = 0;
+		goto out;
+	}
+	if (root->kind != YNODE_MAP) {
+		node_error(fname, root, "expected a mapping, not %s",
+			   ynode_kind_name(root));
+		goto out;
+	}
+	for (i = 0; i < ynode_map_len(root); i++) {
+		const struct ynode *k = ynode_map_key(root, i);
+		const struct ynode *v = ynode_map_val(root, i);
+
+		if (strcmp(k->value, "config_vars")) {
+			node_error(fname, k, "unknown key '%s'",
+				   shown(k->value, tmp, sizeof(tmp)));
 			goto out;
 		}
-		for (i = 0; i < tmpm.env.n; i++) {
-			char *eq = strchr(tmpm.env.v[i], '=');
-
-			*eq = '\0';
-			if (strv_env_find(&m->env, tmpm.env.v[i]) < 0)
-				strv_env_set(&m->env, tmpm.env.v[i], eq + 1);
-		}
-		strv_release(&tmpm.env);
+		if (!ynode_is_null(v) && add_config_vars(m, v, fname) < 0)
+			goto out;
 	}
 	ret = 0;
 out:
 	ynode_free(root);
 	return ret;
+}
+
+/* ---- KEY=VALUE files: Piku's ENV, .env ---- */
+
+static int env_file_error(const char *fname, int line, size_t col,
+			  const char *msg)
+{
+	return error_set("%s:%d:%zu: %s", fname, line, col + 1, msg);
+}
+
+/*
+ * A '$' reference at v[0] (of n chars): $NAME or ${NAME} naming a key set
+ * earlier in this file (vars) is replaced by its value; anything else is
+ * kept as written.  Returns the number of chars used.
+ */
+static size_t expand_one(struct buf *out, const char *v, size_t n,
+			 const struct strv *vars)
+{
+	size_t start, end, next;
+	long at = -1;
+	char *name;
+
+	if (n >= 2 && v[1] == '{') {
+		const char *close = memchr(v + 2, '}', n - 2);
+
+		if (!close) {
+			buf_add(out, v, 1);
+			return 1;
+		}
+		start = 2;
+		end = (size_t)(close - v);
+		next = end + 1;
+	} else {
+		start = end = 1;
+		while (end < n && (isalnum((unsigned char)v[end]) || v[end] == '_'))
+			end++;
+		next = end;
+	}
+	name = xstrndup(v + start, end - start);
+	if (end > start && env_key_valid(name))
+		at = strv_env_find(vars, name);
+	if (at >= 0)
+		buf_addstr(out, strchr(vars->v[at], '=') + 1);
+	else
+		buf_add(out, v, next);
+	free(name);
+	return next;
+}
+
+int manifest_parse_env_file(struct manifest *m, const char *buf, size_t len,
+			    const char *fname, struct strv *skipped)
+{
+	struct strv vars = STRV_INIT;
+	struct buf val = BUF_INIT;
+	size_t pos = 0;
+	int lineno = 0, ret = -1;
+
+	while (pos < len) {
+		const char *line = buf + pos, *nl = memchr(line, '\n', len - pos);
+		size_t l = nl ? (size_t)(nl - line) : len - pos, a = 0, k, v, e;
+		char *key = NULL;
+
+		pos += l + (nl ? 1 : 0);
+		lineno++;
+		if (memchr(line, '\0', l)) {
+			env_file_error(fname, lineno, 0, "NUL byte in line");
+			goto out;
+		}
+		if (l && line[l - 1] == '\r')
+			l--;
+		while (a < l && (line[a] == ' ' || line[a] == '\t'))
+			a++;
+		if (a == l || line[a] == '#')
+			continue;
+		if (l - a > 7 && !strncmp(line + a, "export", 6) &&
+		    (line[a + 6] == ' ' || line[a + 6] == '\t')) {
+			a += 7;
+			while (a < l && (line[a] == ' ' || line[a] == '\t'))
+				a++;
+		}
+		for (k = a; k < l && line[k] != '='; k++)
+			;
+		if (k == l) {
+			env_file_error(fname, lineno, a, "expected NAME=value");
+			goto out;
+		}
+		for (e = k; e > a && (line[e - 1] == ' ' || line[e - 1] == '\t'); e--)
+			;
+		key = xstrndup(line + a, e - a);
+		if (!env_key_valid(key)) {
+			char tmp[80];
+
+			error_set("%s:%d:%zu: invalid variable name '%s'", fname,
+				  lineno, a + 1, shown(key, tmp, sizeof(tmp)));
+			free(key);
+			goto out;
+		}
+		for (v = k + 1; v < l && (line[v] == ' ' || line[v] == '\t'); v++)
+			;
+		buf_reset(&val);
+		if (v < l && (line[v] == '"' || line[v] == '\'')) {
+			char q = line[v];
+			size_t i = v + 1;
+
+			while (i < l && line[i] != q) {
+				if (q == '"' && line[i] == '\\' && i + 1 < l) {
+					buf_add(&val, line[i + 1] == 'n' ? "\n" :
+						&line[i + 1], 1);
+					i += 2;
+				} else if (q == '"' && line[i] == '$') {
+					i += expand_one(&val, line + i, l - i,
+							&vars);
+				} else {
+					buf_add(&val, &line[i++], 1);
+				}
+			}
+			if (i >= l) {
+				env_file_error(fname, lineno, v,
+					       "quote is not closed");
+				free(key);
+				goto out;
+			}
+		} else {
+			size_t end = v, i;
+
+			/* an unquoted value ends at " #" (a comment) */
+			while (end < l && !(line[end] == '#' && end > v &&
+					    (line[end - 1] == ' ' ||
+					     line[end - 1] == '\t')))
+				end++;
+			while (end > v && (line[end - 1] == ' ' ||
+					   line[end - 1] == '\t'))
+				end--;
+			for (i = v; i < end;) {
+				if (line[i] == '$')
+					i += expand_one(&val, line + i, end - i,
+							&vars);
+				else
+					buf_add(&val, &line[i++], 1);
+			}
+		}
+		if (vars.n >= ENV_FILE_MAX_VARS) {
+			env_file_error(fname, lineno, a, "too many variables");
+			free(key);
+			goto out;
+		}
+		strv_env_set(&vars, key, val.data ? val.data : "");
+		free(key);
+	}
+	for (pos = 0; pos < vars.n; pos++) {
+		char *eq = strchr(vars.v[pos], '=');
+
+		*eq = '\0';
+		if (manifest_env_reserved(vars.v[pos])) {
+			if (skipped)
+				strv_pushf(skipped, "%s: %s", fname, vars.v[pos]);
+		} else if (strv_env_find(&m->env, vars.v[pos]) < 0) {
+			strv_env_set(&m->env, vars.v[pos], eq + 1);
+		}
+		*eq = '=';
+	}
+	ret = 0;
+out:
+	strv_release(&vars);
+	buf_release(&val);
+	return ret;
+}
+
+/* ---- merging, crons, formation ---- */
+
+static void take_str(char **dst, char **src)
+{
+	if (!*dst && *src) {
+		*dst = *src;
+		*src = NULL;
+	}
+}
+
+void manifest_merge_defaults(struct manifest *m, struct manifest *from)
+{
+	size_t i;
+
+	take_str(&m->release_cmd, &from->release_cmd);
+	take_str(&m->predeploy_cmd, &from->predeploy_cmd);
+	take_str(&m->postdeploy_cmd, &from->postdeploy_cmd);
+	take_str(&m->first_deploy_cmd, &from->first_deploy_cmd);
+	take_str(&m->health_content, &from->health_content);
+	take_str(&m->buildpack, &from->buildpack);
+	take_str(&m->static_root, &from->static_root);
+	take_str(&m->webhook, &from->webhook);
+	if (!strcmp(m->health_path, "/") && from->health_path) {
+		free(m->health_path);
+		m->health_path = from->health_path;
+		from->health_path = NULL;
+	}
+	if (m->health_timeout_ms < 0)
+		m->health_timeout_ms = from->health_timeout_ms;
+	if (m->health_attempts < 0)
+		m->health_attempts = from->health_attempts;
+	if (m->health_attempt_timeout_ms < 0)
+		m->health_attempt_timeout_ms = from->health_attempt_timeout_ms;
+	if (m->health_wait_ms < 0)
+		m->health_wait_ms = from->health_wait_ms;
+	if (m->health_initial_delay_ms < 0)
+		m->health_initial_delay_ms = from->health_initial_delay_ms;
+	if (!m->buildpack && !m->buildpacks.n)
+		for (i = 0; i < from->buildpacks.n; i++)
+			strv_push(&m->buildpacks, from->buildpacks.v[i]);
+	for (i = 0; i < from->env.n; i++) {
+		char *eq = strchr(from->env.v[i], '=');
+
+		*eq = '\0';
+		if (strv_env_find(&m->env, from->env.v[i]) < 0)
+			strv_env_set(&m->env, from->env.v[i], eq + 1);
+		*eq = '=';
+	}
+	for (i = 0; i < from->nprocs; i++) {
+		struct proc_spec *p = &from->procs[i];
+
+		if (manifest_proc(m, p->type) || m->nprocs >= MAX_PROCS)
+			continue;
+		m->procs = xrealloc(m->procs, (m->nprocs + 1) * sizeof(*m->procs));
+		m->procs[m->nprocs++] = *p;
+		memset(p, 0, sizeof(*p));
+	}
+	if (from->ncrons) {
+		m->crons = xrealloc(m->crons, (m->ncrons + from->ncrons) *
+				    sizeof(*m->crons));
+		memcpy(m->crons + m->ncrons, from->crons,
+		       from->ncrons * sizeof(*m->crons));
+		m->ncrons += from->ncrons;
+		FREE_AND_NULL(from->crons);
+		from->ncrons = 0;
+	}
+	if (from->nformation) {
+		m->formation = xrealloc(m->formation, (m->nformation +
+						       from->nformation) *
+					sizeof(*m->formation));
+		memcpy(m->formation + m->nformation, from->formation,
+		       from->nformation * sizeof(*m->formation));
+		m->nformation += from->nformation;
+		FREE_AND_NULL(from->formation);
+		from->nformation = 0;
+	}
+	for (i = 0; i < from->env_required.n; i++)
+		strv_push(&m->env_required, from->env_required.v[i]);
+	for (i = 0; i < from->env_generate.n; i++)
+		strv_push(&m->env_generate, from->env_generate.v[i]);
+	for (i = 0; i < from->ignored.n; i++)
+		strv_push(&m->ignored, from->ignored.v[i]);
+	if (!m->postgres)
+		m->postgres = from->postgres;
+	for (i = 0; i < from->hosts.n; i++)
+		strv_push(&m->hosts, from->hosts.v[i]);
+}
+
+int manifest_take_crons(struct manifest *m, const char *fname)
+{
+	size_t i = 0;
+
+	while (i < m->nprocs) {
+		struct proc_spec *p = &m->procs[i];
+		struct cron_spec c;
+		int r;
+
+		memset(&c, 0, sizeof(c));
+		if (strncmp(p->type, "cron", 4) || !p->cmd) {
+			i++;
+			continue;
+		}
+		r = cron_split(&c.expr, &c.schedule, &c.cmd, p->cmd);
+		if (r == ERR_NOTFOUND) {
+			i++;
+			continue;
+		}
+		if (r < 0) {
+			char *why = xstrdup(error_last());
+
+			error_set("%s: process type '%s': %s", fname, p->type,
+				  why);
+			free(why);
+			return -1;
+		}
+		if (m->ncrons >= MAX_CRONS) {
+			cron_spec_release(&c);
+			return error_set("%s: too many cron entries (at most %d)",
+					 fname, MAX_CRONS);
+		}
+		c.origin = xasprintf("%s '%s'", fname, p->type);
+		m->crons = xrealloc(m->crons, (m->ncrons + 1) * sizeof(*m->crons));
+		m->crons[m->ncrons++] = c;
+		free(p->type);
+		free(p->cmd);
+		strv_release(&p->argv);
+		memmove(p, p + 1, (m->nprocs - i - 1) * sizeof(*p));
+		m->nprocs--;
+	}
+	return 0;
+}
+
+void manifest_apply_formation(struct manifest *m)
+{
+	size_t i, j;
+
+	for (i = 0; i < m->nformation; i++)
+		for (j = 0; j < m->nprocs; j++)
+			if (!strcmp(m->procs[j].type, m->formation[i].type) &&
+			    !m->procs[j].scale_set) {
+				m->procs[j].scale = m->formation[i].quantity;
+				m->procs[j].scale_set = 1;
+			}
 }
 
 /* ---- the loader ---- */
@@ -1217,21 +1659,91 @@ static int load_file(struct buf *b, const char *dir, const char *name,
 	return ret < 0 ? -1 : 0;
 }
 
+/* Heroku's and Dokku's rule for Procfile types: with a web type, only
+ * web runs (1 process) unless app.json's formation gives a count; other
+ * types (a one-off "migrate", a "console", a buildpack's "rake") start at
+ * 0 until scaled.  An app without web (a worker-only app) runs each of
+ * its types once, or nothing would run at all. */
+static void procfile_default_scale(struct manifest *m)
+{
+	size_t i;
+
+	if (!manifest_proc(m, "web"))
+		return;
+	for (i = 0; i < m->nprocs; i++)
+		if (!m->procs[i].scale_set && strcmp(m->procs[i].type, "web"))
+			m->procs[i].scale = 0;
+}
+
+/* What sits beside the manifest: app.json, ENV, .env (when asked), the
+ * buildpacks' config_vars; then crons out of the process types and
+ * app.json's formation onto them.  procs_from names the file the
+ * process types came from. */
+static int load_extras(struct manifest *m, const char *dir, struct buf *b,
+		       const char *procs_from)
+{
+	int found;
+
+	/* the app's own cron: types first, then app.json's entries */
+	if (manifest_take_crons(m, procs_from) < 0)
+		return -1;
+	if (load_file(b, dir, "app.json", &found) < 0)
+		return -1;
+	if (found) {
+		struct manifest j;
+		int r;
+
+		manifest_init(&j);
+		r = appjson_parse(&j, b->data ? b->data : "", b->len,
+				  "app.json");
+		if (r == 0)
+			manifest_merge_defaults(m, &j);
+		manifest_release(&j);
+		if (r < 0)
+			return -1;
+	}
+	if (load_file(b, dir, "ENV", &found) < 0)
+		return -1;
+	if (found && manifest_parse_env_file(m, b->data ? b->data : "", b->len,
+					     "ENV", NULL) < 0)
+		return -1;
+	if (m->dotenv) {
+		if (load_file(b, dir, ".env", &found) < 0)
+			return -1;
+		if (found && manifest_parse_env_file(m, b->data ? b->data : "",
+						     b->len, ".env", NULL) < 0)
+			return -1;
+	}
+	if (load_file(b, dir, MANIFEST_BUILDPACK_CONFIG, &found) < 0)
+		return -1;
+	if (found && manifest_parse_buildpack_config(m, b->data ? b->data : "",
+						     b->len,
+						     MANIFEST_BUILDPACK_CONFIG) < 0)
+		return -1;
+	manifest_apply_formation(m);
+	if (procs_from && !strcmp(procs_from, "Procfile"))
+		procfile_default_scale(m);
+	return 0;
+}
+
 int manifest_load(struct manifest *m, const char *dir)
 {
 	struct buf b = BUF_INIT;
+	const char *procs_from = NULL;
 	int found, ret = -1;
 
 	if (load_file(&b, dir, "app.yaml", &found) < 0)
 		goto out;
 	if (found) {
 		m->source = xstrdup("app.yaml");
+		procs_from = "app.yaml";
 		if (manifest_parse_app_yaml(m, b.data ? b.data : "", b.len,
 					    "app.yaml") < 0)
 			goto out;
 		if (!m->nprocs) {
 			if (load_file(&b, dir, "Procfile", &found) < 0)
 				goto out;
+			procs_from = "Procfile";
 			if (found && manifest_parse_procfile(m, b.data ? b.data : "",
 							     b.len, "Procfile") < 0)
 				goto out;
@@ -1243,6 +1755,7 @@ int manifest_load(struct manifest *m, const char *dir)
 		goto out;
 	if (found) {
 		m->source = xstrdup("Procfile");
+		procs_from = "Procfile";
 		ret = manifest_parse_procfile(m, b.data ? b.data : "", b.len,
 					      "Procfile");
 		goto out;
@@ -1251,14 +1764,17 @@ int manifest_load(struct manifest *m, const char *dir)
 		goto out;
 	if (found) {
 		m->source = xstrdup("config/keter.yaml");
+		procs_from = "config/keter.yaml";
 		ret = manifest_parse_keter(m, b.data ? b.data : "", b.len,
 					   "config/keter.yaml", dir);
 		goto out;
 	}
 	error_set("no app.yaml, Procfile or config/keter.yaml in bundle");
 out:
+	if (ret == 0)
+		ret = load_extras(m, dir, &b, procs_from);
 	/* a release that runs and serves nothing is a mistake, not a deploy */
-	if (ret == 0 && !m->nprocs && !m->static_root)
+	if (ret == 0 && !m->nprocs && !m->static_root && !m->ncrons)
 		ret = error_set("%s: no processes to run%s", m->source,
 				strcmp(m->source, "app.yaml") ? "" :
 				" (no 'processes', no Procfile, no 'static')");

@@ -17,12 +17,21 @@
  *   keter.yaml: exec (relative to config/), args, env, host, extra-hosts,
  *   postgres, plugins.postgres, and stanzas with type webapp/background/
  *   static-files.
+ *
+ * Beside the manifest, manifest_load() also reads, when they are there
+ * (docs/manifest.md): Heroku's and Dokku's app.json (appjson.h), Piku's
+ * ENV file, a .env file when app.yaml says "dotenv: true", and the
+ * buildpacks' config_vars the build left in .berth/buildpack-config.yaml;
+ * each only adds what the app's own files do not set.  Procfile types
+ * whose name starts with "cron" and whose command starts with a schedule
+ * (Piku's "cron: 0 * * * * cmd") become cron entries, not processes.
  */
 #ifndef BERTH_MANIFEST_H
 #define BERTH_MANIFEST_H
 
 #include <stddef.h>
 
+#include "cron.h"
 #include "util.h"
 
 enum proc_order {
@@ -35,7 +44,29 @@ struct proc_spec {
 	char *cmd;		/* run as /bin/sh -c cmd; NULL when argv is used */
 	struct strv argv;	/* exec form (Keter's exec + args); argv.v[0] absolute */
 	int scale;		/* default count (1) */
+	int scale_set;		/* 1: app.yaml's scale:, app.json's formation
+				 * or a Keter stanza gave it; 0: the default
+				 * above */
 	enum proc_order order;
+};
+
+/* A scheduled command (app.json "cron", Piku's cron: process types). */
+struct cron_spec {
+	char *schedule;		/* as written: "0 * * * *", "@daily" */
+	struct cron_expr expr;	/* parsed (cron.h) */
+	char *cmd;		/* run as /bin/sh -c cmd */
+	char *origin;		/* for messages: "app.json cron[0]",
+				 * "Procfile 'cron'" */
+	int replace;		/* concurrency_policy: replace: a run still
+				 * going when the next is due is stopped;
+				 * otherwise the new run is skipped */
+	int paused;		/* Dokku's maintenance: true: not run */
+};
+
+/* app.json "formation": the initial count of a process type. */
+struct formation_spec {
+	char *type;
+	int quantity;		/* 0 to 100 */
 };
 
 struct manifest {
@@ -61,6 +92,33 @@ struct manifest {
 	long long res_memory;	/* bytes ("memory: 256M") */
 	long res_cpu_millis;	/* thousandths of a core ("cpu: 0.5") */
 	long res_processes;	/* "processes: 200" */
+	struct strv buildpacks;	/* app.yaml "buildpacks:" (or app.json's),
+				 * in order; empty: see buildpack */
+	int dotenv;		/* app.yaml "dotenv: true": .env is read */
+	/* app.json "scripts", run by the engine in the new release: */
+	char *predeploy_cmd;	/* scripts.dokku.predeploy: before the new
+				 * processes start, every deploy */
+	char *postdeploy_cmd;	/* scripts.dokku.postdeploy: once the release
+				 * is live, every deploy */
+	char *first_deploy_cmd;	/* scripts.postdeploy (Heroku's): once the
+				 * release is live, on the app's first deploy
+				 * only */
+	/* app.json healthchecks.web (Dokku): -1 / NULL when not given */
+	int health_attempts;	/* checks before giving up */
+	long health_attempt_timeout_ms;	/* one check's time limit */
+	long health_wait_ms;	/* between checks */
+	long health_initial_delay_ms;	/* before the first */
+	char *health_content;	/* the body must contain it */
+	struct cron_spec *crons;
+	size_t ncrons;
+	struct formation_spec *formation;	/* app.json "formation" */
+	size_t nformation;
+	struct strv env_required;	/* app.json env names with no value
+					 * that the app needs set */
+	struct strv env_generate;	/* app.json env names with
+					 * "generator": "secret" */
+	struct strv ignored;	/* what app.json asks that berth does not do:
+				 * "addons", "formation.web.size", ... */
 };
 
 void manifest_init(struct manifest *m);
@@ -89,6 +147,48 @@ int manifest_parse_keter(struct manifest *m, const char *buf, size_t len,
  * config_vars) into m's procs (and env).  Existing procs are kept. */
 int manifest_parse_release_yaml(struct manifest *m, const char *buf,
 				size_t len);
+
+/*
+ * Take into m what m lacks from 'from' (another source of settings for
+ * the same release, e.g. app.json's): m's own values win; env, crons,
+ * formation and the lists are added.  'from' is emptied (release it).
+ */
+void manifest_merge_defaults(struct manifest *m, struct manifest *from);
+
+/*
+ * Environment defaults from a KEY=VALUE file (Piku's ENV, a .env): '#'
+ * comment lines and blank lines skipped, "export " before a key allowed,
+ * spaces around the key and value trimmed; a value in matching single or
+ * double quotes loses them (double quotes: \n \" \\ \$ are
+ * unescaped); $NAME and ${NAME} naming a key set earlier in the same file
+ * are replaced (others are left as written, as Piku does).  Only keys m
+ * lacks are added.  Names berth sets itself (PORT, DYNO, BERTH_*) are
+ * skipped and named in *skipped (may be NULL), as "ENV: PORT".  Errors:
+ * "ENV:3:1: expected NAME=value".
+ */
+int manifest_parse_env_file(struct manifest *m, const char *buf, size_t len,
+			    const char *fname, struct strv *skipped);
+
+/* The buildpacks' config_vars file the pipeline writes
+ * (.berth/buildpack-config.yaml: a mapping with config_vars), into m's
+ * env where m lacks the key. */
+int manifest_parse_buildpack_config(struct manifest *m, const char *buf,
+				    size_t len, const char *fname);
+
+/* Process types named cron* whose command starts with a schedule become
+ * cron entries (Piku).  A bad schedule there is an error naming fname. */
+int manifest_take_crons(struct manifest *m, const char *fname);
+
+/* app.json's formation onto the process types (scale, scale_set); types
+ * the app does not have are left in m->formation only. */
+void manifest_apply_formation(struct manifest *m);
+
+/* 1 if the environment name is one berth sets for every process (PORT,
+ * DYNO, BERTH_*): manifests cannot give it. */
+int manifest_env_reserved(const char *key);
+
+/* Where the pipeline leaves the buildpacks' config_vars in a build. */
+#define MANIFEST_BUILDPACK_CONFIG ".berth/buildpack-config.yaml"
 
 /* The spec for a type, or NULL. Borrowed. */
 const struct proc_spec *manifest_proc(const struct manifest *m,

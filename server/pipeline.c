@@ -21,15 +21,17 @@
 #include <curl/curl.h>
 #include <git2.h>
 
+#include "appfiles.h"
 #include "bundle.h"
+#include "buildpack.h"
 #include "config.h"
 #include "control.h"
 #include "log.h"
 #include "isolate.h"
 #include "manifest.h"
+#include "paths.h"
 #include "privenv.h"
 #include "safefs.h"
-#include "paths.h"
 #include "spawn.h"
 #include "submodule.h"
 #include "treelimits.h"
@@ -498,10 +500,11 @@ void pipeline_build_release(struct pipeline_build *b)
 	FREE_AND_NULL(b->pack);
 }
 
-static void run_from_build(struct run *r, const struct pipeline_build *b)
+static void run_from_build(struct run *r, const struct pipeline_build *b,
+			   char *const *env)
 {
 	run_init(r);
-	r->envp = b->env;
+	r->envp = env;
 	r->dir = b->build_dir;
 	r->out = b->out;
 	r->deadline = b->deadline;
@@ -511,7 +514,7 @@ static void run_from_build(struct run *r, const struct pipeline_build *b)
 
 /* bin/detect: 1 if it applies (name in *detected), 0 if not, -1 error. */
 static int pack_detect(const struct pipeline_build *b, const char *packdir,
-		       char **detected)
+		       char *const *env, char **detected)
 {
 	struct run r;
 	struct buf so = BUF_INIT;
@@ -523,7 +526,7 @@ static int pack_detect(const struct pipeline_build *b, const char *packdir,
 	*detected = NULL;
 	strv_push(&argv, prog);
 	strv_push(&argv, b->build_dir);
-	run_from_build(&r, b);
+	run_from_build(&r, b, env);
 	r.argv = argv.v;
 	r.capture = &so;
 	r.capture_max = DETECT_MAX;
@@ -568,36 +571,109 @@ static int exit_fail(const char *what, int status)
 			 spawn_describe_status(status, why, sizeof(why)));
 }
 
-/* Types of the Procfile in the build folder 'path', into m (a missing
- * file: none); by descriptors, never following a link. */
-static int procfile_types(struct manifest *m, const char *path)
+/*
+ * Read or write a file of the build folder as root, by descriptors and
+ * never through a link (the folder is the pusher's: a committed symlink
+ * named Procfile.new must not send root's writes elsewhere).
+ */
+static int build_read(struct buf *out, const char *build_dir, const char *rel,
+		      size_t max)
 {
-	struct buf pf = BUF_INIT;
-	int ret = safefs_read_in(&pf, path, "Procfile", APP_YAML_MAX);
+	int top = safefs_open_top(build_dir), r;
 
-	if (ret == ERR_NOTFOUND)
-		return 0;
-	if (ret < 0)
+	if (top < 0)
 		return -1;
-	ret = manifest_parse_procfile(m, pf.data, pf.len, "Procfile");
-	buf_release(&pf);
+	r = safefs_read(out, top, rel, max);
+	close(top);
+	return r;
+}
+
+/* rel is "NAME" or "DIR/NAME" (one folder, made if missing). */
+static int build_write(const struct pipeline_build *b, const char *rel,
+		       const char *data, size_t len)
+{
+	const char *slash = strchr(rel, '/'), *base = slash ? slash + 1 : rel;
+	int top = -1, dfd = -1, fd = -1, ret = -1;
+	char *dir = NULL, *tmp = xasprintf("%s.new", base);
+
+	top = safefs_open_top(b->build_dir);
+	if (top < 0)
+		goto out;
+	if (slash) {
+		dir = xstrndup(rel, (size_t)(slash - rel));
+		if (mkdirat(top, dir, 0755) == 0 && b->drop_uid >= 0 &&
+		    fchownat(top, dir, (uid_t)b->drop_uid, (gid_t)b->drop_gid,
+			     AT_SYMLINK_NOFOLLOW) < 0) {
+			error_setsys("cannot hand '%s' over", dir);
+			goto out;
+		}
+		dfd = safefs_openat(top, dir, O_RDONLY | O_DIRECTORY, 0);
+		if (dfd < 0)
+			goto out;
+	} else {
+		dfd = top;
+		top = -1;
+	}
+	if (unlinkat(dfd, tmp, 0) < 0 && errno != ENOENT) {
+		error_setsys("cannot remove '%s'", tmp);
+		goto out;
+	}
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC, 0644);
+	if (fd < 0) {
+		error_setsys("cannot create '%s'", rel);
+		goto out;
+	}
+	if (write_all(fd, data, len) < 0 ||
+	    (b->drop_uid >= 0 &&
+	     fchown(fd, (uid_t)b->drop_uid, (gid_t)b->drop_gid) < 0)) {
+		error_setsys("cannot write '%s'", rel);
+		goto out;
+	}
+	close(fd);
+	fd = -1;
+	if (renameat(dfd, tmp, dfd, base) < 0) {
+		error_setsys("cannot write '%s'", rel);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (fd >= 0) {
+		close(fd);
+		unlinkat(dfd, tmp, 0);
+	}
+	if (dfd >= 0)
+		close(dfd);
+	if (top >= 0)
+		close(top);
+	free(dir);
+	free(tmp);
 	return ret;
 }
 
-/* bin/release, then the app's Procfile plus the buildpack's defaults. */
-static int pack_release(const struct pipeline_build *b, const char *packdir)
+/* What the buildpacks of one build leave for the release. */
+struct packs_out {
+	struct manifest last;	/* the last bin/release's process types */
+	struct strv config_vars;	/* every bin/release's, later wins */
+};
+
+/* bin/release of one buildpack: its YAML into po. */
+static int pack_release(const struct pipeline_build *b, const char *packdir,
+			char *const *env, struct packs_out *po)
 {
 	struct run r;
-	struct buf so = BUF_INIT, pf = BUF_INIT;
-	struct manifest rel, app;
+	struct buf so = BUF_INIT;
+	struct manifest rel;
 	char *prog = xasprintf("%s/bin/release", packdir);
 	struct strv argv = STRV_INIT;
-	char *procfile = xasprintf("%s/Procfile", b->build_dir);
-	int status, ret = -1, has_procfile;
-	size_t i, added = 0;
+	int status, ret = -1;
+	size_t i;
 
 	manifest_init(&rel);
-	manifest_init(&app);
+	/* Later buildpacks' defaults replace earlier ones (Heroku's rule:
+	 * the last buildpack names the process types). */
+	manifest_release(&po->last);
+	manifest_init(&po->last);
 	/* bin/release is optional here (static and make print nothing). */
 	if (!is_exec_file(prog)) {
 		ret = 0;
@@ -605,7 +681,7 @@ static int pack_release(const struct pipeline_build *b, const char *packdir)
 	}
 	strv_push(&argv, prog);
 	strv_push(&argv, b->build_dir);
-	run_from_build(&r, b);
+	run_from_build(&r, b, env);
 	r.argv = argv.v;
 	r.capture = &so;
 	r.capture_max = RELEASE_MAX;
@@ -613,10 +689,6 @@ static int pack_release(const struct pipeline_build *b, const char *packdir)
 		goto out;
 	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
 		exit_fail("bin/release", status);
-		goto out;
-	}
-	if (b->app_has_processes) {
-		ret = 0;
 		goto out;
 	}
 	for (i = 0; i < so.len; i++)
@@ -628,17 +700,50 @@ static int pack_release(const struct pipeline_build *b, const char *packdir)
 	}
 	if (manifest_parse_release_yaml(&rel, so.data, so.len) < 0)
 		goto out;
-	if (procfile_types(&app, b->build_dir) < 0)
+	for (i = 0; i < rel.env.n; i++) {
+		char *eq = strchr(rel.env.v[i], '=');
+
+		*eq = '\0';
+		strv_env_set(&po->config_vars, rel.env.v[i], eq + 1);
+		*eq = '=';
+	}
+	strv_release(&rel.env);
+	manifest_release(&po->last);	/* the empty one made above */
+	po->last = rel;
+	manifest_init(&rel);
+	ret = 0;
+out:
+	manifest_release(&rel);
+	buf_release(&so);
+	strv_release(&argv);
+	free(prog);
+	return ret;
+}
+
+/* The app's Procfile plus the last buildpack's default process types
+ * it lacks. */
+static int write_process_types(const struct pipeline_build *b,
+			       const struct manifest *defaults)
+{
+	struct buf pf = BUF_INIT;
+	struct manifest app;
+	int r, ret = -1, has_procfile;
+	size_t i, added = 0;
+
+	if (b->app_has_processes || !defaults->nprocs)
+		return 0;
+	manifest_init(&app);
+	r = build_read(&pf, b->build_dir, "Procfile", APP_YAML_MAX);
+	if (r < 0 && r != ERR_NOTFOUND)
 		goto out;
-	has_procfile = safefs_read_in(&pf, b->build_dir, "Procfile",
-				      APP_YAML_MAX);
-	if (has_procfile < 0 && has_procfile != ERR_NOTFOUND)
+	has_procfile = r == 0;
+	if (has_procfile && manifest_parse_procfile(&app, pf.data, pf.len,
+						    "Procfile") < 0)
 		goto out;
-	has_procfile = has_procfile == 0;
 	if (pf.len && pf.data[pf.len - 1] != '\n')
 		buf_addstr(&pf, "\n");
-	for (i = 0; i < rel.nprocs; i++) {
-		const struct proc_spec *ps = &rel.procs[i];
+	for (i = 0; i < defaults->nprocs; i++) {
+		const struct proc_spec *ps = &defaults->procs[i];
 
 		if (manifest_proc(&app, ps->type))
 			continue;	/* the app's Procfile wins */
@@ -653,80 +758,137 @@ static int pack_release(const struct pipeline_build *b, const char *packdir)
 		buf_addf(&pf, "%s: %s\n", ps->type, ps->cmd);
 		added++;
 	}
-	if (added && write_file_atomic(procfile, pf.data, pf.len, 0644) < 0)
+	if (added && build_write(b, "Procfile", pf.data, pf.len) < 0)
 		goto out;
 	ret = 0;
 out:
-	manifest_release(&rel);
 	manifest_release(&app);
-	buf_release(&so);
 	buf_release(&pf);
-	strv_release(&argv);
-	free(procfile);
-	free(prog);
 	return ret;
 }
 
-int pipeline_buildpack(struct pipeline_build *b)
+/* A YAML double-quoted scalar. */
+static void yaml_str(struct buf *o, const char *s)
 {
-	char *packdir = NULL, *detected = NULL, *compile = NULL;
-	struct strv argv = STRV_INIT;
-	struct run r;
-	int status, ret = -1, d;
-	size_t i;
+	buf_addstr(o, "\"");
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
 
-	FREE_AND_NULL(b->detected);
-	FREE_AND_NULL(b->pack);
-	if (b->force) {
-		if (pipeline_buildpack_find(&packdir, b->root, b->force) < 0)
-			goto out;
-		d = pack_detect(b, packdir, &detected);
-		if (d < 0)
-			goto out;
-		if (d == 0) {
-			error_set("buildpack '%s' does not apply to this app "
-				  "(its bin/detect said no)", b->force);
-			goto out;
-		}
-		b->pack = xstrdup(b->force);
-	} else {
-		size_t found = 0;
-
-		for (i = 0; pipeline_builtin_buildpacks[i]; i++) {
-			const char *name = pipeline_builtin_buildpacks[i];
-
-			/* An install may leave out a language it has no
-			 * runtime for. */
-			if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
-				continue;
-			found++;
-			d = pack_detect(b, packdir, &detected);
-			if (d < 0)
-				goto out;
-			if (d > 0) {
-				b->pack = xstrdup(name);
-				break;
-			}
-			FREE_AND_NULL(packdir);
-		}
-		if (!found) {
-			error_set("cannot find the built-in buildpacks (see "
-				  "docs/buildpacks.md)");
-			goto out;
-		}
-		if (!b->pack) {
-			error_set("no buildpack applies to this app (add a "
-				  "Procfile or app.yaml, or set BUILDPACK)");
-			goto out;
-		}
+		if (c == '"' || c == '\\')
+			buf_addf(o, "\\%c", c);
+		else if (c == '\n')
+			buf_addstr(o, "\\n");
+		else if (c < 0x20 || c == 0x7f)
+			buf_addf(o, "\\x%02x", c);
+		else
+			buf_add(o, s, 1);
 	}
-	say(b->out, "-----> %s app detected", detected);
-	compile = xasprintf("%s/bin/compile", packdir);
+	buf_addstr(o, "\"");
+}
+
+/* config_vars for the engine: defaults under the app's own config. */
+static int write_config_vars(const struct pipeline_build *b,
+			     const struct strv *vars)
+{
+	struct buf o = BUF_INIT;
+	size_t i;
+	int ret;
+
+	if (!vars->n)
+		return 0;
+	buf_addstr(&o, "# the buildpacks' config_vars (bin/release), written "
+		   "by berth: defaults\n# under the app's own config\n"
+		   "config_vars:\n");
+	for (i = 0; i < vars->n; i++) {
+		char *eq = strchr(vars->v[i], '=');
+
+		buf_addf(&o, "  %.*s: ", (int)(eq - vars->v[i]), vars->v[i]);
+		yaml_str(&o, eq + 1);
+		buf_addstr(&o, "\n");
+	}
+	ret = build_write(b, MANIFEST_BUILDPACK_CONFIG, o.data, o.len);
+	buf_release(&o);
+	return ret;
+}
+
+/* After a buildpack's compile, its "export" file (Heroku's multi-buildpack
+ * contract) is sourced, and what it sets is the environment of the
+ * buildpacks after it.  env is replaced. */
+static int source_export(const struct pipeline_build *b, const char *packdir,
+			 struct strv *env)
+{
+	static const char *const drop[] = { "PWD", "OLDPWD", "SHLVL", "_" };
+	char *path = xasprintf("%s/export", packdir);
+	struct strv argv = STRV_INIT, next = STRV_INIT;
+	struct buf so = BUF_INIT;
+	struct stat st;
+	struct run r;
+	size_t pos;
+	int status, ret = -1;
+
+	if (lstat(path, &st) < 0 || !S_ISREG(st.st_mode)) {
+		ret = 0;
+		goto out;
+	}
+	strv_push(&argv, "/bin/sh");
+	strv_push(&argv, "-c");
+	strv_push(&argv, ". \"$1\" >&2 && exec env -0");
+	strv_push(&argv, "export");
+	strv_push(&argv, path);
+	run_from_build(&r, b, env->v);
+	r.argv = argv.v;
+	r.capture = &so;
+	r.capture_max = RELEASE_MAX;
+	if (run_prog(&r, &status) < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		exit_fail("its export file", status);
+		goto out;
+	}
+	for (pos = 0; pos < so.len;) {
+		const char *e = so.data + pos, *eq;
+		size_t n = strnlen(e, so.len - pos), i;
+		char *key;
+		int keep = 1;
+
+		pos += n + 1;
+		eq = memchr(e, '=', n);
+		if (!eq)
+			continue;
+		key = xstrndup(e, (size_t)(eq - e));
+		for (i = 0; i < ARRAY_SIZE(drop); i++)
+			if (!strcmp(key, drop[i]))
+				keep = 0;
+		if (keep && env_key_valid(key) && pos <= so.len)
+			strv_push(&next, e);
+		free(key);
+	}
+	strv_release(env);
+	*env = next;
+	memset(&next, 0, sizeof(next));
+	ret = 0;
+out:
+	strv_release(&next);
+	strv_release(&argv);
+	buf_release(&so);
+	free(path);
+	return ret;
+}
+
+/* Compile, release and export of one buildpack in packdir. */
+static int pack_run(const struct pipeline_build *b, const char *packdir,
+		    struct strv *env, struct packs_out *po, int last)
+{
+	struct strv argv = STRV_INIT;
+	char *compile = xasprintf("%s/bin/compile", packdir);
+	struct run r;
+	int status, ret = -1;
+
 	strv_push(&argv, compile);
 	strv_push(&argv, b->build_dir);
 	strv_push(&argv, b->cache_dir);
 	strv_push(&argv, b->env_dir);
-	run_from_build(&r, b);
+	run_from_build(&r, b, env->v);
 	r.argv = argv.v;
 	if (run_prog(&r, &status) < 0)
 		goto out;
@@ -734,18 +896,217 @@ int pipeline_buildpack(struct pipeline_build *b)
 		exit_fail("bin/compile", status);
 		goto out;
 	}
-	if (pack_release(b, packdir) < 0)
+	if (pack_release(b, packdir, env->v, po) < 0)
+		goto out;
+	if (!last && source_export(b, packdir, env) < 0)
+		goto out;
+	ret = 0;
+out:
+	strv_release(&argv);
+	free(compile);
+	return ret;
+}
+
+/* This build's own copy of the buildpack a spec names, in dest. */
+static int pack_materialize(const struct pipeline_build *b,
+			    const struct buildpack_spec *s, const char *dest)
+{
+	struct buildpack_fetch f;
+	char *src = NULL;
+	int ret = -1;
+
+	if (s->kind != BUILDPACK_URL) {
+		if (pipeline_buildpack_find(&src, b->root, s->name) < 0)
+			return -1;
+		ret = buildpack_copy(src, dest, b->drop_uid, b->drop_gid,
+				     b->deadline);
+		free(src);
+		return ret;
+	}
+	say(b->out, "-----> Fetching buildpack %s", s->text);
+	if (mkdir(dest, 0700) < 0)
+		return error_setsys("cannot create '%s'", dest);
+	buildpack_fetch_init(&f);
+	f.url = s->url;
+	f.ref = s->ref;
+	f.cache = b->pack_cache;
+	f.dest = dest;
+	f.state_root = b->root;
+	f.uid = b->drop_uid;
+	f.gid = b->drop_gid;
+	f.deadline = b->deadline;
+	if (buildpack_fetch(&f) == 0) {
+		if (f.stale)
+			say(b->out, " !     cannot fetch it (%s): using the "
+			    "copy fetched before, at %.7s", f.stale, f.commit);
+		else
+			say(b->out, "       at %s%s%.7s%s", s->ref ? s->ref : "",
+			    s->ref ? " (" : "", f.commit, s->ref ? ")" : "");
+		ret = 0;
+	}
+	buildpack_fetch_release(&f);
+	return ret;
+}
+
+/* The listed buildpacks, in order, each checked by its bin/detect. */
+static int run_listed(struct pipeline_build *b, char *const *packs,
+		      struct packs_out *po)
+{
+	struct strv env = STRV_INIT, names = STRV_INIT, detected = STRV_INIT;
+	char *tmp = NULL, *dest = NULL, *det = NULL;
+	size_t i, n = 0;
+	int ret = -1, d;
+
+	while (packs[n])
+		n++;
+	for (i = 0; b->env && b->env[i]; i++)
+		strv_push(&env, b->env[i]);
+	tmp = xasprintf("%s/tmp", b->root);
+	if (mkdir_p(tmp, 0755) < 0)
+		goto out;
+	free(tmp);
+	tmp = xasprintf("%s/tmp/buildpacks-XXXXXX", b->root);
+	if (!mkdtemp(tmp)) {
+		error_setsys("cannot create '%s'", tmp);
+		FREE_AND_NULL(tmp);
+		goto out;
+	}
+	if (b->drop_uid >= 0 &&
+	    lchown(tmp, (uid_t)b->drop_uid, (gid_t)b->drop_gid) < 0) {
+		error_setsys("cannot hand '%s' over", tmp);
+		goto out;
+	}
+	if (n > 1 || b->packs_from)
+		say(b->out, "-----> Buildpacks%s%s: %zu", b->packs_from ?
+		    " from " : "", b->packs_from ? b->packs_from : "", n);
+	for (i = 0; i < n; i++) {
+		struct buildpack_spec s;
+
+		if (buildpack_spec_parse(&s, packs[i]) < 0)
+			goto out;
+		FREE_AND_NULL(dest);
+		dest = xasprintf("%s/%zu", tmp, i + 1);
+		d = pack_materialize(b, &s, dest);
+		if (d == 0) {
+			d = pack_detect(b, dest, env.v, &det);
+			if (d == 0)
+				error_set("buildpack '%s' does not apply to "
+					  "this app (its bin/detect said no)",
+					  s.text);
+		}
+		if (d <= 0) {
+			buildpack_spec_release(&s);
+			goto out;
+		}
+		say(b->out, "-----> %s app detected", det);
+		strv_push(&names, s.kind == BUILDPACK_NAME ? s.name : s.text);
+		strv_push(&detected, det);
+		FREE_AND_NULL(det);
+		buildpack_spec_release(&s);
+		if (pack_run(b, dest, &env, po, i + 1 == n) < 0)
+			goto out;
+	}
+	{
+		struct buf j = BUF_INIT;
+
+		for (i = 0; i < names.n; i++)
+			buf_addf(&j, "%s%s", i ? "," : "", names.v[i]);
+		b->pack = buf_detach(&j);
+		for (i = 0; i < detected.n; i++)
+			buf_addf(&j, "%s%s", i ? ", " : "", detected.v[i]);
+		b->detected = buf_detach(&j);
+	}
+	ret = 0;
+out:
+	if (tmp && rm_rf(tmp) < 0)
+		log_warnx("%s: %s", __func__, error_last());
+	free(tmp);
+	free(dest);
+	free(det);
+	strv_release(&env);
+	strv_release(&names);
+	strv_release(&detected);
+	return ret;
+}
+
+/* No choice made: the first built-in whose bin/detect says yes, run where
+ * it is installed. */
+static int run_detected(struct pipeline_build *b, struct packs_out *po)
+{
+	struct strv env = STRV_INIT;
+	char *packdir = NULL, *detected = NULL;
+	size_t i, found = 0;
+	int ret = -1, d;
+
+	for (i = 0; b->env && b->env[i]; i++)
+		strv_push(&env, b->env[i]);
+	for (i = 0; pipeline_builtin_buildpacks[i]; i++) {
+		const char *name = pipeline_builtin_buildpacks[i];
+
+		/* An install may leave out a language it has no runtime
+		 * for. */
+		if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
+			continue;
+		found++;
+		d = pack_detect(b, packdir, env.v, &detected);
+		if (d < 0)
+			goto out;
+		if (d > 0) {
+			b->pack = xstrdup(name);
+			break;
+		}
+		FREE_AND_NULL(packdir);
+	}
+	if (!found) {
+		error_set("cannot find the built-in buildpacks (see "
+			  "docs/buildpacks.md)");
+		goto out;
+	}
+	if (!b->pack) {
+		error_set("no buildpack applies to this app (add a Procfile or "
+			  "app.yaml, or set BUILDPACK)");
+		goto out;
+	}
+	say(b->out, "-----> %s app detected", detected);
+	if (pack_run(b, packdir, &env, po, 1) < 0)
 		goto out;
 	b->detected = detected;
 	detected = NULL;
 	ret = 0;
 out:
-	if (ret < 0)
-		FREE_AND_NULL(b->pack);
-	strv_release(&argv);
-	free(compile);
+	strv_release(&env);
 	free(detected);
 	free(packdir);
+	return ret;
+}
+
+int pipeline_buildpack(struct pipeline_build *b)
+{
+	char *one[2] = { NULL, NULL };
+	struct packs_out po;
+	int ret = -1;
+
+	FREE_AND_NULL(b->detected);
+	FREE_AND_NULL(b->pack);
+	manifest_init(&po.last);
+	memset(&po.config_vars, 0, sizeof(po.config_vars));
+	if (b->packs && b->packs[0]) {
+		ret = run_listed(b, b->packs, &po);
+	} else if (b->force) {
+		one[0] = (char *)(uintptr_t)b->force;
+		ret = run_listed(b, one, &po);
+	} else {
+		ret = run_detected(b, &po);
+	}
+	if (ret == 0 && (write_process_types(b, &po.last) < 0 ||
+			 write_config_vars(b, &po.config_vars) < 0))
+		ret = -1;
+	if (ret < 0) {
+		FREE_AND_NULL(b->pack);
+		FREE_AND_NULL(b->detected);
+	}
+	manifest_release(&po.last);
+	strv_release(&po.config_vars);
 	return ret;
 }
 
@@ -761,6 +1122,7 @@ struct pl {
 	struct strv config;	/* KEY=VALUE from the engine */
 	struct manifest m;	/* the checkout's app.yaml */
 	int have_manifest;
+	struct appfiles af;	/* its app.json, .buildpacks, ... */
 	struct step *steps;
 	size_t nsteps;
 	char *detected;
@@ -1088,25 +1450,42 @@ static int step_buildpack(struct pl *p)
 {
 	struct pipeline_build b;
 	struct strv env = STRV_INIT;
-	const char *force;
+	const char *force, *url;
+	char *cache = NULL;
 	int ret;
 
-	/* The config var wins over app.yaml: the operator can always
-	 * override what the pushed code asks for. */
+	pipeline_build_init(&b);
+	/* The config vars win over the app's files: the operator can always
+	 * override what the pushed code asks for.  Then app.yaml, then
+	 * .buildpacks (Dokku, Heroku's multi-buildpack), then app.json. */
 	force = config_get(p, "BUILDPACK");
-	if ((!force || !*force) && p->have_manifest)
-		force = p->m.buildpack;
-	if (force && !*force)
-		force = NULL;
+	url = config_get(p, "BUILDPACK_URL");
+	if (force && *force) {
+		b.force = force;
+	} else if (url && *url) {
+		b.force = url;
+		b.packs_from = "config BUILDPACK_URL";
+	} else if (p->have_manifest && p->m.buildpacks.n) {
+		b.packs = p->m.buildpacks.v;
+		b.packs_from = "app.yaml";
+	} else if (p->have_manifest && p->m.buildpack) {
+		b.force = p->m.buildpack;
+	} else if (p->af.has_buildpacks_file && p->af.buildpacks.n) {
+		b.packs = p->af.buildpacks.v;
+		b.packs_from = ".buildpacks";
+	} else if (p->af.json.buildpacks.n) {
+		b.packs = p->af.json.buildpacks.v;
+		b.packs_from = "app.json";
+	}
 	/* Buildpacks see config vars only in ENV_DIR (Heroku's API). */
 	build_env(p, &env, "buildpack", 0);
-	pipeline_build_init(&b);
+	cache = xasprintf("%s/cache/%s.buildpacks", p->root, p->o->app);
 	b.root = p->root;
 	b.build_dir = p->build_dir;
 	b.cache_dir = p->cache_dir;
 	b.env_dir = p->env_dir;
 	b.env = env.v;
-	b.force = force;
+	b.pack_cache = cache;
 	b.app_has_processes = p->have_manifest && p->m.nprocs > 0;
 	b.out = p->o->out;
 	b.deadline = p->deadline;
@@ -1122,6 +1501,7 @@ static int step_buildpack(struct pl *p)
 	}
 	pipeline_build_release(&b);
 	strv_release(&env);
+	free(cache);
 	return ret;
 }
 
@@ -1471,26 +1851,42 @@ static int checkout_submodules(struct pl *p)
 static int read_app_yaml(struct pl *p)
 {
 	struct buf y = BUF_INIT;
-	char *path = NULL;
-	int ret = safefs_read_in(&y, p->build_dir, "app.yaml", APP_YAML_MAX);
+	int top, r, ret = -1;
 
-	if (ret == ERR_NOTFOUND) {
+	/* root reads the pusher's tree: never through a link */
+	top = safefs_open_top(p->build_dir);
+	if (top < 0)
+		return -1;
+	r = safefs_read(&y, top, "app.yaml", APP_YAML_MAX);
+	close(top);
+	if (r == ERR_NOTFOUND) {
 		ret = 0;
 		goto out;
 	}
-	if (ret < 0) {
-		ret = -1;
+	if (r < 0)
 		goto out;
-	}
-	ret = -1;
 	if (manifest_parse_app_yaml(&p->m, y.data, y.len, "app.yaml") < 0)
 		goto out;
 	p->have_manifest = 1;
 	ret = 0;
 out:
 	buf_release(&y);
-	free(path);
 	return ret;
+}
+
+static void say_line(void *arg, const char *line)
+{
+	const struct pl *p = arg;
+
+	say(p->o->out, "%s", line);
+}
+
+/* app.json, .buildpacks, ENV, .env, Dockerfile, crons (appfiles.h) */
+static int read_app_files(struct pl *p)
+{
+	return appfiles_read(&p->af, p->build_dir,
+			     p->have_manifest ? &p->m : NULL, p->config.v,
+			     say_line, p);
 }
 
 /*
@@ -1594,8 +1990,14 @@ static int make_dirs(struct pl *p)
 	}
 	p->cache_dir = xasprintf("%s/cache/%s", p->root, p->o->app);
 	if (p->o->clean_cache) {
+		char *packs = xasprintf("%s/cache/%s.buildpacks", p->root,
+					p->o->app);
+		int r;
+
 		say(p->o->out, "-----> Clearing the build cache");
-		if (rm_rf(p->cache_dir) < 0)
+		r = rm_rf(p->cache_dir) < 0 || rm_rf(packs) < 0 ? -1 : 0;
+		free(packs);
+		if (r < 0)
 			goto out;
 	}
 	if (mkdir_p(p->cache_dir, 0755) < 0)
@@ -1680,6 +2082,7 @@ int pipeline_run(const struct pipeline_opts *o)
 		    "skip-deploy)");
 		return 0;
 	}
+	appfiles_init(&p.af);
 	if (o->cfg->build_timeout_ms > 0)
 		p.deadline = p.start + o->cfg->build_timeout_ms;
 	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
@@ -1703,7 +2106,8 @@ int pipeline_run(const struct pipeline_opts *o)
 		goto out;
 	if (checkout_submodules(&p) < 0)
 		goto out;
-	if (read_app_yaml(&p) < 0 || steps_resolve(&p) < 0)
+	if (read_app_yaml(&p) < 0 || read_app_files(&p) < 0 ||
+	    steps_resolve(&p) < 0)
 		goto out;
 	if (run_steps(&p) < 0)
 		goto out;
@@ -1739,6 +2143,7 @@ out:
 	steps_free(&p);
 	strv_release(&p.config);
 	manifest_release(&p.m);
+	appfiles_release(&p.af);
 	if (why) {
 		error_set("%s", why);
 		free(why);

@@ -80,13 +80,21 @@ int pipeline_write_env_dir(const char *dir, char *const *env);
 void pipeline_format_line(struct buf *out, const char *line, size_t len);
 
 /*
- * The buildpack step on a checked-out folder: pick the buildpack (forced
- * by 'force', else the first built-in whose bin/detect says yes), run
- * bin/compile BUILD CACHE ENV_DIR, then bin/release, and write the
- * resulting process types into BUILD/Procfile (types already in the app's
- * Procfile win).  Output goes to 'out' a line at a time.  'deadline' is
- * on the now_ms() clock (0: none).  'drop_uid'/'drop_gid' >= 0: run the
- * buildpack's programs as that user.
+ * The buildpack step on a checked-out folder (docs/buildpacks.md).  The
+ * buildpacks are 'packs' (specs, buildpack.h, in order), else 'force'
+ * (one spec), else the first built-in whose bin/detect says yes.  Listed
+ * ones each get a copy of their own for this build (a git URL is fetched
+ * into 'pack_cache' first), must say yes in bin/detect, and run
+ * bin/compile BUILD CACHE ENV_DIR, then bin/release; the "export" file a
+ * buildpack leaves in its folder is sourced into the environment of the
+ * ones after it.  The last bin/release's default process types are
+ * written into BUILD/Procfile (types already in the app's Procfile win;
+ * nothing when the app's app.yaml lists processes), and every
+ * bin/release's config_vars into BUILD/.berth/buildpack-config.yaml
+ * (MANIFEST_BUILDPACK_CONFIG), defaults under the app's own config.
+ * Output goes to 'out' a line at a time.  'deadline' is on the now_ms()
+ * clock (0: none).  'drop_uid'/'drop_gid' >= 0: run the buildpacks (and
+ * the fetches and copies) as that user.
  */
 struct pipeline_build {
 	const char *root;	/* state directory, for ROOT/buildpacks */
@@ -94,13 +102,18 @@ struct pipeline_build {
 	const char *cache_dir;
 	const char *env_dir;
 	char *const *env;	/* environment of bin/ programs */
-	const char *force;	/* name or absolute path, or NULL */
+	const char *force;	/* one spec, or NULL */
+	char *const *packs;	/* specs, NULL-terminated, or NULL */
+	const char *packs_from;	/* where they came from, for the user */
+	const char *pack_cache;	/* the app's buildpack clones */
 	int app_has_processes;	/* app.yaml lists processes: leave Procfile */
 	int out;
 	int64_t deadline;
 	long drop_uid, drop_gid;
-	char *detected;		/* out: what bin/detect printed (caller frees) */
-	char *pack;		/* out: buildpack name or path (caller frees) */
+	char *detected;		/* out: what bin/detect printed, ", " between
+				 * buildpacks (caller frees) */
+	char *pack;		/* out: buildpack names, paths or URLs, ","
+				 * between them (caller frees) */
 };
 void pipeline_build_init(struct pipeline_build *b);
 int pipeline_buildpack(struct pipeline_build *b);

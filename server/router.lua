@@ -148,6 +148,21 @@ local function answer(status, msg, retry)
 end
 
 -- access phase of the public (probe false) and the probe server.
+-- 1 if a part of the path starts with '.', .well-known/ excepted
+local function dotfile(uri)
+	local i = 1
+	while true do
+		local s = uri:find("/.", i, true)
+		if not s then
+			return false
+		end
+		if uri:sub(s + 1, s + 12) ~= ".well-known/" then
+			return true
+		end
+		i = s + 1
+	end
+end
+
 function M.access(probe)
 	local ctx = ngx.ctx
 	local host = ngx.var.host
@@ -202,6 +217,12 @@ function M.access(probe)
 		return
 	end
 	if kind == "static" then
+		-- never a dotfile (.env, .git*, .berth/, .profile.d/): a
+		-- pusher's secrets and berth's own files; .well-known/ (RFC
+		-- 8615) is public by definition
+		if dotfile(ngx.var.uri) then
+			return ngx.exit(404)
+		end
 		ngx.var.berth_app = app
 		ngx.var.berth_release = p.rel
 		ngx.var.berth_root = p.root

@@ -56,7 +56,7 @@ void serverlog_cmd_logs(struct engine *e, struct client *c, long n,
 		     line = strtok_r(NULL, "\n", &save))
 			client_data(c, "%s", line);
 	if (follow && server_log)
-		logger_follow(server_log, c);
+		logger_follow(server_log, c, NULL);
 	else
 		client_ok(c);
 out:

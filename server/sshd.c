@@ -186,6 +186,15 @@ static int host_key_ensure(const char *root, const char *file,
 	log_info("made host key %s", path);
 	ret = 0;
 out:
+	/* for users to check on their first connection (docs/ssh.md) */
+	if (ret == 0) {
+		char *fp = NULL;
+
+		if (keys_fingerprint(key, &fp) == 0)
+			log_info("host key %s %s", ssh_key_type_to_char(
+					 ssh_key_type(key)), fp);
+		free(fp);
+	}
 	if (key)
 		ssh_key_free(key);
 	free(dir);

@@ -627,3 +627,37 @@ void strv_env_set(struct strv *sv, const char *key, const char *value)
 	strv_push(sv, p);
 	free(p);
 }
+
+int base64_decode(struct buf *out, const char *in)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	unsigned long acc = 0;
+	int bits = 0;
+	const char *p, *pos;
+	size_t pad = 0;
+
+	for (p = in; *p; p++) {
+		if (*p == '=') {
+			pad++;
+			continue;
+		}
+		pos = pad ? NULL : strchr(abc, *p);
+		if (!pos || !*p)
+			return error_set("invalid base64 at character %zu",
+					 (size_t)(p - in) + 1);
+		acc = (acc << 6) | (unsigned long)(pos - abc);
+		bits += 6;
+		if (bits >= 8) {
+			char ch = (char)((acc >> (bits - 8)) & 0xff);
+
+			bits -= 8;
+			buf_add(out, &ch, 1);
+		}
+	}
+	if (pad > 2 || bits >= 6)
+		return error_set("invalid base64: it ends short");
+	buf_add(out, "", 1);
+	out->len--;
+	return 0;
+}

@@ -125,4 +125,8 @@ long strv_env_find(const struct strv *sv, const char *key);
 /* Set KEY=VALUE in an env vector, replacing an existing entry. */
 void strv_env_set(struct strv *sv, const char *key, const char *value);
 
+/* Standard base64 (RFC 4648, '=' padding optional, no line breaks) into
+ * out, NUL-terminated; -1 (ERR_INVALID) on any other character. */
+int base64_decode(struct buf *out, const char *in);
+
 #endif

@@ -115,7 +115,13 @@ kill_leftovers() {
 	return 0
 }
 
+# With a web type, Procfile types other than web start at scale 0 (as on
+# Heroku and Dokku); BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle ... puts
+# an app.json whose formation starts worker too.
+WORKER_AT_1='{"formation": {"worker": {"quantity": 1}}}'
+
 # make_web_bundle OUT VERSION [PROCFILE-LINES...]: a bundle of tests/apps/web.py
+# (and BUNDLE_APP_JSON as its app.json when set)
 make_web_bundle() {
 	local out="$1" version="$2" dir
 	shift 2
@@ -126,6 +132,9 @@ make_web_bundle() {
 		printf '%s\n' "$@" >"$dir/Procfile"
 	else
 		echo "web: python3 web.py" >"$dir/Procfile"
+	fi
+	if [ -n "${BUNDLE_APP_JSON:-}" ]; then
+		printf '%s\n' "$BUNDLE_APP_JSON" >"$dir/app.json"
 	fi
 	tar -C "$dir" -czf "$out" . && rm -rf "$dir"
 }

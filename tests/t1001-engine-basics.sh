@@ -12,7 +12,7 @@ test_expect_success 'engine starts and answers' '
 '
 
 test_expect_success 'deploy a bundle: the app answers on its port' '
-	make_web_bundle "$TRASH/v1.tar.gz" v1 "web: python3 web.py" "worker: python3 worker.py" &&
+	BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle "$TRASH/v1.tar.gz" v1 "web: python3 web.py" "worker: python3 worker.py" &&
 	berth deploy myapp "$TRASH/v1.tar.gz" >out &&
 	test_grep "Release 1 of myapp is live" out &&
 	port=$(app_port myapp) &&

@@ -35,7 +35,7 @@ time.sleep(600)" &
 test_expect_success 'setup: two apps, one scaled and configured' '
 	start_berth &&
 	make_web_bundle "$TRASH/a1.tar.gz" a1 &&
-	make_web_bundle "$TRASH/a2.tar.gz" a2 "web: python3 web.py" "worker: python3 worker.py" &&
+	BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle "$TRASH/a2.tar.gz" a2 "web: python3 web.py" "worker: python3 worker.py" &&
 	berth deploy alpha "$TRASH/a1.tar.gz" &&
 	berth deploy alpha "$TRASH/a2.tar.gz" &&
 	berth deploy beta "$TRASH/a1.tar.gz" &&

@@ -11,7 +11,7 @@ test_expect_success 'setup: three releases' '
 log_max_size: 4096" &&
 	start_berth &&
 	for v in 1 2 3; do
-		make_web_bundle "$TRASH/r$v.tar.gz" "r$v" "web: python3 web.py" "worker: python3 worker.py" &&
+		BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle "$TRASH/r$v.tar.gz" "r$v" "web: python3 web.py" "worker: python3 worker.py" &&
 		berth deploy rel "$TRASH/r$v.tar.gz" >/dev/null || return 1
 	done &&
 	test "$(version)" = r3

@@ -27,7 +27,7 @@ procs_are() { berth apps | grep -qE "^sc +running +v1 +$1(  \(.*\))?\$"; }
 
 test_expect_success 'setup: web and worker behind nginx' '
 	start_berth &&
-	make_web_bundle "$TRASH/sc.tar.gz" s1 "web: python3 web.py" "worker: python3 worker.py" &&
+	BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle "$TRASH/sc.tar.gz" s1 "web: python3 web.py" "worker: python3 worker.py" &&
 	berth deploy sc "$TRASH/sc.tar.gz" >/dev/null &&
 	retry_until 10 through_nginx sc
 '

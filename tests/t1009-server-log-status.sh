@@ -65,7 +65,7 @@ test_expect_success 'status with no apps' '
 '
 
 test_expect_success 'status counts apps and processes, disk per app' '
-	make_web_bundle "$TRASH/v1.tar.gz" v1 "web: python3 web.py" "worker: python3 worker.py" &&
+	BUNDLE_APP_JSON=$WORKER_AT_1 make_web_bundle "$TRASH/v1.tar.gz" v1 "web: python3 web.py" "worker: python3 worker.py" &&
 	berth deploy one "$TRASH/v1.tar.gz" >/dev/null &&
 	berth deploy two "$TRASH/v1.tar.gz" >/dev/null &&
 	berth stop two >/dev/null &&

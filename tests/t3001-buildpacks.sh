@@ -72,6 +72,29 @@ test_expect_success 'static site: served by nginx, no process' '
 	test_grep_not "^web" ps
 '
 
+test_expect_success 'a static site never serves dotfiles' '
+	echo "SECRET=hunter2" >site/.env &&
+	echo "token" >site/.git-credentials &&
+	mkdir -p site/sub/.hidden &&
+	echo "inner" >site/sub/.hidden/x.txt &&
+	echo "shown" >site/sub/page.txt &&
+	mkdir site/.well-known &&
+	echo "Contact: a@example.com" >site/.well-known/security.txt &&
+	commit_all site dotfiles &&
+	push site >out &&
+	test_grep "Release [0-9]+ of site is live" out &&
+	through_nginx site /sub/page.txt >body &&
+	test_grep "shown" body &&
+	through_nginx site /.well-known/security.txt >body &&
+	test_grep "Contact:" body &&
+	for p in /.env /.git-credentials /sub/.hidden/x.txt /.git/config /.berth/ /.profile.d/; do
+		code=$(curl -s -o body -w "%{http_code}" --max-time 10 \
+			-H "Host: site.localhost" "http://127.0.0.1:$HTTP_PORT$p") &&
+		test "$code" = 404 &&
+		test_grep_not "hunter2|token|inner" body || return 1
+	done
+'
+
 if command -v node >/dev/null && command -v npm >/dev/null; then
 test_expect_success 'node app without dependencies builds offline' '
 	new_app_repo nodeapp &&

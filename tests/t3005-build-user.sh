@@ -5,10 +5,35 @@
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 . "$TEST_DIR/lib-pipeline.sh"
+. "$TEST_DIR/lib-buildpacks.sh"
 
 if [ "$(id -u)" != 0 ] || ! id nobody >/dev/null 2>&1; then
 	test_skip "needs root and a user 'nobody'"
-	test_done
+	test_expect_success 'a buildpack by git URL is fetched, copied and run as the build user' '
+	make_tool_pack "$TRASH/tool" &&
+	publish_pack "$TRASH/tool" tool &&
+	new_app_repo urlapp &&
+	add_web_app urlapp v1 &&
+	echo "buildpack: file://$TRASH/git/tool.git" >urlapp/app.yaml &&
+	commit_all urlapp one &&
+	push urlapp >out &&
+	test_grep "remote: -----> Tool v1 installed" out &&
+	test_grep "remote:        compiled by nobody" out &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = nobody &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = nobody
+'
+
+test_expect_success 'a repository only root can read is out of the build user'\''s reach' '
+	mkdir -m 700 "$TRASH/private" &&
+	git clone -q --bare "$TRASH/tool" "$TRASH/private/tool.git" &&
+	echo "buildpack: file://$TRASH/private/tool.git" >urlapp/app.yaml &&
+	commit_all urlapp private &&
+	test_must_fail push urlapp >out &&
+	test_grep "step .buildpack. failed: cannot fetch .file://$TRASH/private/tool.git.: .*(ermission denied|could not find repository)" out &&
+	test_grep_not "Tool v1 installed" out
+'
+
+test_done
 fi
 
 test_expect_success 'engine with user: nobody, a server hook, push key' '
@@ -39,6 +64,30 @@ test_expect_success 'app hooks and the buildpack run as the build user, on files
 	test_grep "remote: -----> Test Pack build 1( |$)" out &&
 	test "$(stat -c %U "$BERTH_ROOT/cache/userapp/builds")" = berth-userapp &&
 	test "$(stat -c %a "$BERTH_ROOT/cache/userapp")" = 700
+'
+
+test_expect_success 'a buildpack by git URL is fetched, copied and run as the build user' '
+	make_tool_pack "$TRASH/tool" &&
+	publish_pack "$TRASH/tool" tool &&
+	new_app_repo urlapp &&
+	add_web_app urlapp v1 &&
+	echo "buildpack: file://$TRASH/git/tool.git" >urlapp/app.yaml &&
+	commit_all urlapp one &&
+	push urlapp >out &&
+	test_grep "remote: -----> Tool v1 installed" out &&
+	test_grep "remote:        compiled by nobody" out &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = nobody &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = nobody
+'
+
+test_expect_success 'a repository only root can read is out of the build user'\''s reach' '
+	mkdir -m 700 "$TRASH/private" &&
+	git clone -q --bare "$TRASH/tool" "$TRASH/private/tool.git" &&
+	echo "buildpack: file://$TRASH/private/tool.git" >urlapp/app.yaml &&
+	commit_all urlapp private &&
+	test_must_fail push urlapp >out &&
+	test_grep "step .buildpack. failed: cannot fetch .file://$TRASH/private/tool.git.: .*(ermission denied|could not find repository)" out &&
+	test_grep_not "Tool v1 installed" out
 '
 
 test_done
