@@ -556,6 +556,18 @@ static const struct command *command_find(int *argc, char ***argv,
 	return NULL;
 }
 
+void commands_expand(int argc, char **argv, struct strv *out)
+{
+	struct strv expanded = STRV_INIT;
+	char **args = argv;
+	int n = argc, i;
+
+	command_find(&n, &args, &expanded);
+	for (i = 0; i < n; i++)
+		strv_push(out, args[i]);
+	strv_release(&expanded);
+}
+
 int commands_check(int argc, char **argv, struct buf *why)
 {
 	struct strv expanded = STRV_INIT;

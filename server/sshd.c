@@ -949,28 +949,36 @@ static int keys_add_words(struct session *s, struct strv *words)
 static int gate_app_command(struct session *s, struct strv *words)
 {
 	static const char *const appless[] = {
-		"apps", "apps:list", "keys", "version", "help",
+		"apps", "keys", "version", "help", "status", "dashboard",
 	};
-	const char *cmd = words->v[0];
+	struct strv ex = STRV_INIT;
+	const char *cmd;
 	size_t i;
-	int r;
+	int r = 0;
 
-	if (words->n < 2)
-		return 0;
+	/* the app is the word the engine will take: aliases moved their
+	 * flags after it (config:set --no-restart APP) */
+	commands_expand((int)words->n, words->v, &ex);
+	cmd = ex.v[0];
+	if (ex.n < 2)
+		goto out;
 	for (i = 0; i < ARRAY_SIZE(appless); i++)
 		if (!strcmp(cmd, appless[i]))
-			return 0;
-	if (!app_name_valid(words->v[1]))
-		return 0;	/* the engine says what is wrong */
-	if (!strcmp(cmd, "sharing") && words->n > 2)
-		r = access_check_owner(s->cfg->root, words->v[1], s->user,
+			goto out;
+	if (!app_name_valid(ex.v[1]))
+		goto out;	/* the engine says what is wrong */
+	if (!strcmp(cmd, "sharing") && ex.n > 2)
+		r = access_check_owner(s->cfg->root, ex.v[1], s->user,
 				       s->admin);
 	else
-		r = access_check(s->cfg->root, words->v[1], s->user, s->admin);
-	if (r == 0 || r == ERR_NOTFOUND)
-		return 0;
-	say_error(s, "%s", error_last());
-	return -1;
+		r = access_check(s->cfg->root, ex.v[1], s->user, s->admin);
+	if (r == ERR_NOTFOUND)
+		r = 0;
+	if (r < 0)
+		say_error(s, "%s", error_last());
+out:
+	strv_release(&ex);
+	return r < 0 ? -1 : 0;
 }
 
 static ssize_t backup_read(void *ctx, void *buf, size_t len)

@@ -75,7 +75,9 @@ test_expect_success 'every other spelling and door is refused too' '
 		"ps:stop alpha" "ps:start alpha" "apps:destroy alpha --force" \
 		"sharing alpha rm alice" "rollback alpha" "pg:backup alpha -" \
 		"pg:restore alpha - --force" "pg:psql alpha" "export alpha -" \
-		"export alpha" "import alpha -" "create alpha" "apps:create alpha"; do
+		"export alpha" "import alpha -" "create alpha" "apps:create alpha" \
+		"config:set --no-restart alpha X=1" "config:unset --no-restart alpha X" \
+		"apps:destroy --force alpha" "ps:scale --x alpha web=0" "url alpha"; do
 		test_must_fail ssh_berth bob $cmd >out 2>err </dev/null &&
 		test_grep "^error: no access to app .alpha.$" err &&
 		test $(wc -l <err) -eq 1 &&
