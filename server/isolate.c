@@ -454,8 +454,12 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 			   &st, &luid) == 3 && st == 0x0A) {
 			const char *colon = strrchr(local, ':');
 
+			/* root's is the engine's own: a socket it bound and
+			 * handed over (LISTEN_FDS); root could take any
+			 * port anyway */
 			if (colon && sscanf(colon + 1, "%x", &lport) == 1 &&
-			    (int)lport == port && (uid_t)luid != uid) {
+			    (int)lport == port && (uid_t)luid != uid &&
+			    luid != 0) {
 				*other = (uid_t)luid;
 				n++;
 			}

@@ -113,19 +113,20 @@ int isolate_build_user(const char *root, const char *app, struct appuser *u);
 /*
  * Before traffic goes to a web process that bound its own PORT: every
  * TCP socket listening on 'port' (v4 and v6, this network namespace)
- * must belong to the app's user.  Each app has a uid of its own, so a
+ * must belong to the app's user (or root's: the engine's own socket,
+ * bound and handed to the process).  Each app has a uid of its own, so a
  * port taken by another app, or by any other local program, between
  * the engine's check that it was free and the app's own bind, is found
  * here instead of receiving the app's requests.  0 when it does (or
  * when not on); ERR_INVALID with error_last() naming the port and the
  * uid that holds it; -1 if the tables cannot be read.  A process the
- * engine hands a socket it bound itself needs no such check: the port
- * was never free.
+ * engine hands a socket it bound itself passes (its socket is root's):
+ * that port was never free.
  */
 int isolate_port_check(struct isolate *iso, const char *app, int port);
 /* The pure part, for tests: the listeners on 'port' in the text of
- * /proc/net/tcp or tcp6; *other gets a uid that is not 'uid' (and the
- * count of those is returned), else 0. */
+ * /proc/net/tcp or tcp6; *other gets a uid that is neither 'uid' nor
+ * root's (and the count of those is returned), else 0. */
 int isolate_port_foreign(const char *text, int port, uid_t uid,
 			 uid_t *other);
 
