@@ -1204,26 +1204,42 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 		    why, after);
 }
 
-static int copy_static(struct deploy *d, const char *www)
+/*
+ * In the unpack child, before the release is handed to the app's user
+ * and before any of the app's code runs: the static site's copy, if the
+ * manifest names one (a manifest that does not load is the engine's to
+ * report).
+ */
+static int copy_static(struct deploy *d)
 {
-	char *parent = engine_path(d->e, "run");
-	int src = -1, dst = -1, ret;
+	struct manifest m;
+	char *parent = engine_path(d->e, "run"), *www = static_copy_path(d->run);
+	int src = -1, dst = -1, ret = 0;
 
+	manifest_init(&m);
+	if (manifest_load(&m, d->run->dir) < 0 || !m.static_root)
+		goto out;
 	src = safefs_open_top(d->run->dir);
 	dst = src < 0 ? -1 : safefs_open_top(parent);
 	if (src < 0 || dst < 0)
 		ret = -1;
 	else
-		ret = safefs_copy_tree(src, d->run->m.static_root, dst,
+		ret = safefs_copy_tree(src, m.static_root, dst,
 				       strrchr(www, '/') + 1, NULL);
-	if (ret < 0)
-		error_set("static site '%s': %s", d->run->m.static_root,
-			  error_last());
+	if (ret < 0) {
+		char *why = xstrdup(error_last());
+
+		error_set("static site '%s': %s", m.static_root, why);
+		free(why);
+	}
+out:
 	if (src >= 0)
 		close(src);
 	if (dst >= 0)
 		close(dst);
+	manifest_release(&m);
 	free(parent);
+	free(www);
 	return ret < 0 ? -1 : 0;
 }
 
@@ -1235,8 +1251,9 @@ static int swap_static(struct deploy *d)
 	char *target = static_copy_path(d->run);
 	int ret = 0;
 
-	if (!path_exists(target) && copy_static(d, target) < 0) {
-		ret = -1;
+	if (!path_exists(target)) {
+		ret = error_set("static site '%s': no copy of it was made",
+				d->run->m.static_root);
 		goto out;
 	}
 	unlink(tmp);
@@ -2206,7 +2223,7 @@ static void deploy_start(struct deploy *d)
 
 		close(pfd[0]);
 		if (bundle_unpack(bundle, d->run->dir) == 0 &&
-		    give_release(d) == 0)
+		    copy_static(d) == 0 && give_release(d) == 0)
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)
