@@ -100,6 +100,7 @@ int isolate_init(struct isolate *iso, const char *root)
 
 	memset(iso, 0, sizeof(*iso));
 	iso->root = xstrdup(root);
+	iso->pg_run = xasprintf("%s/postgres/run", root);
 	if (geteuid() != 0) {
 		log_warnx("not running as root: apps are not isolated (they run "
 			  "as this user, without their own users, limits or "
@@ -155,6 +156,7 @@ void isolate_release(struct isolate *iso)
 		appuser_release(&iso->users);
 	}
 	free(iso->root);
+	free(iso->pg_run);
 	memset(iso, 0, sizeof(*iso));
 }
 
@@ -213,6 +215,9 @@ int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
 		return -1;
 	is->sb.release = release;
 	is->sb.hide[is->sb.n_hide++] = iso->root;
+	/* the embedded PostgreSQL's socket (DATABASE_URL's host=); its
+	 * roles need their passwords (scram-sha-256) */
+	is->sb.show[is->sb.n_show++] = iso->pg_run;
 	is->sb.uid = u.uid;
 	is->sb.gid = u.gid;
 	is->sb.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;

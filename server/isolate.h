@@ -36,6 +36,7 @@ struct isolate {
 	struct appuser_sys users;
 	struct cgroup_sys cg;		/* layout CGROUP_NONE: no limits */
 	char *root;			/* berth's state folder, hidden */
+	char *pg_run;			/* ROOT/postgres/run, shown again */
 	struct isolate_group *groups;	/* live groups, by leader pid */
 	unsigned long next_id;
 };
