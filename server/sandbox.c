@@ -109,13 +109,33 @@ static int make_skeleton(const char *top, const char *path)
 	return 0;
 }
 
+/* Bind the 'show' folders beneath the fresh cover 'top' back at their
+ * paths (fds[]: open on them, -1 when missing). */
+static int show_beneath(const struct sandbox *sb, const char *top,
+			const int *fds)
+{
+	char src[64];
+	size_t i;
+
+	for (i = 0; i < sb->n_show; i++) {
+		if (fds[i] < 0 || !beneath(sb->show[i], top))
+			continue;
+		fd_path(src, sizeof(src), fds[i]);
+		if (make_skeleton(top, sb->show[i]) < 0 ||
+		    mount(src, sb->show[i], NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, sb->show[i], NULL, MS_REMOUNT | MS_BIND |
+			  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* Cover 'top', showing again the 'show' folders beneath it (open as
  * fds[], -1 when missing). */
 static const char *cover_showing(const struct sandbox *sb, const char *top,
 				 const int *fds)
 {
 	unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-	char src[64];
 	size_t i, shown = 0;
 
 	for (i = 0; i < sb->n_show; i++)
@@ -126,16 +146,8 @@ static const char *cover_showing(const struct sandbox *sb, const char *top,
 			"hiding a folder" : NULL;
 	if (cover(top, flags, "size=64k,mode=0711") < 0)
 		return "hiding a folder";
-	for (i = 0; i < sb->n_show; i++) {
-		if (fds[i] < 0 || !beneath(sb->show[i], top))
-			continue;
-		fd_path(src, sizeof(src), fds[i]);
-		if (make_skeleton(top, sb->show[i]) < 0 ||
-		    mount(src, sb->show[i], NULL, MS_BIND, NULL) < 0 ||
-		    mount(NULL, sb->show[i], NULL,
-			  MS_REMOUNT | MS_BIND | flags, NULL) < 0)
-			return "showing a folder again";
-	}
+	if (show_beneath(sb, top, fds) < 0)
+		return "showing a folder again";
 	if (mount("tmpfs", top, "tmpfs", MS_REMOUNT | MS_RDONLY | flags,
 		  "size=64k,mode=0711") < 0)
 		return "hiding a folder";
@@ -178,11 +190,6 @@ const char *sandbox_enter(const struct sandbox *sb)
 	failed = NULL;
 	for (i = 0; !failed && i < sb->n_hide && i < SANDBOX_HIDE_MAX; i++)
 		failed = cover_showing(sb, sb->hide[i], show_fd);
-	for (i = 0; i < SANDBOX_SHOW_MAX; i++)
-		if (show_fd[i] >= 0)
-			close(show_fd[i]);
-	if (failed)
-		return failed;
 	if (sb->flags & SANDBOX_PRIVATE_TMP) {
 		static const char *const tmps[] = { "/tmp", "/var/tmp",
 						    "/dev/shm" };
@@ -192,11 +199,20 @@ const char *sandbox_enter(const struct sandbox *sb)
 
 			if (stat(tmps[i], &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
-			if (cover(tmps[i], MS_NOSUID | MS_NODEV,
-				  "mode=1777") < 0)
-				return "private /tmp";
+			if (!failed && cover(tmps[i], MS_NOSUID | MS_NODEV,
+					     "mode=1777") < 0)
+				failed = "private /tmp";
+			/* a state folder under /tmp (tests) keeps what
+			 * it shows */
+			if (!failed && show_beneath(sb, tmps[i], show_fd) < 0)
+				failed = "showing a folder again";
 		}
 	}
+	for (i = 0; i < SANDBOX_SHOW_MAX; i++)
+		if (show_fd[i] >= 0)
+			close(show_fd[i]);
+	if (failed)
+		return failed;
 	if ((sb->flags & SANDBOX_HIDE_PIDS) &&
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "hidepid=2") < 0)
