@@ -423,6 +423,8 @@ static void session_end(const char *root, const char *sid)
 int dashboard_may_reach(const char *root, const struct dashboard_session *s,
 			const char *name)
 {
+	int r;
+
 	if (!s || !s->key[0] || !app_name_valid(name))
 		return 0;
 	/* root at the host reaches every app, as the local CLI does; a
@@ -430,7 +432,9 @@ int dashboard_may_reach(const char *root, const struct dashboard_session *s,
 	 * an admin (access.h) */
 	if (s->local)
 		return 1;
-	return access_check(root, name, s->key, s->admin) == 0;
+	r = access_check(root, name, s->key, s->admin);
+	/* an app that does not exist is the page's 404, as over SSH */
+	return r == 0 || r == ERR_NOTFOUND;
 }
 
 /* --- forms -------------------------------------------------------- */
