@@ -101,7 +101,9 @@ make_gated_bundle() {
 	cp "$TOP/tests/apps/web.py" "$dir/"
 	echo gated >"$dir/VERSION"
 	echo "web: while [ ! -e $2 ]; do sleep 0.1; done; exec python3 web.py" >"$dir/Procfile"
-	printf "drain: 3s\n" >"$dir/app.yaml"
+	# the watch keeps the deploy going a while after the switch (the
+	# router ends a drain with no request in flight at once)
+	printf "drain: 3s\nwatch: 5s\n" >"$dir/app.yaml"
 	tar -C "$dir" -czf "$1" . && rm -rf "$dir"
 }
 
