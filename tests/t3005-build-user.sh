@@ -75,9 +75,9 @@ test_expect_success 'a buildpack by git URL is fetched, copied and run as the bu
 	commit_all urlapp one &&
 	push urlapp >out &&
 	test_grep "remote: -----> Tool v1 installed" out &&
-	test_grep "remote:        compiled by nobody" out &&
-	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = nobody &&
-	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = nobody
+	test_grep "remote:        compiled by berth-urlapp" out &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = berth-urlapp &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = berth-urlapp
 '
 
 test_expect_success 'a repository only root can read is out of the build user'\''s reach' '
