@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "access.h"
 #include "appstate.h"
 #include "bundle.h"
 #include "certs.h"
@@ -23,6 +24,7 @@
 #include "engine.h"
 #include "health.h"
 #include "handoff.h"
+#include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
@@ -31,6 +33,7 @@
 #include "postgres.h"
 #include "reaper.h"
 #include "release.h"
+#include "safefs.h"
 #include "spawn.h"
 
 #define BACKOFF_MIN_MS 1000
@@ -929,6 +932,7 @@ static void deploy_free(struct deploy *d)
 		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
+		isolate_end(d->e->iso, d->helper);
 		reaper_forget(d->helper);
 	}
 	if (d->helper_fd >= 0) {
@@ -1025,6 +1029,34 @@ static void restore_retry_cancel(struct app *a)
 }
 
 /* After a failure: new processes are gone; clean up and answer. */
+/*
+ * nginx serves a static site from a copy root makes beside the release
+ * (run/APP-N-....www: root's, folders 0755, files 0644), never from the
+ * release folder, which is the app's user's: that user could swap the
+ * site's folder for a link to /etc at any moment.  The copy is made by
+ * descriptors and refuses a link anywhere in the site (safefs.h).
+ */
+static char *static_copy_path(const struct run *r)
+{
+	return xasprintf("%s.www", r->dir);
+}
+
+/* The run's folder and its static copy, if any: 0 or -1 (logged). */
+static int run_remove_dirs(const struct run *r)
+{
+	char *www = static_copy_path(r);
+	int ret = rm_rf(r->dir);
+
+	if (ret < 0)
+		log_warnx("%s", error_last());
+	if (rm_rf(www) < 0) {
+		log_warnx("%s", error_last());
+		ret = -1;
+	}
+	free(www);
+	return ret;
+}
+
 static void fail_cleanup(void *arg)
 {
 	struct deploy *d = arg;
@@ -1034,8 +1066,7 @@ static void fail_cleanup(void *arg)
 	int stopping = d->e->stopping;
 
 	if (d->run) {
-		if (rm_rf(d->run->dir) < 0)
-			log_warnx("%s", error_last());
+		run_remove_dirs(d->run);
 		d->run->deploy = NULL;
 		run_free(d->run);
 		d->run = NULL;
@@ -1147,6 +1178,7 @@ static void deploy_failv(struct deploy *d, const struct buf *detail,
 	d->livewatch = NULL;
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
+		isolate_end(d->e->iso, d->helper);
 		reaper_forget(d->helper);
 		d->helper = 0;
 	}
@@ -1166,8 +1198,7 @@ static void retire_done(void *arg)
 	struct app *a = d->a;
 
 	if (d->old) {
-		if (rm_rf(d->old->dir) < 0)
-			log_warnx("%s", error_last());
+		run_remove_dirs(d->old);
 		if (d->old->number != d->number || d->kind != DEPLOY_NEW)
 			say(d, "-----> Stopped release %d", d->old->number);
 		if (d->old->number != a->release && d->e->nginx)
@@ -1308,19 +1339,64 @@ static void on_watch_check_failed(void *arg, struct proc *p, const char *why)
 	watch_failed(arg, p, why);
 }
 
+/*
+ * In the unpack child, before the release is handed to the app's user
+ * and before any of the app's code runs: the static site's copy, if the
+ * manifest names one (a manifest that does not load is the engine's to
+ * report).
+ */
+static int copy_static(struct deploy *d)
+{
+	struct manifest m;
+	char *parent = engine_path(d->e, "run"), *www = static_copy_path(d->run);
+	int src = -1, dst = -1, ret = 0;
+
+	manifest_init(&m);
+	if (manifest_load(&m, d->run->dir) < 0 || !m.static_root)
+		goto out;
+	src = safefs_open_top(d->run->dir);
+	dst = src < 0 ? -1 : safefs_open_top(parent);
+	if (src < 0 || dst < 0)
+		ret = -1;
+	else
+		ret = safefs_copy_tree(src, m.static_root, dst,
+				       strrchr(www, '/') + 1, NULL);
+	if (ret < 0) {
+		char *why = xstrdup(error_last());
+
+		error_set("static site '%s': %s", m.static_root, why);
+		free(why);
+	}
+out:
+	if (src >= 0)
+		close(src);
+	if (dst >= 0)
+		close(dst);
+	manifest_release(&m);
+	free(parent);
+	free(www);
+	return ret < 0 ? -1 : 0;
+}
+
 static int swap_static(struct deploy *d)
 {
 	struct app *a = d->a;
 	char *link = engine_path(d->e, "run/%s.static", a->name);
 	char *tmp = xasprintf("%s.new", link);
-	char *target = xasprintf("%s/%s", d->run->dir, d->run->m.static_root);
+	char *target = static_copy_path(d->run);
 	int ret = 0;
 
+	if (!path_exists(target)) {
+		ret = error_set("static site '%s': no copy of it was made",
+				d->run->m.static_root);
+		goto out;
+	}
 	unlink(tmp);
 	if (symlink(target, tmp) < 0 || rename(tmp, link) < 0) {
 		ret = error_setsys("cannot switch '%s'", link);
 		unlink(tmp);
 	}
+out:
 	free(link);
 	free(tmp);
 	free(target);
@@ -1643,13 +1719,13 @@ static void on_ready(void *arg, const struct health_result *r)
 {
 	struct check_ctx *cx = arg;
 	struct deploy *d = cx->d;
+	struct proc *p;
 
 	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
 	if (!r->ok && cx->other >= 0 && d->checks[cx->other])
 		return;		/* it may still answer on its other port */
 	if (!r->ok) {
 		struct buf tail = BUF_INIT;
-		struct proc *p;
 
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
@@ -1673,6 +1749,15 @@ static void on_ready(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	d->nchecks = 0;
+	/* The answer came from the port: it must be this app's, not from
+	 * a program that bound the port before the app did (isolate.h). */
+	for (p = d->run->procs; p; p = p->next) {
+		if (p->port && isolate_port_check(d->e->iso, d->a->name,
+						  p->port) < 0) {
+			deploy_fail(d, "%s: %s", p->name, error_last());
+			return;
+		}
+	}
 	d->t_ready = now_ms();
 	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
 	after_ready(d);
@@ -1932,6 +2017,8 @@ static void on_script_exit(pid_t pid, int status, void *arg)
 	struct deploy *d = arg;
 	char why[64];
 
+	/* Nothing it started outlives it (setsid included). */
+	isolate_end(d->e->iso, pid);
 	d->helper = 0;
 	if (d->helper_fd >= 0) {
 		set_nonblock(d->helper_fd);
@@ -1961,6 +2048,8 @@ static void run_script(struct deploy *d, const char *label, char *cmd,
 {
 	struct strv env = STRV_INIT;
 	struct spawn s;
+	struct isolate_spawn is;
+	struct cgroup_limits lim;
 	int pfd[2];
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 
@@ -1983,13 +2072,17 @@ static void run_script(struct deploy *d, const char *label, char *cmd,
 	s.err = pfd[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
 	engine_spawn_as_app_user(d->e, &s);
-	if (spawn_start(&s) < 0) {
+	isolate_limits(&lim, d->e->cfg, &d->run->m);
+	if (isolate_spawn_prepare(d->e->iso, &is, d->a->name, d->run->dir,
+				  &lim, &s) < 0 || spawn_start(&s) < 0) {
+		isolate_abort(&is);
 		close(pfd[0]);
 		close(pfd[1]);
 		strv_release(&env);
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
+	isolate_started(&is, s.pid);
 	close(pfd[1]);
 	strv_release(&env);
 	set_nonblock(pfd[0]);
@@ -2172,6 +2265,22 @@ static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 	return nftw(dir, chown_one, 32, FTW_PHYS) == 0 ? 0 : -1;
 }
 
+/* In the unpack child: the release to the user its processes run as. */
+static int give_release(struct deploy *d)
+{
+	uid_t uid;
+	gid_t gid;
+	int r = isolate_app_user(d->e->iso, d->a->name, &uid, &gid);
+
+	if (r == 0)
+		return isolate_give_tree(d->run->dir, uid, gid);
+	if (r != ERR_NOTFOUND)
+		return -1;
+	if (!d->e->drop_priv)
+		return 0;
+	return chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid);
+}
+
 /* The config a deploy's release runs with: its own for a restart or a
  * restore, release N's for a rollback to N, else the app's with the
  * changes asked for. */
@@ -2318,8 +2427,7 @@ static void deploy_start(struct deploy *d)
 
 		close(pfd[0]);
 		if (bundle_unpack(bundle, d->run->dir) == 0 &&
-		    (!d->e->drop_priv ||
-		     chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid) == 0))
+		    copy_static(d) == 0 && give_release(d) == 0)
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)
@@ -2860,7 +2968,7 @@ const char *app_status_word(const struct app *a)
 	return app_status(a);
 }
 
-void app_cmd_apps(struct engine *e, struct client *c)
+void app_cmd_apps(struct engine *e, struct client *c, const char *key)
 {
 	struct app *a;
 
@@ -2871,7 +2979,8 @@ void app_cmd_apps(struct engine *e, struct client *c)
 		struct proc *p;
 		char rel[16];
 
-		if (a->removing)
+		if (a->removing ||
+		    (key && access_check(e->cfg->root, a->name, key, 0) != 0))
 			continue;
 		if (a->live)
 			for (p = a->live->procs; p; p = p->next)
@@ -2898,11 +3007,14 @@ void app_cmd_ps(struct app *a, struct client *c)
 	int64_t now = now_ms();
 
 	client_data(c, "%s: %s, release %d", a->name, app_status(a), a->release);
-	client_data(c, "%-12s %-8s %-6s %-11s %-9s %s", "PROCESS", "PID",
-		    "PORT", "STATE", "UPTIME", "RESTARTS");
+	client_data(c, "%-12s %-8s %-6s %-11s %-9s %-8s %-8s %s", "PROCESS",
+		    "PID", "PORT", "STATE", "UPTIME", "RESTARTS", "MEMORY",
+		    "CPU");
 	if (a->live) {
 		for (p = a->live->procs; p; p = p->next) {
-			char port[12] = "-", up[24] = "-";
+			char port[12] = "-", up[24] = "-", mem[24] = "-",
+			     cpu[24] = "-";
+			uint64_t bytes, usec;
 
 			if (p->port)
 				snprintf(port, sizeof(port), "%d",
@@ -2910,9 +3022,16 @@ void app_cmd_ps(struct app *a, struct client *c)
 			if (p->state == PROC_UP)
 				snprintf(up, sizeof(up), "%llds",
 					 (long long)((now - p->started_ms) / 1000));
-			client_data(c, "%-12s %-8d %-6s %-11s %-9s %d", p->name,
-				    (int)p->pid, port, proc_state_name(p), up,
-				    p->restarts);
+			if (p->pid > 0 &&
+			    isolate_usage(a->eng->iso, p->pid, &bytes, &usec) == 0) {
+				snprintf(mem, sizeof(mem), "%.1fM",
+					 (double)bytes / (1024.0 * 1024.0));
+				snprintf(cpu, sizeof(cpu), "%.2fs",
+					 (double)usec / 1e6);
+			}
+			client_data(c, "%-12s %-8d %-6s %-11s %-9s %-8d %-8s %s",
+				    p->name, (int)p->pid, port,
+				    proc_state_name(p), up, p->restarts, mem, cpu);
 		}
 	}
 	client_ok(c);
@@ -3257,7 +3376,7 @@ static void app_remove_now(struct app *a)
 	unlink(p);
 	free(p);
 	if (a->live) {
-		rm_rf(a->live->dir);
+		run_remove_dirs(a->live);
 		run_free(a->live);
 		a->live = NULL;
 	}
@@ -3271,6 +3390,9 @@ static void app_remove_now(struct app *a)
 	free(p);
 	if (rm_rf(a->dir) < 0)
 		log_warnx("%s", error_last());
+	if (isolate_remove_app(e->iso, a->name) < 0)
+		log_warnx("%s", error_last());
+	access_forget(e->cfg->root, a->name);
 	app_unlink(a);
 	app_free(a);
 }

@@ -178,7 +178,9 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		const struct deploy_opts *o, struct client *c);
 
 /* Commands (commands.c parses, these act; each answers c). */
-void app_cmd_apps(struct engine *e, struct client *c);
+/* key: only the apps that key reaches (access.h), as a non-admin; NULL:
+ * every app */
+void app_cmd_apps(struct engine *e, struct client *c, const char *key);
 /* A new app with no release ("apps" lists it as new). */
 void app_cmd_create(struct engine *e, const char *name, struct client *c);
 /* A push's build: what c sends after its request goes into the app's log

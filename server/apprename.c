@@ -17,6 +17,7 @@
 
 #include "app.h"
 #include "engine.h"
+#include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
@@ -29,6 +30,7 @@ static const char *const renamed[] = {
 	"cache/%s",
 	"cache/%s.buildpacks",
 	"run/%s.static",
+	"access/%s",		/* its owner and collaborators (access.h) */
 };
 
 static int exists(const char *path)
@@ -117,6 +119,16 @@ void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 			     from, from, to, to);
 		goto out;
 	}
+	/* a certificate names the old hosts, and would wait for a new app
+	 * of the old name */
+	path = engine_path(e, "certs/%s", from);
+	if (exists(path)) {
+		client_error(c, "'%s' has a certificate: remove it (certs:remove %s), rename, then add it again",
+			     from, from);
+		free(path);
+		goto out;
+	}
+	free(path);
 	for (i = 0; i < ARRAY_SIZE(renamed); i++) {
 		path = engine_path(e, renamed[i], to);
 		if (exists(path)) {
@@ -143,6 +155,13 @@ void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 			rename_back(e, from, to, done);
 			goto out;
 		}
+	}
+	/* its user too, so a new app of the old name gets a user of its own */
+	if (isolate_rename_app(e->iso, from, to) < 0) {
+		client_error(c, "cannot rename the app's user: %s; nothing renamed",
+			     error_last());
+		rename_back(e, from, to, done);
+		goto out;
 	}
 	/* the new name from here on; its log goes on in the moved folder */
 	free(a->name);

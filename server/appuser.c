@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spawn.h"
@@ -227,6 +228,66 @@ static int write_next(const struct appuser_sys *sys, long v)
 	return r;
 }
 
+/*
+ * apps:rename leaves a note of which user an app name now maps to
+ * (STATE/names/APP: one user name): the renamed app keeps its user (usermod
+ * cannot rename a user that runs processes), and its old name gets a new,
+ * hashed one, so a new app of that name never shares the renamed app's uid.
+ */
+static int name_for(const struct appuser_sys *sys, const char *app,
+		    char *out, size_t len)
+{
+	char *path;
+	struct buf b = BUF_INIT;
+	int r;
+
+	r = appuser_name(out, len, app);
+	if (r < 0)
+		return r;
+	path = xasprintf("%s/names/%s", sys->state_dir, app);
+	if (path_exists(path)) {
+		size_t n;
+
+		if (read_file(&b, path, 64) < 0) {
+			r = -1;
+			goto out;
+		}
+		b.data[strcspn(b.data, "\n")] = '\0';
+		n = strlen(b.data);
+		if (n <= strlen(APPUSER_PREFIX) || n > APPUSER_NAME_MAX ||
+		    strncmp(b.data, APPUSER_PREFIX, strlen(APPUSER_PREFIX)) ||
+		    strspn(b.data, "abcdefghijklmnopqrstuvwxyz0123456789_-") != n) {
+			r = error_set("bad user name in '%s'", path);
+			goto out;
+		}
+		snprintf(out, len, "%s", b.data);
+	}
+out:
+	buf_release(&b);
+	free(path);
+	return r;
+}
+
+static int write_name(const struct appuser_sys *sys, const char *app,
+		      const char *name)
+{
+	char *dir = xasprintf("%s/names", sys->state_dir);
+	char *path = xasprintf("%s/%s", dir, app), *text;
+	int r = -1;
+
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+		error_setsys("cannot make '%s'", dir);
+		goto out;
+	}
+	text = xasprintf("%s\n", name);
+	r = write_file_atomic(path, text, strlen(text), 0600);
+	free(text);
+out:
+	free(dir);
+	free(path);
+	return r;
+}
+
 /* ---- the API ---- */
 
 int appuser_init(struct appuser_sys *sys, const char *state_dir)
@@ -375,7 +436,7 @@ int appuser_ensure(const struct appuser_sys *sys, const char *app,
 	char name[APPUSER_NAME_MAX + 1], *gecos;
 	int r;
 
-	r = appuser_name(name, sizeof(name), app);
+	r = name_for(sys, app, name, sizeof(name));
 	if (r < 0)
 		return r;
 	gecos = xasprintf("berth app %s", app);
@@ -390,13 +451,73 @@ int appuser_lookup(const struct appuser_sys *sys, const char *app,
 	char name[APPUSER_NAME_MAX + 1], *gecos;
 	int r;
 
-	r = appuser_name(name, sizeof(name), app);
+	r = name_for(sys, app, name, sizeof(name));
 	if (r < 0)
 		return r;
 	gecos = xasprintf("berth app %s", app);
 	r = ensure_named(sys, name, gecos, u, 0);
 	free(gecos);
 	return r;
+}
+
+int appuser_rename(const struct appuser_sys *sys, const char *from,
+		   const char *to)
+{
+	char oname[APPUSER_NAME_MAX + 1], fresh[APPUSER_NAME_MAX + 1];
+	char gecos[128], *ogecos = NULL, *key;
+	char *umod[] = { "/usr/sbin/usermod", "--comment", gecos, oname,
+			 NULL };
+	struct appuser u;
+	int r, lock = -1, ret = -1;
+
+	if (!sys->isolated)
+		return 0;
+	if (name_for(sys, from, oname, sizeof(oname)) < 0 ||
+	    !app_name_valid(to))
+		return error_set("invalid app name");
+	ogecos = xasprintf("berth app %s", from);
+	lock = lock_state(sys);
+	if (lock < 0)
+		goto out;
+	r = check_ours(sys, oname, ogecos, &u);
+	if (r == ERR_NOTFOUND) {
+		ret = 0;	/* never ran as root yet: nothing to move */
+		goto out;
+	}
+	if (r < 0) {
+		ret = r;
+		goto out;
+	}
+	/* a user the new name had (an app of that name whose state was
+	 * lost) is left alone: the note below points the name elsewhere */
+	snprintf(gecos, sizeof(gecos), "berth app %s", to);
+	/* the old name's next user: hashed with this uid, so never this one
+	 * nor one an earlier rename left */
+	key = xasprintf("%s/%lu", from, (unsigned long)u.uid);
+	snprintf(fresh, sizeof(fresh), "%s%.*s_%08x", APPUSER_PREFIX,
+		 HASHED_PREFIX_LEN, from, fnv1a(key));
+	free(key);
+	if (run_tool(umod) != 0)
+		goto out;
+	if (write_name(sys, to, oname) < 0 || write_name(sys, from, fresh) < 0) {
+		char *msg = xstrdup(error_last());
+
+		char *undo = xasprintf("%s/names/%s", sys->state_dir, to);
+
+		unlink(undo);	/* it may have been written */
+		free(undo);
+		snprintf(gecos, sizeof(gecos), "berth app %s", from);
+		run_tool(umod);
+		error_set("%s", msg);
+		free(msg);
+		goto out;
+	}
+	ret = 0;
+out:
+	if (lock >= 0)
+		close(lock);
+	free(ogecos);
+	return ret;
 }
 
 int appuser_ensure_www(const struct appuser_sys *sys, struct appuser *u)
@@ -412,7 +533,7 @@ int appuser_remove(const struct appuser_sys *sys, const char *app)
 	struct appuser u;
 	int r, lock = -1, ret = -1;
 
-	r = appuser_name(name, sizeof(name), app);
+	r = name_for(sys, app, name, sizeof(name));
 	if (r < 0)
 		return r;
 	if (!sys->isolated) {

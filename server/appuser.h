@@ -88,6 +88,18 @@ int appuser_lookup(const struct appuser_sys *sys, const char *app,
  */
 int appuser_remove(const struct appuser_sys *sys, const char *app);
 
+/*
+ * apps:rename: the app keeps its user and number (usermod cannot rename a
+ * user that runs processes), so running processes and the files they own
+ * stay the app's: the user's comment becomes "berth app TO" and a note in
+ * STATE/names/TO names it; the old name gets a new hashed user name noted
+ * the same way, so a new app of that name gets a user of its own.  0 also
+ * when not isolated or when the app has no user yet; ERR_EXISTS if the
+ * old one is not berth's (nothing changed then).
+ */
+int appuser_rename(const struct appuser_sys *sys, const char *from,
+		   const char *to);
+
 /* berth-www, for nginx's worker processes; as appuser_ensure(). */
 int appuser_ensure_www(const struct appuser_sys *sys, struct appuser *u);
 

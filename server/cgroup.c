@@ -950,13 +950,36 @@ static int set_pids(const struct cgroup *cg, long n)
 	return write_at(cg->dir_fd[h], "pids.max", v);
 }
 
-int cgroup_set_limits(const struct cgroup *cg, const struct cgroup_limits *lim)
+/* May the v1 cpu hierarchy h be left out when there is no CPU limit? */
+static int cpu_hier_optional(const struct cgroup *cg, int h)
 {
-	int ret = 0, r;
+	const struct cgroup_hier *hi = &cg->sys->hier[h];
+	unsigned f;
+	int i;
+
+	if (hi->version != 1)
+		return 0;
+	for (f = 1, i = 0; i < CGROUP_NFEAT; f <<= 1, i++)
+		if (f != CGROUP_CPU && (hi->feat & f) &&
+		    cg->sys->by_feat[i] == h)
+			return 0;
+	return 1;
+}
+
+int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim)
+{
+	int ret = 0, r, h;
 	char *first = NULL;
 
 	if (!cg->sys)
 		return error_set("cgroup not open");
+	h = hier_of(cg, CGROUP_CPU);
+	if (h >= 0) {
+		if (!lim->cpu_millis && cpu_hier_optional(cg, h))
+			cg->skip |= 1u << h;
+		else
+			cg->skip &= ~(1u << h);
+	}
 	/* Lifting a limit the host cannot set is no error. */
 	r = set_memory(cg, lim->memory);
 	if (r < 0 && !(r == ERR_NOTFOUND && !lim->memory)) {
@@ -985,7 +1008,7 @@ int cgroup_enter(const struct cgroup *cg)
 	size_t i;
 
 	for (i = 0; i < CGROUP_MAX_HIER; i++) {
-		if (cg->procs_fd[i] < 0)
+		if (cg->procs_fd[i] < 0 || (cg->skip & (1u << i)))
 			continue;
 		/* "0" is the writer itself, in v1 and v2 alike */
 		if (write(cg->procs_fd[i], "0", 1) != 1)
@@ -1003,7 +1026,7 @@ int cgroup_attach(const struct cgroup *cg, pid_t pid)
 		return error_set("cgroup not open");
 	len = (size_t)snprintf(v, sizeof(v), "%ld", (long)pid);
 	for (i = 0; i < CGROUP_MAX_HIER; i++) {
-		if (cg->procs_fd[i] < 0)
+		if (cg->procs_fd[i] < 0 || (cg->skip & (1u << i)))
 			continue;
 		if (write(cg->procs_fd[i], v, len) != (ssize_t)len)
 			return error_setsys("cannot move %ld into cgroup '%s'",

@@ -115,6 +115,7 @@ struct cgroup {
 	char name[CGROUP_NAME_MAX + 1];
 	int dir_fd[CGROUP_MAX_HIER];
 	int procs_fd[CGROUP_MAX_HIER];	/* cgroup.procs, for cgroup_enter() */
+	unsigned skip;		/* bit i: enter/attach leave hierarchy i alone */
 };
 
 struct cgroup_limits {
@@ -170,10 +171,20 @@ int cgroup_open(struct cgroup *cg, const struct cgroup_sys *sys,
 /* Close the fds; the group stays.  Safe on a closed or zeroed one. */
 void cgroup_close(struct cgroup *cg);
 
-/* Set every limit (0 fields lift theirs).  A limit asked for that the
- * host cannot set fails with ERR_NOTFOUND, the others still set. */
-int cgroup_set_limits(const struct cgroup *cg,
-		      const struct cgroup_limits *lim);
+/*
+ * Set every limit (0 fields lift theirs).  A limit asked for that the
+ * host cannot set fails with ERR_NOTFOUND, the others still set.
+ *
+ * With no CPU limit, a v1 cpu hierarchy that serves nothing else the
+ * group needs (CPU use read from v2 or a cpuacct of its own) is left out
+ * of later cgroup_enter()/cgroup_attach(): a v1 group is one scheduling
+ * entity weighing as much as a single process at the root, so every app
+ * put there would share one process's CPU against everything else on the
+ * host (a deploy under load then took three times as long).  On v2 the
+ * cpu controller is the subtree's, and a service manager's slice already
+ * weighs the service as a whole.
+ */
+int cgroup_set_limits(struct cgroup *cg, const struct cgroup_limits *lim);
 
 /*
  * Move the calling process into the group, in every hierarchy.  Only

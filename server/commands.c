@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "access.h"
 #include "app.h"
 #include "appstats.h"
 #include "certs.h"
@@ -84,10 +85,17 @@ static void cmd_stats(struct engine *e, struct client *c, struct app *a,
 	appstats_cmd(e, a, c);
 }
 
+/* "apps", or "apps --key NAME" from an SSH session: that key's apps */
 static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
-	app_cmd_apps(e, c);
+	if (argc == 3 && !strcmp(argv[1], "--key")) {
+		app_cmd_apps(e, c, argv[2]);
+	} else if (argc == 1) {
+		app_cmd_apps(e, c, NULL);
+	} else {
+		client_error(c, "usage: apps");
+	}
 }
 
 static void cmd_ps(struct engine *e, struct client *c, struct app *a,
@@ -398,26 +406,49 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 {
 	struct buf out = BUF_INIT;
 	int ret, admin = 0, i = 2;
+	const char *name = NULL;
 
 	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "list"))) {
 		ret = keys_list(e->cfg->root, &out);
 	} else if (!strcmp(argv[1], "add")) {
-		if (i < argc && !strcmp(argv[i], "--admin")) {
-			admin = 1;
-			i++;
+		for (;;) {
+			if (i < argc && !strcmp(argv[i], "--admin")) {
+				admin = 1;
+				i++;
+			} else if (i + 1 < argc && !strcmp(argv[i], "--name")) {
+				name = argv[i + 1];
+				i += 2;
+			} else {
+				break;
+			}
 		}
 		if (i + 1 != argc) {
-			client_error(c, "usage: keys add [--admin] KEY-TEXT");
+			client_error(c, "usage: keys add [--admin] [--name NAME] KEY-TEXT");
 			return;
 		}
-		ret = keys_add(e->cfg->root, argv[i], admin, &out);
+		ret = keys_add_named(e->cfg->root, argv[i], name, admin, &out);
 	} else if (!strcmp(argv[1], "rm") && argc == 3) {
 		ret = keys_remove(e->cfg->root, argv[2], &out);
 	} else {
-		client_error(c, "usage: keys [add [--admin] KEY-TEXT | rm NAME]");
+		client_error(c, "usage: keys [add [--admin] [--name NAME] KEY-TEXT | rm NAME]");
 		return;
 	}
 	if (ret < 0) {
+		client_error(c, "%s", error_last());
+	} else {
+		reply_buf(c, &out);
+		client_ok(c);
+	}
+	buf_release(&out);
+}
+
+static void cmd_sharing(struct engine *e, struct client *c, struct app *a,
+			int argc, char **argv)
+{
+	struct buf out = BUF_INIT;
+
+	(void)a;
+	if (access_sharing(e->cfg->root, argv[1], argc, argv, &out) < 0) {
 		client_error(c, "%s", error_last());
 	} else {
 		reply_buf(c, &out);
@@ -500,7 +531,7 @@ static void cmd_certs(struct engine *e, struct client *c, struct app *a,
 }
 
 static const struct command commands[] = {
-	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 1, cmd_apps, 0 },
+	{ "apps", "apps", "list apps: name, status, release, processes", 0, 1, 3, cmd_apps, 0 },
 	{ "create", "create NAME", "make an app before its first push", 0, 2, 2, cmd_create, 0 },
 	{ "ps", "ps NAME", "each process of an app: pid, port, uptime, restarts", 1, 2, 2, cmd_ps, 0 },
 	{ "logs", "logs NAME|--server [-n N] [-f] [-p PROC] [--source S]", "the app's log (or the engine's); -f follows it; -p one process or type; --source router shows the router's lines", 0, 2, 9, cmd_logs, 0 },
@@ -544,7 +575,8 @@ static const struct command commands[] = {
 	{ "buildpacks:clear", "buildpacks:clear NAME", "back to detection (or the app's own .buildpacks, app.yaml, app.json)", 1, 2, 2, cmd_buildpacks, 0 },
 	{ "maintenance:on", "maintenance:on NAME", "every request gets a 503 maintenance page, at once; the processes keep running", 1, 2, 2, cmd_maintenance, 0 },
 	{ "maintenance:off", "maintenance:off NAME", "end maintenance: requests go to the app again", 1, 2, 2, cmd_maintenance, 0 },
-	{ "keys", "keys [add [--admin] KEY | rm NAME]", "manage SSH keys", 0, 1, 4, cmd_keys, 0 },
+	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
+	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
@@ -637,6 +669,18 @@ static const struct command *command_find(int *argc, char ***argv,
 		if (!strcmp(commands[i].name, (*argv)[0]))
 			return &commands[i];
 	return NULL;
+}
+
+void commands_expand(int argc, char **argv, struct strv *out)
+{
+	struct strv expanded = STRV_INIT;
+	char **args = argv;
+	int n = argc, i;
+
+	command_find(&n, &args, &expanded);
+	for (i = 0; i < n; i++)
+		strv_push(out, args[i]);
+	strv_release(&expanded);
 }
 
 int commands_check(int argc, char **argv, struct buf *why)

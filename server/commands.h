@@ -21,5 +21,12 @@ int commands_check(int argc, char **argv, struct buf *why);
 const char *commands_usage(const char *name, const char **help);
 /* 1 for commands that only the host itself may send (not over SSH). */
 int commands_local_only(const char *name);
+/*
+ * argv as the engine will see it, Dokku's and Piku's spellings turned
+ * into berth's (config:set --no-restart APP K=V is config APP set
+ * --no-restart K=V), into out (a copy when nothing changes): what an
+ * SSH session checks access against, the app being out.v[1].
+ */
+void commands_expand(int argc, char **argv, struct strv *out);
 
 #endif

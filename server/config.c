@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cgroup.h"
 #include "manifest.h"
 #include "util.h"
 #include "ytree.h"
@@ -40,6 +41,8 @@ static int check_word(const char *key, const char *value);
 static int check_line(const char *key, const char *value);
 static int check_url(const char *key, const char *value);
 static int check_user(const char *key, const char *value);
+static int check_cpu(const char *key, const char *value);
+static int check_hook_list(const char *key, const char *value);
 static int check_host_or_off(const char *key, const char *value);
 static int check_listen_or_off(const char *key, const char *value);
 static int check_email(const char *key, const char *value);
@@ -73,6 +76,13 @@ static const struct cdesc descs[] = {
 	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
+	{ "privileged_hooks", C_STR, F(privileged_hooks), NULL, 0, 0, check_hook_list },
+	{ "resources.memory", C_BYTES, F(res_memory), "1073741824", 0, 1L << 50, NULL },
+	{ "resources.cpu", C_STR, F(res_cpu), NULL, 0, 0, check_cpu },
+	{ "resources.processes", C_INT, F(res_processes), "512", 0, 1000000, NULL },
+	{ "checkout.max_files", C_INT, F(checkout_max_files), "200000", 1, 100000000, NULL },
+	{ "checkout.max_bytes", C_BYTES, F(checkout_max_bytes), "536870912", 1024, 1L << 50, NULL },
+	{ "checkout.max_depth", C_INT, F(checkout_max_depth), "128", 1, 4096, NULL },
 	{ "dashboard_host", C_STR, F(dashboard_host), NULL, 0, 0, check_host_or_off },
 	{ "dashboard_session", C_MS, F(dashboard_session_ms), "720m", 60000, 30L * 86400000, NULL },
 	{ "https_listen", C_STR, F(https_listen), NULL, 0, 0, check_listen_or_off },
@@ -251,6 +261,17 @@ static int check_email(const char *key, const char *value)
 	return 0;
 }
 
+static int check_cpu(const char *key, const char *value)
+{
+	long millis;
+
+	if (cgroup_parse_cpu(value, &millis) < 0 || millis < 10 ||
+	    millis > 1024000)
+		return error_set("'%s' must be a number of cores like 0.5 or 2",
+				 key);
+	return 0;
+}
+
 static int check_bool(const char *key, const char *value)
 {
 	if (strcmp(value, "true") && strcmp(value, "false"))
@@ -270,6 +291,32 @@ const char *config_https_listen(const struct config *c)
 int config_acme_all(const struct config *c)
 {
 	return c->acme && !strcmp(c->acme, "true");
+}
+
+/* "pre-build.d/10-x post-deploy.d/20-y": STEP.d/NAME words */
+static int check_hook_list(const char *key, const char *value)
+{
+	const char *w = value;
+
+	if (check_chars(key, value, " ,._-/+@") < 0)
+		return -1;
+	while (*w) {
+		size_t len;
+		const char *slash;
+
+		w += strspn(w, " ,");
+		len = strcspn(w, " ,");
+		if (!len)
+			break;
+		slash = memchr(w, '/', len);
+		if (!slash || slash - w < 3 || strncmp(slash - 2, ".d", 2) ||
+		    slash + 1 == w + len || memchr(slash + 1, '/', (size_t)(w + len - slash - 1)) ||
+		    slash[1] == '.')
+			return error_set("'%s' must list hooks as STEP.d/NAME, like post-deploy.d/10-notify",
+					 key);
+		w += len;
+	}
+	return 0;
 }
 
 /* "20000-29999" */
@@ -403,12 +450,44 @@ static void err_add(struct errlist *e, int line, int col, const char *msg)
 }
 
 static void load_key(struct config *c, const struct ynode *k,
+		     const struct ynode *v, struct errlist *errs);
+
+/* "resources:" and "checkout:" hold settings "resources.memory", ... */
+static int load_group(struct config *c, const struct ynode *k,
+		      const struct ynode *v, struct errlist *errs)
+{
+	size_t i;
+
+	if (strcmp(k->value, "resources") && strcmp(k->value, "checkout"))
+		return 0;
+	if (v->kind != YNODE_MAP) {
+		char msg[120];
+
+		snprintf(msg, sizeof(msg), "'%s' must be a mapping, not %s",
+			 k->value, ynode_kind_name(v));
+		err_add(errs, v->line, v->col, msg);
+		return 1;
+	}
+	for (i = 0; i < ynode_map_len(v); i++) {
+		struct ynode sub = *ynode_map_key(v, i);
+		char key[64];
+
+		snprintf(key, sizeof(key), "%s.%.40s", k->value, sub.value);
+		sub.value = key;
+		load_key(c, &sub, ynode_map_val(v, i), errs);
+	}
+	return 1;
+}
+
+static void load_key(struct config *c, const struct ynode *k,
 		     const struct ynode *v, struct errlist *errs)
 {
 	const struct cdesc *d = NULL;
 	char msg[600];
 	size_t i;
 
+	if (load_group(c, k, v, errs))
+		return;
 	for (i = 0; i < ARRAY_SIZE(descs); i++)
 		if (!strcmp(descs[i].key, k->value))
 			d = &descs[i];

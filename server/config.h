@@ -36,6 +36,15 @@ struct config {
 	char *postgres;		/* postgres: conninfo of an admin role; NULL = embedded */
 	char *webhook;		/* webhook: URL posted after each deploy, or NULL */
 	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
+	char *privileged_hooks;	/* privileged_hooks: "post-deploy.d/10-x ..." run as root */
+	/* resources: each app process's limits unless app.yaml says (0: none) */
+	long res_memory;	/* resources.memory: 1 GiB */
+	char *res_cpu;		/* resources.cpu: NULL = no limit, "0.5" = half a core */
+	int res_processes;	/* resources.processes: 512 */
+	/* checkout: what a pushed commit may hold */
+	int checkout_max_files;	/* checkout.max_files: 200000 */
+	long checkout_max_bytes;/* checkout.max_bytes: 512 MiB */
+	int checkout_max_depth;	/* checkout.max_depth: 128 */
 	char *dashboard_host;	/* dashboard_host: NULL = berth.DOMAIN, "off" = none */
 	long dashboard_session_ms;/* dashboard_session: 720m (12 hours) */
 	char *https_listen;	/* https_listen: NULL = 0.0.0.0:443 as root
@@ -58,6 +67,8 @@ void config_init(struct config *c, const char *root);
  * error returns -1, error_last() holds every problem, one per line
  * (the first 8, then "and N more"), and c is unchanged.  Unknown keys are
  * errors.  "ports: 20000-29999" sets port_min and port_max together.
+ * "resources:" and "checkout:" are mappings whose keys are set as
+ * "resources.memory" and so on.
  * A null value ("user: ~") resets a setting whose default is unset; the
  * others need a value.  "nginx: system" requires nginx_conf_dir.  A
  * postgres conninfo with a password in a file others can read is refused.

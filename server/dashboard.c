@@ -30,6 +30,7 @@
 #include <microhttpd.h>
 #include <openssl/evp.h>
 
+#include "access.h"
 #include "config.h"
 #include "log.h"
 #include "loop.h"
@@ -419,11 +420,21 @@ static void session_end(const char *root, const char *sid)
 	free(path);
 }
 
-int dashboard_may_reach(const struct dashboard_session *s, const char *name)
+int dashboard_may_reach(const char *root, const struct dashboard_session *s,
+			const char *name)
 {
-	/* No per-app owners in berth yet: a key reaches every app, as it
-	 * does over SSH.  Per-app permissions plug in here. */
-	return s && s->key[0] && app_name_valid(name);
+	int r;
+
+	if (!s || !s->key[0] || !app_name_valid(name))
+		return 0;
+	/* root at the host reaches every app, as the local CLI does; a
+	 * key what it reaches over SSH: its apps, shared ones, or all for
+	 * an admin (access.h) */
+	if (s->local)
+		return 1;
+	r = access_check(root, name, s->key, s->admin);
+	/* an app that does not exist is the page's 404, as over SSH */
+	return r == 0 || r == ERR_NOTFOUND;
 }
 
 /* --- forms -------------------------------------------------------- */
@@ -1494,7 +1505,7 @@ static void procs_summary(struct buf *b, const char *procs, int as_json)
 }
 
 static const char *reach_note =
-	"Every key reaches every app: berth has no per-app owners yet.";
+	"A key sees the apps it created and those shared with it (sharing APP add KEYNAME); admin keys see every app.";
 
 static enum MHD_Result apps_page(struct MHD_Connection *c,
 				 const struct dashboard_session *s, int json)
@@ -1529,7 +1540,7 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 		const char *status;
 		double rps, errp, cpu;
 
-		if (!dashboard_may_reach(s, a->name))
+		if (!dashboard_may_reach(opts->cfg->root, s, a->name))
 			continue;
 		fill_last_deploy(a);
 		stats_get(a->name, &sv);
@@ -2605,7 +2616,7 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
 	rest = url + n;
 	if (!app_name_valid(name))
 		goto notfound;
-	if (!dashboard_may_reach(&s, name))
+	if (!dashboard_may_reach(opts->cfg->root, &s, name))
 		return json ? send_json_error(c, 403, "this key may not reach that app") :
 			send_message_page(c, 403, "Refused",
 					  "this key may not reach that app");

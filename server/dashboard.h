@@ -18,8 +18,10 @@
  *
  * 3. Supervision (engine side): start the child, restart it if it dies.
  *
- * What a key may reach: every app today (berth has no per-app owners
- * yet); dashboard_may_reach() is the one place that will change.
+ * What a key may reach: what it reaches over SSH (access.h: the apps it
+ * owns, those shared with it, every app for an admin key); a local
+ * login (root at the host) reaches every app.  dashboard_may_reach()
+ * decides.
  * Actions a session may run: restart, stop, start, scale, rollback, and
  * reading config values one by one.  Never keys, rm or deploy.
  */
@@ -84,7 +86,8 @@ int dashboard_session_get(const char *root, const char *sid,
 			  struct dashboard_session *out);
 
 /* May this session see and act on app 'name'? */
-int dashboard_may_reach(const struct dashboard_session *s, const char *name);
+int dashboard_may_reach(const char *root, const struct dashboard_session *s,
+			const char *name);
 
 /*
  * Find 'key' in an application/x-www-form-urlencoded body (or a query

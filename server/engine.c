@@ -27,6 +27,7 @@
 #include "appstats.h"
 #include "dashboard.h"
 #include "health.h"
+#include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "loop.h"
@@ -883,6 +884,9 @@ int engine_serve(struct config *cfg)
 	apps_kill_leftovers(&e);
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
+	e.iso = xcalloc(1, sizeof(*e.iso));
+	if (isolate_init(e.iso, cfg->root) < 0)
+		goto out;
 	if (serverlog_open(&e) < 0)
 		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)
@@ -939,6 +943,10 @@ out:
 	appstats_stop(&e);
 	serverlog_end_followers();
 	clients_finish(&e, CLIENT_FINISH_MS);
+	if (e.iso) {
+		isolate_release(e.iso);
+		free(e.iso);
+	}
 	health_shutdown();
 	if (e.file_cfg.root)
 		config_release(&e.file_cfg);

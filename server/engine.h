@@ -29,6 +29,7 @@ struct sshd;
 struct app;
 struct client;
 struct certs;
+struct isolate;
 
 struct engine {
 	struct config *cfg;
@@ -51,6 +52,7 @@ struct engine {
 	int drop_priv;			/* run apps as cfg->run_user */
 	uid_t run_uid;
 	gid_t run_gid;
+	struct isolate *iso;		/* users, cgroups, sandbox (isolate.h) */
 };
 
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */

@@ -369,15 +369,23 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 	if (!strcmp(argv[0], "keys") && argc >= 3 && !strcmp(argv[1], "add")) {
 		struct buf text = BUF_INIT;
 		int admin = 0, k = 2;
+		const char *name = NULL;
 		FILE *f;
 
 		buf_init(&text, 64 * 1024);
-		if (!strcmp(argv[k], "--admin")) {
-			admin = 1;
-			k++;
+		for (;;) {
+			if (k < argc && !strcmp(argv[k], "--admin")) {
+				admin = 1;
+				k++;
+			} else if (k + 1 < argc && !strcmp(argv[k], "--name")) {
+				name = argv[k + 1];
+				k += 2;
+			} else {
+				break;
+			}
 		}
 		if (k + 1 != argc) {
-			fprintf(stderr, "usage: berth keys add [--admin] FILE|-\n");
+			fprintf(stderr, "usage: berth keys add [--admin] [--name NAME] FILE|-\n");
 			return 100;
 		}
 		f = strcmp(argv[k], "-") ? fopen(argv[k], "r") : stdin;
@@ -395,6 +403,10 @@ static int prepare_request(struct strv *req, int argc, char **argv)
 		strv_push(req, "add");
 		if (admin)
 			strv_push(req, "--admin");
+		if (name) {
+			strv_push(req, "--name");
+			strv_push(req, name);
+		}
 		strv_push(req, text.data ? text.data : "");
 		buf_release(&text);
 		return 0;

@@ -12,6 +12,8 @@
 
 #include "appjson.h"
 #include "buildpack.h"
+#include "cgroup.h"
+#include "safefs.h"
 #include "ytree.h"
 
 #define MANIFEST_FILE_MAX (1024 * 1024)
@@ -62,6 +64,9 @@ void manifest_init(struct manifest *m)
 	m->watch_ms = -1;
 	m->stop_timeout_ms = -1;
 	m->settle_ms = -1;
+	m->res_memory = -1;
+	m->res_cpu_millis = -1;
+	m->res_processes = -1;
 	m->health_attempts = -1;
 	m->health_attempt_timeout_ms = -1;
 	m->health_wait_ms = -1;
@@ -691,6 +696,58 @@ static int read_healthcheck(struct manifest *m, const struct ynode *n,
 	return 0;
 }
 
+/* resources: memory, cpu, processes (each process's cgroup limits). */
+static int read_resources(struct manifest *m, const struct ynode *n,
+			  const char *fname)
+{
+	char tmp[80];
+	size_t i;
+
+	if (n->kind != YNODE_MAP)
+		return node_error(fname, n, "'resources' must be a mapping, not %s",
+				  ynode_kind_name(n));
+	for (i = 0; i < ynode_map_len(n); i++) {
+		const struct ynode *k = ynode_map_key(n, i);
+		const struct ynode *v = ynode_map_val(n, i);
+		const char *s;
+
+		if (ynode_is_null(v))
+			continue;
+		if (!strcmp(k->value, "memory")) {
+			uint64_t bytes;
+
+			if (get_word(&s, v, fname, "resources.memory") < 0)
+				return -1;
+			if (cgroup_parse_size(s, &bytes) < 0 ||
+			    bytes < 4ULL << 20 || bytes > 1ULL << 50)
+				return node_error(fname, v,
+						  "'resources.memory' must be a size from 4M, like 256M or 1G");
+			m->res_memory = (long long)bytes;
+		} else if (!strcmp(k->value, "cpu")) {
+			long millis;
+
+			if (get_word(&s, v, fname, "resources.cpu") < 0)
+				return -1;
+			if (cgroup_parse_cpu(s, &millis) < 0 || millis < 10 ||
+			    millis > 1024000)
+				return node_error(fname, v,
+						  "'resources.cpu' must be a number of cores from 0.01, like 0.5 or 2");
+			m->res_cpu_millis = millis;
+		} else if (!strcmp(k->value, "processes")) {
+			int procs;
+
+			if (get_int(&procs, v, fname, "resources.processes",
+				    1, 1000000) < 0)
+				return -1;
+			m->res_processes = procs;
+		} else {
+			return node_error(fname, k, "unknown key '%s' in 'resources'",
+					  shown(k->value, tmp, sizeof(tmp)));
+		}
+	}
+	return 0;
+}
+
 static int read_app_key(struct manifest *m, const struct ynode *k,
 			const struct ynode *v, const char *fname)
 {
@@ -723,6 +780,8 @@ static int read_app_key(struct manifest *m, const struct ynode *k,
 	}
 	if (!strcmp(key, "healthcheck"))
 		return read_healthcheck(m, v, fname);
+	if (!strcmp(key, "resources"))
+		return read_resources(m, v, fname);
 	if (!strcmp(key, "drain"))
 		return get_ms(&m->drain_ms, v, fname, "drain", 0, 3600000);
 	if (!strcmp(key, "watch"))
@@ -1597,22 +1656,21 @@ void manifest_apply_formation(struct manifest *m)
 
 /* ---- the loader ---- */
 
+/* By descriptors, never following a link: the release is the app's (a
+ * Procfile linked to /etc/shadow is refused, not read as root). */
 static int load_file(struct buf *b, const char *dir, const char *name,
 		     int *found)
 {
-	char *path = xasprintf("%s/%s", dir, name);
-	int ret = 0;
+	int ret = safefs_read_in(b, dir, name, MANIFEST_FILE_MAX);
 
-	*found = path_exists(path);
-	if (*found) {
-		buf_reset(b);
-		ret = read_file(b, path, MANIFEST_FILE_MAX);
-		if (ret < 0 && strstr(error_last(), "too large"))
-			ret = error_set("'%s' is too large (over %d bytes)", name,
-					MANIFEST_FILE_MAX);
-	}
-	free(path);
-	return ret;
+	*found = 0;
+	if (ret == ERR_NOTFOUND)
+		return 0;
+	*found = 1;
+	if (ret == ERR_INVALID && strstr(error_last(), "large"))
+		return error_set("'%s' is too large (over %d bytes)", name,
+				 MANIFEST_FILE_MAX);
+	return ret < 0 ? -1 : 0;
 }
 
 /* Heroku's and Dokku's rule for Procfile types: with a web type, only

@@ -96,6 +96,10 @@ struct manifest {
 	char *static_root;	/* folder (relative, validated) nginx serves, or NULL */
 	struct strv env;	/* KEY=VALUE from the manifest */
 	char *webhook;		/* or NULL */
+	/* resources: each process's limits; -1: berth.yaml's default */
+	long long res_memory;	/* bytes ("memory: 256M") */
+	long res_cpu_millis;	/* thousandths of a core ("cpu: 0.5") */
+	long res_processes;	/* "processes: 200" */
 	struct strv buildpacks;	/* app.yaml "buildpacks:" (or app.json's),
 				 * in order; empty: see buildpack */
 	int dotenv;		/* app.yaml "dotenv: true": .env is read */

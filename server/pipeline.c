@@ -6,7 +6,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <poll.h>
 #include <pwd.h>
@@ -29,11 +28,14 @@
 #include "config.h"
 #include "control.h"
 #include "log.h"
+#include "isolate.h"
 #include "manifest.h"
 #include "paths.h"
+#include "privenv.h"
 #include "safefs.h"
 #include "spawn.h"
 #include "submodule.h"
+#include "treelimits.h"
 
 #define LOST_ENGINE_WAIT_MS 60000	/* for a restarted engine to answer */
 #define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -1131,7 +1133,8 @@ struct pl {
 	long deploying;		/* from "Deploying release N"; 0 */
 	int deployed;
 	int outcome_said;	/* the failure message says what runs now */
-	long uid, gid;		/* run_user when we are root, else -1 */
+	long uid, gid;		/* the app's user when we are root, else -1 */
+	int per_app_user;	/* uid is the app's own (not 'user:') */
 	int lock_fd;		/* ROOT/cache/NAME.lock, or -1 */
 };
 
@@ -1313,14 +1316,24 @@ static int run_hook(struct pl *p, const char *path, const char *label,
 	strv_push(&argv, path);
 	say(p->o->out, "-----> Running %s hook '%s'", step, label);
 	build_env(p, &env, step, 1);
+	if (trusted == 2) {
+		/* berth.yaml's privileged_hooks: root, a fixed environment */
+		struct strv fixed = STRV_INIT;
+
+		privenv_build(&fixed, env.v);
+		strv_release(&env);
+		env = fixed;
+	}
 	run_init(&r);
 	r.argv = argv.v;
 	r.envp = env.v;
 	r.dir = p->build_dir;
 	r.out = p->o->out;
 	r.deadline = p->deadline;
-	/* The server's own hooks run as the server; pushed code does not. */
-	if (!trusted) {
+	/* The server's own hooks get the app's config, so they run as the
+	 * app's user too (with a per-app user; the shared 'user:' keeps
+	 * them as the server). */
+	if (!trusted || (trusted == 1 && p->per_app_user)) {
 		r.uid = p->uid;
 		r.gid = p->gid;
 	}
@@ -1342,26 +1355,16 @@ out:
 
 /* ---- privilege drop for builds ---- */
 
-static long chown_uid, chown_gid;
-
-static int chown_one(const char *path, const struct stat *st, int flag,
-		     struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	if (lchown(path, (uid_t)chown_uid, (gid_t)chown_gid) < 0)
-		return error_setsys("cannot chown '%s'", path);
-	return 0;
-}
-
+/* By descriptors, never following a link: the tree is the pusher's. */
 static int chown_tree(const char *path, long uid, long gid)
 {
-	chown_uid = uid;
-	chown_gid = gid;
-	if (nftw(path, chown_one, 16, FTW_PHYS) != 0)
+	int top = safefs_open_top(path), r;
+
+	if (top < 0)
 		return -1;
-	return 0;
+	r = safefs_chown_tree(top, ".", (uid_t)uid, (gid_t)gid);
+	close(top);
+	return r < 0 ? -1 : 0;
 }
 
 static int name_cmp(const void *a, const void *b)
@@ -1404,7 +1407,11 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 			path = xasprintf("%s/%s", dir, names.v[i]);
 			if (!is_exec_file(path))
 				continue;
-			if (run_hook(p, path, names.v[i], step, 1) < 0)
+			if (run_hook(p, path, names.v[i], step,
+				     privenv_hook_listed(p->o->cfg ?
+							 p->o->cfg->privileged_hooks :
+							 NULL, step, names.v[i]) ?
+				     2 : 1) < 0)
 				goto out;
 			ran++;
 		}
@@ -1787,9 +1794,19 @@ static int resolve_run_user(struct pl *p)
 	const char *user = p->o->cfg ? p->o->cfg->run_user : NULL;
 	struct passwd pw, *res = NULL;
 	char pwbuf[4096];
+	struct appuser au;
 
 	p->uid = p->gid = -1;
-	if (!user || !*user || geteuid() != 0)
+	if (geteuid() == 0) {
+		/* As root every app builds as its own user (appuser.h). */
+		if (isolate_build_user(p->root, p->o->app, &au) < 0)
+			return -1;
+		p->uid = (long)au.uid;
+		p->gid = (long)au.gid;
+		p->per_app_user = 1;
+		return 0;
+	}
+	if (!user || !*user)
 		return 0;
 	if (getpwnam_r(user, &pw, pwbuf, sizeof(pwbuf), &res) != 0 || !res)
 		return error_set("no user '%s' (config 'user')", user);
@@ -2084,6 +2101,9 @@ int pipeline_run(const struct pipeline_opts *o)
 	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
 	build_log_open(&p);
 	say(o->out, "-----> Building %s (commit %s)", o->app, short_id);
+	/* A tree bomb or a huge blob is refused before anything is made. */
+	if (treelimits_check_commit(o->repo, o->commit, o->cfg) < 0)
+		goto out;
 	if (resolve_run_user(&p) < 0 || make_dirs(&p) < 0)
 		goto out;
 	if (pipeline_checkout(o->repo, o->commit, p.build_dir) < 0)
@@ -2094,6 +2114,7 @@ int pipeline_run(const struct pipeline_opts *o)
 		goto out;
 	if (p.uid >= 0 && (chown_tree(p.build_dir, p.uid, p.gid) < 0 ||
 			   chown_tree(p.cache_dir, p.uid, p.gid) < 0 ||
+			   chmod(p.cache_dir, 0700) < 0 ||
 			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
 		goto out;
 	if (checkout_submodules(&p) < 0)

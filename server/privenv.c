@@ -52,3 +52,21 @@ void privenv_build(struct strv *out, char *const *from)
 	strv_env_set(out, "USER", "root");
 	strv_env_set(out, "LOGNAME", "root");
 }
+
+int privenv_hook_listed(const char *list, const char *step, const char *name)
+{
+	size_t sl = strlen(step), nl = strlen(name);
+	const char *w = list;
+
+	while (w && *w) {
+		size_t len;
+
+		w += strspn(w, " ,\t");
+		len = strcspn(w, " ,\t");
+		if (len == sl + 3 + nl && !strncmp(w, step, sl) &&
+		    !strncmp(w + sl, ".d/", 3) && !strncmp(w + sl + 3, name, nl))
+			return 1;
+		w += len;
+	}
+	return 0;
+}

@@ -44,4 +44,10 @@ int privenv_name_allowed(const char *name);
  */
 void privenv_build(struct strv *out, char *const *from);
 
+/*
+ * Is the server hook STEP.d/NAME in 'list' (berth.yaml's privileged_hooks:
+ * words "STEP.d/NAME" separated by spaces or commas; NULL: none)?  1 or 0.
+ */
+int privenv_hook_listed(const char *list, const char *step, const char *name);
+
 #endif

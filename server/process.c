@@ -15,6 +15,7 @@
 
 #include "app.h"
 #include "engine.h"
+#include "isolate.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
@@ -132,6 +133,8 @@ static void stop_finished(struct proc *p)
 	p->timer = 0;
 	loop_del_timer(l, p->group_timer);
 	p->group_timer = 0;
+	/* What left the process group (setsid) is still in the cgroup. */
+	isolate_end(p->app->eng->iso, p->pgid);
 	p->pgid = 0;
 	drain_output(p);
 	close_output(p);
@@ -170,6 +173,9 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 	}
 	/* A crash: what the process left in its group goes with it. */
 	kill(-pid, SIGKILL);
+	if (isolate_end(p->app->eng->iso, pid))
+		log_warnx("%s %s: killed at its memory limit", p->app->name,
+			  p->name);
 	loop_del_timer(l, p->timer);
 	p->timer = 0;
 	p->pgid = 0;
@@ -204,6 +210,8 @@ int proc_start(struct proc *p, char *const *envp)
 	struct spawn s;
 	char pid_var[LISTENER_PID_VAR_LEN] = "LISTEN_PID=";
 	char **env_sock = NULL;
+	struct isolate_spawn is;
+	struct cgroup_limits lim;
 	int pfd[2] = { -1, -1 };
 	char *argv_sh[] = { "/bin/sh", "-c", profile_exec, "berth",
 			    NULL, NULL, NULL };
@@ -251,8 +259,15 @@ int proc_start(struct proc *p, char *const *envp)
 			s.flags |= SPAWN_CTTY;
 	}
 	engine_spawn_as_app_user(p->app->eng, &s);
-	if (spawn_start(&s) < 0)
+	isolate_limits(&lim, p->app->eng->cfg, &p->run->m);
+	if (isolate_spawn_prepare(p->app->eng->iso, &is, p->app->name,
+				  p->run->dir, &lim, &s) < 0)
 		goto out;
+	if (spawn_start(&s) < 0) {
+		isolate_abort(&is);
+		goto out;
+	}
+	isolate_started(&is, s.pid);
 	if (p->attached) {
 		proc_close_stdio(p);
 		goto started;
@@ -267,6 +282,7 @@ int proc_start(struct proc *p, char *const *envp)
 		close(p->out_fd);
 		p->out_fd = -1;
 		kill(-s.pid, SIGKILL);
+		isolate_end(p->app->eng->iso, s.pid);
 		reaper_watch(s.pid, on_exit_status, p);
 		goto out;
 	}
@@ -332,8 +348,10 @@ void proc_free(struct proc *p)
 		return;
 	if (p->pid > 0)
 		reaper_forget(p->pid);
-	if (p->pgid > 0)
+	if (p->pgid > 0) {
 		kill(-p->pgid, SIGKILL);
+		isolate_end(p->app->eng->iso, p->pgid);
+	}
 	proc_close_socket(p);
 	loop_del_timer(p->app->eng->loop, p->group_timer);
 	if (p->out_fd >= 0) {

@@ -1025,3 +1025,15 @@ int safefs_walk(int dirfd, const char *path,
 	close(fd);
 	return ret;
 }
+
+int safefs_read_in(struct buf *out, const char *top, const char *path,
+		   size_t max)
+{
+	int fd = safefs_open_top(top), r;
+
+	if (fd < 0)
+		return -1;
+	r = safefs_read(out, fd, path, max);
+	close(fd);
+	return r;
+}

@@ -54,6 +54,10 @@ int safefs_openat(int dirfd, const char *path, int flags, mode_t mode);
  * fifo (it is not read).
  */
 int safefs_read(struct buf *out, int dirfd, const char *path, size_t max);
+/* The same beneath the folder 'top' (berth's own path, opened with
+ * safefs_open_top()): safefs_read_in(&b, build_dir, "Procfile", max). */
+int safefs_read_in(struct buf *out, const char *top, const char *path,
+		   size_t max);
 
 /*
  * Give the tree at 'path' beneath dirfd (path "." for dirfd itself) to

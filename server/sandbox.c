@@ -2,6 +2,8 @@
 #include "sandbox.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <grp.h>
 #include <sched.h>
 #include <string.h>
@@ -58,10 +60,106 @@ static int cover(const char *path, unsigned long flags, const char *opts)
 	return mount("tmpfs", path, "tmpfs", flags, opts);
 }
 
+/* Is 'path' strictly beneath the folder 'dir'? */
+static int beneath(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	return !strncmp(path, dir, n) && path[n] == '/' && path[n + 1];
+}
+
+/* "/proc/self/fd/N" into buf, without allocating (async-signal-safe). */
+static void fd_path(char *buf, size_t len, int fd)
+{
+	static const char pre[] = "/proc/self/fd/";
+	char digits[16];
+	size_t n = 0, i;
+
+	do {
+		digits[n++] = (char)('0' + fd % 10);
+		fd /= 10;
+	} while (fd && n < sizeof(digits));
+	if (sizeof(pre) + n > len) {
+		buf[0] = '\0';
+		return;
+	}
+	memcpy(buf, pre, sizeof(pre) - 1);
+	for (i = 0; i < n; i++)
+		buf[sizeof(pre) - 1 + i] = digits[n - 1 - i];
+	buf[sizeof(pre) - 1 + n] = '\0';
+}
+
+/* The folders of 'path' below the cover 'top', made in the cover. */
+static int make_skeleton(const char *top, const char *path)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(path), i;
+
+	if (n >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, n + 1);
+	for (i = strlen(top) + 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i] != '\0')
+			continue;
+		buf[i] = '\0';
+		if (mkdir(buf, 0711) < 0 && errno != EEXIST)
+			return -1;
+		buf[i] = path[i];
+	}
+	return 0;
+}
+
+/* Bind the 'show' folders beneath the fresh cover 'top' back at their
+ * paths (fds[]: open on them, -1 when missing). */
+static int show_beneath(const struct sandbox *sb, const char *top,
+			const int *fds)
+{
+	char src[64];
+	size_t i;
+
+	for (i = 0; i < sb->n_show; i++) {
+		if (fds[i] < 0 || !beneath(sb->show[i], top))
+			continue;
+		fd_path(src, sizeof(src), fds[i]);
+		if (make_skeleton(top, sb->show[i]) < 0 ||
+		    mount(src, sb->show[i], NULL, MS_BIND, NULL) < 0 ||
+		    mount(NULL, sb->show[i], NULL, MS_REMOUNT | MS_BIND |
+			  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Cover 'top', showing again the 'show' folders beneath it (open as
+ * fds[], -1 when missing). */
+static const char *cover_showing(const struct sandbox *sb, const char *top,
+				 const int *fds)
+{
+	unsigned long flags = MS_NOSUID | MS_NODEV | MS_NOEXEC;
+	size_t i, shown = 0;
+
+	for (i = 0; i < sb->n_show; i++)
+		if (fds[i] >= 0 && beneath(sb->show[i], top))
+			shown++;
+	if (!shown)
+		return cover(top, flags | MS_RDONLY, "size=4k,mode=000") < 0 ?
+			"hiding a folder" : NULL;
+	if (cover(top, flags, "size=64k,mode=0711") < 0)
+		return "hiding a folder";
+	if (show_beneath(sb, top, fds) < 0)
+		return "showing a folder again";
+	if (mount("tmpfs", top, "tmpfs", MS_REMOUNT | MS_RDONLY | flags,
+		  "size=64k,mode=0711") < 0)
+		return "hiding a folder";
+	return NULL;
+}
+
 const char *sandbox_enter(const struct sandbox *sb)
 {
 	const char *app = app_path(sb);
 	unsigned long bind_flags = MS_NOSUID | MS_NODEV;
+	int show_fd[SANDBOX_SHOW_MAX];
+	const char *failed;
 	size_t i;
 
 	if (sb->uid == 0 || sb->gid == 0) {
@@ -79,10 +177,19 @@ const char *sandbox_enter(const struct sandbox *sb)
 	if (mount(NULL, app, NULL, MS_REMOUNT | MS_BIND | bind_flags,
 		  NULL) < 0)
 		return "remounting the release";
-	for (i = 0; i < sb->n_hide && i < SANDBOX_HIDE_MAX; i++)
-		if (cover(sb->hide[i], MS_NOSUID | MS_NODEV | MS_NOEXEC |
-			  MS_RDONLY, "size=4k,mode=000") < 0)
-			return "hiding a folder";
+	/* held open: once their parent is covered no path reaches them */
+	for (i = 0; i < SANDBOX_SHOW_MAX; i++) {
+		show_fd[i] = -1;
+		if (i >= sb->n_show)
+			continue;
+		show_fd[i] = open(sb->show[i], O_PATH | O_DIRECTORY |
+				  O_NOFOLLOW | O_CLOEXEC);
+		if (show_fd[i] < 0 && errno != ENOENT)
+			return "opening a folder to show";
+	}
+	failed = NULL;
+	for (i = 0; !failed && i < sb->n_hide && i < SANDBOX_HIDE_MAX; i++)
+		failed = cover_showing(sb, sb->hide[i], show_fd);
 	if (sb->flags & SANDBOX_PRIVATE_TMP) {
 		static const char *const tmps[] = { "/tmp", "/var/tmp",
 						    "/dev/shm" };
@@ -92,11 +199,20 @@ const char *sandbox_enter(const struct sandbox *sb)
 
 			if (stat(tmps[i], &st) < 0 || !S_ISDIR(st.st_mode))
 				continue;
-			if (cover(tmps[i], MS_NOSUID | MS_NODEV,
-				  "mode=1777") < 0)
-				return "private /tmp";
+			if (!failed && cover(tmps[i], MS_NOSUID | MS_NODEV,
+					     "mode=1777") < 0)
+				failed = "private /tmp";
+			/* a state folder under /tmp (tests) keeps what
+			 * it shows */
+			if (!failed && show_beneath(sb, tmps[i], show_fd) < 0)
+				failed = "showing a folder again";
 		}
 	}
+	for (i = 0; i < SANDBOX_SHOW_MAX; i++)
+		if (show_fd[i] >= 0)
+			close(show_fd[i]);
+	if (failed)
+		return failed;
 	if ((sb->flags & SANDBOX_HIDE_PIDS) &&
 	    mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
 		  "hidepid=2") < 0)

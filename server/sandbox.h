@@ -13,7 +13,10 @@
  *      state folder (ROOT: every app's repository, config, releases and
  *      logs, the SSH host key, authorized_keys, the database admin's
  *      conninfo), so the app sees none of it.  The release stays visible
- *      at /app, bound before the cover;
+ *      at /app, bound before the cover.  Each 'show' folder beneath a
+ *      hidden one (the embedded PostgreSQL's socket folder) is bound back
+ *      at its own path; that cover is then mode 0711 (its skeleton of
+ *      folders can be passed through, not listed) and read-only;
  *   4. with SANDBOX_PRIVATE_TMP, fresh tmpfs at /tmp, /var/tmp and /dev/shm
  *      (mode 1777), so apps share no scratch space; with SANDBOX_HIDE_PIDS
  *      a procfs of its own with hidepid=2, so other users'
@@ -37,6 +40,7 @@
 
 #define SANDBOX_APP_PATH "/app"
 #define SANDBOX_HIDE_MAX 8
+#define SANDBOX_SHOW_MAX 4
 
 enum sandbox_flags {
 	SANDBOX_PRIVATE_TMP = 1 << 0,
@@ -50,6 +54,10 @@ struct sandbox {
 	const char *workdir;	/* NULL: app_path */
 	const char *hide[SANDBOX_HIDE_MAX];
 	size_t n_hide;
+	/* folders beneath a hidden one shown again (a missing one is left
+	 * out); absolute, no "." or ".." */
+	const char *show[SANDBOX_SHOW_MAX];
+	size_t n_show;
 	uid_t uid;		/* never 0 */
 	gid_t gid;		/* never 0 */
 	unsigned flags;

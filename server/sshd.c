@@ -23,6 +23,7 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "access.h"
 #include "backup.h"
 #include "certs.h"
 #include "config.h"
@@ -919,6 +920,12 @@ static int keys_add_words(struct session *s, struct strv *words)
 			strv_push(&req, "--admin");
 			continue;
 		}
+		if (!strcmp(words->v[i], "--name") && i + 1 < words->n &&
+		    !text.len) {
+			strv_push(&req, "--name");
+			strv_push(&req, words->v[++i]);
+			continue;
+		}
 		if (text.len)
 			buf_addstr(&text, " ");
 		buf_addstr(&text, words->v[i]);
@@ -934,6 +941,46 @@ static int keys_add_words(struct session *s, struct strv *words)
 	*words = req;
 	buf_release(&text);
 	return 0;
+}
+
+/*
+ * Every command but these names an app as its first word: only the app's
+ * owner, its collaborators and admins may run it (access.h); "sharing
+ * APP add|rm" is the owner's (or an admin's).
+ */
+static int gate_app_command(struct session *s, struct strv *words)
+{
+	static const char *const appless[] = {
+		"apps", "keys", "version", "help", "status", "dashboard",
+	};
+	struct strv ex = STRV_INIT;
+	const char *cmd;
+	size_t i;
+	int r = 0;
+
+	/* the app is the word the engine will take: aliases moved their
+	 * flags after it (config:set --no-restart APP) */
+	commands_expand((int)words->n, words->v, &ex);
+	cmd = ex.v[0];
+	if (ex.n < 2)
+		goto out;
+	for (i = 0; i < ARRAY_SIZE(appless); i++)
+		if (!strcmp(cmd, appless[i]))
+			goto out;
+	if (!app_name_valid(ex.v[1]))
+		goto out;	/* the engine says what is wrong */
+	if (!strcmp(cmd, "sharing") && ex.n > 2)
+		r = access_check_owner(s->cfg->root, ex.v[1], s->user,
+				       s->admin);
+	else
+		r = access_check(s->cfg->root, ex.v[1], s->user, s->admin);
+	if (r == ERR_NOTFOUND)
+		r = 0;
+	if (r < 0)
+		say_error(s, "%s", error_last());
+out:
+	strv_release(&ex);
+	return r < 0 ? -1 : 0;
 }
 
 static ssize_t backup_read(void *ctx, void *buf, size_t len)
@@ -1289,7 +1336,7 @@ out:
 static int run_engine_command(struct session *s)
 {
 	struct strv words = STRV_INIT;
-	const char *cmd;
+	const char *cmd, *claimed = NULL;
 	int ret = 1;
 
 	if (sshd_split_command(&words, s->command) < 0) {
@@ -1321,6 +1368,36 @@ static int run_engine_command(struct session *s)
 		    keys_add_words(s, &words) < 0)
 			goto out;
 		cmd = words.v[0];	/* the vector was replaced */
+	}
+	if (gate_app_command(s, &words) < 0)
+		goto out;
+	/* a key lists only the apps it reaches (the engine asks access.h) */
+	if (!strcmp(cmd, "apps") || !strcmp(cmd, "apps:list")) {
+		if (words.n > 1) {
+			say_error(s, "usage: apps");
+			ret = 100;
+			goto out;
+		}
+		if (!s->admin) {
+			strv_push(&words, "--key");
+			strv_push(&words, s->user);
+		}
+	}
+	/* the engine's status names the state folder and every app */
+	if (!strcmp(cmd, "status") && !s->admin) {
+		say_error(s, "status: only admin keys may see the engine's status");
+		goto out;
+	}
+	/* an app made by this key is this key's, as a first push's is */
+	if ((!strcmp(cmd, "create") || !strcmp(cmd, "apps:create") ||
+	     !strcmp(cmd, "import")) && words.n >= 2 &&
+	    app_name_valid(words.v[1])) {
+		if (access_claim(s->cfg->root, words.v[1], s->user,
+				 s->admin) < 0) {
+			say_error(s, "%s", error_last());
+			goto out;
+		}
+		claimed = words.v[1];
 	}
 	/* the dashboard's login is for this key: the user names no key */
 	if (!strcmp(cmd, "dashboard")) {
@@ -1360,6 +1437,8 @@ static int run_engine_command(struct session *s)
 		ret = run_oneoff(s, &words);
 	else
 		ret = control_relay(s, &words);
+	if (claimed && ret)
+		access_unclaim(s->cfg->root, claimed);
 out:
 	strv_release(&words);
 	return ret;
@@ -1393,6 +1472,16 @@ static int run_command(struct session *s)
 		return run_engine_command(s);
 	if (r < 0) {
 		say_error(s, "%s", error_last());
+		return 1;
+	}
+	/* A push to a new app makes this key its owner; anything else
+	 * needs access to an app that exists. */
+	r = svc == GITSVC_RECEIVE_PACK ?
+		access_claim(s->cfg->root, app, s->user, s->admin) :
+		access_check(s->cfg->root, app, s->user, s->admin);
+	if (r < 0 && r != ERR_NOTFOUND) {
+		say_error(s, "%s", error_last());
+		free(app);
 		return 1;
 	}
 	io.ctx = s;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config.h"
 #include "util.h"
 
 /* Blob sizes already read, by id: a tree bomb names one blob a billion
@@ -226,5 +227,35 @@ out:
 	git_tree_free(tree);
 	git_object_free(obj);
 	git_odb_free(w.odb);
+	return ret;
+}
+
+int treelimits_check_commit(const char *repo_path, const char *commit,
+			    const struct config *cfg)
+{
+	git_repository *repo = NULL;
+	struct treelimits lim;
+	git_oid id;
+	int ret = -1;
+
+	treelimits_init(&lim);
+	if (cfg) {
+		lim.max_files = (uint64_t)cfg->checkout_max_files;
+		lim.max_bytes = (uint64_t)cfg->checkout_max_bytes;
+		lim.max_depth = (unsigned)cfg->checkout_max_depth;
+	}
+	git_libgit2_init();
+	if (git_oid_fromstr(&id, commit) < 0) {
+		error_set("invalid commit id '%s'", commit);
+		goto out;
+	}
+	if (git_repository_open_bare(&repo, repo_path) < 0) {
+		error_set("cannot open the repository");
+		goto out;
+	}
+	ret = treelimits_check(repo, &id, &lim, NULL) < 0 ? -1 : 0;
+out:
+	git_repository_free(repo);
+	git_libgit2_shutdown();
 	return ret;
 }

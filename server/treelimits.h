@@ -54,6 +54,15 @@ int treelimits_check(git_repository *repo, const git_oid *id,
 		     const struct treelimits *lim,
 		     struct treelimits_usage *used);
 
+/*
+ * The same for the commit 'commit' (40 hex digits) of the bare repository
+ * at 'repo_path', with the limits of berth.yaml ('checkout:'): 0, or -1
+ * with the one line for the pusher in error_last().
+ */
+struct config;
+int treelimits_check_commit(const char *repo_path, const char *commit,
+			    const struct config *cfg);
+
 /* "1.0 GiB", "512 MiB", "12 kB", "100 bytes" into out. */
 void treelimits_human_size(char *out, size_t len, uint64_t bytes);
 

@@ -79,8 +79,19 @@ nginx_workers() {
 	tr ' ' '\n' <"/proc/$m/task/$m/children" | sort | tr '\n' ' '
 }
 
-# App processes: those whose working directory is a release under run/.
-berth_procs() { procs_under "$BERTH_ROOT/run/"; }
+# App processes: those whose working directory is a release under run/,
+# and (as root) those in the engine's cgroups, which see their release at /app.
+berth_procs() { procs_under "$BERTH_ROOT/run/"; cgroup_procs; }
+
+# cgroup_procs: every process in the cgroups listed in run/cgroups
+cgroup_procs() {
+	local d
+	[ -f "$BERTH_ROOT/run/cgroups" ] || return 0
+	while read -r d; do
+		[ -d "$d" ] && find "$d" -mindepth 2 -name cgroup.procs -exec cat {} + 2>/dev/null
+	done <"$BERTH_ROOT/run/cgroups" | sort -u
+	return 0
+}
 
 # procs_under DIR: processes whose working directory is in DIR
 procs_under() {
@@ -95,7 +106,7 @@ procs_under() {
 
 kill_leftovers() {
 	local p
-	for p in $(procs_under "$BERTH_ROOT/"); do
+	for p in $(procs_under "$BERTH_ROOT/") $(cgroup_procs); do
 		kill -KILL "$p" 2>/dev/null
 	done
 	if [ -f "$BERTH_ROOT/nginx/logs/nginx.pid" ]; then

@@ -41,7 +41,7 @@ test_expect_success 'a crashed process is restarted' '
 	port=$(app_port myapp) &&
 	pid=$(app_pid myapp) &&
 	curl -s "http://127.0.0.1:$port/crash" >/dev/null;
-	retry_until 10 ps_line_matches myapp "^web.1 +[0-9]+ .* up .* 1$" &&
+	retry_until 10 ps_line_matches myapp "^web.1 +[0-9]+ .* up +[0-9]+s +1 " &&
 	newpid=$(app_pid myapp) &&
 	test "$newpid" != "$pid" &&
 	retry_until 10 get "http://127.0.0.1:$port/" &&

@@ -1,6 +1,7 @@
 #!/bin/bash
-# With "user:" in berth.yaml and the engine running as root, app processes
-# and release commands run as that user, in a folder it owns.
+# With the engine running as root, app processes and release commands run
+# as the app's own user (berth-APP), in a folder it owns seen at /app, even
+# with berth.yaml's older "user:" set.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -11,16 +12,17 @@ fi
 
 uid_of() { sed -n 's/^Uid:[[:space:]]*\([0-9]*\).*/\1/p' "/proc/$1/status"; }
 
-test_expect_success 'apps run as the configured user' '
+test_expect_success 'apps run as their own user, never the configured one' '
 	BERTH_YAML="user: nobody" &&
 	start_berth &&
 	make_web_bundle "$TRASH/u.tar.gz" u1 "web: python3 web.py" "release: id -un >release-user" &&
 	berth deploy ua "$TRASH/u.tar.gz" >out &&
 	pid=$(app_pid ua) &&
-	test "$(uid_of $pid)" = "$(id -u nobody)" &&
-	dir=$(readlink /proc/$pid/cwd) &&
-	test "$(stat -c %U "$dir")" = nobody &&
-	test "$(cat "$dir/release-user")" = nobody
+	test "$(uid_of $pid)" = "$(id -u berth-ua)" &&
+	test "$(readlink /proc/$pid/cwd)" = /app &&
+	dir=/proc/$pid/root/app &&
+	test "$(stat -c %U "$dir")" = berth-ua &&
+	test "$(cat "$dir/release-user")" = berth-ua
 '
 
 test_expect_success 'an unknown user stops the engine from starting, with a clear error' '

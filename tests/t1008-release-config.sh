@@ -73,7 +73,7 @@ test_expect_success 'a crash restart runs the live config, not the refused one' 
 	port=$(app_port rc) &&
 	before=$(grep -c "cannot start: CRASH" "$BERTH_ROOT/logs/rc/app.log") &&
 	get "http://127.0.0.1:$port/crash" >/dev/null &&
-	retry_until 20 ps_line_matches rc "^web.1 .* up .* 1$" &&
+	retry_until 20 ps_line_matches rc "^web.1 .* up +[0-9]+s +1( |$)" &&
 	test "$(app_pid rc)" != "$pid" &&
 	unchanged &&
 	test "$(grep -c "cannot start: CRASH" "$BERTH_ROOT/logs/rc/app.log")" = "$before"
@@ -146,7 +146,8 @@ if mkdir -p "$TRASH/probe" && mount -t tmpfs -o size=64k tmpfs "$TRASH/probe" 2>
 		mkdir -p "$BERTH_ROOT/apps/full" &&
 		mount -t tmpfs -o size=1m tmpfs "$BERTH_ROOT/apps/full" &&
 		test_atexit "umount -l \"$BERTH_ROOT/apps/full\"" &&
-		gate="$TRASH/gate" &&
+		new_shared_dir &&
+		gate="$SHARED/gate" &&
 		touch "$gate" &&
 		dir=$(mktemp -d "$TRASH/gated.XXXXXX") &&
 		cp "$TOP/tests/apps/web.py" "$dir/" &&

@@ -4,6 +4,8 @@
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
+new_shared_dir || exit 1	# the gates the apps wait for
+
 app_version() { berth ps "$1" >/dev/null 2>&1 && get "http://127.0.0.1:$(app_port "$1")/" ; }
 
 test_expect_success 'setup' '
@@ -99,25 +101,27 @@ make_gated_bundle() {
 	cp "$TOP/tests/apps/web.py" "$dir/"
 	echo gated >"$dir/VERSION"
 	echo "web: while [ ! -e $2 ]; do sleep 0.1; done; exec python3 web.py" >"$dir/Procfile"
-	printf "drain: 3s\n" >"$dir/app.yaml"
+	# the watch keeps the deploy going a while after the switch (the
+	# router ends a drain with no request in flight at once)
+	printf "drain: 3s\nwatch: 5s\n" >"$dir/app.yaml"
 	tar -C "$dir" -czf "$1" . && rm -rf "$dir"
 }
 
 test_expect_success 'a bundle deleted while its app deploys removes the app after' '
-	make_gated_bundle gated.tar.gz "$TRASH/gate1" &&
+	make_gated_bundle gated.tar.gz "$SHARED/gate1" &&
 	cp gated.tar.gz "$BERTH_ROOT/incoming/slow.tar.gz" &&
 	retry_until 20 grep -q "Starting web.1" "$BERTH_ROOT/logs/slow/app.log" &&
 	rm "$BERTH_ROOT/incoming/slow.tar.gz" &&
 	retry_until 10 grep -q "slow.tar.gz. deleted: app .slow. goes once its deploy ends" "$TRASH/berth.log" &&
 	apps_line_matches "^slow +deploying" &&
-	touch "$TRASH/gate1" &&
+	touch "$SHARED/gate1" &&
 	retry_until 30 test ! -e "$BERTH_ROOT/apps/slow" &&
 	! apps_line_matches "^slow "
 '
 
 test_expect_success 'and while it drains the old release' '
-	touch "$TRASH/gate2" &&
-	make_gated_bundle gated2.tar.gz "$TRASH/gate2" &&
+	touch "$SHARED/gate2" &&
+	make_gated_bundle gated2.tar.gz "$SHARED/gate2" &&
 	cp gated2.tar.gz "$BERTH_ROOT/incoming/drainy.tar.gz" &&
 	retry_until 20 apps_line_matches "^drainy +running +v1" &&
 	cp gated2.tar.gz "$BERTH_ROOT/incoming/.drainy" &&
@@ -130,14 +134,14 @@ test_expect_success 'and while it drains the old release' '
 '
 
 test_expect_success 'a bundle put back before the deploy ends keeps the app' '
-	make_gated_bundle gated3.tar.gz "$TRASH/gate3" &&
+	make_gated_bundle gated3.tar.gz "$SHARED/gate3" &&
 	cp gated3.tar.gz "$BERTH_ROOT/incoming/back.tar.gz" &&
 	retry_until 20 grep -q "Starting web.1" "$BERTH_ROOT/logs/back/app.log" &&
 	rm "$BERTH_ROOT/incoming/back.tar.gz" &&
 	retry_until 10 grep -q "back.tar.gz. deleted" "$TRASH/berth.log" &&
 	cp v1.tar.gz "$BERTH_ROOT/incoming/back.tar.gz" &&
 	retry_until 10 grep -q "back.tar.gz. is back" "$TRASH/berth.log" &&
-	touch "$TRASH/gate3" &&
+	touch "$SHARED/gate3" &&
 	retry_until 30 apps_line_matches "^back +running +v2" &&
 	test -e "$BERTH_ROOT/apps/back"
 '

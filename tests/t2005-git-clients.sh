@@ -173,6 +173,7 @@ test_expect_success 'JGit (JSch) knows the ECDSA host key and clones with an ECD
 	mkdir -p .ssh &&
 	ssh-keygen -q -t ecdsa -b 256 -m PEM -N "" -C jgit -f .ssh/id_ecdsa &&
 	berth keys add .ssh/id_ecdsa.pub >/dev/null &&
+	berth sharing lgapp add jgit >/dev/null &&
 	echo "[127.0.0.1]:$SSH_PORT $(ssh-keygen -y -f "$BERTH_ROOT/host/ssh_host_ecdsa_key")" \
 		>.ssh/known_hosts &&
 	printf "Host berth\n  HostName 127.0.0.1\n  Port %s\n  User git\n  IdentityFile %s\n" \

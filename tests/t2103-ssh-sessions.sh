@@ -18,7 +18,8 @@ test_expect_success 'setup: engine, a key, an app' '
 	berth keys add "$TRASH/alice.pub" >/dev/null &&
 	make_web_bundle "$TRASH/v1.tar.gz" v1 "worker: python3 worker.py" &&
 	berth deploy myapp "$TRASH/v1.tar.gz" >out &&
-	test_grep "Release 1 of myapp is live" out
+	test_grep "Release 1 of myapp is live" out &&
+	berth sharing myapp add alice >/dev/null
 '
 
 test_expect_success 'commands stream the engine output and status' '

@@ -15,6 +15,10 @@ web_says() {
 
 test_expect_success 'engine, push key, server-wide hooks' '
 	start_berth &&
+	# as root, server hooks run as the app user: let it reach the log
+	chmod 711 "$TRASH" &&
+	: >"$TRASH/post-deploy.log" &&
+	chmod 666 "$TRASH/post-deploy.log" &&
 	setup_push_key &&
 	mkdir -p "$BERTH_ROOT/hooks/pre-build.d" "$BERTH_ROOT/hooks/post-deploy.d" &&
 	printf "#!/bin/sh\nprintf srv >VERSION\necho server hook for \$BERTH_APP\n" \

@@ -17,7 +17,7 @@ test_expect_success 'release: runs in the new release, before it goes live' '
 	commit_all relapp one &&
 	push relapp >out &&
 	test_grep "Release 1 of relapp is live" out &&
-	berth config relapp set "MARKER=$TRASH/marker" &&
+	berth config relapp set "MARKER=marker" &&
 	printf "web: python3 web.py\nrelease: echo \"migrated \$(cat VERSION) for \$BERTH_APP\" >>\"\$MARKER\"\n" \
 		>relapp/Procfile &&
 	echo v2 >relapp/VERSION &&
@@ -26,7 +26,13 @@ test_expect_success 'release: runs in the new release, before it goes live' '
 	test_grep "remote: -----> Running release command" out &&
 	rel=$(live_release out relapp) &&
 	test -n "$rel" &&
-	test_grep "^migrated v2 for relapp$" "$TRASH/marker"
+	pid=$(app_pid relapp) &&
+	if [ "$(id -u)" = 0 ]; then
+		marker=/proc/$pid/root/app/marker
+	else
+		marker=$(readlink /proc/$pid/cwd)/marker
+	fi &&
+	test_grep "^migrated v2 for relapp$" "$marker"
 '
 
 test_expect_success 'a failing release command keeps the old release serving' '

@@ -1,6 +1,7 @@
 #!/bin/bash
-# With berth.yaml's user: set and berth running as root, buildpacks and the
-# app's own hooks run as that user; the server's hooks run as the server.
+# With berth running as root, buildpacks, the app's own hooks and the
+# server's hooks run as the app's own user (berth-APP), even with
+# berth.yaml's older "user:" set.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 . "$TEST_DIR/lib-pipeline.sh"
@@ -39,6 +40,7 @@ test_expect_success 'engine with user: nobody, a server hook, push key' '
 	BERTH_YAML="user: nobody" &&
 	start_berth &&
 	setup_push_key &&
+	chmod 711 "$TRASH" &&
 	mkdir -p "$BERTH_ROOT/hooks/pre-build.d" &&
 	printf "#!/bin/sh\necho server hook as \$(id -un)\necho server >stamp\n" \
 		>"$BERTH_ROOT/hooks/pre-build.d/10-whoami" &&
@@ -56,11 +58,12 @@ test_expect_success 'app hooks and the buildpack run as the build user, on files
 	chmod +x userapp/.berth/hooks/pre-build &&
 	commit_all userapp one &&
 	push userapp >out &&
-	test_grep "remote:        server hook as root" out &&
-	test_grep "remote:        app hook as nobody" out &&
-	test_grep "remote:        compile as nobody" out &&
+	test_grep "remote:        server hook as berth-userapp" out &&
+	test_grep "remote:        app hook as berth-userapp" out &&
+	test_grep "remote:        compile as berth-userapp" out &&
 	test_grep "remote: -----> Test Pack build 1( |$)" out &&
-	test "$(stat -c %U "$BERTH_ROOT/cache/userapp/builds")" = nobody
+	test "$(stat -c %U "$BERTH_ROOT/cache/userapp/builds")" = berth-userapp &&
+	test "$(stat -c %a "$BERTH_ROOT/cache/userapp")" = 700
 '
 
 test_expect_success 'a buildpack by git URL is fetched, copied and run as the build user' '
@@ -72,9 +75,9 @@ test_expect_success 'a buildpack by git URL is fetched, copied and run as the bu
 	commit_all urlapp one &&
 	push urlapp >out &&
 	test_grep "remote: -----> Tool v1 installed" out &&
-	test_grep "remote:        compiled by nobody" out &&
-	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = nobody &&
-	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = nobody
+	test_grep "remote:        compiled by berth-urlapp" out &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks")" = berth-urlapp &&
+	test "$(stat -c %U "$BERTH_ROOT/cache/urlapp.buildpacks"/tool-*.git)" = berth-urlapp
 '
 
 test_expect_success 'a repository only root can read is out of the build user'\''s reach' '

@@ -8,6 +8,8 @@
 test_expect_success 'engine with a 3 s build limit, push key, one release' '
 	BERTH_YAML="build_timeout: 3s" &&
 	start_berth &&
+	# as root the hooks run as the app user: let them leave marks here
+	chmod 1777 "$TRASH" &&
 	setup_push_key &&
 	new_app_repo slow &&
 	add_web_app slow v1 &&

@@ -51,6 +51,29 @@ test_expect_success 'apps:rename over ssh: folders, route and hosts follow; the 
 	test_grep "app .old. does not exist" err
 '
 
+# As root each app runs as its own user: the user follows the name (same
+# number, so the running processes and their files stay the app's), the
+# owner follows it too, and a new app of the old name gets a user of its own.
+if [ "$(id -u)" = 0 ]; then
+test_expect_success 'the app user and owner follow the name; the old name is free' '
+	uid=$(stat -c %u /proc/$(app_pid fresh)) &&
+	test "$(getent passwd berth-old | cut -d: -f3,5)" = "$uid:berth app fresh" &&
+	ssh_berth push-key sharing fresh >out &&
+	test_grep "^owner tester$" out &&
+	test ! -e "$BERTH_ROOT/access/old" &&
+	new_app_repo again-old old &&
+	add_web_app again-old "new-old-v1" &&
+	echo "web: python3 web.py" >again-old/Procfile &&
+	commit_all again-old first &&
+	push again-old >out &&
+	test_grep "Release 1 of old is live" out &&
+	test "$(stat -c %u /proc/$(app_pid old))" != "$uid" &&
+	test "$(getent passwd | grep -c ":berth app old:")" = 1 &&
+	test "$(getent passwd | grep ":berth app old:" | cut -d: -f3)" != "$uid" &&
+	berth rm old --force >/dev/null
+'
+fi
+
 test_expect_success 'a push to the new name deploys it' '
 	git -C old remote set-url deploy "ssh://git@127.0.0.1:$SSH_PORT/fresh" &&
 	echo fresh-v2 >old/VERSION &&
@@ -84,6 +107,14 @@ test_expect_success 'an engine restart brings the app back under its new name' '
 	berth rename fresh again >out &&
 	test_grep "Renamed fresh to again" out &&
 	answers again.localhost 200
+'
+
+test_expect_success 'rm of a renamed app removes its user' '
+	berth rm again --force >/dev/null &&
+	berth rm other --force >/dev/null &&
+	if [ "$(id -u)" = 0 ]; then
+		test "$(getent passwd | grep -cE ":berth app (again|fresh|old|other):")" = 0
+	fi
 '
 
 test_done

@@ -107,6 +107,15 @@ test_grep_not() {
 	fi
 }
 
+# new_shared_dir: SHARED becomes a folder under /run (removed at the end)
+# that app processes see too: as root each app has a private /tmp, so
+# $TRASH is out of its sight (gate files an app waits for go here).
+new_shared_dir() {
+	SHARED=$(mktemp -d "/run/berth-test.$TEST_NAME.XXXXXX") &&
+	chmod 755 "$SHARED" &&
+	test_atexit "rm -rf '$SHARED'"
+}
+
 # retry_until SECONDS CMD...: run CMD every 0.1 s until it succeeds.
 # is_pid N: a plain number above 1 (kill -1 would reach every process)
 is_pid() { case $1 in ''|*[!0-9]*|0|1) return 1 ;; esac; }

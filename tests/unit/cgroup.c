@@ -518,6 +518,16 @@ static void test_real(void)
 	lim.processes = 0;
 	r = cgroup_set_limits(&a, &lim);
 	ok(r == 0, "lift every limit%s%s", r ? ": " : "", r ? error_last() : "");
+	{
+		int hc = idx(&s, CGROUP_CPU);
+		int alone = hc >= 0 && s.hier[hc].version == 1 &&
+			idx(&s, CGROUP_CPUSTAT) != hc;
+
+		ok(!!(a.skip & (1u << (hc < 0 ? 0 : hc))) == alone,
+		   "no cpu limit: %s", alone ?
+		   "the v1 cpu group is not joined (one process's weight)" :
+		   "the cpu group is the one counting");
+	}
 	dir = group_dir(&s, CGROUP_PIDS, "app-a");
 	ok(read_dir_file(dir, "pids.max", v, sizeof(v)) == 0 &&
 	   !strcmp(v, "max"), "pids.max back to max");

@@ -134,10 +134,15 @@ int main(void)
 	put("run/one/1/hello.txt", "hello from release 1\n", 0644, APP_UID);
 	mk("run/two/1", 0755, OTHER_UID);
 	put("run/two/1/secret.txt", "two's code\n", 0644, OTHER_UID);
+	mk("postgres/data", 0700, 0);
+	mk("postgres/run", 0755, 0);
+	put("postgres/run/socket.txt", "the database socket\n", 0644, 0);
 
 	memset(&sb, 0, sizeof(sb));
-	sb.release = at("run/one/1");
+	sb.release = xstrdup(at("run/one/1"));
 	sb.hide[sb.n_hide++] = root;
+	sb.show[sb.n_show++] = xstrdup(at("postgres/run"));
+	sb.show[sb.n_show++] = xstrdup(at("postgres/missing"));
 	sb.uid = APP_UID;
 	sb.gid = APP_UID;
 	sb.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;
@@ -175,8 +180,11 @@ int main(void)
 		"echo pid1=$(cat /proc/1/cmdline 2>/dev/null | wc -c)\n"
 		"echo kill=$(kill -0 %ld 2>/dev/null && echo sent || echo refused)\n"
 		"echo nnp=$(grep NoNewPrivs /proc/self/status | tr -dc 0-9)\n"
-		"echo caps=$(awk '/^CapEff/ { print $2 }' /proc/self/status)\n",
-		root, root, root, root, root, (long)other);
+		"echo caps=$(awk '/^CapEff/ { print $2 }' /proc/self/status)\n"
+		"echo pg=$(cat %s/postgres/run/socket.txt)\n"
+		"echo pgls=$(ls %s/postgres 2>&1 | grep -c 'Permission denied')\n"
+		"echo pgdata=$(ls %s/postgres/data >/dev/null 2>&1 && echo listed || echo refused)\n",
+		root, root, root, root, root, (long)other, root, root, root);
 	r = run_in(&sb, script, &out);
 	ok(WIFEXITED(r) && WEXITSTATUS(r) == 0, "the script ran in the sandbox");
 	{
@@ -211,6 +219,11 @@ int main(void)
 	ok(!strcmp(val(&out, "pid1"), "0"), "other users' processes hidden");
 	ok(!strcmp(val(&out, "kill"), "refused"), "cannot signal another app");
 	ok(!strcmp(val(&out, "nnp"), "1"), "no_new_privs set");
+	ok(!strcmp(val(&out, "pg"), "the database socket"),
+	   "the shown folder is reachable at its own path");
+	ok(!strcmp(val(&out, "pgls"), "1") &&
+	   !strcmp(val(&out, "pgdata"), "refused"),
+	   "the folders on its way cannot be listed, nothing beside it is there");
 	ok(!strcmp(val(&out, "caps"), "0000000000000000"),
 	   "no capabilities (%s)", val(&out, "caps"));
 	free(script);

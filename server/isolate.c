@@ -1,0 +1,517 @@
+/* isolate: see isolate.h. */
+#include "isolate.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "listener.h"
+#include "log.h"
+#include "manifest.h"
+#include "safefs.h"
+#include "spawn.h"
+#include "util.h"
+
+#define DEFAULT_ROOT "/var/lib/berth"
+#define KILL_TIMEOUT_MS 3000
+
+struct isolate_group {
+	struct isolate_group *next;
+	pid_t pid;
+	struct cgroup cg;
+};
+
+/* FNV-1a, for a parent name per state folder. */
+static uint32_t hash32(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* What a crashed engine of this state folder left: kill it, remove it. */
+static void clear_leftovers(struct isolate *iso)
+{
+	const struct cgroup_hier *h = &iso->cg.hier[0];
+	DIR *d;
+	struct dirent *de;
+	struct strv names = STRV_INIT;
+	size_t i;
+	int fd;
+
+	if (!iso->cg.n_hier || h->dir_fd < 0)
+		return;
+	fd = dup(h->dir_fd);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	while ((de = readdir(d)))
+		if (de->d_type == DT_DIR && cgroup_name_valid(de->d_name) &&
+		    strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+			strv_push(&names, de->d_name);
+	closedir(d);
+	for (i = 0; i < names.n; i++) {
+		struct cgroup cg;
+
+		if (cgroup_open(&cg, &iso->cg, names.v[i], 0) < 0)
+			continue;
+		if (cgroup_kill(&cg, KILL_TIMEOUT_MS) < 0 ||
+		    cgroup_remove(&cg) < 0) {
+			log_warnx("cgroup %s left by an earlier run: %s",
+				  names.v[i], error_last());
+			cgroup_close(&cg);
+		}
+	}
+	strv_release(&names);
+}
+
+static void write_cgroup_list(struct isolate *iso)
+{
+	struct buf b = BUF_INIT;
+	char *path;
+	size_t i;
+
+	for (i = 0; i < iso->cg.n_hier; i++)
+		buf_addf(&b, "%s\n", iso->cg.hier[i].dir);
+	path = xasprintf("%s/run/cgroups", iso->root);
+	if (write_file_atomic(path, b.data ? b.data : "", b.len, 0644) < 0)
+		log_warnx("%s", error_last());
+	free(path);
+	buf_release(&b);
+}
+
+int isolate_init(struct isolate *iso, const char *root)
+{
+	char parent[32], *users;
+	int r;
+
+	memset(iso, 0, sizeof(*iso));
+	iso->root = xstrdup(root);
+	iso->pg_run = xasprintf("%s/postgres/run", root);
+	if (geteuid() != 0) {
+		log_warnx("not running as root: apps are not isolated (they run "
+			  "as this user, without their own users, limits or "
+			  "/app; see docs/security.md)");
+		return 0;
+	}
+	users = xasprintf("%s/users", root);
+	r = appuser_init(&iso->users, users);
+	free(users);
+	if (r < 0)
+		return -1;
+	if (!strcmp(root, DEFAULT_ROOT))
+		snprintf(parent, sizeof(parent), "berth");
+	else
+		snprintf(parent, sizeof(parent), "berth-%08x", hash32(root));
+	if (cgroup_sys_init(&iso->cg, parent, 0) < 0) {
+		appuser_release(&iso->users);
+		return error_set("cgroups: %s", error_last());
+	}
+	if (iso->cg.layout == CGROUP_NONE)
+		log_warnx("no usable cgroups: apps run without memory, CPU and "
+			  "process limits");
+	else
+		log_info("isolation: a user per app, %s, /app",
+			 cgroup_layout_name(iso->cg.layout));
+	clear_leftovers(iso);
+	write_cgroup_list(iso);
+	/* Builds run as app users outside a sandbox: other apps' repositories
+	 * and logs are not theirs to read. */
+	{
+		static const char *const closed[] = { "apps", "logs" };
+		static const mode_t modes[] = { 0711, 0700 };
+		size_t i;
+
+		for (i = 0; i < ARRAY_SIZE(closed); i++) {
+			char *p = xasprintf("%s/%s", root, closed[i]);
+
+			if (chmod(p, modes[i]) < 0 && errno != ENOENT)
+				log_warn("chmod %s", p);
+			free(p);
+		}
+	}
+	iso->on = 1;
+	return 0;
+}
+
+void isolate_release(struct isolate *iso)
+{
+	while (iso->groups)
+		isolate_end(iso, iso->groups->pid);
+	if (iso->on) {
+		cgroup_sys_release(&iso->cg);
+		appuser_release(&iso->users);
+	}
+	free(iso->root);
+	free(iso->pg_run);
+	memset(iso, 0, sizeof(*iso));
+}
+
+/*
+ * The app's user, made if missing.  Another process (a build, the
+ * unpacker) may be making it at the same moment: when making fails, a
+ * user that is there now and is berth's for this app is the answer.
+ */
+static int ensure_user(const struct appuser_sys *sys, const char *app,
+		       struct appuser *u)
+{
+	char why[256];
+
+	if (appuser_ensure(sys, app, u) == 0)
+		return 0;
+	snprintf(why, sizeof(why), "%s", error_last());
+	if (appuser_lookup(sys, app, u) == 0)
+		return 0;
+	return error_set("no user for app '%s': %s", app, why);
+}
+
+/* Between fork and exec: the group, then the sandbox (which drops root). */
+static const char *child_setup(void *arg)
+{
+	struct isolate_spawn *is = arg;
+	const char *failed;
+
+	if (is->have_cg && cgroup_enter(&is->cg) < 0)
+		return "joining the app's cgroup";
+	failed = sandbox_enter(&is->sb);
+	if (failed)
+		return failed;
+	/* A change of credentials clears the parent-death signal. */
+	if (is->die_with_parent) {
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
+			return "parent-death signal";
+		if (getppid() == 1)
+			return "the engine is gone";
+	}
+	return NULL;
+}
+
+int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
+			  const char *app, const char *release,
+			  const struct cgroup_limits *lim, struct spawn *s)
+{
+	struct appuser u;
+	char name[CGROUP_NAME_MAX + 1];
+
+	memset(is, 0, sizeof(*is));
+	is->iso = iso;
+	if (!iso || !iso->on)
+		return 0;
+	snprintf(is->app, sizeof(is->app), "%s", app);
+	if (ensure_user(&iso->users, app, &u) < 0)
+		return -1;
+	is->sb.release = release;
+	is->sb.hide[is->sb.n_hide++] = iso->root;
+	/* the embedded PostgreSQL's socket (DATABASE_URL's host=); its
+	 * roles need their passwords (scram-sha-256) */
+	is->sb.show[is->sb.n_show++] = iso->pg_run;
+	is->sb.uid = u.uid;
+	is->sb.gid = u.gid;
+	is->sb.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;
+	if (sandbox_prepare(&is->sb) < 0)
+		return -1;
+	if (iso->cg.layout != CGROUP_NONE) {
+		snprintf(name, sizeof(name), "%s.%lu", app, ++iso->next_id);
+		if (cgroup_open(&is->cg, &iso->cg, name, 1) < 0)
+			return error_set("cgroup for '%s': %s", app,
+					 error_last());
+		is->have_cg = 1;
+		int r = lim ? cgroup_set_limits(&is->cg, lim) : 0;
+
+		if (r < 0) {
+			if (r != ERR_NOTFOUND) {
+				isolate_abort(is);
+				return error_set("limits for '%s': %s", app,
+						 error_last());
+			}
+			log_warnx("%s: %s", app, error_last());
+		}
+	}
+	if (s->argv) {
+		size_t i, rl = strlen(release);
+
+		for (i = 0; s->argv[i]; i++) {
+			const char *v = s->argv[i];
+
+			if (!strncmp(v, release, rl) &&
+			    (v[rl] == '\0' || v[rl] == '/'))
+				strv_pushf(&is->argv, "%s%s", SANDBOX_APP_PATH,
+					   v + rl);
+			else
+				strv_push(&is->argv, v);
+		}
+		s->argv = is->argv.v;
+	}
+	if (s->envp) {
+		size_t i, rl = strlen(release);
+
+		for (i = 0; s->envp[i]; i++) {
+			const char *kv = s->envp[i], *eq = strchr(kv, '=');
+
+			if (eq && !strncmp(eq + 1, release, rl) &&
+			    (eq[1 + rl] == '\0' || eq[1 + rl] == '/'))
+				strv_pushf(&is->env, "%.*s=%s%s",
+					   (int)(eq - kv), kv,
+					   SANDBOX_APP_PATH, eq + 1 + rl);
+			else
+				strv_push(&is->env, kv);
+		}
+		s->envp = is->env.v;
+	}
+	is->die_with_parent = (s->flags & SPAWN_DIE_WITH_PARENT) != 0;
+	s->flags &= ~(unsigned)SPAWN_DROP_PRIV;
+	s->dir = NULL;		/* the sandbox goes to /app */
+	s->child_setup = child_setup;
+	s->child_arg = is;
+	return 0;
+}
+
+void isolate_started(struct isolate_spawn *is, pid_t pid)
+{
+	struct isolate_group *g;
+
+	strv_release(&is->env);
+	strv_release(&is->argv);
+	if (!is->have_cg)
+		return;
+	g = xcalloc(1, sizeof(*g));
+	g->pid = pid;
+	g->cg = is->cg;
+	g->next = is->iso->groups;
+	is->iso->groups = g;
+	is->have_cg = 0;
+}
+
+void isolate_abort(struct isolate_spawn *is)
+{
+	strv_release(&is->env);
+	strv_release(&is->argv);
+	if (!is->have_cg)
+		return;
+	cgroup_kill(&is->cg, KILL_TIMEOUT_MS);
+	if (cgroup_remove(&is->cg) < 0)
+		cgroup_close(&is->cg);
+	is->have_cg = 0;
+}
+
+static struct isolate_group **find_group(struct isolate *iso, pid_t pid)
+{
+	struct isolate_group **gp;
+
+	for (gp = &iso->groups; *gp; gp = &(*gp)->next)
+		if ((*gp)->pid == pid)
+			return gp;
+	return NULL;
+}
+
+uint64_t isolate_end(struct isolate *iso, pid_t pid)
+{
+	struct isolate_group **gp, *g;
+	struct cgroup_usage u;
+	uint64_t ooms = 0;
+
+	if (!iso || pid <= 0 || !(gp = find_group(iso, pid)))
+		return 0;
+	g = *gp;
+	*gp = g->next;
+	if (cgroup_kill(&g->cg, KILL_TIMEOUT_MS) < 0)
+		log_warnx("cgroup %s: %s", g->cg.name, error_last());
+	if (cgroup_usage(&g->cg, &u) == 0 && (u.have & CGROUP_MEMORY))
+		ooms = u.oom_kills;
+	if (cgroup_remove(&g->cg) < 0) {
+		log_warnx("cgroup %s: %s", g->cg.name, error_last());
+		cgroup_close(&g->cg);
+	}
+	free(g);
+	return ooms;
+}
+
+int isolate_usage(struct isolate *iso, pid_t pid, uint64_t *memory,
+		  uint64_t *cpu_usec)
+{
+	struct isolate_group **gp = iso && pid > 0 ? find_group(iso, pid) : NULL;
+	struct cgroup_usage u;
+	uint64_t rss = 0, cpu = 0;
+
+	*memory = *cpu_usec = 0;
+	if (pid <= 0)
+		return -1;
+	if (gp && cgroup_usage(&(*gp)->cg, &u) == 0) {
+		if (u.have & CGROUP_MEMORY)
+			*memory = u.memory;
+		if (u.have & CGROUP_CPUSTAT)
+			*cpu_usec = u.cpu_usec;
+		if ((u.have & (CGROUP_MEMORY | CGROUP_CPUSTAT)) ==
+		    (CGROUP_MEMORY | CGROUP_CPUSTAT))
+			return 0;
+	}
+	if (cgroup_pid_usage(pid, &rss, &cpu) < 0)
+		return -1;
+	if (!*memory)
+		*memory = rss;
+	if (!*cpu_usec)
+		*cpu_usec = cpu;
+	return 0;
+}
+
+int isolate_app_user(struct isolate *iso, const char *app, uid_t *uid,
+		     gid_t *gid)
+{
+	struct appuser u;
+
+	if (!iso || !iso->on)
+		return ERR_NOTFOUND;
+	if (ensure_user(&iso->users, app, &u) < 0)
+		return -1;
+	*uid = u.uid;
+	*gid = u.gid;
+	return 0;
+}
+
+int isolate_build_user(const char *root, const char *app, struct appuser *u)
+{
+	struct appuser_sys sys;
+	char *dir = xasprintf("%s/users", root);
+	int r = appuser_init(&sys, dir);
+
+	free(dir);
+	if (r < 0)
+		return -1;
+	r = ensure_user(&sys, app, u);
+	appuser_release(&sys);
+	if (r == 0 && u->isolated) {
+		/* ROOT/apps/APP: only root and this app's user get in (the
+		 * build fetches submodules through its repository). */
+		dir = xasprintf("%s/apps/%s", root, app);
+		if (chown(dir, 0, u->gid) < 0 || chmod(dir, 0710) < 0)
+			r = error_setsys("cannot close the folder of app '%s'", app);
+		free(dir);
+	}
+	return r < 0 ? -1 : 0;
+}
+
+int isolate_give_tree(const char *dir, uid_t uid, gid_t gid)
+{
+	int fd = safefs_open_top(dir), r;
+
+	if (fd < 0)
+		return -1;
+	r = safefs_chown_tree(fd, ".", uid, gid);
+	close(fd);
+	return r < 0 ? -1 : 0;
+}
+
+int isolate_rename_app(struct isolate *iso, const char *from, const char *to)
+{
+	if (!iso || !iso->on)
+		return 0;
+	return appuser_rename(&iso->users, from, to) < 0 ? -1 : 0;
+}
+
+int isolate_remove_app(struct isolate *iso, const char *app)
+{
+	int r;
+
+	if (!iso || !iso->on)
+		return 0;
+	r = appuser_remove(&iso->users, app);
+	if (r == ERR_NOTFOUND)
+		return 0;
+	return r < 0 ? -1 : 0;
+}
+
+void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,
+		    const struct manifest *m)
+{
+	long cpu = 0;
+
+	memset(lim, 0, sizeof(*lim));
+	lim->memory = m && m->res_memory >= 0 ? (uint64_t)m->res_memory :
+		(uint64_t)(cfg->res_memory > 0 ? cfg->res_memory : 0);
+	if (cfg->res_cpu && cgroup_parse_cpu(cfg->res_cpu, &cpu) < 0)
+		cpu = 0;
+	lim->cpu_millis = m && m->res_cpu_millis >= 0 ? m->res_cpu_millis : cpu;
+	lim->processes = m && m->res_processes >= 0 ? m->res_processes :
+		cfg->res_processes;
+}
+
+int isolate_port_foreign(const char *text, int port, uid_t uid,
+			 uid_t *other)
+{
+	const char *line = text;
+	int n = 0;
+
+	while (line && *line) {
+		const char *nl = strchr(line, '\n');
+		unsigned lport, st;
+		unsigned long luid;
+		char local[80];
+
+		/* "sl local rem st tx:rx tr:when retr uid ..."; the header
+		 * line does not scan */
+		if (sscanf(line, " %*s %79s %*s %x %*s %*s %*s %lu", local,
+			   &st, &luid) == 3 && st == 0x0A) {
+			const char *colon = strrchr(local, ':');
+
+			/* root's is the engine's own: a socket it bound and
+			 * handed over (LISTEN_FDS); root could take any
+			 * port anyway */
+			if (colon && sscanf(colon + 1, "%x", &lport) == 1 &&
+			    (int)lport == port && (uid_t)luid != uid &&
+			    luid != 0) {
+				*other = (uid_t)luid;
+				n++;
+			}
+		}
+		line = nl ? nl + 1 : NULL;
+	}
+	return n;
+}
+
+int isolate_port_check(struct isolate *iso, const char *app, int port)
+{
+	static const char *const tables[] = { "/proc/net/tcp",
+					      "/proc/net/tcp6" };
+	struct appuser u;
+	struct buf b = BUF_INIT;
+	uid_t other = 0;
+	size_t i;
+	int ret = 0;
+
+	if (!iso || !iso->on || port <= 0)
+		return 0;
+	if (appuser_lookup(&iso->users, app, &u) < 0)
+		return -1;
+	for (i = 0; i < ARRAY_SIZE(tables) && !ret; i++) {
+		buf_reset(&b);
+		ret = read_file(&b, tables[i], 64L << 20);
+		if (ret == ERR_NOTFOUND) {
+			ret = 0;	/* no IPv6 */
+			continue;
+		}
+		if (ret < 0)
+			break;
+		if (b.data && isolate_port_foreign(b.data, port, u.uid,
+						   &other) > 0) {
+			error_set("port %d is held by a program of another user (uid %ld), not by %s",
+				  port, (long)other, app);
+			ret = ERR_INVALID;
+		}
+	}
+	buf_release(&b);
+	return ret;
+}

@@ -1,0 +1,147 @@
+/*
+ * isolate: how the engine runs an app's programs when it is root: as the
+ * app's own user (appuser), each process in a cgroup of its own with the
+ * app's limits (cgroup), seeing its release at /app with berth's state
+ * folder hidden (sandbox).  The mechanisms live in those modules; this one
+ * ties them to a spawn and keeps the live groups.
+ *
+ * One cgroup per process (a Heroku dyno): "APP.N" under berth's parent
+ * group, N counting up for the engine's life.  A process's limits are its
+ * own (memory: 256M is each web.1's), the OOM killer stays inside it, and
+ * when the process ends (stop, crash, retire, rm) isolate_end() kills
+ * whatever is left in its group, setsid()'d children and double forks
+ * included, and removes the group.
+ *
+ * Without root there is nothing to isolate with: 'on' is 0, every call
+ * below leaves the spawn as it was, and init says so once in the log.
+ *
+ * Blocking: init, remove_app and give_tree run tools or walk trees;
+ * isolate_end() waits for a group to empty (cgroup.kill: milliseconds).
+ */
+#ifndef BERTH_ISOLATE_H
+#define BERTH_ISOLATE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "appuser.h"
+#include "cgroup.h"
+#include "sandbox.h"
+
+struct spawn;
+struct isolate_group;
+
+struct isolate {
+	int on;				/* root: users, cgroups, sandbox */
+	struct appuser_sys users;
+	struct cgroup_sys cg;		/* layout CGROUP_NONE: no limits */
+	char *root;			/* berth's state folder, hidden */
+	char *pg_run;			/* ROOT/postgres/run, shown again */
+	struct isolate_group *groups;	/* live groups, by leader pid */
+	unsigned long next_id;
+};
+
+/*
+ * Set up for the state folder 'root' (absolute).  Not root: on = 0 and a
+ * warning once.  As root: per-app users, cgroups under "berth" (or
+ * "berth-HASH" for another state folder than /var/lib/berth, so two
+ * engines never share groups), groups a crashed engine left are killed
+ * and removed, and ROOT/run/cgroups lists the parent folders (one a
+ * line).  -1 with error_last() if isolation cannot be given as root.
+ */
+int isolate_init(struct isolate *iso, const char *root);
+/* Kill every group still live, close everything. */
+void isolate_release(struct isolate *iso);
+
+/* What one spawn needs until spawn_start() returns (the caller's). */
+struct isolate_spawn {
+	struct isolate *iso;
+	struct sandbox sb;
+	struct cgroup cg;
+	int have_cg;
+	int die_with_parent;
+	char app[64];
+	struct strv env;	/* the spawn's environment, paths made /app */
+	struct strv argv;	/* and its arguments (keter's exec) */
+};
+
+/*
+ * Make s run as app's user in a group of its own with limits 'lim', its
+ * release folder 'release' shown at /app (the working folder).  The user
+ * is made if it is missing.  Values of s->envp that name the release
+ * folder (HOME) are rewritten to /app, which is where the process sees
+ * it.  Not on: nothing is changed and 0.  -1 with
+ * error_last() if the app cannot be isolated (then nothing is left).
+ * After spawn_start(): isolate_started() on success, isolate_abort()
+ * on failure.
+ */
+int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
+			  const char *app, const char *release,
+			  const struct cgroup_limits *lim, struct spawn *s);
+void isolate_started(struct isolate_spawn *is, pid_t pid);
+void isolate_abort(struct isolate_spawn *is);
+
+/*
+ * The process that led group 'pid' is done: kill what is left in its
+ * group and remove it.  Returns the OOM kills counted there (0 if none,
+ * or no group).  Safe to call twice or for a pid that had none.
+ */
+uint64_t isolate_end(struct isolate *iso, pid_t pid);
+
+/*
+ * Memory (bytes) and CPU time (µs) of the process 'pid' leads: its
+ * group's when it has one, else its own from /proc.  0 or -1.
+ */
+int isolate_usage(struct isolate *iso, pid_t pid, uint64_t *memory,
+		  uint64_t *cpu_usec);
+
+/*
+ * For a child process (the unpacker): the app's user, made if missing,
+ * into *uid and *gid; 0, or ERR_NOTFOUND when not on (keep the caller's).
+ */
+int isolate_app_user(struct isolate *iso, const char *app, uid_t *uid,
+		     gid_t *gid);
+/* Give the tree at 'dir' (berth's own path) to uid:gid by descriptors,
+ * never following a link (safefs). */
+int isolate_give_tree(const char *dir, uid_t uid, gid_t gid);
+
+/*
+ * For a build (a session process, as root): the app's user, made if it
+ * is missing, with the state folder 'root'.  0, or -1 with error_last().
+ */
+int isolate_build_user(const char *root, const char *app, struct appuser *u);
+
+/*
+ * Before traffic goes to a web process that bound its own PORT: every
+ * TCP socket listening on 'port' (v4 and v6, this network namespace)
+ * must belong to the app's user (or root's: the engine's own socket,
+ * bound and handed to the process).  Each app has a uid of its own, so a
+ * port taken by another app, or by any other local program, between
+ * the engine's check that it was free and the app's own bind, is found
+ * here instead of receiving the app's requests.  0 when it does (or
+ * when not on); ERR_INVALID with error_last() naming the port and the
+ * uid that holds it; -1 if the tables cannot be read.  A process the
+ * engine hands a socket it bound itself passes (its socket is root's):
+ * that port was never free.
+ */
+int isolate_port_check(struct isolate *iso, const char *app, int port);
+/* The pure part, for tests: the listeners on 'port' in the text of
+ * /proc/net/tcp or tcp6; *other gets a uid that is neither 'uid' nor
+ * root's (and the count of those is returned), else 0. */
+int isolate_port_foreign(const char *text, int port, uid_t uid,
+			 uid_t *other);
+
+/* apps:rename: the app's user follows its name (appuser_rename); not
+ * on: nothing */
+int isolate_rename_app(struct isolate *iso, const char *from, const char *to);
+
+/* rm: the app's processes are gone; remove its user (not on: nothing) */
+int isolate_remove_app(struct isolate *iso, const char *app);
+
+/* A release's limits: the manifest's where set (>= 0), else berth.yaml's */
+struct config;
+struct manifest;
+void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,
+		    const struct manifest *m);
+
+#endif
