@@ -104,6 +104,30 @@ static int probe_get(const char *path, const char *host, const char *extra,
 }
 
 /* n GETs; how many answered status with body containing want */
+/*
+ * A request is counted once it is logged, just after its answer: read the
+ * counts once they hold still (nothing in flight, the same twice 100 ms
+ * apart), or after 10 s on a slow machine.
+ */
+static int settled_counts(struct router *r, const char *app, int release,
+			  struct router_counts *out)
+{
+	struct router_counts prev;
+	int64_t dl = now_ms() + 10000;
+
+	if (router_counts(r, app, release, &prev) < 0)
+		return -1;
+	for (;;) {
+		test_sleep_ms(100);
+		if (router_counts(r, app, release, out) < 0)
+			return -1;
+		if ((out->done == prev.done && out->inflight == 0) ||
+		    now_ms() >= dl)
+			return 0;
+		prev = *out;
+	}
+}
+
 static int count_get(int n, const char *host, long status, const char *want)
 {
 	struct test_resp r;
@@ -808,17 +832,15 @@ static void test_watch(struct router *r, int live, int dead)
 	rt.fallback = &a;
 	rt.nfallback = 1;
 	rt.fallback_release = 1;
-	test_sleep_ms(200);
-	ok(router_counts(r, "wa", 1, &c1) == 0 &&
-	   router_counts(r, "wa", 2, &c2) == 0 &&
+	ok(settled_counts(r, "wa", 1, &c1) == 0 &&
+	   settled_counts(r, "wa", 2, &c2) == 0 &&
 	   router_switch(r, "wa", NULL, 0, &rt, NULL) == 0,
 	   "switch to release 2 with release 1 as the fallback: %s",
 	   error_last());
 	ok(count_get(30, "wa.localhost", 200, want) == 30,
 	   "release 2 is dead: every request is answered by release 1");
-	test_sleep_ms(200);
-	ok(router_counts(r, "wa", 1, &f1) == 0 &&
-	   router_counts(r, "wa", 2, &f2) == 0 &&
+	ok(settled_counts(r, "wa", 1, &f1) == 0 &&
+	   settled_counts(r, "wa", 2, &f2) == 0 &&
 	   f1.done - c1.done == 30 && f2.done == c2.done &&
 	   f1.inflight == 0 && f2.inflight == 0,
 	   "and they count for release 1 (%ld), not 2 (%ld)",
@@ -901,12 +923,10 @@ static void test_probe(struct router *r, int live, int next)
 	ok(test_get(addr, "/", "pr.localhost", hdr, &resp) == 0 &&
 	   strstr(resp.body, wl) && !resp.has_hdr,
 	   "and ignores X-Berth-Peer");
-	/* a request is counted once it is logged, just after its answer */
-	test_sleep_ms(200);
-	ok(router_counts(r, "pr", 1, &c0) == 0 &&
+	ok(settled_counts(r, "pr", 1, &c0) == 0 &&
 	   probe_get("/", "pr.localhost", NULL, &resp) == 0 &&
 	   probe_get("/", "pr.localhost", NULL, &resp) == 0 &&
-	   (test_sleep_ms(200), router_counts(r, "pr", 1, &c1)) == 0 &&
+	   settled_counts(r, "pr", 1, &c1) == 0 &&
 	   c1.done == c0.done && c1.inflight == 0,
 	   "probes are not counted as user requests (%ld, %ld)", c0.done,
 	   c1.done);
