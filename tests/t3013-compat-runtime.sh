@@ -159,7 +159,7 @@ test_expect_success 'healthchecks.web content: an answer without it fails the de
 	get "http://127.0.0.1:$port/" >before &&
 	cat >dokku/app.json <<-\EOF &&
 	{"healthchecks": {"web": [{"type": "startup", "path": "/health",
-	   "content": "not-in-the-body", "attempts": 2, "timeout": 1, "wait": 1}]}}
+	   "content": "not-in-the-body", "attempts": 3, "timeout": 3, "wait": 1}]}}
 	EOF
 	commit_all dokku badcontent &&
 	test_must_fail push dokku >out &&
