@@ -9,8 +9,8 @@
 #include <time.h>
 
 #include "app.h"
-#include "cgroup.h"
 #include "engine.h"
+#include "isolate.h"
 #include "loop.h"
 #include "postgres.h"
 #include "release.h"
@@ -285,8 +285,9 @@ static void sample_app(struct appstats *st, struct app *a, double *cpu,
 		uint64_t rss = 0, cpu_usec = 0;
 		double pct = -1;
 
+		/* the process's cgroup (its children too) when isolated */
 		if (p->pid > 0 && p->state == PROC_UP &&
-		    cgroup_pid_usage(p->pid, &rss, &cpu_usec) == 0)
+		    isolate_usage(a->eng->iso, p->pid, &rss, &cpu_usec) == 0)
 			appstats_mem_sample(st, a->name, p->name, (long)p->pid,
 					    rss, cpu_usec, now, &pct);
 		else if ((pm = proc_find(as, p->name)))
@@ -434,7 +435,7 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 		char pct[24] = "-";
 
 		if (p->pid > 0 && p->state == PROC_UP &&
-		    cgroup_pid_usage(p->pid, &rss, &cpu_usec) < 0)
+		    isolate_usage(e->iso, p->pid, &rss, &cpu_usec) < 0)
 			rss = 0;
 		if (k < ARRAY_SIZE(cpu) && cpu[k] >= 0)
 			snprintf(pct, sizeof(pct), "%.1f", cpu[k]);
