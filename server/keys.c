@@ -397,7 +397,7 @@ bad:
 /* Options that change nothing in berth: it offers no pty, no forwarding
  * and no rc files to anyone. */
 static const char *const inert_options[] = {
-	"restrict", "no-pty", "pty", "no-port-forwarding", "port-forwarding",
+	"no-port-forwarding", "port-forwarding",
 	"no-agent-forwarding", "agent-forwarding", "no-x11-forwarding",
 	"x11-forwarding", "no-user-rc", "user-rc", "no-touch-required",
 };
@@ -475,6 +475,11 @@ static int parse_options(struct keys_line *k, const char *opts)
 
 		if (!strcmp(name, KEYS_ADMIN_OPTION) && !has_val) {
 			k->admin = 1;
+		} else if ((!strcmp(name, "restrict") ||
+			    !strcmp(name, "no-pty")) && !has_val) {
+			k->no_pty = 1;
+		} else if (!strcmp(name, "pty") && !has_val) {
+			k->no_pty = 0;
 		} else if (in_list(name, inert_options,
 				   ARRAY_SIZE(inert_options)) && !has_val) {
 			continue;
@@ -705,6 +710,14 @@ int keys_line_permits(const struct keys_line *k, const char *addr,
 int keys_match_from(const char *root, const ssh_key key, const char *addr,
 		    char **user, int *admin)
 {
+	int no_pty;
+
+	return keys_match_opts(root, key, addr, user, admin, &no_pty);
+}
+
+int keys_match_opts(const char *root, const ssh_key key, const char *addr,
+		    char **user, int *admin, int *no_pty)
+{
 	struct buf data = BUF_INIT;
 	struct strv names = STRV_INIT;
 	struct line_iter it;
@@ -715,6 +728,7 @@ int keys_match_from(const char *root, const ssh_key key, const char *addr,
 
 	*user = NULL;
 	*admin = 0;
+	*no_pty = 0;
 	if (read_keys(root, &data) < 0) {
 		ret = -1;
 		goto out;
@@ -745,6 +759,7 @@ int keys_match_from(const char *root, const ssh_key key, const char *addr,
 			} else {
 				*user = xstrdup(k.name);
 				*admin = k.admin;
+				*no_pty = k.no_pty;
 				ret = 0;
 			}
 		}

@@ -15,12 +15,13 @@
  *                       host names cannot match an address and are refused
  *   expiry-time="T"     honoured: YYYYMMDD[HHMM[SS]], local time, or UTC
  *                       with a trailing Z; the key is refused after it
- *   restrict, no-pty, no-port-forwarding, no-agent-forwarding,
- *   no-X11-forwarding, no-user-rc, and pty, port-forwarding,
- *   agent-forwarding, X11-forwarding, user-rc, no-touch-required:
- *                       honoured as they are: berth offers no pty, no
- *                       forwarding of any kind and no rc files, whatever
- *                       a line says
+ *   restrict, no-pty    honoured: no terminal (ssh -t run/pg:psql get
+ *                       none); a later "pty" allows it again, as OpenSSH
+ *   no-port-forwarding, no-agent-forwarding, no-X11-forwarding,
+ *   no-user-rc, and port-forwarding, agent-forwarding, X11-forwarding,
+ *   user-rc, no-touch-required:
+ *                       honoured as they are: berth offers no forwarding
+ *                       of any kind and no rc files, whatever a line says
  *   berth-admin         berth's own admin marker
  * Any other option (command=, environment=, permitopen=, permitlisten=,
  * principals=, tunnel=, cert-authority, verify-required, or an unknown
@@ -77,6 +78,7 @@ struct keys_line {
 	char *fingerprint;	/* "SHA256:..." as ssh-keygen -l prints it */
 	int has_options;
 	int admin;		/* KEYS_ADMIN_OPTION among the options */
+	int no_pty;		/* restrict or no-pty (and no later pty) */
 	char *options;		/* the options as written, NULL when none */
 	char *from;		/* from= patterns, NULL when none */
 	time_t expiry;		/* expiry-time=, 0 when none */
@@ -119,6 +121,9 @@ int keys_from_match(const char *patterns, const char *addr);
  */
 int keys_match_from(const char *root, const ssh_key key, const char *addr,
 		    char **user, int *admin);
+/* The same, and *no_pty set when the line forbids a terminal. */
+int keys_match_opts(const char *root, const ssh_key key, const char *addr,
+		    char **user, int *admin, int *no_pty);
 /* keys_match_from() with no address known: keys with from= never match. */
 int keys_match(const char *root, const ssh_key key, char **user, int *admin);
 

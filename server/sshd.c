@@ -443,6 +443,7 @@ struct session {
 	struct ssh_channel_callbacks_struct ccb;
 	char *user;		/* the key's name, once authenticated */
 	int admin;
+	int no_pty;		/* its line says restrict or no-pty */
 	int auth_failures;
 	char *command;		/* the exec request */
 	char *git_protocol;	/* the GIT_PROTOCOL env request, or NULL */
@@ -452,7 +453,7 @@ struct session {
 	/* control response being relayed */
 	struct buf out, err;
 	int status;		/* -1 until the engine's last line */
-	/* a terminal, accepted for pg:psql alone (checked at exec time) */
+	/* a terminal, for run and pg:psql (checked at exec time) */
 	int pty;
 	char term[64];
 	struct winsize winsize;
@@ -475,13 +476,14 @@ static int auth_pubkey(ssh_session ssh, const char *user,
 {
 	struct session *s = arg;
 	char *name = NULL;
-	int admin = 0, r;
+	int admin = 0, no_pty = 0, r;
 
 	if (state != SSH_PUBLICKEY_STATE_NONE &&
 	    state != SSH_PUBLICKEY_STATE_VALID)
 		goto denied;
-	r = keys_match_from(s->cfg->root, pubkey,
-			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin);
+	r = keys_match_opts(s->cfg->root, pubkey,
+			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin,
+			    &no_pty);
 	if (r < 0) {
 		if (r != ERR_NOTFOUND)
 			log_warnx("%s: %s", s->peer, error_last());
@@ -493,6 +495,7 @@ static int auth_pubkey(ssh_session ssh, const char *user,
 		free(s->user);
 		s->user = name;
 		s->admin = admin;
+		s->no_pty = no_pty;
 	} else {
 		free(name);
 	}
@@ -510,7 +513,9 @@ static int chan_pty(ssh_session ssh, ssh_channel chan, const char *term,
 {
 	struct session *s = arg;
 
-	s->pty = 1;
+	/* the key's line says restrict or no-pty: the command runs on pipes
+	 * (the request is not refused: clients differ on what they do then) */
+	s->pty = !s->no_pty;
 	snprintf(s->term, sizeof(s->term), "%s",
 		 term && strspn(term, "abcdefghijklmnopqrstuvwxyz0123456789-+.") ==
 		 strlen(term) ? term : "");

@@ -74,14 +74,27 @@ test_expect_success 'ssh -t run: a terminal (controlling), and the exit status' 
 	test_grep "IS-A-TTY$" out.txt
 '
 
+test_expect_success 'a key whose line says no-pty (or restrict) gets no terminal' '
+	ssh-keygen -q -t ed25519 -N "" -C nopty -f "$TRASH/nopty" &&
+	printf "no-pty %s\n" "$(cat "$TRASH/nopty.pub")" >nopty.line &&
+	berth keys add --admin nopty.line >/dev/null &&
+	printf "test -t 0 && echo IS-A-TTY; echo done; exit 3\n" |
+		ssh_berth nopty -tt run one sh >tty.out 2>tty.err;
+	echo $? >status &&
+	test "$(cat status)" = 3 &&
+	tr -d "\r" <tty.out >out.txt &&
+	test_grep "^done$" out.txt &&
+	test_grep_not "IS-A-TTY" out.txt
+'
+
 test_expect_success 'run:detached: in the background, in ps while it runs, output in logs as run.N' '
-	rm -f "$TRASH/gate" &&
-	run_ssh run:detached one sh -c "'\''echo detached-start; while [ ! -e $TRASH/gate ]; do sleep 0.1; done; echo detached-end \$GREETING'\''" >out &&
+	new_shared_dir &&
+	run_ssh run:detached one sh -c "'\''echo detached-start; while [ ! -e $SHARED/gate ]; do sleep 0.1; done; echo detached-end \$GREETING'\''" >out &&
 	test_grep "Started run\.[0-9]+" out &&
 	n=$(sed -n "s/.*Started \(run\.[0-9]*\).*/\1/p" out) &&
 	retry_until 20 ps_line_matches one "^$n +[0-9]+ +- +up" &&
 	retry_until 20 eval "berth logs one -p $n | grep -q detached-start" &&
-	touch "$TRASH/gate" &&
+	touch "$SHARED/gate" &&
 	retry_until 20 eval "berth logs one -p $n | grep -q \"detached-end hello\"" &&
 	retry_until 20 eval "! ps_line_matches one \"^$n \"" &&
 	berth logs one --source run >runlog &&
