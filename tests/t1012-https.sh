@@ -252,6 +252,10 @@ test_expect_success 'certs:add from stdin: PEM text, or a tar as Dokku takes it'
 
 test_expect_success 'over ssh: certs:add reads stdin; paths on the host are refused' '
 	make_key pusher && berth keys add "$TRASH/pusher.pub" >/dev/null &&
+	make_key stranger && berth keys add "$TRASH/stranger.pub" >/dev/null &&
+	test_must_fail ssh_berth pusher certs:add manual <cert-key.tar 2>err &&
+	test_grep "no access to app .manual." err &&
+	berth sharing manual add pusher >/dev/null &&
 	ssh_berth pusher certs:add manual <cert-key.tar >out &&
 	test_grep "Installed the certificate of .manual." out &&
 	ssh_berth pusher certs manual >out &&
@@ -261,6 +265,11 @@ test_expect_success 'over ssh: certs:add reads stdin; paths on the host are refu
 	test_grep "certs:add over ssh reads stdin" err &&
 	test_must_fail ssh_berth pusher certs:add-staged web "$BERTH_ROOT/tmp/certs.AAAAAA" 2>err &&
 	test_grep "unknown command" err &&
+	for c in "certs manual" "certs:remove manual" "certs:auto manual" \
+		 "certs:set manual hsts true" "certs:add manual"; do
+		test_must_fail ssh_berth stranger $c </dev/null 2>err &&
+		test_grep "no access to app .manual." err || return 1
+	done &&
 	curl -sSf --cacert server.crt --resolve "manual.example.test:$HTTPS_PORT:127.0.0.1" \
 		"https://manual.example.test:$HTTPS_PORT/"
 '
