@@ -277,6 +277,54 @@ static int outside_state(const char *path, const char *state_root)
 	return 0;
 }
 
+/* path with "//" and "/./" taken out; -1 for a ".." part or no room */
+static int clean_path(char *out, size_t len, const char *path)
+{
+	size_t o = 0;
+	const char *p = path;
+
+	while (*p) {
+		size_t seg;
+
+		if (*p == '/') {
+			p++;
+			continue;
+		}
+		seg = strcspn(p, "/");
+		if (seg == 1 && p[0] == '.') {
+			p += seg;
+			continue;
+		}
+		if (seg == 2 && p[0] == '.' && p[1] == '.')
+			return -1;
+		if (o + seg + 2 > len)
+			return -1;
+		out[o++] = '/';
+		memcpy(out + o, p, seg);
+		o += seg;
+		p += seg;
+	}
+	if (!o)
+		out[o++] = '/';
+	out[o] = '\0';
+	return 0;
+}
+
+/* Does path name something under root, as written ("//" and "/./" taken
+ * out)?  For a path the build user cannot resolve. */
+static int under_lexically(const char *path, const char *root)
+{
+	char a[PATH_MAX], b[PATH_MAX];
+	size_t n;
+
+	if (clean_path(a, sizeof(a), path) < 0 ||
+	    clean_path(b, sizeof(b), root) < 0)
+		return 0;
+	n = strlen(b);
+	return !strncmp(a, b, n) && (a[n] == '/' || a[n] == '\0' ||
+				     n == 1);
+}
+
 /* ref (or HEAD when NULL) as a commit of repo: 0, ERR_NOTFOUND, -1. */
 static int resolve(git_repository *repo, const char *ref, git_oid *out)
 {
@@ -456,10 +504,16 @@ static int fetch_all(const struct buildpack_fetch *f, int fd)
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_GLOBAL, "");
 	git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, GIT_CONFIG_LEVEL_PROGRAMDATA,
 			 "");
-	/* (a source that is gone fails to fetch below; the cache may do) */
-	if (local && path_exists(local) &&
-	    outside_state(local, f->state_root) < 0)
+	/* (a source that is gone fails to fetch below; the cache may do);
+	 * a path the build user may not even look at is judged by its text */
+	if (local && (under_lexically(local, f->state_root) ||
+		      (path_exists(local) &&
+		       outside_state(local, f->state_root) < 0))) {
+		if (under_lexically(local, f->state_root))
+			error_set("'%s' is inside berth's state directory",
+				  local);
 		goto out;
+	}
 	name = buildpack_cache_name(f->url);
 	path = xasprintf("%s/%s.git", f->cache, name);
 	if (git_repository_open_bare(&repo, path) < 0 &&
