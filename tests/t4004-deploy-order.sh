@@ -42,7 +42,8 @@ test_expect_success 'deploys of different apps run side by side' '
 	test "$(cat left.rc)" = 0
 '
 
-# A worker that records its life in $TRASH/life (a config var names it).
+# A worker that records its life in a file a config var names (under /run:
+# an isolated app does not see the test's /tmp).
 make_worker_bundle() {
 	local out="$1" order="$2" tag="$3" dir
 	dir=$(mktemp -d "$TRASH/wb.XXXXXX")
@@ -62,12 +63,13 @@ test_expect_success 'a start-first worker overlaps its successor' '
 	make_worker_bundle w1.tar.gz start-first a &&
 	make_worker_bundle w2.tar.gz start-first b &&
 	berth deploy sf "$TRASH/w1.tar.gz" &&
-	berth config sf set "LIFE=$TRASH/sf.life" &&
-	: >sf.life &&
+	new_shared_dir &&
+	: >"$SHARED/sf.life" && chmod 666 "$SHARED/sf.life" &&
+	berth config sf set "LIFE=$SHARED/sf.life" &&
 	berth deploy sf "$TRASH/w2.tar.gz" &&
-	retry_until 10 grep -q "stop a" sf.life &&
+	retry_until 10 grep -q "stop a" "$SHARED/sf.life" &&
 	printf "start b\nstop a\n" >expect &&
-	grep -v "^start a" sf.life >actual &&
+	grep -v "^start a" "$SHARED/sf.life" >actual &&
 	test_cmp expect actual
 '
 
@@ -75,12 +77,13 @@ test_expect_success 'a stop-first worker never runs twice' '
 	make_worker_bundle w3.tar.gz stop-first c &&
 	make_worker_bundle w4.tar.gz stop-first d &&
 	berth deploy st "$TRASH/w3.tar.gz" &&
-	berth config st set "LIFE=$TRASH/st.life" &&
-	: >st.life &&
+	new_shared_dir &&
+	: >"$SHARED/st.life" && chmod 666 "$SHARED/st.life" &&
+	berth config st set "LIFE=$SHARED/st.life" &&
 	berth deploy st "$TRASH/w4.tar.gz" &&
-	retry_until 10 grep -q "start d" st.life &&
+	retry_until 10 grep -q "start d" "$SHARED/st.life" &&
 	printf "stop c\nstart d\n" >expect &&
-	grep -v "^start c" st.life >actual &&
+	grep -v "^start c" "$SHARED/st.life" >actual &&
 	test_cmp expect actual
 '
 
