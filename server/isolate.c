@@ -262,7 +262,13 @@ int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
 		for (i = 0; s->envp[i]; i++) {
 			const char *kv = s->envp[i], *eq = strchr(kv, '=');
 
-			if (eq && !strncmp(eq + 1, release, rl) &&
+			if (kv == s->listen_pid_var) {
+				/* the child writes its pid into it: a copy
+				 * with room for that (listener.h) */
+				strv_pushf(&is->env, "%-*s",
+					   LISTENER_PID_VAR_LEN - 1, kv);
+				s->listen_pid_var = is->env.v[is->env.n - 1];
+			} else if (eq && !strncmp(eq + 1, release, rl) &&
 			    (eq[1 + rl] == '\0' || eq[1 + rl] == '/'))
 				strv_pushf(&is->env, "%.*s=%s%s",
 					   (int)(eq - kv), kv,

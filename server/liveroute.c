@@ -391,7 +391,7 @@ static void on_watch_timer(struct loop *l, void *arg)
 	x->timer = 0;
 	if (w->done)
 		return;
-	url = xasprintf("http://127.0.0.1:%d%s", x->p->port, w->path);
+	url = xasprintf("http://127.0.0.1:%d%s", proc_http_port(x->p), w->path);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.max_status = w->max_status;
