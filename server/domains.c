@@ -13,6 +13,7 @@
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
+#include "manifest.h"
 #include "util.h"
 
 static int strv_has(const struct strv *sv, const char *s)
@@ -35,48 +36,22 @@ static void strv_copy(struct strv *to, const struct strv *from)
 
 int domain_norm(const char *in, char *out)
 {
-	size_t i = 0, n = strlen(in), label = 0, labels = 0;
-	char prev = '.';
+	size_t i, n = strlen(in);
+	const char *name = strncmp(in, "*.", 2) ? in : in + 2;
 
 	if (n == 0 || n > DOMAIN_HOST_MAX) {
 		error_set("invalid host '%.80s': 1 to %d characters",
 			  in, DOMAIN_HOST_MAX);
 		return ERR_INVALID;
 	}
-	if (n > 2 && in[0] == '*' && in[1] == '.') {
-		out[0] = '*';
-		out[1] = '.';
-		i = 2;
+	/* the manifest's rules for hosts, and two labels at least */
+	if (!host_name_valid(in) || !strchr(name, '.')) {
+		error_set("invalid host '%.80s': labels of letters, digits and '-' (not first or last), 1-63 characters, at least two labels, no port", in);
+		return ERR_INVALID;
 	}
-	for (; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-
-		if (c == '.') {
-			if (label == 0 || prev == '-')
-				goto bad;
-			label = 0;
-			labels++;
-		} else if (c == '-') {
-			if (label == 0)
-				goto bad;
-			label++;
-		} else if (isalnum(c) && c < 0x80) {
-			label++;
-		} else {
-			goto bad;
-		}
-		if (label > 63)
-			goto bad;
-		out[i] = (char)tolower(c);
-		prev = (char)c;
-	}
-	if (label == 0 || prev == '-' || labels < 1)
-		goto bad;
-	out[n] = '\0';
+	for (i = 0; i <= n; i++)
+		out[i] = (char)tolower((unsigned char)in[i]);
 	return 0;
-bad:
-	error_set("invalid host '%.80s': labels of letters, digits and '-' (not first or last), 1-63 characters, at least two labels, no port", in);
-	return ERR_INVALID;
 }
 
 static char *file_of(const struct app *a, const char *name)
