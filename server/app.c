@@ -3128,10 +3128,10 @@ void app_cmd_stop(struct app *a, struct client *c)
 	free(ps);
 }
 
-/* An explicit restart applies config saved with set --no-restart (as
- * Dokku's ps:restart does): a new release of the live bundle; crash
- * restarts and restores never do. */
-void app_cmd_restart(struct app *a, struct client *c)
+/* Restart a's release; config saved since it went live (set
+ * --no-restart, or set while stopped) makes a new release of the live
+ * bundle instead. */
+static void restart_with_saved_config(struct app *a, struct client *c)
 {
 	struct strv renv = STRV_INIT;
 	struct deploy_opts o;
@@ -3147,6 +3147,13 @@ void app_cmd_restart(struct app *a, struct client *c)
 		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
 	}
 	strv_release(&renv);
+}
+
+/* An explicit restart applies config saved with set --no-restart (as
+ * Dokku's ps:restart does); crash restarts and restores never do. */
+void app_cmd_restart(struct app *a, struct client *c)
+{
+	restart_with_saved_config(a, c);
 }
 
 /* ps:restart APP PROC: the processes restarted together. */
@@ -3266,26 +3273,14 @@ out:
 
 void app_cmd_start(struct app *a, struct client *c)
 {
-	struct strv renv = STRV_INIT;
-	struct deploy_opts o;
-
 	if (!a->release) {
 		client_error(c, "'%s' has no release yet", a->name);
 		return;
 	}
 	a->stopped = 0;
 	app_save(a);
-	/* Config set while it was stopped makes a new release. */
-	if (release_env_read(a->dir, a->release, &renv) == 0 &&
-	    !env_equal(&renv, &a->env)) {
-		memset(&o, 0, sizeof(o));
-		o.source = "config";
-		o.from_live = 1;
-		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
-	} else {
-		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
-	}
-	strv_release(&renv);
+	/* config set while it was stopped makes a new release */
+	restart_with_saved_config(a, c);
 }
 
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
