@@ -28,7 +28,9 @@ done
 
 # An app that dies at once on TERM (Python's default) and does not
 # drain.  MODE=fail answers 500 to everything; MODE=crash exits 1 one
-# second after its first request (the health check); MODE=sick answers
+# second after its first request (the health check); MODE=live-crash
+# exits 1 one second after its first request from a user, that is once
+# it is live, however long the check took on a loaded host; MODE=sick answers
 # 500 "sick" to everything from 2 s after its first request on;
 # MODE=late listens 5 s after it started; a POST writes its path to the
 # app's log before it answers (the app runs as its own user with a
@@ -44,7 +46,9 @@ sick_at = [0]
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = 'HTTP/1.1'
     def reply(self):
-        if mode == 'crash' and not first.is_set():
+        if (mode == 'crash' or (mode == 'live-crash' and
+                self.headers.get('User-Agent') != 'berth-health')) \
+                and not first.is_set():
             first.set()
             threading.Timer(1.0, lambda: os._exit(1)).start()
         if mode == 'sick' and not sick_at[0]:
@@ -152,7 +156,7 @@ test_expect_success 'a release that never listens serves no user request' '
 '
 
 test_expect_success 'a release that crashes 1 s after going live is switched back' '
-	bundle crash.tar.gz crash "web: MODE=crash python3 app.py" "watch: 8s" &&
+	bundle crash.tar.gz crash "web: MODE=live-crash python3 app.py" "watch: 8s" &&
 	start_loop 20000 &&
 	test_must_fail berth deploy demo "$TRASH/crash.tar.gz" >out 2>err &&
 	{ kill $loop; wait $loop; true; } &&
