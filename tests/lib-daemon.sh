@@ -168,3 +168,37 @@ proc_alive() {
 	st=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$1/status" 2>/dev/null) || return 1
 	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
 }
+
+# Load through nginx while the test changes things.  wrk cannot be stopped
+# early from a script (its SIGINT may land on a worker thread while the main
+# one sleeps out the duration), so it runs in short back-to-back rounds until
+# wrk_stop.  A request is lost if it fails or gets no answer in 10 s (slower
+# answers on a loaded host are not losses).
+# wrk_start HOST: start the rounds (output appended to wrk.out)
+wrk_start() {
+	rm -f wrk.out wrk.done &&
+	test_when_finished "touch $PWD/wrk.done" &&
+	(
+		while test ! -e wrk.done; do
+			wrk -t2 -c8 -d3s --timeout 10s -H "Host: $1" \
+				"http://127.0.0.1:$HTTP_PORT/" >>wrk.out 2>&1 || exit 1
+		done
+	) &
+	wrk_pid=$!
+}
+
+# wrk_stop_and_check MIN APP: end the rounds; no error in any round and more
+# than MIN requests in all (APP's router lines that were not 2xx are shown)
+wrk_stop_and_check() {
+	touch wrk.done &&
+	wait $wrk_pid &&
+	grep -E "requests in|errors|Non-2xx" wrk.out &&
+	{
+		! grep -qE "Socket errors|Non-2xx" wrk.out ||
+		{ berth logs "$2" -n 5000 --source router | grep -v " status=2" | tail -20; false; }
+	} &&
+	reqs=$(sed -n "s/^ *\([0-9]*\) requests in.*/\1/p" wrk.out |
+		awk "{ n += \$1 } END { print n + 0 }") &&
+	say "$reqs requests in $(grep -c "requests in" wrk.out) wrk rounds" &&
+	test "$reqs" -gt "$1"
+}

@@ -53,8 +53,7 @@ test_expect_success 'scaling up and down never reloads nginx' '
 '
 
 test_expect_success 'web and worker up and down in any order under wrk: no error' '
-	wrk -t2 -c8 -d120s -H "Host: sc.localhost" "http://127.0.0.1:$HTTP_PORT/" >wrk.out 2>&1 &
-	wrk_pid=$! &&
+	wrk_start sc.localhost &&
 	retry_until 10 test -s "$BERTH_ROOT/logs/sc/app.log" &&
 	for s in web=2 worker=2 web=1 worker=0 web=3 worker=1 "web=2 worker=3" \
 		 web=1 "worker=1 web=3" web=1; do
@@ -62,14 +61,7 @@ test_expect_success 'web and worker up and down in any order under wrk: no error
 		kill -0 $BERTH_PID || { echo "engine died after scale $s"; return 1; }
 	done &&
 	procs_are "web.1 worker.1" &&
-	kill -INT $wrk_pid &&
-	wait $wrk_pid;
-	cat wrk.out &&
-	test_grep "requests in" wrk.out &&
-	test_grep_not "Socket errors" wrk.out &&
-	test_grep_not "Non-2xx" wrk.out &&
-	reqs=$(sed -n "s/^ *\([0-9]*\) requests in.*/\1/p" wrk.out) &&
-	test "$reqs" -gt 200
+	wrk_stop_and_check 200 sc
 '
 
 test_expect_success 'a scale whose deploy fails keeps the scale that was live' '

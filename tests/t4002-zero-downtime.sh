@@ -21,19 +21,8 @@ test_expect_success 'setup: app v0 behind nginx' '
 	done
 '
 
-# wrk cannot be stopped early from here (its SIGINT may land on a worker
-# thread while the main one sleeps out the duration), so it runs in short
-# back-to-back rounds until the last change is done; every round is checked.
 test_expect_success '20 deploys, 5 restarts, 5 config changes under wrk: no error' '
-	rm -f wrk.out wrk.done &&
-	test_when_finished "touch $PWD/wrk.done" &&
-	(
-		while test ! -e wrk.done; do
-			wrk -t2 -c8 -d3s -H "Host: zd.localhost" \
-				"http://127.0.0.1:$HTTP_PORT/" >>wrk.out 2>&1 || exit 1
-		done
-	) &
-	wrk_pid=$! &&
+	wrk_start zd.localhost &&
 	sleep 1 &&
 	for i in $(seq 1 20); do
 		berth deploy zd "$TRASH/b$i.tar.gz" >/dev/null &&
@@ -48,16 +37,7 @@ test_expect_success '20 deploys, 5 restarts, 5 config changes under wrk: no erro
 		berth config zd set ROUND=$i >/dev/null &&
 		through_nginx zd /env | grep -q "^ROUND=$i$" || { echo "config $i"; return 1; }
 	done &&
-	touch wrk.done &&
-	wait $wrk_pid &&
-	cat wrk.out &&
-	test_grep "requests in" wrk.out &&
-	test_grep_not "Socket errors" wrk.out &&
-	test_grep_not "Non-2xx" wrk.out &&
-	reqs=$(sed -n "s/^ *\([0-9]*\) requests in.*/\1/p" wrk.out |
-		awk "{ n += \$1 } END { print n + 0 }") &&
-	say "$reqs requests in $(grep -c "requests in" wrk.out) wrk rounds" &&
-	test "$reqs" -gt 1000
+	wrk_stop_and_check 1000 zd
 '
 
 test_done
