@@ -24,6 +24,7 @@
 #define CONNECT_TIMEOUT_MS 10000
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 5000
+#define QUERY_STUCK_MS 60000	/* an answer this late: drop the connection */
 #define CHUNK_BYTES (1024 * 1024)
 #define BUNDLE_MAX (4L * 1024 * 1024 * 1024)
 #define CHANNEL "berth_cluster"
@@ -115,6 +116,7 @@ struct cl_pending {
 	int release;		/* cluster release it brings, 0: config only */
 	int config_version;
 	int failed;		/* a fetch step failed */
+	int rollback;		/* going back to the release before */
 	char *commit;
 	struct strv config;	/* the cluster's KEY=VALUE */
 };
@@ -126,6 +128,7 @@ struct cl_applied {
 	int release;
 	int config_version;
 	int config_failed;	/* a config version whose deploy failed */
+	int rolled_back;	/* a release this host went back from */
 };
 
 enum cl_state { CL_DOWN, CL_CONNECTING, CL_READY };
@@ -144,6 +147,7 @@ struct cluster {
 	uint64_t connect_timer, retry_timer, heartbeat_timer, reconcile_timer;
 	long backoff_ms;
 	struct cl_query *head, *tail, *inflight;
+	int64_t inflight_ms;	/* when the query out was sent */
 	PGresult *first_err, *last;
 	int reconciling, reconcile_again, heartbeat_queued;
 	struct cl_pending *pending;
@@ -286,6 +290,7 @@ static void pump(struct cluster *cl)
 		cl->tail = NULL;
 	q->next = NULL;
 	cl->inflight = q;
+	cl->inflight_ms = now_ms();
 	if (q->nparams < 0)
 		r = PQsendQuery(cl->conn, q->sql);
 	else
@@ -477,6 +482,10 @@ static void on_heartbeat(struct loop *l, void *arg)
 	const char *v[1] = { cl->name };
 
 	cl->heartbeat_timer = loop_add_timer(l, HEARTBEAT_MS, on_heartbeat, cl);
+	if (cl->inflight && now_ms() - cl->inflight_ms > QUERY_STUCK_MS) {
+		connection_lost(cl, "no answer from the cluster database for 60 s");
+		return;
+	}
 	if (cl->heartbeat_queued)
 		return;
 	cl->heartbeat_queued = 1;
@@ -586,6 +595,8 @@ static void on_fd(struct loop *l, int fd, unsigned events, void *arg)
 	}
 	if (cl->state != CL_READY)
 		return;
+	if (events & LOOP_READ)
+		cl->inflight_ms = now_ms();	/* slow, but it moves */
 	if (events & LOOP_WRITE)
 		flush_out(cl);
 	if (cl->state == CL_READY && (events & (LOOP_READ | LOOP_ERROR)))
@@ -603,8 +614,14 @@ static void on_connect_timeout(struct loop *l, void *arg)
 
 static void connect_start(struct cluster *cl)
 {
-	const char *keys[] = { "dbname", "application_name", NULL };
-	const char *vals[] = { cl->conninfo, "berth-cluster", NULL };
+	/* Defaults first: the conninfo (dbname, expanded) may override them.
+	 * A cut network must end the connection within seconds, not the
+	 * kernel's two hours, so that the host reconnects and catches up. */
+	const char *keys[] = { "keepalives_idle", "keepalives_interval",
+			       "keepalives_count", "tcp_user_timeout",
+			       "application_name", "dbname", NULL };
+	const char *vals[] = { "5", "2", "3", "15000", "berth-cluster",
+			       cl->conninfo, NULL };
 	int fd;
 
 	cl->conn = PQconnectStartParams(keys, vals, 1);
@@ -920,6 +937,55 @@ static void fetch(struct cluster *cl, const char *app, int release,
 	       "number = $2::int ORDER BY seq", 2, v, NULL);
 }
 
+/*
+ * The rollout of release stopped (a host failed it) after this host had
+ * switched: back to the local release live before it, code and config,
+ * as "rollback" does (without publishing it).
+ */
+static void rollback_here(struct cluster *cl, struct app *a, int release)
+{
+	int *nums, number = 0;
+	size_t n = release_list(a->dir, &nums), i;
+	struct deploy_opts o;
+	struct cl_pending *p;
+	char *bundle;
+
+	for (i = n; i-- > 0 && !number;) {
+		if (nums[i] >= a->release || !release_went_live(a->dir, nums[i]))
+			continue;
+		bundle = release_path(a->dir, nums[i], "bundle.tar.gz");
+		if (path_exists(bundle))
+			number = nums[i];
+		free(bundle);
+	}
+	free(nums);
+	applied_get(cl, a->name)->rolled_back = release;
+	if (!number) {
+		log_warnx("cluster: release %d of '%s' failed on another host, and this host has no earlier release to go back to",
+			  release, a->name);
+		return;
+	}
+	log_warnx("cluster: release %d of '%s' failed on another host: back to release %d here",
+		  release, a->name, number);
+	logger_linef(a->log, "berth", "cluster: release %d failed on another host: back to release %d",
+		     release, number);
+	p = xcalloc(1, sizeof(*p));
+	p->app = xstrdup(a->name);
+	p->release = release - 1;
+	p->rollback = 1;
+	p->config_version = 0;
+	p->next = cl->pending;
+	cl->pending = p;
+	memset(&o, 0, sizeof(o));
+	o.source = "cluster";
+	o.from_release = number;
+	app_deploy(cl->e, a->name, DEPLOY_NEW, &o, NULL);
+	a = app_find(cl->e, p->app);
+	if (pending_find(cl, p->app) == p && (!a || (!a->deploy &&
+						     !a->waiting)))
+		pending_drop(cl, p);
+}
+
 /* One app of this host's groups, as the tables say. */
 static void reconcile_app(struct cluster *cl, const char *name, int release,
 			  int config_version, int my_release, int my_failed,
@@ -936,13 +1002,22 @@ static void reconcile_app(struct cluster *cl, const char *name, int release,
 		record(cl, name, ap->release, 0, 0, 0, "live", NULL);
 		my_release = ap->release;
 	}
-	if (!here || my_release < release) {
-		if (my_failed == release || halted || wait)
-			return;
-		log_info("cluster: bringing release %d of '%s' here", release,
-			 name);
-		fetch(cl, name, release, config_version);
+	if (here && halted && my_release == release && release > 1) {
+		if (ap->rolled_back != release)
+			rollback_here(cl, a, release);
 		return;
+	}
+	if (!here || my_release < release) {
+		if (my_failed != release && !halted && !wait) {
+			log_info("cluster: bringing release %d of '%s' here",
+				 release, name);
+			fetch(cl, name, release, config_version);
+			return;
+		}
+		/* not its turn, or the rollout stopped: the config still
+		 * comes, onto the release this host runs */
+		if (!here)
+			return;
 	}
 	if (ap->config_version > my_config && ap->config_version <=
 	    config_version) {
@@ -1245,9 +1320,14 @@ static void on_deploy_end(void *arg, const struct deploy_end *end)
 
 			if (p->release)
 				ap->release = p->release;
-			ap->config_version = p->config_version;
+			if (p->config_version)
+				ap->config_version = p->config_version;
 			record(cl, a->name, p->release, 0, p->config_version,
-			       end->number, "live", "cluster");
+			       end->number, p->rollback ? "rolled back" :
+			       "live", p->rollback ? "rollback" : "cluster");
+		} else if (p->rollback) {
+			log_warnx("cluster: going back from release %d of '%s' failed here",
+				  p->release + 1, a->name);
 		} else if (p->release) {
 			log_warnx("cluster: release %d of '%s' failed here: the rollout stops",
 				  p->release, a->name);
