@@ -759,7 +759,7 @@ static void config_diff(struct strv *out, const struct strv *have,
 			strv_push(out, want->v[i]);
 		free(k);
 	}
-	for (i = 0; have && i < have->n; i++) {
+	for (i = 0; i < have->n; i++) {
 		const char *eq = strchr(have->v[i], '=');
 		char *k = xstrndup(have->v[i], eq ? (size_t)(eq - have->v[i]) :
 				   strlen(have->v[i]));
@@ -803,9 +803,9 @@ static void pending_deploy(struct cluster *cl, struct cl_pending *p,
 {
 	struct app *a = app_find(cl->e, p->app);
 	struct deploy_opts o;
-	struct strv changes = STRV_INIT;
+	struct strv changes = STRV_INIT, none = STRV_INIT;
 
-	config_diff(&changes, a ? &a->env : NULL, &p->config);
+	config_diff(&changes, a ? &a->env : &none, &p->config);
 	if (!path && !changes.n) {
 		/* the config is already what the cluster says */
 		record(cl, p->app, 0, 0, p->config_version, 0, "live", NULL);
