@@ -779,9 +779,17 @@ static void on_config_rows(struct cluster *cl, PGresult *res, void *arg)
 		p->failed = 1;
 		return;
 	}
-	for (i = 0; i < PQntuples(res); i++)
-		strv_pushf(&p->config, "%s=%s", PQgetvalue(res, i, 0),
-			   PQgetvalue(res, i, 1));
+	for (i = 0; i < PQntuples(res); i++) {
+		const char *k = PQgetvalue(res, i, 0), *v = PQgetvalue(res, i, 1);
+
+		/* the env file is KEY=VALUE lines: nothing else gets in */
+		if (!env_key_valid(k) || strchr(v, '\n') || strchr(v, '\r')) {
+			log_warnx("cluster: '%s' has a config var berth cannot take ('%.40s'): skipped",
+				  p->app, k);
+			continue;
+		}
+		strv_pushf(&p->config, "%s=%s", k, v);
+	}
 }
 
 static void on_release_row(struct cluster *cl, PGresult *res, void *arg)
@@ -792,7 +800,10 @@ static void on_release_row(struct cluster *cl, PGresult *res, void *arg)
 		p->failed = 1;
 		return;
 	}
-	if (!PQgetisnull(res, 0, 0))
+	/* a commit id, or nothing (it goes into the release's meta lines) */
+	if (!PQgetisnull(res, 0, 0) && PQgetlength(res, 0, 0) <= 64 &&
+	    strspn(PQgetvalue(res, 0, 0), "0123456789abcdef") ==
+	    (size_t)PQgetlength(res, 0, 0))
 		p->commit = xstrdup(PQgetvalue(res, 0, 0));
 }
 
@@ -991,9 +1002,16 @@ static void reconcile_app(struct cluster *cl, const char *name, int release,
 			  int config_version, int my_release, int my_failed,
 			  int my_config, int wait, int halted)
 {
-	struct app *a = app_find(cl->e, name);
-	struct cl_applied *ap = applied_get(cl, name);
-	int here = a && a->release > 0 && !a->removing;
+	struct app *a;
+	struct cl_applied *ap;
+	int here;
+
+	/* the name makes paths here (run/cluster/NAME.N.tar.gz) */
+	if (!app_name_valid(name))
+		return;
+	a = app_find(cl->e, name);
+	ap = applied_get(cl, name);
+	here = a && a->release > 0 && !a->removing;
 
 	if (pending_find(cl, name) || (a && (a->deploy || a->waiting)))
 		return;
