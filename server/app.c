@@ -977,6 +977,19 @@ static void deploy_finish(struct deploy *d, int ok)
 		}
 	}
 	a->deploy = NULL;
+	if (d->e->on_deploy_end) {
+		struct deploy_end end;
+
+		memset(&end, 0, sizeof(end));
+		end.app = a;
+		end.kind = d->kind;
+		end.source = d->source;
+		end.number = d->number;
+		end.ok = ok;
+		end.env_changes = &d->env_changes;
+		end.commit = d->commit;
+		d->e->on_deploy_end(d->e->on_deploy_end_arg, &end);
+	}
 	deploy_free(d);
 	/* Its bundle left incoming/ meanwhile (not while the engine stops:
 	 * apps_shutdown() walks the list this would change). */

@@ -13,6 +13,7 @@
 #include "app.h"
 #include "appstats.h"
 #include "certs.h"
+#include "cluster.h"
 #include "commands.h"
 #include "config.h"
 #include "control.h"
@@ -524,6 +525,22 @@ out:
 	free(url);
 }
 
+static void cmd_cluster(struct engine *e, struct client *c, struct app *a,
+			int argc, char **argv)
+{
+	if (strcmp(argv[1], "status")) {
+		client_error(c, "usage: cluster status");
+		return;
+	}
+	cluster_cmd_status(e->cluster, c);
+}
+
+static void cmd_set_group(struct engine *e, struct client *c, struct app *a,
+			  int argc, char **argv)
+{
+	cluster_cmd_set_group(e->cluster, argv[1], argv[2], c);
+}
+
 static void cmd_certs(struct engine *e, struct client *c, struct app *a,
 		      int argc, char **argv)
 {
@@ -578,6 +595,8 @@ static const struct command commands[] = {
 	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
 	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
+	{ "cluster", "cluster status", "the cluster's hosts: state, heartbeat, version, groups, apps", 0, 2, 2, cmd_cluster, 0 },
+	{ "apps:set-group", "apps:set-group NAME GROUP", "run the app on the cluster's hosts of GROUP (default: default)", 0, 3, 3, cmd_set_group, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
 	/* A push's build: its output lines follow the request (engine.h

@@ -47,6 +47,8 @@ static int check_host_or_off(const char *key, const char *value);
 static int check_listen_or_off(const char *key, const char *value);
 static int check_email(const char *key, const char *value);
 static int check_bool(const char *key, const char *value);
+static int check_groups(const char *key, const char *value);
+static int check_node_name(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -90,6 +92,10 @@ static const struct cdesc descs[] = {
 	{ "acme_directory", C_STR, F(acme_directory), "https://acme-v02.api.letsencrypt.org/directory", 0, 0, check_url },
 	{ "acme_ca", C_STR, F(acme_ca), NULL, 0, 0, check_abspath },
 	{ "acme", C_STR, F(acme), "false", 0, 0, check_bool },
+	{ "cluster", C_STR, F(cluster), NULL, 0, 0, check_line },
+	{ "groups", C_STR, F(groups), "default", 0, 0, check_groups },
+	{ "host_name", C_STR, F(host_name), NULL, 0, 0, check_node_name },
+	{ "advertise_address", C_STR, F(advertise_address), NULL, 0, 0, check_node_name },
 };
 #undef F
 
@@ -204,6 +210,46 @@ static int check_word(const char *key, const char *value)
 	if (!*value)
 		return error_set("'%s' must not be empty", key);
 	return check_chars(key, value, "._/-+");
+}
+
+/* A group's name: what "apps:set-group" takes (config.h). */
+int config_group_name_valid(const char *name)
+{
+	size_t n = strlen(name);
+
+	if (n == 0 || n > 32 || !islower((unsigned char)name[0]))
+		return 0;
+	return strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") == n;
+}
+
+/* "web,api": one to 16 group names */
+static int check_groups(const char *key, const char *value)
+{
+	char *copy = xstrdup(value), *tok, *save = NULL;
+	int n = 0, ret = 0;
+
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (!config_group_name_valid(tok) || ++n > 16) {
+			ret = error_set("'%s' must be a list of up to 16 group names (lower case letters, digits and '-', like web)",
+					key);
+			break;
+		}
+	}
+	if (!ret && (n == 0 || value[strlen(value) - 1] == ',' ||
+		     strstr(value, ",,")))
+		ret = error_set("'%s' must be a list of up to 16 group names (lower case letters, digits and '-', like web)",
+				key);
+	free(copy);
+	return ret;
+}
+
+/* a host's name or address as other hosts see it */
+static int check_node_name(const char *key, const char *value)
+{
+	if (!*value || strlen(value) > 253)
+		return error_set("'%s' must be a host name or an address", key);
+	return check_chars(key, value, ".-:_");
 }
 
 static int check_line(const char *key, const char *value)
@@ -501,6 +547,25 @@ static void load_key(struct config *c, const struct ynode *k,
 		err_add(errs, k->line, k->col, msg);
 		return;
 	}
+	if (v->kind == YNODE_SEQ && !strcmp(d->key, "groups")) {
+		struct buf joined = BUF_INIT;
+
+		for (i = 0; i < v->nkids; i++) {
+			if (v->kids[i]->kind != YNODE_SCALAR ||
+			    !ynode_is_str(v->kids[i])) {
+				err_add(errs, v->kids[i]->line, v->kids[i]->col,
+					"'groups' must be a list of group names");
+				buf_release(&joined);
+				return;
+			}
+			buf_addf(&joined, "%s%s", i ? "," : "",
+				 v->kids[i]->value);
+		}
+		if (set_desc(c, d, joined.data ? joined.data : "") < 0)
+			err_add(errs, v->line, v->col, error_last());
+		buf_release(&joined);
+		return;
+	}
 	if (v->kind != YNODE_SCALAR) {
 		snprintf(msg, sizeof(msg), "'%s' must be a single value, not %s",
 			 d->key, ynode_kind_name(v));
@@ -547,6 +612,13 @@ int config_parse(struct config *c, const char *buf, size_t len,
 
 		err_add(&errs, pg ? pg->line : 0, pg ? pg->col : 0,
 			"'postgres' holds a password but berth.yaml is readable by others (chmod 600 it)");
+	}
+	if (!errs.count && fresh.cluster && strstr(fresh.cluster, "password") &&
+	    others_can_read) {
+		const struct ynode *cl = ynode_map_get(root, "cluster");
+
+		err_add(&errs, cl ? cl->line : 0, cl ? cl->col : 0,
+			"'cluster' holds a password but berth.yaml is readable by others (chmod 600 it)");
 	}
 	if (errs.count) {
 		if (errs.count > CONFIG_MAX_SHOWN)
@@ -605,7 +677,9 @@ void config_show(const struct config *c, struct buf *out)
 
 			if (!v)
 				buf_addf(out, "%s: ~\n", d->key);
-			else if (!strcmp(d->key, "postgres") && strstr(v, "password"))
+			else if ((!strcmp(d->key, "postgres") ||
+				  !strcmp(d->key, "cluster")) &&
+				 strstr(v, "password"))
 				buf_addf(out, "%s: (hidden: holds a password)\n", d->key);
 			else
 				buf_addf(out, "%s: \"%s\"\n", d->key, v);

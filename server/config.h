@@ -53,12 +53,21 @@ struct config {
 	char *acme_directory;	/* acme_directory: Let's Encrypt production */
 	char *acme_ca;		/* acme_ca: CA bundle to trust for it, or NULL */
 	char *acme;		/* acme: "true" = certs:auto for every app */
+	/* cluster (docs/cluster.md): all NULL/unused without "cluster:" */
+	char *cluster;		/* cluster: conninfo of the shared PostgreSQL */
+	char *groups;		/* groups: "web,api" (YAML list or one word); "default" */
+	char *host_name;	/* host_name: NULL = the machine's host name */
+	char *advertise_address;/* advertise_address: how other hosts reach this one */
 };
 
 /* The HTTPS listener in effect ("0.0.0.0:443"), or NULL for none. */
 const char *config_https_listen(const struct config *c);
 /* 1 when "acme: true". */
 int config_acme_all(const struct config *c);
+
+/* 1 for a cluster group's name: lower case letters, digits, '-', at most
+ * 32 bytes, starting with a letter. */
+int config_group_name_valid(const char *name);
 
 /* Defaults only; root is copied. */
 void config_init(struct config *c, const char *root);
@@ -71,7 +80,9 @@ void config_init(struct config *c, const char *root);
  * "resources.memory" and so on.
  * A null value ("user: ~") resets a setting whose default is unset; the
  * others need a value.  "nginx: system" requires nginx_conf_dir.  A
- * postgres conninfo with a password in a file others can read is refused.
+ * postgres conninfo with a password in a file others can read is refused
+ * (and so is a cluster one).  "groups:" takes a list of group names
+ * (kept comma-separated) or one name.
  */
 int config_load(struct config *c);
 /* The same from a buffer (what config_load() reads); others_can_read:

@@ -34,6 +34,7 @@
 #include "nginx.h"
 #include "pipeline.h"
 #include "postgres.h"
+#include "cluster.h"
 #include "reaper.h"
 #include "serverlog.h"
 #include "spawn.h"
@@ -673,8 +674,12 @@ static void reload_config(struct engine *e)
 	    str_differs(was->nginx_conf_dir, next.nginx_conf_dir) ||
 	    str_differs(was->nginx_bin, next.nginx_bin) ||
 	    str_differs(was->postgres, next.postgres) ||
+	    str_differs(was->cluster, next.cluster) ||
+	    str_differs(was->groups, next.groups) ||
+	    str_differs(was->host_name, next.host_name) ||
+	    str_differs(was->advertise_address, next.advertise_address) ||
 	    str_differs(was->run_user, next.run_user))
-		log_warnx("SIGHUP: listen addresses, domain, ports, nginx, postgres and user change only with a restart");
+		log_warnx("SIGHUP: listen addresses, domain, ports, nginx, postgres, cluster and user change only with a restart");
 	log_info("SIGHUP: reloaded berth.yaml");
 	config_release(was);
 	*was = next;
@@ -912,6 +917,8 @@ int engine_serve(struct config *cfg)
 	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
 		log_warnx("dashboard: %s", error_last());
 	apps_load(&e);
+	if (cluster_start(&e.cluster, &e) < 0)
+		goto out;
 	certs_start(e.certs);
 	incoming_start(&e);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
@@ -924,6 +931,8 @@ int engine_serve(struct config *cfg)
 out:
 	if (ret)
 		log_warnx("%s", error_last());
+	cluster_free(e.cluster);
+	e.cluster = NULL;
 	dashboard_stop(dash);
 	if (e.sshd)
 		sshd_stop(e.sshd);

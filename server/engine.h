@@ -30,6 +30,19 @@ struct app;
 struct client;
 struct certs;
 struct isolate;
+struct cluster;
+struct strv;
+
+/* What on_deploy_end hears. */
+struct deploy_end {
+	struct app *app;
+	int kind;			/* enum deploy_kind (app.h) */
+	const char *source;		/* "push", "cli", "config", ... or NULL */
+	int number;			/* the local release it made or ran */
+	int ok;				/* 1: that release is live */
+	const struct strv *env_changes;	/* config set/unset it applied */
+	const char *commit;		/* or NULL */
+};
 
 struct engine {
 	struct config *cfg;
@@ -53,6 +66,14 @@ struct engine {
 	uid_t run_uid;
 	gid_t run_gid;
 	struct isolate *iso;		/* users, cgroups, sandbox (isolate.h) */
+	struct cluster *cluster;	/* cluster: in berth.yaml, else NULL */
+	/*
+	 * Called once when any deploy ends, after its client was answered
+	 * (the cluster publishes what went live here).  NULL: nobody
+	 * listens.  The callee must not free the app.
+	 */
+	void (*on_deploy_end)(void *arg, const struct deploy_end *end);
+	void *on_deploy_end_arg;
 };
 
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */

@@ -1393,6 +1393,14 @@ static int run_engine_command(struct session *s)
 		say_error(s, "status: only admin keys may see the engine's status");
 		goto out;
 	}
+	/* the cluster's hosts and placement are the admins' (an app of
+	 * another host is not in this host's access lists) */
+	if ((!strcmp(cmd, "cluster") || !strcmp(cmd, "apps:set-group")) &&
+	    !s->admin) {
+		say_error(s, "%s: only admin keys may see or change the cluster",
+			  cmd);
+		goto out;
+	}
 	/* an app made by this key is this key's, as a first push's is */
 	if ((!strcmp(cmd, "create") || !strcmp(cmd, "apps:create") ||
 	     !strcmp(cmd, "import")) && words.n >= 2 &&

@@ -91,4 +91,26 @@ test_expect_success 'config-check shows the settings or the errors' '
 	cp saved.yaml "$BERTH_ROOT/berth.yaml"
 '
 
+test_expect_success 'cluster settings: groups as a list or a word, bad ones refused' '
+	cp "$BERTH_ROOT/berth.yaml" saved.yaml &&
+	printf "groups: [web, api-2]\nhost_name: web-1\nadvertise_address: 10.0.0.11\n" >>"$BERTH_ROOT/berth.yaml" &&
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^groups: \"web,api-2\"" out &&
+	test_grep "^host_name: \"web-1\"" out &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml" &&
+	printf "groups: [Web]\n" >>"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check 2>err &&
+	test_grep "groups. must be a list of up to 16 group names" err &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml" &&
+	printf "groups: [[web]]\n" >>"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check 2>err &&
+	test_grep "groups. must be a list of group names" err &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml" &&
+	printf "cluster: \"host=db password=x\"\n" >>"$BERTH_ROOT/berth.yaml" &&
+	chmod 644 "$BERTH_ROOT/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check 2>err &&
+	test_grep "cluster. holds a password but berth.yaml is readable by others" err &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml"
+'
+
 test_done

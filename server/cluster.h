@@ -1,0 +1,53 @@
+/*
+ * cluster: many hosts, one source of truth (docs/cluster.md).
+ *
+ * With "cluster: CONNINFO" in berth.yaml the engine keeps one libpq
+ * connection to that PostgreSQL, non-blocking and watched by the loop
+ * (nothing here ever waits on the network).  On connect it creates or
+ * migrates the berth_* tables (under an advisory lock, so hosts joining
+ * at once do not race), LISTENs on "berth_cluster", registers this host
+ * (name, address, groups, version) and heartbeats every 2 s.
+ *
+ * The tables are the truth; a NOTIFY only says "look again".  A host
+ * reconciles on connect, on every notification and every 5 s: for each
+ * app of its groups it brings the cluster's release and config here,
+ * through the normal deploy (app_deploy(), source "cluster"), fetching
+ * the bundle from the database.  Rollouts go host by host in name order:
+ * a host waits while a live host of the group before it has not run the
+ * release yet, and stops when any host failed it.
+ *
+ * What goes live here from a push, "deploy", "incoming", "rollback" or a
+ * config change is published through the engine's on_deploy_end hook:
+ * one transaction, then NOTIFY.  A failed publish is logged and the
+ * release stays local (docs/cluster.md lists what is left).
+ *
+ * Without "cluster:" cluster_start() sets *out to NULL and nothing of
+ * this runs.  Errors of the database are logged, never fatal: the host
+ * keeps serving what it runs, retrying the connection with a back-off.
+ */
+#ifndef BERTH_CLUSTER_H
+#define BERTH_CLUSTER_H
+
+struct engine;
+struct client;
+struct cluster;
+
+/* A host counts as down when its heartbeat is older than this. */
+#define CLUSTER_DOWN_AFTER_S 10
+
+/* Start joining (returns at once; the connection is made by the loop).
+ * Sets e->on_deploy_end.  -1 only for a bad conninfo or host name. */
+int cluster_start(struct cluster **out, struct engine *e);
+/* Close the connection and free everything (engine exit).  NULL is
+ * fine.  Clients still waiting get an error. */
+void cluster_free(struct cluster *cl);
+
+/* "cluster status": hosts, groups, heartbeat age, up/down, version and
+ * the apps each runs (release), answered from the database. */
+void cluster_cmd_status(struct cluster *cl, struct client *c);
+/* "apps:set-group APP GROUP": which hosts run the app.  The app must
+ * exist here or in the cluster. */
+void cluster_cmd_set_group(struct cluster *cl, const char *app,
+			   const char *group, struct client *c);
+
+#endif

@@ -1,0 +1,176 @@
+#!/bin/bash
+# A cluster on one machine: each host is a network namespace on a bridge,
+# with its own berth engine, state folder, nginx and ports; one PostgreSQL
+# (in a namespace of its own, with a password) is the cluster's source of
+# truth.  A release deployed on A runs on A, B and C; a config change on B
+# reaches all; C killed with -9 shows down while A and B keep serving, and
+# catches up when it comes back; a fourth host joins by itself; a release
+# that fails on B stops the rollout and A goes back; B cut off the database
+# during a config change converges once it is back.
+. "$(dirname "$0")/test-lib.sh"
+
+if [ "$(id -u)" != 0 ]; then
+	test_skip 'network namespaces need root'
+	test_done
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
+   ! command -v nsenter >/dev/null || ! command -v ip >/dev/null ||
+   ! command -v curl >/dev/null; then
+	test_skip 'needs PostgreSQL, iproute2, nsenter and curl'
+	test_done
+fi
+. "$TEST_DIR/lib-ssh.sh"
+. "$TEST_DIR/lib-cluster.sh"
+
+# get HOST PATH: the app "shop" through that host's nginx
+get() { host_get "$1" shop "$2"; }
+serves() { get "$1" / | grep -q "^hello $2 "; }
+has_env() { get "$1" /env | grep -qx "$2"; }
+
+# status_of HOST: its STATE in "cluster status" on A
+status_of() { host_berth a cluster status | awk -v h="host-$1" '$1 == h { print $2 }'; }
+is_state() { test "$(status_of "$1")" = "$2"; }
+
+test_expect_success 'three hosts and a database on a bridge' '
+	cluster_net_up a b c &&
+	in_ns a ip route get $DB_ADDR >route &&
+	test_grep "dev p${CL_ID}a" route
+'
+
+test_expect_success 'PostgreSQL with a password, on the bridge only' '
+	cluster_pg_start &&
+	! in_ns a env PGPASSWORD=wrong psql -XqtA -h $DB_ADDR -U berth \
+		-d berth_cluster -c "SELECT 1" 2>err &&
+	test_grep "password authentication failed" err
+'
+
+test_expect_success 'berth.yaml refuses a cluster password others can read' '
+	write_host_yaml a &&
+	chmod 644 "$TRASH/host-a/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$TRASH/host-a" config-check 2>err &&
+	test_grep "cluster.*holds a password.*chmod 600" err &&
+	chmod 600 "$TRASH/host-a/berth.yaml" &&
+	"$BERTH" --root "$TRASH/host-a" config-check >out &&
+	test_grep "^cluster: \(hidden" out &&
+	test_grep "^groups: \"web\"" out
+'
+
+test_expect_success 'three hosts join; cluster status shows them up' '
+	for h in a b c; do
+		write_host_yaml $h && start_host $h || return 1
+	done &&
+	retry_until 60 is_state a up &&
+	retry_until 60 is_state b up &&
+	retry_until 60 is_state c up &&
+	host_berth b cluster status >out &&
+	test_grep "^HOST +STATE +HEARTBEAT +VERSION +GROUPS +ADDRESS +APPS" out &&
+	test_grep "^host-b +up +[0-9]+s ago +[^ ]+ +web +$NET.2 " out
+'
+
+test_expect_success 'a deploy on A runs on A, B and C' '
+	make_web_bundle shop1.tar.gz v1 &&
+	host_berth a deploy shop "$TRASH/shop1.tar.gz" >out 2>&1 &&
+	test_grep "Release 1 of shop is live" out &&
+	serves a v1 &&
+	retry_until 90 serves b v1 &&
+	retry_until 90 serves c v1 &&
+	retry_until 30 eval "host_berth a cluster status | grep -q \"^host-c .*shop@1\""
+'
+
+test_expect_success 'config set on B reaches every host' '
+	host_berth b config shop set GREETING=hello-cluster >out 2>&1 &&
+	has_env b GREETING=hello-cluster &&
+	retry_until 90 has_env a GREETING=hello-cluster &&
+	retry_until 90 has_env c GREETING=hello-cluster &&
+	host_berth c config shop get GREETING >val &&
+	test "$(cat val)" = hello-cluster
+'
+
+test_expect_success 'apps:set-group: clear errors' '
+	test_must_fail host_berth a apps:set-group nosuchapp web 2>err &&
+	test_grep "app .nosuchapp. does not exist" err &&
+	test_must_fail host_berth a apps:set-group shop "Bad Group" 2>err &&
+	test_grep "invalid group" err &&
+	host_berth a apps:set-group shop web
+'
+
+# over SSH to host A (its sshd listens on 127.0.0.1:2222 in its namespace)
+ssh_a() {
+	local key=$1
+	shift
+	SSH_PORT=2222 ssh_args "$key"
+	in_ns a ssh "${SSH_ARGS[@]}" "$@"
+}
+
+test_expect_success 'over ssh: admins see the cluster, other keys may not' '
+	make_key admin && make_key dev &&
+	host_berth a keys add --admin "$TRASH/admin.pub" >/dev/null &&
+	host_berth a keys add "$TRASH/dev.pub" >/dev/null &&
+	ssh_a admin cluster status >out &&
+	test_grep "^host-c +up" out &&
+	test_must_fail ssh_a dev cluster status >out 2>err &&
+	test_grep "only admin keys may see or change the cluster" err &&
+	test_must_fail ssh_a dev apps:set-group shop default 2>err &&
+	test_grep "no access to app .shop.|only admin keys" err &&
+	host_berth a cluster status >out &&
+	test_grep "^host-a .* shop@1" out
+'
+
+test_expect_success 'C killed with -9: shown down, A and B keep serving' '
+	crash_host c &&
+	retry_until 60 is_state c down &&
+	is_state a up &&
+	serves a v1 && serves b v1
+'
+
+test_expect_success 'a release while C is down goes to A and B' '
+	make_web_bundle shop2.tar.gz v2 &&
+	host_berth a deploy shop "$TRASH/shop2.tar.gz" >out 2>&1 &&
+	serves a v2 &&
+	retry_until 90 serves b v2 &&
+	has_env b GREETING=hello-cluster
+'
+
+test_expect_success 'C catches up on restart' '
+	BERTH_ROOT="$TRASH/host-c" kill_leftovers &&
+	start_host c &&
+	retry_until 60 is_state c up &&
+	retry_until 90 serves c v2 &&
+	has_env c GREETING=hello-cluster
+'
+
+test_expect_success 'a fourth host joins and runs the group'\''s apps' '
+	add_ns d &&
+	write_host_yaml d &&
+	start_host d &&
+	retry_until 60 is_state d up &&
+	retry_until 90 serves d v2 &&
+	has_env d GREETING=hello-cluster
+'
+
+test_expect_success 'a release that fails on B stops the rollout; A goes back' '
+	make_web_bundle shop3.tar.gz v3 \
+		"web: grep -q p${CL_ID}b /proc/net/dev && exit 3; exec python3 web.py" &&
+	host_berth a deploy shop "$TRASH/shop3.tar.gz" >out 2>&1 &&
+	serves a v3 &&
+	retry_until 90 eval "host_berth a cluster status | grep -q \"^host-b .*failed 3\"" &&
+	retry_until 90 serves a v2 &&
+	serves b v2 && serves c v2 && serves d v2 &&
+	has_env a GREETING=hello-cluster
+'
+
+test_expect_success 'B cut off the database during a config change converges' '
+	test_when_finished "ip link set v${CL_ID}b up" &&
+	ip link set "v${CL_ID}b" down &&
+	host_berth a config shop set CUT=while-away >out 2>&1 &&
+	retry_until 90 has_env c CUT=while-away &&
+	retry_until 90 has_env d CUT=while-away &&
+	retry_until 60 is_state b down &&
+	! has_env b CUT=while-away &&
+	ip link set "v${CL_ID}b" up &&
+	retry_until 90 is_state b up &&
+	retry_until 90 has_env b CUT=while-away &&
+	serves b v2
+'
+
+test_done
