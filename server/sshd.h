@@ -36,9 +36,10 @@ int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
 /* Close the listening socket; running sessions finish on their own. */
 void sshd_stop(struct sshd *s);
 
-/* Entry point of "berth session": fd is the accepted connection.
+/* Entry point of "berth session": fd is the accepted connection, door_fd
+ * the engine's socketpair for the door's counts (-1: none).
  * Returns the process exit code. */
-int session_main(const struct config *cfg, int fd);
+int session_main(const struct config *cfg, int fd, int door_fd);
 
 struct strv;
 /*
