@@ -78,6 +78,7 @@ static const struct {
  * never lock a real user out until the grace time ends them.
  */
 enum sess_state {
+	SESS_WAITING,		/* accepted, no process yet: the client is silent */
 	SESS_PREKEX,		/* connected, key exchange not done */
 	SESS_UNAUTH,		/* key exchange done, not authenticated */
 	SESS_AUTH,		/* running a command */
@@ -86,7 +87,9 @@ enum sess_state {
 };
 
 struct sess {
-	pid_t pid;
+	pid_t pid;		/* 0 while waiting */
+	int conn;		/* the connection while waiting, else -1 */
+	int watched;		/* conn is in the loop */
 	enum sess_state state;
 	int status_fd;		/* our end of its socketpair, or -1 */
 	int64_t started;
@@ -102,10 +105,14 @@ struct sshd {
 	struct sess *sess;	/* live session processes */
 	size_t nsess, alloc;
 	int64_t last_drop_log;
+	uint64_t wait_timer;	/* for waiting connections, or 0 */
 };
 
 #define STATUS_FD 4		/* the session's end of its socketpair */
 #define STATUS_REPLY_MS 10000	/* a session waits this long for 'y'/'n' */
+/* A client speaks first (its version line); one that stays silent this
+ * long gets its session anyway, for clients that wait for ours. */
+#define SILENT_WAIT_MS 1000
 
 /* "ADDR:PORT", "[V6]:PORT", ":PORT" or "PORT": host (NULL: any), port. */
 static int split_listen(const char *spec, char **host, char **port)
@@ -372,18 +379,32 @@ static void session_exited(pid_t pid, int status, void *arg)
 	}
 }
 
-static void start_session(struct sshd *s, int conn, const char *ip)
+static void sess_remove(struct sshd *s, struct sess *x)
+{
+	if (x->conn >= 0) {
+		loop_del_fd(s->loop, x->conn);
+		close(x->conn);
+		x->conn = -1;
+	}
+	sess_close_status(s, x);
+	*x = s->sess[--s->nsess];
+}
+
+/* The waiting connection x gets its session process (or is closed). */
+static void start_session(struct sshd *s, struct sess *x)
 {
 	char *argv[] = { s->self_exe, "session", "--root", s->root, NULL };
 	struct spawn sp;
-	struct sess *x;
 	int sv[2], fds[2];
 
+	loop_del_fd(s->loop, x->conn);
+	x->watched = 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
 		log_warn("cannot start a session: socketpair");
+		sess_remove(s, x);
 		return;
 	}
-	fds[0] = conn;		/* fd 3 */
+	fds[0] = x->conn;	/* fd 3 */
 	fds[1] = sv[1];		/* fd 4, STATUS_FD */
 	spawn_init(&sp);
 	sp.argv = argv;
@@ -397,20 +418,15 @@ static void start_session(struct sshd *s, int conn, const char *ip)
 		log_warnx("cannot start a session: %s", error_last());
 		close(sv[0]);
 		close(sv[1]);
+		sess_remove(s, x);
 		return;
 	}
 	close(sv[1]);
-	if (s->nsess == s->alloc) {
-		s->alloc = s->alloc ? 2 * s->alloc : 64;
-		s->sess = xrealloc(s->sess, s->alloc * sizeof(*s->sess));
-	}
-	x = &s->sess[s->nsess++];
-	memset(x, 0, sizeof(*x));
+	close(x->conn);
+	x->conn = -1;
 	x->pid = sp.pid;
 	x->state = SESS_PREKEX;
-	x->started = now_ms();
 	x->status_fd = sv[0];
-	snprintf(x->ip, sizeof(x->ip), "%s", ip);
 	if (set_nonblock(sv[0]) < 0 ||
 	    loop_add_fd(s->loop, sv[0], LOOP_READ, on_session_status, s) < 0) {
 		close(sv[0]);
@@ -419,8 +435,99 @@ static void start_session(struct sshd *s, int conn, const char *ip)
 	reaper_watch(sp.pid, session_exited, s);
 }
 
-/* The oldest connection (from ip, or from anywhere when ip is NULL)
- * that has not finished its key exchange, or NULL. */
+static struct sess *sess_by_conn(struct sshd *s, int fd)
+{
+	size_t i;
+
+	for (i = 0; i < s->nsess; i++)
+		if (s->sess[i].state == SESS_WAITING && s->sess[i].conn == fd)
+			return &s->sess[i];
+	return NULL;
+}
+
+/* 1 if the client has sent something, 0 if not yet, -1 if it hung up. */
+static int client_spoke(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0)
+		return 1;
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK ||
+		      errno == EINTR))
+		return 0;
+	return -1;
+}
+
+/* A waiting client spoke: its session starts (one that hung up is
+ * forgotten). */
+static void on_waiting_readable(struct loop *l, int fd, unsigned events,
+				void *arg)
+{
+	struct sshd *s = arg;
+	struct sess *x = sess_by_conn(s, fd);
+	int r;
+
+	(void)events;
+	if (!x) {
+		loop_del_fd(l, fd);
+		return;
+	}
+	r = client_spoke(fd);
+	if (r < 0)
+		sess_remove(s, x);
+	else if (r > 0)
+		start_session(s, x);
+}
+
+static void arm_wait_timer(struct sshd *s);
+
+/* Silent for SILENT_WAIT_MS: their sessions start anyway. */
+static void on_wait_timer(struct loop *l, void *arg)
+{
+	struct sshd *s = arg;
+	int64_t now = now_ms();
+	size_t i = 0;
+
+	(void)l;
+	s->wait_timer = 0;
+	while (i < s->nsess) {
+		struct sess *x = &s->sess[i];
+		size_t before = s->nsess;
+
+		if (x->state == SESS_WAITING &&
+		    now - x->started >= SILENT_WAIT_MS) {
+			start_session(s, x);
+			if (s->nsess < before)
+				continue;	/* removed: i holds another */
+		}
+		i++;
+	}
+	arm_wait_timer(s);
+}
+
+static void arm_wait_timer(struct sshd *s)
+{
+	int64_t oldest = 0;
+	size_t i;
+
+	if (s->wait_timer)
+		return;
+	for (i = 0; i < s->nsess; i++)
+		if (s->sess[i].state == SESS_WAITING &&
+		    (!oldest || s->sess[i].started < oldest))
+			oldest = s->sess[i].started;
+	if (!oldest)
+		return;
+	s->wait_timer = loop_add_timer(s->loop, oldest + SILENT_WAIT_MS -
+				       now_ms(), on_wait_timer, s);
+}
+
+/*
+ * The oldest connection (from ip, or from anywhere when ip is NULL) that
+ * has not finished its key exchange, or NULL: one still waiting for its
+ * client's first word before one whose process waits for it.
+ */
 static struct sess *oldest_idle(struct sshd *s, const char *ip)
 {
 	struct sess *best = NULL;
@@ -429,9 +536,11 @@ static struct sess *oldest_idle(struct sshd *s, const char *ip)
 	for (i = 0; i < s->nsess; i++) {
 		struct sess *x = &s->sess[i];
 
-		if (x->state != SESS_PREKEX || (ip && strcmp(x->ip, ip)))
+		if ((x->state != SESS_WAITING && x->state != SESS_PREKEX) ||
+		    (ip && strcmp(x->ip, ip)))
 			continue;
-		if (!best || x->started < best->started)
+		if (!best || x->state < best->state ||
+		    (x->state == best->state && x->started < best->started))
 			best = x;
 	}
 	return best;
@@ -449,6 +558,10 @@ static int make_room(struct sshd *s, const char *ip, const char *why)
 			why, x->ip);
 	door_log(s, ip ? ip : x->ip, msg);
 	free(msg);
+	if (x->state == SESS_WAITING) {
+		sess_remove(s, x);
+		return 1;
+	}
 	kill(x->pid, SIGKILL);
 	x->state = SESS_GONE;
 	sess_close_status(s, x);
@@ -473,7 +586,8 @@ static const char *door_refuses(struct sshd *s, const char *ip)
 	for (i = 0; i < s->nsess; i++) {
 		const struct sess *x = &s->sess[i];
 
-		if (x->state != SESS_PREKEX && x->state != SESS_UNAUTH)
+		if (x->state != SESS_WAITING && x->state != SESS_PREKEX &&
+		    x->state != SESS_UNAUTH)
 			continue;
 		unauth++;
 		if (!strcmp(x->ip, ip))
@@ -522,13 +636,35 @@ static void peer_ip_of(const struct sockaddr_storage *ss, char *out,
 	}
 }
 
+/* A new connection waits, without a process, for its client's first
+ * word: idle connections then cost a descriptor, not a process. */
+static void add_waiting(struct sshd *s, int conn, const char *ip)
+{
+	struct sess *x;
+
+	if (s->nsess == s->alloc) {
+		s->alloc = s->alloc ? 2 * s->alloc : 64;
+		s->sess = xrealloc(s->sess, s->alloc * sizeof(*s->sess));
+	}
+	x = &s->sess[s->nsess++];
+	memset(x, 0, sizeof(*x));
+	x->conn = conn;
+	x->status_fd = -1;
+	x->state = SESS_WAITING;
+	x->started = now_ms();
+	snprintf(x->ip, sizeof(x->ip), "%s", ip);
+}
+
 static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
 {
 	struct sshd *s = arg;
+	size_t i;
 	int conn;
 
 	(void)l;
 	(void)events;
+	/* take in the whole backlog first, so that a flood queued in it is
+	 * cut down before any process starts and a user behind it gets in */
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
@@ -543,7 +679,7 @@ static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
 				continue;
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("accept");
-			return;
+			break;
 		}
 		peer_ip_of(&ss, ip, sizeof(ip));
 		why = door_refuses(s, ip);
@@ -555,9 +691,39 @@ static void sshd_accept(struct loop *l, int fd, unsigned events, void *arg)
 			close(conn);
 			continue;
 		}
-		start_session(s, conn, ip);
-		close(conn);
+		add_waiting(s, conn, ip);
 	}
+	/* clients that spoke start now; the others when they do */
+	i = 0;
+	while (i < s->nsess) {
+		struct sess *x = &s->sess[i];
+		size_t before = s->nsess;
+		int r;
+
+		if (x->state != SESS_WAITING || x->watched) {
+			i++;
+			continue;
+		}
+		r = client_spoke(x->conn);
+		if (r < 0) {
+			sess_remove(s, x);
+			continue;
+		}
+		if (r > 0) {
+			start_session(s, x);
+			if (s->nsess < before)
+				continue;
+		} else if (loop_add_fd(s->loop, x->conn, LOOP_READ,
+				       on_waiting_readable, s) < 0) {
+			start_session(s, x);
+			if (s->nsess < before)
+				continue;
+		} else {
+			x->watched = 1;
+		}
+		i++;
+	}
+	arm_wait_timer(s);
 }
 
 int sshd_start(struct sshd **out, const struct config *cfg, struct loop *l,
@@ -603,9 +769,17 @@ void sshd_stop(struct sshd *s)
 	loop_del_fd(s->loop, s->fd);
 	close(s->fd);
 	/* sessions outlive us: their exits must not call into freed memory */
+	loop_del_timer(s->loop, s->wait_timer);
 	for (i = 0; i < s->nsess; i++) {
-		reaper_forget(s->sess[i].pid);
-		sess_close_status(s, &s->sess[i]);
+		struct sess *x = &s->sess[i];
+
+		if (x->pid)
+			reaper_forget(x->pid);
+		if (x->conn >= 0) {
+			loop_del_fd(s->loop, x->conn);
+			close(x->conn);
+		}
+		sess_close_status(s, x);
 	}
 	free(s->sess);
 	free(s->root);
