@@ -49,6 +49,7 @@ static int check_email(const char *key, const char *value);
 static int check_bool(const char *key, const char *value);
 static int check_groups(const char *key, const char *value);
 static int check_node_name(const char *key, const char *value);
+static int check_startups(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
 static const struct cdesc descs[] = {
@@ -69,9 +70,15 @@ static const struct cdesc descs[] = {
 	{ "max_pack_size", C_BYTES, F(max_pack_bytes), "1073741824", 1024, 1L << 40, NULL },
 	{ "build_timeout", C_MS, F(build_timeout_ms), "15m", 1000, 86400000, NULL },
 	{ "git_timeout", C_MS, F(git_timeout_ms), "10m", 1000, 86400000, NULL },
+	/* the same setting by the name the SSH door's docs use */
+	{ "git_idle_timeout", C_MS, F(git_timeout_ms), NULL, 1000, 86400000, NULL },
 	{ "keep_releases", C_INT, F(keep_releases), "10", 1, 10000, NULL },
 	{ "log_max_size", C_BYTES, F(log_max_bytes), "10485760", 4096, 1L << 40, NULL },
 	{ "max_sessions", C_INT, F(max_sessions), "32", 1, 10000, NULL },
+	{ "ssh_max_startups", C_STR, F(ssh_max_startups), "10:30:100", 0, 0, check_startups },
+	{ "ssh_per_source_max_startups", C_INT, F(ssh_per_source_max_startups), "10", 0, 100000, NULL },
+	{ "ssh_login_grace_time", C_MS, F(ssh_login_grace_ms), "120s", 1000, 3600000, NULL },
+	{ "ssh_max_followers", C_INT, F(ssh_max_followers), "64", 0, 100000, NULL },
 	{ "nginx", C_STR, F(nginx), "own", 0, 0, check_nginx },
 	{ "nginx_conf_dir", C_STR, F(nginx_conf_dir), NULL, 0, 0, check_abspath },
 	{ "nginx_bin", C_STR, F(nginx_bin), "nginx", 0, 0, check_word },
@@ -337,6 +344,52 @@ const char *config_https_listen(const struct config *c)
 int config_acme_all(const struct config *c)
 {
 	return c->acme && !strcmp(c->acme, "true");
+}
+
+int config_parse_startups(const char *spec, int *start, int *rate, int *full)
+{
+	long a, b, c;
+	const char *p1, *p2;
+	char part[16];
+
+	if (!spec)
+		return -1;
+	p1 = strchr(spec, ':');
+	if (!p1) {
+		a = parse_long(spec, 100000);
+		if (a < 1)
+			return -1;
+		*start = *full = (int)a;
+		*rate = 100;
+		return 0;
+	}
+	p2 = strchr(p1 + 1, ':');
+	if (!p2 || (size_t)(p1 - spec) >= sizeof(part) ||
+	    (size_t)(p2 - p1 - 1) >= sizeof(part))
+		return -1;
+	memcpy(part, spec, (size_t)(p1 - spec));
+	part[p1 - spec] = '\0';
+	a = parse_long(part, 100000);
+	memcpy(part, p1 + 1, (size_t)(p2 - p1 - 1));
+	part[p2 - p1 - 1] = '\0';
+	b = parse_long(part, 100);
+	c = parse_long(p2 + 1, 100000);
+	if (a < 1 || b < 0 || c < a)
+		return -1;
+	*start = (int)a;
+	*rate = (int)b;
+	*full = (int)c;
+	return 0;
+}
+
+static int check_startups(const char *key, const char *value)
+{
+	int a, b, c;
+
+	if (config_parse_startups(value, &a, &b, &c) < 0)
+		return error_set("'%s' must be START:RATE:FULL like 10:30:100 (RATE a percentage, FULL at least START), or one number",
+				 key);
+	return 0;
 }
 
 /* "pre-build.d/10-x post-deploy.d/20-y": STEP.d/NAME words */

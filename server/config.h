@@ -29,7 +29,11 @@ struct config {
 	long git_timeout_ms;	/* git_timeout: 10m, a git client idle this long is dropped */
 	int keep_releases;	/* keep_releases: 10 */
 	long log_max_bytes;	/* log_max_size: 10 MiB, then rotate */
-	int max_sessions;	/* max_sessions: 32 concurrent SSH connections */
+	int max_sessions;	/* max_sessions: 32 authenticated SSH sessions (followers apart) */
+	char *ssh_max_startups;	/* ssh_max_startups: "10:30:100", as OpenSSH's MaxStartups */
+	int ssh_per_source_max_startups; /* 10 unauthenticated from one address (0: no limit) */
+	long ssh_login_grace_ms;	/* ssh_login_grace_time: 120s to authenticate and ask */
+	int ssh_max_followers;	/* ssh_max_followers: 64 "logs -f" sessions (0: no limit) */
 	char *nginx;		/* nginx: "own" (default) or "system" */
 	char *nginx_conf_dir;	/* nginx_conf_dir: for "system", e.g. /etc/nginx/conf.d */
 	char *nginx_bin;	/* nginx_bin: "nginx" */
@@ -68,6 +72,9 @@ int config_acme_all(const struct config *c);
 /* 1 for a cluster group's name: lower case letters, digits, '-', at most
  * 32 bytes, starting with a letter. */
 int config_group_name_valid(const char *name);
+/* ssh_max_startups: "START:RATE:FULL" (as OpenSSH's MaxStartups) or
+ * "N" (START = FULL = N) into its parts; 0, or -1 if malformed. */
+int config_parse_startups(const char *spec, int *start, int *rate, int *full);
 
 /* Defaults only; root is copied. */
 void config_init(struct config *c, const char *root);

@@ -664,6 +664,10 @@ static void reload_config(struct engine *e)
 	c->keep_releases = next.keep_releases;
 	c->log_max_bytes = next.log_max_bytes;
 	c->max_sessions = next.max_sessions;
+	c->ssh_per_source_max_startups = next.ssh_per_source_max_startups;
+	c->ssh_max_followers = next.ssh_max_followers;
+	free(c->ssh_max_startups);
+	c->ssh_max_startups = xstrdup(next.ssh_max_startups);
 	/* Compared with the file as read before, so command-line options
 	 * given to "serve" are not mistaken for changes. */
 	if (str_differs(was->ssh_listen, next.ssh_listen) ||

@@ -221,7 +221,7 @@ static int cmd_session(const char *root)
 	log_init(0, "session");
 	if (load_config(&cfg, root) < 0)
 		return 1;
-	ret = session_main(&cfg, 3);
+	ret = session_main(&cfg, 3, 4);
 	config_release(&cfg);
 	return ret;
 }

@@ -113,4 +113,24 @@ test_expect_success 'cluster settings: groups as a list or a word, bad ones refu
 	cp saved.yaml "$BERTH_ROOT/berth.yaml"
 '
 
+test_expect_success 'the SSH door settings: OpenSSH-like values, bad ones refused' '
+	cp "$BERTH_ROOT/berth.yaml" saved.yaml &&
+	test_when_finished "cp saved.yaml \"$BERTH_ROOT/berth.yaml\"" &&
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^ssh_max_startups: \"10:30:100\"$" out &&
+	test_grep "^ssh_per_source_max_startups: 10$" out &&
+	test_grep "^ssh_login_grace_time: 120000ms$" out &&
+	test_grep "^ssh_max_followers: 64$" out &&
+	printf "ssh_max_startups: 5\ngit_idle_timeout: 30s\n" >>"$BERTH_ROOT/berth.yaml" &&
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^ssh_max_startups: \"5\"$" out &&
+	test_grep "^git_timeout: 30000ms$" out &&
+	for bad in 10:30 30:10:20 10:101:100 0 x:y:z 10:30:100:1; do
+		cp saved.yaml "$BERTH_ROOT/berth.yaml" &&
+		echo "ssh_max_startups: \"$bad\"" >>"$BERTH_ROOT/berth.yaml" &&
+		test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check >out 2>err &&
+		test_grep "ssh_max_startups.* must be START:RATE:FULL like 10:30:100" err || return 1
+	done
+'
+
 test_done

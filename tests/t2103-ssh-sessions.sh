@@ -1,10 +1,11 @@
 #!/bin/bash
 # SSH sessions against a running app: streaming, hang-up, confirmation,
-# and the cap on concurrent sessions.
+# the cap on concurrent sessions and the login grace time.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-ssh.sh"
 
-BERTH_YAML="max_sessions: 3"
+BERTH_YAML="max_sessions: 3
+ssh_login_grace_time: 5s"
 
 session_count() {
 	pgrep -f -- "session --root $BERTH_ROOT\$" | wc -l
@@ -72,8 +73,8 @@ test_expect_success 'rm with the name typed back removes the app' '
 	retry_until 10 test_must_fail kill -0 "$pid"
 '
 
-# Connections that never speak SSH each hold a session process until its
-# authentication timeout.
+# Connections that never speak SSH each hold a session process until the
+# login grace time ends it, or a newer connection needs the room.
 open_conns() {
 	local i
 	for i in $(seq "$1"); do
@@ -89,15 +90,24 @@ close_conns() {
 	conns=
 }
 
-test_expect_success 'at most max_sessions connections; others are closed' '
+test_expect_success 'at most max_sessions authenticated sessions; another is told so' '
 	conns= &&
 	test_when_finished close_conns &&
 	retry_until 10 no_sessions &&
-	open_conns 3 &&
-	retry_until 20 sessions_are 3 &&
+	ssh_args alice &&
+	for i in 1 2 3; do
+		mkfifo wait.$i &&
+		{ ssh "${SSH_ARGS[@]}" rm myapp <wait.$i >rm.$i.out 2>rm.$i.err & } &&
+		exec {fd}>wait.$i &&
+		conns="$conns $fd" || return 1
+	done &&
+	for i in 1 2 3; do
+		retry_until 20 grep -q "type its name" rm.$i.err || return 1
+	done &&
 	test_must_fail ssh_berth alice version >out 2>err &&
+	test_grep "^error: too many sessions running on the server, try again later" err &&
 	test_must_fail test -s out &&
-	test_grep "warning: 3 sessions running, connection refused" "$TRASH/berth.log" &&
+	test_grep "max_sessions sessions running, session refused" "$TRASH/berth.log" &&
 	sessions_are 3 &&
 	close_conns &&
 	retry_until 10 no_sessions &&
@@ -105,7 +115,19 @@ test_expect_success 'at most max_sessions connections; others are closed' '
 	test_grep "^berth " out
 '
 
-test_expect_success 'a connection that does not authenticate is dropped after 30 s' '
+test_expect_success 'idle connections never lock a user out' '
+	conns= &&
+	test_when_finished close_conns &&
+	retry_until 10 no_sessions &&
+	open_conns 12 &&
+	ssh_berth alice version >out &&
+	test_grep "^berth " out &&
+	test_grep "closed the oldest connection still before its key exchange" "$TRASH/berth.log"
+'
+
+test_expect_success 'a connection that does not authenticate is dropped after ssh_login_grace_time' '
+	close_conns &&
+	retry_until 20 no_sessions &&
 	exec {idle}<>"/dev/tcp/127.0.0.1/$SSH_PORT" &&
 	test_when_finished "exec {idle}>&-" &&
 	retry_until 10 sessions_are 1 &&
