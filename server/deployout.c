@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -226,7 +227,9 @@ static void add_line(struct deployout *o, const char *line, size_t len)
 			   (char)ch;
 	}
 	cut[k] = '\0';
-	if (o->size + (long)k + 1 <= DEPLOYOUT_MAX) {
+	/* once one line went past the cap, every later one does: the
+	 * order stays as it was */
+	if (!o->past_cap && o->size + (long)k + 1 <= DEPLOYOUT_MAX) {
 		write_line(o, cut, k);
 		return;
 	}
@@ -472,6 +475,37 @@ int deployout_read(const char *appdir, int deploy, struct buf *out)
 			      (DEPLOYOUT_TAIL + 1) * (DEPLOYOUT_LINE_MAX + 1));
 	free(path);
 	return r;
+}
+
+int deployout_mark_interrupted(const char *appdir)
+{
+	static const char line[] = " !     the engine stopped before this "
+				   "deploy ended\n";
+	int *nums, marked = 0, fd;
+	size_t n = deployout_list(appdir, &nums), i;
+
+	for (i = 0; i < n; i++) {
+		struct deployout o;
+		char *path;
+
+		if (deployout_find_open(appdir, nums[i]) ||
+		    deployout_info_read(appdir, nums[i], &o.info) < 0 ||
+		    strcmp(o.info.status, "running"))
+			continue;
+		path = record_path(appdir, nums[i], NULL);
+		fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0 || write_all(fd, line, sizeof(line) - 1) < 0)
+			log_warn("cannot write '%s'", path);
+		if (fd >= 0)
+			close(fd);
+		free(path);
+		o.appdir = (char *)(uintptr_t)appdir;
+		snprintf(o.info.status, sizeof(o.info.status), "interrupted");
+		meta_write(&o);
+		marked++;
+	}
+	free(nums);
+	return marked;
 }
 
 static int release_on_disk(const char *appdir, int release)

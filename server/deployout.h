@@ -11,7 +11,8 @@
  *   APPDIR/deploys/D.meta  "key value" lines: deploy, kind (push, cli,
  *                          incoming, rollback, config, restart), release
  *                          (0 until the deploy has one), status
- *                          (running, succeeded, failed), time, commit
+ *                          (running, succeeded, failed,
+ *                          interrupted), time, commit
  *
  * Both are root's, 0600 in a 0700 folder: the app's own user can
  * neither read a build's output (a buildpack may print secrets) nor
@@ -85,6 +86,11 @@ int deployout_info_read(const char *appdir, int deploy,
 int deployout_find(const char *appdir, int release, int *deploy);
 /* The lines of record deploy into out. */
 int deployout_read(const char *appdir, int deploy, struct buf *out);
+/*
+ * Engine start: records an engine that died left "running" end as
+ * "interrupted", with a line that says so.  Returns how many.
+ */
+int deployout_mark_interrupted(const char *appdir);
 /*
  * Keep the records that made a release still on disk, and the newest
  * 'keep' of the others (failed builds, restarts); open ones always.
