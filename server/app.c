@@ -2760,6 +2760,7 @@ int apps_load(struct engine *e)
 			continue;
 		a = app_new(e, de->d_name);
 		app_load_state(a);
+		deployout_mark_interrupted(a->dir);
 		/* Deploys an engine that died (kill -9) left half-way. */
 		n = release_mark_interrupted(a->dir, a->release);
 		if (n > 0) {

@@ -171,8 +171,29 @@ test_expect_success 'a deploy in progress: its output comes as it runs, and the 
 	test_cmp kept live
 '
 
+test_expect_success 'an engine killed mid-deploy: the record says interrupted, and why' '
+	gate=/run/berth-t3020-crash-$$ &&
+	rm -f "$gate" &&
+	test_atexit "rm -f $gate" &&
+	test_when_finished "touch $gate" &&
+	printf "web: python3 web.py\nrelease: echo held; while ! test -e $gate; do sleep 0.1; done\n" >outapp/Procfile &&
+	commit_all outapp held &&
+	{ push outapp >pushout2 2>&1 & ppid=$!; } &&
+	retry_until 60 eval "berth releases:output outapp --no-follow | grep -q \"^       held\"" &&
+	d=$(berth releases:output outapp --list | sed -n 2p | cut -d" " -f1) &&
+	crash_berth &&
+	start_berth &&
+	berth releases:output outapp --deploy "$d" >kept &&
+	test "$(tail -n 1 kept)" = " !     the engine stopped before this deploy ended" &&
+	berth releases:output outapp --list >list &&
+	test_grep "^$d .* interrupted *push " list &&
+	touch "$gate" &&
+	{ wait $ppid || true; }
+'
+
 test_expect_success 'a huge build output is cut at 1 MiB, and says so; the end is kept' '
 	printf "web: python3 web.py\n" >outapp/Procfile &&
+	retry_until 60 apps_line_matches "^outapp +running " &&
 	mkdir -p outapp/.berth/hooks &&
 	printf "#!/bin/sh\nseq 1 200000 | sed s/^/noise-/\necho the-very-end\n" >outapp/.berth/hooks/pre-build &&
 	chmod +x outapp/.berth/hooks/pre-build &&
