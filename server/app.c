@@ -20,6 +20,7 @@
 #include "bundle.h"
 #include "certs.h"
 #include "config.h"
+#include "deployout.h"
 #include "domains.h"
 #include "engine.h"
 #include "health.h"
@@ -113,6 +114,9 @@ struct deploy {
 	int pre_stage, post_stage;
 	const char *script_label;	/* "release", "predeploy", ... */
 	void (*script_next)(struct deploy *d);
+	struct deployout *out;	/* its kept output (deployout.h), or NULL */
+	int out_of_push;	/* out is a push's: the pipeline says the
+				 * outcome there itself */
 };
 
 static void deploy_next(struct app *a);
@@ -145,6 +149,7 @@ static void say(struct deploy *d, const char *fmt, ...)
 	va_end(ap);
 	if (d->c)
 		client_data(d->c, "%s", p);
+	deployout_addf(d->out, "%s", p);
 	if (d->a->log)
 		logger_line(d->a->log, "berth", p, strlen(p));
 	free(p);
@@ -942,6 +947,7 @@ static void deploy_free(struct deploy *d)
 	buf_release(&d->helper_out);
 	if (d->c)
 		client_unref(d->c);
+	deployout_unref(d->out);
 	free(d->bundle_in);
 	free(d->commit);
 	free(d->pusher);
@@ -962,6 +968,14 @@ static void deploy_free(struct deploy *d)
 static void deploy_finish(struct deploy *d, int ok)
 {
 	struct app *a = d->a;
+
+	if (!ok && d->detail)
+		deployout_addf(d->out, " !     %s, last output:\n%s",
+			       d->error, d->detail);
+	if (!ok && !d->out_of_push)
+		deployout_addf(d->out, " !     %s", d->error ? d->error :
+			       "deploy failed");
+	deployout_set_status(d->out, ok ? "succeeded" : "failed");
 
 	if (d->c) {
 		if (ok) {
@@ -2013,6 +2027,8 @@ static void on_helper_output(struct loop *l, int fd, unsigned events, void *arg)
 		if (d->c)
 			client_data(d->c, "       %.*s", (int)len,
 				    d->helper_out.data);
+		deployout_addf(d->out, "       %.*s", (int)len,
+			       d->helper_out.data);
 		logger_line(d->a->log, d->script_label, d->helper_out.data,
 			    len);
 		buf_consume(&d->helper_out, len + 1);
@@ -2040,6 +2056,7 @@ static void on_script_exit(pid_t pid, int status, void *arg)
 	if (d->helper_out.len) {
 		if (d->c)
 			client_data(d->c, "       %s", d->helper_out.data);
+		deployout_addf(d->out, "       %s", d->helper_out.data);
 		logger_line(d->a->log, d->script_label, d->helper_out.data,
 			    d->helper_out.len);
 		buf_reset(&d->helper_out);
@@ -2367,6 +2384,7 @@ static void deploy_start(struct deploy *d)
 		free(d->commit);
 		d->buildpack = release_meta_get(a->dir, a->release, "buildpack");
 		d->commit = release_meta_get(a->dir, a->release, "commit");
+		deployout_set_commit(d->out, d->commit);
 	}
 	if (deploy_env(d, &env) < 0) {
 		deploy_fail(d, "%s", error_last());
@@ -2404,9 +2422,11 @@ static void deploy_start(struct deploy *d)
 		 * a crash, apps_load() counts the folders. */
 		a->next_release = n;
 		d->number = n;
+		deployout_set_release(d->out, n);
 		say(d, "-----> Deploying release %d of %s", n, a->name);
 	} else {
 		d->number = a->release;
+		deployout_set_release(d->out, d->number);
 		rdir = release_path(a->dir, a->release, NULL);
 		bundle = release_path(a->dir, a->release, "bundle.tar.gz");
 		say(d, "-----> %s release %d of %s",
@@ -2514,12 +2534,25 @@ void app_cmd_create(struct engine *e, const char *name, struct client *c)
 	client_ok(c);
 }
 
-/* A push's build output, line by line into the app's log. */
+/* A push's build output, line by line into the app's log, and all of
+ * it (the lines the pusher saw) into its output record. */
 struct build_log {
 	struct engine *e;
 	char *name;
 	struct buf partial;
+	struct client *c;
+	struct deployout *out;
 };
+
+static struct client *build_log_client(struct build_log *bl)
+{
+	return bl->c;
+}
+
+static struct deployout *build_log_output(struct build_log *bl)
+{
+	return bl->out;
+}
 
 #define BUILD_LINE_MAX 16384
 
@@ -2538,6 +2571,7 @@ static void on_build_input(struct client *c, const char *data, size_t len,
 	struct build_log *bl = arg;
 	char *nl;
 
+	deployout_add(bl->out, data, len);
 	buf_add(&bl->partial, data, len);
 	while ((nl = memchr(bl->partial.data, '\n', bl->partial.len))) {
 		build_log_line(bl, bl->partial.data,
@@ -2553,9 +2587,13 @@ static void on_build_input(struct client *c, const char *data, size_t len,
 static void on_build_close(struct client *c, void *arg)
 {
 	struct build_log *bl = arg;
+	struct app *a = app_find(bl->e, bl->name);
 
 	if (bl->partial.len)
 		build_log_line(bl, bl->partial.data, bl->partial.len);
+	if (a && a->building == bl)
+		a->building = NULL;
+	deployout_unref(bl->out);
 	buf_release(&bl->partial);
 	free(bl->name);
 	free(bl);
@@ -2582,8 +2620,51 @@ void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
 	bl = xcalloc(1, sizeof(*bl));
 	bl->e = e;
 	bl->name = xstrdup(name);
+	bl->c = c;
+	if (deployout_open(&bl->out, a->dir, "push", NULL,
+			   e->cfg->keep_releases) < 0)
+		log_warnx("%s: %s", name, error_last());
+	if (a->building)	/* one build at a time: a stale one */
+		log_warnx("%s: a second build's output while one is open",
+			  name);
+	a->building = bl;
 	client_on_input(c, on_build_input, bl);
 	client_on_close(c, on_build_close, bl);
+}
+
+/*
+ * The deploy's kept output: a push's goes on in the record its build
+ * opened (what the build's connection sent before the deploy was asked
+ * for comes first); any other new release or restart gets a record of
+ * its own.  A restore at engine start is no one's deploy: none.
+ */
+static struct client *build_log_client(struct build_log *bl);
+static struct deployout *build_log_output(struct build_log *bl);
+
+static void deploy_output_open(struct deploy *d, const struct deploy_opts *o)
+{
+	struct app *a = d->a;
+	const char *kind;
+
+	if (d->kind == DEPLOY_NEW && d->source && !strcmp(d->source, "push") &&
+	    a->building) {
+		client_read_input(build_log_client(a->building));
+		if (a->building) {
+			d->out = build_log_output(a->building);
+			deployout_ref(d->out);
+			deployout_set_commit(d->out, d->commit);
+			d->out_of_push = 1;
+			return;
+		}
+	}
+	if (d->kind == DEPLOY_RESTORE)
+		return;
+	kind = d->kind == DEPLOY_RESTART ? "restart" :
+	       d->from_live ? "config" : d->source ? d->source : "cli";
+	if (deployout_open(&d->out, a->dir, kind,
+			   o && o->commit ? o->commit : NULL,
+			   d->e->cfg->keep_releases) < 0)
+		log_warnx("%s: %s", a->name, error_last());
 }
 
 void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
@@ -2649,12 +2730,18 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 			for (i = 0; i < o->env_changes->n; i++)
 				strv_push(&d->env_changes, o->env_changes->v[i]);
 	}
+	deploy_output_open(d, o);
+	if (o && o->intro)
+		say(d, "%s", o->intro);
 	if (a->waiting) {
 		struct deploy *old = a->waiting;
 
 		if (old->c)
 			client_error(old->c, "superseded by a newer deploy of '%s'",
 				     a->name);
+		if (!old->out_of_push)
+			deployout_addf(old->out, " !     superseded by a newer deploy of '%s'",
+				       a->name);
 		if (old->move && old->bundle_in)
 			unlink(old->bundle_in);
 		deploy_free(old);
@@ -2686,6 +2773,7 @@ int apps_load(struct engine *e)
 			continue;
 		a = app_new(e, de->d_name);
 		app_load_state(a);
+		deployout_mark_interrupted(a->dir);
 		/* Deploys an engine that died (kill -9) left half-way. */
 		n = release_mark_interrupted(a->dir, a->release);
 		if (n > 0) {
@@ -3645,12 +3733,112 @@ void app_cmd_releases(struct app *a, struct client *c)
 	client_ok(c);
 }
 
+static void output_list(struct app *a, struct client *c)
+{
+	int *nums;
+	size_t n = deployout_list(a->dir, &nums), i;
+
+	client_data(c, "%-7s %-8s %-10s %-9s %-21s %s", "DEPLOY", "RELEASE",
+		    "STATUS", "KIND", "TIME", "COMMIT");
+	for (i = n; i-- > 0;) {
+		struct deployout_info in;
+		char rel[16];
+
+		if (deployout_info_read(a->dir, nums[i], &in) < 0)
+			continue;
+		snprintf(rel, sizeof(rel), in.release ? "v%d" : "-",
+			 in.release);
+		client_data(c, "%-7d %-8s %-10s %-9s %-21s %.10s", in.deploy,
+			    rel, in.status, in.kind, in.time,
+			    in.commit[0] ? in.commit : "-");
+	}
+	free(nums);
+	client_ok(c);
+}
+
+void app_cmd_releases_output(struct app *a, int argc, char **argv,
+			     struct client *c)
+{
+	struct buf b = BUF_INIT;
+	struct deployout *open_rec;
+	int release = 0, deploy = 0, follow = 1, i, r;
+	char *line, *nl;
+
+	for (i = 2; i < argc; i++) {
+		long v;
+
+		if (!strcmp(argv[i], "--list")) {
+			output_list(a, c);
+			return;
+		} else if (!strcmp(argv[i], "--no-follow")) {
+			follow = 0;
+		} else if (!strcmp(argv[i], "--deploy") && i + 1 < argc &&
+			   (v = parse_long(argv[i + 1], 1L << 30)) > 0) {
+			deploy = (int)v;
+			i++;
+		} else if (!release && !deploy &&
+			   (v = parse_long(argv[i][0] == 'v' ? argv[i] + 1 :
+					   argv[i], 1L << 30)) > 0) {
+			release = (int)v;
+		} else {
+			client_error(c, "usage: releases:output NAME [N]");
+			return;
+		}
+	}
+	if (!deploy) {
+		r = deployout_find(a->dir, release, &deploy);
+		if (r == ERR_NOTFOUND && !release) {
+			client_error(c, "'%s' has no deploy output kept yet",
+				     a->name);
+			return;
+		}
+		if (r == ERR_NOTFOUND) {
+			char *dir = release_path(a->dir, release, NULL);
+			int known = path_exists(dir);
+
+			free(dir);
+			if (known)
+				client_error(c, "release %d of '%s' has no output kept (made before berth kept deploy output)",
+					     release, a->name);
+			else
+				client_error(c, "'%s' has no release %d",
+					     a->name, release);
+			return;
+		}
+	}
+	r = deployout_read(a->dir, deploy, &b);
+	if (r == ERR_NOTFOUND) {
+		client_error(c, "'%s' has no deploy %d output kept", a->name,
+			     deploy);
+		goto out;
+	}
+	if (r < 0) {
+		client_error(c, "%s", error_last());
+		goto out;
+	}
+	/* The engine is one thread: what the file holds now and what the
+	 * record writes from here on are the whole output, in order. */
+	for (line = b.data; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		client_data(c, "%s", line);
+	}
+	open_rec = deployout_find_open(a->dir, deploy);
+	if (open_rec && follow)
+		deployout_follow(open_rec, c);
+	else
+		client_ok(c);
+out:
+	buf_release(&b);
+}
+
 void app_cmd_rollback(struct app *a, int number, struct client *c)
 {
 	int *nums;
 	size_t n = release_list(a->dir, &nums), i;
 	struct deploy_opts o;
-	char *bundle = NULL, *bp, *commit;
+	char *bundle = NULL, *bp, *commit, *intro;
 
 	if (number == 0) {
 		/* The newest release before the live one that went live. */
@@ -3689,8 +3877,11 @@ void app_cmd_rollback(struct app *a, int number, struct client *c)
 	commit = release_meta_get(a->dir, number, "commit");
 	o.buildpack = bp;
 	o.commit = commit;
-	client_data(c, "-----> Rolling back %s to release %d", a->name, number);
+	intro = xasprintf("-----> Rolling back %s to release %d", a->name,
+			  number);
+	o.intro = intro;
 	app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	free(intro);
 	free(bp);
 	free(commit);
 out:

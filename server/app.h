@@ -25,6 +25,7 @@ struct client;
 struct logger;
 struct deploy;
 struct health;
+struct build_log;
 
 enum proc_state {
 	PROC_UP,	/* running */
@@ -126,6 +127,9 @@ struct app {
 	int run_seq;		/* last run.N handed out (this engine's life) */
 	struct strv domains;	/* hosts added by domains:add (domains.h) */
 	int maintenance;	/* maintenance:on: a 503 page for every host */
+	struct build_log *building;	/* a push's build, while its
+					 * connection is open (its output
+					 * record goes on with its deploy) */
 };
 
 /* Load every app from ROOT/apps and bring each back on its release. */
@@ -168,6 +172,8 @@ struct deploy_opts {
 	const struct strv *env_changes;	/* config: "KEY=VALUE" to set, "KEY"
 					 * to unset, onto the config of that
 					 * moment; kept once live */
+	const char *intro;	/* said first (to the client, the log and
+				 * the kept output), e.g. "Rolling back" */
 	const struct strv *scale;	/* "type=N" changes, applied (onto the
 					 * scale of that moment) when the deploy
 					 * starts and kept once it is live */
@@ -203,6 +209,15 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_rm(struct app *a, int drop_db, struct client *c);
 void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
 void app_cmd_releases(struct app *a, struct client *c);
+/*
+ * "releases:output APP [N]": the kept output of the deploy that made
+ * release N, or of the newest deploy (deployout.h); one still running
+ * is followed until it ends.  Also --deploy D (a record by its own
+ * number: a failed build has no release), --no-follow, and --list (the
+ * records, newest first: DEPLOY RELEASE STATUS KIND TIME COMMIT).
+ */
+void app_cmd_releases_output(struct app *a, int argc, char **argv,
+			     struct client *c);
 void app_cmd_rollback(struct app *a, int number, struct client *c);
 void app_cmd_pg(struct app *a, struct client *c);
 /* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */

@@ -297,6 +297,12 @@ static void cmd_config(struct engine *e, struct client *c, struct app *a,
 	app_cmd_config(a, argc - 2, argv + 2, c);
 }
 
+static void cmd_releases_output(struct engine *e, struct client *c,
+				struct app *a, int argc, char **argv)
+{
+	app_cmd_releases_output(a, argc, argv, c);
+}
+
 static void cmd_releases(struct engine *e, struct client *c, struct app *a,
 			 int argc, char **argv)
 {
@@ -560,6 +566,7 @@ static const struct command commands[] = {
 	{ "rm", "rm NAME --force", "remove an app and everything it has", 1, 2, 5, cmd_rm, 0 },
 	{ "config", "config NAME [set K=V... | unset K... | get K]", "show or change config vars", 1, 2, -1, cmd_config, 0 },
 	{ "releases", "releases NAME", "list releases", 1, 2, 2, cmd_releases, 0 },
+	{ "releases:output", "releases:output NAME [N]", "the output of the deploy that made release N (or of the newest deploy, failed builds included); one still running is followed", 1, 2, 6, cmd_releases_output, 0 },
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
 	{ "stats", "stats NAME", "requests, 5xx and p95 per minute over the last hour; memory and CPU per process", 1, 2, 2, cmd_stats, 0 },
 	{ "run", "run NAME COMMAND...", "a one-off process in the live release's environment, on this terminal (ssh -t for an interactive one)", 1, 3, -1, cmd_run, 0 },

@@ -774,6 +774,12 @@ struct release_row {
 	char status[24], commit[48], time[32], buildpack[64], source[32];
 };
 
+/* One kept deploy output ("releases:output NAME --list"). */
+struct deploy_row {
+	int deploy, release;
+	char status[16], kind[16], time[32], commit[48];
+};
+
 static int parse_release_no(const char *s)
 {
 	long n;
@@ -807,8 +813,25 @@ static int list_apps(struct app_row **out, size_t *n, char **err)
 		snprintf(a->name, sizeof(a->name), "%s", f[0]);
 		snprintf(a->status, sizeof(a->status), "%s", f[1]);
 		a->release = parse_release_no(f[2]);
-		if (f[3] && strcmp(f[3], "-"))
-			snprintf(a->procs, sizeof(a->procs), "%s", f[3]);
+		if (f[3]) {
+			/* "web.1 web.2  (why it is not as it should be)" */
+			char *note = strstr(f[3], "  (");
+
+			if (note) {
+				*note = '\0';
+				note += 3;
+				note[strcspn(note, ")")] = '\0';
+				/* a pushed app whose first deploy failed is
+				 * "new" to apps; here it is what it is */
+				if (!strcmp(a->status, "new") &&
+				    !strncmp(note, "deploy failed", 13))
+					snprintf(a->status, sizeof(a->status),
+						 "failed");
+			}
+			if (strcmp(f[3], "-"))
+				snprintf(a->procs, sizeof(a->procs), "%s",
+					 f[3]);
+		}
 		(*n)++;
 	}
 	strv_release(&l.v);
@@ -850,6 +873,55 @@ static int list_releases(const char *name, struct release_row **out,
 	return 0;
 }
 
+/* The kept deploy outputs, newest first. */
+static int list_deploys(const char *name, struct deploy_row **out,
+			size_t *n, char **err)
+{
+	char nm[APP_NAME_MAX + 1];
+	char *argv[] = { "releases:output", nm, "--list", NULL };
+	struct lines l;
+	size_t i;
+
+	*out = NULL;
+	*n = 0;
+	snprintf(nm, sizeof(nm), "%s", name);
+	if (run(&l, err, 3, argv) < 0)
+		return -1;
+	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
+	for (i = 1; i < l.v.n; i++) {
+		struct deploy_row *d = &(*out)[*n];
+		char *f[6] = { NULL };
+		long v;
+
+		if (split_ws(l.v.v[i], f, 6) < 6 ||
+		    (v = parse_long(f[0], 1L << 30)) <= 0)
+			continue;
+		d->deploy = (int)v;
+		d->release = parse_release_no(f[1]);
+		snprintf(d->status, sizeof(d->status), "%s", f[2]);
+		snprintf(d->kind, sizeof(d->kind), "%s", f[3]);
+		snprintf(d->time, sizeof(d->time), "%s", f[4]);
+		snprintf(d->commit, sizeof(d->commit), "%s",
+			 strcmp(f[5], "-") ? f[5] : "");
+		(*n)++;
+	}
+	strv_release(&l.v);
+	return 0;
+}
+
+/* The deploy that made release n (its first record, not a restart's),
+ * or 0 when none is kept. */
+static int deploy_of_release(const struct deploy_row *d, size_t nd, int n)
+{
+	int found = 0;
+	size_t i;
+
+	for (i = 0; i < nd; i++)
+		if (d[i].release == n && strcmp(d[i].kind, "restart"))
+			found = d[i].deploy;	/* newest first: the last */
+	return found;
+}
+
 static int list_procs(const char *name, struct app_row *app,
 		      struct proc_row **out, size_t *n, char **err)
 {
@@ -879,9 +951,10 @@ static int list_procs(const char *name, struct app_row *app,
 	}
 	for (i = 2; i < l.v.n; i++) {
 		struct proc_row *p = &(*out)[*n];
-		char *f[6] = { NULL };
+		char *f[8] = { NULL };
 
-		if (split_ws(l.v.v[i], f, 6) < 6)
+		/* PROCESS PID PORT STATE UPTIME RESTARTS MEMORY CPU */
+		if (split_ws(l.v.v[i], f, 8) < 6)
 			continue;
 		snprintf(p->name, sizeof(p->name), "%s", f[0]);
 		p->pid = (int)parse_long(f[1], 1L << 30);
@@ -1513,7 +1586,7 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 	struct app_row *apps = NULL;
 	struct buf b = BUF_INIT;
 	char *err = NULL;
-	size_t n = 0, i, shown = 0;
+	size_t n = 0, i, k, shown = 0;
 	enum MHD_Result ret;
 
 	if (list_apps(&apps, &n, &err) < 0) {
@@ -1559,6 +1632,12 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 			procs_summary(&b, a->procs, 1);
 			buf_addstr(&b, ",\"url\":");
 			json_str(&b, url);
+			buf_addstr(&b, ",\"hosts\":[");
+			for (k = 0; k < sv.hosts.n; k++) {
+				buf_addstr(&b, k ? "," : "");
+				json_str(&b, sv.hosts.v[k]);
+			}
+			buf_addstr(&b, "]");
 			buf_addstr(&b, ",\"last_deploy\":");
 			json_str(&b, a->last_deploy);
 			buf_addstr(&b, ",\"last_deploy_ago\":");
@@ -1600,7 +1679,22 @@ static enum MHD_Result apps_page(struct MHD_Connection *c,
 			html(&b, url);
 			buf_addstr(&b, "\">");
 			html(&b, url);
-			buf_addstr(&b, "</a></td><td class=\"deployed\">");
+			buf_addstr(&b, "</a>");
+			/* its other hosts (domains:add, app.yaml) */
+			for (k = 0; k < sv.hosts.n; k++) {
+				const char *h = strstr(url, "://");
+				size_t hl;
+
+				h = h ? h + 3 : url;
+				hl = strcspn(h, ":/");
+				if (strlen(sv.hosts.v[k]) == hl &&
+				    !strncmp(h, sv.hosts.v[k], hl))
+					continue;
+				buf_addstr(&b, " <span class=\"host\">");
+				html(&b, sv.hosts.v[k]);
+				buf_addstr(&b, "</span>");
+			}
+			buf_addstr(&b, "</td><td class=\"deployed\">");
 			html(&b, when);
 			buf_addf(&b, "</td><td class=\"rps\">%.2f</td>"
 				 "<td class=\"errors\">%.1f%%</td>"
@@ -1681,9 +1775,28 @@ static void rel_extra(const struct stats_view *sv, int n, char *pusher,
 	}
 }
 
+static void deploy_json(struct buf *b, const struct deploy_row *d)
+{
+	buf_addf(b, "{\"deploy\":%d,\"release\":", d->deploy);
+	if (d->release)
+		buf_addf(b, "%d", d->release);
+	else
+		buf_addstr(b, "null");
+	buf_addstr(b, ",\"status\":");
+	json_str(b, d->status);
+	buf_addstr(b, ",\"kind\":");
+	json_str(b, d->kind);
+	buf_addstr(b, ",\"time\":");
+	json_str(b, d->time);
+	buf_addstr(b, ",\"commit\":");
+	json_str(b, d->commit);
+	buf_addstr(b, "}");
+}
+
 static void app_json(struct buf *b, const struct app_row *a,
 		     const struct proc_row *p, size_t np,
 		     const struct release_row *r, size_t nr,
+		     const struct deploy_row *dr, size_t nd,
 		     const struct strv *keys, const struct stats_view *sv)
 {
 	char *url = app_url(a->name);
@@ -1745,7 +1858,17 @@ static void app_json(struct buf *b, const struct app_row *a,
 		json_str(b, pusher);
 		buf_addstr(b, ",\"config_changes\":");
 		json_str(b, strcmp(conf, "-") ? conf : "");
+		if (deploy_of_release(dr, nd, r[i].number))
+			buf_addf(b, ",\"output\":%d",
+				 deploy_of_release(dr, nd, r[i].number));
+		else
+			buf_addstr(b, ",\"output\":null");
 		buf_addstr(b, "}");
+	}
+	buf_addstr(b, "],\"deploys\":[");
+	for (i = 0; i < nd; i++) {
+		buf_addstr(b, i ? "," : "");
+		deploy_json(b, &dr[i]);
 	}
 	buf_addstr(b, "],\"config\":[");
 	for (i = 0; i < keys->n; i++) {
@@ -1817,9 +1940,20 @@ static void action_button(struct buf *b, const struct dashboard_session *s,
 	buf_addstr(b, "</button></form>");
 }
 
+/* A link to a deploy's output: the page without script, the viewer
+ * below with it. */
+static void output_link(struct buf *b, const char *app, int deploy)
+{
+	buf_addstr(b, "<a class=\"output\" href=\"/apps/");
+	html(b, app);
+	buf_addf(b, "/deploys/%d\" data-deploy=\"%d\" id=\"output-%d\">"
+		 "Output</a>", deploy, deploy, deploy);
+}
+
 static void app_html(struct buf *b, const struct dashboard_session *s,
 		     const struct app_row *a, const struct proc_row *p,
 		     size_t np, const struct release_row *r, size_t nr,
+		     const struct deploy_row *dr, size_t nd,
 		     const struct strv *keys, const struct stats_view *sv)
 {
 	char *url = app_url(a->name), *flash;
@@ -1971,8 +2105,8 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 	buf_addstr(b, "<section><h2>Releases</h2><table id=\"releases\">"
 		   "<thead><tr><th>Release</th><th>Status</th><th>Commit</th>"
 		   "<th>Time</th><th>Pushed by</th><th>Buildpack</th>"
-		   "<th>Source</th><th>Config changes</th><th></th>"
-		   "</tr></thead><tbody>");
+		   "<th>Source</th><th>Config changes</th><th>Output</th>"
+		   "<th></th></tr></thead><tbody>");
 	for (i = 0; i < nr; i++) {
 		char when[32];
 
@@ -1998,6 +2132,12 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		buf_addstr(b, "</td><td class=\"config-changes\"><code>");
 		html(b, conf);
 		buf_addstr(b, "</code></td><td>");
+		if (deploy_of_release(dr, nd, r[i].number))
+			output_link(b, a->name,
+				    deploy_of_release(dr, nd, r[i].number));
+		else
+			buf_addstr(b, "-");
+		buf_addstr(b, "</td><td>");
 		if (!r[i].live) {
 			buf_addstr(b, "<form method=\"post\" class=\"action\" "
 				   "action=\"/apps/");
@@ -2060,11 +2200,37 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		buf_addstr(b, "<tr><td>no config vars</td></tr>");
 	buf_addstr(b, "</tbody></table></section>");
 
+	/* the sources logs --source takes (logger_source_matches()):
+	 * every process, the router, the deploy scripts, cron and run
+	 * processes, berth's own lines, then each type and process */
 	buf_addstr(b, "<section><h2>Logs</h2><div class=\"logbar\">"
 		   "<select id=\"log-source\" aria-label=\"source\">"
 		   "<option value=\"\">all sources</option>"
+		   "<option value=\"app\">app (every process)</option>"
+		   "<option value=\"router\">router</option>"
+		   "<option value=\"release\">release</option>"
+		   "<option value=\"cron\">cron</option>"
+		   "<option value=\"run\">run</option>"
 		   "<option value=\"berth\">berth (deploys)</option>"
-		   "<option value=\"release\">release</option>");
+		   "<option value=\"build\">build</option>");
+	{
+		struct counts cn;
+		size_t k;
+
+		for (i = 0; i < np; i++)
+			buf_addf(&procs, "%s%s", procs.len ? " " : "",
+				 p[i].name);
+		count_procs(&cn, procs.len ? procs.data : "");
+		for (k = 0; k < cn.ntypes; k++) {
+			if (!strcmp(cn.type[k], "cron") ||
+			    !strcmp(cn.type[k], "run"))
+				continue;
+			buf_addstr(b, "<option>");
+			html(b, cn.type[k]);
+			buf_addstr(b, "</option>");
+		}
+		buf_release(&procs);
+	}
 	for (i = 0; i < np; i++) {
 		buf_addstr(b, "<option>");
 		html(b, p[i].name);
@@ -2076,8 +2242,44 @@ static void app_html(struct buf *b, const struct dashboard_session *s,
 		   "<span id=\"log-state\"></span></div>"
 		   "<pre id=\"log\" class=\"log\"></pre></section>");
 	buf_addstr(b, "<section><h2>Deploys</h2><p class=\"note\">The "
-		   "output of the recent builds and deploys; a push in "
-		   "progress shows here as it runs. "
+		   "output of each build and deploy, as its pusher saw it; "
+		   "one in progress shows its lines as they come.</p>"
+		   "<table id=\"deploys\"><thead><tr><th>Deploy</th>"
+		   "<th>Release</th><th>Status</th><th>Kind</th>"
+		   "<th>Time</th><th>Commit</th><th>Output</th></tr></thead>"
+		   "<tbody>");
+	for (i = 0; i < nd; i++) {
+		char when[32];
+
+		ago(when, sizeof(when), dr[i].time);
+		buf_addf(b, "<tr data-deploy=\"%d\"><td>#%d</td><td>",
+			 dr[i].deploy, dr[i].deploy);
+		if (dr[i].release)
+			buf_addf(b, "v%d", dr[i].release);
+		else
+			buf_addstr(b, "none");
+		buf_addstr(b, "</td><td><span class=\"badge d-");
+		html(b, dr[i].status);
+		buf_addstr(b, "\">");
+		html(b, dr[i].status);
+		buf_addstr(b, "</span></td><td>");
+		html(b, dr[i].kind);
+		buf_addstr(b, "</td><td title=\"");
+		html(b, dr[i].time);
+		buf_addstr(b, "\">");
+		html(b, when);
+		buf_addstr(b, "</td><td><code>");
+		snprintf(when, sizeof(when), "%.10s",
+			 dr[i].commit[0] ? dr[i].commit : "-");
+		html(b, when);
+		buf_addstr(b, "</code></td><td>");
+		output_link(b, a->name, dr[i].deploy);
+		buf_addstr(b, "</td></tr>");
+	}
+	if (!nd)
+		buf_addstr(b, "<tr><td colspan=\"7\">no deploys yet</td></tr>");
+	buf_addstr(b, "</tbody></table><p class=\"note\">"
+		   "<b id=\"deploy-title\"></b> "
 		   "<span id=\"deploy-state\"></span></p>"
 		   "<pre id=\"deploy-log\" class=\"log deploy\"></pre>"
 		   "</section>");
@@ -2092,17 +2294,19 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 	struct app_row a;
 	struct proc_row *p = NULL;
 	struct release_row *r = NULL;
+	struct deploy_row *dr = NULL;
 	struct strv keys = STRV_INIT;
 	struct stats_view sv;
 	struct buf b = BUF_INIT;
 	char *err = NULL;
-	size_t np = 0, nr = 0;
+	size_t np = 0, nr = 0, nd = 0;
 	enum MHD_Result ret;
 
 	memset(&a, 0, sizeof(a));
 	memset(&sv, 0, sizeof(sv));
 	if (list_procs(name, &a, &p, &np, &err) < 0 ||
 	    list_releases(name, &r, &nr, &err) < 0 ||
+	    list_deploys(name, &dr, &nd, &err) < 0 ||
 	    config_keys(name, &keys, &err) < 0) {
 		unsigned st = strstr(err, "does not exist") ? 404 : 502;
 
@@ -2110,18 +2314,22 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 			     send_message_page(c, st, "Cannot show app", err);
 		goto out;
 	}
+	/* a pushed app whose first deploy failed is "new" to ps */
+	if (!strcmp(a.status, "new") && nd && !strcmp(dr[0].status, "failed"))
+		snprintf(a.status, sizeof(a.status), "failed");
 	stats_get(name, &sv);
 	certs_get(name, &sv);
 	if (json)
-		app_json(&b, &a, p, np, r, nr, &keys, &sv);
+		app_json(&b, &a, p, np, r, nr, dr, nd, &keys, &sv);
 	else
-		app_html(&b, s, &a, p, np, r, nr, &keys, &sv);
+		app_html(&b, s, &a, p, np, r, nr, dr, nd, &keys, &sv);
 	ret = send_buf(c, 200, json ? "application/json" :
 		       "text/html; charset=utf-8", &b, NULL, NULL);
 out:
 	free(err);
 	free(p);
 	free(r);
+	free(dr);
 	strv_release(&keys);
 	stats_release(&sv);
 	return ret;
@@ -2302,29 +2510,22 @@ static void sse_free(void *cls)
 	free(e);
 }
 
-static enum MHD_Result logs_stream(struct MHD_Connection *c,
-				   const char *name)
+/* A streaming command's lines as Server-Sent Events (deploys: only the
+ * lines of builds and deploys), then "event: end". */
+static enum MHD_Result sse_command(struct MHD_Connection *c, int argc,
+				   char *const *argv, int deploys)
 {
-	const char *nv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
-						     "n");
-	char nm[APP_NAME_MAX + 1], num[24];
-	char *argv[] = { "logs", nm, "-n", num, "-f", NULL };
 	struct MHD_Response *resp;
 	struct sse *e;
-	long n = nv ? parse_long(nv, 10000) : 100;
 	enum MHD_Result ret;
 	int fd;
 
-	if (n < 0)
-		return send_json_error(c, 400, "bad line count (0 to 10000)");
-	snprintf(nm, sizeof(nm), "%s", name);
-	snprintf(num, sizeof(num), "%ld", n);
-	fd = opts->provider->open(opts->provider->ctx, 5, argv);
+	fd = opts->provider->open(opts->provider->ctx, argc, argv);
 	if (fd < 0)
 		return send_json_error(c, 502, error_last());
 	e = xcalloc(1, sizeof(*e));
 	e->fd = fd;
-	e->deploys = only_deploy(c);
+	e->deploys = deploys;
 	control_reader_init(&e->rd);
 	buf_init(&e->out, 0);
 	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384,
@@ -2339,6 +2540,95 @@ static enum MHD_Result logs_stream(struct MHD_Connection *c,
 	ret = MHD_queue_response(c, 200, resp);
 	MHD_destroy_response(resp);
 	return ret;
+}
+
+static enum MHD_Result logs_stream(struct MHD_Connection *c,
+				   const char *name)
+{
+	const char *nv = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND,
+						     "n");
+	char nm[APP_NAME_MAX + 1], num[24];
+	char *argv[] = { "logs", nm, "-n", num, "-f", NULL };
+	long n = nv ? parse_long(nv, 10000) : 100;
+
+	if (n < 0)
+		return send_json_error(c, 400, "bad line count (0 to 10000)");
+	snprintf(nm, sizeof(nm), "%s", name);
+	snprintf(num, sizeof(num), "%ld", n);
+	return sse_command(c, 5, argv, only_deploy(c));
+}
+
+/* --- the kept output of a deploy --- */
+
+/*
+ * "/deploys/D/output" (JSON: the lines so far), ".../output/stream"
+ * (Server-Sent Events: the lines, then new ones while it runs, then
+ * "event: end"), or "/deploys/D" as a page of its own (no script).
+ */
+static enum MHD_Result deploy_output(struct MHD_Connection *c,
+				     const struct dashboard_session *s,
+				     const char *name, const char *rest,
+				     int json)
+{
+	char nm[APP_NAME_MAX + 1], num[16], *err = NULL;
+	char *argv[] = { "releases:output", nm, "--deploy", num,
+			 "--no-follow", NULL };
+	const char *tail;
+	struct buf b = BUF_INIT;
+	struct lines l;
+	size_t i, k;
+	long d;
+
+	k = strspn(rest, "0123456789");
+	if (!k || k > 9)
+		return json ? send_json_error(c, 404, "not found") :
+			send_message_page(c, 404, "Not found", "no such deploy");
+	snprintf(num, sizeof(num), "%.*s", (int)k, rest);
+	d = parse_long(num, 1L << 30);
+	tail = rest + k;
+	snprintf(nm, sizeof(nm), "%s", name);
+	if (json && !strcmp(tail, "/output/stream"))
+		return sse_command(c, 4, argv, 0);
+	if ((json && strcmp(tail, "/output")) || (!json && *tail) || d <= 0)
+		return json ? send_json_error(c, 404, "not found") :
+			send_message_page(c, 404, "Not found", "no such page");
+	if (run(&l, &err, 5, argv) < 0) {
+		enum MHD_Result ret = json ? send_json_error(c, 404, err) :
+			send_message_page(c, 404, "No output", err);
+
+		free(err);
+		return ret;
+	}
+	if (json) {
+		buf_addf(&b, "{\"deploy\":%ld,\"lines\":[", d);
+		for (i = 0; i < l.v.n; i++) {
+			buf_addstr(&b, i ? "," : "");
+			json_str(&b, l.v.v[i]);
+		}
+		buf_addstr(&b, "]}\n");
+	} else {
+		char title[APP_NAME_MAX + 32];
+
+		snprintf(title, sizeof(title), "%s: deploy #%ld", name, d);
+		page_head(&b, title, s, NULL);
+		buf_addstr(&b, "<h1>");
+		html(&b, title);
+		buf_addstr(&b, "</h1><p><a href=\"/apps/");
+		html(&b, name);
+		buf_addstr(&b, "\">Back to ");
+		html(&b, name);
+		buf_addstr(&b, "</a></p><pre id=\"deploy-log\" "
+			   "class=\"log deploy\">");
+		for (i = 0; i < l.v.n; i++) {
+			html(&b, l.v.v[i]);
+			buf_addstr(&b, "\n");
+		}
+		buf_addstr(&b, "</pre>");
+		page_foot(&b);
+	}
+	strv_release(&l.v);
+	return send_buf(c, 200, json ? "application/json" :
+			"text/html; charset=utf-8", &b, NULL, NULL);
 }
 
 /* --- actions --- */
@@ -2634,6 +2924,8 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
 		return logs_json(c, name);
 	if (get && json && !strcmp(rest, "/logs/stream"))
 		return logs_stream(c, name);
+	if (get && !strncmp(rest, "/deploys/", 9))
+		return deploy_output(c, &s, name, rest + 9, json);
 	if (post && rest[0] == '/' && !strchr(rest + 1, '/'))
 		return action(c, &s, r, name, rest + 1, json);
 notfound:

@@ -401,6 +401,29 @@ static ssize_t client_recv(struct client *c, int fd, char *buf, size_t len)
 	return n;
 }
 
+void client_read_input(struct client *c)
+{
+	char chunk[4096];
+	ssize_t n;
+
+	if (!c || c->gone || !c->dispatched || !c->on_input)
+		return;
+	client_ref(c);
+	while (!c->gone && c->on_input) {
+		n = client_recv(c, c->fd, chunk, sizeof(chunk));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;		/* EAGAIN: nothing more yet */
+		if (n == 0) {
+			client_close(c);
+			break;
+		}
+		c->on_input(c, chunk, (size_t)n, c->on_input_arg);
+	}
+	client_unref(c);	/* c may be gone after this */
+}
+
 /*
  * Whatever this calls (a write, an error answer, the command, its input
  * callback) may close c and drop the connection's reference: a reference

@@ -100,6 +100,11 @@ int client_gone(const struct client *c);
 void client_on_input(struct client *c,
 		     void (*fn)(struct client *, const char *, size_t, void *),
 		     void *arg);
+/* Take what the peer has sent so far, now (its on_input gets it), not
+ * when the loop comes to it: a deploy orders its lines after what a
+ * build's connection wrote before the deploy was asked for.  The peer
+ * may hang up meanwhile (its on_close runs). */
+void client_read_input(struct client *c);
 /* Called once when the peer hangs up (for followers). */
 void client_on_close(struct client *c, void (*fn)(struct client *, void *),
 		     void *arg);

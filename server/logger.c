@@ -233,10 +233,17 @@ int logger_source_matches(const char *want, const char *source,
 					       "postdeploy" };
 	size_t k = strlen(want), i;
 
-	/* every process of the app: neither the router nor berth */
-	if (!strcmp(want, "app"))
+	/* every process of the app: not the router, berth, a build or a
+	 * deploy script */
+	if (!strcmp(want, "app")) {
+		for (i = 0; i < ARRAY_SIZE(scripts); i++)
+			if (len == strlen(scripts[i]) &&
+			    !memcmp(source, scripts[i], len))
+				return 0;
 		return !(len == 6 && !memcmp(source, "router", 6)) &&
-		       !(len == 5 && !memcmp(source, "berth", 5));
+		       !(len == 5 && !memcmp(source, "berth", 5)) &&
+		       !(len == 5 && !memcmp(source, "build", 5));
+	}
 	if (!strcmp(want, "release")) {
 		for (i = 0; i < ARRAY_SIZE(scripts); i++)
 			if (len == strlen(scripts[i]) &&

@@ -4,6 +4,7 @@
 //   const b = await require("./lib-browser.js").launch(profileDir);
 //   await b.goto(url); await b.eval("document.title");
 //   await b.waitFor("expr", ms); await b.screenshot(file); b.close();
+//   await b.resize(390, 844);   (a phone's viewport)
 "use strict";
 const { spawn } = require("child_process");
 const fs = require("fs");
@@ -98,6 +99,12 @@ async function launch(profile, width = 1100, height = 900) {
 			await b.eval(`document.querySelector(${JSON.stringify(
 				selector)}).click(), true`);
 			await loaded;
+		},
+		// The page as a phone of width x height shows it.
+		async resize(width, height, mobile = true) {
+			await s("Emulation.setDeviceMetricsOverride", {
+				width, height, deviceScaleFactor: 1, mobile,
+			});
 		},
 		async screenshot(file) {
 			const r = await s("Page.captureScreenshot",

@@ -18,6 +18,8 @@ login() {
 	local path="/login?${2#*/login?}"
 	dash -c "$1" -o /dev/null -w '%{http_code}' "$path"
 }
+# sse_data FILE: the data of a stream's events before its end
+sse_data() { awk '/^event: end/ { exit } sub(/^data: /, "")' "$1"; }
 csrf_of() { dash -b "$1" /api/session | sed -n 's/.*"csrf":"\([0-9a-f]*\)".*/\1/p'; }
 
 test_expect_success 'setup: an app with two releases' '
@@ -39,7 +41,9 @@ test_expect_success 'nginx routes the dashboard host to the dashboard' '
 test_expect_success 'every API path wants a session' '
 	for p in /api/apps /api/apps/shop /api/session \
 		 "/api/apps/shop/config?key=GREETING" /api/apps/shop/logs \
-		 /api/apps/shop/logs/stream / /apps/shop; do
+		 /api/apps/shop/logs/stream / /apps/shop \
+		 /api/apps/shop/deploys/1/output \
+		 /api/apps/shop/deploys/1/output/stream /apps/shop/deploys/1; do
 		dash -o body -w "%{http_code}" "$p" >code &&
 		test "$(cat code)" = 401 || return 1
 	done &&
@@ -105,7 +109,9 @@ test_expect_success 'apps and one app as JSON' '
 	dash -b jar /api/apps/shop >app.json &&
 	test_grep "\"release\":$rel,\"live\":true" app.json &&
 	test_grep "\"release\":1,\"live\":false" app.json &&
-	test_grep "\"name\":\"web.1\",\"pid\":[0-9]+" app.json &&
+	test_grep "\"name\":\"web.1\",\"pid\":[0-9]+,\"port\":[1-9][0-9]*,\"state\":\"up\",\"uptime\":\"[0-9]+s\",\"restarts\":0," app.json &&
+	dash -b jar /apps/shop >app.html &&
+	test_grep "<tr><td>web.1</td><td>[0-9]+</td><td>[0-9]+</td><td>up</td><td>[0-9]+s</td><td>0</td><td class=\"mem\"" app.html &&
 	test_grep "\"config\":\[[^]]*\"GREETING\"" app.json &&
 	test_grep_not "secret-hello" app.json &&
 	dash -b jar -o /dev/null -w "%{http_code}" /api/apps/nope >code &&
@@ -195,7 +201,7 @@ test_expect_success 'the live log streams over Server-Sent Events' '
 	dash -b jar -N "/api/apps/shop/logs/stream?n=0" >sse &
 	spid=$! &&
 	test_when_finished "kill $spid 2>/dev/null; true" &&
-	retry_until 20 sh -c "through_nginx() { curl -sS -H Host:\ shop.localhost http://127.0.0.1:$HTTP_PORT/marker-sse-1 >/dev/null; }; through_nginx; grep -q marker-sse-1 sse" &&
+	retry_until 20 sh -c "through_nginx() { curl -sS -H Host:\ shop.localhost http://127.0.0.1:$HTTP_PORT/marker-sse-1 >/dev/null; }; through_nginx; grep -qE \"web\\.[0-9] .*marker-sse-1\" sse" &&
 	test_grep "^data: [0-9T:Z-]+ web\.[0-9] .*marker-sse-1" sse
 '
 
@@ -300,6 +306,95 @@ test_expect_success 'the output of deploys: kept in the log, and live over SSE w
 	retry_until 20 grep -qE "^data: [0-9T:Z-]+ berth " dsse &&
 	test_grep_not "marker-not-a-deploy-line" dsse &&
 	test_grep_not "^data: [0-9T:Z-]+ (web\.[0-9]|router) " dsse
+'
+
+test_expect_success 'each deploy'"'"'s kept output: listed, linked from its release, read, streamed' '
+	dash -b jar /api/apps/shop >app.json &&
+	test_grep "\"deploys\":\[\{\"deploy\":[0-9]+,\"release\":[0-9]+,\"status\":\"succeeded\",\"kind\":\"cli\"" app.json &&
+	test_grep "\{\"release\":1,\"live\":false,.*\"output\":1\}" app.json &&
+	berth releases:output shop 1 >kept &&
+	test_grep "Deploying release 1 of shop" kept &&
+	dash -b jar /api/apps/shop/deploys/1/output >o.json &&
+	test_grep "^\{\"deploy\":1,\"lines\":\[\"-----\\\\u003e Deploying release 1 of shop" o.json &&
+	dash -b jar -N /api/apps/shop/deploys/1/output/stream >o.sse &&
+	sse_data o.sse >streamed &&
+	test_cmp kept streamed &&
+	test_grep "^event: end" o.sse &&
+	dash -b jar /apps/shop/deploys/1 >o.html &&
+	test_grep "<pre id=\"deploy-log\" class=\"log deploy\">-----&gt; Deploying release 1 of shop" o.html &&
+	dash -b jar /apps/shop >app.html &&
+	test_grep "<a class=\"output\" href=\"/apps/shop/deploys/1\" data-deploy=\"1\" id=\"output-1\">Output</a>" app.html &&
+	for p in /api/apps/shop/deploys/99/output /api/apps/shop/deploys/x/output \
+		 /api/apps/shop/deploys/1/other /api/apps/shop/deploys/1/output/../../2; do
+		dash -b jar -o /dev/null -w "%{http_code}" "$p" >code &&
+		test "$(cat code)" = 404 || return 1
+	done
+'
+
+test_expect_success 'the apps row: URL and every host the app answers' '
+	berth domains:add shop www.shop.test >out &&
+	dash -b jar /api/apps >apps.json &&
+	test_grep "\"name\":\"shop\",.*\"url\":\"http://shop.localhost:$HTTP_PORT/\",\"hosts\":\[\"shop.localhost\",\"www.shop.test\"\]" apps.json &&
+	dash -b jar / >apps.html &&
+	test_grep "<td class=\"url\"><a href=\"http://shop.localhost:$HTTP_PORT/\">http://shop.localhost:$HTTP_PORT/</a> <span class=\"host\">www.shop.test</span></td>" apps.html &&
+	berth domains:clear shop >out
+'
+
+test_expect_success 'a first push that fails: the app shows as failed, its output says why' '
+	new_app_repo broken &&
+	cp "$TOP/tests/apps/web.py" broken/ &&
+	echo "web: python3 -c \"import sys; sys.exit(7)\"" >broken/Procfile &&
+	commit_all broken one &&
+	test_must_fail push broken >out 2>/dev/null &&
+	dash -b jar /api/apps >apps.json &&
+	test_grep "\"name\":\"broken\",\"status\":\"failed\",\"release\":0,\"processes\":\{\}" apps.json &&
+	dash -b jar / >apps.html &&
+	test_grep "<tr data-app=\"broken\"><td class=\"name\"><a href=\"/apps/broken\">broken</a></td><td class=\"status\"><span class=\"badge s-failed\">failed</span>" apps.html &&
+	dash -b jar /api/apps/broken >b.json &&
+	test_grep "^\{\"name\":\"broken\",\"status\":\"failed\"" b.json &&
+	test_grep "\"deploys\":\[\{\"deploy\":1,\"release\":1,\"status\":\"failed\",\"kind\":\"push\"" b.json &&
+	dash -b jar /api/apps/broken/deploys/1/output >o.json &&
+	test_grep "push rejected" o.json &&
+	sed -n "s/^remote: //p" out | sed "s/ *$//" >seen &&
+	berth releases:output broken >kept &&
+	test_cmp seen kept
+'
+
+test_expect_success 'a key that may not reach the app gets none of its output' '
+	for p in /api/apps/shop/deploys/1/output \
+		 /api/apps/shop/deploys/1/output/stream /apps/shop/deploys/1; do
+		dash -b jarb -o body -w "%{http_code}" "$p" >code &&
+		test "$(cat code)" = 403 &&
+		test_grep_not "Deploying release" body || return 1
+	done
+'
+
+test_expect_success 'a deploy in progress: its output streams as it runs, as kept' '
+	gate=/run/berth-t5001-$$ &&
+	rm -f "$gate" &&
+	test_atexit "rm -f $gate" &&
+	test_when_finished "touch $gate" &&
+	make_web_bundle gated.tar.gz gated "web: python3 web.py" \
+		"release: echo waiting for the gate; while ! test -e $gate; do sleep 0.1; done; echo gate open" &&
+	{ berth deploy shop "$PWD/gated.tar.gz" >gated.out 2>&1 & dpid=$!; } &&
+	retry_until 60 eval "berth releases:output shop --no-follow | grep -q \"^       waiting for the gate\"" &&
+	d=$(berth releases:output shop --list | sed -n 2p | cut -d" " -f1) &&
+	dash -b jar "/api/apps/shop" | grep -q "\"deploy\":$d,\"release\":[0-9]*,\"status\":\"running\"" &&
+	dash -b jar /api/apps >apps.json &&
+	test_grep "\"name\":\"shop\",\"status\":\"deploying\",.*\"step\":\"release phase\"" apps.json &&
+	dash -b jar / >apps.html &&
+	test_grep "<span class=\"badge s-deploying\">deploying: release phase</span>" apps.html &&
+	{ dash -b jar -N "/api/apps/shop/deploys/$d/output/stream" >live.sse & spid=$!; } &&
+	retry_until 30 grep -q "waiting for the gate" live.sse &&
+	test_grep_not "^data:        gate open" live.sse &&
+	touch "$gate" &&
+	wait $dpid &&
+	wait $spid &&
+	test_grep "^data:        gate open" live.sse &&
+	test_grep "^event: end" live.sse &&
+	sse_data live.sse >streamed &&
+	berth releases:output shop --deploy "$d" >kept &&
+	test_cmp kept streamed
 '
 
 test_expect_success 'dashboard --revoke ends the sessions of that key' '

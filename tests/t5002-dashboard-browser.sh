@@ -2,7 +2,9 @@
 # The dashboard in a real browser (headless Chromium): the login link
 # opens the apps page, whose rendered DOM shows the app's status and
 # release; the app page follows a live log line the test makes the app
-# print, and its rollback button rolls back.  Screenshots are kept in
+# print, filters it by source and text, pauses it, shows each deploy's
+# kept output without a reload (a running one live), fits a phone's
+# width, and its rollback button rolls back.  Screenshots are kept in
 # build/test-artifacts/t5002/.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
@@ -89,10 +91,16 @@ test_expect_success 'in one browser session: a live log line, pause, and rollbac
 	cat browser.out &&
 	grep -q "^ok: followed a live log line /marker-browser-" browser.out &&
 	grep -q "^ok: pause held the line back (true), resume showed it" browser.out &&
+	grep -q "^ok: filters: router only true, app only true, web only true, search only true, all back true" browser.out &&
+	grep -q "^ok: phone width 390: fits true; Actions, Last hour, Processes, Releases, Hosts and database, Config, Logs, Deploys" browser.out &&
+	grep -q "^ok: the newest deploy.s output shown: Deploy #2" browser.out &&
+	grep -q "^ok: release v1.s output without a reload: still here: Deploy #1: -----> Deploying release 1 of shop" browser.out &&
 	grep -q "^ok: a deploy in progress showed its lines live: -----> Restarting release" browser.out &&
+	grep -qE "^ok: its row: #3v2(running|succeeded)restart" browser.out &&
 	grep -q "^ok: rollback pressed (rollback-v1): release v2 -> v3" browser.out &&
 	grep -q "^flash: -----> Rolling back shop to release 1" browser.out &&
 	cp b/app.png "$ART/app.png" && cp b/rollback.png "$ART/rollback.png" &&
+	cp b/phone.png "$ART/phone.png" && cp b/deploys.png "$ART/deploys.png" &&
 	retry_until 20 apps_line_matches "^shop +running +v3 " &&
 	through_nginx shop / | grep -q "^hello v1 "
 '

@@ -133,6 +133,23 @@ test_expect_success 'stats asks the size without blocking and shows it next time
 	retry_until 20 db_size_shown
 '
 
+# dash [CURL-ARGS...] PATH: the dashboard, through nginx
+dash() {
+	local path="${!#}"
+	curl -sS --max-time 20 -H "Host: berth.localhost" \
+		"${@:1:$#-1}" "http://127.0.0.1:$HTTP_PORT$path"
+}
+
+test_expect_success 'the dashboard shows the database: name and size' '
+	berth dashboard >link &&
+	l=$(grep /login link) &&
+	dash -c jar -o /dev/null "/login?${l#*/login?}" &&
+	dash -b jar /api/apps/pgapp >app.json &&
+	test_grep "\"database\":\"berth_pgapp\",\"database_bytes\":[1-9][0-9]*," app.json &&
+	dash -b jar /apps/pgapp >app.html &&
+	test_grep "<td id=\"database\" colspan=\"2\">berth_pgapp · <span id=\"database-size\">[0-9.]+ [KMG]iB</span>" app.html
+'
+
 test_expect_success 'after an engine restart the size comes back too' '
 	stop_berth &&
 	start_berth &&

@@ -185,11 +185,36 @@ test_expect_success 'sharing add lets a collaborator in; only the owner shares' 
 	test_grep "^collaborator bob$" out
 '
 
+test_expect_success 'a collaborator acts on the app in the dashboard and reads its deploy output' '
+	dash -b jar /api/apps >apps.json &&
+	grep -q "\"name\":\"alpha\"" apps.json &&
+	pid=$(app_pid alpha) &&
+	dash -b jar -X POST -H "X-CSRF-Token: $csrf" /api/apps/alpha/restart >r.json &&
+	test_grep "\"ok\":true" r.json &&
+	test "$(app_pid alpha)" != "$pid" &&
+	d=$(ssh_berth bob releases:output alpha --list | awk "\$2 == \"v2\" && \$4 != \"restart\" { print \$1; exit }") &&
+	test -n "$d" &&
+	dash -b jar "/api/apps/alpha/deploys/$d/output" >o.json &&
+	test_grep "Release 2 of alpha is live" o.json &&
+	ssh_berth bob releases:output alpha 2 >out &&
+	test_grep "Release 2 of alpha is live" out &&
+	ssh_berth alice releases:output alpha >out &&
+	test_grep "Restarting release 2 of alpha" out
+'
+
 test_expect_success 'sharing rm takes the access away; admins always reach' '
 	ssh_berth alice sharing alpha rm bob >out &&
 	test_grep "bob may no longer reach alpha" out &&
 	test_must_fail ssh_berth bob ps alpha 2>err &&
 	test_grep "^error: no access to app .alpha.$" err &&
+	test_must_fail ssh_berth bob releases:output alpha 2 >out 2>err &&
+	test_grep "^error: no access to app .alpha.$" err &&
+	! test -s out &&
+	dash -b jar -o /dev/null -w "%{http_code}" "/api/apps/alpha/deploys/$d/output" >code &&
+	test "$(cat code)" = 403 &&
+	dash -b jar -o /dev/null -w "%{http_code}" -X POST -H "X-CSRF-Token: $csrf" \
+		/api/apps/alpha/restart >code &&
+	test "$(cat code)" = 403 &&
 	ssh_berth admin ps alpha >out &&
 	test_grep "^web.1 " out &&
 	ssh_berth admin sharing alpha >out &&

@@ -103,6 +103,7 @@
 			});
 			var rel = j.release ? "v" + j.release : "none";
 			text(document.getElementById("release"), rel);
+			deploysUpdate(j.deploys);
 		});
 	}, 3000);
 
@@ -132,9 +133,24 @@
 	var state = document.getElementById("log-state");
 	var lines = [], paused = false, MAX = 2000;
 
+	/* As the engine's logs --source (logger_source_matches()): "app"
+	 * is every process (not the router, berth, a build or a deploy
+	 * script), "release" the deploy scripts, a type its processes
+	 * ("web": web.1, web.2; "cron": cron.N; "run": run.N). */
+	var SCRIPTS = ["release", "predeploy", "postdeploy"];
+	function sourceMatches(want, src) {
+		if (want === "app")
+			return src !== "router" && src !== "berth" &&
+				src !== "build" && SCRIPTS.indexOf(src) < 0;
+		if (want === "release")
+			return SCRIPTS.indexOf(src) >= 0;
+		return src === want || (want.indexOf(".") < 0 &&
+			src.indexOf(want + ".") === 0);
+	}
+
 	function wanted(l) {
 		var parts = l.split(" ");
-		if (source.value && parts[1] !== source.value)
+		if (source.value && !sourceMatches(source.value, parts[1] || ""))
 			return false;
 		return !search.value ||
 			l.toLowerCase().indexOf(search.value.toLowerCase()) >= 0;
@@ -180,26 +196,118 @@
 	});
 	es.onerror = function () { text(state, "reconnecting"); };
 
-	/* Builds and deploys: their lines as they come, a push in progress
-	 * included.  The engine sends the recent ones first. */
+	/* Deploys: each one's kept output, shown below the table without a
+	 * reload; one still running shows its lines as they come (the
+	 * engine sends what the record holds, then each new line). */
 	var dlog = document.getElementById("deploy-log");
 	var dstate = document.getElementById("deploy-state");
-	var ds = new EventSource("/api/apps/" + app +
-				 "/logs/stream?n=2000&only=deploy");
-	ds.onopen = function () {
+	var dtitle = document.getElementById("deploy-title");
+	var ds = null, shown = 0, newest = 0, chosen = false;
+
+	function showOutput(d) {
+		if (ds)
+			ds.close();
+		shown = d;
 		dlog.textContent = "";
-		text(dstate, "live");
-	};
-	ds.onmessage = function (ev) {
-		dlog.appendChild(document.createTextNode(
-			(dlog.firstChild ? "\n" : "") + ev.data));
-		while (dlog.childNodes.length > MAX)
-			dlog.removeChild(dlog.firstChild);
-		dlog.scrollTop = dlog.scrollHeight;
-	};
-	ds.addEventListener("end", function () {
-		text(dstate, "ended");
-		ds.close();
-	});
-	ds.onerror = function () { text(dstate, "reconnecting"); };
+		text(dtitle, "Deploy #" + d);
+		text(dstate, "loading");
+		document.querySelectorAll("tr.shown").forEach(function (r) {
+			r.classList.remove("shown");
+		});
+		var row = document.querySelector('#deploys tr[data-deploy="' +
+						  d + '"]');
+		if (row)
+			row.classList.add("shown");
+		ds = new EventSource("/api/apps/" + app + "/deploys/" + d +
+				     "/output/stream");
+		ds.onopen = function () {
+			/* a reconnect sends every line again */
+			dlog.textContent = "";
+			text(dstate, "live");
+		};
+		ds.onmessage = function (ev) {
+			dlog.appendChild(document.createTextNode(
+				(dlog.firstChild ? "\n" : "") + ev.data));
+			dlog.scrollTop = dlog.scrollHeight;
+		};
+		ds.addEventListener("end", function (ev) {
+			text(dstate, ev.data === "ok" ? "complete" : ev.data);
+			ds.close();
+		});
+		ds.onerror = function () { text(dstate, "reconnecting"); };
+	}
+
+	function outputLinks(root) {
+		root.querySelectorAll("a.output").forEach(function (a) {
+			if (a.dataset.bound)
+				return;
+			a.dataset.bound = "1";
+			a.addEventListener("click", function (ev) {
+				ev.preventDefault();
+				chosen = true;
+				showOutput(a.getAttribute("data-deploy"));
+			});
+		});
+	}
+	outputLinks(document);
+
+	/* The deploys table, live: a new deploy gets a row, and unless the
+	 * reader picked another one, its output is followed. */
+	function badgeDeploy(row, d) {
+		var cells = row.querySelectorAll("td");
+		text(cells[1], d.release ? "v" + d.release : "none");
+		var b = cells[2].querySelector(".badge");
+		b.className = "badge d-" + d.status;
+		text(b, d.status);
+	}
+
+	function deploysUpdate(list) {
+		var tbody = document.querySelector("#deploys tbody");
+		list.slice().reverse().forEach(function (d) {
+			var row = tbody.querySelector('tr[data-deploy="' +
+						      d.deploy + '"]');
+			if (!row) {
+				row = document.createElement("tr");
+				row.setAttribute("data-deploy", d.deploy);
+				["#" + d.deploy, "", "", d.kind, "just now",
+				 (d.commit || "-").slice(0, 10), ""].forEach(
+					function (t, i) {
+						var td = document.createElement("td");
+						if (i === 2) {
+							var sp = document.createElement("span");
+							sp.className = "badge";
+							td.appendChild(sp);
+						} else if (i === 6) {
+							var a = document.createElement("a");
+							a.className = "output";
+							a.id = "output-" + d.deploy;
+							a.href = "/apps/" + app + "/deploys/" + d.deploy;
+							a.setAttribute("data-deploy", d.deploy);
+							a.textContent = "Output";
+							td.appendChild(a);
+						} else {
+							td.textContent = t;
+						}
+						row.appendChild(td);
+					});
+				var empty = tbody.querySelector("td[colspan]");
+				if (empty)
+					empty.parentNode.remove();
+				tbody.insertBefore(row, tbody.firstChild);
+				outputLinks(row);
+			}
+			badgeDeploy(row, d);
+		});
+		if (list.length && list[0].deploy > newest) {
+			newest = list[0].deploy;
+			if (!chosen || list[0].status === "running")
+				showOutput(newest);
+		}
+	}
+
+	var firstRow = document.querySelector("#deploys tr[data-deploy]");
+	if (firstRow) {
+		newest = parseInt(firstRow.getAttribute("data-deploy"), 10);
+		showOutput(newest);
+	}
 })();
