@@ -571,7 +571,7 @@ static const struct command commands[] = {
 	{ "certs:set", "certs:set NAME https_redirect|hsts VALUE", "redirect HTTP to HTTPS (true by default) or send HSTS (false by default, true or seconds)", 1, 4, 4, cmd_certs, 0 },
 	{ "certs:add-staged", "certs:add-staged NAME DIR", "", 1, 3, 3, cmd_certs, CMD_LOCAL | CMD_HIDDEN },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
-	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs and hosts follow; it keeps running", 1, 3, 3, cmd_rename, 0 },
+	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs, hosts, certificate and database follow; it keeps serving", 1, 3, 3, cmd_rename, 0 },
 	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },
