@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "appstats.h"
 #include "certs.h"
 #include "engine.h"
 #include "isolate.h"
@@ -224,6 +225,8 @@ void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 	if (!a->log)
 		log_warnx("%s", error_last());
 	resort(e, a);
+	if (e->stats)
+		appstats_rename(e->stats, from, to);
 	if (liveroute_rename(e, a, from) < 0) {
 		/* the folders moved; the route follows at the next deploy */
 		log_warnx("%s: routing table: %s", to, error_last());
