@@ -432,7 +432,10 @@ static void build_env(struct strv *env, const struct app *a,
 	}
 	strv_pushf(env, "BERTH_APP=%s", a->name);
 	strv_pushf(env, "BERTH_RELEASE=%d", r->number);
-	if (p && p->tty && !strv_env_get(env, "TERM"))
+	/* the terminal is the client's: its type is too */
+	if (p && p->tty && p->term[0])
+		strv_env_set(env, "TERM", p->term);
+	else if (p && p->tty && !strv_env_get(env, "TERM"))
 		strv_push(env, "TERM=xterm");
 	if (p) {
 		strv_pushf(env, "BERTH_PROCESS=%s", p->name);
@@ -835,7 +838,7 @@ static void run_client_gone(struct client *c, void *arg)
 }
 
 void app_cmd_run(struct app *a, const char *cmd, int detached,
-		 struct client *c)
+		 const char *term, struct client *c)
 {
 	struct run *r = a->live;
 	struct proc_spec *spec;
@@ -872,6 +875,8 @@ void app_cmd_run(struct app *a, const char *cmd, int detached,
 		}
 		nfds = 0;
 		p->tty = isatty(p->stdio[0]);
+		if (term)
+			snprintf(p->term, sizeof(p->term), "%s", term);
 	}
 	logger_linef(a->log, "berth", "%s: running %s%s", p->name, cmd,
 		     detached ? " (detached)" : "");

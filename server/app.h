@@ -74,6 +74,7 @@ struct proc {
 	int stdio[3];			/* its stdin, stdout, stderr until
 					 * started (then closed here) */
 	int tty;			/* stdio[0] is a terminal */
+	char term[64];			/* its TERM (the client's), or "" */
 	struct client *client;		/* answered with the exit status */
 	void (*on_exit)(struct proc *p, void *arg);
 	void *on_exit_arg;
@@ -243,11 +244,12 @@ void app_hosts_list(const struct app *a, struct strv *out);
  * the app's processes are.  Attached: stdin, stdout and stderr are the
  * three descriptors c passed with its request (a terminal becomes the
  * controlling terminal); c gets "exit-status N" and ok when it ends,
- * and a client that hangs up stops it.  Detached (c answered at once):
+ * and a client that hangs up stops it; on a terminal, TERM is term (the
+ * client's: "run:term APP TERM CMD...") or else xterm.  Detached (c answered at once):
  * its output goes to the app's log as run.N.  cmd is a shell command.
  */
 void app_cmd_run(struct app *a, const char *cmd, int detached,
-		 struct client *c);
+		 const char *term, struct client *c);
 
 /* What a running deploy of a is doing ("starting processes"), or NULL
  * when none runs.  Static string. */

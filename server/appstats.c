@@ -125,6 +125,18 @@ void appstats_forget(struct appstats *st, const char *app)
 	}
 }
 
+void appstats_rename(struct appstats *st, const char *from, const char *to)
+{
+	struct app_stats *as = find(st, from);
+
+	if (!as || strlen(to) > APP_NAME_MAX)
+		return;
+	appstats_forget(st, to);
+	snprintf(as->name, sizeof(as->name), "%s", to);
+	as->db_bytes = -1;
+	as->db_asked_ms = 0;
+}
+
 static size_t slot_of(int64_t minute)
 {
 	int64_t m = minute % APPSTATS_MINUTES;

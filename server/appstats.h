@@ -60,6 +60,9 @@ void appstats_mem_minutes(const struct appstats *st, const char *app,
 			  const char *proc, int64_t now_s, uint64_t *kib);
 /* Drop what is kept of app. */
 void appstats_forget(struct appstats *st, const char *app);
+/* What is kept of from is to's now (apps:rename; what to had is
+ * dropped); its database size is asked again. */
+void appstats_rename(struct appstats *st, const char *from, const char *to);
 
 /* --- the engine's part --- */
 

@@ -75,6 +75,9 @@ struct certs {
 	uint64_t scan_timer;
 	struct backoff *fails;
 	CURL *curl;
+	/* apps:rename between certs_app_rename() and ..._done(): the
+	 * certificate is in the table under both names */
+	char *renamed_from, *renamed_to;
 };
 
 struct opts {
@@ -254,8 +257,10 @@ static void pem_lines(struct buf *out, const struct buf *pem)
 	}
 }
 
+/* The line of app's certificate, named as (app itself, or its old name
+ * while apps:rename moves its hosts). */
 static void table_line(const struct certs *cs, const char *app,
-		       struct buf *out)
+		       const char *as, struct buf *out)
 {
 	struct tlscert_info info;
 	struct buf c = BUF_INIT, k = BUF_INIT;
@@ -292,7 +297,7 @@ static void table_line(const struct certs *cs, const char *app,
 		goto out;
 	}
 	/* a new file is a new inode and mtime: the worker parses it again */
-	buf_addf(out, "cert %s %llu%09ld %d %ld", app,
+	buf_addf(out, "cert %s %llu%09ld %d %ld", as,
 		 (unsigned long long)st.st_ino, (long)st.st_mtim.tv_nsec,
 		 o.redirect, o.hsts);
 	for (i = 0; i < info.names.n; i++)
@@ -334,9 +339,11 @@ static int push(struct certs *cs)
 	d = opendir(cs->dir);
 	while (d && (de = readdir(d)))
 		if (app_name_valid(de->d_name))
-			table_line(cs, de->d_name, &t);
+			table_line(cs, de->d_name, de->d_name, &t);
 	if (d)
 		closedir(d);
+	if (cs->renamed_from)
+		table_line(cs, cs->renamed_to, cs->renamed_from, &t);
 	/* it holds the keys: root's (nginx's master reads it at start) */
 	if (write_file_atomic(cs->table, t.data, t.len, 0600) < 0)
 		goto out;
@@ -943,6 +950,8 @@ void certs_free(struct certs *cs)
 		fail_clear(cs, cs->fails->app);
 	if (cs->curl)
 		curl_easy_cleanup(cs->curl);
+	free(cs->renamed_from);
+	free(cs->renamed_to);
 	free(cs->dir);
 	free(cs->lego);
 	free(cs->webroot);
@@ -978,6 +987,77 @@ void certs_app_removed(struct certs *cs, const char *app)
 	free(p);
 	if (push(cs) < 0)
 		log_warnx("certs: %s", error_last());
+}
+
+int certs_app_rename_check(struct certs *cs, const char *from,
+			   const char *to)
+{
+	char *p;
+	int r;
+
+	if (!cs)
+		return 0;
+	if (cs->running && !strcmp(cs->running->app, from))
+		return error_set("an ACME order for '%s' is running: rename it "
+				 "when it is done (certs %s)", from, from);
+	p = xasprintf("%s/%s", cs->dir, to);
+	r = path_exists(p);
+	if (r)
+		error_set("'%s' is in the way of the new name", p);
+	free(p);
+	return r ? ERR_EXISTS : 0;
+}
+
+int certs_app_rename(struct certs *cs, const char *from, const char *to)
+{
+	struct backoff *f;
+	struct job *j;
+	char *src, *dst;
+	int ret = 0;
+
+	if (!cs)
+		return 0;
+	src = xasprintf("%s/%s", cs->dir, from);
+	dst = xasprintf("%s/%s", cs->dir, to);
+	if (path_exists(src) && rename(src, dst) < 0) {
+		ret = error_setsys("cannot rename '%s'", src);
+		goto out;
+	}
+	/* its place in the queue and its back-off follow */
+	for (j = cs->queue; j; j = j->next)
+		if (!strcmp(j->app, from)) {
+			free(j->app);
+			j->app = xstrdup(to);
+		}
+	for (f = cs->fails; f; f = f->next)
+		if (!strcmp(f->app, from)) {
+			free(f->app);
+			f->app = xstrdup(to);
+		}
+	if (!path_exists(dst))
+		goto out;
+	free(cs->renamed_from);
+	free(cs->renamed_to);
+	cs->renamed_from = xstrdup(from);
+	cs->renamed_to = xstrdup(to);
+	if (push(cs) < 0)
+		log_warnx("certs: %s", error_last());
+out:
+	free(src);
+	free(dst);
+	return ret;
+}
+
+void certs_app_rename_done(struct certs *cs)
+{
+	if (!cs || !cs->renamed_from)
+		return;
+	FREE_AND_NULL(cs->renamed_from);
+	FREE_AND_NULL(cs->renamed_to);
+	if (push(cs) < 0)
+		log_warnx("certs: %s", error_last());
+	/* its hosts changed: ACME may have a new name to ask for */
+	schedule_scan(cs, CERTS_FIRST_SCAN_MS);
 }
 
 /* --- commands --------------------------------------------------------- */

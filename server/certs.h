@@ -52,6 +52,20 @@ void certs_free(struct certs *cs);
  * must not inherit it).  cs may be NULL. */
 void certs_app_removed(struct certs *cs, const char *app);
 
+/*
+ * apps:rename from to: certs_app_rename_check() before anything moves
+ * (-1 while ACME runs for from, ERR_EXISTS when ROOT/certs/to is there;
+ * error_last() says why); certs_app_rename() moves the folder (the
+ * certificate, key, options and ACME state) and from's place in the
+ * ACME queue and back-off, and serves the certificate under both names
+ * until certs_app_rename_done(), called once the routing table has moved
+ * the hosts: no handshake in between misses it.  cs may be NULL.
+ */
+int certs_app_rename_check(struct certs *cs, const char *from,
+			   const char *to);
+int certs_app_rename(struct certs *cs, const char *from, const char *to);
+void certs_app_rename_done(struct certs *cs);
+
 /* "certs APP", "certs:auto APP", "certs:remove APP",
  * "certs:set APP https_redirect|hsts VALUE",
  * "certs:add-staged APP DIR" (certs:add's engine side). */

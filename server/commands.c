@@ -338,17 +338,26 @@ static void cmd_url(struct engine *e, struct client *c, struct app *a,
 	app_cmd_url(a, c);
 }
 
-/* "run APP CMD..." and "run:detached APP CMD...": a one-off process. */
+/* "run APP CMD..." and "run:detached APP CMD...": a one-off process;
+ * "run:term APP TERM CMD..." is run on the client's terminal of type
+ * TERM (what ssh -t and berth run on a terminal send). */
 static void cmd_run(struct engine *e, struct client *c, struct app *a,
 		    int argc, char **argv)
 {
-	char *cmd = oneoff_command(argc - 2, argv + 2);
+	int term = !strcmp(argv[0], "run:term");
+	char *cmd;
 
-	if (!cmd) {
-		client_error(c, "%s: %s", argv[0], error_last());
+	if (term && !oneoff_term_valid(argv[2])) {
+		client_error(c, "run: invalid terminal type '%.80s'", argv[2]);
 		return;
 	}
-	app_cmd_run(a, cmd, !strcmp(argv[0], "run:detached"), c);
+	cmd = oneoff_command(argc - 2 - term, argv + 2 + term);
+	if (!cmd) {
+		client_error(c, "%s: %s", term ? "run" : argv[0], error_last());
+		return;
+	}
+	app_cmd_run(a, cmd, !strcmp(argv[0], "run:detached"),
+		    term ? argv[2] : NULL, c);
 	free(cmd);
 }
 
@@ -570,6 +579,7 @@ static const struct command commands[] = {
 	{ "rollback", "rollback NAME [N]", "deploy an earlier release again", 1, 2, 3, cmd_rollback, 0 },
 	{ "stats", "stats NAME", "requests, 5xx and p95 per minute over the last hour; memory and CPU per process", 1, 2, 2, cmd_stats, 0 },
 	{ "run", "run NAME COMMAND...", "a one-off process in the live release's environment, on this terminal (ssh -t for an interactive one)", 1, 3, -1, cmd_run, 0 },
+	{ "run:term", "run:term NAME TERM COMMAND...", "", 1, 4, -1, cmd_run, CMD_HIDDEN },
 	{ "run:detached", "run:detached NAME COMMAND...", "a one-off process in the background; its output in logs as run.N", 1, 3, -1, cmd_run, 0 },
 	{ "pg", "pg NAME", "the app's PostgreSQL database: name and size", 1, 2, 2, cmd_pg, 0 },
 	{ "pg:backup", "pg:backup NAME [FILE|-]", "dump the app's database (pg_dump, custom format)", 0, 1, -1, cmd_client_side, 0 },
@@ -585,7 +595,7 @@ static const struct command commands[] = {
 	{ "certs:set", "certs:set NAME https_redirect|hsts VALUE", "redirect HTTP to HTTPS (true by default) or send HSTS (false by default, true or seconds)", 1, 4, 4, cmd_certs, 0 },
 	{ "certs:add-staged", "certs:add-staged NAME DIR", "", 1, 3, 3, cmd_certs, CMD_LOCAL | CMD_HIDDEN },
 	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
-	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs and hosts follow; it keeps running", 1, 3, 3, cmd_rename, 0 },
+	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs, hosts, certificate and database follow; it keeps serving", 1, 3, 3, cmd_rename, 0 },
 	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },
 	{ "domains", "domains NAME", "the hosts the app answers, and where each comes from", 1, 2, 2, cmd_domains, 0 },

@@ -23,6 +23,7 @@
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
+#include "oneoff.h"
 #include "sshd.h"
 #include "startserver.h"
 #include "util.h"
@@ -494,9 +495,21 @@ static int run_line(void *arg, enum control_kind kind, const char *text)
 static int cmd_run_attached(const char *root, int argc, char **argv)
 {
 	static const int fds[3] = { 0, 1, 2 };
+	struct strv req = STRV_INIT;
+	const char *term = getenv("TERM");
 	char *err = NULL;
-	int status = -1, ret;
+	int status = -1, ret, i;
 
+	/* on a terminal the process gets ours, and our TERM with it */
+	if (argc >= 3 && isatty(0) && oneoff_term_valid(term)) {
+		strv_push(&req, "run:term");
+		strv_push(&req, argv[1]);
+		strv_push(&req, term);
+		for (i = 2; i < argc; i++)
+			strv_push(&req, argv[i]);
+		argc = (int)req.n;
+		argv = req.v;
+	}
 	fflush(stdout);
 	ret = control_call_fds(root, argc, argv, fds, 3, run_line, &status,
 			       &err);
@@ -510,6 +523,7 @@ static int cmd_run_attached(const char *root, int argc, char **argv)
 		ret = status < 0 ? 1 : status;
 	}
 	free(err);
+	strv_release(&req);
 	return ret;
 }
 

@@ -20,6 +20,15 @@ static int word_ok(const char *w)
 	return 1;
 }
 
+int oneoff_term_valid(const char *term)
+{
+	size_t n = term ? strlen(term) : 0;
+
+	return n > 0 && n <= ONEOFF_TERM_MAX &&
+	       strspn(term, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		      "0123456789-+._") == n;
+}
+
 char *oneoff_command(int argc, char *const *argv)
 {
 	struct buf b = BUF_INIT;

@@ -15,4 +15,10 @@
  * a word is empty or holds a NUL-free control byte other than tab. */
 char *oneoff_command(int argc, char *const *argv);
 
+/* 1 if term is a terminal type to pass on as TERM (the client's, from
+ * its pty request or its environment): letters, digits and "-+._",
+ * 1 to ONEOFF_TERM_MAX bytes. */
+#define ONEOFF_TERM_MAX 63
+int oneoff_term_valid(const char *term);
+
 #endif

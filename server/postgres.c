@@ -1068,12 +1068,22 @@ static int app_check(const char *app)
 	return 0;
 }
 
+/* The DATABASE_URL of role and database ident on the server conn reaches. */
+static char *url_for(const struct postgres *pg, PGconn *conn,
+		     const char *ident, const char *password)
+{
+	const char *host = pg->external ? (PQhost(conn) ? PQhost(conn) : "") :
+		pg->run;
+
+	return build_url(host, pg->external ? PQport(conn) : PG_PORT, ident,
+			 password, ident, pg->external && PQsslInUse(conn));
+}
+
 int postgres_provision(struct postgres *pg, const char *app, char **url)
 {
 	PGconn *conn = NULL;
 	char *ident = NULL, *password = NULL, *verifier = NULL;
 	char *role_q = NULL, *pw_q = NULL, *u = NULL, *path = NULL;
-	char *host = NULL;
 	int r, ret = -1;
 
 	*url = NULL;
@@ -1084,10 +1094,7 @@ int postgres_provision(struct postgres *pg, const char *app, char **url)
 	ident = postgres_ident(app);
 	if (app_password(pg, app, &password) < 0)
 		goto out;
-	host = xstrdup(pg->external ? (PQhost(conn) ? PQhost(conn) : "")
-			: pg->run);
-	u = build_url(host, pg->external ? PQport(conn) : PG_PORT, ident,
-		      password, ident, pg->external && PQsslInUse(conn));
+	u = url_for(pg, conn, ident, password);
 	/* saved before the role is made: a retry reuses this password */
 	path = url_path(pg, app);
 	if (write_file_atomic(path, u, strlen(u), 0600) < 0)
@@ -1148,7 +1155,6 @@ out:
 	PQfreemem(pw_q);
 	PQfinish(conn);
 	free(ident);
-	free(host);
 	free(u);
 	free(path);
 	return ret;
@@ -1196,6 +1202,193 @@ out:
 	PQfinish(conn);
 	free(ident);
 	free(path);
+	return ret;
+}
+
+/* Sessions on database db that a rename must not cut: anyone's but the
+ * app's role, and the app's own pg:backup and pg:restore (pg_dump,
+ * pg_restore), listed into out as "pg_dump (pid 12)"; -1 on error. */
+static int other_sessions(PGconn *conn, const char *db, const char *role,
+			  struct buf *out)
+{
+	const char *params[2] = { db, role };
+	PGresult *res;
+	int i, n;
+
+	res = PQexecParams(conn, "SELECT coalesce(nullif(application_name, "
+			   "''), usename::text, 'a session'), pid "
+			   "FROM pg_catalog.pg_stat_activity "
+			   "WHERE datname = $1 AND pid <> pg_backend_pid() "
+			   "AND backend_type = 'client backend' AND "
+			   "(usename IS DISTINCT FROM $2 OR application_name "
+			   "IN ('pg_dump', 'pg_restore'))", 2, NULL, params,
+			   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+		pq_error(conn, res);
+		PQclear(res);
+		return -1;
+	}
+	n = PQntuples(res);
+	for (i = 0; i < n && i < 3; i++)
+		buf_addf(out, "%s%.40s (pid %s)", i ? ", " : "",
+			 PQgetvalue(res, i, 0), PQgetvalue(res, i, 1));
+	if (n > 3)
+		buf_addf(out, " and %d more", n - 3);
+	PQclear(res);
+	return n;
+}
+
+/* Close the connections of the app's role to db (its processes', a
+ * pg:psql's): they would hold the rename off. */
+static int close_app_sessions(PGconn *conn, const char *db,
+			      const char *role)
+{
+	const char *params[2] = { db, role };
+	PGresult *res;
+	int ret = 0;
+
+	res = PQexecParams(conn, "SELECT pg_catalog.pg_terminate_backend(pid) "
+			   "FROM pg_catalog.pg_stat_activity "
+			   "WHERE datname = $1 AND usename = $2 "
+			   "AND pid <> pg_backend_pid() AND application_name "
+			   "NOT IN ('pg_dump', 'pg_restore')", 2, NULL, params,
+			   NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+		ret = pq_error(conn, res);
+	PQclear(res);
+	return ret;
+}
+
+int postgres_rename(struct postgres *pg, const char *from, const char *to,
+		    char **url)
+{
+	PGconn *conn = NULL;
+	struct buf busy = BUF_INIT;
+	char *old_id = NULL, *new_id = NULL, *old_q = NULL, *new_q = NULL;
+	char *password = NULL, *verifier = NULL, *pw_q = NULL, *u = NULL;
+	char *old_path = NULL, *new_path = NULL;
+	int r, ret = -1, nologin = 0, url_written = 0;
+
+	*url = NULL;
+	if (app_check(from) < 0 || app_check(to) < 0)
+		return ERR_INVALID;
+	old_id = postgres_ident(from);
+	new_id = postgres_ident(to);
+	old_path = url_path(pg, from);
+	new_path = url_path(pg, to);
+	if (nothing_there(pg)) {
+		error_set("app '%s' has no database", from);
+		ret = ERR_NOTFOUND;
+		goto out;
+	}
+	if (admin_connect(pg, &conn) < 0)
+		goto out;
+	r = row_exists(conn, DB_EXISTS, old_id);
+	if (r <= 0) {
+		if (r == 0) {
+			error_set("app '%s' has no database '%s'", from,
+				  old_id);
+			ret = ERR_NOTFOUND;
+		}
+		goto out;
+	}
+	if ((r = row_exists(conn, DB_EXISTS, new_id)) != 0 ||
+	    (r = row_exists(conn, ROLE_EXISTS, new_id)) != 0) {
+		if (r > 0) {
+			error_set("PostgreSQL already has a database or role "
+				  "'%s' (kept when an app '%s' was removed?): "
+				  "drop it first, or pick another name",
+				  new_id, to);
+			ret = ERR_EXISTS;
+		}
+		goto out;
+	}
+	r = other_sessions(conn, old_id, old_id, &busy);
+	if (r != 0) {
+		if (r > 0) {
+			error_set("database '%s' is in use by %s: rename when "
+				  "they are done", old_id, busy.data);
+			ret = ERR_BUSY;
+		}
+		goto out;
+	}
+	if (app_password(pg, from, &password) < 0)
+		goto out;
+	old_q = PQescapeIdentifier(conn, old_id, strlen(old_id));
+	new_q = PQescapeIdentifier(conn, new_id, strlen(new_id));
+	/* MD5 verifiers are salted with the role's name: a fresh one */
+	verifier = PQencryptPasswordConn(conn, password, new_id, NULL);
+	if (!old_q || !new_q || !verifier) {
+		pq_error(conn, NULL);
+		goto out;
+	}
+	pw_q = PQescapeLiteral(conn, verifier, strlen(verifier));
+	if (!pw_q) {
+		pq_error(conn, NULL);
+		goto out;
+	}
+	u = url_for(pg, conn, new_id, password);
+	if (write_file_atomic(new_path, u, strlen(u), 0600) < 0)
+		goto out;
+	url_written = 1;
+	/* no new connections of the app from here, then none left: a
+	 * database is renamed only with nobody in it */
+	if (exec_fmt(conn, "ALTER ROLE %s NOLOGIN", old_q, NULL) < 0)
+		goto out;
+	nologin = 1;
+	if (close_app_sessions(conn, old_id, old_id) < 0)
+		goto out;
+	/* one transaction: both names change, or neither.  The rename
+	 * waits (up to 5 s) for the closed sessions to end. */
+	if (exec_sql(conn, "BEGIN") < 0)
+		goto out;
+	if (exec_fmt(conn, "ALTER DATABASE %s RENAME TO %s", old_q,
+		     new_q) < 0 ||
+	    exec_fmt(conn, "ALTER ROLE %s RENAME TO %s", old_q, new_q) < 0 ||
+	    exec_fmt(conn, "ALTER ROLE %s WITH LOGIN PASSWORD %s", new_q,
+		     pw_q) < 0 ||
+	    exec_sql(conn, "COMMIT") < 0) {
+		char *why = xstrdup(error_last());
+
+		exec_sql(conn, "ROLLBACK");
+		error_set("%s", why);
+		free(why);
+		goto out;
+	}
+	nologin = 0;
+	if (unlink(old_path) < 0 && errno != ENOENT)
+		log_warn("cannot remove '%s'", old_path);
+	log_info("renamed database '%s' of app '%s' to '%s' (app '%s')",
+		 old_id, from, new_id, to);
+	*url = u;
+	u = NULL;
+	ret = 0;
+out:
+	if (nologin) {
+		char *why = xstrdup(error_last());
+
+		if (exec_fmt(conn, "ALTER ROLE %s LOGIN", old_q, NULL) < 0)
+			log_warnx("cannot let '%s' log in again: %s", old_id,
+				  error_last());
+		error_set("%s", why);
+		free(why);
+	}
+	if (ret < 0 && url_written)
+		unlink(new_path);
+	if (password)
+		explicit_bzero(password, strlen(password));
+	free(password);
+	PQfreemem(verifier);
+	PQfreemem(pw_q);
+	PQfreemem(old_q);
+	PQfreemem(new_q);
+	PQfinish(conn);
+	buf_release(&busy);
+	free(old_id);
+	free(new_id);
+	free(old_path);
+	free(new_path);
+	free(u);
 	return ret;
 }
 

@@ -28,6 +28,19 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 int postgres_provision(struct postgres *pg, const char *app, char **url);
 /* Drop the app's database and role. */
 int postgres_drop(struct postgres *pg, const char *app);
+/*
+ * The app from is renamed to: its role and database become to's (the
+ * role keeps its password; its saved URL moves too), and *url gets the
+ * new DATABASE_URL (caller frees).  A database is renamed only with
+ * nobody in it: the app's role may not log in meanwhile and its
+ * connections (its processes', a pg:psql's) are closed first.  Sessions
+ * of anyone else, and the app's pg:backup or pg:restore (pg_dump,
+ * pg_restore), are never cut: they make it fail with ERR_BUSY, naming
+ * them.  ERR_NOTFOUND: from has no database; ERR_EXISTS: to's names are
+ * taken.  Any failure changes nothing.  Blocks up to about 10 s.
+ */
+int postgres_rename(struct postgres *pg, const char *from, const char *to,
+		    char **url);
 /* "database berth_myapp, 7.9 MB" lines into out. */
 int postgres_info(struct postgres *pg, const char *app, struct buf *out);
 /*

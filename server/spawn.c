@@ -184,7 +184,11 @@ int spawn_start(struct spawn *s)
 		for (j = 0; j < 3; j++)
 			if (dup2(fds[j], j) < 0)
 				child_fail(pfd[1], "dup2");
-		if ((s->flags & SPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0)
+		/* EPERM: the terminal is already another session's (the
+		 * caller's own, for a local "berth run"): it stays the
+		 * process's stdio, without job control; never stolen */
+		if ((s->flags & SPAWN_CTTY) && ioctl(0, TIOCSCTTY, 0) < 0 &&
+		    errno != EPERM)
 			child_fail(pfd[1], "TIOCSCTTY");
 		if (s->listen_pid_var)
 			listener_pid_var(s->listen_pid_var, getpid());

@@ -26,6 +26,7 @@
 
 #include "access.h"
 #include "backup.h"
+#include "oneoff.h"
 #include "certs.h"
 #include "config.h"
 #include "commands.h"
@@ -1029,8 +1030,7 @@ static int chan_pty(ssh_session ssh, ssh_channel chan, const char *term,
 	 * (the request is not refused: clients differ on what they do then) */
 	s->pty = !s->no_pty;
 	snprintf(s->term, sizeof(s->term), "%s",
-		 term && strspn(term, "abcdefghijklmnopqrstuvwxyz0123456789-+.") ==
-		 strlen(term) ? term : "");
+		 oneoff_term_valid(term) ? term : "");
 	s->winsize.ws_col = (unsigned short)(w > 0 && w < 10000 ? w : 80);
 	s->winsize.ws_row = (unsigned short)(h > 0 && h < 10000 ? h : 24);
 	return 0;
@@ -1705,6 +1705,19 @@ static int run_oneoff(struct session *s, struct strv *words)
 		say_error(s, "the server is not running (cannot reach the engine)");
 		ret = 111;
 		goto out;
+	}
+	/* the process's terminal is the client's: so is its type */
+	if (s->pty && s->term[0] && words->n >= 3) {
+		struct strv t = STRV_INIT;
+		size_t k;
+
+		strv_push(&t, "run:term");
+		strv_push(&t, words->v[1]);
+		strv_push(&t, s->term);
+		for (k = 2; k < words->n; k++)
+			strv_push(&t, words->v[k]);
+		strv_release(words);
+		*words = t;
 	}
 	if (control_send_request(ctl, (int)words->n, words->v, child, 3) < 0) {
 		say_error(s, "%s", error_last());

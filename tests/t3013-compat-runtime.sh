@@ -8,7 +8,7 @@
 # readiness check; cron entries (app.json's and Piku's cron: type) run on
 # their schedule as cron.N, in logs and ps, never twice at once.
 . "$(dirname "$0")/test-lib.sh"
-. "$TEST_DIR/lib-daemon.sh"
+. "$TEST_DIR/lib-ssh.sh"
 . "$TEST_DIR/lib-pipeline.sh"
 
 test_expect_success 'engine and push key' '
@@ -95,6 +95,18 @@ test_expect_success 'config set --encoded takes base64 values; a bad one changes
 	test_grep "multi-line values are not supported yet" err &&
 	test_must_fail berth config heroku get BAD &&
 	test_must_fail berth config heroku get NL
+'
+
+test_expect_success 'config:set --no-restart and --encoded over ssh, in Dokku'"'"'s order' '
+	ssh_berth push-key config:set --no-restart heroku VIA=ssh >out &&
+	test_grep "Config of heroku saved; it applies at the next deploy or restart" out &&
+	! env_has heroku VIA=ssh &&
+	val=$(printf "x y" | base64) &&
+	ssh_berth push-key config:set --encoded heroku "ENC=$val" >out &&
+	retry_until 30 env_has heroku "ENC=x y" &&
+	env_has heroku VIA=ssh &&
+	ssh_berth push-key config:get heroku ENC >v &&
+	test "$(cat v)" = "x y"
 '
 
 test_expect_success 'a worker-only app runs its worker' '
@@ -233,6 +245,24 @@ test_expect_success 'logs -p PROC, --source and a filtered follow' '
 	test_grep_not " web\.1 | cron\.[0-9] | berth " l &&
 	test_must_fail berth logs piku -p "../x" 2>err &&
 	test_grep "invalid process" err
+'
+
+test_expect_success 'logs -p PROC and --source router|cron|run|release over ssh' '
+	ssh_berth push-key logs piku -p cron.2 >l &&
+	test_grep " cron\.2 json-cron-ran" l &&
+	test_grep_not " cron\.1 | web\.1 | berth " l &&
+	ssh_berth push-key logs piku --source cron >l &&
+	test_grep " cron\.1 piku-cron-ran" l &&
+	test_grep_not " web\.1 | berth " l &&
+	ssh_berth push-key logs dokku --source release >l &&
+	test_grep " release release-ran" l &&
+	test_grep_not " web\.1 " l &&
+	berth run:detached piku echo ran-detached >/dev/null &&
+	retry_until 30 eval "ssh_berth push-key logs piku --source run | grep -q \" run\.[0-9]* ran-detached\"" &&
+	ssh_berth push-key logs piku --source run >l &&
+	test_grep_not " web\.1 | cron\.[0-9] " l &&
+	ssh_berth push-key logs piku --source router >l &&
+	test_grep_not " web\.1 | cron\.[0-9] | berth " l
 '
 
 cron_skipped() {

@@ -74,6 +74,85 @@ test_expect_success 'ssh -t run: a terminal (controlling), and the exit status' 
 	test_grep "IS-A-TTY$" out.txt
 '
 
+# pty-run.py CMD...: CMD on a terminal of 33x101, with TERM=xterm-256color,
+# as a user's ssh -t runs; it types lines to an interactive shell, changes
+# the window to 44x120 once the shell is up, and types "stty size" until
+# the new size shows (the change reaches the process), then "exit 3".
+cat >pty-run.py <<'EOF'
+import fcntl, os, pty, re, select, struct, sys, termios, time
+
+def size(fd, rows, cols):
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+pid, fd = pty.fork()
+if pid == 0:
+    size(0, 33, 101)
+    os.environ["TERM"] = "xterm-256color"
+    os.execvp(sys.argv[1], sys.argv[1:])
+out = b""
+# what the shell prints for a terminal (bracketed paste and such) aside
+def plain():
+    return re.sub(rb"\x1b\[[0-9;?]*[a-zA-Z]", b"", out)
+
+def wait_for(pattern, seconds, retype=None):
+    global out
+    end = time.time() + seconds
+    next_type = 0
+    while time.time() < end:
+        if re.search(pattern, plain()):
+            return True
+        if retype and time.time() >= next_type:
+            os.write(fd, retype)
+            next_type = time.time() + 1
+        r, _, _ = select.select([fd], [], [], 0.2)
+        if r:
+            try:
+                data = os.read(fd, 4096)
+            except OSError:
+                data = b""
+            if not data:
+                return bool(re.search(pattern, plain()))
+            out += data
+    return False
+
+os.write(fd, b'echo "T=$TERM"; stty size; echo "R""EADY"\n')
+ok = wait_for(rb"READY\r*\n", 60)
+if ok:
+    size(fd, 44, 120)
+    ok = wait_for(rb"44 120\r*\n", 60, retype=b"stty size\n")
+os.write(fd, b"exit 3\n")
+_, status = os.waitpid(pid, 0)
+try:
+    while True:
+        data = os.read(fd, 4096)
+        if not data:
+            break
+        out += data
+except OSError:
+    pass
+sys.stdout.write(plain().decode(errors="replace").replace("\r", ""))
+sys.exit(os.WEXITSTATUS(status) if ok else 99)
+EOF
+
+test_expect_success 'ssh -t run APP bash: the client'"'"'s TERM and window size, and its changes, reach the process' '
+	ssh_args push-key &&
+	python3 pty-run.py ssh -t "${SSH_ARGS[@]}" run one bash >pty.out;
+	echo $? >status &&
+	test "$(cat status)" = 3 &&
+	test_grep "^T=xterm-256color$" pty.out &&
+	test_grep "^33 101$" pty.out &&
+	test_grep "^44 120$" pty.out
+'
+
+test_expect_success 'berth run on a terminal: the same, locally' '
+	python3 pty-run.py "$BERTH" --root "$BERTH_ROOT" run one bash >pty.out;
+	echo $? >status &&
+	test "$(cat status)" = 3 &&
+	test_grep "^T=xterm-256color$" pty.out &&
+	test_grep "^33 101$" pty.out &&
+	test_grep "^44 120$" pty.out
+'
+
 test_expect_success 'a key whose line says no-pty (or restrict) gets no terminal' '
 	ssh-keygen -q -t ed25519 -N "" -C nopty -f "$TRASH/nopty" &&
 	printf "no-pty %s\n" "$(cat "$TRASH/nopty.pub")" >nopty.line &&

@@ -59,6 +59,10 @@ test_expect_success 'domains and url show it; locally too' '
 	berth url shop >urls &&
 	test "$(sed -n 1p urls)" = "http://shop.localhost:$HTTP_PORT/" &&
 	test_grep "^http://www\.shop\.test:$HTTP_PORT/$" urls &&
+	ssh_berth push-key url shop >urls2 &&
+	test_cmp urls urls2 &&
+	ssh_berth push-key domains shop >out3 &&
+	test_cmp out out3 &&
 	berth domains:add shop api.shop.test "*.cdn.shop.test" >out &&
 	test "$(status_of api.shop.test)" = 200 &&
 	test "$(status_of img.cdn.shop.test)" = 200 &&
@@ -145,6 +149,15 @@ test_expect_success 'domains:remove: the host stops answering at once; the rest 
 	berth domains:clear shop >out &&
 	test "$(status_of img.cdn.shop.test)" = 404 &&
 	test ! -e "$BERTH_ROOT/apps/shop/domains"
+'
+
+test_expect_success 'maintenance:on locally, maintenance:off over ssh' '
+	berth maintenance:on shop >out &&
+	test_grep "Maintenance on for shop" out &&
+	test "$(status_of shop.localhost)" = 503 &&
+	ssh_berth push-key maintenance:off shop >out &&
+	test_grep "Maintenance off for shop" out &&
+	retry_until 30 answers shop.localhost 200
 '
 
 test_expect_success 'help lists the commands' '

@@ -99,4 +99,20 @@ test_expect_success 'apps:info: URL, hosts, release, buildpack, processes, datab
 	test_grep "app .nosuch. does not exist" err
 '
 
+test_expect_success 'ps:stop and ps:start over ssh and locally; ps:restart APP locally' '
+	ssh_berth push-key ps:stop shop >out &&
+	retry_until 30 apps_line_matches "^shop +stopped" &&
+	test_must_fail answers shop.localhost 200 &&
+	berth ps:start shop >out &&
+	retry_until 30 answers shop.localhost 200 &&
+	berth ps:stop shop >out &&
+	retry_until 30 apps_line_matches "^shop +stopped" &&
+	ssh_berth push-key ps:start shop >out &&
+	retry_until 30 answers shop.localhost 200 &&
+	web=$(app_pid shop web.1) &&
+	berth ps:restart shop >out &&
+	test "$(app_pid shop web.1)" != "$web" &&
+	answers shop.localhost 200
+'
+
 test_done

@@ -74,6 +74,13 @@ int main(void)
 	appstats_mem_minutes(st, "shop", "web.2", T0 + 70, kib);
 	ok(kib[APPSTATS_MINUTES - 1] == 0, "an unknown process has none");
 
+	appstats_rename(st, "shop", "store");
+	appstats_minutes(st, "store", T0 + 3600, m);
+	ok(m[APPSTATS_MINUTES - 1].requests == 1, "rename: the minutes follow");
+	appstats_minutes(st, "shop", T0 + 3600, m);
+	ok(m[APPSTATS_MINUTES - 1].requests == 0,
+	   "and the old name has none (a new app of it starts afresh)");
+	appstats_rename(st, "store", "shop");
 	appstats_forget(st, "shop");
 	appstats_minutes(st, "shop", T0 + 3600, m);
 	ok(m[APPSTATS_MINUTES - 1].requests == 0, "forget drops an app");

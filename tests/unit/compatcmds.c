@@ -35,6 +35,24 @@ static void test_oneoff(void)
 	ok(!got && strstr(error_last(), "\\x0a"), "a new line refused");
 }
 
+static void test_term(void)
+{
+	char long_term[80];
+
+	ok(oneoff_term_valid("xterm-256color"), "TERM xterm-256color");
+	ok(oneoff_term_valid("screen.xterm-256color"), "TERM with a dot");
+	ok(oneoff_term_valid("Eterm"), "TERM with a capital");
+	ok(!oneoff_term_valid(""), "empty TERM refused");
+	ok(!oneoff_term_valid(NULL), "no TERM refused");
+	ok(!oneoff_term_valid("xterm;rm -rf /"), "TERM with ; and spaces refused");
+	ok(!oneoff_term_valid("xterm\n"), "TERM with a new line refused");
+	memset(long_term, 'x', 64);
+	long_term[64] = '\0';
+	ok(!oneoff_term_valid(long_term), "a TERM of 64 bytes refused");
+	long_term[63] = '\0';
+	ok(oneoff_term_valid(long_term), "a TERM of 63 bytes taken");
+}
+
 static void host_is(const char *in, const char *want)
 {
 	char out[DOMAIN_HOST_MAX + 1];
@@ -82,6 +100,7 @@ static void test_hosts(void)
 int main(void)
 {
 	test_oneoff();
+	test_term();
 	test_hosts();
 	return tap_done();
 }

@@ -178,6 +178,7 @@ int main(void)
 	struct loop *l = loop_new();
 	struct postgres *pg = NULL, *pg2 = NULL;
 	char *url1 = NULL, *url1b = NULL, *url2 = NULL, *url3 = NULL;
+	char *exturl2 = NULL;
 	char *longurl = NULL, *exturl = NULL;
 	char longname[64];
 	struct buf info = BUF_INIT;
@@ -270,6 +271,57 @@ int main(void)
 	   !url3, "invalid app name refused: %s", error_last());
 	ok(postgres_provision(pg, "", &url3) == ERR_INVALID,
 	   "empty app name refused");
+
+	/* rename: the app's own session is closed, anyone else's refuses */
+	{
+		struct buf ci = BUF_INIT;
+		char *adm = xasprintf("%s/postgres/admin.conninfo", root);
+		char *newurl = NULL, *p1, *p2;
+		PGconn *app, *other;
+
+		app = connect_url(url2, NULL);
+		query1(app, "CREATE TABLE t (n int)");
+		query1(app, "INSERT INTO t VALUES (7)");
+		read_file(&ci, adm, 0);
+		other = connect_url(ci.data, "berth_other");
+		ok(PQstatus(other) == CONNECTION_OK, "a superuser session "
+		   "in the app's database");
+		r = postgres_rename(pg, "other", "renamed", &newurl);
+		ok(r == ERR_BUSY && !newurl &&
+		   strstr(error_last(), "is in use by "),
+		   "someone else's session refuses it: %s", error_last());
+		ok(can_connect(url2, NULL), "and the app still logs in");
+		PQfinish(other);
+		r = postgres_rename(pg, "other", "my-app", &newurl);
+		ok(r == ERR_EXISTS, "a taken name refuses it: %s",
+		   error_last());
+		r = postgres_rename(pg, "nosuch", "x", &newurl);
+		ok(r == ERR_NOTFOUND, "no database: %s", error_last());
+		r = postgres_rename(pg, "other", "renamed", &newurl);
+		ok(r == 0 && newurl, "rename with the app connected: %s",
+		   r ? error_last() : newurl);
+		ok(!strcmp(query1(app, "SELECT 1"), ""),
+		   "the app's old session was closed");
+		PQfinish(app);
+		ok(!can_connect(url2, NULL), "the old URL works no more");
+		app = connect_url(newurl ? newurl : "", NULL);
+		ok(!strcmp(query1(app, "SELECT current_user || ' ' || "
+				  "current_database() || ' ' || "
+				  "(SELECT n FROM t)"),
+			   "berth_renamed berth_renamed 7"),
+		   "the new URL reaches the rows, as the renamed role");
+		PQfinish(app);
+		p1 = xasprintf("%s/postgres/apps/other.url", root);
+		p2 = xasprintf("%s/postgres/apps/renamed.url", root);
+		ok(!path_exists(p1) && path_exists(p2), "the URL file moved");
+		free(p1);
+		free(p2);
+		ok(!can_connect(newurl ? newurl : "", "berth_my_app"),
+		   "the renamed role still reaches no other database");
+		buf_release(&ci);
+		free(adm);
+		free(newurl);
+	}
 
 	buf_reset(&info);
 	r = postgres_info(pg, "my-app", &info);
@@ -393,6 +445,21 @@ int main(void)
 		buf_reset(&info);
 		ok(postgres_info(pg2, "ext-app", &info) == 0,
 		   "external info: %s", info.data ? info.data : error_last());
+		{
+			char *renamed = NULL;
+
+			r = postgres_rename(pg2, "ext-app", "ext-new", &renamed);
+			ok(r == 0 && renamed && can_connect(renamed, NULL) &&
+			   !can_connect(exturl, NULL),
+			   "external rename by a CREATEROLE role: %s",
+			   r ? error_last() : renamed);
+			r = postgres_rename(pg2, "ext-new", "ext-app", &exturl2);
+			ok(r == 0 && exturl2 && can_connect(exturl2, NULL),
+			   "and back: %s", r ? error_last() : "ok");
+			free(renamed);
+			free(exturl2);
+			exturl2 = NULL;
+		}
 		r = postgres_drop(pg2, "ext-app");
 		ok(r == 0 && !can_connect(exturl, NULL), "external drop: %s",
 		   r ? error_last() : "ok");
