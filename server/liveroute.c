@@ -264,7 +264,7 @@ int liveroute_rename(struct engine *e, struct app *a, const char *old)
 
 	if (!r)
 		return 0;
-	if (router_app_remove(r, old) < 0)
+	if (router_app_rename(r, old, a->name) < 0)
 		return -1;
 	return liveroute_refresh(e, a);
 }

@@ -967,6 +967,83 @@ int router_app_remove(struct router *r, const char *app)
 	return change(r, app, NULL);
 }
 
+/* "FROM rest" as "TO rest" (every route string starts with its name) */
+static char *route_renamed(const char *route, const char *from, const char *to)
+{
+	size_t n = strlen(from);
+
+	if (!route)
+		return NULL;
+	if (!strncmp(route, from, n) && route[n] == ' ')
+		return xasprintf("%s%s", to, route + n);
+	return xstrdup(route);
+}
+
+int router_app_rename(struct router *r, const char *from, const char *to)
+{
+	struct rapp *cur, *was, *now;
+	struct buf delta = BUF_INIT;
+	char h[ROUTER_HOST_MAX + 1];
+	char *def;
+	size_t i;
+	int ret;
+
+	if ((ret = name_check(from)) < 0 || (ret = name_check(to)) < 0)
+		return ret;
+	cur = app_get(r, from);
+	if (!cur)
+		return 0;
+	if (app_get(r, to)) {
+		error_set("'%s' is in the routing table already", to);
+		return ERR_EXISTS;
+	}
+	was = rapp_dup(cur);
+	now = rapp_dup(cur);
+	free(now->name);
+	now->name = xstrdup(to);
+	free(now->route);
+	now->route = route_renamed(was->route, from, to);
+	free(now->prev_route);
+	now->prev_route = route_renamed(was->prev_route, from, to);
+	/* the default host NAME.DOMAIN follows the name */
+	strv_release(&now->hosts);
+	def = xasprintf("%s.%s", to, r->domain);
+	if (host_norm(def, h) == 0 && !host_owner(r, h, from))
+		strv_push(&now->hosts, h);
+	free(def);
+	def = xasprintf("%s.%s", from, r->domain);
+	for (i = 0; i < was->hosts.n; i++)
+		if (host_norm(def, h) < 0 || strcmp(was->hosts.v[i], h))
+			if (!strv_has(&now->hosts, was->hosts.v[i]))
+				strv_push(&now->hosts, was->hosts.v[i]);
+	free(def);
+	/* the new name's route and hosts first, the old name last: no
+	 * moment where a host of the app points nowhere */
+	if (now->route)
+		buf_addf(&delta, "route %s\n", now->route);
+	for (i = 0; i < now->hosts.n; i++)
+		buf_addf(&delta, "host %s %s\n", now->hosts.v[i], to);
+	for (i = 0; i < was->hosts.n; i++)
+		if (!strv_has(&now->hosts, was->hosts.v[i]))
+			buf_addf(&delta, "unhost %s\n", was->hosts.v[i]);
+	buf_addf(&delta, "unroute %s\npurge %s\n", from, from);
+	app_delete(r, from);
+	app_insert(r, now);
+	ret = commit(r, &delta);
+	buf_release(&delta);
+	if (ret < 0) {
+		char *msg = xstrdup(error_last());
+
+		app_delete(r, to);
+		undo(r, from, was);
+		error_set("%s", msg);
+		free(msg);
+		return -1;
+	}
+	rapp_free(was);
+	return 0;
+}
+
 void router_keep(struct router *r, const char *app)
 {
 	struct rapp *a = app_get(r, app);

@@ -164,6 +164,13 @@ int router_revert(struct router *r, const char *app);
 /* Remove app: its hosts, route and counts.  Unknown apps are fine. */
 int router_app_remove(struct router *r, const char *app);
 
+/* FROM's route and hosts under the name TO, in one change
+ * whose new entries come before the old ones go (no request finds a host
+ * of the app without a route meanwhile; its request counters start
+ * afresh); FROM.DOMAIN becomes TO.DOMAIN.
+ * 0 when FROM is not in the table; ERR_EXISTS when TO is. */
+int router_app_rename(struct router *r, const char *from, const char *to);
+
 /* Remove the apps loaded from the old file that nobody set since. */
 int router_drop_stale(struct router *r);
 /* Keep app (hosts and route as loaded) through router_drop_stale(). */

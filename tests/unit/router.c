@@ -702,6 +702,23 @@ static void test_matching(struct router *r, int port_a, int port_b)
 	   router_app_remove(r, "three") == 0 &&
 	   count_get(1, "x.deep.one.test", 404, NULL) == 1,
 	   "removed apps take their hosts along");
+	rt = live_route(1, &pa, 1);
+	ok(router_app_set(r, "one", one, 1, &rt) == 0 &&
+	   router_app_rename(r, "one", "uno") == 0 &&
+	   count_get(1, "a.one.test", 200, wa) == 1 &&
+	   count_get(1, "uno.localhost", 200, wa) == 1 &&
+	   count_get(1, "one.localhost", 404, NULL) == 1,
+	   "a renamed app keeps its hosts and route; NAME.DOMAIN follows: %s",
+	   error_last());
+	rt = kind_route(ROUTE_STOPPED, 0);
+	ok(router_app_set(r, "two", NULL, 0, &rt) == 0 &&
+	   router_app_rename(r, "uno", "two") == ERR_EXISTS &&
+	   router_app_rename(r, "gone", "three") == 0 &&
+	   router_app_rename(r, "uno", "../x") == ERR_INVALID &&
+	   count_get(1, "a.one.test", 200, wa) == 1,
+	   "a rename onto a name in the table, or to a bad name, changes nothing");
+	ok(router_app_remove(r, "two") == 0 && router_app_remove(r, "uno") == 0,
+	   "and they go");
 }
 
 static void test_switch(struct loop *l, struct router *r, int p1, int p2)
