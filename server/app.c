@@ -2272,8 +2272,16 @@ static int give_release(struct deploy *d)
 	gid_t gid;
 	int r = isolate_app_user(d->e->iso, d->a->name, &uid, &gid);
 
-	if (r == 0)
-		return isolate_give_tree(d->run->dir, uid, gid);
+	/* The app's alone: nginx's workers (berth-www) and other users do
+	 * not enter it, whatever modes the bundle's files carry.  Before
+	 * any code of the app runs, so no link can be swapped in. */
+	if (r == 0) {
+		if (isolate_give_tree(d->run->dir, uid, gid) < 0)
+			return -1;
+		if (chmod(d->run->dir, 0700) < 0)
+			return error_setsys("cannot close '%s'", d->run->dir);
+		return 0;
+	}
 	if (r != ERR_NOTFOUND)
 		return -1;
 	if (!d->e->drop_priv)

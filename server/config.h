@@ -53,6 +53,10 @@ struct config {
 	char *acme_directory;	/* acme_directory: Let's Encrypt production */
 	char *acme_ca;		/* acme_ca: CA bundle to trust for it, or NULL */
 	char *acme;		/* acme: "true" = certs:auto for every app */
+	/* Not a setting: the user nginx's workers run as when berth is
+	 * root (berth-www, made by the engine before nginx_init()); "":
+	 * nginx's own default, never root. */
+	char www_user[32];
 };
 
 /* The HTTPS listener in effect ("0.0.0.0:443"), or NULL for none. */

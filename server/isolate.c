@@ -113,6 +113,16 @@ int isolate_init(struct isolate *iso, const char *root)
 	free(users);
 	if (r < 0)
 		return -1;
+	/* Another engine (another state folder) may be making it now. */
+	if (appuser_ensure_www(&iso->users, &iso->www) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", error_last());
+		if (appuser_ensure_www(&iso->users, &iso->www) < 0) {
+			appuser_release(&iso->users);
+			return error_set("no user for nginx's workers: %s", why);
+		}
+	}
 	if (!strcmp(root, DEFAULT_ROOT))
 		snprintf(parent, sizeof(parent), "berth");
 	else
@@ -521,3 +531,4 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	buf_release(&b);
 	return ret;
 }
+

@@ -1000,7 +1000,8 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 			int fd;
 			const char *forged = "pr\tat=info forged\n";
 
-			if (setgid(65534) < 0 || setuid(65534) < 0)
+			/* neither root nor nginx's workers (nobody here) */
+			if (setgid(64999) < 0 || setuid(64999) < 0)
 				_exit(2);
 			fd = socket(AF_UNIX, SOCK_STREAM, 0);
 			memset(&sa, 0, sizeof(sa));
