@@ -41,6 +41,16 @@ static uint32_t hash32(const char *s)
 	return h;
 }
 
+/* "APP.build-PID" of a build whose session still runs (isolate_build_*):
+ * an engine that starts again leaves it to the build. */
+static int build_running(const char *name)
+{
+	const char *b = strstr(name, ".build-");
+	long pid = b ? parse_long(b + 7, INT32_MAX) : -1;
+
+	return pid > 1 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /* What a crashed engine of this state folder left: kill it, remove it. */
 static void clear_leftovers(struct isolate *iso)
 {
@@ -67,6 +77,8 @@ static void clear_leftovers(struct isolate *iso)
 	for (i = 0; i < names.n; i++) {
 		struct cgroup cg;
 
+		if (build_running(names.v[i]))
+			continue;
 		if (cgroup_open(&cg, &iso->cg, names.v[i], 0) < 0)
 			continue;
 		if (cgroup_kill(&cg, KILL_TIMEOUT_MS) < 0 ||
@@ -532,3 +544,128 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	return ret;
 }
 
+/* ---- builds ---- */
+
+static struct {
+	struct cgroup_sys sys;
+	struct cgroup cg;
+	struct cgroup_limits lim;
+	uint64_t ooms, refused;	/* counts when it was made */
+	int on;
+} build = { .on = 0 };
+
+int isolate_build_open(const char *root, const char *app,
+		       const struct cgroup_limits *lim)
+{
+	char name[CGROUP_NAME_MAX + 1], *path;
+	struct buf dirs = BUF_INIT;
+	struct cgroup_usage u;
+	int r, ret = -1;
+
+	if (build.on || geteuid() != 0)
+		return 0;
+	path = xasprintf("%s/run/cgroups", root);
+	r = read_file(&dirs, path, 64 * 1024);
+	free(path);
+	if (r == ERR_NOTFOUND) {
+		error_clear();
+		ret = 0;	/* no engine ran here as root */
+		goto out;
+	}
+	if (r < 0 || cgroup_sys_join(&build.sys, dirs.data ? dirs.data : "") < 0)
+		goto out;
+	if (build.sys.layout == CGROUP_NONE) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s.build-%ld", app, (long)getpid());
+	r = cgroup_open(&build.cg, &build.sys, name, 1);
+	if (r < 0) {
+		error_set("cgroup for the build of '%s': %s", app, error_last());
+		cgroup_sys_release(&build.sys);
+		goto out;
+	}
+	build.lim = *lim;
+	r = cgroup_set_limits(&build.cg, lim);
+	if (r < 0 && r != ERR_NOTFOUND) {
+		error_set("limits for the build of '%s': %s", app, error_last());
+		cgroup_remove(&build.cg);
+		cgroup_close(&build.cg);
+		cgroup_sys_release(&build.sys);
+		goto out;
+	}
+	if (cgroup_usage(&build.cg, &u) == 0) {
+		build.ooms = u.oom_kills;
+		build.refused = u.pids_refused;
+	}
+	build.on = 1;
+	ret = 0;
+out:
+	buf_release(&dirs);
+	return ret;
+}
+
+int isolate_build_set_limits(const struct cgroup_limits *lim)
+{
+	int r;
+
+	if (!build.on)
+		return 0;
+	r = cgroup_set_limits(&build.cg, lim);
+	if (r < 0 && r != ERR_NOTFOUND)
+		return error_set("limits for the build: %s", error_last());
+	build.lim = *lim;
+	return 0;
+}
+
+int isolate_build_child(void)
+{
+	return build.on ? cgroup_enter(&build.cg) : 0;
+}
+
+static void mib(char *out, size_t len, uint64_t bytes)
+{
+	if (bytes % (1024 * 1024) == 0)
+		snprintf(out, len, "%llu MiB",
+			 (unsigned long long)(bytes >> 20));
+	else
+		snprintf(out, len, "%llu bytes", (unsigned long long)bytes);
+}
+
+int isolate_build_limit_hit(char *why, size_t len)
+{
+	struct cgroup_usage u;
+	char size[64];
+
+	if (!build.on || cgroup_usage(&build.cg, &u) < 0)
+		return 0;
+	if ((u.have & CGROUP_MEMORY) && u.oom_kills > build.ooms &&
+	    build.lim.memory) {
+		mib(size, sizeof(size), build.lim.memory);
+		snprintf(why, len, "the build reached its memory limit (%s; "
+			 "resources.memory in app.yaml)", size);
+		return 1;
+	}
+	if ((u.have & CGROUP_PIDS) && u.pids_refused > build.refused &&
+	    build.lim.processes) {
+		snprintf(why, len, "the build reached its limit of %ld "
+			 "processes (resources.processes in app.yaml)",
+			 build.lim.processes);
+		return 1;
+	}
+	return 0;
+}
+
+void isolate_build_close(void)
+{
+	if (!build.on)
+		return;
+	if (cgroup_kill(&build.cg, KILL_TIMEOUT_MS) < 0)
+		log_warnx("cgroup %s: %s", build.cg.name, error_last());
+	if (cgroup_remove(&build.cg) < 0) {
+		log_warnx("cgroup %s: %s", build.cg.name, error_last());
+		cgroup_close(&build.cg);
+	}
+	cgroup_sys_release(&build.sys);
+	build.on = 0;
+}

@@ -133,6 +133,32 @@ int isolate_port_check(struct isolate *iso, const char *app, int port);
 int isolate_port_foreign(const char *text, int port, uid_t uid,
 			 uid_t *other);
 
+/*
+ * Builds run in an SSH session's process, not in the engine: the build's
+ * programs (buildpacks, the app's hooks, buildpack and submodule fetches,
+ * as the app's user) share one cgroup, "APP.build-PID" under the engine's parent
+ * folders (ROOT/run/cgroups, cgroup_sys_join()), with the app's limits.
+ * One build per process, so the group is the process's:
+ *
+ * isolate_build_open(): make it.  0 also when there is nothing to
+ * isolate with (not root, no cgroups, no engine has listed its folders):
+ * then the build runs without limits, as before.
+ * isolate_build_child(): in a child between fork and exec, before it
+ * drops root: join the group (async-signal-safe; 0 when there is none).
+ * isolate_build_limit_hit(): after a program failed, why, if a limit of
+ * the group stopped it ("the build reached its memory limit (256 MiB;
+ * ...)") into why, one line; 0 if no limit was met.
+ * isolate_build_close(): kill what is left (setsid()'d daemons too) and
+ * remove the group.
+ */
+int isolate_build_open(const char *root, const char *app,
+		       const struct cgroup_limits *lim);
+/* app.yaml's limits, once it is read (0 when there is no group) */
+int isolate_build_set_limits(const struct cgroup_limits *lim);
+int isolate_build_child(void);
+int isolate_build_limit_hit(char *why, size_t len);
+void isolate_build_close(void);
+
 /* apps:rename: the app's user follows its name (appuser_rename); not
  * on: nothing */
 int isolate_rename_app(struct isolate *iso, const char *from, const char *to);
