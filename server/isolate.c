@@ -477,8 +477,10 @@ void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,
 		cfg->res_processes;
 }
 
-int isolate_port_foreign(const char *text, int port, uid_t uid,
-			 uid_t *other)
+/* Listeners on 'port' in a /proc/net/tcp text: those of neither 'uid'
+ * nor root (counted, one of them in *other), and of 'uid' (in *own). */
+static int port_scan(const char *text, int port, uid_t uid, uid_t *other,
+		     int *own)
 {
 	const char *line = text;
 	int n = 0;
@@ -499,10 +501,13 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 			 * handed over (LISTEN_FDS); root could take any
 			 * port anyway */
 			if (colon && sscanf(colon + 1, "%x", &lport) == 1 &&
-			    (int)lport == port && (uid_t)luid != uid &&
-			    luid != 0) {
-				*other = (uid_t)luid;
-				n++;
+			    (int)lport == port) {
+				if ((uid_t)luid == uid) {
+					(*own)++;
+				} else if (luid != 0) {
+					*other = (uid_t)luid;
+					n++;
+				}
 			}
 		}
 		line = nl ? nl + 1 : NULL;
@@ -510,7 +515,18 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 	return n;
 }
 
-int isolate_port_check(struct isolate *iso, const char *app, int port)
+int isolate_port_foreign(const char *text, int port, uid_t uid,
+			 uid_t *other)
+{
+	int own = 0;
+
+	return port_scan(text, port, uid, other, &own);
+}
+
+/* The listeners on 'port', v4 and v6: 0 with *own counted, ERR_INVALID
+ * when another user holds one, -1 if the tables cannot be read. */
+static int port_listeners(struct isolate *iso, const char *app, int port,
+			  int *own)
 {
 	static const char *const tables[] = { "/proc/net/tcp",
 					      "/proc/net/tcp6" };
@@ -520,8 +536,7 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	size_t i;
 	int ret = 0;
 
-	if (!iso || !iso->on || port <= 0)
-		return 0;
+	*own = 0;
 	if (appuser_lookup(&iso->users, app, &u) < 0)
 		return -1;
 	for (i = 0; i < ARRAY_SIZE(tables) && !ret; i++) {
@@ -533,8 +548,7 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 		}
 		if (ret < 0)
 			break;
-		if (b.data && isolate_port_foreign(b.data, port, u.uid,
-						   &other) > 0) {
+		if (b.data && port_scan(b.data, port, u.uid, &other, own) > 0) {
 			error_set("port %d is held by a program of another user (uid %ld), not by %s",
 				  port, (long)other, app);
 			ret = ERR_INVALID;
@@ -542,6 +556,27 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	}
 	buf_release(&b);
 	return ret;
+}
+
+int isolate_port_check(struct isolate *iso, const char *app, int port)
+{
+	int own;
+
+	if (!iso || !iso->on || port <= 0)
+		return 0;
+	return port_listeners(iso, app, port, &own);
+}
+
+int isolate_port_owned(struct isolate *iso, const char *app, int port)
+{
+	int own, r;
+
+	if (!iso || !iso->on || port <= 0)
+		return 1;
+	r = port_listeners(iso, app, port, &own);
+	if (r < 0)
+		return r;
+	return own > 0;
 }
 
 /* ---- builds ---- */

@@ -127,6 +127,14 @@ int isolate_build_user(const char *root, const char *app, struct appuser *u);
  * that port was never free.
  */
 int isolate_port_check(struct isolate *iso, const char *app, int port);
+/*
+ * After a crash, a web process that binds PORT itself is restarted while
+ * its port was free: it gets requests only once this says 1, a socket of
+ * the app's user listening on 'port' (and none of another user's).  0
+ * while nothing listens there yet; ERR_INVALID, as above, when another
+ * user's program does; 1 when not on.
+ */
+int isolate_port_owned(struct isolate *iso, const char *app, int port);
 /* The pure part, for tests: the listeners on 'port' in the text of
  * /proc/net/tcp or tcp6; *other gets a uid that is neither 'uid' nor
  * root's (and the count of those is returned), else 0. */
