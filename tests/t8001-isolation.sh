@@ -40,9 +40,13 @@ test_expect_success 'a victim app, pushed' '
 
 test_expect_success 'the probe app runs as its own user, not root' '
 	vpid=$(app_pid victim) &&
+	# the port nginx sends the victim'"'"'s requests to
+	vport=$(sed -n "s/^route victim live [0-9]* web\.1:\([0-9]*\).*/\1/p" "$BERTH_ROOT/nginx/routes") &&
+	test -n "$vport" &&
 	new_app_repo probe &&
 	cat >probe/targets <<-EOF &&
 	vpid=$vpid
+	vport=$vport
 	hostkey=$BERTH_ROOT/host/ssh_host_ed25519_key
 	keys=$BERTH_ROOT/keys/authorized_keys
 	apps=$BERTH_ROOT/apps
@@ -50,7 +54,7 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	vrun=$BERTH_ROOT/run
 	EOF
 	cat >probe/probe.py <<-\EOF &&
-	import http.server, os, subprocess
+	import http.server, os, socket, subprocess
 	tg = dict(l.split("=", 1) for l in open("targets").read().split())
 	res = []
 	def t(name, f):
@@ -70,6 +74,15 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	t("vproc", lambda: open("/proc/%s/environ" % tg["vpid"], "rb").read() and "READ")
 	t("vsignal", lambda: os.kill(int(tg["vpid"]), 0) or "SENT")
 	t("setuid", lambda: os.setuid(0) or "ROOT")
+	def steal(host):
+	    s = socket.socket()
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+	    s.bind((host, int(tg["vport"])))
+	    s.listen()
+	    return "BOUND"
+	t("vbind", lambda: steal("127.0.0.1"))
+	t("vbindany", lambda: steal("0.0.0.0"))
 	t("nnp", lambda: [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0])
 	t("app", lambda: "LISTED %s" % sorted(os.listdir("/app")))
 	s = subprocess.Popen(["setsid", "sleep", "1000"])
@@ -111,6 +124,10 @@ test_expect_success 'the probe reaches nothing outside its app' '
 	test_grep "^vproc: denied" report &&
 	test_grep "^vsignal: denied" report &&
 	test_grep "^setuid: denied" report &&
+	test_grep "^vbind: denied" report &&
+	test_grep "^vbindany: denied" report &&
+	through_nginx victim >body &&
+	test_grep "^hello v1 " body &&
 	test_grep_not "victim-secret" report
 '
 
