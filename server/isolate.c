@@ -41,6 +41,35 @@ static uint32_t hash32(const char *s)
 	return h;
 }
 
+/*
+ * nginx's workers (berth-www) must pass every folder down to the state
+ * folder to reach the static copies, router.sock and the dashboard's
+ * socket: one that only its owner enters (a state folder under /root)
+ * breaks them, so say which, once, at start.
+ */
+static void www_reach_check(const struct isolate *iso, const char *root)
+{
+	char *path = xstrdup(root), *slash;
+	struct stat st;
+
+	for (;;) {
+		if (stat(path[0] ? path : "/", &st) == 0 && S_ISDIR(st.st_mode) &&
+		    !(st.st_mode & S_IXOTH) &&
+		    !(st.st_uid == iso->www.uid && (st.st_mode & S_IXUSR)) &&
+		    !(st.st_gid == iso->www.gid && (st.st_mode & S_IXGRP))) {
+			log_warnx("nginx's workers (%s) cannot enter '%s' (mode %04o): static sites, the dashboard and router logs fail until every folder down to '%s' is searchable by others (chmod o+x)",
+				  iso->www.name, path[0] ? path : "/",
+				  (unsigned)(st.st_mode & 07777), root);
+			break;
+		}
+		slash = strrchr(path, '/');
+		if (!slash || !path[0])
+			break;
+		*slash = '\0';
+	}
+	free(path);
+}
+
 /* "APP.build-PID" of a build whose session still runs (isolate_build_*):
  * an engine that starts again leaves it to the build. */
 static int build_running(const char *name)
@@ -135,6 +164,7 @@ int isolate_init(struct isolate *iso, const char *root)
 			return error_set("no user for nginx's workers: %s", why);
 		}
 	}
+	www_reach_check(iso, root);
 	if (!strcmp(root, DEFAULT_ROOT))
 		snprintf(parent, sizeof(parent), "berth");
 	else

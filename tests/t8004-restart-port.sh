@@ -9,7 +9,16 @@
 
 if [ "$(id -u)" != 0 ]; then
 	test_skip "port owners need users of their own (root)"
-	test_done
+	test_expect_success 'a state folder nginx workers cannot reach is named at start' '
+	stop_berth &&
+	chmod 700 "$TRASH" &&
+	test_when_finished "chmod 755 \"$TRASH\"" &&
+	start_berth &&
+	test_grep "nginx.s workers \(berth-www\) cannot enter .$TRASH. \(mode 0700\)" "$TRASH/berth.log" &&
+	stop_berth
+'
+
+test_done
 fi
 
 test_expect_success 'engine, push key, an app that binds its PORT itself' '
@@ -106,6 +115,15 @@ test_expect_success 'once the port is free again, the restarted process serves' 
 	retry_until 90 sh -c "curl -sf --max-time 5 -H \"Host: crashy.localhost\" http://127.0.0.1:$HTTP_PORT/ >body && grep -q \"^crashy \" body" &&
 	test "$(cat body)" != "$first" &&
 	test_grep_not "stolen" body
+'
+
+test_expect_success 'a state folder nginx workers cannot reach is named at start' '
+	stop_berth &&
+	chmod 700 "$TRASH" &&
+	test_when_finished "chmod 755 \"$TRASH\"" &&
+	start_berth &&
+	test_grep "nginx.s workers \(berth-www\) cannot enter .$TRASH. \(mode 0700\)" "$TRASH/berth.log" &&
+	stop_berth
 '
 
 test_done
