@@ -276,7 +276,7 @@ test_expect_success 'the root chown walk gives away no file through a swapped li
 	push racy >out 2>&1;
 	racer=$(cat "$TRASH/racerdir/racer.pid" 2>/dev/null) &&
 	test -n "$racer" &&
-	# the build killed it when it ended (its cgroup's); if not, now
+	# the build killed it when it ended (with its cgroup), else now
 	{ kill -KILL "$racer" 2>/dev/null; true; } &&
 	cat out &&
 	test "$(stat -c %u "$TRASH/secret")" = 0 &&
