@@ -719,8 +719,8 @@ int buildpack_fetch(struct buildpack_fetch *f)
 		error_setsys("cannot hand '%s' over", f->dest);
 		goto out;
 	}
-	if (in_child(fetch_child, f, f->child_setup, f->uid, f->gid, f->deadline,
-		     &report) < 0) {
+	if (in_child(fetch_child, f, f->child_setup, f->uid, f->gid,
+		     f->deadline, &report) < 0) {
 		char *why = xstrdup(error_last());
 
 		error_set("cannot fetch '%s': %s", f->url, why);

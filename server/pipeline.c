@@ -943,8 +943,8 @@ static int pack_materialize(const struct pipeline_build *b,
 	f.dest = dest;
 	f.state_root = b->root;
 	f.uid = b->drop_uid;
-	f.child_setup = isolate_build_child;
 	f.gid = b->drop_gid;
+	f.child_setup = isolate_build_child;
 	f.deadline = b->deadline;
 	if (buildpack_fetch(&f) == 0) {
 		if (f.stale)
@@ -1863,8 +1863,8 @@ static int checkout_submodules(struct pl *p)
 	so.state_root = p->root;
 	so.tmp = tmp;
 	so.uid = p->uid;
-	so.child_setup = isolate_build_child;
 	so.gid = p->gid;
+	so.child_setup = isolate_build_child;
 	so.out = p->o->out;
 	so.deadline = p->deadline;
 	ret = submodule_update(&so);
