@@ -40,6 +40,7 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 #define BACKOFF_RESET_AFTER_MS 30000
+#define PORT_POLL_MS 100	/* a restarted web process: is its port its own yet? */
 #define CONFIRM_TIMEOUT_MS 10000
 #define FAIL_STOP_MS 3000
 #define PORT_HINT_MS 5000	/* a web process should listen by then */
@@ -548,6 +549,47 @@ static void live_route_changed(struct proc *p)
 		log_warnx("%s: %s", a->name, error_last());
 }
 
+/*
+ * A restarted web process that binds PORT itself: its port was free
+ * while it was down, and another user's program may have taken it.  Poll
+ * until the app's own socket listens there, then route to it; a port
+ * held by anyone else kills the process, which is restarted with
+ * back-off as any crash is, and never routed to meanwhile.  A socket the
+ * engine holds (handoff.h) was never free: no check.
+ */
+static void on_port_timer(struct loop *l, void *arg)
+{
+	struct proc *p = arg;
+	int r;
+
+	p->timer = 0;
+	if (!p->port_pending || p->state != PROC_UP || p->pid <= 0)
+		return;
+	r = isolate_port_owned(p->app->eng->iso, p->app->name, p->port);
+	if (r == 0 || r == -1) {	/* not yet, or not known */
+		if (r < 0)
+			log_warnx("%s %s: %s", p->app->name, p->name,
+				  error_last());
+		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
+		return;
+	}
+	if (r < 0) {
+		logger_linef(p->app->log, "berth", "%s: %s; killing it",
+			     p->name, error_last());
+		log_warnx("%s %s: %s", p->app->name, p->name, error_last());
+		kill(-p->pgid, SIGKILL);
+		return;
+	}
+	p->port_pending = 0;
+	live_route_changed(p);
+}
+
+static int needs_port_check(const struct proc *p)
+{
+	return p->port && !(p->sock_fd >= 0 &&
+			    proc_http_port(p) == p->sock_port);
+}
+
 static void on_restart_timer(struct loop *l, void *arg)
 {
 	struct proc *p = arg;
@@ -560,6 +602,9 @@ static void on_restart_timer(struct loop *l, void *arg)
 		p->timer = loop_add_timer(l, p->backoff_ms, on_restart_timer, p);
 		if (p->backoff_ms < BACKOFF_MAX_MS)
 			p->backoff_ms *= 2;
+	} else if (needs_port_check(p)) {
+		p->port_pending = 1;
+		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
 	}
 	live_route_changed(p);
 }
@@ -2307,8 +2352,16 @@ static int give_release(struct deploy *d)
 	gid_t gid;
 	int r = isolate_app_user(d->e->iso, d->a->name, &uid, &gid);
 
-	if (r == 0)
-		return isolate_give_tree(d->run->dir, uid, gid);
+	/* The app's alone: nginx's workers (berth-www) and other users do
+	 * not enter it, whatever modes the bundle's files carry.  Before
+	 * any code of the app runs, so no link can be swapped in. */
+	if (r == 0) {
+		if (isolate_give_tree(d->run->dir, uid, gid) < 0)
+			return -1;
+		if (chmod(d->run->dir, 0700) < 0)
+			return error_setsys("cannot close '%s'", d->run->dir);
+		return 0;
+	}
 	if (r != ERR_NOTFOUND)
 		return -1;
 	if (!d->e->drop_priv)

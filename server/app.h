@@ -60,7 +60,13 @@ struct proc {
 	int64_t started_ms;
 	int restarts;
 	long backoff_ms;
-	uint64_t timer;			/* restart or kill timer */
+	uint64_t timer;			/* restart, port or kill timer */
+	/*
+	 * Restarted after a crash and binding PORT itself: the port was
+	 * free meanwhile, so no request goes to it until the socket that
+	 * listens there is found to be the app's own (polled on 'timer').
+	 */
+	int port_pending;
 	int out_fd;
 	struct buf partial;		/* an unfinished output line */
 	char *tail[PROC_TAIL];		/* last output lines, for errors */

@@ -174,6 +174,33 @@ static int leftover_group(const struct appuser_sys *sys, const char *name)
 
 /* ---- the state file ---- */
 
+/*
+ * Users are the host's, state folders are not: two engines (two state
+ * folders) making berth-www, or the same app name, at once would each
+ * see the other's fresh group as one a crash left and remove it.  A
+ * lock of the host's, held while a user is made, keeps them in turn.
+ * No /run: only the state folder's lock.
+ */
+#define HOST_LOCK "/run/berth-users.lock"
+
+static int lock_host(void)
+{
+	int fd = open(HOST_LOCK, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		      0600);
+
+	if (fd < 0)
+		return errno == ENOENT ? -2 :
+			error_setsys("cannot open '%s'", HOST_LOCK);
+	while (flock(fd, LOCK_EX) < 0) {
+		if (errno != EINTR) {
+			error_setsys("cannot lock '%s'", HOST_LOCK);
+			close(fd);
+			return -1;
+		}
+	}
+	return fd;
+}
+
 static int lock_state(const struct appuser_sys *sys)
 {
 	char *path = xasprintf("%s/lock", sys->state_dir);
@@ -349,13 +376,19 @@ static int create(const struct appuser_sys *sys, const char *name_in,
 			 "--comment", gecos, name, NULL };
 	char *gdel[] = { "/usr/sbin/groupdel", name, NULL };
 	long next;
-	int lock, r, ret = -1;
+	int lock, host, r, ret = -1;
 
 	snprintf(name, sizeof(name), "%s", name_in);
 	snprintf(gecos, sizeof(gecos), "%s", gecos_in);
-	lock = lock_state(sys);
-	if (lock < 0)
+	host = lock_host();
+	if (host == -1)
 		return -1;
+	lock = lock_state(sys);
+	if (lock < 0) {
+		if (host >= 0)
+			close(host);
+		return -1;
+	}
 	/* someone else may have made it while we waited */
 	r = check_ours(sys, name, gecos, u);
 	if (r == ERR_EXISTS && leftover_group(sys, name)) {
@@ -410,6 +443,8 @@ static int create(const struct appuser_sys *sys, const char *name_in,
 	ret = check_ours(sys, name, gecos, u);
 out:
 	close(lock);
+	if (host >= 0)
+		close(host);
 	return ret;
 }
 

@@ -610,7 +610,8 @@ out:
 /* Run fn in a child as uid:gid (when >= 0) under the deadline; its
  * report (lines) comes back in *report.  0, or -1 with error_last(). */
 static int in_child(int (*fn)(const void *arg, int fd), const void *arg,
-		    long uid, long gid, int64_t deadline, struct buf *report)
+		    int (*setup)(void), long uid, long gid, int64_t deadline,
+		    struct buf *report)
 {
 	int pfd[2] = { -1, -1 }, status = 0, ret = -1;
 	char chunk[512];
@@ -633,6 +634,10 @@ static int in_child(int (*fn)(const void *arg, int fd), const void *arg,
 		signal(SIGPIPE, SIG_DFL);
 		if (deadline)
 			alarm(left > 1000 ? (unsigned)(left / 1000) : 1);
+		if (setup && setup() != 0) {
+			report_line(pfd[1], 'E', "cannot join the build's cgroup");
+			_exit(1);
+		}
 		if (uid >= 0 &&
 		    (setgroups(0, NULL) < 0 ||
 		     setresgid((gid_t)gid, (gid_t)gid, (gid_t)gid) < 0 ||
@@ -714,8 +719,8 @@ int buildpack_fetch(struct buildpack_fetch *f)
 		error_setsys("cannot hand '%s' over", f->dest);
 		goto out;
 	}
-	if (in_child(fetch_child, f, f->uid, f->gid, f->deadline,
-		     &report) < 0) {
+	if (in_child(fetch_child, f, f->child_setup, f->uid, f->gid,
+		     f->deadline, &report) < 0) {
 		char *why = xstrdup(error_last());
 
 		error_set("cannot fetch '%s': %s", f->url, why);

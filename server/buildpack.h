@@ -80,6 +80,9 @@ struct buildpack_fetch {
 	long uid, gid;		/* >= 0: work as this user (cache and dest
 				 * are handed to it first) */
 	int64_t deadline;	/* now_ms() clock; 0: none */
+	/* NULL, or run in the child that fetches, before it drops to uid
+	 * (the build's cgroup): async-signal-safe, non-zero fails it */
+	int (*child_setup)(void);
 	/* out */
 	char commit[41];	/* the commit checked out, hex */
 	char *stale;		/* set when the fetch failed and the cached

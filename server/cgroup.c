@@ -220,6 +220,45 @@ static unsigned v2_feat(const char *controllers)
 	return feat;
 }
 
+/* Which hierarchy serves what, and the layout, from the hierarchies. */
+static void assign_feats(struct cgroup_sys *sys)
+{
+	size_t k, n1 = 0, n2 = 0;
+	int i;
+
+	sys->feat = 0;
+	for (i = 0; i < CGROUP_NFEAT; i++)
+		sys->by_feat[i] = -1;
+	/* v1 carries the limits where it is mounted; v2 the rest. */
+	for (k = 0; k < sys->n_hier; k++) {
+		struct cgroup_hier *h = &sys->hier[k];
+
+		for (i = 0; i < CGROUP_NFEAT; i++) {
+			if (!(h->feat & (1u << i)))
+				continue;
+			if (sys->by_feat[i] < 0 ||
+			    (h->version == 1 && (1u << i) & (CGROUP_MEMORY |
+				CGROUP_PIDS | CGROUP_CPU)) ||
+			    (h->version == 2 && (1u << i) & (CGROUP_CPUSTAT |
+				CGROUP_FREEZE)))
+				sys->by_feat[i] = (int)k;
+		}
+		sys->feat |= h->feat;
+		if (h->version == 1)
+			n1++;
+		else
+			n2++;
+	}
+	if (!sys->n_hier)
+		sys->layout = CGROUP_NONE;
+	else if (!n1)
+		sys->layout = CGROUP_V2;
+	else if (n2)
+		sys->layout = CGROUP_HYBRID;
+	else
+		sys->layout = CGROUP_V1;
+}
+
 int cgroup_sys_detect(struct cgroup_sys *sys, const char *parent,
 		      const char *mountinfo, const char *self_cgroup,
 		      const char *v2_controllers, unsigned flags)
@@ -299,33 +338,7 @@ next:
 		p = nl ? nl + 1 : NULL;
 	}
 
-	/* v1 carries the limits where it is mounted; v2 the rest. */
-	for (k = 0; k < sys->n_hier; k++) {
-		struct cgroup_hier *h = &sys->hier[k];
-
-		for (i = 0; i < CGROUP_NFEAT; i++) {
-			if (!(h->feat & (1u << i)))
-				continue;
-			if (sys->by_feat[i] < 0 ||
-			    (h->version == 1 && (1u << i) & (CGROUP_MEMORY |
-				CGROUP_PIDS | CGROUP_CPU)) ||
-			    (h->version == 2 && (1u << i) & (CGROUP_CPUSTAT |
-				CGROUP_FREEZE)))
-				sys->by_feat[i] = (int)k;
-		}
-		sys->feat |= h->feat;
-	}
-	for (k = 0; k < sys->n_hier; k++)
-		if (sys->hier[k].version == 1)
-			break;
-	if (!sys->n_hier)
-		sys->layout = CGROUP_NONE;
-	else if (k == sys->n_hier)
-		sys->layout = CGROUP_V2;
-	else if (v2 >= 0)
-		sys->layout = CGROUP_HYBRID;
-	else
-		sys->layout = CGROUP_V1;
+	assign_feats(sys);
 	return 0;
 }
 
@@ -668,6 +681,37 @@ out:
 	return ret;
 }
 
+/* A v2 folder's cgroup.kill (5.14) and cgroup.freeze (5.2). */
+static void v2_check_files(struct cgroup_hier *h)
+{
+	if (faccessat(h->dir_fd, "cgroup.kill", F_OK, 0) < 0)
+		h->feat &= ~(unsigned)CGROUP_KILL;
+	if (faccessat(h->dir_fd, "cgroup.freeze", F_OK, 0) < 0)
+		h->feat &= ~(unsigned)CGROUP_FREEZE;
+}
+
+/* The checks of the files may have taken features away. */
+static void recheck_feats(struct cgroup_sys *sys)
+{
+	int i;
+
+	sys->feat = 0;
+	for (i = 0; i < CGROUP_NFEAT; i++) {
+		int k = sys->by_feat[i];
+
+		if (k >= 0 && !(sys->hier[k].feat & (1u << i))) {
+			size_t j;
+
+			sys->by_feat[i] = -1;
+			for (j = 0; j < sys->n_hier; j++)
+				if (sys->hier[j].feat & (1u << i))
+					sys->by_feat[i] = (int)j;
+		}
+		if (sys->by_feat[i] >= 0)
+			sys->feat |= 1u << i;
+	}
+}
+
 int cgroup_sys_init(struct cgroup_sys *sys, const char *parent,
 		    unsigned flags)
 {
@@ -721,28 +765,9 @@ int cgroup_sys_init(struct cgroup_sys *sys, const char *parent,
 		if (v2_enable(h->dir_fd, h->feat & (CGROUP_MEMORY |
 				CGROUP_PIDS | CGROUP_CPU)) < 0)
 			goto fail;
-		/* cgroup.kill came with 5.14, cgroup.freeze with 5.2 */
-		if (faccessat(h->dir_fd, "cgroup.kill", F_OK, 0) < 0)
-			h->feat &= ~(unsigned)CGROUP_KILL;
-		if (faccessat(h->dir_fd, "cgroup.freeze", F_OK, 0) < 0)
-			h->feat &= ~(unsigned)CGROUP_FREEZE;
+		v2_check_files(h);
 	}
-	/* The checks above may have taken features away. */
-	sys->feat = 0;
-	for (i = 0; i < CGROUP_NFEAT; i++) {
-		int k = sys->by_feat[i];
-
-		if (k >= 0 && !(sys->hier[k].feat & (1u << i))) {
-			size_t j;
-
-			sys->by_feat[i] = -1;
-			for (j = 0; j < sys->n_hier; j++)
-				if (sys->hier[j].feat & (1u << i))
-					sys->by_feat[i] = (int)j;
-		}
-		if (sys->by_feat[i] >= 0)
-			sys->feat |= 1u << i;
-	}
+	recheck_feats(sys);
 	ret = 0;
 	goto out;
 fail:
@@ -753,6 +778,101 @@ fail:
 out:
 	free(v2dir);
 	free(path);
+	buf_release(&mi);
+	buf_release(&self);
+	buf_release(&ctl);
+	return ret;
+}
+
+/* The folder of 'dirs' (lines) on mount 'mount', or NULL. */
+static char *listed_on(const char *dirs, const char *mount)
+{
+	size_t ml = strlen(mount);
+	const char *p = dirs;
+
+	while (p && *p) {
+		size_t len = strcspn(p, "\n");
+
+		if (len > ml + 1 && !strncmp(p, mount, ml) && p[ml] == '/' &&
+		    !memchr(p + ml, '\0', len - ml))
+			return xstrndup(p, len);
+		p += len;
+		if (*p)
+			p++;
+	}
+	return NULL;
+}
+
+int cgroup_sys_join(struct cgroup_sys *sys, const char *dirs)
+{
+	struct buf mi = BUF_INIT, self = BUF_INIT, ctl = BUF_INIT;
+	struct cgroup_sys found;
+	char *first = NULL, *v2dir = NULL, *slash;
+	size_t i, len;
+	int ret = -1;
+
+	memset(sys, 0, sizeof(*sys));
+	memset(&found, 0, sizeof(found));
+	for (i = 0; i < CGROUP_NFEAT; i++)
+		sys->by_feat[i] = found.by_feat[i] = -1;
+	len = dirs ? strcspn(dirs, "\n") : 0;
+	if (geteuid() != 0 || !len)
+		return 0;
+	first = xstrndup(dirs, len);
+	slash = strrchr(first, '/');
+	if (first[0] != '/' || !slash || !cgroup_name_valid(slash + 1)) {
+		error_set("invalid cgroup folder '%.200s'", first);
+		goto out;
+	}
+	if (read_proc("/proc/self/mountinfo", &mi) < 0 ||
+	    read_proc("/proc/self/cgroup", &self) < 0)
+		goto out;
+	/* the mounts first, then what the listed v2 folder hands down */
+	if (cgroup_sys_detect(&found, slash + 1, mi.data, self.data, NULL,
+			      0) < 0)
+		goto out;
+	for (i = 0; i < found.n_hier && !v2dir; i++)
+		if (found.hier[i].version == 2)
+			v2dir = listed_on(dirs, found.hier[i].mount);
+	if (v2dir) {
+		char *path = xasprintf("%s/cgroup.subtree_control", v2dir);
+
+		buf_init(&ctl, 0);
+		if (read_file(&ctl, path, SMALL_MAX) < 0)
+			buf_reset(&ctl);
+		free(path);
+		cgroup_sys_release(&found);
+		if (cgroup_sys_detect(&found, slash + 1, mi.data, self.data,
+				      ctl.data, 0) < 0)
+			goto out;
+	}
+	sys->parent = xstrdup(slash + 1);
+	for (i = 0; i < found.n_hier; i++) {
+		struct cgroup_hier *f = &found.hier[i];
+		char *dir = listed_on(dirs, f->mount);
+		struct cgroup_hier *h;
+
+		if (!dir)
+			continue;	/* a hierarchy the engine does not use */
+		hier_add(sys, f->version, f->feat, xstrdup(f->mount), dir);
+		h = &sys->hier[sys->n_hier - 1];
+		h->dir_fd = open(h->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+				 O_CLOEXEC);
+		if (h->dir_fd < 0) {
+			error_setsys("cannot open cgroup '%s'", h->dir);
+			cgroup_sys_release(sys);
+			goto out;
+		}
+		if (h->version == 2)
+			v2_check_files(h);
+	}
+	assign_feats(sys);
+	recheck_feats(sys);
+	ret = 0;
+out:
+	cgroup_sys_release(&found);
+	free(first);
+	free(v2dir);
 	buf_release(&mi);
 	buf_release(&self);
 	buf_release(&ctl);
@@ -1285,6 +1405,11 @@ int cgroup_usage(const struct cgroup *cg, struct cgroup_usage *u)
 			return r;
 		u->have |= CGROUP_CPUSTAT;
 	}
+	/* "max N": forks refused at pids.max (v1 and v2 alike) */
+	h = hier_of(cg, CGROUP_PIDS);
+	if (h >= 0 && read_key_at(cg->dir_fd[h], "pids.events", "max",
+				  &u->pids_refused) == 0)
+		u->have |= CGROUP_PIDS;
 	r = pids_in(cg, member_hier(cg), &pids, &n);
 	if (r < 0)
 		return r;

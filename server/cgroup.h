@@ -129,7 +129,9 @@ struct cgroup_usage {
 	uint64_t cpu_usec;	/* CPU time used since created */
 	uint64_t oom_kills;	/* processes the OOM killer took here */
 	size_t processes;	/* in it now */
-	unsigned have;		/* CGROUP_MEMORY, CGROUP_CPUSTAT: valid fields */
+	uint64_t pids_refused;	/* forks refused at the process limit */
+	unsigned have;		/* CGROUP_MEMORY, CGROUP_CPUSTAT, CGROUP_PIDS:
+				 * valid fields */
 };
 
 /*
@@ -142,6 +144,15 @@ struct cgroup_usage {
  */
 int cgroup_sys_init(struct cgroup_sys *sys, const char *parent,
 		    unsigned flags);
+/*
+ * Use the parent folders another process of berth made (the engine's
+ * ROOT/run/cgroups: 'dirs', one absolute folder a line), making and
+ * moving nothing: each hierarchy of this host that holds a listed folder
+ * serves what it serves (on v2, the controllers that folder hands its
+ * children).  For builds, which run in SSH session processes.  Not root
+ * or nothing listed: 0 with CGROUP_NONE.
+ */
+int cgroup_sys_join(struct cgroup_sys *sys, const char *dirs);
 /* Close and free; the folders stay. */
 void cgroup_sys_release(struct cgroup_sys *sys);
 /* "cgroup v2", "cgroup v1 with a v2 hierarchy", ... for a log line. */

@@ -62,6 +62,10 @@ struct config {
 	char *groups;		/* groups: "web,api" (YAML list or one word); "default" */
 	char *host_name;	/* host_name: NULL = the machine's host name */
 	char *advertise_address;/* advertise_address: how other hosts reach this one */
+	/* Not a setting: the user nginx's workers run as when berth is
+	 * root (berth-www, made by the engine before nginx_init()); "":
+	 * nginx's own default, never root. */
+	char www_user[32];
 };
 
 /* The HTTPS listener in effect ("0.0.0.0:443"), or NULL for none. */

@@ -919,6 +919,10 @@ int engine_serve(struct config *cfg)
 	e.iso = xcalloc(1, sizeof(*e.iso));
 	if (isolate_init(e.iso, cfg->root) < 0)
 		goto out;
+	/* nginx's workers run as berth-www, not as root (nginx.h) */
+	if (e.iso->on)
+		snprintf(cfg->www_user, sizeof(cfg->www_user), "%s",
+			 e.iso->www.name);
 	if (serverlog_open(&e) < 0)
 		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)

@@ -41,6 +41,45 @@ static uint32_t hash32(const char *s)
 	return h;
 }
 
+/*
+ * nginx's workers (berth-www) must pass every folder down to the state
+ * folder to reach the static copies, router.sock and the dashboard's
+ * socket: one that only its owner enters (a state folder under /root)
+ * breaks them, so say which, once, at start.
+ */
+static void www_reach_check(const struct isolate *iso, const char *root)
+{
+	char *path = xstrdup(root), *slash;
+	struct stat st;
+
+	for (;;) {
+		if (stat(path[0] ? path : "/", &st) == 0 && S_ISDIR(st.st_mode) &&
+		    !(st.st_mode & S_IXOTH) &&
+		    !(st.st_uid == iso->www.uid && (st.st_mode & S_IXUSR)) &&
+		    !(st.st_gid == iso->www.gid && (st.st_mode & S_IXGRP))) {
+			log_warnx("nginx's workers (%s) cannot enter '%s' (mode %04o): static sites, the dashboard and router logs fail until every folder down to '%s' is searchable by others (chmod o+x)",
+				  iso->www.name, path[0] ? path : "/",
+				  (unsigned)(st.st_mode & 07777), root);
+			break;
+		}
+		slash = strrchr(path, '/');
+		if (!slash || !path[0])
+			break;
+		*slash = '\0';
+	}
+	free(path);
+}
+
+/* "APP.build-PID" of a build whose session still runs (isolate_build_*):
+ * an engine that starts again leaves it to the build. */
+static int build_running(const char *name)
+{
+	const char *b = strstr(name, ".build-");
+	long pid = b ? parse_long(b + 7, INT32_MAX) : -1;
+
+	return pid > 1 && (kill((pid_t)pid, 0) == 0 || errno == EPERM);
+}
+
 /* What a crashed engine of this state folder left: kill it, remove it. */
 static void clear_leftovers(struct isolate *iso)
 {
@@ -67,6 +106,8 @@ static void clear_leftovers(struct isolate *iso)
 	for (i = 0; i < names.n; i++) {
 		struct cgroup cg;
 
+		if (build_running(names.v[i]))
+			continue;
 		if (cgroup_open(&cg, &iso->cg, names.v[i], 0) < 0)
 			continue;
 		if (cgroup_kill(&cg, KILL_TIMEOUT_MS) < 0 ||
@@ -113,6 +154,17 @@ int isolate_init(struct isolate *iso, const char *root)
 	free(users);
 	if (r < 0)
 		return -1;
+	/* Another engine (another state folder) may be making it now. */
+	if (appuser_ensure_www(&iso->users, &iso->www) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", error_last());
+		if (appuser_ensure_www(&iso->users, &iso->www) < 0) {
+			appuser_release(&iso->users);
+			return error_set("no user for nginx's workers: %s", why);
+		}
+	}
+	www_reach_check(iso, root);
 	if (!strcmp(root, DEFAULT_ROOT))
 		snprintf(parent, sizeof(parent), "berth");
 	else
@@ -455,8 +507,10 @@ void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,
 		cfg->res_processes;
 }
 
-int isolate_port_foreign(const char *text, int port, uid_t uid,
-			 uid_t *other)
+/* Listeners on 'port' in a /proc/net/tcp text: those of neither 'uid'
+ * nor root (counted, one of them in *other), and of 'uid' (in *own). */
+static int port_scan(const char *text, int port, uid_t uid, uid_t *other,
+		     int *own)
 {
 	const char *line = text;
 	int n = 0;
@@ -477,10 +531,13 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 			 * handed over (LISTEN_FDS); root could take any
 			 * port anyway */
 			if (colon && sscanf(colon + 1, "%x", &lport) == 1 &&
-			    (int)lport == port && (uid_t)luid != uid &&
-			    luid != 0) {
-				*other = (uid_t)luid;
-				n++;
+			    (int)lport == port) {
+				if ((uid_t)luid == uid) {
+					(*own)++;
+				} else if (luid != 0) {
+					*other = (uid_t)luid;
+					n++;
+				}
 			}
 		}
 		line = nl ? nl + 1 : NULL;
@@ -488,7 +545,18 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 	return n;
 }
 
-int isolate_port_check(struct isolate *iso, const char *app, int port)
+int isolate_port_foreign(const char *text, int port, uid_t uid,
+			 uid_t *other)
+{
+	int own = 0;
+
+	return port_scan(text, port, uid, other, &own);
+}
+
+/* The listeners on 'port', v4 and v6: 0 with *own counted, ERR_INVALID
+ * when another user holds one, -1 if the tables cannot be read. */
+static int port_listeners(struct isolate *iso, const char *app, int port,
+			  int *own)
 {
 	static const char *const tables[] = { "/proc/net/tcp",
 					      "/proc/net/tcp6" };
@@ -498,8 +566,7 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	size_t i;
 	int ret = 0;
 
-	if (!iso || !iso->on || port <= 0)
-		return 0;
+	*own = 0;
 	if (appuser_lookup(&iso->users, app, &u) < 0)
 		return -1;
 	for (i = 0; i < ARRAY_SIZE(tables) && !ret; i++) {
@@ -511,8 +578,7 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 		}
 		if (ret < 0)
 			break;
-		if (b.data && isolate_port_foreign(b.data, port, u.uid,
-						   &other) > 0) {
+		if (b.data && port_scan(b.data, port, u.uid, &other, own) > 0) {
 			error_set("port %d is held by a program of another user (uid %ld), not by %s",
 				  port, (long)other, app);
 			ret = ERR_INVALID;
@@ -520,4 +586,151 @@ int isolate_port_check(struct isolate *iso, const char *app, int port)
 	}
 	buf_release(&b);
 	return ret;
+}
+
+int isolate_port_check(struct isolate *iso, const char *app, int port)
+{
+	int own;
+
+	if (!iso || !iso->on || port <= 0)
+		return 0;
+	return port_listeners(iso, app, port, &own);
+}
+
+int isolate_port_owned(struct isolate *iso, const char *app, int port)
+{
+	int own, r;
+
+	if (!iso || !iso->on || port <= 0)
+		return 1;
+	r = port_listeners(iso, app, port, &own);
+	if (r < 0)
+		return r;
+	return own > 0;
+}
+
+/* ---- builds ---- */
+
+static struct {
+	struct cgroup_sys sys;
+	struct cgroup cg;
+	struct cgroup_limits lim;
+	uint64_t ooms, refused;	/* counts when it was made */
+	int on;
+} build = { .on = 0 };
+
+int isolate_build_open(const char *root, const char *app,
+		       const struct cgroup_limits *lim)
+{
+	char name[CGROUP_NAME_MAX + 1], *path;
+	struct buf dirs = BUF_INIT;
+	struct cgroup_usage u;
+	int r, ret = -1;
+
+	if (build.on || geteuid() != 0)
+		return 0;
+	path = xasprintf("%s/run/cgroups", root);
+	r = read_file(&dirs, path, 64 * 1024);
+	free(path);
+	if (r == ERR_NOTFOUND) {
+		error_clear();
+		ret = 0;	/* no engine ran here as root */
+		goto out;
+	}
+	if (r < 0 || cgroup_sys_join(&build.sys, dirs.data ? dirs.data : "") < 0)
+		goto out;
+	if (build.sys.layout == CGROUP_NONE) {
+		ret = 0;
+		goto out;
+	}
+	snprintf(name, sizeof(name), "%s.build-%ld", app, (long)getpid());
+	r = cgroup_open(&build.cg, &build.sys, name, 1);
+	if (r < 0) {
+		error_set("cgroup for the build of '%s': %s", app, error_last());
+		cgroup_sys_release(&build.sys);
+		goto out;
+	}
+	build.lim = *lim;
+	r = cgroup_set_limits(&build.cg, lim);
+	if (r < 0 && r != ERR_NOTFOUND) {
+		error_set("limits for the build of '%s': %s", app, error_last());
+		cgroup_remove(&build.cg);
+		cgroup_close(&build.cg);
+		cgroup_sys_release(&build.sys);
+		goto out;
+	}
+	if (cgroup_usage(&build.cg, &u) == 0) {
+		build.ooms = u.oom_kills;
+		build.refused = u.pids_refused;
+	}
+	build.on = 1;
+	ret = 0;
+out:
+	buf_release(&dirs);
+	return ret;
+}
+
+int isolate_build_set_limits(const struct cgroup_limits *lim)
+{
+	int r;
+
+	if (!build.on)
+		return 0;
+	r = cgroup_set_limits(&build.cg, lim);
+	if (r < 0 && r != ERR_NOTFOUND)
+		return error_set("limits for the build: %s", error_last());
+	build.lim = *lim;
+	return 0;
+}
+
+int isolate_build_child(void)
+{
+	return build.on ? cgroup_enter(&build.cg) : 0;
+}
+
+static void mib(char *out, size_t len, uint64_t bytes)
+{
+	if (bytes % (1024 * 1024) == 0)
+		snprintf(out, len, "%llu MiB",
+			 (unsigned long long)(bytes >> 20));
+	else
+		snprintf(out, len, "%llu bytes", (unsigned long long)bytes);
+}
+
+int isolate_build_limit_hit(char *why, size_t len)
+{
+	struct cgroup_usage u;
+	char size[64];
+
+	if (!build.on || cgroup_usage(&build.cg, &u) < 0)
+		return 0;
+	if ((u.have & CGROUP_MEMORY) && u.oom_kills > build.ooms &&
+	    build.lim.memory) {
+		mib(size, sizeof(size), build.lim.memory);
+		snprintf(why, len, "the build reached its memory limit (%s; "
+			 "resources.memory in app.yaml)", size);
+		return 1;
+	}
+	if ((u.have & CGROUP_PIDS) && u.pids_refused > build.refused &&
+	    build.lim.processes) {
+		snprintf(why, len, "the build reached its limit of %ld "
+			 "processes (resources.processes in app.yaml)",
+			 build.lim.processes);
+		return 1;
+	}
+	return 0;
+}
+
+void isolate_build_close(void)
+{
+	if (!build.on)
+		return;
+	if (cgroup_kill(&build.cg, KILL_TIMEOUT_MS) < 0)
+		log_warnx("cgroup %s: %s", build.cg.name, error_last());
+	if (cgroup_remove(&build.cg) < 0) {
+		log_warnx("cgroup %s: %s", build.cg.name, error_last());
+		cgroup_close(&build.cg);
+	}
+	cgroup_sys_release(&build.sys);
+	build.on = 0;
 }

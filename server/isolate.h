@@ -34,6 +34,7 @@ struct isolate_group;
 struct isolate {
 	int on;				/* root: users, cgroups, sandbox */
 	struct appuser_sys users;
+	struct appuser www;		/* berth-www: nginx's workers */
 	struct cgroup_sys cg;		/* layout CGROUP_NONE: no limits */
 	char *root;			/* berth's state folder, hidden */
 	char *pg_run;			/* ROOT/postgres/run, shown again */
@@ -47,7 +48,8 @@ struct isolate {
  * "berth-HASH" for another state folder than /var/lib/berth, so two
  * engines never share groups), groups a crashed engine left are killed
  * and removed, and ROOT/run/cgroups lists the parent folders (one a
- * line).  -1 with error_last() if isolation cannot be given as root.
+ * line).  berth-www, the user of nginx's workers, is made if missing
+ * (iso->www).  -1 with error_last() if isolation cannot be given as root.
  */
 int isolate_init(struct isolate *iso, const char *root);
 /* Kill every group still live, close everything. */
@@ -125,11 +127,45 @@ int isolate_build_user(const char *root, const char *app, struct appuser *u);
  * that port was never free.
  */
 int isolate_port_check(struct isolate *iso, const char *app, int port);
+/*
+ * After a crash, a web process that binds PORT itself is restarted while
+ * its port was free: it gets requests only once this says 1, a socket of
+ * the app's user listening on 'port' (and none of another user's).  0
+ * while nothing listens there yet; ERR_INVALID, as above, when another
+ * user's program does; 1 when not on.
+ */
+int isolate_port_owned(struct isolate *iso, const char *app, int port);
 /* The pure part, for tests: the listeners on 'port' in the text of
  * /proc/net/tcp or tcp6; *other gets a uid that is neither 'uid' nor
  * root's (and the count of those is returned), else 0. */
 int isolate_port_foreign(const char *text, int port, uid_t uid,
 			 uid_t *other);
+
+/*
+ * Builds run in an SSH session's process, not in the engine: the build's
+ * programs (buildpacks, the app's hooks, buildpack and submodule fetches,
+ * as the app's user) share one cgroup, "APP.build-PID" under the engine's parent
+ * folders (ROOT/run/cgroups, cgroup_sys_join()), with the app's limits.
+ * One build per process, so the group is the process's:
+ *
+ * isolate_build_open(): make it.  0 also when there is nothing to
+ * isolate with (not root, no cgroups, no engine has listed its folders):
+ * then the build runs without limits, as before.
+ * isolate_build_child(): in a child between fork and exec, before it
+ * drops root: join the group (async-signal-safe; 0 when there is none).
+ * isolate_build_limit_hit(): after a program failed, why, if a limit of
+ * the group stopped it ("the build reached its memory limit (256 MiB;
+ * ...)") into why, one line; 0 if no limit was met.
+ * isolate_build_close(): kill what is left (setsid()'d daemons too) and
+ * remove the group.
+ */
+int isolate_build_open(const char *root, const char *app,
+		       const struct cgroup_limits *lim);
+/* app.yaml's limits, once it is read (0 when there is no group) */
+int isolate_build_set_limits(const struct cgroup_limits *lim);
+int isolate_build_child(void);
+int isolate_build_limit_hit(char *why, size_t len);
+void isolate_build_close(void);
 
 /* apps:rename: the app's user follows its name (appuser_rename); not
  * on: nothing */

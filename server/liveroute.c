@@ -33,7 +33,9 @@ static size_t web_peers(const struct run *run, struct route_peer **out)
 	if (!run)
 		return 0;
 	for (p = run->procs; p; p = p->next) {
-		if (!p->port || p->state != PROC_UP)
+		/* a restarted one whose port is not known to be its own
+		 * yet gets nothing (app.c, on_port_timer()) */
+		if (!p->port || p->state != PROC_UP || p->port_pending)
 			continue;
 		*out = xrealloc(*out, (n + 1) * sizeof(**out));
 		(*out)[n].proc = p->name;
@@ -49,9 +51,12 @@ static int crash_wait_s(const struct run *run)
 	const struct proc *p;
 	long ms = 0;
 
-	for (p = run->procs; p; p = p->next)
+	for (p = run->procs; p; p = p->next) {
 		if (p->port && p->state == PROC_BACKOFF && p->backoff_ms > ms)
 			ms = p->backoff_ms;
+		if (p->port && p->port_pending && ms < 1000)
+			ms = 1000;
+	}
 	if (ms <= 0)
 		return 0;
 	return ms / 1000 < 1 ? 1 : ms / 1000 > 3600 ? 3600 : (int)(ms / 1000);

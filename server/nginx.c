@@ -89,7 +89,7 @@ struct nginx {
 	char *mod_lua;
 	long stop_timeout_ms;
 	long log_max_bytes;
-	int run_as_root;
+	char *worker_user;	/* as root: nginx's "user", or NULL */
 	unsigned long reloads;
 
 	/* Own mode: the supervised master. */
@@ -163,6 +163,16 @@ static int conf_path_valid(const char *p)
 			return 0;
 	}
 	return 1;
+}
+
+/* A user name we put in nginx's "user" directive, unquoted. */
+static int worker_user_valid(const char *u)
+{
+	size_t n = strlen(u);
+
+	if (n == 0 || n > 31 || !(islower((unsigned char)u[0]) || u[0] == '_'))
+		return 0;
+	return strspn(u, "abcdefghijklmnopqrstuvwxyz0123456789_-") == n;
 }
 
 /*
@@ -521,12 +531,15 @@ static void render_main(struct buf *b, const struct nginx *ng,
 	buf_addf(b, "pid \"%s\";\n", pid_file);
 	buf_addf(b, "error_log \"%s\" warn;\n", error_log);
 	/*
-	 * As root, workers stay root: the state directory (and the static
-	 * sites in it) is often readable by root only.  Static sites stop
-	 * symlinks that leave the site.
+	 * As root, the workers that parse requests from the internet are
+	 * berth-www, never root: what they read (static copies, the
+	 * challenge folder, router.sock, the dashboard's socket) is open to
+	 * them, berth's state is not (docs/security.md).  Without a name,
+	 * nginx's own default (nobody) is still not root.
 	 */
-	if (ng->run_as_root)
-		buf_addstr(b, "user root root;\n");
+	if (ng->worker_user)
+		buf_addf(b, "user %s %s;\n", ng->worker_user,
+			 ng->worker_user);
 	/* Old workers after a reload: finish, but never for long. */
 	buf_addstr(b, "worker_shutdown_timeout 10s;\n");
 	buf_addstr(b, "events {\n\tworker_connections 4096;\n}\n");
@@ -1178,7 +1191,14 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	*out = NULL;
 	ng->loop = l;
 	ng->pid = -1;
-	ng->run_as_root = geteuid() == 0;
+	if (geteuid() == 0 && cfg->www_user[0]) {
+		if (!worker_user_valid(cfg->www_user)) {
+			error_set("invalid user '%s' for nginx's workers",
+				  cfg->www_user);
+			goto out;
+		}
+		ng->worker_user = xstrdup(cfg->www_user);
+	}
 	ng->log_max_bytes = cfg->log_max_bytes;
 	ng->stop_timeout_ms = cfg->stop_timeout_ms > 0 &&
 		cfg->stop_timeout_ms < NGINX_STOP_WAIT_MS ?
@@ -1564,6 +1584,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->acme_root);
 	free(ng->placeholder_crt);
 	free(ng->placeholder_key);
+	free(ng->worker_user);
 	free(ng->mod_ndk);
 	free(ng->mod_lua);
 	free(ng);

@@ -191,6 +191,14 @@ static void run_init(struct run *r)
 	r->uid = r->gid = -1;
 }
 
+/* Every program of the build joins its cgroup (isolate.h) before it
+ * drops root. */
+static const char *build_child_setup(void *arg)
+{
+	(void)arg;
+	return isolate_build_child() == 0 ? NULL : "joining the build's cgroup";
+}
+
 /*
  * Run to completion; *status as from waitpid.  -1 if it could not start
  * or ran out of time (then its whole process group is killed).  Processes
@@ -218,6 +226,7 @@ static int run_prog(struct run *r, int *status)
 	s.out = opipe[1];
 	s.err = epipe[1];
 	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	s.child_setup = build_child_setup;
 	if (r->uid >= 0) {
 		s.flags |= SPAWN_DROP_PRIV;
 		s.uid = (uid_t)r->uid;
@@ -935,6 +944,7 @@ static int pack_materialize(const struct pipeline_build *b,
 	f.state_root = b->root;
 	f.uid = b->drop_uid;
 	f.gid = b->drop_gid;
+	f.child_setup = isolate_build_child;
 	f.deadline = b->deadline;
 	if (buildpack_fetch(&f) == 0) {
 		if (f.stale)
@@ -1854,6 +1864,7 @@ static int checkout_submodules(struct pl *p)
 	so.tmp = tmp;
 	so.uid = p->uid;
 	so.gid = p->gid;
+	so.child_setup = isolate_build_child;
 	so.out = p->o->out;
 	so.deadline = p->deadline;
 	ret = submodule_update(&so);
@@ -2069,6 +2080,7 @@ static int run_steps(struct pl *p)
 
 int pipeline_run(const struct pipeline_opts *o)
 {
+	struct cgroup_limits lim;
 	struct pl p;
 	char short_id[8];
 	char *why = NULL;
@@ -2106,6 +2118,10 @@ int pipeline_run(const struct pipeline_opts *o)
 		goto out;
 	if (resolve_run_user(&p) < 0 || make_dirs(&p) < 0)
 		goto out;
+	/* berth.yaml's limits until app.yaml is read */
+	isolate_limits(&lim, o->cfg, NULL);
+	if (p.per_app_user && isolate_build_open(p.root, o->app, &lim) < 0)
+		goto out;
 	if (pipeline_checkout(o->repo, o->commit, p.build_dir) < 0)
 		goto out;
 	if (load_config(&p) < 0)
@@ -2122,12 +2138,21 @@ int pipeline_run(const struct pipeline_opts *o)
 	if (read_app_yaml(&p) < 0 || read_app_files(&p) < 0 ||
 	    steps_resolve(&p) < 0)
 		goto out;
+	/* the build gets the limits its processes will have */
+	isolate_limits(&lim, o->cfg, &p.m);
+	if (isolate_build_set_limits(&lim) < 0)
+		goto out;
 	if (run_steps(&p) < 0)
 		goto out;
 	ret = 0;
 out:
 	if (ret < 0) {
-		why = xstrdup(error_last());
+		char limit[256];
+
+		if (isolate_build_limit_hit(limit, sizeof(limit)))
+			why = xasprintf("%s: %s", limit, error_last());
+		else
+			why = xstrdup(error_last());
 		say(o->out, " !     %s", why);
 		if (!p.deployed && !p.outcome_said)
 			say(o->out, " !     push rejected: the running release "
@@ -2136,6 +2161,8 @@ out:
 	} else {
 		webhooks(&p, "deployed");
 	}
+	/* what the build left running (a daemon it started) dies here */
+	isolate_build_close();
 	if (p.build_dir && rm_rf(p.build_dir) < 0)
 		log_warnx("%s: %s", __func__, error_last());
 	if (p.env_dir && rm_rf(p.env_dir) < 0)

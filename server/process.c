@@ -217,6 +217,7 @@ int proc_start(struct proc *p, char *const *envp)
 			    NULL, NULL, NULL };
 	int ret = -1;
 
+	p->port_pending = 0;
 	if (!p->attached && pipe2(pfd, O_CLOEXEC) < 0)
 		return error_setsys("pipe");
 	spawn_init(&s);

@@ -646,6 +646,14 @@ int submodule_update(const struct submodule_opts *o)
 		signal(SIGALRM, SIG_DFL);
 		if (o->deadline)
 			alarm(left > 1000 ? (unsigned)(left / 1000) : 1);
+		if (o->child_setup && o->child_setup() != 0) {
+			static const char msg[] =
+				"cannot join the build's cgroup";
+
+			if (write_all(errp[1], msg, sizeof(msg) - 1) < 0)
+				_exit(2);
+			_exit(1);
+		}
 		if (o->uid >= 0 &&
 		    (setgroups(0, NULL) < 0 ||
 		     setresgid((gid_t)o->gid, (gid_t)o->gid,

@@ -33,6 +33,9 @@ struct submodule_opts {
 	long uid, gid;		/* >= 0: do the work as this user */
 	int out;		/* fd for progress lines ("-----> ...") */
 	int64_t deadline;	/* now_ms() clock; 0: none */
+	/* NULL, or run in the child that does the work, before it drops to
+	 * uid (the build's cgroup): async-signal-safe, non-zero fails it */
+	int (*child_setup)(void);
 };
 
 /*

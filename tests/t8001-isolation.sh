@@ -40,9 +40,13 @@ test_expect_success 'a victim app, pushed' '
 
 test_expect_success 'the probe app runs as its own user, not root' '
 	vpid=$(app_pid victim) &&
+	# the port nginx sends the victim'"'"'s requests to
+	vport=$(sed -n "s/^route victim live [0-9]* web\.1:\([0-9]*\).*/\1/p" "$BERTH_ROOT/nginx/routes") &&
+	test -n "$vport" &&
 	new_app_repo probe &&
 	cat >probe/targets <<-EOF &&
 	vpid=$vpid
+	vport=$vport
 	hostkey=$BERTH_ROOT/host/ssh_host_ed25519_key
 	keys=$BERTH_ROOT/keys/authorized_keys
 	apps=$BERTH_ROOT/apps
@@ -50,7 +54,7 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	vrun=$BERTH_ROOT/run
 	EOF
 	cat >probe/probe.py <<-\EOF &&
-	import http.server, os, subprocess
+	import http.server, os, socket, subprocess
 	tg = dict(l.split("=", 1) for l in open("targets").read().split())
 	res = []
 	def t(name, f):
@@ -70,6 +74,15 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	t("vproc", lambda: open("/proc/%s/environ" % tg["vpid"], "rb").read() and "READ")
 	t("vsignal", lambda: os.kill(int(tg["vpid"]), 0) or "SENT")
 	t("setuid", lambda: os.setuid(0) or "ROOT")
+	def steal(host):
+	    s = socket.socket()
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+	    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+	    s.bind((host, int(tg["vport"])))
+	    s.listen()
+	    return "BOUND"
+	t("vbind", lambda: steal("127.0.0.1"))
+	t("vbindany", lambda: steal("0.0.0.0"))
 	t("nnp", lambda: [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0])
 	t("app", lambda: "LISTED %s" % sorted(os.listdir("/app")))
 	s = subprocess.Popen(["setsid", "sleep", "1000"])
@@ -111,6 +124,10 @@ test_expect_success 'the probe reaches nothing outside its app' '
 	test_grep "^vproc: denied" report &&
 	test_grep "^vsignal: denied" report &&
 	test_grep "^setuid: denied" report &&
+	test_grep "^vbind: denied" report &&
+	test_grep "^vbindany: denied" report &&
+	through_nginx victim >body &&
+	test_grep "^hello v1 " body &&
 	test_grep_not "victim-secret" report
 '
 
@@ -258,7 +275,9 @@ test_expect_success 'the root chown walk gives away no file through a swapped li
 	commit_all racy one &&
 	push racy >out 2>&1;
 	racer=$(cat "$TRASH/racerdir/racer.pid" 2>/dev/null) &&
-	test -n "$racer" && kill -KILL "$racer" &&
+	test -n "$racer" &&
+	# the build killed it when it ended (with its cgroup), else now
+	{ kill -KILL "$racer" 2>/dev/null; true; } &&
 	cat out &&
 	test "$(stat -c %u "$TRASH/secret")" = 0 &&
 	test "$(stat -c %u "$TRASH/secret/file")" = 0 &&
@@ -366,9 +385,11 @@ test_expect_success 'a static site is served from a copy the app cannot swap for
 	mkdir site/public &&
 	echo "<p>site v1</p>" >site/public/index.html &&
 	echo "static: public" >site/app.yaml &&
-	# a worker of the same release replaces public/ with a link to /etc
+	# a worker of the same release rewrites a page of the live site,
+	# then replaces public/ with a link to /etc
 	cat >site/swap.py <<-\EOF &&
 	import os, time
+	open("public/index.html", "w").write("<p>changed by the app</p>")
 	os.rename("public", "public.old")
 	os.symlink("/etc", "public")
 	open("swapped", "w").write("yes")
@@ -378,9 +399,12 @@ test_expect_success 'a static site is served from a copy the app cannot swap for
 	commit_all site one &&
 	push site >out &&
 	test_grep "Release 1 of site is live" out &&
-	retry_until 20 sh -c "test -L $BERTH_ROOT/run/site-1-*/public" &&
+	retry_until 20 sh -c "test -f $BERTH_ROOT/run/site-1-*/swapped" &&
+	ln -s "$(dirname "$(echo "$BERTH_ROOT"/run/site-1-*/swapped)")" site.release &&
+	test_grep "changed by the app" site.release/public.old/index.html &&
 	through_nginx site / >body &&
 	test_grep "site v1" body &&
+	test_grep_not "changed" body &&
 	code=$(curl -s -o body -w "%{http_code}" -H "Host: site.localhost" \
 		"http://127.0.0.1:$HTTP_PORT/shadow") &&
 	test "$code" = 404 &&
@@ -399,6 +423,54 @@ test_expect_success 'a static site holding a link is refused, the old one serves
 	test_grep "static site .public.: .[a-z/]*alias. is a symbolic link" out &&
 	through_nginx site / >body &&
 	test_grep "site v1" body
+'
+
+test_expect_success 'nginx workers run as berth-www, never root' '
+	www=$(id -u berth-www) &&
+	test "$www" != 0 &&
+	test "$(id -g berth-www)" = "$www" &&
+	master=$(cat "$BERTH_ROOT/nginx/logs/nginx.pid") &&
+	test "$(uid_of $master)" = 0 &&
+	workers=$(cat /proc/$master/task/$master/children) &&
+	test -n "$workers" &&
+	for w in $workers; do
+		echo "worker $w: $(grep -E "^(Uid|Gid|Groups):" /proc/$w/status | tr -s "\t\n" "  ")" &&
+		test "$(sed -n "s/^Uid:[[:space:]]*//p" /proc/$w/status | tr -s "\t " " ")" = "$www $www $www $www" &&
+		test "$(sed -n "s/^Gid:[[:space:]]*//p" /proc/$w/status | tr -s "\t " " ")" = "$www $www $www $www" || return 1
+	done &&
+	grep -q "^user berth-www berth-www;" "$BERTH_ROOT/nginx/nginx.conf"
+'
+
+# as_www CMD...: run CMD as nginx's worker user
+as_www() { setpriv --reuid=berth-www --regid=berth-www --clear-groups "$@"; }
+
+test_expect_success 'nginx worker user reads its sites and nothing of berth or the apps' '
+	# what it needs: the static copy, the challenge folder, its sockets
+	as_www cat "$(readlink "$BERTH_ROOT/run/site.static")/index.html" >page &&
+	test_grep "site v1" page &&
+	as_www ls "$BERTH_ROOT/acme/.well-known/acme-challenge" &&
+	as_www test -w "$BERTH_ROOT/nginx/router.sock" &&
+	# what it must not reach: a compromised worker reads none of these
+	for f in "$BERTH_ROOT/apps/victim/env" \
+		"$BERTH_ROOT/host/ssh_host_ed25519_key" \
+		"$BERTH_ROOT/keys/authorized_keys" \
+		"$BERTH_ROOT/access/victim" \
+		"$(ls "$BERTH_ROOT"/run/victim-*/web.py | head -n 1)" \
+		"$BERTH_ROOT/run/berth.sock" \
+		"$BERTH_ROOT/users/next-uid"; do
+		test -e "$f" &&
+		test_must_fail as_www cat "$f" </dev/null >/dev/null 2>&1 || {
+			echo "berth-www reached $f"; return 1; }
+	done &&
+	# and nothing else: every file it can read is one of these
+	{ as_www find "$BERTH_ROOT" -type f -readable 2>/dev/null >readable; true; } &&
+	cat readable &&
+	test_grep "\.www/index.html" readable &&
+	{ grep -v -E "^$BERTH_ROOT/(berth\.yaml|state-format|hooks/.*|nginx/(nginx\.conf|check\.pid|logs/nginx\.pid|routes|lua/[a-z]+\.lua|logs/error\.log)|run/cgroups|run/[a-z0-9-]+-[0-9]+-[0-9]+-[0-9]+\.www/.*|acme/\.well-known/.*)\$" readable >unexpected; true; } &&
+	test_must_fail test -s unexpected &&
+	test_must_fail as_www ls "$BERTH_ROOT/nginx/sock" &&
+	test_must_fail as_www ls "$BERTH_ROOT/apps" &&
+	test_must_fail as_www ls "$BERTH_ROOT/logs"
 '
 
 test_expect_success 'stopping the engine leaves no app process or cgroup' '

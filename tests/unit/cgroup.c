@@ -476,6 +476,33 @@ static void test_real(void)
 	ok((s.feat & (CGROUP_MEMORY | CGROUP_PIDS | CGROUP_CPU)) ==
 	   (CGROUP_MEMORY | CGROUP_PIDS | CGROUP_CPU), "memory, pids, cpu here");
 
+	/* a build's session finds the same folders from the engine's list */
+	{
+		struct cgroup_sys j;
+		struct buf list = BUF_INIT;
+		int same;
+
+		for (i = 0; i < s.n_hier; i++)
+			buf_addf(&list, "%s\n", s.hier[i].dir);
+		r = cgroup_sys_join(&j, list.data);
+		same = r == 0 && j.layout == s.layout && j.feat == s.feat &&
+		       j.n_hier == s.n_hier;
+		for (i = 0; same && i < s.n_hier; i++)
+			same = !strcmp(j.hier[i].dir, s.hier[i].dir) &&
+			       j.hier[i].version == s.hier[i].version &&
+			       j.hier[i].dir_fd >= 0;
+		ok(same, "join: the engine's folders, layout and features "
+		   "(%s)", r ? error_last() : cgroup_layout_name(j.layout));
+		cgroup_sys_release(&j);
+		ok(cgroup_sys_join(&j, "") == 0 && j.layout == CGROUP_NONE,
+		   "join: nothing listed, no cgroups");
+		cgroup_sys_release(&j);
+		ok(cgroup_sys_join(&j, "relative/berth\n") < 0,
+		   "join: a relative folder is refused");
+		cgroup_sys_release(&j);
+		buf_release(&list);
+	}
+
 	/* limits land in the files */
 	ok(cgroup_open(&a, &s, "app-a", 0) == ERR_NOTFOUND,
 	   "open without create: not found");

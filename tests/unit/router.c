@@ -433,10 +433,14 @@ static void serve_command(struct serve_state *s, char *line)
 		s->logs.out = fopen(w[1], "a");
 		if (!s->logs.out ||
 		    routerlog_open(&s->rl, s->loop, nginx_log_socket(s->ng),
-				   on_log, &s->logs) < 0)
+				   on_log, &s->logs) < 0) {
 			printf("error: %s\n", error_last());
-		else
+		} else {
+			/* as root the workers are not the engine's user */
+			routerlog_allow_uid(s->rl, router_worker_uid(
+					    nginx_router(s->ng)));
 			printf("ok\n");
+		}
 	} else if (!strcmp(w[0], "bench-apps") && n == 2) {
 		/* N new apps: microseconds for the first and the last */
 		long k, count = parse_long(w[1], 100000), first_us = 0;
@@ -1017,7 +1021,8 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 			int fd;
 			const char *forged = "pr\tat=info forged\n";
 
-			if (setgid(65534) < 0 || setuid(65534) < 0)
+			/* neither root nor nginx's workers (nobody here) */
+			if (setgid(64999) < 0 || setuid(64999) < 0)
 				_exit(2);
 			fd = socket(AF_UNIX, SOCK_STREAM, 0);
 			memset(&sa, 0, sizeof(sa));
