@@ -75,6 +75,7 @@ struct nginx {
 	char *table;		/* DIR/routes */
 	char *ctl_sock;		/* DIR/sock/control */
 	char *probe_sock;	/* DIR/sock/probe */
+	char *answer_sock;	/* DIR/sock/answer */
 	char *log_sock;		/* DIR/router.sock */
 	char *https_listen;	/* the HTTPS listener, or NULL for none */
 	int https_port;
@@ -329,12 +330,42 @@ static const char mime_types[] =
  * Named berth_* so they cannot clash with a system's own maps.
  */
 
+/* How a public or the probe listener proxies to the balancer's choice. */
+static const char proxy_directives[] =
+	"\t\t\tproxy_pass http://berth_router;\n"
+	"\t\t\tproxy_http_version 1.1;\n"
+	"\t\t\tproxy_set_header Host $berth_host;\n"
+	"\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
+	"\t\t\tproxy_set_header X-Forwarded-For "
+	"$proxy_add_x_forwarded_for;\n"
+	"\t\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
+	"\t\t\tproxy_set_header X-Request-Start \"t=${msec}\";\n"
+	"\t\t\tproxy_set_header X-Request-Id $request_id;\n"
+	"\t\t\tproxy_set_header Upgrade $http_upgrade;\n"
+	"\t\t\tproxy_set_header Connection $berth_connection;\n"
+	"\t\t\tproxy_connect_timeout 2s;\n"
+	"\t\t\tproxy_read_timeout 300s;\n"
+	"\t\t\tproxy_send_timeout 300s;\n"
+	/* a refused port is tried on the next; a POST once sent never */
+	"\t\t\tproxy_next_upstream error timeout;\n"
+	"\t\t\tproxy_next_upstream_tries 0;\n";
+
+/*
+ * PUBLIC, in own mode, has no access phase: its balancer routes (a Lua
+ * phase costs every request a coroutine) and sends what is not a live
+ * release's to the ANSWER listener (sock/answer).  A system nginx's
+ * workers may not reach that folder, so there PUBLIC_ACCESS routes in the
+ * access phase as the probe does.
+ */
+enum listener { PUBLIC, PUBLIC_ACCESS, PROBE, ANSWER };
+
 /*
  * The router's part of the configuration, at http level: in own mode
  * inside nginx.conf, in system mode the whole of berth.conf.  Every name
  * is berth_* so it cannot clash with a system's own.
  */
-static void render_proxy_server(struct buf *b, int probe, int redirect)
+static void render_proxy_server(struct buf *b, enum listener which,
+				int redirect)
 {
 	buf_addstr(b,
 		"\t\tclient_max_body_size 100m;\n"
@@ -345,32 +376,22 @@ static void render_proxy_server(struct buf *b, int probe, int redirect)
 	if (redirect)
 		buf_addstr(b, "\t\t\trewrite_by_lua_block { "
 			   "require(\"berth.certs\").redirect() }\n");
-	buf_addf(b, "\t\t\taccess_by_lua_block { "
-		 "require(\"berth.router\").access(%s) }\n",
-		 probe ? "true" : "false");
-	buf_addstr(b,
-		"\t\t\tproxy_pass http://berth_router;\n"
-		"\t\t\tproxy_http_version 1.1;\n"
-		"\t\t\tproxy_set_header Host $berth_host;\n"
-		"\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
-		"\t\t\tproxy_set_header X-Forwarded-For "
-		"$proxy_add_x_forwarded_for;\n"
-		"\t\t\tproxy_set_header X-Forwarded-Proto $scheme;\n"
-		"\t\t\tproxy_set_header X-Request-Start \"t=${msec}\";\n"
-		"\t\t\tproxy_set_header X-Request-Id $request_id;\n"
-		"\t\t\tproxy_set_header Upgrade $http_upgrade;\n"
-		"\t\t\tproxy_set_header Connection $berth_connection;\n"
-		"\t\t\tproxy_connect_timeout 2s;\n"
-		"\t\t\tproxy_read_timeout 300s;\n"
-		"\t\t\tproxy_send_timeout 300s;\n"
-		/* a refused port is tried on the next; a POST once sent never */
-		"\t\t\tproxy_next_upstream error timeout;\n"
-		"\t\t\tproxy_next_upstream_tries 0;\n");
-	if (probe)
+	if (which == PROBE || which == PUBLIC_ACCESS)
+		buf_addf(b, "\t\t\taccess_by_lua_block { "
+			 "require(\"berth.router\").access(%s) }\n",
+			 which == PROBE ? "true" : "false");
+	if (which == ANSWER)
+		buf_addstr(b, "\t\t\taccess_by_lua_block { "
+			   "require(\"berth.router\").answer() }\n"
+			   "\t\t}\n");
+	else
+		buf_addstr(b, proxy_directives);
+	if (which == PROBE)
 		buf_addstr(b, "\t\t\tproxy_hide_header X-Berth-Upstream;\n"
 			      "\t\t\tadd_header X-Berth-Upstream "
 			      "$upstream_addr always;\n");
-	buf_addstr(b, "\t\t}\n");
+	if (which != ANSWER)
+		buf_addstr(b, "\t\t}\n");
 	/*
 	 * A static release: the root comes from the table, so a swap is
 	 * one entry.  Symlinks inside the site could point anywhere:
@@ -381,6 +402,8 @@ static void render_proxy_server(struct buf *b, int probe, int redirect)
 	 * here, where no request ever runs these "set"s (a "set" at server
 	 * level would cost every request).
 	 */
+	if (which == PUBLIC)
+		return;
 	buf_addstr(b,
 		"\t\tlocation @berth_variables {\n"
 		"\t\t\tset $berth_app \"\";\n"
@@ -395,11 +418,15 @@ static void render_proxy_server(struct buf *b, int probe, int redirect)
 		"\t\t\topen_file_cache off;\n"
 		"\t\t\tindex index.html index.htm;\n"
 		"\t\t\ttry_files $uri $uri/ =404;\n"
+		/* big files go out as they are read, not via temp files */
+		"\t\t\tadd_header X-Accel-Buffering no;\n"
 		"\t\t}\n");
 }
 
 static void render_router(struct buf *b, const struct nginx *ng)
 {
+	enum listener public = ng->system ? PUBLIC_ACCESS : PUBLIC;
+
 	buf_addstr(b, "\tlua_shared_dict berth_routes 16m;\n");
 	buf_addstr(b, "\tlua_shared_dict berth_counts 4m;\n");
 	buf_addstr(b, "\tlua_shared_dict berth_certs 16m;\n");
@@ -409,8 +436,9 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	buf_addf(b, "\t\tpackage.loaded[\"berth.router\"] = dofile(\"%s\")\n",
 		 ng->lua);
 	buf_addf(b, "\t\trequire(\"berth.router\").init(\"%s\", \"%s\",\n"
-		 "\t\t\t{ \"%s\", \"%s\" })\n", ng->table, ng->log_sock,
-		 ng->ctl_sock, ng->probe_sock);
+		 "\t\t\t{ \"%s\", \"%s\", \"%s\" }, \"%s\")\n", ng->table,
+		 ng->log_sock, ng->ctl_sock, ng->probe_sock, ng->answer_sock,
+		 ng->system ? "" : ng->answer_sock);
 	buf_addf(b, "\t\tpackage.loaded[\"berth.certs\"] = dofile(\"%s\")\n",
 		 ng->certs_lua);
 	buf_addf(b, "\t\trequire(\"berth.certs\").init(\"%s\", %d)\n",
@@ -444,7 +472,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		   "\t\t\tdisable_symlinks on;\n"
 		   "\t\t\ttry_files $uri =404;\n"
 		   "\t\t}\n");
-	render_proxy_server(b, 0, ng->https_listen != NULL);
+	render_proxy_server(b, public, ng->https_listen != NULL);
 	buf_addstr(b, "\t\tlog_by_lua_block { "
 		      "require(\"berth.router\").log() }\n");
 	buf_addstr(b, "\t}\n");
@@ -470,7 +498,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 			   "require(\"berth.certs\").cert() }\n");
 		buf_addstr(b, "\t\theader_filter_by_lua_block { "
 			   "require(\"berth.certs\").hsts() }\n");
-		render_proxy_server(b, 0, 0);
+		render_proxy_server(b, public, 0);
 		buf_addstr(b, "\t\tlog_by_lua_block { "
 			      "require(\"berth.router\").log() }\n");
 		buf_addstr(b, "\t}\n");
@@ -496,8 +524,15 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	/* the engine's probe: a unix socket in a folder only it enters */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
-	render_proxy_server(b, 1, 0);
+	render_proxy_server(b, PROBE, 0);
 	buf_addstr(b, "\t}\n");
+	/* static sites and the router's own pages, from the balancer */
+	if (public == PUBLIC) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->answer_sock);
+		render_proxy_server(b, ANSWER, 0);
+		buf_addstr(b, "\t}\n");
+	}
 	/* the engine's control listener */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->ctl_sock);
@@ -922,6 +957,7 @@ static int spawn_nginx(struct nginx *ng)
 	/* a killed master leaves its unix sockets, which block the bind */
 	unlink(ng->ctl_sock);
 	unlink(ng->probe_sock);
+	unlink(ng->answer_sock);
 	spawn_init(&s);
 	s.argv = argv;
 	s.envp = envp;
@@ -1164,6 +1200,7 @@ static int set_paths(struct nginx *ng, const char *root)
 	ng->table = path_join(ng->dir, "routes");
 	ng->ctl_sock = path_join(ng->dir, "sock/control");
 	ng->probe_sock = path_join(ng->dir, "sock/probe");
+	ng->answer_sock = path_join(ng->dir, "sock/answer");
 	ng->log_sock = path_join(ng->dir, "router.sock");
 	ng->certs_lua = path_join(ng->dir, "lua/certs.lua");
 	ng->certs_table = path_join(ng->dir, "certs");
@@ -1575,6 +1612,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->table);
 	free(ng->ctl_sock);
 	free(ng->probe_sock);
+	free(ng->answer_sock);
 	free(ng->log_sock);
 	free(ng->proxy_host);
 	free(ng->proxy_sock);

@@ -5,6 +5,8 @@
 --
 -- Shared dictionaries (one copy for all workers, kept across reloads):
 --   berth_routes  "v" -> table version
+--                 "g" -> generation, bumped by every change (the
+--                        workers' caches of routes by host hold for one)
 --                 "h:HOST" -> APP            exact host
 --                 "w:.SUFFIX" -> APP         wildcard "*.SUFFIX"
 --                 "a:APP" -> "APP KIND ..."  the app's route
@@ -232,6 +234,32 @@ function M.access(probe)
 	return answer(503, messages[kind], p.retry)
 end
 
+-- access phase of the answer listener: what the balancer of a public
+-- listener sent here is not a live release.  Looked up again: a static
+-- release is served from its folder, anything else gets its short page.
+-- A route that went live in between is answered as starting (the request
+-- was decided before).
+function M.answer()
+	local app = app_of(ngx.var.host)
+	local text = app and routes:get("a:" .. app)
+	local p = text and parse(text)
+	if not p then
+		return answer(404, "no app for this host")
+	end
+	local kind = p.kind
+	if kind == "static" then
+		if dotfile(ngx.var.uri) then
+			return ngx.exit(404)
+		end
+		ngx.var.berth_root = p.root
+		return ngx.exec("@berth_static")
+	end
+	if kind == "live" then
+		return answer(503, messages.starting, 1)
+	end
+	return answer(503, messages[kind], p.retry)
+end
+
 -- Ports that refused a connection, per worker: skipped for a second
 -- unless every port is (a process died; the engine will route around
 -- it), so a dead process costs one error line per worker per second.
@@ -246,6 +274,9 @@ local DOWN_FOR = 1
 local function to_fallback(ctx, p, k)
 	local f = p.fallback[k]
 	local g, i = f[1], f[2]
+	if not ctx.tried then
+		ctx.tried = {}
+	end
 	if ctx.ikey == p.ikey then
 		counts:incr(p.ikey, -1, 0)
 		counts:incr(p.fikey, 1, 0)
@@ -254,6 +285,68 @@ local function to_fallback(ctx, p, k)
 	ctx.tried[g.ports[i]] = true
 	ctx.group, ctx.index = g, i
 	return balancer.set_current_peer("127.0.0.1", g.ports[i])
+end
+
+-- The public listeners have no access phase (a phase costs every
+-- request a coroutine): the balancer looks the route up itself, counts the
+-- request, and sends whatever is not a live release's (a static site, a
+-- 404 or 503 page) to the answer listener, which looks again and answers.
+local answer_peer
+
+-- Routes by host, per worker, for the table generation "g" they were
+-- read in: any change of the table bumps it, and the next request drops
+-- them all.  So a request reads one number, not the host's and the app's
+-- entries (bounded: random Host headers cannot grow it for long).
+local by_host, by_host_gen, by_host_n = {}, nil, 0
+
+local function lookup(host)
+	local app = app_of(host)
+	local text = app and routes:get("a:" .. app)
+	return text and parse(text) or false
+end
+
+local function route_public(ctx)
+	local host = ngx.var.host
+	ctx.host = host
+	local gen = routes:get("g")
+	if gen ~= by_host_gen or by_host_n >= 1000 then
+		by_host, by_host_gen, by_host_n = {}, gen, 0
+	end
+	local p = by_host[host]
+	if p == nil then
+		p = lookup(host)
+		by_host[host] = p
+		by_host_n = by_host_n + 1
+	end
+	-- Counted before it is routed, then checked again: if the engine
+	-- changed the table in between, it saw this request or this request
+	-- sees the change (the dictionary is one lock; "g" moves last).
+	for _ = 1, 3 do
+		if not p or p.kind ~= "live" then
+			break
+		end
+		counts:incr(p.ikey, 1, 0)
+		local now = routes:get("g")
+		if now == gen then
+			ctx.app, ctx.route = p.app, p
+			ctx.ikey, ctx.dkey = p.ikey, p.dkey
+			return p
+		end
+		counts:incr(p.ikey, -1, 0)
+		gen = now
+		p = lookup(host)
+	end
+	ctx.answer = true
+	if p then
+		ctx.app = p.app
+		if p.kind == "static" then
+			ctx.static = p
+		else
+			ctx.deny = p.kind
+		end
+	end
+	balancer.set_current_peer(answer_peer)
+	return nil
 end
 
 function M.balance()
@@ -268,14 +361,18 @@ function M.balance()
 	end
 	local p = ctx.route
 	if not p then
-		return ngx.exit(ngx.ERROR)
+		if ctx.probe or ctx.answer then
+			return ngx.exit(ngx.ERROR)
+		end
+		p = route_public(ctx)
+		if not p then
+			return
+		end
 	end
 	local all, fallback = p.all, p.fallback
-	local tries = #all + (fallback and #fallback or 0)
-	local tried = ctx.tried
-	if not tried then
+	if not ctx.group then
 		local g, i
-		ctx.tried = {}
+		local tries = #all + (fallback and #fallback or 0)
 		if tries > 1 then
 			balancer.set_more_tries(tries - 1)
 		end
@@ -284,13 +381,13 @@ function M.balance()
 			p.prr = p.prr % #all + 1
 			g, i = all[p.prr][1], all[p.prr][2]
 		else
-			local groups, n, now = p.groups, #p.groups, ngx.now()
+			local groups, n = p.groups, #p.groups
 			local up = false
 			for _ = 1, n do
 				p.rr = p.rr % n + 1
 				g = groups[p.rr]
 				local du = down[g.ports[g.good]]
-				if not du or du < now then
+				if not du or du < ngx.now() then
 					up = true
 					break
 				end
@@ -300,13 +397,18 @@ function M.balance()
 			end
 			i = g.good
 		end
-		ctx.tried[g.ports[i]] = true
+		-- ctx.tried is made on a retry only: most requests have none
 		ctx.group, ctx.index = g, i
 		balancer.set_current_peer("127.0.0.1", g.ports[i])
 		return
 	end
 	-- a retry: the last port failed
 	local g = ctx.group
+	local tried = ctx.tried
+	if not tried then
+		tried = { [g.ports[ctx.index]] = true }
+		ctx.tried = tried
+	end
 	down[g.ports[ctx.index]] = ngx.now() + DOWN_FOR
 	local n = #g.ports
 	for k = 1, n do
@@ -424,13 +526,16 @@ function M.log()
 	if g then
 		rel, proc, port = g.rel, g.proc, g.ports[ctx.index]
 	elseif not app then
-		-- a static release (ngx.exec() left no ctx), or no app
+		-- a static release that the access phase served (ngx.exec()
+		-- left no ctx), or no app
 		app = var.berth_app
 		if not app or app == "" then
 			return
 		end
 		host = var.host
 		rel, proc = var.berth_release, "static"
+	elseif ctx.static then
+		rel, proc = ctx.static.rel, "static"
 	elseif ctx.route then
 		rel = ctx.route.rel
 	end
@@ -524,6 +629,7 @@ local function apply(body, full)
 		elseif op[2] then
 			local ok, err = routes:safe_set(op[1], op[2])
 			if not ok then
+				routes:incr("g", 1, 0)	-- what was set counts
 				return nil, "cannot store " .. op[1] .. ": " .. err
 			end
 			if keep then
@@ -536,13 +642,13 @@ local function apply(body, full)
 	if keep then
 		-- routes first were set, so a host never points nowhere
 		for _, k in ipairs(routes:get_keys(0)) do
-			if k ~= "v" and not keep[k] and
+			if k ~= "v" and k ~= "g" and not keep[k] and
 			    sub(k, 1, 2) ~= "a:" then
 				routes:delete(k)
 			end
 		end
 		for _, k in ipairs(routes:get_keys(0)) do
-			if k ~= "v" and not keep[k] then
+			if k ~= "v" and k ~= "g" and not keep[k] then
 				routes:delete(k)
 			end
 		end
@@ -550,6 +656,8 @@ local function apply(body, full)
 	if version then
 		routes:set("v", version)
 	end
+	-- last: a worker that sees the new generation sees every change
+	routes:incr("g", 1, 0)
 	return version or routes:get("v") or 0
 end
 
@@ -662,8 +770,11 @@ end
 -- init_by_lua, in the master before it forks workers: load the table the
 -- engine wrote, unless the dictionary (kept across a reload) already has
 -- this version or a newer one.
-function M.init(table_path, logsock, sockets)
+function M.init(table_path, logsock, sockets, answer_sock)
 	log_path = logsock
+	if answer_sock and answer_sock ~= "" then
+		answer_peer = "unix:" .. answer_sock
+	end
 	for _, path in ipairs(sockets or {}) do
 		clear_stale(path)
 	end

@@ -141,7 +141,7 @@ test_expect_success 'release 1 of an app that dies at once on TERM serves' '
 
 test_expect_success '20 switches under wrk (GET) and a POST client: nothing fails' '
 	echo "wrk.headers[\"Host\"] = \"demo.localhost\"" >wrk.lua &&
-	{ wrk -t2 -c8 -d300s -s wrk.lua "http://127.0.0.1:$HTTP/" >wrk.out 2>&1 & } &&
+	{ wrk -t2 -c8 -d300s --timeout 30s -s wrk.lua "http://127.0.0.1:$HTTP/" >wrk.out 2>&1 & } &&
 	wrk_pid=$! &&
 	echo $wrk_pid >wrk.pid &&
 	: >posts &&
