@@ -27,14 +27,14 @@ test_expect_success 'setup: app v0 behind nginx' '
 test_expect_success '20 deploys, 5 restarts, 5 config changes under wrk: no error' '
 	rm -f wrk.out wrk.done &&
 	test_when_finished "touch $PWD/wrk.done" &&
-	(
+	{
 		while test ! -e wrk.done; do
 			wrk -t2 -c8 -d3s -H "Host: zd.localhost" \
 				"http://127.0.0.1:$HTTP_PORT/" >>wrk.out 2>&1 || exit 1
-		done
-	) &
+		done &
+	} &&
 	wrk_pid=$! &&
-	sleep 1 &&
+	retry_until 10 connected_to $HTTP_PORT &&
 	for i in $(seq 1 20); do
 		berth deploy zd "$TRASH/b$i.tar.gz" >/dev/null &&
 		test "$(version_through_nginx)" = "v$i" || { echo "deploy $i"; return 1; }
