@@ -35,6 +35,7 @@
 #include "release.h"
 #include "safefs.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
@@ -3047,8 +3048,8 @@ static void logs_filter(struct buf *out, const char *want, long n)
 
 	if (!out->len)
 		return;
-	for (line = strtok_r(out->data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = out->data, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		size_t len;
 		const char *src = logger_line_source(line, &len);
 
@@ -3082,8 +3083,8 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 	if (want)
 		logs_filter(&out, want, n);
 	if (out.len)
-		for (line = strtok_r(out.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 	if (follow && a->log)
 		logger_follow(a->log, c, want);
@@ -3702,8 +3703,8 @@ void app_cmd_pg(struct app *a, struct client *c)
 		return;
 	}
 	if (out.len)
-		for (line = strtok_r(out.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 	buf_release(&out);
 	client_ok(c);

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "logger.h"
 #include "postgres.h"
+#include "banned.h"
 
 /* The folders that carry the app's name, under the state directory. */
 static const char *const renamed[] = {

@@ -26,6 +26,7 @@
 #include "serverlog.h"
 #include "status.h"
 #include "version.h"
+#include "banned.h"
 
 struct command {
 	const char *name;
@@ -396,8 +397,8 @@ static void reply_buf(struct client *c, struct buf *out)
 	char *line, *save = NULL;
 
 	if (out->len)
-		for (line = strtok_r(out->data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out->data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 }
 

@@ -14,6 +14,7 @@
 #include "manifest.h"
 #include "util.h"
 #include "ytree.h"
+#include "banned.h"
 
 #define CONFIG_FILE "berth.yaml"
 #define CONFIG_FILE_MAX (256 * 1024)

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "banned.h"
 
 static int word_char_plain(unsigned char c)
 {

@@ -39,6 +39,7 @@
 #include "spawn.h"
 #include "stateformat.h"
 #include "sshd.h"
+#include "banned.h"
 
 #define CLIENT_MAX_OUT (64 * 1024 * 1024)
 #define SHUTDOWN_GRACE_MS 10000

@@ -12,6 +12,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "banned.h"
 
 #define LOG_KEEP 3
 /* A follower that cannot keep up is dropped rather than growing memory. */

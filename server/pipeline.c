@@ -36,6 +36,7 @@
 #include "spawn.h"
 #include "submodule.h"
 #include "treelimits.h"
+#include "banned.h"
 
 #define LOST_ENGINE_WAIT_MS 60000	/* for a restarted engine to answer */
 #define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

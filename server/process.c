@@ -21,6 +21,7 @@
 #include "loop.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define LINE_MAX_BYTES 16384
 

@@ -37,6 +37,7 @@
 #include "reaper.h"
 #include "spawn.h"
 #include "util.h"
+#include "banned.h"
 
 extern char **environ;
 
