@@ -453,6 +453,9 @@ struct stop_group {
 	void *arg;
 };
 
+static void app_proc_output(struct proc *p, const char *line, size_t len);
+static void app_proc_crashed(struct proc *p, int status);
+
 static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 			     int index, int port)
 {
@@ -467,6 +470,8 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->out_fd = -1;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->state = PROC_DEAD;
+	p->on_output = app_proc_output;
+	p->on_crash = app_proc_crashed;
 	snprintf(p->name, sizeof(p->name), "%s.%d", spec->type, index);
 	for (pp = &r->procs; *pp; pp = &(*pp)->next)
 		;
@@ -476,11 +481,13 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 
 static int proc_spawn(struct proc *p)
 {
+	const struct engine *e = p->app->eng;
+	struct proc_user u = { e->drop_priv, e->run_uid, e->run_gid };
 	struct strv env = STRV_INIT;
 	int ret;
 
 	build_env(&env, p->app, p->run, p);
-	ret = proc_start(p, env.v);
+	ret = proc_start(p, env.v, &u);
 	strv_release(&env);
 	return ret;
 }
@@ -518,7 +525,8 @@ static void run_free(struct run *r)
 	free(r);
 }
 
-void app_proc_output(struct proc *p, const char *line, size_t len)
+/* Output of a process (its on_output). */
+static void app_proc_output(struct proc *p, const char *line, size_t len)
 {
 	if (p->app->log)
 		logger_line(p->app->log, p->name, line, len);
@@ -557,7 +565,9 @@ static void on_restart_timer(struct loop *l, void *arg)
 	live_route_changed(p);
 }
 
-void app_proc_crashed(struct proc *p, int status)
+/* A process exited on its own, not stopped (its on_crash): restart it, or
+ * fail the deploy or watch it belongs to. */
+static void app_proc_crashed(struct proc *p, int status)
 {
 	struct app *a = p->app;
 	struct run *r = p->run;

@@ -10,7 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "client.h"
 #include "log.h"
 #include "banned.h"
 
