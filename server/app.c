@@ -976,7 +976,8 @@ static void deploy_finish(struct deploy *d, int ok)
 
 	if (d->c) {
 		if (ok) {
-			client_ok(d->c);
+			/* for programs (the push's pipeline): which went live */
+			client_ok_fields(d->c, "release=%d", d->number);
 		} else {
 			/* The header, then the lines, in order; the last line
 			 * of the answer is the one-line reason. */
@@ -2600,9 +2601,11 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 	}
 	a = app_find(e, name);
 	if (kind != DEPLOY_NEW && (!a || !a->release)) {
-		if (c)
-			client_error(c, a ? "'%s' has no release yet" :
-				     "app '%s' does not exist", name);
+		if (c && a)
+			client_error(c, "'%s' has no release yet", name);
+		else if (c)
+			client_error_code(c, CONTROL_ERR_NOTFOUND,
+					  "app '%s' does not exist", name);
 		return;
 	}
 	if (kind == DEPLOY_NEW && o->bundle && !o->from_release) {
@@ -3083,7 +3086,8 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 	char *line, *save = NULL;
 
 	if (!a) {
-		client_error(c, "app '%s' does not exist", name);
+		client_error_code(c, CONTROL_ERR_NOTFOUND,
+				  "app '%s' does not exist", name);
 		goto out;
 	}
 	if (logger_tail(dir, want ? 100000 : n, &out) < 0) {

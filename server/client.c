@@ -215,17 +215,58 @@ void client_ok(struct client *c)
 	client_finish(c, "ok\n", 3);
 }
 
-void client_error(struct client *c, const char *fmt, ...)
+void client_ok_fields(struct client *c, const char *fmt, ...)
 {
-	struct buf b = BUF_INIT;
 	va_list ap;
-	char *p, *q;
+	char *fields, *line;
 
 	if (!c || c->gone || c->finished)
 		return;
 	va_start(ap, fmt);
-	p = xvasprintf(fmt, ap);
+	fields = xvasprintf(fmt, ap);
 	va_end(ap);
+	line = xasprintf("ok %s\n", fields);
+	/* one line: fields hold no newline */
+	if (!strchr(fields, '\n'))
+		client_finish(c, line, strlen(line));
+	else
+		client_finish(c, "ok\n", 3);
+	free(line);
+	free(fields);
+}
+
+static void client_error_va(struct client *c, const char *code,
+			    const char *fmt, va_list ap)
+	__attribute__((format(printf, 3, 0)));
+
+void client_error(struct client *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_error_va(c, NULL, fmt, ap);
+	va_end(ap);
+}
+
+void client_error_code(struct client *c, const char *code,
+		       const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	client_error_va(c, code, fmt, ap);
+	va_end(ap);
+}
+
+static void client_error_va(struct client *c, const char *code,
+			    const char *fmt, va_list ap)
+{
+	struct buf b = BUF_INIT;
+	char *p, *q;
+
+	if (!c || c->gone || c->finished)
+		return;
+	p = xvasprintf(fmt, ap);
 	/* The final line is one line: a message of several goes out whole
 	 * first, in order, then its first line as the error. */
 	q = strchr(p, '\n');
@@ -234,7 +275,10 @@ void client_error(struct client *c, const char *fmt, ...)
 		client_data(c, " !     %s", p);
 		*q = '\0';
 	}
-	buf_addf(&b, "error: %s\n", p);
+	if (code)
+		buf_addf(&b, "error %s: %s\n", code, p);
+	else
+		buf_addf(&b, "error: %s\n", p);
 	client_finish(c, b.data, b.len);
 	client_unref(c);
 	buf_release(&b);

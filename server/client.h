@@ -19,6 +19,8 @@
 
 #include <stddef.h>
 
+#include "control.h"	/* the protocol, and the CONTROL_ERR_* codes */
+
 struct loop;
 struct client;
 struct client_server;
@@ -41,8 +43,15 @@ void client_server_close(struct client_server *s, long timeout_ms);
 void client_data(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void client_ok(struct client *c);
+/* "ok KEY=VALUE ...": the end, with data for programs (control.h). */
+void client_ok_fields(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void client_error(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* "error CODE: MESSAGE": code is one of CONTROL_ERR_* (control.h). */
+void client_error_code(struct client *c, const char *code,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 void client_ref(struct client *c);
 void client_unref(struct client *c);
 int client_gone(const struct client *c);

@@ -139,7 +139,9 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 			if (!app_find(e, argv[1])) {
-				client_error(c, "app '%s' does not exist", argv[1]);
+				client_error_code(c, CONTROL_ERR_NOTFOUND,
+						  "app '%s' does not exist",
+						  argv[1]);
 				return;
 			}
 			continue;
@@ -752,7 +754,8 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 		}
 		a = app_find(e, args[1]);
 		if (!a) {
-			client_error(c, "app '%s' does not exist", args[1]);
+			client_error_code(c, CONTROL_ERR_NOTFOUND,
+					  "app '%s' does not exist", args[1]);
 			goto out;
 		}
 	}
