@@ -11,6 +11,7 @@
 
 #include "keys.h"
 #include "util.h"
+#include "banned.h"
 
 #define ACCESS_FILE_MAX (256 * 1024)
 
@@ -45,8 +46,8 @@ static int acl_load(const char *root, const char *app, struct acl *a)
 	}
 	if (read_file(&b, path, ACCESS_FILE_MAX) < 0)
 		goto out;
-	for (line = strtok_r(b.data ? b.data : "", "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = b.data ? b.data : "", line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		if (!strncmp(line, "owner ", 6) && !a->owner)
 			a->owner = xstrdup(line + 6);
 		else if (!strncmp(line, "collaborator ", 13))
@@ -219,8 +220,8 @@ static int key_exists(const char *root, const char *name)
 	int found = 0;
 
 	if (read_file(&b, path, KEYS_FILE_MAX) == 0)
-		for (line = strtok_r(b.data ? b.data : "", "\n", &save);
-		     line && !found; line = strtok_r(NULL, "\n", &save)) {
+		for (save = b.data ? b.data : "", line = str_token(&save, "\n");
+		     line && !found; line = str_token(&save, "\n")) {
 			struct keys_line k;
 
 			if (keys_line_parse(&k, line, strlen(line)) != 0)

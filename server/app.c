@@ -36,6 +36,7 @@
 #include "release.h"
 #include "safefs.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
@@ -461,6 +462,9 @@ struct stop_group {
 	void *arg;
 };
 
+static void app_proc_output(struct proc *p, const char *line, size_t len);
+static void app_proc_crashed(struct proc *p, int status);
+
 static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 			     int index, int port)
 {
@@ -475,6 +479,8 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->out_fd = -1;
 	p->backoff_ms = BACKOFF_MIN_MS;
 	p->state = PROC_DEAD;
+	p->on_output = app_proc_output;
+	p->on_crash = app_proc_crashed;
 	snprintf(p->name, sizeof(p->name), "%s.%d", spec->type, index);
 	for (pp = &r->procs; *pp; pp = &(*pp)->next)
 		;
@@ -484,11 +490,13 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 
 static int proc_spawn(struct proc *p)
 {
+	const struct engine *e = p->app->eng;
+	struct proc_user u = { e->drop_priv, e->run_uid, e->run_gid };
 	struct strv env = STRV_INIT;
 	int ret;
 
 	build_env(&env, p->app, p->run, p);
-	ret = proc_start(p, env.v);
+	ret = proc_start(p, env.v, &u);
 	strv_release(&env);
 	return ret;
 }
@@ -526,7 +534,8 @@ static void run_free(struct run *r)
 	free(r);
 }
 
-void app_proc_output(struct proc *p, const char *line, size_t len)
+/* Output of a process (its on_output). */
+static void app_proc_output(struct proc *p, const char *line, size_t len)
 {
 	if (p->app->log)
 		logger_line(p->app->log, p->name, line, len);
@@ -609,7 +618,9 @@ static void on_restart_timer(struct loop *l, void *arg)
 	live_route_changed(p);
 }
 
-void app_proc_crashed(struct proc *p, int status)
+/* A process exited on its own, not stopped (its on_crash): restart it, or
+ * fail the deploy or watch it belongs to. */
+static void app_proc_crashed(struct proc *p, int status)
 {
 	struct app *a = p->app;
 	struct run *r = p->run;
@@ -1029,7 +1040,8 @@ static void deploy_finish(struct deploy *d, int ok)
 
 	if (d->c) {
 		if (ok) {
-			client_ok(d->c);
+			/* for programs (the push's pipeline): which went live */
+			client_ok_fields(d->c, "release=%d", d->number);
 		} else {
 			/* The header, then the lines, in order; the last line
 			 * of the answer is the one-line reason. */
@@ -2741,9 +2753,11 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 	}
 	a = app_find(e, name);
 	if (kind != DEPLOY_NEW && (!a || !a->release)) {
-		if (c)
-			client_error(c, a ? "'%s' has no release yet" :
-				     "app '%s' does not exist", name);
+		if (c && a)
+			client_error(c, "'%s' has no release yet", name);
+		else if (c)
+			client_error_code(c, CONTROL_ERR_NOTFOUND,
+					  "app '%s' does not exist", name);
 		return;
 	}
 	if (kind == DEPLOY_NEW && o->bundle && !o->from_release) {
@@ -3206,8 +3220,8 @@ static void logs_filter(struct buf *out, const char *want, long n)
 
 	if (!out->len)
 		return;
-	for (line = strtok_r(out->data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = out->data, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		size_t len;
 		const char *src = logger_line_source(line, &len);
 
@@ -3231,7 +3245,8 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 	char *line, *save = NULL;
 
 	if (!a) {
-		client_error(c, "app '%s' does not exist", name);
+		client_error_code(c, CONTROL_ERR_NOTFOUND,
+				  "app '%s' does not exist", name);
 		goto out;
 	}
 	if (logger_tail(dir, want ? 100000 : n, &out) < 0) {
@@ -3241,8 +3256,8 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 	if (want)
 		logs_filter(&out, want, n);
 	if (out.len)
-		for (line = strtok_r(out.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 	if (follow && a->log)
 		logger_follow(a->log, c, want);
@@ -3964,8 +3979,8 @@ void app_cmd_pg(struct app *a, struct client *c)
 		return;
 	}
 	if (out.len)
-		for (line = strtok_r(out.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 	buf_release(&out);
 	client_ok(c);

@@ -82,6 +82,13 @@ struct proc {
 	int tty;			/* stdio[0] is a terminal */
 	char term[64];			/* its TERM (the client's), or "" */
 	struct client *client;		/* answered with the exit status */
+	/* Set by whoever makes the process (app.c), called by process.c,
+	 * which knows nothing above it: each output line (without its
+	 * newline), and an exit nobody asked for (a crash; status as from
+	 * waitpid).  Both required. */
+	void (*on_output)(struct proc *p, const char *line, size_t len);
+	void (*on_crash)(struct proc *p, int status);
+	/* A stop finished (proc_stop): called once, then forgotten. */
 	void (*on_exit)(struct proc *p, void *arg);
 	void *on_exit_arg;
 };
@@ -268,7 +275,14 @@ int app_has_database(const struct app *a);
 int proc_http_port(const struct proc *p);
 
 /* Process supervision (process.c). */
-int proc_start(struct proc *p, char *const *envp);
+/* The user app processes run as, passed down by app.c (the engine's
+ * run_user): with drop_priv 0 they keep ours. */
+struct proc_user {
+	int drop_priv;
+	uid_t uid;
+	gid_t gid;
+};
+int proc_start(struct proc *p, char *const *envp, const struct proc_user *u);
 /* Close berth's copy of p's hand-off socket (the process keeps its own);
  * it gets none on a restart. */
 void proc_close_socket(struct proc *p);
@@ -277,9 +291,5 @@ void proc_stop(struct proc *p, long timeout_ms);
 void proc_free(struct proc *p);
 /* The last output lines (oldest first) into out, indented. */
 void proc_tail(const struct proc *p, struct buf *out);
-/* Output of a process: called by process.c for each line. */
-void app_proc_output(struct proc *p, const char *line, size_t len);
-/* A process exited on its own (not stopped): restart or fail a deploy. */
-void app_proc_crashed(struct proc *p, int status);
 
 #endif

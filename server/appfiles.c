@@ -13,6 +13,7 @@
 #include "appjson.h"
 #include "buildpack.h"
 #include "safefs.h"
+#include "banned.h"
 
 #define FILE_MAX (1024 * 1024)
 #define IGNORED_LINE_MAX 600	/* the ignored list, then "and N more" */

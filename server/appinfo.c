@@ -14,6 +14,7 @@
 #include "postgres.h"
 #include "release.h"
 #include "status.h"
+#include "banned.h"
 
 #define INFO_FMT "%-14s %s"
 

@@ -11,6 +11,7 @@
 #include "json.h"
 #include "manifest.h"
 #include "util.h"
+#include "banned.h"
 
 #define IGNORED_MAX 64		/* entries listed, then "..." */
 #define COMMAND_MAX (64 * 1024)

@@ -29,6 +29,7 @@
 #include "logger.h"
 #include "postgres.h"
 #include "release.h"
+#include "banned.h"
 
 /* The folders that carry the app's name, under the state directory. */
 static const char *const renamed[] = {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "banned.h"
 
 void appstate_init(struct appstate *st)
 {

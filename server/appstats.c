@@ -15,6 +15,7 @@
 #include "postgres.h"
 #include "release.h"
 #include "util.h"
+#include "banned.h"
 
 /* Upper edges (ms) of the service time bins; the last one is open. */
 static const long bin_edges[] = {

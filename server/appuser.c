@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "spawn.h"
+#include "banned.h"
 
 #define HASHED_PREFIX_LEN 16
 #define TOOL_TIMEOUT_MS 60000

@@ -21,6 +21,7 @@
 #include "postgres.h"
 #include "spawn.h"
 #include "util.h"
+#include "banned.h"
 
 #define DUMP_MAGIC "PGDMP"
 #define PSQL_INPUT_MAX (64L * 1024 * 1024)
@@ -190,7 +191,7 @@ static void pgrun_report(struct pgrun *r, int status, struct backup_io *io)
 	ssize_t n = pread(r->err_fd, text, sizeof(text) - 1, 0);
 
 	text[n > 0 ? n : 0] = '\0';
-	for (p = strtok_r(text, "\n", &save); p; p = strtok_r(NULL, "\n", &save)) {
+	for (save = text, p = str_token(&save, "\n"); p; p = str_token(&save, "\n")) {
 		if (!line)
 			line = p;
 		if (strstr(p, "error:") || strstr(p, "FATAL:")) {

@@ -22,6 +22,7 @@
 #include "log.h"
 #include "safefs.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define REASON_MAX 1024
 #define REF_MAX 200

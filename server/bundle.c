@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "banned.h"
 
 #define PACK_MAX_DEPTH 256
 

@@ -35,6 +35,7 @@
 #include "spawn.h"
 #include "tlscert.h"
 #include "util.h"
+#include "banned.h"
 
 #define CERTS_LEGO_TIMEOUT_MS (10L * 60 * 1000)
 #define CERTS_FIRST_SCAN_MS 1000
@@ -106,8 +107,8 @@ static void read_opts(const struct certs *cs, const char *app,
 	o->redirect = 1;
 	o->hsts = 0;
 	if (read_file(&b, path, 4096) == 0 && b.len) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
+		for (save = b.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n")) {
 			long v;
 
 			if (sscanf(line, "https_redirect %ld", &v) == 1)

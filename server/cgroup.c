@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 #define PROCS_MAX (4 * 1024 * 1024)	/* cgroup.procs text we read */
 #define SMALL_MAX 65536			/* any other cgroup file */

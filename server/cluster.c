@@ -18,6 +18,7 @@
 #include "release.h"
 #include "util.h"
 #include "version.h"
+#include "banned.h"
 
 #define HEARTBEAT_MS 2000
 #define RECONCILE_MS 5000
@@ -1519,8 +1520,7 @@ int cluster_start(struct cluster **out, struct engine *e)
 			      host);
 	copy = xstrdup(cfg->groups ? cfg->groups : "default");
 	buf_addstr(&groups, "{");
-	for (tok = strtok_r(copy, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
+	for (save = copy; (tok = str_token(&save, ",")) != NULL; ) {
 		if (!cl->first_group)
 			cl->first_group = xstrdup(tok);
 		buf_addf(&groups, "%s%s", groups.len > 1 ? "," : "", tok);

@@ -27,6 +27,7 @@
 #include "serverlog.h"
 #include "status.h"
 #include "version.h"
+#include "banned.h"
 
 struct command {
 	const char *name;
@@ -139,7 +140,9 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 			if (!app_find(e, argv[1])) {
-				client_error(c, "app '%s' does not exist", argv[1]);
+				client_error_code(c, CONTROL_ERR_NOTFOUND,
+						  "app '%s' does not exist",
+						  argv[1]);
 				return;
 			}
 			continue;
@@ -412,8 +415,8 @@ static void reply_buf(struct client *c, struct buf *out)
 	char *line, *save = NULL;
 
 	if (out->len)
-		for (line = strtok_r(out->data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out->data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 }
 
@@ -787,7 +790,8 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 		}
 		a = app_find(e, args[1]);
 		if (!a) {
-			client_error(c, "app '%s' does not exist", args[1]);
+			client_error_code(c, CONTROL_ERR_NOTFOUND,
+					  "app '%s' does not exist", args[1]);
 			goto out;
 		}
 	}

@@ -14,6 +14,7 @@
 #include "manifest.h"
 #include "util.h"
 #include "ytree.h"
+#include "banned.h"
 
 #define CONFIG_FILE "berth.yaml"
 #define CONFIG_FILE_MAX (256 * 1024)
@@ -235,8 +236,7 @@ static int check_groups(const char *key, const char *value)
 	char *copy = xstrdup(value), *tok, *save = NULL;
 	int n = 0, ret = 0;
 
-	for (tok = strtok_r(copy, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
+	for (save = copy; (tok = str_token(&save, ",")) != NULL; ) {
 		if (!config_group_name_valid(tok) || ++n > 16) {
 			ret = error_set("'%s' must be a list of up to 16 group names (lower case letters, digits and '-', like web)",
 					key);

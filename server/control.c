@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "banned.h"
 
 static int word_char_plain(unsigned char c)
 {
@@ -102,7 +103,8 @@ void control_encode_request(struct buf *out, int argc, char *const *argv)
 void control_encode_data(struct buf *out, const char *line, size_t len)
 {
 	if ((len == 2 && !memcmp(line, "ok", 2)) ||
-	    (len >= 6 && !memcmp(line, "error:", 6)) ||
+	    (len >= 3 && !memcmp(line, "ok ", 3)) ||
+	    (len >= 5 && !memcmp(line, "error", 5)) ||
 	    (len >= 1 && line[0] == '\\'))
 		buf_add(out, "\\", 1);
 	buf_add(out, line, len);
@@ -112,6 +114,17 @@ void control_encode_data(struct buf *out, const char *line, size_t len)
 void control_reader_init(struct control_reader *r)
 {
 	buf_init(&r->in, 0);
+	r->code[0] = '\0';
+}
+
+/* "error CODE: MESSAGE": the length of CODE ([a-z]+, bounded), or 0. */
+static size_t error_code_len(const char *s)
+{
+	size_t n = 0;
+
+	while (s[n] >= 'a' && s[n] <= 'z' && n < CONTROL_CODE_MAX - 1)
+		n++;
+	return n && s[n] == ':' ? n : 0;
 }
 
 void control_reader_release(struct control_reader *r)
@@ -131,9 +144,21 @@ int control_reader_feed(struct control_reader *r, const char *data,
 		char *line = r->in.data;
 
 		*nl = '\0';
+		r->code[0] = '\0';
 		if (!strcmp(line, "ok"))
 			ret = fn(arg, CONTROL_OK, "");
-		else if (!strncmp(line, "error: ", 7))
+		else if (!strncmp(line, "ok ", 3))
+			ret = fn(arg, CONTROL_OK, line + 3);
+		else if (!strncmp(line, "error ", 6) && error_code_len(line + 6)) {
+			size_t k = error_code_len(line + 6);
+			const char *msg = line + 6 + k + 1;
+
+			memcpy(r->code, line + 6, k);
+			r->code[k] = '\0';
+			if (*msg == ' ')
+				msg++;
+			ret = fn(arg, CONTROL_ERROR, msg);
+		} else if (!strncmp(line, "error: ", 7))
 			ret = fn(arg, CONTROL_ERROR, line + 7);
 		else if (!strncmp(line, "error:", 6))
 			ret = fn(arg, CONTROL_ERROR, line + 6);
@@ -148,6 +173,29 @@ int control_reader_feed(struct control_reader *r, const char *data,
 	if (r->in.len > CONTROL_LINE_MAX * 4)
 		return error_set("response line too long");
 	return 0;
+}
+
+long control_field_long(const char *fields, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *s = fields;
+
+	while (s && *s) {
+		const char *end = strchr(s, ' ');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+
+		if (len > klen && !strncmp(s, key, klen) && s[klen] == '=') {
+			char num[24];
+
+			if (len - klen - 1 >= sizeof(num))
+				return -1;
+			memcpy(num, s + klen + 1, len - klen - 1);
+			num[len - klen - 1] = '\0';
+			return parse_long(num, LONG_MAX);
+		}
+		s = end ? end + 1 : NULL;
+	}
+	return -1;
 }
 
 int control_error_is_usage(const char *msg)
@@ -183,6 +231,7 @@ struct call_state {
 	void *arg;
 	int done;	/* 1 ok, 2 error */
 	char *errmsg;
+	char *fields;	/* of the ok line */
 };
 
 static int call_line(void *arg, enum control_kind kind, const char *text)
@@ -194,6 +243,7 @@ static int call_line(void *arg, enum control_kind kind, const char *text)
 		ret = cs->fn(cs->arg, kind, text);
 	if (kind == CONTROL_OK) {
 		cs->done = 1;
+		cs->fields = xstrdup(text);
 		return 1;
 	}
 	if (kind == CONTROL_ERROR) {
@@ -268,12 +318,38 @@ int control_call(const char *root, int argc, char *const *argv,
 	return control_call_fds(root, argc, argv, NULL, 0, fn, arg, errmsg);
 }
 
+static int call_fds(const char *root, int argc, char *const *argv,
+		    const int *fds, size_t nfds, control_line_fn fn,
+		    void *arg, char **errmsg, struct control_result *res);
+
 int control_call_fds(const char *root, int argc, char *const *argv,
 		     const int *fds, size_t nfds, control_line_fn fn,
 		     void *arg, char **errmsg)
 {
+	return call_fds(root, argc, argv, fds, nfds, fn, arg, errmsg, NULL);
+}
+
+int control_call_result(const char *root, int argc, char *const *argv,
+			control_line_fn fn, void *arg,
+			struct control_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	return call_fds(root, argc, argv, NULL, 0, fn, arg, NULL, res);
+}
+
+void control_result_release(struct control_result *res)
+{
+	free(res->fields);
+	free(res->message);
+	memset(res, 0, sizeof(*res));
+}
+
+static int call_fds(const char *root, int argc, char *const *argv,
+		    const int *fds, size_t nfds, control_line_fn fn,
+		    void *arg, char **errmsg, struct control_result *res)
+{
 	struct control_reader rd;
-	struct call_state cs = { fn, arg, 0, NULL };
+	struct call_state cs = { fn, arg, 0, NULL, NULL };
 	char chunk[8192];
 	int fd, ret = -1, r;
 	ssize_t n;
@@ -309,8 +385,17 @@ int control_call_fds(const char *root, int argc, char *const *argv,
 	}
 	if (cs.done == 1) {
 		ret = 0;
+		if (res) {
+			res->fields = cs.fields;
+			cs.fields = NULL;
+		}
 	} else {
 		ret = 1;
+		if (res) {
+			memcpy(res->code, rd.code, sizeof(res->code));
+			res->message = cs.errmsg;
+			cs.errmsg = NULL;
+		}
 		if (errmsg) {
 			*errmsg = cs.errmsg;
 			cs.errmsg = NULL;
@@ -318,6 +403,7 @@ int control_call_fds(const char *root, int argc, char *const *argv,
 	}
 out:
 	free(cs.errmsg);
+	free(cs.fields);
 	if (fd >= 0)
 		close(fd);
 	control_reader_release(&rd);

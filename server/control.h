@@ -7,10 +7,21 @@
  * bytes outside [A-Za-z0-9._,:/@+=^~-] become %XX, so a word never holds a
  * space, a newline or a NUL, and "logs myapp -n 100" reads as itself.
  *
- * Response: lines.  The last one is "ok" or "error: MESSAGE", then the
- * engine closes the connection.  A data line that would read as one of
- * those (or starts with a backslash) is sent with a leading backslash,
- * which the client removes.
+ * Response: lines.  Data lines are for people and no program reads
+ * meaning from their words.  The last line is typed, then the engine
+ * closes the connection:
+ *
+ *   ok                          done
+ *   ok KEY=VALUE ...            done, with data for programs
+ *                               (a deploy: "ok release=5")
+ *   error: MESSAGE              failed, MESSAGE for people
+ *   error CODE: MESSAGE         failed, and CODE ([a-z]+) says how for
+ *                               programs ("error notfound: app 'x' does
+ *                               not exist")
+ *
+ * A data line that would read as one of those (it is "ok", starts with
+ * "ok " or "error", or with a backslash) is sent with a leading
+ * backslash, which the client removes.
  */
 #ifndef BERTH_CONTROL_H
 #define BERTH_CONTROL_H
@@ -33,13 +44,21 @@ void control_encode_data(struct buf *out, const char *line, size_t len);
 
 enum control_kind {
 	CONTROL_DATA,
-	CONTROL_OK,
-	CONTROL_ERROR,	/* text is the message after "error: " */
+	CONTROL_OK,	/* text is the KEY=VALUE fields, "" if none */
+	CONTROL_ERROR,	/* text is the message after "error: " or
+			 * "error CODE: " */
 };
+
+/* Error codes of the last line (a message without one is a plain
+ * failure). */
+#define CONTROL_ERR_NOTFOUND "notfound"	/* the app (or release) named
+					 * does not exist */
+#define CONTROL_CODE_MAX 32
 
 /* Incremental response reader: feed bytes, get whole lines. */
 struct control_reader {
 	struct buf in;
+	char code[CONTROL_CODE_MAX];	/* of the last error line read, or "" */
 };
 typedef int (*control_line_fn)(void *arg, enum control_kind kind,
 			       const char *text);
@@ -49,6 +68,10 @@ void control_reader_init(struct control_reader *r);
 int control_reader_feed(struct control_reader *r, const char *data,
 			size_t len, control_line_fn fn, void *arg);
 void control_reader_release(struct control_reader *r);
+
+/* The value of KEY in the fields of an ok line ("release=5 x=y") as a
+ * number >= 0, or -1 if it is not there (or not a number). */
+long control_field_long(const char *fields, const char *key);
 
 /* 1 if an error message is about usage (exit status 100 for the CLI and
  * over SSH): it starts with "usage: " or "unknown command ". */
@@ -65,6 +88,20 @@ int control_connect(const char *root);
  */
 int control_call(const char *root, int argc, char *const *argv,
 		 control_line_fn fn, void *arg, char **errmsg);
+
+/* What a call ended with, for programs: control_call_result() fills it;
+ * control_result_release() frees its strings. */
+struct control_result {
+	char *fields;			/* of "ok ...", "" if none */
+	char code[CONTROL_CODE_MAX];	/* of "error CODE: ...", "" if none */
+	char *message;			/* of an error */
+};
+/* control_call(), keeping the last line's data in *res (released by the
+ * caller, also on failure). */
+int control_call_result(const char *root, int argc, char *const *argv,
+			control_line_fn fn, void *arg,
+			struct control_result *res);
+void control_result_release(struct control_result *res);
 
 /*
  * Send one request on fd (from control_connect()), with up to 3

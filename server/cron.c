@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "util.h"
+#include "banned.h"
 
 #define DST_JUMP_MAX (3 * 3600)	/* Debian cron's limit for DST handling */
 #define HORIZON (3660L * 86400)	/* ten years and then some */

@@ -37,6 +37,7 @@
 #include "nginx.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define COOKIE_NAME "berth_session"
 #define BODY_MAX (64 * 1024)
@@ -215,8 +216,8 @@ static int record_parse(struct dashboard_session *s, char *text)
 	int have_key = 0, have_exp = 0;
 
 	memset(s, 0, sizeof(*s));
-	for (line = strtok_r(text, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = text, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		char *eq = strchr(line, '=');
 
 		if (!eq)
@@ -1023,8 +1024,8 @@ static void count_procs(struct counts *c, const char *procs)
 
 	memset(c, 0, sizeof(*c));
 	snprintf(tmp, sizeof(tmp), "%s", procs);
-	for (tok = strtok_r(tmp, " ", &save); tok;
-	     tok = strtok_r(NULL, " ", &save)) {
+	for (save = tmp, tok = str_token(&save, " "); tok;
+	     tok = str_token(&save, " ")) {
 		tok[strcspn(tok, ".")] = '\0';
 		for (i = 0; i < c->ntypes; i++)
 			if (!strcmp(c->type[i], tok))
@@ -1101,8 +1102,8 @@ static void parse_series(char *rest, long long *out)
 	for (i = 0; i < MINUTES; i++)
 		out[i] = -1;
 	i = 0;
-	for (tok = strtok_r(rest, " ", &save); tok && i < MINUTES;
-	     tok = strtok_r(NULL, " ", &save), i++)
+	for (save = rest, tok = str_token(&save, " "); tok && i < MINUTES;
+	     tok = str_token(&save, " "), i++)
 		out[i] = strcmp(tok, "-") ? strtoll(tok, NULL, 10) : -1;
 }
 
@@ -2640,8 +2641,8 @@ static int scale_words(struct strv *argv, const char *spec)
 	int n = 0;
 
 	snprintf(tmp, sizeof(tmp), "%s", spec);
-	for (tok = strtok_r(tmp, " ,", &save); tok;
-	     tok = strtok_r(NULL, " ,", &save)) {
+	for (save = tmp, tok = str_token(&save, " ,"); tok;
+	     tok = str_token(&save, " ,")) {
 		char *eq = strchr(tok, '=');
 		size_t i;
 

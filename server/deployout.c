@@ -15,6 +15,7 @@
 
 #include "engine.h"
 #include "log.h"
+#include "banned.h"
 
 #define META_MAX 4096
 /* A follower that cannot keep up is dropped rather than growing memory. */

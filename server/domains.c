@@ -15,6 +15,7 @@
 #include "logger.h"
 #include "manifest.h"
 #include "util.h"
+#include "banned.h"
 
 static int strv_has(const struct strv *sv, const char *s)
 {
@@ -68,8 +69,8 @@ void domains_load(struct app *a)
 
 	strv_release(&a->domains);
 	if (read_file(&b, path, 64 * 1024) == 0 && b.len) {
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
+		for (save = b.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n")) {
 			if (domain_norm(line, h) < 0) {
 				log_warnx("%s: %s: %s", a->name, path,
 					  error_last());

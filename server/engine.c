@@ -40,28 +40,10 @@
 #include "spawn.h"
 #include "stateformat.h"
 #include "sshd.h"
+#include "banned.h"
 
-#define CLIENT_MAX_OUT (64 * 1024 * 1024)
 #define SHUTDOWN_GRACE_MS 10000
 #define CLIENT_FINISH_MS 2000	/* at exit, for queued answers to go out */
-
-struct client {
-	struct engine *e;
-	struct client *prev, *next;	/* e->clients */
-	int fd;
-	int refs;
-	int gone;		/* peer hung up or connection closed */
-	int finished;		/* final line queued */
-	int dispatched;
-	struct buf in;
-	struct buf out;
-	void (*on_close)(struct client *, void *);
-	void *on_close_arg;
-	void (*on_input)(struct client *, const char *, size_t, void *);
-	void *on_input_arg;
-	int fds[CLIENT_MAX_FDS];	/* passed with the request, until taken */
-	size_t nfds;
-};
 
 char *engine_path(const struct engine *e, const char *fmt, ...)
 {
@@ -85,454 +67,10 @@ void engine_spawn_as_app_user(const struct engine *e, struct spawn *s)
 	s->gid = e->run_gid;
 }
 
-/* ---------- control clients ---------- */
-
-static void client_close(struct client *c);
-
-static void client_close_fds(struct client *c)
+/* A control request: the command table runs it (commands.c). */
+static void on_request(struct client *c, int argc, char **argv, void *arg)
 {
-	size_t i;
-
-	for (i = 0; i < c->nfds; i++)
-		if (c->fds[i] >= 0)
-			close(c->fds[i]);
-	c->nfds = 0;
-}
-
-size_t client_take_fds(struct client *c, int *fds, size_t max)
-{
-	size_t i, n;
-
-	if (!c)
-		return 0;
-	n = c->nfds < max ? c->nfds : max;
-	for (i = 0; i < n; i++) {
-		fds[i] = c->fds[i];
-		c->fds[i] = -1;
-	}
-	client_close_fds(c);
-	return n;
-}
-
-void client_ref(struct client *c)
-{
-	if (c)
-		c->refs++;
-}
-
-void client_unref(struct client *c)
-{
-	if (!c || --c->refs > 0)
-		return;
-	if (c->fd >= 0) {
-		loop_del_fd(c->e->loop, c->fd);
-		close(c->fd);
-	}
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		c->e->clients = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
-	buf_release(&c->in);
-	buf_release(&c->out);
-	client_close_fds(c);
-	free(c);
-}
-
-int client_gone(const struct client *c)
-{
-	return !c || c->gone;
-}
-
-size_t client_pending(const struct client *c)
-{
-	return c ? c->out.len : 0;
-}
-
-void client_on_input(struct client *c,
-		     void (*fn)(struct client *, const char *, size_t, void *),
-		     void *arg)
-{
-	if (!c)
-		return;
-	c->on_input = fn;
-	c->on_input_arg = arg;
-}
-
-void client_on_close(struct client *c, void (*fn)(struct client *, void *),
-		     void *arg)
-{
-	if (!c)
-		return;
-	c->on_close = fn;
-	c->on_close_arg = arg;
-}
-
-static void client_flush(struct client *c)
-{
-	ssize_t n;
-
-	while (c->out.len) {
-		n = write(c->fd, c->out.data, c->out.len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			client_close(c);
-			return;
-		}
-		buf_consume(&c->out, (size_t)n);
-	}
-	if (c->out.len) {
-		loop_mod_fd(c->e->loop, c->fd, LOOP_READ | LOOP_WRITE);
-		return;
-	}
-	if (c->finished) {
-		client_close(c);
-		return;
-	}
-	loop_mod_fd(c->e->loop, c->fd, LOOP_READ);
-}
-
-static void client_queue(struct client *c, const char *data, size_t len)
-{
-	if (!c || c->gone || c->finished)
-		return;
-	buf_add(&c->out, data, len);
-	if (c->out.len > CLIENT_MAX_OUT) {
-		client_close(c);
-		return;
-	}
-	client_flush(c);
-}
-
-void client_data(struct client *c, const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	char *p, *line, *nl;
-
-	if (!c || c->gone || c->finished)
-		return;
-	va_start(ap, fmt);
-	p = xvasprintf(fmt, ap);
-	va_end(ap);
-	/* One data line per text line. */
-	for (line = p; ; line = nl + 1) {
-		nl = strchr(line, '\n');
-		if (!nl) {
-			if (*line || line == p)
-				control_encode_data(&b, line, strlen(line));
-			break;
-		}
-		control_encode_data(&b, line, (size_t)(nl - line));
-	}
-	client_queue(c, b.data, b.len);
-	buf_release(&b);
-	free(p);
-}
-
-/*
- * Queue the final line; the connection closes once it is written.  A
- * write that finds the peer gone closes c at once, which may drop its
- * last reference: hold one while c is still read here.
- */
-static void client_finish(struct client *c, const char *line, size_t len)
-{
-	client_ref(c);
-	client_queue(c, line, len);
-	if (!c->gone) {
-		c->finished = 1;
-		client_flush(c);
-	}
-	client_unref(c);
-}
-
-void client_ok(struct client *c)
-{
-	if (!c || c->gone || c->finished)
-		return;
-	client_finish(c, "ok\n", 3);
-}
-
-void client_error(struct client *c, const char *fmt, ...)
-{
-	struct buf b = BUF_INIT;
-	va_list ap;
-	char *p, *q;
-
-	if (!c || c->gone || c->finished)
-		return;
-	va_start(ap, fmt);
-	p = xvasprintf(fmt, ap);
-	va_end(ap);
-	/* The final line is one line: a message of several goes out whole
-	 * first, in order, then its first line as the error. */
-	q = strchr(p, '\n');
-	client_ref(c);		/* client_data() may close it */
-	if (q) {
-		client_data(c, " !     %s", p);
-		*q = '\0';
-	}
-	buf_addf(&b, "error: %s\n", p);
-	client_finish(c, b.data, b.len);
-	client_unref(c);
-	buf_release(&b);
-	free(p);
-}
-
-static void client_close(struct client *c)
-{
-	void (*fn)(struct client *, void *);
-
-	if (c->gone)
-		return;
-	c->gone = 1;
-	if (c->fd >= 0) {
-		loop_del_fd(c->e->loop, c->fd);
-		close(c->fd);
-		c->fd = -1;
-	}
-	fn = c->on_close;
-	c->on_close = NULL;
-	if (fn)
-		fn(c, c->on_close_arg);
-	client_unref(c);	/* the connection's own reference */
-}
-
-/*
- * Engine exit: what is queued for clients (the last lines and "ok" of
- * followers, answers to deploys cut short) still goes out, for at most
- * timeout_ms in all; then every connection is closed.
- */
-static void clients_finish(struct engine *e, long timeout_ms)
-{
-	int64_t deadline = now_ms() + timeout_ms;
-	struct client *c, *next;
-	struct pollfd pfd;
-
-	for (c = e->clients; c; c = c->next) {
-		while (c->fd >= 0 && c->out.len && now_ms() < deadline) {
-			ssize_t n;
-
-			pfd.fd = c->fd;
-			pfd.events = POLLOUT;
-			if (poll(&pfd, 1, (int)(deadline - now_ms())) <= 0)
-				break;
-			n = write(c->fd, c->out.data, c->out.len);
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0)
-				break;
-			buf_consume(&c->out, (size_t)n);
-		}
-	}
-	for (c = e->clients; c; c = next) {
-		next = c->next;
-		c->refs = 1;	/* whoever held it is gone by now */
-		if (!c->gone)
-			client_close(c);	/* its on_close runs, then it goes */
-		else
-			client_unref(c);
-	}
-}
-
-static void client_dispatch(struct client *c, size_t linelen)
-{
-	struct strv argv = STRV_INIT;
-
-	c->dispatched = 1;
-	client_ref(c);
-	if (control_parse_request(&argv, c->in.data, linelen) < 0) {
-		client_error(c, "bad request: %s", error_last());
-	} else {
-		commands_dispatch(c->e, c, (int)argv.n, argv.v);
-		/* What came after the request line is the command's input. */
-		if (!c->gone && c->on_input && c->in.len > linelen + 1)
-			c->on_input(c, c->in.data + linelen + 1,
-				    c->in.len - linelen - 1, c->on_input_arg);
-	}
-	buf_release(&c->in);
-	strv_release(&argv);
-	client_unref(c);	/* c may be gone after this */
-}
-
-/*
- * Read from a client; descriptors passed along with its request (run's
- * stdin, stdout, stderr) are kept for the command to take.  Any that
- * come later, or beyond the few a request may carry, are closed.
- */
-static ssize_t client_recv(struct client *c, int fd, char *buf, size_t len)
-{
-	union {
-		struct cmsghdr h;
-		char space[CMSG_SPACE(sizeof(int) * CLIENT_MAX_FDS)];
-	} ctl;
-	struct iovec iov = { buf, len };
-	struct msghdr msg;
-	struct cmsghdr *cm;
-	ssize_t n;
-
-	memset(&msg, 0, sizeof(msg));
-	msg.msg_iov = &iov;
-	msg.msg_iovlen = 1;
-	msg.msg_control = ctl.space;
-	msg.msg_controllen = sizeof(ctl.space);
-	n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
-	if (n < 0)
-		return n;
-	for (cm = CMSG_FIRSTHDR(&msg); cm; cm = CMSG_NXTHDR(&msg, cm)) {
-		size_t k, got;
-		int *in;
-
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		got = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		in = (int *)(void *)CMSG_DATA(cm);
-		for (k = 0; k < got; k++) {
-			if (!c->dispatched && c->nfds < CLIENT_MAX_FDS)
-				c->fds[c->nfds++] = in[k];
-			else
-				close(in[k]);
-		}
-	}
-	return n;
-}
-
-void client_read_input(struct client *c)
-{
-	char chunk[4096];
-	ssize_t n;
-
-	if (!c || c->gone || !c->dispatched || !c->on_input)
-		return;
-	client_ref(c);
-	while (!c->gone && c->on_input) {
-		n = client_recv(c, c->fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;		/* EAGAIN: nothing more yet */
-		if (n == 0) {
-			client_close(c);
-			break;
-		}
-		c->on_input(c, chunk, (size_t)n, c->on_input_arg);
-	}
-	client_unref(c);	/* c may be gone after this */
-}
-
-/*
- * Whatever this calls (a write, an error answer, the command, its input
- * callback) may close c and drop the connection's reference: a reference
- * of our own keeps c until we are done with it.
- */
-static void on_client(struct loop *l, int fd, unsigned events, void *arg)
-{
-	struct client *c = arg;
-	char chunk[4096];
-	ssize_t n;
-	char *nl;
-
-	client_ref(c);
-	if (events & LOOP_WRITE) {
-		client_flush(c);
-		if (c->gone)
-			goto out;
-	}
-	if (!(events & LOOP_READ))
-		goto out;
-	n = client_recv(c, fd, chunk, sizeof(chunk));
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		goto out;
-	if (n <= 0) {
-		client_close(c);
-		goto out;
-	}
-	if (c->dispatched) {
-		/* one request per connection; the rest is its input, or
-		 * ignored */
-		if (c->on_input)
-			c->on_input(c, chunk, (size_t)n, c->on_input_arg);
-		goto out;
-	}
-	if (buf_add(&c->in, chunk, (size_t)n) < 0) {
-		client_error(c, "request too long");
-		goto out;
-	}
-	nl = memchr(c->in.data, '\n', c->in.len);
-	if (nl)
-		client_dispatch(c, (size_t)(nl - c->in.data));
-	else if (c->in.len > CONTROL_LINE_MAX)
-		client_error(c, "request too long");
-out:
-	client_unref(c);	/* c may be gone after this */
-}
-
-static void on_control(struct loop *l, int fd, unsigned events, void *arg)
-{
-	struct engine *e = arg;
-	struct client *c;
-	int cfd;
-
-	cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
-	if (cfd < 0)
-		return;
-	c = xcalloc(1, sizeof(*c));
-	c->e = e;
-	c->fd = cfd;
-	c->refs = 1;
-	buf_init(&c->in, CONTROL_LINE_MAX + 4096);
-	if (loop_add_fd(l, cfd, LOOP_READ, on_client, c) < 0) {
-		close(cfd);
-		free(c);
-		return;
-	}
-	c->next = e->clients;
-	if (c->next)
-		c->next->prev = c;
-	e->clients = c;
-}
-
-static int control_listen(struct engine *e)
-{
-	struct sockaddr_un sa;
-	char *path = engine_path(e, "%s", CONTROL_SOCKET);
-	mode_t old;
-	int fd = -1, ret = -1;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	if (strlen(path) >= sizeof(sa.sun_path)) {
-		error_set("state directory path too long for a socket: '%s'", path);
-		goto out;
-	}
-	memcpy(sa.sun_path, path, strlen(path) + 1);
-	unlink(path);
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd < 0) {
-		error_setsys("socket");
-		goto out;
-	}
-	/* Only root (the owner) may talk to the engine. */
-	old = umask(077);
-	ret = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
-	umask(old);
-	if (ret < 0 || listen(fd, 64) < 0) {
-		ret = error_setsys("cannot listen on '%s'", path);
-		goto out;
-	}
-	chmod(path, 0600);
-	e->ctl_fd = fd;
-	fd = -1;
-	ret = loop_add_fd(e->loop, e->ctl_fd, LOOP_READ, on_control, e);
-out:
-	if (fd >= 0)
-		close(fd);
-	free(path);
-	return ret;
+	commands_dispatch(arg, c, argc, argv);
 }
 
 /* ---------- incoming folder ---------- */
@@ -889,13 +427,14 @@ int engine_serve(struct config *cfg)
 {
 	struct dashboard *dash = NULL;
 	struct engine e;
+	char *ctl_path = NULL;
 	char exe[PATH_MAX];
 	ssize_t n;
 	int ret = 1;
 
 	memset(&e, 0, sizeof(e));
 	e.cfg = cfg;
-	e.ctl_fd = e.sig_fd = e.incoming_fd = -1;
+	e.sig_fd = e.incoming_fd = -1;
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	exe[n > 0 ? n : 0] = '\0';
 	e.self_exe = xstrdup(exe);
@@ -938,7 +477,8 @@ int engine_serve(struct config *cfg)
 		log_warnx("postgres: %s", error_last());
 		e.pg = NULL;
 	}
-	if (control_listen(&e) < 0)
+	ctl_path = engine_path(&e, "%s", CONTROL_SOCKET);
+	if (client_listen(&e.ctl, e.loop, ctl_path, on_request, &e) < 0)
 		goto out;
 	if (sshd_start(&e.sshd, cfg, e.loop, e.self_exe) < 0)
 		goto out;
@@ -982,7 +522,8 @@ out:
 	apps_free(&e);
 	appstats_stop(&e);
 	serverlog_end_followers();
-	clients_finish(&e, CLIENT_FINISH_MS);
+	client_server_close(e.ctl, CLIENT_FINISH_MS);
+	e.ctl = NULL;
 	if (e.iso) {
 		isolate_release(e.iso);
 		free(e.iso);
@@ -992,13 +533,7 @@ out:
 		config_release(&e.file_cfg);
 	ports_release(&e.ports);
 	free(e.self_exe);
-	if (e.ctl_fd >= 0) {
-		char *p = engine_path(&e, "%s", CONTROL_SOCKET);
-
-		unlink(p);
-		free(p);
-		close(e.ctl_fd);
-	}
+	free(ctl_path);
 	log_info("stopped");
 	/* before the loop goes: followers of the log get their "ok" */
 	serverlog_close();

@@ -19,6 +19,7 @@
 #include "engine.h"
 #include "safefs.h"
 #include "util.h"
+#include "banned.h"
 
 #define EXPORT_FORMAT "berth-export 1"
 #define STATE_MAX (1 << 20)
@@ -103,8 +104,8 @@ static int read_state(const char *appdir, long *release, struct buf *scale)
 	*release = 0;
 	if (read_file(&b, path, STATE_MAX) < 0)
 		goto out;
-	for (line = strtok_r(b.data, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = b.data, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		if (!strncmp(line, "release ", 8))
 			*release = parse_long(line + 8, 1L << 30);
 		else if (!strncmp(line, "scale ", 6))
@@ -470,8 +471,8 @@ static int clean_env(const char *dir)
 	if (path_exists(path) && read_file(&in, path, STATE_MAX) < 0)
 		goto out;
 	if (in.len)
-		for (line = strtok_r(in.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save)) {
+		for (save = in.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n")) {
 			if (!strchr(line, '=') || line[0] == '=' ||
 			    !strncmp(line, "DATABASE_URL=", 13))
 				continue;
@@ -497,8 +498,8 @@ int export_parse_header(const char *text, size_t len, long *release,
 		error_set("berth-export holds a NUL byte");
 		goto out;
 	}
-	for (line = strtok_r(copy, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
+	for (save = copy, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
 		if (first) {
 			if (strcmp(line, EXPORT_FORMAT)) {
 				error_set("not a berth export (no '%s' line)",

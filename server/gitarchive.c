@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "pktline.h"
+#include "banned.h"
 
 #define ARG_MAX_LEN 1024
 

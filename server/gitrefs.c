@@ -6,6 +6,7 @@
 
 #include "gitsvc.h"
 #include "pktline.h"
+#include "banned.h"
 
 void gitrefs_init(struct gitrefs *refs)
 {

@@ -16,6 +16,7 @@
 #include "log.h"
 #include "packwrite.h"
 #include "util.h"
+#include "banned.h"
 
 #define STALE_LOCK_S 3600	/* a lock this old is a dead repack's */
 

@@ -13,6 +13,7 @@
 #include "receive.h"
 #include "upload.h"
 #include "util.h"
+#include "banned.h"
 
 int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
 		 const char *app, const char *pusher, int version,

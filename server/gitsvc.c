@@ -12,6 +12,7 @@
 #include "config.h"
 #include "pktline.h"
 #include "util.h"
+#include "banned.h"
 
 #define SVC_PATH_MAX 1024	/* longest repository path we look at */
 

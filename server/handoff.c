@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include "banned.h"
 
 /* nginx is the only client; a deep queue rides out a slow start. */
 #define HANDOFF_BACKLOG 1024

@@ -18,6 +18,7 @@
 
 #include "loop.h"
 #include "util.h"
+#include "banned.h"
 
 #define HEALTH_CONNECT_MS 1000L
 #define HEALTH_BODY_MAX (64 * 1024)

@@ -29,6 +29,7 @@
 
 #include "oidset.h"
 #include "util.h"
+#include "banned.h"
 
 enum {
 	S_HEADER,	/* "PACK", version, count: 12 bytes */

@@ -24,6 +24,7 @@
 #include "safefs.h"
 #include "spawn.h"
 #include "util.h"
+#include "banned.h"
 
 #define DEFAULT_ROOT "/var/lib/berth"
 #define KILL_TIMEOUT_MS 3000

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "banned.h"
 
 struct jp {
 	const char *buf;

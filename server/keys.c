@@ -10,6 +10,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "banned.h"
 
 /* Walks the lines of a buffer; the last line may lack its newline. */
 struct line_iter {

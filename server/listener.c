@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
+#include "banned.h"
 
 void listener_init(struct listener *l)
 {

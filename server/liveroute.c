@@ -16,6 +16,7 @@
 #include "nginx.h"
 #include "routerlog.h"
 #include "util.h"
+#include "banned.h"
 
 /* A route built from runs; owns its arrays. */
 struct built {

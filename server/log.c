@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "banned.h"
 
 static int log_verbose;
 static char log_title[32] = "berth";

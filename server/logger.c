@@ -10,8 +10,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "engine.h"
+#include "client.h"
 #include "log.h"
+#include "banned.h"
 
 #define LOG_KEEP 3
 /* A follower that cannot keep up is dropped rather than growing memory. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "banned.h"
 
 struct loop_fd {
 	loop_fd_fn fn;

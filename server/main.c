@@ -28,6 +28,7 @@
 #include "startserver.h"
 #include "util.h"
 #include "version.h"
+#include "banned.h"
 
 static void usage(FILE *f)
 {
@@ -258,8 +259,8 @@ static int dash_key_exists(void *ctx, const char *key)
 	int found = 0;
 
 	if (keys_list(ctx, &out) == 0 && out.len)
-		for (line = strtok_r(out.data, "\n", &save); line && !found;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line && !found;
+		     line = str_token(&save, "\n"))
 			found = strlen(line) > strlen(key) &&
 				!strncmp(line, key, strlen(key)) &&
 				line[strlen(key)] == ' ';

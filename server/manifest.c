@@ -15,6 +15,7 @@
 #include "cgroup.h"
 #include "safefs.h"
 #include "ytree.h"
+#include "banned.h"
 
 #define MANIFEST_FILE_MAX (1024 * 1024)
 #define MAX_PROCS 64

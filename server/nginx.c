@@ -27,6 +27,7 @@
 #include "spawn.h"
 #include "tlscert.h"
 #include "util.h"
+#include "banned.h"
 
 /* server/router.lua, built in by scripts/embed */
 extern const char router_lua[];

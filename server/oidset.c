@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "banned.h"
 
 static size_t slot_of(const struct oidset *s, const git_oid *id)
 {

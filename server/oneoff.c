@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "util.h"
+#include "banned.h"
 
 #define ONEOFF_CMD_MAX 8192
 

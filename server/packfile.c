@@ -14,6 +14,7 @@
 #include <openssl/sha.h>
 
 #include "util.h"
+#include "banned.h"
 
 _Static_assert(sizeof(SHA_CTX) <= sizeof(((struct pack_hash *)0)->ctx),
 	       "SHA_CTX fits");

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "logger.h"
 #include "release.h"
+#include "banned.h"
 
 static char *packset_path(const char *appdir)
 {

@@ -8,6 +8,7 @@
 
 #include "oidset.h"
 #include "util.h"
+#include "banned.h"
 
 #define OUTBUF 65515	/* one side-band packet's payload */
 

@@ -7,6 +7,7 @@
 
 #include "paths.h"
 #include "util.h"
+#include "banned.h"
 
 #ifndef BERTH_DATADIR
 #define BERTH_DATADIR "/usr/local/share/berth"

@@ -36,6 +36,7 @@
 #include "spawn.h"
 #include "submodule.h"
 #include "treelimits.h"
+#include "banned.h"
 
 #define LOST_ENGINE_WAIT_MS 60000	/* for a restarted engine to answer */
 #define BUILD_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -1139,7 +1140,7 @@ struct pl {
 	char *detected;
 	char *pack;
 	int64_t start, deadline;
-	long release;		/* from the engine's "is live" line; -1 */
+	long release;		/* from the engine's "ok release=N"; -1 */
 	long deploying;		/* from "Deploying release N"; 0 */
 	int deployed;
 	int outcome_said;	/* the failure message says what runs now */
@@ -1186,30 +1187,33 @@ static int load_config(struct pl *p)
 {
 	struct strv argv = STRV_INIT;
 	struct config_state cs = { &p->config, 0 };
-	char *err = NULL;
-	int r;
+	struct control_result res;
+	int r, ret = -1;
 
 	strv_push(&argv, "config");
 	strv_push(&argv, p->o->app);
-	r = control_call(p->root, 2, argv.v, config_line, &cs, &err);
+	r = control_call_result(p->root, 2, argv.v, config_line, &cs, &res);
 	strv_release(&argv);
 	if (r < 0)
-		return -1;
+		goto out;
 	if (r == 1) {
 		/* A first push: the engine learns of the app at its first
 		 * deploy, and it has no config vars before that. */
-		char *first = xasprintf("app '%s' does not exist", p->o->app);
-		int none = err && !strcmp(err, first);
-
-		free(first);
-		if (!none)
-			error_set("cannot read config vars: %s", err ? err : "");
-		free(err);
-		return none ? 0 : -1;
+		if (!strcmp(res.code, CONTROL_ERR_NOTFOUND))
+			ret = 0;
+		else
+			error_set("cannot read config vars: %s",
+				  res.message ? res.message : "");
+		goto out;
 	}
-	if (cs.bad)
-		return error_set("too many config vars");
-	return 0;
+	if (cs.bad) {
+		error_set("too many config vars");
+		goto out;
+	}
+	ret = 0;
+out:
+	control_result_release(&res);
+	return ret;
 }
 
 /* The environment of hooks and buildpacks, never our own. */
@@ -1570,10 +1574,6 @@ static int deploy_line(void *arg, enum control_kind kind, const char *text)
 	if (kind != CONTROL_DATA)
 		return 0;
 	say(ds->p->o->out, "%s", text);
-	if (sscanf(text, "-----> Release %ld of %*s is live%n", &n, &used) >= 1 &&
-	    used > 0 && n > 0)
-		ds->p->release = n;
-	used = 0;
 	if (sscanf(text, "-----> Deploying release %ld of %*s%n", &n, &used) >= 1 &&
 	    used > 0 && n > 0)
 		ds->p->deploying = n;
@@ -1664,8 +1664,9 @@ static int step_deploy(struct pl *p)
 {
 	struct strv argv = STRV_INIT;
 	struct deploy_state ds = { p };
-	char *err = NULL;
+	struct control_result res;
 	int r, ret = -1, copy_of;
+	long n;
 
 	strv_push(&argv, "deploy");
 	strv_push(&argv, p->o->app);
@@ -1686,7 +1687,8 @@ static int step_deploy(struct pl *p)
 	/* The engine logs the deploy itself: no copy of these lines. */
 	copy_of = log_copy_of;
 	log_copy_of = -1;
-	r = control_call(p->root, (int)argv.n, argv.v, deploy_line, &ds, &err);
+	r = control_call_result(p->root, (int)argv.n, argv.v, deploy_line,
+				&ds, &res);
 	log_copy_of = copy_of;
 	if (r < 0 && p->deploying) {
 		/* Hung up mid-deploy: what runs now is the engine's answer. */
@@ -1699,13 +1701,16 @@ static int step_deploy(struct pl *p)
 	} else if (r < 0) {
 		goto out;
 	} else if (r == 1) {
-		error_set("%s", err ? err : "deploy failed");
+		error_set("%s", res.message ? res.message : "deploy failed");
 		goto out;
+	} else if ((n = control_field_long(res.fields, "release")) > 0) {
+		/* the engine's "ok release=N": the release that went live */
+		p->release = n;
 	}
 	p->deployed = 1;
 	ret = 0;
 out:
-	free(err);
+	control_result_release(&res);
 	strv_release(&argv);
 	return ret;
 }

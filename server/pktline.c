@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 void pkt_reader_init(struct pkt_reader *r, struct gitsvc_io *io)
 {

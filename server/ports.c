@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "banned.h"
 
 void ports_init(struct ports *p, int min, int max)
 {

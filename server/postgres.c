@@ -43,6 +43,7 @@
 #include "loop.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define PG_USER "berth"
 #define PG_SUPERUSER "postgres"

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include "banned.h"
 
 /* An allow-list, not a deny-list: a variable nobody thought of when this
  * was written (a new loader knob, a new interpreter) stays out. */

@@ -1,8 +1,9 @@
 /*
  * process: start, watch and stop one app process.  Output goes through a
- * pipe into the engine's loop, line by line, to the app's logger.  What
- * happens when a process exits is app.c's decision (restart with
- * back-off, fail a deploy, or finish a stop).
+ * pipe into the engine's loop, line by line, to the process's on_output.
+ * What happens when a process exits is its owner's decision (app.c:
+ * restart with back-off, fail a deploy, or finish a stop), reached
+ * through on_crash and on_exit: this file calls nothing above it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -21,6 +22,7 @@
 #include "loop.h"
 #include "reaper.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define LINE_MAX_BYTES 16384
 
@@ -46,7 +48,7 @@ void proc_tail(const struct proc *p, struct buf *out)
 static void emit(struct proc *p, const char *line, size_t len)
 {
 	proc_remember(p, line, len);
-	app_proc_output(p, line, len);
+	p->on_output(p, line, len);
 }
 
 static void close_output(struct proc *p)
@@ -182,7 +184,7 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 	drain_output(p);
 	close_output(p);
 	p->state = PROC_DEAD;
-	app_proc_crashed(p, status);
+	p->on_crash(p, status);
 }
 
 static void proc_close_stdio(struct proc *p)
@@ -196,7 +198,7 @@ static void proc_close_stdio(struct proc *p)
 	}
 }
 
-int proc_start(struct proc *p, char *const *envp)
+int proc_start(struct proc *p, char *const *envp, const struct proc_user *u)
 {
 	/* Source the buildpacks' .profile.d, then run the Procfile command
 	 * as the app's author wrote it, passed as $1, never pasted in.  A
@@ -259,7 +261,11 @@ int proc_start(struct proc *p, char *const *envp)
 		if (p->tty)
 			s.flags |= SPAWN_CTTY;
 	}
-	engine_spawn_as_app_user(p->app->eng, &s);
+	if (u->drop_priv) {
+		s.flags |= SPAWN_DROP_PRIV;
+		s.uid = u->uid;
+		s.gid = u->gid;
+	}
 	isolate_limits(&lim, p->app->eng->cfg, &p->run->m);
 	if (isolate_spawn_prepare(p->app->eng->iso, &is, p->app->name,
 				  p->run->dir, &lim, &s) < 0)

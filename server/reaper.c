@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 
 #include "util.h"
+#include "banned.h"
 
 struct watch {
 	pid_t pid;

@@ -35,6 +35,7 @@
 #include "pktline.h"
 #include "version.h"
 #include "spawn.h"
+#include "banned.h"
 
 #define KEEPALIVE_MS 5000	/* empty band-1 packet while a build runs */
 #define REASON_MAX 1024		/* the deploy's reason for failing */

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 #define META_MAX (1 << 16)
 
@@ -99,8 +100,8 @@ int release_set_status(const char *appdir, int n, const char *status)
 	int ret;
 
 	if (read_file(&old, path, META_MAX) == 0)
-		for (line = strtok_r(old.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = old.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			if (strncmp(line, "status ", 7))
 				buf_addf(&b, "%s\n", line);
 	buf_addf(&b, "status %s\n", status);
@@ -119,8 +120,8 @@ char *release_meta_get(const char *appdir, int n, const char *key)
 	size_t k = strlen(key);
 
 	if (read_file(&b, path, META_MAX) == 0)
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = b.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			if (!strncmp(line, key, k) && line[k] == ' ') {
 				free(val);
 				val = xstrdup(line + k + 1);
@@ -150,8 +151,8 @@ int env_file_read(const char *path, struct strv *env)
 	if (read_file(&b, path, RELEASE_ENV_MAX) < 0)
 		return -1;
 	if (b.len)
-		for (line = strtok_r(b.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = b.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			if (strchr(line, '='))
 				strv_push(env, line);
 	buf_release(&b);

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "loop.h"
 #include "util.h"
+#include "banned.h"
 
 #define ROUTER_FILE_MAX (64 * 1024 * 1024)
 #define ROUTER_RESP_MAX (64 * 1024)

@@ -14,6 +14,7 @@
 #include "log.h"
 #include "loop.h"
 #include "util.h"
+#include "banned.h"
 
 #define ROUTERLOG_CONNS 64
 #define ROUTERLOG_BATCH 1024

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include "banned.h"
 
 #define DIR_ENTRIES_MAX (1024 * 1024)
 #define REMOVE_ROUNDS_MAX 100000

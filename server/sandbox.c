@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "util.h"
+#include "banned.h"
 
 static const char *app_path(const struct sandbox *sb)
 {

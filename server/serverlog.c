@@ -8,6 +8,7 @@
 #include "log.h"
 #include "logger.h"
 #include "util.h"
+#include "banned.h"
 
 static struct logger *server_log;
 
@@ -52,8 +53,8 @@ void serverlog_cmd_logs(struct engine *e, struct client *c, long n,
 		goto out;
 	}
 	if (out.len)
-		for (line = strtok_r(out.data, "\n", &save); line;
-		     line = strtok_r(NULL, "\n", &save))
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
 			client_data(c, "%s", line);
 	if (follow && server_log)
 		logger_follow(server_log, c, NULL);

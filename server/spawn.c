@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "listener.h"
+#include "banned.h"
 
 void spawn_init(struct spawn *s)
 {

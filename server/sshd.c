@@ -39,6 +39,7 @@
 #include "reaper.h"
 #include "spawn.h"
 #include "util.h"
+#include "banned.h"
 
 extern char **environ;
 

@@ -31,6 +31,7 @@
 #include "listener.h"
 #include "util.h"
 #include "version.h"
+#include "banned.h"
 
 extern char **environ;
 

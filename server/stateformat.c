@@ -9,6 +9,7 @@
 #include "log.h"
 #include "util.h"
 #include "version.h"
+#include "banned.h"
 
 #define FORMAT_FILE "state-format"
 

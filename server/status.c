@@ -22,6 +22,7 @@
 #include "stateformat.h"
 #include "util.h"
 #include "version.h"
+#include "banned.h"
 
 /* Seconds since this process started, from /proc (no engine hook). */
 static long process_uptime(void)

@@ -20,6 +20,7 @@
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
+#include "banned.h"
 
 #define GITMODULES_MAX (1024 * 1024)
 #define REASON_MAX 1024

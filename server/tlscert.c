@@ -15,6 +15,7 @@
 #include <openssl/x509v3.h>
 
 #include "util.h"
+#include "banned.h"
 
 void tlscert_info_release(struct tlscert_info *ti)
 {

@@ -7,6 +7,7 @@
 
 #include "config.h"
 #include "util.h"
+#include "banned.h"
 
 /* Blob sizes already read, by id: a tree bomb names one blob a billion
  * times.  Open addressing; when full, later blobs are just read again. */

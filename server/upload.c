@@ -30,6 +30,7 @@
 #include "packwrite.h"
 #include "pktline.h"
 #include "version.h"
+#include "banned.h"
 
 #define MAX_PREFIXES 65		/* ls-refs: more means all refs, as git */
 #define MAX_EDGES 256		/* commits whose trees the client has */

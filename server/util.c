@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include "banned.h"
 
 /* The last error, per thread like libgit2's (indexpack.c has workers). */
 static _Thread_local char last_error[1024];
@@ -532,6 +533,24 @@ int write_all(int fd, const void *data, size_t len)
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+char *str_token(char **cursor, const char *delims)
+{
+	char *s = *cursor, *end;
+
+	if (!s)
+		return NULL;
+	s += strspn(s, delims);
+	if (!*s) {
+		*cursor = s;
+		return NULL;
+	}
+	end = s + strcspn(s, delims);
+	if (*end)
+		*end++ = '\0';
+	*cursor = end;
+	return s;
 }
 
 long parse_long(const char *s, long max)

@@ -107,6 +107,13 @@ int write_all(int fd, const void *data, size_t len);
 
 /* Parse a non-negative decimal integer (whole string), -1 if not one. */
 long parse_long(const char *s, long max);
+
+/* The next token of *cursor, delimited by any byte of delims (runs of them
+ * count as one, leading ones are skipped); the delimiter after it is
+ * overwritten with NUL and *cursor moves past it.  NULL when no token is
+ * left (or *cursor is NULL).  The state lives in the caller's cursor, so
+ * loops nest (strtok and strtok_r are banned, see banned.h). */
+char *str_token(char **cursor, const char *delims);
 /* Parse a duration "2", "2s", "500ms", "1.5s", "1m" into ms; -1 if bad. */
 long parse_duration_ms(const char *s);
 

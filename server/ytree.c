@@ -10,6 +10,7 @@
 #include <yaml.h>
 
 #include "util.h"
+#include "banned.h"
 
 /* More pairs than this in one mapping is refused: keeps the duplicate-key
  * check (quadratic) cheap on hostile input. */

@@ -51,6 +51,21 @@ add_web_app() {
 	echo "$2" >"$1/VERSION"
 }
 
+# new_web_app DIR VERSION: new_app_repo DIR with the web app and a
+# Procfile that runs it (not yet committed)
+new_web_app() {
+	new_app_repo "$1" &&
+	add_web_app "$1" "$2" &&
+	echo "web: python3 web.py" >"$1/Procfile"
+}
+
+# start_berth_for_pushes: the engine and this script's push key (at the
+# top level of a step: both export variables)
+start_berth_for_pushes() {
+	start_berth &&
+	setup_push_key
+}
+
 # A test buildpack written to the Heroku classic API: detect names it,
 # compile counts its builds in the cache and bakes config var GREETING
 # (from ENV_DIR) into VERSION, release gives a default web process.

@@ -76,7 +76,7 @@ test_expect_success 'followers killed while lines flow: the engine stays up' '
 		followers 10 kill$round &&
 		wait_followers kill$round.1.out kill$round.5.out kill$round.10.out &&
 		kill -9 $fpids &&
-		wait $fpids 2>/dev/null;
+		{ wait $fpids 2>/dev/null || :; } &&
 		kill -0 $BERTH_PID || { echo "engine died in round $round"; return 1; }
 	done &&
 	berth apps >apps &&
@@ -93,10 +93,9 @@ test_expect_success 'SIGINT with followers and a deploy in its health check' '
 	followers 5 int &&
 	wait_followers int.1.out int.2.out int.3.out int.4.out int.5.out &&
 	kill -INT $BERTH_PID &&
-	wait $BERTH_PID;
-	echo $? >engine.rc &&
+	{ wait $BERTH_PID; echo $? >engine.rc; } &&
 	BERTH_PID= &&
-	wait $fpids;
+	{ wait $fpids || :; } &&
 	retry_until 10 test -s deploy.rc &&
 	test "$(cat engine.rc)" = 0 &&
 	test "$(cat deploy.rc)" = 1 &&
@@ -119,10 +118,9 @@ test_expect_success 'a restarted engine restores; SIGTERM while a deploy drains'
 	deploy_in_background chat "$TRASH/chat.tar.gz" deploy2 &&
 	retry_until 20 log_after "Deploying release 2 of chat" "Up for" &&
 	kill -TERM $BERTH_PID &&
-	wait $BERTH_PID;
-	echo $? >engine.rc &&
+	{ wait $BERTH_PID; echo $? >engine.rc; } &&
 	BERTH_PID= &&
-	wait $fpids;
+	{ wait $fpids || :; } &&
 	retry_until 10 test -s deploy2.rc &&
 	test "$(cat engine.rc)" = 0 &&
 	test "$(cat deploy2.rc)" = 0 &&
@@ -139,7 +137,7 @@ test_expect_success 'stop and start again and again with followers attached' '
 		followers 3 again$round &&
 		wait_followers again$round.1.out again$round.2.out again$round.3.out &&
 		stop_berth &&
-		wait $fpids;
+		{ wait $fpids || :; } &&
 		test_grep "stopping with the engine" again$round.1.out &&
 		start_berth &&
 		retry_until 20 apps_line_matches "^chat +running" || return 1

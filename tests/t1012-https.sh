@@ -88,11 +88,11 @@ test_expect_success 'pebble and its DNS run on loopback' '
 	{ pebble-challtestsrv -defaultIPv4 127.0.0.1 -defaultIPv6 "" \
 		-dns01 "127.0.0.1:$DNS_PORT" -http01 "" -https01 "" \
 		-tlsalpn01 "" -management "127.0.0.1:$CHALL_PORT" \
-		>"$PEB/chall.log" 2>&1 & }
+		>"$PEB/chall.log" 2>&1 & } &&
 	echo $! >"$PEB/chall.pid" &&
 	{ PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 PEBBLE_AUTHZREUSE=0 \
 		pebble -config "$PEB/config.json" \
-		-dnsserver "127.0.0.1:$DNS_PORT" >"$PEB/pebble.log" 2>&1 & }
+		-dnsserver "127.0.0.1:$DNS_PORT" >"$PEB/pebble.log" 2>&1 & } &&
 	echo $! >"$PEB/pebble.pid" &&
 	test_atexit "kill \$(cat $PEB/pebble.pid) \$(cat $PEB/chall.pid) 2>/dev/null" &&
 	retry_until 30 curl -sf --cacert "$PEB/cert.pem" \

@@ -23,7 +23,12 @@ test_expect_success 'a dropped NAME.tar.gz deploys app NAME' '
 test_expect_success 'a half-written file is not deployed until it is closed' '
 	exec 7>"$BERTH_ROOT/incoming/partial.tar.gz" &&
 	head -c 100 v1.tar.gz >&7 &&
-	sleep 1 &&
+	# the watcher takes events in order: once it has seen a later file,
+	# it has seen the half-written one too (and must have let it be)
+	cp v1.tar.gz "$BERTH_ROOT/incoming/partial-marker.txt" &&
+	retry_until 20 grep -q "ignoring .partial-marker.txt." "$TRASH/berth.log" &&
+	test_grep_not "incoming: deploying .partial." "$TRASH/berth.log" &&
+	test_must_fail test -e "$BERTH_ROOT/apps/partial" &&
 	! berth apps | grep -q "^partial " &&
 	tail -c +101 v1.tar.gz >&7 &&
 	exec 7>&- &&

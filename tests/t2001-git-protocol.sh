@@ -319,8 +319,8 @@ test_expect_success 'concurrent pushes to one branch: one wins, the rest are ref
 		echo $c >c$i.id || return 1
 	done &&
 	for i in 1 2 3; do
-		(git --git-dir=c$i.git push deploy@berth:racy $(cat c$i.id):refs/heads/b1 >push$i.out 2>&1
-		 echo $? >push$i.rc) &
+		{ git --git-dir=c$i.git push deploy@berth:racy \
+			$(cat c$i.id):refs/heads/b1 >push$i.out 2>&1; echo $? >push$i.rc; } &
 	done &&
 	wait &&
 	won=0 &&

@@ -68,12 +68,10 @@ test_expect_success 'password and keyboard-interactive are refused, only publick
 '
 
 test_expect_success 'no shell: plain ssh and ssh -t get one error line, status 1' '
-	ssh_berth alice </dev/null >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice </dev/null >out 2>err &&
 	test_grep "^error: no shell here" err &&
 	test "$(wc -l <err)" = 1 &&
-	ssh_berth alice -t </dev/null >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice -t </dev/null >out 2>err &&
 	test_grep "^error: no shell here" err
 '
 
@@ -84,8 +82,7 @@ test_expect_success 'a terminal is for pg:psql alone: ssh -t COMMAND is refused'
 '
 
 test_expect_success 'unknown command: one line on stderr, status 100 (usage)' '
-	ssh_berth alice frobnicate now >out 2>err
-	test $? = 100 &&
+	test_expect_code 100 ssh_berth alice frobnicate now >out 2>err &&
 	test_grep "^error: unknown command .frobnicate." err &&
 	test "$(wc -l <err)" = 1 &&
 	test_must_fail test -s out
@@ -93,8 +90,7 @@ test_expect_success 'unknown command: one line on stderr, status 100 (usage)' '
 
 test_expect_success 'exit status of commands reaches the client' '
 	ssh_berth alice apps >out &&
-	ssh_berth alice logs nosuchapp 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice logs nosuchapp 2>err &&
 	test_grep "^error: .*nosuchapp" err
 '
 
@@ -127,19 +123,16 @@ test_expect_success 'nothing ran for the refused commands' '
 '
 
 test_expect_success 'rm of a path-like name is refused and removes nothing' '
-	ssh_berth alice "rm ../../etc" >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice "rm ../../etc" >out 2>err &&
 	test_grep "^error: rm: invalid app name" err &&
 	test -d /etc &&
-	ssh_berth alice "rm ../../etc --force" 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice "rm ../../etc --force" 2>err &&
 	test -d "$BERTH_ROOT/apps"
 '
 
 test_expect_success 'deploy of a server path is refused over ssh' '
 	cp /etc/hostname hostname.before &&
-	ssh_berth alice deploy myapp /etc/hostname --move >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice deploy myapp /etc/hostname --move >out 2>err &&
 	test_grep "^error: deploy is not available over ssh" err &&
 	test_cmp hostname.before /etc/hostname &&
 	berth apps >out &&
@@ -147,27 +140,22 @@ test_expect_success 'deploy of a server path is refused over ssh' '
 '
 
 test_expect_success 'quotes and backslashes group words, nothing is expanded' '
-	ssh_berth alice "logs '\''my app'\''" 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice "logs '\''my app'\''" 2>err &&
 	test_grep "my app" err &&
-	ssh_berth alice "logs my\\ app" 2>err2
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice "logs my\\ app" 2>err2 &&
 	test_cmp err err2
 '
 
 test_expect_success 'rm without --force asks, and stdin at EOF refuses' '
-	ssh_berth alice rm myapp </dev/null >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice rm myapp </dev/null >out 2>err &&
 	test_grep "To remove myapp, type its name:" err &&
 	test_grep "^error: rm: confirm with --force or type the app name$" err &&
-	echo wrong | ssh_berth alice rm myapp >out 2>err
-	test $? = 1 &&
+	echo wrong | test_expect_code 1 ssh_berth alice rm myapp >out 2>err &&
 	test_grep "does not match .myapp., nothing removed" err
 '
 
 test_expect_success 'rm with the name typed back reaches the engine' '
-	echo myapp | ssh_berth alice rm myapp >out 2>err
-	test $? = 1 &&
+	echo myapp | test_expect_code 1 ssh_berth alice rm myapp >out 2>err &&
 	test_grep "app .myapp. does not exist" err
 '
 

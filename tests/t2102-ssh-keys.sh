@@ -61,8 +61,7 @@ test_expect_success 'a duplicate or malformed key is refused and changes nothing
 test_expect_success 'over ssh, a non-admin key may not manage keys' '
 	cp "$AK" before &&
 	for cmd in "keys" "keys rm root-admin" "keys add --admin"; do
-		ssh_berth alice $cmd <"$TRASH/alice.pub" >out 2>err
-		test $? = 1 || return 1
+		test_expect_code 1 ssh_berth alice $cmd <"$TRASH/alice.pub" >out 2>err || return 1
 		test_grep "^error: keys: only admin keys may manage keys$" err ||
 			return 1
 		test_must_fail test -s out || return 1
@@ -83,8 +82,7 @@ test_expect_success 'over ssh, an admin adds a key from stdin; it then works' '
 	test_cmp expect out &&
 	ssh_berth bob version >out &&
 	test_grep "^berth " out &&
-	ssh_berth bob keys 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth bob keys 2>err &&
 	test_grep "only admin keys" err
 '
 
@@ -98,8 +96,7 @@ test_expect_success 'over ssh, an admin adds an admin key given as words' '
 
 test_expect_success 'over ssh, keys add with empty stdin is refused' '
 	cp "$AK" before &&
-	ssh_berth root-admin keys add </dev/null >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth root-admin keys add </dev/null >out 2>err &&
 	test_grep "^error: keys add: no key given" err &&
 	test_cmp before "$AK"
 '
@@ -107,8 +104,7 @@ test_expect_success 'over ssh, keys add with empty stdin is refused' '
 test_expect_success 'over ssh, a bad key is refused with the reason' '
 	cp "$AK" before &&
 	echo "ssh-ed25519 AAAAnotakey x" |
-		ssh_berth root-admin keys add >out 2>err
-	test $? = 1 &&
+		test_expect_code 1 ssh_berth root-admin keys add >out 2>err &&
 	test_grep "^error: bad key data for .ssh-ed25519.$" err &&
 	test_cmp before "$AK"
 '
@@ -119,8 +115,7 @@ test_expect_success 'over ssh, an admin removes a key; it no longer works' '
 	test_cmp expect out &&
 	test_must_fail ssh_berth bob version 2>err &&
 	test_grep "Permission denied" err &&
-	ssh_berth carol keys rm nobody 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth carol keys rm nobody 2>err &&
 	test_grep "^error: no key named .nobody.$" err
 '
 

@@ -34,8 +34,8 @@ test_expect_success 'commands stream the engine output and status' '
 ticks_above() { test "$(grep -c tick follow.out)" -gt "$1"; }
 
 test_expect_success 'logs -f streams until the client hangs up' '
-	ssh_args alice
-	ssh "${SSH_ARGS[@]}" logs myapp -f >follow.out 2>follow.err &
+	ssh_args alice &&
+	{ ssh "${SSH_ARGS[@]}" logs myapp -f >follow.out 2>follow.err & } &&
 	pid=$! &&
 	test_when_finished "kill $pid" &&
 	retry_until 10 sessions_are 1 &&
@@ -54,11 +54,9 @@ test_expect_success 'the engine is still fine after the hang-up' '
 '
 
 test_expect_success 'rm without confirmation keeps the app' '
-	ssh_berth alice rm myapp </dev/null >out 2>err
-	test $? = 1 &&
+	test_expect_code 1 ssh_berth alice rm myapp </dev/null >out 2>err &&
 	test_grep "^error: rm: confirm with --force or type the app name$" err &&
-	echo myap | ssh_berth alice rm myapp >out 2>err
-	test $? = 1 &&
+	echo myap | test_expect_code 1 ssh_berth alice rm myapp >out 2>err &&
 	berth apps >out &&
 	test_grep "^myapp +running" out
 '

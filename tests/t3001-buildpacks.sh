@@ -6,8 +6,7 @@
 . "$TEST_DIR/lib-pipeline.sh"
 
 test_expect_success 'engine and push key' '
-	start_berth &&
-	setup_push_key
+	start_berth_for_pushes
 '
 
 test_expect_success 'python app without requirements: default web process, release 1' '
@@ -133,9 +132,7 @@ test_expect_success 'make app: make runs, then the Procfile' '
 
 test_expect_success 'a test buildpack set by path through BUILDPACK' '
 	make_test_buildpack "$TRASH/testpack" &&
-	new_app_repo tbp &&
-	add_web_app tbp v1 &&
-	echo "web: python3 web.py" >tbp/Procfile &&
+	new_web_app tbp v1 &&
 	commit_all tbp one &&
 	push tbp >out &&
 	test_grep "remote: -----> Procfile app detected" out &&

@@ -6,14 +6,11 @@
 . "$TEST_DIR/lib-pipeline.sh"
 
 test_expect_success 'engine and push key' '
-	start_berth &&
-	setup_push_key
+	start_berth_for_pushes
 '
 
 test_expect_success 'release: runs in the new release, before it goes live' '
-	new_app_repo relapp &&
-	add_web_app relapp v1 &&
-	echo "web: python3 web.py" >relapp/Procfile &&
+	new_web_app relapp v1 &&
 	commit_all relapp one &&
 	push relapp >out &&
 	test_grep "Release 1 of relapp is live" out &&

@@ -6,30 +6,27 @@
 . "$TEST_DIR/lib-pipeline.sh"
 
 test_expect_success 'engine and push key' '
-	start_berth &&
+	start_berth_for_pushes &&
 	# as root the hooks run as the app user: let them leave marks here
-	chmod 1777 "$TRASH" &&
-	setup_push_key
+	chmod 1777 "$TRASH"
 '
 
 test_expect_success 'a second push waits for the first build' '
-	new_app_repo lockapp &&
-	add_web_app lockapp v1 &&
-	echo "web: python3 web.py" >lockapp/Procfile &&
+	new_web_app lockapp v1 &&
 	mkdir -p lockapp/.berth/hooks &&
 	# the first build holds until the test lets it go
 	printf "#!/bin/sh\ntouch \"%s\"\nwhile [ ! -e \"%s\" ]; do sleep 0.1; done\n" \
 		"$TRASH/first-started" "$TRASH/let-go" >lockapp/.berth/hooks/pre-build &&
 	chmod +x lockapp/.berth/hooks/pre-build &&
 	commit_all lockapp one &&
-	(git -C lockapp push deploy HEAD:main >first.out 2>&1; echo $? >first.rc) &
+	{ (git -C lockapp push deploy HEAD:main >first.out 2>&1; echo $? >first.rc) & } &&
 	retry_until 30 test -e "$TRASH/first-started" &&
 	git clone -q "$TRASH/lockapp" second &&
 	git -C second remote add deploy "ssh://git@127.0.0.1:$SSH_PORT/lockapp" &&
 	rm second/.berth/hooks/pre-build &&
 	echo v2 >second/VERSION &&
 	commit_all second two &&
-	(git -C second push -f deploy HEAD:main >second.out 2>&1; echo $? >second.rc) &
+	{ (git -C second push -f deploy HEAD:main >second.out 2>&1; echo $? >second.rc) & } &&
 	retry_until 30 grep -q "Waiting for another build of lockapp" second.out &&
 	test_grep_not "is live" second.out &&
 	touch "$TRASH/let-go" &&

@@ -38,11 +38,9 @@ test_expect_success 'run over ssh: stdin in, stdout and stderr apart, the exit s
 	printf "line one\nline two\n" | run_ssh run one cat >out &&
 	printf "line one\nline two\n" >expect &&
 	test_cmp expect out &&
-	test_expect_code() { "$@"; echo $? >status; } &&
-	run_ssh run one sh -c "'\''echo to-out; echo to-err >&2; exit 7'\''" \
-		</dev/null >out 2>err;
-	echo $? >status &&
-	test "$(cat status)" = 7 &&
+	test_expect_code 7 run_ssh run one \
+		sh -c "'\''echo to-out; echo to-err >&2; exit 7'\''" \
+		</dev/null >out 2>err &&
 	test "$(cat out)" = to-out &&
 	test "$(cat err)" = to-err
 '
@@ -54,9 +52,8 @@ test_expect_success 'run: one quoted word is a shell command, as Heroku takes it
 '
 
 test_expect_success 'run locally: the same, with berth run' '
-	echo piped | berth run one sh -c "read x; echo \$x \$GREETING; echo e >&2; exit 3" >out 2>err;
-	echo $? >status &&
-	test "$(cat status)" = 3 &&
+	echo piped | test_expect_code 3 \
+		berth run one sh -c "read x; echo \$x \$GREETING; echo e >&2; exit 3" >out 2>err &&
 	test "$(cat out)" = "piped hello" &&
 	test "$(cat err)" = e &&
 	berth run one true &&
@@ -66,9 +63,7 @@ test_expect_success 'run locally: the same, with berth run' '
 
 test_expect_success 'ssh -t run: a terminal (controlling), and the exit status' '
 	printf "tty; test -t 0 && echo IS-A-TTY; echo \$TERM; exit 5\n" |
-		run_ssh -tt run one sh >tty.out 2>tty.err;
-	echo $? >status &&
-	test "$(cat status)" = 5 &&
+		test_expect_code 5 run_ssh -tt run one sh >tty.out 2>tty.err &&
 	tr -d "\r" <tty.out >out.txt &&
 	test_grep "/dev/pts/[0-9]+$" out.txt &&
 	test_grep "IS-A-TTY$" out.txt
@@ -158,9 +153,7 @@ test_expect_success 'a key whose line says no-pty (or restrict) gets no terminal
 	printf "no-pty %s\n" "$(cat "$TRASH/nopty.pub")" >nopty.line &&
 	berth keys add --admin nopty.line >/dev/null &&
 	printf "test -t 0 && echo IS-A-TTY; echo done; exit 3\n" |
-		ssh_berth nopty -tt run one sh >tty.out 2>tty.err;
-	echo $? >status &&
-	test "$(cat status)" = 3 &&
+		test_expect_code 3 ssh_berth nopty -tt run one sh >tty.out 2>tty.err &&
 	tr -d "\r" <tty.out >out.txt &&
 	test_grep "^done$" out.txt &&
 	test_grep_not "IS-A-TTY" out.txt

@@ -23,7 +23,7 @@ test_expect_success 'setup: app v0 behind nginx' '
 
 test_expect_success '20 deploys, 5 restarts, 5 config changes under wrk: no error' '
 	wrk_start zd.localhost &&
-	sleep 1 &&
+	retry_until 10 connected_to $HTTP_PORT &&
 	for i in $(seq 1 20); do
 		berth deploy zd "$TRASH/b$i.tar.gz" >/dev/null &&
 		test "$(version_through_nginx)" = "v$i" || { echo "deploy $i"; return 1; }

@@ -5,12 +5,19 @@
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
+new_shared_dir || exit 1	# the gates the slow apps wait for
+
+# gated CMD: a Procfile line that starts web.py once file $SHARED/GATE exists
+gated() {
+	echo "web: while [ ! -e $SHARED/$1 ]; do sleep 0.1; done; exec python3 web.py"
+}
+
 version_of() { through_nginx "$1" / | sed -n 's/^hello \([^ ]*\) .*/\1/p'; }
 
 test_expect_success 'setup' '
 	start_berth &&
 	make_web_bundle "$TRASH/q1.tar.gz" q1 &&
-	make_web_bundle "$TRASH/slow.tar.gz" slow "web: sleep 2; exec python3 web.py" &&
+	make_web_bundle "$TRASH/slow.tar.gz" slow "$(gated slow)" &&
 	make_web_bundle "$TRASH/q2.tar.gz" q2 &&
 	make_web_bundle "$TRASH/q3.tar.gz" q3 &&
 	berth deploy queue "$TRASH/q1.tar.gz" &&
@@ -18,27 +25,34 @@ test_expect_success 'setup' '
 '
 
 test_expect_success 'a deploy waits for the running one; the newest waiting one wins' '
-	(berth deploy queue "$TRASH/slow.tar.gz" >slow.out 2>&1; echo $? >slow.rc) &
+	{ (berth deploy queue "$TRASH/slow.tar.gz" >slow.out 2>&1; echo $? >slow.rc) & } &&
 	retry_until 10 grep -q "Starting web.1" slow.out &&
-	(berth deploy queue "$TRASH/q2.tar.gz" >q2.out 2>&1; echo $? >q2.rc) &
+	{ (berth deploy queue "$TRASH/q2.tar.gz" >q2.out 2>&1; echo $? >q2.rc) & } &&
 	retry_until 10 grep -q "Waiting for the running deploy" q2.out &&
-	berth deploy queue "$TRASH/q3.tar.gz" >q3.out 2>&1 &&
-	retry_until 20 test -f slow.rc &&
-	retry_until 20 test -f q2.rc &&
+	{ (berth deploy queue "$TRASH/q3.tar.gz" >q3.out 2>&1; echo $? >q3.rc) & } &&
+	retry_until 10 grep -q "Waiting for the running deploy" q3.out &&
+	test_must_fail test -f slow.rc &&
+	touch "$SHARED/slow" &&
+	retry_until 30 test -s slow.rc &&
+	retry_until 30 test -s q2.rc &&
+	retry_until 30 test -s q3.rc &&
 	test "$(cat slow.rc)" = 0 &&
 	test "$(cat q2.rc)" != 0 &&
+	test "$(cat q3.rc)" = 0 &&
 	test_grep "superseded by a newer deploy" q2.out &&
 	test_grep "is live" q3.out &&
 	test "$(version_of queue)" = q3
 '
 
 test_expect_success 'deploys of different apps run side by side' '
-	make_web_bundle "$TRASH/slower.tar.gz" s2 "web: sleep 4; exec python3 web.py" &&
-	(berth deploy left "$TRASH/slower.tar.gz" >left.out 2>&1; echo $? >left.rc) &
+	make_web_bundle "$TRASH/slower.tar.gz" s2 "$(gated slower)" &&
+	{ (berth deploy left "$TRASH/slower.tar.gz" >left.out 2>&1; echo $? >left.rc) & } &&
 	retry_until 10 grep -q "Starting web.1" left.out &&
 	berth deploy right "$TRASH/q1.tar.gz" >right.out 2>&1 &&
+	test_grep "is live" right.out &&
 	test ! -f left.rc &&
-	retry_until 20 test -f left.rc &&
+	touch "$SHARED/slower" &&
+	retry_until 30 test -s left.rc &&
 	test "$(cat left.rc)" = 0
 '
 

@@ -227,9 +227,9 @@ test_expect_success '20 redeploys of an app that exits at once on TERM: no GET n
 	wrk_pid=$! &&
 	{
 		(
-			i=0
+			i=0 &&
 			while [ ! -e stop-posts ] && [ $i -lt 2000 ]; do
-				i=$((i + 1))
+				i=$((i + 1)) &&
 				curl -s -o /dev/null -w "%{http_code}\n" \
 					--max-time 10 -H "Host: demo.localhost" \
 					--data x "http://127.0.0.1:$HTTP_PORT/post/$i/[1-50]"

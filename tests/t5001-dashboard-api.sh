@@ -297,7 +297,7 @@ test_expect_success 'the output of deploys: kept in the log, and live over SSE w
 	dash -b jar "/api/apps/shop/logs?n=2000&only=deploy" >d.json &&
 	test_grep "\"lines\":\[\"[0-9T:Z-]+ berth " d.json &&
 	test_grep_not "\"[0-9T:Z-]+ (web\.[0-9]|router) " d.json &&
-	dash -b jar -N "/api/apps/shop/logs/stream?n=0&only=deploy" >dsse &
+	{ dash -b jar -N "/api/apps/shop/logs/stream?n=0&only=deploy" >dsse & } &&
 	spid=$! &&
 	test_when_finished "kill $spid 2>/dev/null; true" &&
 	retry_until 20 ps_line_matches shop "^web\.1 .* up " &&

@@ -50,13 +50,13 @@ test_expect_success 'COMMAND --help shows that command, for every command' '
 
 test_expect_success 'usage errors exit 100, with no engine to ask' '
 	test "$(status "$BERTH" ps)" = 100 &&
-	"$BERTH" ps 2>err;
+	test_expect_code 100 "$BERTH" ps 2>err &&
 	test_grep "^usage: berth ps NAME$" err &&
 	test "$(status "$BERTH" logs)" = 100 &&
 	test "$(status "$BERTH" scale app)" = 100 &&
 	test "$(status "$BERTH" releases a b)" = 100 &&
 	test "$(status "$BERTH" nosuch)" = 100 &&
-	"$BERTH" nosuch 2>err;
+	test_expect_code 100 "$BERTH" nosuch 2>err &&
 	test_grep "unknown command .nosuch." err &&
 	test "$(status "$BERTH" config-check extra)" = 100 &&
 	test "$(status "$BERTH" --bogus apps)" = 100 &&

@@ -35,9 +35,8 @@ test_expect_success 'command-line errors: same messages and exit statuses' '
 		"--port=$PD --port=$PD -- true"
 	do
 		for impl in perl berth; do
-			ss_cmd $impl $args >out.$impl 2>&1
-			echo "exit $?" >>out.$impl
-			strip_perl_at <out.$impl >norm.$impl
+			{ ss_cmd $impl $args >out.$impl 2>&1; echo "exit $?" >>out.$impl; } &&
+			strip_perl_at <out.$impl >norm.$impl || return 1
 		done &&
 		test_cmp norm.perl norm.berth || { echo "with: $args"; return 1; }
 	done

@@ -55,7 +55,7 @@ test_expect_success '20 HUPs of a Starlet pool under wrk -t2 -c8: no failed requ
 	{ wrk -t2 -c8 -d300s --timeout 30s http://127.0.0.1:$PS/ >wrk-starlet.out 2>&1 & } &&
 	wrk_pid=$! &&
 	test_when_finished "kill -INT $wrk_pid 2>/dev/null" &&
-	sleep 1 &&
+	retry_until 10 connected_to $PS &&
 	for i in $(seq 2 21); do
 		"$BERTH" start-server --restart --pid-file="$d/pid" \
 			--status-file="$d/status" &&
@@ -86,7 +86,7 @@ test_expect_success 'gunicorn: HUPs under wrk, no failed request' '
 	{ wrk -t2 -c8 -d300s --timeout 30s http://127.0.0.1:$PG/ >wrk-gunicorn.out 2>&1 & } &&
 	wrk_pid=$! &&
 	test_when_finished "kill -INT $wrk_pid 2>/dev/null" &&
-	sleep 1 &&
+	retry_until 10 connected_to $PG &&
 	for i in 2 3 4; do
 		"$BERTH" start-server --restart --pid-file="$d/pid" \
 			--status-file="$d/status" &&

@@ -115,13 +115,14 @@ redeploy_under_wrk() {
 	{ wrk -t2 -c8 -d600s --timeout 30s -H "Host: $app.localhost" \
 		"http://127.0.0.1:$HTTP_PORT/" >"wrk-$app.out" 2>&1 & } &&
 	wrk_pid=$! &&
-	sleep 1 &&
+	retry_until 10 connected_to $HTTP_PORT &&
 	for i in $(seq 2 $((rounds + 1))); do
 		berth deploy "$app" "$TRASH/$app-$i.tar.gz" >"deploy-$app.out" &&
 		test "$(through_nginx "$app")" = "hello v$i" &&
 		took_socket "$app" >/dev/null || { cat "deploy-$app.out"; kill -INT $wrk_pid; return 1; }
 	done &&
-	kill -INT $wrk_pid && wait $wrk_pid
+	kill -INT $wrk_pid &&
+	{ wait $wrk_pid || :; } &&
 	wrk_clean "wrk-$app.out" &&
 	say "$app: $rounds redeploys, $(sed -n "s/^ *\([0-9]*\) requests in.*/\1/p" "wrk-$app.out") requests, none failed"
 }

@@ -273,7 +273,7 @@ test_expect_success 'the root chown walk gives away no file through a swapped li
 	chmod +x racy/.berth/hooks/pre-build &&
 	mkdir -m 777 "$TRASH/racerdir" &&
 	commit_all racy one &&
-	push racy >out 2>&1;
+	{ push racy >out 2>&1 || :; } &&
 	racer=$(cat "$TRASH/racerdir/racer.pid" 2>/dev/null) &&
 	test -n "$racer" &&
 	# the build killed it when it ended (with its cgroup), else now

@@ -138,7 +138,7 @@ test_expect_success 'create makes the key the owner; an app made at the host is 
 
 test_expect_success 'the dashboard shows a key only the apps it reaches' '
 	dash() {
-		local path="${!#}"
+		local path="${!#}" &&
 		curl -sS --max-time 20 -H "Host: berth.localhost" \
 			"${@:1:$#-1}" "http://127.0.0.1:$HTTP_PORT$path"
 	} &&

@@ -43,9 +43,27 @@ trap 'test_run_exit_hooks' EXIT
 
 test_eval_() { eval "$1"; }
 
+# The chain-lint (git's idea, t/chainlint): a body whose &&-chain is
+# broken would let a failing command pass unseen, so it is refused before
+# it runs, and the script stops there.  BERTH_TEST_CHAIN_LINT=0 turns it
+# off (tests/chainlint.awk says what it checks).
+test_chain_lint_() {
+	[ "${BERTH_TEST_CHAIN_LINT:-1}" = 0 ] && return 0
+	printf '%s\n' "$1" | awk -f "$TEST_DIR/chainlint.awk"
+}
+
 test_expect_success() {
-	local desc="$1" body="$2" out ret
+	local desc="$1" body="$2" out ret lint
 	test_count=$((test_count + 1))
+	if ! lint=$(test_chain_lint_ "$body"); then
+		echo "not ok $test_count - $desc"
+		printf '# broken &&-chain in this test body:\n%s\n' "$lint" |
+			sed -e '2,$s/^/#   /' | tee /dev/stderr
+		test_failed=$((test_failed + 1))
+		echo "1..$test_count"
+		say "trash directory kept: $TRASH"
+		exit 1
+	fi
 	test_cleanup_cmds=""
 	out="$TRASH/.step-$test_count.out"
 	# In this shell, as git's test-lib does, so steps can set variables
@@ -89,6 +107,18 @@ test_must_fail() {
 	return 0
 }
 
+# test_expect_code N CMD...: CMD exits with status N (git's helper).
+test_expect_code() {
+	local want=$1 ret
+	shift
+	"$@"
+	ret=$?
+	if [ "$ret" != "$want" ]; then
+		echo "test_expect_code: exit status $ret, not $want: $*" >&2
+		return 1
+	fi
+}
+
 test_cmp() { diff -u "$1" "$2"; }
 
 # test_grep PATTERN FILE: like grep -q, but shows the file when it fails.
@@ -130,6 +160,12 @@ retry_until() {
 	done
 	echo "retry_until: gave up on: $*" >&2
 	return 1
+}
+
+# connected_to PORT: some client holds an open TCP connection to PORT
+# (wrk has started its load)
+connected_to() {
+	ss -Htn state established "( dport = :$1 )" | grep -q .
 }
 
 # A TCP port nobody listens on, below the kernel's ephemeral range

@@ -14,6 +14,7 @@
 
 #include "bundle.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

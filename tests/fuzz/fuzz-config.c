@@ -6,6 +6,7 @@
 
 #include "config.h"
 #include "manifest.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "envdir.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

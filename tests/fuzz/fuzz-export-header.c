@@ -7,6 +7,7 @@
 
 #include "export.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -21,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (release <= 0)
 			abort();
 		if (scale.len)
-			for (line = strtok_r(scale.data, "\n", &save); line;
-			     line = strtok_r(NULL, "\n", &save))
+			for (save = scale.data, line = str_token(&save, "\n"); line;
+			     line = str_token(&save, "\n"))
 				if (strncmp(line, "scale ", 6) ||
 				    strpbrk(line + 6, " /.\t"))
 					abort();

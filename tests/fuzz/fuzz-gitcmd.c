@@ -5,6 +5,7 @@
 
 #include "gitsvc.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,6 +13,7 @@
 
 #include "indexpack.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

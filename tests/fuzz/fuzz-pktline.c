@@ -9,6 +9,7 @@
 #include "pktline.h"
 #include "receive.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "listener.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "manifest.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

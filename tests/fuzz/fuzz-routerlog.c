@@ -7,6 +7,7 @@
 
 #include "routerlog.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -6,6 +6,7 @@
 #include "control.h"
 #include "sshd.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

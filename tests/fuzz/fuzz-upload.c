@@ -10,6 +10,7 @@
 #include "pktline.h"
 #include "upload.h"
 #include "util.h"
+#include "banned.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -13,6 +13,7 @@
 #include "manifest.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static struct manifest m;
 

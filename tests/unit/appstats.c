@@ -6,6 +6,7 @@
 
 #include "appstats.h"
 #include "tap.h"
+#include "banned.h"
 
 #define T0 (60LL * 29000000)	/* a minute's start, unix seconds */
 

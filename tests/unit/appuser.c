@@ -16,6 +16,7 @@
 #include "spawn.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 static char tag[32];
 

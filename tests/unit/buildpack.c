@@ -15,6 +15,7 @@
 #include "spawn.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static struct buildpack_spec s;
 

@@ -13,6 +13,7 @@
 #include "bundle.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 enum { T_FILE, T_DIR, T_SYMLINK, T_HARDLINK, T_FIFO, T_CHR };
 

@@ -19,6 +19,7 @@
 #include "cgroup.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 /* ---- samples ---- */
 

@@ -7,6 +7,7 @@
 #include "oneoff.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static void cmd_is(int argc, char **argv, const char *want)
 {

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static char root[] = "/tmp/berth-unit-config-XXXXXX";
 

@@ -9,6 +9,7 @@
 #include "cron.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static struct cron_expr e;
 

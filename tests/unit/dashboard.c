@@ -7,6 +7,7 @@
 #include "dashboard.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 static int count_files(const char *root, const char *kind)
 {

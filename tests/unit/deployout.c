@@ -7,6 +7,7 @@
 
 #include "deployout.h"
 #include "tap.h"
+#include "banned.h"
 
 static char *make_release(const char *appdir, int n)
 {

@@ -13,6 +13,7 @@
 
 #include "health.h"
 #include "log.h"
+#include "banned.h"
 
 struct got {
 	int calls;

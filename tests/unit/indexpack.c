@@ -20,6 +20,7 @@
 #include "packwrite.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 /* ---- making packs ----------------------------------------------------- */
 

@@ -7,6 +7,7 @@
 #include "keys.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 static char *pub_b64(ssh_key *keyp)
 {

@@ -14,6 +14,7 @@
 #include "listener.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 static void parses(const char *spec, const char *name, int kind,
 		   const char *host, int ipv6, int port, int want_fd)

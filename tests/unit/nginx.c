@@ -26,6 +26,7 @@
 #include "log.h"
 #include "nginx.h"
 #include "router.h"
+#include "banned.h"
 
 static char root[PATH_MAX];
 static char addr[64];

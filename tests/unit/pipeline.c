@@ -19,6 +19,7 @@
 #include "spawn.h"
 #include "util.h"
 #include "tap.h"
+#include "banned.h"
 
 static char root[PATH_MAX];
 static char srcpacks[PATH_MAX];

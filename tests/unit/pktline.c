@@ -9,6 +9,7 @@
 #include "receive.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 #define OLD "1111111111111111111111111111111111111111"
 #define NEW "2222222222222222222222222222222222222222"

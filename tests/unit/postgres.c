@@ -25,6 +25,7 @@
 #include "util.h"
 
 #include "tap.h"
+#include "banned.h"
 
 static void stop_loop(struct loop *l, void *arg)
 {

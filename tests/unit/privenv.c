@@ -6,6 +6,7 @@
 #include "spawn.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 static const char *get(const struct strv *sv, const char *key)
 {

@@ -6,6 +6,7 @@
 
 #include "release.h"
 #include "tap.h"
+#include "banned.h"
 
 static char *change(const char *const *from, const char *const *to)
 {

@@ -29,6 +29,7 @@
 #include "nginx.h"
 #include "router.h"
 #include "routerlog.h"
+#include "banned.h"
 
 static char root[PATH_MAX];
 static char addr[64];
@@ -337,8 +338,8 @@ static void serve_command(struct serve_state *s, char *line)
 	int rc = 0;
 	int64_t t0 = now_ms();
 
-	for (tok = strtok_r(line, " \t", &save); tok && n < ARRAY_SIZE(w);
-	     tok = strtok_r(NULL, " \t", &save)) {
+	for (save = line, tok = str_token(&save, " \t"); tok && n < ARRAY_SIZE(w);
+	     tok = str_token(&save, " \t")) {
 		if (!strncmp(tok, "first=", 6)) {
 			first = tok + 6;
 			continue;
@@ -346,8 +347,8 @@ static void serve_command(struct serve_state *s, char *line)
 		if (!strncmp(tok, "hosts=", 6)) {
 			char *h, *hs = NULL;
 
-			for (h = strtok_r(tok + 6, ",", &hs); h && nh < 16;
-			     h = strtok_r(NULL, ",", &hs))
+			for (hs = tok + 6, h = str_token(&hs, ","); h && nh < 16;
+			     h = str_token(&hs, ","))
 				hosts[nh++] = h;
 			continue;
 		}

@@ -23,6 +23,7 @@
 #include "safefs.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 #define NOBODY 65534
 

@@ -20,6 +20,7 @@
 #include "spawn.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 #define APP_UID 65534
 #define OTHER_UID 65533

@@ -6,6 +6,7 @@
 #include "sshd.h"
 #include "tap.h"
 #include "util.h"
+#include "banned.h"
 
 /* split cmd and compare with the expected words, joined by '|' */
 static int words_are(const char *cmd, const char *want)

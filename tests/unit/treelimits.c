@@ -15,6 +15,7 @@
 #include "tap.h"
 #include "treelimits.h"
 #include "util.h"
+#include "banned.h"
 
 static git_repository *repo;
 static char *gitdir;

@@ -13,6 +13,7 @@
 #include "tap.h"
 #include "upload.h"
 #include "util.h"
+#include "banned.h"
 
 #define ID "0123456789abcdef0123456789abcdef01234567"
 

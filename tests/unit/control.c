@@ -1,0 +1,72 @@
+/* control.c: the typed last line of a response, and data lines that
+ * would read as one. */
+#include <string.h>
+
+#include "control.h"
+#include "tap.h"
+#include "util.h"
+#include "banned.h"
+
+struct seen {
+	enum control_kind kind;
+	char text[256];
+};
+
+static int remember(void *arg, enum control_kind kind, const char *text)
+{
+	struct seen *s = arg;
+
+	s->kind = kind;
+	snprintf(s->text, sizeof(s->text), "%s", text);
+	return 0;
+}
+
+static void feed(struct control_reader *r, const char *line, struct seen *s)
+{
+	memset(s, 0, sizeof(*s));
+	control_reader_feed(r, line, strlen(line), remember, s);
+}
+
+int main(void)
+{
+	struct control_reader r;
+	struct seen s;
+	struct buf b = BUF_INIT;
+
+	control_reader_init(&r);
+	feed(&r, "ok\n", &s);
+	ok(s.kind == CONTROL_OK && !strcmp(s.text, ""), "plain ok");
+	feed(&r, "ok release=5\n", &s);
+	ok(s.kind == CONTROL_OK && !strcmp(s.text, "release=5"),
+	   "ok with fields: '%s'", s.text);
+	feed(&r, "error notfound: app 'x' does not exist\n", &s);
+	ok(s.kind == CONTROL_ERROR &&
+	   !strcmp(s.text, "app 'x' does not exist") &&
+	   !strcmp(r.code, "notfound"), "error with a code: '%s' '%s'",
+	   s.text, r.code);
+	feed(&r, "error: usage: ps NAME\n", &s);
+	ok(s.kind == CONTROL_ERROR && !strcmp(s.text, "usage: ps NAME") &&
+	   !strcmp(r.code, ""), "error without a code");
+	feed(&r, "error in the data\n", &s);
+	ok(s.kind == CONTROL_DATA, "no colon after the word: not an error line");
+
+	control_encode_data(&b, "ok release=9", 12);
+	control_encode_data(&b, "error nope: x", 13);
+	control_encode_data(&b, "okay", 4);
+	ok(!strcmp(b.data, "\\ok release=9\n\\error nope: x\nokay\n"),
+	   "data that reads as a last line is escaped: '%s'", b.data);
+	feed(&r, "\\ok release=9\n", &s);
+	ok(s.kind == CONTROL_DATA && !strcmp(s.text, "ok release=9"),
+	   "and read back as data");
+
+	ok(control_field_long("release=5", "release") == 5, "one field");
+	ok(control_field_long("a=1 release=12 b=x", "release") == 12,
+	   "among others");
+	ok(control_field_long("releases=3", "release") == -1, "whole key only");
+	ok(control_field_long("", "release") == -1, "none");
+	ok(control_field_long("release=x", "release") == -1, "not a number");
+
+	buf_release(&b);
+	control_reader_release(&r);
+	return tap_done();
+}
