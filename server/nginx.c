@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -76,7 +77,7 @@ struct nginx {
 	char *table;		/* DIR/routes */
 	char *ctl_sock;		/* DIR/sock/control */
 	char *probe_sock;	/* DIR/sock/probe */
-	char *answer_sock;	/* DIR/sock/answer */
+	char *answer_sock;	/* DIR/answer/sock: nginx connects to itself */
 	char *log_sock;		/* DIR/router.sock */
 	char *https_listen;	/* the HTTPS listener, or NULL for none */
 	int https_port;
@@ -168,6 +169,33 @@ static int conf_path_valid(const char *p)
 }
 
 /* A user name we put in nginx's "user" directive, unquoted. */
+/*
+ * The answer listener's folder: nginx's workers connect to it (static
+ * sites, the 404 and 503 pages), so unlike sock/ they must pass it; as
+ * root, only their group may (root:berth-www 0710); nginx makes the
+ * socket itself 0666.
+ */
+static int answer_dir(struct nginx *ng)
+{
+	char *p = path_join(ng->dir, "answer");
+	struct group *g = NULL;
+	mode_t mode = 0700;
+	int r;
+
+	if (geteuid() == 0) {
+		g = ng->worker_user ? getgrnam(ng->worker_user) : NULL;
+		/* nginx's default workers (no user given) are nobody's */
+		mode = g ? 0710 : 0711;
+	}
+	r = mkdir_p(p, mode);
+	if (r == 0 && g && chown(p, 0, g->gr_gid) < 0)
+		r = error_setsys("cannot chown '%s'", p);
+	if (r == 0 && chmod(p, mode) < 0)
+		r = error_setsys("cannot chmod '%s'", p);
+	free(p);
+	return r < 0 ? -1 : 0;
+}
+
 static int worker_user_valid(const char *u)
 {
 	size_t n = strlen(u);
@@ -354,7 +382,7 @@ static const char proxy_directives[] =
 /*
  * PUBLIC, in own mode, has no access phase: its balancer routes (a Lua
  * phase costs every request a coroutine) and sends what is not a live
- * release's to the ANSWER listener (sock/answer).  A system nginx's
+ * release's to the ANSWER listener (answer/sock).  A system nginx's
  * workers may not reach that folder, so there PUBLIC_ACCESS routes in the
  * access phase as the probe does.
  */
@@ -1201,7 +1229,7 @@ static int set_paths(struct nginx *ng, const char *root)
 	ng->table = path_join(ng->dir, "routes");
 	ng->ctl_sock = path_join(ng->dir, "sock/control");
 	ng->probe_sock = path_join(ng->dir, "sock/probe");
-	ng->answer_sock = path_join(ng->dir, "sock/answer");
+	ng->answer_sock = path_join(ng->dir, "answer/sock");
 	ng->log_sock = path_join(ng->dir, "router.sock");
 	ng->certs_lua = path_join(ng->dir, "lua/certs.lua");
 	ng->certs_table = path_join(ng->dir, "certs");
@@ -1338,6 +1366,8 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		r = error_setsys("cannot chmod '%s'", p);
 	free(p);
 	if (r < 0)
+		goto out;
+	if (answer_dir(ng) < 0)
 		goto out;
 	if (write_lua(ng) < 0)
 		goto out;

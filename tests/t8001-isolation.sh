@@ -459,8 +459,8 @@ test_expect_success 'nginx worker user reads its sites and nothing of berth or t
 		"$BERTH_ROOT/run/berth.sock" \
 		"$BERTH_ROOT/users/next-uid"; do
 		test -e "$f" &&
-		test_must_fail as_www cat "$f" </dev/null >/dev/null 2>&1 || {
-			echo "berth-www reached $f"; return 1; }
+		test_must_fail as_www cat "$f" </dev/null >/dev/null 2>&1 ||
+		{ echo "berth-www reached $f"; return 1; }
 	done &&
 	# and nothing else: every file it can read is one of these
 	{ as_www find "$BERTH_ROOT" -type f -readable 2>/dev/null >readable; true; } &&
