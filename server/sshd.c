@@ -107,6 +107,8 @@ struct sshd {
 	struct sess *sess;	/* live session processes */
 	size_t nsess, alloc;
 	int64_t last_drop_log;
+	char last_drop[160];	/* what it said then (cut) */
+	int drop_logs;		/* lines in the second from last_drop_log */
 	uint64_t wait_timer;	/* for waiting connections, or 0 */
 };
 
@@ -277,15 +279,27 @@ static void sess_close_status(struct sshd *s, struct sess *x)
 	x->status_fd = -1;
 }
 
-/* One line a second at most: a flood must not fill the log. */
+/*
+ * A flood must not fill the log: a line said again within a second is
+ * not repeated, and at most five lines go out a second; a different
+ * event (a refusal, then an idle connection closed) is still said.
+ */
 static void door_log(struct sshd *s, const char *ip, const char *what)
 {
 	int64_t now = now_ms();
+	char line[sizeof(s->last_drop)];
 
-	if (now - s->last_drop_log < 1000)
-		return;
-	s->last_drop_log = now;
-	log_warnx("%s: %s", ip, what);
+	snprintf(line, sizeof(line), "%s: %s", ip, what);
+	if (now - s->last_drop_log < 1000) {
+		if (!strcmp(line, s->last_drop) || s->drop_logs >= 5)
+			return;
+		s->drop_logs++;
+	} else {
+		s->last_drop_log = now;
+		s->drop_logs = 1;
+	}
+	memcpy(s->last_drop, line, sizeof(line));
+	log_warnx("%s", line);
 }
 
 /* 'y' lets the session go on; 'n' makes it say so and close. */

@@ -131,18 +131,14 @@ EOF
 
 test_expect_success 'ssh -t run APP bash: the client'"'"'s TERM and window size, and its changes, reach the process' '
 	ssh_args push-key &&
-	python3 pty-run.py ssh -t "${SSH_ARGS[@]}" run one bash >pty.out;
-	echo $? >status &&
-	test "$(cat status)" = 3 &&
+	test_expect_code 3 python3 pty-run.py ssh -t "${SSH_ARGS[@]}" run one bash >pty.out &&
 	test_grep "^T=xterm-256color$" pty.out &&
 	test_grep "^33 101$" pty.out &&
 	test_grep "^44 120$" pty.out
 '
 
 test_expect_success 'berth run on a terminal: the same, locally' '
-	python3 pty-run.py "$BERTH" --root "$BERTH_ROOT" run one bash >pty.out;
-	echo $? >status &&
-	test "$(cat status)" = 3 &&
+	test_expect_code 3 python3 pty-run.py "$BERTH" --root "$BERTH_ROOT" run one bash >pty.out &&
 	test_grep "^T=xterm-256color$" pty.out &&
 	test_grep "^33 101$" pty.out &&
 	test_grep "^44 120$" pty.out

@@ -56,7 +56,8 @@ test_expect_success 'the record is root'"'"'s: 0600 in a 0700 folder' '
 
 test_expect_success 'as root, the app'"'"'s own user can neither read nor rewrite it' '
 	if [ "$(id -u)" != 0 ]; then
-		say "not root: no per-app user"; return 0
+		say "not root: no per-app user" &&
+		return 0
 	fi &&
 	user=$(stat -c %U /proc/$(app_pid outapp)) &&
 	test "$user" != root &&
