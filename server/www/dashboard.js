@@ -202,7 +202,7 @@
 	var dlog = document.getElementById("deploy-log");
 	var dstate = document.getElementById("deploy-state");
 	var dtitle = document.getElementById("deploy-title");
-	var ds = null, shown = 0, newest = 0, chosen = false;
+	var ds = null, shown = 0, newest = 0;
 
 	function showOutput(d) {
 		if (ds)
@@ -244,7 +244,6 @@
 			a.dataset.bound = "1";
 			a.addEventListener("click", function (ev) {
 				ev.preventDefault();
-				chosen = true;
 				showOutput(a.getAttribute("data-deploy"));
 			});
 		});
@@ -298,10 +297,11 @@
 			}
 			badgeDeploy(row, d);
 		});
+		// a new deploy takes the view, running or done already (a
+		// restart can end between two polls)
 		if (list.length && list[0].deploy > newest) {
 			newest = list[0].deploy;
-			if (!chosen || list[0].status === "running")
-				showOutput(newest);
+			showOutput(newest);
 		}
 	}
 
