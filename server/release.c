@@ -1,7 +1,6 @@
 /* release: see release.h. */
 #include "release.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,35 +17,12 @@ char *release_path(const char *appdir, int n, const char *file)
 	return xasprintf("%s/releases/%d", appdir, n);
 }
 
-static int cmp_int(const void *x, const void *y)
-{
-	int a = *(const int *)x, b = *(const int *)y;
-
-	return (a > b) - (a < b);
-}
-
 size_t release_list(const char *appdir, int **out)
 {
 	char *dir = xasprintf("%s/releases", appdir);
-	DIR *dh = opendir(dir);
-	struct dirent *de;
-	size_t n = 0;
+	size_t n = dir_numbers(dir, out);
 
-	*out = NULL;
-	if (dh) {
-		while ((de = readdir(dh))) {
-			long v = parse_long(de->d_name, 1L << 30);
-
-			if (v <= 0)
-				continue;
-			*out = xrealloc(*out, (n + 1) * sizeof(int));
-			(*out)[n++] = (int)v;
-		}
-		closedir(dh);
-	}
 	free(dir);
-	if (n)
-		qsort(*out, n, sizeof(int), cmp_int);
 	return n;
 }
 

@@ -680,3 +680,33 @@ int base64_decode(struct buf *out, const char *in)
 	out->len--;
 	return 0;
 }
+
+static int cmp_int(const void *x, const void *y)
+{
+	int a = *(const int *)x, b = *(const int *)y;
+
+	return (a > b) - (a < b);
+}
+
+size_t dir_numbers(const char *dir, int **out)
+{
+	DIR *dh = opendir(dir);
+	struct dirent *de;
+	size_t n = 0;
+
+	*out = NULL;
+	if (!dh)
+		return 0;
+	while ((de = readdir(dh))) {
+		long v = parse_long(de->d_name, 1L << 30);
+
+		if (v <= 0)
+			continue;
+		*out = xrealloc(*out, (n + 1) * sizeof(int));
+		(*out)[n++] = (int)v;
+	}
+	closedir(dh);
+	if (n)
+		qsort(*out, n, sizeof(int), cmp_int);
+	return n;
+}

@@ -114,6 +114,10 @@ long parse_long(const char *s, long max);
  * left (or *cursor is NULL).  The state lives in the caller's cursor, so
  * loops nest (strtok and strtok_r are banned, see banned.h). */
 char *str_token(char **cursor, const char *delims);
+/* The entries of dir named by a positive number ("3", not "3.meta"),
+ * ascending, into *out (malloc'd, NULL when none); their count.  A
+ * folder that cannot be read has none. */
+size_t dir_numbers(const char *dir, int **out);
 /* Parse a duration "2", "2s", "500ms", "1.5s", "1m" into ms; -1 if bad. */
 long parse_duration_ms(const char *s);
 
