@@ -52,6 +52,24 @@ test_chain_lint_() {
 	printf '%s\n' "$1" | awk -f "$TEST_DIR/chainlint.awk"
 }
 
+# test_run_body_ BODY OUT: run a step's body with its output in OUT, then
+# its test_when_finished commands; the body's status.  In this shell, as
+# git's test-lib does, so steps can set variables for later ones
+# (start_berth exports the engine's ports).
+test_run_body_() {
+	local ret
+	test_cleanup_cmds=""
+	set +u
+	test_eval_ "$1" >"$2" 2>&1 </dev/null
+	ret=$?
+	set -u
+	cd "$TRASH" 2>/dev/null || true
+	if [ -n "$test_cleanup_cmds" ]; then
+		eval "$test_cleanup_cmds" >/dev/null 2>&1
+	fi
+	return $ret
+}
+
 test_expect_success() {
 	local desc="$1" body="$2" out ret lint
 	test_count=$((test_count + 1))
@@ -64,18 +82,9 @@ test_expect_success() {
 		say "trash directory kept: $TRASH"
 		exit 1
 	fi
-	test_cleanup_cmds=""
 	out="$TRASH/.step-$test_count.out"
-	# In this shell, as git's test-lib does, so steps can set variables
-	# for later ones (start_berth exports the engine's ports).
-	set +u
-	test_eval_ "$body" >"$out" 2>&1 </dev/null
+	test_run_body_ "$body" "$out"
 	ret=$?
-	set -u
-	cd "$TRASH" 2>/dev/null || true
-	if [ -n "$test_cleanup_cmds" ]; then
-		eval "$test_cleanup_cmds" >/dev/null 2>&1
-	fi
 	if [ $ret -eq 0 ]; then
 		echo "ok $test_count - $desc"
 	else
@@ -92,18 +101,9 @@ test_expect_success() {
 # reported as TODO, so prove shows it and it fails no run; one that
 # passes is shown as fixed.  Each use says in a comment what is broken.
 test_expect_failure() {
-	local desc="$1" body="$2" ret
+	local desc="$1" body="$2"
 	test_count=$((test_count + 1))
-	test_cleanup_cmds=""
-	set +u
-	test_eval_ "$body" >"$TRASH/.step-$test_count.out" 2>&1 </dev/null
-	ret=$?
-	set -u
-	cd "$TRASH" 2>/dev/null || true
-	if [ -n "$test_cleanup_cmds" ]; then
-		eval "$test_cleanup_cmds" >/dev/null 2>&1
-	fi
-	if [ $ret -eq 0 ]; then
+	if test_run_body_ "$body" "$TRASH/.step-$test_count.out"; then
 		echo "ok $test_count - $desc # TODO known breakage vanished"
 	else
 		echo "not ok $test_count - $desc # TODO known breakage"
