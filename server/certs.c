@@ -564,18 +564,20 @@ static void schedule_scan(struct certs *cs, long ms);
 static void job_done(struct certs *cs, struct job *j, int ok,
 		     const char *msg, const struct tlscert_info *info)
 {
-	char when[32];
+	char when[32], due[32];
 
 	if (ok) {
 		fail_clear(cs, j->app);
 		time_iso(when, sizeof(when), info->not_after);
+		time_iso(due, sizeof(due),
+			 certs_renew_at(info->not_before, info->not_after));
 		log_info("certs: '%s' has a new certificate from %s, "
 			 "expiring %s", j->app, info->issuer, when);
 		if (j->c) {
 			client_data(j->c, "-----> Certificate installed: %s",
 				    info->issuer);
-			client_data(j->c, "       expires %s; renewed 30 days "
-				    "before", when);
+			client_data(j->c, "       expires %s; renewed from %s",
+				    when, due);
 			client_ok(j->c);
 		}
 	} else {
@@ -780,6 +782,15 @@ static void enqueue(struct certs *cs, const char *app, struct client *c)
 
 /* --- the renewal timer ---------------------------------------------- */
 
+time_t certs_renew_at(time_t not_before, time_t not_after)
+{
+	time_t life = not_after - not_before;
+
+	if (life > 0 && life <= CERTS_RENEW_BEFORE_S)
+		return not_after - life / 3;
+	return not_after - CERTS_RENEW_BEFORE_S;
+}
+
 /* 1 if app (auto) needs a new certificate now; else *due when it will. */
 static int needs_acme(struct certs *cs, const char *app, time_t *due)
 {
@@ -811,7 +822,7 @@ static int needs_acme(struct certs *cs, const char *app, time_t *due)
 	for (i = 0; i < hosts.n; i++)
 		if (!name_covered(&info.names, hosts.v[i]))
 			need = 1;
-	*due = info.not_after - CERTS_RENEW_BEFORE_S;
+	*due = certs_renew_at(info.not_before, info.not_after);
 	if (*due <= time(NULL))
 		need = 1;
 out:
@@ -1093,7 +1104,8 @@ static void show(struct certs *cs, struct client *c, const char *app)
 	}
 	client_data(c, "  auto:    %s", is_auto(cs, app) ?
 		    (config_acme_all(cs->e->cfg) ? "yes (acme: true)" :
-		     "yes (renewed 30 days before expiry)") : "no");
+		     "yes (renewed 30 days before expiry, or with a third "
+		     "of a short lifetime left)") : "no");
 	read_opts(cs, app, &o);
 	client_data(c, "  https_redirect: %s", o.redirect ? "on" : "off");
 	if (o.hsts)

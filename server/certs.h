@@ -18,7 +18,8 @@
  * certificate; a failure changes nothing (the app keeps what it had,
  * plain HTTP included) and leaves a one-line error in "certs APP",
  * "status" and the engine's log.  Auto certificates are renewed 30 days
- * before they expire, on a timer; with "acme: true" in berth.yaml every
+ * before they expire (a third of the lifetime for certificates that live
+ * 30 days or less), on a timer; with "acme: true" in berth.yaml every
  * app is auto.  Failed attempts of the timer back off (1 h doubling to
  * 24 h); certs:auto always tries at once.
  *
@@ -29,6 +30,8 @@
 #ifndef BERTH_CERTS_H
 #define BERTH_CERTS_H
 
+#include <time.h>
+
 struct certs;
 struct engine;
 struct client;
@@ -37,6 +40,15 @@ struct backup_io;
 
 /* Renew this long before a certificate expires. */
 #define CERTS_RENEW_BEFORE_S (30L * 86400)
+
+/*
+ * When a certificate valid from not_before to not_after is due for
+ * renewal: CERTS_RENEW_BEFORE_S before it expires, or, for a certificate
+ * that lives that long or less (short-lived certificates), when a third of
+ * its lifetime is left, so that it is not asked for again at every scan.
+ * Pure; no I/O.
+ */
+time_t certs_renew_at(time_t not_before, time_t not_after);
 
 /*
  * Write ROOT/nginx/certs from ROOT/certs (before nginx starts, so that
