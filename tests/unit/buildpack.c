@@ -189,6 +189,23 @@ static char *file_in(int n, const char *name)
 	return buf_detach(&b);
 }
 
+/* Strings of test_fetch, freed together at its end. */
+static char *kept[64];
+static size_t n_kept;
+
+static char *K(char *p)
+{
+	if (n_kept == sizeof(kept) / sizeof(kept[0]))
+		abort();
+	return kept[n_kept++] = p;
+}
+
+static void free_kept(void)
+{
+	while (n_kept)
+		free(kept[--n_kept]);
+}
+
 static void test_fetch(void)
 {
 	struct buildpack_fetch f;
@@ -197,24 +214,24 @@ static void test_fetch(void)
 
 	if (!mkdtemp(top))
 		abort();
-	work = xasprintf("%s/work", top);
-	bare = xasprintf("%s/pack.git", top);
-	url = xasprintf("file://%s", bare);
-	state = xasprintf("%s/state", top);
+	work = K(xasprintf("%s/work", top));
+	bare = K(xasprintf("%s/pack.git", top));
+	url = K(xasprintf("file://%s", bare));
+	state = K(xasprintf("%s/state", top));
 	mkdir(state, 0755);
 	mkdir(work, 0755);
 	buildpack_fetch_init(&f);
 	if (git(work, NULL, 0, "init", "-q", "-b", "main", NULL) != 0)
 		return;
-	mkdir(xasprintf("%s/bin", work), 0755);
-	put(xasprintf("%s/bin/compile", work), "#!/bin/sh\necho v1\n");
-	put(xasprintf("%s/VERSION", work), "one\n");
+	mkdir(K(xasprintf("%s/bin", work)), 0755);
+	put(K(xasprintf("%s/bin/compile", work)), "#!/bin/sh\necho v1\n");
+	put(K(xasprintf("%s/VERSION", work)), "one\n");
 	git(work, NULL, 0, "add", "-A", NULL);
 	git(work, NULL, 0, "commit", "-q", "-m", "one", NULL);
 	git(work, NULL, 0, "tag", "v1", NULL);
 	git(work, c1, sizeof(c1), "rev-parse", "HEAD", NULL);
 	git(work, NULL, 0, "checkout", "-q", "-b", "beta", NULL);
-	put(xasprintf("%s/VERSION", work), "beta\n");
+	put(K(xasprintf("%s/VERSION", work)), "beta\n");
 	git(work, NULL, 0, "commit", "-q", "-am", "beta", NULL);
 	git(work, NULL, 0, "checkout", "-q", "main", NULL);
 	git(top, NULL, 0, "clone", "-q", "--bare", work, bare, NULL);
@@ -237,11 +254,11 @@ static void test_fetch(void)
 	ok(fetch_into(&f, url, c1, state, 4) == 0 &&
 	   !strncmp(f.commit, c1, 12), "an abbreviated commit");
 	BAD(fetch_into(&f, url, "nope", state, 5),
-	    xasprintf("cannot fetch '%s': no branch, tag or commit 'nope' "
-		      "there", url), "a missing ref");
+	    K(xasprintf("cannot fetch '%s': no branch, tag or commit 'nope' "
+		      "there", url)), "a missing ref");
 
 	/* a new commit on main is seen by the next build */
-	put(xasprintf("%s/VERSION", work), "two\n");
+	put(K(xasprintf("%s/VERSION", work)), "two\n");
 	git(work, NULL, 0, "commit", "-q", "-am", "two", NULL);
 	git(work, c2, sizeof(c2), "rev-parse", "HEAD", NULL);
 	git(work, NULL, 0, "push", "-q", bare, "main", NULL);
@@ -249,32 +266,33 @@ static void test_fetch(void)
 	   "fetched again: the new commit");
 
 	/* the source is gone: the cache answers, and says why */
-	moved = xasprintf("%s/moved.git", top);
+	moved = K(xasprintf("%s/moved.git", top));
 	rename(bare, moved);
 	ok(fetch_into(&f, url, "main", state, 7) == 0 && !strcmp(f.commit, c2) &&
 	   f.stale && strstr(f.stale, "failed to resolve path"),
 	   "the cached copy when the fetch fails: %s", f.stale ? f.stale : "");
 	BAD(fetch_into(&f, url, "v9", state, 8),
-	    xasprintf("cannot fetch '%s': failed to resolve path '%s': No such "
-		      "file or directory", url, bare), "no cache for this ref");
+	    K(xasprintf("cannot fetch '%s': failed to resolve path '%s': No such "
+		      "file or directory", url, bare)), "no cache for this ref");
 	rename(moved, bare);
 
 	/* berth's own state directory is not a source */
 	{
-		char *inside = xasprintf("%s/state/apps", top);
-		char *iurl = xasprintf("file://%s", inside);
-		char *cmd = xasprintf("%s/state/apps", top);
+		char *inside = (xasprintf("%s/state/apps", top));
+		char *iurl = (xasprintf("file://%s", inside));
+		char *cmd = (xasprintf("%s/state/apps", top));
 
 		mkdir(cmd, 0755);
 		BAD(fetch_into(&f, iurl, NULL, state, 9),
-		    xasprintf("cannot fetch '%s': '%s' is inside berth's state "
-			      "directory", iurl, inside), "the state directory");
+		    K(xasprintf("cannot fetch '%s': '%s' is inside berth's state "
+			      "directory", iurl, inside)), "the state directory");
 		free(inside);
 		free(iurl);
 		free(cmd);
 	}
 	buildpack_fetch_release(&f);
 	rm_rf(top);
+	free_kept();
 }
 
 int main(void)

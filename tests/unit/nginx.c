@@ -193,7 +193,7 @@ static pid_t start_system_nginx(const char *sys, const char *sysaddr,
 
 	if (!bin)
 		bin = xstrdup("/usr/sbin/nginx");
-	for (i = 0; i < ARRAY_SIZE(dirs) && with_lua; i++) {
+	for (i = 0; i < ARRAY_SIZE(dirs) && with_lua && !lua; i++) {
 		snprintf(path, sizeof(path), "%s/ngx_http_lua_module.so",
 			 dirs[i]);
 		if (path_exists(path)) {

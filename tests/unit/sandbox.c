@@ -112,7 +112,7 @@ int main(void)
 	struct sandbox sb;
 	struct buf out = BUF_INIT, key = BUF_INIT;
 	struct stat st;
-	char *script;
+	char *script, *owned[3];
 	pid_t other;
 	int r;
 
@@ -140,10 +140,13 @@ int main(void)
 	put("postgres/run/socket.txt", "the database socket\n", 0644, 0);
 
 	memset(&sb, 0, sizeof(sb));
-	sb.release = xstrdup(at("run/one/1"));
+	owned[0] = xstrdup(at("run/one/1"));
+	owned[1] = xstrdup(at("postgres/run"));
+	owned[2] = xstrdup(at("postgres/missing"));
+	sb.release = owned[0];
 	sb.hide[sb.n_hide++] = root;
-	sb.show[sb.n_show++] = xstrdup(at("postgres/run"));
-	sb.show[sb.n_show++] = xstrdup(at("postgres/missing"));
+	sb.show[sb.n_show++] = owned[1];
+	sb.show[sb.n_show++] = owned[2];
 	sb.uid = APP_UID;
 	sb.gid = APP_UID;
 	sb.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;
@@ -270,5 +273,7 @@ int main(void)
 	rm_rf(root);
 	buf_release(&out);
 	buf_release(&key);
+	for (r = 0; r < 3; r++)
+		free(owned[r]);
 	return tap_done();
 }
