@@ -36,7 +36,9 @@ mkdir -p "$ROOT"
 
 # An app that dies at once on TERM (Python's default), does not drain, and
 # appends each POST's path to a file.  fail=N: answers 500; crash=S: exits
-# S seconds after it starts; late=S: listens S seconds late.
+# S seconds after it starts; crash_served=S: exits S seconds after its first
+# user request (a path under /sleep/), however long it took to get there;
+# late=S: listens S seconds late.
 cat >app.py <<'PY'
 import http.server, os, sys, threading, time
 port = int(sys.argv[1])
@@ -51,6 +53,12 @@ class H(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     def do_GET(self):
+        if self.path.startswith('/sleep/') and 'crash_served' in opts:
+            with lock:
+                if not timer:
+                    timer.append(threading.Timer(float(opts['crash_served']),
+                                                 lambda: os._exit(1)))
+                    timer[0].start()
         if self.path.startswith('/sleep/'):
             ms = self.path[7:].split('?')[0].split('/')[0]
             time.sleep(int(ms) / 1000.0)
@@ -66,6 +74,7 @@ class H(http.server.BaseHTTPRequestHandler):
 class S(http.server.ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128
+lock, timer = threading.Lock(), []
 if 'crash' in opts:
     threading.Timer(float(opts['crash']), lambda: os._exit(1)).start()
 time.sleep(float(opts.get('late', 0)))
@@ -227,7 +236,7 @@ test_expect_success 'releases that are not switched to get no user request' '
 
 test_expect_success 'the watch: a release that crashes after the switch falls back, then rolls back' '
 	crash=$(free_port) &&
-	start_app $crash crash=1.5 &&
+	start_app $crash crash_served=1 &&
 	retry_until 10 answers $crash &&
 	cmd_ok switch demo live 100 web.1:$crash fallback 21 web.1:$PORT &&
 	{ curl -s -w "%{http_code}\n" -o /dev/null -H "Host: demo.localhost" \
