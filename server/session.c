@@ -35,6 +35,8 @@
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
+#include "privsep.h"
+#include "appuser.h"
 #include "loop.h"
 #include "reaper.h"
 #include "spawn.h"
@@ -187,7 +189,34 @@ struct session {
 	char term[64];
 	struct winsize winsize;
 	int pty_master, pty_slave;	/* while psql runs, else -1 */
+	/*
+	 * Privilege separation (privsep.h), as root only.  mux is the
+	 * socketpair between the two halves (-1 without root).  In the child
+	 * (berth-ssh, libssh's side) remote is 0; in the monitor (root) it is
+	 * 1 once the command runs there, and the client's channel is the
+	 * child's relay: stdin arrives in 'in', output leaves as messages.
+	 */
+	int mux;
+	int remote;
+	int mux_gone;		/* the other half ended */
+	struct buf in;		/* the client's stdin, not taken yet */
+	int in_eof;
 };
+
+/*
+ * Messages between the halves (one type byte, privsep.h):
+ *   child -> monitor  'k' "V|N TYPE BASE64"   may this key log in? (V: the
+ *                                              client proved it holds it)
+ *                     'r' the command: COMMAND \0 PROTO \0 HAS_PROTO \0
+ *                         PTY \0 TERM \0 COLS \0 ROWS
+ *                     'i' stdin bytes, 'e' stdin ended, 'w' "COLS ROWS"
+ *   monitor -> child  'K' "ADMIN NOPTY NAME" yes, 'N' no (to 'k')
+ *                     'o' stdout bytes, 'E' stderr bytes, 'x' "STATUS"
+ * The monitor believes only what it decided itself: who logged in comes
+ * from its own answer to 'k' with V.
+ */
+#define IN_CAP (256 * 1024)	/* the monitor's stdin buffer takes no more */
+static char mux_msg[PRIVSEP_MSG_MAX + 1];
 
 /*
  * SIGALRM ends the session: before a command, the login grace time; while
@@ -247,6 +276,55 @@ static int ask_engine(char what)
 	return c != 'n';
 }
 
+/* A small decimal number from the other half (a status, a size): -1 if
+ * it is not one. */
+static int atoi_safe_dim(const char *p)
+{
+	long v;
+	char *end;
+
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno || end == p || *end || v < -1 || v > 100000)
+		return -1;
+	return (int)v;
+}
+
+/*
+ * Is pubkey in authorized_keys, from this address?  As keys_match_opts();
+ * in the child of a root session, the monitor reads the file and answers.
+ */
+static int match_key(struct session *s, struct ssh_key_struct *pubkey,
+		     char state, char **name, int *admin, int *no_pty)
+{
+	char *b64 = NULL, *q, type;
+	const char *kt;
+	size_t len;
+	int r, a, np, off = 0;
+
+	if (s->mux < 0)
+		return keys_match_opts(s->cfg->root, pubkey,
+				       s->peer_ip[0] ? s->peer_ip : NULL, name,
+				       admin, no_pty);
+	kt = ssh_key_type_to_char(ssh_key_type(pubkey));
+	if (!kt || ssh_pki_export_pubkey_base64(pubkey, &b64) != SSH_OK)
+		return ERR_NOTFOUND;
+	q = xasprintf("%c %s %s", state == SSH_PUBLICKEY_STATE_VALID ? 'V' : 'N',
+		      kt, b64);
+	ssh_string_free_char(b64);
+	r = privsep_send(s->mux, 'k', q, strlen(q), 0);
+	free(q);
+	if (r < 0 || privsep_recv(s->mux, &type, mux_msg, &len, -1) <= 0)
+		return error_set("the session's monitor is gone");
+	if (type != 'K' || sscanf(mux_msg, "%d %d %n", &a, &np, &off) != 2 ||
+	    !off || !mux_msg[off])
+		return ERR_NOTFOUND;
+	*name = xstrdup(mux_msg + off);
+	*admin = a;
+	*no_pty = np;
+	return 0;
+}
+
 static int auth_pubkey(ssh_session ssh, const char *user,
 		       struct ssh_key_struct *pubkey, char state, void *arg)
 {
@@ -257,9 +335,7 @@ static int auth_pubkey(ssh_session ssh, const char *user,
 	if (state != SSH_PUBLICKEY_STATE_NONE &&
 	    state != SSH_PUBLICKEY_STATE_VALID)
 		goto denied;
-	r = keys_match_opts(s->cfg->root, pubkey,
-			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin,
-			    &no_pty);
+	r = match_key(s, pubkey, state, &name, &admin, &no_pty);
 	if (r < 0) {
 		if (r != ERR_NOTFOUND)
 			log_warnx("%s: %s", s->peer, error_last());
@@ -308,6 +384,12 @@ static int chan_pty_resize(ssh_session ssh, ssh_channel chan, int w, int h,
 		return -1;
 	s->winsize.ws_col = (unsigned short)w;
 	s->winsize.ws_row = (unsigned short)h;
+	if (s->mux >= 0) {
+		char wh[32];
+
+		snprintf(wh, sizeof(wh), "%d %d", w, h);
+		privsep_send(s->mux, 'w', wh, strlen(wh), 0);
+	}
 	if (s->pty_master >= 0)
 		ioctl(s->pty_master, TIOCSWINSZ, &s->winsize);
 	return 0;
@@ -376,15 +458,97 @@ static ssh_channel open_session_channel(ssh_session ssh, void *arg)
 	return s->chan;
 }
 
+/*
+ * The monitor's side of the channel: take one message from the child
+ * (waiting up to timeout_ms).  1 taken, 0 nothing, -1 the child is gone.
+ */
+static int mux_take(struct session *s, int timeout_ms)
+{
+	char type;
+	size_t len;
+	int r, w, h;
+
+	if (s->mux_gone)
+		return -1;
+	r = privsep_recv(s->mux, &type, mux_msg, &len, timeout_ms);
+	if (r < 0) {
+		s->mux_gone = 1;
+		return -1;
+	}
+	if (r == 0)
+		return 0;
+	if (type == 'i')
+		buf_add(&s->in, mux_msg, len);
+	else if (type == 'e')
+		s->in_eof = 1;
+	else if (type == 'w' && sscanf(mux_msg, "%d %d", &w, &h) == 2 &&
+		 w > 0 && w < 10000 && h > 0 && h < 10000) {
+		s->winsize.ws_col = (unsigned short)w;
+		s->winsize.ws_row = (unsigned short)h;
+		if (s->pty_master >= 0)
+			ioctl(s->pty_master, TIOCSWINSZ, &s->winsize);
+	}
+	return 1;
+}
+
 static int session_gone(struct session *s)
 {
+	if (s->remote)
+		return s->mux_gone;
 	return (ssh_get_status(s->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)) ||
 	       !ssh_is_connected(s->ssh);
 }
 
 static int client_gone(struct session *s)
 {
+	if (s->remote)
+		return s->mux_gone;
 	return session_gone(s) || ssh_channel_is_closed(s->chan);
+}
+
+/* What the relay loops poll for the client, and what they call then. */
+static int client_fd(struct session *s)
+{
+	return s->remote ? s->mux : ssh_get_fd(s->ssh);
+}
+
+static short client_events(struct session *s)
+{
+	/* a full buffer waits until the command takes some */
+	return s->remote && s->in.len >= IN_CAP ? 0 : POLLIN;
+}
+
+static void client_poll(struct session *s)
+{
+	if (!s->remote) {
+		ssh_event_dopoll(s->event, 0);
+		return;
+	}
+	while (s->in.len < IN_CAP && mux_take(s, 0) > 0)
+		;
+}
+
+/* Up to len bytes of stdin that have arrived; 0 if none (or at EOF). */
+static int client_read_nb(struct session *s, void *buf, uint32_t len)
+{
+	size_t n;
+
+	if (!s->remote)
+		return ssh_channel_read_nonblocking(s->chan, buf, len, 0);
+	n = s->in.len < len ? s->in.len : len;
+	if (n) {
+		memcpy(buf, s->in.data, n);
+		buf_consume(&s->in, n);
+	}
+	return (int)n;
+}
+
+/* The client's stdin ended and all of it was read. */
+static int client_eof(struct session *s)
+{
+	if (s->remote)
+		return s->in_eof && !s->in.len;
+	return ssh_channel_is_eof(s->chan);
 }
 
 /* Blocking writes; a client that went away makes them fail. */
@@ -398,6 +562,22 @@ static int chan_write(struct session *s, int to_stderr, const void *data,
 	/* a client that stopped reading must not hold its slot forever */
 	alarm_phase = 1;
 	alarm(idle_s ? idle_s : 1);
+	while (len && s->remote) {
+		size_t chunk = len > PRIVSEP_MSG_MAX ? PRIVSEP_MSG_MAX : len;
+
+		if (s->mux_gone ||
+		    privsep_send(s->mux, to_stderr ? 'E' : 'o', p, chunk, 0) < 0) {
+			s->mux_gone = 1;
+			error_set("cannot write to the client: it is gone");
+			goto out;
+		}
+		p += chunk;
+		len -= chunk;
+	}
+	if (s->remote) {
+		ret = 0;
+		goto out;
+	}
 	while (len) {
 		uint32_t chunk = len > 65536 ? 65536 : (uint32_t)len;
 
@@ -451,6 +631,17 @@ static ssize_t chan_read(struct session *s, void *buf, size_t len,
 	uint32_t want = len > 65536 ? 65536 : (uint32_t)len;
 	int n;
 
+	while (s->remote) {
+		if (s->in.len)
+			return client_read_nb(s, buf, want);
+		if (s->in_eof || s->mux_gone)
+			return 0;
+		n = mux_take(s, timeout_ms);
+		if (n < 0)
+			return 0;
+		if (n == 0 && timeout_ms >= 0)
+			return error_set("timed out waiting for input");
+	}
 	for (;;) {
 		if (timeout_ms >= 0)
 			n = ssh_channel_read_timeout(s->chan, buf, want, 0,
@@ -556,8 +747,8 @@ static int control_relay(struct session *s, const struct strv *words)
 		}
 		pfd[0].fd = fd;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = ssh_get_fd(s->ssh);
-		pfd[1].events = POLLIN;
+		pfd[1].fd = client_fd(s);
+		pfd[1].events = client_events(s);
 		pfd[0].revents = pfd[1].revents = 0;
 		if (poll(pfd, 2, -1) < 0) {
 			if (errno == EINTR)
@@ -567,7 +758,7 @@ static int control_relay(struct session *s, const struct strv *words)
 		}
 		if (pfd[1].revents) {
 			/* window adjusts, stdin (kept in the channel), close */
-			ssh_event_dopoll(s->event, 0);
+			client_poll(s);
 			if (client_gone(s)) {
 				ret = -1;
 				goto out;
@@ -803,11 +994,10 @@ static int pty_relay(void *ctx)
 	s->pty_slave = -1;
 	for (;;) {
 		while (!input_done &&
-		       (n = ssh_channel_read_nonblocking(s->chan, chunk,
-							 sizeof(chunk), 0)) > 0)
+		       (n = client_read_nb(s, chunk, sizeof(chunk))) > 0)
 			if (write_all(s->pty_master, chunk, (size_t)n) < 0)
 				return 0;
-		if (!input_done && ssh_channel_is_eof(s->chan)) {
+		if (!input_done && client_eof(s)) {
 			/* the client's input ended: ^D, as a terminal would */
 			input_done = 1;
 			if (write_all(s->pty_master, "\x04", 1) < 0)
@@ -819,14 +1009,14 @@ static int pty_relay(void *ctx)
 			return -1;
 		pfd[0].fd = s->pty_master;
 		pfd[0].events = POLLIN;
-		pfd[1].fd = ssh_get_fd(s->ssh);
-		pfd[1].events = POLLIN;
+		pfd[1].fd = client_fd(s);
+		pfd[1].events = client_events(s);
 		pfd[0].revents = pfd[1].revents = 0;
 		/* libssh may hold decrypted data the socket no longer shows */
 		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
 			return -1;
 		if (pfd[1].revents)
-			ssh_event_dopoll(s->event, 0);
+			client_poll(s);
 		if (pfd[0].revents) {
 			got = read(s->pty_master, chunk, sizeof(chunk));
 			if (got < 0 && errno == EINTR)
@@ -998,17 +1188,16 @@ static int run_oneoff(struct session *s, struct strv *words)
 
 		if (rr.done && out_r < 0 && err_r < 0)
 			break;
-		if (session_gone(s) || ssh_channel_is_closed(s->chan)) {
+		if (client_gone(s)) {
 			ret = -1;
 			goto out;
 		}
 		/* the client's input, as far as the process takes it */
 		while (!input_done && in_w >= 0 && !pending.len &&
-		       (n = ssh_channel_read_nonblocking(s->chan, chunk,
-							 sizeof(chunk), 0)) > 0)
+		       (n = client_read_nb(s, chunk, sizeof(chunk))) > 0)
 			buf_add(&pending, chunk, (size_t)n);
 		if (!input_done && !pending.len && in_w >= 0 &&
-		    ssh_channel_is_eof(s->chan)) {
+		    client_eof(s)) {
 			input_done = 1;
 			if (s->pty) {
 				/* ^D, as a terminal would */
@@ -1030,8 +1219,8 @@ static int run_oneoff(struct session *s, struct strv *words)
 				input_done = 1;
 			}
 		}
-		pfd[nfd].fd = ssh_get_fd(s->ssh);
-		pfd[nfd++].events = POLLIN;
+		pfd[nfd].fd = client_fd(s);
+		pfd[nfd++].events = client_events(s);
 		if (ctl >= 0) {
 			ix_ctl = nfd;
 			pfd[nfd].fd = ctl;
@@ -1063,7 +1252,7 @@ static int run_oneoff(struct session *s, struct strv *words)
 		}
 		(void)ix_in;
 		if (pfd[0].revents)
-			ssh_event_dopoll(s->event, 0);
+			client_poll(s);
 		if (ix_out >= 0 && (pfd[ix_out].revents & ~POLLOUT)) {
 			got = read(out_r, chunk, sizeof(chunk));
 			if (got > 0) {
@@ -1314,6 +1503,15 @@ static void finish(struct session *s, int status)
 {
 	int64_t deadline;
 
+	if (s->remote) {
+		char st[16];
+
+		snprintf(st, sizeof(st), "%d", status);
+		if (!s->mux_gone)
+			privsep_send(s->mux, 'x', st, strlen(st), 0);
+		return;
+	}
+
 	if (!client_gone(s)) {
 		ssh_channel_request_send_exit_status(s->chan, status);
 		ssh_channel_send_eof(s->chan);
@@ -1425,6 +1623,268 @@ out:
 	return ret;
 }
 
+/* ------------------------------------------------ privilege separation */
+
+/* The monitor's answer to 'k': it reads authorized_keys itself. */
+static void monitor_key(struct session *s, const char *q)
+{
+	char state, type[64], *b64 = NULL, *name = NULL, *reply = NULL;
+	ssh_key key = NULL;
+	int admin = 0, no_pty = 0, r, off = 0;
+
+	if (sscanf(q, "%c %63s %n", &state, type, &off) != 2 || !off ||
+	    (state != 'V' && state != 'N'))
+		goto no;
+	b64 = xstrdup(q + off);
+	if (ssh_key_type_from_name(type) == SSH_KEYTYPE_UNKNOWN ||
+	    ssh_pki_import_pubkey_base64(b64, ssh_key_type_from_name(type),
+					 &key) != SSH_OK)
+		goto no;
+	r = keys_match_opts(s->cfg->root, key,
+			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin,
+			    &no_pty);
+	if (r < 0) {
+		if (r != ERR_NOTFOUND)
+			log_warnx("%s: %s", s->peer, error_last());
+		goto no;
+	}
+	/* who logged in is what the monitor found, never the child's word */
+	if (state == 'V') {
+		free(s->user);
+		s->user = xstrdup(name);
+		s->admin = admin;
+		s->no_pty = no_pty;
+	}
+	reply = xasprintf("%d %d %s", admin, no_pty, name);
+	privsep_send(s->mux, 'K', reply, strlen(reply), 0);
+	goto out;
+no:
+	privsep_send(s->mux, 'N', "", 0, 0);
+out:
+	if (key)
+		ssh_key_free(key);
+	free(b64);
+	free(name);
+	free(reply);
+}
+
+/* 'r': the command, its GIT_PROTOCOL and terminal; 0 or -1 if malformed. */
+static int monitor_take_command(struct session *s, const char *m, size_t len)
+{
+	const char *f[7];
+	size_t k = 0, i = 0;
+	int cols, rows;
+
+	while (k < ARRAY_SIZE(f) && i <= len) {
+		f[k++] = m + i;
+		i += strlen(m + i) + 1;
+	}
+	if (k != ARRAY_SIZE(f) || i != len + 1 ||
+	    !strchr("01", f[2][0]) || !strchr("01", f[3][0]))
+		return -1;
+	cols = atoi_safe_dim(f[5]);
+	rows = atoi_safe_dim(f[6]);
+	if (cols < 0 || rows < 0 || strlen(f[4]) >= sizeof(s->term))
+		return -1;
+	s->command = xstrdup(f[0]);
+	s->git_protocol = f[2][0] == '1' ? xstrdup(f[1]) : NULL;
+	s->pty = f[3][0] == '1' && !s->no_pty;
+	snprintf(s->term, sizeof(s->term), "%s",
+		 oneoff_term_valid(f[4]) ? f[4] : "");
+	s->winsize.ws_col = (unsigned short)cols;
+	s->winsize.ws_row = (unsigned short)rows;
+	return 0;
+}
+
+/*
+ * The monitor (root): answer the child's key questions until it sends the
+ * command of a key the monitor itself let in, then run that command with
+ * the child relaying the channel.  Returns when the child is gone.
+ */
+static void monitor_serve(struct session *s)
+{
+	char type;
+	size_t len;
+	int status;
+
+	for (;;) {
+		if (privsep_recv(s->mux, &type, mux_msg, &len, -1) <= 0)
+			return;
+		if (type == 'k') {
+			monitor_key(s, mux_msg);
+			continue;
+		}
+		if (type != 'r')
+			continue;
+		if (!s->user || monitor_take_command(s, mux_msg, len) < 0) {
+			log_warnx("%s: the session's child sent a command "
+				  "without a key let in: closing", s->peer);
+			return;
+		}
+		break;
+	}
+	alarm(0);
+	s->remote = 1;
+	buf_init(&s->in, 0);
+	status = run_command(s);
+	if (status >= 0)
+		finish(s, status);
+}
+
+/*
+ * The child (berth-ssh): hand the command to the monitor, then carry the
+ * channel: stdin to the monitor, its output to the client, until it says
+ * the exit status (returned) or is gone (-1).
+ */
+static int relay_to_monitor(struct session *s)
+{
+	struct buf m = BUF_INIT, pend = BUF_INIT;
+	struct pollfd pfd[2];
+	char chunk[16384], type, dims[32];
+	size_t len;
+	int n, r, eof_sent = 0, ret = -1;
+
+	buf_addstr(&m, s->command);
+	buf_add(&m, "", 1);
+	buf_addstr(&m, s->git_protocol ? s->git_protocol : "");
+	buf_add(&m, "", 1);
+	buf_addstr(&m, s->git_protocol ? "1" : "0");
+	buf_add(&m, "", 1);
+	buf_addstr(&m, s->pty ? "1" : "0");
+	buf_add(&m, "", 1);
+	buf_addstr(&m, s->term);
+	buf_add(&m, "", 1);
+	snprintf(dims, sizeof(dims), "%u", (unsigned)s->winsize.ws_col);
+	buf_addstr(&m, dims);
+	buf_add(&m, "", 1);
+	snprintf(dims, sizeof(dims), "%u", (unsigned)s->winsize.ws_row);
+	buf_addstr(&m, dims);
+	if (m.len > PRIVSEP_MSG_MAX ||
+	    privsep_send(s->mux, 'r', m.data, m.len, 0) < 0) {
+		say_error(s, "command too long");
+		ret = 1;
+		goto out;
+	}
+	buf_init(&pend, 0);
+	for (;;) {
+		if (client_gone(s))
+			goto out;
+		/* stdin goes on only as fast as the monitor takes it */
+		if (!pend.len && !eof_sent) {
+			n = ssh_channel_read_nonblocking(s->chan, chunk,
+							 sizeof(chunk), 0);
+			if (n > 0)
+				buf_add(&pend, chunk, (size_t)n);
+			else if (n == SSH_ERROR)
+				goto out;
+			else if (ssh_channel_is_eof(s->chan)) {
+				if (privsep_send(s->mux, 'e', "", 0, 0) < 0)
+					goto out;
+				eof_sent = 1;
+			}
+		}
+		if (pend.len) {
+			r = privsep_send(s->mux, 'i', pend.data, pend.len,
+					 MSG_DONTWAIT);
+			if (r == 0)
+				buf_reset(&pend);
+			else if (r != ERR_BUSY)
+				goto out;
+		}
+		pfd[0].fd = ssh_get_fd(s->ssh);
+		pfd[0].events = POLLIN;
+		pfd[1].fd = s->mux;
+		pfd[1].events = POLLIN | (pend.len ? POLLOUT : 0);
+		pfd[0].revents = pfd[1].revents = 0;
+		/* libssh may hold decrypted data the socket no longer shows */
+		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
+			goto out;
+		if (pfd[0].revents)
+			ssh_event_dopoll(s->event, 0);
+		if (!(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			continue;
+		r = privsep_recv(s->mux, &type, mux_msg, &len, 0);
+		if (r < 0)
+			goto out;
+		if (r == 0)
+			continue;
+		if ((type == 'o' || type == 'E') &&
+		    chan_write(s, type == 'E', mux_msg, len) < 0)
+			goto out;
+		if (type == 'x') {
+			ret = atoi_safe_dim(mux_msg);
+			goto out;
+		}
+	}
+out:
+	buf_release(&m);
+	buf_release(&pend);
+	return ret;
+}
+
+/*
+ * As root, split in two: the child becomes berth-ssh and returns 0 (it
+ * goes on with libssh); the monitor returns 1 after serving it.  -1 if
+ * the split cannot be made (the connection is refused: fail closed).
+ */
+static int split_privileges(struct session *s)
+{
+	struct appuser u;
+	int sv[2];
+	pid_t monitor = getpid(), pid;
+
+	if (privsep_user(s->cfg->root, &u) < 0) {
+		log_warnx("%s: refused: %s", s->peer, error_last());
+		return -1;
+	}
+	if (privsep_pair(sv) < 0) {
+		log_warnx("%s: %s", s->peer, error_last());
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		log_warn("%s: fork", s->peer);
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		s->mux = sv[1];
+		if (privsep_drop(&u, monitor) < 0) {
+			log_warnx("%s: %s", s->peer, error_last());
+			_exit(1);
+		}
+		/* the monitor's alarm ends both; this one is a backstop */
+		alarm((unsigned)((s->cfg->ssh_login_grace_ms + 999) / 1000) + 1);
+		return 0;
+	}
+	close(sv[1]);
+	s->mux = sv[0];
+	/* the child alone speaks to the client and to the door */
+	ssh_free(s->ssh);
+	s->ssh = NULL;
+	if (status_fd >= 0) {
+		close(status_fd);
+		status_fd = -1;
+	}
+	monitor_serve(s);
+	/* Closing with messages unread would reset the child's end and lose
+	 * what it has not read yet (the exit status): wait for its close. */
+	{
+		char type;
+		size_t len;
+
+		while (privsep_recv(s->mux, &type, mux_msg, &len, -1) > 0)
+			;
+	}
+	close(s->mux);
+	s->mux = -1;
+	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	return 1;
+}
+
 int session_main(const struct config *cfg, int fd, int door_fd)
 {
 	struct stat st;
@@ -1438,6 +1898,7 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 	memset(&s, 0, sizeof(s));
 	s.cfg = cfg;
 	s.pty_master = s.pty_slave = -1;
+	s.mux = -1;
 	buf_init(&s.out, 0);
 	buf_init(&s.err, 0);
 	log_settitle("session");
@@ -1487,6 +1948,16 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 		close(fd);
 		goto out;
 	}
+	/* The host keys are in memory now (ssh_bind_accept_fd loads them):
+	 * as root, nothing the client sends is read before the drop. */
+	if (geteuid() == 0) {
+		int r = split_privileges(&s);
+
+		if (r != 0) {
+			ret = r < 0 ? 1 : 0;
+			goto out;
+		}
+	}
 	memset(&s.scb, 0, sizeof(s.scb));
 	s.scb.userdata = &s;
 	s.scb.auth_pubkey_function = auth_pubkey;
@@ -1526,7 +1997,7 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 		goto out;
 	}
 	log_command(&s);
-	status = run_command(&s);
+	status = s.mux >= 0 ? relay_to_monitor(&s) : run_command(&s);
 	if (status >= 0)
 		finish(&s, status);
 	ret = 0;
@@ -1549,5 +2020,8 @@ out:
 	free(s.git_protocol);
 	buf_release(&s.out);
 	buf_release(&s.err);
+	buf_release(&s.in);
+	if (s.mux >= 0)
+		close(s.mux);
 	return ret;
 }
