@@ -524,6 +524,14 @@ static void client_poll(struct session *s)
 		ssh_event_dopoll(s->event, 0);
 		return;
 	}
+	if (s->in.len >= IN_CAP) {
+		/* nothing more is taken in, but a hang-up must be seen */
+		struct pollfd p = { .fd = s->mux, .events = 0 };
+
+		if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+			s->mux_gone = 1;
+		return;
+	}
 	while (s->in.len < IN_CAP && mux_take(s, 0) > 0)
 		;
 }

@@ -18,7 +18,15 @@
  * client hangs up (ctrl-c on "logs -f") the control connection is closed.
  * No shell, pty, subsystem, env or port forwarding; one channel, one exec.
  *
- * Everything here blocks: the session process does one thing at a time.
+ * As root the process splits before it reads a byte from the client
+ * (privsep.h): the host keys are loaded, then a child drops for good to
+ * berth-ssh and runs libssh (key exchange, authentication, the channel);
+ * the root monitor, which never touches the connection, answers its key
+ * lookups from authorized_keys and runs the authenticated command while
+ * the child relays the channel.  The engine sees one process (the
+ * monitor; the child dies with it).  Without root nothing splits.
+ *
+ * Everything here blocks: each half does one thing at a time.
  */
 #ifndef BERTH_SESSION_H
 #define BERTH_SESSION_H
