@@ -8,13 +8,7 @@
 # The pids of this engine's session processes (each: a root monitor and
 # its berth-ssh child, same command line).
 session_pids() {
-	local d cmd
-	for d in /proc/[0-9]*; do
-		cmd=$(tr '\0' ' ' <"$d/cmdline" 2>/dev/null) || continue
-		case $cmd in
-		*" session --root $BERTH_ROOT ") echo "${d#/proc/}" ;;
-		esac
-	done
+	pgrep -f -- "session --root $BERTH_ROOT\$"
 }
 
 # Does process $1 hold a TCP socket (an SSH client's connection)?
@@ -95,7 +89,7 @@ test_expect_success 'after authentication the connection is still berth-ssh'"'"'
 	mkfifo in &&
 	exec 8<>in &&
 	test_when_finished "exec 8>&-" &&
-	{ ssh_berth alice keys add <in >out 2>err & } &&
+	{ ssh_berth alice keys add <in 8>&- >out 2>err & } &&
 	pid=$! &&
 	retry_until 30 grep -q "alice runs .keys add." "$TRASH/berth.log" &&
 	retry_until 30 connection_holders holders &&
