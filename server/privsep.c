@@ -90,6 +90,45 @@ int privsep_recv(int fd, char *type, char *buf, size_t *len, int timeout_ms)
 	return 1;
 }
 
+int privsep_number(const char *p)
+{
+	long v;
+	char *end;
+
+	errno = 0;
+	v = strtol(p, &end, 10);
+	if (errno || end == p || *end || v < -1 || v > 100000)
+		return -2;
+	return (int)v;
+}
+
+int privsep_parse_command(const char *m, size_t len,
+			  struct privsep_command *out)
+{
+	const char *f[7];
+	size_t k = 0, i = 0;
+
+	while (k < ARRAY_SIZE(f) && i <= len) {
+		f[k++] = m + i;
+		i += strlen(m + i) + 1;
+	}
+	if (k != ARRAY_SIZE(f) || i != len + 1 ||
+	    (strcmp(f[2], "0") && strcmp(f[2], "1")) ||
+	    (strcmp(f[3], "0") && strcmp(f[3], "1")) ||
+	    strlen(f[4]) >= 64)
+		return error_set("malformed command from the other half");
+	out->command = f[0];
+	out->git_protocol = f[2][0] == '1' ? f[1] : NULL;
+	out->pty = f[3][0] == '1';
+	out->term = f[4];
+	out->cols = privsep_number(f[5]);
+	out->rows = privsep_number(f[6]);
+	if (out->cols < 0 || out->cols > 9999 || out->rows < 0 ||
+	    out->rows > 9999)
+		return error_set("malformed command from the other half");
+	return 0;
+}
+
 int privsep_user(const char *root, struct appuser *u)
 {
 	struct appuser_sys sys;

@@ -40,6 +40,26 @@ int privsep_send(int fd, char type, const void *data, size_t len, int flags);
 int privsep_recv(int fd, char *type, char *buf, size_t *len, int timeout_ms);
 
 /*
+ * The command message, parsed (session.c builds it): NUL-separated
+ * COMMAND, PROTO, HAS_PROTO ("0"/"1"), PTY ("0"/"1"), TERM, COLS, ROWS.
+ * The strings point into the message.
+ */
+struct privsep_command {
+	const char *command;
+	const char *git_protocol;	/* NULL: the client asked for none */
+	int pty;
+	const char *term;		/* shorter than 64 bytes */
+	int cols, rows;			/* 0 .. 9999 */
+};
+
+/* Parse m (len bytes, m[len] == '\0'): 0, or ERR_INVALID if malformed. */
+int privsep_parse_command(const char *m, size_t len,
+			  struct privsep_command *out);
+
+/* A decimal number from the other half, -1 .. 100000; -2 if not one. */
+int privsep_number(const char *p);
+
+/*
  * The user sessions drop to: berth-ssh, made by the engine at start
  * (appuser.h), checked to be berth's (name, comment, number).  0, or -1
  * with error_last() (missing or not berth's: the session must not go on).

@@ -276,20 +276,6 @@ static int ask_engine(char what)
 	return c != 'n';
 }
 
-/* A small decimal number from the other half (a status, a size): -1 if
- * it is not one. */
-static int atoi_safe_dim(const char *p)
-{
-	long v;
-	char *end;
-
-	errno = 0;
-	v = strtol(p, &end, 10);
-	if (errno || end == p || *end || v < -1 || v > 100000)
-		return -1;
-	return (int)v;
-}
-
 /*
  * Is pubkey in authorized_keys, from this address?  As keys_match_opts();
  * in the child of a root session, the monitor reads the file and answers.
@@ -1679,28 +1665,18 @@ out:
 /* 'r': the command, its GIT_PROTOCOL and terminal; 0 or -1 if malformed. */
 static int monitor_take_command(struct session *s, const char *m, size_t len)
 {
-	const char *f[7];
-	size_t k = 0, i = 0;
-	int cols, rows;
+	struct privsep_command c;
 
-	while (k < ARRAY_SIZE(f) && i <= len) {
-		f[k++] = m + i;
-		i += strlen(m + i) + 1;
-	}
-	if (k != ARRAY_SIZE(f) || i != len + 1 ||
-	    !strchr("01", f[2][0]) || !strchr("01", f[3][0]))
+	if (privsep_parse_command(m, len, &c) < 0)
 		return -1;
-	cols = atoi_safe_dim(f[5]);
-	rows = atoi_safe_dim(f[6]);
-	if (cols < 0 || rows < 0 || strlen(f[4]) >= sizeof(s->term))
-		return -1;
-	s->command = xstrdup(f[0]);
-	s->git_protocol = f[2][0] == '1' ? xstrdup(f[1]) : NULL;
-	s->pty = f[3][0] == '1' && !s->no_pty;
+	s->command = xstrdup(c.command);
+	s->git_protocol = c.git_protocol ? xstrdup(c.git_protocol) : NULL;
+	/* the key's options are the monitor's own reading of its line */
+	s->pty = c.pty && !s->no_pty;
 	snprintf(s->term, sizeof(s->term), "%s",
-		 oneoff_term_valid(f[4]) ? f[4] : "");
-	s->winsize.ws_col = (unsigned short)cols;
-	s->winsize.ws_row = (unsigned short)rows;
+		 oneoff_term_valid(c.term) ? c.term : "");
+	s->winsize.ws_col = (unsigned short)(c.cols ? c.cols : 80);
+	s->winsize.ws_row = (unsigned short)(c.rows ? c.rows : 24);
 	return 0;
 }
 
@@ -1820,7 +1796,9 @@ static int relay_to_monitor(struct session *s)
 		    chan_write(s, type == 'E', mux_msg, len) < 0)
 			goto out;
 		if (type == 'x') {
-			ret = atoi_safe_dim(mux_msg);
+			ret = privsep_number(mux_msg);
+			if (ret < -1)
+				ret = 1;
 			goto out;
 		}
 	}
