@@ -373,8 +373,9 @@ static int chan_pty_resize(ssh_session ssh, ssh_channel chan, int w, int h,
 	if (s->mux >= 0) {
 		char wh[32];
 
+		/* never blocks: a busy monitor misses one resize at worst */
 		snprintf(wh, sizeof(wh), "%d %d", w, h);
-		privsep_send(s->mux, 'w', wh, strlen(wh), 0);
+		privsep_send(s->mux, 'w', wh, strlen(wh), MSG_DONTWAIT);
 	}
 	if (s->pty_master >= 0)
 		ioctl(s->pty_master, TIOCSWINSZ, &s->winsize);
@@ -1762,9 +1763,12 @@ static int relay_to_monitor(struct session *s)
 			else if (n == SSH_ERROR)
 				goto out;
 			else if (ssh_channel_is_eof(s->chan)) {
-				if (privsep_send(s->mux, 'e', "", 0, 0) < 0)
+				/* a full monitor: try again on the next turn */
+				r = privsep_send(s->mux, 'e', "", 0,
+						 MSG_DONTWAIT);
+				if (r < 0 && r != ERR_BUSY)
 					goto out;
-				eof_sent = 1;
+				eof_sent = r == 0;
 			}
 		}
 		if (pend.len) {
