@@ -561,6 +561,16 @@ int appuser_ensure_www(const struct appuser_sys *sys, struct appuser *u)
 	return ensure_named(sys, sys->www_name, "berth nginx workers", u, 1);
 }
 
+int appuser_ensure_ssh(const struct appuser_sys *sys, struct appuser *u)
+{
+	return ensure_named(sys, APPUSER_SSH, "berth SSH sessions", u, 1);
+}
+
+int appuser_lookup_ssh(const struct appuser_sys *sys, struct appuser *u)
+{
+	return ensure_named(sys, APPUSER_SSH, "berth SSH sessions", u, 0);
+}
+
 int appuser_remove(const struct appuser_sys *sys, const char *app)
 {
 	char name[APPUSER_NAME_MAX + 1], *gecos = NULL;

@@ -42,6 +42,7 @@
 #define APPUSER_UID_MIN 70000
 #define APPUSER_UID_MAX 99999
 #define APPUSER_WWW "berth-www"		/* nginx's workers */
+#define APPUSER_SSH "berth-ssh"		/* SSH session processes */
 #define APPUSER_STATE_FILE "next-uid"	/* in the state folder */
 
 struct appuser_sys {
@@ -102,5 +103,15 @@ int appuser_rename(const struct appuser_sys *sys, const char *from,
 
 /* berth-www, for nginx's worker processes; as appuser_ensure(). */
 int appuser_ensure_www(const struct appuser_sys *sys, struct appuser *u);
+
+/*
+ * berth-ssh, the user SSH session processes drop to before they read a
+ * byte from their client (session.h).  appuser_ensure_ssh() makes it if
+ * missing (the engine, at start); appuser_lookup_ssh() only finds it (a
+ * session): ERR_NOTFOUND if missing, ERR_EXISTS if a user of that name is
+ * not berth's.
+ */
+int appuser_ensure_ssh(const struct appuser_sys *sys, struct appuser *u);
+int appuser_lookup_ssh(const struct appuser_sys *sys, struct appuser *u);
 
 #endif

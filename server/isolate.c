@@ -170,6 +170,16 @@ int isolate_init(struct isolate *iso, const char *root)
 			return error_set("no user for nginx's workers: %s", why);
 		}
 	}
+	/* SSH sessions drop to it before they read their client (session.h) */
+	if (appuser_ensure_ssh(&iso->users, &iso->ssh) < 0) {
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", error_last());
+		if (appuser_ensure_ssh(&iso->users, &iso->ssh) < 0) {
+			appuser_release(&iso->users);
+			return error_set("no user for SSH sessions: %s", why);
+		}
+	}
 	www_reach_check(iso, root);
 	if (!strcmp(root, DEFAULT_ROOT))
 		snprintf(parent, sizeof(parent), "berth");

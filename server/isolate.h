@@ -35,6 +35,7 @@ struct isolate {
 	int on;				/* root: users, cgroups, sandbox */
 	struct appuser_sys users;
 	struct appuser www;		/* berth-www: nginx's workers */
+	struct appuser ssh;		/* berth-ssh: SSH session processes */
 	struct cgroup_sys cg;		/* layout CGROUP_NONE: no limits */
 	char *root;			/* berth's state folder, hidden */
 	char *pg_run;			/* ROOT/postgres/run, shown again */
@@ -49,7 +50,8 @@ struct isolate {
  * engines never share groups), groups a crashed engine left are killed
  * and removed, and ROOT/run/cgroups lists the parent folders (one a
  * line).  berth-www, the user of nginx's workers, is made if missing
- * (iso->www).  -1 with error_last() if isolation cannot be given as root.
+ * (iso->www), and berth-ssh, the user of SSH sessions (iso->ssh).  -1
+ * with error_last() if isolation cannot be given as root.
  */
 int isolate_init(struct isolate *iso, const char *root);
 /* Kill every group still live, close everything. */

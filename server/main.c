@@ -24,7 +24,7 @@
 #include "keys.h"
 #include "log.h"
 #include "oneoff.h"
-#include "sshd.h"
+#include "session.h"
 #include "startserver.h"
 #include "util.h"
 #include "version.h"

@@ -8,7 +8,8 @@ BERTH_YAML="max_sessions: 3
 ssh_login_grace_time: 5s"
 
 session_count() {
-	pgrep -f -- "session --root $BERTH_ROOT\$" | wc -l
+	# the engine starts one per connection; as root each has a berth-ssh child
+	pgrep -P "$BERTH_PID" -f -- "session --root $BERTH_ROOT\$" | wc -l
 }
 sessions_are() { test "$(session_count)" = "$1"; }
 no_sessions() { sessions_are 0; }

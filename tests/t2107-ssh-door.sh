@@ -18,7 +18,8 @@ ssh_max_followers: 4
 git_idle_timeout: 3s"
 
 session_count() {
-	pgrep -f -- "session --root $BERTH_ROOT\$" | wc -l
+	# the engine starts one per connection; as root each has a berth-ssh child
+	pgrep -P "$BERTH_PID" -f -- "session --root $BERTH_ROOT\$" | wc -l
 }
 sessions_at_most() { test "$(session_count)" -le "$1"; }
 no_sessions() { test "$(session_count)" = 0; }

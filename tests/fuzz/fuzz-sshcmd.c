@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "control.h"
-#include "sshd.h"
+#include "session.h"
 #include "util.h"
 #include "banned.h"
 

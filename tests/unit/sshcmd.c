@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sshd.h"
+#include "session.h"
 #include "tap.h"
 #include "util.h"
 #include "banned.h"
