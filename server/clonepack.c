@@ -85,6 +85,29 @@ int clonepack_open(const char *repo_path, const char *key, size_t *size)
 	return fd;
 }
 
+int clonepack_any(const char *repo_path)
+{
+	size_t n = strlen(repo_path);
+	char *dir = xasprintf("%s%s" CLONEPACK_DIR, repo_path,
+			      n && repo_path[n - 1] == '/' ? "" : "/");
+	struct dirent *de;
+	int any = 0;
+	DIR *d = opendir(dir);
+
+	free(dir);
+	if (!d)
+		return 0;
+	while (!any && (de = readdir(d))) {
+		size_t len = strlen(de->d_name);
+
+		any = len > 5 && de->d_name[0] != '.' &&
+		      strncmp(de->d_name, "tmp-", 4) &&
+		      !strcmp(de->d_name + len - 5, ".pack");
+	}
+	closedir(d);
+	return any;
+}
+
 int clonepack_lock(const char *repo_path)
 {
 	size_t n = strlen(repo_path);

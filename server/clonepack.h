@@ -7,7 +7,9 @@
  * pack through to REPO/clonepack/KEY.pack while it is sent; the next one
  * that asks for the same ids is sent that file, with no walk and no
  * lookup, so its first byte leaves at once and the client's index-pack
- * starts sooner.  KEY is the SHA-1 of the sorted wanted ids and the
+ * starts sooner.  A repository that keeps one has it made again in the
+ * background after each push (upload_keep_clone_pack()); one never
+ * cloned in full pays nothing.  KEY is the SHA-1 of the sorted wanted ids and the
  * flags.  One pack is kept per repository: a new one removes the
  * others.  Failing to keep a pack never fails the clone.
  */
@@ -30,6 +32,9 @@ struct clonepack_writer;
  * when done, or -1 (error_last()).
  */
 int clonepack_lock(const char *repo_path);
+
+/* 1 if repo_path keeps a pack (of any key), else 0. */
+int clonepack_any(const char *repo_path);
 
 /* The key (hex, NUL-terminated) of n 20-byte ids (any order) and flags. */
 void clonepack_key(char out[41], const unsigned char *ids, size_t n,

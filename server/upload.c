@@ -1677,6 +1677,10 @@ int upload_keep_clone_pack(const char *repo_path)
 	size_t i;
 	int ret = -1, lock;
 
+	/* only for a repository that is cloned: pushes alone write no
+	 * copy of the whole history */
+	if (!clonepack_any(repo_path))
+		return 0;
 	lock = clonepack_lock(repo_path);
 	if (lock < 0)
 		return -1;

@@ -91,7 +91,8 @@ int upload_pack(const struct config *cfg, const char *app, int version,
 /*
  * Make the pack a `git clone` of repo_path (the bare repository's
  * folder) would get now, every branch and tag, and keep it to be sent as
- * is (clonepack.h); nothing when it is kept already.  Builders of one
+ * is (clonepack.h); nothing when it is kept already, or when the
+ * repository keeps no pack at all (it was never cloned in full).  Builders of one
  * repository take turns, each reading the refs once it has its turn.
  * For a background child after a push: 0, or -1 (error_last()).
  */

@@ -90,6 +90,8 @@ test_expect_success 'a pack whose commit lacks its tree is refused, nothing move
 '
 
 test_expect_success 'a full clone reuses the stored pack and fscks' '
+	# pushes alone keep no copy of the history
+	test "$(ls "$REPO"/clonepack/*.pack 2>/dev/null | wc -l)" = 0 &&
 	git clone -q --bare "$URL" clone.git &&
 	test "$(git --git-dir=clone.git rev-parse main)" = "$(git -C src rev-parse main)" &&
 	git --git-dir=clone.git fsck --strict &&
