@@ -31,6 +31,7 @@
 #include "liveroute.h"
 #include "log.h"
 #include "loop.h"
+#include "memtrim.h"
 #include "nginx.h"
 #include "pipeline.h"
 #include "postgres.h"
@@ -496,6 +497,7 @@ int engine_serve(struct config *cfg)
 		 cfg->ssh_listen, cfg->http_listen, cfg->domain);
 	printf("berth: ready\n");
 	fflush(stdout);
+	memtrim_start(e.loop);
 	if (loop_run(e.loop) < 0)
 		log_warnx("%s", error_last());
 	ret = 0;

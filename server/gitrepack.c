@@ -154,12 +154,14 @@ out:
 	return ret;
 }
 
-void gitrepack_maybe_start(const char *repo_path)
+void gitrepack_after_push(const char *repo_path,
+			  int (*then)(const char *repo_path))
 {
+	int repack = gitrepack_count(repo_path) > GITREPACK_MAX_PACKS;
 	pid_t pid;
 	int null;
 
-	if (gitrepack_count(repo_path) <= GITREPACK_MAX_PACKS)
+	if (!repack && !then)
 		return;
 	pid = fork();
 	if (pid != 0) {
@@ -180,7 +182,9 @@ void gitrepack_maybe_start(const char *repo_path)
 	close_range(3, ~0u, 0);
 	if (setpriority(PRIO_PROCESS, 0, 10) < 0)
 		log_debug("cannot lower the repack's priority");
-	if (gitrepack_run(repo_path) < 0)
+	if (repack && gitrepack_run(repo_path) < 0)
 		log_warnx("repack of '%s': %s", repo_path, error_last());
+	if (then && then(repo_path) < 0)
+		log_warnx("clone pack of '%s': %s", repo_path, error_last());
 	_exit(0);
 }

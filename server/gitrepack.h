@@ -25,10 +25,12 @@ int gitrepack_count(const char *repo_path);
 int gitrepack_run(const char *repo_path);
 
 /*
- * If repo_path has more than GITREPACK_MAX_PACKS packs, repack it in a
- * detached child (its own session, fds closed, low priority) and return
- * at once.  The caller never waits for it.
+ * After a push: in a detached child (its own session, fds closed, low
+ * priority), repack repo_path if it has more than GITREPACK_MAX_PACKS
+ * packs, then call then(repo_path) if it is not NULL (the kept clone
+ * pack, upload.h).  Returns at once; the caller never waits for it.
  */
-void gitrepack_maybe_start(const char *repo_path);
+void gitrepack_after_push(const char *repo_path,
+			  int (*then)(const char *repo_path));
 
 #endif

@@ -33,6 +33,7 @@
 #include "indexpack.h"
 #include "pipeline.h"
 #include "pktline.h"
+#include "upload.h"
 #include "version.h"
 #include "spawn.h"
 #include "banned.h"
@@ -1315,6 +1316,7 @@ int receive_pack(const struct config *cfg, const char *app,
 	struct rp rp;
 	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
 	int deploy_tried = 0;
+	char *after_push = NULL;
 	size_t i;
 
 	memset(&rp, 0, sizeof(rp));
@@ -1425,9 +1427,12 @@ int receive_pack(const struct config *cfg, const char *app,
 	send_report(&rp);
 	if (rp.sideband)
 		pkt_send(io, &rp.io_dead, "0000", 4);
-	/* the client has its answer: fold the packs if there are many */
+	/* the client has its answer: fold the packs if there are many,
+	 * and have the next clone's pack ready (below, once libgit2 has
+	 * let go of the packs: its cache of them is process-wide, and the
+	 * child closes their fds) */
 	if (rp.repo && rp.pack_installed)
-		gitrepack_maybe_start(rp.repo_path);
+		after_push = xstrdup(rp.repo_path);
 	status = rp.unpack_error ? 1 : 0;
 	for (i = 0; i < rp.req.n; i++)
 		if (rp.req.cmds[i].error)
@@ -1442,5 +1447,8 @@ out:
 	free(rp.rd);
 	if (lg2)
 		git_libgit2_shutdown();
+	if (after_push)
+		gitrepack_after_push(after_push, upload_keep_clone_pack);
+	free(after_push);
 	return status;
 }

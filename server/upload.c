@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clonepack.h"
 #include "config.h"
 #include "gitrefs.h"
 #include "log.h"
@@ -270,6 +271,7 @@ struct up {
 	struct oidvec extra_nots;  /* unshallowed commits: the client has */
 	int sideband;
 	int pack_started;	/* errors go on band 3 from here on */
+	struct clonepack_writer *keep;	/* the pack kept as it is sent */
 	int io_dead;
 };
 
@@ -909,6 +911,9 @@ static int send_chunk(const void *data, size_t size, void *arg)
 /* Bytes of the pack, inside band 1 when side-band was agreed. */
 static int send_pack_bytes(void *arg, const void *data, size_t size)
 {
+	struct up *u = arg;
+
+	clonepack_add(u->keep, data, size);
 	return send_chunk(data, size, arg);
 }
 
@@ -1228,6 +1233,71 @@ static int add_tags(struct up *u, struct packwrite *pw,
 	return 0;
 }
 
+static int discard_write(void *ctx, const void *buf, size_t len);
+
+/*
+ * A request with no common commit and no shallow boundary gets the whole
+ * history of its wants: the pack kept for the same wants (clonepack.h)
+ * is sent as is.  1 if it was, 0 if there is none (*key then names it,
+ * for keeping the pack about to be made), -1 on a failed send.
+ */
+static int send_kept_pack(struct up *u, char key[41])
+{
+	unsigned char *ids;
+	unsigned flags = 0;
+	char buf[65536];
+	size_t i, size, left;
+	ssize_t n;
+	int fd, ret = -1;
+
+	key[0] = '\0';
+	if (upload_request_is_shallow(&u->req) || u->common.n ||
+	    !u->req.wants.n)
+		return 0;
+	ids = xmalloc(u->req.wants.n * GIT_OID_RAWSZ);
+	for (i = 0; i < u->req.wants.n; i++)
+		memcpy(ids + i * GIT_OID_RAWSZ, u->req.wants.v[i].id,
+		       GIT_OID_RAWSZ);
+	if (u->req.caps & UPLOAD_OFS_DELTA)
+		flags |= CLONEPACK_OFS_DELTA;
+	if (u->req.caps & UPLOAD_INCLUDE_TAG)
+		flags |= CLONEPACK_TAGS;
+	clonepack_key(key, ids, u->req.wants.n, flags);
+	free(ids);
+	fd = clonepack_open(git_repository_path(u->repo), key, &size);
+	if (fd < 0)
+		return 0;
+	if (u->io->write == discard_write) {
+		/* upload_keep_clone_pack(): it is kept already */
+		close(fd);
+		return 1;
+	}
+	if (u->version == 2 && up_line(u, "packfile\n") < 0)
+		goto out;
+	u->pack_started = 1;
+	up_progress(u, "Sending the kept pack of these tips, %zu bytes\n",
+		    size);
+	for (left = size; left; left -= (size_t)n) {
+		n = read(fd, buf, left < sizeof(buf) ? left : sizeof(buf));
+		if (n <= 0) {
+			error_setsys("cannot read the kept pack");
+			goto out;
+		}
+		if (send_chunk(buf, (size_t)n, u) < 0) {
+			if (u->io_dead)
+				error_set("the client hung up during the pack");
+			goto out;
+		}
+	}
+	if (u->sideband && pkt_send(u->io, &u->io_dead, "0000", 4) < 0)
+		goto out;
+	log_debug("pack of %zu bytes sent as kept", size);
+	ret = 1;
+out:
+	close(fd);
+	return ret;
+}
+
 /* Build the pack for the request and stream it; v2 puts its section
  * header first. */
 static int send_pack(struct up *u)
@@ -1235,10 +1305,13 @@ static int send_pack(struct up *u)
 	struct packwrite_opts po;
 	struct packwrite *pw = NULL;
 	struct oidset sent = OIDSET_INIT;
-	char *dir = NULL;
+	char *dir = NULL, key[41];
 	uint32_t whole, deltas, remade;
-	int ret = -1;
+	int ret = -1, r;
 
+	r = send_kept_pack(u, key);
+	if (r)
+		return r < 0 ? -1 : 0;
 	dir = xasprintf("%sobjects/pack", git_repository_path(u->repo));
 	memset(&po, 0, sizeof(po));
 	po.pack_dir = dir;
@@ -1258,6 +1331,8 @@ static int send_pack(struct up *u)
 		goto out;
 	u->pack_started = 1;
 	up_progress(u, "Counting objects: %u, done.\n", packwrite_count(pw));
+	if (key[0])
+		u->keep = clonepack_begin(git_repository_path(u->repo), key);
 	if (packwrite_send(pw) < 0) {
 		if (u->io_dead)
 			error_set("the client hung up during the pack");
@@ -1268,8 +1343,12 @@ static int send_pack(struct up *u)
 		  "whole", packwrite_count(pw), whole, deltas, remade);
 	if (u->sideband && pkt_send(u->io, &u->io_dead, "0000", 4) < 0)
 		goto out;
+	clonepack_commit(u->keep);
+	u->keep = NULL;
 	ret = 0;
 out:
+	clonepack_abort(u->keep);
+	u->keep = NULL;
 	free(dir);
 	oidset_release(&sent);
 	packwrite_free(pw);
@@ -1581,6 +1660,65 @@ static int serve_v2(struct up *u)
 }
 
 /* ---- entry point ---------------------------------------------------- */
+
+static int discard_write(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+int upload_keep_clone_pack(const char *repo_path)
+{
+	struct gitsvc_io io = { NULL, NULL, discard_write };
+	struct config cfg;
+	struct up u;
+	size_t i;
+	int ret = -1, lock;
+
+	/* only for a repository that is cloned: pushes alone write no
+	 * copy of the whole history */
+	if (!clonepack_any(repo_path))
+		return 0;
+	lock = clonepack_lock(repo_path);
+	if (lock < 0)
+		return -1;
+	if (git_libgit2_init() < 0) {
+		close(lock);
+		return gitsvc_lg2_error("cannot start libgit2");
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	memset(&u, 0, sizeof(u));
+	u.cfg = &cfg;
+	u.io = &io;
+	gitrefs_init(&u.refs);
+	upload_request_init(&u.req);
+	if (git_repository_open_bare(&u.repo, repo_path) < 0 ||
+	    git_repository_odb(&u.odb, u.repo) < 0) {
+		gitsvc_lg2_error("cannot open the repository");
+		goto out;
+	}
+	if (load_refs(&u) < 0)
+		goto out;
+	/* what `git clone` asks for: every branch and tag, ofs-deltas,
+	 * no include-tag (it wants the tags themselves) */
+	for (i = 0; i < u.refs.n; i++)
+		if (!strncmp(u.refs.v[i].name, "refs/heads/", 11) ||
+		    !strncmp(u.refs.v[i].name, "refs/tags/", 10))
+			oidvec_push(&u.req.wants, &u.refs.v[i].id);
+	u.req.caps = UPLOAD_OFS_DELTA | UPLOAD_NO_PROGRESS;
+	ret = u.req.wants.n ? send_pack(&u) : 0;
+out:
+	up_reset_request(&u);
+	oidset_release(&u.adv);
+	gitrefs_release(&u.refs);
+	git_odb_free(u.odb);
+	git_repository_free(u.repo);
+	git_libgit2_shutdown();
+	close(lock);
+	return ret;
+}
 
 int upload_pack(const struct config *cfg, const char *app, int version,
 		struct gitsvc_io *io)

@@ -88,4 +88,14 @@ int upload_parse_fetch_arg(struct upload_request *req, const char *line,
 int upload_pack(const struct config *cfg, const char *app, int version,
 		struct gitsvc_io *io);
 
+/*
+ * Make the pack a `git clone` of repo_path (the bare repository's
+ * folder) would get now, every branch and tag, and keep it to be sent as
+ * is (clonepack.h); nothing when it is kept already, or when the
+ * repository keeps no pack at all (it was never cloned in full).  Builders of one
+ * repository take turns, each reading the refs once it has its turn.
+ * For a background child after a push: 0, or -1 (error_last()).
+ */
+int upload_keep_clone_pack(const char *repo_path);
+
 #endif

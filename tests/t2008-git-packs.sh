@@ -90,6 +90,8 @@ test_expect_success 'a pack whose commit lacks its tree is refused, nothing move
 '
 
 test_expect_success 'a full clone reuses the stored pack and fscks' '
+	# pushes alone keep no copy of the history
+	test "$(ls "$REPO"/clonepack/*.pack 2>/dev/null | wc -l)" = 0 &&
 	git clone -q --bare "$URL" clone.git &&
 	test "$(git --git-dir=clone.git rev-parse main)" = "$(git -C src rev-parse main)" &&
 	git --git-dir=clone.git fsck --strict &&
@@ -107,6 +109,50 @@ test_expect_success 'a fetch of a few commits is right when bases stay behind' '
 	git -C fetcher fetch -q origin &&
 	test "$(git -C fetcher rev-parse origin/main)" = "$(git -C src rev-parse main)" &&
 	git -C fetcher fsck --strict
+'
+
+kept_packs() { ls "$REPO"/clonepack/*.pack 2>/dev/null | wc -l; }
+# the kept pack for what `git clone` asks now: every branch and tag, with
+# ofs-deltas (server/clonepack.c: SHA-1 of a tag, the flags, the sorted ids)
+kept_pack() {
+	echo "$REPO/clonepack/$(git --git-dir="$REPO" for-each-ref \
+		--format="%(objectname)" refs/heads refs/tags | sort -u |
+		perl -ne "BEGIN { print qq(berth clonepack 1\n), chr(1) }
+			chomp; print pack(q(H*), \$_)" | sha1sum | cut -d" " -f1).pack"
+}
+
+test_expect_success 'after a push the next clone is sent the kept pack as is' '
+	echo kept >>src/f5.txt &&
+	git -C src commit -q -a -m kept &&
+	git -C src push -q -o skip-deploy "$URL" main &&
+	# made in the background once the push has ended
+	retry_until 60 test -e "$(kept_pack)" &&
+	git clone --progress --bare "$URL" kept.git 2>err &&
+	test_grep "Sending the kept pack" err &&
+	test "$(git --git-dir=kept.git rev-parse main)" = "$(git -C src rev-parse main)" &&
+	git --git-dir=kept.git fsck --strict &&
+	cmp kept.git/objects/pack/pack-*.pack "$(kept_pack)" &&
+	# a fetch that has some of it is not sent the whole history
+	git -C fetcher fetch --progress origin 2>err &&
+	test_grep_not "kept pack" err &&
+	git -C fetcher fsck --strict
+'
+
+test_expect_success 'a clone of other tips keeps its own pack, one at a time' '
+	git -C src tag -a -m v1 v1 main~1 &&
+	git -C src push -q -o skip-deploy "$URL" v1 &&
+	retry_until 60 test -e "$(kept_pack)" &&
+	retry_until 60 test "$(kept_packs)" = 1 &&
+	git clone --progress --bare "$URL" tagged.git 2>err &&
+	test_grep "Sending the kept pack" err &&
+	git --git-dir=tagged.git fsck --strict &&
+	test "$(git --git-dir=tagged.git rev-parse v1)" = "$(git -C src rev-parse v1)" &&
+	# a kept pack cut short is never sent: it is not a pack
+	kept=$(kept_pack) &&
+	chmod u+w "$kept" && : >"$kept" &&
+	git clone --progress --bare "$URL" cut.git 2>err &&
+	test_grep_not "Sending the kept pack" err &&
+	git --git-dir=cut.git fsck --strict
 '
 
 test_expect_success 'past 8 packs a push folds them into one in the background' '
