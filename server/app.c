@@ -157,32 +157,6 @@ static void say(struct deploy *d, const char *fmt, ...)
 	free(p);
 }
 
-static const char *strv_env_get(const struct strv *sv, const char *key)
-{
-	long i = strv_env_find(sv, key);
-
-	return i < 0 ? NULL : strchr(sv->v[i], '=') + 1;
-}
-
-static void strv_env_unset(struct strv *sv, const char *key)
-{
-	long i = strv_env_find(sv, key);
-
-	if (i < 0)
-		return;
-	free(sv->v[i]);
-	memmove(&sv->v[i], &sv->v[i + 1], (sv->n - (size_t)i) * sizeof(char *));
-	sv->n--;
-}
-
-static void strv_copy(struct strv *to, const struct strv *from)
-{
-	size_t i;
-
-	for (i = 0; i < from->n; i++)
-		strv_push(to, from->v[i]);
-}
-
 struct app *app_find(struct engine *e, const char *name)
 {
 	struct app *a;
