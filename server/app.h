@@ -146,6 +146,32 @@ struct app {
 					 * record goes on with its deploy) */
 };
 
+/*
+ * For the app's own files (deploy.c, runs.c, releases.c, appcommands.c):
+ * the registry and its state files.  All run in the engine's loop and
+ * write small files only.
+ */
+/* A new app: its folders, state and log; -1 if an app of that name is
+ * still being removed or a folder cannot be made. */
+int app_make(struct engine *e, const char *name, struct app **out);
+/* Delete every trace of an app whose processes are gone, and free it. */
+void app_remove_now(struct app *a);
+/* Write ROOT/apps/NAME/state (atomically): 0 or -1 (logged).  An app
+ * whose state file could not be read keeps that file as it is. */
+int app_save(struct app *a);
+/* Write ROOT/apps/NAME/env from a->env: 0 or -1. */
+int env_save(struct app *a);
+/* Why the app is not as it should be (one line, NULL fmt: nothing). */
+void app_set_note(struct app *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "running", "deploying", ... (app_status_word()). */
+const char *app_status(const struct app *a);
+/* The count of a process type: its "type=N" in scale, else the
+ * manifest's. */
+int scale_of(const struct strv *scale, const struct proc_spec *spec);
+/* "type=N" entries of changes replace those of the same type in scale. */
+void scale_merge(struct strv *scale, const struct strv *changes);
+
 /* Load every app from ROOT/apps and bring each back on its release. */
 int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
