@@ -12,8 +12,8 @@ OBJ=$(dirname "$real")
 # cluster.c joined it when it was merged beside this test (it reads and
 # deploys apps, and the engine starts it): its calls up go next.
 # appcommands, deploy, releases and runs are app.c's old code, split out
-# of it: the same circle, in more files.
-KNOWN_APP="app appcommands appinfo apprename appstats certs cluster commands deploy domains engine export liveroute releases runs serverlog sshd status"
+# of it, and incoming engine.c's: the same circle, in more files.
+KNOWN_APP="app appcommands appinfo apprename appstats certs cluster commands deploy domains engine export incoming liveroute releases runs serverlog sshd status"
 KNOWN_MANIFEST="appjson manifest"
 
 test_expect_success 'the object files are there' '
