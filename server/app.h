@@ -293,6 +293,10 @@ void app_cmd_run(struct app *a, const char *cmd, int detached,
 /* What a running deploy of a is doing ("starting processes"), or NULL
  * when none runs.  Static string. */
 const char *app_deploy_step(const struct app *a);
+/* The state of a's running deploy with what it waits for and for how
+ * long, for apps and ps: "health check web.1 (3.2 s)"; nothing when none
+ * runs. */
+void app_deploy_describe(const struct app *a, struct buf *out);
 /* 1 if the app has a database (its config has DATABASE_URL). */
 int app_has_database(const struct app *a);
 

@@ -44,11 +44,48 @@
 #define FAIL_STOP_MS 3000
 #define PORT_HINT_MS 5000	/* a web process should listen by then */
 
+/*
+ * What ends a step of a deploy.  deploy_table says, for each state, which
+ * events it waits for, the state each one leads to and what is done on
+ * entering it; any other event in that state is a bug, logged and dropped.
+ */
+enum deploy_event {
+	EV_START,		/* its turn came: the app's deploy before it ended */
+	EV_UNPACKED,		/* the unpack child put the release in place */
+	EV_SCRIPT_OK,		/* a deploy script (run_script()) exited 0 */
+	EV_SCRIPTS_DONE,	/* no script left in this phase */
+	EV_OLD_STOPPED,		/* the old processes asked to stop are gone */
+	EV_READY,		/* every new process is healthy, or stayed up */
+	EV_CONFIRMED,		/* nginx reaches the new release */
+	EV_WATCHED,		/* the watch is over, or there is none */
+	EV_DRAINED,		/* the old release's requests ended, or time ran out */
+	EV_FAIL,		/* deploy_fail(): d->error says why */
+	EV_NEW_STOPPED,		/* failing: the new processes are gone */
+	EV_COUNT
+};
+
+/* The states as apps, ps, stats and the dashboard name them. */
+static const char *const deploy_step_names[STEP_COUNT] = {
+	[STEP_WAITING] = "waiting",
+	[STEP_UNPACK] = "unpacking",
+	[STEP_RELEASE_PHASE] = "release phase",
+	[STEP_STOP_FIRST] = "stopping the old processes",
+	[STEP_READY] = "starting processes",
+	[STEP_POSTDEPLOY] = "postdeploy",
+	[STEP_CONFIRM] = "checking through the router",
+	[STEP_WATCH] = "watching the new processes",
+	[STEP_DRAIN] = "draining the old release",
+	[STEP_RETIRE] = "retiring the old release",
+	[STEP_FAILING] = "failing",
+};
+
 static void deploy_next(struct app *a);
 static void on_port_hint(struct loop *l, void *arg);
 static void commit_undo(struct deploy *d);
-static void run_script(struct deploy *d, const char *label, char *cmd,
-		       void (*next)(struct deploy *d));
+static void run_script(struct deploy *d, const char *label, char *cmd);
+static void deploy_event(struct deploy *d, enum deploy_event ev);
+static void on_old_stopped(void *arg);
+static void on_new_stopped(void *arg);
 
 /* ---------- small helpers ---------- */
 
@@ -213,9 +250,8 @@ void restore_retry_cancel(struct app *a)
 }
 
 /* After a failure: new processes are gone; clean up and answer. */
-static void fail_cleanup(void *arg)
+static void fail_cleanup(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct app *a = d->a;
 	struct proc **ps = NULL;
 	size_t n, i;
@@ -311,16 +347,21 @@ void deploy_fail_tail(struct deploy *d, const struct buf *tail,
 static void deploy_failv(struct deploy *d, const struct buf *detail,
 			 const char *fmt, va_list ap)
 {
-	struct proc **ps = NULL;
-	size_t i, n;
-
 	if (d->step == STEP_FAILING)
 		return;
-	d->step = STEP_FAILING;
 	free(d->error);
 	d->error = xvasprintf(fmt, ap);
 	if (detail && detail->len)
 		d->detail = xstrndup(detail->data, detail->len);
+	deploy_event(d, EV_FAIL);
+}
+
+/* The new processes are stopped, whatever the deploy was waiting for. */
+static void fail_stop(struct deploy *d)
+{
+	struct proc **ps = NULL;
+	size_t i, n;
+
 	loop_del_timer(d->e->loop, d->hint_timer);
 	d->hint_timer = 0;
 	for (i = 0; i < d->nchecks; i++)
@@ -344,13 +385,12 @@ static void deploy_failv(struct deploy *d, const struct buf *detail,
 		d->helper_fd = -1;
 	}
 	n = run_procs(d->run, &ps, NULL, NULL);
-	stop_procs(ps, n, FAIL_STOP_MS, fail_cleanup, d);
+	stop_procs(ps, n, FAIL_STOP_MS, on_new_stopped, d);
 	free(ps);
 }
 
-static void retire_done(void *arg)
+static void retire_done(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct app *a = d->a;
 
 	if (d->old) {
@@ -390,9 +430,8 @@ static void stop_old(struct deploy *d)
 	struct proc **ps = NULL;
 	size_t n;
 
-	d->step = STEP_RETIRE;
 	n = run_procs(d->old, &ps, NULL, NULL);
-	stop_procs(ps, n, stop_timeout(d, d->old), retire_done, d);
+	stop_procs(ps, n, stop_timeout(d, d->old), on_old_stopped, d);
 	free(ps);
 }
 
@@ -401,7 +440,7 @@ void on_drain_timer(struct loop *l, void *arg)
 	struct deploy *d = arg;
 
 	d->timer = 0;
-	stop_old(d);
+	deploy_event(d, EV_DRAINED);
 }
 
 /* The router counted the old release's requests down (or time ran out). */
@@ -418,7 +457,7 @@ static void on_drained(void *arg, const struct router_drain_result *res)
 		say(d, "-----> Drain time of release %d ran out after %ld ms (%ld request%s finished, %ld still running)",
 		    d->old->number, res->elapsed_ms, res->finished,
 		    res->finished == 1 ? "" : "s", res->left);
-	stop_old(d);
+	deploy_event(d, EV_DRAINED);
 }
 
 /*
@@ -436,7 +475,6 @@ static void watch_over(struct deploy *d)
 	d->livewatch = NULL;
 	if (liveroute_settle(d->e, a) < 0)
 		log_warnx("%s: %s", a->name, error_last());
-	d->step = STEP_DRAIN;
 	if (!d->old || !d->old->procs) {
 		d->timer = loop_add_timer(d->e->loop, 0, on_drain_timer, d);
 		return;
@@ -457,7 +495,7 @@ static void on_watch_timer(struct loop *l, void *arg)
 	struct deploy *d = arg;
 
 	d->timer = 0;
-	watch_over(d);
+	deploy_event(d, EV_WATCHED);
 }
 
 /*
@@ -673,7 +711,6 @@ static void go_live(struct deploy *d)
 	if (!d->old || !has_up_web(d->old) || !d->web_count)
 		watch = 0;	/* nothing to go back to */
 	if (watch > 0) {
-		d->step = STEP_WATCH;
 		say(d, "-----> Watching release %d for %ld ms (release %d stays ready)",
 		    d->number, watch, d->old->number);
 		d->timer = loop_add_timer(d->e->loop, watch, on_watch_timer, d);
@@ -684,7 +721,7 @@ static void go_live(struct deploy *d)
 				  a->name, error_last());
 		return;
 	}
-	watch_over(d);
+	deploy_event(d, EV_WATCHED);
 }
 
 static void on_confirm(void *arg, const struct health_result *r)
@@ -704,7 +741,7 @@ static void on_confirm(void *arg, const struct health_result *r)
 			    d->a->name, r->error ? r->error : "no answer");
 		return;
 	}
-	go_live(d);
+	deploy_event(d, EV_CONFIRMED);
 }
 
 static void confirm(struct deploy *d)
@@ -714,11 +751,10 @@ static void confirm(struct deploy *d)
 	char *url = NULL, *host = NULL, *want = NULL, peer[40];
 	struct health *h;
 
-	d->step = STEP_CONFIRM;
 	for (p = d->run->procs; p && !p->port; p = p->next)
 		;
 	if (!d->e->nginx || (!p && !d->run->m.static_root)) {
-		go_live(d);
+		deploy_event(d, EV_CONFIRMED);
 		return;
 	}
 	if (!p && d->run->m.static_root) {
@@ -793,18 +829,16 @@ static void after_ready(struct deploy *d)
 
 	if (d->kind == DEPLOY_NEW) {
 		if (stage == 0 && m->postdeploy_cmd) {
-			run_script(d, "postdeploy", m->postdeploy_cmd,
-				   after_ready);
+			run_script(d, "postdeploy", m->postdeploy_cmd);
 			return;
 		}
 		if (stage <= 1 && m->first_deploy_cmd && !d->a->release) {
 			d->post_stage = 2;
-			run_script(d, "postdeploy", m->first_deploy_cmd,
-				   after_ready);
+			run_script(d, "postdeploy", m->first_deploy_cmd);
 			return;
 		}
 	}
-	confirm(d);
+	deploy_event(d, EV_SCRIPTS_DONE);
 }
 
 static void on_ready(void *arg, const struct health_result *r)
@@ -852,7 +886,7 @@ static void on_ready(void *arg, const struct health_result *r)
 	}
 	d->t_ready = now_ms();
 	say(d, "-----> Healthy after %lld ms", (long long)(d->t_ready - d->t_spawn));
-	after_ready(d);
+	deploy_event(d, EV_READY);
 }
 
 static void on_settle_timer(struct loop *l, void *arg)
@@ -869,7 +903,7 @@ static void on_settle_timer(struct loop *l, void *arg)
 	}
 	if (d->run->procs)
 		say(d, "-----> Up for %lld ms", (long long)(now_ms() - d->t_spawn));
-	after_ready(d);
+	deploy_event(d, EV_READY);
 }
 
 /*
@@ -941,16 +975,14 @@ static int pick_slot(struct deploy *d, int index)
 	return a0;
 }
 
-static void spawn_new(void *arg)
+static void spawn_new(struct deploy *d)
 {
-	struct deploy *d = arg;
 	struct run *r = d->run;
 	struct proc *p;
 	size_t i;
 	long timeout;
 	int n, k;
 
-	d->step = STEP_READY;
 	d->t_spawn = now_ms();
 	for (i = 0; i < r->m.nprocs; i++) {
 		const struct proc_spec *spec = &r->m.procs[i];
@@ -1056,14 +1088,13 @@ static void stop_first(struct deploy *d)
 	struct proc **ps = NULL;
 	size_t n;
 
-	d->step = STEP_STOP_FIRST;
 	n = run_procs(d->old, &ps, pick_stop_first, d->run);
 	if (n) {
 		d->stopped_first = 1;
 		say(d, "-----> Stopping %zu stop-first process%s", n,
 		    n == 1 ? "" : "es");
 	}
-	stop_procs(ps, n, stop_timeout(d, d->old), spawn_new, d);
+	stop_procs(ps, n, stop_timeout(d, d->old), on_old_stopped, d);
 	free(ps);
 }
 
@@ -1084,7 +1115,7 @@ static void on_helper_output(struct loop *l, int fd, unsigned events, void *arg)
 		return;
 	}
 	buf_add(&d->helper_out, chunk, (size_t)n);
-	if (d->step != STEP_RELEASE_PHASE)
+	if (d->step != STEP_RELEASE_PHASE && d->step != STEP_POSTDEPLOY)
 		return;
 	while ((nl = memchr(d->helper_out.data, '\n', d->helper_out.len))) {
 		size_t len = (size_t)(nl - d->helper_out.data);
@@ -1131,15 +1162,14 @@ static void on_script_exit(pid_t pid, int status, void *arg)
 			    spawn_describe_status(status, why, sizeof(why)));
 		return;
 	}
-	d->script_next(d);
+	deploy_event(d, EV_SCRIPT_OK);
 }
 
 /* A deploy script (the release phase, app.json's predeploy and
  * postdeploy): /bin/sh -c cmd in the new release, as the app's user,
  * with its environment; its output streamed to the pusher and logged
- * under 'label'.  Then next(d), or the deploy fails. */
-static void run_script(struct deploy *d, const char *label, char *cmd,
-		       void (*next)(struct deploy *d))
+ * under 'label'.  Then EV_SCRIPT_OK, or the deploy fails. */
+static void run_script(struct deploy *d, const char *label, char *cmd)
 {
 	struct strv env = STRV_INIT;
 	struct spawn s;
@@ -1148,9 +1178,7 @@ static void run_script(struct deploy *d, const char *label, char *cmd,
 	int pfd[2];
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
 
-	d->step = STEP_RELEASE_PHASE;
 	d->script_label = label;
-	d->script_next = next;
 	say(d, "-----> Running %s command: %s", label, cmd);
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		deploy_fail(d, "pipe: %s", strerror(errno));
@@ -1195,19 +1223,19 @@ static void release_phase(struct deploy *d)
 	int stage = d->pre_stage++;
 
 	if (d->kind != DEPLOY_NEW) {
-		stop_first(d);
+		deploy_event(d, EV_SCRIPTS_DONE);
 		return;
 	}
 	if (stage == 0 && m->predeploy_cmd) {
-		run_script(d, "predeploy", m->predeploy_cmd, release_phase);
+		run_script(d, "predeploy", m->predeploy_cmd);
 		return;
 	}
 	if (stage <= 1 && m->release_cmd) {
 		d->pre_stage = 2;
-		run_script(d, "release", m->release_cmd, release_phase);
+		run_script(d, "release", m->release_cmd);
 		return;
 	}
-	stop_first(d);
+	deploy_event(d, EV_SCRIPTS_DONE);
 }
 
 static int ensure_slots(struct deploy *d, size_t web)
@@ -1314,7 +1342,7 @@ static void on_unpack_exit(pid_t pid, int status, void *arg)
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
-	prepare(d);
+	deploy_event(d, EV_UNPACKED);
 }
 
 /* The config a deploy's release runs with: its own for a restart or a
@@ -1399,7 +1427,6 @@ static void deploy_start(struct deploy *d)
 	if (d->kind == DEPLOY_NEW) {
 		int n = a->next_release + 1;
 
-		d->env_changed = !env_equal(&env, &a->env);
 		deploy_config_change(d, &env);
 		rdir = release_path(a->dir, n, NULL);
 		bundle = release_path(a->dir, n, "bundle.tar.gz");
@@ -1448,7 +1475,6 @@ static void deploy_start(struct deploy *d)
 	manifest_init(&d->run->m);
 	d->run->dir = engine_path(d->e, "run/%s-%d-%lld-%u", a->name, d->number,
 				  (long long)time(NULL), ++seq);
-	d->step = STEP_UNPACK;
 	/* Unpacking can take seconds for a big bundle: do it in a child. */
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		deploy_fail(d, "pipe: %s", strerror(errno));
@@ -1484,6 +1510,79 @@ out:
 	free(rdir);
 }
 
+/* ---------- the state table ---------- */
+
+static void on_old_stopped(void *arg)
+{
+	deploy_event(arg, EV_OLD_STOPPED);
+}
+
+static void on_new_stopped(void *arg)
+{
+	deploy_event(arg, EV_NEW_STOPPED);
+}
+
+struct deploy_transition {
+	enum deploy_step to;		/* STEP_COUNT: no such transition */
+	void (*enter)(struct deploy *d);	/* starts what 'to' waits for */
+};
+
+#define T(state, ev, next, fn) [state][ev] = { next, fn }
+
+/* state x event -> next state, and what starts it (docs/architecture.md,
+ * "Deploy states").  A transition to the same state starts its next part
+ * (the next script).  EV_FAIL leads to STEP_FAILING from any other state. */
+static const struct deploy_transition deploy_table[STEP_COUNT][EV_COUNT] = {
+	T(STEP_WAITING, EV_START, STEP_UNPACK, deploy_start),
+	T(STEP_UNPACK, EV_UNPACKED, STEP_RELEASE_PHASE, prepare),
+	T(STEP_RELEASE_PHASE, EV_SCRIPT_OK, STEP_RELEASE_PHASE, release_phase),
+	T(STEP_RELEASE_PHASE, EV_SCRIPTS_DONE, STEP_STOP_FIRST, stop_first),
+	T(STEP_STOP_FIRST, EV_OLD_STOPPED, STEP_READY, spawn_new),
+	T(STEP_READY, EV_READY, STEP_POSTDEPLOY, after_ready),
+	T(STEP_POSTDEPLOY, EV_SCRIPT_OK, STEP_POSTDEPLOY, after_ready),
+	T(STEP_POSTDEPLOY, EV_SCRIPTS_DONE, STEP_CONFIRM, confirm),
+	T(STEP_CONFIRM, EV_CONFIRMED, STEP_WATCH, go_live),
+	T(STEP_WATCH, EV_WATCHED, STEP_DRAIN, watch_over),
+	T(STEP_DRAIN, EV_DRAINED, STEP_RETIRE, stop_old),
+	T(STEP_RETIRE, EV_OLD_STOPPED, STEP_RETIRE, retire_done),
+	T(STEP_FAILING, EV_NEW_STOPPED, STEP_FAILING, fail_cleanup),
+};
+
+#undef T
+
+static const char *const deploy_event_names[EV_COUNT] = {
+	[EV_START] = "start", [EV_UNPACKED] = "unpacked",
+	[EV_SCRIPT_OK] = "script ok", [EV_SCRIPTS_DONE] = "scripts done",
+	[EV_OLD_STOPPED] = "old stopped", [EV_READY] = "ready",
+	[EV_CONFIRMED] = "confirmed", [EV_WATCHED] = "watched",
+	[EV_DRAINED] = "drained", [EV_FAIL] = "fail",
+	[EV_NEW_STOPPED] = "new stopped",
+};
+
+/*
+ * The one place a deploy changes state: look the event up, take the new
+ * state, then start what it waits for.  That may end the deploy and free
+ * d, or send the next event at once (a phase with nothing to do): d is
+ * not touched after.
+ */
+static void deploy_event(struct deploy *d, enum deploy_event ev)
+{
+	struct deploy_transition t = deploy_table[d->step][ev];
+
+	if (ev == EV_FAIL && d->step != STEP_FAILING)
+		t = (struct deploy_transition){ STEP_FAILING, fail_stop };
+	if (!t.enter) {
+		log_warnx("%s: deploy: event '%s' in state '%s' dropped",
+			  d->a->name, deploy_event_names[ev],
+			  deploy_step_names[d->step]);
+		return;
+	}
+	if (t.to != d->step)
+		d->t_step = now_ms();
+	d->step = t.to;
+	t.enter(d);
+}
+
 static void deploy_next(struct app *a)
 {
 	struct deploy *d = a->waiting;
@@ -1492,7 +1591,7 @@ static void deploy_next(struct app *a)
 		return;
 	a->waiting = NULL;
 	a->deploy = d;
-	deploy_start(d);
+	deploy_event(d, EV_START);
 }
 
 /*
@@ -1618,21 +1717,54 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 
 const char *app_deploy_step(const struct app *a)
 {
-	static const char *const names[] = {
-		[STEP_WAITING] = "waiting",
-		[STEP_UNPACK] = "unpacking",
-		[STEP_RELEASE_PHASE] = "release phase",
-		[STEP_STOP_FIRST] = "stopping the old processes",
-		[STEP_READY] = "starting processes",
-		[STEP_CONFIRM] = "checking through the router",
-		[STEP_WATCH] = "watching the new processes",
-		[STEP_DRAIN] = "draining the old release",
-		[STEP_RETIRE] = "retiring the old release",
-		[STEP_FAILING] = "failing",
-	};
-
-	if (!a->deploy || (size_t)a->deploy->step >= ARRAY_SIZE(names) ||
-	    !names[a->deploy->step])
+	if (!a->deploy)
 		return NULL;
-	return names[a->deploy->step];
+	return deploy_step_names[a->deploy->step];
+}
+
+void app_deploy_describe(const struct app *a, struct buf *out)
+{
+	const struct deploy *d = a->deploy;
+	const struct proc *p = NULL;
+	size_t i;
+
+	if (!d)
+		return;
+	switch (d->step) {
+	case STEP_UNPACK:
+		buf_addf(out, "unpacking release %d", d->number);
+		break;
+	case STEP_RELEASE_PHASE:
+	case STEP_POSTDEPLOY:
+		if (d->helper > 0 && d->script_label)
+			buf_addf(out, "%s command", d->script_label);
+		else
+			buf_addstr(out, deploy_step_names[d->step]);
+		break;
+	case STEP_READY:
+		/* the first process whose health check still runs */
+		for (i = 0; i < d->nchecks && !p; i++)
+			if (d->checks[i])
+				p = d->check_ctx[i].p;
+		if (p)
+			buf_addf(out, "health check %s", p->name);
+		else
+			buf_addstr(out, "starting processes");
+		break;
+	case STEP_WATCH:
+		buf_addf(out, "watching release %d", d->number);
+		break;
+	case STEP_DRAIN:
+	case STEP_RETIRE:
+		if (d->old)
+			buf_addf(out, "%s release %d", d->step == STEP_DRAIN ?
+				 "draining" : "retiring", d->old->number);
+		else
+			buf_addstr(out, deploy_step_names[d->step]);
+		break;
+	default:
+		buf_addstr(out, deploy_step_names[d->step]);
+		break;
+	}
+	buf_addf(out, " (%.1f s)", (double)(now_ms() - d->t_step) / 1000.0);
 }

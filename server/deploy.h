@@ -28,11 +28,13 @@ enum deploy_step {
 	STEP_RELEASE_PHASE,
 	STEP_STOP_FIRST,
 	STEP_READY,
+	STEP_POSTDEPLOY,
 	STEP_CONFIRM,
 	STEP_WATCH,
 	STEP_DRAIN,
 	STEP_RETIRE,
 	STEP_FAILING,
+	STEP_COUNT
 };
 
 struct check_ctx {
@@ -48,7 +50,8 @@ struct deploy {
 	struct app *a;
 	struct client *c;
 	enum deploy_kind kind;
-	enum deploy_step step;
+	enum deploy_step step;	/* only deploy_event() changes it */
+	int64_t t_step;		/* when it entered step (now_ms()) */
 	char *bundle_in;	/* DEPLOY_NEW: where the bundle comes from */
 	int move;
 	char *commit, *pusher, *buildpack, *source;
@@ -64,7 +67,6 @@ struct deploy {
 	struct check_ctx *check_ctx;
 	size_t nchecks, pending;
 	uint64_t timer;
-	size_t waiting_exits;
 	int stopped_first;	/* old stop-first processes were stopped */
 	size_t web_count;
 	char *error;
@@ -74,8 +76,6 @@ struct deploy {
 				 * a->scale takes it once the release is live */
 	struct strv env_changes;	/* config set/unset asked for */
 	int from_live;		/* DEPLOY_NEW of the bundle live at start */
-	int env_changed;	/* run->env differs from a->env: a->env takes
-				 * it once the release is live */
 	char *config_change;	/* "+KEY -KEY" against the release before */
 	char *detail;		/* with error: the last output lines of the
 				 * process at fault, indented, one per line */
@@ -91,7 +91,6 @@ struct deploy {
 	/* app.json's scripts and the release phase (run_script()) */
 	int pre_stage, post_stage;
 	const char *script_label;	/* "release", "predeploy", ... */
-	void (*script_next)(struct deploy *d);
 	struct deployout *out;	/* its kept output (deployout.h), or NULL */
 	int out_of_push;	/* out is a push's: the pipeline says the
 				 * outcome there itself */

@@ -191,10 +191,6 @@ static void app_proc_output(struct proc *p, const char *line, size_t len)
 {
 	if (p->app->log)
 		logger_line(p->app->log, p->name, line, len);
-	if (p->run->deploy && p->run->deploy->c &&
-	    p->run->deploy->step < STEP_CONFIRM) {
-		/* Show a starting process's first words to the deployer. */
-	}
 }
 
 /* A live web process went down or came back: the route follows, except
