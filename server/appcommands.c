@@ -198,11 +198,16 @@ void app_cmd_apps(struct engine *e, struct client *c, const char *key)
 				buf_addf(&procs, "%s%s", procs.len ? " " : "",
 					 p->name);
 		snprintf(rel, sizeof(rel), a->release ? "v%d" : "-", a->release);
-		if (a->note && !a->deploy && a->retry_timer)
+		if (a->deploy) {
+			buf_addstr(&procs, procs.len ? "  (deploying: " :
+				   "-  (deploying: ");
+			app_deploy_describe(a, &procs);
+			buf_addstr(&procs, ")");
+		} else if (a->note && a->retry_timer)
 			buf_addf(&procs, "%s(%s; next try in %lld s)",
 				 procs.len ? "  " : "-  ", a->note,
 				 (long long)((a->retry_at - now_ms() + 999) / 1000));
-		else if (a->note && !a->deploy)
+		else if (a->note)
 			buf_addf(&procs, "%s(%s)", procs.len ? "  " : "-  ",
 				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
@@ -217,7 +222,17 @@ void app_cmd_ps(struct app *a, struct client *c)
 	struct proc *p;
 	int64_t now = now_ms();
 
-	client_data(c, "%s: %s, release %d", a->name, app_status(a), a->release);
+	if (a->deploy) {
+		struct buf step = BUF_INIT;
+
+		app_deploy_describe(a, &step);
+		client_data(c, "%s: %s: %s, release %d", a->name, app_status(a),
+			    step.data, a->release);
+		buf_release(&step);
+	} else {
+		client_data(c, "%s: %s, release %d", a->name, app_status(a),
+			    a->release);
+	}
 	client_data(c, "%-12s %-8s %-6s %-11s %-9s %-8s %-8s %s", "PROCESS",
 		    "PID", "PORT", "STATE", "UPTIME", "RESTARTS", "MEMORY",
 		    "CPU");
