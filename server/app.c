@@ -2,43 +2,29 @@
 #include "app.h"
 
 #include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
 #include "appstate.h"
-#include "bundle.h"
 #include "certs.h"
-#include "config.h"
 #include "deploy.h"
 #include "deployout.h"
 #include "domains.h"
 #include "engine.h"
-#include "handoff.h"
-#include "health.h"
 #include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
 #include "nginx.h"
-#include "postgres.h"
-#include "reaper.h"
 #include "release.h"
 #include "releases.h"
 #include "runs.h"
-#include "safefs.h"
-#include "spawn.h"
 #include "banned.h"
 
 struct app *app_find(struct engine *e, const char *name)
@@ -344,35 +330,17 @@ void apps_shutdown(struct engine *e)
 	long timeout = e->cfg->stop_timeout_ms;
 
 	for (a = e->apps; a; a = a->next) {
-		struct deploy *d = a->deploy;
-
-		if (a->waiting) {
-			struct deploy *w = a->waiting;
-
-			a->waiting = NULL;
-			if (w->c)
-				client_error(w->c, "the engine is stopping: the deploy of '%s' did not start",
-					     a->name);
-			deploy_free(w);
-		}
-		if (!a->shutdown_said && (a->live || d)) {
+		if (a->waiting)
+			deploy_drop_waiting(a, "the engine is stopping: the deploy of '%s' did not start",
+					    a->name);
+		if (!a->shutdown_said && (a->live || a->deploy)) {
 			a->shutdown_said = 1;
 			logger_linef(a->log, "berth", "stopping with the engine");
 		}
 		loop_del_timer(e->loop, a->retry_timer);
 		a->retry_timer = 0;
-		if (d && d->step == STEP_DRAIN) {
-			loop_del_timer(e->loop, d->timer);
-			d->timer = 0;
-			on_drain_timer(e->loop, d);
-		} else if (d && d->step != STEP_RETIRE) {
-			deploy_fail(d, "the engine is stopping");
-		}
+		deploy_shutdown(a, timeout);
 		stop_run(a->live, timeout);
-		if (a->deploy) {
-			stop_run(a->deploy->run, timeout);
-			stop_run(a->deploy->old, timeout);
-		}
 	}
 }
 
@@ -381,21 +349,8 @@ void apps_free(struct engine *e)
 	struct app *a;
 
 	while ((a = e->apps)) {
-		struct deploy *d = a->deploy;
-
 		e->apps = a->next;
-		if (d) {
-			if (d->c)
-				client_error(d->c, "the engine stopped before the deploy of '%s' ended",
-					     a->name);
-			if (d->run && d->run != a->live)
-				run_free(d->run);
-			if (d->old && d->old != a->live)
-				run_free(d->old);
-			deploy_free(d);
-		}
-		if (a->waiting)
-			deploy_free(a->waiting);
+		deploy_app_free(a);
 		if (a->rm_client)
 			client_unref(a->rm_client);
 		run_free(a->live);

@@ -1,44 +1,23 @@
-/* appcommands: see app.h. */
-#include "app.h"
+/* appcommands: see appcommands.h. */
+#include "appcommands.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "access.h"
-#include "appstate.h"
-#include "bundle.h"
-#include "certs.h"
-#include "config.h"
 #include "deploy.h"
 #include "deployout.h"
-#include "domains.h"
 #include "engine.h"
-#include "handoff.h"
-#include "health.h"
 #include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
-#include "loop.h"
-#include "nginx.h"
 #include "postgres.h"
-#include "reaper.h"
 #include "release.h"
 #include "releases.h"
 #include "runs.h"
-#include "safefs.h"
-#include "spawn.h"
 #include "banned.h"
 
 static void run_stopped_exit(struct proc *p, void *arg)
@@ -177,6 +156,26 @@ static const char *proc_state_name(const struct proc *p)
 		return "stopped";
 	}
 	return "?";
+}
+
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s'", name);
+		return;
+	}
+	a = app_find(e, name);
+	if (!a) {
+		/* A first push: the app exists from now on, deploy or not. */
+		if (app_make(e, name, &a) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		logger_linef(a->log, "berth", "created %s by a push", name);
+	}
+	build_log_open(e, a, c);
 }
 
 void app_cmd_apps(struct engine *e, struct client *c, const char *key)
@@ -607,12 +606,8 @@ void app_cmd_rm(struct app *a, int drop_db, struct client *c)
 		client_data(c, "-----> Kept the database of %s (use --drop-database to remove it)",
 			    a->name);
 	}
-	if (a->waiting) {
-		if (a->waiting->c)
-			client_error(a->waiting->c, "app '%s' was removed", a->name);
-		deploy_free(a->waiting);
-		a->waiting = NULL;
-	}
+	if (a->waiting)
+		deploy_drop_waiting(a, "app '%s' was removed", a->name);
 	a->removing = 1;
 	client_data(c, "-----> Removing %s", a->name);
 	client_ref(c);

@@ -1,11 +1,8 @@
 /* deploy: see deploy.h. */
 #include "deploy.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,13 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "access.h"
-#include "appstate.h"
+#include "appcommands.h"
 #include "bundle.h"
-#include "certs.h"
-#include "config.h"
 #include "deployout.h"
-#include "domains.h"
 #include "engine.h"
 #include "handoff.h"
 #include "health.h"
@@ -36,13 +29,86 @@
 #include "release.h"
 #include "releases.h"
 #include "runs.h"
-#include "safefs.h"
 #include "spawn.h"
 #include "banned.h"
 
 #define CONFIRM_TIMEOUT_MS 10000
 #define FAIL_STOP_MS 3000
 #define PORT_HINT_MS 5000	/* a web process should listen by then */
+
+enum deploy_step {
+	STEP_WAITING,
+	STEP_UNPACK,
+	STEP_RELEASE_PHASE,
+	STEP_STOP_FIRST,
+	STEP_READY,
+	STEP_POSTDEPLOY,
+	STEP_CONFIRM,
+	STEP_WATCH,
+	STEP_DRAIN,
+	STEP_RETIRE,
+	STEP_FAILING,
+	STEP_COUNT
+};
+
+struct check_ctx {
+	struct deploy *d;
+	size_t i;
+	struct proc *p;		/* readiness: the process checked */
+	int port;		/* on this port */
+	long other;		/* the check of its other port, or -1 */
+};
+
+struct deploy {
+	struct engine *e;
+	struct app *a;
+	struct client *c;
+	enum deploy_kind kind;
+	enum deploy_step step;	/* only deploy_event() changes it */
+	int64_t t_step;		/* when it entered step (now_ms()) */
+	char *bundle_in;	/* DEPLOY_NEW: where the bundle comes from */
+	int move;
+	char *commit, *pusher, *buildpack, *source;
+	int from_release;
+	int number;
+	int64_t t0, t_spawn, t_ready;
+	struct run *run;	/* the new release's run */
+	struct run *old;	/* the live run when we started */
+	pid_t helper;		/* unpack or release phase child */
+	int helper_fd;
+	struct buf helper_out;
+	struct health **checks;
+	struct check_ctx *check_ctx;
+	size_t nchecks, pending;
+	uint64_t timer;
+	int stopped_first;	/* old stop-first processes were stopped */
+	size_t web_count;
+	char *error;
+	int created_app;
+	struct strv scale_changes;	/* "type=N" asked for by scale */
+	struct strv scale;	/* what this deploy runs: a->scale + changes;
+				 * a->scale takes it once the release is live */
+	struct strv env_changes;	/* config set/unset asked for */
+	int from_live;		/* DEPLOY_NEW of the bundle live at start */
+	char *config_change;	/* "+KEY -KEY" against the release before */
+	char *detail;		/* with error: the last output lines of the
+				 * process at fault, indented, one per line */
+	uint64_t hint_timer;	/* "is not listening on PORT yet" */
+	int switched;		/* the router sends users to run */
+	struct router_switch sw;
+	struct router_drain *drain;
+	struct livewatch *livewatch;	/* health checks during the watch */
+	int64_t t_live;
+	struct strv undo_scale;	/* a->scale and a->env before commit_live(), */
+	struct strv undo_env;	/* put back if the watch fails */
+	int committed, undo_env_set;
+	/* app.json's scripts and the release phase (run_script()) */
+	int pre_stage, post_stage;
+	const char *script_label;	/* "release", "predeploy", ... */
+	struct deployout *out;	/* its kept output (deployout.h), or NULL */
+	int out_of_push;	/* out is a push's: the pipeline says the
+				 * outcome there itself */
+};
 
 /*
  * What ends a step of a deploy.  deploy_table says, for each state, which
@@ -84,6 +150,12 @@ static void on_port_hint(struct loop *l, void *arg);
 static void commit_undo(struct deploy *d);
 static void run_script(struct deploy *d, const char *label, char *cmd);
 static void deploy_event(struct deploy *d, enum deploy_event ev);
+static void deploy_fail(struct deploy *d, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void watch_failed(struct deploy *d, struct proc *p, const char *why);
 static void on_old_stopped(void *arg);
 static void on_new_stopped(void *arg);
 
@@ -116,7 +188,7 @@ static long stop_timeout(const struct deploy *d, const struct run *r)
 	return d->e->cfg->stop_timeout_ms;
 }
 
-void deploy_free(struct deploy *d)
+static void deploy_free(struct deploy *d)
 {
 	size_t i;
 
@@ -324,7 +396,7 @@ static void deploy_failv(struct deploy *d, const struct buf *detail,
 			 const char *fmt, va_list ap)
 	__attribute__((format(printf, 3, 0)));
 
-void deploy_fail(struct deploy *d, const char *fmt, ...)
+static void deploy_fail(struct deploy *d, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -334,8 +406,8 @@ void deploy_fail(struct deploy *d, const char *fmt, ...)
 }
 
 /* deploy_fail() with the last output lines of the process at fault. */
-void deploy_fail_tail(struct deploy *d, const struct buf *tail,
-		      const char *fmt, ...)
+static void deploy_fail_tail(struct deploy *d, const struct buf *tail,
+			     const char *fmt, ...)
 {
 	va_list ap;
 
@@ -435,7 +507,7 @@ static void stop_old(struct deploy *d)
 	free(ps);
 }
 
-void on_drain_timer(struct loop *l, void *arg)
+static void on_drain_timer(struct loop *l, void *arg)
 {
 	struct deploy *d = arg;
 
@@ -503,7 +575,7 @@ static void on_watch_timer(struct loop *l, void *arg)
  * health check during the watch: traffic goes back to the old release at once, the new one is stopped
  * and the deploy fails with the reason.
  */
-void watch_failed(struct deploy *d, struct proc *p, const char *why)
+static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 {
 	struct app *a = d->a;
 	double after = (double)(now_ms() - d->t_live) / 1000.0;
@@ -669,7 +741,7 @@ static void go_live(struct deploy *d)
 	struct app *a = d->a;
 	long watch;
 
-	if (d->run->m.static_root && d->web_count && swap_static(d) < 0) {
+	if (d->run->m.static_root && d->web_count && swap_static(d->e, d->run) < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
@@ -758,7 +830,7 @@ static void confirm(struct deploy *d)
 		return;
 	}
 	if (!p && d->run->m.static_root) {
-		if (swap_static(d) < 0) {
+		if (swap_static(d->e, d->run) < 0) {
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
@@ -1260,9 +1332,17 @@ static void prepare(struct deploy *d)
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
 	size_t old_nslots = a->nslots, i;
 	char *why = NULL;
+	struct release_info ri;
 
 	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
-	if (d->kind == DEPLOY_NEW && record_release(d) < 0) {
+	memset(&ri, 0, sizeof(ri));
+	ri.source = d->source;
+	ri.commit = d->commit;
+	ri.pusher = d->pusher;
+	ri.buildpack = d->buildpack;
+	ri.from = d->from_release;
+	ri.config = d->config_change;
+	if (d->kind == DEPLOY_NEW && record_release(d->run, &ri) < 0) {
 		deploy_fail(d, "cannot record release %d: %s", d->number,
 			    error_last());
 		return;
@@ -1492,7 +1572,8 @@ static void deploy_start(struct deploy *d)
 
 		close(pfd[0]);
 		if (bundle_unpack(bundle, d->run->dir) == 0 &&
-		    copy_static(d) == 0 && give_release(d) == 0)
+		    copy_static(d->e, d->run) == 0 &&
+		    give_release(d->e, d->run) == 0)
 			_exit(0);
 		msg = error_last();
 		if (write_all(pfd[1], msg, strlen(msg)) < 0)
@@ -1767,4 +1848,90 @@ void app_deploy_describe(const struct app *a, struct buf *out)
 		break;
 	}
 	buf_addf(out, " (%.1f s)", (double)(now_ms() - d->t_step) / 1000.0);
+}
+
+/* ---------- what the app's other files ask of its deploy ---------- */
+
+int deploy_watching(const struct app *a)
+{
+	return a->deploy && a->deploy->step == STEP_WATCH;
+}
+
+int deploy_proc_crashed(struct proc *p, const char *why)
+{
+	struct app *a = p->app;
+	struct run *r = p->run;
+
+	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
+	    p->port) {
+		watch_failed(a->deploy, p, why);
+		return 1;
+	}
+	if (r->deploy && r->deploy->run == r) {
+		struct buf tail = BUF_INIT;
+
+		proc_tail(p, &tail);
+		deploy_fail_tail(r->deploy, &tail, "%s %s while starting",
+				 p->name, why);
+		buf_release(&tail);
+		return 1;
+	}
+	return 0;
+}
+
+void deploy_drop_waiting(struct app *a, const char *fmt, ...)
+{
+	struct deploy *w = a->waiting;
+	va_list ap;
+	char *why;
+
+	if (!w)
+		return;
+	a->waiting = NULL;
+	if (w->c) {
+		va_start(ap, fmt);
+		why = xvasprintf(fmt, ap);
+		va_end(ap);
+		client_error(w->c, "%s", why);
+		free(why);
+	}
+	deploy_free(w);
+}
+
+void deploy_shutdown(struct app *a, long timeout_ms)
+{
+	struct deploy *d = a->deploy;
+
+	if (d && d->step == STEP_DRAIN) {
+		loop_del_timer(a->eng->loop, d->timer);
+		d->timer = 0;
+		on_drain_timer(a->eng->loop, d);
+	} else if (d && d->step != STEP_RETIRE) {
+		deploy_fail(d, "the engine is stopping");
+	}
+	/* d may have ended meanwhile */
+	if (a->deploy) {
+		stop_run(a->deploy->run, timeout_ms);
+		stop_run(a->deploy->old, timeout_ms);
+	}
+}
+
+void deploy_app_free(struct app *a)
+{
+	struct deploy *d = a->deploy;
+
+	if (d) {
+		if (d->c)
+			client_error(d->c, "the engine stopped before the deploy of '%s' ended",
+				     a->name);
+		if (d->run && d->run != a->live)
+			run_free(d->run);
+		if (d->old && d->old != a->live)
+			run_free(d->old);
+		deploy_free(d);
+		a->deploy = NULL;
+	}
+	if (a->waiting)
+		deploy_free(a->waiting);
+	a->waiting = NULL;
 }

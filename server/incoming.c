@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "appcommands.h"
 #include "engine.h"
 #include "log.h"
 #include "loop.h"

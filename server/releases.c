@@ -1,42 +1,20 @@
 /* releases: see releases.h. */
 #include "releases.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <ftw.h>
-#include <limits.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "access.h"
-#include "appstate.h"
-#include "bundle.h"
-#include "certs.h"
-#include "config.h"
-#include "deploy.h"
 #include "deployout.h"
-#include "domains.h"
 #include "engine.h"
-#include "handoff.h"
-#include "health.h"
 #include "isolate.h"
-#include "liveroute.h"
 #include "log.h"
 #include "logger.h"
-#include "loop.h"
-#include "nginx.h"
-#include "postgres.h"
-#include "reaper.h"
 #include "release.h"
 #include "safefs.h"
-#include "spawn.h"
 #include "banned.h"
 
 /*
@@ -73,16 +51,16 @@ int run_remove_dirs(const struct run *r)
  * manifest names one (a manifest that does not load is the engine's to
  * report).
  */
-int copy_static(struct deploy *d)
+int copy_static(struct engine *e, const struct run *r)
 {
 	struct manifest m;
-	char *parent = engine_path(d->e, "run"), *www = static_copy_path(d->run);
+	char *parent = engine_path(e, "run"), *www = static_copy_path(r);
 	int src = -1, dst = -1, ret = 0;
 
 	manifest_init(&m);
-	if (manifest_load(&m, d->run->dir) < 0 || !m.static_root)
+	if (manifest_load(&m, r->dir) < 0 || !m.static_root)
 		goto out;
-	src = safefs_open_top(d->run->dir);
+	src = safefs_open_top(r->dir);
 	dst = src < 0 ? -1 : safefs_open_top(parent);
 	if (src < 0 || dst < 0)
 		ret = -1;
@@ -106,17 +84,17 @@ out:
 	return ret < 0 ? -1 : 0;
 }
 
-int swap_static(struct deploy *d)
+int swap_static(struct engine *e, const struct run *r)
 {
-	struct app *a = d->a;
-	char *link = engine_path(d->e, "run/%s.static", a->name);
+	struct app *a = r->app;
+	char *link = engine_path(e, "run/%s.static", a->name);
 	char *tmp = xasprintf("%s.new", link);
-	char *target = static_copy_path(d->run);
+	char *target = static_copy_path(r);
 	int ret = 0;
 
 	if (!path_exists(target)) {
 		ret = error_set("static site '%s': no copy of it was made",
-				d->run->m.static_root);
+				r->m.static_root);
 		goto out;
 	}
 	unlink(tmp);
@@ -132,24 +110,17 @@ out:
 }
 
 /* The release's meta file, "deploying" until it is live or failed. */
-int record_release(struct deploy *d)
+int record_release(const struct run *r, struct release_info *ri)
 {
-	struct release_info ri;
 	struct strv types = STRV_INIT;
 	size_t i;
 	int ret;
 
-	for (i = 0; i < d->run->m.nprocs; i++)
-		strv_push(&types, d->run->m.procs[i].type);
-	memset(&ri, 0, sizeof(ri));
-	ri.source = d->source;
-	ri.commit = d->commit;
-	ri.pusher = d->pusher;
-	ri.buildpack = d->buildpack;
-	ri.from = d->from_release;
-	ri.config = d->config_change;
-	ri.types = types.n ? types.v : (char *const[]){ NULL };
-	ret = release_meta_write(d->a->dir, d->number, &ri, "deploying");
+	for (i = 0; i < r->m.nprocs; i++)
+		strv_push(&types, r->m.procs[i].type);
+	ri->types = types.n ? types.v : (char *const[]){ NULL };
+	ret = release_meta_write(r->app->dir, r->number, ri, "deploying");
+	ri->types = NULL;
 	strv_release(&types);
 	return ret;
 }
@@ -175,27 +146,27 @@ static int chown_tree(const char *dir, uid_t uid, gid_t gid)
 }
 
 /* In the unpack child: the release to the user its processes run as. */
-int give_release(struct deploy *d)
+int give_release(const struct engine *e, const struct run *run)
 {
 	uid_t uid;
 	gid_t gid;
-	int r = isolate_app_user(d->e->iso, d->a->name, &uid, &gid);
+	int r = isolate_app_user(e->iso, run->app->name, &uid, &gid);
 
 	/* The app's alone: nginx's workers (berth-www) and other users do
 	 * not enter it, whatever modes the bundle's files carry.  Before
 	 * any code of the app runs, so no link can be swapped in. */
 	if (r == 0) {
-		if (isolate_give_tree(d->run->dir, uid, gid) < 0)
+		if (isolate_give_tree(run->dir, uid, gid) < 0)
 			return -1;
-		if (chmod(d->run->dir, 0700) < 0)
-			return error_setsys("cannot close '%s'", d->run->dir);
+		if (chmod(run->dir, 0700) < 0)
+			return error_setsys("cannot close '%s'", run->dir);
 		return 0;
 	}
 	if (r != ERR_NOTFOUND)
 		return -1;
-	if (!d->e->drop_priv)
+	if (!e->drop_priv)
 		return 0;
-	return chown_tree(d->run->dir, d->e->run_uid, d->e->run_gid);
+	return chown_tree(run->dir, e->run_uid, e->run_gid);
 }
 
 /* A push's build output, line by line into the app's log, and all of
@@ -263,24 +234,11 @@ static void on_build_close(struct client *c, void *arg)
 	free(bl);
 }
 
-void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
+void build_log_open(struct engine *e, struct app *a, struct client *c)
 {
+	const char *name = a->name;
 	struct build_log *bl;
-	struct app *a;
 
-	if (!app_name_valid(name)) {
-		client_error(c, "invalid app name '%s'", name);
-		return;
-	}
-	a = app_find(e, name);
-	if (!a) {
-		/* A first push: the app exists from now on, deploy or not. */
-		if (app_make(e, name, &a) < 0) {
-			client_error(c, "%s", error_last());
-			return;
-		}
-		logger_linef(a->log, "berth", "created %s by a push", name);
-	}
 	bl = xcalloc(1, sizeof(*bl));
 	bl->e = e;
 	bl->name = xstrdup(name);

@@ -1,41 +1,22 @@
 /* runs: see runs.h. */
 #include "runs.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <ftw.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
-#include <unistd.h>
 
-#include "access.h"
-#include "appstate.h"
-#include "bundle.h"
-#include "certs.h"
-#include "config.h"
 #include "deploy.h"
-#include "deployout.h"
-#include "domains.h"
 #include "engine.h"
 #include "handoff.h"
-#include "health.h"
 #include "isolate.h"
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
-#include "nginx.h"
 #include "postgres.h"
-#include "reaper.h"
-#include "release.h"
-#include "safefs.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -199,8 +180,7 @@ void live_route_changed(struct proc *p)
 {
 	struct app *a = p->app;
 
-	if (!p->port || p->run != a->live ||
-	    (a->deploy && a->deploy->step == STEP_WATCH))
+	if (!p->port || p->run != a->live || deploy_watching(a))
 		return;
 	if (liveroute_settle(a->eng, a) < 0)
 		log_warnx("%s: %s", a->name, error_last());
@@ -280,20 +260,8 @@ static void app_proc_crashed(struct proc *p, int status)
 		cron_run_exited(p, why);
 		return;
 	}
-	if (a->deploy && a->deploy->step == STEP_WATCH && r == a->live &&
-	    p->port) {
-		watch_failed(a->deploy, p, why);
+	if (deploy_proc_crashed(p, why))
 		return;
-	}
-	if (r->deploy && r->deploy->run == r) {
-		struct buf tail = BUF_INIT;
-
-		proc_tail(p, &tail);
-		deploy_fail_tail(r->deploy, &tail, "%s %s while starting",
-				 p->name, why);
-		buf_release(&tail);
-		return;
-	}
 	if (!r->supervised || a->eng->stopping) {
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
