@@ -1,15 +1,16 @@
 /*
- * app: one deployed application, its releases, its running processes and
- * the deploy state machine (docs/deploy.md):
+ * app: the registry of deployed applications (struct app), their state
+ * and config files under ROOT/apps/NAME, loading them at start and
+ * stopping them with the engine.  The structures of a release running
+ * (struct run) and of its processes (struct proc) are declared here for
+ * the app's files: runs.c runs them, process.c starts one, deploy.c
+ * (the deploy state machine, deploy.h) makes and swaps them, releases.c
+ * keeps their folders and records, appcommands.c answers the commands.
  *
- *   unpack (child) -> manifest -> database -> nginx slots -> release phase
- *   -> stop stop-first types -> spawn -> readiness -> confirm through nginx
- *   -> drain -> retire the old release -> live
- *
- * Any failure before "confirm" kills the new processes, deletes their
- * folder and leaves the running release untouched.  One deploy per app
- * runs at a time; while it runs, the newest request waits and older
- * waiting ones are superseded.
+ * Everything runs in the engine's loop.  What blocks it: app_remove_now()
+ * deletes the app's folders (as long as they are big), and
+ * apps_kill_leftovers() reads /proc; the rest writes small files.  A
+ * deploy is asynchronous: app_deploy() answers its client when it ends.
  */
 #ifndef BERTH_APP_H
 #define BERTH_APP_H
@@ -146,6 +147,32 @@ struct app {
 					 * record goes on with its deploy) */
 };
 
+/*
+ * For the app's own files (deploy.c, runs.c, releases.c, appcommands.c):
+ * the registry and its state files.  All run in the engine's loop and
+ * write small files only.
+ */
+/* A new app: its folders, state and log; -1 if an app of that name is
+ * still being removed or a folder cannot be made. */
+int app_make(struct engine *e, const char *name, struct app **out);
+/* Delete every trace of an app whose processes are gone, and free it. */
+void app_remove_now(struct app *a);
+/* Write ROOT/apps/NAME/state (atomically): 0 or -1 (logged).  An app
+ * whose state file could not be read keeps that file as it is. */
+int app_save(struct app *a);
+/* Write ROOT/apps/NAME/env from a->env: 0 or -1. */
+int env_save(struct app *a);
+/* Why the app is not as it should be (one line, NULL fmt: nothing). */
+void app_set_note(struct app *a, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* "running", "deploying", ... (app_status_word()). */
+const char *app_status(const struct app *a);
+/* The count of a process type: its "type=N" in scale, else the
+ * manifest's. */
+int scale_of(const struct strv *scale, const struct proc_spec *spec);
+/* "type=N" entries of changes replace those of the same type in scale. */
+void scale_merge(struct strv *scale, const struct strv *changes);
+
 /* Load every app from ROOT/apps and bring each back on its release. */
 int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
@@ -197,45 +224,6 @@ struct deploy_opts {
 void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 		const struct deploy_opts *o, struct client *c);
 
-/* Commands (commands.c parses, these act; each answers c). */
-/* key: only the apps that key reaches (access.h), as a non-admin; NULL:
- * every app */
-void app_cmd_apps(struct engine *e, struct client *c, const char *key);
-/* A new app with no release ("apps" lists it as new). */
-void app_cmd_create(struct engine *e, const char *name, struct client *c);
-/* A push's build: what c sends after its request goes into the app's log
- * line by line (source "build"); the app is made if it does not exist. */
-void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
-void app_cmd_ps(struct app *a, struct client *c);
-/* want: NULL, or only the lines of a process, a type or a source
- * (logger_source_matches()). */
-void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
-		  const char *want, struct client *c);
-void app_cmd_stop(struct app *a, struct client *c);
-void app_cmd_restart(struct app *a, struct client *c);
-void app_cmd_start(struct app *a, struct client *c);
-/* "restart APP PROC": only a type (web, worker) or a process (worker.2):
- * stopped and started again, web ones out of the route meanwhile; when
- * that is every web process, the app's zero-downtime restart instead. */
-void app_cmd_restart_proc(struct app *a, const char *want,
-			  struct client *c);
-void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
-void app_cmd_rm(struct app *a, int drop_db, struct client *c);
-void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
-void app_cmd_releases(struct app *a, struct client *c);
-/*
- * "releases:output APP [N]": the kept output of the deploy that made
- * release N, or of the newest deploy (deployout.h); one still running
- * is followed until it ends.  Also --deploy D (a record by its own
- * number: a failed build has no release), --no-follow, and --list (the
- * records, newest first: DEPLOY RELEASE STATUS KIND TIME COMMIT).
- */
-void app_cmd_releases_output(struct app *a, int argc, char **argv,
-			     struct client *c);
-void app_cmd_rollback(struct app *a, int number, struct client *c);
-void app_cmd_pg(struct app *a, struct client *c);
-/* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */
-void app_cmd_url(struct app *a, struct client *c);
 /* "running", "stopped", "deploying", "new", ... as apps shows it. */
 const char *app_status_word(const struct app *a);
 /* "apps:rename OLD NEW" (apprename.c). */
@@ -251,22 +239,13 @@ char *app_host_url(const struct app *a, const char *host);
  * (pushed onto out, no duplicates). */
 void app_hosts_list(const struct app *a, struct strv *out);
 
-/*
- * "run APP CMD..." (oneoff.c parses): a one-off process "run.N" of the
- * live release, with its environment, folder and user, started the way
- * the app's processes are.  Attached: stdin, stdout and stderr are the
- * three descriptors c passed with its request (a terminal becomes the
- * controlling terminal); c gets "exit-status N" and ok when it ends,
- * and a client that hangs up stops it; on a terminal, TERM is term (the
- * client's: "run:term APP TERM CMD...") or else xterm.  Detached (c answered at once):
- * its output goes to the app's log as run.N.  cmd is a shell command.
- */
-void app_cmd_run(struct app *a, const char *cmd, int detached,
-		 const char *term, struct client *c);
-
 /* What a running deploy of a is doing ("starting processes"), or NULL
  * when none runs.  Static string. */
 const char *app_deploy_step(const struct app *a);
+/* The state of a's running deploy with what it waits for and for how
+ * long, for apps and ps: "health check web.1 (3.2 s)"; nothing when none
+ * runs. */
+void app_deploy_describe(const struct app *a, struct buf *out);
 /* 1 if the app has a database (its config has DATABASE_URL). */
 int app_has_database(const struct app *a);
 

@@ -11,6 +11,7 @@
 
 #include "access.h"
 #include "app.h"
+#include "appcommands.h"
 #include "appstats.h"
 #include "certs.h"
 #include "cluster.h"

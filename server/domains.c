@@ -27,14 +27,6 @@ static int strv_has(const struct strv *sv, const char *s)
 	return 0;
 }
 
-static void strv_copy(struct strv *to, const struct strv *from)
-{
-	size_t i;
-
-	for (i = 0; i < from->n; i++)
-		strv_push(to, from->v[i]);
-}
-
 int domain_norm(const char *in, char *out)
 {
 	size_t i, n = strlen(in);

@@ -279,14 +279,6 @@ static struct rapp *app_get(const struct router *r, const char *name)
 	return found ? r->apps[i] : NULL;
 }
 
-static void strv_copy(struct strv *to, const struct strv *from)
-{
-	size_t i;
-
-	for (i = 0; i < from->n; i++)
-		strv_push(to, from->v[i]);
-}
-
 static int strv_has(const struct strv *sv, const char *s)
 {
 	size_t i;

@@ -647,6 +647,32 @@ void strv_env_set(struct strv *sv, const char *key, const char *value)
 	free(p);
 }
 
+const char *strv_env_get(const struct strv *sv, const char *key)
+{
+	long i = strv_env_find(sv, key);
+
+	return i < 0 ? NULL : strchr(sv->v[i], '=') + 1;
+}
+
+void strv_env_unset(struct strv *sv, const char *key)
+{
+	long i = strv_env_find(sv, key);
+
+	if (i < 0)
+		return;
+	free(sv->v[i]);
+	memmove(&sv->v[i], &sv->v[i + 1], (sv->n - (size_t)i) * sizeof(char *));
+	sv->n--;
+}
+
+void strv_copy(struct strv *to, const struct strv *from)
+{
+	size_t i;
+
+	for (i = 0; i < from->n; i++)
+		strv_push(to, from->v[i]);
+}
+
 int base64_decode(struct buf *out, const char *in)
 {
 	static const char abc[] =

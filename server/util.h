@@ -135,6 +135,12 @@ void strv_release(struct strv *sv);
 long strv_env_find(const struct strv *sv, const char *key);
 /* Set KEY=VALUE in an env vector, replacing an existing entry. */
 void strv_env_set(struct strv *sv, const char *key, const char *value);
+/* The value of KEY in an env vector (borrowed), or NULL. */
+const char *strv_env_get(const struct strv *sv, const char *key);
+/* Remove KEY from an env vector, if there. */
+void strv_env_unset(struct strv *sv, const char *key);
+/* Push a copy of every string of from onto to. */
+void strv_copy(struct strv *to, const struct strv *from);
 
 /* Standard base64 (RFC 4648, '=' padding optional, no line breaks) into
  * out, NUL-terminated; -1 (ERR_INVALID) on any other character. */

@@ -1,0 +1,1000 @@
+/* appcommands: see appcommands.h. */
+#include "appcommands.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "deploy.h"
+#include "deployout.h"
+#include "engine.h"
+#include "isolate.h"
+#include "liveroute.h"
+#include "log.h"
+#include "logger.h"
+#include "postgres.h"
+#include "release.h"
+#include "releases.h"
+#include "runs.h"
+#include "banned.h"
+
+static void run_stopped_exit(struct proc *p, void *arg)
+{
+	cron_run_exited(p, "stopped: its client hung up");
+}
+
+/* The client of an attached run went away: so does the run. */
+static void run_client_gone(struct client *c, void *arg)
+{
+	struct proc *p = arg;
+
+	p->client = NULL;
+	client_unref(c);
+	if (p->pid <= 0)
+		return;
+	p->on_exit = run_stopped_exit;
+	p->on_exit_arg = NULL;
+	proc_stop(p, p->app->eng->cfg->stop_timeout_ms);
+}
+
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 const char *term, struct client *c)
+{
+	struct run *r = a->live;
+	struct proc_spec *spec;
+	struct proc *p;
+	int fds[CLIENT_MAX_FDS];
+	size_t nfds = 0, i;
+
+	if (!detached)
+		nfds = client_take_fds(c, fds, CLIENT_MAX_FDS);
+	if (!detached && nfds != 3) {
+		client_error(c, "run needs the caller's stdin, stdout and stderr: use 'berth run' or ssh (or run:detached)");
+		goto out;
+	}
+	if (a->removing) {
+		client_error(c, "'%s' is being removed", a->name);
+		goto out;
+	}
+	if (!r || !a->release) {
+		client_error(c, "'%s' has no live release yet: push it first",
+			     a->name);
+		goto out;
+	}
+	spec = xcalloc(1, sizeof(*spec));
+	spec->type = xstrdup("run");
+	spec->cmd = xstrdup(cmd);
+	p = proc_new(r, spec, ++a->run_seq, 0);
+	p->own_spec = spec;
+	p->oneoff = 1;
+	if (!detached) {
+		p->attached = 1;
+		for (i = 0; i < 3; i++) {
+			p->stdio[i] = fds[i];
+			fds[i] = -1;
+		}
+		nfds = 0;
+		p->tty = isatty(p->stdio[0]);
+		if (term)
+			snprintf(p->term, sizeof(p->term), "%s", term);
+	}
+	logger_linef(a->log, "berth", "%s: running %s%s", p->name, cmd,
+		     detached ? " (detached)" : "");
+	if (proc_spawn(p) < 0) {
+		client_error(c, "cannot start %s: %s", p->name, error_last());
+		cron_run_exited(p, NULL);
+		goto out;
+	}
+	if (detached) {
+		client_data(c, "-----> Started %s (pid %d): ssh HOST logs %s -p %s",
+			    p->name, (int)p->pid, a->name, p->name);
+		client_ok(c);
+		goto out;
+	}
+	p->client = c;
+	client_ref(c);
+	client_on_close(c, run_client_gone, p);
+out:
+	for (i = 0; i < nfds; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+}
+
+void app_cmd_create(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s' (use a-z, 0-9 and '-', at most %d characters)",
+			     name, APP_NAME_MAX);
+		return;
+	}
+	if (app_find(e, name)) {
+		client_error(c, "app '%s' already exists", name);
+		return;
+	}
+	if (app_make(e, name, &a) < 0) {
+		client_error(c, "%s", error_last());
+		return;
+	}
+	logger_linef(a->log, "berth", "created %s", name);
+	client_data(c, "-----> Created %s: push to it, or set its config first", name);
+	client_ok(c);
+}
+
+void app_cmd_url(struct app *a, struct client *c)
+{
+	char *url = app_url(a);
+	struct strv hosts = STRV_INIT;
+	size_t i;
+
+	client_data(c, "%s", url);
+	free(url);
+	/* then its other hosts: app.yaml's, and domains:add's */
+	app_hosts_list(a, &hosts);
+	for (i = 0; i < hosts.n; i++) {
+		url = app_host_url(a, hosts.v[i]);
+		client_data(c, "%s", url);
+		free(url);
+	}
+	strv_release(&hosts);
+	client_ok(c);
+}
+
+static const char *proc_state_name(const struct proc *p)
+{
+	switch (p->state) {
+	case PROC_UP:
+		return "up";
+	case PROC_BACKOFF:
+		return "restarting";
+	case PROC_STOPPING:
+		return "stopping";
+	case PROC_DEAD:
+		return "stopped";
+	}
+	return "?";
+}
+
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (!app_name_valid(name)) {
+		client_error(c, "invalid app name '%s'", name);
+		return;
+	}
+	a = app_find(e, name);
+	if (!a) {
+		/* A first push: the app exists from now on, deploy or not. */
+		if (app_make(e, name, &a) < 0) {
+			client_error(c, "%s", error_last());
+			return;
+		}
+		logger_linef(a->log, "berth", "created %s by a push", name);
+	}
+	build_log_open(e, a, c);
+}
+
+void app_cmd_apps(struct engine *e, struct client *c, const char *key)
+{
+	struct app *a;
+
+	client_data(c, "%-24s %-10s %-8s %s", "NAME", "STATUS", "RELEASE",
+		    "PROCESSES");
+	for (a = e->apps; a; a = a->next) {
+		struct buf procs = BUF_INIT;
+		struct proc *p;
+		char rel[16];
+
+		if (a->removing ||
+		    (key && access_check(e->cfg->root, a->name, key, 0) != 0))
+			continue;
+		if (a->live)
+			for (p = a->live->procs; p; p = p->next)
+				buf_addf(&procs, "%s%s", procs.len ? " " : "",
+					 p->name);
+		snprintf(rel, sizeof(rel), a->release ? "v%d" : "-", a->release);
+		if (a->deploy) {
+			buf_addstr(&procs, procs.len ? "  (deploying: " :
+				   "-  (deploying: ");
+			app_deploy_describe(a, &procs);
+			buf_addstr(&procs, ")");
+		} else if (a->note && a->retry_timer)
+			buf_addf(&procs, "%s(%s; next try in %lld s)",
+				 procs.len ? "  " : "-  ", a->note,
+				 (long long)((a->retry_at - now_ms() + 999) / 1000));
+		else if (a->note)
+			buf_addf(&procs, "%s(%s)", procs.len ? "  " : "-  ",
+				 a->note);
+		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
+			    procs.len ? procs.data : "-");
+		buf_release(&procs);
+	}
+	client_ok(c);
+}
+
+void app_cmd_ps(struct app *a, struct client *c)
+{
+	struct proc *p;
+	int64_t now = now_ms();
+
+	if (a->deploy) {
+		struct buf step = BUF_INIT;
+
+		app_deploy_describe(a, &step);
+		client_data(c, "%s: %s: %s, release %d", a->name, app_status(a),
+			    step.data, a->release);
+		buf_release(&step);
+	} else {
+		client_data(c, "%s: %s, release %d", a->name, app_status(a),
+			    a->release);
+	}
+	client_data(c, "%-12s %-8s %-6s %-11s %-9s %-8s %-8s %s", "PROCESS",
+		    "PID", "PORT", "STATE", "UPTIME", "RESTARTS", "MEMORY",
+		    "CPU");
+	if (a->live) {
+		for (p = a->live->procs; p; p = p->next) {
+			char port[12] = "-", up[24] = "-", mem[24] = "-",
+			     cpu[24] = "-";
+			uint64_t bytes, usec;
+
+			if (p->port)
+				snprintf(port, sizeof(port), "%d",
+					 proc_http_port(p));
+			if (p->state == PROC_UP)
+				snprintf(up, sizeof(up), "%llds",
+					 (long long)((now - p->started_ms) / 1000));
+			if (p->pid > 0 &&
+			    isolate_usage(a->eng->iso, p->pid, &bytes, &usec) == 0) {
+				snprintf(mem, sizeof(mem), "%.1fM",
+					 (double)bytes / (1024.0 * 1024.0));
+				snprintf(cpu, sizeof(cpu), "%.2fs",
+					 (double)usec / 1e6);
+			}
+			client_data(c, "%-12s %-8d %-6s %-11s %-9s %-8d %-8s %s",
+				    p->name, (int)p->pid, port,
+				    proc_state_name(p), up, p->restarts, mem, cpu);
+		}
+	}
+	client_ok(c);
+}
+
+/* Keep the last n lines of out whose source want takes. */
+static void logs_filter(struct buf *out, const char *want, long n)
+{
+	struct buf keep = BUF_INIT;
+	char *line, *save = NULL;
+	struct strv lines = STRV_INIT;
+	size_t i, from;
+
+	if (!out->len)
+		return;
+	for (save = out->data, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n")) {
+		size_t len;
+		const char *src = logger_line_source(line, &len);
+
+		if (src && logger_source_matches(want, src, len))
+			strv_push(&lines, line);
+	}
+	from = lines.n > (size_t)n ? lines.n - (size_t)n : 0;
+	for (i = from; i < lines.n; i++)
+		buf_addf(&keep, "%s\n", lines.v[i]);
+	strv_release(&lines);
+	buf_release(out);
+	*out = keep;
+}
+
+void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
+		  const char *want, struct client *c)
+{
+	struct app *a = app_find(e, name);
+	char *dir = engine_path(e, "logs/%s", name);
+	struct buf out = BUF_INIT;
+	char *line, *save = NULL;
+
+	if (!a) {
+		client_error_code(c, CONTROL_ERR_NOTFOUND,
+				  "app '%s' does not exist", name);
+		goto out;
+	}
+	if (logger_tail(dir, want ? 100000 : n, &out) < 0) {
+		client_error(c, "%s", error_last());
+		goto out;
+	}
+	if (want)
+		logs_filter(&out, want, n);
+	if (out.len)
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
+			client_data(c, "%s", line);
+	if (follow && a->log)
+		logger_follow(a->log, c, want);
+	else
+		client_ok(c);
+out:
+	buf_release(&out);
+	free(dir);
+}
+
+static void stop_done(void *arg)
+{
+	struct client *c = arg;
+
+	client_ok(c);
+	client_unref(c);
+}
+
+void app_cmd_stop(struct app *a, struct client *c)
+{
+	struct proc **ps = NULL;
+	size_t n;
+
+	if (a->deploy) {
+		client_error(c, "a deploy of '%s' is running; try again when it ends",
+			     a->name);
+		return;
+	}
+	a->stopped = 1;
+	app_save(a);
+	restore_retry_cancel(a);
+	logger_linef(a->log, "berth", "stopping %s", a->name);
+	if (liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+	if (a->live)
+		a->live->supervised = 0;
+	n = run_procs(a->live, &ps, NULL, NULL);
+	client_ref(c);
+	client_data(c, "-----> Stopping %zu process%s of %s", n,
+		    n == 1 ? "" : "es", a->name);
+	stop_procs(ps, n, a->eng->cfg->stop_timeout_ms, stop_done, c);
+	free(ps);
+}
+
+/* Restart a's release; config saved since it went live (set
+ * --no-restart, or set while stopped) makes a new release of the live
+ * bundle instead. */
+static void restart_with_saved_config(struct app *a, struct client *c)
+{
+	struct strv renv = STRV_INIT;
+	struct deploy_opts o;
+
+	if (a->release &&
+	    release_env_read(a->dir, a->release, &renv) == 0 &&
+	    !env_equal(&renv, &a->env)) {
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	} else {
+		app_deploy(a->eng, a->name, DEPLOY_RESTART, NULL, c);
+	}
+	strv_release(&renv);
+}
+
+/* An explicit restart applies config saved with set --no-restart (as
+ * Dokku's ps:restart does); crash restarts and restores never do. */
+void app_cmd_restart(struct app *a, struct client *c)
+{
+	restart_with_saved_config(a, c);
+}
+
+/* ps:restart APP PROC: the processes restarted together. */
+struct proc_restart {
+	struct client *c;
+	size_t left;
+	struct buf failed;
+	char *what;
+};
+
+static void proc_restart_exit(struct proc *p, void *arg)
+{
+	struct proc_restart *pr = arg;
+
+	p->on_exit = NULL;
+	p->on_exit_arg = NULL;
+	if (!p->app->eng->stopping && p->run == p->app->live &&
+	    proc_spawn(p) < 0) {
+		buf_addf(&pr->failed, "%s%s: %s", pr->failed.len ? "; " : "",
+			 p->name, error_last());
+		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
+			     p->name, error_last());
+	}
+	live_route_changed(p);
+	if (--pr->left)
+		return;
+	if (pr->failed.len)
+		client_error(pr->c, "%s", pr->failed.data);
+	else {
+		client_data(pr->c, "-----> Restarted %s", pr->what);
+		client_ok(pr->c);
+	}
+	client_unref(pr->c);
+	buf_release(&pr->failed);
+	free(pr->what);
+	free(pr);
+}
+
+/* "web" takes web.1, web.2...; "web.2" only itself. */
+static int proc_picked(const struct proc *p, const void *arg)
+{
+	const char *want = arg;
+	size_t k = strlen(p->spec->type);
+
+	if (p->oneoff)
+		return 0;
+	if (!strcmp(p->name, want))
+		return 1;
+	return !strchr(want, '.') && !strncmp(want, p->name, k) &&
+	       !want[k];
+}
+
+static int web_left_up(const struct run *r, const char *want)
+{
+	const struct proc *p;
+
+	for (p = r->procs; p; p = p->next)
+		if (p->port && p->state == PROC_UP && !proc_picked(p, want))
+			return 1;
+	return 0;
+}
+
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c)
+{
+	struct proc **ps = NULL;
+	struct proc_restart *pr;
+	size_t n, i;
+	int web = 0;
+
+	if (a->deploy) {
+		client_error(c, "'%s' is deploying; try again when it is done",
+			     a->name);
+		return;
+	}
+	if (!a->live) {
+		client_error(c, "'%s' has no running release", a->name);
+		return;
+	}
+	n = run_procs(a->live, &ps, proc_picked, want);
+	if (!n) {
+		client_error(c, "'%s' has no process '%s' (see ps %s)", a->name,
+			     want, a->name);
+		goto out;
+	}
+	for (i = 0; i < n; i++)
+		web |= ps[i]->port != 0;
+	if (web && !web_left_up(a->live, want)) {
+		/* every web process: the zero-downtime restart of the app */
+		client_data(c, "-----> %s is every web process of %s: restarting the app with no downtime",
+			    want, a->name);
+		app_cmd_restart(a, c);
+		goto out;
+	}
+	pr = xcalloc(1, sizeof(*pr));
+	pr->c = c;
+	pr->left = n;
+	pr->what = xstrdup(want);
+	client_ref(c);
+	logger_linef(a->log, "berth", "restarting %s", want);
+	for (i = 0; i < n; i++) {
+		ps[i]->on_exit = proc_restart_exit;
+		ps[i]->on_exit_arg = pr;
+	}
+	for (i = 0; i < n; i++) {
+		/* out of the route first: the other web processes answer */
+		ps[i]->state = ps[i]->pid > 0 ? PROC_STOPPING : ps[i]->state;
+		if (ps[i]->port)
+			live_route_changed(ps[i]);
+		if (ps[i]->state == PROC_STOPPING)
+			ps[i]->state = PROC_UP;
+		proc_stop(ps[i], a->eng->cfg->stop_timeout_ms);
+	}
+out:
+	free(ps);
+}
+
+void app_cmd_start(struct app *a, struct client *c)
+{
+	if (!a->release) {
+		client_error(c, "'%s' has no release yet", a->name);
+		return;
+	}
+	a->stopped = 0;
+	app_save(a);
+	/* config set while it was stopped makes a new release */
+	restart_with_saved_config(a, c);
+}
+
+void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
+{
+	struct strv changes = STRV_INIT;
+	struct deploy_opts o;
+	int i;
+
+	if (!a->live && (a->release || a->deploy)) {
+		client_error(c, "'%s' is not running a release", a->name);
+		goto out;
+	}
+	for (i = 0; i < argc; i++) {
+		char *eq = strchr(argv[i], '='), *type;
+		long n;
+
+		if (!eq) {
+			client_error(c, "usage: scale NAME TYPE=N...");
+			goto out;
+		}
+		type = xstrndup(argv[i], (size_t)(eq - argv[i]));
+		n = parse_long(eq + 1, 100);
+		if (n < 0) {
+			client_error(c, "bad count '%s' (0 to 100)", eq + 1);
+			free(type);
+			goto out;
+		}
+		if (a->live ? !manifest_proc(&a->live->m, type) :
+		    !proc_type_valid(type)) {
+			client_error(c, a->live ?
+				     "no process type '%s' in release %d of '%s'" :
+				     "invalid process type '%s'",
+				     type, a->release, a->name);
+			free(type);
+			goto out;
+		}
+		strv_pushf(&changes, "%s=%ld", type, n);
+		free(type);
+	}
+	if (!a->live) {
+		/* before the first deploy: kept, and the first deploy
+		 * starts with it (over app.json's formation) */
+		scale_merge(&a->scale, &changes);
+		if (app_save(a) < 0) {
+			client_error(c, "%s", error_last());
+			goto out;
+		}
+		for (i = 0; i < (int)changes.n; i++)
+			client_data(c, "-----> %s: kept for the first deploy of %s",
+				    changes.v[i], a->name);
+		client_ok(c);
+		goto out;
+	}
+	/* a->scale changes only when the new processes are live; the
+	 * changes apply to the scale of that moment (see deploy_start()). */
+	memset(&o, 0, sizeof(o));
+	o.scale = &changes;
+	app_deploy(a->eng, a->name, DEPLOY_RESTART, &o, c);
+out:
+	strv_release(&changes);
+}
+
+static void rm_finish(void *arg)
+{
+	struct app *a = arg;
+	struct client *c = a->rm_client;
+
+	a->rm_client = NULL;
+	app_remove_now(a);
+	if (c) {
+		client_data(c, "-----> Removed %s", "app");
+		client_ok(c);
+		client_unref(c);
+	}
+}
+
+void app_cmd_rm(struct app *a, int drop_db, struct client *c)
+{
+	struct proc **ps = NULL;
+	size_t n;
+	int has_db = strv_env_get(&a->env, "DATABASE_URL") != NULL;
+
+	if (a->deploy) {
+		client_error(c, "a deploy of '%s' is running; try again when it ends",
+			     a->name);
+		return;
+	}
+	if (has_db && drop_db) {
+		if (!a->eng->pg || postgres_drop(a->eng->pg, a->name) < 0) {
+			client_error(c, "cannot drop the database of '%s': %s",
+				     a->name, a->eng->pg ? error_last() :
+				     "PostgreSQL is not available");
+			return;
+		}
+		client_data(c, "-----> Dropped the database of %s", a->name);
+	} else if (has_db) {
+		client_data(c, "-----> Kept the database of %s (use --drop-database to remove it)",
+			    a->name);
+	}
+	if (a->waiting)
+		deploy_drop_waiting(a, "app '%s' was removed", a->name);
+	a->removing = 1;
+	client_data(c, "-----> Removing %s", a->name);
+	client_ref(c);
+	a->rm_client = c;
+	if (a->live)
+		a->live->supervised = 0;
+	n = run_procs(a->live, &ps, NULL, NULL);
+	stop_procs(ps, n, 3000, rm_finish, a);
+	free(ps);
+}
+
+/* Apply "KEY=VALUE" sets and "KEY" unsets to env. */
+static void env_apply(struct strv *env, const struct strv *changes)
+{
+	size_t i;
+
+	for (i = 0; i < changes->n; i++) {
+		const char *ch = changes->v[i], *eq = strchr(ch, '=');
+
+		if (eq) {
+			char *k = xstrndup(ch, (size_t)(eq - ch));
+
+			strv_env_set(env, k, eq + 1);
+			free(k);
+		} else {
+			strv_env_unset(env, ch);
+		}
+	}
+}
+
+/* Check "set K=V..." or "unset K..." words into changes; -1 after
+ * answering c. */
+static int config_changes(struct strv *changes, int set, int argc,
+			  char **argv, struct client *c)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		char *eq = set ? strchr(argv[i], '=') : NULL, *k;
+		const char *v;
+
+		if (set && !eq) {
+			client_error(c, "config set: expected KEY=VALUE, got '%s'",
+				     argv[i]);
+			return -1;
+		}
+		k = set ? xstrndup(argv[i], (size_t)(eq - argv[i])) :
+			xstrdup(argv[i]);
+		if (!env_key_valid(k)) {
+			client_error(c, "invalid config var name '%s'", k);
+			free(k);
+			return -1;
+		}
+		for (v = set ? eq + 1 : ""; *v; v++)
+			if ((unsigned char)*v < 0x20 && *v != '\t') {
+				client_error(c, "the value of '%s' holds a control character%s",
+					     k, *v == '\n' ?
+					     " (a new line: multi-line values are not supported yet)" : "");
+				free(k);
+				return -1;
+			}
+		free(k);
+		strv_push(changes, argv[i]);
+	}
+	return 0;
+}
+
+void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
+{
+	struct strv changes = STRV_INIT, env = STRV_INIT, words = STRV_INIT;
+	struct buf dec = BUF_INIT;
+	int i, first = 1, no_restart = 0, encoded = 0;
+	size_t j;
+	struct deploy_opts o;
+	char *path = NULL;
+
+	if (argc == 0) {
+		for (j = 0; j < a->env.n; j++)
+			client_data(c, "%s", a->env.v[j]);
+		client_ok(c);
+		return;
+	}
+	if (!strcmp(argv[0], "get")) {
+		const char *v;
+
+		if (argc != 2) {
+			client_error(c, "usage: config NAME get KEY");
+			return;
+		}
+		v = strv_env_get(&a->env, argv[1]);
+		if (!v) {
+			client_error(c, "'%s' has no config var '%s'", a->name, argv[1]);
+			return;
+		}
+		client_data(c, "%s", v);
+		client_ok(c);
+		return;
+	}
+	/* Dokku's flags: --no-restart (saved, applied at the next deploy or
+	 * restart), --encoded (set: values in base64) */
+	for (; first < argc && !strncmp(argv[first], "--", 2); first++) {
+		if (!strcmp(argv[first], "--no-restart"))
+			no_restart = 1;
+		else if (!strcmp(argv[first], "--encoded") &&
+			 !strcmp(argv[0], "set"))
+			encoded = 1;
+		else
+			break;
+	}
+	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) ||
+	    argc <= first) {
+		client_error(c, "usage: config NAME [set [--no-restart] [--encoded] K=V... | unset [--no-restart] K... | get K]");
+		return;
+	}
+	for (i = first; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+
+		if (!encoded || !eq) {
+			strv_push(&words, argv[i]);
+			continue;
+		}
+		buf_reset(&dec);
+		if (base64_decode(&dec, eq + 1) < 0 ||
+		    (dec.len && memchr(dec.data, '\0', dec.len))) {
+			client_error(c, "the value of '%.*s' is not base64 of a text",
+				     (int)(eq - argv[i]), argv[i]);
+			goto out;
+		}
+		strv_pushf(&words, "%.*s=%s", (int)(eq - argv[i]), argv[i],
+			   dec.data ? dec.data : "");
+	}
+	if (config_changes(&changes, !strcmp(argv[0], "set"), (int)words.n,
+			   words.v, c) < 0)
+		goto out;
+	if (a->live && !a->stopped && !no_restart) {
+		/*
+		 * A config change is a new release of the same bundle.  The
+		 * app's config changes only if it goes live: until then (and
+		 * if it fails) a->env and ROOT/apps/NAME/env are as they were.
+		 */
+		memset(&o, 0, sizeof(o));
+		o.source = "config";
+		o.from_live = 1;
+		o.env_changes = &changes;
+		app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+		goto out;
+	}
+	/* Nothing runs: the config is what the next release will get. */
+	strv_copy(&env, &a->env);
+	env_apply(&env, &changes);
+	path = xasprintf("%s/env", a->dir);
+	if (env_file_write(path, &env) < 0) {
+		client_error(c, "cannot save the config of '%s': %s", a->name,
+			     error_last());
+		goto out;
+	}
+	strv_release(&a->env);
+	a->env = env;
+	memset(&env, 0, sizeof(env));
+	client_data(c, "-----> Config of %s saved; it applies at the next %s",
+		    a->name, no_restart && a->live && !a->stopped ?
+		    "deploy or restart" : a->release ? "start" : "deploy");
+	client_ok(c);
+out:
+	free(path);
+	strv_release(&changes);
+	strv_release(&words);
+	strv_release(&env);
+	buf_release(&dec);
+}
+
+void app_cmd_releases(struct app *a, struct client *c)
+{
+	int *nums;
+	size_t n = release_list(a->dir, &nums), i;
+
+	client_data(c, "%-8s %-11s %-12s %-21s %-10s %s", "RELEASE", "STATUS",
+		    "COMMIT", "TIME", "BUILDPACK", "SOURCE");
+	for (i = n; i-- > 0;) {
+		char *st = release_meta_get(a->dir, nums[i], "status");
+		char *commit = release_meta_get(a->dir, nums[i], "commit");
+		char *t = release_meta_get(a->dir, nums[i], "time");
+		char *bp = release_meta_get(a->dir, nums[i], "buildpack");
+		char *src = release_meta_get(a->dir, nums[i], "source");
+		char *conf = release_meta_get(a->dir, nums[i], "config");
+		char rel[16];
+
+		snprintf(rel, sizeof(rel), "v%d%s", nums[i],
+			 nums[i] == a->release ? "*" : "");
+		if (conf)
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %-9s config: %s",
+				    rel, nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-",
+				    conf);
+		else
+			client_data(c, "%-8s %-11s %-12.10s %-21s %-10s %s", rel,
+				    nums[i] == a->release ? "live" :
+				    (st ? st : "?"), commit ? commit : "-",
+				    t ? t : "-", bp ? bp : "-", src ? src : "-");
+		free(st);
+		free(commit);
+		free(t);
+		free(bp);
+		free(src);
+		free(conf);
+	}
+	free(nums);
+	client_ok(c);
+}
+
+static void output_list(struct app *a, struct client *c)
+{
+	int *nums;
+	size_t n = deployout_list(a->dir, &nums), i;
+
+	client_data(c, "%-7s %-8s %-10s %-9s %-21s %s", "DEPLOY", "RELEASE",
+		    "STATUS", "KIND", "TIME", "COMMIT");
+	for (i = n; i-- > 0;) {
+		struct deployout_info in;
+		char rel[16];
+
+		if (deployout_info_read(a->dir, nums[i], &in) < 0)
+			continue;
+		snprintf(rel, sizeof(rel), in.release ? "v%d" : "-",
+			 in.release);
+		client_data(c, "%-7d %-8s %-10s %-9s %-21s %.10s", in.deploy,
+			    rel, in.status, in.kind, in.time,
+			    in.commit[0] ? in.commit : "-");
+	}
+	free(nums);
+	client_ok(c);
+}
+
+void app_cmd_releases_output(struct app *a, int argc, char **argv,
+			     struct client *c)
+{
+	struct buf b = BUF_INIT;
+	struct deployout *open_rec;
+	int release = 0, deploy = 0, follow = 1, i, r;
+	char *line, *nl;
+
+	for (i = 2; i < argc; i++) {
+		long v;
+
+		if (!strcmp(argv[i], "--list")) {
+			output_list(a, c);
+			return;
+		} else if (!strcmp(argv[i], "--no-follow")) {
+			follow = 0;
+		} else if (!strcmp(argv[i], "--deploy") && i + 1 < argc &&
+			   (v = parse_long(argv[i + 1], 1L << 30)) > 0) {
+			deploy = (int)v;
+			i++;
+		} else if (!release && !deploy &&
+			   (v = parse_long(argv[i][0] == 'v' ? argv[i] + 1 :
+					   argv[i], 1L << 30)) > 0) {
+			release = (int)v;
+		} else {
+			client_error(c, "usage: releases:output NAME [N]");
+			return;
+		}
+	}
+	if (!deploy) {
+		r = deployout_find(a->dir, release, &deploy);
+		if (r == ERR_NOTFOUND && !release) {
+			client_error(c, "'%s' has no deploy output kept yet",
+				     a->name);
+			return;
+		}
+		if (r == ERR_NOTFOUND) {
+			char *dir = release_path(a->dir, release, NULL);
+			int known = path_exists(dir);
+
+			free(dir);
+			if (known)
+				client_error(c, "release %d of '%s' has no output kept (made before berth kept deploy output)",
+					     release, a->name);
+			else
+				client_error(c, "'%s' has no release %d",
+					     a->name, release);
+			return;
+		}
+	}
+	r = deployout_read(a->dir, deploy, &b);
+	if (r == ERR_NOTFOUND) {
+		client_error(c, "'%s' has no deploy %d output kept", a->name,
+			     deploy);
+		goto out;
+	}
+	if (r < 0) {
+		client_error(c, "%s", error_last());
+		goto out;
+	}
+	/* The engine is one thread: what the file holds now and what the
+	 * record writes from here on are the whole output, in order. */
+	for (line = b.data; line && *line; line = nl ? nl + 1 : NULL) {
+		nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		client_data(c, "%s", line);
+	}
+	open_rec = deployout_find_open(a->dir, deploy);
+	if (open_rec && follow)
+		deployout_follow(open_rec, c);
+	else
+		client_ok(c);
+out:
+	buf_release(&b);
+}
+
+void app_cmd_rollback(struct app *a, int number, struct client *c)
+{
+	int *nums;
+	size_t n = release_list(a->dir, &nums), i;
+	struct deploy_opts o;
+	char *bundle = NULL, *bp, *commit, *intro;
+
+	if (number == 0) {
+		/* The newest release before the live one that went live. */
+		for (i = n; i-- > 0;) {
+			if (nums[i] >= a->release)
+				continue;
+			if (release_went_live(a->dir, nums[i])) {
+				number = nums[i];
+				break;
+			}
+		}
+		if (!number) {
+			client_error(c, "'%s' has no earlier release to roll back to",
+				     a->name);
+			goto out;
+		}
+	}
+	bundle = release_path(a->dir, number, "bundle.tar.gz");
+	if (!path_exists(bundle)) {
+		char *dir = release_path(a->dir, number, NULL);
+
+		if (path_exists(dir))
+			client_error(c, "release %d of '%s' never went live: nothing to roll back to",
+				     number, a->name);
+		else
+			client_error(c, "release %d of '%s' does not exist",
+				     number, a->name);
+		free(dir);
+		goto out;
+	}
+	/* Its code and its config: a release is both. */
+	memset(&o, 0, sizeof(o));
+	o.source = "rollback";
+	o.from_release = number;
+	bp = release_meta_get(a->dir, number, "buildpack");
+	commit = release_meta_get(a->dir, number, "commit");
+	o.buildpack = bp;
+	o.commit = commit;
+	intro = xasprintf("-----> Rolling back %s to release %d", a->name,
+			  number);
+	o.intro = intro;
+	app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
+	free(intro);
+	free(bp);
+	free(commit);
+out:
+	free(bundle);
+	free(nums);
+}
+
+void app_cmd_pg(struct app *a, struct client *c)
+{
+	struct buf out = BUF_INIT;
+	char *line, *save = NULL;
+
+	if (!strv_env_get(&a->env, "DATABASE_URL")) {
+		client_error(c, "'%s' has no database (add 'postgres: true' to app.yaml)",
+			     a->name);
+		return;
+	}
+	if (!a->eng->pg || postgres_info(a->eng->pg, a->name, &out) < 0) {
+		client_error(c, "%s", a->eng->pg ? error_last() :
+			     "PostgreSQL is not available");
+		buf_release(&out);
+		return;
+	}
+	if (out.len)
+		for (save = out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n"))
+			client_data(c, "%s", line);
+	buf_release(&out);
+	client_ok(c);
+}

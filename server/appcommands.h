@@ -1,0 +1,71 @@
+/*
+ * appcommands: the handlers of the app commands.  commands.c parses a
+ * request and checks who may send it; these act and answer c, each
+ * exactly once (at once, or when what they started ends: a deploy, a
+ * stop, a one-off run).  The app's state changes only as the handler
+ * says; a bad argument is answered with an error and changes nothing.
+ *
+ * In the engine's loop.  What blocks it: rm deletes the app's folders,
+ * pg and rm --drop-database ask PostgreSQL (postgres.h), logs reads the
+ * log file's tail; the rest starts work that ends in a callback.
+ */
+#ifndef BERTH_APPCOMMANDS_H
+#define BERTH_APPCOMMANDS_H
+
+#include "app.h"
+
+struct client;
+struct engine;
+
+/* key: only the apps that key reaches (access.h), as a non-admin; NULL:
+ * every app */
+void app_cmd_apps(struct engine *e, struct client *c, const char *key);
+/* A new app with no release ("apps" lists it as new). */
+void app_cmd_create(struct engine *e, const char *name, struct client *c);
+/* A push's build: what c sends after its request goes into the app's log
+ * line by line (source "build"); the app is made if it does not exist. */
+void app_cmd_build_log(struct engine *e, const char *name, struct client *c);
+void app_cmd_ps(struct app *a, struct client *c);
+/* want: NULL, or only the lines of a process, a type or a source
+ * (logger_source_matches()). */
+void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
+		  const char *want, struct client *c);
+void app_cmd_stop(struct app *a, struct client *c);
+void app_cmd_restart(struct app *a, struct client *c);
+void app_cmd_start(struct app *a, struct client *c);
+/* "restart APP PROC": only a type (web, worker) or a process (worker.2):
+ * stopped and started again, web ones out of the route meanwhile; when
+ * that is every web process, the app's zero-downtime restart instead. */
+void app_cmd_restart_proc(struct app *a, const char *want,
+			  struct client *c);
+void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
+void app_cmd_rm(struct app *a, int drop_db, struct client *c);
+void app_cmd_config(struct app *a, int argc, char **argv, struct client *c);
+void app_cmd_releases(struct app *a, struct client *c);
+/*
+ * "releases:output APP [N]": the kept output of the deploy that made
+ * release N, or of the newest deploy (deployout.h); one still running
+ * is followed until it ends.  Also --deploy D (a record by its own
+ * number: a failed build has no release), --no-follow, and --list (the
+ * records, newest first: DEPLOY RELEASE STATUS KIND TIME COMMIT).
+ */
+void app_cmd_releases_output(struct app *a, int argc, char **argv,
+			     struct client *c);
+void app_cmd_rollback(struct app *a, int number, struct client *c);
+void app_cmd_pg(struct app *a, struct client *c);
+/* "url NAME": where the app answers (http://NAME.DOMAIN[:PORT]/). */
+void app_cmd_url(struct app *a, struct client *c);
+/*
+ * "run APP CMD..." (oneoff.c parses): a one-off process "run.N" of the
+ * live release, with its environment, folder and user, started the way
+ * the app's processes are.  Attached: stdin, stdout and stderr are the
+ * three descriptors c passed with its request (a terminal becomes the
+ * controlling terminal); c gets "exit-status N" and ok when it ends,
+ * and a client that hangs up stops it; on a terminal, TERM is term (the
+ * client's: "run:term APP TERM CMD...") or else xterm.  Detached (c answered at once):
+ * its output goes to the app's log as run.N.  cmd is a shell command.
+ */
+void app_cmd_run(struct app *a, const char *cmd, int detached,
+		 const char *term, struct client *c);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * runs: a release's processes as they run, in the engine (struct run,
+ * struct proc in app.h): their environment, starting them, restarting
+ * one that crashed (back-off from BACKOFF_MIN_MS, doubling up to
+ * BACKOFF_MAX_MS), stopping a set of them together, and the live
+ * release's cron entries.  process.c below starts, reads and stops one
+ * process; this file decides what happens when it exits.
+ *
+ * Runs in the engine's loop; nothing here blocks: a stop or a restart
+ * ends later, in a callback or a timer.  Errors: proc_spawn() returns -1
+ * with error_last() set; nothing else fails.
+ */
+#ifndef BERTH_RUNS_H
+#define BERTH_RUNS_H
+
+#include <stddef.h>
+
+#include "app.h"
+
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 60000
+
+/* The environment of process p of run r (p NULL: of a deploy script),
+ * pushed onto env: the manifest's, the release's config, BERTH_*, PORT
+ * and the hand-off socket's variables. */
+void build_env(struct strv *env, const struct app *a,
+	       const struct run *r, const struct proc *p);
+/* A new process of r, not started, appended to r->procs (r owns it). */
+struct proc *proc_new(struct run *r, const struct proc_spec *spec,
+		      int index, int port);
+/* Start p, as the engine's run user, with build_env(): 0 or -1. */
+int proc_spawn(struct proc *p);
+/* Free r and its processes (NULL is fine); a one-off's client is
+ * answered. */
+void run_free(struct run *r);
+/* A live web process went down or came back: the route follows, except
+ * during a deploy's watch. */
+void live_route_changed(struct proc *p);
+/* TERM the n processes ps (KILL after timeout_ms); done(arg) once every
+ * one exited, at once if n is 0.  ps itself is not kept. */
+void stop_procs(struct proc **ps, size_t n, long timeout_ms,
+		void (*done)(void *arg), void *arg);
+/* The processes of r that pick takes (NULL: all) into *out, which the
+ * caller frees: how many.  r may be NULL. */
+size_t run_procs(struct run *r, struct proc ***out,
+		 int (*pick)(const struct proc *, const void *),
+		 const void *arg);
+/* Stop every process of r not stopping already (r may be NULL); none is
+ * restarted any more. */
+void stop_run(struct run *r, long timeout_ms);
+/* r went live: its cron entries start to count. */
+void cron_begin(struct run *r);
+/* A one-off (cron.N, run.N) ended, or never started (why NULL): logged,
+ * its client answered, and it is freed. */
+void cron_run_exited(struct proc *p, const char *why);
+
+#endif
