@@ -265,6 +265,26 @@ test_expect_success 'ps and logs on any host: every host, with its name' '
 	test_grep "^[0-9T:-]+Z host-d berth cluster: restarting, as the cluster says" logs
 '
 
+test_expect_success 'git push to A: the pusher hears each host of the group' '
+	git init -q -b main blog &&
+	cp "$TOP/tests/apps/web.py" blog/ &&
+	echo b1 >blog/VERSION &&
+	echo "web: python3 web.py" >blog/Procfile &&
+	git -C blog add -A &&
+	git -C blog commit -q -m first &&
+	in_ns a env GIT_SSH_COMMAND="ssh -F /dev/null -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null -o IdentitiesOnly=yes -o IdentityAgent=none -o LogLevel=ERROR -o BatchMode=yes -i $TRASH/admin -p 2222" \
+		git -C blog push git@127.0.0.1:blog main >out 2>&1 &&
+	test_grep "Release 1 of blog is live" out &&
+	test_grep "^remote: -----> Cluster release 1 of blog: rolling out to the hosts of group web" out &&
+	for h in b c d; do
+		test_grep "^remote: -----> host-$h: release 1 of blog is live" out || return 1
+	done &&
+	test_grep "^remote: -----> release 1 of blog is on every host of its group that is up" out &&
+	for h in a b c d; do
+		host_get $h blog / | grep -q "^hello b1 " || return 1
+	done
+'
+
 test_expect_success 'cluster rm: D stops its apps there first, then leaves' '
 	test_must_fail host_berth a cluster rm nosuchhost 2>err &&
 	test_grep "no host .nosuchhost. in the cluster" err &&
