@@ -1759,18 +1759,21 @@ static void on_deploy_end(void *arg, struct deploy_end *end)
 		pending_drop(cl, p);
 		return;
 	}
-	if (end->kind == DEPLOY_RESTART) {
+	if (end->kind != DEPLOY_RESTORE) {
+		/* a restart or scale (a restart with saved config is a new
+		 * release): done here, the next host's turn */
 		struct cl_applied *ap = applied_get(cl, a->name);
 
 		if (ap->op_pending) {
 			if (!end->ok)
-				log_warnx("cluster: the restart of '%s' the cluster asked for failed here",
+				log_warnx("cluster: the restart or scale of '%s' failed here",
 					  a->name);
 			record_op(cl, a->name, ap->op_pending, ap->restarts);
 			ap->op_pending = 0;
 		}
-		return;
 	}
+	if (end->kind == DEPLOY_RESTART)
+		return;
 	if (end->kind != DEPLOY_NEW || !end->ok)
 		return;
 	if (cl->state != CL_READY) {
@@ -1798,6 +1801,7 @@ static void on_op_number(struct cluster *cl, PGresult *res, void *arg)
 {
 	struct cl_job *job = arg;
 	struct cl_applied *ap;
+	struct app *a;
 
 	if (!res_ok(res) || PQntuples(res) != 1)
 		return;
@@ -1805,6 +1809,14 @@ static void on_op_number(struct cluster *cl, PGresult *res, void *arg)
 	ap->op_version = num_of(PQgetvalue(res, 0, 0));
 	ap->restarts = num_of(PQgetvalue(res, 0, 1));
 	job->release = 1;
+	if (strcmp(job->group, "restart") && strcmp(job->group, "scale"))
+		return;		/* stop, start: recorded with it */
+	/* the next host's turn comes when this host's restart ended */
+	a = app_find(cl->e, job->app);
+	if (a && (a->deploy || a->waiting))
+		ap->op_pending = ap->op_version;
+	else
+		record_op(cl, job->app, ap->op_version, ap->restarts);
 }
 
 static void on_op_published(struct cluster *cl, struct cl_job *job)
@@ -1858,10 +1870,13 @@ void cluster_app_op(struct cluster *cl, const char *app, const char *op,
 	       "RETURNING op_version, restarts", 2, v);
 	v[1] = cl->name;
 	v[2] = op;
+	/* a stop or start is done here; a restart or scale once its
+	 * deploy ends (on_op_number, on_deploy_end) */
 	q_text(cl, job, NULL, NULL,
 	       "UPDATE berth_host_apps x SET op_version = a.op_version, "
 	       " restarts = a.restarts FROM berth_apps a "
-	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2", 2, v);
+	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2 "
+	       "AND $3 IN ('stop', 'start')", 3, v);
 	q_text(cl, job, NULL, NULL,
 	       "INSERT INTO berth_deploys (app, release, host, source, result) "
 	       "SELECT $1, release, $2, $3, 'done' FROM berth_apps "

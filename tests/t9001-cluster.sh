@@ -245,6 +245,12 @@ test_expect_success 'restart on A restarts the app on every host, host by host' 
 	retry_until 90 said_on c "cluster: restarting, as the cluster says" &&
 	retry_until 90 said_on d "cluster: restarting, as the cluster says" &&
 	! said_on a "cluster: restarting, as the cluster says" &&
+	for h in b c d; do
+		grep "restarting .shop., as the cluster says" "$TRASH/host-$h.log" |
+			cut -c 1-20 || return 1
+	done >times &&
+	test "$(wc -l <times)" = 3 &&
+	sort -c times &&
 	serves a v2 && serves b v2 && serves c v2 && serves d v2 &&
 	ps_on c "web\.2 "
 '
