@@ -29,7 +29,7 @@
 #define CHUNK_BYTES (1024 * 1024)
 #define BUNDLE_MAX (4L * 1024 * 1024 * 1024)
 #define CHANNEL "berth_cluster"
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 /* per-host config that never leaves its host */
 #define LOCAL_KEY "DATABASE_URL"
 
@@ -79,6 +79,32 @@ static const char schema_sql[] =
 	" host text NOT NULL, source text, result text NOT NULL,"
 	" at timestamptz NOT NULL DEFAULT now());"
 	"UPDATE berth_schema SET version = 1 WHERE version < 1;"
+	/* 2: how a release rolls out, set by the host that published it */
+	"ALTER TABLE berth_apps ADD COLUMN IF NOT EXISTS rollout text "
+	" NOT NULL DEFAULT 'one-by-one';"
+	/* 2: start, stop, restart and scale, cluster-wide: the state
+	 * every host of the group converges to, and what each applied */
+	"ALTER TABLE berth_apps"
+	" ADD COLUMN IF NOT EXISTS stopped boolean NOT NULL DEFAULT false,"
+	" ADD COLUMN IF NOT EXISTS restarts int NOT NULL DEFAULT 0,"
+	" ADD COLUMN IF NOT EXISTS op_version int NOT NULL DEFAULT 0;"
+	"ALTER TABLE berth_host_apps"
+	" ADD COLUMN IF NOT EXISTS op_version int NOT NULL DEFAULT 0,"
+	" ADD COLUMN IF NOT EXISTS restarts int NOT NULL DEFAULT 0;"
+	/* "cluster rm HOST": it stops its apps, then deletes its row */
+	"ALTER TABLE berth_hosts"
+	" ADD COLUMN IF NOT EXISTS removing boolean NOT NULL DEFAULT false;"
+	/* "ps APP" and "logs APP" on any host: a request, answered by each
+	 * host of the app's group with its lines */
+	"CREATE TABLE IF NOT EXISTS berth_requests ("
+	" id bigserial PRIMARY KEY, kind text NOT NULL, app text NOT NULL,"
+	" n int NOT NULL DEFAULT 0, asker text NOT NULL,"
+	" asked timestamptz NOT NULL DEFAULT now());"
+	"CREATE TABLE IF NOT EXISTS berth_answers ("
+	" request bigint NOT NULL REFERENCES berth_requests ON DELETE CASCADE,"
+	" host text NOT NULL, seq int NOT NULL, line text NOT NULL,"
+	" PRIMARY KEY (request, host, seq));"
+	"UPDATE berth_schema SET version = 2 WHERE version < 2;"
 	"COMMIT;";
 
 struct cluster;
@@ -95,6 +121,7 @@ struct cl_job {
 	int number;		/* publish: the local release */
 	int release;		/* the cluster's release it became */
 	struct client *c;
+	char *group;		/* publish: the app's group, as stored */
 };
 
 struct cl_query {
@@ -130,6 +157,29 @@ struct cl_applied {
 	int config_version;
 	int config_failed;	/* a config version whose deploy failed */
 	int rolled_back;	/* a release this host went back from */
+	int op_version;		/* the start/stop/restart/scale state applied */
+	int restarts;
+	int op_pending;		/* a restart or scale for it runs here */
+};
+
+/*
+ * A push (or deploy) whose client waits while its release rolls out: each
+ * other host of the group is reported once, as it takes the release,
+ * fails it, goes back, or is down.
+ */
+struct cl_watch {
+	struct cl_watch *next;
+	struct cluster *cl;
+	struct client *c;
+	char *app;
+	int number;		/* the local release (the answer's release=) */
+	int release;		/* the cluster's */
+	struct strv said;	/* "HOST STATE" lines already reported */
+	int halted;		/* a host failed it */
+	char *failed_on;
+	int querying;
+	int64_t progress_ms;	/* when something last changed */
+	uint64_t timer;
 };
 
 enum cl_state { CL_DOWN, CL_CONNECTING, CL_READY };
@@ -153,10 +203,14 @@ struct cluster {
 	int reconciling, reconcile_again, heartbeat_queued;
 	struct cl_pending *pending;
 	struct cl_applied *applied;
+	struct cl_watch *watches;
 	char *last_error;
+	int leaving;		/* "cluster rm": stopping its apps, then out */
+	uint64_t leave_timer;
 };
 
 static void reconcile(struct cluster *cl);
+static void answer_requests(struct cluster *cl);
 static void on_fd(struct loop *l, int fd, unsigned events, void *arg);
 static void connect_start(struct cluster *cl);
 
@@ -241,6 +295,9 @@ static void job_free(struct cl_job *job)
 {
 	if (!job)
 		return;
+	if (job->c)
+		client_unref(job->c);
+	free(job->group);
 	free(job->error);
 	free(job->app);
 	free(job);
@@ -452,8 +509,10 @@ static void read_results(struct cluster *cl)
 		notified = 1;
 		PQfreemem(n);
 	}
-	if (notified)
+	if (notified) {
+		answer_requests(cl);
 		reconcile(cl);
+	}
 }
 
 /* ---------- joining ---------- */
@@ -470,11 +529,16 @@ static void register_host(struct cluster *cl)
 	       4, v);
 }
 
+static void leave(struct cluster *cl);
+
 static void on_heartbeat_done(struct cluster *cl, PGresult *res, void *arg)
 {
 	cl->heartbeat_queued = 0;
 	if (res && !res_ok(res))
 		log_warnx("cluster: heartbeat: %s", first_line(res_error(res)));
+	else if (res && PQntuples(res) == 1 &&
+		 PQgetvalue(res, 0, 0)[0] == 't' && !cl->leaving)
+		leave(cl);
 }
 
 static void on_heartbeat(struct loop *l, void *arg)
@@ -491,8 +555,8 @@ static void on_heartbeat(struct loop *l, void *arg)
 		return;
 	cl->heartbeat_queued = 1;
 	q_text(cl, NULL, on_heartbeat_done, NULL,
-	       "UPDATE berth_hosts SET heartbeat = now() WHERE name = $1",
-	       1, v);
+	       "UPDATE berth_hosts SET heartbeat = now() WHERE name = $1 "
+	       "RETURNING removing", 1, v);
 	pump(cl);
 }
 
@@ -502,6 +566,7 @@ static void on_reconcile_timer(struct loop *l, void *arg)
 
 	cl->reconcile_timer = loop_add_timer(l, RECONCILE_MS,
 					     on_reconcile_timer, cl);
+	answer_requests(cl);
 	reconcile(cl);
 }
 
@@ -541,6 +606,9 @@ static void ready(struct cluster *cl)
 	register_host(cl);
 	q_text(cl, NULL, on_joined, NULL,
 	       "SELECT pg_notify('" CHANNEL "', $1)", 1, v);
+	/* removed while it was away: it leaves now */
+	q_text(cl, NULL, on_heartbeat_done, NULL,
+	       "SELECT removing FROM berth_hosts WHERE name = $1", 1, v);
 	cl->heartbeat_timer = loop_add_timer(cl->e->loop, HEARTBEAT_MS,
 					     on_heartbeat, cl);
 	cl->reconcile_timer = loop_add_timer(cl->e->loop, RECONCILE_MS,
@@ -998,10 +1066,105 @@ static void rollback_here(struct cluster *cl, struct app *a, int release)
 		pending_drop(cl, p);
 }
 
+/* The start/stop/restart/scale state of one app, as the tables say. */
+struct cl_ops {
+	int op_version, stopped, restarts;
+	int my_op_version, my_restarts;
+	const char *scale;	/* "web=2 worker=1", or "" */
+	int wait;		/* a live host before this one has not applied
+				 * it yet (restarts roll, host by host) */
+};
+
+static void record_op(struct cluster *cl, const char *app, int op_version,
+		      int restarts)
+{
+	char ov[16], rs[16];
+	const char *v[4] = { cl->name, app, ov, rs };
+
+	if (cl->state != CL_READY)
+		return;		/* the next reconcile applies it again */
+	int_text(ov, sizeof(ov), op_version);
+	int_text(rs, sizeof(rs), restarts);
+	q_text(cl, NULL, NULL, NULL,
+	       "WITH up AS (UPDATE berth_host_apps SET op_version = $3::int, "
+	       " restarts = $4::int, updated = now() "
+	       " WHERE host = $1 AND app = $2 RETURNING app) "
+	       "SELECT pg_notify('" CHANNEL "', app) FROM up", 4, v);
+	pump(cl);
+}
+
+/*
+ * Bring the cluster's start/stop/restart/scale state of app here.  1 if
+ * something was started (the rest waits for the next round).
+ */
+static int apply_ops(struct cluster *cl, struct app *a, struct cl_applied *ap,
+		     const struct cl_ops *o)
+{
+	int have_op = o->my_op_version > ap->op_version ? o->my_op_version :
+		ap->op_version;
+	int have_restarts = o->my_restarts > ap->restarts ? o->my_restarts :
+		ap->restarts;
+	struct strv want = STRV_INIT;
+	char *copy, *save, *tok;
+	size_t i;
+
+	if (o->op_version <= have_op)
+		return 0;
+	if (o->wait && !o->stopped && o->restarts > have_restarts)
+		return 0;	/* a rolling restart: not this host's turn */
+	ap->op_version = o->op_version;
+	ap->restarts = o->restarts;
+	if (o->stopped && !a->stopped) {
+		log_info("cluster: stopping '%s', as the cluster says", a->name);
+		logger_linef(a->log, "berth", "cluster: stopping, as the cluster says");
+		app_cmd_stop(a, NULL);
+		record_op(cl, a->name, o->op_version, o->restarts);
+		return 1;
+	}
+	if (!o->stopped && a->stopped) {
+		log_info("cluster: starting '%s', as the cluster says", a->name);
+		logger_linef(a->log, "berth", "cluster: starting, as the cluster says");
+		app_cmd_start(a, NULL);
+		record_op(cl, a->name, o->op_version, o->restarts);
+		return 1;
+	}
+	if (o->stopped) {
+		record_op(cl, a->name, o->op_version, o->restarts);
+		return 0;
+	}
+	copy = xstrdup(o->scale);
+	for (save = copy; (tok = str_token(&save, " ")) != NULL; ) {
+		for (i = 0; i < a->scale.n && strcmp(a->scale.v[i], tok); i++)
+			;
+		if (i == a->scale.n)
+			strv_push(&want, tok);
+	}
+	free(copy);
+	if (want.n) {
+		log_info("cluster: scaling '%s', as the cluster says", a->name);
+		logger_linef(a->log, "berth", "cluster: scaling, as the cluster says");
+		ap->op_pending = o->op_version;
+		app_cmd_scale(a, (int)want.n, want.v, NULL);
+	} else if (o->restarts > have_restarts) {
+		log_info("cluster: restarting '%s', as the cluster says (host by host)",
+			 a->name);
+		logger_linef(a->log, "berth", "cluster: restarting, as the cluster says");
+		ap->op_pending = o->op_version;
+		app_cmd_restart(a, NULL);
+	}
+	strv_release(&want);
+	if (ap->op_pending && (a->deploy || a->waiting))
+		return 1;	/* recorded when that deploy ends */
+	ap->op_pending = 0;
+	record_op(cl, a->name, o->op_version, o->restarts);
+	return 0;
+}
+
 /* One app of this host's groups, as the tables say. */
 static void reconcile_app(struct cluster *cl, const char *name, int release,
 			  int config_version, int my_release, int my_failed,
-			  int my_config, int wait, int halted)
+			  int my_config, int wait, int halted,
+			  const struct cl_ops *ops)
 {
 	struct app *a;
 	struct cl_applied *ap;
@@ -1038,6 +1201,11 @@ static void reconcile_app(struct cluster *cl, const char *name, int release,
 		if (!here)
 			return;
 	}
+	/* a release on its way here was fetched above; else the start,
+	 * stop, restart and scale state applies to what runs here (a
+	 * host that went back from a failed release too) */
+	if (here && apply_ops(cl, a, ap, ops))
+		return;
 	if (ap->config_version > my_config && ap->config_version <=
 	    config_version) {
 		record(cl, name, 0, 0, ap->config_version, 0, "live", NULL);
@@ -1060,7 +1228,16 @@ static void on_reconcile(struct cluster *cl, PGresult *res, void *arg)
 	}
 	if (cl->e->stopping)
 		return;
-	for (i = 0; i < PQntuples(res); i++)
+	for (i = 0; i < PQntuples(res); i++) {
+		struct cl_ops o;
+
+		o.op_version = num_of(PQgetvalue(res, i, 8));
+		o.stopped = PQgetvalue(res, i, 9)[0] == 't';
+		o.restarts = num_of(PQgetvalue(res, i, 10));
+		o.my_op_version = num_of(PQgetvalue(res, i, 11));
+		o.my_restarts = num_of(PQgetvalue(res, i, 12));
+		o.scale = PQgetvalue(res, i, 13);
+		o.wait = PQgetvalue(res, i, 14)[0] == 't';
 		reconcile_app(cl, PQgetvalue(res, i, 0),
 			      num_of(PQgetvalue(res, i, 1)),
 			      num_of(PQgetvalue(res, i, 2)),
@@ -1068,7 +1245,8 @@ static void on_reconcile(struct cluster *cl, PGresult *res, void *arg)
 			      num_of(PQgetvalue(res, i, 4)),
 			      num_of(PQgetvalue(res, i, 5)),
 			      PQgetvalue(res, i, 6)[0] == 't',
-			      PQgetvalue(res, i, 7)[0] == 't');
+			      PQgetvalue(res, i, 7)[0] == 't', &o);
+	}
 	if (cl->reconcile_again) {
 		cl->reconcile_again = 0;
 		reconcile(cl);
@@ -1087,7 +1265,7 @@ static void reconcile(struct cluster *cl)
 	char down[16];
 	const char *v[3] = { cl->name, cl->groups, down };
 
-	if (cl->state != CL_READY || cl->e->stopping)
+	if (cl->state != CL_READY || cl->e->stopping || cl->leaving)
 		return;
 	if (cl->reconciling) {
 		cl->reconcile_again = 1;
@@ -1104,14 +1282,213 @@ static void reconcile(struct cluster *cl)
 	       "  WHERE h.name COLLATE \"C\" < $1 AND a.grp = ANY (h.groups) "
 	       "  AND h.heartbeat > now() - make_interval(secs => $3::int) "
 	       "  AND COALESCE(x.release, 0) < a.release "
-	       "  AND COALESCE(x.failed, 0) <> a.release), "
+	       "  AND COALESCE(x.failed, 0) <> a.release "
+	       "  AND a.rollout <> 'parallel'), "
 	       " EXISTS (SELECT 1 FROM berth_host_apps x WHERE x.app = a.name "
-	       "  AND x.failed = a.release AND x.host <> $1) "
+	       "  AND x.failed = a.release AND x.host <> $1), "
+	       " a.op_version, a.stopped, a.restarts, "
+	       " COALESCE(m.op_version, 0), COALESCE(m.restarts, 0), "
+	       " COALESCE((SELECT string_agg(s.type || '=' || s.count, ' ' "
+	       "  ORDER BY s.type) FROM berth_scale s WHERE s.app = a.name), ''), "
+	       " EXISTS (SELECT 1 FROM berth_hosts h LEFT JOIN "
+	       "  berth_host_apps x ON x.host = h.name AND x.app = a.name "
+	       "  WHERE h.name COLLATE \"C\" < $1 AND a.grp = ANY (h.groups) "
+	       "  AND h.heartbeat > now() - make_interval(secs => $3::int) "
+	       "  AND COALESCE(x.op_version, 0) < a.op_version) "
 	       "FROM berth_apps a LEFT JOIN berth_host_apps m "
 	       " ON m.app = a.name AND m.host = $1 "
 	       "WHERE a.grp = ANY ($2::text[]) AND a.release > 0 "
 	       "ORDER BY a.name", 3, v);
 	pump(cl);
+}
+
+/* ---------- a push's rollout, reported per host ---------- */
+
+static void watch_free(struct cluster *cl, struct cl_watch *w)
+{
+	struct cl_watch **pp;
+
+	for (pp = &cl->watches; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	loop_del_timer(cl->e->loop, w->timer);
+	client_unref(w->c);
+	free(w->app);
+	free(w->failed_on);
+	strv_release(&w->said);
+	free(w);
+}
+
+/* Say "host: what" once; 1 if it was new. */
+static int watch_say(struct cl_watch *w, const char *host, const char *what,
+		     const char *line)
+{
+	char *key = xasprintf("%s %s", host, what);
+	size_t i;
+	int isnew = 1;
+
+	for (i = 0; i < w->said.n && isnew; i++)
+		isnew = strcmp(w->said.v[i], key) != 0;
+	if (isnew) {
+		strv_push(&w->said, key);
+		client_data(w->c, "-----> %s: %s", host, line);
+		w->progress_ms = now_ms();
+	}
+	free(key);
+	return isnew;
+}
+
+static void watch_end_ok(struct cluster *cl, struct cl_watch *w)
+{
+	client_ok_fields(w->c, "release=%d", w->number);
+	watch_free(cl, w);
+}
+
+static void watch_poll(struct loop *l, void *arg);
+
+static void on_watch_rows(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_watch *w = arg;
+	long patience = cl->e->cfg->health_timeout_ms + 60000;
+	int i, waiting = 0, going_back = 0, newer = 0;
+
+	w->querying = 0;
+	if (client_gone(w->c)) {
+		watch_free(cl, w);
+		return;
+	}
+	/* first: did any host fail it (the hosts before it go back) */
+	for (i = 0; res_ok(res) && i < PQntuples(res); i++)
+		if (num_of(PQgetvalue(res, i, 3)) == w->release)
+			w->halted = 1;
+	for (i = 0; res_ok(res) && i < PQntuples(res); i++) {
+		const char *host = PQgetvalue(res, i, 0);
+		int up = PQgetvalue(res, i, 1)[0] == 't';
+		int rel = num_of(PQgetvalue(res, i, 2));
+		int failed = num_of(PQgetvalue(res, i, 3));
+		const char *status = PQgetvalue(res, i, 4);
+		char line[160];
+
+		if (num_of(PQgetvalue(res, i, 5)) > w->release)
+			newer = num_of(PQgetvalue(res, i, 5));
+		if (failed == w->release) {
+			snprintf(line, sizeof(line), "release %d of %s failed here; the rollout stops",
+				 w->release, w->app);
+			if (watch_say(w, host, "failed", line) && !w->failed_on)
+				w->failed_on = xstrdup(host);
+			continue;
+		}
+		if (!strcmp(host, cl->name) && rel == w->release &&
+		    strcmp(status, "rolled back")) {
+			/* this host: live, said by the deploy */
+			if (w->halted)
+				going_back++;
+			continue;
+		}
+		if (rel >= w->release && !strcmp(status, "live")) {
+			snprintf(line, sizeof(line), "release %d of %s is live",
+				 w->release, w->app);
+			watch_say(w, host, "live", line);
+			if (w->halted)
+				going_back++;
+			continue;
+		}
+		if (!strcmp(status, "rolled back") && rel < w->release) {
+			snprintf(line, sizeof(line), "went back to the release before");
+			watch_say(w, host, "back", line);
+			continue;
+		}
+		if (!up) {
+			snprintf(line, sizeof(line), "down; it takes release %d when it is back",
+				 w->release);
+			watch_say(w, host, "down", line);
+			continue;
+		}
+		if (!w->halted)
+			waiting++;
+	}
+	if (newer && !w->halted) {
+		client_data(w->c, "-----> release %d of %s rolls out now, in place of this one",
+			    newer, w->app);
+		watch_end_ok(cl, w);
+		return;
+	}
+	if (w->halted && (!going_back || now_ms() - w->progress_ms > patience)) {
+		client_error(w->c, "release %d of %s failed on %s: the rollout stopped and the hosts that had it went back to the release before",
+			     w->release, w->app, w->failed_on ? w->failed_on :
+			     "a host");
+		watch_free(cl, w);
+		return;
+	}
+	if (!w->halted && res_ok(res) && !waiting) {
+		client_data(w->c, "-----> release %d of %s is on every host of its group that is up",
+			    w->release, w->app);
+		watch_end_ok(cl, w);
+		return;
+	}
+	if (now_ms() - w->progress_ms > patience) {
+		client_data(w->c, "-----> still rolling out after %ld s without news: 'cluster status' shows how it goes",
+			    patience / 1000);
+		watch_end_ok(cl, w);
+		return;
+	}
+	w->timer = loop_add_timer(cl->e->loop, 500, watch_poll, w);
+}
+
+static void watch_poll(struct loop *l, void *arg)
+{
+	struct cl_watch *w = arg;
+	struct cluster *cl = w->cl;
+	char down[16];
+	const char *v[2] = { w->app, down };
+
+	w->timer = 0;
+	if (client_gone(w->c)) {
+		watch_free(cl, w);
+		return;
+	}
+	if (cl->state != CL_READY) {
+		on_watch_rows(cl, NULL, w);
+		return;
+	}
+	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
+	w->querying = 1;
+	q_text(cl, NULL, on_watch_rows, w,
+	       "SELECT h.name, h.heartbeat > now() - make_interval(secs => "
+	       " $2::int), COALESCE(x.release, 0), COALESCE(x.failed, 0), "
+	       " COALESCE(x.status, ''), a.release "
+	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
+	       "LEFT JOIN berth_host_apps x ON x.host = h.name "
+	       " AND x.app = a.name "
+	       "WHERE a.name = $1 ORDER BY h.name COLLATE \"C\"", 2, v);
+	pump(cl);
+}
+
+/* The client of the push that made cluster release 'release' waits for
+ * the rollout (it holds a reference, passed here). */
+static void watch_start(struct cluster *cl, struct client *c,
+			const char *app, int number, int release,
+			const char *group)
+{
+	struct cl_watch *w = xcalloc(1, sizeof(*w));
+
+	w->cl = cl;
+	w->c = c;
+	w->app = xstrdup(app);
+	w->number = number;
+	w->release = release;
+	w->progress_ms = now_ms();
+	w->next = cl->watches;
+	cl->watches = w;
+	client_data(c, "-----> Cluster release %d of %s: rolling out to the hosts of group %s (%s)",
+		    release, app, group ? group : "?",
+		    cl->e->cfg->rollout && !strcmp(cl->e->cfg->rollout,
+						   "parallel") ?
+		    "all at once" : "one host at a time");
+	watch_poll(cl->e->loop, w);
 }
 
 /* ---------- publishing what went live here ---------- */
@@ -1126,6 +1503,11 @@ static void on_published(struct cluster *cl, struct cl_job *job)
 		if (a)
 			logger_linef(a->log, "berth", "cluster: release %d is not in the cluster: %s",
 				     job->number, first_line(job->error));
+		if (job->c) {
+			client_data(job->c, " !     release %d is live on this host only: it could not be stored in the cluster: %s",
+				    job->number, first_line(job->error));
+			client_ok_fields(job->c, "release=%d", job->number);
+		}
 		return;
 	}
 	log_info("cluster: release %d of '%s' stored as cluster release %d",
@@ -1133,6 +1515,11 @@ static void on_published(struct cluster *cl, struct cl_job *job)
 	if (a)
 		logger_linef(a->log, "berth", "cluster: release %d stored as cluster release %d; rolling out",
 			     job->number, job->release);
+	if (job->c && job->release) {
+		watch_start(cl, job->c, job->app, job->number, job->release,
+			    job->group);
+		job->c = NULL;	/* the watch holds it now */
+	}
 }
 
 static void on_release_number(struct cluster *cl, PGresult *res, void *arg)
@@ -1142,6 +1529,8 @@ static void on_release_number(struct cluster *cl, PGresult *res, void *arg)
 	if (!res_ok(res) || PQntuples(res) != 1)
 		return;
 	job->release = num_of(PQgetvalue(res, 0, 0));
+	free(job->group);
+	job->group = xstrdup(PQgetvalue(res, 0, 1));
 	applied_get(cl, job->app)->release = job->release;
 }
 
@@ -1156,7 +1545,8 @@ static const char *new_app_group(const struct cluster *cl)
 }
 
 static void publish_release(struct cluster *cl, struct app *a, int number,
-			    const char *commit, const char *source)
+			    const char *commit, const char *source,
+			    struct client *c)
 {
 	char *path = release_path(a->dir, number, "bundle.tar.gz");
 	struct buf bundle = BUF_INIT;
@@ -1169,11 +1559,18 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	if (read_file(&bundle, path, BUNDLE_MAX) < 0) {
 		log_warnx("cluster: release %d of '%s' not published: %s",
 			  number, a->name, error_last());
+		if (c) {
+			client_data(c, " !     release %d is live on this host only: %s",
+				    number, error_last());
+			client_ok_fields(c, "release=%d", number);
+			client_unref(c);
+		}
 		goto out;
 	}
 	job = xcalloc(1, sizeof(*job));
 	job->app = xstrdup(a->name);
 	job->number = number;
+	job->c = c;
 	job->done = on_published;
 	int_text(num, sizeof(num), number);
 	snprintf(size, sizeof(size), "%zu", bundle.len);
@@ -1231,10 +1628,11 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 			break;
 	}
 	v[1] = cl->name;
+	v[2] = cl->e->cfg->rollout ? cl->e->cfg->rollout : "one-by-one";
 	q_text(cl, job, on_release_number, job,
-	       "UPDATE berth_apps SET origin = $2, release = (SELECT "
-	       "max(number) FROM berth_releases WHERE app = $1) "
-	       "WHERE name = $1 RETURNING release", 2, v);
+	       "UPDATE berth_apps SET origin = $2, rollout = $3, release = "
+	       "(SELECT max(number) FROM berth_releases WHERE app = $1) "
+	       "WHERE name = $1 RETURNING release, grp", 3, v);
 	v[0] = cl->name;
 	v[1] = a->name;
 	v[2] = num;
@@ -1322,7 +1720,7 @@ static void publish_config(struct cluster *cl, struct app *a,
 	pump(cl);
 }
 
-static void on_deploy_end(void *arg, const struct deploy_end *end)
+static void on_deploy_end(void *arg, struct deploy_end *end)
 {
 	struct cluster *cl = arg;
 	struct app *a = end->app;
@@ -1361,6 +1759,21 @@ static void on_deploy_end(void *arg, const struct deploy_end *end)
 		pending_drop(cl, p);
 		return;
 	}
+	if (end->kind != DEPLOY_RESTORE) {
+		/* a restart or scale (a restart with saved config is a new
+		 * release): done here, the next host's turn */
+		struct cl_applied *ap = applied_get(cl, a->name);
+
+		if (ap->op_pending) {
+			if (!end->ok)
+				log_warnx("cluster: the restart or scale of '%s' failed here",
+					  a->name);
+			record_op(cl, a->name, ap->op_pending, ap->restarts);
+			ap->op_pending = 0;
+		}
+	}
+	if (end->kind == DEPLOY_RESTART)
+		return;
 	if (end->kind != DEPLOY_NEW || !end->ok)
 		return;
 	if (cl->state != CL_READY) {
@@ -1369,10 +1782,650 @@ static void on_deploy_end(void *arg, const struct deploy_end *end)
 			  "not connected to the cluster database");
 		return;
 	}
-	if (end->source && !strcmp(end->source, "config"))
+	if (end->source && !strcmp(end->source, "config")) {
 		publish_config(cl, a, end->env_changes);
+		return;
+	}
+	/* the pusher hears how the rollout goes, host by host */
+	if (end->client && !client_gone(end->client)) {
+		client_ref(end->client);
+		end->client_taken = 1;
+	}
+	publish_release(cl, a, end->number, end->commit, end->source,
+			end->client_taken ? end->client : NULL);
+}
+
+/* ---------- start, stop, restart, scale: published ---------- */
+
+static void on_op_number(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_job *job = arg;
+	struct cl_applied *ap;
+	struct app *a;
+
+	if (!res_ok(res) || PQntuples(res) != 1)
+		return;
+	ap = applied_get(cl, job->app);
+	ap->op_version = num_of(PQgetvalue(res, 0, 0));
+	ap->restarts = num_of(PQgetvalue(res, 0, 1));
+	job->release = 1;
+	if (strcmp(job->group, "restart") && strcmp(job->group, "scale"))
+		return;		/* stop, start: recorded with it */
+	/* the next host's turn comes when this host's restart ended */
+	a = app_find(cl->e, job->app);
+	if (a && (a->deploy || a->waiting))
+		ap->op_pending = ap->op_version;
 	else
-		publish_release(cl, a, end->number, end->commit, end->source);
+		record_op(cl, job->app, ap->op_version, ap->restarts);
+}
+
+static void on_op_published(struct cluster *cl, struct cl_job *job)
+{
+	if (job->failed)
+		log_warnx("cluster: the %s of '%s' was done here but not stored in the cluster: %s",
+			  job->group, job->app, first_line(job->error));
+	else if (job->release)
+		log_info("cluster: %s of '%s' stored; the group's hosts follow",
+			 job->group, job->app);
+}
+
+void cluster_app_op(struct cluster *cl, const char *app, const char *op,
+		    int argc, char **argv)
+{
+	struct cl_job *job;
+	const char *v[3] = { app, op, NULL };
+	int i;
+
+	if (!cl || cl->state != CL_READY)
+		return;
+	job = xcalloc(1, sizeof(*job));
+	job->app = xstrdup(app);
+	job->group = xstrdup(op);	/* what was done, for the log */
+	job->done = on_op_published;
+	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
+	q_text(cl, job, NULL, NULL,
+	       "SELECT 1 FROM berth_apps WHERE name = $1 FOR UPDATE", 1, v);
+	for (i = 0; !strcmp(op, "scale") && i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		char *type;
+
+		if (!eq)
+			continue;
+		type = xstrndup(argv[i], (size_t)(eq - argv[i]));
+		v[1] = type;
+		v[2] = eq + 1;
+		q_text(cl, job, NULL, NULL,
+		       "INSERT INTO berth_scale (app, type, count) "
+		       "SELECT $1, $2, $3::int WHERE EXISTS (SELECT 1 FROM "
+		       "berth_apps WHERE name = $1) ON CONFLICT (app, type) "
+		       "DO UPDATE SET count = EXCLUDED.count", 3, v);
+		free(type);
+	}
+	v[1] = op;
+	q_text(cl, job, on_op_number, job,
+	       "UPDATE berth_apps SET op_version = op_version + 1, "
+	       " stopped = CASE $2 WHEN 'stop' THEN true WHEN 'start' THEN "
+	       " false ELSE stopped END, restarts = restarts + "
+	       " ($2 = 'restart')::int WHERE name = $1 "
+	       "RETURNING op_version, restarts", 2, v);
+	v[1] = cl->name;
+	v[2] = op;
+	/* a stop or start is done here; a restart or scale once its
+	 * deploy ends (on_op_number, on_deploy_end) */
+	q_text(cl, job, NULL, NULL,
+	       "UPDATE berth_host_apps x SET op_version = a.op_version, "
+	       " restarts = a.restarts FROM berth_apps a "
+	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2 "
+	       "AND $3 IN ('stop', 'start')", 3, v);
+	q_text(cl, job, NULL, NULL,
+	       "INSERT INTO berth_deploys (app, release, host, source, result) "
+	       "SELECT $1, release, $2, $3, 'done' FROM berth_apps "
+	       "WHERE name = $1", 3, v);
+	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
+	       1, v);
+	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
+	pump(cl);
+}
+
+static int refuse_unless_ready(struct cluster *cl, struct client *c);
+
+/* ---------- leaving: "cluster rm HOST" ---------- */
+
+static void on_left(struct cluster *cl, PGresult *res, void *arg)
+{
+	if (!res_ok(res)) {
+		log_warnx("cluster: cannot leave: %s (trying again)",
+			  first_line(res_error(res)));
+		cl->leaving = 0;	/* the next heartbeat starts again */
+		return;
+	}
+	log_warnx("cluster: removed from the cluster ('cluster rm'): its apps here are stopped; take 'cluster:' out of berth.yaml, or restart to join again");
+	stop_timers(cl);
+	loop_del_timer(cl->e->loop, cl->retry_timer);
+	cl->retry_timer = 0;
+	cl->state = CL_DOWN;
+	close_conn(cl);
+	FREE_AND_NULL(cl->last_error);
+	cl->last_error = xstrdup("this host was removed from the cluster");
+}
+
+static void on_leave_timer(struct loop *l, void *arg)
+{
+	struct cluster *cl = arg;
+	const char *v[1] = { cl->name };
+
+	cl->leave_timer = 0;
+	if (cl->state != CL_READY) {
+		cl->leaving = 0;
+		return;
+	}
+	q_text(cl, NULL, on_left, NULL,
+	       "WITH gone AS (DELETE FROM berth_hosts WHERE name = $1 "
+	       " AND removing RETURNING name) "
+	       "SELECT pg_notify('" CHANNEL "', name) FROM gone", 1, v);
+	pump(cl);
+}
+
+static void on_leave_apps(struct cluster *cl, PGresult *res, void *arg)
+{
+	int i;
+
+	if (!res_ok(res)) {
+		cl->leaving = 0;
+		return;
+	}
+	for (i = 0; i < PQntuples(res); i++) {
+		struct app *a = app_find(cl->e, PQgetvalue(res, i, 0));
+
+		if (!a || a->stopped || a->removing)
+			continue;
+		log_info("cluster: removed from the cluster: stopping '%s'",
+			 a->name);
+		logger_linef(a->log, "berth", "cluster: this host leaves the cluster: stopping");
+		app_cmd_stop(a, NULL);
+	}
+	/* its processes get stop_timeout to end, then the row goes */
+	cl->leave_timer = loop_add_timer(cl->e->loop,
+					 cl->e->cfg->stop_timeout_ms + 500,
+					 on_leave_timer, cl);
+}
+
+/* Someone ran "cluster rm" for this host: stop the apps the cluster
+ * placed here, then delete this host's row and stay out. */
+static void leave(struct cluster *cl)
+{
+	const char *v[1] = { cl->name };
+
+	cl->leaving = 1;
+	log_warnx("cluster: this host is being removed from the cluster: stopping its apps");
+	q_text(cl, NULL, on_leave_apps, NULL,
+	       "SELECT app FROM berth_host_apps WHERE host = $1", 1, v);
+	pump(cl);
+}
+
+struct cl_rm {
+	struct cluster *cl;
+	struct client *c;
+	char *host;
+	int64_t until;
+	uint64_t timer;
+};
+
+static void rm_free(struct cl_rm *r)
+{
+	loop_del_timer(r->cl->e->loop, r->timer);
+	client_unref(r->c);
+	free(r->host);
+	free(r);
+}
+
+static void rm_poll(struct loop *l, void *arg);
+
+static void on_rm_poll(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_rm *r = arg;
+
+	if (res_ok(res) && PQntuples(res) == 0) {
+		client_data(r->c, "-----> %s stopped its apps and left the cluster",
+			    r->host);
+		client_ok(r->c);
+		rm_free(r);
+		return;
+	}
+	if (client_gone(r->c) || now_ms() > r->until) {
+		client_data(r->c, "-----> %s has not left yet: it stops its apps and leaves when it sees the change ('cluster status' shows it as leaving)",
+			    r->host);
+		client_ok(r->c);
+		rm_free(r);
+		return;
+	}
+	r->timer = loop_add_timer(cl->e->loop, 500, rm_poll, r);
+}
+
+static void rm_poll(struct loop *l, void *arg)
+{
+	struct cl_rm *r = arg;
+	const char *v[1] = { r->host };
+
+	r->timer = 0;
+	if (r->cl->state != CL_READY) {
+		on_rm_poll(r->cl, NULL, r);
+		return;
+	}
+	q_text(r->cl, NULL, on_rm_poll, r,
+	       "SELECT 1 FROM berth_hosts WHERE name = $1", 1, v);
+	pump(r->cl);
+}
+
+static void on_rm_marked(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_rm *r = arg;
+
+	if (!res_ok(res)) {
+		client_error(r->c, "cannot remove '%s': %s", r->host,
+			     first_line(res_error(res)));
+		rm_free(r);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		client_error(r->c, "no host '%s' in the cluster ('cluster status' lists them)",
+			     r->host);
+		rm_free(r);
+		return;
+	}
+	if (PQgetvalue(res, 0, 0)[0] != 't') {
+		client_data(r->c, "-----> %s is down: it stops its apps and leaves the cluster when it comes back; the other hosts of its groups run them meanwhile",
+			    r->host);
+		client_ok(r->c);
+		rm_free(r);
+		return;
+	}
+	client_data(r->c, "-----> Stopping the apps on %s, then it leaves the cluster",
+		    r->host);
+	r->until = now_ms() + cl->e->cfg->stop_timeout_ms + 60000;
+	rm_poll(cl->e->loop, r);
+}
+
+void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c)
+{
+	struct cl_rm *r;
+	char down[16];
+	const char *v[2] = { host, down };
+
+	if (refuse_unless_ready(cl, c) < 0)
+		return;
+	if (!*host || strlen(host) > 253 ||
+	    strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:_") != strlen(host)) {
+		client_error(c, "invalid host name '%s'", host);
+		return;
+	}
+	if (!strcmp(host, cl->name)) {
+		client_error(c, "'%s' is the host that answers: run 'cluster rm %s' on another host of the cluster",
+			     host, host);
+		return;
+	}
+	r = xcalloc(1, sizeof(*r));
+	r->cl = cl;
+	r->c = c;
+	r->host = xstrdup(host);
+	client_ref(c);
+	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
+	q_text(cl, NULL, on_rm_marked, r,
+	       "WITH up AS (UPDATE berth_hosts SET removing = true "
+	       " WHERE name = $1 RETURNING name, "
+	       " heartbeat > now() - make_interval(secs => $2::int) AS live) "
+	       "SELECT live, pg_notify('" CHANNEL "', name) FROM up", 2, v);
+	pump(cl);
+}
+
+/* ---------- "ps APP" and "logs APP" across the cluster ---------- */
+
+#define ASK_WAIT_MS 5000	/* hosts that have not answered by then */
+#define ASK_POLL_MS 200
+#define LOG_TAIL_BYTES (4L * 1024 * 1024)
+
+/* The last n lines of the app's log here (oldest first), into out. */
+static void log_tail(struct cluster *cl, const char *app, long n,
+		     struct buf *out)
+{
+	char *path = engine_path(cl->e, "logs/%s/app.log", app);
+	struct strv lines = STRV_INIT;
+	char *data = NULL, *line, *save;
+	off_t size, from;
+	ssize_t got = 0;
+	size_t i;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+	free(path);
+	if (fd < 0)
+		return;
+	size = lseek(fd, 0, SEEK_END);
+	from = size > LOG_TAIL_BYTES ? size - LOG_TAIL_BYTES : 0;
+	if (size > 0) {
+		data = xmalloc((size_t)(size - from) + 1);
+		got = pread(fd, data, (size_t)(size - from), from);
+	}
+	close(fd);
+	if (got <= 0) {
+		free(data);
+		return;
+	}
+	data[got] = '\0';
+	save = data;
+	if (from > 0)	/* a cut first line */
+		str_token(&save, "\n");
+	while ((line = str_token(&save, "\n")) != NULL)
+		if (*line)
+			strv_push(&lines, line);
+	for (i = lines.n > (size_t)n ? lines.n - (size_t)n : 0; i < lines.n; i++)
+		buf_addf(out, "%s%s", out->len ? "\n" : "", lines.v[i]);
+	strv_release(&lines);
+	free(data);
+}
+
+/* This host's processes of app, one line each (ps's columns). */
+static void ps_lines(struct cluster *cl, const char *app, struct buf *out)
+{
+	struct app *a = app_find(cl->e, app);
+	int64_t now = now_ms();
+	struct proc *p;
+
+	if (!a) {
+		buf_addstr(out, "-            (the app is not here)");
+		return;
+	}
+	buf_addf(out, "=%s, release %d", app_status_word(a), a->release);
+	for (p = a->live ? a->live->procs : NULL; p; p = p->next) {
+		char port[12] = "-", up[24] = "-";
+
+		if (p->oneoff)
+			continue;
+		if (p->port)
+			snprintf(port, sizeof(port), "%d", proc_http_port(p));
+		if (p->state == PROC_UP)
+			snprintf(up, sizeof(up), "%llds",
+				 (long long)((now - p->started_ms) / 1000));
+		buf_addf(out, "\n%-12s %-8d %-6s %-11s %-9s %d", p->name,
+			 (int)p->pid, port, p->state == PROC_UP ? "up" :
+			 p->state == PROC_BACKOFF ? "crashed" :
+			 p->state == PROC_STOPPING ? "stopping" : "stopped",
+			 up, p->restarts);
+	}
+}
+
+/* Answer the requests this host has not answered yet. */
+static void on_requests(struct cluster *cl, PGresult *res, void *arg)
+{
+	int i;
+
+	for (i = 0; res_ok(res) && i < PQntuples(res); i++) {
+		const char *id = PQgetvalue(res, i, 0);
+		const char *kind = PQgetvalue(res, i, 1);
+		const char *app = PQgetvalue(res, i, 2);
+		long n = num_of(PQgetvalue(res, i, 3));
+		struct buf lines = BUF_INIT;
+		const char *v[3];
+
+		if (!app_name_valid(app))
+			continue;
+		if (!strcmp(kind, "logs"))
+			log_tail(cl, app, n, &lines);
+		else
+			ps_lines(cl, app, &lines);
+		v[0] = id;
+		v[1] = cl->name;
+		v[2] = lines.data ? lines.data : "";
+		/* seq 0 says "answered", the lines follow from 1 */
+		q_text(cl, NULL, NULL, NULL,
+		       "INSERT INTO berth_answers (request, host, seq, line) "
+		       "SELECT $1::bigint, $2, 0, '' UNION ALL "
+		       "SELECT $1::bigint, $2, ord::int, line FROM "
+		       "unnest(string_to_array(NULLIF($3, ''), E'\\n')) "
+		       "WITH ORDINALITY AS t(line, ord) "
+		       "ON CONFLICT DO NOTHING", 3, v);
+		buf_release(&lines);
+	}
+	pump(cl);
+}
+
+static void answer_requests(struct cluster *cl)
+{
+	const char *v[2] = { cl->name, cl->groups };
+
+	if (cl->state != CL_READY || cl->leaving)
+		return;
+	q_text(cl, NULL, on_requests, NULL,
+	       "SELECT r.id, r.kind, r.app, r.n FROM berth_requests r "
+	       "JOIN berth_apps a ON a.name = r.app "
+	       "WHERE r.asked > now() - interval '30 seconds' "
+	       "AND a.grp = ANY ($2::text[]) AND NOT EXISTS (SELECT 1 FROM "
+	       "berth_answers x WHERE x.request = r.id AND x.host = $1) "
+	       "ORDER BY r.id", 2, v);
+	pump(cl);
+}
+
+struct cl_ask {
+	struct cluster *cl;
+	struct client *c;
+	char *kind, *app;
+	long n;
+	char id[24];
+	int64_t until;
+	uint64_t timer;
+};
+
+static void ask_free(struct cl_ask *k)
+{
+	const char *v[1] = { k->id };
+
+	if (k->id[0] && k->cl->state == CL_READY) {
+		q_text(k->cl, NULL, NULL, NULL,
+		       "DELETE FROM berth_requests WHERE id = $1::bigint",
+		       1, v);
+		pump(k->cl);
+	}
+	loop_del_timer(k->cl->e->loop, k->timer);
+	client_unref(k->c);
+	free(k->kind);
+	free(k->app);
+	free(k);
+}
+
+struct ask_line {
+	const char *host, *line;
+	int seq;
+};
+
+static int ask_line_cmp(const void *x, const void *y)
+{
+	const struct ask_line *a = x, *b = y;
+	size_t la = strcspn(a->line, " "), lb = strcspn(b->line, " ");
+	int r = strncmp(a->line, b->line, la < lb ? la : lb);
+
+	if (r == 0 && la != lb)
+		r = la < lb ? -1 : 1;
+	if (r == 0)
+		r = strcmp(a->host, b->host);
+	return r ? r : a->seq - b->seq;
+}
+
+/* Rows: host, seq, line, up, answered (host-major, seq order). */
+static void ask_print(struct cl_ask *k, PGresult *res)
+{
+	int i, nrows = PQntuples(res);
+
+	if (!strcmp(k->kind, "ps")) {
+		client_data(k->c, "%-20s %-12s %-8s %-6s %-11s %-9s %s", "HOST",
+			    "PROCESS", "PID", "PORT", "STATE", "UPTIME",
+			    "RESTARTS");
+		for (i = 0; i < nrows; i++) {
+			const char *host = PQgetvalue(res, i, 0);
+			const char *line = PQgetvalue(res, i, 2);
+			int seq = num_of(PQgetvalue(res, i, 1));
+
+			if (PQgetisnull(res, i, 1)) {
+				client_data(k->c, "%-20s %-12s (%s: no answer)",
+					    host, "-", PQgetvalue(res, i, 3)[0] ==
+					    't' ? "up" : "down");
+				continue;
+			}
+			if (seq == 0 || line[0] == '=')
+				continue;
+			client_data(k->c, "%-20s %s", host, line);
+		}
+	} else {
+		struct ask_line *lines = xcalloc((size_t)nrows + 1,
+						 sizeof(*lines));
+		size_t n = 0, j;
+
+		for (i = 0; i < nrows; i++) {
+			if (PQgetisnull(res, i, 1)) {
+				client_data(k->c, "-----> %s: no answer (%s)",
+					    PQgetvalue(res, i, 0),
+					    PQgetvalue(res, i, 3)[0] == 't' ?
+					    "up" : "down");
+				continue;
+			}
+			if (num_of(PQgetvalue(res, i, 1)) == 0)
+				continue;
+			lines[n].host = PQgetvalue(res, i, 0);
+			lines[n].seq = num_of(PQgetvalue(res, i, 1));
+			lines[n].line = PQgetvalue(res, i, 2);
+			n++;
+		}
+		qsort(lines, n, sizeof(*lines), ask_line_cmp);
+		/* TIME HOST the rest of the line */
+		for (j = 0; j < n; j++) {
+			size_t t = strcspn(lines[j].line, " ");
+
+			client_data(k->c, "%.*s %s%s", (int)t, lines[j].line,
+				    lines[j].host, lines[j].line + t);
+		}
+		free(lines);
+	}
+	client_ok(k->c);
+}
+
+static void ask_poll(struct loop *l, void *arg);
+
+static void on_ask_rows(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_ask *k = arg;
+	int i, missing = 0;
+
+	if (!res_ok(res)) {
+		client_error(k->c, "cannot read the answers: %s",
+			     first_line(res_error(res)));
+		ask_free(k);
+		return;
+	}
+	if (PQntuples(res) == 0) {
+		/* an app the cluster does not know: this host's alone */
+		struct app *a = app_find(cl->e, k->app);
+
+		if (!strcmp(k->kind, "ps") && a)
+			app_cmd_ps(a, k->c);
+		else if (a)
+			app_cmd_logs(cl->e, k->app, k->n, 0, NULL, k->c);
+		else
+			client_error(k->c, "app '%s' does not exist", k->app);
+		ask_free(k);
+		return;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+		if (PQgetisnull(res, i, 1) && PQgetvalue(res, i, 3)[0] == 't')
+			missing++;
+	if (missing && now_ms() < k->until && !client_gone(k->c)) {
+		k->timer = loop_add_timer(cl->e->loop, ASK_POLL_MS, ask_poll,
+					  k);
+		return;
+	}
+	ask_print(k, res);
+	ask_free(k);
+}
+
+static void ask_poll(struct loop *l, void *arg)
+{
+	struct cl_ask *k = arg;
+	char down[16];
+	const char *v[3] = { k->id, k->app, down };
+
+	k->timer = 0;
+	if (k->cl->state != CL_READY) {
+		client_error(k->c, "lost the cluster database: %s",
+			     k->cl->last_error ? k->cl->last_error : "");
+		ask_free(k);
+		return;
+	}
+	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
+	/* every host of the app's group, its lines or NULL if none yet */
+	q_text(k->cl, NULL, on_ask_rows, k,
+	       "SELECT h.name, x.seq, x.line, "
+	       " h.heartbeat > now() - make_interval(secs => $3::int) "
+	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
+	       "LEFT JOIN berth_answers x ON x.request = $1::bigint "
+	       " AND x.host = h.name "
+	       "WHERE a.name = $2 AND NOT h.removing "
+	       "ORDER BY h.name COLLATE \"C\", x.seq", 3, v);
+	pump(k->cl);
+}
+
+static void on_asked(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_ask *k = arg;
+
+	if (!res_ok(res) || PQntuples(res) != 1) {
+		client_error(k->c, "cannot ask the cluster's hosts: %s",
+			     first_line(res_error(res)));
+		ask_free(k);
+		return;
+	}
+	snprintf(k->id, sizeof(k->id), "%s", PQgetvalue(res, 0, 0));
+	k->until = now_ms() + ASK_WAIT_MS;
+	k->timer = loop_add_timer(cl->e->loop, ASK_POLL_MS, ask_poll, k);
+}
+
+/* Ask every host of app's group (this one too) for its lines. */
+static void ask(struct cluster *cl, const char *kind, const char *app,
+		long n, struct client *c)
+{
+	struct cl_ask *k = xcalloc(1, sizeof(*k));
+	char num[24];
+	const char *v[4] = { kind, app, num, cl->name };
+
+	k->cl = cl;
+	k->c = c;
+	k->kind = xstrdup(kind);
+	k->app = xstrdup(app);
+	k->n = n;
+	client_ref(c);
+	snprintf(num, sizeof(num), "%ld", n);
+	/* requests nobody deleted (an asker that died) go after a minute */
+	q_text(cl, NULL, NULL, NULL,
+	       "DELETE FROM berth_requests WHERE asked < now() - "
+	       "interval '1 minute'", 0, NULL);
+	q_text(cl, NULL, on_asked, k,
+	       "WITH r AS (INSERT INTO berth_requests (kind, app, n, asker) "
+	       " VALUES ($1, $2, $3::int, $4) RETURNING id) "
+	       "SELECT id, pg_notify('" CHANNEL "', 'ask') FROM r", 4, v);
+	pump(cl);
+}
+
+int cluster_cmd_ps(struct cluster *cl, struct app *a, struct client *c)
+{
+	if (!cl || cl->state != CL_READY)
+		return -1;
+	ask(cl, "ps", a->name, 0, c);
+	return 0;
+}
+
+int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
+		     struct client *c)
+{
+	if (!cl || cl->state != CL_READY)
+		return -1;
+	ask(cl, "logs", app, n, c);
+	return 0;
 }
 
 /* ---------- commands ---------- */
@@ -1411,6 +2464,7 @@ static void on_status(struct cluster *cl, PGresult *res, void *arg)
 		snprintf(ago, sizeof(ago), "%lds ago", age);
 		client_data(c, "%-20s %-5s %-9s %-10s %-16s %-15s %s",
 			    PQgetvalue(res, i, 0),
+			    PQgetvalue(res, i, 6)[0] == 't' ? "gone" :
 			    age < CLUSTER_DOWN_AFTER_S ? "up" : "down", ago,
 			    PQgetvalue(res, i, 3), PQgetvalue(res, i, 2),
 			    PQgetvalue(res, i, 1), PQgetvalue(res, i, 5));
@@ -1431,7 +2485,8 @@ void cluster_cmd_status(struct cluster *cl, struct client *c)
 	       " COALESCE((SELECT string_agg(x.app || '@' || x.release || "
 	       "  CASE WHEN x.failed > x.release THEN '(failed ' || x.failed "
 	       "  || ')' ELSE '' END, ' ' ORDER BY x.app) "
-	       "  FROM berth_host_apps x WHERE x.host = h.name), '-') "
+	       "  FROM berth_host_apps x WHERE x.host = h.name), '-'), "
+	       " h.removing "
 	       "FROM berth_hosts h ORDER BY h.name", 0, NULL);
 	pump(cl);
 }
@@ -1447,8 +2502,7 @@ static void on_set_group(struct cluster *cl, PGresult *res, void *arg)
 		client_error(job->c, "app '%s' does not exist", job->app);
 	else
 		client_ok(job->c);
-	client_unref(job->c);
-	job_free(job);
+	job_free(job);	/* drops the client */
 }
 
 void cluster_cmd_set_group(struct cluster *cl, const char *app,
@@ -1549,9 +2603,14 @@ void cluster_free(struct cluster *cl)
 	}
 	stop_timers(cl);
 	loop_del_timer(cl->e->loop, cl->retry_timer);
+	loop_del_timer(cl->e->loop, cl->leave_timer);
 	cl->state = CL_DOWN;
 	close_conn(cl);
 	fail_all(cl);
+	while (cl->watches) {
+		client_data(cl->watches->c, "-----> this engine stops; the rollout goes on: 'cluster status' shows how");
+		watch_end_ok(cl, cl->watches);
+	}
 	while (cl->pending)
 		pending_drop(cl, cl->pending);
 	while (cl->applied) {

@@ -31,6 +31,7 @@
 struct engine;
 struct client;
 struct cluster;
+struct app;
 
 /* A host counts as down when its heartbeat is older than this. */
 #define CLUSTER_DOWN_AFTER_S 10
@@ -49,5 +50,27 @@ void cluster_cmd_status(struct cluster *cl, struct client *c);
  * exist here or in the cluster. */
 void cluster_cmd_set_group(struct cluster *cl, const char *app,
 			   const char *group, struct client *c);
+
+/* "ps APP" and "logs APP" (the last n lines) in a cluster: each host of
+ * the app's group answers through the database; ps gets a HOST column,
+ * logs are merged by time with the host after the time.  Hosts that do
+ * not answer within 5 s are named.  -1 (nothing said) when the database
+ * is not reachable: the caller answers with this host's alone. */
+int cluster_cmd_ps(struct cluster *cl, struct app *a, struct client *c);
+int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
+		     struct client *c);
+
+/* "cluster rm HOST": that host stops the apps the cluster placed there,
+ * then deletes its row and stays out; the client hears when it left (or
+ * that it is down and leaves when it comes back).  Not the host that
+ * answers. */
+void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c);
+
+/* A start, stop, restart or scale ("TYPE=N" in argv) done here by a
+ * command: stored as the state every host of the app's group converges
+ * to (restarts roll, host by host).  Nothing without a cluster, or for
+ * an app the cluster does not know; an error is logged. */
+void cluster_app_op(struct cluster *cl, const char *app, const char *op,
+		    int argc, char **argv);
 
 #endif

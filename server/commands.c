@@ -104,6 +104,9 @@ static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 static void cmd_ps(struct engine *e, struct client *c, struct app *a,
 		   int argc, char **argv)
 {
+	/* in a cluster: every host of the app's group */
+	if (cluster_cmd_ps(e->cluster, a, c) == 0)
+		return;
 	app_cmd_ps(a, c);
 }
 
@@ -190,7 +193,9 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 	}
 	if (server)
 		serverlog_cmd_logs(e, c, n, follow);
-	else
+	else if (follow || want ||
+		 cluster_cmd_logs(e->cluster, argv[1], n, c) < 0)
+		/* in a cluster, -f and -p/--source read this host's log */
 		app_cmd_logs(e, argv[1], n, follow, want, c);
 }
 
@@ -249,24 +254,36 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 		return;
 	}
 	app_cmd_restart(a, c);
+	/* in a cluster, the other hosts of the group follow, one by one */
+	if (a->deploy || a->waiting)
+		cluster_app_op(e->cluster, a->name, "restart", 0, NULL);
 }
 
 static void cmd_stop(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	app_cmd_stop(a, c);
+	if (a->stopped)
+		cluster_app_op(e->cluster, a->name, "stop", 0, NULL);
 }
 
 static void cmd_start(struct engine *e, struct client *c, struct app *a,
 		      int argc, char **argv)
 {
+	int was_stopped = a->stopped;
+
 	app_cmd_start(a, c);
+	if (was_stopped && !a->stopped)
+		cluster_app_op(e->cluster, a->name, "start", 0, NULL);
 }
 
 static void cmd_scale(struct engine *e, struct client *c, struct app *a,
 		      int argc, char **argv)
 {
 	app_cmd_scale(a, argc - 2, argv + 2, c);
+	if (a->live && (a->deploy || a->waiting))
+		cluster_app_op(e->cluster, a->name, "scale", argc - 2,
+			       argv + 2);
 }
 
 static void cmd_rm(struct engine *e, struct client *c, struct app *a,
@@ -547,8 +564,12 @@ out:
 static void cmd_cluster(struct engine *e, struct client *c, struct app *a,
 			int argc, char **argv)
 {
-	if (strcmp(argv[1], "status")) {
-		client_error(c, "usage: cluster status");
+	if (argc == 3 && !strcmp(argv[1], "rm")) {
+		cluster_cmd_rm(e->cluster, argv[2], c);
+		return;
+	}
+	if (argc != 2 || strcmp(argv[1], "status")) {
+		client_error(c, "usage: cluster status | cluster rm HOST");
 		return;
 	}
 	cluster_cmd_status(e->cluster, c);
@@ -616,7 +637,7 @@ static const struct command commands[] = {
 	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
 	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
-	{ "cluster", "cluster status", "the cluster's hosts: state, heartbeat, version, groups, apps", 0, 2, 2, cmd_cluster, 0 },
+	{ "cluster", "cluster status | cluster rm HOST", "the cluster's hosts: state, heartbeat, version, groups, apps; rm: that host stops its apps and leaves", 0, 2, 3, cmd_cluster, 0 },
 	{ "apps:set-group", "apps:set-group NAME GROUP", "run the app on the cluster's hosts of GROUP (default: default)", 0, 3, 3, cmd_set_group, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },

@@ -50,6 +50,7 @@ static int check_email(const char *key, const char *value);
 static int check_bool(const char *key, const char *value);
 static int check_groups(const char *key, const char *value);
 static int check_node_name(const char *key, const char *value);
+static int check_rollout(const char *key, const char *value);
 static int check_startups(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
@@ -104,6 +105,7 @@ static const struct cdesc descs[] = {
 	{ "groups", C_STR, F(groups), "default", 0, 0, check_groups },
 	{ "host_name", C_STR, F(host_name), NULL, 0, 0, check_node_name },
 	{ "advertise_address", C_STR, F(advertise_address), NULL, 0, 0, check_node_name },
+	{ "rollout", C_STR, F(rollout), "one-by-one", 0, 0, check_rollout },
 };
 #undef F
 
@@ -249,6 +251,14 @@ static int check_groups(const char *key, const char *value)
 				key);
 	free(copy);
 	return ret;
+}
+
+/* how a release pushed on this host goes to the others */
+static int check_rollout(const char *key, const char *value)
+{
+	if (strcmp(value, "one-by-one") && strcmp(value, "parallel"))
+		return error_set("'%s' must be one-by-one or parallel", key);
+	return 0;
 }
 
 /* a host's name or address as other hosts see it */

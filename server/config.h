@@ -62,6 +62,7 @@ struct config {
 	char *groups;		/* groups: "web,api" (YAML list or one word); "default" */
 	char *host_name;	/* host_name: NULL = the machine's host name */
 	char *advertise_address;/* advertise_address: how other hosts reach this one */
+	char *rollout;		/* rollout: "one-by-one" (default) or "parallel" */
 	/* Not a setting: the user nginx's workers run as when berth is
 	 * root (berth-www, made by the engine before nginx_init()); "":
 	 * nginx's own default, never root. */

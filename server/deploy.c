@@ -243,7 +243,9 @@ static void deploy_finish(struct deploy *d, int ok)
 	deployout_set_status(d->out, ok ? "succeeded" : "failed");
 
 	if (d->c) {
-		if (ok) {
+		if (ok && d->e->on_deploy_end) {
+			/* answered below, unless the hook takes the client */
+		} else if (ok) {
 			/* for programs (the push's pipeline): which went live */
 			client_ok_fields(d->c, "release=%d", d->number);
 		} else {
@@ -268,7 +270,10 @@ static void deploy_finish(struct deploy *d, int ok)
 		end.ok = ok;
 		end.env_changes = &d->env_changes;
 		end.commit = d->commit;
+		end.client = ok ? d->c : NULL;
 		d->e->on_deploy_end(d->e->on_deploy_end_arg, &end);
+		if (ok && d->c && !end.client_taken)
+			client_ok_fields(d->c, "release=%d", d->number);
 	}
 	deploy_free(d);
 	/* Its bundle left incoming/ meanwhile (not while the engine stops:

@@ -38,6 +38,12 @@ struct deploy_end {
 	int ok;				/* 1: that release is live */
 	const struct strv *env_changes;	/* config set/unset it applied */
 	const char *commit;		/* or NULL */
+	/* ok: the deploy's client, not answered yet (or NULL).  The hook
+	 * may take it (client_ref, client_taken = 1) and answer it later
+	 * with client_ok_fields("release=N") or an error; else it is
+	 * answered "ok release=N" when the hook returns. */
+	struct client *client;
+	int client_taken;
 };
 
 struct engine {
@@ -63,11 +69,12 @@ struct engine {
 	struct isolate *iso;		/* users, cgroups, sandbox (isolate.h) */
 	struct cluster *cluster;	/* cluster: in berth.yaml, else NULL */
 	/*
-	 * Called once when any deploy ends, after its client was answered
-	 * (the cluster publishes what went live here).  NULL: nobody
+	 * Called once when any deploy ends, after a failed one's client
+	 * was answered (the cluster publishes what went live here, and may
+	 * keep a push's client to report the rollout on other hosts).  NULL: nobody
 	 * listens.  The callee must not free the app.
 	 */
-	void (*on_deploy_end)(void *arg, const struct deploy_end *end);
+	void (*on_deploy_end)(void *arg, struct deploy_end *end);
 	void *on_deploy_end_arg;
 };
 

@@ -917,25 +917,114 @@ out:
 	return ret;
 }
 
+/* 1 if pid is gone or a zombie: an orphaned master killed while no one
+ * reaps it (an init that is slow to) stays a zombie, and kill(pid, 0)
+ * still succeeds on it. */
+static int is_dead(pid_t pid)
+{
+	pid_t pg;
+	char state;
+
+	return proc_stat(pid, &pg, &state, NULL, 0) < 0 || state == 'Z';
+}
+
+/* 1 if pid has path open (nginx keeps its error log open in the master
+ * and in every worker). */
+static int has_open(pid_t pid, const char *path)
+{
+	char dir[64], link[64 + 256], target[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int found = 0;
+
+	snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)pid);
+	d = opendir(dir);
+	if (!d)
+		return 0;
+	while (!found && (de = readdir(d))) {
+		ssize_t n;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(link, sizeof(link), "%s/%s", dir, de->d_name);
+		n = readlink(link, target, sizeof(target) - 1);
+		if (n <= 0)
+			continue;
+		target[n] = '\0';
+		found = !strcmp(target, path);
+	}
+	closedir(d);
+	return found;
+}
+
+/* Stop one stale group: QUIT a live master of ours, else KILL what is
+ * left of its workers. */
+static void stop_stale_group(const struct nginx *ng, pid_t pgrp,
+			     const char *how)
+{
+	if (!is_dead(pgrp) && is_our_master(ng, pgrp)) {
+		log_warnx("stopping stale nginx (pid %d%s)", (int)pgrp, how);
+		kill(pgrp, SIGQUIT);
+		wait_group_gone(pgrp, 3000);
+	} else if (is_dead(pgrp) && signal_group(pgrp, 0) > 0) {
+		/* the master is gone; its workers still hold the port */
+		log_warnx("stopping stale nginx workers (group %d%s)",
+			  (int)pgrp, how);
+		wait_group_gone(pgrp, 0);
+	}
+}
+
+/*
+ * The nginx processes that have this prefix's error log open, by
+ * process group: what a killed engine left when its pid file is gone or
+ * names a master nobody reaped.  Only nginx processes are looked at.
+ */
+static size_t stale_groups(const struct nginx *ng, pid_t *out, size_t max)
+{
+	char *log = path_join(ng->prefix, "logs/error.log");
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	size_t n = 0, i;
+
+	while (d && (de = readdir(d))) {
+		long v = parse_long(de->d_name, INT_MAX);
+		pid_t pid, pg;
+		char state, comm[64];
+
+		if (v <= 0)
+			continue;
+		pid = (pid_t)v;
+		if (pid == ng->pid || proc_stat(pid, &pg, &state, comm,
+						sizeof(comm)) < 0 ||
+		    state == 'Z' || strcmp(comm, "nginx") ||
+		    (ng->pid > 0 && pg == ng->pid))
+			continue;
+		for (i = 0; i < n && out[i] != pg; i++)
+			;
+		if (i < n || n == max || !has_open(pid, log))
+			continue;
+		out[n++] = pg;
+	}
+	if (d)
+		closedir(d);
+	free(log);
+	error_clear();
+	return n;
+}
+
 /* A master (and its workers) left by an engine that was killed. */
 static void stop_stale(const struct nginx *ng)
 {
-	pid_t pid = read_pid_file(ng);
+	pid_t pid = read_pid_file(ng), groups[16];
 	char *pidfile;
+	size_t n, i;
 
-	if (pid <= 0)
-		return;
-	if (is_our_master(ng, pid)) {
-		log_warnx("stopping stale nginx (pid %d)", (int)pid);
-		kill(pid, SIGQUIT);
-		wait_group_gone(pid, 3000);
-	} else if (kill(pid, 0) < 0 && errno == ESRCH) {
-		/* the master is gone; its workers may still hold the port */
-		if (signal_group(pid, 0) > 0)
-			log_warnx("stopping stale nginx workers (group %d)",
-				  (int)pid);
-		wait_group_gone(pid, 0);
-	}
+	if (pid > 0)
+		stop_stale_group(ng, pid, "");
+	/* no pid file, or more than it knows of */
+	n = stale_groups(ng, groups, ARRAY_SIZE(groups));
+	for (i = 0; i < n; i++)
+		stop_stale_group(ng, groups[i], ", found by its open log");
 	pidfile = path_join(ng->prefix, "logs/nginx.pid");
 	unlink(pidfile);
 	free(pidfile);

@@ -113,6 +113,20 @@ test_expect_success 'cluster settings: groups as a list or a word, bad ones refu
 	cp saved.yaml "$BERTH_ROOT/berth.yaml"
 '
 
+test_expect_success 'rollout: one-by-one by default, parallel, nothing else' '
+	cp "$BERTH_ROOT/berth.yaml" saved.yaml &&
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^rollout: \"one-by-one\"" out &&
+	printf "rollout: parallel\n" >>"$BERTH_ROOT/berth.yaml" &&
+	"$BERTH" --root "$BERTH_ROOT" config-check >out &&
+	test_grep "^rollout: \"parallel\"" out &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml" &&
+	printf "rollout: fast\n" >>"$BERTH_ROOT/berth.yaml" &&
+	test_must_fail "$BERTH" --root "$BERTH_ROOT" config-check 2>err &&
+	test_grep "rollout. must be one-by-one or parallel" err &&
+	cp saved.yaml "$BERTH_ROOT/berth.yaml"
+'
+
 test_expect_success 'the SSH door settings: OpenSSH-like values, bad ones refused' '
 	cp "$BERTH_ROOT/berth.yaml" saved.yaml &&
 	test_when_finished "cp saved.yaml \"$BERTH_ROOT/berth.yaml\"" &&
