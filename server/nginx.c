@@ -448,8 +448,16 @@ static void render_proxy_server(struct buf *b, enum listener which,
 		"\t\t\tindex index.html index.htm;\n"
 		"\t\t\ttry_files $uri $uri/ =404;\n"
 		/* big files go out as they are read, not via temp files */
-		"\t\t\tadd_header X-Accel-Buffering no;\n"
-		"\t\t}\n");
+		"\t\t\tadd_header X-Accel-Buffering no;\n");
+	/*
+	 * The probe says which static release answered, whatever the
+	 * status: a site without index.html is ready once nginx serves
+	 * it (a 403 or 404 of its own), never with the router's own 404.
+	 */
+	if (which == PROBE)
+		buf_addstr(b, "\t\t\tadd_header X-Berth-Upstream "
+			      "static:$berth_release always;\n");
+	buf_addstr(b, "\t\t}\n");
 }
 
 static void render_router(struct buf *b, const struct nginx *ng)

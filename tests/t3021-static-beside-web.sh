@@ -129,4 +129,19 @@ test_expect_success 'a Keter bundle pushed with git: webapp and static-files, ea
 	test_grep_not SECRET out
 '
 
+test_expect_success 'a static site without index.html is valid: ready once nginx serves it' '
+	new_app_repo bare &&
+	mkdir -p bare/files &&
+	echo "body { margin: 0 }" >bare/files/style.css &&
+	echo "static: files" >bare/app.yaml &&
+	commit_all bare one &&
+	push bare >out &&
+	test_grep "Release 1 of bare is live" out &&
+	host_get bare.localhost /style.css | grep -q "margin: 0" &&
+	host_get bare.localhost / >out &&
+	code=$(tail -n 1 out) &&
+	test "$code" -ge 400 && test "$code" -lt 500 &&
+	test_grep_not "no app for this host" out
+'
+
 test_done
