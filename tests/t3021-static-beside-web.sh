@@ -58,6 +58,9 @@ test_expect_success 'the static host gets the folder, the others the web process
 	test "$(tail -n 1 out)" = 404 &&
 	host_get www.mix.test /env >out &&
 	test_grep "^PORT=" out &&
+	berth domains mix >out &&
+	test_grep "^static\.mix\.test +app manifest, static folder$" out &&
+	test_grep "^www\.mix\.test +app manifest$" out &&
 	test "$(nginx_workers)" = "$workers"
 '
 
@@ -82,6 +85,12 @@ test_expect_success 'a new release swaps the folder and the web processes togeth
 test_expect_success 'a rollback swaps both back' '
 	ssh_deploy rollback mix >out 2>&1 &&
 	both_at m1
+'
+
+test_expect_success 'an engine restart brings both back' '
+	stop_berth &&
+	start_berth &&
+	retry_until 30 both_at m1
 '
 
 test_expect_success 'a static host belongs to its app: another app claiming it is refused' '
