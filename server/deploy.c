@@ -850,7 +850,8 @@ static void confirm(struct deploy *d)
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
 	host = xasprintf("%s.%s", d->a->name, d->e->cfg->domain);
-	want = xasprintf("127.0.0.1:%d", p ? proc_http_port(p) : 0);
+	want = p ? xasprintf("127.0.0.1:%d", proc_http_port(p)) :
+		xasprintf("static:%d", d->run->number);
 	memset(&req, 0, sizeof(req));
 	req.url = url;
 	req.host = host;
@@ -866,9 +867,12 @@ static void confirm(struct deploy *d)
 		req.want_header = "X-Berth-Upstream";
 		req.want_value = want;
 	} else {
-		/* A static site: its page, not the default server's 404,
-		 * once nginx has loaded the new file. */
-		req.max_status = 399;
+		/* A static site: this release's files as nginx serves them,
+		 * whatever the status (a site without index.html is valid),
+		 * never the router's own 404 or 503. */
+		req.max_status = 599;
+		req.want_header = "X-Berth-Upstream";
+		req.want_value = want;
 	}
 	d->checks = xcalloc(1, sizeof(*d->checks));
 	d->check_ctx = xcalloc(1, sizeof(*d->check_ctx));

@@ -134,6 +134,18 @@ undo:
 	return -1;
 }
 
+/* 1 if host gets m's static folder (static: {root, hosts}, Keter's
+ * static-files beside a webapp) */
+static int is_static_host(const struct manifest *m, const char *host)
+{
+	size_t i;
+
+	for (i = 0; i < m->static_hosts.n; i++)
+		if (!strcasecmp(m->static_hosts.v[i], host))
+			return 1;
+	return 0;
+}
+
 void domains_cmd_list(struct app *a, struct client *c)
 {
 	char *def = xasprintf("%s.%s", a->name, a->eng->cfg->domain);
@@ -142,7 +154,8 @@ void domains_cmd_list(struct app *a, struct client *c)
 	client_data(c, "%-40s %s", def, "default");
 	for (i = 0; a->live && i < a->live->m.hosts.n; i++)
 		client_data(c, "%-40s %s", a->live->m.hosts.v[i],
-			    "app manifest");
+			    is_static_host(&a->live->m, a->live->m.hosts.v[i]) ?
+			    "app manifest, static folder" : "app manifest");
 	for (i = 0; i < a->domains.n; i++)
 		client_data(c, "%-40s %s", a->domains.v[i], "domains:add");
 	if (a->maintenance)

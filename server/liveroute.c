@@ -23,6 +23,7 @@ struct built {
 	struct route rt;
 	struct route_peer *peers, *fallback;
 	char *root;
+	char *static_root;
 };
 
 static size_t web_peers(const struct run *run, struct route_peer **out)
@@ -104,6 +105,19 @@ static void build(struct engine *e, const struct app *a,
 	} else {
 		b->rt.kind = ROUTE_NO_WEB;
 	}
+	/*
+	 * Keter's static-files beside a webapp (app.yaml's static: with
+	 * hosts): those hosts get this release's static copy (app.c's
+	 * copy_static(), RUNDIR.www), so the switch and a revert move the
+	 * folder with the processes, in the same table entry change.
+	 */
+	if (b->rt.kind != ROUTE_STATIC && run->m.static_root &&
+	    run->m.static_hosts.n) {
+		b->static_root = xasprintf("%s.www", run->dir);
+		b->rt.static_root = b->static_root;
+		b->rt.static_hosts = run->m.static_hosts.v;
+		b->rt.nstatic_hosts = run->m.static_hosts.n;
+	}
 }
 
 static void built_free(struct built *b)
@@ -111,6 +125,7 @@ static void built_free(struct built *b)
 	free(b->peers);
 	free(b->fallback);
 	free(b->root);
+	free(b->static_root);
 }
 
 static int hosts_has(const struct strv *sv, const char *s)

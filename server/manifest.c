@@ -95,6 +95,7 @@ void manifest_release(struct manifest *m)
 	free(m->release_cmd);
 	free(m->health_path);
 	strv_release(&m->hosts);
+	strv_release(&m->static_hosts);
 	free(m->buildpack);
 	strv_release(&m->pipeline);
 	free(m->static_root);
@@ -417,6 +418,10 @@ static int add_host(struct manifest *m, const struct ynode *n, const char *host,
 	if (!host_name_valid(host))
 		return node_error(fname, n, "'%s' has an invalid host name '%s'",
 				  field, shown(host, tmp, sizeof(tmp)));
+	for (i = 0; i < m->static_hosts.n; i++)
+		if (!strcasecmp(m->static_hosts.v[i], host))
+			return node_error(fname, n, "host '%s' is the static folder's already: a host goes to the web processes or to the folder, not both",
+					  shown(host, tmp, sizeof(tmp)));
 	for (i = 0; i < m->hosts.n; i++)
 		if (!strcasecmp(m->hosts.v[i], host))
 			return 0;
@@ -424,6 +429,40 @@ static int add_host(struct manifest *m, const struct ynode *n, const char *host,
 		return node_error(fname, n, "too many hosts (at most %d)", MAX_HOSTS);
 	strv_push(&m->hosts, host);
 	return 0;
+}
+
+/* A host of the static folder (kept apart until static_hosts_join()). */
+static int add_static_host(struct manifest *m, const struct ynode *n,
+			   const char *host, const char *fname,
+			   const char *field)
+{
+	char tmp[80];
+	size_t i;
+
+	if (!host_name_valid(host))
+		return node_error(fname, n, "'%s' has an invalid host name '%s'",
+				  field, shown(host, tmp, sizeof(tmp)));
+	for (i = 0; i < m->hosts.n; i++)
+		if (!strcasecmp(m->hosts.v[i], host))
+			return node_error(fname, n, "host '%s' is the web processes' already: a host goes to the web processes or to the folder, not both",
+					  shown(host, tmp, sizeof(tmp)));
+	for (i = 0; i < m->static_hosts.n; i++)
+		if (!strcasecmp(m->static_hosts.v[i], host))
+			return 0;
+	if (m->hosts.n + m->static_hosts.n >= MAX_HOSTS)
+		return node_error(fname, n, "too many hosts (at most %d)", MAX_HOSTS);
+	strv_push(&m->static_hosts, host);
+	return 0;
+}
+
+/* After the file: the static folder's hosts are the app's too, after
+ * the web processes' (the first host stays the main one). */
+static void static_hosts_join(struct manifest *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->static_hosts.n; i++)
+		strv_push(&m->hosts, m->static_hosts.v[i]);
 }
 
 /* A built-in step name, or "hook:NAME" for the app's .berth/hooks/NAME. */
@@ -565,6 +604,32 @@ static int read_static(struct manifest *m, const struct ynode *n,
 {
 	const char *s;
 	char *clean;
+	char tmp[80];
+	size_t i;
+
+	if (n->kind == YNODE_MAP && !strcmp(field, "static")) {
+		/* app.yaml: static: {root: public, hosts: [...]} */
+		const struct ynode *root = NULL;
+
+		for (i = 0; i < ynode_map_len(n); i++) {
+			const struct ynode *k = ynode_map_key(n, i);
+			const struct ynode *v = ynode_map_val(n, i);
+
+			if (!strcmp(k->value, "root"))
+				root = v;
+			else if (!strcmp(k->value, "hosts")) {
+				if (!ynode_is_null(v) &&
+				    each_str(v, fname, "static.hosts",
+					     add_static_host, m) < 0)
+					return -1;
+			} else
+				return node_error(fname, k, "unknown key 'static.%s' (use root and hosts)",
+						  shown(k->value, tmp, sizeof(tmp)));
+		}
+		if (!root || ynode_is_null(root))
+			return node_error(fname, n, "'static' needs 'root'");
+		return read_static(m, root, fname, "static.root", base);
+	}
 
 	if (get_str(&s, n, fname, field) < 0)
 		return -1;
@@ -867,6 +932,7 @@ int manifest_parse_app_yaml(struct manifest *m, const char *buf, size_t len,
 		if (read_app_key(m, ynode_map_key(root, i), ynode_map_val(root, i),
 				 fname) < 0)
 			goto out;
+	static_hosts_join(m);
 	ret = 0;
 out:
 	ynode_free(root);
@@ -1023,7 +1089,8 @@ static int keter_static(struct keter *kt, const struct ynode *map)
 			root = v;
 		else if (!strcmp(k->value, "host") || !strcmp(k->value, "hosts")) {
 			if (!ynode_is_null(v) &&
-			    each_str(v, kt->fname, k->value, add_host, kt->m) < 0)
+			    each_str(v, kt->fname, k->value, add_static_host,
+				     kt->m) < 0)
 				return -1;
 		} else
 			return node_error(kt->fname, k, "unknown key '%s'",
@@ -1198,6 +1265,7 @@ int manifest_parse_keter(struct manifest *m, const char *buf, size_t len,
 			goto out;
 		}
 	}
+	static_hosts_join(m);
 	ret = 0;
 out:
 	ynode_free(root);
@@ -1530,6 +1598,9 @@ void manifest_merge_defaults(struct manifest *m, struct manifest *from)
 	take_str(&m->first_deploy_cmd, &from->first_deploy_cmd);
 	take_str(&m->health_content, &from->health_content);
 	take_str(&m->buildpack, &from->buildpack);
+	if (!m->static_root && from->static_root)
+		for (i = 0; i < from->static_hosts.n; i++)
+			strv_push(&m->static_hosts, from->static_hosts.v[i]);
 	take_str(&m->static_root, &from->static_root);
 	take_str(&m->webhook, &from->webhook);
 	if (!strcmp(m->health_path, "/") && from->health_path) {

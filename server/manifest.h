@@ -12,7 +12,8 @@
  *   app.yaml: processes (map type -> command string, or map with command,
  *   scale, order: start-first|stop-first), release, healthcheck {path,
  *   timeout, max_status}, drain, stop_timeout, settle, hosts [..], postgres,
- *   buildpack, pipeline [..], static (a folder served by nginx), env {K: V},
+ *   buildpack, pipeline [..], static (a folder served by nginx, or
+ *   {root, hosts}: the folder on those hosts only), env {K: V},
  *   webhook.  With no processes in app.yaml, the Procfile beside it is read.
  *   keter.yaml: exec (relative to config/), args, env, host, extra-hosts,
  *   postgres, plugins.postgres, and stanzas with type webapp/background/
@@ -94,6 +95,11 @@ struct manifest {
 	char *buildpack;	/* or NULL */
 	struct strv pipeline;	/* step names, empty: default pipeline */
 	char *static_root;	/* folder (relative, validated) nginx serves, or NULL */
+	struct strv static_hosts;	/* hosts (also in hosts) that get the
+					 * static folder while web processes
+					 * take the others: Keter's
+					 * static-files beside a webapp,
+					 * app.yaml's static: {hosts} */
 	struct strv env;	/* KEY=VALUE from the manifest */
 	char *webhook;		/* or NULL */
 	/* resources: each process's limits; -1: berth.yaml's default */

@@ -31,10 +31,15 @@ struct rapp {
 	char *name;
 	struct strv hosts;	/* lower case; [0] is NAME.DOMAIN */
 	char *route;		/* "NAME KIND ...", as nginx stores it */
+	char *sroute;		/* "NAME static REL ROOT": the static folder
+				 * beside the route, or NULL */
+	struct strv shosts;	/* the hosts (of hosts) that take sroute */
 	int live_release;	/* release of a live route, else -1 */
 	int has_prev;		/* a router_switch() left something to revert to */
 	struct strv prev_hosts;
 	char *prev_route;
+	char *prev_sroute;
+	struct strv prev_shosts;
 	int prev_release;
 	int stale;		/* loaded from the old file, not set since */
 };
@@ -248,6 +253,27 @@ bad:
 	return ERR_INVALID;
 }
 
+/*
+ * The static folder beside a live route ("NAME static REL ROOT"), or
+ * NULL when rt has none or its kind serves the same page on every host.
+ */
+static int sroute_render(const char *app, const struct route *rt,
+			 char **out)
+{
+	*out = NULL;
+	if (!rt->static_root || !rt->nstatic_hosts)
+		return 0;
+	if (rt->kind != ROUTE_LIVE && rt->kind != ROUTE_NO_WEB &&
+	    rt->kind != ROUTE_CRASHING)
+		return 0;
+	if (rt->release < 0 || !root_valid(rt->static_root)) {
+		error_set("invalid static root '%s'", rt->static_root);
+		return ERR_INVALID;
+	}
+	*out = xasprintf("%s static %d %s", app, rt->release, rt->static_root);
+	return 0;
+}
+
 /* --- the table in memory ------------------------------------------ */
 
 static size_t app_pos(const struct router *r, const char *name, int *found)
@@ -296,8 +322,12 @@ static void rapp_free(struct rapp *a)
 	free(a->name);
 	strv_release(&a->hosts);
 	free(a->route);
+	free(a->sroute);
+	strv_release(&a->shosts);
 	strv_release(&a->prev_hosts);
 	free(a->prev_route);
+	free(a->prev_sroute);
+	strv_release(&a->prev_shosts);
 	free(a);
 }
 
@@ -308,10 +338,14 @@ static struct rapp *rapp_dup(const struct rapp *a)
 	c->name = xstrdup(a->name);
 	strv_copy(&c->hosts, &a->hosts);
 	c->route = a->route ? xstrdup(a->route) : NULL;
+	c->sroute = a->sroute ? xstrdup(a->sroute) : NULL;
+	strv_copy(&c->shosts, &a->shosts);
 	c->live_release = a->live_release;
 	c->has_prev = a->has_prev;
 	strv_copy(&c->prev_hosts, &a->prev_hosts);
 	c->prev_route = a->prev_route ? xstrdup(a->prev_route) : NULL;
+	c->prev_sroute = a->prev_sroute ? xstrdup(a->prev_sroute) : NULL;
+	strv_copy(&c->prev_shosts, &a->prev_shosts);
 	c->prev_release = a->prev_release;
 	c->stale = a->stale;
 	return c;
@@ -415,13 +449,28 @@ fail:
 
 /* --- text: the file and the changes ------------------------------- */
 
+/* "static APP REL ROOT" from sroute "APP static REL ROOT" */
+static void static_line(struct buf *b, const struct rapp *a)
+{
+	buf_addf(b, "static %s%s\n", a->name,
+		 a->sroute + strlen(a->name) + strlen(" static"));
+}
+
+static void host_line(struct buf *b, const struct rapp *a, const char *host)
+{
+	buf_addf(b, "host %s %s%s\n", host, a->name,
+		 strv_has(&a->shosts, host) ? " static" : "");
+}
+
 static void render_app(struct buf *b, const struct rapp *a)
 {
 	size_t i;
 
 	buf_addf(b, "route %s\n", a->route);
+	if (a->sroute)
+		static_line(b, a);
 	for (i = 0; i < a->hosts.n; i++)
-		buf_addf(b, "host %s %s\n", a->hosts.v[i], a->name);
+		host_line(b, a, a->hosts.v[i]);
 }
 
 void router_render(const struct router *r, struct buf *out)
@@ -442,17 +491,28 @@ static void render_delta(struct buf *b, const struct rapp *was,
 	size_t i;
 
 	if (now) {
+		const char *h;
+
 		if (!was || strcmp(was->route, now->route))
 			buf_addf(b, "route %s\n", now->route);
-		for (i = 0; i < now->hosts.n; i++)
-			if (!was || !strv_has(&was->hosts, now->hosts.v[i]))
-				buf_addf(b, "host %s %s\n", now->hosts.v[i],
-					 now->name);
+		if (now->sroute && (!was || !was->sroute ||
+				    strcmp(was->sroute, now->sroute)))
+			static_line(b, now);
+		for (i = 0; i < now->hosts.n; i++) {
+			h = now->hosts.v[i];
+			if (!was || !strv_has(&was->hosts, h) ||
+			    strv_has(&was->shosts, h) !=
+			    strv_has(&now->shosts, h))
+				host_line(b, now, h);
+		}
 	}
 	if (was) {
 		for (i = 0; i < was->hosts.n; i++)
 			if (!now || !strv_has(&now->hosts, was->hosts.v[i]))
 				buf_addf(b, "unhost %s\n", was->hosts.v[i]);
+		/* after the hosts: none takes the folder any more */
+		if (was->sroute && (!now || !now->sroute))
+			buf_addf(b, "unstatic %s\n", was->name);
 	}
 	if (was && !now)
 		buf_addf(b, "unroute %s\npurge %s\n", was->name, was->name);
@@ -796,6 +856,39 @@ int router_hosts_check(const struct router *r, const char *app,
 	return ret;
 }
 
+/*
+ * The hosts that take a's static folder: rt's static hosts, each one of
+ * a's hosts.  None when a has no static folder (the route's kind serves
+ * every host alike).
+ */
+static int shosts_build(struct rapp *a, const struct route *rt)
+{
+	char h[ROUTER_HOST_MAX + 1];
+	size_t i;
+	int ret;
+
+	if (!a->sroute)
+		return 0;
+	if (rt->nstatic_hosts > ROUTER_MAX_HOSTS) {
+		error_set("too many static hosts");
+		return ERR_INVALID;
+	}
+	for (i = 0; i < rt->nstatic_hosts; i++) {
+		const char *s = rt->static_hosts[i] ? rt->static_hosts[i] : "";
+
+		if ((ret = host_norm(s, h)) < 0)
+			return ret;
+		if (!strv_has(&a->hosts, h)) {
+			error_set("static host '%s' is not one of the app's hosts",
+				  h);
+			return ERR_INVALID;
+		}
+		if (!strv_has(&a->shosts, h))
+			strv_push(&a->shosts, h);
+	}
+	return 0;
+}
+
 /* A new state for app: hosts and route, the revert state kept. */
 static int build(const struct router *r, const char *app,
 		 char *const *hosts, size_t nhosts, const struct route *rt,
@@ -807,7 +900,9 @@ static int build(const struct router *r, const char *app,
 
 	*out = NULL;
 	if ((ret = hosts_build(r, app, hosts, nhosts, &a->hosts)) < 0 ||
-	    (ret = route_render(app, rt, &a->route, &a->live_release)) < 0) {
+	    (ret = route_render(app, rt, &a->route, &a->live_release)) < 0 ||
+	    (ret = sroute_render(app, rt, &a->sroute)) < 0 ||
+	    (ret = shosts_build(a, rt)) < 0) {
 		rapp_free(a);
 		return ret;
 	}
@@ -816,22 +911,35 @@ static int build(const struct router *r, const char *app,
 		a->has_prev = 1;
 		strv_copy(&a->prev_hosts, &cur->prev_hosts);
 		a->prev_route = xstrdup(cur->prev_route);
+		a->prev_sroute = cur->prev_sroute ?
+			xstrdup(cur->prev_sroute) : NULL;
+		strv_copy(&a->prev_shosts, &cur->prev_shosts);
 		a->prev_release = cur->prev_release;
 	}
 	*out = a;
 	return 0;
 }
 
-static int same_state(const struct rapp *a, const struct rapp *b)
+static int same_strv(const struct strv *a, const struct strv *b)
 {
 	size_t i;
 
-	if (strcmp(a->route, b->route) || a->hosts.n != b->hosts.n)
+	if (a->n != b->n)
 		return 0;
-	for (i = 0; i < a->hosts.n; i++)
-		if (strcmp(a->hosts.v[i], b->hosts.v[i]))
+	for (i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]))
 			return 0;
 	return 1;
+}
+
+static int same_state(const struct rapp *a, const struct rapp *b)
+{
+	if (strcmp(a->route, b->route) || !same_strv(&a->hosts, &b->hosts) ||
+	    !same_strv(&a->shosts, &b->shosts))
+		return 0;
+	if (!a->sroute || !b->sroute)
+		return a->sroute == b->sroute;
+	return !strcmp(a->sroute, b->sroute);
 }
 
 int router_app_set(struct router *r, const char *app, char *const *hosts,
@@ -864,6 +972,19 @@ int router_app_hosts(struct router *r, const char *app, char *const *hosts,
 	if ((ret = hosts_build(r, app, hosts, nhosts, &a->hosts)) < 0) {
 		rapp_free(a);
 		return ret;
+	}
+	/* the static folder keeps those of its hosts the app still has */
+	if (a->sroute) {
+		struct strv keep = STRV_INIT;
+		size_t i;
+
+		for (i = 0; i < a->shosts.n; i++)
+			if (strv_has(&a->hosts, a->shosts.v[i]))
+				strv_push(&keep, a->shosts.v[i]);
+		strv_release(&a->shosts);
+		a->shosts = keep;
+		if (!a->shosts.n)
+			FREE_AND_NULL(a->sroute);
 	}
 	if (same_state(cur, a)) {
 		rapp_free(a);
@@ -917,6 +1038,10 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	strv_copy(&a->prev_hosts, &cur->hosts);
 	free(a->prev_route);
 	a->prev_route = xstrdup(cur->route);
+	free(a->prev_sroute);
+	a->prev_sroute = cur->sroute ? xstrdup(cur->sroute) : NULL;
+	strv_release(&a->prev_shosts);
+	strv_copy(&a->prev_shosts, &cur->shosts);
 	a->prev_release = cur->live_release;
 	sw.had_live = cur->live_release >= 0;
 	sw.release = cur->live_release;
@@ -945,6 +1070,13 @@ int router_revert(struct router *r, const char *app)
 		if (!host_owner(r, cur->prev_hosts.v[i], app))
 			strv_push(&a->hosts, cur->prev_hosts.v[i]);
 	a->route = xstrdup(cur->prev_route);
+	if (cur->prev_sroute) {
+		for (i = 0; i < cur->prev_shosts.n; i++)
+			if (strv_has(&a->hosts, cur->prev_shosts.v[i]))
+				strv_push(&a->shosts, cur->prev_shosts.v[i]);
+		if (a->shosts.n)
+			a->sroute = xstrdup(cur->prev_sroute);
+	}
 	a->live_release = cur->prev_release;
 	return change(r, app, a);
 }
@@ -998,6 +1130,10 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 	now->route = route_renamed(was->route, from, to);
 	free(now->prev_route);
 	now->prev_route = route_renamed(was->prev_route, from, to);
+	free(now->sroute);
+	now->sroute = route_renamed(was->sroute, from, to);
+	free(now->prev_sroute);
+	now->prev_sroute = route_renamed(was->prev_sroute, from, to);
 	/* the default host NAME.DOMAIN follows the name */
 	strv_release(&now->hosts);
 	def = xasprintf("%s.%s", to, r->domain);
@@ -1014,11 +1150,15 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 	 * moment where a host of the app points nowhere */
 	if (now->route)
 		buf_addf(&delta, "route %s\n", now->route);
+	if (now->sroute)
+		static_line(&delta, now);
 	for (i = 0; i < now->hosts.n; i++)
-		buf_addf(&delta, "host %s %s\n", now->hosts.v[i], to);
+		host_line(&delta, now, now->hosts.v[i]);
 	for (i = 0; i < was->hosts.n; i++)
 		if (!strv_has(&now->hosts, was->hosts.v[i]))
 			buf_addf(&delta, "unhost %s\n", was->hosts.v[i]);
+	if (was->sroute)
+		buf_addf(&delta, "unstatic %s\n", from);
 	buf_addf(&delta, "unroute %s\npurge %s\n", from, from);
 	app_delete(r, from);
 	app_insert(r, now);

@@ -13,18 +13,23 @@
  * nginx.
  *
  * The table:
- *   hosts   HOST -> APP.  Every app owns APP.DOMAIN and the hosts it
- *           claims.  An exact host belongs to one app, and so does a
- *           wildcard "*.SUFFIX".  A request's host matches its exact
- *           entry, else the longest wildcard: a.b.example.com tries
- *           *.b.example.com, then *.example.com, then *.com.
+ *   hosts   HOST -> APP, or APP's static folder.  Every app owns
+ *           APP.DOMAIN and the hosts it claims.  An exact host belongs
+ *           to one app, and so does a wildcard "*.SUFFIX".  A request's
+ *           host matches its exact entry, else the longest wildcard:
+ *           a.b.example.com tries *.b.example.com, then *.example.com,
+ *           then *.com.
  *   routes  APP -> what its requests get (struct route).
  * Its text form, used for the file and for every change sent:
  *   version N
  *   route APP live REL PROC:PORT... [fallback REL PROC:PORT...]
  *   route APP static REL ROOT
  *   route APP stopped|noweb|maintenance    route APP crashing|starting SECS
- *   host HOST APP    unhost HOST    unroute APP
+ *   static APP REL ROOT    unstatic APP   (the static folder beside a
+ *                          live route: struct route's static_root)
+ *   host HOST APP    host HOST APP static (the host takes the app's
+ *                    static folder, else its route)
+ *   unhost HOST    unroute APP
  *   forget APP REL   purge APP      (drop request counts)
  *
  * Requests of a live release are counted in nginx (in flight, finished),
@@ -97,6 +102,18 @@ struct route {
 	int fallback_release;
 	const char *root;	/* STATIC: absolute folder, no spaces */
 	int retry_after;	/* CRASHING, STARTING: seconds, 1-3600 */
+	/*
+	 * LIVE, NO_WEB, CRASHING: a static folder beside the web processes
+	 * (Keter's static-files next to a webapp).  Requests for the hosts
+	 * in static_hosts (some of the app's hosts, as given to
+	 * router_app_set()) get the files under static_root, release
+	 * 'release'; the app's other hosts get the route above.  NULL or
+	 * no hosts: none.  Other kinds ignore it: a stopped app, one in
+	 * maintenance or starting answers its page on every host.
+	 */
+	const char *static_root;
+	char *const *static_hosts;
+	size_t nstatic_hosts;
 };
 
 struct router_opts {

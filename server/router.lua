@@ -9,7 +9,12 @@
 --                        workers' caches of routes by host hold for one)
 --                 "h:HOST" -> APP            exact host
 --                 "w:.SUFFIX" -> APP         wildcard "*.SUFFIX"
+--                    (either: "APP static" for a host that takes the
+--                    app's static folder, when it has one)
 --                 "a:APP" -> "APP KIND ..."  the app's route
+--                 "s:APP" -> "APP static REL ROOT"  the static folder
+--                    beside a live route (Keter's static-files next
+--                    to a webapp)
 --   berth_counts  "i:APP:REL" requests of a release in flight
 --                 "d:APP:REL" requests of a release finished
 --                 "log:dropped" router log lines nobody took
@@ -121,7 +126,8 @@ local function parse(text)
 end
 
 -- Exact host first, then the longest wildcard: for a.b.example.com,
--- "*.b.example.com", then "*.example.com", then "*.com".
+-- "*.b.example.com", then "*.example.com", then "*.com".  The entry is
+-- "APP", or "APP static" (see route_of).
 local function app_of(host)
 	local app = routes:get("h:" .. host)
 	if app then
@@ -136,6 +142,28 @@ local function app_of(host)
 		i = find(host, ".", i + 1, true)
 	end
 	return nil
+end
+
+-- The app of host, its route's text and that route's key: for a host
+-- of the app's static folder, the folder's route ("s:APP") while the
+-- app has one, else the app's ("a:APP").
+local function route_of(host)
+	local v = app_of(host)
+	if not v then
+		return nil
+	end
+	local sp = find(v, " ", 1, true)
+	if sp then
+		local app = sub(v, 1, sp - 1)
+		local skey = "s:" .. app
+		local text = routes:get(skey)
+		if text then
+			return app, text, skey
+		end
+		v = app
+	end
+	local key = "a:" .. v
+	return v, routes:get(key), key
 end
 
 local function answer(status, msg, retry)
@@ -168,13 +196,11 @@ end
 function M.access(probe)
 	local ctx = ngx.ctx
 	local host = ngx.var.host
-	local app = app_of(host)
+	local app, text, key = route_of(host)
 	if not app then
 		return answer(404, "no app for this host")
 	end
 	ctx.app, ctx.host = app, host
-	local key = "a:" .. app
-	local text = routes:get(key)
 	local p = text and parse(text)
 	if not p then
 		return answer(404, "no app for this host")
@@ -240,8 +266,7 @@ end
 -- A route that went live in between is answered as starting (the request
 -- was decided before).
 function M.answer()
-	local app = app_of(ngx.var.host)
-	local text = app and routes:get("a:" .. app)
+	local _, text = route_of(ngx.var.host)
 	local p = text and parse(text)
 	if not p then
 		return answer(404, "no app for this host")
@@ -300,8 +325,7 @@ local answer_peer
 local by_host, by_host_gen, by_host_n = {}, nil, 0
 
 local function lookup(host)
-	local app = app_of(host)
-	local text = app and routes:get("a:" .. app)
+	local _, text = route_of(host)
 	return text and parse(text) or false
 end
 
@@ -583,10 +607,25 @@ local function apply(body, full)
 			ops[#ops + 1] = { "a:" .. app, rest }
 		elseif w1 == "unroute" then
 			ops[#ops + 1] = { "a:" .. rest, false }
+		elseif w1 == "static" then
+			-- "static APP REL ROOT": stored as its route's text
+			local app, rr = rest:match("^(%S+) (.*)$")
+			local text = app and app .. " static " .. rr
+			local p = text and parse(text)
+			if not p or p.kind ~= "static" then
+				return nil, "bad static line: " .. line
+			end
+			ops[#ops + 1] = { "s:" .. app, text }
+		elseif w1 == "unstatic" then
+			ops[#ops + 1] = { "s:" .. rest, false }
 		elseif w1 == "host" or w1 == "unhost" then
-			local host, app = rest:match("^(%S+) ?(%S*)$")
-			if not host or (w1 == "host" and app == "") then
+			local host, app, what = rest:match("^(%S+) ?(%S*) ?(%S*)$")
+			if not host or (w1 == "host" and app == "") or
+			    (what ~= "" and (w1 ~= "host" or what ~= "static")) then
 				return nil, "bad host line: " .. line
+			end
+			if what ~= "" then
+				app = app .. " static"
 			end
 			local key
 			if sub(host, 1, 2) == "*." then

@@ -99,6 +99,73 @@ switched_twice() {
 	test "$(grep -c "Switched traffic" "$BERTH_ROOT/logs/$1/app.log")" -ge 2
 }
 
+# host_get HOST [PATH]: the status and body nginx answers for HOST
+host_get() {
+	curl -s --max-time 10 -w "\n%{http_code}\n" -H "Host: $1" \
+		"http://127.0.0.1:$HTTP_PORT${2:-/}"
+}
+
+# make_kmix DIR VERSION: a Keter bundle with a webapp and static-files
+make_kmix() {
+	rm -rf "$1" &&
+	mkdir -p "$1/config" "$1/bin" "$1/static/css" &&
+	cp "$TOP/tests/apps/web.py" "$1/" &&
+	echo "$2" >"$1/VERSION" &&
+	printf "#!/bin/sh\nexec python3 web.py\n" >"$1/bin/run" &&
+	chmod +x "$1/bin/run" &&
+	echo "files $2" >"$1/static/index.html" &&
+	echo "body { color: red }" >"$1/static/css/site.css" &&
+	echo "SECRET=$2" >"$1/static/.env" &&
+	printf "%s\n" "stanzas:" \
+		"  - type: webapp" \
+		"    exec: ../bin/run" \
+		"    hosts: [www.kmix.example.com]" \
+		"  - type: static-files" \
+		"    root: ../static" \
+		"    directory-listing: false" \
+		"    hosts: [static.kmix.example.com]" >"$1/config/keter.yaml" &&
+	tar -C "$1" -czf "$1.keter" .
+}
+
+test_expect_success 'a Keter webapp beside static-files: the static hosts get the folder, the others the web processes' '
+	workers=$(nginx_workers) &&
+	make_kmix kmix km1 &&
+	cp kmix.keter "$BERTH_ROOT/incoming/kmix.keter" &&
+	retry_until 30 apps_line_matches "^kmix +running" &&
+	host_get static.kmix.example.com >out &&
+	test "$(sed -n 1p out)" = "files km1" &&
+	test "$(tail -n 1 out)" = 200 &&
+	host_get static.kmix.example.com /css/site.css | grep -q "color: red" &&
+	host_get www.kmix.example.com >out &&
+	grep -q "^hello km1" out &&
+	test "$(tail -n 1 out)" = 200 &&
+	host_get kmix.localhost | grep -q "^hello km1" &&
+	host_get static.kmix.example.com /nothing-here >out &&
+	test "$(tail -n 1 out)" = 404 &&
+	test "$(nginx_workers)" = "$workers"
+'
+
+test_expect_success 'a dotfile in the static folder is not served; nor is anything from the release beside it' '
+	host_get static.kmix.example.com /.env >out &&
+	test "$(tail -n 1 out)" = 404 &&
+	test_grep_not SECRET out &&
+	host_get static.kmix.example.com /../config/keter.yaml >out &&
+	test_grep_not stanzas out &&
+	host_get static.kmix.example.com /config/keter.yaml >out &&
+	test "$(tail -n 1 out)" = 404
+'
+
+test_expect_success 'a new Keter bundle swaps the web processes and the folder together' '
+	make_kmix kmix km2 &&
+	cp kmix.keter "$BERTH_ROOT/incoming/.kmix" &&
+	mv "$BERTH_ROOT/incoming/.kmix" "$BERTH_ROOT/incoming/kmix.keter" &&
+	retry_until 30 switched_twice kmix &&
+	host_get static.kmix.example.com | grep -q "^files km2" &&
+	host_get www.kmix.example.com | grep -q "^hello km2" &&
+	retry_until 30 apps_line_matches "^kmix +running +v2" &&
+	host_get static.kmix.example.com | grep -q "^files km2"
+'
+
 # make_gated_bundle OUT GATE: web.py that waits for file GATE before it listens
 make_gated_bundle() {
 	local dir

@@ -104,6 +104,8 @@ health_timeout: 3s" &&
 	start_berth &&
 	test_grep "init_by_lua_block" "$SYS/conf.d/berth.conf" &&
 	test_grep "balancer_by_lua_block" "$SYS/conf.d/berth.conf" &&
+	# the router code is in it: a berth with new code reloads once
+	test_grep "^# router code [0-9a-f]{16}$" "$SYS/conf.d/berth.conf" &&
 	own_site &&
 	WORKERS=$(sys_workers) &&
 	test -n "$WORKERS"

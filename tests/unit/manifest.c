@@ -174,6 +174,30 @@ static void test_app_yaml(void)
 	   "release under processes");
 	ok(app("hosts:\nenv:\n") == 0, "keys without values are as if absent");
 	ok(app("static: .\n") == 0 && !strcmp(m.static_root, "."), "static: .");
+	ok(app("static: {root: ./public, hosts: [static.example.com, \"*.cdn.example.com\"]}\n"
+	       "hosts: www.example.com\n"
+	       "processes: {web: ./server}\n") == 0 &&
+	   !strcmp(m.static_root, "public") && m.static_hosts.n == 2 &&
+	   m.hosts.n == 3 && !strcmp(m.hosts.v[0], "www.example.com") &&
+	   !strcmp(m.hosts.v[1], "static.example.com"),
+	   "static: {root, hosts}: the folder on its hosts, beside the web processes: %s",
+	   error_last());
+	ok(app("static:\n  root: site\n") == 0 && !strcmp(m.static_root, "site") &&
+	   !m.static_hosts.n, "static: {root} alone is static: site");
+	BAD(app("static: {hosts: [a.example.com]}\n"),
+	    "app.yaml:1:9: 'static' needs 'root'", "static without root");
+	BAD(app("static: {root: ../x}\n"),
+	    "app.yaml:1:16: 'static.root' must be a folder inside the bundle (letters, digits, . _ - + /)",
+	    "static.root escaping");
+	BAD(app("static: {root: s, host: a.example.com}\n"),
+	    "app.yaml:1:19: unknown key 'static.host' (use root and hosts)",
+	    "static.host misspelt");
+	BAD(app("hosts: [a.example.com]\nstatic: {root: s, hosts: [a.example.com]}\n"),
+	    "app.yaml:2:27: host 'a.example.com' is the web processes' already: a host goes to the web processes or to the folder, not both",
+	    "a host both the app's and the folder's");
+	BAD(app("static: {root: s, hosts: [\"bad host\"]}\n"),
+	    "app.yaml:1:27: 'static.hosts' has an invalid host name 'bad host'",
+	    "a bad static host");
 	ok(app("a: &cmd ./server\nprocesses: {web: *cmd}\n") < 0,
 	   "anchors work but unknown keys still fail");
 	ok(app("x-common: &c {command: ./server, scale: 2}\n") < 0, "x- keys are unknown");
@@ -361,12 +385,39 @@ static void test_keter(void)
 	ok(!strcmp(m.static_root, "static"), "static-files root relative to config/");
 	ok(m.hosts.n == 3 && !strcmp(m.hosts.v[2], "static.example.com"), "all hosts");
 	ok(m.postgres == 1, "plugins.postgres");
+	ok(m.static_hosts.n == 1 &&
+	   !strcmp(m.static_hosts.v[0], "static.example.com"),
+	   "the static-files hosts are the folder's");
+	ok(keter("stanzas:\n"
+		 "  - type: static-files\n"
+		 "    root: ../static\n"
+		 "    directory-listing: false\n"
+		 "    hosts: [s.example.com, \"*.cdn.example.com\"]\n"
+		 "  - type: webapp\n"
+		 "    exec: ../app\n"
+		 "    hosts: [www.example.com]\n") == 0 &&
+	   m.hosts.n == 3 && !strcmp(m.hosts.v[0], "www.example.com") &&
+	   m.static_hosts.n == 2 &&
+	   !strcmp(m.static_hosts.v[1], "*.cdn.example.com"),
+	   "static-files first: the webapp's host stays the main one: %s",
+	   error_last());
+	BAD(keter("stanzas:\n"
+		  "  - {type: webapp, exec: ../app, hosts: [www.example.com]}\n"
+		  "  - {type: static-files, root: ../s, hosts: [WWW.example.com]}\n"),
+	    "config/keter.yaml:3:46: host 'WWW.example.com' is the web processes' already: a host goes to the web processes or to the folder, not both",
+	    "a host both the webapp's and the folder's");
+	BAD(keter("stanzas:\n"
+		  "  - {type: static-files, root: ../s, hosts: [www.example.com]}\n"
+		  "  - {type: webapp, exec: ../app, hosts: [www.example.com]}\n"),
+	    "config/keter.yaml:3:42: host 'www.example.com' is the static folder's already: a host goes to the web processes or to the folder, not both",
+	    "and the other way round");
 	ok(keter("static-hosts:\n  - host: s.example.com\n    root: ../public\n") == 0 &&
 	   !strcmp(m.static_root, "public") && m.nprocs == 0,
 	   "flat static-hosts only: %s", error_last());
 
 	ok(keter("host: www.example.com\nstatic-hosts:\n  - {host: s.example.com, root: ../public}\n") == 0 &&
-	   m.hosts.n == 2 && !strcmp(m.hosts.v[1], "www.example.com"),
+	   m.hosts.n == 2 && !strcmp(m.hosts.v[0], "www.example.com") &&
+	   !strcmp(m.hosts.v[1], "s.example.com"),
 	   "flat static-only keeps its host: %s", error_last());
 	BAD(keter("args: [x]\nstatic-hosts:\n  - {host: s.example.com, root: ../public}\n"),
 	    "config/keter.yaml:1:1: 'args' needs 'exec'", "args without exec");

@@ -918,6 +918,116 @@ static void test_static(struct router *r)
 	   "and so is one with '..'");
 }
 
+/*
+ * Keter's static-files beside a webapp: the static hosts get the folder,
+ * the app's other hosts its web processes; a switch and a revert move
+ * both in one change; dotfiles are never served.
+ */
+static void test_static_beside(struct router *r, int p1, int p2)
+{
+	char d1[PATH_MAX + 16], d2[PATH_MAX + 16], f[PATH_MAX + 32];
+	char w1[32], w2[32];
+	struct route_peer pa = { "web.1", p1 }, pb = { "web.1", p2 };
+	char *hosts[] = { "www.mix.test", "static.mix.test",
+			  "*.cdn.mix.test" };
+	char *shosts[] = { "static.mix.test", "*.cdn.mix.test" };
+	char *notmine[] = { "other.mix.test" }, *steal[] = { "static.mix.test" };
+	struct route rt;
+	struct test_resp resp;
+	struct buf table = BUF_INIT;
+	int okay = 1;
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(w1, sizeof(w1), "slot %d", p1);
+	snprintf(w2, sizeof(w2), "slot %d", p2);
+	snprintf(d1, sizeof(d1), "%s/mix1", root);
+	snprintf(d2, sizeof(d2), "%s/mix2", root);
+	okay &= mkdir(d1, 0755) == 0 && mkdir(d2, 0755) == 0;
+	snprintf(f, sizeof(f), "%s/index.html", d1);
+	okay &= write_file_atomic(f, "files one\n", 10, 0644) == 0;
+	snprintf(f, sizeof(f), "%s/.env", d1);
+	okay &= write_file_atomic(f, "SECRET=1\n", 9, 0644) == 0;
+	snprintf(f, sizeof(f), "%s/index.html", d2);
+	okay &= write_file_atomic(f, "files two\n", 10, 0644) == 0;
+	rt = live_route(1, &pa, 1);
+	rt.static_root = d1;
+	rt.static_hosts = shosts;
+	rt.nstatic_hosts = 2;
+	ok(okay && router_app_set(r, "mix", hosts, 3, &rt) == 0,
+	   "an app with web processes and a static folder: %s",
+	   error_last());
+	ok(count_get(5, "static.mix.test", 200, "files one") == 5 &&
+	   count_get(5, "a.cdn.mix.test", 200, "files one") == 5,
+	   "its static hosts (exact and wildcard) get the folder");
+	ok(count_get(5, "www.mix.test", 200, w1) == 5 &&
+	   count_get(5, "mix.localhost", 200, w1) == 5,
+	   "its other hosts get the web processes");
+	ok(test_get(addr, "/.env", "static.mix.test", NULL, &resp) == 0 &&
+	   resp.status == 404 && !strstr(resp.body, "SECRET"),
+	   "a dotfile in the folder is not served (%ld)", resp.status);
+	ok(probe_get("/", "static.mix.test", NULL, &resp) == 0 &&
+	   resp.status == 200 && strstr(resp.body, "files one") &&
+	   probe_get("/", "www.mix.test", NULL, &resp) == 0 &&
+	   strstr(resp.body, w1),
+	   "the probe listener routes them alike");
+	router_render(r, &table);
+	ok(table.data && strstr(table.data, "\nhost static.mix.test mix static\n") &&
+	   strstr(table.data, "\nhost www.mix.test mix\n") &&
+	   strstr(table.data, "\nstatic mix 1 /"),
+	   "the table names the folder and its hosts");
+	buf_release(&table);
+	rt = live_route(2, &pb, 1);
+	rt.static_root = d2;
+	rt.static_hosts = shosts;
+	rt.nstatic_hosts = 2;
+	ok(router_switch(r, "mix", hosts, 3, &rt, NULL) == 0 &&
+	   count_get(5, "static.mix.test", 200, "files two") == 5 &&
+	   count_get(5, "www.mix.test", 200, w2) == 5,
+	   "a switch moves both at once");
+	ok(router_revert(r, "mix") == 0 &&
+	   count_get(5, "static.mix.test", 200, "files one") == 5 &&
+	   count_get(5, "www.mix.test", 200, w1) == 5,
+	   "and a revert moves both back");
+	ok(router_app_set(r, "steal", steal, 1, &rt) == ERR_EXISTS &&
+	   !strcmp(error_last(),
+		   "host 'static.mix.test' belongs to app 'mix'"),
+	   "a static host belongs to its app: %s", error_last());
+	rt.static_hosts = notmine;
+	rt.nstatic_hosts = 1;
+	ok(router_app_set(r, "mix", hosts, 3, &rt) == ERR_INVALID &&
+	   count_get(1, "static.mix.test", 200, "files one") == 1,
+	   "a static host that is not the app's is refused: %s",
+	   error_last());
+	rt = kind_route(ROUTE_MAINTENANCE, 0);
+	rt.static_root = d1;
+	rt.static_hosts = shosts;
+	rt.nstatic_hosts = 2;
+	ok(router_app_set(r, "mix", hosts, 3, &rt) == 0 &&
+	   count_get(1, "static.mix.test", 503, "maintenance") == 1 &&
+	   count_get(1, "www.mix.test", 503, "maintenance") == 1,
+	   "in maintenance every host gets the page");
+	rt = kind_route(ROUTE_NO_WEB, 0);
+	rt.release = 1;
+	rt.static_root = d1;
+	rt.static_hosts = shosts;
+	rt.nstatic_hosts = 2;
+	ok(router_app_set(r, "mix", hosts, 3, &rt) == 0 &&
+	   count_get(1, "static.mix.test", 200, "files one") == 1 &&
+	   count_get(1, "www.mix.test", 503, "no web process") == 1,
+	   "without web processes the folder still serves its hosts");
+	ok(router_app_rename(r, "mix", "mixed") == 0 &&
+	   count_get(1, "static.mix.test", 200, "files one") == 1 &&
+	   count_get(1, "mixed.localhost", 503, "no web process") == 1,
+	   "a rename keeps the folder on its hosts: %s", error_last());
+	ok(router_app_hosts(r, "mixed", hosts, 1) == 0 &&
+	   count_get(1, "static.mix.test", 404, NULL) == 1 &&
+	   count_get(1, "www.mix.test", 503, "no web process") == 1,
+	   "a static host removed from the app stops serving the folder");
+	ok(router_app_remove(r, "mixed") == 0 &&
+	   count_get(1, "www.mix.test", 404, NULL) == 1,
+	   "and the app goes");
+}
+
 static void test_probe(struct router *r, int live, int next)
 {
 	struct route_peer p = { "web.1", live };
@@ -1194,6 +1304,7 @@ int main(int argc, char **argv)
 	test_matching(r, p1, p2);
 	test_switch(l, r, p1, p2);
 	test_static(r);
+	test_static_beside(r, p1, p2);
 	test_probe(r, p1, p2);
 	test_logs(l, ng, r);
 	t_noisy = now_ms();
