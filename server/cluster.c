@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "appcommands.h"
 #include "config.h"
 #include "engine.h"
 #include "log.h"
