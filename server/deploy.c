@@ -1056,6 +1056,27 @@ static int pick_slot(struct deploy *d, int index)
 	return a0;
 }
 
+/*
+ * Another program listens on the app's slot port: the slot moves to a
+ * free port of the pool for good (the router follows the live process's
+ * port, so no route changes).  The new port, or -1 if the pool is empty.
+ */
+static int move_slot(struct deploy *d, int port)
+{
+	struct app *a = d->a;
+	size_t i;
+	int np;
+
+	for (i = 0; i < a->nslots && a->slots[i] != port; i++)
+		;
+	if (i == a->nslots || (np = ports_take(&d->e->ports)) < 0)
+		return -1;
+	a->slots[i] = np;
+	ports_put(&d->e->ports, port);
+	app_save(a);
+	return np;
+}
+
 static void spawn_new(struct deploy *d)
 {
 	struct run *r = d->run;
@@ -1077,7 +1098,22 @@ static void spawn_new(struct deploy *d)
 
 			if (!strcmp(spec->type, "web")) {
 				port = pick_slot(d, k);
-				if (!port_bindable(port)) {
+				/* a restore keeps its ports and retries: what
+				 * holds one is most likely the app's own process
+				 * of before the engine's crash, going away */
+				if (!port_bindable(port) && d->kind != DEPLOY_RESTORE) {
+					int np = move_slot(d, port);
+
+					if (np < 0) {
+						deploy_fail(d, "port %d is taken by another "
+							    "program and no other port is free",
+							    port);
+						return;
+					}
+					say(d, "-----> Port %d is taken by another program: "
+					    "%s.%d moves to port %d", port, spec->type, k, np);
+					port = np;
+				} else if (!port_bindable(port)) {
 					deploy_fail(d, "port %d is taken by another program", port);
 					return;
 				}

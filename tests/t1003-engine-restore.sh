@@ -102,6 +102,19 @@ test_expect_success 'a restore that fails is retried with back-off; apps says wh
 	test_grep "^MOOD=calm$" env
 '
 
+test_expect_success 'a deploy whose port another program took moves to a free one' '
+	live=$(app_port alpha) &&
+	port=$(sed -n "s/^slot //p" "$BERTH_ROOT/apps/alpha/state" | sed -n 1,2p | grep -vx "$live") &&
+	block_port $port &&
+	berth deploy alpha "$TRASH/a2.tar.gz" >out &&
+	test_grep "Port $port is taken by another program: web.1 moves to port [0-9]*" out &&
+	new=$(sed -n "s/.*web.1 moves to port \([0-9]*\).*/\1/p" out) &&
+	test "$(app_port alpha)" = "$new" &&
+	test_grep "^slot $new$" "$BERTH_ROOT/apps/alpha/state" &&
+	test_grep_not "^slot $port$" "$BERTH_ROOT/apps/alpha/state" &&
+	kill $blocker
+'
+
 test_expect_success 'a state file the engine cannot use fails only that app' '
 	stop_berth &&
 	cp "$BERTH_ROOT/apps/alpha/state" alpha-state &&
