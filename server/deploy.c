@@ -197,6 +197,9 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	/* processes still stopping for it must not call back into d */
+	stop_procs_forget(d->run, d);
+	stop_procs_forget(d->old, d);
 	liveroute_watch_stop(d->livewatch);
 	if (d->drain)
 		router_drain_cancel(d->drain);
@@ -1973,6 +1976,7 @@ void deploy_app_free(struct app *a)
 			run_free(d->run);
 		if (d->old && d->old != a->live)
 			run_free(d->old);
+		d->run = d->old = NULL;
 		deploy_free(d);
 		a->deploy = NULL;
 	}

@@ -317,6 +317,23 @@ void stop_procs(struct proc **ps, size_t n, long timeout_ms,
 		proc_stop(ps[i], timeout_ms);
 }
 
+static void stop_group_nothing(void *arg)
+{
+	(void)arg;
+}
+
+void stop_procs_forget(struct run *r, void *arg)
+{
+	struct proc *p;
+
+	for (p = r ? r->procs : NULL; p; p = p->next) {
+		struct stop_group *g = p->on_exit_arg;
+
+		if (p->on_exit == stop_group_exit && g->arg == arg)
+			g->done = stop_group_nothing;
+	}
+}
+
 size_t run_procs(struct run *r, struct proc ***out,
 		 int (*pick)(const struct proc *, const void *),
 		 const void *arg)

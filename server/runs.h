@@ -40,6 +40,9 @@ void live_route_changed(struct proc *p);
  * one exited, at once if n is 0.  ps itself is not kept. */
 void stop_procs(struct proc **ps, size_t n, long timeout_ms,
 		void (*done)(void *arg), void *arg);
+/* Stops of r's processes begun by stop_procs() with this arg no longer
+ * call done(arg) (its owner is being freed).  r may be NULL. */
+void stop_procs_forget(struct run *r, void *arg);
 /* The processes of r that pick takes (NULL: all) into *out, which the
  * caller frees: how many.  r may be NULL. */
 size_t run_procs(struct run *r, struct proc ***out,
