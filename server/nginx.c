@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "reaper.h"
 #include "router.h"
+#include "runner.h"
 #include "spawn.h"
 #include "tlscert.h"
 #include "util.h"
@@ -301,7 +302,7 @@ static int run_nginx(const struct nginx *ng, const char *const *args,
 	strv_push(&argv, ng->bin);
 	for (i = 0; args[i]; i++)
 		strv_push(&argv, args[i]);
-	st = spawn_run(argv.v, envp, NULL, &out, NGINX_OUT_MAX,
+	st = runner_capture(argv.v, envp, NULL, &out, NGINX_OUT_MAX,
 		       NGINX_CHECK_TIMEOUT_MS);
 	if (st < 0)
 		goto out;

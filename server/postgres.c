@@ -42,6 +42,7 @@
 #include "log.h"
 #include "loop.h"
 #include "reaper.h"
+#include "runner.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -372,7 +373,7 @@ static int find_user(struct postgres *pg)
 				 "--shell", "/usr/sbin/nologin", PG_USER, NULL };
 		char *envp[] = { CHILD_PATH ":/usr/sbin:/sbin", NULL };
 
-		ret = spawn_run(argv, envp, NULL, &out, 4096, 30000);
+		ret = runner_capture(argv, envp, NULL, &out, 4096, 30000);
 		if (ret != 0) {
 			if (ret > 0)
 				error_set("cannot create user '%s': %s",
@@ -472,39 +473,22 @@ static void pg_spawn_prepare(struct postgres *pg, struct spawn *s,
 static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
 {
 	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
-	struct spawn s;
-	int logfd, status = 0, ret = -1;
-	int64_t deadline = now_ms() + timeout_ms;
+	struct runner r;
+	int logfd, ret = -1;
 	char why[64];
 
 	logfd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 		     0600);
 	if (logfd < 0)
 		return error_setsys("cannot open '%s'", pg->log_path);
-	pg_spawn_prepare(pg, &s, argv, envp, logfd);
-	if (spawn_start(&s) < 0)
+	runner_init(&r);
+	pg_spawn_prepare(pg, &r.spawn, argv, envp, logfd);
+	r.timeout_ms = timeout_ms;
+	if (runner_run(&r) < 0)
 		goto out;
-	for (;;) {
-		pid_t r = waitpid(s.pid, &status, WNOHANG);
-
-		if (r == s.pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			error_setsys("waitpid");
-			goto out;
-		}
-		if (now_ms() > deadline) {
-			kill(-s.pid, SIGKILL);
-			while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR)
-				;
-			error_set("'%s' timed out", argv[0]);
-			goto out;
-		}
-		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
 		error_set("'%s' %s (see '%s')", argv[0],
-			  spawn_describe_status(status, why, sizeof(why)),
+			  spawn_describe_status(r.status, why, sizeof(why)),
 			  pg->log_path);
 		goto out;
 	}
