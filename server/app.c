@@ -866,11 +866,9 @@ static void oneoff_answer(struct proc *p)
 	client_on_close(c, NULL, NULL);
 	if (p->pid > 0 || !p->started_ms)
 		client_error(c, "%s was stopped before it ended", p->name);
-	else if (WIFSIGNALED(st))
-		client_data(c, "exit-status %d", 128 + WTERMSIG(st));
 	else
-		client_data(c, "exit-status %d", WEXITSTATUS(st));
-	client_ok(c);
+		client_ok_fields(c, "exit-status=%d", WIFSIGNALED(st) ?
+				 128 + WTERMSIG(st) : WEXITSTATUS(st));
 	client_unref(c);
 }
 
@@ -2494,6 +2492,7 @@ static void deploy_start(struct deploy *d)
 		d->number = n;
 		deployout_set_release(d->out, n);
 		say(d, "-----> Deploying release %d of %s", n, a->name);
+		client_fields(d->c, "release=%d", n);
 	} else {
 		d->number = a->release;
 		deployout_set_release(d->out, d->number);
@@ -3803,7 +3802,7 @@ void app_cmd_releases(struct app *a, struct client *c)
 		free(conf);
 	}
 	free(nums);
-	client_ok(c);
+	client_ok_fields(c, "live=%d", a->release);
 }
 
 static void output_list(struct app *a, struct client *c)

@@ -1025,7 +1025,7 @@ struct pl {
 	char *pack;
 	int64_t start, deadline;
 	long release;		/* from the engine's "ok release=N"; -1 */
-	long deploying;		/* from "Deploying release N"; 0 */
+	long deploying;		/* from "fields release=N"; 0 */
 	int deployed;
 	int outcome_said;	/* the failure message says what runs now */
 	long uid, gid;		/* the app's user when we are root, else -1 */
@@ -1453,39 +1453,26 @@ static int deploy_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct deploy_state *ds = arg;
 	long n;
-	int used = 0;
 
+	/* "fields release=N": the number of the release being deployed */
+	if (kind == CONTROL_FIELDS &&
+	    (n = control_field_long(text, "release")) > 0)
+		ds->p->deploying = n;
 	if (kind != CONTROL_DATA)
 		return 0;
 	say(ds->p->o->out, "%s", text);
-	if (sscanf(text, "-----> Deploying release %ld of %*s%n", &n, &used) >= 1 &&
-	    used > 0 && n > 0)
-		ds->p->deploying = n;
 	return 0;
 }
 
 /* ---- when the engine goes away during the deploy ---- */
 
-struct releases_state {
-	long want;
-	char status[32];	/* of release want: "live", "failed", ... */
-	long live;		/* the release marked live */
-};
-
+/* The answer to "releases APP": "ok live=N" (0: none live). */
 static int releases_line(void *arg, enum control_kind kind, const char *text)
 {
-	struct releases_state *rs = arg;
-	char st[32];
-	long n;
-	int live = 0;
+	long *live = arg;
 
-	if (kind != CONTROL_DATA || sscanf(text, "v%ld", &n) != 1 || n <= 0)
-		return 0;
-	live = strchr(text, '*') && strchr(text, '*') < strchr(text, ' ');
-	if (live)
-		rs->live = n;
-	if (n == rs->want && sscanf(text, "%*s %31s", st) == 1)
-		snprintf(rs->status, sizeof(rs->status), "%s", st);
+	if (kind == CONTROL_OK)
+		*live = control_field_long(text, "live");
 	return 0;
 }
 
@@ -1498,7 +1485,7 @@ static int releases_line(void *arg, enum control_kind kind, const char *text)
 static int ask_after_lost_engine(struct pl *p, const char *why)
 {
 	struct strv argv = STRV_INIT;
-	struct releases_state rs;
+	long live = -1;
 	int64_t until = now_ms() + LOST_ENGINE_WAIT_MS;
 	int r = -1, said = 0;
 
@@ -1506,10 +1493,9 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	strv_push(&argv, p->o->app);
 	say(p->o->out, " !     lost the engine during the deploy (%s)", why);
 	while (now_ms() < until) {
-		memset(&rs, 0, sizeof(rs));
-		rs.want = p->deploying;
-		r = control_call(p->root, 2, argv.v, releases_line, &rs, NULL);
-		if (r == 0)
+		live = -1;
+		r = control_call(p->root, 2, argv.v, releases_line, &live, NULL);
+		if (r == 0 && live >= 0)
 			break;
 		if (!said++)
 			say(p->o->out, "-----> Waiting for the engine to say what became of release %ld",
@@ -1518,14 +1504,14 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	}
 	strv_release(&argv);
 	p->outcome_said = 1;
-	if (r != 0) {
+	if (r != 0 || live < 0) {
 		if (p->deploying)
 			return error_set("no engine answers: whether release %ld of %s went live is unknown (see 'releases %s')",
 					 p->deploying, p->o->app, p->o->app);
 		return error_set("no engine answers: see 'releases %s'",
 				 p->o->app);
 	}
-	if (p->deploying && rs.live == p->deploying) {
+	if (p->deploying && live == p->deploying) {
 		say(p->o->out, "-----> The engine came back with release %ld of %s live",
 		    p->deploying, p->o->app);
 		p->release = p->deploying;
@@ -1533,15 +1519,13 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	}
 	if (!p->deploying)
 		return error_set("the engine stopped before the deploy began; %s",
-				 rs.live ? "the release that ran still runs" :
+				 live ? "the release that ran still runs" :
 				 "nothing runs");
-	if (rs.live)
-		return error_set("the engine stopped during the deploy: release %ld is %s, release %ld of %s is live",
-				 p->deploying, rs.status[0] ? rs.status : "gone",
-				 rs.live, p->o->app);
-	return error_set("the engine stopped during the deploy: release %ld is %s, and no release of %s is live",
-			 p->deploying, rs.status[0] ? rs.status : "gone",
-			 p->o->app);
+	if (live)
+		return error_set("the engine stopped during the deploy: release %ld did not go live, release %ld of %s is live",
+				 p->deploying, live, p->o->app);
+	return error_set("the engine stopped during the deploy: release %ld did not go live, and no release of %s is live",
+			 p->deploying, p->o->app);
 }
 
 static int step_deploy(struct pl *p)
