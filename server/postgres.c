@@ -44,6 +44,7 @@
 #include "reaper.h"
 #include "runner.h"
 #include "spawn.h"
+#include "supervise.h"
 #include "banned.h"
 
 #define PG_USER "berth"
@@ -78,9 +79,7 @@ struct postgres {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;		/* our postmaster, 0 if none */
-	int64_t started_ms;
-	long backoff_ms;
-	uint64_t timer;
+	struct supervisor sup;	/* restarts it */
 	struct size_req *sizes;	/* postgres_size_async() in flight */
 };
 
@@ -724,41 +723,31 @@ out:
 	return ret;
 }
 
-static void restart_timer(struct loop *l, void *arg)
+/* The supervisor's start: the postmaster again, unless it runs. */
+static int restart_postmaster(void *arg)
 {
 	struct postgres *pg = arg;
 
-	pg->timer = 0;
-	if (pg->pid)
-		return;
-	if (start_postmaster(pg) == 0)
-		return;
+	return pg->pid ? 0 : start_postmaster(pg);
+}
+
+static void restart_failed(void *arg, long delay_ms)
+{
+	(void)arg;
 	log_warnx("cannot start PostgreSQL: %s; trying again in %ld ms",
-		  error_last(), pg->backoff_ms);
-	pg->timer = loop_add_timer(l, pg->backoff_ms, restart_timer, pg);
-	pg->backoff_ms *= 2;
-	if (pg->backoff_ms > PG_BACKOFF_MAX)
-		pg->backoff_ms = PG_BACKOFF_MAX;
+		  error_last(), delay_ms);
 }
 
 /* Our postmaster has gone: note it, and start again after a back-off. */
 static void exited(struct postgres *pg, int status)
 {
 	char why[64];
-	int64_t ran = now_ms() - pg->started_ms;
+	long delay;
 
 	pg->pid = 0;
-	if (ran >= PG_STABLE_MS)
-		pg->backoff_ms = PG_BACKOFF_MIN;
+	delay = supervisor_exited(&pg->sup);
 	log_warnx("PostgreSQL %s; starting it again in %ld ms",
-		  spawn_describe_status(status, why, sizeof(why)),
-		  pg->backoff_ms);
-	if (pg->loop && !pg->timer)
-		pg->timer = loop_add_timer(pg->loop, pg->backoff_ms,
-					   restart_timer, pg);
-	pg->backoff_ms *= 2;
-	if (pg->backoff_ms > PG_BACKOFF_MAX)
-		pg->backoff_ms = PG_BACKOFF_MAX;
+		  spawn_describe_status(status, why, sizeof(why)), delay);
 }
 
 static void on_exit_cb(pid_t pid, int status, void *arg)
@@ -802,10 +791,7 @@ static int start_postmaster(struct postgres *pg)
 		free(postgres);
 		return 0;
 	}
-	if (pg->timer) {
-		loop_del_timer(pg->loop, pg->timer);
-		pg->timer = 0;
-	}
+	supervisor_cancel(&pg->sup);
 	if (stop_stale(pg) < 0)
 		goto out;
 	/* the socket directory is shared with apps; the lock file in it
@@ -819,7 +805,7 @@ static int start_postmaster(struct postgres *pg)
 	if (spawn_start(&s) < 0)
 		goto out;
 	pg->pid = s.pid;
-	pg->started_ms = now_ms();
+	supervisor_started(&pg->sup);
 	reaper_watch(s.pid, on_exit_cb, pg);
 	log_info("PostgreSQL started as pid %d", (int)s.pid);
 	ret = 0;
@@ -1625,7 +1611,8 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 
 	*out = NULL;
 	pg->loop = l;
-	pg->backoff_ms = PG_BACKOFF_MIN;
+	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
+			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
 	pg->dir = xasprintf("%s/postgres", cfg->root);
 	pg->data = xasprintf("%s/data", pg->dir);
 	pg->run = xasprintf("%s/run", pg->dir);
@@ -1675,10 +1662,7 @@ void postgres_shutdown(struct postgres *pg)
 
 	if (!pg)
 		return;
-	if (pg->timer) {
-		loop_del_timer(pg->loop, pg->timer);
-		pg->timer = 0;
-	}
+	supervisor_cancel(&pg->sup);
 	if (!pg->pid)
 		return;
 	pid = pg->pid;
@@ -1715,8 +1699,7 @@ void postgres_free(struct postgres *pg)
 		return;
 	while (pg->sizes)
 		size_free(pg->sizes);	/* no answer: the engine is going */
-	if (pg->timer)
-		loop_del_timer(pg->loop, pg->timer);
+	supervisor_cancel(&pg->sup);
 	if (pg->pid)
 		reaper_forget(pg->pid);
 	free(pg->external);
