@@ -477,7 +477,8 @@ static struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->port = port;
 	p->sock_fd = -1;
 	p->out_fd = -1;
-	p->backoff_ms = BACKOFF_MIN_MS;
+	backoff_init(&p->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+		     BACKOFF_RESET_AFTER_MS);
 	p->state = PROC_DEAD;
 	p->on_output = app_proc_output;
 	p->on_crash = app_proc_crashed;
@@ -608,9 +609,8 @@ static void on_restart_timer(struct loop *l, void *arg)
 		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
 			     p->name, error_last());
 		p->state = PROC_BACKOFF;
-		p->timer = loop_add_timer(l, p->backoff_ms, on_restart_timer, p);
-		if (p->backoff_ms < BACKOFF_MAX_MS)
-			p->backoff_ms *= 2;
+		p->timer = loop_add_timer(l, backoff_failed(&p->backoff),
+					  on_restart_timer, p);
 	} else if (needs_port_check(p)) {
 		p->port_pending = 1;
 		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
@@ -650,16 +650,12 @@ static void app_proc_crashed(struct proc *p, int status)
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
 	}
-	if (now_ms() - p->started_ms >= BACKOFF_RESET_AFTER_MS)
-		p->backoff_ms = BACKOFF_MIN_MS;
-	delay = p->backoff_ms;
+	delay = backoff_exited(&p->backoff, p->started_ms);
 	p->restarts++;
 	p->state = PROC_BACKOFF;
 	logger_linef(a->log, "berth", "%s %s; restarting in %ld ms", p->name,
 		     why, delay);
 	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
-	if (p->backoff_ms < BACKOFF_MAX_MS)
-		p->backoff_ms *= 2;
 	live_route_changed(p);
 }
 
@@ -3765,6 +3761,16 @@ out:
 	buf_release(&dec);
 }
 
+static void releases_answer(struct app *a, struct client *c, int newest)
+{
+	char *st = newest ? release_meta_get(a->dir, newest, "status") : NULL;
+
+	client_ok_fields(c, "live=%d newest=%d status=%s", a->release, newest,
+			 newest == a->release && newest ? "live" :
+			 st && *st && !strpbrk(st, " =\n") ? st : "none");
+	free(st);
+}
+
 void app_cmd_releases(struct app *a, struct client *c)
 {
 	int *nums;
@@ -3801,8 +3807,9 @@ void app_cmd_releases(struct app *a, struct client *c)
 		free(src);
 		free(conf);
 	}
+	/* for programs: what is live, and what became of the newest */
+	releases_answer(a, c, n ? nums[n - 1] : 0);
 	free(nums);
-	client_ok_fields(c, "live=%d", a->release);
 }
 
 static void output_list(struct app *a, struct client *c)

@@ -178,6 +178,28 @@ int control_reader_feed(struct control_reader *r, const char *data,
 	return 0;
 }
 
+int control_field(const char *fields, const char *key, char *out,
+		  size_t size)
+{
+	size_t klen = strlen(key);
+	const char *s = fields;
+
+	while (s && *s) {
+		const char *end = strchr(s, ' ');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+
+		if (len > klen && !strncmp(s, key, klen) && s[klen] == '=') {
+			if (len - klen - 1 >= size)
+				return -1;
+			memcpy(out, s + klen + 1, len - klen - 1);
+			out[len - klen - 1] = '\0';
+			return 0;
+		}
+		s = end ? end + 1 : NULL;
+	}
+	return -1;
+}
+
 long control_field_long(const char *fields, const char *key)
 {
 	size_t klen = strlen(key);

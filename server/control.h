@@ -81,6 +81,10 @@ void control_reader_release(struct control_reader *r);
 /* The value of KEY in the fields of an ok or fields line ("release=5
  * x=y") as a number >= 0, or -1 if it is not there (or not a number). */
 long control_field_long(const char *fields, const char *key);
+/* The value of KEY as a string into out (size bytes with its NUL): 0, or
+ * -1 if it is not there or does not fit. */
+int control_field(const char *fields, const char *key, char *out,
+		  size_t size);
 
 /* 1 if an error message is about usage (exit status 100 for the CLI and
  * over SSH): it starts with "usage: " or "unknown command ". */

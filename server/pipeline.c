@@ -1466,13 +1466,23 @@ static int deploy_line(void *arg, enum control_kind kind, const char *text)
 
 /* ---- when the engine goes away during the deploy ---- */
 
-/* The answer to "releases APP": "ok live=N" (0: none live). */
+/* The answer to "releases APP": "ok live=N newest=M status=WORD". */
+struct releases_state {
+	long live;		/* the release live, 0 none; -1 no answer */
+	long newest;
+	char status[32];	/* of the newest: "interrupted", ... */
+};
+
 static int releases_line(void *arg, enum control_kind kind, const char *text)
 {
-	long *live = arg;
+	struct releases_state *rs = arg;
 
-	if (kind == CONTROL_OK)
-		*live = control_field_long(text, "live");
+	if (kind != CONTROL_OK)
+		return 0;
+	rs->live = control_field_long(text, "live");
+	rs->newest = control_field_long(text, "newest");
+	if (control_field(text, "status", rs->status, sizeof(rs->status)) < 0)
+		rs->status[0] = '\0';
 	return 0;
 }
 
@@ -1485,7 +1495,7 @@ static int releases_line(void *arg, enum control_kind kind, const char *text)
 static int ask_after_lost_engine(struct pl *p, const char *why)
 {
 	struct strv argv = STRV_INIT;
-	long live = -1;
+	struct releases_state rs;
 	int64_t until = now_ms() + LOST_ENGINE_WAIT_MS;
 	int r = -1, said = 0;
 
@@ -1493,9 +1503,10 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	strv_push(&argv, p->o->app);
 	say(p->o->out, " !     lost the engine during the deploy (%s)", why);
 	while (now_ms() < until) {
-		live = -1;
-		r = control_call(p->root, 2, argv.v, releases_line, &live, NULL);
-		if (r == 0 && live >= 0)
+		memset(&rs, 0, sizeof(rs));
+		rs.live = -1;
+		r = control_call(p->root, 2, argv.v, releases_line, &rs, NULL);
+		if (r == 0 && rs.live >= 0)
 			break;
 		if (!said++)
 			say(p->o->out, "-----> Waiting for the engine to say what became of release %ld",
@@ -1504,14 +1515,14 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	}
 	strv_release(&argv);
 	p->outcome_said = 1;
-	if (r != 0 || live < 0) {
+	if (r != 0 || rs.live < 0) {
 		if (p->deploying)
 			return error_set("no engine answers: whether release %ld of %s went live is unknown (see 'releases %s')",
 					 p->deploying, p->o->app, p->o->app);
 		return error_set("no engine answers: see 'releases %s'",
 				 p->o->app);
 	}
-	if (p->deploying && live == p->deploying) {
+	if (p->deploying && rs.live == p->deploying) {
 		say(p->o->out, "-----> The engine came back with release %ld of %s live",
 		    p->deploying, p->o->app);
 		p->release = p->deploying;
@@ -1519,13 +1530,15 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	}
 	if (!p->deploying)
 		return error_set("the engine stopped before the deploy began; %s",
-				 live ? "the release that ran still runs" :
+				 rs.live ? "the release that ran still runs" :
 				 "nothing runs");
-	if (live)
-		return error_set("the engine stopped during the deploy: release %ld did not go live, release %ld of %s is live",
-				 p->deploying, live, p->o->app);
-	return error_set("the engine stopped during the deploy: release %ld did not go live, and no release of %s is live",
-			 p->deploying, p->o->app);
+	if (rs.newest != p->deploying || !rs.status[0])
+		snprintf(rs.status, sizeof(rs.status), "gone");
+	if (rs.live)
+		return error_set("the engine stopped during the deploy: release %ld is %s, release %ld of %s is live",
+				 p->deploying, rs.status, rs.live, p->o->app);
+	return error_set("the engine stopped during the deploy: release %ld is %s, and no release of %s is live",
+			 p->deploying, rs.status, p->o->app);
 }
 
 static int step_deploy(struct pl *p)

@@ -7,22 +7,16 @@
 #include "util.h"
 #include "banned.h"
 
-void backoff_init(struct backoff *b, long min_ms, long max_ms,
+void backoff_init(struct restart_backoff *b, long min_ms, long max_ms,
 		  long stable_ms)
 {
 	b->min_ms = min_ms;
 	b->max_ms = max_ms;
 	b->stable_ms = stable_ms;
 	b->next_ms = min_ms;
-	b->started_ms = 0;
 }
 
-void backoff_started(struct backoff *b)
-{
-	b->started_ms = now_ms();
-}
-
-long backoff_failed(struct backoff *b)
+long backoff_failed(struct restart_backoff *b)
 {
 	long delay = b->next_ms < b->min_ms ? b->min_ms : b->next_ms;
 
@@ -30,9 +24,9 @@ long backoff_failed(struct backoff *b)
 	return delay;
 }
 
-long backoff_exited(struct backoff *b)
+long backoff_exited(struct restart_backoff *b, int64_t started_ms)
 {
-	if (now_ms() - b->started_ms >= b->stable_ms)
+	if (now_ms() - started_ms >= b->stable_ms)
 		b->next_ms = b->min_ms;
 	return backoff_failed(b);
 }
@@ -61,6 +55,7 @@ void supervisor_init(struct supervisor *s, struct loop *l, long min_ms,
 {
 	backoff_init(&s->backoff, min_ms, max_ms, stable_ms);
 	s->loop = l;
+	s->started_ms = 0;
 	s->timer = 0;
 	s->restarts = 0;
 	s->start = start;
@@ -70,12 +65,12 @@ void supervisor_init(struct supervisor *s, struct loop *l, long min_ms,
 
 void supervisor_started(struct supervisor *s)
 {
-	backoff_started(&s->backoff);
+	s->started_ms = now_ms();
 }
 
 long supervisor_exited(struct supervisor *s)
 {
-	long delay = backoff_exited(&s->backoff);
+	long delay = backoff_exited(&s->backoff, s->started_ms);
 
 	if (s->loop && !s->timer)
 		s->timer = loop_add_timer(s->loop, delay, restart, s);

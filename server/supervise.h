@@ -1,10 +1,11 @@
 /*
  * supervise: restart with back-off, the one policy for what the engine
- * keeps running (nginx, the embedded PostgreSQL; app processes use its
- * struct backoff).  After an unexpected exit the next start waits a
- * delay that starts at min_ms, doubles with each quick death up to
- * max_ms, and starts over once a run lasted stable_ms.  A start that
- * fails is tried again after the next delay.
+ * keeps running (nginx and the embedded PostgreSQL through struct
+ * supervisor; app processes, whose timer app.c shares with other waits,
+ * through struct restart_backoff alone).  After an unexpected exit the
+ * next start waits a delay that starts at min_ms, doubles with each
+ * quick death up to max_ms, and starts over once a run lasted
+ * stable_ms.  A start that fails is tried again after the next delay.
  *
  * Runs in the engine's loop, on its timers: nothing here blocks (the
  * start callback is the caller's, and says itself what it blocks).
@@ -17,23 +18,21 @@
 struct loop;
 
 /* The delays alone (no timer): for callers that keep their own. */
-struct backoff {
+struct restart_backoff {
 	long min_ms, max_ms, stable_ms;
 	long next_ms;		/* what the next restart waits */
-	int64_t started_ms;	/* the last start, now_ms() clock */
 };
-void backoff_init(struct backoff *b, long min_ms, long max_ms,
+void backoff_init(struct restart_backoff *b, long min_ms, long max_ms,
 		  long stable_ms);
-/* A run began now. */
-void backoff_started(struct backoff *b);
-/* The run ended: the delay before the next start (min_ms again if it
- * lasted stable_ms). */
-long backoff_exited(struct backoff *b);
+/* The run that began at started_ms (now_ms() clock) ended: the delay
+ * before the next start (min_ms again if it lasted stable_ms). */
+long backoff_exited(struct restart_backoff *b, int64_t started_ms);
 /* A start failed: the delay before the next try. */
-long backoff_failed(struct backoff *b);
+long backoff_failed(struct restart_backoff *b);
 
 struct supervisor {
-	struct backoff backoff;
+	struct restart_backoff backoff;
+	int64_t started_ms;	/* the last start */
 	struct loop *loop;
 	uint64_t timer;		/* a restart is pending */
 	unsigned long restarts;	/* starts made by the supervisor */
