@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 #include "manifest.h"
+#include "supervise.h"
 #include "util.h"
 
 struct engine;
@@ -60,7 +61,7 @@ struct proc {
 	enum proc_state state;
 	int64_t started_ms;
 	int restarts;
-	long backoff_ms;
+	struct restart_backoff backoff;	/* of crash restarts (supervise.h) */
 	uint64_t timer;			/* restart, port or kill timer */
 	/*
 	 * Restarted after a crash and binding PORT itself: the port was

@@ -779,6 +779,16 @@ out:
 	buf_release(&dec);
 }
 
+static void releases_answer(struct app *a, struct client *c, int newest)
+{
+	char *st = newest ? release_meta_get(a->dir, newest, "status") : NULL;
+
+	client_ok_fields(c, "live=%d newest=%d status=%s", a->release, newest,
+			 newest == a->release && newest ? "live" :
+			 st && *st && !strpbrk(st, " =\n") ? st : "none");
+	free(st);
+}
+
 void app_cmd_releases(struct app *a, struct client *c)
 {
 	int *nums;
@@ -815,8 +825,9 @@ void app_cmd_releases(struct app *a, struct client *c)
 		free(src);
 		free(conf);
 	}
+	/* for programs: what is live, and what became of the newest */
+	releases_answer(a, c, n ? nums[n - 1] : 0);
 	free(nums);
-	client_ok(c);
 }
 
 static void output_list(struct app *a, struct client *c)

@@ -60,7 +60,7 @@ void app_cmd_url(struct app *a, struct client *c);
  * live release, with its environment, folder and user, started the way
  * the app's processes are.  Attached: stdin, stdout and stderr are the
  * three descriptors c passed with its request (a terminal becomes the
- * controlling terminal); c gets "exit-status N" and ok when it ends,
+ * controlling terminal); c gets "ok exit-status=N" when it ends,
  * and a client that hangs up stops it; on a terminal, TERM is term (the
  * client's: "run:term APP TERM CMD...") or else xterm.  Detached (c answered at once):
  * its output goes to the app's log as run.N.  cmd is a shell command.

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "runner.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -77,7 +78,7 @@ static int run_tool(char *const *argv)
 	struct buf out = BUF_INIT;
 	int r;
 
-	r = spawn_run(argv, env, "/", &out, 4096,
+	r = runner_capture(argv, env, "/", &out, 4096,
 		      TOOL_TIMEOUT_MS);
 	if (r > 0) {
 		/* keep the tool's own words for the log */

@@ -21,6 +21,7 @@
 
 #include "log.h"
 #include "safefs.h"
+#include "runner.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -756,53 +757,32 @@ int buildpack_copy(const char *src, const char *dest, long uid, long gid,
 			 (char *)(uintptr_t)dest, NULL };
 	char *envp[] = { "PATH=/usr/bin:/bin", "LC_ALL=C", NULL };
 	struct buf out = BUF_INIT;
-	struct spawn s;
-	int opipe[2] = { -1, -1 }, status = 0, ret = -1;
-	char chunk[512];
-	ssize_t n;
+	struct runner r;
+	int ret = -1;
 
-	if (pipe2(opipe, O_CLOEXEC) < 0)
-		return error_setsys("cannot make a pipe");
-	spawn_init(&s);
-	s.argv = argv;
-	s.envp = envp;
-	s.out = opipe[1];
-	s.err = opipe[1];
-	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
+	runner_init(&r);
+	r.spawn.argv = argv;
+	r.spawn.envp = envp;
+	r.spawn.flags = SPAWN_DIE_WITH_PARENT;
 	if (uid >= 0) {
-		s.flags |= SPAWN_DROP_PRIV;
-		s.uid = (uid_t)uid;
-		s.gid = (gid_t)gid;
+		r.spawn.flags |= SPAWN_DROP_PRIV;
+		r.spawn.uid = (uid_t)uid;
+		r.spawn.gid = (gid_t)gid;
 	}
-	if (spawn_start(&s) < 0)
-		goto out;
-	close(opipe[1]);
-	opipe[1] = -1;
+	r.capture[RUNNER_OUT] = &out;
+	r.capture_max = 1024;
+	r.merge = 1;
 	/* cp of a buildpack is quick; the deadline still bounds it */
-	for (;;) {
-		struct pollfd pf = { opipe[0], POLLIN, 0 };
-		int64_t left = deadline ? deadline - now_ms() : 1000;
+	if (deadline) {
+		int64_t left = deadline - now_ms();
 
-		if (left <= 0) {
-			kill(-s.pid, SIGKILL);
-			spawn_wait(&s, &status);
-			error_set("build timed out");
-			goto out;
-		}
-		if (poll(&pf, 1, left > 1000 ? 1000 : (int)left) <= 0)
-			continue;
-		n = read(opipe[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (out.len < 1024)
-			buf_add(&out, chunk, (size_t)n);
+		r.timeout_ms = left > 0 ? (long)left : 1;
+		r.timeout_msg = "build timed out";
 	}
-	if (spawn_wait(&s, &status) < 0)
+	if (runner_run(&r) < 0)
 		goto out;
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-		size_t l = out.data ? strcspn(out.data, "\n") : 0;
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
+		size_t l = strcspn(out.data, "\n");
 
 		error_set("cannot copy buildpack '%s': %.*s", src,
 			  (int)(l > 300 ? 300 : l), l ? out.data : "cp failed");
@@ -810,10 +790,6 @@ int buildpack_copy(const char *src, const char *dest, long uid, long gid,
 	}
 	ret = 0;
 out:
-	if (opipe[0] >= 0)
-		close(opipe[0]);
-	if (opipe[1] >= 0)
-		close(opipe[1]);
 	buf_release(&out);
 	return ret;
 }

@@ -192,6 +192,25 @@ void client_data(struct client *c, const char *fmt, ...)
 	free(p);
 }
 
+void client_fields(struct client *c, const char *fmt, ...)
+{
+	va_list ap;
+	char *fields, *line;
+
+	if (!c || c->gone || c->finished)
+		return;
+	va_start(ap, fmt);
+	fields = xvasprintf(fmt, ap);
+	va_end(ap);
+	/* one line: fields hold no newline (else nothing is said) */
+	if (!strchr(fields, '\n')) {
+		line = xasprintf("fields %s\n", fields);
+		client_queue(c, line, strlen(line));
+		free(line);
+	}
+	free(fields);
+}
+
 /*
  * Queue the final line; the connection closes once it is written.  A
  * write that finds the peer gone closes c at once, which may drop its

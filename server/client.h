@@ -46,6 +46,10 @@ void client_ok(struct client *c);
 /* "ok KEY=VALUE ...": the end, with data for programs (control.h). */
 void client_ok_fields(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* "fields KEY=VALUE ...": data for programs before the end (control.h;
+ * a deploy: "fields release=5" once its number is known). */
+void client_fields(struct client *c, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 void client_error(struct client *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* "error CODE: MESSAGE": code is one of CONTROL_ERR_* (control.h). */

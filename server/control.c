@@ -104,6 +104,7 @@ void control_encode_data(struct buf *out, const char *line, size_t len)
 {
 	if ((len == 2 && !memcmp(line, "ok", 2)) ||
 	    (len >= 3 && !memcmp(line, "ok ", 3)) ||
+	    (len >= 7 && !memcmp(line, "fields ", 7)) ||
 	    (len >= 5 && !memcmp(line, "error", 5)) ||
 	    (len >= 1 && line[0] == '\\'))
 		buf_add(out, "\\", 1);
@@ -149,6 +150,8 @@ int control_reader_feed(struct control_reader *r, const char *data,
 			ret = fn(arg, CONTROL_OK, "");
 		else if (!strncmp(line, "ok ", 3))
 			ret = fn(arg, CONTROL_OK, line + 3);
+		else if (!strncmp(line, "fields ", 7))
+			ret = fn(arg, CONTROL_FIELDS, line + 7);
 		else if (!strncmp(line, "error ", 6) && error_code_len(line + 6)) {
 			size_t k = error_code_len(line + 6);
 			const char *msg = line + 6 + k + 1;
@@ -173,6 +176,28 @@ int control_reader_feed(struct control_reader *r, const char *data,
 	if (r->in.len > CONTROL_LINE_MAX * 4)
 		return error_set("response line too long");
 	return 0;
+}
+
+int control_field(const char *fields, const char *key, char *out,
+		  size_t size)
+{
+	size_t klen = strlen(key);
+	const char *s = fields;
+
+	while (s && *s) {
+		const char *end = strchr(s, ' ');
+		size_t len = end ? (size_t)(end - s) : strlen(s);
+
+		if (len > klen && !strncmp(s, key, klen) && s[klen] == '=') {
+			if (len - klen - 1 >= size)
+				return -1;
+			memcpy(out, s + klen + 1, len - klen - 1);
+			out[len - klen - 1] = '\0';
+			return 0;
+		}
+		s = end ? end + 1 : NULL;
+	}
+	return -1;
 }
 
 long control_field_long(const char *fields, const char *key)

@@ -8,8 +8,14 @@
  * space, a newline or a NUL, and "logs myapp -n 100" reads as itself.
  *
  * Response: lines.  Data lines are for people and no program reads
- * meaning from their words.  The last line is typed, then the engine
- * closes the connection:
+ * meaning from their words.  Data for programs comes on typed lines: a
+ * command that runs a while may send fields before its end,
+ *
+ *   fields KEY=VALUE ...        data for programs, not the end (a
+ *                               deploy: "fields release=5" once the
+ *                               number of its release is known)
+ *
+ * and the last line is typed, then the engine closes the connection:
  *
  *   ok                          done
  *   ok KEY=VALUE ...            done, with data for programs
@@ -20,8 +26,9 @@
  *                               not exist")
  *
  * A data line that would read as one of those (it is "ok", starts with
- * "ok " or "error", or with a backslash) is sent with a leading
- * backslash, which the client removes.
+ * "ok ", "fields " or "error", or with a backslash) is sent with a
+ * leading backslash, which the client removes.  Readers for people show
+ * data lines and the message of an error, never fields.
  */
 #ifndef BERTH_CONTROL_H
 #define BERTH_CONTROL_H
@@ -47,6 +54,8 @@ enum control_kind {
 	CONTROL_OK,	/* text is the KEY=VALUE fields, "" if none */
 	CONTROL_ERROR,	/* text is the message after "error: " or
 			 * "error CODE: " */
+	CONTROL_FIELDS,	/* not the end: text is the KEY=VALUE fields of a
+			 * "fields" line (control_field_long() reads them) */
 };
 
 /* Error codes of the last line (a message without one is a plain
@@ -69,9 +78,13 @@ int control_reader_feed(struct control_reader *r, const char *data,
 			size_t len, control_line_fn fn, void *arg);
 void control_reader_release(struct control_reader *r);
 
-/* The value of KEY in the fields of an ok line ("release=5 x=y") as a
- * number >= 0, or -1 if it is not there (or not a number). */
+/* The value of KEY in the fields of an ok or fields line ("release=5
+ * x=y") as a number >= 0, or -1 if it is not there (or not a number). */
 long control_field_long(const char *fields, const char *key);
+/* The value of KEY as a string into out (size bytes with its NUL): 0, or
+ * -1 if it is not there or does not fit. */
+int control_field(const char *fields, const char *key, char *out,
+		  size_t size);
 
 /* 1 if an error message is about usage (exit status 100 for the CLI and
  * over SSH): it starts with "usage: " or "unknown command ". */

@@ -2443,6 +2443,8 @@ static int sse_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct sse *e = arg;
 
+	if (kind == CONTROL_FIELDS)
+		return 0;
 	if (kind == CONTROL_DATA && e->deploys && !deploy_line(text))
 		return 0;
 	if (kind == CONTROL_DATA) {

@@ -1585,6 +1585,7 @@ static void deploy_start(struct deploy *d)
 		d->number = n;
 		deployout_set_release(d->out, n);
 		say(d, "-----> Deploying release %d of %s", n, a->name);
+		client_fields(d->c, "release=%d", n);
 	} else {
 		d->number = a->release;
 		deployout_set_release(d->out, d->number);

@@ -3,6 +3,14 @@
  * the event loop, the control socket (client.h, whose requests go to the
  * command table), the apps and everything they run.  Unpacking and
  * builds run in children.
+ *
+ * One thread, one loop (loop.h): a handler that blocks stops every app's
+ * deploy, every control request and the routing table's updates.  Most
+ * work is asynchronous (children watched by the reaper, timers, the
+ * router's socket).  What still blocks the loop, and how long at most:
+ * a first embedded PostgreSQL (initdb 300 s, start-up 30 s) and each
+ * libpq call (postgres.h); "nginx -t" and "nginx -s" (20 s) and an
+ * own-mode reload's wait (5 s) (nginx.h).
  */
 #ifndef BERTH_ENGINE_H
 #define BERTH_ENGINE_H

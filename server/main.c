@@ -475,18 +475,18 @@ static int cmd_backup(const char *root, int argc, char **argv)
 	return backup_command(root, argc, argv, &io);
 }
 
-/* run's answer: "exit-status N" is the command's own status; any other
- * line is berth's, on stderr so the command's output stays its own. */
+/* run's answer: "ok exit-status=N" holds the command's own status; data
+ * lines are berth's, on stderr so the command's output stays its own. */
 static int run_line(void *arg, enum control_kind kind, const char *text)
 {
 	int *status = arg;
+	long st;
 
+	if (kind == CONTROL_OK &&
+	    (st = control_field_long(text, "exit-status")) >= 0 && st <= 255)
+		*status = (int)st;
 	if (kind != CONTROL_DATA)
 		return 0;
-	if (!strncmp(text, "exit-status ", 12)) {
-		*status = (int)parse_long(text + 12, 255);
-		return 0;
-	}
 	fprintf(stderr, "%s\n", text);
 	return 0;
 }

@@ -25,7 +25,9 @@
 #include "loop.h"
 #include "reaper.h"
 #include "router.h"
+#include "runner.h"
 #include "spawn.h"
+#include "supervise.h"
 #include "tlscert.h"
 #include "util.h"
 #include "banned.h"
@@ -100,9 +102,7 @@ struct nginx {
 	int wanted;		/* nginx_start() called, nginx_stop() not */
 	int ready;		/* the master wrote its pid file */
 	int reload_pending;	/* a reload asked for before it was ready */
-	int64_t started_ms;
-	long backoff_ms;
-	uint64_t restart_timer;
+	struct supervisor sup;	/* restarts it (own mode) */
 	uint64_t ready_timer;
 	uint64_t log_timer;
 	int64_t ready_deadline;
@@ -301,7 +301,7 @@ static int run_nginx(const struct nginx *ng, const char *const *args,
 	strv_push(&argv, ng->bin);
 	for (i = 0; args[i]; i++)
 		strv_push(&argv, args[i]);
-	st = spawn_run(argv.v, envp, NULL, &out, NGINX_OUT_MAX,
+	st = runner_capture(argv.v, envp, NULL, &out, NGINX_OUT_MAX,
 		       NGINX_CHECK_TIMEOUT_MS);
 	if (st < 0)
 		goto out;
@@ -1117,7 +1117,7 @@ static int spawn_nginx(struct nginx *ng)
 	ng->pid = s.pid;
 	ng->ready = 0;
 	ng->reload_pending = 0;	/* it reads the current files */
-	ng->started_ms = now_ms();
+	supervisor_started(&ng->sup);
 	reaper_watch(ng->pid, on_exit_nginx, ng);
 	return 0;
 }
@@ -1261,31 +1261,32 @@ static void ready_poll(struct loop *l, void *arg)
 					 ng);
 }
 
-static void restart_nginx(struct loop *l, void *arg)
+/* The supervisor's start: nginx again, while it is wanted. */
+static int restart_nginx(void *arg)
 {
 	struct nginx *ng = arg;
 
-	ng->restart_timer = 0;
 	if (!ng->wanted || ng->pid > 0)
-		return;
-	if (spawn_nginx(ng) < 0) {
-		long delay = ng->backoff_ms;
-
-		log_warnx("cannot restart nginx: %s", error_last());
-		ng->backoff_ms = delay * 2 > NGINX_BACKOFF_MAX_MS ?
-			NGINX_BACKOFF_MAX_MS : delay * 2;
-		ng->restart_timer = loop_add_timer(l, delay, restart_nginx, ng);
-		return;
-	}
+		return 0;
+	if (spawn_nginx(ng) < 0)
+		return -1;
 	log_info("nginx restarted (pid %d)", (int)ng->pid);
 	schedule_ready_poll(ng);
+	return 0;
+}
+
+static void restart_failed(void *arg, long delay_ms)
+{
+	(void)arg;
+	log_warnx("cannot restart nginx: %s; trying again in %ld ms",
+		  error_last(), delay_ms);
 }
 
 static void on_exit_nginx(pid_t pid, int status, void *arg)
 {
 	struct nginx *ng = arg;
 	char why[64];
-	long ran, delay;
+	long delay;
 
 	if (pid != ng->pid)
 		return;
@@ -1300,17 +1301,9 @@ static void on_exit_nginx(pid_t pid, int status, void *arg)
 	if (!ng->wanted)
 		return;
 	/* 1 s, then doubling while it keeps dying young */
-	ran = (long)(now_ms() - ng->started_ms);
-	if (ran >= NGINX_STABLE_MS || ng->backoff_ms < NGINX_BACKOFF_MIN_MS)
-		ng->backoff_ms = NGINX_BACKOFF_MIN_MS;
-	delay = ng->backoff_ms;
-	ng->backoff_ms = delay * 2 > NGINX_BACKOFF_MAX_MS ?
-		NGINX_BACKOFF_MAX_MS : delay * 2;
+	delay = supervisor_exited(&ng->sup);
 	log_warnx("nginx (pid %d) %s; restarting in %ld ms", (int)pid,
 		  spawn_describe_status(status, why, sizeof(why)), delay);
-	if (ng->loop)
-		ng->restart_timer = loop_add_timer(ng->loop, delay,
-						   restart_nginx, ng);
 }
 
 
@@ -1376,6 +1369,8 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	*out = NULL;
 	ng->loop = l;
 	ng->pid = -1;
+	supervisor_init(&ng->sup, l, NGINX_BACKOFF_MIN_MS, NGINX_BACKOFF_MAX_MS,
+			NGINX_STABLE_MS, restart_nginx, restart_failed, ng);
 	if (geteuid() == 0 && cfg->www_user[0]) {
 		if (!worker_user_valid(cfg->www_user)) {
 			error_set("invalid user '%s' for nginx's workers",
@@ -1572,7 +1567,6 @@ int nginx_start(struct nginx *ng)
 	if (spawn_nginx(ng) < 0)
 		return -1;
 	ng->wanted = 1;
-	ng->backoff_ms = NGINX_BACKOFF_MIN_MS;
 	/*
 	 * The master writes its pid file once its sockets are bound and
 	 * its signal handlers set: then it serves, and a HUP is safe.
@@ -1703,10 +1697,7 @@ void nginx_stop(struct nginx *ng)
 	if (!ng || ng->system)
 		return;
 	ng->wanted = 0;
-	if (ng->restart_timer) {
-		loop_del_timer(ng->loop, ng->restart_timer);
-		ng->restart_timer = 0;
-	}
+	supervisor_cancel(&ng->sup);
 	if (ng->ready_timer) {
 		loop_del_timer(ng->loop, ng->ready_timer);
 		ng->ready_timer = 0;

@@ -23,6 +23,15 @@
  * by ROOT/nginx/lua/certs.lua from the table ROOT/nginx/certs (certs.h);
  * ROOT/acme/.well-known/acme-challenge/ is served on plain HTTP for every
  * host, before routing.
+ *
+ * What blocks, in the calling process (the engine): "nginx -t" and
+ * "nginx -s ..." run in a child waited for, at most 20 s each (runner.h):
+ * nginx_init(), nginx_proxy_set() (the dashboard turned on or off) and,
+ * in system mode, nginx_reload() and nginx_reopen_logs().  An own-mode
+ * reload sends HUP and polls /proc until the old workers stopped
+ * accepting, at most 5 s (send_reload()).  nginx_start() waits until it
+ * serves, at most 5 s.  A restart after a crash only spawns; readiness
+ * is polled on the loop's timers (supervise.h).
  */
 #ifndef BERTH_NGINX_H
 #define BERTH_NGINX_H

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -33,6 +32,7 @@
 #include "paths.h"
 #include "privenv.h"
 #include "safefs.h"
+#include "runner.h"
 #include "spawn.h"
 #include "submodule.h"
 #include "treelimits.h"
@@ -123,55 +123,6 @@ void pipeline_format_line(struct buf *out, const char *line, size_t len)
 	buf_addstr(out, "\n");
 }
 
-/* Splits a byte stream into formatted lines for the user. */
-struct liner {
-	struct buf pending;
-	int fd;
-};
-
-static void liner_init(struct liner *l, int fd)
-{
-	buf_init(&l->pending, 0);
-	l->fd = fd;
-}
-
-static void liner_emit(struct liner *l, const char *line, size_t len)
-{
-	struct buf o = BUF_INIT;
-
-	pipeline_format_line(&o, line, len);
-	out_write(l->fd, o.data, o.len);
-	buf_release(&o);
-}
-
-static void liner_feed(struct liner *l, const char *data, size_t len)
-{
-	size_t i, start = 0;
-
-	buf_add(&l->pending, data, len);
-	for (i = 0; i < l->pending.len; i++) {
-		char c = l->pending.data[i];
-
-		/* A bare \r (progress bars) ends a line too. */
-		if (c == '\n' || (c == '\r' && i + 1 < l->pending.len &&
-				  l->pending.data[i + 1] != '\n')) {
-			liner_emit(l, l->pending.data + start, i - start);
-			start = i + 1;
-		} else if (i - start >= OUT_LINE_MAX) {
-			liner_emit(l, l->pending.data + start, i - start);
-			start = i;
-		}
-	}
-	buf_consume(&l->pending, start);
-}
-
-static void liner_finish(struct liner *l)
-{
-	if (l->pending.len)
-		liner_emit(l, l->pending.data, l->pending.len);
-	buf_release(&l->pending);
-}
-
 /* ---- running one program ---- */
 
 struct run {
@@ -200,127 +151,60 @@ static const char *build_child_setup(void *arg)
 	return isolate_build_child() == 0 ? NULL : "joining the build's cgroup";
 }
 
+/* A line of a build program, shown to the user formatted. */
+static void run_line(void *arg, enum runner_stream stream, const char *line,
+		     size_t len)
+{
+	const struct run *r = arg;
+	struct buf o = BUF_INIT;
+
+	(void)stream;
+	pipeline_format_line(&o, line, len);
+	out_write(r->out, o.data, o.len);
+	buf_release(&o);
+}
+
 /*
- * Run to completion; *status as from waitpid.  -1 if it could not start
- * or ran out of time (then its whole process group is killed).  Processes
- * it leaves behind are killed when it exits, so a stray daemon cannot
- * hold the build open.
+ * Run to completion (runner.h); *status as from waitpid.  -1 if it could
+ * not start or ran out of time (then its whole process group is killed).
+ * Processes it leaves behind are killed when it exits, so a stray daemon
+ * cannot hold the build open.
  */
 static int run_prog(struct run *r, int *status)
 {
-	struct spawn s;
-	int opipe[2] = { -1, -1 }, epipe[2] = { -1, -1 };
-	struct liner lo, le;
-	int ret = -1, reaped = 0, st = 0;
-	char chunk[8192];
+	struct runner rn;
+	int64_t now = now_ms();
 
-	liner_init(&lo, r->out);
-	liner_init(&le, r->out);
-	if (pipe2(opipe, O_CLOEXEC) < 0 || pipe2(epipe, O_CLOEXEC) < 0) {
-		error_setsys("pipe");
-		goto out;
-	}
-	spawn_init(&s);
-	s.argv = r->argv;
-	s.envp = r->envp;
-	s.dir = r->dir;
-	s.out = opipe[1];
-	s.err = epipe[1];
-	s.flags = SPAWN_NEW_PGRP | SPAWN_DIE_WITH_PARENT;
-	s.child_setup = build_child_setup;
+	runner_init(&rn);
+	rn.spawn.argv = r->argv;
+	rn.spawn.envp = r->envp;
+	rn.spawn.dir = r->dir;
+	rn.spawn.flags = SPAWN_DIE_WITH_PARENT;
+	rn.spawn.child_setup = build_child_setup;
 	if (r->uid >= 0) {
-		s.flags |= SPAWN_DROP_PRIV;
-		s.uid = (uid_t)r->uid;
-		s.gid = (gid_t)r->gid;
+		rn.spawn.flags |= SPAWN_DROP_PRIV;
+		rn.spawn.uid = (uid_t)r->uid;
+		rn.spawn.gid = (gid_t)r->gid;
 	}
-	if (spawn_start(&s) < 0)
-		goto out;
-	close(opipe[1]);
-	close(epipe[1]);
-	opipe[1] = epipe[1] = -1;
-	while (opipe[0] >= 0 || epipe[0] >= 0) {
-		struct pollfd p[2];
-		int np = 0, wait = 200, i, rc;
-
-		if (r->deadline) {
-			int64_t left = r->deadline - now_ms();
-
-			if (left <= 0) {
-				kill(-s.pid, SIGKILL);
-				if (!reaped)
-					spawn_wait(&s, &st);
-				reaped = 1;
-				error_set("build timed out");
-				goto out;
-			}
-			if (left < wait)
-				wait = (int)left;
-		}
-		if (opipe[0] >= 0)
-			p[np++] = (struct pollfd){ opipe[0], POLLIN, 0 };
-		if (epipe[0] >= 0)
-			p[np++] = (struct pollfd){ epipe[0], POLLIN, 0 };
-		rc = poll(p, (nfds_t)np, wait);
-		if (rc < 0 && errno != EINTR) {
-			error_setsys("poll");
-			kill(-s.pid, SIGKILL);
-			goto out;
-		}
-		for (i = 0; rc > 0 && i < np; i++) {
-			int *fdp;
-			ssize_t n;
-
-			if (!p[i].revents)
-				continue;
-			fdp = p[i].fd == opipe[0] ? &opipe[0] : &epipe[0];
-			n = read(*fdp, chunk, sizeof(chunk));
-			if (n < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (n <= 0) {
-				close(*fdp);
-				*fdp = -1;
-				continue;
-			}
-			if (fdp == &opipe[0] && r->capture) {
-				size_t keep = (size_t)n;
-
-				if (r->capture->len + keep > r->capture_max)
-					keep = r->capture_max - r->capture->len;
-				buf_add(r->capture, chunk, keep);
-			} else {
-				liner_feed(fdp == &opipe[0] ? &lo : &le,
-					   chunk, (size_t)n);
-			}
-		}
-		if (!reaped) {
-			pid_t w = waitpid(s.pid, &st, WNOHANG);
-
-			if (w == s.pid) {
-				reaped = 1;
-				/* What is left of the group goes too; what
-				 * it wrote is still in the pipes. */
-				kill(-s.pid, SIGKILL);
-			}
-		}
+	rn.on_line = run_line;
+	rn.arg = r;
+	rn.line_streams = 1u << RUNNER_ERR;
+	if (r->capture) {
+		rn.capture[RUNNER_OUT] = r->capture;
+		rn.capture_max = r->capture_max;
+	} else {
+		rn.line_streams |= 1u << RUNNER_OUT;
 	}
-	if (!reaped && spawn_wait(&s, &st) < 0)
-		goto out;
-	*status = st;
-	ret = 0;
-out:
-	liner_finish(&lo);
-	liner_finish(&le);
-	if (r->capture && !r->capture->data)
-		buf_add(r->capture, "", 0);
-	if (opipe[0] >= 0)
-		close(opipe[0]);
-	if (opipe[1] >= 0)
-		close(opipe[1]);
-	if (epipe[0] >= 0)
-		close(epipe[0]);
-	if (epipe[1] >= 0)
-		close(epipe[1]);
-	return ret;
+	if (r->deadline) {
+		if (r->deadline <= now)
+			return error_set("build timed out");
+		rn.timeout_ms = (long)(r->deadline - now);
+		rn.timeout_msg = "build timed out";
+	}
+	if (runner_run(&rn) < 0)
+		return -1;
+	*status = rn.status;
+	return 0;
 }
 
 /* ---- checkout ---- */
@@ -1141,7 +1025,7 @@ struct pl {
 	char *pack;
 	int64_t start, deadline;
 	long release;		/* from the engine's "ok release=N"; -1 */
-	long deploying;		/* from "Deploying release N"; 0 */
+	long deploying;		/* from "fields release=N"; 0 */
 	int deployed;
 	int outcome_said;	/* the failure message says what runs now */
 	long uid, gid;		/* the app's user when we are root, else -1 */
@@ -1569,39 +1453,36 @@ static int deploy_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct deploy_state *ds = arg;
 	long n;
-	int used = 0;
 
+	/* "fields release=N": the number of the release being deployed */
+	if (kind == CONTROL_FIELDS &&
+	    (n = control_field_long(text, "release")) > 0)
+		ds->p->deploying = n;
 	if (kind != CONTROL_DATA)
 		return 0;
 	say(ds->p->o->out, "%s", text);
-	if (sscanf(text, "-----> Deploying release %ld of %*s%n", &n, &used) >= 1 &&
-	    used > 0 && n > 0)
-		ds->p->deploying = n;
 	return 0;
 }
 
 /* ---- when the engine goes away during the deploy ---- */
 
+/* The answer to "releases APP": "ok live=N newest=M status=WORD". */
 struct releases_state {
-	long want;
-	char status[32];	/* of release want: "live", "failed", ... */
-	long live;		/* the release marked live */
+	long live;		/* the release live, 0 none; -1 no answer */
+	long newest;
+	char status[32];	/* of the newest: "interrupted", ... */
 };
 
 static int releases_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct releases_state *rs = arg;
-	char st[32];
-	long n;
-	int live = 0;
 
-	if (kind != CONTROL_DATA || sscanf(text, "v%ld", &n) != 1 || n <= 0)
+	if (kind != CONTROL_OK)
 		return 0;
-	live = strchr(text, '*') && strchr(text, '*') < strchr(text, ' ');
-	if (live)
-		rs->live = n;
-	if (n == rs->want && sscanf(text, "%*s %31s", st) == 1)
-		snprintf(rs->status, sizeof(rs->status), "%s", st);
+	rs->live = control_field_long(text, "live");
+	rs->newest = control_field_long(text, "newest");
+	if (control_field(text, "status", rs->status, sizeof(rs->status)) < 0)
+		rs->status[0] = '\0';
 	return 0;
 }
 
@@ -1623,9 +1504,9 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	say(p->o->out, " !     lost the engine during the deploy (%s)", why);
 	while (now_ms() < until) {
 		memset(&rs, 0, sizeof(rs));
-		rs.want = p->deploying;
+		rs.live = -1;
 		r = control_call(p->root, 2, argv.v, releases_line, &rs, NULL);
-		if (r == 0)
+		if (r == 0 && rs.live >= 0)
 			break;
 		if (!said++)
 			say(p->o->out, "-----> Waiting for the engine to say what became of release %ld",
@@ -1634,7 +1515,7 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 	}
 	strv_release(&argv);
 	p->outcome_said = 1;
-	if (r != 0) {
+	if (r != 0 || rs.live < 0) {
 		if (p->deploying)
 			return error_set("no engine answers: whether release %ld of %s went live is unknown (see 'releases %s')",
 					 p->deploying, p->o->app, p->o->app);
@@ -1651,13 +1532,13 @@ static int ask_after_lost_engine(struct pl *p, const char *why)
 		return error_set("the engine stopped before the deploy began; %s",
 				 rs.live ? "the release that ran still runs" :
 				 "nothing runs");
+	if (rs.newest != p->deploying || !rs.status[0])
+		snprintf(rs.status, sizeof(rs.status), "gone");
 	if (rs.live)
 		return error_set("the engine stopped during the deploy: release %ld is %s, release %ld of %s is live",
-				 p->deploying, rs.status[0] ? rs.status : "gone",
-				 rs.live, p->o->app);
+				 p->deploying, rs.status, rs.live, p->o->app);
 	return error_set("the engine stopped during the deploy: release %ld is %s, and no release of %s is live",
-			 p->deploying, rs.status[0] ? rs.status : "gone",
-			 p->o->app);
+			 p->deploying, rs.status, p->o->app);
 }
 
 static int step_deploy(struct pl *p)

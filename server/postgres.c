@@ -42,7 +42,9 @@
 #include "log.h"
 #include "loop.h"
 #include "reaper.h"
+#include "runner.h"
 #include "spawn.h"
+#include "supervise.h"
 #include "banned.h"
 
 #define PG_USER "berth"
@@ -77,9 +79,7 @@ struct postgres {
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;		/* our postmaster, 0 if none */
-	int64_t started_ms;
-	long backoff_ms;
-	uint64_t timer;
+	struct supervisor sup;	/* restarts it */
 	struct size_req *sizes;	/* postgres_size_async() in flight */
 };
 
@@ -372,7 +372,7 @@ static int find_user(struct postgres *pg)
 				 "--shell", "/usr/sbin/nologin", PG_USER, NULL };
 		char *envp[] = { CHILD_PATH ":/usr/sbin:/sbin", NULL };
 
-		ret = spawn_run(argv, envp, NULL, &out, 4096, 30000);
+		ret = runner_capture(argv, envp, NULL, &out, 4096, 30000);
 		if (ret != 0) {
 			if (ret > 0)
 				error_set("cannot create user '%s': %s",
@@ -472,39 +472,22 @@ static void pg_spawn_prepare(struct postgres *pg, struct spawn *s,
 static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
 {
 	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
-	struct spawn s;
-	int logfd, status = 0, ret = -1;
-	int64_t deadline = now_ms() + timeout_ms;
+	struct runner r;
+	int logfd, ret = -1;
 	char why[64];
 
 	logfd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
 		     0600);
 	if (logfd < 0)
 		return error_setsys("cannot open '%s'", pg->log_path);
-	pg_spawn_prepare(pg, &s, argv, envp, logfd);
-	if (spawn_start(&s) < 0)
+	runner_init(&r);
+	pg_spawn_prepare(pg, &r.spawn, argv, envp, logfd);
+	r.timeout_ms = timeout_ms;
+	if (runner_run(&r) < 0)
 		goto out;
-	for (;;) {
-		pid_t r = waitpid(s.pid, &status, WNOHANG);
-
-		if (r == s.pid)
-			break;
-		if (r < 0 && errno != EINTR) {
-			error_setsys("waitpid");
-			goto out;
-		}
-		if (now_ms() > deadline) {
-			kill(-s.pid, SIGKILL);
-			while (waitpid(s.pid, &status, 0) < 0 && errno == EINTR)
-				;
-			error_set("'%s' timed out", argv[0]);
-			goto out;
-		}
-		nanosleep(&(struct timespec){ 0, 20 * 1000 * 1000 }, NULL);
-	}
-	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
 		error_set("'%s' %s (see '%s')", argv[0],
-			  spawn_describe_status(status, why, sizeof(why)),
+			  spawn_describe_status(r.status, why, sizeof(why)),
 			  pg->log_path);
 		goto out;
 	}
@@ -740,41 +723,31 @@ out:
 	return ret;
 }
 
-static void restart_timer(struct loop *l, void *arg)
+/* The supervisor's start: the postmaster again, unless it runs. */
+static int restart_postmaster(void *arg)
 {
 	struct postgres *pg = arg;
 
-	pg->timer = 0;
-	if (pg->pid)
-		return;
-	if (start_postmaster(pg) == 0)
-		return;
+	return pg->pid ? 0 : start_postmaster(pg);
+}
+
+static void restart_failed(void *arg, long delay_ms)
+{
+	(void)arg;
 	log_warnx("cannot start PostgreSQL: %s; trying again in %ld ms",
-		  error_last(), pg->backoff_ms);
-	pg->timer = loop_add_timer(l, pg->backoff_ms, restart_timer, pg);
-	pg->backoff_ms *= 2;
-	if (pg->backoff_ms > PG_BACKOFF_MAX)
-		pg->backoff_ms = PG_BACKOFF_MAX;
+		  error_last(), delay_ms);
 }
 
 /* Our postmaster has gone: note it, and start again after a back-off. */
 static void exited(struct postgres *pg, int status)
 {
 	char why[64];
-	int64_t ran = now_ms() - pg->started_ms;
+	long delay;
 
 	pg->pid = 0;
-	if (ran >= PG_STABLE_MS)
-		pg->backoff_ms = PG_BACKOFF_MIN;
+	delay = supervisor_exited(&pg->sup);
 	log_warnx("PostgreSQL %s; starting it again in %ld ms",
-		  spawn_describe_status(status, why, sizeof(why)),
-		  pg->backoff_ms);
-	if (pg->loop && !pg->timer)
-		pg->timer = loop_add_timer(pg->loop, pg->backoff_ms,
-					   restart_timer, pg);
-	pg->backoff_ms *= 2;
-	if (pg->backoff_ms > PG_BACKOFF_MAX)
-		pg->backoff_ms = PG_BACKOFF_MAX;
+		  spawn_describe_status(status, why, sizeof(why)), delay);
 }
 
 static void on_exit_cb(pid_t pid, int status, void *arg)
@@ -818,10 +791,7 @@ static int start_postmaster(struct postgres *pg)
 		free(postgres);
 		return 0;
 	}
-	if (pg->timer) {
-		loop_del_timer(pg->loop, pg->timer);
-		pg->timer = 0;
-	}
+	supervisor_cancel(&pg->sup);
 	if (stop_stale(pg) < 0)
 		goto out;
 	/* the socket directory is shared with apps; the lock file in it
@@ -835,7 +805,7 @@ static int start_postmaster(struct postgres *pg)
 	if (spawn_start(&s) < 0)
 		goto out;
 	pg->pid = s.pid;
-	pg->started_ms = now_ms();
+	supervisor_started(&pg->sup);
 	reaper_watch(s.pid, on_exit_cb, pg);
 	log_info("PostgreSQL started as pid %d", (int)s.pid);
 	ret = 0;
@@ -1641,7 +1611,8 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 
 	*out = NULL;
 	pg->loop = l;
-	pg->backoff_ms = PG_BACKOFF_MIN;
+	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
+			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
 	pg->dir = xasprintf("%s/postgres", cfg->root);
 	pg->data = xasprintf("%s/data", pg->dir);
 	pg->run = xasprintf("%s/run", pg->dir);
@@ -1691,10 +1662,7 @@ void postgres_shutdown(struct postgres *pg)
 
 	if (!pg)
 		return;
-	if (pg->timer) {
-		loop_del_timer(pg->loop, pg->timer);
-		pg->timer = 0;
-	}
+	supervisor_cancel(&pg->sup);
 	if (!pg->pid)
 		return;
 	pid = pg->pid;
@@ -1731,8 +1699,7 @@ void postgres_free(struct postgres *pg)
 		return;
 	while (pg->sizes)
 		size_free(pg->sizes);	/* no answer: the engine is going */
-	if (pg->timer)
-		loop_del_timer(pg->loop, pg->timer);
+	supervisor_cancel(&pg->sup);
 	if (pg->pid)
 		reaper_forget(pg->pid);
 	free(pg->external);

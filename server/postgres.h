@@ -9,7 +9,18 @@
  *
  * Per app: role and database named "berth_NAME" with '-' as '_' (quoted
  * with PQescapeIdentifier anyway), a random password, CONNECT revoked
- * from PUBLIC.  Calls block for at most a few seconds (connect_timeout).
+ * from PUBLIC.
+ *
+ * What blocks, in the calling process (the engine's loop: a deploy's
+ * database step, the app commands): every call but postgres_size_async()
+ * waits for its libpq round trips (connect_timeout, then the statements).
+ * The first use of the embedded cluster (postgres_provision(),
+ * postgres_drop(), postgres_rename(), postgres_info()) also runs initdb
+ * in a child and waits for it (at most 300 s, through runner.h) and then
+ * for the postmaster to accept (at most 30 s); postgres_shutdown() waits
+ * for it to stop (at most about 40 s).  Restarts after a crash only
+ * spawn (supervise.h).  Moving initdb and the start-up wait off the loop
+ * is left to do (issue #10).
  */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H

@@ -12,7 +12,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -35,6 +34,7 @@
 #include "pktline.h"
 #include "upload.h"
 #include "version.h"
+#include "runner.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -1047,179 +1047,120 @@ static int has_option(struct rp *rp, const char *opt)
 	return 0;
 }
 
+struct deploy_child {
+	struct rp *rp;
+	const char *commit;
+};
+
+/* In the build child: build and deploy; the reason for a failure, one
+ * line, goes to err. */
+static int deploy_child_main(void *arg, int out, int err)
+{
+	struct deploy_child *dc = arg;
+	struct rp *rp = dc->rp;
+	struct pipeline_opts o;
+	const char *msg;
+	int null;
+
+	signal(SIGPIPE, SIG_DFL);
+	/* stdin/stdout may be the git stream: keep builds off it */
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
+		return 2;
+	memset(&o, 0, sizeof(o));
+	o.cfg = rp->cfg;
+	o.app = rp->app;
+	o.repo = rp->repo_path;
+	o.commit = dc->commit;
+	o.pusher = rp->pusher;
+	o.skip_deploy = 0;
+	o.clean_cache = has_option(rp, "clean-cache");
+	o.out = out;
+	error_clear();
+	if (pipeline_run(&o) == 0)
+		return 0;
+	msg = error_last();
+	if (!*msg)
+		msg = "build failed";
+	if (write_all(err, msg, strlen(msg)) < 0)
+		return 2;
+	return 1;
+}
+
+/* A line of the build's output: to the client as band 2. */
+static void deploy_child_line(void *arg, enum runner_stream stream,
+			      const char *line, size_t len)
+{
+	struct rp *rp = arg;
+	struct buf b = BUF_INIT;
+
+	(void)stream;
+	buf_add(&b, line, len);
+	buf_add(&b, "\n", 1);
+	rp_band2(rp, b.data, b.len);
+	buf_release(&b);
+}
+
+static void deploy_child_tick(void *arg)
+{
+	rp_keepalive(arg);
+}
+
 /*
  * Build and deploy in a child (pipeline_run() may take minutes and must
- * not share our stack with libgit2 state or the transport): its output
- * arrives on one pipe and goes out as band 2, its one-line reason for a
- * failure on another.  Keepalives go out while it is quiet, so neither
- * the client nor a proxy gives up on a long build.  If the client hangs
- * up, the deploy still runs to its end, and the ref moves if it went live.
+ * not share our stack with libgit2 state or the transport), run by
+ * runner.h: its output arrives as lines and goes out as band 2, its
+ * one-line reason for a failure on stderr.  Keepalives go out while it is
+ * quiet, so neither the client nor a proxy gives up on a long build.  If
+ * the client hangs up, the deploy still runs to its end, and the ref
+ * moves if it went live.  0 when it went live, 1 with *reason when it
+ * failed, -1 when it could not run.
  */
 static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 {
-	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	struct buf why = BUF_INIT;
-	char hex[GIT_OID_HEXSZ + 1], buf[8192];
-	struct pollfd pfd[2];
-	int64_t deadline, last = now_ms(), drain_until = 0;
-	pid_t pid = -1;
-	int status = 0, ret = -1, exited = 0;
+	char hex[GIT_OID_HEXSZ + 1];
+	struct deploy_child dc = { rp, hex };
+	struct runner r;
 	git_oid id;
 
-	buf_init(&why, REASON_MAX);
 	git_oid_fromraw(&id, c->new_id);
 	git_oid_tostr(hex, sizeof(hex), &id);
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		error_setsys("cannot make pipe");
-		goto out;
+	runner_init(&r);
+	r.child_main = deploy_child_main;
+	r.child_arg = &dc;
+	r.on_line = deploy_child_line;
+	r.arg = rp;
+	r.line_streams = 1u << RUNNER_OUT;
+	r.capture[RUNNER_ERR] = &why;
+	r.capture_max = REASON_MAX;
+	r.tick_ms = KEEPALIVE_MS;
+	r.on_tick = deploy_child_tick;
+	if (rp->cfg->build_timeout_ms > 0) {
+		/* the build's own deadline comes first; this is the net */
+		r.timeout_ms = rp->cfg->build_timeout_ms + 60000;
+		r.timeout_msg = "build timed out";
 	}
-	pid = fork();
-	if (pid < 0) {
-		error_setsys("cannot fork");
-		goto out;
+	if (runner_run(&r) < 0 && !r.timed_out) {
+		buf_release(&why);
+		return -1;
 	}
-	if (pid == 0) {
-		struct pipeline_opts o;
-		const char *msg;
-
-		int null;
-
-		close(outp[0]);
-		close(errp[0]);
-		signal(SIGPIPE, SIG_DFL);
-		/* stdin/stdout may be the git stream: keep builds off it */
-		null = open("/dev/null", O_RDWR | O_CLOEXEC);
-		if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
-			_exit(2);
-		memset(&o, 0, sizeof(o));
-		o.cfg = rp->cfg;
-		o.app = rp->app;
-		o.repo = rp->repo_path;
-		o.commit = hex;
-		o.pusher = rp->pusher;
-		o.skip_deploy = 0;
-		o.clean_cache = has_option(rp, "clean-cache");
-		o.out = outp[1];
-		error_clear();
-		if (pipeline_run(&o) == 0)
-			_exit(0);
-		msg = error_last();
-		if (!*msg)
-			msg = "build failed";
-		if (write_all(errp[1], msg, strlen(msg)) < 0)
-			_exit(2);
-		_exit(1);
+	if (!r.timed_out && WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0) {
+		buf_release(&why);
+		return 0;
 	}
-	close(outp[1]);
-	close(errp[1]);
-	outp[1] = errp[1] = -1;
-	deadline = rp->cfg->build_timeout_ms > 0
-		? now_ms() + rp->cfg->build_timeout_ms + 60000 : 0;
-	pfd[0].fd = outp[0];
-	pfd[1].fd = errp[0];
-	while (pfd[0].fd >= 0 || pfd[1].fd >= 0) {
-		int64_t now = now_ms(), wait_ms;
-		int k, n;
-
-		if (deadline && now > deadline) {
-			if (!exited)
-				kill(pid, SIGKILL);
-			buf_reset(&why);
-			buf_addstr(&why, "build timed out");
-			break;
-		}
-		/*
-		 * Normally the pipes end when the child does.  If something it
-		 * started keeps them open, stop listening a second after the
-		 * child itself exited.
-		 */
-		if (!exited && waitpid(pid, &status, WNOHANG) == pid) {
-			exited = 1;
-			drain_until = now + 1000;
-		}
-		if (exited && now > drain_until)
-			break;
-		wait_ms = KEEPALIVE_MS - (now - last);
-		if (wait_ms > 1000)
-			wait_ms = 1000;
-		if (wait_ms < 0)
-			wait_ms = 0;
-		pfd[0].events = pfd[1].events = POLLIN;
-		n = poll(pfd, 2, (int)wait_ms);
-		if (n < 0 && errno != EINTR) {
-			error_setsys("poll");
-			break;
-		}
-		if (now_ms() - last >= KEEPALIVE_MS) {
-			rp_keepalive(rp);
-			last = now_ms();
-		}
-		if (n <= 0)
-			continue;
-		for (k = 0; k < 2; k++) {
-			ssize_t r;
-
-			if (pfd[k].fd < 0 || !pfd[k].revents)
-				continue;
-			r = read(pfd[k].fd, buf, sizeof(buf));
-			if (r < 0 && (errno == EINTR || errno == EAGAIN))
-				continue;
-			if (r <= 0) {
-				close(pfd[k].fd);
-				if (k == 0)
-					outp[0] = -1;
-				else
-					errp[0] = -1;
-				pfd[k].fd = -1;
-				continue;
-			}
-			if (k == 0) {
-				rp_band2(rp, buf, (size_t)r);
-				last = now_ms();
-			} else if (why.len < REASON_MAX) {
-				size_t room = REASON_MAX - why.len;
-
-				buf_add(&why, buf,
-					(size_t)r < room ? (size_t)r : room);
-			}
-		}
-	}
-	while (!exited && waitpid(pid, &status, 0) < 0) {
-		if (errno != EINTR) {
-			error_setsys("cannot wait for the build");
-			goto out;
-		}
-	}
-	pid = -1;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		ret = 0;
-		goto out;
-	}
-	if (why.len == 0) {
+	if (r.timed_out) {
+		buf_reset(&why);
+		buf_addstr(&why, "build timed out");
+	} else if (why.len == 0) {
 		char desc[64];
 
 		buf_addf(&why, "build %s",
-			 spawn_describe_status(status, desc, sizeof(desc)));
+			 spawn_describe_status(r.status, desc, sizeof(desc)));
 	}
 	*reason = buf_detach(&why);
 	gitsvc_oneline(*reason);
-	ret = 1;
-out:
-	if (pid > 0 && !exited) {
-		kill(pid, SIGKILL);
-		while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-			;
-	}
-	if (outp[0] >= 0)
-		close(outp[0]);
-	if (outp[1] >= 0)
-		close(outp[1]);
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
-	buf_release(&why);
-	return ret;
+	return 1;
 }
 
 /*

@@ -110,7 +110,8 @@ struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->port = port;
 	p->sock_fd = -1;
 	p->out_fd = -1;
-	p->backoff_ms = BACKOFF_MIN_MS;
+	backoff_init(&p->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
+		     BACKOFF_RESET_AFTER_MS);
 	p->state = PROC_DEAD;
 	p->on_output = app_proc_output;
 	p->on_crash = app_proc_crashed;
@@ -236,9 +237,8 @@ static void on_restart_timer(struct loop *l, void *arg)
 		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
 			     p->name, error_last());
 		p->state = PROC_BACKOFF;
-		p->timer = loop_add_timer(l, p->backoff_ms, on_restart_timer, p);
-		if (p->backoff_ms < BACKOFF_MAX_MS)
-			p->backoff_ms *= 2;
+		p->timer = loop_add_timer(l, backoff_failed(&p->backoff),
+					  on_restart_timer, p);
 	} else if (needs_port_check(p)) {
 		p->port_pending = 1;
 		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
@@ -266,16 +266,12 @@ static void app_proc_crashed(struct proc *p, int status)
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
 	}
-	if (now_ms() - p->started_ms >= BACKOFF_RESET_AFTER_MS)
-		p->backoff_ms = BACKOFF_MIN_MS;
-	delay = p->backoff_ms;
+	delay = backoff_exited(&p->backoff, p->started_ms);
 	p->restarts++;
 	p->state = PROC_BACKOFF;
 	logger_linef(a->log, "berth", "%s %s; restarting in %ld ms", p->name,
 		     why, delay);
 	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
-	if (p->backoff_ms < BACKOFF_MAX_MS)
-		p->backoff_ms *= 2;
 	live_route_changed(p);
 }
 
@@ -499,11 +495,9 @@ static void oneoff_answer(struct proc *p)
 	client_on_close(c, NULL, NULL);
 	if (p->pid > 0 || !p->started_ms)
 		client_error(c, "%s was stopped before it ended", p->name);
-	else if (WIFSIGNALED(st))
-		client_data(c, "exit-status %d", 128 + WTERMSIG(st));
 	else
-		client_data(c, "exit-status %d", WEXITSTATUS(st));
-	client_ok(c);
+		client_ok_fields(c, "exit-status=%d", WIFSIGNALED(st) ?
+				 128 + WTERMSIG(st) : WEXITSTATUS(st));
 	client_unref(c);
 }
 

@@ -683,6 +683,8 @@ static int relay_line(void *arg, enum control_kind kind, const char *text)
 		buf_addf(&s->err, "error: %s\n", text);
 		s->status = control_error_is_usage(text) ? 100 : 1;
 		return 1;
+	case CONTROL_FIELDS:
+		return 0;
 	}
 	return 0;
 }
@@ -1067,7 +1069,7 @@ static int run_backup_command(struct session *s, struct strv *words)
 
 struct run_relay {
 	struct session *s;
-	int status;		/* from "exit-status N"; -1 until then */
+	int status;		/* from "ok exit-status=N"; -1 until then */
 	int done;		/* the engine's last line came */
 };
 
@@ -1077,16 +1079,17 @@ static int run_line(void *arg, enum control_kind kind, const char *text)
 
 	switch (kind) {
 	case CONTROL_DATA:
-		if (!strncmp(text, "exit-status ", 12))
-			rr->status = (int)parse_long(text + 12, 255);
-		else
-			buf_addf(&rr->s->err, "%s\n", text);
+		buf_addf(&rr->s->err, "%s\n", text);
 		return 0;
-	case CONTROL_OK:
+	case CONTROL_FIELDS:
+		return 0;
+	case CONTROL_OK: {
+		long st = control_field_long(text, "exit-status");
+
 		rr->done = 1;
-		if (rr->status < 0)
-			rr->status = 1;
+		rr->status = st >= 0 && st <= 255 ? (int)st : 1;
 		return 1;
+	}
 	case CONTROL_ERROR:
 		rr->done = 1;
 		buf_addf(&rr->s->err, "error: %s\n", text);

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -250,75 +249,4 @@ const char *spawn_describe_status(int status, char *out, size_t len)
 	else
 		snprintf(out, len, "stopped");
 	return out;
-}
-
-int spawn_run(char *const *argv, char *const *envp, const char *dir,
-	      struct buf *out, size_t max, long timeout_ms)
-{
-	struct spawn s;
-	int pfd[2];
-	int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
-	int status, timed_out = 0;
-	char chunk[4096];
-	char why[64];
-
-	if (pipe2(pfd, O_CLOEXEC) < 0)
-		return error_setsys("pipe");
-	spawn_init(&s);
-	s.argv = argv;
-	s.envp = envp;
-	s.dir = dir;
-	s.out = pfd[1];
-	s.err = pfd[1];
-	s.flags = SPAWN_NEW_PGRP;
-	if (spawn_start(&s) < 0) {
-		close(pfd[0]);
-		close(pfd[1]);
-		return -1;
-	}
-	close(pfd[1]);
-	for (;;) {
-		struct pollfd p = { pfd[0], POLLIN, 0 };
-		int wait = -1, r;
-		ssize_t n;
-
-		if (deadline) {
-			int64_t left = deadline - now_ms();
-
-			if (left <= 0) {
-				timed_out = 1;
-				kill(-s.pid, SIGKILL);
-				break;
-			}
-			wait = (int)left;
-		}
-		r = poll(&p, 1, wait);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r == 0)
-			continue;
-		n = read(pfd[0], chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			break;
-		if (out && (!max || out->len < max)) {
-			size_t keep = (size_t)n;
-
-			if (max && out->len + keep > max)
-				keep = max - out->len;
-			buf_add(out, chunk, keep);
-		}
-	}
-	close(pfd[0]);
-	spawn_wait(&s, &status);
-	if (out && !out->data)
-		buf_add(out, "", 0);
-	if (timed_out)
-		return error_set("'%s' timed out after %ld ms", argv[0],
-				 timeout_ms);
-	if (WIFEXITED(status))
-		return WEXITSTATUS(status);
-	return error_set("'%s' %s", argv[0],
-			 spawn_describe_status(status, why, sizeof(why)));
 }

@@ -65,15 +65,7 @@ int spawn_start(struct spawn *s);
 /* Block until the child exits; *status as from waitpid. */
 int spawn_wait(struct spawn *s, int *status);
 
-/*
- * Run a short command to completion, blocking, capturing stdout and stderr
- * together into out (at most 'max' bytes kept; the rest is drained), with a
- * time limit in ms (0: none; then the child's group is KILLed).  Returns the
- * exit status (0..255), or -1 if it could not run, was killed or timed out
- * (error_last() says which).  For nginx -t, initdb and the like.
- */
-int spawn_run(char *const *argv, char *const *envp, const char *dir,
-	      struct buf *out, size_t max, long timeout_ms);
+/* Reading a child's output, a deadline, a group kill: runner.h. */
 
 /* "exited with status 3" / "killed by signal 9" for a waitpid status. */
 const char *spawn_describe_status(int status, char *out, size_t len);

@@ -136,9 +136,13 @@ int hex_value(char c)
 	return -1;
 }
 
+/* What an empty buffer points at until its first append: never written
+ * (alloc 0 says the buffer owns no memory). */
+char buf_empty_[1];
+
 void buf_init(struct buf *b, size_t max)
 {
-	b->data = NULL;
+	b->data = buf_empty_;
 	b->len = 0;
 	b->alloc = 0;
 	b->max = max;
@@ -159,7 +163,7 @@ static int buf_grow(struct buf *b, size_t extra)
 		want = b->alloc * 2;
 	if (want < 64)
 		want = 64;
-	b->data = xrealloc(b->data, want);
+	b->data = xrealloc(b->alloc ? b->data : NULL, want);
 	b->alloc = want;
 	return 0;
 }
@@ -204,30 +208,31 @@ void buf_consume(struct buf *b, size_t n)
 		memmove(b->data, b->data + n, b->len - n);
 		b->len -= n;
 	}
-	if (b->data)
+	if (b->alloc)
 		b->data[b->len] = '\0';
 }
 
 void buf_reset(struct buf *b)
 {
 	b->len = 0;
-	if (b->data)
+	if (b->alloc)
 		b->data[0] = '\0';
 }
 
 void buf_release(struct buf *b)
 {
-	free(b->data);
-	b->data = NULL;
+	if (b->alloc)
+		free(b->data);
+	b->data = buf_empty_;
 	b->len = 0;
 	b->alloc = 0;
 }
 
 char *buf_detach(struct buf *b)
 {
-	char *p = b->data ? b->data : xstrdup("");
+	char *p = b->alloc ? b->data : xstrdup("");
 
-	b->data = NULL;
+	b->data = buf_empty_;
 	b->len = 0;
 	b->alloc = 0;
 	return p;

@@ -49,9 +49,15 @@ char *xvasprintf(const char *fmt, va_list ap) __attribute__((format(printf, 1, 0
 int hex_value(char c);
 
 /*
- * Growable byte buffer, always NUL-terminated.  'max' 0 means unbounded;
- * otherwise an append that would pass 'max' fails with -1 (for buffers fed
- * from outside).
+ * Growable byte buffer, always NUL-terminated: data is never NULL once
+ * made by BUF_INIT or buf_init() (an empty buffer points at a shared "",
+ * which nobody writes: alloc 0 means it owns no memory), so b.data is a
+ * string to read as is.  A struct zeroed by memset() is also usable (its
+ * first append allocates) but its data is NULL until then.  'max' 0
+ * means unbounded; otherwise an append that would pass 'max' fails with
+ * -1 (for buffers fed from outside).  buf_release() frees and leaves an
+ * empty buffer; buf_detach() hands the string (always malloc'd) to the
+ * caller.  Allocation failure aborts (xmalloc).
  */
 struct buf {
 	char *data;
@@ -59,7 +65,8 @@ struct buf {
 	size_t alloc;
 	size_t max;
 };
-#define BUF_INIT { NULL, 0, 0, 0 }
+extern char buf_empty_[1];
+#define BUF_INIT { buf_empty_, 0, 0, 0 }
 void buf_init(struct buf *b, size_t max);
 int buf_add(struct buf *b, const void *data, size_t len);
 int buf_addstr(struct buf *b, const char *s);

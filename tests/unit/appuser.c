@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "appuser.h"
+#include "runner.h"
 #include "spawn.h"
 #include "tap.h"
 #include "util.h"
@@ -34,7 +35,7 @@ static int run(char **argv)
 {
 	char *env[] = { "PATH=/usr/sbin:/usr/bin:/sbin:/bin", NULL };
 	struct buf out = BUF_INIT;
-	int r = spawn_run(argv, env, "/", &out, 4096, 60000);
+	int r = runner_capture(argv, env, "/", &out, 4096, 60000);
 
 	buf_release(&out);
 	return r;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "buildpack.h"
+#include "runner.h"
 #include "spawn.h"
 #include "util.h"
 #include "tap.h"
@@ -140,7 +141,7 @@ static int git(const char *dir, char *out, size_t n, ...)
 	while ((a = va_arg(ap, const char *)))
 		strv_push(&argv, a);
 	va_end(ap);
-	r = spawn_run(argv.v, envp, NULL, &o, 4096, 30000);
+	r = runner_capture(argv.v, envp, NULL, &o, 4096, 30000);
 	if (out) {
 		snprintf(out, n, "%.*s", (int)strcspn(o.data ? o.data : "", "\n"),
 			 o.data ? o.data : "");

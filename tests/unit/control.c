@@ -59,6 +59,17 @@ int main(void)
 	ok(s.kind == CONTROL_DATA && !strcmp(s.text, "ok release=9"),
 	   "and read back as data");
 
+	feed(&r, "fields release=7\n", &s);
+	ok(s.kind == CONTROL_FIELDS && !strcmp(s.text, "release=7"),
+	   "a fields line before the end: '%s'", s.text);
+	buf_reset(&b);
+	control_encode_data(&b, "fields release=8", 16);
+	ok(!strcmp(b.data, "\\fields release=8\n"),
+	   "data that reads as fields is escaped: '%s'", b.data);
+	feed(&r, b.data, &s);
+	ok(s.kind == CONTROL_DATA && !strcmp(s.text, "fields release=8"),
+	   "and read back as data");
+
 	ok(control_field_long("release=5", "release") == 5, "one field");
 	ok(control_field_long("a=1 release=12 b=x", "release") == 12,
 	   "among others");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "pipeline.h"
+#include "runner.h"
 #include "spawn.h"
 #include "util.h"
 #include "tap.h"
@@ -200,7 +201,7 @@ static int sh(const char *dir, const char *script)
 	int r;
 
 	argv[2] = copy;
-	r = spawn_run(argv, env, dir, &out, 65536, 30000);
+	r = runner_capture(argv, env, dir, &out, 65536, 30000);
 	if (r != 0)
 		printf("# sh failed (%d): %s\n# %s\n", r, script, out.data ? out.data : "");
 	free(copy);

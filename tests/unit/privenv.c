@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "privenv.h"
+#include "runner.h"
 #include "spawn.h"
 #include "tap.h"
 #include "util.h"
@@ -109,7 +110,7 @@ int main(void)
 	   env.n);
 
 	/* What a program really receives. */
-	r = spawn_run(argv, env.v, NULL, &out, 65536, 10000);
+	r = runner_capture(argv, env.v, NULL, &out, 65536, 10000);
 	ok(r == 0, "env runs");
 	ok(out.data && !strstr(out.data, "LD_PRELOAD") &&
 	   !strstr(out.data, "LD_LIBRARY_PATH") && !strstr(out.data, "GCONV") &&

@@ -11,6 +11,7 @@
 
 #include <git2.h>
 
+#include "runner.h"
 #include "spawn.h"
 #include "tap.h"
 #include "treelimits.h"
@@ -166,7 +167,7 @@ static int run_git(struct buf *out, const char *a1, const char *a2,
 			NULL };
 
 	buf_reset(out);
-	return spawn_run(argv, env, NULL, out, 4096, 120000);
+	return runner_capture(argv, env, NULL, out, 4096, 120000);
 }
 
 static int check(const git_oid *id, const struct treelimits *lim,

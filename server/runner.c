@@ -1,0 +1,314 @@
+/*
+ * runner: one child to its end (see runner.h).  The core is the reading
+ * and line splitting (runner_feed, runner_finish) and the exit rules (a
+ * group kill at the deadline and after the child); runner_run() drives
+ * them with poll().
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "banned.h"
+
+void runner_init(struct runner *r)
+{
+	int k;
+
+	memset(r, 0, sizeof(*r));
+	spawn_init(&r->spawn);
+	r->pid = -1;
+	for (k = 0; k < 3; k++) {
+		r->fd[k] = -1;
+		buf_init(&r->pending[k], 0);
+	}
+}
+
+static int reads_stream(const struct runner *r, int k)
+{
+	return (r->line_streams & (1u << k)) || r->capture[k];
+}
+
+static void deliver(struct runner *r, int k, const char *line, size_t len)
+{
+	if (r->on_line)
+		r->on_line(r->arg, (enum runner_stream)k, line, len);
+}
+
+/* Bytes of stream k as they come: kept whole, or cut into lines. */
+static void runner_feed(struct runner *r, int k, const char *data, size_t n)
+{
+	struct buf *p = &r->pending[k];
+	size_t i, start = 0;
+
+	if (r->capture[k]) {
+		struct buf *c = r->capture[k];
+
+		if (r->capture_max && c->len + n > r->capture_max)
+			n = c->len < r->capture_max ? r->capture_max - c->len : 0;
+		buf_add(c, data, n);
+		return;
+	}
+	if (!(r->line_streams & (1u << k)))
+		return;
+	buf_add(p, data, n);
+	for (i = 0; i < p->len; i++) {
+		char c = p->data[i];
+
+		if (c == '\n') {
+			size_t end = i;
+
+			if (end > start && p->data[end - 1] == '\r')
+				end--;
+			deliver(r, k, p->data + start, end - start);
+			start = i + 1;
+		} else if (c == '\r' && i + 1 < p->len &&
+			   p->data[i + 1] != '\n') {
+			/* a bare \r (a progress bar) ends a line too */
+			deliver(r, k, p->data + start, i - start);
+			start = i + 1;
+		} else if (i - start >= RUNNER_LINE_MAX) {
+			deliver(r, k, p->data + start, i - start);
+			start = i;
+		}
+	}
+	buf_consume(p, start);
+}
+
+/* The end: a last line without its newline, and every fd closed. */
+static void runner_finish(struct runner *r)
+{
+	int k;
+
+	for (k = 1; k <= 2; k++) {
+		if (r->pending[k].len) {
+			size_t len = r->pending[k].len;
+
+			if (r->pending[k].data[len - 1] == '\r')
+				len--;
+			deliver(r, k, r->pending[k].data, len);
+		}
+		buf_release(&r->pending[k]);
+		if (r->fd[k] >= 0)
+			close(r->fd[k]);
+		r->fd[k] = -1;
+	}
+}
+
+/* The child exited (reaped, status in r->status): what is left of its
+ * group goes too; what it wrote is still in the pipes.  (Its pid is not
+ * reused as a group id while the group has members.) */
+static void runner_exited(struct runner *r)
+{
+	r->exited = 1;
+	kill(-r->pid, SIGKILL);
+	r->linger_until = now_ms() + RUNNER_LINGER_MS;
+}
+
+static void runner_kill_and_reap(struct runner *r)
+{
+	kill(-r->pid, SIGKILL);
+	while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+		;
+	r->exited = 1;
+}
+
+static int start_child(struct runner *r, int outw, int errw)
+{
+	pid_t pid;
+
+	if (r->spawn.argv) {
+		if (outw >= 0)
+			r->spawn.out = outw;
+		if (errw >= 0)
+			r->spawn.err = errw;
+		r->spawn.flags |= SPAWN_NEW_PGRP;
+		if (spawn_start(&r->spawn) < 0)
+			return -1;
+		r->pid = r->spawn.pid;
+		return 0;
+	}
+	if (!r->child_main)
+		return error_set("nothing to run");
+	pid = fork();
+	if (pid < 0)
+		return error_setsys("cannot fork");
+	if (pid == 0) {
+		int k;
+
+		setpgid(0, 0);
+		for (k = 1; k <= 2; k++)
+			if (r->fd[k] >= 0)
+				close(r->fd[k]);
+		_exit(r->child_main(r->child_arg, outw, errw) & 0xff);
+	}
+	/* both sides set it: the group exists before either goes on */
+	setpgid(pid, pid);
+	r->pid = pid;
+	return 0;
+}
+
+/* An fd that polls readable when pid exits (Linux 5.3), or -1: then the
+ * loop looks every 100 ms. */
+static int pid_fd(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+	(void)pid;
+	return -1;
+#endif
+}
+
+/* How long poll() may sleep now, in ms. */
+static int poll_wait(const struct runner *r, int64_t now, int pidfd)
+{
+	int64_t wait = r->exited ? r->linger_until - now :
+		pidfd >= 0 ? INT32_MAX : 100;
+
+	if (!r->exited && r->deadline && r->deadline - now < wait)
+		wait = r->deadline - now;
+	if (r->tick_ms && r->on_tick &&
+	    r->last_output + r->tick_ms - now < wait)
+		wait = r->last_output + r->tick_ms - now;
+	return wait < 0 ? 0 : (int)wait;
+}
+
+int runner_run(struct runner *r)
+{
+	int pw[3] = { -1, -1, -1 };
+	int k, ret = -1, pidfd = -1;
+	char chunk[8192];
+
+	for (k = 1; k <= 2; k++) {
+		int p[2];
+
+		if (!reads_stream(r, k) || (k == RUNNER_ERR && r->merge))
+			continue;
+		if (pipe2(p, O_CLOEXEC) < 0) {
+			error_setsys("cannot make a pipe");
+			goto out;
+		}
+		r->fd[k] = p[0];
+		pw[k] = p[1];
+	}
+	if (r->merge)
+		pw[RUNNER_ERR] = pw[RUNNER_OUT];
+	if (start_child(r, pw[RUNNER_OUT], pw[RUNNER_ERR]) < 0)
+		goto out;
+	for (k = 1; k <= 2; k++) {
+		if (pw[k] >= 0 && !(k == RUNNER_ERR && r->merge))
+			close(pw[k]);
+		pw[k] = -1;
+	}
+	pidfd = pid_fd(r->pid);
+	r->last_output = now_ms();
+	r->deadline = r->timeout_ms > 0 ? r->last_output + r->timeout_ms : 0;
+	for (;;) {
+		struct pollfd p[3];
+		int np = 0, i, rc;
+		int64_t now = now_ms();
+
+		if (!r->exited) {
+			pid_t w = waitpid(r->pid, &r->status, WNOHANG);
+
+			if (w == r->pid) {
+				runner_exited(r);
+			} else if (w < 0 && errno != EINTR) {
+				error_setsys("cannot wait for '%s'",
+					     r->spawn.argv ? r->spawn.argv[0]
+					     : "a child");
+				goto out;
+			}
+		}
+		if (!r->exited && r->deadline && now >= r->deadline) {
+			runner_kill_and_reap(r);
+			r->timed_out = 1;
+			goto out;
+		}
+		for (k = 1; k <= 2; k++)
+			if (r->fd[k] >= 0)
+				p[np++] = (struct pollfd){ r->fd[k], POLLIN, 0 };
+		if (r->exited && (!np || now >= r->linger_until))
+			break;
+		if (!r->exited && pidfd >= 0)
+			p[np++] = (struct pollfd){ pidfd, POLLIN, 0 };
+		if (r->tick_ms && r->on_tick &&
+		    now - r->last_output >= r->tick_ms) {
+			r->on_tick(r->arg);
+			r->last_output = now;
+		}
+		rc = poll(p, (nfds_t)np, poll_wait(r, now, pidfd));
+		if (rc < 0 && errno != EINTR) {
+			error_setsys("poll");
+			goto out;
+		}
+		for (i = 0; rc > 0 && i < np; i++) {
+			ssize_t n;
+
+			if (!p[i].revents || p[i].fd == pidfd)
+				continue;
+			k = p[i].fd == r->fd[1] ? 1 : 2;
+			n = read(r->fd[k], chunk, sizeof(chunk));
+			if (n < 0 && (errno == EINTR || errno == EAGAIN))
+				continue;
+			if (n <= 0) {
+				close(r->fd[k]);
+				r->fd[k] = -1;
+				continue;
+			}
+			r->last_output = now_ms();
+			runner_feed(r, k, chunk, (size_t)n);
+		}
+	}
+	ret = 0;
+out:
+	if (r->pid > 0 && !r->exited)
+		runner_kill_and_reap(r);
+	if (pidfd >= 0)
+		close(pidfd);
+	for (k = 1; k <= 2; k++)
+		if (pw[k] >= 0 && !(k == RUNNER_ERR && r->merge))
+			close(pw[k]);
+	runner_finish(r);
+	if (r->timed_out) {
+		if (r->timeout_msg)
+			error_set("%s", r->timeout_msg);
+		else
+			error_set("'%s' timed out after %ld ms",
+				  r->spawn.argv ? r->spawn.argv[0] : "child",
+				  r->timeout_ms);
+	}
+	return ret;
+}
+
+int runner_capture(char *const *argv, char *const *envp, const char *dir,
+		   struct buf *out, size_t max, long timeout_ms)
+{
+	struct runner r;
+	struct buf drop = BUF_INIT;
+	char why[64];
+
+	runner_init(&r);
+	r.spawn.argv = argv;
+	r.spawn.envp = envp;
+	r.spawn.dir = dir;
+	r.capture[RUNNER_OUT] = out ? out : &drop;
+	r.capture_max = out ? max : 1;
+	r.merge = 1;
+	r.timeout_ms = timeout_ms;
+	if (runner_run(&r) < 0) {
+		buf_release(&drop);
+		return -1;
+	}
+	buf_release(&drop);
+	if (WIFEXITED(r.status))
+		return WEXITSTATUS(r.status);
+	return error_set("'%s' %s", argv[0],
+			 spawn_describe_status(r.status, why, sizeof(why)));
+}

@@ -1,0 +1,107 @@
+/*
+ * runner: run one child to its end, the one way berth does it: its output
+ * read as lines (or kept whole, bounded), a deadline, and a group kill.
+ * spawn.h starts a program; this file reads its pipes and waits for it.
+ *
+ * The child leads its own process group.  At the deadline the whole group
+ * is KILLed.  When the child exits, what is left of its group is KILLed
+ * too (a stray daemon must not hold a build open), and its pipes are read
+ * for at most RUNNER_LINGER_MS more: what it wrote is still read, but a
+ * process that left the group and keeps a pipe open is not waited for.
+ *
+ * runner_run() blocks the calling process until the child is done: for
+ * the processes that have nothing else to do meanwhile (the build child,
+ * an SSH session) and for short calls (runner_capture()).  It reaps the
+ * child with waitpid() itself, so in the engine it must only run for
+ * programs that end within milliseconds (see the headers that call it for
+ * what they block).  Output callbacks run in the calling process, between
+ * reads.
+ */
+#ifndef BERTH_RUNNER_H
+#define BERTH_RUNNER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "spawn.h"
+#include "util.h"
+
+#define RUNNER_LINGER_MS 1000
+#define RUNNER_LINE_MAX 4096	/* a longer line comes in pieces */
+
+enum runner_stream {
+	RUNNER_OUT = 1,		/* the child's fd 1 */
+	RUNNER_ERR = 2,		/* the child's fd 2 */
+};
+
+/* One line of a stream, without its ending ("\n", "\r\n", or a bare "\r"
+ * of a progress bar); a last line without one comes at the end. */
+typedef void (*runner_line_fn)(void *arg, enum runner_stream stream,
+			       const char *line, size_t len);
+
+struct runner {
+	/*
+	 * The program: argv, envp, dir, flags, uid/gid, child_setup as
+	 * spawn.h says.  The runner adds SPAWN_NEW_PGRP and sets out/err
+	 * for the streams it reads; a stream it does not read goes where
+	 * spawn.out/spawn.err say (-1: /dev/null).  The caller owns those
+	 * fds.
+	 */
+	struct spawn spawn;
+	/*
+	 * Or, with spawn.argv NULL, a function run in a forked child (its
+	 * own group too): child_main(child_arg, out, err) gets the write
+	 * ends of the streams read (-1 for the others), and what it returns
+	 * is the child's exit status.  fds 0-2 are left as they are.
+	 */
+	int (*child_main)(void *arg, int out, int err);
+	void *child_arg;
+	/* Streams read as lines: on_line(arg, stream, ...) for each. */
+	runner_line_fn on_line;
+	void *arg;
+	unsigned line_streams;		/* 1 << RUNNER_OUT | 1 << RUNNER_ERR */
+	/* Streams kept whole instead: capture[stream] gets at most
+	 * capture_max bytes (0: no bound), the rest is read and dropped. */
+	struct buf *capture[3];
+	size_t capture_max;
+	int merge;			/* stderr joins stdout's pipe */
+	long timeout_ms;		/* 0: none */
+	const char *timeout_msg;	/* the error then; NULL: "'PROG'
+					 * timed out after N ms" */
+	/* Called when the child has been quiet for tick_ms (keepalives). */
+	long tick_ms;
+	void (*on_tick)(void *arg);
+
+	/* out */
+	pid_t pid;
+	int status;			/* as from waitpid */
+	int timed_out;
+
+	/* the runner's own */
+	int fd[3];
+	struct buf pending[3];
+	int64_t deadline, linger_until, last_output;
+	int exited;
+};
+
+/* Defaults: nothing read, no deadline, no callbacks. */
+void runner_init(struct runner *r);
+/*
+ * Start the child and block until it is done.  0 with r->status set (any
+ * exit status, or death by a signal), or -1 with error_last(): it could
+ * not start, or ran past its deadline (r->timed_out; its group was
+ * killed).  Every line is delivered and every fd closed either way.
+ */
+int runner_run(struct runner *r);
+
+/*
+ * A short command to completion, blocking, stdout and stderr together
+ * into out (at most max bytes kept; the rest is read and dropped), with a
+ * time limit in ms (0: none).  The exit status (0..255), or -1 if it
+ * could not run, was killed or timed out (error_last() says which).
+ */
+int runner_capture(char *const *argv, char *const *envp, const char *dir,
+		   struct buf *out, size_t max, long timeout_ms);
+
+#endif
