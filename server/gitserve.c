@@ -29,7 +29,8 @@ int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
 	error_clear();
 	switch (svc) {
 	case GITSVC_RECEIVE_PACK:
-		ret = receive_pack(cfg, app, pusher, version, io);
+		ret = receive_pack(cfg, app, pusher, version, io,
+				   upload_keep_clone_pack);
 		break;
 	case GITSVC_UPLOAD_PACK:
 		ret = upload_pack(cfg, app, version, io);

@@ -32,7 +32,6 @@
 #include "indexpack.h"
 #include "pipeline.h"
 #include "pktline.h"
-#include "upload.h"
 #include "version.h"
 #include "runner.h"
 #include "spawn.h"
@@ -1252,7 +1251,8 @@ static void send_report(struct rp *rp)
 /* ---- entry point ---------------------------------------------------- */
 
 int receive_pack(const struct config *cfg, const char *app,
-		 const char *pusher, int version, struct gitsvc_io *io)
+		 const char *pusher, int version, struct gitsvc_io *io,
+		 int (*after_repack)(const char *repo_path))
 {
 	struct rp rp;
 	int need_pack = 0, status = 1, lg2 = 0, any_ok = 0, opened;
@@ -1389,7 +1389,7 @@ out:
 	if (lg2)
 		git_libgit2_shutdown();
 	if (after_push)
-		gitrepack_after_push(after_push, upload_keep_clone_pack);
+		gitrepack_after_push(after_push, after_repack);
 	free(after_push);
 	return status;
 }

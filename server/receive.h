@@ -35,9 +35,13 @@ struct config;
  * protocol v2, so 2 is served as 0 (as git does).  The read side is read
  * only as far as the request goes (the pack ends at its trailer); the
  * caller writes nothing on the transport while this runs.
+ * after_repack (may be NULL) runs in the background child that repacks
+ * after an accepted push (gitrepack_after_push()): the front end passes
+ * the upload side's kept clone pack, which this file does not call.
  */
 int receive_pack(const struct config *cfg, const char *app,
-		 const char *pusher, int version, struct gitsvc_io *io);
+		 const char *pusher, int version, struct gitsvc_io *io,
+		 int (*after_repack)(const char *repo_path));
 
 #define PUSH_MAX_COMMANDS 1000	/* refs in one push */
 #define PUSH_MAX_OPTIONS 100	/* push options in one push */

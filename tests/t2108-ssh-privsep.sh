@@ -46,6 +46,11 @@ all_berth_ssh() {
 	done
 }
 
+# The connection's holders once the session is set up: the root process
+# that accepted it hands it to its berth-ssh child and closes its own copy
+# (it reads nothing from it meanwhile), so wait for that hand-over.
+settled_holders() { connection_holders "$1" && all_berth_ssh "$1" >/dev/null; }
+
 start_berth
 
 test_expect_success 'the engine makes berth-ssh, a system user of its own' '
@@ -65,8 +70,7 @@ test_expect_success 'a connection that sent only a banner is read by berth-ssh, 
 	exec 7<>"/dev/tcp/127.0.0.1/$SSH_PORT" &&
 	test_when_finished "exec 7>&-" &&
 	printf "SSH-2.0-probe_1.0\r\n" >&7 &&
-	retry_until 30 connection_holders holders &&
-	all_berth_ssh holders &&
+	retry_until 30 settled_holders holders &&
 	session_pids >all &&
 	test "$(wc -l <all)" -ge 2 &&
 	for p in $(cat all); do
