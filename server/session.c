@@ -1755,14 +1755,20 @@ static int relay_to_monitor(struct session *s)
 	}
 	buf_init(&pend, 0);
 	for (;;) {
+		/* data moved this turn: libssh may hold more, decrypted, that
+		 * the socket no longer shows, so look again without waiting */
+		int moved = 0;
+
 		if (client_gone(s))
 			goto out;
 		/* stdin goes on only as fast as the monitor takes it */
 		if (!pend.len && !eof_sent) {
 			n = ssh_channel_read_nonblocking(s->chan, chunk,
 							 sizeof(chunk), 0);
-			if (n > 0)
+			if (n > 0) {
 				buf_add(&pend, chunk, (size_t)n);
+				moved = 1;
+			}
 			else if (n == SSH_ERROR)
 				goto out;
 			else if (ssh_channel_is_eof(s->chan)) {
@@ -1781,14 +1787,17 @@ static int relay_to_monitor(struct session *s)
 				buf_reset(&pend);
 			else if (r != ERR_BUSY)
 				goto out;
+			else
+				moved = 0;	/* wait for the monitor to take it */
 		}
 		pfd[0].fd = ssh_get_fd(s->ssh);
 		pfd[0].events = POLLIN;
 		pfd[1].fd = s->mux;
 		pfd[1].events = POLLIN | (pend.len ? POLLOUT : 0);
 		pfd[0].revents = pfd[1].revents = 0;
-		/* libssh may hold decrypted data the socket no longer shows */
-		if (poll(pfd, 2, 200) < 0 && errno != EINTR)
+		/* libssh may hold decrypted data the socket no longer shows:
+		 * when nothing moved, look again after at most 200 ms */
+		if (poll(pfd, 2, moved ? 0 : 200) < 0 && errno != EINTR)
 			goto out;
 		if (pfd[0].revents)
 			ssh_event_dopoll(s->event, 0);
