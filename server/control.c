@@ -202,25 +202,11 @@ int control_field(const char *fields, const char *key, char *out,
 
 long control_field_long(const char *fields, const char *key)
 {
-	size_t klen = strlen(key);
-	const char *s = fields;
+	char num[24];
 
-	while (s && *s) {
-		const char *end = strchr(s, ' ');
-		size_t len = end ? (size_t)(end - s) : strlen(s);
-
-		if (len > klen && !strncmp(s, key, klen) && s[klen] == '=') {
-			char num[24];
-
-			if (len - klen - 1 >= sizeof(num))
-				return -1;
-			memcpy(num, s + klen + 1, len - klen - 1);
-			num[len - klen - 1] = '\0';
-			return parse_long(num, LONG_MAX);
-		}
-		s = end ? end + 1 : NULL;
-	}
-	return -1;
+	if (control_field(fields, key, num, sizeof(num)) < 0)
+		return -1;
+	return parse_long(num, LONG_MAX);
 }
 
 int control_error_is_usage(const char *msg)
