@@ -57,6 +57,9 @@ struct check_ctx {
 	struct proc *p;		/* readiness: the process checked */
 	int port;		/* on this port */
 	long other;		/* the check of its other port, or -1 */
+	/* this check failed with an answer while its twin still ran: the
+	 * twin's later "timed out" must not hide what the app said */
+	char answered_error[256];
 };
 
 struct deploy {
@@ -932,17 +935,27 @@ static void on_ready(void *arg, const struct health_result *r)
 	struct proc *p;
 
 	d->checks[cx->i] = NULL;	/* finished: health.c frees it */
-	if (!r->ok && cx->other >= 0 && d->checks[cx->other])
-		return;		/* it may still answer on its other port */
+	if (!r->ok && cx->other >= 0 && d->checks[cx->other]) {
+		/* it may still answer on its other port */
+		if (r->status > 0 && r->error)
+			snprintf(cx->answered_error,
+				 sizeof(cx->answered_error), "%s", r->error);
+		return;
+	}
 	if (!r->ok) {
 		struct buf tail = BUF_INIT;
+		const char *why = r->error ? r->error : "no healthy answer";
+
+		/* both ports failed: the one the app answered on says why */
+		if (r->status <= 0 && cx->other >= 0 &&
+		    d->check_ctx[cx->other].answered_error[0])
+			why = d->check_ctx[cx->other].answered_error;
 
 		for (p = d->run->procs; p; p = p->next)
 			if (p->port)
 				proc_tail(p, &tail);
 		deploy_fail_tail(d, &tail, "not ready after %ld ms: %s",
-				 r->elapsed_ms,
-				 r->error ? r->error : "no healthy answer");
+				 r->elapsed_ms, why);
 		buf_release(&tail);
 		return;
 	}
@@ -1032,6 +1045,8 @@ static int start_check(struct deploy *d, struct proc *p, int port,
 		r->m.health_attempt_timeout_ms : 0;
 	req.initial_delay_ms = r->m.health_initial_delay_ms > 0 ?
 		r->m.health_initial_delay_ms : 0;
+	/* app.json's attempts: that many tries, as Dokku makes */
+	req.attempts = r->m.health_attempts > 0 ? r->m.health_attempts : 0;
 	cx->d = d;
 	cx->i = d->nchecks;
 	cx->p = p;

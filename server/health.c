@@ -29,6 +29,7 @@ struct health {
 	char *unix_socket;
 	long max_status, interval_ms, timeout_ms, attempt_ms;
 	int once;
+	int attempts_left;	/* -1: bounded by time only */
 	health_fn fn;
 	void *arg;
 
@@ -326,7 +327,9 @@ static void attempt_done(struct health *h, CURLcode rc)
 		h->status = h->answered;
 	}
 	left = (long)(h->deadline_ms - now_ms());
-	if (left <= 0 || h->once) {
+	if (h->attempts_left > 0)
+		h->attempts_left--;
+	if (left <= 0 || h->once || h->attempts_left == 0) {
 		finish(h, 0);
 		return;
 	}
@@ -426,6 +429,7 @@ struct health *health_start(const struct health_req *req, health_fn fn,
 	h->interval_ms = req->interval_ms > 0 ? req->interval_ms : 50;
 	h->timeout_ms = req->timeout_ms > 0 ? req->timeout_ms : 60000;
 	h->once = req->once;
+	h->attempts_left = req->attempts > 0 ? req->attempts : -1;
 	h->want_header = req->want_header ? xstrdup(req->want_header) : NULL;
 	h->want_value = req->want_header && req->want_value ?
 		xstrdup(req->want_value) : NULL;

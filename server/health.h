@@ -61,6 +61,8 @@ struct health_req {
 	long initial_delay_ms;		/* 0: the first attempt at once */
 	int once;			/* one attempt of at most timeout_ms:
 					 * its outcome is the result */
+	int attempts;			/* 0: as many as timeout_ms allows;
+					 * else fail after that many */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */
