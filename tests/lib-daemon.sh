@@ -133,6 +133,9 @@ make_web_bundle() {
 	if [ -n "${BUNDLE_APP_JSON:-}" ]; then
 		printf '%s\n' "$BUNDLE_APP_JSON" >"$dir/app.json"
 	fi
+	if [ -n "${BUNDLE_APP_YAML:-}" ]; then
+		printf '%s\n' "$BUNDLE_APP_YAML" >"$dir/app.yaml"
+	fi
 	tar -C "$dir" -czf "$out" . && rm -rf "$dir"
 }
 
