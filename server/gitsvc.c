@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <git2.h>
 
@@ -55,6 +56,16 @@ int gitsvc_lg2_init(void)
 	return 0;
 }
 
+static int has_head(const char *repo)
+{
+	char *head = xasprintf("%s/HEAD", repo);
+	struct stat st;
+	int r = lstat(head, &st) == 0;
+
+	free(head);
+	return r;
+}
+
 int gitsvc_repo_open(struct git_repository **repo, char **path,
 		     const struct config *cfg, const char *app,
 		     struct gitsvc_io *io)
@@ -70,6 +81,9 @@ int gitsvc_repo_open(struct git_repository **repo, char **path,
 		return -1;
 	*path = gitsvc_repo_path(cfg, app);
 	if (!path_exists(*path))
+		return ERR_NOTFOUND;
+	/* the folder a first push is to fill (gitsep.h): no repository yet */
+	if (!has_head(*path))
 		return ERR_NOTFOUND;
 	if (git_repository_open_bare(repo, *path) < 0) {
 		gitsvc_lg2_error("cannot open repository");

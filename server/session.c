@@ -33,6 +33,7 @@
 #include "control.h"
 #include "export.h"
 #include "gitserve.h"
+#include "gitsep.h"
 #include "keys.h"
 #include "log.h"
 #include "privsep.h"
@@ -1486,8 +1487,9 @@ static int run_command(struct session *s)
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
-	ret = gitserve_run(s->cfg, svc, app, s->user,
-			   gitsvc_protocol_version(s->git_protocol), &io);
+	/* split in two: the transfer runs as berth-ssh (gitsep.h) */
+	ret = (s->mux >= 0 ? gitsep_run : gitserve_run)(s->cfg, svc, app,
+			s->user, gitsvc_protocol_version(s->git_protocol), &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;
