@@ -150,10 +150,14 @@ static int repo_links_check(const struct config *cfg, const char *app)
 {
 	static const char *const dirs[] = { "refs", "objects/pack",
 					    "objects/info" };
-	char *path = gitsvc_repo_path(cfg, app);
+	char *path;
 	size_t i;
-	int top = safefs_open_top(path), r = 0;
+	int top, r = 0;
 
+	if (!app_name_valid(app))
+		return 0;	/* the service refuses it */
+	path = gitsvc_repo_path(cfg, app);
+	top = safefs_open_top(path);
 	free(path);
 	if (top < 0)
 		return 0;	/* none yet: the service says so */
@@ -368,19 +372,19 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	pid_t pid = -1, monitor = getpid();
 	size_t len;
 
-	if (!app_name_valid(app))
-		return gitserve_run(cfg, svc, app, pusher, version, io);
 	if (privsep_user(cfg->root, &ssh) < 0)
 		return -1;
 	who = ssh;
 	apps = xasprintf("%s/apps", cfg->root);
-	appdir = xasprintf("%s/apps/%s", cfg->root, app);
-	if (push && !path_exists(appdir)) {
+	/* an invalid name is the child's to refuse: nothing is made for it */
+	appdir = app_name_valid(app) ?
+		xasprintf("%s/apps/%s", cfg->root, app) : NULL;
+	if (appdir && push && !path_exists(appdir)) {
 		if (mkdir_p(appdir, 0755) < 0)
 			goto out;
 		app_made = 1;
 	}
-	if (path_exists(appdir)) {
+	if (appdir && path_exists(appdir)) {
 		/* the app's user, and its folder closed to others */
 		if (isolate_build_user(cfg->root, app, &au) < 0)
 			goto out;

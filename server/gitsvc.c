@@ -41,6 +41,19 @@ void gitsvc_oneline(char *s)
 			*s = ' ';
 }
 
+void gitsvc_lg2_repo_only(void)
+{
+	static const int levels[] = {
+		GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+		GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA,
+	};
+	size_t i;
+
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	for (i = 0; i < ARRAY_SIZE(levels); i++)
+		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+}
+
 int gitsvc_lg2_init(void)
 {
 	if (git_libgit2_init() < 0)
@@ -48,10 +61,12 @@ int gitsvc_lg2_init(void)
 	/*
 	 * The repositories are ours, under the state directory, and a session
 	 * may run as another user than the one who made them: git's
-	 * safe.directory check would only get in the way.  Packs and refs are
-	 * fsynced so a push we reported as done survives a crash.
+	 * safe.directory check would only get in the way, and so would the
+	 * HOME of the user who started berth (root's, which berth-ssh may
+	 * not even look at).  Packs and refs are fsynced so a push we
+	 * reported as done survives a crash.
 	 */
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	gitsvc_lg2_repo_only();
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	return 0;
 }

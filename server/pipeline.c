@@ -28,6 +28,7 @@
 #include "buildpack.h"
 #include "config.h"
 #include "control.h"
+#include "gitsvc.h"
 #include "log.h"
 #include "isolate.h"
 #include "manifest.h"
@@ -1749,16 +1750,24 @@ static int checkout_commit(struct pl *p)
 	}
 	if (pid == 0) {
 		close(errp[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (isolate_build_child() != 0 || setgroups(0, NULL) < 0 ||
 		    setresgid((gid_t)p->gid, (gid_t)p->gid, (gid_t)p->gid) < 0 ||
-		    setresuid((uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) < 0)
+		    setresuid((uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) < 0) {
+			static const char msg[] =
+				"cannot become the app's user for the checkout";
+
+			if (write_all(errp[1], msg, sizeof(msg) - 1) < 0)
+				_exit(2);
 			_exit(3);
+		}
+		/* cleared by the uid change: set it after */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		umask(022);
 		error_clear();
-		/* the repository is berth-ssh's, read through the group */
+		/* the repository is berth-ssh's, read through the group; the
+		 * init is held so the settings last */
 		if (git_libgit2_init() >= 0)
-			git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+			gitsvc_lg2_repo_only();
 		if (treelimits_check_commit(p->o->repo, p->o->commit,
 					    p->o->cfg) == 0 &&
 		    pipeline_checkout(p->o->repo, p->o->commit,

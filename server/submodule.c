@@ -17,6 +17,7 @@
 
 #include <git2.h>
 
+#include "gitsvc.h"
 #include "log.h"
 #include "spawn.h"
 #include "util.h"
@@ -587,8 +588,8 @@ static int has_links(const struct submodule_opts *o)
 
 	if (git_libgit2_init() < 0)
 		return lg2_fail("cannot initialise libgit2");
-	/* the repository is berth-ssh's (gitsep.h) */
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	/* the repository is berth-ssh's (gitsep.h), read by the build user */
+	gitsvc_lg2_repo_only();
 	if (git_repository_open_bare(&repo, o->repo) < 0) {
 		lg2_fail("cannot open repository");
 		goto out;
