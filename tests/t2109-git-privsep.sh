@@ -25,15 +25,13 @@ session_pids() {
 	pgrep -f -- "session --root $BERTH_ROOT\$"
 }
 
-# Processes (any) with a file of $1 open or mapped, one pid a line.
+# Processes (any) with a file under $1 open or mapped, one pid a line
+# (two commands over all of /proc: a loop of forks is slow on a busy host).
 holders_of() {
-	local p
-	for p in /proc/[0-9]*; do
-		{ ls -l "$p/fd" 2>/dev/null | grep -qF -- "$1" ||
-		  grep -qF -- "$1" "$p/maps" 2>/dev/null; } &&
-		echo "${p#/proc/}"
-	done
-	return 0
+	{ find /proc/[0-9]*/fd -maxdepth 1 -lname "$1*" 2>/dev/null |
+		cut -d/ -f3
+	  grep -lF -- "$1" /proc/[0-9]*/maps 2>/dev/null | cut -d/ -f3
+	} | sort -u
 }
 
 # No process in file $1 runs as root (any of its uids).
@@ -97,8 +95,13 @@ test_expect_success 'during a push, only berth-ssh holds the repository' '
 	cat holders &&
 	test -s holders &&
 	none_root holders &&
+	gid_a=$(id -g "berth-$A") &&
 	for p in $(cat holders); do
-		test "$(status_field "$p" Uid | cut -f1)" = "$SSH_UID" || return 1
+		echo "$p: $(status_field "$p" Gid) / groups $(status_field "$p" Groups) / caps $(status_field "$p" CapEff)" &&
+		test "$(status_field "$p" Uid)" = "$SSH_UID	$SSH_UID	$SSH_UID	$SSH_UID" &&
+		test "$(status_field "$p" Gid)" = "$gid_a	$gid_a	$gid_a	$gid_a" &&
+		test -z "$(status_field "$p" Groups)" &&
+		test "$(status_field "$p" CapEff)" = 0000000000000000 || return 1
 	done &&
 	touch "$SHARED/go" &&
 	wait $pid &&
@@ -147,7 +150,10 @@ test_expect_success 'an app'"'"'s user reads its repository, not another app'"'"
 	test_must_fail setpriv --reuid="$uid_a" --regid="$gid_a" \
 		--clear-groups ls "$REPO_B/objects" &&
 	test_must_fail setpriv --reuid=65534 --regid=65534 --clear-groups \
-		cat "$REPO_A/HEAD"
+		cat "$REPO_A/HEAD" &&
+	: "the network half (berth-ssh without an app group) gets nowhere" &&
+	test_must_fail setpriv --reuid="$SSH_UID" --regid="$SSH_UID" \
+		--clear-groups cat "$REPO_A/HEAD"
 '
 
 test_expect_success 'a pack linked to a root-only file: nobody reads it' '
