@@ -22,6 +22,7 @@
 #include "privsep.h"
 #include "receive.h"
 #include "safefs.h"
+#include "spawn.h"
 #include "util.h"
 #include "banned.h"
 
@@ -367,7 +368,7 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	struct gitsep_deploy d;
 	char *apps = NULL, *appdir = NULL, *err = NULL, type;
 	int sv[2] = { -1, -1 }, appsfd = -1, appfd = -1, app_made = 0;
-	int made = 0, built = 0, done = 0, status = 1, r, ret = -1, wst;
+	int made = 0, built = 0, done = 0, status = 1, r, ret = -1, wst = 0;
 	int push = svc == GITSVC_RECEIVE_PACK;
 	pid_t pid = -1, monitor = getpid();
 	size_t len;
@@ -443,10 +444,13 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
 		;
 	if (!done) {
-		log_warnx("'%s': the git process ended without a status", app);
-		status = 1;
-	}
-	if (status == -1) {
+		char desc[64];
+
+		log_warnx("'%s': the git process %s without a status", app,
+			  spawn_describe_status(wst, desc, sizeof(desc)));
+		error_set("the git transfer ended unexpectedly");
+		ret = -1;
+	} else if (status == -1) {
 		error_set("%s", err ? err : "the git process failed");
 		ret = -1;
 	} else {
