@@ -656,6 +656,19 @@ out:
 
 /* ---- the commands ---- */
 
+int backup_read_all(struct backup_io *io, struct buf *out)
+{
+	char chunk[65536];
+	ssize_t n;
+
+	while ((n = io->read(io->ctx, chunk, sizeof(chunk))) > 0)
+		if (buf_add(out, chunk, (size_t)n) < 0) {
+			buf_reset(out);
+			return ERR_INVALID;
+		}
+	return n < 0 ? -1 : 0;
+}
+
 int backup_is_command(const char *cmd)
 {
 	return !strcmp(cmd, "pg:backup") || !strcmp(cmd, "pg:restore") ||

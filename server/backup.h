@@ -24,6 +24,8 @@
 
 #include <sys/types.h>
 
+struct buf;
+
 /* Where bytes come from and go to: stdin/stdout, or an SSH channel. */
 struct backup_io {
 	void *ctx;
@@ -45,6 +47,13 @@ struct backup_io {
 	int (*tty_relay)(void *ctx);
 	const char *term;
 };
+
+/*
+ * All of io's input up to its end, appended to out, whose size cap (buf.h)
+ * bounds it: 0; ERR_INVALID when the input passes the cap (what came is
+ * dropped: out is empty); -1 on a read error (error_last()).
+ */
+int backup_read_all(struct backup_io *io, struct buf *out);
 
 /* 1 if argv[0] is one of the commands above. */
 int backup_is_command(const char *cmd);

@@ -1468,8 +1468,6 @@ int certs_add_command(const char *root, int argc, char **argv,
 	struct buf in, chain = BUF_INIT, key = BUF_INIT, flat;
 	char *stage = NULL, *p = NULL, *err = NULL;
 	char *req[4] = { "certs:add-staged", NULL, NULL, NULL };
-	char chunk[65536];
-	ssize_t n;
 	int ret = 1, r;
 
 	buf_init(&in, CERTS_STDIN_MAX);
@@ -1498,12 +1496,12 @@ int certs_add_command(const char *root, int argc, char **argv,
 		buf_add(&in, flat.data, flat.len);
 		buf_reset(&flat);
 	} else {
-		while ((n = io->read(io->ctx, chunk, sizeof(chunk))) > 0)
-			if (buf_add(&in, chunk, (size_t)n) < 0) {
-				say(io, "certs:add: the input is larger than 1 MiB");
-				goto out;
-			}
-		if (n < 0) {
+		r = backup_read_all(io, &in);
+		if (r == ERR_INVALID) {
+			say(io, "certs:add: the input is larger than 1 MiB");
+			goto out;
+		}
+		if (r < 0) {
 			say(io, "certs:add: %s", error_last());
 			goto out;
 		}

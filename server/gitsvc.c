@@ -6,6 +6,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <git2.h>
 
@@ -40,6 +41,19 @@ void gitsvc_oneline(char *s)
 			*s = ' ';
 }
 
+void gitsvc_lg2_repo_only(void)
+{
+	static const int levels[] = {
+		GIT_CONFIG_LEVEL_SYSTEM, GIT_CONFIG_LEVEL_XDG,
+		GIT_CONFIG_LEVEL_GLOBAL, GIT_CONFIG_LEVEL_PROGRAMDATA,
+	};
+	size_t i;
+
+	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	for (i = 0; i < ARRAY_SIZE(levels); i++)
+		git_libgit2_opts(GIT_OPT_SET_SEARCH_PATH, levels[i], "");
+}
+
 int gitsvc_lg2_init(void)
 {
 	if (git_libgit2_init() < 0)
@@ -47,12 +61,24 @@ int gitsvc_lg2_init(void)
 	/*
 	 * The repositories are ours, under the state directory, and a session
 	 * may run as another user than the one who made them: git's
-	 * safe.directory check would only get in the way.  Packs and refs are
-	 * fsynced so a push we reported as done survives a crash.
+	 * safe.directory check would only get in the way, and so would the
+	 * HOME of the user who started berth (root's, which berth-ssh may
+	 * not even look at).  Packs and refs are fsynced so a push we
+	 * reported as done survives a crash.
 	 */
-	git_libgit2_opts(GIT_OPT_SET_OWNER_VALIDATION, 0);
+	gitsvc_lg2_repo_only();
 	git_libgit2_opts(GIT_OPT_ENABLE_FSYNC_GITDIR, 1);
 	return 0;
+}
+
+static int has_head(const char *repo)
+{
+	char *head = xasprintf("%s/HEAD", repo);
+	struct stat st;
+	int r = lstat(head, &st) == 0;
+
+	free(head);
+	return r;
 }
 
 int gitsvc_repo_open(struct git_repository **repo, char **path,
@@ -70,6 +96,9 @@ int gitsvc_repo_open(struct git_repository **repo, char **path,
 		return -1;
 	*path = gitsvc_repo_path(cfg, app);
 	if (!path_exists(*path))
+		return ERR_NOTFOUND;
+	/* the folder a first push is to fill (gitsep.h): no repository yet */
+	if (!has_head(*path))
 		return ERR_NOTFOUND;
 	if (git_repository_open_bare(repo, *path) < 0) {
 		gitsvc_lg2_error("cannot open repository");

@@ -62,6 +62,14 @@ int gitsvc_lg2_error(const char *what);
 void gitsvc_oneline(char *s);
 /* git_libgit2_init() plus the options a server wants; pair with
  * git_libgit2_shutdown(). */
+/*
+ * libgit2 (initialised) reads a repository's own config only: no system,
+ * XDG or global file (whose HOME may be root's), no owner check (the
+ * repositories are berth's, read by other users than their owner).
+ * Until libgit2 is shut down for good (its last init's shutdown).
+ */
+void gitsvc_lg2_repo_only(void);
+
 int gitsvc_lg2_init(void);
 /*
  * The start both services share: check the app name, gitsvc_lg2_init(),

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -26,6 +28,7 @@
 #include "buildpack.h"
 #include "config.h"
 #include "control.h"
+#include "gitsvc.h"
 #include "log.h"
 #include "isolate.h"
 #include "manifest.h"
@@ -1711,6 +1714,102 @@ static int resolve_run_user(struct pl *p)
 	return 0;
 }
 
+/*
+ * The pushed tree, checked against the checkout limits and checked out
+ * into the (empty) build folder.  As root this is the app's user's work,
+ * in a child in the build's cgroup: the repository is written by
+ * berth-ssh (gitsep.h), so root never opens it by path, and its objects,
+ * alternates or refs reach nothing the app's user could not read itself.
+ */
+static int checkout_commit(struct pl *p)
+{
+	struct buf why;
+	char chunk[256];
+	int errp[2] = { -1, -1 }, status = 0, ret = -1;
+	pid_t pid;
+	ssize_t n;
+
+	if (geteuid() != 0 || !p->per_app_user)
+		return treelimits_check_commit(p->o->repo, p->o->commit,
+					       p->o->cfg) < 0 ||
+		       pipeline_checkout(p->o->repo, p->o->commit,
+					 p->build_dir) < 0 ? -1 : 0;
+	buf_init(&why, 1024);
+	if (chown(p->build_dir, (uid_t)p->uid, (gid_t)p->gid) < 0) {
+		error_setsys("cannot hand over the build folder");
+		goto out;
+	}
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		error_setsys("cannot make pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		error_setsys("cannot fork");
+		goto out;
+	}
+	if (pid == 0) {
+		close(errp[0]);
+		if (isolate_build_child() != 0 || setgroups(0, NULL) < 0 ||
+		    setresgid((gid_t)p->gid, (gid_t)p->gid, (gid_t)p->gid) < 0 ||
+		    setresuid((uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) < 0) {
+			static const char msg[] =
+				"cannot become the app's user for the checkout";
+
+			if (write_all(errp[1], msg, sizeof(msg) - 1) < 0)
+				_exit(2);
+			_exit(3);
+		}
+		/* cleared by the uid change: set it after */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		umask(022);
+		error_clear();
+		/* the repository is berth-ssh's, read through the group; the
+		 * init is held so the settings last */
+		if (git_libgit2_init() >= 0)
+			gitsvc_lg2_repo_only();
+		if (treelimits_check_commit(p->o->repo, p->o->commit,
+					    p->o->cfg) == 0 &&
+		    pipeline_checkout(p->o->repo, p->o->commit,
+				      p->build_dir) == 0)
+			_exit(0);
+		if (write_all(errp[1], error_last(), strlen(error_last())) < 0)
+			_exit(2);
+		_exit(1);
+	}
+	close(errp[1]);
+	errp[1] = -1;
+	while ((n = read(errp[0], chunk, sizeof(chunk))) != 0) {
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if (why.len < 1024)
+			buf_add(&why, chunk, (size_t)n < 1024 - why.len ?
+				(size_t)n : 1024 - why.len);
+	}
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		ret = 0;
+	} else if (why.len) {
+		error_set("%s", why.data);
+	} else {
+		char desc[64];
+
+		error_set("checkout %s",
+			  spawn_describe_status(status, desc, sizeof(desc)));
+	}
+out:
+	if (errp[0] >= 0)
+		close(errp[0]);
+	if (errp[1] >= 0)
+		close(errp[1]);
+	buf_release(&why);
+	return ret;
+}
+
 /* ---- the whole run ---- */
 
 /* The app's log gets a copy of what the user sees (out_write()); the
@@ -1999,16 +2098,14 @@ int pipeline_run(const struct pipeline_opts *o)
 	snprintf(short_id, sizeof(short_id), "%.7s", o->commit);
 	build_log_open(&p);
 	say(o->out, "-----> Building %s (commit %s)", o->app, short_id);
-	/* A tree bomb or a huge blob is refused before anything is made. */
-	if (treelimits_check_commit(o->repo, o->commit, o->cfg) < 0)
-		goto out;
 	if (resolve_run_user(&p) < 0 || make_dirs(&p) < 0)
 		goto out;
 	/* berth.yaml's limits until app.yaml is read */
 	isolate_limits(&lim, o->cfg, NULL);
 	if (p.per_app_user && isolate_build_open(p.root, o->app, &lim) < 0)
 		goto out;
-	if (pipeline_checkout(o->repo, o->commit, p.build_dir) < 0)
+	/* A tree bomb or a huge blob is refused before the checkout. */
+	if (checkout_commit(&p) < 0)
 		goto out;
 	if (load_config(&p) < 0)
 		goto out;

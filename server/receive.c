@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include "pktline.h"
 #include "version.h"
 #include "runner.h"
+#include "safefs.h"
 #include "spawn.h"
 #include "banned.h"
 
@@ -272,6 +274,7 @@ struct rp {
 	int64_t progress_at;
 	char *unpack_error;	/* NULL: "unpack ok" */
 	int created;		/* this push made the repository */
+	int in_place;		/* ... in a folder made for it (gitsep.h) */
 	int version;		/* 1: say so first */
 };
 
@@ -351,25 +354,73 @@ static const char *deploy_ref(const struct config *cfg, char *tmp, size_t len)
  * it into place, so a concurrent first push or a crash never leaves a
  * half-made repository where the engine looks.
  */
+static void init_options(struct rp *rp, git_repository_init_options *opts,
+			 char *head, size_t len)
+{
+	const char *dref = deploy_ref(rp->cfg, head, len);
+
+	git_repository_init_options_init(opts,
+					 GIT_REPOSITORY_INIT_OPTIONS_VERSION);
+	opts->flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
+		      GIT_REPOSITORY_INIT_NO_REINIT;
+	opts->initial_head = dref ? dref : "main";
+}
+
+/*
+ * First push into the empty folder the session's root half made for it
+ * (gitsep.h: this process may not write the app's folder): made under a
+ * lock of that folder, so a concurrent first push waits and uses ours.
+ */
+static int repo_create_in_place(struct rp *rp)
+{
+	git_repository_init_options opts;
+	git_repository *r = NULL;
+	char head[256];
+	int fd, ret = -1;
+
+	fd = open(rp->repo_path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+		  O_CLOEXEC);
+	if (fd < 0)
+		return error_setsys("cannot open the repository");
+	if (flock(fd, LOCK_EX) < 0) {
+		error_setsys("cannot lock the repository");
+		goto out;
+	}
+	if (faccessat(fd, "HEAD", F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+		init_options(rp, &opts, head, sizeof(head));
+		if (git_repository_init_ext(&r, rp->repo_path, &opts) < 0) {
+			gitsvc_lg2_error("cannot create repository");
+			goto out;
+		}
+		git_repository_free(r);
+		rp->created = 1;
+		rp->in_place = 1;
+	}
+	if (git_repository_open_bare(&rp->repo, rp->repo_path) < 0) {
+		gitsvc_lg2_error("cannot open repository");
+		goto out;
+	}
+	ret = 0;
+out:
+	close(fd);	/* and the lock */
+	return ret;
+}
+
 static int repo_create(struct rp *rp)
 {
 	git_repository_init_options opts;
 	git_repository *r = NULL;
 	char *dir = NULL, *tmp = NULL;
 	char head[256];
-	const char *dref;
 	int ret = -1;
 
+	if (path_exists(rp->repo_path))
+		return repo_create_in_place(rp);
 	dir = xasprintf("%s/apps/%s", rp->cfg->root, rp->app);
 	tmp = xasprintf("%s/repo.git.new-%ld", dir, (long)getpid());
 	if (mkdir_p(dir, 0755) < 0 || rm_rf(tmp) < 0)
 		goto out;
-	dref = deploy_ref(rp->cfg, head, sizeof(head));
-	git_repository_init_options_init(&opts,
-					 GIT_REPOSITORY_INIT_OPTIONS_VERSION);
-	opts.flags = GIT_REPOSITORY_INIT_BARE | GIT_REPOSITORY_INIT_MKPATH |
-		     GIT_REPOSITORY_INIT_NO_REINIT;
-	opts.initial_head = dref ? dref : "main";
+	init_options(rp, &opts, head, sizeof(head));
 	if (git_repository_init_ext(&r, tmp, &opts) < 0) {
 		gitsvc_lg2_error("cannot create repository");
 		goto out;
@@ -422,6 +473,16 @@ static void forget_new_repo(struct rp *rp)
 		return;
 	git_repository_free(rp->repo);
 	rp->repo = NULL;
+	if (rp->in_place) {
+		/* emptied; the root half removes the folder it made */
+		int fd = safefs_open_top(rp->repo_path);
+
+		if (fd < 0 || safefs_remove_tree(fd, ".") < 0)
+			log_warnx("%s: %s", __func__, error_last());
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	if (rm_rf(rp->repo_path) < 0)
 		log_warnx("%s: %s", __func__, error_last());
 	dir = xasprintf("%s/apps/%s", rp->cfg->root, rp->app);
@@ -1047,8 +1108,11 @@ static int has_option(struct rp *rp, const char *opt)
 }
 
 struct deploy_child {
-	struct rp *rp;
+	const struct config *cfg;
+	const char *app;
+	const char *pusher;
 	const char *commit;
+	int clean_cache;
 };
 
 /* In the build child: build and deploy; the reason for a failure, one
@@ -1056,27 +1120,30 @@ struct deploy_child {
 static int deploy_child_main(void *arg, int out, int err)
 {
 	struct deploy_child *dc = arg;
-	struct rp *rp = dc->rp;
 	struct pipeline_opts o;
 	const char *msg;
-	int null;
+	char *repo;
+	int null, ret;
 
 	signal(SIGPIPE, SIG_DFL);
 	/* stdin/stdout may be the git stream: keep builds off it */
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0 || dup2(null, 0) < 0 || dup2(null, 1) < 0)
 		return 2;
+	repo = gitsvc_repo_path(dc->cfg, dc->app);
 	memset(&o, 0, sizeof(o));
-	o.cfg = rp->cfg;
-	o.app = rp->app;
-	o.repo = rp->repo_path;
+	o.cfg = dc->cfg;
+	o.app = dc->app;
+	o.repo = repo;
 	o.commit = dc->commit;
-	o.pusher = rp->pusher;
+	o.pusher = dc->pusher;
 	o.skip_deploy = 0;
-	o.clean_cache = has_option(rp, "clean-cache");
+	o.clean_cache = dc->clean_cache;
 	o.out = out;
 	error_clear();
-	if (pipeline_run(&o) == 0)
+	ret = pipeline_run(&o);
+	free(repo);
+	if (ret == 0)
 		return 0;
 	msg = error_last();
 	if (!*msg)
@@ -1086,58 +1153,46 @@ static int deploy_child_main(void *arg, int out, int err)
 	return 1;
 }
 
-/* A line of the build's output: to the client as band 2. */
+/* A line of the build's output, to the caller's sink. */
 static void deploy_child_line(void *arg, enum runner_stream stream,
 			      const char *line, size_t len)
 {
-	struct rp *rp = arg;
-	struct buf b = BUF_INIT;
+	const struct receive_build_out *o = arg;
 
 	(void)stream;
-	buf_add(&b, line, len);
-	buf_add(&b, "\n", 1);
-	rp_band2(rp, b.data, b.len);
-	buf_release(&b);
+	o->line(o->arg, line, len);
 }
 
 static void deploy_child_tick(void *arg)
 {
-	rp_keepalive(arg);
+	const struct receive_build_out *o = arg;
+
+	o->tick(o->arg);
 }
 
-/*
- * Build and deploy in a child (pipeline_run() may take minutes and must
- * not share our stack with libgit2 state or the transport), run by
- * runner.h: its output arrives as lines and goes out as band 2, its
- * one-line reason for a failure on stderr.  Keepalives go out while it is
- * quiet, so neither the client nor a proxy gives up on a long build.  If
- * the client hangs up, the deploy still runs to its end, and the ref
- * moves if it went live.  0 when it went live, 1 with *reason when it
- * failed, -1 when it could not run.
- */
-static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
+int receive_build(const struct config *cfg, const char *app,
+		  const char *pusher, const char *commit, int clean_cache,
+		  const struct receive_build_out *out, char **reason)
 {
 	struct buf why = BUF_INIT;
-	char hex[GIT_OID_HEXSZ + 1];
-	struct deploy_child dc = { rp, hex };
+	struct deploy_child dc = { cfg, app, pusher, commit, clean_cache };
+	struct receive_build_out sink = *out;
 	struct runner r;
-	git_oid id;
 
-	git_oid_fromraw(&id, c->new_id);
-	git_oid_tostr(hex, sizeof(hex), &id);
+	*reason = NULL;
 	runner_init(&r);
 	r.child_main = deploy_child_main;
 	r.child_arg = &dc;
 	r.on_line = deploy_child_line;
-	r.arg = rp;
+	r.arg = &sink;
 	r.line_streams = 1u << RUNNER_OUT;
 	r.capture[RUNNER_ERR] = &why;
 	r.capture_max = REASON_MAX;
 	r.tick_ms = KEEPALIVE_MS;
 	r.on_tick = deploy_child_tick;
-	if (rp->cfg->build_timeout_ms > 0) {
+	if (cfg->build_timeout_ms > 0) {
 		/* the build's own deadline comes first; this is the net */
-		r.timeout_ms = rp->cfg->build_timeout_ms + 60000;
+		r.timeout_ms = cfg->build_timeout_ms + 60000;
 		r.timeout_msg = "build timed out";
 	}
 	if (runner_run(&r) < 0 && !r.timed_out) {
@@ -1160,6 +1215,60 @@ static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
 	*reason = buf_detach(&why);
 	gitsvc_oneline(*reason);
 	return 1;
+}
+
+static receive_builder_fn builder;
+static void *builder_ctx;
+
+void receive_set_builder(receive_builder_fn fn, void *ctx)
+{
+	builder = fn;
+	builder_ctx = ctx;
+}
+
+/* The build's output, as band 2 to the client. */
+static void rp_build_line(void *arg, const char *line, size_t len)
+{
+	struct rp *rp = arg;
+	struct buf b = BUF_INIT;
+
+	buf_add(&b, line, len);
+	buf_add(&b, "\n", 1);
+	rp_band2(rp, b.data, b.len);
+	buf_release(&b);
+}
+
+static void rp_build_tick(void *arg)
+{
+	rp_keepalive(arg);
+}
+
+/*
+ * Build and deploy (pipeline_run() may take minutes and must not share
+ * our stack with libgit2 state or the transport): receive_build() here,
+ * or the builder the front end set (a session split in two builds in its
+ * root half).  Its output goes out as band 2, keepalives while it is
+ * quiet, so neither the client nor a proxy gives up on a long build.  If
+ * the client hangs up, the deploy still runs to its end, and the ref
+ * moves if it went live.  0 when it went live, 1 with *reason when it
+ * failed, -1 when it could not run.
+ */
+static int run_deploy(struct rp *rp, struct push_cmd *c, char **reason)
+{
+	struct receive_build_out out = { rp_build_line, rp_build_tick, rp };
+	char hex[GIT_OID_HEXSZ + 1], old[GIT_OID_HEXSZ + 1];
+	int clean = has_option(rp, "clean-cache");
+	git_oid id;
+
+	git_oid_fromraw(&id, c->new_id);
+	git_oid_tostr(hex, sizeof(hex), &id);
+	git_oid_fromraw(&id, c->old_id);
+	git_oid_tostr(old, sizeof(old), &id);
+	if (builder)
+		return builder(builder_ctx, c->ref, old, hex, clean, &out,
+			       reason);
+	return receive_build(rp->cfg, rp->app, rp->pusher, hex, clean, &out,
+			     reason);
 }
 
 /*

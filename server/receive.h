@@ -43,6 +43,38 @@ int receive_pack(const struct config *cfg, const char *app,
 		 const char *pusher, int version, struct gitsvc_io *io,
 		 int (*after_repack)(const char *repo_path));
 
+/* Where a build's output goes while it runs (lines without their LF). */
+struct receive_build_out {
+	void (*line)(void *arg, const char *line, size_t len);
+	void (*tick)(void *arg);	/* quiet for a while: a keepalive */
+	void *arg;
+};
+
+/*
+ * Build and deploy 'commit' (40 hex digits) of app's repository, pushed
+ * by pusher, in a child (pipeline_run()), and wait for it: its output to
+ * out, a line at a time.  0 when it went live, 1 with *reason (a line,
+ * caller frees) when it failed, -1 (error_last()) when it could not run.
+ * The same rules as receive_pack() for SIGCHLD and fds.
+ */
+int receive_build(const struct config *cfg, const char *app,
+		  const char *pusher, const char *commit, int clean_cache,
+		  const struct receive_build_out *out, char **reason);
+
+/*
+ * Who builds a push's deploy branch once its objects are in: by default
+ * receive_build() from this process.  A session split in two sets one
+ * that asks its root half (gitsep.h); ref, old and commit (hex) are the
+ * command of the deploy branch.  Returns as receive_build().  NULL fn:
+ * back to the default.
+ */
+typedef int (*receive_builder_fn)(void *ctx, const char *ref,
+				  const char *old, const char *commit,
+				  int clean_cache,
+				  const struct receive_build_out *out,
+				  char **reason);
+void receive_set_builder(receive_builder_fn fn, void *ctx);
+
 #define PUSH_MAX_COMMANDS 1000	/* refs in one push */
 #define PUSH_MAX_OPTIONS 100	/* push options in one push */
 #define PUSH_OPTION_MAX 1024	/* bytes in one push option */

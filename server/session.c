@@ -33,6 +33,7 @@
 #include "control.h"
 #include "export.h"
 #include "gitserve.h"
+#include "gitsep.h"
 #include "keys.h"
 #include "log.h"
 #include "privsep.h"
@@ -849,27 +850,21 @@ out:
 	return ret;
 }
 
+static ssize_t backup_read(void *ctx, void *buf, size_t len);
+
 /* "keys add" with no key in the command reads it from stdin. */
 static int read_key_stdin(struct session *s, struct strv *words)
 {
+	struct backup_io io = { .ctx = s, .read = backup_read };
 	struct buf text;
-	char chunk[4096];
-	ssize_t n;
-	int ret = -1;
+	int r, ret = -1;
 
 	buf_init(&text, STDIN_MAX);
-	for (;;) {
-		n = chan_read(s, chunk, sizeof(chunk), STDIN_TIMEOUT_MS);
-		if (n < 0) {
-			say_error(s, "keys add: %s", error_last());
-			goto out;
-		}
-		if (n == 0)
-			break;
-		if (buf_add(&text, chunk, (size_t)n) < 0) {
-			say_error(s, "keys add: key text too long");
-			goto out;
-		}
+	r = backup_read_all(&io, &text);
+	if (r < 0) {
+		say_error(s, "keys add: %s", r == ERR_INVALID ?
+			  "key text too long" : error_last());
+		goto out;
 	}
 	if (!text.len || strspn(text.data, " \t\r\n") == text.len) {
 		say_error(s, "keys add: no key given (ssh HOST keys add < KEY.pub)");
@@ -1486,8 +1481,9 @@ static int run_command(struct session *s)
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
-	ret = gitserve_run(s->cfg, svc, app, s->user,
-			   gitsvc_protocol_version(s->git_protocol), &io);
+	/* split in two: the transfer runs as berth-ssh (gitsep.h) */
+	ret = (s->mux >= 0 ? gitsep_run : gitserve_run)(s->cfg, svc, app,
+			s->user, gitsvc_protocol_version(s->git_protocol), &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;
