@@ -43,7 +43,7 @@
  * they wait as the start does (own: HUP, then /proc polled until the old
  * workers stopped accepting, at most 5 s; system: "nginx -s" and 200 ms).
  * A reload asked for before nginx was up is sent from the loop once it
- * is, with that same wait.
+ * is (HUP alone: nobody waits on it there).
   */
 #ifndef BERTH_NGINX_H
 #define BERTH_NGINX_H

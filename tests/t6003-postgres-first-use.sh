@@ -2,8 +2,8 @@
 # The first database of a host makes the embedded cluster (initdb, which
 # may take minutes on a slow disk) and starts it: the engine does that on
 # its loop, so meanwhile it answers every request and deploys other apps.
-# A wrapper initdb (berth.yaml's postgres_bindir) holds initdb open until
-# a gate file exists; no sleeps.
+# A wrapper initdb (berth.yaml's postgres_bindir) holds initdb open while
+# a hold file exists; no sleeps.
 . "$(dirname "$0")/test-lib.sh"
 
 real=
@@ -12,11 +12,51 @@ for d in /usr/lib/postgresql/*/bin; do
 done
 if [ -z "$real" ]; then
 	test_skip 'PostgreSQL is not installed'
-	test_done
+	# the processes of the wrapper initdb of a state directory
+initdb_procs() { pgrep -f "^/bin/sh $SHARED/pgbin/initdb -D $1/postgres/data.new"; }
+
+stop_berth
+BERTH_ROOT=$TRASH/root2
+start_berth || exit 1
+
+test_expect_success 'an engine stopped during initdb kills it and leaves no half-made cluster' '
+	touch "$SHARED/initdb-hold" &&
+	{ berth deploy dbapp "$PWD/dbapp.tar.gz" >deploy3.out 2>&1 & echo $! >deploy3.pid; } &&
+	retry_until 60 apps_line_matches "^dbapp +deploying .*waiting for PostgreSQL" &&
+	retry_until 30 initdb_procs "$BERTH_ROOT" &&
+	stop_berth &&
+	test_must_fail wait "$(cat deploy3.pid)" &&
+	! initdb_procs "$BERTH_ROOT" &&
+	test ! -e "$BERTH_ROOT/postgres/data.new" &&
+	test ! -e "$BERTH_ROOT/postgres/data" &&
+	test ! -e "$BERTH_ROOT/postgres/initdb.pw"
+'
+
+test_done
 fi
 if ! command -v psql >/dev/null || ! command -v curl >/dev/null; then
 	test_skip 'psql or curl missing'
-	test_done
+	# the processes of the wrapper initdb of a state directory
+initdb_procs() { pgrep -f "^/bin/sh $SHARED/pgbin/initdb -D $1/postgres/data.new"; }
+
+stop_berth
+BERTH_ROOT=$TRASH/root2
+start_berth || exit 1
+
+test_expect_success 'an engine stopped during initdb kills it and leaves no half-made cluster' '
+	touch "$SHARED/initdb-hold" &&
+	{ berth deploy dbapp "$PWD/dbapp.tar.gz" >deploy3.out 2>&1 & echo $! >deploy3.pid; } &&
+	retry_until 60 apps_line_matches "^dbapp +deploying .*waiting for PostgreSQL" &&
+	retry_until 30 initdb_procs "$BERTH_ROOT" &&
+	stop_berth &&
+	test_must_fail wait "$(cat deploy3.pid)" &&
+	! initdb_procs "$BERTH_ROOT" &&
+	test ! -e "$BERTH_ROOT/postgres/data.new" &&
+	test ! -e "$BERTH_ROOT/postgres/data" &&
+	test ! -e "$BERTH_ROOT/postgres/initdb.pw"
+'
+
+test_done
 fi
 . "$TEST_DIR/lib-ssh.sh"
 
@@ -49,12 +89,13 @@ test_expect_success 'setup: an initdb held by a gate, an app with a database, on
 	mkdir "$SHARED/pgbin" &&
 	cat >"$SHARED/pgbin/initdb" <<-INITDB &&
 	#!/bin/sh
-	while [ ! -e "$SHARED/initdb-gate" ]; do sleep 0.1; done
+	while [ -e "$SHARED/initdb-hold" ]; do sleep 0.1; done
 	exec "$real/initdb" "\$@"
 	INITDB
 	chmod 755 "$SHARED/pgbin/initdb" &&
 	ln -s "$real/postgres" "$SHARED/pgbin/postgres" &&
-	test_atexit "touch $SHARED/initdb-gate" &&
+	touch "$SHARED/initdb-hold" &&
+	test_atexit "rm -f $SHARED/initdb-hold" &&
 	BERTH_YAML="postgres_bindir: $SHARED/pgbin" &&
 	mkdir dbapp &&
 	printf "%s\n" "processes:" "  web: python3 web.py" "postgres: true" >dbapp/app.yaml &&
@@ -95,7 +136,7 @@ test_expect_success 'and deploys another app to the end' '
 '
 
 test_expect_success 'once initdb may go on, the waiting deploy gets its database and goes live' '
-	touch "$SHARED/initdb-gate" &&
+	rm "$SHARED/initdb-hold" &&
 	wait "$(cat deploy.pid)" &&
 	test_grep "Creating PostgreSQL database for dbapp" deploy.out &&
 	test_grep "Release 1 of dbapp is live" deploy.out &&
@@ -112,6 +153,26 @@ test_expect_success 'a second app with a database: the cluster is ready, no wait
 	test_grep "Release 1 of dbapp2 is live" deploy2.out &&
 	berth pg dbapp2 >pg &&
 	test_grep "^database berth_dbapp2, " pg
+'
+
+# the processes of the wrapper initdb of a state directory
+initdb_procs() { pgrep -f "^/bin/sh $SHARED/pgbin/initdb -D $1/postgres/data.new"; }
+
+stop_berth
+BERTH_ROOT=$TRASH/root2
+start_berth || exit 1
+
+test_expect_success 'an engine stopped during initdb kills it and leaves no half-made cluster' '
+	touch "$SHARED/initdb-hold" &&
+	{ berth deploy dbapp "$PWD/dbapp.tar.gz" >deploy3.out 2>&1 & echo $! >deploy3.pid; } &&
+	retry_until 60 apps_line_matches "^dbapp +deploying .*waiting for PostgreSQL" &&
+	retry_until 30 initdb_procs "$BERTH_ROOT" &&
+	stop_berth &&
+	test_must_fail wait "$(cat deploy3.pid)" &&
+	! initdb_procs "$BERTH_ROOT" &&
+	test ! -e "$BERTH_ROOT/postgres/data.new" &&
+	test ! -e "$BERTH_ROOT/postgres/data" &&
+	test ! -e "$BERTH_ROOT/postgres/initdb.pw"
 '
 
 test_done
