@@ -109,8 +109,8 @@ static int sh(struct got *g, const char *script, long timeout_ms)
 	struct runner r;
 	int ret;
 
-	buf_init(&g->out, 0);
-	buf_init(&g->err, 0);
+	buf_release(&g->out);
+	buf_release(&g->err);
 	g->ticks = 0;
 	runner_init(&r);
 	r.spawn.argv = argv;
@@ -142,6 +142,8 @@ static void both_ways(void)
 	int64_t t0;
 	int rc;
 
+	buf_init(&g.out, 0);
+	buf_init(&g.err, 0);
 	printf("# %s\n", how);
 	rc = sh(&g, "printf 'a\\nb\\r\\nc\\rd'; echo oops >&2; exit 3", 0);
 	ok(rc == 3, "exit status comes back (%d)", rc);
