@@ -85,6 +85,7 @@ static const struct cdesc descs[] = {
 	{ "nginx_conf_dir", C_STR, F(nginx_conf_dir), NULL, 0, 0, check_abspath },
 	{ "nginx_bin", C_STR, F(nginx_bin), "nginx", 0, 0, check_word },
 	{ "postgres", C_STR, F(postgres), NULL, 0, 0, check_line },
+	{ "postgres_bindir", C_STR, F(postgres_bindir), NULL, 0, 0, check_abspath },
 	{ "webhook", C_STR, F(webhook), NULL, 0, 0, check_url },
 	{ "user", C_STR, F(run_user), NULL, 0, 0, check_user },
 	{ "privileged_hooks", C_STR, F(privileged_hooks), NULL, 0, 0, check_hook_list },

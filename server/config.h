@@ -38,6 +38,8 @@ struct config {
 	char *nginx_conf_dir;	/* nginx_conf_dir: for "system", e.g. /etc/nginx/conf.d */
 	char *nginx_bin;	/* nginx_bin: "nginx" */
 	char *postgres;		/* postgres: conninfo of an admin role; NULL = embedded */
+	char *postgres_bindir;	/* postgres_bindir: initdb and postgres of the embedded
+				 * cluster; NULL = the newest /usr/lib/postgresql/N/bin */
 	char *webhook;		/* webhook: URL posted after each deploy, or NULL */
 	char *run_user;		/* user: unprivileged user for apps/builds when root; NULL = none */
 	char *privileged_hooks;	/* privileged_hooks: "post-deploy.d/10-x ..." run as root */

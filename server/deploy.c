@@ -108,6 +108,7 @@ struct deploy {
 	/* app.json's scripts and the release phase (run_script()) */
 	int pre_stage, post_stage;
 	const char *script_label;	/* "release", "predeploy", ... */
+	struct postgres_wait *pg_wait;	/* waits for PostgreSQL to be ready */
 	struct deployout *out;	/* its kept output (deployout.h), or NULL */
 	int out_of_push;	/* out is a push's: the pipeline says the
 				 * outcome there itself */
@@ -200,6 +201,7 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	postgres_wait_cancel(d->e->pg, d->pg_wait);
 	/* processes still stopping for it must not call back into d */
 	stop_procs_forget(d->run, d);
 	stop_procs_forget(d->old, d);
@@ -454,6 +456,8 @@ static void fail_stop(struct deploy *d)
 	FREE_AND_NULL(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
 	d->timer = 0;
+	postgres_wait_cancel(d->e->pg, d->pg_wait);
+	d->pg_wait = NULL;
 	liveroute_watch_stop(d->livewatch);
 	d->livewatch = NULL;
 	if (d->helper > 0) {
@@ -1388,14 +1392,52 @@ static int ensure_slots(struct deploy *d, size_t web)
 	return 0;
 }
 
+static void prepare_rest(struct deploy *d);
+
+/* The app's new database, PostgreSQL being ready: kept in its config at
+ * once, whatever becomes of the deploy.  0, or -1 when d failed. */
+static int provision_database(struct deploy *d)
+{
+	struct app *a = d->a;
+	struct run *r = d->run;
+	char *url = NULL;
+
+	if (postgres_provision(d->e->pg, a->name, &url) < 0) {
+		deploy_fail(d, "%s", error_last());
+		return -1;
+	}
+	strv_env_set(&a->env, "DATABASE_URL", url);
+	strv_env_set(&r->env, "DATABASE_URL", url);
+	free(url);
+	if (env_save(a) < 0) {
+		deploy_fail(d, "%s", error_last());
+		return -1;
+	}
+	return 0;
+}
+
+/* PostgreSQL is ready (or cannot be): the database, then the rest. */
+static void on_postgres_ready(void *arg, int result)
+{
+	struct deploy *d = arg;
+
+	d->pg_wait = NULL;
+	if (result < 0) {
+		deploy_fail(d, "%s", error_last());
+		return;
+	}
+	if (provision_database(d) < 0)
+		return;
+	prepare_rest(d);
+}
+
 static void prepare(struct deploy *d)
 {
 	struct app *a = d->a;
 	struct run *r = d->run;
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
-	size_t old_nslots = a->nslots, i;
-	char *why = NULL;
 	struct release_info ri;
+	int ready;
 
 	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
 	memset(&ri, 0, sizeof(ri));
@@ -1416,28 +1458,35 @@ static void prepare(struct deploy *d)
 		strv_env_set(&r->env, "DATABASE_URL",
 			     strv_env_get(&a->env, "DATABASE_URL"));
 	} else if (r->m.postgres && !strv_env_get(&r->env, "DATABASE_URL")) {
-		char *url = NULL;
-
 		if (!d->e->pg) {
 			deploy_fail(d, "'%s' asks for PostgreSQL, which is not available",
 				    a->name);
 			return;
 		}
 		say(d, "-----> Creating PostgreSQL database for %s", a->name);
-		if (postgres_provision(d->e->pg, a->name, &url) < 0) {
+		/* a first cluster takes its initdb: on the loop, not here */
+		ready = postgres_when_ready(d->e->pg, on_postgres_ready, d,
+					    &d->pg_wait);
+		if (ready < 0) {
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
-		/* The database exists now, whatever becomes of the deploy:
-		 * the app's config keeps its URL at once. */
-		strv_env_set(&a->env, "DATABASE_URL", url);
-		strv_env_set(&r->env, "DATABASE_URL", url);
-		free(url);
-		if (env_save(a) < 0) {
-			deploy_fail(d, "%s", error_last());
+		if (!ready)
 			return;
-		}
+		if (provision_database(d) < 0)
+			return;
 	}
+	prepare_rest(d);
+}
+
+/* After the database: the release's config, ports, routes, scripts. */
+static void prepare_rest(struct deploy *d)
+{
+	struct app *a = d->a;
+	struct run *r = d->run;
+	size_t old_nslots = a->nslots, i;
+	char *why = NULL;
+
 	if (d->kind == DEPLOY_NEW &&
 	    release_env_write(a->dir, d->number, &r->env) < 0) {
 		deploy_fail(d, "cannot record the config of release %d: %s",
@@ -1881,7 +1930,9 @@ void app_deploy_describe(const struct app *a, struct buf *out)
 		break;
 	case STEP_RELEASE_PHASE:
 	case STEP_POSTDEPLOY:
-		if (d->helper > 0 && d->script_label)
+		if (d->pg_wait)
+			buf_addstr(out, "waiting for PostgreSQL");
+		else if (d->helper > 0 && d->script_label)
 			buf_addf(out, "%s command", d->script_label);
 		else
 			buf_addstr(out, deploy_step_names[d->step]);

@@ -125,6 +125,7 @@ static void reload_config(struct engine *e)
 	    str_differs(was->nginx_conf_dir, next.nginx_conf_dir) ||
 	    str_differs(was->nginx_bin, next.nginx_bin) ||
 	    str_differs(was->postgres, next.postgres) ||
+	    str_differs(was->postgres_bindir, next.postgres_bindir) ||
 	    str_differs(was->cluster, next.cluster) ||
 	    str_differs(was->groups, next.groups) ||
 	    str_differs(was->host_name, next.host_name) ||

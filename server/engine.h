@@ -5,12 +5,19 @@
  * builds run in children.
  *
  * One thread, one loop (loop.h): a handler that blocks stops every app's
- * deploy, every control request and the routing table's updates.  Most
- * work is asynchronous (children watched by the reaper, timers, the
- * router's socket).  What still blocks the loop, and how long at most:
- * a first embedded PostgreSQL (initdb 300 s, start-up 30 s) and each
- * libpq call (postgres.h); "nginx -t" and "nginx -s" (20 s) and an
- * own-mode reload's wait (5 s) (nginx.h).
+ * deploy, every control request and the routing table's updates.  So
+ * long work runs in children the loop watches (the reaper, runner.h's
+ * runner_start()), on timers, or over non-blocking sockets: the
+ * unpacking, the release phase, health checks, the first embedded
+ * PostgreSQL (initdb, its start-up: postgres_when_ready()).  What still
+ * blocks the loop, and how long at most: each libpq call (postgres.h:
+ * connect 5 s, a statement 60 s) and, for drop, rename and info, a
+ * postmaster that has not answered since it started (30 s); the
+ * router's and the certificates' requests to nginx over its unix socket
+ * (2 s each, router.h, certs.h); useradd for an app's first deploy
+ * (appuser.h); emptying a cgroup (cgroup.h).  nginx's checks and waits
+ * ("nginx -t", its start, its stop) run only at start-up and shutdown,
+ * outside the loop (nginx.h).
  */
 #ifndef BERTH_ENGINE_H
 #define BERTH_ENGINE_H

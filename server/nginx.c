@@ -1172,20 +1172,27 @@ static size_t accepting_workers(const struct nginx *ng, pid_t *out,
  * configuration, and a caller that confirms a change through nginx would
  * be fooled.  So a reload returns once the change is all there is.
  */
+static int send_hup(struct nginx *ng)
+{
+	ng->reload_pending = 0;
+	if (kill(ng->pid, SIGHUP) < 0) {
+		log_warn("%s: cannot signal nginx (pid %d)", __func__,
+			 (int)ng->pid);
+		return -1;
+	}
+	ng->reloads++;
+	return 0;
+}
+
 static void reload_and_wait(struct nginx *ng)
 {
 	pid_t old[256], now[256];
 	size_t nold, nnow, i, j;
 	int64_t deadline;
 
-	ng->reload_pending = 0;
 	nold = accepting_workers(ng, old, ARRAY_SIZE(old));
-	if (kill(ng->pid, SIGHUP) < 0) {
-		log_warn("%s: cannot signal nginx (pid %d)", __func__,
-			 (int)ng->pid);
+	if (send_hup(ng) < 0)
 		return;
-	}
-	ng->reloads++;
 	deadline = now_ms() + 5000;
 	for (;;) {
 		int left = 0, fresh = 0;
@@ -1248,8 +1255,9 @@ static void ready_poll(struct loop *l, void *arg)
 		log_info("nginx is up (pid %d)", (int)ng->pid);
 		/* it loaded the table file; if that was older, send it */
 		router_nginx_up(ng->router);
+		/* from the loop: nobody waits to confirm it, so no wait */
 		if (ng->reload_pending)
-			reload_and_wait(ng);
+			send_hup(ng);
 		if (!ng->log_timer)
 			ng->log_timer = loop_add_timer(l, NGINX_LOG_CHECK_MS,
 						       log_check, ng);

@@ -24,15 +24,27 @@
  * ROOT/acme/.well-known/acme-challenge/ is served on plain HTTP for every
  * host, before routing.
  *
- * What blocks, in the calling process (the engine): "nginx -t" and
- * "nginx -s ..." run in a child waited for, at most 20 s each (runner.h):
- * nginx_init(), nginx_proxy_set() (the dashboard turned on or off) and,
- * in system mode, nginx_reload() and nginx_reopen_logs().  An own-mode
- * reload sends HUP and polls /proc until the old workers stopped
- * accepting, at most 5 s (send_reload()).  nginx_start() waits until it
- * serves, at most 5 s.  A restart after a crash only spawns; readiness
- * is polled on the loop's timers (supervise.h).
- */
+ * What blocks, in the calling process (the engine).  While the engine's
+ * loop runs, nothing here waits: a restart after a crash only spawns,
+ * readiness is polled on the loop's timers (supervise.h), log rotation
+ * sends USR1, and the routing table changes over the router's socket
+ * (router.h).  Nothing an app does reloads nginx or runs "nginx -t".
+ * The waits happen at start-up, before the engine's loop runs and before
+ * its control socket and SSH listener open, and at shutdown, after the
+ * loop ended; so no request waits on them:
+ *  - "nginx -t" (and, in system mode, "nginx -s reload"), in a child
+ *    waited for, at most 20 s each (runner.h): nginx_init(),
+ *    nginx_proxy_set(), nginx_start() in system mode (then at most 5 s
+ *    for the router to answer);
+ *  - nginx_start() in own mode: until nginx serves, at most 5 s (a
+ *    slower one is polled on the loop's timers after);
+ *  - nginx_stop(): QUIT, then at most stop_timeout (capped) before KILL.
+ * nginx_reload() and nginx_reopen_logs() have no caller in the loop;
+ * they wait as the start does (own: HUP, then /proc polled until the old
+ * workers stopped accepting, at most 5 s; system: "nginx -s" and 200 ms).
+ * A reload asked for before nginx was up is sent from the loop once it
+ * is (HUP alone: nobody waits on it there).
+  */
 #ifndef BERTH_NGINX_H
 #define BERTH_NGINX_H
 

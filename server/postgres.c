@@ -74,13 +74,29 @@ struct postgres {
 	char *conninfo_path;
 	char *log_path;
 	char *bindir;		/* found on first use */
+	char *bindir_conf;	/* postgres_bindir, or NULL */
 	char *password;		/* superuser's, read on first use */
 	int drop_priv;
 	uid_t uid;
 	gid_t gid;
 	pid_t pid;		/* our postmaster, 0 if none */
+	int accepting;		/* and it answered since it started */
+	int exit_status;	/* how the last one ended */
 	struct supervisor sup;	/* restarts it */
 	struct size_req *sizes;	/* postgres_size_async() in flight */
+	/* postgres_when_ready(): who waits, and what runs for them */
+	struct postgres_wait *waits;
+	int preparing;		/* initdb runs, or the start is polled */
+	struct runner initdb;
+	char *initdb_prog, *initdb_tmp, *initdb_pwfile;
+	uint64_t ready_timer;
+	int64_t ready_deadline;
+};
+
+struct postgres_wait {
+	struct postgres_wait *next;
+	postgres_ready_fn fn;
+	void *arg;
 };
 
 static int start_postmaster(struct postgres *pg);
@@ -294,6 +310,21 @@ static int find_bindir(struct postgres *pg)
 
 	if (pg->bindir)
 		return 0;
+	if (pg->bindir_conf) {
+		char *postgres = xasprintf("%s/postgres", pg->bindir_conf);
+		char *initdb = xasprintf("%s/initdb", pg->bindir_conf);
+		int ok = access(postgres, X_OK) == 0 &&
+			access(initdb, X_OK) == 0;
+
+		free(postgres);
+		free(initdb);
+		if (!ok)
+			return error_set("cannot find PostgreSQL's 'initdb' and "
+					 "'postgres' in postgres_bindir '%s'",
+					 pg->bindir_conf);
+		pg->bindir = xstrdup(pg->bindir_conf);
+		return 0;
+	}
 	/* a cluster runs only under its own major version: prefer it when
 	 * several are installed */
 	vfile = xasprintf("%s/PG_VERSION", pg->data);
@@ -469,34 +500,6 @@ static void pg_spawn_prepare(struct postgres *pg, struct spawn *s,
 	s->gid = pg->gid;
 }
 
-static int run_as(struct postgres *pg, char *const *argv, long timeout_ms)
-{
-	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
-	struct runner r;
-	int logfd, ret = -1;
-	char why[64];
-
-	logfd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-		     0600);
-	if (logfd < 0)
-		return error_setsys("cannot open '%s'", pg->log_path);
-	runner_init(&r);
-	pg_spawn_prepare(pg, &r.spawn, argv, envp, logfd);
-	r.timeout_ms = timeout_ms;
-	if (runner_run(&r) < 0)
-		goto out;
-	if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0) {
-		error_set("'%s' %s (see '%s')", argv[0],
-			  spawn_describe_status(r.status, why, sizeof(why)),
-			  pg->log_path);
-		goto out;
-	}
-	ret = 0;
-out:
-	close(logfd);
-	return ret;
-}
-
 static int write_admin_conninfo(struct postgres *pg)
 {
 	struct buf b = BUF_INIT;
@@ -516,61 +519,108 @@ static int write_admin_conninfo(struct postgres *pg)
 /*
  * initdb into data.new, then rename: a cluster that exists is a whole
  * one.  The superuser's password reaches initdb through a file that only
- * the database user can read and that is gone when initdb is.
+ * the database user can read and that is gone when initdb is.  initdb
+ * runs in a child the loop watches (runner_start()); initdb_done() goes
+ * on.
  */
-static int create_cluster(struct postgres *pg)
+static void initdb_done(struct runner *r, int result, void *arg);
+
+static void initdb_cleanup(struct postgres *pg, int failed)
 {
+	if (pg->initdb_pwfile)
+		unlink(pg->initdb_pwfile);
+	if (failed && pg->initdb_tmp)
+		rm_rf(pg->initdb_tmp);
+	FREE_AND_NULL(pg->initdb_prog);
+	FREE_AND_NULL(pg->initdb_tmp);
+	FREE_AND_NULL(pg->initdb_pwfile);
+}
+
+static int create_cluster_start(struct postgres *pg)
+{
+	char *envp[] = { CHILD_PATH, "LC_ALL=C", "LANG=C", NULL };
 	char password[65];
-	char *tmpdata = xasprintf("%s.new", pg->data);
-	char *pwfile = xasprintf("%s/initdb.pw", pg->dir);
-	char *pwopt = xasprintf("--pwfile=%s", pwfile);
-	char *initdb = xasprintf("%s/initdb", pg->bindir);
-	char *argv[] = { initdb, "-D", tmpdata, "-U", PG_SUPERUSER, pwopt,
+	char *pwopt = NULL;
+	char *argv[] = { NULL, "-D", NULL, "-U", PG_SUPERUSER, NULL,
 			 "-A", "scram-sha-256", "-E", "UTF8", "--locale=C",
 			 "--no-instructions", NULL };
-	int fd = -1, ret = -1;
+	int fd = -1, logfd = -1, ret = -1;
 
+	pg->initdb_tmp = xasprintf("%s.new", pg->data);
+	pg->initdb_pwfile = xasprintf("%s/initdb.pw", pg->dir);
+	pg->initdb_prog = xasprintf("%s/initdb", pg->bindir);
+	pwopt = xasprintf("--pwfile=%s", pg->initdb_pwfile);
+	argv[0] = pg->initdb_prog;
+	argv[2] = pg->initdb_tmp;
+	argv[5] = pwopt;
 	if (random_hex(password, 32) < 0)
 		goto out;
 	free(pg->password);
 	pg->password = xstrdup(password);
 	if (write_admin_conninfo(pg) < 0)
 		goto out;
-	if (rm_rf(tmpdata) < 0 || make_dir(pg, tmpdata, 0700, 1) < 0)
+	if (rm_rf(pg->initdb_tmp) < 0 ||
+	    make_dir(pg, pg->initdb_tmp, 0700, 1) < 0)
 		goto out;
-	unlink(pwfile);
-	fd = open(pwfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	unlink(pg->initdb_pwfile);
+	fd = open(pg->initdb_pwfile, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+		  0600);
 	if (fd < 0) {
-		error_setsys("cannot create '%s'", pwfile);
+		error_setsys("cannot create '%s'", pg->initdb_pwfile);
 		goto out;
 	}
 	if ((pg->drop_priv && fchown(fd, pg->uid, pg->gid) < 0) ||
 	    write_all(fd, password, strlen(password)) < 0 ||
 	    write_all(fd, "\n", 1) < 0) {
-		error_setsys("cannot write '%s'", pwfile);
+		error_setsys("cannot write '%s'", pg->initdb_pwfile);
 		goto out;
 	}
-	close(fd);
-	fd = -1;
+	logfd = open(pg->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+		     0600);
+	if (logfd < 0) {
+		error_setsys("cannot open '%s'", pg->log_path);
+		goto out;
+	}
 	log_info("creating PostgreSQL cluster in '%s'", pg->data);
-	if (run_as(pg, argv, PG_INITDB_MS) < 0)
+	runner_init(&pg->initdb);
+	pg_spawn_prepare(pg, &pg->initdb.spawn, argv, envp, logfd);
+	pg->initdb.timeout_ms = PG_INITDB_MS;
+	if (runner_start(&pg->initdb, pg->loop, initdb_done, pg) < 0)
 		goto out;
-	if (rename(tmpdata, pg->data) < 0) {
-		error_setsys("cannot rename '%s'", tmpdata);
-		goto out;
-	}
 	ret = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	unlink(pwfile);
+	if (logfd >= 0)
+		close(logfd);	/* the child has its own */
 	if (ret < 0)
-		rm_rf(tmpdata);
+		initdb_cleanup(pg, 1);
 	explicit_bzero(password, sizeof(password));
-	free(tmpdata);
-	free(pwfile);
 	free(pwopt);
-	free(initdb);
+	return ret;
+}
+
+/* initdb ended: the cluster is whole (renamed into place), or gone. */
+static int create_cluster_end(struct postgres *pg, int result, int status)
+{
+	char why[64];
+	int ret = -1;
+
+	if (result < 0)
+		goto out;
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		error_set("'%s' %s (see '%s')", pg->initdb_prog,
+			  spawn_describe_status(status, why, sizeof(why)),
+			  pg->log_path);
+		goto out;
+	}
+	if (rename(pg->initdb_tmp, pg->data) < 0) {
+		error_setsys("cannot rename '%s'", pg->initdb_tmp);
+		goto out;
+	}
+	ret = 0;
+out:
+	initdb_cleanup(pg, ret < 0);
 	return ret;
 }
 
@@ -745,6 +795,8 @@ static void exited(struct postgres *pg, int status)
 	long delay;
 
 	pg->pid = 0;
+	pg->accepting = 0;
+	pg->exit_status = status;
 	delay = supervisor_exited(&pg->sup);
 	log_warnx("PostgreSQL %s; starting it again in %ld ms",
 		  spawn_describe_status(status, why, sizeof(why)), delay);
@@ -805,6 +857,7 @@ static int start_postmaster(struct postgres *pg)
 	if (spawn_start(&s) < 0)
 		goto out;
 	pg->pid = s.pid;
+	pg->accepting = 0;
 	supervisor_started(&pg->sup);
 	reaper_watch(s.pid, on_exit_cb, pg);
 	log_info("PostgreSQL started as pid %d", (int)s.pid);
@@ -834,42 +887,53 @@ static int reap_own(struct postgres *pg, int *status)
 	return 1;
 }
 
-/* Wait until our postmaster accepts connections. */
-static int wait_ready(struct postgres *pg)
+/* One look: 0 when our postmaster accepts connections (a ping over its
+ * unix socket, answered at once by a postmaster that runs), 1 while it
+ * may yet, -1 with the reason when it will not. */
+static int ready_check(struct postgres *pg, int64_t deadline)
 {
 	const char *keys[] = { "host", "port", "dbname", "connect_timeout",
 			       NULL };
 	const char *vals[] = { pg->run, PG_PORT, "postgres",
 			       PG_CONNECT_TIMEOUT, NULL };
-	int64_t deadline = now_ms() + PG_READY_MS;
 	char why[64];
-
-	for (;;) {
-		int status;
-
-		if (PQpingParams(keys, vals, 0) == PQPING_OK)
-			return 0;
-		if (!pg->pid)
-			return error_set("cannot reach PostgreSQL: not running");
-		if (reap_own(pg, &status))
-			return error_set("cannot reach PostgreSQL: it %s "
-					 "(see '%s')",
-					 spawn_describe_status(status, why,
-							       sizeof(why)),
-					 pg->log_path);
-		if (now_ms() > deadline)
-			return error_set("cannot reach PostgreSQL: not ready "
-					 "after %d s (see '%s')",
-					 PG_READY_MS / 1000, pg->log_path);
-		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
-	}
-}
-
-/* Create the cluster if need be, start it if it is down, wait for it. */
-static int ensure_running(struct postgres *pg)
-{
 	int status;
 
+	if (PQpingParams(keys, vals, 0) == PQPING_OK) {
+		pg->accepting = 1;
+		return 0;
+	}
+	if (reap_own(pg, &status) || (!pg->pid && pg->exit_status)) {
+		status = pg->exit_status;
+		return error_set("cannot reach PostgreSQL: it %s (see '%s')",
+				 spawn_describe_status(status, why,
+						       sizeof(why)),
+				 pg->log_path);
+	}
+	if (!pg->pid)
+		return error_set("cannot reach PostgreSQL: not running");
+	if (now_ms() > deadline)
+		return error_set("cannot reach PostgreSQL: not ready "
+				 "after %d s (see '%s')",
+				 PG_READY_MS / 1000, pg->log_path);
+	return 1;
+}
+
+/* Wait until our postmaster accepts connections (blocking). */
+static int wait_ready(struct postgres *pg)
+{
+	int64_t deadline = now_ms() + PG_READY_MS;
+	int r;
+
+	while ((r = ready_check(pg, deadline)) == 1)
+		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
+	return r;
+}
+
+/* What must hold before the cluster is used, made or started: the
+ * programs, the user, the folders.  Quick (but see find_user()). */
+static int prepare_dirs(struct postgres *pg)
+{
 	if (find_bindir(pg) < 0 || find_user(pg) < 0)
 		return -1;
 	if (make_dir(pg, pg->dir, 0755, 0) < 0 ||
@@ -880,16 +944,141 @@ static int ensure_running(struct postgres *pg)
 	if (strlen(pg->run) + strlen("/.s.PGSQL." PG_PORT) > SUN_PATH_MAX)
 		return error_set("socket directory '%s' is too long for a "
 				 "unix socket", pg->run);
-	if (!cluster_exists(pg)) {
-		if (create_cluster(pg) < 0)
-			return -1;
-	} else if (load_password(pg) < 0) {
+	return 0;
+}
+
+/*
+ * For the calls that block (admin_connect()): the cluster must exist
+ * (postgres_when_ready() makes it); start it if it is down and wait for
+ * it if it has not answered since it started.
+ */
+static int ensure_running(struct postgres *pg)
+{
+	int status;
+
+	if (pg->initdb_prog)
+		return error_set("PostgreSQL's cluster is being created; "
+				 "try again when it is done");
+	if (prepare_dirs(pg) < 0)
 		return -1;
-	}
+	if (!cluster_exists(pg))
+		return error_set("PostgreSQL's cluster in '%s' does not exist "
+				 "yet", pg->data);
+	if (load_password(pg) < 0)
+		return -1;
 	reap_own(pg, &status);
+	if (pg->pid && pg->accepting)
+		return 0;
 	if (!pg->pid && start_postmaster(pg) < 0)
 		return -1;
 	return wait_ready(pg);
+}
+
+/* --- postgres_when_ready(): the same, on the loop -------------------- */
+
+/* Tell everyone waiting: result 0, or -1 with error_last(). */
+static void waits_done(struct postgres *pg, int result)
+{
+	struct postgres_wait *w = pg->waits;
+	char *msg = result < 0 ? xstrdup(error_last()) : NULL;
+
+	pg->waits = NULL;
+	pg->preparing = 0;
+	while (w) {
+		struct postgres_wait *next = w->next;
+
+		if (msg)
+			error_set("%s", msg);
+		w->fn(w->arg, result);
+		free(w);
+		w = next;
+	}
+	free(msg);
+}
+
+static void ready_tick(struct loop *l, void *arg)
+{
+	struct postgres *pg = arg;
+	int r;
+
+	(void)l;
+	pg->ready_timer = 0;
+	r = ready_check(pg, pg->ready_deadline);
+	if (r == 1) {
+		pg->ready_timer = loop_add_timer(pg->loop, 50, ready_tick, pg);
+		return;
+	}
+	waits_done(pg, r);
+}
+
+/* The cluster exists: start it unless it runs, then poll for it. */
+static int start_and_poll(struct postgres *pg)
+{
+	int status;
+
+	if (load_password(pg) < 0)
+		return -1;
+	reap_own(pg, &status);
+	if (!pg->pid && start_postmaster(pg) < 0)
+		return -1;
+	pg->exit_status = 0;
+	pg->ready_deadline = now_ms() + PG_READY_MS;
+	pg->ready_timer = loop_add_timer(pg->loop, 0, ready_tick, pg);
+	return 0;
+}
+
+static void initdb_done(struct runner *r, int result, void *arg)
+{
+	struct postgres *pg = arg;
+
+	if (create_cluster_end(pg, result, r->status) < 0 ||
+	    start_and_poll(pg) < 0)
+		waits_done(pg, -1);
+}
+
+int postgres_when_ready(struct postgres *pg, postgres_ready_fn fn,
+			void *arg, struct postgres_wait **out)
+{
+	struct postgres_wait *w, **tail;
+	int status;
+
+	*out = NULL;
+	if (pg->external)
+		return 1;
+	reap_own(pg, &status);
+	if (pg->pid && pg->accepting && !pg->preparing)
+		return 1;
+	if (!pg->preparing) {
+		if (prepare_dirs(pg) < 0)
+			return -1;
+		if (!cluster_exists(pg) ? create_cluster_start(pg) < 0 :
+		    start_and_poll(pg) < 0)
+			return -1;
+		pg->preparing = 1;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->fn = fn;
+	w->arg = arg;
+	for (tail = &pg->waits; *tail; tail = &(*tail)->next)
+		;
+	*tail = w;
+	*out = w;
+	return 0;
+}
+
+void postgres_wait_cancel(struct postgres *pg, struct postgres_wait *w)
+{
+	struct postgres_wait **p;
+
+	if (!pg || !w)
+		return;
+	for (p = &pg->waits; *p; p = &(*p)->next) {
+		if (*p == w) {
+			*p = w->next;
+			free(w);
+			return;
+		}
+	}
 }
 
 /* --- connections and SQL ---------------------------------------------- */
@@ -1611,6 +1800,7 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 
 	*out = NULL;
 	pg->loop = l;
+	runner_init(&pg->initdb);
 	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
 			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
 	pg->dir = xasprintf("%s/postgres", cfg->root);
@@ -1619,6 +1809,8 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 	pg->apps = xasprintf("%s/apps", pg->dir);
 	pg->conninfo_path = xasprintf("%s/admin.conninfo", pg->dir);
 	pg->log_path = xasprintf("%s/postgres.log", pg->dir);
+	if (cfg->postgres_bindir)
+		pg->bindir_conf = xstrdup(cfg->postgres_bindir);
 	if (cfg->postgres && *cfg->postgres) {
 		char *err = NULL;
 		PQconninfoOption *opts = PQconninfoParse(cfg->postgres, &err);
@@ -1654,6 +1846,25 @@ int postgres_running(const struct postgres *pg)
 	return pg && pg->pid ? (int)pg->pid : 0;
 }
 
+/* The engine stops: initdb is given up (its half-made cluster removed),
+ * the poll ends, and nobody waiting is called back. */
+static void preparing_stop(struct postgres *pg)
+{
+	struct postgres_wait *w;
+
+	if (runner_running(&pg->initdb)) {
+		runner_cancel(&pg->initdb);
+		initdb_cleanup(pg, 1);
+	}
+	loop_del_timer(pg->loop, pg->ready_timer);
+	pg->ready_timer = 0;
+	pg->preparing = 0;
+	while ((w = pg->waits)) {
+		pg->waits = w->next;
+		free(w);
+	}
+}
+
 void postgres_shutdown(struct postgres *pg)
 {
 	int64_t deadline;
@@ -1663,6 +1874,7 @@ void postgres_shutdown(struct postgres *pg)
 	if (!pg)
 		return;
 	supervisor_cancel(&pg->sup);
+	preparing_stop(pg);
 	if (!pg->pid)
 		return;
 	pid = pg->pid;
@@ -1699,6 +1911,7 @@ void postgres_free(struct postgres *pg)
 		return;
 	while (pg->sizes)
 		size_free(pg->sizes);	/* no answer: the engine is going */
+	preparing_stop(pg);
 	supervisor_cancel(&pg->sup);
 	if (pg->pid)
 		reaper_forget(pg->pid);
@@ -1710,6 +1923,7 @@ void postgres_free(struct postgres *pg)
 	free(pg->conninfo_path);
 	free(pg->log_path);
 	free(pg->bindir);
+	free(pg->bindir_conf);
 	if (pg->password)
 		explicit_bzero(pg->password, strlen(pg->password));
 	free(pg->password);

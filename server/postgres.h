@@ -11,17 +11,22 @@
  * with PQescapeIdentifier anyway), a random password, CONNECT revoked
  * from PUBLIC.
  *
- * What blocks, in the calling process (the engine's loop: a deploy's
- * database step, the app commands): every call but postgres_size_async()
- * waits for its libpq round trips (connect_timeout, then the statements).
- * The first use of the embedded cluster (postgres_provision(),
- * postgres_drop(), postgres_rename(), postgres_info()) also runs initdb
- * in a child and waits for it (at most 300 s, through runner.h) and then
- * for the postmaster to accept (at most 30 s); postgres_shutdown() waits
- * for it to stop (at most about 40 s).  Restarts after a crash only
- * spawn (supervise.h).  Moving initdb and the start-up wait off the loop
- * is left to do (issue #10).
- */
+ * What blocks, in the calling process (the engine's loop): the long
+ * waits of the embedded cluster do not.  postgres_when_ready() makes it
+ * ready on the loop: initdb on first use in a child the loop watches
+ * (runner_start(), at most 300 s), the postmaster's start, and a ping
+ * every 50 ms until it accepts (at most 30 s; each ping is one round trip
+ * over its unix socket).  Restarts after a crash only spawn
+ * (supervise.h).  What still blocks: every call but
+ * postgres_when_ready() and postgres_size_async() waits for its libpq
+ * round trips (connect_timeout 5 s, then statements of at most 60 s);
+ * postgres_drop(), postgres_rename() and postgres_info() on a postmaster
+ * that has not answered since it started (the engine's start, a restart
+ * after a crash) wait for it, at most 30 s; a first use as root may run
+ * useradd (at most 30 s); a postmaster left over by a killed engine is
+ * stopped and waited for (at most 40 s); postgres_shutdown() waits for
+ * ours to stop (at most about 40 s).
+  */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H
 
@@ -33,9 +38,27 @@ struct postgres;
 
 int postgres_init(struct postgres **out, const struct config *cfg,
 		  struct loop *l);
+/*
+ * Make the server ready without blocking: for the embedded cluster,
+ * create it on first use (initdb), start it if it is down, and wait on
+ * the loop until it accepts connections.  1: ready now (an outside
+ * server, or ours answered since it started), fn is not called.  0:
+ * fn(arg, result) is called once from the loop, result 0 when ready or
+ * -1 with error_last(); *w is the wait, for postgres_wait_cancel()
+ * until then.  -1 with error_last(): cannot even begin (no PostgreSQL
+ * installed, an unusable state directory).  Waits started while one is
+ * under way share it.  Call it before postgres_provision().
+ */
+struct postgres_wait;
+typedef void (*postgres_ready_fn)(void *arg, int result);
+int postgres_when_ready(struct postgres *pg, postgres_ready_fn fn,
+			void *arg, struct postgres_wait **w);
+/* fn will not be called (w NULL: nothing).  Once fn was called, w is
+ * gone: forget it there.  The initdb or start under way goes on. */
+void postgres_wait_cancel(struct postgres *pg, struct postgres_wait *w);
 /* Ensure the app's role and database exist (reused when they do);
- * *url gets DATABASE_URL (caller frees).  Starts the embedded cluster
- * on first use. */
+ * *url gets DATABASE_URL (caller frees).  The embedded cluster must
+ * exist (postgres_when_ready()); it is started if it is down. */
 int postgres_provision(struct postgres *pg, const char *app, char **url);
 /* Drop the app's database and role. */
 int postgres_drop(struct postgres *pg, const char *app);
@@ -66,7 +89,9 @@ typedef void (*postgres_size_fn)(void *arg, const char *app,
 				 long long bytes);
 int postgres_size_async(struct postgres *pg, const char *app,
 			postgres_size_fn fn, void *arg);
-/* Stop the embedded cluster (fast shutdown), if running. */
+/* Stop the embedded cluster (fast shutdown), if running; an initdb
+ * under way is killed and its half-made cluster removed; waits that
+ * were not called back never are. */
 void postgres_shutdown(struct postgres *pg);
 /* Frees memory only: call postgres_shutdown() first to stop the cluster. */
 void postgres_free(struct postgres *pg);

@@ -2,18 +2,21 @@
  * runner: one child to its end (see runner.h).  The core is the reading
  * and line splitting (runner_feed, runner_finish) and the exit rules (a
  * group kill at the deadline and after the child); runner_run() drives
- * them with poll().
+ * them with poll(), runner_start() with the engine's loop and reaper.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "runner.h"
+#include "loop.h"
+#include "reaper.h"
 #include "banned.h"
 
 void runner_init(struct runner *r)
@@ -179,11 +182,12 @@ static int poll_wait(const struct runner *r, int64_t now, int pidfd)
 	return wait < 0 ? 0 : (int)wait;
 }
 
-int runner_run(struct runner *r)
+/* The pipes of the streams read (read ends in r->fd, write ends in pw),
+ * then the child; the write ends are closed either way. */
+static int open_and_start(struct runner *r)
 {
 	int pw[3] = { -1, -1, -1 };
-	int k, ret = -1, pidfd = -1;
-	char chunk[8192];
+	int k, ret = -1;
 
 	for (k = 1; k <= 2; k++) {
 		int p[2];
@@ -201,11 +205,29 @@ int runner_run(struct runner *r)
 		pw[RUNNER_ERR] = pw[RUNNER_OUT];
 	if (start_child(r, pw[RUNNER_OUT], pw[RUNNER_ERR]) < 0)
 		goto out;
-	for (k = 1; k <= 2; k++) {
+	ret = 0;
+out:
+	for (k = 1; k <= 2; k++)
 		if (pw[k] >= 0 && !(k == RUNNER_ERR && r->merge))
 			close(pw[k]);
-		pw[k] = -1;
-	}
+	return ret;
+}
+
+static void set_timeout_error(const struct runner *r, const char *prog)
+{
+	if (r->timeout_msg)
+		error_set("%s", r->timeout_msg);
+	else
+		error_set("'%s' timed out after %ld ms", prog, r->timeout_ms);
+}
+
+int runner_run(struct runner *r)
+{
+	int k, ret = -1, pidfd = -1;
+	char chunk[8192];
+
+	if (open_and_start(r) < 0)
+		goto out;
 	pidfd = pid_fd(r->pid);
 	r->last_output = now_ms();
 	r->deadline = r->timeout_ms > 0 ? r->last_output + r->timeout_ms : 0;
@@ -272,19 +294,194 @@ out:
 		runner_kill_and_reap(r);
 	if (pidfd >= 0)
 		close(pidfd);
-	for (k = 1; k <= 2; k++)
-		if (pw[k] >= 0 && !(k == RUNNER_ERR && r->merge))
-			close(pw[k]);
 	runner_finish(r);
-	if (r->timed_out) {
-		if (r->timeout_msg)
-			error_set("%s", r->timeout_msg);
-		else
-			error_set("'%s' timed out after %ld ms",
-				  r->spawn.argv ? r->spawn.argv[0] : "child",
-				  r->timeout_ms);
-	}
+	if (r->timed_out)
+		set_timeout_error(r, r->spawn.argv ? r->spawn.argv[0] : "child");
 	return ret;
+}
+
+/* --- runner_start(): the same rules, driven by the loop --------------- */
+
+static void async_arm(struct runner *r);
+
+/* The end: every line delivered, every fd and timer gone, then on_done
+ * (which may free r: nothing touches r after it). */
+static void async_done(struct runner *r, int result)
+{
+	runner_done_fn fn = r->on_done;
+	void *arg = r->done_arg;
+	int k;
+
+	for (k = 1; k <= 2; k++)
+		if (r->fd[k] >= 0)
+			loop_del_fd(r->loop, r->fd[k]);
+	loop_del_timer(r->loop, r->timer);
+	r->timer = 0;
+	runner_finish(r);
+	if (r->timed_out)
+		set_timeout_error(r, r->prog ? r->prog : "child");
+	FREE_AND_NULL(r->prog);
+	r->on_done = NULL;
+	r->loop = NULL;
+	if (result < 0 && !r->timed_out && !*error_last())
+		error_set("cannot run a child");
+	if (fn)
+		fn(r, result, arg);
+}
+
+static int async_open_fds(const struct runner *r)
+{
+	return r->fd[1] >= 0 || r->fd[2] >= 0;
+}
+
+/* Exited, and nothing left to read (or the linger is over): done. */
+static void async_check_end(struct runner *r)
+{
+	if (r->exited && (!async_open_fds(r) || now_ms() >= r->linger_until))
+		async_done(r, 0);
+	else
+		async_arm(r);
+}
+
+static void async_on_exit(pid_t pid, int status, void *arg)
+{
+	struct runner *r = arg;
+
+	(void)pid;
+	r->status = status;
+	runner_exited(r);
+	async_check_end(r);
+}
+
+static void async_on_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct runner *r = arg;
+	char chunk[8192];
+	int k = fd == r->fd[1] ? 1 : 2;
+	ssize_t n;
+
+	(void)l;
+	(void)events;
+	n = read(fd, chunk, sizeof(chunk));
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		loop_del_fd(r->loop, fd);
+		close(fd);
+		r->fd[k] = -1;
+		if (r->exited)
+			async_check_end(r);
+		return;
+	}
+	r->last_output = now_ms();
+	runner_feed(r, k, chunk, (size_t)n);
+}
+
+/* The one timer: the deadline, the end of the linger, or a tick. */
+static void async_on_timer(struct loop *l, void *arg)
+{
+	struct runner *r = arg;
+	int64_t now = now_ms();
+
+	(void)l;
+	r->timer = 0;
+	if (!r->exited && r->deadline && now >= r->deadline) {
+		/* killed; the reaper reaps it without us */
+		kill(-r->pid, SIGKILL);
+		reaper_forget(r->pid);
+		r->exited = 1;
+		r->timed_out = 1;
+		async_done(r, -1);
+		return;
+	}
+	if (r->exited) {
+		async_check_end(r);
+		return;
+	}
+	if (r->tick_ms && r->on_tick && now - r->last_output >= r->tick_ms) {
+		r->on_tick(r->arg);
+		r->last_output = now;
+	}
+	async_arm(r);
+}
+
+/* The timer for whatever comes first; none if nothing is due. */
+static void async_arm(struct runner *r)
+{
+	int64_t now = now_ms(), due = INT64_MAX;
+
+	if (r->exited)
+		due = r->linger_until;
+	else if (r->deadline)
+		due = r->deadline;
+	if (!r->exited && r->tick_ms && r->on_tick &&
+	    r->last_output + r->tick_ms < due)
+		due = r->last_output + r->tick_ms;
+	loop_del_timer(r->loop, r->timer);
+	r->timer = 0;
+	if (due == INT64_MAX)
+		return;
+	r->timer = loop_add_timer(r->loop, due > now ? (long)(due - now) : 0,
+				  async_on_timer, r);
+}
+
+int runner_start(struct runner *r, struct loop *l, runner_done_fn on_done,
+		 void *arg)
+{
+	int k;
+
+	if (!l)
+		return error_set("no loop to run a child on");
+	if (open_and_start(r) < 0)
+		goto fail;
+	for (k = 1; k <= 2; k++) {
+		if (r->fd[k] < 0)
+			continue;
+		/* the child's end stays blocking; ours must not block */
+		if (fcntl(r->fd[k], F_SETFL,
+			  fcntl(r->fd[k], F_GETFL) | O_NONBLOCK) < 0 ||
+		    loop_add_fd(l, r->fd[k], LOOP_READ, async_on_fd, r) < 0) {
+			int j;
+
+			error_setsys("cannot watch a child's pipe");
+			for (j = 1; j < k; j++)
+				if (r->fd[j] >= 0)
+					loop_del_fd(l, r->fd[j]);
+			runner_kill_and_reap(r);
+			goto fail;
+		}
+	}
+	r->loop = l;
+	r->on_done = on_done;
+	r->done_arg = arg;
+	r->prog = xstrdup(r->spawn.argv ? r->spawn.argv[0] : "child");
+	r->last_output = now_ms();
+	r->deadline = r->timeout_ms > 0 ? r->last_output + r->timeout_ms : 0;
+	/* the reaper runs from the loop, never before this returns */
+	reaper_watch(r->pid, async_on_exit, r);
+	async_arm(r);
+	return 0;
+fail:
+	runner_finish(r);
+	return -1;
+}
+
+void runner_cancel(struct runner *r)
+{
+	if (!runner_running(r))
+		return;
+	if (!r->exited) {
+		kill(-r->pid, SIGKILL);
+		reaper_forget(r->pid);
+		r->exited = 1;
+	}
+	r->on_done = NULL;
+	async_done(r, -1);
+}
+
+int runner_running(const struct runner *r)
+{
+	return r->loop != NULL;
 }
 
 int runner_capture(char *const *argv, char *const *envp, const char *dir,

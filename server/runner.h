@@ -9,13 +9,24 @@
  * for at most RUNNER_LINGER_MS more: what it wrote is still read, but a
  * process that left the group and keeps a pipe open is not waited for.
  *
- * runner_run() blocks the calling process until the child is done: for
- * the processes that have nothing else to do meanwhile (the build child,
- * an SSH session) and for short calls (runner_capture()).  It reaps the
- * child with waitpid() itself, so in the engine it must only run for
- * programs that end within milliseconds (see the headers that call it for
- * what they block).  Output callbacks run in the calling process, between
- * reads.
+ * Two ways to drive it, with the same rules and the same messages:
+ *
+ * - runner_run() blocks the calling process until the child is done: for
+ *   the processes that have nothing else to do meanwhile (the build
+ *   child, an SSH session) and for short calls (runner_capture()).  It
+ *   reaps the child with waitpid() itself, so in the engine it must only
+ *   run for programs that end within milliseconds, or before the loop
+ *   runs (see the headers that call it for what they block).
+ *
+ * - runner_start() returns at once, and the loop (loop.h) does the rest:
+ *   it reads the pipes on fd watches, keeps the deadline, the linger and
+ *   the ticks on its timers, and hears the exit from the reaper
+ *   (reaper.h: the process that runs the loop must call reaper_reap() on
+ *   SIGCHLD, as the engine does).  on_done runs once, from the loop, when
+ *   the child is done.  Nothing in it blocks: this is the engine's way to
+ *   run anything that may take longer than a few milliseconds.
+ *
+ * Output callbacks run in the calling process, between reads.
  */
 #ifndef BERTH_RUNNER_H
 #define BERTH_RUNNER_H
@@ -39,6 +50,13 @@ enum runner_stream {
  * of a progress bar); a last line without one comes at the end. */
 typedef void (*runner_line_fn)(void *arg, enum runner_stream stream,
 			       const char *line, size_t len);
+
+struct runner;
+struct loop;
+
+/* The child is done (runner_start()): result 0 with r->status set, or -1
+ * with error_last() as runner_run() would return.  r may be freed here. */
+typedef void (*runner_done_fn)(struct runner *r, int result, void *arg);
 
 struct runner {
 	/*
@@ -83,6 +101,12 @@ struct runner {
 	struct buf pending[3];
 	int64_t deadline, linger_until, last_output;
 	int exited;
+	/* runner_start() only */
+	struct loop *loop;
+	runner_done_fn on_done;
+	void *done_arg;
+	uint64_t timer;			/* the next deadline, linger or tick */
+	char *prog;			/* argv[0], for the messages */
 };
 
 /* Defaults: nothing read, no deadline, no callbacks. */
@@ -94,6 +118,22 @@ void runner_init(struct runner *r);
  * killed).  Every line is delivered and every fd closed either way.
  */
 int runner_run(struct runner *r);
+
+/*
+ * Start the child and return at once; the loop runs it to its end and
+ * then calls on_done(r, result, arg) once (never from inside this call).
+ * r must stay where it is until then; spawn.argv and envp are needed only
+ * during this call.  -1 with error_last() if it could not start: nothing
+ * runs and on_done is not called.  Needs the reaper (see above).
+ */
+int runner_start(struct runner *r, struct loop *l, runner_done_fn on_done,
+		 void *arg);
+/* Give up a child runner_start() started and whose on_done has not run:
+ * its group is KILLed (reaped silently later), every fd closed, and
+ * on_done is never called.  Nothing happens if nothing runs. */
+void runner_cancel(struct runner *r);
+/* 1 between runner_start() and on_done (or runner_cancel()). */
+int runner_running(const struct runner *r);
 
 /*
  * A short command to completion, blocking, stdout and stderr together

@@ -41,6 +41,26 @@ static void run_loop(struct loop *l, long ms)
 	reaper_reap();
 }
 
+static void on_ready(void *arg, int result)
+{
+	*(int *)arg = result == 0 ? 1 : -1;
+}
+
+/* postgres_when_ready() to its end, the loop turning: 1 ready now, 0
+ * ready after a wait on the loop, -1 failed. */
+static int make_ready(struct loop *l, struct postgres *pg)
+{
+	struct postgres_wait *w;
+	int got = 0, r, i;
+
+	r = postgres_when_ready(pg, on_ready, &got, &w);
+	if (r != 0)
+		return r;
+	for (i = 0; i < 6000 && !got; i++)
+		run_loop(l, 50);
+	return got == 1 ? 0 : -1;
+}
+
 static PGconn *connect_url(const char *url, const char *dbname)
 {
 	const char *keys[] = { "dbname", "dbname", "connect_timeout", NULL };
@@ -211,6 +231,11 @@ int main(void)
 	ok(!path_exists(path), "neither made a cluster");
 	free(path);
 
+	r = make_ready(l, pg);
+	ok(r == 0, "first use: the cluster made and started on the loop (%s)",
+	   r < 0 ? error_last() : r ? "ready at once?" : "ok");
+	r = make_ready(l, pg);
+	ok(r == 1, "then it is ready at once (%d)", r);
 	r = postgres_provision(pg, "my-app", &url1);
 	ok(r == 0 && url1, "first provision makes the cluster: %s",
 	   r ? error_last() : "ok");

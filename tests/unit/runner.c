@@ -1,10 +1,14 @@
 /* runner.c: lines, capture, the deadline and its group kill, the linger
- * after a child whose stray keeps the pipe, a forked function, ticks. */
+ * after a child whose stray keeps the pipe, a forked function, ticks;
+ * each both ways: runner_run() and runner_start() on a loop. */
 #include <signal.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "loop.h"
+#include "reaper.h"
 #include "runner.h"
 #include "tap.h"
 #include "util.h"
@@ -33,14 +37,80 @@ static void on_tick(void *arg)
 	((struct got *)arg)->ticks++;
 }
 
+/* The loop as the engine runs it: SIGCHLD through a signalfd to the
+ * reaper, and a heartbeat that shows the loop turning meanwhile. */
+struct async {
+	struct loop *loop;
+	int sigfd;
+	int result, done, beats;
+	uint64_t beat;
+};
+
+static void on_sigchld(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct signalfd_siginfo si;
+
+	(void)l;
+	(void)events;
+	(void)arg;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		;
+	reaper_reap();
+}
+
+static void on_beat(struct loop *l, void *arg)
+{
+	struct async *a = arg;
+
+	a->beats++;
+	a->beat = loop_add_timer(l, 20, on_beat, a);
+}
+
+static void on_done(struct runner *r, int result, void *arg)
+{
+	struct async *a = arg;
+
+	(void)r;
+	a->result = result;
+	a->done = 1;
+	loop_del_timer(a->loop, a->beat);
+	a->beat = 0;
+	loop_stop(a->loop);
+}
+
+static struct async as;
+
+static int run_async(struct runner *r)
+{
+	if (!as.loop) {
+		sigset_t set;
+
+		sigemptyset(&set);
+		sigaddset(&set, SIGCHLD);
+		sigprocmask(SIG_BLOCK, &set, NULL);
+		as.loop = loop_new();
+		as.sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+		loop_add_fd(as.loop, as.sigfd, LOOP_READ, on_sigchld, NULL);
+	}
+	as.done = 0;
+	as.beats = 0;
+	if (runner_start(r, as.loop, on_done, &as) < 0)
+		return -1;
+	as.beat = loop_add_timer(as.loop, 20, on_beat, &as);
+	loop_run(as.loop);
+	return as.result;
+}
+
+static int async_mode;
+
 static int sh(struct got *g, const char *script, long timeout_ms)
 {
 	char *argv[] = { "/bin/sh", "-c", (char *)(uintptr_t)script, NULL };
 	struct runner r;
 	int ret;
 
-	buf_init(&g->out, 0);
-	buf_init(&g->err, 0);
+	buf_release(&g->out);
+	buf_release(&g->err);
 	g->ticks = 0;
 	runner_init(&r);
 	r.spawn.argv = argv;
@@ -51,7 +121,7 @@ static int sh(struct got *g, const char *script, long timeout_ms)
 	r.timeout_ms = timeout_ms;
 	r.tick_ms = 100;
 	r.on_tick = on_tick;
-	ret = runner_run(&r);
+	ret = async_mode ? run_async(&r) : runner_run(&r);
 	if (ret == 0)
 		ret = WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 256;
 	return ret;
@@ -65,14 +135,16 @@ static int child_says(void *arg, int out, int err)
 	return 7;
 }
 
-int main(void)
+static void both_ways(void)
 {
+	const char *how = async_mode ? "runner_start" : "runner_run";
 	struct got g;
-	struct buf cap = BUF_INIT;
-	struct runner r;
 	int64_t t0;
 	int rc;
 
+	buf_init(&g.out, 0);
+	buf_init(&g.err, 0);
+	printf("# %s\n", how);
 	rc = sh(&g, "printf 'a\\nb\\r\\nc\\rd'; echo oops >&2; exit 3", 0);
 	ok(rc == 3, "exit status comes back (%d)", rc);
 	ok(!strcmp(g.out.data, "[a][b][c][d]"),
@@ -96,6 +168,49 @@ int main(void)
 
 	rc = sh(&g, "sleep 0.5; echo late", 0);
 	ok(rc == 0 && g.ticks >= 1, "quiet for a tick: on_tick (%d)", g.ticks);
+	if (async_mode)
+		ok(as.beats >= 5, "the loop ran on meanwhile (%d beats)",
+		   as.beats);
+	buf_release(&g.out);
+	buf_release(&g.err);
+}
+
+int main(void)
+{
+	struct got g;
+	struct buf cap = BUF_INIT;
+	struct runner r;
+	int rc;
+
+	both_ways();
+	async_mode = 1;
+	both_ways();
+	{
+		/* given up: no callback, the group killed, nothing left */
+		char *argv[] = { "/bin/sh", "-c", "sleep 30", NULL };
+		int fired = 0;
+
+		runner_init(&r);
+		r.spawn.argv = argv;
+		r.spawn.envp = env;
+		r.line_streams = 1u << RUNNER_OUT;
+		r.on_line = on_line;
+		r.arg = &g;
+		ok(runner_start(&r, as.loop, on_done, &fired) == 0 &&
+		   runner_running(&r), "runner_start: running");
+		runner_cancel(&r);
+		ok(!runner_running(&r) && r.fd[1] < 0 && !fired,
+		   "runner_cancel: stopped, fds closed, no callback");
+		runner_init(&r);
+		r.spawn.argv = (char *[]){ "/no/such/program", NULL };
+		r.spawn.envp = env;
+		ok(runner_start(&r, as.loop, on_done, &fired) == -1 &&
+		   strstr(error_last(), "cannot run") && !runner_running(&r),
+		   "runner_start of a program that cannot start: -1 (%s)",
+		   error_last());
+	}
+	async_mode = 0;
+
 
 	rc = runner_capture((char *[]){ "/bin/sh", "-c",
 			"echo 0123456789; echo err >&2", NULL },
