@@ -569,6 +569,8 @@ static int receive_pack_data(struct rp *rp)
 			error_set("bad pack: the stream ended inside the pack");
 			goto out;
 		}
+		if (!total)
+			phase_trace("receive: first pack bytes");
 		used = indexpack_feed(rp->ip, chunk, (size_t)n);
 		if (used < 0)
 			goto out;
