@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "oidset.h"
+#include "phasetrace.h"
 #include "util.h"
 #include "banned.h"
 
@@ -1062,6 +1063,8 @@ int indexpack_finish(struct indexpack *ip, char hex[41])
 		if (map_pack(ip, ip->pack_end) < 0)
 			goto out;
 	}
+	phase_trace("indexpack: %u deltas resolved on %d threads",
+		    ip->resolved, ip->threads);
 	if (ip->prog.local && rewrite_ends(ip) < 0)
 		goto out;
 	sort_by_id(ip);
@@ -1083,7 +1086,9 @@ int indexpack_finish(struct indexpack *ip, char hex[41])
 		entries[i].offset = o->offset;
 		sorted[i] = &entries[i];
 	}
+	phase_trace("indexpack: sorted");
 	check_closure(ip);
+	phase_trace("indexpack: closure checked");
 	pack_id_hex(hex, ip->trailer);
 	path = xasprintf("%s/pack-%s.pack", ip->dir, hex);
 	if (fchmod(ip->fd, 0444) < 0 || fsync(ip->fd) < 0 ||
@@ -1094,8 +1099,10 @@ int indexpack_finish(struct indexpack *ip, char hex[41])
 	free(ip->tmp);
 	ip->tmp = path;
 	path = xasprintf("%s/pack-%s.idx", ip->dir, hex);
+	phase_trace("indexpack: pack synced");
 	if (pack_write_idx(path, sorted, ip->n, ip->trailer) < 0)
 		goto out;
+	phase_trace("indexpack: idx written");
 	ip->finished = 1;
 	ret = 0;
 out:

@@ -29,7 +29,7 @@
 
 #include "packfile.h"
 
-#define INDEXPACK_CACHE (8u << 20)	/* bases kept per thread */
+#define INDEXPACK_CACHE (4u << 20)	/* bases kept per thread */
 #define INDEXPACK_MAX_DEPTH 10000	/* longest delta chain taken */
 
 struct indexpack_progress {

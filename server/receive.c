@@ -30,6 +30,7 @@
 #include "gitsvc.h"
 #include "log.h"
 #include "gitrepack.h"
+#include "phasetrace.h"
 #include "indexpack.h"
 #include "pipeline.h"
 #include "pktline.h"
@@ -615,6 +616,7 @@ static int receive_pack_data(struct rp *rp)
 	opts.arg = rp;
 	if (indexpack_new(&rp->ip, &opts) < 0)
 		goto out;
+	phase_trace("receive: pack intake starts");
 	/*
 	 * The client keeps its side open for our report: the pack's own
 	 * framing says where it ends, never EOF.
@@ -628,6 +630,8 @@ static int receive_pack_data(struct rp *rp)
 			error_set("bad pack: the stream ended inside the pack");
 			goto out;
 		}
+		if (!total)
+			phase_trace("receive: first pack bytes");
 		used = indexpack_feed(rp->ip, chunk, (size_t)n);
 		if (used < 0)
 			goto out;
@@ -639,8 +643,11 @@ static int receive_pack_data(struct rp *rp)
 			goto out;
 		}
 	}
+	phase_trace("receive: pack received (%llu bytes)",
+		    (unsigned long long)total);
 	if (indexpack_finish(rp->ip, hex) < 0)
 		goto out;
+	phase_trace("receive: pack indexed");
 	rp->pack_objects = indexpack_count(rp->ip);
 	rp->pack_name = xasprintf("pack-%s", hex);
 	if (!rp->quiet && rp->pack_objects)
@@ -1383,6 +1390,7 @@ int receive_pack(const struct config *cfg, const char *app,
 	rp.rd = xmalloc(sizeof(*rp.rd));
 	pkt_reader_init(rp.rd, io);
 	rp.rd->timeout_ms = (int)cfg->git_timeout_ms;
+	phase_trace("receive: starts");
 	if (advertise(&rp) < 0)
 		goto out;
 	if (push_request_read(&rp.req, rp.rd) < 0) {
@@ -1423,6 +1431,7 @@ int receive_pack(const struct config *cfg, const char *app,
 		for (i = 0; i < rp.req.n; i++)
 			push_cmd_fail(&rp.req.cmds[i], "unpacker error");
 	} else if (rp.repo) {
+		phase_trace("receive: checks");
 		if (check_commands(&rp) < 0) {
 			for (i = 0; i < rp.req.n; i++)
 				push_cmd_fail(&rp.req.cmds[i], "%s",
@@ -1449,9 +1458,12 @@ int receive_pack(const struct config *cfg, const char *app,
 			any_ok = 0;
 		}
 		if (any_ok) {
+			phase_trace("receive: pack installed");
 			deploy_tried = deploy_before_update(&rp);
+			phase_trace("receive: deploy step done");
 			apply_updates(&rp);
 			fix_head(&rp);
+			phase_trace("receive: refs updated");
 		}
 	}
 	drop_quarantine(&rp);
@@ -1477,6 +1489,7 @@ int receive_pack(const struct config *cfg, const char *app,
 	send_report(&rp);
 	if (rp.sideband)
 		pkt_send(io, &rp.io_dead, "0000", 4);
+	phase_trace("receive: report sent");
 	/* the client has its answer: fold the packs if there are many,
 	 * and have the next clone's pack ready (below, once libgit2 has
 	 * let go of the packs: its cache of them is process-wide, and the
@@ -1500,5 +1513,6 @@ out:
 	if (after_push)
 		gitrepack_after_push(after_push, after_repack);
 	free(after_push);
+	phase_trace("receive: ends");
 	return status;
 }

@@ -36,6 +36,7 @@
 #include "gitsep.h"
 #include "keys.h"
 #include "log.h"
+#include "phasetrace.h"
 #include "privsep.h"
 #include "appuser.h"
 #include "loop.h"
@@ -1715,6 +1716,92 @@ static void monitor_serve(struct session *s)
 		finish(s, status);
 }
 
+/* The client's stdin on its way from libssh to the monitor. */
+struct relay_in {
+	struct buf pend;	/* taken from libssh, not yet sent */
+	int eof_seen, eof_sent;
+	int full;		/* the monitor's socket was full */
+	unsigned long long bytes, msgs, busy, idle;	/* for phasetrace.h */
+};
+
+/*
+ * libssh reads its socket 4 KiB per poll: when the socket has data, take
+ * up to a message's worth (PRIVSEP_MSG_MAX) of what has arrived, so the
+ * monitor is woken for fewer, fuller messages.
+ */
+static void relay_pull(struct session *s)
+{
+	int k;
+
+	for (k = 0; k < PRIVSEP_MSG_MAX / 4096; k++)
+		if (ssh_event_dopoll(s->event, 0) != SSH_OK)
+			break;
+}
+
+/*
+ * Move what libssh holds of the client's stdin to the monitor, a message
+ * (up to PRIVSEP_MSG_MAX) at a time, until libssh holds no more (0) or
+ * the monitor's socket is full (1: wait for POLLOUT).  Taking it all each
+ * time matters: libssh holds decrypted data that the socket no longer
+ * shows, and the client sends more only once we read it (the channel's
+ * window), so data left there would wait for the poll's timeout.
+ * stdin goes on only as fast as the monitor takes it.  -1 on error.
+ */
+static int relay_stdin(struct session *s, struct relay_in *st)
+{
+	static char chunk[PRIVSEP_MSG_MAX];
+	int n, r;
+
+	if (st->full)
+		return 1;
+	for (;;) {
+		if (!st->pend.len && !st->eof_seen) {
+			n = ssh_channel_read_nonblocking(s->chan, chunk,
+							 sizeof(chunk), 0);
+			if (n == SSH_ERROR)
+				return -1;
+			if (n > 0) {
+				if (!st->bytes)
+					phase_trace("relay: first stdin bytes");
+				st->bytes += (unsigned long long)n;
+				buf_add(&st->pend, chunk, (size_t)n);
+			} else if (ssh_channel_is_eof(s->chan)) {
+				st->eof_seen = 1;
+			} else {
+				return 0;
+			}
+		}
+		if (st->pend.len) {
+			r = privsep_send(s->mux, 'i', st->pend.data,
+					 st->pend.len, MSG_DONTWAIT);
+			if (r == ERR_BUSY) {
+				st->busy++;
+				st->full = 1;
+				return 1;
+			}
+			if (r < 0)
+				return -1;
+			buf_reset(&st->pend);
+			st->msgs++;
+			continue;
+		}
+		if (!st->eof_seen || st->eof_sent)
+			return 0;
+		r = privsep_send(s->mux, 'e', "", 0, MSG_DONTWAIT);
+		if (r == ERR_BUSY) {
+			st->full = 1;
+			return 1;
+		}
+		if (r < 0)
+			return -1;
+		st->eof_sent = 1;
+		phase_trace("relay: stdin ended, %llu bytes in %llu messages, "
+			    "monitor full %llu times, %llu idle waits",
+			    st->bytes, st->msgs, st->busy, st->idle);
+		return 0;
+	}
+}
+
 /*
  * The child (berth-ssh): hand the command to the monitor, then carry the
  * channel: stdin to the monitor, its output to the client, until it says
@@ -1722,11 +1809,12 @@ static void monitor_serve(struct session *s)
  */
 static int relay_to_monitor(struct session *s)
 {
-	struct buf m = BUF_INIT, pend = BUF_INIT;
+	struct buf m = BUF_INIT;
+	struct relay_in st = { .pend = BUF_INIT };
 	struct pollfd pfd[2];
-	char chunk[16384], type, dims[32];
+	char type, dims[32];
 	size_t len;
-	int n, r, eof_sent = 0, ret = -1;
+	int n, r, ret = -1, sndbuf = 1 << 20;
 
 	buf_addstr(&m, s->command);
 	buf_add(&m, "", 1);
@@ -1749,54 +1837,33 @@ static int relay_to_monitor(struct session *s)
 		ret = 1;
 		goto out;
 	}
-	buf_init(&pend, 0);
+	buf_init(&st.pend, 0);
+	/* more of a push in flight than the default (the kernel caps it) */
+	if (setsockopt(s->mux, SOL_SOCKET, SO_SNDBUF, &sndbuf,
+		       sizeof(sndbuf)) < 0)
+		log_debug("SO_SNDBUF: %s", strerror(errno));
 	for (;;) {
-		/* data moved this turn: libssh may hold more, decrypted, that
-		 * the socket no longer shows, so look again without waiting */
-		int moved = 0;
-
 		if (client_gone(s))
 			goto out;
-		/* stdin goes on only as fast as the monitor takes it */
-		if (!pend.len && !eof_sent) {
-			n = ssh_channel_read_nonblocking(s->chan, chunk,
-							 sizeof(chunk), 0);
-			if (n > 0) {
-				buf_add(&pend, chunk, (size_t)n);
-				moved = 1;
-			}
-			else if (n == SSH_ERROR)
-				goto out;
-			else if (ssh_channel_is_eof(s->chan)) {
-				/* a full monitor: try again on the next turn */
-				r = privsep_send(s->mux, 'e', "", 0,
-						 MSG_DONTWAIT);
-				if (r < 0 && r != ERR_BUSY)
-					goto out;
-				eof_sent = r == 0;
-			}
-		}
-		if (pend.len) {
-			r = privsep_send(s->mux, 'i', pend.data, pend.len,
-					 MSG_DONTWAIT);
-			if (r == 0)
-				buf_reset(&pend);
-			else if (r != ERR_BUSY)
-				goto out;
-			else
-				moved = 0;	/* wait for the monitor to take it */
-		}
+		r = relay_stdin(s, &st);
+		if (r < 0)
+			goto out;
 		pfd[0].fd = ssh_get_fd(s->ssh);
 		pfd[0].events = POLLIN;
 		pfd[1].fd = s->mux;
-		pfd[1].events = POLLIN | (pend.len ? POLLOUT : 0);
+		pfd[1].events = POLLIN | (r ? POLLOUT : 0);
 		pfd[0].revents = pfd[1].revents = 0;
-		/* libssh may hold decrypted data the socket no longer shows:
-		 * when nothing moved, look again after at most 200 ms */
-		if (poll(pfd, 2, moved ? 0 : 200) < 0 && errno != EINTR)
+		/* relay_stdin() took all that libssh held: what comes next
+		 * shows on a socket; 200 ms is only a backstop */
+		n = poll(pfd, 2, 200);
+		if (n < 0 && errno != EINTR)
 			goto out;
+		if (n == 0)
+			st.idle++;
+		if (pfd[1].revents & POLLOUT)
+			st.full = 0;
 		if (pfd[0].revents)
-			ssh_event_dopoll(s->event, 0);
+			relay_pull(s);
 		if (!(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
 		r = privsep_recv(s->mux, &type, mux_msg, &len, 0);
@@ -1808,6 +1875,9 @@ static int relay_to_monitor(struct session *s)
 		    chan_write(s, type == 'E', mux_msg, len) < 0)
 			goto out;
 		if (type == 'x') {
+			phase_trace("relay: exit status; %llu bytes in, "
+				    "monitor full %llu times, %llu idle waits",
+				    st.bytes, st.busy, st.idle);
 			ret = privsep_number(mux_msg);
 			if (ret < -1)
 				ret = 1;
@@ -1816,7 +1886,7 @@ static int relay_to_monitor(struct session *s)
 	}
 out:
 	buf_release(&m);
-	buf_release(&pend);
+	buf_release(&st.pend);
 	return ret;
 }
 

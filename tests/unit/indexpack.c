@@ -636,7 +636,8 @@ static void test_big_bases(void)
 	struct env e;
 	struct mk m;
 	struct indexpack *ip = NULL;
-	size_t big = 5u << 20, dl, b, d1;
+	/* one base fits in the cache, two do not */
+	size_t big = INDEXPACK_CACHE / 8 * 5, dl, b, d1;
 	unsigned char *data = xmalloc(big), *delta, id3[20];
 	char hex[41], *v3;
 	size_t i;
@@ -648,7 +649,7 @@ static void test_big_bases(void)
 	mk_start(&m);
 	b = mk_obj(&m, PACK_BLOB, data, big);
 	delta = mk_delta(big, big - 5, "one\n", 0, &dl);
-	d1 = mk_ofs(&m, b, delta, dl);		/* 5 MB, on the base */
+	d1 = mk_ofs(&m, b, delta, dl);		/* as big, on the base */
 	free(delta);
 	delta = mk_delta(big - 1, 100, "two\n", 0, &dl);
 	mk_ofs(&m, d1, delta, dl);		/* on d1 */
@@ -663,7 +664,7 @@ static void test_big_bases(void)
 	pack_object_id(id3, PACK_BLOB, v3, 56);
 	r = run(&e, m.d, m.len, 65536, hex, &ip);
 	ok(r == 0 && indexpack_lookup(ip, id3) == PACK_BLOB,
-	   "10 MB of bases on an 8 MB cache: the base is made again "
+	   "two bases larger than the cache: the base is made again "
 	   "(%s)", r ? error_last() : "ok");
 	indexpack_free(ip);
 	ok(r == 0 && git_verify(e.dir, hex) == 0, "git verify-pack agrees");
