@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "config.h"
 #include "log.h"
@@ -83,6 +84,8 @@ struct nginx {
 	char *log_sock;		/* DIR/router.sock */
 	char *https_listen;	/* the HTTPS listener, or NULL for none */
 	int https_port;
+	char *route_listen;	/* a cluster's route listener "ADDR:PORT":
+				 * other hosts' requests, answered here */
 	char *certs_lua;	/* DIR/lua/certs.lua */
 	char *certs_table;	/* DIR/certs: the certificates nginx loads */
 	char *acme_root;	/* ROOT/acme: .well-known/acme-challenge/ */
@@ -386,7 +389,7 @@ static const char proxy_directives[] =
  * workers may not reach that folder, so there PUBLIC_ACCESS routes in the
  * access phase as the probe does.
  */
-enum listener { PUBLIC, PUBLIC_ACCESS, PROBE, ANSWER };
+enum listener { PUBLIC, PUBLIC_ACCESS, PROBE, ANSWER, ROUTE };
 
 /*
  * The router's part of the configuration, at http level: in own mode
@@ -409,6 +412,9 @@ static void render_proxy_server(struct buf *b, enum listener which,
 		buf_addf(b, "\t\t\taccess_by_lua_block { "
 			 "require(\"berth.router\").access(%s) }\n",
 			 which == PROBE ? "true" : "false");
+	if (which == ROUTE)
+		buf_addstr(b, "\t\t\taccess_by_lua_block { "
+			   "require(\"berth.router\").access(false, true) }\n");
 	if (which == ANSWER)
 		buf_addstr(b, "\t\t\taccess_by_lua_block { "
 			   "require(\"berth.router\").answer() }\n"
@@ -558,6 +564,20 @@ static void render_router(struct buf *b, const struct nginx *ng)
 			   "\t\t\tproxy_read_timeout 1h;\n"
 			   "\t\t}\n\t}\n");
 	}
+	/*
+	 * A cluster's route listener: requests other hosts pass on
+	 * ("route: group", docs/cluster.md), answered by the processes
+	 * here only, so no request goes round between hosts.
+	 */
+	if (ng->route_listen) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten %s;\n", ng->route_listen);
+		buf_addstr(b, "\t\tserver_name _;\n");
+		render_proxy_server(b, ROUTE, 0);
+		buf_addstr(b, "\t\tlog_by_lua_block { "
+			      "require(\"berth.router\").log() }\n");
+		buf_addstr(b, "\t}\n");
+	}
 	/* the engine's probe: a unix socket in a folder only it enters */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
@@ -585,6 +605,16 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		"require(\"berth.certs\").control() }\n"
 		"\t\t}\n"
 		"\t}\n");
+}
+
+char *nginx_route_listen(const struct config *cfg)
+{
+	struct in_addr in;
+
+	if (!cfg->cluster || !cfg->advertise_address || cfg->route_port <= 0 ||
+	    inet_pton(AF_INET, cfg->advertise_address, &in) != 1)
+		return NULL;
+	return xasprintf("%s:%d", cfg->advertise_address, cfg->route_port);
 }
 
 /*
@@ -1410,6 +1440,7 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		goto out;
 	if (set_paths(ng, cfg->root) < 0)
 		goto out;
+	ng->route_listen = nginx_route_listen(cfg);
 	if (config_https_listen(cfg)) {
 		char *a = NULL;
 
@@ -1758,6 +1789,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->proxy_host);
 	free(ng->proxy_sock);
 	free(ng->https_listen);
+	free(ng->route_listen);
 	free(ng->certs_lua);
 	free(ng->certs_table);
 	free(ng->acme_root);
