@@ -164,7 +164,7 @@ test_expect_success 'logs -f on A follows the lines of B and C' '
 	{ host_berth a logs jobs -f -n 0 >follow 2>&1 & } &&
 	echo $! >follow.pid &&
 	test_when_finished "kill \$(cat follow.pid) 2>/dev/null; true" &&
-	# a request on B and one on C: their lines (the router's come in
+	# a request on B and one on C: their lines (router lines come in
 	# batches) reach the follower on A
 	followed() {
 		host_get b jobs / >/dev/null && host_get c jobs / >/dev/null &&
