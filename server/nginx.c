@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -611,8 +612,22 @@ char *nginx_route_listen(const struct config *cfg)
 {
 	struct in_addr in;
 
+	struct sockaddr_in sa;
+	int fd, ok;
+
 	if (!cfg->cluster || !cfg->advertise_address || cfg->route_port <= 0 ||
 	    inet_pton(AF_INET, cfg->advertise_address, &in) != 1)
+		return NULL;
+	/* an address that is not this machine's (behind NAT) would keep
+	 * nginx from starting at all: no route listener then */
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr = in;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
 		return NULL;
 	return xasprintf("%s:%d", cfg->advertise_address, cfg->route_port);
 }
@@ -1441,6 +1456,9 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	if (set_paths(ng, cfg->root) < 0)
 		goto out;
 	ng->route_listen = nginx_route_listen(cfg);
+	if (!ng->route_listen && cfg->cluster && cfg->route &&
+	    !strcmp(cfg->route, "group"))
+		log_warnx("cluster: no route listener here (advertise_address must be an IPv4 address of this machine): other hosts cannot pass requests to this one");
 	if (config_https_listen(cfg)) {
 		char *a = NULL;
 
