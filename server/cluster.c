@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "clusterjobs.h"
 #include "appcommands.h"
 #include "config.h"
 #include "engine.h"
@@ -208,6 +209,7 @@ struct cluster {
 	char *last_error;
 	int leaving;		/* "cluster rm": stopping its apps, then out */
 	uint64_t leave_timer;
+	struct cluster_jobs *jobs;	/* clusterjobs.c */
 };
 
 static void reconcile(struct cluster *cl);
@@ -457,6 +459,7 @@ static void connection_lost(struct cluster *cl, const char *why)
 	close_conn(cl);
 	cl->reconciling = cl->reconcile_again = cl->heartbeat_queued = 0;
 	fail_all(cl);
+	cjobs_lost(cl->jobs);
 	loop_del_timer(cl->e->loop, cl->retry_timer);
 	cl->retry_timer = loop_add_timer(cl->e->loop, cl->backoff_ms,
 					 on_retry, cl);
@@ -507,7 +510,7 @@ static void read_results(struct cluster *cl)
 	if (cl->state != CL_READY)
 		return;
 	while ((n = PQnotifies(cl->conn))) {
-		notified = 1;
+		notified |= !cjobs_notify(cl->jobs, n->relname, n->extra);
 		PQfreemem(n);
 	}
 	if (notified) {
@@ -552,6 +555,7 @@ static void on_heartbeat(struct loop *l, void *arg)
 		connection_lost(cl, "no answer from the cluster database for 60 s");
 		return;
 	}
+	cjobs_tick(cl->jobs);
 	if (cl->heartbeat_queued)
 		return;
 	cl->heartbeat_queued = 1;
@@ -614,6 +618,7 @@ static void ready(struct cluster *cl)
 					     on_heartbeat, cl);
 	cl->reconcile_timer = loop_add_timer(cl->e->loop, RECONCILE_MS,
 					     on_reconcile_timer, cl);
+	cjobs_ready(cl->jobs);
 	pump(cl);
 	reconcile(cl);
 }
@@ -1316,6 +1321,7 @@ static void watch_free(struct cluster *cl, struct cl_watch *w)
 		}
 	}
 	loop_del_timer(cl->e->loop, w->timer);
+	cjobs_rollout_done(cl->jobs, w->app);
 	client_unref(w->c);
 	free(w->app);
 	free(w->failed_on);
@@ -1498,6 +1504,8 @@ static void on_published(struct cluster *cl, struct cl_job *job)
 {
 	struct app *a = app_find(cl->e, job->app);
 
+	if (job->failed || !job->c || !job->release)
+		cjobs_rollout_done(cl->jobs, job->app);	/* no watch */
 	if (job->failed) {
 		log_warnx("cluster: release %d of '%s' is live here but not in the cluster: %s",
 			  job->number, job->app, first_line(job->error));
@@ -1558,6 +1566,7 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	int k = 0;
 
 	if (read_file(&bundle, path, BUNDLE_MAX) < 0) {
+		cjobs_rollout_done(cl->jobs, a->name);
 		log_warnx("cluster: release %d of '%s' not published: %s",
 			  number, a->name, error_last());
 		if (c) {
@@ -1721,6 +1730,25 @@ static void publish_config(struct cluster *cl, struct app *a,
 	pump(cl);
 }
 
+/* cjobs_rollout()'s publish, once this host holds the rollout lock */
+static void publish_named(struct cluster *cl, const char *app, int number,
+			  const char *commit, const char *source,
+			  struct client *c)
+{
+	struct app *a = app_find(cl->e, app);
+
+	if (a) {
+		publish_release(cl, a, number, commit, source, c);
+		return;
+	}
+	cjobs_rollout_done(cl->jobs, app);
+	if (c) {
+		client_error(c, "app '%s' is gone: release %d is not published",
+			     app, number);
+		client_unref(c);
+	}
+}
+
 static void on_deploy_end(void *arg, struct deploy_end *end)
 {
 	struct cluster *cl = arg;
@@ -1792,8 +1820,9 @@ static void on_deploy_end(void *arg, struct deploy_end *end)
 		client_ref(end->client);
 		end->client_taken = 1;
 	}
-	publish_release(cl, a, end->number, end->commit, end->source,
-			end->client_taken ? end->client : NULL);
+	cjobs_rollout(cl->jobs, a->name, end->number, end->commit,
+		      end->source, end->client_taken ? end->client : NULL,
+		      publish_named);
 }
 
 /* ---------- start, stop, restart, scale: published ---------- */
@@ -2429,6 +2458,35 @@ int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
 	return 0;
 }
 
+/* ---------- for clusterjobs.c ---------- */
+
+void cluster_query(struct cluster *cl, const char *sql, int n,
+		   const char *const *vals, cj_result_fn fn, void *arg)
+{
+	q_text(cl, NULL, fn, arg, sql, n, vals);
+	pump(cl);
+}
+
+int cluster_is_ready(const struct cluster *cl)
+{
+	return cl->state == CL_READY;
+}
+
+const char *cluster_host_name(const struct cluster *cl)
+{
+	return cl->name;
+}
+
+struct engine *cluster_engine(const struct cluster *cl)
+{
+	return cl->e;
+}
+
+struct cluster_jobs *cluster_jobs_of(const struct cluster *cl)
+{
+	return cl->state == CL_READY ? cl->jobs : NULL;
+}
+
 /* ---------- commands ---------- */
 
 static int refuse_unless_ready(struct cluster *cl, struct client *c)
@@ -2588,6 +2646,7 @@ int cluster_start(struct cluster **out, struct engine *e)
 	cl->backoff_ms = RETRY_MIN_MS;
 	e->on_deploy_end = on_deploy_end;
 	e->on_deploy_end_arg = cl;
+	cl->jobs = cjobs_new(cl);
 	log_info("cluster: joining as %s (groups %s)", cl->name, cl->groups);
 	connect_start(cl);
 	*out = cl;
@@ -2612,6 +2671,7 @@ void cluster_free(struct cluster *cl)
 		client_data(cl->watches->c, "-----> this engine stops; the rollout goes on: 'cluster status' shows how");
 		watch_end_ok(cl, cl->watches);
 	}
+	cjobs_free(cl->jobs);
 	while (cl->pending)
 		pending_drop(cl, cl->pending);
 	while (cl->applied) {

@@ -64,6 +64,14 @@ int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
  * then deletes its row and stays out; the client hears when it left (or
  * that it is down and leaves when it comes back).  Not the host that
  * answers. */
+/* "logs -f APP [-n N]" in a cluster: the last N lines of every host of
+ * the app's group, then their new lines as they come, each with its
+ * host after the time, until the client hangs up.  -1 (nothing said)
+ * when the database is not reachable: the caller follows this host's
+ * log alone.  (clusterjobs.c) */
+int cluster_cmd_logs_follow(struct cluster *cl, const char *app, long n,
+			    struct client *c);
+
 void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c);
 
 /* A start, stop, restart or scale ("TYPE=N" in argv) done here by a

@@ -193,9 +193,12 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 	}
 	if (server)
 		serverlog_cmd_logs(e, c, n, follow);
+	else if (follow && !want &&
+		 cluster_cmd_logs_follow(e->cluster, argv[1], n, c) == 0)
+		;	/* every host of the cluster, as lines come */
 	else if (follow || want ||
 		 cluster_cmd_logs(e->cluster, argv[1], n, c) < 0)
-		/* in a cluster, -f and -p/--source read this host's log */
+		/* in a cluster, -p/--source read this host's log */
 		app_cmd_logs(e, argv[1], n, follow, want, c);
 }
 

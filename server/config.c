@@ -51,6 +51,7 @@ static int check_bool(const char *key, const char *value);
 static int check_groups(const char *key, const char *value);
 static int check_node_name(const char *key, const char *value);
 static int check_rollout(const char *key, const char *value);
+static int check_route(const char *key, const char *value);
 static int check_startups(const char *key, const char *value);
 
 #define F(field) offsetof(struct config, field)
@@ -107,6 +108,9 @@ static const struct cdesc descs[] = {
 	{ "host_name", C_STR, F(host_name), NULL, 0, 0, check_node_name },
 	{ "advertise_address", C_STR, F(advertise_address), NULL, 0, 0, check_node_name },
 	{ "rollout", C_STR, F(rollout), "one-by-one", 0, 0, check_rollout },
+	/* route: group: every host of an app's group takes its requests */
+	{ "route", C_STR, F(route), "local", 0, 0, check_route },
+	{ "route_port", C_INT, F(route_port), "7080", 1, 65535, NULL },
 };
 #undef F
 
@@ -259,6 +263,14 @@ static int check_rollout(const char *key, const char *value)
 {
 	if (strcmp(value, "one-by-one") && strcmp(value, "parallel"))
 		return error_set("'%s' must be one-by-one or parallel", key);
+	return 0;
+}
+
+/* which processes a host's nginx routes an app's requests to */
+static int check_route(const char *key, const char *value)
+{
+	if (strcmp(value, "local") && strcmp(value, "group"))
+		return error_set("'%s' must be local or group", key);
 	return 0;
 }
 

@@ -65,6 +65,9 @@ struct config {
 	char *host_name;	/* host_name: NULL = the machine's host name */
 	char *advertise_address;/* advertise_address: how other hosts reach this one */
 	char *rollout;		/* rollout: "one-by-one" (default) or "parallel" */
+	char *route;		/* route: "local" (default) or "group" */
+	int route_port;		/* route_port: the route listener's port on
+				 * advertise_address (cluster hosts) */
 	/* Not a setting: the user nginx's workers run as when berth is
 	 * root (berth-www, made by the engine before nginx_init()); "":
 	 * nginx's own default, never root. */

@@ -43,6 +43,8 @@ struct certs;
 struct isolate;
 struct cluster;
 struct strv;
+struct cron_spec;
+struct route_remote;
 
 /* What on_deploy_end hears. */
 struct deploy_end {
@@ -91,6 +93,22 @@ struct engine {
 	 */
 	void (*on_deploy_end)(void *arg, struct deploy_end *end);
 	void *on_deploy_end_arg;
+	/*
+	 * Asked when a cron entry of a live release is due: 0 skips this
+	 * run (in a cluster, another host runs the entry).  NULL: every
+	 * entry runs here.
+	 */
+	int (*cron_may_run)(void *arg, struct app *a,
+			    const struct cron_spec *cs);
+	void *cron_may_run_arg;
+	/*
+	 * "route: group": the other hosts of the cluster that take a's
+	 * requests too, in *out (valid until the hook's owner is asked
+	 * again); 0 and nothing else: this host's processes alone.
+	 */
+	size_t (*route_remote)(void *arg, const struct app *a,
+			       const struct route_remote **out);
+	void *route_remote_arg;
 };
 
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */

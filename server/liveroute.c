@@ -83,7 +83,12 @@ static void build(struct engine *e, const struct app *a,
 	b->rt.release = run->number;
 	b->rt.npeers = web_peers(run, &b->peers);
 	b->rt.peers = b->peers;
-	if (b->rt.npeers) {
+	/* route: group: the other hosts of the cluster too, even when
+	 * every process here is down */
+	if (e->route_remote && !run->m.static_root)
+		b->rt.nremote = e->route_remote(e->route_remote_arg, a,
+						&b->rt.remote);
+	if (b->rt.npeers || b->rt.nremote) {
 		b->rt.kind = ROUTE_LIVE;
 		b->rt.nfallback = web_peers(old, &b->fallback);
 		b->rt.fallback = b->fallback;

@@ -14,10 +14,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include "config.h"
 #include "log.h"
@@ -83,6 +85,8 @@ struct nginx {
 	char *log_sock;		/* DIR/router.sock */
 	char *https_listen;	/* the HTTPS listener, or NULL for none */
 	int https_port;
+	char *route_listen;	/* a cluster's route listener "ADDR:PORT":
+				 * other hosts' requests, answered here */
 	char *certs_lua;	/* DIR/lua/certs.lua */
 	char *certs_table;	/* DIR/certs: the certificates nginx loads */
 	char *acme_root;	/* ROOT/acme: .well-known/acme-challenge/ */
@@ -386,7 +390,7 @@ static const char proxy_directives[] =
  * workers may not reach that folder, so there PUBLIC_ACCESS routes in the
  * access phase as the probe does.
  */
-enum listener { PUBLIC, PUBLIC_ACCESS, PROBE, ANSWER };
+enum listener { PUBLIC, PUBLIC_ACCESS, PROBE, ANSWER, ROUTE };
 
 /*
  * The router's part of the configuration, at http level: in own mode
@@ -409,6 +413,9 @@ static void render_proxy_server(struct buf *b, enum listener which,
 		buf_addf(b, "\t\t\taccess_by_lua_block { "
 			 "require(\"berth.router\").access(%s) }\n",
 			 which == PROBE ? "true" : "false");
+	if (which == ROUTE)
+		buf_addstr(b, "\t\t\taccess_by_lua_block { "
+			   "require(\"berth.router\").access(false, true) }\n");
 	if (which == ANSWER)
 		buf_addstr(b, "\t\t\taccess_by_lua_block { "
 			   "require(\"berth.router\").answer() }\n"
@@ -558,6 +565,20 @@ static void render_router(struct buf *b, const struct nginx *ng)
 			   "\t\t\tproxy_read_timeout 1h;\n"
 			   "\t\t}\n\t}\n");
 	}
+	/*
+	 * A cluster's route listener: requests other hosts pass on
+	 * ("route: group", docs/cluster.md), answered by the processes
+	 * here only, so no request goes round between hosts.
+	 */
+	if (ng->route_listen) {
+		buf_addstr(b, "\tserver {\n");
+		buf_addf(b, "\t\tlisten %s;\n", ng->route_listen);
+		buf_addstr(b, "\t\tserver_name _;\n");
+		render_proxy_server(b, ROUTE, 0);
+		buf_addstr(b, "\t\tlog_by_lua_block { "
+			      "require(\"berth.router\").log() }\n");
+		buf_addstr(b, "\t}\n");
+	}
 	/* the engine's probe: a unix socket in a folder only it enters */
 	buf_addstr(b, "\tserver {\n");
 	buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->probe_sock);
@@ -585,6 +606,30 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		"require(\"berth.certs\").control() }\n"
 		"\t\t}\n"
 		"\t}\n");
+}
+
+char *nginx_route_listen(const struct config *cfg)
+{
+	struct in_addr in;
+
+	struct sockaddr_in sa;
+	int fd, ok;
+
+	if (!cfg->cluster || !cfg->advertise_address || cfg->route_port <= 0 ||
+	    inet_pton(AF_INET, cfg->advertise_address, &in) != 1)
+		return NULL;
+	/* an address that is not this machine's (behind NAT) would keep
+	 * nginx from starting at all: no route listener then */
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr = in;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ok = fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	if (fd >= 0)
+		close(fd);
+	if (!ok)
+		return NULL;
+	return xasprintf("%s:%d", cfg->advertise_address, cfg->route_port);
 }
 
 /*
@@ -1418,6 +1463,10 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		goto out;
 	if (set_paths(ng, cfg->root) < 0)
 		goto out;
+	ng->route_listen = nginx_route_listen(cfg);
+	if (!ng->route_listen && cfg->cluster && cfg->route &&
+	    !strcmp(cfg->route, "group"))
+		log_warnx("cluster: no route listener here (advertise_address must be an IPv4 address of this machine): other hosts cannot pass requests to this one");
 	if (config_https_listen(cfg)) {
 		char *a = NULL;
 
@@ -1766,6 +1815,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->proxy_host);
 	free(ng->proxy_sock);
 	free(ng->https_listen);
+	free(ng->route_listen);
 	free(ng->certs_lua);
 	free(ng->certs_table);
 	free(ng->acme_root);

@@ -119,6 +119,11 @@ const char *nginx_control_socket(const struct nginx *ng);
 /* https_listen as nginx listens, or NULL when HTTPS is off; its port. */
 const char *nginx_https_addr(const struct nginx *ng);
 int nginx_https_port(const struct nginx *ng);
+/* A cluster host's route listener, "ADDR:PORT" (fresh string): its
+ * advertise_address (an IPv4 address of this machine: a bind to it is
+ * tried) and route_port; NULL when not in a cluster or the address is
+ * not one (docs/cluster.md). */
+char *nginx_route_listen(const struct config *cfg);
 /* How many times nginx was reloaded (HUP or -s reload) since init. */
 unsigned long nginx_reloads(const struct nginx *ng);
 

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
 
 #include <curl/curl.h>
 
@@ -180,6 +181,33 @@ static int render_peers(struct buf *b, const struct route_peer *peers,
 	return 0;
 }
 
+static int render_remote(struct buf *b, const struct route_remote *rm,
+			 size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		struct in_addr in;
+
+		if (!proc_valid(rm[i].host)) {
+			error_set("invalid host name '%s'",
+				  rm[i].host ? rm[i].host : "");
+			return ERR_INVALID;
+		}
+		if (!rm[i].addr || inet_pton(AF_INET, rm[i].addr, &in) != 1) {
+			error_set("invalid host address '%s' (an IPv4 address)",
+				  rm[i].addr ? rm[i].addr : "");
+			return ERR_INVALID;
+		}
+		if (rm[i].port <= 0 || rm[i].port > 65535) {
+			error_set("invalid port %d", rm[i].port);
+			return ERR_INVALID;
+		}
+		buf_addf(b, " %s@%s:%d", rm[i].host, rm[i].addr, rm[i].port);
+	}
+	return 0;
+}
+
 /* The route's text ("NAME KIND ..."), or ERR_INVALID. */
 static int route_render(const char *app, const struct route *rt,
 			char **out, int *live_release)
@@ -192,16 +220,18 @@ static int route_render(const char *app, const struct route *rt,
 	buf_addf(&b, "%s ", app);
 	switch (rt->kind) {
 	case ROUTE_LIVE:
-		if (rt->release < 0 || rt->npeers > ROUTER_MAX_PEERS) {
+		if (rt->release < 0 || rt->npeers > ROUTER_MAX_PEERS ||
+		    rt->nremote > ROUTER_MAX_PEERS) {
 			error_set("invalid route for '%s'", app);
 			goto bad;
 		}
-		if (rt->npeers == 0) {
+		if (rt->npeers == 0 && rt->nremote == 0) {
 			buf_addstr(&b, "noweb");
 			break;
 		}
 		buf_addf(&b, "live %d", rt->release);
-		if (render_peers(&b, rt->peers, rt->npeers) < 0)
+		if (render_peers(&b, rt->peers, rt->npeers) < 0 ||
+		    render_remote(&b, rt->remote, rt->nremote) < 0)
 			goto bad;
 		if (rt->nfallback) {
 			if (rt->fallback_release < 0 ||

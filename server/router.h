@@ -22,7 +22,8 @@
  *   routes  APP -> what its requests get (struct route).
  * Its text form, used for the file and for every change sent:
  *   version N
- *   route APP live REL PROC:PORT... [fallback REL PROC:PORT...]
+ *   route APP live REL PROC:PORT... [HOST@ADDR:PORT...]
+ *             [fallback REL PROC:PORT...]
  *   route APP static REL ROOT
  *   route APP stopped|noweb|maintenance    route APP crashing|starting SECS
  *   static APP REL ROOT    unstatic APP   (the static folder beside a
@@ -83,6 +84,17 @@ struct route_peer {
 	int port;		/* on 127.0.0.1 */
 };
 
+/*
+ * Another host of a cluster that runs the app ("route: group",
+ * docs/cluster.md): its route listener, where that host's nginx answers
+ * from its own processes only.
+ */
+struct route_remote {
+	const char *host;	/* its name ([A-Za-z0-9._-], < 48) */
+	const char *addr;	/* an IPv4 address */
+	int port;
+};
+
 /* What an app's requests get; the caller keeps ownership. */
 struct route {
 	enum route_kind kind;
@@ -90,7 +102,12 @@ struct route {
 	const struct route_peer *peers;	/* LIVE: round robin; ports of
 					 * one proc: the one that last
 					 * answered, then the others */
-	size_t npeers;		/* LIVE with 0 peers reads as NO_WEB */
+	size_t npeers;		/* LIVE with 0 peers (and no remote) reads
+				 * as NO_WEB */
+	/* LIVE: other hosts taking the app's requests too, in the round
+	 * robin with the processes here ("route: group") */
+	const struct route_remote *remote;
+	size_t nremote;
 	/*
 	 * LIVE, during the watch after a switch: the previous release's
 	 * processes, tried only when no port of this release takes the

@@ -53,22 +53,45 @@ local messages = {
 	starting = "app is starting",
 }
 
--- "PROC:PORT ..." into groups (the ports of one process) and a flat list
--- of { group, index } in order.
+-- "PROC:PORT ... HOST@ADDR:PORT ..." into groups (the ports of one
+-- process; another host of the cluster is one group, its port the
+-- string "ADDR:PORT") and a flat list of { group, index } in order.
 local function peer_groups(peers, rel)
-	local groups, byname, all = {}, {}, {}
-	for proc, port in peers:gmatch("([%w._-]+):(%d+)") do
-		port = tonumber(port)
-		local g = byname[proc]
-		if not g then
-			g = { proc = proc, ports = {}, good = 1, rel = rel }
-			byname[proc] = g
-			groups[#groups + 1] = g
+	local groups, byname, all, nlocal = {}, {}, {}, 0
+	for tok in peers:gmatch("%S+") do
+		local proc, addr, port = tok:match("^([%w._-]+)@([%d.]+):(%d+)$")
+		local key, name
+		if proc then
+			key, name = addr .. ":" .. port, "@" .. proc
+		else
+			proc, port = tok:match("^([%w._-]+):(%d+)$")
+			key, name = tonumber(port), proc
 		end
-		g.ports[#g.ports + 1] = port
-		all[#all + 1] = { g, #g.ports }
+		if key then
+			local g = byname[name]
+			if not g then
+				g = { proc = proc, ports = {}, good = 1, rel = rel,
+					remote = addr ~= nil }
+				byname[name] = g
+				groups[#groups + 1] = g
+				if not addr then
+					nlocal = nlocal + 1
+				end
+			end
+			g.ports[#g.ports + 1] = key
+			all[#all + 1] = { g, #g.ports }
+		end
 	end
-	return groups, all
+	return groups, all, nlocal
+end
+
+-- A peer: a port here, or "ADDR:PORT" of another host's route listener.
+local function set_peer(port)
+	if type(port) == "number" then
+		return balancer.set_current_peer("127.0.0.1", port)
+	end
+	local addr, p = port:match("^(.+):(%d+)$")
+	return balancer.set_current_peer(addr, tonumber(p))
 end
 
 local function parse(text)
@@ -94,7 +117,7 @@ local function parse(text)
 		p.rel = rel or "0"
 		p.ikey = "i:" .. app .. ":" .. p.rel
 		p.dkey = "d:" .. app .. ":" .. p.rel
-		p.groups, p.all = peer_groups(peers or "", p.rel)
+		p.groups, p.all, p.nlocal = peer_groups(peers or "", p.rel)
 		p.rr, p.prr = 0, 0
 		if #p.all == 0 then
 			p.kind = "noweb"
@@ -193,9 +216,12 @@ local function dotfile(uri)
 	end
 end
 
-function M.access(probe)
+function M.access(probe, route_listener)
 	local ctx = ngx.ctx
 	local host = ngx.var.host
+	-- another host's request (route: group), or the engine's probe:
+	-- this host's processes only, never another host's
+	ctx.local_only = probe or route_listener
 	local app, text, key = route_of(host)
 	if not app then
 		return answer(404, "no app for this host")
@@ -219,6 +245,9 @@ function M.access(probe)
 		ctx.probe = true
 	end
 	local kind = p.kind
+	if kind == "live" and ctx.local_only and p.nlocal == 0 and not ctx.peer then
+		kind = "noweb"
+	end
 	if kind == "live" and probe then
 		ctx.route = p
 		return
@@ -309,7 +338,7 @@ local function to_fallback(ctx, p, k)
 	end
 	ctx.tried[g.ports[i]] = true
 	ctx.group, ctx.index = g, i
-	return balancer.set_current_peer("127.0.0.1", g.ports[i])
+	return set_peer(g.ports[i])
 end
 
 -- The public listeners have no access phase (a phase costs every
@@ -402,18 +431,34 @@ function M.balance()
 		end
 		if ctx.probe then
 			-- the probe visits every port in turn
-			p.prr = p.prr % #all + 1
-			g, i = all[p.prr][1], all[p.prr][2]
+			-- (this host's only)
+			for _ = 1, #all do
+				p.prr = p.prr % #all + 1
+				g, i = all[p.prr][1], all[p.prr][2]
+				if not g.remote then
+					break
+				end
+			end
 		else
 			local groups, n = p.groups, #p.groups
 			local up = false
+			local only = ctx.local_only
 			for _ = 1, n do
 				p.rr = p.rr % n + 1
 				g = groups[p.rr]
 				local du = down[g.ports[g.good]]
-				if not du or du < ngx.now() then
+				if (not du or du < ngx.now()) and
+				    not (only and g.remote) then
 					up = true
 					break
+				end
+			end
+			if not up and only then
+				for k = 1, n do
+					if not groups[k].remote then
+						g = groups[k]
+						break
+					end
 				end
 			end
 			if not up and fallback then
@@ -423,7 +468,7 @@ function M.balance()
 		end
 		-- ctx.tried is made on a retry only: most requests have none
 		ctx.group, ctx.index = g, i
-		balancer.set_current_peer("127.0.0.1", g.ports[i])
+		set_peer(g.ports[i])
 		return
 	end
 	-- a retry: the last port failed
@@ -443,16 +488,17 @@ function M.balance()
 				g.good = i
 			end
 			ctx.index = i
-			balancer.set_current_peer("127.0.0.1", g.ports[i])
+			set_peer(g.ports[i])
 			return
 		end
 	end
 	for k = 1, #all do
 		local gg, i = all[k][1], all[k][2]
-		if not tried[gg.ports[i]] then
+		if not tried[gg.ports[i]] and
+		    not (ctx.local_only and gg.remote) then
 			tried[gg.ports[i]] = true
 			ctx.group, ctx.index = gg, i
-			balancer.set_current_peer("127.0.0.1", gg.ports[i])
+			set_peer(gg.ports[i])
 			return
 		end
 	end

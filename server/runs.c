@@ -460,6 +460,10 @@ static void on_cron_timer(struct loop *l, void *arg)
 		if (r->m.crons[i].paused || a->stopped || a->removing ||
 		    a->eng->stopping || a->live != r || !r->supervised)
 			continue;
+		if (a->eng->cron_may_run &&
+		    !a->eng->cron_may_run(a->eng->cron_may_run_arg, a,
+					  &r->m.crons[i]))
+			continue;	/* another host of the cluster runs it */
 		cron_start(r, i);
 	}
 	cron_arm(r);

@@ -1245,6 +1245,46 @@ static void test_restart(struct loop *l, struct router *r, int port)
 	ok(router_in_sync(r), "and has the engine's version");
 }
 
+/* route: group: other hosts' route listeners in the round robin, also
+ * when no process is here; a bad address is refused. */
+static void test_remote(struct router *r, int local, int other)
+{
+	struct route_peer lp = { "web.1", local };
+	struct route_remote rm = { "host-x", "127.0.0.1", other };
+	struct route_remote bad = { "host-y", "example.com", other };
+	struct route rt = live_route(3, NULL, 0);
+	struct buf table = BUF_INIT;
+	char wl[32], wo[32];
+	int n = 0, i;
+	struct test_resp resp;
+
+	memset(&resp, 0, sizeof(resp));
+	snprintf(wl, sizeof(wl), "slot %d", local);
+	snprintf(wo, sizeof(wo), "slot %d", other);
+	rt.remote = &rm;
+	rt.nremote = 1;
+	ok(router_app_set(r, "grp", NULL, 0, &rt) == 0 &&
+	   count_get(5, "grp.localhost", 200, wo) == 5,
+	   "no process here: every request goes to the other host: %s",
+	   error_last());
+	router_render(r, &table);
+	ok(table.data && strstr(table.data, "route grp live 3 host-x@127.0.0.1:"),
+	   "the table names it HOST@ADDR:PORT");
+	buf_release(&table);
+	rt.peers = &lp;
+	rt.npeers = 1;
+	ok(router_app_set(r, "grp", NULL, 0, &rt) == 0, "a process here too");
+	for (i = 0; i < 20; i++)
+		if (test_get(addr, "/", "grp.localhost", NULL, &resp) == 0 &&
+		    resp.status == 200 && strstr(resp.body, wl))
+			n++;
+	ok(n > 0 && n < 20, "requests go to both (%d of 20 here)", n);
+	rt.remote = &bad;
+	ok(router_app_set(r, "grp", NULL, 0, &rt) == ERR_INVALID &&
+	   strstr(error_last(), "IPv4"), "a host name as address is refused");
+	ok(router_app_remove(r, "grp") == 0, "removed");
+}
+
 int main(int argc, char **argv)
 {
 	struct config cfg;
@@ -1310,6 +1350,7 @@ int main(int argc, char **argv)
 	t_noisy = now_ms();
 	test_peers(r, p3, p2, &b);
 	test_watch(r, p3, p2);
+	test_remote(r, p1, p3);
 	t_noisy = now_ms() - t_noisy;
 	test_restart(l, r, p1);
 	ok(nginx_reloads(ng) == 0, "nginx was never reloaded");
