@@ -2527,7 +2527,8 @@ static void publish_config(struct cluster *cl, struct app *a,
 	/* this host has it: live here already */
 	q_text(cl, job, NULL, NULL,
 	       "UPDATE berth_host_apps x SET config_version = a.config_version, "
-	       " config_failed = 0, updated = now() FROM berth_apps a "
+	       " config_failed = 0, status = 'live', updated = now() "
+	       "FROM berth_apps a "
 	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2", 2, v);
 	q_text(cl, job, NULL, NULL,
 	       "INSERT INTO berth_deploys (app, release, host, source, result) "
