@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -31,7 +32,7 @@
 #define CHUNK_BYTES (1024 * 1024)
 #define BUNDLE_MAX (4L * 1024 * 1024 * 1024)
 #define CHANNEL "berth_cluster"
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 4
 /* per-host config that never leaves its host */
 #define LOCAL_KEY "DATABASE_URL"
 
@@ -107,6 +108,29 @@ static const char schema_sql[] =
 	" host text NOT NULL, seq int NOT NULL, line text NOT NULL,"
 	" PRIMARY KEY (request, host, seq));"
 	"UPDATE berth_schema SET version = 2 WHERE version < 2;"
+	/* 3: who holds a host name (the host id file of its state folder),
+	 * and why a host failed a config change, start, stop, restart or
+	 * scale (reported to the command that asked) */
+	"ALTER TABLE berth_hosts ADD COLUMN IF NOT EXISTS identity text;"
+	"ALTER TABLE berth_host_apps"
+	" ADD COLUMN IF NOT EXISTS op_failed int NOT NULL DEFAULT 0,"
+	" ADD COLUMN IF NOT EXISTS config_failed int NOT NULL DEFAULT 0,"
+	" ADD COLUMN IF NOT EXISTS error text;"
+	"UPDATE berth_schema SET version = 3 WHERE version < 3;"
+	/* 4: "logs -f APP" across hosts (clusterjobs.c), and "route: group"
+	 * (clusterroute.c): each host's route listener and where the app
+	 * has a web process up */
+	"CREATE TABLE IF NOT EXISTS berth_follows ("
+	" id bigserial PRIMARY KEY, app text NOT NULL,"
+	" asker text NOT NULL, n int NOT NULL DEFAULT 0,"
+	" asked timestamptz NOT NULL DEFAULT now());"
+	"ALTER TABLE berth_hosts ADD COLUMN IF NOT EXISTS"
+	" route_port int NOT NULL DEFAULT 0;"
+	"CREATE TABLE IF NOT EXISTS berth_serving ("
+	" host text NOT NULL REFERENCES berth_hosts"
+	"  ON DELETE CASCADE, app text NOT NULL,"
+	" serving boolean NOT NULL, PRIMARY KEY (host, app));"
+	"UPDATE berth_schema SET version = 4 WHERE version < 4;"
 	"COMMIT;";
 
 struct cluster;
@@ -117,6 +141,7 @@ typedef void (*cl_result_fn)(struct cluster *cl, PGresult *res, void *arg);
 /* Queries of one transaction, queued together; done() after the last. */
 struct cl_job {
 	int failed;
+	int lost;		/* failed for want of a connection */
 	char *error;
 	void (*done)(struct cluster *cl, struct cl_job *job);
 	char *app;
@@ -124,6 +149,8 @@ struct cl_job {
 	int release;		/* the cluster's release it became */
 	struct client *c;
 	char *group;		/* publish: the app's group, as stored */
+	char *commit, *source;	/* publish: as the deploy had them */
+	struct strv changes;	/* publish_config: the changes */
 };
 
 struct cl_query {
@@ -169,6 +196,9 @@ struct cl_applied {
  * other host of the group is reported once, as it takes the release,
  * fails it, goes back, or is down.
  */
+struct cl_opwatch;
+struct cl_gate;
+
 struct cl_watch {
 	struct cl_watch *next;
 	struct cluster *cl;
@@ -184,12 +214,15 @@ struct cl_watch {
 	uint64_t timer;
 };
 
-enum cl_state { CL_DOWN, CL_CONNECTING, CL_READY };
+/* CL_REMOVED: "cluster rm" took this host out; it stays out (its apps
+ * stopped) until "cluster join" (docs/cluster.md). */
+enum cl_state { CL_DOWN, CL_CONNECTING, CL_READY, CL_REMOVED };
 
 struct cluster {
 	struct engine *e;
 	char *conninfo;
 	char *name;
+	char *identity;		/* the host id file's: who holds the name */
 	char *address;
 	char *groups;		/* "{web,api}", a text[] literal */
 	char *first_group;
@@ -206,11 +239,19 @@ struct cluster {
 	struct cl_pending *pending;
 	struct cl_applied *applied;
 	struct cl_watch *watches;
+	struct cl_opwatch *opwatches;
+	struct cl_gate *gates;
 	char *last_error;
+	char *removed_path;	/* STATE/cluster/removed: out until join */
+	int refused;		/* the name is held by another live host */
+	int registered;		/* this host's row is ours: it acts */
 	int leaving;		/* "cluster rm": stopping its apps, then out */
 	uint64_t leave_timer;
 	struct cluster_jobs *jobs;	/* clusterjobs.c */
 };
+
+/* connected, and registered under this host's name */
+#define JOINED(cl) ((cl)->state == CL_READY && (cl)->registered)
 
 static void reconcile(struct cluster *cl);
 static void answer_requests(struct cluster *cl);
@@ -301,6 +342,9 @@ static void job_free(struct cl_job *job)
 	if (job->c)
 		client_unref(job->c);
 	free(job->group);
+	free(job->commit);
+	free(job->source);
+	strv_release(&job->changes);
 	free(job->error);
 	free(job->app);
 	free(job);
@@ -313,6 +357,7 @@ static void job_end(struct cluster *cl, PGresult *res, void *arg)
 
 	if (!res_ok(res) && !job->failed) {
 		job->failed = 1;
+		job->lost = !res;
 		job->error = xstrdup(res_error(res));
 	}
 	if (job->done)
@@ -371,6 +416,7 @@ static void query_done(struct cluster *cl, struct cl_query *q,
 {
 	if (q->job && !res_ok(res) && !q->job->failed) {
 		q->job->failed = 1;
+		q->job->lost = !res;
 		q->job->error = xstrdup(res_error(res));
 	}
 	if (q->fn)
@@ -449,12 +495,13 @@ static void connection_lost(struct cluster *cl, const char *why)
 	char *line = xstrdup(first_line(why && *why ? why : "connection lost"));
 
 	/* said once per kind of failure, not at every retry */
-	if (cl->state == CL_READY || !cl->last_error ||
+	if (JOINED(cl) || !cl->last_error ||
 	    strcmp(cl->last_error, line))
 		log_warnx("cluster: %s (retrying)", line);
 	free(cl->last_error);
 	cl->last_error = line;
 	cl->state = CL_DOWN;
+	cl->registered = 0;
 	stop_timers(cl);
 	close_conn(cl);
 	cl->reconciling = cl->reconcile_again = cl->heartbeat_queued = 0;
@@ -519,27 +566,110 @@ static void read_results(struct cluster *cl)
 	}
 }
 
+/* ---------- query helpers: one transaction per change ---------- */
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+/* $N::int seconds after which a host counts as down */
+#define DOWN_SECS STR(CLUSTER_DOWN_AFTER_S)
+
+static void q_notify(struct cluster *cl, struct cl_job *job,
+		     const char *note)
+{
+	const char *v[1] = { note };
+
+	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
+	       1, v);
+}
+
+/* Open job's transaction; its queries follow, then job_commit(). */
+static struct cl_job *job_begin(struct cluster *cl, struct cl_job *job)
+{
+	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
+	return job;
+}
+
+/* The app's row, locked until the commit (it exists, or nothing). */
+static void q_lock_app(struct cluster *cl, struct cl_job *job,
+		       const char *app)
+{
+	const char *v[1] = { app };
+
+	q_text(cl, job, NULL, NULL,
+	       "SELECT 1 FROM berth_apps WHERE name = $1 FOR UPDATE", 1, v);
+}
+
+/* NOTIFY (note says what changed), COMMIT, then job->done; send. */
+static void job_commit(struct cluster *cl, struct cl_job *job,
+		       const char *note)
+{
+	q_notify(cl, job, note);
+	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
+	pump(cl);
+}
+
 /* ---------- joining ---------- */
+
+static void leave(struct cluster *cl);
+static void joined(struct cluster *cl);
+
+/*
+ * A name is held by the host whose identity (its host id file) it
+ * carries: a host with another identity takes it only once its holder
+ * is down (a rebuilt machine), never from a live one (docs/cluster.md).
+ */
+static void on_registered(struct cluster *cl, PGresult *res, void *arg)
+{
+	char *why;
+
+	if (!res_ok(res))
+		return;		/* lost: the retry registers again */
+	if (PQntuples(res) == 1) {
+		cl->refused = 0;
+		joined(cl);
+		return;
+	}
+	why = xasprintf("host name '%s' is held by another live host of the cluster: give this host a 'host_name:' of its own in berth.yaml (it tries again meanwhile)",
+			cl->name);
+	cl->refused = 1;
+	connection_lost(cl, why);
+	free(why);
+}
 
 static void register_host(struct cluster *cl)
 {
-	const char *v[4] = { cl->name, cl->address, cl->groups, BERTH_VERSION };
+	const char *v[5] = { cl->name, cl->address, cl->groups, BERTH_VERSION,
+			     cl->identity };
+	struct cl_job *job = job_begin(cl, xcalloc(1, sizeof(*job)));
 
-	q_text(cl, NULL, NULL, NULL,
+	/* a down host's name taken by a new identity: its rows go */
+	q_text(cl, job, NULL, NULL,
+	       "DELETE FROM berth_host_apps WHERE host = $1 AND EXISTS "
+	       "(SELECT 1 FROM berth_hosts WHERE name = $1 AND identity IS "
+	       " DISTINCT FROM $2 AND heartbeat <= now() - make_interval("
+	       " secs => " DOWN_SECS "))", 2, (const char *const[]){ v[0], v[4] });
+	q_text(cl, job, on_registered, NULL,
 	       "INSERT INTO berth_hosts (name, address, groups, version, "
-	       "heartbeat, started) VALUES ($1, $2, $3::text[], $4, now(), "
-	       "now()) ON CONFLICT (name) DO UPDATE SET address = $2, "
-	       "groups = $3::text[], version = $4, heartbeat = now()",
-	       4, v);
+	       "heartbeat, started, identity) VALUES ($1, $2, $3::text[], $4, "
+	       "now(), now(), $5) ON CONFLICT (name) DO UPDATE SET "
+	       "address = $2, groups = $3::text[], version = $4, "
+	       "heartbeat = now(), identity = $5, removing = CASE WHEN "
+	       " berth_hosts.identity IS DISTINCT FROM $5 THEN false ELSE "
+	       " berth_hosts.removing END "
+	       "WHERE berth_hosts.identity IS NULL OR berth_hosts.identity = $5 "
+	       " OR berth_hosts.heartbeat <= now() - make_interval(secs => "
+	       DOWN_SECS ") RETURNING name", 5, v);
+	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
 }
-
-static void leave(struct cluster *cl);
 
 static void on_heartbeat_done(struct cluster *cl, PGresult *res, void *arg)
 {
 	cl->heartbeat_queued = 0;
 	if (res && !res_ok(res))
 		log_warnx("cluster: heartbeat: %s", first_line(res_error(res)));
+	else if (res && PQntuples(res) == 0 && !cl->leaving)
+		/* another host took the name while this one was cut off */
+		connection_lost(cl, "this host's name was taken by another host while it was away");
 	else if (res && PQntuples(res) == 1 &&
 		 PQgetvalue(res, 0, 0)[0] == 't' && !cl->leaving)
 		leave(cl);
@@ -548,7 +678,7 @@ static void on_heartbeat_done(struct cluster *cl, PGresult *res, void *arg)
 static void on_heartbeat(struct loop *l, void *arg)
 {
 	struct cluster *cl = arg;
-	const char *v[1] = { cl->name };
+	const char *v[2] = { cl->name, cl->identity };
 
 	cl->heartbeat_timer = loop_add_timer(l, HEARTBEAT_MS, on_heartbeat, cl);
 	if (cl->inflight && now_ms() - cl->inflight_ms > QUERY_STUCK_MS) {
@@ -561,7 +691,7 @@ static void on_heartbeat(struct loop *l, void *arg)
 	cl->heartbeat_queued = 1;
 	q_text(cl, NULL, on_heartbeat_done, NULL,
 	       "UPDATE berth_hosts SET heartbeat = now() WHERE name = $1 "
-	       "RETURNING removing", 1, v);
+	       "AND identity = $2 RETURNING removing", 2, v);
 	pump(cl);
 }
 
@@ -595,20 +725,47 @@ static void quiet_notice(void *arg, const char *message)
 {
 }
 
+/*
+ * The tables made or migrated only when they are older than this
+ * version: ALTER TABLE locks a table even when it has the column, and a
+ * host that reconnects (or is refused and tries again) must not stall
+ * the others' queries.
+ */
+static void on_schema_version(struct cluster *cl, PGresult *res, void *arg)
+{
+	if (!res)
+		return;		/* lost: the next connect asks again */
+	if (!res_ok(res) || PQntuples(res) != 1 ||
+	    num_of(PQgetvalue(res, 0, 0)) < SCHEMA_VERSION)
+		q_push(cl, NULL, on_schema, NULL, 0, schema_sql, -1, NULL,
+		       NULL);
+	q_push(cl, NULL, NULL, NULL, 0, "LISTEN " CHANNEL, -1, NULL, NULL);
+	register_host(cl);
+}
+
+/* Connected: the tables, then this host's row (or a refusal). */
 static void ready(struct cluster *cl)
 {
-	const char *v[1] = { cl->name };
-
 	loop_del_timer(cl->e->loop, cl->connect_timer);
 	cl->connect_timer = 0;
 	cl->state = CL_READY;
-	cl->backoff_ms = RETRY_MIN_MS;
 	PQsetNoticeProcessor(cl->conn, quiet_notice, NULL);
-	FREE_AND_NULL(cl->last_error);
 	set_events(cl, LOOP_READ);
-	q_push(cl, NULL, on_schema, NULL, 0, schema_sql, -1, NULL, NULL);
-	q_push(cl, NULL, NULL, NULL, 0, "LISTEN " CHANNEL, -1, NULL, NULL);
-	register_host(cl);
+	q_text(cl, NULL, on_schema_version, NULL,
+	       "SELECT version FROM berth_schema", 0, NULL);
+	pump(cl);
+}
+
+static void gates_open(struct cluster *cl);
+
+/* Registered under this host's name: heartbeat, reconcile, serve. */
+static void joined(struct cluster *cl)
+{
+	const char *v[1] = { cl->name };
+
+	cl->backoff_ms = RETRY_MIN_MS;
+	cl->registered = 1;
+	FREE_AND_NULL(cl->last_error);
 	q_text(cl, NULL, on_joined, NULL,
 	       "SELECT pg_notify('" CHANNEL "', $1)", 1, v);
 	/* removed while it was away: it leaves now */
@@ -621,6 +778,7 @@ static void ready(struct cluster *cl)
 	cjobs_ready(cl->jobs);
 	pump(cl);
 	reconcile(cl);
+	gates_open(cl);
 }
 
 static void connect_poll(struct cluster *cl)
@@ -734,6 +892,14 @@ static struct cl_applied *applied_get(struct cluster *cl, const char *app)
 	return ap;
 }
 
+/* Forget what was applied: the tables' word counts again. */
+static void applied_reset(struct cl_applied *ap)
+{
+	ap->release = ap->config_version = ap->config_failed = 0;
+	ap->rolled_back = ap->op_version = ap->restarts = 0;
+	ap->op_pending = 0;
+}
+
 static struct cl_pending *pending_find(struct cluster *cl, const char *app)
 {
 	struct cl_pending *p;
@@ -778,7 +944,7 @@ static void record(struct cluster *cl, const char *app, int release,
 	const char *h[5] = { app, NULL, cl->name, source, status };
 	struct cl_job *job;
 
-	if (cl->state != CL_READY)
+	if (!JOINED(cl))
 		return;		/* the next reconcile writes it */
 	int_text(r, sizeof(r), release);
 	int_text(f, sizeof(f), failed);
@@ -789,8 +955,7 @@ static void record(struct cluster *cl, const char *app, int release,
 	v[4] = config_version ? cv : NULL;
 	v[5] = local ? lr : NULL;
 	h[1] = release ? r : failed ? f : NULL;
-	job = xcalloc(1, sizeof(*job));
-	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
+	job = job_begin(cl, xcalloc(1, sizeof(*job)));
 	q_text(cl, job, NULL, NULL,
 	       "INSERT INTO berth_host_apps (host, app, release, failed, "
 	       "config_version, local_release, status, updated) "
@@ -808,9 +973,28 @@ static void record(struct cluster *cl, const char *app, int release,
 		q_text(cl, job, NULL, NULL,
 		       "INSERT INTO berth_deploys (app, release, host, source, "
 		       "result) VALUES ($1, $2::int, $3, $4, $5)", 5, h);
-	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
-	       1, v);
-	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
+	job_commit(cl, job, app);
+}
+
+/* A config version (config) or start/stop/restart/scale state (op) this
+ * host failed, and why: the command that asked reports it. */
+static void record_failure(struct cluster *cl, const char *app, int config,
+			   int version, const char *why)
+{
+	char ver[16];
+	const char *v[4] = { cl->name, app, ver, why ? why : "failed" };
+
+	if (!JOINED(cl))
+		return;
+	int_text(ver, sizeof(ver), version);
+	q_text(cl, NULL, NULL, NULL, config ?
+	       "WITH up AS (UPDATE berth_host_apps SET config_failed = $3::int, "
+	       " error = $4, updated = now() WHERE host = $1 AND app = $2 "
+	       " RETURNING app) SELECT pg_notify('" CHANNEL "', app) FROM up" :
+	       "WITH up AS (UPDATE berth_host_apps SET op_failed = $3::int, "
+	       " error = $4, updated = now() WHERE host = $1 AND app = $2 "
+	       " RETURNING app) SELECT pg_notify('" CHANNEL "', app) FROM up",
+	       4, v);
 	pump(cl);
 }
 
@@ -882,6 +1066,42 @@ static void on_release_row(struct cluster *cl, PGresult *res, void *arg)
 		p->commit = xstrdup(PQgetvalue(res, 0, 0));
 }
 
+/* The config of an app that does not run here: changed in its env file
+ * (its next start takes it), as "config set" does for a stopped app. */
+static int config_save_here(struct app *a, const struct strv *changes)
+{
+	struct strv env = STRV_INIT;
+	char *path = xasprintf("%s/env", a->dir);
+	size_t i;
+	int ret;
+
+	strv_copy(&env, &a->env);
+	for (i = 0; i < changes->n; i++) {
+		const char *eq = strchr(changes->v[i], '=');
+		char *key = xstrndup(changes->v[i], eq ?
+				     (size_t)(eq - changes->v[i]) :
+				     strlen(changes->v[i]));
+
+		if (eq)
+			strv_env_set(&env, key, eq + 1);
+		else
+			strv_env_unset(&env, key);
+		free(key);
+	}
+	ret = env_file_write(path, &env);
+	if (ret < 0) {
+		log_warnx("cluster: cannot save the config of '%s': %s",
+			  a->name, error_last());
+	} else {
+		strv_release(&a->env);
+		a->env = env;
+		memset(&env, 0, sizeof(env));
+	}
+	strv_release(&env);
+	free(path);
+	return ret;
+}
+
 /* Start the local deploy of p (its bundle at path, or none for config
  * only); the hook (on_deploy_end) records how it went. */
 static void pending_deploy(struct cluster *cl, struct cl_pending *p,
@@ -900,7 +1120,13 @@ static void pending_deploy(struct cluster *cl, struct cl_pending *p,
 		goto out;
 	}
 	if (!path && (!a || !a->live || a->stopped)) {
-		/* nothing runs: the next start or release takes it (left) */
+		/* nothing runs: saved, for its next start */
+		if (a && a->release && config_save_here(a, &changes) == 0) {
+			record(cl, p->app, 0, 0, p->config_version, 0, "live",
+			       NULL);
+			applied_get(cl, p->app)->config_version =
+				p->config_version;
+		}
 		pending_drop(cl, p);
 		goto out;
 	}
@@ -1023,17 +1249,12 @@ static void fetch(struct cluster *cl, const char *app, int release,
 	       "number = $2::int ORDER BY seq", 2, v, NULL);
 }
 
-/*
- * The rollout of release stopped (a host failed it) after this host had
- * switched: back to the local release live before it, code and config,
- * as "rollback" does (without publishing it).
- */
-static void rollback_here(struct cluster *cl, struct app *a, int release)
+/* The newest release before the live one that went live here and
+ * still has its bundle; 0: none. */
+static int release_before_live(const struct app *a)
 {
 	int *nums, number = 0;
 	size_t n = release_list(a->dir, &nums), i;
-	struct deploy_opts o;
-	struct cl_pending *p;
 	char *bundle;
 
 	for (i = n; i-- > 0 && !number;) {
@@ -1045,19 +1266,23 @@ static void rollback_here(struct cluster *cl, struct app *a, int release)
 		free(bundle);
 	}
 	free(nums);
-	applied_get(cl, a->name)->rolled_back = release;
-	if (!number) {
-		log_warnx("cluster: release %d of '%s' failed on another host, and this host has no earlier release to go back to",
-			  release, a->name);
-		return;
-	}
-	log_warnx("cluster: release %d of '%s' failed on another host: back to release %d here",
-		  release, a->name, number);
-	logger_linef(a->log, "berth", "cluster: release %d failed on another host: back to release %d",
-		     release, number);
+	return number;
+}
+
+/*
+ * Back to local release number, code and config, as "rollback" does
+ * (without publishing it); the tables then say this host runs cluster
+ * release 'release' (0: as they say now), "rolled back".
+ */
+static void go_back_here(struct cluster *cl, struct app *a, int number,
+			 int release)
+{
+	struct deploy_opts o;
+	struct cl_pending *p;
+
 	p = xcalloc(1, sizeof(*p));
 	p->app = xstrdup(a->name);
-	p->release = release - 1;
+	p->release = release;
 	p->rollback = 1;
 	p->config_version = 0;
 	p->next = cl->pending;
@@ -1072,6 +1297,27 @@ static void rollback_here(struct cluster *cl, struct app *a, int release)
 		pending_drop(cl, p);
 }
 
+/*
+ * The rollout of release stopped (a host failed it) after this host had
+ * switched: back to the local release live before it.
+ */
+static void rollback_here(struct cluster *cl, struct app *a, int release)
+{
+	int number = release_before_live(a);
+
+	applied_get(cl, a->name)->rolled_back = release;
+	if (!number) {
+		log_warnx("cluster: release %d of '%s' failed on another host, and this host has no earlier release to go back to",
+			  release, a->name);
+		return;
+	}
+	log_warnx("cluster: release %d of '%s' failed on another host: back to release %d here",
+		  release, a->name, number);
+	logger_linef(a->log, "berth", "cluster: release %d failed on another host: back to release %d",
+		     release, number);
+	go_back_here(cl, a, number, release - 1);
+}
+
 /* The start/stop/restart/scale state of one app, as the tables say. */
 struct cl_ops {
 	int op_version, stopped, restarts;
@@ -1079,6 +1325,7 @@ struct cl_ops {
 	const char *scale;	/* "web=2 worker=1", or "" */
 	int wait;		/* a live host before this one has not applied
 				 * it yet (restarts roll, host by host) */
+	int has_row;		/* berth_host_apps has this host's row */
 };
 
 static void record_op(struct cluster *cl, const char *app, int op_version,
@@ -1087,7 +1334,7 @@ static void record_op(struct cluster *cl, const char *app, int op_version,
 	char ov[16], rs[16];
 	const char *v[4] = { cl->name, app, ov, rs };
 
-	if (cl->state != CL_READY)
+	if (!JOINED(cl))
 		return;		/* the next reconcile applies it again */
 	int_text(ov, sizeof(ov), op_version);
 	int_text(rs, sizeof(rs), restarts);
@@ -1131,7 +1378,14 @@ static int apply_ops(struct cluster *cl, struct app *a, struct cl_applied *ap,
 		log_info("cluster: starting '%s', as the cluster says", a->name);
 		logger_linef(a->log, "berth", "cluster: starting, as the cluster says");
 		app_cmd_start(a, NULL);
+		if (a->deploy || a->waiting) {
+			ap->op_pending = o->op_version;	/* recorded at its end */
+			return 1;
+		}
 		record_op(cl, a->name, o->op_version, o->restarts);
+		if (a->stopped)
+			record_failure(cl, a->name, 0, o->op_version,
+				       "could not start");
 		return 1;
 	}
 	if (o->stopped) {
@@ -1185,6 +1439,19 @@ static void reconcile_app(struct cluster *cl, const char *name, int release,
 
 	if (pending_find(cl, name) || (a && (a->deploy || a->waiting)))
 		return;
+	/* stopped when it left this host's groups (or the host left the
+	 * cluster), and back: it starts, then takes what it missed */
+	if (here && !ops->has_row && a->stopped && !ops->stopped) {
+		log_info("cluster: '%s' is in this host's groups again: starting it",
+			 name);
+		logger_linef(a->log, "berth", "cluster: in this host's groups again: starting");
+		applied_reset(ap);
+		app_cmd_start(a, NULL);
+		/* the row says it runs here (the cluster's release comes
+		 * next), so that a move out stops it again */
+		record(cl, name, 0, 0, 0, 0, "live", NULL);
+		return;
+	}
 	/* applied while the tables could not hear it: say so now */
 	if (here && ap->release > my_release && ap->release <= release) {
 		record(cl, name, ap->release, 0, 0, 0, "live", NULL);
@@ -1244,6 +1511,7 @@ static void on_reconcile(struct cluster *cl, PGresult *res, void *arg)
 		o.my_restarts = num_of(PQgetvalue(res, i, 12));
 		o.scale = PQgetvalue(res, i, 13);
 		o.wait = PQgetvalue(res, i, 14)[0] == 't';
+		o.has_row = PQgetvalue(res, i, 15)[0] == 't';
 		reconcile_app(cl, PQgetvalue(res, i, 0),
 			      num_of(PQgetvalue(res, i, 1)),
 			      num_of(PQgetvalue(res, i, 2)),
@@ -1261,6 +1529,39 @@ static void on_reconcile(struct cluster *cl, PGresult *res, void *arg)
 }
 
 /*
+ * The app's group no longer is one of this host's: it stops here (the
+ * hosts of its group run it), and this host's row of it goes, so that
+ * it starts again if the app comes back (reconcile_app).
+ */
+static void on_moved_out(struct cluster *cl, PGresult *res, void *arg)
+{
+	int i;
+
+	for (i = 0; res_ok(res) && i < PQntuples(res); i++) {
+		const char *name = PQgetvalue(res, i, 0);
+		struct app *a = app_find(cl->e, name);
+		const char *v[3] = { cl->name, name, cl->groups };
+
+		if (pending_find(cl, name) || (a && (a->deploy || a->waiting)))
+			continue;	/* the next round */
+		if (a && !a->stopped && !a->removing) {
+			log_info("cluster: '%s' left this host's groups: stopping it here",
+				 name);
+			logger_linef(a->log, "berth", "cluster: moved to a group this host is not in: stopping");
+			app_cmd_stop(a, NULL);
+		}
+		applied_reset(applied_get(cl, name));
+		q_text(cl, NULL, NULL, NULL,
+		       "WITH gone AS (DELETE FROM berth_host_apps x USING "
+		       " berth_apps a WHERE x.host = $1 AND x.app = $2 "
+		       " AND a.name = x.app AND NOT (a.grp = ANY ($3::text[])) "
+		       " RETURNING x.app) "
+		       "SELECT pg_notify('" CHANNEL "', app) FROM gone", 3, v);
+	}
+	pump(cl);
+}
+
+/*
  * Per app of this host's groups: the cluster's release and config, what
  * this host has of them, whether a live host of the group that comes
  * before this one (by name) has not run the release yet (wait), and
@@ -1268,17 +1569,15 @@ static void on_reconcile(struct cluster *cl, PGresult *res, void *arg)
  */
 static void reconcile(struct cluster *cl)
 {
-	char down[16];
-	const char *v[3] = { cl->name, cl->groups, down };
+	const char *v[2] = { cl->name, cl->groups };
 
-	if (cl->state != CL_READY || cl->e->stopping || cl->leaving)
+	if (!JOINED(cl) || cl->e->stopping || cl->leaving)
 		return;
 	if (cl->reconciling) {
 		cl->reconcile_again = 1;
 		return;
 	}
 	cl->reconciling = 1;
-	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
 	q_text(cl, NULL, on_reconcile, NULL,
 	       "SELECT a.name, a.release, a.config_version, "
 	       " COALESCE(m.release, 0), COALESCE(m.failed, 0), "
@@ -1286,7 +1585,7 @@ static void reconcile(struct cluster *cl)
 	       " EXISTS (SELECT 1 FROM berth_hosts h LEFT JOIN "
 	       "  berth_host_apps x ON x.host = h.name AND x.app = a.name "
 	       "  WHERE h.name COLLATE \"C\" < $1 AND a.grp = ANY (h.groups) "
-	       "  AND h.heartbeat > now() - make_interval(secs => $3::int) "
+	       "  AND h.heartbeat > now() - make_interval(secs => " DOWN_SECS ") "
 	       "  AND COALESCE(x.release, 0) < a.release "
 	       "  AND COALESCE(x.failed, 0) <> a.release "
 	       "  AND a.rollout <> 'parallel'), "
@@ -1299,12 +1598,18 @@ static void reconcile(struct cluster *cl)
 	       " EXISTS (SELECT 1 FROM berth_hosts h LEFT JOIN "
 	       "  berth_host_apps x ON x.host = h.name AND x.app = a.name "
 	       "  WHERE h.name COLLATE \"C\" < $1 AND a.grp = ANY (h.groups) "
-	       "  AND h.heartbeat > now() - make_interval(secs => $3::int) "
-	       "  AND COALESCE(x.op_version, 0) < a.op_version) "
+	       "  AND h.heartbeat > now() - make_interval(secs => " DOWN_SECS ") "
+	       "  AND COALESCE(x.op_version, 0) < a.op_version), "
+	       " m.host IS NOT NULL "
 	       "FROM berth_apps a LEFT JOIN berth_host_apps m "
 	       " ON m.app = a.name AND m.host = $1 "
 	       "WHERE a.grp = ANY ($2::text[]) AND a.release > 0 "
-	       "ORDER BY a.name", 3, v);
+	       "ORDER BY a.name", 2, v);
+	/* apps moved out of this host's groups ("apps:set-group") */
+	q_text(cl, NULL, on_moved_out, NULL,
+	       "SELECT x.app FROM berth_host_apps x JOIN berth_apps a "
+	       " ON a.name = x.app WHERE x.host = $1 "
+	       " AND NOT (a.grp = ANY ($2::text[])) ORDER BY x.app", 2, v);
 	pump(cl);
 }
 
@@ -1449,28 +1754,26 @@ static void watch_poll(struct loop *l, void *arg)
 {
 	struct cl_watch *w = arg;
 	struct cluster *cl = w->cl;
-	char down[16];
-	const char *v[2] = { w->app, down };
+	const char *v[1] = { w->app };
 
 	w->timer = 0;
 	if (client_gone(w->c)) {
 		watch_free(cl, w);
 		return;
 	}
-	if (cl->state != CL_READY) {
+	if (!JOINED(cl)) {
 		on_watch_rows(cl, NULL, w);
 		return;
 	}
-	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
 	w->querying = 1;
 	q_text(cl, NULL, on_watch_rows, w,
 	       "SELECT h.name, h.heartbeat > now() - make_interval(secs => "
-	       " $2::int), COALESCE(x.release, 0), COALESCE(x.failed, 0), "
+	       DOWN_SECS "), COALESCE(x.release, 0), COALESCE(x.failed, 0), "
 	       " COALESCE(x.status, ''), a.release "
 	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
 	       "LEFT JOIN berth_host_apps x ON x.host = h.name "
 	       " AND x.app = a.name "
-	       "WHERE a.name = $1 ORDER BY h.name COLLATE \"C\"", 2, v);
+	       "WHERE a.name = $1 ORDER BY h.name COLLATE \"C\"", 1, v);
 	pump(cl);
 }
 
@@ -1498,12 +1801,500 @@ static void watch_start(struct cluster *cl, struct client *c,
 	watch_poll(cl->e->loop, w);
 }
 
+/* ---------- waiting for the database before a change ---------- */
+
+/*
+ * A change asked while the database is unreachable waits for it, at most
+ * cluster_wait, saying so every few seconds; then it fails and changes
+ * nothing.  Two kinds: a command not run yet (run again when the
+ * database is back), and a release or config change live here whose
+ * store was cut (stored again; else this host goes back to the release
+ * before it).
+ */
+struct cl_gate {
+	struct cl_gate *next;
+	struct cluster *cl;
+	struct client *c;
+	int64_t until, said_ms;
+	uint64_t timer;
+	/* a command: run again through redo */
+	struct strv argv;
+	void (*redo)(void *arg, struct client *c, int argc, char **argv);
+	void *redo_arg;
+	/* a publish */
+	char *app, *commit, *source;
+	int number, config;
+	struct strv changes;
+};
+
+#define GATE_TICK_MS 500
+#define GATE_SAY_MS 5000
+
+static void publish_release(struct cluster *cl, struct app *a, int number,
+			    const char *commit, const char *source,
+			    struct client *c);
+static void publish_config(struct cluster *cl, struct app *a,
+			   const struct strv *changes, struct client *c);
+
+static void gate_free(struct cluster *cl, struct cl_gate *g)
+{
+	struct cl_gate **pp;
+
+	for (pp = &cl->gates; *pp; pp = &(*pp)->next) {
+		if (*pp == g) {
+			*pp = g->next;
+			break;
+		}
+	}
+	loop_del_timer(cl->e->loop, g->timer);
+	client_unref(g->c);
+	strv_release(&g->argv);
+	strv_release(&g->changes);
+	free(g->app);
+	free(g->commit);
+	free(g->source);
+	free(g);
+}
+
+static const char *why_unreachable(const struct cluster *cl)
+{
+	return cl->last_error ? cl->last_error : "connecting";
+}
+
+/* The wait is over without the database: nothing changes. */
+static void gate_give_up(struct cluster *cl, struct cl_gate *g)
+{
+	long secs = cl->e->cfg->cluster_wait_ms / 1000;
+	struct app *a;
+	int before = 0;
+
+	if (g->redo) {
+		client_error(g->c, "cannot reach the cluster database for %ld s (%s): nothing was changed",
+			     secs, why_unreachable(cl));
+		return;
+	}
+	a = app_find(cl->e, g->app);
+	if (a && a->release == g->number && !a->deploy)
+		before = release_before_live(a);
+	if (before) {
+		log_warnx("cluster: %s of '%s' could not be stored in the cluster: back to release %d here",
+			  g->config ? "the config change" : "the release",
+			  g->app, before);
+		logger_linef(a->log, "berth", "cluster: not stored in the cluster (database unreachable): back to release %d",
+			     before);
+		go_back_here(cl, a, before, 0);
+		client_error(g->c, "%s%d of %s could not be stored in the cluster: its database was unreachable for %ld s (%s); this host went back to release %d: nothing was changed",
+			     g->config ? "the config change in release " :
+			     "release ", g->number, g->app, secs,
+			     why_unreachable(cl), before);
+		return;
+	}
+	log_warnx("cluster: release %d of '%s' is live here but not in the cluster: %s",
+		  g->number, g->app, why_unreachable(cl));
+	client_error(g->c, "release %d of %s is live on this host only: the cluster database was unreachable for %ld s (%s)",
+		     g->number, g->app, secs, why_unreachable(cl));
+}
+
+static void gate_tick(struct loop *l, void *arg)
+{
+	struct cl_gate *g = arg;
+	struct cluster *cl = g->cl;
+	int64_t now = now_ms();
+
+	g->timer = 0;
+	if (g->c && client_gone(g->c) && g->redo) {
+		gate_free(cl, g);
+		return;
+	}
+	if (now >= g->until || cl->state == CL_REMOVED || cl->refused) {
+		gate_give_up(cl, g);
+		gate_free(cl, g);
+		return;
+	}
+	if (now - g->said_ms >= GATE_SAY_MS) {
+		client_data(g->c, "-----> still no cluster database (%s): retrying, %lld s left",
+			    why_unreachable(cl),
+			    (long long)((g->until - now + 999) / 1000));
+		g->said_ms = now;
+	}
+	g->timer = loop_add_timer(l, GATE_TICK_MS, gate_tick, g);
+}
+
+static struct cl_gate *gate_add(struct cluster *cl, struct client *c)
+{
+	struct cl_gate *g = xcalloc(1, sizeof(*g));
+
+	g->cl = cl;
+	g->c = c;
+	g->until = now_ms() + cl->e->cfg->cluster_wait_ms;
+	g->said_ms = now_ms();
+	g->next = cl->gates;
+	cl->gates = g;
+	g->timer = loop_add_timer(cl->e->loop, GATE_TICK_MS, gate_tick, g);
+	return g;
+}
+
+/* The database is back (joined): what waited goes on, oldest first. */
+static void gates_open(struct cluster *cl)
+{
+	struct cl_gate *list = cl->gates, *g, *rev = NULL;
+
+	cl->gates = NULL;
+	while ((g = list)) {
+		list = g->next;
+		g->next = rev;
+		rev = g;
+	}
+	while ((g = rev)) {
+		struct app *a;
+
+		rev = g->next;
+		g->next = NULL;
+		client_data(g->c, "-----> the cluster database answers again");
+		if (g->redo) {
+			g->redo(g->redo_arg, g->c, (int)g->argv.n, g->argv.v);
+		} else if ((a = app_find(cl->e, g->app)) != NULL) {
+			if (g->config)
+				publish_config(cl, a, &g->changes, g->c);
+			else
+				publish_release(cl, a, g->number, g->commit,
+						g->source, g->c);
+			g->c = NULL;	/* the publish holds it now */
+		} else {
+			client_error(g->c, "app '%s' was removed meanwhile",
+				     g->app);
+		}
+		g->next = cl->gates;	/* for gate_free's walk */
+		cl->gates = g;
+		gate_free(cl, g);
+	}
+}
+
+/* Commands that change what the cluster runs. */
+static int changes_cluster(int argc, char **argv)
+{
+	static const char *const words[] = { "deploy", "stop", "start",
+		"restart", "scale", "rollback", NULL };
+	int i;
+
+	if (argc >= 3 && !strcmp(argv[0], "config"))
+		return !strcmp(argv[2], "set") || !strcmp(argv[2], "unset");
+	for (i = 0; words[i]; i++)
+		if (!strcmp(argv[0], words[i]))
+			return 1;
+	return 0;
+}
+
+int cluster_gate(struct cluster *cl, struct client *c, int argc,
+		 char **argv,
+		 void (*redo)(void *arg, struct client *c, int argc,
+			      char **argv),
+		 void *arg)
+{
+	struct cl_gate *g;
+	int i;
+
+	if (!cl || cl->state == CL_REMOVED || JOINED(cl) ||
+	    !changes_cluster(argc, argv))
+		return 0;
+	if (cl->refused) {
+		client_error(c, "%s", cl->last_error);
+		return 1;
+	}
+	client_ref(c);
+	g = gate_add(cl, c);
+	for (i = 0; i < argc; i++)
+		strv_push(&g->argv, argv[i]);
+	g->redo = redo;
+	g->redo_arg = arg;
+	client_data(c, "-----> the cluster database is unreachable (%s): waiting up to %ld s for it before changing anything",
+		    why_unreachable(cl), cl->e->cfg->cluster_wait_ms / 1000);
+	return 1;
+}
+
+/* A change live here whose store could not be made: stored once the
+ * database is back (c: its client, a reference handed over). */
+static void gate_publish(struct cluster *cl, const char *app, int number,
+			 const char *commit, const char *source,
+			 const struct strv *changes, struct client *c)
+{
+	struct cl_gate *g = gate_add(cl, c);
+
+	g->app = xstrdup(app);
+	g->number = number;
+	g->commit = commit ? xstrdup(commit) : NULL;
+	g->source = source ? xstrdup(source) : NULL;
+	if (changes) {
+		g->config = 1;
+		strv_copy(&g->changes, changes);
+	}
+	log_warnx("cluster: %s of '%s' is live here, not yet in the cluster: %s (retrying)",
+		  changes ? "the config change" : "the release", app,
+		  why_unreachable(cl));
+	client_data(c, "-----> the cluster database is unreachable (%s): storing release %d of %s there when it is back, for at most %ld s",
+		    why_unreachable(cl), number, app,
+		    cl->e->cfg->cluster_wait_ms / 1000);
+}
+
+/* ---------- config, start, stop, restart, scale: reported per host ---------- */
+
+/*
+ * The command's client waits while each host of the app's group applies
+ * the change it made (config version or op version 'version'); each host
+ * is said once: done, failed (and why) or down.  It fails if a live host
+ * failed it.
+ */
+struct cl_opwatch {
+	struct cl_opwatch *next;
+	struct cluster *cl;
+	struct client *c;
+	char *app;
+	char *what;		/* "config", "stop", "start", "restart", "scale" */
+	int version;		/* 0: not stored yet */
+	int local;		/* this host's part has ended */
+	int number;		/* this host's release, for "ok release=N" */
+	struct strv said;
+	char *failed_on, *failure;
+	int querying;
+	int64_t progress_ms;
+	uint64_t timer;
+};
+
+static void opwatch_free(struct cluster *cl, struct cl_opwatch *w)
+{
+	struct cl_opwatch **pp;
+
+	for (pp = &cl->opwatches; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	}
+	loop_del_timer(cl->e->loop, w->timer);
+	client_unref(w->c);
+	free(w->app);
+	free(w->what);
+	free(w->failed_on);
+	free(w->failure);
+	strv_release(&w->said);
+	free(w);
+}
+
+static struct cl_opwatch *opwatch_add(struct cluster *cl, struct client *c,
+				      const char *app, const char *what)
+{
+	struct cl_opwatch *w = xcalloc(1, sizeof(*w));
+
+	client_ref(c);
+	w->cl = cl;
+	w->c = c;
+	w->app = xstrdup(app);
+	w->what = xstrdup(what);
+	w->progress_ms = now_ms();
+	w->next = cl->opwatches;
+	cl->opwatches = w;
+	return w;
+}
+
+/* The watch of app's 'what' still waiting for its stored version. */
+static struct cl_opwatch *opwatch_unstored(struct cluster *cl,
+					   const char *app, const char *what)
+{
+	struct cl_opwatch *w;
+
+	for (w = cl->opwatches; w; w = w->next)
+		if (!strcmp(w->app, app) && !strcmp(w->what, what) &&
+		    !w->version)
+			return w;
+	return NULL;
+}
+
+/* The watch of app still waiting for this host's part to end. */
+static struct cl_opwatch *opwatch_unended(struct cluster *cl,
+					  const char *app)
+{
+	struct cl_opwatch *w;
+
+	for (w = cl->opwatches; w; w = w->next)
+		if (!strcmp(w->app, app) && !w->local)
+			return w;
+	return NULL;
+}
+
+static const char *op_done_word(const char *what)
+{
+	return !strcmp(what, "config") ? "config applied" :
+	       !strcmp(what, "stop") ? "stopped" :
+	       !strcmp(what, "start") ? "started" :
+	       !strcmp(what, "restart") ? "restarted" : "scaled";
+}
+
+static void opwatch_poll(struct loop *l, void *arg);
+
+static void opwatch_end(struct cluster *cl, struct cl_opwatch *w)
+{
+	if (w->failed_on)
+		client_error(w->c, "the %s of %s failed on %s: %s", w->what,
+			     w->app, w->failed_on, w->failure);
+	else if (w->number)
+		client_ok_fields(w->c, "release=%d", w->number);
+	else
+		client_ok(w->c);
+	opwatch_free(cl, w);
+}
+
+/* Rows: host, up, applied version, failed version, error. */
+static void on_opwatch_rows(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_opwatch *w = arg;
+	long patience = cl->e->cfg->health_timeout_ms +
+		cl->e->cfg->stop_timeout_ms + 60000;
+	int i, waiting = 0;
+
+	w->querying = 0;
+	if (client_gone(w->c)) {
+		opwatch_free(cl, w);
+		return;
+	}
+	for (i = 0; res_ok(res) && i < PQntuples(res); i++) {
+		const char *host = PQgetvalue(res, i, 0);
+		int up = PQgetvalue(res, i, 1)[0] == 't';
+		int have = num_of(PQgetvalue(res, i, 2));
+		int failed = num_of(PQgetvalue(res, i, 3));
+		const char *why = PQgetvalue(res, i, 4);
+		char line[600], key[300];
+		size_t k;
+		int isnew = 1;
+
+		if (failed >= w->version && failed) {
+			snprintf(key, sizeof(key), "%s failed", host);
+			snprintf(line, sizeof(line), "-----> %s: failed: %s",
+				 host, *why ? why : "failed");
+			if (!w->failed_on) {
+				w->failed_on = xstrdup(host);
+				w->failure = xstrdup(*why ? why : "failed");
+			}
+		} else if (have >= w->version) {
+			snprintf(key, sizeof(key), "%s done", host);
+			snprintf(line, sizeof(line), "-----> %s: %s %s %s",
+				 host, w->app, !strcmp(w->what, "config") ?
+				 "has its" : "is", !strcmp(w->what, "config") ?
+				 "new config" : op_done_word(w->what));
+		} else if (!up) {
+			snprintf(key, sizeof(key), "%s down", host);
+			snprintf(line, sizeof(line), "-----> %s: down; it follows when it is back",
+				 host);
+		} else {
+			waiting++;
+			continue;
+		}
+		for (k = 0; k < w->said.n && isnew; k++)
+			isnew = strcmp(w->said.v[k], key) != 0;
+		if (isnew) {
+			strv_push(&w->said, key);
+			client_data(w->c, "%s", line);
+			w->progress_ms = now_ms();
+		}
+	}
+	if (res_ok(res) && !waiting) {
+		if (!w->failed_on)
+			client_data(w->c, "-----> %s: done on every host of the group of %s that is up",
+				    w->what, w->app);
+		opwatch_end(cl, w);
+		return;
+	}
+	if (now_ms() - w->progress_ms > patience) {
+		client_data(w->c, "-----> no news for %ld s: 'ps %s' shows how the other hosts are",
+			    patience / 1000, w->app);
+		opwatch_end(cl, w);
+		return;
+	}
+	w->timer = loop_add_timer(cl->e->loop, 500, opwatch_poll, w);
+}
+
+static void opwatch_poll(struct loop *l, void *arg)
+{
+	struct cl_opwatch *w = arg;
+	struct cluster *cl = w->cl;
+	const char *v[1] = { w->app };
+	int config = !strcmp(w->what, "config");
+
+	w->timer = 0;
+	if (!JOINED(cl)) {
+		on_opwatch_rows(cl, NULL, w);
+		return;
+	}
+	w->querying = 1;
+	q_text(cl, NULL, on_opwatch_rows, w, config ?
+	       "SELECT h.name, h.heartbeat > now() - make_interval(secs => "
+	       DOWN_SECS "), COALESCE(x.config_version, 0), "
+	       " COALESCE(x.config_failed, 0), COALESCE(x.error, '') "
+	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
+	       "LEFT JOIN berth_host_apps x ON x.host = h.name "
+	       " AND x.app = a.name "
+	       "WHERE a.name = $1 AND NOT h.removing "
+	       "ORDER BY h.name COLLATE \"C\"" :
+	       "SELECT h.name, h.heartbeat > now() - make_interval(secs => "
+	       DOWN_SECS "), COALESCE(x.op_version, 0), "
+	       " COALESCE(x.op_failed, 0), COALESCE(x.error, '') "
+	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
+	       "LEFT JOIN berth_host_apps x ON x.host = h.name "
+	       " AND x.app = a.name "
+	       "WHERE a.name = $1 AND NOT h.removing "
+	       "ORDER BY h.name COLLATE \"C\"", 1, v);
+	pump(cl);
+}
+
+/* Both known (the version stored, this host's part ended): report. */
+static void opwatch_kick(struct cluster *cl, struct cl_opwatch *w)
+{
+	if (!w->version || !w->local || w->timer || w->querying)
+		return;
+	client_data(w->c, "-----> %s of %s: each host of its group applies it",
+		    w->what, w->app);
+	opwatch_poll(cl->e->loop, w);
+}
+
+/*
+ * A deploy of a command ended here (start, restart, scale): the watch of
+ * that command takes its client and reports the other hosts; 1 if it
+ * did.  A failed one answered its client already: the watch goes.
+ */
+static int opwatch_local_end(struct cluster *cl, struct deploy_end *end)
+{
+	struct cl_opwatch *w = opwatch_unended(cl, end->app->name);
+
+	if (!w || end->kind == DEPLOY_RESTORE)
+		return 0;
+	if (!end->ok) {
+		opwatch_free(cl, w);
+		return 0;
+	}
+	if (end->client != w->c)
+		return 0;	/* another deploy of the app */
+	end->client_taken = 1;
+	w->local = 1;
+	w->number = end->number;
+	opwatch_kick(cl, w);
+	return 1;
+}
+
 /* ---------- publishing what went live here ---------- */
 
 static void on_published(struct cluster *cl, struct cl_job *job)
 {
 	struct app *a = app_find(cl->e, job->app);
 
+	if (job->failed && job->lost && a && !cl->e->stopping &&
+	    cl->state != CL_REMOVED) {
+		/* the session that held the rollout lock went with the
+		 * connection: the retry publishes when the database is back */
+		cjobs_rollout_done(cl->jobs, job->app);
+		gate_publish(cl, job->app, job->number, job->commit,
+			     job->source, NULL, job->c);
+		job->c = NULL;
+		return;
+	}
 	if (job->failed || !job->c || !job->release)
 		cjobs_rollout_done(cl->jobs, job->app);	/* no watch */
 	if (job->failed) {
@@ -1553,6 +2344,19 @@ static const char *new_app_group(const struct cluster *cl)
 		!strcmp(cl->groups, "{default}") ? "default" : cl->first_group;
 }
 
+/* The app's row, made with its group if it is new, and locked. */
+static void q_app_row(struct cluster *cl, struct cl_job *job,
+		      const char *app)
+{
+	const char *v[2] = { app, new_app_group(cl) };
+
+	q_text(cl, job, NULL, NULL,
+	       "INSERT INTO berth_apps (name, grp) VALUES ($1, $2) "
+	       "ON CONFLICT (name) DO NOTHING", 2, v);
+	q_lock_app(cl, job, app);
+}
+
+/* c: the pusher's client (a reference handed over), or NULL. */
 static void publish_release(struct cluster *cl, struct app *a, int number,
 			    const char *commit, const char *source,
 			    struct client *c)
@@ -1580,18 +2384,15 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	job = xcalloc(1, sizeof(*job));
 	job->app = xstrdup(a->name);
 	job->number = number;
+	job->commit = commit ? xstrdup(commit) : NULL;
+	job->source = source ? xstrdup(source) : NULL;
 	job->c = c;
 	job->done = on_published;
 	int_text(num, sizeof(num), number);
 	snprintf(size, sizeof(size), "%zu", bundle.len);
-	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
+	job_begin(cl, job);
+	q_app_row(cl, job, a->name);
 	v[0] = a->name;
-	v[1] = new_app_group(cl);
-	q_text(cl, job, NULL, NULL,
-	       "INSERT INTO berth_apps (name, grp) VALUES ($1, $2) "
-	       "ON CONFLICT (name) DO NOTHING", 2, v);
-	q_text(cl, job, NULL, NULL,
-	       "SELECT 1 FROM berth_apps WHERE name = $1 FOR UPDATE", 1, v);
 	/* the first release brings the app's config along */
 	for (i = 0; i < a->env.n; i++) {
 		const char *eq = strchr(a->env.v[i], '=');
@@ -1660,41 +2461,70 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	       "INSERT INTO berth_deploys (app, release, host, source, result) "
 	       "SELECT $1, release, $2, $3, 'live' FROM berth_apps "
 	       "WHERE name = $1", 3, v);
-	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
-	       1, v);
-	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
-	pump(cl);
+	job_commit(cl, job, a->name);
 out:
 	buf_release(&bundle);
 	free(path);
 }
 
+static void on_config_version(struct cluster *cl, PGresult *res, void *arg)
+{
+	struct cl_job *job = arg;
+
+	if (res_ok(res) && PQntuples(res) == 1)
+		job->release = num_of(PQgetvalue(res, 0, 0));
+}
+
 static void on_config_published(struct cluster *cl, struct cl_job *job)
 {
-	if (job->failed)
+	struct app *a = app_find(cl->e, job->app);
+	struct cl_opwatch *w;
+
+	if (job->failed && job->lost && a && !cl->e->stopping &&
+	    cl->state != CL_REMOVED) {
+		gate_publish(cl, job->app, job->number, NULL, NULL,
+			     &job->changes, job->c);
+		job->c = NULL;
+		return;
+	}
+	if (job->failed) {
 		log_warnx("cluster: the config change of '%s' is live here but not in the cluster: %s",
 			  job->app, first_line(job->error));
-	else
-		log_info("cluster: config of '%s' stored", job->app);
+		if (job->c) {
+			client_data(job->c, " !     the config change is live on this host only: it could not be stored in the cluster: %s",
+				    first_line(job->error));
+			client_ok_fields(job->c, "release=%d", job->number);
+		}
+		return;
+	}
+	log_info("cluster: config of '%s' stored", job->app);
+	applied_get(cl, job->app)->config_version = job->release;
+	if (!job->c || !job->release)
+		return;
+	w = opwatch_add(cl, job->c, job->app, "config");
+	w->version = job->release;
+	w->local = 1;
+	w->number = job->number;
+	opwatch_kick(cl, w);
 }
 
 /* Only the keys changed here: a change made meanwhile on another host
- * to other keys stays. */
+ * to other keys stays.  c: the client of the change (a reference handed
+ * over), or NULL. */
 static void publish_config(struct cluster *cl, struct app *a,
-			   const struct strv *changes)
+			   const struct strv *changes, struct client *c)
 {
 	struct cl_job *job = xcalloc(1, sizeof(*job));
-	const char *v[3] = { a->name, new_app_group(cl), NULL };
+	const char *v[3] = { a->name, NULL, NULL };
 	size_t i;
 
 	job->app = xstrdup(a->name);
 	job->done = on_config_published;
-	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
-	q_text(cl, job, NULL, NULL,
-	       "INSERT INTO berth_apps (name, grp) VALUES ($1, $2) "
-	       "ON CONFLICT (name) DO NOTHING", 2, v);
-	q_text(cl, job, NULL, NULL,
-	       "SELECT 1 FROM berth_apps WHERE name = $1 FOR UPDATE", 1, v);
+	job->c = c;
+	job->number = a->release;
+	strv_copy(&job->changes, changes);
+	job_begin(cl, job);
+	q_app_row(cl, job, a->name);
 	for (i = 0; i < changes->n; i++) {
 		const char *eq = strchr(changes->v[i], '=');
 		char *key = xstrndup(changes->v[i], eq ?
@@ -1716,18 +2546,21 @@ static void publish_config(struct cluster *cl, struct app *a,
 			       "AND key = $2", 2, v);
 		free(key);
 	}
-	q_text(cl, job, NULL, NULL,
+	q_text(cl, job, on_config_version, job,
 	       "UPDATE berth_apps SET config_version = config_version + 1 "
-	       "WHERE name = $1", 1, v);
+	       "WHERE name = $1 RETURNING config_version", 1, v);
 	v[1] = cl->name;
+	/* this host has it: live here already */
+	q_text(cl, job, NULL, NULL,
+	       "UPDATE berth_host_apps x SET config_version = a.config_version, "
+	       " config_failed = 0, status = 'live', updated = now() "
+	       "FROM berth_apps a "
+	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2", 2, v);
 	q_text(cl, job, NULL, NULL,
 	       "INSERT INTO berth_deploys (app, release, host, source, result) "
 	       "SELECT $1, release, $2, 'config', 'live' FROM berth_apps "
 	       "WHERE name = $1", 2, v);
-	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
-	       1, v);
-	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
-	pump(cl);
+	job_commit(cl, job, a->name);
 }
 
 /* cjobs_rollout()'s publish, once this host holds the rollout lock */
@@ -1754,6 +2587,7 @@ static void on_deploy_end(void *arg, struct deploy_end *end)
 	struct cluster *cl = arg;
 	struct app *a = end->app;
 	struct cl_pending *p;
+	struct client *c = NULL;
 
 	if (cl->e->stopping)
 		return;		/* interrupted by our own stop: not a failure */
@@ -1784,45 +2618,54 @@ static void on_deploy_end(void *arg, struct deploy_end *end)
 				  p->config_version, a->name);
 			applied_get(cl, a->name)->config_failed =
 				p->config_version;
+			record_failure(cl, a->name, 1, p->config_version,
+				       end->error);
 		}
 		pending_drop(cl, p);
 		return;
 	}
+	/* a start, restart or scale asked here: its command hears each
+	 * host now */
+	opwatch_local_end(cl, end);
 	if (end->kind != DEPLOY_RESTORE) {
 		/* a restart or scale (a restart with saved config is a new
 		 * release): done here, the next host's turn */
 		struct cl_applied *ap = applied_get(cl, a->name);
 
 		if (ap->op_pending) {
-			if (!end->ok)
-				log_warnx("cluster: the restart or scale of '%s' failed here",
-					  a->name);
 			record_op(cl, a->name, ap->op_pending, ap->restarts);
+			if (!end->ok) {
+				log_warnx("cluster: the start, restart or scale of '%s' failed here",
+					  a->name);
+				record_failure(cl, a->name, 0, ap->op_pending,
+					       end->error);
+			}
 			ap->op_pending = 0;
 		}
 	}
 	if (end->kind == DEPLOY_RESTART)
 		return;
-	if (end->kind != DEPLOY_NEW || !end->ok)
+	if (end->kind != DEPLOY_NEW || !end->ok || cl->state == CL_REMOVED)
 		return;
-	if (cl->state != CL_READY) {
-		log_warnx("cluster: release %d of '%s' is live here but not in the cluster: %s",
-			  end->number, a->name, cl->last_error ? cl->last_error :
-			  "not connected to the cluster database");
+	/* the client hears how the change reaches each host */
+	if (end->client && !end->client_taken && !client_gone(end->client)) {
+		client_ref(end->client);
+		end->client_taken = 1;
+		c = end->client;
+	}
+	if (!JOINED(cl)) {
+		gate_publish(cl, a->name, end->number, end->commit,
+			     end->source, end->source && !strcmp(end->source,
+			     "config") ? end->env_changes : NULL, c);
 		return;
 	}
 	if (end->source && !strcmp(end->source, "config")) {
-		publish_config(cl, a, end->env_changes);
+		publish_config(cl, a, end->env_changes, c);
 		return;
 	}
-	/* the pusher hears how the rollout goes, host by host */
-	if (end->client && !client_gone(end->client)) {
-		client_ref(end->client);
-		end->client_taken = 1;
-	}
+	/* one rollout of an app at a time, cluster-wide (clusterjobs.c) */
 	cjobs_rollout(cl->jobs, a->name, end->number, end->commit,
-		      end->source, end->client_taken ? end->client : NULL,
-		      publish_named);
+		      end->source, c, publish_named);
 }
 
 /* ---------- start, stop, restart, scale: published ---------- */
@@ -1838,7 +2681,7 @@ static void on_op_number(struct cluster *cl, PGresult *res, void *arg)
 	ap = applied_get(cl, job->app);
 	ap->op_version = num_of(PQgetvalue(res, 0, 0));
 	ap->restarts = num_of(PQgetvalue(res, 0, 1));
-	job->release = 1;
+	job->release = ap->op_version;
 	if (strcmp(job->group, "restart") && strcmp(job->group, "scale"))
 		return;		/* stop, start: recorded with it */
 	/* the next host's turn comes when this host's restart ended */
@@ -1851,30 +2694,53 @@ static void on_op_number(struct cluster *cl, PGresult *res, void *arg)
 
 static void on_op_published(struct cluster *cl, struct cl_job *job)
 {
+	struct cl_opwatch *w = opwatch_unstored(cl, job->app, job->group);
+
 	if (job->failed)
 		log_warnx("cluster: the %s of '%s' was done here but not stored in the cluster: %s",
 			  job->group, job->app, first_line(job->error));
 	else if (job->release)
 		log_info("cluster: %s of '%s' stored; the group's hosts follow",
 			 job->group, job->app);
+	if (!w)
+		return;
+	if (job->failed || !job->release) {
+		/* not in the cluster (or not stored): this host's answer */
+		if (job->failed)
+			client_data(w->c, " !     the %s was done on this host only: it could not be stored in the cluster: %s",
+				    w->what, first_line(job->error));
+		if (w->local)
+			opwatch_end(cl, w);
+		else
+			opwatch_free(cl, w);	/* its deploy answers */
+		return;
+	}
+	w->version = job->release;
+	opwatch_kick(cl, w);
 }
 
 void cluster_app_op(struct cluster *cl, const char *app, const char *op,
-		    int argc, char **argv)
+		    int argc, char **argv, struct client *c)
 {
 	struct cl_job *job;
 	const char *v[3] = { app, op, NULL };
+	struct app *a;
 	int i;
 
-	if (!cl || cl->state != CL_READY)
+	if (!cl || !JOINED(cl))
 		return;
+	a = app_find(cl->e, app);
+	/* a deploy here ends by handing c over (start, restart, scale) */
+	if (c && strcmp(op, "stop") && !(a && (a->deploy || a->waiting)))
+		c = NULL;
+	if (c)
+		opwatch_add(cl, c, app, op)->local = !strcmp(op, "stop");
 	job = xcalloc(1, sizeof(*job));
 	job->app = xstrdup(app);
 	job->group = xstrdup(op);	/* what was done, for the log */
 	job->done = on_op_published;
-	q_push(cl, job, NULL, NULL, 0, "BEGIN", 0, NULL, NULL);
-	q_text(cl, job, NULL, NULL,
-	       "SELECT 1 FROM berth_apps WHERE name = $1 FOR UPDATE", 1, v);
+	job_begin(cl, job);
+	q_lock_app(cl, job, app);
 	for (i = 0; !strcmp(op, "scale") && i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');
 		char *type;
@@ -1904,22 +2770,21 @@ void cluster_app_op(struct cluster *cl, const char *app, const char *op,
 	 * deploy ends (on_op_number, on_deploy_end) */
 	q_text(cl, job, NULL, NULL,
 	       "UPDATE berth_host_apps x SET op_version = a.op_version, "
-	       " restarts = a.restarts FROM berth_apps a "
+	       " restarts = a.restarts, op_failed = 0 FROM berth_apps a "
 	       "WHERE a.name = $1 AND x.app = $1 AND x.host = $2 "
 	       "AND $3 IN ('stop', 'start')", 3, v);
 	q_text(cl, job, NULL, NULL,
 	       "INSERT INTO berth_deploys (app, release, host, source, result) "
 	       "SELECT $1, release, $2, $3, 'done' FROM berth_apps "
 	       "WHERE name = $1", 3, v);
-	q_text(cl, job, NULL, NULL, "SELECT pg_notify('" CHANNEL "', $1)",
-	       1, v);
-	q_push(cl, NULL, job_end, job, 0, "COMMIT", 0, NULL, NULL);
-	pump(cl);
+	job_commit(cl, job, app);
 }
 
 static int refuse_unless_ready(struct cluster *cl, struct client *c);
 
 /* ---------- leaving: "cluster rm HOST" ---------- */
+
+static void removed_here(struct cluster *cl);
 
 static void on_left(struct cluster *cl, PGresult *res, void *arg)
 {
@@ -1929,14 +2794,11 @@ static void on_left(struct cluster *cl, PGresult *res, void *arg)
 		cl->leaving = 0;	/* the next heartbeat starts again */
 		return;
 	}
-	log_warnx("cluster: removed from the cluster ('cluster rm'): its apps here are stopped; take 'cluster:' out of berth.yaml, or restart to join again");
-	stop_timers(cl);
-	loop_del_timer(cl->e->loop, cl->retry_timer);
-	cl->retry_timer = 0;
-	cl->state = CL_DOWN;
-	close_conn(cl);
-	FREE_AND_NULL(cl->last_error);
-	cl->last_error = xstrdup("this host was removed from the cluster");
+	log_warnx("cluster: removed from the cluster ('cluster rm'): its apps here are stopped; it stays out, across restarts, until 'cluster join'");
+	removed_here(cl);
+	if (write_file_atomic(cl->removed_path, "removed by 'cluster rm'\n",
+			      24, 0600) < 0)
+		log_warnx("cluster: %s (a restart joins again)", error_last());
 }
 
 static void on_leave_timer(struct loop *l, void *arg)
@@ -1945,7 +2807,7 @@ static void on_leave_timer(struct loop *l, void *arg)
 	const char *v[1] = { cl->name };
 
 	cl->leave_timer = 0;
-	if (cl->state != CL_READY) {
+	if (!JOINED(cl)) {
 		cl->leaving = 0;
 		return;
 	}
@@ -1978,6 +2840,46 @@ static void on_leave_apps(struct cluster *cl, PGresult *res, void *arg)
 	cl->leave_timer = loop_add_timer(cl->e->loop,
 					 cl->e->cfg->stop_timeout_ms + 500,
 					 on_leave_timer, cl);
+}
+
+/* Out of the cluster: no connection, nothing published or applied. */
+static void removed_here(struct cluster *cl)
+{
+	stop_timers(cl);
+	loop_del_timer(cl->e->loop, cl->retry_timer);
+	cl->retry_timer = 0;
+	close_conn(cl);
+	cl->state = CL_REMOVED;
+	cl->registered = 0;
+	cl->leaving = 0;
+	fail_all(cl);
+	FREE_AND_NULL(cl->last_error);
+	cl->last_error = xstrdup("this host was removed from the cluster ('cluster rm'): run 'cluster join' on it to join again, or take 'cluster:' out of its berth.yaml");
+}
+
+void cluster_cmd_join(struct cluster *cl, struct client *c)
+{
+	if (!cl) {
+		client_error(c, "this host is not in a cluster (set 'cluster:' in berth.yaml)");
+		return;
+	}
+	if (cl->state != CL_REMOVED) {
+		client_error(c, "this host is in the cluster already ('cluster status' shows it)");
+		return;
+	}
+	if (unlink(cl->removed_path) < 0 && errno != ENOENT) {
+		client_error(c, "cannot remove '%s': %s", cl->removed_path,
+			     strerror(errno));
+		return;
+	}
+	FREE_AND_NULL(cl->last_error);
+	cl->state = CL_DOWN;
+	cl->backoff_ms = RETRY_MIN_MS;
+	log_info("cluster: joining again as %s ('cluster join')", cl->name);
+	connect_start(cl);
+	client_data(c, "-----> Joining the cluster as %s: the apps of groups %s come back here ('cluster status' shows it)",
+		    cl->name, cl->groups);
+	client_ok(c);
 }
 
 /* Someone ran "cluster rm" for this host: stop the apps the cluster
@@ -2038,7 +2940,7 @@ static void rm_poll(struct loop *l, void *arg)
 	const char *v[1] = { r->host };
 
 	r->timer = 0;
-	if (r->cl->state != CL_READY) {
+	if (!JOINED(r->cl)) {
 		on_rm_poll(r->cl, NULL, r);
 		return;
 	}
@@ -2079,8 +2981,7 @@ static void on_rm_marked(struct cluster *cl, PGresult *res, void *arg)
 void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c)
 {
 	struct cl_rm *r;
-	char down[16];
-	const char *v[2] = { host, down };
+	const char *v[1] = { host };
 
 	if (refuse_unless_ready(cl, c) < 0)
 		return;
@@ -2099,12 +3000,12 @@ void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c)
 	r->c = c;
 	r->host = xstrdup(host);
 	client_ref(c);
-	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
 	q_text(cl, NULL, on_rm_marked, r,
 	       "WITH up AS (UPDATE berth_hosts SET removing = true "
 	       " WHERE name = $1 RETURNING name, "
-	       " heartbeat > now() - make_interval(secs => $2::int) AS live) "
-	       "SELECT live, pg_notify('" CHANNEL "', name) FROM up", 2, v);
+	       " heartbeat > now() - make_interval(secs => " DOWN_SECS ") "
+	       " AS live) "
+	       "SELECT live, pg_notify('" CHANNEL "', name) FROM up", 1, v);
 	pump(cl);
 }
 
@@ -2222,7 +3123,7 @@ static void answer_requests(struct cluster *cl)
 {
 	const char *v[2] = { cl->name, cl->groups };
 
-	if (cl->state != CL_READY || cl->leaving)
+	if (!JOINED(cl) || cl->leaving)
 		return;
 	q_text(cl, NULL, on_requests, NULL,
 	       "SELECT r.id, r.kind, r.app, r.n FROM berth_requests r "
@@ -2377,26 +3278,24 @@ static void on_ask_rows(struct cluster *cl, PGresult *res, void *arg)
 static void ask_poll(struct loop *l, void *arg)
 {
 	struct cl_ask *k = arg;
-	char down[16];
-	const char *v[3] = { k->id, k->app, down };
+	const char *v[2] = { k->id, k->app };
 
 	k->timer = 0;
-	if (k->cl->state != CL_READY) {
+	if (!JOINED(k->cl)) {
 		client_error(k->c, "lost the cluster database: %s",
 			     k->cl->last_error ? k->cl->last_error : "");
 		ask_free(k);
 		return;
 	}
-	int_text(down, sizeof(down), CLUSTER_DOWN_AFTER_S);
 	/* every host of the app's group, its lines or NULL if none yet */
 	q_text(k->cl, NULL, on_ask_rows, k,
 	       "SELECT h.name, x.seq, x.line, "
-	       " h.heartbeat > now() - make_interval(secs => $3::int) "
+	       " h.heartbeat > now() - make_interval(secs => " DOWN_SECS ") "
 	       "FROM berth_apps a JOIN berth_hosts h ON a.grp = ANY (h.groups) "
 	       "LEFT JOIN berth_answers x ON x.request = $1::bigint "
 	       " AND x.host = h.name "
 	       "WHERE a.name = $2 AND NOT h.removing "
-	       "ORDER BY h.name COLLATE \"C\", x.seq", 3, v);
+	       "ORDER BY h.name COLLATE \"C\", x.seq", 2, v);
 	pump(k->cl);
 }
 
@@ -2443,7 +3342,7 @@ static void ask(struct cluster *cl, const char *kind, const char *app,
 
 int cluster_cmd_ps(struct cluster *cl, struct app *a, struct client *c)
 {
-	if (!cl || cl->state != CL_READY)
+	if (!cl || !JOINED(cl))
 		return -1;
 	ask(cl, "ps", a->name, 0, c);
 	return 0;
@@ -2452,7 +3351,7 @@ int cluster_cmd_ps(struct cluster *cl, struct app *a, struct client *c)
 int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
 		     struct client *c)
 {
-	if (!cl || cl->state != CL_READY)
+	if (!cl || !JOINED(cl))
 		return -1;
 	ask(cl, "logs", app, n, c);
 	return 0;
@@ -2495,7 +3394,11 @@ static int refuse_unless_ready(struct cluster *cl, struct client *c)
 		client_error(c, "this host is not in a cluster (set 'cluster:' in berth.yaml)");
 		return -1;
 	}
-	if (cl->state != CL_READY) {
+	if (cl->state == CL_REMOVED || cl->refused) {
+		client_error(c, "%s", cl->last_error);
+		return -1;
+	}
+	if (!JOINED(cl)) {
 		client_error(c, "cannot reach the cluster database: %s",
 			     cl->last_error ? cl->last_error : "connecting");
 		return -1;
@@ -2598,6 +3501,58 @@ void cluster_cmd_set_group(struct cluster *cl, const char *app,
 
 /* ---------- life ---------- */
 
+/*
+ * Who this host is, whatever its name: a random id kept in
+ * STATE/cluster/host-id, made on the first start.  It holds the host's
+ * name in berth_hosts (docs/cluster.md).
+ */
+static int host_identity(char **out, struct engine *e)
+{
+	char *dir = engine_path(e, "cluster");
+	char *path = engine_path(e, "cluster/host-id");
+	struct buf b = BUF_INIT;
+	unsigned char raw[16];
+	char hex[2 * sizeof(raw) + 2];
+	size_t i;
+	int ret = -1, r;
+
+	*out = NULL;
+	r = read_file(&b, path, 256);
+	if (r == 0) {
+		while (b.len && b.data[b.len - 1] == '\n')
+			b.data[--b.len] = '\0';
+		if (b.len < 16 || b.len > 64 || strspn(b.data,
+		    "0123456789abcdef") != b.len) {
+			error_set("'%s' is not a host id (delete it: a new one is made)",
+				  path);
+			goto out;
+		}
+		*out = xstrdup(b.data);
+		ret = 0;
+		goto out;
+	}
+	if (r != ERR_NOTFOUND)
+		goto out;	/* read_file said why */
+	if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw)) {
+		error_setsys("getrandom");
+		goto out;
+	}
+	for (i = 0; i < sizeof(raw); i++)
+		snprintf(hex + 2 * i, 3, "%02x", raw[i]);
+	hex[2 * sizeof(raw)] = '\n';
+	if (mkdir_p(dir, 0700) < 0 ||
+	    write_file_atomic(path, hex, 2 * sizeof(raw) + 1, 0600) < 0)
+		goto out;
+	hex[2 * sizeof(raw)] = '\0';
+	*out = xstrdup(hex);
+	ret = 0;
+out:
+	buf_release(&b);
+	free(dir);
+	free(path);
+	return ret;
+}
+
 int cluster_start(struct cluster **out, struct engine *e)
 {
 	const struct config *cfg = e->cfg;
@@ -2644,12 +3599,22 @@ int cluster_start(struct cluster **out, struct engine *e)
 	if (!cl->first_group)
 		cl->first_group = xstrdup("default");
 	cl->backoff_ms = RETRY_MIN_MS;
+	cl->removed_path = engine_path(e, "cluster/removed");
+	if (host_identity(&cl->identity, e) < 0) {
+		cluster_free(cl);
+		return -1;
+	}
 	e->on_deploy_end = on_deploy_end;
 	e->on_deploy_end_arg = cl;
 	cl->jobs = cjobs_new(cl);
+	*out = cl;
+	if (path_exists(cl->removed_path)) {
+		removed_here(cl);
+		log_warnx("cluster: %s", cl->last_error);
+		return 0;
+	}
 	log_info("cluster: joining as %s (groups %s)", cl->name, cl->groups);
 	connect_start(cl);
-	*out = cl;
 	return 0;
 }
 
@@ -2671,6 +3636,18 @@ void cluster_free(struct cluster *cl)
 		client_data(cl->watches->c, "-----> this engine stops; the rollout goes on: 'cluster status' shows how");
 		watch_end_ok(cl, cl->watches);
 	}
+	while (cl->opwatches) {
+		client_data(cl->opwatches->c, "-----> this engine stops; the other hosts go on: 'ps %s' shows them",
+			    cl->opwatches->app);
+		opwatch_end(cl, cl->opwatches);
+	}
+	while (cl->gates) {
+		if (cl->gates->redo)
+			client_error(cl->gates->c, "the engine stops: nothing was changed");
+		else
+			client_error(cl->gates->c, "the engine stops: the change is live on this host only");
+		gate_free(cl, cl->gates);
+	}
 	cjobs_free(cl->jobs);
 	while (cl->pending)
 		pending_drop(cl, cl->pending);
@@ -2682,10 +3659,17 @@ void cluster_free(struct cluster *cl)
 		free(ap);
 	}
 	free(cl->conninfo);
+	free(cl->identity);
+	free(cl->removed_path);
 	free(cl->name);
 	free(cl->address);
 	free(cl->groups);
 	free(cl->first_group);
 	free(cl->last_error);
 	free(cl);
+}
+
+int cluster_joined(const struct cluster *cl)
+{
+	return cl && JOINED(cl);
 }

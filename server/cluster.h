@@ -18,8 +18,16 @@
  *
  * What goes live here from a push, "deploy", "incoming", "rollback" or a
  * config change is published through the engine's on_deploy_end hook:
- * one transaction, then NOTIFY.  A failed publish is logged and the
- * release stays local (docs/cluster.md lists what is left).
+ * one transaction, then NOTIFY.  A publish cut by a lost connection is
+ * made again when the database is back, within cluster_wait; else this
+ * host goes back to the release before it.  A command that changes what
+ * the cluster runs waits for an unreachable database first
+ * (cluster_gate()).
+ *
+ * A host is who its host id file says (STATE/cluster/host-id, made on
+ * the first start): a live host's name is never taken by another id; a
+ * host removed by "cluster rm" stays out across restarts
+ * (STATE/cluster/removed) until "cluster join".
  *
  * Without "cluster:" cluster_start() sets *out to NULL and nothing of
  * this runs.  Errors of the database are logged, never fatal: the host
@@ -60,10 +68,6 @@ int cluster_cmd_ps(struct cluster *cl, struct app *a, struct client *c);
 int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
 		     struct client *c);
 
-/* "cluster rm HOST": that host stops the apps the cluster placed there,
- * then deletes its row and stays out; the client hears when it left (or
- * that it is down and leaves when it comes back).  Not the host that
- * answers. */
 /* "logs -f APP [-n N]" in a cluster: the last N lines of every host of
  * the app's group, then their new lines as they come, each with its
  * host after the time, until the client hangs up.  -1 (nothing said)
@@ -72,13 +76,47 @@ int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
 int cluster_cmd_logs_follow(struct cluster *cl, const char *app, long n,
 			    struct client *c);
 
+/* "cluster rm HOST": that host stops the apps the cluster placed there,
+ * then deletes its row and stays out, across restarts (a file
+ * STATE/cluster/removed), until "cluster join" is run on it; the client
+ * hears when it left (or that it is down and leaves when it comes
+ * back).  Not the host that answers. */
 void cluster_cmd_rm(struct cluster *cl, const char *host, struct client *c);
+/* "cluster join": a host removed by "cluster rm" joins again (its groups'
+ * apps start again).  An error on a host that is in the cluster. */
+void cluster_cmd_join(struct cluster *cl, struct client *c);
 
-/* A start, stop, restart or scale ("TYPE=N" in argv) done here by a
+/* 1 when this host is in the cluster and its database answers. */
+int cluster_joined(const struct cluster *cl);
+
+/*
+ * A start, stop, restart or scale ("TYPE=N" in argv) done here by a
  * command: stored as the state every host of the app's group converges
  * to (restarts roll, host by host).  Nothing without a cluster, or for
- * an app the cluster does not know; an error is logged. */
+ * an app the cluster does not know; an error is logged.
+ *
+ * With c (only when cluster_joined()): the command's client hears each
+ * host of the group as it applies it (done, failed and why, down) and
+ * the answer fails if a live host failed.  For "stop" the caller has
+ * stopped the app here without c; for the others the deploy started
+ * here with c hands c over when it ends (on_deploy_end); a failed one
+ * answers c itself.
+ */
 void cluster_app_op(struct cluster *cl, const char *app, const char *op,
-		    int argc, char **argv);
+		    int argc, char **argv, struct client *c);
+
+/*
+ * Before a command that changes what the cluster runs (deploy, config
+ * set/unset, start, stop, restart, scale, rollback) while the database
+ * is unreachable: 1 if the command waits here (its client hears why,
+ * and progress), at most cluster_wait; then it runs, through
+ * redo(arg, c, argc, argv), or fails with nothing changed.  0: run it
+ * now (no cluster, joined, or an other command).
+ */
+int cluster_gate(struct cluster *cl, struct client *c, int argc,
+		 char **argv,
+		 void (*redo)(void *arg, struct client *c, int argc,
+			      char **argv),
+		 void *arg);
 
 #endif

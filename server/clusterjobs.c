@@ -670,36 +670,12 @@ void cjobs_rollout_done(struct cluster_jobs *j, const char *app)
 
 /* ---------- the connection's life ---------- */
 
-static void on_table(struct cluster *cl, PGresult *res, void *arg)
-{
-	struct cluster_jobs *j = arg;
-
-	if (res && PQresultStatus(res) == PGRES_COMMAND_OK) {
-		j->table_ready = 1;
-		scan_follows(j);
-	} else if (res) {
-		log_warnx("cluster: cannot create berth_follows: %s",
-			  PQresultErrorMessage(res));
-	}
-}
-
 void cjobs_ready(struct cluster_jobs *j)
 {
-	/* under the schema's lock: hosts joining at once do not race */
-	cluster_query(j->cl,
-		      "BEGIN;"
-		      "SELECT pg_advisory_xact_lock(4242180001);"
-		      "CREATE TABLE IF NOT EXISTS berth_follows ("
-		      " id bigserial PRIMARY KEY, app text NOT NULL,"
-		      " asker text NOT NULL, n int NOT NULL DEFAULT 0,"
-		      " asked timestamptz NOT NULL DEFAULT now());"
-		      "ALTER TABLE berth_hosts ADD COLUMN IF NOT EXISTS"
-		      " route_port int NOT NULL DEFAULT 0;"
-		      "CREATE TABLE IF NOT EXISTS berth_serving ("
-		      " host text NOT NULL REFERENCES berth_hosts"
-		      "  ON DELETE CASCADE, app text NOT NULL,"
-		      " serving boolean NOT NULL, PRIMARY KEY (host, app));"
-		      "COMMIT;", -1, NULL, on_table, j);
+	/* the tables are cluster.c's schema (version 4), made before the
+	 * host registered */
+	j->table_ready = 1;
+	scan_follows(j);
 	croute_ready(j->route, j->cl);
 	cjobs_tick(j);
 }

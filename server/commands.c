@@ -259,15 +259,21 @@ static void cmd_restart(struct engine *e, struct client *c, struct app *a,
 	app_cmd_restart(a, c);
 	/* in a cluster, the other hosts of the group follow, one by one */
 	if (a->deploy || a->waiting)
-		cluster_app_op(e->cluster, a->name, "restart", 0, NULL);
+		cluster_app_op(e->cluster, a->name, "restart", 0, NULL, c);
 }
 
 static void cmd_stop(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
+	if (cluster_joined(e->cluster) && !a->deploy) {
+		/* c hears each host of the group stop it */
+		app_cmd_stop(a, NULL);
+		cluster_app_op(e->cluster, a->name, "stop", 0, NULL, c);
+		return;
+	}
 	app_cmd_stop(a, c);
 	if (a->stopped)
-		cluster_app_op(e->cluster, a->name, "stop", 0, NULL);
+		cluster_app_op(e->cluster, a->name, "stop", 0, NULL, NULL);
 }
 
 static void cmd_start(struct engine *e, struct client *c, struct app *a,
@@ -277,7 +283,7 @@ static void cmd_start(struct engine *e, struct client *c, struct app *a,
 
 	app_cmd_start(a, c);
 	if (was_stopped && !a->stopped)
-		cluster_app_op(e->cluster, a->name, "start", 0, NULL);
+		cluster_app_op(e->cluster, a->name, "start", 0, NULL, c);
 }
 
 static void cmd_scale(struct engine *e, struct client *c, struct app *a,
@@ -286,7 +292,7 @@ static void cmd_scale(struct engine *e, struct client *c, struct app *a,
 	app_cmd_scale(a, argc - 2, argv + 2, c);
 	if (a->live && (a->deploy || a->waiting))
 		cluster_app_op(e->cluster, a->name, "scale", argc - 2,
-			       argv + 2);
+			       argv + 2, c);
 }
 
 static void cmd_rm(struct engine *e, struct client *c, struct app *a,
@@ -571,8 +577,12 @@ static void cmd_cluster(struct engine *e, struct client *c, struct app *a,
 		cluster_cmd_rm(e->cluster, argv[2], c);
 		return;
 	}
+	if (argc == 2 && !strcmp(argv[1], "join")) {
+		cluster_cmd_join(e->cluster, c);
+		return;
+	}
 	if (argc != 2 || strcmp(argv[1], "status")) {
-		client_error(c, "usage: cluster status | cluster rm HOST");
+		client_error(c, "usage: cluster status | cluster rm HOST | cluster join");
 		return;
 	}
 	cluster_cmd_status(e->cluster, c);
@@ -640,7 +650,7 @@ static const struct command commands[] = {
 	{ "keys", "keys [add [--admin] [--name NAME] KEY | rm NAME]", "manage SSH keys", 0, 1, 6, cmd_keys, 0 },
 	{ "sharing", "sharing NAME [add KEYNAME | rm KEYNAME]", "list or change the keys that may reach an app", 1, 2, 4, cmd_sharing, 0 },
 	{ "dashboard", "dashboard [--revoke]", "a one-time login link for the web dashboard; --revoke ends its sessions", 0, 1, 5, cmd_dashboard, 0 },
-	{ "cluster", "cluster status | cluster rm HOST", "the cluster's hosts: state, heartbeat, version, groups, apps; rm: that host stops its apps and leaves", 0, 2, 3, cmd_cluster, 0 },
+	{ "cluster", "cluster status | cluster rm HOST | cluster join", "the cluster's hosts: state, heartbeat, version, groups, apps; rm: that host stops its apps and leaves; join: a removed host joins again", 0, 2, 3, cmd_cluster, 0 },
 	{ "apps:set-group", "apps:set-group NAME GROUP", "run the app on the cluster's hosts of GROUP (default: default)", 0, 3, 3, cmd_set_group, 0 },
 	{ "version", "version", "print berth's version", 0, 1, 1, cmd_version, 0 },
 	{ "help", "help", "this list", 0, 1, 2, cmd_help, 0 },
@@ -791,6 +801,13 @@ int commands_local_only(const char *name)
 	return cmd && (cmd->flags & CMD_LOCAL);
 }
 
+/* A command that waited for the cluster's database, run now. */
+static void commands_redo(void *arg, struct client *c, int argc,
+			  char **argv)
+{
+	commands_dispatch(arg, c, argc, argv);
+}
+
 void commands_dispatch(struct engine *e, struct client *c, int argc,
 		       char **argv)
 {
@@ -820,6 +837,9 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 			goto out;
 		}
 	}
+	/* a change while the cluster's database is away waits for it */
+	if (cluster_gate(e->cluster, c, argc, args, commands_redo, e))
+		goto out;
 	cmd->run(e, c, a, argc, args);
 out:
 	strv_release(&expanded);

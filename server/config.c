@@ -104,6 +104,7 @@ static const struct cdesc descs[] = {
 	{ "acme_ca", C_STR, F(acme_ca), NULL, 0, 0, check_abspath },
 	{ "acme", C_STR, F(acme), "false", 0, 0, check_bool },
 	{ "cluster", C_STR, F(cluster), NULL, 0, 0, check_line },
+	{ "cluster_wait", C_MS, F(cluster_wait_ms), "60s", 1000, 3600000, NULL },
 	{ "groups", C_STR, F(groups), "default", 0, 0, check_groups },
 	{ "host_name", C_STR, F(host_name), NULL, 0, 0, check_node_name },
 	{ "advertise_address", C_STR, F(advertise_address), NULL, 0, 0, check_node_name },

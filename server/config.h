@@ -21,6 +21,8 @@ struct config {
 	long watch_ms;		/* watch: 10s, the old release stays ready after a switch */
 	long stop_timeout_ms;	/* stop_timeout: 10s */
 	long health_timeout_ms;	/* health_timeout: 60s */
+	long cluster_wait_ms;	/* cluster_wait: 60s, a change waits that
+				 * long for an unreachable cluster database */
 	long health_interval_ms;/* health_interval: 50ms */
 	long settle_ms;		/* settle: 1s, worker-only apps */
 	char *deploy_branch;	/* deploy_branch: NULL = main or master */

@@ -278,6 +278,7 @@ static void deploy_finish(struct deploy *d, int ok)
 		end.ok = ok;
 		end.env_changes = &d->env_changes;
 		end.commit = d->commit;
+		end.error = d->error;
 		end.client = ok ? d->c : NULL;
 		d->e->on_deploy_end(d->e->on_deploy_end_arg, &end);
 		if (ok && d->c && !end.client_taken)

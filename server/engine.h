@@ -55,6 +55,7 @@ struct deploy_end {
 	int ok;				/* 1: that release is live */
 	const struct strv *env_changes;	/* config set/unset it applied */
 	const char *commit;		/* or NULL */
+	const char *error;		/* !ok: why (one line), or NULL */
 	/* ok: the deploy's client, not answered yet (or NULL).  The hook
 	 * may take it (client_ref, client_taken = 1) and answer it later
 	 * with client_ok_fields("release=N") or an error; else it is

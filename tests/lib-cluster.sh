@@ -77,6 +77,25 @@ cluster_pg_stop() {
 	return 0
 }
 
+# cluster_pg_run: start the PostgreSQL cluster_pg_start made (again, after
+# cluster_pg_halt) and wait until it answers
+cluster_pg_run() {
+	(in_ns db runuser -u nobody -- "$PGBIN/postgres" -D "$TRASH/pg/data" \
+		-c listen_addresses="$DB_ADDR" -c port=5432 \
+		-c unix_socket_directories="$TRASH/pg/run" \
+		>>"$TRASH/pg/log" 2>&1 &) &&
+	retry_until 60 in_ns db pg_isready -q -h "$DB_ADDR" -p 5432
+}
+
+# cluster_pg_halt: stop it (fast shutdown: connections are cut) and wait
+# until it is gone
+cluster_pg_halt() {
+	local pid
+	pid=$(head -n 1 "$TRASH/pg/data/postmaster.pid") &&
+	kill -INT "$pid" &&
+	retry_until 60 eval "! kill -0 $pid 2>/dev/null"
+}
+
 # cluster_pg_start: initdb as nobody, listen on $DB_ADDR only with
 # scram-sha-256, database berth_cluster; sets CONNINFO
 cluster_pg_start() {
@@ -90,11 +109,7 @@ cluster_pg_start() {
 		--auth-host=scram-sha-256 >"$TRASH/pg/initdb.log" 2>&1 &&
 	echo "host all all $NET.0/24 scram-sha-256" >>"$TRASH/pg/data/pg_hba.conf" &&
 	test_atexit cluster_pg_stop &&
-	(in_ns db runuser -u nobody -- "$PGBIN/postgres" -D "$TRASH/pg/data" \
-		-c listen_addresses="$DB_ADDR" -c port=5432 \
-		-c unix_socket_directories="$TRASH/pg/run" \
-		>"$TRASH/pg/log" 2>&1 &) &&
-	retry_until 60 in_ns db pg_isready -q -h "$DB_ADDR" -p 5432 &&
+	cluster_pg_run &&
 	runuser -u nobody -- psql -XqtA -h "$TRASH/pg/run" -U berth \
 		-d postgres -c "CREATE DATABASE berth_cluster" >/dev/null
 }
