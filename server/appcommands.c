@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "applife.h"
 #include "deploy.h"
 #include "deployout.h"
 #include "engine.h"

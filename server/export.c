@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "applife.h"
 #include "backup.h"
 #include "bundle.h"
 #include "control.h"

@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "deploy.h"
 #include "engine.h"
 #include "handoff.h"
 #include "isolate.h"
@@ -168,6 +167,23 @@ void run_free(struct run *r)
 	free(r);
 }
 
+static struct runs_hooks hooks;
+
+void runs_set_hooks(const struct runs_hooks *h)
+{
+	hooks = *h;
+}
+
+static int deploy_watches(const struct app *a)
+{
+	return hooks.watching && hooks.watching(a);
+}
+
+static int deploy_took_crash(struct proc *p, const char *why)
+{
+	return hooks.proc_crashed && hooks.proc_crashed(p, why);
+}
+
 /* Output of a process (its on_output). */
 static void app_proc_output(struct proc *p, const char *line, size_t len)
 {
@@ -181,7 +197,7 @@ void live_route_changed(struct proc *p)
 {
 	struct app *a = p->app;
 
-	if (!p->port || p->run != a->live || deploy_watching(a))
+	if (!p->port || p->run != a->live || deploy_watches(a))
 		return;
 	if (liveroute_settle(a->eng, a) < 0)
 		log_warnx("%s: %s", a->name, error_last());
@@ -260,7 +276,7 @@ static void app_proc_crashed(struct proc *p, int status)
 		cron_run_exited(p, why);
 		return;
 	}
-	if (deploy_proc_crashed(p, why))
+	if (deploy_took_crash(p, why))
 		return;
 	if (!r->supervised || a->eng->stopping) {
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
