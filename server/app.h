@@ -62,15 +62,19 @@ struct proc {
 	uint64_t group_timer;		/* polls a stopping group after its leader left */
 	enum proc_state state;
 	int64_t started_ms;
-	int restarts;
-	struct restart_backoff backoff;	/* of crash restarts (supervise.h) */
-	uint64_t timer;			/* restart, port or kill timer */
+	int restarts;			/* crashes it was restarted after */
+	/* Restart after a crash, with back-off (supervise.h, set up by
+	 * runs.c): its timer is pending while the state is PROC_BACKOFF. */
+	struct supervisor restart;
+	uint64_t kill_timer;		/* KILL once a stop took too long */
 	/*
 	 * Restarted after a crash and binding PORT itself: the port was
 	 * free meanwhile, so no request goes to it until the socket that
-	 * listens there is found to be the app's own (polled on 'timer').
+	 * listens there is found to be the app's own (polled on
+	 * port_timer).
 	 */
 	int port_pending;
+	uint64_t port_timer;
 	int out_fd;
 	struct buf partial;		/* an unfinished output line */
 	char *tail[PROC_TAIL];		/* last output lines, for errors */

@@ -395,7 +395,7 @@ static long long db_size(struct engine *e, struct app *a)
 static int crash_looping(const struct proc *p)
 {
 	return p->state == PROC_BACKOFF && p->restarts >= 3 &&
-	       p->backoff.next_ms >= 8000;
+	       p->restart.backoff.next_ms >= 8000;
 }
 
 static void add_series(struct buf *b, const char *label)
