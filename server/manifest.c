@@ -1719,7 +1719,7 @@ static int load_file(struct buf *b, const char *dir, const char *name,
 	if (ret == ERR_NOTFOUND)
 		return 0;
 	*found = 1;
-	if (ret == ERR_INVALID && strstr(error_last(), "large"))
+	if (ret == ERR_TOOBIG)
 		return error_set("'%s' is too large (over %d bytes)", name,
 				 MANIFEST_FILE_MAX);
 	return ret < 0 ? -1 : 0;

@@ -27,6 +27,7 @@ enum {
 	ERR_EXISTS = -3,	/* it already exists */
 	ERR_INVALID = -4,	/* bad input from the user */
 	ERR_BUSY = -5,		/* try again later */
+	ERR_TOOBIG = -6,	/* larger than the limit it is read with */
 };
 
 /* Record the last error (printf-style) and return -1. */
