@@ -1045,25 +1045,31 @@ struct config_state {
 	int bad;
 };
 
+/* "config NAME" gives each var as "fields var=KEY=VALUE" (encoded);
+ * its data lines are for people. */
 static int config_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct config_state *cs = arg;
+	struct buf var = BUF_INIT;
 	const char *eq;
 	char *key;
 
-	if (kind != CONTROL_DATA)
-		return 0;
-	eq = strchr(text, '=');
-	if (!eq)
-		return 0;
-	if (cs->vars->n >= CONFIG_MAX_VARS) {
-		cs->bad = 1;
+	if (kind != CONTROL_FIELDS ||
+	    control_field_decode(text, "var", &var) < 0 ||
+	    !(eq = strchr(var.data, '='))) {
+		buf_release(&var);
 		return 0;
 	}
-	key = xstrndup(text, (size_t)(eq - text));
+	if (cs->vars->n >= CONFIG_MAX_VARS) {
+		cs->bad = 1;
+		buf_release(&var);
+		return 0;
+	}
+	key = xstrndup(var.data, (size_t)(eq - var.data));
 	if (env_key_valid(key))
-		strv_push(cs->vars, text);
+		strv_push(cs->vars, var.data);
 	free(key);
+	buf_release(&var);
 	return 0;
 }
 
