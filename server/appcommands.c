@@ -212,6 +212,16 @@ void app_cmd_apps(struct engine *e, struct client *c, const char *key)
 				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
 			    procs.len ? procs.data : "-");
+		/* for programs (the dashboard): the same, typed */
+		buf_reset(&procs);
+		if (a->live)
+			for (p = a->live->procs; p; p = p->next)
+				buf_addf(&procs, "%s%s", procs.len ? "," : "",
+					 p->name);
+		client_fields(c, "app=%s status=%s release=%d processes=%s result=%s",
+			      a->name, app_status(a), a->release,
+			      procs.len ? procs.data : "-",
+			      a->last_result ? a->last_result : "-");
 		buf_release(&procs);
 	}
 	client_ok(c);

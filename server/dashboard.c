@@ -823,35 +823,35 @@ static int list_apps(struct app_row **out, size_t *n, char **err)
 	*n = 0;
 	if (run(&l, err, 1, argv) < 0)
 		return -1;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* the table is for people; apps gives programs one "fields app=
+	 * status= release= processes=a,b result=" line an app */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i < l.fields.n; i++) {
 		struct app_row *a = &(*out)[*n];
-		char *f[4];
+		const char *f = l.fields.v[i];
+		char result[16];
+		long v;
+		char *comma;
 
-		if (split_ws(l.v.v[i], f, 4) < 3 || !app_name_valid(f[0]))
+		if (control_field(f, "app", a->name, sizeof(a->name)) < 0 ||
+		    !app_name_valid(a->name) ||
+		    control_field(f, "status", a->status,
+				  sizeof(a->status)) < 0)
 			continue;
-		snprintf(a->name, sizeof(a->name), "%s", f[0]);
-		snprintf(a->status, sizeof(a->status), "%s", f[1]);
-		a->release = parse_release_no(f[2]);
-		if (f[3]) {
-			/* "web.1 web.2  (why it is not as it should be)" */
-			char *note = strstr(f[3], "  (");
-
-			if (note) {
-				*note = '\0';
-				note += 3;
-				note[strcspn(note, ")")] = '\0';
-				/* a pushed app whose first deploy failed is
-				 * "new" to apps; here it is what it is */
-				if (!strcmp(a->status, "new") &&
-				    !strncmp(note, "deploy failed", 13))
-					snprintf(a->status, sizeof(a->status),
-						 "failed");
-			}
-			if (strcmp(f[3], "-"))
-				snprintf(a->procs, sizeof(a->procs), "%s",
-					 f[3]);
-		}
+		v = control_field_long(f, "release");
+		a->release = v > 0 && v < (1L << 30) ? (int)v : 0;
+		/* a pushed app whose first deploy failed is "new" to apps;
+		 * here it is what it is */
+		if (!strcmp(a->status, "new") &&
+		    control_field(f, "result", result, sizeof(result)) == 0 &&
+		    !strcmp(result, "failed"))
+			snprintf(a->status, sizeof(a->status), "failed");
+		if (control_field(f, "processes", a->procs,
+				  sizeof(a->procs)) < 0 ||
+		    !strcmp(a->procs, "-"))
+			a->procs[0] = '\0';
+		while ((comma = strchr(a->procs, ',')))
+			*comma = ' ';
 		(*n)++;
 	}
 	lines_release(&l);
@@ -1236,18 +1236,26 @@ static void certs_get(const char *name, struct stats_view *sv)
 		free(err);
 		return;
 	}
-	for (i = 0; i < l.v.n; i++) {
-		const char *line = l.v.v[i];
+	/* "fields app=NAME hosts=... issuer=... expires=..." (encoded),
+	 * when it has a usable certificate; the lines are for people */
+	for (i = 0; i < l.fields.n; i++) {
+		const char *f = l.fields.v[i];
+		struct buf v = BUF_INIT;
+		char app[APP_NAME_MAX + 1];
 
-		if (!strncmp(line, "  hosts:", 8))
+		if (control_field(f, "app", app, sizeof(app)) < 0 ||
+		    strcmp(app, name))
+			continue;
+		if (control_field_decode(f, "hosts", &v) == 0)
 			snprintf(sv->cert_hosts, sizeof(sv->cert_hosts), "%s",
-				 line + 8 + strspn(line + 8, " "));
-		else if (!strncmp(line, "  issuer:", 9))
+				 v.data);
+		if (control_field_decode(f, "issuer", &v) == 0)
 			snprintf(sv->cert_issuer, sizeof(sv->cert_issuer),
-				 "%s", line + 9 + strspn(line + 9, " "));
-		else if (!strncmp(line, "  expires:", 10))
+				 "%s", v.data);
+		if (control_field_decode(f, "expires", &v) == 0)
 			snprintf(sv->cert_expires, sizeof(sv->cert_expires),
-				 "%s", line + 10 + strspn(line + 10, " "));
+				 "%s", v.data);
+		buf_release(&v);
 	}
 	lines_release(&l);
 }
