@@ -1,14 +1,16 @@
 /*
  * app: the registry of deployed applications (struct app), their state
- * and config files under ROOT/apps/NAME, loading them at start and
- * stopping them with the engine.  The structures of a release running
+ * and config files under ROOT/apps/NAME.  The structures of a release running
  * (struct run) and of its processes (struct proc) are declared here for
  * the app's files: runs.c runs them, process.c starts one, deploy.c
  * (the deploy state machine, deploy.h) makes and swaps them, releases.c
  * keeps their folders and records, appcommands.c answers the commands.
  *
- * Everything runs in the engine's loop.  What blocks it: app_remove_now()
- * deletes the app's folders (as long as they are big), and
+ * Loading every app at start, removing one and stopping them with the
+ * engine are applife.h's, above the deploy: this file calls no file of
+ * the app's above it (docs/architecture.md, "Direction of calls").
+ *
+ * Everything runs in the engine's loop.  What blocks it:
  * apps_kill_leftovers() reads /proc; the rest writes small files.  A
  * deploy is asynchronous: app_deploy() answers its client when it ends.
  */
@@ -60,15 +62,19 @@ struct proc {
 	uint64_t group_timer;		/* polls a stopping group after its leader left */
 	enum proc_state state;
 	int64_t started_ms;
-	int restarts;
-	struct restart_backoff backoff;	/* of crash restarts (supervise.h) */
-	uint64_t timer;			/* restart, port or kill timer */
+	int restarts;			/* crashes it was restarted after */
+	/* Restart after a crash, with back-off (supervise.h, set up by
+	 * runs.c): its timer is pending while the state is PROC_BACKOFF. */
+	struct supervisor restart;
+	uint64_t kill_timer;		/* KILL once a stop took too long */
 	/*
 	 * Restarted after a crash and binding PORT itself: the port was
 	 * free meanwhile, so no request goes to it until the socket that
-	 * listens there is found to be the app's own (polled on 'timer').
+	 * listens there is found to be the app's own (polled on
+	 * port_timer).
 	 */
 	int port_pending;
+	uint64_t port_timer;
 	int out_fd;
 	struct buf partial;		/* an unfinished output line */
 	char *tail[PROC_TAIL];		/* last output lines, for errors */
@@ -156,8 +162,6 @@ struct app {
 /* A new app: its folders, state and log; -1 if an app of that name is
  * still being removed or a folder cannot be made. */
 int app_make(struct engine *e, const char *name, struct app **out);
-/* Delete every trace of an app whose processes are gone, and free it. */
-void app_remove_now(struct app *a);
 /* Write ROOT/apps/NAME/state (atomically): 0 or -1 (logged).  An app
  * whose state file could not be read keeps that file as it is. */
 int app_save(struct app *a);
@@ -174,21 +178,19 @@ int scale_of(const struct strv *scale, const struct proc_spec *spec);
 /* "type=N" entries of changes replace those of the same type in scale. */
 void scale_merge(struct strv *scale, const struct strv *changes);
 
-/* Load every app from ROOT/apps and bring each back on its release. */
-int apps_load(struct engine *e);
 struct app *app_find(struct engine *e, const char *name);
-/* Load an app whose folder ROOT/apps/NAME was just put in place (import)
- * and bring it up on its release as an engine start would; c (may be
- * NULL) is answered when it serves or fails. */
-int app_adopt(struct engine *e, const char *name, struct client *c);
+/* For applife.c (applife.h: loading, removing, shutdown), which is above
+ * the deploy: a new app object named name, in the list (no file read or
+ * made); its state and config from disk (a state file it cannot use
+ * leaves it marked unusable, with the reason); out of the list; freed
+ * (its port slots given back). */
+struct app *app_new(struct engine *e, const char *name);
+void app_load_state(struct app *a);
+void app_unlink(struct app *a);
+void app_free(struct app *a);
+/* a's restore retry (after a failed restore at start) is off. */
+void restore_retry_cancel(struct app *a);
 
-/* The engine is stopping: deploys end (interrupted, or live ones retire
- * the old release at once), waiting ones are answered, every process gets
- * TERM, then KILL after the stop timeout; nothing restarts any more. */
-void apps_shutdown(struct engine *e);
-/* Free every app and what it holds (engine exit, after apps_shutdown()):
- * processes still running are killed. */
-void apps_free(struct engine *e);
 /* 1 while any app process is still running or a deploy is ending. */
 int apps_any_running(struct engine *e);
 /* Kill processes left over by an earlier engine (cwd under ROOT/run). */

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "access.h"
+#include "applife.h"
 #include "deploy.h"
 #include "deployout.h"
 #include "engine.h"
@@ -211,6 +212,16 @@ void app_cmd_apps(struct engine *e, struct client *c, const char *key)
 				 a->note);
 		client_data(c, "%-24s %-10s %-8s %s", a->name, app_status(a), rel,
 			    procs.len ? procs.data : "-");
+		/* for programs (the dashboard): the same, typed */
+		buf_reset(&procs);
+		if (a->live)
+			for (p = a->live->procs; p; p = p->next)
+				buf_addf(&procs, "%s%s", procs.len ? "," : "",
+					 p->name);
+		client_fields(c, "app=%s status=%s release=%d processes=%s result=%s",
+			      a->name, app_status(a), a->release,
+			      procs.len ? procs.data : "-",
+			      a->last_result ? a->last_result : "-");
 		buf_release(&procs);
 	}
 	client_ok(c);
@@ -257,9 +268,12 @@ void app_cmd_ps(struct app *a, struct client *c)
 			client_data(c, "%-12s %-8d %-6s %-11s %-9s %-8d %-8s %s",
 				    p->name, (int)p->pid, port,
 				    proc_state_name(p), up, p->restarts, mem, cpu);
+			client_fields(c, "process=%s pid=%d port=%s state=%s uptime=%s restarts=%d",
+				      p->name, (int)p->pid, port,
+				      proc_state_name(p), up, p->restarts);
 		}
 	}
-	client_ok(c);
+	client_ok_fields(c, "status=%s release=%d", app_status(a), a->release);
 }
 
 /* Keep the last n lines of out whose source want takes. */
@@ -685,8 +699,15 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 	char *path = NULL;
 
 	if (argc == 0) {
-		for (j = 0; j < a->env.n; j++)
+		/* people read the lines, programs (a push's build, the
+		 * dashboard) a "fields var=KEY=VALUE" line each (control.h) */
+		for (j = 0; j < a->env.n; j++) {
 			client_data(c, "%s", a->env.v[j]);
+			buf_reset(&dec);
+			control_field_encode(&dec, a->env.v[j]);
+			client_fields(c, "var=%s", dec.data);
+		}
+		buf_release(&dec);
 		client_ok(c);
 		return;
 	}

@@ -51,12 +51,13 @@ void appfiles_release(struct appfiles *af)
 	memset(af, 0, sizeof(*af));
 }
 
-/* 0 read, ERR_NOTFOUND absent, else -1 / ERR_INVALID with the reason. */
+/* 0 read, ERR_NOTFOUND absent, else -1 / ERR_INVALID / ERR_TOOBIG with
+ * the reason. */
 static int read_one(struct buf *out, int top, const char *name)
 {
 	int r = safefs_read(out, top, name, FILE_MAX);
 
-	if (r == ERR_INVALID && strstr(error_last(), "too large"))
+	if (r == ERR_TOOBIG)
 		error_set("'%s' is too large (over %d bytes)", name, FILE_MAX);
 	return r;
 }

@@ -395,7 +395,7 @@ static long long db_size(struct engine *e, struct app *a)
 static int crash_looping(const struct proc *p)
 {
 	return p->state == PROC_BACKOFF && p->restarts >= 3 &&
-	       p->backoff.next_ms >= 8000;
+	       p->restart.backoff.next_ms >= 8000;
 }
 
 static void add_series(struct buf *b, const char *label)
@@ -404,7 +404,8 @@ static void add_series(struct buf *b, const char *label)
 	buf_addstr(b, label);
 }
 
-void appstats_cmd(struct engine *e, struct app *a, struct client *c)
+void appstats_cmd(struct engine *e, struct app *a, const char *step,
+		  struct client *c)
 {
 	struct appstats_minute mins[APPSTATS_MINUTES];
 	uint64_t kib[APPSTATS_MINUTES];
@@ -412,7 +413,6 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 	struct buf line = BUF_INIT;
 	struct strv hosts = STRV_INIT;
 	int64_t now_s = (int64_t)time(NULL);
-	const char *step;
 	struct proc *p;
 	int *nums = NULL, crashing = 0;
 	size_t i, k, n;
@@ -473,7 +473,6 @@ void appstats_cmd(struct engine *e, struct app *a, struct client *c)
 	error_clear();
 	if (crashing)
 		client_data(c, "status crash-looping");
-	step = app_deploy_step(a);
 	if (step)
 		client_data(c, "step %s", step);
 	if (app_has_database(a)) {

@@ -85,7 +85,10 @@ void appstats_stop(struct engine *e);
  *                                  from the next "stats" on
  *   host NAME                      one per host name it answers
  *   release N pusher P config C    per release: who pushed, what changed
+ * step: what a's running deploy is doing (app_deploy_step(), asked by
+ * the caller: the deploy is above this file), or NULL.
  */
-void appstats_cmd(struct engine *e, struct app *a, struct client *c);
+void appstats_cmd(struct engine *e, struct app *a, const char *step,
+		  struct client *c);
 
 #endif

@@ -268,10 +268,7 @@ struct stream {
 	int (*write)(void *ctx, const void *buf, size_t len);
 };
 
-static void say_error(struct backup_io *io, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say_error(struct backup_io *io, const char *fmt, ...)
+void backup_say_error(struct backup_io *io, const char *fmt, ...)
 {
 	va_list ap;
 	char *msg;
@@ -279,7 +276,8 @@ static void say_error(struct backup_io *io, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = xvasprintf(fmt, ap);
 	va_end(ap);
-	io->error(io->ctx, msg);
+	if (io->error)
+		io->error(io->ctx, msg);
 	free(msg);
 }
 
@@ -293,7 +291,7 @@ static int dump(const char *url, struct stream *to, struct backup_io *io)
 	if (pgrun_init(&r, "pg_dump", url, io) < 0)
 		goto out;
 	if (pipe2(out, O_CLOEXEC) < 0) {
-		say_error(io, "cannot make a pipe: %s", strerror(errno));
+		backup_say_error(io, "cannot make a pipe: %s", strerror(errno));
 		goto out;
 	}
 	strv_push(&r.argv, "--format=custom");
@@ -311,7 +309,7 @@ static int dump(const char *url, struct stream *to, struct backup_io *io)
 		if (n <= 0)
 			break;
 		if (to->write(to->ctx, chunk, (size_t)n) < 0) {
-			say_error(io, "cannot write the dump: %s", error_last());
+			backup_say_error(io, "cannot write the dump: %s", error_last());
 			goto out;
 		}
 	}
@@ -343,20 +341,20 @@ static int cmd_backup(const char *url, const char *file, struct backup_io *io)
 		tmp = xasprintf("%s.part%d", file, (int)getpid());
 		f.fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (f.fd < 0) {
-			say_error(io, "cannot create '%s': %s", file,
+			backup_say_error(io, "cannot create '%s': %s", file,
 				  strerror(errno));
 			goto out;
 		}
 		to.ctx = &f;
 		to.write = fd_write;
 	} else if (io->local && isatty(1)) {
-		say_error(io, "refusing to write a binary dump to a terminal: give a FILE or redirect stdout");
+		backup_say_error(io, "refusing to write a binary dump to a terminal: give a FILE or redirect stdout");
 		goto out;
 	}
 	ret = dump(url, &to, io);
 	if (f.fd >= 0) {
 		if (ret == 0 && file_commit(f.fd, tmp, file) < 0) {
-			say_error(io, "%s", error_last());
+			backup_say_error(io, "%s", error_last());
 			ret = 1;
 		} else if (ret != 0) {
 			close(f.fd);
@@ -384,7 +382,7 @@ static long count_tables(const char *url, struct backup_io *io)
 	if (pgrun_init(&r, "psql", url, io) < 0)
 		goto out;
 	if (pipe2(out, O_CLOEXEC) < 0) {
-		say_error(io, "cannot make a pipe: %s", strerror(errno));
+		backup_say_error(io, "cannot make a pipe: %s", strerror(errno));
 		goto out;
 	}
 	strv_push(&r.argv, "-XAtq");
@@ -410,7 +408,7 @@ static long count_tables(const char *url, struct backup_io *io)
 	text[strcspn(text, "\n")] = '\0';
 	count = parse_long(text, 1L << 40);
 	if (count < 0)
-		say_error(io, "cannot count the tables of the database");
+		backup_say_error(io, "cannot count the tables of the database");
 out:
 	if (out[0] >= 0)
 		close(out[0]);
@@ -451,26 +449,26 @@ static int restore(const char *url, int force, struct stream *from,
 	r.err_fd = -1;
 	n = read_full(from, chunk, strlen(DUMP_MAGIC));
 	if (n < 0) {
-		say_error(io, "cannot read the dump: %s", error_last());
+		backup_say_error(io, "cannot read the dump: %s", error_last());
 		goto out;
 	}
 	if (n != (ssize_t)strlen(DUMP_MAGIC) ||
 	    memcmp(chunk, DUMP_MAGIC, strlen(DUMP_MAGIC))) {
-		say_error(io, "not a pg_dump custom-format archive (make one with pg:backup)");
+		backup_say_error(io, "not a pg_dump custom-format archive (make one with pg:backup)");
 		goto out;
 	}
 	tables = count_tables(url, io);
 	if (tables < 0)
 		goto out;
 	if (tables > 0 && !force) {
-		say_error(io, "the database has %ld table%s: add --force to replace what the dump holds",
+		backup_say_error(io, "the database has %ld table%s: add --force to replace what the dump holds",
 			  tables, tables == 1 ? "" : "s");
 		goto out;
 	}
 	if (pgrun_init(&r, "pg_restore", url, io) < 0)
 		goto out;
 	if (pipe2(in, O_CLOEXEC) < 0) {
-		say_error(io, "cannot make a pipe: %s", strerror(errno));
+		backup_say_error(io, "cannot make a pipe: %s", strerror(errno));
 		goto out;
 	}
 	/* One transaction: a dump that fails half-way changes nothing. */
@@ -497,7 +495,7 @@ static int restore(const char *url, int force, struct stream *from,
 			break;	/* pg_restore stopped: its status says why */
 		n = from->read(from->ctx, chunk, sizeof(chunk));
 		if (n < 0) {
-			say_error(io, "cannot read the dump: %s", error_last());
+			backup_say_error(io, "cannot read the dump: %s", error_last());
 			goto out;
 		}
 	}
@@ -530,7 +528,7 @@ static int cmd_restore(const char *url, const char *file, int force,
 	if (strcmp(file, "-")) {
 		f.fd = open(file, O_RDONLY | O_CLOEXEC);
 		if (f.fd < 0) {
-			say_error(io, "cannot open '%s': %s", file,
+			backup_say_error(io, "cannot open '%s': %s", file,
 				  strerror(errno));
 			return 1;
 		}
@@ -595,22 +593,22 @@ static int psql_stream(struct pgrun *r, struct backup_io *io)
 
 	in = memfd_create("psql-input", MFD_CLOEXEC);
 	if (in < 0 || pipe2(out, O_CLOEXEC) < 0) {
-		say_error(io, "cannot make a buffer: %s", strerror(errno));
+		backup_say_error(io, "cannot make a buffer: %s", strerror(errno));
 		goto out;
 	}
 	while ((n = io->read(io->ctx, chunk, sizeof(chunk))) > 0) {
 		total += n;
 		if (total > PSQL_INPUT_MAX) {
-			say_error(io, "input too long for psql without a terminal (use ssh -t)");
+			backup_say_error(io, "input too long for psql without a terminal (use ssh -t)");
 			goto out;
 		}
 		if (write_all(in, chunk, (size_t)n) < 0) {
-			say_error(io, "%s", error_last());
+			backup_say_error(io, "%s", error_last());
 			goto out;
 		}
 	}
 	if (n < 0) {
-		say_error(io, "%s", error_last());
+		backup_say_error(io, "%s", error_last());
 		goto out;
 	}
 	lseek(in, 0, SEEK_SET);
@@ -694,11 +692,11 @@ int backup_command(const char *root, int argc, char **argv,
 	if (argc < 2 || (!strcmp(cmd, "pg:restore") && !file))
 		goto usage;
 	if (!app_name_valid(argv[1])) {
-		say_error(io, "invalid app name '%s'", argv[1]);
+		backup_say_error(io, "invalid app name '%s'", argv[1]);
 		return 1;
 	}
 	if (file && strcmp(file, "-") && !io->local) {
-		say_error(io, "%s over ssh reads stdin and writes stdout: use '-' (ssh HOST %s %s - ...)",
+		backup_say_error(io, "%s over ssh reads stdin and writes stdout: use '-' (ssh HOST %s %s - ...)",
 			  cmd, cmd, argv[1]);
 		return 1;
 	}
@@ -715,10 +713,10 @@ int backup_command(const char *root, int argc, char **argv,
 	return ret;
 usage:
 	if (!strcmp(cmd, "pg:backup"))
-		say_error(io, "usage: pg:backup APP [FILE|-]");
+		backup_say_error(io, "usage: pg:backup APP [FILE|-]");
 	else if (!strcmp(cmd, "pg:restore"))
-		say_error(io, "usage: pg:restore APP FILE|- [--force]");
+		backup_say_error(io, "usage: pg:restore APP FILE|- [--force]");
 	else
-		say_error(io, "usage: pg:psql APP");
+		backup_say_error(io, "usage: pg:psql APP");
 	return 100;
 }

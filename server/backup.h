@@ -34,7 +34,7 @@ struct backup_io {
 	/* All of len bytes; -1 on error. */
 	int (*write)(void *ctx, const void *buf, size_t len);
 	/* The command's one-line error for the user (no "error: " prefix). */
-	void (*error)(void *ctx, const char *msg);
+	void (*error)(void *ctx, const char *msg);	/* or NULL */
 	int local;		/* FILE arguments allowed (local CLI) */
 	/* pg:psql: the terminal's (or channel's) fds, or -1 when psql must
 	 * talk through read/write instead. */
@@ -65,5 +65,10 @@ int backup_is_command(const char *cmd);
  */
 int backup_command(const char *root, int argc, char **argv,
 		   struct backup_io *io);
+
+/* The one-line error of a command (printf-style) through io->error, if
+ * it has one (backup.c and export.c). */
+void backup_say_error(struct backup_io *io, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 
 #endif

@@ -1101,6 +1101,23 @@ static void show(struct certs *cs, struct client *c, const char *app)
 		time_iso(when, sizeof(when), info.not_after);
 		client_data(c, "  expires: %s (%s%ld days)", when,
 			    days < 0 ? "expired " : "in ", labs(days));
+		/* the same for programs (the dashboard), typed */
+		{
+			struct buf f = BUF_INIT;
+			char *exp = xasprintf("%s (%s%ld days)", when,
+					      days < 0 ? "expired " : "in ",
+					      labs(days));
+
+			buf_addf(&f, "app=%s hosts=", app);
+			control_field_encode(&f, b.data ? b.data : "");
+			buf_addstr(&f, " issuer=");
+			control_field_encode(&f, info.issuer);
+			buf_addstr(&f, " expires=");
+			control_field_encode(&f, exp);
+			client_fields(c, "%s", f.data);
+			free(exp);
+			buf_release(&f);
+		}
 	}
 	client_data(c, "  auto:    %s", is_auto(cs, app) ?
 		    (config_acme_all(cs->e->cfg) ? "yes (acme: true)" :

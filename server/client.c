@@ -192,23 +192,33 @@ void client_data(struct client *c, const char *fmt, ...)
 	free(p);
 }
 
+/* "PREFIX FIELDS\n" from fmt, or NULL when the fields hold a newline
+ * (one line only: such fields are not said).  Fresh string. */
+static char *fields_line(const char *prefix, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+static char *fields_line(const char *prefix, const char *fmt, va_list ap)
+{
+	char *fields = xvasprintf(fmt, ap), *line = NULL;
+
+	if (!strchr(fields, '\n'))
+		line = xasprintf("%s %s\n", prefix, fields);
+	free(fields);
+	return line;
+}
+
 void client_fields(struct client *c, const char *fmt, ...)
 {
 	va_list ap;
-	char *fields, *line;
+	char *line;
 
 	if (!c || c->gone || c->finished)
 		return;
 	va_start(ap, fmt);
-	fields = xvasprintf(fmt, ap);
+	line = fields_line("fields", fmt, ap);
 	va_end(ap);
-	/* one line: fields hold no newline (else nothing is said) */
-	if (!strchr(fields, '\n')) {
-		line = xasprintf("fields %s\n", fields);
+	if (line)
 		client_queue(c, line, strlen(line));
-		free(line);
-	}
-	free(fields);
+	free(line);
 }
 
 /*
@@ -237,21 +247,19 @@ void client_ok(struct client *c)
 void client_ok_fields(struct client *c, const char *fmt, ...)
 {
 	va_list ap;
-	char *fields, *line;
+	char *line;
 
 	if (!c || c->gone || c->finished)
 		return;
 	va_start(ap, fmt);
-	fields = xvasprintf(fmt, ap);
+	line = fields_line("ok", fmt, ap);
 	va_end(ap);
-	line = xasprintf("ok %s\n", fields);
-	/* one line: fields hold no newline */
-	if (!strchr(fields, '\n'))
+	/* fields that are not one line: the end all the same */
+	if (line)
 		client_finish(c, line, strlen(line));
 	else
 		client_finish(c, "ok\n", 3);
 	free(line);
-	free(fields);
 }
 
 static void client_error_va(struct client *c, const char *code,

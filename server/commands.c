@@ -85,7 +85,7 @@ static void cmd_import_staged(struct engine *e, struct client *c,
 static void cmd_stats(struct engine *e, struct client *c, struct app *a,
 		      int argc, char **argv)
 {
-	appstats_cmd(e, a, c);
+	appstats_cmd(e, a, app_deploy_step(a), c);
 }
 
 /* "apps", or "apps --key NAME" from an SSH session: that key's apps */

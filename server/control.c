@@ -200,6 +200,57 @@ int control_field(const char *fields, const char *key, char *out,
 	return -1;
 }
 
+void control_field_encode(struct buf *out, const char *value)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)value; *p; p++) {
+		if (*p <= 0x20 || *p == '%' || *p == 0x7f)
+			buf_addf(out, "%%%02X", *p);
+		else
+			buf_add(out, p, 1);
+	}
+	buf_add(out, "", 0);
+}
+
+int control_field_decode(const char *fields, const char *key,
+			 struct buf *out)
+{
+	size_t klen = strlen(key);
+	const char *s = fields, *v = NULL, *end = NULL;
+
+	buf_reset(out);
+	while (s && *s && !v) {
+		end = strchr(s, ' ');
+		if (!strncmp(s, key, klen) && s[klen] == '=')
+			v = s + klen + 1;
+		else
+			s = end ? end + 1 : NULL;
+	}
+	if (!v)
+		return -1;
+	if (!end)
+		end = v + strlen(v);
+	for (; v < end; v++) {
+		unsigned char c = (unsigned char)*v;
+
+		if (c == '%') {
+			int hi = end - v >= 3 ? hex_value(v[1]) : -1;
+			int lo = hi >= 0 ? hex_value(v[2]) : -1;
+
+			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
+				buf_reset(out);
+				return -1;
+			}
+			c = (unsigned char)(hi << 4 | lo);
+			v += 2;
+		}
+		buf_add(out, &c, 1);
+	}
+	buf_add(out, "", 0);
+	return 0;
+}
+
 long control_field_long(const char *fields, const char *key)
 {
 	char num[24];

@@ -86,6 +86,15 @@ long control_field_long(const char *fields, const char *key);
 int control_field(const char *fields, const char *key, char *out,
 		  size_t size);
 
+/* A field's value that may hold any byte but NUL (a config var's
+ * value): appended to out with each byte up to a space, '%' and DEL as
+ * %XX, so it holds no space or newline. */
+void control_field_encode(struct buf *out, const char *value);
+/* The value of KEY, decoded from control_field_encode(), into out
+ * (reset first): 0, or -1 if it is not there or badly encoded. */
+int control_field_decode(const char *fields, const char *key,
+			 struct buf *out);
+
 /* 1 if an error message is about usage (exit status 100 for the CLI and
  * over SSH): it starts with "usage: " or "unknown command ". */
 int control_error_is_usage(const char *msg);

@@ -665,42 +665,61 @@ void dashboard_stop(struct dashboard *d)
 static const struct dashboard_opts *opts;
 static volatile sig_atomic_t server_stopping;
 
+/* A command's answer: its data lines (for people: shown, never read
+ * for meaning), its "fields" lines and the fields of its "ok" (for
+ * programs: control.h). */
 struct lines {
 	struct strv v;
+	struct strv fields;
 	size_t bytes;
 };
+
+static void lines_release(struct lines *l)
+{
+	strv_release(&l->v);
+	strv_release(&l->fields);
+}
 
 static int collect_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct lines *l = arg;
 
-	if (kind != CONTROL_DATA)
+	if (kind != CONTROL_DATA && kind != CONTROL_FIELDS)
 		return 0;
 	l->bytes += strlen(text);
 	if (l->bytes > 8 * 1024 * 1024)
 		return 0;
-	strv_push(&l->v, text);
+	strv_push(kind == CONTROL_DATA ? &l->v : &l->fields, text);
 	return 0;
 }
 
-/* Run a command; 0 with lines, else -1 with *err (caller frees). */
+/* Run a command; 0 with lines (out->fields ends with the ok line's
+ * fields), else *err (caller frees) and ERR_NOTFOUND when the engine
+ * says the app (or release) does not exist ("error notfound: ..."), -1
+ * for any other failure. */
 static int run(struct lines *out, char **err, int argc, char *const *argv)
 {
-	char *msg = NULL;
-	int r;
+	struct control_result res;
+	int r, ret = -1;
 
 	memset(out, 0, sizeof(*out));
 	r = opts->provider->call(opts->provider->ctx, argc, argv, collect_line,
-				 out, &msg);
+				 out, &res);
 	if (r == 0) {
-		free(msg);
+		strv_push(&out->fields, res.fields ? res.fields : "");
+		control_result_release(&res);
 		return 0;
 	}
-	*err = r > 0 ? (msg ? msg : xstrdup("failed")) :
-		       xasprintf("engine not reachable: %s", error_last());
-	if (r < 0)
-		free(msg);
-	return -1;
+	if (r > 0) {
+		*err = xstrdup(res.message ? res.message : "failed");
+		if (!strcmp(res.code, CONTROL_ERR_NOTFOUND))
+			ret = ERR_NOTFOUND;
+	} else {
+		*err = xasprintf("engine not reachable: %s", error_last());
+	}
+	control_result_release(&res);
+	lines_release(out);
+	return ret;
 }
 
 /* Split on runs of spaces; the last field (of max) takes the rest. */
@@ -804,38 +823,38 @@ static int list_apps(struct app_row **out, size_t *n, char **err)
 	*n = 0;
 	if (run(&l, err, 1, argv) < 0)
 		return -1;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* the table is for people; apps gives programs one "fields app=
+	 * status= release= processes=a,b result=" line an app */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i < l.fields.n; i++) {
 		struct app_row *a = &(*out)[*n];
-		char *f[4];
+		const char *f = l.fields.v[i];
+		char result[16];
+		long v;
+		char *comma;
 
-		if (split_ws(l.v.v[i], f, 4) < 3 || !app_name_valid(f[0]))
+		if (control_field(f, "app", a->name, sizeof(a->name)) < 0 ||
+		    !app_name_valid(a->name) ||
+		    control_field(f, "status", a->status,
+				  sizeof(a->status)) < 0)
 			continue;
-		snprintf(a->name, sizeof(a->name), "%s", f[0]);
-		snprintf(a->status, sizeof(a->status), "%s", f[1]);
-		a->release = parse_release_no(f[2]);
-		if (f[3]) {
-			/* "web.1 web.2  (why it is not as it should be)" */
-			char *note = strstr(f[3], "  (");
-
-			if (note) {
-				*note = '\0';
-				note += 3;
-				note[strcspn(note, ")")] = '\0';
-				/* a pushed app whose first deploy failed is
-				 * "new" to apps; here it is what it is */
-				if (!strcmp(a->status, "new") &&
-				    !strncmp(note, "deploy failed", 13))
-					snprintf(a->status, sizeof(a->status),
-						 "failed");
-			}
-			if (strcmp(f[3], "-"))
-				snprintf(a->procs, sizeof(a->procs), "%s",
-					 f[3]);
-		}
+		v = control_field_long(f, "release");
+		a->release = v > 0 && v < (1L << 30) ? (int)v : 0;
+		/* a pushed app whose first deploy failed is "new" to apps;
+		 * here it is what it is */
+		if (!strcmp(a->status, "new") &&
+		    control_field(f, "result", result, sizeof(result)) == 0 &&
+		    !strcmp(result, "failed"))
+			snprintf(a->status, sizeof(a->status), "failed");
+		if (control_field(f, "processes", a->procs,
+				  sizeof(a->procs)) < 0 ||
+		    !strcmp(a->procs, "-"))
+			a->procs[0] = '\0';
+		while ((comma = strchr(a->procs, ',')))
+			*comma = ' ';
 		(*n)++;
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return 0;
 }
 
@@ -845,13 +864,15 @@ static int list_releases(const char *name, struct release_row **out,
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "releases", nm, NULL };
 	struct lines l;
+	int rc;
 	size_t i;
 
 	*out = NULL;
 	*n = 0;
 	snprintf(nm, sizeof(nm), "%s", name);
-	if (run(&l, err, 2, argv) < 0)
-		return -1;
+	rc = run(&l, err, 2, argv);
+	if (rc < 0)
+		return rc;
 	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
 	for (i = 1; i < l.v.n; i++) {
 		struct release_row *r = &(*out)[*n];
@@ -870,7 +891,7 @@ static int list_releases(const char *name, struct release_row **out,
 		snprintf(r->source, sizeof(r->source), "%s", f[5]);
 		(*n)++;
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return 0;
 }
 
@@ -881,13 +902,15 @@ static int list_deploys(const char *name, struct deploy_row **out,
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "releases:output", nm, "--list", NULL };
 	struct lines l;
+	int r;
 	size_t i;
 
 	*out = NULL;
 	*n = 0;
 	snprintf(nm, sizeof(nm), "%s", name);
-	if (run(&l, err, 3, argv) < 0)
-		return -1;
+	r = run(&l, err, 3, argv);
+	if (r < 0)
+		return r;
 	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
 	for (i = 1; i < l.v.n; i++) {
 		struct deploy_row *d = &(*out)[*n];
@@ -906,7 +929,7 @@ static int list_deploys(const char *name, struct deploy_row **out,
 			 strcmp(f[5], "-") ? f[5] : "");
 		(*n)++;
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return 0;
 }
 
@@ -929,43 +952,48 @@ static int list_procs(const char *name, struct app_row *app,
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "ps", nm, NULL };
 	struct lines l;
+	int r;
 	size_t i;
 
 	*out = NULL;
 	*n = 0;
 	snprintf(nm, sizeof(nm), "%s", name);
-	if (run(&l, err, 2, argv) < 0)
-		return -1;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	if (l.v.n) {
-		/* "NAME: STATUS, release N" */
-		char *colon = strstr(l.v.v[0], ": "), *comma;
-
-		snprintf(app->name, sizeof(app->name), "%s", name);
-		if (colon && (comma = strchr(colon, ','))) {
-			*comma = '\0';
-			snprintf(app->status, sizeof(app->status), "%s",
-				 colon + 2);
-			comma = strstr(comma + 1, "release ");
-			app->release = comma ? parse_release_no(comma + 8) : 0;
-		}
-	}
-	for (i = 2; i < l.v.n; i++) {
+	r = run(&l, err, 2, argv);
+	if (r < 0)
+		return r;
+	/* the table is for people; ps gives programs one "fields" line a
+	 * process and the app's status and release in its "ok" */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	snprintf(app->name, sizeof(app->name), "%s", name);
+	for (i = 0; i < l.fields.n; i++) {
 		struct proc_row *p = &(*out)[*n];
-		char *f[8] = { NULL };
+		const char *f = l.fields.v[i];
+		long v;
 
-		/* PROCESS PID PORT STATE UPTIME RESTARTS MEMORY CPU */
-		if (split_ws(l.v.v[i], f, 8) < 6)
+		if (i + 1 == l.fields.n) {	/* the ok line's */
+			if (control_field(f, "status", app->status,
+					  sizeof(app->status)) < 0)
+				app->status[0] = '\0';
+			v = control_field_long(f, "release");
+			app->release = v > 0 && v < (1L << 30) ? (int)v : 0;
 			continue;
-		snprintf(p->name, sizeof(p->name), "%s", f[0]);
-		p->pid = (int)parse_long(f[1], 1L << 30);
-		p->port = (int)parse_long(f[2], 65535);
-		snprintf(p->state, sizeof(p->state), "%s", f[3]);
-		snprintf(p->uptime, sizeof(p->uptime), "%s", f[4]);
-		p->restarts = (int)parse_long(f[5], 1L << 30);
+		}
+		if (control_field(f, "process", p->name, sizeof(p->name)) < 0)
+			continue;
+		v = control_field_long(f, "pid");
+		p->pid = v > 0 && v < (1L << 30) ? (int)v : 0;
+		v = control_field_long(f, "port");
+		p->port = v > 0 && v <= 65535 ? (int)v : 0;
+		if (control_field(f, "state", p->state, sizeof(p->state)) < 0)
+			p->state[0] = '\0';
+		if (control_field(f, "uptime", p->uptime,
+				  sizeof(p->uptime)) < 0)
+			snprintf(p->uptime, sizeof(p->uptime), "-");
+		v = control_field_long(f, "restarts");
+		p->restarts = v > 0 && v < (1L << 30) ? (int)v : 0;
 		(*n)++;
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return 0;
 }
 
@@ -1191,7 +1219,7 @@ static void stats_get(const char *name, struct stats_view *sv)
 			strv_push(&sv->rels, rest);
 		}
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 }
 
 /* The app's certificate ("certs NAME"); none or an error leaves the
@@ -1208,20 +1236,28 @@ static void certs_get(const char *name, struct stats_view *sv)
 		free(err);
 		return;
 	}
-	for (i = 0; i < l.v.n; i++) {
-		const char *line = l.v.v[i];
+	/* "fields app=NAME hosts=... issuer=... expires=..." (encoded),
+	 * when it has a usable certificate; the lines are for people */
+	for (i = 0; i < l.fields.n; i++) {
+		const char *f = l.fields.v[i];
+		struct buf v = BUF_INIT;
+		char app[APP_NAME_MAX + 1];
 
-		if (!strncmp(line, "  hosts:", 8))
+		if (control_field(f, "app", app, sizeof(app)) < 0 ||
+		    strcmp(app, name))
+			continue;
+		if (control_field_decode(f, "hosts", &v) == 0)
 			snprintf(sv->cert_hosts, sizeof(sv->cert_hosts), "%s",
-				 line + 8 + strspn(line + 8, " "));
-		else if (!strncmp(line, "  issuer:", 9))
+				 v.data);
+		if (control_field_decode(f, "issuer", &v) == 0)
 			snprintf(sv->cert_issuer, sizeof(sv->cert_issuer),
-				 "%s", line + 9 + strspn(line + 9, " "));
-		else if (!strncmp(line, "  expires:", 10))
+				 "%s", v.data);
+		if (control_field_decode(f, "expires", &v) == 0)
 			snprintf(sv->cert_expires, sizeof(sv->cert_expires),
-				 "%s", line + 10 + strspn(line + 10, " "));
+				 "%s", v.data);
+		buf_release(&v);
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 }
 
 /* Does the certificate's host list ("a, b, *.c") name host? */
@@ -1737,21 +1773,27 @@ static int config_keys(const char *name, struct strv *keys, char **err)
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "config", nm, NULL };
 	struct lines l;
+	int r;
 	size_t i;
 
 	snprintf(nm, sizeof(nm), "%s", name);
-	if (run(&l, err, 2, argv) < 0)
-		return -1;
-	for (i = 0; i < l.v.n; i++) {
-		char *eq = strchr(l.v.v[i], '=');
+	r = run(&l, err, 2, argv);
+	if (r < 0)
+		return r;
+	/* one "fields var=KEY=VALUE" a var; the last fields are the ok's */
+	for (i = 0; i + 1 < l.fields.n; i++) {
+		struct buf var = BUF_INIT;
+		char *eq;
 
-		if (!eq)
-			continue;
-		*eq = '\0';
-		if (env_key_valid(l.v.v[i]))
-			strv_push(keys, l.v.v[i]);
+		if (control_field_decode(l.fields.v[i], "var", &var) == 0 &&
+		    (eq = strchr(var.data, '='))) {
+			*eq = '\0';
+			if (env_key_valid(var.data))
+				strv_push(keys, var.data);
+		}
+		buf_release(&var);
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return 0;
 }
 
@@ -2302,14 +2344,16 @@ static enum MHD_Result app_page(struct MHD_Connection *c,
 	char *err = NULL;
 	size_t np = 0, nr = 0, nd = 0;
 	enum MHD_Result ret;
+	int failed;
 
 	memset(&a, 0, sizeof(a));
 	memset(&sv, 0, sizeof(sv));
-	if (list_procs(name, &a, &p, &np, &err) < 0 ||
-	    list_releases(name, &r, &nr, &err) < 0 ||
-	    list_deploys(name, &dr, &nd, &err) < 0 ||
-	    config_keys(name, &keys, &err) < 0) {
-		unsigned st = strstr(err, "does not exist") ? 404 : 502;
+	if ((failed = list_procs(name, &a, &p, &np, &err)) < 0 ||
+	    (failed = list_releases(name, &r, &nr, &err)) < 0 ||
+	    (failed = list_deploys(name, &dr, &nd, &err)) < 0 ||
+	    (failed = config_keys(name, &keys, &err)) < 0) {
+		/* the engine's "error notfound": the page's 404 */
+		unsigned st = failed == ERR_NOTFOUND ? 404 : 502;
 
 		ret = json ? send_json_error(c, st, err) :
 			     send_message_page(c, st, "Cannot show app", err);
@@ -2360,7 +2404,7 @@ static enum MHD_Result config_value(struct MHD_Connection *c,
 	buf_addstr(&b, ",\"value\":");
 	json_str(&b, l.v.n ? l.v.v[0] : "");
 	buf_addstr(&b, "}\n");
-	strv_release(&l.v);
+	lines_release(&l);
 	return send_buf(c, 200, "application/json", &b, NULL, NULL);
 }
 
@@ -2424,7 +2468,7 @@ static enum MHD_Result logs_json(struct MHD_Connection *c, const char *name)
 		json_str(&b, l.v.v[i]);
 	}
 	buf_addstr(&b, "]}\n");
-	strv_release(&l.v);
+	lines_release(&l);
 	return send_buf(c, 200, "application/json", &b, NULL, NULL);
 }
 
@@ -2629,7 +2673,7 @@ static enum MHD_Result deploy_output(struct MHD_Connection *c,
 		buf_addstr(&b, "</pre>");
 		page_foot(&b);
 	}
-	strv_release(&l.v);
+	lines_release(&l);
 	return send_buf(c, 200, json ? "application/json" :
 			"text/html; charset=utf-8", &b, NULL, NULL);
 }
@@ -2744,7 +2788,7 @@ static enum MHD_Result action(struct MHD_Connection *c,
 		ret = send_buf(c, 303, "text/plain", &b, NULL, loc);
 	}
 	if (!failed)
-		strv_release(&l.v);
+		lines_release(&l);
 out:
 	free(err);
 	free(loc);

@@ -102,10 +102,13 @@ int dashboard_form_get(const char *body, size_t len, const char *key,
 
 struct dashboard_provider {
 	void *ctx;
-	/* Run one command to its end; fn gets each line.  As control_call:
-	 * 0 ok, 1 "error:" (*errmsg, caller frees), -1 not reachable. */
+	/* Run one command to its end; fn gets each line.  As
+	 * control_call_result(): 0 ok (res->fields), 1 an error
+	 * (res->message, and res->code if it has one), -1 not reachable;
+	 * the caller releases res, also on failure. */
 	int (*call)(void *ctx, int argc, char *const *argv,
-		    control_line_fn fn, void *arg, char **errmsg);
+		    control_line_fn fn, void *arg,
+		    struct control_result *res);
 	/* Send one command and return a blocking fd to read its response
 	 * from (control protocol), or -1.  The caller closes it. */
 	int (*open)(void *ctx, int argc, char *const *argv);

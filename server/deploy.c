@@ -12,7 +12,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "appcommands.h"
 #include "bundle.h"
 #include "deployout.h"
 #include "engine.h"
@@ -150,6 +149,13 @@ static const char *const deploy_step_names[STEP_COUNT] = {
 };
 
 static void deploy_next(struct app *a);
+
+static struct deploy_hooks hooks;
+
+void deploy_set_hooks(const struct deploy_hooks *h)
+{
+	hooks = *h;
+}
 static void on_port_hint(struct loop *l, void *arg);
 static void commit_undo(struct deploy *d);
 static void run_script(struct deploy *d, const char *label, char *cmd);
@@ -291,7 +297,7 @@ static void deploy_finish(struct deploy *d, int ok)
 		a->remove_after_deploy = 0;
 		logger_linef(a->log, "berth", "its bundle left incoming/: removing %s",
 			     a->name);
-		app_cmd_rm(a, 0, NULL);
+		hooks.remove(a);
 		return;
 	}
 	deploy_next(a);
@@ -326,13 +332,6 @@ static void restore_retry_later(struct app *a)
 	a->retry_timer = loop_add_timer(e->loop, a->retry_ms, on_restore_retry, a);
 	logger_linef(a->log, "berth", "restoring release %d again in %ld ms",
 		     a->release, a->retry_ms);
-}
-
-void restore_retry_cancel(struct app *a)
-{
-	loop_del_timer(a->eng->loop, a->retry_timer);
-	a->retry_timer = 0;
-	a->retry_ms = 0;
 }
 
 /* After a failure: new processes are gone; clean up and answer. */
@@ -398,7 +397,7 @@ static void fail_cleanup(struct deploy *d)
 			d->c = NULL;
 			a->deploy = NULL;
 			deploy_free(d);
-			app_remove_now(a);
+			hooks.remove_now(a);
 			return;
 		}
 		free(repo);

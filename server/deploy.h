@@ -41,7 +41,21 @@ void deploy_shutdown(struct app *a, long timeout_ms);
 /* Engine exit: free a's deploys and the runs only they hold; a client
  * still waiting gets an error. */
 void deploy_app_free(struct app *a);
-/* a's restore retry (after a failed restore at start) is off. */
-void restore_retry_cancel(struct app *a);
+
+/*
+ * What a deploy asks of the files above it, as callbacks the engine sets
+ * once at start (deploy_set_hooks()); both required once a deploy runs.
+ *   remove_now(a): delete every trace of a, whose processes are gone (a
+ *     first deploy failed: app_remove_now(), applife.h).
+ *   remove(a): remove a as "rm NAME" does (its bundle left incoming/
+ *     while it deployed: a->remove_after_deploy).
+ * Either frees a.
+ */
+struct deploy_hooks {
+	void (*remove_now)(struct app *a);
+	void (*remove)(struct app *a);
+};
+/* h is copied. */
+void deploy_set_hooks(const struct deploy_hooks *h);
 
 #endif

@@ -21,11 +21,14 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "appcommands.h"
+#include "applife.h"
 #include "certs.h"
 #include "config.h"
 #include "control.h"
 #include "appstats.h"
 #include "dashboard.h"
+#include "deploy.h"
 #include "health.h"
 #include "incoming.h"
 #include "isolate.h"
@@ -38,6 +41,7 @@
 #include "postgres.h"
 #include "cluster.h"
 #include "reaper.h"
+#include "runs.h"
 #include "serverlog.h"
 #include "spawn.h"
 #include "stateformat.h"
@@ -47,26 +51,35 @@
 #define SHUTDOWN_GRACE_MS 10000
 #define CLIENT_FINISH_MS 2000	/* at exit, for queued answers to go out */
 
-char *engine_path(const struct engine *e, const char *fmt, ...)
-{
-	va_list ap;
-	char *rel, *p;
+/* ---------- the callbacks the app's lower files call up through ---------- */
 
-	va_start(ap, fmt);
-	rel = xvasprintf(fmt, ap);
-	va_end(ap);
-	p = xasprintf("%s/%s", e->cfg->root, rel);
-	free(rel);
-	return p;
+/* Its bundle left incoming/ (at once, or when its deploy ended): rm. */
+static void remove_app(struct app *a)
+{
+	app_cmd_rm(a, 0, NULL);
 }
 
-void engine_spawn_as_app_user(const struct engine *e, struct spawn *s)
+static const struct incoming_handlers incoming_handlers = {
+	.deploy = app_deploy,
+	.remove = remove_app,
+};
+
+/* runs.c asks the deploy, the deploy asks applife.c and the command
+ * handlers, incoming.c both (incoming_handlers): each through a
+ * callback set here, never by name. */
+static void set_app_hooks(void)
 {
-	if (!e->drop_priv)
-		return;
-	s->flags |= SPAWN_DROP_PRIV;
-	s->uid = e->run_uid;
-	s->gid = e->run_gid;
+	static const struct runs_hooks runs = {
+		.watching = deploy_watching,
+		.proc_crashed = deploy_proc_crashed,
+	};
+	static const struct deploy_hooks deploy = {
+		.remove_now = app_remove_now,
+		.remove = remove_app,
+	};
+
+	runs_set_hooks(&runs);
+	deploy_set_hooks(&deploy);
 }
 
 /* A control request: the command table runs it (commands.c). */
@@ -374,11 +387,12 @@ int engine_serve(struct config *cfg)
 	/* apps serve without it: a dashboard that cannot start is a warning */
 	if (dashboard_start(&dash, cfg, e.loop, e.self_exe) < 0)
 		log_warnx("dashboard: %s", error_last());
+	set_app_hooks();
 	apps_load(&e);
 	if (cluster_start(&e.cluster, &e) < 0)
 		goto out;
 	certs_start(e.certs);
-	incoming_start(&e);
+	incoming_start(&e, &incoming_handlers);
 	log_info("serving %s (ssh %s, http %s, domain %s)", cfg->root,
 		 cfg->ssh_listen, cfg->http_listen, cfg->domain);
 	printf("berth: ready\n");

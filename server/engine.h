@@ -27,6 +27,7 @@
 
 #include "client.h"
 #include "config.h"
+#include "enginepath.h"
 #include "ports.h"
 #include "util.h"
 
@@ -115,13 +116,8 @@ struct engine {
 /* Run the engine until SIGTERM/SIGINT.  Returns the exit code. */
 int engine_serve(struct config *cfg);
 
-struct spawn;
-/* With "user:" set, make s run as that user (apps, release commands). */
-void engine_spawn_as_app_user(const struct engine *e, struct spawn *s);
-
-/* A path under the state directory (fresh string). */
-char *engine_path(const struct engine *e, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+/* engine_path() and engine_spawn_as_app_user(): enginepath.h, below
+ * the files that call them. */
 
 /* The command table (commands.c): run argv for client c. */
 void commands_dispatch(struct engine *e, struct client *c, int argc,

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "applife.h"
 #include "backup.h"
 #include "bundle.h"
 #include "control.h"
@@ -24,21 +25,6 @@
 #define EXPORT_FORMAT "berth-export 1"
 #define STATE_MAX (1 << 20)
 
-static void say_error(struct backup_io *io, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say_error(struct backup_io *io, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	msg = xvasprintf(fmt, ap);
-	va_end(ap);
-	if (io->error)
-		io->error(io->ctx, msg);
-	free(msg);
-}
 
 int export_is_command(const char *cmd)
 {
@@ -81,10 +67,10 @@ static int call_engine(const char *root, int argc, char **argv,
 	int ret = control_call(root, argc, argv, relay_line, &r, &err);
 
 	if (ret < 0) {
-		say_error(io, "the server is not running (cannot reach the engine)");
+		backup_say_error(io, "the server is not running (cannot reach the engine)");
 		ret = 111;
 	} else if (ret > 0) {
-		say_error(io, "%s", err ? err : "failed");
+		backup_say_error(io, "%s", err ? err : "failed");
 		ret = 1;
 	}
 	free(err);
@@ -219,14 +205,14 @@ static int send_file(const char *path, const char *file, struct backup_io *io)
 
 	in = open(path, O_RDONLY | O_CLOEXEC);
 	if (in < 0) {
-		say_error(io, "cannot open '%s': %s", path, strerror(errno));
+		backup_say_error(io, "cannot open '%s': %s", path, strerror(errno));
 		goto out;
 	}
 	if (file) {
 		tmp = xasprintf("%s.part%d", file, (int)getpid());
 		out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (out < 0) {
-			say_error(io, "cannot create '%s': %s", file,
+			backup_say_error(io, "cannot create '%s': %s", file,
 				  strerror(errno));
 			FREE_AND_NULL(tmp);
 			goto out;
@@ -237,7 +223,7 @@ static int send_file(const char *path, const char *file, struct backup_io *io)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			say_error(io, "cannot read '%s': %s", path,
+			backup_say_error(io, "cannot read '%s': %s", path,
 				  strerror(errno));
 			goto out;
 		}
@@ -245,7 +231,7 @@ static int send_file(const char *path, const char *file, struct backup_io *io)
 			break;
 		if (out >= 0 ? write_all(out, chunk, (size_t)n) < 0 :
 		    io->write(io->ctx, chunk, (size_t)n) < 0) {
-			say_error(io, "cannot write the export: %s",
+			backup_say_error(io, "cannot write the export: %s",
 				  out >= 0 ? strerror(errno) : error_last());
 			goto out;
 		}
@@ -255,7 +241,7 @@ static int send_file(const char *path, const char *file, struct backup_io *io)
 
 		out = -1;
 		if (file_commit(fd, tmp, file) < 0) {
-			say_error(io, "%s", error_last());
+			backup_say_error(io, "%s", error_last());
 			goto out;
 		}
 		FREE_AND_NULL(tmp);
@@ -285,7 +271,7 @@ static int cmd_export(const char *root, char *name, const char *file,
 	if (file && !strcmp(file, "-"))
 		file = NULL;
 	if (!file && io->local && isatty(1)) {
-		say_error(io, "refusing to write an archive to a terminal: give a FILE or redirect stdout");
+		backup_say_error(io, "refusing to write an archive to a terminal: give a FILE or redirect stdout");
 		return 1;
 	}
 	ret = call_engine(root, 2, check, io, 1);
@@ -294,16 +280,16 @@ static int cmd_export(const char *root, char *name, const char *file,
 	ret = 1;
 	appdir = xasprintf("%s/apps/%s", root, name);
 	if (read_state(appdir, &live, &scale) < 0) {
-		say_error(io, "%s", error_last());
+		backup_say_error(io, "%s", error_last());
 		goto out;
 	}
 	if (live <= 0) {
-		say_error(io, "'%s' has no live release to export", name);
+		backup_say_error(io, "'%s' has no live release to export", name);
 		goto out;
 	}
 	stage = xasprintf("%s/tmp/export.XXXXXX", root);
 	if (!mkdtemp(stage)) {
-		say_error(io, "cannot make a folder in '%s/tmp': %s", root,
+		backup_say_error(io, "cannot make a folder in '%s/tmp': %s", root,
 			  strerror(errno));
 		FREE_AND_NULL(stage);
 		goto out;
@@ -311,7 +297,7 @@ static int cmd_export(const char *root, char *name, const char *file,
 	tarball = xasprintf("%s.tar.gz", stage);
 	if (stage_export(appdir, name, live, &scale, stage) < 0 ||
 	    bundle_pack(stage, tarball) < 0) {
-		say_error(io, "%s", error_last());
+		backup_say_error(io, "%s", error_last());
 		goto out;
 	}
 	if (send_file(tarball, file, io) < 0)
@@ -339,17 +325,17 @@ static int spool_input(const char *path, struct backup_io *io)
 
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		say_error(io, "cannot create '%s': %s", path, strerror(errno));
+		backup_say_error(io, "cannot create '%s': %s", path, strerror(errno));
 		return -1;
 	}
 	while ((n = io->read(io->ctx, chunk, sizeof(chunk))) > 0)
 		if (write_all(fd, chunk, (size_t)n) < 0) {
-			say_error(io, "cannot write '%s': %s", path,
+			backup_say_error(io, "cannot write '%s': %s", path,
 				  strerror(errno));
 			goto out;
 		}
 	if (n < 0) {
-		say_error(io, "cannot read the archive: %s", error_last());
+		backup_say_error(io, "cannot read the archive: %s", error_last());
 		goto out;
 	}
 	ret = 0;
@@ -369,12 +355,12 @@ static int cmd_import(const char *root, char *name, const char *file,
 
 	/* An app of that name: refused before any byte is read. */
 	if (control_call(root, 2, exists, NULL, NULL, NULL) == 0) {
-		say_error(io, "app '%s' already exists", name);
+		backup_say_error(io, "app '%s' already exists", name);
 		return 1;
 	}
 	stage = xasprintf("%s/tmp/import.XXXXXX", root);
 	if (!mkdtemp(stage)) {
-		say_error(io, "cannot make a folder in '%s/tmp': %s", root,
+		backup_say_error(io, "cannot make a folder in '%s/tmp': %s", root,
 			  strerror(errno));
 		FREE_AND_NULL(stage);
 		goto out;
@@ -386,20 +372,20 @@ static int cmd_import(const char *root, char *name, const char *file,
 	} else {
 		tarball = xstrdup(file);
 		if (access(file, R_OK) < 0) {
-			say_error(io, "cannot read '%s': %s", file,
+			backup_say_error(io, "cannot read '%s': %s", file,
 				  strerror(errno));
 			goto out;
 		}
 	}
 	dest = xasprintf("%s/app", stage);
 	if (bundle_unpack(tarball, dest) < 0) {
-		say_error(io, "not a berth export: %s", error_last());
+		backup_say_error(io, "not a berth export: %s", error_last());
 		goto out;
 	}
 	head = xasprintf("%s/berth-export", dest);
 	if (read_file(&b, head, STATE_MAX) < 0 ||
 	    strncmp(b.data, EXPORT_FORMAT "\n", strlen(EXPORT_FORMAT) + 1)) {
-		say_error(io, "not a berth export (no '%s' line in berth-export)",
+		backup_say_error(io, "not a berth export (no '%s' line in berth-export)",
 			  EXPORT_FORMAT);
 		goto out;
 	}
@@ -423,17 +409,17 @@ int export_command(const char *root, int argc, char **argv,
 	const char *file = argc > 2 ? argv[2] : NULL;
 
 	if (argc < 2 || argc > 3 || (!strcmp(cmd, "import") && argc != 3)) {
-		say_error(io, !strcmp(cmd, "export") ?
+		backup_say_error(io, !strcmp(cmd, "export") ?
 			  "usage: export APP [FILE|-]" :
 			  "usage: import NAME FILE|-");
 		return 100;
 	}
 	if (!app_name_valid(argv[1])) {
-		say_error(io, "invalid app name '%s'", argv[1]);
+		backup_say_error(io, "invalid app name '%s'", argv[1]);
 		return 1;
 	}
 	if (file && strcmp(file, "-") && !io->local) {
-		say_error(io, "%s over ssh uses stdin and stdout: use '-'", cmd);
+		backup_say_error(io, "%s over ssh uses stdin and stdout: use '-'", cmd);
 		return 1;
 	}
 	if (!strcmp(cmd, "export"))

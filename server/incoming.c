@@ -9,11 +9,12 @@
 #include <unistd.h>
 
 #include "app.h"
-#include "appcommands.h"
 #include "engine.h"
 #include "log.h"
 #include "loop.h"
 #include "banned.h"
+
+static const struct incoming_handlers *handlers;
 
 /* The app a file of incoming/ deploys: 0, ERR_INVALID for a bundle
  * whose name is no app name (name holds it, cut to len), -1 otherwise. */
@@ -60,7 +61,7 @@ static void incoming_deploy(struct engine *e, const char *file)
 	o.bundle = path;
 	o.source = "incoming";
 	log_info("incoming: deploying '%s' from '%s'", name, file);
-	app_deploy(e, name, DEPLOY_NEW, &o, NULL);
+	handlers->deploy(e, name, DEPLOY_NEW, &o, NULL);
 	free(path);
 }
 
@@ -94,18 +95,19 @@ static void on_incoming(struct loop *l, int fd, unsigned events, void *arg)
 			} else if (a) {
 				log_info("incoming: '%s' deleted, removing app '%s'",
 					 ev->name, name);
-				app_cmd_rm(a, 0, NULL);
+				handlers->remove(a);
 			}
 		}
 	}
 }
 
-void incoming_start(struct engine *e)
+void incoming_start(struct engine *e, const struct incoming_handlers *h)
 {
 	char *dir = engine_path(e, "incoming");
 	DIR *dh;
 	struct dirent *de;
 
+	handlers = h;
 	e->incoming_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	if (e->incoming_fd < 0 ||
 	    inotify_add_watch(e->incoming_fd, dir, IN_CLOSE_WRITE | IN_MOVED_TO |

@@ -54,8 +54,9 @@ static int crash_wait_s(const struct run *run)
 	long ms = 0;
 
 	for (p = run->procs; p; p = p->next) {
-		if (p->port && p->state == PROC_BACKOFF && p->backoff.next_ms > ms)
-			ms = p->backoff.next_ms;
+		if (p->port && p->state == PROC_BACKOFF &&
+		    p->restart.backoff.next_ms > ms)
+			ms = p->restart.backoff.next_ms;
 		if (p->port && p->port_pending && ms < 1000)
 			ms = 1000;
 	}

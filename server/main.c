@@ -230,9 +230,9 @@ static int cmd_session(const char *root)
 
 /* The dashboard's provider: the control socket, as the CLI uses it. */
 static int dash_call(void *ctx, int argc, char *const *argv,
-		     control_line_fn fn, void *arg, char **errmsg)
+		     control_line_fn fn, void *arg, struct control_result *res)
 {
-	return control_call(ctx, argc, argv, fn, arg, errmsg);
+	return control_call_result(ctx, argc, argv, fn, arg, res);
 }
 
 static int dash_open(void *ctx, int argc, char *const *argv)

@@ -118,26 +118,6 @@ void manifest_release(struct manifest *m)
 	memset(m, 0, sizeof(*m));
 }
 
-int manifest_env_reserved(const char *key)
-{
-	return !strcmp(key, "PORT") || !strcmp(key, "DYNO") ||
-	       !strncmp(key, "BERTH_", 6);
-}
-
-int proc_type_valid(const char *type)
-{
-	size_t n;
-
-	if (!type)
-		return 0;
-	for (n = 0; type[n]; n++)
-		if (!(islower((unsigned char)type[n]) ||
-		      isdigit((unsigned char)type[n]) ||
-		      type[n] == '_' || type[n] == '-'))
-			return 0;
-	return n >= 1 && n <= 32;
-}
-
 int host_name_valid(const char *host)
 {
 	const char *p = host;
@@ -1739,7 +1719,7 @@ static int load_file(struct buf *b, const char *dir, const char *name,
 	if (ret == ERR_NOTFOUND)
 		return 0;
 	*found = 1;
-	if (ret == ERR_INVALID && strstr(error_last(), "large"))
+	if (ret == ERR_TOOBIG)
 		return error_set("'%s' is too large (over %d bytes)", name,
 				 MANIFEST_FILE_MAX);
 	return ret < 0 ? -1 : 0;

@@ -198,18 +198,12 @@ int manifest_take_crons(struct manifest *m, const char *fname);
  * the app does not have are left in m->formation only. */
 void manifest_apply_formation(struct manifest *m);
 
-/* 1 if the environment name is one berth sets for every process (PORT,
- * DYNO, BERTH_*): manifests cannot give it. */
-int manifest_env_reserved(const char *key);
-
 /* Where the pipeline leaves the buildpacks' config_vars in a build. */
 #define MANIFEST_BUILDPACK_CONFIG ".berth/buildpack-config.yaml"
 
 /* The spec for a type, or NULL. Borrowed. */
 const struct proc_spec *manifest_proc(const struct manifest *m,
 				      const char *type);
-/* 1 if 'type' is a valid process type name. */
-int proc_type_valid(const char *type);
 /* 1 if 'host' is a valid host name for nginx (letters, digits, '-', '.',
  * optional leading "*." wildcard), else 0. */
 int host_name_valid(const char *host);

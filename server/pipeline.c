@@ -470,23 +470,12 @@ static int exit_fail(const char *what, int status)
 }
 
 /*
- * Read or write a file of the build folder as root, by descriptors and
- * never through a link (the folder is the pusher's: a committed symlink
- * named Procfile.new must not send root's writes elsewhere).
+ * Write a file of the build folder as root (read it with
+ * safefs_read_in()), by descriptors and never through a link (the folder
+ * is the pusher's: a committed symlink named Procfile.new must not send
+ * root's writes elsewhere).  rel is "NAME" or "DIR/NAME" (one folder,
+ * made if missing).
  */
-static int build_read(struct buf *out, const char *build_dir, const char *rel,
-		      size_t max)
-{
-	int top = safefs_open_top(build_dir), r;
-
-	if (top < 0)
-		return -1;
-	r = safefs_read(out, top, rel, max);
-	close(top);
-	return r;
-}
-
-/* rel is "NAME" or "DIR/NAME" (one folder, made if missing). */
 static int build_write(const struct pipeline_build *b, const char *rel,
 		       const char *data, size_t len)
 {
@@ -631,7 +620,7 @@ static int write_process_types(const struct pipeline_build *b,
 	if (b->app_has_processes || !defaults->nprocs)
 		return 0;
 	manifest_init(&app);
-	r = build_read(&pf, b->build_dir, "Procfile", APP_YAML_MAX);
+	r = safefs_read_in(&pf, b->build_dir, "Procfile", APP_YAML_MAX);
 	if (r < 0 && r != ERR_NOTFOUND)
 		goto out;
 	has_procfile = r == 0;
@@ -1048,25 +1037,31 @@ struct config_state {
 	int bad;
 };
 
+/* "config NAME" gives each var as "fields var=KEY=VALUE" (encoded);
+ * its data lines are for people. */
 static int config_line(void *arg, enum control_kind kind, const char *text)
 {
 	struct config_state *cs = arg;
+	struct buf var = BUF_INIT;
 	const char *eq;
 	char *key;
 
-	if (kind != CONTROL_DATA)
-		return 0;
-	eq = strchr(text, '=');
-	if (!eq)
-		return 0;
-	if (cs->vars->n >= CONFIG_MAX_VARS) {
-		cs->bad = 1;
+	if (kind != CONTROL_FIELDS ||
+	    control_field_decode(text, "var", &var) < 0 ||
+	    !(eq = strchr(var.data, '='))) {
+		buf_release(&var);
 		return 0;
 	}
-	key = xstrndup(text, (size_t)(eq - text));
+	if (cs->vars->n >= CONFIG_MAX_VARS) {
+		cs->bad = 1;
+		buf_release(&var);
+		return 0;
+	}
+	key = xstrndup(var.data, (size_t)(eq - var.data));
 	if (env_key_valid(key))
-		strv_push(cs->vars, text);
+		strv_push(cs->vars, var.data);
 	free(key);
+	buf_release(&var);
 	return 0;
 }
 

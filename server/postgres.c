@@ -1089,21 +1089,22 @@ static void quiet_notice(void *arg, const char *msg)
 	log_debug("postgres: %s", first_line(msg));
 }
 
-static int admin_connect(struct postgres *pg, PGconn **out)
+/*
+ * The keywords and values (NULL-ended, at most 8 with it) of a connection
+ * as the superuser to the "postgres" database: the embedded cluster's
+ * socket, or the external conninfo (later keywords win over those in its
+ * expansion); connect_timeout too unless NULL.  The caller has the
+ * embedded cluster running and its password loaded.
+ */
+static void admin_params(const struct postgres *pg, const char *connect_timeout,
+			 const char **keys, const char **vals)
 {
-	const char *keys[8], *vals[8];
-	PGconn *conn;
-	PGresult *res;
 	int n = 0;
 
-	*out = NULL;
 	if (pg->external) {
-		/* later keywords win over those in the expanded conninfo */
 		keys[n] = "dbname";
 		vals[n++] = pg->external;
 	} else {
-		if (ensure_running(pg) < 0)
-			return -1;
 		keys[n] = "host";
 		vals[n++] = pg->run;
 		keys[n] = "port";
@@ -1115,12 +1116,26 @@ static int admin_connect(struct postgres *pg, PGconn **out)
 		keys[n] = "dbname";
 		vals[n++] = "postgres";
 	}
-	keys[n] = "connect_timeout";
-	vals[n++] = PG_CONNECT_TIMEOUT;
+	if (connect_timeout) {
+		keys[n] = "connect_timeout";
+		vals[n++] = connect_timeout;
+	}
 	keys[n] = "application_name";
 	vals[n++] = "berth";
 	keys[n] = NULL;
 	vals[n] = NULL;
+}
+
+static int admin_connect(struct postgres *pg, PGconn **out)
+{
+	const char *keys[8], *vals[8];
+	PGconn *conn;
+	PGresult *res;
+
+	*out = NULL;
+	if (!pg->external && ensure_running(pg) < 0)
+		return -1;
+	admin_params(pg, PG_CONNECT_TIMEOUT, keys, vals);
 	conn = PQconnectdbParams(keys, vals, 1);
 	if (!conn)
 		return error_set("cannot reach PostgreSQL: out of memory");
@@ -1740,7 +1755,6 @@ int postgres_size_async(struct postgres *pg, const char *app,
 {
 	const char *keys[8], *vals[8];
 	struct size_req *r;
-	int n = 0;
 
 	if (app_check(app) < 0)
 		return ERR_INVALID;
@@ -1750,24 +1764,8 @@ int postgres_size_async(struct postgres *pg, const char *app,
 			return error_set("PostgreSQL is not running");
 		if (!pg->password && load_password(pg) < 0)
 			return -1;
-		keys[n] = "host";
-		vals[n++] = pg->run;
-		keys[n] = "port";
-		vals[n++] = PG_PORT;
-		keys[n] = "user";
-		vals[n++] = PG_SUPERUSER;
-		keys[n] = "password";
-		vals[n++] = pg->password;
-		keys[n] = "dbname";
-		vals[n++] = "postgres";
-	} else {
-		keys[n] = "dbname";
-		vals[n++] = pg->external;
 	}
-	keys[n] = "application_name";
-	vals[n++] = "berth";
-	keys[n] = NULL;
-	vals[n] = NULL;
+	admin_params(pg, NULL, keys, vals);
 	r = xcalloc(1, sizeof(*r));
 	r->pg = pg;
 	r->fd = -1;

@@ -119,7 +119,7 @@ static void on_kill_timer(struct loop *l, void *arg)
 {
 	struct proc *p = arg;
 
-	p->timer = 0;
+	p->kill_timer = 0;
 	if (p->pgid > 0) {
 		log_info("%s %s did not stop in time, killing", p->app->name,
 			 p->name);
@@ -131,8 +131,8 @@ static void stop_finished(struct proc *p)
 {
 	struct loop *l = p->app->eng->loop;
 
-	loop_del_timer(l, p->timer);
-	p->timer = 0;
+	loop_del_timer(l, p->kill_timer);
+	p->kill_timer = 0;
 	loop_del_timer(l, p->group_timer);
 	p->group_timer = 0;
 	/* What left the process group (setsid) is still in the cgroup. */
@@ -178,8 +178,8 @@ static void on_exit_status(pid_t pid, int status, void *arg)
 	if (isolate_end(p->app->eng->iso, pid))
 		log_warnx("%s %s: killed at its memory limit", p->app->name,
 			  p->name);
-	loop_del_timer(l, p->timer);
-	p->timer = 0;
+	loop_del_timer(l, p->port_timer);
+	p->port_timer = 0;
 	p->pgid = 0;
 	drain_output(p);
 	close_output(p);
@@ -331,8 +331,9 @@ void proc_stop(struct proc *p, long timeout_ms)
 	/* Not restarted again: the socket lives on in the process only,
 	 * and goes with it. */
 	proc_close_socket(p);
-	loop_del_timer(l, p->timer);
-	p->timer = 0;
+	supervisor_cancel(&p->restart);
+	loop_del_timer(l, p->port_timer);
+	p->port_timer = 0;
 	if (p->pid <= 0) {
 		/* Not running (backing off or already dead): done now. */
 		stop_finished(p);
@@ -344,7 +345,7 @@ void proc_stop(struct proc *p, long timeout_ms)
 		return;
 	}
 	kill(-p->pid, SIGTERM);
-	p->timer = loop_add_timer(l, timeout_ms, on_kill_timer, p);
+	p->kill_timer = loop_add_timer(l, timeout_ms, on_kill_timer, p);
 }
 
 void proc_free(struct proc *p)
@@ -365,7 +366,9 @@ void proc_free(struct proc *p)
 		loop_del_fd(p->app->eng->loop, p->out_fd);
 		close(p->out_fd);
 	}
-	loop_del_timer(p->app->eng->loop, p->timer);
+	supervisor_cancel(&p->restart);
+	loop_del_timer(p->app->eng->loop, p->port_timer);
+	loop_del_timer(p->app->eng->loop, p->kill_timer);
 	buf_release(&p->partial);
 	for (i = 0; i < PROC_TAIL; i++)
 		free(p->tail[i]);

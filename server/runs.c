@@ -8,7 +8,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "deploy.h"
 #include "engine.h"
 #include "handoff.h"
 #include "isolate.h"
@@ -97,6 +96,8 @@ struct stop_group {
 
 static void app_proc_output(struct proc *p, const char *line, size_t len);
 static void app_proc_crashed(struct proc *p, int status);
+static int restart_proc(void *arg);
+static void restart_failed(void *arg, long delay_ms);
 
 struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 		      int index, int port)
@@ -110,8 +111,9 @@ struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	p->port = port;
 	p->sock_fd = -1;
 	p->out_fd = -1;
-	backoff_init(&p->backoff, BACKOFF_MIN_MS, BACKOFF_MAX_MS,
-		     BACKOFF_RESET_AFTER_MS);
+	supervisor_init(&p->restart, r->app->eng->loop, BACKOFF_MIN_MS,
+			BACKOFF_MAX_MS, BACKOFF_RESET_AFTER_MS, restart_proc,
+			restart_failed, p);
 	p->state = PROC_DEAD;
 	p->on_output = app_proc_output;
 	p->on_crash = app_proc_crashed;
@@ -132,6 +134,8 @@ int proc_spawn(struct proc *p)
 	build_env(&env, p->app, p->run, p);
 	ret = proc_start(p, env.v, &u);
 	strv_release(&env);
+	if (ret == 0)
+		supervisor_started(&p->restart);
 	return ret;
 }
 
@@ -168,6 +172,23 @@ void run_free(struct run *r)
 	free(r);
 }
 
+static struct runs_hooks hooks;
+
+void runs_set_hooks(const struct runs_hooks *h)
+{
+	hooks = *h;
+}
+
+static int deploy_watches(const struct app *a)
+{
+	return hooks.watching && hooks.watching(a);
+}
+
+static int deploy_took_crash(struct proc *p, const char *why)
+{
+	return hooks.proc_crashed && hooks.proc_crashed(p, why);
+}
+
 /* Output of a process (its on_output). */
 static void app_proc_output(struct proc *p, const char *line, size_t len)
 {
@@ -181,7 +202,7 @@ void live_route_changed(struct proc *p)
 {
 	struct app *a = p->app;
 
-	if (!p->port || p->run != a->live || deploy_watching(a))
+	if (!p->port || p->run != a->live || deploy_watches(a))
 		return;
 	if (liveroute_settle(a->eng, a) < 0)
 		log_warnx("%s: %s", a->name, error_last());
@@ -200,7 +221,7 @@ static void on_port_timer(struct loop *l, void *arg)
 	struct proc *p = arg;
 	int r;
 
-	p->timer = 0;
+	p->port_timer = 0;
 	if (!p->port_pending || p->state != PROC_UP || p->pid <= 0)
 		return;
 	r = isolate_port_owned(p->app->eng->iso, p->app->name, p->port);
@@ -208,7 +229,8 @@ static void on_port_timer(struct loop *l, void *arg)
 		if (r < 0)
 			log_warnx("%s %s: %s", p->app->name, p->name,
 				  error_last());
-		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
+		p->port_timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer,
+					       p);
 		return;
 	}
 	if (r < 0) {
@@ -228,21 +250,31 @@ static int needs_port_check(const struct proc *p)
 			    proc_http_port(p) == p->sock_port);
 }
 
-static void on_restart_timer(struct loop *l, void *arg)
+/* The back-off after a crash is over (p->restart's start). */
+static int restart_proc(void *arg)
 {
 	struct proc *p = arg;
 
-	p->timer = 0;
-	if (proc_spawn(p) < 0) {
-		logger_linef(p->app->log, "berth", "cannot restart %s: %s",
-			     p->name, error_last());
-		p->state = PROC_BACKOFF;
-		p->timer = loop_add_timer(l, backoff_failed(&p->backoff),
-					  on_restart_timer, p);
-	} else if (needs_port_check(p)) {
+	if (proc_spawn(p) < 0)
+		return -1;	/* restart_failed(), then a later try */
+	if (needs_port_check(p)) {
 		p->port_pending = 1;
-		p->timer = loop_add_timer(l, PORT_POLL_MS, on_port_timer, p);
+		p->port_timer = loop_add_timer(p->app->eng->loop, PORT_POLL_MS,
+					       on_port_timer, p);
 	}
+	live_route_changed(p);
+	return 0;
+}
+
+/* That restart failed: the supervisor tries again after delay_ms. */
+static void restart_failed(void *arg, long delay_ms)
+{
+	struct proc *p = arg;
+
+	(void)delay_ms;
+	logger_linef(p->app->log, "berth", "cannot restart %s: %s",
+		     p->name, error_last());
+	p->state = PROC_BACKOFF;
 	live_route_changed(p);
 }
 
@@ -260,18 +292,17 @@ static void app_proc_crashed(struct proc *p, int status)
 		cron_run_exited(p, why);
 		return;
 	}
-	if (deploy_proc_crashed(p, why))
+	if (deploy_took_crash(p, why))
 		return;
 	if (!r->supervised || a->eng->stopping) {
 		logger_linef(a->log, "berth", "%s %s", p->name, why);
 		return;
 	}
-	delay = backoff_exited(&p->backoff, p->started_ms);
+	delay = supervisor_exited(&p->restart);
 	p->restarts++;
 	p->state = PROC_BACKOFF;
 	logger_linef(a->log, "berth", "%s %s; restarting in %ld ms", p->name,
 		     why, delay);
-	p->timer = loop_add_timer(a->eng->loop, delay, on_restart_timer, p);
 	live_route_changed(p);
 }
 

@@ -20,6 +20,23 @@
 #define BACKOFF_MIN_MS 1000
 #define BACKOFF_MAX_MS 60000
 
+/*
+ * What this file asks of the deploy above it (deploy.h), as callbacks
+ * the engine sets once at start (runs_set_hooks()); a NULL member, or
+ * none set, answers 0.
+ *   watching(a): 1 while a's deploy watches its new release (a live web
+ *     process going down is the watch's to handle, not the route's).
+ *   proc_crashed(p, why): p crashed; 1 if a deploy took it (it fails,
+ *     or its watch switches back), 0 if the crash is this file's to
+ *     handle (restart with back-off).
+ */
+struct runs_hooks {
+	int (*watching)(const struct app *a);
+	int (*proc_crashed)(struct proc *p, const char *why);
+};
+/* h is copied. */
+void runs_set_hooks(const struct runs_hooks *h);
+
 /* The environment of process p of run r (p NULL: of a deploy script),
  * pushed onto env: the manifest's, the release's config, BERTH_*, PORT
  * and the hand-off socket's variables. */
@@ -34,7 +51,7 @@ int proc_spawn(struct proc *p);
  * answered. */
 void run_free(struct run *r);
 /* A live web process went down or came back: the route follows, except
- * during a deploy's watch. */
+ * during a deploy's watch (hooks.watching). */
 void live_route_changed(struct proc *p);
 /* TERM the n processes ps (KILL after timeout_ms); done(arg) once every
  * one exited, at once if n is 0.  ps itself is not kept. */

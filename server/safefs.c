@@ -277,7 +277,7 @@ int safefs_read(struct buf *out, int dirfd, const char *path, size_t max)
 	goto out;
 too_big:
 	error_set("'%s' is larger than %zu bytes", path, max);
-	ret = ERR_INVALID;
+	ret = ERR_TOOBIG;
 out:
 	if (ret != 0)
 		buf_reset(out);

@@ -49,8 +49,8 @@ int safefs_openat(int dirfd, const char *path, int flags, mode_t mode);
 
 /*
  * Read the regular file 'path' beneath dirfd into out (reset first,
- * NUL-terminated), at most 'max' bytes: a larger file, a fifo, a device
- * or a folder is ERR_INVALID and out is left empty.  Never blocks on a
+ * NUL-terminated), at most 'max' bytes: a larger file is ERR_TOOBIG, a
+ * fifo, a device or a folder ERR_INVALID; out is left empty.  Never blocks on a
  * fifo (it is not read).
  */
 int safefs_read(struct buf *out, int dirfd, const char *path, size_t max);

@@ -1,8 +1,7 @@
 /*
  * supervise: restart with back-off, the one policy for what the engine
- * keeps running (nginx and the embedded PostgreSQL through struct
- * supervisor; app processes, whose timer app.c shares with other waits,
- * through struct restart_backoff alone).  After an unexpected exit the
+ * keeps running: nginx, the embedded PostgreSQL and each app process
+ * (struct proc's restart, runs.c), all through struct supervisor.  After an unexpected exit the
  * next start waits a delay that starts at min_ms, doubles with each
  * quick death up to max_ms, and starts over once a run lasted
  * stable_ms.  A start that fails is tried again after the next delay.

@@ -259,6 +259,26 @@ int app_name_valid(const char *name)
 	return 1;
 }
 
+int manifest_env_reserved(const char *key)
+{
+	return !strcmp(key, "PORT") || !strcmp(key, "DYNO") ||
+	       !strncmp(key, "BERTH_", 6);
+}
+
+int proc_type_valid(const char *type)
+{
+	size_t n;
+
+	if (!type)
+		return 0;
+	for (n = 0; type[n]; n++)
+		if (!(islower((unsigned char)type[n]) ||
+		      isdigit((unsigned char)type[n]) ||
+		      type[n] == '_' || type[n] == '-'))
+			return 0;
+	return n >= 1 && n <= 32;
+}
+
 int env_key_valid(const char *key)
 {
 	size_t i;

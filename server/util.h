@@ -27,6 +27,7 @@ enum {
 	ERR_EXISTS = -3,	/* it already exists */
 	ERR_INVALID = -4,	/* bad input from the user */
 	ERR_BUSY = -5,		/* try again later */
+	ERR_TOOBIG = -6,	/* larger than the limit it is read with */
 };
 
 /* Record the last error (printf-style) and return -1. */
@@ -80,6 +81,11 @@ char *buf_detach(struct buf *b);		/* caller frees; buffer is reset */
 int app_name_valid(const char *name);
 /* 1 if 'key' is a valid config var name ([A-Za-z_][A-Za-z0-9_]*), else 0. */
 int env_key_valid(const char *key);
+/* 1 if the environment name is one berth sets for every process (PORT,
+ * DYNO, BERTH_*): manifests (manifest.h, appjson.h) cannot give it. */
+int manifest_env_reserved(const char *key);
+/* 1 if 'type' is a valid process type name ([a-z0-9_-]{1,32}). */
+int proc_type_valid(const char *type);
 
 /* Milliseconds on the monotonic clock. */
 int64_t now_ms(void);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""layering.py OBJDIR [KNOWN-CIRCLE...]: calls go down.
+"""layering.py [--edges] OBJDIR [KNOWN-CIRCLE...]: calls go down.
 
 Reads the symbols of every object file of the berth binary (nm) and draws
 an edge from file A to file B when A uses a function or variable B
@@ -7,7 +7,8 @@ defines.  A circle of files (a strongly connected set) means a lower file
 calls up.  Each KNOWN-CIRCLE ("a b c", one argument) names files that
 still call each other, to be broken later: a circle found must lie inside
 one of them (they may shrink, never grow).  Prints every circle, the ones
-not allowed with one symbol per edge; exits 1 if there is any.
+not allowed with one symbol per edge; exits 1 if there is any.  With
+--edges, first prints every edge between files as "edge: A -> B (SYMBOL)".
 """
 import collections
 import os
@@ -16,8 +17,12 @@ import sys
 
 
 def main():
-    objdir = sys.argv[1]
-    known = [set(k.split()) for k in sys.argv[2:]]
+    args = sys.argv[1:]
+    show_edges = args[:1] == ['--edges']
+    if show_edges:
+        args = args[1:]
+    objdir = args[0]
+    known = [set(k.split()) for k in args[1:]]
     objs = sorted(f for f in os.listdir(objdir)
                   if f.endswith('.o') and f != 'main.o')
     defs, uses = {}, collections.defaultdict(set)
@@ -41,6 +46,10 @@ def main():
             if b and b != a:
                 edges[a].add(b)
                 why.setdefault((a, b), s)
+    if show_edges:
+        for a in names:
+            for b in sorted(edges[a]):
+                print('edge: %s -> %s (%s)' % (a, b, why[(a, b)]))
     # Tarjan's strongly connected components, iteratively
     index, low, onstack, stack, sccs = {}, {}, set(), [], []
     counter = 0

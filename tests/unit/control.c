@@ -1,5 +1,6 @@
 /* control.c: the typed last line of a response, and data lines that
  * would read as one. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "control.h"
@@ -76,6 +77,29 @@ int main(void)
 	ok(control_field_long("releases=3", "release") == -1, "whole key only");
 	ok(control_field_long("", "release") == -1, "none");
 	ok(control_field_long("release=x", "release") == -1, "not a number");
+
+	buf_reset(&b);
+	control_field_encode(&b, "K=a b%c\n\x7f\xc3\xa9");
+	ok(!strcmp(b.data, "K=a%20b%25c%0A%7F\xc3\xa9"),
+	   "a value encoded holds no space or newline: '%s'", b.data);
+	{
+		struct buf v = BUF_INIT;
+		char *line = xasprintf("x=1 var=%s y=2", b.data);
+
+		ok(control_field_decode(line, "var", &v) == 0 &&
+		   !strcmp(v.data, "K=a b%c\n\x7f\xc3\xa9"),
+		   "and decoded as it was");
+		ok(control_field_decode(line, "y", &v) == 0 &&
+		   !strcmp(v.data, "2"), "a plain field decodes as itself");
+		ok(control_field_decode("var=%2", "var", &v) == -1 &&
+		   control_field_decode("var=%zz", "var", &v) == -1 &&
+		   control_field_decode("var=%00", "var", &v) == -1,
+		   "a cut, bad or NUL escape is refused");
+		ok(control_field_decode("vars=1", "var", &v) == -1,
+		   "whole key only");
+		free(line);
+		buf_release(&v);
+	}
 
 	buf_release(&b);
 	control_reader_release(&r);

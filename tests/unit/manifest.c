@@ -514,6 +514,26 @@ static void test_load(void)
 	ok(manifest_load(&m, dir) == 0 && !strcmp(m.source, "Procfile") &&
 	   !strcmp(cmd("web"), "./procfile-web"), "Procfile before keter.yaml");
 
+	{
+		/* a file over the limit: safefs's ERR_TOOBIG, said as such
+		 * (never told by matching the wording of the error) */
+		size_t big = 1024 * 1024 + 1;
+		char *data = malloc(big + 1);
+
+		if (!data)
+			abort();
+		memset(data, '#', big);
+		data[big] = '\0';
+		write_file(dir, "Procfile", data);
+		free(data);
+		manifest_release(&m);
+		manifest_init(&m);
+		ok(manifest_load(&m, dir) < 0 &&
+		   !strcmp(error_last(), "'Procfile' is too large (over 1048576 bytes)"),
+		   "a Procfile over 1 MiB: %s", error_last());
+		write_file(dir, "Procfile", "web: ./procfile-web\nrelease: ./migrate\n");
+	}
+
 	write_file(dir, "app.yaml", "drain: 1s\n");
 	manifest_release(&m);
 	manifest_init(&m);

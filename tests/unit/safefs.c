@@ -231,7 +231,7 @@ static void test_read(const char *mode)
 	ok(safefs_read(&b, basefd, "tree/inner", 4096) == ERR_INVALID,
 	   "%s: a folder is not a file", mode);
 	r = safefs_read(&b, basefd, "tree/big", 1 << 20);
-	ok(r == ERR_INVALID && strstr(error_last(), "larger than 1048576") &&
+	ok(r == ERR_TOOBIG && strstr(error_last(), "larger than 1048576") &&
 	   b.len == 0, "%s: size cap: %s", mode, error_last());
 	r = safefs_read(&b, basefd, "tree/mnt/x", 4096);
 	ok(r == ERR_INVALID && strstr(error_last(), "mount point"),

@@ -1,0 +1,162 @@
+/* applife: see applife.h. */
+#include "applife.h"
+
+#include <dirent.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "access.h"
+#include "certs.h"
+#include "client.h"
+#include "deploy.h"
+#include "deployout.h"
+#include "domains.h"
+#include "engine.h"
+#include "isolate.h"
+#include "liveroute.h"
+#include "log.h"
+#include "logger.h"
+#include "loop.h"
+#include "nginx.h"
+#include "release.h"
+#include "releases.h"
+#include "runs.h"
+#include "banned.h"
+
+int apps_load(struct engine *e)
+{
+	char *dir = engine_path(e, "apps");
+	DIR *dh;
+	struct dirent *de;
+	struct app *a;
+
+	dh = opendir(dir);
+	if (!dh) {
+		free(dir);
+		return 0;
+	}
+	while ((de = readdir(dh))) {
+		int n;
+
+		if (!app_name_valid(de->d_name))
+			continue;
+		a = app_new(e, de->d_name);
+		domains_load(a);
+		app_load_state(a);
+		deployout_mark_interrupted(a->dir);
+		/* Deploys an engine that died (kill -9) left half-way. */
+		n = release_mark_interrupted(a->dir, a->release);
+		if (n > 0) {
+			log_info("app '%s': %d deploy%s interrupted by the last engine's end",
+				 a->name, n, n == 1 ? "" : "s");
+			logger_linef(a->log, "berth", "%d deploy%s interrupted by the engine's end",
+				     n, n == 1 ? "" : "s");
+		}
+	}
+	closedir(dh);
+	free(dir);
+	for (a = e->apps; a; a = a->next)
+		liveroute_keep(e, a);
+	liveroute_forget_others(e);
+	for (a = e->apps; a; a = a->next) {
+		if (a->release && !a->stopped && !a->unusable)
+			app_deploy(e, a->name, DEPLOY_RESTORE, NULL, NULL);
+		else if (a->release &&
+			 liveroute_state(e, a, ROUTE_STOPPED, 0) < 0)
+			log_warnx("%s: %s", a->name, error_last());
+	}
+	return 0;
+}
+
+int app_adopt(struct engine *e, const char *name, struct client *c)
+{
+	struct app *a;
+
+	if (app_find(e, name))
+		return error_set("app '%s' already exists", name);
+	a = app_new(e, name);
+	domains_load(a);
+	app_load_state(a);
+	if (a->release && !a->stopped)
+		app_deploy(e, a->name, DEPLOY_RESTORE, NULL, c);
+	else if (c)
+		client_ok(c);
+	return 0;
+}
+
+/*
+ * The engine is stopping (e->stopping is set): no process is restarted
+ * any more, a waiting deploy is answered, a running one is cut short (its
+ * release recorded as interrupted), one already live finishes its
+ * retirement at once.  Every process gets TERM, then KILL after the stop
+ * timeout.  Called again at exit, where it changes nothing new.
+ */
+void apps_shutdown(struct engine *e)
+{
+	struct app *a;
+	long timeout = e->cfg->stop_timeout_ms;
+
+	for (a = e->apps; a; a = a->next) {
+		if (a->waiting)
+			deploy_drop_waiting(a, "the engine is stopping: the deploy of '%s' did not start",
+					    a->name);
+		if (!a->shutdown_said && (a->live || a->deploy)) {
+			a->shutdown_said = 1;
+			logger_linef(a->log, "berth", "stopping with the engine");
+		}
+		loop_del_timer(e->loop, a->retry_timer);
+		a->retry_timer = 0;
+		deploy_shutdown(a, timeout);
+		stop_run(a->live, timeout);
+	}
+}
+
+void apps_free(struct engine *e)
+{
+	struct app *a;
+
+	while ((a = e->apps)) {
+		e->apps = a->next;
+		deploy_app_free(a);
+		if (a->rm_client)
+			client_unref(a->rm_client);
+		run_free(a->live);
+		loop_del_timer(e->loop, a->retry_timer);
+		app_free(a);
+	}
+}
+
+/* Delete every trace of an app whose processes are gone. */
+void app_remove_now(struct app *a)
+{
+	struct engine *e = a->eng;
+	char *p;
+
+	restore_retry_cancel(a);
+	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
+		log_warnx("%s", error_last());
+	certs_app_removed(e->certs, a->name);
+	p = engine_path(e, "run/%s.static", a->name);
+	unlink(p);
+	free(p);
+	if (a->live) {
+		run_remove_dirs(a->live);
+		run_free(a->live);
+		a->live = NULL;
+	}
+	p = engine_path(e, "cache/%s", a->name);
+	rm_rf(p);
+	free(p);
+	p = engine_path(e, "logs/%s", a->name);
+	logger_free(a->log);
+	a->log = NULL;
+	rm_rf(p);
+	free(p);
+	if (rm_rf(a->dir) < 0)
+		log_warnx("%s", error_last());
+	if (isolate_remove_app(e->iso, a->name) < 0)
+		log_warnx("%s", error_last());
+	access_forget(e->cfg->root, a->name);
+	app_unlink(a);
+	app_free(a);
+}
