@@ -3359,31 +3359,32 @@ int cluster_cmd_logs(struct cluster *cl, const char *app, long n,
 
 /* ---------- for clusterjobs.c ---------- */
 
-void cluster_query(struct cluster *cl, const char *sql, int n,
-		   const char *const *vals, cj_result_fn fn, void *arg)
+/* What clusterjobs.c and clusterroute.c may do with the connection */
+static void link_query(struct cluster *cl, const char *sql, int n,
+		       const char *const *vals, cj_result_fn fn, void *arg)
 {
 	q_text(cl, NULL, fn, arg, sql, n, vals);
 	pump(cl);
 }
 
-int cluster_is_ready(const struct cluster *cl)
+static int link_is_ready(const struct cluster *cl)
 {
-	return cl->state == CL_READY;
+	return JOINED(cl);
 }
 
-const char *cluster_host_name(const struct cluster *cl)
+static const char *link_host_name(const struct cluster *cl)
 {
 	return cl->name;
 }
 
-struct engine *cluster_engine(const struct cluster *cl)
-{
-	return cl->e;
-}
+static const struct cluster_link jobs_link = {
+	link_query, link_is_ready, link_host_name
+};
 
-struct cluster_jobs *cluster_jobs_of(const struct cluster *cl)
+int cluster_cmd_logs_follow(struct cluster *cl, const char *app, long n,
+			    struct client *c)
 {
-	return cl->state == CL_READY ? cl->jobs : NULL;
+	return cjobs_logs_follow(cl && JOINED(cl) ? cl->jobs : NULL, app, n, c);
 }
 
 /* ---------- commands ---------- */
@@ -3606,7 +3607,7 @@ int cluster_start(struct cluster **out, struct engine *e)
 	}
 	e->on_deploy_end = on_deploy_end;
 	e->on_deploy_end_arg = cl;
-	cl->jobs = cjobs_new(cl);
+	cl->jobs = cjobs_new(cl, e, &jobs_link);
 	*out = cl;
 	if (path_exists(cl->removed_path)) {
 		removed_here(cl);

@@ -18,6 +18,9 @@
 #include "util.h"
 #include "banned.h"
 
+/* cluster.c's connection, lent at cjobs_new()/croute_new() */
+static const struct cluster_link *lk;
+
 #define TAIL_POLL_MS 250
 #define TAIL_READ_MAX (256 * 1024)
 #define NOTIFY_MAX 7000		/* PostgreSQL's payload limit is 8000 */
@@ -186,7 +189,7 @@ static void cron_sweep(struct cluster_jobs *j)
 		}
 		if (l->seen && !l->held) {
 			l->asking = 1;
-			cluster_query(j->cl,
+			lk->query(j->cl,
 				      "SELECT pg_try_advisory_lock($1::int, "
 				      "hashtext($2))", 2, v, on_cron_lock, l);
 			pp = &l->next;
@@ -197,7 +200,7 @@ static void cron_sweep(struct cluster_jobs *j)
 			continue;
 		}
 		if (l->held) {
-			cluster_query(j->cl,
+			lk->query(j->cl,
 				      "SELECT pg_advisory_unlock($1::int, "
 				      "hashtext($2))", 2, v, NULL, NULL);
 			cron_say(j, l, "is no longer run by this host");
@@ -222,7 +225,7 @@ static void tail_free(struct cluster_jobs *j, struct cj_tail *t)
 static void tail_send(struct cluster_jobs *j, struct cj_tail *t,
 		      const char *data, size_t len)
 {
-	const char *host = cluster_host_name(j->cl);
+	const char *host = lk->host_name(j->cl);
 	struct buf msg = BUF_INIT;
 	size_t pos = 0;
 
@@ -234,7 +237,7 @@ static void tail_send(struct cluster_jobs *j, struct cj_tail *t,
 		if (msg.len && msg.len + keep + 1 > NOTIFY_MAX) {
 			const char *v[2] = { CJ_LOGS_CHANNEL, msg.data };
 
-			cluster_query(j->cl, "SELECT pg_notify($1, $2)", 2, v,
+			lk->query(j->cl, "SELECT pg_notify($1, $2)", 2, v,
 				      NULL, NULL);
 			buf_release(&msg);
 		}
@@ -247,7 +250,7 @@ static void tail_send(struct cluster_jobs *j, struct cj_tail *t,
 	if (msg.len) {
 		const char *v[2] = { CJ_LOGS_CHANNEL, msg.data };
 
-		cluster_query(j->cl, "SELECT pg_notify($1, $2)", 2, v, NULL,
+		lk->query(j->cl, "SELECT pg_notify($1, $2)", 2, v, NULL,
 			      NULL);
 	}
 	buf_release(&msg);
@@ -392,14 +395,14 @@ static void on_follow_rows(struct cluster *cl, PGresult *res, void *arg)
 
 static void scan_follows(struct cluster_jobs *j)
 {
-	if (!j->table_ready || !cluster_is_ready(j->cl))
+	if (!j->table_ready || !lk->is_ready(j->cl))
 		return;
 	if (j->scanning) {
 		j->scan_again = 1;
 		return;
 	}
 	j->scanning = 1;
-	cluster_query(j->cl,
+	lk->query(j->cl,
 		      "SELECT id, app, n FROM berth_follows "
 		      "WHERE asked > now() - interval '" FOLLOW_STALE "' "
 		      "ORDER BY id", 0, NULL, on_follow_rows, j);
@@ -428,15 +431,15 @@ static void follow_free(struct cluster_jobs *j, struct cj_follow *f)
 /* A follow ends: its row goes; the last one here stops listening. */
 static void follow_end(struct cluster_jobs *j, struct cj_follow *f)
 {
-	if (f->id[0] && cluster_is_ready(j->cl)) {
+	if (f->id[0] && lk->is_ready(j->cl)) {
 		const char *v[1] = { f->id };
 
-		cluster_query(j->cl, "DELETE FROM berth_follows "
+		lk->query(j->cl, "DELETE FROM berth_follows "
 			      "WHERE id = $1::bigint", 1, v, NULL, NULL);
 	}
 	follow_free(j, f);
-	if (!j->follows && j->listening && cluster_is_ready(j->cl)) {
-		cluster_query(j->cl, "UNLISTEN " CJ_LOGS_CHANNEL, 0, NULL,
+	if (!j->follows && j->listening && lk->is_ready(j->cl)) {
+		lk->query(j->cl, "UNLISTEN " CJ_LOGS_CHANNEL, 0, NULL,
 			      NULL, NULL);
 		j->listening = 0;
 	}
@@ -472,7 +475,7 @@ static void on_follow_inserted(struct cluster *cl, PGresult *res, void *arg)
 		return;
 	}
 	/* every host scans now */
-	cluster_query(cl, "SELECT pg_notify('berth_cluster', 'follow')", 0,
+	lk->query(cl, "SELECT pg_notify('berth_cluster', 'follow')", 0,
 		      NULL, NULL, NULL);
 }
 
@@ -481,10 +484,11 @@ int cjobs_logs_follow(struct cluster_jobs *j, const char *app, long n,
 {
 	struct cj_follow *f;
 	char num[24];
-	const char *v[3] = { app, cluster_host_name(j->cl), num };
+	const char *v[3] = { app, NULL, num };
 
-	if (!j->table_ready || !cluster_is_ready(j->cl))
+	if (!j || !j->table_ready || !lk->is_ready(j->cl))
 		return -1;
+	v[1] = lk->host_name(j->cl);
 	f = xcalloc(1, sizeof(*f));
 	f->j = j;
 	f->c = c;
@@ -497,25 +501,17 @@ int cjobs_logs_follow(struct cluster_jobs *j, const char *app, long n,
 	j->follows = f;
 	snprintf(num, sizeof(num), "%ld", n);
 	if (!j->listening) {
-		cluster_query(j->cl, "LISTEN " CJ_LOGS_CHANNEL, 0, NULL, NULL,
+		lk->query(j->cl, "LISTEN " CJ_LOGS_CHANNEL, 0, NULL, NULL,
 			      NULL);
 		j->listening = 1;
 	}
 	/* follows nobody refreshed (an asker that died) go */
-	cluster_query(j->cl, "DELETE FROM berth_follows WHERE asked < "
+	lk->query(j->cl, "DELETE FROM berth_follows WHERE asked < "
 		      "now() - interval '1 minute'", 0, NULL, NULL, NULL);
-	cluster_query(j->cl, "INSERT INTO berth_follows (app, asker, n) "
+	lk->query(j->cl, "INSERT INTO berth_follows (app, asker, n) "
 		      "VALUES ($1, $2, $3::int) RETURNING id", 3, v,
 		      on_follow_inserted, f);
 	return 0;
-}
-
-int cluster_cmd_logs_follow(struct cluster *cl, const char *app, long n,
-			    struct client *c)
-{
-	struct cluster_jobs *j = cl ? cluster_jobs_of(cl) : NULL;
-
-	return j ? cjobs_logs_follow(j, app, n, c) : -1;
 }
 
 /* "ID HOST\nLINE\nLINE": each line as TIME HOST the rest. */
@@ -634,7 +630,7 @@ void cjobs_rollout(struct cluster_jobs *j, const char *app, int number,
 	k->c = c;
 	k->publish = publish;
 	snprintf(cls, sizeof(cls), "%d", CJ_ROLLOUT_CLASS);
-	cluster_query(j->cl, "SELECT pg_try_advisory_lock($1::int, "
+	lk->query(j->cl, "SELECT pg_try_advisory_lock($1::int, "
 		      "hashtext($2))", 2, v, on_rollout_lock, k);
 }
 
@@ -645,8 +641,8 @@ static void roll_release(struct cluster_jobs *j, struct cj_roll *r)
 	const char *v[2] = { cls, r->app };
 
 	snprintf(cls, sizeof(cls), "%d", CJ_ROLLOUT_CLASS);
-	if (cluster_is_ready(j->cl))
-		cluster_query(j->cl, "SELECT pg_advisory_unlock($1::int, "
+	if (lk->is_ready(j->cl))
+		lk->query(j->cl, "SELECT pg_advisory_unlock($1::int, "
 			      "hashtext($2))", 2, v, NULL, NULL);
 	for (pp = &j->rolls; *pp; pp = &(*pp)->next) {
 		if (*pp == r) {
@@ -721,7 +717,7 @@ void cjobs_tick(struct cluster_jobs *j)
 	struct cj_roll *r, *next;
 	struct buf ids = BUF_INIT;
 
-	if (!cluster_is_ready(j->cl))
+	if (!lk->is_ready(j->cl))
 		return;
 	cron_sweep(j);
 	for (f = j->follows; f; f = f->next)
@@ -732,7 +728,7 @@ void cjobs_tick(struct cluster_jobs *j)
 
 		buf_addstr(&ids, "}");
 		v[0] = ids.data;
-		cluster_query(j->cl, "UPDATE berth_follows SET asked = now() "
+		lk->query(j->cl, "UPDATE berth_follows SET asked = now() "
 			      "WHERE id = ANY ($1::bigint[])", 1, v, NULL,
 			      NULL);
 	}
@@ -761,15 +757,17 @@ int cjobs_notify(struct cluster_jobs *j, const char *channel,
 	return 0;
 }
 
-struct cluster_jobs *cjobs_new(struct cluster *cl)
+struct cluster_jobs *cjobs_new(struct cluster *cl, struct engine *e,
+			       const struct cluster_link *link)
 {
 	struct cluster_jobs *j = xcalloc(1, sizeof(*j));
 
+	lk = link;
 	j->cl = cl;
-	j->e = cluster_engine(cl);
+	j->e = e;
 	j->e->cron_may_run = cron_may_run;
 	j->e->cron_may_run_arg = j;
-	j->route = croute_new(cl);
+	j->route = croute_new(cl, e, link);
 	return j;
 }
 

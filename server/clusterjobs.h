@@ -2,7 +2,7 @@
  * clusterjobs: what runs on one host of a cluster at a time, and "logs
  * -f" across hosts (docs/cluster.md).  Internal to the cluster: cluster.c
  * owns the connection and calls in here; this file only queues queries
- * on that connection (cluster_query()) and never waits on the network.
+ * on that connection (through the struct cluster_link it is lent) and never waits on the network.
  *
  * Single-writer cron entries.  Every cron entry of a live release here
  * is tried, at each heartbeat, with pg_try_advisory_lock(CJ_CRON_CLASS,
@@ -43,21 +43,23 @@ struct engine;
 #define CJ_ROLLOUT_CLASS 1919251572
 #define CJ_LOGS_CHANNEL "berth_logs"
 
-/* ----- given by cluster.c ----- */
+/* ----- lent by cluster.c (calls go down: this file never names it) ----- */
 typedef void (*cj_result_fn)(struct cluster *cl, PGresult *res, void *arg);
-/* Queue a query with text parameters on the cluster's connection; fn
- * (may be NULL) hears its result, or NULL when it could not run. */
-void cluster_query(struct cluster *cl, const char *sql, int n,
-		   const char *const *vals, cj_result_fn fn, void *arg);
-int cluster_is_ready(const struct cluster *cl);
-const char *cluster_host_name(const struct cluster *cl);
-struct engine *cluster_engine(const struct cluster *cl);
-/* Its jobs while connected, else NULL. */
-struct cluster_jobs *cluster_jobs_of(const struct cluster *cl);
+struct cluster_link {
+	/* Queue a query with text parameters on the cluster's connection;
+	 * fn (may be NULL) hears its result, or NULL when it could not
+	 * run. */
+	void (*query)(struct cluster *cl, const char *sql, int n,
+		      const char *const *vals, cj_result_fn fn, void *arg);
+	/* connected and registered under this host's name */
+	int (*is_ready)(const struct cluster *cl);
+	const char *(*host_name)(const struct cluster *cl);
+};
 
 /* ----- called by cluster.c ----- */
-/* Sets the engine's cron_may_run hook. */
-struct cluster_jobs *cjobs_new(struct cluster *cl);
+/* Sets the engine's cron_may_run hook.  link outlives the jobs. */
+struct cluster_jobs *cjobs_new(struct cluster *cl, struct engine *e,
+			       const struct cluster_link *link);
 /* After the connection's own queries have failed (cluster_free). */
 void cjobs_free(struct cluster_jobs *j);
 /* Connected (after the schema): its table, then as at a heartbeat. */
@@ -72,7 +74,8 @@ void cjobs_tick(struct cluster_jobs *j);
 int cjobs_notify(struct cluster_jobs *j, const char *channel,
 		 const char *payload);
 
-/* "logs -f APP [-n N]": -1 (nothing said) when not connected. */
+/* "logs -f APP [-n N]": -1 (nothing said) when not connected (j may
+ * be NULL). */
 int cjobs_logs_follow(struct cluster_jobs *j, const char *app, long n,
 		      struct client *c);
 
@@ -94,7 +97,8 @@ void cjobs_rollout_done(struct cluster_jobs *j, const char *app);
 struct cluster_route;
 /* With "route: group" in berth.yaml, sets the engine's route_remote
  * hook. */
-struct cluster_route *croute_new(struct cluster *cl);
+struct cluster_route *croute_new(struct cluster *cl, struct engine *e,
+				 const struct cluster_link *link);
 void croute_free(struct cluster_route *r);
 /* Connected: this host's route port into berth_hosts. */
 void croute_ready(struct cluster_route *r, struct cluster *cl);

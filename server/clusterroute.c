@@ -33,6 +33,9 @@
 #include "util.h"
 #include "banned.h"
 
+/* cluster.c's connection, lent at cjobs_new()/croute_new() */
+static const struct cluster_link *lk;
+
 struct croute_app {
 	struct croute_app *next;
 	char *app;
@@ -259,10 +262,10 @@ static void write_serving(struct cluster_route *r)
 		app = xstrdup(now.v[i]);
 		eq = strrchr(app, '=');
 		*eq = '\0';
-		v[0] = cluster_host_name(r->cl);
+		v[0] = lk->host_name(r->cl);
 		v[1] = app;
 		v[2] = eq[1] == '1' ? "true" : "false";
-		cluster_query(r->cl, "INSERT INTO berth_serving (host, app, "
+		lk->query(r->cl, "INSERT INTO berth_serving (host, app, "
 			      "serving) VALUES ($1, $2, $3::boolean) "
 			      "ON CONFLICT (host, app) DO UPDATE SET "
 			      "serving = EXCLUDED.serving", 3, v, NULL, NULL);
@@ -277,16 +280,16 @@ void croute_tick(struct cluster_route *r)
 	char down[16];
 	const char *v[2] = { NULL, down };
 
-	if (!r || !cluster_is_ready(r->cl))
+	if (!r || !lk->is_ready(r->cl))
 		return;
 	if (r->listening)
 		write_serving(r);
 	if (!r->group || r->querying)
 		return;
-	v[0] = cluster_host_name(r->cl);
+	v[0] = lk->host_name(r->cl);
 	snprintf(down, sizeof(down), "%d", CLUSTER_DOWN_AFTER_S);
 	r->querying = 1;
-	cluster_query(r->cl,
+	lk->query(r->cl,
 		      "SELECT x.app, h.name, h.address, h.route_port "
 		      "FROM berth_host_apps x "
 		      "JOIN berth_hosts h ON h.name = x.host "
@@ -304,23 +307,24 @@ void croute_tick(struct cluster_route *r)
 void croute_ready(struct cluster_route *r, struct cluster *cl)
 {
 	char port[16];
-	const char *v[2] = { cluster_host_name(cl), port };
+	const char *v[2] = { lk->host_name(cl), port };
 
 	snprintf(port, sizeof(port), "%d", r->listening ?
 		 r->e->cfg->route_port : 0);
-	cluster_query(cl, "UPDATE berth_hosts SET route_port = $2::int "
+	lk->query(cl, "UPDATE berth_hosts SET route_port = $2::int "
 		      "WHERE name = $1", 2, v, NULL, NULL);
 	/* written again: the table may have lost what this host said */
 	strv_release(&r->serving);
 	croute_tick(r);
 }
 
-struct cluster_route *croute_new(struct cluster *cl)
+struct cluster_route *croute_new(struct cluster *cl, struct engine *e,
+				 const struct cluster_link *link)
 {
-	struct engine *e = cluster_engine(cl);
 	struct cluster_route *r = xcalloc(1, sizeof(*r));
 	char *listen = nginx_route_listen(e->cfg);
 
+	lk = link;
 	r->cl = cl;
 	r->e = e;
 	r->listening = listen && e->nginx;
