@@ -148,7 +148,7 @@ static void run_init(struct run *r)
 static const char *build_child_setup(void *arg)
 {
 	(void)arg;
-	return isolate_build_child() == 0 ? NULL : "joining the build's cgroup";
+	return isolate_build_enter();
 }
 
 /* A line of a build program, shown to the user formatted. */
@@ -808,7 +808,7 @@ static int pack_materialize(const struct pipeline_build *b,
 {
 	struct buildpack_fetch f;
 	char *src = NULL;
-	int ret = -1;
+	int ret = -1, r;
 
 	if (s->kind != BUILDPACK_URL) {
 		if (pipeline_buildpack_find(&src, b->root, s->name) < 0)
@@ -831,7 +831,17 @@ static int pack_materialize(const struct pipeline_build *b,
 	f.gid = b->drop_gid;
 	f.child_setup = isolate_build_child;
 	f.deadline = b->deadline;
-	if (buildpack_fetch(&f) == 0) {
+	/* the fetch writes the app's clones; a file:// URL may name a
+	 * folder of the host's /tmp */
+	if (isolate_build_show(b->pack_cache, 0) < 0) {
+		buildpack_fetch_release(&f);
+		return -1;
+	}
+	isolate_build_fetching(1);
+	r = buildpack_fetch(&f);
+	isolate_build_fetching(0);
+	isolate_build_unshow(b->pack_cache);
+	if (r == 0) {
 		if (f.stale)
 			say(b->out, " !     cannot fetch it (%s): using the "
 			    "copy fetched before, at %.7s", f.stale, f.commit);
@@ -851,7 +861,7 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 	struct strv env = STRV_INIT, names = STRV_INIT, detected = STRV_INIT;
 	char *tmp = NULL, *dest = NULL, *det = NULL;
 	size_t i, n = 0;
-	int ret = -1, d;
+	int ret = -1, d, shown = 0;
 
 	while (packs[n])
 		n++;
@@ -872,6 +882,10 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 		error_setsys("cannot hand '%s' over", tmp);
 		goto out;
 	}
+	/* this build's copies: they may write their "export" file */
+	if (isolate_build_show(tmp, SANDBOX_SHOW_EXEC) < 0)
+		goto out;
+	shown = 1;
 	if (n > 1 || b->packs_from)
 		say(b->out, "-----> Buildpacks%s%s: %zu", b->packs_from ?
 		    " from " : "", b->packs_from ? b->packs_from : "", n);
@@ -914,6 +928,8 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 	}
 	ret = 0;
 out:
+	if (shown)
+		isolate_build_unshow(tmp);
 	if (tmp && rm_rf(tmp) < 0)
 		log_warnx("%s: %s", __func__, error_last());
 	free(tmp);
@@ -932,7 +948,7 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 	struct strv env = STRV_INIT;
 	char *packdir = NULL, *detected = NULL;
 	size_t i, found = 0;
-	int ret = -1, d;
+	int ret = -1, d, r;
 
 	for (i = 0; b->env && b->env[i]; i++)
 		strv_push(&env, b->env[i]);
@@ -944,13 +960,18 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 		if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
 			continue;
 		found++;
-		d = pack_detect(b, packdir, env.v, &detected);
-		if (d < 0)
+		/* read-only: it is the install's (or ROOT/buildpacks') */
+		if (isolate_build_show(packdir, SANDBOX_SHOW_READONLY |
+				       SANDBOX_SHOW_EXEC) < 0)
 			goto out;
+		d = pack_detect(b, packdir, env.v, &detected);
 		if (d > 0) {
 			b->pack = xstrdup(name);
 			break;
 		}
+		isolate_build_unshow(packdir);
+		if (d < 0)
+			goto out;
 		FREE_AND_NULL(packdir);
 	}
 	if (!found) {
@@ -964,7 +985,9 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 		goto out;
 	}
 	say(b->out, "-----> %s app detected", detected);
-	if (pack_run(b, packdir, &env, po, 1) < 0)
+	r = pack_run(b, packdir, &env, po, 1);
+	isolate_build_unshow(packdir);
+	if (r < 0)
 		goto out;
 	b->detected = detected;
 	detected = NULL;
@@ -1014,6 +1037,7 @@ struct pl {
 	char *build_dir;
 	char *cache_dir;
 	char *env_dir;
+	char *work_dir;		/* the build's own scratch, or NULL */
 	char *bundle;
 	struct strv config;	/* KEY=VALUE from the engine */
 	struct manifest m;	/* the checkout's app.yaml */
@@ -1279,7 +1303,7 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	DIR *d = NULL;
 	struct dirent *de;
 	size_t i, ran = 0;
-	int ret = -1;
+	int ret = -1, shown = 0;
 
 	if (!custom) {
 		dir = xasprintf("%s/hooks/%s.d", p->root, step);
@@ -1300,6 +1324,11 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 		}
 		if (names.n)
 			qsort(names.v, names.n, sizeof(char *), name_cmp);
+		/* the server's hooks, read-only, while they run */
+		if (names.n && isolate_build_show(dir, SANDBOX_SHOW_READONLY |
+						  SANDBOX_SHOW_EXEC) < 0)
+			goto out;
+		shown = names.n > 0;
 		for (i = 0; i < names.n; i++) {
 			FREE_AND_NULL(path);
 			path = xasprintf("%s/%s", dir, names.v[i]);
@@ -1313,6 +1342,9 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 				goto out;
 			ran++;
 		}
+		if (shown)
+			isolate_build_unshow(dir);
+		shown = 0;
 		/* What the server's hooks made must stay the build user's. */
 		if (ran && p->uid >= 0 &&
 		    chown_tree(p->build_dir, p->uid, p->gid) < 0)
@@ -1337,6 +1369,8 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	}
 	ret = 0;
 out:
+	if (shown)
+		isolate_build_unshow(dir);
 	if (d)
 		closedir(d);
 	free(dir);
@@ -1747,13 +1781,21 @@ static int checkout_submodules(struct pl *p)
 	so.commit = p->o->commit;
 	so.dir = p->build_dir;
 	so.state_root = p->root;
-	so.tmp = tmp;
+	so.tmp = p->work_dir ? p->work_dir : tmp;
 	so.uid = p->uid;
 	so.gid = p->gid;
 	so.child_setup = isolate_build_child;
 	so.out = p->o->out;
 	so.deadline = p->deadline;
+	/* the app's own repository, read-only, for the fetch */
+	if (isolate_build_show(p->o->repo, SANDBOX_SHOW_READONLY) < 0) {
+		free(tmp);
+		return -1;
+	}
+	isolate_build_fetching(1);
 	ret = submodule_update(&so);
+	isolate_build_fetching(0);
+	isolate_build_unshow(p->o->repo);
 	free(tmp);
 	return ret;
 }
@@ -1840,7 +1882,8 @@ out:
 
 int pipeline_tmp_app(const char *entry, char *app, size_t len)
 {
-	static const char *const prefix[] = { "build-", "env-", "bundle-" };
+	static const char *const prefix[] = { "build-", "env-", "bundle-",
+					      "work-" };
 	size_t n = strlen(entry), i, k;
 
 	if (n > 7 && !strcmp(entry + n - 7, ".tar.gz"))
@@ -1915,6 +1958,41 @@ static int make_dirs(struct pl *p)
 	ret = 0;
 out:
 	free(tmp);
+	return ret;
+}
+
+/*
+ * As root with a per-app user: the build's scratch, ROOT/tmp/work-APP-X
+ * (the app user's, 0700; its app/ is the build's /app), and the view of
+ * the file system every program of the build gets (isolate.h).
+ */
+static int build_view(struct pl *p)
+{
+	char *app = NULL;
+	int ret = -1;
+
+	if (!p->per_app_user || geteuid() != 0)
+		return 0;
+	p->work_dir = xasprintf("%s/tmp/work-%s-XXXXXX", p->root, p->o->app);
+	if (!mkdtemp(p->work_dir)) {
+		error_setsys("cannot create '%s'", p->work_dir);
+		FREE_AND_NULL(p->work_dir);
+		goto out;
+	}
+	app = xasprintf("%s/app", p->work_dir);
+	if (mkdir(app, 0755) < 0 ||
+	    chown(app, (uid_t)p->uid, (gid_t)p->gid) < 0 ||
+	    chown(p->work_dir, (uid_t)p->uid, (gid_t)p->gid) < 0) {
+		error_setsys("cannot make '%s'", app);
+		goto out;
+	}
+	if (isolate_build_view(p->root, p->build_dir, p->cache_dir,
+			       p->env_dir, p->work_dir, (uid_t)p->uid,
+			       (gid_t)p->gid) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(app);
 	return ret;
 }
 
@@ -2019,7 +2097,7 @@ int pipeline_run(const struct pipeline_opts *o)
 			   chmod(p.cache_dir, 0700) < 0 ||
 			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
 		goto out;
-	if (checkout_submodules(&p) < 0)
+	if (build_view(&p) < 0 || checkout_submodules(&p) < 0)
 		goto out;
 	if (read_app_yaml(&p) < 0 || read_app_files(&p) < 0 ||
 	    steps_resolve(&p) < 0)
@@ -2039,6 +2117,7 @@ out:
 			why = xasprintf("%s: %s", limit, error_last());
 		else
 			why = xstrdup(error_last());
+
 		say(o->out, " !     %s", why);
 		if (!p.deployed && !p.outcome_said)
 			say(o->out, " !     push rejected: the running release "
@@ -2053,6 +2132,8 @@ out:
 		log_warnx("%s: %s", __func__, error_last());
 	if (p.env_dir && rm_rf(p.env_dir) < 0)
 		log_warnx("%s: %s", __func__, error_last());
+	if (p.work_dir && rm_rf(p.work_dir) < 0)
+		log_warnx("%s: %s", __func__, error_last());
 	if (p.bundle)
 		unlink(p.bundle);	/* gone already when the engine moved it */
 	if (p.lock_fd >= 0)
@@ -2062,6 +2143,7 @@ out:
 	log_copy_fd = log_copy_of = -1;
 	free(p.build_dir);
 	free(p.env_dir);
+	free(p.work_dir);
 	free(p.cache_dir);
 	free(p.bundle);
 	free(p.detected);
