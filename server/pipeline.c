@@ -409,7 +409,7 @@ static void run_from_build(struct run *r, const struct pipeline_build *b,
 
 /* bin/detect: 1 if it applies (name in *detected), 0 if not, -1 error. */
 static int pack_detect(const struct pipeline_build *b, const char *packdir,
-		       char *const *env, char **detected)
+		       const char *label, char *const *env, char **detected)
 {
 	struct run r;
 	struct buf so = BUF_INIT;
@@ -426,7 +426,7 @@ static int pack_detect(const struct pipeline_build *b, const char *packdir,
 	r.capture = &so;
 	r.capture_max = DETECT_MAX;
 	if (!is_exec_file(prog)) {
-		error_set("buildpack '%s' has no executable bin/detect", packdir);
+		error_set("buildpack '%s' has no executable bin/detect", label);
 		goto out;
 	}
 	if (run_prog(&r, &status) < 0)
@@ -898,7 +898,7 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 		dest = xasprintf("%s/%zu", tmp, i + 1);
 		d = pack_materialize(b, &s, dest);
 		if (d == 0) {
-			d = pack_detect(b, dest, env.v, &det);
+			d = pack_detect(b, dest, s.text, env.v, &det);
 			if (d == 0)
 				error_set("buildpack '%s' does not apply to "
 					  "this app (its bin/detect said no)",
@@ -964,7 +964,7 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 		if (isolate_build_show(packdir, SANDBOX_SHOW_READONLY |
 				       SANDBOX_SHOW_EXEC) < 0)
 			goto out;
-		d = pack_detect(b, packdir, env.v, &detected);
+		d = pack_detect(b, packdir, name, env.v, &detected);
 		if (d > 0) {
 			b->pack = xstrdup(name);
 			break;
@@ -1747,6 +1747,44 @@ static int resolve_run_user(struct pl *p)
 
 /* ---- the whole run ---- */
 
+/*
+ * What the pusher reads names no absolute path of the server: the build
+ * folder's paths become the app's own (".berth/hooks/pre-build"), the
+ * others are said relative to the state folder ("tmp/bundle-...").
+ * Fresh string.
+ */
+static char *unpath(const struct pl *p, const char *msg)
+{
+	const char *from[] = { p->build_dir, p->env_dir, p->cache_dir,
+			       p->work_dir, p->root };
+	const char *to[] = { ".", "ENV_DIR", "CACHE_DIR", "build", "" };
+	struct buf b = BUF_INIT;
+	const char *m = msg;
+	size_t i;
+
+	while (*m) {
+		for (i = 0; i < ARRAY_SIZE(from); i++) {
+			size_t n = from[i] ? strlen(from[i]) : 0;
+
+			if (!n || strncmp(m, from[i], n) ||
+			    (m[n] != '/' && m[n] != '\0' && m[n] != '\'' &&
+			     m[n] != ':' && m[n] != ' '))
+				continue;
+			m += n;
+			if (!*to[i] || (!strcmp(to[i], ".") && *m == '/')) {
+				if (*m == '/')
+					m++;
+			} else {
+				buf_addstr(&b, to[i]);
+			}
+			break;
+		}
+		if (i == ARRAY_SIZE(from))
+			buf_add(&b, m++, 1);
+	}
+	return buf_detach(&b);
+}
+
 /* The app's log gets a copy of what the user sees (out_write()); the
  * engine makes the app on a first push, so "apps" lists it and "logs"
  * shows its build whatever the build's fate.  No engine: no copy (the
@@ -2117,7 +2155,12 @@ out:
 			why = xasprintf("%s: %s", limit, error_last());
 		else
 			why = xstrdup(error_last());
+		{
+			char *shown = unpath(&p, why);
 
+			free(why);
+			why = shown;
+		}
 		say(o->out, " !     %s", why);
 		if (!p.deployed && !p.outcome_said)
 			say(o->out, " !     push rejected: the running release "

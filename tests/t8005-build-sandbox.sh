@@ -146,6 +146,36 @@ test_expect_success 'the spy app: a hook, a buildpack and a server hook' '
 	test -z "$(find "$BERTH_ROOT/tmp" -maxdepth 1 -name "work-spy-*")"
 '
 
+# a failed build'"'"'s reason, as the pusher reads it
+refused() {
+	test_must_fail push spy >out 2>&1 &&
+	cat out &&
+	test_grep "push rejected" out &&
+	test_grep_not "$BERTH_ROOT" out
+}
+
+test_expect_success 'a pusher reads no absolute path of the server in errors' '
+	rm -f spy/app.yaml &&
+	printf "#!/nonexistent/interpreter\n" >spy/.berth/hooks/pre-build &&
+	commit_all spy bad-interpreter &&
+	refused &&
+	test_grep "cannot run .berth/hooks/pre-build" out &&
+	rm spy/.berth/hooks/pre-build &&
+	mkdir -p "$TRASH/nodetect/bin" &&
+	cp "$TRASH/spypack/bin/compile" "$TRASH/nodetect/bin/compile" &&
+	chmod -R a+rX "$TRASH/nodetect" &&
+	echo "buildpack: $TRASH/nodetect" >spy/app.yaml &&
+	commit_all spy no-detect &&
+	refused &&
+	test_grep "buildpack .$TRASH/nodetect. has no executable bin/detect" out &&
+	printf "#!/bin/sh\necho Spy\n" >"$TRASH/nodetect/bin/detect" &&
+	printf "#!/nonexistent/interpreter\n" >"$TRASH/nodetect/bin/compile" &&
+	chmod a+rx "$TRASH/nodetect/bin/detect" &&
+	git -C spy commit -q --allow-empty -m bad-compile &&
+	refused &&
+	test_grep "cannot run .*bin/compile" out
+'
+
 test_expect_success 'the host'"'"'s mounts are untouched' '
 	! grep -q " /app " /proc/self/mountinfo &&
 	! grep -q "$BERTH_ROOT" /proc/self/mountinfo
