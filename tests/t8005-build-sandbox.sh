@@ -16,7 +16,36 @@ if [ "$(id -u)" != 0 ]; then
 	test_done
 fi
 
+# limits PID: the limits of the cgroup a process is in, "KIND VALUE" a
+# line (memory in bytes, cpu as quota/period, pids), v1 or v2 files
+limits() {
+	python3 - "$1" <<-\EOF
+	import os, sys
+	files = {"memory": ("memory.limit_in_bytes", "memory.max"),
+	         "pids": ("pids.max", "pids.max"),
+	         "cpu": ("cpu.cfs_quota_us", "cpu.max")}
+	seen = {}
+	for line in open("/proc/%s/cgroup" % sys.argv[1]):
+	    hid, ctrls, path = line.strip().split(":", 2)
+	    for kind, (v1, v2) in files.items():
+	        if hid != "0" and kind in ctrls.split(","):
+	            p = "/sys/fs/cgroup/%s%s/%s" % (kind, path, v1)
+	        elif hid == "0":
+	            p = "/sys/fs/cgroup%s/%s" % (path, v2)
+	        else:
+	            continue
+	        if kind not in seen and os.path.exists(p):
+	            seen[kind] = open(p).read().split()[0]
+	for kind in sorted(seen):
+	    print(kind, seen[kind])
+	EOF
+}
+
 test_expect_success 'engine, push key, a victim app' '
+	BERTH_YAML="resources:
+  memory: 96M
+  cpu: 0.25
+  processes: 77" &&
 	start_berth &&
 	setup_push_key &&
 	# the buildpack folder below is copied by the app user
@@ -33,6 +62,16 @@ test_expect_success 'engine, push key, a victim app' '
 	# a file of the host'"'"'s /tmp any user may read
 	echo host-tmp >"$TRASH/host-tmp-mark" &&
 	chmod 644 "$TRASH/host-tmp-mark"
+'
+
+test_expect_success 'berth.yaml'"'"'s resources are the limits of an app without its own' '
+	pid=$(app_pid victim) &&
+	test -n "$pid" &&
+	limits "$pid" >lim &&
+	cat lim &&
+	test_grep "^memory 100663296$" lim &&
+	test_grep "^pids 77$" lim &&
+	test_grep "^cpu 25000$" lim
 '
 
 # spy.py WHO: what one program of the build sees, a line each, "spy WHO
