@@ -785,9 +785,121 @@ int isolate_build_set_limits(const struct cgroup_limits *lim)
 	return 0;
 }
 
+/* The build's view (isolate.h); strings owned here. */
+static struct {
+	struct sandbox sb;
+	char *paths[4];		/* release, hide, workdir */
+	size_t n_paths;
+	int on;
+} view = { .on = 0 };
+
+static const char *view_keep(const char *path)
+{
+	if (view.n_paths >= ARRAY_SIZE(view.paths))
+		return NULL;
+	view.paths[view.n_paths] = xstrdup(path);
+	return view.paths[view.n_paths++];
+}
+
+static void view_forget(void)
+{
+	size_t i;
+
+	for (i = 0; i < view.n_paths; i++)
+		FREE_AND_NULL(view.paths[i]);
+	for (i = 0; i < view.sb.n_show; i++)
+		free((char *)(uintptr_t)view.sb.show[i]);
+	memset(&view, 0, sizeof(view));
+}
+
+int isolate_build_show(const char *path, unsigned flags)
+{
+	if (!view.on)
+		return 0;
+	if (view.sb.n_show >= SANDBOX_SHOW_MAX)
+		return error_set("too many folders shown to the build");
+	view.sb.show_flags[view.sb.n_show] = flags;
+	view.sb.show[view.sb.n_show++] = xstrdup(path);
+	return 0;
+}
+
+void isolate_build_unshow(const char *path)
+{
+	size_t i = view.sb.n_show;
+
+	if (!view.on)
+		return;
+	/* the last one of that path */
+	while (i-- > 0) {
+		if (strcmp(view.sb.show[i], path))
+			continue;
+		free((char *)(uintptr_t)view.sb.show[i]);
+		memmove(&view.sb.show[i], &view.sb.show[i + 1],
+			(view.sb.n_show - i - 1) * sizeof(view.sb.show[0]));
+		memmove(&view.sb.show_flags[i], &view.sb.show_flags[i + 1],
+			(view.sb.n_show - i - 1) *
+			sizeof(view.sb.show_flags[0]));
+		view.sb.n_show--;
+		return;
+	}
+}
+
+int isolate_build_view(const char *root, const char *build_dir,
+		       const char *cache_dir, const char *env_dir,
+		       const char *work, uid_t uid, gid_t gid)
+{
+	char *app = NULL, *pg = NULL;
+	int ret = -1;
+
+	if (geteuid() != 0)
+		return 0;
+	view_forget();
+	view.on = 1;
+	app = xasprintf("%s/app", work);
+	pg = xasprintf("%s/postgres/run", root);
+	view.sb.release = view_keep(app);
+	view.sb.hide[view.sb.n_hide++] = view_keep(root);
+	view.sb.uid = uid;
+	view.sb.gid = gid;
+	view.sb.workdir = view_keep(build_dir);
+	view.sb.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;
+	if (isolate_build_show(build_dir, SANDBOX_SHOW_EXEC) < 0 ||
+	    isolate_build_show(cache_dir, SANDBOX_SHOW_EXEC) < 0 ||
+	    isolate_build_show(env_dir, SANDBOX_SHOW_READONLY) < 0 ||
+	    isolate_build_show(work, SANDBOX_SHOW_EXEC) < 0 ||
+	    isolate_build_show(pg, 0) < 0)
+		goto out;
+	if (sandbox_prepare(&view.sb) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (ret < 0)
+		view_forget();
+	free(app);
+	free(pg);
+	return ret;
+}
+
+void isolate_build_fetching(int on)
+{
+	if (!view.on)
+		return;
+	if (on)
+		view.sb.flags &= ~(unsigned)SANDBOX_PRIVATE_TMP;
+	else
+		view.sb.flags |= SANDBOX_PRIVATE_TMP;
+}
+
+const char *isolate_build_enter(void)
+{
+	if (build.on && cgroup_enter(&build.cg) < 0)
+		return "joining the build's cgroup";
+	return view.on ? sandbox_enter_view(&view.sb) : NULL;
+}
+
 int isolate_build_child(void)
 {
-	return build.on ? cgroup_enter(&build.cg) : 0;
+	return isolate_build_enter() ? -1 : 0;
 }
 
 static void mib(char *out, size_t len, uint64_t bytes)
@@ -825,6 +937,7 @@ int isolate_build_limit_hit(char *why, size_t len)
 
 void isolate_build_close(void)
 {
+	view_forget();
 	if (!build.on)
 		return;
 	if (cgroup_kill(&build.cg, KILL_TIMEOUT_MS) < 0)

@@ -154,7 +154,8 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
  * isolate with (not root, no cgroups, no engine has listed its folders):
  * then the build runs without limits, as before.
  * isolate_build_child(): in a child between fork and exec, before it
- * drops root: join the group (async-signal-safe; 0 when there is none).
+ * drops root: join the group (async-signal-safe; 0 when there is none),
+ * and enter the build's view (isolate_build_view() below) when it has one.
  * isolate_build_limit_hit(): after a program failed, why, if a limit of
  * the group stopped it ("the build reached its memory limit (256 MiB;
  * ...)") into why, one line; 0 if no limit was met.
@@ -168,6 +169,41 @@ int isolate_build_set_limits(const struct cgroup_limits *lim);
 int isolate_build_child(void);
 int isolate_build_limit_hit(char *why, size_t len);
 void isolate_build_close(void);
+
+/*
+ * The build's view of the file system, as apps have theirs (sandbox.h):
+ * with a per-app user, every program of the build (the same ones that
+ * join its cgroup) runs in a mount namespace of its own where berth's
+ * state folder 'root' is covered (other apps' repositories, releases,
+ * config and builds, the host key, authorized_keys), with a private
+ * /tmp, /var/tmp and /dev/shm and a procfs that lists only its user's
+ * processes.  Shown again at their own paths: the build folder and the
+ * cache (writable, programs may run from them), ENV_DIR (read-only), the
+ * build's work folder 'work' (its own scratch; 'work'/app is shown at
+ * /app, writable, as Heroku's builds have it) and the embedded
+ * PostgreSQL's socket folder; and for as long as they are named with
+ * isolate_build_show(), the buildpacks of this build and the server's
+ * hook folder.  The network is the host's.
+ *
+ * isolate_build_view(): set it up (0 when there is nothing to isolate
+ * with: not root); -1 with error_last().  The strings are copied.
+ * isolate_build_show() / _unshow(): add or take back one folder ('flags'
+ * as sandbox_show_flags); -1 when there are too many.
+ * isolate_build_fetching(): while on, fetches of buildpacks and
+ * submodules run: the host's /tmp stays (a file:// URL may name a
+ * folder there; they run libgit2, never the pushed code).
+ * isolate_build_enter(): in a child between fork and exec, as root:
+ * isolate_build_child()'s cgroup, then the view and no_new_privs; NULL,
+ * or the step that failed.  isolate_build_child() does the same (-1 on
+ * failure).  isolate_build_close() forgets the view.
+ */
+int isolate_build_view(const char *root, const char *build_dir,
+		       const char *cache_dir, const char *env_dir,
+		       const char *work, uid_t uid, gid_t gid);
+int isolate_build_show(const char *path, unsigned flags);
+void isolate_build_unshow(const char *path);
+void isolate_build_fetching(int on);
+const char *isolate_build_enter(void);
 
 /* apps:rename: the app's user follows its name (appuser_rename); not
  * on: nothing */

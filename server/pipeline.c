@@ -151,7 +151,7 @@ static void run_init(struct run *r)
 static const char *build_child_setup(void *arg)
 {
 	(void)arg;
-	return isolate_build_child() == 0 ? NULL : "joining the build's cgroup";
+	return isolate_build_enter();
 }
 
 /* A line of a build program, shown to the user formatted. */
@@ -412,7 +412,7 @@ static void run_from_build(struct run *r, const struct pipeline_build *b,
 
 /* bin/detect: 1 if it applies (name in *detected), 0 if not, -1 error. */
 static int pack_detect(const struct pipeline_build *b, const char *packdir,
-		       char *const *env, char **detected)
+		       const char *label, char *const *env, char **detected)
 {
 	struct run r;
 	struct buf so = BUF_INIT;
@@ -429,7 +429,7 @@ static int pack_detect(const struct pipeline_build *b, const char *packdir,
 	r.capture = &so;
 	r.capture_max = DETECT_MAX;
 	if (!is_exec_file(prog)) {
-		error_set("buildpack '%s' has no executable bin/detect", packdir);
+		error_set("buildpack '%s' has no executable bin/detect", label);
 		goto out;
 	}
 	if (run_prog(&r, &status) < 0)
@@ -800,7 +800,7 @@ static int pack_materialize(const struct pipeline_build *b,
 {
 	struct buildpack_fetch f;
 	char *src = NULL;
-	int ret = -1;
+	int ret = -1, r;
 
 	if (s->kind != BUILDPACK_URL) {
 		if (pipeline_buildpack_find(&src, b->root, s->name) < 0)
@@ -823,7 +823,17 @@ static int pack_materialize(const struct pipeline_build *b,
 	f.gid = b->drop_gid;
 	f.child_setup = isolate_build_child;
 	f.deadline = b->deadline;
-	if (buildpack_fetch(&f) == 0) {
+	/* the fetch writes the app's clones; a file:// URL may name a
+	 * folder of the host's /tmp */
+	if (isolate_build_show(b->pack_cache, 0) < 0) {
+		buildpack_fetch_release(&f);
+		return -1;
+	}
+	isolate_build_fetching(1);
+	r = buildpack_fetch(&f);
+	isolate_build_fetching(0);
+	isolate_build_unshow(b->pack_cache);
+	if (r == 0) {
 		if (f.stale)
 			say(b->out, " !     cannot fetch it (%s): using the "
 			    "copy fetched before, at %.7s", f.stale, f.commit);
@@ -843,7 +853,7 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 	struct strv env = STRV_INIT, names = STRV_INIT, detected = STRV_INIT;
 	char *tmp = NULL, *dest = NULL, *det = NULL;
 	size_t i, n = 0;
-	int ret = -1, d;
+	int ret = -1, d, shown = 0;
 
 	while (packs[n])
 		n++;
@@ -864,6 +874,10 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 		error_setsys("cannot hand '%s' over", tmp);
 		goto out;
 	}
+	/* this build's copies: they may write their "export" file */
+	if (isolate_build_show(tmp, SANDBOX_SHOW_EXEC) < 0)
+		goto out;
+	shown = 1;
 	if (n > 1 || b->packs_from)
 		say(b->out, "-----> Buildpacks%s%s: %zu", b->packs_from ?
 		    " from " : "", b->packs_from ? b->packs_from : "", n);
@@ -876,7 +890,7 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 		dest = xasprintf("%s/%zu", tmp, i + 1);
 		d = pack_materialize(b, &s, dest);
 		if (d == 0) {
-			d = pack_detect(b, dest, env.v, &det);
+			d = pack_detect(b, dest, s.text, env.v, &det);
 			if (d == 0)
 				error_set("buildpack '%s' does not apply to "
 					  "this app (its bin/detect said no)",
@@ -906,6 +920,8 @@ static int run_listed(struct pipeline_build *b, char *const *packs,
 	}
 	ret = 0;
 out:
+	if (shown)
+		isolate_build_unshow(tmp);
 	if (tmp && rm_rf(tmp) < 0)
 		log_warnx("%s: %s", __func__, error_last());
 	free(tmp);
@@ -924,7 +940,7 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 	struct strv env = STRV_INIT;
 	char *packdir = NULL, *detected = NULL;
 	size_t i, found = 0;
-	int ret = -1, d;
+	int ret = -1, d, r;
 
 	for (i = 0; b->env && b->env[i]; i++)
 		strv_push(&env, b->env[i]);
@@ -936,13 +952,18 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 		if (pipeline_buildpack_find(&packdir, b->root, name) < 0)
 			continue;
 		found++;
-		d = pack_detect(b, packdir, env.v, &detected);
-		if (d < 0)
+		/* read-only: it is the install's (or ROOT/buildpacks') */
+		if (isolate_build_show(packdir, SANDBOX_SHOW_READONLY |
+				       SANDBOX_SHOW_EXEC) < 0)
 			goto out;
+		d = pack_detect(b, packdir, name, env.v, &detected);
 		if (d > 0) {
 			b->pack = xstrdup(name);
 			break;
 		}
+		isolate_build_unshow(packdir);
+		if (d < 0)
+			goto out;
 		FREE_AND_NULL(packdir);
 	}
 	if (!found) {
@@ -956,7 +977,9 @@ static int run_detected(struct pipeline_build *b, struct packs_out *po)
 		goto out;
 	}
 	say(b->out, "-----> %s app detected", detected);
-	if (pack_run(b, packdir, &env, po, 1) < 0)
+	r = pack_run(b, packdir, &env, po, 1);
+	isolate_build_unshow(packdir);
+	if (r < 0)
 		goto out;
 	b->detected = detected;
 	detected = NULL;
@@ -1006,6 +1029,7 @@ struct pl {
 	char *build_dir;
 	char *cache_dir;
 	char *env_dir;
+	char *work_dir;		/* the build's own scratch, or NULL */
 	char *bundle;
 	struct strv config;	/* KEY=VALUE from the engine */
 	struct manifest m;	/* the checkout's app.yaml */
@@ -1277,7 +1301,7 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	DIR *d = NULL;
 	struct dirent *de;
 	size_t i, ran = 0;
-	int ret = -1;
+	int ret = -1, shown = 0;
 
 	if (!custom) {
 		dir = xasprintf("%s/hooks/%s.d", p->root, step);
@@ -1298,6 +1322,11 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 		}
 		if (names.n)
 			qsort(names.v, names.n, sizeof(char *), name_cmp);
+		/* the server's hooks, read-only, while they run */
+		if (names.n && isolate_build_show(dir, SANDBOX_SHOW_READONLY |
+						  SANDBOX_SHOW_EXEC) < 0)
+			goto out;
+		shown = names.n > 0;
 		for (i = 0; i < names.n; i++) {
 			FREE_AND_NULL(path);
 			path = xasprintf("%s/%s", dir, names.v[i]);
@@ -1311,6 +1340,9 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 				goto out;
 			ran++;
 		}
+		if (shown)
+			isolate_build_unshow(dir);
+		shown = 0;
 		/* What the server's hooks made must stay the build user's. */
 		if (ran && p->uid >= 0 &&
 		    chown_tree(p->build_dir, p->uid, p->gid) < 0)
@@ -1335,6 +1367,8 @@ static int run_hooks(struct pl *p, const char *step, int custom)
 	}
 	ret = 0;
 out:
+	if (shown)
+		isolate_build_unshow(dir);
 	if (d)
 		closedir(d);
 	free(dir);
@@ -1807,6 +1841,44 @@ out:
 
 /* ---- the whole run ---- */
 
+/*
+ * What the pusher reads names no absolute path of the server: the build
+ * folder's paths become the app's own (".berth/hooks/pre-build"), the
+ * others are said relative to the state folder ("tmp/bundle-...").
+ * Fresh string.
+ */
+static char *unpath(const struct pl *p, const char *msg)
+{
+	const char *from[] = { p->build_dir, p->env_dir, p->cache_dir,
+			       p->work_dir, p->root };
+	const char *to[] = { ".", "ENV_DIR", "CACHE_DIR", "build", "" };
+	struct buf b = BUF_INIT;
+	const char *m = msg;
+	size_t i;
+
+	while (*m) {
+		for (i = 0; i < ARRAY_SIZE(from); i++) {
+			size_t n = from[i] ? strlen(from[i]) : 0;
+
+			if (!n || strncmp(m, from[i], n) ||
+			    (m[n] != '/' && m[n] != '\0' && m[n] != '\'' &&
+			     m[n] != ':' && m[n] != ' '))
+				continue;
+			m += n;
+			if (!*to[i] || (!strcmp(to[i], ".") && *m == '/')) {
+				if (*m == '/')
+					m++;
+			} else {
+				buf_addstr(&b, to[i]);
+			}
+			break;
+		}
+		if (i == ARRAY_SIZE(from))
+			buf_add(&b, m++, 1);
+	}
+	return buf_detach(&b);
+}
+
 /* The app's log gets a copy of what the user sees (out_write()); the
  * engine makes the app on a first push, so "apps" lists it and "logs"
  * shows its build whatever the build's fate.  No engine: no copy (the
@@ -1841,13 +1913,21 @@ static int checkout_submodules(struct pl *p)
 	so.commit = p->o->commit;
 	so.dir = p->build_dir;
 	so.state_root = p->root;
-	so.tmp = tmp;
+	so.tmp = p->work_dir ? p->work_dir : tmp;
 	so.uid = p->uid;
 	so.gid = p->gid;
 	so.child_setup = isolate_build_child;
 	so.out = p->o->out;
 	so.deadline = p->deadline;
+	/* the app's own repository, read-only, for the fetch */
+	if (isolate_build_show(p->o->repo, SANDBOX_SHOW_READONLY) < 0) {
+		free(tmp);
+		return -1;
+	}
+	isolate_build_fetching(1);
 	ret = submodule_update(&so);
+	isolate_build_fetching(0);
+	isolate_build_unshow(p->o->repo);
 	free(tmp);
 	return ret;
 }
@@ -1934,7 +2014,8 @@ out:
 
 int pipeline_tmp_app(const char *entry, char *app, size_t len)
 {
-	static const char *const prefix[] = { "build-", "env-", "bundle-" };
+	static const char *const prefix[] = { "build-", "env-", "bundle-",
+					      "work-" };
 	size_t n = strlen(entry), i, k;
 
 	if (n > 7 && !strcmp(entry + n - 7, ".tar.gz"))
@@ -2009,6 +2090,41 @@ static int make_dirs(struct pl *p)
 	ret = 0;
 out:
 	free(tmp);
+	return ret;
+}
+
+/*
+ * As root with a per-app user: the build's scratch, ROOT/tmp/work-APP-X
+ * (the app user's, 0700; its app/ is the build's /app), and the view of
+ * the file system every program of the build gets (isolate.h).
+ */
+static int build_view(struct pl *p)
+{
+	char *app = NULL;
+	int ret = -1;
+
+	if (!p->per_app_user || geteuid() != 0)
+		return 0;
+	p->work_dir = xasprintf("%s/tmp/work-%s-XXXXXX", p->root, p->o->app);
+	if (!mkdtemp(p->work_dir)) {
+		error_setsys("cannot create '%s'", p->work_dir);
+		FREE_AND_NULL(p->work_dir);
+		goto out;
+	}
+	app = xasprintf("%s/app", p->work_dir);
+	if (mkdir(app, 0755) < 0 ||
+	    chown(app, (uid_t)p->uid, (gid_t)p->gid) < 0 ||
+	    chown(p->work_dir, (uid_t)p->uid, (gid_t)p->gid) < 0) {
+		error_setsys("cannot make '%s'", app);
+		goto out;
+	}
+	if (isolate_build_view(p->root, p->build_dir, p->cache_dir,
+			       p->env_dir, p->work_dir, (uid_t)p->uid,
+			       (gid_t)p->gid) < 0)
+		goto out;
+	ret = 0;
+out:
+	free(app);
 	return ret;
 }
 
@@ -2111,7 +2227,7 @@ int pipeline_run(const struct pipeline_opts *o)
 			   chmod(p.cache_dir, 0700) < 0 ||
 			   chown_tree(p.env_dir, p.uid, p.gid) < 0))
 		goto out;
-	if (checkout_submodules(&p) < 0)
+	if (build_view(&p) < 0 || checkout_submodules(&p) < 0)
 		goto out;
 	if (read_app_yaml(&p) < 0 || read_app_files(&p) < 0 ||
 	    steps_resolve(&p) < 0)
@@ -2131,6 +2247,12 @@ out:
 			why = xasprintf("%s: %s", limit, error_last());
 		else
 			why = xstrdup(error_last());
+		{
+			char *shown = unpath(&p, why);
+
+			free(why);
+			why = shown;
+		}
 		say(o->out, " !     %s", why);
 		if (!p.deployed && !p.outcome_said)
 			say(o->out, " !     push rejected: the running release "
@@ -2145,6 +2267,8 @@ out:
 		log_warnx("%s: %s", __func__, error_last());
 	if (p.env_dir && rm_rf(p.env_dir) < 0)
 		log_warnx("%s: %s", __func__, error_last());
+	if (p.work_dir && rm_rf(p.work_dir) < 0)
+		log_warnx("%s: %s", __func__, error_last());
 	if (p.bundle)
 		unlink(p.bundle);	/* gone already when the engine moved it */
 	if (p.lock_fd >= 0)
@@ -2154,6 +2278,7 @@ out:
 	log_copy_fd = log_copy_of = -1;
 	free(p.build_dir);
 	free(p.env_dir);
+	free(p.work_dir);
 	free(p.cache_dir);
 	free(p.bundle);
 	free(p.detected);

@@ -121,11 +121,17 @@ static int show_beneath(const struct sandbox *sb, const char *top,
 	for (i = 0; i < sb->n_show; i++) {
 		if (fds[i] < 0 || !beneath(sb->show[i], top))
 			continue;
+		unsigned long flags = MS_REMOUNT | MS_BIND | MS_NOSUID |
+				      MS_NODEV;
+
+		if (!(sb->show_flags[i] & SANDBOX_SHOW_EXEC))
+			flags |= MS_NOEXEC;
+		if (sb->show_flags[i] & SANDBOX_SHOW_READONLY)
+			flags |= MS_RDONLY;
 		fd_path(src, sizeof(src), fds[i]);
 		if (make_skeleton(top, sb->show[i]) < 0 ||
 		    mount(src, sb->show[i], NULL, MS_BIND, NULL) < 0 ||
-		    mount(NULL, sb->show[i], NULL, MS_REMOUNT | MS_BIND |
-			  MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
+		    mount(NULL, sb->show[i], NULL, flags, NULL) < 0)
 			return -1;
 	}
 	return 0;
@@ -155,7 +161,8 @@ static const char *cover_showing(const struct sandbox *sb, const char *top,
 	return NULL;
 }
 
-const char *sandbox_enter(const struct sandbox *sb)
+/* Steps 1 to 5 (sandbox.h). */
+static const char *enter_view(const struct sandbox *sb)
 {
 	const char *app = app_path(sb);
 	unsigned long bind_flags = MS_NOSUID | MS_NODEV;
@@ -163,10 +170,6 @@ const char *sandbox_enter(const struct sandbox *sb)
 	const char *failed;
 	size_t i;
 
-	if (sb->uid == 0 || sb->gid == 0) {
-		errno = EPERM;
-		return "refusing uid or gid 0";
-	}
 	if (unshare(CLONE_NEWNS) < 0)
 		return "unshare";
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
@@ -220,6 +223,31 @@ const char *sandbox_enter(const struct sandbox *sb)
 		return "private /proc";
 	if (chdir(sb->workdir ? sb->workdir : app) < 0)
 		return "chdir";
+	return NULL;
+}
+
+const char *sandbox_enter_view(const struct sandbox *sb)
+{
+	const char *failed = enter_view(sb);
+
+	if (failed)
+		return failed;
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return "no_new_privs";
+	return NULL;
+}
+
+const char *sandbox_enter(const struct sandbox *sb)
+{
+	const char *failed;
+
+	if (sb->uid == 0 || sb->gid == 0) {
+		errno = EPERM;
+		return "refusing uid or gid 0";
+	}
+	failed = enter_view(sb);
+	if (failed)
+		return failed;
 	if (setgroups(0, NULL) < 0)
 		return "setgroups";
 	if (setresgid(sb->gid, sb->gid, sb->gid) < 0)

@@ -40,12 +40,19 @@
 
 #define SANDBOX_APP_PATH "/app"
 #define SANDBOX_HIDE_MAX 8
-#define SANDBOX_SHOW_MAX 4
+#define SANDBOX_SHOW_MAX 12
 
 enum sandbox_flags {
 	SANDBOX_PRIVATE_TMP = 1 << 0,
 	SANDBOX_HIDE_PIDS = 1 << 1,
 	SANDBOX_APP_READONLY = 1 << 2,
+};
+
+/* How a 'show' folder is bound back (0: writable, no programs run from
+ * it: the PostgreSQL socket folder) */
+enum sandbox_show_flags {
+	SANDBOX_SHOW_READONLY = 1 << 0,
+	SANDBOX_SHOW_EXEC = 1 << 1,	/* programs may run from it */
 };
 
 struct sandbox {
@@ -57,6 +64,7 @@ struct sandbox {
 	/* folders beneath a hidden one shown again (a missing one is left
 	 * out); absolute, no "." or ".." */
 	const char *show[SANDBOX_SHOW_MAX];
+	unsigned show_flags[SANDBOX_SHOW_MAX];	/* sandbox_show_flags */
 	size_t n_show;
 	uid_t uid;		/* never 0 */
 	gid_t gid;		/* never 0 */
@@ -80,5 +88,13 @@ int sandbox_prepare(const struct sandbox *sb);
  */
 const char *sandbox_enter(const struct sandbox *sb);
 const char *sandbox_child_setup(void *sb);
+
+/*
+ * Steps 1 to 5 only, and PR_SET_NO_NEW_PRIVS: the view of the file
+ * system, still as root, for a child that drops to the app's user itself
+ * afterwards (a build's programs, whose spawn or fork drops).  uid and
+ * gid are not looked at.  Same contract as sandbox_enter().
+ */
+const char *sandbox_enter_view(const struct sandbox *sb);
 
 #endif

@@ -58,6 +58,30 @@ test_expect_success 'a line with command= put in by hand gives no access, and sa
 		"$TRASH/berth.log"
 '
 
+test_expect_success 'a line with permitopen= put in by hand gives no access either' '
+	make_key opener &&
+	echo "permitopen=\"localhost:80\" $(cat "$TRASH/opener.pub")" >>"$AK" &&
+	test_must_fail ssh_berth opener apps 2>err &&
+	retry_until 10 grep -q "key option .permitopen. cannot be honoured by berth; key refused" \
+		"$TRASH/berth.log"
+'
+
+test_expect_success 'restrict is honoured: the key works, but gets no terminal' '
+	make_key restricted &&
+	echo "restrict $(cat "$TRASH/restricted.pub")" >restricted.opt &&
+	berth keys add restricted.opt >out &&
+	# a key without options that asks for a terminal gets one, and is
+	# told it is for run and pg:psql only
+	ssh_args near &&
+	test_must_fail ssh -tt "${SSH_ARGS[@]}" version >tty.out 2>&1 &&
+	test_grep "a terminal \(ssh -t\) is only for" tty.out &&
+	# restrict: the request is refused, the command runs on pipes
+	ssh_args restricted &&
+	ssh -tt "${SSH_ARGS[@]}" version >notty.out 2>notty.err &&
+	test_grep "^berth [0-9]" notty.out &&
+	! grep -q "$(printf "\r")" notty.out
+'
+
 test_expect_success 'a name is one key only' '
 	sed "s/ named\$/ near/" "$TRASH/named.pub" >dup.pub &&
 	test_must_fail berth keys add dup.pub 2>err &&

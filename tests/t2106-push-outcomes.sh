@@ -85,18 +85,18 @@ test_expect_success 'rm works on an app whose only push failed' '
 '
 
 test_expect_success 'an engine killed during a build: its files stay, the push goes through' '
-	# as root the hooks run as the app user: let them leave marks here
-	chmod 1777 "$TRASH" &&
+	# a build sees its own cache at its usual path (not the host'"'"'s /tmp):
+	# its marks go there
 	new_app_repo slow &&
 	add_web_app slow v1 &&
 	echo "web: python3 web.py" >slow/Procfile &&
 	mkdir -p slow/.berth/hooks &&
 	printf "#!/bin/sh\ntouch \"%s\"\nwhile [ ! -e \"%s\" ]; do sleep 0.1; done\n" \
-		"$TRASH/build-started" "$TRASH/build-go" >slow/.berth/hooks/pre-build &&
+		"$BERTH_ROOT/cache/slow/build-started" "$BERTH_ROOT/cache/slow/build-go" >slow/.berth/hooks/pre-build &&
 	chmod +x slow/.berth/hooks/pre-build &&
 	commit_all slow one &&
 	push_in_background slow slow &&
-	retry_until 30 test -e "$TRASH/build-started" &&
+	retry_until 30 test -e "$BERTH_ROOT/cache/slow/build-started" &&
 	ls "$BERTH_ROOT/tmp" >tmp-before &&
 	test_grep "^build-slow-" tmp-before &&
 	crash_berth &&
@@ -104,7 +104,7 @@ test_expect_success 'an engine killed during a build: its files stay, the push g
 	ls "$BERTH_ROOT/tmp" >tmp-after &&
 	test_cmp tmp-before tmp-after &&
 	test_grep "keeping .tmp/build-slow-.*: a build of .slow. is running" "$TRASH/berth.log" &&
-	touch "$TRASH/build-go" &&
+	touch "$BERTH_ROOT/cache/slow/build-go" &&
 	retry_until 60 test -s slow.rc &&
 	cat slow.out &&
 	test "$(cat slow.rc)" = 0 &&

@@ -6,9 +6,7 @@
 . "$TEST_DIR/lib-pipeline.sh"
 
 test_expect_success 'engine and push key' '
-	start_berth_for_pushes &&
-	# as root the hooks run as the app user: let them leave marks here
-	chmod 1777 "$TRASH"
+	start_berth_for_pushes
 '
 
 test_expect_success 'a second push waits for the first build' '
@@ -16,11 +14,11 @@ test_expect_success 'a second push waits for the first build' '
 	mkdir -p lockapp/.berth/hooks &&
 	# the first build holds until the test lets it go
 	printf "#!/bin/sh\ntouch \"%s\"\nwhile [ ! -e \"%s\" ]; do sleep 0.1; done\n" \
-		"$TRASH/first-started" "$TRASH/let-go" >lockapp/.berth/hooks/pre-build &&
+		"$BERTH_ROOT/cache/lockapp/first-started" "$BERTH_ROOT/cache/lockapp/let-go" >lockapp/.berth/hooks/pre-build &&
 	chmod +x lockapp/.berth/hooks/pre-build &&
 	commit_all lockapp one &&
 	{ (git -C lockapp push deploy HEAD:main >first.out 2>&1; echo $? >first.rc) & } &&
-	retry_until 30 test -e "$TRASH/first-started" &&
+	retry_until 30 test -e "$BERTH_ROOT/cache/lockapp/first-started" &&
 	git clone -q "$TRASH/lockapp" second &&
 	git -C second remote add deploy "ssh://git@127.0.0.1:$SSH_PORT/lockapp" &&
 	rm second/.berth/hooks/pre-build &&
@@ -29,7 +27,7 @@ test_expect_success 'a second push waits for the first build' '
 	{ (git -C second push -f deploy HEAD:main >second.out 2>&1; echo $? >second.rc) & } &&
 	retry_until 30 grep -q "Waiting for another build of lockapp" second.out &&
 	test_grep_not "is live" second.out &&
-	touch "$TRASH/let-go" &&
+	touch "$BERTH_ROOT/cache/lockapp/let-go" &&
 	retry_until 60 test -s first.rc &&
 	retry_until 60 test -s second.rc &&
 	test "$(cat first.rc)" = 0 &&

@@ -52,6 +52,7 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	apps=$BERTH_ROOT/apps
 	venv=$BERTH_ROOT/apps/victim/env
 	vrun=$BERTH_ROOT/run
+	probesock=$BERTH_ROOT/nginx/sock/probe
 	EOF
 	cat >probe/probe.py <<-\EOF &&
 	import http.server, os, socket, subprocess
@@ -85,6 +86,12 @@ test_expect_success 'the probe app runs as its own user, not root' '
 	t("vbindany", lambda: steal("0.0.0.0"))
 	t("nnp", lambda: [l.split()[1] for l in open("/proc/self/status") if l.startswith("NoNewPrivs")][0])
 	t("app", lambda: "LISTED %s" % sorted(os.listdir("/app")))
+	def probe():
+	    s = socket.socket(socket.AF_UNIX)
+	    s.connect(tg["probesock"])
+	    s.sendall(b"GET / HTTP/1.0\r\nHost: victim.localhost\r\nX-Berth-Probe: 1\r\n\r\n")
+	    return "ANSWERED %r" % s.recv(200)
+	t("probesock", probe)
 	s = subprocess.Popen(["setsid", "sleep", "1000"])
 	t("survivor", lambda: s.pid)
 	body = "\n".join(res) + "\n"
@@ -126,6 +133,9 @@ test_expect_success 'the probe reaches nothing outside its app' '
 	test_grep "^setuid: denied" report &&
 	test_grep "^vbind: denied" report &&
 	test_grep "^vbindany: denied" report &&
+	# the probe listener of the engine (it says which release answers)
+	test -S "$BERTH_ROOT/nginx/sock/probe" &&
+	test_grep "^probesock: denied" report &&
 	through_nginx victim >body &&
 	test_grep "^hello v1 " body &&
 	test_grep_not "victim-secret" report
@@ -268,13 +278,13 @@ test_expect_success 'the root chown walk gives away no file through a swapped li
 	while True:
 	    libc.renameat2(-100, b"d", -100, b"l", 2)
 	EOF
-	printf "#!/bin/sh\nsetsid python3 racer.py %s/racer.pid </dev/null >/dev/null 2>&1 &\nwhile [ ! -s %s/racer.pid ]; do sleep 0.1; done\n" \
-		"$TRASH/racerdir" "$TRASH/racerdir" >racy/.berth/hooks/pre-build &&
+	# the build sees its cache at its own path (its /tmp is private)
+	printf "#!/bin/sh\nsetsid python3 racer.py \"\$BERTH_CACHE_DIR/racer.pid\" </dev/null >/dev/null 2>&1 &\nwhile [ ! -s \"\$BERTH_CACHE_DIR/racer.pid\" ]; do sleep 0.1; done\n" \
+		>racy/.berth/hooks/pre-build &&
 	chmod +x racy/.berth/hooks/pre-build &&
-	mkdir -m 777 "$TRASH/racerdir" &&
 	commit_all racy one &&
 	{ push racy >out 2>&1 || :; } &&
-	racer=$(cat "$TRASH/racerdir/racer.pid" 2>/dev/null) &&
+	racer=$(cat "$BERTH_ROOT/cache/racy/racer.pid" 2>/dev/null) &&
 	test -n "$racer" &&
 	# the build killed it when it ended (with its cgroup), else now
 	{ kill -KILL "$racer" 2>/dev/null; true; } &&

@@ -96,6 +96,55 @@ test_expect_success 'every other spelling and door is refused too' '
 	test_grep "^web.1 .* up " out
 '
 
+# help's usage line of a command that takes an app -> that command on
+# app alpha with arguments that pass its usage check ("scale alpha web=1")
+cat >"$TRASH/usage2cmd.py" <<-\EOF
+import re, sys
+fill = {"TYPE=N...": "web=1", "K=V...": "X=1", "FILE|-": "-", "FILE": "-",
+        "HOST...": "h.example.com", "BUILDPACK...": "python",
+        "GROUP": "default", "NEW-NAME": "beta", "COMMAND...": "true",
+        "https_redirect|hsts": "hsts", "VALUE": "true", "PROCESS": "web"}
+for line in sys.stdin:
+    m = re.match(r"  (\S+) (NAME\S*)(.*?)(\s{2,}|$)", line)
+    if not m:
+        continue
+    cmd, rest = m.group(1), re.sub(r"\[[^]]*\]", "", m.group(3)).split()
+    args = []
+    for w in rest:  # a long usage runs into its description
+        if w in fill:
+            args.append(fill[w])
+        elif re.fullmatch(r"[A-Z][A-Z0-9=.|-]*|--[a-z-]+", w):
+            args.append(w if w.startswith("--") else "x")
+        else:
+            break
+    print(" ".join([cmd, "alpha"] + args))
+EOF
+
+test_expect_success 'every command of help that takes an app, and every alias, refuses another key' '
+	ssh_berth bob help >help &&
+	python3 "$TRASH/usage2cmd.py" <help >cmds &&
+	cat cmds &&
+	# the table: at least what the issue lists, aliases below
+	test $(wc -l <cmds) -ge 40 &&
+	# the host-only ones say so before any app is looked up
+	grep -v "^\(deploy\|import-staged\|certs:add-staged\) " cmds >remote &&
+	for alias in "domains:report alpha" "apps:report alpha" \
+		"rename alpha beta" "info alpha" "domains:list alpha" \
+		"buildpacks:report alpha" "buildpacks:list alpha" \
+		"run:term alpha xterm true" "ps:report alpha"; do
+		echo "$alias" >>remote || return 1
+	done &&
+	while read -r cmd; do
+		test_must_fail ssh_berth bob $cmd >out 2>err </dev/null &&
+		test_grep "^error: no access to app .alpha.$" err &&
+		test ! -s out || { echo "for: $cmd"; cat out err; return 1; }
+	done <remote &&
+	berth ps alpha >out &&
+	test_grep "^web.1 .* up " out &&
+	berth config alpha >out &&
+	test_grep_not "^X=" out
+'
+
 test_expect_success 'apps lists only the apps a key reaches; status is for admins' '
 	ssh_berth bob apps >out &&
 	test_grep "^NAME " out &&

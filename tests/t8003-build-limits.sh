@@ -25,8 +25,6 @@ hook() {
 
 test_expect_success 'engine, push key, a bystander app' '
 	start_berth &&
-	# the hooks run as the app user: let them leave marks here
-	chmod 1777 "$TRASH" &&
 	setup_push_key &&
 	new_app_repo bystander &&
 	add_web_app bystander b1 &&
@@ -135,10 +133,10 @@ test_expect_success 'what a build leaves running dies with it, setsid or not' '
 	        fd = os.open("/dev/null", os.O_RDWR)
 	        for i in (0, 1, 2):
 	            os.dup2(fd, i)
-	        open("$TRASH/daemon.pid", "w").write("%d\\n" % os.getpid())
+	        open("$BERTH_ROOT/cache/greedy/daemon.pid", "w").write("%d\\n" % os.getpid())
 	        time.sleep(600)
 	    os._exit(0)
-	while not os.path.exists("$TRASH/daemon.pid"):
+	while not os.path.exists("$BERTH_ROOT/cache/greedy/daemon.pid"):
 	    time.sleep(0.05)
 	print("left a daemon behind")
 	EOF
@@ -146,7 +144,7 @@ test_expect_success 'what a build leaves running dies with it, setsid or not' '
 	push greedy >out &&
 	test_grep "left a daemon behind" out &&
 	test_grep "Release [0-9]+ of greedy is live" out &&
-	pid=$(cat "$TRASH/daemon.pid") &&
+	pid=$(cat "$BERTH_ROOT/cache/greedy/daemon.pid") &&
 	test -n "$pid" &&
 	retry_until 10 sh -c "! kill -0 $pid 2>/dev/null || grep -q \"^State:.*zombie\" /proc/$pid/status" &&
 	while read -r d; do

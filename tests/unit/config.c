@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "isolate.h"
+#include "manifest.h"
 #include "util.h"
 #include "tap.h"
 #include "banned.h"
@@ -64,6 +66,36 @@ int main(void)
 	   !c.nginx_conf_dir && !strcmp(c.nginx_bin, "nginx") && !c.postgres && !c.webhook &&
 	   !c.run_user, "defaults");
 	ok(config_load(&c) == 0 && c.port_min == 20000, "no berth.yaml is fine");
+	/* resources: the default limits of every app process (issue #12) */
+	ok(c.res_memory == 1073741824L && !c.res_cpu && c.res_processes == 512,
+	   "resources: 1G of memory, no CPU limit, 512 processes by default");
+	ok(load(&c, "resources:\n  memory: 256M\n  cpu: 0.5\n"
+		"  processes: 100\n") == 0 && c.res_memory == 256L << 20 &&
+	   c.res_cpu && !strcmp(c.res_cpu, "0.5") && c.res_processes == 100,
+	   "resources: set in berth.yaml");
+	{
+		struct cgroup_limits lim;
+		struct manifest mf;
+
+		manifest_init(&mf);
+		isolate_limits(&lim, &c, &mf);
+		ok(lim.memory == 256UL << 20 && lim.cpu_millis == 500 &&
+		   lim.processes == 100,
+		   "an app.yaml without resources gets berth.yaml's");
+		mf.res_memory = 64L << 20;
+		mf.res_processes = 30;
+		isolate_limits(&lim, &c, &mf);
+		ok(lim.memory == 64UL << 20 && lim.cpu_millis == 500 &&
+		   lim.processes == 30, "app.yaml's win where set");
+		manifest_release(&mf);
+	}
+	ok(load(&c, "resources:\n  cpu: lots\n") < 0 &&
+	   strstr(error_last(), "resources.cpu"), "a bad cpu refused: %s",
+	   error_last());
+	ok(load(&c, "resources:\n  memory: 0\n") == 0 && c.res_memory == 0,
+	   "memory: 0 is no limit");
+	config_release(&c);
+	config_init(&c, root);
 
 	ok(load(&c, "# nothing\n") == 0, "comment-only file");
 	ok(load(&c,

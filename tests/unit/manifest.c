@@ -109,6 +109,33 @@ static void test_procfile(void)
 	    "Procfile:1:7: NUL byte in line", "NUL byte");
 }
 
+/* resources: each process's cgroup limits (issue #12) */
+static void test_resources(void)
+{
+	ok(app("") == 0 && m.res_memory == -1 && m.res_cpu_millis == -1 &&
+	   m.res_processes == -1, "no resources: berth.yaml's defaults");
+	ok(app("resources:\n  memory: 256M\n  cpu: 0.5\n  processes: 200\n")
+	   == 0 && m.res_memory == 256LL << 20 && m.res_cpu_millis == 500 &&
+	   m.res_processes == 200, "memory, cpu and processes read");
+	ok(app("resources:\n  cpu: 2\n") == 0 && m.res_cpu_millis == 2000 &&
+	   m.res_memory == -1 && m.res_processes == -1,
+	   "one set, the others left to berth.yaml");
+	BAD(app("resources:\n  memory: 1M\n"),
+	    "app.yaml:2:11: 'resources.memory' must be a size from 4M, like 256M or 1G",
+	    "memory below 4M");
+	BAD(app("resources:\n  cpu: lots\n"),
+	    "app.yaml:2:8: 'resources.cpu' must be a number of cores from 0.01, like 0.5 or 2",
+	    "cpu not a number");
+	BAD(app("resources:\n  processes: 0\n"),
+	    "app.yaml:2:14: 'resources.processes' must be a number from 1 to 1000000",
+	    "no processes");
+	BAD(app("resources:\n  disk: 1G\n"),
+	    "app.yaml:2:3: unknown key 'disk' in 'resources'", "unknown key");
+	BAD(app("resources: 256M\n"),
+	    "app.yaml:1:12: 'resources' must be a mapping, not a string",
+	    "not a mapping");
+}
+
 static void test_app_yaml(void)
 {
 	ok(app("") == 0 && m.nprocs == 0, "empty app.yaml is all defaults");
@@ -593,6 +620,7 @@ int main(void)
 	   !host_name_valid("*") && !host_name_valid(NULL), "bad hosts");
 	test_procfile();
 	test_app_yaml();
+	test_resources();
 	test_keter();
 	test_release_yaml();
 	test_load();

@@ -85,6 +85,49 @@ static int run_in(struct sandbox *sb, const char *script, struct buf *out)
 	return st;
 }
 
+/* A build's program: the view only (sandbox_enter_view), then spawn's
+ * own drop to the app's user. */
+static const char *view_setup(void *sb)
+{
+	return sandbox_enter_view(sb);
+}
+
+static int run_view(struct sandbox *sb, const char *script, struct buf *out)
+{
+	char *argv[] = { "/bin/sh", "-c", (char *)(uintptr_t)script, NULL };
+	char *env[] = { "PATH=/usr/bin:/bin", "LANG=C", NULL };
+	struct spawn s;
+	int pfd[2], st = -1;
+	char chunk[4096];
+	ssize_t n;
+
+	buf_reset(out);
+	if (pipe2(pfd, O_CLOEXEC) < 0)
+		return -1;
+	spawn_init(&s);
+	s.argv = argv;
+	s.envp = env;
+	s.out = pfd[1];
+	s.err = pfd[1];
+	s.child_setup = view_setup;
+	s.child_arg = sb;
+	s.flags = SPAWN_DROP_PRIV;
+	s.uid = APP_UID;
+	s.gid = APP_UID;
+	if (spawn_start(&s) < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		return -1;
+	}
+	close(pfd[1]);
+	while ((n = read(pfd[0], chunk, sizeof(chunk))) > 0)
+		buf_add(out, chunk, (size_t)n);
+	close(pfd[0]);
+	spawn_wait(&s, &st);
+	buf_add(out, "", 0);
+	return st;
+}
+
 /* the value of "key=" on a line of out */
 static const char *val(const struct buf *out, const char *key)
 {
@@ -246,6 +289,65 @@ int main(void)
 		   &out);
 	ok(!strcmp(val(&out, "w"), "no"), "SANDBOX_APP_READONLY: /app read-only");
 	sb.flags &= ~(unsigned)SANDBOX_APP_READONLY;
+
+	/* a build's view: its folders shown back with their own modes */
+	{
+		struct sandbox bv;
+		char *bs;
+
+		mk("tmp/build-one", 0755, APP_UID);
+		put("tmp/build-one/run.sh", "#!/bin/sh\necho ran\n", 0755,
+		    APP_UID);
+		mk("tmp/env-one", 0755, APP_UID);
+		put("tmp/env-one/SECRET", "s3cret", 0644, APP_UID);
+		put("postgres/run/run.sh", "#!/bin/sh\necho ran\n", 0755, 0);
+		mk("tmp/work-one/app", 0755, APP_UID);
+		memset(&bv, 0, sizeof(bv));
+		bv.release = at("tmp/work-one/app");
+		bv.hide[bv.n_hide++] = root;
+		bv.show[bv.n_show] = at("tmp/build-one");
+		bv.show_flags[bv.n_show++] = SANDBOX_SHOW_EXEC;
+		bv.show[bv.n_show] = at("tmp/env-one");
+		bv.show_flags[bv.n_show++] = SANDBOX_SHOW_READONLY;
+		bv.show[bv.n_show++] = owned[1];
+		bv.workdir = at("tmp/build-one");
+		bv.uid = bv.gid = APP_UID;
+		bv.flags = SANDBOX_PRIVATE_TMP | SANDBOX_HIDE_PIDS;
+		bs = xasprintf(
+			"echo uid=$(id -u)\n"
+			"echo cwd=$(pwd)\n"
+			"echo exec=$(./run.sh 2>/dev/null || echo refused)\n"
+			"echo buildw=$(touch new && echo yes)\n"
+			"echo env=$(cat %s/tmp/env-one/SECRET)\n"
+			"echo envw=$(touch %s/tmp/env-one/X 2>/dev/null && echo yes || echo refused)\n"
+			"echo pgexec=$(%s/postgres/run/run.sh 2>/dev/null || echo refused)\n"
+			"echo appw=$(touch /app/x && echo yes)\n"
+			"echo apps=$(ls %s/apps >/dev/null 2>&1 && echo listed || echo refused)\n"
+			"echo nnp=$(grep NoNewPrivs /proc/self/status | tr -dc 0-9)\n",
+			root, root, root, root);
+		r = run_view(&bv, bs, &out);
+		ok(WIFEXITED(r) && WEXITSTATUS(r) == 0 &&
+		   !strcmp(val(&out, "uid"), "65534"),
+		   "view only: spawn drops to the app's user (%s)",
+		   val(&out, "uid"));
+		ok(!strcmp(val(&out, "cwd"), at("tmp/build-one")),
+		   "starts in its workdir, shown at its own path");
+		ok(!strcmp(val(&out, "exec"), "ran") &&
+		   !strcmp(val(&out, "buildw"), "yes"),
+		   "SANDBOX_SHOW_EXEC: programs run from it, it is writable");
+		ok(!strcmp(val(&out, "env"), "s3cret") &&
+		   !strcmp(val(&out, "envw"), "refused"),
+		   "SANDBOX_SHOW_READONLY: read, not written");
+		ok(!strcmp(val(&out, "pgexec"), "refused"),
+		   "a folder shown without flags runs no program");
+		ok(!strcmp(val(&out, "appw"), "yes") &&
+		   access(at("tmp/work-one/app/x"), F_OK) == 0,
+		   "its /app is the folder given");
+		ok(!strcmp(val(&out, "apps"), "refused") &&
+		   !strcmp(val(&out, "nnp"), "1"),
+		   "the state folder hidden, no_new_privs set");
+		free(bs);
+	}
 
 	/* never root */
 	sb.uid = 0;
