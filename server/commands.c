@@ -61,10 +61,29 @@ static void cmd_version(struct engine *e, struct client *c, struct app *a,
 	client_ok(c);
 }
 
+static void cmd_ps(struct engine *e, struct client *c, struct app *a,
+		   int argc, char **argv);
+
+/* "status": the engine; "status NAME": the app's processes, as "ps NAME"
+ * (Erel's name for it), on every host of its group in a cluster */
 static void cmd_status(struct engine *e, struct client *c, struct app *a,
 		       int argc, char **argv)
 {
-	status_cmd(e, c);
+	if (argc == 1) {
+		status_cmd(e, c);
+		return;
+	}
+	if (!app_name_valid(argv[1])) {
+		client_error(c, "invalid app name '%s'", argv[1]);
+		return;
+	}
+	a = app_find(e, argv[1]);
+	if (!a) {
+		client_error_code(c, CONTROL_ERR_NOTFOUND,
+				  "app '%s' does not exist", argv[1]);
+		return;
+	}
+	cmd_ps(e, c, a, argc, argv);
 }
 
 /* Listed for "help"; the CLI and SSH sessions run these themselves
@@ -632,7 +651,7 @@ static const struct command commands[] = {
 	{ "certs:remove", "certs:remove NAME", "remove the app's certificate (plain HTTP only)", 1, 2, 2, cmd_certs, 0 },
 	{ "certs:set", "certs:set NAME https_redirect|hsts VALUE", "redirect HTTP to HTTPS (true by default) or send HSTS (false by default, true or seconds)", 1, 4, 4, cmd_certs, 0 },
 	{ "certs:add-staged", "certs:add-staged NAME DIR", "", 1, 3, 3, cmd_certs, CMD_LOCAL | CMD_HIDDEN },
-	{ "status", "status", "the engine: version, uptime, nginx, postgres, apps, disk", 0, 1, 1, cmd_status, 0 },
+	{ "status", "status [NAME]", "the engine: version, uptime, nginx, postgres, apps, disk; with NAME, the app's processes (as ps)", 0, 1, 2, cmd_status, 0 },
 	{ "apps:rename", "apps:rename NAME NEW-NAME", "rename an app: repository, releases, logs, hosts, certificate and database follow; it keeps serving", 1, 3, 3, cmd_rename, 0 },
 	{ "apps:info", "apps:info NAME", "one app at a glance: URL, hosts, release, buildpack, processes, database, disk", 1, 2, 2, cmd_info, 0 },
 	{ "url", "url NAME", "where the app answers", 1, 2, 2, cmd_url, 0 },

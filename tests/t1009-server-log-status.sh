@@ -49,6 +49,10 @@ test_expect_success 'bad usage: one-line errors' '
 	test_must_fail berth logs ../x 2>err &&
 	test_grep "^error: invalid app name" err &&
 	test_must_fail berth status extra 2>err &&
+	test_grep "^error: app .extra. does not exist" err &&
+	test_must_fail berth status ../x 2>err &&
+	test_grep "^error: invalid app name" err &&
+	test_must_fail berth status one two 2>err &&
 	test_grep "^usage: berth status" err
 '
 

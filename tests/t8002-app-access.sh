@@ -131,7 +131,8 @@ test_expect_success 'every command of help that takes an app, and every alias, r
 	for alias in "domains:report alpha" "apps:report alpha" \
 		"rename alpha beta" "info alpha" "domains:list alpha" \
 		"buildpacks:report alpha" "buildpacks:list alpha" \
-		"run:term alpha xterm true" "ps:report alpha"; do
+		"run:term alpha xterm true" "ps:report alpha" \
+		"status alpha"; do
 		echo "$alias" >>remote || return 1
 	done &&
 	while read -r cmd; do

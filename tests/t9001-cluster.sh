@@ -255,12 +255,17 @@ test_expect_success 'restart on A restarts the app on every host, host by host' 
 	ps_on c "web\.2 "
 '
 
-test_expect_success 'ps and logs on any host: every host, with its name' '
+test_expect_success 'ps, status and logs on any host: every host, with its name' '
 	host_berth c ps shop >ps &&
 	test_grep "^HOST +PROCESS +PID +PORT +STATE +UPTIME +RESTARTS$" ps &&
 	for h in a b c d; do
 		test_grep "^host-$h +web\.1 +[0-9]+ +[0-9]+ +up +[0-9]+s +[0-9]+$" ps &&
 		test_grep "^host-$h +web\.2 " ps || return 1
+	done &&
+	host_berth d status shop >status &&
+	test_grep "^HOST +PROCESS +PID +PORT +STATE +UPTIME +RESTARTS$" status &&
+	for h in a b c d; do
+		test_grep "^host-$h +web\.1 +[0-9]+ +[0-9]+ +up " status || return 1
 	done &&
 	host_berth b logs shop -n 200 >logs &&
 	for h in a b c d; do
