@@ -29,6 +29,7 @@
 #include "appstats.h"
 #include "dashboard.h"
 #include "deploy.h"
+#include "gitsep.h"
 #include "health.h"
 #include "incoming.h"
 #include "isolate.h"
@@ -362,6 +363,9 @@ int engine_serve(struct config *cfg)
 	if (e.iso->on)
 		snprintf(cfg->www_user, sizeof(cfg->www_user), "%s",
 			 e.iso->www.name);
+	/* git transfers run as berth-ssh: say now, not at the first push */
+	if (e.iso->on && gitsep_check_reach(cfg->root) < 0)
+		log_warnx("pushes and clones will fail: %s", error_last());
 	if (serverlog_open(&e) < 0)
 		log_warnx("%s", error_last());
 	if (health_init(e.loop) < 0)

@@ -177,6 +177,54 @@ static int repo_links_check(const struct config *cfg, const char *app)
 	return r < 0 ? -1 : 0;
 }
 
+int gitsep_check_reach(const char *root)
+{
+	char *path = realpath(root, NULL), *slash;
+	struct stat st;
+	int ret = 0;
+
+	if (!path)
+		return error_setsys("cannot resolve the state folder");
+	/* the state folder itself is root's own business: only its parents */
+	for (slash = strrchr(path, '/'); slash; slash = strrchr(path, '/')) {
+		*slash = '\0';
+		if (stat(*path ? path : "/", &st) < 0) {
+			ret = error_setsys("cannot look at '%s'",
+					   *path ? path : "/");
+			break;
+		}
+		if (!(st.st_mode & S_IXOTH)) {
+			ret = error_set("'%s' is mode %04o: berth-ssh cannot "
+					"reach the repositories below it "
+					"(give it o+x: chmod o+x '%s')",
+					path, (unsigned)(st.st_mode & 07777),
+					path);
+			break;
+		}
+		if (!*path)
+			break;
+	}
+	free(path);
+	return ret;
+}
+
+/* In the child, after the drop: the state folder reached, or one line
+ * for the client that names no path (the log has it). */
+static int repo_reachable(const struct config *cfg)
+{
+	char *apps = xasprintf("%s/apps", cfg->root);
+	int ok = access(apps, X_OK) == 0 || errno != EACCES;
+
+	if (!ok)
+		log_warnx("berth-ssh cannot reach '%s': every folder above the "
+			  "state folder must be searchable by others (o+x)",
+			  apps);
+	free(apps);
+	return ok ? 0 : error_set("the server cannot reach its repositories "
+				  "(its state folder is closed to berth-ssh; "
+				  "the server's log says where)");
+}
+
 /* Never returns: the transfer, then its status to the monitor. */
 static void __attribute__((noreturn))
 child_main(const struct config *cfg, enum gitsvc_service svc,
@@ -195,8 +243,8 @@ child_main(const struct config *cfg, enum gitsvc_service svc,
 		/* nothing here for others, whatever the folder's mode */
 		umask(027);
 		receive_set_builder(ask_monitor_build, &fd);
-		ret = repo_links_check(cfg, app) < 0 ? -1 :
-			gitserve_run(cfg, svc, app, pusher, version, io);
+		ret = repo_reachable(cfg) < 0 || repo_links_check(cfg, app) < 0 ?
+			-1 : gitserve_run(cfg, svc, app, pusher, version, io);
 		if (ret < 0)
 			log_warnx("'%s': %s", app, error_last());
 	}

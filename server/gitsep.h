@@ -63,4 +63,12 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	       const char *app, const char *pusher, int version,
 	       struct gitsvc_io *io);
 
+/*
+ * As root, at the engine's start: 0 if berth-ssh can reach the state
+ * folder (every folder above it searchable by others); else -1 with
+ * error_last() naming the first folder in the way.  Pushes and clones
+ * fail there, with a one-line error that names no path.
+ */
+int gitsep_check_reach(const char *root);
+
 #endif

@@ -231,4 +231,18 @@ test_expect_success 'a first push that stores nothing leaves no app behind' '
 	! test -e "$BERTH_ROOT/apps/$C"
 '
 
+test_expect_success 'a state folder closed to berth-ssh: one line naming no path' '
+	chmod 0700 "$TRASH" &&
+	test_when_finished "chmod 0755 \"$TRASH\"" &&
+	echo more >app/NOTE &&
+	git -C app add NOTE &&
+	git -C app commit -q -am closed &&
+	test_must_fail git -C app push -q a main 2>err &&
+	test_grep "the server cannot reach its repositories" err &&
+	test_grep_not "$TRASH" err &&
+	test_grep "berth-ssh cannot reach" "$TRASH/berth.log" &&
+	chmod 0755 "$TRASH" &&
+	git -C app push -q a main
+'
+
 test_done
