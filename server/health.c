@@ -327,7 +327,9 @@ static void attempt_done(struct health *h, CURLcode rc)
 		h->status = h->answered;
 	}
 	left = (long)(h->deadline_ms - now_ms());
-	if (h->attempts_left > 0)
+	/* a try counts once it reached the app: a process that does not
+	 * listen yet is polled as often as ever, not given up on */
+	if (h->attempts_left > 0 && rc != CURLE_COULDNT_CONNECT)
 		h->attempts_left--;
 	if (left <= 0 || h->once || h->attempts_left == 0) {
 		finish(h, 0);

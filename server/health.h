@@ -62,7 +62,9 @@ struct health_req {
 	int once;			/* one attempt of at most timeout_ms:
 					 * its outcome is the result */
 	int attempts;			/* 0: as many as timeout_ms allows;
-					 * else fail after that many */
+					 * else fail after that many tries
+					 * that reached the app (a refused
+					 * connection is not one) */
 };
 
 /* Start a check; fn is called exactly once unless cancelled first. */
