@@ -800,6 +800,14 @@ out:
 	buf_release(&dec);
 }
 
+/* " KEY=VALUE" onto a fields line, the value encoded (control.h); NULL
+ * or "" is sent as "-". */
+static void field_add(struct buf *f, const char *key, const char *value)
+{
+	buf_addf(f, " %s=", key);
+	control_field_encode(f, value && *value ? value : "-");
+}
+
 static void releases_answer(struct app *a, struct client *c, int newest)
 {
 	char *st = newest ? release_meta_get(a->dir, newest, "status") : NULL;
@@ -839,6 +847,22 @@ void app_cmd_releases(struct app *a, struct client *c)
 				    nums[i] == a->release ? "live" :
 				    (st ? st : "?"), commit ? commit : "-",
 				    t ? t : "-", bp ? bp : "-", src ? src : "-");
+		/* the same for programs, typed: one line a release */
+		{
+			struct buf f = BUF_INIT;
+
+			buf_addf(&f, "release=%d live=%d", nums[i],
+				 nums[i] == a->release);
+			field_add(&f, "status", nums[i] == a->release ?
+				  "live" : st ? st : "?");
+			field_add(&f, "commit", commit);
+			field_add(&f, "time", t);
+			field_add(&f, "buildpack", bp);
+			field_add(&f, "source", src);
+			field_add(&f, "config", conf);
+			client_fields(c, "%s", f.data);
+			buf_release(&f);
+		}
 		free(st);
 		free(commit);
 		free(t);
@@ -869,6 +893,19 @@ static void output_list(struct app *a, struct client *c)
 		client_data(c, "%-7d %-8s %-10s %-9s %-21s %.10s", in.deploy,
 			    rel, in.status, in.kind, in.time,
 			    in.commit[0] ? in.commit : "-");
+		/* the same for programs, typed: one line a deploy */
+		{
+			struct buf f = BUF_INIT;
+
+			buf_addf(&f, "deploy=%d release=%d", in.deploy,
+				 in.release);
+			field_add(&f, "status", in.status);
+			field_add(&f, "kind", in.kind);
+			field_add(&f, "time", in.time);
+			field_add(&f, "commit", in.commit);
+			client_fields(c, "%s", f.data);
+			buf_release(&f);
+		}
 	}
 	free(nums);
 	client_ok(c);

@@ -800,17 +800,27 @@ struct deploy_row {
 	char status[16], kind[16], time[32], commit[48];
 };
 
-static int parse_release_no(const char *s)
+/* The decoded value of KEY into out (size bytes), "-" read as ""; ""
+ * when it is not there. */
+static void field_str(const char *fields, const char *key, char *out,
+		      size_t size)
 {
-	long n;
-	char tmp[16];
+	struct buf v = BUF_INIT;
 
-	if (*s == 'v')
-		s++;
-	snprintf(tmp, sizeof(tmp), "%s", s);
-	tmp[strcspn(tmp, "*")] = '\0';
-	n = parse_long(tmp, 1L << 30);
-	return n < 0 ? 0 : (int)n;
+	if (control_field_decode(fields, key, &v) < 0 || !v.data ||
+	    !strcmp(v.data, "-"))
+		out[0] = '\0';
+	else
+		snprintf(out, size, "%s", v.data);
+	buf_release(&v);
+}
+
+/* A number field in [0, 2^30), else 0. */
+static int field_int(const char *fields, const char *key)
+{
+	long v = control_field_long(fields, key);
+
+	return v > 0 && v < (1L << 30) ? (int)v : 0;
 }
 
 static int list_apps(struct app_row **out, size_t *n, char **err)
@@ -873,22 +883,32 @@ static int list_releases(const char *name, struct release_row **out,
 	rc = run(&l, err, 2, argv);
 	if (rc < 0)
 		return rc;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* the table is for people; releases gives programs one "fields
+	 * release=N live=0|1 status= commit= time= buildpack= source="
+	 * line a release (encoded), newest first, then its ok line's */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i + 1 < l.fields.n; i++) {
 		struct release_row *r = &(*out)[*n];
-		char *f[6] = { NULL };
+		const char *f = l.fields.v[i];
+		char commit[sizeof(r->commit)];
 
-		if (split_ws(l.v.v[i], f, 6) < 6)
+		if (!(r->number = field_int(f, "release")))
 			continue;
-		r->number = parse_release_no(f[0]);
-		r->live = strchr(f[0], '*') != NULL;
-		snprintf(r->status, sizeof(r->status), "%s", f[1]);
-		snprintf(r->commit, sizeof(r->commit), "%s", f[2]);
-		snprintf(r->time, sizeof(r->time), "%s", f[3]);
-		snprintf(r->buildpack, sizeof(r->buildpack), "%s", f[4]);
-		/* the source word only: "config: +KEY" may follow */
-		f[5][strcspn(f[5], " ")] = '\0';
-		snprintf(r->source, sizeof(r->source), "%s", f[5]);
+		r->live = control_field_long(f, "live") == 1;
+		field_str(f, "status", r->status, sizeof(r->status));
+		/* the short commit, as the table shows it */
+		field_str(f, "commit", commit, sizeof(commit));
+		snprintf(r->commit, sizeof(r->commit), "%.10s",
+			 *commit ? commit : "-");
+		field_str(f, "time", r->time, sizeof(r->time));
+		if (!*r->time)
+			snprintf(r->time, sizeof(r->time), "-");
+		field_str(f, "buildpack", r->buildpack, sizeof(r->buildpack));
+		if (!*r->buildpack)
+			snprintf(r->buildpack, sizeof(r->buildpack), "-");
+		field_str(f, "source", r->source, sizeof(r->source));
+		if (!*r->source)
+			snprintf(r->source, sizeof(r->source), "-");
 		(*n)++;
 	}
 	lines_release(&l);
@@ -911,22 +931,22 @@ static int list_deploys(const char *name, struct deploy_row **out,
 	r = run(&l, err, 3, argv);
 	if (r < 0)
 		return r;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* one "fields deploy=N release=N status= kind= time= commit="
+	 * line a kept output (encoded), newest first */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i + 1 < l.fields.n; i++) {
 		struct deploy_row *d = &(*out)[*n];
-		char *f[6] = { NULL };
-		long v;
+		const char *f = l.fields.v[i];
+		char commit[sizeof(d->commit)];
 
-		if (split_ws(l.v.v[i], f, 6) < 6 ||
-		    (v = parse_long(f[0], 1L << 30)) <= 0)
+		if (!(d->deploy = field_int(f, "deploy")))
 			continue;
-		d->deploy = (int)v;
-		d->release = parse_release_no(f[1]);
-		snprintf(d->status, sizeof(d->status), "%s", f[2]);
-		snprintf(d->kind, sizeof(d->kind), "%s", f[3]);
-		snprintf(d->time, sizeof(d->time), "%s", f[4]);
-		snprintf(d->commit, sizeof(d->commit), "%s",
-			 strcmp(f[5], "-") ? f[5] : "");
+		d->release = field_int(f, "release");
+		field_str(f, "status", d->status, sizeof(d->status));
+		field_str(f, "kind", d->kind, sizeof(d->kind));
+		field_str(f, "time", d->time, sizeof(d->time));
+		field_str(f, "commit", commit, sizeof(commit));
+		snprintf(d->commit, sizeof(d->commit), "%.10s", commit);
 		(*n)++;
 	}
 	lines_release(&l);
