@@ -722,28 +722,6 @@ static int run(struct lines *out, char **err, int argc, char *const *argv)
 	return ret;
 }
 
-/* Split on runs of spaces; the last field (of max) takes the rest. */
-static size_t split_ws(char *line, char **f, size_t max)
-{
-	size_t n = 0;
-	char *p = line;
-
-	while (*p && n < max) {
-		while (*p == ' ')
-			p++;
-		if (!*p)
-			break;
-		f[n++] = p;
-		if (n == max)
-			break;
-		while (*p && *p != ' ')
-			p++;
-		if (*p)
-			*p++ = '\0';
-	}
-	return n;
-}
-
 static void json_str(struct buf *b, const char *s)
 {
 	buf_addstr(b, "\"");
@@ -1128,7 +1106,7 @@ struct stats_view {
 	char database[80];
 	long long db_bytes;	/* -1: not known (yet) */
 	struct strv hosts;
-	struct strv rels;	/* "N PUSHER CONFIG..." */
+	struct strv rels;	/* fields "release=N pusher=P config=C" */
 	struct proc_stat *procs;
 	size_t nprocs;
 };
@@ -1141,17 +1119,20 @@ static void stats_release(struct stats_view *sv)
 	memset(sv, 0, sizeof(*sv));
 }
 
-/* 60 numbers ("-" is -1) after the label. */
-static void parse_series(char *rest, long long *out)
+/* 60 numbers, comma-separated ("-" is -1), of KEY in a fields line. */
+static void field_series(const char *fields, const char *key,
+			 long long *out)
 {
-	char *tok, *save = NULL;
-	size_t i = 0;
+	char val[MINUTES * 24];
+	char *tok, *save;
+	size_t i;
 
 	for (i = 0; i < MINUTES; i++)
 		out[i] = -1;
-	i = 0;
-	for (save = rest, tok = str_token(&save, " "); tok && i < MINUTES;
-	     tok = str_token(&save, " "), i++)
+	if (control_field(fields, key, val, sizeof(val)) < 0)
+		return;
+	for (save = val, tok = str_token(&save, ","), i = 0;
+	     tok && i < MINUTES; tok = str_token(&save, ","), i++)
 		out[i] = strcmp(tok, "-") ? strtoll(tok, NULL, 10) : -1;
 }
 
@@ -1172,7 +1153,7 @@ static void stats_get(const char *name, struct stats_view *sv)
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "stats", nm, NULL }, *err = NULL;
 	struct lines l;
-	size_t i, k;
+	size_t i;
 
 	memset(sv, 0, sizeof(*sv));
 	snprintf(nm, sizeof(nm), "%s", name);
@@ -1181,62 +1162,53 @@ static void stats_get(const char *name, struct stats_view *sv)
 		return;
 	}
 	sv->have = 1;
-	sv->procs = xcalloc(l.v.n ? l.v.n : 1, sizeof(*sv->procs));
-	for (i = 0; i < l.v.n; i++) {
-		char *line = l.v.v[i], *sp = strchr(line, ' '), *rest;
+	/* the lines are for people; stats gives programs "fields minute=N
+	 * requests=A,B,.. errors=.. p95=..", one "fields process=..." line
+	 * a process, one "fields host=..." a host, one "fields release=N
+	 * pusher= config=" a release, and the app's state in its ok line */
+	sv->procs = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(*sv->procs));
+	for (i = 0; i < l.fields.n; i++) {
+		const char *f = l.fields.v[i];
+		char host[256];
+		long long v;
 
-		if (!sp)
-			continue;
-		*sp = '\0';
-		rest = sp + 1;
-		if (!strcmp(line, "minute")) {
-			sv->minute = strtoll(rest, NULL, 10);
-		} else if (!strcmp(line, "requests")) {
-			parse_series(rest, sv->requests);
-		} else if (!strcmp(line, "errors")) {
-			parse_series(rest, sv->errors);
-		} else if (!strcmp(line, "p95")) {
-			parse_series(rest, sv->p95);
-		} else if (!strcmp(line, "proc")) {
+		if (i + 1 == l.fields.n) {	/* the ok line's */
+			struct buf b = BUF_INIT;
+
+			sv->crash_looping =
+				control_field_long(f, "crash-looping") == 1;
+			sv->maintenance =
+				control_field_long(f, "maintenance") == 1;
+			field_str(f, "step", sv->step, sizeof(sv->step));
+			sv->db_bytes = -1;
+			if (control_field_decode(f, "database", &b) == 0 &&
+			    b.data && strcmp(b.data, "-")) {
+				snprintf(sv->database, sizeof(sv->database),
+					 "%s", b.data);
+				v = control_field_long(f, "database-bytes");
+				sv->db_bytes = v >= 0 ? v : -1;
+			}
+			buf_release(&b);
+		} else if ((v = control_field_long(f, "minute")) >= 0) {
+			sv->minute = v;
+			field_series(f, "requests", sv->requests);
+			field_series(f, "errors", sv->errors);
+			field_series(f, "p95", sv->p95);
+		} else if (control_field(f, "process",
+					 sv->procs[sv->nprocs].name,
+					 sizeof(sv->procs[0].name)) == 0) {
 			struct proc_stat *p = &sv->procs[sv->nprocs];
-			char *f[6] = { NULL };
 
-			if (split_ws(rest, f, 6) < 6)
-				continue;
-			snprintf(p->name, sizeof(p->name), "%s", f[0]);
-			p->rss = strtoll(f[4], NULL, 10);
-			snprintf(p->cpu, sizeof(p->cpu), "%s", f[5]);
-			for (k = 0; k < MINUTES; k++)
-				p->mem[k] = -1;
+			v = control_field_long(f, "rss");
+			p->rss = v > 0 ? v : 0;
+			if (control_field(f, "cpu", p->cpu, sizeof(p->cpu)) < 0)
+				snprintf(p->cpu, sizeof(p->cpu), "-");
+			field_series(f, "mem", p->mem);
 			sv->nprocs++;
-		} else if (!strcmp(line, "mem")) {
-			char *f[2] = { NULL };
-			struct proc_stat *p;
-
-			/* right after its "proc" line */
-			if (split_ws(rest, f, 2) < 2 || !sv->nprocs)
-				continue;
-			p = &sv->procs[sv->nprocs - 1];
-			if (!strcmp(p->name, f[0]))
-				parse_series(f[1], p->mem);
-		} else if (!strcmp(line, "status")) {
-			sv->crash_looping = !strcmp(rest, "crash-looping");
-		} else if (!strcmp(line, "step")) {
-			snprintf(sv->step, sizeof(sv->step), "%s", rest);
-		} else if (!strcmp(line, "database")) {
-			char *f[2] = { NULL };
-
-			if (split_ws(rest, f, 2) < 1)
-				continue;
-			snprintf(sv->database, sizeof(sv->database), "%s", f[0]);
-			sv->db_bytes = f[1] && strcmp(f[1], "-") ?
-				strtoll(f[1], NULL, 10) : -1;
-		} else if (!strcmp(line, "host")) {
-			strv_push(&sv->hosts, rest);
-		} else if (!strcmp(line, "maintenance")) {
-			sv->maintenance = !strcmp(rest, "on");
-		} else if (!strcmp(line, "release")) {
-			strv_push(&sv->rels, rest);
+		} else if (control_field(f, "host", host, sizeof(host)) == 0) {
+			strv_push(&sv->hosts, host);
+		} else if (control_field_long(f, "release") > 0) {
+			strv_push(&sv->rels, f);
 		}
 	}
 	lines_release(&l);
@@ -1826,14 +1798,17 @@ static void rel_extra(const struct stats_view *sv, int n, char *pusher,
 	snprintf(pusher, plen, "-");
 	snprintf(conf, clen, "-");
 	for (i = 0; i < sv->rels.n; i++) {
-		char tmp[1024], *f[5] = { NULL };
+		const char *f = sv->rels.v[i];
 
-		snprintf(tmp, sizeof(tmp), "%s", sv->rels.v[i]);
-		/* "N pusher P config C..." */
-		if (split_ws(tmp, f, 5) < 5 || parse_long(f[0], 1L << 30) != n)
+		/* "release=N pusher=P config=C" (encoded) */
+		if (control_field_long(f, "release") != n)
 			continue;
-		snprintf(pusher, plen, "%s", f[2]);
-		snprintf(conf, clen, "%s", f[4]);
+		field_str(f, "pusher", pusher, plen);
+		if (!*pusher)
+			snprintf(pusher, plen, "-");
+		field_str(f, "config", conf, clen);
+		if (!*conf)
+			snprintf(conf, clen, "-");
 		return;
 	}
 }
