@@ -2889,11 +2889,23 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
 	sid = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_NAME);
 	if (!sid || dashboard_session_get(opts->cfg->root, sid, &s) < 0)
 		return not_logged_in(c, json);
-	/* a key removed since login loses its session at once */
-	if (!s.local && !opts->provider->key_exists(opts->provider->ctx,
-						      s.key)) {
-		session_end(opts->cfg->root, sid);
-		return not_logged_in(c, json);
+	/* a key removed since login loses its session at once; when the
+	 * engine cannot say, the session stays and nothing is served */
+	if (!s.local) {
+		int k = opts->provider->key_exists(opts->provider->ctx, s.key);
+
+		if (k < 0) {
+			static const char msg[] =
+				"The engine is not reachable; try again shortly.";
+
+			return json ? send_json_error(c, 503, msg) :
+				      send_message_page(c, 503, "Unavailable",
+							msg);
+		}
+		if (!k) {
+			session_end(opts->cfg->root, sid);
+			return not_logged_in(c, json);
+		}
 	}
 	if (post) {
 		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
