@@ -800,14 +800,6 @@ out:
 	buf_release(&dec);
 }
 
-/* " KEY=VALUE" onto a fields line, the value encoded (control.h); NULL
- * or "" is sent as "-". */
-static void field_add(struct buf *f, const char *key, const char *value)
-{
-	buf_addf(f, " %s=", key);
-	control_field_encode(f, value && *value ? value : "-");
-}
-
 static void releases_answer(struct app *a, struct client *c, int newest)
 {
 	char *st = newest ? release_meta_get(a->dir, newest, "status") : NULL;
@@ -853,13 +845,13 @@ void app_cmd_releases(struct app *a, struct client *c)
 
 			buf_addf(&f, "release=%d live=%d", nums[i],
 				 nums[i] == a->release);
-			field_add(&f, "status", nums[i] == a->release ?
+			control_field_add(&f, "status", nums[i] == a->release ?
 				  "live" : st ? st : "?");
-			field_add(&f, "commit", commit);
-			field_add(&f, "time", t);
-			field_add(&f, "buildpack", bp);
-			field_add(&f, "source", src);
-			field_add(&f, "config", conf);
+			control_field_add(&f, "commit", commit);
+			control_field_add(&f, "time", t);
+			control_field_add(&f, "buildpack", bp);
+			control_field_add(&f, "source", src);
+			control_field_add(&f, "config", conf);
 			client_fields(c, "%s", f.data);
 			buf_release(&f);
 		}
@@ -899,10 +891,10 @@ static void output_list(struct app *a, struct client *c)
 
 			buf_addf(&f, "deploy=%d release=%d", in.deploy,
 				 in.release);
-			field_add(&f, "status", in.status);
-			field_add(&f, "kind", in.kind);
-			field_add(&f, "time", in.time);
-			field_add(&f, "commit", in.commit);
+			control_field_add(&f, "status", in.status);
+			control_field_add(&f, "kind", in.kind);
+			control_field_add(&f, "time", in.time);
+			control_field_add(&f, "commit", in.commit);
 			client_fields(c, "%s", f.data);
 			buf_release(&f);
 		}

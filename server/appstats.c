@@ -404,14 +404,6 @@ static void add_series(struct buf *b, const char *label)
 	buf_addstr(b, label);
 }
 
-/* " KEY=VALUE" onto a fields line, the value encoded (control.h); NULL
- * or "" is sent as "-". */
-static void field_add(struct buf *f, const char *key, const char *value)
-{
-	buf_addf(f, " %s=", key);
-	control_field_encode(f, value && *value ? value : "-");
-}
-
 void appstats_cmd(struct engine *e, struct app *a, const char *step,
 		  struct client *c)
 {
@@ -543,8 +535,8 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 			    conf && *conf ? conf : "-");
 		buf_reset(&typed);
 		buf_addf(&typed, "release=%d", nums[i]);
-		field_add(&typed, "pusher", pusher);
-		field_add(&typed, "config", conf);
+		control_field_add(&typed, "pusher", pusher);
+		control_field_add(&typed, "config", conf);
 		client_fields(c, "%s", typed.data);
 		free(pusher);
 		free(conf);
@@ -554,11 +546,11 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 	buf_reset(&typed);
 	buf_addf(&typed, "crash-looping=%d maintenance=%d", crashing,
 		 a->maintenance ? 1 : 0);
-	field_add(&typed, "step", step);
+	control_field_add(&typed, "step", step);
 	if (app_has_database(a)) {
 		char *db = postgres_ident(a->name);
 
-		field_add(&typed, "database", db);
+		control_field_add(&typed, "database", db);
 		if (db_bytes >= 0)
 			buf_addf(&typed, " database-bytes=%lld", db_bytes);
 		free(db);
