@@ -839,6 +839,22 @@ void app_cmd_releases(struct app *a, struct client *c)
 				    nums[i] == a->release ? "live" :
 				    (st ? st : "?"), commit ? commit : "-",
 				    t ? t : "-", bp ? bp : "-", src ? src : "-");
+		/* the same for programs, typed: one line a release */
+		{
+			struct buf f = BUF_INIT;
+
+			buf_addf(&f, "release=%d live=%d", nums[i],
+				 nums[i] == a->release);
+			control_field_add(&f, "status", nums[i] == a->release ?
+				  "live" : st ? st : "?");
+			control_field_add(&f, "commit", commit);
+			control_field_add(&f, "time", t);
+			control_field_add(&f, "buildpack", bp);
+			control_field_add(&f, "source", src);
+			control_field_add(&f, "config", conf);
+			client_fields(c, "%s", f.data);
+			buf_release(&f);
+		}
 		free(st);
 		free(commit);
 		free(t);
@@ -869,6 +885,19 @@ static void output_list(struct app *a, struct client *c)
 		client_data(c, "%-7d %-8s %-10s %-9s %-21s %.10s", in.deploy,
 			    rel, in.status, in.kind, in.time,
 			    in.commit[0] ? in.commit : "-");
+		/* the same for programs, typed: one line a deploy */
+		{
+			struct buf f = BUF_INIT;
+
+			buf_addf(&f, "deploy=%d release=%d", in.deploy,
+				 in.release);
+			control_field_add(&f, "status", in.status);
+			control_field_add(&f, "kind", in.kind);
+			control_field_add(&f, "time", in.time);
+			control_field_add(&f, "commit", in.commit);
+			client_fields(c, "%s", f.data);
+			buf_release(&f);
+		}
 	}
 	free(nums);
 	client_ok(c);

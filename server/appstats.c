@@ -410,8 +410,10 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 	struct appstats_minute mins[APPSTATS_MINUTES];
 	uint64_t kib[APPSTATS_MINUTES];
 	double cpu[64];
-	struct buf line = BUF_INIT;
+	struct buf line = BUF_INIT, typed = BUF_INIT;
 	struct strv hosts = STRV_INIT;
+	const char *state;
+	long long db_bytes = -1;
 	int64_t now_s = (int64_t)time(NULL);
 	struct proc *p;
 	int *nums = NULL, crashing = 0;
@@ -426,22 +428,38 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 	sample_app(e->stats, a, cpu, ARRAY_SIZE(cpu));
 	appstats_minutes(e->stats, a->name, now_s, mins);
 	client_data(c, "minute %lld", (long long)(now_s / 60));
+	/* for programs, typed: "fields minute=N requests=A,B,...
+	 * errors=... p95=..." (one number a minute, oldest first, "-" for
+	 * none), then one line a process, a host and a release */
+	buf_addf(&typed, "minute=%lld requests=", (long long)(now_s / 60));
 	add_series(&line, "requests");
-	for (i = 0; i < APPSTATS_MINUTES; i++)
-		buf_addf(&line, " %lu", mins[i].requests);
-	client_data(c, "%s", line.data);
-	add_series(&line, "errors");
-	for (i = 0; i < APPSTATS_MINUTES; i++)
-		buf_addf(&line, " %lu", mins[i].errors);
-	client_data(c, "%s", line.data);
-	add_series(&line, "p95");
 	for (i = 0; i < APPSTATS_MINUTES; i++) {
-		if (mins[i].p95_ms < 0)
-			buf_addstr(&line, " -");
-		else
-			buf_addf(&line, " %ld", mins[i].p95_ms);
+		buf_addf(&line, " %lu", mins[i].requests);
+		buf_addf(&typed, "%s%lu", i ? "," : "", mins[i].requests);
 	}
 	client_data(c, "%s", line.data);
+	buf_addstr(&typed, " errors=");
+	add_series(&line, "errors");
+	for (i = 0; i < APPSTATS_MINUTES; i++) {
+		buf_addf(&line, " %lu", mins[i].errors);
+		buf_addf(&typed, "%s%lu", i ? "," : "", mins[i].errors);
+	}
+	client_data(c, "%s", line.data);
+	buf_addstr(&typed, " p95=");
+	add_series(&line, "p95");
+	for (i = 0; i < APPSTATS_MINUTES; i++) {
+		if (i)
+			buf_addstr(&typed, ",");
+		if (mins[i].p95_ms < 0) {
+			buf_addstr(&line, " -");
+			buf_addstr(&typed, "-");
+		} else {
+			buf_addf(&line, " %ld", mins[i].p95_ms);
+			buf_addf(&typed, "%ld", mins[i].p95_ms);
+		}
+	}
+	client_data(c, "%s", line.data);
+	client_fields(c, "%s", typed.data);
 	for (p = a->live ? a->live->procs : NULL, k = 0; p;
 	     p = p->next, k++) {
 		uint64_t rss = 0, cpu_usec = 0;
@@ -452,22 +470,34 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 			rss = 0;
 		if (k < ARRAY_SIZE(cpu) && cpu[k] >= 0)
 			snprintf(pct, sizeof(pct), "%.1f", cpu[k]);
+		state = p->state == PROC_UP ? "up" :
+			p->state == PROC_BACKOFF ? "restarting" :
+			p->state == PROC_STOPPING ? "stopping" : "stopped";
 		client_data(c, "proc %s %ld %s %d %llu %s", p->name,
-			    (long)p->pid, p->state == PROC_UP ? "up" :
-			    p->state == PROC_BACKOFF ? "restarting" :
-			    p->state == PROC_STOPPING ? "stopping" : "stopped",
-			    p->restarts, (unsigned long long)rss, pct);
+			    (long)p->pid, state, p->restarts,
+			    (unsigned long long)rss, pct);
+		buf_reset(&typed);
+		buf_addf(&typed, "process=%s pid=%ld state=%s restarts=%d rss=%llu cpu=%s mem=",
+			 p->name, (long)p->pid, state, p->restarts,
+			 (unsigned long long)rss, pct);
 		appstats_mem_minutes(e->stats, a->name, p->name, now_s, kib);
 		buf_reset(&line);
 		buf_addf(&line, "mem %s", p->name);
 		for (i = 0; i < APPSTATS_MINUTES; i++) {
-			if (kib[i])
+			if (i)
+				buf_addstr(&typed, ",");
+			if (kib[i]) {
 				buf_addf(&line, " %llu",
 					 (unsigned long long)kib[i]);
-			else
+				buf_addf(&typed, "%llu",
+					 (unsigned long long)kib[i]);
+			} else {
 				buf_addstr(&line, " -");
+				buf_addstr(&typed, "-");
+			}
 		}
 		client_data(c, "%s", line.data);
+		client_fields(c, "%s", typed.data);
 		crashing |= crash_looping(p);
 	}
 	error_clear();
@@ -477,7 +507,7 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 		client_data(c, "step %s", step);
 	if (app_has_database(a)) {
 		char *db = postgres_ident(a->name);
-		long long bytes = db_size(e, a);
+		long long bytes = db_bytes = db_size(e, a);
 
 		if (bytes >= 0)
 			client_data(c, "database %s %lld", db, bytes);
@@ -486,9 +516,12 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 		free(db);
 	}
 	client_data(c, "host %s.%s", a->name, e->cfg->domain);
+	client_fields(c, "host=%s.%s", a->name, e->cfg->domain);
 	app_hosts_list(a, &hosts);
-	for (i = 0; i < hosts.n; i++)
+	for (i = 0; i < hosts.n; i++) {
 		client_data(c, "host %s", hosts.v[i]);
+		client_fields(c, "host=%s", hosts.v[i]);
+	}
 	strv_release(&hosts);
 	if (a->maintenance)
 		client_data(c, "maintenance on");
@@ -500,10 +533,29 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 		client_data(c, "release %d pusher %s config %s", nums[i],
 			    pusher && *pusher ? pusher : "-",
 			    conf && *conf ? conf : "-");
+		buf_reset(&typed);
+		buf_addf(&typed, "release=%d", nums[i]);
+		control_field_add(&typed, "pusher", pusher);
+		control_field_add(&typed, "config", conf);
+		client_fields(c, "%s", typed.data);
 		free(pusher);
 		free(conf);
 	}
 	free(nums);
+	/* the app's state, for programs */
+	buf_reset(&typed);
+	buf_addf(&typed, "crash-looping=%d maintenance=%d", crashing,
+		 a->maintenance ? 1 : 0);
+	control_field_add(&typed, "step", step);
+	if (app_has_database(a)) {
+		char *db = postgres_ident(a->name);
+
+		control_field_add(&typed, "database", db);
+		if (db_bytes >= 0)
+			buf_addf(&typed, " database-bytes=%lld", db_bytes);
+		free(db);
+	}
+	client_ok_fields(c, "%s", typed.data);
+	buf_release(&typed);
 	buf_release(&line);
-	client_ok(c);
 }

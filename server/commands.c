@@ -470,11 +470,17 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 		     int argc, char **argv)
 {
 	struct buf out = BUF_INIT;
+	struct strv fields = STRV_INIT;
 	int ret, admin = 0, i = 2;
 	const char *name = NULL;
+	size_t k;
 
 	if (argc == 1 || (argc == 2 && !strcmp(argv[1], "list"))) {
+		/* the lines for people, and one "fields key=NAME ..." a key
+		 * for programs (the dashboard's login) */
 		ret = keys_list(e->cfg->root, &out);
+		if (ret == 0)
+			ret = keys_list_fields(e->cfg->root, &fields);
 	} else if (!strcmp(argv[1], "add")) {
 		for (;;) {
 			if (i < argc && !strcmp(argv[i], "--admin")) {
@@ -502,9 +508,12 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 		client_error(c, "%s", error_last());
 	} else {
 		reply_buf(c, &out);
+		for (k = 0; k < fields.n; k++)
+			client_fields(c, "%s", fields.v[k]);
 		client_ok(c);
 	}
 	buf_release(&out);
+	strv_release(&fields);
 }
 
 static void cmd_sharing(struct engine *e, struct client *c, struct app *a,

@@ -213,6 +213,12 @@ void control_field_encode(struct buf *out, const char *value)
 	buf_add(out, "", 0);
 }
 
+void control_field_add(struct buf *out, const char *key, const char *value)
+{
+	buf_addf(out, " %s=", key);
+	control_field_encode(out, value && *value ? value : "-");
+}
+
 int control_field_decode(const char *fields, const char *key,
 			 struct buf *out)
 {

@@ -90,6 +90,9 @@ int control_field(const char *fields, const char *key, char *out,
  * value): appended to out with each byte up to a space, '%' and DEL as
  * %XX, so it holds no space or newline. */
 void control_field_encode(struct buf *out, const char *value);
+/* " KEY=VALUE" appended to out (a fields line being built), the value
+ * encoded as control_field_encode() does; NULL or "" is sent as "-". */
+void control_field_add(struct buf *out, const char *key, const char *value);
 /* The value of KEY, decoded from control_field_encode(), into out
  * (reset first): 0, or -1 if it is not there or badly encoded. */
 int control_field_decode(const char *fields, const char *key,

@@ -722,28 +722,6 @@ static int run(struct lines *out, char **err, int argc, char *const *argv)
 	return ret;
 }
 
-/* Split on runs of spaces; the last field (of max) takes the rest. */
-static size_t split_ws(char *line, char **f, size_t max)
-{
-	size_t n = 0;
-	char *p = line;
-
-	while (*p && n < max) {
-		while (*p == ' ')
-			p++;
-		if (!*p)
-			break;
-		f[n++] = p;
-		if (n == max)
-			break;
-		while (*p && *p != ' ')
-			p++;
-		if (*p)
-			*p++ = '\0';
-	}
-	return n;
-}
-
 static void json_str(struct buf *b, const char *s)
 {
 	buf_addstr(b, "\"");
@@ -800,17 +778,27 @@ struct deploy_row {
 	char status[16], kind[16], time[32], commit[48];
 };
 
-static int parse_release_no(const char *s)
+/* The decoded value of KEY into out (size bytes), "-" read as ""; ""
+ * when it is not there. */
+static void field_str(const char *fields, const char *key, char *out,
+		      size_t size)
 {
-	long n;
-	char tmp[16];
+	struct buf v = BUF_INIT;
 
-	if (*s == 'v')
-		s++;
-	snprintf(tmp, sizeof(tmp), "%s", s);
-	tmp[strcspn(tmp, "*")] = '\0';
-	n = parse_long(tmp, 1L << 30);
-	return n < 0 ? 0 : (int)n;
+	if (control_field_decode(fields, key, &v) < 0 || !v.data ||
+	    !strcmp(v.data, "-"))
+		out[0] = '\0';
+	else
+		snprintf(out, size, "%s", v.data);
+	buf_release(&v);
+}
+
+/* A number field in [0, 2^30), else 0. */
+static int field_int(const char *fields, const char *key)
+{
+	long v = control_field_long(fields, key);
+
+	return v > 0 && v < (1L << 30) ? (int)v : 0;
 }
 
 static int list_apps(struct app_row **out, size_t *n, char **err)
@@ -873,22 +861,32 @@ static int list_releases(const char *name, struct release_row **out,
 	rc = run(&l, err, 2, argv);
 	if (rc < 0)
 		return rc;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* the table is for people; releases gives programs one "fields
+	 * release=N live=0|1 status= commit= time= buildpack= source="
+	 * line a release (encoded), newest first, then its ok line's */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i + 1 < l.fields.n; i++) {
 		struct release_row *r = &(*out)[*n];
-		char *f[6] = { NULL };
+		const char *f = l.fields.v[i];
+		char commit[sizeof(r->commit)];
 
-		if (split_ws(l.v.v[i], f, 6) < 6)
+		if (!(r->number = field_int(f, "release")))
 			continue;
-		r->number = parse_release_no(f[0]);
-		r->live = strchr(f[0], '*') != NULL;
-		snprintf(r->status, sizeof(r->status), "%s", f[1]);
-		snprintf(r->commit, sizeof(r->commit), "%s", f[2]);
-		snprintf(r->time, sizeof(r->time), "%s", f[3]);
-		snprintf(r->buildpack, sizeof(r->buildpack), "%s", f[4]);
-		/* the source word only: "config: +KEY" may follow */
-		f[5][strcspn(f[5], " ")] = '\0';
-		snprintf(r->source, sizeof(r->source), "%s", f[5]);
+		r->live = control_field_long(f, "live") == 1;
+		field_str(f, "status", r->status, sizeof(r->status));
+		/* the short commit, as the table shows it */
+		field_str(f, "commit", commit, sizeof(commit));
+		snprintf(r->commit, sizeof(r->commit), "%.10s",
+			 *commit ? commit : "-");
+		field_str(f, "time", r->time, sizeof(r->time));
+		if (!*r->time)
+			snprintf(r->time, sizeof(r->time), "-");
+		field_str(f, "buildpack", r->buildpack, sizeof(r->buildpack));
+		if (!*r->buildpack)
+			snprintf(r->buildpack, sizeof(r->buildpack), "-");
+		field_str(f, "source", r->source, sizeof(r->source));
+		if (!*r->source)
+			snprintf(r->source, sizeof(r->source), "-");
 		(*n)++;
 	}
 	lines_release(&l);
@@ -911,22 +909,22 @@ static int list_deploys(const char *name, struct deploy_row **out,
 	r = run(&l, err, 3, argv);
 	if (r < 0)
 		return r;
-	*out = xcalloc(l.v.n ? l.v.n : 1, sizeof(**out));
-	for (i = 1; i < l.v.n; i++) {
+	/* one "fields deploy=N release=N status= kind= time= commit="
+	 * line a kept output (encoded), newest first */
+	*out = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(**out));
+	for (i = 0; i + 1 < l.fields.n; i++) {
 		struct deploy_row *d = &(*out)[*n];
-		char *f[6] = { NULL };
-		long v;
+		const char *f = l.fields.v[i];
+		char commit[sizeof(d->commit)];
 
-		if (split_ws(l.v.v[i], f, 6) < 6 ||
-		    (v = parse_long(f[0], 1L << 30)) <= 0)
+		if (!(d->deploy = field_int(f, "deploy")))
 			continue;
-		d->deploy = (int)v;
-		d->release = parse_release_no(f[1]);
-		snprintf(d->status, sizeof(d->status), "%s", f[2]);
-		snprintf(d->kind, sizeof(d->kind), "%s", f[3]);
-		snprintf(d->time, sizeof(d->time), "%s", f[4]);
-		snprintf(d->commit, sizeof(d->commit), "%s",
-			 strcmp(f[5], "-") ? f[5] : "");
+		d->release = field_int(f, "release");
+		field_str(f, "status", d->status, sizeof(d->status));
+		field_str(f, "kind", d->kind, sizeof(d->kind));
+		field_str(f, "time", d->time, sizeof(d->time));
+		field_str(f, "commit", commit, sizeof(commit));
+		snprintf(d->commit, sizeof(d->commit), "%.10s", commit);
 		(*n)++;
 	}
 	lines_release(&l);
@@ -1108,7 +1106,7 @@ struct stats_view {
 	char database[80];
 	long long db_bytes;	/* -1: not known (yet) */
 	struct strv hosts;
-	struct strv rels;	/* "N PUSHER CONFIG..." */
+	struct strv rels;	/* fields "release=N pusher=P config=C" */
 	struct proc_stat *procs;
 	size_t nprocs;
 };
@@ -1121,17 +1119,20 @@ static void stats_release(struct stats_view *sv)
 	memset(sv, 0, sizeof(*sv));
 }
 
-/* 60 numbers ("-" is -1) after the label. */
-static void parse_series(char *rest, long long *out)
+/* 60 numbers, comma-separated ("-" is -1), of KEY in a fields line. */
+static void field_series(const char *fields, const char *key,
+			 long long *out)
 {
-	char *tok, *save = NULL;
-	size_t i = 0;
+	char val[MINUTES * 24];
+	char *tok, *save;
+	size_t i;
 
 	for (i = 0; i < MINUTES; i++)
 		out[i] = -1;
-	i = 0;
-	for (save = rest, tok = str_token(&save, " "); tok && i < MINUTES;
-	     tok = str_token(&save, " "), i++)
+	if (control_field(fields, key, val, sizeof(val)) < 0)
+		return;
+	for (save = val, tok = str_token(&save, ","), i = 0;
+	     tok && i < MINUTES; tok = str_token(&save, ","), i++)
 		out[i] = strcmp(tok, "-") ? strtoll(tok, NULL, 10) : -1;
 }
 
@@ -1152,7 +1153,7 @@ static void stats_get(const char *name, struct stats_view *sv)
 	char nm[APP_NAME_MAX + 1];
 	char *argv[] = { "stats", nm, NULL }, *err = NULL;
 	struct lines l;
-	size_t i, k;
+	size_t i;
 
 	memset(sv, 0, sizeof(*sv));
 	snprintf(nm, sizeof(nm), "%s", name);
@@ -1161,62 +1162,53 @@ static void stats_get(const char *name, struct stats_view *sv)
 		return;
 	}
 	sv->have = 1;
-	sv->procs = xcalloc(l.v.n ? l.v.n : 1, sizeof(*sv->procs));
-	for (i = 0; i < l.v.n; i++) {
-		char *line = l.v.v[i], *sp = strchr(line, ' '), *rest;
+	/* the lines are for people; stats gives programs "fields minute=N
+	 * requests=A,B,.. errors=.. p95=..", one "fields process=..." line
+	 * a process, one "fields host=..." a host, one "fields release=N
+	 * pusher= config=" a release, and the app's state in its ok line */
+	sv->procs = xcalloc(l.fields.n ? l.fields.n : 1, sizeof(*sv->procs));
+	for (i = 0; i < l.fields.n; i++) {
+		const char *f = l.fields.v[i];
+		char host[256];
+		long long v;
 
-		if (!sp)
-			continue;
-		*sp = '\0';
-		rest = sp + 1;
-		if (!strcmp(line, "minute")) {
-			sv->minute = strtoll(rest, NULL, 10);
-		} else if (!strcmp(line, "requests")) {
-			parse_series(rest, sv->requests);
-		} else if (!strcmp(line, "errors")) {
-			parse_series(rest, sv->errors);
-		} else if (!strcmp(line, "p95")) {
-			parse_series(rest, sv->p95);
-		} else if (!strcmp(line, "proc")) {
+		if (i + 1 == l.fields.n) {	/* the ok line's */
+			struct buf b = BUF_INIT;
+
+			sv->crash_looping =
+				control_field_long(f, "crash-looping") == 1;
+			sv->maintenance =
+				control_field_long(f, "maintenance") == 1;
+			field_str(f, "step", sv->step, sizeof(sv->step));
+			sv->db_bytes = -1;
+			if (control_field_decode(f, "database", &b) == 0 &&
+			    b.data && strcmp(b.data, "-")) {
+				snprintf(sv->database, sizeof(sv->database),
+					 "%s", b.data);
+				v = control_field_long(f, "database-bytes");
+				sv->db_bytes = v >= 0 ? v : -1;
+			}
+			buf_release(&b);
+		} else if ((v = control_field_long(f, "minute")) >= 0) {
+			sv->minute = v;
+			field_series(f, "requests", sv->requests);
+			field_series(f, "errors", sv->errors);
+			field_series(f, "p95", sv->p95);
+		} else if (control_field(f, "process",
+					 sv->procs[sv->nprocs].name,
+					 sizeof(sv->procs[0].name)) == 0) {
 			struct proc_stat *p = &sv->procs[sv->nprocs];
-			char *f[6] = { NULL };
 
-			if (split_ws(rest, f, 6) < 6)
-				continue;
-			snprintf(p->name, sizeof(p->name), "%s", f[0]);
-			p->rss = strtoll(f[4], NULL, 10);
-			snprintf(p->cpu, sizeof(p->cpu), "%s", f[5]);
-			for (k = 0; k < MINUTES; k++)
-				p->mem[k] = -1;
+			v = control_field_long(f, "rss");
+			p->rss = v > 0 ? v : 0;
+			if (control_field(f, "cpu", p->cpu, sizeof(p->cpu)) < 0)
+				snprintf(p->cpu, sizeof(p->cpu), "-");
+			field_series(f, "mem", p->mem);
 			sv->nprocs++;
-		} else if (!strcmp(line, "mem")) {
-			char *f[2] = { NULL };
-			struct proc_stat *p;
-
-			/* right after its "proc" line */
-			if (split_ws(rest, f, 2) < 2 || !sv->nprocs)
-				continue;
-			p = &sv->procs[sv->nprocs - 1];
-			if (!strcmp(p->name, f[0]))
-				parse_series(f[1], p->mem);
-		} else if (!strcmp(line, "status")) {
-			sv->crash_looping = !strcmp(rest, "crash-looping");
-		} else if (!strcmp(line, "step")) {
-			snprintf(sv->step, sizeof(sv->step), "%s", rest);
-		} else if (!strcmp(line, "database")) {
-			char *f[2] = { NULL };
-
-			if (split_ws(rest, f, 2) < 1)
-				continue;
-			snprintf(sv->database, sizeof(sv->database), "%s", f[0]);
-			sv->db_bytes = f[1] && strcmp(f[1], "-") ?
-				strtoll(f[1], NULL, 10) : -1;
-		} else if (!strcmp(line, "host")) {
-			strv_push(&sv->hosts, rest);
-		} else if (!strcmp(line, "maintenance")) {
-			sv->maintenance = !strcmp(rest, "on");
-		} else if (!strcmp(line, "release")) {
-			strv_push(&sv->rels, rest);
+		} else if (control_field(f, "host", host, sizeof(host)) == 0) {
+			strv_push(&sv->hosts, host);
+		} else if (control_field_long(f, "release") > 0) {
+			strv_push(&sv->rels, f);
 		}
 	}
 	lines_release(&l);
@@ -1806,14 +1798,17 @@ static void rel_extra(const struct stats_view *sv, int n, char *pusher,
 	snprintf(pusher, plen, "-");
 	snprintf(conf, clen, "-");
 	for (i = 0; i < sv->rels.n; i++) {
-		char tmp[1024], *f[5] = { NULL };
+		const char *f = sv->rels.v[i];
 
-		snprintf(tmp, sizeof(tmp), "%s", sv->rels.v[i]);
-		/* "N pusher P config C..." */
-		if (split_ws(tmp, f, 5) < 5 || parse_long(f[0], 1L << 30) != n)
+		/* "release=N pusher=P config=C" (encoded) */
+		if (control_field_long(f, "release") != n)
 			continue;
-		snprintf(pusher, plen, "%s", f[2]);
-		snprintf(conf, clen, "%s", f[4]);
+		field_str(f, "pusher", pusher, plen);
+		if (!*pusher)
+			snprintf(pusher, plen, "-");
+		field_str(f, "config", conf, clen);
+		if (!*conf)
+			snprintf(conf, clen, "-");
 		return;
 	}
 }
@@ -2894,11 +2889,23 @@ static enum MHD_Result route(struct MHD_Connection *c, const char *url,
 	sid = MHD_lookup_connection_value(c, MHD_COOKIE_KIND, COOKIE_NAME);
 	if (!sid || dashboard_session_get(opts->cfg->root, sid, &s) < 0)
 		return not_logged_in(c, json);
-	/* a key removed since login loses its session at once */
-	if (!s.local && !opts->provider->key_exists(opts->provider->ctx,
-						      s.key)) {
-		session_end(opts->cfg->root, sid);
-		return not_logged_in(c, json);
+	/* a key removed since login loses its session at once; when the
+	 * engine cannot say, the session stays and nothing is served */
+	if (!s.local) {
+		int k = opts->provider->key_exists(opts->provider->ctx, s.key);
+
+		if (k < 0) {
+			static const char msg[] =
+				"The engine is not reachable; try again shortly.";
+
+			return json ? send_json_error(c, 503, msg) :
+				      send_message_page(c, 503, "Unavailable",
+							msg);
+		}
+		if (!k) {
+			session_end(opts->cfg->root, sid);
+			return not_logged_in(c, json);
+		}
 	}
 	if (post) {
 		const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND,

@@ -112,7 +112,8 @@ struct dashboard_provider {
 	/* Send one command and return a blocking fd to read its response
 	 * from (control protocol), or -1.  The caller closes it. */
 	int (*open)(void *ctx, int argc, char *const *argv);
-	/* Does key still exist (not removed since login)? */
+	/* Does key still exist (not removed since login)?  1 yes, 0 no,
+	 * -1 could not ask (the engine is not reachable). */
 	int (*key_exists)(void *ctx, const char *key);
 };
 

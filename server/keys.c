@@ -777,7 +777,9 @@ int keys_match(const char *root, const ssh_key key, char **user, int *admin)
 	return keys_match_from(root, key, NULL, user, admin);
 }
 
-int keys_list(const char *root, struct buf *out)
+/* The list for people into out, for programs into fields (either may be
+ * NULL). */
+static int list_keys(const char *root, struct buf *out, struct strv *fields)
 {
 	struct buf data = BUF_INIT;
 	struct line_iter it;
@@ -792,6 +794,14 @@ int keys_list(const char *root, struct buf *out)
 	while (line_iter_next(&it, &line, &len)) {
 		if (keys_line_parse(&k, line, len) != 0)
 			continue;
+		if (fields)
+			strv_pushf(fields, "key=%s type=%s fingerprint=%s admin=%d from=%d expires=%lld",
+				   k.name, k.type, k.fingerprint, k.admin ? 1 : 0,
+				   k.from ? 1 : 0, (long long)k.expiry);
+		if (!out) {
+			keys_line_release(&k);
+			continue;
+		}
 		buf_addf(out, "%s %s %s%s", k.name, k.type, k.fingerprint,
 			 k.admin ? " admin" : "");
 		if (k.from)
@@ -809,6 +819,16 @@ int keys_list(const char *root, struct buf *out)
 out:
 	buf_release(&data);
 	return ret;
+}
+
+int keys_list(const char *root, struct buf *out)
+{
+	return list_keys(root, out, NULL);
+}
+
+int keys_list_fields(const char *root, struct strv *out)
+{
+	return list_keys(root, NULL, out);
 }
 
 /* Is 'key' among the valid lines of data?  Sets *name to its line's name. */

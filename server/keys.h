@@ -60,6 +60,10 @@ int keys_add(const char *root, const char *text, int admin, struct buf *out);
 /* One line per key: name, type, fingerprint, then "admin",
  * "from=PATTERNS", "expires=TIME" where they apply. */
 int keys_list(const char *root, struct buf *out);
+/* The same for programs: one "key=NAME type=TYPE fingerprint=FP
+ * admin=0|1 from=0|1 expires=EPOCH" a key (expires=0: never; every value
+ * is one word), pushed onto out. */
+int keys_list_fields(const char *root, struct strv *out);
 /* Remove every key whose name (comment) is 'name'; ERR_NOTFOUND if none. */
 int keys_remove(const char *root, const char *name, struct buf *out);
 

@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -186,7 +187,7 @@ int listener_parse_path(struct listener *l, const char *path)
 	return 0;
 }
 
-static int resolve(const struct listener *l, struct sockaddr_storage *ss,
+static int resolve(struct listener *l, struct sockaddr_storage *ss,
 		   socklen_t *len)
 {
 	struct addrinfo hints, *res = NULL;
@@ -212,8 +213,9 @@ static int resolve(const struct listener *l, struct sockaddr_storage *ss,
 	if (rc != 0 || !res) {
 		int e = rc == EAI_SYSTEM ? errno : 0;
 
-		error_set("cannot resolve '%s': %s", l->host,
-			  rc == EAI_SYSTEM ? strerror(e) : gai_strerror(rc));
+		snprintf(l->resolve_why, sizeof(l->resolve_why), "%s",
+			 rc == EAI_SYSTEM ? strerror(e) : gai_strerror(rc));
+		error_set("cannot resolve '%s': %s", l->host, l->resolve_why);
 		if (res)
 			freeaddrinfo(res);
 		errno = e;

@@ -52,6 +52,10 @@ struct listener {
 	char *path;		/* unix socket path.  Owned. */
 	int want_fd;		/* "=FD" asked for this number, else -1 */
 	int fd;			/* -1 until opened */
+	/* After LISTENER_ERR_RESOLVE: the resolver's reason alone ("Name
+	 * or service not known"), for a caller that words the error its
+	 * own way; error_last() has the whole message. */
+	char resolve_why[128];
 };
 
 void listener_init(struct listener *l);
@@ -74,7 +78,8 @@ int listener_parse_path(struct listener *l, const char *path);
  * 0777, as the original does); a socket file already at the path is
  * removed first (*replaced is set to 1), anything else there is left
  * alone and binding fails.  The new fd is CLOEXEC.  Blocks on DNS.
- * Returns 0, -1 (socket() failed) or a LISTENER_ERR_* code.
+ * Returns 0, -1 (socket() failed) or a LISTENER_ERR_* code (RESOLVE:
+ * the reason in l->resolve_why too).
  */
 int listener_open(struct listener *l, int backlog, int *replaced);
 

@@ -252,20 +252,41 @@ static int dash_open(void *ctx, int argc, char *const *argv)
 	return fd;
 }
 
+struct key_find {
+	const char *key;
+	int found;
+};
+
+static int key_find_line(void *arg, enum control_kind kind, const char *text)
+{
+	struct key_find *kf = arg;
+	char name[256];
+
+	if (kind == CONTROL_FIELDS &&
+	    control_field(text, "key", name, sizeof(name)) == 0 &&
+	    !strcmp(name, kf->key))
+		kf->found = 1;
+	return 0;
+}
+
+/* Whether a key of that name is there, from the typed fields of the
+ * engine's "keys" (one "fields key=NAME ..." a key): 1, 0, or -1 when
+ * the engine is not reachable. */
 static int dash_key_exists(void *ctx, const char *key)
 {
-	struct buf out = BUF_INIT;
-	char *line, *save = NULL;
-	int found = 0;
+	char *argv[] = { "keys", NULL };
+	struct key_find kf = { key, 0 };
+	struct control_result res;
+	int r;
 
-	if (keys_list(ctx, &out) == 0 && out.len)
-		for (save = out.data, line = str_token(&save, "\n"); line && !found;
-		     line = str_token(&save, "\n"))
-			found = strlen(line) > strlen(key) &&
-				!strncmp(line, key, strlen(key)) &&
-				line[strlen(key)] == ' ';
-	buf_release(&out);
-	return found;
+	r = control_call_result(ctx, 1, argv, key_find_line, &kf, &res);
+	control_result_release(&res);
+	if (r < 0) {
+		log_warnx("cannot ask the engine for the keys: %s",
+			 error_last());
+		return -1;
+	}
+	return r == 0 && kf.found;
 }
 
 /* "berth dashboard-serve": the dashboard's HTTP server, started by the

@@ -1288,13 +1288,10 @@ static int listeners_open(struct server *s)
 		switch (rc) {
 		case 0:
 			break;
-		case LISTENER_ERR_RESOLVE: {
-			const char *why = strstr(error_last(), "': ");
-
+		case LISTENER_ERR_RESOLVE:
 			say("failed to resolve host:%s:%s", l->host,
-			    why ? why + 3 : error_last());
+			    l->resolve_why);
 			return 255;
-		}
 		case LISTENER_ERR_STALE:
 			say("failed to remove existing socket file:%s:%s",
 			    spec, strerror(e));

@@ -97,6 +97,15 @@ int main(void)
 		   "a cut, bad or NUL escape is refused");
 		ok(control_field_decode("vars=1", "var", &v) == -1,
 		   "whole key only");
+		buf_reset(&b);
+		buf_addstr(&b, "release=3");
+		control_field_add(&b, "time", "2026-11-30 17:00");
+		control_field_add(&b, "buildpack", NULL);
+		control_field_add(&b, "source", "");
+		ok(!strcmp(b.data, "release=3 time=2026-11-30%2017:00 buildpack=- source=-"),
+		   "fields added encoded, none as '-': '%s'", b.data);
+		ok(control_field_decode(b.data, "time", &v) == 0 &&
+		   !strcmp(v.data, "2026-11-30 17:00"), "and read back");
 		free(line);
 		buf_release(&v);
 	}

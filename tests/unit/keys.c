@@ -280,6 +280,22 @@ int main(void)
 	   strstr(out.data, "alice ssh-ed25519 SHA256:") &&
 	   strstr(out.data, "carol ssh-ed25519 SHA256:") &&
 	   strstr(out.data, " admin\n"), "list shows names, types, admin");
+	{
+		struct strv tf = STRV_INIT;
+		size_t i, seen = 0;
+
+		ok(keys_list_fields(root, &tf) == 0 && tf.n == 3,
+		   "one typed line a key");
+		for (i = 0; i < tf.n; i++)
+			if (!strncmp(tf.v[i], "key=alice type=ssh-ed25519 fingerprint=SHA256:", 46) &&
+			    strstr(tf.v[i], " admin=0 from=0 expires=0"))
+				seen |= 1;
+			else if (!strncmp(tf.v[i], "key=carol ", 10) &&
+				 strstr(tf.v[i], " admin=1 "))
+				seen |= 2;
+		ok(seen == 3, "typed lines: name, type, fingerprint, admin");
+		strv_release(&tf);
+	}
 	ok(keys_match(root, ka, &user, &admin) == 0 && user &&
 	   !strcmp(user, "alice") && admin == 0, "match alice, not admin");
 	FREE_AND_NULL(user);

@@ -157,6 +157,12 @@ static void test_open(const char *dir)
 	listener_parse_port(&l, "[zz]:80");
 	ok(listener_open(&l, 16, &replaced) == LISTENER_ERR_RESOLVE,
 	   "IPv6 must be an address: %s", error_last());
+	/* the reason alone, for callers that word the error themselves */
+	ok(l.resolve_why[0] && strlen(error_last()) > strlen(l.resolve_why) &&
+	   !strcmp(error_last() + strlen(error_last()) -
+		   strlen(l.resolve_why), l.resolve_why) &&
+	   !strstr(l.resolve_why, "zz"),
+	   "the resolver's reason alone: '%s'", l.resolve_why);
 	listener_release(&l);
 	listener_init(&l);
 	listener_parse_port(&l, ":80");
