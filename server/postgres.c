@@ -92,6 +92,10 @@ struct postgres {
 	char *initdb_prog, *initdb_tmp, *initdb_pwfile;
 	uint64_t ready_timer;
 	int64_t ready_deadline;
+	/* the poll's connection attempt: non-blocking, on the loop */
+	PGconn *probe;
+	int probe_fd;
+	uint64_t probe_timer;
 };
 
 struct postgres_wait {
@@ -888,22 +892,13 @@ static int reap_own(struct postgres *pg, int *status)
 	return 1;
 }
 
-/* One look: 0 when our postmaster accepts connections (a ping over its
- * unix socket, answered at once by a postmaster that runs), 1 while it
- * may yet, -1 with the reason when it will not. */
+/* One look, without asking it: 1 while our postmaster may yet accept
+ * connections, -1 with the reason when it will not. */
 static int ready_check(struct postgres *pg, int64_t deadline)
 {
-	const char *keys[] = { "host", "port", "dbname", "connect_timeout",
-			       NULL };
-	const char *vals[] = { pg->run, PG_PORT, "postgres",
-			       PG_CONNECT_TIMEOUT, NULL };
 	char why[64];
 	int status;
 
-	if (PQpingParams(keys, vals, 0) == PQPING_OK) {
-		pg->accepting = 1;
-		return 0;
-	}
 	if (reap_own(pg, &status) || (!pg->pid && pg->exit_status)) {
 		status = pg->exit_status;
 		return error_set("cannot reach PostgreSQL: it %s (see '%s')",
@@ -977,19 +972,130 @@ static void waits_done(struct postgres *pg, int result)
 	free(msg);
 }
 
+/*
+ * The start-up poll asks the postmaster every 50 ms whether it accepts
+ * connections, the way PQping() would, but with a non-blocking connection
+ * the loop watches: a postmaster that does not answer (stopped, or slow
+ * on a loaded host) never holds the engine.  A connection, or any error
+ * the server itself sends but "the database system is starting up" (and
+ * its kin), says it accepts.
+ */
+#define PROBE_MS 5000		/* one attempt, as connect_timeout */
+
+static void admin_params(const struct postgres *pg, const char *connect_timeout,
+			 const char **keys, const char **vals);
+static void ready_tick(struct loop *l, void *arg);
+
+static void probe_end(struct postgres *pg)
+{
+	if (pg->probe_fd >= 0)
+		loop_del_fd(pg->loop, pg->probe_fd);
+	pg->probe_fd = -1;
+	loop_del_timer(pg->loop, pg->probe_timer);
+	pg->probe_timer = 0;
+	PQfinish(pg->probe);
+	pg->probe = NULL;
+}
+
+/* The attempt ended: answered says whether the server did. */
+static void probe_done(struct postgres *pg, int answered)
+{
+	probe_end(pg);
+	if (answered) {
+		pg->accepting = 1;
+		waits_done(pg, 0);
+		return;
+	}
+	pg->ready_timer = loop_add_timer(pg->loop, 50, ready_tick, pg);
+}
+
+static int probe_answered(PGconn *conn)
+{
+	const char *msg;
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return 1;
+	msg = PQerrorMessage(conn);
+	return msg && strstr(msg, "FATAL:") &&
+	       !strstr(msg, "the database system is");
+}
+
+static void probe_on_fd(struct loop *l, int fd, unsigned events, void *arg);
+
+static int probe_watch(struct postgres *pg, unsigned events)
+{
+	int fd = PQsocket(pg->probe);
+
+	if (fd < 0)
+		return -1;
+	if (fd == pg->probe_fd)
+		return loop_mod_fd(pg->loop, fd, events);
+	if (pg->probe_fd >= 0)
+		loop_del_fd(pg->loop, pg->probe_fd);
+	pg->probe_fd = -1;
+	if (loop_add_fd(pg->loop, fd, events, probe_on_fd, pg) < 0)
+		return -1;
+	pg->probe_fd = fd;
+	return 0;
+}
+
+static void probe_on_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct postgres *pg = arg;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	switch (PQconnectPoll(pg->probe)) {
+	case PGRES_POLLING_READING:
+		if (probe_watch(pg, LOOP_READ) < 0)
+			probe_done(pg, 0);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (probe_watch(pg, LOOP_WRITE) < 0)
+			probe_done(pg, 0);
+		return;
+	case PGRES_POLLING_OK:
+		probe_done(pg, 1);
+		return;
+	default:
+		probe_done(pg, probe_answered(pg->probe));
+		return;
+	}
+}
+
+static void probe_on_timeout(struct loop *l, void *arg)
+{
+	struct postgres *pg = arg;
+
+	(void)l;
+	pg->probe_timer = 0;
+	probe_done(pg, 0);
+}
+
 static void ready_tick(struct loop *l, void *arg)
 {
 	struct postgres *pg = arg;
+	const char *keys[8], *vals[8];
 	int r;
 
 	(void)l;
 	pg->ready_timer = 0;
 	r = ready_check(pg, pg->ready_deadline);
-	if (r == 1) {
-		pg->ready_timer = loop_add_timer(pg->loop, 50, ready_tick, pg);
+	if (r < 0) {
+		waits_done(pg, r);
 		return;
 	}
-	waits_done(pg, r);
+	admin_params(pg, NULL, keys, vals);
+	pg->probe = PQconnectStartParams(keys, vals, 1);
+	if (!pg->probe || PQstatus(pg->probe) == CONNECTION_BAD ||
+	    PQsetnonblocking(pg->probe, 1) < 0 ||
+	    probe_watch(pg, LOOP_WRITE) < 0) {
+		probe_done(pg, pg->probe && probe_answered(pg->probe));
+		return;
+	}
+	pg->probe_timer = loop_add_timer(pg->loop, PROBE_MS,
+					 probe_on_timeout, pg);
 }
 
 /* The cluster exists: start it unless it runs, then poll for it. */
@@ -2068,6 +2174,7 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 
 	*out = NULL;
 	pg->loop = l;
+	pg->probe_fd = -1;
 	runner_init(&pg->initdb);
 	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
 			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
@@ -2126,6 +2233,7 @@ static void preparing_stop(struct postgres *pg)
 	}
 	loop_del_timer(pg->loop, pg->ready_timer);
 	pg->ready_timer = 0;
+	probe_end(pg);
 	pg->preparing = 0;
 	while ((w = pg->waits)) {
 		pg->waits = w->next;
