@@ -14,25 +14,23 @@
  * What blocks, in the calling process (the engine's loop): nothing that
  * waits for PostgreSQL.  postgres_when_ready() makes the embedded cluster
  * ready on the loop: initdb on first use in a child the loop watches
- * (runner_start(), at most 300 s), the postmaster's start, and a ping
- * every 50 ms until it accepts (at most 30 s).  Restarts after a crash
- * only spawn (supervise.h).  The calls on an app's database
+ * (runner_start(), at most 300 s), the postmaster's start, and a probe
+ * every 50 ms until it accepts (at most 30 s), each a non-blocking
+ * connection the loop watches (given up after 5 s).  Restarts after a
+ * crash only spawn (supervise.h).  The calls on an app's database
  * (postgres_*_async()) wait for that, then connect and run their
  * statements in a child of the engine the loop watches (connect_timeout
  * 5 s, statements of at most 60 s, the whole at most 180 s), and answer
  * through a callback; postgres_size_async() asks over a non-blocking
  * connection on the loop.
  *
- * What still blocks, and for how long: each ping of the start-up poll is
- * one libpq round trip over the unix socket (answered at once by a
- * postmaster that runs; a stopped one holds it up to connect_timeout,
- * 5 s); postgres_size_async() resolves an outside server's host name
- * on the loop (libpq calls getaddrinfo() while it connects); a first use as root
- * may run useradd (at most 30 s); a postmaster left over by a killed
- * engine is stopped and waited for (at most 40 s, at start-up or a
- * start); postgres_shutdown() waits for ours to stop (at most about 40 s,
- * at the engine's exit).
-  */
+ * What still blocks, and for how long: postgres_size_async() resolves an
+ * outside server's host name on the loop (libpq calls getaddrinfo() while
+ * it connects; none with hostaddr=); a first use as root may run useradd
+ * (at most 30 s); a postmaster left over by a killed engine is stopped
+ * and waited for (at most 40 s, when ours starts); postgres_shutdown()
+ * waits for ours to stop (at most about 40 s, at the engine's exit).
+ */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H
 
