@@ -597,10 +597,46 @@ static void rm_finish(void *arg)
 	}
 }
 
-void app_cmd_rm(struct app *a, int drop_db, struct client *c)
+/* The database is dealt with: stop the processes, then rm_finish().
+ * c is a->rm_client, ref'd. */
+static void rm_stop(struct app *a, struct client *c)
 {
 	struct proc **ps = NULL;
 	size_t n;
+
+	if (a->waiting)
+		deploy_drop_waiting(a, "app '%s' was removed", a->name);
+	a->removing = 1;
+	client_data(c, "-----> Removing %s", a->name);
+	if (a->live)
+		a->live->supervised = 0;
+	n = run_procs(a->live, &ps, NULL, NULL);
+	stop_procs(ps, n, 3000, rm_finish, a);
+	free(ps);
+}
+
+/* The database's drop is done (off the loop: the engine served others
+ * meanwhile, with the app marked removing so that nobody deploys it). */
+static void rm_dropped(void *arg, int result, const char *out)
+{
+	struct app *a = arg;
+	struct client *c = a->rm_client;
+
+	(void)out;
+	if (result < 0) {
+		a->removing = 0;
+		a->rm_client = NULL;
+		client_error(c, "cannot drop the database of '%s': %s",
+			     a->name, error_last());
+		client_unref(c);
+		return;
+	}
+	client_data(c, "-----> Dropped the database of %s", a->name);
+	rm_stop(a, c);
+}
+
+void app_cmd_rm(struct app *a, int drop_db, struct client *c)
+{
 	int has_db = strv_env_get(&a->env, "DATABASE_URL") != NULL;
 
 	if (a->deploy) {
@@ -608,29 +644,29 @@ void app_cmd_rm(struct app *a, int drop_db, struct client *c)
 			     a->name);
 		return;
 	}
-	if (has_db && drop_db) {
-		if (!a->eng->pg || postgres_drop(a->eng->pg, a->name) < 0) {
-			client_error(c, "cannot drop the database of '%s': %s",
-				     a->name, a->eng->pg ? error_last() :
-				     "PostgreSQL is not available");
-			return;
-		}
-		client_data(c, "-----> Dropped the database of %s", a->name);
-	} else if (has_db) {
-		client_data(c, "-----> Kept the database of %s (use --drop-database to remove it)",
-			    a->name);
+	if (a->renaming) {
+		client_error(c, "'%s' is being renamed; try again when that is done",
+			     a->name);
+		return;
 	}
-	if (a->waiting)
-		deploy_drop_waiting(a, "app '%s' was removed", a->name);
-	a->removing = 1;
-	client_data(c, "-----> Removing %s", a->name);
+	if (has_db && drop_db && !a->eng->pg) {
+		client_error(c, "cannot drop the database of '%s': %s",
+			     a->name, "PostgreSQL is not available");
+		return;
+	}
 	client_ref(c);
 	a->rm_client = c;
-	if (a->live)
-		a->live->supervised = 0;
-	n = run_procs(a->live, &ps, NULL, NULL);
-	stop_procs(ps, n, 3000, rm_finish, a);
-	free(ps);
+	if (has_db && drop_db) {
+		/* no deploy, rename or second rm meanwhile; undone if the
+		 * drop fails */
+		a->removing = 1;
+		postgres_drop_async(a->eng->pg, a->name, rm_dropped, a);
+		return;
+	}
+	if (has_db)
+		client_data(c, "-----> Kept the database of %s (use --drop-database to remove it)",
+			    a->name);
+	rm_stop(a, c);
 }
 
 /* Apply "KEY=VALUE" sets and "KEY" unsets to env. */
@@ -1036,26 +1072,39 @@ out:
 	free(nums);
 }
 
+/* pg:info's answer, from the loop: the app may be gone by now, c is
+ * ours. */
+static void pg_info_done(void *arg, int result, const char *out)
+{
+	struct client *c = arg;
+	char *copy, *line, *save = NULL;
+
+	if (result < 0) {
+		client_error(c, "%s", error_last());
+		client_unref(c);
+		return;
+	}
+	copy = xstrdup(out);
+	for (save = copy, line = str_token(&save, "\n"); line;
+	     line = str_token(&save, "\n"))
+		client_data(c, "%s", line);
+	free(copy);
+	client_ok(c);
+	client_unref(c);
+}
+
 void app_cmd_pg(struct app *a, struct client *c)
 {
-	struct buf out = BUF_INIT;
-	char *line, *save = NULL;
-
 	if (!strv_env_get(&a->env, "DATABASE_URL")) {
 		client_error(c, "'%s' has no database (add 'postgres: true' to app.yaml)",
 			     a->name);
 		return;
 	}
-	if (!a->eng->pg || postgres_info(a->eng->pg, a->name, &out) < 0) {
-		client_error(c, "%s", a->eng->pg ? error_last() :
-			     "PostgreSQL is not available");
-		buf_release(&out);
+	if (!a->eng->pg) {
+		client_error(c, "%s", "PostgreSQL is not available");
 		return;
 	}
-	if (out.len)
-		for (save = out.data, line = str_token(&save, "\n"); line;
-		     line = str_token(&save, "\n"))
-			client_data(c, "%s", line);
-	buf_release(&out);
-	client_ok(c);
+	/* asked off the loop: the engine serves others meanwhile */
+	client_ref(c);
+	postgres_info_async(a->eng->pg, a->name, pg_info_done, c);
 }

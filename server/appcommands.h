@@ -6,8 +6,10 @@
  * says; a bad argument is answered with an error and changes nothing.
  *
  * In the engine's loop.  What blocks it: rm deletes the app's folders,
- * pg and rm --drop-database ask PostgreSQL (postgres.h), logs reads the
- * log file's tail; the rest starts work that ends in a callback.
+ * logs reads the log file's tail; the rest starts work that ends in a
+ * callback (pg and rm --drop-database ask PostgreSQL off the loop,
+ * postgres.h; rm marks the app removing while its database is dropped,
+ * and a failed drop leaves it as it was).
  */
 #ifndef BERTH_APPCOMMANDS_H
 #define BERTH_APPCOMMANDS_H

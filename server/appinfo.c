@@ -80,25 +80,57 @@ static void info_processes(struct app *a, struct client *c)
 	buf_release(&b);
 }
 
-static void info_database(struct app *a, struct client *c)
-{
-	struct buf out = BUF_INIT;
+/* The lines after "Database:", known before it is asked for. */
+struct info_rest {
+	struct client *c;
+	char *config_vars;
+	char *disk;
+};
 
-	if (strv_env_find(&a->env, "DATABASE_URL") < 0) {
-		field(c, "Database:", "none");
-		return;
-	}
-	if (a->eng->pg && postgres_info(a->eng->pg, a->name, &out) == 0 &&
-	    out.len) {
-		out.data[strcspn(out.data, "\n")] = '\0';
-		field(c, "Database:", out.data);
-	} else {
-		field(c, "Database:", "DATABASE_URL set (not managed by berth)");
-	}
-	buf_release(&out);
+static void info_rest_send(struct info_rest *r, const char *database)
+{
+	field(r->c, "Database:", database);
+	field(r->c, "Config vars:", r->config_vars);
+	field(r->c, "Disk:", r->disk);
+	client_ok(r->c);
+	client_unref(r->c);
+	free(r->config_vars);
+	free(r->disk);
+	free(r);
 }
 
-static void info_disk(struct app *a, struct client *c)
+/* From the loop: the app may be gone by now, r has all it needs. */
+static void info_database_done(void *arg, int result, const char *out)
+{
+	struct info_rest *r = arg;
+	char *line;
+
+	if (result < 0 || !*out) {
+		error_clear();
+		info_rest_send(r, "DATABASE_URL set (not managed by berth)");
+		return;
+	}
+	line = xstrndup(out, strcspn(out, "\n"));
+	info_rest_send(r, line);
+	free(line);
+}
+
+/* The database's line, asked off the loop when berth manages it; then
+ * the rest, and the answer ends. */
+static void info_database(struct app *a, struct info_rest *r)
+{
+	if (strv_env_find(&a->env, "DATABASE_URL") < 0) {
+		info_rest_send(r, "none");
+		return;
+	}
+	if (!a->eng->pg) {
+		info_rest_send(r, "DATABASE_URL set (not managed by berth)");
+		return;
+	}
+	postgres_info_async(a->eng->pg, a->name, info_database_done, r);
+}
+
+static char *info_disk(struct app *a)
 {
 	static const char *const parts[][2] = {
 		{ "repository", "apps/%s/repo.git" },
@@ -122,14 +154,14 @@ static void info_disk(struct app *a, struct client *c)
 	}
 	status_format_bytes(human, sizeof(human), total);
 	buf_addf(&b, " (%s in all)", human);
-	field(c, "Disk:", b.data);
-	buf_release(&b);
+	return buf_detach(&b);
 }
 
 void app_cmd_info(struct app *a, struct client *c)
 {
 	struct strv hosts = STRV_INIT, packs = STRV_INIT;
 	struct buf b = BUF_INIT;
+	struct info_rest *rest;
 	char *url = app_url(a);
 	size_t i;
 
@@ -150,12 +182,12 @@ void app_cmd_info(struct app *a, struct client *c)
 		field(c, "Buildpacks:", b.data);
 	}
 	info_processes(a, c);
-	info_database(a, c);
-	buf_reset(&b);
-	buf_addf(&b, "%zu", a->env.n);
-	field(c, "Config vars:", b.data);
-	info_disk(a, c);
-	client_ok(c);
+	rest = xcalloc(1, sizeof(*rest));
+	rest->c = c;
+	client_ref(c);
+	rest->config_vars = xasprintf("%zu", a->env.n);
+	rest->disk = info_disk(a);
+	info_database(a, rest);
 	free(url);
 	buf_release(&b);
 	strv_release(&hosts);

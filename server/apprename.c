@@ -124,69 +124,160 @@ static void move_processes(struct app *a, struct client *c)
 	app_deploy(a->eng, a->name, DEPLOY_NEW, &o, c);
 }
 
+/* What stands in the way of renaming a to to, as a line for the user
+ * (-1 with error_last()); asked again once the database has its new
+ * name, since the engine served others meanwhile. */
+static int rename_check(struct engine *e, struct app *a, const char *to)
+{
+	size_t i;
+
+	if (!app_name_valid(to))
+		return error_set("invalid app name '%s'", to);
+	if (!strcmp(a->name, to))
+		return error_set("'%s' is already its name", to);
+	if (app_find(e, to))
+		return error_set("app '%s' already exists", to);
+	if (a->deploy || a->waiting)
+		return error_set("'%s' is deploying: rename it when the deploy is done",
+				 a->name);
+	if (a->removing)
+		return error_set("'%s' is being removed", a->name);
+	if (a->renaming)
+		return error_set("'%s' is being renamed; try again when that is done",
+				 a->name);
+	if (!e->pg && has_berth_database(a))
+		return error_set("'%s' has a database, and PostgreSQL is not available to rename it; nothing renamed",
+				 a->name);
+	if (certs_app_rename_check(e->certs, a->name, to) < 0) {
+		char *why = xstrdup(error_last());
+
+		error_set("%s; nothing renamed", why);
+		free(why);
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(renamed); i++) {
+		char *path = engine_path(e, renamed[i], to);
+		int in_way = exists(path);
+
+		if (in_way)
+			error_set("'%s' is in the way of the new name; nothing renamed",
+				  path);
+		free(path);
+		if (in_way)
+			return -1;
+	}
+	return 0;
+}
+
+/* A database rename in flight: the app is marked renaming meanwhile (no
+ * second rename, no rm). */
+struct rename_req {
+	struct engine *e;
+	struct app *a;
+	struct client *c;	/* NULL when giving the name back */
+	char *from;
+	char *to;
+};
+
+static void rename_req_free(struct rename_req *r)
+{
+	if (r->c)
+		client_unref(r->c);
+	free(r->from);
+	free(r->to);
+	free(r);
+}
+
+static void name_back_done(void *arg, int result, const char *out)
+{
+	struct rename_req *r = arg;
+
+	(void)out;
+	r->a->renaming = 0;
+	if (result < 0)
+		log_warnx("%s: cannot give the database its name back: %s",
+			  r->to, error_last());
+	rename_req_free(r);
+}
+
+/* The database was renamed, and the rest of the rename did not happen:
+ * its name back (off the loop too). */
+static void database_name_back(struct engine *e, struct app *a,
+			       const char *from, const char *to)
+{
+	struct rename_req *r = xcalloc(1, sizeof(*r));
+
+	r->e = e;
+	r->a = a;
+	r->from = xstrdup(to);
+	r->to = xstrdup(from);
+	a->renaming = 1;
+	postgres_rename_async(e->pg, to, from, name_back_done, r);
+}
+
+static void rename_rest(struct engine *e, struct app *a, const char *to,
+			char *db_url, struct client *c);
+
+static void rename_database_done(void *arg, int result, const char *out)
+{
+	struct rename_req *r = arg;
+	struct app *a = r->a;
+
+	a->renaming = 0;
+	if (result < 0) {
+		client_error(r->c, "cannot rename the database of '%s': %s; nothing renamed",
+			     r->from, error_last());
+	} else if (rename_check(r->e, a, r->to) < 0) {
+		client_error(r->c, "%s", error_last());
+		database_name_back(r->e, a, r->from, r->to);
+	} else {
+		rename_rest(r->e, a, r->to, xstrdup(out), r->c);
+	}
+	rename_req_free(r);
+}
+
 void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 		    struct client *c)
 {
-	char *from = xstrdup(a->name), *path, *logdir = NULL, *url = NULL;
-	char *db_url = NULL, *envpath = NULL;
-	size_t i, done = 0;
-	int has_db, r;
+	struct rename_req *r;
+	char *ident;
 
-	if (!app_name_valid(to)) {
-		client_error(c, "invalid app name '%s'", to);
-		goto out;
+	if (rename_check(e, a, to) < 0) {
+		client_error(c, "%s", error_last());
+		return;
 	}
-	if (!strcmp(from, to)) {
-		client_error(c, "'%s' is already its name", to);
-		goto out;
-	}
-	if (app_find(e, to)) {
-		client_error(c, "app '%s' already exists", to);
-		goto out;
-	}
-	if (a->deploy || a->waiting) {
-		client_error(c, "'%s' is deploying: rename it when the deploy is done",
-			     from);
-		goto out;
-	}
-	if (a->removing) {
-		client_error(c, "'%s' is being removed", from);
-		goto out;
-	}
-	has_db = has_berth_database(a);
-	if (has_db && !e->pg) {
-		client_error(c, "'%s' has a database, and PostgreSQL is not available to rename it; nothing renamed",
-			     from);
-		goto out;
-	}
-	if (certs_app_rename_check(e->certs, from, to) < 0) {
-		client_error(c, "%s; nothing renamed", error_last());
-		goto out;
-	}
-	for (i = 0; i < ARRAY_SIZE(renamed); i++) {
-		path = engine_path(e, renamed[i], to);
-		if (exists(path)) {
-			client_error(c, "'%s' is in the way of the new name; nothing renamed",
-				     path);
-			free(path);
-			goto out;
-		}
-		free(path);
+	if (!has_berth_database(a)) {
+		rename_rest(e, a, to, NULL, c);
+		return;
 	}
 	/* the database first: the step most likely to be refused (a
-	 * pg:backup under way), and it changes nothing when it is */
-	if (has_db) {
-		char *ident = postgres_ident(to);
+	 * pg:backup under way), and it changes nothing when it is.  Off
+	 * the loop: the engine serves others meanwhile. */
+	ident = postgres_ident(to);
+	client_data(c, "-----> Renaming the database of %s to %s (its connections to it are closed)",
+		    a->name, ident);
+	free(ident);
+	r = xcalloc(1, sizeof(*r));
+	r->e = e;
+	r->a = a;
+	r->c = c;
+	client_ref(c);
+	r->from = xstrdup(a->name);
+	r->to = xstrdup(to);
+	a->renaming = 1;
+	postgres_rename_async(e->pg, a->name, to, rename_database_done, r);
+}
 
-		client_data(c, "-----> Renaming the database of %s to %s (its connections to it are closed)",
-			    from, ident);
-		free(ident);
-		if (postgres_rename(e->pg, from, to, &db_url) < 0) {
-			client_error(c, "cannot rename the database of '%s': %s; nothing renamed",
-				     from, error_last());
-			goto out;
-		}
-	}
+/* The folders, the user, the certificate, the route and the config, the
+ * database having its new name already when db_url is set (taken). */
+static void rename_rest(struct engine *e, struct app *a, const char *to,
+			char *db_url, struct client *c)
+{
+	char *from = xstrdup(a->name), *logdir = NULL, *url = NULL;
+	char *envpath = NULL;
+	size_t i, done = 0;
+	int r;
+
 	for (i = 0; i < ARRAY_SIZE(renamed); i++, done++) {
 		char *src = engine_path(e, renamed[i], from);
 		char *dst = engine_path(e, renamed[i], to);
@@ -265,13 +356,8 @@ void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 undo:
 	client_error(c, "%s; nothing renamed", error_last());
 	rename_back(e, from, to, done);
-	if (db_url) {
-		free(db_url);
-		db_url = NULL;
-		if (postgres_rename(e->pg, to, from, &db_url) < 0)
-			log_warnx("%s: cannot give the database its name back: %s",
-				  from, error_last());
-	}
+	if (db_url)
+		database_name_back(e, a, from, to);
 out:
 	free(from);
 	free(logdir);

@@ -3,7 +3,15 @@
  *
  * With "cluster: CONNINFO" in berth.yaml the engine keeps one libpq
  * connection to that PostgreSQL, non-blocking and watched by the loop
- * (nothing here ever waits on the network).  On connect it creates or
+ * (nothing here waits for the database's answers).  What still blocks
+ * the loop: resolving the database's host name, which libpq does with
+ * getaddrinfo() while it connects (at each connect and reconnect; an
+ * address, or hostaddr= in the conninfo, makes no DNS query); and a
+ * release's bundle, read whole from disk to be published and written
+ * whole to disk when fetched (file I/O in proportion to its size, up to
+ * hundreds of MB; its chunks are sent and received without blocking).
+ * clusterjobs.c and clusterroute.c ask through this connection only.
+ * On connect it creates or
  * migrates the berth_* tables (under an advisory lock, so hosts joining
  * at once do not race), LISTENs on "berth_cluster", registers this host
  * (name, address, groups, version) and heartbeats every 2 s.

@@ -107,7 +107,7 @@ struct deploy {
 	/* app.json's scripts and the release phase (run_script()) */
 	int pre_stage, post_stage;
 	const char *script_label;	/* "release", "predeploy", ... */
-	struct postgres_wait *pg_wait;	/* waits for PostgreSQL to be ready */
+	struct postgres_op *pg_op;	/* its database being made */
 	struct deployout *out;	/* its kept output (deployout.h), or NULL */
 	int out_of_push;	/* out is a push's: the pipeline says the
 				 * outcome there itself */
@@ -207,7 +207,7 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
-	postgres_wait_cancel(d->e->pg, d->pg_wait);
+	postgres_op_cancel(d->e->pg, d->pg_op);
 	/* processes still stopping for it must not call back into d */
 	stop_procs_forget(d->run, d);
 	stop_procs_forget(d->old, d);
@@ -456,8 +456,8 @@ static void fail_stop(struct deploy *d)
 	FREE_AND_NULL(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
 	d->timer = 0;
-	postgres_wait_cancel(d->e->pg, d->pg_wait);
-	d->pg_wait = NULL;
+	postgres_op_cancel(d->e->pg, d->pg_op);
+	d->pg_op = NULL;
 	liveroute_watch_stop(d->livewatch);
 	d->livewatch = NULL;
 	if (d->helper > 0) {
@@ -1394,40 +1394,25 @@ static int ensure_slots(struct deploy *d, size_t web)
 
 static void prepare_rest(struct deploy *d);
 
-/* The app's new database, PostgreSQL being ready: kept in its config at
- * once, whatever becomes of the deploy.  0, or -1 when d failed. */
-static int provision_database(struct deploy *d)
-{
-	struct app *a = d->a;
-	struct run *r = d->run;
-	char *url = NULL;
-
-	if (postgres_provision(d->e->pg, a->name, &url) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return -1;
-	}
-	strv_env_set(&a->env, "DATABASE_URL", url);
-	strv_env_set(&r->env, "DATABASE_URL", url);
-	free(url);
-	if (env_save(a) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return -1;
-	}
-	return 0;
-}
-
-/* PostgreSQL is ready (or cannot be): the database, then the rest. */
-static void on_postgres_ready(void *arg, int result)
+/* The app's new database is made (off the loop): kept in its config at
+ * once, whatever becomes of the deploy; then the rest. */
+static void on_database(void *arg, int result, const char *url)
 {
 	struct deploy *d = arg;
+	struct app *a = d->a;
+	struct run *r = d->run;
 
-	d->pg_wait = NULL;
+	d->pg_op = NULL;
 	if (result < 0) {
 		deploy_fail(d, "%s", error_last());
 		return;
 	}
-	if (provision_database(d) < 0)
+	strv_env_set(&a->env, "DATABASE_URL", url);
+	strv_env_set(&r->env, "DATABASE_URL", url);
+	if (env_save(a) < 0) {
+		deploy_fail(d, "%s", error_last());
 		return;
+	}
 	prepare_rest(d);
 }
 
@@ -1437,7 +1422,6 @@ static void prepare(struct deploy *d)
 	struct run *r = d->run;
 	const struct proc_spec *web = manifest_proc(&r->m, "web");
 	struct release_info ri;
-	int ready;
 
 	d->web_count = web ? (size_t)scale_of(&d->scale, web) : 0;
 	memset(&ri, 0, sizeof(ri));
@@ -1464,17 +1448,11 @@ static void prepare(struct deploy *d)
 			return;
 		}
 		say(d, "-----> Creating PostgreSQL database for %s", a->name);
-		/* a first cluster takes its initdb: on the loop, not here */
-		ready = postgres_when_ready(d->e->pg, on_postgres_ready, d,
-					    &d->pg_wait);
-		if (ready < 0) {
-			deploy_fail(d, "%s", error_last());
-			return;
-		}
-		if (!ready)
-			return;
-		if (provision_database(d) < 0)
-			return;
+		/* a first cluster takes its initdb, and the statements wait
+		 * for the server: on the loop and in a child, not here */
+		d->pg_op = postgres_provision_async(d->e->pg, a->name,
+						    on_database, d);
+		return;
 	}
 	prepare_rest(d);
 }
@@ -1930,7 +1908,7 @@ void app_deploy_describe(const struct app *a, struct buf *out)
 		break;
 	case STEP_RELEASE_PHASE:
 	case STEP_POSTDEPLOY:
-		if (d->pg_wait)
+		if (d->pg_op)
 			buf_addstr(out, "waiting for PostgreSQL");
 		else if (d->helper > 0 && d->script_label)
 			buf_addf(out, "%s command", d->script_label);

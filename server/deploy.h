@@ -8,11 +8,11 @@
  *
  * Runs in the engine's loop: unpacking and the deploy scripts run in
  * children, health checks and drains are asynchronous, every step ends
- * with an event (deploy.c's state table).  What still blocks the loop:
- * copying the bundle into its release folder, and creating the app's
- * database (postgres_provision()) on its first deploy.  The client of a
- * deploy is answered exactly once, when it ends (ok release=N, or the
- * error).
+ * with an event (deploy.c's state table), creating the app's database
+ * on its first deploy included (postgres_provision_async()).  What still
+ * blocks the loop: copying the bundle into its release folder.  The
+ * client of a deploy is answered exactly once, when it ends (ok
+ * release=N, or the error).
  */
 #ifndef BERTH_DEPLOY_H
 #define BERTH_DEPLOY_H

@@ -84,6 +84,7 @@ struct postgres {
 	int exit_status;	/* how the last one ended */
 	struct supervisor sup;	/* restarts it */
 	struct size_req *sizes;	/* postgres_size_async() in flight */
+	struct postgres_op *ops;	/* postgres_*_async() in flight */
 	/* postgres_when_ready(): who waits, and what runs for them */
 	struct postgres_wait *waits;
 	int preparing;		/* initdb runs, or the start is polled */
@@ -91,6 +92,10 @@ struct postgres {
 	char *initdb_prog, *initdb_tmp, *initdb_pwfile;
 	uint64_t ready_timer;
 	int64_t ready_deadline;
+	/* the poll's connection attempt: non-blocking, on the loop */
+	PGconn *probe;
+	int probe_fd;
+	uint64_t probe_timer;
 };
 
 struct postgres_wait {
@@ -887,22 +892,13 @@ static int reap_own(struct postgres *pg, int *status)
 	return 1;
 }
 
-/* One look: 0 when our postmaster accepts connections (a ping over its
- * unix socket, answered at once by a postmaster that runs), 1 while it
- * may yet, -1 with the reason when it will not. */
+/* One look, without asking it: 1 while our postmaster may yet accept
+ * connections, -1 with the reason when it will not. */
 static int ready_check(struct postgres *pg, int64_t deadline)
 {
-	const char *keys[] = { "host", "port", "dbname", "connect_timeout",
-			       NULL };
-	const char *vals[] = { pg->run, PG_PORT, "postgres",
-			       PG_CONNECT_TIMEOUT, NULL };
 	char why[64];
 	int status;
 
-	if (PQpingParams(keys, vals, 0) == PQPING_OK) {
-		pg->accepting = 1;
-		return 0;
-	}
 	if (reap_own(pg, &status) || (!pg->pid && pg->exit_status)) {
 		status = pg->exit_status;
 		return error_set("cannot reach PostgreSQL: it %s (see '%s')",
@@ -917,17 +913,6 @@ static int ready_check(struct postgres *pg, int64_t deadline)
 				 "after %d s (see '%s')",
 				 PG_READY_MS / 1000, pg->log_path);
 	return 1;
-}
-
-/* Wait until our postmaster accepts connections (blocking). */
-static int wait_ready(struct postgres *pg)
-{
-	int64_t deadline = now_ms() + PG_READY_MS;
-	int r;
-
-	while ((r = ready_check(pg, deadline)) == 1)
-		nanosleep(&(struct timespec){ 0, 50 * 1000 * 1000 }, NULL);
-	return r;
 }
 
 /* What must hold before the cluster is used, made or started: the
@@ -948,30 +933,21 @@ static int prepare_dirs(struct postgres *pg)
 }
 
 /*
- * For the calls that block (admin_connect()): the cluster must exist
- * (postgres_when_ready() makes it); start it if it is down and wait for
- * it if it has not answered since it started.
+ * For admin_connect(), which runs in an op's child (op_child()): the
+ * engine made the cluster ready before it forked (postgres_when_ready()),
+ * and a child never starts a postmaster nor waits for one to start (it
+ * could not supervise it): a postmaster gone meanwhile is an error.
  */
 static int ensure_running(struct postgres *pg)
 {
-	int status;
-
-	if (pg->initdb_prog)
-		return error_set("PostgreSQL's cluster is being created; "
-				 "try again when it is done");
-	if (prepare_dirs(pg) < 0)
-		return -1;
 	if (!cluster_exists(pg))
 		return error_set("PostgreSQL's cluster in '%s' does not exist "
 				 "yet", pg->data);
 	if (load_password(pg) < 0)
 		return -1;
-	reap_own(pg, &status);
-	if (pg->pid && pg->accepting)
-		return 0;
-	if (!pg->pid && start_postmaster(pg) < 0)
-		return -1;
-	return wait_ready(pg);
+	if (!pg->pid)
+		return error_set("cannot reach PostgreSQL: not running");
+	return 0;
 }
 
 /* --- postgres_when_ready(): the same, on the loop -------------------- */
@@ -996,19 +972,130 @@ static void waits_done(struct postgres *pg, int result)
 	free(msg);
 }
 
+/*
+ * The start-up poll asks the postmaster every 50 ms whether it accepts
+ * connections, the way PQping() would, but with a non-blocking connection
+ * the loop watches: a postmaster that does not answer (stopped, or slow
+ * on a loaded host) never holds the engine.  A connection, or any error
+ * the server itself sends but "the database system is starting up" (and
+ * its kin), says it accepts.
+ */
+#define PROBE_MS 5000		/* one attempt, as connect_timeout */
+
+static void admin_params(const struct postgres *pg, const char *connect_timeout,
+			 const char **keys, const char **vals);
+static void ready_tick(struct loop *l, void *arg);
+
+static void probe_end(struct postgres *pg)
+{
+	if (pg->probe_fd >= 0)
+		loop_del_fd(pg->loop, pg->probe_fd);
+	pg->probe_fd = -1;
+	loop_del_timer(pg->loop, pg->probe_timer);
+	pg->probe_timer = 0;
+	PQfinish(pg->probe);
+	pg->probe = NULL;
+}
+
+/* The attempt ended: answered says whether the server did. */
+static void probe_done(struct postgres *pg, int answered)
+{
+	probe_end(pg);
+	if (answered) {
+		pg->accepting = 1;
+		waits_done(pg, 0);
+		return;
+	}
+	pg->ready_timer = loop_add_timer(pg->loop, 50, ready_tick, pg);
+}
+
+static int probe_answered(PGconn *conn)
+{
+	const char *msg;
+
+	if (PQstatus(conn) == CONNECTION_OK)
+		return 1;
+	msg = PQerrorMessage(conn);
+	return msg && strstr(msg, "FATAL:") &&
+	       !strstr(msg, "the database system is");
+}
+
+static void probe_on_fd(struct loop *l, int fd, unsigned events, void *arg);
+
+static int probe_watch(struct postgres *pg, unsigned events)
+{
+	int fd = PQsocket(pg->probe);
+
+	if (fd < 0)
+		return -1;
+	if (fd == pg->probe_fd)
+		return loop_mod_fd(pg->loop, fd, events);
+	if (pg->probe_fd >= 0)
+		loop_del_fd(pg->loop, pg->probe_fd);
+	pg->probe_fd = -1;
+	if (loop_add_fd(pg->loop, fd, events, probe_on_fd, pg) < 0)
+		return -1;
+	pg->probe_fd = fd;
+	return 0;
+}
+
+static void probe_on_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct postgres *pg = arg;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	switch (PQconnectPoll(pg->probe)) {
+	case PGRES_POLLING_READING:
+		if (probe_watch(pg, LOOP_READ) < 0)
+			probe_done(pg, 0);
+		return;
+	case PGRES_POLLING_WRITING:
+		if (probe_watch(pg, LOOP_WRITE) < 0)
+			probe_done(pg, 0);
+		return;
+	case PGRES_POLLING_OK:
+		probe_done(pg, 1);
+		return;
+	default:
+		probe_done(pg, probe_answered(pg->probe));
+		return;
+	}
+}
+
+static void probe_on_timeout(struct loop *l, void *arg)
+{
+	struct postgres *pg = arg;
+
+	(void)l;
+	pg->probe_timer = 0;
+	probe_done(pg, 0);
+}
+
 static void ready_tick(struct loop *l, void *arg)
 {
 	struct postgres *pg = arg;
+	const char *keys[8], *vals[8];
 	int r;
 
 	(void)l;
 	pg->ready_timer = 0;
 	r = ready_check(pg, pg->ready_deadline);
-	if (r == 1) {
-		pg->ready_timer = loop_add_timer(pg->loop, 50, ready_tick, pg);
+	if (r < 0) {
+		waits_done(pg, r);
 		return;
 	}
-	waits_done(pg, r);
+	admin_params(pg, NULL, keys, vals);
+	pg->probe = PQconnectStartParams(keys, vals, 1);
+	if (!pg->probe || PQstatus(pg->probe) == CONNECTION_BAD ||
+	    PQsetnonblocking(pg->probe, 1) < 0 ||
+	    probe_watch(pg, LOOP_WRITE) < 0) {
+		probe_done(pg, pg->probe && probe_answered(pg->probe));
+		return;
+	}
+	pg->probe_timer = loop_add_timer(pg->loop, PROBE_MS,
+					 probe_on_timeout, pg);
 }
 
 /* The cluster exists: start it unless it runs, then poll for it. */
@@ -1254,7 +1341,7 @@ static char *url_for(const struct postgres *pg, PGconn *conn,
 			 password, ident, pg->external && PQsslInUse(conn));
 }
 
-int postgres_provision(struct postgres *pg, const char *app, char **url)
+static int postgres_provision(struct postgres *pg, const char *app, char **url)
 {
 	PGconn *conn = NULL;
 	char *ident = NULL, *password = NULL, *verifier = NULL;
@@ -1342,7 +1429,7 @@ static int nothing_there(struct postgres *pg)
 	return !pg->external && !cluster_exists(pg);
 }
 
-int postgres_drop(struct postgres *pg, const char *app)
+static int postgres_drop(struct postgres *pg, const char *app)
 {
 	PGconn *conn = NULL;
 	char *ident = NULL, *q = NULL, *path = NULL;
@@ -1434,7 +1521,7 @@ static int close_app_sessions(PGconn *conn, const char *db,
 	return ret;
 }
 
-int postgres_rename(struct postgres *pg, const char *from, const char *to,
+static int postgres_rename(struct postgres *pg, const char *from, const char *to,
 		    char **url)
 {
 	PGconn *conn = NULL;
@@ -1567,7 +1654,7 @@ out:
 	return ret;
 }
 
-int postgres_info(struct postgres *pg, const char *app, struct buf *out)
+static int postgres_info(struct postgres *pg, const char *app, struct buf *out)
 {
 	PGconn *conn = NULL;
 	PGresult *res = NULL;
@@ -1611,6 +1698,295 @@ out:
 	PQfinish(conn);
 	free(ident);
 	return ret;
+}
+
+/* --- the calls above, off the loop -------------------------------------- */
+
+/*
+ * Each op runs one of the calls above in a child of the engine, forked
+ * by the runner and watched by the loop, once postgres_when_ready() says
+ * the cluster accepts: its connect and its statements wait there, never
+ * in the engine.  The child writes its answer to a pipe: the result, the
+ * error text, then the output (a URL, info lines):
+ *   "-3\nPostgreSQL already has ...\n" or "0\n\npostgresql://..."
+ */
+#define PG_OP_MS 180000
+#define PG_OP_OUT_MAX 65536
+
+enum op_kind {
+	OP_PROVISION,
+	OP_DROP,
+	OP_RENAME,
+	OP_INFO,
+};
+
+struct postgres_op {
+	struct postgres_op *next;
+	struct postgres *pg;
+	enum op_kind kind;
+	char *app;
+	char *to;		/* OP_RENAME */
+	postgres_done_fn fn;	/* NULL once cancelled */
+	void *arg;
+	struct postgres_wait *wait;
+	struct runner run;
+	struct buf answer;	/* the child's */
+	uint64_t timer;		/* an answer known without asking */
+	int result;
+	char *msg;
+	char *out;
+};
+
+static void op_free(struct postgres_op *op)
+{
+	struct postgres_op **pp;
+
+	for (pp = &op->pg->ops; *pp; pp = &(*pp)->next) {
+		if (*pp == op) {
+			*pp = op->next;
+			break;
+		}
+	}
+	postgres_wait_cancel(op->pg, op->wait);
+	if (runner_running(&op->run))
+		runner_cancel(&op->run);
+	loop_del_timer(op->pg->loop, op->timer);
+	free(op->app);
+	free(op->to);
+	buf_release(&op->answer);
+	free(op->msg);
+	free(op->out);
+	free(op);
+}
+
+/* Call back with op->result, op->msg and op->out, then free op. */
+static void op_done(struct postgres_op *op)
+{
+	postgres_done_fn fn = op->fn;
+
+	if (fn) {
+		if (op->result < 0)
+			error_set("%s", op->msg ? op->msg : "unknown error");
+		fn(op->arg, op->result, op->result < 0 ? NULL :
+		   op->out ? op->out : "");
+	}
+	op_free(op);
+}
+
+static void op_on_timer(struct loop *l, void *arg)
+{
+	struct postgres_op *op = arg;
+
+	(void)l;
+	op->timer = 0;
+	op_done(op);
+}
+
+/* The answer is known now (ret, and error_last() when ret < 0): given
+ * from the loop, never from inside the call that started op. */
+static void op_answer_later(struct postgres_op *op, int ret, const char *out)
+{
+	op->result = ret;
+	if (ret < 0)
+		op->msg = xstrdup(error_last());
+	if (out)
+		op->out = xstrdup(out);
+	op->timer = loop_add_timer(op->pg->loop, 0, op_on_timer, op);
+}
+
+/* In the child: the call, its answer to fd out. */
+static int op_child(void *arg, int out, int err)
+{
+	struct postgres_op *op = arg;
+	struct postgres *pg = op->pg;
+	struct buf b = BUF_INIT, res = BUF_INIT;
+	char *url = NULL;
+	int ret = -1;
+
+	(void)err;
+	/* the engine's sockets and pipes are not ours to hold open: a
+	 * peer the engine closes must see it closed now */
+	if (out > 3)
+		close_range(3, (unsigned)out - 1, 0);
+	close_range((unsigned)out + 1, ~0U, 0);
+	switch (op->kind) {
+	case OP_PROVISION:
+		ret = postgres_provision(pg, op->app, &url);
+		break;
+	case OP_DROP:
+		ret = postgres_drop(pg, op->app);
+		break;
+	case OP_RENAME:
+		ret = postgres_rename(pg, op->app, op->to, &url);
+		break;
+	case OP_INFO:
+		ret = postgres_info(pg, op->app, &res);
+		break;
+	}
+	buf_addf(&b, "%d\n%s\n", ret, ret < 0 ? first_line(error_last()) :
+		 "");
+	if (ret == 0 && url)
+		buf_addstr(&b, url);
+	else if (ret == 0)
+		buf_add(&b, res.data ? res.data : "", res.len);
+	ret = write_all(out, b.data, b.len) < 0 ? 1 : 0;
+	if (url)
+		explicit_bzero(url, strlen(url));
+	free(url);
+	buf_release(&b);
+	buf_release(&res);
+	return ret;
+}
+
+static void op_child_done(struct runner *r, int result, void *arg)
+{
+	struct postgres_op *op = arg;
+	char why[64], *p = op->answer.data, *nl, *msg_end;
+	long ret;
+
+	if (result < 0) {
+		op->result = -1;
+		op->msg = xstrdup(error_last());
+		goto out;
+	}
+	nl = p ? strchr(p, '\n') : NULL;
+	msg_end = nl ? strchr(nl + 1, '\n') : NULL;
+	if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0 ||
+	    !msg_end) {
+		op->result = -1;
+		op->msg = xasprintf("postgres: the request's process %s",
+				    spawn_describe_status(r->status, why,
+							  sizeof(why)));
+		goto out;
+	}
+	*nl = '\0';
+	*msg_end = '\0';
+	ret = strtol(p, NULL, 10);
+	op->result = ret < 0 && ret >= ERR_TOOBIG ? (int)ret :
+		ret < 0 ? -1 : 0;
+	if (op->result < 0)
+		op->msg = xstrdup(nl + 1);
+	else
+		op->out = xstrdup(msg_end + 1);
+out:
+	if (op->answer.data)
+		explicit_bzero(op->answer.data, op->answer.len);
+	op_done(op);
+}
+
+static void op_fork(struct postgres_op *op)
+{
+	struct runner *r = &op->run;
+
+	runner_init(r);
+	r->child_main = op_child;
+	r->child_arg = op;
+	r->capture[RUNNER_OUT] = &op->answer;
+	r->capture_max = PG_OP_OUT_MAX;
+	r->timeout_ms = PG_OP_MS;
+	r->timeout_msg = "cannot reach PostgreSQL: no answer within "
+		"180 s";
+	if (runner_start(r, op->pg->loop, op_child_done, op) < 0)
+		op_answer_later(op, -1, NULL);
+}
+
+static void op_on_ready(void *arg, int result)
+{
+	struct postgres_op *op = arg;
+
+	op->wait = NULL;
+	if (result < 0) {
+		op->result = -1;
+		op->msg = xstrdup(error_last());
+		op_done(op);
+		return;
+	}
+	op_fork(op);
+}
+
+static struct postgres_op *op_start(struct postgres *pg, enum op_kind kind,
+				    const char *app, const char *to,
+				    postgres_done_fn fn, void *arg)
+{
+	struct postgres_op *op = xcalloc(1, sizeof(*op));
+	int r;
+
+	op->pg = pg;
+	op->kind = kind;
+	op->app = xstrdup(app ? app : "");
+	op->to = to ? xstrdup(to) : NULL;
+	op->fn = fn;
+	op->arg = arg;
+	runner_init(&op->run);
+	op->next = pg->ops;
+	pg->ops = op;
+	if (app_check(op->app) < 0 || (to && app_check(to) < 0)) {
+		op_answer_later(op, ERR_INVALID, NULL);
+		return op;
+	}
+	/* embedded and never made: nothing to drop or show, and no reason
+	 * to initdb a cluster just to find that out */
+	if (kind != OP_PROVISION && nothing_there(pg)) {
+		if (kind == OP_DROP) {
+			char *path = url_path(pg, app);
+			int ret = 0;
+
+			if (unlink(path) < 0 && errno != ENOENT)
+				ret = error_setsys("cannot remove '%s'", path);
+			free(path);
+			op_answer_later(op, ret, NULL);
+		} else {
+			error_set("app '%s' has no database", app);
+			op_answer_later(op, ERR_NOTFOUND, NULL);
+		}
+		return op;
+	}
+	r = postgres_when_ready(pg, op_on_ready, op, &op->wait);
+	if (r < 0)
+		op_answer_later(op, -1, NULL);
+	else if (r == 1)
+		op_fork(op);
+	return op;
+}
+
+struct postgres_op *postgres_provision_async(struct postgres *pg,
+					     const char *app,
+					     postgres_done_fn fn, void *arg)
+{
+	return op_start(pg, OP_PROVISION, app, NULL, fn, arg);
+}
+
+struct postgres_op *postgres_drop_async(struct postgres *pg, const char *app,
+					postgres_done_fn fn, void *arg)
+{
+	return op_start(pg, OP_DROP, app, NULL, fn, arg);
+}
+
+struct postgres_op *postgres_rename_async(struct postgres *pg,
+					  const char *from, const char *to,
+					  postgres_done_fn fn, void *arg)
+{
+	return op_start(pg, OP_RENAME, from, to, fn, arg);
+}
+
+struct postgres_op *postgres_info_async(struct postgres *pg, const char *app,
+					postgres_done_fn fn, void *arg)
+{
+	return op_start(pg, OP_INFO, app, NULL, fn, arg);
+}
+
+void postgres_op_cancel(struct postgres *pg, struct postgres_op *op)
+{
+	(void)pg;
+	if (!op)
+		return;
+	if (runner_running(&op->run)) {
+		/* a statement under way runs to its end: a rename must not
+		 * stop half way; nobody is told */
+		op->fn = NULL;
+		return;
+	}
+	op_free(op);
 }
 
 /* --- a database's size, without blocking --------------------------------- */
@@ -1798,6 +2174,7 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 
 	*out = NULL;
 	pg->loop = l;
+	pg->probe_fd = -1;
 	runner_init(&pg->initdb);
 	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
 			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
@@ -1856,6 +2233,7 @@ static void preparing_stop(struct postgres *pg)
 	}
 	loop_del_timer(pg->loop, pg->ready_timer);
 	pg->ready_timer = 0;
+	probe_end(pg);
 	pg->preparing = 0;
 	while ((w = pg->waits)) {
 		pg->waits = w->next;
@@ -1909,6 +2287,8 @@ void postgres_free(struct postgres *pg)
 		return;
 	while (pg->sizes)
 		size_free(pg->sizes);	/* no answer: the engine is going */
+	while (pg->ops)
+		op_free(pg->ops);	/* children killed, nobody told */
 	preparing_stop(pg);
 	supervisor_cancel(&pg->sup);
 	if (pg->pid)

@@ -11,22 +11,26 @@
  * with PQescapeIdentifier anyway), a random password, CONNECT revoked
  * from PUBLIC.
  *
- * What blocks, in the calling process (the engine's loop): the long
- * waits of the embedded cluster do not.  postgres_when_ready() makes it
+ * What blocks, in the calling process (the engine's loop): nothing that
+ * waits for PostgreSQL.  postgres_when_ready() makes the embedded cluster
  * ready on the loop: initdb on first use in a child the loop watches
- * (runner_start(), at most 300 s), the postmaster's start, and a ping
- * every 50 ms until it accepts (at most 30 s; each ping is one round trip
- * over its unix socket).  Restarts after a crash only spawn
- * (supervise.h).  What still blocks: every call but
- * postgres_when_ready() and postgres_size_async() waits for its libpq
- * round trips (connect_timeout 5 s, then statements of at most 60 s);
- * postgres_drop(), postgres_rename() and postgres_info() on a postmaster
- * that has not answered since it started (the engine's start, a restart
- * after a crash) wait for it, at most 30 s; a first use as root may run
- * useradd (at most 30 s); a postmaster left over by a killed engine is
- * stopped and waited for (at most 40 s); postgres_shutdown() waits for
- * ours to stop (at most about 40 s).
-  */
+ * (runner_start(), at most 300 s), the postmaster's start, and a probe
+ * every 50 ms until it accepts (at most 30 s), each a non-blocking
+ * connection the loop watches (given up after 5 s).  Restarts after a
+ * crash only spawn (supervise.h).  The calls on an app's database
+ * (postgres_*_async()) wait for that, then connect and run their
+ * statements in a child of the engine the loop watches (connect_timeout
+ * 5 s, statements of at most 60 s, the whole at most 180 s), and answer
+ * through a callback; postgres_size_async() asks over a non-blocking
+ * connection on the loop.
+ *
+ * What still blocks, and for how long: postgres_size_async() resolves an
+ * outside server's host name on the loop (libpq calls getaddrinfo() while
+ * it connects; none with hostaddr=); a first use as root may run useradd
+ * (at most 30 s); a postmaster left over by a killed engine is stopped
+ * and waited for (at most 40 s, when ours starts); postgres_shutdown()
+ * waits for ours to stop (at most about 40 s, at the engine's exit).
+ */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H
 
@@ -47,7 +51,8 @@ int postgres_init(struct postgres **out, const struct config *cfg,
  * -1 with error_last(); *w is the wait, for postgres_wait_cancel()
  * until then.  -1 with error_last(): cannot even begin (no PostgreSQL
  * installed, an unusable state directory).  Waits started while one is
- * under way share it.  Call it before postgres_provision().
+ * under way share it.  The postgres_*_async() calls below call it
+ * themselves.
  */
 struct postgres_wait;
 typedef void (*postgres_ready_fn)(void *arg, int result);
@@ -56,27 +61,48 @@ int postgres_when_ready(struct postgres *pg, postgres_ready_fn fn,
 /* fn will not be called (w NULL: nothing).  Once fn was called, w is
  * gone: forget it there.  The initdb or start under way goes on. */
 void postgres_wait_cancel(struct postgres *pg, struct postgres_wait *w);
-/* Ensure the app's role and database exist (reused when they do);
- * *url gets DATABASE_URL (caller frees).  The embedded cluster must
- * exist (postgres_when_ready()); it is started if it is down. */
-int postgres_provision(struct postgres *pg, const char *app, char **url);
-/* Drop the app's database and role. */
-int postgres_drop(struct postgres *pg, const char *app);
+/*
+ * The calls on an app's database, off the loop.  Each returns at once
+ * with the op under way (never NULL), and later calls fn(arg, result,
+ * out) once, from the loop, never from inside the call: result 0 with out
+ * (borrowed for the call), or a negative code with error_last() and out
+ * NULL.  Names are checked (ERR_INVALID) and copied.  The embedded
+ * cluster is made ready first (postgres_when_ready(): created on first
+ * use only by postgres_provision_async(); the others find nothing there
+ * without one).  Once fn was called the op is gone: forget it there.
+ * Never called after postgres_free().
+ */
+struct postgres_op;
+typedef void (*postgres_done_fn)(void *arg, int result, const char *out);
+
+/* Ensure the app's role and database exist (reused when they do); out
+ * is its DATABASE_URL. */
+struct postgres_op *postgres_provision_async(struct postgres *pg,
+					     const char *app,
+					     postgres_done_fn fn, void *arg);
+/* Drop the app's database and role (and its saved URL); out is "". */
+struct postgres_op *postgres_drop_async(struct postgres *pg, const char *app,
+					postgres_done_fn fn, void *arg);
 /*
  * The app from is renamed to: its role and database become to's (the
- * role keeps its password; its saved URL moves too), and *url gets the
- * new DATABASE_URL (caller frees).  A database is renamed only with
- * nobody in it: the app's role may not log in meanwhile and its
- * connections (its processes', a pg:psql's) are closed first.  Sessions
- * of anyone else, and the app's pg:backup or pg:restore (pg_dump,
- * pg_restore), are never cut: they make it fail with ERR_BUSY, naming
- * them.  ERR_NOTFOUND: from has no database; ERR_EXISTS: to's names are
- * taken.  Any failure changes nothing.  Blocks up to about 10 s.
+ * role keeps its password; its saved URL moves too), and out is the new
+ * DATABASE_URL.  A database is renamed only with nobody in it: the app's
+ * role may not log in meanwhile and its connections (its processes', a
+ * pg:psql's) are closed first.  Sessions of anyone else, and the app's
+ * pg:backup or pg:restore (pg_dump, pg_restore), are never cut: they make
+ * it fail with ERR_BUSY, naming them.  ERR_NOTFOUND: from has no
+ * database; ERR_EXISTS: to's names are taken.  Any failure changes
+ * nothing.  Takes up to about 10 s.
  */
-int postgres_rename(struct postgres *pg, const char *from, const char *to,
-		    char **url);
-/* "database berth_myapp, 7.9 MB" lines into out. */
-int postgres_info(struct postgres *pg, const char *app, struct buf *out);
+struct postgres_op *postgres_rename_async(struct postgres *pg,
+					  const char *from, const char *to,
+					  postgres_done_fn fn, void *arg);
+/* out: "database berth_myapp, 7.9 MB\n"; ERR_NOTFOUND without one. */
+struct postgres_op *postgres_info_async(struct postgres *pg, const char *app,
+					postgres_done_fn fn, void *arg);
+/* fn will not be called (op NULL: nothing).  A statement already sent
+ * runs to its end (a rename is never cut half way). */
+void postgres_op_cancel(struct postgres *pg, struct postgres_op *op);
 /*
  * The size of app's database in bytes, asked without blocking: a
  * non-blocking libpq connection watched by the loop.  fn(arg, app, bytes)

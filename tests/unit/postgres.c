@@ -61,6 +61,91 @@ static int make_ready(struct loop *l, struct postgres *pg)
 	return got == 1 ? 0 : -1;
 }
 
+/* The postgres_*_async() calls to their end, the loop turning, as the
+ * engine's callers see them: the result, error_last(), the output. */
+struct answer {
+	int done;
+	int result;
+	char *out;
+	char err[512];
+};
+
+static struct loop *test_loop;
+
+static void on_answer(void *arg, int result, const char *out)
+{
+	struct answer *a = arg;
+
+	a->done = 1;
+	a->result = result;
+	a->out = out ? xstrdup(out) : NULL;
+	snprintf(a->err, sizeof(a->err), "%s", result < 0 ? error_last() : "");
+}
+
+static int wait_answer(struct answer *a)
+{
+	int i;
+
+	for (i = 0; i < 6000 && !a->done; i++)
+		run_loop(test_loop, 50);
+	if (!a->done)
+		return error_set("no answer in 300 s");
+	if (a->result < 0)
+		error_set("%s", a->err);
+	return a->result;
+}
+
+static int provision(struct postgres *pg, const char *app, char **url)
+{
+	struct answer a = { 0 };
+	int r;
+
+	postgres_provision_async(pg, app, on_answer, &a);
+	r = wait_answer(&a);
+	*url = r == 0 ? a.out : NULL;
+	if (r != 0)
+		free(a.out);
+	return r;
+}
+
+static int drop(struct postgres *pg, const char *app)
+{
+	struct answer a = { 0 };
+	int r;
+
+	postgres_drop_async(pg, app, on_answer, &a);
+	r = wait_answer(&a);
+	free(a.out);
+	return r;
+}
+
+static int rename_db(struct postgres *pg, const char *from, const char *to,
+		     char **url)
+{
+	struct answer a = { 0 };
+	int r;
+
+	postgres_rename_async(pg, from, to, on_answer, &a);
+	r = wait_answer(&a);
+	*url = r == 0 ? a.out : NULL;
+	if (r != 0)
+		free(a.out);
+	return r;
+}
+
+static int db_info(struct postgres *pg, const char *app, struct buf *out)
+{
+	struct answer a = { 0 };
+	int r;
+
+	postgres_info_async(pg, app, on_answer, &a);
+	r = wait_answer(&a);
+	if (r == 0)
+		buf_addstr(out, a.out);
+	free(a.out);
+	return r;
+}
+
 static PGconn *connect_url(const char *url, const char *dbname)
 {
 	const char *keys[] = { "dbname", "dbname", "connect_timeout", NULL };
@@ -209,6 +294,7 @@ int main(void)
 	char *path;
 	int r;
 
+	test_loop = l;
 	log_init(0, "unit-postgres");
 	test_idents();
 	test_url_env();
@@ -223,10 +309,10 @@ int main(void)
 
 	ok(postgres_init(&pg, &cfg, l) == 0 && pg, "init without a cluster");
 	ok(postgres_running(pg) == 0, "nothing started before first use");
-	r = postgres_info(pg, "my-app", &info);
+	r = db_info(pg, "my-app", &info);
 	ok(r == ERR_NOTFOUND, "info before any database: not found (%s)",
 	   error_last());
-	ok(postgres_drop(pg, "my-app") == 0, "drop of nothing succeeds");
+	ok(drop(pg, "my-app") == 0, "drop of nothing succeeds");
 	path = xasprintf("%s/postgres/data", root);
 	ok(!path_exists(path), "neither made a cluster");
 	free(path);
@@ -236,7 +322,7 @@ int main(void)
 	   r < 0 ? error_last() : r ? "ready at once?" : "ok");
 	r = make_ready(l, pg);
 	ok(r == 1, "then it is ready at once (%d)", r);
-	r = postgres_provision(pg, "my-app", &url1);
+	r = provision(pg, "my-app", &url1);
 	ok(r == 0 && url1, "first provision makes the cluster: %s",
 	   r ? error_last() : "ok");
 	if (r)
@@ -269,7 +355,7 @@ int main(void)
 	   "app role is no superuser");
 	PQfinish(c);
 
-	r = postgres_provision(pg, "my-app", &url1b);
+	r = provision(pg, "my-app", &url1b);
 	ok(r == 0 && url1b && !strcmp(url1, url1b),
 	   "second provision gives the same URL");
 	c = connect_url(url1b, NULL);
@@ -277,7 +363,7 @@ int main(void)
 	   "and the same database, rows kept");
 	PQfinish(c);
 
-	r = postgres_provision(pg, "other", &url2);
+	r = provision(pg, "other", &url2);
 	ok(r == 0 && url2 && strcmp(url1, url2), "second app provisioned");
 	ok(url2 && can_connect(url2, NULL), "second app connects");
 	ok(url2 && !can_connect(url2, "berth_my_app"),
@@ -290,12 +376,12 @@ int main(void)
 	memset(longname, 'q', 63);
 	longname[63] = '\0';
 	longname[10] = '-';
-	r = postgres_provision(pg, longname, &longurl);
+	r = provision(pg, longname, &longurl);
 	ok(r == 0 && longurl && can_connect(longurl, NULL),
 	   "63-character app name provisions and connects");
-	ok(postgres_provision(pg, "Bad;Name", &url3) == ERR_INVALID &&
+	ok(provision(pg, "Bad;Name", &url3) == ERR_INVALID &&
 	   !url3, "invalid app name refused: %s", error_last());
-	ok(postgres_provision(pg, "", &url3) == ERR_INVALID,
+	ok(provision(pg, "", &url3) == ERR_INVALID,
 	   "empty app name refused");
 
 	/* rename: the app's own session is closed, anyone else's refuses */
@@ -312,18 +398,18 @@ int main(void)
 		other = connect_url(ci.data, "berth_other");
 		ok(PQstatus(other) == CONNECTION_OK, "a superuser session "
 		   "in the app's database");
-		r = postgres_rename(pg, "other", "renamed", &newurl);
+		r = rename_db(pg, "other", "renamed", &newurl);
 		ok(r == ERR_BUSY && !newurl &&
 		   strstr(error_last(), "is in use by "),
 		   "someone else's session refuses it: %s", error_last());
 		ok(can_connect(url2, NULL), "and the app still logs in");
 		PQfinish(other);
-		r = postgres_rename(pg, "other", "my-app", &newurl);
+		r = rename_db(pg, "other", "my-app", &newurl);
 		ok(r == ERR_EXISTS, "a taken name refuses it: %s",
 		   error_last());
-		r = postgres_rename(pg, "nosuch", "x", &newurl);
+		r = rename_db(pg, "nosuch", "x", &newurl);
 		ok(r == ERR_NOTFOUND, "no database: %s", error_last());
-		r = postgres_rename(pg, "other", "renamed", &newurl);
+		r = rename_db(pg, "other", "renamed", &newurl);
 		ok(r == 0 && newurl, "rename with the app connected: %s",
 		   r ? error_last() : newurl);
 		ok(!strcmp(query1(app, "SELECT 1"), ""),
@@ -350,7 +436,7 @@ int main(void)
 	}
 
 	buf_reset(&info);
-	r = postgres_info(pg, "my-app", &info);
+	r = db_info(pg, "my-app", &info);
 	ok(r == 0 && !strncmp(info.data ? info.data : "",
 			      "database berth_my_app, ", 23) &&
 	   (strstr(info.data, "kB") || strstr(info.data, "MB")),
@@ -372,7 +458,7 @@ int main(void)
 	/* a start can fail while the old backends let go of shared memory;
 	 * the back-off retries it */
 	for (r = 0; r < 40; r++) {
-		if (postgres_provision(pg, "my-app", &url1b) == 0)
+		if (provision(pg, "my-app", &url1b) == 0)
 			break;
 		printf("# retry: %s\n", error_last());
 		run_loop(l, 500);
@@ -404,7 +490,7 @@ int main(void)
 	}
 	free(url1b);
 	url1b = NULL;
-	r = postgres_provision(pg, "my-app", &url1b);
+	r = provision(pg, "my-app", &url1b);
 	ok(r == 0 && postgres_running(pg) != pid,
 	   "provision right after the postmaster stopped: %s",
 	   r ? error_last() : "ok");
@@ -421,23 +507,23 @@ int main(void)
 	ok(!pid_alive(pid), "after stopping the stale one");
 	free(url1b);
 	url1b = NULL;
-	ok(postgres_provision(pg, "my-app", &url1b) == 0 && url1b &&
+	ok(provision(pg, "my-app", &url1b) == 0 && url1b &&
 	   !strcmp(url1, url1b), "same URL from the new engine");
 	c = connect_url(url1, NULL);
 	ok(!strcmp(query1(c, "SELECT count(*) FROM hits"), "2"),
 	   "rows still there");
 	/* drop must go through with the app still connected */
-	r = postgres_drop(pg, "my-app");
+	r = drop(pg, "my-app");
 	ok(r == 0, "drop with the app connected: %s", r ? error_last() : "ok");
 	PQfinish(c);
 	ok(!can_connect(url1, NULL), "dropped app's URL no longer works");
 	buf_reset(&info);
-	ok(postgres_info(pg, "my-app", &info) == ERR_NOTFOUND,
+	ok(db_info(pg, "my-app", &info) == ERR_NOTFOUND,
 	   "info after drop: %s", error_last());
-	ok(postgres_drop(pg, "my-app") == 0, "drop twice is fine");
+	ok(drop(pg, "my-app") == 0, "drop twice is fine");
 	free(url3);
 	url3 = NULL;
-	ok(postgres_provision(pg, "my-app", &url3) == 0 && url3 &&
+	ok(provision(pg, "my-app", &url3) == 0 && url3 &&
 	   strcmp(url3, url1), "provision after drop: a new password");
 	c = connect_url(url3, NULL);
 	ok(PQstatus(c) == CONNECTION_OK &&
@@ -465,28 +551,28 @@ int main(void)
 					  run);
 		ok(postgres_init(&pg2, &cfg2, l) == 0 && pg2,
 		   "init with an external server");
-		r = postgres_provision(pg2, "ext-app", &exturl);
+		r = provision(pg2, "ext-app", &exturl);
 		ok(r == 0 && exturl && can_connect(exturl, NULL),
 		   "external provision: %s", r ? error_last() : exturl);
 		buf_reset(&info);
-		ok(postgres_info(pg2, "ext-app", &info) == 0,
+		ok(db_info(pg2, "ext-app", &info) == 0,
 		   "external info: %s", info.data ? info.data : error_last());
 		{
 			char *renamed = NULL;
 
-			r = postgres_rename(pg2, "ext-app", "ext-new", &renamed);
+			r = rename_db(pg2, "ext-app", "ext-new", &renamed);
 			ok(r == 0 && renamed && can_connect(renamed, NULL) &&
 			   !can_connect(exturl, NULL),
 			   "external rename by a CREATEROLE role: %s",
 			   r ? error_last() : renamed);
-			r = postgres_rename(pg2, "ext-new", "ext-app", &exturl2);
+			r = rename_db(pg2, "ext-new", "ext-app", &exturl2);
 			ok(r == 0 && exturl2 && can_connect(exturl2, NULL),
 			   "and back: %s", r ? error_last() : "ok");
 			free(renamed);
 			free(exturl2);
 			exturl2 = NULL;
 		}
-		r = postgres_drop(pg2, "ext-app");
+		r = drop(pg2, "ext-app");
 		ok(r == 0 && !can_connect(exturl, NULL), "external drop: %s",
 		   r ? error_last() : "ok");
 		postgres_free(pg2);
@@ -505,7 +591,7 @@ int main(void)
 		ok(postgres_init(&pg2, &cfg2, l) == 0, "init does not connect");
 		free(url3);
 		url3 = NULL;
-		r = postgres_provision(pg2, "x", &url3);
+		r = provision(pg2, "x", &url3);
 		ok(r < 0 && !strncmp(error_last(), "cannot reach PostgreSQL: ",
 				     25) && !strchr(error_last(), '\n'),
 		   "down server: %s", error_last());
@@ -533,7 +619,7 @@ int main(void)
 			free(url3);
 			url3 = NULL;
 			r = postgres_init(&pg3, &cfg3, l) == 0 ?
-				postgres_provision(pg3, "x", &url3) : 0;
+				provision(pg3, "x", &url3) : 0;
 			ok(r < 0 && strstr(error_last(), "is not searchable by"),
 			   "private state directory refused: %s",
 			   error_last());
