@@ -244,7 +244,7 @@ int access_sharing(const char *root, const char *app, int argc,
 
 	if (argc != 2 && argc != 4)
 		return error_set("usage: sharing APP [add KEYNAME | rm KEYNAME]"),
-			ERR_INVALID;
+			ERR_USAGE;
 	r = acl_load(root, app, &a);
 	if (r == -1)
 		return -1;
@@ -293,7 +293,7 @@ int access_sharing(const char *root, const char *app, int argc,
 		ret = 0;
 	} else {
 		ret = error_set("usage: sharing APP [add KEYNAME | rm KEYNAME]");
-		ret = ERR_INVALID;
+		ret = ERR_USAGE;
 	}
 out:
 	acl_release(&a);

@@ -51,9 +51,9 @@ void access_unclaim(const char *root, const char *app);
 
 /*
  * "sharing APP" (argc 2), "sharing APP add KEYNAME", "sharing APP rm
- * KEYNAME" (argc 4): the list, or a change, as lines into out.  Adding a
- * name that no key has, or the owner, is ERR_INVALID; removing one that is
- * not there is ERR_NOTFOUND.
+ * KEYNAME" (argc 4): the list, or a change, as lines into out.  Other
+ * words are ERR_USAGE.  Adding a name that no key has, or the owner, is
+ * ERR_INVALID; removing one that is not there is ERR_NOTFOUND.
  */
 int access_sharing(const char *root, const char *app, int argc,
 		   char *const *argv, struct buf *out);

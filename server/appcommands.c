@@ -538,7 +538,8 @@ void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c)
 		long n;
 
 		if (!eq) {
-			client_error(c, "usage: scale NAME TYPE=N...");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: scale NAME TYPE=N...");
 			goto out;
 		}
 		type = xstrndup(argv[i], (size_t)(eq - argv[i]));
@@ -751,7 +752,8 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 		const char *v;
 
 		if (argc != 2) {
-			client_error(c, "usage: config NAME get KEY");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: config NAME get KEY");
 			return;
 		}
 		v = strv_env_get(&a->env, argv[1]);
@@ -776,7 +778,8 @@ void app_cmd_config(struct app *a, int argc, char **argv, struct client *c)
 	}
 	if ((strcmp(argv[0], "set") && strcmp(argv[0], "unset")) ||
 	    argc <= first) {
-		client_error(c, "usage: config NAME [set [--no-restart] [--encoded] K=V... | unset [--no-restart] K... | get K]");
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: config NAME [set [--no-restart] [--encoded] K=V... | unset [--no-restart] K... | get K]");
 		return;
 	}
 	for (i = first; i < argc; i++) {
@@ -964,7 +967,8 @@ void app_cmd_releases_output(struct app *a, int argc, char **argv,
 					   argv[i], 1L << 30)) > 0) {
 			release = (int)v;
 		} else {
-			client_error(c, "usage: releases:output NAME [N]");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: releases:output NAME [N]");
 			return;
 		}
 	}

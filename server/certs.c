@@ -1249,7 +1249,8 @@ static void cmd_set(struct certs *cs, struct client *c, const char *app,
 		}
 		o.hsts = v;
 	} else {
-		client_error(c, "usage: certs:set APP https_redirect|hsts VALUE");
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: certs:set APP https_redirect|hsts VALUE");
 		return;
 	}
 	dir = xasprintf("%s/%s", cs->dir, app);
@@ -1362,7 +1363,7 @@ void certs_cmd(struct engine *e, struct client *c, struct app *a, int argc,
 	} else if (!strcmp(cmd, "certs:add-staged") && argc == 3) {
 		cmd_add_staged(cs, c, a->name, argv[2]);
 	} else {
-		client_error(c, "usage: %s APP", cmd);
+		client_error_code(c, CONTROL_ERR_USAGE, "usage: %s APP", cmd);
 	}
 }
 

@@ -116,7 +116,7 @@ static void cmd_apps(struct engine *e, struct client *c, struct app *a,
 	} else if (argc == 1) {
 		app_cmd_apps(e, c, NULL);
 	} else {
-		client_error(c, "usage: apps");
+		client_error_code(c, CONTROL_ERR_USAGE, "usage: apps");
 	}
 }
 
@@ -206,7 +206,8 @@ static void cmd_logs(struct engine *e, struct client *c, struct app *a,
 				return;
 			}
 		} else {
-			client_error(c, "usage: logs NAME|--server [-n N] [-f] [-p PROC] [--source app|router|berth|cron|run|release|PROCESS]");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: logs NAME|--server [-n N] [-f] [-p PROC] [--source app|router|berth|cron|run|release|PROCESS]");
 			return;
 		}
 	}
@@ -250,8 +251,9 @@ static void cmd_deploy(struct engine *e, struct client *c, struct app *a,
 		else if (!strcmp(argv[i], "--source"))
 			slot = &o.source;
 		if (!slot || i + 1 >= argc) {
-			client_error(c, "usage: deploy NAME BUNDLE [--move] [--commit ID] [--pusher NAME] [--buildpack NAME] [--source WORD] ('%s' is not one)",
-				     argv[i]);
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: deploy NAME BUNDLE [--move] [--commit ID] [--pusher NAME] [--buildpack NAME] [--source WORD] ('%s' is not one)",
+					  argv[i]);
 			return;
 		}
 		*slot = argv[++i];
@@ -328,7 +330,8 @@ static void cmd_rm(struct engine *e, struct client *c, struct app *a,
 			 !strcmp(argv[i + 1], a->name))
 			force = 1, i++;
 		else {
-			client_error(c, "usage: rm NAME --force [--drop-database]");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: rm NAME --force [--drop-database]");
 			return;
 		}
 	}
@@ -417,7 +420,8 @@ static void cmd_domains(struct engine *e, struct client *c, struct app *a,
 
 	if (!sub || !strcmp(sub, ":report")) {
 		if (argc != 2) {
-			client_error(c, "usage: domains NAME");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: domains NAME");
 			return;
 		}
 		domains_cmd_list(a, c);
@@ -428,7 +432,8 @@ static void cmd_domains(struct engine *e, struct client *c, struct app *a,
 	} else if (argc == 2) {
 		domains_cmd_clear(a, c);
 	} else {
-		client_error(c, "usage: domains:clear NAME");
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: domains:clear NAME");
 	}
 }
 
@@ -494,14 +499,16 @@ static void cmd_keys(struct engine *e, struct client *c, struct app *a,
 			}
 		}
 		if (i + 1 != argc) {
-			client_error(c, "usage: keys add [--admin] [--name NAME] KEY-TEXT");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: keys add [--admin] [--name NAME] KEY-TEXT");
 			return;
 		}
 		ret = keys_add_named(e->cfg->root, argv[i], name, admin, &out);
 	} else if (!strcmp(argv[1], "rm") && argc == 3) {
 		ret = keys_remove(e->cfg->root, argv[2], &out);
 	} else {
-		client_error(c, "usage: keys [add [--admin] [--name NAME] KEY-TEXT | rm NAME]");
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: keys [add [--admin] [--name NAME] KEY-TEXT | rm NAME]");
 		return;
 	}
 	if (ret < 0) {
@@ -520,9 +527,13 @@ static void cmd_sharing(struct engine *e, struct client *c, struct app *a,
 			int argc, char **argv)
 {
 	struct buf out = BUF_INIT;
+	int r;
 
 	(void)a;
-	if (access_sharing(e->cfg->root, argv[1], argc, argv, &out) < 0) {
+	r = access_sharing(e->cfg->root, argv[1], argc, argv, &out);
+	if (r == ERR_USAGE) {
+		client_error_code(c, CONTROL_ERR_USAGE, "%s", error_last());
+	} else if (r < 0) {
 		client_error(c, "%s", error_last());
 	} else {
 		reply_buf(c, &out);
@@ -564,7 +575,8 @@ static void cmd_dashboard(struct engine *e, struct client *c, struct app *a,
 		} else if (!strcmp(argv[i], "--admin")) {
 			admin = 1;
 		} else {
-			client_error(c, "usage: dashboard [--revoke]");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: dashboard [--revoke]");
 			return;
 		}
 	}
@@ -610,7 +622,8 @@ static void cmd_cluster(struct engine *e, struct client *c, struct app *a,
 		return;
 	}
 	if (argc != 2 || strcmp(argv[1], "status")) {
-		client_error(c, "usage: cluster status | cluster rm HOST | cluster join");
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: cluster status | cluster rm HOST | cluster join");
 		return;
 	}
 	cluster_cmd_status(e->cluster, c);
@@ -793,11 +806,11 @@ int commands_check(int argc, char **argv, struct buf *why)
 
 	if (!cmd) {
 		buf_addf(why, "unknown command '%s' (try 'help')", argv[0]);
-		ret = ERR_INVALID;
+		ret = ERR_NOTFOUND;
 	} else if (argc < cmd->min_args ||
 		   (cmd->max_args >= 0 && argc > cmd->max_args)) {
-		buf_addf(why, "usage: %s", cmd->usage);
-		ret = ERR_INVALID;
+		buf_addstr(why, cmd->usage);
+		ret = ERR_USAGE;
 	}
 	strv_release(&expanded);
 	return ret;
@@ -846,11 +859,13 @@ void commands_dispatch(struct engine *e, struct client *c, int argc,
 
 	cmd = command_find(&argc, &args, &expanded);
 	if (!cmd) {
-		client_error(c, "unknown command '%s' (try 'help')", args[0]);
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "unknown command '%s' (try 'help')", args[0]);
 		goto out;
 	}
 	if (argc < cmd->min_args || (cmd->max_args >= 0 && argc > cmd->max_args)) {
-		client_error(c, "usage: %s", cmd->usage);
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "usage: %s", cmd->usage);
 		goto out;
 	}
 	if (cmd->need_app) {

@@ -14,8 +14,8 @@
  * commands left out). */
 void commands_describe(struct buf *out);
 /* 0 if argv is a known command (or alias) with a fitting number of
- * words; else ERR_INVALID and "usage: ..." or "unknown command ..." in
- * why. */
+ * words; else ERR_NOTFOUND and "unknown command ..." in why, or
+ * ERR_USAGE and the command's usage line ("logs NAME ...") in why. */
 int commands_check(int argc, char **argv, struct buf *why);
 /* A command's usage line, and its help line in *help; NULL if unknown. */
 const char *commands_usage(const char *name, const char **help);

@@ -266,10 +266,9 @@ long control_field_long(const char *fields, const char *key)
 	return parse_long(num, LONG_MAX);
 }
 
-int control_error_is_usage(const char *msg)
+int control_error_status(const char *code)
 {
-	return !strncmp(msg, "usage: ", 7) ||
-		!strncmp(msg, "unknown command ", 16);
+	return !strcmp(code, CONTROL_ERR_USAGE) ? 100 : 1;
 }
 
 int control_connect(const char *root)
@@ -380,21 +379,22 @@ out:
 	return ret;
 }
 
-int control_call(const char *root, int argc, char *const *argv,
-		 control_line_fn fn, void *arg, char **errmsg)
-{
-	return control_call_fds(root, argc, argv, NULL, 0, fn, arg, errmsg);
-}
-
 static int call_fds(const char *root, int argc, char *const *argv,
 		    const int *fds, size_t nfds, control_line_fn fn,
 		    void *arg, char **errmsg, struct control_result *res);
 
+int control_call(const char *root, int argc, char *const *argv,
+		 control_line_fn fn, void *arg, char **errmsg)
+{
+	return call_fds(root, argc, argv, NULL, 0, fn, arg, errmsg, NULL);
+}
+
 int control_call_fds(const char *root, int argc, char *const *argv,
 		     const int *fds, size_t nfds, control_line_fn fn,
-		     void *arg, char **errmsg)
+		     void *arg, struct control_result *res)
 {
-	return call_fds(root, argc, argv, fds, nfds, fn, arg, errmsg, NULL);
+	memset(res, 0, sizeof(*res));
+	return call_fds(root, argc, argv, fds, nfds, fn, arg, NULL, res);
 }
 
 int control_call_result(const char *root, int argc, char *const *argv,

@@ -62,6 +62,10 @@ enum control_kind {
  * failure). */
 #define CONTROL_ERR_NOTFOUND "notfound"	/* the app (or release) named
 					 * does not exist */
+#define CONTROL_ERR_USAGE "usage"	/* the words are no command, or not
+					 * its arguments: the message is
+					 * "usage: ..." or "unknown command
+					 * ..." */
 #define CONTROL_CODE_MAX 32
 
 /* Incremental response reader: feed bytes, get whole lines. */
@@ -98,9 +102,10 @@ void control_field_add(struct buf *out, const char *key, const char *value);
 int control_field_decode(const char *fields, const char *key,
 			 struct buf *out);
 
-/* 1 if an error message is about usage (exit status 100 for the CLI and
- * over SSH): it starts with "usage: " or "unknown command ". */
-int control_error_is_usage(const char *msg);
+/* The exit status of a command that ended with "error CODE: ..." (code
+ * "" for a plain "error: ..."), for the CLI and over SSH: 100 for
+ * CONTROL_ERR_USAGE, else 1. */
+int control_error_status(const char *code);
 
 /* Connect to ROOT/run/berth.sock; a CLOEXEC blocking fd, or -1. */
 int control_connect(const char *root);
@@ -135,10 +140,10 @@ void control_result_release(struct control_result *res);
  */
 int control_send_request(int fd, int argc, char *const *argv,
 			 const int *fds, size_t nfds);
-/* control_call(), passing fds with the request ("run": the command's
- * stdin, stdout and stderr). */
+/* control_call_result(), passing fds with the request ("run": the
+ * command's stdin, stdout and stderr). */
 int control_call_fds(const char *root, int argc, char *const *argv,
 		     const int *fds, size_t nfds, control_line_fn fn,
-		     void *arg, char **errmsg);
+		     void *arg, struct control_result *res);
 
 #endif

@@ -519,7 +519,7 @@ static int cmd_run_attached(const char *root, int argc, char **argv)
 	static const int fds[3] = { 0, 1, 2 };
 	struct strv req = STRV_INIT;
 	const char *term = getenv("TERM");
-	char *err = NULL;
+	struct control_result res;
 	int status = -1, ret, i;
 
 	/* on a terminal the process gets ours, and our TERM with it */
@@ -534,17 +534,18 @@ static int cmd_run_attached(const char *root, int argc, char **argv)
 	}
 	fflush(stdout);
 	ret = control_call_fds(root, argc, argv, fds, 3, run_line, &status,
-			       &err);
+			       &res);
 	if (ret < 0) {
 		fprintf(stderr, "berth: %s\n", error_last());
 		ret = 111;
 	} else if (ret > 0) {
-		fprintf(stderr, "error: %s\n", err ? err : "failed");
-		ret = err && control_error_is_usage(err) ? 100 : 1;
+		fprintf(stderr, "error: %s\n",
+			res.message ? res.message : "failed");
+		ret = control_error_status(res.code);
 	} else {
 		ret = status < 0 ? 1 : status;
 	}
-	free(err);
+	control_result_release(&res);
 	strv_release(&req);
 	return ret;
 }
@@ -552,7 +553,7 @@ static int cmd_run_attached(const char *root, int argc, char **argv)
 static int cmd_client(const char *root, int argc, char **argv)
 {
 	struct strv req = STRV_INIT;
-	char *err = NULL;
+	struct control_result res = { 0 };
 	int ret;
 
 	ret = prepare_request(&req, argc, argv);
@@ -562,16 +563,18 @@ static int cmd_client(const char *root, int argc, char **argv)
 		ret = cmd_run_attached(root, (int)req.n, req.v);
 		goto out;
 	}
-	ret = control_call(root, (int)req.n, req.v, print_line, NULL, &err);
+	ret = control_call_result(root, (int)req.n, req.v, print_line, NULL,
+				  &res);
 	if (ret < 0) {
 		fprintf(stderr, "berth: %s\n", error_last());
 		ret = 111;
 	} else if (ret > 0) {
-		fprintf(stderr, "error: %s\n", err ? err : "failed");
-		ret = err && control_error_is_usage(err) ? 100 : 1;
+		fprintf(stderr, "error: %s\n",
+			res.message ? res.message : "failed");
+		ret = control_error_status(res.code);
 	}
 out:
-	free(err);
+	control_result_release(&res);
 	strv_release(&req);
 	return ret;
 }
@@ -675,10 +678,10 @@ int main(int argc, char **argv)
 	} else if (backup_is_command(cmd) || export_is_command(cmd) ||
 		   !strcmp(cmd, "certs:add")) {
 		ret = cmd_backup(abs, nargs + 1, args - 1);
-	} else if (commands_check(nargs + 1, args - 1, &why) < 0) {
+	} else if ((ret = commands_check(nargs + 1, args - 1, &why)) < 0) {
 		/* Caught here, the engine need not be running to say it. */
-		if (!strncmp(why.data, "usage: ", 7))
-			fprintf(stderr, "usage: berth %s\n", why.data + 7);
+		if (ret == ERR_USAGE)
+			fprintf(stderr, "usage: berth %s\n", why.data);
 		else
 			fprintf(stderr, "error: %s\n", why.data);
 		ret = 100;

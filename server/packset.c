@@ -111,7 +111,8 @@ void packset_cmd(struct app *a, int argc, char **argv, struct client *c)
 	}
 	if (!sub || !strcmp(sub, ":report") || !strcmp(sub, ":list")) {
 		if (argc != 2) {
-			client_error(c, "usage: buildpacks NAME");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: buildpacks NAME");
 			goto out;
 		}
 		list(a, &specs, c);
@@ -125,7 +126,8 @@ void packset_cmd(struct app *a, int argc, char **argv, struct client *c)
 		}
 	if (!strcmp(sub, ":set")) {
 		if (argc < 3) {
-			client_error(c, "usage: buildpacks:set NAME BUILDPACK...");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: buildpacks:set NAME BUILDPACK...");
 			goto out;
 		}
 		for (i = 2; i < argc; i++)
@@ -133,7 +135,8 @@ void packset_cmd(struct app *a, int argc, char **argv, struct client *c)
 				strv_push(&next, argv[i]);
 	} else if (!strcmp(sub, ":add")) {
 		if (argc < 3) {
-			client_error(c, "usage: buildpacks:add NAME BUILDPACK...");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: buildpacks:add NAME BUILDPACK...");
 			goto out;
 		}
 		for (i = 0; i < (int)specs.n; i++)
@@ -143,7 +146,8 @@ void packset_cmd(struct app *a, int argc, char **argv, struct client *c)
 				strv_push(&next, argv[i]);
 	} else if (!strcmp(sub, ":remove")) {
 		if (argc < 3) {
-			client_error(c, "usage: buildpacks:remove NAME BUILDPACK...");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: buildpacks:remove NAME BUILDPACK...");
 			goto out;
 		}
 		for (i = 2; i < argc; i++)
@@ -160,11 +164,13 @@ void packset_cmd(struct app *a, int argc, char **argv, struct client *c)
 		}
 	} else if (!strcmp(sub, ":clear")) {
 		if (argc != 2) {
-			client_error(c, "usage: buildpacks:clear NAME");
+			client_error_code(c, CONTROL_ERR_USAGE,
+					  "usage: buildpacks:clear NAME");
 			goto out;
 		}
 	} else {
-		client_error(c, "unknown command '%s' (try 'help')", argv[0]);
+		client_error_code(c, CONTROL_ERR_USAGE,
+				  "unknown command '%s' (try 'help')", argv[0]);
 		goto out;
 	}
 	if (next.n > BUILDPACK_LIST_MAX) {

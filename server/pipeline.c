@@ -13,9 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/file.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -1750,93 +1748,38 @@ static int resolve_run_user(struct pl *p)
  * berth-ssh (gitsep.h), so root never opens it by path, and its objects,
  * alternates or refs reach nothing the app's user could not read itself.
  */
+/* checkout_commit()'s child, as the app's user: the repository is
+ * berth-ssh's, read through the group; the init is held so the settings
+ * last. */
+static int checkout_as_user(void *arg)
+{
+	struct pl *p = arg;
+
+	if (git_libgit2_init() >= 0)
+		gitsvc_lg2_repo_only();
+	return treelimits_check_commit(p->o->repo, p->o->commit,
+				       p->o->cfg) < 0 ||
+	       pipeline_checkout(p->o->repo, p->o->commit,
+				 p->build_dir) < 0 ? -1 : 0;
+}
+
 static int checkout_commit(struct pl *p)
 {
-	struct buf why;
-	char chunk[256];
-	int errp[2] = { -1, -1 }, status = 0, ret = -1;
-	pid_t pid;
-	ssize_t n;
+	struct runner_call call = {
+		.fn = checkout_as_user, .arg = p,
+		.setup = isolate_build_child,
+		.setup_msg = "cannot become the app's user for the checkout",
+		.uid = p->uid, .gid = p->gid, .what = "checkout",
+	};
 
 	if (geteuid() != 0 || !p->per_app_user)
 		return treelimits_check_commit(p->o->repo, p->o->commit,
 					       p->o->cfg) < 0 ||
 		       pipeline_checkout(p->o->repo, p->o->commit,
 					 p->build_dir) < 0 ? -1 : 0;
-	buf_init(&why, 1024);
-	if (chown(p->build_dir, (uid_t)p->uid, (gid_t)p->gid) < 0) {
-		error_setsys("cannot hand over the build folder");
-		goto out;
-	}
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		error_setsys("cannot make pipe");
-		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		error_setsys("cannot fork");
-		goto out;
-	}
-	if (pid == 0) {
-		close(errp[0]);
-		if (isolate_build_child() != 0 || setgroups(0, NULL) < 0 ||
-		    setresgid((gid_t)p->gid, (gid_t)p->gid, (gid_t)p->gid) < 0 ||
-		    setresuid((uid_t)p->uid, (uid_t)p->uid, (uid_t)p->uid) < 0) {
-			static const char msg[] =
-				"cannot become the app's user for the checkout";
-
-			if (write_all(errp[1], msg, sizeof(msg) - 1) < 0)
-				_exit(2);
-			_exit(3);
-		}
-		/* cleared by the uid change: set it after */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		umask(022);
-		error_clear();
-		/* the repository is berth-ssh's, read through the group; the
-		 * init is held so the settings last */
-		if (git_libgit2_init() >= 0)
-			gitsvc_lg2_repo_only();
-		if (treelimits_check_commit(p->o->repo, p->o->commit,
-					    p->o->cfg) == 0 &&
-		    pipeline_checkout(p->o->repo, p->o->commit,
-				      p->build_dir) == 0)
-			_exit(0);
-		if (write_all(errp[1], error_last(), strlen(error_last())) < 0)
-			_exit(2);
-		_exit(1);
-	}
-	close(errp[1]);
-	errp[1] = -1;
-	while ((n = read(errp[0], chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (why.len < 1024)
-			buf_add(&why, chunk, (size_t)n < 1024 - why.len ?
-				(size_t)n : 1024 - why.len);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		ret = 0;
-	} else if (why.len) {
-		error_set("%s", why.data);
-	} else {
-		char desc[64];
-
-		error_set("checkout %s",
-			  spawn_describe_status(status, desc, sizeof(desc)));
-	}
-out:
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
-	buf_release(&why);
-	return ret;
+	if (chown(p->build_dir, (uid_t)p->uid, (gid_t)p->gid) < 0)
+		return error_setsys("cannot hand over the build folder");
+	return runner_call_as(&call);
 }
 
 /* ---- the whole run ---- */

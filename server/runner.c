@@ -10,6 +10,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -508,4 +511,58 @@ int runner_capture(char *const *argv, char *const *envp, const char *dir,
 		return WEXITSTATUS(r.status);
 	return error_set("'%s' %s", argv[0],
 			 spawn_describe_status(r.status, why, sizeof(why)));
+}
+
+/* runner_call_as()'s child: what goes wrong goes to err, for the parent. */
+static int call_child(void *arg, int out, int err)
+{
+	const struct runner_call *c = arg;
+	const char *why;
+
+	(void)out;
+	if ((c->setup && c->setup() != 0) ||
+	    (c->uid >= 0 &&
+	     (setgroups(0, NULL) < 0 ||
+	      setresgid((gid_t)c->gid, (gid_t)c->gid, (gid_t)c->gid) < 0 ||
+	      setresuid((uid_t)c->uid, (uid_t)c->uid, (uid_t)c->uid) < 0))) {
+		why = c->setup_msg ? c->setup_msg : "cannot set up the child";
+		return write_all(err, why, strlen(why)) < 0 ? 2 : 3;
+	}
+	/* cleared by the change of user: set it after */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	umask(022);
+	error_clear();
+	if (c->fn(c->arg) == 0)
+		return 0;
+	why = error_last();
+	return write_all(err, why, strlen(why)) < 0 ? 2 : 1;
+}
+
+int runner_call_as(const struct runner_call *call)
+{
+	struct runner r;
+	struct buf why;
+	char desc[64];
+	int ret = -1;
+
+	buf_init(&why, RUNNER_CALL_REASON_MAX);
+	runner_init(&r);
+	r.child_main = call_child;
+	r.child_arg = (void *)(uintptr_t)call;
+	r.capture[RUNNER_ERR] = &why;
+	r.capture_max = RUNNER_CALL_REASON_MAX;
+	r.timeout_ms = call->timeout_ms;
+	r.timeout_msg = call->timeout_msg;
+	if (runner_run(&r) < 0)
+		goto out;
+	if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0)
+		ret = 0;
+	else if (why.len)
+		error_set("%s", why.data);
+	else
+		error_set("%s %s", call->what,
+			  spawn_describe_status(r.status, desc, sizeof(desc)));
+out:
+	buf_release(&why);
+	return ret;
 }

@@ -144,4 +144,29 @@ int runner_running(const struct runner *r);
 int runner_capture(char *const *argv, char *const *envp, const char *dir,
 		   struct buf *out, size_t max, long timeout_ms);
 
+/*
+ * A function of ours run as another user: in a forked child that runs
+ * setup() (joins the build's cgroup; NULL: none), drops to uid/gid with
+ * no supplementary groups (uid -1: stays who it is), dies with its
+ * parent, and calls fn(arg) with umask 022 and no error set.  Blocks
+ * until the child ends (runner_run(): its own group, KILLed at the
+ * deadline).  0 if fn returned 0; else -1 with error_last() set to the
+ * error fn left (its first RUNNER_CALL_REASON_MAX bytes, carried over a
+ * pipe), setup_msg when setup() or the change of user failed,
+ * timeout_msg at the deadline, or "WHAT exited with status N" when the
+ * child said nothing.
+ */
+#define RUNNER_CALL_REASON_MAX 1024
+struct runner_call {
+	int (*fn)(void *arg);		/* 0, or -1 with error_last() */
+	void *arg;
+	int (*setup)(void);		/* 0, or non-zero: setup_msg */
+	const char *setup_msg;
+	long uid, gid;		/* uid -1: stays who it is */
+	long timeout_ms;		/* 0: none */
+	const char *timeout_msg;
+	const char *what;		/* "checkout": the child's name */
+};
+int runner_call_as(const struct runner_call *call);
+
 #endif

@@ -683,7 +683,7 @@ static int relay_line(void *arg, enum control_kind kind, const char *text)
 		return 1;
 	case CONTROL_ERROR:
 		buf_addf(&s->err, "error: %s\n", text);
-		s->status = control_error_is_usage(text) ? 100 : 1;
+		s->status = 1;	/* control_relay() reads its code */
 		return 1;
 	case CONTROL_FIELDS:
 		return 0;
@@ -783,7 +783,8 @@ static int control_relay(struct session *s, const struct strv *words)
 			goto out;
 		}
 		if (s->status >= 0) {
-			ret = s->status;
+			/* the reader stopped at the last line: its code */
+			ret = s->status ? control_error_status(rd.code) : 0;
 			goto out;
 		}
 	}
@@ -1067,6 +1068,7 @@ struct run_relay {
 	struct session *s;
 	int status;		/* from "ok exit-status=N"; -1 until then */
 	int done;		/* the engine's last line came */
+	const char *code;	/* the reader's, of an error line */
 };
 
 static int run_line(void *arg, enum control_kind kind, const char *text)
@@ -1089,7 +1091,7 @@ static int run_line(void *arg, enum control_kind kind, const char *text)
 	case CONTROL_ERROR:
 		rr->done = 1;
 		buf_addf(&rr->s->err, "error: %s\n", text);
-		rr->status = control_error_is_usage(text) ? 100 : 1;
+		rr->status = control_error_status(rr->code);
 		return 1;
 	}
 	return 0;
@@ -1111,8 +1113,8 @@ static void close_fd(int *fd)
  */
 static int run_oneoff(struct session *s, struct strv *words)
 {
-	struct run_relay rr = { s, -1, 0 };
 	struct control_reader rd;
+	struct run_relay rr = { s, -1, 0, rd.code };
 	struct buf pending = BUF_INIT;	/* client input not yet taken */
 	int in_w = -1, out_r = -1, err_r = -1, ctl = -1;
 	int child[3] = { -1, -1, -1 }, p[2];

@@ -3,28 +3,23 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <git2.h>
 
 #include "gitsvc.h"
 #include "log.h"
-#include "spawn.h"
+#include "runner.h"
 #include "util.h"
 #include "banned.h"
 
 #define GITMODULES_MAX (1024 * 1024)
-#define REASON_MAX 1024
 
 struct gitlink {
 	char *path;		/* in the work tree, "lib/core" */
@@ -609,16 +604,29 @@ out:
 	return ret;
 }
 
+/* submodule_update()'s child, as the build's user. */
+static int update_as_user(void *arg)
+{
+	const struct submodule_opts *co = arg;
+	int r = has_links(co);
+
+	return r == 0 || (r > 0 && update_all(co) == 0) ? 0 : -1;
+}
+
 int submodule_update(const struct submodule_opts *o)
 {
 	struct submodule_opts co = *o;
-	struct buf why;
-	char *tmp = NULL, chunk[256];
-	int errp[2] = { -1, -1 }, status = 0, r, ret = -1;
-	pid_t pid;
-	ssize_t n;
+	struct runner_call call = {
+		.fn = update_as_user, .arg = &co,
+		.setup = o->child_setup,
+		.setup_msg = "cannot join the build's cgroup or become its user",
+		.uid = o->uid, .gid = o->gid,
+		.timeout_msg = "build timed out",
+		.what = "submodules: the fetch",
+	};
+	char *tmp = NULL;
+	int r, ret = -1;
 
-	buf_init(&why, REASON_MAX);
 	/* as root the repository is read by the build user only (gitsep.h):
 	 * the child looks for gitlinks itself */
 	r = o->uid >= 0 && geteuid() == 0 ? 1 : has_links(o);
@@ -635,81 +643,15 @@ int submodule_update(const struct submodule_opts *o)
 		goto out;
 	}
 	co.tmp = tmp;
-	if (pipe2(errp, O_CLOEXEC) < 0) {
-		error_setsys("cannot make pipe");
-		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		error_setsys("cannot fork");
-		goto out;
-	}
-	if (pid == 0) {
-		int64_t left = o->deadline ? o->deadline - now_ms() : 0;
+	if (o->deadline) {
+		int64_t left = o->deadline - now_ms();
 
-		close(errp[0]);
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		signal(SIGALRM, SIG_DFL);
-		if (o->deadline)
-			alarm(left > 1000 ? (unsigned)(left / 1000) : 1);
-		if (o->child_setup && o->child_setup() != 0) {
-			static const char msg[] =
-				"cannot join the build's cgroup";
-
-			if (write_all(errp[1], msg, sizeof(msg) - 1) < 0)
-				_exit(2);
-			_exit(1);
-		}
-		if (o->uid >= 0 &&
-		    (setgroups(0, NULL) < 0 ||
-		     setresgid((gid_t)o->gid, (gid_t)o->gid,
-			       (gid_t)o->gid) < 0 ||
-		     setresuid((uid_t)o->uid, (uid_t)o->uid,
-			       (uid_t)o->uid) < 0))
-			_exit(3);
-		umask(022);
-		error_clear();
-		r = has_links(&co);
-		if (r == 0 || (r > 0 && update_all(&co) == 0))
-			_exit(0);
-		if (write_all(errp[1], error_last(), strlen(error_last())) < 0)
-			_exit(2);
-		_exit(1);
+		call.timeout_ms = left > 1000 ? (long)left : 1000;
 	}
-	close(errp[1]);
-	errp[1] = -1;
-	while ((n = read(errp[0], chunk, sizeof(chunk))) != 0) {
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if (why.len < REASON_MAX)
-			buf_add(&why, chunk, (size_t)n < REASON_MAX - why.len ?
-				(size_t)n : REASON_MAX - why.len);
-	}
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-		ret = 0;
-	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM) {
-		error_set("build timed out");
-	} else if (why.len) {
-		error_set("%s", why.data);
-	} else {
-		char desc[64];
-
-		error_set("submodules: the fetch %s",
-			  spawn_describe_status(status, desc, sizeof(desc)));
-	}
+	ret = runner_call_as(&call);
 out:
-	if (errp[0] >= 0)
-		close(errp[0]);
-	if (errp[1] >= 0)
-		close(errp[1]);
 	if (tmp && rm_rf(tmp) < 0)
 		log_warnx("%s: %s", __func__, error_last());
 	free(tmp);
-	buf_release(&why);
 	return ret;
 }

@@ -28,6 +28,8 @@ enum {
 	ERR_INVALID = -4,	/* bad input from the user */
 	ERR_BUSY = -5,		/* try again later */
 	ERR_TOOBIG = -6,	/* larger than the limit it is read with */
+	ERR_USAGE = -7,		/* the words do not fit the command: the
+				 * error is its usage ("usage: ...") */
 };
 
 /* Record the last error (printf-style) and return -1. */

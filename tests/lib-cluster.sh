@@ -4,12 +4,27 @@
 #   cluster_net_up a b c       # a bridge, one namespace per host and "db"
 #   cluster_pg_start           # PostgreSQL in "db", password auth; CONNINFO
 #   write_host_yaml a; start_host a; host_berth a cluster status
+#   start_hosts a b c          # their engines, each waited for until up
+#
+# Sourcing it skips the test (test_skip) when not root, or when
+# PostgreSQL, iproute2, nsenter or curl are missing.
 #
 # Each host is a network namespace on a bridge, with a private address
 # ($NET.N, inside the namespaces only), its own engine, state folder
 # ($TRASH/host-H), nginx on 127.0.0.1:8080 and ports.  Names carry this
 # shell's pid, so parallel runs do not collide; cluster_cleanup (an exit
 # hook) removes namespaces and the bridge even after a failure.
+
+if [ "$(id -u)" != 0 ]; then
+	test_skip 'network namespaces need root'
+	test_done
+fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
+   ! command -v nsenter >/dev/null || ! command -v ip >/dev/null ||
+   ! command -v curl >/dev/null; then
+	test_skip 'needs PostgreSQL, iproute2, nsenter and curl'
+	test_done
+fi
 
 CL_ID=$(printf '%x' $$)
 NET=10.231.$(( $$ % 200 + 20 ))
@@ -193,3 +208,34 @@ host_get() {
 	in_ns "$1" curl -sf --max-time 5 -H "Host: $2.localhost" \
 		"http://127.0.0.1:8080$3"
 }
+
+# get HOST PATH [APP], serves HOST VERSION [APP], has_env HOST LINE [APP]:
+# the app (by default "shop") through that host's nginx; it answers
+# "hello VERSION ..."; a line of its /env
+get() { host_get "$1" "${3:-shop}" "$2"; }
+serves() { get "$1" / "$3" | grep -q "^hello $2 "; }
+has_env() { get "$1" /env "$3" | grep -qx "$2"; }
+
+# status_of HOST: its STATE in "cluster status", asked on another host (a,
+# or b for a itself)
+status_of() {
+	local ask=a
+	[ "$1" != a ] || ask=b
+	host_berth $ask cluster status | awk -v h="host-$1" '$1 == h { print $2 }'
+}
+is_state() { test "$(status_of "$1")" = "$2"; }
+
+# start_hosts HOST...: start_host each one, then wait until the cluster
+# shows each one up
+start_hosts() {
+	local h
+	for h in "$@"; do
+		start_host "$h" || return 1
+	done
+	for h in "$@"; do
+		retry_until 60 is_state "$h" up || return 1
+	done
+}
+
+# app_on HOST REGEX: a line of "apps" on that host matches
+app_on() { host_berth "$1" apps | grep -qE "$2"; }

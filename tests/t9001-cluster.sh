@@ -9,28 +9,8 @@
 # host); B cut off the database during a config change converges once it
 # is back; "rollout: parallel" does not wait host by host.
 . "$(dirname "$0")/test-lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-	test_skip 'network namespaces need root'
-	test_done
-fi
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
-   ! command -v nsenter >/dev/null || ! command -v ip >/dev/null ||
-   ! command -v curl >/dev/null; then
-	test_skip 'needs PostgreSQL, iproute2, nsenter and curl'
-	test_done
-fi
 . "$TEST_DIR/lib-ssh.sh"
 . "$TEST_DIR/lib-cluster.sh"
-
-# get HOST PATH: the app "shop" through that host's nginx
-get() { host_get "$1" shop "$2"; }
-serves() { get "$1" / | grep -q "^hello $2 "; }
-has_env() { get "$1" /env | grep -qx "$2"; }
-
-# status_of HOST: its STATE in "cluster status" on A
-status_of() { host_berth a cluster status | awk -v h="host-$1" '$1 == h { print $2 }'; }
-is_state() { test "$(status_of "$1")" = "$2"; }
 
 test_expect_success 'three hosts and a database on a bridge' '
 	cluster_net_up a b c &&
@@ -58,11 +38,9 @@ test_expect_success 'berth.yaml refuses a cluster password others can read' '
 
 test_expect_success 'three hosts join; cluster status shows them up' '
 	for h in a b c; do
-		write_host_yaml $h && start_host $h || return 1
+		write_host_yaml $h || return 1
 	done &&
-	retry_until 60 is_state a up &&
-	retry_until 60 is_state b up &&
-	retry_until 60 is_state c up &&
+	start_hosts a b c &&
 	host_berth b cluster status >out &&
 	test_grep "^HOST +STATE +HEARTBEAT +VERSION +GROUPS +ADDRESS +APPS" out &&
 	test_grep "^host-b +up +[0-9]+s ago +[^ ]+ +web +$NET.2 " out
@@ -159,8 +137,7 @@ test_expect_success 'a fourth host joins and runs the group'\''s apps' '
 	add_ns d &&
 	write_host_yaml d &&
 	echo "rollout: parallel" >>"$TRASH/host-d/berth.yaml" &&
-	start_host d &&
-	retry_until 60 is_state d up &&
+	start_hosts d &&
 	retry_until 90 serves d v2 &&
 	has_env d GREETING=hello-cluster
 '
@@ -209,8 +186,6 @@ test_expect_success 'rollout: parallel; a failure still brings every host back' 
 	serves a v2 && serves b v2 && serves c v2 && serves d v2
 '
 
-# app_on HOST REGEX: a line of "apps" on that host matches
-app_on() { host_berth "$1" apps | grep -qE "$2"; }
 # ps_on HOST REGEX: that host's line of "ps shop" (asked on that host)
 # matches
 ps_on() { host_berth "$1" ps shop | grep -qE "^host-$1 +$2"; }

@@ -8,23 +8,8 @@
 # routing locally, does not); "logs -f" on A shows the lines of B and C
 # as they come; a host that stops heartbeating leaves B's route.
 . "$(dirname "$0")/test-lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-	test_skip 'network namespaces need root'
-	test_done
-fi
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
-   ! command -v nsenter >/dev/null || ! command -v ip >/dev/null ||
-   ! command -v curl >/dev/null; then
-	test_skip 'needs PostgreSQL, iproute2, nsenter and curl'
-	test_done
-fi
 . "$TEST_DIR/lib-ssh.sh"
 . "$TEST_DIR/lib-cluster.sh"
-
-status_of() { host_berth a cluster status | awk -v h="host-$1" '$1 == h { print $2 }'; }
-is_state() { test "$(status_of "$1")" = "$2"; }
-serves() { host_get "$1" "$2" / | grep -q "^hello $3 "; }
 
 test_expect_success 'three hosts, B routes group-wide' '
 	cluster_net_up a b c &&
@@ -33,12 +18,7 @@ test_expect_success 'three hosts, B routes group-wide' '
 		write_host_yaml $h || return 1
 	done &&
 	echo "route: group" >>"$TRASH/host-b/berth.yaml" &&
-	for h in a b c; do
-		start_host $h || return 1
-	done &&
-	retry_until 60 is_state a up &&
-	retry_until 60 is_state b up &&
-	retry_until 60 is_state c up &&
+	start_hosts a b c &&
 	grep -q "listen $NET.2:7080;" "$TRASH/host-b/nginx/nginx.conf"
 '
 
@@ -110,8 +90,7 @@ test_expect_success 'the engine that runs it is killed: another host takes it' '
 	for h in a b c; do
 		[ $h = $new ] || ran_same $h || return 1
 	done &&
-	start_host $owner &&
-	retry_until 60 is_state $owner up
+	start_hosts $owner
 '
 
 # web.py with the host it runs on in its environment (ON_HOST=p<id>X);
@@ -212,7 +191,7 @@ test_expect_success 'a push while another host rolls the app out is refused' '
 	retry_until 30 eval "! rollout_locked" &&
 	host_berth b deploy jobs "$TRASH/jobs2.tar.gz" >out 2>&1 &&
 	test_grep "^-----> Cluster release 2 of jobs: rolling out" out &&
-	retry_until 60 serves a jobs j2 &&
+	retry_until 60 serves a j2 jobs &&
 	retry_until 30 eval "! rollout_locked"
 '
 

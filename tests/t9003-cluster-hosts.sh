@@ -11,31 +11,9 @@
 # Hosts a and b are in group web, c in group api; each is a network
 # namespace on a bridge, PostgreSQL runs in a namespace of its own.
 . "$(dirname "$0")/test-lib.sh"
-
-if [ "$(id -u)" != 0 ]; then
-	test_skip 'network namespaces need root'
-	test_done
-fi
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 ||
-   ! command -v nsenter >/dev/null || ! command -v ip >/dev/null ||
-   ! command -v curl >/dev/null; then
-	test_skip 'needs PostgreSQL, iproute2, nsenter and curl'
-	test_done
-fi
 . "$TEST_DIR/lib-ssh.sh"
 . "$TEST_DIR/lib-cluster.sh"
 
-get() { host_get "$1" shop "$2"; }
-serves() { get "$1" / | grep -q "^hello $2 "; }
-has_env() { get "$1" /env | grep -qx "$2"; }
-# status_of HOST: its STATE in "cluster status", asked on another host
-status_of() {
-	local ask=a
-	[ "$1" != a ] || ask=b
-	host_berth $ask cluster status | awk -v h="host-$1" '$1 == h { print $2 }'
-}
-is_state() { test "$(status_of "$1")" = "$2"; }
-app_on() { host_berth "$1" apps | grep -qE "$2"; }
 # in_background OUT CMD...: CMD's output in OUT, its exit code in OUT.rc
 in_background() {
 	local out=$1
@@ -52,12 +30,7 @@ test_expect_success 'hosts a and b in group web, c in group api' '
 		echo "cluster_wait: 20s" >>"$TRASH/host-$h/berth.yaml" || return 1
 	done &&
 	sed -i "s/^groups: .*/groups: [api]/" "$TRASH/host-c/berth.yaml" &&
-	for h in a b c; do
-		start_host $h || return 1
-	done &&
-	retry_until 60 is_state a up &&
-	retry_until 60 is_state b up &&
-	retry_until 60 is_state c up &&
+	start_hosts a b c &&
 	test -s "$TRASH/host-a/cluster/host-id" &&
 	make_web_bundle shop1.tar.gz v1 \
 		"web: grep -q \"p${CL_ID}\${FAIL_HOST:-none}\" /proc/net/dev && exit 3; exec python3 web.py" &&
@@ -143,8 +116,7 @@ test_expect_success 'a second host named like a live one is refused and takes no
 test_expect_success 'the same host (its host id file) takes its name back at once' '
 	id=$(cat "$TRASH/host-a/cluster/host-id") &&
 	crash_host a &&
-	start_host a &&
-	retry_until 60 is_state a up &&
+	start_hosts a &&
 	test "$(cat "$TRASH/host-a/cluster/host-id")" = "$id" &&
 	! grep "is held by another live host" "$TRASH/host-a.log" &&
 	retry_until 60 serves a v1

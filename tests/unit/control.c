@@ -48,6 +48,15 @@ int main(void)
 	feed(&r, "error: usage: ps NAME\n", &s);
 	ok(s.kind == CONTROL_ERROR && !strcmp(s.text, "usage: ps NAME") &&
 	   !strcmp(r.code, ""), "error without a code");
+	ok(control_error_status(r.code) == 1,
+	   "without a code, status 1, whatever the message says");
+	feed(&r, "error usage: usage: ps NAME\n", &s);
+	ok(s.kind == CONTROL_ERROR && !strcmp(s.text, "usage: ps NAME") &&
+	   !strcmp(r.code, CONTROL_ERR_USAGE), "a usage error: '%s' '%s'",
+	   s.text, r.code);
+	ok(control_error_status(r.code) == 100, "a usage error: status 100");
+	ok(control_error_status(CONTROL_ERR_NOTFOUND) == 1,
+	   "another code: status 1");
 	feed(&r, "error in the data\n", &s);
 	ok(s.kind == CONTROL_DATA, "no colon after the word: not an error line");
 
