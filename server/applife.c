@@ -115,6 +115,10 @@ void apps_free(struct engine *e)
 {
 	struct app *a;
 
+	/* users still being removed: their rm is answered before the
+	 * control socket closes */
+	if (e->iso)
+		isolate_finish_now(e->iso);
 	while ((a = e->apps)) {
 		e->apps = a->next;
 		deploy_app_free(a);
@@ -126,11 +130,36 @@ void apps_free(struct engine *e)
 	}
 }
 
-/* Delete every trace of an app whose processes are gone. */
+/* The app's user is gone (or could not go: that is only logged). */
+struct user_removal {
+	char *name;
+	void (*done)(void *arg);
+	void *arg;
+};
+
+static void user_removed(void *arg, int result)
+{
+	struct user_removal *ur = arg;
+
+	if (result < 0)
+		log_warnx("%s", error_last());
+	if (ur->done)
+		ur->done(ur->arg);
+	free(ur->name);
+	free(ur);
+}
+
 void app_remove_now(struct app *a)
 {
+	app_remove(a, NULL, NULL);
+}
+
+void app_remove(struct app *a, void (*done)(void *arg), void *arg)
+{
 	struct engine *e = a->eng;
+	struct user_removal *ur;
 	char *p;
+	int r;
 
 	restore_retry_cancel(a);
 	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
@@ -154,9 +183,17 @@ void app_remove_now(struct app *a)
 	free(p);
 	if (rm_rf(a->dir) < 0)
 		log_warnx("%s", error_last());
-	if (isolate_remove_app(e->iso, a->name) < 0)
-		log_warnx("%s", error_last());
+	/* its user last, in a child: userdel and groupdel take a while */
+	ur = xcalloc(1, sizeof(*ur));
+	ur->done = done;
+	ur->arg = arg;
+	r = isolate_remove_app(e->iso, a->name, user_removed, ur);
 	access_forget(e->cfg->root, a->name);
 	app_unlink(a);
 	app_free(a);
+	if (r != 0) {
+		if (r < 0)
+			log_warnx("%s", error_last());
+		user_removed(ur, 0);
+	}
 }
