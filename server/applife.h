@@ -7,10 +7,12 @@
  * reaches app_remove_now() only through the callback the engine gives
  * it (deploy.h).
  *
- * Runs in the engine's loop.  What blocks it: app_remove() deletes the
- * app's folders (as long as they are big: rm -rf of its repository,
- * cache and logs); its user goes in a child (isolate_remove_app()).
- * apps_free(), at exit, waits for users still being removed.  The rest
+ * Runs in the engine's loop.  app_remove() renames the app's folders
+ * (repository, releases, cache, logs) into ROOT/tmp, where a child
+ * deletes them, and its user goes in a child (isolate_remove_app()); it
+ * still deletes its run folders itself (run_remove_dirs()).  apps_free(),
+ * at exit, waits for users still being removed (folders still being
+ * deleted are left to the wipe of ROOT/tmp at the next start).  The rest
  * reads or writes small files.  A deploy started here is asynchronous.
  */
 #ifndef BERTH_APPLIFE_H

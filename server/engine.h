@@ -17,9 +17,9 @@
  * (2 s each; about 0.1 ms when nginx is well, router.h, certs.h);
  * usermod for apps:rename, and useradd when a process starts for an app
  * whose user is missing (a build or the unpack child makes it first:
- * isolate.h); rm -rf of a removed app's folders (applife.h); copying a
- * bundle that cannot be moved into its release folder (deploy.h); each
- * spawn until the child has exec'd (spawn.h).  An app's user is removed
+ * isolate.h); rm -rf of a removed app's run folders (applife.h);
+ * copying a bundle that cannot be moved into its release folder
+ * (deploy.h); each spawn until the child has exec'd (spawn.h).  An app's user is removed
  * in a child, and a cgroup that does not empty at once is removed from a
  * timer (isolate.h).  nginx's checks and waits ("nginx -t", the stale
  * masters a killed engine left, its start, its stop) run only at

@@ -2,7 +2,8 @@
 # The engine's loop never waits for a slow host tool: while rm removes an
 # app's user (userdel and groupdel, held up here by the users' lock,
 # which a build making a user holds as long), other commands answer; rm
-# answers once the user is gone, also when the engine stops meanwhile.
+# answers once the user is gone, also when the engine stops meanwhile;
+# its folders are moved aside at once and deleted by a child.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -29,6 +30,8 @@ rm_in_background() {
 
 running() { kill -0 "$1" 2>/dev/null; }
 gone() { ! running "$1"; }
+# no_trash APP: the folders rm moved into ROOT/tmp are deleted
+no_trash() { ! ls "$BERTH_ROOT/tmp" | grep -q "^removed-$1-"; }
 # a failed test must not leave a holder behind
 test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release'"
 
@@ -54,7 +57,9 @@ test_expect_success 'while rm waits for the user to go, the engine answers' '
 	retry_until 30 test -s rm.rc &&
 	test "$(cat rm.rc)" = 0 &&
 	test_grep "Removed app" rm.out &&
-	test_must_fail id berth-loopwait
+	test_must_fail id berth-loopwait &&
+	test ! -e "$BERTH_ROOT/logs/loopwait" &&
+	retry_until 30 no_trash loopwait
 '
 
 test_expect_success 'an engine that stops answers the rm it was removing a user for' '
