@@ -584,18 +584,25 @@ out:
 	strv_release(&changes);
 }
 
+/* Its user is gone too: only now is the app removed. */
+static void rm_done(void *arg)
+{
+	struct client *c = arg;
+
+	if (c) {
+		client_data(c, "-----> Removed %s", "app");
+		client_ok(c);
+		client_unref(c);
+	}
+}
+
 static void rm_finish(void *arg)
 {
 	struct app *a = arg;
 	struct client *c = a->rm_client;
 
 	a->rm_client = NULL;
-	app_remove_now(a);
-	if (c) {
-		client_data(c, "-----> Removed %s", "app");
-		client_ok(c);
-		client_unref(c);
-	}
+	app_remove(a, rm_done, c);
 }
 
 /* The database is dealt with: stop the processes, then rm_finish().

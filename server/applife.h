@@ -7,9 +7,13 @@
  * reaches app_remove_now() only through the callback the engine gives
  * it (deploy.h).
  *
- * Runs in the engine's loop.  What blocks it: app_remove_now() deletes
- * the app's folders (as long as they are big); the rest reads or writes
- * small files.  A deploy started here is asynchronous.
+ * Runs in the engine's loop.  app_remove() renames the app's folders
+ * (repository, releases, cache, logs) into ROOT/tmp, where a child
+ * deletes them, and its user goes in a child (isolate_remove_app()); it
+ * still deletes its run folders itself (run_remove_dirs()).  apps_free(),
+ * at exit, waits for users still being removed (folders still being
+ * deleted are left to the wipe of ROOT/tmp at the next start).  The rest
+ * reads or writes small files.  A deploy started here is asynchronous.
  */
 #ifndef BERTH_APPLIFE_H
 #define BERTH_APPLIFE_H
@@ -22,7 +26,14 @@ int apps_load(struct engine *e);
  * and bring it up on its release as an engine start would; c (may be
  * NULL) is answered when it serves or fails.  -1 if it exists. */
 int app_adopt(struct engine *e, const char *name, struct client *c);
-/* Delete every trace of an app whose processes are gone, and free it. */
+/*
+ * Delete every trace of an app whose processes are gone, and free it.
+ * Its user and group go last, in a child: done(arg) (may be NULL) runs
+ * once they are gone, or could not go (that is logged), from the loop,
+ * or from inside this call when there is no user to remove.
+ */
+void app_remove(struct app *a, void (*done)(void *arg), void *arg);
+/* app_remove() without a callback (deploy.h's remove_now). */
 void app_remove_now(struct app *a);
 /* The engine is stopping: deploys end (interrupted, or live ones retire
  * the old release at once), waiting ones are answered, every process gets

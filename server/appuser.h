@@ -26,8 +26,17 @@
  * is 0, appuser_ensure() answers with the current user, and callers keep
  * running everything as that user.
  *
- * Blocking: ensure and remove run the tools (tens of ms each) and take a
- * lock on the state file; lookups read the user database.
+ * Blocking: every call waits in the calling process.  ensure (when the
+ * user is missing), remove and rename run the tools, tens of ms each
+ * (about 0.1 s for groupadd with useradd, or userdel with groupdel; at
+ * most 60 s each), and wait for the lock on the state file, which
+ * another process making a user (a build) holds as long as that takes;
+ * making one also waits for a lock of the host's (another engine).
+ * Lookups, and ensure of a user that exists, only read the user database
+ * (under a millisecond from /etc/passwd).  So the engine's loop calls
+ * none of the slow ones itself: users are made in builds and in the
+ * unpack child, and removed in a child (isolate.h); what it still calls
+ * is in isolate.h.
  */
 #ifndef BERTH_APPUSER_H
 #define BERTH_APPUSER_H

@@ -50,8 +50,14 @@
  * an app cannot leave its group or raise its limits.
  *
  * Blocking: everything is a few small file operations on cgroupfs, except
- * cgroup_kill() and cgroup_wait_empty(), which poll until done or their
- * time limit.  Not thread-safe; the fds are CLOEXEC.
+ * cgroup_kill() and cgroup_wait_empty(), which sleep and look again (1 ms
+ * doubling to 50 ms) until done or their time limit.  With a limit of 0
+ * they do not sleep: one kill (cgroup.kill, or one freeze, kill and thaw
+ * round on v1) and one look, which is how the engine's loop uses them
+ * (isolate.h: a group that is not empty yet is looked at again from a
+ * timer).  Waiting is for the processes that have nothing else to do: a
+ * build's session, an engine at start or exit.  Not thread-safe; the fds
+ * are CLOEXEC.
  */
 #ifndef BERTH_CGROUP_H
 #define BERTH_CGROUP_H
@@ -209,8 +215,9 @@ int cgroup_attach(const struct cgroup *cg, pid_t pid);
 /*
  * SIGKILL every process in the group so that none escapes (setsid and
  * double forks included: membership is the kernel's, not a process
- * group's), then wait until it is empty, at most timeout_ms.  0 when
- * empty; ERR_BUSY if processes are still there at the deadline.
+ * group's), then wait until it is empty, at most timeout_ms (0: one
+ * round, no sleep).  0 when empty; ERR_BUSY if processes are still there
+ * at the deadline.
  * Killed processes are reaped by their parents as usual; a zombie is no
  * longer in the group, so this returns before anyone reaps.
  */

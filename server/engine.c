@@ -357,7 +357,7 @@ int engine_serve(struct config *cfg)
 	if (make_dirs(&e) < 0 || signals_setup(&e) < 0)
 		goto out;
 	e.iso = xcalloc(1, sizeof(*e.iso));
-	if (isolate_init(e.iso, cfg->root) < 0)
+	if (isolate_init(e.iso, cfg->root, e.loop) < 0)
 		goto out;
 	/* nginx's workers run as berth-www, not as root (nginx.h) */
 	if (e.iso->on)

@@ -20,7 +20,9 @@
 #include "config.h"
 #include "listener.h"
 #include "log.h"
+#include "loop.h"
 #include "manifest.h"
+#include "runner.h"
 #include "safefs.h"
 #include "spawn.h"
 #include "util.h"
@@ -28,11 +30,28 @@
 
 #define DEFAULT_ROOT "/var/lib/berth"
 #define KILL_TIMEOUT_MS 3000
+#define DYING_FIRST_MS 2	/* the first look after a kill, then doubled */
+#define DYING_MAX_MS 50
+#define USER_JOB_TIMEOUT_MS 150000	/* userdel and groupdel, 60 s each */
 
 struct isolate_group {
 	struct isolate_group *next;
 	pid_t pid;
 	struct cgroup cg;
+	char app[64];
+	int64_t deadline;	/* dying: removed by then, or given up */
+};
+
+/* An app's user being removed in a child (isolate_remove_app()). */
+struct isolate_job {
+	struct isolate_job *next;
+	struct isolate *iso;
+	char app[64];
+	struct runner r;
+	struct buf err;
+	int started;		/* 0: waits for the app's dying groups */
+	isolate_done_fn done;
+	void *arg;
 };
 
 /* FNV-1a, for a parent name per state folder. */
@@ -141,12 +160,13 @@ static void write_cgroup_list(struct isolate *iso)
 	buf_release(&b);
 }
 
-int isolate_init(struct isolate *iso, const char *root)
+int isolate_init(struct isolate *iso, const char *root, struct loop *l)
 {
 	char parent[32], *users;
 	int r;
 
 	memset(iso, 0, sizeof(*iso));
+	iso->loop = l;
 	iso->root = xstrdup(root);
 	iso->pg_run = xasprintf("%s/postgres/run", root);
 	if (geteuid() != 0) {
@@ -220,6 +240,7 @@ void isolate_release(struct isolate *iso)
 {
 	while (iso->groups)
 		isolate_end(iso, iso->groups->pid);
+	isolate_finish_now(iso);
 	if (iso->on) {
 		cgroup_sys_release(&iso->cg);
 		appuser_release(&iso->users);
@@ -365,21 +386,150 @@ void isolate_started(struct isolate_spawn *is, pid_t pid)
 	g = xcalloc(1, sizeof(*g));
 	g->pid = pid;
 	g->cg = is->cg;
+	snprintf(g->app, sizeof(g->app), "%s", is->app);
 	g->next = is->iso->groups;
 	is->iso->groups = g;
 	is->have_cg = 0;
 }
 
+/* ---- groups that die: killed at once, removed from a timer ---- */
+
+static void dying_poll(struct loop *l, void *arg);
+
+static int app_dying(const struct isolate *iso, const char *app)
+{
+	const struct isolate_group *g;
+
+	for (g = iso->dying; g; g = g->next)
+		if (!strcmp(g->app, app))
+			return 1;
+	return 0;
+}
+
+static void jobs_kick(struct isolate *iso);
+
+/* Kill once more and try to remove: 1 when the group is gone (or given
+ * up, with a warning: removing failed, or the deadline passed), 0 while
+ * it still empties. */
+static int dying_step(struct isolate_group *g, int64_t now)
+{
+	char name[CGROUP_NAME_MAX + 1];
+	int r;
+
+	memcpy(name, g->cg.name, sizeof(name));
+	r = cgroup_kill(&g->cg, 0);
+	if (r == 0) {
+		r = cgroup_remove(&g->cg);
+		if (r == 0)
+			return 1;
+		if (!g->cg.sys) {
+			/* closed: its folders would not go */
+			log_warnx("cgroup %s: %s", name, error_last());
+			return 1;
+		}
+	}
+	if (r == ERR_BUSY && now < g->deadline)
+		return 0;
+	log_warnx("cgroup %s: %s", name, error_last());
+	cgroup_close(&g->cg);
+	return 1;
+}
+
+/*
+ * The group is the engine's no more: kill what is in it and remove it.
+ * A group that is empty at once (the usual case: cgroup.kill takes
+ * effect before this returns, and a zombie is no longer a member) goes
+ * now; one whose processes take longer to die (a task in
+ * uninterruptible sleep) is looked at again from a timer, at most
+ * KILL_TIMEOUT_MS, instead of the loop waiting for it.
+ */
+static void group_retire(struct isolate *iso, struct isolate_group *g)
+{
+	g->deadline = now_ms() + KILL_TIMEOUT_MS;
+	if (dying_step(g, now_ms())) {
+		free(g);
+		return;
+	}
+	g->next = iso->dying;
+	iso->dying = g;
+	if (!iso->dying_timer && iso->loop) {
+		iso->dying_wait = DYING_FIRST_MS;
+		iso->dying_timer = loop_add_timer(iso->loop, iso->dying_wait,
+						  dying_poll, iso);
+	}
+	if (!iso->loop) {
+		/* no loop (a test): as before, wait here */
+		while (iso->dying) {
+			struct isolate_group *d = iso->dying;
+
+			iso->dying = d->next;
+			if (cgroup_kill(&d->cg, KILL_TIMEOUT_MS) < 0 ||
+			    cgroup_remove(&d->cg) < 0) {
+				log_warnx("cgroup %s: %s", d->cg.name,
+					  error_last());
+				cgroup_close(&d->cg);
+			}
+			free(d);
+		}
+	}
+}
+
+static void dying_poll(struct loop *l, void *arg)
+{
+	struct isolate *iso = arg;
+	struct isolate_group **gp = &iso->dying, *g;
+	int64_t now = now_ms();
+
+	iso->dying_timer = 0;
+	while ((g = *gp)) {
+		if (dying_step(g, now)) {
+			*gp = g->next;
+			free(g);
+		} else {
+			gp = &g->next;
+		}
+	}
+	if (iso->dying) {
+		if (iso->dying_wait < DYING_MAX_MS)
+			iso->dying_wait *= 2;
+		iso->dying_timer = loop_add_timer(l, iso->dying_wait,
+						  dying_poll, iso);
+	}
+	jobs_kick(iso);
+}
+
+/* At exit: what still dies is waited for here. */
+static void dying_finish_now(struct isolate *iso)
+{
+	struct isolate_group *g;
+
+	if (iso->dying_timer)
+		loop_del_timer(iso->loop, iso->dying_timer);
+	iso->dying_timer = 0;
+	while ((g = iso->dying)) {
+		iso->dying = g->next;
+		if (cgroup_kill(&g->cg, KILL_TIMEOUT_MS) < 0 ||
+		    cgroup_remove(&g->cg) < 0) {
+			log_warnx("cgroup %s: %s", g->cg.name, error_last());
+			cgroup_close(&g->cg);
+		}
+		free(g);
+	}
+}
+
 void isolate_abort(struct isolate_spawn *is)
 {
+	struct isolate_group *g;
+
 	strv_release(&is->env);
 	strv_release(&is->argv);
 	if (!is->have_cg)
 		return;
-	cgroup_kill(&is->cg, KILL_TIMEOUT_MS);
-	if (cgroup_remove(&is->cg) < 0)
-		cgroup_close(&is->cg);
+	g = xcalloc(1, sizeof(*g));
+	g->cg = is->cg;
+	snprintf(g->app, sizeof(g->app), "%s", is->app);
 	is->have_cg = 0;
+	group_retire(is->iso, g);
 }
 
 static struct isolate_group **find_group(struct isolate *iso, pid_t pid)
@@ -402,15 +552,10 @@ uint64_t isolate_end(struct isolate *iso, pid_t pid)
 		return 0;
 	g = *gp;
 	*gp = g->next;
-	if (cgroup_kill(&g->cg, KILL_TIMEOUT_MS) < 0)
-		log_warnx("cgroup %s: %s", g->cg.name, error_last());
+	/* the OOM kills were counted when they happened */
 	if (cgroup_usage(&g->cg, &u) == 0 && (u.have & CGROUP_MEMORY))
 		ooms = u.oom_kills;
-	if (cgroup_remove(&g->cg) < 0) {
-		log_warnx("cgroup %s: %s", g->cg.name, error_last());
-		cgroup_close(&g->cg);
-	}
-	free(g);
+	group_retire(iso, g);
 	return ooms;
 }
 
@@ -496,16 +641,139 @@ int isolate_rename_app(struct isolate *iso, const char *from, const char *to)
 	return appuser_rename(&iso->users, from, to) < 0 ? -1 : 0;
 }
 
-int isolate_remove_app(struct isolate *iso, const char *app)
+/* ---- removing an app's user in a child ---- */
+
+/* In the child: the tools, and the lock a build may hold meanwhile. */
+static int remove_child(void *arg, int out, int err)
 {
+	struct isolate_job *j = arg;
+	const char *msg;
 	int r;
 
+	(void)out;
+	r = appuser_remove(&j->iso->users, j->app);
+	if (r == 0 || r == ERR_NOTFOUND)
+		return 0;
+	msg = error_last();
+	if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
+		return 2;
+	return 1;
+}
+
+static void job_unlink(struct isolate_job *j)
+{
+	struct isolate_job **jp;
+
+	for (jp = &j->iso->jobs; *jp; jp = &(*jp)->next)
+		if (*jp == j) {
+			*jp = j->next;
+			break;
+		}
+}
+
+/* The job's end: its callback, then it is freed. */
+static void job_end(struct isolate_job *j, int result)
+{
+	isolate_done_fn done = j->done;
+	void *arg = j->arg;
+
+	job_unlink(j);
+	buf_release(&j->err);
+	free(j);
+	if (done)
+		done(arg, result);
+}
+
+static void job_done(struct runner *r, int result, void *arg)
+{
+	struct isolate_job *j = arg;
+
+	if (result == 0 && (!WIFEXITED(r->status) ||
+			    WEXITSTATUS(r->status) != 0)) {
+		char why[64];
+
+		if (j->err.len)
+			error_set("%.*s", (int)j->err.len, j->err.data);
+		else
+			error_set("removing the user of '%s': %s", j->app,
+				  spawn_describe_status(r->status, why,
+							sizeof(why)));
+		result = -1;
+	}
+	job_end(j, result);
+}
+
+static int job_start(struct isolate_job *j)
+{
+	runner_init(&j->r);
+	j->r.child_main = remove_child;
+	j->r.child_arg = j;
+	j->r.capture[RUNNER_ERR] = &j->err;
+	j->r.capture_max = 1024;
+	j->r.timeout_ms = USER_JOB_TIMEOUT_MS;
+	if (runner_start(&j->r, j->iso->loop, job_done, j) < 0)
+		return -1;
+	j->started = 1;
+	return 0;
+}
+
+/* Jobs that waited for their app's groups to die, whose groups are gone. */
+static void jobs_kick(struct isolate *iso)
+{
+	struct isolate_job *j;
+
+again:
+	for (j = iso->jobs; j; j = j->next) {
+		if (j->started || app_dying(iso, j->app))
+			continue;
+		if (job_start(j) < 0) {
+			job_end(j, -1);
+			goto again;	/* the list changed */
+		}
+	}
+}
+
+int isolate_remove_app(struct isolate *iso, const char *app,
+		       isolate_done_fn done, void *arg)
+{
+	struct isolate_job *j;
+
 	if (!iso || !iso->on)
-		return 0;
-	r = appuser_remove(&iso->users, app);
-	if (r == ERR_NOTFOUND)
-		return 0;
-	return r < 0 ? -1 : 0;
+		return 1;
+	if (!iso->loop) {
+		int r = appuser_remove(&iso->users, app);
+
+		return r == 0 || r == ERR_NOTFOUND ? 1 : -1;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->iso = iso;
+	snprintf(j->app, sizeof(j->app), "%s", app);
+	j->done = done;
+	j->arg = arg;
+	/* userdel refuses a user whose processes still die */
+	if (!app_dying(iso, app) && job_start(j) < 0) {
+		free(j);
+		return -1;
+	}
+	j->next = iso->jobs;
+	iso->jobs = j;
+	return 0;
+}
+
+void isolate_finish_now(struct isolate *iso)
+{
+	dying_finish_now(iso);
+	while (iso->jobs) {
+		struct isolate_job *j = iso->jobs;
+
+		if (j->started) {
+			runner_wait(&j->r);	/* calls job_done() */
+		} else {
+			int r = appuser_remove(&iso->users, j->app);
+
+			job_end(j, r == 0 || r == ERR_NOTFOUND ? 0 : -1);
+		}
+	}
 }
 
 void isolate_limits(struct cgroup_limits *lim, const struct config *cfg,

@@ -15,8 +15,20 @@
  * Without root there is nothing to isolate with: 'on' is 0, every call
  * below leaves the spawn as it was, and init says so once in the log.
  *
- * Blocking: init, remove_app and give_tree run tools or walk trees;
- * isolate_end() waits for a group to empty (cgroup.kill: milliseconds).
+ * Blocking, in the engine's loop: nothing waits for a process.
+ * isolate_end() and isolate_abort() kill the group and remove it at once
+ * when it is empty (the usual case); one whose processes take longer to
+ * die is looked at again from a timer (at most 3 s), not waited for.
+ * isolate_remove_app() runs userdel and groupdel in a child.  What does
+ * wait: isolate_init() (before the loop serves anything: it may make
+ * berth-www and berth-ssh, about 0.1 s each, and waits up to 3 s for the
+ * groups of a crashed engine to die); isolate_spawn_prepare() and
+ * isolate_app_user() make the app's user if it is missing (a few reads
+ * of the user database when it is there, as it is once a build or an
+ * unpack made it; useradd otherwise); isolate_rename_app() runs usermod
+ * (about 50 ms); isolate_release() and isolate_finish_now(), at exit,
+ * wait for whatever still runs.  The isolate_build_*() calls and
+ * isolate_give_tree() run in a session or a child, never in the engine.
  */
 #ifndef BERTH_ISOLATE_H
 #define BERTH_ISOLATE_H
@@ -28,8 +40,13 @@
 #include "cgroup.h"
 #include "sandbox.h"
 
+struct loop;
 struct spawn;
 struct isolate_group;
+struct isolate_job;
+
+/* A child's work is done: 0, or -1 with error_last(). */
+typedef void (*isolate_done_fn)(void *arg, int result);
 
 struct isolate {
 	int on;				/* root: users, cgroups, sandbox */
@@ -41,6 +58,11 @@ struct isolate {
 	char *pg_run;			/* ROOT/postgres/run, shown again */
 	struct isolate_group *groups;	/* live groups, by leader pid */
 	unsigned long next_id;
+	struct loop *loop;		/* NULL: wait instead (tests) */
+	struct isolate_group *dying;	/* killed, not yet empty */
+	uint64_t dying_timer;
+	long dying_wait;
+	struct isolate_job *jobs;	/* users being removed */
 };
 
 /*
@@ -50,12 +72,18 @@ struct isolate {
  * engines never share groups), groups a crashed engine left are killed
  * and removed, and ROOT/run/cgroups lists the parent folders (one a
  * line).  berth-www, the user of nginx's workers, is made if missing
- * (iso->www), and berth-ssh, the user of SSH sessions (iso->ssh).  -1
- * with error_last() if isolation cannot be given as root.
+ * (iso->www), and berth-ssh, the user of SSH sessions (iso->ssh).  The
+ * loop 'l' (borrowed) drives what dies and the removal of users; NULL:
+ * those calls wait instead.  -1 with error_last() if isolation cannot
+ * be given as root.
  */
-int isolate_init(struct isolate *iso, const char *root);
-/* Kill every group still live, close everything. */
+int isolate_init(struct isolate *iso, const char *root, struct loop *l);
+/* Kill every group still live, close everything (isolate_finish_now()
+ * first). */
 void isolate_release(struct isolate *iso);
+/* At exit: wait for the groups still dying and the users still being
+ * removed (each one's callback runs from here). */
+void isolate_finish_now(struct isolate *iso);
 
 /* What one spawn needs until spawn_start() returns (the caller's). */
 struct isolate_spawn {
@@ -87,8 +115,10 @@ void isolate_abort(struct isolate_spawn *is);
 
 /*
  * The process that led group 'pid' is done: kill what is left in its
- * group and remove it.  Returns the OOM kills counted there (0 if none,
- * or no group).  Safe to call twice or for a pid that had none.
+ * group and remove it, now if it is empty, else from a timer once it is
+ * (or at most 3 s later, with a warning).  Returns the OOM kills counted
+ * there (0 if none, or no group).  Safe to call twice or for a pid that
+ * had none.
  */
 uint64_t isolate_end(struct isolate *iso, pid_t pid);
 
@@ -209,8 +239,18 @@ const char *isolate_build_enter(void);
  * on: nothing */
 int isolate_rename_app(struct isolate *iso, const char *from, const char *to);
 
-/* rm: the app's processes are gone; remove its user (not on: nothing) */
-int isolate_remove_app(struct isolate *iso, const char *app);
+/*
+ * rm: the app's processes are gone; remove its user and group.  They go
+ * in a child the loop watches (userdel and groupdel take about 0.1 s,
+ * and a build making a user holds the lock meanwhile), started once the
+ * app's groups still dying are gone (userdel refuses a user that runs
+ * something).  0: started, done(arg, result) comes from the loop (0: the
+ * user is gone, or there was none; -1 with error_last()).  1: nothing to
+ * do (not on), done is not called.  -1 with error_last(): could not
+ * start, done is not called.
+ */
+int isolate_remove_app(struct isolate *iso, const char *app,
+		       isolate_done_fn done, void *arg);
 
 /* A release's limits: the manifest's where set (>= 0), else berth.yaml's */
 struct config;

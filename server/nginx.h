@@ -36,8 +36,12 @@
  *    waited for, at most 20 s each (runner.h): nginx_init(),
  *    nginx_proxy_set(), nginx_start() in system mode (then at most 5 s
  *    for the router to answer);
- *  - nginx_start() in own mode: until nginx serves, at most 5 s (a
- *    slower one is polled on the loop's timers after);
+ *  - nginx_start() in own mode: first the stale nginx a killed engine
+ *    left (its pid file, or nginx processes with this prefix's error log
+ *    open, at most 16 groups): QUIT, at most 3 s, then KILL and at most
+ *    5 s more, each group (its port must be free for the new master);
+ *    then until nginx serves, at most 5 s (a slower one is polled on the
+ *    loop's timers after);
  *  - nginx_stop(): QUIT, then at most stop_timeout (capped) before KILL.
  * nginx_reload() and nginx_reopen_logs() have no caller in the loop;
  * they wait as the start does (own: HUP, then /proc polled until the old
@@ -65,9 +69,11 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	       struct loop *l);
 /*
  * Own mode: start the supervised nginx (restarted if it dies, with the
- * table loaded before its first request).  Blocks until it serves (at
- * most 5 s).  System mode: reload it if berth.conf is not what it had
- * at nginx_init(), then ask it for its table version.
+ * table loaded before its first request).  Blocks while stale nginx
+ * groups die (see above), then until it serves (at most 5 s).  System
+ * mode: reload it if berth.conf is not what it had at nginx_init(), then
+ * ask it for its table version.  Before the engine's loop serves: the
+ * engine opens its control socket after this returns.
  */
 int nginx_start(struct nginx *ng);
 /* The routing table; owned by ng, valid until nginx_free(). */

@@ -482,6 +482,40 @@ void runner_cancel(struct runner *r)
 	async_done(r, -1);
 }
 
+void runner_wait(struct runner *r)
+{
+	char chunk[8192];
+	int k;
+
+	if (!runner_running(r))
+		return;
+	if (!r->exited) {
+		/* ours to reap now, not the reaper's */
+		reaper_forget(r->pid);
+		while (waitpid(r->pid, &r->status, 0) < 0 && errno == EINTR)
+			;
+		runner_exited(r);
+	}
+	/* what the child wrote is in the pipes; a stray that left the group
+	 * and keeps one open is not waited for (EAGAIN) */
+	for (k = 1; k <= 2; k++) {
+		while (r->fd[k] >= 0) {
+			ssize_t n = read(r->fd[k], chunk, sizeof(chunk));
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				loop_del_fd(r->loop, r->fd[k]);
+				close(r->fd[k]);
+				r->fd[k] = -1;
+				break;
+			}
+			runner_feed(r, k, chunk, (size_t)n);
+		}
+	}
+	async_done(r, 0);
+}
+
 int runner_running(const struct runner *r)
 {
 	return r->loop != NULL;

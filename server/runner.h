@@ -132,6 +132,14 @@ int runner_start(struct runner *r, struct loop *l, runner_done_fn on_done,
  * its group is KILLed (reaped silently later), every fd closed, and
  * on_done is never called.  Nothing happens if nothing runs. */
 void runner_cancel(struct runner *r);
+/*
+ * Block until a child runner_start() started is done, then call its
+ * on_done (from inside this call), as the loop would have: for an engine
+ * that exits and must not cut a child short (a userdel killed half way
+ * leaves the user database locked).  Waits as long as the child runs:
+ * its deadline is kept by nobody here.  Nothing happens if nothing runs.
+ */
+void runner_wait(struct runner *r);
 /* 1 between runner_start() and on_done (or runner_cancel()). */
 int runner_running(const struct runner *r);
 

@@ -60,7 +60,9 @@ struct spawn {
 };
 
 void spawn_init(struct spawn *s);
-/* Fork and exec; 0 with s->pid set, -1 on failure (nothing left running). */
+/* Fork and exec; 0 with s->pid set, -1 on failure (nothing left running).
+ * Blocks until the child has exec'd or failed (its child_setup included:
+ * milliseconds), never until it ends. */
 int spawn_start(struct spawn *s);
 /* Block until the child exits; *status as from waitpid. */
 int spawn_wait(struct spawn *s, int *status);

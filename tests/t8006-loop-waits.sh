@@ -1,0 +1,82 @@
+#!/bin/bash
+# The engine's loop never waits for a slow host tool: while rm removes an
+# app's user (userdel and groupdel, held up here by the users' lock,
+# which a build making a user holds as long), other commands answer; rm
+# answers once the user is gone, also when the engine stops meanwhile;
+# its folders are moved aside at once and deleted by a child.
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIR/lib-daemon.sh"
+
+if [ "$(id -u)" != 0 ]; then
+	test_skip "app users need root"
+	test_done
+fi
+
+# hold_users_lock TAG: flock the users' lock in the background until
+# TAG.release exists; TAG.held exists while it is held
+hold_users_lock() {
+	rm -f "$TRASH/$1.held" "$TRASH/$1.release" &&
+	{ flock "$BERTH_ROOT/users/lock" sh -c \
+		"touch '$TRASH/$1.held'; while ! test -e '$TRASH/$1.release'; do sleep 0.05; done" & } &&
+	retry_until 20 test -e "$TRASH/$1.held"
+}
+
+# rm_in_background OUT: "rm loopwait", output in OUT.out, status in OUT.rc
+rm_in_background() {
+	{ berth rm loopwait --force >"$1.out" 2>&1; echo $? >"$1.rc"; } &
+	rm_pid=$!
+	return 0
+}
+
+running() { kill -0 "$1" 2>/dev/null; }
+gone() { ! running "$1"; }
+# no_trash APP: the folders rm moved into ROOT/tmp are deleted
+no_trash() { ! ls "$BERTH_ROOT/tmp" | grep -q "^removed-$1-"; }
+# a failed test must not leave a holder behind
+test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release'"
+
+test_expect_success 'an app with a user of its own' '
+	start_berth &&
+	make_web_bundle "$TRASH/v1.tar.gz" v1 &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 1 of loopwait is live" out &&
+	id berth-loopwait
+'
+
+test_expect_success 'while rm waits for the user to go, the engine answers' '
+	hold_users_lock rm1 &&
+	rm_in_background rm &&
+	# its folders go first, in the loop; then the user, in a child
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
+	running $rm_pid &&
+	test_grep_not "Removed" rm.out &&
+	id berth-loopwait &&
+	touch "$TRASH/rm1.release" &&
+	retry_until 30 test -s rm.rc &&
+	test "$(cat rm.rc)" = 0 &&
+	test_grep "Removed app" rm.out &&
+	test_must_fail id berth-loopwait &&
+	test ! -e "$BERTH_ROOT/logs/loopwait" &&
+	retry_until 30 no_trash loopwait
+'
+
+test_expect_success 'an engine that stops answers the rm it was removing a user for' '
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "is live" out &&
+	hold_users_lock rm2 &&
+	rm_in_background rm2 &&
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	test_grep_not "Removed" rm2.out &&
+	kill -TERM "$BERTH_PID" &&
+	retry_until 30 grep -q "stopping (signal" "$TRASH/berth.log" &&
+	touch "$TRASH/rm2.release" &&
+	retry_until 30 test -s rm2.rc &&
+	test "$(cat rm2.rc)" = 0 &&
+	test_grep "Removed app" rm2.out &&
+	test_must_fail id berth-loopwait &&
+	retry_until 30 gone "$BERTH_PID"
+'
+
+test_done
