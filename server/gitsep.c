@@ -408,6 +408,27 @@ static void serve_build(const struct config *cfg, const char *app,
 	free(reason);
 }
 
+int gitsep_run_local(const struct config *cfg, enum gitsvc_service svc,
+		     const char *app, const char *pusher, int version,
+		     struct gitsvc_io *io)
+{
+	struct appuser_sys sys;
+	struct appuser ssh;
+	char *dir = xasprintf("%s/users", cfg->root);
+	int r = appuser_init(&sys, dir);
+
+	free(dir);
+	if (r < 0)
+		return -1;
+	r = appuser_ensure_ssh(&sys, &ssh);
+	appuser_release(&sys);
+	if (r < 0)
+		return -1;
+	if (gitsep_check_reach(cfg->root) < 0)
+		return -1;
+	return gitsep_run(cfg, svc, app, pusher, version, io);
+}
+
 int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	       const char *app, const char *pusher, int version,
 	       struct gitsvc_io *io)

@@ -64,6 +64,15 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	       struct gitsvc_io *io);
 
 /*
+ * gitsep_run() for a transfer started at the host as root ("berth
+ * git-serve-stdio", pusher "local", no key to check): berth-ssh is made
+ * first if the engine has not made it yet.  Same results.
+ */
+int gitsep_run_local(const struct config *cfg, enum gitsvc_service svc,
+		     const char *app, const char *pusher, int version,
+		     struct gitsvc_io *io);
+
+/*
  * As root, at the engine's start: 0 if berth-ssh can reach the state
  * folder (every folder above it searchable by others); else -1 with
  * error_last() naming the first folder in the way.  Pushes and clones
