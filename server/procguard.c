@@ -179,22 +179,72 @@ static void build(struct prog *p, uint32_t self)
 	RET(p, RET_ALLOW);
 }
 
+/* Threads only: clone without CLONE_THREAD, fork and vfork refused,
+ * clone3 (whose flags a filter cannot read) said missing, so that
+ * glibc's pthread_create() falls back to clone. */
+static void build_no_fork(struct prog *p)
+{
+	p->n = 0;
+	LD(p, offsetof(struct seccomp_data, arch));
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, GUARD_ARCH, 1, 0);
+	RET(p, RET_DENY);
+	LD(p, offsetof(struct seccomp_data, nr));
+#ifdef __x86_64__
+	emit(p, BPF_JMP | BPF_JGE | BPF_K, 0x40000000u, 0, 1);
+	RET(p, RET_DENY);
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_fork, 0, 1);
+	RET(p, RET_DENY);
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_vfork, 0, 1);
+	RET(p, RET_DENY);
+#endif
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_clone3, 0, 1);
+	RET(p, SECCOMP_RET_ERRNO | (ENOSYS & SECCOMP_RET_DATA));
+	emit(p, BPF_JMP | BPF_JEQ | BPF_K, __NR_clone, 0, 3);
+	/* the flags are the first argument on both architectures */
+	LD(p, ARG_LO(0));
+	emit(p, BPF_JMP | BPF_JSET | BPF_K, 0x00010000u /* CLONE_THREAD */,
+	     1, 0);
+	RET(p, RET_DENY);
+	RET(p, RET_ALLOW);
+}
+
 int procguard_filter_supported(void)
 {
 	return 1;
 }
 
-static int install_filter(void)
+static int load(struct prog *p)
 {
-	struct prog p;
 	struct sock_fprog fp;
 
-	build(&p, (uint32_t)syscall(SYS_getpid));
-	fp.len = p.n;
-	fp.filter = p.f;
+	fp.len = p->n;
+	fp.filter = p->f;
 	if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &fp, 0, 0) < 0)
 		return error_setsys("cannot install the process guard");
 	return 0;
+}
+
+static int install_filter(void)
+{
+	struct prog p;
+
+	build(&p, (uint32_t)syscall(SYS_getpid));
+	return load(&p);
+}
+
+int procguard_forbid_fork(void)
+{
+#ifdef GUARD_SANITIZER
+	/* LeakSanitizer stops the world from a clone of its own */
+	return 0;
+#else
+	struct prog p;
+
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return error_setsys("cannot set no_new_privs");
+	build_no_fork(&p);
+	return load(&p);
+#endif
 }
 
 #else
@@ -207,6 +257,11 @@ int procguard_filter_supported(void)
 static int install_filter(void)
 {
 	return ERR_NOTFOUND;
+}
+
+int procguard_forbid_fork(void)
+{
+	return 0;
 }
 
 #endif

@@ -21,7 +21,8 @@
  *     or x32 on x86_64, arm32 on aarch64) is refused whatever it is.
  *
  * Children it forks inherit the filter with its pid: they can signal
- * their parent, not themselves, nor their own children (none needs to).
+ * their parent, not themselves, nor their own children (none needs to);
+ * procguard_forbid_fork() below is for processes that never fork.
  * The filter knows the system call numbers of x86_64 and aarch64, the
  * architectures Debian 12's berth runs on; elsewhere it is left off and
  * procguard_install() says so (ERR_NOTFOUND), the rest still done.  Under
@@ -39,6 +40,17 @@
  * dumpable flag is off); -1 with error_last() when a step failed.
  */
 int procguard_install(void);
+
+/*
+ * Children a process forks inherit its filter, and with it its pid: once
+ * the parent is gone and the pid is given to another berth-ssh process,
+ * they could signal that one.  A process that never forks (a session's
+ * network half) closes that with this: from now on it may start threads,
+ * never processes (EPERM; clone3 is ENOSYS, so glibc falls back to
+ * clone).  0, or -1 with error_last().  Nothing on an architecture
+ * without a filter, nor under a sanitizer (LeakSanitizer clones).
+ */
+int procguard_forbid_fork(void);
 
 /* 1 if procguard_install() installs a filter on this architecture. */
 int procguard_filter_supported(void);

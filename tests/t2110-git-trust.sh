@@ -114,6 +114,11 @@ test_expect_success 'one session'"'"'s berth-ssh processes cannot be read or tra
 		test "$(cat probe)" = "mem=EACCES environ=EACCES fd/0=EACCES ptrace=EPERM" ||
 		return 1
 	done &&
+	: "the network halves never fork: a second filter each" &&
+	for p in $(cat victims); do
+		status_field "$p" Seccomp_filters
+	done >filters &&
+	test "$(grep -cx 2 filters)" -ge 2 &&
 	: "both transfers go on untouched" &&
 	printf 0000 >&8 && printf 0000 >&9 &&
 	exec 8>&- 9>&- &&

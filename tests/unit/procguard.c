@@ -7,6 +7,7 @@
  * uid without the guard shows what the uid alone would allow.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
@@ -164,6 +165,38 @@ static void attack(pid_t v)
 	say(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1, "no_new_privs");
 }
 
+static void *thread_main(void *arg)
+{
+	return arg;
+}
+
+/* After procguard_forbid_fork(): threads yes, processes no. */
+static void no_fork(void)
+{
+	static int token;
+	pthread_t t;
+	void *back = NULL;
+	pid_t c;
+
+	if (procguard_forbid_fork() < 0) {
+		say(0, "procguard_forbid_fork()");
+		return;
+	}
+	errno = 0;
+	say(pthread_create(&t, NULL, thread_main, &token) == 0 &&
+	    pthread_join(t, &back) == 0 && back == &token, "a thread starts");
+	errno = 0;
+	c = fork();
+	if (c == 0)
+		_exit(0);
+	say(c < 0 && errno == EPERM, "fork() refused");
+	REFUSED(syscall(SYS_clone, SIGCHLD, 0, 0, 0, 0), EPERM);
+#ifdef SYS_vfork
+	REFUSED(syscall(SYS_vfork), EPERM);
+#endif
+	REFUSED(syscall(SYS_clone3, NULL, 0), ENOSYS);
+}
+
 static pid_t start_victim(int *ready, int *hold)
 {
 	struct appuser u = user();
@@ -218,6 +251,9 @@ static void run_as_user(pid_t v, int guarded)
 			if (privsep_drop(&u, parent) < 0)
 				_exit(2);
 			attack(v);
+#if !defined(__SANITIZE_ADDRESS__)
+			no_fork();
+#endif
 		} else {
 			char path[64];
 
