@@ -31,6 +31,9 @@
 #define GUARD_SANITIZER 1
 #endif
 #endif
+#ifndef GUARD_SANITIZER
+#define GUARD_SANITIZER 0
+#endif
 
 #ifdef GUARD_ARCH
 
@@ -81,7 +84,7 @@ static const struct rule rules[] = {
 	{ __NR_ioprio_set, WHICH_SELF, 0, IOPRIO_WHO_PROCESS, 0 },
 	{ __NR_fcntl, CMD_DENY, 1, F_SETOWN, F_SETOWN_EX },
 	{ __NR_ioctl, CMD_DENY, 1, FIOSETOWN, SIOCSPGRP },
-#ifndef GUARD_SANITIZER
+#if !GUARD_SANITIZER
 	{ __NR_ptrace, DENY, 0, 0, 0 },
 #endif
 	{ __NR_kcmp, DENY, 0, 0, 0 },
@@ -234,17 +237,15 @@ static int install_filter(void)
 
 int procguard_forbid_fork(void)
 {
-#ifdef GUARD_SANITIZER
-	/* LeakSanitizer stops the world from a clone of its own */
-	return 0;
-#else
 	struct prog p;
 
+	/* LeakSanitizer stops the world from a clone of its own */
+	if (GUARD_SANITIZER)
+		return 0;
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		return error_setsys("cannot set no_new_privs");
 	build_no_fork(&p);
 	return load(&p);
-#endif
 }
 
 #else
