@@ -19,6 +19,10 @@ BERTH_ROOT=$TRASH/root
 REPO_A="$BERTH_ROOT/apps/$A/repo.git"
 REPO_B="$BERTH_ROOT/apps/$B/repo.git"
 
+# A sanitizer build leaves fork allowed (LeakSanitizer clones at exit):
+# the network halves have one filter there, two otherwise.
+if grep -qa __asan_init "$BERTH"; then HALF_FILTERS=1; else HALF_FILTERS=2; fi
+
 status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
 # The session processes of this engine that run as berth-ssh.
@@ -118,7 +122,7 @@ test_expect_success 'one session'"'"'s berth-ssh processes cannot be read or tra
 	for p in $(cat victims); do
 		status_field "$p" Seccomp_filters
 	done >filters &&
-	test "$(grep -cx 2 filters)" -ge 2 &&
+	test "$(grep -cx $HALF_FILTERS filters)" -ge 2 &&
 	: "both transfers go on untouched" &&
 	printf 0000 >&8 && printf 0000 >&9 &&
 	exec 8>&- 9>&- &&
