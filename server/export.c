@@ -18,6 +18,7 @@
 #include "bundle.h"
 #include "control.h"
 #include "engine.h"
+#include "gitsep.h"
 #include "safefs.h"
 #include "util.h"
 #include "banned.h"
@@ -351,7 +352,7 @@ static int cmd_import(const char *root, char *name, const char *file,
 	char *req[4] = { "import-staged", name, NULL, NULL };
 	char *stage = NULL, *tarball = NULL, *dest = NULL, *head = NULL;
 	struct buf b = BUF_INIT;
-	int ret = 1;
+	int ret = 1, fd = -1;
 
 	/* An app of that name: refused before any byte is read. */
 	if (control_call(root, 2, exists, NULL, NULL, NULL) == 0) {
@@ -389,9 +390,18 @@ static int cmd_import(const char *root, char *name, const char *file,
 			  EXPORT_FORMAT);
 		goto out;
 	}
+	/* berth-ssh's from the start, not root's until a first transfer */
+	fd = safefs_open_top(dest);
+	if (fd < 0 || gitsep_repo_give(root, fd, name) < 0) {
+		backup_say_error(io, "cannot import the repository: %s",
+				 error_last());
+		goto out;
+	}
 	req[2] = dest;
 	ret = call_engine(root, 3, req, io, 0);
 out:
+	if (fd >= 0)
+		close(fd);
 	if (stage)
 		rm_rf(stage);
 	buf_release(&b);

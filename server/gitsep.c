@@ -262,12 +262,13 @@ child_main(const struct config *cfg, enum gitsvc_service svc,
  * ROOT/apps/APP/repo.git as the child needs it, by descriptors beneath
  * the app's folder (appfd), never following a link: berth-ssh's with
  * gid, REPO_MODE.  A repository of an older berth (root's) is handed over
- * whole; with 'create', a missing one is made as an empty folder (the
- * child makes the repository in it) and *made set.  0, ERR_NOTFOUND
- * (none, and none to make), or -1.
+ * whole (logged unless quiet); with 'create', a missing one is made as an
+ * empty folder (the child makes the repository in it) and *made set.  0,
+ * ERR_NOTFOUND (none, and none to make), or -1.
  */
 static int repo_prepare(int appfd, const char *app, int create,
-			const struct appuser *ssh, gid_t gid, int *made)
+			const struct appuser *ssh, gid_t gid, int *made,
+			int quiet)
 {
 	struct stat st;
 	int fd = -1, ret = -1;
@@ -290,7 +291,7 @@ static int repo_prepare(int appfd, const char *app, int create,
 	if (st.st_uid == ssh->uid && st.st_gid == gid &&
 	    (st.st_mode & 07777) == REPO_MODE)
 		return 0;
-	if (!*made)
+	if (!*made && !quiet)
 		log_info("'%s': handing the repository to %s", app, ssh->name);
 	if (safefs_chown_tree(appfd, "repo.git", ssh->uid, gid) < 0)
 		goto out;
@@ -408,6 +409,65 @@ static void serve_build(const struct config *cfg, const char *app,
 	free(reason);
 }
 
+/* berth-ssh, made if the engine has not made it yet. */
+static int ssh_user_ensure(const char *root, struct appuser *ssh)
+{
+	struct appuser_sys sys;
+	char *dir = xasprintf("%s/users", root);
+	int r = appuser_init(&sys, dir);
+
+	free(dir);
+	if (r < 0)
+		return -1;
+	r = appuser_ensure_ssh(&sys, ssh);
+	appuser_release(&sys);
+	return r < 0 ? -1 : 0;
+}
+
+int gitsep_repo_give(const char *root, int dirfd, const char *app)
+{
+	struct appuser_sys sys;
+	struct appuser ssh, au;
+	struct stat st;
+	char *dir;
+	int r, made;
+
+	if (geteuid() != 0)
+		return 0;
+	if (fstatat(dirfd, "repo.git", &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return errno == ENOENT ? 0 :
+			error_setsys("cannot look at the repository");
+	if (ssh_user_ensure(root, &ssh) < 0)
+		return -1;
+	dir = xasprintf("%s/users", root);
+	r = appuser_init(&sys, dir);
+	free(dir);
+	if (r < 0)
+		return -1;
+	r = appuser_ensure(&sys, app, &au);
+	if (r < 0)
+		r = appuser_lookup(&sys, app, &au);
+	appuser_release(&sys);
+	if (r < 0)
+		return -1;
+	if (!au.isolated)
+		return 0;
+	return repo_prepare(dirfd, app, 0, &ssh, au.gid, &made, 1) < 0 ?
+		-1 : 0;
+}
+
+int gitsep_run_local(const struct config *cfg, enum gitsvc_service svc,
+		     const char *app, const char *pusher, int version,
+		     struct gitsvc_io *io)
+{
+	struct appuser ssh;
+
+	if (ssh_user_ensure(cfg->root, &ssh) < 0 ||
+	    gitsep_check_reach(cfg->root) < 0)
+		return -1;
+	return gitsep_run(cfg, svc, app, pusher, version, io);
+}
+
 int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	       const char *app, const char *pusher, int version,
 	       struct gitsvc_io *io)
@@ -442,7 +502,7 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 					O_RDONLY | O_DIRECTORY, 0);
 		if (appfd < 0)
 			goto out;
-		r = repo_prepare(appfd, app, push, &ssh, au.gid, &made);
+		r = repo_prepare(appfd, app, push, &ssh, au.gid, &made, 0);
 		if (r < 0 && r != ERR_NOTFOUND)
 			goto out;
 		/* the app's group: through its folder (0710) to repo.git */

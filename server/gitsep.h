@@ -64,6 +64,25 @@ int gitsep_run(const struct config *cfg, enum gitsvc_service svc,
 	       struct gitsvc_io *io);
 
 /*
+ * gitsep_run() for a transfer started at the host as root ("berth
+ * git-serve-stdio", pusher "local", no key to check): berth-ssh is made
+ * first if the engine has not made it yet.  Same results.
+ */
+int gitsep_run_local(const struct config *cfg, enum gitsvc_service svc,
+		     const char *app, const char *pusher, int version,
+		     struct gitsvc_io *io);
+
+/*
+ * As root: the repository "repo.git" beneath dirfd (an app's folder, or
+ * one being made into it, as import does) handed to berth-ssh with the
+ * app's group, mode 2750, by descriptors, never following a link; the
+ * app's user and berth-ssh are made if missing.  0 (also when there is
+ * no repository, or not root: nothing to hand over), or -1 with
+ * error_last().
+ */
+int gitsep_repo_give(const char *root, int dirfd, const char *app);
+
+/*
  * As root, at the engine's start: 0 if berth-ssh can reach the state
  * folder (every folder above it searchable by others); else -1 with
  * error_last() naming the first folder in the way.  Pushes and clones

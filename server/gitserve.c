@@ -88,7 +88,11 @@ static int fd_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-int gitserve_stdio_main(const struct config *cfg, const char *cmdline)
+int gitserve_stdio_main(const struct config *cfg, const char *cmdline,
+			int (*run)(const struct config *cfg,
+				   enum gitsvc_service svc, const char *app,
+				   const char *pusher, int version,
+				   struct gitsvc_io *io))
 {
 	struct fd_io f = { 0, 1 };
 	struct gitsvc_io io = { &f, fd_read, fd_write };
@@ -112,7 +116,12 @@ int gitserve_stdio_main(const struct config *cfg, const char *cmdline)
 		return 1;
 	}
 	version = gitsvc_protocol_version(getenv("GIT_PROTOCOL"));
-	ret = gitserve_run(cfg, svc, app, "local", version, &io);
+	error_clear();
+	ret = run(cfg, svc, app, "local", version, &io);
+	if (ret < 0) {
+		fprintf(stderr, "berth: %s\n", error_last());
+		ret = 1;
+	}
 	free(app);
 	return ret;
 }

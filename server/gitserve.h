@@ -31,8 +31,15 @@ int gitserve_run(const struct config *cfg, enum gitsvc_service svc,
  * COMMAND names (as git's ssh transport would send it) over stdin/stdout,
  * for tests and for use as an OpenSSH forced command.  pusher: "local";
  * the protocol version comes from the GIT_PROTOCOL environment variable.
- * Returns the exit status (100 when COMMAND is not a git command).
+ * run runs the transfer: gitserve_run() here, or, as root, the caller's
+ * way out of root (gitsep.h), with the same arguments and results (-1
+ * with error_last(): it could not start, said on stderr).  Returns the
+ * exit status (100 when COMMAND is not a git command).
  */
-int gitserve_stdio_main(const struct config *cfg, const char *cmdline);
+int gitserve_stdio_main(const struct config *cfg, const char *cmdline,
+			int (*run)(const struct config *cfg,
+				   enum gitsvc_service svc, const char *app,
+				   const char *pusher, int version,
+				   struct gitsvc_io *io));
 
 #endif

@@ -20,6 +20,7 @@
 #include "dashboard.h"
 #include "engine.h"
 #include "export.h"
+#include "gitsep.h"
 #include "gitserve.h"
 #include "keys.h"
 #include "log.h"
@@ -336,7 +337,9 @@ static int cmd_git_stdio(const char *root, int argc, char **argv)
 	log_init(0, "git");
 	if (load_config(&cfg, root) < 0)
 		return 1;
-	ret = gitserve_stdio_main(&cfg, argv[0]);
+	/* as root, the transfer runs as berth-ssh (gitsep.h) */
+	ret = gitserve_stdio_main(&cfg, argv[0], geteuid() == 0 ?
+				  gitsep_run_local : gitserve_run);
 	config_release(&cfg);
 	return ret;
 }

@@ -14,6 +14,8 @@
 #include <unistd.h>
 
 #include "appuser.h"
+#include "log.h"
+#include "procguard.h"
 #include "util.h"
 #include "banned.h"
 
@@ -152,6 +154,7 @@ int privsep_drop(const struct appuser *u, pid_t monitor_pid)
 {
 	uid_t ru, eu, su;
 	gid_t rg, eg, sg;
+	int r;
 
 	if (setgroups(0, NULL) < 0 ||
 	    setresgid(u->gid, u->gid, u->gid) < 0 ||
@@ -166,6 +169,12 @@ int privsep_drop(const struct appuser *u, pid_t monitor_pid)
 	/* cleared by the uid change: set it now, then check for a race */
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0)
 		return error_setsys("prctl");
+	/* every session's berth-ssh processes share the uid: keep apart */
+	r = procguard_install();
+	if (r == ERR_NOTFOUND)
+		log_warnx("%s", error_last());
+	else if (r < 0)
+		return -1;
 	if (getppid() != monitor_pid)
 		return error_set("the session's monitor is gone");
 	return 0;

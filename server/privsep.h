@@ -68,7 +68,8 @@ int privsep_user(const char *root, struct appuser *u);
 
 /*
  * Become u for good (groups, gid, uid, all three of each), die with the
- * parent monitor_pid, and check that root cannot be had back.  0 or -1.
+ * parent monitor_pid, check that root cannot be had back, and keep out
+ * of every other process of u (procguard.h).  0 or -1.
  * Async-signal-safe enough for a child of a single-threaded process.
  */
 int privsep_drop(const struct appuser *u, pid_t monitor_pid);

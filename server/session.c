@@ -38,6 +38,7 @@
 #include "log.h"
 #include "phasetrace.h"
 #include "privsep.h"
+#include "procguard.h"
 #include "appuser.h"
 #include "loop.h"
 #include "reaper.h"
@@ -1922,7 +1923,9 @@ static int split_privileges(struct session *s)
 	if (pid == 0) {
 		close(sv[0]);
 		s->mux = sv[1];
-		if (privsep_drop(&u, monitor) < 0) {
+		/* it never forks: no child keeps its pid's rights (procguard.h) */
+		if (privsep_drop(&u, monitor) < 0 ||
+		    procguard_forbid_fork() < 0) {
 			log_warnx("%s: %s", s->peer, error_last());
 			_exit(1);
 		}
