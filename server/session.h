@@ -40,6 +40,18 @@ struct strv;
 int session_main(const struct config *cfg, int fd, int door_fd);
 
 /*
+ * The root half of a split session (privsep.h) over mux, its end of the
+ * pair with the berth-ssh half, for a client at peer_ip (numeric, for
+ * from=; NULL: unknown) named peer in the log: answers key questions from authorized_keys,
+ * takes one request of a key it let in and runs it with the other half
+ * relaying the channel.  Returns when the other half is gone, or at once
+ * at the first message it must not believe (malformed, a request before
+ * a key proved itself), having run nothing for it.  The caller closes mux.
+ */
+void session_monitor(const struct config *cfg, int mux, const char *peer,
+		     const char *peer_ip);
+
+/*
  * Split an exec command into words the way a user expects from a shell,
  * but with nothing a shell would run or expand: blanks separate words,
  * '...' is literal, "..." allows \" \\ \$ \` escapes, a backslash outside
