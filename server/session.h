@@ -20,10 +20,11 @@
  *
  * As root the process splits before it reads a byte from the client
  * (privsep.h): the host keys are loaded, then a child drops for good to
- * berth-ssh and runs libssh (key exchange, authentication, the channel);
- * the root monitor, which never touches the connection, answers its key
- * lookups from authorized_keys and runs the authenticated command while
- * the child relays the channel.  The engine sees one process (the
+ * berth-ssh and runs libssh (key exchange, authentication, the channel)
+ * and parses the exec command; the root monitor, which never touches the
+ * connection nor reads a command line, answers its key lookups from
+ * authorized_keys and runs the request the child parsed (checked in full,
+ * privsep.h) while the child relays the channel.  The engine sees one process (the
  * monitor; the child dies with it).  Without root nothing splits.
  *
  * Everything here blocks: each half does one thing at a time.
