@@ -5,7 +5,8 @@
  * berth-ssh before it reads a byte from the client: libssh's key exchange,
  * authentication and the channel's requests run there.  The child asks the
  * monitor, over a SOCK_SEQPACKET socketpair, whether a public key may log
- * in, and once authenticated hands it the command and relays the
+ * in, and once authenticated hands it the request it parsed from the
+ * client's command (the root half reads no command line) and relays the
  * channel's bytes (session.c says what each message means).
  *
  * These are the pieces both halves share: whole messages of one type byte
