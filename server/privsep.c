@@ -242,6 +242,29 @@ bad:
 	return error_set("malformed request from the other half");
 }
 
+int privsep_parse_winsize(const char *m, size_t len, int *cols, int *rows)
+{
+	char w[8], h[8];
+	const char *sp = memchr(m, ' ', len);
+	size_t wl;
+
+	if (!sp || strlen(m) != len)
+		goto bad;
+	wl = (size_t)(sp - m);
+	if (wl >= sizeof(w) || len - wl - 1 >= sizeof(h))
+		goto bad;
+	memcpy(w, m, wl);
+	w[wl] = '\0';
+	memcpy(h, sp + 1, len - wl - 1);
+	h[len - wl - 1] = '\0';
+	*cols = dim(w);
+	*rows = dim(h);
+	if (*cols > 0 && *rows > 0)
+		return 0;
+bad:
+	return error_set("malformed window size from the other half");
+}
+
 int privsep_parse_key(const char *m, size_t len, struct privsep_key *out)
 {
 	static const char type_chars[] =

@@ -99,6 +99,10 @@ struct privsep_key {
 	const char *b64;	/* into the message */
 };
 
+/* A window change ('w'): "COLS ROWS", each 1 .. 9999 in plain digits.
+ * 0, or ERR_INVALID if malformed. */
+int privsep_parse_winsize(const char *m, size_t len, int *cols, int *rows);
+
 /* Parse m (len bytes, m[len] == '\0'): 0, or ERR_INVALID if malformed. */
 int privsep_parse_key(const char *m, size_t len, struct privsep_key *out);
 

@@ -494,8 +494,8 @@ static int mux_take(struct session *s, int timeout_ms)
 		buf_add(&s->in, mux_msg, len);
 	else if (type == 'e')
 		s->in_eof = 1;
-	else if (type == 'w' && sscanf(mux_msg, "%d %d", &w, &h) == 2 &&
-		 w > 0 && w < 10000 && h > 0 && h < 10000) {
+	else if (type == 'w' &&
+		 privsep_parse_winsize(mux_msg, len, &w, &h) == 0) {
 		s->winsize.ws_col = (unsigned short)w;
 		s->winsize.ws_row = (unsigned short)h;
 		if (s->pty_master >= 0)
@@ -2161,11 +2161,10 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 	}
 	log_command(&s);
 	status = take_request(&s, &rq);
-	if (!status) {
+	if (!status)
 		status = s.mux >= 0 ? relay_to_monitor(&s, &rq) :
 				      run_request(&s, &rq);
-		request_release(&rq);
-	}
+	request_release(&rq);
 	if (status >= 0)
 		finish(&s, status);
 	ret = 0;

@@ -1,6 +1,7 @@
 /* fuzz-privsep: the messages a session's berth-ssh half sends its root
  * half (a compromised child may send anything): the request ('r') and
- * the key question ('k').  The first byte picks which. */
+ * the key question ('k') and the window change ('w').  The first byte
+ * picks which. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,10 +86,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	m = xmalloc(size);
 	memcpy(m, data + 1, size - 1);
 	m[size - 1] = '\0';
-	if (data[0] == 'k')
+	if (data[0] == 'k') {
 		check_key(m, size - 1);
-	else
+	} else if (data[0] == 'w') {
+		int w = -1, h = -1;
+
+		if (privsep_parse_winsize(m, size - 1, &w, &h) == 0 &&
+		    (w < 1 || w > 9999 || h < 1 || h > 9999))
+			abort();
+	} else {
 		check_request(m, size - 1);
+	}
 	free(m);
 	return 0;
 }

@@ -225,6 +225,20 @@ static void test_parsers(void)
 	   privsep_parse_key("X ssh-ed25519 AAAA", 18, &k) < 0 &&
 	   privsep_parse_key("V  AAAA", 7, &k) < 0,
 	   "malformed key questions refused");
+	{
+		int w = 0, h = 0;
+
+		ok(privsep_parse_winsize("80 24", 5, &w, &h) == 0 && w == 80 &&
+		   h == 24, "a window size");
+		ok(privsep_parse_winsize("0 24", 4, &w, &h) < 0 &&
+		   privsep_parse_winsize("80  24", 6, &w, &h) < 0 &&
+		   privsep_parse_winsize("080 24", 6, &w, &h) < 0 &&
+		   privsep_parse_winsize("10000 24", 8, &w, &h) < 0 &&
+		   privsep_parse_winsize("-1 24", 5, &w, &h) < 0 &&
+		   privsep_parse_winsize("80 24 1", 7, &w, &h) < 0 &&
+		   privsep_parse_winsize("80", 2, &w, &h) < 0,
+		   "malformed window sizes refused");
+	}
 	buf_release(&b);
 }
 
