@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -17,8 +18,10 @@
 #include "backup.h"
 #include "bundle.h"
 #include "control.h"
+#include "appuser.h"
 #include "engine.h"
 #include "gitsep.h"
+#include "privsep.h"
 #include "safefs.h"
 #include "util.h"
 #include "banned.h"
@@ -345,6 +348,137 @@ out:
 	return ret;
 }
 
+/* Copy the file at path into the new file dest (0600). */
+static int copy_in(const char *path, const char *dest)
+{
+	char chunk[65536];
+	ssize_t n;
+	int in, out = -1, ret = -1;
+
+	in = open(path, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return error_setsys("cannot read '%s'", path);
+	out = open(dest, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0) {
+		error_setsys("cannot create '%s'", dest);
+		goto out;
+	}
+	while ((n = read(in, chunk, sizeof(chunk))) > 0)
+		if (write_all(out, chunk, (size_t)n) < 0) {
+			error_setsys("cannot write '%s'", dest);
+			goto out;
+		}
+	if (n < 0) {
+		error_setsys("cannot read '%s'", path);
+		goto out;
+	}
+	ret = 0;
+out:
+	close(in);
+	if (out >= 0)
+		close(out);
+	return ret;
+}
+
+/* A link in the unpacked tree must stay inside it. */
+static int link_inside(const struct safefs_entry *e, void *arg)
+{
+	(void)arg;
+	if (S_ISLNK(e->st.st_mode) && bundle_symlink_ok(e->path, e->link) < 0)
+		return ERR_INVALID;
+	return 0;
+}
+
+/*
+ * As root: unpack STAGE/u/in.tar.gz (berth-ssh's) into STAGE/app without
+ * parsing it as root.  A child chroots into STAGE/u, drops for good to
+ * berth-ssh and unpacks there with bundle_unpack(); then root takes the
+ * tree by descriptors: every entry root's (safefs_chown_tree() changes
+ * links themselves and refuses devices and hard links), no link leading
+ * out of it, and only then moves it to STAGE/app.  0, or -1 with
+ * error_last() (the unpacker's own error when it failed).
+ */
+static int unpack_unprivileged(const struct appuser *u, const char *stage)
+{
+	char msg[512];
+	char *top = xasprintf("%s/u", stage);
+	int ufd = -1, sfd = -1, p[2] = { -1, -1 }, st, ret = -1;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid, me = getpid();
+
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		error_setsys("pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		error_setsys("fork");
+		goto out;
+	}
+	if (pid == 0) {
+		const char *err = "cannot unpack";
+
+		/* nothing of the session's but the way to say what failed */
+		if (dup2(p[1], 3) < 0)
+			_exit(1);
+		close_range(4, ~0u, 0);
+		if (chroot(top) < 0 || chdir("/") < 0 || privsep_drop(u, me) < 0)
+			err = "cannot start the unpacker";
+		else if (bundle_unpack("/in.tar.gz", "/app") == 0)
+			_exit(0);
+		else
+			err = error_last();
+		if (write(3, err, strlen(err)) < 0)
+			_exit(1);
+		_exit(1);
+	}
+	close(p[1]);
+	p[1] = -1;
+	while (got < sizeof(msg) - 1 &&
+	       (n = read(p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	msg[got] = '\0';
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		/* the unpacker's word, shown as one line of text */
+		for (n = 0; msg[n]; n++)
+			if ((unsigned char)msg[n] < 0x20 || msg[n] == 0x7f)
+				msg[n] = '?';
+		error_set("%s", msg[0] ? msg : "the unpacker failed");
+		goto out;
+	}
+	ufd = safefs_open_top(top);
+	sfd = safefs_open_top(stage);
+	if (ufd < 0 || sfd < 0)
+		goto out;
+	if (safefs_chown_tree(ufd, "app", 0, 0) < 0 ||
+	    safefs_walk(ufd, "app", link_inside, NULL) < 0)
+		goto out;
+	if (renameat(ufd, "app", sfd, "app") < 0) {
+		error_setsys("cannot move the unpacked export");
+		goto out;
+	}
+	ret = 0;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (ufd >= 0)
+		close(ufd);
+	if (sfd >= 0)
+		close(sfd);
+	free(top);
+	return ret;
+}
+
 static int cmd_import(const char *root, char *name, const char *file,
 		      struct backup_io *io)
 {
@@ -366,7 +500,37 @@ static int cmd_import(const char *root, char *name, const char *file,
 		FREE_AND_NULL(stage);
 		goto out;
 	}
-	if (!strcmp(file, "-")) {
+	if (geteuid() == 0) {
+		/* as root, the archive is unpacked by berth-ssh in a jail */
+		struct appuser u;
+		char *dir = xasprintf("%s/u", stage);
+
+		tarball = xasprintf("%s/in.tar.gz", dir);
+		if (privsep_user(root, &u) < 0 ||
+		    (mkdir(dir, 0700) < 0 &&
+		     error_setsys("cannot make a folder") < 0) ||
+		    (chown(dir, u.uid, u.gid) < 0 &&
+		     error_setsys("cannot hand a folder over") < 0)) {
+			backup_say_error(io, "cannot import: %s", error_last());
+			free(dir);
+			goto out;
+		}
+		free(dir);
+		if (!strcmp(file, "-")) {
+			if (spool_input(tarball, io) < 0)
+				goto out;
+		} else if (copy_in(file, tarball) < 0) {
+			backup_say_error(io, "%s", error_last());
+			goto out;
+		}
+		if (chown(tarball, u.uid, u.gid) < 0 ||
+		    unpack_unprivileged(&u, stage) < 0) {
+			backup_say_error(io, "not a berth export: %s",
+					 error_last());
+			goto out;
+		}
+		dest = xasprintf("%s/app", stage);
+	} else if (!strcmp(file, "-")) {
 		tarball = xasprintf("%s/in.tar.gz", stage);
 		if (spool_input(tarball, io) < 0)
 			goto out;
@@ -378,13 +542,17 @@ static int cmd_import(const char *root, char *name, const char *file,
 			goto out;
 		}
 	}
-	dest = xasprintf("%s/app", stage);
-	if (bundle_unpack(tarball, dest) < 0) {
-		backup_say_error(io, "not a berth export: %s", error_last());
-		goto out;
+	if (!dest) {
+		dest = xasprintf("%s/app", stage);
+		if (bundle_unpack(tarball, dest) < 0) {
+			backup_say_error(io, "not a berth export: %s",
+					 error_last());
+			goto out;
+		}
 	}
 	head = xasprintf("%s/berth-export", dest);
-	if (read_file(&b, head, STATE_MAX) < 0 ||
+	/* a link there is refused, never followed */
+	if (safefs_read_in(&b, dest, "berth-export", STATE_MAX) < 0 ||
 	    strncmp(b.data, EXPORT_FORMAT "\n", strlen(EXPORT_FORMAT) + 1)) {
 		backup_say_error(io, "not a berth export (no '%s' line in berth-export)",
 			  EXPORT_FORMAT);

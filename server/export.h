@@ -10,7 +10,11 @@
  * Both run on the client side (the local CLI as root, or the SSH
  * session), through a folder under ROOT/tmp, so that no archive passes
  * through the engine's loop.  Import unpacks with bundle_unpack()'s
- * checks, then hands the folder to the engine ("import-staged NAME DIR",
+ * checks (as root: in a child that is berth-ssh, chrooted in a folder
+ * holding only the spooled archive; root then takes the tree by
+ * descriptors: made root's, no link leading out, berth-export read
+ * without following a link; berth-ssh must exist, the engine makes it),
+ * then hands the folder to the engine ("import-staged NAME DIR",
  * which only takes folders made there and is refused over SSH), which
  * moves it into ROOT/apps/NAME at once and starts the app as an engine
  * restart would.  DATABASE_URL is not carried over: the other host's

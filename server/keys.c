@@ -716,8 +716,35 @@ int keys_match_from(const char *root, const ssh_key key, const char *addr,
 	return keys_match_opts(root, key, addr, user, admin, &no_pty);
 }
 
+/* The line's key is key, or (key NULL) is type and b64 as text. */
+static int line_has_key(const struct keys_line *k, const ssh_key key,
+			const char *type, const char *b64)
+{
+	if (key)
+		return !ssh_key_cmp(k->key, key, SSH_KEY_CMP_PUBLIC);
+	/* keys_line_parse() took only lines whose text reads back exactly */
+	return !strcmp(k->type, type) && !strcmp(k->b64, b64);
+}
+
+static int match_key(const char *root, const ssh_key key, const char *type,
+		     const char *b64, const char *addr, char **user,
+		     int *admin, int *no_pty);
+
 int keys_match_opts(const char *root, const ssh_key key, const char *addr,
 		    char **user, int *admin, int *no_pty)
+{
+	return match_key(root, key, NULL, NULL, addr, user, admin, no_pty);
+}
+
+int keys_match_text(const char *root, const char *type, const char *b64,
+		    const char *addr, char **user, int *admin, int *no_pty)
+{
+	return match_key(root, NULL, type, b64, addr, user, admin, no_pty);
+}
+
+static int match_key(const char *root, const ssh_key key, const char *type,
+		     const char *b64, const char *addr, char **user,
+		     int *admin, int *no_pty)
 {
 	struct buf data = BUF_INIT;
 	struct strv names = STRV_INIT;
@@ -754,7 +781,7 @@ int keys_match_opts(const char *root, const ssh_key key, const char *addr,
 			continue;
 		}
 		strv_push(&names, k.name);
-		if (!ssh_key_cmp(k.key, key, SSH_KEY_CMP_PUBLIC)) {
+		if (line_has_key(&k, key, type, b64)) {
 			if (keys_line_permits(&k, addr, time(NULL)) < 0) {
 				ret = ERR_INVALID;
 			} else {

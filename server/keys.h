@@ -128,6 +128,14 @@ int keys_match_from(const char *root, const ssh_key key, const char *addr,
 /* The same, and *no_pty set when the line forbids a terminal. */
 int keys_match_opts(const char *root, const ssh_key key, const char *addr,
 		    char **user, int *admin, int *no_pty);
+/*
+ * keys_match_opts() for a key given as its type name and base64 blob
+ * ("ssh-ed25519", "AAAA..."), compared as text with each line's, which
+ * keys_line_parse() only takes in its canonical form: the text is never
+ * decoded (a session's root half matches what its berth-ssh half sends).
+ */
+int keys_match_text(const char *root, const char *type, const char *b64,
+		    const char *addr, char **user, int *admin, int *no_pty);
 /* keys_match_from() with no address known: keys with from= never match. */
 int keys_match(const char *root, const ssh_key key, char **user, int *admin);
 

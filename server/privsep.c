@@ -104,31 +104,204 @@ int privsep_number(const char *p)
 	return (int)v;
 }
 
-int privsep_parse_command(const char *m, size_t len,
-			  struct privsep_command *out)
-{
-	const char *f[7];
-	size_t k = 0, i = 0;
+static const char *const git_services[] = {
+	NULL, "git-receive-pack", "git-upload-pack", "git-upload-archive",
+};
 
-	while (k < ARRAY_SIZE(f) && i <= len) {
+/* A terminal type: what oneoff_term_valid() could take, or empty. */
+static int term_ok(const char *t)
+{
+	return strlen(t) < 64 &&
+	       strspn(t, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		      "0123456789._+-") == strlen(t);
+}
+
+/* 0 .. 9999 in plain digits, or -1. */
+static int dim(const char *p)
+{
+	size_t n = strlen(p);
+
+	int v = 0;
+
+	if (!n || n > 4 || strspn(p, "0123456789") != n ||
+	    (p[0] == '0' && n > 1))
+		return -1;
+	for (; *p; p++)
+		v = v * 10 + (*p - '0');
+	return v;
+}
+
+/* A word of a command: non-empty, no control byte but \t \n \r. */
+static int word_ok(const char *w)
+{
+	const unsigned char *p = (const unsigned char *)w;
+
+	if (!*p)
+		return 0;
+	for (; *p; p++)
+		if ((*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') ||
+		    *p == 0x7f)
+			return 0;
+	return 1;
+}
+
+int privsep_encode_request(struct buf *out, int git, int svc,
+			   const char *app, const char *const *words,
+			   size_t nwords, int version, int pty,
+			   const char *term, int cols, int rows)
+{
+	char num[16];
+	size_t i, start = out->len;
+
+	if (version < 0 || version > 2 ||
+	    (git ? (svc < 1 || svc >= (int)ARRAY_SIZE(git_services) ||
+		   !app_name_valid(app)) :
+		  (!nwords || nwords > PRIVSEP_WORDS_MAX)))
+		return error_set("malformed request");
+	buf_addstr(out, git ? "git" : "cmd");
+	buf_add(out, "", 1);
+	snprintf(num, sizeof(num), "%d", version);
+	buf_addstr(out, num);
+	buf_add(out, "", 1);
+	buf_addstr(out, pty ? "1" : "0");
+	buf_add(out, "", 1);
+	buf_addstr(out, term_ok(term) ? term : "");
+	buf_add(out, "", 1);
+	snprintf(num, sizeof(num), "%d", cols >= 0 && cols <= 9999 ? cols : 0);
+	buf_addstr(out, num);
+	buf_add(out, "", 1);
+	snprintf(num, sizeof(num), "%d", rows >= 0 && rows <= 9999 ? rows : 0);
+	buf_addstr(out, num);
+	if (git) {
+		buf_add(out, "", 1);
+		buf_addstr(out, git_services[svc]);
+		buf_add(out, "", 1);
+		buf_addstr(out, app);
+	}
+	for (i = 0; !git && i < nwords; i++) {
+		if (!word_ok(words[i])) {
+			out->len = start;
+			return error_set("malformed request");
+		}
+		buf_add(out, "", 1);
+		buf_addstr(out, words[i]);
+	}
+	if (out->len - start > PRIVSEP_MSG_MAX) {
+		out->len = start;
+		return error_set("command too long");
+	}
+	return 0;
+}
+
+int privsep_parse_request(const char *m, size_t len,
+			  struct privsep_request *out)
+{
+	const char *f[6 + PRIVSEP_WORDS_MAX];
+	size_t k = 0, i = 0, j;
+
+	memset(out, 0, sizeof(*out));
+	if (len > PRIVSEP_MSG_MAX)
+		goto bad;
+	while (i <= len) {
+		if (k == ARRAY_SIZE(f))
+			goto bad;
 		f[k++] = m + i;
 		i += strlen(m + i) + 1;
 	}
-	if (k != ARRAY_SIZE(f) || i != len + 1 ||
-	    (strcmp(f[2], "0") && strcmp(f[2], "1")) ||
-	    (strcmp(f[3], "0") && strcmp(f[3], "1")) ||
-	    strlen(f[4]) >= 64)
-		return error_set("malformed command from the other half");
-	out->command = f[0];
-	out->git_protocol = f[2][0] == '1' ? f[1] : NULL;
-	out->pty = f[3][0] == '1';
-	out->term = f[4];
-	out->cols = privsep_number(f[5]);
-	out->rows = privsep_number(f[6]);
+	if (k < 7 || i != len + 1 ||
+	    (strcmp(f[0], "git") && strcmp(f[0], "cmd")) ||
+	    (strcmp(f[1], "0") && strcmp(f[1], "1") && strcmp(f[1], "2")) ||
+	    (strcmp(f[2], "0") && strcmp(f[2], "1")) || !term_ok(f[3]))
+		goto bad;
+	out->version = f[1][0] - '0';
+	out->pty = f[2][0] == '1';
+	out->term = f[3];
+	out->cols = dim(f[4]);
+	out->rows = dim(f[5]);
 	if (out->cols < 0 || out->cols > 9999 || out->rows < 0 ||
 	    out->rows > 9999)
-		return error_set("malformed command from the other half");
+		goto bad;
+	if (!strcmp(f[0], "git")) {
+		if (k != 8)
+			goto bad;
+		for (j = 1; j < ARRAY_SIZE(git_services); j++)
+			if (!strcmp(f[6], git_services[j]))
+				out->svc = (int)j;
+		if (!out->svc || !app_name_valid(f[7]))
+			goto bad;
+		out->git = 1;
+		out->app = f[7];
+		return 0;
+	}
+	for (j = 6; j < k; j++) {
+		if (!word_ok(f[j]))
+			goto bad;
+		out->words[out->nwords++] = f[j];
+	}
 	return 0;
+bad:
+	memset(out, 0, sizeof(*out));
+	return error_set("malformed request from the other half");
+}
+
+int privsep_parse_winsize(const char *m, size_t len, int *cols, int *rows)
+{
+	char w[8], h[8];
+	const char *sp = memchr(m, ' ', len);
+	size_t wl;
+
+	if (!sp || strlen(m) != len)
+		goto bad;
+	wl = (size_t)(sp - m);
+	if (wl >= sizeof(w) || len - wl - 1 >= sizeof(h))
+		goto bad;
+	memcpy(w, m, wl);
+	w[wl] = '\0';
+	memcpy(h, sp + 1, len - wl - 1);
+	h[len - wl - 1] = '\0';
+	*cols = dim(w);
+	*rows = dim(h);
+	if (*cols > 0 && *rows > 0)
+		return 0;
+bad:
+	return error_set("malformed window size from the other half");
+}
+
+int privsep_parse_key(const char *m, size_t len, struct privsep_key *out)
+{
+	static const char type_chars[] =
+		"abcdefghijklmnopqrstuvwxyz0123456789@.-";
+	static const char b64_chars[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		"0123456789+/";
+	const char *sp, *b;
+	size_t tl, bl, n;
+
+	memset(out, 0, sizeof(*out));
+	if (len < 5 || strlen(m) != len || (m[0] != 'V' && m[0] != 'N') ||
+	    m[1] != ' ')
+		goto bad;
+	sp = strchr(m + 2, ' ');
+	if (!sp)
+		goto bad;
+	tl = (size_t)(sp - (m + 2));
+	if (!tl || tl >= sizeof(out->type) ||
+	    strspn(m + 2, type_chars) != tl)
+		goto bad;
+	b = sp + 1;
+	bl = strlen(b);
+	n = strspn(b, b64_chars);
+	if (!n || bl > PRIVSEP_KEY_B64_MAX || bl - n > 2 ||
+	    strspn(b + n, "=") != bl - n || bl % 4)
+		goto bad;
+	out->verified = m[0] == 'V';
+	memcpy(out->type, m + 2, tl);
+	out->type[tl] = '\0';
+	out->b64 = b;
+	return 0;
+bad:
+	memset(out, 0, sizeof(*out));
+	return error_set("malformed key from the other half");
 }
 
 int privsep_user(const char *root, struct appuser *u)

@@ -5,7 +5,8 @@
  * berth-ssh before it reads a byte from the client: libssh's key exchange,
  * authentication and the channel's requests run there.  The child asks the
  * monitor, over a SOCK_SEQPACKET socketpair, whether a public key may log
- * in, and once authenticated hands it the command and relays the
+ * in, and once authenticated hands it the request it parsed from the
+ * client's command (the root half reads no command line) and relays the
  * channel's bytes (session.c says what each message means).
  *
  * These are the pieces both halves share: whole messages of one type byte
@@ -18,6 +19,7 @@
 #include <sys/types.h>
 
 struct appuser;
+struct buf;
 
 /* the largest payload of one message */
 #define PRIVSEP_MSG_MAX (64 * 1024)
@@ -40,21 +42,69 @@ int privsep_send(int fd, char type, const void *data, size_t len, int flags);
 int privsep_recv(int fd, char *type, char *buf, size_t *len, int timeout_ms);
 
 /*
- * The command message, parsed (session.c builds it): NUL-separated
- * COMMAND, PROTO, HAS_PROTO ("0"/"1"), PTY ("0"/"1"), TERM, COLS, ROWS.
- * The strings point into the message.
+ * The request message ('r'): what the client asked for, parsed by the
+ * berth-ssh half (which splits the exec command into words and knows a
+ * git service from an engine command), so that the root half reads no
+ * command line.  NUL-separated fields:
+ *   KIND VERSION PTY TERM COLS ROWS ARG...
+ * KIND "git": two ARGs, the service ("git-receive-pack",
+ * "git-upload-pack", "git-upload-archive") and a valid app name.  KIND
+ * "cmd": 1 .. PRIVSEP_WORDS_MAX ARGs, the command's words, each non-empty
+ * with no control character but tab, newline and carriage return (the
+ * key text of "keys add" read from stdin is one word).  VERSION is the
+ * git protocol version the client asked for (GIT_PROTOCOL, read by the
+ * berth-ssh half): "0", "1" or "2".  PTY is "0" or "1", TERM shorter than 64 bytes of [A-Za-z0-9._+-], COLS and
+ * ROWS 0 .. 9999.  Nothing else is accepted: no empty field, no field
+ * more.  The strings point into the message.
  */
-struct privsep_command {
-	const char *command;
-	const char *git_protocol;	/* NULL: the client asked for none */
+#define PRIVSEP_WORDS_MAX 256	/* CONTROL_MAX_WORDS */
+
+struct privsep_request {
+	int git;			/* 1: a git service */
+	int svc;			/* enum gitsvc_service, when git */
+	const char *app;		/* when git */
+	const char *words[PRIVSEP_WORDS_MAX];	/* when not git */
+	size_t nwords;
+	int version;			/* git protocol version, 0 .. 2 */
 	int pty;
-	const char *term;		/* shorter than 64 bytes */
-	int cols, rows;			/* 0 .. 9999 */
+	const char *term;
+	int cols, rows;
 };
 
+/*
+ * Build a request into out (appended): 0, or ERR_INVALID when it would
+ * not pass privsep_parse_request() (too long: "command too long").
+ */
+int privsep_encode_request(struct buf *out, int git, int svc,
+			   const char *app, const char *const *words,
+			   size_t nwords, int version, int pty,
+			   const char *term, int cols, int rows);
+
 /* Parse m (len bytes, m[len] == '\0'): 0, or ERR_INVALID if malformed. */
-int privsep_parse_command(const char *m, size_t len,
-			  struct privsep_command *out);
+int privsep_parse_request(const char *m, size_t len,
+			  struct privsep_request *out);
+
+/*
+ * The key question ('k'): "V|N TYPE BASE64", V when libssh checked the
+ * client's signature, TYPE a key type name (1..63 bytes of
+ * [a-z0-9@.-]), BASE64 the key blob as base64 (1..PRIVSEP_KEY_B64_MAX
+ * bytes, '=' only at its end).  Parsed into out; the root half compares
+ * the text with authorized_keys' lines and never decodes it.
+ */
+#define PRIVSEP_KEY_B64_MAX 8192
+
+struct privsep_key {
+	int verified;
+	char type[64];
+	const char *b64;	/* into the message */
+};
+
+/* A window change ('w'): "COLS ROWS", each 1 .. 9999 in plain digits.
+ * 0, or ERR_INVALID if malformed. */
+int privsep_parse_winsize(const char *m, size_t len, int *cols, int *rows);
+
+/* Parse m (len bytes, m[len] == '\0'): 0, or ERR_INVALID if malformed. */
+int privsep_parse_key(const char *m, size_t len, struct privsep_key *out);
 
 /* A decimal number from the other half, -1 .. 100000; -2 if not one. */
 int privsep_number(const char *p);

@@ -207,11 +207,35 @@ struct session {
 };
 
 /*
+ * What the client asked for, parsed from its exec request by
+ * take_request(): in a split session by the berth-ssh half, which hands
+ * it to the monitor as a request message (privsep.h), so the root half
+ * never reads a command line.
+ */
+struct request {
+	int git;			/* a git service on app */
+	enum gitsvc_service svc;
+	char *app;
+	struct strv words;		/* else the engine command's words */
+	int version;			/* git protocol version */
+};
+
+static void request_release(struct request *rq)
+{
+	free(rq->app);
+	rq->app = NULL;
+	strv_release(&rq->words);
+}
+
+/*
  * Messages between the halves (one type byte, privsep.h):
  *   child -> monitor  'k' "V|N TYPE BASE64"   may this key log in? (V: the
- *                                              client proved it holds it)
- *                     'r' the command: COMMAND \0 PROTO \0 HAS_PROTO \0
- *                         PTY \0 TERM \0 COLS \0 ROWS
+ *                                              client proved it holds it;
+ *                                              compared as text, never
+ *                                              decoded by the monitor)
+ *                     'r' the request, parsed by the child: KIND \0
+ *                         VERSION \0 PTY \0 TERM \0 COLS \0 ROWS \0
+ *                         ARGS (privsep_parse_request())
  *                     'i' stdin bytes, 'e' stdin ended, 'w' "COLS ROWS"
  *   monitor -> child  'K' "ADMIN NOPTY NAME" yes, 'N' no (to 'k')
  *                     'o' stdout bytes, 'E' stderr bytes, 'x' "STATUS"
@@ -471,8 +495,8 @@ static int mux_take(struct session *s, int timeout_ms)
 		buf_add(&s->in, mux_msg, len);
 	else if (type == 'e')
 		s->in_eof = 1;
-	else if (type == 'w' && sscanf(mux_msg, "%d %d", &w, &h) == 2 &&
-		 w > 0 && w < 10000 && h > 0 && h < 10000) {
+	else if (type == 'w' &&
+		 privsep_parse_winsize(mux_msg, len, &w, &h) == 0) {
 		s->winsize.ws_col = (unsigned short)w;
 		s->winsize.ws_row = (unsigned short)h;
 		if (s->pty_master >= 0)
@@ -860,10 +884,12 @@ static int read_key_stdin(struct session *s, struct strv *words)
 {
 	struct backup_io io = { .ctx = s, .read = backup_read };
 	struct buf text;
+	size_t i;
 	int r, ret = -1;
 
 	buf_init(&text, STDIN_MAX);
-	r = backup_read_all(&io, &text);
+	/* the berth-ssh half reads the key text: a monitor takes none */
+	r = s->remote ? 0 : backup_read_all(&io, &text);
 	if (r < 0) {
 		say_error(s, "keys add: %s", r == ERR_INVALID ?
 			  "key text too long" : error_last());
@@ -873,6 +899,13 @@ static int read_key_stdin(struct session *s, struct strv *words)
 		say_error(s, "keys add: no key given (ssh HOST keys add < KEY.pub)");
 		goto out;
 	}
+	/* the engine says so too; a request carries no such byte */
+	for (i = 0; i < text.len; i++)
+		if (((unsigned char)text.data[i] < 0x20 &&
+		     !strchr("\t\r\n", text.data[i])) || text.data[i] == 0x7f) {
+			say_error(s, "control character in key line");
+			goto out;
+		}
 	strv_push(words, text.data);
 	ret = 0;
 out:
@@ -1323,16 +1356,13 @@ out:
 	return ret;
 }
 
-static int run_engine_command(struct session *s)
+static int run_engine_command(struct session *s, struct strv *wordsp)
 {
-	struct strv words = STRV_INIT;
+	struct strv words = *wordsp;
 	const char *cmd, *claimed = NULL;
 	int ret = 1;
 
-	if (sshd_split_command(&words, s->command) < 0) {
-		say_error(s, "%s", error_last());
-		goto out;
-	}
+	*wordsp = (struct strv)STRV_INIT;
 	if (!words.n) {
 		say_error(s, "no command given (try 'help')");
 		goto out;
@@ -1452,13 +1482,18 @@ static int command_is(const char *command, const char *name)
 	       (!command[k] || command[k] == ' ' || command[k] == '\t');
 }
 
-static int run_command(struct session *s)
+/*
+ * The exec request, parsed: 0 with *rq filled (request_release() it), or
+ * the exit status after telling the client what is wrong.  In a split
+ * session the berth-ssh half does this, "keys add"'s key text from stdin
+ * included; the monitor gets the result as a request message.
+ */
+static int take_request(struct session *s, struct request *rq)
 {
-	enum gitsvc_service svc;
-	struct gitsvc_io io;
-	char *app = NULL;
-	int r, ret;
+	int r;
 
+	memset(rq, 0, sizeof(*rq));
+	rq->words = (struct strv)STRV_INIT;
 	/* A terminal only makes sense for psql and run; anything else
 	 * would run with its output mangled by the client's raw mode. */
 	if (s->pty && !command_is(s->command, "pg:psql") &&
@@ -1466,34 +1501,68 @@ static int run_command(struct session *s)
 		say_error(s, "a terminal (ssh -t) is only for pg:psql and run: run this command without -t");
 		return 1;
 	}
-	r = gitsvc_parse_command(s->command, &svc, &app);
-	if (r == ERR_NOTFOUND)
-		return run_engine_command(s);
-	if (r < 0) {
+	rq->version = gitsvc_protocol_version(s->git_protocol);
+	r = gitsvc_parse_command(s->command, &rq->svc, &rq->app);
+	if (r == 0) {
+		rq->git = 1;
+		return 0;
+	}
+	if (r != ERR_NOTFOUND) {
 		say_error(s, "%s", error_last());
 		return 1;
 	}
+	if (sshd_split_command(&rq->words, s->command) < 0) {
+		say_error(s, "%s", error_last());
+		request_release(rq);
+		return 1;
+	}
+	if (!rq->words.n) {
+		say_error(s, "no command given (try 'help')");
+		return 1;
+	}
+	/* "keys add" without key text reads it from stdin (admins only:
+	 * others are told so first, by the monitor) */
+	if (s->admin && rq->words.n >= 2 && !strcmp(rq->words.v[0], "keys") &&
+	    !strcmp(rq->words.v[1], "add") &&
+	    keys_add_words(s, &rq->words) < 0) {
+		request_release(rq);
+		return 1;
+	}
+	return 0;
+}
+
+static int run_request(struct session *s, struct request *rq)
+{
+	struct gitsvc_io io;
+	int r, ret;
+
+	/* as take_request() checked: a monitor believes no other half */
+	if (s->pty && (rq->git || (strcmp(rq->words.v[0], "pg:psql") &&
+				   strcmp(rq->words.v[0], "run")))) {
+		say_error(s, "a terminal (ssh -t) is only for pg:psql and run: run this command without -t");
+		return 1;
+	}
+	if (!rq->git)
+		return run_engine_command(s, &rq->words);
 	/* A push to a new app makes this key its owner; anything else
 	 * needs access to an app that exists. */
-	r = svc == GITSVC_RECEIVE_PACK ?
-		access_claim(s->cfg->root, app, s->user, s->admin) :
-		access_check(s->cfg->root, app, s->user, s->admin);
+	r = rq->svc == GITSVC_RECEIVE_PACK ?
+		access_claim(s->cfg->root, rq->app, s->user, s->admin) :
+		access_check(s->cfg->root, rq->app, s->user, s->admin);
 	if (r < 0 && r != ERR_NOTFOUND) {
 		say_error(s, "%s", error_last());
-		free(app);
 		return 1;
 	}
 	io.ctx = s;
 	io.read = io_read;
 	io.write = io_write;
 	/* split in two: the transfer runs as berth-ssh (gitsep.h) */
-	ret = (s->mux >= 0 ? gitsep_run : gitserve_run)(s->cfg, svc, app,
-			s->user, gitsvc_protocol_version(s->git_protocol), &io);
+	ret = (s->mux >= 0 ? gitsep_run : gitserve_run)(s->cfg, rq->svc,
+			rq->app, s->user, rq->version, &io);
 	if (ret < 0) {
 		say_error(s, "%s", error_last()[0] ? error_last() : "failed");
 		ret = 1;
 	}
-	free(app);
 	return ret;
 }
 
@@ -1624,22 +1693,22 @@ out:
 
 /* ------------------------------------------------ privilege separation */
 
-/* The monitor's answer to 'k': it reads authorized_keys itself. */
-static void monitor_key(struct session *s, const char *q)
+/*
+ * The monitor's answer to 'k': it reads authorized_keys itself, and
+ * compares the key's text with its lines (keys_match_text()): the
+ * child's bytes are checked for their form, never decoded here.
+ */
+static void monitor_key(struct session *s, const char *q, size_t len)
 {
-	char state, type[64], *b64 = NULL, *name = NULL, *reply = NULL;
-	ssh_key key = NULL;
-	int admin = 0, no_pty = 0, r, off = 0;
+	struct privsep_key k;
+	char *name = NULL, *reply = NULL;
+	int admin = 0, no_pty = 0, r;
 
-	if (sscanf(q, "%c %63s %n", &state, type, &off) != 2 || !off ||
-	    (state != 'V' && state != 'N'))
+	if (privsep_parse_key(q, len, &k) < 0) {
+		log_warnx("%s: %s", s->peer, error_last());
 		goto no;
-	b64 = xstrdup(q + off);
-	if (ssh_key_type_from_name(type) == SSH_KEYTYPE_UNKNOWN ||
-	    ssh_pki_import_pubkey_base64(b64, ssh_key_type_from_name(type),
-					 &key) != SSH_OK)
-		goto no;
-	r = keys_match_opts(s->cfg->root, key,
+	}
+	r = keys_match_text(s->cfg->root, k.type, k.b64,
 			    s->peer_ip[0] ? s->peer_ip : NULL, &name, &admin,
 			    &no_pty);
 	if (r < 0) {
@@ -1648,7 +1717,7 @@ static void monitor_key(struct session *s, const char *q)
 		goto no;
 	}
 	/* who logged in is what the monitor found, never the child's word */
-	if (state == 'V') {
+	if (k.verified) {
 		free(s->user);
 		s->user = xstrdup(name);
 		s->admin = admin;
@@ -1660,22 +1729,27 @@ static void monitor_key(struct session *s, const char *q)
 no:
 	privsep_send(s->mux, 'N', "", 0, 0);
 out:
-	if (key)
-		ssh_key_free(key);
-	free(b64);
 	free(name);
 	free(reply);
 }
 
-/* 'r': the command, its GIT_PROTOCOL and terminal; 0 or -1 if malformed. */
-static int monitor_take_command(struct session *s, const char *m, size_t len)
+/* 'r': the request the child parsed; 0, or -1 if malformed. */
+static int monitor_take_request(struct session *s, const char *m, size_t len,
+				struct request *rq)
 {
-	struct privsep_command c;
+	struct privsep_request c;
+	size_t i;
 
-	if (privsep_parse_command(m, len, &c) < 0)
+	if (privsep_parse_request(m, len, &c) < 0)
 		return -1;
-	s->command = xstrdup(c.command);
-	s->git_protocol = c.git_protocol ? xstrdup(c.git_protocol) : NULL;
+	memset(rq, 0, sizeof(*rq));
+	rq->words = (struct strv)STRV_INIT;
+	rq->git = c.git;
+	rq->svc = (enum gitsvc_service)c.svc;
+	rq->app = c.git ? xstrdup(c.app) : NULL;
+	for (i = 0; i < c.nwords; i++)
+		strv_push(&rq->words, c.words[i]);
+	rq->version = c.version;
 	/* the key's options are the monitor's own reading of its line */
 	s->pty = c.pty && !s->no_pty;
 	snprintf(s->term, sizeof(s->term), "%s",
@@ -1688,36 +1762,76 @@ static int monitor_take_command(struct session *s, const char *m, size_t len)
 /*
  * The monitor (root): answer the child's key questions until it sends the
  * command of a key the monitor itself let in, then run that command with
- * the child relaying the channel.  Returns when the child is gone.
+ * the child relaying the channel.  0 when the child is gone or the
+ * command ran; -1 at a message it must not believe (nothing was run).
  */
-static void monitor_serve(struct session *s)
+static int monitor_serve(struct session *s)
 {
+	struct request rq;
 	char type;
 	size_t len;
-	int status;
+	int status, r;
 
 	for (;;) {
-		if (privsep_recv(s->mux, &type, mux_msg, &len, -1) <= 0)
-			return;
+		r = privsep_recv(s->mux, &type, mux_msg, &len, -1);
+		if (r < 0)
+			return -1;	/* gone, or a message too long */
+		if (r == 0)
+			continue;
 		if (type == 'k') {
-			monitor_key(s, mux_msg);
+			monitor_key(s, mux_msg, len);
 			continue;
 		}
 		if (type != 'r')
 			continue;
-		if (!s->user || monitor_take_command(s, mux_msg, len) < 0) {
+		if (!s->user) {
 			log_warnx("%s: the session's child sent a command "
 				  "without a key let in: closing", s->peer);
-			return;
+			return -1;
+		}
+		if (monitor_take_request(s, mux_msg, len, &rq) < 0) {
+			log_warnx("%s: %s: closing", s->peer, error_last());
+			return -1;
 		}
 		break;
 	}
 	alarm(0);
 	s->remote = 1;
 	buf_init(&s->in, 0);
-	status = run_command(s);
+	status = run_request(s, &rq);
+	request_release(&rq);
 	if (status >= 0)
 		finish(s, status);
+	return 0;
+}
+
+void session_monitor(const struct config *cfg, int mux, const char *peer,
+		     const char *peer_ip)
+{
+	struct session s;
+	char type;
+	size_t len;
+
+	memset(&s, 0, sizeof(s));
+	s.cfg = cfg;
+	s.pty_master = s.pty_slave = -1;
+	s.mux = mux;
+	buf_init(&s.out, 0);
+	buf_init(&s.err, 0);
+	snprintf(s.peer_ip, sizeof(s.peer_ip), "%s", peer_ip ? peer_ip : "");
+	snprintf(s.peer, sizeof(s.peer), "%s", peer ? peer : "?");
+	/* Closing with messages unread would reset the child's end and lose
+	 * what it has not read yet (the exit status): wait for its close;
+	 * a child that broke the protocol gets nothing more. */
+	if (monitor_serve(&s) == 0)
+		while (privsep_recv(s.mux, &type, mux_msg, &len, -1) > 0)
+			;
+	free(s.user);
+	free(s.command);
+	free(s.git_protocol);
+	buf_release(&s.out);
+	buf_release(&s.err);
+	buf_release(&s.in);
 }
 
 /* The client's stdin on its way from libssh to the monitor. */
@@ -1811,31 +1925,19 @@ static int relay_stdin(struct session *s, struct relay_in *st)
  * channel: stdin to the monitor, its output to the client, until it says
  * the exit status (returned) or is gone (-1).
  */
-static int relay_to_monitor(struct session *s)
+static int relay_to_monitor(struct session *s, const struct request *rq)
 {
 	struct buf m = BUF_INIT;
 	struct relay_in st = { .pend = BUF_INIT };
 	struct pollfd pfd[2];
-	char type, dims[32];
+	char type;
 	size_t len;
 	int n, r, ret = -1, sndbuf = 1 << 20;
 
-	buf_addstr(&m, s->command);
-	buf_add(&m, "", 1);
-	buf_addstr(&m, s->git_protocol ? s->git_protocol : "");
-	buf_add(&m, "", 1);
-	buf_addstr(&m, s->git_protocol ? "1" : "0");
-	buf_add(&m, "", 1);
-	buf_addstr(&m, s->pty ? "1" : "0");
-	buf_add(&m, "", 1);
-	buf_addstr(&m, s->term);
-	buf_add(&m, "", 1);
-	snprintf(dims, sizeof(dims), "%u", (unsigned)s->winsize.ws_col);
-	buf_addstr(&m, dims);
-	buf_add(&m, "", 1);
-	snprintf(dims, sizeof(dims), "%u", (unsigned)s->winsize.ws_row);
-	buf_addstr(&m, dims);
-	if (m.len > PRIVSEP_MSG_MAX ||
+	if (privsep_encode_request(&m, rq->git, rq->svc, rq->app,
+				   (const char *const *)rq->words.v,
+				   rq->words.n, rq->version, s->pty, s->term,
+				   s->winsize.ws_col, s->winsize.ws_row) < 0 ||
 	    privsep_send(s->mux, 'r', m.data, m.len, 0) < 0) {
 		say_error(s, "command too long");
 		ret = 1;
@@ -1942,16 +2044,7 @@ static int split_privileges(struct session *s)
 		close(status_fd);
 		status_fd = -1;
 	}
-	monitor_serve(s);
-	/* Closing with messages unread would reset the child's end and lose
-	 * what it has not read yet (the exit status): wait for its close. */
-	{
-		char type;
-		size_t len;
-
-		while (privsep_recv(s->mux, &type, mux_msg, &len, -1) > 0)
-			;
-	}
+	session_monitor(s->cfg, s->mux, s->peer, s->peer_ip);
 	close(s->mux);
 	s->mux = -1;
 	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
@@ -1963,6 +2056,7 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 {
 	struct stat st;
 	struct session s;
+	struct request rq;
 	ssh_bind bind = NULL;
 	char *hostkey = NULL;
 	bool no = false;
@@ -2071,7 +2165,11 @@ int session_main(const struct config *cfg, int fd, int door_fd)
 		goto out;
 	}
 	log_command(&s);
-	status = s.mux >= 0 ? relay_to_monitor(&s) : run_command(&s);
+	status = take_request(&s, &rq);
+	if (!status)
+		status = s.mux >= 0 ? relay_to_monitor(&s, &rq) :
+				      run_request(&s, &rq);
+	request_release(&rq);
 	if (status >= 0)
 		finish(&s, status);
 	ret = 0;

@@ -20,10 +20,11 @@
  *
  * As root the process splits before it reads a byte from the client
  * (privsep.h): the host keys are loaded, then a child drops for good to
- * berth-ssh and runs libssh (key exchange, authentication, the channel);
- * the root monitor, which never touches the connection, answers its key
- * lookups from authorized_keys and runs the authenticated command while
- * the child relays the channel.  The engine sees one process (the
+ * berth-ssh and runs libssh (key exchange, authentication, the channel)
+ * and parses the exec command; the root monitor, which never touches the
+ * connection nor reads a command line, answers its key lookups from
+ * authorized_keys and runs the request the child parsed (checked in full,
+ * privsep.h) while the child relays the channel.  The engine sees one process (the
  * monitor; the child dies with it).  Without root nothing splits.
  *
  * Everything here blocks: each half does one thing at a time.
@@ -38,6 +39,18 @@ struct strv;
  * the engine's socketpair for the door's counts (-1: none).
  * Returns the process exit code. */
 int session_main(const struct config *cfg, int fd, int door_fd);
+
+/*
+ * The root half of a split session (privsep.h) over mux, its end of the
+ * pair with the berth-ssh half, for a client at peer_ip (numeric, for
+ * from=; NULL: unknown) named peer in the log: answers key questions from authorized_keys,
+ * takes one request of a key it let in and runs it with the other half
+ * relaying the channel.  Returns when the other half is gone, or at once
+ * at the first message it must not believe (malformed, a request before
+ * a key proved itself), having run nothing for it.  The caller closes mux.
+ */
+void session_monitor(const struct config *cfg, int mux, const char *peer,
+		     const char *peer_ip);
 
 /*
  * Split an exec command into words the way a user expects from a shell,
