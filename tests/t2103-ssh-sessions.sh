@@ -107,7 +107,8 @@ test_expect_success 'at most max_sessions authenticated sessions; another is tol
 	test_grep "^error: too many sessions running on the server, try again later" err &&
 	test_must_fail test -s out &&
 	test_grep "max_sessions sessions running, session refused" "$TRASH/berth.log" &&
-	sessions_are 3 &&
+	# the refused session has told its client and is still exiting
+	retry_until 10 sessions_are 3 &&
 	close_conns &&
 	retry_until 10 no_sessions &&
 	ssh_berth alice version >out &&
