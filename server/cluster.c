@@ -14,6 +14,7 @@
 #include "clusterjobs.h"
 #include "appcommands.h"
 #include "config.h"
+#include "control.h"
 #include "engine.h"
 #include "log.h"
 #include "logger.h"
@@ -3259,7 +3260,8 @@ static void on_ask_rows(struct cluster *cl, PGresult *res, void *arg)
 		else if (a)
 			app_cmd_logs(cl->e, k->app, k->n, 0, NULL, k->c);
 		else
-			client_error(k->c, "app '%s' does not exist", k->app);
+			client_error_code(k->c, CONTROL_ERR_NOTFOUND,
+					  "app '%s' does not exist", k->app);
 		ask_free(k);
 		return;
 	}
@@ -3462,7 +3464,8 @@ static void on_set_group(struct cluster *cl, PGresult *res, void *arg)
 		client_error(job->c, "cannot change the group: %s",
 			     first_line(res_error(res)));
 	else if (PQntuples(res) == 0)
-		client_error(job->c, "app '%s' does not exist", job->app);
+		client_error_code(job->c, CONTROL_ERR_NOTFOUND,
+				  "app '%s' does not exist", job->app);
 	else
 		client_ok(job->c);
 	job_free(job);	/* drops the client */

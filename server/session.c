@@ -1433,6 +1433,7 @@ static int run_engine_command(struct session *s, struct strv *wordsp)
 		if (words.n > 2 || (words.n == 2 &&
 				    strcmp(words.v[1], "--revoke"))) {
 			say_error(s, "usage: dashboard [--revoke]");
+			ret = 100;	/* as the engine's own usage errors */
 			goto out;
 		}
 		strv_push(&words, "--key");
