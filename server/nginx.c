@@ -361,7 +361,6 @@ static const char mime_types[] =
 
 /* How a public or the probe listener proxies to the balancer's choice. */
 static const char proxy_directives[] =
-	"\t\t\tproxy_pass http://berth_router;\n"
 	"\t\t\tproxy_http_version 1.1;\n"
 	"\t\t\tproxy_set_header Host $berth_host;\n"
 	"\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
@@ -414,7 +413,14 @@ static void render_proxy_server(struct buf *b, enum listener which,
 			   "require(\"berth.router\").answer() }\n"
 			   "\t\t}\n");
 	else
-		buf_addstr(b, proxy_directives);
+		/*
+		 * PUBLIC's balancer has a fast path that keeps nothing in
+		 * ngx.ctx; the others route in the access phase and pass
+		 * their choice in ngx.ctx, to an upstream of their own.
+		 */
+		buf_addf(b, "\t\t\tproxy_pass http://%s;\n%s",
+			 which == PUBLIC ? "berth_router" : "berth_routed",
+			 proxy_directives);
 	if (which == PROBE)
 		buf_addstr(b, "\t\t\tproxy_hide_header X-Berth-Upstream;\n"
 			      "\t\t\tadd_header X-Berth-Upstream "
@@ -491,6 +497,11 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		"\t\tdefault $http_host;\n"
 		"\t}\n"
 		"\tupstream berth_router {\n"
+		"\t\tserver 0.0.0.1;\t# never used: the balancer picks\n"
+		"\t\tbalancer_by_lua_block { "
+		"require(\"berth.router\").balance_public() }\n"
+		"\t}\n"
+		"\tupstream berth_routed {\n"
 		"\t\tserver 0.0.0.1;\t# never used: the balancer picks\n"
 		"\t\tbalancer_by_lua_block { "
 		"require(\"berth.router\").balance() }\n"

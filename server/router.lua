@@ -107,6 +107,11 @@ local function parse(text)
 			p.fikey = "i:" .. app .. ":" .. frel
 			p.fdkey = "d:" .. app .. ":" .. frel
 		end
+		-- one port and no release to fall back on: the public
+		-- balancer's fast path takes it (M.balance_public)
+		if #p.all == 1 and not fpeers then
+			p.one = p.all[1][1].ports[1]
+		end
 	elseif kind == "static" then
 		p.rel, p.root = rest:match("^(%d+) (/.*)$")
 		if not p.root then
@@ -465,6 +470,39 @@ function M.balance()
 	return ngx.exit(ngx.ERROR)
 end
 
+-- The public listeners' balancer.  Fast path, for a live route with one
+-- port and no release to fall back on (one web process, outside a
+-- watch): the worker's cached route of the host, counted in flight, the
+-- generation checked again, the peer set.  Nothing in ngx.ctx (a table
+-- made per request); the log phase finds the route again from the port
+-- (by_port).  One port means no retry, so the balancer is not called
+-- again for this request.  Anything else takes M.balance().
+local by_port, by_port_n = {}, 0
+
+function M.balance_public()
+	local gen = routes:get("g")
+	if gen == by_host_gen then
+		local p = by_host[ngx.var.host]
+		local port = p and p.one
+		if port then
+			counts:incr(p.ikey, 1, 0)
+			if routes:get("g") == gen then
+				if by_port[port] ~= p then
+					if by_port_n >= 1000 then
+						by_port, by_port_n = {}, 0
+					end
+					by_port[port] = p
+					by_port_n = by_port_n + 1
+				end
+				return balancer.set_current_peer("127.0.0.1",
+								 port)
+			end
+			counts:incr(p.ikey, -1, 0)
+		end
+	end
+	return M.balance()
+end
+
 -- Router log lines: one per request, buffered per worker and sent to the
 -- engine in batches over a unix stream socket.  Nothing here may log to
 -- nginx's error log: an engine that is away is not nginx's error.
@@ -537,6 +575,21 @@ end
 -- holds a separator.  Cheap on purpose: this runs for every request.
 function M.log()
 	local ctx = ngx.ctx
+	local var = ngx.var
+	local app, host, rel, proc, port = ctx.app, ctx.host, "0", "-", "0"
+	local g = ctx.group
+	if not app and not ctx.probe then
+		-- the balancer's fast path: its route, from the port it chose
+		local up = var.upstream_addr
+		local fp = up and by_port[tonumber(up:match("^127%.0%.0%.1:(%d+)$"))]
+		if fp then
+			ctx.ikey, ctx.dkey = fp.ikey, fp.dkey
+			app, host = fp.app, var.host
+			g = fp.all[1][1]
+			rel, proc, port = g.rel, g.proc, fp.one
+			g = nil
+		end
+	end
 	if ctx.ikey then
 		counts:incr(ctx.ikey, -1, 0)
 		counts:incr(ctx.dkey, 1, 0)
@@ -544,11 +597,10 @@ function M.log()
 	if ctx.probe or not log_path then
 		return
 	end
-	local var = ngx.var
-	local app, host, rel, proc, port = ctx.app, ctx.host, "0", "-", "0"
-	local g = ctx.group
 	if g then
 		rel, proc, port = g.rel, g.proc, g.ports[ctx.index]
+	elseif port ~= "0" then
+		-- the fast path's, above
 	elseif not app then
 		-- a static release that the access phase served (ngx.exec()
 		-- left no ctx), or no app
