@@ -111,6 +111,7 @@ local function parse(text)
 		-- balancer's fast path takes it (M.balance_public)
 		if #p.all == 1 and not fpeers then
 			p.one = p.all[1][1].ports[1]
+			p.oneaddr = "127.0.0.1:" .. p.one
 		end
 	elseif kind == "static" then
 		p.rel, p.root = rest:match("^(%d+) (/.*)$")
@@ -475,8 +476,11 @@ end
 -- watch): the worker's cached route of the host, counted in flight, the
 -- generation checked again, the peer set.  Nothing in ngx.ctx (a table
 -- made per request); the log phase finds the route again from the port
--- (by_port).  One port means no retry, so the balancer is not called
--- again for this request.  Anything else takes M.balance().
+-- (by_port, keyed by the peer's address as $upstream_addr spells it,
+-- "127.0.0.1:PORT": a table lookup, where a string.match() in the log
+-- phase would abort its trace and run every FFI call there interpreted).
+-- One port means no retry, so the balancer is not called again for this
+-- request.  Anything else takes M.balance().
 local by_port, by_port_n = {}, 0
 
 function M.balance_public()
@@ -487,11 +491,12 @@ function M.balance_public()
 		if port then
 			counts:incr(p.ikey, 1, 0)
 			if routes:get("g") == gen then
-				if by_port[port] ~= p then
+				local addr = p.oneaddr
+				if by_port[addr] ~= p then
 					if by_port_n >= 1000 then
 						by_port, by_port_n = {}, 0
 					end
-					by_port[port] = p
+					by_port[addr] = p
 					by_port_n = by_port_n + 1
 				end
 				return balancer.set_current_peer("127.0.0.1",
@@ -581,7 +586,7 @@ function M.log()
 	if not app and not ctx.probe then
 		-- the balancer's fast path: its route, from the port it chose
 		local up = var.upstream_addr
-		local fp = up and by_port[tonumber(up:match("^127%.0%.0%.1:(%d+)$"))]
+		local fp = up and by_port[up]
 		if fp then
 			ctx.ikey, ctx.dkey = fp.ikey, fp.dkey
 			app, host = fp.app, var.host
