@@ -1208,6 +1208,57 @@ static void test_log_parser(void)
 	buf_release(&out);
 }
 
+/* nginx's access_log lines (ROUTERLOG_ACCESS_FORMAT), parsed on their own. */
+static void test_access_parser(void)
+{
+	static const char good[] = "demo.test\t127.0.0.1:20001, "
+		"127.0.0.1:20002\t200\t12\t0.003\tGET\tf00d\t127.0.0.1\t"
+		"/a\"b\\\xff?x=1\tz";
+	static const char answered[] = "st.test\tunix:/s/answer/sock\t503\t"
+		"15\t1.5\tGET\tid\t::1\t/";
+	static const char *const bad[] = {
+		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1",
+		"h\t127.0.0.1:1\t2x0\t1\t0.001\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\tsoon\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tG T\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1\t",
+	};
+	struct routerlog_access a;
+	struct routerlog_line lines[2];
+	struct buf rec = BUF_INIT, out = BUF_INIT;
+	unsigned long nbad = 0;
+	size_t n = 0, i, nrefused = 0;
+	int r;
+
+	r = routerlog_access_parse(good, sizeof(good) - 1, &a);
+	ok(r == 0 && a.port == 20002 && a.status == 200 && a.bytes == 12 &&
+	   a.ms == 3 && a.uri_len == strlen("/a\"b\\\xff?x=1\tz"),
+	   "an access_log line parses: the last peer's port, the URI to the "
+	   "end of the line (%d, port %d)", r, a.port);
+	if (r == 0)
+		routerlog_access_record(&a, "demo", "web.2", 4, "", &rec);
+	routerlog_parse(rec.data, rec.len, lines, 2, &n, &nbad, &out);
+	ok(n == 1 && !strcmp(lines[0].app, "demo") &&
+	   !strcmp(lines[0].text, "at=info method=GET "
+		   "path=\"/a\\\"b\\\\\\xFF?x=1\\x09z\" host=demo.test "
+		   "request_id=f00d fwd=\"127.0.0.1\" dyno=web.2 port=20002 "
+		   "release=4 service=3ms status=200 bytes=12 protocol=http"),
+	   "and makes the same router line as the Lua record: %s",
+	   n == 1 ? lines[0].text : "");
+	r = routerlog_access_parse(answered, sizeof(answered) - 1, &a);
+	ok(r == 0 && a.port == 0 && a.ms == 1500,
+	   "a request the answer listener took has no port (%d, %d)", r,
+	   a.port);
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		if (routerlog_access_parse(bad[i], strlen(bad[i]), &a) < 0)
+			nrefused++;
+	ok(nrefused == ARRAY_SIZE(bad),
+	   "lines with a missing field, a bad number, time or method, or no "
+	   "URI are refused (%zu of %zu)", nrefused, ARRAY_SIZE(bad));
+	buf_release(&rec);
+	buf_release(&out);
+}
+
 /* A killed master: the next one routes from its first request. */
 static void test_restart(struct loop *l, struct router *r, int port)
 {
@@ -1282,6 +1333,7 @@ int main(int argc, char **argv)
 	config_set(&cfg, "http_listen", listen);
 
 	test_log_parser();
+	test_access_parser();
 	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
 	   "nginx starts with the router: %s", error_last());
 	if (!ng)
