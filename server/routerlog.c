@@ -288,8 +288,7 @@ int routerlog_access_parse(const char *line, size_t len,
 		start = i + 1;
 	}
 	if (k != ACCESS_FIELDS || memchr(line, '\0', len) ||
-	    !all_digits(f[A_STATUS], fl[A_STATUS], 3) ||
-	    f[A_STATUS][0] == '0' ||
+	    fl[A_STATUS] != 3 || !all_digits(f[A_STATUS], 3, 3) ||
 	    !all_digits(f[A_BYTES], fl[A_BYTES], 18) ||
 	    !plain_word(f[A_METHOD], fl[A_METHOD]) ||
 	    (fl[A_ID] && !plain_word(f[A_ID], fl[A_ID])) ||

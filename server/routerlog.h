@@ -99,7 +99,7 @@ struct routerlog_access {
 	int port;		/* the last peer of $upstream_addr if it is
 				 * 127.0.0.1:PORT (a routed process), else 0
 				 * (the answer listener, no peer) */
-	int status;		/* 100-999 */
+	int status;		/* three digits: 000 when nginx sent none */
 	long bytes;		/* body bytes sent */
 	long ms;		/* $request_time, in milliseconds */
 	const char *method;	/* the rest as host: pointer and length */

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inside(a.id, a.id_len, s, len);
 			inside(a.addr, a.addr_len, s, len);
 			inside(a.uri, a.uri_len, s, len);
-			if (a.status < 100 || a.status > 999 || a.bytes < 0 ||
+			if (a.status < 0 || a.status > 999 || a.bytes < 0 ||
 			    a.ms < 0 || a.port < 0 || a.port > 65535 ||
 			    a.uri_len == 0)
 				abort();
