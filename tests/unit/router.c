@@ -42,7 +42,7 @@ static int count_lines(const char *text, const char *needle)
 	int n = 0;
 	const char *p = text;
 
-	while ((p = strstr(p, needle))) {
+	while (p && (p = strstr(p, needle))) {
 		n++;
 		p += strlen(needle);
 	}
@@ -1092,6 +1092,8 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	if (!rl)
 		return;
 	routerlog_allow_uid(rl, router_worker_uid(r));
+	/* a live release's lines: from nginx's access_log */
+	router_log_start(r, l, on_log, &seen);
 	for (i = 0; i < 30; i++)
 		test_get(addr, "/hello?x=1", "pr.localhost", NULL, &resp);
 	test_get(addr, "/a\"b", "pr.localhost", NULL, &resp);
@@ -1100,6 +1102,7 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	test_get(addr, "/", "nobody.localhost", NULL, &resp);
 	/* each worker sends its own batches: wait for the last of each */
 	RUN_UNTIL(l, seen.lines.data &&
+		  count_lines(seen.lines.data, "pr at=info") >= 31 &&
 		  strstr(seen.lines.data, "st at=error") &&
 		  strstr(seen.lines.data, "site at=") &&
 		  strstr(seen.lines.data, "path=\"/a"), 5000);
@@ -1129,6 +1132,32 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	   "a static release's requests are logged too");
 	ok(seen.lines.data && !strstr(seen.lines.data, "nobody"),
 	   "an unknown host goes to no app's log");
+	ok(seen.lines.data && count_lines(seen.lines.data, "pr at=") == 31 &&
+	   count_lines(seen.lines.data, "st at=") == 1 &&
+	   count_lines(seen.lines.data, "site at=") == 1,
+	   "one line per request, none twice (%d, %d, %d)",
+	   count_lines(seen.lines.data, "pr at="),
+	   count_lines(seen.lines.data, "st at="),
+	   count_lines(seen.lines.data, "site at="));
+	{
+		char path[PATH_MAX + 64];
+		struct stat fst;
+
+		/* a few more, so what was read passes a 4 KiB block */
+		for (i = 0; i < 40; i++)
+			test_get(addr, "/hello?x=2", "pr.localhost", NULL,
+				 &resp);
+		snprintf(path, sizeof(path), "%s/nginx/logs/router.log", root);
+		RUN_UNTIL(l, count_lines(seen.lines.data, "pr at=") >= 71,
+			  5000);
+		ok(stat(path, &fst) == 0 && fst.st_size > 4096 &&
+		   (off_t)fst.st_blocks * 512 < fst.st_size &&
+		   (fst.st_mode & 07777) == 0640,
+		   "what the engine read of router.log is freed, and the file "
+		   "is not open to all (%lld bytes, %lld allocated, %o)",
+		   (long long)fst.st_size, (long long)fst.st_blocks * 512,
+		   (unsigned)(fst.st_mode & 07777));
+	}
 	if (geteuid() == 0) {
 		pid_t pid = fork();
 		int status = -1;
@@ -1163,6 +1192,7 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	} else {
 		skip("not root: no other uid to try");
 	}
+	router_log_stop(r);
 	routerlog_free(rl);
 	buf_release(&seen.lines);
 }
