@@ -440,6 +440,7 @@ static void serve_command(struct serve_state *s, char *line)
 			/* as root the workers are not the engine's user */
 			routerlog_allow_uid(s->rl, router_worker_uid(
 					    nginx_router(s->ng)));
+			router_log_start(s->r, s->loop, on_log, &s->logs);
 			printf("ok\n");
 		}
 	} else if (!strcmp(w[0], "bench-apps") && n == 2) {
@@ -583,6 +584,7 @@ static int serve(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	loop_run(s.loop);
+	router_log_stop(s.r);
 	routerlog_free(s.rl);
 	if (s.logs.out)
 		fclose(s.logs.out);
