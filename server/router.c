@@ -1447,6 +1447,9 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	strv_release(&a->prev_shosts);
 	strv_copy(&a->prev_shosts, &cur->shosts);
 	a->prev_release = cur->live_release;
+	/* the lines so far: none of them can be of a request still in
+	 * flight at the switch (see router_counts()) */
+	log_read(r);
 	sw.had_live = cur->live_release >= 0;
 	sw.release = cur->live_release;
 	if (change(r, app, a) < 0)
@@ -1454,8 +1457,8 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	if (sw.had_live && r->synced) {
 		parse_was(r, app, &sw);
 		if (r->access_log && sw.done >= 0) {
-			/* own mode: nginx counts routed, the lines finished */
-			log_read(r);
+			/* own mode: nginx counts routed, the lines finished
+			 * (read before the switch, below) */
 			sw.done = ports_lines(r, app, sw.release);
 			sw.inflight -= sw.done;
 			if (sw.inflight < 0)
@@ -1635,6 +1638,13 @@ int router_counts(struct router *r, const char *app, int release,
 	out->inflight = out->done = 0;
 	if ((ret = name_check(app)) < 0)
 		return ret;
+	/*
+	 * Own mode: nginx counts a request routed, and its line in the
+	 * access_log says it finished.  The lines are read before nginx is
+	 * asked: each is of a request counted by then, so in flight is
+	 * never taken for less than it is.
+	 */
+	log_read(r);
 	snprintf(path, sizeof(path), "/counts?app=%s&release=%d", app,
 		 release);
 	ret = control(r, path, NULL, 0);
@@ -1651,13 +1661,6 @@ int router_counts(struct router *r, const char *app, int release,
 		return ERR_BUSY;
 	}
 	if (r->access_log) {
-		/*
-		 * Own mode: nginx counts a request routed, and its line in
-		 * the access_log says it finished.  Read after asking: a
-		 * request counted then whose line is written since is not
-		 * taken for one in flight.
-		 */
-		log_read(r);
 		out->done = ports_lines(r, app, release);
 		out->inflight -= out->done;
 		if (out->inflight < 0)

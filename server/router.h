@@ -32,8 +32,9 @@
  *   unhost HOST    unroute APP
  *   forget APP REL   purge APP      (drop request counts)
  *
- * Requests of a live release are counted in nginx (in flight, finished),
- * per app and release number, so the engine can stop an old release as
+ * Requests of a live release are counted (routed, in nginx; finished,
+ * in nginx's log phase in system mode, from nginx's access_log in own
+ * mode: see router_log_start()), per app and release number, so the engine can stop an old release as
  * soon as its requests are done (router_drain_start()).  A switch is one
  * entry: a new request sees the old route or the new one, and one counted
  * on the old release is seen by the engine's next count.
@@ -260,8 +261,12 @@ int router_nginx_up(struct router *r);
  * so are those whose port went to the answer listener: it sends their
  * lines itself, over routerlog's socket.  A release's requests finished
  * are its lines read; in flight, those nginx routed to it less those
- * (router_counts() reads the file after asking nginx).  So a drain ends
- * up to one flush (100 ms) after its last request.
+ * (router_counts() reads the file before asking nginx: every line read
+ * is of a request counted by then, so in flight is never taken for less
+ * than it is).  So a drain ends up to one flush (100 ms) after its last
+ * request, and its finished count may include requests that finished
+ * just before the switch, whose lines nginx had not written yet.  A new
+ * nginx master counts from 0, and so do the lines (router_nginx_up()).
  *
  * router_log_start(): read every 100 ms from loop l, and give the lines
  * (as routerlog_parse() makes them) to fn; router_log_stop() before
