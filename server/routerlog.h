@@ -2,9 +2,12 @@
  * routerlog: the router's log lines, from nginx's workers to the engine.
  *
  * nginx's workers keep one record per request of an app (server/
- * router.lua) and send them in batches, every 100 ms, over a unix stream
- * socket this module listens on.  A record is 13 fields separated by NUL
- * bytes and ended by a newline:
+ * router.lua: own mode's answer listener, for the router's own answers
+ * and static releases, and system mode's public listener) and send them
+ * in batches, every 100 ms, over a unix stream socket this module
+ * listens on.  Own mode's public listeners write nginx's access_log
+ * instead (below; router.c reads it).  A record is 13 fields separated
+ * by NUL bytes and ended by a newline:
  *   APP METHOD URI HOST REQUEST_ID ADDR STATUS BYTES MS PROC PORT REL DENY
  * (DENY: "stopped", "noweb", ... when the router answered itself).  This
  * module turns each into Heroku's router line, for the app's log:
@@ -85,9 +88,7 @@ size_t routerlog_parse(const char *data, size_t len,
  * 400 to a tab, CR, LF or NUL in a request line or a Host, so no field
  * holds a separator; the URI comes last and takes the rest of the line.
  * Bytes of the URI and host are kept as they are (the formatter quotes
- * and escapes them).  Nothing reads these lines yet: the engine's reader,
- * the attribution by host and upstream port, and the drain's counts from
- * them are still to come.
+ * and escapes them).  router.c reads them (router_log_start()).
  */
 #define ROUTERLOG_ACCESS_FORMAT \
 	"$host\t$upstream_addr\t$status\t$body_bytes_sent\t$request_time\t" \
