@@ -1199,6 +1199,58 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	buf_release(&seen.lines);
 }
 
+/*
+ * Own mode's lines name no app: the engine names them by the upstream
+ * port of a route it set, and only for an app that answers the line's
+ * host.  A port one app's release left (not forgotten yet) and another
+ * app's process took carries no line into the first app's log.
+ */
+static void test_log_ports(struct loop *l, struct router *r, int port)
+{
+	struct route_peer pa = { "web.1", port }, pb = { "web.2", port };
+	struct route rt = live_route(1, &pa, 1);
+	struct router_counts ca, cb;
+	struct log_seen seen;
+	struct test_resp resp;
+	int i;
+
+	memset(&seen, 0, sizeof(seen));
+	memset(&resp, 0, sizeof(resp));
+	router_log_start(r, l, on_log, &seen);
+	ok(router_app_set(r, "lpa", NULL, 0, &rt) == 0 &&
+	   test_get(addr, "/one", "lpa.localhost", NULL, &resp) == 0 &&
+	   resp.status == 200,
+	   "an app's release answers on a port");
+	RUN_UNTIL(l, count_lines(seen.lines.data, "lpa at=info") >= 1, 5000);
+	rt = kind_route(ROUTE_STOPPED, 0);
+	ok(router_app_set(r, "lpa", NULL, 0, &rt) == 0, "it stops");
+	rt = live_route(7, &pb, 1);
+	ok(router_app_set(r, "lpb", NULL, 0, &rt) == 0, "another app's "
+	   "release takes the same port");
+	for (i = 0; i < 3; i++)
+		test_get(addr, "/two", "lpb.localhost", NULL, &resp);
+	RUN_UNTIL(l, count_lines(seen.lines.data, "lpb at=info") >= 3, 5000);
+	ok(count_lines(seen.lines.data, "lpa at=info") == 1 &&
+	   count_lines(seen.lines.data, "lpb at=info method=GET path=\"/two\"")
+	   == 3 && count_lines(seen.lines.data, " dyno=web.2 ") == 3 &&
+	   count_lines(seen.lines.data, " release=7 ") == 3,
+	   "its lines go to its log, with its process and release");
+	ok(router_counts(r, "lpa", 1, &ca) == 0 && ca.done == 1 &&
+	   ca.inflight == 0 &&
+	   router_counts(r, "lpb", 7, &cb) == 0 && cb.done == 3 &&
+	   cb.inflight == 0,
+	   "each release's finished count is its lines (%ld/%ld, %ld/%ld)",
+	   ca.done, ca.inflight, cb.done, cb.inflight);
+	ok(router_forget(r, "lpa", 1) == 0 &&
+	   router_counts(r, "lpa", 1, &ca) == 0 && ca.done == 0 &&
+	   router_counts(r, "lpb", 7, &cb) == 0 && cb.done == 3,
+	   "forgetting one release drops its port, not the other's");
+	router_log_stop(r);
+	router_app_remove(r, "lpa");
+	router_app_remove(r, "lpb");
+	buf_release(&seen.lines);
+}
+
 /* The record parser on its own. */
 static void test_log_parser(void)
 {
@@ -1391,6 +1443,7 @@ int main(int argc, char **argv)
 	test_static_beside(r, p1, p2);
 	test_probe(r, p1, p2);
 	test_logs(l, ng, r);
+	test_log_ports(l, r, p1);
 	t_noisy = now_ms();
 	test_peers(r, p3, p2, &b);
 	test_watch(r, p3, p2);
