@@ -928,6 +928,10 @@ static void log_open(struct router *r)
 			       (st.st_dev == r->log_dev &&
 				st.st_ino == r->log_ino)))
 		return;
+	/* replaced (a new nginx made it anew): the old one to its end first */
+	if (r->log_fd >= 0 && fstat(r->log_fd, &st) == 0 &&
+	    st.st_size > r->log_off + (off_t)r->log_in.len)
+		return;
 	/* read for writing: punching holes needs it */
 	fd = open(r->access_log, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
 		  0640);
@@ -936,12 +940,20 @@ static void log_open(struct router *r)
 			close(fd);
 		return;
 	}
+	/*
+	 * A file nginx made anew is read from its start.  The one found at
+	 * start is read from its end: its lines name ports of routes this
+	 * engine never set (it drops such lines anyway), and what is left
+	 * of it is holes (read as NULs) and lines a previous engine read.
+	 * All of it is freed at the first read.
+	 */
+	r->log_off = r->log_fd < 0 ? st.st_size : 0;
+	r->log_freed = 0;
 	if (r->log_fd >= 0)
 		close(r->log_fd);
 	r->log_fd = fd;
 	r->log_dev = st.st_dev;
 	r->log_ino = st.st_ino;
-	r->log_off = r->log_freed = 0;
 	buf_reset(&r->log_in);
 }
 

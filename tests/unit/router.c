@@ -1251,6 +1251,61 @@ static void test_log_ports(struct loop *l, struct router *r, int port)
 	buf_release(&seen.lines);
 }
 
+/*
+ * An engine that starts finds router.log as the last one left it (lines
+ * it read, holes, lines of ports it never routed): it reads from the end,
+ * and frees the rest.
+ */
+static void test_log_start(void)
+{
+	static const char old[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
+		"0.001\tGET\tid\t::1\t/old\n";
+	static const char line[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
+		"0.001\tGET\tid\t::1\t/new\n";
+	char dir[PATH_MAX + 16], table[PATH_MAX + 32], log[PATH_MAX + 32];
+	char ctl[PATH_MAX + 32];
+	struct router_opts o;
+	struct router *r = NULL;
+	unsigned long bad = 9, unknown = 9;
+	struct stat st;
+	int fd, i;
+
+	snprintf(dir, sizeof(dir), "%s/logstart", root);
+	snprintf(table, sizeof(table), "%s/routes", dir);
+	snprintf(ctl, sizeof(ctl), "%s/none.sock", dir);
+	snprintf(log, sizeof(log), "%s/router.log", dir);
+	mkdir(dir, 0755);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	for (i = 0; fd >= 0 && i < 200; i++)
+		if (write(fd, old, sizeof(old) - 1) < 0)
+			break;
+	memset(&o, 0, sizeof(o));
+	o.table_path = table;
+	o.control_socket = ctl;
+	o.domain = "localhost";
+	o.access_log = log;
+	ok(fd >= 0 && router_init(&r, &o) == 0, "a router starts on an old "
+	   "router.log");
+	if (!r) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	router_log_read(r);
+	router_log_stats(r, &bad, &unknown);
+	ok(bad == 0 && unknown == 0 && stat(log, &st) == 0 &&
+	   (off_t)st.st_blocks * 512 < st.st_size,
+	   "it reads none of what was there, and frees it (%lu, %lu, %lld)",
+	   bad, unknown, (long long)st.st_blocks);
+	ok(write(fd, line, sizeof(line) - 1) == (ssize_t)sizeof(line) - 1 &&
+	   (router_log_read(r), router_log_stats(r, &bad, &unknown),
+	    bad == 0 && unknown == 1),
+	   "it reads what comes after (a line of a port it never routed: "
+	   "dropped)");
+	close(fd);
+	router_free(r);
+}
+
 /* The record parser on its own. */
 static void test_log_parser(void)
 {
@@ -1418,6 +1473,7 @@ int main(int argc, char **argv)
 
 	test_log_parser();
 	test_access_parser();
+	test_log_start();
 	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
 	   "nginx starts with the router: %s", error_last());
 	if (!ng)
