@@ -111,7 +111,6 @@ local function parse(text)
 		-- balancer's fast path takes it (M.balance_public)
 		if #p.all == 1 and not fpeers then
 			p.one = p.all[1][1].ports[1]
-			p.oneaddr = "127.0.0.1:" .. p.one
 		end
 	elseif kind == "static" then
 		p.rel, p.root = rest:match("^(%d+) (/.*)$")
