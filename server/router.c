@@ -391,6 +391,31 @@ static struct rapp *rapp_dup(const struct rapp *a)
 
 /* --- the ports of live routes, for nginx's access_log -------------- */
 
+/* 1 if app's route (or the one kept for a revert) leads to p. */
+static int port_routed(const struct router *r, const struct rport *p)
+{
+	const struct rapp *a = app_get(r, p->app);
+	const char *routes[2];
+	char pat[32];
+	size_t i;
+
+	if (!a)
+		return 0;
+	routes[0] = a->route;
+	routes[1] = a->prev_route;
+	snprintf(pat, sizeof(pat), ":%d", p->port);
+	for (i = 0; i < 2; i++) {
+		const char *m = routes[i];
+
+		while (m && (m = strstr(m, pat))) {
+			m += strlen(pat);
+			if (*m == ' ' || *m == '\0')
+				return 1;
+		}
+	}
+	return 0;
+}
+
 static void port_note(struct router *r, const char *app, int release,
 		      const char *proc, size_t plen, int port)
 {
@@ -408,10 +433,16 @@ static void port_note(struct router *r, const char *app, int release,
 		}
 	}
 	if (r->nports == ROUTER_MAX_PORTS) {
-		/* bounded: the oldest goes (a release never forgotten) */
-		free(r->ports[0].app);
-		memmove(r->ports, r->ports + 1,
-			(r->nports - 1) * sizeof(*r->ports));
+		/* bounded: the oldest no route leads to goes (a release
+		 * never forgotten), else the oldest */
+		size_t k;
+
+		for (k = 0; k < r->nports - 1; k++)
+			if (!port_routed(r, &r->ports[k]))
+				break;
+		free(r->ports[k].app);
+		memmove(r->ports + k, r->ports + k + 1,
+			(r->nports - k - 1) * sizeof(*r->ports));
 		r->nports--;
 	}
 	if (r->nports == r->aports) {
