@@ -348,10 +348,14 @@ void liveroute_log_open(struct engine *e)
 	}
 	routerlog_allow_uid(rl, router_worker_uid(nginx_router(e->nginx)));
 	e->routerlog = rl;
+	/* own mode: the public listeners' lines, from nginx's access_log */
+	router_log_start(nginx_router(e->nginx), e->loop, on_router_lines, e);
 }
 
 void liveroute_log_close(struct engine *e)
 {
+	if (e->nginx)
+		router_log_stop(nginx_router(e->nginx));
 	if (e->routerlog)
 		routerlog_free(e->routerlog);
 	e->routerlog = NULL;

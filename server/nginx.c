@@ -27,6 +27,7 @@
 #include "loop.h"
 #include "reaper.h"
 #include "router.h"
+#include "routerlog.h"
 #include "runner.h"
 #include "spawn.h"
 #include "supervise.h"
@@ -83,6 +84,7 @@ struct nginx {
 	char *probe_sock;	/* DIR/sock/probe */
 	char *answer_sock;	/* DIR/answer/sock: nginx connects to itself */
 	char *log_sock;		/* DIR/router.sock */
+	char *access_log;	/* own: PREFIX/logs/router.log, else NULL */
 	char *https_listen;	/* the HTTPS listener, or NULL for none */
 	int https_port;
 	char *route_listen;	/* a cluster's route listener "ADDR:PORT":
@@ -365,7 +367,6 @@ static const char mime_types[] =
 
 /* How a public or the probe listener proxies to the balancer's choice. */
 static const char proxy_directives[] =
-	"\t\t\tproxy_pass http://berth_router;\n"
 	"\t\t\tproxy_http_version 1.1;\n"
 	"\t\t\tproxy_set_header Host $berth_host;\n"
 	"\t\t\tproxy_set_header X-Real-IP $remote_addr;\n"
@@ -421,7 +422,14 @@ static void render_proxy_server(struct buf *b, enum listener which,
 			   "require(\"berth.router\").answer() }\n"
 			   "\t\t}\n");
 	else
-		buf_addstr(b, proxy_directives);
+		/*
+		 * PUBLIC's balancer has a fast path that keeps nothing in
+		 * ngx.ctx; the others route in the access phase and pass
+		 * their choice in ngx.ctx, to an upstream of their own.
+		 */
+		buf_addf(b, "\t\t\tproxy_pass http://%s;\n%s",
+			 which == PUBLIC ? "berth_router" : "berth_routed",
+			 proxy_directives);
 	if (which == PROBE)
 		buf_addstr(b, "\t\t\tproxy_hide_header X-Berth-Upstream;\n"
 			      "\t\t\tadd_header X-Berth-Upstream "
@@ -467,6 +475,26 @@ static void render_proxy_server(struct buf *b, enum listener which,
 	buf_addstr(b, "\t\t}\n");
 }
 
+/*
+ * A public listener's router log.  Own mode: nginx's own access_log,
+ * formatted in C and written in batches (no Lua log phase: it would cost
+ * every request more than the whole balancer, docs/bench.md); the engine
+ * reads router.log, names each line's app, release and process from its
+ * host and upstream port, and frees what it read (router.h).  Lines of
+ * requests the balancer sent to the answer listener name no port: that
+ * listener logs them itself.  System mode: the Lua log phase, as the
+ * access phase routes there.
+ */
+static void render_public_log(struct buf *b, const struct nginx *ng)
+{
+	if (ng->access_log)
+		buf_addf(b, "\t\taccess_log \"%s\" berth_router "
+			 "buffer=64k flush=100ms;\n", ng->access_log);
+	else
+		buf_addstr(b, "\t\tlog_by_lua_block { "
+			      "require(\"berth.router\").log() }\n");
+}
+
 static void render_router(struct buf *b, const struct nginx *ng)
 {
 	enum listener public = ng->system ? PUBLIC_ACCESS : PUBLIC;
@@ -474,6 +502,9 @@ static void render_router(struct buf *b, const struct nginx *ng)
 	buf_addstr(b, "\tlua_shared_dict berth_routes 16m;\n");
 	buf_addstr(b, "\tlua_shared_dict berth_counts 4m;\n");
 	buf_addstr(b, "\tlua_shared_dict berth_certs 16m;\n");
+	if (ng->access_log)
+		buf_addstr(b, "\tlog_format berth_router escape=none '"
+			   ROUTERLOG_ACCESS_FORMAT "';\n");
 	/* the engine being away is not nginx's error */
 	buf_addstr(b, "\tlua_socket_log_errors off;\n");
 	buf_addstr(b, "\tinit_by_lua_block {\n");
@@ -500,6 +531,11 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		"\tupstream berth_router {\n"
 		"\t\tserver 0.0.0.1;\t# never used: the balancer picks\n"
 		"\t\tbalancer_by_lua_block { "
+		"require(\"berth.router\").balance_public() }\n"
+		"\t}\n"
+		"\tupstream berth_routed {\n"
+		"\t\tserver 0.0.0.1;\t# never used: the balancer picks\n"
+		"\t\tbalancer_by_lua_block { "
 		"require(\"berth.router\").balance() }\n"
 		"\t}\n");
 	/* the public listener */
@@ -517,8 +553,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		   "\t\t\ttry_files $uri =404;\n"
 		   "\t\t}\n");
 	render_proxy_server(b, public, ng->https_listen != NULL);
-	buf_addstr(b, "\t\tlog_by_lua_block { "
-		      "require(\"berth.router\").log() }\n");
+	render_public_log(b, ng);
 	buf_addstr(b, "\t}\n");
 	/*
 	 * The HTTPS listener: the same router; the certificate is picked
@@ -543,8 +578,7 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		buf_addstr(b, "\t\theader_filter_by_lua_block { "
 			   "require(\"berth.certs\").hsts() }\n");
 		render_proxy_server(b, public, 0);
-		buf_addstr(b, "\t\tlog_by_lua_block { "
-			      "require(\"berth.router\").log() }\n");
+		render_public_log(b, ng);
 		buf_addstr(b, "\t}\n");
 	}
 	if (ng->proxy_host) {
@@ -589,6 +623,9 @@ static void render_router(struct buf *b, const struct nginx *ng)
 		buf_addstr(b, "\tserver {\n");
 		buf_addf(b, "\t\tlisten \"unix:%s\";\n", ng->answer_sock);
 		render_proxy_server(b, ANSWER, 0);
+		/* the router's own answers and static releases: their lines */
+		buf_addstr(b, "\t\tlog_by_lua_block { "
+			      "require(\"berth.router\").log_answer() }\n");
 		buf_addstr(b, "\t}\n");
 	}
 	/* the engine's control listener */
@@ -1512,6 +1549,7 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 		size_t i;
 
 		ng->prefix = xstrdup(ng->dir);
+		ng->access_log = path_join(ng->prefix, "logs/router.log");
 		ng->conf = path_join(ng->prefix, "nginx.conf");
 		ng->mod_ndk = find_module("ndk_http_module.so");
 		ng->mod_lua = find_module("ngx_http_lua_module.so");
@@ -1547,6 +1585,7 @@ int nginx_init(struct nginx **out, const struct config *cfg,
 	ro.control_socket = ng->ctl_sock;
 	ro.probe_socket = ng->probe_sock;
 	ro.domain = ng->domain;
+	ro.access_log = ng->access_log;
 	if (router_init(&ng->router, &ro) < 0)
 		goto out;
 	remove_old_files(ng);
@@ -1812,6 +1851,7 @@ void nginx_free(struct nginx *ng)
 	free(ng->probe_sock);
 	free(ng->answer_sock);
 	free(ng->log_sock);
+	free(ng->access_log);
 	free(ng->proxy_host);
 	free(ng->proxy_sock);
 	free(ng->https_listen);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -18,6 +19,7 @@
 
 #include "log.h"
 #include "loop.h"
+#include "routerlog.h"
 #include "util.h"
 #include "banned.h"
 
@@ -27,6 +29,10 @@
 #define ROUTER_PROC_MAX 47
 #define ROUTER_DRAIN_POLL_MS 20
 #define ROUTER_RETRY_DEFAULT 5
+#define ROUTER_LOG_READ_MS 100
+#define ROUTER_LOG_CHUNK (64 * 1024)
+#define ROUTER_LOG_BATCH 64
+#define ROUTER_MAX_PORTS 8192
 
 struct rapp {
 	char *name;
@@ -45,6 +51,19 @@ struct rapp {
 	int stale;		/* loaded from the old file, not set since */
 };
 
+/*
+ * A port a live route led to: whose lines of nginx's access_log it
+ * names, and how many of them were read (a drain's finished count).
+ * Kept until router_forget() of its release, or the app's removal.
+ */
+struct rport {
+	char *app;
+	int release;
+	int port;
+	char proc[ROUTER_PROC_MAX + 1];
+	long lines;
+};
+
 struct router {
 	char *table_path;
 	char *ctl;
@@ -60,6 +79,25 @@ struct router {
 	struct curl_slist *hdrs;
 	struct buf resp;
 	char errbuf[CURL_ERROR_SIZE];
+	/* own mode: nginx's access_log of the public listeners */
+	char *access_log;
+	int log_fd;
+	dev_t log_dev;
+	ino_t log_ino;
+	off_t log_off;		/* read up to here (whole lines) */
+	off_t log_freed;	/* punched up to here */
+	int log_nopunch;	/* the filesystem cannot punch holes */
+	struct buf log_in;	/* an unfinished line */
+	struct loop *log_loop;
+	uint64_t log_timer;
+	routerlog_fn log_fn;
+	void *log_arg;
+	struct rport *ports;	/* oldest first */
+	size_t nports;
+	size_t aports;
+	unsigned long log_unknown;	/* lines of no known port */
+	unsigned long log_bad;		/* lines that did not parse */
+	unsigned long long nginx_boot;	/* when nginx's counts began */
 };
 
 struct router_drain {
@@ -381,11 +419,203 @@ static struct rapp *rapp_dup(const struct rapp *a)
 	return c;
 }
 
+/* --- the ports of live routes, for nginx's access_log -------------- */
+
+/* 1 if app's route (or the one kept for a revert) leads to p. */
+static int port_routed(const struct router *r, const struct rport *p)
+{
+	const struct rapp *a = app_get(r, p->app);
+	const char *routes[2];
+	char pat[32];
+	size_t i;
+
+	if (!a)
+		return 0;
+	routes[0] = a->route;
+	routes[1] = a->prev_route;
+	snprintf(pat, sizeof(pat), ":%d", p->port);
+	for (i = 0; i < 2; i++) {
+		const char *m = routes[i];
+
+		while (m && (m = strstr(m, pat))) {
+			m += strlen(pat);
+			if (*m == ' ' || *m == '\0')
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static void port_note(struct router *r, const char *app, int release,
+		      const char *proc, size_t plen, int port)
+{
+	struct rport *p;
+	size_t i;
+
+	for (i = 0; i < r->nports; i++) {
+		p = &r->ports[i];
+		if (p->port == port && p->release == release &&
+		    !strcmp(p->app, app)) {
+			/* another process of the release took the port */
+			memcpy(p->proc, proc, plen);
+			p->proc[plen] = '\0';
+			return;
+		}
+	}
+	if (r->nports == ROUTER_MAX_PORTS) {
+		/* bounded: the oldest no route leads to goes (a release
+		 * never forgotten), else the oldest */
+		size_t k;
+
+		for (k = 0; k < r->nports - 1; k++)
+			if (!port_routed(r, &r->ports[k]))
+				break;
+		free(r->ports[k].app);
+		memmove(r->ports + k, r->ports + k + 1,
+			(r->nports - k - 1) * sizeof(*r->ports));
+		r->nports--;
+	}
+	if (r->nports == r->aports) {
+		r->aports = r->aports ? 2 * r->aports : 16;
+		r->ports = xrealloc(r->ports, r->aports * sizeof(*r->ports));
+	}
+	p = &r->ports[r->nports++];
+	memset(p, 0, sizeof(*p));
+	p->app = xstrdup(app);
+	p->release = release;
+	p->port = port;
+	memcpy(p->proc, proc, plen);
+	p->proc[plen] = '\0';
+}
+
+/*
+ * The ports of a route's text, "APP live REL PROC:PORT... [fallback REL
+ * PROC:PORT...]" (as route_render() wrote it, so well formed).
+ */
+static void ports_note(struct router *r, const char *route)
+{
+	char app[APP_NAME_MAX + 1];
+	const char *p;
+	char *end;
+	int rel = -1, n = 0;
+
+	if (!r->access_log || !route ||
+	    sscanf(route, "%63s live %d%n", app, &rel, &n) != 2)
+		return;
+	p = route + n;
+	while (*p == ' ')
+		p++;
+	while (*p) {
+		size_t wl = strcspn(p, " ");
+		const char *colon = memchr(p, ':', wl);
+
+		if (wl == 8 && !strncmp(p, "fallback", 8)) {
+			p += wl;
+			while (*p == ' ')
+				p++;
+			rel = (int)strtol(p, &end, 10);
+			p = end;
+		} else if (colon && (size_t)(colon - p) <= ROUTER_PROC_MAX) {
+			port_note(r, app, rel, p, (size_t)(colon - p),
+				  (int)strtol(colon + 1, NULL, 10));
+			p += wl;
+		} else {
+			p += wl;
+		}
+		while (*p == ' ')
+			p++;
+	}
+}
+
+/* Drop the ports of app (release -1: of every release). */
+static void ports_drop(struct router *r, const char *app, int release)
+{
+	size_t i = 0;
+
+	while (i < r->nports) {
+		struct rport *p = &r->ports[i];
+
+		if (!strcmp(p->app, app) &&
+		    (release < 0 || p->release == release)) {
+			free(p->app);
+			memmove(p, p + 1,
+				(r->nports - i - 1) * sizeof(*p));
+			r->nports--;
+			continue;
+		}
+		i++;
+	}
+}
+
+static long ports_lines(const struct router *r, const char *app,
+			int release)
+{
+	long n = 0;
+	size_t i;
+
+	for (i = 0; i < r->nports; i++)
+		if (r->ports[i].release == release &&
+		    !strcmp(r->ports[i].app, app))
+			n += r->ports[i].lines;
+	return n;
+}
+
+/* 1 if app a answers for host (exactly, or by one of its wildcards). */
+static int app_has_host(const struct rapp *a, const char *host, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < a->hosts.n; i++) {
+		const char *h = a->hosts.v[i];
+		size_t hl = strlen(h);
+
+		if (hl == len && !memcmp(h, host, len))
+			return 1;
+		/* "*.example.com" takes "x.example.com" */
+		if (h[0] == '*' && len > hl - 1 &&
+		    !memcmp(host + len - (hl - 1), h + 1, hl - 1))
+			return 1;
+	}
+	return 0;
+}
+
+/*
+ * Whose line is it: the newest port entry with its upstream port whose
+ * app answers for its host (a port freed by one app's stopped release
+ * and taken by another's process never carries one app's lines into the
+ * other's log).  NULL if none.
+ */
+static struct rport *port_whose(const struct router *r,
+				const struct routerlog_access *a)
+{
+	char host[ROUTER_HOST_MAX + 1];
+	size_t i, hl;
+
+	if (a->port <= 0 || a->host_len > ROUTER_HOST_MAX)
+		return NULL;
+	/* nginx's $host is lower case already; be sure */
+	for (hl = 0; hl < a->host_len; hl++)
+		host[hl] = (char)tolower((unsigned char)a->host[hl]);
+	host[hl] = '\0';
+	for (i = r->nports; i-- > 0;) {
+		struct rport *p = &r->ports[i];
+		const struct rapp *ap;
+
+		if (p->port != a->port)
+			continue;
+		ap = app_get(r, p->app);
+		if (ap && app_has_host(ap, host, hl))
+			return p;
+	}
+	return NULL;
+}
+
 static void app_insert(struct router *r, struct rapp *a)
 {
 	int found;
 	size_t i = app_pos(r, a->name, &found);
 
+	ports_note(r, a->route);
 	if (found) {
 		rapp_free(r->apps[i]);
 		r->apps[i] = a;
@@ -744,6 +974,206 @@ static int change(struct router *r, const char *name, struct rapp *now)
 	return 0;
 }
 
+/* --- nginx's access_log (own mode) ---------------------------------- */
+
+#define ROUTER_LOG_LINE_CAP (64 * 1024)
+#define ROUTER_LOG_READ_MAX (16 * 1024 * 1024)
+
+/* Open the access_log, or again if nginx made a new one (removed). */
+static void log_open(struct router *r)
+{
+	struct stat st;
+	int fd;
+
+	if (r->log_fd >= 0 && (stat(r->access_log, &st) < 0 ||
+			       (st.st_dev == r->log_dev &&
+				st.st_ino == r->log_ino)))
+		return;
+	/* replaced (a new nginx made it anew): the old one to its end first */
+	if (r->log_fd >= 0 && fstat(r->log_fd, &st) == 0 &&
+	    st.st_size > r->log_off + (off_t)r->log_in.len)
+		return;
+	/* read for writing: punching holes needs it */
+	fd = open(r->access_log, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
+		  0640);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	/*
+	 * A file nginx made anew is read from its start.  The one found at
+	 * start is read from its end: its lines name ports of routes this
+	 * engine never set (it drops such lines anyway), and what is left
+	 * of it is holes (read as NULs) and lines a previous engine read.
+	 * All of it is freed at the first read.
+	 */
+	r->log_off = r->log_fd < 0 ? st.st_size : 0;
+	r->log_freed = 0;
+	if (r->log_fd >= 0)
+		close(r->log_fd);
+	r->log_fd = fd;
+	r->log_dev = st.st_dev;
+	r->log_ino = st.st_ino;
+	buf_reset(&r->log_in);
+}
+
+static void log_flush(struct router *r, struct buf *rec, size_t *nrec)
+{
+	struct routerlog_line lines[ROUTER_LOG_BATCH];
+	struct buf out = BUF_INIT;
+	unsigned long bad = 0;
+	size_t n = 0;
+
+	if (*nrec && r->log_fn) {
+		routerlog_parse(rec->data, rec->len, lines, ROUTER_LOG_BATCH,
+				&n, &bad, &out);
+		r->log_bad += bad;
+		if (n)
+			r->log_fn(r->log_arg, lines, n);
+	}
+	buf_release(&out);
+	buf_reset(rec);
+	*nrec = 0;
+}
+
+/* One line of the access_log: counted for its release, and logged. */
+static void log_line(struct router *r, const char *l, size_t len,
+		     struct buf *rec, size_t *nrec)
+{
+	struct routerlog_access a;
+	struct rport *p;
+
+	/* the URI comes last: a longer line loses the end of it */
+	if (routerlog_access_parse(l, len > ROUTERLOG_LINE_MAX ?
+				   ROUTERLOG_LINE_MAX : len, &a) < 0) {
+		r->log_bad++;
+		return;
+	}
+	/* no port: the answer listener's (it logs it), or not routed */
+	if (a.port == 0)
+		return;
+	p = port_whose(r, &a);
+	if (!p) {
+		r->log_unknown++;
+		return;
+	}
+	p->lines++;
+	if (!r->log_fn)
+		return;
+	routerlog_access_record(&a, p->app, p->proc, p->release, "", rec);
+	if (++*nrec == ROUTER_LOG_BATCH)
+		log_flush(r, rec, nrec);
+}
+
+/*
+ * Read what nginx wrote since the last time (whole lines), then free
+ * what was read: nginx appends, so the file needs no rotation and nginx
+ * no signal.
+ */
+static void log_read(struct router *r)
+{
+	struct buf rec = BUF_INIT;
+	size_t nrec = 0, total = 0;
+	char *chunk;
+	off_t freed_to;
+
+	if (!r->access_log)
+		return;
+	log_open(r);
+	if (r->log_fd < 0)
+		return;
+	chunk = xmalloc(ROUTER_LOG_CHUNK);
+	while (total < ROUTER_LOG_READ_MAX) {
+		ssize_t n = pread(r->log_fd, chunk, ROUTER_LOG_CHUNK,
+				  r->log_off + (off_t)r->log_in.len);
+		size_t used = 0;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		total += (size_t)n;
+		buf_add(&r->log_in, chunk, (size_t)n);
+		for (;;) {
+			const char *l = r->log_in.data + used;
+			const char *nl = memchr(l, '\n', r->log_in.len - used);
+
+			if (!nl)
+				break;
+			log_line(r, l, (size_t)(nl - l), &rec, &nrec);
+			used += (size_t)(nl - l) + 1;
+		}
+		r->log_off += (off_t)used;
+		buf_consume(&r->log_in, used);
+		if (r->log_in.len > ROUTER_LOG_LINE_CAP) {
+			/* no line is that long: not nginx's; skip it */
+			r->log_bad++;
+			r->log_off += (off_t)r->log_in.len;
+			buf_reset(&r->log_in);
+		}
+	}
+	log_flush(r, &rec, &nrec);
+	buf_release(&rec);
+	free(chunk);
+	freed_to = r->log_off & ~(off_t)4095;
+	if (!r->log_nopunch && freed_to > r->log_freed) {
+		if (fallocate(r->log_fd, FALLOC_FL_PUNCH_HOLE |
+			      FALLOC_FL_KEEP_SIZE, r->log_freed,
+			      freed_to - r->log_freed) == 0) {
+			r->log_freed = freed_to;
+		} else if (errno == EOPNOTSUPP || errno == ENOSYS) {
+			r->log_nopunch = 1;
+			log_warnx("cannot free what was read of '%s': its "
+				  "filesystem cannot punch holes",
+				  r->access_log);
+		}
+	}
+}
+
+static void log_tick(struct loop *l, void *arg)
+{
+	struct router *r = arg;
+
+	r->log_timer = 0;
+	log_read(r);
+	r->log_timer = loop_add_timer(l, ROUTER_LOG_READ_MS, log_tick, r);
+}
+
+void router_log_start(struct router *r, struct loop *l, routerlog_fn fn,
+		      void *arg)
+{
+	router_log_stop(r);
+	r->log_fn = fn;
+	r->log_arg = arg;
+	if (!r->access_log)
+		return;
+	r->log_loop = l;
+	r->log_timer = loop_add_timer(l, ROUTER_LOG_READ_MS, log_tick, r);
+}
+
+void router_log_stop(struct router *r)
+{
+	if (r->log_timer)
+		loop_del_timer(r->log_loop, r->log_timer);
+	r->log_timer = 0;
+	r->log_loop = NULL;
+	r->log_fn = NULL;
+	r->log_arg = NULL;
+}
+
+void router_log_read(struct router *r)
+{
+	log_read(r);
+}
+
+void router_log_stats(const struct router *r, unsigned long *bad,
+		      unsigned long *unknown)
+{
+	*bad = r->log_bad;
+	*unknown = r->log_unknown;
+}
+
 /* --- the interface ------------------------------------------------- */
 
 /* An app from a line of an old table file: "route NAME KIND ...". */
@@ -836,7 +1266,17 @@ int router_init(struct router **out, const struct router_opts *o)
 	r->ctl = xstrdup(o->control_socket);
 	r->probe = xstrdup(o->probe_socket ? o->probe_socket : "");
 	r->worker_uid = -1;
+	r->log_fd = -1;
 	buf_init(&r->resp, ROUTER_RESP_MAX);
+	if (o->access_log) {
+		r->access_log = xstrdup(o->access_log);
+		/* made now, before nginx starts: not readable by all */
+		log_open(r);
+		if (r->log_fd < 0) {
+			error_setsys("cannot open '%s'", r->access_log);
+			goto fail;
+		}
+	}
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
 		error_set("cannot initialise libcurl");
 		goto fail;
@@ -862,6 +1302,13 @@ void router_free(struct router *r)
 	for (i = 0; i < r->napps; i++)
 		rapp_free(r->apps[i]);
 	free(r->apps);
+	for (i = 0; i < r->nports; i++)
+		free(r->ports[i].app);
+	free(r->ports);
+	if (r->log_fd >= 0)
+		close(r->log_fd);
+	buf_release(&r->log_in);
+	free(r->access_log);
 	if (r->curl) {
 		curl_easy_cleanup(r->curl);
 		curl_slist_free_all(r->hdrs);
@@ -1073,12 +1520,24 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	strv_release(&a->prev_shosts);
 	strv_copy(&a->prev_shosts, &cur->shosts);
 	a->prev_release = cur->live_release;
+	/* the lines so far: none of them can be of a request still in
+	 * flight at the switch (see router_counts()) */
+	log_read(r);
 	sw.had_live = cur->live_release >= 0;
 	sw.release = cur->live_release;
 	if (change(r, app, a) < 0)
 		return -1;
-	if (sw.had_live && r->synced)
+	if (sw.had_live && r->synced) {
 		parse_was(r, app, &sw);
+		if (r->access_log && sw.done >= 0) {
+			/* own mode: nginx counts routed, the lines finished
+			 * (read before the switch, below) */
+			sw.done = ports_lines(r, app, sw.release);
+			sw.inflight -= sw.done;
+			if (sw.inflight < 0)
+				sw.inflight = 0;
+		}
+	}
 	if (out)
 		*out = sw;
 	return 0;
@@ -1119,7 +1578,11 @@ int router_app_remove(struct router *r, const char *app)
 		return ret;
 	if (!app_get(r, app))
 		return 0;
-	return change(r, app, NULL);
+	log_read(r);
+	if (change(r, app, NULL) < 0)
+		return -1;
+	ports_drop(r, app, -1);
+	return 0;
 }
 
 /* "FROM rest" as "TO rest" (every route string starts with its name) */
@@ -1152,6 +1615,8 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 		error_set("'%s' is in the routing table already", to);
 		return ERR_EXISTS;
 	}
+	/* the lines so far under the old name */
+	log_read(r);
 	was = rapp_dup(cur);
 	now = rapp_dup(cur);
 	free(now->name);
@@ -1204,6 +1669,9 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 		return -1;
 	}
 	rapp_free(was);
+	/* its ports were noted for the new name (counted afresh, as
+	 * nginx does) */
+	ports_drop(r, from, -1);
 	return 0;
 }
 
@@ -1243,6 +1711,13 @@ int router_counts(struct router *r, const char *app, int release,
 	out->inflight = out->done = 0;
 	if ((ret = name_check(app)) < 0)
 		return ret;
+	/*
+	 * Own mode: nginx counts a request routed, and its line in the
+	 * access_log says it finished.  The lines are read before nginx is
+	 * asked: each is of a request counted by then, so in flight is
+	 * never taken for less than it is.
+	 */
+	log_read(r);
 	snprintf(path, sizeof(path), "/counts?app=%s&release=%d", app,
 		 release);
 	ret = control(r, path, NULL, 0);
@@ -1258,6 +1733,12 @@ int router_counts(struct router *r, const char *app, int release,
 			  r->resp.data ? r->resp.data : "");
 		return ERR_BUSY;
 	}
+	if (r->access_log) {
+		out->done = ports_lines(r, app, release);
+		out->inflight -= out->done;
+		if (out->inflight < 0)
+			out->inflight = 0;
+	}
 	return 0;
 }
 
@@ -1268,6 +1749,9 @@ int router_forget(struct router *r, const char *app, int release)
 
 	if (ret < 0)
 		return ret;
+	/* its last lines first: they need its ports */
+	log_read(r);
+	ports_drop(r, app, release);
 	body = xasprintf("forget %s %d\n", app, release);
 	ret = control(r, "/update", body, strlen(body));
 	free(body);
@@ -1351,9 +1835,10 @@ void router_drain_cancel(struct router_drain *d)
 
 int router_nginx_up(struct router *r)
 {
-	unsigned long long v = 0;
+	unsigned long long v = 0, boot = 0;
 	long uid = -1, dropped = 0;
 	int rc = control(r, "/status", NULL, 0);
+	size_t i;
 
 	if (rc != 0) {
 		if (rc < 0)
@@ -1363,8 +1848,17 @@ int router_nginx_up(struct router *r)
 		return 0;
 	}
 	if (r->resp.data && sscanf(r->resp.data, "version %llu uid %ld "
-				   "dropped %ld", &v, &uid, &dropped) >= 2)
+				   "dropped %ld boot %llu", &v, &uid, &dropped,
+				   &boot) >= 2)
 		r->worker_uid = uid;
+	if (boot != r->nginx_boot) {
+		/* a new master counts from 0: so do its lines (read the
+		 * old one's first) */
+		log_read(r);
+		for (i = 0; i < r->nports; i++)
+			r->ports[i].lines = 0;
+		r->nginx_boot = boot;
+	}
 	if (v == r->version) {
 		r->synced = 1;
 		return 0;

@@ -33,8 +33,9 @@
  *   unhost HOST    unroute APP
  *   forget APP REL   purge APP      (drop request counts)
  *
- * Requests of a live release are counted in nginx (in flight, finished),
- * per app and release number, so the engine can stop an old release as
+ * Requests of a live release are counted (routed, in nginx; finished,
+ * in nginx's log phase in system mode, from nginx's access_log in own
+ * mode: see router_log_start()), per app and release number, so the engine can stop an old release as
  * soon as its requests are done (router_drain_start()).  A switch is one
  * entry: a new request sees the old route or the new one, and one counted
  * on the old release is seen by the engine's next count.
@@ -59,6 +60,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+
+#include "routerlog.h"
 
 struct buf;
 struct loop;
@@ -138,6 +141,12 @@ struct router_opts {
 	const char *control_socket;	/* nginx's control listener */
 	const char *probe_socket;	/* nginx's probe listener */
 	const char *domain;		/* APP.DOMAIN is every app's host */
+	/*
+	 * Own mode: nginx's access_log of the public listeners
+	 * (ROUTERLOG_ACCESS_FORMAT), or NULL (system mode: the Lua log
+	 * phase sends the router log and counts requests finished).
+	 */
+	const char *access_log;
 };
 
 /*
@@ -256,6 +265,41 @@ void router_drain_cancel(struct router_drain *d);
  * it; 0 even if nginx cannot be reached (the next change retries).
  */
 int router_nginx_up(struct router *r);
+/*
+ * Own mode: the public listeners have no Lua log phase.  nginx's
+ * access_log (buffered, flushed every 100 ms) holds a line per request,
+ * which names no app: this module reads the file, names each line's app,
+ * release and process from its host and upstream port (the ports of
+ * every live route it set, kept until router_forget() of the release or
+ * the app's removal; the app must answer for the line's host), and frees
+ * what it read (punched out of the file: nginx only appends, so the file
+ * takes no disk space beyond what is unread, needs no rotation, and
+ * nginx no signal).  Lines of no known port are dropped (counted), and
+ * so are those whose port went to the answer listener: it sends their
+ * lines itself, over routerlog's socket.  A release's requests finished
+ * are its lines read; in flight, those nginx routed to it less those
+ * (router_counts() reads the file before asking nginx: every line read
+ * is of a request counted by then, so in flight is never taken for less
+ * than it is).  So a drain ends up to one flush (100 ms) after its last
+ * request, and its finished count may include requests that finished
+ * just before the switch, whose lines nginx had not written yet.  A new
+ * nginx master counts from 0, and so do the lines (router_nginx_up()).
+ *
+ * router_log_start(): read every 100 ms from loop l, and give the lines
+ * (as routerlog_parse() makes them) to fn; router_log_stop() before
+ * router_free().  Without it, the file is read only for counts.  The
+ * file is made (mode 0640) by router_init().  Does nothing in system
+ * mode.
+ */
+void router_log_start(struct router *r, struct loop *l, routerlog_fn fn,
+		      void *arg);
+void router_log_stop(struct router *r);
+/* Read the file now (for tests). */
+void router_log_read(struct router *r);
+/* Lines dropped: did not parse; named no port this module knows. */
+void router_log_stats(const struct router *r, unsigned long *bad,
+		      unsigned long *unknown);
+
 /* Send the whole table to nginx now. */
 int router_sync(struct router *r);
 

@@ -130,6 +130,11 @@ local function parse(text)
 			p.fikey = "i:" .. app .. ":" .. frel
 			p.fdkey = "d:" .. app .. ":" .. frel
 		end
+		-- one port and no release to fall back on: the public
+		-- balancer's fast path takes it (M.balance_public)
+		if #p.all == 1 and not fpeers then
+			p.one = p.all[1][1].ports[1]
+		end
 	elseif kind == "static" then
 		p.rel, p.root = rest:match("^(%d+) (/.*)$")
 		if not p.root then
@@ -295,22 +300,31 @@ end
 -- A route that went live in between is answered as starting (the request
 -- was decided before).
 function M.answer()
-	local _, text = route_of(ngx.var.host)
+	local app, text = route_of(ngx.var.host)
 	local p = text and parse(text)
 	if not p then
 		return answer(404, "no app for this host")
 	end
+	local ctx = ngx.ctx
+	ctx.app = app
 	local kind = p.kind
 	if kind == "static" then
+		ctx.app = nil
 		if dotfile(ngx.var.uri) then
+			ngx.var.berth_app = app
+			ngx.var.berth_release = p.rel
 			return ngx.exit(404)
 		end
+		ngx.var.berth_app = app
+		ngx.var.berth_release = p.rel
 		ngx.var.berth_root = p.root
 		return ngx.exec("@berth_static")
 	end
 	if kind == "live" then
+		ctx.deny = "starting"
 		return answer(503, messages.starting, 1)
 	end
+	ctx.deny = kind
 	return answer(503, messages[kind], p.retry)
 end
 
@@ -360,7 +374,6 @@ end
 
 local function route_public(ctx)
 	local host = ngx.var.host
-	ctx.host = host
 	local gen = routes:get("g")
 	if gen ~= by_host_gen or by_host_n >= 1000 then
 		by_host, by_host_gen, by_host_n = {}, gen, 0
@@ -381,23 +394,16 @@ local function route_public(ctx)
 		counts:incr(p.ikey, 1, 0)
 		local now = routes:get("g")
 		if now == gen then
-			ctx.app, ctx.route = p.app, p
-			ctx.ikey, ctx.dkey = p.ikey, p.dkey
+			ctx.route = p
+			ctx.ikey = p.ikey
 			return p
 		end
 		counts:incr(p.ikey, -1, 0)
 		gen = now
 		p = lookup(host)
 	end
+	-- the answer listener looks again, answers and logs the line
 	ctx.answer = true
-	if p then
-		ctx.app = p.app
-		if p.kind == "static" then
-			ctx.static = p
-		else
-			ctx.deny = p.kind
-		end
-	end
 	balancer.set_current_peer(answer_peer)
 	return nil
 end
@@ -511,6 +517,32 @@ function M.balance()
 	return ngx.exit(ngx.ERROR)
 end
 
+-- The public listeners' balancer.  Fast path, for a live route with one
+-- port and no release to fall back on (one web process, outside a
+-- watch): the worker's cached route of the host, counted, the
+-- generation checked again, the peer set.  Nothing in ngx.ctx (a table
+-- made per request), and no log phase after it: in own mode, nginx's
+-- access_log writes the request's router log line, and the engine names
+-- its release from the upstream port.  One port means no retry, so the
+-- balancer is not called again for this request.  Anything else takes
+-- M.balance().
+function M.balance_public()
+	local gen = routes:get("g")
+	if gen == by_host_gen then
+		local p = by_host[ngx.var.host]
+		local port = p and p.one
+		if port then
+			counts:incr(p.ikey, 1, 0)
+			if routes:get("g") == gen then
+				return balancer.set_current_peer("127.0.0.1",
+								 port)
+			end
+			counts:incr(p.ikey, -1, 0)
+		end
+	end
+	return M.balance()
+end
+
 -- Router log lines: one per request, buffered per worker and sent to the
 -- engine in batches over a unix stream socket.  Nothing here may log to
 -- nginx's error log: an engine that is away is not nginx's error.
@@ -576,50 +608,7 @@ local function flush(premature)
 	end
 end
 
--- One record per request, NUL-separated fields, formatted into Heroku's
--- router line by the engine (routerlog.h):
---   APP METHOD URI HOST REQUEST_ID ADDR STATUS BYTES MS PROC PORT REL DENY
--- nginx refuses NUL, CR and LF in a request line and a Host, so no field
--- holds a separator.  Cheap on purpose: this runs for every request.
-function M.log()
-	local ctx = ngx.ctx
-	if ctx.ikey then
-		counts:incr(ctx.ikey, -1, 0)
-		counts:incr(ctx.dkey, 1, 0)
-	end
-	if ctx.probe or not log_path then
-		return
-	end
-	local var = ngx.var
-	local app, host, rel, proc, port = ctx.app, ctx.host, "0", "-", "0"
-	local g = ctx.group
-	if g then
-		rel, proc, port = g.rel, g.proc, g.ports[ctx.index]
-	elseif not app then
-		-- a static release that the access phase served (ngx.exec()
-		-- left no ctx), or no app
-		app = var.berth_app
-		if not app or app == "" then
-			return
-		end
-		host = var.host
-		rel, proc = var.berth_release, "static"
-	elseif ctx.static then
-		rel, proc = ctx.static.rel, "static"
-	elseif ctx.route then
-		rel = ctx.route.rel
-	end
-	local uri = var.request_uri or "/"
-	if #uri > 2048 then
-		uri = sub(uri, 1, 2048)
-	end
-	local line = app .. "\0" .. ngx.req.get_method() .. "\0" .. uri ..
-		"\0" .. (host or "") .. "\0" .. var.request_id .. "\0" ..
-		var.remote_addr .. "\0" .. ngx.status .. "\0" ..
-		var.body_bytes_sent .. "\0" ..
-		floor((ngx.now() - ngx.req.start_time()) * 1000) .. "\0" ..
-		proc .. "\0" .. port .. "\0" .. rel .. "\0" ..
-		(ctx.deny or "") .. "\n"
+local function queue(line)
 	if log_bytes + #line > LOG_MAX_BYTES then
 		counts:incr("log:dropped", 1, 0)
 		return
@@ -631,6 +620,81 @@ function M.log()
 		local ok = ngx.timer.at(LOG_FLUSH, flush)
 		log_timer = ok and true or false
 	end
+end
+
+local function record(app, host, addr, id, proc, port, rel, deny)
+	local var = ngx.var
+	local uri = var.request_uri or "/"
+	if #uri > 2048 then
+		uri = sub(uri, 1, 2048)
+	end
+	queue(app .. "\0" .. ngx.req.get_method() .. "\0" .. uri ..
+		"\0" .. (host or "") .. "\0" .. id .. "\0" ..
+		addr .. "\0" .. ngx.status .. "\0" ..
+		var.body_bytes_sent .. "\0" ..
+		floor((ngx.now() - ngx.req.start_time()) * 1000) .. "\0" ..
+		proc .. "\0" .. port .. "\0" .. rel .. "\0" ..
+		(deny or "") .. "\n")
+end
+
+-- One record per request, NUL-separated fields, formatted into Heroku's
+-- router line by the engine (routerlog.h):
+--   APP METHOD URI HOST REQUEST_ID ADDR STATUS BYTES MS PROC PORT REL DENY
+-- nginx refuses NUL, CR and LF in a request line and a Host, so no field
+-- holds a separator.  The log phase of system mode's public listener
+-- (routed in the access phase): it also counts a live release's request
+-- finished (the access phase counted it).
+function M.log()
+	local ctx = ngx.ctx
+	if ctx.dkey then
+		counts:incr(ctx.dkey, 1, 0)
+	end
+	if ctx.probe or not log_path then
+		return
+	end
+	local var = ngx.var
+	local app, rel, proc, port = ctx.app, "0", "-", "0"
+	local g = ctx.group
+	if g then
+		rel, proc, port = g.rel, g.proc, g.ports[ctx.index]
+	elseif not app then
+		-- a static release that the access phase served (ngx.exec()
+		-- left no ctx), or no app
+		app = var.berth_app
+		if not app or app == "" then
+			return
+		end
+		rel, proc = var.berth_release, "static"
+	elseif ctx.route then
+		rel = ctx.route.rel
+	end
+	record(app, ctx.host or var.host, var.remote_addr, var.request_id,
+	       proc, port, rel, ctx.deny)
+end
+
+-- The log phase of own mode's answer listener: the public listener's
+-- balancer sent it a request that no live release takes (a static
+-- release, a 404 or 503 page).  Its client's address and request id come
+-- from the public listener's headers (only nginx's workers reach this
+-- listener); a request of no app (404) gets no line.
+function M.log_answer()
+	if not log_path then
+		return
+	end
+	local ctx = ngx.ctx
+	local var = ngx.var
+	local app, rel, proc = ctx.app, "0", "-"
+	if not app then
+		-- a static release: ngx.exec() left no ctx
+		app = var.berth_app
+		if not app or app == "" then
+			return
+		end
+		rel, proc = var.berth_release, "static"
+	end
+	record(app, var.host, var.http_x_real_ip or "-",
+	       var.http_x_request_id or var.request_id, proc, "0", rel,
+	       ctx.deny)
 end
 
 -- The table: applied from the engine's text (see router.h), in order,
@@ -765,9 +829,14 @@ local function read_body()
 	return body
 end
 
+-- A release's requests: "i" counts those routed to it (the balancer or
+-- the access phase), "d" those finished (system mode's log phase; own
+-- mode has no log phase, and the engine counts its router log lines).
+-- Answered as in flight (routed, not finished) and finished.
 local function count_of(app, rel)
-	return counts:get("i:" .. app .. ":" .. rel) or 0,
-		counts:get("d:" .. app .. ":" .. rel) or 0
+	local i = counts:get("i:" .. app .. ":" .. rel) or 0
+	local d = counts:get("d:" .. app .. ":" .. rel) or 0
+	return i - d, d
 end
 
 -- The control server (unix socket, reachable by the engine only).
@@ -775,7 +844,8 @@ end
 --                            and, for every route it replaced that was
 --                            live, "was APP REL INFLIGHT DONE"
 --   GET /counts?app=A&release=N   "counts INFLIGHT DONE"
---   GET /status              "version V uid U dropped N"
+--   GET /status              "version V uid U dropped N boot B" (B:
+--                            when the counts began, in ms)
 function M.control()
 	local uri = ngx.var.uri
 	if uri == "/update" or uri == "/replace" then
@@ -821,9 +891,10 @@ function M.control()
 	end
 	if uri == "/status" then
 		ngx.header["Content-Type"] = "text/plain"
-		ngx.print(format("version %d uid %d dropped %d\n",
+		ngx.print(format("version %d uid %d dropped %d boot %d\n",
 			routes:get("v") or 0, ffi.C.geteuid(),
-			counts:get("log:dropped") or 0))
+			counts:get("log:dropped") or 0,
+			counts:get("boot") or 0))
 		return
 	end
 	return answer(404, "error: no such call")
@@ -857,6 +928,8 @@ end
 -- this version or a newer one.
 function M.init(table_path, logsock, sockets, answer_sock)
 	log_path = logsock
+	-- when the counts began: a reload keeps them, a new master not
+	counts:add("boot", floor(ngx.now() * 1000))
 	if answer_sock and answer_sock ~= "" then
 		answer_peer = "unix:" .. answer_sock
 	end

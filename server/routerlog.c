@@ -228,6 +228,107 @@ size_t routerlog_parse(const char *data, size_t len,
 	return used;
 }
 
+#define ACCESS_FIELDS 9
+
+enum { A_HOST, A_UPSTREAM, A_STATUS, A_BYTES, A_TIME, A_METHOD, A_ID,
+       A_ADDR, A_URI };
+
+/* The port of the last peer in $upstream_addr ("a, b : c": retries, then
+ * internal redirects) if it is 127.0.0.1:PORT, else 0. */
+static int upstream_port(const char *s, size_t n)
+{
+	static const char lo[] = "127.0.0.1:";
+	size_t start = n, i;
+	long port = 0;
+
+	while (start > 0 && s[start - 1] != ' ' && s[start - 1] != ',')
+		start--;
+	if (n - start <= sizeof(lo) - 1 ||
+	    memcmp(s + start, lo, sizeof(lo) - 1) != 0 ||
+	    !all_digits(s + start + sizeof(lo) - 1,
+			n - start - (sizeof(lo) - 1), 5))
+		return 0;
+	for (i = start + sizeof(lo) - 1; i < n; i++)
+		port = port * 10 + (s[i] - '0');
+	return port >= 1 && port <= 65535 ? (int)port : 0;
+}
+
+/* "S.mmm" ($request_time) into milliseconds; -1 if it is not that. */
+static long seconds_ms(const char *s, size_t n)
+{
+	const char *dot = memchr(s, '.', n);
+	size_t ip = dot ? (size_t)(dot - s) : n, fp = dot ? n - ip - 1 : 0;
+	long ms = 0;
+	size_t i;
+
+	if (!all_digits(s, ip, 9) || (dot && !all_digits(dot + 1, fp, 3)))
+		return -1;
+	for (i = 0; i < ip; i++)
+		ms = ms * 10 + (s[i] - '0');
+	for (i = 0; i < 3; i++)
+		ms = ms * 10 + (i < fp ? dot[1 + i] - '0' : 0);
+	return ms;
+}
+
+int routerlog_access_parse(const char *line, size_t len,
+			   struct routerlog_access *a)
+{
+	const char *f[ACCESS_FIELDS];
+	size_t fl[ACCESS_FIELDS], i, k = 0, start = 0;
+
+	if (len > ROUTERLOG_LINE_MAX)
+		return -1;
+	for (i = 0; i <= len && k < ACCESS_FIELDS; i++) {
+		/* the URI, last, takes the rest of the line */
+		if (i < len && (line[i] != '\t' || k == A_URI))
+			continue;
+		f[k] = line + start;
+		fl[k] = i - start;
+		k++;
+		start = i + 1;
+	}
+	if (k != ACCESS_FIELDS || memchr(line, '\0', len) ||
+	    fl[A_STATUS] != 3 || !all_digits(f[A_STATUS], 3, 3) ||
+	    !all_digits(f[A_BYTES], fl[A_BYTES], 18) ||
+	    !plain_word(f[A_METHOD], fl[A_METHOD]) ||
+	    (fl[A_ID] && !plain_word(f[A_ID], fl[A_ID])) ||
+	    (fl[A_ADDR] && !plain_word(f[A_ADDR], fl[A_ADDR])) ||
+	    fl[A_URI] == 0 || fl[A_HOST] > 255 || memchr(line, '\n', len))
+		return -1;
+	memset(a, 0, sizeof(*a));
+	a->ms = seconds_ms(f[A_TIME], fl[A_TIME]);
+	if (a->ms < 0)
+		return -1;
+	a->status = (int)strtol(f[A_STATUS], NULL, 10);
+	a->bytes = strtol(f[A_BYTES], NULL, 10);
+	a->port = upstream_port(f[A_UPSTREAM], fl[A_UPSTREAM]);
+	a->host = f[A_HOST];
+	a->host_len = fl[A_HOST];
+	a->method = f[A_METHOD];
+	a->method_len = fl[A_METHOD];
+	a->id = f[A_ID];
+	a->id_len = fl[A_ID];
+	a->addr = f[A_ADDR];
+	a->addr_len = fl[A_ADDR];
+	a->uri = f[A_URI];
+	a->uri_len = fl[A_URI] > 2048 ? 2048 : fl[A_URI];
+	return 0;
+}
+
+void routerlog_access_record(const struct routerlog_access *a,
+			     const char *app, const char *proc, int rel,
+			     const char *deny, struct buf *rec)
+{
+	buf_addf(rec, "%s%c%.*s%c", app, 0, (int)a->method_len, a->method, 0);
+	buf_add(rec, a->uri, a->uri_len);
+	buf_add(rec, "", 1);
+	buf_add(rec, a->host, a->host_len);
+	buf_addf(rec, "%c%.*s%c%.*s%c%d%c%ld%c%ld%c%s%c%d%c%d%c%s\n", 0,
+		 (int)a->id_len, a->id, 0, (int)a->addr_len, a->addr, 0,
+		 a->status, 0, a->bytes, 0, a->ms, 0, proc, 0, a->port, 0,
+		 rel, 0, deny);
+}
+
 static void conn_close(struct rl_conn *c)
 {
 	struct routerlog *rl = c->rl;

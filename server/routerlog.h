@@ -2,9 +2,12 @@
  * routerlog: the router's log lines, from nginx's workers to the engine.
  *
  * nginx's workers keep one record per request of an app (server/
- * router.lua) and send them in batches, every 100 ms, over a unix stream
- * socket this module listens on.  A record is 13 fields separated by NUL
- * bytes and ended by a newline:
+ * router.lua: own mode's answer listener, for the router's own answers
+ * and static releases, and system mode's public listener) and send them
+ * in batches, every 100 ms, over a unix stream socket this module
+ * listens on.  Own mode's public listeners write nginx's access_log
+ * instead (below; router.c reads it).  A record is 13 fields separated
+ * by NUL bytes and ended by a newline:
  *   APP METHOD URI HOST REQUEST_ID ADDR STATUS BYTES MS PROC PORT REL DENY
  * (DENY: "stopped", "noweb", ... when the router answered itself).  This
  * module turns each into Heroku's router line, for the app's log:
@@ -77,5 +80,56 @@ void routerlog_free(struct routerlog *rl);
 size_t routerlog_parse(const char *data, size_t len,
 		       struct routerlog_line *lines, size_t max, size_t *n,
 		       unsigned long *bad, struct buf *out);
+
+/*
+ * nginx's own access_log line for a routed request (the router's log
+ * without a Lua log phase, docs/bench.md): log_format ROUTERLOG_ACCESS_
+ * FORMAT with escape=none, nine fields separated by tabs.  nginx answers
+ * 400 to a tab, CR, LF or NUL in a request line or a Host, so no field
+ * holds a separator; the URI comes last and takes the rest of the line.
+ * Bytes of the URI and host are kept as they are (the formatter quotes
+ * and escapes them).  router.c reads them (router_log_start()).
+ */
+#define ROUTERLOG_ACCESS_FORMAT \
+	"$host\t$upstream_addr\t$status\t$body_bytes_sent\t$request_time\t" \
+	"$request_method\t$request_id\t$remote_addr\t$request_uri"
+
+struct routerlog_access {
+	const char *host;	/* not NUL-terminated: host_len bytes */
+	size_t host_len;
+	int port;		/* the last peer of $upstream_addr if it is
+				 * 127.0.0.1:PORT (a routed process), else 0
+				 * (the answer listener, no peer) */
+	int status;		/* three digits: 000 when nginx sent none */
+	long bytes;		/* body bytes sent */
+	long ms;		/* $request_time, in milliseconds */
+	const char *method;	/* the rest as host: pointer and length */
+	size_t method_len;
+	const char *id;
+	size_t id_len;
+	const char *addr;
+	size_t addr_len;
+	const char *uri;
+	size_t uri_len;
+};
+
+/*
+ * Parse one line (without its newline) of len bytes.  0, or -1 if it is
+ * not such a line (field count, a number, a method, request id or address
+ * that is not one word, an empty URI, longer than ROUTERLOG_LINE_MAX).
+ * The pointers in a point into line.
+ */
+int routerlog_access_parse(const char *line, size_t len,
+			   struct routerlog_access *a);
+
+/*
+ * The record routerlog_parse() takes (the format of the Lua router's
+ * lines) for a parsed line, once the caller knows whose it is: app,
+ * process proc ("web.1", "static"), release rel, deny ("" or "stopped",
+ * "noweb", ...).  Appended to rec, newline included.
+ */
+void routerlog_access_record(const struct routerlog_access *a,
+			     const char *app, const char *proc, int rel,
+			     const char *deny, struct buf *rec);
 
 #endif

@@ -42,7 +42,7 @@ static int count_lines(const char *text, const char *needle)
 	int n = 0;
 	const char *p = text;
 
-	while ((p = strstr(p, needle))) {
+	while (p && (p = strstr(p, needle))) {
 		n++;
 		p += strlen(needle);
 	}
@@ -440,6 +440,7 @@ static void serve_command(struct serve_state *s, char *line)
 			/* as root the workers are not the engine's user */
 			routerlog_allow_uid(s->rl, router_worker_uid(
 					    nginx_router(s->ng)));
+			router_log_start(s->r, s->loop, on_log, &s->logs);
 			printf("ok\n");
 		}
 	} else if (!strcmp(w[0], "bench-apps") && n == 2) {
@@ -583,6 +584,7 @@ static int serve(int argc, char **argv)
 	printf("ready\n");
 	fflush(stdout);
 	loop_run(s.loop);
+	router_log_stop(s.r);
 	routerlog_free(s.rl);
 	if (s.logs.out)
 		fclose(s.logs.out);
@@ -1092,6 +1094,8 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	if (!rl)
 		return;
 	routerlog_allow_uid(rl, router_worker_uid(r));
+	/* a live release's lines: from nginx's access_log */
+	router_log_start(r, l, on_log, &seen);
 	for (i = 0; i < 30; i++)
 		test_get(addr, "/hello?x=1", "pr.localhost", NULL, &resp);
 	test_get(addr, "/a\"b", "pr.localhost", NULL, &resp);
@@ -1100,6 +1104,7 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	test_get(addr, "/", "nobody.localhost", NULL, &resp);
 	/* each worker sends its own batches: wait for the last of each */
 	RUN_UNTIL(l, seen.lines.data &&
+		  count_lines(seen.lines.data, "pr at=info") >= 31 &&
 		  strstr(seen.lines.data, "st at=error") &&
 		  strstr(seen.lines.data, "site at=") &&
 		  strstr(seen.lines.data, "path=\"/a"), 5000);
@@ -1129,6 +1134,32 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	   "a static release's requests are logged too");
 	ok(seen.lines.data && !strstr(seen.lines.data, "nobody"),
 	   "an unknown host goes to no app's log");
+	ok(seen.lines.data && count_lines(seen.lines.data, "pr at=") == 31 &&
+	   count_lines(seen.lines.data, "st at=") == 1 &&
+	   count_lines(seen.lines.data, "site at=") == 1,
+	   "one line per request, none twice (%d, %d, %d)",
+	   count_lines(seen.lines.data, "pr at="),
+	   count_lines(seen.lines.data, "st at="),
+	   count_lines(seen.lines.data, "site at="));
+	{
+		char path[PATH_MAX + 64];
+		struct stat fst;
+
+		/* a few more, so what was read passes a 4 KiB block */
+		for (i = 0; i < 40; i++)
+			test_get(addr, "/hello?x=2", "pr.localhost", NULL,
+				 &resp);
+		snprintf(path, sizeof(path), "%s/nginx/logs/router.log", root);
+		RUN_UNTIL(l, count_lines(seen.lines.data, "pr at=") >= 71,
+			  5000);
+		ok(stat(path, &fst) == 0 && fst.st_size > 4096 &&
+		   (off_t)fst.st_blocks * 512 < fst.st_size &&
+		   (fst.st_mode & 07777) == 0640,
+		   "what the engine read of router.log is freed, and the file "
+		   "is not open to all (%lld bytes, %lld allocated, %o)",
+		   (long long)fst.st_size, (long long)fst.st_blocks * 512,
+		   (unsigned)(fst.st_mode & 07777));
+	}
 	if (geteuid() == 0) {
 		pid_t pid = fork();
 		int status = -1;
@@ -1163,8 +1194,116 @@ static void test_logs(struct loop *l, struct nginx *ng, struct router *r)
 	} else {
 		skip("not root: no other uid to try");
 	}
+	router_log_stop(r);
 	routerlog_free(rl);
 	buf_release(&seen.lines);
+}
+
+/*
+ * Own mode's lines name no app: the engine names them by the upstream
+ * port of a route it set, and only for an app that answers the line's
+ * host.  A port one app's release left (not forgotten yet) and another
+ * app's process took carries no line into the first app's log.
+ */
+static void test_log_ports(struct loop *l, struct router *r, int port)
+{
+	struct route_peer pa = { "web.1", port }, pb = { "web.2", port };
+	struct route rt = live_route(1, &pa, 1);
+	struct router_counts ca, cb;
+	struct log_seen seen;
+	struct test_resp resp;
+	int i;
+
+	memset(&seen, 0, sizeof(seen));
+	memset(&resp, 0, sizeof(resp));
+	router_log_start(r, l, on_log, &seen);
+	ok(router_app_set(r, "lpa", NULL, 0, &rt) == 0 &&
+	   test_get(addr, "/one", "lpa.localhost", NULL, &resp) == 0 &&
+	   resp.status == 200,
+	   "an app's release answers on a port");
+	RUN_UNTIL(l, count_lines(seen.lines.data, "lpa at=info") >= 1, 5000);
+	rt = kind_route(ROUTE_STOPPED, 0);
+	ok(router_app_set(r, "lpa", NULL, 0, &rt) == 0, "it stops");
+	rt = live_route(7, &pb, 1);
+	ok(router_app_set(r, "lpb", NULL, 0, &rt) == 0, "another app's "
+	   "release takes the same port");
+	for (i = 0; i < 3; i++)
+		test_get(addr, "/two", "lpb.localhost", NULL, &resp);
+	RUN_UNTIL(l, count_lines(seen.lines.data, "lpb at=info") >= 3, 5000);
+	ok(count_lines(seen.lines.data, "lpa at=info") == 1 &&
+	   count_lines(seen.lines.data, "lpb at=info method=GET path=\"/two\"")
+	   == 3 && count_lines(seen.lines.data, " dyno=web.2 ") == 3 &&
+	   count_lines(seen.lines.data, " release=7 ") == 3,
+	   "its lines go to its log, with its process and release");
+	ok(router_counts(r, "lpa", 1, &ca) == 0 && ca.done == 1 &&
+	   ca.inflight == 0 &&
+	   router_counts(r, "lpb", 7, &cb) == 0 && cb.done == 3 &&
+	   cb.inflight == 0,
+	   "each release's finished count is its lines (%ld/%ld, %ld/%ld)",
+	   ca.done, ca.inflight, cb.done, cb.inflight);
+	ok(router_forget(r, "lpa", 1) == 0 &&
+	   router_counts(r, "lpa", 1, &ca) == 0 && ca.done == 0 &&
+	   router_counts(r, "lpb", 7, &cb) == 0 && cb.done == 3,
+	   "forgetting one release drops its port, not the other's");
+	router_log_stop(r);
+	router_app_remove(r, "lpa");
+	router_app_remove(r, "lpb");
+	buf_release(&seen.lines);
+}
+
+/*
+ * An engine that starts finds router.log as the last one left it (lines
+ * it read, holes, lines of ports it never routed): it reads from the end,
+ * and frees the rest.
+ */
+static void test_log_start(void)
+{
+	static const char old[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
+		"0.001\tGET\tid\t::1\t/old\n";
+	static const char line[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
+		"0.001\tGET\tid\t::1\t/new\n";
+	char dir[PATH_MAX + 16], table[PATH_MAX + 32], log[PATH_MAX + 32];
+	char ctl[PATH_MAX + 32];
+	struct router_opts o;
+	struct router *r = NULL;
+	unsigned long bad = 9, unknown = 9;
+	struct stat st;
+	int fd, i;
+
+	snprintf(dir, sizeof(dir), "%s/logstart", root);
+	snprintf(table, sizeof(table), "%s/routes", dir);
+	snprintf(ctl, sizeof(ctl), "%s/none.sock", dir);
+	snprintf(log, sizeof(log), "%s/router.log", dir);
+	mkdir(dir, 0755);
+	fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+	for (i = 0; fd >= 0 && i < 200; i++)
+		if (write(fd, old, sizeof(old) - 1) < 0)
+			break;
+	memset(&o, 0, sizeof(o));
+	o.table_path = table;
+	o.control_socket = ctl;
+	o.domain = "localhost";
+	o.access_log = log;
+	ok(fd >= 0 && router_init(&r, &o) == 0, "a router starts on an old "
+	   "router.log");
+	if (!r) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	router_log_read(r);
+	router_log_stats(r, &bad, &unknown);
+	ok(bad == 0 && unknown == 0 && stat(log, &st) == 0 &&
+	   (off_t)st.st_blocks * 512 < st.st_size,
+	   "it reads none of what was there, and frees it (%lu, %lu, %lld)",
+	   bad, unknown, (long long)st.st_blocks);
+	ok(write(fd, line, sizeof(line) - 1) == (ssize_t)sizeof(line) - 1 &&
+	   (router_log_read(r), router_log_stats(r, &bad, &unknown),
+	    bad == 0 && unknown == 1),
+	   "it reads what comes after (a line of a port it never routed: "
+	   "dropped)");
+	close(fd);
+	router_free(r);
 }
 
 /* The record parser on its own. */
@@ -1205,6 +1344,57 @@ static void test_log_parser(void)
 	   "the router's own answers are errors: %s",
 	   n == 2 ? lines[1].text : "");
 	buf_release(&in);
+	buf_release(&out);
+}
+
+/* nginx's access_log lines (ROUTERLOG_ACCESS_FORMAT), parsed on their own. */
+static void test_access_parser(void)
+{
+	static const char good[] = "demo.test\t127.0.0.1:20001, "
+		"127.0.0.1:20002\t200\t12\t0.003\tGET\tf00d\t127.0.0.1\t"
+		"/a\"b\\\xff?x=1\tz";
+	static const char answered[] = "st.test\tunix:/s/answer/sock\t503\t"
+		"15\t1.5\tGET\tid\t::1\t/";
+	static const char *const bad[] = {
+		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1",
+		"h\t127.0.0.1:1\t2x0\t1\t0.001\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\tsoon\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tG T\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1\t",
+	};
+	struct routerlog_access a;
+	struct routerlog_line lines[2];
+	struct buf rec = BUF_INIT, out = BUF_INIT;
+	unsigned long nbad = 0;
+	size_t n = 0, i, nrefused = 0;
+	int r;
+
+	r = routerlog_access_parse(good, sizeof(good) - 1, &a);
+	ok(r == 0 && a.port == 20002 && a.status == 200 && a.bytes == 12 &&
+	   a.ms == 3 && a.uri_len == strlen("/a\"b\\\xff?x=1\tz"),
+	   "an access_log line parses: the last peer's port, the URI to the "
+	   "end of the line (%d, port %d)", r, a.port);
+	if (r == 0)
+		routerlog_access_record(&a, "demo", "web.2", 4, "", &rec);
+	routerlog_parse(rec.data, rec.len, lines, 2, &n, &nbad, &out);
+	ok(n == 1 && !strcmp(lines[0].app, "demo") &&
+	   !strcmp(lines[0].text, "at=info method=GET "
+		   "path=\"/a\\\"b\\\\\\xFF?x=1\\x09z\" host=demo.test "
+		   "request_id=f00d fwd=\"127.0.0.1\" dyno=web.2 port=20002 "
+		   "release=4 service=3ms status=200 bytes=12 protocol=http"),
+	   "and makes the same router line as the Lua record: %s",
+	   n == 1 ? lines[0].text : "");
+	r = routerlog_access_parse(answered, sizeof(answered) - 1, &a);
+	ok(r == 0 && a.port == 0 && a.ms == 1500,
+	   "a request the answer listener took has no port (%d, %d)", r,
+	   a.port);
+	for (i = 0; i < ARRAY_SIZE(bad); i++)
+		if (routerlog_access_parse(bad[i], strlen(bad[i]), &a) < 0)
+			nrefused++;
+	ok(nrefused == ARRAY_SIZE(bad),
+	   "lines with a missing field, a bad number, time or method, or no "
+	   "URI are refused (%zu of %zu)", nrefused, ARRAY_SIZE(bad));
+	buf_release(&rec);
 	buf_release(&out);
 }
 
@@ -1322,6 +1512,8 @@ int main(int argc, char **argv)
 	config_set(&cfg, "http_listen", listen);
 
 	test_log_parser();
+	test_access_parser();
+	test_log_start();
 	ok(nginx_init(&ng, &cfg, l) == 0 && nginx_start(ng) == 0,
 	   "nginx starts with the router: %s", error_last());
 	if (!ng)
@@ -1347,6 +1539,7 @@ int main(int argc, char **argv)
 	test_static_beside(r, p1, p2);
 	test_probe(r, p1, p2);
 	test_logs(l, ng, r);
+	test_log_ports(l, r, p1);
 	t_noisy = now_ms();
 	test_peers(r, p3, p2, &b);
 	test_watch(r, p3, p2);
