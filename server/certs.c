@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "app.h"
+#include "appuser.h"
 #include "backup.h"
 #include "config.h"
 #include "control.h"
@@ -30,8 +31,10 @@
 #include "loop.h"
 #include "manifest.h"
 #include "nginx.h"
+#include "privsep.h"
 #include "reaper.h"
 #include "router.h"
+#include "safefs.h"
 #include "spawn.h"
 #include "tlscert.h"
 #include "util.h"
@@ -46,6 +49,9 @@
 #define CERTS_LOG_MAX (1024 * 1024)
 #define CERTS_HSTS_DEFAULT 31536000L
 #define CERTS_STDIN_MAX (1024 * 1024)
+/* What the splitter hands back: tlscert_split() takes at most
+ * TLSCERT_PEM_MAX and adds one newline per block of 20 bytes or more */
+#define CERTS_SPLIT_MAX (2 * TLSCERT_PEM_MAX)
 #define CERTS_PATH_ENV \
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -1469,6 +1475,144 @@ out:
 	return ret;
 }
 
+/*
+ * PEM text, else a tar (Dokku's certs:add < cert-key.tar), split into the
+ * certificates and the key; in may be replaced by the tar's files.  The
+ * client's bytes: as root, parsed only in split_unprivileged()'s child.
+ */
+static int split_input(struct buf *in, struct buf *chain, struct buf *key)
+{
+	struct buf flat;
+	int ret = -1;
+
+	buf_init(&flat, CERTS_STDIN_MAX);
+	if (!in->len || !memmem(in->data, in->len, "-----BEGIN ", 11)) {
+		if (untar(in->data ? in->data : "", in->len, &flat) < 0)
+			goto out;
+		buf_reset(in);
+		if (buf_add(in, flat.data ? flat.data : "", flat.len) < 0) {
+			error_set("the tar holds too much");
+			goto out;
+		}
+	}
+	if (tlscert_split(in->data ? in->data : "", in->len, chain, key) < 0)
+		goto out;
+	ret = 0;
+out:
+	buf_release(&flat);
+	return ret;
+}
+
+/*
+ * As root: split the client's bytes without parsing them as root.  They
+ * are spooled unread to STAGE/u/in (STAGE/u is berth-ssh's, STAGE root's
+ * 0700); a child chroots into STAGE/u, drops for good to berth-ssh,
+ * untars and splits there (split_input()) and leaves cert.pem and
+ * key.pem; root reads them back by descriptors (a link, a fifo, a
+ * device refused, never followed; each at most CERTS_SPLIT_MAX) and
+ * removes STAGE/u.  0, or -1 with error_last() (the splitter's own error
+ * when it failed, as one line).
+ */
+static int split_unprivileged(const char *root, const char *stage,
+			      const struct buf *in, struct buf *chain,
+			      struct buf *key)
+{
+	char msg[512];
+	char *top = xasprintf("%s/u", stage), *spool = NULL;
+	int ufd = -1, p[2] = { -1, -1 }, st, ret = -1;
+	ssize_t n;
+	size_t got = 0;
+	pid_t pid, me = getpid();
+	struct appuser u;
+
+	if (privsep_user(root, &u) < 0)
+		goto out;
+	if (mkdir(top, 0700) < 0 || chown(top, u.uid, u.gid) < 0) {
+		error_setsys("cannot make a folder in '%s'", stage);
+		goto out;
+	}
+	/* nothing of berth-ssh's runs yet: top is root's to write into */
+	spool = xasprintf("%s/in", top);
+	if (write_file_atomic(spool, in->data ? in->data : "", in->len,
+			      0600) < 0)
+		goto out;
+	if (chown(spool, u.uid, u.gid) < 0) {
+		error_setsys("cannot hand '%s' over", spool);
+		goto out;
+	}
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		error_setsys("pipe");
+		goto out;
+	}
+	pid = fork();
+	if (pid < 0) {
+		error_setsys("fork");
+		goto out;
+	}
+	if (pid == 0) {
+		struct buf raw, c = BUF_INIT, k = BUF_INIT;
+		const char *err = "cannot start the splitter";
+
+		/* nothing of the session's but the way to say what failed */
+		if (dup2(p[1], 3) < 0)
+			_exit(1);
+		close_range(4, ~0u, 0);
+		buf_init(&raw, CERTS_STDIN_MAX + 1);
+		if (chroot(top) == 0 && chdir("/") == 0 &&
+		    privsep_drop(&u, me) == 0) {
+			if (read_file(&raw, "/in", CERTS_STDIN_MAX + 1) == 0 &&
+			    split_input(&raw, &c, &k) == 0 &&
+			    write_file_atomic("/cert.pem", c.data, c.len,
+					      0600) == 0 &&
+			    write_file_atomic("/key.pem", k.data, k.len,
+					      0600) == 0)
+				_exit(0);
+			err = error_last();
+		}
+		if (write(3, err, strlen(err)) < 0)
+			_exit(1);
+		_exit(1);
+	}
+	close(p[1]);
+	p[1] = -1;
+	while (got < sizeof(msg) - 1 &&
+	       (n = read(p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			break;
+		got += (size_t)n;
+	}
+	msg[got] = '\0';
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
+		/* the splitter's word, shown as one line of text */
+		for (n = 0; msg[n]; n++)
+			if ((unsigned char)msg[n] < 0x20 || msg[n] == 0x7f)
+				msg[n] = '?';
+		error_set("%s", msg[0] ? msg : "the splitter failed");
+		goto out;
+	}
+	ufd = safefs_open_top(top);
+	if (ufd < 0 ||
+	    safefs_read(chain, ufd, "cert.pem", CERTS_SPLIT_MAX) < 0 ||
+	    safefs_read(key, ufd, "key.pem", CERTS_SPLIT_MAX) < 0)
+		goto out;
+	ret = 0;
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
+	if (ufd >= 0)
+		close(ufd);
+	rm_rf(top);
+	free(spool);
+	free(top);
+	return ret;
+}
+
 static int relay(void *arg, enum control_kind kind, const char *text)
 {
 	struct backup_io *io = arg;
@@ -1528,26 +1672,22 @@ int certs_add_command(const char *root, int argc, char **argv,
 			goto out;
 		}
 	}
-	/* PEM text, else a tar (Dokku's certs:add < cert-key.tar) */
-	if (!memmem(in.data, in.len, "-----BEGIN ", 11)) {
-		if (untar(in.data, in.len, &flat) < 0) {
-			say(io, "certs:add: %s", error_last());
-			goto out;
-		}
-		buf_reset(&in);
-		buf_add(&in, flat.data ? flat.data : "", flat.len);
-	}
-	if (tlscert_split(in.data, in.len, &chain, &key) < 0 ||
-	    tlscert_check(chain.data, chain.len, key.data, key.len,
-			  NULL) < 0) {
-		say(io, "certs:add: %s", error_last());
-		goto out;
-	}
 	stage = xasprintf("%s/tmp/certs.XXXXXX", root);
 	if (!mkdtemp(stage)) {
 		say(io, "cannot make a folder in '%s/tmp': %s", root,
 		    strerror(errno));
 		FREE_AND_NULL(stage);
+		goto out;
+	}
+	/* as root, the input is untarred and split by berth-ssh in a jail */
+	if (geteuid() == 0)
+		r = split_unprivileged(root, stage, &in, &chain, &key);
+	else
+		r = split_input(&in, &chain, &key);
+	/* OpenSSL's check stays root's: nginx's master loads them as root */
+	if (r < 0 || tlscert_check(chain.data, chain.len, key.data, key.len,
+				   NULL) < 0) {
+		say(io, "certs:add: %s", error_last());
 		goto out;
 	}
 	p = xasprintf("%s/cert.pem", stage);

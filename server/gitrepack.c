@@ -15,6 +15,7 @@
 #include "indexpack.h"
 #include "log.h"
 #include "packwrite.h"
+#include "procguard.h"
 #include "util.h"
 #include "banned.h"
 
@@ -169,7 +170,14 @@ void gitrepack_after_push(const char *repo_path,
 			log_warn("%s: fork", __func__);
 		return;
 	}
-	/* the child: off the connection, out of the session's way */
+	/* the child: under a guarded git child, a filter of its own pid
+	 * stacked on the parent's, so it signals no process (the parent
+	 * may end first and its pid go to another session's process) */
+	if (procguard_fork_child() < 0) {
+		log_warnx("repack of '%s': %s", repo_path, error_last());
+		_exit(1);
+	}
+	/* off the connection, out of the session's way */
 	setsid();
 	signal(SIGPIPE, SIG_IGN);
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);

@@ -26,9 +26,11 @@ int gitrepack_run(const char *repo_path);
 
 /*
  * After a push: in a detached child (its own session, fds closed, low
- * priority), repack repo_path if it has more than GITREPACK_MAX_PACKS
- * packs, then call then(repo_path) if it is not NULL (the kept clone
- * pack, upload.h).  Returns at once; the caller never waits for it.
+ * priority; under a guarded process, procguard_fork_child() first, so
+ * it signals no process), repack repo_path if it has more than
+ * GITREPACK_MAX_PACKS packs, then call then(repo_path) if it is not NULL
+ * (the kept clone pack, upload.h).  Returns at once; the caller never
+ * waits for it.
  */
 void gitrepack_after_push(const char *repo_path,
 			  int (*then)(const char *repo_path));

@@ -227,12 +227,25 @@ static int load(struct prog *p)
 	return 0;
 }
 
+/* Set once this process (or the parent it was forked from) has one. */
+static int filter_on;
+
 static int install_filter(void)
 {
 	struct prog p;
 
 	build(&p, (uint32_t)syscall(SYS_getpid));
-	return load(&p);
+	if (load(&p) < 0)
+		return -1;
+	filter_on = 1;
+	return 0;
+}
+
+int procguard_fork_child(void)
+{
+	if (!filter_on)
+		return 0;
+	return install_filter();
 }
 
 int procguard_forbid_fork(void)
@@ -258,6 +271,11 @@ int procguard_filter_supported(void)
 static int install_filter(void)
 {
 	return ERR_NOTFOUND;
+}
+
+int procguard_fork_child(void)
+{
+	return 0;
 }
 
 int procguard_forbid_fork(void)

@@ -20,9 +20,10 @@
  *     Refused calls fail with EPERM.  A system call of another ABI (i386
  *     or x32 on x86_64, arm32 on aarch64) is refused whatever it is.
  *
- * Children it forks inherit the filter with its pid: they can signal
- * their parent, not themselves, nor their own children (none needs to);
- * procguard_forbid_fork() below is for processes that never fork.
+ * Children it forks inherit the filter with its pid: they could signal
+ * their parent, and whatever process gets its pid once it ended, so a
+ * child calls procguard_fork_child() below first thing;
+ * procguard_forbid_fork() is for processes that never fork.
  * The filter knows the system call numbers of x86_64 and aarch64, the
  * architectures Debian 12's berth runs on; elsewhere it is left off and
  * procguard_install() says so (ERR_NOTFOUND), the rest still done.  Under
@@ -51,6 +52,20 @@ int procguard_install(void);
  * without a filter, nor under a sanitizer (LeakSanitizer clones).
  */
 int procguard_forbid_fork(void);
+
+/*
+ * In a child forked by a guarded process, first thing: a second filter,
+ * built with the child's pid, stacked on the inherited one (the kernel
+ * runs both, and the stricter answer wins).  The inherited filter allows
+ * the calls of the list above for the parent's pid only, this one for
+ * the child's only: together, for no pid, so the child signals nothing
+ * (abort() still ends it: glibc falls back to a fault when raise()
+ * fails), and the parent's pid, reused once the parent ended, is out of
+ * reach.  Limits and priority "for me" (0) stay allowed.  0, also when
+ * this process has no filter (nothing to close); -1 with error_last().
+ * Async-signal-safe.
+ */
+int procguard_fork_child(void);
 
 /* 1 if procguard_install() installs a filter on this architecture. */
 int procguard_filter_supported(void);

@@ -3,7 +3,8 @@
 # parses the command and keys add's key text (tests/unit/privsep.c plays a
 # hostile berth-ssh half against the real root half), and an import's
 # tarball is unpacked by berth-ssh in a jail, then taken by root through
-# descriptors that never follow a link (docs/security.md).
+# descriptors that never follow a link; certs:add's PEM or tar is untarred
+# and split by berth-ssh in a jail too (docs/security.md).
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-ssh.sh"
 
@@ -79,6 +80,27 @@ test_expect_success 'an imported tree is root'"'"'s, none of it berth-ssh'"'"'s 
 	test -z "$(find "$BERTH_ROOT/apps/good" -path "$BERTH_ROOT/apps/good/repo.git" -prune -o -user berth-ssh -print)" &&
 	test -z "$(find "$BERTH_ROOT/apps/good/repo.git" ! -user berth-ssh)" &&
 	test -z "$(ls "$BERTH_ROOT/tmp" | grep import)"
+'
+
+test_expect_success 'certs:add: berth-ssh untars and splits it in a jail; one error line, nothing left' '
+	echo "not a certificate" >junk.pem &&
+	test_must_fail ssh_berth admin certs:add web <junk.pem 2>err &&
+	test_grep "^error: certs:add: not PEM text nor a tar" err &&
+	test_grep_not "$BERTH_ROOT" err &&
+	test $(wc -l <err) -eq 1 &&
+	mkdir -p bomb &&
+	head -c 3000000 /dev/zero >bomb/server.crt &&
+	tar czf bomb.tar.gz -C bomb server.crt &&
+	test_must_fail ssh_berth admin certs:add web <bomb.tar.gz 2>err &&
+	test_grep "^error: certs:add: the tar holds too much$" err &&
+	mkdir -p linked &&
+	ln -sf /etc/shadow linked/server.key &&
+	tar cf linked.tar -C linked server.key &&
+	test_must_fail ssh_berth admin certs:add web <linked.tar 2>err &&
+	test_grep "^error: certs:add: " err &&
+	test_grep_not "root:" err &&
+	test $(wc -l <err) -eq 1 &&
+	test -z "$(ls "$BERTH_ROOT/tmp" | grep certs)"
 '
 
 test_done

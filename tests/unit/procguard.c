@@ -170,6 +170,70 @@ static void attack(pid_t v)
 	say(prctl(PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1, "no_new_privs");
 }
 
+/*
+ * A child of the guarded process inherits its filter and with it the
+ * parent's pid: without procguard_fork_child() it signals the parent
+ * (and whoever gets that pid once the parent ended); with it, neither
+ * the parent nor anything else.  The guarded process stands in for the
+ * git child, its child for the repack it forks.
+ */
+static void fork_child(void)
+{
+	pid_t me = getpid(), c;
+	int st;
+
+	c = fork();
+	if (c < 0) {
+		say(0, "fork() for the fork guard");
+		return;
+	}
+	if (c == 0) {
+		errno = 0;
+		say(kill(me, 0) == 0, "an unguarded fork signals its "
+		    "parent's pid (the gap)");
+		_exit(0);
+	}
+	errno = 0;
+	say(waitpid(c, &st, 0) == c && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0, "the unguarded fork ended");
+	c = fork();
+	if (c < 0) {
+		say(0, "fork() for the fork guard");
+		return;
+	}
+	if (c == 0) {
+		struct rlimit rl;
+
+		if (procguard_fork_child() < 0) {
+			say(0, "procguard_fork_child()");
+			_exit(0);
+		}
+		REFUSED_AS(kill(me, 0), EPERM, "after procguard_fork_child(), "
+			   "kill(parent's pid) refused");
+		REFUSED_AS(kill(me, SIGKILL), EPERM, "kill(parent's pid, "
+			   "SIGKILL) refused");
+		REFUSED_AS(syscall(SYS_tgkill, me, me, SIGUSR1), EPERM,
+			   "tgkill(parent's pid) refused");
+		REFUSED_AS(syscall(SYS_rt_sigqueueinfo, me, SIGUSR1, NULL),
+			   EPERM, "rt_sigqueueinfo(parent's pid) refused");
+		REFUSED_AS(kill(getpid(), 0), EPERM, "kill(own pid) refused "
+			   "too: the two filters leave no pid");
+		errno = 0;
+		say(getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+		    prlimit(0, RLIMIT_NOFILE, &rl, NULL) == 0,
+		    "the fork still sets its own limits");
+		errno = 0;
+		say(setpriority(PRIO_PROCESS, 0, 10) == 0,
+		    "the fork still lowers its own priority");
+		_exit(0);
+	}
+	errno = 0;
+	say(waitpid(c, &st, 0) == c && WIFEXITED(st) &&
+	    WEXITSTATUS(st) == 0, "the guarded fork ended");
+	errno = 0;
+	say(kill(me, 0) == 0, "the guarded process still signals itself");
+}
+
 static void *thread_main(void *arg)
 {
 	return arg;
@@ -262,6 +326,7 @@ static void run_as_user(pid_t v, int guarded)
 			if (privsep_drop(&u, parent) < 0)
 				_exit(2);
 			attack(v);
+			fork_child();
 			no_fork();
 		} else {
 			char path[64];
