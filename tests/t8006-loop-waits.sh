@@ -3,7 +3,8 @@
 # app's user (userdel and groupdel, held up here by the users' lock,
 # which a build making a user holds as long), other commands answer; rm
 # answers once the user is gone, also when the engine stops meanwhile;
-# its folders are moved aside at once and deleted by a child.
+# its folders, its live release's run folders among them, are moved aside
+# at once and deleted by a child, as a retired release's run folders are.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -32,6 +33,11 @@ running() { kill -0 "$1" 2>/dev/null; }
 gone() { ! running "$1"; }
 # no_trash APP: the folders rm moved into ROOT/tmp are deleted
 no_trash() { ! ls "$BERTH_ROOT/tmp" | grep -q "^removed-$1-"; }
+# no_run APP: no run folder of APP is left in ROOT/run
+no_run() { ! ls "$BERTH_ROOT/run" | grep -q "^$1-[0-9]"; }
+# run_of APP N: release N of APP has a run folder
+run_of() { ls "$BERTH_ROOT/run" | grep -q "^$1-$2-"; }
+no_run_of() { ! run_of "$@"; }
 # a failed test must not leave a holder behind
 test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release'"
 
@@ -43,11 +49,21 @@ test_expect_success 'an app with a user of its own' '
 	id berth-loopwait
 '
 
+test_expect_success 'a retired release'"'"'s run folder is deleted aside, by a child' '
+	run_of loopwait 1 &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 2 of loopwait is live" out &&
+	retry_until 60 no_run_of loopwait 1 &&
+	run_of loopwait 2 &&
+	retry_until 30 no_trash loopwait
+'
+
 test_expect_success 'while rm waits for the user to go, the engine answers' '
 	hold_users_lock rm1 &&
 	rm_in_background rm &&
 	# its folders go first, in the loop; then the user, in a child
 	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	no_run loopwait &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
 	running $rm_pid &&
