@@ -5,6 +5,7 @@
 # answers once the user is gone, also when the engine stops meanwhile;
 # its folders, its live release's run folders among them, are moved aside
 # at once and deleted by a child, as a retired release's run folders are.
+# apps:rename's usermod (held up by the same lock) runs in a child too.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -29,6 +30,16 @@ rm_in_background() {
 	return 0
 }
 
+# lock_waited: someone waits for the users' lock (/proc/locks: "->")
+lock_waited() {
+	grep -q -- "-> FLOCK .*:$(stat -c %i "$BERTH_ROOT/users/lock") " /proc/locks
+}
+# rename_in_background OUT: "apps:rename loopwait loopwait2", as above
+rename_in_background() {
+	{ berth apps:rename loopwait loopwait2 >"$1.out" 2>&1; echo $? >"$1.rc"; } &
+	rename_pid=$!
+	return 0
+}
 running() { kill -0 "$1" 2>/dev/null; }
 gone() { ! running "$1"; }
 # no_trash APP: the folders rm moved into ROOT/tmp are deleted
@@ -39,7 +50,7 @@ no_run() { ! ls "$BERTH_ROOT/run" | grep -q "^$1-[0-9]"; }
 run_of() { ls "$BERTH_ROOT/run" | grep -q "^$1-$2-"; }
 no_run_of() { ! run_of "$@"; }
 # a failed test must not leave a holder behind
-test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release'"
+test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release' '$TRASH/mv1.release'"
 
 test_expect_success 'an app with a user of its own' '
 	start_berth &&
@@ -56,6 +67,27 @@ test_expect_success 'a retired release'"'"'s run folder is deleted aside, by a c
 	retry_until 60 no_run_of loopwait 1 &&
 	run_of loopwait 2 &&
 	retry_until 30 no_trash loopwait
+'
+
+test_expect_success 'while apps:rename waits for usermod, the engine answers' '
+	hold_users_lock mv1 &&
+	rename_in_background mv &&
+	# its child waits for the lock: nothing moved yet
+	retry_until 30 lock_waited &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "loopwait" apps.out &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
+	running $rename_pid &&
+	test -e "$BERTH_ROOT/apps/loopwait" &&
+	touch "$TRASH/mv1.release" &&
+	retry_until 30 test -s mv.rc &&
+	test "$(cat mv.rc)" = 0 &&
+	test_grep "Renamed loopwait to loopwait2" mv.out &&
+	test -e "$BERTH_ROOT/apps/loopwait2" &&
+	test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	berth apps:rename loopwait2 loopwait >mv.out &&
+	test_grep "Renamed loopwait2 to loopwait" mv.out &&
+	id berth-loopwait
 '
 
 test_expect_success 'while rm waits for the user to go, the engine answers' '
