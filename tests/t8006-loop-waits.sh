@@ -5,7 +5,8 @@
 # answers once the user is gone, also when the engine stops meanwhile;
 # its folders, its live release's run folders among them, are moved aside
 # at once and deleted by a child, as a retired release's run folders are.
-# apps:rename's usermod (held up by the same lock) runs in a child too.
+# apps:rename's usermod (held up by the same lock) runs in a child too,
+# as the copy of a bundle into its release folder does.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -67,6 +68,22 @@ test_expect_success 'a retired release'"'"'s run folder is deleted aside, by a c
 	retry_until 60 no_run_of loopwait 1 &&
 	run_of loopwait 2 &&
 	retry_until 30 no_trash loopwait
+'
+
+test_expect_success 'a bundle that cannot be copied into place changes nothing' '
+	rel="$BERTH_ROOT/apps/loopwait/releases" &&
+	mv "$rel/1/bundle.tar.gz" "$TRASH/bundle1" &&
+	mkdir "$rel/1/bundle.tar.gz" &&
+	test_must_fail berth rollback loopwait 1 >out 2>err &&
+	rmdir "$rel/1/bundle.tar.gz" &&
+	mv "$TRASH/bundle1" "$rel/1/bundle.tar.gz" &&
+	test $(wc -l <err) -eq 1 &&
+	test_grep "^error: " err &&
+	test ! -e "$rel/3" &&
+	berth apps >apps.out &&
+	test_grep "^loopwait .*running" apps.out &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 3 of loopwait is live" out
 '
 
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '
