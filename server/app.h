@@ -142,7 +142,8 @@ struct app {
 	struct client *rm_client;	/* rm waiting for processes, or for
 					 * its database's drop */
 	int removing;
-	int renaming;		/* apps:rename waits for its database */
+	int renaming;		/* apps:rename waits for its database or
+				 * its user (how many of those run) */
 	uint64_t retry_timer;	/* next try of a failed restore */
 	long retry_ms;		/* its back-off */
 	int64_t retry_at;	/* when (now_ms() clock) */
@@ -232,9 +233,10 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 /* "running", "stopped", "deploying", "new", ... as apps shows it. */
 const char *app_status_word(const struct app *a);
 /* "apps:rename OLD NEW" (apprename.c).  A database berth made for the
- * app is renamed first, off the loop (postgres_rename_async()): the app
- * is marked renaming meanwhile (rm and another rename are refused), and
- * what could have changed is checked again before the folders move. */
+ * app is renamed first, then its user, each off the loop
+ * (postgres_rename_async(), isolate_rename_app()): the app is marked
+ * renaming meanwhile (rm and another rename are refused), and what could
+ * have changed is checked again before the folders move. */
 void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 		    struct client *c);
 /* "apps:info NAME" (appinfo.c); its database's line is asked off the

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "access.h"
@@ -26,8 +25,6 @@
 #include "runner.h"
 #include "runs.h"
 #include "banned.h"
-
-static void trash_cancel_all(void);
 
 int apps_load(struct engine *e)
 {
@@ -156,119 +153,6 @@ static void user_removed(void *arg, int result)
 	free(ur);
 }
 
-/*
- * A removed app's folders (its repository, releases, cache and logs:
- * gigabytes, maybe) are renamed into ROOT/tmp at once, so the name is
- * free, and deleted there by a child: the loop does not wait for rm -rf.
- * ROOT/tmp is wiped at start, so an engine that dies meanwhile leaves
- * nothing for good.  One engine a process: the children in flight are
- * this file's.
- */
-struct trash_job {
-	struct trash_job *next;
-	struct runner r;
-	struct strv paths;
-};
-
-static struct trash_job *trash_jobs;
-
-static int trash_child(void *arg, int out, int err)
-{
-	struct trash_job *t = arg;
-	size_t i;
-	int ret = 0;
-
-	(void)out;
-	for (i = 0; i < t->paths.n; i++)
-		if (rm_rf(t->paths.v[i]) < 0) {
-			const char *msg = error_last();
-
-			if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
-				ret = 2;
-			ret = ret ? ret : 1;
-		}
-	return ret;
-}
-
-static void trash_free(struct trash_job *t)
-{
-	struct trash_job **tp;
-
-	for (tp = &trash_jobs; *tp; tp = &(*tp)->next)
-		if (*tp == t) {
-			*tp = t->next;
-			break;
-		}
-	strv_release(&t->paths);
-	free(t);
-}
-
-static void trash_done(struct runner *r, int result, void *arg)
-{
-	struct trash_job *t = arg;
-
-	if (result < 0)
-		log_warnx("%s", error_last());
-	else if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
-		log_warnx("cannot delete the folders of a removed app");
-	trash_free(t);
-}
-
-/* Move 'path' aside into t (or, when it cannot be moved, delete it
- * here, as before). */
-static void trash_add(struct engine *e, struct trash_job *t,
-		      const char *path, const char *app)
-{
-	static unsigned long seq;
-	char *to;
-
-	if (!path_exists(path))
-		return;
-	to = engine_path(e, "tmp/removed-%s-%ld-%lu", app, (long)getpid(),
-			 ++seq);
-	if (rename(path, to) == 0) {
-		strv_push(&t->paths, to);
-	} else if (rm_rf(path) < 0) {
-		log_warnx("%s", error_last());
-	}
-	free(to);
-}
-
-static void trash_start(struct trash_job *t, struct loop *l)
-{
-	size_t i;
-
-	if (!t->paths.n) {
-		strv_release(&t->paths);
-		free(t);
-		return;
-	}
-	runner_init(&t->r);
-	t->r.child_main = trash_child;
-	t->r.child_arg = t;
-	t->next = trash_jobs;
-	trash_jobs = t;
-	if (runner_start(&t->r, l, trash_done, t) == 0)
-		return;
-	log_warnx("%s", error_last());
-	for (i = 0; i < t->paths.n; i++)
-		if (rm_rf(t->paths.v[i]) < 0)
-			log_warnx("%s", error_last());
-	trash_free(t);
-}
-
-/* At exit: folders still being deleted stay in ROOT/tmp, which is wiped
- * at the next start. */
-static void trash_cancel_all(void)
-{
-	while (trash_jobs) {
-		struct trash_job *t = trash_jobs;
-
-		runner_cancel(&t->r);
-		trash_free(t);
-	}
-}
-
 void app_remove_now(struct app *a)
 {
 	app_remove(a, NULL, NULL);
@@ -278,7 +162,7 @@ void app_remove(struct app *a, void (*done)(void *arg), void *arg)
 {
 	struct engine *e = a->eng;
 	struct user_removal *ur;
-	struct trash_job *t = xcalloc(1, sizeof(*t));
+	struct trash_job *t = trash_new("cannot delete the folders of a removed app");
 	char *p;
 	int r;
 
@@ -290,7 +174,7 @@ void app_remove(struct app *a, void (*done)(void *arg), void *arg)
 	unlink(p);
 	free(p);
 	if (a->live) {
-		run_remove_dirs(a->live);
+		trash_run_dirs(t, a->live);
 		run_free(a->live);
 		a->live = NULL;
 	}

@@ -8,9 +8,9 @@
  * it (deploy.h).
  *
  * Runs in the engine's loop.  app_remove() renames the app's folders
- * (repository, releases, cache, logs) into ROOT/tmp, where a child
- * deletes them, and its user goes in a child (isolate_remove_app()); it
- * still deletes its run folders itself (run_remove_dirs()).  apps_free(),
+ * (repository, releases, cache, logs, its live release's run folders)
+ * into ROOT/tmp, where a child deletes them (releases.h: trash_*()), and
+ * its user goes in a child (isolate_remove_app()).  apps_free(),
  * at exit, waits for users still being removed (folders still being
  * deleted are left to the wipe of ROOT/tmp at the next start).  The rest
  * reads or writes small files.  A deploy started here is asynchronous.

@@ -193,7 +193,7 @@ static void name_back_done(void *arg, int result, const char *out)
 	struct rename_req *r = arg;
 
 	(void)out;
-	r->a->renaming = 0;
+	r->a->renaming--;
 	if (result < 0)
 		log_warnx("%s: cannot give the database its name back: %s",
 			  r->to, error_last());
@@ -211,19 +211,73 @@ static void database_name_back(struct engine *e, struct app *a,
 	r->a = a;
 	r->from = xstrdup(to);
 	r->to = xstrdup(from);
-	a->renaming = 1;
+	a->renaming++;
 	postgres_rename_async(e->pg, to, from, name_back_done, r);
 }
 
 static void rename_rest(struct engine *e, struct app *a, const char *to,
 			char *db_url, struct client *c);
 
+/* A user rename in flight (isolate_rename_app(): usermod in a child). */
+struct user_req {
+	struct engine *e;
+	struct app *a;
+	struct client *c;	/* NULL when giving the name back */
+	char *from;
+	char *to;
+	char *db_url;		/* the database's new URL, if it has one */
+};
+
+static void user_req_free(struct user_req *u)
+{
+	if (u->c)
+		client_unref(u->c);
+	free(u->from);
+	free(u->to);
+	free(u->db_url);
+	free(u);
+}
+
+static void user_back_done(void *arg, int result)
+{
+	struct user_req *u = arg;
+
+	u->a->renaming--;
+	if (result < 0)
+		log_warnx("%s: cannot give the app's user its name back: %s",
+			  u->from, error_last());
+	user_req_free(u);
+}
+
+/* The user was renamed, and the rest of the rename did not happen: its
+ * name back (off the loop too). */
+static void user_name_back(struct engine *e, struct app *a,
+			   const char *from, const char *to)
+{
+	struct user_req *u = xcalloc(1, sizeof(*u));
+	int r;
+
+	u->e = e;
+	u->a = a;
+	u->from = xstrdup(to);
+	u->to = xstrdup(from);
+	a->renaming++;
+	r = isolate_rename_app(e->iso, to, from, user_back_done, u);
+	if (r == 0)
+		return;
+	a->renaming--;
+	if (r < 0)
+		log_warnx("%s: cannot give the app's user its name back: %s",
+			  to, error_last());
+	user_req_free(u);
+}
+
 static void rename_database_done(void *arg, int result, const char *out)
 {
 	struct rename_req *r = arg;
 	struct app *a = r->a;
 
-	a->renaming = 0;
+	a->renaming--;
 	if (result < 0) {
 		client_error(r->c, "cannot rename the database of '%s': %s; nothing renamed",
 			     r->from, error_last());
@@ -264,14 +318,68 @@ void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 	client_ref(c);
 	r->from = xstrdup(a->name);
 	r->to = xstrdup(to);
-	a->renaming = 1;
+	a->renaming++;
 	postgres_rename_async(e->pg, a->name, to, rename_database_done, r);
 }
 
-/* The folders, the user, the certificate, the route and the config, the
- * database having its new name already when db_url is set (taken). */
+static void rename_folders(struct engine *e, struct app *a, const char *to,
+			   char *db_url, struct client *c);
+
+static void user_renamed(void *arg, int result)
+{
+	struct user_req *u = arg;
+	struct app *a = u->a;
+	char *db_url = u->db_url;
+
+	a->renaming--;
+	u->db_url = NULL;
+	if (result < 0) {
+		client_error(u->c, "cannot rename the app's user: %s; nothing renamed",
+			     error_last());
+		if (db_url)
+			database_name_back(u->e, a, u->from, u->to);
+		free(db_url);
+	} else if (rename_check(u->e, a, u->to) < 0) {
+		/* the engine served others meanwhile */
+		client_error(u->c, "%s", error_last());
+		user_name_back(u->e, a, u->from, u->to);
+		if (db_url)
+			database_name_back(u->e, a, u->from, u->to);
+		free(db_url);
+	} else {
+		rename_folders(u->e, a, u->to, db_url, u->c);
+	}
+	user_req_free(u);
+}
+
+/* The user first, in a child (usermod), so a new app of the old name
+ * gets a user of its own; the rest from its callback.  db_url is taken:
+ * the database has its new name already when it is set. */
 static void rename_rest(struct engine *e, struct app *a, const char *to,
 			char *db_url, struct client *c)
+{
+	struct user_req *u = xcalloc(1, sizeof(*u));
+	int r;
+
+	u->e = e;
+	u->a = a;
+	u->c = c;
+	client_ref(c);
+	u->from = xstrdup(a->name);
+	u->to = xstrdup(to);
+	u->db_url = db_url;
+	a->renaming++;
+	r = isolate_rename_app(e->iso, a->name, to, user_renamed, u);
+	if (r == 0)
+		return;
+	/* done already (no users to move), or failed: as from the loop */
+	user_renamed(u, r > 0 ? 0 : -1);
+}
+
+/* The folders, the certificate, the route and the config, the user and
+ * (when db_url is set, taken) the database having their new names. */
+static void rename_folders(struct engine *e, struct app *a, const char *to,
+			   char *db_url, struct client *c)
 {
 	char *from = xstrdup(a->name), *logdir = NULL, *url = NULL;
 	char *envpath = NULL;
@@ -292,20 +400,8 @@ static void rename_rest(struct engine *e, struct app *a, const char *to,
 		if (r < 0)
 			goto undo;
 	}
-	/* its user too, so a new app of the old name gets a user of its own */
-	if (isolate_rename_app(e->iso, from, to) < 0) {
-		error_set("cannot rename the app's user: %s", error_last());
+	if (certs_app_rename(e->certs, from, to) < 0)
 		goto undo;
-	}
-	if (certs_app_rename(e->certs, from, to) < 0) {
-		char *why = xstrdup(error_last());
-
-		if (isolate_rename_app(e->iso, to, from) < 0)
-			log_warnx("%s", error_last());
-		error_set("%s", why);
-		free(why);
-		goto undo;
-	}
 	/* the new name from here on; its log goes on in the moved folder */
 	free(a->name);
 	a->name = xstrdup(to);
@@ -356,6 +452,7 @@ static void rename_rest(struct engine *e, struct app *a, const char *to,
 undo:
 	client_error(c, "%s; nothing renamed", error_last());
 	rename_back(e, from, to, done);
+	user_name_back(e, a, from, to);
 	if (db_url)
 		database_name_back(e, a, from, to);
 out:

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "app.h"
@@ -20,6 +21,7 @@
 #include "logger.h"
 #include "loop.h"
 #include "release.h"
+#include "runner.h"
 #include "util.h"
 #include "version.h"
 #include "banned.h"
@@ -177,6 +179,11 @@ struct cl_pending {
 	int rollback;		/* going back to the release before */
 	char *commit;
 	struct strv config;	/* the cluster's KEY=VALUE */
+	/* its bundle being written to path by a child (on_chunks()) */
+	struct cluster *cl;
+	struct runner writer;
+	struct buf writer_err;
+	char *path;
 };
 
 /* What this host has applied (the tables may not know it yet). */
@@ -219,7 +226,10 @@ struct cl_watch {
  * stopped) until "cluster join" (docs/cluster.md). */
 enum cl_state { CL_DOWN, CL_CONNECTING, CL_READY, CL_REMOVED };
 
+struct cl_publish;
+
 struct cluster {
+	struct cl_publish *publishes;	/* bundles being read to publish */
 	struct engine *e;
 	char *conninfo;
 	char *name;
@@ -921,8 +931,14 @@ static void pending_drop(struct cluster *cl, struct cl_pending *p)
 			break;
 		}
 	}
+	if (runner_running(&p->writer)) {
+		runner_cancel(&p->writer);
+		unlink(p->path);
+	}
 	free(p->app);
 	free(p->commit);
+	free(p->path);
+	buf_release(&p->writer_err);
 	strv_release(&p->config);
 	free(p);
 }
@@ -1166,60 +1182,112 @@ static void on_config_only(struct cluster *cl, PGresult *res, void *arg)
 	pending_deploy(cl, p, NULL);
 }
 
+/* What the writer child writes: the rows of a fetch, in the child's copy
+ * of the engine's memory. */
+struct chunks_out {
+	PGresult *res;
+	const char *path;
+};
+
+/* In the child: the chunks into the file, in order. */
+static int write_chunks(void *arg, int out, int err)
+{
+	struct chunks_out *w = arg;
+	long total = 0;
+	int fd, i;
+	const char *msg;
+
+	(void)out;
+	fd = open(w->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC |
+		  O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		error_setsys("cannot create '%s'", w->path);
+		goto fail;
+	}
+	for (i = 0; i < PQntuples(w->res); i++) {
+		int len = PQgetlength(w->res, i, 0);
+
+		total += len;
+		if (total > BUNDLE_MAX ||
+		    write_all(fd, PQgetvalue(w->res, i, 0), (size_t)len) < 0) {
+			close(fd);
+			error_set("cannot write '%s'", w->path);
+			goto fail;
+		}
+	}
+	if (close(fd) < 0) {
+		error_setsys("cannot write '%s'", w->path);
+		goto fail;
+	}
+	return 0;
+fail:
+	msg = error_last();
+	if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
+		return 2;
+	return 1;
+}
+
+static void on_chunks_written(struct runner *r, int result, void *arg)
+{
+	struct cl_pending *p = arg;
+	struct cluster *cl = p->cl;
+
+	if (result < 0) {
+		log_warnx("cluster: %s", error_last());
+	} else if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0) {
+		if (p->writer_err.len)
+			log_warnx("cluster: %.*s", (int)p->writer_err.len,
+				  p->writer_err.data);
+		else
+			log_warnx("cluster: cannot write '%s'", p->path);
+		result = -1;
+	}
+	if (result == 0) {
+		pending_deploy(cl, p, p->path);
+	} else {
+		unlink(p->path);
+		pending_drop(cl, p);
+	}
+}
+
+/* The fetched bundle (hundreds of MB, maybe) is written to disk by a
+ * child; the deploy starts from its exit. */
 static void on_chunks(struct cluster *cl, PGresult *res, void *arg)
 {
 	struct cl_pending *p = arg;
-	char *dir = NULL, *path = NULL;
-	long total = 0;
-	int fd = -1, i, ok = 0;
+	struct chunks_out w;
+	char *dir = NULL;
 
 	if (!res_ok(res) || p->failed || PQntuples(res) == 0) {
 		log_warnx("cluster: cannot read release %d of '%s': %s",
 			  p->release, p->app, res_ok(res) ?
 			  "no bundle stored" : first_line(res_error(res)));
-		goto out;
+		pending_drop(cl, p);
+		return;
 	}
 	dir = engine_path(cl->e, "run/cluster");
-	path = xasprintf("%s/%s.%d.tar.gz", dir, p->app, p->release);
+	free(p->path);
+	p->path = xasprintf("%s/%s.%d.tar.gz", dir, p->app, p->release);
 	if (mkdir_p(dir, 0700) < 0) {
 		log_warnx("cluster: %s", error_last());
-		goto out;
-	}
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-		  0600);
-	if (fd < 0) {
-		log_warn("cluster: cannot create '%s'", path);
-		goto out;
-	}
-	for (i = 0; i < PQntuples(res); i++) {
-		int len = PQgetlength(res, i, 0);
-
-		total += len;
-		if (total > BUNDLE_MAX ||
-		    write_all(fd, PQgetvalue(res, i, 0), (size_t)len) < 0) {
-			log_warnx("cluster: cannot write '%s'", path);
-			goto out;
-		}
-	}
-	if (close(fd) < 0) {
-		fd = -1;
-		log_warn("cluster: cannot write '%s'", path);
-		goto out;
-	}
-	fd = -1;
-	ok = 1;
-out:
-	if (fd >= 0)
-		close(fd);
-	if (ok) {
-		pending_deploy(cl, p, path);
-	} else {
-		if (path)
-			unlink(path);
+		free(dir);
 		pending_drop(cl, p);
+		return;
 	}
 	free(dir);
-	free(path);
+	w.res = res;
+	w.path = p->path;
+	p->cl = cl;
+	runner_init(&p->writer);
+	p->writer.child_main = write_chunks;
+	p->writer.child_arg = &w;	/* read by the child only, at once */
+	buf_release(&p->writer_err);	/* a zeroed buf made valid too */
+	p->writer.capture[RUNNER_ERR] = &p->writer_err;
+	p->writer.capture_max = 1024;
+	if (runner_start(&p->writer, cl->e->loop, on_chunks_written, p) < 0) {
+		log_warnx("cluster: %s", error_last());
+		pending_drop(cl, p);
+	}
 }
 
 static void fetch(struct cluster *cl, const char *app, int release,
@@ -2357,31 +2425,154 @@ static void q_app_row(struct cluster *cl, struct cl_job *job,
 	q_lock_app(cl, job, app);
 }
 
+/*
+ * A release's bundle is read by a child and comes over a pipe, so the loop
+ * does not wait for hundreds of MB of disk; the publish goes on from the
+ * child's exit (publish_read()).
+ */
+struct cl_publish {
+	struct cl_publish *next;
+	struct cluster *cl;
+	char *app, *path, *commit, *source;
+	int number;
+	struct client *c;	/* the pusher's (a reference), or NULL */
+	struct runner r;
+	struct buf bundle, err;
+};
+
+static void publish_free(struct cluster *cl, struct cl_publish *pb)
+{
+	struct cl_publish **pp;
+
+	for (pp = &cl->publishes; *pp; pp = &(*pp)->next)
+		if (*pp == pb) {
+			*pp = pb->next;
+			break;
+		}
+	runner_cancel(&pb->r);
+	if (pb->c)
+		client_unref(pb->c);
+	free(pb->app);
+	free(pb->path);
+	free(pb->commit);
+	free(pb->source);
+	buf_release(&pb->bundle);
+	buf_release(&pb->err);
+	free(pb);
+}
+
+/* In the child: the file, whole (read_file()'s bound and errors). */
+static int read_bundle(void *arg, int out, int err)
+{
+	struct cl_publish *pb = arg;
+	struct buf b = BUF_INIT;
+	const char *msg;
+
+	if (read_file(&b, pb->path, BUNDLE_MAX) == 0 &&
+	    write_all(out, b.data, b.len) == 0)
+		return 0;
+	msg = error_last();
+	if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
+		return 2;
+	return 1;
+}
+
+static void publish_bundle(struct cluster *cl, struct app *a, int number,
+			   const char *commit, const char *source,
+			   struct client *c, const struct buf *bundle);
+
+/* The publish fails before anything was asked of the database. */
+static void publish_unread(struct cluster *cl, const char *app, int number,
+			   struct client *c, const char *why)
+{
+	cjobs_rollout_done(cl->jobs, app);
+	log_warnx("cluster: release %d of '%s' not published: %s",
+		  number, app, why);
+	if (c) {
+		client_data(c, " !     release %d is live on this host only: %s",
+			    number, why);
+		client_ok_fields(c, "release=%d", number);
+		client_unref(c);
+	}
+}
+
+static void on_bundle_read(struct runner *r, int result, void *arg)
+{
+	struct cl_publish *pb = arg;
+	struct cluster *cl = pb->cl;
+	struct client *c = pb->c;
+	struct app *a;
+
+	pb->c = NULL;
+	if (result == 0 && (!WIFEXITED(r->status) ||
+			    WEXITSTATUS(r->status) != 0)) {
+		if (pb->err.len)
+			error_set("%.*s", (int)pb->err.len, pb->err.data);
+		else
+			error_set("cannot read '%s'", pb->path);
+		result = -1;
+	}
+	if (result < 0) {
+		char *why = xstrdup(error_last());
+
+		publish_unread(cl, pb->app, pb->number, c, why);
+		free(why);
+	} else if (!(a = app_find(cl->e, pb->app))) {
+		cjobs_rollout_done(cl->jobs, pb->app);
+		if (c) {
+			client_error(c, "app '%s' is gone: release %d is not published",
+				     pb->app, pb->number);
+			client_unref(c);
+		}
+	} else {
+		publish_bundle(cl, a, pb->number, pb->commit, pb->source, c,
+			       &pb->bundle);
+	}
+	publish_free(cl, pb);
+}
+
 /* c: the pusher's client (a reference handed over), or NULL. */
 static void publish_release(struct cluster *cl, struct app *a, int number,
 			    const char *commit, const char *source,
 			    struct client *c)
 {
-	char *path = release_path(a->dir, number, "bundle.tar.gz");
-	struct buf bundle = BUF_INIT;
+	struct cl_publish *pb = xcalloc(1, sizeof(*pb));
+
+	pb->cl = cl;
+	pb->app = xstrdup(a->name);
+	pb->path = release_path(a->dir, number, "bundle.tar.gz");
+	pb->commit = commit ? xstrdup(commit) : NULL;
+	pb->source = source ? xstrdup(source) : NULL;
+	pb->number = number;
+	pb->c = c;
+	buf_init(&pb->bundle, 0);
+	buf_init(&pb->err, 0);
+	runner_init(&pb->r);
+	pb->r.child_main = read_bundle;
+	pb->r.child_arg = pb;
+	pb->r.capture[RUNNER_OUT] = &pb->bundle;
+	pb->r.capture[RUNNER_ERR] = &pb->err;
+	pb->r.capture_max = BUNDLE_MAX;
+	pb->next = cl->publishes;
+	cl->publishes = pb;
+	if (runner_start(&pb->r, cl->e->loop, on_bundle_read, pb) == 0)
+		return;
+	pb->c = NULL;
+	publish_unread(cl, a->name, number, c, error_last());
+	publish_free(cl, pb);
+}
+
+/* The bundle read: the release into the tables, then NOTIFY. */
+static void publish_bundle(struct cluster *cl, struct app *a, int number,
+			   const char *commit, const char *source,
+			   struct client *c, const struct buf *bundle)
+{
 	struct cl_job *job = NULL;
 	char num[16], size[24], seq[16];
 	const char *v[6];
 	size_t off, i;
 	int k = 0;
 
-	if (read_file(&bundle, path, BUNDLE_MAX) < 0) {
-		cjobs_rollout_done(cl->jobs, a->name);
-		log_warnx("cluster: release %d of '%s' not published: %s",
-			  number, a->name, error_last());
-		if (c) {
-			client_data(c, " !     release %d is live on this host only: %s",
-				    number, error_last());
-			client_ok_fields(c, "release=%d", number);
-			client_unref(c);
-		}
-		goto out;
-	}
 	job = xcalloc(1, sizeof(*job));
 	job->app = xstrdup(a->name);
 	job->number = number;
@@ -2390,7 +2581,7 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	job->c = c;
 	job->done = on_published;
 	int_text(num, sizeof(num), number);
-	snprintf(size, sizeof(size), "%zu", bundle.len);
+	snprintf(size, sizeof(size), "%zu", bundle->len);
 	job_begin(cl, job);
 	q_app_row(cl, job, a->name);
 	v[0] = a->name;
@@ -2425,10 +2616,10 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	       "origin, size) SELECT $1, COALESCE(max(number), 0) + 1, $2, "
 	       "$3, $4, $5::bigint FROM berth_releases WHERE app = $1",
 	       5, v);
-	for (off = 0; off < bundle.len || off == 0; off += CHUNK_BYTES) {
-		size_t n = bundle.len - off < CHUNK_BYTES ? bundle.len - off :
+	for (off = 0; off < bundle->len || off == 0; off += CHUNK_BYTES) {
+		size_t n = bundle->len - off < CHUNK_BYTES ? bundle->len - off :
 			CHUNK_BYTES;
-		const char *cv[3] = { a->name, seq, bundle.data + off };
+		const char *cv[3] = { a->name, seq, bundle->data + off };
 		int lens[3] = { -1, -1, (int)n };
 
 		int_text(seq, sizeof(seq), k++);
@@ -2436,7 +2627,7 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 		       "INSERT INTO berth_release_chunks (app, number, seq, data) "
 		       "VALUES ($1, (SELECT max(number) FROM berth_releases "
 		       "WHERE app = $1), $2::int, $3)", 3, cv, lens);
-		if (!bundle.len)
+		if (!bundle->len)
 			break;
 	}
 	v[1] = cl->name;
@@ -2463,9 +2654,6 @@ static void publish_release(struct cluster *cl, struct app *a, int number,
 	       "SELECT $1, release, $2, $3, 'live' FROM berth_apps "
 	       "WHERE name = $1", 3, v);
 	job_commit(cl, job, a->name);
-out:
-	buf_release(&bundle);
-	free(path);
 }
 
 static void on_config_version(struct cluster *cl, PGresult *res, void *arg)
@@ -3651,6 +3839,11 @@ void cluster_free(struct cluster *cl)
 		else
 			client_error(cl->gates->c, "the engine stops: the change is live on this host only");
 		gate_free(cl, cl->gates);
+	}
+	while (cl->publishes) {
+		if (cl->publishes->c)
+			client_error(cl->publishes->c, "the engine stops: the change is live on this host only");
+		publish_free(cl, cl->publishes);
 	}
 	cjobs_free(cl->jobs);
 	while (cl->pending)

@@ -6,10 +6,11 @@
  * (nothing here waits for the database's answers).  What still blocks
  * the loop: resolving the database's host name, which libpq does with
  * getaddrinfo() while it connects (at each connect and reconnect; an
- * address, or hostaddr= in the conninfo, makes no DNS query); and a
- * release's bundle, read whole from disk to be published and written
- * whole to disk when fetched (file I/O in proportion to its size, up to
- * hundreds of MB; its chunks are sent and received without blocking).
+ * address, or hostaddr= in the conninfo, makes no DNS query).  A
+ * release's bundle (up to hundreds of MB) is read from disk by a child
+ * to be published, and comes over a pipe; a fetched one is written to
+ * disk by a child, and its deploy starts from the child's exit; its
+ * chunks are sent and received without blocking.
  * clusterjobs.c and clusterroute.c ask through this connection only.
  * On connect it creates or
  * migrates the berth_* tables (under an advisory lock, so hosts joining

@@ -76,7 +76,12 @@ struct deploy {
 	int64_t t0, t_spawn, t_ready;
 	struct run *run;	/* the new release's run */
 	struct run *old;	/* the live run when we started */
-	pid_t helper;		/* unpack or release phase child */
+	pid_t helper;		/* copy, unpack or release phase child */
+	/* a bundle being copied into release copy_number's folder
+	 * copy_dir (the copy child): removed if the deploy ends first */
+	char *copy_dir, *copy_bundle;
+	int copy_number;
+	struct strv copy_env;
 	int helper_fd;
 	struct buf helper_out;
 	struct health **checks;
@@ -171,6 +176,17 @@ static void on_new_stopped(void *arg);
 
 /* ---------- small helpers ---------- */
 
+/* A copy of the bundle cut short (its child killed): the release folder
+ * goes, as if the deploy had never made it. */
+static void copy_abandon(struct deploy *d)
+{
+	if (d->copy_dir && rm_rf(d->copy_dir) < 0)
+		log_warnx("%s", error_last());
+	FREE_AND_NULL(d->copy_dir);
+	FREE_AND_NULL(d->copy_bundle);
+	strv_release(&d->copy_env);
+}
+
 static void say(struct deploy *d, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static void say(struct deploy *d, const char *fmt, ...)
@@ -223,6 +239,7 @@ static void deploy_free(struct deploy *d)
 		loop_del_fd(d->e->loop, d->helper_fd);
 		close(d->helper_fd);
 	}
+	copy_abandon(d);
 	buf_release(&d->helper_out);
 	if (d->c)
 		client_unref(d->c);
@@ -466,6 +483,7 @@ static void fail_stop(struct deploy *d)
 		reaper_forget(d->helper);
 		d->helper = 0;
 	}
+	copy_abandon(d);
 	if (d->helper_fd >= 0) {
 		loop_del_fd(d->e->loop, d->helper_fd);
 		close(d->helper_fd);
@@ -1563,15 +1581,18 @@ static void deploy_config_change(struct deploy *d, const struct strv *env)
 	strv_release(&before);
 }
 
+static void deploy_numbered(struct deploy *d, int n);
+static void copy_start(struct deploy *d, const char *from, const char *bundle,
+		       const char *rdir, int n, struct strv *env);
+static void unpack_start(struct deploy *d, const char *bundle,
+			 struct strv *env);
+
 static void deploy_start(struct deploy *d)
 {
 	struct app *a = d->a;
 	char *bundle = NULL, *rdir = NULL;
 	struct strv env = STRV_INIT;
-	int pfd[2] = { -1, -1 };
-	pid_t pid;
 	size_t i;
-	static unsigned seq;
 
 	d->t0 = now_ms();
 	d->old = a->live;
@@ -1608,55 +1629,156 @@ static void deploy_start(struct deploy *d)
 			char *from = release_path(a->dir, d->from_release,
 						  "bundle.tar.gz");
 
-			if (link(from, bundle) < 0 && copy_file(from, bundle, 0640) < 0) {
+			if (link(from, bundle) < 0) {
+				copy_start(d, from, bundle, rdir, n, &env);
 				free(from);
-				rm_rf(rdir);
-				deploy_fail(d, "%s", error_last());
 				goto out;
 			}
 			free(from);
-		} else if (!(d->move && rename(d->bundle_in, bundle) == 0) &&
-			   copy_file(d->bundle_in, bundle, 0640) < 0) {
-			rm_rf(rdir);
-			deploy_fail(d, "%s", error_last());
+		} else if (!(d->move && rename(d->bundle_in, bundle) == 0)) {
+			copy_start(d, d->bundle_in, bundle, rdir, n, &env);
 			goto out;
 		}
-		/* Written to state with the next deploy that goes live; after
-		 * a crash, apps_load() counts the folders. */
-		a->next_release = n;
-		d->number = n;
-		deployout_set_release(d->out, n);
-		say(d, "-----> Deploying release %d of %s", n, a->name);
-		client_fields(d->c, "release=%d", n);
+		deploy_numbered(d, n);
 	} else {
 		d->number = a->release;
 		deployout_set_release(d->out, d->number);
-		rdir = release_path(a->dir, a->release, NULL);
 		bundle = release_path(a->dir, a->release, "bundle.tar.gz");
 		say(d, "-----> %s release %d of %s",
 		    d->kind == DEPLOY_RESTORE ? "Restoring" : "Restarting",
 		    d->number, a->name);
 	}
+	unpack_start(d, bundle, &env);
+out:
+	strv_release(&env);
+	free(bundle);
+	free(rdir);
+}
+
+/* The new release has its number: its bundle is in place. */
+static void deploy_numbered(struct deploy *d, int n)
+{
+	struct app *a = d->a;
+
+	/* Written to state with the next deploy that goes live; after
+	 * a crash, apps_load() counts the folders. */
+	a->next_release = n;
+	d->number = n;
+	deployout_set_release(d->out, n);
+	say(d, "-----> Deploying release %d of %s", n, a->name);
+	client_fields(d->c, "release=%d", n);
+}
+
+static void on_copy_exit(pid_t pid, int status, void *arg)
+{
+	struct deploy *d = arg;
+	char *bundle;
+	struct strv env;
+
+	(void)pid;
+	d->helper = 0;
+	if (d->helper_fd >= 0)
+		drain_helper(d);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+		char *msg = xstrdup(d->helper_out.len ? d->helper_out.data :
+				    "cannot copy the bundle");
+
+		buf_reset(&d->helper_out);
+		copy_abandon(d);	/* changes nothing */
+		deploy_fail(d, "%s", msg);
+		free(msg);
+		return;
+	}
+	buf_reset(&d->helper_out);
+	bundle = d->copy_bundle;
+	env = d->copy_env;
+	d->copy_bundle = NULL;
+	memset(&d->copy_env, 0, sizeof(d->copy_env));
+	FREE_AND_NULL(d->copy_dir);
+	deploy_numbered(d, d->copy_number);
+	unpack_start(d, bundle, &env);
+	strv_release(&env);
+	free(bundle);
+}
+
+/*
+ * A bundle that cannot be linked or moved into its release folder is
+ * copied there by a child (hundreds of MB, maybe); the deploy goes on
+ * from on_copy_exit().  env is taken.
+ */
+static void copy_start(struct deploy *d, const char *from, const char *bundle,
+		       const char *rdir, int n, struct strv *env)
+{
+	int pfd[2] = { -1, -1 };
+	pid_t pid;
+
+	if (pipe2(pfd, O_CLOEXEC) < 0) {
+		rm_rf(rdir);
+		deploy_fail(d, "pipe: %s", strerror(errno));
+		return;
+	}
+	pid = fork();
+	if (pid < 0) {
+		close(pfd[0]);
+		close(pfd[1]);
+		rm_rf(rdir);
+		deploy_fail(d, "fork: %s", strerror(errno));
+		return;
+	}
+	if (pid == 0) {
+		const char *msg;
+
+		close(pfd[0]);
+		setpgid(0, 0);
+		if (copy_file(from, bundle, 0640) == 0)
+			_exit(0);
+		msg = error_last();
+		if (write_all(pfd[1], msg, strlen(msg)) < 0)
+			_exit(2);
+		_exit(1);
+	}
+	setpgid(pid, pid);
+	close(pfd[1]);
+	d->copy_dir = xstrdup(rdir);
+	d->copy_bundle = xstrdup(bundle);
+	d->copy_number = n;
+	d->copy_env = *env;
+	memset(env, 0, sizeof(*env));
+	d->helper = pid;
+	d->helper_fd = pfd[0];
+	loop_add_fd(d->e->loop, pfd[0], LOOP_READ, on_helper_output, d);
+	reaper_watch(pid, on_copy_exit, d);
+}
+
+/* Unpack bundle into the new run's folder, in a child; env is taken. */
+static void unpack_start(struct deploy *d, const char *bundle,
+			 struct strv *env)
+{
+	struct app *a = d->a;
+	int pfd[2] = { -1, -1 };
+	pid_t pid;
+	static unsigned seq;
+
 	d->run = xcalloc(1, sizeof(*d->run));
 	d->run->app = a;
 	d->run->number = d->number;
 	d->run->deploy = d;
-	d->run->env = env;
-	memset(&env, 0, sizeof(env));
+	d->run->env = *env;
+	memset(env, 0, sizeof(*env));
 	manifest_init(&d->run->m);
 	d->run->dir = engine_path(d->e, "run/%s-%d-%lld-%u", a->name, d->number,
 				  (long long)time(NULL), ++seq);
 	/* Unpacking can take seconds for a big bundle: do it in a child. */
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		deploy_fail(d, "pipe: %s", strerror(errno));
-		goto out;
+		return;
 	}
 	pid = fork();
 	if (pid < 0) {
 		close(pfd[0]);
 		close(pfd[1]);
 		deploy_fail(d, "fork: %s", strerror(errno));
-		goto out;
+		return;
 	}
 	if (pid == 0) {
 		const char *msg;
@@ -1676,10 +1798,6 @@ static void deploy_start(struct deploy *d)
 	d->helper_fd = pfd[0];
 	loop_add_fd(d->e->loop, pfd[0], LOOP_READ, on_helper_output, d);
 	reaper_watch(pid, on_unpack_exit, d);
-out:
-	strv_release(&env);
-	free(bundle);
-	free(rdir);
 }
 
 /* ---------- the state table ---------- */

@@ -6,12 +6,13 @@
  * Any failure before the switch stops the new processes, deletes their
  * folder and leaves the running release untouched.
  *
- * Runs in the engine's loop: unpacking and the deploy scripts run in
- * children, health checks and drains are asynchronous, every step ends
- * with an event (deploy.c's state table), creating the app's database
- * on its first deploy included (postgres_provision_async()).  What still
- * blocks the loop: copying the bundle into its release folder.  The
- * client of a deploy is answered exactly once, when it ends (ok
+ * Runs in the engine's loop: copying the bundle into its release folder
+ * (when it cannot be linked or moved there), unpacking and the deploy
+ * scripts run in children, health checks and drains are asynchronous,
+ * every step ends with an event (deploy.c's state table), creating the
+ * app's database on its first deploy included (postgres_provision_async());
+ * a finished or failed release's run folders are deleted by a child
+ * (releases.h).  Nothing in it waits for long.  The client of a deploy is answered exactly once, when it ends (ok
  * release=N, or the error).
  */
 #ifndef BERTH_DEPLOY_H

@@ -47,6 +47,7 @@ struct isolate_job {
 	struct isolate_job *next;
 	struct isolate *iso;
 	char app[64];
+	char to[64];		/* a rename's new name; "": a removal */
 	struct runner r;
 	struct buf err;
 	int started;		/* 0: waits for the app's dying groups */
@@ -634,14 +635,7 @@ int isolate_give_tree(const char *dir, uid_t uid, gid_t gid)
 	return r < 0 ? -1 : 0;
 }
 
-int isolate_rename_app(struct isolate *iso, const char *from, const char *to)
-{
-	if (!iso || !iso->on)
-		return 0;
-	return appuser_rename(&iso->users, from, to) < 0 ? -1 : 0;
-}
-
-/* ---- removing an app's user in a child ---- */
+/* ---- removing or renaming an app's user in a child ---- */
 
 /* In the child: the tools, and the lock a build may hold meanwhile. */
 static int remove_child(void *arg, int out, int err)
@@ -651,7 +645,10 @@ static int remove_child(void *arg, int out, int err)
 	int r;
 
 	(void)out;
-	r = appuser_remove(&j->iso->users, j->app);
+	if (j->to[0])
+		r = appuser_rename(&j->iso->users, j->app, j->to) < 0 ? -1 : 0;
+	else
+		r = appuser_remove(&j->iso->users, j->app);
 	if (r == 0 || r == ERR_NOTFOUND)
 		return 0;
 	msg = error_last();
@@ -695,7 +692,8 @@ static void job_done(struct runner *r, int result, void *arg)
 		if (j->err.len)
 			error_set("%.*s", (int)j->err.len, j->err.data);
 		else
-			error_set("removing the user of '%s': %s", j->app,
+			error_set("%s the user of '%s': %s",
+				  j->to[0] ? "renaming" : "removing", j->app,
 				  spawn_describe_status(r->status, why,
 							sizeof(why)));
 		result = -1;
@@ -752,6 +750,32 @@ int isolate_remove_app(struct isolate *iso, const char *app,
 	j->arg = arg;
 	/* userdel refuses a user whose processes still die */
 	if (!app_dying(iso, app) && job_start(j) < 0) {
+		free(j);
+		return -1;
+	}
+	j->next = iso->jobs;
+	iso->jobs = j;
+	return 0;
+}
+
+int isolate_rename_app(struct isolate *iso, const char *from, const char *to,
+		       isolate_done_fn done, void *arg)
+{
+	struct isolate_job *j;
+
+	if (!iso || !iso->on)
+		return 1;
+	if (!iso->loop)
+		return appuser_rename(&iso->users, from, to) < 0 ? -1 : 1;
+	if (strlen(from) >= sizeof(j->app) || strlen(to) >= sizeof(j->to))
+		return error_set("invalid app name");
+	j = xcalloc(1, sizeof(*j));
+	j->iso = iso;
+	snprintf(j->app, sizeof(j->app), "%s", from);
+	snprintf(j->to, sizeof(j->to), "%s", to);
+	j->done = done;
+	j->arg = arg;
+	if (job_start(j) < 0) {
 		free(j);
 		return -1;
 	}

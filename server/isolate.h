@@ -19,14 +19,15 @@
  * isolate_end() and isolate_abort() kill the group and remove it at once
  * when it is empty (the usual case); one whose processes take longer to
  * die is looked at again from a timer (at most 3 s), not waited for.
- * isolate_remove_app() runs userdel and groupdel in a child.  What does
+ * isolate_remove_app() runs userdel and groupdel in a child, and
+ * isolate_rename_app() usermod.  What does
  * wait: isolate_init() (before the loop serves anything: it may make
  * berth-www and berth-ssh, about 0.1 s each, and waits up to 3 s for the
  * groups of a crashed engine to die); isolate_spawn_prepare() and
  * isolate_app_user() make the app's user if it is missing (a few reads
  * of the user database when it is there, as it is once a build or an
- * unpack made it; useradd otherwise); isolate_rename_app() runs usermod
- * (about 50 ms); isolate_release() and isolate_finish_now(), at exit,
+ * unpack made it; useradd otherwise); isolate_release() and
+ * isolate_finish_now(), at exit,
  * wait for whatever still runs.  The isolate_build_*() calls and
  * isolate_give_tree() run in a session or a child, never in the engine.
  */
@@ -235,9 +236,16 @@ void isolate_build_unshow(const char *path);
 void isolate_build_fetching(int on);
 const char *isolate_build_enter(void);
 
-/* apps:rename: the app's user follows its name (appuser_rename); not
- * on: nothing */
-int isolate_rename_app(struct isolate *iso, const char *from, const char *to);
+/*
+ * apps:rename: the app's user follows its name (appuser_rename: usermod,
+ * about 50 ms), in a child the loop watches, as isolate_remove_app()
+ * below.  0: started, done(arg, result) comes from the loop (0: renamed,
+ * or nothing to rename; -1 with error_last()).  1: done already (not on,
+ * or no loop: renamed here), done is not called.  -1 with error_last():
+ * it failed or could not start, done is not called.
+ */
+int isolate_rename_app(struct isolate *iso, const char *from, const char *to,
+		       isolate_done_fn done, void *arg);
 
 /*
  * rm: the app's processes are gone; remove its user and group.  They go

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "deployout.h"
@@ -14,6 +15,7 @@
 #include "log.h"
 #include "logger.h"
 #include "release.h"
+#include "runner.h"
 #include "safefs.h"
 #include "banned.h"
 
@@ -29,20 +31,141 @@ static char *static_copy_path(const struct run *r)
 	return xasprintf("%s.www", r->dir);
 }
 
-/* The run's folder and its static copy, if any: 0 or -1 (logged). */
-int run_remove_dirs(const struct run *r)
-{
-	char *www = static_copy_path(r);
-	int ret = rm_rf(r->dir);
+/*
+ * Folders to delete (a removed app's, a retired release's: gigabytes,
+ * maybe) are renamed into ROOT/tmp at once, so their names are free, and
+ * deleted there by a child: the loop does not wait for rm -rf.  ROOT/tmp
+ * is wiped at start, so an engine that dies meanwhile leaves nothing for
+ * good.  One engine a process: the children in flight are this file's.
+ */
+struct trash_job {
+	struct trash_job *next;
+	struct runner r;
+	struct strv paths;
+	const char *fail_msg;
+};
 
-	if (ret < 0)
-		log_warnx("%s", error_last());
-	if (rm_rf(www) < 0) {
-		log_warnx("%s", error_last());
-		ret = -1;
-	}
-	free(www);
+static struct trash_job *trash_jobs;
+
+static int trash_child(void *arg, int out, int err)
+{
+	struct trash_job *t = arg;
+	size_t i;
+	int ret = 0;
+
+	(void)out;
+	for (i = 0; i < t->paths.n; i++)
+		if (rm_rf(t->paths.v[i]) < 0) {
+			const char *msg = error_last();
+
+			if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
+				ret = 2;
+			ret = ret ? ret : 1;
+		}
 	return ret;
+}
+
+static void trash_free(struct trash_job *t)
+{
+	struct trash_job **tp;
+
+	for (tp = &trash_jobs; *tp; tp = &(*tp)->next)
+		if (*tp == t) {
+			*tp = t->next;
+			break;
+		}
+	strv_release(&t->paths);
+	free(t);
+}
+
+static void trash_done(struct runner *r, int result, void *arg)
+{
+	struct trash_job *t = arg;
+
+	if (result < 0)
+		log_warnx("%s", error_last());
+	else if (!WIFEXITED(r->status) || WEXITSTATUS(r->status) != 0)
+		log_warnx("%s", t->fail_msg);
+	trash_free(t);
+}
+
+struct trash_job *trash_new(const char *fail_msg)
+{
+	struct trash_job *t = xcalloc(1, sizeof(*t));
+
+	t->fail_msg = fail_msg;
+	return t;
+}
+
+void trash_add(struct engine *e, struct trash_job *t, const char *path,
+	       const char *app)
+{
+	static unsigned long seq;
+	char *to;
+
+	if (!path_exists(path))
+		return;
+	to = engine_path(e, "tmp/removed-%s-%ld-%lu", app, (long)getpid(),
+			 ++seq);
+	if (rename(path, to) == 0) {
+		strv_push(&t->paths, to);
+	} else if (rm_rf(path) < 0) {
+		log_warnx("%s", error_last());
+	}
+	free(to);
+}
+
+void trash_start(struct trash_job *t, struct loop *l)
+{
+	size_t i;
+
+	if (!t->paths.n) {
+		strv_release(&t->paths);
+		free(t);
+		return;
+	}
+	runner_init(&t->r);
+	t->r.child_main = trash_child;
+	t->r.child_arg = t;
+	t->next = trash_jobs;
+	trash_jobs = t;
+	if (l && runner_start(&t->r, l, trash_done, t) == 0)
+		return;
+	if (l)
+		log_warnx("%s", error_last());
+	for (i = 0; i < t->paths.n; i++)
+		if (rm_rf(t->paths.v[i]) < 0)
+			log_warnx("%s", error_last());
+	trash_free(t);
+}
+
+void trash_cancel_all(void)
+{
+	while (trash_jobs) {
+		struct trash_job *t = trash_jobs;
+
+		runner_cancel(&t->r);
+		trash_free(t);
+	}
+}
+
+void trash_run_dirs(struct trash_job *t, const struct run *r)
+{
+	struct engine *e = r->app->eng;
+	char *www = static_copy_path(r);
+
+	trash_add(e, t, r->dir, r->app->name);
+	trash_add(e, t, www, r->app->name);
+	free(www);
+}
+
+void run_remove_dirs(const struct run *r)
+{
+	struct trash_job *t =
+		trash_new("cannot delete the folders of a stopped release");
+
+	trash_run_dirs(t, r);
+	trash_start(t, r->app->eng->loop);
 }
 
 /*

@@ -7,7 +7,8 @@
  * The files themselves are release.c's and deployout.c's.
  *
  * copy_static() and give_release() run in the unpack child, never in the
- * engine; the rest run in the engine and touch only small files.
+ * engine; run folders are deleted by a child (trash_*()); the rest run in
+ * the engine and touch only small files.
  * Errors: -1 with error_last() set.
  */
 #ifndef BERTH_RELEASES_H
@@ -19,8 +20,28 @@ struct deployout;
 struct engine;
 struct release_info;
 
-/* Remove r's folder and its static copy: 0 or -1 (logged). */
-int run_remove_dirs(const struct run *r);
+/*
+ * Folders to delete without waiting: each is renamed into ROOT/tmp at
+ * once (its name is free on return) and a child deletes them there; a
+ * folder that cannot be renamed is deleted at once (logged).  Errors are
+ * logged, fail_msg when the child fails.  ROOT/tmp is wiped at start.
+ */
+struct trash_job;
+struct loop;
+struct trash_job *trash_new(const char *fail_msg);
+/* Move path aside into t (APP names the file in ROOT/tmp). */
+void trash_add(struct engine *e, struct trash_job *t, const char *path,
+	       const char *app);
+/* r's folder and its static copy into t. */
+void trash_run_dirs(struct trash_job *t, const struct run *r);
+/* Start the child that deletes t's folders, and give t up (l NULL, or a
+ * child that cannot start: they are deleted here). */
+void trash_start(struct trash_job *t, struct loop *l);
+/* At exit: children still deleting are KILLed; what is left stays in
+ * ROOT/tmp for the next start's wipe. */
+void trash_cancel_all(void);
+/* trash_run_dirs() and trash_start() in one: r's folders go at once. */
+void run_remove_dirs(const struct run *r);
 /* In the unpack child: the static site's copy beside r's folder, if r's
  * manifest names one. */
 int copy_static(struct engine *e, const struct run *r);

@@ -3,7 +3,10 @@
 # app's user (userdel and groupdel, held up here by the users' lock,
 # which a build making a user holds as long), other commands answer; rm
 # answers once the user is gone, also when the engine stops meanwhile;
-# its folders are moved aside at once and deleted by a child.
+# its folders, its live release's run folders among them, are moved aside
+# at once and deleted by a child, as a retired release's run folders are.
+# apps:rename's usermod (held up by the same lock) runs in a child too,
+# as the copy of a bundle into its release folder does.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -28,12 +31,27 @@ rm_in_background() {
 	return 0
 }
 
+# lock_waited: someone waits for the users' lock (/proc/locks: "->")
+lock_waited() {
+	grep -q -- "-> FLOCK .*:$(stat -c %i "$BERTH_ROOT/users/lock") " /proc/locks
+}
+# rename_in_background OUT: "apps:rename loopwait loopwait2", as above
+rename_in_background() {
+	{ berth apps:rename loopwait loopwait2 >"$1.out" 2>&1; echo $? >"$1.rc"; } &
+	rename_pid=$!
+	return 0
+}
 running() { kill -0 "$1" 2>/dev/null; }
 gone() { ! running "$1"; }
 # no_trash APP: the folders rm moved into ROOT/tmp are deleted
 no_trash() { ! ls "$BERTH_ROOT/tmp" | grep -q "^removed-$1-"; }
+# no_run APP: no run folder of APP is left in ROOT/run
+no_run() { ! ls "$BERTH_ROOT/run" | grep -q "^$1-[0-9]"; }
+# run_of APP N: release N of APP has a run folder
+run_of() { ls "$BERTH_ROOT/run" | grep -q "^$1-$2-"; }
+no_run_of() { ! run_of "$@"; }
 # a failed test must not leave a holder behind
-test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release'"
+test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release' '$TRASH/mv1.release'"
 
 test_expect_success 'an app with a user of its own' '
 	start_berth &&
@@ -43,11 +61,58 @@ test_expect_success 'an app with a user of its own' '
 	id berth-loopwait
 '
 
+test_expect_success 'a retired release'"'"'s run folder is deleted aside, by a child' '
+	run_of loopwait 1 &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 2 of loopwait is live" out &&
+	retry_until 60 no_run_of loopwait 1 &&
+	run_of loopwait 2 &&
+	retry_until 30 no_trash loopwait
+'
+
+test_expect_success 'a bundle that cannot be copied into place changes nothing' '
+	rel="$BERTH_ROOT/apps/loopwait/releases" &&
+	mv "$rel/1/bundle.tar.gz" "$TRASH/bundle1" &&
+	mkdir "$rel/1/bundle.tar.gz" &&
+	test_must_fail berth rollback loopwait 1 >out 2>err &&
+	rmdir "$rel/1/bundle.tar.gz" &&
+	mv "$TRASH/bundle1" "$rel/1/bundle.tar.gz" &&
+	test $(wc -l <err) -eq 1 &&
+	test_grep "^error: " err &&
+	test ! -e "$rel/3" &&
+	berth apps >apps.out &&
+	test_grep "^loopwait .*running" apps.out &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 3 of loopwait is live" out
+'
+
+test_expect_success 'while apps:rename waits for usermod, the engine answers' '
+	hold_users_lock mv1 &&
+	rename_in_background mv &&
+	# its child waits for the lock: nothing moved yet
+	retry_until 30 lock_waited &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "loopwait" apps.out &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
+	running $rename_pid &&
+	test -e "$BERTH_ROOT/apps/loopwait" &&
+	touch "$TRASH/mv1.release" &&
+	retry_until 30 test -s mv.rc &&
+	test "$(cat mv.rc)" = 0 &&
+	test_grep "Renamed loopwait to loopwait2" mv.out &&
+	test -e "$BERTH_ROOT/apps/loopwait2" &&
+	test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	berth apps:rename loopwait2 loopwait >mv.out &&
+	test_grep "Renamed loopwait2 to loopwait" mv.out &&
+	id berth-loopwait
+'
+
 test_expect_success 'while rm waits for the user to go, the engine answers' '
 	hold_users_lock rm1 &&
 	rm_in_background rm &&
 	# its folders go first, in the loop; then the user, in a child
 	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	no_run loopwait &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
 	running $rm_pid &&
