@@ -130,9 +130,11 @@ local function parse(text)
 			p.fikey = "i:" .. app .. ":" .. frel
 			p.fdkey = "d:" .. app .. ":" .. frel
 		end
-		-- one port and no release to fall back on: the public
-		-- balancer's fast path takes it (M.balance_public)
-		if #p.all == 1 and not fpeers then
+		-- one port here and no release to fall back on: the public
+		-- balancer's fast path takes it (M.balance_public); another
+		-- host's route listener ("ADDR:PORT") goes the long way
+		if #p.all == 1 and not fpeers and
+		   type(p.all[1][1].ports[1]) == "number" then
 			p.one = p.all[1][1].ports[1]
 		end
 	elseif kind == "static" then
