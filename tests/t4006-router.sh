@@ -221,9 +221,9 @@ test_expect_success 'a drain with nothing in flight at the switch counts 0 finis
 	retry_until 10 answers $two &&
 	cmd_ok set quiet live 1 web.1:$one &&
 	curl -s -H "Host: quiet.localhost" "http://127.0.0.1:$HTTP/[1-50]" >burst &&
-	cmd_ok switch quiet live 2 web.1:$two &&
+	cmd_ok switch quiet live 2 web.1:$two >quiet-switch &&
 	cmd drain quiet 1 5000 >quiet-drain &&
-	cat quiet-drain &&
+	say "switch: $(cat quiet-switch); $(cat quiet-drain)" &&
 	test "$(grep -c "^v $one\$" burst)" = 50 &&
 	grep -q "^drained 1 finished 0 left 0 " quiet-drain &&
 	retry_until 10 count_is_at_least 50 "^quiet at=info .* release=1 " router.log &&
