@@ -103,6 +103,8 @@ struct router {
 	unsigned long log_unknown;	/* lines of no known port */
 	unsigned long log_bad;		/* lines that did not parse */
 	unsigned long long nginx_boot;	/* when nginx's counts began */
+	int64_t sent_ms;	/* the wall clock (wall_ms()) just before the
+				 * last change went to nginx */
 };
 
 struct router_drain {
@@ -950,6 +952,7 @@ static int commit(struct router *r, const struct buf *delta)
 	r->version++;
 	if (write_table(r) < 0)
 		return -1;
+	r->sent_ms = wall_ms();
 	if (!r->synced) {
 		/* a change was lost on the way: send everything */
 		rc = router_sync(r);
@@ -1536,7 +1539,6 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 {
 	struct rapp *a, *cur = app_get(r, app);
 	struct router_switch sw = { 0, -1, 0, -1 };
-	int64_t cut_ms;
 	int ret;
 
 	if (out)
@@ -1562,19 +1564,18 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	log_read(r);
 	sw.had_live = cur->live_release >= 0;
 	sw.release = cur->live_release;
-	/*
-	 * The lines read later of requests that ended before now were not
-	 * in flight at the switch either: their end time ($msec) tells.
-	 * It has ms resolution, and nginx's clock is cached (a time it
-	 * logs is never later than the real one): a line of the switch's
-	 * own millisecond may be of a request that ended before it, so
-	 * only those from the next one on count as finished after it.
-	 */
-	cut_ms = wall_ms() + 1;
 	if (change(r, app, a) < 0)
 		return -1;
+	/*
+	 * The lines read later of requests that ended before the change
+	 * went to nginx were not in flight at the switch either: their end
+	 * time ($msec) tells.  It has ms resolution, and nginx's clock is
+	 * cached (a time it logs is never later than the real one): a line
+	 * of that very millisecond may be of a request that ended before
+	 * it, so only those from the next one on count as finished after.
+	 */
 	if (sw.had_live && r->access_log)
-		ports_cut(r, app, sw.release, cut_ms);
+		ports_cut(r, app, sw.release, r->sent_ms + 1);
 	if (sw.had_live && r->synced) {
 		parse_was(r, app, &sw);
 		if (r->access_log && sw.done >= 0) {

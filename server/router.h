@@ -284,8 +284,9 @@ int router_nginx_up(struct router *r);
  * is of a request counted by then, so in flight is never taken for less
  * than it is).  So a drain ends up to one flush (100 ms) after its last
  * request.  Its finished count is exact: each line carries its request's
- * end time ($msec), and router_switch() notes the wall-clock time of the
- * switch, so the lines read after it of requests that ended before it
+ * end time ($msec), and router_switch() notes the wall-clock time just
+ * before the switch went to nginx, so the lines read after it of
+ * requests that ended before it
  * (nginx had not written them yet) are not counted finished since the
  * switch (router_counts()' done leaves them out; in flight still counts
  * every line).  A new nginx master counts from 0, and so do the lines
