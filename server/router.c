@@ -62,6 +62,11 @@ struct rport {
 	int port;
 	char proc[ROUTER_PROC_MAX + 1];
 	long lines;
+	/* the millisecond after the last switch away from its release
+	 * (CLOCK_REALTIME, 0: none), and how many lines read since ended
+	 * before it: requests that were not in flight at the switch */
+	int64_t cut_ms;
+	long early;
 };
 
 struct router {
@@ -98,6 +103,8 @@ struct router {
 	unsigned long log_unknown;	/* lines of no known port */
 	unsigned long log_bad;		/* lines that did not parse */
 	unsigned long long nginx_boot;	/* when nginx's counts began */
+	int64_t sent_ms;	/* the wall clock (wall_ms()) just before the
+				 * last change went to nginx */
 };
 
 struct router_drain {
@@ -547,17 +554,46 @@ static void ports_drop(struct router *r, const char *app, int release)
 	}
 }
 
+/* A release's lines read, and (*early) those of them read after its
+ * last switch that ended before it. */
 static long ports_lines(const struct router *r, const char *app,
-			int release)
+			int release, long *early)
 {
 	long n = 0;
 	size_t i;
 
+	*early = 0;
 	for (i = 0; i < r->nports; i++)
 		if (r->ports[i].release == release &&
-		    !strcmp(r->ports[i].app, app))
+		    !strcmp(r->ports[i].app, app)) {
 			n += r->ports[i].lines;
+			*early += r->ports[i].early;
+		}
 	return n;
+}
+
+/* The wall clock, as nginx's $msec: ms since the epoch. */
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A switch away from a release at cut_ms (wall clock): its lines read
+ * from now on that ended before are of requests not in flight then. */
+static void ports_cut(struct router *r, const char *app, int release,
+		      int64_t cut_ms)
+{
+	size_t i;
+
+	for (i = 0; i < r->nports; i++)
+		if (r->ports[i].release == release &&
+		    !strcmp(r->ports[i].app, app)) {
+			r->ports[i].cut_ms = cut_ms;
+			r->ports[i].early = 0;
+		}
 }
 
 /* 1 if app a answers for host (exactly, or by one of its wildcards). */
@@ -916,6 +952,7 @@ static int commit(struct router *r, const struct buf *delta)
 	r->version++;
 	if (write_table(r) < 0)
 		return -1;
+	r->sent_ms = wall_ms();
 	if (!r->synced) {
 		/* a change was lost on the way: send everything */
 		rc = router_sync(r);
@@ -1059,6 +1096,8 @@ static void log_line(struct router *r, const char *l, size_t len,
 		return;
 	}
 	p->lines++;
+	if (a.end_ms < p->cut_ms)
+		p->early++;
 	if (!r->log_fn)
 		return;
 	routerlog_access_record(&a, p->app, p->proc, p->release, "", rec);
@@ -1527,12 +1566,24 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	sw.release = cur->live_release;
 	if (change(r, app, a) < 0)
 		return -1;
+	/*
+	 * The lines read later of requests that ended before the change
+	 * went to nginx were not in flight at the switch either: their end
+	 * time ($msec) tells.  It has ms resolution, and nginx's clock is
+	 * cached (a time it logs is never later than the real one): a line
+	 * of that very millisecond may be of a request that ended before
+	 * it, so only those from the next one on count as finished after.
+	 */
+	if (sw.had_live && r->access_log)
+		ports_cut(r, app, sw.release, r->sent_ms + 1);
 	if (sw.had_live && r->synced) {
 		parse_was(r, app, &sw);
 		if (r->access_log && sw.done >= 0) {
+			long early;
+
 			/* own mode: nginx counts routed, the lines finished
-			 * (read before the switch, below) */
-			sw.done = ports_lines(r, app, sw.release);
+			 * (read before the switch, above) */
+			sw.done = ports_lines(r, app, sw.release, &early);
 			sw.inflight -= sw.done;
 			if (sw.inflight < 0)
 				sw.inflight = 0;
@@ -1734,10 +1785,14 @@ int router_counts(struct router *r, const char *app, int release,
 		return ERR_BUSY;
 	}
 	if (r->access_log) {
-		out->done = ports_lines(r, app, release);
-		out->inflight -= out->done;
+		long early, lines = ports_lines(r, app, release, &early);
+
+		/* every line read is of a request no longer in flight; those
+		 * that ended before the switch are not counted finished */
+		out->inflight -= lines;
 		if (out->inflight < 0)
 			out->inflight = 0;
+		out->done = lines - early;
 	}
 	return 0;
 }

@@ -221,7 +221,9 @@ void router_keep(struct router *r, const char *app);
 
 struct router_counts {
 	long inflight;		/* routed to it, not finished */
-	long done;		/* finished since counting began */
+	long done;		/* finished since counting began (own mode:
+				 * but those that ended before the release's
+				 * last switch away, read after it) */
 };
 
 /* Ask nginx for a release's counts.  ERR_BUSY if nginx does not answer. */
@@ -281,9 +283,14 @@ int router_nginx_up(struct router *r);
  * (router_counts() reads the file before asking nginx: every line read
  * is of a request counted by then, so in flight is never taken for less
  * than it is).  So a drain ends up to one flush (100 ms) after its last
- * request, and its finished count may include requests that finished
- * just before the switch, whose lines nginx had not written yet.  A new
- * nginx master counts from 0, and so do the lines (router_nginx_up()).
+ * request.  Its finished count is exact: each line carries its request's
+ * end time ($msec), and router_switch() notes the wall-clock time just
+ * before the switch went to nginx, so the lines read after it of
+ * requests that ended before it
+ * (nginx had not written them yet) are not counted finished since the
+ * switch (router_counts()' done leaves them out; in flight still counts
+ * every line).  A new nginx master counts from 0, and so do the lines
+ * (router_nginx_up()).
  *
  * router_log_start(): read every 100 ms from loop l, and give the lines
  * (as routerlog_parse() makes them) to fn; router_log_stop() before

@@ -228,10 +228,10 @@ size_t routerlog_parse(const char *data, size_t len,
 	return used;
 }
 
-#define ACCESS_FIELDS 9
+#define ACCESS_FIELDS 10
 
-enum { A_HOST, A_UPSTREAM, A_STATUS, A_BYTES, A_TIME, A_METHOD, A_ID,
-       A_ADDR, A_URI };
+enum { A_HOST, A_UPSTREAM, A_STATUS, A_BYTES, A_TIME, A_END, A_METHOD,
+       A_ID, A_ADDR, A_URI };
 
 /* The port of the last peer in $upstream_addr ("a, b : c": retries, then
  * internal redirects) if it is 127.0.0.1:PORT, else 0. */
@@ -253,15 +253,17 @@ static int upstream_port(const char *s, size_t n)
 	return port >= 1 && port <= 65535 ? (int)port : 0;
 }
 
-/* "S.mmm" ($request_time) into milliseconds; -1 if it is not that. */
-static long seconds_ms(const char *s, size_t n)
+/* "S.mmm" ($request_time; $msec, with up to 12 digits of seconds) into
+ * milliseconds; -1 if it is not that. */
+static long long seconds_ms(const char *s, size_t n, size_t max_digits)
 {
 	const char *dot = memchr(s, '.', n);
 	size_t ip = dot ? (size_t)(dot - s) : n, fp = dot ? n - ip - 1 : 0;
-	long ms = 0;
+	long long ms = 0;
 	size_t i;
 
-	if (!all_digits(s, ip, 9) || (dot && !all_digits(dot + 1, fp, 3)))
+	if (!all_digits(s, ip, max_digits) ||
+	    (dot && !all_digits(dot + 1, fp, 3)))
 		return -1;
 	for (i = 0; i < ip; i++)
 		ms = ms * 10 + (s[i] - '0');
@@ -296,8 +298,9 @@ int routerlog_access_parse(const char *line, size_t len,
 	    fl[A_URI] == 0 || fl[A_HOST] > 255 || memchr(line, '\n', len))
 		return -1;
 	memset(a, 0, sizeof(*a));
-	a->ms = seconds_ms(f[A_TIME], fl[A_TIME]);
-	if (a->ms < 0)
+	a->ms = (long)seconds_ms(f[A_TIME], fl[A_TIME], 9);
+	a->end_ms = seconds_ms(f[A_END], fl[A_END], 12);
+	if (a->ms < 0 || a->end_ms < 0)
 		return -1;
 	a->status = (int)strtol(f[A_STATUS], NULL, 10);
 	a->bytes = strtol(f[A_BYTES], NULL, 10);

@@ -84,7 +84,7 @@ size_t routerlog_parse(const char *data, size_t len,
 /*
  * nginx's own access_log line for a routed request (the router's log
  * without a Lua log phase, docs/bench.md): log_format ROUTERLOG_ACCESS_
- * FORMAT with escape=none, nine fields separated by tabs.  nginx answers
+ * FORMAT with escape=none, ten fields separated by tabs.  nginx answers
  * 400 to a tab, CR, LF or NUL in a request line or a Host, so no field
  * holds a separator; the URI comes last and takes the rest of the line.
  * Bytes of the URI and host are kept as they are (the formatter quotes
@@ -92,7 +92,7 @@ size_t routerlog_parse(const char *data, size_t len,
  */
 #define ROUTERLOG_ACCESS_FORMAT \
 	"$host\t$upstream_addr\t$status\t$body_bytes_sent\t$request_time\t" \
-	"$request_method\t$request_id\t$remote_addr\t$request_uri"
+	"$msec\t$request_method\t$request_id\t$remote_addr\t$request_uri"
 
 struct routerlog_access {
 	const char *host;	/* not NUL-terminated: host_len bytes */
@@ -103,6 +103,8 @@ struct routerlog_access {
 	int status;		/* three digits: 000 when nginx sent none */
 	long bytes;		/* body bytes sent */
 	long ms;		/* $request_time, in milliseconds */
+	long long end_ms;	/* $msec: when it ended (its line was
+				 * written), ms since the epoch */
 	const char *method;	/* the rest as host: pointer and length */
 	size_t method_len;
 	const char *id;

@@ -210,6 +210,30 @@ test_expect_success 'the router log has a line for every answered POST' '
 	test_grep "^demo at=info method=GET path=\"/\" host=demo.localhost .* dyno=web.1 port=[0-9]+ release=[0-9]+ service=[0-9]+ms status=200 bytes=[0-9]+ protocol=http$" router.log
 '
 
+# nginx writes its lines up to 100 ms late: those of a burst that ended
+# just before the switch may come after it, and their end time says so
+# (the switch's answer shows how many were read by then; test_switch in
+# tests/unit/router.c always switches within the flush)
+test_expect_success 'a drain with nothing in flight at the switch counts 0 finished, right after a burst' '
+	one=$(free_port) &&
+	start_app $one &&
+	two=$(free_port) &&
+	start_app $two &&
+	retry_until 10 answers $one &&
+	retry_until 10 answers $two &&
+	cmd_ok set quiet live 1 web.1:$one &&
+	curl -s -H "Host: quiet.localhost" "http://127.0.0.1:$HTTP/[1-50]" >burst &&
+	cmd_ok switch quiet live 2 web.1:$two >quiet-switch &&
+	cmd drain quiet 1 5000 >quiet-drain &&
+	say "switch: $(cat quiet-switch); $(cat quiet-drain)" &&
+	test "$(grep -c "^v $one\$" burst)" = 50 &&
+	grep -q "^drained 1 finished 0 left 0 " quiet-drain &&
+	retry_until 10 count_is_at_least 50 "^quiet at=info .* release=1 " router.log &&
+	cmd_ok remove quiet &&
+	stop_app $one &&
+	stop_app $two
+'
+
 # probe_is PORT STATUS: what the engine's probe through nginx gets from a
 # release that is not live
 probe_is() {

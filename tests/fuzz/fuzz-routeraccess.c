@@ -1,7 +1,7 @@
 /* fuzz-routeraccess: nginx's access_log lines for the router
  * (ROUTERLOG_ACCESS_FORMAT).  A line that parses has its fields inside
- * the line, sane numbers, and makes a record that routerlog_parse() takes
- * as exactly one printable line. */
+ * the line, sane numbers (its times too), and makes a record that
+ * routerlog_parse() takes as exactly one printable line. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			inside(a.addr, a.addr_len, s, len);
 			inside(a.uri, a.uri_len, s, len);
 			if (a.status < 0 || a.status > 999 || a.bytes < 0 ||
-			    a.ms < 0 || a.port < 0 || a.port > 65535 ||
+			    a.ms < 0 || a.end_ms < 0 || a.port < 0 || a.port > 65535 ||
 			    a.uri_len == 0)
 				abort();
 			buf_reset(&rec);

@@ -812,6 +812,22 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	router_drain_cancel(d);
 	test_run_loop(l, 100);
 	ok(seen.called == 0, "a cancelled drain does not call back");
+
+	/* nginx writes its lines every 100 ms: those of requests that
+	 * ended just before a switch are read after it, and their end
+	 * time says they were not in flight at the switch */
+	ok(count_get(20, "sw.localhost", 200, w2) == 20,
+	   "a burst of requests on release 2");
+	rt = live_route(4, &a, 1);
+	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	   sw.release == 2, "release 4 right after it");
+	memset(&seen, 0, sizeof(seen));
+	router_drain_start(r, l, "sw", sw.release, &sw, 5000, on_drained,
+			   &seen);
+	RUN_UNTIL(l, seen.called, 8000);
+	ok(seen.called == 1 && seen.res.drained && seen.res.finished == 0,
+	   "release 2 drained with none of them counted finished during "
+	   "the drain (%ld)", seen.res.finished);
 	ok(router_forget(r, "sw", 1) == 0 &&
 	   router_counts(r, "sw", 1, &c) == 0 && c.done == 0,
 	   "a stopped release's counts can be dropped");
@@ -1259,9 +1275,9 @@ static void test_log_ports(struct loop *l, struct router *r, int port)
 static void test_log_start(void)
 {
 	static const char old[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
-		"0.001\tGET\tid\t::1\t/old\n";
+		"0.001\t1.000\tGET\tid\t::1\t/old\n";
 	static const char line[] = "x.localhost\t127.0.0.1:9\t200\t1\t"
-		"0.001\tGET\tid\t::1\t/new\n";
+		"0.001\t1.000\tGET\tid\t::1\t/new\n";
 	char dir[PATH_MAX + 16], table[PATH_MAX + 32], log[PATH_MAX + 32];
 	char ctl[PATH_MAX + 32];
 	struct router_opts o;
@@ -1351,16 +1367,21 @@ static void test_log_parser(void)
 static void test_access_parser(void)
 {
 	static const char good[] = "demo.test\t127.0.0.1:20001, "
-		"127.0.0.1:20002\t200\t12\t0.003\tGET\tf00d\t127.0.0.1\t"
+		"127.0.0.1:20002\t200\t12\t0.003\t1764532640.125\tGET\tf00d\t"
+		"127.0.0.1\t"
 		"/a\"b\\\xff?x=1\tz";
 	static const char answered[] = "st.test\tunix:/s/answer/sock\t503\t"
-		"15\t1.5\tGET\tid\t::1\t/";
+		"15\t1.5\t1764532641.000\tGET\tid\t::1\t/";
 	static const char *const bad[] = {
-		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1",
-		"h\t127.0.0.1:1\t2x0\t1\t0.001\tGET\tid\t::1\t/",
-		"h\t127.0.0.1:1\t200\t1\tsoon\tGET\tid\t::1\t/",
-		"h\t127.0.0.1:1\t200\t1\t0.001\tG T\tid\t::1\t/",
-		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1\t",
+		"h\t127.0.0.1:1\t200\t1\t0.001\t1.000\tGET\tid\t::1",
+		"h\t127.0.0.1:1\t2x0\t1\t0.001\t1.000\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\tsoon\t1.000\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\t1.000\tG T\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\t1.000\tGET\tid\t::1\t",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tnow\tGET\tid\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\t1764532640125.0\tGET\tid"
+		"\t::1\t/",
+		"h\t127.0.0.1:1\t200\t1\t0.001\tGET\tid\t::1\t/",
 	};
 	struct routerlog_access a;
 	struct routerlog_line lines[2];
@@ -1371,9 +1392,10 @@ static void test_access_parser(void)
 
 	r = routerlog_access_parse(good, sizeof(good) - 1, &a);
 	ok(r == 0 && a.port == 20002 && a.status == 200 && a.bytes == 12 &&
-	   a.ms == 3 && a.uri_len == strlen("/a\"b\\\xff?x=1\tz"),
-	   "an access_log line parses: the last peer's port, the URI to the "
-	   "end of the line (%d, port %d)", r, a.port);
+	   a.ms == 3 && a.end_ms == 1764532640125LL &&
+	   a.uri_len == strlen("/a\"b\\\xff?x=1\tz"),
+	   "an access_log line parses: the last peer's port, its end time, "
+	   "the URI to the end of the line (%d, port %d)", r, a.port);
 	if (r == 0)
 		routerlog_access_record(&a, "demo", "web.2", 4, "", &rec);
 	routerlog_parse(rec.data, rec.len, lines, 2, &n, &nbad, &out);
@@ -1385,15 +1407,16 @@ static void test_access_parser(void)
 	   "and makes the same router line as the Lua record: %s",
 	   n == 1 ? lines[0].text : "");
 	r = routerlog_access_parse(answered, sizeof(answered) - 1, &a);
-	ok(r == 0 && a.port == 0 && a.ms == 1500,
+	ok(r == 0 && a.port == 0 && a.ms == 1500 &&
+	   a.end_ms == 1764532641000LL,
 	   "a request the answer listener took has no port (%d, %d)", r,
 	   a.port);
 	for (i = 0; i < ARRAY_SIZE(bad); i++)
 		if (routerlog_access_parse(bad[i], strlen(bad[i]), &a) < 0)
 			nrefused++;
 	ok(nrefused == ARRAY_SIZE(bad),
-	   "lines with a missing field, a bad number, time or method, or no "
-	   "URI are refused (%zu of %zu)", nrefused, ARRAY_SIZE(bad));
+	   "lines with a missing field, a bad number, time, end time or "
+	   "method, or no URI are refused (%zu of %zu)", nrefused, ARRAY_SIZE(bad));
 	buf_release(&rec);
 	buf_release(&out);
 }
