@@ -194,7 +194,9 @@ test_expect_success 'cluster rm C: it stays out across a restart until cluster j
 	host_berth a cluster rm host-c >out 2>&1 &&
 	test_grep "host-c stopped its apps and left the cluster" out &&
 	app_on c "^shop +stopped" &&
-	test -f "$TRASH/host-c/cluster/removed" &&
+	# A sees the row gone as C commits its delete; C writes the mark
+	# once the answer to its delete comes back, a moment later
+	retry_until 30 test -f "$TRASH/host-c/cluster/removed" &&
 	stop_host c &&
 	start_host c &&
 	test_grep "removed from the cluster ..cluster rm..: run .cluster join. on it" "$TRASH/host-c.log" &&
