@@ -92,7 +92,7 @@ static const char *option(const PQconninfoOption *opts, const char *key,
 	for (; opts->keyword; opts++)
 		if (!strcmp(opts->keyword, key))
 			v = opts->val;
-	if ((!v || !*v) && env)
+	if (!v && env)		/* libpq's defaults fill only what is unset */
 		v = getenv(env);
 	return v && *v ? v : NULL;
 }
@@ -191,6 +191,7 @@ static int lookup_child(void *arg, int out, int err)
 	struct pgresolve *r = arg;
 	struct buf b;
 	size_t i;
+	int ret;
 
 	(void)err;
 	/* the engine's sockets and pipes are not ours to hold open */
@@ -200,7 +201,9 @@ static int lookup_child(void *arg, int out, int err)
 	buf_init(&b, 0);
 	for (i = 0; i < r->names.n; i++)
 		lookup_one(&b, r->names.v[i]);
-	return write_all(out, b.data, b.len) < 0 ? 1 : 0;
+	ret = write_all(out, b.data, b.len) < 0 ? 1 : 0;
+	buf_release(&b);
+	return ret;
 }
 
 /* "'a'" or "'a', 'b'": the names, for a message */
