@@ -92,7 +92,8 @@ static const char *option(const PQconninfoOption *opts, const char *key,
 	for (; opts->keyword; opts++)
 		if (!strcmp(opts->keyword, key))
 			v = opts->val;
-	if (!v && env)		/* libpq's defaults fill only what is unset */
+	/* libpq's defaults fill only what is unset */
+	if (!v && env)
 		v = getenv(env);
 	return v && *v ? v : NULL;
 }
