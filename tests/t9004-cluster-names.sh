@@ -9,7 +9,8 @@
 # a name that only a DNS server which never answers could give, the
 # engine starts and answers apps, ps, stats and status while the lookup
 # hangs, keeps serving, and says once the lookup's deadline passes
-# "cannot resolve 'NAME': no answer within 10 s", retrying as before; a
+# "cannot resolve 'NAME': no answer within 10 s", retrying as before (a
+# change waits cluster_wait, then fails with that reason); a
 # name the DNS server says does not exist gives a clear error at once.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
@@ -145,6 +146,7 @@ test_expect_success 'while the name hangs in DNS, the engine answers and serves'
 	sed -i -e "s/host=pgdb.berth-test /host=stall.berth-test /" \
 		-e "s/host=once.berth-test /host=stall.berth-test /" \
 		"$TRASH/host-a/berth.yaml" &&
+	echo "cluster_wait: 2s" >>"$TRASH/host-a/berth.yaml" &&
 	: >"$TRASH/host-a.log" &&
 	# the engine gets ready while the lookup hangs
 	start_host_etc a &&
@@ -166,6 +168,11 @@ test_expect_success 'then a one-line error naming the host, and it tries again' 
 	test_must_fail host_berth a cluster status 2>err &&
 	test_grep "cannot reach the cluster database: $msg" err &&
 	test $(wc -l <err) = 1 &&
+	# a change waits cluster_wait for the database, as when it is down
+	test_must_fail host_berth a config shop set GREETING=meanwhile >out 2>&1 &&
+	test_grep "cannot reach the cluster database for 2 s \($msg\): nothing was changed" out &&
+	host_berth a config shop >config &&
+	test_grep_not GREETING config &&
 	n=$(asked stall.berth-test) &&
 	retry_until 60 asked_more stall.berth-test $n &&
 	serves a v1
