@@ -1,7 +1,10 @@
 /*
  * pgresolve: a conninfo's host names looked up in a child (see
  * pgresolve.h).  The child writes one line per name, "+ADDR ADDR..." or
- * "-why", and the parent rewrites the host lists from them.
+ * "-why", and the parent rewrites the host lists from them.  With a
+ * service, whose file only libpq reads, the child also finds the hosts
+ * (PQconndefaults() with PGSERVICE set, in the child only) and writes the
+ * lists themselves: "=HOSTS", "=HOSTADDRS", "=PORTS", or "-why".
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -29,6 +32,8 @@ struct pgresolve {
 	struct strv host, addr, port;
 	int *name_of;		/* per host: its index in names, or -1 */
 	struct strv names;	/* the names to look up */
+	char *service;		/* named: the child finds the hosts */
+	char *conninfo;		/* then, for the child */
 	char *timeout_msg;
 	pgresolve_fn fn;
 	void *arg;
@@ -44,6 +49,10 @@ static void pgresolve_free(struct pgresolve *r)
 	strv_release(&r->port);
 	strv_release(&r->names);
 	free(r->name_of);
+	free(r->service);
+	if (r->conninfo)
+		explicit_bzero(r->conninfo, strlen(r->conninfo));
+	free(r->conninfo);
 	free(r->timeout_msg);
 	free(r);
 }
@@ -99,33 +108,22 @@ static const char *option(const PQconninfoOption *opts, const char *key,
 }
 
 /*
- * The hosts of conninfo into r, and the names among them to look up.
- * 1: none (or a conninfo whose hosts libpq alone can tell), 0: some, -1:
- * a conninfo libpq cannot parse.
+ * The hosts (host, hostaddr and port lists) into r, and the names among
+ * them to look up: 0 when there are some, else 1 (none, or counts libpq
+ * refuses itself, without a lookup).
  */
-static int plan(struct pgresolve *r, const char *conninfo)
+static int plan_lists(struct pgresolve *r, const char *host,
+		      const char *hostaddr, const char *port)
 {
-	char *err = NULL;
-	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
 	size_t i, n;
-	int ret = 1;
 
-	if (!opts) {
-		error_set("bad conninfo: %.*s", err ? (int)strcspn(err, "\n") :
-			  13, err ? err : "out of memory");
-		PQfreemem(err);
-		return -1;
-	}
-	if (option(opts, "service", "PGSERVICE"))
-		goto out;	/* a service file may name the hosts */
-	split_list(&r->host, option(opts, "host", "PGHOST"));
-	split_list(&r->addr, option(opts, "hostaddr", "PGHOSTADDR"));
-	split_list(&r->port, option(opts, "port", "PGPORT"));
+	split_list(&r->host, host);
+	split_list(&r->addr, hostaddr);
+	split_list(&r->port, port);
 	n = r->host.n;
-	/* counts libpq refuses: it says so, without a lookup */
 	if (!n || (r->addr.n && r->addr.n != n) ||
 	    (r->port.n > 1 && r->port.n != n))
-		goto out;
+		return 1;
 	while (r->addr.n < n)
 		strv_push(&r->addr, "");
 	r->name_of = xcalloc(n, sizeof(*r->name_of));
@@ -143,8 +141,37 @@ static int plan(struct pgresolve *r, const char *conninfo)
 		r->name_of[i] = (int)r->names.n;
 		strv_push(&r->names, h);
 	}
-	ret = r->names.n ? 0 : 1;
-out:
+	return r->names.n ? 0 : 1;
+}
+
+/*
+ * The hosts of conninfo into r, and the names among them to look up.
+ * 1: none, 0: some (or a service: the child finds its hosts), -1: a
+ * conninfo libpq cannot parse.
+ */
+static int plan(struct pgresolve *r, const char *conninfo)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	const char *service;
+	int ret;
+
+	if (!opts) {
+		error_set("bad conninfo: %.*s", err ? (int)strcspn(err, "\n") :
+			  13, err ? err : "out of memory");
+		PQfreemem(err);
+		return -1;
+	}
+	service = option(opts, "service", "PGSERVICE");
+	if (service) {
+		r->service = xstrdup(service);
+		r->conninfo = xstrdup(conninfo);
+		ret = 0;
+	} else {
+		ret = plan_lists(r, option(opts, "host", "PGHOST"),
+				 option(opts, "hostaddr", "PGHOSTADDR"),
+				 option(opts, "port", "PGPORT"));
+	}
 	PQconninfoFree(opts);
 	return ret;
 }
@@ -186,6 +213,8 @@ static void lookup_one(struct buf *line, const char *name)
 	buf_addstr(line, "\n");
 }
 
+static int service_child(struct pgresolve *r, int out);
+
 /* In the child: each name's line to fd out. */
 static int lookup_child(void *arg, int out, int err)
 {
@@ -199,6 +228,8 @@ static int lookup_child(void *arg, int out, int err)
 	if (out > 3)
 		close_range(3, (unsigned)out - 1, 0);
 	close_range((unsigned)out + 1, ~0U, 0);
+	if (r->service)
+		return service_child(r, out);
 	buf_init(&b, 0);
 	for (i = 0; i < r->names.n; i++)
 		lookup_one(&b, r->names.v[i]);
@@ -213,6 +244,8 @@ static char *names_quoted(const struct pgresolve *r)
 	struct buf b;
 	size_t i;
 
+	if (r->service)
+		return xasprintf("the hosts of service '%s'", r->service);
 	buf_init(&b, 0);
 	for (i = 0; i < r->names.n; i++)
 		buf_addf(&b, "%s'%s'", i ? ", " : "", r->names.v[i]);
@@ -283,12 +316,96 @@ static int rewrite(struct pgresolve *r, char **lines, struct buf *host,
 	return 0;
 }
 
+/* The conninfo's value of key, else the service file's or libpq's
+ * default (defs: PQconndefaults(), NULL when it failed). */
+static const char *value_or_default(const PQconninfoOption *opts,
+				    const PQconninfoOption *defs,
+				    const char *key)
+{
+	const char *v = option(opts, key, NULL);
+
+	return v || !defs ? v : option(defs, key, NULL);
+}
+
+/*
+ * In the child, for a service: its hosts (the service file read by
+ * libpq, PGSERVICE set here only), each name looked up, and the lists
+ * written whole; "=\n=\n=\n" (connect as it is) when there is nothing
+ * to look up, or when libpq has an error to say itself.
+ */
+static int service_child(struct pgresolve *r, int out)
+{
+	PQconninfoOption *opts, *defs = NULL;
+	struct buf b, host, addr, port;
+	char **lines = NULL;
+	size_t i;
+	int ret;
+
+	buf_init(&b, 0);
+	buf_init(&host, 0);
+	buf_init(&addr, 0);
+	buf_init(&port, 0);
+	opts = PQconninfoParse(r->conninfo, NULL);
+	if (opts && setenv("PGSERVICE", r->service, 1) == 0)
+		defs = PQconndefaults();
+	if (!opts || plan_lists(r, value_or_default(opts, defs, "host"),
+				value_or_default(opts, defs, "hostaddr"),
+				value_or_default(opts, defs, "port")) != 0) {
+		buf_addstr(&b, "=\n=\n=\n");
+		goto write;
+	}
+	for (i = 0; i < r->names.n; i++)
+		lookup_one(&r->answer, r->names.v[i]);
+	lines = xcalloc(r->names.n, sizeof(*lines));
+	if (split_answer(r, lines) < 0 ||
+	    rewrite(r, lines, &host, &addr, &port) < 0)
+		buf_addf(&b, "-%s\n", error_last());
+	else
+		buf_addf(&b, "=%s\n=%s\n=%s\n", host.data, addr.data,
+			 port.data);
+write:
+	ret = write_all(out, b.data, b.len) < 0 ? 1 : 0;
+	PQconninfoFree(opts);
+	PQconninfoFree(defs);
+	free(lines);
+	buf_release(&b);
+	buf_release(&host);
+	buf_release(&addr);
+	buf_release(&port);
+	return ret;
+}
+
+/* A service child's answer into h (pointing into it); -1 with
+ * error_last() for its "-why". */
+static int service_answer(struct pgresolve *r, struct pgresolve_hosts *h)
+{
+	char *p = r->answer.data, *line[3], *nl;
+	int k;
+
+	if (*p == '-') {
+		p[strcspn(p, "\n")] = '\0';
+		return error_set("%s", p + 1);
+	}
+	for (k = 0; k < 3; k++) {
+		nl = strchr(p, '\n');
+		if (*p != '=' || !nl)
+			return ERR_INVALID;
+		*nl = '\0';
+		line[k] = p + 1;
+		p = nl + 1;
+	}
+	h->host = *line[0] ? line[0] : NULL;
+	h->hostaddr = *line[1] ? line[1] : NULL;
+	h->port = *line[2] ? line[2] : NULL;
+	return 0;
+}
+
 static void lookup_done(struct runner *run, int result, void *arg)
 {
 	struct pgresolve *r = arg;
 	struct pgresolve_hosts h;
 	struct buf host, addr, port;
-	char **lines = xcalloc(r->names.n, sizeof(*lines));
+	char **lines = xcalloc(r->names.n + 1, sizeof(*lines));
 	char why[64], *names = NULL;
 
 	buf_init(&host, 0);
@@ -296,8 +413,19 @@ static void lookup_done(struct runner *run, int result, void *arg)
 	buf_init(&port, 0);
 	if (result < 0)
 		goto fail;	/* the deadline, or the runner's error */
+	if (r->service && WIFEXITED(run->status) &&
+	    WEXITSTATUS(run->status) == 0) {
+		int got = service_answer(r, &h);
+
+		if (got == 0) {
+			r->fn(r->arg, 0, &h);
+			goto out;
+		}
+		if (got == -1)
+			goto fail;
+	}
 	if (!WIFEXITED(run->status) || WEXITSTATUS(run->status) != 0 ||
-	    split_answer(r, lines) < 0) {
+	    r->service || split_answer(r, lines) < 0) {
 		names = names_quoted(r);
 		error_set("cannot resolve %s: the lookup's process %s", names,
 			  spawn_describe_status(run->status, why,

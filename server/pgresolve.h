@@ -21,9 +21,10 @@
  * out while another host is left (libpq skips it the same way), and is
  * the error when none is.
  *
- * Not covered: a conninfo that names a service (service=, or PGSERVICE):
- * its hosts may come from a service file, which only libpq reads; it is
- * connected as it is, and libpq looks its names up in the caller.
+ * A conninfo that names a service (service=, or PGSERVICE) may take its
+ * hosts from the service file, which only libpq reads: the child reads
+ * it (PQconndefaults()) and looks up what it names, so such a conninfo
+ * always takes a child.
  *
  * Runs in the engine; the lookup is a forked child of it, its own process
  * group, KILLed at the deadline or on pgresolve_cancel().
@@ -37,7 +38,8 @@ struct pgresolve;
 /*
  * What to add after the conninfo's keywords in PQconnectStartParams()
  * (with expand_dbname, later keywords win): host and hostaddr, lists of
- * the same length, and port (NULL: the conninfo's stands).
+ * the same length, and port.  NULL: the conninfo's stands (all three
+ * NULL: a service whose hosts need no lookup).
  */
 struct pgresolve_hosts {
 	const char *host;

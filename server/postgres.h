@@ -26,12 +26,11 @@
  * host name (pgresolve.h; the op's children look it up themselves).  The
  * embedded cluster is reached over its unix socket: no lookup.
  *
- * What still blocks, and for how long: an outside server named through a
- * service file (service=) is looked up by libpq in postgres_size_async(),
- * on the loop; a first use as root may run useradd
- * (at most 30 s); a postmaster left over by a killed engine is stopped
- * and waited for (at most 40 s, when ours starts); postgres_shutdown()
- * waits for ours to stop (at most about 40 s, at the engine's exit).
+ * What still blocks, and for how long: a first use as root may run
+ * useradd (at most 30 s); a postmaster left over by a killed engine is
+ * stopped and waited for (at most 40 s, when ours starts);
+ * postgres_shutdown() waits for ours to stop (at most about 40 s, at the
+ * engine's exit).
  */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H

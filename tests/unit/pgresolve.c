@@ -41,8 +41,8 @@ static void on_resolved(void *arg, int result, const struct pgresolve_hosts *h)
 	g->calls++;
 	g->result = result;
 	if (h) {
-		g->host = xstrdup(h->host);
-		g->hostaddr = xstrdup(h->hostaddr);
+		g->host = h->host ? xstrdup(h->host) : NULL;
+		g->hostaddr = h->hostaddr ? xstrdup(h->hostaddr) : NULL;
 		g->port = h->port ? xstrdup(h->port) : NULL;
 	} else {
 		g->err = xstrdup(error_last());
@@ -134,6 +134,9 @@ int main(void)
 {
 	struct got g;
 	struct pgresolve *r;
+	const char *services = "[mine]\nhost=localhost\nport=5999\n"
+			       "[numeric]\nhost=127.0.0.1\n";
+	char svc[64];
 	sigset_t set;
 	uint64_t t;
 	int n;
@@ -159,7 +162,6 @@ int main(void)
 	no_lookup("host=db.example.com hostaddr=10.0.0.1");
 	no_lookup("dbname=x user=y");
 	no_lookup("");
-	no_lookup("service=mine host=db.example.com");
 	/* libpq refuses these itself, before any lookup */
 	no_lookup("host=a.example.com,b.example.com hostaddr=10.0.0.1");
 	no_lookup("host=a.example.com,b.example.com,c.example.com port=1,2");
@@ -199,6 +201,32 @@ int main(void)
 	   items_in(g.host, "localhost") >= 1,
 	   "PGHOST when the conninfo names no host");
 	unsetenv("PGHOST");
+
+	/* a service: the child reads its file (PGSERVICEFILE here) */
+	snprintf(svc, sizeof(svc), "/tmp/pgresolve-unit-%d.conf",
+		 (int)getpid());
+	ok(write_file_atomic(svc, services, strlen(services), 0600) == 0,
+	   "a service file");
+	setenv("PGSERVICEFILE", svc, 1);
+	ok(resolve(&g, "service=mine dbname=x") == 0 && g.result == 0 &&
+	   g.host && items_in(g.host, "localhost") >= 1 &&
+	   items_in(g.hostaddr, "127.0.0.1 ::1") == items_in(g.host,
+							     "localhost") &&
+	   !g.port, "a service's host name, looked up: host=%s hostaddr=%s",
+	   g.host ? g.host : "-", g.hostaddr ? g.hostaddr : "-");
+	ok(resolve(&g, "service=mine host=/tmp") == 0 && g.result == 0 &&
+	   !g.host && !g.hostaddr && !g.port,
+	   "the conninfo's host wins over the service's: nothing to look up");
+	ok(resolve(&g, "service=numeric") == 0 && g.result == 0 && !g.host,
+	   "a service's address: nothing to look up");
+	setenv("PGSERVICE", "mine", 1);
+	ok(resolve(&g, "dbname=x") == 0 && g.result == 0 && g.host &&
+	   items_in(g.host, "localhost") >= 1, "PGSERVICE");
+	unsetenv("PGSERVICE");
+	ok(resolve(&g, "service=nosuch") == 0 && g.result == 0 && !g.host,
+	   "an unknown service: connected as it is (libpq says why)");
+	unlink(svc);
+	unsetenv("PGSERVICEFILE");
 
 	got_release(&g);
 	ok(pgresolve_start(&r, loop, "host=localhost", 30000, on_resolved,
