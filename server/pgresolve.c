@@ -269,10 +269,12 @@ static int split_answer(struct pgresolve *r, char **lines)
 	return 0;
 }
 
+/* The n-th host: its items (an item may be empty: the count says where
+ * the commas go). */
 static void add_host(struct buf *host, struct buf *addr, struct buf *port,
-		     const char *h, const char *a, const char *p)
+		     size_t *n, const char *h, const char *a, const char *p)
 {
-	const char *sep = host->len ? "," : "";
+	const char *sep = (*n)++ ? "," : "";
 
 	buf_addf(host, "%s%s", sep, h);
 	buf_addf(addr, "%s%s", sep, a);
@@ -286,7 +288,7 @@ static int rewrite(struct pgresolve *r, char **lines, struct buf *host,
 		   struct buf *addr, struct buf *port)
 {
 	const char *failed = NULL, *why = NULL;
-	size_t i;
+	size_t i, n = 0;
 
 	for (i = 0; i < r->host.n; i++) {
 		const char *p = r->port.n > 1 ? r->port.v[i] : NULL;
@@ -294,7 +296,7 @@ static int rewrite(struct pgresolve *r, char **lines, struct buf *host,
 		int k = r->name_of[i];
 
 		if (k < 0) {
-			add_host(host, addr, port, r->host.v[i],
+			add_host(host, addr, port, &n, r->host.v[i],
 				 r->addr.v[i], p);
 			continue;
 		}
@@ -308,10 +310,11 @@ static int rewrite(struct pgresolve *r, char **lines, struct buf *host,
 		line = xstrdup(lines[k] + 1);
 		save = line;
 		while ((a = str_token(&save, " ")) != NULL)
-			add_host(host, addr, port, r->host.v[i], a, p);
+			add_host(host, addr, port, &n, r->host.v[i], a,
+				 p);
 		free(line);
 	}
-	if (!host->len)
+	if (!n)
 		return error_set("cannot resolve '%s': %s", failed, why);
 	return 0;
 }

@@ -192,6 +192,14 @@ int main(void)
 	   "the others stay, the ports follow their hosts: host=%s "
 	   "hostaddr=%s port=%s", g.host, g.hostaddr, g.port);
 
+	ok(resolve(&g, "host=,localhost port=1,2") == 0 && g.result == 0 &&
+	   g.host && g.host[0] == ',' && g.hostaddr[0] == ',' &&
+	   !strncmp(g.port, "1,2", 3) &&
+	   count(g.host, ',') == count(g.hostaddr, ',') &&
+	   count(g.host, ',') == count(g.port, ','),
+	   "an empty host first (the default socket) keeps its place: "
+	   "host=%s hostaddr=%s port=%s", g.host, g.hostaddr, g.port);
+
 	ok(resolve(&g, "postgresql://u@localhost:6000/db") == 0 &&
 	   g.result == 0 && g.host && items_in(g.host, "localhost") >= 1 &&
 	   !g.port, "a URI's host (%s)", g.host ? g.host : g.err);
