@@ -20,6 +20,7 @@
 #include "log.h"
 #include "logger.h"
 #include "loop.h"
+#include "pgresolve.h"
 #include "release.h"
 #include "runner.h"
 #include "util.h"
@@ -29,6 +30,7 @@
 #define HEARTBEAT_MS 2000
 #define RECONCILE_MS 5000
 #define CONNECT_TIMEOUT_MS 10000
+#define RESOLVE_TIMEOUT_MS 10000	/* the host name's lookup, before */
 #define RETRY_MIN_MS 500
 #define RETRY_MAX_MS 5000
 #define QUERY_STUCK_MS 60000	/* an answer this late: drop the connection */
@@ -238,6 +240,7 @@ struct cluster {
 	char *groups;		/* "{web,api}", a text[] literal */
 	char *first_group;
 	PGconn *conn;
+	struct pgresolve *lookup;	/* the host name's, before conn */
 	enum cl_state state;
 	int fd;
 	unsigned events;
@@ -465,6 +468,8 @@ static void stop_timers(struct cluster *cl)
 
 static void close_conn(struct cluster *cl)
 {
+	pgresolve_cancel(cl->lookup);
+	cl->lookup = NULL;
 	if (cl->fd >= 0)
 		loop_del_fd(cl->e->loop, cl->fd);
 	cl->fd = -1;
@@ -856,16 +861,21 @@ static void on_connect_timeout(struct loop *l, void *arg)
 		connection_lost(cl, "no answer from the cluster database within 10 s");
 }
 
-static void connect_start(struct cluster *cl)
+/* Connect, with the addresses looked up (h, or NULL: none to look up). */
+static void connect_to(struct cluster *cl, const struct pgresolve_hosts *h)
 {
-	/* Defaults first: the conninfo (dbname, expanded) may override them.
-	 * A cut network must end the connection within seconds, not the
-	 * kernel's two hours, so that the host reconnects and catches up. */
+	/* Defaults first: the conninfo (dbname, expanded) may override them,
+	 * and the looked-up hosts override its own.  A cut network must
+	 * end the connection within seconds, not the kernel's two hours,
+	 * so that the host reconnects and catches up. */
 	const char *keys[] = { "keepalives_idle", "keepalives_interval",
 			       "keepalives_count", "tcp_user_timeout",
-			       "application_name", "dbname", NULL };
+			       "application_name", "dbname", "host",
+			       "hostaddr", "port", NULL };
 	const char *vals[] = { "5", "2", "3", "15000", "berth-cluster",
-			       cl->conninfo, NULL };
+			       cl->conninfo, h ? h->host : NULL,
+			       h ? h->hostaddr : NULL, h ? h->port : NULL,
+			       NULL };
 	int fd;
 
 	cl->conn = PQconnectStartParams(keys, vals, 1);
@@ -875,7 +885,6 @@ static void connect_start(struct cluster *cl)
 				"out of memory");
 		return;
 	}
-	cl->state = CL_CONNECTING;
 	fd = PQsocket(cl->conn);
 	if (fd < 0 || loop_add_fd(cl->e->loop, fd, LOOP_WRITE, on_fd, cl) < 0) {
 		connection_lost(cl, "cannot watch the connection");
@@ -885,6 +894,35 @@ static void connect_start(struct cluster *cl)
 	cl->events = LOOP_WRITE;
 	cl->connect_timer = loop_add_timer(cl->e->loop, CONNECT_TIMEOUT_MS,
 					   on_connect_timeout, cl);
+}
+
+static void on_resolved(void *arg, int result, const struct pgresolve_hosts *h)
+{
+	struct cluster *cl = arg;
+
+	cl->lookup = NULL;
+	if (result < 0)
+		connection_lost(cl, error_last());
+	else
+		connect_to(cl, h);
+}
+
+/*
+ * libpq would resolve the database's host name inside
+ * PQconnectStartParams(), blocking the loop for as long as DNS takes: a
+ * child looks it up first, anew at each attempt (addresses change).
+ */
+static void connect_start(struct cluster *cl)
+{
+	int r;
+
+	cl->state = CL_CONNECTING;
+	r = pgresolve_start(&cl->lookup, cl->e->loop, cl->conninfo,
+			    RESOLVE_TIMEOUT_MS, on_resolved, cl);
+	if (r < 0)
+		connection_lost(cl, error_last());
+	else if (r > 0)
+		connect_to(cl, NULL);
 }
 
 /* ---------- what this host applied ---------- */

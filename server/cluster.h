@@ -3,14 +3,16 @@
  *
  * With "cluster: CONNINFO" in berth.yaml the engine keeps one libpq
  * connection to that PostgreSQL, non-blocking and watched by the loop
- * (nothing here waits for the database's answers).  What still blocks
- * the loop: resolving the database's host name, which libpq does with
- * getaddrinfo() while it connects (at each connect and reconnect; an
- * address, or hostaddr= in the conninfo, makes no DNS query).  A
- * release's bundle (up to hundreds of MB) is read from disk by a child
- * to be published, and comes over a pipe; a fetched one is written to
- * disk by a child, and its deploy starts from the child's exit; its
- * chunks are sent and received without blocking.
+ * (nothing here waits for the database's answers).  Its host name is
+ * looked up anew at each connect and reconnect by a child (pgresolve.h:
+ * at most 10 s, then "cannot resolve 'NAME': ..." and a retry as for any
+ * failed connect), and libpq connects to the addresses (hostaddr=): the
+ * loop never waits for DNS (a service file's hosts too: the child reads
+ * it).  An address or a socket path needs no lookup.  A release's bundle
+ * (up to hundreds of MB) is read from disk by a child to be published,
+ * and comes over a pipe; a fetched one is written to disk by a child,
+ * and its deploy starts from the child's exit; its chunks are sent and
+ * received without blocking.
  * clusterjobs.c and clusterroute.c ask through this connection only.
  * On connect it creates or
  * migrates the berth_* tables (under an advisory lock, so hosts joining

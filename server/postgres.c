@@ -41,6 +41,7 @@
 #include "config.h"
 #include "log.h"
 #include "loop.h"
+#include "pgresolve.h"
 #include "reaper.h"
 #include "runner.h"
 #include "spawn.h"
@@ -1996,6 +1997,7 @@ void postgres_op_cancel(struct postgres *pg, struct postgres_op *op)
 struct size_req {
 	struct size_req *next;
 	struct postgres *pg;
+	struct pgresolve *lookup;	/* an outside server's name, first */
 	PGconn *conn;
 	int fd;			/* registered with the loop, or -1 */
 	int querying;		/* connected, query sent */
@@ -2020,6 +2022,7 @@ static void size_free(struct size_req *r)
 		loop_del_fd(r->pg->loop, r->fd);
 	if (r->timer)
 		loop_del_timer(r->pg->loop, r->timer);
+	pgresolve_cancel(r->lookup);
 	PQfinish(r->conn);
 	free(r->app);
 	free(r->ident);
@@ -2126,11 +2129,54 @@ static void size_on_timeout(struct loop *l, void *arg)
 	size_done(r, -1);
 }
 
+/* Connect, with the outside server's addresses (h, or NULL: none
+ * looked up); 0, or -1 with error_last(). */
+static int size_connect(struct size_req *r, const struct pgresolve_hosts *h)
+{
+	const char *keys[11], *vals[11];
+	int n;
+
+	admin_params(r->pg, NULL, keys, vals);
+	for (n = 0; keys[n]; n++)
+		;
+	if (h) {
+		keys[n] = "host";
+		vals[n++] = h->host;
+		keys[n] = "hostaddr";
+		vals[n++] = h->hostaddr;
+		keys[n] = "port";
+		vals[n++] = h->port;
+		keys[n] = NULL;
+		vals[n] = NULL;
+	}
+	r->conn = PQconnectStartParams(keys, vals, 1);
+	if (!r->conn || PQstatus(r->conn) == CONNECTION_BAD ||
+	    PQsetnonblocking(r->conn, 1) < 0 ||
+	    size_watch(r, LOOP_WRITE) < 0)
+		return error_set("cannot reach PostgreSQL: %s", r->conn ?
+				 first_line(PQerrorMessage(r->conn)) :
+				 "out of memory");
+	return 0;
+}
+
+static void size_resolved(void *arg, int result,
+			  const struct pgresolve_hosts *h)
+{
+	struct size_req *r = arg;
+
+	r->lookup = NULL;
+	if (result < 0 || size_connect(r, h) < 0) {
+		/* as a size that cannot be told: stats says nothing */
+		log_debug("postgres: %s", error_last());
+		size_done(r, -1);
+	}
+}
+
 int postgres_size_async(struct postgres *pg, const char *app,
 			postgres_size_fn fn, void *arg)
 {
-	const char *keys[8], *vals[8];
 	struct size_req *r;
+	int looked_up = 1;
 
 	if (app_check(app) < 0)
 		return ERR_INVALID;
@@ -2141,7 +2187,6 @@ int postgres_size_async(struct postgres *pg, const char *app,
 		if (!pg->password && load_password(pg) < 0)
 			return -1;
 	}
-	admin_params(pg, NULL, keys, vals);
 	r = xcalloc(1, sizeof(*r));
 	r->pg = pg;
 	r->fd = -1;
@@ -2151,15 +2196,17 @@ int postgres_size_async(struct postgres *pg, const char *app,
 	r->ident = postgres_ident(app);
 	r->next = pg->sizes;
 	pg->sizes = r;
-	r->conn = PQconnectStartParams(keys, vals, 1);
-	if (!r->conn || PQstatus(r->conn) == CONNECTION_BAD ||
-	    PQsetnonblocking(r->conn, 1) < 0 ||
-	    size_watch(r, LOOP_WRITE) < 0) {
-		error_set("cannot reach PostgreSQL: %s", r->conn ?
-			  first_line(PQerrorMessage(r->conn)) : "out of memory");
+	/* libpq would resolve an outside server's host name on the loop:
+	 * a child looks it up first, anew each time */
+	if (pg->external)
+		looked_up = pgresolve_start(&r->lookup, pg->loop,
+					    pg->external, 0, size_resolved,
+					    r);
+	if (looked_up < 0 || (looked_up > 0 && size_connect(r, NULL) < 0)) {
 		size_free(r);
 		return -1;
 	}
+	/* the lookup, the connection and the answer, all within it */
 	r->timer = loop_add_timer(pg->loop, SIZE_TIMEOUT_MS, size_on_timeout,
 				  r);
 	return 0;

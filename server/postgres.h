@@ -22,14 +22,15 @@
  * statements in a child of the engine the loop watches (connect_timeout
  * 5 s, statements of at most 60 s, the whole at most 180 s), and answer
  * through a callback; postgres_size_async() asks over a non-blocking
- * connection on the loop.
+ * connection on the loop, after a child looked up an outside server's
+ * host name (pgresolve.h; the op's children look it up themselves).  The
+ * embedded cluster is reached over its unix socket: no lookup.
  *
- * What still blocks, and for how long: postgres_size_async() resolves an
- * outside server's host name on the loop (libpq calls getaddrinfo() while
- * it connects; none with hostaddr=); a first use as root may run useradd
- * (at most 30 s); a postmaster left over by a killed engine is stopped
- * and waited for (at most 40 s, when ours starts); postgres_shutdown()
- * waits for ours to stop (at most about 40 s, at the engine's exit).
+ * What still blocks, and for how long: a first use as root may run
+ * useradd (at most 30 s); a postmaster left over by a killed engine is
+ * stopped and waited for (at most 40 s, when ours starts);
+ * postgres_shutdown() waits for ours to stop (at most about 40 s, at the
+ * engine's exit).
  */
 #ifndef BERTH_POSTGRES_H
 #define BERTH_POSTGRES_H
@@ -107,7 +108,8 @@ void postgres_op_cancel(struct postgres *pg, struct postgres_op *op);
  * The size of app's database in bytes, asked without blocking: a
  * non-blocking libpq connection watched by the loop.  fn(arg, app, bytes)
  * is called once from the loop, bytes -1 when it could not tell (no such
- * database, an error, no answer within 10 s); never when postgres_free()
+ * database, an error, no answer within 10 s, the outside server's name
+ * looked up included); never when postgres_free()
  * comes first.  Never starts the embedded cluster: -1 at once when it is
  * not running.  app is copied.
  */
