@@ -307,15 +307,8 @@ bad:
 
 int privsep_user(const char *root, struct appuser *u)
 {
-	struct appuser_sys sys;
-	char *dir = xasprintf("%s/users", root);
-	int r = appuser_init(&sys, dir);
+	int r = appuser_call(root, appuser_lookup_ssh, u);
 
-	free(dir);
-	if (r < 0)
-		return -1;
-	r = appuser_lookup_ssh(&sys, u);
-	appuser_release(&sys);
 	if (r == ERR_NOTFOUND)
 		return error_set("no user '%s' (the engine makes it at start)",
 				 APPUSER_SSH);
