@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1419,23 +1418,6 @@ void certs_status(struct engine *e, struct client *c)
 
 /* --- certs:add, client side ------------------------------------------ */
 
-static void say(struct backup_io *io, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(struct backup_io *io, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (msg)
-		io->error(io->ctx, msg);
-	free(msg);
-}
-
 /* Every regular file of a tar, one after the other (bounded). */
 static int untar(const char *data, size_t len, struct buf *out)
 {
@@ -1595,24 +1577,24 @@ int certs_add_command(const char *root, int argc, char **argv,
 	buf_init(&in, CERTS_STDIN_MAX);
 	buf_init(&flat, CERTS_STDIN_MAX);
 	if (argc != 2 && argc != 4) {
-		say(io, "usage: certs:add APP CRT KEY (or the certificate and key on stdin: PEM, or a tar of server.crt and server.key)");
+		backup_say_error(io, "usage: certs:add APP CRT KEY (or the certificate and key on stdin: PEM, or a tar of server.crt and server.key)");
 		ret = 100;
 		goto out;
 	}
 	if (!app_name_valid(argv[1])) {
-		say(io, "invalid app name '%s'", argv[1]);
+		backup_say_error(io, "invalid app name '%s'", argv[1]);
 		goto out;
 	}
 	if (argc == 4) {
 		if (!io->local) {
-			say(io, "certs:add over ssh reads stdin: ssh HOST certs:add %s < cert-and-key.pem (or < cert-key.tar)",
-			    argv[1]);
+			backup_say_error(io, "certs:add over ssh reads stdin: ssh HOST certs:add %s < cert-and-key.pem (or < cert-key.tar)",
+					 argv[1]);
 			goto out;
 		}
 		if (read_file(&in, argv[2], CERTS_STDIN_MAX / 2) < 0 ||
 		    buf_addstr(&in, "\n") < 0 ||
 		    read_file(&flat, argv[3], CERTS_STDIN_MAX / 2) < 0) {
-			say(io, "%s", error_last());
+			backup_say_error(io, "%s", error_last());
 			goto out;
 		}
 		buf_add(&in, flat.data, flat.len);
@@ -1620,22 +1602,22 @@ int certs_add_command(const char *root, int argc, char **argv,
 	} else {
 		r = backup_read_all(io, &in);
 		if (r == ERR_INVALID) {
-			say(io, "certs:add: the input is larger than 1 MiB");
+			backup_say_error(io, "certs:add: the input is larger than 1 MiB");
 			goto out;
 		}
 		if (r < 0) {
-			say(io, "certs:add: %s", error_last());
+			backup_say_error(io, "certs:add: %s", error_last());
 			goto out;
 		}
 		if (!in.len) {
-			say(io, "certs:add: nothing on stdin (give CRT KEY, or pipe PEM text or a tar of server.crt and server.key)");
+			backup_say_error(io, "certs:add: nothing on stdin (give CRT KEY, or pipe PEM text or a tar of server.crt and server.key)");
 			goto out;
 		}
 	}
 	stage = xasprintf("%s/tmp/certs.XXXXXX", root);
 	if (!mkdtemp(stage)) {
-		say(io, "cannot make a folder in '%s/tmp': %s", root,
-		    strerror(errno));
+		backup_say_error(io, "cannot make a folder in '%s/tmp': %s",
+				 root, strerror(errno));
 		FREE_AND_NULL(stage);
 		goto out;
 	}
@@ -1647,7 +1629,7 @@ int certs_add_command(const char *root, int argc, char **argv,
 	/* OpenSSL's check stays root's: nginx's master loads them as root */
 	if (r < 0 || tlscert_check(chain.data, chain.len, key.data, key.len,
 				   NULL) < 0) {
-		say(io, "certs:add: %s", error_last());
+		backup_say_error(io, "certs:add: %s", error_last());
 		goto out;
 	}
 	p = xasprintf("%s/cert.pem", stage);
@@ -1655,17 +1637,17 @@ int certs_add_command(const char *root, int argc, char **argv,
 	free(p);
 	p = xasprintf("%s/key.pem", stage);
 	if (r < 0 || write_file_atomic(p, key.data, key.len, 0600) < 0) {
-		say(io, "%s", error_last());
+		backup_say_error(io, "%s", error_last());
 		goto out;
 	}
 	req[1] = argv[1];
 	req[2] = stage;
 	r = control_call(root, 3, req, relay, io, &err);
 	if (r < 0) {
-		say(io, "the server is not running (cannot reach the engine)");
+		backup_say_error(io, "the server is not running (cannot reach the engine)");
 		ret = 111;
 	} else if (r > 0) {
-		say(io, "%s", err ? err : "failed");
+		backup_say_error(io, "%s", err ? err : "failed");
 	} else {
 		ret = 0;
 	}
