@@ -351,6 +351,29 @@ void appuser_release(struct appuser_sys *sys)
 	memset(sys, 0, sizeof(*sys));
 }
 
+int appuser_init_root(struct appuser_sys *sys, const char *root)
+{
+	char *dir = xasprintf("%s/users", root);
+	int r = appuser_init(sys, dir);
+
+	free(dir);
+	return r;
+}
+
+int appuser_call(const char *root,
+		 int (*fn)(const struct appuser_sys *sys, struct appuser *u),
+		 struct appuser *u)
+{
+	struct appuser_sys sys;
+	int r;
+
+	if (appuser_init_root(&sys, root) < 0)
+		return -1;
+	r = fn(&sys, u);
+	appuser_release(&sys);
+	return r;
+}
+
 static void current_user(struct appuser *u)
 {
 	struct passwd *pw = getpwuid(geteuid());

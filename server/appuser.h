@@ -74,7 +74,19 @@ struct appuser {
  * as root (isolation was asked for and cannot be given).
  */
 int appuser_init(struct appuser_sys *sys, const char *state_dir);
+/* appuser_init() on berth's own state folder for users, ROOT/users. */
+int appuser_init_root(struct appuser_sys *sys, const char *root);
 void appuser_release(struct appuser_sys *sys);
+
+/*
+ * For a caller that needs the table for one call: ROOT/users set up
+ * (appuser_init_root()), fn(sys, u) called (appuser_ensure_ssh,
+ * appuser_lookup_ssh, ...), released.  fn's result (0, ERR_NOTFOUND,
+ * ERR_EXISTS or -1), or -1 when it could not be set up.
+ */
+int appuser_call(const char *root,
+		 int (*fn)(const struct appuser_sys *sys, struct appuser *u),
+		 struct appuser *u);
 
 /* The user name for an app (see above) into out; ERR_INVALID for a name
  * that is not a valid app name. */

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1419,23 +1418,6 @@ void certs_status(struct engine *e, struct client *c)
 
 /* --- certs:add, client side ------------------------------------------ */
 
-static void say(struct backup_io *io, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void say(struct backup_io *io, const char *fmt, ...)
-{
-	va_list ap;
-	char *msg;
-
-	va_start(ap, fmt);
-	if (vasprintf(&msg, fmt, ap) < 0)
-		msg = NULL;
-	va_end(ap);
-	if (msg)
-		io->error(io->ctx, msg);
-	free(msg);
-}
-
 /* Every regular file of a tar, one after the other (bounded). */
 static int untar(const char *data, size_t len, struct buf *out)
 {
@@ -1478,7 +1460,7 @@ out:
 /*
  * PEM text, else a tar (Dokku's certs:add < cert-key.tar), split into the
  * certificates and the key; in may be replaced by the tar's files.  The
- * client's bytes: as root, parsed only in split_unprivileged()'s child.
+ * client's bytes: as root, parsed only in split_jailed()'s jail.
  */
 static int split_input(struct buf *in, struct buf *chain, struct buf *key)
 {
@@ -1503,26 +1485,41 @@ out:
 	return ret;
 }
 
+/* In the jail, as berth-ssh: /in split into /cert.pem and /key.pem. */
+static int split_jailed(void *arg)
+{
+	struct buf raw, c = BUF_INIT, k = BUF_INIT;
+	int ret = -1;
+
+	(void)arg;
+	buf_init(&raw, CERTS_STDIN_MAX + 1);
+	if (read_file(&raw, "/in", CERTS_STDIN_MAX + 1) == 0 &&
+	    split_input(&raw, &c, &k) == 0 &&
+	    write_file_atomic("/cert.pem", c.data, c.len, 0600) == 0 &&
+	    write_file_atomic("/key.pem", k.data, k.len, 0600) == 0)
+		ret = 0;
+	buf_release(&raw);
+	buf_release(&c);
+	buf_release(&k);
+	return ret;
+}
+
 /*
  * As root: split the client's bytes without parsing them as root.  They
  * are spooled unread to STAGE/u/in (STAGE/u is berth-ssh's, STAGE root's
- * 0700); a child chroots into STAGE/u, drops for good to berth-ssh,
- * untars and splits there (split_input()) and leaves cert.pem and
- * key.pem; root reads them back by descriptors (a link, a fifo, a
- * device refused, never followed; each at most CERTS_SPLIT_MAX) and
- * removes STAGE/u.  0, or -1 with error_last() (the splitter's own error
- * when it failed, as one line).
+ * 0700); split_jailed() untars and splits them in a jail there, as
+ * berth-ssh (privsep_call_jailed()), and leaves cert.pem and key.pem;
+ * root reads them back by descriptors (a link, a fifo, a device refused,
+ * never followed; each at most CERTS_SPLIT_MAX) and removes STAGE/u.  0,
+ * or -1 with error_last() (the splitter's own error when it failed, as
+ * one line).
  */
 static int split_unprivileged(const char *root, const char *stage,
 			      const struct buf *in, struct buf *chain,
 			      struct buf *key)
 {
-	char msg[512];
 	char *top = xasprintf("%s/u", stage), *spool = NULL;
-	int ufd = -1, p[2] = { -1, -1 }, st, ret = -1;
-	ssize_t n;
-	size_t got = 0;
-	pid_t pid, me = getpid();
+	int ufd = -1, ret = -1;
 	struct appuser u;
 
 	if (privsep_user(root, &u) < 0)
@@ -1540,60 +1537,9 @@ static int split_unprivileged(const char *root, const char *stage,
 		error_setsys("cannot hand '%s' over", spool);
 		goto out;
 	}
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		error_setsys("pipe");
+	if (privsep_call_jailed(&u, top, split_jailed, NULL, "the splitter",
+				"cannot start the splitter") < 0)
 		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		error_setsys("fork");
-		goto out;
-	}
-	if (pid == 0) {
-		struct buf raw, c = BUF_INIT, k = BUF_INIT;
-		const char *err = "cannot start the splitter";
-
-		/* nothing of the session's but the way to say what failed */
-		if (dup2(p[1], 3) < 0)
-			_exit(1);
-		close_range(4, ~0u, 0);
-		buf_init(&raw, CERTS_STDIN_MAX + 1);
-		if (chroot(top) == 0 && chdir("/") == 0 &&
-		    privsep_drop(&u, me) == 0) {
-			if (read_file(&raw, "/in", CERTS_STDIN_MAX + 1) == 0 &&
-			    split_input(&raw, &c, &k) == 0 &&
-			    write_file_atomic("/cert.pem", c.data, c.len,
-					      0600) == 0 &&
-			    write_file_atomic("/key.pem", k.data, k.len,
-					      0600) == 0)
-				_exit(0);
-			err = error_last();
-		}
-		if (write(3, err, strlen(err)) < 0)
-			_exit(1);
-		_exit(1);
-	}
-	close(p[1]);
-	p[1] = -1;
-	while (got < sizeof(msg) - 1 &&
-	       (n = read(p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		got += (size_t)n;
-	}
-	msg[got] = '\0';
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-		/* the splitter's word, shown as one line of text */
-		for (n = 0; msg[n]; n++)
-			if ((unsigned char)msg[n] < 0x20 || msg[n] == 0x7f)
-				msg[n] = '?';
-		error_set("%s", msg[0] ? msg : "the splitter failed");
-		goto out;
-	}
 	ufd = safefs_open_top(top);
 	if (ufd < 0 ||
 	    safefs_read(chain, ufd, "cert.pem", CERTS_SPLIT_MAX) < 0 ||
@@ -1601,10 +1547,6 @@ static int split_unprivileged(const char *root, const char *stage,
 		goto out;
 	ret = 0;
 out:
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
 	if (ufd >= 0)
 		close(ufd);
 	rm_rf(top);
@@ -1635,24 +1577,24 @@ int certs_add_command(const char *root, int argc, char **argv,
 	buf_init(&in, CERTS_STDIN_MAX);
 	buf_init(&flat, CERTS_STDIN_MAX);
 	if (argc != 2 && argc != 4) {
-		say(io, "usage: certs:add APP CRT KEY (or the certificate and key on stdin: PEM, or a tar of server.crt and server.key)");
+		backup_say_error(io, "usage: certs:add APP CRT KEY (or the certificate and key on stdin: PEM, or a tar of server.crt and server.key)");
 		ret = 100;
 		goto out;
 	}
 	if (!app_name_valid(argv[1])) {
-		say(io, "invalid app name '%s'", argv[1]);
+		backup_say_error(io, "invalid app name '%s'", argv[1]);
 		goto out;
 	}
 	if (argc == 4) {
 		if (!io->local) {
-			say(io, "certs:add over ssh reads stdin: ssh HOST certs:add %s < cert-and-key.pem (or < cert-key.tar)",
-			    argv[1]);
+			backup_say_error(io, "certs:add over ssh reads stdin: ssh HOST certs:add %s < cert-and-key.pem (or < cert-key.tar)",
+					 argv[1]);
 			goto out;
 		}
 		if (read_file(&in, argv[2], CERTS_STDIN_MAX / 2) < 0 ||
 		    buf_addstr(&in, "\n") < 0 ||
 		    read_file(&flat, argv[3], CERTS_STDIN_MAX / 2) < 0) {
-			say(io, "%s", error_last());
+			backup_say_error(io, "%s", error_last());
 			goto out;
 		}
 		buf_add(&in, flat.data, flat.len);
@@ -1660,22 +1602,22 @@ int certs_add_command(const char *root, int argc, char **argv,
 	} else {
 		r = backup_read_all(io, &in);
 		if (r == ERR_INVALID) {
-			say(io, "certs:add: the input is larger than 1 MiB");
+			backup_say_error(io, "certs:add: the input is larger than 1 MiB");
 			goto out;
 		}
 		if (r < 0) {
-			say(io, "certs:add: %s", error_last());
+			backup_say_error(io, "certs:add: %s", error_last());
 			goto out;
 		}
 		if (!in.len) {
-			say(io, "certs:add: nothing on stdin (give CRT KEY, or pipe PEM text or a tar of server.crt and server.key)");
+			backup_say_error(io, "certs:add: nothing on stdin (give CRT KEY, or pipe PEM text or a tar of server.crt and server.key)");
 			goto out;
 		}
 	}
 	stage = xasprintf("%s/tmp/certs.XXXXXX", root);
 	if (!mkdtemp(stage)) {
-		say(io, "cannot make a folder in '%s/tmp': %s", root,
-		    strerror(errno));
+		backup_say_error(io, "cannot make a folder in '%s/tmp': %s",
+				 root, strerror(errno));
 		FREE_AND_NULL(stage);
 		goto out;
 	}
@@ -1687,7 +1629,7 @@ int certs_add_command(const char *root, int argc, char **argv,
 	/* OpenSSL's check stays root's: nginx's master loads them as root */
 	if (r < 0 || tlscert_check(chain.data, chain.len, key.data, key.len,
 				   NULL) < 0) {
-		say(io, "certs:add: %s", error_last());
+		backup_say_error(io, "certs:add: %s", error_last());
 		goto out;
 	}
 	p = xasprintf("%s/cert.pem", stage);
@@ -1695,17 +1637,17 @@ int certs_add_command(const char *root, int argc, char **argv,
 	free(p);
 	p = xasprintf("%s/key.pem", stage);
 	if (r < 0 || write_file_atomic(p, key.data, key.len, 0600) < 0) {
-		say(io, "%s", error_last());
+		backup_say_error(io, "%s", error_last());
 		goto out;
 	}
 	req[1] = argv[1];
 	req[2] = stage;
 	r = control_call(root, 3, req, relay, io, &err);
 	if (r < 0) {
-		say(io, "the server is not running (cannot reach the engine)");
+		backup_say_error(io, "the server is not running (cannot reach the engine)");
 		ret = 111;
 	} else if (r > 0) {
-		say(io, "%s", err ? err : "failed");
+		backup_say_error(io, "%s", err ? err : "failed");
 	} else {
 		ret = 0;
 	}

@@ -389,71 +389,30 @@ static int link_inside(const struct safefs_entry *e, void *arg)
 	return 0;
 }
 
+/* In the jail, as berth-ssh: /in.tar.gz unpacked into /app. */
+static int unpack_jailed(void *arg)
+{
+	(void)arg;
+	return bundle_unpack("/in.tar.gz", "/app");
+}
+
 /*
  * As root: unpack STAGE/u/in.tar.gz (berth-ssh's) into STAGE/app without
- * parsing it as root.  A child chroots into STAGE/u, drops for good to
- * berth-ssh and unpacks there with bundle_unpack(); then root takes the
- * tree by descriptors: every entry root's (safefs_chown_tree() changes
- * links themselves and refuses devices and hard links), no link leading
- * out of it, and only then moves it to STAGE/app.  0, or -1 with
- * error_last() (the unpacker's own error when it failed).
+ * parsing it as root: unpack_jailed() unpacks it in a jail in STAGE/u, as
+ * berth-ssh (privsep_call_jailed()); then root takes the tree by
+ * descriptors: every entry root's (safefs_chown_tree() changes links
+ * themselves and refuses devices and hard links), no link leading out of
+ * it, and only then moves it to STAGE/app.  0, or -1 with error_last()
+ * (the unpacker's own error when it failed, as one line).
  */
 static int unpack_unprivileged(const struct appuser *u, const char *stage)
 {
-	char msg[512];
 	char *top = xasprintf("%s/u", stage);
-	int ufd = -1, sfd = -1, p[2] = { -1, -1 }, st, ret = -1;
-	ssize_t n;
-	size_t got = 0;
-	pid_t pid, me = getpid();
+	int ufd = -1, sfd = -1, ret = -1;
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		error_setsys("pipe");
+	if (privsep_call_jailed(u, top, unpack_jailed, NULL, "the unpacker",
+				"cannot start the unpacker") < 0)
 		goto out;
-	}
-	pid = fork();
-	if (pid < 0) {
-		error_setsys("fork");
-		goto out;
-	}
-	if (pid == 0) {
-		const char *err = "cannot unpack";
-
-		/* nothing of the session's but the way to say what failed */
-		if (dup2(p[1], 3) < 0)
-			_exit(1);
-		close_range(4, ~0u, 0);
-		if (chroot(top) < 0 || chdir("/") < 0 || privsep_drop(u, me) < 0)
-			err = "cannot start the unpacker";
-		else if (bundle_unpack("/in.tar.gz", "/app") == 0)
-			_exit(0);
-		else
-			err = error_last();
-		if (write(3, err, strlen(err)) < 0)
-			_exit(1);
-		_exit(1);
-	}
-	close(p[1]);
-	p[1] = -1;
-	while (got < sizeof(msg) - 1 &&
-	       (n = read(p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			break;
-		got += (size_t)n;
-	}
-	msg[got] = '\0';
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (!WIFEXITED(st) || WEXITSTATUS(st)) {
-		/* the unpacker's word, shown as one line of text */
-		for (n = 0; msg[n]; n++)
-			if ((unsigned char)msg[n] < 0x20 || msg[n] == 0x7f)
-				msg[n] = '?';
-		error_set("%s", msg[0] ? msg : "the unpacker failed");
-		goto out;
-	}
 	ufd = safefs_open_top(top);
 	sfd = safefs_open_top(stage);
 	if (ufd < 0 || sfd < 0)
@@ -467,10 +426,6 @@ static int unpack_unprivileged(const struct appuser *u, const char *stage)
 	}
 	ret = 0;
 out:
-	if (p[0] >= 0)
-		close(p[0]);
-	if (p[1] >= 0)
-		close(p[1]);
 	if (ufd >= 0)
 		close(ufd);
 	if (sfd >= 0)

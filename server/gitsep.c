@@ -340,7 +340,6 @@ static void repo_forget(const struct config *cfg, int appsfd, int appfd,
 			const char *app, int app_made)
 {
 	struct appuser_sys sys;
-	char *dir;
 	int fd;
 
 	fd = safefs_openat(appfd, "repo.git", O_RDONLY | O_DIRECTORY, 0);
@@ -354,13 +353,11 @@ static void repo_forget(const struct config *cfg, int appsfd, int appfd,
 	close(fd);
 	if (!app_made || appsfd < 0 || unlinkat(appsfd, app, AT_REMOVEDIR) < 0)
 		return;
-	dir = xasprintf("%s/users", cfg->root);
-	if (appuser_init(&sys, dir) == 0) {
+	if (appuser_init_root(&sys, cfg->root) == 0) {
 		if (appuser_remove(&sys, app) < 0)
 			log_warnx("'%s': %s", app, error_last());
 		appuser_release(&sys);
 	}
-	free(dir);
 }
 
 struct fwd {
@@ -412,16 +409,7 @@ static void serve_build(const struct config *cfg, const char *app,
 /* berth-ssh, made if the engine has not made it yet. */
 static int ssh_user_ensure(const char *root, struct appuser *ssh)
 {
-	struct appuser_sys sys;
-	char *dir = xasprintf("%s/users", root);
-	int r = appuser_init(&sys, dir);
-
-	free(dir);
-	if (r < 0)
-		return -1;
-	r = appuser_ensure_ssh(&sys, ssh);
-	appuser_release(&sys);
-	return r < 0 ? -1 : 0;
+	return appuser_call(root, appuser_ensure_ssh, ssh) < 0 ? -1 : 0;
 }
 
 int gitsep_repo_give(const char *root, int dirfd, const char *app)
@@ -429,7 +417,6 @@ int gitsep_repo_give(const char *root, int dirfd, const char *app)
 	struct appuser_sys sys;
 	struct appuser ssh, au;
 	struct stat st;
-	char *dir;
 	int r, made;
 
 	if (geteuid() != 0)
@@ -437,12 +424,8 @@ int gitsep_repo_give(const char *root, int dirfd, const char *app)
 	if (fstatat(dirfd, "repo.git", &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return errno == ENOENT ? 0 :
 			error_setsys("cannot look at the repository");
-	if (ssh_user_ensure(root, &ssh) < 0)
-		return -1;
-	dir = xasprintf("%s/users", root);
-	r = appuser_init(&sys, dir);
-	free(dir);
-	if (r < 0)
+	if (ssh_user_ensure(root, &ssh) < 0 ||
+	    appuser_init_root(&sys, root) < 0)
 		return -1;
 	r = appuser_ensure(&sys, app, &au);
 	if (r < 0)

@@ -16,6 +16,7 @@
 #include "appuser.h"
 #include "log.h"
 #include "procguard.h"
+#include "runner.h"
 #include "util.h"
 #include "banned.h"
 
@@ -306,15 +307,8 @@ bad:
 
 int privsep_user(const char *root, struct appuser *u)
 {
-	struct appuser_sys sys;
-	char *dir = xasprintf("%s/users", root);
-	int r = appuser_init(&sys, dir);
+	int r = appuser_call(root, appuser_lookup_ssh, u);
 
-	free(dir);
-	if (r < 0)
-		return -1;
-	r = appuser_lookup_ssh(&sys, u);
-	appuser_release(&sys);
 	if (r == ERR_NOTFOUND)
 		return error_set("no user '%s' (the engine makes it at start)",
 				 APPUSER_SSH);
@@ -351,4 +345,39 @@ int privsep_drop(const struct appuser *u, pid_t monitor_pid)
 	if (getppid() != monitor_pid)
 		return error_set("the session's monitor is gone");
 	return 0;
+}
+
+struct jailed {
+	const struct appuser *u;
+	pid_t monitor;
+	int (*fn)(void *arg);
+	void *arg;
+	const char *start_msg;
+};
+
+/* In the jail, still root: drop, then the caller's function. */
+static int jailed_child(void *arg)
+{
+	const struct jailed *j = arg;
+
+	if (privsep_drop(j->u, j->monitor) < 0)
+		return error_set("%s", j->start_msg);
+	return j->fn(j->arg);
+}
+
+int privsep_call_jailed(const struct appuser *u, const char *jail,
+			int (*fn)(void *arg), void *arg, const char *what,
+			const char *start_msg)
+{
+	struct jailed j = {
+		.u = u, .monitor = getpid(), .fn = fn, .arg = arg,
+		.start_msg = start_msg,
+	};
+	struct runner_call call = {
+		.fn = jailed_child, .arg = &j,
+		.setup_msg = start_msg, .uid = -1, .gid = -1,
+		.what = what, .jail = jail, .one_line = 1,
+	};
+
+	return runner_call_as(&call);
 }

@@ -124,4 +124,20 @@ int privsep_user(const char *root, struct appuser *u);
  */
 int privsep_drop(const struct appuser *u, pid_t monitor_pid);
 
+/*
+ * fn(arg) in a jail, as u: a child (runner_call_as(), its jail) that
+ * keeps no fd but 0-2, chroots into jail (a folder u may use, holding
+ * only fn's input), drops to u for good (privsep_drop(), this process
+ * its monitor) and calls fn there, where it names its files from "/".
+ * For parsing outside input as root without parsing it as root.  Blocks
+ * until the child ends (no deadline).  0 if fn returned 0; else -1 with
+ * error_last(): fn's error as one line of text (control bytes shown as
+ * '?', at most RUNNER_CALL_REASON_MAX bytes), start_msg when the jail or
+ * the drop failed, or "WHAT exited with status N" when the child said
+ * nothing.
+ */
+int privsep_call_jailed(const struct appuser *u, const char *jail,
+			int (*fn)(void *arg), void *arg, const char *what,
+			const char *start_msg);
+
 #endif

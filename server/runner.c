@@ -547,6 +547,17 @@ int runner_capture(char *const *argv, char *const *envp, const char *dir,
 			 spawn_describe_status(r.status, why, sizeof(why)));
 }
 
+/* Control bytes shown as '?': a child's word is shown as one line. */
+static char *one_line(char *s)
+{
+	char *p;
+
+	for (p = s; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
+	return s;
+}
+
 /* runner_call_as()'s child: what goes wrong goes to err, for the parent. */
 static int call_child(void *arg, int out, int err)
 {
@@ -554,7 +565,15 @@ static int call_child(void *arg, int out, int err)
 	const char *why;
 
 	(void)out;
+	if (c->jail) {
+		/* nothing of the caller's but the way to say what failed */
+		if (dup2(err, 3) < 0)
+			return 2;
+		err = 3;
+		close_range(4, ~0u, 0);
+	}
 	if ((c->setup && c->setup() != 0) ||
+	    (c->jail && (chroot(c->jail) < 0 || chdir("/") < 0)) ||
 	    (c->uid >= 0 &&
 	     (setgroups(0, NULL) < 0 ||
 	      setresgid((gid_t)c->gid, (gid_t)c->gid, (gid_t)c->gid) < 0 ||
@@ -592,7 +611,7 @@ int runner_call_as(const struct runner_call *call)
 	if (WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0)
 		ret = 0;
 	else if (why.len)
-		error_set("%s", why.data);
+		error_set("%s", call->one_line ? one_line(why.data) : why.data);
 	else
 		error_set("%s %s", call->what,
 			  spawn_describe_status(r.status, desc, sizeof(desc)));

@@ -154,15 +154,21 @@ int runner_capture(char *const *argv, char *const *envp, const char *dir,
 
 /*
  * A function of ours run as another user: in a forked child that runs
- * setup() (joins the build's cgroup; NULL: none), drops to uid/gid with
- * no supplementary groups (uid -1: stays who it is), dies with its
- * parent, and calls fn(arg) with umask 022 and no error set.  Blocks
- * until the child ends (runner_run(): its own group, KILLed at the
- * deadline).  0 if fn returned 0; else -1 with error_last() set to the
- * error fn left (its first RUNNER_CALL_REASON_MAX bytes, carried over a
- * pipe), setup_msg when setup() or the change of user failed,
- * timeout_msg at the deadline, or "WHAT exited with status N" when the
- * child said nothing.
+ * setup() (joins the build's cgroup; NULL: none), enters the jail if one
+ * is given, drops to uid/gid with no supplementary groups (uid -1: stays
+ * who it is), dies with its parent, and calls fn(arg) with umask 022 and
+ * no error set.  Blocks until the child ends (runner_run(): its own
+ * group, KILLed at the deadline).  0 if fn returned 0; else -1 with
+ * error_last() set to the error fn left (its first
+ * RUNNER_CALL_REASON_MAX bytes, carried over a pipe; with one_line, its
+ * control bytes shown as '?'), setup_msg when setup(), the jail or the
+ * change of user failed, timeout_msg at the deadline, or "WHAT exited
+ * with status N" when the child said nothing.
+ *
+ * The jail: the child closes every fd but 0-2 and the pipe that carries
+ * its error (an open folder would lead out of a chroot), then chroots
+ * into jail and goes to its "/", as the caller still (root).  fn sees
+ * only what the folder holds, under the names it has there.
  */
 #define RUNNER_CALL_REASON_MAX 1024
 struct runner_call {
@@ -174,6 +180,8 @@ struct runner_call {
 	long timeout_ms;		/* 0: none */
 	const char *timeout_msg;
 	const char *what;		/* "checkout": the child's name */
+	const char *jail;		/* NULL: none; see above */
+	int one_line;			/* the error shown as one line */
 };
 int runner_call_as(const struct runner_call *call);
 

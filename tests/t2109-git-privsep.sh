@@ -5,20 +5,9 @@
 # a compromised berth-ssh could plant in a repository never makes root
 # read it (docs/security.md).
 . "$(dirname "$0")/test-lib.sh"
-. "$TEST_DIR/lib-ssh.sh"
+. "$TEST_DIR/lib-git-ssh.sh"
 
-export HOME="$TRASH" GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=A GIT_AUTHOR_EMAIL=a@example.com
-export GIT_COMMITTER_NAME=C GIT_COMMITTER_EMAIL=c@example.com
-unset GIT_SSH SSH_AUTH_SOCK
-
-A=gsepa$$
-B=gsepb$$
-BERTH_ROOT=$TRASH/root
-REPO_A="$BERTH_ROOT/apps/$A/repo.git"
-REPO_B="$BERTH_ROOT/apps/$B/repo.git"
-
-status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
+git_ssh_apps gsep
 
 # The pids of this engine's session processes.
 session_pids() {
@@ -61,19 +50,9 @@ drop_detector() {
 }
 
 test_expect_success 'setup: engine, key, git over ssh' '
-	start_berth &&
+	git_ssh_setup &&
 	new_shared_dir &&
 	chmod 1777 "$SHARED" &&
-	make_key alice &&
-	berth keys add --admin "$TRASH/alice.pub" &&
-	ssh_args alice &&
-	export GIT_SSH_COMMAND="ssh ${SSH_ARGS[*]:0:$((${#SSH_ARGS[@]} - 1))}" &&
-	getent passwd berth-ssh >pw &&
-	IFS=: read -r name x SSH_UID rest <pw &&
-	echo "$SSH_UID" >ssh-uid &&
-	git init -q -b main app &&
-	cp "$TOP/tests/apps/worker.py" app/ &&
-	echo "worker: python3 worker.py" >app/Procfile &&
 	mkdir -p app/.berth/hooks &&
 	printf "#!/bin/sh\n[ -e %s/hold ] || exit 0\ntouch %s/waiting\nwhile [ ! -e %s/go ]; do sleep 0.1; done\n" \
 		"$SHARED" "$SHARED" "$SHARED" >app/.berth/hooks/pre-build &&

@@ -6,24 +6,13 @@
 # "berth git-serve-stdio" run as root transfers as berth-ssh too
 # (docs/security.md).
 . "$(dirname "$0")/test-lib.sh"
-. "$TEST_DIR/lib-ssh.sh"
+. "$TEST_DIR/lib-git-ssh.sh"
 
-export HOME="$TRASH" GIT_CONFIG_NOSYSTEM=1
-export GIT_AUTHOR_NAME=A GIT_AUTHOR_EMAIL=a@example.com
-export GIT_COMMITTER_NAME=C GIT_COMMITTER_EMAIL=c@example.com
-unset GIT_SSH SSH_AUTH_SOCK
-
-A=gtrusta$$
-B=gtrustb$$
-BERTH_ROOT=$TRASH/root
-REPO_A="$BERTH_ROOT/apps/$A/repo.git"
-REPO_B="$BERTH_ROOT/apps/$B/repo.git"
+git_ssh_apps gtrust
 
 # A sanitizer build leaves fork allowed (LeakSanitizer clones at exit):
 # the network halves have one filter there, two otherwise.
 if grep -qa __asan_init "$BERTH"; then HALF_FILTERS=1; else HALF_FILTERS=2; fi
-
-status_field() { sed -n "s/^$2:[[:space:]]*//p" "/proc/$1/status"; }
 
 # The session processes of this engine that run as berth-ssh.
 ssh_session_pids() {
@@ -60,17 +49,7 @@ print(" ".join(out))
 }
 
 test_expect_success 'setup: engine, key, an app pushed over ssh' '
-	start_berth &&
-	make_key alice &&
-	berth keys add --admin "$TRASH/alice.pub" &&
-	ssh_args alice &&
-	export GIT_SSH_COMMAND="ssh ${SSH_ARGS[*]:0:$((${#SSH_ARGS[@]} - 1))}" &&
-	getent passwd berth-ssh >pw &&
-	IFS=: read -r name x SSH_UID rest <pw &&
-	echo "$SSH_UID" >ssh-uid &&
-	git init -q -b main app &&
-	cp "$TOP/tests/apps/worker.py" app/ &&
-	echo "worker: python3 worker.py" >app/Procfile &&
+	git_ssh_setup &&
 	git -C app add -A &&
 	git -C app commit -q -m first &&
 	git -C app push -q "git@127.0.0.1:$A" main 2>push.out &&

@@ -2,22 +2,7 @@
 # An app with "postgres: true" gets a database from the embedded cluster;
 # its rows survive a redeploy, an engine restart and a PostgreSQL crash.
 . "$(dirname "$0")/test-lib.sh"
-
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
-   ! command -v initdb >/dev/null; then
-	test_skip 'PostgreSQL is not installed'
-	test_done
-fi
-if ! command -v psql >/dev/null || ! command -v curl >/dev/null; then
-	test_skip 'psql or curl missing'
-	test_done
-fi
-if [ ! -f "$TEST_DIR/lib-daemon.sh" ]; then
-	test_skip 'needs tests/lib-daemon.sh (the engine)'
-	test_done
-fi
-. "$TEST_DIR/lib-daemon.sh"
-
+. "$TEST_DIR/lib-postgres.sh"
 
 # GET a path of the app's web process.
 app_get() {
@@ -25,18 +10,9 @@ app_get() {
 	port=$(app_port pgapp) && [ -n "$port" ] &&
 	curl -sf --max-time 10 "http://127.0.0.1:$port$1"
 }
-# A live process (a zombie nobody reaped yet counts as gone).
-pid_running() {
-	[ -r "/proc/$1/stat" ] && ! grep -q "^[0-9]* (.*) Z" "/proc/$1/stat"
-}
 # The engine refuses rm while it brings the app back after a restart.
 rm_app() { berth rm pgapp --force --drop-database >rm 2>&1; }
 count_is() { [ "$(app_get /count)" = "$1" ]; }
-pg_pid() { head -n 1 "$BERTH_ROOT/postgres/data/postmaster.pid" 2>/dev/null; }
-pg_pid_is_new() {
-	local p
-	p=$(pg_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && pid_running "$p"
-}
 
 mkdir app &&
 cat >app/app.yaml <<'EOF' &&

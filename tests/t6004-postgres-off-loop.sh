@@ -7,17 +7,7 @@
 # PostgreSQL goes on.  The holds are gates, not sleeps; the one window is
 # PostgreSQL's start-up deadline (30 s) for "apps" and "ps" to answer.
 . "$(dirname "$0")/test-lib.sh"
-
-if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 &&
-   ! command -v initdb >/dev/null; then
-	test_skip 'PostgreSQL is not installed'
-	test_done
-fi
-if ! command -v psql >/dev/null || ! command -v curl >/dev/null; then
-	test_skip 'psql or curl missing'
-	test_done
-fi
-. "$TEST_DIR/lib-daemon.sh"
+. "$TEST_DIR/lib-postgres.sh"
 
 # admin SQL: as the embedded cluster's superuser
 admin() {
@@ -52,15 +42,6 @@ engine_waits() {
 		WHERE application_name = 'berth' AND wait_event_type = 'Lock'")" -ge 1
 }
 running() { kill -0 "$(cat "$1")" 2>/dev/null; }
-pg_pid() { head -n 1 "$BERTH_ROOT/postgres/data/postmaster.pid" 2>/dev/null; }
-# A live process (a zombie nobody reaped yet counts as gone).
-pid_running() {
-	[ -r "/proc/$1/stat" ] && ! grep -q "^[0-9]* (.*) Z" "/proc/$1/stat"
-}
-pg_pid_is_new() {
-	local p
-	p=$(pg_pid) && [ -n "$p" ] && [ "$p" != "$1" ] && pid_running "$p"
-}
 
 test_atexit 'rm -f "$TRASH/hold.gate"; kill -CONT $(cat "$TRASH/stopped.pid" 2>/dev/null) 2>/dev/null'
 

@@ -307,6 +307,30 @@ static void test_real(const char *state)
 	appuser_release(&sys);
 }
 
+static char *seen_dir;
+
+static int seen(const struct appuser_sys *sys, struct appuser *u)
+{
+	(void)u;
+	seen_dir = xstrdup(sys->state_dir);
+	return ERR_NOTFOUND;
+}
+
+/* appuser_call(): ROOT/users set up for fn, fn's answer passed back. */
+static void test_call(const char *root)
+{
+	struct appuser u;
+	char *want = xasprintf("%s/users", root);
+	int r = appuser_call(root, seen, &u);
+
+	ok(r == ERR_NOTFOUND && seen_dir && !strcmp(seen_dir, want),
+	   "appuser_call: fn on ROOT/users, its answer passed back (%d, %s)",
+	   r, seen_dir ? seen_dir : "not called");
+	free(seen_dir);
+	seen_dir = NULL;
+	free(want);
+}
+
 int main(void)
 {
 	char tmpl[] = "/tmp/berth-appuser-XXXXXX";
@@ -321,6 +345,7 @@ int main(void)
 	}
 	if (!mkdtemp(tmpl))
 		abort();
+	test_call(tmpl);
 	state = xasprintf("%s/users", tmpl);
 	test_real(state);
 	free(state);

@@ -1,7 +1,10 @@
 /* runner.c: lines, capture, the deadline and its group kill, the linger
  * after a child whose stray keeps the pipe, a forked function, ticks;
  * each both ways: runner_run() and runner_start() on a loop. */
+#include <fcntl.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -135,6 +138,57 @@ static int child_says(void *arg, int out, int err)
 	return 7;
 }
 
+static int extra_fd = -1;
+
+/* In the jail: the folder's own file at "/", the caller's fd closed, and
+ * an error of two lines. */
+static int in_jail(void *arg)
+{
+	(void)arg;
+	if (access("/only-this", F_OK) < 0)
+		return error_set("no /only-this in the jail");
+	if (fcntl(extra_fd, F_GETFD) >= 0)
+		return error_set("the caller's fd is open in the jail");
+	return error_set("first line\nsecond\tline");
+}
+
+/* runner_call_as() with a jail (as root): it is entered, nothing of the
+ * caller's is open there, the error comes back as one line. */
+static void call_in_jail(void)
+{
+	char top[] = "/tmp/berth-unit-runner-XXXXXX", path[64];
+	struct runner_call call = {
+		.fn = in_jail, .uid = -1, .gid = -1, .what = "the jailed",
+		.setup_msg = "cannot start the jailed", .one_line = 1,
+	};
+	int fd;
+
+	if (geteuid() != 0) {
+		skip("not root: no chroot");
+		skip("not root: no chroot");
+		return;
+	}
+	if (!mkdtemp(top))
+		return;
+	snprintf(path, sizeof(path), "%s/only-this", top);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		close(fd);
+	extra_fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	call.jail = top;
+	ok(runner_call_as(&call) == -1 &&
+	   !strcmp(error_last(), "first line?second?line"),
+	   "a jail: entered, no fd of the caller's, the error as one line (%s)",
+	   error_last());
+	call.jail = "/no/such/folder";
+	ok(runner_call_as(&call) == -1 &&
+	   !strcmp(error_last(), "cannot start the jailed"),
+	   "a jail that cannot be entered: setup_msg (%s)", error_last());
+	close(extra_fd);
+	unlink(path);
+	rmdir(top);
+}
+
 static void both_ways(void)
 {
 	const char *how = async_mode ? "runner_start" : "runner_run";
@@ -242,5 +296,6 @@ int main(void)
 	   "a forked function: its lines and its status (%s)", g.out.data);
 	buf_release(&g.out);
 	buf_release(&g.err);
+	call_in_jail();
 	return tap_done();
 }
