@@ -37,6 +37,15 @@ static char probe_sock[PATH_MAX + 32];
 
 /* --- helpers ------------------------------------------------------ */
 
+/* A switch's answer into arg (a struct router_switch, or NULL). */
+static void sw_copy(void *arg, const struct router_done *res)
+{
+	struct router_switch *out = arg;
+
+	if (out)
+		*out = res->sw;
+}
+
 static int count_lines(const char *text, const char *needle)
 {
 	int n = 0;
@@ -364,7 +373,8 @@ static void serve_command(struct serve_state *s, char *line)
 		if (w[0][1] == 'e') {
 			rc = router_app_set(s->r, w[1], hosts, nh, &rt);
 		} else {
-			rc = router_switch(s->r, w[1], hosts, nh, &rt, s->last);
+			rc = router_switch(s->r, w[1], hosts, nh, &rt, sw_copy,
+					   s->last, NULL);
 		}
 		if (rc < 0) {
 			printf("error: %s\n", error_last());
@@ -406,7 +416,7 @@ static void serve_command(struct serve_state *s, char *line)
 				   parse_long(w[3], INT_MAX), served_drain, s);
 		return;	/* answered when it is done */
 	} else if (!strcmp(w[0], "revert") && n == 2) {
-		rc = router_revert(s->r, w[1]);
+		rc = router_revert(s->r, w[1], NULL, NULL, NULL);
 		printf(rc < 0 ? "error: %s\n" : "ok\n", error_last());
 	} else if (!strcmp(w[0], "remove") && n == 2) {
 		rc = router_app_remove(s->r, w[1]);
@@ -481,7 +491,7 @@ static void serve_command(struct serve_state *s, char *line)
 			rt = live_route((int)k + 1, &p, 1);
 			clock_gettime(CLOCK_MONOTONIC, &a);
 			if (router_switch(s->r, "bench", NULL, 0, &rt,
-					  NULL) < 0)
+					  sw_copy, NULL, NULL) < 0)
 				break;
 			clock_gettime(CLOCK_MONOTONIC, &b);
 			us[k] = (b.tv_sec - a.tv_sec) * 1000000L +
@@ -743,7 +753,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	snprintf(w1, sizeof(w1), "slot %d", p1);
 	snprintf(w2, sizeof(w2), "slot %d", p2);
 	rt = live_route(1, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, NULL) == ERR_NOTFOUND,
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, NULL, NULL) == ERR_NOTFOUND,
 	   "a switch needs an app: %s", error_last());
 	ok(router_app_set(r, "sw", NULL, 0, &rt) == 0 &&
 	   count_get(20, "sw.localhost", 200, w1) == 20,
@@ -762,7 +772,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 
 		rt = live_route(2, &b, 1);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0,
+		ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0,
 		   "switch to release 2: %s", error_last());
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		printf("# a switch took %ld us\n",
@@ -790,7 +800,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	RUN_UNTIL(l, router_counts(r, "sw", 2, &c) == 0 && c.inflight == 1,
 		  5000);
 	rt = live_route(3, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0 &&
 	   sw.release == 2 && sw.inflight == 1, "release 3 on the first port");
 	memset(&seen, 0, sizeof(seen));
 	router_drain_start(r, l, "sw", sw.release, &sw, 200, on_drained,
@@ -801,10 +811,10 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	RUN_UNTIL(l, st != -1, 5000);
 	ok(slow > 0 && st == 0, "and that request is answered too");
 
-	ok(router_revert(r, "sw") == 0 &&
+	ok(router_revert(r, "sw", NULL, NULL, NULL) == 0 &&
 	   count_get(20, "sw.localhost", 200, w2) == 20,
 	   "revert: release 2 serves again at once");
-	ok(router_revert(r, "sw") == ERR_NOTFOUND,
+	ok(router_revert(r, "sw", NULL, NULL, NULL) == ERR_NOTFOUND,
 	   "only one step back: %s", error_last());
 	/* cancelling a drain calls nothing */
 	memset(&seen, 0, sizeof(seen));
@@ -819,7 +829,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	ok(count_get(20, "sw.localhost", 200, w2) == 20,
 	   "a burst of requests on release 2");
 	rt = live_route(4, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0 &&
 	   sw.release == 2, "release 4 right after it");
 	memset(&seen, 0, sizeof(seen));
 	router_drain_start(r, l, "sw", sw.release, &sw, 5000, on_drained,
@@ -877,7 +887,7 @@ static void test_watch(struct router *r, int live, int dead)
 	rt.fallback_release = 1;
 	ok(settled_counts(r, "wa", 1, &c1) == 0 &&
 	   settled_counts(r, "wa", 2, &c2) == 0 &&
-	   router_switch(r, "wa", NULL, 0, &rt, NULL) == 0,
+	   router_switch(r, "wa", NULL, 0, &rt, sw_copy, NULL, NULL) == 0,
 	   "switch to release 2 with release 1 as the fallback: %s",
 	   error_last());
 	ok(count_get(30, "wa.localhost", 200, want) == 30,
@@ -888,7 +898,7 @@ static void test_watch(struct router *r, int live, int dead)
 	   f1.inflight == 0 && f2.inflight == 0,
 	   "and they count for release 1 (%ld), not 2 (%ld)",
 	   f1.done - c1.done, f2.done - c2.done);
-	ok(router_revert(r, "wa") == 0 &&
+	ok(router_revert(r, "wa", NULL, NULL, NULL) == 0 &&
 	   count_get(10, "wa.localhost", 200, want) == 10,
 	   "the rollback: release 1 alone again");
 	rt.fallback_release = 2;
@@ -922,7 +932,7 @@ static void test_static(struct router *r)
 	   "a static release is served from the table");
 	rt.release = 2;
 	rt.root = d2;
-	ok(router_switch(r, "site", NULL, 0, &rt, NULL) == 0 &&
+	ok(router_switch(r, "site", NULL, 0, &rt, sw_copy, NULL, NULL) == 0 &&
 	   count_get(10, "site.localhost", 200, "two") == 10,
 	   "the next one is served at once");
 	ok(test_get(addr, "/leak", "site.localhost", NULL, &resp) == 0 &&
@@ -998,11 +1008,11 @@ static void test_static_beside(struct router *r, int p1, int p2)
 	rt.static_root = d2;
 	rt.static_hosts = shosts;
 	rt.nstatic_hosts = 2;
-	ok(router_switch(r, "mix", hosts, 3, &rt, NULL) == 0 &&
+	ok(router_switch(r, "mix", hosts, 3, &rt, sw_copy, NULL, NULL) == 0 &&
 	   count_get(5, "static.mix.test", 200, "files two") == 5 &&
 	   count_get(5, "www.mix.test", 200, w2) == 5,
 	   "a switch moves both at once");
-	ok(router_revert(r, "mix") == 0 &&
+	ok(router_revert(r, "mix", NULL, NULL, NULL) == 0 &&
 	   count_get(5, "static.mix.test", 200, "files one") == 5 &&
 	   count_get(5, "www.mix.test", 200, w1) == 5,
 	   "and a revert moves both back");
