@@ -95,6 +95,7 @@ struct router {
 	struct rq *rc_of;	/* queue_add() without a loop: its request */
 	int rc;			/* and how it ended */
 	uint64_t wait_ids;
+	int warned;		/* said that nginx is out of sync */
 	/* own mode: nginx's access_log of the public listeners */
 	char *access_log;
 	int log_fd;
@@ -1318,14 +1319,24 @@ static void table_done(struct router *r, struct rq *q, int rc)
 	const char *err = rc < 0 ? error_last() : NULL;
 	char *msg = err ? xstrdup(err) : NULL;
 
-	if (rc == 0 && q->full)
+	int was_synced = r->synced;
+
+	if (rc == 0 && q->full) {
 		r->synced = 1;
+		if (r->warned)
+			log_info("routing table: nginx has it again (version "
+				 "%llu)", (unsigned long long)q->version);
+		r->warned = 0;
+	}
 	if (rc != 0)
 		r->synced = 0;
 	r->last_rc = rc < 0 ? -1 : 0;
 	if (rc < 0) {
-		log_warnx("routing table: %s (nginx gets the whole table "
-			  "again)", msg);
+		/* once, not at every retry while nginx hangs */
+		if (was_synced || !r->warned)
+			log_warnx("routing table: %s (nginx gets the whole "
+				  "table again)", msg);
+		r->warned = 1;
 		if (r->loop && !r->resync_timer)
 			r->resync_timer = loop_add_timer(r->loop,
 							 ROUTER_RESYNC_MS,
