@@ -907,6 +907,7 @@ struct rq {
 	/* TABLE of a router_switch(): what it took traffic from */
 	char *sw_app;
 	struct router_switch sw;
+	long sw_lines;		/* own mode: its lines read when it went out */
 	struct rwaiter *waiters;
 	struct rq *joined;	/* TABLE requests this one's text took in */
 	/* internal requests: called when it ended (ctx NULL: cancelled) */
@@ -1145,8 +1146,9 @@ static int req_io(struct router *r, struct rq *q, int *rc)
 		q->phase = RQ_WRITE;
 	}
 	while (q->phase == RQ_WRITE) {
-		ssize_t n = write(q->fd, q->out.data + q->out_off,
-				  q->out.len - q->out_off);
+		/* no SIGPIPE if nginx closed first */
+		ssize_t n = send(q->fd, q->out.data + q->out_off,
+				 q->out.len - q->out_off, MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -1195,6 +1197,29 @@ static int req_start(struct router *r, struct rq *q, int *rc)
 	req_render(r, q);
 	q->deadline = now_ms() + ROUTER_TIMEOUT_MS;
 	q->sent_ms = wall_ms();
+	if (q->kind == RQ_TABLE && r->access_log) {
+		struct rq *t;
+		long early;
+
+		/*
+		 * A switch: the lines read so far (req_prepare_table() read
+		 * them) are its release's finished; those read from now on
+		 * of requests that ended before this moment were not in
+		 * flight at the switch either: their end time ($msec) tells.
+		 * It has ms resolution, and nginx's clock is cached (a time
+		 * it logs is never later than the real one): a line of that
+		 * very millisecond may be of a request that ended before it,
+		 * so only those from the next one on count as finished after.
+		 */
+		for (t = q; t; t = t->joined)
+			if (t->sw_app && t->sw.had_live) {
+				t->sw_lines = ports_lines(r, t->sw_app,
+							  t->sw.release,
+							  &early);
+				ports_cut(r, t->sw_app, t->sw.release,
+					  q->sent_ms + 1);
+			}
+	}
 	*rc = req_connect(r, q);
 	return *rc != 0;
 }
@@ -1346,19 +1371,12 @@ static void table_done(struct router *r, struct rq *q, int rc)
 		struct router_switch sw = t->sw;
 		struct rwaiter *w;
 
-		if (t->sw_app && sw.had_live && r->access_log)
-			/* see router_switch(): the lines of requests that
-			 * ended before it went out were not in flight */
-			ports_cut(r, t->sw_app, sw.release, q->sent_ms + 1);
 		if (t->sw_app && sw.had_live && rc == 0) {
 			parse_was(r, t->sw_app, &sw);
 			if (r->access_log && sw.done >= 0) {
-				long early;
-
 				/* own mode: nginx counts routed, the lines
-				 * finished (read before it went out) */
-				sw.done = ports_lines(r, t->sw_app, sw.release,
-						      &early);
+				 * finished (read when it went out) */
+				sw.done = t->sw_lines;
 				sw.inflight -= sw.done;
 				if (sw.inflight < 0)
 					sw.inflight = 0;
@@ -2219,16 +2237,8 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	strv_release(&a->prev_shosts);
 	strv_copy(&a->prev_shosts, &cur->shosts);
 	a->prev_release = cur->live_release;
-	/*
-	 * What it takes traffic from.  When it goes out, the lines read so
-	 * far are of requests that ended before (see router_counts()); the
-	 * lines read later of requests that ended before it went to nginx
-	 * were not in flight at the switch either: their end time ($msec)
-	 * tells.  It has ms resolution, and nginx's clock is cached (a time
-	 * it logs is never later than the real one): a line of that very
-	 * millisecond may be of a request that ended before it, so only
-	 * those from the next one on count as finished after (table_done()).
-	 */
+	/* what it takes traffic from: counted when it goes out
+	 * (req_prepare_table(), req_start()) */
 	if (change_q(r, app, a, &q) < 0)
 		return -1;
 	q->sw_app = xstrdup(app);
