@@ -641,6 +641,76 @@ static void test_hosts(struct router *r)
 	   "a deeper wildcard is another app's to claim");
 }
 
+struct async_seen {
+	int calls, ok;
+	struct router_switch sw;
+};
+
+static void on_async_done(void *arg, const struct router_done *res)
+{
+	struct async_seen *seen = arg;
+
+	seen->calls++;
+	seen->ok = res->ok;
+	seen->sw = res->sw;
+}
+
+/*
+ * With a loop: no call waits for nginx nor calls back inside itself;
+ * the requests go out in order, and a cancelled wait is never called.
+ */
+static void test_async(struct loop *l, struct router *r, int p1, int p2)
+{
+	struct route_peer pa = { "web.1", p1 }, pb = { "web.1", p2 };
+	struct async_seen sw, last, gone;
+	struct route rt;
+	uint64_t id = 0, cancelled;
+	int i;
+
+	memset(&sw, 0, sizeof(sw));
+	memset(&last, 0, sizeof(last));
+	memset(&gone, 0, sizeof(gone));
+	router_set_loop(r, l);
+	rt = live_route(1, &pa, 1);
+	ok(router_app_set(r, "aq", NULL, 0, &rt) == 0 &&
+	   router_pending(r) == 1, "a change is queued, not waited for");
+	rt = live_route(2, &pb, 1);
+	ok(router_switch(r, "aq", NULL, 0, &rt, on_async_done, &sw, &id) == 0
+	   && id != 0 && sw.calls == 0,
+	   "the switch returns before nginx answers: no callback inside");
+	cancelled = router_when_applied(r, on_async_done, &gone);
+	router_wait_cancel(r, cancelled);
+	/* many changes in a row: the last one wins, in order */
+	for (i = 0; i < 20; i++) {
+		rt = kind_route(i % 2 ? ROUTE_STOPPED : ROUTE_MAINTENANCE, 0);
+		router_app_set(r, "aq2", NULL, 0, &rt);
+	}
+	rt = kind_route(ROUTE_STOPPED, 0);
+	router_app_set(r, "aq2", NULL, 0, &rt);
+	router_when_applied(r, on_async_done, &last);
+	RUN_UNTIL(l, last.calls == 1, 10000);
+	ok(sw.calls == 1 && sw.ok && sw.sw.had_live && sw.sw.release == 1,
+	   "the switch's callback: taken, from release %d", sw.sw.release);
+	ok(last.calls == 1 && last.ok && router_pending(r) == 0 &&
+	   router_in_sync(r), "every request answered, nginx in sync");
+	ok(gone.calls == 0, "a cancelled wait is not called");
+	ok(count_get(4, "aq.localhost", 200, "slot") == 4,
+	   "the switched app answers");
+	ok(count_get(2, "aq2.localhost", 503, "app is stopped") == 2,
+	   "the last of 21 changes is the one nginx has");
+	memset(&last, 0, sizeof(last));
+	ok(router_revert(r, "aq", on_async_done, &last, &id) == 0 &&
+	   last.calls == 0, "a revert returns before nginx answers");
+	RUN_UNTIL(l, last.calls == 1, 10000);
+	ok(last.ok, "the revert taken");
+	router_app_remove(r, "aq");
+	router_app_remove(r, "aq2");
+	/* back to waiting: what is queued goes out first */
+	router_set_loop(r, NULL);
+	ok(router_pending(r) == 0 && router_in_sync(r),
+	   "without the loop, the queue is sent at once");
+}
+
 static void test_states(struct router *r)
 {
 	struct route rt;
@@ -1568,6 +1638,7 @@ int main(int argc, char **argv)
 	test_states(r);
 	test_matching(r, p1, p2);
 	test_switch(l, r, p1, p2);
+	test_async(l, r, p1, p2);
 	test_static(r);
 	test_static_beside(r, p1, p2);
 	test_probe(r, p1, p2);
