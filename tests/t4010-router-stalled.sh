@@ -40,9 +40,22 @@ test_expect_success 'setup: an app behind the engine'"'"'s nginx' '
 	retry_until 10 status_says "nginx has it"
 '
 
+# a request a user sends meanwhile: nginx's master queues its connection
+held_request() {
+	curl -sS --max-time 60 -H "Host: stall.localhost" \
+		"http://127.0.0.1:$HTTP_PORT/" >held.out 2>held.err
+	echo $? >held.rc
+}
+
+test_atexit cont_workers
+test_expect_success 'nginx'"'"'s workers stop' '
+	rm -f held.rc &&
+	stop_workers
+'
+
 test_expect_success 'domains:add while nginx hangs: the engine answers, nginx follows once it runs' '
+	held_request &
 	test_when_finished cont_workers &&
-	stop_workers &&
 	berth domains:add stall extra.stall.test >out &&
 	berth domains stall >hosts &&
 	test_grep "^extra.stall.test +domains:add" hosts &&
@@ -60,7 +73,11 @@ test_expect_success 'domains:add while nginx hangs: the engine answers, nginx fo
 	cont_workers &&
 	retry_until 15 host_answers extra.stall.test "hello v1" &&
 	retry_until 15 status_says "nginx has it" &&
-	through_nginx stall | grep -q "hello v1"
+	through_nginx stall | grep -q "hello v1" &&
+	# the user who asked while nginx hung got the answer: none lost
+	retry_until 60 test -s held.rc &&
+	test "$(cat held.rc)" = 0 &&
+	test_grep "hello v1" held.out
 '
 
 test_expect_success 'a rollback while nginx hangs waits in "switching traffic back", then v1 serves' '
