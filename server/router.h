@@ -57,6 +57,10 @@
  *     hear "not ok" with the reason, and nginx gets the whole table: with
  *     the next change, or from the loop every ROUTER_RESYNC_MS until it
  *     takes it.  A switch that failed so is for its caller to revert.
+ *   - an update nginx gets with a version it has already (it loaded a
+ *     newer file, or a request given up on arrives late) changes nothing.
+ * The router owns the queue; a waiter's arg is the caller's, who cancels
+ * the wait (router_wait_cancel()) before it goes.
  *
  * Blocking: with a loop (router_set_loop()) no call waits for nginx,
  * and no callback runs inside the call that gave it: the loop sends the
@@ -176,6 +180,8 @@ struct router_opts {
  * Writes the file; does not talk to nginx (it may not run yet).
  */
 int router_init(struct router **out, const struct router_opts *o);
+/* Drops what is queued unsent, without calling back (the file has it:
+ * nginx loads it at its start); set the loop to NULL first to send it. */
 void router_free(struct router *r);
 
 /* Check hosts (APP.DOMAIN implied) for app without changing anything. */
