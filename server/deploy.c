@@ -43,9 +43,11 @@ enum deploy_step {
 	STEP_READY,
 	STEP_POSTDEPLOY,
 	STEP_CONFIRM,
+	STEP_SWITCH,
 	STEP_WATCH,
 	STEP_DRAIN,
 	STEP_RETIRE,
+	STEP_SWITCH_BACK,
 	STEP_FAILING,
 	STEP_COUNT
 };
@@ -103,6 +105,11 @@ struct deploy {
 	uint64_t hint_timer;	/* "is not listening on PORT yet" */
 	int switched;		/* the router sends users to run */
 	struct router_switch sw;
+	/* a switch or revert nginx has not answered yet (liveroute_wait_cancel()) */
+	uint64_t route_wait;
+	char *back_why;		/* STEP_SWITCH_BACK: why the deploy fails */
+	int back_say;		/* and to say "Switched traffic back" */
+	int switching;		/* route_wait is the switch's */
 	struct router_drain *drain;
 	struct livewatch *livewatch;	/* health checks during the watch */
 	int64_t t_live;
@@ -131,6 +138,9 @@ enum deploy_event {
 	EV_OLD_STOPPED,		/* the old processes asked to stop are gone */
 	EV_READY,		/* every new process is healthy, or stayed up */
 	EV_CONFIRMED,		/* nginx reaches the new release */
+	EV_SWITCHED,		/* nginx took the switch to the new release */
+	EV_SWITCH_BACK,		/* traffic goes back: back_why says why */
+	EV_SWITCHED_BACK,	/* nginx took the revert, or did not answer */
 	EV_WATCHED,		/* the watch is over, or there is none */
 	EV_DRAINED,		/* the old release's requests ended, or time ran out */
 	EV_FAIL,		/* deploy_fail(): d->error says why */
@@ -147,9 +157,11 @@ static const char *const deploy_step_names[STEP_COUNT] = {
 	[STEP_READY] = "starting processes",
 	[STEP_POSTDEPLOY] = "postdeploy",
 	[STEP_CONFIRM] = "checking through the router",
+	[STEP_SWITCH] = "switching traffic",
 	[STEP_WATCH] = "watching the new processes",
 	[STEP_DRAIN] = "draining the old release",
 	[STEP_RETIRE] = "retiring the old release",
+	[STEP_SWITCH_BACK] = "switching traffic back",
 	[STEP_FAILING] = "failing",
 };
 
@@ -228,6 +240,7 @@ static void deploy_free(struct deploy *d)
 	stop_procs_forget(d->run, d);
 	stop_procs_forget(d->old, d);
 	liveroute_watch_stop(d->livewatch);
+	liveroute_wait_cancel(d->e, d->route_wait);
 	if (d->drain)
 		router_drain_cancel(d->drain);
 	if (d->helper > 0) {
@@ -250,6 +263,7 @@ static void deploy_free(struct deploy *d)
 	free(d->buildpack);
 	free(d->source);
 	free(d->error);
+	free(d->back_why);
 	strv_release(&d->scale_changes);
 	strv_release(&d->scale);
 	strv_release(&d->undo_scale);
@@ -477,6 +491,19 @@ static void fail_stop(struct deploy *d)
 	d->pg_op = NULL;
 	liveroute_watch_stop(d->livewatch);
 	d->livewatch = NULL;
+	if (d->route_wait) {
+		/* a switch (or revert) nginx has not answered: nobody waits
+		 * for it now; a switch is taken back, in order after it */
+		int was_switch = d->switching;
+
+		liveroute_wait_cancel(d->e, d->route_wait);
+		d->route_wait = 0;
+		d->switching = 0;
+		if (was_switch &&
+		    liveroute_revert(d->e, d->a, NULL, NULL, NULL) < 0)
+			log_warnx("%s: cannot switch back: %s", d->a->name,
+				  error_last());
+	}
 	if (d->helper > 0) {
 		kill(-d->helper, SIGKILL);
 		isolate_end(d->e->iso, d->helper);
@@ -603,6 +630,48 @@ static void on_watch_timer(struct loop *l, void *arg)
 	deploy_event(d, EV_WATCHED);
 }
 
+/* nginx took the revert (or the time ran out): now the deploy fails. */
+static void on_switched_back(void *arg, const struct router_done *res)
+{
+	struct deploy *d = arg;
+
+	d->route_wait = 0;
+	if (!res->ok)
+		log_warnx("%s: cannot switch back: %s", d->a->name,
+			  res->error);
+	deploy_event(d, EV_SWITCHED_BACK);
+}
+
+/* STEP_SWITCH_BACK: traffic goes back to the route before the switch. */
+static void switch_back_start(struct deploy *d)
+{
+	d->switched = 0;
+	if (liveroute_revert(d->e, d->a, on_switched_back, d,
+			     &d->route_wait) < 0) {
+		log_warnx("%s: cannot switch back: %s", d->a->name,
+			  error_last());
+		deploy_event(d, EV_SWITCHED_BACK);
+	}
+}
+
+static void switched_back(struct deploy *d)
+{
+	if (d->back_say && d->old)
+		say(d, "-----> Switched traffic back to release %d",
+		    d->old->number);
+	deploy_fail(d, "%s", d->back_why);
+}
+
+/* The deploy fails with why (owned) once traffic went back; say: tell
+ * the pusher. */
+static void switch_back(struct deploy *d, int say_it, char *why)
+{
+	free(d->back_why);
+	d->back_why = why;
+	d->back_say = say_it;
+	deploy_event(d, EV_SWITCH_BACK);
+}
+
 /*
  * A web process of the release just switched to died or failed its
  * health check during the watch: traffic goes back to the old release at once, the new one is stopped
@@ -615,8 +684,6 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 
 	liveroute_watch_stop(d->livewatch);
 	d->livewatch = NULL;
-	if (liveroute_revert(d->e, a) < 0)
-		log_warnx("%s: cannot switch back: %s", a->name, error_last());
 	loop_del_timer(d->e->loop, d->timer);
 	d->timer = 0;
 	d->run = a->live;
@@ -626,11 +693,10 @@ static void watch_failed(struct deploy *d, struct proc *p, const char *why)
 	a->live->supervised = 1;
 	a->release = d->old->number;
 	commit_undo(d);
-	d->switched = 0;
-	say(d, "-----> Switched traffic back to release %d", d->old->number);
 	app_save(a);
-	deploy_fail(d, "rolled back: %s %s, %.1f s after going live", p->name,
-		    why, after);
+	/* the new processes stop once nginx sends nothing more to them */
+	switch_back(d, 1, xasprintf("rolled back: %s %s, %.1f s after going "
+				    "live", p->name, why, after));
 }
 
 static void on_watch_check_failed(void *arg, struct proc *p, const char *why)
@@ -769,23 +835,55 @@ static int has_up_web(const struct run *r)
 	return 0;
 }
 
+/* nginx took the switch (or did not: back, and the deploy fails). */
+static void on_switched(void *arg, const struct router_done *res)
+{
+	struct deploy *d = arg;
+
+	d->route_wait = 0;
+	d->switching = 0;
+	if (!res->ok) {
+		switch_back(d, 0, xasprintf("the router refused the switch: %s",
+					    res->error));
+		return;
+	}
+	d->sw = res->sw;
+	d->switched = 1;
+	deploy_event(d, EV_SWITCHED);
+}
+
+/* Ask for the switch; EV_SWITCHED once nginx took it. */
+static void request_switch(struct deploy *d)
+{
+	d->switching = 1;
+	if (liveroute_switch(d->e, d->a, d->run, d->old, on_switched, d,
+			     &d->route_wait) < 0) {
+		d->switching = 0;
+		deploy_fail(d, "the router refused the switch: %s",
+			    error_last());
+	}
+}
+
+/* STEP_SWITCH: the new release takes the traffic (a static site took it
+ * before its check). */
+static void switch_start(struct deploy *d)
+{
+	if (d->switched) {
+		deploy_event(d, EV_SWITCHED);
+		return;
+	}
+	if (d->run->m.static_root && d->web_count && swap_static(d->e, d->run) < 0) {
+		deploy_fail(d, "%s", error_last());
+		return;
+	}
+	request_switch(d);
+}
+
 static void go_live(struct deploy *d)
 {
 	struct app *a = d->a;
 	long watch;
 
-	if (d->run->m.static_root && d->web_count && swap_static(d->e, d->run) < 0) {
-		deploy_fail(d, "%s", error_last());
-		return;
-	}
-	if (!d->switched) {
-		if (liveroute_switch(d->e, a, d->run, d->old, &d->sw) < 0) {
-			deploy_fail(d, "the router refused the switch: %s",
-				    error_last());
-			return;
-		}
-		d->switched = 1;
-	}
 	d->t_live = now_ms();
 	if (d->t_ready && d->e->nginx && (d->web_count || d->run->m.static_root))
 		say(d, "-----> Switched traffic to release %d (%lld ms after it was ready)",
@@ -793,12 +891,8 @@ static void go_live(struct deploy *d)
 	else if (d->web_count || d->run->m.static_root)
 		say(d, "-----> Switched traffic to release %d", d->number);
 	if (commit_live(d) < 0) {
-		if (liveroute_revert(d->e, a) < 0)
-			log_warnx("%s: cannot switch back: %s", a->name,
-				  error_last());
-		d->switched = 0;
-		deploy_fail(d, "cannot record release %d as live: %s",
-			    d->number, error_last());
+		switch_back(d, 0, xasprintf("cannot record release %d as live: %s",
+					    d->number, error_last()));
 		return;
 	}
 	d->run->supervised = 1;
@@ -839,22 +933,26 @@ static void on_confirm(void *arg, const struct health_result *r)
 	FREE_AND_NULL(d->checks);
 	FREE_AND_NULL(d->check_ctx);
 	if (!r->ok) {
-		if (d->switched && liveroute_revert(d->e, d->a) < 0)
-			log_warnx("%s", error_last());
-		d->switched = 0;
-		deploy_fail(d, "nginx does not route '%s' to the new release: %s",
-			    d->a->name, r->error ? r->error : "no answer");
+		char *why = xasprintf("nginx does not route '%s' to the new "
+				      "release: %s", d->a->name,
+				      r->error ? r->error : "no answer");
+
+		if (d->switched) {
+			switch_back(d, 0, why);
+			return;
+		}
+		deploy_fail(d, "%s", why);
+		free(why);
 		return;
 	}
 	deploy_event(d, EV_CONFIRMED);
 }
 
+static void confirm_check(struct deploy *d);
+
 static void confirm(struct deploy *d)
 {
-	struct health_req req;
 	struct proc *p;
-	char *url = NULL, *host = NULL, *want = NULL, peer[40];
-	struct health *h;
 
 	for (p = d->run->procs; p && !p->port; p = p->next)
 		;
@@ -867,14 +965,24 @@ static void confirm(struct deploy *d)
 			deploy_fail(d, "%s", error_last());
 			return;
 		}
-		/* a static site is switched, then checked through nginx */
-		if (liveroute_switch(d->e, d->a, d->run, d->old, &d->sw) < 0) {
-			deploy_fail(d, "the router refused the switch: %s",
-				    error_last());
-			return;
-		}
-		d->switched = 1;
+		/* a static site is switched, then checked through nginx:
+		 * EV_SWITCHED in this state leads to confirm_check() */
+		request_switch(d);
+		return;
 	}
+	confirm_check(d);
+}
+
+/* The check through nginx's probe listener. */
+static void confirm_check(struct deploy *d)
+{
+	struct health_req req;
+	struct proc *p;
+	char *url = NULL, *host = NULL, *want = NULL, peer[40];
+	struct health *h;
+
+	for (p = d->run->procs; p && !p->port; p = p->next)
+		;
 	url = xasprintf("http://%s%s", nginx_http_addr(d->e->nginx),
 			d->run->m.health_path ? d->run->m.health_path : "/");
 	host = xasprintf("%s.%s", d->a->name, d->e->cfg->domain);
@@ -1831,7 +1939,13 @@ static const struct deploy_transition deploy_table[STEP_COUNT][EV_COUNT] = {
 	T(STEP_READY, EV_READY, STEP_POSTDEPLOY, after_ready),
 	T(STEP_POSTDEPLOY, EV_SCRIPT_OK, STEP_POSTDEPLOY, after_ready),
 	T(STEP_POSTDEPLOY, EV_SCRIPTS_DONE, STEP_CONFIRM, confirm),
-	T(STEP_CONFIRM, EV_CONFIRMED, STEP_WATCH, go_live),
+	T(STEP_CONFIRM, EV_CONFIRMED, STEP_SWITCH, switch_start),
+	T(STEP_CONFIRM, EV_SWITCHED, STEP_CONFIRM, confirm_check),
+	T(STEP_CONFIRM, EV_SWITCH_BACK, STEP_SWITCH_BACK, switch_back_start),
+	T(STEP_SWITCH, EV_SWITCHED, STEP_WATCH, go_live),
+	T(STEP_SWITCH, EV_SWITCH_BACK, STEP_SWITCH_BACK, switch_back_start),
+	T(STEP_WATCH, EV_SWITCH_BACK, STEP_SWITCH_BACK, switch_back_start),
+	T(STEP_SWITCH_BACK, EV_SWITCHED_BACK, STEP_SWITCH_BACK, switched_back),
 	T(STEP_WATCH, EV_WATCHED, STEP_DRAIN, watch_over),
 	T(STEP_DRAIN, EV_DRAINED, STEP_RETIRE, stop_old),
 	T(STEP_RETIRE, EV_OLD_STOPPED, STEP_RETIRE, retire_done),
@@ -1844,7 +1958,9 @@ static const char *const deploy_event_names[EV_COUNT] = {
 	[EV_START] = "start", [EV_UNPACKED] = "unpacked",
 	[EV_SCRIPT_OK] = "script ok", [EV_SCRIPTS_DONE] = "scripts done",
 	[EV_OLD_STOPPED] = "old stopped", [EV_READY] = "ready",
-	[EV_CONFIRMED] = "confirmed", [EV_WATCHED] = "watched",
+	[EV_CONFIRMED] = "confirmed", [EV_SWITCHED] = "switched",
+	[EV_SWITCH_BACK] = "switch back", [EV_SWITCHED_BACK] = "switched back",
+	[EV_WATCHED] = "watched",
 	[EV_DRAINED] = "drained", [EV_FAIL] = "fail",
 	[EV_NEW_STOPPED] = "new stopped",
 };
@@ -2065,7 +2181,9 @@ void app_deploy_describe(const struct app *a, struct buf *out)
 
 int deploy_watching(const struct app *a)
 {
-	return a->deploy && a->deploy->step == STEP_WATCH;
+	return a->deploy && (a->deploy->step == STEP_WATCH ||
+			     a->deploy->step == STEP_SWITCH ||
+			     a->deploy->step == STEP_SWITCH_BACK);
 }
 
 int deploy_proc_crashed(struct proc *p, const char *why)

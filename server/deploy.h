@@ -25,8 +25,10 @@
  * a->waiting (the newest request waiting for it), both owned here.
  */
 
-/* 1 while a's deploy watches its new release (a crash of a live web
- * process is the watch's to handle, not the route's). */
+/* 1 while a's deploy watches its new release, or waits for nginx to
+ * take its switch or its switch back: the route is the deploy's to set
+ * (a crash of a live web process is the watch's to handle, not the
+ * route's). */
 int deploy_watching(const struct app *a);
 /* p crashed (why as spawn_describe_status() says it): 1 if a deploy
  * took it (the deploy starting p fails; a watch switches back and

@@ -402,10 +402,15 @@ int engine_serve(struct config *cfg)
 	printf("berth: ready\n");
 	fflush(stdout);
 	memtrim_start(e.loop);
+	/* from here on nothing waits for nginx: the loop talks to it */
+	liveroute_async(&e, 1);
 	if (loop_run(e.loop) < 0)
 		log_warnx("%s", error_last());
 	ret = 0;
 out:
+	/* stopping: what is queued goes to nginx now, then each change
+	 * waits for its answer */
+	liveroute_async(&e, 0);
 	if (ret)
 		log_warnx("%s", error_last());
 	cluster_free(e.cluster);

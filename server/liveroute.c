@@ -190,21 +190,37 @@ out:
 	return ret < 0 ? -1 : 0;
 }
 
+/* Without nginx there is nothing to wait for: fn at once. */
+static int done_now(router_done_fn fn, void *arg, uint64_t *wait)
+{
+	struct router_done res;
+
+	if (wait)
+		*wait = 0;
+	memset(&res, 0, sizeof(res));
+	res.ok = 1;
+	res.sw.release = -1;
+	res.sw.done = -1;
+	if (fn)
+		fn(arg, &res);
+	return 0;
+}
+
 int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
-		     const struct run *old, struct router_switch *sw)
+		     const struct run *old, router_done_fn fn, void *arg,
+		     uint64_t *wait)
 {
 	struct router *r = router_of(e);
 	struct strv hosts = STRV_INIT;
 	struct built b;
 	int ret;
 
-	if (sw)
-		memset(sw, 0, sizeof(*sw));
 	if (!r)
-		return 0;
+		return done_now(fn, arg, wait);
 	build(e, a, run, old, &b);
 	app_hosts(a, &run->m, &hosts);
-	ret = router_switch(r, a->name, hosts.v, hosts.n, &b.rt, sw);
+	ret = router_switch(r, a->name, hosts.v, hosts.n, &b.rt, fn, arg,
+			    wait);
 	built_free(&b);
 	strv_release(&hosts);
 	return ret < 0 ? -1 : 0;
@@ -243,13 +259,33 @@ void liveroute_forget_others(struct engine *e)
 		log_warnx("router: %s", error_last());
 }
 
-int liveroute_revert(struct engine *e, struct app *a)
+int liveroute_revert(struct engine *e, struct app *a, router_done_fn fn,
+		     void *arg, uint64_t *wait)
 {
 	struct router *r = router_of(e);
 
 	if (!r)
-		return 0;
-	return router_revert(r, a->name) < 0 ? -1 : 0;
+		return done_now(fn, arg, wait);
+	return router_revert(r, a->name, fn, arg, wait) < 0 ? -1 : 0;
+}
+
+void liveroute_wait_cancel(struct engine *e, uint64_t id)
+{
+	struct router *r;
+
+	if (!id)
+		return;		/* nothing waits (nginx may be gone) */
+	r = router_of(e);
+	if (r)
+		router_wait_cancel(r, id);
+}
+
+void liveroute_async(struct engine *e, int on)
+{
+	struct router *r = router_of(e);
+
+	if (r)
+		router_set_loop(r, on ? e->loop : NULL);
 }
 
 int liveroute_state(struct engine *e, struct app *a, enum route_kind kind,

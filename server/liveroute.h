@@ -12,7 +12,8 @@
  *                                  owns is refused, naming the owner
  *   confirm   liveroute_probe_header()  the probe reaches one new port
  *   switch    liveroute_switch()   the new release's web processes, with
- *                                  the old ones as fallback for the watch
+ *                                  the old ones as fallback for the watch;
+ *                                  the deploy goes on once nginx took it
  *   watch     liveroute_watch_start()  the new web processes stay
  *                                  health-checked until the watch ends
  *   watch ok  liveroute_settle()   the fallback goes; then the drain
@@ -20,7 +21,10 @@
  *   failed check
  *   stop      liveroute_state()    stopped, no web process, crashing
  *
- * Every call is a no-op returning 0 when the engine runs without nginx.
+ * Every call is a no-op returning 0 when the engine runs without nginx
+ * (a router_done_fn given is then called at once, ok).  No call waits for
+ * nginx once liveroute_async() is on: the table changes at once and
+ * nginx's copy follows (router.h).
  * Errors: -1 with error_last() (the router's, see router.h).
  */
 #ifndef BERTH_LIVEROUTE_H
@@ -47,11 +51,13 @@ int liveroute_claim(struct engine *e, struct app *a,
 /*
  * The switch: every new request of a's hosts goes to run's web processes
  * that are up (or run's static root, or "no web process"), with old's web
- * processes as fallback (old may be NULL) until liveroute_settle().  sw
- * (may be NULL) is filled as router_switch() does.
+ * processes as fallback (old may be NULL) until liveroute_settle().  fn,
+ * arg and wait as router_switch()'s: fn hears when nginx took it (or did
+ * not), with the release it replaced.
  */
 int liveroute_switch(struct engine *e, struct app *a, const struct run *run,
-		     const struct run *old, struct router_switch *sw);
+		     const struct run *old, router_done_fn fn, void *arg,
+		     uint64_t *wait);
 
 /*
  * After the watch, or when a live web process crashed or came back:
@@ -91,8 +97,19 @@ struct livewatch *liveroute_watch_start(struct engine *e, struct run *run,
 /* Stop the checks; fn is not called any more.  NULL is a no-op. */
 void liveroute_watch_stop(struct livewatch *w);
 
-/* Back to the route before the last liveroute_switch(). */
-int liveroute_revert(struct engine *e, struct app *a);
+/* Back to the route before the last liveroute_switch(); fn (may be
+ * NULL) hears when nginx took it, as router_revert()'s. */
+int liveroute_revert(struct engine *e, struct app *a, router_done_fn fn,
+		     void *arg, uint64_t *wait);
+/* A wait of liveroute_switch() or liveroute_revert() is not called. */
+void liveroute_wait_cancel(struct engine *e, uint64_t id);
+/*
+ * on: requests to nginx go out from the engine's loop, and no call waits
+ * for nginx (the engine turns it on before its loop runs, off after);
+ * off: what is queued goes out now, and each call waits for its answer
+ * (up to ROUTER_TIMEOUT_MS).
+ */
+void liveroute_async(struct engine *e, int on);
 
 /* The app answers 503 with kind's page (ROUTE_STOPPED, ROUTE_NO_WEB,
  * ROUTE_CRASHING with retry_after seconds). */

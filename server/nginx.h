@@ -28,7 +28,9 @@
  * loop runs, nothing here waits: a restart after a crash only spawns,
  * readiness is polled on the loop's timers (supervise.h), log rotation
  * sends USR1, and the routing table changes over the router's socket
- * (router.h).  Nothing an app does reloads nginx or runs "nginx -t".
+ * from the loop (router.h: queued requests, answered in callbacks;
+ * router_nginx_up() too).  Nothing an app does reloads nginx or runs
+ * "nginx -t".
  * The waits happen at start-up, before the engine's loop runs and before
  * its control socket and SSH listener open, and at shutdown, after the
  * loop ended; so no request waits on them:

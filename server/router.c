@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-
-#include <curl/curl.h>
 
 #include "log.h"
 #include "loop.h"
@@ -33,6 +35,7 @@
 #define ROUTER_LOG_CHUNK (64 * 1024)
 #define ROUTER_LOG_BATCH 64
 #define ROUTER_MAX_PORTS 8192
+#define ROUTER_RESYNC_MS 1000
 
 struct rapp {
 	char *name;
@@ -80,10 +83,19 @@ struct router {
 	uint64_t version;
 	int synced;
 	long worker_uid;
-	CURL *curl;
-	struct curl_slist *hdrs;
-	struct buf resp;
-	char errbuf[CURL_ERROR_SIZE];
+	struct buf resp;	/* the body of the last answer */
+	/* requests to nginx: the one in flight, then the queue */
+	struct loop *loop;	/* NULL: each is sent at once */
+	struct rq *cur;
+	struct rq *q_head;
+	uint64_t kick_timer;
+	uint64_t resync_timer;
+	int kicking;
+	int last_rc;		/* of the last change sent: 0 or -1 */
+	struct rq *rc_of;	/* queue_add() without a loop: its request */
+	int rc;			/* and how it ended */
+	uint64_t wait_ids;
+	int warned;		/* said that nginx is out of sync */
 	/* own mode: nginx's access_log of the public listeners */
 	char *access_log;
 	int log_fd;
@@ -103,12 +115,11 @@ struct router {
 	unsigned long log_unknown;	/* lines of no known port */
 	unsigned long log_bad;		/* lines that did not parse */
 	unsigned long long nginx_boot;	/* when nginx's counts began */
-	int64_t sent_ms;	/* the wall clock (wall_ms()) just before the
-				 * last change went to nginx */
 };
 
 struct router_drain {
 	struct router *r;
+	struct rq *rq;		/* its count asked, not answered yet */
 	struct loop *loop;
 	char *app;
 	int release;
@@ -857,122 +868,691 @@ out:
 
 /* --- talking to nginx ---------------------------------------------- */
 
-static size_t resp_cb(char *p, size_t sz, size_t n, void *arg)
-{
-	struct router *r = arg;
-
-	if (buf_add(&r->resp, p, sz * n) < 0)
-		return 0;
-	return sz * n;
-}
-
+/*
+ * The control listener gets one HTTP/1.0 request per connection, made
+ * without blocking: the queue (struct rq, oldest first) sends one at a
+ * time, in the order the engine made them, each within
+ * ROUTER_TIMEOUT_MS of being sent.  With a loop (router_set_loop()) the
+ * loop drives it; without one, the call that queues a request drives the
+ * queue to its end with poll().
+ */
 enum { NGINX_DOWN = 1 };
 
-/*
- * One request to the control listener.  0: answered 200 (body in
- * r->resp); NGINX_DOWN: nothing listens (nginx is not running); -1: any
- * other failure, with the error set.
- */
-static int control(struct router *r, const char *path, const char *body,
-		   size_t len)
+enum rq_kind {
+	RQ_TABLE,	/* a change: "version N" and its delta, or the whole
+			 * table (full, or when nginx is out of sync) */
+	RQ_COUNTS,	/* GET /counts */
+	RQ_STATUS,	/* GET /status */
+	RQ_FORGET,	/* a release's counts dropped */
+	RQ_BARRIER,	/* nothing sent: its waiters learn that what came
+			 * before was answered */
+};
+
+enum rq_phase { RQ_IDLE, RQ_CONNECT, RQ_RETRY, RQ_WRITE, RQ_READ };
+
+struct rwaiter {
+	struct rwaiter *next;
+	uint64_t id;
+	router_done_fn fn;
+	void *arg;
+};
+
+struct rq {
+	struct rq *next;
+	enum rq_kind kind;
+	struct buf body;	/* TABLE: the delta; FORGET: its line */
+	char *path;		/* COUNTS */
+	int full;		/* TABLE: send the whole table */
+	uint64_t version;	/* TABLE: the version the change made */
+	/* TABLE of a router_switch(): what it took traffic from */
+	char *sw_app;
+	struct router_switch sw;
+	long sw_lines;		/* own mode: its lines read when it went out */
+	struct rwaiter *waiters;
+	struct rq *joined;	/* TABLE requests this one's text took in */
+	/* internal requests: called when it ended (ctx NULL: cancelled) */
+	void (*on_done)(struct router *r, struct rq *q, int rc);
+	void *ctx;
+	/* the connection */
+	enum rq_phase phase;
+	int fd;
+	struct buf out;
+	size_t out_off;
+	struct buf in;
+	int64_t deadline;
+	int64_t sent_ms;	/* wall clock just before it was sent */
+	uint64_t timer;		/* deadline, or the next connect try */
+};
+
+static void queue_kick(struct router *r);
+static void req_finish(struct router *r, int rc);
+static void log_read(struct router *r);
+static void parse_was(const struct router *r, const char *app,
+		      struct router_switch *sw);
+
+static struct rq *rq_new(enum rq_kind kind)
 {
-	char url[256];
-	CURLcode rc;
-	long status = 0;
+	struct rq *q = xcalloc(1, sizeof(*q));
 
-	if (!r->curl) {
-		r->curl = curl_easy_init();
-		if (!r->curl)
-			return error_set("cannot make a curl handle");
-		r->hdrs = curl_slist_append(NULL, "Expect:");
-		curl_easy_setopt(r->curl, CURLOPT_UNIX_SOCKET_PATH, r->ctl);
-		curl_easy_setopt(r->curl, CURLOPT_PROXY, "");
-		curl_easy_setopt(r->curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(r->curl, CURLOPT_TIMEOUT_MS,
-				 (long)ROUTER_TIMEOUT_MS);
-		curl_easy_setopt(r->curl, CURLOPT_CONNECTTIMEOUT_MS, 1000L);
-		curl_easy_setopt(r->curl, CURLOPT_HTTPHEADER, r->hdrs);
-		curl_easy_setopt(r->curl, CURLOPT_WRITEFUNCTION, resp_cb);
-		curl_easy_setopt(r->curl, CURLOPT_WRITEDATA, r);
-		curl_easy_setopt(r->curl, CURLOPT_ERRORBUFFER, r->errbuf);
+	q->kind = kind;
+	q->fd = -1;
+	buf_init(&q->body, 0);
+	buf_init(&q->out, 0);
+	buf_init(&q->in, ROUTER_RESP_MAX);
+	return q;
+}
+
+static void rq_free(struct rq *q)
+{
+	while (q) {
+		struct rq *next = q->joined;
+		struct rwaiter *w = q->waiters;
+
+		while (w) {
+			struct rwaiter *wn = w->next;
+
+			free(w);
+			w = wn;
+		}
+		if (q->fd >= 0)
+			close(q->fd);
+		buf_release(&q->body);
+		buf_release(&q->out);
+		buf_release(&q->in);
+		free(q->path);
+		free(q->sw_app);
+		free(q);
+		q = next;
 	}
-	snprintf(url, sizeof(url), "http://berth%s", path);
-	curl_easy_setopt(r->curl, CURLOPT_URL, url);
-	if (body) {
-		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDS, body);
-		curl_easy_setopt(r->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-				 (curl_off_t)len);
-	} else {
-		curl_easy_setopt(r->curl, CURLOPT_HTTPGET, 1L);
+}
+
+static void queue_push(struct router *r, struct rq *q)
+{
+	struct rq **p = &r->q_head;
+
+	while (*p)
+		p = &(*p)->next;
+	*p = q;
+}
+
+static uint64_t waiter_add(struct router *r, struct rq *q, router_done_fn fn,
+			   void *arg)
+{
+	struct rwaiter *w, **p = &q->waiters;
+
+	if (!fn)
+		return 0;
+	w = xcalloc(1, sizeof(*w));
+	w->id = ++r->wait_ids;
+	w->fn = fn;
+	w->arg = arg;
+	while (*p)
+		p = &(*p)->next;
+	*p = w;
+	return w->id;
+}
+
+/* What the request says on the wire. */
+static void req_render(struct router *r, struct rq *q)
+{
+	struct buf body = BUF_INIT;
+	const char *method = "GET", *path = "/status";
+
+	switch (q->kind) {
+	case RQ_TABLE:
+		method = "POST";
+		if (q->full) {
+			path = "/replace";
+			router_render(r, &body);
+		} else {
+			path = "/update";
+			buf_addf(&body, "version %llu\n",
+				 (unsigned long long)q->version);
+			buf_add(&body, q->body.data, q->body.len);
+		}
+		break;
+	case RQ_FORGET:
+		method = "POST";
+		path = "/update";
+		buf_add(&body, q->body.data, q->body.len);
+		break;
+	case RQ_COUNTS:
+		path = q->path;
+		break;
+	case RQ_STATUS:
+	case RQ_BARRIER:
+		break;
 	}
+	buf_reset(&q->out);
+	buf_addf(&q->out, "%s %s HTTP/1.0\r\nHost: berth\r\n", method, path);
+	if (!strcmp(method, "POST"))
+		buf_addf(&q->out, "Content-Length: %zu\r\n", body.len);
+	buf_addstr(&q->out, "\r\n");
+	buf_add(&q->out, body.data, body.len);
+	q->out_off = 0;
+	buf_release(&body);
+}
+
+/*
+ * A change about to go out while nginx is out of sync goes as the whole
+ * table, and takes in the changes queued behind it (the table has them):
+ * they end with it.
+ */
+static void req_prepare_table(struct router *r, struct rq *q)
+{
+	struct rq **p = &q->next, **tail = &q->joined;
+	int has_switch = q->sw_app != NULL;
+
+	if (!r->synced)
+		q->full = 1;
+	if (q->full) {
+		while (*p) {
+			struct rq *t = *p;
+
+			if (t->kind != RQ_TABLE) {
+				p = &t->next;
+				continue;
+			}
+			*p = t->next;
+			t->next = NULL;
+			has_switch |= t->sw_app != NULL;
+			*tail = t;
+			tail = &t->joined;
+		}
+		q->version = r->version;
+	}
+	/* a switch: the lines so far are of requests that ended before
+	 * it (see router_counts()) */
+	if (has_switch)
+		log_read(r);
+}
+
+static int resp_parse(struct router *r, struct rq *q)
+{
+	const char *d = q->in.data, *body;
+	int status = 0;
+
 	buf_reset(&r->resp);
-	r->errbuf[0] = '\0';
-	rc = curl_easy_perform(r->curl);
-	if (rc == CURLE_COULDNT_CONNECT)
-		return NGINX_DOWN;
-	if (rc != CURLE_OK)
-		return error_set("nginx's router does not answer: %s",
-				 r->errbuf[0] ? r->errbuf :
-				 curl_easy_strerror(rc));
-	curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &status);
+	if (sscanf(d, "HTTP/%*d.%*d %d", &status) != 1 ||
+	    !(body = strstr(d, "\r\n\r\n")))
+		return error_set("nginx's router answered no HTTP");
+	body += 4;
+	buf_add(&r->resp, body, q->in.len - (size_t)(body - d));
 	if (status != 200) {
-		size_t n = strcspn(r->resp.data ? r->resp.data : "", "\n");
+		size_t n = strcspn(r->resp.data, "\n");
 
-		return error_set("nginx's router refused it (%ld): %.*s",
-				 status, (int)n,
-				 r->resp.data ? r->resp.data : "");
+		return error_set("nginx's router refused it (%d): %.*s",
+				 status, (int)n, r->resp.data);
 	}
 	return 0;
 }
 
-/* Send the whole table (POST /replace). */
-int router_sync(struct router *r)
+/* Open the connection: 0 (under way), NGINX_DOWN, or -1. */
+static int req_connect(struct router *r, struct rq *q)
 {
-	struct buf b = BUF_INIT;
+	struct sockaddr_un sa;
+	int fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	if (strlen(r->ctl) >= sizeof(sa.sun_path))
+		return error_set("control socket path too long: '%s'", r->ctl);
+	memcpy(sa.sun_path, r->ctl, strlen(r->ctl) + 1);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return error_setsys("cannot make a socket");
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		q->fd = fd;
+		q->phase = RQ_WRITE;
+		return 0;
+	}
+	if (errno == EINPROGRESS) {
+		q->fd = fd;
+		q->phase = RQ_CONNECT;
+		return 0;
+	}
+	if (errno == EAGAIN || errno == EINTR) {
+		/* its backlog is full (nginx is busy or stopped): again
+		 * shortly, until the deadline */
+		close(fd);
+		q->phase = RQ_RETRY;
+		return 0;
+	}
+	close(fd);
+	if (errno == ENOENT || errno == ECONNREFUSED)
+		return NGINX_DOWN;
+	return error_setsys("cannot reach nginx's router on '%s'", r->ctl);
+}
+
+/*
+ * Move the request on after events on its fd: 0 while under way,
+ * else 1 with *rc (0, NGINX_DOWN, -1 with the error set).
+ */
+static int req_io(struct router *r, struct rq *q, int *rc)
+{
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	if (q->phase == RQ_CONNECT) {
+		if (getsockopt(q->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err == EINPROGRESS || err == EAGAIN)
+			return 0;
+		if (err) {
+			errno = err;
+			*rc = error_setsys("cannot reach nginx's router");
+			return 1;
+		}
+		q->phase = RQ_WRITE;
+	}
+	while (q->phase == RQ_WRITE) {
+		/* no SIGPIPE if nginx closed first */
+		ssize_t n = send(q->fd, q->out.data + q->out_off,
+				 q->out.len - q->out_off, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0) {
+			*rc = error_setsys("cannot send to nginx's router");
+			return 1;
+		}
+		q->out_off += (size_t)n;
+		if (q->out_off == q->out.len)
+			q->phase = RQ_READ;
+	}
+	for (;;) {
+		char chunk[4096];
+		ssize_t n = read(q->fd, chunk, sizeof(chunk));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n < 0) {
+			*rc = error_setsys("nginx's router does not answer");
+			return 1;
+		}
+		if (n == 0)
+			break;
+		if (buf_add(&q->in, chunk, (size_t)n) < 0) {
+			*rc = error_set("nginx's router answered too much");
+			return 1;
+		}
+	}
+	*rc = resp_parse(r, q);
+	return 1;
+}
+
+/* Start the head of the queue: 1 if it ended at once (*rc). */
+static int req_start(struct router *r, struct rq *q, int *rc)
+{
+	if (q->kind == RQ_BARRIER) {
+		*rc = r->last_rc;
+		return 1;
+	}
+	if (q->kind == RQ_TABLE)
+		req_prepare_table(r, q);
+	req_render(r, q);
+	q->deadline = now_ms() + ROUTER_TIMEOUT_MS;
+	q->sent_ms = wall_ms();
+	if (q->kind == RQ_TABLE && r->access_log) {
+		struct rq *t;
+		long early;
+
+		/*
+		 * A switch: the lines read so far (req_prepare_table() read
+		 * them) are its release's finished; those read from now on
+		 * of requests that ended before this moment were not in
+		 * flight at the switch either: their end time ($msec) tells.
+		 * It has ms resolution, and nginx's clock is cached (a time
+		 * it logs is never later than the real one): a line of that
+		 * very millisecond may be of a request that ended before it,
+		 * so only those from the next one on count as finished after.
+		 */
+		for (t = q; t; t = t->joined)
+			if (t->sw_app && t->sw.had_live) {
+				t->sw_lines = ports_lines(r, t->sw_app,
+							  t->sw.release,
+							  &early);
+				ports_cut(r, t->sw_app, t->sw.release,
+					  q->sent_ms + 1);
+			}
+	}
+	*rc = req_connect(r, q);
+	return *rc != 0;
+}
+
+static int req_timed_out(const struct rq *q)
+{
+	(void)q;
+	return error_set("nginx's router does not answer (%d ms)",
+			 ROUTER_TIMEOUT_MS);
+}
+
+/* Without a loop: drive the request in flight to its end. */
+static int req_wait(struct router *r, struct rq *q)
+{
+	int rc = 0;
+
+	for (;;) {
+		struct pollfd pfd;
+		int64_t left = q->deadline - now_ms();
+
+		if (left <= 0)
+			return req_timed_out(q);
+		if (q->phase == RQ_RETRY) {
+			poll(NULL, 0, left < 5 ? (int)left : 5);
+			if ((rc = req_connect(r, q)) != 0)
+				return rc;
+			continue;
+		}
+		pfd.fd = q->fd;
+		pfd.events = q->phase == RQ_READ ? POLLIN : POLLOUT;
+		pfd.revents = 0;
+		if (poll(&pfd, 1, (int)left) < 0 && errno != EINTR)
+			return error_setsys("poll");
+		if (req_io(r, q, &rc))
+			return rc;
+	}
+}
+
+/* Detach the request in flight from the loop. */
+static void req_unwatch(struct router *r, struct rq *q)
+{
+	if (!r->loop)
+		return;
+	if (q->fd >= 0)
+		loop_del_fd(r->loop, q->fd);
+	loop_del_timer(r->loop, q->timer);
+	q->timer = 0;
+}
+
+static void req_watch(struct router *r, struct rq *q);
+
+static void on_req_fd(struct loop *l, int fd, unsigned events, void *arg)
+{
+	struct router *r = arg;
+	struct rq *q = r->cur;
+	int rc = 0;
+
+	(void)l;
+	(void)fd;
+	(void)events;
+	if (!q)
+		return;
+	if (req_io(r, q, &rc)) {
+		req_finish(r, rc);
+		return;
+	}
+	if (q->phase == RQ_READ)
+		loop_mod_fd(r->loop, q->fd, LOOP_READ);
+}
+
+static void on_req_timer(struct loop *l, void *arg)
+{
+	struct router *r = arg;
+	struct rq *q = r->cur;
 	int rc;
 
-	router_render(r, &b);
-	rc = control(r, "/replace", b.data, b.len);
-	buf_release(&b);
-	r->synced = rc == 0;
-	if (rc == NGINX_DOWN)
+	(void)l;
+	if (!q)
+		return;
+	q->timer = 0;
+	/* the deadline's timer (any phase but RQ_RETRY) */
+	if (q->phase != RQ_RETRY || now_ms() >= q->deadline) {
+		req_finish(r, req_timed_out(q));
+		return;
+	}
+	/* RQ_RETRY: connect again */
+	rc = req_connect(r, q);
+	if (rc != 0) {
+		req_finish(r, rc);
+		return;
+	}
+	req_watch(r, q);
+}
+
+static void req_watch(struct router *r, struct rq *q)
+{
+	long left = (long)(q->deadline - now_ms());
+
+	if (left < 0)
+		left = 0;
+	if (q->phase == RQ_RETRY) {
+		q->timer = loop_add_timer(r->loop, left < 5 ? left : 5,
+					  on_req_timer, r);
+		return;
+	}
+	if (loop_add_fd(r->loop, q->fd, q->phase == RQ_READ ? LOOP_READ :
+			LOOP_WRITE, on_req_fd, r) < 0) {
+		req_finish(r, error_set("cannot watch nginx's router: %s",
+					error_last()));
+		return;
+	}
+	q->timer = loop_add_timer(r->loop, left, on_req_timer, r);
+}
+
+static void resync_tick(struct loop *l, void *arg);
+
+/* What an answer to a change means for the table and its waiters. */
+static void table_done(struct router *r, struct rq *q, int rc)
+{
+	struct router_done res;
+	struct rq *t;
+	const char *err = rc < 0 ? error_last() : NULL;
+	char *msg = err ? xstrdup(err) : NULL;
+
+	int was_synced = r->synced;
+
+	if (rc == 0 && q->full) {
+		r->synced = 1;
+		if (r->warned)
+			log_info("routing table: nginx has it again (version "
+				 "%llu)", (unsigned long long)q->version);
+		r->warned = 0;
+	}
+	if (rc != 0)
+		r->synced = 0;
+	r->last_rc = rc < 0 ? -1 : 0;
+	if (rc < 0) {
+		/* once, not at every retry while nginx hangs */
+		if (was_synced || !r->warned)
+			log_warnx("routing table: %s (nginx gets the whole "
+				  "table again)", msg);
+		r->warned = 1;
+		if (r->loop && !r->resync_timer)
+			r->resync_timer = loop_add_timer(r->loop,
+							 ROUTER_RESYNC_MS,
+							 resync_tick, r);
+	}
+	for (t = q; t; t = t->joined) {
+		struct router_switch sw = t->sw;
+		struct rwaiter *w;
+
+		if (t->sw_app && sw.had_live && rc == 0) {
+			parse_was(r, t->sw_app, &sw);
+			if (r->access_log && sw.done >= 0) {
+				/* own mode: nginx counts routed, the lines
+				 * finished (read when it went out) */
+				sw.done = t->sw_lines;
+				sw.inflight -= sw.done;
+				if (sw.inflight < 0)
+					sw.inflight = 0;
+			}
+		}
+		memset(&res, 0, sizeof(res));
+		res.ok = rc >= 0;
+		res.error = msg;
+		res.sw = sw;
+		/* a waiter may cancel others: take each off first */
+		while ((w = t->waiters)) {
+			t->waiters = w->next;
+			w->fn(w->arg, &res);
+			free(w);
+		}
+	}
+	free(msg);
+}
+
+/* The request in flight ended: tell, then the next one. */
+static void req_finish(struct router *r, int rc)
+{
+	struct rq *q = r->cur, *t;
+
+	req_unwatch(r, q);
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+	r->cur = NULL;
+	for (t = q; t; t = t->joined)
+		if (t == r->rc_of) {
+			r->rc = rc;
+			r->rc_of = NULL;
+		}
+	if (q->kind == RQ_TABLE) {
+		table_done(r, q, rc);
+	} else if (q->kind == RQ_BARRIER) {
+		struct router_done res;
+		struct rwaiter *w;
+
+		memset(&res, 0, sizeof(res));
+		res.ok = rc >= 0;
+		res.error = rc < 0 ? "nginx has not taken every change" : NULL;
+		while ((w = q->waiters)) {
+			q->waiters = w->next;
+			w->fn(w->arg, &res);
+			free(w);
+		}
+	} else if (q->on_done) {
+		q->on_done(r, q, rc);
+	}
+	rq_free(q);
+	if (r->loop)
+		error_clear();	/* nobody reads it: not the next caller's */
+	queue_kick(r);
+}
+
+/* Send what is queued: from the loop, or now (no loop). */
+static void queue_run(struct router *r)
+{
+	while (!r->cur && r->q_head) {
+		struct rq *q = r->q_head;
+		int rc = 0, was;
+
+		r->q_head = q->next;
+		q->next = NULL;
+		r->cur = q;
+		if (!req_start(r, q, &rc)) {
+			if (r->loop) {
+				req_watch(r, q);
+				return;
+			}
+			rc = req_wait(r, q);
+		}
+		/* req_finish() kicks the queue: this loop sends the next
+		 * one */
+		was = r->kicking;
+		r->kicking = 1;
+		req_finish(r, rc);
+		r->kicking = was;
+	}
+}
+
+static void on_kick(struct loop *l, void *arg)
+{
+	struct router *r = arg;
+
+	(void)l;
+	r->kick_timer = 0;
+	queue_run(r);
+}
+
+/* With a loop, the queue moves on from it (a caller never sees its own
+ * callback run inside the call); without one, now. */
+static void queue_kick(struct router *r)
+{
+	if (r->kicking)
+		return;
+	if (!r->loop) {
+		queue_run(r);
+		return;
+	}
+	if (!r->cur && r->q_head && !r->kick_timer)
+		r->kick_timer = loop_add_timer(r->loop, 0, on_kick, r);
+}
+
+static void resync_tick(struct loop *l, void *arg)
+{
+	struct router *r = arg;
+	struct rq *q;
+
+	(void)l;
+	r->resync_timer = 0;
+	if (r->synced)
+		return;
+	for (q = r->q_head; q; q = q->next)
+		if (q->kind == RQ_TABLE)
+			return;		/* it goes as the whole table */
+	q = rq_new(RQ_TABLE);
+	q->full = 1;
+	queue_push(r, q);
+	queue_kick(r);
+}
+
+/* Queue a request; without a loop, sent at once: its rc, else 0. */
+static int queue_add(struct router *r, struct rq *q)
+{
+	int had_loop = r->loop != NULL, saved_rc, rc;
+	struct rq *saved_of;
+
+	queue_push(r, q);
+	if (had_loop) {
+		queue_kick(r);
 		return 0;
+	}
+	/* a callback may queue more meanwhile: its rc is its own */
+	saved_of = r->rc_of;
+	saved_rc = r->rc;
+	r->rc_of = q;
+	r->rc = 0;
+	queue_run(r);
+	rc = r->rc;
+	r->rc_of = saved_of;
+	r->rc = saved_rc;
 	return rc;
 }
 
 /*
- * Make a change: a new version in the file, then the delta to nginx.
- * NGINX_DOWN is success (nginx loads the file when it starts).
+ * Make a change: a new version in the file, then the delta to nginx
+ * (queued).  The request, or NULL (file not written, error set) if the
+ * version could not be written: nothing was sent then.
  */
-static int commit(struct router *r, const struct buf *delta)
+static struct rq *commit(struct router *r, const struct buf *delta)
 {
-	struct buf b = BUF_INIT;
-	int rc;
+	struct rq *q;
 
 	r->version++;
 	if (write_table(r) < 0)
-		return -1;
-	r->sent_ms = wall_ms();
-	if (!r->synced) {
-		/* a change was lost on the way: send everything */
-		rc = router_sync(r);
-		return rc;
-	}
-	buf_addf(&b, "version %llu\n", (unsigned long long)r->version);
-	buf_add(&b, delta->data, delta->len);
-	rc = control(r, "/update", b.data, b.len);
-	buf_release(&b);
-	if (rc == NGINX_DOWN) {
-		r->synced = 0;
-		return 0;
-	}
-	return rc;
+		return NULL;
+	q = rq_new(RQ_TABLE);
+	q->version = r->version;
+	buf_add(&q->body, delta->data, delta->len);
+	return q;
 }
 
 /*
- * Put 'old' (NULL: no such app) back after a failed commit, and tell
- * nginx the whole table, since it may hold part of the change.
+ * Send a change made by commit(): 0, or (without a loop) -1 if nginx did
+ * not take it (error set).  The table keeps it: nginx gets the whole
+ * table at the next change.
  */
+static int send_change(struct router *r, struct rq *q)
+{
+	return queue_add(r, q) < 0 ? -1 : 0;
+}
+
+/* Put 'old' (NULL: no such app) back after commit() could not write. */
 static void undo(struct router *r, const char *name, struct rapp *old)
 {
 	char *msg = xstrdup(error_last());
@@ -982,33 +1562,127 @@ static void undo(struct router *r, const char *name, struct rapp *old)
 	else
 		app_delete(r, name);
 	r->version++;
-	if (write_table(r) < 0 || router_sync(r) < 0)
+	if (write_table(r) < 0)
 		log_warnx("routing table: %s", error_last());
 	error_set("%s", msg);
 	free(msg);
 }
 
-/* Replace app 'name' by 'now' (NULL: remove it), committed. */
-static int change(struct router *r, const char *name, struct rapp *now)
+/* Replace app 'name' by 'now' (NULL: remove it): the table file now, the
+ * request queued (*out, if not NULL, takes it unsent: the caller sends
+ * it with send_change()). */
+static int change_q(struct router *r, const char *name, struct rapp *now,
+		    struct rq **out)
 {
 	struct rapp *cur = app_get(r, name);
 	struct rapp *old = cur ? rapp_dup(cur) : NULL;
 	struct buf delta = BUF_INIT;
-	int ret;
+	struct rq *q;
 
+	if (out)
+		*out = NULL;
 	render_delta(&delta, old, now);
 	if (now)
 		app_insert(r, now);
 	else
 		app_delete(r, name);
-	ret = commit(r, &delta);
+	q = commit(r, &delta);
 	buf_release(&delta);
-	if (ret < 0) {
+	if (!q) {
 		undo(r, name, old);
 		return -1;
 	}
 	rapp_free(old);
+	if (out) {
+		*out = q;
+		return 0;
+	}
+	return send_change(r, q);
+}
+
+static int change(struct router *r, const char *name, struct rapp *now)
+{
+	return change_q(r, name, now, NULL);
+}
+
+/* Send the whole table (POST /replace). */
+int router_sync(struct router *r)
+{
+	struct rq *q = rq_new(RQ_TABLE);
+
+	q->full = 1;
+	return send_change(r, q);
+}
+
+void router_set_loop(struct router *r, struct loop *l)
+{
+	if (r->loop == l)
+		return;
+	if (r->loop) {
+		loop_del_timer(r->loop, r->kick_timer);
+		loop_del_timer(r->loop, r->resync_timer);
+		r->kick_timer = r->resync_timer = 0;
+		if (r->cur)
+			req_unwatch(r, r->cur);
+	}
+	r->loop = l;
+	if (l) {
+		if (r->cur)
+			req_watch(r, r->cur);
+		queue_kick(r);
+		return;
+	}
+	/* from now on, at once: what is queued first */
+	if (r->cur)
+		req_finish(r, req_wait(r, r->cur));
+	queue_run(r);
+}
+
+uint64_t router_when_applied(struct router *r, router_done_fn fn, void *arg)
+{
+	struct rq *q = rq_new(RQ_BARRIER);
+	uint64_t id = waiter_add(r, q, fn, arg);
+
+	queue_add(r, q);
+	return r->loop ? id : 0;
+}
+
+static int waiters_drop(struct rwaiter **p, uint64_t id)
+{
+	for (; *p; p = &(*p)->next)
+		if ((*p)->id == id) {
+			struct rwaiter *w = *p;
+
+			*p = w->next;
+			free(w);
+			return 1;
+		}
 	return 0;
+}
+
+void router_wait_cancel(struct router *r, uint64_t id)
+{
+	struct rq *q, *t;
+
+	if (!id)
+		return;
+	for (t = r->cur; t; t = t->joined)
+		if (waiters_drop(&t->waiters, id))
+			return;
+	for (q = r->q_head; q; q = q->next)
+		for (t = q; t; t = t->joined)
+			if (waiters_drop(&t->waiters, id))
+				return;
+}
+
+size_t router_pending(const struct router *r)
+{
+	const struct rq *q;
+	size_t n = r->cur ? 1 : 0;
+
+	for (q = r->q_head; q; q = q->next)
+		n++;
+	return n;
 }
 
 /* --- nginx's access_log (own mode) ---------------------------------- */
@@ -1316,10 +1990,6 @@ int router_init(struct router **out, const struct router_opts *o)
 			goto fail;
 		}
 	}
-	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0) {
-		error_set("cannot initialise libcurl");
-		goto fail;
-	}
 	if (load_table(r) < 0)
 		goto fail;
 	r->version++;
@@ -1338,6 +2008,20 @@ void router_free(struct router *r)
 
 	if (!r)
 		return;
+	/* what was not sent is in the file nginx loads at its start */
+	if (r->loop) {
+		loop_del_timer(r->loop, r->kick_timer);
+		loop_del_timer(r->loop, r->resync_timer);
+		if (r->cur)
+			req_unwatch(r, r->cur);
+	}
+	rq_free(r->cur);
+	while (r->q_head) {
+		struct rq *q = r->q_head;
+
+		r->q_head = q->next;
+		rq_free(q);
+	}
 	for (i = 0; i < r->napps; i++)
 		rapp_free(r->apps[i]);
 	free(r->apps);
@@ -1348,12 +2032,6 @@ void router_free(struct router *r)
 		close(r->log_fd);
 	buf_release(&r->log_in);
 	free(r->access_log);
-	if (r->curl) {
-		curl_easy_cleanup(r->curl);
-		curl_slist_free_all(r->hdrs);
-	}
-	if (r->ctl)
-		curl_global_cleanup();
 	buf_release(&r->resp);
 	free(r->table_path);
 	free(r->ctl);
@@ -1534,15 +2212,15 @@ static void parse_was(const struct router *r, const char *app,
 }
 
 int router_switch(struct router *r, const char *app, char *const *hosts,
-		  size_t nhosts, const struct route *rt,
-		  struct router_switch *out)
+		  size_t nhosts, const struct route *rt, router_done_fn fn,
+		  void *arg, uint64_t *wait)
 {
 	struct rapp *a, *cur = app_get(r, app);
-	struct router_switch sw = { 0, -1, 0, -1 };
+	struct rq *q;
 	int ret;
 
-	if (out)
-		*out = sw;
+	if (wait)
+		*wait = 0;
 	if (!cur) {
 		error_set("no route for app '%s'", app ? app : "");
 		return ERR_NOTFOUND;
@@ -1559,46 +2237,32 @@ int router_switch(struct router *r, const char *app, char *const *hosts,
 	strv_release(&a->prev_shosts);
 	strv_copy(&a->prev_shosts, &cur->shosts);
 	a->prev_release = cur->live_release;
-	/* the lines so far: none of them can be of a request still in
-	 * flight at the switch (see router_counts()) */
-	log_read(r);
-	sw.had_live = cur->live_release >= 0;
-	sw.release = cur->live_release;
-	if (change(r, app, a) < 0)
+	/* what it takes traffic from: counted when it goes out
+	 * (req_prepare_table(), req_start()) */
+	if (change_q(r, app, a, &q) < 0)
 		return -1;
-	/*
-	 * The lines read later of requests that ended before the change
-	 * went to nginx were not in flight at the switch either: their end
-	 * time ($msec) tells.  It has ms resolution, and nginx's clock is
-	 * cached (a time it logs is never later than the real one): a line
-	 * of that very millisecond may be of a request that ended before
-	 * it, so only those from the next one on count as finished after.
-	 */
-	if (sw.had_live && r->access_log)
-		ports_cut(r, app, sw.release, r->sent_ms + 1);
-	if (sw.had_live && r->synced) {
-		parse_was(r, app, &sw);
-		if (r->access_log && sw.done >= 0) {
-			long early;
-
-			/* own mode: nginx counts routed, the lines finished
-			 * (read before the switch, above) */
-			sw.done = ports_lines(r, app, sw.release, &early);
-			sw.inflight -= sw.done;
-			if (sw.inflight < 0)
-				sw.inflight = 0;
-		}
-	}
-	if (out)
-		*out = sw;
+	q->sw_app = xstrdup(app);
+	q->sw.had_live = a->prev_release >= 0;
+	q->sw.release = a->prev_release;
+	q->sw.inflight = 0;
+	q->sw.done = -1;
+	ret = waiter_add(r, q, fn, arg);
+	if (wait && r->loop)
+		*wait = (uint64_t)ret;
+	send_change(r, q);
 	return 0;
 }
 
-int router_revert(struct router *r, const char *app)
+int router_revert(struct router *r, const char *app, router_done_fn fn,
+		  void *arg, uint64_t *wait)
 {
 	struct rapp *cur = app_get(r, app), *a;
+	struct rq *q;
+	uint64_t id;
 	size_t i;
 
+	if (wait)
+		*wait = 0;
 	if (!cur || !cur->has_prev) {
 		error_set("nothing to go back to for app '%s'",
 			  app ? app : "");
@@ -1618,7 +2282,13 @@ int router_revert(struct router *r, const char *app)
 			a->sroute = xstrdup(cur->prev_sroute);
 	}
 	a->live_release = cur->prev_release;
-	return change(r, app, a);
+	if (change_q(r, app, a, &q) < 0)
+		return -1;
+	id = waiter_add(r, q, fn, arg);
+	if (wait && r->loop)
+		*wait = id;
+	send_change(r, q);
+	return 0;
 }
 
 int router_app_remove(struct router *r, const char *app)
@@ -1651,6 +2321,7 @@ static char *route_renamed(const char *route, const char *from, const char *to)
 int router_app_rename(struct router *r, const char *from, const char *to)
 {
 	struct rapp *cur, *was, *now;
+	struct rq *q;
 	struct buf delta = BUF_INIT;
 	char h[ROUTER_HOST_MAX + 1];
 	char *def;
@@ -1708,9 +2379,9 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 	buf_addf(&delta, "unroute %s\npurge %s\n", from, from);
 	app_delete(r, from);
 	app_insert(r, now);
-	ret = commit(r, &delta);
+	q = commit(r, &delta);
 	buf_release(&delta);
-	if (ret < 0) {
+	if (!q) {
 		char *msg = xstrdup(error_last());
 
 		app_delete(r, to);
@@ -1723,7 +2394,7 @@ int router_app_rename(struct router *r, const char *from, const char *to)
 	/* its ports were noted for the new name (counted afresh, as
 	 * nginx does) */
 	ports_drop(r, from, -1);
-	return 0;
+	return send_change(r, q);
 }
 
 void router_keep(struct router *r, const char *app)
@@ -1753,35 +2424,20 @@ int router_drop_stale(struct router *r)
 	return 0;
 }
 
-int router_counts(struct router *r, const char *app, int release,
-		  struct router_counts *out)
+/* A count's answer (rc as req_finish() has it) into out. */
+static int counts_parse(struct router *r, const char *app, int release,
+			int rc, struct router_counts *out)
 {
-	char path[128];
-	int ret;
-
 	out->inflight = out->done = 0;
-	if ((ret = name_check(app)) < 0)
-		return ret;
-	/*
-	 * Own mode: nginx counts a request routed, and its line in the
-	 * access_log says it finished.  The lines are read before nginx is
-	 * asked: each is of a request counted by then, so in flight is
-	 * never taken for less than it is.
-	 */
-	log_read(r);
-	snprintf(path, sizeof(path), "/counts?app=%s&release=%d", app,
-		 release);
-	ret = control(r, path, NULL, 0);
-	if (ret == NGINX_DOWN) {
+	if (rc == NGINX_DOWN) {
 		error_set("nginx is not running");
 		return ERR_BUSY;
 	}
-	if (ret < 0)
+	if (rc < 0)
 		return ERR_BUSY;
-	if (!r->resp.data || sscanf(r->resp.data, "counts %ld %ld",
-				    &out->inflight, &out->done) != 2) {
-		error_set("nginx's router answered '%s'",
-			  r->resp.data ? r->resp.data : "");
+	if (sscanf(r->resp.data, "counts %ld %ld", &out->inflight,
+		   &out->done) != 2) {
+		error_set("nginx's router answered '%s'", r->resp.data);
 		return ERR_BUSY;
 	}
 	if (r->access_log) {
@@ -1797,9 +2453,42 @@ int router_counts(struct router *r, const char *app, int release,
 	return 0;
 }
 
+static struct rq *counts_rq(struct router *r, const char *app, int release)
+{
+	struct rq *q = rq_new(RQ_COUNTS);
+
+	/*
+	 * Own mode: nginx counts a request routed, and its line in the
+	 * access_log says it finished.  The lines are read before nginx is
+	 * asked: each is of a request counted by then, so in flight is
+	 * never taken for less than it is.
+	 */
+	log_read(r);
+	q->path = xasprintf("/counts?app=%s&release=%d", app, release);
+	return q;
+}
+
+int router_counts(struct router *r, const char *app, int release,
+		  struct router_counts *out)
+{
+	struct rq *q;
+	int ret, rc = 0;
+
+	out->inflight = out->done = 0;
+	if ((ret = name_check(app)) < 0)
+		return ret;
+	/* on a connection of its own, outside the queue */
+	q = counts_rq(r, app, release);
+	if (!req_start(r, q, &rc))
+		rc = req_wait(r, q);
+	ret = counts_parse(r, app, release, rc, out);
+	rq_free(q);
+	return ret;
+}
+
 int router_forget(struct router *r, const char *app, int release)
 {
-	char *body;
+	struct rq *q;
 	int ret = name_check(app);
 
 	if (ret < 0)
@@ -1807,10 +2496,9 @@ int router_forget(struct router *r, const char *app, int release)
 	/* its last lines first: they need its ports */
 	log_read(r);
 	ports_drop(r, app, release);
-	body = xasprintf("forget %s %d\n", app, release);
-	ret = control(r, "/update", body, strlen(body));
-	free(body);
-	return ret < 0 ? -1 : 0;
+	q = rq_new(RQ_FORGET);
+	buf_addf(&q->body, "forget %s %d\n", app, release);
+	return queue_add(r, q) < 0 ? -1 : 0;
 }
 
 static void drain_finish(struct router_drain *d, int drained, long left,
@@ -1827,19 +2515,19 @@ static void drain_finish(struct router_drain *d, int drained, long left,
 	free(d);
 }
 
-static void drain_poll(struct loop *l, void *arg)
+static void drain_poll(struct loop *l, void *arg);
+
+/* nginx answered the drain's count (or did not). */
+static void drain_counted(struct router *r, struct rq *q, int rc)
 {
-	struct router_drain *d = arg;
+	struct router_drain *d = q->ctx;
 	struct router_counts c = { 0, 0 };
 	int known;
 
-	d->timer = 0;
-	known = d->release >= 0 &&
-		router_counts(d->r, d->app, d->release, &c) == 0;
-	if (d->release < 0) {
-		drain_finish(d, 1, 0, 0);
-		return;
-	}
+	if (!d)
+		return;		/* cancelled */
+	d->rq = NULL;
+	known = counts_parse(r, d->app, d->release, rc, &c) == 0;
 	if (known && d->base_done < 0)
 		d->base_done = c.done;
 	if (known && c.inflight <= 0) {
@@ -1851,7 +2539,27 @@ static void drain_poll(struct loop *l, void *arg)
 			     known ? c.done - d->base_done : 0);
 		return;
 	}
-	d->timer = loop_add_timer(l, ROUTER_DRAIN_POLL_MS, drain_poll, d);
+	d->timer = loop_add_timer(d->loop, ROUTER_DRAIN_POLL_MS, drain_poll,
+				  d);
+}
+
+/* Ask nginx for the count, in the queue (after every change made). */
+static void drain_poll(struct loop *l, void *arg)
+{
+	struct router_drain *d = arg;
+	struct rq *q;
+
+	(void)l;
+	d->timer = 0;
+	if (d->release < 0) {
+		drain_finish(d, 1, 0, 0);
+		return;
+	}
+	q = counts_rq(d->r, d->app, d->release);
+	q->on_done = drain_counted;
+	q->ctx = d;
+	d->rq = q;
+	queue_add(d->r, q);
 }
 
 struct router_drain *router_drain_start(struct router *r, struct loop *l,
@@ -1884,27 +2592,28 @@ void router_drain_cancel(struct router_drain *d)
 	if (!d)
 		return;
 	loop_del_timer(d->loop, d->timer);
+	if (d->rq)
+		d->rq->ctx = NULL;	/* it goes on; nobody hears it */
 	free(d->app);
 	free(d);
 }
 
-int router_nginx_up(struct router *r)
+/* nginx's /status: who its workers are, and whether it has the table. */
+static void status_done(struct router *r, struct rq *q, int rc)
 {
 	unsigned long long v = 0, boot = 0;
 	long uid = -1, dropped = 0;
-	int rc = control(r, "/status", NULL, 0);
 	size_t i;
 
+	(void)q;
 	if (rc != 0) {
 		if (rc < 0)
 			log_warnx("routing table: %s", error_last());
 		r->synced = 0;
-		error_clear();
-		return 0;
+		return;
 	}
-	if (r->resp.data && sscanf(r->resp.data, "version %llu uid %ld "
-				   "dropped %ld boot %llu", &v, &uid, &dropped,
-				   &boot) >= 2)
+	if (sscanf(r->resp.data, "version %llu uid %ld dropped %ld boot %llu",
+		   &v, &uid, &dropped, &boot) >= 2)
 		r->worker_uid = uid;
 	if (boot != r->nginx_boot) {
 		/* a new master counts from 0: so do its lines (read the
@@ -1916,12 +2625,23 @@ int router_nginx_up(struct router *r)
 	}
 	if (v == r->version) {
 		r->synced = 1;
-		return 0;
+		return;
 	}
-	if (router_sync(r) < 0) {
-		log_warnx("routing table: %s", error_last());
-		error_clear();
-	}
+	/* the whole table next, before what is queued (it has that) */
+	r->synced = 0;
+	q = rq_new(RQ_TABLE);
+	q->full = 1;
+	q->next = r->q_head;
+	r->q_head = q;
+}
+
+int router_nginx_up(struct router *r)
+{
+	struct rq *q = rq_new(RQ_STATUS);
+
+	q->on_done = status_done;
+	queue_add(r, q);
+	error_clear();
 	return 0;
 }
 

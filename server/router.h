@@ -40,19 +40,42 @@
  * entry: a new request sees the old route or the new one, and one counted
  * on the old release is seen by the engine's next count.
  *
- * Blocking: a call that changes the table writes the file (rename, no
- * fsync: the engine writes it anew at every start) and makes one HTTP
- * request to nginx over the unix socket, about 0.1 ms, at most
- * ROUTER_TIMEOUT_MS.  If nginx is not running (restarting), the change
- * still succeeds: nginx loads the file when it starts, and
- * router_nginx_up() sends the table again if nginx started from an older
- * file.  If nginx runs but refuses or times out, the change is undone
- * (memory and file) and the call fails.
+ * The engine's table is the truth; nginx's copy follows.  A call that
+ * changes the table checks it, changes it in memory and writes the file
+ * (rename, no fsync: the engine writes it anew at every start) at once,
+ * and queues one HTTP request to nginx's control listener (a unix
+ * socket): the requests go out one at a time, in the order the calls
+ * made them, each answered within ROUTER_TIMEOUT_MS of going out (about
+ * 0.1 ms when nginx is well).  A caller that must know nginx took a
+ * change before it goes on (the deploy's switch and revert) passes a
+ * router_done_fn, or waits with router_when_applied().
+ *   - nginx not running (restarting): the change counts as taken: nginx
+ *     loads the file when it starts, and router_nginx_up() sends the
+ *     whole table if it started from an older file.
+ *   - nginx refuses or does not answer in time: the engine's table keeps
+ *     the change, nginx is out of sync (router_in_sync() 0), the waiters
+ *     hear "not ok" with the reason, and nginx gets the whole table: with
+ *     the next change, or from the loop every ROUTER_RESYNC_MS until it
+ *     takes it.  A switch that failed so is for its caller to revert.
+ *   - an update nginx gets with a version it has already (it loaded a
+ *     newer file, or a request given up on arrives late) changes nothing.
+ * The router owns the queue; a waiter's arg is the caller's, who cancels
+ * the wait (router_wait_cancel()) before it goes.
+ *
+ * Blocking: with a loop (router_set_loop()) no call waits for nginx,
+ * and no callback runs inside the call that gave it: the loop sends the
+ * requests and calls back.  Without one (engine start and stop, tests),
+ * every call that queues a request sends what is queued at once and
+ * waits for the answers, up to ROUTER_TIMEOUT_MS each, and calls back
+ * before it returns.  router_counts() always blocks (tests).  Writing
+ * the file is a local write, never waited for by nginx.
  *
  * Errors: -1 with error_last(); ERR_INVALID for a bad name, host, port or
  * root; ERR_EXISTS for a host another app owns ("host 'x' belongs to app
  * 'y'"); ERR_NOTFOUND for an unknown app; ERR_BUSY when nginx cannot be
- * asked (router_counts()).  A failed call changes nothing.
+ * asked (router_counts()).  A call that fails so changes nothing.
+ * Without a loop, a change nginx did not take returns -1 too (the table
+ * keeps it, as above).
  */
 #ifndef BERTH_ROUTER_H
 #define BERTH_ROUTER_H
@@ -68,6 +91,7 @@ struct loop;
 struct router;
 
 #define ROUTER_TIMEOUT_MS 2000
+#define ROUTER_RESYNC_MS 1000
 #define ROUTER_MAX_HOSTS 256
 #define ROUTER_MAX_PEERS 1024
 
@@ -156,6 +180,8 @@ struct router_opts {
  * Writes the file; does not talk to nginx (it may not run yet).
  */
 int router_init(struct router **out, const struct router_opts *o);
+/* Drops what is queued unsent, without calling back (the file has it:
+ * nginx loads it at its start); set the loop to NULL first to send it. */
 void router_free(struct router *r);
 
 /* Check hosts (APP.DOMAIN implied) for app without changing anything. */
@@ -183,26 +209,67 @@ struct router_switch {
 	int had_live;		/* the app had a live route before */
 	int release;		/* its release */
 	long inflight;		/* its requests in flight right after */
-	long done;		/* its requests finished until then */
+	long done;		/* its requests finished until then (-1: not
+				 * known: nginx was not running or did not
+				 * answer) */
 };
 
 /*
+ * How a request to nginx ended, for its waiter.  error and res belong to
+ * the router and last for the call only.
+ */
+struct router_done {
+	int ok;			/* nginx took it (or is not running: it
+				 * loads the file when it starts) */
+	const char *error;	/* !ok: why ("nginx's router does not
+				 * answer (2000 ms)") */
+	struct router_switch sw;	/* router_switch(): the release it
+					 * replaced, counted at the switch */
+};
+typedef void (*router_done_fn)(void *arg, const struct router_done *res);
+
+/*
+ * Requests from now on go out from the loop l (NULL: at once, after
+ * what is queued went out, waiting for each).  The engine sets it once
+ * its loop runs, and NULL once it stopped.  Idempotent.
+ */
+void router_set_loop(struct router *r, struct loop *l);
+
+/*
  * The switch: router_app_set(), and the hosts and route app had are kept
- * for router_revert().  Every new request sees the new route (one entry
- * in nginx changes).  out (may be NULL) tells about the release it
- * replaced, as nginx counted it at the switch.  ERR_NOTFOUND for an app
- * never set.
+ * for router_revert().  Every new request sees the new route once nginx
+ * took it (one entry in nginx changes).  fn (may be NULL) is called once,
+ * when nginx answered or the time ran out, with the release it replaced
+ * as nginx counted it at the switch; *wait (may be NULL) takes the id
+ * that router_wait_cancel() takes (0 without a loop: fn was called).
+ * ERR_NOTFOUND for an app never set; on any error fn is never called.
+ * If res->ok is 0, the table has the new route but nginx may not: the
+ * caller reverts (router_revert()).
  */
 int router_switch(struct router *r, const char *app, char *const *hosts,
-		  size_t nhosts, const struct route *rt,
-		  struct router_switch *out);
+		  size_t nhosts, const struct route *rt, router_done_fn fn,
+		  void *arg, uint64_t *wait);
 
 /*
  * Back to the hosts and route before the last router_switch() (a
- * rollback during the watch), at once.  A host another app claimed since
+ * rollback during the watch), in the table at once and then in nginx; fn
+ * and wait as router_switch()'s.  A host another app claimed since
  * stays with it.  ERR_NOTFOUND if there is nothing to go back to.
  */
-int router_revert(struct router *r, const char *app);
+int router_revert(struct router *r, const char *app, router_done_fn fn,
+		  void *arg, uint64_t *wait);
+
+/*
+ * fn once every request queued so far was answered (or timed out): ok if
+ * the last change sent was taken.  The id for router_wait_cancel() (0
+ * without a loop: fn was called).
+ */
+uint64_t router_when_applied(struct router *r, router_done_fn fn, void *arg);
+/* fn of that wait is not called (the request still goes out).  0 and
+ * ids already called are ignored.  Cancel every wait whose arg dies. */
+void router_wait_cancel(struct router *r, uint64_t id);
+/* Requests queued or in flight (tests, status). */
+size_t router_pending(const struct router *r);
 
 /* Remove app: its hosts, route and counts.  Unknown apps are fine. */
 int router_app_remove(struct router *r, const char *app);
@@ -226,17 +293,23 @@ struct router_counts {
 				 * last switch away, read after it) */
 };
 
-/* Ask nginx for a release's counts.  ERR_BUSY if nginx does not answer. */
+/*
+ * Ask nginx for a release's counts, on a connection of its own, outside
+ * the queue: blocks up to ROUTER_TIMEOUT_MS (tests; the drain asks in
+ * the queue).  ERR_BUSY if nginx does not answer.
+ */
 int router_counts(struct router *r, const char *app, int release,
 		  struct router_counts *out);
 
-/* Drop a stopped release's counts in nginx (best effort). */
+/* Drop a stopped release's counts in nginx (best effort, queued). */
 int router_forget(struct router *r, const char *app, int release);
 
 /*
  * Drain watch: once no route leads to a release any more, poll nginx
  * (every 20 ms, from the loop) until the release has nothing in flight,
- * or max_ms passed.  fn is called once from the loop (never from inside
+ * or max_ms passed (a count asked just before is waited for: up to
+ * ROUTER_TIMEOUT_MS more).  Counts are asked in the queue, after every
+ * change made before.  fn is called once from the loop (never from inside
  * router_drain_start()) unless cancelled; finished counts the requests
  * the release finished meanwhile ("Drained release 4 (12 requests
  * finished in 80 ms)"): since the switch if sw (router_switch()'s out,
@@ -263,8 +336,9 @@ void router_drain_cancel(struct router_drain *d);
 
 /*
  * nginx (re)started and is up: learn the uid its workers run as, and send
- * the whole table unless nginx already has this version.  nginx.c calls
- * it; 0 even if nginx cannot be reached (the next change retries).
+ * the whole table unless nginx already has this version (queued; without
+ * a loop, done when it returns).  nginx.c calls it; 0 even if nginx cannot
+ * be reached (the next change retries).
  */
 int router_nginx_up(struct router *r);
 /*
@@ -307,7 +381,7 @@ void router_log_read(struct router *r);
 void router_log_stats(const struct router *r, unsigned long *bad,
 		      unsigned long *unknown);
 
-/* Send the whole table to nginx now. */
+/* Send the whole table to nginx (queued; without a loop, now). */
 int router_sync(struct router *r);
 
 /* 1 when nginx has acknowledged the current version. */

@@ -764,6 +764,12 @@ local function apply(body, full)
 	if full and not version then
 		return nil, "no version line"
 	end
+	-- a change this table has already (nginx loaded a newer file, or a
+	-- request the engine gave up on came late): nothing to do
+	local cur = routes:get("v")
+	if not full and version and cur and version <= cur then
+		return cur
+	end
 	local keep = full and {}
 	for _, op in ipairs(ops) do
 		if op[1] == "forget" then

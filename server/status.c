@@ -16,6 +16,7 @@
 #include "config.h"
 #include "engine.h"
 #include "nginx.h"
+#include "router.h"
 #include "log.h"
 #include "postgres.h"
 #include "safefs.h"
@@ -108,6 +109,23 @@ unsigned long long status_disk_used(const char *path)
 		log_debug("status: %s: %s", path, error_last());
 	close(fd);
 	return total;
+}
+
+/* The routing table and how far nginx's copy is behind it. */
+static void status_routes(struct engine *e, struct client *c)
+{
+	struct router *r = nginx_router(e->nginx);
+	size_t n = router_pending(r);
+	unsigned long long v = (unsigned long long)router_version(r);
+
+	if (n)
+		client_data(c, "routing table: version %llu, %zu request%s to "
+			    "nginx under way", v, n, n == 1 ? "" : "s");
+	else if (router_in_sync(r))
+		client_data(c, "routing table: version %llu, nginx has it", v);
+	else
+		client_data(c, "routing table: version %llu, nginx is behind "
+			    "(it gets the whole table again)", v);
 }
 
 static void status_nginx(struct engine *e, struct client *c)
@@ -207,6 +225,8 @@ void status_cmd(struct engine *e, struct client *c)
 	client_data(c, "state: %s (format %d)", e->cfg->root,
 		    stateformat_read(e->cfg->root));
 	status_nginx(e, c);
+	if (e->nginx)
+		status_routes(e, c);
 	status_postgres(e, c);
 	for (a = e->apps; a; a = a->next) {
 		napps++;

@@ -37,6 +37,15 @@ static char probe_sock[PATH_MAX + 32];
 
 /* --- helpers ------------------------------------------------------ */
 
+/* A switch's answer into arg (a struct router_switch, or NULL). */
+static void sw_copy(void *arg, const struct router_done *res)
+{
+	struct router_switch *out = arg;
+
+	if (out)
+		*out = res->sw;
+}
+
 static int count_lines(const char *text, const char *needle)
 {
 	int n = 0;
@@ -364,7 +373,8 @@ static void serve_command(struct serve_state *s, char *line)
 		if (w[0][1] == 'e') {
 			rc = router_app_set(s->r, w[1], hosts, nh, &rt);
 		} else {
-			rc = router_switch(s->r, w[1], hosts, nh, &rt, s->last);
+			rc = router_switch(s->r, w[1], hosts, nh, &rt, sw_copy,
+					   s->last, NULL);
 		}
 		if (rc < 0) {
 			printf("error: %s\n", error_last());
@@ -406,7 +416,7 @@ static void serve_command(struct serve_state *s, char *line)
 				   parse_long(w[3], INT_MAX), served_drain, s);
 		return;	/* answered when it is done */
 	} else if (!strcmp(w[0], "revert") && n == 2) {
-		rc = router_revert(s->r, w[1]);
+		rc = router_revert(s->r, w[1], NULL, NULL, NULL);
 		printf(rc < 0 ? "error: %s\n" : "ok\n", error_last());
 	} else if (!strcmp(w[0], "remove") && n == 2) {
 		rc = router_app_remove(s->r, w[1]);
@@ -481,7 +491,7 @@ static void serve_command(struct serve_state *s, char *line)
 			rt = live_route((int)k + 1, &p, 1);
 			clock_gettime(CLOCK_MONOTONIC, &a);
 			if (router_switch(s->r, "bench", NULL, 0, &rt,
-					  NULL) < 0)
+					  sw_copy, NULL, NULL) < 0)
 				break;
 			clock_gettime(CLOCK_MONOTONIC, &b);
 			us[k] = (b.tv_sec - a.tv_sec) * 1000000L +
@@ -631,6 +641,76 @@ static void test_hosts(struct router *r)
 	   "a deeper wildcard is another app's to claim");
 }
 
+struct async_seen {
+	int calls, ok;
+	struct router_switch sw;
+};
+
+static void on_async_done(void *arg, const struct router_done *res)
+{
+	struct async_seen *seen = arg;
+
+	seen->calls++;
+	seen->ok = res->ok;
+	seen->sw = res->sw;
+}
+
+/*
+ * With a loop: no call waits for nginx nor calls back inside itself;
+ * the requests go out in order, and a cancelled wait is never called.
+ */
+static void test_async(struct loop *l, struct router *r, int p1, int p2)
+{
+	struct route_peer pa = { "web.1", p1 }, pb = { "web.1", p2 };
+	struct async_seen sw, last, gone;
+	struct route rt;
+	uint64_t id = 0, cancelled;
+	int i;
+
+	memset(&sw, 0, sizeof(sw));
+	memset(&last, 0, sizeof(last));
+	memset(&gone, 0, sizeof(gone));
+	router_set_loop(r, l);
+	rt = live_route(1, &pa, 1);
+	ok(router_app_set(r, "aq", NULL, 0, &rt) == 0 &&
+	   router_pending(r) == 1, "a change is queued, not waited for");
+	rt = live_route(2, &pb, 1);
+	ok(router_switch(r, "aq", NULL, 0, &rt, on_async_done, &sw, &id) == 0
+	   && id != 0 && sw.calls == 0,
+	   "the switch returns before nginx answers: no callback inside");
+	cancelled = router_when_applied(r, on_async_done, &gone);
+	router_wait_cancel(r, cancelled);
+	/* many changes in a row: the last one wins, in order */
+	for (i = 0; i < 20; i++) {
+		rt = kind_route(i % 2 ? ROUTE_STOPPED : ROUTE_MAINTENANCE, 0);
+		router_app_set(r, "aq2", NULL, 0, &rt);
+	}
+	rt = kind_route(ROUTE_STOPPED, 0);
+	router_app_set(r, "aq2", NULL, 0, &rt);
+	router_when_applied(r, on_async_done, &last);
+	RUN_UNTIL(l, last.calls == 1, 10000);
+	ok(sw.calls == 1 && sw.ok && sw.sw.had_live && sw.sw.release == 1,
+	   "the switch's callback: taken, from release %d", sw.sw.release);
+	ok(last.calls == 1 && last.ok && router_pending(r) == 0 &&
+	   router_in_sync(r), "every request answered, nginx in sync");
+	ok(gone.calls == 0, "a cancelled wait is not called");
+	ok(count_get(4, "aq.localhost", 200, "slot") == 4,
+	   "the switched app answers");
+	ok(count_get(2, "aq2.localhost", 503, "app is stopped") == 2,
+	   "the last of 21 changes is the one nginx has");
+	memset(&last, 0, sizeof(last));
+	ok(router_revert(r, "aq", on_async_done, &last, &id) == 0 &&
+	   last.calls == 0, "a revert returns before nginx answers");
+	RUN_UNTIL(l, last.calls == 1, 10000);
+	ok(last.ok, "the revert taken");
+	router_app_remove(r, "aq");
+	router_app_remove(r, "aq2");
+	/* back to waiting: what is queued goes out first */
+	router_set_loop(r, NULL);
+	ok(router_pending(r) == 0 && router_in_sync(r),
+	   "without the loop, the queue is sent at once");
+}
+
 static void test_states(struct router *r)
 {
 	struct route rt;
@@ -743,7 +823,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	snprintf(w1, sizeof(w1), "slot %d", p1);
 	snprintf(w2, sizeof(w2), "slot %d", p2);
 	rt = live_route(1, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, NULL) == ERR_NOTFOUND,
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, NULL, NULL) == ERR_NOTFOUND,
 	   "a switch needs an app: %s", error_last());
 	ok(router_app_set(r, "sw", NULL, 0, &rt) == 0 &&
 	   count_get(20, "sw.localhost", 200, w1) == 20,
@@ -762,7 +842,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 
 		rt = live_route(2, &b, 1);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
-		ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0,
+		ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0,
 		   "switch to release 2: %s", error_last());
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		printf("# a switch took %ld us\n",
@@ -790,7 +870,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	RUN_UNTIL(l, router_counts(r, "sw", 2, &c) == 0 && c.inflight == 1,
 		  5000);
 	rt = live_route(3, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0 &&
 	   sw.release == 2 && sw.inflight == 1, "release 3 on the first port");
 	memset(&seen, 0, sizeof(seen));
 	router_drain_start(r, l, "sw", sw.release, &sw, 200, on_drained,
@@ -801,10 +881,10 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	RUN_UNTIL(l, st != -1, 5000);
 	ok(slow > 0 && st == 0, "and that request is answered too");
 
-	ok(router_revert(r, "sw") == 0 &&
+	ok(router_revert(r, "sw", NULL, NULL, NULL) == 0 &&
 	   count_get(20, "sw.localhost", 200, w2) == 20,
 	   "revert: release 2 serves again at once");
-	ok(router_revert(r, "sw") == ERR_NOTFOUND,
+	ok(router_revert(r, "sw", NULL, NULL, NULL) == ERR_NOTFOUND,
 	   "only one step back: %s", error_last());
 	/* cancelling a drain calls nothing */
 	memset(&seen, 0, sizeof(seen));
@@ -819,7 +899,7 @@ static void test_switch(struct loop *l, struct router *r, int p1, int p2)
 	ok(count_get(20, "sw.localhost", 200, w2) == 20,
 	   "a burst of requests on release 2");
 	rt = live_route(4, &a, 1);
-	ok(router_switch(r, "sw", NULL, 0, &rt, &sw) == 0 &&
+	ok(router_switch(r, "sw", NULL, 0, &rt, sw_copy, &sw, NULL) == 0 &&
 	   sw.release == 2, "release 4 right after it");
 	memset(&seen, 0, sizeof(seen));
 	router_drain_start(r, l, "sw", sw.release, &sw, 5000, on_drained,
@@ -877,7 +957,7 @@ static void test_watch(struct router *r, int live, int dead)
 	rt.fallback_release = 1;
 	ok(settled_counts(r, "wa", 1, &c1) == 0 &&
 	   settled_counts(r, "wa", 2, &c2) == 0 &&
-	   router_switch(r, "wa", NULL, 0, &rt, NULL) == 0,
+	   router_switch(r, "wa", NULL, 0, &rt, sw_copy, NULL, NULL) == 0,
 	   "switch to release 2 with release 1 as the fallback: %s",
 	   error_last());
 	ok(count_get(30, "wa.localhost", 200, want) == 30,
@@ -888,7 +968,7 @@ static void test_watch(struct router *r, int live, int dead)
 	   f1.inflight == 0 && f2.inflight == 0,
 	   "and they count for release 1 (%ld), not 2 (%ld)",
 	   f1.done - c1.done, f2.done - c2.done);
-	ok(router_revert(r, "wa") == 0 &&
+	ok(router_revert(r, "wa", NULL, NULL, NULL) == 0 &&
 	   count_get(10, "wa.localhost", 200, want) == 10,
 	   "the rollback: release 1 alone again");
 	rt.fallback_release = 2;
@@ -922,7 +1002,7 @@ static void test_static(struct router *r)
 	   "a static release is served from the table");
 	rt.release = 2;
 	rt.root = d2;
-	ok(router_switch(r, "site", NULL, 0, &rt, NULL) == 0 &&
+	ok(router_switch(r, "site", NULL, 0, &rt, sw_copy, NULL, NULL) == 0 &&
 	   count_get(10, "site.localhost", 200, "two") == 10,
 	   "the next one is served at once");
 	ok(test_get(addr, "/leak", "site.localhost", NULL, &resp) == 0 &&
@@ -998,11 +1078,11 @@ static void test_static_beside(struct router *r, int p1, int p2)
 	rt.static_root = d2;
 	rt.static_hosts = shosts;
 	rt.nstatic_hosts = 2;
-	ok(router_switch(r, "mix", hosts, 3, &rt, NULL) == 0 &&
+	ok(router_switch(r, "mix", hosts, 3, &rt, sw_copy, NULL, NULL) == 0 &&
 	   count_get(5, "static.mix.test", 200, "files two") == 5 &&
 	   count_get(5, "www.mix.test", 200, w2) == 5,
 	   "a switch moves both at once");
-	ok(router_revert(r, "mix") == 0 &&
+	ok(router_revert(r, "mix", NULL, NULL, NULL) == 0 &&
 	   count_get(5, "static.mix.test", 200, "files one") == 5 &&
 	   count_get(5, "www.mix.test", 200, w1) == 5,
 	   "and a revert moves both back");
@@ -1558,6 +1638,7 @@ int main(int argc, char **argv)
 	test_states(r);
 	test_matching(r, p1, p2);
 	test_switch(l, r, p1, p2);
+	test_async(l, r, p1, p2);
 	test_static(r);
 	test_static_beside(r, p1, p2);
 	test_probe(r, p1, p2);

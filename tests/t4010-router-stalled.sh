@@ -1,0 +1,115 @@
+#!/bin/bash
+# nginx's control listener hangs (its workers stopped with SIGSTOP, the
+# master left alone): the engine's loop does not wait for it.  Commands
+# answer while a request to nginx is under way, a host added meanwhile
+# answers once nginx runs again, and a rollback during the watch waits
+# for nginx in its own state ("switching traffic back"), at most the 2 s
+# deadline, before it stops the new release; nginx gets the whole table
+# once it runs again.
+. "$(dirname "$0")/test-lib.sh"
+. "$TEST_DIR/lib-daemon.sh"
+
+# The workers of our own nginx: children of the master named in its pid
+# file (never a pattern over every process of the host).
+stop_workers() {
+	workers=$(nginx_workers) && test -n "$workers" &&
+	for w in $workers; do is_pid "$w" && kill -STOP "$w" || return 1; done
+}
+cont_workers() {
+	for w in ${workers:-}; do is_pid "$w" && kill -CONT "$w"; done
+	return 0
+}
+# the deploy's exit status lands in deploy.rc
+deploy_in_background() {
+	berth deploy stall "$1" >deploy.out 2>&1
+	echo $? >deploy.rc
+}
+status_says() { berth status | grep -qE "^routing table: .*$1"; }
+host_answers() {
+	curl -sSf --max-time 5 -H "Host: $1" "http://127.0.0.1:$HTTP_PORT/" | grep -q "$2"
+}
+
+test_expect_success 'setup: an app behind the engine'"'"'s nginx' '
+	start_berth &&
+	make_web_bundle "$TRASH/v1.tar.gz" v1 &&
+	make_web_bundle "$TRASH/v2.tar.gz" v2 &&
+	# a long watch: the rollback below happens during it
+	BUNDLE_APP_YAML="watch: 60s" make_web_bundle "$TRASH/v2w.tar.gz" v2 &&
+	berth deploy stall "$TRASH/v1.tar.gz" &&
+	retry_until 10 through_nginx stall &&
+	retry_until 10 status_says "nginx has it"
+'
+
+# a request a user sends meanwhile: nginx's master queues its connection
+held_request() {
+	curl -sS --max-time 60 -H "Host: stall.localhost" \
+		"http://127.0.0.1:$HTTP_PORT/" >held.out 2>held.err
+	echo $? >held.rc
+}
+
+test_atexit cont_workers
+test_expect_success 'nginx'"'"'s workers stop' '
+	rm -f held.rc &&
+	stop_workers
+'
+
+test_expect_success 'domains:add while nginx hangs: the engine answers, nginx follows once it runs' '
+	held_request &
+	test_when_finished cont_workers &&
+	berth domains:add stall extra.stall.test >out &&
+	berth domains stall >hosts &&
+	test_grep "^extra.stall.test +domains:add" hosts &&
+	# the engine answers while its request to nginx waits: a loop that
+	# waited for nginx could not say so
+	berth status >status &&
+	test_grep "^routing table: .*(under way|nginx is behind)" status &&
+	berth apps >apps &&
+	test_grep "^stall +running" apps &&
+	berth ps stall >ps &&
+	test_grep "^web.1 " ps &&
+	# past the deadline (2 s): nginx is behind, and the engine says so
+	retry_until 30 status_says "nginx is behind" &&
+	test_grep "routing table: nginx.s router does not answer \(2000 ms\)" "$TRASH/berth.log" &&
+	cont_workers &&
+	retry_until 15 host_answers extra.stall.test "hello v1" &&
+	retry_until 15 status_says "nginx has it" &&
+	through_nginx stall | grep -q "hello v1" &&
+	# the user who asked while nginx hung got the answer: none lost
+	retry_until 60 test -s held.rc &&
+	test "$(cat held.rc)" = 0 &&
+	test_grep "hello v1" held.out
+'
+
+test_expect_success 'a rollback while nginx hangs waits in "switching traffic back", then v1 serves' '
+	deploy_in_background "$TRASH/v2w.tar.gz" &
+	test_when_finished cont_workers &&
+	retry_until 60 apps_line_matches "^stall .*watching release 2" &&
+	new=$(app_pid stall) && is_pid "$new" &&
+	stop_workers &&
+	kill -KILL "$new" &&
+	# the revert goes to nginx, which does not answer: the deploy waits
+	retry_until 10 ps_line_matches stall "switching traffic back" &&
+	berth apps >apps &&
+	test_grep "^stall .*switching traffic back" apps &&
+	# nginx does not answer by the deadline: the deploy fails all the
+	# same, and nginx gets the table (back on release 1) when it runs
+	retry_until 30 test -s deploy.rc &&
+	test_grep "stall: cannot switch back: nginx.s router does not answer" "$TRASH/berth.log" &&
+	cont_workers &&
+	test "$(cat deploy.rc)" != 0 &&
+	test_grep "Switched traffic back to release 1" deploy.out &&
+	test_grep "rolled back: web.1" deploy.out &&
+	retry_until 15 status_says "nginx has it" &&
+	through_nginx stall | grep -q "hello v1" &&
+	host_answers extra.stall.test "hello v1"
+'
+
+test_expect_success 'a deploy after nginx came back goes live as usual' '
+	berth deploy stall "$TRASH/v2.tar.gz" >out 2>&1 &&
+	test_grep "Switched traffic to release" out &&
+	retry_until 10 through_nginx stall &&
+	through_nginx stall | grep -q "hello v2" &&
+	status_says "nginx has it"
+'
+
+test_done
