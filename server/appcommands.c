@@ -88,6 +88,12 @@ void app_cmd_run(struct app *a, const char *cmd, int detached,
 		cron_run_exited(p, NULL);
 		goto out;
 	}
+	if (detached && p->state == PROC_STARTING) {
+		client_data(c, "-----> Starting %s once its user is made: ssh HOST logs %s -p %s",
+			    p->name, a->name, p->name);
+		client_ok(c);
+		goto out;
+	}
 	if (detached) {
 		client_data(c, "-----> Started %s (pid %d): ssh HOST logs %s -p %s",
 			    p->name, (int)p->pid, a->name, p->name);
@@ -155,6 +161,8 @@ static const char *proc_state_name(const struct proc *p)
 		return "stopping";
 	case PROC_DEAD:
 		return "stopped";
+	case PROC_STARTING:
+		return "starting";
 	}
 	return "?";
 }
