@@ -33,6 +33,11 @@ static void run_client_gone(struct client *c, void *arg)
 
 	p->client = NULL;
 	client_unref(c);
+	if (p->state == PROC_STARTING) {
+		/* it waited for its app's user: it never runs now */
+		cron_run_exited(p, NULL);
+		return;
+	}
 	if (p->pid <= 0)
 		return;
 	p->on_exit = run_stopped_exit;
