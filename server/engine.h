@@ -20,8 +20,9 @@
  * app whose user was removed by hand; a build or the unpack child
  * normally makes it), removed, and renamed (usermod) in a child, the
  * process waiting meanwhile as "starting" (runs.h, isolate.h); a cgroup
- * that does not empty at once is removed from a timer (isolate.h); folders to delete are renamed into
- * ROOT/tmp and deleted by a child (releases.h); a bundle is copied into
+ * that does not empty at once is removed from a timer (isolate.h);
+ * folders to delete are renamed into ROOT/tmp and deleted by a child
+ * (releases.h); a bundle is copied into
  * its release folder by a child (deploy.h), and the cluster's bundles
  * are read and written by children (cluster.h).  nginx's checks and waits ("nginx -t", the stale
  * masters a killed engine left, its start, its stop) run only at

@@ -143,9 +143,9 @@ int isolate_user_waiting(const struct isolate_wait *w);
  * Make s run as app's user in a group of its own with limits 'lim', its
  * release folder 'release' shown at /app (the working folder).  The user
  * must be there (isolate_user_ready() said 1 just before; -1 if not);
- * without a loop it is made if it is missing.  Values of s->envp that name the release
- * folder (HOME) are rewritten to /app, which is where the process sees
- * it.  Not on: nothing is changed and 0.  -1 with
+ * without a loop it is made if it is missing.  Values of s->envp that
+ * name the release folder (HOME) are rewritten to /app, which is where
+ * the process sees it.  Not on: nothing is changed and 0.  -1 with
  * error_last() if the app cannot be isolated (then nothing is left).
  * After spawn_start(): isolate_started() on success, isolate_abort()
  * on failure.
@@ -282,8 +282,9 @@ const char *isolate_build_enter(void);
  * apps:rename: the app's user follows its name (appuser_rename: usermod,
  * about 50 ms), in a child the loop watches, as isolate_remove_app()
  * below; spawns of the app under either name wait for it
- * (isolate_user_ready()), and go on after done has run.  0: started, done(arg, result) comes from the loop (0: renamed,
- * or nothing to rename; -1 with error_last()).  1: done already (not on,
+ * (isolate_user_ready()), and go on after done has run.  0: started,
+ * done(arg, result) comes from the loop (0: renamed, or nothing to
+ * rename; -1 with error_last()).  1: done already (not on,
  * or no loop: renamed here), done is not called.  -1 with error_last():
  * it failed or could not start, done is not called.
  */
