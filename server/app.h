@@ -20,6 +20,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "isolate.h"
 #include "manifest.h"
 #include "supervise.h"
 #include "util.h"
@@ -36,6 +37,8 @@ enum proc_state {
 	PROC_BACKOFF,	/* crashed, waiting to be restarted */
 	PROC_STOPPING,	/* TERM sent, waiting for exit */
 	PROC_DEAD,	/* exited and not coming back */
+	PROC_STARTING,	/* waits for its app's user to be made or renamed
+			 * (isolate_user_ready()), then starts */
 };
 
 #define PROC_TAIL 12
@@ -75,6 +78,10 @@ struct proc {
 	 */
 	int port_pending;
 	uint64_t port_timer;
+	int port_check_on_start;	/* a restart after a crash: as above */
+	/* PROC_STARTING: its app's user is being made (useradd) or renamed
+	 * (usermod) in a child; it starts from the callback (runs.c). */
+	struct isolate_wait user_wait;
 	int out_fd;
 	struct buf partial;		/* an unfinished output line */
 	char *tail[PROC_TAIL];		/* last output lines, for errors */
@@ -272,6 +279,9 @@ struct proc_user {
 	uid_t uid;
 	gid_t gid;
 };
+/* Start p now: 0 (PROC_UP), or -1 with error_last().  The app's user
+ * must be there already (runs.c's proc_spawn() waits for it): here it
+ * is only looked up. */
 int proc_start(struct proc *p, char *const *envp, const struct proc_user *u);
 /* Close berth's copy of p's hand-off socket (the process keeps its own);
  * it gets none on a restart. */

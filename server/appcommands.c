@@ -33,6 +33,11 @@ static void run_client_gone(struct client *c, void *arg)
 
 	p->client = NULL;
 	client_unref(c);
+	if (p->state == PROC_STARTING) {
+		/* it waited for its app's user: it never runs now */
+		cron_run_exited(p, NULL);
+		return;
+	}
 	if (p->pid <= 0)
 		return;
 	p->on_exit = run_stopped_exit;
@@ -86,6 +91,12 @@ void app_cmd_run(struct app *a, const char *cmd, int detached,
 	if (proc_spawn(p) < 0) {
 		client_error(c, "cannot start %s: %s", p->name, error_last());
 		cron_run_exited(p, NULL);
+		goto out;
+	}
+	if (detached && p->state == PROC_STARTING) {
+		client_data(c, "-----> Starting %s once its user is made: ssh HOST logs %s -p %s",
+			    p->name, a->name, p->name);
+		client_ok(c);
 		goto out;
 	}
 	if (detached) {
@@ -155,6 +166,8 @@ static const char *proc_state_name(const struct proc *p)
 		return "stopping";
 	case PROC_DEAD:
 		return "stopped";
+	case PROC_STARTING:
+		return "starting";
 	}
 	return "?";
 }

@@ -471,6 +471,7 @@ void appstats_cmd(struct engine *e, struct app *a, const char *step,
 		if (k < ARRAY_SIZE(cpu) && cpu[k] >= 0)
 			snprintf(pct, sizeof(pct), "%.1f", cpu[k]);
 		state = p->state == PROC_UP ? "up" :
+			p->state == PROC_STARTING ? "starting" :
 			p->state == PROC_BACKOFF ? "restarting" :
 			p->state == PROC_STOPPING ? "stopping" : "stopped";
 		client_data(c, "proc %s %ld %s %d %llu %s", p->name,

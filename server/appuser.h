@@ -35,8 +35,8 @@
  * Lookups, and ensure of a user that exists, only read the user database
  * (under a millisecond from /etc/passwd).  So the engine's loop calls
  * none of the slow ones itself: users are made in builds and in the
- * unpack child, and removed in a child (isolate.h); what it still calls
- * is in isolate.h.
+ * unpack child, made again (one removed by hand), renamed and removed
+ * in a child the loop watches (isolate.h); the loop only looks them up.
  */
 #ifndef BERTH_APPUSER_H
 #define BERTH_APPUSER_H

@@ -3305,6 +3305,7 @@ static void ps_lines(struct cluster *cl, const char *app, struct buf *out)
 				 (long long)((now - p->started_ms) / 1000));
 		buf_addf(out, "\n%-12s %-8d %-6s %-11s %-9s %d", p->name,
 			 (int)p->pid, port, p->state == PROC_UP ? "up" :
+			 p->state == PROC_STARTING ? "starting" :
 			 p->state == PROC_BACKOFF ? "crashed" :
 			 p->state == PROC_STOPPING ? "stopping" : "stopped",
 			 up, p->restarts);

@@ -119,6 +119,8 @@ struct deploy {
 	/* app.json's scripts and the release phase (run_script()) */
 	int pre_stage, post_stage;
 	const char *script_label;	/* "release", "predeploy", ... */
+	char *script_cmd;		/* a script waiting for its user */
+	struct isolate_wait user_wait;	/* (isolate_user_ready()) */
 	struct postgres_op *pg_op;	/* its database being made */
 	struct deployout *out;	/* its kept output (deployout.h), or NULL */
 	int out_of_push;	/* out is a push's: the pipeline says the
@@ -235,6 +237,8 @@ static void deploy_free(struct deploy *d)
 	free(d->checks);
 	free(d->check_ctx);
 	loop_del_timer(d->e->loop, d->timer);
+	isolate_user_unwait(d->e->iso, &d->user_wait);
+	free(d->script_cmd);
 	postgres_op_cancel(d->e->pg, d->pg_op);
 	/* processes still stopping for it must not call back into d */
 	stop_procs_forget(d->run, d);
@@ -1123,6 +1127,17 @@ static void on_settle_timer(struct loop *l, void *arg)
 
 	d->timer = 0;
 	for (p = d->run->procs; p; p = p->next) {
+		if (p->state == PROC_STARTING) {
+			/* its user is being made (runs.h): it starts later,
+			 * and must stay up as long as the others did */
+			long settle = d->run->m.settle_ms >= 0 ?
+				d->run->m.settle_ms : d->e->cfg->settle_ms;
+
+			d->timer = loop_add_timer(d->e->loop, settle > 50 ?
+						  settle : 50,
+						  on_settle_timer, d);
+			return;
+		}
 		if (p->state != PROC_UP) {
 			deploy_fail(d, "%s did not stay up", p->name);
 			return;
@@ -1430,10 +1445,29 @@ static void on_script_exit(pid_t pid, int status, void *arg)
 	deploy_event(d, EV_SCRIPT_OK);
 }
 
+static void run_script(struct deploy *d, const char *label, char *cmd);
+
+/* The app's user, that a deploy script waited for, is there (or not). */
+static void script_user_ready(void *arg, int result)
+{
+	struct deploy *d = arg;
+	char *cmd = d->script_cmd;
+
+	d->script_cmd = NULL;
+	if (result < 0)
+		deploy_fail(d, "%s command could not start: %s",
+			    d->script_label, error_last());
+	else
+		run_script(d, d->script_label, cmd);
+	free(cmd);
+}
+
 /* A deploy script (the release phase, app.json's predeploy and
  * postdeploy): /bin/sh -c cmd in the new release, as the app's user,
  * with its environment; its output streamed to the pusher and logged
- * under 'label'.  Then EV_SCRIPT_OK, or the deploy fails. */
+ * under 'label'.  Then EV_SCRIPT_OK, or the deploy fails.  An app's user
+ * missing (removed by hand since the unpack made it) is made first, in
+ * a child (isolate_user_ready()). */
 static void run_script(struct deploy *d, const char *label, char *cmd)
 {
 	struct strv env = STRV_INIT;
@@ -1442,8 +1476,21 @@ static void run_script(struct deploy *d, const char *label, char *cmd)
 	struct cgroup_limits lim;
 	int pfd[2];
 	char *argv[] = { "/bin/sh", "-c", NULL, NULL };
+	int r;
 
 	d->script_label = label;
+	r = isolate_user_ready(d->e->iso, d->a->name, d->run->dir,
+			       &d->user_wait, script_user_ready, d);
+	if (r < 0) {
+		deploy_fail(d, "%s command could not start: %s", label,
+			    error_last());
+		return;
+	}
+	if (r == 0) {
+		free(d->script_cmd);
+		d->script_cmd = xstrdup(cmd);
+		return;
+	}
 	say(d, "-----> Running %s command: %s", label, cmd);
 	if (pipe2(pfd, O_CLOEXEC) < 0) {
 		deploy_fail(d, "pipe: %s", strerror(errno));

@@ -15,12 +15,14 @@
  * postmaster that has not answered since it started (30 s); the
  * router's and the certificates' requests to nginx over its unix socket
  * (2 s each; about 0.1 ms when nginx is well, router.h, certs.h);
- * useradd when a process starts for an app whose user is missing (a
- * build or the unpack child makes it first: isolate.h); each spawn until
- * the child has exec'd (spawn.h).  An app's user is removed, and renamed
- * (usermod), in a child, and a cgroup that does not empty at once is
- * removed from a timer (isolate.h); folders to delete are renamed into
- * ROOT/tmp and deleted by a child (releases.h); a bundle is copied into
+ * each spawn until the child has exec'd (spawn.h).  An app's user is
+ * made again (useradd, when a process or a deploy script starts for an
+ * app whose user was removed by hand; a build or the unpack child
+ * normally makes it), removed, and renamed (usermod) in a child, the
+ * process waiting meanwhile as "starting" (runs.h, isolate.h); a cgroup
+ * that does not empty at once is removed from a timer (isolate.h);
+ * folders to delete are renamed into ROOT/tmp and deleted by a child
+ * (releases.h); a bundle is copied into
  * its release folder by a child (deploy.h), and the cluster's bundles
  * are read and written by children (cluster.h).  nginx's checks and waits ("nginx -t", the stale
  * masters a killed engine left, its start, its stop) run only at

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -42,17 +43,27 @@ struct isolate_group {
 	int64_t deadline;	/* dying: removed by then, or given up */
 };
 
-/* An app's user being removed in a child (isolate_remove_app()). */
+enum job_kind {
+	JOB_REMOVE,		/* isolate_remove_app(): userdel, groupdel */
+	JOB_RENAME,		/* isolate_rename_app(): usermod */
+	JOB_MAKE,		/* isolate_user_ready(): useradd, folders given */
+};
+
+/* An app's user being made, renamed or removed in a child.  Spawns of
+ * the app's programs wait for it (isolate_user_ready()). */
 struct isolate_job {
 	struct isolate_job *next;
 	struct isolate *iso;
+	enum job_kind kind;
 	char app[64];
-	char to[64];		/* a rename's new name; "": a removal */
+	char to[64];		/* a rename's new name */
+	char tree[PATH_MAX];	/* JOB_MAKE: a release folder to give, or "" */
 	struct runner r;
 	struct buf err;
 	int started;		/* 0: waits for the app's dying groups */
 	isolate_done_fn done;
 	void *arg;
+	struct isolate_wait *waiters;	/* spawns that go on after it */
 };
 
 /* FNV-1a, for a parent name per state folder. */
@@ -302,8 +313,11 @@ int isolate_spawn_prepare(struct isolate *iso, struct isolate_spawn *is,
 	if (!iso || !iso->on)
 		return 0;
 	snprintf(is->app, sizeof(is->app), "%s", app);
-	if (ensure_user(&iso->users, app, &u) < 0)
-		return -1;
+	/* the engine made sure first (isolate_user_ready()): only a look */
+	if (iso->loop ? appuser_lookup(&iso->users, app, &u) < 0 :
+	    ensure_user(&iso->users, app, &u) < 0)
+		return error_set("no user for app '%s': %s", app,
+				 error_last());
 	is->sb.release = release;
 	is->sb.hide[is->sb.n_hide++] = iso->root;
 	/* the embedded PostgreSQL's socket (DATABASE_URL's host=); its
@@ -635,21 +649,53 @@ int isolate_give_tree(const char *dir, uid_t uid, gid_t gid)
 	return r < 0 ? -1 : 0;
 }
 
-/* ---- removing or renaming an app's user in a child ---- */
+/* ---- making, renaming or removing an app's user in a child ---- */
+
+/* 1 if the folder 'dir' is not uid's (a user made again has a new
+ * number, and the release it starts was given to the old one). */
+static int tree_not_users(const char *dir, uid_t uid)
+{
+	struct stat st;
+
+	return dir && *dir && stat(dir, &st) == 0 && st.st_uid != uid;
+}
+
+/* The app's user, made if missing, and the release folder 'tree' (if
+ * any, and not the user's already) given to it. */
+static int make_user(struct isolate *iso, const char *app, const char *tree)
+{
+	struct appuser u;
+
+	if (ensure_user(&iso->users, app, &u) < 0)
+		return -1;
+	if (!tree_not_users(tree, u.uid))
+		return 0;
+	if (isolate_give_tree(tree, u.uid, u.gid) < 0 || chmod(tree, 0700) < 0)
+		return error_set("cannot give '%s' to the user of app '%s': %s",
+				 tree, app, error_last());
+	return 0;
+}
 
 /* In the child: the tools, and the lock a build may hold meanwhile. */
-static int remove_child(void *arg, int out, int err)
+static int job_child(void *arg, int out, int err)
 {
 	struct isolate_job *j = arg;
 	const char *msg;
 	int r;
 
 	(void)out;
-	if (j->to[0])
+	switch (j->kind) {
+	case JOB_RENAME:
 		r = appuser_rename(&j->iso->users, j->app, j->to) < 0 ? -1 : 0;
-	else
+		break;
+	case JOB_MAKE:
+		r = make_user(j->iso, j->app, j->tree);
+		break;
+	default:
 		r = appuser_remove(&j->iso->users, j->app);
-	if (r == 0 || r == ERR_NOTFOUND)
+		break;
+	}
+	if (r == 0 || (r == ERR_NOTFOUND && j->kind == JOB_REMOVE))
 		return 0;
 	msg = error_last();
 	if (err >= 0 && write_all(err, msg, strlen(msg)) < 0)
@@ -668,17 +714,42 @@ static void job_unlink(struct isolate_job *j)
 		}
 }
 
-/* The job's end: its callback, then it is freed. */
+/*
+ * The job's end: its callback (apps:rename's takes the new name), then
+ * the spawns that waited for it, then it is freed.  Out of the list
+ * first, so a spawn that looks again starts afresh; a waiter may be
+ * taken off (isolate_user_unwait()) by another one's callback.
+ */
 static void job_end(struct isolate_job *j, int result)
 {
-	isolate_done_fn done = j->done;
-	void *arg = j->arg;
+	struct isolate_wait *w;
+	char why[RUNNER_CALL_REASON_MAX];
 
 	job_unlink(j);
+	snprintf(why, sizeof(why), "%s", result < 0 ? error_last() : "");
+	if (j->done)
+		j->done(j->arg, result);
+	while ((w = j->waiters)) {
+		j->waiters = w->next;
+		w->next = NULL;
+		w->job = NULL;
+		/* only a user that could not be made fails them: after a
+		 * rename or a removal they look again */
+		if (j->kind == JOB_MAKE && result < 0) {
+			error_set("%s", why);
+			w->done(w->arg, -1);
+		} else {
+			w->done(w->arg, 0);
+		}
+	}
 	buf_release(&j->err);
 	free(j);
-	if (done)
-		done(arg, result);
+}
+
+static const char *job_verb(const struct isolate_job *j)
+{
+	return j->kind == JOB_RENAME ? "renaming" :
+		j->kind == JOB_MAKE ? "making" : "removing";
 }
 
 static void job_done(struct runner *r, int result, void *arg)
@@ -692,11 +763,13 @@ static void job_done(struct runner *r, int result, void *arg)
 		if (j->err.len)
 			error_set("%.*s", (int)j->err.len, j->err.data);
 		else
-			error_set("%s the user of '%s': %s",
-				  j->to[0] ? "renaming" : "removing", j->app,
-				  spawn_describe_status(r->status, why,
-							sizeof(why)));
+			error_set("%s the user of '%s': %s", job_verb(j),
+				  j->app, spawn_describe_status(r->status, why,
+								sizeof(why)));
 		result = -1;
+	} else if (result < 0) {
+		error_set("%s the user of '%s': %s", job_verb(j), j->app,
+			  error_last());
 	}
 	job_end(j, result);
 }
@@ -704,7 +777,7 @@ static void job_done(struct runner *r, int result, void *arg)
 static int job_start(struct isolate_job *j)
 {
 	runner_init(&j->r);
-	j->r.child_main = remove_child;
+	j->r.child_main = job_child;
 	j->r.child_arg = j;
 	j->r.capture[RUNNER_ERR] = &j->err;
 	j->r.capture_max = 1024;
@@ -731,6 +804,26 @@ again:
 	}
 }
 
+static struct isolate_job *job_new(struct isolate *iso, enum job_kind kind,
+				   const char *app, isolate_done_fn done,
+				   void *arg)
+{
+	struct isolate_job *j = xcalloc(1, sizeof(*j));
+
+	j->iso = iso;
+	j->kind = kind;
+	snprintf(j->app, sizeof(j->app), "%s", app);
+	j->done = done;
+	j->arg = arg;
+	return j;
+}
+
+static void job_add(struct isolate_job *j)
+{
+	j->next = j->iso->jobs;
+	j->iso->jobs = j;
+}
+
 int isolate_remove_app(struct isolate *iso, const char *app,
 		       isolate_done_fn done, void *arg)
 {
@@ -743,18 +836,13 @@ int isolate_remove_app(struct isolate *iso, const char *app,
 
 		return r == 0 || r == ERR_NOTFOUND ? 1 : -1;
 	}
-	j = xcalloc(1, sizeof(*j));
-	j->iso = iso;
-	snprintf(j->app, sizeof(j->app), "%s", app);
-	j->done = done;
-	j->arg = arg;
+	j = job_new(iso, JOB_REMOVE, app, done, arg);
 	/* userdel refuses a user whose processes still die */
 	if (!app_dying(iso, app) && job_start(j) < 0) {
 		free(j);
 		return -1;
 	}
-	j->next = iso->jobs;
-	iso->jobs = j;
+	job_add(j);
 	return 0;
 }
 
@@ -769,19 +857,102 @@ int isolate_rename_app(struct isolate *iso, const char *from, const char *to,
 		return appuser_rename(&iso->users, from, to) < 0 ? -1 : 1;
 	if (strlen(from) >= sizeof(j->app) || strlen(to) >= sizeof(j->to))
 		return error_set("invalid app name");
-	j = xcalloc(1, sizeof(*j));
-	j->iso = iso;
-	snprintf(j->app, sizeof(j->app), "%s", from);
+	j = job_new(iso, JOB_RENAME, from, done, arg);
 	snprintf(j->to, sizeof(j->to), "%s", to);
-	j->done = done;
-	j->arg = arg;
 	if (job_start(j) < 0) {
 		free(j);
 		return -1;
 	}
-	j->next = iso->jobs;
-	iso->jobs = j;
+	job_add(j);
 	return 0;
+}
+
+/* The job that changes the user of the app named 'app' (under its old
+ * name or its new one), if one does. */
+static struct isolate_job *job_of(struct isolate *iso, const char *app)
+{
+	struct isolate_job *j;
+
+	for (j = iso->jobs; j; j = j->next)
+		if (!strcmp(j->app, app) ||
+		    (j->kind == JOB_RENAME && !strcmp(j->to, app)))
+			return j;
+	return NULL;
+}
+
+static void job_wait(struct isolate_job *j, struct isolate_wait *w,
+		     isolate_done_fn done, void *arg)
+{
+	struct isolate_wait **wp;
+
+	w->done = done;
+	w->arg = arg;
+	w->job = j;
+	w->next = NULL;
+	for (wp = &j->waiters; *wp; wp = &(*wp)->next)
+		;
+	*wp = w;
+}
+
+int isolate_user_ready(struct isolate *iso, const char *app,
+		       const char *release, struct isolate_wait *w,
+		       isolate_done_fn done, void *arg)
+{
+	struct isolate_job *j;
+	struct appuser u;
+
+	if (!iso || !iso->on)
+		return 1;
+	isolate_user_unwait(iso, w);
+	j = job_of(iso, app);
+	if (j) {
+		job_wait(j, w, done, arg);
+		return 0;
+	}
+	if (appuser_lookup(&iso->users, app, &u) == 0 &&
+	    !tree_not_users(release, u.uid))
+		return 1;
+	if (!iso->loop)
+		return make_user(iso, app, release) < 0 ? -1 : 1;
+	if (strlen(app) >= sizeof(j->app) ||
+	    (release && strlen(release) >= sizeof(j->tree)))
+		return error_set("invalid app name or release folder");
+	/* missing (removed by hand, say), or another's by that name: the
+	 * child makes it, or says why not */
+	j = job_new(iso, JOB_MAKE, app, NULL, NULL);
+	snprintf(j->tree, sizeof(j->tree), "%s", release ? release : "");
+	if (job_start(j) < 0) {
+		char why[RUNNER_CALL_REASON_MAX];
+
+		snprintf(why, sizeof(why), "%s", error_last());
+		free(j);
+		return error_set("cannot make the user of app '%s': %s", app,
+				 why);
+	}
+	job_add(j);
+	job_wait(j, w, done, arg);
+	return 0;
+}
+
+void isolate_user_unwait(struct isolate *iso, struct isolate_wait *w)
+{
+	struct isolate_wait **wp;
+
+	(void)iso;
+	if (!w || !w->job)
+		return;
+	for (wp = &w->job->waiters; *wp; wp = &(*wp)->next)
+		if (*wp == w) {
+			*wp = w->next;
+			break;
+		}
+	w->job = NULL;
+	w->next = NULL;
+}
+
+int isolate_user_waiting(const struct isolate_wait *w)
+{
+	return w && w->job != NULL;
 }
 
 void isolate_finish_now(struct isolate *iso)

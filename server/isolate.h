@@ -19,17 +19,20 @@
  * isolate_end() and isolate_abort() kill the group and remove it at once
  * when it is empty (the usual case); one whose processes take longer to
  * die is looked at again from a timer (at most 3 s), not waited for.
- * isolate_remove_app() runs userdel and groupdel in a child, and
- * isolate_rename_app() usermod.  What does
- * wait: isolate_init() (before the loop serves anything: it may make
- * berth-www and berth-ssh, about 0.1 s each, and waits up to 3 s for the
- * groups of a crashed engine to die); isolate_spawn_prepare() and
- * isolate_app_user() make the app's user if it is missing (a few reads
- * of the user database when it is there, as it is once a build or an
- * unpack made it; useradd otherwise); isolate_release() and
- * isolate_finish_now(), at exit,
- * wait for whatever still runs.  The isolate_build_*() calls and
- * isolate_give_tree() run in a session or a child, never in the engine.
+ * isolate_remove_app() runs userdel and groupdel in a child,
+ * isolate_rename_app() usermod, and isolate_user_ready() useradd (an
+ * app's user removed by hand, say) with the chown of the release folder.
+ * isolate_user_ready(), isolate_spawn_prepare() (with a loop: it only
+ * looks the user up, never makes it), isolate_port_check() and
+ * isolate_port_owned() read the user database (under a millisecond).
+ * What does wait: isolate_init() (before the loop serves anything: it
+ * may make berth-www and berth-ssh, about 0.1 s each, and waits up to 3 s
+ * for the groups of a crashed engine to die); isolate_app_user() (the
+ * unpack child's) makes the app's user if it is missing; without a loop
+ * (tests), isolate_spawn_prepare() and isolate_user_ready() make it too;
+ * isolate_release() and isolate_finish_now(), at exit, wait for whatever
+ * still runs.  The isolate_build_*() calls and isolate_give_tree() run in
+ * a session or a child, never in the engine.
  */
 #ifndef BERTH_ISOLATE_H
 #define BERTH_ISOLATE_H
@@ -48,6 +51,15 @@ struct isolate_job;
 
 /* A child's work is done: 0, or -1 with error_last(). */
 typedef void (*isolate_done_fn)(void *arg, int result);
+
+/* A spawn waiting for its app's user (isolate_user_ready()); the
+ * caller's, zeroed before its first use; the fields are isolate's. */
+struct isolate_wait {
+	struct isolate_wait *next;
+	struct isolate_job *job;	/* what it waits for; NULL: nothing */
+	isolate_done_fn done;
+	void *arg;
+};
 
 struct isolate {
 	int on;				/* root: users, cgroups, sandbox */
@@ -99,11 +111,41 @@ struct isolate_spawn {
 };
 
 /*
+ * Before the engine spawns a program of app's (a process, a deploy
+ * script) in its release folder 'release' (NULL: none): is the app's
+ * user there, and is the folder its?  The answer never waits:
+ *   1: yes (or not on): isolate_spawn_prepare() finds the user now.
+ *   0: not yet: w is queued and done(arg, result) comes from the loop
+ *      once the child that changes the user is done.  That child is
+ *      apps:rename's usermod (isolate_rename_app(): a process of the app
+ *      that restarts meanwhile must not look the user up half renamed),
+ *      rm's userdel, or one this call started: the user is missing (its
+ *      host user was removed by hand, say) or the folder is another
+ *      number's (the user was made again), so useradd runs (about
+ *      0.1 s, or as long as a build holds the users' lock) and the
+ *      folder is given to the user (safefs, by descriptors).  result 0:
+ *      call this again (it may say 0 again: another rename), the app's
+ *      name may have changed meanwhile; -1 with error_last(): the user
+ *      could not be made (a user of another's by that name, say).
+ *  -1 with error_last(): the child could not start.
+ * w stays where it is until done runs, or isolate_user_unwait() (a stop,
+ * a free) takes it off; unwait is a no-op for a w that waits for
+ * nothing.  Without a loop, the user is made here and 1 or -1.
+ */
+int isolate_user_ready(struct isolate *iso, const char *app,
+		       const char *release, struct isolate_wait *w,
+		       isolate_done_fn done, void *arg);
+void isolate_user_unwait(struct isolate *iso, struct isolate_wait *w);
+/* 1 while w waits (between isolate_user_ready()'s 0 and done). */
+int isolate_user_waiting(const struct isolate_wait *w);
+
+/*
  * Make s run as app's user in a group of its own with limits 'lim', its
  * release folder 'release' shown at /app (the working folder).  The user
- * is made if it is missing.  Values of s->envp that name the release
- * folder (HOME) are rewritten to /app, which is where the process sees
- * it.  Not on: nothing is changed and 0.  -1 with
+ * must be there (isolate_user_ready() said 1 just before; -1 if not);
+ * without a loop it is made if it is missing.  Values of s->envp that
+ * name the release folder (HOME) are rewritten to /app, which is where
+ * the process sees it.  Not on: nothing is changed and 0.  -1 with
  * error_last() if the app cannot be isolated (then nothing is left).
  * After spawn_start(): isolate_started() on success, isolate_abort()
  * on failure.
@@ -239,8 +281,10 @@ const char *isolate_build_enter(void);
 /*
  * apps:rename: the app's user follows its name (appuser_rename: usermod,
  * about 50 ms), in a child the loop watches, as isolate_remove_app()
- * below.  0: started, done(arg, result) comes from the loop (0: renamed,
- * or nothing to rename; -1 with error_last()).  1: done already (not on,
+ * below; spawns of the app under either name wait for it
+ * (isolate_user_ready()), and go on after done has run.  0: started,
+ * done(arg, result) comes from the loop (0: renamed, or nothing to
+ * rename; -1 with error_last()).  1: done already (not on,
  * or no loop: renamed here), done is not called.  -1 with error_last():
  * it failed or could not start, done is not called.
  */

@@ -57,7 +57,8 @@ static int crash_wait_s(const struct run *run)
 		if (p->port && p->state == PROC_BACKOFF &&
 		    p->restart.backoff.next_ms > ms)
 			ms = p->restart.backoff.next_ms;
-		if (p->port && p->port_pending && ms < 1000)
+		if (p->port && (p->port_pending ||
+				p->state == PROC_STARTING) && ms < 1000)
 			ms = 1000;
 	}
 	if (ms <= 0)

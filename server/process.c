@@ -332,10 +332,12 @@ void proc_stop(struct proc *p, long timeout_ms)
 	 * and goes with it. */
 	proc_close_socket(p);
 	supervisor_cancel(&p->restart);
+	isolate_user_unwait(p->app->eng->iso, &p->user_wait);
 	loop_del_timer(l, p->port_timer);
 	p->port_timer = 0;
 	if (p->pid <= 0) {
-		/* Not running (backing off or already dead): done now. */
+		/* Not running (backing off, waiting for its user, or already
+		 * dead): done now. */
 		stop_finished(p);
 		return;
 	}
@@ -367,6 +369,7 @@ void proc_free(struct proc *p)
 		close(p->out_fd);
 	}
 	supervisor_cancel(&p->restart);
+	isolate_user_unwait(p->app->eng->iso, &p->user_wait);
 	loop_del_timer(p->app->eng->loop, p->port_timer);
 	loop_del_timer(p->app->eng->loop, p->kill_timer);
 	buf_release(&p->partial);

@@ -124,7 +124,12 @@ struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 	return p;
 }
 
-int proc_spawn(struct proc *p)
+static int needs_port_check(const struct proc *p);
+static void on_port_timer(struct loop *l, void *arg);
+static void proc_start_failed(struct proc *p, const char *msg);
+
+/* Its user is there: start p now. */
+static int spawn_now(struct proc *p)
 {
 	const struct engine *e = p->app->eng;
 	struct proc_user u = { e->drop_priv, e->run_uid, e->run_gid };
@@ -134,9 +139,52 @@ int proc_spawn(struct proc *p)
 	build_env(&env, p->app, p->run, p);
 	ret = proc_start(p, env.v, &u);
 	strv_release(&env);
-	if (ret == 0)
-		supervisor_started(&p->restart);
-	return ret;
+	if (ret < 0) {
+		p->state = PROC_DEAD;
+		return -1;
+	}
+	supervisor_started(&p->restart);
+	if (p->port_check_on_start && needs_port_check(p)) {
+		p->port_pending = 1;
+		p->port_timer = loop_add_timer(e->loop, PORT_POLL_MS,
+					       on_port_timer, p);
+	}
+	p->port_check_on_start = 0;
+	return 0;
+}
+
+/* The child that made (or renamed) the app's user is done: p starts now,
+ * or waits again (another rename), or its start failed. */
+static void user_ready(void *arg, int result)
+{
+	struct proc *p = arg;
+	char *msg;
+
+	if (result == 0 && !p->app->eng->stopping && proc_spawn(p) == 0) {
+		if (p->state != PROC_STARTING)
+			live_route_changed(p);
+		return;
+	}
+	msg = xstrdup(p->app->eng->stopping ? "the engine is stopping" :
+		      error_last());
+	p->state = PROC_DEAD;
+	proc_start_failed(p, msg);
+	free(msg);
+}
+
+int proc_spawn(struct proc *p)
+{
+	int r = isolate_user_ready(p->app->eng->iso, p->app->name,
+				   p->run->dir, &p->user_wait, user_ready, p);
+
+	if (r < 0)
+		return -1;
+	if (r == 0) {
+		/* "starting": the loop goes on, apps and ps answer */
+		p->state = PROC_STARTING;
+		return 0;
+	}
+	return spawn_now(p);
 }
 
 static void stop_group_exit(struct proc *p, void *arg);
@@ -255,12 +303,10 @@ static int restart_proc(void *arg)
 {
 	struct proc *p = arg;
 
-	if (proc_spawn(p) < 0)
+	p->port_check_on_start = 1;
+	if (proc_spawn(p) < 0) {
+		p->port_check_on_start = 0;
 		return -1;	/* restart_failed(), then a later try */
-	if (needs_port_check(p)) {
-		p->port_pending = 1;
-		p->port_timer = loop_add_timer(p->app->eng->loop, PORT_POLL_MS,
-					       on_port_timer, p);
 	}
 	live_route_changed(p);
 	return 0;
@@ -304,6 +350,49 @@ static void app_proc_crashed(struct proc *p, int status)
 	logger_linef(a->log, "berth", "%s %s; restarting in %ld ms", p->name,
 		     why, delay);
 	live_route_changed(p);
+}
+
+/*
+ * A start that waited for the app's user failed (the user could not be
+ * made): as a crash, the deploy or watch it belongs to fails, a one-off
+ * is answered, and a supervised process is tried again after the
+ * back-off, with one line in the app's log each time.
+ */
+static void proc_start_failed(struct proc *p, const char *msg)
+{
+	struct app *a = p->app;
+	struct run *r = p->run;
+	char *why = xasprintf("could not start: %s", msg);
+	long delay;
+
+	if (p->oneoff) {
+		logger_linef(a->log, "berth", "%s: cannot start: %s", p->name,
+			     msg);
+		if (p->client) {
+			struct client *c = p->client;
+
+			p->client = NULL;
+			client_on_close(c, NULL, NULL);
+			client_error(c, "cannot start %s: %s", p->name, msg);
+			client_unref(c);
+		}
+		cron_run_exited(p, NULL);
+		goto out;
+	}
+	if (deploy_took_crash(p, why))
+		goto out;
+	if (!r->supervised || a->eng->stopping) {
+		logger_linef(a->log, "berth", "cannot start %s: %s", p->name,
+			     msg);
+		goto out;
+	}
+	delay = supervisor_failed(&p->restart);
+	p->state = PROC_BACKOFF;
+	logger_linef(a->log, "berth", "cannot start %s: %s; trying again in %ld ms",
+		     p->name, msg, delay);
+	live_route_changed(p);
+out:
+	free(why);
 }
 
 /* Stop a set of processes; call done(arg) once all have exited. */

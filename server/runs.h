@@ -7,8 +7,10 @@
  * process; this file decides what happens when it exits.
  *
  * Runs in the engine's loop; nothing here blocks: a stop or a restart
- * ends later, in a callback or a timer.  Errors: proc_spawn() returns -1
- * with error_last() set; nothing else fails.
+ * ends later, in a callback or a timer, and a start whose app's user is
+ * missing or being renamed waits for the child that makes or renames it
+ * (isolate_user_ready()).  Errors: proc_spawn() returns -1 with
+ * error_last() set; nothing else fails.
  */
 #ifndef BERTH_RUNS_H
 #define BERTH_RUNS_H
@@ -45,7 +47,18 @@ void build_env(struct strv *env, const struct app *a,
 /* A new process of r, not started, appended to r->procs (r owns it). */
 struct proc *proc_new(struct run *r, const struct proc_spec *spec,
 		      int index, int port);
-/* Start p, as the engine's run user, with build_env(): 0 or -1. */
+/*
+ * Start p, as the engine's run user (or its app's), with build_env():
+ * 0, or -1 with error_last() if it cannot start.  0 also when it waits
+ * for its app's user (PROC_STARTING, pid 0): removed by hand and made
+ * again (useradd in a child), or being renamed (apps:rename's usermod).
+ * It starts from the loop once the user is there (a restarted web
+ * process's route follows); if that start fails, it fails as a crash
+ * does: a one-line error in the app's log and the deploy it belongs to
+ * fails, a one-off's client gets the error, or a supervised process is
+ * tried again after the back-off.  proc_stop() and proc_free() end the
+ * wait.
+ */
 int proc_spawn(struct proc *p);
 /* Free r and its processes (NULL is fine); a one-off's client is
  * answered. */

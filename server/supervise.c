@@ -77,6 +77,15 @@ long supervisor_exited(struct supervisor *s)
 	return delay;
 }
 
+long supervisor_failed(struct supervisor *s)
+{
+	long delay = backoff_failed(&s->backoff);
+
+	if (s->loop && !s->timer)
+		s->timer = loop_add_timer(s->loop, delay, restart, s);
+	return delay;
+}
+
 void supervisor_cancel(struct supervisor *s)
 {
 	if (s->timer)

@@ -52,6 +52,11 @@ void supervisor_started(struct supervisor *s);
  * The delay; no second restart is queued if one is pending, and none at
  * all without a loop. */
 long supervisor_exited(struct supervisor *s);
+/* A start that went on after start() (or the caller's first start)
+ * returned 0 failed later (a process that waited for its user): tried
+ * again after the next delay, as a start that failed at once, but
+ * on_retry is not called (the caller says why).  The delay. */
+long supervisor_failed(struct supervisor *s);
 /* No restart pending after this (a stop, or a start made by hand). */
 void supervisor_cancel(struct supervisor *s);
 
