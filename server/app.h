@@ -242,7 +242,8 @@ const char *app_status_word(const struct app *a);
 /* "apps:rename OLD NEW" (apprename.c).  A database berth made for the
  * app is renamed first, then its user, each off the loop
  * (postgres_rename_async(), isolate_rename_app()): the app is marked
- * renaming meanwhile (rm and another rename are refused), and what could
+ * renaming meanwhile (rm, another rename and a client's deploy are
+ * refused), and what could
  * have changed is checked again before the folders move. */
 void app_cmd_rename(struct engine *e, struct app *a, const char *to,
 		    struct client *c);

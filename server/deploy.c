@@ -2102,6 +2102,15 @@ void app_deploy(struct engine *e, const char *name, enum deploy_kind kind,
 					  "app '%s' does not exist", name);
 		return;
 	}
+	/* A client's deploy is refused while apps:rename runs: the rename
+	 * would take its change back when it checks again.  A deploy no
+	 * client waits for (incoming/, the cluster) waits, and the rename
+	 * gives way to it. */
+	if (a && a->renaming && c) {
+		client_error(c, "'%s' is being renamed; deploy again when that is done",
+			     name);
+		return;
+	}
 	if (kind == DEPLOY_NEW && o->bundle && !o->from_release) {
 		struct stat st;
 

@@ -135,6 +135,9 @@ test_expect_success 'a process that crashes during apps:rename'"'"'s usermod' '
 	retry_until 30 ps_soon "$orig" "^web\.1 .* starting" &&
 	berth_soon apps >apps.out &&
 	test_grep "^$orig " apps.out &&
+	# a deploy asked for meanwhile is refused, and changes nothing
+	test_must_fail berth_soon deploy "$orig" "$TRASH/v1.tar.gz" >dep.out 2>&1 &&
+	test_grep "is being renamed; deploy again when that is done" dep.out &&
 	test ! -s mv.rc &&
 	touch "$TRASH/mv1.release" &&
 	retry_until 30 test -s mv.rc &&
