@@ -19,8 +19,9 @@
  * build or the unpack child makes it first: isolate.h); each spawn until
  * the child has exec'd (spawn.h).  An app's user is removed, and renamed
  * (usermod), in a child, and a cgroup that does not empty at once is
- * removed from a timer (isolate.h); folders to delete are renamed into
- * ROOT/tmp and deleted by a child (releases.h); a bundle is copied into
+ * removed from a timer (isolate.h); folders to delete (an app's, run
+ * folders, old releases and their bundles) are renamed into ROOT/tmp and
+ * deleted by a child (releases.h); a bundle is copied into
  * its release folder by a child (deploy.h), and the cluster's bundles
  * are read and written by children (cluster.h).  nginx's checks and waits ("nginx -t", the stale
  * masters a killed engine left, its start, its stop) run only at

@@ -6,7 +6,8 @@
 # its folders, its live release's run folders among them, are moved aside
 # at once and deleted by a child, as a retired release's run folders are.
 # apps:rename's usermod (held up by the same lock) runs in a child too,
-# as the copy of a bundle into its release folder does.
+# as the copy of a bundle into its release folder and the deletion of
+# pruned releases (their bundles) do.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -84,6 +85,17 @@ test_expect_success 'a bundle that cannot be copied into place changes nothing' 
 	test_grep "^loopwait .*running" apps.out &&
 	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
 	test_grep "Release 3 of loopwait is live" out
+'
+
+test_expect_success 'pruned releases go aside at once and are deleted by a child' '
+	echo "keep_releases: 1" >>"$BERTH_ROOT/berth.yaml" &&
+	kill -HUP "$BERTH_PID" &&
+	retry_until 30 grep -q "SIGHUP: reloaded berth.yaml" "$TRASH/berth.log" &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 4 of loopwait is live" out &&
+	test "$(ls "$BERTH_ROOT/apps/loopwait/releases")" = 4 &&
+	retry_until 30 no_trash loopwait &&
+	test_grep_not "cannot delete old releases" "$TRASH/berth.log"
 '
 
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '
