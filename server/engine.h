@@ -23,7 +23,8 @@
  * folders, old releases and their bundles) are renamed into ROOT/tmp and
  * deleted by a child (releases.h); a bundle is copied into
  * its release folder by a child (deploy.h), and the cluster's bundles
- * are read and written by children (cluster.h).  nginx's checks and waits ("nginx -t", the stale
+ * are read and written by children (cluster.h), as the disk walks of
+ * status and apps:info are (status.h).  nginx's checks and waits ("nginx -t", the stale
  * masters a killed engine left, its start, its stop) run only at
  * start-up and shutdown, outside the loop (nginx.h); so does what isolate
  * waits for (isolate_init(), isolate_finish_now()).

@@ -7,7 +7,8 @@
 # at once and deleted by a child, as a retired release's run folders are.
 # apps:rename's usermod (held up by the same lock) runs in a child too,
 # as the copy of a bundle into its release folder and the deletion of
-# pruned releases (their bundles) do.
+# pruned releases (their bundles) do, and the disk walks of status and
+# apps:info.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -96,6 +97,69 @@ test_expect_success 'pruned releases go aside at once and are deleted by a child
 	test "$(ls "$BERTH_ROOT/apps/loopwait/releases")" = 4 &&
 	retry_until 30 no_trash loopwait &&
 	test_grep_not "cannot delete old releases" "$TRASH/berth.log"
+'
+
+# walker_of PID: the pid of a child of engine PID forked without an exec
+# (its command line is the engine's), in a group of its own (the disk walk: nothing else of the
+# kind runs now), on stdout
+walker_of() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		cmp -s "/proc/$c/cmdline" "/proc/$1/cmdline" &&
+		[ "$(ps -o pgid= -p "$c" | tr -d " ")" = "$c" ] &&
+		echo "$c" && return 0
+	done
+	return 1
+}
+# catch_walker: poll often (the walk is short), stop the walker, its pid
+# in $walker
+catch_walker() {
+	local i=0
+	while [ $i -lt 3000 ]; do
+		walker=$(walker_of "$BERTH_PID") && kill -STOP "$walker" && return 0
+		i=$((i + 1))
+		sleep 0.01
+	done
+	return 1
+}
+status_in_background() {
+	{ berth "$@" >"st.out" 2>&1; echo $? >"st.rc"; } &
+	return 0
+}
+test_atexit "test -n \"\${walker:-}\" && kill -CONT \$walker"
+
+test_expect_success 'while status walks the disk, the engine answers' '
+	mkdir -p "$BERTH_ROOT/cache/loopwait" &&
+	(cd "$BERTH_ROOT/cache/loopwait" &&
+	 for d in $(seq 1 40); do mkdir d$d && (cd d$d && touch $(seq 1 500)) || exit 1; done) &&
+	rm -f st.rc &&
+	status_in_background status &&
+	catch_walker &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	test_grep_not "^  loopwait " st.out &&
+	kill -CONT "$walker" && walker= &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "^  loopwait [0-9.]+ (KiB|MiB) \(repository .*, cache [0-9.]+ (KiB|MiB)\)" st.out &&
+	test_grep "^certificates: " st.out
+'
+
+test_expect_success 'while apps:info walks the disk, the engine answers' '
+	rm -f st.rc &&
+	status_in_background apps:info loopwait &&
+	catch_walker &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	test_grep_not "^Disk:" st.out &&
+	kill -CONT "$walker" && walker= &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "^Disk: +repository .*, build cache [0-9.]+ (KiB|MiB) \(" st.out &&
+	test_grep "^Database: " st.out &&
+	rm -rf "$BERTH_ROOT/cache/loopwait"
 '
 
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '
