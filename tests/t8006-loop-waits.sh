@@ -7,8 +7,8 @@
 # at once and deleted by a child, as a retired release's run folders are.
 # apps:rename's usermod (held up by the same lock) runs in a child too,
 # as the copy of a bundle into its release folder and the deletion of
-# pruned releases (their bundles) do, and the disk walks of status and
-# apps:info.
+# pruned releases (their bundles) do, the disk walks of status and
+# apps:info, and the reading of a long (or filtered) logs tail.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -122,6 +122,14 @@ catch_walker() {
 	done
 	return 1
 }
+# reader_waits: a child of the engine waits to open a FIFO to read
+reader_waits() {
+	local c
+	for c in $(pgrep -P "$BERTH_PID"); do
+		grep -qs "^wait_for_partner" "/proc/$c/wchan" && return 0
+	done
+	return 1
+}
 status_in_background() {
 	{ berth "$@" >"st.out" 2>&1; echo $? >"st.rc"; } &
 	return 0
@@ -160,6 +168,37 @@ test_expect_success 'while apps:info walks the disk, the engine answers' '
 	test_grep "^Disk: +repository .*, build cache [0-9.]+ (KiB|MiB) \(" st.out &&
 	test_grep "^Database: " st.out &&
 	rm -rf "$BERTH_ROOT/cache/loopwait"
+'
+
+# A log file that is a FIFO holds up whoever opens it to read, until
+# the test opens it to write: the tail's reader waits there.
+test_expect_success 'while a long logs tail is read, the engine answers' '
+	log="$BERTH_ROOT/logs/loopwait/app.log" &&
+	mv "$log" "$TRASH/app.log.saved" &&
+	test_when_finished "rm -f \"$log\" \"$log.1\" && mv \"$TRASH/app.log.saved\" \"$log\"" &&
+	seq -f "2026-11-30T00:00:00Z web.1 line %g" 1 5000 >"$log.1" &&
+	mkfifo "$log" &&
+	rm -f st.rc &&
+	status_in_background logs loopwait -n 3000 &&
+	retry_until 30 reader_waits &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	: >"$log" &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test $(wc -l <st.out) -eq 3000 &&
+	test "$(tail -n 1 st.out)" = "2026-11-30T00:00:00Z web.1 line 5000" &&
+	rm -f st.rc &&
+	status_in_background logs loopwait -n 2 -p web.1 &&
+	retry_until 30 reader_waits &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test ! -e st.rc &&
+	: >"$log" &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "line 5000" st.out &&
+	test $(wc -l <st.out) -eq 2
 '
 
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '
