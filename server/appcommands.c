@@ -18,6 +18,7 @@
 #include "liveroute.h"
 #include "log.h"
 #include "logger.h"
+#include "loop.h"
 #include "postgres.h"
 #include "release.h"
 #include "releases.h"
@@ -322,17 +323,22 @@ static void send_lines(struct client *c, struct buf *out)
  * 100000 lines) is read by a child: "logs -n 100000" of a 10 MiB log
  * held the loop 1.2 s, a filter of 100000 lines 0.1 s.  With -f the tail
  * is read in the loop, so that no line falls between it and the follow.
+ * The lines are then sent from the loop, LOGS_LINES_A_TURN a turn.
  */
 #define LOGS_IN_LOOP 1000
 #define LOGS_OUT_MAX (64UL * 1024 * 1024)	/* a client takes no more */
 
+#define LOGS_LINES_A_TURN 2000	/* then the loop runs again */
+
 struct logs_job {
 	struct runner r;
+	struct loop *loop;
 	struct client *c;
 	char *dir;
 	char *want;
 	long n;
 	struct buf out, err;
+	char *next;			/* the lines not sent yet */
 };
 
 static int logs_child(void *arg, int out, int err)
@@ -369,6 +375,26 @@ static void logs_job_free(struct logs_job *j)
 	free(j);
 }
 
+/* The lines go LOGS_LINES_A_TURN at a time: 100000 of them in one go
+ * held the loop 0.3 s. */
+static void logs_send_some(struct loop *l, void *arg)
+{
+	struct logs_job *j = arg;
+	char *line;
+	int i;
+
+	for (i = 0; i < LOGS_LINES_A_TURN; i++) {
+		line = str_token(&j->next, "\n");
+		if (!line || client_gone(j->c)) {
+			client_ok(j->c);
+			logs_job_free(j);
+			return;
+		}
+		client_data(j->c, "%s", line);
+	}
+	loop_add_timer(l, 0, logs_send_some, j);
+}
+
 static void logs_done(struct runner *r, int result, void *arg)
 {
 	struct logs_job *j = arg;
@@ -379,8 +405,9 @@ static void logs_done(struct runner *r, int result, void *arg)
 		client_error(j->c, "%s", j->err.len ? j->err.data :
 			     "cannot read the log");
 	} else {
-		send_lines(j->c, &j->out);
-		client_ok(j->c);
+		j->next = j->out.data;
+		logs_send_some(j->loop, j);
+		return;
 	}
 	logs_job_free(j);
 }
@@ -395,6 +422,7 @@ static int logs_start(const char *dir, long n, const char *want,
 	j->dir = xstrdup(dir);
 	j->want = want ? xstrdup(want) : NULL;
 	j->n = n;
+	j->loop = l;
 	buf_init(&j->out, 0);
 	buf_init(&j->err, 0);
 	runner_init(&j->r);
