@@ -1,7 +1,9 @@
 /*
  * appinfo: "apps:info NAME" (Dokku's apps:report, Heroku's apps:info):
  * one app at a glance, "Key: value" lines a person reads and a script
- * can grep.  The disk figures walk the app's folders (as status does).
+ * can grep.  The disk figures walk the app's folders in a child (as
+ * status does: status.h), the database's line is asked off the loop
+ * (postgres.h); the answer ends when both are in.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,9 +84,12 @@ static void info_processes(struct app *a, struct client *c)
 
 /* The lines after "Database:", known before it is asked for. */
 struct info_rest {
+	struct engine *e;
 	struct client *c;
+	char *app;
 	char *config_vars;
 	char *disk;
+	int database;		/* DATABASE_URL set */
 };
 
 static void info_rest_send(struct info_rest *r, const char *database)
@@ -96,6 +101,7 @@ static void info_rest_send(struct info_rest *r, const char *database)
 	client_unref(r->c);
 	free(r->config_vars);
 	free(r->disk);
+	free(r->app);
 	free(r);
 }
 
@@ -116,50 +122,62 @@ static void info_database_done(void *arg, int result, const char *out)
 }
 
 /* The database's line, asked off the loop when berth manages it; then
- * the rest, and the answer ends. */
-static void info_database(struct app *a, struct info_rest *r)
+ * the rest, and the answer ends.  The app may be gone by now: r has all
+ * it needs. */
+static void info_database(struct info_rest *r)
 {
-	if (strv_env_find(&a->env, "DATABASE_URL") < 0) {
+	if (!r->database) {
 		info_rest_send(r, "none");
 		return;
 	}
-	if (!a->eng->pg) {
+	if (!r->e->pg) {
 		info_rest_send(r, "DATABASE_URL set (not managed by berth)");
 		return;
 	}
-	postgres_info_async(a->eng->pg, a->name, info_database_done, r);
+	postgres_info_async(r->e->pg, r->app, info_database_done, r);
 }
 
-static char *info_disk(struct app *a)
+/* "repository 1.2 MiB, ..., build cache 0 B (3.4 MiB in all)" */
+static char *info_disk(const unsigned long long *n)
 {
-	static const char *const parts[][2] = {
-		{ "repository", "apps/%s/repo.git" },
-		{ "releases", "apps/%s/releases" },
-		{ "logs", "logs/%s" },
-		{ "build cache", "cache/%s" },
+	static const char *const names[STATUS_DISK_PARTS] = {
+		"repository", "releases", "logs", "build cache",
 	};
-	unsigned long long n, total = 0;
+	unsigned long long total = 0;
 	struct buf b = BUF_INIT;
 	char human[32];
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(parts); i++) {
-		char *p = engine_path(a->eng, parts[i][1], a->name);
-
-		n = status_disk_used(p);
-		total += n;
-		free(p);
-		status_format_bytes(human, sizeof(human), n);
-		buf_addf(&b, "%s%s %s", i ? ", " : "", parts[i][0], human);
+	for (i = 0; i < STATUS_DISK_PARTS; i++) {
+		total += n[i];
+		status_format_bytes(human, sizeof(human), n[i]);
+		buf_addf(&b, "%s%s %s", i ? ", " : "", names[i], human);
 	}
 	status_format_bytes(human, sizeof(human), total);
 	buf_addf(&b, " (%s in all)", human);
 	return buf_detach(&b);
 }
 
+/* From the loop, the disk walked: then the database's line. */
+static void info_disk_done(void *arg, const unsigned long long *sizes)
+{
+	struct info_rest *r = arg;
+
+	if (!sizes) {
+		client_error(r->c, "the engine is stopping");
+		client_unref(r->c);
+		free(r->config_vars);
+		free(r->app);
+		free(r);
+		return;
+	}
+	r->disk = info_disk(sizes);
+	info_database(r);
+}
+
 void app_cmd_info(struct app *a, struct client *c)
 {
-	struct strv hosts = STRV_INIT, packs = STRV_INIT;
+	struct strv hosts = STRV_INIT, packs = STRV_INIT, paths = STRV_INIT;
 	struct buf b = BUF_INIT;
 	struct info_rest *rest;
 	char *url = app_url(a);
@@ -183,11 +201,15 @@ void app_cmd_info(struct app *a, struct client *c)
 	}
 	info_processes(a, c);
 	rest = xcalloc(1, sizeof(*rest));
+	rest->e = a->eng;
 	rest->c = c;
 	client_ref(c);
+	rest->app = xstrdup(a->name);
 	rest->config_vars = xasprintf("%zu", a->env.n);
-	rest->disk = info_disk(a);
-	info_database(a, rest);
+	rest->database = strv_env_find(&a->env, "DATABASE_URL") >= 0;
+	status_disk_paths(a->eng, a->name, &paths);
+	status_disk_async(a->eng->loop, paths.v, paths.n, info_disk_done, rest);
+	strv_release(&paths);
 	free(url);
 	buf_release(&b);
 	strv_release(&hosts);

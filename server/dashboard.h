@@ -141,7 +141,8 @@ struct nginx;
 /* Route the dashboard host to its socket in nginx (or remove the route
  * when the dashboard is off).  Before nginx_start(): no reload. */
 int dashboard_route(struct nginx *ng, const struct config *cfg);
-/* TERM the child and free d (NULL is fine). */
+/* TERM the child, wait for it (at most 5 s, then KILL and wait) and
+ * free d (NULL is fine).  At the engine's exit, after its loop ended. */
 void dashboard_stop(struct dashboard *d);
 
 #endif

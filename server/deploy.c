@@ -369,6 +369,40 @@ static void restore_retry_later(struct app *a)
 		     a->release, a->retry_ms);
 }
 
+/*
+ * Bundles and release folders that go (a failed release's bundle, the
+ * releases pruned) are renamed aside and deleted by a child: unlinking a
+ * bundle of 200 MB takes about 85 ms on ext4, in the loop.
+ */
+struct release_trash {
+	struct engine *e;
+	struct trash_job *t;
+	const char *app;
+};
+
+static void release_trash_add(void *arg, const char *path)
+{
+	struct release_trash *rt = arg;
+
+	trash_add(rt->e, rt->t, path, rt->app);
+}
+
+/* The bundle of release n (if drop_bundle) and the releases kept no
+ * longer. */
+static void release_trash_out(struct deploy *d, int drop_bundle)
+{
+	struct app *a = d->a;
+	struct release_trash rt = {
+		d->e, trash_new("cannot delete old releases"), a->name
+	};
+
+	if (drop_bundle)
+		release_drop_bundle(a->dir, d->number, release_trash_add, &rt);
+	release_prune(a->dir, d->e->cfg->keep_releases, a->release,
+		      release_trash_add, &rt);
+	trash_start(rt.t, d->e->loop);
+}
+
 /* After a failure: new processes are gone; clean up and answer. */
 static void fail_cleanup(struct deploy *d)
 {
@@ -394,11 +428,10 @@ static void fail_cleanup(struct deploy *d)
 	}
 	if (d->kind == DEPLOY_NEW && d->number) {
 		/* Keep the record (releases lists it), not the bundle. */
-		release_drop_bundle(a->dir, d->number);
 		if (release_set_status(a->dir, d->number,
 				       stopping ? "interrupted" : "failed") < 0)
 			log_warnx("%s", error_last());
-		release_prune(a->dir, d->e->cfg->keep_releases, a->release);
+		release_trash_out(d, 1);
 	}
 	if (stopping) {
 		/* Cut short, not failed: the app is as it was. */
@@ -549,7 +582,7 @@ static void retire_done(struct deploy *d)
 		a->nslots = keep;
 		app_save(a);
 	}
-	release_prune(a->dir, d->e->cfg->keep_releases, a->release);
+	release_trash_out(d, 0);
 	say(d, "-----> Release %d of %s is live (%lld ms)", d->number, a->name,
 	    (long long)(now_ms() - d->t0));
 	if (a->live && (d->web_count || a->live->m.static_root)) {

@@ -11,8 +11,9 @@
  * scripts run in children, health checks and drains are asynchronous,
  * every step ends with an event (deploy.c's state table), creating the
  * app's database on its first deploy included (postgres_provision_async());
- * a finished or failed release's run folders are deleted by a child
- * (releases.h).  Nothing in it waits for long.  The client of a deploy is answered exactly once, when it ends (ok
+ * a finished or failed release's run folders, a failed release's
+ * bundle and the releases pruned beyond keep_releases are deleted by a
+ * child (releases.h).  Nothing in it waits for long.  The client of a deploy is answered exactly once, when it ends (ok
  * release=N, or the error).
  */
 #ifndef BERTH_DEPLOY_H

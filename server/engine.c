@@ -47,6 +47,7 @@
 #include "spawn.h"
 #include "stateformat.h"
 #include "sshd.h"
+#include "status.h"
 #include "banned.h"
 
 #define SHUTDOWN_GRACE_MS 10000
@@ -416,6 +417,7 @@ out:
 	cluster_free(e.cluster);
 	e.cluster = NULL;
 	dashboard_stop(dash);
+	status_disk_cancel_all(e.loop);
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	certs_free(e.certs);

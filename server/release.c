@@ -208,11 +208,20 @@ int env_equal(const struct strv *a, const struct strv *b)
 	return same;
 }
 
-void release_drop_bundle(const char *appdir, int n)
+static void drop_path(const char *path, release_drop_fn drop, void *arg)
+{
+	if (drop)
+		drop(arg, path);
+	else
+		rm_rf(path);	/* what stays is pruned again next time */
+}
+
+void release_drop_bundle(const char *appdir, int n, release_drop_fn drop,
+			 void *arg)
 {
 	char *path = release_path(appdir, n, "bundle.tar.gz");
 
-	unlink(path);
+	drop_path(path, drop, arg);
 	free(path);
 }
 
@@ -229,7 +238,7 @@ int release_mark_interrupted(const char *appdir, int live)
 			continue;
 		st = release_meta_get(appdir, nums[i], "status");
 		if (!st || !strcmp(st, "deploying")) {
-			release_drop_bundle(appdir, nums[i]);
+			release_drop_bundle(appdir, nums[i], NULL, NULL);
 			release_set_status(appdir, nums[i], "interrupted");
 			marked++;
 		}
@@ -239,16 +248,18 @@ int release_mark_interrupted(const char *appdir, int live)
 	return marked;
 }
 
-static void prune_one(const char *appdir, int *num)
+static void prune_one(const char *appdir, int *num, release_drop_fn drop,
+		      void *arg)
 {
 	char *dir = release_path(appdir, *num, NULL);
 
-	rm_rf(dir);
+	drop_path(dir, drop, arg);
 	free(dir);
 	*num = 0;
 }
 
-void release_prune(const char *appdir, int keep, int live)
+void release_prune(const char *appdir, int keep, int live,
+		   release_drop_fn drop, void *arg)
 {
 	int *nums, oldest_kept = 0;
 	size_t n = release_list(appdir, &nums), i;
@@ -275,23 +286,23 @@ void release_prune(const char *appdir, int keep, int live)
 			oldest_kept = nums[i];
 			continue;
 		}
-		prune_one(appdir, &nums[i]);
+		prune_one(appdir, &nums[i], drop, arg);
 	}
 	/* Failed and interrupted records: the newest few, none older than
 	 * the oldest release kept. */
 	for (i = n; i-- > 0;) {
 		char *st;
-		int drop;
+		int gone;
 
 		if (!nums[i] || nums[i] == live)
 			continue;
 		st = release_meta_get(appdir, nums[i], "status");
-		drop = !st || (strcmp(st, "deploying") && strcmp(st, "deployed") &&
+		gone = !st || (strcmp(st, "deploying") && strcmp(st, "deployed") &&
 			       strcmp(st, "retired") &&
 			       (nums[i] < oldest_kept || ++failed > keep));
 		free(st);
-		if (drop)
-			prune_one(appdir, &nums[i]);
+		if (gone)
+			prune_one(appdir, &nums[i], drop, arg);
 	}
 	free(nums);
 }

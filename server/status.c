@@ -7,7 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -18,7 +20,9 @@
 #include "nginx.h"
 #include "router.h"
 #include "log.h"
+#include "loop.h"
 #include "postgres.h"
+#include "runner.h"
 #include "safefs.h"
 #include "stateformat.h"
 #include "util.h"
@@ -176,41 +180,197 @@ static void status_postgres(struct engine *e, struct client *c)
 		client_data(c, "postgres: not running (embedded, starts when an app asks)");
 }
 
-static void status_disk(struct engine *e, struct client *c, struct app *a)
+/*
+ * Walks of the disk in a child: the loop goes on meanwhile.  One engine
+ * a process: the jobs in flight are this file's (status_disk_cancel_all()).
+ */
+struct disk_job {
+	struct disk_job *next;
+	struct runner r;
+	struct strv paths;
+	struct buf out;			/* one decimal figure a line */
+	unsigned long long *sizes;
+	status_disk_fn done;
+	void *arg;
+	uint64_t timer;			/* the answer of a walk made here */
+};
+
+static struct disk_job *disk_jobs;
+
+static int disk_child(void *arg, int out, int err)
 {
-	static const char *const parts[][2] = {
-		{ "repository", "apps/%s/repo.git" },
-		{ "releases", "apps/%s/releases" },
-		{ "logs", "logs/%s" },
-		{ "cache", "cache/%s" },
-	};
-	unsigned long long n[ARRAY_SIZE(parts)], total = 0;
-	struct buf line = BUF_INIT;
-	char human[32];
+	struct disk_job *j = arg;
+	struct buf b = BUF_INIT;
+	size_t i;
+	int ret = 0;
+
+	(void)err;
+	/* a walk nobody waits for ends with the engine */
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	for (i = 0; i < j->paths.n; i++)
+		buf_addf(&b, "%llu\n", status_disk_used(j->paths.v[i]));
+	if (write_all(out, b.data, b.len) < 0)
+		ret = 1;
+	buf_release(&b);
+	return ret;
+}
+
+static void disk_job_end(struct disk_job *j, const unsigned long long *sizes)
+{
+	struct disk_job **jp;
+
+	for (jp = &disk_jobs; *jp; jp = &(*jp)->next)
+		if (*jp == j) {
+			*jp = j->next;
+			break;
+		}
+	j->done(j->arg, sizes);
+	strv_release(&j->paths);
+	buf_release(&j->out);
+	free(j->sizes);
+	free(j);
+}
+
+static void disk_child_done(struct runner *r, int result, void *arg)
+{
+	struct disk_job *j = arg;
+	char *p = j->out.data, *end;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(parts); i++) {
-		char *p = engine_path(e, parts[i][1], a->name);
+	if (result < 0 || !WIFEXITED(r->status) || WEXITSTATUS(r->status))
+		log_warnx("status: the disk walk failed: %s",
+			  result < 0 ? error_last() : "its child exited badly");
+	for (i = 0; p && i < j->paths.n; i++) {
+		unsigned long long n = strtoull(p, &end, 10);
 
-		n[i] = status_disk_used(p);
-		total += n[i];
+		if (end == p || *end != '\n')
+			break;
+		j->sizes[i] = n;
+		p = end + 1;
+	}
+	disk_job_end(j, j->sizes);
+}
+
+static void disk_walked_here(struct loop *l, void *arg)
+{
+	struct disk_job *j = arg;
+
+	(void)l;
+	j->timer = 0;
+	disk_job_end(j, j->sizes);
+}
+
+void status_disk_async(struct loop *l, char *const *paths, size_t n,
+		       status_disk_fn done, void *arg)
+{
+	struct disk_job *j = xcalloc(1, sizeof(*j));
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		strv_push(&j->paths, paths[i]);
+	j->sizes = xcalloc(n ? n : 1, sizeof(*j->sizes));
+	j->done = done;
+	j->arg = arg;
+	buf_init(&j->out, 64);
+	j->next = disk_jobs;
+	disk_jobs = j;
+	runner_init(&j->r);
+	j->r.child_main = disk_child;
+	j->r.child_arg = j;
+	j->r.capture[RUNNER_OUT] = &j->out;
+	j->r.capture_max = 64 + 24 * n;
+	if (runner_start(&j->r, l, disk_child_done, j) == 0)
+		return;
+	/* no child: walked here, answered from the loop all the same */
+	log_warnx("status: %s; walking the disk in the engine", error_last());
+	for (i = 0; i < n; i++)
+		j->sizes[i] = status_disk_used(paths[i]);
+	j->timer = loop_add_timer(l, 0, disk_walked_here, j);
+}
+
+void status_disk_cancel_all(struct loop *l)
+{
+	struct disk_job *j;
+
+	while ((j = disk_jobs)) {
+		if (runner_running(&j->r))
+			runner_cancel(&j->r);
+		if (j->timer)
+			loop_del_timer(l, j->timer);
+		disk_job_end(j, NULL);
+	}
+}
+
+/* The parts of an app's disk figure, as status and apps:info show them. */
+static const char *const disk_parts[][2] = {
+	{ "repository", "apps/%s/repo.git" },
+	{ "releases", "apps/%s/releases" },
+	{ "logs", "logs/%s" },
+	{ "cache", "cache/%s" },
+};
+
+void status_disk_paths(struct engine *e, const char *app, struct strv *out)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(disk_parts); i++) {
+		char *p = engine_path(e, disk_parts[i][1], app);
+
+		strv_push(out, p);
 		free(p);
 	}
-	status_format_bytes(human, sizeof(human), total);
-	buf_addf(&line, "  %s %s (", a->name, human);
-	for (i = 0; i < ARRAY_SIZE(parts); i++) {
-		status_format_bytes(human, sizeof(human), n[i]);
-		buf_addf(&line, "%s%s %s", i ? ", " : "", parts[i][0], human);
+}
+
+/* The rest of "status", once the disk is walked. */
+struct status_rest {
+	struct engine *e;
+	struct client *c;
+	struct strv apps;
+};
+
+static void status_rest_send(void *arg, const unsigned long long *sizes)
+{
+	struct status_rest *sr = arg;
+	struct buf line = BUF_INIT;
+	unsigned long long total;
+	char human[32];
+	size_t i, k;
+
+	if (!sizes) {
+		client_error(sr->c, "the engine is stopping");
+		goto out;
 	}
-	buf_addstr(&line, ")");
-	client_data(c, "%s", line.data);
+	for (i = 0; i < sr->apps.n; i++) {
+		const unsigned long long *n = sizes + i * STATUS_DISK_PARTS;
+
+		for (total = 0, k = 0; k < STATUS_DISK_PARTS; k++)
+			total += n[k];
+		status_format_bytes(human, sizeof(human), total);
+		buf_reset(&line);
+		buf_addf(&line, "  %s %s (", sr->apps.v[i], human);
+		for (k = 0; k < STATUS_DISK_PARTS; k++) {
+			status_format_bytes(human, sizeof(human), n[k]);
+			buf_addf(&line, "%s%s %s", k ? ", " : "",
+				 disk_parts[k][0], human);
+		}
+		buf_addstr(&line, ")");
+		client_data(sr->c, "%s", line.data);
+	}
+	certs_status(sr->e, sr->c);
+	client_ok(sr->c);
+out:
+	client_unref(sr->c);
+	strv_release(&sr->apps);
 	buf_release(&line);
+	free(sr);
 }
 
 void status_cmd(struct engine *e, struct client *c)
 {
 	struct app *a;
 	struct proc *p;
+	struct status_rest *sr;
+	struct strv paths = STRV_INIT;
 	char up[64], since[32];
 	long secs = process_uptime();
 	int napps = 0, running = 0, stopped = 0, nprocs = 0;
@@ -243,8 +403,15 @@ void status_cmd(struct engine *e, struct client *c)
 		    stopped);
 	client_data(c, "processes: %d", nprocs);
 	client_data(c, "disk:%s", e->apps ? "" : " no apps");
-	for (a = e->apps; a; a = a->next)
-		status_disk(e, c, a);
-	certs_status(e, c);
-	client_ok(c);
+	/* the figures come from a child; the answer ends when it is done */
+	sr = xcalloc(1, sizeof(*sr));
+	sr->e = e;
+	sr->c = c;
+	client_ref(c);
+	for (a = e->apps; a; a = a->next) {
+		strv_push(&sr->apps, a->name);
+		status_disk_paths(e, a->name, &paths);
+	}
+	status_disk_async(e->loop, paths.v, paths.n, status_rest_send, sr);
+	strv_release(&paths);
 }

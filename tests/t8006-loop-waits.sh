@@ -6,7 +6,9 @@
 # its folders, its live release's run folders among them, are moved aside
 # at once and deleted by a child, as a retired release's run folders are.
 # apps:rename's usermod (held up by the same lock) runs in a child too,
-# as the copy of a bundle into its release folder does.
+# as the copy of a bundle into its release folder and the deletion of
+# pruned releases (their bundles) do, the disk walks of status and
+# apps:info, and the reading of a long (or filtered) logs tail.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -84,6 +86,119 @@ test_expect_success 'a bundle that cannot be copied into place changes nothing' 
 	test_grep "^loopwait .*running" apps.out &&
 	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
 	test_grep "Release 3 of loopwait is live" out
+'
+
+test_expect_success 'pruned releases go aside at once and are deleted by a child' '
+	echo "keep_releases: 1" >>"$BERTH_ROOT/berth.yaml" &&
+	kill -HUP "$BERTH_PID" &&
+	retry_until 30 grep -q "SIGHUP: reloaded berth.yaml" "$TRASH/berth.log" &&
+	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 4 of loopwait is live" out &&
+	test "$(ls "$BERTH_ROOT/apps/loopwait/releases")" = 4 &&
+	retry_until 30 no_trash loopwait &&
+	test_grep_not "cannot delete old releases" "$TRASH/berth.log"
+'
+
+# walker_of PID: the pid of a child of engine PID forked without an exec
+# (its command line is the engine's), in a group of its own (the disk walk: nothing else of the
+# kind runs now), on stdout
+walker_of() {
+	local c
+	for c in $(pgrep -P "$1"); do
+		cmp -s "/proc/$c/cmdline" "/proc/$1/cmdline" &&
+		[ "$(ps -o pgid= -p "$c" | tr -d " ")" = "$c" ] &&
+		echo "$c" && return 0
+	done
+	return 1
+}
+# catch_walker: poll often (the walk is short), stop the walker, its pid
+# in $walker
+catch_walker() {
+	local i=0
+	while [ $i -lt 3000 ]; do
+		walker=$(walker_of "$BERTH_PID") && kill -STOP "$walker" && return 0
+		i=$((i + 1))
+		sleep 0.01
+	done
+	return 1
+}
+# reader_waits: a child of the engine waits to open a FIFO to read
+reader_waits() {
+	local c
+	for c in $(pgrep -P "$BERTH_PID"); do
+		grep -qs "^wait_for_partner" "/proc/$c/wchan" && return 0
+	done
+	return 1
+}
+status_in_background() {
+	{ berth "$@" >"st.out" 2>&1; echo $? >"st.rc"; } &
+	return 0
+}
+test_atexit "test -n \"\${walker:-}\" && kill -CONT \$walker"
+
+test_expect_success 'while status walks the disk, the engine answers' '
+	mkdir -p "$BERTH_ROOT/cache/loopwait" &&
+	(cd "$BERTH_ROOT/cache/loopwait" &&
+	 for d in $(seq 1 40); do mkdir d$d && (cd d$d && touch $(seq 1 500)) || exit 1; done) &&
+	rm -f st.rc &&
+	status_in_background status &&
+	catch_walker &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	test_grep_not "^  loopwait " st.out &&
+	kill -CONT "$walker" && walker= &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "^  loopwait [0-9.]+ (KiB|MiB) \(repository .*, cache [0-9.]+ (KiB|MiB)\)" st.out &&
+	test_grep "^certificates: " st.out
+'
+
+test_expect_success 'while apps:info walks the disk, the engine answers' '
+	rm -f st.rc &&
+	status_in_background apps:info loopwait &&
+	catch_walker &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	test_grep_not "^Disk:" st.out &&
+	kill -CONT "$walker" && walker= &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "^Disk: +repository .*, build cache [0-9.]+ (KiB|MiB) \(" st.out &&
+	test_grep "^Database: " st.out &&
+	rm -rf "$BERTH_ROOT/cache/loopwait"
+'
+
+# A log file that is a FIFO holds up whoever opens it to read, until
+# the test opens it to write: the tail's reader waits there.
+test_expect_success 'while a long logs tail is read, the engine answers' '
+	log="$BERTH_ROOT/logs/loopwait/app.log" &&
+	mv "$log" "$TRASH/app.log.saved" &&
+	test_when_finished "rm -f \"$log\" \"$log.1\" && mv \"$TRASH/app.log.saved\" \"$log\"" &&
+	seq -f "2026-11-30T00:00:00Z web.1 line %g" 1 5000 >"$log.1" &&
+	mkfifo "$log" &&
+	rm -f st.rc &&
+	status_in_background logs loopwait -n 3000 &&
+	retry_until 30 reader_waits &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^loopwait " apps.out &&
+	test ! -e st.rc &&
+	: >"$log" &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test $(wc -l <st.out) -eq 3000 &&
+	test "$(tail -n 1 st.out)" = "2026-11-30T00:00:00Z web.1 line 5000" &&
+	rm -f st.rc &&
+	status_in_background logs loopwait -n 2 -p web.1 &&
+	retry_until 30 reader_waits &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test ! -e st.rc &&
+	: >"$log" &&
+	retry_until 60 test -s st.rc &&
+	test "$(cat st.rc)" = 0 &&
+	test_grep "line 5000" st.out &&
+	test $(wc -l <st.out) -eq 2
 '
 
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '

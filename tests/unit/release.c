@@ -23,6 +23,26 @@ static char *change(const char *const *from, const char *const *to)
 	return out.data ? buf_detach(&out) : xstrdup("");
 }
 
+/* A drop hook: moves path to ASIDE/N (N counting up), as the engine
+ * moves it into ROOT/tmp for a child to delete. */
+struct aside {
+	const char *dir;
+	int n;
+	struct buf names;
+};
+
+static void move_aside(void *arg, const char *path)
+{
+	struct aside *as = arg;
+	char *to = xasprintf("%s/%d", as->dir, ++as->n);
+	const char *slash = strrchr(path, '/');
+
+	if (rename(path, to) == 0)
+		buf_addf(&as->names, "%s%s", as->names.len ? " " : "",
+			 slash ? slash + 1 : path);
+	free(to);
+}
+
 /* A release n with status st (and a bundle) under appdir. */
 static void make_release(const char *appdir, int n, const char *st)
 {
@@ -94,13 +114,13 @@ int main(void)
 	for (i = 1; i <= 9; i++)
 		make_release(dir, i, i == 3 || i == 6 || i == 7 || i == 8 ?
 			     "failed" : "deployed");
-	release_prune(dir, 2, 5);
+	release_prune(dir, 2, 5, NULL, NULL);
 	s = listing(dir);
 	ok(!strcmp(s, "5 7 8 9"), "pruned to the live one, one that went live, the newest failed: '%s'", s);
 	free(s);
 	make_release(dir, 10, "deploying");
 	make_release(dir, 11, "interrupted");
-	release_prune(dir, 2, 9);
+	release_prune(dir, 2, 9, NULL, NULL);
 	s = listing(dir);
 	ok(!strcmp(s, "5 8 9 10 11"), "a deploying one stays, failed ones are counted: %s", s);
 	free(s);
@@ -114,6 +134,32 @@ int main(void)
 	s = release_path(dir, 9, "bundle.tar.gz");
 	ok(access(s, F_OK) == 0, "the live one's is not");
 	free(s);
+
+	/* with a drop hook: what goes is handed to it, nothing deleted */
+	{
+		struct aside as = { NULL, 0, BUF_INIT };
+		char *aside_dir = xasprintf("%s.aside", dir);
+
+		as.dir = aside_dir;
+		mkdir_p(aside_dir, 0755);
+		for (i = 12; i <= 14; i++)
+			make_release(dir, i, "deployed");
+		release_drop_bundle(dir, 11, move_aside, &as);
+		release_prune(dir, 2, 14, move_aside, &as);
+		s = listing(dir);
+		ok(!strcmp(s, "13 14"), "pruned through the hook: %s", s);
+		free(s);
+		ok(as.names.data &&
+		   !strcmp(as.names.data, "bundle.tar.gz 12 9 5 11 10 8"),
+		   "the hook got the bundle, then each folder: %s",
+		   as.names.data ? as.names.data : "");
+		s = xasprintf("%s/2/bundle.tar.gz", aside_dir);
+		ok(access(s, F_OK) == 0, "and moved them whole");
+		free(s);
+		buf_release(&as.names);
+		rm_rf(aside_dir);
+		free(aside_dir);
+	}
 
 	strv_release(&env);
 	strv_release(&back);
