@@ -203,22 +203,26 @@ free_port() {
 	done
 }
 
-# Under "make asan" a sanitizer report can land in any file the test keeps
-# at the top of $TRASH: an engine's log (berth.log, host-H.log of the
-# cluster tests), a step's output (.step-N.out: a CLI that tripped one,
-# even under test_must_fail), or a file a step sent stderr to.  A
-# sanitizer that stops a process aborts it (abort_on_error), so a CLI
-# that trips one is "killed by signal", never a plain failure.
+# Under "make asan" a sanitizer report can land in any file a test keeps:
+# an engine's log (berth.log, host-H.log of the cluster tests), a step's
+# output (.step-N.out: a CLI that tripped one, even under
+# test_must_fail), a file a step sent stderr to, the log of a
+# "berth start-server" a test runs (DIR/log) or of an app the engine runs
+# (root/logs/APP/app.log).  So every file at the top of $TRASH and every
+# log-like file below it is searched.  A sanitizer that stops a process
+# aborts it (abort_on_error), so a CLI that trips one is "killed by
+# signal", never a plain failure.
 SANITIZER_REPORT_RE='ERROR: (Address|Leak)Sanitizer|SUMMARY: UndefinedBehaviorSanitizer|\.[ch]:[0-9]+:[0-9]+: runtime error:'
 export ASAN_OPTIONS="abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
 export UBSAN_OPTIONS="abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 
+# the files with a report, one a line
 test_sanitizer_reports_() {
-	local f
-	for f in "$TRASH"/* "$TRASH"/.step-*.out; do
-		[ -f "$f" ] && grep -q -s -E "$SANITIZER_REPORT_RE" "$f" &&
-			echo "$f"
-	done
+	{
+		find "$TRASH" -maxdepth 1 -type f -print0
+		find "$TRASH" -mindepth 2 -maxdepth 5 -type f \( -name '*.log' \
+			-o -name log -o -name '*.out' -o -name '*.err' \) -print0
+	} 2>/dev/null | xargs -0 -r grep -l -s -E "$SANITIZER_REPORT_RE"
 	return 0
 }
 
@@ -229,7 +233,7 @@ test_done() {
 	if [ -n "$reports" ]; then
 		test_count=$((test_count + 1))
 		echo "not ok $test_count - no sanitizer report in the logs"
-		for f in $reports; do
+		printf '%s\n' "$reports" | while read -r f; do
 			echo "# in $f:"
 			grep -E -A20 "$SANITIZER_REPORT_RE" "$f" | head -60 | sed 's/^/#   /'
 		done | tee /dev/stderr
