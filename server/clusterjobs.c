@@ -57,6 +57,7 @@ struct cj_follow {
 	char id[24];
 	long n;
 	int asking, gone;
+	int writing;	/* follow_lines() is writing to c: a close waits */
 };
 
 /* The rollout lock of an app, held while rollouts from here go on. */
@@ -450,7 +451,7 @@ static void on_follow_close(struct client *c, void *arg)
 	struct cj_follow *f = arg;
 
 	f->gone = 1;
-	if (!f->asking)
+	if (!f->asking && !f->writing)
 		follow_end(f->j, f);
 }
 
@@ -468,6 +469,8 @@ static void on_follow_inserted(struct cluster *cl, PGresult *res, void *arg)
 		return;
 	}
 	if (!f->id[0]) {
+		/* the error ends the connection: its close must not free f */
+		client_on_close(f->c, NULL, NULL);
 		client_error(f->c, "cannot follow the logs of the cluster's hosts: %s",
 			     res ? PQresultErrorMessage(res) :
 			     "no connection to the cluster database");
@@ -532,7 +535,9 @@ static void follow_lines(struct cluster_jobs *j, const char *payload)
 			break;
 	if (!f || f->gone)
 		return;
-	for (p = host + hostlen; *p == '\n';) {
+	/* a write the client cannot take closes it (on_follow_close) */
+	f->writing = 1;
+	for (p = host + hostlen; *p == '\n' && !f->gone;) {
 		const char *line = p + 1;
 		size_t len = strcspn(line, "\n");
 		size_t t = strcspn(line, " ");
@@ -545,6 +550,9 @@ static void follow_lines(struct cluster_jobs *j, const char *payload)
 				    line + t);
 		p = line + len;
 	}
+	f->writing = 0;
+	if (f->gone)
+		follow_end(j, f);
 }
 
 /* ---------- rollouts, one at a time per app ---------- */
@@ -698,6 +706,8 @@ void cjobs_lost(struct cluster_jobs *j)
 	while (j->follows) {
 		struct cj_follow *f = j->follows;
 
+		/* the error ends the connection, whose close would free f */
+		client_on_close(f->c, NULL, NULL);
 		if (!f->gone)
 			client_error(f->c, "lost the cluster database: 'logs -f' ends");
 		follow_free(j, f);

@@ -1032,6 +1032,13 @@ int isolate_port_foreign(const char *text, int port, uid_t uid,
 	return port_scan(text, port, uid, other, &own);
 }
 
+/* NLMSG_OK, whose mixed-sign comparison clang refuses (-Wsign-compare) */
+static int nlmsg_fits(const struct nlmsghdr *h, int left)
+{
+	return left >= (int)sizeof(*h) && h->nlmsg_len >= sizeof(*h) &&
+	       h->nlmsg_len <= (unsigned int)left;
+}
+
 /*
  * The listeners on 'port' of one address family, from the kernel's
  * socket diagnostics: only the table of listening sockets is walked, so
@@ -1075,7 +1082,7 @@ static int listeners_scan(int family, int port, uid_t uid, uid_t *other,
 		if (k <= 0)
 			goto out;
 		left = (int)k;
-		for (; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
+		for (; nlmsg_fits(h, left); h = NLMSG_NEXT(h, left)) {
 			const struct inet_diag_msg *m = NLMSG_DATA(h);
 
 			if (h->nlmsg_type == NLMSG_DONE) {

@@ -17,6 +17,10 @@ if [ "$(id -u)" != 0 ]; then
 	test_done
 fi
 
+# the app's name in this run: host users (berth-NAME) outlive a run, and
+# another run of this script may hold the same name at the same time
+LW=loopwait$(printf "%04x" $((RANDOM)))
+
 # hold_users_lock TAG: flock the users' lock in the background until
 # TAG.release exists; TAG.held exists while it is held
 hold_users_lock() {
@@ -28,7 +32,7 @@ hold_users_lock() {
 
 # rm_in_background OUT: "rm loopwait", output in OUT.out, status in OUT.rc
 rm_in_background() {
-	{ berth rm loopwait --force >"$1.out" 2>&1; echo $? >"$1.rc"; } &
+	{ berth rm ${LW} --force >"$1.out" 2>&1; echo $? >"$1.rc"; } &
 	rm_pid=$!
 	return 0
 }
@@ -39,7 +43,7 @@ lock_waited() {
 }
 # rename_in_background OUT: "apps:rename loopwait loopwait2", as above
 rename_in_background() {
-	{ berth apps:rename loopwait loopwait2 >"$1.out" 2>&1; echo $? >"$1.rc"; } &
+	{ berth apps:rename ${LW} ${LW}2 >"$1.out" 2>&1; echo $? >"$1.rc"; } &
 	rename_pid=$!
 	return 0
 }
@@ -58,34 +62,34 @@ test_atexit "touch '$TRASH/rm1.release' '$TRASH/rm2.release' '$TRASH/mv1.release
 test_expect_success 'an app with a user of its own' '
 	start_berth &&
 	make_web_bundle "$TRASH/v1.tar.gz" v1 &&
-	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
-	test_grep "Release 1 of loopwait is live" out &&
-	id berth-loopwait
+	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 1 of ${LW} is live" out &&
+	id berth-${LW}
 '
 
 test_expect_success 'a retired release'"'"'s run folder is deleted aside, by a child' '
-	run_of loopwait 1 &&
-	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
-	test_grep "Release 2 of loopwait is live" out &&
-	retry_until 60 no_run_of loopwait 1 &&
-	run_of loopwait 2 &&
-	retry_until 30 no_trash loopwait
+	run_of ${LW} 1 &&
+	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 2 of ${LW} is live" out &&
+	retry_until 60 no_run_of ${LW} 1 &&
+	run_of ${LW} 2 &&
+	retry_until 30 no_trash ${LW}
 '
 
 test_expect_success 'a bundle that cannot be copied into place changes nothing' '
-	rel="$BERTH_ROOT/apps/loopwait/releases" &&
+	rel="$BERTH_ROOT/apps/${LW}/releases" &&
 	mv "$rel/1/bundle.tar.gz" "$TRASH/bundle1" &&
 	mkdir "$rel/1/bundle.tar.gz" &&
-	test_must_fail berth rollback loopwait 1 >out 2>err &&
+	test_must_fail berth rollback ${LW} 1 >out 2>err &&
 	rmdir "$rel/1/bundle.tar.gz" &&
 	mv "$TRASH/bundle1" "$rel/1/bundle.tar.gz" &&
 	test $(wc -l <err) -eq 1 &&
 	test_grep "^error: " err &&
 	test ! -e "$rel/3" &&
 	berth apps >apps.out &&
-	test_grep "^loopwait .*running" apps.out &&
-	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
-	test_grep "Release 3 of loopwait is live" out
+	test_grep "^${LW} .*running" apps.out &&
+	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 3 of ${LW} is live" out
 '
 
 test_expect_success 'pruned releases go aside at once and are deleted by a child' '
@@ -207,47 +211,47 @@ test_expect_success 'while apps:rename waits for usermod, the engine answers' '
 	# its child waits for the lock: nothing moved yet
 	retry_until 30 lock_waited &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
-	test_grep "loopwait" apps.out &&
+	test_grep "${LW}" apps.out &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
 	running $rename_pid &&
-	test -e "$BERTH_ROOT/apps/loopwait" &&
+	test -e "$BERTH_ROOT/apps/${LW}" &&
 	touch "$TRASH/mv1.release" &&
 	retry_until 30 test -s mv.rc &&
 	test "$(cat mv.rc)" = 0 &&
-	test_grep "Renamed loopwait to loopwait2" mv.out &&
-	test -e "$BERTH_ROOT/apps/loopwait2" &&
-	test ! -e "$BERTH_ROOT/apps/loopwait" &&
-	berth apps:rename loopwait2 loopwait >mv.out &&
-	test_grep "Renamed loopwait2 to loopwait" mv.out &&
-	id berth-loopwait
+	test_grep "Renamed ${LW} to ${LW}2" mv.out &&
+	test -e "$BERTH_ROOT/apps/${LW}2" &&
+	test ! -e "$BERTH_ROOT/apps/${LW}" &&
+	berth apps:rename ${LW}2 ${LW} >mv.out &&
+	test_grep "Renamed ${LW}2 to ${LW}" mv.out &&
+	id berth-${LW}
 '
 
 test_expect_success 'while rm waits for the user to go, the engine answers' '
 	hold_users_lock rm1 &&
 	rm_in_background rm &&
 	# its folders go first, in the loop; then the user, in a child
-	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
-	no_run loopwait &&
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/${LW}" &&
+	no_run ${LW} &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" status >/dev/null &&
 	running $rm_pid &&
 	test_grep_not "Removed" rm.out &&
-	id berth-loopwait &&
+	id berth-${LW} &&
 	touch "$TRASH/rm1.release" &&
 	retry_until 30 test -s rm.rc &&
 	test "$(cat rm.rc)" = 0 &&
 	test_grep "Removed app" rm.out &&
-	test_must_fail id berth-loopwait &&
-	test ! -e "$BERTH_ROOT/logs/loopwait" &&
-	retry_until 30 no_trash loopwait
+	test_must_fail id berth-${LW} &&
+	test ! -e "$BERTH_ROOT/logs/${LW}" &&
+	retry_until 30 no_trash ${LW}
 '
 
 test_expect_success 'an engine that stops answers the rm it was removing a user for' '
-	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
+	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
 	test_grep "is live" out &&
 	hold_users_lock rm2 &&
 	rm_in_background rm2 &&
-	retry_until 30 test ! -e "$BERTH_ROOT/apps/loopwait" &&
+	retry_until 30 test ! -e "$BERTH_ROOT/apps/${LW}" &&
 	test_grep_not "Removed" rm2.out &&
 	kill -TERM "$BERTH_PID" &&
 	retry_until 30 grep -q "stopping (signal" "$TRASH/berth.log" &&
@@ -255,7 +259,7 @@ test_expect_success 'an engine that stops answers the rm it was removing a user 
 	retry_until 30 test -s rm2.rc &&
 	test "$(cat rm2.rc)" = 0 &&
 	test_grep "Removed app" rm2.out &&
-	test_must_fail id berth-loopwait &&
+	test_must_fail id berth-${LW} &&
 	retry_until 30 gone "$BERTH_PID"
 '
 

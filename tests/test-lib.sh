@@ -203,18 +203,44 @@ free_port() {
 	done
 }
 
+# Under "make asan" a sanitizer report can land in any file a test keeps:
+# an engine's log (berth.log, host-H.log of the cluster tests), a step's
+# output (.step-N.out: a CLI that tripped one, even under
+# test_must_fail), a file a step sent stderr to, the log of a
+# "berth start-server" a test runs (DIR/log) or of an app the engine runs
+# (root/logs/APP/app.log).  So every file at the top of $TRASH and every
+# log-like file below it is searched.  A sanitizer that stops a process
+# aborts it (abort_on_error), so a CLI that trips one is "killed by
+# signal", never a plain failure.
+SANITIZER_REPORT_RE='ERROR: (Address|Leak)Sanitizer|SUMMARY: UndefinedBehaviorSanitizer|\.[ch]:[0-9]+:[0-9]+: runtime error:'
+export ASAN_OPTIONS="abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="abort_on_error=1:print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+
+# the files with a report, one a line
+test_sanitizer_reports_() {
+	{
+		find "$TRASH" -maxdepth 1 -type f -print0
+		find "$TRASH" -mindepth 2 -maxdepth 5 -type f \( -name '*.log' \
+			-o -name log -o -name '*.out' -o -name '*.err' \) -print0
+	} 2>/dev/null | xargs -0 -r grep -l -s -E "$SANITIZER_REPORT_RE"
+	return 0
+}
+
 test_done() {
+	local reports f
 	test_run_exit_hooks
-	# Under "make asan" the engine's own reports land in its log.
-	if [ -f "$TRASH/berth.log" ]; then
+	reports=$(test_sanitizer_reports_)
+	if [ -n "$reports" ]; then
 		test_count=$((test_count + 1))
-		if grep -qE "ERROR: (Address|Leak|Undefined)Sanitizer|runtime error:" "$TRASH/berth.log"; then
-			echo "not ok $test_count - no sanitizer report in the engine's log"
-			grep -E -A20 "Sanitizer|runtime error:" "$TRASH/berth.log" | head -60 | sed 's/^/#   /' | tee /dev/stderr >/dev/null
-			test_failed=$((test_failed + 1))
-		else
-			echo "ok $test_count - no sanitizer report in the engine's log"
-		fi
+		echo "not ok $test_count - no sanitizer report in the logs"
+		printf '%s\n' "$reports" | while read -r f; do
+			echo "# in $f:"
+			grep -E -A20 "$SANITIZER_REPORT_RE" "$f" | head -60 | sed 's/^/#   /'
+		done | tee /dev/stderr
+		test_failed=$((test_failed + 1))
+	elif [ -f "$TRASH/berth.log" ]; then
+		test_count=$((test_count + 1))
+		echo "ok $test_count - no sanitizer report in the logs"
 	fi
 	echo "1..$test_count"
 	if [ $test_failed -eq 0 ] && [ "${BERTH_TEST_KEEP:-0}" != 1 ]; then
