@@ -96,10 +96,10 @@ test_expect_success 'pruned releases go aside at once and are deleted by a child
 	echo "keep_releases: 1" >>"$BERTH_ROOT/berth.yaml" &&
 	kill -HUP "$BERTH_PID" &&
 	retry_until 30 grep -q "SIGHUP: reloaded berth.yaml" "$TRASH/berth.log" &&
-	berth deploy loopwait "$TRASH/v1.tar.gz" >out &&
-	test_grep "Release 4 of loopwait is live" out &&
-	test "$(ls "$BERTH_ROOT/apps/loopwait/releases")" = 4 &&
-	retry_until 30 no_trash loopwait &&
+	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
+	test_grep "Release 4 of ${LW} is live" out &&
+	test "$(ls "$BERTH_ROOT/apps/${LW}/releases")" = 4 &&
+	retry_until 30 no_trash ${LW} &&
 	test_grep_not "cannot delete old releases" "$TRASH/berth.log"
 '
 
@@ -141,29 +141,29 @@ status_in_background() {
 test_atexit "test -n \"\${walker:-}\" && kill -CONT \$walker"
 
 test_expect_success 'while status walks the disk, the engine answers' '
-	mkdir -p "$BERTH_ROOT/cache/loopwait" &&
-	(cd "$BERTH_ROOT/cache/loopwait" &&
+	mkdir -p "$BERTH_ROOT/cache/${LW}" &&
+	(cd "$BERTH_ROOT/cache/${LW}" &&
 	 for d in $(seq 1 40); do mkdir d$d && (cd d$d && touch $(seq 1 500)) || exit 1; done) &&
 	rm -f st.rc &&
 	status_in_background status &&
 	catch_walker &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
-	test_grep "^loopwait " apps.out &&
+	test_grep "^${LW} " apps.out &&
 	test ! -e st.rc &&
-	test_grep_not "^  loopwait " st.out &&
+	test_grep_not "^  ${LW} " st.out &&
 	kill -CONT "$walker" && walker= &&
 	retry_until 60 test -s st.rc &&
 	test "$(cat st.rc)" = 0 &&
-	test_grep "^  loopwait [0-9.]+ (KiB|MiB) \(repository .*, cache [0-9.]+ (KiB|MiB)\)" st.out &&
+	test_grep "^  ${LW} [0-9.]+ (KiB|MiB) \(repository .*, cache [0-9.]+ (KiB|MiB)\)" st.out &&
 	test_grep "^certificates: " st.out
 '
 
 test_expect_success 'while apps:info walks the disk, the engine answers' '
 	rm -f st.rc &&
-	status_in_background apps:info loopwait &&
+	status_in_background apps:info ${LW} &&
 	catch_walker &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
-	test_grep "^loopwait " apps.out &&
+	test_grep "^${LW} " apps.out &&
 	test ! -e st.rc &&
 	test_grep_not "^Disk:" st.out &&
 	kill -CONT "$walker" && walker= &&
@@ -171,22 +171,22 @@ test_expect_success 'while apps:info walks the disk, the engine answers' '
 	test "$(cat st.rc)" = 0 &&
 	test_grep "^Disk: +repository .*, build cache [0-9.]+ (KiB|MiB) \(" st.out &&
 	test_grep "^Database: " st.out &&
-	rm -rf "$BERTH_ROOT/cache/loopwait"
+	rm -rf "$BERTH_ROOT/cache/${LW}"
 '
 
 # A log file that is a FIFO holds up whoever opens it to read, until
 # the test opens it to write: the tail's reader waits there.
 test_expect_success 'while a long logs tail is read, the engine answers' '
-	log="$BERTH_ROOT/logs/loopwait/app.log" &&
+	log="$BERTH_ROOT/logs/${LW}/app.log" &&
 	mv "$log" "$TRASH/app.log.saved" &&
 	test_when_finished "rm -f \"$log\" \"$log.1\" && mv \"$TRASH/app.log.saved\" \"$log\"" &&
 	seq -f "2026-11-30T00:00:00Z web.1 line %g" 1 5000 >"$log.1" &&
 	mkfifo "$log" &&
 	rm -f st.rc &&
-	status_in_background logs loopwait -n 3000 &&
+	status_in_background logs ${LW} -n 3000 &&
 	retry_until 30 reader_waits &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
-	test_grep "^loopwait " apps.out &&
+	test_grep "^${LW} " apps.out &&
 	test ! -e st.rc &&
 	: >"$log" &&
 	retry_until 60 test -s st.rc &&
@@ -194,7 +194,7 @@ test_expect_success 'while a long logs tail is read, the engine answers' '
 	test $(wc -l <st.out) -eq 3000 &&
 	test "$(tail -n 1 st.out)" = "2026-11-30T00:00:00Z web.1 line 5000" &&
 	rm -f st.rc &&
-	status_in_background logs loopwait -n 2 -p web.1 &&
+	status_in_background logs ${LW} -n 2 -p web.1 &&
 	retry_until 30 reader_waits &&
 	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
 	test ! -e st.rc &&
