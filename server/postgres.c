@@ -90,6 +90,9 @@ struct postgres {
 	struct postgres_wait *waits;
 	int preparing;		/* initdb runs, or the start is polled */
 	struct runner initdb;
+	struct runner useradd;	/* PG_USER made on first use, as root */
+	struct buf useradd_out;
+	int stopping;		/* preparing_stop(): nothing starts now */
 	char *initdb_prog, *initdb_tmp, *initdb_pwfile;
 	uint64_t ready_timer;
 	int64_t ready_deadline;
@@ -1124,6 +1127,67 @@ static void initdb_done(struct runner *r, int result, void *arg)
 		waits_done(pg, -1);
 }
 
+/* The folders, then initdb in a child or the postmaster's start. */
+static int prepare_and_start(struct postgres *pg)
+{
+	if (prepare_dirs(pg) < 0)
+		return -1;
+	return !cluster_exists(pg) ? create_cluster_start(pg) :
+	       start_and_poll(pg);
+}
+
+/* As root with no PG_USER yet: find_user() would run useradd. */
+static int user_missing(const struct postgres *pg)
+{
+	(void)pg;
+	return geteuid() == 0 && !getpwnam(PG_USER);
+}
+
+static void useradd_done(struct runner *r, int result, void *arg)
+{
+	struct postgres *pg = arg;
+
+	if (result == 0 && (!WIFEXITED(r->status) ||
+			    WEXITSTATUS(r->status) != 0)) {
+		error_set("cannot create user '%s': %s", PG_USER,
+			  first_line(pg->useradd_out.data));
+		result = -1;
+	}
+	buf_release(&pg->useradd_out);
+	if (pg->stopping)
+		return;
+	if (result == 0) {
+		log_info("created system user '%s' for PostgreSQL", PG_USER);
+		if (prepare_and_start(pg) < 0)
+			result = -1;
+	}
+	if (result < 0)
+		waits_done(pg, -1);
+}
+
+/* useradd in a child (about 0.1 s, more if another tool holds the user
+ * database's lock); the start goes on from useradd_done(). */
+static int useradd_start(struct postgres *pg)
+{
+	char *argv[] = { "useradd", "--system", "--no-create-home",
+			 "--shell", "/usr/sbin/nologin", PG_USER, NULL };
+	char *envp[] = { CHILD_PATH ":/usr/sbin:/sbin", NULL };
+
+	runner_init(&pg->useradd);
+	pg->useradd.spawn.argv = argv;
+	pg->useradd.spawn.envp = envp;
+	pg->useradd.capture[RUNNER_OUT] = &pg->useradd_out;
+	pg->useradd.capture_max = 4096;
+	pg->useradd.merge = 1;
+	pg->useradd.timeout_ms = 30000;
+	if (runner_start(&pg->useradd, pg->loop, useradd_done, pg) < 0) {
+		buf_release(&pg->useradd_out);
+		return error_set("cannot create user '%s': %s", PG_USER,
+				 error_last());
+	}
+	return 0;
+}
+
 int postgres_when_ready(struct postgres *pg, postgres_ready_fn fn,
 			void *arg, struct postgres_wait **out)
 {
@@ -1137,11 +1201,12 @@ int postgres_when_ready(struct postgres *pg, postgres_ready_fn fn,
 	if (pg->pid && pg->accepting && !pg->preparing)
 		return 1;
 	if (!pg->preparing) {
-		if (prepare_dirs(pg) < 0)
+		if (user_missing(pg)) {
+			if (useradd_start(pg) < 0)
+				return -1;
+		} else if (prepare_and_start(pg) < 0) {
 			return -1;
-		if (!cluster_exists(pg) ? create_cluster_start(pg) < 0 :
-		    start_and_poll(pg) < 0)
-			return -1;
+		}
 		pg->preparing = 1;
 	}
 	w = xcalloc(1, sizeof(*w));
@@ -2223,6 +2288,7 @@ int postgres_init(struct postgres **out, const struct config *cfg,
 	pg->loop = l;
 	pg->probe_fd = -1;
 	runner_init(&pg->initdb);
+	runner_init(&pg->useradd);
 	supervisor_init(&pg->sup, l, PG_BACKOFF_MIN, PG_BACKOFF_MAX,
 			PG_STABLE_MS, restart_postmaster, restart_failed, pg);
 	pg->dir = xasprintf("%s/postgres", cfg->root);
@@ -2277,6 +2343,11 @@ static void preparing_stop(struct postgres *pg)
 	if (runner_running(&pg->initdb)) {
 		runner_cancel(&pg->initdb);
 		initdb_cleanup(pg, 1);
+	}
+	if (runner_running(&pg->useradd)) {
+		/* a useradd killed half way leaves the user database locked */
+		pg->stopping = 1;
+		runner_wait(&pg->useradd);
 	}
 	loop_del_timer(pg->loop, pg->ready_timer);
 	pg->ready_timer = 0;

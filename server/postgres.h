@@ -13,7 +13,9 @@
  *
  * What blocks, in the calling process (the engine's loop): nothing that
  * waits for PostgreSQL.  postgres_when_ready() makes the embedded cluster
- * ready on the loop: initdb on first use in a child the loop watches
+ * ready on the loop: as root, the system user "berth" made on first use
+ * (useradd in a child, at most 30 s), initdb on first use in a child the
+ * loop watches
  * (runner_start(), at most 300 s), the postmaster's start, and a probe
  * every 50 ms until it accepts (at most 30 s), each a non-blocking
  * connection the loop watches (given up after 5 s).  Restarts after a
@@ -26,9 +28,10 @@
  * host name (pgresolve.h; the op's children look it up themselves).  The
  * embedded cluster is reached over its unix socket: no lookup.
  *
- * What still blocks, and for how long: a first use as root may run
- * useradd (at most 30 s); a postmaster left over by a killed engine is
- * stopped and waited for (at most 40 s, when ours starts);
+ * What still blocks, and for how long, outside the loop: at the engine's
+ * start, with a cluster already made, its user is looked up (made if it
+ * went missing: useradd, at most 30 s); a postmaster left over by a
+ * killed engine is stopped and waited for (at most 40 s, when ours starts);
  * postgres_shutdown() waits for ours to stop (at most about 40 s, at the
  * engine's exit).
  */
