@@ -28,10 +28,11 @@
  * host name (pgresolve.h; the op's children look it up themselves).  The
  * embedded cluster is reached over its unix socket: no lookup.
  *
- * What still blocks, and for how long, outside the loop: at the engine's
- * start, with a cluster already made, its user is looked up (made if it
- * went missing: useradd, at most 30 s); a postmaster left over by a
- * killed engine is stopped and waited for (at most 40 s, when ours starts);
+ * What still blocks, and for how long: at the engine's start, before
+ * its loop runs, with a cluster already made, its user is looked up (made
+ * if it went missing: useradd, at most 30 s); a postmaster left over by a
+ * killed engine is stopped and waited for when ours starts (at most 40 s;
+ * such a postmaster is found at the engine's start, before the loop);
  * postgres_shutdown() waits for ours to stop (at most about 40 s, at the
  * engine's exit).
  */
