@@ -19,9 +19,9 @@
  * build or the unpack child makes it first: isolate.h); each spawn until
  * the child has exec'd (spawn.h), and each fork of a child (a few ms);
  * the state files a command changes, written whole with two fsyncs
- * (util.h: "keys add" 26 ms, "config set" 7 ms measured here); the
- * tail that "logs -f" reads before it follows (appcommands.h: up to
- * 100000 lines).  An app's user is removed, and renamed
+ * (util.h: "keys add" 26 ms, "config set" 7 ms measured here); a
+ * logs tail of at most 1000 lines (a longer one, with -f or not, is read
+ * by a child: appcommands.h).  An app's user is removed, and renamed
  * (usermod), in a child, and a cgroup that does not empty at once is
  * removed from a timer (isolate.h); folders to delete (an app's, run
  * folders, old releases and their bundles) are renamed into ROOT/tmp and
