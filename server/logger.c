@@ -472,6 +472,22 @@ static int same_file(const struct logger_pos *pos, const struct stat *st)
 		pos->ino == st->st_ino;
 }
 
+/*
+ * The identity can lie: a file rotated out is deleted, and a newer one
+ * may get its inode number.  A place that is ours ends a line within
+ * the file; one that does not is taken for a file rotated out.
+ */
+static int pos_plausible(int fd, const struct stat *st,
+			 const struct logger_pos *pos)
+{
+	char c;
+
+	if (pos->off > st->st_size)
+		return 0;
+	return pos->off == 0 ||
+		(pread(fd, &c, 1, pos->off - 1) == 1 && c == '\n');
+}
+
 /* The kept file k of lg (0: lg->path, k: lg->path.k) opened to read, a
  * regular file; -1 if there is none. */
 static int open_kept(const struct logger *lg, int k, struct stat *st)
@@ -502,7 +518,7 @@ static int find_pos(const struct logger *lg, struct logger_pos *pos,
 		fd = open_kept(lg, i, st);
 		if (fd < 0)
 			continue;
-		if (same_file(pos, st)) {
+		if (same_file(pos, st) && pos_plausible(fd, st, pos)) {
 			*k = i;
 			return fd;
 		}
@@ -544,6 +560,15 @@ int logger_read_after(struct logger *lg, struct logger_pos *pos, size_t max,
 				ret = 1;
 				break;
 			}
+			if (!pos_plausible(fd, &st, pos)) {
+				/* not ours: ours was rotated out */
+				close(fd);
+				fd = -1;
+				pos->dev = 0;
+				pos->ino = 0;
+				pos->off = 0;
+				continue;
+			}
 		} else {
 			fd = find_pos(lg, pos, &st, &k);
 			if (fd < 0) {
@@ -567,11 +592,13 @@ int logger_read_after(struct logger *lg, struct logger_pos *pos, size_t max,
 			break;
 		}
 		took = (size_t)got;
-		/* whole lines, unless one line is longer than max */
+		/* whole lines, unless one line alone is longer than max */
 		if ((off_t)took < left) {
 			nl = memrchr(chunk, '\n', took);
 			if (nl)
 				took = (size_t)(nl + 1 - chunk);
+			else if (added)
+				took = 0;
 		}
 		buf_add(out, chunk, took);
 		free(chunk);
