@@ -1,6 +1,7 @@
 /* appcommands: see appcommands.h. */
 #include "appcommands.h"
 
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -334,36 +335,56 @@ static void send_lines(struct client *c, struct buf *out)
 /*
  * A long tail (over LOGS_IN_LOOP lines, or a filter, which reads back
  * 100000 lines) is read by a child: "logs -n 100000" of a 10 MiB log
- * held the loop 1.2 s, a filter of 100000 lines 0.1 s.  With -f the tail
- * is read in the loop, so that no line falls between it and the follow.
- * The lines are then sent from the loop, LOGS_LINES_A_TURN a turn.
+ * held the loop 1.2 s, a filter of 100000 lines 0.1 s.  The child also
+ * says where its tail ended (logger_tail_at()): with -f, the lines
+ * written since are read from there, LOGS_CATCH_UP_BYTES a turn
+ * (logger_read_after()), and the follow starts in the turn that reaches
+ * the end, so that no line falls between the tail and the follow and
+ * none comes twice.  The lines are sent from the loop, LOGS_LINES_A_TURN
+ * a turn.  One engine a process: the jobs in flight are this file's
+ * (app_cmd_logs_cancel_all()).
  */
 #define LOGS_IN_LOOP 1000
 #define LOGS_OUT_MAX (64UL * 1024 * 1024)	/* a client takes no more */
 
 #define LOGS_LINES_A_TURN 2000	/* then the loop runs again */
+#define LOGS_CATCH_UP_BYTES (256 * 1024)
+/* while the client has this much to read, the catch-up waits for it */
+#define LOGS_CATCH_UP_PENDING (4 * 1024 * 1024)
+#define LOGS_CATCH_UP_WAIT_MS 50
 
 struct logs_job {
+	struct logs_job *next;
 	struct runner r;
+	struct engine *e;
 	struct loop *loop;
 	struct client *c;
+	char *name;
 	char *dir;
 	char *want;
 	long n;
+	int follow;
+	int following;			/* the tail is sent: catching up */
+	struct logger_pos pos;		/* where the tail ended */
 	struct buf out, err;
-	char *next;			/* the lines not sent yet */
+	char *next_line;		/* the lines not sent yet */
+	uint64_t timer;
 };
+
+static struct logs_job *logs_jobs;
 
 static int logs_child(void *arg, int out, int err)
 {
 	struct logs_job *j = arg;
 	struct buf b = BUF_INIT;
+	struct logger_pos end;
 	const char *msg;
+	char head[80];
 	int ret = 0;
 
 	/* a tail nobody waits for ends with the engine */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (logger_tail(j->dir, j->want ? 100000 : j->n, &b) < 0) {
+	if (logger_tail_at(j->dir, j->want ? 100000 : j->n, &b, &end) < 0) {
 		msg = error_last();
 		if (write_all(err, msg, strlen(msg)) < 0)
 			ret = 2;
@@ -371,7 +392,12 @@ static int logs_child(void *arg, int out, int err)
 	} else {
 		if (j->want)
 			logs_filter(&b, j->want, j->n);
-		if (write_all(out, b.data, b.len) < 0)
+		/* first line: where the tail ended */
+		snprintf(head, sizeof(head), "%llu %llu %lld\n",
+			 (unsigned long long)end.dev,
+			 (unsigned long long)end.ino, (long long)end.off);
+		if (write_all(out, head, strlen(head)) < 0 ||
+		    write_all(out, b.data, b.len) < 0)
 			ret = 1;
 	}
 	buf_release(&b);
@@ -380,12 +406,67 @@ static int logs_child(void *arg, int out, int err)
 
 static void logs_job_free(struct logs_job *j)
 {
+	struct logs_job **jp;
+
+	for (jp = &logs_jobs; *jp; jp = &(*jp)->next)
+		if (*jp == j) {
+			*jp = j->next;
+			break;
+		}
+	if (j->timer)
+		loop_del_timer(j->loop, j->timer);
 	client_unref(j->c);
 	buf_release(&j->out);
 	buf_release(&j->err);
+	free(j->name);
 	free(j->dir);
 	free(j->want);
 	free(j);
+}
+
+/* The lines of the log written since the tail, LOGS_CATCH_UP_BYTES a
+ * turn; in the turn that reaches the end, the follow starts. */
+static void logs_catch_up(struct loop *l, void *arg)
+{
+	struct logs_job *j = arg;
+	struct app *a = app_find(j->e, j->name);
+	char *line, *save;
+	int r;
+
+	j->timer = 0;
+	if (!a || !a->log || client_gone(j->c)) {
+		client_ok(j->c);	/* as logger_free() ends followers */
+		logs_job_free(j);
+		return;
+	}
+	if (client_pending(j->c) > LOGS_CATCH_UP_PENDING) {
+		j->timer = loop_add_timer(l, LOGS_CATCH_UP_WAIT_MS,
+					  logs_catch_up, j);
+		return;
+	}
+	buf_reset(&j->out);
+	r = logger_read_after(a->log, &j->pos, LOGS_CATCH_UP_BYTES, &j->out);
+	if (r < 0) {
+		client_error(j->c, "%s", error_last());
+		logs_job_free(j);
+		return;
+	}
+	if (j->out.len)
+		for (save = j->out.data, line = str_token(&save, "\n"); line;
+		     line = str_token(&save, "\n")) {
+			size_t len;
+			const char *src = logger_line_source(line, &len);
+
+			if (!j->want || (src && logger_source_matches(
+						     j->want, src, len)))
+				client_data(j->c, "%s", line);
+		}
+	if (r == 1) {
+		logger_follow(a->log, j->c, j->want);
+		logs_job_free(j);
+		return;
+	}
+	j->timer = loop_add_timer(l, 0, logs_catch_up, j);
 }
 
 /* The lines go LOGS_LINES_A_TURN at a time: 100000 of them in one go
@@ -396,16 +477,49 @@ static void logs_send_some(struct loop *l, void *arg)
 	char *line;
 	int i;
 
+	j->timer = 0;
 	for (i = 0; i < LOGS_LINES_A_TURN; i++) {
-		line = str_token(&j->next, "\n");
-		if (!line || client_gone(j->c)) {
-			client_ok(j->c);
-			logs_job_free(j);
+		line = str_token(&j->next_line, "\n");
+		if (line && !client_gone(j->c)) {
+			client_data(j->c, "%s", line);
+			continue;
+		}
+		if (j->follow && !client_gone(j->c)) {
+			j->following = 1;
+			logs_catch_up(l, j);
 			return;
 		}
-		client_data(j->c, "%s", line);
+		client_ok(j->c);
+		logs_job_free(j);
+		return;
 	}
-	loop_add_timer(l, 0, logs_send_some, j);
+	j->timer = loop_add_timer(l, 0, logs_send_some, j);
+}
+
+/* "DEV INO OFF\n" at *p: where the child's tail ended */
+static int logs_parse_pos(char **p, struct logger_pos *pos)
+{
+	unsigned long long dev, ino;
+	long long off;
+	char *s = *p, *end;
+
+	errno = 0;
+	dev = strtoull(s, &end, 10);
+	if (end == s || *end != ' ')
+		return -1;
+	s = end + 1;
+	ino = strtoull(s, &end, 10);
+	if (end == s || *end != ' ')
+		return -1;
+	s = end + 1;
+	off = strtoll(s, &end, 10);
+	if (end == s || *end != '\n' || errno || off < 0)
+		return -1;
+	pos->dev = (dev_t)dev;
+	pos->ino = (ino_t)ino;
+	pos->off = (off_t)off;
+	*p = end + 1;
+	return 0;
 }
 
 static void logs_done(struct runner *r, int result, void *arg)
@@ -418,24 +532,33 @@ static void logs_done(struct runner *r, int result, void *arg)
 		client_error(j->c, "%s", j->err.len ? j->err.data :
 			     "cannot read the log");
 	} else {
-		j->next = j->out.data;
+		j->next_line = j->out.data;
+		if (logs_parse_pos(&j->next_line, &j->pos) < 0) {
+			client_error(j->c, "cannot read the log (its tail was cut short)");
+			logs_job_free(j);
+			return;
+		}
 		logs_send_some(j->loop, j);
 		return;
 	}
 	logs_job_free(j);
 }
 
-static int logs_start(const char *dir, long n, const char *want,
-		      struct loop *l, struct client *c)
+static int logs_start(struct engine *e, const char *name, const char *dir,
+		      long n, int follow, const char *want,
+		      struct client *c)
 {
 	struct logs_job *j = xcalloc(1, sizeof(*j));
 
 	j->c = c;
 	client_ref(c);
+	j->e = e;
+	j->name = xstrdup(name);
 	j->dir = xstrdup(dir);
 	j->want = want ? xstrdup(want) : NULL;
 	j->n = n;
-	j->loop = l;
+	j->follow = follow;
+	j->loop = e->loop;
 	buf_init(&j->out, 0);
 	buf_init(&j->err, 0);
 	runner_init(&j->r);
@@ -444,14 +567,32 @@ static int logs_start(const char *dir, long n, const char *want,
 	j->r.capture[RUNNER_OUT] = &j->out;
 	j->r.capture[RUNNER_ERR] = &j->err;
 	j->r.capture_max = LOGS_OUT_MAX;
-	if (runner_start(&j->r, l, logs_done, j) == 0)
+	if (runner_start(&j->r, e->loop, logs_done, j) == 0) {
+		j->next = logs_jobs;
+		logs_jobs = j;
 		return 0;
+	}
 	log_warnx("logs: %s; reading the tail in the engine",
 		  error_last());
 	j->c = NULL;
 	logs_job_free(j);
 	client_unref(c);
 	return -1;
+}
+
+void app_cmd_logs_cancel_all(void)
+{
+	struct logs_job *j;
+
+	while ((j = logs_jobs)) {
+		if (runner_running(&j->r))
+			runner_cancel(&j->r);
+		if (j->following)
+			client_ok(j->c);	/* as the followers get */
+		else
+			client_error(j->c, "the engine is stopping");
+		logs_job_free(j);
+	}
 }
 
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
@@ -466,8 +607,8 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 				  "app '%s' does not exist", name);
 		goto out;
 	}
-	if (!follow && (want || n > LOGS_IN_LOOP) &&
-	    logs_start(dir, n, want, e->loop, c) == 0)
+	if ((want || n > LOGS_IN_LOOP) &&
+	    logs_start(e, name, dir, n, follow && a->log, want, c) == 0)
 		goto out;
 	if (logger_tail(dir, want ? 100000 : n, &out) < 0) {
 		client_error(c, "%s", error_last());

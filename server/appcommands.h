@@ -5,9 +5,11 @@
  * stop, a one-off run).  The app's state changes only as the handler
  * says; a bad argument is answered with an error and changes nothing.
  *
- * In the engine's loop.  What blocks it: logs -f reads the log file's
- * tail (up to 100000 lines: about 1 s for 10 MiB on a loaded VM; a tail
- * without -f longer than 1000 lines, or filtered, is read by a child);
+ * In the engine's loop.  What blocks it: logs reads a tail of at most
+ * 1000 lines, unfiltered, in the loop (a longer or filtered one, up to
+ * 100000 lines, about 1 s for 10 MiB on a loaded VM, is read by a child;
+ * with -f the lines written meanwhile are then read from where the
+ * child's tail ended, 256 KiB a turn, before the follow starts);
  * rm renames the app's folders aside (a child deletes them,
  * releases.h); the rest starts work that ends in a
  * callback (pg and rm --drop-database ask PostgreSQL off the loop,
@@ -35,6 +37,10 @@ void app_cmd_ps(struct app *a, struct client *c);
  * (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		  const char *want, struct client *c);
+/* Engine exit: the tails being read (or sent, or caught up with before a
+ * follow) are given up, their children killed; a client gets "the engine
+ * is stopping", or "ok" once its tail was sent (as followers do). */
+void app_cmd_logs_cancel_all(void);
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);

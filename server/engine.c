@@ -418,6 +418,7 @@ out:
 	e.cluster = NULL;
 	dashboard_stop(dash);
 	status_disk_cancel_all(e.loop);
+	app_cmd_logs_cancel_all();
 	if (e.sshd)
 		sshd_stop(e.sshd);
 	certs_free(e.certs);

@@ -8,32 +8,37 @@
  * deploy, every control request and the routing table's updates.  So
  * long work runs in children the loop watches (the reaper, runner.h's
  * runner_start()), on timers, or over non-blocking sockets: the
- * unpacking, the release phase, health checks, the first embedded
- * PostgreSQL (initdb, its start-up: postgres_when_ready()).  What still
- * blocks the loop, and how long at most: each libpq call (postgres.h:
- * connect 5 s, a statement 60 s) and, for drop, rename and info, a
- * postmaster that has not answered since it started (30 s); the
- * router's and the certificates' requests to nginx over its unix socket
- * (2 s each; about 0.1 ms when nginx is well, router.h, certs.h);
- * each spawn until the child has exec'd (spawn.h), and each fork of a
- * child (a few ms); the state files a command changes, written whole
- * with two fsyncs (util.h: "keys add" 26 ms, "config set" 7 ms measured
- * here); the tail that "logs -f" reads before it follows (appcommands.h:
- * up to 100000 lines).  An app's user is made again (useradd, when a
+ * unpacking, the release phase, health checks, the embedded PostgreSQL's
+ * first use (its user, initdb, its start-up: postgres_when_ready()) and
+ * every call on an app's database (postgres.h), the lookup of an outside
+ * database's host name (pgresolve.h), the routing table's requests to
+ * nginx (router.h: queued, each within 2 s; a deploy waits for its switch
+ * in a state of its own).  An app's user is made again (useradd, when a
  * process or a deploy script starts for an app whose user was removed
  * by hand; a build or the unpack child normally makes it), removed, and
  * renamed (usermod) in a child, the process waiting meanwhile as
  * "starting" (runs.h, isolate.h); a cgroup that does not empty at once
  * is removed from a timer (isolate.h); folders to delete (an app's, run
  * folders, old releases and their bundles) are renamed into ROOT/tmp and
- * deleted by a child (releases.h); a bundle is copied into
- * its release folder by a child (deploy.h), and the cluster's bundles
- * are read and written by children (cluster.h), as the disk walks of
- * status and apps:info are (status.h).  nginx's checks and waits ("nginx -t", the stale
- * masters a killed engine left, its start, its stop) run only at
- * start-up and shutdown, outside the loop (nginx.h); so does what isolate
- * waits for (isolate_init(), isolate_finish_now()), and the dashboard's
- * stop (TERM, at most 5 s, then KILL: dashboard.h).
+ * deleted by a child (releases.h); a bundle is copied into its release
+ * folder by a child (deploy.h), and the cluster's bundles are read and
+ * written by children (cluster.h), as the disk walks of status and
+ * apps:info are (status.h), and a logs tail of over 1000 lines, with -f
+ * or not (appcommands.h).
+ *
+ * What still blocks the loop, and how long at most: each spawn until the
+ * child has exec'd (spawn.h), and each fork of a child (a few ms); the
+ * state files a command changes, written whole with two fsyncs (util.h:
+ * "keys add" 26 ms, "config set" 7 ms measured here); a logs tail of at
+ * most 1000 lines, and "logs --server"'s tail; the certificates' request
+ * to nginx over its unix socket (certs.h: about 0.1 ms, at most 2 s if
+ * nginx hangs).  nginx's checks and waits ("nginx -t", the stale masters
+ * a killed engine left, its start, its stop) run only at start-up and
+ * shutdown, outside the loop (nginx.h); so does what isolate waits for
+ * (isolate_init(), isolate_finish_now()), the wait for a postmaster a
+ * killed engine left (postgres.h), and the dashboard's stop (TERM, at
+ * most 5 s, then KILL: dashboard.h).  Before the loop runs and after it
+ * stopped, the router's requests are waited for (router.h).
  */
 #ifndef BERTH_ENGINE_H
 #define BERTH_ENGINE_H

@@ -17,6 +17,8 @@
 #define LOG_KEEP 3
 /* A follower that cannot keep up is dropped rather than growing memory. */
 #define FOLLOWER_MAX_PENDING (4 * 1024 * 1024)
+/* logger_read_after() reads no more in one go */
+#define LOG_READ_MAX (16 * 1024 * 1024)
 
 struct follower {
 	struct client *c;
@@ -300,35 +302,43 @@ void logger_unfollow(struct logger *lg, struct client *c)
 	}
 }
 
-/*
- * The last n lines of the file at path into out; *taken says how many
- * lines that was (fewer when the file is shorter).  A missing file is
- * empty.
- */
-static int tail_file(const char *path, long n, struct buf *out, long *taken)
+/* path opened to read: -1 when it is missing (errno ENOENT) or cannot
+ * be opened (error set).  nonblock: a FIFO in its place does not hold
+ * the caller up (the loop's reads); else it does, as any file read
+ * there does: the tail, in a child but for short ones. */
+static int open_log(const char *path, int nonblock, struct stat *st)
 {
-	int fd = -1, ret = -1;
-	off_t size, pos;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | (nonblock ? O_NONBLOCK : 0));
+
+	if (fd < 0) {
+		if (errno != ENOENT)
+			error_setsys("cannot open '%s'", path);
+		return -1;
+	}
+	if (fstat(fd, st) < 0) {
+		error_setsys("cannot stat '%s'", path);
+		close(fd);
+		errno = EIO;
+		return -1;
+	}
+	return fd;
+}
+
+/*
+ * The last n lines of the open file fd (of size bytes: what was there
+ * when it was opened) into out; *taken says how many lines that was
+ * (fewer when the file is shorter).  A file that is not a regular one
+ * (a FIFO has no size) is empty.
+ */
+static int tail_file(int fd, off_t size, const char *path, long n,
+		     struct buf *out, long *taken)
+{
+	off_t pos;
 	long lines = 0;
 	char chunk[8192];
-	struct stat st;
 	off_t start = 0;
 
 	*taken = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		if (errno == ENOENT) {
-			ret = 0;
-			goto out;
-		}
-		error_setsys("cannot open '%s'", path);
-		goto out;
-	}
-	if (fstat(fd, &st) < 0) {
-		error_setsys("cannot stat '%s'", path);
-		goto out;
-	}
-	size = st.st_size;
 	pos = size;
 	/* Scan backwards for n+1 newlines (the last byte is a newline). */
 	while (pos > 0 && n > 0) {
@@ -338,10 +348,8 @@ static int tail_file(const char *path, long n, struct buf *out, long *taken)
 
 		pos -= (off_t)want;
 		got = pread(fd, chunk, want, pos);
-		if (got != (ssize_t)want) {
-			error_setsys("cannot read '%s'", path);
-			goto out;
-		}
+		if (got != (ssize_t)want)
+			return error_setsys("cannot read '%s'", path);
 		for (i = got - 1; i >= 0; i--) {
 			if (chunk[i] != '\n' || pos + i == size - 1)
 				continue;
@@ -371,11 +379,7 @@ found:
 		}
 		*taken = lines;
 	}
-	ret = 0;
-out:
-	if (fd >= 0)
-		close(fd);
-	return ret;
+	return 0;
 }
 
 /*
@@ -384,8 +388,14 @@ out:
  */
 int logger_tail(const char *dir, long n, struct buf *out)
 {
+	return logger_tail_at(dir, n, out, NULL);
+}
+
+int logger_tail_at(const char *dir, long n, struct buf *out,
+		   struct logger_pos *end)
+{
 	char *path = xasprintf("%s/app.log", dir);
-	int ret = logger_tail_file(path, n, out);
+	int ret = logger_tail_file_at(path, n, out, end);
 
 	free(path);
 	return ret;
@@ -393,21 +403,232 @@ int logger_tail(const char *dir, long n, struct buf *out)
 
 int logger_tail_file(const char *path, long n, struct buf *out)
 {
+	return logger_tail_file_at(path, n, out, NULL);
+}
+
+/*
+ * Both files are opened before either is read, the current one first:
+ * its size is where the tail ends.  A rotation in between makes the
+ * "older" file the one just opened (same identity): the older one is
+ * then path.2.
+ */
+int logger_tail_file_at(const char *path, long n, struct buf *out,
+			struct logger_pos *end)
+{
 	char *old_path = xasprintf("%s.1", path);
 	struct buf cur = BUF_INIT;
+	struct stat st, old_st;
 	long taken = 0, old_taken = 0;
-	int ret = -1;
+	int fd, old_fd = -1, ret = -1;
 
-	if (tail_file(path, n, &cur, &taken) < 0)
+	memset(&st, 0, sizeof(st));
+	fd = open_log(path, 0, &st);
+	if (fd < 0 && errno != ENOENT)
 		goto out;
-	if (taken < n && tail_file(old_path, n - taken, out, &old_taken) < 0)
+	if (fd < 0)
+		memset(&st, 0, sizeof(st));
+	if (end) {
+		end->dev = st.st_dev;
+		end->ino = st.st_ino;
+		end->off = S_ISREG(st.st_mode) ? st.st_size : 0;
+	}
+	if (!S_ISREG(st.st_mode))
+		st.st_size = 0;
+	if (fd >= 0 && tail_file(fd, st.st_size, path, n, &cur, &taken) < 0)
 		goto out;
+	if (taken < n) {
+		old_fd = open_log(old_path, 0, &old_st);
+		if (old_fd >= 0 && fd >= 0 && old_st.st_dev == st.st_dev &&
+		    old_st.st_ino == st.st_ino) {
+			close(old_fd);
+			free(old_path);
+			old_path = xasprintf("%s.2", path);
+			old_fd = open_log(old_path, 0, &old_st);
+		}
+		if (old_fd < 0 && errno != ENOENT)
+			goto out;
+		if (old_fd >= 0 &&
+		    tail_file(old_fd, S_ISREG(old_st.st_mode) ?
+			      old_st.st_size : 0, old_path, n - taken, out,
+			      &old_taken) < 0)
+			goto out;
+	}
 	if (cur.len)
 		buf_add(out, cur.data, cur.len);
 	ret = 0;
 out:
+	if (fd >= 0)
+		close(fd);
+	if (old_fd >= 0)
+		close(old_fd);
 	buf_release(&cur);
 	free(old_path);
+	return ret;
+}
+
+static int same_file(const struct logger_pos *pos, const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && pos->dev == st->st_dev &&
+		pos->ino == st->st_ino;
+}
+
+/*
+ * The identity can lie: a file rotated out is deleted, and a newer one
+ * may get its inode number.  A place that is ours ends a line within
+ * the file; one that does not is taken for a file rotated out.
+ */
+static int pos_plausible(int fd, const struct stat *st,
+			 const struct logger_pos *pos)
+{
+	char c;
+
+	if (pos->off > st->st_size)
+		return 0;
+	return pos->off == 0 ||
+		(pread(fd, &c, 1, pos->off - 1) == 1 && c == '\n');
+}
+
+/* The kept file k of lg (0: lg->path, k: lg->path.k) opened to read, a
+ * regular file; -1 if there is none. */
+static int open_kept(const struct logger *lg, int k, struct stat *st)
+{
+	char *path = k ? xasprintf("%s.%d", lg->path, k) : xstrdup(lg->path);
+	int fd = open_log(path, 1, st);
+
+	free(path);
+	if (fd >= 0 && !S_ISREG(st->st_mode)) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+/*
+ * Where pos is now: the kept file with its identity (its index in *k),
+ * or else the oldest kept file, from its start (pos's file was rotated
+ * out, or there was none: every kept file is newer).  -1 if there is
+ * none but the current one, which the caller reads then.
+ */
+static int find_pos(const struct logger *lg, struct logger_pos *pos,
+		    struct stat *st, int *k)
+{
+	int fd, i, oldest = -1;
+
+	for (i = 1; i <= LOG_KEEP; i++) {
+		fd = open_kept(lg, i, st);
+		if (fd < 0)
+			continue;
+		if (same_file(pos, st) && pos_plausible(fd, st, pos)) {
+			*k = i;
+			return fd;
+		}
+		close(fd);
+		oldest = i;
+	}
+	if (oldest < 0)
+		return -1;
+	fd = open_kept(lg, oldest, st);
+	if (fd < 0)
+		return -1;
+	pos->dev = st->st_dev;
+	pos->ino = st->st_ino;
+	pos->off = 0;
+	*k = oldest;
+	return fd;
+}
+
+int logger_read_after(struct logger *lg, struct logger_pos *pos, size_t max,
+		      struct buf *out)
+{
+	struct stat cur, st;
+	size_t added = 0;
+	int fd = -1, k, round, ret = 0;
+
+	if (!lg || lg->fd < 0 || fstat(lg->fd, &cur) < 0)
+		return 1;	/* nothing is written: nothing to catch up */
+	for (round = 0; round <= LOG_KEEP && added < max; round++) {
+		off_t left;
+		size_t want, took;
+		ssize_t got;
+		char *nl, *chunk;
+
+		if (same_file(pos, &cur)) {
+			k = 0;
+			fd = open_kept(lg, 0, &st);
+			if (fd < 0 || !same_file(pos, &st)) {
+				/* moved away under us: follow from now */
+				ret = 1;
+				break;
+			}
+			if (!pos_plausible(fd, &st, pos)) {
+				/* not ours: ours was rotated out */
+				close(fd);
+				fd = -1;
+				pos->dev = 0;
+				pos->ino = 0;
+				pos->off = 0;
+				continue;
+			}
+		} else {
+			fd = find_pos(lg, pos, &st, &k);
+			if (fd < 0) {
+				pos->dev = cur.st_dev;
+				pos->ino = cur.st_ino;
+				pos->off = 0;
+				continue;
+			}
+		}
+		left = st.st_size > pos->off ? st.st_size - pos->off : 0;
+		want = max - added;
+		if (left < (off_t)want)
+			want = (size_t)left;
+		if (want > LOG_READ_MAX)
+			want = LOG_READ_MAX;
+		chunk = xmalloc(want ? want : 1);
+		got = want ? pread(fd, chunk, want, pos->off) : 0;
+		if (got < 0) {
+			free(chunk);
+			ret = error_setsys("cannot read '%s'", lg->path);
+			break;
+		}
+		took = (size_t)got;
+		/* whole lines, unless one line alone is longer than max */
+		if ((off_t)took < left) {
+			nl = memrchr(chunk, '\n', took);
+			if (nl)
+				took = (size_t)(nl + 1 - chunk);
+			else if (added)
+				took = 0;
+		}
+		buf_add(out, chunk, took);
+		free(chunk);
+		added += took;
+		pos->off += (off_t)took;
+		if (pos->off < st.st_size)
+			break;		/* max reached: more next time */
+		if (k == 0) {
+			ret = 1;	/* the end of what is written now */
+			break;
+		}
+		/* the end of a rotated file: the next newer one, from its
+		 * start */
+		close(fd);
+		fd = k == 1 ? -1 : open_kept(lg, k - 1, &st);
+		if (fd >= 0) {
+			pos->dev = st.st_dev;
+			pos->ino = st.st_ino;
+		} else {
+			pos->dev = cur.st_dev;
+			pos->ino = cur.st_ino;
+		}
+		pos->off = 0;
+		if (fd >= 0) {
+			close(fd);
+			fd = -1;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
 	return ret;
 }
 

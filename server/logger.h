@@ -8,6 +8,7 @@
 #define BERTH_LOGGER_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -45,6 +46,36 @@ void logger_end_followers(struct logger *lg);
 void logger_unfollow(struct logger *lg, struct client *c);
 /* The last n lines of the log in dir (n <= 100000). */
 int logger_tail(const char *dir, long n, struct buf *out);
+/*
+ * A place in a log: a file (its identity, st_dev and st_ino, which
+ * rotation keeps) and a byte offset in it.
+ */
+struct logger_pos {
+	dev_t dev;
+	ino_t ino;
+	off_t off;
+};
+/* logger_tail(), and in *end (NULL: not asked) where the tail ended: the
+ * current file and its size when the tail was read (dev and ino 0 when
+ * there was none).  A tail read by a child, then followed from *end by
+ * logger_read_after(), misses no line and repeats none. */
+int logger_tail_at(const char *dir, long n, struct buf *out,
+		   struct logger_pos *end);
+int logger_tail_file_at(const char *path, long n, struct buf *out,
+			struct logger_pos *end);
+/*
+ * The lines lg wrote after *pos, at most max bytes of them (whole lines,
+ * unless a line is longer), appended to out; *pos moves past them, across
+ * rotations (on to the next newer file; a file rotated out of the kept
+ * ones is skipped to the oldest kept, from its start).  1 when *pos is
+ * at the end of what lg has written: a logger_follow() in the same turn
+ * of the loop then misses no line and repeats none; 0 when there is
+ * more; -1 with error_last().  Reads at most max bytes (of the page cache,
+ * mostly), opens nothing that can block (O_NONBLOCK, regular files only):
+ * for the loop.
+ */
+int logger_read_after(struct logger *lg, struct logger_pos *pos, size_t max,
+		      struct buf *out);
 /* The last n lines that 'source' wants (logger_source_matches()). */
 int logger_tail_source(const char *dir, long n, const char *source,
 		       struct buf *out);

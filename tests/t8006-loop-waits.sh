@@ -8,7 +8,9 @@
 # apps:rename's usermod (held up by the same lock) runs in a child too,
 # as the copy of a bundle into its release folder and the deletion of
 # pruned releases (their bundles) do, the disk walks of status and
-# apps:info, and the reading of a long (or filtered) logs tail.
+# apps:info, and the reading of a long (or filtered) logs tail, with -f
+# too (then followed from where that tail ended: no line lost or
+# doubled); an engine that stops gives up such a tail.
 . "$(dirname "$0")/test-lib.sh"
 . "$TEST_DIR/lib-daemon.sh"
 
@@ -205,6 +207,48 @@ test_expect_success 'while a long logs tail is read, the engine answers' '
 	test $(wc -l <st.out) -eq 2
 '
 
+# logs_count WORD: how many lines of fol.out say "request GET /WORD"
+logs_count() { grep -c "request GET /$1\$" fol.out; }
+test_atexit "test -s '$TRASH/fol.pid' && kill \$(cat '$TRASH/fol.pid')"
+
+# With -f too: the child's tail ends where app.log ended when the child
+# opened it (it opens app.log.1 next, a FIFO here, and waits there).  A
+# line written meanwhile comes after the tail, from the follow, once; so
+# do the lines written after.
+test_expect_success 'while a long logs -f tail is read, the engine answers, and no line is lost or doubled' '
+	log="$BERTH_ROOT/logs/${LW}/app.log" &&
+	port=$(app_port ${LW}) &&
+	test -n "$port" &&
+	rm -f "$log.1" &&
+	mkfifo "$log.1" &&
+	test_when_finished "rm -f \"$log.1\"" &&
+	get "http://127.0.0.1:$port/before-tail" >/dev/null &&
+	retry_until 30 grep -q "request GET /before-tail$" "$log" &&
+	test $(wc -l <"$log") -lt 3000 &&
+	rm -f fol.out fol.pid &&
+	{ "$BERTH" --root "$BERTH_ROOT" logs ${LW} -n 3000 -f >fol.out 2>&1 & } &&
+	echo $! >fol.pid &&
+	retry_until 30 reader_waits &&
+	timeout 20 "$BERTH" --root "$BERTH_ROOT" apps >apps.out &&
+	test_grep "^${LW} " apps.out &&
+	get "http://127.0.0.1:$port/during-tail" >/dev/null &&
+	retry_until 30 grep -q "request GET /during-tail$" "$log" &&
+	test_grep_not "before-tail" fol.out &&
+	: >"$log.1" &&
+	retry_until 60 grep -q "request GET /during-tail$" fol.out &&
+	get "http://127.0.0.1:$port/after-tail" >/dev/null &&
+	retry_until 60 grep -q "request GET /after-tail$" fol.out &&
+	kill $(cat fol.pid) && rm -f fol.pid &&
+	test "$(logs_count before-tail)" = 1 &&
+	test "$(logs_count during-tail)" = 1 &&
+	test "$(logs_count after-tail)" = 1 &&
+	test_grep_not "^error" fol.out &&
+	grep -n "request GET /[a-z]*-tail$" fol.out >order &&
+	sed -n "1p" order | grep -q before-tail &&
+	sed -n "2p" order | grep -q during-tail &&
+	sed -n "3p" order | grep -q after-tail
+'
+
 test_expect_success 'while apps:rename waits for usermod, the engine answers' '
 	hold_users_lock mv1 &&
 	rename_in_background mv &&
@@ -246,9 +290,15 @@ test_expect_success 'while rm waits for the user to go, the engine answers' '
 	retry_until 30 no_trash ${LW}
 '
 
-test_expect_success 'an engine that stops answers the rm it was removing a user for' '
+test_expect_success 'an engine that stops answers the rm it was removing a user for, and a logs tail it was reading' '
 	berth deploy ${LW} "$TRASH/v1.tar.gz" >out &&
 	test_grep "is live" out &&
+	log="$BERTH_ROOT/logs/${LW}/app.log" &&
+	rm -f "$log.1" &&
+	mkfifo "$log.1" &&
+	rm -f lt.rc &&
+	{ { berth logs ${LW} -n 3000 >lt.out 2>&1; echo $? >lt.rc; } & } &&
+	retry_until 30 reader_waits &&
 	hold_users_lock rm2 &&
 	rm_in_background rm2 &&
 	retry_until 30 test ! -e "$BERTH_ROOT/apps/${LW}" &&
@@ -259,6 +309,9 @@ test_expect_success 'an engine that stops answers the rm it was removing a user 
 	retry_until 30 test -s rm2.rc &&
 	test "$(cat rm2.rc)" = 0 &&
 	test_grep "Removed app" rm2.out &&
+	retry_until 30 test -s lt.rc &&
+	test "$(cat lt.rc)" != 0 &&
+	test_grep "the engine is stopping" lt.out &&
 	test_must_fail id berth-${LW} &&
 	retry_until 30 gone "$BERTH_PID"
 '
