@@ -92,6 +92,7 @@ struct router {
 	uint64_t resync_timer;
 	int kicking;
 	int last_rc;		/* of the last change sent: 0 or -1 */
+	char *last_err;		/* why, when -1 */
 	struct rq *rc_of;	/* queue_add() without a loop: its request */
 	int rc;			/* and how it ended */
 	uint64_t wait_ids;
@@ -1364,6 +1365,8 @@ static void table_done(struct router *r, struct rq *q, int rc)
 	if (rc != 0)
 		r->synced = 0;
 	r->last_rc = rc < 0 ? -1 : 0;
+	free(r->last_err);
+	r->last_err = msg ? xstrdup(msg) : NULL;
 	if (rc < 0) {
 		/* once, not at every retry while nginx hangs */
 		if (was_synced || !r->warned)
@@ -1427,7 +1430,9 @@ static void req_finish(struct router *r, int rc)
 
 		memset(&res, 0, sizeof(res));
 		res.ok = rc >= 0;
-		res.error = rc < 0 ? "nginx has not taken every change" : NULL;
+		res.error = rc < 0 ? (r->last_err ? r->last_err :
+				      "nginx has not taken every change") :
+			    NULL;
 		while ((w = q->waiters)) {
 			q->waiters = w->next;
 			w->fn(w->arg, &res);
@@ -2071,6 +2076,7 @@ void router_free(struct router *r)
 	buf_release(&r->log_in);
 	free(r->access_log);
 	buf_release(&r->resp);
+	free(r->last_err);
 	free(r->table_path);
 	free(r->ctl);
 	free(r->probe);
