@@ -32,6 +32,13 @@ void app_cmd_ps(struct app *a, struct client *c);
  * (logger_source_matches()). */
 void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
 		  const char *want, struct client *c);
+/*
+ * stop: the route answers 503 "app is stopped" at once; the processes get
+ * TERM once nginx has that route (liveroute_when_applied()), or after
+ * its deadline (c hears why), then c gets ok when they exited.  A start
+ * before nginx answered keeps them running; rm stops them itself.  c may
+ * be NULL (the cluster).  rm the same: route first, TERM after.
+ */
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
