@@ -460,6 +460,9 @@ struct proc_restart {
 	size_t left;
 	struct buf failed;
 	char *what;
+	/* until nginx has the route without them: their run and names */
+	struct run *run;
+	struct strv names;
 };
 
 static void proc_restart_exit(struct proc *p, void *arg)
@@ -487,7 +490,65 @@ static void proc_restart_exit(struct proc *p, void *arg)
 	client_unref(pr->c);
 	buf_release(&pr->failed);
 	free(pr->what);
+	strv_release(&pr->names);
 	free(pr);
+}
+
+/*
+ * nginx has the route without the processes (or its deadline passed):
+ * they get TERM now, so no request reaches one that is going.  Those
+ * still of pr (a deploy may have replaced the run meanwhile: then its
+ * own stop has them).
+ */
+static void restart_routed(struct app *a, const struct router_done *res,
+			   void *arg)
+{
+	struct proc_restart *pr = arg;
+	struct proc *p;
+	size_t i, found = 0;
+
+	if (!res) {
+		/* the app went away, its processes with it */
+		client_error(pr->c, "app '%s' was removed meanwhile", a->name);
+		client_unref(pr->c);
+		buf_release(&pr->failed);
+		free(pr->what);
+		strv_release(&pr->names);
+		free(pr);
+		return;
+	}
+	if (!res->ok)
+		client_data(pr->c, "       nginx did not take the route without %s (%s); restarting anyway",
+			    pr->what, res->error ? res->error : "no answer");
+	for (i = 0; i < pr->names.n; i++)
+		for (p = a->live == pr->run ? a->live->procs : NULL; p;
+		     p = p->next)
+			if (!strcmp(p->name, pr->names.v[i]) &&
+			    p->on_exit == proc_restart_exit &&
+			    p->on_exit_arg == pr)
+				found++;
+	if (found != pr->left) {
+		/* some were taken by another stop meanwhile: theirs ends
+		 * them, and this restart cannot count them */
+		pr->left = 0;
+		client_error(pr->c, "'%s' changed before %s could restart (a deploy or a stop): see ps %s",
+			     a->name, pr->what, a->name);
+		client_unref(pr->c);
+		buf_release(&pr->failed);
+		free(pr->what);
+		strv_release(&pr->names);
+		for (p = a->live ? a->live->procs : NULL; p; p = p->next)
+			if (p->on_exit == proc_restart_exit &&
+			    p->on_exit_arg == pr) {
+				p->on_exit = NULL;
+				p->on_exit_arg = NULL;
+			}
+		free(pr);
+		return;
+	}
+	for (p = a->live->procs; p; p = p->next)
+		if (p->on_exit == proc_restart_exit && p->on_exit_arg == pr)
+			proc_stop(p, a->eng->cfg->stop_timeout_ms);
 }
 
 /* "web" takes web.1, web.2...; "web.2" only itself. */
@@ -556,6 +617,7 @@ void app_cmd_restart_proc(struct app *a, const char *want,
 		ps[i]->on_exit = proc_restart_exit;
 		ps[i]->on_exit_arg = pr;
 	}
+	pr->run = a->live;
 	for (i = 0; i < n; i++) {
 		/* out of the route first: the other web processes answer */
 		ps[i]->state = ps[i]->pid > 0 ? PROC_STOPPING : ps[i]->state;
@@ -563,8 +625,11 @@ void app_cmd_restart_proc(struct app *a, const char *want,
 			live_route_changed(ps[i]);
 		if (ps[i]->state == PROC_STOPPING)
 			ps[i]->state = PROC_UP;
-		proc_stop(ps[i], a->eng->cfg->stop_timeout_ms);
+		strv_push(&pr->names, ps[i]->name);
 	}
+	/* TERM once nginx has that route (at once without web ones: no
+	 * route changed, and the wait is only for what is queued) */
+	liveroute_when_applied(a->eng, a, restart_routed, pr);
 out:
 	free(ps);
 }
