@@ -238,4 +238,34 @@ test_expect_success 'certs:add while nginx hangs: the engine answers meanwhile; 
 	test_grep "certificate added by hand" out
 '
 
+restart_in_background() {
+	berth restart stall web.2 >restart.out 2>&1
+	echo $? >restart.rc
+}
+
+test_expect_success 'two web processes; nginx'"'"'s workers stop' '
+	berth start stall >out 2>&1 &&
+	berth scale stall web=2 >out 2>&1 &&
+	retry_until 30 ps_line_matches stall "^web.2 " &&
+	retry_until 15 status_says "nginx has it" &&
+	old2=$(app_pid stall web.2) && is_pid "$old2" &&
+	rm -f restart.rc &&
+	stop_workers
+'
+
+test_expect_success 'restart of one web process while nginx hangs: out of the route first, TERM once nginx has it' '
+	restart_in_background &
+	test_when_finished cont_workers &&
+	retry_until 10 status_pending &&
+	berth apps >apps &&
+	test_grep "^stall +" apps &&
+	cont_workers &&
+	retry_until 30 test -s restart.rc &&
+	test "$(cat restart.rc)" = 0 &&
+	test_grep "Restarted web.2" restart.out &&
+	! proc_alive "$old2" &&
+	retry_until 15 status_says "nginx has it" &&
+	through_nginx stall | grep -q "hello v2"
+'
+
 test_done
