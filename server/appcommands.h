@@ -43,8 +43,9 @@ void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 /* "restart APP PROC": only a type (web, worker) or a process (worker.2):
- * stopped and started again, web ones out of the route meanwhile; when
- * that is every web process, the app's zero-downtime restart instead. */
+ * stopped and started again, web ones out of the route meanwhile (TERM
+ * once nginx has that route, or after its deadline); when that is every
+ * web process, the app's zero-downtime restart instead. */
 void app_cmd_restart_proc(struct app *a, const char *want,
 			  struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);
