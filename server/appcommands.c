@@ -344,6 +344,14 @@ static void stop_done(void *arg)
 	}
 }
 
+/* Not being stopped already (by a stop before this one: its group keeps
+ * it, and answers its own client). */
+static int not_stopping(const struct proc *p, const void *arg)
+{
+	(void)arg;
+	return p->state != PROC_STOPPING;
+}
+
 /*
  * nginx has the stopped route (or the deadline passed): no new request
  * reaches the processes any more, so they get TERM now.  c (ref'd, may be
@@ -387,7 +395,7 @@ static void stop_routed(struct app *a, const struct router_done *res,
 	}
 	if (a->live)
 		a->live->supervised = 0;
-	n = run_procs(a->live, &ps, NULL, NULL);
+	n = run_procs(a->live, &ps, not_stopping, NULL);
 	if (c)
 		client_data(c, "-----> Stopping %zu process%s of %s", n,
 			    n == 1 ? "" : "es", a->name);

@@ -268,4 +268,23 @@ test_expect_success 'restart of one web process while nginx hangs: out of the ro
 	through_nginx stall | grep -q "hello v2"
 '
 
+# two stops at once, each in the background; back when both answered
+stop_twice() {
+	stop_in_background s1 &
+	stop_in_background s2
+	wait $!		# not the engine's: it is a job of this shell too
+}
+
+test_expect_success 'two stops at once: both answer, the processes stop once' '
+	pid=$(app_pid stall) && is_pid "$pid" &&
+	rm -f s1.rc s2.rc &&
+	stop_twice &&
+	test "$(cat s1.rc)" = 0 &&
+	test "$(cat s2.rc)" = 0 &&
+	! proc_alive "$pid" &&
+	curl -sS --max-time 10 -H "Host: stall.localhost" \
+		"http://127.0.0.1:$HTTP_PORT/" >page &&
+	test_grep "app is stopped" page
+'
+
 test_done
