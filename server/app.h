@@ -149,6 +149,9 @@ struct app {
 	struct client *rm_client;	/* rm waiting for processes, or for
 					 * its database's drop */
 	int removing;
+	/* commands waiting for nginx to have a route change
+	 * (liveroute_when_applied()) */
+	struct liveroute_applied *route_waits;
 	int renaming;		/* apps:rename waits for its database or
 				 * its user (how many of those run) */
 	uint64_t retry_timer;	/* next try of a failed restore */

@@ -630,18 +630,85 @@ static void stop_done(void *arg)
 {
 	struct client *c = arg;
 
-	client_ok(c);
-	client_unref(c);
+	if (c) {
+		client_ok(c);
+		client_unref(c);
+	}
 }
 
-void app_cmd_stop(struct app *a, struct client *c)
+/* Not being stopped already (by a stop before this one: its group keeps
+ * it, and answers its own client). */
+static int not_stopping(const struct proc *p, const void *arg)
 {
+	(void)arg;
+	return p->state != PROC_STOPPING;
+}
+
+/*
+ * nginx has the stopped route (or the deadline passed): no new request
+ * reaches the processes any more, so they get TERM now.  c (ref'd, may be
+ * NULL) hears the count, then ok once they exited.
+ */
+static void stop_routed(struct app *a, const struct router_done *res,
+			void *arg)
+{
+	struct client *c = arg;
 	struct proc **ps = NULL;
 	size_t n;
 
+	if (!res) {
+		/* the app went away meanwhile: its processes with it */
+		if (c) {
+			client_error(c, "app '%s' was removed before it stopped",
+				     a->name);
+			client_unref(c);
+		}
+		return;
+	}
+	if (!res->ok) {
+		logger_linef(a->log, "berth", "nginx did not take the stopped route (%s); stopping anyway",
+			     res->error ? res->error : "no answer");
+		if (c)
+			client_data(c, "       nginx did not take the stopped route (%s); stopping anyway",
+				    res->error ? res->error : "no answer");
+	}
+	if (!a->stopped || a->deploy || a->removing) {
+		/* started again (or deployed, or being removed: rm stops
+		 * them) before nginx answered */
+		if (c) {
+			client_data(c, a->removing ?
+				    "-----> %s is being removed meanwhile" :
+				    "-----> %s was started again meanwhile: nothing stopped",
+				    a->name);
+			client_ok(c);
+			client_unref(c);
+		}
+		return;
+	}
+	if (a->live)
+		a->live->supervised = 0;
+	n = run_procs(a->live, &ps, not_stopping, NULL);
+	if (c)
+		client_data(c, "-----> Stopping %zu process%s of %s", n,
+			    n == 1 ? "" : "es", a->name);
+	stop_procs(ps, n, a->eng->cfg->stop_timeout_ms, stop_done, c);
+	free(ps);
+}
+
+/*
+ * The route goes first (503 "app is stopped"); the processes get TERM once
+ * nginx has it, so no request reaches a process that is stopping (it
+ * would get 502).  Meanwhile the loop serves others.
+ */
+void app_cmd_stop(struct app *a, struct client *c)
+{
 	if (a->deploy) {
 		client_error(c, "a deploy of '%s' is running; try again when it ends",
 			     a->name);
+		return;
+	}
+	if (a->removing) {
+		client_error(c, "'%s' is being removed", a->name);
 		return;
 	}
 	a->stopped = 1;
@@ -650,14 +717,13 @@ void app_cmd_stop(struct app *a, struct client *c)
 	logger_linef(a->log, "berth", "stopping %s", a->name);
 	if (liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
 		log_warnx("%s: %s", a->name, error_last());
+	/* no restart from now on: a process that exits stays down (its
+	 * restart would route to it again) */
 	if (a->live)
 		a->live->supervised = 0;
-	n = run_procs(a->live, &ps, NULL, NULL);
-	client_ref(c);
-	client_data(c, "-----> Stopping %zu process%s of %s", n,
-		    n == 1 ? "" : "es", a->name);
-	stop_procs(ps, n, a->eng->cfg->stop_timeout_ms, stop_done, c);
-	free(ps);
+	if (c)
+		client_ref(c);
+	liveroute_when_applied(a->eng, a, stop_routed, c);
 }
 
 /* Restart a's release; config saved since it went live (set
@@ -694,6 +760,9 @@ struct proc_restart {
 	size_t left;
 	struct buf failed;
 	char *what;
+	/* until nginx has the route without them: their run and names */
+	struct run *run;
+	struct strv names;
 };
 
 static void proc_restart_exit(struct proc *p, void *arg)
@@ -721,7 +790,65 @@ static void proc_restart_exit(struct proc *p, void *arg)
 	client_unref(pr->c);
 	buf_release(&pr->failed);
 	free(pr->what);
+	strv_release(&pr->names);
 	free(pr);
+}
+
+/*
+ * nginx has the route without the processes (or its deadline passed):
+ * they get TERM now, so no request reaches one that is going.  Those
+ * still of pr (a deploy may have replaced the run meanwhile: then its
+ * own stop has them).
+ */
+static void restart_routed(struct app *a, const struct router_done *res,
+			   void *arg)
+{
+	struct proc_restart *pr = arg;
+	struct proc *p;
+	size_t i, found = 0;
+
+	if (!res) {
+		/* the app went away, its processes with it */
+		client_error(pr->c, "app '%s' was removed meanwhile", a->name);
+		client_unref(pr->c);
+		buf_release(&pr->failed);
+		free(pr->what);
+		strv_release(&pr->names);
+		free(pr);
+		return;
+	}
+	if (!res->ok)
+		client_data(pr->c, "       nginx did not take the route without %s (%s); restarting anyway",
+			    pr->what, res->error ? res->error : "no answer");
+	for (i = 0; i < pr->names.n; i++)
+		for (p = a->live == pr->run ? a->live->procs : NULL; p;
+		     p = p->next)
+			if (!strcmp(p->name, pr->names.v[i]) &&
+			    p->on_exit == proc_restart_exit &&
+			    p->on_exit_arg == pr)
+				found++;
+	if (found != pr->left) {
+		/* some were taken by another stop meanwhile: theirs ends
+		 * them, and this restart cannot count them */
+		pr->left = 0;
+		client_error(pr->c, "'%s' changed before %s could restart (a deploy or a stop): see ps %s",
+			     a->name, pr->what, a->name);
+		client_unref(pr->c);
+		buf_release(&pr->failed);
+		free(pr->what);
+		strv_release(&pr->names);
+		for (p = a->live ? a->live->procs : NULL; p; p = p->next)
+			if (p->on_exit == proc_restart_exit &&
+			    p->on_exit_arg == pr) {
+				p->on_exit = NULL;
+				p->on_exit_arg = NULL;
+			}
+		free(pr);
+		return;
+	}
+	for (p = a->live->procs; p; p = p->next)
+		if (p->on_exit == proc_restart_exit && p->on_exit_arg == pr)
+			proc_stop(p, a->eng->cfg->stop_timeout_ms);
 }
 
 /* "web" takes web.1, web.2...; "web.2" only itself. */
@@ -790,6 +917,7 @@ void app_cmd_restart_proc(struct app *a, const char *want,
 		ps[i]->on_exit = proc_restart_exit;
 		ps[i]->on_exit_arg = pr;
 	}
+	pr->run = a->live;
 	for (i = 0; i < n; i++) {
 		/* out of the route first: the other web processes answer */
 		ps[i]->state = ps[i]->pid > 0 ? PROC_STOPPING : ps[i]->state;
@@ -797,8 +925,11 @@ void app_cmd_restart_proc(struct app *a, const char *want,
 			live_route_changed(ps[i]);
 		if (ps[i]->state == PROC_STOPPING)
 			ps[i]->state = PROC_UP;
-		proc_stop(ps[i], a->eng->cfg->stop_timeout_ms);
+		strv_push(&pr->names, ps[i]->name);
 	}
+	/* TERM once nginx has that route (at once without web ones: no
+	 * route changed, and the wait is only for what is queued) */
+	liveroute_when_applied(a->eng, a, restart_routed, pr);
 out:
 	free(ps);
 }
@@ -897,22 +1028,39 @@ static void rm_finish(void *arg)
 	app_remove(a, rm_done, c);
 }
 
-/* The database is dealt with: stop the processes, then rm_finish().
- * c is a->rm_client, ref'd. */
-static void rm_stop(struct app *a, struct client *c)
+/* nginx has the app's stopped route (or the deadline passed): TERM its
+ * processes, then rm_finish(). */
+static void rm_routed(struct app *a, const struct router_done *res,
+		      void *arg)
 {
 	struct proc **ps = NULL;
 	size_t n;
 
+	(void)arg;
+	if (!res)
+		return;		/* going already (its rm_client with it) */
+	if (!res->ok && a->rm_client)
+		client_data(a->rm_client, "       nginx did not take the stopped route (%s); removing anyway",
+			    res->error ? res->error : "no answer");
+	n = run_procs(a->live, &ps, NULL, NULL);
+	stop_procs(ps, n, 3000, rm_finish, a);
+	free(ps);
+}
+
+/* The database is dealt with: the route goes (503 "app is stopped"), the
+ * processes get TERM once nginx has it, then rm_finish().  c is
+ * a->rm_client, ref'd. */
+static void rm_stop(struct app *a, struct client *c)
+{
 	if (a->waiting)
 		deploy_drop_waiting(a, "app '%s' was removed", a->name);
 	a->removing = 1;
 	client_data(c, "-----> Removing %s", a->name);
 	if (a->live)
 		a->live->supervised = 0;
-	n = run_procs(a->live, &ps, NULL, NULL);
-	stop_procs(ps, n, 3000, rm_finish, a);
-	free(ps);
+	if (a->live && liveroute_state(a->eng, a, ROUTE_STOPPED, 0) < 0)
+		log_warnx("%s: %s", a->name, error_last());
+	liveroute_when_applied(a->eng, a, rm_routed, NULL);
 }
 
 /* The database's drop is done (off the loop: the engine served others

@@ -41,12 +41,20 @@ void app_cmd_logs(struct engine *e, const char *name, long n, int follow,
  * follow) are given up, their children killed; a client gets "the engine
  * is stopping", or "ok" once its tail was sent (as followers do). */
 void app_cmd_logs_cancel_all(void);
+/*
+ * stop: the route answers 503 "app is stopped" at once; the processes get
+ * TERM once nginx has that route (liveroute_when_applied()), or after
+ * its deadline (c hears why), then c gets ok when they exited.  A start
+ * before nginx answered keeps them running; rm stops them itself.  c may
+ * be NULL (the cluster).  rm the same: route first, TERM after.
+ */
 void app_cmd_stop(struct app *a, struct client *c);
 void app_cmd_restart(struct app *a, struct client *c);
 void app_cmd_start(struct app *a, struct client *c);
 /* "restart APP PROC": only a type (web, worker) or a process (worker.2):
- * stopped and started again, web ones out of the route meanwhile; when
- * that is every web process, the app's zero-downtime restart instead. */
+ * stopped and started again, web ones out of the route meanwhile (TERM
+ * once nginx has that route, or after its deadline); when that is every
+ * web process, the app's zero-downtime restart instead. */
 void app_cmd_restart_proc(struct app *a, const char *want,
 			  struct client *c);
 void app_cmd_scale(struct app *a, int argc, char **argv, struct client *c);

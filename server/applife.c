@@ -126,6 +126,7 @@ void apps_free(struct engine *e)
 	while ((a = e->apps)) {
 		e->apps = a->next;
 		deploy_app_free(a);
+		liveroute_applied_drop(a);
 		if (a->rm_client)
 			client_unref(a->rm_client);
 		run_free(a->live);
@@ -167,6 +168,7 @@ void app_remove(struct app *a, void (*done)(void *arg), void *arg)
 	int r;
 
 	restore_retry_cancel(a);
+	liveroute_applied_drop(a);
 	if (e->nginx && nginx_app_remove(e->nginx, a->name) < 0)
 		log_warnx("%s", error_last());
 	certs_app_removed(e->certs, a->name);

@@ -18,7 +18,6 @@
 
 #include <archive.h>
 #include <archive_entry.h>
-#include <curl/curl.h>
 
 #include "app.h"
 #include "appuser.h"
@@ -68,6 +67,9 @@ struct backoff {
 	struct backoff *next;
 };
 
+struct certs;
+typedef void (*push_fn)(struct certs *cs, int rc, void *arg);
+
 struct certs {
 	struct engine *e;
 	char *dir;		/* ROOT/certs */
@@ -80,7 +82,8 @@ struct certs {
 	uint64_t kill_timer;
 	uint64_t scan_timer;
 	struct backoff *fails;
-	CURL *curl;
+	struct pushing *pushing;	/* pushes nginx has not answered */
+	int freeing;		/* certs_free() runs */
 	/* apps:rename between certs_app_rename() and ..._done(): the
 	 * certificate is in the table under both names */
 	char *renamed_from, *renamed_to;
@@ -321,25 +324,75 @@ out:
 	tlscert_info_release(&info);
 }
 
-static size_t discard_cb(char *p, size_t sz, size_t n, void *arg)
-{
-	struct buf *b = arg;
+/*
+ * A push nginx has not answered yet: done(cs, rc, arg) once it did (rc 0,
+ * or -1 with error_last()), or at certs_free() (-1, cs->freeing set).
+ */
+struct pushing {
+	struct pushing *next;
+	struct certs *cs;
+	uint64_t wait;		/* router_post()'s, 0 while it runs */
+	push_fn done;
+	void *arg;
+};
 
-	buf_add(b, p, sz * n);
-	return sz * n;
+static void push_logged(struct certs *cs, int rc, void *arg)
+{
+	(void)cs;
+	(void)arg;
+	if (rc < 0)
+		log_warnx("certs: %s", error_last());
 }
 
-/* Write the table and hand it to nginx (if it runs). */
-static int push(struct certs *cs)
+static void pushing_unlink(struct certs *cs, struct pushing *p)
 {
-	struct buf t = BUF_INIT, resp;
+	struct pushing **pp;
+
+	for (pp = &cs->pushing; *pp; pp = &(*pp)->next)
+		if (*pp == p) {
+			*pp = p->next;
+			return;
+		}
+}
+
+static void pushed(void *arg, const struct router_done *res)
+{
+	struct pushing *p = arg;
+	struct certs *cs = p->cs;
+	int rc = 0;
+
+	pushing_unlink(cs, p);
+	if (!res->ok && res->status)
+		rc = error_set("nginx refused the certificates (%d): %.*s",
+			       res->status,
+			       (int)strcspn(res->answer ? res->answer : "",
+					    "\n"),
+			       res->answer ? res->answer : "");
+	else if (!res->ok)
+		rc = error_set("%s", res->error ? res->error :
+			       "nginx does not answer");
+	p->done(cs, rc, p->arg);
+	free(p);
+}
+
+/*
+ * Write the table and hand it to nginx (if it runs), in the router's
+ * queue after every routing change made so far: done (NULL: a failure
+ * is logged) once nginx answered (200, or not running: it loads the
+ * file when it starts), from the loop; without one, before this
+ * returns.  -1 (done not called) if the file could not be written.
+ */
+static int push(struct certs *cs, push_fn done, void *arg)
+{
+	struct buf t = BUF_INIT;
 	DIR *d;
 	struct dirent *de;
-	CURLcode rc;
-	long status = 0;
+	struct pushing *p;
+	uint64_t id;
 	int ret = -1;
 
-	buf_init(&resp, 4096);
+	if (!done)
+		done = push_logged;
 	buf_addstr(&t, "# berth certificates: written by the engine, "
 		   "loaded by nginx\n");
 	d = opendir(cs->dir);
@@ -353,51 +406,67 @@ static int push(struct certs *cs)
 	/* it holds the keys: root's (nginx's master reads it at start) */
 	if (write_file_atomic(cs->table, t.data, t.len, 0600) < 0)
 		goto out;
-	if (!cs->e->nginx) {
-		ret = 0;
-		goto out;
-	}
-	if (!cs->curl) {
-		cs->curl = curl_easy_init();
-		if (!cs->curl) {
-			error_set("cannot make a curl handle");
-			goto out;
-		}
-	}
-	curl_easy_reset(cs->curl);
-	curl_easy_setopt(cs->curl, CURLOPT_UNIX_SOCKET_PATH,
-			 nginx_control_socket(cs->e->nginx));
-	curl_easy_setopt(cs->curl, CURLOPT_URL, "http://berth/certs");
-	curl_easy_setopt(cs->curl, CURLOPT_PROXY, "");
-	curl_easy_setopt(cs->curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(cs->curl, CURLOPT_TIMEOUT_MS, 2000L);
-	curl_easy_setopt(cs->curl, CURLOPT_POSTFIELDS, t.data);
-	curl_easy_setopt(cs->curl, CURLOPT_POSTFIELDSIZE_LARGE,
-			 (curl_off_t)t.len);
-	curl_easy_setopt(cs->curl, CURLOPT_WRITEFUNCTION, discard_cb);
-	curl_easy_setopt(cs->curl, CURLOPT_WRITEDATA, &resp);
-	rc = curl_easy_perform(cs->curl);
-	if (rc == CURLE_COULDNT_CONNECT) {
-		/* not running: it loads the file when it starts */
-		ret = 0;
-		goto out;
-	}
-	if (rc != CURLE_OK) {
-		error_set("nginx does not answer: %s", curl_easy_strerror(rc));
-		goto out;
-	}
-	curl_easy_getinfo(cs->curl, CURLINFO_RESPONSE_CODE, &status);
-	if (status != 200) {
-		error_set("nginx refused the certificates (%ld): %.*s", status,
-			  (int)strcspn(resp.data ? resp.data : "", "\n"),
-			  resp.data ? resp.data : "");
-		goto out;
-	}
 	ret = 0;
+	if (!cs->e->nginx) {
+		done(cs, 0, arg);
+		goto out;
+	}
+	p = xcalloc(1, sizeof(*p));
+	p->cs = cs;
+	p->done = done;
+	p->arg = arg;
+	p->next = cs->pushing;
+	cs->pushing = p;
+	/* without a loop, pushed() ran already and p is gone (id 0) */
+	id = router_post(nginx_router(cs->e->nginx), "/certs", t.data, t.len,
+			 pushed, p);
+	if (id)
+		p->wait = id;
 out:
 	buf_release(&t);
-	buf_release(&resp);
 	return ret;
+}
+
+/* A command that answers once nginx has the table: its lines, then ok. */
+struct push_answer {
+	struct client *c;
+	struct strv lines;
+};
+
+static void push_answered(struct certs *cs, int rc, void *arg)
+{
+	struct push_answer *pa = arg;
+	size_t i;
+
+	(void)cs;
+	if (rc < 0) {
+		client_error(pa->c, "%s", error_last());
+	} else {
+		for (i = 0; i < pa->lines.n; i++)
+			client_data(pa->c, "%s", pa->lines.v[i]);
+		client_ok(pa->c);
+	}
+	client_unref(pa->c);
+	strv_release(&pa->lines);
+	free(pa);
+}
+
+/* push(), then c gets lines (taken) and ok, or the error. */
+static void push_and_answer(struct certs *cs, struct client *c,
+			    struct strv *lines)
+{
+	struct push_answer *pa = xcalloc(1, sizeof(*pa));
+
+	pa->c = c;
+	pa->lines = *lines;
+	*lines = (struct strv)STRV_INIT;
+	client_ref(c);
+	if (push(cs, push_answered, pa) < 0) {
+		client_error(c, "%s", error_last());
+		client_unref(c);
+		strv_release(&pa->lines);
+		free(pa);
+	}
 }
 
 /* --- installing ----------------------------------------------------- */
@@ -436,7 +505,7 @@ static int install(struct certs *cs, const char *app, const char *chain,
 	    write_file_atomic(sp, source, strlen(source), 0600) < 0)
 		goto out;
 	unlink(ep);
-	ret = push(cs);
+	ret = 0;
 out:
 	free(dir);
 	free(cp);
@@ -616,6 +685,29 @@ static void kill_lego(struct loop *l, void *arg)
 	}
 }
 
+/* A certificate from lego, installed: its job ends once nginx has it. */
+struct acme_push {
+	struct job *j;
+	struct tlscert_info info;
+};
+
+static void acme_pushed(struct certs *cs, int rc, void *arg)
+{
+	struct acme_push *ap = arg;
+	char msg[CERTS_ERROR_MAX];
+
+	if (rc < 0 && cs->freeing) {
+		if (ap->j->c)
+			client_error(ap->j->c, "%s", error_last());
+		job_free(ap->j);
+	} else {
+		snprintf(msg, sizeof(msg), "%s", rc < 0 ? error_last() : "");
+		job_done(cs, ap->j, rc == 0, msg, &ap->info);
+	}
+	tlscert_info_release(&ap->info);
+	free(ap);
+}
+
 static void on_lego_exit(pid_t pid, int status, void *arg)
 {
 	struct certs *cs = arg;
@@ -625,6 +717,7 @@ static void on_lego_exit(pid_t pid, int status, void *arg)
 	char msg[CERTS_ERROR_MAX];
 	char *lp = NULL, *cp = NULL, *kp = NULL;
 	struct strv hosts = STRV_INIT;
+	struct acme_push *ap;
 	int ok = 0;
 
 	memset(&info, 0, sizeof(info));
@@ -662,9 +755,21 @@ static void on_lego_exit(pid_t pid, int status, void *arg)
 		snprintf(msg, sizeof(msg), "%s", error_last());
 		goto done;
 	}
-	ok = 1;
+	/* the job ends once nginx has the table (acme_pushed()) */
+	ap = xcalloc(1, sizeof(*ap));
+	ap->j = j;
+	ap->info = info;
+	memset(&info, 0, sizeof(info));
+	j = NULL;
+	if (push(cs, acme_pushed, ap) < 0) {
+		snprintf(msg, sizeof(msg), "%s", error_last());
+		j = ap->j;
+		tlscert_info_release(&ap->info);
+		free(ap);
+	}
 done:
-	job_done(cs, j, ok, msg, &info);
+	if (j)
+		job_done(cs, j, ok, msg, &info);
 	tlscert_info_release(&info);
 	strv_release(&hosts);
 	buf_release(&log);
@@ -858,7 +963,7 @@ static void purge_removed(struct certs *cs)
 	}
 	if (d)
 		closedir(d);
-	if (changed && push(cs) < 0)
+	if (changed && push(cs, NULL, NULL) < 0)
 		log_warnx("certs: %s", error_last());
 }
 
@@ -925,7 +1030,7 @@ int certs_init(struct certs **out, struct engine *e)
 		return -1;
 	}
 	/* nginx may not run yet: the file is what it will load */
-	if (push(cs) < 0)
+	if (push(cs, NULL, NULL) < 0)
 		log_warnx("certs: %s", error_last());
 	*out = cs;
 	return 0;
@@ -952,6 +1057,19 @@ void certs_free(struct certs *cs)
 		kill(-cs->pid, SIGKILL);
 		waitpid(cs->pid, NULL, 0);
 	}
+	/* pushes nginx did not answer: their callers hear it now */
+	cs->freeing = 1;
+	while (cs->pushing) {
+		struct pushing *p = cs->pushing;
+
+		cs->pushing = p->next;
+		if (cs->e->nginx)
+			router_wait_cancel(nginx_router(cs->e->nginx),
+					   p->wait);
+		error_set("the engine is stopping");
+		p->done(cs, -1, p->arg);
+		free(p);
+	}
 	if (cs->running) {
 		if (cs->running->c)
 			client_error(cs->running->c, "the engine is stopping");
@@ -965,8 +1083,6 @@ void certs_free(struct certs *cs)
 	}
 	while (cs->fails)
 		fail_clear(cs, cs->fails->app);
-	if (cs->curl)
-		curl_easy_cleanup(cs->curl);
 	free(cs->renamed_from);
 	free(cs->renamed_to);
 	free(cs->dir);
@@ -1002,7 +1118,7 @@ void certs_app_removed(struct certs *cs, const char *app)
 	}
 	rm_rf(p);
 	free(p);
-	if (push(cs) < 0)
+	if (push(cs, NULL, NULL) < 0)
 		log_warnx("certs: %s", error_last());
 }
 
@@ -1057,7 +1173,7 @@ int certs_app_rename(struct certs *cs, const char *from, const char *to)
 	free(cs->renamed_to);
 	cs->renamed_from = xstrdup(from);
 	cs->renamed_to = xstrdup(to);
-	if (push(cs) < 0)
+	if (push(cs, NULL, NULL) < 0)
 		log_warnx("certs: %s", error_last());
 out:
 	free(src);
@@ -1071,7 +1187,7 @@ void certs_app_rename_done(struct certs *cs)
 		return;
 	FREE_AND_NULL(cs->renamed_from);
 	FREE_AND_NULL(cs->renamed_to);
-	if (push(cs) < 0)
+	if (push(cs, NULL, NULL) < 0)
 		log_warnx("certs: %s", error_last());
 	/* its hosts changed: ACME may have a new name to ask for */
 	schedule_scan(cs, CERTS_FIRST_SCAN_MS);
@@ -1192,6 +1308,7 @@ static void cmd_auto(struct certs *cs, struct client *c, const char *app)
 
 static void cmd_remove(struct certs *cs, struct client *c, const char *app)
 {
+	struct strv lines = STRV_INIT;
 	char *p;
 
 	if (!has_file(cs, app, "cert.pem") && !has_file(cs, app, "auto")) {
@@ -1207,14 +1324,10 @@ static void cmd_remove(struct certs *cs, struct client *c, const char *app)
 	rm_rf(p);
 	free(p);
 	fail_clear(cs, app);
-	if (push(cs) < 0) {
-		client_error(c, "%s", error_last());
-		return;
-	}
-	client_data(c, "-----> Removed the certificate of '%s': it serves plain HTTP%s",
-		    app, config_acme_all(cs->e->cfg) ?
-		    " (acme: true in berth.yaml asks for a new one)" : "");
-	client_ok(c);
+	strv_pushf(&lines, "-----> Removed the certificate of '%s': it serves plain HTTP%s",
+		   app, config_acme_all(cs->e->cfg) ?
+		   " (acme: true in berth.yaml asks for a new one)" : "");
+	push_and_answer(cs, c, &lines);
 }
 
 static int parse_switch(const char *v, long on, long *out)
@@ -1234,6 +1347,7 @@ static void cmd_set(struct certs *cs, struct client *c, const char *app,
 		    const char *key, const char *value)
 {
 	struct opts o;
+	struct strv lines = STRV_INIT;
 	char *dir;
 	long v;
 
@@ -1259,17 +1373,16 @@ static void cmd_set(struct certs *cs, struct client *c, const char *app,
 		return;
 	}
 	dir = xasprintf("%s/%s", cs->dir, app);
-	if (mkdir_p(dir, 0700) < 0 || write_opts(cs, app, &o) < 0 ||
-	    push(cs) < 0) {
+	if (mkdir_p(dir, 0700) < 0 || write_opts(cs, app, &o) < 0) {
 		free(dir);
 		client_error(c, "%s", error_last());
 		return;
 	}
 	free(dir);
-	client_data(c, "-----> %s: https_redirect %s, hsts %s%ld", app,
-		    o.redirect ? "on" : "off", o.hsts ? "max-age=" : "",
-		    o.hsts);
-	client_ok(c);
+	strv_pushf(&lines, "-----> %s: https_redirect %s, hsts %s%ld", app,
+		   o.redirect ? "on" : "off", o.hsts ? "max-age=" : "",
+		   o.hsts);
+	push_and_answer(cs, c, &lines);
 }
 
 /* Only folders that certs:add made: ROOT/tmp/certs.XXXXXX. */
@@ -1294,7 +1407,7 @@ static void cmd_add_staged(struct certs *cs, struct client *c,
 	struct tlscert_info info;
 	char *cp = NULL, *kp = NULL, *ap;
 	char when[32];
-	struct strv hosts = STRV_INIT;
+	struct strv hosts = STRV_INIT, lines = STRV_INIT;
 	size_t i;
 	int rc;
 
@@ -1327,17 +1440,19 @@ static void cmd_add_staged(struct certs *cs, struct client *c,
 	free(ap);
 	fail_clear(cs, app);
 	time_iso(when, sizeof(when), info.not_after);
-	client_data(c, "-----> Installed the certificate of '%s' (%s, expires %s)",
-		    app, info.issuer, when);
+	strv_pushf(&lines, "-----> Installed the certificate of '%s' (%s, expires %s)",
+		   app, info.issuer, when);
 	if (acme_hosts(cs, app, &hosts) == 0) {
 		for (i = 0; i < hosts.n; i++)
 			if (!name_covered(&info.names, hosts.v[i]))
-				client_data(c, "       warning: it does not name host '%s' (served there without it)",
-					    hosts.v[i]);
+				strv_pushf(&lines, "       warning: it does not name host '%s' (served there without it)",
+					   hosts.v[i]);
 	}
 	error_clear();
-	client_ok(c);
+	/* answered once nginx has it (or refused it) */
+	push_and_answer(cs, c, &lines);
 out:
+	strv_release(&lines);
 	strv_release(&hosts);
 	tlscert_info_release(&info);
 	buf_release(&cb);

@@ -23,9 +23,15 @@
  * app is auto.  Failed attempts of the timer back off (1 h doubling to
  * 24 h); certs:auto always tries at once.
  *
- * Every call runs in the engine's loop and blocks only for file writes
- * and one request to nginx (at most 2 s).  Commands answer their client
- * (certs:auto when lego is done).
+ * Every call runs in the engine's loop and blocks only for file writes:
+ * the table goes to nginx in the router's queue (router_post(), after
+ * the routing changes made before it), never waited for in the loop.
+ * Commands that change the table (certs:add-staged, certs:remove,
+ * certs:set, and an ACME certificate) answer their client once nginx
+ * took it, or was not running (it loads the file when it starts); if
+ * nginx refuses it or does not answer in ROUTER_TIMEOUT_MS, the client
+ * gets that error (the files keep the change; the next push or nginx's
+ * next start carries it).  certs:auto answers when lego is done.
  */
 #ifndef BERTH_CERTS_H
 #define BERTH_CERTS_H

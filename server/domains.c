@@ -257,10 +257,37 @@ void domains_cmd_clear(struct app *a, struct client *c)
 	client_ok(c);
 }
 
+/* maintenance:on/off waiting for nginx to have the route. */
+struct maintenance_wait {
+	struct client *c;
+	int on;
+};
+
+static void maintenance_routed(struct app *a, const struct router_done *res,
+			       void *arg)
+{
+	struct maintenance_wait *mw = arg;
+
+	if (!res) {
+		client_error(mw->c, "app '%s' was removed meanwhile", a->name);
+	} else {
+		if (!res->ok)
+			client_data(mw->c, "       nginx did not take it yet (%s): it gets it with the next change",
+				    res->error ? res->error : "no answer");
+		client_data(mw->c, mw->on ? "-----> Maintenance on for %s: every request gets a 503 page (maintenance:off ends it)" :
+			    "-----> Maintenance off for %s: requests go to the app again",
+			    a->name);
+		client_ok(mw->c);
+	}
+	client_unref(mw->c);
+	free(mw);
+}
+
 void domains_cmd_maintenance(struct app *a, int on, struct client *c)
 {
 	char *path = file_of(a, "maintenance");
 	int was = a->maintenance;
+	struct maintenance_wait *mw;
 
 	if (on && !was &&
 	    write_file_atomic(path, "on\n", 3, 0644) < 0) {
@@ -286,10 +313,12 @@ void domains_cmd_maintenance(struct app *a, int on, struct client *c)
 	if (on != was)
 		logger_linef(a->log, "berth", "maintenance %s",
 			     on ? "on" : "off");
-	client_data(c, on ? "-----> Maintenance on for %s: every request gets a 503 page (maintenance:off ends it)" :
-		     "-----> Maintenance off for %s: requests go to the app again",
-		     a->name);
-	client_ok(c);
+	/* said once nginx has it: from then on it is true */
+	mw = xcalloc(1, sizeof(*mw));
+	mw->c = c;
+	mw->on = on;
+	client_ref(c);
+	liveroute_when_applied(a->eng, a, maintenance_routed, mw);
 out:
 	free(path);
 }

@@ -43,7 +43,8 @@ void domains_cmd_add(struct app *a, int argc, char **argv, struct client *c);
 void domains_cmd_remove(struct app *a, int argc, char **argv,
 			struct client *c);
 void domains_cmd_clear(struct app *a, struct client *c);
-/* "maintenance:on APP", "maintenance:off APP". */
+/* "maintenance:on APP", "maintenance:off APP": the table changes at once;
+ * c is answered once nginx has it (or its deadline passed: c is told). */
 void domains_cmd_maintenance(struct app *a, int on, struct client *c);
 
 #endif

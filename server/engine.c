@@ -428,6 +428,7 @@ out:
 	if (e.nginx) {
 		nginx_stop(e.nginx);
 		nginx_free(e.nginx);
+		e.nginx = NULL;	/* apps_free() must not reach its router */
 	}
 	if (e.pg) {
 		postgres_shutdown(e.pg);

@@ -281,6 +281,76 @@ void liveroute_wait_cancel(struct engine *e, uint64_t id)
 		router_wait_cancel(r, id);
 }
 
+struct liveroute_applied {
+	struct liveroute_applied *next;
+	struct app *a;
+	uint64_t wait;		/* the router's, 0 while it is called */
+	liveroute_applied_fn fn;
+	void *arg;
+};
+
+static void applied_unlink(struct liveroute_applied *w)
+{
+	struct liveroute_applied **pp;
+
+	for (pp = &w->a->route_waits; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			return;
+		}
+}
+
+static void on_applied(void *arg, const struct router_done *res)
+{
+	struct liveroute_applied *w = arg;
+
+	applied_unlink(w);
+	w->fn(w->a, res, w->arg);
+	free(w);
+}
+
+void liveroute_when_applied(struct engine *e, struct app *a,
+			    liveroute_applied_fn fn, void *arg)
+{
+	struct router *r = router_of(e);
+	struct liveroute_applied *w;
+	uint64_t id;
+
+	if (!r) {
+		/* no nginx: nothing to wait for */
+		struct router_done res;
+
+		memset(&res, 0, sizeof(res));
+		res.ok = 1;
+		res.sw.release = -1;
+		res.sw.done = -1;
+		fn(a, &res, arg);
+		return;
+	}
+	w = xcalloc(1, sizeof(*w));
+	w->a = a;
+	w->fn = fn;
+	w->arg = arg;
+	w->next = a->route_waits;
+	a->route_waits = w;
+	/* without a loop, on_applied() ran already and w is gone (id 0) */
+	id = router_when_applied(r, on_applied, w);
+	if (id)
+		w->wait = id;
+}
+
+void liveroute_applied_drop(struct app *a)
+{
+	struct liveroute_applied *w;
+
+	while ((w = a->route_waits)) {
+		a->route_waits = w->next;
+		liveroute_wait_cancel(a->eng, w->wait);
+		w->fn(a, NULL, w->arg);
+		free(w);
+	}
+}
+
 void liveroute_async(struct engine *e, int on)
 {
 	struct router *r = router_of(e);

@@ -103,6 +103,26 @@ int liveroute_revert(struct engine *e, struct app *a, router_done_fn fn,
 		     void *arg, uint64_t *wait);
 /* A wait of liveroute_switch() or liveroute_revert() is not called. */
 void liveroute_wait_cancel(struct engine *e, uint64_t id);
+
+/*
+ * fn(a, res, arg) once nginx has every route change made so far (res->ok),
+ * or did not take one in time (ok 0, res->error: nginx is out of sync and
+ * gets the whole table again; the engine's table has the change): so a
+ * command that took a's route away TERMs its processes only once no new
+ * request can reach them.  From the loop, never inside this call (at
+ * once only without a loop or nginx).  The wait is kept on a: if a goes
+ * away first (liveroute_applied_drop(), from app_remove() and at exit),
+ * fn is called with res NULL, to answer its client and free arg, and
+ * must not touch a beyond its name.  a may be renamed meanwhile (the same
+ * struct app).
+ */
+typedef void (*liveroute_applied_fn)(struct app *a,
+				     const struct router_done *res,
+				     void *arg);
+void liveroute_when_applied(struct engine *e, struct app *a,
+			    liveroute_applied_fn fn, void *arg);
+/* a goes away: each of its waits is cancelled and its fn hears res NULL. */
+void liveroute_applied_drop(struct app *a);
 /*
  * on: requests to nginx go out from the engine's loop, and no call waits
  * for nginx (the engine turns it on before its loop runs, off after);

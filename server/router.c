@@ -92,6 +92,7 @@ struct router {
 	uint64_t resync_timer;
 	int kicking;
 	int last_rc;		/* of the last change sent: 0 or -1 */
+	char *last_err;		/* why, when -1 */
 	struct rq *rc_of;	/* queue_add() without a loop: its request */
 	int rc;			/* and how it ended */
 	uint64_t wait_ids;
@@ -886,6 +887,7 @@ enum rq_kind {
 	RQ_FORGET,	/* a release's counts dropped */
 	RQ_BARRIER,	/* nothing sent: its waiters learn that what came
 			 * before was answered */
+	RQ_POST,	/* router_post(): body to path, for its waiters */
 };
 
 enum rq_phase { RQ_IDLE, RQ_CONNECT, RQ_RETRY, RQ_WRITE, RQ_READ };
@@ -901,7 +903,8 @@ struct rq {
 	struct rq *next;
 	enum rq_kind kind;
 	struct buf body;	/* TABLE: the delta; FORGET: its line */
-	char *path;		/* COUNTS */
+	char *path;		/* COUNTS, POST */
+	int status;		/* the HTTP status nginx answered (0: none) */
 	int full;		/* TABLE: send the whole table */
 	uint64_t version;	/* TABLE: the version the change made */
 	/* TABLE of a router_switch(): what it took traffic from */
@@ -1016,6 +1019,11 @@ static void req_render(struct router *r, struct rq *q)
 		path = "/update";
 		buf_add(&body, q->body.data, q->body.len);
 		break;
+	case RQ_POST:
+		method = "POST";
+		path = q->path;
+		buf_add(&body, q->body.data, q->body.len);
+		break;
 	case RQ_COUNTS:
 		path = q->path;
 		break;
@@ -1076,6 +1084,7 @@ static int resp_parse(struct router *r, struct rq *q)
 	if (sscanf(d, "HTTP/%*d.%*d %d", &status) != 1 ||
 	    !(body = strstr(d, "\r\n\r\n")))
 		return error_set("nginx's router answered no HTTP");
+	q->status = status;
 	body += 4;
 	buf_add(&r->resp, body, q->in.len - (size_t)(body - d));
 	if (status != 200) {
@@ -1356,6 +1365,8 @@ static void table_done(struct router *r, struct rq *q, int rc)
 	if (rc != 0)
 		r->synced = 0;
 	r->last_rc = rc < 0 ? -1 : 0;
+	free(r->last_err);
+	r->last_err = msg ? xstrdup(msg) : NULL;
 	if (rc < 0) {
 		/* once, not at every retry while nginx hangs */
 		if (was_synced || !r->warned)
@@ -1419,12 +1430,32 @@ static void req_finish(struct router *r, int rc)
 
 		memset(&res, 0, sizeof(res));
 		res.ok = rc >= 0;
-		res.error = rc < 0 ? "nginx has not taken every change" : NULL;
+		res.error = rc < 0 ? (r->last_err ? r->last_err :
+				      "nginx has not taken every change") :
+			    NULL;
 		while ((w = q->waiters)) {
 			q->waiters = w->next;
 			w->fn(w->arg, &res);
 			free(w);
 		}
+	} else if (q->kind == RQ_POST) {
+		struct router_done res;
+		struct rwaiter *w;
+		char *msg = rc < 0 ? xstrdup(error_last()) : NULL;
+
+		memset(&res, 0, sizeof(res));
+		res.ok = rc >= 0;
+		res.error = msg;
+		res.status = q->status;
+		res.answer = q->status ? r->resp.data : NULL;
+		res.sw.release = -1;
+		res.sw.done = -1;
+		while ((w = q->waiters)) {
+			q->waiters = w->next;
+			w->fn(w->arg, &res);
+			free(w);
+		}
+		free(msg);
 	} else if (q->on_done) {
 		q->on_done(r, q, rc);
 	}
@@ -1643,6 +1674,18 @@ uint64_t router_when_applied(struct router *r, router_done_fn fn, void *arg)
 	struct rq *q = rq_new(RQ_BARRIER);
 	uint64_t id = waiter_add(r, q, fn, arg);
 
+	queue_add(r, q);
+	return r->loop ? id : 0;
+}
+
+uint64_t router_post(struct router *r, const char *path, const char *body,
+		     size_t len, router_done_fn fn, void *arg)
+{
+	struct rq *q = rq_new(RQ_POST);
+	uint64_t id = waiter_add(r, q, fn, arg);
+
+	q->path = xstrdup(path);
+	buf_add(&q->body, body, len);
 	queue_add(r, q);
 	return r->loop ? id : 0;
 }
@@ -2033,6 +2076,7 @@ void router_free(struct router *r)
 	buf_release(&r->log_in);
 	free(r->access_log);
 	buf_release(&r->resp);
+	free(r->last_err);
 	free(r->table_path);
 	free(r->ctl);
 	free(r->probe);

@@ -225,6 +225,10 @@ struct router_done {
 				 * answer (2000 ms)") */
 	struct router_switch sw;	/* router_switch(): the release it
 					 * replaced, counted at the switch */
+	int status;		/* router_post(): the HTTP status nginx
+				 * answered (0: none, or not running) */
+	const char *answer;	/* router_post(): the body of that answer
+				 * (NULL without one) */
 };
 typedef void (*router_done_fn)(void *arg, const struct router_done *res);
 
@@ -265,6 +269,18 @@ int router_revert(struct router *r, const char *app, router_done_fn fn,
  * without a loop: fn was called).
  */
 uint64_t router_when_applied(struct router *r, router_done_fn fn, void *arg);
+/*
+ * A request of another module to nginx's control listener (the
+ * certificate table: POST body to path), queued after every change made
+ * so far and before those made later, sent and answered as they are.
+ * fn (may be NULL) is called once with ok 1 if nginx answered 200 or is
+ * not running (it loads its files when it starts), else ok 0 with the
+ * reason (and status and answer if nginx answered something else).  The
+ * routing table's state is not touched.  The id for router_wait_cancel()
+ * (0 without a loop: fn was called before this returned).
+ */
+uint64_t router_post(struct router *r, const char *path, const char *body,
+		     size_t len, router_done_fn fn, void *arg);
 /* fn of that wait is not called (the request still goes out).  0 and
  * ids already called are ignored.  Cancel every wait whose arg dies. */
 void router_wait_cancel(struct router *r, uint64_t id);

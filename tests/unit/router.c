@@ -655,6 +655,60 @@ static void on_async_done(void *arg, const struct router_done *res)
 	seen->sw = res->sw;
 }
 
+struct post_seen {
+	int *order;		/* [0]: how many; then who was called */
+	int who, calls, ok, status;
+	char answer[64];
+};
+
+static void on_post_done(void *arg, const struct router_done *res)
+{
+	struct post_seen *seen = arg;
+
+	seen->calls++;
+	seen->ok = res->ok;
+	seen->status = res->status;
+	snprintf(seen->answer, sizeof(seen->answer), "%s",
+		 res->answer ? res->answer : "");
+	seen->order[++seen->order[0]] = seen->who;
+}
+
+/* router_post(): in the queue, in order with the changes around it. */
+static void test_post(struct loop *l, struct router *r)
+{
+	int order[8] = { 0 };
+	struct post_seen ch = { order, 1, 0, 0, 0, "" };
+	struct post_seen good = { order, 2, 0, 0, 0, "" };
+	struct post_seen bad = { order, 3, 0, 0, 0, "" };
+	struct post_seen after = { order, 4, 0, 0, 0, "" };
+	static const char table[] = "# berth certificates: none\n";
+	struct route rt = kind_route(ROUTE_MAINTENANCE, 0);
+	uint64_t id = 0;
+
+	ok(router_switch(r, "aq2", NULL, 0, &rt, on_post_done, &ch, &id)
+	   == 0, "a change, then requests of another module");
+	ok(router_post(r, "/certs", table, sizeof(table) - 1, on_post_done,
+		       &good) != 0 && good.calls == 0,
+	   "router_post() returns before nginx answers");
+	router_post(r, "/no-such-path", "x", 1, on_post_done, &bad);
+	rt = kind_route(ROUTE_STOPPED, 0);
+	router_app_set(r, "aq2", NULL, 0, &rt);
+	router_when_applied(r, on_post_done, &after);
+	RUN_UNTIL(l, after.calls == 1, 10000);
+	ok(order[0] == 4 && order[1] == 1 && order[2] == 2 &&
+	   order[3] == 3 && order[4] == 4,
+	   "answered in the order queued (%d %d %d %d)", order[1], order[2],
+	   order[3], order[4]);
+	ok(good.ok && good.status == 200, "nginx took the post (%d)",
+	   good.status);
+	ok(!bad.ok && bad.status == 404,
+	   "a post nginx refuses: not ok, with its status (%d)", bad.status);
+	ok(after.ok && router_in_sync(r),
+	   "a refused post leaves the routing table in sync");
+	ok(count_get(2, "aq2.localhost", 503, "app is stopped") == 2,
+	   "the change after the posts is the one nginx has");
+}
+
 /*
  * With a loop: no call waits for nginx nor calls back inside itself;
  * the requests go out in order, and a cancelled wait is never called.
@@ -703,6 +757,7 @@ static void test_async(struct loop *l, struct router *r, int p1, int p2)
 	   last.calls == 0, "a revert returns before nginx answers");
 	RUN_UNTIL(l, last.calls == 1, 10000);
 	ok(last.ok, "the revert taken");
+	test_post(l, r);
 	router_app_remove(r, "aq");
 	router_app_remove(r, "aq2");
 	/* back to waiting: what is queued goes out first */
