@@ -11,9 +11,10 @@
  * unpacking, the release phase, health checks, the embedded PostgreSQL's
  * first use (its user, initdb, its start-up: postgres_when_ready()) and
  * every call on an app's database (postgres.h), the lookup of an outside
- * database's host name (pgresolve.h), the routing table's requests to
- * nginx (router.h: queued, each within 2 s; a deploy waits for its switch
- * in a state of its own).  An app's user is made again (useradd, when a
+ * database's host name (pgresolve.h), the routing table's and the
+ * certificates' requests to nginx (router.h, certs.h: queued, each within
+ * 2 s; a deploy waits for its switch in a state of its own, stop and rm
+ * for their route before TERM).  An app's user is made again (useradd, when a
  * process or a deploy script starts for an app whose user was removed
  * by hand; a build or the unpack child normally makes it), removed, and
  * renamed (usermod) in a child, the process waiting meanwhile as
@@ -30,9 +31,7 @@
  * child has exec'd (spawn.h), and each fork of a child (a few ms); the
  * state files a command changes, written whole with two fsyncs (util.h:
  * "keys add" 26 ms, "config set" 7 ms measured here); a logs tail of at
- * most 1000 lines, and "logs --server"'s tail; the certificates' request
- * to nginx over its unix socket (certs.h: about 0.1 ms, at most 2 s if
- * nginx hangs).  nginx's checks and waits ("nginx -t", the stale masters
+ * most 1000 lines, and "logs --server"'s tail.  nginx's checks and waits ("nginx -t", the stale masters
  * a killed engine left, its start, its stop) run only at start-up and
  * shutdown, outside the loop (nginx.h); so does what isolate waits for
  * (isolate_init(), isolate_finish_now()), the wait for a postmaster a
