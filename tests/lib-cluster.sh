@@ -158,13 +158,18 @@ write_host_yaml() {
 }
 
 # start_host HOST: its engine, in its namespace; pid in $TRASH/host-H.pid
-start_host() {
+start_host() { start_host_through "$1"; }
+
+# start_host_through HOST CMD...: start_host, with the engine run through
+# CMD... (a command that ends by exec'ing its arguments)
+start_host_through() {
 	local h=$1
 	local root="$TRASH/host-$h"
+	shift
 	: >"$TRASH/host-$h.out"
 	test_atexit "stop_host $h"
-	# nsenter execs berth: $! is the engine itself
-	nsenter --net="/run/netns/$(ns "$h")" \
+	# nsenter and CMD exec berth: $! is the engine itself
+	nsenter --net="/run/netns/$(ns "$h")" "$@" \
 		"$BERTH" --root "$root" serve --ssh-listen 127.0.0.1:2222 \
 		--http-listen 127.0.0.1:8080 \
 		>>"$TRASH/host-$h.out" 2>>"$TRASH/host-$h.log" &

@@ -27,24 +27,10 @@ ETC="$TRASH/etc"
 # as its /etc/hosts and /etc/resolv.conf (bind mounts in a mount namespace
 # of its own; the other mounts are the same)
 start_host_etc() {
-	local h=$1
-	local root="$TRASH/host-$h"
-	: >"$TRASH/host-$h.out"
-	test_atexit "stop_host $h"
-	# nsenter, unshare and sh exec: $! is the engine itself
-	nsenter --net="/run/netns/$(ns "$h")" \
-		unshare --mount --propagation slave \
+	start_host_through "$1" unshare --mount --propagation slave \
 		sh -c 'mount --bind "$1" /etc/hosts &&
 			mount --bind "$2" /etc/resolv.conf &&
-			shift 2 && exec "$@"' sh "$ETC/hosts" "$ETC/resolv.conf" \
-		"$BERTH" --root "$root" serve --ssh-listen 127.0.0.1:2222 \
-		--http-listen 127.0.0.1:8080 \
-		>>"$TRASH/host-$h.out" 2>>"$TRASH/host-$h.log" &
-	echo "$!" >"$TRASH/host-$h.pid"
-	retry_until 60 grep -q "^berth: ready" "$TRASH/host-$h.out" || {
-		tail -n 30 "$TRASH/host-$h.log" >&2
-		return 1
-	}
+			shift 2 && exec "$@"' sh "$ETC/hosts" "$ETC/resolv.conf"
 }
 
 # a DNS server on 127.0.0.1:53 in the host's namespace: it logs each
